@@ -1,0 +1,1 @@
+"""CUDA C sources of gluonlite's kernels, shipped as package data (see gluonlite/_kernels.py)."""
