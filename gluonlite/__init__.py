@@ -1,6 +1,13 @@
-"""gluonlite: the Apache MXNet Gluon parameter-store API on NumPy (cpu) and CuPy (gpu)."""
-from . import device
-from .device import Device, cpu, gpu, num_gpus
+"""gluonlite: the Apache MXNet Gluon parameter-store API on NumPy (cpu) and CuPy (gpu).
 
-__all__ = ["Device", "cpu", "gpu", "num_gpus", "device"]
+>>> import gluonlite as mx
+>>> x = mx.np.zeros((2, 3), device=mx.cpu(1))
+>>> x.shape, x.device
+((2, 3), cpu(1))
+"""
+from . import autograd, device, np, npx, random
+from .device import Device, cpu, current_device, gpu, num_gpus
+
+__all__ = ["Device", "cpu", "gpu", "current_device", "num_gpus", "device", "np", "npx",
+           "autograd", "random"]
 __version__ = "0.1.0"

@@ -1,0 +1,653 @@
+"""``mx.np.ndarray``: a NumPy or CuPy array that knows its ``Device``.
+
+The wrapper is thin: ``_data`` is the raw array, ``_device`` where it lives. Arithmetic
+between arrays on different devices is an error rather than a silent copy. Differentiable
+ops record themselves on the autograd tape with their backward written next to them.
+
+>>> import gluonlite as mx
+>>> a = mx.np.array([[1, 2], [3, 4]], device=mx.cpu(1))
+>>> (a @ a.T).sum().item()
+54.0
+>>> a.device, a.dtype
+(cpu(1), dtype('float32'))
+"""
+from __future__ import annotations
+
+import numpy
+
+from . import _backend, autograd
+from ._compat import resolve_ctx as _resolve_ctx, warn_renamed
+from .autograd import record_op
+from .device import Device, as_device
+
+__all__ = ["ndarray", "array", "zeros", "ones", "full", "empty", "arange", "zeros_like",
+           "ones_like", "full_like", "from_dlpack", "wrap"]
+
+_DEFAULT_DTYPE = numpy.dtype(numpy.float32)
+_GRAD_REQS = ("write", "add", "null")
+
+
+class ndarray:
+    """An n-dimensional array on one device (NumPy-backed on cpu, CuPy-backed on gpu)."""
+
+    __slots__ = ("_data", "_device", "_node", "_grad", "_grad_req", "_fresh_grad",
+                 "__weakref__")
+    # NumPy defers to our reflected operators instead of broadcasting over us.
+    __array_priority__ = 1000
+
+    def __init__(self, data, device: Device):
+        self._data = data
+        self._device = device
+        self._node = None          # autograd.Node when produced by a recorded op
+        self._grad = None          # gradient buffer (ndarray or RowSparseNDArray) of a leaf
+        self._grad_req = "null"
+        self._fresh_grad = False   # set when backward writes the buffer; Trainer clears it
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def _xp(self):
+        return numpy if self._device.device_type == "cpu" else _backend.cupy()
+
+    @property
+    def device(self) -> Device:
+        return self._device
+
+    @property
+    def ctx(self) -> Device:
+        """Deprecated alias of ``device``."""
+        warn_renamed("ndarray.ctx", "ndarray.device")
+        return self._device
+
+    context = ctx
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self._data.shape)
+
+    @property
+    def dtype(self) -> numpy.dtype:
+        return self._data.dtype
+
+    @property
+    def size(self) -> int:
+        return int(self._data.size)
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    @property
+    def stype(self) -> str:
+        return "default"
+
+    @property
+    def T(self) -> "ndarray":
+        return self.transpose()
+
+    @property
+    def grad(self):
+        """The gradient buffer attached by ``attach_grad`` (None when there is none)."""
+        return self._grad
+
+    # ----------------------------------------------------------------- conversion
+    def asnumpy(self) -> numpy.ndarray:
+        """A NumPy copy of the values (a host transfer for GPU arrays)."""
+        if self._device.device_type == "cpu":
+            return numpy.array(self._data, copy=True)
+        with _backend.on(self._device):
+            return _backend.cupy().asnumpy(self._data)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.asnumpy()
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def item(self):
+        if self.size != 1:
+            raise ValueError(f"item() needs an array of size 1, got shape {self.shape}")
+        return self.asnumpy().item()
+
+    def tolist(self):
+        return self.asnumpy().tolist()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        return bool(self.item())
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def to_device(self, device) -> "ndarray":
+        """This array on ``device``: itself when already there, else a copy.
+
+        The copy is differentiable: the gradient flows back to this array's device.
+        """
+        device = as_device(device)
+        if device == self._device:
+            return self
+        src = self._device
+        out = ndarray(_backend.transfer(self._data, src, device), device)
+        return record_op(out, (self,), lambda g: (_backend.transfer(g, device, src),))
+
+    def as_in_context(self, context) -> "ndarray":
+        """Deprecated alias of ``to_device``."""
+        warn_renamed("as_in_context", "to_device")
+        return self.to_device(context)
+
+    as_in_ctx = as_in_context
+
+    def copyto(self, other):
+        """Copy into ``other`` (an ndarray of the same shape) or to a new array on a Device."""
+        if isinstance(other, Device):
+            return ndarray(_backend.transfer(self._data, self._device, other), other)
+        if isinstance(other, ndarray):
+            if other.shape != self.shape:
+                raise ValueError(f"copyto: shape mismatch, source {self.shape}, "
+                                 f"target {other.shape}")
+            moved = _backend.transfer(self._data, self._device, other._device)
+            with _backend.on(other._device):
+                other._data[...] = moved
+            return other
+        raise TypeError(f"copyto expects a Device or an ndarray, got {type(other).__name__}")
+
+    def copy(self) -> "ndarray":
+        with _backend.on(self._device):
+            out = ndarray(self._data.copy(), self._device)
+        return record_op(out, (self,), lambda g: (g,))
+
+    def astype(self, dtype, copy: bool = True) -> "ndarray":
+        dtype = _backend.dtype_of(dtype)
+        if not copy and dtype == self.dtype:
+            return self
+        src_dtype = self.dtype
+        with _backend.on(self._device):
+            out = ndarray(self._data.astype(dtype), self._device)
+        return record_op(out, (self,), lambda g: (g.astype(src_dtype),))
+
+    def tostype(self, stype: str):
+        """This array in storage type ``'default'``, ``'row_sparse'`` or ``'csr'``."""
+        if stype == "default":
+            return self
+        from . import sparse
+        return sparse.from_dense(self, stype)
+
+    def detach(self) -> "ndarray":
+        """The same values, cut from the autograd graph."""
+        return ndarray(self._data, self._device)
+
+    def wait_to_read(self) -> None:
+        _backend.synchronize(self._device)
+
+    # ----------------------------------------------------------------- DLPack
+    def __dlpack__(self, *args, **kwargs):
+        return self._data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self._data.__dlpack_device__()
+
+    # ----------------------------------------------------------------- autograd
+    def attach_grad(self, grad_req: str = "write", stype=None) -> None:
+        """Make this array a leaf whose gradient ``backward()`` stores in ``self.grad``."""
+        if stype not in (None, "default", "row_sparse"):
+            raise ValueError(f"attach_grad: stype must be 'default' or 'row_sparse', "
+                             f"got {stype!r}")
+        if stype == "row_sparse":
+            from .sparse import RowSparseNDArray
+            grad = RowSparseNDArray.empty(self.shape, self.dtype, self._device)
+        else:
+            grad = zeros_like(self)
+        self._attach_grad_buffer(grad, grad_req)
+
+    def _attach_grad_buffer(self, grad, grad_req: str) -> None:
+        if grad_req not in _GRAD_REQS:
+            raise ValueError(f"grad_req must be one of {_GRAD_REQS}, got {grad_req!r}")
+        self._grad = None if grad_req == "null" else grad
+        self._grad_req = grad_req
+        self._node = None
+
+    def backward(self, out_grad=None, retain_graph: bool = False) -> None:
+        """Gradients of this array w.r.t. the recorded leaves (``out_grad`` defaults to ones)."""
+        autograd.backward(self, out_grad, retain_graph=retain_graph)
+
+    def _deposit_grad(self, g) -> None:
+        """Store gradient ``g`` (raw array or ``SparseRows``) per this leaf's grad_req."""
+        if self._grad_req == "null" or self._grad is None:
+            return
+        self._grad._store_gradient(g, add=self._grad_req == "add")
+        self._fresh_grad = True
+
+    def _store_gradient(self, g, add: bool) -> None:
+        xp = self._xp
+        with _backend.on(self._device):
+            if isinstance(g, autograd.SparseRows):
+                if not add:
+                    self._data[...] = 0
+                autograd._scatter_add(xp, self._data, g.indices, g.values.astype(self.dtype))
+            elif add:
+                self._data += g.astype(self.dtype, copy=False)
+            else:
+                self._data[...] = g
+
+    # ----------------------------------------------------------------- indexing
+    def __getitem__(self, key):
+        raw_key = _raw_index(key, self._device)
+        with _backend.on(self._device):
+            out = ndarray(self._data[raw_key], self._device)
+        shape, dtype, xp = self.shape, self.dtype, self._xp
+
+        def backward(g):
+            full = xp.zeros(shape, dtype=dtype)
+            autograd._scatter_add(xp, full, raw_key, g)
+            return (full,)
+        return record_op(out, (self,), backward)
+
+    def __setitem__(self, key, value):
+        raw_key = _raw_index(key, self._device)
+        with _backend.on(self._device):
+            self._data[raw_key] = _operand(value, self, "assign")
+
+    # ----------------------------------------------------------------- shape ops
+    def reshape(self, *shape, **kwargs) -> "ndarray":
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        shape = kwargs.pop("newshape", shape)
+        if kwargs:
+            raise TypeError(f"reshape got unexpected arguments {sorted(kwargs)}")
+        old = self.shape
+        out = ndarray(self._data.reshape(shape), self._device)
+        return record_op(out, (self,), lambda g: (g.reshape(old),))
+
+    def transpose(self, *axes) -> "ndarray":
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        axes = axes or tuple(reversed(range(self.ndim)))
+        inverse = tuple(numpy.argsort(axes))
+        out = ndarray(self._data.transpose(axes), self._device)
+        return record_op(out, (self,), lambda g: (g.transpose(inverse),))
+
+    def flatten(self) -> "ndarray":
+        return self.reshape(-1)
+
+    # ----------------------------------------------------------------- reductions
+    def sum(self, axis=None, keepdims: bool = False) -> "ndarray":
+        return _reduce_sum(self, axis, keepdims, mean=False)
+
+    def mean(self, axis=None, keepdims: bool = False) -> "ndarray":
+        return _reduce_sum(self, axis, keepdims, mean=True)
+
+    def max(self, axis=None, keepdims: bool = False) -> "ndarray":
+        return _reduce_extreme(self, axis, keepdims, "max")
+
+    def min(self, axis=None, keepdims: bool = False) -> "ndarray":
+        return _reduce_extreme(self, axis, keepdims, "min")
+
+    def argmax(self, axis=None) -> "ndarray":
+        with _backend.on(self._device):
+            return ndarray(self._data.argmax(axis=axis), self._device)
+
+    def argmin(self, axis=None) -> "ndarray":
+        with _backend.on(self._device):
+            return ndarray(self._data.argmin(axis=axis), self._device)
+
+    # ----------------------------------------------------------------- arithmetic
+    def __add__(self, other):
+        return _binary(self, other, "add")
+
+    def __radd__(self, other):
+        return _binary(other, self, "add")
+
+    def __sub__(self, other):
+        return _binary(self, other, "subtract")
+
+    def __rsub__(self, other):
+        return _binary(other, self, "subtract")
+
+    def __mul__(self, other):
+        return _binary(self, other, "multiply")
+
+    def __rmul__(self, other):
+        return _binary(other, self, "multiply")
+
+    def __truediv__(self, other):
+        return _binary(self, other, "divide")
+
+    def __rtruediv__(self, other):
+        return _binary(other, self, "divide")
+
+    def __pow__(self, other):
+        return _binary(self, other, "power")
+
+    def __rpow__(self, other):
+        return _binary(other, self, "power")
+
+    def __matmul__(self, other):
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return matmul(other, self)
+
+    def __neg__(self):
+        out = ndarray(-self._data, self._device)
+        return record_op(out, (self,), lambda g: (-g,))
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        from .np import abs as _abs
+        return _abs(self)
+
+    def __iadd__(self, other):
+        return self._inplace(other, "add")
+
+    def __isub__(self, other):
+        return self._inplace(other, "subtract")
+
+    def __imul__(self, other):
+        return self._inplace(other, "multiply")
+
+    def __itruediv__(self, other):
+        return self._inplace(other, "divide")
+
+    def _inplace(self, other, op):
+        # In-place updates mutate the buffer (Parameter replicas stay live) and are not
+        # recorded, as in MXNet.
+        if autograd.is_recording() and autograd.requires_grad(self):
+            raise RuntimeError("In-place operations on arrays that need a gradient are not "
+                               "supported while recording; use out = x + y instead")
+        with _backend.on(self._device):
+            getattr(self._xp, op)(self._data, _operand(other, self, op), out=self._data,
+                                  casting="unsafe")
+        return self
+
+    def _compare(self, other, op):
+        with _backend.on(self._device):
+            return ndarray(getattr(self._xp, op)(self._data, _operand(other, self, op)),
+                           self._device)
+
+    def __eq__(self, other):
+        return self._compare(other, "equal")
+
+    def __ne__(self, other):
+        return self._compare(other, "not_equal")
+
+    def __lt__(self, other):
+        return self._compare(other, "less")
+
+    def __le__(self, other):
+        return self._compare(other, "less_equal")
+
+    def __gt__(self, other):
+        return self._compare(other, "greater")
+
+    def __ge__(self, other):
+        return self._compare(other, "greater_equal")
+
+    __hash__ = None
+
+    # ----------------------------------------------------------------- printing
+    def __repr__(self) -> str:
+        text = numpy.array2string(self.asnumpy(), separator=", ", prefix="array(")
+        extra = "" if self.dtype in (_DEFAULT_DTYPE, numpy.dtype(bool)) \
+            else f", dtype={self.dtype}"
+        return f"array({text}{extra}, device={self._device})"
+
+    __str__ = __repr__
+
+
+# --------------------------------------------------------------------- helpers
+def wrap(raw, device: Device) -> ndarray:
+    """Wrap a raw NumPy/CuPy array that already lives on ``device``."""
+    return ndarray(raw, device)
+
+
+def _device_mismatch(op, a: Device, b: Device):
+    return ValueError(f"{op}: operands are on different devices, {a} and {b}; move one "
+                      f"with .to_device({a}) first (gluonlite never copies silently)")
+
+
+def _operand(value, like: ndarray, op: str):
+    """The raw array or scalar for ``value`` in an op with ``like``; no silent copies."""
+    if isinstance(value, ndarray):
+        if value._device != like._device:
+            raise _device_mismatch(op, like._device, value._device)
+        return value._data
+    if isinstance(value, (int, float, bool, complex, numpy.generic)):
+        return value
+    if like._device.device_type == "cpu":
+        return numpy.asarray(value)
+    if _backend.is_gpu_array(value):
+        return value
+    if isinstance(value, (list, tuple)):
+        return like._xp.asarray(value)
+    raise TypeError(f"{op}: cannot combine a {type(value).__name__} with an array on "
+                    f"{like._device}; convert it with mx.np.array(..., device={like._device})")
+
+
+def _raw_index(key, device: Device):
+    if isinstance(key, tuple):
+        return tuple(_raw_index(k, device) for k in key)
+    if isinstance(key, ndarray):
+        if key._device != device:
+            raise _device_mismatch("index", device, key._device)
+        return key._data
+    return key
+
+
+def _unbroadcast(g, shape):
+    """Sum ``g`` down to ``shape``: the adjoint of NumPy broadcasting."""
+    if tuple(g.shape) == tuple(shape):
+        return g
+    extra = g.ndim - len(shape)
+    if extra:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g
+
+
+def _binary(a, b, op: str) -> ndarray:
+    """Elementwise ``op`` with NumPy broadcasting; one of ``a``, ``b`` is an ndarray."""
+    like = a if isinstance(a, ndarray) else b
+    ra, rb = _operand(a, like, op), _operand(b, like, op)
+    xp = like._xp
+    with _backend.on(like._device):
+        raw = getattr(xp, op)(ra, rb)
+        out = ndarray(raw, like._device)
+    inputs = tuple(x for x in (a, b) if isinstance(x, ndarray))
+    if not (autograd.is_recording() and any(autograd.requires_grad(i) for i in inputs)):
+        return out
+    sa, sb = numpy.shape(ra), numpy.shape(rb)
+
+    def backward(g):
+        if op == "add":
+            ga, gb = g, g
+        elif op == "subtract":
+            ga, gb = g, -g
+        elif op == "multiply":
+            ga, gb = g * rb, g * ra
+        elif op == "divide":
+            ga, gb = g / rb, -g * ra / (rb * rb)
+        else:  # power
+            ga = g * rb * xp.power(ra, rb - 1)
+            gb = g * raw * xp.log(xp.where(ra > 0, ra, 1)) if isinstance(b, ndarray) else None
+        grads = []
+        if isinstance(a, ndarray):
+            grads.append(_unbroadcast(ga, sa).astype(a.dtype, copy=False))
+        if isinstance(b, ndarray):
+            grads.append(_unbroadcast(gb, sb).astype(b.dtype, copy=False))
+        return tuple(grads)
+    return record_op(out, inputs, backward)
+
+
+def _normalize_axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(a % ndim if ndim else a for a in axes)
+
+
+def _reduce_sum(x: ndarray, axis, keepdims, mean: bool) -> ndarray:
+    xp = x._xp
+    with _backend.on(x._device):
+        raw = x._data.mean(axis=axis, keepdims=keepdims) if mean \
+            else x._data.sum(axis=axis, keepdims=keepdims)
+        out = ndarray(xp.asarray(raw, dtype=raw.dtype), x._device)
+    axes, shape = _normalize_axes(axis, x.ndim), x.shape
+    count = int(numpy.prod([shape[a] for a in axes])) if axes else 1
+
+    def backward(g):
+        if not keepdims:
+            g = xp.expand_dims(g, axes) if axes else g
+        g = xp.broadcast_to(g, shape)
+        return ((g / max(count, 1)).astype(x.dtype) if mean else g.astype(x.dtype),)
+    return record_op(out, (x,), backward)
+
+
+def _reduce_extreme(x: ndarray, axis, keepdims, which: str) -> ndarray:
+    xp = x._xp
+    with _backend.on(x._device):
+        raw = getattr(x._data, which)(axis=axis, keepdims=True)
+        out = ndarray(raw if keepdims else raw.reshape(
+            [n for i, n in enumerate(x.shape) if i not in _normalize_axes(axis, x.ndim)]),
+            x._device)
+
+    def backward(g):
+        # Ties share the gradient equally, which keeps finite differences honest.
+        mask = (x._data == raw).astype(x.dtype)
+        mask /= mask.sum(axis=axis, keepdims=True)
+        return (mask * g.reshape(raw.shape),)
+    return record_op(out, (x,), backward)
+
+
+def matmul(a, b) -> ndarray:
+    """Matrix product with NumPy's semantics (1-D, 2-D and batched)."""
+    if not isinstance(a, ndarray) or not isinstance(b, ndarray):
+        like = a if isinstance(a, ndarray) else b
+        a = a if isinstance(a, ndarray) else ndarray(_operand(a, like, "matmul"), like.device)
+        b = b if isinstance(b, ndarray) else ndarray(_operand(b, like, "matmul"), like.device)
+    if a.device != b.device:
+        raise _device_mismatch("matmul", a.device, b.device)
+    xp = a._xp
+    with _backend.on(a.device):
+        out = ndarray(xp.matmul(a._data, b._data), a.device)
+
+    def backward(g):
+        ra, rb = a._data, b._data
+        # Promote vectors to matrices so one rule serves every case, then undo.
+        a2 = ra[None, :] if ra.ndim == 1 else ra
+        b2 = rb[:, None] if rb.ndim == 1 else rb
+        g2 = g
+        if ra.ndim == 1:
+            g2 = xp.expand_dims(g2, -2)
+        if rb.ndim == 1:
+            g2 = xp.expand_dims(g2, -1)
+        ga = xp.matmul(g2, xp.swapaxes(b2, -1, -2))
+        gb = xp.matmul(xp.swapaxes(a2, -1, -2), g2)
+        ga = _unbroadcast(ga, a2.shape).reshape(ra.shape)
+        gb = _unbroadcast(gb, b2.shape).reshape(rb.shape)
+        return ga, gb
+    return record_op(out, (a, b), backward)
+
+
+# --------------------------------------------------------------------- creation
+def _creation_dtype(dtype):
+    return _DEFAULT_DTYPE if dtype is None else _backend.dtype_of(dtype)
+
+
+def _create(fn_name, shape, dtype, device, **kwargs) -> ndarray:
+    device = as_device(device)
+    xp = _backend.xp(device)
+    with _backend.on(device):
+        return ndarray(getattr(xp, fn_name)(shape, dtype=_creation_dtype(dtype), **kwargs),
+                       device)
+
+
+def zeros(shape, dtype=None, device=None, ctx=None) -> ndarray:
+    """An array of zeros (float32 unless ``dtype`` says otherwise)."""
+    return _create("zeros", shape, dtype, _resolve_ctx(device, ctx))
+
+
+def ones(shape, dtype=None, device=None, ctx=None) -> ndarray:
+    return _create("ones", shape, dtype, _resolve_ctx(device, ctx))
+
+
+def empty(shape, dtype=None, device=None, ctx=None) -> ndarray:
+    return _create("empty", shape, dtype, _resolve_ctx(device, ctx))
+
+
+def full(shape, fill_value, dtype=None, device=None, ctx=None) -> ndarray:
+    return _create("full", shape, dtype, _resolve_ctx(device, ctx), fill_value=fill_value)
+
+
+def zeros_like(a, dtype=None, device=None) -> ndarray:
+    return zeros(a.shape, dtype=a.dtype if dtype is None else dtype,
+                 device=a.device if device is None else device)
+
+
+def ones_like(a, dtype=None, device=None) -> ndarray:
+    return ones(a.shape, dtype=a.dtype if dtype is None else dtype,
+                device=a.device if device is None else device)
+
+
+def full_like(a, fill_value, dtype=None, device=None) -> ndarray:
+    return full(a.shape, fill_value, dtype=a.dtype if dtype is None else dtype,
+                device=a.device if device is None else device)
+
+
+def arange(start, stop=None, step=1, dtype=None, device=None, ctx=None) -> ndarray:
+    device = as_device(_resolve_ctx(device, ctx))
+    if stop is None:
+        start, stop = 0, start
+    xp = _backend.xp(device)
+    with _backend.on(device):
+        return ndarray(xp.arange(start, stop, step, dtype=_creation_dtype(dtype)), device)
+
+
+def array(obj, dtype=None, device=None, ctx=None) -> ndarray:
+    """An array holding a copy of ``obj`` on ``device`` (float32 for Python numbers).
+
+    ``obj`` may be a Python sequence or number, a NumPy or CuPy array, or an ndarray (which
+    is copied, to another device if asked).
+    """
+    device = as_device(_resolve_ctx(device, ctx))
+    if isinstance(obj, ndarray):
+        out = _backend.transfer(obj._data, obj.device, device)
+        return ndarray(out if dtype is None else out.astype(_backend.dtype_of(dtype)), device)
+    if _backend.is_gpu_array(obj):
+        src = Device("gpu", obj.device.id)
+        raw = _backend.transfer(obj, src, device)
+    else:
+        host = numpy.array(obj, copy=True)
+        if dtype is None and not isinstance(obj, numpy.ndarray):
+            # MXNet's numpy front end makes float32 the default for Python data.
+            if host.dtype.kind in "fiu":
+                host = host.astype(_DEFAULT_DTYPE)
+        raw = _backend.transfer(host, Device("cpu", 0), device)
+    if dtype is not None:
+        with _backend.on(device):
+            raw = raw.astype(_backend.dtype_of(dtype), copy=False)
+    return ndarray(raw, device)
+
+
+def from_dlpack(x) -> ndarray:
+    """Zero-copy view of a DLPack-capable array (NumPy, CuPy, torch, ...)."""
+    kind, device_id = x.__dlpack_device__()
+    if int(kind) == 1:  # kDLCPU
+        return ndarray(numpy.from_dlpack(x), Device("cpu", 0))
+    if int(kind) == 2:  # kDLCUDA
+        device = Device("gpu", int(device_id))
+        with _backend.on(device):
+            return ndarray(_backend.cupy().from_dlpack(x), device)
+    raise ValueError(f"from_dlpack: unsupported DLPack device type {kind}")
