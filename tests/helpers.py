@@ -1,0 +1,17 @@
+"""Test helpers shared by the suite."""
+from __future__ import annotations
+
+import numpy
+
+import gluonlite as mx
+
+
+def assert_matches(actual, expected, *, rtol=1e-5, atol=1e-6, device=None):
+    """Check a gluonlite array against NumPy: type, device, dtype, shape and values."""
+    assert isinstance(actual, mx.np.ndarray), f"expected mx.np.ndarray, got {type(actual)}"
+    if device is not None:
+        assert actual.device == device, f"on {actual.device}, expected {device}"
+    expected = numpy.asarray(expected)
+    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
+    assert actual.dtype == expected.dtype, f"dtype {actual.dtype} != {expected.dtype}"
+    numpy.testing.assert_allclose(actual.asnumpy(), expected, rtol=rtol, atol=atol)
