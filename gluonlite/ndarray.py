@@ -7,7 +7,7 @@ ops record themselves on the autograd tape with their backward written next to t
 >>> import gluonlite as mx
 >>> a = mx.np.array([[1, 2], [3, 4]], device=mx.cpu(1))
 >>> (a @ a.T).sum().item()
-54.0
+52.0
 >>> a.device, a.dtype
 (cpu(1), dtype('float32'))
 """
@@ -290,6 +290,16 @@ class ndarray:
 
     def min(self, axis=None, keepdims: bool = False) -> "ndarray":
         return _reduce_extreme(self, axis, keepdims, "min")
+
+    def all(self, axis=None, keepdims: bool = False) -> "ndarray":
+        with _backend.on(self._device):
+            return ndarray(self._xp.asarray(self._data.all(axis=axis, keepdims=keepdims)),
+                           self._device)
+
+    def any(self, axis=None, keepdims: bool = False) -> "ndarray":
+        with _backend.on(self._device):
+            return ndarray(self._xp.asarray(self._data.any(axis=axis, keepdims=keepdims)),
+                           self._device)
 
     def argmax(self, axis=None) -> "ndarray":
         with _backend.on(self._device):
