@@ -1,0 +1,1 @@
+"""mx.gluon: parameters, blocks, losses and the Trainer."""
