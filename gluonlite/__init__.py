@@ -5,9 +5,10 @@
 >>> x.shape, x.device
 ((2, 3), cpu(1))
 """
-from . import autograd, device, np, npx, random
+from . import autograd, device, np, npx, random, sparse
 from .device import Device, cpu, current_device, gpu, num_gpus
+from .sparse import CSRNDArray, RowSparseNDArray
 
 __all__ = ["Device", "cpu", "gpu", "current_device", "num_gpus", "device", "np", "npx",
-           "autograd", "random"]
+           "autograd", "random", "sparse", "RowSparseNDArray", "CSRNDArray"]
 __version__ = "0.1.0"
