@@ -1,0 +1,586 @@
+"""Checkpoints: parameters in safetensors files, written atomically, loaded all-or-nothing.
+
+Format. A checkpoint is a plain safetensors file (the ``safetensors`` package) with the
+parameter names as tensor keys. A row-sparse entry is two tensors, its stored rows under the
+name and their int64 row ids under ``name + '.__indices__'``. The header's metadata holds
+``format`` (``'gluonlite'``), ``format_version``, ``kind`` (``'parameters'``) and ``entries``:
+JSON giving for every name its ``stype``, full ``shape``, ``dtype`` (``'bfloat16'`` included,
+which NumPy holds through ml_dtypes) and the CRC-32 of its bytes, so that damage anywhere in
+the file is detected. Safetensors files written by other tools load too, as dense arrays
+(without checksums). Apache MXNet ``.params`` / ``.nd`` files are recognised by their magic
+number and read by ``load_mxnet_params`` (see ``gluonlite._mxnet_format``).
+
+Note:
+    Safety. Writing goes to a temporary file in the destination folder, which is flushed and
+    fsynced, renamed over the destination with ``os.replace`` and the folder fsynced: a
+    crash at any moment leaves either the previous checkpoint or the new one, never a mix (a
+    killed writer may leave a stray ``.<name>.*.tmp`` behind). Reading never executes code
+    (no pickle): the file is parsed as data, and every entry's shape, dtype and checksum is
+    checked against the file and against the parameters before any parameter is touched, so
+    a failed load leaves all of them as they were.
+
+Errors. Problems with the file or its fit raise ``CheckpointError`` (a ``ValueError``):
+``CorruptCheckpointError`` for a truncated, damaged or unrecognised file,
+``CheckpointMismatchError`` for missing or extra names and for shapes, dtypes or devices that
+do not fit the parameters. A file that cannot be opened raises the usual ``OSError``.
+
+>>> import os, tempfile
+>>> import gluonlite as mx
+>>> w = mx.gluon.Parameter('w', shape=(2,), init='ones')
+>>> w.initialize(device=mx.cpu(0))
+>>> path = os.path.join(tempfile.mkdtemp(), 'model.safetensors')
+>>> mx.gluon.save_parameters(path, {'w': w})
+>>> w2 = mx.gluon.Parameter('w', shape=(0,), allow_deferred_init=True)
+>>> mx.gluon.load_parameters(path, {'w': w2}, device=mx.cpu(1))
+>>> w2.shape, w2.data()
+((2,), array([1., 1.], device=cpu(1)))
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets
+import struct
+import zlib
+from collections.abc import Callable, Mapping
+
+import numpy
+import safetensors
+import safetensors.numpy
+
+from . import _backend
+from .device import Device, as_device, as_devices, current_device
+from .initializer import Constant
+from .ndarray import ndarray
+
+__all__ = ["CheckpointError", "CorruptCheckpointError", "CheckpointMismatchError",
+           "save_parameters", "load_parameters", "load_mxnet_params"]
+
+FORMAT_NAME = "gluonlite"
+FORMAT_VERSION = 1
+INDICES_SUFFIX = ".__indices__"
+_CPU0 = Device("cpu", 0)
+# safetensors' dtype codes and the NumPy dtype names they stand for.
+_SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16",
+                       "BF16": "bfloat16", "I64": "int64", "I32": "int32", "I16": "int16",
+                       "I8": "int8", "U64": "uint64", "U32": "uint32", "U16": "uint16",
+                       "U8": "uint8", "BOOL": "bool"}
+_STORABLE_DTYPES = frozenset(_SAFETENSORS_DTYPES.values())
+
+
+class CheckpointError(ValueError):
+    """A checkpoint could not be saved or loaded; nothing was changed."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """The file is truncated, damaged, or not a checkpoint at all."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """The file is intact but does not fit the parameters (names, shapes, dtypes, devices)."""
+
+
+@dataclasses.dataclass
+class HostArray:
+    """One saved array in host memory.
+
+    ``values`` holds the dense values, or for sparse arrays only the stored ones: the rows
+    listed in ``indices`` for ``row_sparse``, the CSR ``values`` / ``indices`` / ``indptr``
+    for ``csr`` (MXNet files only).
+    """
+
+    stype: str
+    shape: tuple
+    values: numpy.ndarray
+    indices: numpy.ndarray | None = None
+    indptr: numpy.ndarray | None = None
+
+    @property
+    def dtype(self) -> numpy.dtype:
+        return self.values.dtype
+
+    def dense(self) -> numpy.ndarray:
+        """The full array (a new one for sparse storage, ``values`` itself when dense)."""
+        if self.stype == "default":
+            return self.values
+        out = numpy.zeros(self.shape, dtype=self.values.dtype)
+        if self.stype == "row_sparse":
+            out[self.indices] = self.values
+        else:
+            rows = numpy.repeat(numpy.arange(self.shape[0]), numpy.diff(self.indptr))
+            out[rows, self.indices] = self.values
+        return out
+
+
+def numpy_dtype(name: str, path, what: str) -> numpy.dtype:
+    """The NumPy dtype called ``name``; bfloat16 comes from ml_dtypes when it is installed."""
+    if name == "bfloat16":
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise CheckpointError(
+                f"{what} in '{path}' is bfloat16, which NumPy can only hold with the "
+                f"ml_dtypes package; install it (pip install ml_dtypes)") from None
+        return numpy.dtype(ml_dtypes.bfloat16)
+    return numpy.dtype(name)
+
+
+# --------------------------------------------------------------------------- writing
+def _temporary_path(path: str) -> str:
+    """A fresh name next to ``path``: same folder, so ``os.replace`` is a rename."""
+    folder, base = os.path.split(path)
+    return os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
+
+
+def atomic_write(path, write: Callable[[str], None]) -> None:
+    """Have ``write(tmp)`` fill a temporary file, make it durable, then rename it to ``path``.
+
+    See the module note on safety. On any failure the temporary file is removed and
+    ``path`` is untouched.
+    """
+    path = os.fspath(path)
+    tmp = _temporary_path(path)
+    # Created here (O_EXCL: never someone else's file) with the umask's usual permissions.
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDWR)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_folder(os.path.dirname(path) or ".")
+
+
+def _fsync_folder(folder: str) -> None:
+    # The rename itself is durable only once the folder's entry is on disk. Windows cannot
+    # open a folder; there os.replace is the best available.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _crc(arr: numpy.ndarray) -> str:
+    """CRC-32 of a contiguous array's bytes (read in place, no copy)."""
+    return format(zlib.crc32(arr.reshape(-1).view(numpy.uint8)), "08x")
+
+
+def _serialize(tensors: dict, path: str, metadata: dict) -> None:
+    """Write ``tensors`` (NumPy arrays) and ``metadata`` as a safetensors file at ``path``."""
+    # save_file reads each array's memory where it is: no second host copy.
+    safetensors.numpy.save_file(tensors, path, metadata=metadata)
+
+
+def write_checkpoint(path, arrays: Mapping[str, HostArray], kind: str) -> None:
+    """Atomically write ``arrays`` (dense or row-sparse host arrays) to ``path``."""
+    tensors, entries = {}, {}
+    for name, arr in arrays.items():
+        if not isinstance(name, str) or not name or name == "__metadata__" \
+                or name.endswith(INDICES_SUFFIX):
+            raise CheckpointError(f"Cannot save {name!r} to '{path}': names must be non-empty "
+                                  f"strings, not '__metadata__' and not ending in "
+                                  f"{INDICES_SUFFIX!r} (that suffix marks row ids)")
+        dtype_name = _dtype_name(arr.dtype)
+        if dtype_name not in _STORABLE_DTYPES:
+            raise CheckpointError(f"Cannot save {name!r} to '{path}': dtype {arr.dtype} is not "
+                                  f"one of {sorted(_STORABLE_DTYPES)}")
+        values = numpy.ascontiguousarray(arr.values)
+        tensors[name] = values
+        entry = {"stype": arr.stype, "shape": list(arr.shape), "dtype": dtype_name,
+                 "crc32": _crc(values)}
+        if arr.stype == "row_sparse":
+            indices = numpy.ascontiguousarray(arr.indices, dtype=numpy.int64)
+            tensors[name + INDICES_SUFFIX] = indices
+            entry["indices_crc32"] = _crc(indices)
+        elif arr.stype != "default":
+            raise CheckpointError(f"Cannot save {name!r} to '{path}': storage {arr.stype!r} "
+                                  f"is stored dense or row-sparse only")
+        entries[name] = entry
+    metadata = {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION), "kind": kind,
+                "entries": json.dumps(entries, sort_keys=True)}
+    atomic_write(path, lambda tmp: _serialize(tensors, tmp, metadata))
+
+
+def _dtype_name(dtype: numpy.dtype) -> str:
+    # ml_dtypes' bfloat16 is named 'bfloat16'; every other storable dtype is a NumPy builtin.
+    return numpy.dtype(dtype).name
+
+
+# --------------------------------------------------------------------------- reading
+def _read_bytes(path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def read_checkpoint(path) -> tuple[dict[str, HostArray], str]:
+    """The arrays saved in ``path`` and the file's kind.
+
+    The kind is ``'parameters'`` or ``'trainer_states'`` for gluonlite files, ``'mxnet'`` for
+    Apache MXNet NDArray files and ``'safetensors'`` for other safetensors files.
+    """
+    buf = _read_bytes(path)
+    from . import _mxnet_format
+    if _mxnet_format.is_mxnet_list(buf):
+        return dict(_mxnet_format.read_mxnet_list(buf, path)), "mxnet"
+    return _read_safetensors(buf, path)
+
+
+def _corrupt(path, what: str) -> CorruptCheckpointError:
+    return CorruptCheckpointError(f"'{path}' is not a valid checkpoint: {what} (truncated or "
+                                  f"corrupted?)")
+
+
+def _read_safetensors(buf: bytes, path) -> tuple[dict[str, HostArray], str]:
+    try:
+        tensors = safetensors.deserialize(buf)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 - a Rust panic arrives as a BaseException
+        raise _corrupt(path, f"safetensors cannot parse it ({e})") from e
+    # deserialize() has validated the header; its metadata is what it does not return.
+    try:
+        header = json.loads(bytes(buf[8:8 + struct.unpack_from("<Q", buf)[0]]))
+        metadata = header.get("__metadata__") or {}
+    except (ValueError, AttributeError) as e:
+        raise _corrupt(path, "its header is not a JSON object") from e
+    raw = {}
+    for name, spec in tensors:
+        code = spec["dtype"]
+        if code not in _SAFETENSORS_DTYPES:
+            raise CheckpointError(f"'{name}' in '{path}' has the safetensors dtype {code}, "
+                                  f"which gluonlite does not load")
+        dtype = numpy_dtype(_SAFETENSORS_DTYPES[code], path, f"'{name}'")
+        raw[name] = numpy.frombuffer(spec["data"], dtype=dtype).reshape(spec["shape"])
+    if metadata.get("format") != FORMAT_NAME:
+        return {name: HostArray("default", tuple(v.shape), v) for name, v in raw.items()}, \
+            "safetensors"
+    return _gluonlite_entries(raw, metadata, path)
+
+
+def _gluonlite_entries(raw: dict, metadata: dict, path) -> tuple[dict[str, HostArray], str]:
+    version = metadata.get("format_version", "")
+    if not (version.isascii() and version.isdigit()):
+        raise _corrupt(path, f"format_version {version!r} is not a number")
+    if int(version) > FORMAT_VERSION:
+        raise CheckpointError(f"'{path}' was written in checkpoint format version {version} "
+                              f"by a newer gluonlite; this one reads up to {FORMAT_VERSION}")
+    kind = metadata.get("kind")
+    if kind not in ("parameters", "trainer_states"):
+        raise _corrupt(path, f"unknown kind {kind!r}")
+    try:
+        entries = json.loads(metadata.get("entries", ""))
+    except ValueError as e:
+        raise _corrupt(path, "its entry table is not JSON") from e
+    if not isinstance(entries, dict):
+        raise _corrupt(path, "its entry table is not a JSON object")
+    expected = set()
+    out = {}
+    for name, entry in entries.items():
+        arr = _checked_entry(name, entry, raw, path)
+        expected.add(name)
+        if arr.stype == "row_sparse":
+            expected.add(name + INDICES_SUFFIX)
+        out[name] = arr
+    if expected != set(raw):
+        raise _corrupt(path, f"the tensors {sorted(set(raw) ^ expected)} do not match its "
+                             f"entry table")
+    return out, kind
+
+
+def _checked_entry(name, entry, raw: dict, path) -> HostArray:
+    """The array ``entry`` describes, after checking it against the tensors and checksums."""
+    if not isinstance(entry, dict) or entry.get("stype") not in ("default", "row_sparse"):
+        raise _corrupt(path, f"the entry of '{name}' is malformed")
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise _corrupt(path, f"the entry of '{name}' has the shape {shape!r}")
+    shape = tuple(shape)
+    values = raw.get(name)
+    if values is None:
+        raise _corrupt(path, f"the tensor '{name}' is missing")
+    if entry.get("dtype") != _dtype_name(values.dtype) or entry.get("crc32") != _crc(values):
+        raise _corrupt(path, f"the tensor '{name}' does not match its recorded dtype "
+                             f"{entry.get('dtype')!r} and checksum")
+    if entry["stype"] == "default":
+        if values.shape != shape:
+            raise _corrupt(path, f"the tensor '{name}' has shape {values.shape}, its entry "
+                                 f"says {shape}")
+        return HostArray("default", shape, values)
+    indices = raw.get(name + INDICES_SUFFIX)
+    if indices is None or indices.dtype != numpy.int64 or indices.ndim != 1 \
+            or entry.get("indices_crc32") != _crc(indices):
+        raise _corrupt(path, f"the row ids of '{name}' are missing or damaged")
+    if not shape or values.shape != (indices.shape[0],) + shape[1:] or (indices.size and (
+            indices[0] < 0 or indices[-1] >= shape[0] or numpy.any(numpy.diff(indices) <= 0))):
+        raise _corrupt(path, f"the row-sparse '{name}' of shape {shape} has inconsistent "
+                             f"rows {values.shape} / ids")
+    return HostArray("row_sparse", shape, values, indices)
+
+
+# --------------------------------------------------------------------------- arrays
+def _to_host(array) -> HostArray:
+    """One host copy (none for a contiguous CPU array) of a dense or row-sparse array."""
+    from .sparse import RowSparseNDArray
+    if isinstance(array, RowSparseNDArray):
+        return HostArray("row_sparse", array.shape,
+                         _backend.transfer(array._values, array.device, _CPU0)
+                         if array.device.device_type != "cpu" else array._values,
+                         _backend.transfer(array._indices, array.device, _CPU0)
+                         if array.device.device_type != "cpu" else array._indices)
+    if array.device.device_type == "cpu":
+        return HostArray("default", array.shape, numpy.ascontiguousarray(array._data))
+    return HostArray("default", array.shape, array.asnumpy())
+
+
+def _to_gluonlite(arr: HostArray, device: Device):
+    """``arr`` as a gluonlite array on ``device``: ndarray, RowSparseNDArray or CSRNDArray."""
+    from . import sparse
+
+    def moved(a):
+        return _backend.transfer(a, _CPU0, device)
+    if arr.stype == "default":
+        return ndarray(moved(arr.values), device)
+    if arr.stype == "row_sparse":
+        return sparse.RowSparseNDArray(moved(arr.values), moved(arr.indices), arr.shape,
+                                       device)
+    return sparse.CSRNDArray(moved(arr.values), moved(arr.indices), moved(arr.indptr),
+                             arr.shape, device)
+
+
+def load_mxnet_params(path, device=None) -> dict:
+    """The arrays of an Apache MXNet ``.params`` / ``.nd`` file, by name, on ``device``.
+
+    Reads the NDArray-list format of MXNet 1.x and 2.x (``mx.nd.save``,
+    ``Block.save_parameters``, ``Module.save_params``, ``mx.npx.save``): dense arrays become
+    ``mx.np.ndarray``, row-sparse ones ``RowSparseNDArray``, CSR ones ``CSRNDArray``. The
+    ``arg:`` / ``aux:`` prefixes of Module-era files are dropped (as MXNet's own
+    ``load_parameters`` does); a file saved from a list gets the names ``'0'``, ``'1'``, ...
+
+    Args:
+        path: The file.
+        device: Where the arrays go; the current device by default.
+
+    Raises:
+        CorruptCheckpointError: Not an MXNet NDArray file, or a truncated or damaged one.
+        CheckpointError: The file holds something gluonlite cannot represent (an
+            unallocated array; bfloat16 without ml_dtypes).
+
+    Example:
+        >>> import gluonlite as mx
+        >>> arrays = mx.gluon.load_mxnet_params('tests/data/mxnet_module.params')
+        >>> sorted(arrays)[:2], arrays['fc1_weight'].shape
+        (['bn1_beta', 'bn1_gamma'], (3, 4))
+    """
+    from . import _mxnet_format
+    device = as_device(device)
+    buf = _read_bytes(path)
+    if not _mxnet_format.is_mxnet_list(buf):
+        raise CorruptCheckpointError(f"'{path}' is not an MXNet NDArray file: it does not "
+                                     f"start with the list magic 0x112")
+    arrays = _strip_module_prefixes(dict(_mxnet_format.read_mxnet_list(buf, path)), path)
+    return {name: _to_gluonlite(arr, device) for name, arr in arrays.items()}
+
+
+def _strip_module_prefixes(arrays: dict, path) -> dict:
+    out = {}
+    for name, arr in arrays.items():
+        key = name[4:] if name.startswith(("arg:", "aux:")) else name
+        if key in out:
+            raise CheckpointError(f"'{path}' holds both '{key}' and a prefixed copy of it "
+                                  f"({name!r}); load it with the prefixes intact instead")
+        out[key] = arr
+    return out
+
+
+# --------------------------------------------------------------------------- parameters
+def save_parameters(path, params: Mapping, deduplicate: bool = False) -> None:
+    """Save the parameters in ``params`` (name -> ``Parameter``) to ``path``, atomically.
+
+    One replica per parameter is saved (a CPU one when there is one, else the first), moved
+    to the host once: replicas are identical between Trainer steps (see the replica
+    consistency note in ``gluonlite.gluon.parameter``). A ``row_sparse`` parameter is stored
+    as its nonzero rows and their ids.
+
+    Args:
+        path: Destination file; replaced atomically (see the module note on safety).
+        params: Name -> ``Parameter``; every one must be initialized.
+        deduplicate: Save a parameter that appears under several names only once, under its
+            first name (MXNet's ``deduplicate``).
+
+    Raises:
+        CheckpointError: A parameter is not initialized (nothing is written), or a name or
+            dtype cannot be stored.
+    """
+    arrays, seen = {}, set()
+    for name, param in params.items():
+        if deduplicate and id(param) in seen:
+            continue
+        seen.add(id(param))
+        arrays[name] = _saved_replica(param, path)
+    write_checkpoint(path, arrays, "parameters")
+
+
+def _saved_replica(param, path) -> HostArray:
+    # _replicas() is the dense store of every stype (row_sparse and csr parameters hold the
+    # full weight per device); it completes a deferred init whose shape is known by now.
+    try:
+        replicas = param._replicas()
+    except RuntimeError as e:
+        raise CheckpointError(f"Cannot save Parameter {param.name!r} to '{path}': {e}") from e
+    replica = next((r for dev, r in replicas.items() if dev.device_type == "cpu"),
+                   next(iter(replicas.values())))
+    host = _to_host(replica)
+    if param.stype != "row_sparse":
+        return host
+    width = int(numpy.prod(host.shape[1:], dtype=numpy.int64))
+    rows = numpy.flatnonzero(numpy.any(host.values.reshape(host.shape[0], width) != 0, axis=1))
+    return HostArray("row_sparse", host.shape, host.values[rows], rows.astype(numpy.int64))
+
+
+@dataclasses.dataclass
+class _Step:
+    """How one parameter will change; built for all of them before any is touched."""
+
+    param: object
+    values: numpy.ndarray       # dense host values, in the dtype the parameter will have
+    shape: tuple
+    cast_to: numpy.dtype | None  # the parameter takes the saved dtype first
+    devices: list | None         # None: set in place on the devices it has
+
+
+def load_parameters(path, params: Mapping, device=None, allow_missing: bool = False,
+                    ignore_extra: bool = False, cast_dtype: bool = False,
+                    dtype_source: str = "current") -> None:
+    """Load ``path`` (a gluonlite checkpoint or an MXNet ``.params`` file) into ``params``.
+
+    Everything is checked first: names, shapes (unknown dims of a deferred parameter are
+    filled from the file, as in MXNet), dtypes, devices and the file's integrity. Only then
+    are parameters changed; a failure changes none of them (module note on safety).
+    Initialized parameters get the values in place on the devices they have; uninitialized
+    ones are initialized with them on ``device`` (a deferred init: on the devices it was
+    given; otherwise the current device).
+
+    Args:
+        path: The checkpoint; the format is recognised from its first bytes.
+        params: Name -> ``Parameter``. A parameter listed under several names is loaded from
+            whichever of them the file has.
+        device: Device or list of devices for uninitialized parameters; for initialized or
+            deferred ones it must name the devices they already have.
+        allow_missing: Leave parameters that the file lacks as they are.
+        ignore_extra: Skip names in the file that ``params`` lacks.
+        cast_dtype: Accept a dtype that differs from the parameter's and convert.
+        dtype_source: With ``cast_dtype``: ``'current'`` converts the values to the
+            parameter's dtype, ``'saved'`` gives the parameter the file's dtype.
+
+    Raises:
+        CheckpointMismatchError: Missing or extra names, a shape, dtype or device that does
+            not fit (the message names the parameter, the file and what was expected).
+        CorruptCheckpointError: The file is truncated, damaged or not a checkpoint.
+        CheckpointError: Any other reason the file cannot be loaded.
+        ValueError: ``dtype_source`` is neither ``'current'`` nor ``'saved'``.
+    """
+    if dtype_source not in ("current", "saved"):
+        raise ValueError(f"dtype_source must be 'current' or 'saved', got {dtype_source!r}")
+    devices = None if device is None else as_devices(device)
+    saved, kind = read_checkpoint(path)
+    if kind == "trainer_states":
+        raise CheckpointError(f"'{path}' holds trainer states, not parameters; load it with "
+                              f"Trainer.load_states")
+    if kind == "mxnet":
+        saved = _strip_module_prefixes(saved, path)
+    steps = _plan(path, params, saved, devices, allow_missing, ignore_extra, cast_dtype,
+                  dtype_source)
+    for step in steps:
+        _apply(step)
+
+
+def _plan(path, params: Mapping, saved: dict, devices, allow_missing, ignore_extra,
+          cast_dtype, dtype_source) -> list[_Step]:
+    names_of = {}
+    for name, param in params.items():
+        names_of.setdefault(id(param), (param, []))[1].append(name)
+    missing = [names[0] for param, names in names_of.values()
+               if not any(n in saved for n in names)]
+    if missing and not allow_missing:
+        raise CheckpointMismatchError(
+            f"Parameters {missing} are missing in '{path}', which holds {sorted(saved)}. "
+            f"Set allow_missing=True to leave them as they are.")
+    extra = [name for name in saved if name not in params]
+    if extra and not ignore_extra:
+        raise CheckpointMismatchError(
+            f"'{path}' holds {extra}, which are not among the parameters {sorted(params)}. "
+            f"Set ignore_extra=True to skip them.")
+    steps = []
+    for param, names in names_of.values():
+        name = next((n for n in names if n in saved), None)
+        if name is not None:
+            steps.append(_plan_one(path, name, param, saved[name], devices, cast_dtype,
+                                   dtype_source))
+    return steps
+
+
+def _plan_one(path, name, param, arr: HostArray, devices, cast_dtype,
+              dtype_source) -> _Step:
+    where = f"Parameter {name!r} from '{path}'"
+    # Whether the parameter has replicas (_data) or waits for its shape (_pending) decides
+    # how it is loaded, as in MXNet's Parameter._load_init; there is no public query.
+    initialized = param._data is not None
+    current = param.shape
+    fits = current is None or (len(current) == len(arr.shape) and all(
+        c == s or (c == -1 and not initialized) for c, s in zip(current, arr.shape)))
+    if not fits:
+        raise CheckpointMismatchError(f"Cannot load {where}: the file has shape {arr.shape}, "
+                                      f"the parameter expects {current}")
+    if 0 in arr.shape:
+        raise CheckpointMismatchError(f"Cannot load {where}: its shape {arr.shape} has a "
+                                      f"zero-size dimension, which a Parameter cannot hold")
+    cast_to = None
+    values = arr.dense()
+    if arr.dtype != param.dtype:
+        if not cast_dtype:
+            raise CheckpointMismatchError(
+                f"Cannot load {where}: the file has dtype {_dtype_name(arr.dtype)}, the "
+                f"parameter expects {_dtype_name(param.dtype)}. Set cast_dtype=True to "
+                f"convert.")
+        if dtype_source == "current":
+            values = values.astype(param.dtype)
+        else:
+            cast_to = arr.dtype
+    if initialized or param._pending is not None:
+        have = param.list_device()
+        if devices is not None and set(devices) != set(have):
+            raise CheckpointMismatchError(
+                f"Cannot load {where} onto {devices}: it was initialized on {have}. Use "
+                f"reset_device() first, or leave device=None.")
+    for dev in devices or ():
+        _backend.check_available(dev)
+    target = None if initialized else devices or (
+        param.list_device() if param._pending is not None else [current_device()])
+    return _Step(param, values, arr.shape, cast_to, target)
+
+
+def _apply(step: _Step) -> None:
+    param = step.param
+    if step.cast_to is not None:
+        param.cast(step.cast_to)
+    if step.devices is None:
+        param.set_data(step.values)
+        return
+    param.shape = step.shape
+    # The saved values are the initial values: no initializer runs, no random draws.
+    param.initialize(init=Constant(step.values), device=step.devices, force_reinit=True)
