@@ -165,7 +165,10 @@ def _sgd_math(weight, grad, mom, *, lr, wd, momentum, rescale_grad, clip_gradien
     Clipping comes before weight decay here (MXNet's SGD kernels), unlike Adam.
     """
     xp = _array_module(weight)
-    g = grad * rescale_grad  # a new array: the caller's gradient is never modified
+    # A copy (never the caller's gradient); astype keeps 0-d inputs arrays, which the
+    # in-place operations below need.
+    g = grad.astype(grad.dtype, copy=True)
+    g *= rescale_grad
     if clip_gradient is not None:
         xp.clip(g, -clip_gradient, clip_gradient, out=g)
     if wd != 0:
@@ -258,7 +261,10 @@ def _adam_math(weight, grad, mean, var, *, lr, wd, beta1, beta2, epsilon, rescal
     Adam kernels), unlike SGD.
     """
     xp = _array_module(weight)
-    g = grad * rescale_grad  # a new array: the caller's gradient is never modified
+    # A copy (never the caller's gradient); astype keeps 0-d inputs arrays, which the
+    # in-place operations below need.
+    g = grad.astype(grad.dtype, copy=True)
+    g *= rescale_grad
     if wd != 0:
         g += wd * weight
     if clip_gradient is not None:
