@@ -1,4 +1,4 @@
-"""``mx.gluon``: the parameter store (``Parameter``, ``Constant``).
+"""``mx.gluon``: the parameter store, blocks and layers, losses and the Trainer.
 
 >>> import gluonlite as mx
 >>> mx.gluon.Parameter('fc_weight', shape=(64, 100))
@@ -6,8 +6,12 @@ Parameter fc_weight (shape=(64, 100), dtype=float32)
 """
 from ..checkpoint import (CheckpointError, CheckpointMismatchError, CorruptCheckpointError,
                           load_mxnet_params, load_parameters, save_parameters)
+from . import loss, nn, utils
+from .block import Block, HybridBlock
 from .parameter import Constant, DeferredInitializationError, Parameter
+from .trainer import Trainer
 
-__all__ = ["Parameter", "Constant", "DeferredInitializationError", "save_parameters",
-           "load_parameters", "load_mxnet_params", "CheckpointError",
-           "CorruptCheckpointError", "CheckpointMismatchError"]
+__all__ = ["Parameter", "Constant", "DeferredInitializationError", "Block", "HybridBlock",
+           "Trainer", "nn", "loss", "utils", "save_parameters", "load_parameters",
+           "load_mxnet_params", "CheckpointError", "CorruptCheckpointError",
+           "CheckpointMismatchError"]
