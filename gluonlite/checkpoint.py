@@ -186,8 +186,13 @@ def _serialize(tensors: dict, path: str, metadata: dict) -> None:
     safetensors.numpy.save_file(tensors, path, metadata=metadata)
 
 
-def write_checkpoint(path, arrays: Mapping[str, HostArray], kind: str) -> None:
-    """Atomically write ``arrays`` (dense or row-sparse host arrays) to ``path``."""
+def write_checkpoint(path, arrays: Mapping[str, HostArray], kind: str,
+                     extra: Mapping[str, str] | None = None) -> None:
+    """Atomically write ``arrays`` (dense or row-sparse host arrays) to ``path``.
+
+    ``kind`` is ``'parameters'`` or ``'trainer_states'``; ``extra`` adds string entries to
+    the header metadata (read back as ``Checkpoint.metadata``).
+    """
     tensors, entries = {}, {}
     for name, arr in arrays.items():
         if not isinstance(name, str) or not name or name == "__metadata__" \
@@ -211,8 +216,9 @@ def write_checkpoint(path, arrays: Mapping[str, HostArray], kind: str) -> None:
             raise CheckpointError(f"Cannot save {name!r} to '{path}': storage {arr.stype!r} "
                                   f"is stored dense or row-sparse only")
         entries[name] = entry
-    metadata = {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION), "kind": kind,
-                "entries": json.dumps(entries, sort_keys=True)}
+    metadata = dict(extra or {})
+    metadata.update({"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION),
+                     "kind": kind, "entries": json.dumps(entries, sort_keys=True)})
     atomic_write(path, lambda tmp: _serialize(tensors, tmp, metadata))
 
 
@@ -227,16 +233,25 @@ def _read_bytes(path) -> bytes:
         return f.read()
 
 
-def read_checkpoint(path) -> tuple[dict[str, HostArray], str]:
-    """The arrays saved in ``path`` and the file's kind.
+@dataclasses.dataclass
+class Checkpoint:
+    """What a file holds: its arrays by name, its kind and its header metadata.
 
     The kind is ``'parameters'`` or ``'trainer_states'`` for gluonlite files, ``'mxnet'`` for
     Apache MXNet NDArray files and ``'safetensors'`` for other safetensors files.
     """
+
+    arrays: dict[str, HostArray]
+    kind: str
+    metadata: dict[str, str]
+
+
+def read_checkpoint(path) -> Checkpoint:
+    """Read and check ``path`` completely (structure, shapes, checksums); see the module."""
     buf = _read_bytes(path)
     from . import _mxnet_format
     if _mxnet_format.is_mxnet_list(buf):
-        return dict(_mxnet_format.read_mxnet_list(buf, path)), "mxnet"
+        return Checkpoint(dict(_mxnet_format.read_mxnet_list(buf, path)), "mxnet", {})
     return _read_safetensors(buf, path)
 
 
@@ -245,7 +260,7 @@ def _corrupt(path, what: str) -> CorruptCheckpointError:
                                   f"corrupted?)")
 
 
-def _read_safetensors(buf: bytes, path) -> tuple[dict[str, HostArray], str]:
+def _read_safetensors(buf: bytes, path) -> Checkpoint:
     try:
         tensors = safetensors.deserialize(buf)
     except (KeyboardInterrupt, SystemExit):
@@ -267,12 +282,12 @@ def _read_safetensors(buf: bytes, path) -> tuple[dict[str, HostArray], str]:
         dtype = numpy_dtype(_SAFETENSORS_DTYPES[code], path, f"'{name}'")
         raw[name] = numpy.frombuffer(spec["data"], dtype=dtype).reshape(spec["shape"])
     if metadata.get("format") != FORMAT_NAME:
-        return {name: HostArray("default", tuple(v.shape), v) for name, v in raw.items()}, \
-            "safetensors"
-    return _gluonlite_entries(raw, metadata, path)
+        return Checkpoint({name: HostArray("default", tuple(v.shape), v)
+                           for name, v in raw.items()}, "safetensors", metadata)
+    return Checkpoint(_gluonlite_entries(raw, metadata, path), metadata["kind"], metadata)
 
 
-def _gluonlite_entries(raw: dict, metadata: dict, path) -> tuple[dict[str, HostArray], str]:
+def _gluonlite_entries(raw: dict, metadata: dict, path) -> dict[str, HostArray]:
     version = metadata.get("format_version", "")
     if not (version.isascii() and version.isdigit()):
         raise _corrupt(path, f"format_version {version!r} is not a number")
@@ -299,7 +314,7 @@ def _gluonlite_entries(raw: dict, metadata: dict, path) -> tuple[dict[str, HostA
     if expected != set(raw):
         raise _corrupt(path, f"the tensors {sorted(set(raw) ^ expected)} do not match its "
                              f"entry table")
-    return out, kind
+    return out
 
 
 def _checked_entry(name, entry, raw: dict, path) -> HostArray:
@@ -497,11 +512,12 @@ def load_parameters(path, params: Mapping, device=None, allow_missing: bool = Fa
     if dtype_source not in ("current", "saved"):
         raise ValueError(f"dtype_source must be 'current' or 'saved', got {dtype_source!r}")
     devices = None if device is None else as_devices(device)
-    saved, kind = read_checkpoint(path)
-    if kind == "trainer_states":
+    loaded = read_checkpoint(path)
+    saved = loaded.arrays
+    if loaded.kind == "trainer_states":
         raise CheckpointError(f"'{path}' holds trainer states, not parameters; load it with "
                               f"Trainer.load_states")
-    if kind == "mxnet":
+    if loaded.kind == "mxnet":
         saved = _strip_module_prefixes(saved, path)
     steps = _plan(path, params, saved, devices, allow_missing, ignore_extra, cast_dtype,
                   dtype_source)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import warnings
 
-from .. import initializer
+from .. import _compat, checkpoint, initializer
 from .parameter import DeferredInitializationError, Parameter
 
 __all__ = ["Block", "HybridBlock"]
@@ -95,6 +95,21 @@ class Block:
             return found
         pattern = re.compile(select)
         return {name: p for name, p in found.items() if pattern.match(name)}
+
+    def save_parameters(self, filename, deduplicate: bool = False) -> None:
+        """Save ``collect_params()`` to ``filename`` (``mx.gluon.save_parameters``: a
+        safetensors file replaced atomically, one replica per parameter)."""
+        checkpoint.save_parameters(filename, self.collect_params(), deduplicate=deduplicate)
+
+    def load_parameters(self, filename, device=None, allow_missing: bool = False,
+                        ignore_extra: bool = False, cast_dtype: bool = False,
+                        dtype_source: str = "current", ctx=None) -> None:
+        """Load ``filename`` (gluonlite or Apache MXNet format) into ``collect_params()``;
+        see ``mx.gluon.load_parameters`` for the arguments and the all-or-nothing checks."""
+        device = _compat.resolve_ctx(device, ctx)
+        checkpoint.load_parameters(filename, self.collect_params(), device=device,
+                                   allow_missing=allow_missing, ignore_extra=ignore_extra,
+                                   cast_dtype=cast_dtype, dtype_source=dtype_source)
 
     def initialize(self, init=None, device=None, verbose: bool = False,
                    force_reinit: bool = False) -> None:

@@ -42,7 +42,7 @@ import json
 
 import numpy
 
-from .. import _backend, optimizer as opt, sparse
+from .. import _backend, checkpoint, optimizer as opt, sparse
 from ..autograd import SparseRows
 from ..device import Device
 from ..ndarray import ndarray
@@ -290,14 +290,17 @@ class Trainer:
 
     # ----------------------------------------------------------------- states on disk
     def save_states(self, fname: str) -> None:
-        """Write the optimizer states and update counts to ``fname`` (a NumPy ``.npz``
-        archive read without pickle; the name is used as given)."""
+        """Write the optimizer states and update counts to ``fname``: a safetensors file,
+        replaced atomically and read back without pickle (see ``gluonlite.checkpoint``)."""
         arrays, entries = {}, []
         for i, (device, state) in sorted(self._states.items()):
             leaves = []
             structure = _map_state(state, lambda a: leaves.append(a) or len(leaves) - 1)
             for k, leaf in enumerate(leaves):
-                arrays[f"state_{i}_{k}"] = _backend.transfer(leaf, device, Device("cpu", 0))
+                host = leaf if device.device_type == "cpu" else \
+                    _backend.transfer(leaf, device, Device("cpu", 0))
+                arrays[f"state_{i}_{k}"] = checkpoint.HostArray("default", tuple(host.shape),
+                                                                host)
             entries.append({"index": i, "name": self._names[i], "structure": structure})
         meta = {
             "format": _STATES_FORMAT,
@@ -309,36 +312,54 @@ class Trainer:
                                    self._optimizer._index_update_count.items()},
             "states": entries,
         }
-        arrays["meta"] = numpy.array(json.dumps(meta))
-        with open(fname, "wb") as f:
-            numpy.savez(f, **arrays)
+        checkpoint.write_checkpoint(fname, arrays, "trainer_states",
+                                    {"trainer": json.dumps(meta)})
 
     def load_states(self, fname: str) -> None:
-        """Read states written by ``save_states`` (same parameters, same optimizer)."""
-        with numpy.load(fname, allow_pickle=False) as archive:
-            meta = json.loads(str(archive["meta"]))
+        """Read states written by ``save_states`` (same parameters, same optimizer).
+
+        Raises:
+            CheckpointMismatchError: The file is for another optimizer or other parameters.
+            CorruptCheckpointError: The file is truncated, damaged or not trainer states.
+        """
+        loaded = checkpoint.read_checkpoint(fname)
+        if loaded.kind != "trainer_states":
+            raise checkpoint.CheckpointMismatchError(
+                f"Trainer.load_states: {fname!r} is not a gluonlite trainer states file (it "
+                f"holds {loaded.kind})")
+        try:
+            meta = json.loads(loaded.metadata["trainer"])
             if meta.get("format") != _STATES_FORMAT:
-                raise ValueError(f"Trainer.load_states: {fname!r} is not a gluonlite trainer "
-                                 f"states file (format {meta.get('format')!r})")
+                raise checkpoint.CheckpointMismatchError(
+                    f"Trainer.load_states: {fname!r} is not a gluonlite trainer states file "
+                    f"(format {meta.get('format')!r})")
             if meta["optimizer"] != type(self._optimizer).__name__:
-                raise ValueError(f"Trainer.load_states: {fname!r} holds {meta['optimizer']} "
-                                 f"states, but this trainer uses "
-                                 f"{type(self._optimizer).__name__}")
+                raise checkpoint.CheckpointMismatchError(
+                    f"Trainer.load_states: {fname!r} holds {meta['optimizer']} states, but "
+                    f"this trainer uses {type(self._optimizer).__name__}")
             states = {}
             for entry in meta["states"]:
                 i = entry["index"]
                 if i >= len(self._names) or self._names[i] != entry["name"]:
                     have = self._names[i] if i < len(self._names) else None
-                    raise ValueError(f"Trainer.load_states: {fname!r} has a state for "
-                                     f"parameter {i} named {entry['name']!r}, but this "
-                                     f"trainer's parameter {i} is {have!r}")
+                    raise checkpoint.CheckpointMismatchError(
+                        f"Trainer.load_states: {fname!r} has a state for parameter {i} named "
+                        f"{entry['name']!r}, but this trainer's parameter {i} is {have!r}")
                 host = _map_state(entry["structure"],
-                                  lambda k, i=i: archive[f"state_{i}_{k}"].copy())
+                                  lambda k, i=i: loaded.arrays[f"state_{i}_{k}"].values)
                 states[i] = (Device("cpu", 0), host)
+            num_update = int(meta["num_update"])
+            counts = {int(k): int(v) for k, v in meta["index_update_count"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            if isinstance(e, checkpoint.CheckpointError):
+                raise
+            raise checkpoint.CorruptCheckpointError(
+                f"Trainer.load_states: the trainer description in {fname!r} is damaged "
+                f"({type(e).__name__}: {e})") from e
+        # Swapped in only now: a file that fails any check leaves the trainer as it was.
         self._states = states
-        self._optimizer.num_update = int(meta["num_update"])
-        self._optimizer._index_update_count = {int(k): int(v) for k, v in
-                                               meta["index_update_count"].items()}
+        self._optimizer.num_update = num_update
+        self._optimizer._index_update_count = counts
 
 
 # --------------------------------------------------------------------- reduction
