@@ -141,10 +141,16 @@ def atomic_write(path, write: Callable[[str], None]) -> None:
     """
     path = os.fspath(path)
     tmp = _temporary_path(path)
-    # Created here (O_EXCL: never someone else's file) with the umask's usual permissions.
+    # Created here (O_EXCL: never someone else's file); the mode the umask gives it, or the
+    # existing checkpoint's, is restored after write(), since writers may recreate the file.
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except FileNotFoundError:
+            mode = os.stat(tmp).st_mode & 0o7777
         write(tmp)
+        os.chmod(tmp, mode)
         fd = os.open(tmp, os.O_RDWR)
         try:
             os.fsync(fd)
