@@ -78,6 +78,13 @@ class _Reader:
         dims = tuple(struct.unpack_from(dim_format, raw, i * size)[0] for i in range(ndim))
         if any(d < 0 for d in dims):
             self.fail(f"{what} has a negative dim in {dims}")
+        # Zero-size dims make the size 0, but NumPy still refuses shapes whose other dims
+        # overflow an int64 byte count; no real array comes near 2**56 elements.
+        size = 1
+        for d in dims:
+            size *= max(d, 1)
+        if size >= 2 ** 56:
+            self.fail(f"{what} {dims} is impossibly large")
         return dims
 
     def array(self, type_flag: int, shape: tuple, what: str) -> numpy.ndarray:

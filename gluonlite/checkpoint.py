@@ -5,8 +5,8 @@ parameter names as tensor keys. A row-sparse entry is two tensors, its stored ro
 name and their int64 row ids under ``name + '.__indices__'``. The header's metadata holds
 ``format`` (``'gluonlite'``), ``format_version``, ``kind`` (``'parameters'``) and ``entries``:
 JSON giving for every name its ``stype``, full ``shape``, ``dtype`` (``'bfloat16'`` included,
-which NumPy holds through ml_dtypes) and the CRC-32 of its bytes, so that damage anywhere in
-the file is detected. Safetensors files written by other tools load too, as dense arrays
+which NumPy holds through ml_dtypes) and the CRC-32 of its bytes, and ``entries_crc32``, so
+that damage anywhere in the file is detected. Safetensors files written by other tools load too, as dense arrays
 (without checksums). Apache MXNet ``.params`` / ``.nd`` files are recognised by their magic
 number and read by ``load_mxnet_params`` (see ``gluonlite._mxnet_format``).
 
@@ -186,6 +186,11 @@ def _crc(arr: numpy.ndarray) -> str:
     return format(zlib.crc32(arr.reshape(-1).view(numpy.uint8)), "08x")
 
 
+def _text_crc(text: str) -> str:
+    """CRC-32 of a metadata string: shapes live there, outside the tensors' checksums."""
+    return format(zlib.crc32(text.encode("utf-8")), "08x")
+
+
 def _serialize(tensors: dict, path: str, metadata: dict) -> None:
     """Write ``tensors`` (NumPy arrays) and ``metadata`` as a safetensors file at ``path``."""
     # save_file reads each array's memory where it is: no second host copy.
@@ -223,8 +228,9 @@ def write_checkpoint(path, arrays: Mapping[str, HostArray], kind: str,
                                   f"is stored dense or row-sparse only")
         entries[name] = entry
     metadata = dict(extra or {})
+    table = json.dumps(entries, sort_keys=True)
     metadata.update({"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION),
-                     "kind": kind, "entries": json.dumps(entries, sort_keys=True)})
+                     "kind": kind, "entries": table, "entries_crc32": _text_crc(table)})
     atomic_write(path, lambda tmp: _serialize(tensors, tmp, metadata))
 
 
@@ -279,6 +285,9 @@ def _read_safetensors(buf: bytes, path) -> Checkpoint:
         metadata = header.get("__metadata__") or {}
     except (ValueError, AttributeError) as e:
         raise _corrupt(path, "its header is not a JSON object") from e
+    # The safetensors versions we know check this already; the rest of the code relies on it.
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise _corrupt(path, "its metadata is not a map of strings")
     raw = {}
     for name, spec in tensors:
         code = spec["dtype"]
@@ -303,8 +312,11 @@ def _gluonlite_entries(raw: dict, metadata: dict, path) -> dict[str, HostArray]:
     kind = metadata.get("kind")
     if kind not in ("parameters", "trainer_states"):
         raise _corrupt(path, f"unknown kind {kind!r}")
+    table = metadata.get("entries", "")
+    if metadata.get("entries_crc32") != _text_crc(table):
+        raise _corrupt(path, "its entry table does not match its checksum")
     try:
-        entries = json.loads(metadata.get("entries", ""))
+        entries = json.loads(table)
     except ValueError as e:
         raise _corrupt(path, "its entry table is not JSON") from e
     if not isinstance(entries, dict):

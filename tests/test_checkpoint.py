@@ -391,6 +391,26 @@ def test_damaged_files_raise_and_change_nothing(saved, tmp_path):
         mx.gluon.load_parameters(tmp_path / "absent.safetensors", params)
 
 
+def test_edited_entry_table_is_detected(saved, tmp_path):
+    """Shapes live in the header, outside the tensors' checksums: an edited table must not
+    give a deferred parameter a wrong shape."""
+    path, _ = saved
+    tensors = safetensors.numpy.load_file(str(path))
+    with safetensors.safe_open(str(path), framework="numpy") as f:
+        meta = dict(f.metadata())
+    entries = json.loads(meta["entries"])
+    entries["fc_weight"]["shape"] = [4, 3, 1]
+    tensors["fc_weight"] = tensors["fc_weight"].reshape(4, 3, 1)
+    meta["entries"] = json.dumps(entries, sort_keys=True)
+    safetensors.numpy.save_file(tensors, str(tmp_path / "edited.safetensors"), metadata=meta)
+    p = mx.gluon.Parameter("fc_weight", shape=(0, 0, 0), allow_deferred_init=True)
+    p.initialize()
+    with pytest.raises(checkpoint.CorruptCheckpointError, match="entry table does not match"):
+        mx.gluon.load_parameters(tmp_path / "edited.safetensors", {"fc_weight": p},
+                                 ignore_extra=True)
+    assert p.shape == (-1, -1, -1)
+
+
 def _fuzz_base():
     """Bytes of a small checkpoint with a dense, a row-sparse and a float16 entry."""
     import tempfile
