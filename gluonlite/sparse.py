@@ -243,9 +243,9 @@ class RowSparseNDArray:
                                                     self.dtype)
 
     def _zero(self) -> None:
-        with _backend.on(self._device):
-            self._values = self._values[:0]
-            self._indices = self._indices[:0]
+        # Fresh empty arrays rather than [:0] views, which would keep the old rows alive.
+        empty = RowSparseNDArray.empty(self._shape, self.dtype, self._device)
+        self._values, self._indices = empty._values, empty._indices
 
     def __repr__(self) -> str:
         return (f"<RowSparseNDArray {'x'.join(map(str, self._shape))} "
@@ -372,10 +372,8 @@ class CSRNDArray:
             self._values, self._indices, self._indptr = _csr_raw(xp, dense)
 
     def _zero(self) -> None:
-        with _backend.on(self._device):
-            self._values = self._values[:0]
-            self._indices = self._indices[:0]
-            self._indptr = self._xp.zeros_like(self._indptr)
+        empty = CSRNDArray.empty(self._shape, self.dtype, self._device)
+        self._values, self._indices, self._indptr = empty._values, empty._indices, empty._indptr
 
     def __repr__(self) -> str:
         return (f"<CSRNDArray {self._shape[0]}x{self._shape[1]} "

@@ -797,3 +797,8 @@ def test_constant_keeps_array_dtypes_and_names():
     d = mx.gluon.Constant(mx.np.array([1.5], device=mx.cpu(1)))
     d.initialize()
     assert d.data().asnumpy().tolist() == [1.5]
+
+
+def test_constant_refuses_a_name_in_place_of_the_value():
+    with pytest.raises(TypeError, match=r"Constant\(value, name=...\)"):
+        mx.gluon.Constant("const", [[1, 2]])
