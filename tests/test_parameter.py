@@ -24,6 +24,16 @@ def _state(p):
             None if p._grad is None else [(d, id(g)) for d, g in p._grad.items()])
 
 
+def _failing_on_second_call(real, calls: list):
+    """``real``, but the second call (since ``calls`` was last cleared) runs out of memory."""
+    def wrapper(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise MemoryError("out of memory (simulated)")
+        return real(*args)
+    return wrapper
+
+
 # --------------------------------------------------------------------- the seed example
 def test_seed_example(device):
     x_host = numpy.random.default_rng(0).normal(size=(16, 100)).astype(numpy.float32)
@@ -483,14 +493,9 @@ def test_failed_cast_leaves_the_parameter_as_it_was(monkeypatch):
     p = Parameter("w", shape=(2, 2))
     p.initialize(device=[mx.cpu(0), mx.cpu(1)])
     before = _state(p)
-    real_cast, calls = parameter_module._cast, []
-
-    def failing_cast(raw, device, dtype):
-        calls.append(device)
-        if len(calls) == 2:
-            raise MemoryError("out of memory on the second replica")
-        return real_cast(raw, device, dtype)
-    monkeypatch.setattr(parameter_module, "_cast", failing_cast)
+    calls = []
+    monkeypatch.setattr(parameter_module, "_cast",
+                        _failing_on_second_call(parameter_module._cast, calls))
     with pytest.raises(MemoryError):
         p.cast("float64")
     assert len(calls) == 2
@@ -552,14 +557,8 @@ def test_failed_transfer_midway_leaves_reset_device_and_initialize_undone(monkey
     p2 = Parameter("w2", shape=(2,))
     p2.initialize(device=[mx.cpu(0), mx.cpu(1)])
     before2 = _state(p2)
-    real, calls = _backend.transfer, []
-
-    def failing(raw, src, dst):
-        calls.append(dst)
-        if len(calls) == 2:
-            raise MemoryError("out of memory")
-        return real(raw, src, dst)
-    monkeypatch.setattr(_backend, "transfer", failing)
+    calls = []
+    monkeypatch.setattr(_backend, "transfer", _failing_on_second_call(_backend.transfer, calls))
     with pytest.raises(MemoryError):
         p.reset_device([mx.cpu(0), mx.cpu(1), mx.cpu(2)])
     assert _state(p) == before
@@ -797,3 +796,21 @@ def test_constant_keeps_array_dtypes_and_names():
     d = mx.gluon.Constant(mx.np.array([1.5], device=mx.cpu(1)))
     d.initialize()
     assert d.data().asnumpy().tolist() == [1.5]
+
+
+def test_constant_refuses_a_name_in_place_of_the_value():
+    with pytest.raises(TypeError, match=r"Constant\(value, name=...\)"):
+        mx.gluon.Constant("const", [[1, 2]])
+
+
+def test_sym_var_attributes_and_errors():
+    sym = mx.sym.var("emb", shape=5, dtype="float64", init=mx.init.Normal(0.5),
+                     stype="csr")
+    assert sym.shape == (5,) and sym.dtype == numpy.float64
+    assert sym.list_attr() == {"__shape__": "(5,)", "__dtype__": "float64",
+                               "__init__": '["normal", {"sigma": 0.5}]', "__stype__": "2"}
+    assert mx.sym.var("plain").list_attr() == {} and mx.sym.var("plain").shape is None
+    with pytest.raises(ValueError, match="stype must be"):
+        mx.sym.var("x", stype="dense")
+    with pytest.raises(TypeError, match="name must be a str"):
+        mx.sym.var(3)

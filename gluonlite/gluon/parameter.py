@@ -565,6 +565,9 @@ class Constant(Parameter):
     """
 
     def __init__(self, value, name: str = "const"):
+        if isinstance(value, str):
+            raise TypeError(f"Constant takes the value first: Constant(value, name=...), got "
+                            f"the string {value!r} as value")
         if hasattr(value, "asnumpy"):
             host = value.asnumpy()
         else:
