@@ -81,11 +81,15 @@ class Trainer:
             through peer-to-peer copies to the first device (host copies for CPUs).
             ``'local'``: the same without NCCL. ``'nccl'``: NCCL, an error where it cannot
             be used.
+        update_on_kvstore: accepted for MXNet compatibility and has no effect: the update
+            always runs once, on the first device, and is copied to the other replicas.
 
     See the module's Notes for how replicas stay identical and when a gradient is stale.
     """
 
-    def __init__(self, params, optimizer, optimizer_params=None, kvstore="device"):
+    def __init__(self, params, optimizer, optimizer_params=None, kvstore="device",
+                 update_on_kvstore=None):
+        del update_on_kvstore  # see the docstring
         if isinstance(params, dict):
             named = list(params.items())
         elif isinstance(params, (list, tuple)):
