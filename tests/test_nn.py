@@ -38,6 +38,8 @@ def test_reassigning_an_attribute_drops_the_registration():
     net = TwoLayer()
     net.encoder = None
     assert "encoder.weight" not in net.collect_params()
+    net.scale = nn.Dense(1, in_units=1)  # a Parameter replaced by a Block
+    assert list(net.collect_params()) == ["head.0.weight", "scale.weight", "scale.bias"]
 
 
 def test_initialize_respects_parameter_initializers(devices):

@@ -49,15 +49,17 @@ class Block:
         object.__setattr__(self, "_reg_params", {})
 
     def __setattr__(self, name: str, value) -> None:
+        # Whatever the attribute held before stops being registered unless the new value
+        # takes its place (replacing in place keeps the registration order, which
+        # collect_params follows).
+        if not isinstance(value, Block):
+            self._children.pop(name, None)
+        if not isinstance(value, Parameter):
+            self._reg_params.pop(name, None)
         if isinstance(value, Block):
             self.register_child(value, name)
         elif isinstance(value, Parameter):
             self._reg_params[name] = value
-        elif name in self._children or name in self._reg_params:
-            # Assigning something else (e.g. None) over a child removes the registration,
-            # so collect_params never reports a stale object.
-            self._children.pop(name, None)
-            self._reg_params.pop(name, None)
         object.__setattr__(self, name, value)
 
     def register_child(self, block: "Block", name: str | None = None) -> "Block":
