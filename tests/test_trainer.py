@@ -276,6 +276,13 @@ def test_deferred_parameter_not_yet_shaped():
         trainer.step(1)
 
 
+def test_sparse_stored_parameter_is_refused_clearly():
+    p = gluon.Parameter("table", shape=(4, 2), stype="row_sparse")
+    p.initialize()
+    with pytest.raises(RuntimeError, match="'table' has stype='row_sparse'.*grad_stype"):
+        gluon.Trainer({"table": p}, "sgd").step(1)
+
+
 def test_states_follow_reset_device():
     net = _mlp([mx.cpu(0)])
     trainer = gluon.Trainer(net.collect_params(), "sgd", {"momentum": 0.9})

@@ -250,6 +250,11 @@ class Trainer:
         for i, (p, name) in enumerate(zip(self._params, self._names)):
             if p.grad_req == "null" or isinstance(p, Constant):
                 continue
+            if p.stype != "default":
+                raise RuntimeError(
+                    f"Trainer: Parameter '{name}' has stype={p.stype!r}; the Trainer updates "
+                    f"parameters stored densely. For sparse gradients keep stype='default' "
+                    f"and set grad_stype='row_sparse' (as Embedding(sparse_grad=True) does)")
             try:
                 here = list(p.list_device())
                 data, grads = p.list_data(), p.list_grad()
