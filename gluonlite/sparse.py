@@ -104,7 +104,60 @@ def _nonzero_rows(xp, dense):
     return xp.flatnonzero(xp.any(flat != 0, axis=1)).astype(numpy.int64)
 
 
-class RowSparseNDArray:
+class _SparseNDArray:
+    """What both sparse layouts share: a device, a full shape, stored values and indices."""
+
+    __slots__ = ()
+
+    @property
+    def _xp(self):
+        return _backend.xp(self._device)
+
+    @property
+    def data(self) -> ndarray:
+        """The stored values (a live view)."""
+        return ndarray(self._values, self._device)
+
+    @property
+    def indices(self) -> ndarray:
+        """Row ids (row-sparse) or column ids (CSR) of the stored values (a live view)."""
+        return ndarray(self._indices, self._device)
+
+    @property
+    def shape(self) -> tuple:
+        return self._shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    @property
+    def dtype(self) -> numpy.dtype:
+        return self._values.dtype
+
+    @property
+    def device(self) -> Device:
+        return self._device
+
+    def asnumpy(self) -> numpy.ndarray:
+        """The dense values as a NumPy array."""
+        return _backend.transfer(self._dense_raw(), self._device, _CPU0)
+
+    def tostype(self, stype: str):
+        """This array as ``'default'`` (dense ndarray), ``'row_sparse'`` or ``'csr'``."""
+        if stype == self.stype:
+            return self
+        return from_dense(ndarray(self._dense_raw(), self._device), stype)
+
+    def to_device(self, device):
+        """This array on ``device``: itself when already there, else a copy."""
+        device = as_device(device)
+        if device == self._device:
+            return self
+        return self.copyto(device)
+
+
+class RowSparseNDArray(_SparseNDArray):
     """A row-sparse array: ``data [k, ...]`` for the rows ``indices [k]`` of ``shape``.
 
     ``indices`` are sorted, unique int64; rows not listed are zero. ``data`` and ``indices``
@@ -134,35 +187,6 @@ class RowSparseNDArray:
             return cls(xp.zeros((0,) + shape[1:], dtype=_backend.dtype_of(dtype)),
                        xp.zeros((0,), dtype=numpy.int64), shape, device)
 
-    # ----------------------------------------------------------------- properties
-    @property
-    def _xp(self):
-        return _backend.xp(self._device)
-
-    @property
-    def data(self) -> ndarray:
-        return ndarray(self._values, self._device)
-
-    @property
-    def indices(self) -> ndarray:
-        return ndarray(self._indices, self._device)
-
-    @property
-    def shape(self) -> tuple:
-        return self._shape
-
-    @property
-    def ndim(self) -> int:
-        return len(self._shape)
-
-    @property
-    def dtype(self) -> numpy.dtype:
-        return self._values.dtype
-
-    @property
-    def device(self) -> Device:
-        return self._device
-
     @property
     def stype(self) -> str:
         return "row_sparse"
@@ -174,24 +198,6 @@ class RowSparseNDArray:
             out = xp.zeros(self._shape, dtype=self.dtype)
             out[self._indices] = self._values
         return out
-
-    def asnumpy(self) -> numpy.ndarray:
-        """The dense values as a NumPy array."""
-        return _backend.transfer(self._dense_raw(), self._device, _CPU0)
-
-    def tostype(self, stype: str):
-        """This array as ``'default'`` (dense ndarray), ``'row_sparse'`` or ``'csr'``."""
-        if stype == "row_sparse":
-            return self
-        dense = ndarray(self._dense_raw(), self._device)
-        return from_dense(dense, stype)
-
-    def to_device(self, device) -> "RowSparseNDArray":
-        """This array on ``device``: itself when already there, else a copy."""
-        device = as_device(device)
-        if device == self._device:
-            return self
-        return self.copyto(device)
 
     def copyto(self, other):
         """A copy on a ``Device``, or copy the values into another ``RowSparseNDArray``."""
@@ -243,16 +249,16 @@ class RowSparseNDArray:
                                                     self.dtype)
 
     def _zero(self) -> None:
-        with _backend.on(self._device):
-            self._values = self._values[:0]
-            self._indices = self._indices[:0]
+        # Fresh empty arrays rather than [:0] views, which would keep the old rows alive.
+        empty = RowSparseNDArray.empty(self._shape, self.dtype, self._device)
+        self._values, self._indices = empty._values, empty._indices
 
     def __repr__(self) -> str:
         return (f"<RowSparseNDArray {'x'.join(map(str, self._shape))} "
                 f"({self._indices.shape[0]} rows stored, {self.dtype}) @{self._device}>")
 
 
-class CSRNDArray:
+class CSRNDArray(_SparseNDArray):
     """A 2-D array in compressed sparse row form: ``data``, ``indices`` (columns), ``indptr``.
 
     Row ``r`` holds ``data[indptr[r]:indptr[r+1]]`` at columns ``indices[indptr[r]:...]``.
@@ -285,36 +291,8 @@ class CSRNDArray:
                        xp.zeros((shape[0] + 1,), dtype=numpy.int64), shape, device)
 
     @property
-    def _xp(self):
-        return _backend.xp(self._device)
-
-    @property
-    def data(self) -> ndarray:
-        return ndarray(self._values, self._device)
-
-    @property
-    def indices(self) -> ndarray:
-        return ndarray(self._indices, self._device)
-
-    @property
     def indptr(self) -> ndarray:
         return ndarray(self._indptr, self._device)
-
-    @property
-    def shape(self) -> tuple:
-        return self._shape
-
-    @property
-    def ndim(self) -> int:
-        return 2
-
-    @property
-    def dtype(self) -> numpy.dtype:
-        return self._values.dtype
-
-    @property
-    def device(self) -> Device:
-        return self._device
 
     @property
     def stype(self) -> str:
@@ -329,23 +307,6 @@ class CSRNDArray:
             rows = xp.searchsorted(self._indptr, xp.arange(nnz), side="right") - 1
             out[rows, self._indices] = self._values
         return out
-
-    def asnumpy(self) -> numpy.ndarray:
-        """The dense values as a NumPy array."""
-        return _backend.transfer(self._dense_raw(), self._device, _CPU0)
-
-    def tostype(self, stype: str):
-        """This array as ``'default'`` (dense ndarray), ``'row_sparse'`` or ``'csr'``."""
-        if stype == "csr":
-            return self
-        return from_dense(ndarray(self._dense_raw(), self._device), stype)
-
-    def to_device(self, device) -> "CSRNDArray":
-        """This array on ``device``: itself when already there, else a copy."""
-        device = as_device(device)
-        if device == self._device:
-            return self
-        return self.copyto(device)
 
     def copyto(self, device: Device) -> "CSRNDArray":
         """A copy on ``device``."""
@@ -372,10 +333,8 @@ class CSRNDArray:
             self._values, self._indices, self._indptr = _csr_raw(xp, dense)
 
     def _zero(self) -> None:
-        with _backend.on(self._device):
-            self._values = self._values[:0]
-            self._indices = self._indices[:0]
-            self._indptr = self._xp.zeros_like(self._indptr)
+        empty = CSRNDArray.empty(self._shape, self.dtype, self._device)
+        self._values, self._indices, self._indptr = empty._values, empty._indices, empty._indptr
 
     def __repr__(self) -> str:
         return (f"<CSRNDArray {self._shape[0]}x{self._shape[1]} "

@@ -1,6 +1,8 @@
 """Row-sparse and CSR storage on every device, and sparse gradient buffers."""
 from __future__ import annotations
 
+import hypothesis
+import hypothesis.strategies as st
 import numpy
 import pytest
 
@@ -198,3 +200,33 @@ def test_attach_grad_row_sparse_receives_embedding_rows(device):
     assert isinstance(grad, mx.RowSparseNDArray)
     assert grad.indices.asnumpy().tolist() == [1, 4]
     assert grad.data.asnumpy().tolist() == [[1, 1], [2, 2]]
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(stored=st.sets(st.integers(0, 19)),
+                  wanted=st.lists(st.integers(0, 19), max_size=30))
+def test_retain_property(stored, wanted):
+    dense = numpy.zeros((20, 2), dtype=numpy.float32)
+    for row in stored:
+        dense[row] = [row + 1, -row - 1]
+    rsp = mx.np.array(dense).tostype("row_sparse")
+    kept = rsp.retain(numpy.array(wanted, dtype=numpy.int64))
+    expected = sorted(stored & set(wanted))
+    assert kept.indices.asnumpy().tolist() == expected
+    numpy.testing.assert_array_equal(kept.data.asnumpy(), dense[expected])
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(batches=st.lists(st.lists(st.integers(0, 9), max_size=8), min_size=1,
+                                   max_size=4))
+def test_store_gradient_add_matches_dense_sum(batches):
+    buf = mx.RowSparseNDArray.empty((10, 3), "float64", mx.cpu(0))
+    expected = numpy.zeros((10, 3))
+    for step, ids in enumerate(batches):
+        values = numpy.arange(len(ids) * 3, dtype=numpy.float64).reshape(-1, 3) + step
+        buf._store_gradient(SparseRows(numpy.array(ids, dtype=numpy.int64), values,
+                                       (10, 3)), add=True)
+        numpy.add.at(expected, ids, values)
+    numpy.testing.assert_array_equal(buf.asnumpy(), expected)
+    indices = buf.indices.asnumpy()
+    assert indices.tolist() == sorted(set(indices.tolist()))

@@ -390,29 +390,29 @@ class Parameter:
             >>> emb.row_sparse_data(mx.np.array([7, 2, 7])).indices
             array([2, 7], dtype=int64, device=cpu(0))
         """
-        self._check_row_sparse("row_sparse_data", "data")
+        self._check_row_sparse("row_sparse_data", "data", row_id)
         replica = self._pick(self._replicas(), row_id.device, "row ids on {}")
         return self._retain(replica, row_id)
 
     def list_row_sparse_data(self, row_id: ndarray) -> list:
         """``row_sparse_data`` for the replica on each device (``row_id`` copied there)."""
-        self._check_row_sparse("list_row_sparse_data", "list_data")
+        self._check_row_sparse("list_row_sparse_data", "list_data", row_id)
         out = []
         for dev, replica in self._replicas().items():
             ids = ndarray(_backend.transfer(row_id._data, row_id.device, dev), dev)
             out.append(self._retain(replica, ids))
         return out
 
-    def _check_row_sparse(self, method: str, dense_method: str) -> None:
+    def _check_row_sparse(self, method: str, dense_method: str, row_id) -> None:
         if self._stype != "row_sparse":
             raise RuntimeError(f"Cannot return Parameter {self.name!r} via {method}() "
                                f"because its storage type is {self._stype!r}; use "
                                f"{dense_method}() instead")
-
-    def _retain(self, replica: ndarray, row_id) -> sparse.RowSparseNDArray:
         if not isinstance(row_id, ndarray):
-            raise TypeError(f"Parameter {self.name!r}: row_id must be an mx.np.ndarray, "
-                            f"got {type(row_id).__name__}")
+            raise TypeError(f"Parameter {self.name!r}: row_id must be an mx.np.ndarray "
+                            f"(its device picks the replica), got {type(row_id).__name__}")
+
+    def _retain(self, replica: ndarray, row_id: ndarray) -> sparse.RowSparseNDArray:
         xp = replica._xp
         with _backend.on(replica.device):
             every_row = xp.arange(replica.shape[0], dtype=numpy.int64)
@@ -565,6 +565,9 @@ class Constant(Parameter):
     """
 
     def __init__(self, value, name: str = "const"):
+        if isinstance(value, str):
+            raise TypeError(f"Constant takes the value first: Constant(value, name=...), got "
+                            f"the string {value!r} as value")
         if hasattr(value, "asnumpy"):
             host = value.asnumpy()
         else:
