@@ -9,8 +9,8 @@ Three layers, as in ``torch.optim``:
    hyper-parameters and updates weights and states in place.
 3. Two paths behind each function with the same signature: ``_single_tensor_*`` (a loop, the
    reference) and ``_multi_tensor_*`` (tensors grouped by array module, device, dtype and
-   hyper-parameters, concatenated into one flat buffer per group, updated with a handful of
-   large vectorised ops and scattered back in place).
+   hyper-parameters; small ones concatenated into flat buckets, each updated with a handful
+   of vectorised ops and scattered back in place; large ones updated where they lie).
 
 Arrays are NumPy (``cpu(i)``) or CuPy (``gpu(i)``) arrays; CuPy is imported only when a CuPy
 array is seen. States are raw arrays, tuples of them, or None, so they pickle as they are.
@@ -126,6 +126,30 @@ def _dense_or_rows(weight, grad, lazy_update):
     return None, dense
 
 
+# The multi-tensor path updates a tensor of at least _DIRECT_ELEMENTS where it lies and
+# concatenates smaller ones into buckets of at most _BUCKET_ELEMENTS elements. Measured on
+# NumPy (2-core CPU, float32 SGD and Adam): a bucket that stays in cache amortises the
+# per-operation overhead (up to 1.8x faster than the loop for tiny tensors), while one flat
+# buffer of the whole model streams every operation through main memory and was 10x slower
+# than the loop for 8192-element tensors; from about 4096 elements on, batching a tensor
+# saved less overhead than its two extra copies cost. On GPU each operation is a kernel
+# launch and no cache argument applies, so the limits are far larger there (a choice not
+# yet measured on a GPU).
+_BUCKET_ELEMENTS = {"numpy": 1 << 14, "cupy": 1 << 24}
+_DIRECT_ELEMENTS = {"numpy": 1 << 12, "cupy": 1 << 22}
+
+
+def _apply_one(math_fn, values, rows, buffers, hyper):
+    """Run ``math_fn`` on one tensor: in place, or on its ``rows`` gathered and written back."""
+    if rows is None:
+        math_fn(values, *buffers, **hyper)
+        return
+    picked = [b[rows] for b in buffers]
+    math_fn(values, *picked, **hyper)
+    for b, p in zip(buffers, picked):
+        b[rows] = p
+
+
 def _gather(xp, arrays, rows_list):
     """One flat buffer holding ``arrays`` (or only their ``rows``) back to back."""
     parts = [(a if rows is None else a[rows]).reshape(-1) for a, rows in zip(arrays, rows_list)]
@@ -146,31 +170,85 @@ def _scatter(flat, arrays, rows_list):
         offset += size
 
 
-def _group(weights, keys):
-    """Positions of ``weights`` grouped by (module, device, dtype, *keys[i]), in first-seen
-    order so that the update order does not depend on hashing."""
+def _apply_bucket(math_fn, xp, bucket, hyper):
+    """Run ``math_fn`` once over the concatenation of ``bucket``'s tensors, then scatter."""
+    if len(bucket) == 1:
+        _apply_one(math_fn, *bucket[0], hyper)
+        return
+    rows_list = [rows for _, rows, _ in bucket]
+    values = xp.concatenate([v.reshape(-1) for v, _, _ in bucket])
+    columns = list(zip(*[buffers for _, _, buffers in bucket]))  # one per state kind
+    flats = [_gather(xp, list(column), rows_list) for column in columns]
+    math_fn(values, *flats, **hyper)
+    for flat, column in zip(flats, columns):
+        _scatter(flat, list(column), rows_list)
+
+
+def _foreach_single(math_fn, grads, buffers, hypers, lazy_update):
+    """The reference path: ``math_fn`` tensor by tensor.
+
+    ``buffers[i]`` is the tuple of arrays updated in place for tensor ``i`` (its weight
+    first, then its states); ``hypers[i]`` its scalar hyper-parameters.
+    """
+    for grad, bufs, hyper in zip(grads, buffers, hypers):
+        with _device_scope(bufs[0]):
+            rows, values = _dense_or_rows(bufs[0], grad, lazy_update)
+            _apply_one(math_fn, values, rows, bufs, hyper)
+
+
+def _foreach_multi(math_fn, grads, buffers, hypers, lazy_update):
+    """The multi-tensor path: same arguments and results as :func:`_foreach_single`.
+
+    Tensors are grouped by array module, device, dtype, number of state arrays and
+    hyper-parameters (first-seen order, so the result does not depend on hashing); within
+    a group they are concatenated into buckets (see ``_BUCKET_ELEMENTS``) and updated with
+    one call of ``math_fn`` per bucket.
+    """
     groups: dict = {}
-    for i, w in enumerate(weights):
-        groups.setdefault((_device_key(w), w.dtype.str) + tuple(keys[i]), []).append(i)
-    return groups.items()
+    for i, (bufs, hyper) in enumerate(zip(buffers, hypers)):
+        key = (_device_key(bufs[0]), bufs[0].dtype.str, len(bufs), tuple(hyper.items()))
+        groups.setdefault(key, []).append(i)
+    for (device_key, *_), members in groups.items():
+        hyper = hypers[members[0]]
+        limit = _BUCKET_ELEMENTS[device_key[0]]
+        direct = _DIRECT_ELEMENTS[device_key[0]]
+        with _device_scope(buffers[members[0]][0]):
+            xp = _array_module(buffers[members[0]][0])
+            bucket, filled = [], 0
+            for i in members:
+                rows, values = _dense_or_rows(buffers[i][0], grads[i], lazy_update)
+                if values.size >= direct:
+                    _apply_one(math_fn, values, rows, buffers[i], hyper)
+                    continue
+                if bucket and filled + values.size > limit:
+                    _apply_bucket(math_fn, xp, bucket, hyper)
+                    bucket, filled = [], 0
+                bucket.append((values, rows, buffers[i]))
+                filled += values.size
+            if bucket:
+                _apply_bucket(math_fn, xp, bucket, hyper)
+
+
+def _fresh_copy(grad, rescale_grad):
+    # A copy (never the caller's gradient); astype keeps 0-d inputs arrays, which the
+    # in-place operations of the update need.
+    g = grad.astype(grad.dtype, copy=True)
+    g *= rescale_grad
+    return g
 
 
 # --------------------------------------------------------------------------------------
 # SGD
 # --------------------------------------------------------------------------------------
 
-def _sgd_math(weight, grad, mom, *, lr, wd, momentum, rescale_grad, clip_gradient):
+def _sgd_math(grad, weight, mom=None, *, lr, wd, momentum, rescale_grad, clip_gradient):
     """MXNet's ``sgd_update``/``sgd_mom_update`` on whole arrays, in place on weight and mom.
 
     Clipping comes before weight decay here (MXNet's SGD kernels), unlike Adam.
     """
-    xp = _array_module(weight)
-    # A copy (never the caller's gradient); astype keeps 0-d inputs arrays, which the
-    # in-place operations below need.
-    g = grad.astype(grad.dtype, copy=True)
-    g *= rescale_grad
+    g = _fresh_copy(grad, rescale_grad)
     if clip_gradient is not None:
-        xp.clip(g, -clip_gradient, clip_gradient, out=g)
+        _array_module(g).clip(g, -clip_gradient, clip_gradient, out=g)
     if wd != 0:
         g += wd * weight
     if mom is None:
@@ -181,42 +259,25 @@ def _sgd_math(weight, grad, mom, *, lr, wd, momentum, rescale_grad, clip_gradien
         weight += mom
 
 
+def _sgd_plan(weights, moms, lrs, wds, momentum, rescale_grad, clip_gradient):
+    buffers = [(w,) if m is None else (w, m) for w, m in zip(weights, moms)]
+    hypers = [dict(lr=lr, wd=wd, momentum=momentum, rescale_grad=rescale_grad,
+                   clip_gradient=clip_gradient) for lr, wd in zip(lrs, wds)]
+    return buffers, hypers
+
+
 def _single_tensor_sgd(weights, grads, moms, *, lrs, wds, momentum, rescale_grad,
                        clip_gradient, lazy_update):
-    hyper = dict(momentum=momentum, rescale_grad=rescale_grad, clip_gradient=clip_gradient)
-    for w, g, m, lr, wd in zip(weights, grads, moms, lrs, wds):
-        with _device_scope(w):
-            rows, values = _dense_or_rows(w, g, lazy_update)
-            if rows is None:
-                _sgd_math(w, values, m, lr=lr, wd=wd, **hyper)
-                continue
-            w_rows = w[rows]
-            m_rows = None if m is None else m[rows]
-            _sgd_math(w_rows, values, m_rows, lr=lr, wd=wd, **hyper)
-            w[rows] = w_rows
-            if m is not None:
-                m[rows] = m_rows
+    buffers, hypers = _sgd_plan(weights, moms, lrs, wds, momentum, rescale_grad,
+                                clip_gradient)
+    _foreach_single(_sgd_math, grads, buffers, hypers, lazy_update)
 
 
 def _multi_tensor_sgd(weights, grads, moms, *, lrs, wds, momentum, rescale_grad,
                       clip_gradient, lazy_update):
-    hyper = dict(momentum=momentum, rescale_grad=rescale_grad, clip_gradient=clip_gradient)
-    # Momentum state is all-or-nothing per group, so it is part of the key.
-    keys = [(lr, wd, m is None) for lr, wd, m in zip(lrs, wds, moms)]
-    for (_, _, lr, wd, no_mom), members in _group(weights, keys):
-        ws = [weights[i] for i in members]
-        ms = None if no_mom else [moms[i] for i in members]
-        with _device_scope(ws[0]):
-            xp = _array_module(ws[0])
-            split = [_dense_or_rows(weights[i], grads[i], lazy_update) for i in members]
-            rows_list = [rows for rows, _ in split]
-            flat_w = _gather(xp, ws, rows_list)
-            flat_g = xp.concatenate([values.reshape(-1) for _, values in split])
-            flat_m = None if ms is None else _gather(xp, ms, rows_list)
-            _sgd_math(flat_w, flat_g, flat_m, lr=lr, wd=wd, **hyper)
-            _scatter(flat_w, ws, rows_list)
-            if ms is not None:
-                _scatter(flat_m, ms, rows_list)
+    buffers, hypers = _sgd_plan(weights, moms, lrs, wds, momentum, rescale_grad,
+                                clip_gradient)
+    _foreach_multi(_sgd_math, grads, buffers, hypers, lazy_update)
 
 
 def sgd(weights: Sequence, grads: Sequence, moms: Sequence, *, lrs: Sequence[float],
@@ -253,7 +314,7 @@ def sgd(weights: Sequence, grads: Sequence, moms: Sequence, *, lrs: Sequence[flo
 # Adam
 # --------------------------------------------------------------------------------------
 
-def _adam_math(weight, grad, mean, var, *, lr, wd, beta1, beta2, epsilon, rescale_grad,
+def _adam_math(grad, weight, mean, var, *, lr, wd, beta1, beta2, epsilon, rescale_grad,
                clip_gradient):
     """MXNet's ``adam_update`` on whole arrays, in place on weight, mean and var.
 
@@ -261,10 +322,7 @@ def _adam_math(weight, grad, mean, var, *, lr, wd, beta1, beta2, epsilon, rescal
     Adam kernels), unlike SGD.
     """
     xp = _array_module(weight)
-    # A copy (never the caller's gradient); astype keeps 0-d inputs arrays, which the
-    # in-place operations below need.
-    g = grad.astype(grad.dtype, copy=True)
-    g *= rescale_grad
+    g = _fresh_copy(grad, rescale_grad)
     if wd != 0:
         g += wd * weight
     if clip_gradient is not None:
@@ -282,45 +340,27 @@ def _bias_corrected_lr(lr, step, beta1, beta2):
     return lr * math.sqrt(1.0 - beta2 ** step) / (1.0 - beta1 ** step)
 
 
+def _adam_plan(weights, means, variances, lrs, wds, steps, beta1, beta2, epsilon,
+               rescale_grad, clip_gradient):
+    buffers = list(zip(weights, means, variances))
+    hypers = [dict(lr=_bias_corrected_lr(lr, t, beta1, beta2), wd=wd, beta1=beta1,
+                   beta2=beta2, epsilon=epsilon, rescale_grad=rescale_grad,
+                   clip_gradient=clip_gradient) for lr, wd, t in zip(lrs, wds, steps)]
+    return buffers, hypers
+
+
 def _single_tensor_adam(weights, grads, means, variances, *, lrs, wds, steps, beta1, beta2,
                         epsilon, rescale_grad, clip_gradient, lazy_update):
-    hyper = dict(beta1=beta1, beta2=beta2, epsilon=epsilon, rescale_grad=rescale_grad,
-                 clip_gradient=clip_gradient)
-    for w, g, mean, var, lr, wd, t in zip(weights, grads, means, variances, lrs, wds, steps):
-        lr_t = _bias_corrected_lr(lr, t, beta1, beta2)
-        with _device_scope(w):
-            rows, values = _dense_or_rows(w, g, lazy_update)
-            if rows is None:
-                _adam_math(w, values, mean, var, lr=lr_t, wd=wd, **hyper)
-                continue
-            w_rows, mean_rows, var_rows = w[rows], mean[rows], var[rows]
-            _adam_math(w_rows, values, mean_rows, var_rows, lr=lr_t, wd=wd, **hyper)
-            w[rows] = w_rows
-            mean[rows] = mean_rows
-            var[rows] = var_rows
+    buffers, hypers = _adam_plan(weights, means, variances, lrs, wds, steps, beta1, beta2,
+                                 epsilon, rescale_grad, clip_gradient)
+    _foreach_single(_adam_math, grads, buffers, hypers, lazy_update)
 
 
 def _multi_tensor_adam(weights, grads, means, variances, *, lrs, wds, steps, beta1, beta2,
                        epsilon, rescale_grad, clip_gradient, lazy_update):
-    hyper = dict(beta1=beta1, beta2=beta2, epsilon=epsilon, rescale_grad=rescale_grad,
-                 clip_gradient=clip_gradient)
-    keys = [(_bias_corrected_lr(lr, t, beta1, beta2), wd) for lr, wd, t in zip(lrs, wds, steps)]
-    for (_, _, lr_t, wd), members in _group(weights, keys):
-        ws = [weights[i] for i in members]
-        ms = [means[i] for i in members]
-        vs = [variances[i] for i in members]
-        with _device_scope(ws[0]):
-            xp = _array_module(ws[0])
-            split = [_dense_or_rows(weights[i], grads[i], lazy_update) for i in members]
-            rows_list = [rows for rows, _ in split]
-            flat_w = _gather(xp, ws, rows_list)
-            flat_g = xp.concatenate([values.reshape(-1) for _, values in split])
-            flat_m = _gather(xp, ms, rows_list)
-            flat_v = _gather(xp, vs, rows_list)
-            _adam_math(flat_w, flat_g, flat_m, flat_v, lr=lr_t, wd=wd, **hyper)
-            _scatter(flat_w, ws, rows_list)
-            _scatter(flat_m, ms, rows_list)
-            _scatter(flat_v, vs, rows_list)
+    buffers, hypers = _adam_plan(weights, means, variances, lrs, wds, steps, beta1, beta2,
+                                 epsilon, rescale_grad, clip_gradient)
+    _foreach_multi(_adam_math, grads, buffers, hypers, lazy_update)
 
 
 def adam(weights: Sequence, grads: Sequence, means: Sequence, variances: Sequence, *,

@@ -198,7 +198,9 @@ def test_gradients_are_not_modified(xp):
 
 SHAPES_DTYPES = [((3, 4), np.float32), ((0,), np.float32), ((5,), np.float64),
                  ((2, 0, 3), np.float16), ((7, 2, 3), np.float32), ((), np.float64),
-                 ((6, 4), np.float16), ((9,), np.float32), ((4, 3), np.float64)]
+                 ((6, 4), np.float16), ((9,), np.float32), ((4, 3), np.float64),
+                 ((3,), np.float32), ((2, 2), np.float32), ((5,), np.float32),
+                 ((1,), np.float32)]
 SPARSE = {7: [0, 3, 5], 8: [0, 3]}  # index -> rows present in its row-sparse gradient
 
 
@@ -228,7 +230,15 @@ def _grads(xp, rng, weights):
     lambda fused, lazy: Adam(learning_rate=0.01, wd=0.02, clip_gradient=0.8,
                              use_fused_step=fused, lazy_update=lazy),
 ], ids=["sgd", "sgd_momentum", "adam"])
-def test_multi_tensor_matches_single_tensor(xp, make_opt, lazy_update):
+@pytest.mark.parametrize("tiny_buckets", [False, True], ids=["default", "tiny_buckets"])
+def test_multi_tensor_matches_single_tensor(xp, make_opt, lazy_update, tiny_buckets,
+                                            monkeypatch):
+    if tiny_buckets:
+        # Groups then span several buckets (some of one tensor), and the two largest
+        # tensors are updated where they lie.
+        for name in ("numpy", "cupy"):
+            monkeypatch.setitem(optimizer._BUCKET_ELEMENTS, name, 8)
+            monkeypatch.setitem(optimizer._DIRECT_ELEMENTS, name, 20)
     runs = []
     for fused in (False, True):
         opt = make_opt(fused, lazy_update)
@@ -261,6 +271,30 @@ def test_multi_tensor_matches_single_tensor(xp, make_opt, lazy_update):
             np.testing.assert_array_equal(b, a)
         else:
             assert_close(b, host(a))
+
+
+def test_multi_tensor_path_runs_the_math_once_per_group(xp, monkeypatch):
+    calls = []
+    real = optimizer._sgd_math
+
+    def counting(grad, *buffers, **hyper):
+        calls.append((str(grad.dtype), grad.size, round(hyper["lr"], 12)))
+        real(grad, *buffers, **hyper)
+
+    monkeypatch.setattr(optimizer, "_sgd_math", counting)
+    opt = SGD(learning_rate=0.1, momentum=0.9)
+    opt.set_lr_mult({0: 2.0})
+    weights = [xp.ones((4, 3), dtype=xp.float32) for _ in range(6)]
+    weights += [xp.ones(5, dtype=xp.float64) for _ in range(3)] + [xp.ones(0, xp.float32)]
+    states = [opt.create_state(i, w) for i, w in enumerate(weights)]
+    opt.update(range(10), weights, [xp.ones_like(w) for w in weights], states)
+    # Groups: index 0 (lr 0.2), the other float32 tensors, the float64 ones.
+    assert sorted(calls) == sorted([("float32", 12, 0.2), ("float32", 5 * 12, 0.1),
+                                    ("float64", 3 * 5, 0.1)])
+    calls.clear()
+    opt.use_fused_step = False
+    opt.update(range(10), weights, [xp.ones_like(w) for w in weights], states)
+    assert len(calls) == 10
 
 
 # --------------------------------------------------------------------------------------
