@@ -95,6 +95,10 @@ def _check_tensors(fn_name, weights, grads, states_lists):
             if w.ndim == 0:
                 raise ValueError(f"{fn_name}: tensor {i} is a scalar weight; a row-sparse "
                                  "gradient needs a weight with at least one axis")
+            if is_gpu_array(g.indices) != is_gpu_array(w):
+                raise TypeError(f"{fn_name}: tensor {i}: weight is a {type(w).__module__} "
+                                f"array but its row-sparse gradient indices are a "
+                                f"{type(g.indices).__module__} array")
             expected = (g.indices.shape[0],) + tuple(w.shape[1:])
             if g.indices.ndim != 1 or tuple(values.shape) != expected:
                 raise ValueError(
@@ -439,6 +443,31 @@ def _checked(owner, name, value, *, low=None, high=None, low_open=False, high_op
     return value
 
 
+class _Checked:
+    """A float attribute validated by :func:`_checked` on every assignment."""
+
+    def __init__(self, label, *, optional=False, **bounds):
+        self.label, self.optional, self.bounds = label, optional, bounds
+
+    def __set_name__(self, owner, name):
+        self.slot = "_" + name
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj, value):
+        if value is None and self.optional:
+            setattr(obj, self.slot, None)
+            return
+        try:
+            value = _checked(type(obj).__name__, self.label, value, **self.bounds)
+        except ValueError as e:
+            if self.optional:
+                raise ValueError(f"{e} (use None to disable it)") from None
+            raise
+        setattr(obj, self.slot, value)
+
+
 class Optimizer:
     """Base class: hyper-parameters shared by all optimizers, multipliers and update counts.
 
@@ -490,52 +519,18 @@ class Optimizer:
     def _name(self) -> str:
         return type(self).__name__
 
-    # Validated on every assignment, because Trainer sets rescale_grad before each update.
-    @property
-    def lr(self) -> float:
-        """The base learning rate (before the scheduler and ``lr_mult``)."""
-        return self._lr
-
-    @lr.setter
-    def lr(self, value):
-        self._lr = _checked(self._name, "learning_rate", value, low=0.0)
-
-    @property
-    def wd(self) -> float:
-        return self._wd
-
-    @wd.setter
-    def wd(self, value):
-        self._wd = _checked(self._name, "wd", value, low=0.0)
-
-    @property
-    def rescale_grad(self) -> float:
-        return self._rescale_grad
-
-    @rescale_grad.setter
-    def rescale_grad(self, value):
-        self._rescale_grad = _checked(self._name, "rescale_grad", value, low=0.0,
-                                      low_open=True)
-
-    @property
-    def clip_gradient(self) -> float | None:
-        return self._clip_gradient
-
-    @clip_gradient.setter
-    def clip_gradient(self, value):
-        if value is not None:
-            try:
-                value = _checked(self._name, "clip_gradient", value, low=0.0, low_open=True)
-            except ValueError as e:
-                raise ValueError(f"{e} (use None to disable clipping)") from None
-        self._clip_gradient = value
+    # Validated on every assignment too, because Trainer sets rescale_grad before each update.
+    lr = _Checked("learning_rate", low=0.0)  # the base rate, before scheduler and lr_mult
+    wd = _Checked("wd", low=0.0)
+    rescale_grad = _Checked("rescale_grad", low=0.0, low_open=True)
+    clip_gradient = _Checked("clip_gradient", low=0.0, low_open=True, optional=True)
 
     @property
     def learning_rate(self) -> float:
         """The learning rate of the next update: the scheduler's, else :attr:`lr`."""
         if self.lr_scheduler is not None:
             return float(self.lr_scheduler(self.num_update))
-        return self._lr
+        return self.lr
 
     def set_learning_rate(self, lr: float) -> None:
         """Set the base learning rate; an error while a scheduler decides it."""
@@ -566,7 +561,8 @@ class Optimizer:
         result = []
         for index in indices:
             if index in self.param_dict:
-                result.append(float(getattr(self.param_dict[index], what)))
+                result.append(_checked(self._name, f"{what} of parameter {index!r}",
+                                       getattr(self.param_dict[index], what), low=0.0))
             else:
                 result.append(table.get(index, 1.0))
         return result
@@ -610,7 +606,7 @@ class Optimizer:
         try:
             lr = self.learning_rate
             lrs = [lr * m for m in lr_mults]
-            wds = [self._wd * m for m in wd_mults]
+            wds = [self.wd * m for m in wd_mults]
             self._step(indices, weights, grads, states, lrs, wds)
         except Exception:
             self._index_update_count, self.num_update = saved
@@ -652,11 +648,12 @@ class SGD(Optimizer):
     array([ 0.85, -2.  ])
     """
 
+    momentum = _Checked("momentum", low=0.0, high=1.0, high_open=True)
+
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0,
                  lazy_update: bool = True, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
-        self.momentum = _checked(self._name, "momentum", momentum, low=0.0, high=1.0,
-                                 high_open=True)
+        self.momentum = momentum
         self.lazy_update = bool(lazy_update)
 
     def create_state(self, index, weight):
@@ -665,7 +662,7 @@ class SGD(Optimizer):
 
     def _step(self, indices, weights, grads, states, lrs, wds):
         sgd(weights, grads, states, lrs=lrs, wds=wds, momentum=self.momentum,
-            rescale_grad=self._rescale_grad, clip_gradient=self._clip_gradient,
+            rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient,
             lazy_update=self.lazy_update, foreach=self.use_fused_step)
 
 
@@ -680,13 +677,17 @@ class Adam(Optimizer):
         **kwargs: see :class:`Optimizer`.
     """
 
+    beta1 = _Checked("beta1", low=0.0, high=1.0, high_open=True)
+    beta2 = _Checked("beta2", low=0.0, high=1.0, high_open=True)
+    epsilon = _Checked("epsilon", low=0.0, low_open=True)
+
     def __init__(self, learning_rate: float = 0.001, beta1: float = 0.9,
                  beta2: float = 0.999, epsilon: float = 1e-8, lazy_update: bool = True,
                  **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
-        self.beta1 = _checked(self._name, "beta1", beta1, low=0.0, high=1.0, high_open=True)
-        self.beta2 = _checked(self._name, "beta2", beta2, low=0.0, high=1.0, high_open=True)
-        self.epsilon = _checked(self._name, "epsilon", epsilon, low=0.0, low_open=True)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
         self.lazy_update = bool(lazy_update)
 
     def create_state(self, index, weight):
@@ -700,6 +701,6 @@ class Adam(Optimizer):
                                  f"(mean, var) pair from create_state(), got {state!r}")
         adam(weights, grads, [s[0] for s in states], [s[1] for s in states], lrs=lrs,
              wds=wds, steps=[self._index_update_count[i] for i in indices], beta1=self.beta1,
-             beta2=self.beta2, epsilon=self.epsilon, rescale_grad=self._rescale_grad,
-             clip_gradient=self._clip_gradient, lazy_update=self.lazy_update,
+             beta2=self.beta2, epsilon=self.epsilon, rescale_grad=self.rescale_grad,
+             clip_gradient=self.clip_gradient, lazy_update=self.lazy_update,
              foreach=self.use_fused_step)

@@ -511,7 +511,7 @@ def test_optimizer_pickles_with_counts_and_without_param_dict():
     (lambda: SGD(momentum=-0.1), "momentum"),
     (lambda: SGD(wd=-1e-4), "wd must be in"),
     (lambda: SGD(rescale_grad=0.0), "rescale_grad"),
-    (lambda: SGD(clip_gradient=0.0), "use None to disable clipping"),
+    (lambda: SGD(clip_gradient=0.0), "use None to disable it"),
     (lambda: SGD(clip_gradient=-1.0), "clip_gradient"),
     (lambda: Adam(beta1=1.0), "beta1"),
     (lambda: Adam(beta2=-0.5), "beta2"),
@@ -535,6 +535,13 @@ def test_setting_an_invalid_rescale_grad_later_raises():
         opt.rescale_grad = -1.0
     with pytest.raises(TypeError, match="real number"):
         opt.lr = "0.1"
+    with pytest.raises(ValueError, match="momentum"):
+        opt.momentum = 1.0
+    adam = Adam()
+    with pytest.raises(ValueError, match="beta2"):
+        adam.beta2 = 1.0
+    adam.clip_gradient = None
+    assert adam.clip_gradient is None
 
 
 def test_invalid_update_arguments_raise_and_do_not_count(xp):
