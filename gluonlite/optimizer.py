@@ -486,13 +486,15 @@ class Optimizer:
             ``wd_mult`` attributes scale its learning rate and weight decay.
         begin_num_update: update count to start from (Adam's bias correction uses it).
         use_fused_step: use the multi-tensor path (True) or the per-tensor loop (False).
+        multi_precision: keep a float32 master copy of each float16 weight; see
+            :meth:`update_multi_precision`.
     """
 
     def __init__(self, learning_rate: float = 0.01, wd: float = 0.0,
                  rescale_grad: float = 1.0, clip_gradient: float | None = None,
                  lr_scheduler: Callable[[int], float] | None = None,
                  param_dict: dict | None = None, begin_num_update: int = 0,
-                 use_fused_step: bool = True):
+                 use_fused_step: bool = True, multi_precision: bool = False):
         self.lr = learning_rate
         self.wd = wd
         self.rescale_grad = rescale_grad
@@ -514,6 +516,7 @@ class Optimizer:
         self.lr_mult: dict = {}
         self.wd_mult: dict = {}
         self.use_fused_step = bool(use_fused_step)
+        self.multi_precision = bool(multi_precision)
 
     @property
     def _name(self) -> str:
@@ -615,12 +618,49 @@ class Optimizer:
     def _step(self, indices, weights, grads, states, lrs, wds) -> None:
         raise NotImplementedError(f"{self._name} does not implement _step")
 
+    def _keeps_master_copy(self, weight) -> bool:
+        return self.multi_precision and weight.dtype == numpy.float16
+
+    def create_state_multi_precision(self, index, weight):
+        """Like :meth:`create_state`; for a float16 weight under ``multi_precision``, the
+        pair ``(float32 copy of weight, state of that copy)``."""
+        if not self._keeps_master_copy(weight):
+            return self.create_state(index, weight)
+        with _device_scope(weight):
+            master = weight.astype(numpy.float32)
+        return (master, self.create_state(index, master))
+
+    def update_multi_precision(self, indices: Sequence, weights: Sequence, grads: Sequence,
+                               states: Sequence, **mults) -> None:
+        """Like :meth:`update`, with states from :meth:`create_state_multi_precision`.
+
+        A float16 weight under ``multi_precision`` is updated through its float32 master
+        copy (its gradient cast up), then overwritten with the copy cast down, so that small
+        steps accumulate instead of rounding away in float16 (MXNet's ``mp_*_update``).
+        """
+        weights, grads, states = list(weights), list(grads), list(states)
+        masters = [i for i, w in enumerate(weights) if self._keeps_master_copy(w)]
+        targets = weights[:]
+        for i in masters:
+            master, state = states[i]
+            weights[i], states[i] = master, state
+            grads[i] = _cast_grad(grads[i], numpy.float32)
+        self.update(indices, weights, grads, states, **mults)
+        for i in masters:
+            targets[i][...] = weights[i].astype(numpy.float16)
+
     # param_dict holds Parameters, which are not for pickling (MXNet drops it too); the
     # Trainer restores it after loading states.
     def __getstate__(self):
         state = self.__dict__.copy()
         state["param_dict"] = {}
         return state
+
+
+def _cast_grad(grad, dtype):
+    if _is_row_sparse(grad):
+        return RowSparseGrad(grad.indices, grad.data.astype(dtype))
+    return grad.astype(dtype)
 
 
 def _zeros_like(weight):

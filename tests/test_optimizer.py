@@ -500,6 +500,50 @@ def test_optimizer_pickles_with_counts_and_without_param_dict():
     np.testing.assert_array_equal(restored_state[0], state[0])
 
 
+@pytest.mark.parametrize("make_opt", [
+    lambda mp: SGD(learning_rate=0.1, momentum=0.9, wd=0.01, multi_precision=mp),
+    lambda mp: Adam(learning_rate=0.01, wd=0.01, multi_precision=mp),
+], ids=["sgd", "adam"])
+def test_multi_precision_updates_a_float32_master_copy(xp, make_opt):
+    rng = np.random.default_rng(7)
+    w16 = rng.standard_normal((5, 3)).astype(np.float16)
+    grads = [rng.standard_normal((5, 3)).astype(np.float16) for _ in range(3)]
+    rows = xp.array([0, 3])
+    opt = make_opt(True)
+    w, w_other = xp.array(w16), xp.array(w16.astype(np.float32))
+    states = [opt.create_state_multi_precision(0, w),
+              opt.create_state_multi_precision(1, w_other)]
+    master = states[0][0]
+    assert master.dtype == np.float32
+    # A float32 weight needs no master copy: its state is the ordinary one.
+    assert type(states[1]) is type(opt.create_state(1, w_other))
+    ref_opt = make_opt(False)
+    ref = xp.array(w16.astype(np.float32))
+    ref_state = ref_opt.create_state(0, ref)
+    for step, g in enumerate(grads):
+        g16 = xp.array(g)
+        g_in = RowSparseGrad(rows, g16[rows]) if step == 2 else g16
+        g32 = xp.array(g.astype(np.float32))
+        g_ref = RowSparseGrad(rows, g32[rows]) if step == 2 else g32
+        opt.update_multi_precision([0, 1], [w, w_other], [g_in, g32], states)
+        ref_opt.update([0], [ref], [g_ref], [ref_state])
+    # The float32 master follows the float32 run exactly; the float16 weight is its rounding.
+    np.testing.assert_array_equal(host(master), host(ref))
+    np.testing.assert_array_equal(host(w), host(ref).astype(np.float16))
+    assert w.dtype == np.float16
+    # Without multi_precision the same calls are a plain update in float16.
+    results = []
+    for mp_api in (True, False):
+        plain = make_opt(False)
+        w_plain = xp.array(w16)
+        state = (plain.create_state_multi_precision if mp_api else plain.create_state)(0, w_plain)
+        (plain.update_multi_precision if mp_api else plain.update)(
+            [0], [w_plain], [xp.array(grads[0])], [state])
+        results.append(host(w_plain))
+    np.testing.assert_array_equal(results[0], results[1])
+    assert not np.array_equal(results[0], w16)
+
+
 # --------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------
