@@ -237,7 +237,8 @@ def _fresh_copy(grad, rescale_grad):
     # A copy (never the caller's gradient); astype keeps 0-d inputs arrays, which the
     # in-place operations of the update need.
     g = grad.astype(grad.dtype, copy=True)
-    g *= rescale_grad
+    if rescale_grad != 1.0:
+        g *= rescale_grad
     return g
 
 
