@@ -6,8 +6,9 @@
 ((2, 3), cpu(1))
 """
 from . import autograd, device, np, npx, random
+from . import kvstore as kv
 from .device import Device, cpu, current_device, gpu, num_gpus
 
 __all__ = ["Device", "cpu", "gpu", "current_device", "num_gpus", "device", "np", "npx",
-           "autograd", "random"]
+           "autograd", "random", "kv"]
 __version__ = "0.1.0"
