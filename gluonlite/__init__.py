@@ -7,8 +7,9 @@
 """
 from . import autograd, device, np, npx, random
 from . import kvstore as kv
+from . import optimizer
 from .device import Device, cpu, current_device, gpu, num_gpus
 
 __all__ = ["Device", "cpu", "gpu", "current_device", "num_gpus", "device", "np", "npx",
-           "autograd", "random", "kv"]
+           "autograd", "random", "kv", "optimizer"]
 __version__ = "0.1.0"
