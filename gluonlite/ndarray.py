@@ -291,6 +291,16 @@ class ndarray:
     def min(self, axis=None, keepdims: bool = False) -> "ndarray":
         return _reduce_extreme(self, axis, keepdims, "min")
 
+    def all(self, axis=None, keepdims: bool = False) -> "ndarray":
+        with _backend.on(self._device):
+            return ndarray(self._xp.asarray(self._data.all(axis=axis, keepdims=keepdims)),
+                           self._device)
+
+    def any(self, axis=None, keepdims: bool = False) -> "ndarray":
+        with _backend.on(self._device):
+            return ndarray(self._xp.asarray(self._data.any(axis=axis, keepdims=keepdims)),
+                           self._device)
+
     def argmax(self, axis=None) -> "ndarray":
         with _backend.on(self._device):
             return ndarray(self._data.argmax(axis=axis), self._device)
