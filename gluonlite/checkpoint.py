@@ -554,7 +554,7 @@ def _plan(path, params: Mapping, saved: dict, devices, allow_missing, ignore_ext
         raise CheckpointMismatchError(
             f"Parameters {missing} are missing in '{path}', which holds {sorted(saved)}. "
             f"Set allow_missing=True to leave them as they are.")
-    extra = [name for name in saved if name not in params]
+    extra = sorted(name for name in saved if name not in params)
     if extra and not ignore_extra:
         raise CheckpointMismatchError(
             f"'{path}' holds {extra}, which are not among the parameters {sorted(params)}. "

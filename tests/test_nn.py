@@ -38,6 +38,8 @@ def test_reassigning_an_attribute_drops_the_registration():
     net = TwoLayer()
     net.encoder = None
     assert "encoder.weight" not in net.collect_params()
+    net.scale = nn.Dense(1, in_units=1)  # a Parameter replaced by a Block
+    assert list(net.collect_params()) == ["head.0.weight", "scale.weight", "scale.bias"]
 
 
 def test_initialize_respects_parameter_initializers(devices):
@@ -280,3 +282,67 @@ def test_split_and_load_errors_and_deprecated_ctx_list():
     assert len(parts) == 2
     with pytest.raises(TypeError, match="both"):
         utils.split_and_load(np.ones((2, 1)), [mx.cpu(0)], ctx_list=[mx.cpu(0)])
+
+
+# --------------------------------------------------------------------- save / load
+def test_save_and_load_parameters(tmp_path, devices):
+    net = TwoLayer()
+    net.initialize(mx.init.Normal(1.0), device=devices)
+    path = str(tmp_path / "net.params")
+    net.save_parameters(path)
+    fresh = TwoLayer()
+    fresh.load_parameters(path, device=devices)
+    for name, p in net.collect_params().items():
+        q = fresh.collect_params()[name]
+        assert q.list_device() == devices
+        assert np.array_equal(q.data(devices[1]).asnumpy(), p.data(devices[0]).asnumpy())
+    other = TwoLayer()
+    other.initialize(device=mx.cpu(1))
+    other.load_parameters(path)
+    assert other.scale.list_device() == [mx.cpu(1)]
+    assert np.array_equal(other.scale.data().asnumpy(), net.scale.data(devices[0]).asnumpy())
+
+
+def test_load_parameters_deferred_dense_and_errors(tmp_path):
+    net = nn.Sequential()
+    net.add(nn.Dense(3, in_units=4))
+    net.initialize()
+    path = str(tmp_path / "p")
+    net.save_parameters(path)
+    deferred = nn.Sequential()
+    deferred.add(nn.Dense(3))
+    deferred.load_parameters(path)  # never initialized, in_units unknown: the file decides
+    assert deferred[0].weight.shape == (3, 4)
+    bigger = nn.Sequential()
+    bigger.add(nn.Dense(3), nn.Dense(2))
+    with pytest.raises(mx.gluon.CheckpointMismatchError,
+                       match=r"\['1.weight', '1.bias'\] are missing"):
+        bigger.load_parameters(path)
+    bigger.load_parameters(path, allow_missing=True)
+    with pytest.raises(mx.gluon.CheckpointMismatchError,
+                       match=r"holds \['0.bias', '0.weight'\]"):
+        nn.Sequential().load_parameters(path)
+    half = nn.Sequential()
+    half.add(nn.Dense(3, in_units=4, dtype="float16"))
+    with pytest.raises(mx.gluon.CheckpointMismatchError, match="cast_dtype=True"):
+        half.load_parameters(path)
+    half.load_parameters(path, cast_dtype=True)
+    assert half[0].weight.data().dtype == np.float16
+
+
+def test_deduplicated_save(tmp_path):
+    shared = nn.Dense(2, in_units=2)
+    net = nn.Sequential()
+    net.add(shared, shared)
+    net.initialize()
+    path = tmp_path / "p"
+    net.save_parameters(str(path), deduplicate=True)
+    saved = mx.checkpoint.read_checkpoint(path).arrays
+    assert sorted(saved) == ["0.bias", "0.weight"]
+
+
+def test_initialize_accepts_deprecated_ctx():
+    net = nn.Dense(2, in_units=2)
+    with pytest.warns(DeprecationWarning):
+        net.initialize(ctx=mx.cpu(1))
+    assert net.weight.list_device() == [mx.cpu(1)]

@@ -26,7 +26,8 @@ from __future__ import annotations
 import re
 import warnings
 
-from .. import _compat, checkpoint, initializer
+from .. import checkpoint, initializer
+from .._compat import resolve_ctx
 from .parameter import DeferredInitializationError, Parameter
 
 __all__ = ["Block", "HybridBlock"]
@@ -46,15 +47,17 @@ class Block:
         object.__setattr__(self, "_reg_params", {})
 
     def __setattr__(self, name: str, value) -> None:
+        # Whatever the attribute held before stops being registered unless the new value
+        # takes its place (replacing in place keeps the registration order, which
+        # collect_params follows).
+        if not isinstance(value, Block):
+            self._children.pop(name, None)
+        if not isinstance(value, Parameter):
+            self._reg_params.pop(name, None)
         if isinstance(value, Block):
             self.register_child(value, name)
         elif isinstance(value, Parameter):
             self._reg_params[name] = value
-        elif name in self._children or name in self._reg_params:
-            # Assigning something else (e.g. None) over a child removes the registration,
-            # so collect_params never reports a stale object.
-            self._children.pop(name, None)
-            self._reg_params.pop(name, None)
         object.__setattr__(self, name, value)
 
     def register_child(self, block: "Block", name: str | None = None) -> "Block":
@@ -96,30 +99,17 @@ class Block:
         pattern = re.compile(select)
         return {name: p for name, p in found.items() if pattern.match(name)}
 
-    def save_parameters(self, filename, deduplicate: bool = False) -> None:
-        """Save ``collect_params()`` to ``filename`` (``mx.gluon.save_parameters``: a
-        safetensors file replaced atomically, one replica per parameter)."""
-        checkpoint.save_parameters(filename, self.collect_params(), deduplicate=deduplicate)
-
-    def load_parameters(self, filename, device=None, allow_missing: bool = False,
-                        ignore_extra: bool = False, cast_dtype: bool = False,
-                        dtype_source: str = "current", ctx=None) -> None:
-        """Load ``filename`` (gluonlite or Apache MXNet format) into ``collect_params()``;
-        see ``mx.gluon.load_parameters`` for the arguments and the all-or-nothing checks."""
-        device = _compat.resolve_ctx(device, ctx)
-        checkpoint.load_parameters(filename, self.collect_params(), device=device,
-                                   allow_missing=allow_missing, ignore_extra=ignore_extra,
-                                   cast_dtype=cast_dtype, dtype_source=dtype_source)
-
     def initialize(self, init=None, device=None, verbose: bool = False,
-                   force_reinit: bool = False) -> None:
+                   force_reinit: bool = False, ctx=None) -> None:
         """Initialize every Parameter on ``device`` (one device or a list of replicas).
 
         ``init`` is the default: a Parameter's own ``init`` (e.g. Dense's
         ``bias_initializer='zeros'``) takes precedence over it, as in MXNet. Parameters whose
-        shape is not yet known are initialized at the first forward pass.
+        shape is not yet known are initialized at the first forward pass. ``ctx=`` is the
+        deprecated name of ``device``.
         """
         del verbose  # accepted for MXNet compatibility; initializers print nothing
+        device = resolve_ctx(device, ctx)
         default = initializer.Uniform() if init is None else init
         for param in _unique(self.collect_params().values()):
             param.initialize(None, device=device, default_init=default,
@@ -163,6 +153,28 @@ class Block:
             warnings.warn(f"share_parameters: parameter {name!r} is not in this "
                           f"{type(self).__name__}", UserWarning, stacklevel=2)
         return self
+
+    def save_parameters(self, filename, deduplicate: bool = False) -> None:
+        """Save ``collect_params()`` to ``filename``, keyed by structured name: a
+        safetensors file replaced atomically, one replica per parameter (see
+        ``mx.gluon.save_parameters``). With ``deduplicate`` a shared Parameter is saved
+        once, under its first name."""
+        checkpoint.save_parameters(filename, self.collect_params(), deduplicate=deduplicate)
+
+    def load_parameters(self, filename, device=None, allow_missing: bool = False,
+                        ignore_extra: bool = False, cast_dtype: bool = False,
+                        dtype_source: str = "current", ctx=None) -> None:
+        """Load ``filename`` (gluonlite or Apache MXNet format) into ``collect_params()``.
+
+        Everything is checked before any Parameter changes. Parameters not initialized yet
+        are initialized on ``device`` (default: the current device) with the loaded values;
+        initialized ones keep their devices. See ``mx.gluon.load_parameters`` for the
+        arguments and the errors.
+        """
+        device = resolve_ctx(device, ctx)
+        checkpoint.load_parameters(filename, self.collect_params(), device=device,
+                                   allow_missing=allow_missing, ignore_extra=ignore_extra,
+                                   cast_dtype=cast_dtype, dtype_source=dtype_source)
 
     def cast(self, dtype) -> None:
         """Cast all Parameters (data and gradients, on every device) to ``dtype``."""

@@ -46,7 +46,6 @@ from .. import _backend, checkpoint, optimizer as opt, sparse
 from ..autograd import SparseRows
 from ..device import Device
 from ..ndarray import ndarray
-from .block import _unique
 from .parameter import Constant, Parameter
 
 __all__ = ["Trainer", "allreduce", "broadcast"]
@@ -62,7 +61,6 @@ class _Replicas:
 
     index: int
     name: str
-    param: Parameter
     data: list
     grads: list
 
@@ -81,11 +79,15 @@ class Trainer:
             through peer-to-peer copies to the first device (host copies for CPUs).
             ``'local'``: the same without NCCL. ``'nccl'``: NCCL, an error where it cannot
             be used.
+        update_on_kvstore: accepted for MXNet compatibility and has no effect: the update
+            always runs once, on the first device, and is copied to the other replicas.
 
     See the module's Notes for how replicas stay identical and when a gradient is stale.
     """
 
-    def __init__(self, params, optimizer, optimizer_params=None, kvstore="device"):
+    def __init__(self, params, optimizer, optimizer_params=None, kvstore="device",
+                 update_on_kvstore=None):
+        del update_on_kvstore  # see the docstring
         if isinstance(params, dict):
             named = list(params.items())
         elif isinstance(params, (list, tuple)):
@@ -97,12 +99,12 @@ class Trainer:
             if not isinstance(p, Parameter):
                 raise TypeError(f"Trainer: params must hold Parameters, but {name!r} is a "
                                 f"{type(p).__name__}")
-        unique = list(_unique(p for _, p in named))
-        first_name = {}
+        # A shared Parameter (listed under several names) is kept once, under its first name.
+        first = {}
         for name, p in named:
-            first_name.setdefault(id(p), name)
-        self._params = unique
-        self._names = [first_name[id(p)] for p in unique]
+            first.setdefault(id(p), (name, p))
+        self._names = [name for name, _ in first.values()]
+        self._params = [p for _, p in first.values()]
         if kvstore not in _KVSTORES:
             raise ValueError(f"Trainer: kvstore must be one of {_KVSTORES}, got {kvstore!r} "
                              f"(distributed kvstores are not supported)")
@@ -220,11 +222,11 @@ class Trainer:
                 dense.append(r)
                 continue
             # A lazy update changed only these rows; copy just them.
+            with _backend.on(root):
+                changed = r.data[0]._data[g.indices]
             for replica, device in zip(r.data[1:], devices[1:]):
                 rows = _backend.transfer(g.indices, root, device)
-                with _backend.on(root):
-                    values = r.data[0]._data[g.indices]
-                values = _backend.transfer(values, root, device)
+                values = _backend.transfer(changed, root, device)
                 with _backend.on(device):
                     replica._data[rows] = values
         for group in _by_dtype(dense):
@@ -248,6 +250,11 @@ class Trainer:
         for i, (p, name) in enumerate(zip(self._params, self._names)):
             if p.grad_req == "null" or isinstance(p, Constant):
                 continue
+            if p.stype != "default":
+                raise RuntimeError(
+                    f"Trainer: Parameter '{name}' has stype={p.stype!r}; the Trainer updates "
+                    f"parameters stored densely. For sparse gradients keep stype='default' "
+                    f"and set grad_stype='row_sparse' (as Embedding(sparse_grad=True) does)")
             try:
                 here = list(p.list_device())
                 data, grads = p.list_data(), p.list_grad()
@@ -256,13 +263,13 @@ class Trainer:
                     from e
             if devices is None:
                 devices, first = here, name
-            elif set(here) != set(devices) or len(here) != len(devices):
+            elif set(here) != set(devices):
                 raise RuntimeError(
                     f"Trainer: all parameters must live on the same devices, but Parameter "
                     f"'{name}' is on {here} while '{first}' is on {devices}. Use "
                     f"reset_device() to move them")
             order = [here.index(d) for d in devices]
-            replicas.append(_Replicas(i, name, p, [data[k] for k in order],
+            replicas.append(_Replicas(i, name, [data[k] for k in order],
                                       [grads[k] for k in order]))
         return replicas, devices or []
 

@@ -67,9 +67,7 @@ def split_and_load(data, devices=None, batch_axis: int = 0, even_split: bool = T
     if not isinstance(data, (ndarray, numpy.ndarray)):
         # Python data follows mx.np.array's rules (float32 for numbers).
         data = array(data, device=devices[0])
-    if len(devices) == 1:
-        return [data.to_device(devices[0]) if isinstance(data, ndarray)
-                else array(data, device=devices[0])]
-    parts = split_data(data, len(devices), batch_axis, even_split)
+    parts = [data] if len(devices) == 1 else \
+        split_data(data, len(devices), batch_axis, even_split)
     return [p.to_device(d) if isinstance(p, ndarray) else array(p, device=d)
             for p, d in zip(parts, devices)]
