@@ -17,7 +17,8 @@ Note:
     killed writer may leave a stray ``.<name>.*.tmp`` behind). Reading never executes code
     (no pickle): the file is parsed as data, and every entry's shape, dtype and checksum is
     checked against the file and against the parameters before any parameter is touched, so
-    a failed load leaves all of them as they were.
+    a failed load leaves all of them as they were. (Past the checks, only running out of
+    device memory while the values are copied in can still stop a load midway.)
 
 Errors. Problems with the file or its fit raise ``CheckpointError`` (a ``ValueError``):
 ``CorruptCheckpointError`` for a truncated, damaged or unrecognised file,
@@ -366,18 +367,12 @@ def _checked_entry(name, entry, raw: dict, path) -> HostArray:
 
 
 # --------------------------------------------------------------------------- arrays
-def _to_host(array) -> HostArray:
-    """One host copy (none for a contiguous CPU array) of a dense or row-sparse array."""
-    from .sparse import RowSparseNDArray
-    if isinstance(array, RowSparseNDArray):
-        return HostArray("row_sparse", array.shape,
-                         _backend.transfer(array._values, array.device, _CPU0)
-                         if array.device.device_type != "cpu" else array._values,
-                         _backend.transfer(array._indices, array.device, _CPU0)
-                         if array.device.device_type != "cpu" else array._indices)
+def _to_host(array: ndarray) -> numpy.ndarray:
+    """``array``'s values in host memory: the array itself when it is a contiguous CPU one,
+    else one copy (a single device-to-host transfer for a GPU array)."""
     if array.device.device_type == "cpu":
-        return HostArray("default", array.shape, numpy.ascontiguousarray(array._data))
-    return HostArray("default", array.shape, array.asnumpy())
+        return numpy.ascontiguousarray(array._data)
+    return array.asnumpy()
 
 
 def _to_gluonlite(arr: HostArray, device: Device):
@@ -477,12 +472,12 @@ def _saved_replica(param, path) -> HostArray:
         raise CheckpointError(f"Cannot save Parameter {param.name!r} to '{path}': {e}") from e
     replica = next((r for dev, r in replicas.items() if dev.device_type == "cpu"),
                    next(iter(replicas.values())))
-    host = _to_host(replica)
+    values = _to_host(replica)
     if param.stype != "row_sparse":
-        return host
-    width = int(numpy.prod(host.shape[1:], dtype=numpy.int64))
-    rows = numpy.flatnonzero(numpy.any(host.values.reshape(host.shape[0], width) != 0, axis=1))
-    return HostArray("row_sparse", host.shape, host.values[rows], rows.astype(numpy.int64))
+        return HostArray("default", values.shape, values)
+    width = int(numpy.prod(values.shape[1:], dtype=numpy.int64))
+    rows = numpy.flatnonzero(numpy.any(values.reshape(values.shape[0], width) != 0, axis=1))
+    return HostArray("row_sparse", values.shape, values[rows], rows.astype(numpy.int64))
 
 
 @dataclasses.dataclass

@@ -169,6 +169,13 @@ def test_row_sparse_parameter_stored_as_rows_and_ids(tmp_path, device):
     mx.gluon.load_parameters(path, {"emb": dense_again}, device=device)
     numpy.testing.assert_array_equal(host(sparse_again), values)
     assert_matches(dense_again.data(), values, rtol=0, atol=0, device=device)
+    # An all-zero row-sparse weight is stored as zero rows and comes back as zeros.
+    zero = make_param("zero", numpy.zeros((4, 2), numpy.float32), device, stype="row_sparse")
+    mx.gluon.save_parameters(path, {"zero": zero})
+    assert safetensors.numpy.load_file(str(path))["zero"].shape == (0, 2)
+    target = mx.gluon.Parameter("zero", shape=(4, 2), stype="row_sparse", init="ones")
+    mx.gluon.load_parameters(path, {"zero": target}, device=device)
+    numpy.testing.assert_array_equal(host(target), numpy.zeros((4, 2), numpy.float32))
 
 
 def test_bfloat16_round_trip(tmp_path):
