@@ -194,7 +194,8 @@ def _text_crc(text: str) -> str:
 
 def _serialize(tensors: dict, path: str, metadata: dict) -> None:
     """Write ``tensors`` (NumPy arrays) and ``metadata`` as a safetensors file at ``path``."""
-    # save_file reads each array's memory where it is: no second host copy.
+    # Recent safetensors (0.8) reads each array's memory where it is, so the replica's host
+    # copy is the only one; older releases (>= 0.4 works) copy each array to bytes first.
     safetensors.numpy.save_file(tensors, path, metadata=metadata)
 
 
