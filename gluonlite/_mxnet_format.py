@@ -40,8 +40,12 @@ _MAX_NDIM = 64
 
 
 def is_mxnet_list(head: bytes) -> bool:
-    """Whether ``head`` (the first bytes of a file) starts an MXNet NDArray list."""
-    return len(head) >= 8 and struct.unpack_from("<Q", head)[0] == LIST_MAGIC
+    """Whether ``head`` (the first bytes of a file) starts an MXNet NDArray list.
+
+    A safetensors file starts with its header length, which could be 0x112 too; its next
+    bytes are JSON (``{"``), never MXNet's zero reserved word.
+    """
+    return len(head) >= 16 and struct.unpack_from("<QQ", head) == (LIST_MAGIC, 0)
 
 
 class _Reader:

@@ -262,6 +262,17 @@ def test_unusable_contents_are_named(tmp_path):
         mx.gluon.load_mxnet_params(tmp_path / "st.safetensors")
 
 
+def test_safetensors_header_of_length_0x112_is_not_taken_for_mxnet(tmp_path):
+    # Its first word equals MXNet's list magic; the JSON after it tells the formats apart.
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})
+    header = header.encode().ljust(LIST_MAGIC, b" ")
+    data = struct.pack("<Q", len(header)) + header + numpy.float32([1.5, 2.5]).tobytes()
+    (tmp_path / "w.safetensors").write_bytes(data)
+    p = mx.gluon.Parameter("w", shape=(2,))
+    mx.gluon.load_parameters(tmp_path / "w.safetensors", {"w": p})
+    assert p.data().asnumpy().tolist() == [1.5, 2.5]
+
+
 def test_huge_counts_and_dims_fail_fast(tmp_path):
     # A damaged count or dim must be refused from the sizes left, not allocated.
     huge_count = struct.pack("<QQQ", LIST_MAGIC, 0, 2 ** 62)
