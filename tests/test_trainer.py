@@ -353,6 +353,25 @@ def test_constructor_errors():
         trainer.allreduce_grads()
 
 
+@pytest.mark.parametrize("multi_precision", [False, True])
+def test_float16_multi_precision(devices, multi_precision):
+    p = gluon.Parameter("w", shape=(2,), init="ones", dtype="float16")
+    p.initialize(device=devices)
+    trainer = gluon.Trainer([p], "sgd", {"learning_rate": 1e-4,
+                                         "multi_precision": multi_precision})
+    for _ in range(20):
+        with autograd.record():
+            ys = [p.data(d).sum() for d in devices]
+        for y in ys:
+            y.backward()
+        trainer.step(len(devices))  # gradient 1 per element after the 1/batch rescale
+    # float16 spacing near 1 is ~1e-3: steps of 1e-4 only add up in a float32 master copy.
+    expected = np.float16(1 - 20e-4) if multi_precision else np.float16(1.0)
+    for d in devices:
+        assert p.data(d).dtype == np.float16
+        assert p.data(d).asnumpy().tolist() == [expected] * 2
+
+
 def test_optimizer_instance_reads_live_multipliers():
     p = gluon.Parameter("w", shape=(1,), init="ones")
     p.initialize()

@@ -212,7 +212,10 @@ class Trainer:
         weights = [r.data[0]._data for r in replicas]
         grads = [_optimizer_grad(r.grads[0]) for r in replicas]
         states = [self._state(r.index, w, root) for r, w in zip(replicas, weights)]
-        self._optimizer.update([r.index for r in replicas], weights, grads, states)
+        # The multi-precision entry points equal update/create_state unless the optimizer
+        # keeps float32 master copies of float16 weights (multi_precision=True).
+        self._optimizer.update_multi_precision([r.index for r in replicas], weights, grads,
+                                               states)
         if len(devices) == 1:
             return
         lazy = getattr(self._optimizer, "lazy_update", False)
@@ -287,7 +290,8 @@ class Trainer:
         """Parameter ``i``'s optimizer state on ``root``, created or moved there as needed."""
         if i not in self._states:
             with _backend.on(root):
-                self._states[i] = (root, self._optimizer.create_state(i, weight))
+                self._states[i] = (root,
+                                   self._optimizer.create_state_multi_precision(i, weight))
         device, state = self._states[i]
         if device != root:
             # The parameters moved (reset_device) or the state was loaded from a file.
