@@ -232,6 +232,10 @@ class Trainer:
                 values = _backend.transfer(changed, root, device)
                 with _backend.on(device):
                     replica._data[rows] = values
+        if _host_only(devices):
+            for r in dense:
+                broadcast(r.data[0]._data, root, [d._data for d in r.data[1:]], devices[1:])
+            return
         for group in _by_dtype(dense):
             with _backend.on(root):
                 flat = _flatten([r.data[0]._data for r in group])
@@ -396,9 +400,19 @@ def _flatten(arrays: list):
     return opt._gather(xp, arrays, [None] * len(arrays))
 
 
+def _host_only(devices: list) -> bool:
+    """True when every device is a CPU: the replicas share host memory, so reading another
+    replica costs nothing and packing arrays into one buffer would only add copies."""
+    return all(d.device_type == "cpu" for d in devices)
+
+
 def _allreduce_bucket(per_device: list, devices: list, use_nccl: bool) -> None:
-    """All-reduce several arrays per device as one flat buffer (one transfer or one NCCL
-    call per device instead of one per parameter)."""
+    """All-reduce several arrays per device; with a GPU involved, as one flat buffer (one
+    transfer or one NCCL call per device instead of one per parameter)."""
+    if _host_only(devices):
+        for arrays in zip(*per_device):
+            allreduce(list(arrays), devices)
+        return
     flats = []
     for arrays, device in zip(per_device, devices):
         with _backend.on(device):
