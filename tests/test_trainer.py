@@ -15,7 +15,7 @@ import pytest
 import gluonlite as mx
 from gluonlite import autograd, gluon
 from gluonlite.gluon import nn
-from gluonlite.gluon.trainer import allreduce
+from gluonlite.gluon.trainer import allreduce, allreduce_arrays, broadcast_arrays
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -428,6 +428,33 @@ def test_allreduce_function_on_raw_arrays(devices):
     for raw, d in zip(raws, devices):
         back = _backend.transfer(raw, d, mx.cpu(0))
         np.testing.assert_array_equal(back, host[0] + host[1])
+
+
+@pytest.mark.parametrize("pack", [True, False], ids=["packed", "per-array"])
+def test_allreduce_and_broadcast_arrays(devices, pack):
+    from gluonlite import _backend
+    shapes = [(2, 3), (4,), (0,), (1, 1, 2)]  # a zero-size array included
+    rng = np.random.default_rng(2)
+    host = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in devices]
+    per_device = [[_backend.transfer(a, mx.cpu(0), d) for a in arrays]
+                  for arrays, d in zip(host, devices)]
+    for arrays, d in zip(per_device, devices):
+        # A strided view (every other column of a wider buffer) must be written back too.
+        wide = _backend.transfer(np.zeros((2, 6), dtype=np.float32), mx.cpu(0), d)
+        wide[:, ::2] = arrays[0]
+        arrays[0] = wide[:, ::2]
+        assert not arrays[0].flags.c_contiguous
+    allreduce_arrays(per_device, devices, pack=pack)
+    for arrays, d in zip(per_device, devices):
+        for j, a in enumerate(arrays):
+            np.testing.assert_array_equal(_backend.transfer(a, d, mx.cpu(0)),
+                                          host[0][j] + host[1][j])
+    for j, a in enumerate(per_device[0]):
+        per_device[0][j][...] = j
+    broadcast_arrays(per_device, devices, pack=pack)
+    for arrays, d in zip(per_device[1:], devices[1:]):
+        for j, a in enumerate(arrays):
+            assert (_backend.transfer(a, d, mx.cpu(0)) == j).all()
 
 
 def test_nccl_allreduce_single_gpu_smoke(gpu):
