@@ -482,3 +482,38 @@ def test_demo_quick_mode_runs_in_bounded_time():
     assert "cpu(1): 6" in result.stdout  # parameter bytes per device
     assert "replicas bit-identical after training: True" in result.stdout
     assert elapsed < 60, f"the quick demo took {elapsed:.1f}s"
+
+
+def test_mxnet_style_loop_runs_unchanged():
+    """The data-parallel loop of MXNet 2's Gluon tutorials, old keywords included."""
+    import warnings
+
+    import gluonlite as mx  # noqa: F811 - spelled as MXNet code spells it
+    from gluonlite import autograd as ag, gluon as g
+
+    ctx = [mx.cpu(0), mx.cpu(1)]
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((64, 10)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        net = g.nn.HybridSequential()
+        net.add(g.nn.Dense(16, activation="relu"), g.nn.Dense(2))
+        net.initialize(mx.init.Xavier(), ctx=ctx)
+        net.hybridize()
+        trainer = g.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.5})
+        loss_fn = g.loss.SoftmaxCrossEntropyLoss()
+        first = last = None
+        for epoch in range(15):
+            for start in range(0, 64, 16):
+                data = g.utils.split_and_load(X[start:start + 16], ctx_list=ctx, batch_axis=0)
+                label = g.utils.split_and_load(y[start:start + 16], ctx_list=ctx, batch_axis=0)
+                with ag.record():
+                    losses = [loss_fn(net(xb), yb) for xb, yb in zip(data, label)]
+                for loss in losses:
+                    loss.backward()
+                trainer.step(16)
+                total = sum(loss.mean().item() for loss in losses) / len(losses)
+                first = total if first is None else first
+                last = total
+    assert last < first / 4, (first, last)
