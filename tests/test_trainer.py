@@ -15,7 +15,7 @@ import pytest
 import gluonlite as mx
 from gluonlite import autograd, gluon
 from gluonlite.gluon import nn
-from gluonlite.gluon.trainer import allreduce
+from gluonlite.gluon.trainer import allreduce, allreduce_arrays, broadcast_arrays
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -353,6 +353,25 @@ def test_constructor_errors():
         trainer.allreduce_grads()
 
 
+@pytest.mark.parametrize("multi_precision", [False, True])
+def test_float16_multi_precision(devices, multi_precision):
+    p = gluon.Parameter("w", shape=(2,), init="ones", dtype="float16")
+    p.initialize(device=devices)
+    trainer = gluon.Trainer([p], "sgd", {"learning_rate": 1e-4,
+                                         "multi_precision": multi_precision})
+    for _ in range(20):
+        with autograd.record():
+            ys = [p.data(d).sum() for d in devices]
+        for y in ys:
+            y.backward()
+        trainer.step(len(devices))  # gradient 1 per element after the 1/batch rescale
+    # float16 spacing near 1 is ~1e-3: steps of 1e-4 only add up in a float32 master copy.
+    expected = np.float16(1 - 20e-4) if multi_precision else np.float16(1.0)
+    for d in devices:
+        assert p.data(d).dtype == np.float16
+        assert p.data(d).asnumpy().tolist() == [expected] * 2
+
+
 def test_optimizer_instance_reads_live_multipliers():
     p = gluon.Parameter("w", shape=(1,), init="ones")
     p.initialize()
@@ -411,6 +430,33 @@ def test_allreduce_function_on_raw_arrays(devices):
         np.testing.assert_array_equal(back, host[0] + host[1])
 
 
+@pytest.mark.parametrize("pack", [True, False], ids=["packed", "per-array"])
+def test_allreduce_and_broadcast_arrays(devices, pack):
+    from gluonlite import _backend
+    shapes = [(2, 3), (4,), (0,), (1, 1, 2)]  # a zero-size array included
+    rng = np.random.default_rng(2)
+    host = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in devices]
+    per_device = [[_backend.transfer(a, mx.cpu(0), d) for a in arrays]
+                  for arrays, d in zip(host, devices)]
+    for arrays, d in zip(per_device, devices):
+        # A strided view (every other column of a wider buffer) must be written back too.
+        wide = _backend.transfer(np.zeros((2, 6), dtype=np.float32), mx.cpu(0), d)
+        wide[:, ::2] = arrays[0]
+        arrays[0] = wide[:, ::2]
+        assert not arrays[0].flags.c_contiguous
+    allreduce_arrays(per_device, devices, pack=pack)
+    for arrays, d in zip(per_device, devices):
+        for j, a in enumerate(arrays):
+            np.testing.assert_array_equal(_backend.transfer(a, d, mx.cpu(0)),
+                                          host[0][j] + host[1][j])
+    for j, a in enumerate(per_device[0]):
+        per_device[0][j][...] = j
+    broadcast_arrays(per_device, devices, pack=pack)
+    for arrays, d in zip(per_device[1:], devices[1:]):
+        for j, a in enumerate(arrays):
+            assert (_backend.transfer(a, d, mx.cpu(0)) == j).all()
+
+
 def test_nccl_allreduce_single_gpu_smoke(gpu):
     from gluonlite import _backend
     from gluonlite.gluon import trainer as trainer_module
@@ -436,3 +482,38 @@ def test_demo_quick_mode_runs_in_bounded_time():
     assert "cpu(1): 6" in result.stdout  # parameter bytes per device
     assert "replicas bit-identical after training: True" in result.stdout
     assert elapsed < 60, f"the quick demo took {elapsed:.1f}s"
+
+
+def test_mxnet_style_loop_runs_unchanged():
+    """The data-parallel loop of MXNet 2's Gluon tutorials, old keywords included."""
+    import warnings
+
+    import gluonlite as mx  # noqa: F811 - spelled as MXNet code spells it
+    from gluonlite import autograd as ag, gluon as g
+
+    ctx = [mx.cpu(0), mx.cpu(1)]
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((64, 10)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        net = g.nn.HybridSequential()
+        net.add(g.nn.Dense(16, activation="relu"), g.nn.Dense(2))
+        net.initialize(mx.init.Xavier(), ctx=ctx)
+        net.hybridize()
+        trainer = g.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.5})
+        loss_fn = g.loss.SoftmaxCrossEntropyLoss()
+        first = last = None
+        for epoch in range(15):
+            for start in range(0, 64, 16):
+                data = g.utils.split_and_load(X[start:start + 16], ctx_list=ctx, batch_axis=0)
+                label = g.utils.split_and_load(y[start:start + 16], ctx_list=ctx, batch_axis=0)
+                with ag.record():
+                    losses = [loss_fn(net(xb), yb) for xb, yb in zip(data, label)]
+                for loss in losses:
+                    loss.backward()
+                trainer.step(16)
+                total = sum(loss.mean().item() for loss in losses) / len(losses)
+                first = total if first is None else first
+                last = total
+    assert last < first / 4, (first, last)

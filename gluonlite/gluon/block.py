@@ -195,7 +195,8 @@ class Block:
         Layers with deferred shapes (e.g. ``Dense(in_units=0)``) override this; the default
         explains what is missing.
         """
-        unknown = [name for name, p in self._reg_params.items() if not _shape_known(p.shape)]
+        unknown = [name for name, p in self.collect_params().items()
+                   if not _shape_known(p.shape)]
         raise RuntimeError(
             f"{type(self).__name__} has parameters with unknown shapes {unknown}; give their "
             f"shapes at construction or override infer_shape(*args) to set them from the "

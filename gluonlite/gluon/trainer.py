@@ -48,7 +48,7 @@ from ..device import Device
 from ..ndarray import ndarray
 from .parameter import Constant, Parameter
 
-__all__ = ["Trainer", "allreduce", "broadcast"]
+__all__ = ["Trainer", "allreduce", "broadcast", "allreduce_arrays", "broadcast_arrays"]
 
 _KVSTORES = ("device", "local", "nccl")
 _STATES_FORMAT = "gluonlite.trainer.states/1"
@@ -161,7 +161,8 @@ class Trainer:
             dense = [r for r in replicas if not _is_row_sparse(r.grads[0])]
             for group in _by_dtype(dense):
                 per_device = [[_raw(r.grads[k]) for r in group] for k in range(len(devices))]
-                _allreduce_bucket(per_device, devices, use_nccl)
+                allreduce_arrays(per_device, devices, use_nccl=use_nccl,
+                                 pack=not _host_only(devices))
             for r in replicas:
                 if _is_row_sparse(r.grads[0]):
                     _allreduce_row_sparse(r.grads, devices)
@@ -212,7 +213,10 @@ class Trainer:
         weights = [r.data[0]._data for r in replicas]
         grads = [_optimizer_grad(r.grads[0]) for r in replicas]
         states = [self._state(r.index, w, root) for r, w in zip(replicas, weights)]
-        self._optimizer.update([r.index for r in replicas], weights, grads, states)
+        # The multi-precision entry points equal update/create_state unless the optimizer
+        # keeps float32 master copies of float16 weights (multi_precision=True).
+        self._optimizer.update_multi_precision([r.index for r in replicas], weights, grads,
+                                               states)
         if len(devices) == 1:
             return
         lazy = getattr(self._optimizer, "lazy_update", False)
@@ -230,13 +234,8 @@ class Trainer:
                 with _backend.on(device):
                     replica._data[rows] = values
         for group in _by_dtype(dense):
-            with _backend.on(root):
-                flat = _flatten([r.data[0]._data for r in group])
-            for k, device in enumerate(devices[1:], start=1):
-                moved = _readable(flat, root, device)
-                targets = [r.data[k]._data for r in group]
-                with _backend.on(device):
-                    opt._scatter(moved, targets, [None] * len(targets))
+            per_device = [[r.data[k]._data for r in group] for k in range(len(devices))]
+            broadcast_arrays(per_device, devices, pack=not _host_only(devices))
 
     # ----------------------------------------------------------------- bookkeeping
     def _trainable(self):
@@ -287,7 +286,8 @@ class Trainer:
         """Parameter ``i``'s optimizer state on ``root``, created or moved there as needed."""
         if i not in self._states:
             with _backend.on(root):
-                self._states[i] = (root, self._optimizer.create_state(i, weight))
+                self._states[i] = (root,
+                                   self._optimizer.create_state_multi_precision(i, weight))
         device, state = self._states[i]
         if device != root:
             # The parameters moved (reset_device) or the state was loaded from a file.
@@ -413,9 +413,25 @@ def _flatten(arrays: list):
     return opt._gather(xp, arrays, [None] * len(arrays))
 
 
-def _allreduce_bucket(per_device: list, devices: list, use_nccl: bool) -> None:
-    """All-reduce several arrays per device as one flat buffer (one transfer or one NCCL
-    call per device instead of one per parameter)."""
+def _host_only(devices: list) -> bool:
+    """True when every device is a CPU: the replicas share host memory, so reading another
+    replica costs nothing and packing arrays into one buffer would only add copies."""
+    return all(d.device_type == "cpu" for d in devices)
+
+
+def allreduce_arrays(per_device: list, devices: list, *, use_nccl: bool = False,
+                     pack: bool = True) -> None:
+    """``allreduce`` for several arrays at once: ``per_device[k]`` lists the raw arrays on
+    ``devices[k]`` (the same shapes and one dtype on every device).
+
+    With ``pack`` the arrays travel as one flat buffer per device (one transfer or one NCCL
+    call instead of one per array), which pays where a transfer has a fixed cost (GPUs);
+    without it each array is reduced in place, which saves the packing copies (CPUs).
+    """
+    if not pack:
+        for arrays in zip(*per_device):
+            allreduce(list(arrays), devices, use_nccl=use_nccl)
+        return
     flats = []
     for arrays, device in zip(per_device, devices):
         with _backend.on(device):
@@ -425,6 +441,22 @@ def _allreduce_bucket(per_device: list, devices: list, use_nccl: bool) -> None:
         if len(arrays) > 1 or not arrays[0].flags.c_contiguous:
             with _backend.on(device):
                 opt._scatter(flat, arrays, [None] * len(arrays))
+
+
+def broadcast_arrays(per_device: list, devices: list, *, pack: bool = True) -> None:
+    """Copy each array of ``per_device[0]`` (on ``devices[0]``) into the matching array of
+    every other ``per_device[k]``; ``pack`` as in ``allreduce_arrays``."""
+    root, sources = devices[0], per_device[0]
+    if not pack:
+        for k, source in enumerate(sources):
+            broadcast(source, root, [arrays[k] for arrays in per_device[1:]], devices[1:])
+        return
+    with _backend.on(root):
+        flat = _flatten(sources)
+    for targets, device in zip(per_device[1:], devices[1:]):
+        moved = _readable(flat, root, device)
+        with _backend.on(device):
+            opt._scatter(moved, targets, [None] * len(targets))
 
 
 def _allreduce_row_sparse(grads: list, devices: list) -> None:
