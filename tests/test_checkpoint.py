@@ -553,11 +553,13 @@ def test_new_checkpoint_replaces_old_with_usual_permissions(saved):
 
 
 # ----------------------------------------------------------------------- trainer states
-def _trained(devices, optimizer="adam"):
-    net = mx.gluon.nn.Dense(3, in_units=2)
+def _trained(devices, optimizer="adam", dtype="float32"):
+    net = mx.gluon.nn.Dense(3, in_units=2, dtype=dtype)
     net.initialize(mx.init.One(), device=devices)
-    trainer = mx.gluon.Trainer(net.collect_params(), optimizer, {"learning_rate": 0.1})
-    x = mx.np.array([[1.0, 2.0], [3.0, -1.0]])
+    # float16 weights get float32 master copies: a nested state to save.
+    trainer = mx.gluon.Trainer(net.collect_params(), optimizer,
+                               {"learning_rate": 0.1, "multi_precision": dtype == "float16"})
+    x = mx.np.array([[1.0, 2.0], [3.0, -1.0]], dtype=dtype)
     for _ in range(2):
         with mx.autograd.record():
             losses = [(net(part) ** 2).sum()
@@ -569,28 +571,30 @@ def _trained(devices, optimizer="adam"):
 
 
 def _state_arrays(trainer):
+    """Each parameter's optimizer state arrays (master copies included), as NumPy."""
+    from gluonlite.gluon.trainer import _map_state
     out = {}
     for i, (_, state) in trainer._states.items():
         leaves = []
-        checkpoint_leaf = (lambda a: leaves.append(numpy.asarray(
-            a if isinstance(a, numpy.ndarray) else a.get())))
-        from gluonlite.gluon.trainer import _map_state
-        _map_state(state, checkpoint_leaf)
+        # CuPy arrays come to the host with .get(); NumPy ones have no such method.
+        _map_state(state, lambda a: leaves.append(a.get() if hasattr(a, "get") else a))
         out[i] = leaves
     return out
 
 
-def test_trainer_states_round_trip_in_safetensors(tmp_path, devices):
-    net, trainer, x = _trained(devices)
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_trainer_states_round_trip_in_safetensors(tmp_path, devices, dtype):
+    net, trainer, x = _trained(devices, dtype=dtype)
     path = tmp_path / "trainer.states"
     trainer.save_states(path)
     with safetensors.safe_open(str(path), framework="numpy") as f:
         assert f.metadata()["kind"] == "trainer_states"
     net.save_parameters(tmp_path / "net.safetensors")
 
-    net2 = mx.gluon.nn.Dense(3, in_units=2)
+    net2 = mx.gluon.nn.Dense(3, in_units=2, dtype=dtype)
     net2.load_parameters(tmp_path / "net.safetensors", device=devices)
-    trainer2 = mx.gluon.Trainer(net2.collect_params(), "adam", {"learning_rate": 0.1})
+    trainer2 = mx.gluon.Trainer(net2.collect_params(), "adam",
+                                {"learning_rate": 0.1, "multi_precision": dtype == "float16"})
     trainer2.load_states(path)
     assert trainer2.optimizer.num_update == trainer.optimizer.num_update
     expected = _state_arrays(trainer)
