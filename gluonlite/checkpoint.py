@@ -3,11 +3,11 @@
 Format. A checkpoint is a plain safetensors file (the ``safetensors`` package) with the
 parameter names as tensor keys. A row-sparse entry is two tensors, its stored rows under the
 name and their int64 row ids under ``name + '.__indices__'``. The header's metadata holds
-``format`` (``'gluonlite'``), ``format_version``, ``kind`` (``'parameters'``) and ``entries``:
-JSON giving for every name its ``stype``, full ``shape``, ``dtype`` (``'bfloat16'`` included,
-which NumPy holds through ml_dtypes) and the CRC-32 of its bytes, and ``entries_crc32``, so
-that damage anywhere in the file is detected. Safetensors files written by other tools load too, as dense arrays
-(without checksums). Apache MXNet ``.params`` / ``.nd`` files are recognised by their magic
+``format`` (``'gluonlite'``), ``format_version``, ``kind`` (``'parameters'``), ``entries``
+(JSON giving for every name its ``stype``, full ``shape``, ``dtype`` -- ``'bfloat16'``
+included, which NumPy holds through ml_dtypes -- and the CRC-32 of its bytes) and
+``entries_crc32``, so that damage anywhere in the file is detected. Safetensors files written
+by other tools load too, as dense arrays (without checksums). Apache MXNet ``.params`` / ``.nd`` files are recognised by their magic
 number and read by ``load_mxnet_params`` (see ``gluonlite._mxnet_format``).
 
 Note:
