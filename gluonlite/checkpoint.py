@@ -7,8 +7,9 @@ name and their int64 row ids under ``name + '.__indices__'``. The header's metad
 (JSON giving for every name its ``stype``, full ``shape``, ``dtype`` -- ``'bfloat16'``
 included, which NumPy holds through ml_dtypes -- and the CRC-32 of its bytes) and
 ``entries_crc32``, so that damage anywhere in the file is detected. Safetensors files written
-by other tools load too, as dense arrays (without checksums). Apache MXNet ``.params`` / ``.nd`` files are recognised by their magic
-number and read by ``load_mxnet_params`` (see ``gluonlite._mxnet_format``).
+by other tools load too, as dense arrays (without checksums). Apache MXNet ``.params`` /
+``.nd`` files are recognised by their magic number and read by ``load_mxnet_params`` (see
+``gluonlite._mxnet_format``).
 
 Note:
     Safety. Writing goes to a temporary file in the destination folder, which is flushed and
