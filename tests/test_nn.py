@@ -346,3 +346,37 @@ def test_initialize_accepts_deprecated_ctx():
     with pytest.warns(DeprecationWarning):
         net.initialize(ctx=mx.cpu(1))
     assert net.weight.list_device() == [mx.cpu(1)]
+
+
+# --------------------------------------------------------------------- clip_global_norm
+def test_clip_global_norm(devices):
+    arrays = [mx.np.array([3.0, 0.0], device=devices[0]),
+              mx.np.array([[4.0]], device=devices[1])]
+    assert utils.clip_global_norm(arrays, 10.0) == 5.0
+    assert arrays[0].asnumpy().tolist() == [3.0, 0.0]  # under the bound: untouched
+    assert utils.clip_global_norm(arrays, 2.5) == 5.0
+    np.testing.assert_allclose(arrays[0].asnumpy(), [1.5, 0.0])
+    np.testing.assert_allclose(arrays[1].asnumpy(), [[2.0]])
+    bad = [mx.np.array([np.nan, 1.0], device=devices[0])]
+    with pytest.warns(UserWarning, match="the norm is nan"):
+        assert np.isnan(utils.clip_global_norm(bad, 1.0))
+    assert bad[0].asnumpy()[1] == 1.0
+    with pytest.raises(ValueError, match="no arrays"):
+        utils.clip_global_norm([], 1.0)
+
+
+def test_clip_between_allreduce_and_update(devices):
+    net = nn.Dense(1, in_units=2, use_bias=False, weight_initializer="zeros")
+    net.initialize(device=devices)
+    trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 1.0})
+    x = np.array([[3.0, 0.0], [0.0, 4.0]], dtype=np.float32)
+    with autograd.record():
+        outs = [net(part).sum() for part in utils.split_and_load(x, devices)]
+    for out in outs:
+        out.backward()
+    trainer.allreduce_grads()
+    for d in devices:  # per device, as MXNet scripts clip: the summed gradient is [3, 4]
+        assert utils.clip_global_norm([net.weight.grad(d)], 1.0) == pytest.approx(5.0)
+    trainer.update(1)
+    for d in devices:
+        np.testing.assert_allclose(net.weight.data(d).asnumpy(), [[-0.6, -0.8]], rtol=1e-6)

@@ -31,8 +31,10 @@ Note (fresh gradients):
     A backward pass marks each replica it writes a gradient to as fresh; ``update()``
     clears the mark. A trainable replica that is not fresh at ``update()`` means the
     gradient is left over from an earlier step (the parameter was not used, or the
-    backward ran on another device only): an error, or skipped with
-    ``ignore_stale_grad=True``.
+    backward ran on another device only): an error, or, with ``ignore_stale_grad=True``,
+    the parameter is skipped when no replica is fresh. One fresh on some devices only is
+    still updated, and the sum includes what the stale replicas' buffers hold (as MXNet's
+    kvstore would): zero them (``zero_grad()``) where that matters.
 """
 from __future__ import annotations
 
