@@ -8,6 +8,13 @@ scikit-learn, so nothing is downloaded.
     python examples/train_digits.py                 # full run (about 15 epochs)
     python examples/train_digits.py --quick         # a short run for CI
     python examples/train_digits.py --devices cpu0,cpu1,cpu2 --epochs 5
+    mpiexec -n 2 python examples/train_digits.py --kvstore dist_sync   # one process per rank
+
+With ``--kvstore dist_sync`` each process (rank) takes its slice of every batch, as one
+device of a single-process run would, on one device of its own (gpu(rank % GPUs), else
+cpu(0)); gradients are summed over the ranks and ``trainer.step`` gets the global batch
+size, so the result matches the single-process run over as many devices (with
+``--dropout 0``: dropout masks are drawn per process).
 
 The script exits non-zero when the test accuracy misses its target (95%; 85% with
 --quick), so CI notices a training regression.
@@ -43,11 +50,11 @@ def parse_devices(text: str | None) -> list:
     return devices
 
 
-def build_net() -> nn.Sequential:
+def build_net(dropout: float) -> nn.Sequential:
     net = nn.Sequential()
     # in_units is left to deferred initialization: the first batch sets it to 64.
     net.add(nn.Dense(128, activation="relu"),
-            nn.Dropout(0.1),
+            nn.Dropout(dropout),
             nn.Dense(64, activation="relu"),
             nn.Dense(10))
     return net
@@ -78,10 +85,22 @@ def main(argv=None) -> int:
                              "(default: every GPU, else cpu0,cpu1)")
     parser.add_argument("--quick", action="store_true", help="a short run for CI")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--kvstore", default="device",
+                        help="'device' (one process) or 'dist_sync' (under mpiexec)")
+    parser.add_argument("--save", default=None, help="write the trained parameters here")
     args = parser.parse_args(argv)
     epochs = args.epochs if args.epochs is not None else (3 if args.quick else 15)
     target = 0.85 if args.quick else 0.95
-    devices = parse_devices(args.devices)
+    kv = mx.kv.create(args.kvstore)
+    rank, workers = kv.rank, kv.num_workers
+    if workers > 1 and args.devices is None:
+        n = mx.num_gpus()
+        devices = [mx.gpu(rank % n) if n else mx.cpu(0)]
+    else:
+        devices = parse_devices(args.devices)
+    # Only rank 0 talks; the others train silently.
+    say = print if rank == 0 else (lambda *a, **k: None)
 
     digits = load_digits()
     features = (digits.data / 16.0).astype(numpy.float32)  # pixels are 0..16
@@ -90,27 +109,30 @@ def main(argv=None) -> int:
         features, labels, test_size=0.2, random_state=args.seed, stratify=labels)
 
     mx.random.seed(args.seed)
-    net = build_net()
+    net = build_net(args.dropout)
     net.initialize(mx.init.Xavier(), device=devices)
-    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": args.lr})
+    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": args.lr},
+                            kvstore=kv)
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     rng = numpy.random.default_rng(args.seed)
 
-    print(f"devices: {', '.join(map(str, devices))}; {len(x_train)} training and "
-          f"{len(x_test)} test images; batch {args.batch_size}, {epochs} epochs")
+    say(f"devices: {', '.join(map(str, devices))} x {workers} process(es); {len(x_train)} "
+        f"training and {len(x_test)} test images; batch {args.batch_size}, {epochs} epochs")
     seen, train_time = 0, 0.0
     for epoch in range(1, epochs + 1):
         order = rng.permutation(len(x_train))
         total_loss, start = 0.0, time.perf_counter()
         batches = range(0, len(order), args.batch_size)
         bar = tqdm(batches, desc=f"epoch {epoch:2d}/{epochs}", unit="batch", leave=True,
-                   file=sys.stderr, dynamic_ncols=True)
+                   file=sys.stderr, dynamic_ncols=True, disable=rank != 0)
         for first in bar:
             idx = order[first:first + args.batch_size]
-            if len(idx) < len(devices):
+            if len(idx) < len(devices) * workers:
                 continue  # a tail smaller than the device count cannot be split
-            xs = gluon.utils.split_and_load(x_train[idx], devices, even_split=False)
-            ys = gluon.utils.split_and_load(y_train[idx], devices, even_split=False)
+            # Every rank draws the same permutation; each takes its own slice of the batch.
+            mine = gluon.utils.split_data(idx, workers, even_split=False)[rank]
+            xs = gluon.utils.split_and_load(x_train[mine], devices, even_split=False)
+            ys = gluon.utils.split_and_load(y_train[mine], devices, even_split=False)
             with autograd.record():
                 losses = [loss_fn(net(x), y) for x, y in zip(xs, ys)]
             for loss in losses:
@@ -119,20 +141,25 @@ def main(argv=None) -> int:
             batch_loss = sum(float(loss.sum().item()) for loss in losses)
             total_loss += batch_loss
             seen += len(idx)
-            bar.set_postfix(loss=f"{batch_loss / len(idx):.4f}")
+            bar.set_postfix(loss=f"{batch_loss / len(mine):.4f}")
         train_time += time.perf_counter() - start
         accuracy = evaluate(net, x_test, y_test, devices[0])
-        bar.write(f"epoch {epoch:2d}: loss {total_loss / len(order):.4f}, "
-                  f"test accuracy {accuracy:.2%}", file=sys.stdout)
+        summed = numpy.array([total_loss])
+        kv.allreduce_([summed])  # each rank saw only its slices of the batches
+        if rank == 0:
+            bar.write(f"epoch {epoch:2d}: loss {summed[0] / len(order):.4f}, "
+                      f"test accuracy {accuracy:.2%}", file=sys.stdout)
 
     replicas = [p.list_data() for p in net.collect_params().values()]
     identical = all((r[0].asnumpy() == other.asnumpy()).all()
                     for r in replicas for other in r[1:])
-    print(f"test accuracy {accuracy:.2%} (target {target:.0%}); "
-          f"{seen / train_time:,.0f} samples/s over {len(devices)} device(s)")
+    say(f"test accuracy {accuracy:.2%} (target {target:.0%}); "
+        f"{seen / train_time:,.0f} samples/s over {len(devices) * workers} device(s)")
     for device, nbytes in parameter_bytes(net, devices).items():
-        print(f"  {device}: {nbytes:,} parameter bytes")
-    print(f"replicas bit-identical after training: {identical}")
+        say(f"  {device}: {nbytes:,} parameter bytes")
+    say(f"replicas bit-identical after training: {identical}")
+    if args.save and rank == 0:
+        net.save_parameters(args.save)
     if accuracy < target or not identical:
         print("FAILED: accuracy below target or replicas differ", file=sys.stderr)
         return 1

@@ -29,9 +29,9 @@ import numpy
 
 from . import _backend
 
-__all__ = ["KVStore", "MPIKVStore", "create"]
+__all__ = ["KVStore", "MPIKVStore", "create", "DIST_NAMES"]
 
-_DIST_NAMES = ("dist_sync", "dist_sync_device", "dist_device_sync", "horovod")
+DIST_NAMES = ("dist_sync", "dist_sync_device", "dist_device_sync", "horovod")
 _LOCAL_NAMES = ("device", "local")
 
 
@@ -51,6 +51,11 @@ class KVStore:
 
     def allreduce_(self, arrays, names=None) -> None:
         """Sum each raw array over all processes, in place (nothing to do here)."""
+
+    def allreduce_rows(self, indices, values, shape, name=None):
+        """Sum a row-sparse gradient (sorted unique ``indices``, ``values [k, ...]``) over
+        all processes; returns ``(indices, values)`` for the union of the rows."""
+        return indices, values
 
     def broadcast_(self, arrays, root: int = 0, names=None) -> None:
         """Overwrite each raw array with rank ``root``'s values, in place (nothing to do)."""
@@ -96,10 +101,14 @@ class MPIKVStore(KVStore):
 
     def _wait(self, request, what: str) -> None:
         """Poll a non-blocking collective until done or ``timeout`` (then TimeoutError)."""
-        deadline = time.monotonic() + self.timeout
+        start = time.monotonic()
+        deadline = start + self.timeout
         pause = 1e-5
         while not request.Test():
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now - start < 2e-3:
+                continue  # most collectives finish within microseconds: spin first
+            if now > deadline:
                 raise TimeoutError(
                     f"kvstore {self.type!r}: {what} on rank {self.rank} of "
                     f"{self.num_workers} did not complete within {self.timeout:.0f} s; "
@@ -134,6 +143,29 @@ class MPIKVStore(KVStore):
             arrays, names, "allreduce",
             lambda buf: self._comm.Iallreduce(mpi.IN_PLACE, buf, op=mpi.SUM))
 
+    def allreduce_rows(self, indices, values, shape, name=None):
+        if self.num_workers == 1:
+            return indices, values
+        gpu = _backend.is_gpu_array(values)
+        xp = _backend.cupy() if gpu else numpy
+        host_ids = _backend.cupy().asnumpy(indices) if gpu else numpy.asarray(indices)
+        # Rows stay sparse across processes too: agree on the union of the row ids (small),
+        # then sum one dense block of just those rows.
+        lengths = numpy.zeros(self.num_workers, dtype=numpy.int64)
+        self._wait(self._comm.Iallgather(numpy.array([host_ids.size], dtype=numpy.int64),
+                                         lengths), f"row-id count exchange of {name}")
+        every = numpy.empty(int(lengths.sum()), dtype=numpy.int64)
+        self._wait(self._comm.Iallgatherv(host_ids.astype(numpy.int64),
+                                          (every, lengths)), f"row-id exchange of {name}")
+        union = numpy.unique(every)
+        block = numpy.zeros((union.size,) + tuple(shape[1:]), dtype=values.dtype)
+        block[numpy.searchsorted(union, host_ids)] = \
+            _backend.cupy().asnumpy(values) if gpu else values
+        self.allreduce_([block], names=[name])
+        if not gpu:
+            return union, block
+        return xp.asarray(union), xp.asarray(block)
+
     def broadcast_(self, arrays, root: int = 0, names=None) -> None:
         if self.num_workers == 1:
             return
@@ -150,15 +182,13 @@ class MPIKVStore(KVStore):
 
     # ------------------------------------------------------------------ NCCL
     def _nccl_available(self) -> bool:
-        try:
-            from cupy.cuda import nccl
-            return nccl.available
-        except Exception:  # noqa: BLE001 - any failure means "use the host path"
-            return False
+        from .gluon.trainer import _nccl_module
+        return _nccl_module() is not None
 
     def _nccl_comm(self, device_id: int):
         if device_id not in self._nccl:
-            from cupy.cuda import nccl
+            from .gluon.trainer import _nccl_module
+            nccl = _nccl_module()
             uid = nccl.get_unique_id() if self.rank == 0 else None
             uid = self._comm.bcast(uid, root=0)
             with _backend.cupy().cuda.Device(device_id):
@@ -167,19 +197,13 @@ class MPIKVStore(KVStore):
         return self._nccl[device_id]
 
     def _nccl_allreduce(self, arrays) -> None:
-        from cupy.cuda import nccl
-        cp = _backend.cupy()
-        types = {numpy.dtype(numpy.float16): nccl.NCCL_FLOAT16,
-                 numpy.dtype(numpy.float32): nccl.NCCL_FLOAT32,
-                 numpy.dtype(numpy.float64): nccl.NCCL_FLOAT64,
-                 numpy.dtype(numpy.int32): nccl.NCCL_INT32,
-                 numpy.dtype(numpy.int64): nccl.NCCL_INT64}
+        from .gluon.trainer import _nccl_dtypes, _nccl_module
+        nccl, cp, types = _nccl_module(), _backend.cupy(), _nccl_dtypes()
         for raw in arrays:
             if raw.dtype not in types:
                 raise TypeError(f"kvstore: NCCL cannot reduce dtype {raw.dtype}")
-            device_id = raw.device.id
-            comm = self._nccl_comm(device_id)
-            with cp.cuda.Device(device_id):
+            comm = self._nccl_comm(raw.device.id)
+            with cp.cuda.Device(raw.device.id):
                 stream = cp.cuda.get_current_stream()
                 comm.allReduce(raw.data.ptr, raw.data.ptr, raw.size, types[raw.dtype],
                                nccl.NCCL_SUM, stream.ptr)
@@ -192,7 +216,7 @@ def create(name: str = "device") -> KVStore:
         return name
     if name in _LOCAL_NAMES:
         return KVStore(name)
-    if name in _DIST_NAMES:
+    if name in DIST_NAMES:
         return MPIKVStore(name)
     raise ValueError(f"Unknown kvstore {name!r}; expected one of "
-                     f"{_LOCAL_NAMES + _DIST_NAMES}")
+                     f"{_LOCAL_NAMES + DIST_NAMES}")

@@ -63,3 +63,34 @@ def test_a_failing_peer_ends_every_rank_with_its_message():
     assert result.returncode != 0
     assert "[rank 1] training failed: RuntimeError('simulated failure in rank 1')" \
         in result.stderr
+
+
+def test_mpi_training_matches_the_two_device_run(tmp_path):
+    pytest.importorskip("sklearn", reason="the demo needs scikit-learn")
+    pytest.importorskip("safetensors", reason="comparing needs safetensors")
+    from safetensors.numpy import load_file
+    demo = str(ROOT / "examples" / "train_digits.py")
+    common = ["--quick", "--epochs", "2", "--dropout", "0"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    single = subprocess.run([sys.executable, demo, *common, "--devices", "cpu0,cpu1",
+                             "--save", str(tmp_path / "single.params")],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert single.returncode == 0, single.stderr[-2000:]
+    dist = subprocess.run([_mpiexec(), "-n", "2", sys.executable, demo, *common,
+                           "--kvstore", "dist_sync", "--save", str(tmp_path / "dist.params")],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert dist.returncode == 0, dist.stderr[-2000:]
+    a, b = load_file(tmp_path / "single.params"), load_file(tmp_path / "dist.params")
+    assert sorted(a) == sorted(b)
+    for name in a:
+        numpy.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_dist_trainer_broadcasts_rank0_and_keeps_ranks_identical():
+    result = _run("trainer")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = sorted(line.split(" ", 2)[2] for line in result.stdout.splitlines()
+                   if line.startswith("rank"))
+    assert len(lines) == 2 and lines[0] == lines[1], result.stdout
+    # Rank 0 looked up rows 1 and 5, rank 1 rows 2 and 5: the lazy update touches the union.
+    assert "changed=[1, 2, 5]" in lines[0]

@@ -340,7 +340,7 @@ def test_learning_rate():
 def test_constructor_errors():
     net = _mlp([mx.cpu(0)])
     with pytest.raises(ValueError, match="kvstore must be one of"):
-        gluon.Trainer(net.collect_params(), "sgd", kvstore="dist_sync")
+        gluon.Trainer(net.collect_params(), "sgd", kvstore="dist_async")
     with pytest.raises(ValueError, match="optimizer_params must be empty"):
         gluon.Trainer(net.collect_params(), mx.optimizer.SGD(), {"learning_rate": 1.0})
     with pytest.raises(TypeError, match="'x' is a ndarray"):

@@ -44,7 +44,7 @@ import json
 
 import numpy
 
-from .. import _backend, checkpoint, optimizer as opt, sparse
+from .. import _backend, checkpoint, kvstore as kvstore_module, optimizer as opt, sparse
 from ..autograd import SparseRows
 from ..device import Device
 from ..ndarray import ndarray
@@ -53,6 +53,7 @@ from .parameter import Constant, Parameter
 __all__ = ["Trainer", "allreduce", "broadcast", "allreduce_arrays", "broadcast_arrays"]
 
 _KVSTORES = ("device", "local", "nccl")
+_DIST_KVSTORES = kvstore_module.DIST_NAMES
 _STATES_FORMAT = "gluonlite.trainer.states/1"
 
 
@@ -80,7 +81,10 @@ class Trainer:
             NCCL when every replica is on a GPU and ``cupy.cuda.nccl`` is available, else
             through peer-to-peer copies to the first device (host copies for CPUs).
             ``'local'``: the same without NCCL. ``'nccl'``: NCCL, an error where it cannot
-            be used.
+            be used. ``'dist_sync'`` (or ``'dist_sync_device'``, ``'horovod'``): one process
+            per rank under ``mpiexec``; the gradients are also summed over all processes
+            and the parameters are broadcast from rank 0 once (see ``gluonlite.kvstore``;
+            pass the global batch size to ``step``).
         update_on_kvstore: accepted for MXNet compatibility and has no effect: the update
             always runs once, on the first device, and is copied to the other replicas.
 
@@ -107,9 +111,13 @@ class Trainer:
             first.setdefault(id(p), (name, p))
         self._names = [name for name, _ in first.values()]
         self._params = [p for _, p in first.values()]
-        if kvstore not in _KVSTORES:
-            raise ValueError(f"Trainer: kvstore must be one of {_KVSTORES}, got {kvstore!r} "
-                             f"(distributed kvstores are not supported)")
+        self._dist = None
+        if isinstance(kvstore, kvstore_module.KVStore) or kvstore in _DIST_KVSTORES:
+            self._dist = kvstore_module.create(kvstore)
+            kvstore = "device"  # how the replicas inside this process are reduced
+        elif kvstore not in _KVSTORES:
+            raise ValueError(f"Trainer: kvstore must be one of {_KVSTORES + _DIST_KVSTORES}, "
+                             f"got {kvstore!r}")
         self._kvstore = kvstore
         # The optimizer reads lr_mult/wd_mult from the live Parameters through param_dict,
         # so changing p.lr_mult between steps takes effect.
@@ -126,6 +134,12 @@ class Trainer:
         self._scale = self._optimizer.rescale_grad
         self._states: dict[int, tuple[Device, object]] = {}
         self._reduced = False
+        self._params_synced = self._dist is None or self._dist.num_workers == 1
+        if not self._params_synced:
+            try:
+                self._sync_parameters()
+            except RuntimeError:
+                pass  # deferred shapes: synchronised at the first allreduce_grads()
 
     # ----------------------------------------------------------------- properties
     @property
@@ -157,6 +171,8 @@ class Trainer:
         Call it before ``update()`` (``step()`` does both); in between, the gradients can be
         inspected or clipped.
         """
+        if not self._params_synced:
+            self._sync_parameters()
         replicas, devices = self._trainable()
         if len(devices) > 1:
             use_nccl = self._use_nccl(devices)
@@ -168,7 +184,43 @@ class Trainer:
             for r in replicas:
                 if _is_row_sparse(r.grads[0]):
                     _allreduce_row_sparse(r.grads, devices)
+        if self._dist is not None and self._dist.num_workers > 1:
+            self._allreduce_across_processes(replicas, devices)
         self._reduced = True
+
+    def _allreduce_across_processes(self, replicas: list, devices: list) -> None:
+        """Sum the (already device-summed) gradients over every process: the first
+        device's buffers go through the kvstore, then to this process's other replicas."""
+        dense = [r for r in replicas if not _is_row_sparse(r.grads[0])]
+        self._dist.allreduce_([_raw(r.grads[0]) for r in dense],
+                              names=[r.name for r in dense])
+        for group in _by_dtype(dense):
+            per_device = [[_raw(r.grads[k]) for r in group] for k in range(len(devices))]
+            broadcast_arrays(per_device, devices, pack=not _host_only(devices))
+        root = devices[0]
+        for r in replicas:
+            if not _is_row_sparse(r.grads[0]):
+                continue
+            g = r.grads[0]
+            ids, rows = self._dist.allreduce_rows(_raw(g.indices), _raw(g.data), g.shape,
+                                                  r.name)
+            for grad, device in zip(r.grads, devices):
+                grad._store_gradient(SparseRows(_backend.transfer(ids, root, device),
+                                                _backend.transfer(rows, root, device),
+                                                g.shape), add=False)
+
+    def _sync_parameters(self) -> None:
+        """Broadcast every parameter from rank 0 (all processes start from its values).
+
+        Raises RuntimeError (e.g. DeferredInitializationError) while a shape is unknown.
+        """
+        per_param = [list(p._replicas().values()) for p in self._params]
+        for name, replicas in zip(self._names, per_param):
+            self._dist.broadcast_([replicas[0]._data], root=0, names=[name])
+            root = replicas[0].device
+            broadcast(replicas[0]._data, root, [r._data for r in replicas[1:]],
+                      [r.device for r in replicas[1:]])
+        self._params_synced = True
 
     def update(self, batch_size: int, ignore_stale_grad: bool = False) -> None:
         """Apply the optimizer with ``rescale_grad = 1 / batch_size`` to the gradients.
