@@ -210,3 +210,13 @@ def test_fully_connected_empty_batch(device):
                                  mx.np.ones((2, 3), device=device),
                                  mx.np.ones((2,), device=device), num_hidden=2)
     assert out.shape == (0, 2)
+
+
+def test_set_np_is_accepted_and_numpy_semantics_cannot_be_turned_off():
+    mx.npx.set_np()
+    mx.npx.reset_np()
+    assert mx.npx.is_np_array() and mx.npx.is_np_shape()
+    with pytest.raises(ValueError, match="legacy mx.nd"):
+        mx.npx.set_np(array=False)
+    with pytest.raises(ValueError, match="dtype=True"):
+        mx.npx.set_np(dtype=True)
