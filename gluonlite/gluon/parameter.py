@@ -1,0 +1,591 @@
+"""``Parameter``: one weight, replicated on every device it is initialized on.
+
+Note:
+    Replica consistency. ``initialize`` computes the values once on the host and copies them
+    to each device, so replicas start bit-identical. Afterwards they are independent arrays
+    (as in MXNet): whoever updates them (normally a Trainer) keeps them in sync.
+    ``data()``, ``grad()`` and ``list_*`` return the live replicas, so ``p.data()[:] = v``
+    writes into the parameter. Each data replica is an autograd leaf whose gradient buffer
+    is the matching ``grad()`` replica; ``backward()`` stores into it per ``grad_req`` and
+    sets the replica's ``_fresh_grad`` flag, which a Trainer clears.
+
+Note:
+    Atomicity. ``initialize``, ``reset_device``, ``set_data`` and ``cast`` build the new
+    replicas (and gradient buffers) aside and swap them in only when all succeeded, so a
+    failure (bad input, a missing device, out of memory) leaves the parameter as it was.
+
+>>> import gluonlite as mx
+>>> w = mx.gluon.Parameter('fc_weight', shape=(64, 100), init=mx.init.Xavier())
+>>> w.initialize(device=[mx.cpu(0), mx.cpu(1)])
+>>> w
+Parameter fc_weight (shape=(64, 100), dtype=float32)
+>>> bool((w.data(mx.cpu(0)).asnumpy() == w.data(mx.cpu(1)).asnumpy()).all())
+True
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy
+
+from .. import _backend, _compat, initializer, sparse, symbol
+from ..device import Device, as_device, as_devices, current_device
+from ..ndarray import ndarray, zeros_like
+
+__all__ = ["Parameter", "Constant", "DeferredInitializationError"]
+
+_GRAD_REQS = ("write", "add", "null")
+_STYPES = ("default", "row_sparse", "csr")
+_CPU0 = Device("cpu", 0)
+
+
+class DeferredInitializationError(RuntimeError):
+    """A parameter's values were asked for while its initialization waits for its shape."""
+
+
+@dataclasses.dataclass
+class _PendingInit:
+    """What ``initialize`` was asked for while the shape was still unknown."""
+
+    init: initializer.Initializer
+    devices: list
+    # Host values given by set_data() meanwhile; they replace the initializer.
+    data: numpy.ndarray | None = None
+
+
+def _as_shape(shape, name: str):
+    """``shape`` as a tuple with -1 for every unknown dimension (given as 0 or -1)."""
+    if shape is None:
+        return None
+    if isinstance(shape, (int, numpy.integer)):
+        shape = (shape,)
+    try:
+        dims = tuple(int(n) for n in shape)
+    except TypeError as e:
+        raise TypeError(f"Parameter {name!r}: shape must be an int or a tuple of ints, got "
+                        f"{shape!r}") from e
+    if any(n < -1 for n in dims):
+        raise ValueError(f"Parameter {name!r}: shape {dims} has a negative dimension; use "
+                         f"0 or -1 for an unknown one")
+    return tuple(-1 if n == 0 else n for n in dims)
+
+
+def _known(shape) -> bool:
+    return shape is not None and all(n > 0 for n in shape)
+
+
+def _cast(raw, device: Device, dtype):
+    """``raw`` converted to ``dtype`` on its device (a new array)."""
+    with _backend.on(device):
+        return raw.astype(dtype)
+
+
+class Parameter:
+    """A container holding one parameter (weight) and its gradient on each device.
+
+    Args:
+        name: Name of the parameter; initializers that need it (errors) report it.
+        grad_req: ``'write'`` (backward overwrites the gradient), ``'add'`` (accumulates;
+            clear with ``zero_grad()``) or ``'null'`` (no gradient buffers).
+        shape: An int or a tuple; 0 or -1 marks a dimension not known yet.
+        dtype: Data type of data and gradient, float32 by default.
+        lr_mult: Learning-rate multiplier, read by optimizers.
+        wd_mult: Weight-decay multiplier, read by optimizers.
+        init: Initializer (or its name) for this parameter; ``initialize(init=)`` overrides
+            it, and it overrides ``initialize(default_init=)``.
+        allow_deferred_init: Let ``initialize`` wait until the shape is fully known.
+        differentiable: When False, ``grad_req`` is always ``'null'``.
+        stype: Storage of the data: ``'default'``, ``'row_sparse'`` (read rows through
+            ``row_sparse_data``) or ``'csr'``.
+        grad_stype: Storage of the gradient buffers, same choices.
+
+    See the module notes on replica consistency and atomicity.
+
+    Example:
+        >>> import gluonlite as mx
+        >>> b = mx.gluon.Parameter('fc_bias', shape=(3,), init='zeros')
+        >>> b.initialize(device=mx.cpu(0))
+        >>> b.data()
+        array([0., 0., 0.], device=cpu(0))
+        >>> b.data()[:] = 1.5
+        >>> b.list_data()
+        [array([1.5, 1.5, 1.5], device=cpu(0))]
+    """
+
+    def __init__(self, name: str = "weight", grad_req: str = "write", shape=None,
+                 dtype=numpy.float32, lr_mult: float = 1.0, wd_mult: float = 1.0, init=None,
+                 allow_deferred_init: bool = False, differentiable: bool = True,
+                 stype: str = "default", grad_stype: str = "default"):
+        for arg, value in (("stype", stype), ("grad_stype", grad_stype)):
+            if value not in _STYPES:
+                raise ValueError(f"Parameter {name!r}: {arg} must be one of {_STYPES}, got "
+                                 f"{value!r}")
+        self.name = name
+        self._shape = _as_shape(shape, name)
+        self._dtype = _backend.dtype_of(dtype)
+        self.lr_mult = lr_mult
+        self.wd_mult = wd_mult
+        # Resolved now so that a misspelt initializer name fails here, not at initialize().
+        self.init = None if init is None else initializer.create(init)
+        self._allow_deferred_init = allow_deferred_init
+        self._differentiable = differentiable
+        self._stype, self._grad_stype = stype, grad_stype
+        self._data: dict[Device, ndarray] | None = None
+        self._grad: dict | None = None
+        self._pending: _PendingInit | None = None
+        self._var = None
+        self._grad_req = None
+        self.grad_req = grad_req
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__} {self.name} (shape={self.shape}, dtype={self._dtype})"
+
+    # ----------------------------------------------------------------- attributes
+    @property
+    def stype(self) -> str:
+        return self._stype
+
+    @property
+    def grad_stype(self) -> str:
+        return self._grad_stype
+
+    @property
+    def allow_deferred_init(self) -> bool:
+        return self._allow_deferred_init
+
+    @property
+    def differentiable(self) -> bool:
+        return self._differentiable
+
+    @property
+    def grad_req(self) -> str:
+        """``'write'``, ``'add'`` or ``'null'``; setting it allocates or frees the buffers."""
+        return self._grad_req
+
+    @grad_req.setter
+    def grad_req(self, req: str) -> None:
+        if req not in _GRAD_REQS:
+            raise ValueError(f"Parameter {self.name!r}: grad_req must be one of "
+                             f"{_GRAD_REQS}, got {req!r}")
+        if not self._differentiable:
+            req = "null"
+        if req == self._grad_req:
+            return
+        if self._data is None:
+            self._grad_req = req
+            return
+        grads = None
+        if req != "null":
+            grads = self._grad if self._grad is not None else self._new_grads(self._data)
+        self._attach(self._data, grads, req)
+        self._grad, self._grad_req = grads, req
+
+    @property
+    def shape(self):
+        """The shape, -1 marking unknown dimensions. Setting it merges the known dimensions."""
+        return self._shape
+
+    @shape.setter
+    def shape(self, new_shape) -> None:
+        self._shape = self._merged_shape(new_shape, "shape")
+
+    @property
+    def dtype(self) -> numpy.dtype:
+        """The data type; setting it casts data and gradients (see ``cast``)."""
+        return self._dtype
+
+    @dtype.setter
+    def dtype(self, dtype) -> None:
+        self.cast(dtype)
+
+    def _merged_shape(self, new_shape, what: str) -> tuple:
+        new = _as_shape(new_shape, self.name)
+        if self._shape is None:
+            return new
+        if new is None or len(new) != len(self._shape):
+            raise ValueError(f"Parameter {self.name!r}: {what} {new} does not match the "
+                             f"{len(self._shape)}-d shape {self._shape}")
+        merged = []
+        for old_dim, new_dim in zip(self._shape, new):
+            if old_dim != -1 and new_dim != -1 and old_dim != new_dim:
+                raise ValueError(f"Parameter {self.name!r}: {what} {new} conflicts with the "
+                                 f"known shape {self._shape}")
+            merged.append(new_dim if old_dim == -1 else old_dim)
+        return tuple(merged)
+
+    # ----------------------------------------------------------------- initialization
+    def initialize(self, init=None, device=None, default_init=initializer.Uniform(),
+                   force_reinit: bool = False, ctx=None) -> None:
+        """Create the data (and gradient) replicas on ``device`` (one Device or a list).
+
+        The initializer is ``init``, else the parameter's own ``init``, else
+        ``default_init``; it runs once on the host and the values are copied to every
+        device. With an unknown shape and ``allow_deferred_init`` the work waits until the
+        shape is known (the next ``data()`` completes it). A second call warns and keeps the
+        data unless ``force_reinit``.
+
+        Raises:
+            ValueError: The shape is not fully known and deferred init is not allowed.
+            RuntimeError: A device is not available (e.g. ``gpu(3)`` with one GPU).
+
+        Example:
+            >>> import gluonlite as mx
+            >>> w = mx.gluon.Parameter('w', shape=(2, 2), init='ones')
+            >>> w.initialize(device=[mx.cpu(0), mx.cpu(1)])
+            >>> w.list_device()
+            [cpu(0), cpu(1)]
+        """
+        device = _compat.resolve_ctx(device, ctx)
+        if self._data is not None and not force_reinit:
+            warnings.warn(f"Parameter {self.name!r} is already initialized on "
+                          f"{list(self._data)}; ignoring. Pass force_reinit=True to "
+                          f"re-initialize.", UserWarning, stacklevel=2)
+            return
+        devices = as_devices(device)
+        for dev in devices:
+            _backend.check_available(dev)
+        chosen = init if init is not None else self.init if self.init is not None \
+            else default_init
+        pending = _PendingInit(initializer.create(chosen), devices)
+        self._check_sparse_shape()
+        if _known(self._shape):
+            self._complete(pending)
+            return
+        if not self._allow_deferred_init:
+            raise ValueError(f"Cannot initialize Parameter {self.name!r}: its shape "
+                             f"{self._shape} is not fully known (0 or -1 marks an unknown "
+                             f"dimension). Give the full shape, or create the parameter "
+                             f"with allow_deferred_init=True.")
+        self._data, self._grad, self._pending = None, None, pending
+
+    def _check_sparse_shape(self) -> None:
+        if "csr" in (self._stype, self._grad_stype) and self._shape is not None \
+                and len(self._shape) != 2:
+            raise ValueError(f"Parameter {self.name!r}: csr storage needs a 2-D shape, got "
+                             f"{self._shape}")
+
+    def _complete(self, pending: _PendingInit) -> None:
+        """Materialize ``pending`` on its devices, then swap it in."""
+        if pending.data is not None:
+            values = numpy.asarray(pending.data).astype(self._dtype, copy=False)
+        else:
+            values = pending.init(self.name, self._shape, self._dtype)
+        data = {dev: ndarray(_backend.transfer(values, _CPU0, dev), dev)
+                for dev in pending.devices}
+        grads = None if self._grad_req == "null" else self._new_grads(data)
+        self._attach(data, grads, self._grad_req)
+        self._data, self._grad, self._pending = data, grads, None
+
+    def _new_grad(self, replica: ndarray):
+        """A zero gradient buffer for ``replica`` in this parameter's ``grad_stype``."""
+        if self._grad_stype == "row_sparse":
+            return sparse.RowSparseNDArray.empty(replica.shape, replica.dtype, replica.device)
+        if self._grad_stype == "csr":
+            return sparse.CSRNDArray.empty(replica.shape, replica.dtype, replica.device)
+        return zeros_like(replica)
+
+    def _new_grads(self, data: dict) -> dict:
+        return {dev: self._new_grad(replica) for dev, replica in data.items()}
+
+    @staticmethod
+    def _attach(data: dict, grads: dict | None, grad_req: str) -> None:
+        # Makes each replica an autograd leaf depositing into its buffer (module note).
+        for dev, replica in data.items():
+            replica._attach_grad_buffer(None if grads is None else grads[dev], grad_req)
+
+    def _replicas(self) -> dict:
+        """The data replicas; completes a pending initialization once the shape is known."""
+        if self._data is None:
+            if self._pending is None:
+                raise RuntimeError(f"Parameter {self.name!r} has not been initialized; call "
+                                   f"{self.name}.initialize(device=...) first")
+            if not _known(self._shape):
+                raise DeferredInitializationError(
+                    f"Parameter {self.name!r} has not been initialized yet because its "
+                    f"initialization was deferred: its shape {self._shape} is not fully "
+                    f"known. Set the shape (e.g. run one forward pass) before reading it.")
+            self._complete(self._pending)
+        return self._data
+
+    def _pick(self, store: dict, device, hint: str):
+        if device is None:
+            if len(store) == 1:
+                return next(iter(store.values()))
+            device = current_device()
+        device = as_device(device)
+        if device not in store:
+            where = list(store)
+            raise RuntimeError(f"Parameter {self.name!r} is not on {device}; it is on "
+                               f"{where}. Use reset_device() or {hint.format(where[0])}.")
+        return store[device]
+
+    # ----------------------------------------------------------------- access
+    def data(self, device=None, ctx=None):
+        """The live replica on ``device`` (the only one, else the current device's).
+
+        A ``'csr'`` parameter returns a ``CSRNDArray`` snapshot of the replica (CSR cannot
+        be written in place); a ``'row_sparse'`` one is read with ``row_sparse_data``.
+        """
+        device = _compat.resolve_ctx(device, ctx)
+        if self._stype == "row_sparse":
+            raise RuntimeError(f"Cannot return Parameter {self.name!r} via data() because "
+                               f"its storage type is 'row_sparse'; use "
+                               f"row_sparse_data(row_id) instead")
+        replica = self._pick(self._replicas(), device, "data({})")
+        return sparse.from_dense(replica, "csr") if self._stype == "csr" else replica
+
+    def list_data(self) -> list:
+        """The live replicas on all devices, in the order given to ``initialize``."""
+        if self._stype == "row_sparse":
+            raise RuntimeError(f"Cannot return Parameter {self.name!r} via list_data() "
+                               f"because its storage type is 'row_sparse'; use "
+                               f"list_row_sparse_data(row_id) instead")
+        replicas = list(self._replicas().values())
+        if self._stype == "csr":
+            return [sparse.from_dense(r, "csr") for r in replicas]
+        return replicas
+
+    def _grads(self) -> dict:
+        self._replicas()
+        if self._grad is None:
+            raise RuntimeError(f"Cannot get the gradient of Parameter {self.name!r} because "
+                               f"grad_req='null'; set {self.name}.grad_req = 'write' (or "
+                               f"'add') to allocate gradient buffers")
+        return self._grad
+
+    def grad(self, device=None, ctx=None):
+        """The live gradient buffer on ``device`` (the only one, else the current device's)."""
+        device = _compat.resolve_ctx(device, ctx)
+        return self._pick(self._grads(), device, "grad({})")
+
+    def list_grad(self) -> list:
+        """The gradient buffers on all devices, in the order of ``list_data``."""
+        return list(self._grads().values())
+
+    def list_device(self) -> list:
+        """The devices of the replicas (those asked for, while initialization is deferred)."""
+        if self._data is not None:
+            return list(self._data)
+        if self._pending is not None:
+            return list(self._pending.devices)
+        raise RuntimeError(f"Parameter {self.name!r} has not been initialized; call "
+                           f"{self.name}.initialize(device=...) first")
+
+    def list_ctx(self) -> list:
+        """Deprecated alias of ``list_device``."""
+        _compat.warn_renamed("list_ctx()", "list_device()")
+        return self.list_device()
+
+    def row_sparse_data(self, row_id: ndarray) -> sparse.RowSparseNDArray:
+        """The rows named in ``row_id`` of the replica on ``row_id``'s device, as a copy.
+
+        ``row_id`` may be unsorted and hold duplicates; rows are returned sorted, once.
+
+        Example:
+            >>> import gluonlite as mx
+            >>> emb = mx.gluon.Parameter('emb', shape=(10, 2), stype='row_sparse',
+            ...                          init='ones')
+            >>> emb.initialize()
+            >>> emb.row_sparse_data(mx.np.array([7, 2, 7])).indices
+            array([2, 7], dtype=int64, device=cpu(0))
+        """
+        self._check_row_sparse("row_sparse_data", "data", row_id)
+        replica = self._pick(self._replicas(), row_id.device, "row ids on {}")
+        return self._retain(replica, row_id)
+
+    def list_row_sparse_data(self, row_id: ndarray) -> list:
+        """``row_sparse_data`` for the replica on each device (``row_id`` copied there)."""
+        self._check_row_sparse("list_row_sparse_data", "list_data", row_id)
+        out = []
+        for dev, replica in self._replicas().items():
+            ids = ndarray(_backend.transfer(row_id._data, row_id.device, dev), dev)
+            out.append(self._retain(replica, ids))
+        return out
+
+    def _check_row_sparse(self, method: str, dense_method: str, row_id) -> None:
+        if self._stype != "row_sparse":
+            raise RuntimeError(f"Cannot return Parameter {self.name!r} via {method}() "
+                               f"because its storage type is {self._stype!r}; use "
+                               f"{dense_method}() instead")
+        if not isinstance(row_id, ndarray):
+            raise TypeError(f"Parameter {self.name!r}: row_id must be an mx.np.ndarray "
+                            f"(its device picks the replica), got {type(row_id).__name__}")
+
+    def _retain(self, replica: ndarray, row_id: ndarray) -> sparse.RowSparseNDArray:
+        xp = replica._xp
+        with _backend.on(replica.device):
+            every_row = xp.arange(replica.shape[0], dtype=numpy.int64)
+        # The store holds the full weight: a row-sparse view listing every row.
+        full = sparse.RowSparseNDArray(replica._data, every_row, replica.shape,
+                                       replica.device)
+        return full.retain(row_id)
+
+    # ----------------------------------------------------------------- mutation
+    def zero_grad(self) -> None:
+        """Set every gradient buffer to zero; nothing to do when there are none."""
+        if self._grad is None:
+            return
+        for dev, grad in self._grad.items():
+            if isinstance(grad, ndarray):
+                with _backend.on(dev):
+                    grad._data[...] = 0
+            else:
+                grad._zero()
+
+    def set_data(self, data) -> None:
+        """Copy ``data`` into every replica in place (the initial value, if deferred).
+
+        Raises:
+            ValueError: ``data`` does not have the parameter's shape.
+
+        Example:
+            >>> import gluonlite as mx
+            >>> w = mx.gluon.Parameter('w', shape=(2,))
+            >>> w.initialize(device=[mx.cpu(0), mx.cpu(1)])
+            >>> w.set_data(mx.np.array([1, 2]))
+            >>> w.data(mx.cpu(1))
+            array([1., 2.], device=cpu(1))
+        """
+        if isinstance(data, (sparse.RowSparseNDArray, sparse.CSRNDArray)):
+            data = data.tostype("default")
+        if isinstance(data, ndarray):
+            raw, src = data._data, data.device
+        elif _backend.is_gpu_array(data):
+            raw, src = data, Device("gpu", data.device.id)
+        else:
+            raw, src = numpy.asarray(data), _CPU0
+        shape = self._merged_shape(tuple(raw.shape), "set_data got shape")
+        if self._data is None:
+            if self._pending is None:
+                raise RuntimeError(f"Parameter {self.name!r} has not been initialized; call "
+                                   f"{self.name}.initialize(device=...) before set_data()")
+            host = _backend.transfer(raw, src, _CPU0).astype(self._dtype, copy=False)
+            self._shape = shape
+            self._pending = dataclasses.replace(self._pending, data=host)
+            return
+        moved = {dev: _backend.transfer(raw, src, dev) for dev in self._data}
+        for dev, replica in self._data.items():
+            with _backend.on(dev):
+                replica._data[...] = moved[dev]
+
+    def cast(self, dtype) -> None:
+        """Convert data and gradients on every device to ``dtype`` (new replica arrays).
+
+        Example:
+            >>> import gluonlite as mx
+            >>> w = mx.gluon.Parameter('w', shape=(2,))
+            >>> w.initialize()
+            >>> w.cast('float16')
+            >>> w.data().dtype, w.grad().dtype
+            (dtype('float16'), dtype('float16'))
+        """
+        dtype = _backend.dtype_of(dtype)
+        if self._data is None:
+            self._dtype = dtype
+            return
+        data = {dev: ndarray(_cast(r._data, dev, dtype), dev) for dev, r in self._data.items()}
+        grads = None
+        if self._grad is not None:
+            grads = {dev: ndarray(_cast(g._data, dev, dtype), dev) if isinstance(g, ndarray)
+                     else g.astype(dtype) for dev, g in self._grad.items()}
+        self._attach(data, grads, self._grad_req)
+        self._data, self._grad, self._dtype = data, grads, dtype
+
+    def reset_device(self, device=None) -> None:
+        """Move the parameter to ``device`` (one Device or a list), keeping its values.
+
+        Replicas on devices that stay are kept as they are; each new device gets a copy of
+        an existing replica (GPU to GPU by a peer-to-peer copy where the pair allows it).
+
+        Raises:
+            ValueError: The parameter has not been initialized.
+
+        Example:
+            >>> import gluonlite as mx
+            >>> w = mx.gluon.Parameter('w', shape=(2,), init='ones')
+            >>> w.initialize(device=mx.cpu(0))
+            >>> w.reset_device([mx.cpu(1), mx.cpu(0)])
+            >>> w.list_device(), w.data(mx.cpu(1))
+            ([cpu(1), cpu(0)], array([1., 1.], device=cpu(1)))
+        """
+        devices = as_devices(device)
+        for dev in devices:
+            _backend.check_available(dev)
+        if self._data is None:
+            if self._pending is None:
+                raise ValueError(f"Cannot reset the devices of Parameter {self.name!r} "
+                                 f"because it has not been initialized")
+            self._pending = dataclasses.replace(self._pending, devices=devices)
+            return
+        fresh = {}
+        for dev in devices:
+            if dev not in self._data:
+                src = self._source_for(dev)
+                fresh[dev] = ndarray(_backend.transfer(self._data[src]._data, src, dev), dev)
+        fresh_grads = None if self._grad is None else self._new_grads(fresh)
+        self._attach(fresh, fresh_grads, self._grad_req)
+        data = {dev: fresh[dev] if dev in fresh else self._data[dev] for dev in devices}
+        grads = None if self._grad is None else {
+            dev: fresh_grads[dev] if dev in fresh else self._grad[dev] for dev in devices}
+        self._data, self._grad = data, grads
+
+    def _source_for(self, dst: Device) -> Device:
+        # Same-type sources make GPU targets use peer copies and keep CPU copies off the GPU.
+        for dev in self._data:
+            if dev.device_type == dst.device_type:
+                return dev
+        return next(iter(self._data))
+
+    def reset_ctx(self, ctx) -> None:
+        """Deprecated alias of ``reset_device``."""
+        _compat.warn_renamed("reset_ctx()", "reset_device()")
+        self.reset_device(ctx)
+
+    def var(self) -> symbol.Symbol:
+        """A symbol (``mx.sym.var``) describing this parameter; the same on every call."""
+        if self._var is None:
+            self._var = symbol.var(self.name, shape=self._shape, dtype=self._dtype,
+                                   lr_mult=self.lr_mult, wd_mult=self.wd_mult,
+                                   init=self.init, stype=self._stype)
+        return self._var
+
+
+class Constant(Parameter):
+    """A parameter holding a fixed value: ``grad_req`` is always ``'null'``.
+
+    A Trainer never updates it (it has no gradient); ``set_data`` still replaces it.
+
+    Example:
+        >>> import gluonlite as mx
+        >>> c = mx.gluon.Constant([[1, 2], [3, 4]])
+        >>> c.initialize()
+        >>> c, c.grad_req
+        (Constant const (shape=(2, 2), dtype=float32), 'null')
+    """
+
+    def __init__(self, value, name: str = "const"):
+        if isinstance(value, str):
+            raise TypeError(f"Constant takes the value first: Constant(value, name=...), got "
+                            f"the string {value!r} as value")
+        if hasattr(value, "asnumpy"):
+            host = value.asnumpy()
+        else:
+            host = numpy.array(value)
+            if not isinstance(value, numpy.ndarray) and host.dtype.kind in "fiu":
+                # As mx.np.array: Python numbers become float32.
+                host = host.astype(numpy.float32)
+        self.value = ndarray(host, _CPU0)
+        super().__init__(name, grad_req="null", shape=host.shape, dtype=host.dtype,
+                         init=initializer.Constant(host))
+
+    @property
+    def grad_req(self) -> str:
+        return "null"
+
+    @grad_req.setter
+    def grad_req(self, req: str) -> None:
+        if req != "null":
+            warnings.warn(f"Constant {self.name!r} has no gradient; grad_req={req!r} is "
+                          f"ignored", UserWarning, stacklevel=2)
+        self._grad_req = "null"
