@@ -1,9 +1,13 @@
-"""``mx.gluon``: the parameter store (``Parameter``, ``Constant``).
+"""``mx.gluon``: the parameter store, blocks and layers, losses and the Trainer.
 
 >>> import gluonlite as mx
 >>> mx.gluon.Parameter('fc_weight', shape=(64, 100))
 Parameter fc_weight (shape=(64, 100), dtype=float32)
 """
+from . import loss, nn, utils
+from .block import Block, HybridBlock
 from .parameter import Constant, DeferredInitializationError, Parameter
+from .trainer import Trainer
 
-__all__ = ["Parameter", "Constant", "DeferredInitializationError"]
+__all__ = ["Parameter", "Constant", "DeferredInitializationError", "Block", "HybridBlock",
+           "Trainer", "nn", "loss", "utils"]

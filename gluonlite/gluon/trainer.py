@@ -1,0 +1,500 @@
+"""``gluon.Trainer``: sums gradients over a Parameter's replicas and applies an optimizer.
+
+>>> import gluonlite as mx
+>>> net = mx.gluon.nn.Dense(1, in_units=2)
+>>> net.initialize(mx.init.One(), device=[mx.cpu(0), mx.cpu(1)])
+>>> trainer = mx.gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.5})
+>>> x = mx.np.ones((4, 2))
+>>> with mx.autograd.record():
+...     losses = [net(part).sum() for part in
+...               mx.gluon.utils.split_and_load(x, [mx.cpu(0), mx.cpu(1)])]
+>>> for loss in losses:
+...     loss.backward()
+>>> trainer.step(batch_size=4)
+>>> net.weight.data(mx.cpu(1))
+array([[0.5, 0.5]], device=cpu(1))
+
+Note (replica consistency):
+    ``allreduce_grads()`` leaves every replica's gradient equal to the sum over the
+    replicas, bit for bit: the sum is formed once (on the first device, or by NCCL) and
+    copied to the others. ``update()`` then applies the optimizer to the first device's
+    replica only and copies the new values to the other replicas (for a lazy row-sparse
+    update only the rows that changed). The alternative, updating every replica with its
+    own optimizer state, saves the copy but is bit-identical only when all devices compute
+    the same floating point: a [cpu(0), gpu(0)] pair does not (CUDA contracts a*b+c into
+    one FMA, NumPy does not), and it keeps one optimizer state per device. Updating once
+    and broadcasting makes the replicas identical by construction, keeps a single state
+    and costs one copy of the weights per extra device, the same traffic as a ring
+    all-reduce's second half.
+
+Note (fresh gradients):
+    A backward pass marks each replica it writes a gradient to as fresh; ``update()``
+    clears the mark. A trainable replica that is not fresh at ``update()`` means the
+    gradient is left over from an earlier step (the parameter was not used, or the
+    backward ran on another device only): an error, or skipped with
+    ``ignore_stale_grad=True``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+
+import numpy
+
+from .. import _backend, optimizer as opt, sparse
+from ..autograd import SparseRows
+from ..device import Device
+from ..ndarray import ndarray
+from .block import _unique
+from .parameter import Constant, Parameter
+
+__all__ = ["Trainer", "allreduce", "broadcast"]
+
+_KVSTORES = ("device", "local", "nccl")
+_STATES_FORMAT = "gluonlite.trainer.states/1"
+
+
+@dataclasses.dataclass
+class _Replicas:
+    """One trainable parameter at one step: its index and name, and its data and gradient
+    replicas in the trainer's device order."""
+
+    index: int
+    name: str
+    param: Parameter
+    data: list
+    grads: list
+
+
+class Trainer:
+    """Applies an optimizer to a set of Parameters, on every device they live on.
+
+    Args:
+        params: the Parameters, as a dict (e.g. ``net.collect_params()``; its names are used
+            in error messages) or a list. A Parameter listed twice is updated once.
+        optimizer: an optimizer name (``'sgd'``, ``'adam'``) or an ``mx.optimizer.Optimizer``.
+        optimizer_params: keyword arguments for the optimizer when given by name, e.g.
+            ``{'learning_rate': 0.1, 'momentum': 0.9}``.
+        kvstore: how gradients are summed over devices. ``'device'`` (default): through
+            NCCL when every replica is on a GPU and ``cupy.cuda.nccl`` is available, else
+            through peer-to-peer copies to the first device (host copies for CPUs).
+            ``'local'``: the same without NCCL. ``'nccl'``: NCCL, an error where it cannot
+            be used.
+
+    See the module's Notes for how replicas stay identical and when a gradient is stale.
+    """
+
+    def __init__(self, params, optimizer, optimizer_params=None, kvstore="device"):
+        if isinstance(params, dict):
+            named = list(params.items())
+        elif isinstance(params, (list, tuple)):
+            named = [(getattr(p, "name", str(i)), p) for i, p in enumerate(params)]
+        else:
+            raise TypeError(f"Trainer: params must be a dict or list of Parameters (e.g. "
+                            f"net.collect_params()), got {type(params).__name__}")
+        for name, p in named:
+            if not isinstance(p, Parameter):
+                raise TypeError(f"Trainer: params must hold Parameters, but {name!r} is a "
+                                f"{type(p).__name__}")
+        unique = list(_unique(p for _, p in named))
+        first_name = {}
+        for name, p in named:
+            first_name.setdefault(id(p), name)
+        self._params = unique
+        self._names = [first_name[id(p)] for p in unique]
+        if kvstore not in _KVSTORES:
+            raise ValueError(f"Trainer: kvstore must be one of {_KVSTORES}, got {kvstore!r} "
+                             f"(distributed kvstores are not supported)")
+        self._kvstore = kvstore
+        # The optimizer reads lr_mult/wd_mult from the live Parameters through param_dict,
+        # so changing p.lr_mult between steps takes effect.
+        param_dict = dict(enumerate(self._params))
+        if isinstance(optimizer, opt.Optimizer):
+            if optimizer_params:
+                raise ValueError("Trainer: optimizer_params must be empty when optimizer is "
+                                 "an Optimizer instance; set them on the instance")
+            self._optimizer = optimizer
+            self._optimizer.param_dict = param_dict
+        else:
+            self._optimizer = opt.create(optimizer, param_dict=param_dict,
+                                         **(optimizer_params or {}))
+        self._scale = self._optimizer.rescale_grad
+        self._states: dict[int, tuple[Device, object]] = {}
+        self._reduced = False
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def optimizer(self) -> opt.Optimizer:
+        return self._optimizer
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate of the next update."""
+        return self._optimizer.learning_rate
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Set the learning rate (an error while an lr_scheduler decides it)."""
+        self._optimizer.set_learning_rate(lr)
+
+    # ----------------------------------------------------------------- the step
+    def step(self, batch_size: int, ignore_stale_grad: bool = False) -> None:
+        """``allreduce_grads()`` then ``update(batch_size)``: one optimization step.
+
+        Gradients are summed over the replicas, then scaled by ``1 / batch_size`` (the
+        batch size over all devices), as in MXNet.
+        """
+        self.allreduce_grads()
+        self.update(batch_size, ignore_stale_grad)
+
+    def allreduce_grads(self) -> None:
+        """Make every replica's gradient the sum of the gradients of all replicas.
+
+        Call it before ``update()`` (``step()`` does both); in between, the gradients can be
+        inspected or clipped.
+        """
+        replicas, devices = self._trainable()
+        if len(devices) > 1:
+            use_nccl = self._use_nccl(devices)
+            dense = [r for r in replicas if not _is_row_sparse(r.grads[0])]
+            for group in _by_dtype(dense):
+                per_device = [[_raw(r.grads[k]) for r in group] for k in range(len(devices))]
+                _allreduce_bucket(per_device, devices, use_nccl)
+            for r in replicas:
+                if _is_row_sparse(r.grads[0]):
+                    _allreduce_row_sparse(r.grads, devices)
+        self._reduced = True
+
+    def update(self, batch_size: int, ignore_stale_grad: bool = False) -> None:
+        """Apply the optimizer with ``rescale_grad = 1 / batch_size`` to the gradients.
+
+        With several devices, call ``allreduce_grads()`` first (or use ``step()``).
+
+        Args:
+            batch_size: the number of samples the gradients were summed over.
+            ignore_stale_grad: skip parameters whose gradient no backward pass refreshed
+                since the last update, instead of raising.
+        """
+        if batch_size <= 0:
+            raise ValueError(f"Trainer.update: batch_size must be positive, got {batch_size}")
+        replicas, devices = self._trainable()
+        if len(devices) > 1 and not self._reduced:
+            raise RuntimeError(
+                f"Trainer.update: the parameters live on {devices}, but allreduce_grads() "
+                f"was not called since the last update, so each replica holds only its own "
+                f"device's gradient. Call trainer.allreduce_grads() first, or trainer.step()")
+        todo = []
+        for r in replicas:
+            fresh = [d._fresh_grad for d in r.data]
+            if all(fresh) or (ignore_stale_grad and any(fresh)):
+                todo.append(r)
+            elif not ignore_stale_grad:
+                stale = devices[fresh.index(False)]
+                raise RuntimeError(
+                    f"Trainer.update: the gradient of Parameter '{r.name}' on {stale} has "
+                    f"not been updated by a backward pass since the last update. Was the "
+                    f"parameter used in the forward pass on every device? Use "
+                    f"step(..., ignore_stale_grad=True) to skip such parameters, or set "
+                    f"grad_req='null' on parameters that are not trained")
+        self._optimizer.rescale_grad = self._scale / batch_size
+        if todo:
+            self._apply(todo, devices)
+        for r in replicas:
+            for d in r.data:
+                d._fresh_grad = False
+        self._reduced = False
+
+    def _apply(self, replicas: list, devices: list) -> None:
+        """One optimizer call over the first device's replicas, then the broadcast."""
+        root = devices[0]
+        weights = [r.data[0]._data for r in replicas]
+        grads = [_optimizer_grad(r.grads[0]) for r in replicas]
+        states = [self._state(r.index, w, root) for r, w in zip(replicas, weights)]
+        self._optimizer.update([r.index for r in replicas], weights, grads, states)
+        if len(devices) == 1:
+            return
+        lazy = getattr(self._optimizer, "lazy_update", False)
+        dense = []
+        for r, g in zip(replicas, grads):
+            if not (lazy and isinstance(g, opt.RowSparseGrad)):
+                dense.append(r)
+                continue
+            # A lazy update changed only these rows; copy just them.
+            for replica, device in zip(r.data[1:], devices[1:]):
+                rows = _backend.transfer(g.indices, root, device)
+                with _backend.on(root):
+                    values = r.data[0]._data[g.indices]
+                values = _backend.transfer(values, root, device)
+                with _backend.on(device):
+                    replica._data[rows] = values
+        for group in _by_dtype(dense):
+            with _backend.on(root):
+                flat = _flatten([r.data[0]._data for r in group])
+            for k, device in enumerate(devices[1:], start=1):
+                moved = _readable(flat, root, device)
+                targets = [r.data[k]._data for r in group]
+                with _backend.on(device):
+                    opt._scatter(moved, targets, [None] * len(targets))
+
+    # ----------------------------------------------------------------- bookkeeping
+    def _trainable(self):
+        """``(replicas, devices)``: a ``_Replicas`` per parameter the trainer updates, with
+        data and gradients ordered like ``devices``.
+
+        All of them must live on the same devices; the first parameter's order decides
+        which device (the first) holds the optimizer state.
+        """
+        replicas, devices, first = [], None, None
+        for i, (p, name) in enumerate(zip(self._params, self._names)):
+            if p.grad_req == "null" or isinstance(p, Constant):
+                continue
+            try:
+                here = list(p.list_device())
+                data, grads = p.list_data(), p.list_grad()
+            except RuntimeError as e:
+                raise RuntimeError(f"Trainer: Parameter '{name}' cannot be trained yet: {e}") \
+                    from e
+            if devices is None:
+                devices, first = here, name
+            elif set(here) != set(devices) or len(here) != len(devices):
+                raise RuntimeError(
+                    f"Trainer: all parameters must live on the same devices, but Parameter "
+                    f"'{name}' is on {here} while '{first}' is on {devices}. Use "
+                    f"reset_device() to move them")
+            order = [here.index(d) for d in devices]
+            replicas.append(_Replicas(i, name, p, [data[k] for k in order],
+                                      [grads[k] for k in order]))
+        return replicas, devices or []
+
+    def _use_nccl(self, devices) -> bool:
+        if self._kvstore == "local":
+            return False
+        usable = all(d.device_type == "gpu" for d in devices) and _nccl_module() is not None
+        if self._kvstore == "nccl" and not usable:
+            raise RuntimeError(f"Trainer(kvstore='nccl') needs every replica on a GPU and "
+                               f"cupy.cuda.nccl available; replicas are on {devices}. Use "
+                               f"kvstore='device'")
+        return usable
+
+    def _state(self, i: int, weight, root: Device):
+        """Parameter ``i``'s optimizer state on ``root``, created or moved there as needed."""
+        if i not in self._states:
+            with _backend.on(root):
+                self._states[i] = (root, self._optimizer.create_state(i, weight))
+        device, state = self._states[i]
+        if device != root:
+            # The parameters moved (reset_device) or the state was loaded from a file.
+            state = _map_state(state, lambda a: _backend.transfer(a, device, root))
+            self._states[i] = (root, state)
+        return state
+
+    # ----------------------------------------------------------------- states on disk
+    def save_states(self, fname: str) -> None:
+        """Write the optimizer states and update counts to ``fname`` (a NumPy ``.npz``
+        archive read without pickle; the name is used as given)."""
+        arrays, entries = {}, []
+        for i, (device, state) in sorted(self._states.items()):
+            leaves = []
+            structure = _map_state(state, lambda a: leaves.append(a) or len(leaves) - 1)
+            for k, leaf in enumerate(leaves):
+                arrays[f"state_{i}_{k}"] = _backend.transfer(leaf, device, Device("cpu", 0))
+            entries.append({"index": i, "name": self._names[i], "structure": structure})
+        meta = {
+            "format": _STATES_FORMAT,
+            "optimizer": type(self._optimizer).__name__,
+            "num_update": self._optimizer.num_update,
+            # Per-parameter counts drive Adam's bias correction; they are the optimizer's
+            # only hidden state besides the arrays.
+            "index_update_count": {str(k): v for k, v in
+                                   self._optimizer._index_update_count.items()},
+            "states": entries,
+        }
+        arrays["meta"] = numpy.array(json.dumps(meta))
+        with open(fname, "wb") as f:
+            numpy.savez(f, **arrays)
+
+    def load_states(self, fname: str) -> None:
+        """Read states written by ``save_states`` (same parameters, same optimizer)."""
+        with numpy.load(fname, allow_pickle=False) as archive:
+            meta = json.loads(str(archive["meta"]))
+            if meta.get("format") != _STATES_FORMAT:
+                raise ValueError(f"Trainer.load_states: {fname!r} is not a gluonlite trainer "
+                                 f"states file (format {meta.get('format')!r})")
+            if meta["optimizer"] != type(self._optimizer).__name__:
+                raise ValueError(f"Trainer.load_states: {fname!r} holds {meta['optimizer']} "
+                                 f"states, but this trainer uses "
+                                 f"{type(self._optimizer).__name__}")
+            states = {}
+            for entry in meta["states"]:
+                i = entry["index"]
+                if i >= len(self._names) or self._names[i] != entry["name"]:
+                    have = self._names[i] if i < len(self._names) else None
+                    raise ValueError(f"Trainer.load_states: {fname!r} has a state for "
+                                     f"parameter {i} named {entry['name']!r}, but this "
+                                     f"trainer's parameter {i} is {have!r}")
+                host = _map_state(entry["structure"],
+                                  lambda k, i=i: archive[f"state_{i}_{k}"].copy())
+                states[i] = (Device("cpu", 0), host)
+        self._states = states
+        self._optimizer.num_update = int(meta["num_update"])
+        self._optimizer._index_update_count = {int(k): int(v) for k, v in
+                                               meta["index_update_count"].items()}
+
+
+# --------------------------------------------------------------------- reduction
+def allreduce(arrays: list, devices: list, *, use_nccl: bool = False) -> None:
+    """Sum raw arrays in place: afterwards every ``arrays[k]`` (on ``devices[k]``) holds
+    ``arrays[0] + arrays[1] + ...``, bit-identical on every device.
+
+    Without NCCL the sum is formed on ``devices[0]`` in list order (so the result does not
+    depend on timing) and copied to the others; GPU pairs copy peer to peer.
+    """
+    if len(arrays) < 2:
+        return
+    if use_nccl and all(a.dtype in _nccl_dtypes() for a in arrays):
+        _nccl_allreduce(arrays, devices)
+        return
+    root, total = devices[0], arrays[0]
+    with _backend.on(root):
+        for a, device in zip(arrays[1:], devices[1:]):
+            total += _readable(a, device, root)
+    broadcast(total, root, arrays[1:], devices[1:])
+
+
+def broadcast(source, src: Device, targets: list, devices: list) -> None:
+    """Copy raw ``source`` (on ``src``) into each raw ``targets[k]`` on ``devices[k]``."""
+    for target, device in zip(targets, devices):
+        moved = _readable(source, src, device)
+        with _backend.on(device):
+            target[...] = moved
+
+
+def _readable(raw, src: Device, dst: Device):
+    """``raw`` in a form ``dst`` can read: as it is between CPUs (shared host memory, no
+    need for a copy), else moved by ``_backend.transfer``."""
+    if src.device_type == "cpu" and dst.device_type == "cpu":
+        return raw
+    return _backend.transfer(raw, src, dst)
+
+
+def _flatten(arrays: list):
+    """One contiguous buffer holding ``arrays`` back to back (the array itself when one)."""
+    if len(arrays) == 1 and arrays[0].flags.c_contiguous:
+        return arrays[0].reshape(-1)
+    xp = numpy if not _backend.is_gpu_array(arrays[0]) else _backend.cupy()
+    return opt._gather(xp, arrays, [None] * len(arrays))
+
+
+def _allreduce_bucket(per_device: list, devices: list, use_nccl: bool) -> None:
+    """All-reduce several arrays per device as one flat buffer (one transfer or one NCCL
+    call per device instead of one per parameter)."""
+    flats = []
+    for arrays, device in zip(per_device, devices):
+        with _backend.on(device):
+            flats.append(_flatten(arrays))
+    allreduce(flats, devices, use_nccl=use_nccl)
+    for flat, arrays, device in zip(flats, per_device, devices):
+        if len(arrays) > 1 or not arrays[0].flags.c_contiguous:
+            with _backend.on(device):
+                opt._scatter(flat, arrays, [None] * len(arrays))
+
+
+def _allreduce_row_sparse(grads: list, devices: list) -> None:
+    """Sum row-sparse gradients into row-sparse form: the union of the rows, each summed.
+
+    The sum is formed once on ``devices[0]`` (sorted unique row ids, duplicates added in
+    device order) and the same rows are stored in every replica's buffer.
+    """
+    root = devices[0]
+    xp = _backend.xp(root)
+    with _backend.on(root):
+        ids = xp.concatenate([_readable(_raw(g.indices), d, root)
+                              for g, d in zip(grads, devices)])
+        rows = xp.concatenate([_readable(_raw(g.data), d, root)
+                               for g, d in zip(grads, devices)])
+        # Sequential accumulation on NumPy; on a GPU atomics may reorder the additions,
+        # but the sum is formed once and copied, so the replicas still agree exactly.
+        summed, unique = sparse._sum_rows(xp, ids, rows, grads[0].shape, rows.dtype)
+    shape = tuple(grads[0].shape)
+    for g, device in zip(grads, devices):
+        g._store_gradient(SparseRows(_backend.transfer(unique, root, device),
+                                     _backend.transfer(summed, root, device), shape),
+                          add=False)
+
+
+# --------------------------------------------------------------------- NCCL
+@functools.lru_cache(maxsize=None)
+def _nccl_module():
+    """``cupy.cuda.nccl`` when it can be used here, else None (never raises)."""
+    try:
+        from cupy.cuda import nccl
+    except Exception:  # noqa: BLE001 - CuPy or its NCCL binding missing
+        return None
+    return nccl if getattr(nccl, "available", True) else None
+
+
+@functools.lru_cache(maxsize=None)
+def _nccl_dtypes() -> dict:
+    nccl = _nccl_module()
+    if nccl is None:
+        return {}
+    return {numpy.dtype(numpy.float16): nccl.NCCL_FLOAT16,
+            numpy.dtype(numpy.float32): nccl.NCCL_FLOAT32,
+            numpy.dtype(numpy.float64): nccl.NCCL_FLOAT64}
+
+
+@functools.lru_cache(maxsize=None)
+def _nccl_communicators(device_ids: tuple):
+    """One communicator per GPU for a single-process group, created once per device set."""
+    return _nccl_module().NcclCommunicator.initAll(list(device_ids))
+
+
+def _nccl_allreduce(arrays: list, devices: list) -> None:
+    nccl, cp = _nccl_module(), _backend.cupy()
+    comms = _nccl_communicators(tuple(d.device_id for d in devices))
+    code = _nccl_dtypes()[arrays[0].dtype]
+    # One group so NCCL launches the per-GPU parts together (separate calls would
+    # deadlock: each waits for the others).
+    nccl.groupStart()
+    try:
+        for comm, a, device in zip(comms, arrays, devices):
+            with cp.cuda.Device(device.device_id):
+                comm.allReduce(a.data.ptr, a.data.ptr, a.size, code, nccl.NCCL_SUM,
+                               cp.cuda.get_current_stream().ptr)
+    finally:
+        nccl.groupEnd()
+
+
+# --------------------------------------------------------------------- helpers
+def _raw(x):
+    return x._data if isinstance(x, ndarray) else x
+
+
+def _is_row_sparse(grad) -> bool:
+    return getattr(grad, "stype", "default") == "row_sparse"
+
+
+def _optimizer_grad(grad):
+    """The raw gradient the optimizer takes: an array, or ``RowSparseGrad`` for row-sparse."""
+    if _is_row_sparse(grad):
+        return opt.RowSparseGrad(_raw(grad.indices), _raw(grad.data))
+    return grad._data
+
+
+def _by_dtype(replicas: list) -> list:
+    """``replicas`` grouped by dtype, in first-seen order (one flat buffer per group)."""
+    groups: dict = {}
+    for r in replicas:
+        groups.setdefault(r.data[0].dtype, []).append(r)
+    return list(groups.values())
+
+
+def _map_state(state, fn):
+    """``state`` (None, an array, or nested tuples of them) with ``fn`` applied to each
+    array. Lists count as tuples, so the JSON form of a structure maps back to the tuples
+    the optimizers create."""
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return tuple(_map_state(s, fn) for s in state)
+    return fn(state)

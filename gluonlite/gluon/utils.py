@@ -1,0 +1,75 @@
+"""``mx.gluon.utils``: splitting a batch over devices for data-parallel training.
+
+>>> import gluonlite as mx
+>>> parts = mx.gluon.utils.split_and_load(mx.np.arange(6).reshape(3, 2),
+...                                       [mx.cpu(0), mx.cpu(1)], even_split=False)
+>>> [(p.shape, p.device) for p in parts]
+[((2, 2), cpu(0)), ((1, 2), cpu(1))]
+"""
+from __future__ import annotations
+
+import numpy
+
+from .._compat import resolve_ctx
+from ..device import as_devices
+from ..ndarray import array, ndarray
+
+__all__ = ["split_data", "split_and_load"]
+
+
+def _bounds(size: int, num_slice: int, batch_axis: int, shape, even_split: bool) -> list:
+    """Start/stop of each slice: the first ``size % num_slice`` slices get one extra row."""
+    if num_slice < 1:
+        raise ValueError(f"split_data: num_slice must be >= 1, got {num_slice}")
+    if size < num_slice:
+        raise ValueError(f"split_data: cannot split data of shape {tuple(shape)} into "
+                         f"{num_slice} slices along axis {batch_axis}: only {size} rows")
+    if even_split and size % num_slice:
+        raise ValueError(
+            f"split_data: data of shape {tuple(shape)} cannot be split evenly into "
+            f"{num_slice} slices along axis {batch_axis}; use a batch size that is a "
+            f"multiple of {num_slice} or even_split=False")
+    each, extra = divmod(size, num_slice)
+    sizes = [each + 1] * extra + [each] * (num_slice - extra)
+    stops = numpy.cumsum(sizes).tolist()
+    return list(zip([0] + stops[:-1], stops))
+
+
+def split_data(data, num_slice: int, batch_axis: int = 0, even_split: bool = True) -> list:
+    """Split ``data`` (an ndarray or NumPy array) into ``num_slice`` parts along
+    ``batch_axis``; with ``even_split=False`` the first parts get one extra row where the
+    size does not divide evenly. Slices of an ndarray are differentiable views."""
+    batch_axis = batch_axis % data.ndim
+    size = data.shape[batch_axis]
+    lead = (slice(None),) * batch_axis
+    return [data[lead + (slice(start, stop),)]
+            for start, stop in _bounds(size, num_slice, batch_axis, data.shape, even_split)]
+
+
+def split_and_load(data, devices=None, batch_axis: int = 0, even_split: bool = True,
+                   ctx_list=None) -> list:
+    """Split ``data`` along ``batch_axis`` and put part ``i`` on ``devices[i]``.
+
+    Args:
+        data: an ndarray, a NumPy array or anything ``mx.np.array`` accepts. A NumPy array
+            is split on the host, so each part is copied once, straight to its device.
+        devices: a Device or a list of them (``ctx_list=`` is the deprecated name).
+        batch_axis, even_split: see ``split_data``.
+
+    Returns:
+        A list of ndarrays, one per device, in the order of ``devices``.
+    """
+    devices = resolve_ctx(devices, ctx_list)
+    if devices is None:
+        raise TypeError("split_and_load: missing the devices to load onto, e.g. "
+                        "[mx.cpu(0), mx.cpu(1)]")
+    devices = as_devices(devices)
+    if not isinstance(data, (ndarray, numpy.ndarray)):
+        # Python data follows mx.np.array's rules (float32 for numbers).
+        data = array(data, device=devices[0])
+    if len(devices) == 1:
+        return [data.to_device(devices[0]) if isinstance(data, ndarray)
+                else array(data, device=devices[0])]
+    parts = split_data(data, len(devices), batch_axis, even_split)
+    return [p.to_device(d) if isinstance(p, ndarray) else array(p, device=d)
+            for p, d in zip(parts, devices)]
