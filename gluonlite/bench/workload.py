@@ -1,0 +1,78 @@
+"""The suite contract: cases as plain dicts, workloads per implementation, one row per case.
+
+A suite module defines ``NAME``, ``TITLE``, ``METRIC`` (a :class:`report.Metric`),
+``SIZE_LABEL`` and three functions:
+
+- ``specs(target, quick) -> list[dict]``: the cases, JSON-ready (the MXNet runner receives
+  the very same dicts); raises :class:`Skip` when the suite cannot run on ``target``.
+- ``describe(spec) -> (label, series, size)``: table label, plot series and x coordinate.
+- ``implementations(spec, target) -> {name: builder}``: ``builder()`` returns a
+  :class:`Workload` to time, or a ready :class:`report.Result` (the MXNet peer, timed in its
+  own process). ``"gluonlite"`` comes first; peers that are not importable are left out.
+
+Builders are called one at a time, so one implementation's inputs are freed before the
+next one allocates its own, and a failure in one implementation spoils only its cell.
+"""
+from __future__ import annotations
+
+import dataclasses
+import traceback
+from typing import Callable, Sequence
+
+from .. import _backend
+from . import report
+from .timing import Settings, measure
+
+__all__ = ["Skip", "Workload", "run_case", "optional_torch"]
+
+
+class Skip(Exception):
+    """A suite (or case) that cannot run here; the message is the reason shown."""
+
+
+@dataclasses.dataclass
+class Workload:
+    """``fn(*inputs[k])`` does ``work`` units per call; see :func:`timing.measure`."""
+
+    fn: Callable
+    inputs: Sequence[tuple]
+    work: float
+    clock: object = None
+    prepare: Callable | None = None
+
+
+def optional_torch(device=None):
+    """``torch`` where it is importable (and, for a GPU device, has CUDA), else None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if device is not None and device.device_type == "gpu" and not torch.cuda.is_available():
+        return None
+    return torch
+
+
+def run_case(suite, spec: dict, target, settings: Settings) -> report.Row:
+    """Measure every implementation of one case and return its row."""
+    label, series, size = suite.describe(spec)
+    results = []
+    for impl, build in suite.implementations(spec, target).items():
+        try:
+            # The target's device is current while building and timing, so that peers'
+            # raw CuPy arrays and kernels land on it as gluonlite's do.
+            with _backend.on(target.primary):
+                made = build()
+                if isinstance(made, report.Result):
+                    results.append(made)
+                    continue
+                timing = measure(made.fn, made.inputs, clock=made.clock,
+                                 prepare=made.prepare, **settings.kwargs())
+            results.append(report.Result(impl, made.work, timing))
+        except Exception as e:  # noqa: BLE001 - one failing implementation spoils one cell
+            last = traceback.extract_tb(e.__traceback__)[-1]
+            results.append(report.Result(
+                impl, 0.0, error=f"{type(e).__name__}: {e} ({last.filename.rsplit('/', 1)[-1]}"
+                                 f":{last.lineno})"))
+        finally:
+            made = None  # drop the inputs before the next implementation allocates its own
+    return report.Row(label, str(target.primary), series, size, spec, results)
