@@ -117,7 +117,8 @@ def _mxnet_result(spec: dict, target) -> Result:
     got = out["results"][spec["index"]]
     if "error" in got:
         return Result(PEER, 1.0, error=got["error"])
-    return Result(PEER, 1.0, timing.Timing(got["times_s"], got["number"]))
+    return Result(PEER, 1.0, timing.Timing(got["times_s"], got["number"]),
+                  info=out.get("versions"))
 
 
 def implementations(spec: dict, target) -> dict:

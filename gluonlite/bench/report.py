@@ -42,6 +42,9 @@ class Result:
     work: float
     timing: Timing | None = None
     error: str | None = None
+    # What an implementation measured elsewhere reports about itself (e.g. the MXNet
+    # runner's versions); goes to the JSON only.
+    info: dict | None = None
 
     @property
     def seconds_per_work(self):
@@ -162,7 +165,8 @@ def to_json(suites, machine: dict, args: dict) -> dict:
             "label": row.label, "device": row.device, "series": row.series,
             "size": row.size, "case": row.case,
             "results": {r.impl: {"work": r.work, "error": r.error,
-                                 **(r.timing.to_json() if r.timing else {})}
+                                 **(r.timing.to_json() if r.timing else {}),
+                                 **({"info": r.info} if r.info else {})}
                         for r in row.results},
             "ratios": row.ratios(),
         }

@@ -6,10 +6,12 @@ clocks, when one is built), because the MXNet peer runner
 loads this file by path: both sides of a gluonlite/MXNet ratio are then timed the same way.
 
 Method:
-    1. ``warmup`` untimed calls (first-call costs: allocation, kernel compilation, caches).
-    2. One timed call estimates the cost; ``number`` calls per repeat are chosen so that a
-       repeat lasts at least ``min_time`` (a single fast call is below the clock's
-       resolution and dominated by the timer's own overhead).
+    1. ``warmup`` + 1 single calls, timed but not reported: they absorb first-call costs
+       (allocation, kernel compilation, caches, waking thread pools), and the fastest of
+       them estimates the cost of a call (the fastest, so that one hiccup does not count).
+    2. ``number`` calls per repeat are chosen so that a repeat lasts at least ``min_time``
+       (a single fast call is below the clock's resolution and dominated by the timer's
+       own overhead).
     3. ``repeats`` repeats, each timing ``number`` calls; the per-call time of a repeat is
        its elapsed time divided by ``number``. The reported figure is the median over
        repeats, which a single preempted repeat cannot move.
@@ -179,12 +181,7 @@ def measure(fn: Callable, inputs: Sequence[tuple] = ((),), *, repeats: int, warm
             calls += 1
         return clock.stop(started)
 
-    for _ in range(warmup):
-        if prepare is not None:
-            prepare()
-        fn(*inputs[calls % len(inputs)])
-        calls += 1
-    estimate = run(1)
+    estimate = min(run(1) for _ in range(warmup + 1))
     if prepare is not None or estimate >= min_time:
         number = 1
     else:
