@@ -16,7 +16,7 @@ from .targets import clock_for, parse_device
 from .workload import Workload
 
 __all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "OPS", "specs", "describe",
-           "implementations", "make_params", "gluonlite_workload"]
+           "implementations", "make_params", "accessor", "gluonlite_workload"]
 
 NAME = "param"
 TITLE = "Parameter accessors: time per call, over 1000 parameters with 2 replicas"
@@ -48,22 +48,27 @@ def make_params(count: int, shape, devices) -> list:
     return params
 
 
-def gluonlite_workload(spec: dict) -> Workload:
-    devices = [parse_device(d) for d in spec["devices"]]
-    params = make_params(spec["params"], spec["shape"], devices)
-    first, last = devices[0], devices[-1]
-    calls = {
+def accessor(op: str, devices):
+    """The call ``op`` names, as a function of one parameter (``data(device)`` reads the
+    replica on the last of ``devices``)."""
+    last = devices[-1]
+    return {
         "data()": lambda p: p.data(),
         "data(device)": lambda p: p.data(last),
         "list_data()": lambda p: p.list_data(),
         "grad()": lambda p: p.grad(),
         "zero_grad()": lambda p: p.zero_grad(),
-    }
-    call = calls[spec["op"]]
+    }[op]
+
+
+def gluonlite_workload(spec: dict) -> Workload:
+    devices = [parse_device(d) for d in spec["devices"]]
+    params = make_params(spec["params"], spec["shape"], devices)
+    call = accessor(spec["op"], devices)
 
     def fn():
         # With several replicas, data() and grad() return the current device's one.
-        with first:
+        with devices[0]:
             for p in params:
                 call(p)
     return Workload(fn, ((),), spec["params"], clock_for(devices))

@@ -21,7 +21,7 @@ from .targets import clock_for, parse_device
 from .workload import Workload
 
 __all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "specs", "describe", "implementations",
-           "gluonlite_workload"]
+           "make_params", "initialize_all", "reset_all", "gluonlite_workload"]
 
 NAME = "replicate"
 TITLE = "Parameter.initialize / reset_device over N devices (bytes written per second)"
@@ -82,29 +82,34 @@ def _all_devices(spec: dict) -> list:
     return [parse_device(n) for n in names]
 
 
+def make_params(spec: dict) -> list:
+    """The case's parameters, not yet initialized (no gradients: only data is replicated)."""
+    return [gluon.Parameter(f"p{i}", shape=tuple(spec["shape"]), grad_req="null")
+            for i in range(spec["params"])]
+
+
+def initialize_all(params, devices, init=initializer.Uniform()) -> None:
+    for p in params:
+        p.initialize(init=init, device=devices, force_reinit=True)
+
+
+def reset_all(params, devices) -> None:
+    for p in params:
+        p.reset_device(devices)
+
+
 def gluonlite_workload(spec: dict) -> Workload:
-    shape = tuple(spec["shape"])
-    params = [gluon.Parameter(f"p{i}", shape=shape, grad_req="null")
-              for i in range(spec["params"])]
+    params = make_params(spec)
     clock = clock_for(_all_devices(spec))
     if spec["op"] == "initialize":
         devices = [parse_device(n) for n in spec["devices"]]
-        init = initializer.Uniform()
-
-        def fn():
-            for p in params:
-                p.initialize(init=init, device=devices, force_reinit=True)
-        return Workload(fn, ((),), _bytes(spec), clock)
+        return Workload(lambda: initialize_all(params, devices), ((),), _bytes(spec), clock)
     src = [parse_device(n) for n in spec["src"]]
     dst = [parse_device(n) for n in spec["dst"]]
-    for p in params:
-        p.initialize(device=src)
-
-    def move(devices):
-        for p in params:
-            p.reset_device(devices)
+    initialize_all(params, src)
     # Calls alternate between the two input sets: src -> dst, dst -> src, ...
-    return Workload(move, ((dst,), (src,)), _bytes(spec), clock)
+    return Workload(lambda devices: reset_all(params, devices), ((dst,), (src,)),
+                    _bytes(spec), clock)
 
 
 def _copy(raw, dst, via_host: bool = False):
