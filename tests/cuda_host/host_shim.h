@@ -1,7 +1,7 @@
 // CUDA built-ins for running gluonlite's kernels on the CPU, one fiber per CUDA thread.
 //
-// Included (g++ -include) in front of an unchanged kernels/*.cu source. Blocks run one after
-// another on the launching OS thread; inside a block every CUDA thread is a ucontext fiber
+// Included in front of an unchanged kernels/*.cu source. Blocks run one after another, each
+// on a fresh OS thread; inside a block every CUDA thread is a ucontext fiber
 // with its own guarded stack, so __syncthreads() can park a thread and the scheduler can
 // check that every live thread of the block reached the *same* barrier before releasing it
 // (a GPU would hang or corrupt silently; here the launch fails with a message).
@@ -17,7 +17,9 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -132,7 +134,9 @@ struct Block {
 };
 
 inline thread_local Block* g_block = nullptr;
-inline thread_local std::string g_error;
+// Launches are serialised (g_launch_mutex), so one error slot serves them all.
+inline std::string g_error;
+inline std::mutex g_launch_mutex;
 
 #if defined(GL_SHIM_ASAN)
 constexpr size_t kStackSize = 512 * 1024;  // ASan's redzones make frames much larger
@@ -278,6 +282,7 @@ __attribute__((noinline)) inline void prepare(Fiber& f) {
 
 inline int launch(Invoker invoke, dim3 grid, dim3 block, size_t shared_mem, void** args,
                   int policy, unsigned long long seed) {
+  std::lock_guard<std::mutex> lock(g_launch_mutex);
   g_error.clear();
   // CUDA's launch limits (compute capability 8.x/9.x); a GPU rejects these launches.
   unsigned long long threads = 1ULL * block.x * block.y * block.z;
@@ -317,31 +322,35 @@ inline int launch(Invoker invoke, dim3 grid, dim3 block, size_t shared_mem, void
       return -1;
     }
   }
-  gridDim = grid;
-  blockDim = block;
   std::vector<size_t> blocks(1ULL * grid.x * grid.y * grid.z);
   arrange(blocks, policy, rng);
-  Block* saved = g_block;
-  g_block = &b;
   int rc = 0;
   for (size_t linear : blocks) {
-    blockIdx = uint3{static_cast<unsigned>(linear % grid.x),
-                     static_cast<unsigned>(linear / grid.x % grid.y),
-                     static_cast<unsigned>(linear / grid.x / grid.y)};
-    for (size_t t = 0; t < b.fibers.size(); ++t) {
-      Fiber& f = b.fibers[t];
-      f.state = State::kRunnable;
-      f.file = nullptr;
-      f.line = 0;
-      f.tid = uint3{static_cast<unsigned>(t % block.x),
-                    static_cast<unsigned>(t / block.x % block.y),
-                    static_cast<unsigned>(t / block.x / block.y)};
-      prepare(f);
-    }
-    rc = run_block(b, policy, rng);
+    // Each block runs on a fresh OS thread: its __shared__ (thread_local) variables start
+    // zeroed instead of holding the previous block's or launch's values, which could make a
+    // missing write or barrier look correct.
+    std::thread worker([&] {
+      g_block = &b;
+      gridDim = grid;
+      blockDim = block;
+      blockIdx = uint3{static_cast<unsigned>(linear % grid.x),
+                       static_cast<unsigned>(linear / grid.x % grid.y),
+                       static_cast<unsigned>(linear / grid.x / grid.y)};
+      for (size_t t = 0; t < b.fibers.size(); ++t) {
+        Fiber& f = b.fibers[t];
+        f.state = State::kRunnable;
+        f.file = nullptr;
+        f.line = 0;
+        f.tid = uint3{static_cast<unsigned>(t % block.x),
+                      static_cast<unsigned>(t / block.x % block.y),
+                      static_cast<unsigned>(t / block.x / block.y)};
+        prepare(f);
+      }
+      rc = run_block(b, policy, rng);
+    });
+    worker.join();
     if (rc != 0) break;
   }
-  g_block = saved;
   return rc;
 }
 
@@ -403,6 +412,7 @@ const char* gl_kernel_signature(int i) {
   if (cache[i].empty()) cache[i] = gl_shim::kTable[i].signature();
   return cache[i].c_str();
 }
+// Valid until the next launch.
 const char* gl_last_error() { return gl_shim::g_error.c_str(); }
 int gl_launch(int i, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
               unsigned bz, size_t shared_mem, void** args, int policy, unsigned long long seed) {
