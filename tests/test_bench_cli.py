@@ -198,3 +198,14 @@ def test_ratio_is_peer_time_over_gluonlite_time_for_the_same_work():
     text = report.render(suite)
     assert "2.00x" in text and "error in case (broken): boom" in text
     assert "5.00" in text  # gluonlite's rate: 10 units in a median of 2 s
+
+
+def test_interleave_takes_the_repeats_of_each_implementation_in_turn():
+    order = []
+    timers = [timing.Timer(lambda name=name: order.append(name), warmup=1, min_time=0.0,
+                           clock=_FakeClock(0.25)) for name in "ab"]
+    assert order == ["a", "a", "b", "b"]  # warm-up and calibration, one timer after the other
+    order.clear()
+    got = timing.interleave(timers, 3)
+    assert order == ["a", "b"] * 3
+    assert [t.times for t in got] == [[0.25] * 3] * 2 and [t.number for t in got] == [1, 1]

@@ -58,6 +58,21 @@ def _cupy_info() -> dict:
     return info
 
 
+# Thread-count variables of the BLAS and OpenMP runtimes that NumPy, CuPy's host side and
+# MXNet use; the MXNet runner inherits them, so both sides of a ratio run alike.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _blas() -> str | None:
+    """NumPy's BLAS, e.g. ``scipy-openblas 0.3.27`` (NumPy >= 1.25 reports it as a dict)."""
+    import numpy
+    try:
+        blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas['name']} {blas.get('version', '')}".strip()
+    except Exception:  # noqa: BLE001 - older NumPy prints its config instead
+        return None
+
+
 def describe() -> dict:
     """A JSON-ready description of this machine and of the software measured on it."""
     import numpy
@@ -69,6 +84,8 @@ def describe() -> dict:
         "python": platform.python_version(),
         "gluonlite": __version__,
         "numpy": numpy.__version__,
+        "blas": _blas(),
+        "threads": {v: os.environ.get(v) for v in THREAD_VARIABLES},
         "torch": _version("torch"),
     }
     info.update(_cupy_info())
@@ -84,10 +101,14 @@ def header_lines(info: dict) -> list:
         return info.get(key) or "not installed"
     cuda = (f"runtime {info['cuda_runtime']}, driver {info['cuda_driver']}"
             if info.get("cuda_runtime") else "not available")
+    threads = "  ".join(f"{k}={val}" for k, val in info["threads"].items() if val) \
+        or "library defaults (set OMP_NUM_THREADS / OPENBLAS_NUM_THREADS to pin)"
     return [
         f"CPU     {info['cpu']}, {info['cpu_count']} cores ({info['platform']})",
         f"GPU     {gpus}",
-        f"Python  {info['python']}   gluonlite {info['gluonlite']}   NumPy {info['numpy']}",
+        f"Python  {info['python']}   gluonlite {info['gluonlite']}   NumPy {info['numpy']}"
+        f" ({info['blas'] or 'BLAS unknown'})",
         f"CuPy    {v('cupy')}   CUDA {cuda}   torch {v('torch')}",
+        f"Threads {threads}",
     ]
 

@@ -14,7 +14,8 @@ Method:
        own overhead).
     3. ``repeats`` repeats, each timing ``number`` calls; the per-call time of a repeat is
        its elapsed time divided by ``number``. The reported figure is the median over
-       repeats, which a single preempted repeat cannot move.
+       repeats, which a single preempted repeat cannot move. Implementations compared in
+       one table take their repeats in turn (:func:`interleave`).
     4. Calls cycle through several input sets (``inputs``), so that consecutive calls do
        not find their operands hot in the cache from the previous call.
     5. Clocks synchronize the device: a :class:`HostClock` runs a ``sync`` function before
@@ -34,7 +35,7 @@ import time
 from typing import Callable, Sequence
 
 __all__ = ["Settings", "QUICK", "FULL", "Timing", "HostClock", "CupyEventClock",
-           "TorchEventClock", "measure", "rotations"]
+           "TorchEventClock", "Timer", "measure", "interleave", "rotations"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,41 +152,66 @@ def rotations(bytes_per_set: int, budget: int = 96 << 20, most: int = 4) -> int:
     return max(1, min(most, budget // max(bytes_per_set, 1)))
 
 
-def measure(fn: Callable, inputs: Sequence[tuple] = ((),), *, repeats: int, warmup: int,
-            min_time: float, clock=None, prepare: Callable[[], None] | None = None,
-            max_number: int = 100_000) -> Timing:
-    """Time ``fn(*inputs[k])``, cycling ``k`` through the input sets; see the module doc.
+class Timer:
+    """One workload, warmed up and calibrated (steps 1 and 2); each :meth:`repeat` is step 3.
 
     Args:
         fn: the workload; its return value is ignored.
-        inputs: argument tuples; consecutive calls take consecutive tuples.
-        repeats, warmup, min_time, max_number: as in :class:`Settings`.
+        inputs: argument tuples; consecutive calls take consecutive tuples (step 4).
+        warmup, min_time, max_number: as in :class:`Settings`.
         clock: a :class:`HostClock` (the default, without sync) or a GPU event clock.
         prepare: untimed set-up run before every timed call (e.g. a backward pass that makes
             gradients fresh for ``Trainer.step``); implies one call per repeat.
     """
-    if repeats < 1:
-        raise ValueError(f"measure: repeats must be >= 1, got {repeats}")
-    if not inputs:
-        raise ValueError("measure: inputs must hold at least one argument tuple")
-    clock = HostClock() if clock is None else clock
-    calls = 0
 
-    def run(number: int) -> float:
-        nonlocal calls
-        if prepare is not None:
-            prepare()
-        started = clock.start()
+    def __init__(self, fn: Callable, inputs: Sequence[tuple] = ((),), *, warmup: int,
+                 min_time: float, clock=None, prepare: Callable[[], None] | None = None,
+                 max_number: int = 100_000):
+        if not inputs:
+            raise ValueError("Timer: inputs must hold at least one argument tuple")
+        self._fn, self._inputs, self._prepare = fn, inputs, prepare
+        self._clock = HostClock() if clock is None else clock
+        self._calls = 0
+        estimate = min(self._run(1) for _ in range(warmup + 1))
+        if prepare is not None or estimate >= min_time:
+            self.number = 1
+        else:
+            self.number = min(max_number, math.ceil(min_time / max(estimate, 1e-9)))
+
+    def _run(self, number: int) -> float:
+        if self._prepare is not None:
+            self._prepare()
+        started = self._clock.start()
         for _ in range(number):
-            fn(*inputs[calls % len(inputs)])
-            calls += 1
-        return clock.stop(started)
+            self._fn(*self._inputs[self._calls % len(self._inputs)])
+            self._calls += 1
+        return self._clock.stop(started)
 
-    estimate = min(run(1) for _ in range(warmup + 1))
-    if prepare is not None or estimate >= min_time:
-        number = 1
-    else:
-        number = min(max_number, math.ceil(min_time / max(estimate, 1e-9)))
-    times = [run(number) / number for _ in range(repeats)]
-    return Timing(times, number)
+    def repeat(self) -> float:
+        """Seconds per call over one repeat of ``number`` calls."""
+        return self._run(self.number) / self.number
 
+
+def measure(fn: Callable, inputs: Sequence[tuple] = ((),), *, repeats: int, warmup: int,
+            min_time: float, clock=None, prepare: Callable[[], None] | None = None,
+            max_number: int = 100_000) -> Timing:
+    """Time ``fn(*inputs[k])``, cycling ``k`` through the input sets; see the module doc
+    and :class:`Timer` for the arguments."""
+    return interleave([Timer(fn, inputs, warmup=warmup, min_time=min_time, clock=clock,
+                             prepare=prepare, max_number=max_number)], repeats)[0]
+
+
+def interleave(timers: Sequence[Timer], repeats: int) -> list:
+    """A :class:`Timing` per timer, taking their repeats in turn (a, b, a, b, ...).
+
+    Alternating spreads slow phases of a shared machine (other processes, frequency
+    changes) over every implementation instead of penalising whichever ran at the time,
+    so ratios between them stay fair.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    times = [[] for _ in timers]
+    for _ in range(repeats):
+        for timer, out in zip(timers, times):
+            out.append(timer.repeat())
+    return [Timing(t, timer.number) for timer, t in zip(timers, times)]

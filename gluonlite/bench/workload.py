@@ -10,8 +10,9 @@ A suite module defines ``NAME``, ``TITLE``, ``METRIC`` (a :class:`report.Metric`
   :class:`Workload` to time, or a ready :class:`report.Result` (the MXNet peer, timed in its
   own process). ``"gluonlite"`` comes first; peers that are not importable are left out.
 
-Builders are called one at a time, so one implementation's inputs are freed before the
-next one allocates its own, and a failure in one implementation spoils only its cell.
+All implementations of a case are built and calibrated first, then their repeats are
+interleaved (see :func:`timing.interleave`); a failure in one implementation spoils only
+its cell.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Callable, Sequence
 
 from .. import _backend
 from . import report
-from .timing import Settings, measure
+from .timing import Settings, Timer, interleave
 
 __all__ = ["Skip", "Workload", "run_case", "optional_torch"]
 
@@ -52,27 +53,37 @@ def optional_torch(device=None):
     return torch
 
 
+def _error(impl: str, e: Exception) -> report.Result:
+    last = traceback.extract_tb(e.__traceback__)[-1]
+    where = f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
+    return report.Result(impl, 0.0, error=f"{type(e).__name__}: {e} ({where})")
+
+
 def run_case(suite, spec: dict, target, settings: Settings) -> report.Row:
-    """Measure every implementation of one case and return its row."""
+    """Measure every implementation of one case, their repeats interleaved; one row."""
     label, series, size = suite.describe(spec)
-    results = []
-    for impl, build in suite.implementations(spec, target).items():
-        try:
-            # The target's device is current while building and timing, so that peers'
-            # raw CuPy arrays and kernels land on it as gluonlite's do.
-            with _backend.on(target.primary):
+    results, timers = {}, {}
+    # The target's device is current while building and timing, so that peers' raw CuPy
+    # arrays and kernels land on it as gluonlite's do.
+    with _backend.on(target.primary):
+        for impl, build in suite.implementations(spec, target).items():
+            try:
                 made = build()
                 if isinstance(made, report.Result):
-                    results.append(made)
+                    results[impl] = made
                     continue
-                timing = measure(made.fn, made.inputs, clock=made.clock,
-                                 prepare=made.prepare, **settings.kwargs())
-            results.append(report.Result(impl, made.work, timing))
-        except Exception as e:  # noqa: BLE001 - one failing implementation spoils one cell
-            last = traceback.extract_tb(e.__traceback__)[-1]
-            results.append(report.Result(
-                impl, 0.0, error=f"{type(e).__name__}: {e} ({last.filename.rsplit('/', 1)[-1]}"
-                                 f":{last.lineno})"))
-        finally:
-            made = None  # drop the inputs before the next implementation allocates its own
-    return report.Row(label, str(target.primary), series, size, spec, results)
+                timer = Timer(made.fn, made.inputs, clock=made.clock, prepare=made.prepare,
+                              warmup=settings.warmup, min_time=settings.min_time,
+                              max_number=settings.max_number)
+                timers[impl] = (timer, made.work)
+                results[impl] = None  # keeps the implementations' order
+            except Exception as e:  # noqa: BLE001 - a failing implementation spoils one cell
+                results[impl] = _error(impl, e)
+        try:
+            timings = interleave([t for t, _ in timers.values()], settings.repeats)
+            for (impl, (_, work)), timing in zip(timers.items(), timings):
+                results[impl] = report.Result(impl, work, timing)
+        except Exception as e:  # noqa: BLE001 - calibration passed, so report, don't stop
+            for impl in timers:
+                results[impl] = _error(impl, e)
+    return report.Row(label, str(target.primary), series, size, spec, list(results.values()))
