@@ -1,21 +1,22 @@
 """The Apache MXNet 1.9.1 side of ``gluonlite-bench mxnet``; runs inside ``.venv-mxnet``.
 
 MXNet 1.9.1 needs ``numpy==1.23.5`` (Python <= 3.11), so it cannot share gluonlite's
-environment, and this script does not import gluonlite. It reads a request on stdin::
+environment, and this script does not import gluonlite. It builds the workloads of
+gluonlite's ``param``, ``fc``, ``replicate`` and ``step`` suites with MXNet's API, from the
+very same case dicts, and times them with the same method: it loads
+``gluonlite/bench/timing.py``, which needs only the standard library, by path.
 
-    {"settings": {"repeats": 7, "warmup": 2, "min_time": 0.05, "max_number": 100000},
-     "cases": [{"suite": "param", "op": "data()", "params": 1000, ...}, ...]}
+It serves one JSON request per line on stdin with one JSON reply per line on stdout, so
+that the parent can time MXNet's side of each case right next to gluonlite's::
 
-where each case is a case dict of gluonlite's ``param``, ``fc``, ``replicate`` or ``step``
-suite, builds the same workload with MXNet's API, times it with the same method (it loads
-``gluonlite/bench/timing.py``, which needs only the standard library, by path) and prints on
-stdout::
+    {"op": "hello"}    -> {"versions": {"mxnet": "1.9.1", "numpy": "1.23.5", ...}}
+    {"op": "measure", "case": {"suite": "fc", ...},
+     "settings": {"repeats": 7, "warmup": 2, "min_time": 0.05, "max_number": 100000}}
+                       -> {"times_s": [seconds per call, one per repeat], "number": n}
 
-    {"versions": {"mxnet": "1.9.1", "numpy": "1.23.5", "python": "3.11.7"},
-     "results": [{"median_s": ..., "times_s": [...], "number": ...} or {"error": "..."}]}
-
-one result per case, in order, each per call of the workload. MXNet's engine is
-asynchronous, so the clock waits for ``mx.nd.waitall()`` before reading the time.
+A failing request replies ``{"error": "..."}`` and the runner carries on; it exits at the
+end of its input. MXNet's engine is asynchronous, so the clock waits for
+``mx.nd.waitall()`` before reading the time.
 """
 from __future__ import annotations
 
@@ -139,33 +140,40 @@ WORKLOADS = {"param": param_workload, "fc": fc_workload, "replicate": replicate_
              "step": step_workload}
 
 
-def main() -> int:
-    import mxnet as mx
+def _versions(mx):
     import numpy
-    if mx.__version__ != "1.9.1":
-        print(f"expected MXNet 1.9.1, found {mx.__version__}", file=sys.stderr)
-        return 2
-    request = json.load(sys.stdin)
+    return {"mxnet": mx.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def serve(requests, replies) -> None:
+    """Answer each request line of ``requests`` with one line on ``replies``."""
+    import mxnet as mx
     timing = load_timing()
     clock = timing.HostClock(mx.nd.waitall)
-    results = []
-    for case in request["cases"]:
+    for line in requests:
+        request = json.loads(line)
         try:
-            fn, inputs, prepare = WORKLOADS[case["suite"]](mx, case, timing)
-            measured = timing.measure(fn, inputs, clock=clock, prepare=prepare,
-                                      **request["settings"])
-            results.append(measured.to_json())
-        except Exception as e:  # noqa: BLE001 - report per case, keep measuring the rest
-            results.append({"error": f"{type(e).__name__}: {e}"})
+            if request["op"] == "hello":
+                if mx.__version__ != "1.9.1":
+                    raise RuntimeError(f"expected MXNet 1.9.1, found {mx.__version__}")
+                reply = {"versions": _versions(mx)}
+            elif request["op"] == "measure":
+                case = request["case"]
+                fn, inputs, prepare = WORKLOADS[case["suite"]](mx, case, timing)
+                measured = timing.measure(fn, inputs, clock=clock, prepare=prepare,
+                                          **request["settings"])
+                reply = {"times_s": measured.times, "number": measured.number}
+            else:
+                raise ValueError(f"unknown op {request['op']!r}")
+        except Exception as e:  # noqa: BLE001 - reported to the parent, which shows it
+            reply = {"error": f"{type(e).__name__}: {e}"}
         finally:
-            fn = inputs = prepare = None
+            fn = inputs = prepare = None  # free this case before the next one
             mx.nd.waitall()
-    json.dump({"versions": {"mxnet": mx.__version__, "numpy": numpy.__version__,
-                            "python": platform.python_version()},
-               "results": results}, sys.stdout)
-    print()
-    return 0
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    serve(sys.stdin, sys.stdout)

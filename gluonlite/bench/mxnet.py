@@ -4,24 +4,25 @@ MXNet 1.9.1, on CPU, side by side with gluonlite's.
 MXNet 1.9.1 needs Python <= 3.11 and ``numpy==1.23.5``, so it lives in its own virtual
 environment, ``.venv-mxnet`` (``make bench-mxnet`` or ``bash ci/mxnet_env.sh`` creates it).
 The MXNet side runs in one subprocess, ``benchmarks/mxnet_workloads.py``, which receives
-the very case dicts of the gluonlite suites and times them with the same
-:mod:`gluonlite.bench.timing` method; the gluonlite side is timed here. The suite skips,
-saying why, where the environment or the runner is missing.
+the very case dicts of the gluonlite suites and times each case with the same
+:mod:`gluonlite.bench.timing` method right before gluonlite's side is timed here. The suite
+skips, saying why, where the environment or the runner is missing.
 
 The table shows milliseconds per workload call (e.g. 1000 ``data()`` calls, one FC forward,
 one ``Trainer.step``), identical work on both sides.
 """
 from __future__ import annotations
 
-import functools
+import atexit
 import json
 import os
 import pathlib
 import subprocess
+import tempfile
 
 from . import fc, param, replicate, step, timing
-from .report import Metric, Result
-from .workload import Skip
+from .report import Metric
+from .workload import Remote, Skip
 
 __all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "PEER", "specs", "describe",
            "implementations", "locate"]
@@ -35,7 +36,6 @@ PEER = "mxnet-1.9.1"
 _SUITES = {m.NAME: m for m in (param, fc, replicate, step)}
 _VENV = ".venv-mxnet"
 _RUNNER = pathlib.Path("benchmarks", "mxnet_workloads.py")
-_TIMEOUT_S = 1800
 
 
 def _roots() -> list:
@@ -89,36 +89,83 @@ def describe(spec: dict):
     return f"{spec['suite']:<9} {label}", f"{spec['suite']} {series}", size
 
 
-@functools.lru_cache(maxsize=None)
-def _run(request_json: str) -> dict:
-    """Run the MXNet runner once for all cases (memoised: every row reads its result)."""
-    python, runner = locate()
-    try:
-        proc = subprocess.run([python, runner], input=request_json, capture_output=True,
-                              text=True, timeout=_TIMEOUT_S, check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return {"error": f"{type(e).__name__}: {e}"}
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-3:]
-        return {"error": f"{runner} exited with {proc.returncode}: {' | '.join(tail)}"}
-    try:
-        return json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        return {"error": f"{runner} printed no JSON: {proc.stdout[-300:]!r}"}
+class _Runner:
+    """The MXNet side: one ``benchmarks/mxnet_workloads.py`` process serving requests.
+
+    One JSON request per line on its stdin, one JSON reply per line on its stdout (see the
+    runner's docstring). Its stderr (MXNet's warnings) goes to a file, read back only to
+    explain a crash: a pipe nobody reads could fill up and block it.
+    """
+
+    def __init__(self, python: str, script: str):
+        self._log = tempfile.TemporaryFile(mode="w+")
+        self._proc = subprocess.Popen([python, script], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=self._log, text=True)
+        self.versions = self.ask({"op": "hello"})["versions"]
+
+    def ask(self, request: dict) -> dict:
+        try:
+            self._proc.stdin.write(json.dumps(request) + "\n")
+            self._proc.stdin.flush()
+            line = self._proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        if not line:
+            self._log.seek(0)
+            tail = " | ".join(self._log.read().strip().splitlines()[-3:])
+            raise RuntimeError(f"the MXNet runner exited (status {self._proc.poll()}): {tail}")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"MXNet: {reply['error']}")
+        return reply
+
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def close(self) -> None:
+        if self.alive():
+            self._proc.stdin.close()  # end of requests: the runner returns
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        self._log.close()
 
 
-def _mxnet_result(spec: dict, target) -> Result:
-    quick = spec["quick"]
-    settings = timing.QUICK if quick else timing.FULL
-    cases = [dict(_inner(s), suite=s["suite"]) for s in specs(target, quick)]
-    out = _run(json.dumps({"settings": settings.kwargs(), "cases": cases}, sort_keys=True))
-    if "error" in out:
-        return Result(PEER, 1.0, error=out["error"])
-    got = out["results"][spec["index"]]
-    if "error" in got:
-        return Result(PEER, 1.0, error=got["error"])
-    return Result(PEER, 1.0, timing.Timing(got["times_s"], got["number"]),
-                  info=out.get("versions"))
+_runner = None
+
+
+def _get_runner() -> _Runner:
+    """The runner process, started on first use and kept for the rest of the run."""
+    global _runner
+    if _runner is None or not _runner.alive():
+        _runner = _Runner(*locate())
+        atexit.register(_runner.close)
+    return _runner
+
+
+class _Measured:
+    """MXNet's repeats of one case, taken as a block in the runner, handed out in turn.
+
+    Not alternated with gluonlite's repeats like the in-process peers: two processes' thread
+    pools (MXNet's OpenMP, NumPy's OpenBLAS) taking turns on a small machine stall each
+    other (measured: 100x slower GEMMs on 2 cores), which no single library would see.
+    """
+
+    def __init__(self, reply: dict):
+        self.number = reply["number"]
+        self._times = iter(reply["times_s"])
+
+    def repeat(self) -> float:
+        return next(self._times)
+
+
+def _mxnet(spec: dict) -> Remote:
+    runner = _get_runner()
+    settings = timing.QUICK if spec["quick"] else timing.FULL
+    reply = runner.ask({"op": "measure", "case": dict(_inner(spec), suite=spec["suite"]),
+                        "settings": settings.kwargs()})
+    return Remote(_Measured(reply), 1.0, runner.versions)
 
 
 def implementations(spec: dict, target) -> dict:
@@ -130,4 +177,4 @@ def implementations(spec: dict, target) -> dict:
         made = build()
         made.work = 1.0
         return made
-    return {"gluonlite": gluonlite, PEER: lambda: _mxnet_result(spec, target)}
+    return {"gluonlite": gluonlite, PEER: lambda: _mxnet(spec)}

@@ -7,8 +7,8 @@ A suite module defines ``NAME``, ``TITLE``, ``METRIC`` (a :class:`report.Metric`
   the very same dicts); raises :class:`Skip` when the suite cannot run on ``target``.
 - ``describe(spec) -> (label, series, size)``: table label, plot series and x coordinate.
 - ``implementations(spec, target) -> {name: builder}``: ``builder()`` returns a
-  :class:`Workload` to time, or a ready :class:`report.Result` (the MXNet peer, timed in its
-  own process). ``"gluonlite"`` comes first; peers that are not importable are left out.
+  :class:`Workload` to time here, or a :class:`Remote` one timed in another process (the
+  MXNet peer). ``"gluonlite"`` comes first; peers that are not importable are left out.
 
 All implementations of a case are built and calibrated first, then their repeats are
 interleaved (see :func:`timing.interleave`); a failure in one implementation spoils only
@@ -24,7 +24,7 @@ from .. import _backend
 from . import report
 from .timing import Settings, Timer, interleave
 
-__all__ = ["Skip", "Workload", "run_case", "optional_torch"]
+__all__ = ["Skip", "Workload", "Remote", "run_case", "optional_torch"]
 
 
 class Skip(Exception):
@@ -40,6 +40,16 @@ class Workload:
     work: float
     clock: object = None
     prepare: Callable | None = None
+
+
+@dataclasses.dataclass
+class Remote:
+    """A workload timed in another process: ``timer`` has ``number`` and ``repeat()`` like a
+    :class:`timing.Timer`, so its repeats interleave with the local ones."""
+
+    timer: object
+    work: float
+    info: dict | None = None
 
 
 def optional_torch(device=None):
@@ -69,20 +79,20 @@ def run_case(suite, spec: dict, target, settings: Settings) -> report.Row:
         for impl, build in suite.implementations(spec, target).items():
             try:
                 made = build()
-                if isinstance(made, report.Result):
-                    results[impl] = made
-                    continue
-                timer = Timer(made.fn, made.inputs, clock=made.clock, prepare=made.prepare,
-                              warmup=settings.warmup, min_time=settings.min_time,
-                              max_number=settings.max_number)
-                timers[impl] = (timer, made.work)
+                if isinstance(made, Remote):
+                    timers[impl] = (made.timer, made.work, made.info)
+                else:
+                    timers[impl] = (Timer(made.fn, made.inputs, clock=made.clock,
+                                          prepare=made.prepare, warmup=settings.warmup,
+                                          min_time=settings.min_time,
+                                          max_number=settings.max_number), made.work, None)
                 results[impl] = None  # keeps the implementations' order
             except Exception as e:  # noqa: BLE001 - a failing implementation spoils one cell
                 results[impl] = _error(impl, e)
         try:
-            timings = interleave([t for t, _ in timers.values()], settings.repeats)
-            for (impl, (_, work)), timing in zip(timers.items(), timings):
-                results[impl] = report.Result(impl, work, timing)
+            timings = interleave([t[0] for t in timers.values()], settings.repeats)
+            for (impl, (_, work, info)), timing in zip(timers.items(), timings):
+                results[impl] = report.Result(impl, work, timing, info=info)
         except Exception as e:  # noqa: BLE001 - calibration passed, so report, don't stop
             for impl in timers:
                 results[impl] = _error(impl, e)
