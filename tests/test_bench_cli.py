@@ -112,6 +112,20 @@ def test_mxnet_suite_against_mxnet_1_9_1(tmp_path, capsys):
     assert len(RATIO.findall(out)) == len(rows)
 
 
+def test_mxnet_runner_failure_shows_in_the_cells_and_the_exit_status(capsys, monkeypatch):
+    # This interpreter has no mxnet: the runner starts, fails to import it and exits.
+    monkeypatch.setenv("GLUONLITE_MXNET_PYTHON", sys.executable)
+    monkeypatch.setattr(mxnet, "_runner", None)
+    rc, out, err = _run(capsys, "mxnet", "--quick", "--device", "cpu")
+    assert rc == 1, out + err
+    assert "the MXNet runner exited (status 1)" in out
+    assert "No module named 'mxnet'" in out
+    # gluonlite's side still ran: its column holds numbers, the peer's says error.
+    cells = next(line for line in out.splitlines() if "zero_grad()" in line).split()
+    assert cells[-2:] == ["error", "-"]  # MXNet's cell and the ratio
+    assert float(cells[-3]) > 0  # gluonlite's time
+
+
 def _bench(*argv):
     return subprocess.run([sys.executable, "-m", "gluonlite.bench", *argv],
                           capture_output=True, text=True, timeout=60)

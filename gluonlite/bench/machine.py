@@ -41,8 +41,8 @@ def _cupy_info() -> dict:
         return {"cupy": None, "cuda_runtime": None, "cuda_driver": None, "gpus": []}
     info = {"cupy": cupy.__version__, "cuda_runtime": None, "cuda_driver": None, "gpus": []}
 
-    def fmt(v):  # CUDA encodes 12.4 as 12040
-        return f"{v // 1000}.{v % 1000 // 10}"
+    def fmt(v):  # CUDA encodes 12.4 as 12040; 0 means no driver is installed
+        return f"{v // 1000}.{v % 1000 // 10}" if v else None
     try:
         info["cuda_runtime"] = fmt(cupy.cuda.runtime.runtimeGetVersion())
         info["cuda_driver"] = fmt(cupy.cuda.runtime.driverGetVersion())
@@ -99,7 +99,7 @@ def header_lines(info: dict) -> list:
 
     def v(key):
         return info.get(key) or "not installed"
-    cuda = (f"runtime {info['cuda_runtime']}, driver {info['cuda_driver']}"
+    cuda = (f"runtime {info['cuda_runtime']}, driver {info['cuda_driver'] or 'none'}"
             if info.get("cuda_runtime") else "not available")
     threads = "  ".join(f"{k}={val}" for k, val in info["threads"].items() if val) \
         or "library defaults (set OMP_NUM_THREADS / OPENBLAS_NUM_THREADS to pin)"

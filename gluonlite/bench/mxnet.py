@@ -101,7 +101,11 @@ class _Runner:
         self._log = tempfile.TemporaryFile(mode="w+")
         self._proc = subprocess.Popen([python, script], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=self._log, text=True)
-        self.versions = self.ask({"op": "hello"})["versions"]
+        try:
+            self.versions = self.ask({"op": "hello"})["versions"]
+        except Exception:
+            self.close()
+            raise
 
     def ask(self, request: dict) -> dict:
         try:
@@ -123,12 +127,16 @@ class _Runner:
         return self._proc.poll() is None
 
     def close(self) -> None:
-        if self.alive():
+        try:
             self._proc.stdin.close()  # end of requests: the runner returns
-            try:
-                self._proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
+        except OSError:  # it already exited and the pipe is broken
+            pass
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc.stdout.close()
         self._log.close()
 
 
