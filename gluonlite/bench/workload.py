@@ -28,7 +28,8 @@ __all__ = ["Skip", "Workload", "Remote", "run_case", "optional_torch"]
 
 
 class Skip(Exception):
-    """A suite (or case) that cannot run here; the message is the reason shown."""
+    """A suite that cannot run here (the message is the reason shown), or, raised by a
+    builder, an implementation that does not exist here (it is left out of the row)."""
 
 
 @dataclasses.dataclass
@@ -87,6 +88,8 @@ def run_case(suite, spec: dict, target, settings: Settings) -> report.Row:
                                           min_time=settings.min_time,
                                           max_number=settings.max_number), made.work, None)
                 results[impl] = None  # keeps the implementations' order
+            except Skip:
+                continue  # e.g. a torch variant this device lacks: no column, no error
             except Exception as e:  # noqa: BLE001 - a failing implementation spoils one cell
                 results[impl] = _error(impl, e)
         try:
