@@ -5,13 +5,12 @@
 >>> x.shape, x.device
 ((2, 3), cpu(1))
 """
-from . import autograd, device, initializer, np, npx, optimizer, random, sparse, symbol
-from . import gluon
-from . import initializer as init, symbol as sym
+from . import autograd, device, gluon, initializer, np, npx, optimizer, random, sparse, symbol
+from . import initializer as init, kvstore as kv, symbol as sym
 from .device import Device, cpu, current_device, gpu, num_gpus
 from .sparse import CSRNDArray, RowSparseNDArray
 
 __all__ = ["Device", "cpu", "gpu", "current_device", "num_gpus", "device", "np", "npx",
-           "autograd", "random", "sparse", "RowSparseNDArray", "CSRNDArray",
-           "init", "initializer", "sym", "symbol", "gluon", "optimizer"]
+           "autograd", "random", "sparse", "RowSparseNDArray", "CSRNDArray", "init",
+           "initializer", "sym", "symbol", "gluon", "kv", "optimizer"]
 __version__ = "0.1.0"

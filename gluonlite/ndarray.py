@@ -559,10 +559,11 @@ def matmul(a, b) -> ndarray:
         a2 = ra[None, :] if ra.ndim == 1 else ra
         b2 = rb[:, None] if rb.ndim == 1 else rb
         g2 = g
-        if ra.ndim == 1:
-            g2 = xp.expand_dims(g2, -2)
+        # b's axis first: for vector @ vector g is 0-d, and the two expansions make it 1x1.
         if rb.ndim == 1:
             g2 = xp.expand_dims(g2, -1)
+        if ra.ndim == 1:
+            g2 = xp.expand_dims(g2, -2)
         ga = xp.matmul(g2, xp.swapaxes(b2, -1, -2))
         gb = xp.matmul(xp.swapaxes(a2, -1, -2), g2)
         ga = _unbroadcast(ga, a2.shape).reshape(ra.shape)

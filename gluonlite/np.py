@@ -156,7 +156,7 @@ def concatenate(arrays, axis=0):
     xp = arrays[0]._xp
     with _backend.on(device):
         out = ndarray(xp.concatenate([a._data for a in arrays], axis=axis), device)
-    bounds = _numpy.cumsum([a.shape[axis] for a in arrays])[:-1]
+    bounds = [int(b) for b in _numpy.cumsum([a.shape[axis] for a in arrays])[:-1]]
     return record_op(out, tuple(arrays), lambda g: tuple(xp.split(g, bounds, axis=axis)))
 
 

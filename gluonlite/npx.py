@@ -165,9 +165,11 @@ def pick(data, index, axis=-1, keepdims=False, mode="clip"):
         out = ndarray(y if keepdims else xp.squeeze(y, axis=axis), data.device)
 
     def backward(g):
-        full = xp.zeros(data.shape, dtype=data.dtype)
-        xp.put_along_axis(full, idx_k, g.reshape(idx_k.shape), axis=axis)
-        return (full,)
+        # A one-hot mask along ``axis`` scatters g back; it broadcasts where put_along_axis
+        # is missing from older CuPy releases.
+        positions = xp.arange(n).reshape((n,) + (1,) * (data.ndim - axis - 1))
+        onehot = (idx_k == positions).astype(data.dtype)
+        return (onehot * g.reshape(idx_k.shape),)
     return record_op(out, (data,), backward)
 
 

@@ -102,8 +102,10 @@ def test_scalar_operands(device, case):
 
 
 @pytest.mark.parametrize("shapes", [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)),
-                                    ((2, 3, 4), (4, 5)), ((2, 3, 4), (2, 4, 2))],
-                         ids=["mm", "vm", "mv", "batched-mm", "bmm"])
+                                    ((4,), (4,)), ((2, 3, 4), (4, 5)), ((2, 3, 4), (2, 4, 2)),
+                                    ((2, 3, 4), (4,)), ((4,), (2, 4, 5)), ((1, 3, 4), (2, 4, 5))],
+                         ids=["mm", "vm", "mv", "vv", "batched-mm", "bmm", "batched-mv",
+                              "batched-vm", "broadcast-bmm"])
 def test_matmul(device, shapes):
     check_op(device, lambda a, b: a @ b, np.matmul, _randn(*shapes[0]), _randn(*shapes[1]))
 

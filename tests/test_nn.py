@@ -38,6 +38,8 @@ def test_reassigning_an_attribute_drops_the_registration():
     net = TwoLayer()
     net.encoder = None
     assert "encoder.weight" not in net.collect_params()
+    net.scale = nn.Dense(1, in_units=1)  # a Parameter replaced by a Block
+    assert list(net.collect_params()) == ["head.0.weight", "scale.weight", "scale.bias"]
 
 
 def test_initialize_respects_parameter_initializers(devices):
@@ -280,3 +282,99 @@ def test_split_and_load_errors_and_deprecated_ctx_list():
     assert len(parts) == 2
     with pytest.raises(TypeError, match="both"):
         utils.split_and_load(np.ones((2, 1)), [mx.cpu(0)], ctx_list=[mx.cpu(0)])
+
+
+# --------------------------------------------------------------------- save / load
+def test_save_and_load_parameters(tmp_path, devices):
+    net = TwoLayer()
+    net.initialize(mx.init.Normal(1.0), device=devices)
+    path = str(tmp_path / "net.params")
+    net.save_parameters(path)
+    fresh = TwoLayer()
+    fresh.load_parameters(path, device=devices)
+    for name, p in net.collect_params().items():
+        q = fresh.collect_params()[name]
+        assert q.list_device() == devices
+        assert np.array_equal(q.data(devices[1]).asnumpy(), p.data(devices[0]).asnumpy())
+    other = TwoLayer()
+    other.initialize(device=mx.cpu(1))
+    other.load_parameters(path)
+    assert other.scale.list_device() == [mx.cpu(1)]
+    assert np.array_equal(other.scale.data().asnumpy(), net.scale.data(devices[0]).asnumpy())
+
+
+def test_load_parameters_deferred_dense_and_errors(tmp_path):
+    net = nn.Sequential()
+    net.add(nn.Dense(3, in_units=4))
+    net.initialize()
+    path = str(tmp_path / "p")
+    net.save_parameters(path)
+    deferred = nn.Sequential()
+    deferred.add(nn.Dense(3))
+    deferred.load_parameters(path)  # never initialized, in_units unknown: the file decides
+    assert deferred[0].weight.shape == (3, 4)
+    bigger = nn.Sequential()
+    bigger.add(nn.Dense(3), nn.Dense(2))
+    with pytest.raises(KeyError, match=r"no values for \['1.weight', '1.bias'\]"):
+        bigger.load_parameters(path)
+    bigger.load_parameters(path, allow_missing=True)
+    with pytest.raises(KeyError, match=r"holds \['0.weight', '0.bias'\]"):
+        nn.Sequential().load_parameters(path)
+    half = nn.Sequential()
+    half.add(nn.Dense(3, in_units=4, dtype="float16"))
+    with pytest.raises(TypeError, match="cast_dtype=True"):
+        half.load_parameters(path)
+    half.load_parameters(path, cast_dtype=True)
+    assert half[0].weight.data().dtype == np.float16
+
+
+def test_deduplicated_save(tmp_path):
+    shared = nn.Dense(2, in_units=2)
+    net = nn.Sequential()
+    net.add(shared, shared)
+    net.initialize()
+    path = tmp_path / "p"
+    net.save_parameters(str(path), deduplicate=True)
+    with np.load(path) as archive:
+        assert sorted(archive.files) == ["0.bias", "0.weight"]
+
+
+def test_initialize_accepts_deprecated_ctx():
+    net = nn.Dense(2, in_units=2)
+    with pytest.warns(DeprecationWarning):
+        net.initialize(ctx=mx.cpu(1))
+    assert net.weight.list_device() == [mx.cpu(1)]
+
+
+# --------------------------------------------------------------------- clip_global_norm
+def test_clip_global_norm(devices):
+    arrays = [mx.np.array([3.0, 0.0], device=devices[0]),
+              mx.np.array([[4.0]], device=devices[1])]
+    assert utils.clip_global_norm(arrays, 10.0) == 5.0
+    assert arrays[0].asnumpy().tolist() == [3.0, 0.0]  # under the bound: untouched
+    assert utils.clip_global_norm(arrays, 2.5) == 5.0
+    np.testing.assert_allclose(arrays[0].asnumpy(), [1.5, 0.0])
+    np.testing.assert_allclose(arrays[1].asnumpy(), [[2.0]])
+    bad = [mx.np.array([np.nan, 1.0], device=devices[0])]
+    with pytest.warns(UserWarning, match="the norm is nan"):
+        assert np.isnan(utils.clip_global_norm(bad, 1.0))
+    assert bad[0].asnumpy()[1] == 1.0
+    with pytest.raises(ValueError, match="no arrays"):
+        utils.clip_global_norm([], 1.0)
+
+
+def test_clip_between_allreduce_and_update(devices):
+    net = nn.Dense(1, in_units=2, use_bias=False, weight_initializer="zeros")
+    net.initialize(device=devices)
+    trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 1.0})
+    x = np.array([[3.0, 0.0], [0.0, 4.0]], dtype=np.float32)
+    with autograd.record():
+        outs = [net(part).sum() for part in utils.split_and_load(x, devices)]
+    for out in outs:
+        out.backward()
+    trainer.allreduce_grads()
+    for d in devices:  # per device, as MXNet scripts clip: the summed gradient is [3, 4]
+        assert utils.clip_global_norm([net.weight.grad(d)], 1.0) == pytest.approx(5.0)
+    trainer.update(1)
+    for d in devices:
+        np.testing.assert_allclose(net.weight.data(d).asnumpy(), [[-0.6, -0.8]], rtol=1e-6)

@@ -198,7 +198,9 @@ def test_gradients_are_not_modified(xp):
 
 SHAPES_DTYPES = [((3, 4), np.float32), ((0,), np.float32), ((5,), np.float64),
                  ((2, 0, 3), np.float16), ((7, 2, 3), np.float32), ((), np.float64),
-                 ((6, 4), np.float16), ((9,), np.float32), ((4, 3), np.float64)]
+                 ((6, 4), np.float16), ((9,), np.float32), ((4, 3), np.float64),
+                 ((3,), np.float32), ((2, 2), np.float32), ((5,), np.float32),
+                 ((1,), np.float32)]
 SPARSE = {7: [0, 3, 5], 8: [0, 3]}  # index -> rows present in its row-sparse gradient
 
 
@@ -228,7 +230,15 @@ def _grads(xp, rng, weights):
     lambda fused, lazy: Adam(learning_rate=0.01, wd=0.02, clip_gradient=0.8,
                              use_fused_step=fused, lazy_update=lazy),
 ], ids=["sgd", "sgd_momentum", "adam"])
-def test_multi_tensor_matches_single_tensor(xp, make_opt, lazy_update):
+@pytest.mark.parametrize("tiny_buckets", [False, True], ids=["default", "tiny_buckets"])
+def test_multi_tensor_matches_single_tensor(xp, make_opt, lazy_update, tiny_buckets,
+                                            monkeypatch):
+    if tiny_buckets:
+        # Groups then span several buckets (some of one tensor), and the two largest
+        # tensors are updated where they lie.
+        for name in ("numpy", "cupy"):
+            monkeypatch.setitem(optimizer._BUCKET_ELEMENTS, name, 8)
+            monkeypatch.setitem(optimizer._DIRECT_ELEMENTS, name, 20)
     runs = []
     for fused in (False, True):
         opt = make_opt(fused, lazy_update)
@@ -261,6 +271,30 @@ def test_multi_tensor_matches_single_tensor(xp, make_opt, lazy_update):
             np.testing.assert_array_equal(b, a)
         else:
             assert_close(b, host(a))
+
+
+def test_multi_tensor_path_runs_the_math_once_per_group(xp, monkeypatch):
+    calls = []
+    real = optimizer._sgd_math
+
+    def counting(grad, *buffers, **hyper):
+        calls.append((str(grad.dtype), grad.size, round(hyper["lr"], 12)))
+        real(grad, *buffers, **hyper)
+
+    monkeypatch.setattr(optimizer, "_sgd_math", counting)
+    opt = SGD(learning_rate=0.1, momentum=0.9)
+    opt.set_lr_mult({0: 2.0})
+    weights = [xp.ones((4, 3), dtype=xp.float32) for _ in range(6)]
+    weights += [xp.ones(5, dtype=xp.float64) for _ in range(3)] + [xp.ones(0, xp.float32)]
+    states = [opt.create_state(i, w) for i, w in enumerate(weights)]
+    opt.update(range(10), weights, [xp.ones_like(w) for w in weights], states)
+    # Groups: index 0 (lr 0.2), the other float32 tensors, the float64 ones.
+    assert sorted(calls) == sorted([("float32", 12, 0.2), ("float32", 5 * 12, 0.1),
+                                    ("float64", 3 * 5, 0.1)])
+    calls.clear()
+    opt.use_fused_step = False
+    opt.update(range(10), weights, [xp.ones_like(w) for w in weights], states)
+    assert len(calls) == 10
 
 
 # --------------------------------------------------------------------------------------
@@ -466,6 +500,50 @@ def test_optimizer_pickles_with_counts_and_without_param_dict():
     np.testing.assert_array_equal(restored_state[0], state[0])
 
 
+@pytest.mark.parametrize("make_opt", [
+    lambda mp: SGD(learning_rate=0.1, momentum=0.9, wd=0.01, multi_precision=mp),
+    lambda mp: Adam(learning_rate=0.01, wd=0.01, multi_precision=mp),
+], ids=["sgd", "adam"])
+def test_multi_precision_updates_a_float32_master_copy(xp, make_opt):
+    rng = np.random.default_rng(7)
+    w16 = rng.standard_normal((5, 3)).astype(np.float16)
+    grads = [rng.standard_normal((5, 3)).astype(np.float16) for _ in range(3)]
+    rows = xp.array([0, 3])
+    opt = make_opt(True)
+    w, w_other = xp.array(w16), xp.array(w16.astype(np.float32))
+    states = [opt.create_state_multi_precision(0, w),
+              opt.create_state_multi_precision(1, w_other)]
+    master = states[0][0]
+    assert master.dtype == np.float32
+    # A float32 weight needs no master copy: its state is the ordinary one.
+    assert type(states[1]) is type(opt.create_state(1, w_other))
+    ref_opt = make_opt(False)
+    ref = xp.array(w16.astype(np.float32))
+    ref_state = ref_opt.create_state(0, ref)
+    for step, g in enumerate(grads):
+        g16 = xp.array(g)
+        g_in = RowSparseGrad(rows, g16[rows]) if step == 2 else g16
+        g32 = xp.array(g.astype(np.float32))
+        g_ref = RowSparseGrad(rows, g32[rows]) if step == 2 else g32
+        opt.update_multi_precision([0, 1], [w, w_other], [g_in, g32], states)
+        ref_opt.update([0], [ref], [g_ref], [ref_state])
+    # The float32 master follows the float32 run exactly; the float16 weight is its rounding.
+    np.testing.assert_array_equal(host(master), host(ref))
+    np.testing.assert_array_equal(host(w), host(ref).astype(np.float16))
+    assert w.dtype == np.float16
+    # Without multi_precision the same calls are a plain update in float16.
+    results = []
+    for mp_api in (True, False):
+        plain = make_opt(False)
+        w_plain = xp.array(w16)
+        state = (plain.create_state_multi_precision if mp_api else plain.create_state)(0, w_plain)
+        (plain.update_multi_precision if mp_api else plain.update)(
+            [0], [w_plain], [xp.array(grads[0])], [state])
+        results.append(host(w_plain))
+    np.testing.assert_array_equal(results[0], results[1])
+    assert not np.array_equal(results[0], w16)
+
+
 # --------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------
@@ -477,7 +555,7 @@ def test_optimizer_pickles_with_counts_and_without_param_dict():
     (lambda: SGD(momentum=-0.1), "momentum"),
     (lambda: SGD(wd=-1e-4), "wd must be in"),
     (lambda: SGD(rescale_grad=0.0), "rescale_grad"),
-    (lambda: SGD(clip_gradient=0.0), "use None to disable clipping"),
+    (lambda: SGD(clip_gradient=0.0), "use None to disable it"),
     (lambda: SGD(clip_gradient=-1.0), "clip_gradient"),
     (lambda: Adam(beta1=1.0), "beta1"),
     (lambda: Adam(beta2=-0.5), "beta2"),
@@ -501,6 +579,13 @@ def test_setting_an_invalid_rescale_grad_later_raises():
         opt.rescale_grad = -1.0
     with pytest.raises(TypeError, match="real number"):
         opt.lr = "0.1"
+    with pytest.raises(ValueError, match="momentum"):
+        opt.momentum = 1.0
+    adam = Adam()
+    with pytest.raises(ValueError, match="beta2"):
+        adam.beta2 = 1.0
+    adam.clip_gradient = None
+    assert adam.clip_gradient is None
 
 
 def test_invalid_update_arguments_raise_and_do_not_count(xp):

@@ -801,3 +801,16 @@ def test_constant_keeps_array_dtypes_and_names():
 def test_constant_refuses_a_name_in_place_of_the_value():
     with pytest.raises(TypeError, match=r"Constant\(value, name=...\)"):
         mx.gluon.Constant("const", [[1, 2]])
+
+
+def test_sym_var_attributes_and_errors():
+    sym = mx.sym.var("emb", shape=5, dtype="float64", init=mx.init.Normal(0.5),
+                     stype="csr")
+    assert sym.shape == (5,) and sym.dtype == numpy.float64
+    assert sym.list_attr() == {"__shape__": "(5,)", "__dtype__": "float64",
+                               "__init__": '["normal", {"sigma": 0.5}]', "__stype__": "2"}
+    assert mx.sym.var("plain").list_attr() == {} and mx.sym.var("plain").shape is None
+    with pytest.raises(ValueError, match="stype must be"):
+        mx.sym.var("x", stype="dense")
+    with pytest.raises(TypeError, match="name must be a str"):
+        mx.sym.var(3)

@@ -26,7 +26,10 @@ from __future__ import annotations
 import re
 import warnings
 
+import numpy
+
 from .. import initializer
+from .._compat import resolve_ctx
 from .parameter import DeferredInitializationError, Parameter
 
 __all__ = ["Block", "HybridBlock"]
@@ -46,15 +49,17 @@ class Block:
         object.__setattr__(self, "_reg_params", {})
 
     def __setattr__(self, name: str, value) -> None:
+        # Whatever the attribute held before stops being registered unless the new value
+        # takes its place (replacing in place keeps the registration order, which
+        # collect_params follows).
+        if not isinstance(value, Block):
+            self._children.pop(name, None)
+        if not isinstance(value, Parameter):
+            self._reg_params.pop(name, None)
         if isinstance(value, Block):
             self.register_child(value, name)
         elif isinstance(value, Parameter):
             self._reg_params[name] = value
-        elif name in self._children or name in self._reg_params:
-            # Assigning something else (e.g. None) over a child removes the registration,
-            # so collect_params never reports a stale object.
-            self._children.pop(name, None)
-            self._reg_params.pop(name, None)
         object.__setattr__(self, name, value)
 
     def register_child(self, block: "Block", name: str | None = None) -> "Block":
@@ -97,14 +102,16 @@ class Block:
         return {name: p for name, p in found.items() if pattern.match(name)}
 
     def initialize(self, init=None, device=None, verbose: bool = False,
-                   force_reinit: bool = False) -> None:
+                   force_reinit: bool = False, ctx=None) -> None:
         """Initialize every Parameter on ``device`` (one device or a list of replicas).
 
         ``init`` is the default: a Parameter's own ``init`` (e.g. Dense's
         ``bias_initializer='zeros'``) takes precedence over it, as in MXNet. Parameters whose
-        shape is not yet known are initialized at the first forward pass.
+        shape is not yet known are initialized at the first forward pass. ``ctx=`` is the
+        deprecated name of ``device``.
         """
         del verbose  # accepted for MXNet compatibility; initializers print nothing
+        device = resolve_ctx(device, ctx)
         default = initializer.Uniform() if init is None else init
         for param in _unique(self.collect_params().values()):
             param.initialize(None, device=device, default_init=default,
@@ -149,6 +156,72 @@ class Block:
                           f"{type(self).__name__}", UserWarning, stacklevel=2)
         return self
 
+    def save_parameters(self, filename: str, deduplicate: bool = False) -> None:
+        """Write every Parameter's values to ``filename`` (NumPy ``.npz``, read without
+        pickle; the name is used as given), keyed by structured name.
+
+        Replicas are identical after a Trainer step, so one replica is saved. With
+        ``deduplicate`` a shared Parameter is saved once, under its first name.
+        """
+        arrays, seen = {}, set()
+        for name, param in self.collect_params().items():
+            if deduplicate and id(param) in seen:
+                continue
+            seen.add(id(param))
+            arrays[name] = param.list_data()[0].asnumpy()
+        with open(filename, "wb") as f:
+            numpy.savez(f, **arrays)
+
+    def load_parameters(self, filename: str, device=None, allow_missing: bool = False,
+                        ignore_extra: bool = False, cast_dtype: bool = False,
+                        dtype_source: str = "current", ctx=None) -> None:
+        """Load values written by ``save_parameters`` into this block's Parameters.
+
+        Parameters not initialized yet are initialized on ``device`` (default: the current
+        device) with the loaded values; initialized ones keep their devices.
+
+        Args:
+            allow_missing: do not complain about Parameters the file lacks.
+            ignore_extra: do not complain about names in the file this block lacks.
+            cast_dtype: convert a value whose dtype differs (else it is an error), to the
+                Parameter's dtype (``dtype_source='current'``) or the Parameter to the
+                saved dtype (``'saved'``).
+        """
+        device = resolve_ctx(device, ctx)
+        if dtype_source not in ("current", "saved"):
+            raise ValueError(f"load_parameters: dtype_source must be 'current' or 'saved', "
+                             f"got {dtype_source!r}")
+        params = self.collect_params()
+        with numpy.load(filename, allow_pickle=False) as archive:
+            loaded = {name: archive[name] for name in archive.files}
+        missing = [name for name in params if name not in loaded]
+        if missing and not allow_missing:
+            raise KeyError(f"load_parameters: {filename!r} has no values for {missing}; pass "
+                           f"allow_missing=True to keep their current values")
+        extra = [name for name in loaded if name not in params]
+        if extra and not ignore_extra:
+            raise KeyError(f"load_parameters: {filename!r} holds {extra}, which "
+                           f"{type(self).__name__} does not have; pass ignore_extra=True to "
+                           f"skip them")
+        for name, param in params.items():
+            if name not in loaded:
+                continue
+            value = loaded[name]
+            if value.dtype != param.dtype:
+                if not cast_dtype:
+                    raise TypeError(f"load_parameters: {name!r} is saved as {value.dtype} but "
+                                    f"the parameter is {param.dtype}; pass cast_dtype=True")
+                if dtype_source == "saved":
+                    param.cast(value.dtype)
+                else:
+                    value = value.astype(param.dtype)
+            try:
+                param.list_device()
+            except RuntimeError:  # never initialized: the file provides the values
+                param.shape = value.shape
+                param.initialize(init="zeros", device=device)
+            param.set_data(value)
+
     def cast(self, dtype) -> None:
         """Cast all Parameters (data and gradients, on every device) to ``dtype``."""
         for param in _unique(self.collect_params().values()):
@@ -168,7 +241,8 @@ class Block:
         Layers with deferred shapes (e.g. ``Dense(in_units=0)``) override this; the default
         explains what is missing.
         """
-        unknown = [name for name, p in self._reg_params.items() if not _shape_known(p.shape)]
+        unknown = [name for name, p in self.collect_params().items()
+                   if not _shape_known(p.shape)]
         raise RuntimeError(
             f"{type(self).__name__} has parameters with unknown shapes {unknown}; give their "
             f"shapes at construction or override infer_shape(*args) to set them from the "

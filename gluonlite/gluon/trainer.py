@@ -31,8 +31,10 @@ Note (fresh gradients):
     A backward pass marks each replica it writes a gradient to as fresh; ``update()``
     clears the mark. A trainable replica that is not fresh at ``update()`` means the
     gradient is left over from an earlier step (the parameter was not used, or the
-    backward ran on another device only): an error, or skipped with
-    ``ignore_stale_grad=True``.
+    backward ran on another device only): an error, or, with ``ignore_stale_grad=True``,
+    the parameter is skipped when no replica is fresh. One fresh on some devices only is
+    still updated, and the sum includes what the stale replicas' buffers hold (as MXNet's
+    kvstore would): zero them (``zero_grad()``) where that matters.
 """
 from __future__ import annotations
 
@@ -46,10 +48,9 @@ from .. import _backend, optimizer as opt, sparse
 from ..autograd import SparseRows
 from ..device import Device
 from ..ndarray import ndarray
-from .block import _unique
 from .parameter import Constant, Parameter
 
-__all__ = ["Trainer", "allreduce", "broadcast"]
+__all__ = ["Trainer", "allreduce", "broadcast", "allreduce_arrays", "broadcast_arrays"]
 
 _KVSTORES = ("device", "local", "nccl")
 _STATES_FORMAT = "gluonlite.trainer.states/1"
@@ -62,7 +63,6 @@ class _Replicas:
 
     index: int
     name: str
-    param: Parameter
     data: list
     grads: list
 
@@ -81,11 +81,15 @@ class Trainer:
             through peer-to-peer copies to the first device (host copies for CPUs).
             ``'local'``: the same without NCCL. ``'nccl'``: NCCL, an error where it cannot
             be used.
+        update_on_kvstore: accepted for MXNet compatibility and has no effect: the update
+            always runs once, on the first device, and is copied to the other replicas.
 
     See the module's Notes for how replicas stay identical and when a gradient is stale.
     """
 
-    def __init__(self, params, optimizer, optimizer_params=None, kvstore="device"):
+    def __init__(self, params, optimizer, optimizer_params=None, kvstore="device",
+                 update_on_kvstore=None):
+        del update_on_kvstore  # see the docstring
         if isinstance(params, dict):
             named = list(params.items())
         elif isinstance(params, (list, tuple)):
@@ -97,12 +101,12 @@ class Trainer:
             if not isinstance(p, Parameter):
                 raise TypeError(f"Trainer: params must hold Parameters, but {name!r} is a "
                                 f"{type(p).__name__}")
-        unique = list(_unique(p for _, p in named))
-        first_name = {}
+        # A shared Parameter (listed under several names) is kept once, under its first name.
+        first = {}
         for name, p in named:
-            first_name.setdefault(id(p), name)
-        self._params = unique
-        self._names = [first_name[id(p)] for p in unique]
+            first.setdefault(id(p), (name, p))
+        self._names = [name for name, _ in first.values()]
+        self._params = [p for _, p in first.values()]
         if kvstore not in _KVSTORES:
             raise ValueError(f"Trainer: kvstore must be one of {_KVSTORES}, got {kvstore!r} "
                              f"(distributed kvstores are not supported)")
@@ -159,7 +163,8 @@ class Trainer:
             dense = [r for r in replicas if not _is_row_sparse(r.grads[0])]
             for group in _by_dtype(dense):
                 per_device = [[_raw(r.grads[k]) for r in group] for k in range(len(devices))]
-                _allreduce_bucket(per_device, devices, use_nccl)
+                allreduce_arrays(per_device, devices, use_nccl=use_nccl,
+                                 pack=not _host_only(devices))
             for r in replicas:
                 if _is_row_sparse(r.grads[0]):
                     _allreduce_row_sparse(r.grads, devices)
@@ -210,7 +215,10 @@ class Trainer:
         weights = [r.data[0]._data for r in replicas]
         grads = [_optimizer_grad(r.grads[0]) for r in replicas]
         states = [self._state(r.index, w, root) for r, w in zip(replicas, weights)]
-        self._optimizer.update([r.index for r in replicas], weights, grads, states)
+        # The multi-precision entry points equal update/create_state unless the optimizer
+        # keeps float32 master copies of float16 weights (multi_precision=True).
+        self._optimizer.update_multi_precision([r.index for r in replicas], weights, grads,
+                                               states)
         if len(devices) == 1:
             return
         lazy = getattr(self._optimizer, "lazy_update", False)
@@ -220,21 +228,16 @@ class Trainer:
                 dense.append(r)
                 continue
             # A lazy update changed only these rows; copy just them.
+            with _backend.on(root):
+                changed = r.data[0]._data[g.indices]
             for replica, device in zip(r.data[1:], devices[1:]):
                 rows = _backend.transfer(g.indices, root, device)
-                with _backend.on(root):
-                    values = r.data[0]._data[g.indices]
-                values = _backend.transfer(values, root, device)
+                values = _backend.transfer(changed, root, device)
                 with _backend.on(device):
                     replica._data[rows] = values
         for group in _by_dtype(dense):
-            with _backend.on(root):
-                flat = _flatten([r.data[0]._data for r in group])
-            for k, device in enumerate(devices[1:], start=1):
-                moved = _readable(flat, root, device)
-                targets = [r.data[k]._data for r in group]
-                with _backend.on(device):
-                    opt._scatter(moved, targets, [None] * len(targets))
+            per_device = [[r.data[k]._data for r in group] for k in range(len(devices))]
+            broadcast_arrays(per_device, devices, pack=not _host_only(devices))
 
     # ----------------------------------------------------------------- bookkeeping
     def _trainable(self):
@@ -248,6 +251,11 @@ class Trainer:
         for i, (p, name) in enumerate(zip(self._params, self._names)):
             if p.grad_req == "null" or isinstance(p, Constant):
                 continue
+            if p.stype != "default":
+                raise RuntimeError(
+                    f"Trainer: Parameter '{name}' has stype={p.stype!r}; the Trainer updates "
+                    f"parameters stored densely. For sparse gradients keep stype='default' "
+                    f"and set grad_stype='row_sparse' (as Embedding(sparse_grad=True) does)")
             try:
                 here = list(p.list_device())
                 data, grads = p.list_data(), p.list_grad()
@@ -256,13 +264,13 @@ class Trainer:
                     from e
             if devices is None:
                 devices, first = here, name
-            elif set(here) != set(devices) or len(here) != len(devices):
+            elif set(here) != set(devices):
                 raise RuntimeError(
                     f"Trainer: all parameters must live on the same devices, but Parameter "
                     f"'{name}' is on {here} while '{first}' is on {devices}. Use "
                     f"reset_device() to move them")
             order = [here.index(d) for d in devices]
-            replicas.append(_Replicas(i, name, p, [data[k] for k in order],
+            replicas.append(_Replicas(i, name, [data[k] for k in order],
                                       [grads[k] for k in order]))
         return replicas, devices or []
 
@@ -280,7 +288,8 @@ class Trainer:
         """Parameter ``i``'s optimizer state on ``root``, created or moved there as needed."""
         if i not in self._states:
             with _backend.on(root):
-                self._states[i] = (root, self._optimizer.create_state(i, weight))
+                self._states[i] = (root,
+                                   self._optimizer.create_state_multi_precision(i, weight))
         device, state = self._states[i]
         if device != root:
             # The parameters moved (reset_device) or the state was loaded from a file.
@@ -385,9 +394,25 @@ def _flatten(arrays: list):
     return opt._gather(xp, arrays, [None] * len(arrays))
 
 
-def _allreduce_bucket(per_device: list, devices: list, use_nccl: bool) -> None:
-    """All-reduce several arrays per device as one flat buffer (one transfer or one NCCL
-    call per device instead of one per parameter)."""
+def _host_only(devices: list) -> bool:
+    """True when every device is a CPU: the replicas share host memory, so reading another
+    replica costs nothing and packing arrays into one buffer would only add copies."""
+    return all(d.device_type == "cpu" for d in devices)
+
+
+def allreduce_arrays(per_device: list, devices: list, *, use_nccl: bool = False,
+                     pack: bool = True) -> None:
+    """``allreduce`` for several arrays at once: ``per_device[k]`` lists the raw arrays on
+    ``devices[k]`` (the same shapes and one dtype on every device).
+
+    With ``pack`` the arrays travel as one flat buffer per device (one transfer or one NCCL
+    call instead of one per array), which pays where a transfer has a fixed cost (GPUs);
+    without it each array is reduced in place, which saves the packing copies (CPUs).
+    """
+    if not pack:
+        for arrays in zip(*per_device):
+            allreduce(list(arrays), devices, use_nccl=use_nccl)
+        return
     flats = []
     for arrays, device in zip(per_device, devices):
         with _backend.on(device):
@@ -397,6 +422,22 @@ def _allreduce_bucket(per_device: list, devices: list, use_nccl: bool) -> None:
         if len(arrays) > 1 or not arrays[0].flags.c_contiguous:
             with _backend.on(device):
                 opt._scatter(flat, arrays, [None] * len(arrays))
+
+
+def broadcast_arrays(per_device: list, devices: list, *, pack: bool = True) -> None:
+    """Copy each array of ``per_device[0]`` (on ``devices[0]``) into the matching array of
+    every other ``per_device[k]``; ``pack`` as in ``allreduce_arrays``."""
+    root, sources = devices[0], per_device[0]
+    if not pack:
+        for k, source in enumerate(sources):
+            broadcast(source, root, [arrays[k] for arrays in per_device[1:]], devices[1:])
+        return
+    with _backend.on(root):
+        flat = _flatten(sources)
+    for targets, device in zip(per_device[1:], devices[1:]):
+        moved = _readable(flat, root, device)
+        with _backend.on(device):
+            opt._scatter(moved, targets, [None] * len(targets))
 
 
 def _allreduce_row_sparse(grads: list, devices: list) -> None:

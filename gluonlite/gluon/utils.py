@@ -8,13 +8,17 @@
 """
 from __future__ import annotations
 
+import math
+import warnings
+
 import numpy
 
+from .. import _backend
 from .._compat import resolve_ctx
 from ..device import as_devices
 from ..ndarray import array, ndarray
 
-__all__ = ["split_data", "split_and_load"]
+__all__ = ["split_data", "split_and_load", "clip_global_norm"]
 
 
 def _bounds(size: int, num_slice: int, batch_axis: int, shape, even_split: bool) -> list:
@@ -67,9 +71,47 @@ def split_and_load(data, devices=None, batch_axis: int = 0, even_split: bool = T
     if not isinstance(data, (ndarray, numpy.ndarray)):
         # Python data follows mx.np.array's rules (float32 for numbers).
         data = array(data, device=devices[0])
-    if len(devices) == 1:
-        return [data.to_device(devices[0]) if isinstance(data, ndarray)
-                else array(data, device=devices[0])]
-    parts = split_data(data, len(devices), batch_axis, even_split)
+    parts = [data] if len(devices) == 1 else \
+        split_data(data, len(devices), batch_axis, even_split)
     return [p.to_device(d) if isinstance(p, ndarray) else array(p, device=d)
             for p, d in zip(parts, devices)]
+
+
+def clip_global_norm(arrays: list, max_norm: float, check_isfinite: bool = True) -> float:
+    """Scale ``arrays`` in place so that their joint L2 norm is at most ``max_norm``.
+
+    Typically one device's gradients, between ``trainer.allreduce_grads()`` and
+    ``trainer.update()``, called once per device as MXNet scripts do (the Trainer updates
+    from the first device's gradients, so clipping those is enough). The arrays may live
+    on different devices; the norm is then over all of them.
+
+    Returns:
+        The norm before clipping, as a float (NaN or inf when some value is; then nothing is
+        scaled, and with ``check_isfinite`` a warning says so).
+
+    >>> import gluonlite as mx
+    >>> g = [mx.np.array([3.0, 0.0]), mx.np.array([4.0], device=mx.cpu(1))]
+    >>> mx.gluon.utils.clip_global_norm(g, 1.0)
+    5.0
+    >>> g[1]
+    array([0.8], device=cpu(1))
+    """
+    if not arrays:
+        raise ValueError("clip_global_norm: got no arrays")
+    total = 0.0
+    for a in arrays:
+        with _backend.on(a.device):
+            # Squares summed in float64 on the array's device; one number crosses over.
+            total += float((a._data.astype(numpy.float64) ** 2).sum())
+    norm = math.sqrt(total)
+    if not math.isfinite(norm):
+        if check_isfinite:
+            warnings.warn(f"clip_global_norm: the norm is {norm}; the arrays were left as "
+                          f"they are", UserWarning, stacklevel=2)
+        return norm
+    if norm > max_norm:
+        scale = max_norm / norm
+        for a in arrays:
+            with _backend.on(a.device):
+                a._data *= a._data.dtype.type(scale)
+    return norm
