@@ -223,3 +223,18 @@ def test_interleave_takes_the_repeats_of_each_implementation_in_turn():
     got = timing.interleave(timers, 3)
     assert order == ["a", "b"] * 3
     assert [t.times for t in got] == [[0.25] * 3] * 2 and [t.number for t in got] == [1, 1]
+
+
+def test_retain_workload_keeps_exactly_the_rows_its_bandwidth_counts():
+    from gluonlite.bench import retain
+    target = _cpu()
+    spec = retain.specs(target, quick=True)[0]
+    work = retain.implementations(spec, target)["gluonlite"]()
+    kept = spec["stored"] // 2
+    assert work.work == 2 * kept * spec["width"] * 4  # kept rows, read and written
+    for (ids,) in work.inputs:
+        out = work.fn(ids)
+        assert out.indices.shape == (kept,)
+        # Every kept id was requested, and is a stored (even) row.
+        assert set(out.indices.asnumpy()) <= set(ids.asnumpy())
+        assert (out.indices.asnumpy() % 2 == 0).all()
