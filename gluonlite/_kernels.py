@@ -1,17 +1,418 @@
 """GPU implementations behind ``npx.fully_connected`` and row-sparse ``retain``.
 
-All functions take and return CuPy arrays that live on the current CuPy device.
-This first version uses plain CuPy (cuBLAS through ``cupy.matmul``); the custom CUDA
-kernels of ``kernels/*.cu`` and the measured dispatch between them come with the kernels
-issue.
+The public functions take and return CuPy arrays that live on the current CuPy device. They
+run gluonlite's own CUDA kernels (``kernels/*.cu``), compiled lazily with ``cupy.RawModule``
+and memoised per (device, source file, type), never at import.
+
+The launch logic (argument checks, grid sizes, output allocation) lives in the private
+``_fc_forward``, ``_fc_backward`` and ``_retain``, which take a *runtime*: an object with
+``xp`` (the array module), ``empty(shape, dtype)``, ``ptr(array)`` and
+``kernel(source, type_key, name_expression)`` returning a callable
+``kernel(grid, block, args)`` like ``cupy.RawKernel``. On a GPU that runtime is
+``_CupyRuntime``; the CPU host harness in ``tests/cuda_host/`` supplies one that runs the same
+``.cu`` sources compiled with g++, so the code below is exercised without a GPU.
+
+Fully-connected dispatch: per (device, operation, shape, dtype) the faster of the custom
+kernel and cuBLAS (``cupy.matmul`` plus the fused-bias epilogue kernel) is measured once on
+the GPU in use and cached. ``set_fc_path('kernel' | 'cublas' | 'auto')``, ``with
+fc_path(...)`` or the environment variable ``GLUONLITE_FC_PATH`` force one path.
 """
 from __future__ import annotations
 
-__all__ = ["fc_forward", "fc_backward", "retain"]
+import contextlib
+import functools
+import importlib.resources
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Callable
+
+import numpy
+
+__all__ = ["fc_forward", "fc_backward", "retain", "set_fc_path", "fc_path",
+           "KernelCompileError", "kernel_source", "name_expressions", "instantiations",
+           "KERNEL_SOURCES", "FC_PATH_ENV"]
+
+KERNEL_SOURCES = ("retain.cu", "fully_connected.cu")
+FC_PATH_ENV = "GLUONLITE_FC_PATH"
+_FC_PATHS = ("auto", "kernel", "cublas")
+
+# Storage types of fully_connected.cu by NumPy/CuPy dtype name. bfloat16 arrays (ml_dtypes or
+# a CuPy with bfloat16) map to gl_bf16; the host harness passes raw uint16 bits explicitly.
+_FC_CTYPES = {"float32": "float", "float16": "gl_f16", "bfloat16": "gl_bf16"}
+# The GEMM's operand layouts (A r-contiguous, B r-contiguous); see fully_connected.cu.
+_GEMM_LAYOUTS = {"fwd": "true,true", "dx": "true,false", "dw": "false,false"}
+_FC_TILE = 64
+# Copy units of retain_gather, widest first: (bytes, C++ type, dtype of the same size that
+# both NumPy and CuPy have; complex128 is the only 16-byte one, used here as raw bits).
+_RETAIN_UNITS = ((16, "uint4", "complex128"), (8, "unsigned long long", "uint64"),
+                 (4, "unsigned int", "uint32"), (2, "unsigned short", "uint16"),
+                 (1, "unsigned char", "uint8"))
+_INT32_MAX = 2**31 - 1
 
 
-def fc_forward(x, w, b=None):
-    """``x @ w.T + b`` for 2-D ``x [N, K]``, ``w [M, K]``, ``b [M]`` or None."""
+class KernelCompileError(RuntimeError):
+    """A kernel source failed to compile; the message holds the options and the source lines
+    around each error."""
+
+
+def _kernel_dir_fallback() -> Path:
+    # Running from a source tree without an install: kernels/ sits next to gluonlite/.
+    return Path(__file__).resolve().parent.parent / "kernels"
+
+
+def kernel_source(filename: str) -> str:
+    """The text of ``kernels/<filename>``, read as package data of ``gluonlite.kernels``."""
+    try:
+        return importlib.resources.files("gluonlite.kernels").joinpath(filename).read_text()
+    except (ModuleNotFoundError, FileNotFoundError):
+        return (_kernel_dir_fallback() / filename).read_text()
+
+
+def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
+    """The kernel name expressions compiled together for ``source`` and one type.
+
+    ``type_key`` is the storage type for fully_connected.cu (``float``, ``gl_f16``,
+    ``gl_bf16``) and the copy unit for retain.cu (``uint4`` ... ``unsigned char``).
+    """
+    if source == "fully_connected.cu":
+        return tuple(f"fc_gemm<{type_key},{layout}>" for layout in _GEMM_LAYOUTS.values()) + (
+            f"fc_bias_grad<{type_key}>", f"fc_bias_add<{type_key}>")
+    if source == "retain.cu":
+        return ("retain_lookup", f"retain_gather<{type_key}>")
+    raise ValueError(f"unknown kernel source {source!r}; expected one of {KERNEL_SOURCES}")
+
+
+def instantiations() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+    """Every (type_key, name expressions) the library can launch, per source file."""
+    return {
+        "fully_connected.cu": [(t, name_expressions("fully_connected.cu", t))
+                               for t in _FC_CTYPES.values()],
+        "retain.cu": [(unit[1], name_expressions("retain.cu", unit[1]))
+                      for unit in _RETAIN_UNITS],
+    }
+
+
+def _compile_error_message(source_name: str, source: str, options, log: str) -> str:
+    """The compiler log with the offending source lines (3 either side) quoted under it."""
+    lines = source.splitlines()
+    parts = [f"Compiling kernel source {source_name} with options {tuple(options)} failed:",
+             log.rstrip()]
+    seen = set()
+    for match in re.finditer(r"\((\d+)\): (?:catastrophic )?error", log):
+        line = int(match.group(1))
+        if line in seen or not 1 <= line <= len(lines):
+            continue
+        seen.add(line)
+        parts.append(f"--- {source_name} around line {line}:")
+        for n in range(max(1, line - 3), min(len(lines), line + 3) + 1):
+            marker = ">>" if n == line else "  "
+            parts.append(f"{marker}{n:5d}| {lines[n - 1]}")
+    return "\n".join(parts)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _i32(name: str, value: int) -> numpy.int32:
+    # Kernel sizes are C ints; a silent wrap-around on a GPU would be a wrong answer.
+    if not 0 <= value <= _INT32_MAX:
+        raise ValueError(f"{name}={value} does not fit the kernels' 32-bit size arguments")
+    return numpy.int32(value)
+
+
+# ---------------------------------------------------------------------------------------
+# fully-connected
+
+
+def _fc_ctype(dtype) -> str | None:
+    return _FC_CTYPES.get(numpy.dtype(dtype).name)
+
+
+def _check_fc(op: str, x, w, b=None):
+    if x.ndim != 2 or w.ndim != 2:
+        raise ValueError(f"{op}: expected 2-D x [N, K] and weight [M, K], got x of shape "
+                         f"{tuple(x.shape)} and weight of shape {tuple(w.shape)}")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"{op}: x has {x.shape[1]} input features but the weight expects "
+                         f"{w.shape[1]} (weight shape {tuple(w.shape)})")
+    if x.dtype != w.dtype or (b is not None and b.dtype != x.dtype):
+        raise TypeError(f"{op}: x, weight and bias must share one dtype, got {x.dtype}, "
+                        f"{w.dtype}" + ("" if b is None else f", {b.dtype}"))
+    if b is not None and tuple(b.shape) != (w.shape[0],):
+        raise ValueError(f"{op}: bias must have shape ({w.shape[0]},), got {tuple(b.shape)}")
+
+
+def _gemm(rt, ctype: str, layout: str, a, lda: int, b, ldb: int, bias, c, ldc: int,
+          ni: int, nj: int, nr: int, accumulate: bool) -> None:
+    """One launch of fc_gemm: c (+)= A B^T (+ bias); see fully_connected.cu for A and B."""
+    grid_y = _ceil_div(nj, _FC_TILE)
+    if grid_y > 65535:
+        raise ValueError(f"fully_connected: {nj} output columns exceed the kernel's grid "
+                         f"limit of {65535 * _FC_TILE}")
+    fn = rt.kernel("fully_connected.cu", ctype, f"fc_gemm<{ctype},{_GEMM_LAYOUTS[layout]}>")
+    # Without a bias any array of the right type stands in: has_bias=0 keeps it unread.
+    fn((_ceil_div(ni, _FC_TILE), grid_y, 1), (16, 16, 1),
+       (a, numpy.int64(lda), b, numpy.int64(ldb), c if bias is None else bias,
+        numpy.int32(bias is not None), c, numpy.int64(ldc), _i32("rows", ni),
+        _i32("columns", nj), _i32("reduction", nr), numpy.int32(bool(accumulate))))
+
+
+def _bias_add(rt, ctype: str, y, bias) -> None:
+    n, m = y.shape
+    fn = rt.kernel("fully_connected.cu", ctype, f"fc_bias_add<{ctype}>")
+    fn((_ceil_div(m, 256), min(n, 65535), 1), (256, 1, 1),
+       (y, bias, numpy.int64(n), _i32("columns", m)))
+
+
+def _bias_grad(rt, ctype: str, dy, db) -> None:
+    n, m = dy.shape
+    fn = rt.kernel("fully_connected.cu", ctype, f"fc_bias_grad<{ctype}>")
+    fn((_ceil_div(m, 32), 1, 1), (32, 32, 1), (dy, _i32("rows", n), _i32("columns", m), db))
+
+
+def _fc_forward(rt, x, w, b, path: str, ctype: str | None = None):
+    """``x @ w.T + b`` on ``path`` ('kernel' or 'cublas'); ``ctype`` overrides the storage
+    type derived from the dtype (the host harness passes bfloat16 as uint16 bits)."""
+    _check_fc("fc_forward", x, w, b)
+    xp = rt.xp
+    ctype = ctype or _fc_ctype(x.dtype)
+    x, w = xp.ascontiguousarray(x), xp.ascontiguousarray(w)
+    b = None if b is None else xp.ascontiguousarray(b)
+    (n, k), m = x.shape, w.shape[0]
+    y = rt.empty((n, m), x.dtype)
+    if n == 0 or m == 0:
+        return y
+    if path == "cublas":
+        xp.matmul(x, w.T, out=y)
+        if b is not None:
+            _bias_add(rt, ctype, y, b)
+    else:
+        _gemm(rt, ctype, "fwd", x, k, w, k, b, y, m, n, m, k, accumulate=False)
+    return y
+
+
+def _fc_backward(rt, dy, x, w, need_dx: bool, need_dw: bool, need_db: bool, path_dx: str,
+                 path_dw: str, accumulate_dw=None, ctype: str | None = None):
+    """``(dx, dw, db)`` of ``y = x @ w.T + b``; dw is added into ``accumulate_dw`` if given."""
+    _check_fc("fc_backward", x, w)
+    xp = rt.xp
+    ctype = ctype or _fc_ctype(x.dtype)
+    dy, x, w = (xp.ascontiguousarray(a) for a in (dy, x, w))
+    (n, k), m = x.shape, w.shape[0]
+    if tuple(dy.shape) != (n, m) or dy.dtype != x.dtype:
+        raise ValueError(f"fc_backward: dy must be {x.dtype} of shape {(n, m)}, got "
+                         f"{dy.dtype} of shape {tuple(dy.shape)}")
+    dx = dw = db = None
+    if need_dx:
+        dx = rt.empty((n, k), x.dtype)
+        if n and k:
+            if path_dx == "cublas":
+                xp.matmul(dy, w, out=dx)
+            else:
+                _gemm(rt, ctype, "dx", dy, m, w, k, None, dx, k, n, k, m, accumulate=False)
+    if need_dw:
+        if accumulate_dw is None:
+            dw = rt.empty((m, k), x.dtype)
+        else:
+            if tuple(accumulate_dw.shape) != (m, k) or accumulate_dw.dtype != x.dtype \
+                    or not accumulate_dw.flags.c_contiguous:
+                raise ValueError(f"fc_backward: accumulate_dw must be a C-contiguous {x.dtype} "
+                                 f"array of shape {(m, k)}, got {accumulate_dw.dtype} of shape "
+                                 f"{tuple(accumulate_dw.shape)}")
+            dw = accumulate_dw
+        if m and k:
+            if path_dw == "cublas":
+                if accumulate_dw is None:
+                    xp.matmul(dy.T, x, out=dw)
+                else:
+                    dw += xp.matmul(dy.T, x)
+            else:
+                _gemm(rt, ctype, "dw", dy, m, x, k, None, dw, k, m, k, n,
+                      accumulate=accumulate_dw is not None)
+    if need_db:
+        db = rt.empty((m,), x.dtype)
+        if m:
+            _bias_grad(rt, ctype, dy, db)
+    return dx, dw, db
+
+
+# ---------------------------------------------------------------------------------------
+# retain
+
+
+def _retain_unit(row_bytes: int, *pointers: int) -> tuple[int, str, str]:
+    """The widest copy unit dividing the row size and every buffer's address."""
+    for unit in _RETAIN_UNITS[:-1]:
+        if row_bytes % unit[0] == 0 and all(p % unit[0] == 0 for p in pointers):
+            return unit
+    return _RETAIN_UNITS[-1]  # single bytes always fit
+
+
+def _retain(rt, data, indices, row_ids):
+    """Rows of (``data``, sorted unique ``indices``) whose ids occur in ``row_ids``."""
+    xp = rt.xp
+    if data.ndim < 1 or indices.ndim != 1 or indices.shape[0] != data.shape[0]:
+        raise ValueError(f"retain: expected data [k, ...] and indices [k], got shapes "
+                         f"{tuple(data.shape)} and {tuple(indices.shape)}")
+    data = xp.ascontiguousarray(data)
+    indices = xp.ascontiguousarray(indices, dtype=xp.int64)
+    wanted = xp.unique(xp.asarray(row_ids).astype(xp.int64).ravel())  # sorted, unique
+    k, row_shape = data.shape[0], tuple(data.shape[1:])
+    row_bytes = data.itemsize * int(numpy.prod(row_shape, dtype=numpy.int64))
+    if k == 0 or wanted.size == 0:
+        return rt.empty((0,) + row_shape, data.dtype), rt.empty((0,), numpy.int64)
+    pos = rt.empty(wanted.shape, numpy.int64)
+    # The lookup kernel sits in every unit's module; any unit fits it.
+    lookup = rt.kernel("retain.cu", _RETAIN_UNITS[-1][1], "retain_lookup")
+    n = int(wanted.size)
+    lookup((min(_ceil_div(n, 256), 4096), 1, 1), (256, 1, 1),
+           (indices, numpy.int64(k), wanted, numpy.int64(n), pos))
+    found = pos >= 0
+    rows, out_indices = pos[found], wanted[found]
+    n_rows = int(rows.size)
+    out = rt.empty((n_rows,) + row_shape, data.dtype)
+    if n_rows and row_bytes:
+        size, ctype, dtype = _retain_unit(row_bytes, rt.ptr(data), rt.ptr(out))
+        units = row_bytes // size
+        row_elems = row_bytes // data.itemsize
+        src = data.reshape(k, row_elems).view(dtype)
+        dst = out.reshape(n_rows, row_elems).view(dtype)
+        lanes_log2 = min(8, (units - 1).bit_length())  # next power of two, at most 256
+        gather = rt.kernel("retain.cu", ctype, f"retain_gather<{ctype}>")
+        gather((min(_ceil_div(n_rows, 256 >> lanes_log2), 65535), 1, 1), (256, 1, 1),
+               (src, rows, numpy.int64(n_rows), numpy.int64(units), numpy.int32(lanes_log2),
+                dst))
+    return out, out_indices
+
+
+# ---------------------------------------------------------------------------------------
+# CuPy runtime, loader and dispatch
+
+
+class _CupyRuntime:
+    """Launches the kernels on the current CuPy device.
+
+    ``portable=True`` compiles with ``-DGL_PORTABLE_CONVERT``: the bit-level reference
+    conversions the CPU harness tests, against which the GPU tests check the PTX fast path.
+    """
+
+    def __init__(self, portable: bool = False):
+        import cupy
+        self.xp = cupy
+        self.portable = portable
+
+    def empty(self, shape, dtype):
+        return self.xp.empty(shape, dtype=dtype)
+
+    @staticmethod
+    def ptr(array) -> int:
+        return array.data.ptr
+
+    def kernel(self, source: str, type_key: str, expression: str):
+        device = self.xp.cuda.Device().id
+        return _load_module(device, source, type_key, self.portable)[expression]
+
+
+_modules_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=None)
+def _load_module(device: int, source: str, type_key: str, portable: bool) -> dict:
+    """Compile ``source`` for one type on ``device`` (once) and return its kernels by name
+    expression; the lock keeps two threads from compiling the same module twice."""
+    import cupy
+    code = kernel_source(source)
+    options = ("-std=c++17",) + (("-DGL_PORTABLE_CONVERT",) if portable else ())
+    expressions = name_expressions(source, type_key)
+    with _modules_lock, cupy.cuda.Device(device):
+        module = cupy.RawModule(code=code, options=options, name_expressions=expressions)
+        try:
+            module.compile()
+        except cupy.cuda.compiler.CompileException as e:
+            raise KernelCompileError(
+                _compile_error_message(source, code, options, str(e))) from e
+        return {expr: module.get_function(expr) for expr in expressions}
+
+
+_forced_path: str | None = None
+_choices: dict[tuple, str] = {}
+
+
+def set_fc_path(path: str | None) -> str | None:
+    """Force the fully-connected path ('kernel', 'cublas' or 'auto'); None returns control
+    to ``GLUONLITE_FC_PATH`` (default 'auto'). Returns the previous setting."""
+    global _forced_path
+    if path is not None and path not in _FC_PATHS:
+        raise ValueError(f"set_fc_path: expected one of {_FC_PATHS} or None, got {path!r}")
+    previous, _forced_path = _forced_path, path
+    return previous
+
+
+@contextlib.contextmanager
+def fc_path(path: str):
+    """``with fc_path('cublas'):`` forces one fully-connected path inside the block."""
+    previous = set_fc_path(path)
+    try:
+        yield
+    finally:
+        set_fc_path(previous)
+
+
+def _requested_path() -> str:
+    if _forced_path is not None:
+        return _forced_path
+    path = os.environ.get(FC_PATH_ENV, "auto")
+    if path not in _FC_PATHS:
+        raise ValueError(f"{FC_PATH_ENV}={path!r}; expected one of {_FC_PATHS}")
+    return path
+
+
+def _measure(run: Callable[[str], object], repeats: int = 3) -> str:
+    """The faster path for ``run`` on the current device, timed with CUDA events after a
+    warm-up call (which also compiles the kernel and lets cuBLAS pick its algorithm). A path
+    that raises (e.g. cuBLAS without bfloat16 support) is not a candidate."""
+    import cupy
+    stream = cupy.cuda.get_current_stream()
+    timings = {}
+    for path in ("kernel", "cublas"):
+        try:
+            run(path)
+        except (TypeError, NotImplementedError, cupy.cuda.cublas.CUBLASError):
+            continue
+        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+        start.record(stream)
+        for _ in range(repeats):
+            run(path)
+        stop.record(stream)
+        stop.synchronize()
+        timings[path] = cupy.cuda.get_elapsed_time(start, stop)
+    if not timings:
+        raise RuntimeError("fully_connected: neither the kernel nor cuBLAS could run")
+    return min(timings, key=timings.get)
+
+
+def _choose(key: tuple, run: Callable[[str], object]) -> str:
+    path = _requested_path()
+    if path != "auto":
+        return path
+    import cupy
+    key = (cupy.cuda.Device().id,) + key
+    choice = _choices.get(key)
+    if choice is None:
+        choice = _choices[key] = _measure(run)
+    return choice
+
+
+@functools.lru_cache(maxsize=None)
+def _runtime() -> _CupyRuntime:
+    return _CupyRuntime()
+
+
+def _plain_fc_forward(x, w, b):
+    # dtypes without a custom kernel (e.g. float64): cuBLAS and an elementwise add.
     import cupy
     y = cupy.matmul(x, w.T)
     if b is not None:
@@ -19,13 +420,45 @@ def fc_forward(x, w, b=None):
     return y
 
 
-def fc_backward(dy, x, w, need_dx=True, need_dw=True, need_db=True):
-    """Gradients ``(dx, dw, db)`` of ``y = x @ w.T + b``; entries not needed are None."""
-    import cupy
-    dx = cupy.matmul(dy, w) if need_dx else None
-    dw = cupy.matmul(dy.T, x) if need_dw else None
-    db = dy.sum(axis=0) if need_db else None
-    return dx, dw, db
+def fc_forward(x, w, b=None):
+    """``x @ w.T + b`` for 2-D ``x [N, K]``, ``w [M, K]``, ``b [M]`` or None."""
+    rt = _runtime()
+    if _fc_ctype(x.dtype) is None:
+        _check_fc("fc_forward", x, w, b)
+        return _plain_fc_forward(x, w, b)
+    key = ("fwd", x.shape[0], w.shape[0], x.shape[1], x.dtype.str, b is not None)
+    path = _choose(key, lambda p: _fc_forward(rt, x, w, b, p))
+    return _fc_forward(rt, x, w, b, path)
+
+
+def fc_backward(dy, x, w, need_dx=True, need_dw=True, need_db=True, accumulate_dw=None):
+    """Gradients ``(dx, dw, db)`` of ``y = x @ w.T + b``; entries not needed are None.
+
+    With ``accumulate_dw`` (a C-contiguous ``[M, K]`` array of the weight's dtype), ``dw`` is
+    added into it (``grad_req='add'``) and it is returned as ``dw``.
+    """
+    rt = _runtime()
+    if _fc_ctype(x.dtype) is None:
+        import cupy
+        _check_fc("fc_backward", x, w)
+        dx = cupy.matmul(dy, w) if need_dx else None
+        dw = None
+        if need_dw:
+            dw = cupy.matmul(dy.T, x)
+            if accumulate_dw is not None:
+                accumulate_dw += dw
+                dw = accumulate_dw
+        return dx, dw, (dy.sum(axis=0) if need_db else None)
+    shape = (x.shape[0], w.shape[0], x.shape[1], x.dtype.str)
+    path_dx = path_dw = "kernel"
+    if need_dx:
+        path_dx = _choose(("dx",) + shape, lambda p: _fc_backward(
+            rt, dy, x, w, True, False, False, p, p))
+    if need_dw:
+        path_dw = _choose(("dw",) + shape, lambda p: _fc_backward(
+            rt, dy, x, w, False, True, False, p, p))
+    return _fc_backward(rt, dy, x, w, need_dx, need_dw, need_db, path_dx, path_dw,
+                        accumulate_dw=accumulate_dw)
 
 
 def retain(data, indices, row_ids):
@@ -34,13 +467,4 @@ def retain(data, indices, row_ids):
 
     Returns ``(out_data, out_indices)`` with ``out_indices`` sorted and unique.
     """
-    import cupy
-    wanted = cupy.unique(row_ids.astype(cupy.int64))
-    pos = cupy.searchsorted(indices, wanted)
-    pos_clipped = cupy.minimum(pos, max(indices.shape[0] - 1, 0))
-    if indices.shape[0] == 0:
-        keep = cupy.zeros(wanted.shape, dtype=bool)
-    else:
-        keep = indices[pos_clipped] == wanted
-    rows = pos_clipped[keep]
-    return data[rows], indices[rows]
+    return _retain(_runtime(), data, indices, row_ids)

@@ -1,0 +1,179 @@
+"""The Apache MXNet 1.9.1 side of ``gluonlite-bench mxnet``; runs inside ``.venv-mxnet``.
+
+MXNet 1.9.1 needs ``numpy==1.23.5`` (Python <= 3.11), so it cannot share gluonlite's
+environment, and this script does not import gluonlite. It builds the workloads of
+gluonlite's ``param``, ``fc``, ``replicate`` and ``step`` suites with MXNet's API, from the
+very same case dicts, and times them with the same method: it loads
+``gluonlite/bench/timing.py``, which needs only the standard library, by path.
+
+It serves one JSON request per line on stdin with one JSON reply per line on stdout, so
+that the parent can time MXNet's side of each case right next to gluonlite's::
+
+    {"op": "hello"}    -> {"versions": {"mxnet": "1.9.1", "numpy": "1.23.5", ...}}
+    {"op": "measure", "case": {"suite": "fc", ...},
+     "settings": {"repeats": 7, "warmup": 2, "min_time": 0.05, "max_number": 100000}}
+                       -> {"times_s": [seconds per call, one per repeat], "number": n}
+
+A failing request replies ``{"error": "..."}`` and the runner carries on; it exits at the
+end of its input. MXNet's engine is asynchronous, so the clock waits for
+``mx.nd.waitall()`` before reading the time.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+import platform
+import re
+import sys
+
+_TIMING = pathlib.Path(__file__).resolve().parents[1] / "gluonlite" / "bench" / "timing.py"
+
+
+def load_timing():
+    spec = importlib.util.spec_from_file_location("gluonlite_bench_timing", _TIMING)
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses resolve the module of the classes they build through sys.modules.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _context(mx, name: str):
+    match = re.fullmatch(r"(cpu|gpu)\((\d+)\)", name)
+    if match is None:
+        raise ValueError(f"not a device: {name!r}")
+    return getattr(mx, match.group(1))(int(match.group(2)))
+
+
+def param_workload(mx, case, timing):
+    ctxs = [_context(mx, d) for d in case["devices"]]
+    params = [mx.gluon.Parameter(f"p{i}", shape=tuple(case["shape"]))
+              for i in range(case["params"])]
+    for p in params:
+        p.initialize(ctx=ctxs)
+    first, last = ctxs[0], ctxs[-1]
+    calls = {
+        "data()": lambda p: p.data(),
+        "data(device)": lambda p: p.data(last),
+        "list_data()": lambda p: p.list_data(),
+        "grad()": lambda p: p.grad(),
+        "zero_grad()": lambda p: p.zero_grad(),
+    }
+    call = calls[case["op"]]
+
+    def fn():
+        with first:  # data() and grad() pick the current context's replica
+            for p in params:
+                call(p)
+    return fn, ((),), None
+
+
+def fc_workload(mx, case, timing):
+    import numpy
+    n, k, m = case["batch"], case["in"], case["out"]
+    train = case["op"] != "fwd"
+    # The same input sets as gluonlite's fc suite: seed, draw order and rotation rule.
+    rng = numpy.random.default_rng(0)
+    per_set = 4 * (n * k + m * k + m + (n * m if train else 0))
+    sets = []
+    for _ in range(timing.rotations(per_set)):
+        shapes = ((n, k), (m, k), (m,)) + (((n, m),) if train else ())
+        arrays = [mx.nd.array(rng.standard_normal(s, dtype=numpy.float32), dtype=case["dtype"])
+                  for s in shapes]
+        if train:
+            for a in arrays[:3]:
+                a.attach_grad()
+        sets.append(tuple(arrays))
+    fully_connected = mx.nd.FullyConnected
+    if not train:
+        def fn(x, w, b):
+            fully_connected(x, w, b, num_hidden=m)
+    else:
+        def fn(x, w, b, dy):
+            with mx.autograd.record():
+                y = fully_connected(x, w, b, num_hidden=m)
+            y.backward(dy)
+    return fn, sets, None
+
+
+def replicate_workload(mx, case, timing):
+    shape = tuple(case["shape"])
+    params = [mx.gluon.Parameter(f"p{i}", shape=shape, grad_req="null")
+              for i in range(case["params"])]
+    if case["op"] == "initialize":
+        ctxs = [_context(mx, d) for d in case["devices"]]
+        init = mx.init.Uniform()
+
+        def fn():
+            for p in params:
+                p.initialize(init=init, ctx=ctxs, force_reinit=True)
+        return fn, ((),), None
+    src = [_context(mx, d) for d in case["src"]]
+    dst = [_context(mx, d) for d in case["dst"]]
+    for p in params:
+        p.initialize(ctx=src)
+
+    def move(ctxs):
+        for p in params:
+            p.reset_ctx(ctxs)
+    return move, ((dst,), (src,)), None
+
+
+def step_workload(mx, case, timing):
+    h = case["hidden"]
+    shapes = [s for _ in range(case["layers"]) for s in ((h, h), (h,))]
+    params = {f"p{i}": mx.gluon.Parameter(f"p{i}", shape=s) for i, s in enumerate(shapes)}
+    for p in params.values():
+        p.initialize(ctx=mx.cpu(0))
+    trainer = mx.gluon.Trainer(params, case["optimizer"], dict(case["hyper"]))
+
+    def fresh_gradients():
+        # Trainer.step refuses gradients no backward pass refreshed since the last step.
+        with mx.autograd.record():
+            loss = sum(p.data().sum() for p in params.values())
+        loss.backward()
+    return (lambda: trainer.step(1)), ((),), fresh_gradients
+
+
+WORKLOADS = {"param": param_workload, "fc": fc_workload, "replicate": replicate_workload,
+             "step": step_workload}
+
+
+def _versions(mx):
+    import numpy
+    return {"mxnet": mx.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def serve(requests, replies) -> None:
+    """Answer each request line of ``requests`` with one line on ``replies``."""
+    import mxnet as mx
+    timing = load_timing()
+    clock = timing.HostClock(mx.nd.waitall)
+    for line in requests:
+        request = json.loads(line)
+        try:
+            if request["op"] == "hello":
+                if mx.__version__ != "1.9.1":
+                    raise RuntimeError(f"expected MXNet 1.9.1, found {mx.__version__}")
+                reply = {"versions": _versions(mx)}
+            elif request["op"] == "measure":
+                case = request["case"]
+                fn, inputs, prepare = WORKLOADS[case["suite"]](mx, case, timing)
+                measured = timing.measure(fn, inputs, clock=clock, prepare=prepare,
+                                          **request["settings"])
+                reply = {"times_s": measured.times, "number": measured.number}
+            else:
+                raise ValueError(f"unknown op {request['op']!r}")
+        except Exception as e:  # noqa: BLE001 - reported to the parent, which shows it
+            reply = {"error": f"{type(e).__name__}: {e}"}
+        finally:
+            fn = inputs = prepare = None  # free this case before the next one
+            mx.nd.waitall()
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+
+if __name__ == "__main__":
+    serve(sys.stdin, sys.stdout)

@@ -1,0 +1,149 @@
+"""Suite ``step``: ``Trainer.step`` for SGD with momentum and for Adam, 100 parameters.
+
+The model is 50 layers' weights ``[h, h]`` and biases ``[h]`` on one device. Before each
+timed step an untimed backward pass writes fresh gradients (``Trainer.step`` refuses stale
+ones, as MXNet's does), so only the step is timed: all-reduce (a no-op on one device),
+rescaling, and the optimizer update. Throughput is parameter elements updated per second.
+
+Peers: the same update written as a loop of in-place NumPy (CPU) or CuPy (GPU) operations
+(MXNet's update rules), and ``torch.optim`` with ``foreach`` and ``fused`` implementations
+where torch is importable and supports them on the device.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy
+
+from .. import autograd, gluon
+from .report import Metric
+from .targets import clock_for
+from .timing import HostClock, TorchEventClock
+from .workload import Skip, Workload, optional_torch
+
+__all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "specs", "describe", "implementations",
+           "layer_shapes", "gluonlite_workload"]
+
+NAME = "step"
+TITLE = "Trainer.step over a 100-parameter model (parameter elements updated per second)"
+METRIC = Metric("Melem/s", 1e6)
+SIZE_LABEL = "parameter elements"
+
+_LAYERS = 50
+_HIDDEN = {False: 256, True: 32}
+# MXNet's argument names; the runner hands them to MXNet's Trainer unchanged.
+HYPER = {"sgd": {"learning_rate": 0.01, "momentum": 0.9, "wd": 1e-4},
+         "adam": {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8,
+                  "wd": 1e-4}}
+
+
+def specs(target, quick: bool) -> list:
+    return [{"optimizer": name, "layers": _LAYERS, "hidden": _HIDDEN[quick],
+             "hyper": HYPER[name]} for name in ("sgd", "adam")]
+
+
+def layer_shapes(spec: dict) -> list:
+    h = spec["hidden"]
+    return [shape for _ in range(spec["layers"]) for shape in ((h, h), (h,))]
+
+
+def _elements(spec: dict) -> int:
+    return sum(math.prod(s) for s in layer_shapes(spec))
+
+
+def describe(spec: dict):
+    label = f"{spec['optimizer']:<4} {2 * spec['layers']} params, {_elements(spec):,} elems"
+    return label, spec["optimizer"], float(_elements(spec))
+
+
+def gluonlite_workload(spec: dict, device) -> Workload:
+    params = {f"p{i}": gluon.Parameter(f"p{i}", shape=s)
+              for i, s in enumerate(layer_shapes(spec))}
+    for p in params.values():
+        p.initialize(device=device)
+    trainer = gluon.Trainer(params, spec["optimizer"], dict(spec["hyper"]))
+
+    def fresh_gradients():
+        with autograd.record():
+            loss = sum(p.data().sum() for p in params.values())
+        loss.backward()
+    return Workload(lambda: trainer.step(1), ((),), _elements(spec), clock_for([device]),
+                    prepare=fresh_gradients)
+
+
+def _array_loop(spec: dict, target) -> Workload:
+    """MXNet's SGD-momentum and Adam rules as in-place NumPy/CuPy operations, per tensor."""
+    if target.kind == "cpu":
+        xp = numpy
+    else:
+        import cupy as xp  # run_case makes the target's GPU current
+    rng = numpy.random.default_rng(0)
+    weights = [xp.asarray(rng.uniform(-0.07, 0.07, s).astype(numpy.float32))
+               for s in layer_shapes(spec)]
+    grads = [xp.ones_like(w) for w in weights]
+    states = [[xp.zeros_like(w) for w in weights] for _ in range(
+        1 if spec["optimizer"] == "sgd" else 2)]
+    hp = spec["hyper"]
+    lr, wd = hp["learning_rate"], hp["wd"]
+    count = [0]
+
+    def sgd():
+        for w, g, mom in zip(weights, grads, states[0]):
+            # mom = momentum * mom - lr * (g + wd * w); w += mom
+            step = g + wd * w
+            mom *= hp["momentum"]
+            mom -= lr * step
+            w += mom
+
+    def adam():
+        count[0] += 1
+        b1, b2, t = hp["beta1"], hp["beta2"], count[0]
+        lr_t = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        for w, g, m, v in zip(weights, grads, *states):
+            g = g + wd * w
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            w -= lr_t * m / (xp.sqrt(v) + hp["epsilon"])
+    fn = sgd if spec["optimizer"] == "sgd" else adam
+    return Workload(fn, ((),), _elements(spec), clock_for([target.primary]))
+
+
+def _torch_optim(spec: dict, target, torch, variant: str) -> Workload:
+    if target.kind == "cpu":
+        device, clock = torch.device("cpu"), HostClock()
+    else:
+        device = torch.device("cuda", target.primary.device_id)
+        clock = TorchEventClock(target.primary.device_id)
+    params = [torch.empty(s, device=device).uniform_(-0.07, 0.07).requires_grad_()
+              for s in layer_shapes(spec)]
+    for p in params:
+        p.grad = torch.ones_like(p)
+    hp = spec["hyper"]
+    kwargs = {variant: True}  # foreach=True or fused=True
+    try:
+        if spec["optimizer"] == "sgd":
+            opt = torch.optim.SGD(params, lr=hp["learning_rate"], momentum=hp["momentum"],
+                                  weight_decay=hp["wd"], **kwargs)
+        else:
+            opt = torch.optim.Adam(params, lr=hp["learning_rate"],
+                                   betas=(hp["beta1"], hp["beta2"]), eps=hp["epsilon"],
+                                   weight_decay=hp["wd"], **kwargs)
+        opt.step()  # some versions check fused support at the first step, not in __init__
+    except (RuntimeError, TypeError, ValueError) as e:
+        # Older torch lacks fused SGD, or fused kernels on this device: not a failure.
+        raise Skip(f"torch.optim {variant} is not available here: {e}") from e
+    return Workload(opt.step, ((),), _elements(spec), clock)
+
+
+def implementations(spec: dict, target) -> dict:
+    impls = {"gluonlite": lambda: gluonlite_workload(spec, target.primary),
+             "numpy loop" if target.kind == "cpu" else "cupy loop":
+                 lambda: _array_loop(spec, target)}
+    torch = optional_torch(target.primary)
+    if torch is not None:
+        for variant in ("foreach", "fused"):
+            impls[f"torch {variant}"] = \
+                lambda variant=variant: _torch_optim(spec, target, torch, variant)
+    return impls

@@ -1,0 +1,102 @@
+"""The suite contract: cases as plain dicts, workloads per implementation, one row per case.
+
+A suite module defines ``NAME``, ``TITLE``, ``METRIC`` (a :class:`report.Metric`),
+``SIZE_LABEL`` and three functions:
+
+- ``specs(target, quick) -> list[dict]``: the cases, JSON-ready (the MXNet runner receives
+  the very same dicts); raises :class:`Skip` when the suite cannot run on ``target``.
+- ``describe(spec) -> (label, series, size)``: table label, plot series and x coordinate.
+- ``implementations(spec, target) -> {name: builder}``: ``builder()`` returns a
+  :class:`Workload` to time here, or a :class:`Remote` one timed in another process (the
+  MXNet peer). ``"gluonlite"`` comes first; peers that are not importable are left out.
+
+All implementations of a case are built and calibrated first, then their repeats are
+interleaved (see :func:`timing.interleave`); a failure in one implementation spoils only
+its cell.
+"""
+from __future__ import annotations
+
+import dataclasses
+import traceback
+from typing import Callable, Sequence
+
+from .. import _backend
+from . import report
+from .timing import Settings, Timer, interleave
+
+__all__ = ["Skip", "Workload", "Remote", "run_case", "optional_torch"]
+
+
+class Skip(Exception):
+    """A suite that cannot run here (the message is the reason shown), or, raised by a
+    builder, an implementation that does not exist here (it is left out of the row)."""
+
+
+@dataclasses.dataclass
+class Workload:
+    """``fn(*inputs[k])`` does ``work`` units per call; see :func:`timing.measure`."""
+
+    fn: Callable
+    inputs: Sequence[tuple]
+    work: float
+    clock: object = None
+    prepare: Callable | None = None
+
+
+@dataclasses.dataclass
+class Remote:
+    """A workload timed in another process: ``timer`` has ``number`` and ``repeat()`` like a
+    :class:`timing.Timer`, so its repeats interleave with the local ones."""
+
+    timer: object
+    work: float
+    info: dict | None = None
+
+
+def optional_torch(device=None):
+    """``torch`` where it is importable (and, for a GPU device, has CUDA), else None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if device is not None and device.device_type == "gpu" and not torch.cuda.is_available():
+        return None
+    return torch
+
+
+def _error(impl: str, e: Exception) -> report.Result:
+    last = traceback.extract_tb(e.__traceback__)[-1]
+    where = f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
+    return report.Result(impl, 0.0, error=f"{type(e).__name__}: {e} ({where})")
+
+
+def run_case(suite, spec: dict, target, settings: Settings) -> report.Row:
+    """Measure every implementation of one case, their repeats interleaved; one row."""
+    label, series, size = suite.describe(spec)
+    results, timers = {}, {}
+    # The target's device is current while building and timing, so that peers' raw CuPy
+    # arrays and kernels land on it as gluonlite's do.
+    with _backend.on(target.primary):
+        for impl, build in suite.implementations(spec, target).items():
+            try:
+                made = build()
+                if isinstance(made, Remote):
+                    timers[impl] = (made.timer, made.work, made.info)
+                else:
+                    timers[impl] = (Timer(made.fn, made.inputs, clock=made.clock,
+                                          prepare=made.prepare, warmup=settings.warmup,
+                                          min_time=settings.min_time,
+                                          max_number=settings.max_number), made.work, None)
+                results[impl] = None  # keeps the implementations' order
+            except Skip:
+                continue  # e.g. a torch variant this device lacks: no column, no error
+            except Exception as e:  # noqa: BLE001 - a failing implementation spoils one cell
+                results[impl] = _error(impl, e)
+        try:
+            timings = interleave([t[0] for t in timers.values()], settings.repeats)
+            for (impl, (_, work, info)), timing in zip(timers.items(), timings):
+                results[impl] = report.Result(impl, work, timing, info=info)
+        except Exception as e:  # noqa: BLE001 - calibration passed, so report, don't stop
+            for impl in timers:
+                results[impl] = _error(impl, e)
+    return report.Row(label, str(target.primary), series, size, spec, list(results.values()))

@@ -1,0 +1,233 @@
+// Fully-connected layer: y = x @ W.T + b and its backward pieces, for float32, float16 and
+// bfloat16 storage with float32 accumulation.
+//
+// One tiled GEMM serves the three products (see gluonlite/_kernels.py for the calls):
+//   c[i, j] (+)= sum_r A(i, r) * B(j, r)  (+ bias[j])
+// where A(i, r) is a[i * lda + r] when A_R_CONTIG (r is the contiguous axis) and
+// a[r * lda + i] otherwise; likewise B. Forward: A = x, B = W, both r-contiguous.
+// dX = dY @ W: A = dY (r-contiguous), B(j=k, r=m) = W[m, k]. dW = dY.T @ X: A(i=m, r=n) =
+// dY[n, m], B(j=k, r=n) = X[n, k]. The contiguity flags only change how a tile is mapped
+// onto threads while loading, so that global reads stay coalesced in all three.
+//
+// Header-free on purpose (no cuda_fp16.h, no <cstdint>): NVRTC compiles it without include
+// paths and the CPU host harness (tests/cuda_host/) compiles the same text with g++.
+// 16-bit values travel as the structs below; the conversions have an inline-PTX fast path
+// on the GPU and a portable bit-level reference path, which is what the CPU harness runs and
+// what the GPU tests compare the fast path against (build with -DGL_PORTABLE_CONVERT).
+
+struct gl_f16 {
+  unsigned short bits;
+};
+struct gl_bf16 {
+  unsigned short bits;
+};
+
+#if defined(__CUDA_ARCH__) && !defined(GL_PORTABLE_CONVERT)
+#define GL_FAST_CONVERT 1
+#endif
+
+__device__ __forceinline__ float gl_to_float(float v) { return v; }
+
+__device__ __forceinline__ float gl_to_float(gl_bf16 v) {
+  return __uint_as_float((unsigned int)v.bits << 16);
+}
+
+__device__ __forceinline__ float gl_to_float(gl_f16 v) {
+#if defined(GL_FAST_CONVERT)
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.bits));
+  return f;
+#else
+  const unsigned int sign = (unsigned int)(v.bits & 0x8000u) << 16;
+  const unsigned int exponent = (v.bits >> 10) & 0x1fu;
+  const unsigned int mantissa = v.bits & 0x3ffu;
+  if (exponent == 0) {  // zero or subnormal: mantissa * 2^-24, exact in float
+    const float magnitude = (float)mantissa * 5.9604644775390625e-8f;
+    return __uint_as_float(__float_as_uint(magnitude) | sign);
+  }
+  if (exponent == 31) return __uint_as_float(sign | 0x7f800000u | (mantissa << 13));
+  return __uint_as_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+#endif
+}
+
+template <class T>
+__device__ __forceinline__ T gl_from_float(float v);
+
+template <>
+__device__ __forceinline__ float gl_from_float<float>(float v) {
+  return v;
+}
+
+template <>
+__device__ __forceinline__ gl_bf16 gl_from_float<gl_bf16>(float v) {
+  gl_bf16 out;
+#if defined(GL_FAST_CONVERT)
+  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(out.bits) : "f"(v));
+#else
+  const unsigned int u = __float_as_uint(v);
+  if ((u & 0x7fffffffu) > 0x7f800000u) {  // NaN stays a (quiet) NaN
+    out.bits = (unsigned short)((u >> 16) | 0x40u);
+  } else {  // round to nearest, ties to even
+    out.bits = (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  }
+#endif
+  return out;
+}
+
+template <>
+__device__ __forceinline__ gl_f16 gl_from_float<gl_f16>(float v) {
+  gl_f16 out;
+#if defined(GL_FAST_CONVERT)
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(out.bits) : "f"(v));
+#else
+  const unsigned int u = __float_as_uint(v);
+  const unsigned int sign = (u >> 16) & 0x8000u;
+  const unsigned int a = u & 0x7fffffffu;
+  unsigned int h;
+  if (a > 0x7f800000u) {
+    h = 0x7e00u;  // NaN
+  } else if (a >= 0x477ff000u) {
+    h = 0x7c00u;  // >= 65520 rounds to infinity (65504 is the largest half)
+  } else if (a >= 0x38800000u) {  // normal half: re-bias, round 13 dropped bits to even
+    h = ((a >> 23) - 112u) << 10 | ((a >> 13) & 0x3ffu);
+    const unsigned int rest = a & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry is still exact
+  } else {  // subnormal half (units of 2^-24) or zero
+    const unsigned int shift = 126u - (a >> 23);
+    if (shift > 24u) {
+      h = 0;  // below half of the smallest subnormal
+    } else {
+      const unsigned int m = (a & 0x7fffffu) | 0x800000u;
+      h = m >> shift;
+      const unsigned int rest = m & ((1u << shift) - 1u);
+      const unsigned int half = 1u << (shift - 1u);
+      if (rest > half || (rest == half && (h & 1u))) ++h;
+    }
+  }
+  out.bits = (unsigned short)(sign | h);
+#endif
+  return out;
+}
+
+// Tile geometry; gluonlite/_kernels.py launches (ceil(ni/64), ceil(nj/64)) blocks of 16x16.
+#define GL_FC_TILE 64
+#define GL_FC_TILE_R 16
+#define GL_FC_THREADS 256
+
+// Stage a 64 x 16 slab (64 rows of the output dimension o, 16 of the reduction dimension r)
+// into shared memory as tile[r][o], converted to float and zero-filled outside the matrix,
+// so that the multiply loop needs no bounds checks.
+template <class T, bool R_CONTIG>
+__device__ __forceinline__ void gl_fc_stage(float (*tile)[GL_FC_TILE + 1],
+                                            const T* __restrict__ src, long long ld,
+                                            long long o0, int no, int r0, int nr, int t) {
+#pragma unroll
+  for (int p = 0; p < GL_FC_TILE * GL_FC_TILE_R / GL_FC_THREADS; ++p) {
+    const int e = t + GL_FC_THREADS * p;
+    // Consecutive threads walk the contiguous axis of the source.
+    const int o = R_CONTIG ? e / GL_FC_TILE_R : e % GL_FC_TILE;
+    const int r = R_CONTIG ? e % GL_FC_TILE_R : e / GL_FC_TILE;
+    const long long go = o0 + o;
+    const int gr = r0 + r;
+    float v = 0.0f;
+    if (go < no && gr < nr) v = gl_to_float(R_CONTIG ? src[go * ld + gr] : src[gr * ld + go]);
+    tile[r][o] = v;
+  }
+}
+
+// c[i, j] = (accumulate ? c[i, j] : 0) + sum_r A(i, r) B(j, r) + (has_bias ? bias[j] : 0),
+// for i < ni, j < nj; nr may be 0 (c becomes bias, or is left plus nothing).
+template <class T, bool A_R_CONTIG, bool B_R_CONTIG>
+__global__ void __launch_bounds__(GL_FC_THREADS)
+    fc_gemm(const T* __restrict__ a, long long lda, const T* __restrict__ b, long long ldb,
+            const T* __restrict__ bias, int has_bias, T* __restrict__ c, long long ldc, int ni,
+            int nj, int nr, int accumulate) {
+  __shared__ float a_tile[GL_FC_TILE_R][GL_FC_TILE + 1];
+  __shared__ float b_tile[GL_FC_TILE_R][GL_FC_TILE + 1];
+  const int tx = threadIdx.x;
+  const int ty = threadIdx.y;
+  const int t = ty * 16 + tx;
+  const long long i0 = (long long)blockIdx.x * GL_FC_TILE;
+  const long long j0 = (long long)blockIdx.y * GL_FC_TILE;
+  // Each thread owns rows ty + 16p and columns tx + 16q of the 64 x 64 output tile: a warp
+  // then reads b_tile conflict-free and writes 16 consecutive columns of c per row.
+  float acc[4][4];
+#pragma unroll
+  for (int p = 0; p < 4; ++p) {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) acc[p][q] = 0.0f;
+  }
+  for (int r0 = 0; r0 < nr; r0 += GL_FC_TILE_R) {
+    gl_fc_stage<T, A_R_CONTIG>(a_tile, a, lda, i0, ni, r0, nr, t);
+    gl_fc_stage<T, B_R_CONTIG>(b_tile, b, ldb, j0, nj, r0, nr, t);
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < GL_FC_TILE_R; ++r) {
+      float av[4];
+      float bv[4];
+#pragma unroll
+      for (int p = 0; p < 4; ++p) av[p] = a_tile[r][ty + 16 * p];
+#pragma unroll
+      for (int q = 0; q < 4; ++q) bv[q] = b_tile[r][tx + 16 * q];
+#pragma unroll
+      for (int p = 0; p < 4; ++p) {
+#pragma unroll
+        for (int q = 0; q < 4; ++q) acc[p][q] += av[p] * bv[q];
+      }
+    }
+    // The next iteration overwrites the tiles other threads may still be reading.
+    __syncthreads();
+  }
+#pragma unroll
+  for (int p = 0; p < 4; ++p) {
+    const long long i = i0 + ty + 16 * p;
+    if (i >= ni) continue;
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const long long j = j0 + tx + 16 * q;
+      if (j >= nj) continue;
+      float v = acc[p][q];
+      if (has_bias) v += gl_to_float(bias[j]);
+      T* out = c + i * ldc + j;
+      if (accumulate) v += gl_to_float(*out);
+      *out = gl_from_float<T>(v);
+    }
+  }
+}
+
+// db[j] = sum_i dy[i, j] over n rows, m columns; blocks of 32 x 32 threads, one column per
+// threadIdx.x (coalesced row reads), rows split across threadIdx.y and summed in shared
+// memory. n may be 0 (db becomes 0).
+template <class T>
+__global__ void __launch_bounds__(1024)
+    fc_bias_grad(const T* __restrict__ dy, int n, int m, T* __restrict__ db) {
+  __shared__ float partial[32][33];
+  const int tx = threadIdx.x;
+  const int ty = threadIdx.y;
+  const long long j = (long long)blockIdx.x * 32 + tx;
+  float s = 0.0f;
+  if (j < m) {
+    for (long long i = ty; i < n; i += 32) s += gl_to_float(dy[i * m + j]);
+  }
+  partial[ty][tx] = s;
+  __syncthreads();
+  if (ty == 0 && j < m) {
+    float total = 0.0f;
+    for (int k = 0; k < 32; ++k) total += partial[k][tx];
+    db[j] = gl_from_float<T>(total);
+  }
+}
+
+// y[i, j] += bias[j] in float: the epilogue of the cuBLAS path (cuBLAS computes x @ W.T).
+// blockIdx.x covers 256 columns, rows are strided over gridDim.y (at most 65535 blocks).
+template <class T>
+__global__ void __launch_bounds__(256)
+    fc_bias_add(T* __restrict__ y, const T* __restrict__ bias, long long n, int m) {
+  const long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= m) return;
+  const float bj = gl_to_float(bias[j]);
+  for (long long i = blockIdx.y; i < n; i += gridDim.y) {
+    T* out = y + i * m + j;
+    *out = gl_from_float<T>(gl_to_float(*out) + bj);
+  }
+}

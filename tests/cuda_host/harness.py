@@ -1,0 +1,284 @@
+"""Run gluonlite's CUDA kernels on the CPU: g++ + host_shim.h + ctypes, on NumPy arrays.
+
+``HostModule(source, expressions)`` compiles an unchanged ``kernels/*.cu`` file (or any
+header-free CUDA file) into a shared library, cached by a hash of the shim, the source, the
+flags and the compiler version. Its kernels are called like ``cupy.RawKernel``:
+``kernel(grid, block, args)``, after every argument has been checked against the kernel's
+C++ parameter types (an ``int64`` where the kernel takes ``int``, or a float64 array for a
+``float*``, would silently give garbage on a GPU).
+
+``HostRuntime`` is the runtime that ``gluonlite._kernels`` launches through (see that
+module's docstring): it allocates outputs NaN-poisoned inside guard zones, so that unwritten
+elements and out-of-bounds writes show up, and runs every launch in a chosen thread order.
+
+Environment: ``GLUONLITE_CUDA_HOST_CACHE`` (cache folder, default in the temp dir),
+``GLUONLITE_CUDA_HOST_SANITIZE=address`` (build with AddressSanitizer; the process must
+then have the ASan runtime preloaded, see ``asan_environment``), ``CXX``.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy
+
+SHIM = Path(__file__).resolve().with_name("host_shim.h")
+KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"
+ORDERS = {"forward": 0, "reverse": 1, "shuffled": 2}
+SANITIZE_ENV = "GLUONLITE_CUDA_HOST_SANITIZE"
+CACHE_ENV = "GLUONLITE_CUDA_HOST_CACHE"
+
+# C++ scalar parameter types (as GCC spells them) and the NumPy scalar type that must be
+# passed for each; Python ints and floats are refused because their width is ambiguous.
+_SCALARS = {
+    "int": numpy.int32, "unsigned int": numpy.uint32, "long long int": numpy.int64,
+    "long long unsigned int": numpy.uint64, "float": numpy.float32, "double": numpy.float64,
+}
+# Pointee types and the array dtypes that may be passed for them (gl_bf16 also accepts the
+# raw uint16 bits, since NumPy has no bfloat16 without ml_dtypes).
+_POINTEES = {
+    "float": ("float32",), "double": ("float64",), "long long int": ("int64",),
+    "int": ("int32",), "unsigned int": ("uint32",), "short unsigned int": ("uint16",),
+    "unsigned char": ("uint8",), "long long unsigned int": ("uint64",),
+    "gl_f16": ("float16",), "gl_bf16": ("bfloat16", "uint16"), "uint4": ("complex128",),
+}
+_ALIGNMENT = {"uint4": 16}
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get(CACHE_ENV) or
+                Path(tempfile.gettempdir()) / f"gluonlite-cuda-host-{os.getuid()}")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sanitizer() -> str | None:
+    value = os.environ.get(SANITIZE_ENV) or None
+    if value not in (None, "address"):
+        raise ValueError(f"{SANITIZE_ENV}={value!r}; only 'address' is supported")
+    return value
+
+
+def compiler() -> str:
+    return os.environ.get("CXX", "g++")
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_version(cxx: str) -> str:
+    return subprocess.run([cxx, "--version"], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def asan_environment() -> dict[str, str]:
+    """Environment for a Python subprocess that loads ASan-built kernels: the ASan runtime
+    must come first in the process, and Python's own allocations are not ours to report."""
+    lib = subprocess.run([compiler(), "-print-file-name=libasan.so"], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    if not os.path.isabs(lib):
+        raise RuntimeError(f"{compiler()} has no libasan.so (got {lib!r})")
+    env = dict(os.environ)
+    env.update({SANITIZE_ENV: "address", "LD_PRELOAD": lib,
+                "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:halt_on_error=1"})
+    return env
+
+
+def _flags(sanitize: str | None) -> list[str]:
+    flags = ["-std=c++17", "-x", "c++", "-shared", "-fPIC", "-pthread", "-g", "-Wall",
+             "-Wextra", "-Werror", "-Wno-unused-parameter",
+             "-Wno-unknown-pragmas"]  # CUDA's #pragma unroll means nothing to g++
+    if sanitize == "address":
+        return flags + ["-O1", "-fsanitize=address", "-fno-omit-frame-pointer"]
+    return flags + ["-O2"]
+
+
+def _translation_unit(source: Path, expressions) -> str:
+    entries = ",\n".join(f'  GL_SHIM_EXPORT("{e}", {e})' for e in expressions)
+    return (f'#include "{SHIM}"\n#include "{source}"\n'
+            f"namespace gl_shim {{\nconst Entry kTable[] = {{\n{entries}\n}};\n"
+            f"const int kTableSize = {len(expressions)};\n}}\n")
+
+
+def build(source: Path, expressions, sanitize: str | None = None) -> Path:
+    """The shared library for ``source`` exporting ``expressions``, built once per content."""
+    source = Path(source).resolve()
+    unit = _translation_unit(source, expressions)
+    flags = _flags(sanitize)
+    key = hashlib.sha256("\0".join([
+        SHIM.read_text(), source.read_text(), unit, " ".join(flags),
+        compiler_version(compiler())]).encode()).hexdigest()[:24]
+    out = cache_dir() / f"{source.stem}-{key}.so"
+    if out.exists():
+        return out
+    tu = cache_dir() / f"{source.stem}-{key}.{os.getpid()}.cpp"
+    tmp = out.with_suffix(f".{os.getpid()}.tmp")
+    tu.write_text(unit)
+    try:
+        proc = subprocess.run([compiler(), *flags, "-o", str(tmp), str(tu)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"host build of {source.name} failed ({' '.join(flags)}):\n"
+                               f"{proc.stderr}")
+        os.replace(tmp, out)  # atomic: a concurrent builder never loads a half-written file
+    finally:
+        tu.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+class LaunchError(RuntimeError):
+    """The shim refused a launch or found a barrier divergence or deadlock."""
+
+
+class HostKernel:
+    """One kernel of a ``HostModule``; call as ``kernel(grid, block, args)``."""
+
+    def __init__(self, module: "HostModule", index: int, name: str, signature: list[str]):
+        self.module, self.index, self.name, self.signature = module, index, name, signature
+
+    def _convert(self, i: int, ctype: str, arg):
+        where = f"{self.name} argument {i} ({ctype})"
+        if ctype.endswith("*"):
+            pointee = ctype[:-1].strip()
+            const = pointee.startswith("const ")
+            pointee = pointee.removeprefix("const ").strip()
+            if not isinstance(arg, numpy.ndarray):
+                raise TypeError(f"{where}: expected a NumPy array, got {type(arg).__name__}")
+            allowed = _POINTEES.get(pointee)
+            if allowed is None:
+                raise TypeError(f"{where}: the harness does not know pointee type {pointee!r}")
+            if arg.dtype.name not in allowed:
+                raise TypeError(f"{where}: expected an array of {' or '.join(allowed)}, got "
+                                f"{arg.dtype}")
+            if not arg.flags.c_contiguous:
+                raise TypeError(f"{where}: the array is not C-contiguous")
+            if not const and not arg.flags.writeable:
+                raise TypeError(f"{where}: the kernel writes here but the array is read-only")
+            address = arg.ctypes.data
+            if address % _ALIGNMENT.get(pointee, arg.itemsize):
+                raise TypeError(f"{where}: address {address:#x} is misaligned")
+            return ctypes.c_void_p(address)
+        expected = _SCALARS.get(ctype)
+        if expected is None:
+            raise TypeError(f"{where}: the harness does not know scalar type {ctype!r}")
+        if type(arg) is not expected:
+            raise TypeError(f"{where}: expected numpy.{expected.__name__}, got "
+                            f"{type(arg).__name__} {arg!r}")
+        return numpy.ctypeslib.as_ctypes_type(expected)(arg.item())
+
+    def __call__(self, grid, block, args, shared_mem: int = 0, *, order: str = "forward",
+                 seed: int = 0) -> None:
+        grid, block = _dim3(grid), _dim3(block)
+        if len(args) != len(self.signature):
+            raise TypeError(f"{self.name} takes {len(self.signature)} arguments "
+                            f"({', '.join(self.signature)}), got {len(args)}")
+        values = [self._convert(i, t, a) for i, (t, a) in enumerate(zip(self.signature, args))]
+        pointers = (ctypes.c_void_p * max(1, len(values)))(
+            *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
+        lib = self.module.lib
+        rc = lib.gl_launch(self.index, *grid, *block, shared_mem, pointers, ORDERS[order],
+                           seed)
+        if rc != 0:
+            raise LaunchError(f"{self.name}: {lib.gl_last_error().decode()}")
+
+
+def _dim3(value) -> tuple[int, int, int]:
+    value = (value,) if isinstance(value, int) else tuple(value)
+    return tuple(int(v) for v in value + (1,) * (3 - len(value)))
+
+
+class HostModule:
+    """``kernels/<source>`` (or a path) compiled for the CPU, kernels by name expression."""
+
+    def __init__(self, source, expressions, sanitize: str | None = None):
+        path = Path(source)
+        if not path.is_absolute() and not path.exists():
+            path = KERNELS_DIR / path
+        self.path = build(path, tuple(expressions), sanitize)
+        lib = ctypes.CDLL(str(self.path))
+        lib.gl_kernel_name.restype = ctypes.c_char_p
+        lib.gl_kernel_signature.restype = ctypes.c_char_p
+        lib.gl_last_error.restype = ctypes.c_char_p
+        lib.gl_launch.restype = ctypes.c_int
+        lib.gl_launch.argtypes = [ctypes.c_int] + [ctypes.c_uint] * 6 + [
+            ctypes.c_size_t, ctypes.c_void_p, ctypes.c_int, ctypes.c_ulonglong]
+        self.lib = lib
+        self.functions = {}
+        for i in range(lib.gl_kernel_count()):
+            name = lib.gl_kernel_name(i).decode()
+            signature = lib.gl_kernel_signature(i).decode()
+            self.functions[name] = HostKernel(self, i, name,
+                                              signature.split(";") if signature else [])
+
+    def get_function(self, name: str) -> HostKernel:
+        return self.functions[name]
+
+
+@functools.lru_cache(maxsize=None)
+def library_module(source: str, sanitize: str | None) -> HostModule:
+    """One module per kernels/ source holding every instantiation gluonlite launches."""
+    from gluonlite import _kernels
+    expressions = []
+    for _, names in _kernels.instantiations()[source]:
+        expressions += [e for e in names if e not in expressions]
+    return HostModule(KERNELS_DIR / source, expressions, sanitize)
+
+
+_GUARD = 256  # bytes of poison either side of every output, also its alignment
+
+
+def _poison_byte(dtype) -> int:
+    # 0xFF bytes are NaN in float16, bfloat16 (raw uint16 bits here), float32 and float64;
+    # other integer outputs get a pattern that is neither -1 (retain's "absent") nor a
+    # plausible row number.
+    dtype = numpy.dtype(dtype)
+    return 0x5A if dtype.kind in "iu" and dtype.name != "uint16" else 0xFF
+
+
+class HostRuntime:
+    """The ``gluonlite._kernels`` runtime on NumPy arrays and the CPU-compiled kernels."""
+
+    xp = numpy
+
+    def __init__(self, order: str = "forward", seed: int = 0, sanitize: str | None = None):
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {tuple(ORDERS)}, got {order!r}")
+        self.order, self.seed, self.sanitize = order, seed, sanitize
+        self.launches = []  # expressions launched, in order
+        self._outputs = []
+
+    def empty(self, shape, dtype):
+        dtype = numpy.dtype(dtype)
+        shape = tuple(int(s) for s in shape)
+        nbytes = int(numpy.prod(shape, dtype=numpy.int64)) * dtype.itemsize
+        raw = numpy.empty(nbytes + 3 * _GUARD, numpy.uint8)
+        start = -raw.ctypes.data % _GUARD
+        zone = raw[start:start + nbytes + 2 * _GUARD]
+        zone[:] = _poison_byte(dtype)
+        self._outputs.append((zone, zone[0]))
+        return zone[_GUARD:_GUARD + nbytes].view(dtype).reshape(shape)
+
+    @staticmethod
+    def ptr(array) -> int:
+        return array.ctypes.data
+
+    def kernel(self, source: str, type_key: str, expression: str):
+        fn = library_module(source, self.sanitize).get_function(expression)
+
+        def launch(grid, block, args, shared_mem=0):
+            self.launches.append(expression)
+            fn(grid, block, args, shared_mem, order=self.order, seed=self.seed)
+        return launch
+
+    def check_guards(self) -> None:
+        """Raise if any output's guard zone was written (an out-of-bounds store)."""
+        for zone, poison in self._outputs:
+            for name, guard in (("before", zone[:_GUARD]), ("after", zone[-_GUARD:])):
+                bad = numpy.flatnonzero(guard != poison)
+                if bad.size:
+                    raise AssertionError(f"guard zone {name} an output was overwritten at "
+                                         f"bytes {bad[:8].tolist()}")
