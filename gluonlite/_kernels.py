@@ -50,6 +50,9 @@ _RETAIN_UNITS = ((16, "uint4", "complex128"), (8, "unsigned long long", "uint64"
                  (4, "unsigned int", "uint32"), (2, "unsigned short", "uint16"),
                  (1, "unsigned char", "uint8"))
 _INT32_MAX = 2**31 - 1
+_MAX_GRID_Y = 65535  # CUDA's limit on gridDim.y (and z)
+# Grid-stride kernels get at most this many blocks; enough to fill any current GPU.
+_MAX_STRIDE_BLOCKS = 4096
 
 
 class KernelCompileError(RuntimeError):
@@ -149,9 +152,9 @@ def _gemm(rt, ctype: str, layout: str, a, lda: int, b, ldb: int, bias, c, ldc: i
           ni: int, nj: int, nr: int, accumulate: bool) -> None:
     """One launch of fc_gemm: c (+)= A B^T (+ bias); see fully_connected.cu for A and B."""
     grid_y = _ceil_div(nj, _FC_TILE)
-    if grid_y > 65535:
+    if grid_y > _MAX_GRID_Y:
         raise ValueError(f"fully_connected: {nj} output columns exceed the kernel's grid "
-                         f"limit of {65535 * _FC_TILE}")
+                         f"limit of {_MAX_GRID_Y * _FC_TILE}")
     fn = rt.kernel("fully_connected.cu", ctype, f"fc_gemm<{ctype},{_GEMM_LAYOUTS[layout]}>")
     # Without a bias any array of the right type stands in: has_bias=0 keeps it unread.
     fn((_ceil_div(ni, _FC_TILE), grid_y, 1), (16, 16, 1),
@@ -163,7 +166,7 @@ def _gemm(rt, ctype: str, layout: str, a, lda: int, b, ldb: int, bias, c, ldc: i
 def _bias_add(rt, ctype: str, y, bias) -> None:
     n, m = y.shape
     fn = rt.kernel("fully_connected.cu", ctype, f"fc_bias_add<{ctype}>")
-    fn((_ceil_div(m, 256), min(n, 65535), 1), (256, 1, 1),
+    fn((_ceil_div(m, 256), min(n, _MAX_GRID_Y), 1), (256, 1, 1),
        (y, bias, numpy.int64(n), _i32("columns", m)))
 
 
@@ -268,7 +271,7 @@ def _retain(rt, data, indices, row_ids):
     # The lookup kernel sits in every unit's module; any unit fits it.
     lookup = rt.kernel("retain.cu", _RETAIN_UNITS[-1][1], "retain_lookup")
     n = int(wanted.size)
-    lookup((min(_ceil_div(n, 256), 4096), 1, 1), (256, 1, 1),
+    lookup((min(_ceil_div(n, 256), _MAX_STRIDE_BLOCKS), 1, 1), (256, 1, 1),
            (indices, numpy.int64(k), wanted, numpy.int64(n), pos))
     found = pos >= 0
     rows, out_indices = pos[found], wanted[found]
@@ -282,7 +285,8 @@ def _retain(rt, data, indices, row_ids):
         dst = out.reshape(n_rows, row_elems).view(dtype)
         lanes_log2 = min(8, (units - 1).bit_length())  # next power of two, at most 256
         gather = rt.kernel("retain.cu", ctype, f"retain_gather<{ctype}>")
-        gather((min(_ceil_div(n_rows, 256 >> lanes_log2), 65535), 1, 1), (256, 1, 1),
+        gather((min(_ceil_div(n_rows, 256 >> lanes_log2), _MAX_STRIDE_BLOCKS), 1, 1),
+               (256, 1, 1),
                (src, rows, numpy.int64(n_rows), numpy.int64(units), numpy.int32(lanes_log2),
                 dst))
     return out, out_indices

@@ -139,7 +139,8 @@ inline std::string g_error;
 inline std::mutex g_launch_mutex;
 
 #if defined(GL_SHIM_ASAN)
-constexpr size_t kStackSize = 512 * 1024;  // ASan's redzones make frames much larger
+// Larger for ASan's redzones, but small: ASan clears a stack's shadow at every swapcontext.
+constexpr size_t kStackSize = 128 * 1024;
 #else
 constexpr size_t kStackSize = 64 * 1024;
 #endif

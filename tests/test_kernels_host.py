@@ -1,0 +1,363 @@
+"""kernels/*.cu on the CPU (tests/cuda_host), through gluonlite._kernels, against NumPy.
+
+Every launch goes through the same launch code as on a GPU (``_fc_forward``, ``_fc_backward``,
+``_retain``), runs under forward, reverse and shuffled thread orders, writes into outputs
+poisoned with NaN inside guard zones, and is compared with a float64 NumPy reference.
+``test_under_address_sanitizer`` reruns this file with the kernels built with ASan.
+"""
+import os
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cuda_host import harness
+from gluonlite import _kernels
+
+# Relative error, max |out - ref| / max |ref|, allowed per storage type (the issue's bounds).
+TOLERANCE = {"float32": 1e-5, "float16": 1e-2, "bfloat16": 1e-2}
+FC_DTYPES = tuple(TOLERANCE)
+
+
+def bf16_bits(values) -> np.ndarray:
+    """float32 values rounded to bfloat16 (nearest, ties to even), as raw uint16 bits."""
+    u = np.asarray(values, np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def bf16_values(bits) -> np.ndarray:
+    return (np.asarray(bits, np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def make(rng, shape, dtype: str):
+    """(array to pass, its exact values in float64) for a storage dtype name."""
+    values = rng.standard_normal(shape).astype(np.float32)
+    if dtype == "bfloat16":
+        bits = bf16_bits(values)
+        return bits, bf16_values(bits).astype(np.float64)
+    array = values.astype(dtype)
+    return array, array.astype(np.float64)
+
+
+def as_float64(array, dtype: str) -> np.ndarray:
+    return (bf16_values(array) if dtype == "bfloat16" else array).astype(np.float64)
+
+
+def ctype_of(dtype: str) -> str:
+    return {"float32": "float", "float16": "gl_f16", "bfloat16": "gl_bf16"}[dtype]
+
+
+def assert_close(out, reference, dtype: str, what: str):
+    values = as_float64(out, dtype)
+    assert values.shape == reference.shape, what
+    assert not np.isnan(values).any(), f"{what}: unwritten (NaN-poisoned) elements remain"
+    if values.size == 0:
+        return
+    scale = max(np.abs(reference).max(), 1e-30)
+    error = np.abs(values - reference).max() / scale
+    assert error < TOLERANCE[dtype], f"{what}: relative error {error:.3g}"
+
+
+@pytest.fixture(params=tuple(harness.ORDERS))
+def rt(request):
+    runtime = harness.HostRuntime(order=request.param, seed=1234,
+                                  sanitize=harness.sanitizer())
+    yield runtime
+    runtime.check_guards()
+
+
+@pytest.fixture
+def rng(request):
+    # Seeded by the test id: reproducible (str hash() is randomised per process).
+    return np.random.default_rng(zlib.crc32(request.node.name.encode()))
+
+
+# (N, M, K): batch, out features, in features; tails of the 64 x 64 x 16 tiles, K=1, N=1,
+# an empty batch, no output features, no input features (y = b).
+FC_SHAPES = [(1, 1, 1), (1, 7, 5), (3, 4, 1), (64, 64, 16), (65, 67, 17), (70, 130, 33),
+             (0, 5, 3), (4, 0, 3), (5, 3, 0)]
+
+
+@pytest.mark.parametrize("dtype", FC_DTYPES)
+@pytest.mark.parametrize("shape", FC_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+def test_fc_forward_kernel(rt, rng, shape, dtype, bias):
+    n, m, k = shape
+    (x, xr), (w, wr) = make(rng, (n, k), dtype), make(rng, (m, k), dtype)
+    b, br = make(rng, (m,), dtype) if bias else (None, np.zeros(m))
+    x_before = x.copy()
+    y = _kernels._fc_forward(rt, x, w, b, "kernel", ctype=ctype_of(dtype))
+    assert y.dtype == x.dtype
+    assert_close(y, xr @ wr.T + br, dtype, "y")
+    np.testing.assert_array_equal(x, x_before)  # inputs are read-only to the kernel
+    launched = [e for e in rt.launches if e.startswith("fc_gemm")]
+    assert launched == ([] if n * m == 0 else [f"fc_gemm<{ctype_of(dtype)},true,true>"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (65, 67, 17), (300, 3, 2), (0, 4, 2)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_fc_forward_cublas_path_bias_epilogue(rt, rng, shape, dtype):
+    # On the CPU, xp.matmul stands in for cuBLAS; the bias epilogue kernel is the real one.
+    n, m, k = shape
+    (x, xr), (w, wr), (b, br) = (make(rng, s, dtype) for s in ((n, k), (m, k), (m,)))
+    y = _kernels._fc_forward(rt, x, w, b, "cublas")
+    assert_close(y, xr @ wr.T + br, dtype, "y")
+    assert rt.launches == ([] if n == 0 else [f"fc_bias_add<{ctype_of(dtype)}>"])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_16_bit_conversions_round_to_nearest_even(rt, dtype):
+    # y[n, j] = x[n] * 1 + b[j] is one float32 addition of two 16-bit values, then one
+    # rounding to 16 bits: bit for bit what NumPy does, across the whole range (subnormals,
+    # ties, overflow to infinity) since x and b are random bit patterns.
+    rng = np.random.default_rng(7)
+    bits = rng.integers(0, 2**16, size=128 + 64, dtype=np.uint16)
+    if dtype == "float16":
+        values = bits.view(np.float16)
+        values = np.where(np.isfinite(values), values, np.float16(65504)).astype(np.float16)
+        x, b, one = values[:128, None].copy(), values[128:].copy(), np.float16(1)
+        with np.errstate(over="ignore"):
+            expected = (x.astype(np.float32) + b.astype(np.float32)).astype(np.float16)
+        as_bits = lambda a: a.view(np.uint16)  # noqa: E731
+    else:
+        values = bf16_values(bits)
+        bits = np.where(np.isfinite(values), bits, np.uint16(0x7F7F))
+        x, b, one = bits[:128, None].copy(), bits[128:].copy(), bf16_bits(1.0)
+        with np.errstate(over="ignore"):
+            expected = bf16_bits(bf16_values(x) + bf16_values(b))
+        as_bits = lambda a: a  # noqa: E731
+    w = np.full((64, 1), one, dtype=x.dtype)
+    y = _kernels._fc_forward(rt, x, w, b, "kernel", ctype=ctype_of(dtype))
+    mismatch = np.flatnonzero(as_bits(y) != as_bits(expected))
+    assert mismatch.size == 0, (as_bits(y).ravel()[mismatch[:5]],
+                                as_bits(expected).ravel()[mismatch[:5]])
+    magnitudes = np.abs(as_float64(y, dtype))
+    assert np.isinf(magnitudes).any()  # the overflow branch was exercised
+    if dtype == "float16":  # and the subnormal one
+        assert ((magnitudes > 0) & (magnitudes < 2.0**-14)).any()
+
+
+def test_bias_epilogue_strides_rows_over_the_grid_limit(monkeypatch):
+    # More rows than gridDim.y may hold: each block row must loop. The limit is lowered
+    # (65535 on a GPU) so that the CPU runs a few blocks instead of 65535.
+    monkeypatch.setattr(_kernels, "_MAX_GRID_Y", 3)
+    rt = harness.HostRuntime(order="reverse", sanitize=harness.sanitizer())
+    y0 = np.arange(11, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)
+    y = rt.empty(y0.shape, np.float32)
+    y[...] = y0
+    bias = np.array([0.5, -2.0], np.float32)
+    _kernels._bias_add(rt, "float", y, bias)
+    np.testing.assert_array_equal(y, y0 + bias)
+    rt.check_guards()
+
+
+@pytest.mark.parametrize("dtype", FC_DTYPES)
+@pytest.mark.parametrize("shape", FC_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_fc_backward_kernel(rt, rng, shape, dtype):
+    n, m, k = shape
+    (dy, dyr), (x, xr), (w, wr) = (make(rng, s, dtype) for s in ((n, m), (n, k), (m, k)))
+    dx, dw, db = _kernels._fc_backward(rt, dy, x, w, True, True, True, "kernel", "kernel",
+                                       ctype=ctype_of(dtype))
+    assert_close(dx, dyr @ wr, dtype, "dx")
+    assert_close(dw, dyr.T @ xr, dtype, "dw")
+    assert_close(db, dyr.sum(axis=0), dtype, "db")
+
+
+@pytest.mark.parametrize("dtype", FC_DTYPES)
+@pytest.mark.parametrize("shape", [(65, 67, 17), (0, 3, 2), (1, 70, 1)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_fc_backward_accumulates_dw(rt, rng, shape, dtype):
+    n, m, k = shape
+    (dy, dyr), (x, xr), (w, _), (old, oldr) = (
+        make(rng, s, dtype) for s in ((n, m), (n, k), (m, k), (m, k)))
+    target = rt.empty((m, k), old.dtype)
+    target[...] = old
+    dx, dw, db = _kernels._fc_backward(rt, dy, x, w, False, True, False, "kernel", "kernel",
+                                       accumulate_dw=target, ctype=ctype_of(dtype))
+    assert dx is None and db is None and dw is target
+    assert_close(dw, oldr + dyr.T @ xr, dtype, "dw accumulated")
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("shape", [(65, 67, 17), (0, 3, 2)], ids=lambda s: "x".join(map(str, s)))
+def test_fc_backward_cublas_paths(rt, rng, shape, accumulate):
+    n, m, k = shape
+    (dy, dyr), (x, xr), (w, wr), (old, oldr) = (
+        make(rng, s, "float32") for s in ((n, m), (n, k), (m, k), (m, k)))
+    target = old.copy() if accumulate else None
+    dx, dw, db = _kernels._fc_backward(rt, dy, x, w, True, True, True, "cublas", "cublas",
+                                       accumulate_dw=target)
+    assert_close(dx, dyr @ wr, "float32", "dx")
+    assert_close(dw, (oldr if accumulate else 0) + dyr.T @ xr, "float32", "dw")
+    assert_close(db, dyr.sum(axis=0), "float32", "db")
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(0, 80), m=st.integers(1, 80), k=st.integers(0, 40),
+       order=st.sampled_from(tuple(harness.ORDERS)), bias=st.booleans())
+def test_fc_forward_and_backward_random_shapes(n, m, k, order, bias):
+    rt = harness.HostRuntime(order=order, seed=n * 7 + m, sanitize=harness.sanitizer())
+    rng = np.random.default_rng(n * 10007 + m * 101 + k)
+    (x, xr), (w, wr), (dy, dyr) = (make(rng, s, "float32") for s in ((n, k), (m, k), (n, m)))
+    b, br = make(rng, (m,), "float32") if bias else (None, 0.0)
+    assert_close(_kernels._fc_forward(rt, x, w, b, "kernel"), xr @ wr.T + br, "float32", "y")
+    dx, dw, db = _kernels._fc_backward(rt, dy, x, w, True, True, True, "kernel", "kernel")
+    assert_close(dx, dyr @ wr, "float32", "dx")
+    assert_close(dw, dyr.T @ xr, "float32", "dw")
+    assert_close(db, dyr.sum(axis=0), "float32", "db")
+    rt.check_guards()
+
+
+def test_fc_argument_errors():
+    rt = harness.HostRuntime()
+    x, w = np.zeros((2, 3), np.float32), np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match="x has 2 input features but the weight expects 3"):
+        _kernels._fc_forward(rt, np.zeros((2, 2), np.float32), w, None, "kernel")
+    with pytest.raises(TypeError, match="share one dtype"):
+        _kernels._fc_forward(rt, x, w.astype(np.float16), None, "kernel")
+    with pytest.raises(ValueError, match="bias must have shape \\(4,\\)"):
+        _kernels._fc_forward(rt, x, w, np.zeros(3, np.float32), "kernel")
+    with pytest.raises(ValueError, match="dy must be float32 of shape \\(2, 4\\)"):
+        _kernels._fc_backward(rt, np.zeros((2, 3), np.float32), x, w, True, True, True,
+                              "kernel", "kernel")
+    with pytest.raises(ValueError, match="accumulate_dw must be a C-contiguous float32"):
+        _kernels._fc_backward(rt, np.zeros((2, 4), np.float32), x, w, False, True, False,
+                              "kernel", "kernel", accumulate_dw=np.zeros((3, 4), np.float32))
+
+
+def test_fc_non_contiguous_inputs_are_made_contiguous(rng):
+    rt = harness.HostRuntime(order="shuffled")
+    x = rng.standard_normal((9, 20)).astype(np.float32)[:, ::2]
+    w = np.asfortranarray(rng.standard_normal((6, 10)).astype(np.float32))
+    y = _kernels._fc_forward(rt, x, w, None, "kernel")
+    assert_close(y, x.astype(np.float64) @ w.T.astype(np.float64), "float32", "y")
+
+
+# ------------------------------------------------------------------------------- retain
+
+RETAIN_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def retain_reference(data, indices, row_ids):
+    wanted = np.unique(np.asarray(row_ids, np.int64))
+    keep = np.isin(indices, wanted)
+    return data[keep], indices[keep]
+
+
+def retain_case(rng, k, row_shape, dtype, universe=100):
+    indices = np.sort(rng.choice(universe, size=k, replace=False)).astype(np.int64)
+    data, _ = make(rng, (k,) + row_shape, "float32" if dtype == "float64" else dtype)
+    return (data.astype(np.float64) if dtype == "float64" else data), indices
+
+
+def check_retain(rt, data, indices, row_ids):
+    out, out_indices = _kernels._retain(rt, data, indices, row_ids)
+    ref, ref_indices = retain_reference(data, indices, row_ids)
+    assert out.dtype == data.dtype and out_indices.dtype == np.int64
+    np.testing.assert_array_equal(out_indices, ref_indices)
+    # Bit-exact: a retain only moves bytes (and NaN-poison left behind would differ).
+    assert out.shape == ref.shape
+    assert out.tobytes() == ref.tobytes()
+    return out, out_indices
+
+
+@pytest.mark.parametrize("dtype", RETAIN_DTYPES)
+@pytest.mark.parametrize("row_shape", [(), (1,), (3,), (4,), (5,), (2, 3), (300,), (1100,)],
+                         ids=lambda s: "x".join(map(str, s)) or "scalar")
+def test_retain_row_widths(rt, rng, row_shape, dtype):
+    data, indices = retain_case(rng, 12, row_shape, dtype)
+    # Present ids, absent ids, duplicates, out of order.
+    row_ids = np.concatenate([indices[[7, 1, 1, 11]], [-5, 1000, indices[3] + 1000]])
+    check_retain(rt, data, indices, rng.permutation(row_ids))
+
+
+@pytest.mark.parametrize("case", ["none-found", "all-found", "empty-request", "empty-data",
+                                  "empty-rows", "many-rows"])
+def test_retain_edge_cases(rt, rng, case):
+    data, indices = retain_case(rng, 40, (3,), "float32")
+    row_ids = {
+        "none-found": np.setdiff1d(np.arange(-3, 120), indices),
+        "all-found": np.repeat(indices, 2),
+        "empty-request": np.zeros(0, np.int64),
+        "empty-data": np.arange(10),
+        "empty-rows": indices[::3],
+        "many-rows": None,
+    }[case]
+    if case == "empty-data":
+        data, indices = data[:0], indices[:0]
+    if case == "empty-rows":
+        data = np.zeros((40, 0), np.float32)
+    if case == "many-rows":  # several blocks of 256 one-unit rows each
+        data, indices = retain_case(rng, 1500, (), "float32", universe=5000)
+        row_ids = rng.choice(5000, 2500)
+    out, out_indices = check_retain(rt, data, indices, row_ids)
+    expected_rows = {"none-found": 0, "all-found": 40, "empty-request": 0, "empty-data": 0}
+    if case in expected_rows:
+        assert out_indices.size == expected_rows[case]
+
+
+def test_retain_grid_stride_loops(monkeypatch, rt, rng):
+    # Fewer blocks than work items: lookup and gather threads must take several items each.
+    monkeypatch.setattr(_kernels, "_MAX_STRIDE_BLOCKS", 2)
+    data, indices = retain_case(rng, 700, (), "float32", universe=2000)
+    check_retain(rt, data, indices, rng.choice(2000, 1200))
+
+
+@pytest.mark.parametrize("offset_bytes, unit", [(0, "uint4"), (8, "unsigned long long"),
+                                                (4, "unsigned int")])
+def test_retain_copy_unit_follows_alignment(rt, rng, offset_bytes, unit):
+    # Same 16-byte rows; a source that starts off a 16-byte boundary needs narrower units.
+    data, indices = retain_case(rng, 9, (4,), "float32")
+    raw = np.empty(data.nbytes + 64, np.uint8)
+    start = -raw.ctypes.data % 16 + offset_bytes
+    shifted = raw[start:start + data.nbytes].view(np.float32).reshape(data.shape)
+    shifted[...] = data
+    check_retain(rt, shifted, indices, indices[::2])
+    assert f"retain_gather<{unit}>" in rt.launches
+
+
+@settings(max_examples=25, deadline=None)
+@given(k=st.integers(0, 60), width=st.integers(0, 9),
+       dtype=st.sampled_from(RETAIN_DTYPES), order=st.sampled_from(tuple(harness.ORDERS)),
+       row_ids=st.lists(st.integers(-5, 80), max_size=40))
+def test_retain_random(k, width, dtype, order, row_ids):
+    rt = harness.HostRuntime(order=order, seed=k, sanitize=harness.sanitizer())
+    data, indices = retain_case(np.random.default_rng(k * 31 + width), k, (width,), dtype,
+                                universe=80)
+    check_retain(rt, data, indices, np.array(row_ids, np.int64))
+    rt.check_guards()
+
+
+def test_retain_shape_errors():
+    rt = harness.HostRuntime()
+    with pytest.raises(ValueError, match="expected data \\[k, ...\\] and indices \\[k\\]"):
+        _kernels._retain(rt, np.zeros((3, 2)), np.arange(2), np.arange(2))
+
+
+# ------------------------------------------------------------------------- sanitizer run
+
+
+@pytest.mark.skipif(harness.sanitizer() is not None, reason="this is the sanitizer run")
+def test_under_address_sanitizer(tmp_path):
+    """This file and the shim tests again, kernels built with -fsanitize=address, in a child
+    process that has the ASan runtime preloaded (it must be first in the process)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = harness.asan_environment()
+    # pytest captures fd 2 and ASan exits the process at once, so its report goes to a file.
+    env["ASAN_OPTIONS"] += f":log_path={tmp_path / 'asan'}"
+    env["PYTHONPATH"] = os.pathsep.join(
+        [here, os.path.dirname(here), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+         os.path.join(here, "test_kernels_host.py"),
+         os.path.join(here, "cuda_host", "test_shim.py")],
+        env=env, capture_output=True, text=True, timeout=600, cwd=os.path.dirname(here))
+    reports = "".join(p.read_text() for p in tmp_path.glob("asan*"))
+    tail = (reports[:6000] or (proc.stdout + proc.stderr)[-6000:])
+    assert proc.returncode == 0 and not reports, tail
+    assert " passed" in proc.stdout and " skipped" in proc.stdout, tail
