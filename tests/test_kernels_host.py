@@ -357,7 +357,10 @@ def test_under_address_sanitizer(tmp_path):
          os.path.join(here, "test_kernels_host.py"),
          os.path.join(here, "cuda_host", "test_shim.py")],
         env=env, capture_output=True, text=True, timeout=600, cwd=os.path.dirname(here))
+    # The log also holds ASan's standing warning about swapcontext (the shim annotates its
+    # fiber switches); only an ERROR is a finding.
     reports = "".join(p.read_text() for p in tmp_path.glob("asan*"))
-    tail = (reports[:6000] or (proc.stdout + proc.stderr)[-6000:])
-    assert proc.returncode == 0 and not reports, tail
+    tail = reports[:6000] if "ERROR: AddressSanitizer" in reports else \
+        (proc.stdout + proc.stderr)[-6000:]
+    assert proc.returncode == 0 and "ERROR: AddressSanitizer" not in reports, tail
     assert " passed" in proc.stdout and " skipped" in proc.stdout, tail
