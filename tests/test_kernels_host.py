@@ -16,50 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cuda_host import harness
+from cuda_host.reference import (CTYPES, TOLERANCE, as_float64, assert_close, bf16_bits,
+                                  bf16_values, make, retain_reference)
 from gluonlite import _kernels
 
-# Relative error, max |out - ref| / max |ref|, allowed per storage type (the issue's bounds).
-TOLERANCE = {"float32": 1e-5, "float16": 1e-2, "bfloat16": 1e-2}
 FC_DTYPES = tuple(TOLERANCE)
 
 
-def bf16_bits(values) -> np.ndarray:
-    """float32 values rounded to bfloat16 (nearest, ties to even), as raw uint16 bits."""
-    u = np.asarray(values, np.float32).view(np.uint32).astype(np.uint64)
-    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-
-
-def bf16_values(bits) -> np.ndarray:
-    return (np.asarray(bits, np.uint16).astype(np.uint32) << 16).view(np.float32)
-
-
-def make(rng, shape, dtype: str):
-    """(array to pass, its exact values in float64) for a storage dtype name."""
-    values = rng.standard_normal(shape).astype(np.float32)
-    if dtype == "bfloat16":
-        bits = bf16_bits(values)
-        return bits, bf16_values(bits).astype(np.float64)
-    array = values.astype(dtype)
-    return array, array.astype(np.float64)
-
-
-def as_float64(array, dtype: str) -> np.ndarray:
-    return (bf16_values(array) if dtype == "bfloat16" else array).astype(np.float64)
-
-
 def ctype_of(dtype: str) -> str:
-    return {"float32": "float", "float16": "gl_f16", "bfloat16": "gl_bf16"}[dtype]
-
-
-def assert_close(out, reference, dtype: str, what: str):
-    values = as_float64(out, dtype)
-    assert values.shape == reference.shape, what
-    assert not np.isnan(values).any(), f"{what}: unwritten (NaN-poisoned) elements remain"
-    if values.size == 0:
-        return
-    scale = max(np.abs(reference).max(), 1e-30)
-    error = np.abs(values - reference).max() / scale
-    assert error < TOLERANCE[dtype], f"{what}: relative error {error:.3g}"
+    return CTYPES[dtype]
 
 
 @pytest.fixture(params=tuple(harness.ORDERS))
@@ -243,12 +208,6 @@ def test_fc_non_contiguous_inputs_are_made_contiguous(rng):
 RETAIN_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
-def retain_reference(data, indices, row_ids):
-    wanted = np.unique(np.asarray(row_ids, np.int64))
-    keep = np.isin(indices, wanted)
-    return data[keep], indices[keep]
-
-
 def retain_case(rng, k, row_shape, dtype, universe=100):
     indices = np.sort(rng.choice(universe, size=k, replace=False)).astype(np.int64)
     data, _ = make(rng, (k,) + row_shape, "float32" if dtype == "float64" else dtype)
@@ -364,3 +323,32 @@ def test_under_address_sanitizer(tmp_path):
         (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0 and "ERROR: AddressSanitizer" not in reports, tail
     assert " passed" in proc.stdout and " skipped" in proc.stdout, tail
+
+
+# ---------------------------------------------------------------- dispatch settings (CPU)
+
+
+def _never_measured(path):
+    raise AssertionError("a forced path must not be measured")
+
+
+def test_forced_fc_path_skips_measurement(monkeypatch):
+    monkeypatch.delenv(_kernels.FC_PATH_ENV, raising=False)
+    with _kernels.fc_path("cublas"):
+        assert _kernels._choose(("fwd", 1, 2, 3), _never_measured) == "cublas"
+        with _kernels.fc_path("kernel"):
+            assert _kernels._choose(("fwd", 1, 2, 3), _never_measured) == "kernel"
+        assert _kernels._requested_path() == "cublas"
+    assert _kernels._requested_path() == "auto"
+
+
+def test_fc_path_from_environment(monkeypatch):
+    monkeypatch.setenv(_kernels.FC_PATH_ENV, "kernel")
+    assert _kernels._choose(("fwd", 1, 2, 3), _never_measured) == "kernel"
+    with _kernels.fc_path("cublas"):  # an explicit setting wins over the environment
+        assert _kernels._requested_path() == "cublas"
+    monkeypatch.setenv(_kernels.FC_PATH_ENV, "fastest")
+    with pytest.raises(ValueError, match="GLUONLITE_FC_PATH='fastest'"):
+        _kernels._requested_path()
+    with pytest.raises(ValueError, match="expected one of"):
+        _kernels.set_fc_path("cuda")

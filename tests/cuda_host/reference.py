@@ -1,0 +1,50 @@
+"""NumPy references shared by the kernel tests on the CPU harness and on a GPU: 16-bit test
+data, and the issue's tolerances."""
+import numpy as np
+
+# Relative error, max |out - ref| / max |ref|, allowed per storage type (the issue's bounds).
+TOLERANCE = {"float32": 1e-5, "float16": 1e-2, "bfloat16": 1e-2}
+CTYPES = {"float32": "float", "float16": "gl_f16", "bfloat16": "gl_bf16"}
+
+
+def bf16_bits(values) -> np.ndarray:
+    """float32 values rounded to bfloat16 (nearest, ties to even), as raw uint16 bits."""
+    u = np.asarray(values, np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def bf16_values(bits) -> np.ndarray:
+    return (np.asarray(bits, np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def make(rng, shape, dtype: str):
+    """(NumPy array to pass, its exact values in float64) for a storage dtype name;
+    bfloat16 travels as uint16 bits."""
+    values = rng.standard_normal(shape).astype(np.float32)
+    if dtype == "bfloat16":
+        bits = bf16_bits(values)
+        return bits, bf16_values(bits).astype(np.float64)
+    array = values.astype(dtype)
+    return array, array.astype(np.float64)
+
+
+def as_float64(array, dtype: str) -> np.ndarray:
+    return (bf16_values(array) if dtype == "bfloat16" else array).astype(np.float64)
+
+
+def assert_close(out, reference, dtype: str, what: str):
+    """``out`` (NumPy) matches ``reference`` within the tolerance, with nothing unwritten."""
+    values = as_float64(out, dtype)
+    assert values.shape == reference.shape, what
+    assert not np.isnan(values).any(), f"{what}: unwritten (NaN-poisoned) elements remain"
+    if values.size == 0:
+        return
+    scale = max(np.abs(reference).max(), 1e-30)
+    error = np.abs(values - reference).max() / scale
+    assert error < TOLERANCE[dtype], f"{what}: relative error {error:.3g}"
+
+
+def retain_reference(data, indices, row_ids):
+    wanted = np.unique(np.asarray(row_ids, np.int64))
+    keep = np.isin(indices, wanted)
+    return data[keep], indices[keep]
