@@ -97,11 +97,12 @@ def instantiations() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
     }
 
 
-def _compile_error_message(source_name: str, source: str, options, log: str) -> str:
+def _compile_error_message(source_name: str, source: str, options, expressions,
+                           log: str) -> str:
     """The compiler log with the offending source lines (3 either side) quoted under it."""
     lines = source.splitlines()
-    parts = [f"Compiling kernel source {source_name} with options {tuple(options)} failed:",
-             log.rstrip()]
+    parts = [f"Compiling kernels {', '.join(expressions)} of {source_name} with options "
+             f"{tuple(options)} failed:", log.rstrip()]
     seen = set()
     for match in re.finditer(r"\((\d+)\): (?:catastrophic )?error", log):
         line = int(match.group(1))
@@ -337,7 +338,7 @@ def _load_module(device: int, source: str, type_key: str, portable: bool) -> dic
             return {expr: module.get_function(expr) for expr in expressions}
         except cupy.cuda.compiler.CompileException as e:
             raise KernelCompileError(
-                _compile_error_message(source, code, options, str(e))) from e
+                _compile_error_message(source, code, options, expressions, str(e))) from e
 
 
 _forced_path: str | None = None
@@ -429,9 +430,9 @@ def _plain_fc_forward(x, w, b):
 
 def fc_forward(x, w, b=None):
     """``x @ w.T + b`` for 2-D ``x [N, K]``, ``w [M, K]``, ``b [M]`` or None."""
+    _check_fc("fc_forward", x, w, b)
     rt = _runtime()
     if _fc_ctype(x.dtype) is None:
-        _check_fc("fc_forward", x, w, b)
         return _plain_fc_forward(x, w, b)
     key = ("fwd", x.shape[0], w.shape[0], x.shape[1], x.dtype.str, b is not None)
     path = _choose(key, lambda p: _fc_forward(rt, x, w, b, p))
@@ -444,10 +445,12 @@ def fc_backward(dy, x, w, need_dx=True, need_dw=True, need_db=True, accumulate_d
     With ``accumulate_dw`` (a C-contiguous ``[M, K]`` array of the weight's dtype), ``dw`` is
     added into it (``grad_req='add'``) and it is returned as ``dw``.
     """
+    _check_fc("fc_backward", x, w)
+    if dy.ndim != 2:
+        raise ValueError(f"fc_backward: dy must be 2-D [N, M], got shape {tuple(dy.shape)}")
     rt = _runtime()
     if _fc_ctype(x.dtype) is None:
         import cupy
-        _check_fc("fc_backward", x, w)
         dx = cupy.matmul(dy, w) if need_dx else None
         dw = None
         if need_dw:

@@ -81,8 +81,8 @@ def test_compile_error_names_options_and_quotes_source(nvcc, tmp_path):
          str(broken)], capture_output=True, text=True)
     assert proc.returncode != 0
     message = _kernels._compile_error_message("retain.cu", broken.read_text(),
-                                              ("-std=c++17",), proc.stderr)
-    assert "retain.cu with options ('-std=c++17',) failed" in message
+                                              ("-std=c++17",), ("retain_lookup",), proc.stderr)
+    assert "kernels retain_lookup of retain.cu with options ('-std=c++17',) failed" in message
     assert f"around line {at + 1}:" in message
     assert f">>{at + 1:5d}|     pos[t] = (lo < k && indices[lo] == id) ? lo : undefined_name;" \
         in message

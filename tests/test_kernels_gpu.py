@@ -179,5 +179,6 @@ def test_compile_error_is_reported_with_source_lines(cp, monkeypatch):
         # A type key no other test uses, so that the memoised module is not reused.
         _kernels._load_module(cp.cuda.Device().id, "retain.cu", "unsigned char", True)
     message = str(info.value)
-    assert "retain.cu with options ('-std=c++17', '-DGL_PORTABLE_CONVERT')" in message
+    assert "retain_gather<unsigned char> of retain.cu with options ('-std=c++17', " \
+        "'-DGL_PORTABLE_CONVERT')" in message
     assert "not_declared" in message and ">>" in message

@@ -162,7 +162,7 @@ def test_fc_backward_cublas_paths(rt, rng, shape, accumulate):
     assert_close(db, dyr.sum(axis=0), "float32", "db")
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20, deadline=None, database=None)
 @given(n=st.integers(0, 80), m=st.integers(1, 80), k=st.integers(0, 40),
        order=st.sampled_from(tuple(harness.ORDERS)), bias=st.booleans())
 def test_fc_forward_and_backward_random_shapes(n, m, k, order, bias):
@@ -280,7 +280,7 @@ def test_retain_copy_unit_follows_alignment(rt, rng, offset_bytes, unit):
     assert f"retain_gather<{unit}>" in rt.launches
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, database=None)
 @given(k=st.integers(0, 60), width=st.integers(0, 9),
        dtype=st.sampled_from(RETAIN_DTYPES), order=st.sampled_from(tuple(harness.ORDERS)),
        row_ids=st.lists(st.integers(-5, 80), max_size=40))

@@ -53,7 +53,6 @@ inline thread_local uint3 threadIdx;
 inline thread_local uint3 blockIdx;
 inline thread_local dim3 blockDim;
 inline thread_local dim3 gridDim;
-constexpr int warpSize = 32;
 
 inline float __uint_as_float(unsigned int u) {
   float f;
@@ -64,10 +63,6 @@ inline unsigned int __float_as_uint(float f) {
   unsigned int u;
   std::memcpy(&u, &f, sizeof u);
   return u;
-}
-template <class T>
-inline T __ldg(const T* p) {
-  return *p;
 }
 
 // Atomics. Blocks run on one OS thread today, but these stay real atomics so that a future

@@ -29,13 +29,14 @@ __global__ void probe_early_exit(int* out) {
 
 // Every thread of the grid adds into shared counters; the totals are order-independent.
 __global__ void probe_atomics(int* count, float* sum, unsigned long long* wide, int* highest,
-                              int* swapped) {
+                              int* swapped, int* last) {
   const int g = blockIdx.x * blockDim.x * blockDim.y + threadIdx.y * blockDim.x + threadIdx.x;
   atomicAdd(count, 1);
   atomicAdd(sum, 0.5f);
   atomicAdd(wide, 1ULL << 33);
   atomicMax(highest, g);
   atomicCAS(swapped, 0, g + 1);  // exactly one thread wins
+  atomicExch(last, g);
 }
 
 // Echoes its scalar arguments, so the argument marshalling can be checked bit for bit.

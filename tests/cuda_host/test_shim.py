@@ -64,11 +64,12 @@ def test_atomics(probe, order):
     count, total = np.zeros(1, np.int32), np.zeros(1, np.float32)
     wide, highest, swapped = np.zeros(1, np.uint64), np.full(1, -1, np.int32), \
         np.zeros(1, np.int32)
-    probe.get_function("probe_atomics")(3, (8, 4), (count, total, wide, highest, swapped),
+    last = np.full(1, -1, np.int32)
+    probe.get_function("probe_atomics")(3, (8, 4), (count, total, wide, highest, swapped, last),
                                         order=order, seed=11)
     assert count[0] == 96 and total[0] == 48.0 and int(wide[0]) == 96 << 33
     assert highest[0] == 95
-    assert 1 <= swapped[0] <= 96
+    assert 1 <= swapped[0] <= 96 and 0 <= last[0] < 96
 
 
 def test_arguments_arrive_with_their_c_types(probe):
