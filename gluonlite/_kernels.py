@@ -24,7 +24,6 @@ import functools
 import importlib.resources
 import os
 import re
-import threading
 from pathlib import Path
 from typing import Callable
 
@@ -321,18 +320,15 @@ class _CupyRuntime:
         return _load_module(device, source, type_key, self.portable)[expression]
 
 
-_modules_lock = threading.Lock()
-
-
 @functools.lru_cache(maxsize=None)
 def _load_module(device: int, source: str, type_key: str, portable: bool) -> dict:
-    """Compile ``source`` for one type on ``device`` (once) and return its kernels by name
-    expression; the lock keeps two threads from compiling the same module twice."""
+    """Compile ``source`` for one type on ``device`` (once; CuPy also caches the binary on
+    disk) and return its kernels by name expression."""
     import cupy
     code = kernel_source(source)
     options = ("-std=c++17",) + (("-DGL_PORTABLE_CONVERT",) if portable else ())
     expressions = name_expressions(source, type_key)
-    with _modules_lock, cupy.cuda.Device(device):
+    with cupy.cuda.Device(device):
         module = cupy.RawModule(code=code, options=options, name_expressions=expressions)
         try:  # the first get_function compiles the module
             return {expr: module.get_function(expr) for expr in expressions}
