@@ -87,9 +87,3 @@ def test_compile_error_names_options_and_quotes_source(nvcc, tmp_path):
     assert f">>{at + 1:5d}|     pos[t] = (lo < k && indices[lo] == id) ? lo : undefined_name;" \
         in message
     assert f"  {at:5d}| " in message and f"  {at + 2:5d}| " in message
-
-
-def test_kernel_sources_are_found_without_an_install():
-    for name in _kernels.KERNEL_SOURCES:
-        assert "__global__" in _kernels.kernel_source(name)
-        assert _kernels.kernel_source(name) == (_kernels._kernel_dir_fallback() / name).read_text()

@@ -12,12 +12,12 @@ import zlib
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from cuda_host import harness
-from cuda_host.reference import (CTYPES, TOLERANCE, as_float64, assert_close, bf16_bits,
-                                  bf16_values, make, retain_reference)
+from cuda_host.reference import (CTYPES, RETAIN_DTYPES, TOLERANCE, as_float64, assert_close,
+                                  bf16_bits, bf16_values, check_retain, make, retain_case)
+
+harness.require_toolchain()
 from gluonlite import _kernels
 
 FC_DTYPES = tuple(TOLERANCE)
@@ -162,22 +162,6 @@ def test_fc_backward_cublas_paths(rt, rng, shape, accumulate):
     assert_close(db, dyr.sum(axis=0), "float32", "db")
 
 
-@settings(max_examples=20, deadline=None, database=None)
-@given(n=st.integers(0, 80), m=st.integers(1, 80), k=st.integers(0, 40),
-       order=st.sampled_from(tuple(harness.ORDERS)), bias=st.booleans())
-def test_fc_forward_and_backward_random_shapes(n, m, k, order, bias):
-    rt = harness.HostRuntime(order=order, seed=n * 7 + m, sanitize=harness.sanitizer())
-    rng = np.random.default_rng(n * 10007 + m * 101 + k)
-    (x, xr), (w, wr), (dy, dyr) = (make(rng, s, "float32") for s in ((n, k), (m, k), (n, m)))
-    b, br = make(rng, (m,), "float32") if bias else (None, 0.0)
-    assert_close(_kernels._fc_forward(rt, x, w, b, "kernel"), xr @ wr.T + br, "float32", "y")
-    dx, dw, db = _kernels._fc_backward(rt, dy, x, w, True, True, True, "kernel", "kernel")
-    assert_close(dx, dyr @ wr, "float32", "dx")
-    assert_close(dw, dyr.T @ xr, "float32", "dw")
-    assert_close(db, dyr.sum(axis=0), "float32", "db")
-    rt.check_guards()
-
-
 def test_fc_argument_errors():
     rt = harness.HostRuntime()
     x, w = np.zeros((2, 3), np.float32), np.zeros((4, 3), np.float32)
@@ -204,26 +188,6 @@ def test_fc_non_contiguous_inputs_are_made_contiguous(rng):
 
 
 # ------------------------------------------------------------------------------- retain
-
-RETAIN_DTYPES = ("float16", "bfloat16", "float32", "float64")
-
-
-def retain_case(rng, k, row_shape, dtype, universe=100):
-    indices = np.sort(rng.choice(universe, size=k, replace=False)).astype(np.int64)
-    data, _ = make(rng, (k,) + row_shape, "float32" if dtype == "float64" else dtype)
-    return (data.astype(np.float64) if dtype == "float64" else data), indices
-
-
-def check_retain(rt, data, indices, row_ids):
-    out, out_indices = _kernels._retain(rt, data, indices, row_ids)
-    ref, ref_indices = retain_reference(data, indices, row_ids)
-    assert out.dtype == data.dtype and out_indices.dtype == np.int64
-    np.testing.assert_array_equal(out_indices, ref_indices)
-    # Bit-exact: a retain only moves bytes (and NaN-poison left behind would differ).
-    assert out.shape == ref.shape
-    assert out.tobytes() == ref.tobytes()
-    return out, out_indices
-
 
 @pytest.mark.parametrize("dtype", RETAIN_DTYPES)
 @pytest.mark.parametrize("row_shape", [(), (1,), (3,), (4,), (5,), (2, 3), (300,), (1100,)],
@@ -280,18 +244,6 @@ def test_retain_copy_unit_follows_alignment(rt, rng, offset_bytes, unit):
     assert f"retain_gather<{unit}>" in rt.launches
 
 
-@settings(max_examples=25, deadline=None, database=None)
-@given(k=st.integers(0, 60), width=st.integers(0, 9),
-       dtype=st.sampled_from(RETAIN_DTYPES), order=st.sampled_from(tuple(harness.ORDERS)),
-       row_ids=st.lists(st.integers(-5, 80), max_size=40))
-def test_retain_random(k, width, dtype, order, row_ids):
-    rt = harness.HostRuntime(order=order, seed=k, sanitize=harness.sanitizer())
-    data, indices = retain_case(np.random.default_rng(k * 31 + width), k, (width,), dtype,
-                                universe=80)
-    check_retain(rt, data, indices, np.array(row_ids, np.int64))
-    rt.check_guards()
-
-
 def test_retain_shape_errors():
     rt = harness.HostRuntime()
     with pytest.raises(ValueError, match="expected data \\[k, ...\\] and indices \\[k\\]"):
@@ -303,8 +255,9 @@ def test_retain_shape_errors():
 
 @pytest.mark.skipif(harness.sanitizer() is not None, reason="this is the sanitizer run")
 def test_under_address_sanitizer(tmp_path):
-    """This file and the shim tests again, kernels built with -fsanitize=address, in a child
-    process that has the ASan runtime preloaded (it must be first in the process)."""
+    """The CPU kernel tests again, kernels built with -fsanitize=address, in a child process
+    that has the ASan runtime preloaded (it must be first in the process)."""
+    harness.require_toolchain("address")
     here = os.path.dirname(os.path.abspath(__file__))
     env = harness.asan_environment()
     # pytest captures fd 2 and ASan exits the process at once, so its report goes to a file.
@@ -314,6 +267,7 @@ def test_under_address_sanitizer(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
          os.path.join(here, "test_kernels_host.py"),
+         os.path.join(here, "test_kernels_host_random.py"),
          os.path.join(here, "cuda_host", "test_shim.py")],
         env=env, capture_output=True, text=True, timeout=600, cwd=os.path.dirname(here))
     # The log also holds ASan's standing warning about swapcontext (the shim annotates its
@@ -323,32 +277,3 @@ def test_under_address_sanitizer(tmp_path):
         (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0 and "ERROR: AddressSanitizer" not in reports, tail
     assert " passed" in proc.stdout and " skipped" in proc.stdout, tail
-
-
-# ---------------------------------------------------------------- dispatch settings (CPU)
-
-
-def _never_measured(path):
-    raise AssertionError("a forced path must not be measured")
-
-
-def test_forced_fc_path_skips_measurement(monkeypatch):
-    monkeypatch.delenv(_kernels.FC_PATH_ENV, raising=False)
-    with _kernels.fc_path("cublas"):
-        assert _kernels._choose(("fwd", 1, 2, 3), _never_measured) == "cublas"
-        with _kernels.fc_path("kernel"):
-            assert _kernels._choose(("fwd", 1, 2, 3), _never_measured) == "kernel"
-        assert _kernels._requested_path() == "cublas"
-    assert _kernels._requested_path() == "auto"
-
-
-def test_fc_path_from_environment(monkeypatch):
-    monkeypatch.setenv(_kernels.FC_PATH_ENV, "kernel")
-    assert _kernels._choose(("fwd", 1, 2, 3), _never_measured) == "kernel"
-    with _kernels.fc_path("cublas"):  # an explicit setting wins over the environment
-        assert _kernels._requested_path() == "cublas"
-    monkeypatch.setenv(_kernels.FC_PATH_ENV, "fastest")
-    with pytest.raises(ValueError, match="GLUONLITE_FC_PATH='fastest'"):
-        _kernels._requested_path()
-    with pytest.raises(ValueError, match="expected one of"):
-        _kernels.set_fc_path("cuda")

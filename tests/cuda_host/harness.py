@@ -21,11 +21,13 @@ import ctypes
 import functools
 import hashlib
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy
+import pytest
 
 SHIM = Path(__file__).resolve().with_name("host_shim.h")
 KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"
@@ -72,6 +74,29 @@ def compiler() -> str:
 def compiler_version(cxx: str) -> str:
     return subprocess.run([cxx, "--version"], check=True, capture_output=True,
                           text=True).stdout
+
+
+def toolchain_problem(sanitize: str | None = None) -> str | None:
+    """Why the host harness cannot build here (no C++ compiler, no ASan runtime), or None."""
+    if shutil.which(compiler()) is None:
+        return f"C++ compiler {compiler()!r} not found"
+    if sanitize == "address":
+        lib = subprocess.run([compiler(), "-print-file-name=libasan.so"], capture_output=True,
+                             text=True).stdout.strip()
+        if not os.path.isabs(lib):
+            return f"{compiler()} has no AddressSanitizer runtime (libasan.so)"
+    return None
+
+
+def require_toolchain(sanitize: str | None = None) -> None:
+    """Skip the calling test (module) without the toolchain; under CI (env ``CI``) fail."""
+    problem = toolchain_problem(sanitize)
+    if problem is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{problem}, but CI is set: the CPU kernel tests must run in CI",
+                    pytrace=False)
+    pytest.skip(f"{problem}: CPU kernel tests skipped", allow_module_level=True)
 
 
 def asan_environment() -> dict[str, str]:

@@ -1,10 +1,13 @@
-"""NumPy references shared by the kernel tests on the CPU harness and on a GPU: 16-bit test
-data, and the issue's tolerances."""
+"""NumPy references and checks shared by the kernel tests on the CPU harness and on a GPU:
+16-bit test data, the issue's tolerances, retain cases."""
 import numpy as np
+
+from gluonlite import _kernels
 
 # Relative error, max |out - ref| / max |ref|, allowed per storage type (the issue's bounds).
 TOLERANCE = {"float32": 1e-5, "float16": 1e-2, "bfloat16": 1e-2}
 CTYPES = {"float32": "float", "float16": "gl_f16", "bfloat16": "gl_bf16"}
+RETAIN_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 def bf16_bits(values) -> np.ndarray:
@@ -48,3 +51,20 @@ def retain_reference(data, indices, row_ids):
     wanted = np.unique(np.asarray(row_ids, np.int64))
     keep = np.isin(indices, wanted)
     return data[keep], indices[keep]
+
+
+def retain_case(rng, k, row_shape, dtype, universe=100):
+    indices = np.sort(rng.choice(universe, size=k, replace=False)).astype(np.int64)
+    data, _ = make(rng, (k,) + row_shape, "float32" if dtype == "float64" else dtype)
+    return (data.astype(np.float64) if dtype == "float64" else data), indices
+
+
+def check_retain(rt, data, indices, row_ids):
+    out, out_indices = _kernels._retain(rt, data, indices, row_ids)
+    ref, ref_indices = retain_reference(data, indices, row_ids)
+    assert out.dtype == data.dtype and out_indices.dtype == np.int64
+    np.testing.assert_array_equal(out_indices, ref_indices)
+    # Bit-exact: a retain only moves bytes (and NaN-poison left behind would differ).
+    assert out.shape == ref.shape
+    assert out.tobytes() == ref.tobytes()
+    return out, out_indices

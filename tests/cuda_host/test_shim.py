@@ -7,6 +7,8 @@ import pytest
 
 from . import harness
 
+harness.require_toolchain()
+
 PROBE = Path(__file__).with_name("shim_probe.cu")
 
 
