@@ -115,7 +115,11 @@ def asan_environment() -> dict[str, str]:
 def _flags(sanitize: str | None) -> list[str]:
     flags = ["-std=c++17", "-x", "c++", "-shared", "-fPIC", "-pthread", "-g", "-Wall",
              "-Wextra", "-Werror", "-Wno-unused-parameter",
-             "-Wno-unknown-pragmas"]  # CUDA's #pragma unroll means nothing to g++
+             "-Wno-unknown-pragmas",  # CUDA's #pragma unroll means nothing to g++
+             # Each library keeps its own inline/template thread_locals (threadIdx, __shared__
+             # arrays): without these, GCC makes them process-wide unique symbols and a second
+             # library would silently use the first one's.
+             "-fvisibility=hidden", "-fno-gnu-unique"]
     if sanitize == "address":
         return flags + ["-O1", "-fsanitize=address", "-fno-omit-frame-pointer"]
     return flags + ["-O2"]

@@ -8,6 +8,8 @@
 // __CUDA_ARCH__ stays undefined: kernels take their portable branch under this shim.
 #pragma once
 
+#include <dlfcn.h>
+#include <link.h>
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -266,6 +268,30 @@ struct Stacks {
   }
 };
 
+// __shared__ variables are thread_local, so they live in this library's TLS block, which a
+// fresh thread gets zero-filled. Fill it with 0xFF bytes instead (NaN as float, -1 as
+// integer), so that reading shared memory no thread of the block wrote gives NaN, as the
+// outputs do. The shim's own thread_locals live there too and are set again afterwards.
+inline int poison_tls_callback(dl_phdr_info* info, size_t, void* self_name) {
+  if (info->dlpi_name == nullptr || std::strcmp(info->dlpi_name, (const char*)self_name) != 0)
+    return 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    if (info->dlpi_phdr[i].p_type == PT_TLS && info->dlpi_tls_data != nullptr) {
+      std::memset(info->dlpi_tls_data, 0xFF, info->dlpi_phdr[i].p_memsz);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+// Returns false when the TLS block could not be found (then shared memory starts zeroed).
+inline bool poison_shared_memory() {
+  g_block = nullptr;  // make sure this thread's TLS block for the library is allocated
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void*>(&poison_shared_memory), &self) == 0) return false;
+  return dl_iterate_phdr(poison_tls_callback, const_cast<char*>(self.dli_fname)) == 1;
+}
+
 // Kept out of line: getcontext returns twice, which would make GCC distrust the caller's
 // locals (-Wclobbered).
 __attribute__((noinline)) inline void prepare(Fiber& f) {
@@ -322,10 +348,15 @@ inline int launch(Invoker invoke, dim3 grid, dim3 block, size_t shared_mem, void
   arrange(blocks, policy, rng);
   int rc = 0;
   for (size_t linear : blocks) {
-    // Each block runs on a fresh OS thread: its __shared__ (thread_local) variables start
-    // zeroed instead of holding the previous block's or launch's values, which could make a
-    // missing write or barrier look correct.
+    // Each block runs on a fresh OS thread, its __shared__ (thread_local) variables poisoned:
+    // never the previous block's or launch's values, which could make a missing write or
+    // barrier look correct.
     std::thread worker([&] {
+      if (!poison_shared_memory()) {
+        g_error = "could not locate the shim's thread-local storage to poison __shared__";
+        rc = -1;
+        return;
+      }
       g_block = &b;
       gridDim = grid;
       blockDim = block;
@@ -399,7 +430,9 @@ extern const int kTableSize;
 
 }  // namespace gl_shim
 
-// The C interface the Python launcher (tests/cuda_host/harness.py) loads through ctypes.
+// The C interface the Python launcher (tests/cuda_host/harness.py) loads through ctypes; the
+// only symbols the library exports (it is built with -fvisibility=hidden).
+#pragma GCC visibility push(default)
 extern "C" {
 int gl_kernel_count() { return gl_shim::kTableSize; }
 const char* gl_kernel_name(int i) { return gl_shim::kTable[i].name; }
@@ -416,6 +449,7 @@ int gl_launch(int i, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigne
                          shared_mem, args, policy, seed);
 }
 }
+#pragma GCC visibility pop
 
 #define __syncthreads() ::gl_shim::barrier(__FILE__, __LINE__)
 

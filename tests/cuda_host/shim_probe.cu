@@ -49,3 +49,12 @@ __global__ void probe_arguments(int i, long long l, float f, double d, const flo
   out[4] = in[0];
   out[5] = blockDim.x * 100 + gridDim.y;
 }
+
+// Reads a shared slot that no thread wrote: the shim must hand out poison (NaN), as a GPU
+// would hand out garbage.
+__global__ void probe_unwritten_shared(float* out) {
+  __shared__ float slot[32];
+  if (threadIdx.x % 2 == 0) slot[threadIdx.x] = 1.0f;
+  __syncthreads();
+  out[blockIdx.x * 32 + threadIdx.x] = slot[threadIdx.x];
+}

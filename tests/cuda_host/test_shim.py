@@ -15,7 +15,8 @@ PROBE = Path(__file__).with_name("shim_probe.cu")
 @pytest.fixture(scope="module")
 def probe():
     return harness.HostModule(PROBE, ["probe_shift", "probe_divergent", "probe_early_exit",
-                                      "probe_atomics", "probe_arguments"],
+                                      "probe_atomics", "probe_arguments",
+                                      "probe_unwritten_shared"],
                               harness.sanitizer())
 
 
@@ -30,7 +31,7 @@ def test_barrier_makes_shared_memory_exchange_correct(probe, order):
 
 def test_missing_barrier_is_caught_by_some_thread_order(probe):
     # Forward order happens to run the writer of slot t-1 before its reader; reverse order
-    # does not, and a fresh block sees zeroed shared memory rather than an earlier launch's.
+    # does not, and a fresh block sees poisoned shared memory rather than an earlier launch's.
     data = np.arange(1, 129, dtype=np.float32)
     results = {}
     for order in ("forward", "reverse"):
@@ -40,6 +41,12 @@ def test_missing_barrier_is_caught_by_some_thread_order(probe):
     expected = np.concatenate([[0], data[:63], [0], data[64:127]]).astype(np.float32)
     np.testing.assert_array_equal(results["forward"], expected)
     assert not np.array_equal(results["reverse"], expected)
+
+
+def test_unwritten_shared_memory_reads_as_nan_in_every_block(probe):
+    out = np.zeros(64, np.float32)
+    probe.get_function("probe_unwritten_shared")(2, 32, (out,))
+    assert np.all(out[0::2] == 1.0) and np.isnan(out[1::2]).all()
 
 
 def test_barrier_divergence_is_reported(probe):
