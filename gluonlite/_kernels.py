@@ -115,6 +115,11 @@ def _compile_error_message(source_name: str, source: str, options, expressions,
     return "\n".join(parts)
 
 
+def _contiguous(xp, a):
+    # Checking the flag first skips a call that costs microseconds per array on CuPy.
+    return a if a.flags.c_contiguous else xp.ascontiguousarray(a)
+
+
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -182,8 +187,8 @@ def _fc_forward(rt, x, w, b, path: str, ctype: str | None = None):
     _check_fc("fc_forward", x, w, b)
     xp = rt.xp
     ctype = ctype or _fc_ctype(x.dtype)
-    x, w = xp.ascontiguousarray(x), xp.ascontiguousarray(w)
-    b = None if b is None else xp.ascontiguousarray(b)
+    x, w = _contiguous(xp, x), _contiguous(xp, w)
+    b = None if b is None else _contiguous(xp, b)
     (n, k), m = x.shape, w.shape[0]
     y = rt.empty((n, m), x.dtype)
     if n == 0 or m == 0:
@@ -203,7 +208,7 @@ def _fc_backward(rt, dy, x, w, need_dx: bool, need_dw: bool, need_db: bool, path
     _check_fc("fc_backward", x, w)
     xp = rt.xp
     ctype = ctype or _fc_ctype(x.dtype)
-    dy, x, w = (xp.ascontiguousarray(a) for a in (dy, x, w))
+    dy, x, w = (_contiguous(xp, a) for a in (dy, x, w))
     (n, k), m = x.shape, w.shape[0]
     if tuple(dy.shape) != (n, m) or dy.dtype != x.dtype:
         raise ValueError(f"fc_backward: dy must be {x.dtype} of shape {(n, m)}, got "
@@ -260,8 +265,8 @@ def _retain(rt, data, indices, row_ids):
     if data.ndim < 1 or indices.ndim != 1 or indices.shape[0] != data.shape[0]:
         raise ValueError(f"retain: expected data [k, ...] and indices [k], got shapes "
                          f"{tuple(data.shape)} and {tuple(indices.shape)}")
-    data = xp.ascontiguousarray(data)
-    indices = xp.ascontiguousarray(indices, dtype=xp.int64)
+    data = _contiguous(xp, data)
+    indices = _contiguous(xp, indices.astype(xp.int64, copy=False))
     wanted = xp.unique(xp.asarray(row_ids).astype(xp.int64).ravel())  # sorted, unique
     k, row_shape = data.shape[0], tuple(data.shape[1:])
     row_bytes = data.itemsize * int(numpy.prod(row_shape, dtype=numpy.int64))
@@ -316,7 +321,7 @@ class _CupyRuntime:
         return array.data.ptr
 
     def kernel(self, source: str, type_key: str, expression: str):
-        device = self.xp.cuda.Device().id
+        device = self.xp.cuda.runtime.getDevice()
         return _load_module(device, source, type_key, self.portable)[expression]
 
 
@@ -403,7 +408,7 @@ def _choose(key: tuple, run: Callable[[str], object]) -> str:
     if path != "auto":
         return path
     import cupy
-    key = (cupy.cuda.Device().id,) + key
+    key = (cupy.cuda.runtime.getDevice(),) + key
     choice = _choices.get(key)
     if choice is None:
         choice = _choices[key] = _measure(run)
