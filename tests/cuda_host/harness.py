@@ -76,15 +76,19 @@ def compiler_version(cxx: str) -> str:
                           text=True).stdout
 
 
+def _asan_runtime() -> str | None:
+    """Path of the compiler's ASan runtime, or None (g++ echoes the bare name then)."""
+    lib = subprocess.run([compiler(), "-print-file-name=libasan.so"], capture_output=True,
+                         text=True).stdout.strip()
+    return lib if os.path.isabs(lib) else None
+
+
 def toolchain_problem(sanitize: str | None = None) -> str | None:
     """Why the host harness cannot build here (no C++ compiler, no ASan runtime), or None."""
     if shutil.which(compiler()) is None:
         return f"C++ compiler {compiler()!r} not found"
-    if sanitize == "address":
-        lib = subprocess.run([compiler(), "-print-file-name=libasan.so"], capture_output=True,
-                             text=True).stdout.strip()
-        if not os.path.isabs(lib):
-            return f"{compiler()} has no AddressSanitizer runtime (libasan.so)"
+    if sanitize == "address" and _asan_runtime() is None:
+        return f"{compiler()} has no AddressSanitizer runtime (libasan.so)"
     return None
 
 
@@ -102,10 +106,9 @@ def require_toolchain(sanitize: str | None = None) -> None:
 def asan_environment() -> dict[str, str]:
     """Environment for a Python subprocess that loads ASan-built kernels: the ASan runtime
     must come first in the process, and Python's own allocations are not ours to report."""
-    lib = subprocess.run([compiler(), "-print-file-name=libasan.so"], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    if not os.path.isabs(lib):
-        raise RuntimeError(f"{compiler()} has no libasan.so (got {lib!r})")
+    lib = _asan_runtime()
+    if lib is None:
+        raise RuntimeError(f"{compiler()} has no AddressSanitizer runtime (libasan.so)")
     env = dict(os.environ)
     env.update({SANITIZE_ENV: "address", "LD_PRELOAD": lib,
                 "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:halt_on_error=1"})
@@ -296,6 +299,11 @@ class HostRuntime:
         return array.ctypes.data
 
     def kernel(self, source: str, type_key: str, expression: str):
+        from gluonlite import _kernels
+        # One library holds every type here, but on a GPU each (source, type) is a module of
+        # its own: asking the wrong one for a kernel must fail here as it would there.
+        if expression not in _kernels.name_expressions(source, type_key):
+            raise KeyError(f"{expression} is not in the {source} module for {type_key}")
         fn = library_module(source, self.sanitize).get_function(expression)
 
         def launch(grid, block, args, shared_mem=0):
