@@ -52,6 +52,10 @@ _INT32_MAX = 2**31 - 1
 _MAX_GRID_Y = 65535  # CUDA's limit on gridDim.y (and z)
 # Grid-stride kernels get at most this many blocks; enough to fill any current GPU.
 _MAX_STRIDE_BLOCKS = 4096
+# The bias gradient splits dy's rows into chunks of at least this many rows, into about this
+# many blocks in all (see _bias_grad).
+_BIAS_GRAD_ROWS = 256
+_BIAS_GRAD_BLOCKS = 512
 
 
 class KernelCompileError(RuntimeError):
@@ -80,7 +84,8 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
     """
     if source == "fully_connected.cu":
         return tuple(f"fc_gemm<{type_key},{layout}>" for layout in _GEMM_LAYOUTS.values()) + (
-            f"fc_bias_grad<{type_key}>", f"fc_bias_add<{type_key}>")
+            f"fc_bias_grad<{type_key}>", f"fc_bias_grad_finish<{type_key}>",
+            f"fc_bias_add<{type_key}>")
     if source == "retain.cu":
         return ("retain_lookup", f"retain_gather<{type_key}>")
     raise ValueError(f"unknown kernel source {source!r}; expected one of {KERNEL_SOURCES}")
@@ -177,8 +182,22 @@ def _bias_add(rt, ctype: str, y, bias) -> None:
 
 def _bias_grad(rt, ctype: str, dy, db) -> None:
     n, m = dy.shape
+    column_blocks = _ceil_div(m, 32)
+    # Enough row chunks that a tall, narrow dy still occupies the GPU (about
+    # _BIAS_GRAD_BLOCKS blocks in all), each chunk at least _BIAS_GRAD_ROWS rows long.
+    chunks = max(1, min(_ceil_div(n, _BIAS_GRAD_ROWS), _BIAS_GRAD_BLOCKS // column_blocks,
+                        _MAX_GRID_Y))
+    rows_per_chunk = _ceil_div(n, chunks) if n else 0
+    # With a single chunk the partial sums are not used, but the argument must be a float*.
+    partial = rt.empty((chunks if chunks > 1 else 1, m), numpy.float32)
     fn = rt.kernel("fully_connected.cu", ctype, f"fc_bias_grad<{ctype}>")
-    fn((_ceil_div(m, 32), 1, 1), (32, 32, 1), (dy, _i32("rows", n), _i32("columns", m), db))
+    fn((column_blocks, chunks, 1), (32, 32, 1),
+       (dy, _i32("rows", n), _i32("columns", m), _i32("rows per chunk", rows_per_chunk),
+        partial, db))
+    if chunks > 1:
+        finish = rt.kernel("fully_connected.cu", ctype, f"fc_bias_grad_finish<{ctype}>")
+        finish((_ceil_div(m, 256), 1, 1), (256, 1, 1),
+               (partial, numpy.int32(chunks), _i32("columns", m), db))
 
 
 def _fc_forward(rt, x, w, b, path: str, ctype: str | None = None):

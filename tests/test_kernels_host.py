@@ -134,6 +134,19 @@ def test_fc_backward_kernel(rt, rng, shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", FC_DTYPES)
+@pytest.mark.parametrize("rows, columns", [(700, 5), (37, 70), (1, 3)])
+def test_bias_grad_in_row_chunks(monkeypatch, rt, rng, rows, columns, dtype):
+    # Small chunks, so that a few rows already need several chunks and the finishing pass.
+    monkeypatch.setattr(_kernels, "_BIAS_GRAD_ROWS", 8)
+    dy, dyr = make(rng, (rows, columns), dtype)
+    db = rt.empty((columns,), dy.dtype)
+    _kernels._bias_grad(rt, ctype_of(dtype), dy, db)
+    assert_close(db, dyr.sum(axis=0), dtype, "db")
+    finished = f"fc_bias_grad_finish<{ctype_of(dtype)}>" in rt.launches
+    assert finished == (rows > 8)
+
+
+@pytest.mark.parametrize("dtype", FC_DTYPES)
 @pytest.mark.parametrize("shape", [(65, 67, 17), (0, 3, 2), (1, 70, 1)],
                          ids=lambda s: "x".join(map(str, s)))
 def test_fc_backward_accumulates_dw(rt, rng, shape, dtype):
