@@ -87,7 +87,7 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
             f"fc_bias_grad<{type_key}>", f"fc_bias_grad_finish<{type_key}>",
             f"fc_bias_add<{type_key}>")
     if source == "retain.cu":
-        return ("retain_lookup", f"retain_gather<{type_key}>")
+        return ("retain_mark", f"retain_gather<{type_key}>")
     raise ValueError(f"unknown kernel source {source!r}; expected one of {KERNEL_SOURCES}")
 
 
@@ -286,19 +286,19 @@ def _retain(rt, data, indices, row_ids):
                          f"{tuple(data.shape)} and {tuple(indices.shape)}")
     data = _contiguous(xp, data)
     indices = _contiguous(xp, indices.astype(xp.int64, copy=False))
-    wanted = xp.unique(xp.asarray(row_ids).astype(xp.int64).ravel())  # sorted, unique
+    wanted = _contiguous(xp, xp.asarray(row_ids).astype(xp.int64, copy=False).ravel())
     k, row_shape = data.shape[0], tuple(data.shape[1:])
     row_bytes = data.itemsize * int(numpy.prod(row_shape, dtype=numpy.int64))
     if k == 0 or wanted.size == 0:
         return rt.empty((0,) + row_shape, data.dtype), rt.empty((0,), numpy.int64)
-    pos = rt.empty(wanted.shape, numpy.int64)
-    # The lookup kernel sits in every unit's module; any unit fits it.
-    lookup = rt.kernel("retain.cu", _RETAIN_UNITS[-1][1], "retain_lookup")
+    found = xp.zeros(k, numpy.uint8)
+    # The marking kernel sits in every unit's module; any unit fits it.
+    mark = rt.kernel("retain.cu", _RETAIN_UNITS[-1][1], "retain_mark")
     n = int(wanted.size)
-    lookup((min(_ceil_div(n, 256), _MAX_STRIDE_BLOCKS), 1, 1), (256, 1, 1),
-           (indices, numpy.int64(k), wanted, numpy.int64(n), pos))
-    found = pos >= 0
-    rows, out_indices = pos[found], wanted[found]
+    mark((min(_ceil_div(n, 256), _MAX_STRIDE_BLOCKS), 1, 1), (256, 1, 1),
+         (indices, numpy.int64(k), wanted, numpy.int64(n), found))
+    rows = xp.flatnonzero(found)  # ascending, so the result's indices stay sorted
+    out_indices = indices[rows]
     n_rows = int(rows.size)
     out = rt.empty((n_rows,) + row_shape, data.dtype)
     if n_rows and row_bytes:

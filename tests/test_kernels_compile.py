@@ -72,8 +72,8 @@ def test_compile_error_names_options_and_quotes_source(nvcc, tmp_path):
     # message KernelCompileError carries on a GPU.
     source = _kernels.kernel_source("retain.cu")
     lines = source.splitlines()
-    at = next(i for i, line in enumerate(lines) if "pos[t] = (lo" in line)
-    lines[at] = lines[at].replace("lo : -1", "lo : undefined_name")
+    at = next(i for i, line in enumerate(lines) if "found[lo] = 1;" in line)
+    lines[at] = lines[at].replace("found[lo] = 1;", "found[lo] = undefined_name;")
     broken = tmp_path / "retain.cu"
     broken.write_text("\n".join(lines) + "\n")
     proc = subprocess.run(
@@ -81,9 +81,9 @@ def test_compile_error_names_options_and_quotes_source(nvcc, tmp_path):
          str(broken)], capture_output=True, text=True)
     assert proc.returncode != 0
     message = _kernels._compile_error_message("retain.cu", broken.read_text(),
-                                              ("-std=c++17",), ("retain_lookup",), proc.stderr)
-    assert "kernels retain_lookup of retain.cu with options ('-std=c++17',) failed" in message
+                                              ("-std=c++17",), ("retain_mark",), proc.stderr)
+    assert "kernels retain_mark of retain.cu with options ('-std=c++17',) failed" in message
     assert f"around line {at + 1}:" in message
-    assert f">>{at + 1:5d}|     pos[t] = (lo < k && indices[lo] == id) ? lo : undefined_name;" \
+    assert f">>{at + 1:5d}|     if (lo < k && indices[lo] == id) found[lo] = undefined_name;" \
         in message
     assert f"  {at:5d}| " in message and f"  {at + 2:5d}| " in message

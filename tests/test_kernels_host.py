@@ -238,7 +238,7 @@ def test_retain_edge_cases(rt, rng, case):
 
 
 def test_retain_grid_stride_loops(monkeypatch, rt, rng):
-    # Fewer blocks than work items: lookup and gather threads must take several items each.
+    # Fewer blocks than work items: mark and gather threads must take several items each.
     monkeypatch.setattr(_kernels, "_MAX_STRIDE_BLOCKS", 2)
     data, indices = retain_case(rng, 700, (), "float32", universe=2000)
     check_retain(rt, data, indices, rng.choice(2000, 1200))
