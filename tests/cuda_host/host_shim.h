@@ -1,11 +1,16 @@
 // CUDA built-ins for running gluonlite's kernels on the CPU, one fiber per CUDA thread.
 //
 // Included in front of an unchanged kernels/*.cu source. Blocks run one after another, each
-// on a fresh OS thread; inside a block every CUDA thread is a ucontext fiber
-// with its own guarded stack, so __syncthreads() can park a thread and the scheduler can
-// check that every live thread of the block reached the *same* barrier before releasing it
-// (a GPU would hang or corrupt silently; here the launch fails with a message).
-// __CUDA_ARCH__ stays undefined: kernels take their portable branch under this shim.
+// on a fresh OS thread with its __shared__ memory poisoned; inside a block every CUDA thread
+// is a ucontext fiber with its own guarded stack, so __syncthreads() can park a thread and
+// the scheduler can check that every live thread of the block reached the *same* barrier
+// before releasing it (a GPU would hang or corrupt silently; here the launch fails with a
+// message). __CUDA_ARCH__ stays undefined: kernels take their portable branch under this shim.
+//
+// Not emulated, because gluonlite's kernels do not use them: warp shuffles/votes, dynamic
+// (extern) shared memory (a launch asking for it is refused), cooperative groups. Not
+// detected: misaligned vector accesses inside a kernel, register or occupancy limits, FMA
+// contraction differences (tests use tolerances).
 #pragma once
 
 #include <dlfcn.h>
@@ -16,10 +21,9 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <cstdio>
 #include <cstring>
-#include <random>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <type_traits>
