@@ -167,11 +167,18 @@ def main() -> int:
     rows = benchmark_rows(bench_json) if bench_json.exists() else []
     report["benchmarks"] = rows
     table = format_table(rows)
+    resources = report["kernel_resources"]
+    if isinstance(resources, list):
+        spills = sum(e["spill_stores"] + e["spill_loads"] for e in resources)
+        resources = (f"{len(resources)} kernels for sm_90, at most "
+                     f"{max((e['registers'] or 0) for e in resources) if resources else 0} "
+                     f"registers, {spills} bytes of spills")
     device = report["device"]
     header = (f"# gpu-check on {device['name']} (cc {device['compute_capability']}, driver "
               f"{device['driver']}, CuPy {device['cupy']}, torch {device['torch']})\n\n"
               f"- whole suite: {report['suite']['summary']}\n"
               f"- kernel checks: {report['kernel_checks']['summary']}\n"
+              f"- kernel resources: {resources}\n"
               f"- benchmarks: {report['benchmarks_run']['summary']}; "
               f"{sum(r['meets_target'] is True for r in rows)}/{len(rows)} meet their "
               f"target\n\n")

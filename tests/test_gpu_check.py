@@ -71,7 +71,9 @@ def test_main_with_a_gpu_writes_json_and_table(gpu_check, monkeypatch, tmp_path,
     monkeypatch.setattr(gpu_check, "device_info", lambda: {
         "name": "Fake GPU", "compute_capability": "9.0", "driver": 13000, "cupy": "14",
         "torch": None})
-    monkeypatch.setattr(gpu_check, "kernel_resources", lambda out: [])
+    monkeypatch.setattr(gpu_check, "kernel_resources", lambda out: [
+        {"registers": 64, "spill_stores": 0, "spill_loads": 0},
+        {"registers": 40, "spill_stores": 0, "spill_loads": 0}])
 
     def fake_pytest(args, out, name):
         if name == "benchmarks":
@@ -85,4 +87,5 @@ def test_main_with_a_gpu_writes_json_and_table(gpu_check, monkeypatch, tmp_path,
     table = (tmp_path / "gpu_check.md").read_text()
     assert table.startswith("# gpu-check on Fake GPU (cc 9.0")
     assert "- kernel checks: kernel_checks ran" in table and "1/3 meet their target" in table
+    assert "- kernel resources: 2 kernels for sm_90, at most 64 registers, 0 bytes" in table
     assert "| fc forward float32 |" in capsys.readouterr().out
