@@ -1,5 +1,10 @@
 """The pure-Python parts of gluonlite._kernels that need neither a compiler nor a GPU:
 finding the kernel sources, and forcing the fully-connected path."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from gluonlite import _kernels
@@ -62,3 +67,14 @@ def test_every_instantiation_has_a_distinct_name():
     for source, entries in _kernels.instantiations().items():
         names = [e for _, exprs in entries for e in exprs if e != "retain_mark"]
         assert len(names) == len(set(names)), source
+
+
+def test_import_neither_imports_cupy_nor_compiles():
+    # A fresh interpreter: this process may have imported CuPy through other tests.
+    code = ("import sys, gluonlite._kernels as k; "
+            "assert 'cupy' not in sys.modules, 'cupy imported'; "
+            "assert k._load_module.cache_info().currsize == 0")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr
