@@ -417,8 +417,6 @@ def _measure(run: Callable[[str], object], repeats: int = 3) -> str:
         stop.record(stream)
         stop.synchronize()
         timings[path] = cupy.cuda.get_elapsed_time(start, stop)
-    if not timings:
-        raise RuntimeError("fully_connected: neither the kernel nor cuBLAS could run")
     return min(timings, key=timings.get)
 
 

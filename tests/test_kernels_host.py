@@ -8,12 +8,13 @@ poisoned with NaN inside guard zones, and is compared with a float64 NumPy refer
 import os
 import subprocess
 import sys
+import time
 import zlib
 
 import numpy as np
 import pytest
 
-from cuda_host import harness
+from cuda_host import fake_cupy, harness
 from cuda_host.reference import (CTYPES, RETAIN_DTYPES, TOLERANCE, as_float64, assert_close,
                                   bf16_bits, bf16_values, check_retain, make, retain_case)
 
@@ -290,3 +291,90 @@ def test_under_address_sanitizer(tmp_path):
         (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0 and "ERROR: AddressSanitizer" not in reports, tail
     assert " passed" in proc.stdout and " skipped" in proc.stdout, tail
+
+
+# ------------------------------------------- public entry points through a stand-in CuPy
+
+
+@pytest.fixture
+def cupy_stand_in(monkeypatch):
+    """``cupy`` replaced by cuda_host.fake_cupy, gluonlite's CuPy-side caches emptied."""
+    fake = fake_cupy.module(order="shuffled", sanitize=harness.sanitizer())
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(_kernels, "_choices", {})
+    monkeypatch.delenv(_kernels.FC_PATH_ENV, raising=False)
+    _kernels._runtime.cache_clear()
+    _kernels._load_module.cache_clear()
+    yield fake
+    _kernels._runtime.cache_clear()
+    _kernels._load_module.cache_clear()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_public_fc_with_measured_dispatch(cupy_stand_in, rng, dtype, monkeypatch):
+    (x, xr), (w, wr), (b, br), (dy, dyr), (acc, accr) = (
+        make(rng, s, dtype) for s in ((33, 20), (70, 20), (70,), (33, 70), (70, 20)))
+    x, w, b, dy, acc = map(fake_cupy.as_array, (x, w, b, dy, acc))
+    assert_close(_kernels.fc_forward(x, w, b), xr @ wr.T + br, dtype, "y")
+    dx, dw, db = _kernels.fc_backward(dy, x, w, accumulate_dw=acc)
+    assert dw is acc
+    assert_close(dx, dyr @ wr, dtype, "dx")
+    assert_close(dw, accr + dyr.T @ xr, dtype, "dw")
+    assert_close(db, dyr.sum(axis=0), dtype, "db")
+    assert {key[:2] for key in _kernels._choices} == {(0, "fwd"), (0, "dx"), (0, "dw")}
+    assert set(_kernels._choices.values()) <= {"kernel", "cublas"}
+    # Cached: the same shapes are not measured again.
+    monkeypatch.setattr(_kernels, "_measure", lambda run: pytest.fail("measured twice"))
+    _kernels.fc_forward(x, w, b)
+    _kernels.fc_backward(dy, x, w, need_dx=False)
+
+
+@pytest.mark.parametrize("path", ["kernel", "cublas"])
+def test_public_fc_forced_paths(cupy_stand_in, rng, path):
+    (x, xr), (w, wr), (b, br) = (make(rng, s, "float32") for s in ((5, 3), (4, 3), (4,)))
+    with _kernels.fc_path(path):
+        y = _kernels.fc_forward(*map(fake_cupy.as_array, (x, w, b)))
+    assert_close(y, xr @ wr.T + br, "float32", "y")
+    assert _kernels._choices == {}
+
+
+def test_measurement_picks_the_faster_path(cupy_stand_in, monkeypatch):
+    def run(path):
+        time.sleep(0.004 if path == "kernel" else 0.0)
+    assert _kernels._measure(run) == "cublas"
+    assert _kernels._measure(lambda path: time.sleep(0.004 if path == "cublas" else 0)) \
+        == "kernel"
+
+    def kernel_only(path):
+        if path == "cublas":
+            raise TypeError("no bfloat16 in cuBLAS here")
+    assert _kernels._measure(kernel_only) == "kernel"
+    with pytest.raises(ZeroDivisionError):  # a failing custom kernel is a bug, not skipped
+        _kernels._measure(lambda path: 1 / 0)
+
+
+def test_public_fc_float64_uses_cublas_only(cupy_stand_in, rng):
+    x, w, b = (fake_cupy.as_array(rng.standard_normal(s)) for s in ((5, 3), (4, 3), (4,)))
+    np.testing.assert_allclose(_kernels.fc_forward(x, w, b), x @ w.T + b, rtol=1e-12)
+    dx, dw, db = _kernels.fc_backward(fake_cupy.as_array(np.ones((5, 4))), x, w)
+    np.testing.assert_allclose(dw, np.ones((4, 5)) @ x, rtol=1e-12)
+    assert _kernels._choices == {}
+
+
+def test_public_retain(cupy_stand_in, rng):
+    data, indices = retain_case(rng, 50, (3, 2), "float32")
+    row_ids = np.concatenate([indices[::4], indices[::4], [-1, 999]])
+    out, out_indices = _kernels.retain(fake_cupy.as_array(data), fake_cupy.as_array(indices),
+                                       fake_cupy.as_array(row_ids))
+    np.testing.assert_array_equal(out_indices, indices[::4])
+    np.testing.assert_array_equal(out, data[::4])
+
+
+def test_compile_error_becomes_kernel_compile_error(cupy_stand_in, monkeypatch):
+    real = _kernels.kernel_source
+    monkeypatch.setattr(_kernels, "kernel_source",
+                        lambda name: real(name).replace("found[lo] = 1;", "found[lo] = nope;"))
+    with pytest.raises(_kernels.KernelCompileError,
+                       match=r"(?s)kernels retain_mark, retain_gather<uint4> of retain.cu with "
+                             r"options \('-std=c\+\+17',\) failed.*nope"):
+        _kernels._runtime().kernel("retain.cu", "uint4", "retain_mark")
