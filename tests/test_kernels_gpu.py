@@ -171,8 +171,8 @@ def test_retain_empty_cases(cp):
 
 def test_compile_error_is_reported_with_source_lines(cp, monkeypatch):
     real = _kernels.kernel_source
-    monkeypatch.setattr(_kernels, "kernel_source",
-                        lambda name: real(name).replace("found[lo] = 1;", "found[lo] = not_declared;"))
+    monkeypatch.setattr(_kernels, "kernel_source", lambda name: real(name).replace(
+        "found[lo] = 1;", "found[lo] = not_declared;"))
     with pytest.raises(_kernels.KernelCompileError) as info:
         # A type key no other test uses, so that the memoised module is not reused.
         _kernels._load_module(cp.cuda.Device().id, "retain.cu", "unsigned char", True)
