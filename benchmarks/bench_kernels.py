@@ -117,8 +117,11 @@ def _forward(case):
     from gluonlite import _kernels
     if case.ctype is None:
         return lambda: _kernels.fc_forward(x, w, b)
+    # bfloat16 bits: the public entry cannot tell them from uint16, so dispatch here.
     rt = _kernels._runtime()
-    return lambda: _kernels._fc_forward(rt, x, w, b, "kernel", ctype=case.ctype)
+    path = _kernels._choose(("fwd", *x.shape, w.shape[0], "bf16-bits"), lambda p: (
+        _kernels._fc_forward(rt, x, w, b, p, ctype=case.ctype)))
+    return lambda: _kernels._fc_forward(rt, x, w, b, path, ctype=case.ctype)
 
 
 def _backward(case):
@@ -132,7 +135,10 @@ def _backward(case):
     if case.ctype is None:
         return lambda: _kernels.fc_backward(dy, x, w)
     rt = _kernels._runtime()
-    return lambda: _kernels._fc_backward(rt, dy, x, w, True, True, True, "kernel", "kernel",
+    paths = [_kernels._choose((op, *x.shape, w.shape[0], "bf16-bits"), lambda p, op=op: (
+        _kernels._fc_backward(rt, dy, x, w, op == "dx", op == "dw", False, p, p,
+                              ctype=case.ctype))) for op in ("dx", "dw")]
+    return lambda: _kernels._fc_backward(rt, dy, x, w, True, True, True, *paths,
                                          ctype=case.ctype)
 
 

@@ -6,15 +6,17 @@ and memoised per (device, source file, type), never at import.
 
 The launch logic (argument checks, grid sizes, output allocation) lives in the private
 ``_fc_forward``, ``_fc_backward`` and ``_retain``, which take a *runtime*: an object with
-``xp`` (the array module), ``empty(shape, dtype)``, ``ptr(array)`` and
+``xp`` (the array module), ``empty(shape, dtype)``, ``ptr(array)``,
+``gemm_bf16(...)`` (cuBLAS's GemmEx on bfloat16) and
 ``kernel(source, type_key, name_expression)`` returning a callable
 ``kernel(grid, block, args)`` like ``cupy.RawKernel``. On a GPU that runtime is
 ``_CupyRuntime``; the CPU host harness in ``tests/cuda_host/`` supplies one that runs the same
 ``.cu`` sources compiled with g++, so the code below is exercised without a GPU.
 
 Fully-connected dispatch: per (device, operation, shape, dtype) the faster of the custom
-kernel and cuBLAS (``cupy.matmul`` plus the fused-bias epilogue kernel) is measured once on
-the GPU in use and cached. ``set_fc_path('kernel' | 'cublas' | 'auto')``, ``with
+kernel and cuBLAS (``cupy.matmul`` plus the fused-bias epilogue kernel; for bfloat16, which
+CuPy's matmul lacks, ``cublasGemmEx`` called directly) is measured once on the GPU in use
+and cached. ``set_fc_path('kernel' | 'cublas' | 'auto')``, ``with
 fc_path(...)`` or the environment variable ``GLUONLITE_FC_PATH`` force one path.
 """
 from __future__ import annotations
@@ -41,7 +43,15 @@ _FC_PATHS = ("auto", "kernel", "cublas")
 # a CuPy with bfloat16) map to gl_bf16; the host harness passes raw uint16 bits explicitly.
 _FC_CTYPES = {"float32": "float", "float16": "gl_f16", "bfloat16": "gl_bf16"}
 # The GEMM's operand layouts (A r-contiguous, B r-contiguous); see fully_connected.cu.
-_GEMM_LAYOUTS = {"fwd": "true,true", "dx": "true,false", "dw": "false,false"}
+_GEMM_LAYOUTS = {"fwd": (True, True), "dx": (True, False), "dw": (False, False)}
+# cuBLAS constants (cublas_api.h, library_types.h) for the bfloat16 GEMM, which CuPy's matmul
+# does not offer: CUDA_R_16BF, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT,
+# CUBLAS_POINTER_MODE_HOST, then the operations.
+_CUDA_R_16BF = 14
+_CUBLAS_COMPUTE_32F = 68
+_CUBLAS_GEMM_DEFAULT = -1
+_CUBLAS_POINTER_MODE_HOST = 0
+_CUBLAS_OP = {False: 0, True: 1}  # CUBLAS_OP_N, CUBLAS_OP_T
 _FC_TILE = 64
 # Copy units of retain_gather, widest first: (bytes, C++ type, dtype of the same size that
 # both NumPy and CuPy have; complex128 is the only 16-byte one, used here as raw bits).
@@ -83,7 +93,7 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
     ``gl_bf16``) and the copy unit for retain.cu (``uint4`` ... ``unsigned char``).
     """
     if source == "fully_connected.cu":
-        return tuple(f"fc_gemm<{type_key},{layout}>" for layout in _GEMM_LAYOUTS.values()) + (
+        return tuple(_gemm_name(type_key, layout) for layout in _GEMM_LAYOUTS) + (
             f"fc_bias_grad<{type_key}>", f"fc_bias_grad_finish<{type_key}>",
             f"fc_bias_add<{type_key}>")
     if source == "retain.cu":
@@ -158,6 +168,28 @@ def _check_fc(op: str, x, w, b=None):
         raise ValueError(f"{op}: bias must have shape ({w.shape[0]},), got {tuple(b.shape)}")
 
 
+def _gemm_name(ctype: str, layout: str) -> str:
+    a_contig, b_contig = _GEMM_LAYOUTS[layout]
+    return f"fc_gemm<{ctype},{str(a_contig).lower()},{str(b_contig).lower()}>"
+
+
+def _blas_bf16(rt, layout: str, a, lda: int, b, ldb: int, c, ldc: int, ni: int, nj: int,
+               nr: int, accumulate: bool) -> None:
+    """The product of ``_gemm`` (no bias) through cuBLAS for bfloat16.
+
+    cuBLAS is column-major, where a row-major [rows, cols] array reads as its transpose, so
+    c^T (nj x ni, leading dimension ldc) = B (nj x nr) @ A^T (nr x ni); each operand is
+    transposed for cuBLAS exactly when its reduction axis is the contiguous one.
+    """
+    if nr == 0:  # an empty sum: not asked of cuBLAS
+        if not accumulate:
+            c[...] = 0  # +0.0 in bfloat16 bits too
+        return
+    a_contig, b_contig = _GEMM_LAYOUTS[layout]
+    rt.gemm_bf16(b_contig, not a_contig, nj, ni, nr, b, ldb, a, lda, c, ldc,
+                 1.0 if accumulate else 0.0)
+
+
 def _gemm(rt, ctype: str, layout: str, a, lda: int, b, ldb: int, bias, c, ldc: int,
           ni: int, nj: int, nr: int, accumulate: bool) -> None:
     """One launch of fc_gemm: c (+)= A B^T (+ bias); see fully_connected.cu for A and B."""
@@ -165,7 +197,7 @@ def _gemm(rt, ctype: str, layout: str, a, lda: int, b, ldb: int, bias, c, ldc: i
     if grid_y > _MAX_GRID_Y:
         raise ValueError(f"fully_connected: {nj} output columns exceed the kernel's grid "
                          f"limit of {_MAX_GRID_Y * _FC_TILE}")
-    fn = rt.kernel("fully_connected.cu", ctype, f"fc_gemm<{ctype},{_GEMM_LAYOUTS[layout]}>")
+    fn = rt.kernel("fully_connected.cu", ctype, _gemm_name(ctype, layout))
     # Without a bias any array of the right type stands in: has_bias=0 keeps it unread.
     fn((_ceil_div(ni, _FC_TILE), grid_y, 1), (16, 16, 1),
        (a, numpy.int64(lda), b, numpy.int64(ldb), c if bias is None else bias,
@@ -213,7 +245,10 @@ def _fc_forward(rt, x, w, b, path: str, ctype: str | None = None):
     if n == 0 or m == 0:
         return y
     if path == "cublas":
-        xp.matmul(x, w.T, out=y)
+        if ctype == "gl_bf16":
+            _blas_bf16(rt, "fwd", x, k, w, k, y, m, n, m, k, accumulate=False)
+        else:
+            xp.matmul(x, w.T, out=y)
         if b is not None:
             _bias_add(rt, ctype, y, b)
     else:
@@ -236,7 +271,9 @@ def _fc_backward(rt, dy, x, w, need_dx: bool, need_dw: bool, need_db: bool, path
     if need_dx:
         dx = rt.empty((n, k), x.dtype)
         if n and k:
-            if path_dx == "cublas":
+            if path_dx == "cublas" and ctype == "gl_bf16":
+                _blas_bf16(rt, "dx", dy, m, w, k, dx, k, n, k, m, accumulate=False)
+            elif path_dx == "cublas":
                 xp.matmul(dy, w, out=dx)
             else:
                 _gemm(rt, ctype, "dx", dy, m, w, k, None, dx, k, n, k, m, accumulate=False)
@@ -251,7 +288,10 @@ def _fc_backward(rt, dy, x, w, need_dx: bool, need_dw: bool, need_db: bool, path
                                  f"{tuple(accumulate_dw.shape)}")
             dw = accumulate_dw
         if m and k:
-            if path_dw == "cublas":
+            if path_dw == "cublas" and ctype == "gl_bf16":
+                _blas_bf16(rt, "dw", dy, m, x, k, dw, k, m, k, n,
+                           accumulate=accumulate_dw is not None)
+            elif path_dw == "cublas":
                 if accumulate_dw is None:
                     xp.matmul(dy.T, x, out=dw)
                 else:
@@ -338,6 +378,25 @@ class _CupyRuntime:
     @staticmethod
     def ptr(array) -> int:
         return array.data.ptr
+
+    def gemm_bf16(self, transa: bool, transb: bool, m: int, n: int, k: int, a, lda: int, b,
+                  ldb: int, c, ldc: int, beta: float) -> None:
+        """cuBLAS's column-major ``c = op(a) @ op(b) + beta * c`` on bfloat16 storage with
+        float32 compute (cublasGemmEx), on the current stream."""
+        cuda = self.xp.cuda
+        handle = cuda.get_cublas_handle()
+        scalars = numpy.array([1.0, beta], numpy.float32)  # alpha, beta in host memory
+        # The handle is shared with CuPy, which may leave another pointer mode set.
+        mode = cuda.cublas.getPointerMode(handle)
+        cuda.cublas.setPointerMode(handle, _CUBLAS_POINTER_MODE_HOST)
+        try:
+            cuda.cublas.gemmEx(
+                handle, _CUBLAS_OP[transa], _CUBLAS_OP[transb], m, n, k, scalars.ctypes.data,
+                a.data.ptr, _CUDA_R_16BF, lda, b.data.ptr, _CUDA_R_16BF, ldb,
+                scalars.ctypes.data + scalars.itemsize, c.data.ptr, _CUDA_R_16BF, ldc,
+                _CUBLAS_COMPUTE_32F, _CUBLAS_GEMM_DEFAULT)
+        finally:
+            cuda.cublas.setPointerMode(handle, mode)
 
     def kernel(self, source: str, type_key: str, expression: str):
         device = self.xp.cuda.runtime.getDevice()

@@ -16,7 +16,8 @@ import pytest
 
 from cuda_host import fake_cupy, harness
 from cuda_host.reference import (CTYPES, RETAIN_DTYPES, TOLERANCE, as_float64, assert_close,
-                                  bf16_bits, bf16_values, check_retain, make, retain_case)
+                                  bf16_bits, bf16_values, check_retain, gemm_ex_bf16, make,
+                                  retain_case)
 
 harness.require_toolchain()
 from gluonlite import _kernels
@@ -64,14 +65,15 @@ def test_fc_forward_kernel(rt, rng, shape, dtype, bias):
     assert launched == ([] if n * m == 0 else [f"fc_gemm<{ctype_of(dtype)},true,true>"])
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
-@pytest.mark.parametrize("shape", [(1, 1, 1), (65, 67, 17), (300, 3, 2), (0, 4, 2)],
-                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", FC_DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (65, 67, 17), (300, 3, 2), (0, 4, 2),
+                                   (4, 3, 0)], ids=lambda s: "x".join(map(str, s)))
 def test_fc_forward_cublas_path_bias_epilogue(rt, rng, shape, dtype):
-    # On the CPU, xp.matmul stands in for cuBLAS; the bias epilogue kernel is the real one.
+    # On the CPU, xp.matmul (and for bfloat16 a NumPy emulation of cuBLAS's column-major
+    # GemmEx) stands in for cuBLAS; the bias epilogue kernel is the real one.
     n, m, k = shape
     (x, xr), (w, wr), (b, br) = (make(rng, s, dtype) for s in ((n, k), (m, k), (m,)))
-    y = _kernels._fc_forward(rt, x, w, b, "cublas")
+    y = _kernels._fc_forward(rt, x, w, b, "cublas", ctype=ctype_of(dtype))
     assert_close(y, xr @ wr.T + br, dtype, "y")
     assert rt.launches == ([] if n == 0 else [f"fc_bias_add<{ctype_of(dtype)}>"])
 
@@ -106,6 +108,27 @@ def test_16_bit_conversions_round_to_nearest_even(rt, dtype):
     assert np.isinf(magnitudes).any()  # the overflow branch was exercised
     if dtype == "float16":  # and the subnormal one
         assert ((magnitudes > 0) & (magnitudes < 2.0**-14)).any()
+
+
+@pytest.mark.parametrize("transa, transb", [(False, False), (True, False), (False, True),
+                                            (True, True)])
+def test_cublas_emulation_is_column_major(rng, transa, transb):
+    # The oracle of the bfloat16 cuBLAS path, checked against Fortran-order reshapes.
+    m, n, k, lda, ldb, ldc = 3, 4, 5, 7, 6, 5
+    a, b, c = (bf16_bits(rng.standard_normal(size)) for size in (lda * 5, ldb * 5, ldc * n))
+    c0 = c.copy()
+    stored_a = bf16_values(a[:lda * (m if transa else k)]).reshape(lda, -1, order="F")
+    stored_b = bf16_values(b[:ldb * (k if transb else n)]).reshape(ldb, -1, order="F")
+    op_a = stored_a[:k, :m].T if transa else stored_a[:m, :k]
+    op_b = stored_b[:n, :k].T if transb else stored_b[:k, :n]
+    old = bf16_values(c0).reshape(ldc, n, order="F")[:m].astype(np.float64)
+    gemm_ex_bf16(transa, transb, m, n, k, a, lda, b, ldb, c, ldc, 0.5)
+    got = bf16_values(c).reshape(ldc, n, order="F")
+    np.testing.assert_allclose(got[:m], op_a.astype(np.float64) @ op_b + 0.5 * old,
+                               rtol=1e-2, atol=1e-2)
+    np.testing.assert_array_equal(c.reshape(n, ldc)[:, m:], c0.reshape(n, ldc)[:, m:])
+    with pytest.raises(ValueError, match="INVALID_VALUE"):
+        gemm_ex_bf16(transa, transb, m, n, k, a, 1, b, ldb, c, ldc, 0.0)
 
 
 def test_bias_epilogue_strides_rows_over_the_grid_limit(monkeypatch):
@@ -162,18 +185,20 @@ def test_fc_backward_accumulates_dw(rt, rng, shape, dtype):
     assert_close(dw, oldr + dyr.T @ xr, dtype, "dw accumulated")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("accumulate", [False, True])
-@pytest.mark.parametrize("shape", [(65, 67, 17), (0, 3, 2)], ids=lambda s: "x".join(map(str, s)))
-def test_fc_backward_cublas_paths(rt, rng, shape, accumulate):
+@pytest.mark.parametrize("shape", [(65, 67, 17), (0, 3, 2), (3, 0, 2), (1, 5, 70)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_fc_backward_cublas_paths(rt, rng, shape, accumulate, dtype):
     n, m, k = shape
     (dy, dyr), (x, xr), (w, wr), (old, oldr) = (
-        make(rng, s, "float32") for s in ((n, m), (n, k), (m, k), (m, k)))
+        make(rng, s, dtype) for s in ((n, m), (n, k), (m, k), (m, k)))
     target = old.copy() if accumulate else None
     dx, dw, db = _kernels._fc_backward(rt, dy, x, w, True, True, True, "cublas", "cublas",
-                                       accumulate_dw=target)
-    assert_close(dx, dyr @ wr, "float32", "dx")
-    assert_close(dw, (oldr if accumulate else 0) + dyr.T @ xr, "float32", "dw")
-    assert_close(db, dyr.sum(axis=0), "float32", "db")
+                                       accumulate_dw=target, ctype=ctype_of(dtype))
+    assert_close(dx, dyr @ wr, dtype, "dx")
+    assert_close(dw, (oldr if accumulate else 0) + dyr.T @ xr, dtype, "dw")
+    assert_close(db, dyr.sum(axis=0), dtype, "db")
 
 
 def test_fc_argument_errors():
@@ -351,6 +376,22 @@ def test_measurement_picks_the_faster_path(cupy_stand_in, monkeypatch):
     assert _kernels._measure(kernel_only) == "kernel"
     with pytest.raises(ZeroDivisionError):  # a failing custom kernel is a bug, not skipped
         _kernels._measure(lambda path: 1 / 0)
+
+
+def test_bf16_cublas_path_through_the_cupy_runtime(cupy_stand_in, rng):
+    # _CupyRuntime.gemm_bf16's call of cublas.gemmEx (arguments, pointer mode) as the
+    # stand-in reads them.
+    rt = _kernels._runtime()
+    (x, xr), (w, wr), (b, br), (dy, dyr), (acc, accr) = (
+        make(rng, s, "bfloat16") for s in ((9, 20), (7, 20), (7,), (9, 7), (7, 20)))
+    x, w, b, dy, acc = map(fake_cupy.as_array, (x, w, b, dy, acc))
+    y = _kernels._fc_forward(rt, x, w, b, "cublas", ctype="gl_bf16")
+    assert_close(y, xr @ wr.T + br, "bfloat16", "y")
+    dx, dw, _ = _kernels._fc_backward(rt, dy, x, w, True, True, False, "cublas", "cublas",
+                                      accumulate_dw=acc, ctype="gl_bf16")
+    assert_close(dx, dyr @ wr, "bfloat16", "dx")
+    assert_close(dw, accr + dyr.T @ xr, "bfloat16", "dw")
+    assert cupy_stand_in.cuda.cublas.mode == 1  # the caller's pointer mode is restored
 
 
 def test_public_fc_float64_uses_cublas_only(cupy_stand_in, rng):

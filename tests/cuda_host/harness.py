@@ -298,6 +298,16 @@ class HostRuntime:
     def ptr(array) -> int:
         return array.ctypes.data
 
+    def gemm_bf16(self, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, beta) -> None:
+        """cuBLAS's bfloat16 GemmEx, emulated in NumPy (reference.gemm_ex_bf16)."""
+        from .reference import gemm_ex_bf16
+        for array in (a, b, c):
+            if array.dtype.name not in ("uint16", "bfloat16") or not array.flags.c_contiguous:
+                raise TypeError(f"gemm_bf16 takes C-contiguous bfloat16 bits, got {array.dtype}")
+        gemm_ex_bf16(transa, transb, m, n, k, a.reshape(-1).view(numpy.uint16), lda,
+                     b.reshape(-1).view(numpy.uint16), ldb, c.reshape(-1).view(numpy.uint16),
+                     ldc, beta)
+
     def kernel(self, source: str, type_key: str, expression: str):
         from gluonlite import _kernels
         # One library holds every type here, but on a GPU each (source, type) is a module of

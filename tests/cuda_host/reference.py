@@ -68,3 +68,24 @@ def check_retain(rt, data, indices, row_ids):
     assert out.shape == ref.shape
     assert out.tobytes() == ref.tobytes()
     return out, out_indices
+
+
+def gemm_ex_bf16(transa: bool, transb: bool, m: int, n: int, k: int, a, lda: int, b,
+                 ldb: int, c, ldc: int, beta: float) -> None:
+    """cuBLAS's column-major ``c = op(a) @ op(b) + beta * c`` (GemmEx, bfloat16 storage as
+    uint16 bits, float32 compute) on flat NumPy buffers, with cuBLAS's argument checks."""
+    def operand(flat, transposed, rows, cols, ld, name):
+        # op(X) is rows x cols; X itself is stored cols x rows when transposed.
+        stored_rows = cols if transposed else rows
+        if ld < max(1, stored_rows):
+            raise ValueError(f"ld{name}={ld} < {stored_rows} (CUBLAS_STATUS_INVALID_VALUE)")
+        i, j = np.arange(rows)[:, None], np.arange(cols)[None, :]
+        at = j + i * ld if transposed else i + j * ld
+        return bf16_values(flat[at]).astype(np.float64)
+    if min(m, n, k) < 0 or ldc < max(1, m):
+        raise ValueError("invalid sizes (CUBLAS_STATUS_INVALID_VALUE)")
+    product = operand(a, transa, m, k, lda, "a") @ operand(b, transb, k, n, ldb, "b")
+    at = np.arange(m)[:, None] + np.arange(n)[None, :] * ldc
+    if beta:
+        product += beta * bf16_values(c[at]).astype(np.float64)
+    c[at] = bf16_bits(product.astype(np.float32))
