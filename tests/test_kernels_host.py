@@ -2,8 +2,9 @@
 
 Every launch goes through the same launch code as on a GPU (``_fc_forward``, ``_fc_backward``,
 ``_retain``), runs under forward, reverse and shuffled thread orders, writes into outputs
-poisoned with NaN inside guard zones, and is compared with a float64 NumPy reference.
-``test_under_address_sanitizer`` reruns this file with the kernels built with ASan.
+poisoned with NaN inside guard zones, and is compared with a float64 NumPy reference. The
+last section runs the public, CuPy-facing entry points against a NumPy-backed CuPy stand-in.
+``test_under_address_sanitizer`` reruns the CPU kernel tests with the kernels built with ASan.
 """
 import os
 import subprocess
@@ -18,9 +19,9 @@ from cuda_host import fake_cupy, harness
 from cuda_host.reference import (CTYPES, RETAIN_DTYPES, TOLERANCE, as_float64, assert_close,
                                   bf16_bits, bf16_values, check_retain, gemm_ex_bf16, make,
                                   retain_case)
+from gluonlite import _kernels
 
 harness.require_toolchain()
-from gluonlite import _kernels
 
 FC_DTYPES = tuple(TOLERANCE)
 
