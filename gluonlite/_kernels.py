@@ -220,8 +220,8 @@ def _bias_grad(rt, ctype: str, dy, db) -> None:
     chunks = max(1, min(_ceil_div(n, _BIAS_GRAD_ROWS), _BIAS_GRAD_BLOCKS // column_blocks,
                         _MAX_GRID_Y))
     rows_per_chunk = _ceil_div(n, chunks) if n else 0
-    # With a single chunk the partial sums are not used, but the argument must be a float*.
-    partial = rt.empty((chunks if chunks > 1 else 1, m), numpy.float32)
+    # A single chunk writes db directly; the float* argument is then a placeholder.
+    partial = rt.empty((chunks, m) if chunks > 1 else (1,), numpy.float32)
     fn = rt.kernel("fully_connected.cu", ctype, f"fc_bias_grad<{ctype}>")
     fn((column_blocks, chunks, 1), (32, 32, 1),
        (dy, _i32("rows", n), _i32("columns", m), _i32("rows per chunk", rows_per_chunk),
