@@ -195,27 +195,49 @@ __global__ void __launch_bounds__(GL_FC_THREADS)
   }
 }
 
-// db[j] = sum_i dy[i, j] over n rows, m columns; blocks of 32 x 32 threads, one column per
+// db[j] = sum_i dy[i, j] over n rows, m columns. Blocks of 32 x 32 threads: one column per
 // threadIdx.x (coalesced row reads), rows split across threadIdx.y and summed in shared
-// memory. n may be 0 (db becomes 0).
+// memory. blockIdx.y takes rows [blockIdx.y * rows_per_chunk, ...) so that a tall, narrow dy
+// still spreads over many blocks; with several chunks each writes its float partial sums to
+// partial[chunk, j] and fc_bias_grad_finish adds them in a fixed order (deterministic, unlike
+// atomics). n may be 0 (db becomes 0).
 template <class T>
 __global__ void __launch_bounds__(1024)
-    fc_bias_grad(const T* __restrict__ dy, int n, int m, T* __restrict__ db) {
-  __shared__ float partial[32][33];
+    fc_bias_grad(const T* __restrict__ dy, int n, int m, int rows_per_chunk,
+                 float* __restrict__ partial, T* __restrict__ db) {
+  __shared__ float sums[32][33];
   const int tx = threadIdx.x;
   const int ty = threadIdx.y;
   const long long j = (long long)blockIdx.x * 32 + tx;
+  const long long begin = (long long)blockIdx.y * rows_per_chunk;
+  const long long end = begin + rows_per_chunk < n ? begin + rows_per_chunk : n;
   float s = 0.0f;
   if (j < m) {
-    for (long long i = ty; i < n; i += 32) s += gl_to_float(dy[i * m + j]);
+    for (long long i = begin + ty; i < end; i += 32) s += gl_to_float(dy[i * m + j]);
   }
-  partial[ty][tx] = s;
+  sums[ty][tx] = s;
   __syncthreads();
   if (ty == 0 && j < m) {
     float total = 0.0f;
-    for (int k = 0; k < 32; ++k) total += partial[k][tx];
-    db[j] = gl_from_float<T>(total);
+    for (int k = 0; k < 32; ++k) total += sums[k][tx];
+    if (gridDim.y == 1) {
+      db[j] = gl_from_float<T>(total);
+    } else {
+      partial[blockIdx.y * (long long)m + j] = total;
+    }
   }
+}
+
+// db[j] = sum over chunks of partial[chunk, j], in chunk order.
+template <class T>
+__global__ void __launch_bounds__(256)
+    fc_bias_grad_finish(const float* __restrict__ partial, int chunks, int m,
+                        T* __restrict__ db) {
+  const long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= m) return;
+  float total = 0.0f;
+  for (int c = 0; c < chunks; ++c) total += partial[c * (long long)m + j];
+  db[j] = gl_from_float<T>(total);
 }
 
 // y[i, j] += bias[j] in float: the epilogue of the cuBLAS path (cuBLAS computes x @ W.T).

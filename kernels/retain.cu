@@ -1,18 +1,22 @@
 // Row-sparse retain: keep the rows of a row-sparse array whose ids were requested.
 //
-// The host side (gluonlite/_kernels.py) sorts and de-duplicates the requested ids, runs
-// retain_lookup to find each id's row (or -1), compacts the hits, then runs retain_gather to
-// copy those rows. The copy does not care about the element type: rows travel in the widest
-// unit U (16, 8, 4, 2 or 1 bytes) that divides the row size and the buffers' alignment, so
-// one instantiation per unit serves float16, bfloat16, float32 and float64 alike.
+// The host side (gluonlite/_kernels.py) runs retain_mark to flag every stored row whose id
+// was requested, compacts the flags into row numbers (which come out sorted and unique, as
+// the stored ids are, whatever order and repetitions the request had: no sort needed), then
+// runs retain_gather to copy those rows. The copy does not care about the element type: rows
+// travel in the widest unit U (16, 8, 4, 2 or 1 bytes) that divides the row size and the
+// buffers' alignment, so one instantiation per unit serves float16, bfloat16, float32 and
+// float64 alike.
 //
 // Header-free on purpose (no <cstdint>): NVRTC compiles it without include paths, and the CPU
 // host harness compiles the very same text with g++ against tests/cuda_host/host_shim.h.
 
-// pos[t] = row of wanted[t] in the sorted, unique indices[0, k), or -1 where it is absent.
-__global__ void retain_lookup(const long long* __restrict__ indices, long long k,
-                              const long long* __restrict__ wanted, long long n,
-                              long long* __restrict__ pos) {
+// found[p] = 1 for the row p of the sorted, unique indices[0, k) holding each wanted[t];
+// found must start as zeros. Several threads may flag one row (repeated ids): they all store
+// the same value, so the outcome does not depend on their order.
+__global__ void retain_mark(const long long* __restrict__ indices, long long k,
+                            const long long* __restrict__ wanted, long long n,
+                            unsigned char* __restrict__ found) {
   const long long stride = (long long)gridDim.x * blockDim.x;
   for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < n; t += stride) {
     const long long id = wanted[t];
@@ -26,7 +30,7 @@ __global__ void retain_lookup(const long long* __restrict__ indices, long long k
         hi = mid;
       }
     }
-    pos[t] = (lo < k && indices[lo] == id) ? lo : -1;
+    if (lo < k && indices[lo] == id) found[lo] = 1;
   }
 }
 

@@ -21,11 +21,13 @@ import ctypes
 import functools
 import hashlib
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy
+import pytest
 
 SHIM = Path(__file__).resolve().with_name("host_shim.h")
 KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"
@@ -74,13 +76,39 @@ def compiler_version(cxx: str) -> str:
                           text=True).stdout
 
 
+def _asan_runtime() -> str | None:
+    """Path of the compiler's ASan runtime, or None (g++ echoes the bare name then)."""
+    lib = subprocess.run([compiler(), "-print-file-name=libasan.so"], capture_output=True,
+                         text=True).stdout.strip()
+    return lib if os.path.isabs(lib) else None
+
+
+def toolchain_problem(sanitize: str | None = None) -> str | None:
+    """Why the host harness cannot build here (no C++ compiler, no ASan runtime), or None."""
+    if shutil.which(compiler()) is None:
+        return f"C++ compiler {compiler()!r} not found"
+    if sanitize == "address" and _asan_runtime() is None:
+        return f"{compiler()} has no AddressSanitizer runtime (libasan.so)"
+    return None
+
+
+def require_toolchain(sanitize: str | None = None) -> None:
+    """Skip the calling test (module) without the toolchain; under CI (env ``CI``) fail."""
+    problem = toolchain_problem(sanitize)
+    if problem is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{problem}, but CI is set: the CPU kernel tests must run in CI",
+                    pytrace=False)
+    pytest.skip(f"{problem}: CPU kernel tests skipped", allow_module_level=True)
+
+
 def asan_environment() -> dict[str, str]:
     """Environment for a Python subprocess that loads ASan-built kernels: the ASan runtime
     must come first in the process, and Python's own allocations are not ours to report."""
-    lib = subprocess.run([compiler(), "-print-file-name=libasan.so"], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    if not os.path.isabs(lib):
-        raise RuntimeError(f"{compiler()} has no libasan.so (got {lib!r})")
+    lib = _asan_runtime()
+    if lib is None:
+        raise RuntimeError(f"{compiler()} has no AddressSanitizer runtime (libasan.so)")
     env = dict(os.environ)
     env.update({SANITIZE_ENV: "address", "LD_PRELOAD": lib,
                 "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:halt_on_error=1"})
@@ -90,7 +118,11 @@ def asan_environment() -> dict[str, str]:
 def _flags(sanitize: str | None) -> list[str]:
     flags = ["-std=c++17", "-x", "c++", "-shared", "-fPIC", "-pthread", "-g", "-Wall",
              "-Wextra", "-Werror", "-Wno-unused-parameter",
-             "-Wno-unknown-pragmas"]  # CUDA's #pragma unroll means nothing to g++
+             "-Wno-unknown-pragmas",  # CUDA's #pragma unroll means nothing to g++
+             # Each library keeps its own inline/template thread_locals (threadIdx, __shared__
+             # arrays): without these, GCC makes them process-wide unique symbols and a second
+             # library would silently use the first one's.
+             "-fvisibility=hidden", "-fno-gnu-unique"]
     if sanitize == "address":
         return flags + ["-O1", "-fsanitize=address", "-fno-omit-frame-pointer"]
     return flags + ["-O2"]
@@ -266,7 +298,22 @@ class HostRuntime:
     def ptr(array) -> int:
         return array.ctypes.data
 
+    def gemm_bf16(self, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, beta) -> None:
+        """cuBLAS's bfloat16 GemmEx, emulated in NumPy (reference.gemm_ex_bf16)."""
+        from .reference import gemm_ex_bf16
+        for array in (a, b, c):
+            if array.dtype.name not in ("uint16", "bfloat16") or not array.flags.c_contiguous:
+                raise TypeError(f"gemm_bf16 takes C-contiguous bfloat16 bits, got {array.dtype}")
+        gemm_ex_bf16(transa, transb, m, n, k, a.reshape(-1).view(numpy.uint16), lda,
+                     b.reshape(-1).view(numpy.uint16), ldb, c.reshape(-1).view(numpy.uint16),
+                     ldc, beta)
+
     def kernel(self, source: str, type_key: str, expression: str):
+        from gluonlite import _kernels
+        # One library holds every type here, but on a GPU each (source, type) is a module of
+        # its own: asking the wrong one for a kernel must fail here as it would there.
+        if expression not in _kernels.name_expressions(source, type_key):
+            raise KeyError(f"{expression} is not in the {source} module for {type_key}")
         fn = library_module(source, self.sanitize).get_function(expression)
 
         def launch(grid, block, args, shared_mem=0):

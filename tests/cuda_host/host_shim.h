@@ -1,23 +1,29 @@
 // CUDA built-ins for running gluonlite's kernels on the CPU, one fiber per CUDA thread.
 //
 // Included in front of an unchanged kernels/*.cu source. Blocks run one after another, each
-// on a fresh OS thread; inside a block every CUDA thread is a ucontext fiber
-// with its own guarded stack, so __syncthreads() can park a thread and the scheduler can
-// check that every live thread of the block reached the *same* barrier before releasing it
-// (a GPU would hang or corrupt silently; here the launch fails with a message).
-// __CUDA_ARCH__ stays undefined: kernels take their portable branch under this shim.
+// on a fresh OS thread with its __shared__ memory poisoned; inside a block every CUDA thread
+// is a ucontext fiber with its own guarded stack, so __syncthreads() can park a thread and
+// the scheduler can check that every live thread of the block reached the *same* barrier
+// before releasing it (a GPU would hang or corrupt silently; here the launch fails with a
+// message). __CUDA_ARCH__ stays undefined: kernels take their portable branch under this shim.
+//
+// Not emulated, because gluonlite's kernels do not use them: warp shuffles/votes, dynamic
+// (extern) shared memory (a launch asking for it is refused), cooperative groups. Not
+// detected: misaligned vector accesses inside a kernel, register or occupancy limits, FMA
+// contraction differences (tests use tolerances).
 #pragma once
 
+#include <dlfcn.h>
+#include <link.h>
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstddef>
-#include <cstdio>
 #include <cstring>
-#include <random>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -53,7 +59,6 @@ inline thread_local uint3 threadIdx;
 inline thread_local uint3 blockIdx;
 inline thread_local dim3 blockDim;
 inline thread_local dim3 gridDim;
-constexpr int warpSize = 32;
 
 inline float __uint_as_float(unsigned int u) {
   float f;
@@ -64,10 +69,6 @@ inline unsigned int __float_as_uint(float f) {
   unsigned int u;
   std::memcpy(&u, &f, sizeof u);
   return u;
-}
-template <class T>
-inline T __ldg(const T* p) {
-  return *p;
 }
 
 // Atomics. Blocks run on one OS thread today, but these stay real atomics so that a future
@@ -139,7 +140,8 @@ inline std::string g_error;
 inline std::mutex g_launch_mutex;
 
 #if defined(GL_SHIM_ASAN)
-constexpr size_t kStackSize = 512 * 1024;  // ASan's redzones make frames much larger
+// Larger for ASan's redzones, but small: ASan clears a stack's shadow at every swapcontext.
+constexpr size_t kStackSize = 128 * 1024;
 #else
 constexpr size_t kStackSize = 64 * 1024;
 #endif
@@ -270,6 +272,30 @@ struct Stacks {
   }
 };
 
+// __shared__ variables are thread_local, so they live in this library's TLS block, which a
+// fresh thread gets zero-filled. Fill it with 0xFF bytes instead (NaN as float, -1 as
+// integer), so that reading shared memory no thread of the block wrote gives NaN, as the
+// outputs do. The shim's own thread_locals live there too and are set again afterwards.
+inline int poison_tls_callback(dl_phdr_info* info, size_t, void* self_name) {
+  if (info->dlpi_name == nullptr || std::strcmp(info->dlpi_name, (const char*)self_name) != 0)
+    return 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    if (info->dlpi_phdr[i].p_type == PT_TLS && info->dlpi_tls_data != nullptr) {
+      std::memset(info->dlpi_tls_data, 0xFF, info->dlpi_phdr[i].p_memsz);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+// Returns false when the TLS block could not be found (then shared memory starts zeroed).
+inline bool poison_shared_memory() {
+  g_block = nullptr;  // make sure this thread's TLS block for the library is allocated
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void*>(&poison_shared_memory), &self) == 0) return false;
+  return dl_iterate_phdr(poison_tls_callback, const_cast<char*>(self.dli_fname)) == 1;
+}
+
 // Kept out of line: getcontext returns twice, which would make GCC distrust the caller's
 // locals (-Wclobbered).
 __attribute__((noinline)) inline void prepare(Fiber& f) {
@@ -326,10 +352,15 @@ inline int launch(Invoker invoke, dim3 grid, dim3 block, size_t shared_mem, void
   arrange(blocks, policy, rng);
   int rc = 0;
   for (size_t linear : blocks) {
-    // Each block runs on a fresh OS thread: its __shared__ (thread_local) variables start
-    // zeroed instead of holding the previous block's or launch's values, which could make a
-    // missing write or barrier look correct.
+    // Each block runs on a fresh OS thread, its __shared__ (thread_local) variables poisoned:
+    // never the previous block's or launch's values, which could make a missing write or
+    // barrier look correct.
     std::thread worker([&] {
+      if (!poison_shared_memory()) {
+        g_error = "could not locate the shim's thread-local storage to poison __shared__";
+        rc = -1;
+        return;
+      }
       g_block = &b;
       gridDim = grid;
       blockDim = block;
@@ -403,7 +434,9 @@ extern const int kTableSize;
 
 }  // namespace gl_shim
 
-// The C interface the Python launcher (tests/cuda_host/harness.py) loads through ctypes.
+// The C interface the Python launcher (tests/cuda_host/harness.py) loads through ctypes; the
+// only symbols the library exports (it is built with -fvisibility=hidden).
+#pragma GCC visibility push(default)
 extern "C" {
 int gl_kernel_count() { return gl_shim::kTableSize; }
 const char* gl_kernel_name(int i) { return gl_shim::kTable[i].name; }
@@ -420,6 +453,7 @@ int gl_launch(int i, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigne
                          shared_mem, args, policy, seed);
 }
 }
+#pragma GCC visibility pop
 
 #define __syncthreads() ::gl_shim::barrier(__FILE__, __LINE__)
 

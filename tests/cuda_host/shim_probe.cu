@@ -29,13 +29,14 @@ __global__ void probe_early_exit(int* out) {
 
 // Every thread of the grid adds into shared counters; the totals are order-independent.
 __global__ void probe_atomics(int* count, float* sum, unsigned long long* wide, int* highest,
-                              int* swapped) {
+                              int* swapped, int* last) {
   const int g = blockIdx.x * blockDim.x * blockDim.y + threadIdx.y * blockDim.x + threadIdx.x;
   atomicAdd(count, 1);
   atomicAdd(sum, 0.5f);
   atomicAdd(wide, 1ULL << 33);
   atomicMax(highest, g);
   atomicCAS(swapped, 0, g + 1);  // exactly one thread wins
+  atomicExch(last, g);
 }
 
 // Echoes its scalar arguments, so the argument marshalling can be checked bit for bit.
@@ -47,4 +48,13 @@ __global__ void probe_arguments(int i, long long l, float f, double d, const flo
   out[3] = d;
   out[4] = in[0];
   out[5] = blockDim.x * 100 + gridDim.y;
+}
+
+// Reads a shared slot that no thread wrote: the shim must hand out poison (NaN), as a GPU
+// would hand out garbage.
+__global__ void probe_unwritten_shared(float* out) {
+  __shared__ float slot[32];
+  if (threadIdx.x % 2 == 0) slot[threadIdx.x] = 1.0f;
+  __syncthreads();
+  out[blockIdx.x * 32 + threadIdx.x] = slot[threadIdx.x];
 }

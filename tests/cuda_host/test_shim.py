@@ -7,13 +7,16 @@ import pytest
 
 from . import harness
 
+harness.require_toolchain()
+
 PROBE = Path(__file__).with_name("shim_probe.cu")
 
 
 @pytest.fixture(scope="module")
 def probe():
     return harness.HostModule(PROBE, ["probe_shift", "probe_divergent", "probe_early_exit",
-                                      "probe_atomics", "probe_arguments"],
+                                      "probe_atomics", "probe_arguments",
+                                      "probe_unwritten_shared"],
                               harness.sanitizer())
 
 
@@ -28,7 +31,7 @@ def test_barrier_makes_shared_memory_exchange_correct(probe, order):
 
 def test_missing_barrier_is_caught_by_some_thread_order(probe):
     # Forward order happens to run the writer of slot t-1 before its reader; reverse order
-    # does not, and a fresh block sees zeroed shared memory rather than an earlier launch's.
+    # does not, and a fresh block sees poisoned shared memory rather than an earlier launch's.
     data = np.arange(1, 129, dtype=np.float32)
     results = {}
     for order in ("forward", "reverse"):
@@ -38,6 +41,12 @@ def test_missing_barrier_is_caught_by_some_thread_order(probe):
     expected = np.concatenate([[0], data[:63], [0], data[64:127]]).astype(np.float32)
     np.testing.assert_array_equal(results["forward"], expected)
     assert not np.array_equal(results["reverse"], expected)
+
+
+def test_unwritten_shared_memory_reads_as_nan_in_every_block(probe):
+    out = np.zeros(64, np.float32)
+    probe.get_function("probe_unwritten_shared")(2, 32, (out,))
+    assert np.all(out[0::2] == 1.0) and np.isnan(out[1::2]).all()
 
 
 def test_barrier_divergence_is_reported(probe):
@@ -64,11 +73,12 @@ def test_atomics(probe, order):
     count, total = np.zeros(1, np.int32), np.zeros(1, np.float32)
     wide, highest, swapped = np.zeros(1, np.uint64), np.full(1, -1, np.int32), \
         np.zeros(1, np.int32)
-    probe.get_function("probe_atomics")(3, (8, 4), (count, total, wide, highest, swapped),
+    last = np.full(1, -1, np.int32)
+    probe.get_function("probe_atomics")(3, (8, 4), (count, total, wide, highest, swapped, last),
                                         order=order, seed=11)
     assert count[0] == 96 and total[0] == 48.0 and int(wide[0]) == 96 << 33
     assert highest[0] == 95
-    assert 1 <= swapped[0] <= 96
+    assert 1 <= swapped[0] <= 96 and 0 <= last[0] < 96
 
 
 def test_arguments_arrive_with_their_c_types(probe):

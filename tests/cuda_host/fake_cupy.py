@@ -1,0 +1,124 @@
+"""A stand-in for the few CuPy APIs gluonlite._kernels calls, backed by NumPy and the
+CPU-built kernels, so that the GPU-only Python code (CuPy runtime, module loading, measured
+dispatch, public entry points) runs in tests without a GPU.
+
+It encodes this project's reading of CuPy's API (``RawModule(code=, options=,
+name_expressions=)``, ``get_function``, ``ndarray.data.ptr``, ``cuda.Event``, ...), so it
+catches mistakes in our code, not misreadings of CuPy: those only a GPU run finds.
+"""
+import ctypes
+import hashlib
+import time
+import types
+
+import numpy
+
+from . import harness
+
+
+class Array(numpy.ndarray):
+    """A NumPy array that also answers CuPy's ``.data.ptr``."""
+
+    @property
+    def data(self):
+        return types.SimpleNamespace(ptr=self.ctypes.data)
+
+
+def as_array(array):
+    """``array`` as an ``Array`` (a view, no copy)."""
+    return numpy.asarray(array).view(Array)
+
+
+class CompileException(Exception):
+    pass
+
+
+class _Event:
+    def record(self, stream=None):
+        self.at = time.perf_counter()
+
+    def synchronize(self):
+        pass
+
+
+class _Device:
+    def __init__(self, device=0):
+        self.id = device
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _host_buffer(address: int, transposed: bool, rows: int, cols: int, ld: int):
+    """The uint16 elements a column-major rows x cols operand spans from ``address``."""
+    stored_rows, stored_cols = (cols, rows) if transposed else (rows, cols)
+    count = max(0, ld * (stored_cols - 1) + stored_rows)
+    return numpy.ctypeslib.as_array((ctypes.c_uint16 * count).from_address(address))
+
+
+class _Cublas:
+    """cupy.cuda.cublas's gemmEx and pointer-mode calls, emulated for bfloat16 only."""
+
+    def __init__(self):
+        self.mode = 1  # not HOST: the caller must set it, as CuPy may leave it so
+
+    def getPointerMode(self, handle):
+        return self.mode
+
+    def setPointerMode(self, handle, mode):
+        self.mode = mode
+
+    def gemmEx(self, handle, transa, transb, m, n, k, alpha, a, atype, lda, b, btype, ldb,
+               beta, c, ctype, ldc, compute_type, algo):
+        from .reference import gemm_ex_bf16
+        assert self.mode == 0, "alpha and beta are host pointers: CUBLAS_POINTER_MODE_HOST"
+        assert (atype, btype, ctype, compute_type, algo) == (14, 14, 14, 68, -1)
+        assert transa in (0, 1) and transb in (0, 1)
+        alpha_value = ctypes.c_float.from_address(alpha).value
+        assert alpha_value == 1.0
+        gemm_ex_bf16(bool(transa), bool(transb), m, n, k,
+                     _host_buffer(a, transa, m, k, lda), lda,
+                     _host_buffer(b, transb, k, n, ldb), ldb,
+                     _host_buffer(c, False, m, n, ldc), ldc,
+                     ctypes.c_float.from_address(beta).value)
+
+
+def module(order: str = "forward", sanitize=None) -> types.ModuleType:
+    """A ``cupy`` module whose kernels run in the host harness under ``order``."""
+    fake = types.ModuleType("cupy")
+    fake.__getattr__ = lambda name: getattr(numpy, name)  # everything else is NumPy's
+    fake.empty = lambda shape, dtype=float: as_array(numpy.empty(shape, dtype))
+    fake.zeros = lambda shape, dtype=float: as_array(numpy.zeros(shape, dtype))
+    fake.asarray = lambda a, dtype=None: as_array(numpy.asarray(a, dtype))
+    fake.ascontiguousarray = lambda a, dtype=None: as_array(numpy.ascontiguousarray(a, dtype))
+
+    class RawModule:
+        def __init__(self, code, options=(), name_expressions=()):
+            self.code, self.options, self.expressions = code, options, tuple(name_expressions)
+            self.built = None
+
+        def get_function(self, expression):
+            if self.built is None:
+                path = harness.cache_dir() / (
+                    hashlib.sha256(self.code.encode()).hexdigest()[:16] + ".cu")
+                path.write_text(self.code)
+                try:
+                    self.built = harness.HostModule(path, self.expressions, sanitize)
+                except RuntimeError as e:
+                    raise CompileException(str(e)) from e
+            kernel = self.built.get_function(expression)
+            return lambda grid, block, args, shared_mem=0: kernel(
+                grid, block, args, shared_mem, order=order, seed=7)
+
+    fake.RawModule = RawModule
+    stream = types.SimpleNamespace(synchronize=lambda: None)
+    fake.cuda = types.SimpleNamespace(
+        Device=_Device, Event=_Event, get_current_stream=lambda: stream,
+        get_elapsed_time=lambda start, stop: (stop.at - start.at) * 1e3,
+        runtime=types.SimpleNamespace(getDevice=lambda: 0),
+        cublas=_Cublas(), get_cublas_handle=lambda: 0,
+        compiler=types.SimpleNamespace(CompileException=CompileException))
+    return fake

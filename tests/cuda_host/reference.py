@@ -1,0 +1,91 @@
+"""NumPy references and checks shared by the kernel tests on the CPU harness and on a GPU:
+16-bit test data, the issue's tolerances, retain cases."""
+import numpy as np
+
+from gluonlite import _kernels
+
+# Relative error, max |out - ref| / max |ref|, allowed per storage type (the issue's bounds).
+TOLERANCE = {"float32": 1e-5, "float16": 1e-2, "bfloat16": 1e-2}
+CTYPES = {"float32": "float", "float16": "gl_f16", "bfloat16": "gl_bf16"}
+RETAIN_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def bf16_bits(values) -> np.ndarray:
+    """float32 values rounded to bfloat16 (nearest, ties to even), as raw uint16 bits."""
+    u = np.asarray(values, np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def bf16_values(bits) -> np.ndarray:
+    return (np.asarray(bits, np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def make(rng, shape, dtype: str):
+    """(NumPy array to pass, its exact values in float64) for a storage dtype name;
+    bfloat16 travels as uint16 bits."""
+    values = rng.standard_normal(shape).astype(np.float32)
+    if dtype == "bfloat16":
+        bits = bf16_bits(values)
+        return bits, bf16_values(bits).astype(np.float64)
+    array = values.astype(dtype)
+    return array, array.astype(np.float64)
+
+
+def as_float64(array, dtype: str) -> np.ndarray:
+    return (bf16_values(array) if dtype == "bfloat16" else array).astype(np.float64)
+
+
+def assert_close(out, reference, dtype: str, what: str):
+    """``out`` (NumPy) matches ``reference`` within the tolerance, with nothing unwritten."""
+    values = as_float64(out, dtype)
+    assert values.shape == reference.shape, what
+    assert not np.isnan(values).any(), f"{what}: unwritten (NaN-poisoned) elements remain"
+    if values.size == 0:
+        return
+    scale = max(np.abs(reference).max(), 1e-30)
+    error = np.abs(values - reference).max() / scale
+    assert error < TOLERANCE[dtype], f"{what}: relative error {error:.3g}"
+
+
+def retain_reference(data, indices, row_ids):
+    wanted = np.unique(np.asarray(row_ids, np.int64))
+    keep = np.isin(indices, wanted)
+    return data[keep], indices[keep]
+
+
+def retain_case(rng, k, row_shape, dtype, universe=100):
+    indices = np.sort(rng.choice(universe, size=k, replace=False)).astype(np.int64)
+    data, _ = make(rng, (k,) + row_shape, "float32" if dtype == "float64" else dtype)
+    return (data.astype(np.float64) if dtype == "float64" else data), indices
+
+
+def check_retain(rt, data, indices, row_ids):
+    out, out_indices = _kernels._retain(rt, data, indices, row_ids)
+    ref, ref_indices = retain_reference(data, indices, row_ids)
+    assert out.dtype == data.dtype and out_indices.dtype == np.int64
+    np.testing.assert_array_equal(out_indices, ref_indices)
+    # Bit-exact: a retain only moves bytes (and NaN-poison left behind would differ).
+    assert out.shape == ref.shape
+    assert out.tobytes() == ref.tobytes()
+    return out, out_indices
+
+
+def gemm_ex_bf16(transa: bool, transb: bool, m: int, n: int, k: int, a, lda: int, b,
+                 ldb: int, c, ldc: int, beta: float) -> None:
+    """cuBLAS's column-major ``c = op(a) @ op(b) + beta * c`` (GemmEx, bfloat16 storage as
+    uint16 bits, float32 compute) on flat NumPy buffers, with cuBLAS's argument checks."""
+    def operand(flat, transposed, rows, cols, ld, name):
+        # op(X) is rows x cols; X itself is stored cols x rows when transposed.
+        stored_rows = cols if transposed else rows
+        if ld < max(1, stored_rows):
+            raise ValueError(f"ld{name}={ld} < {stored_rows} (CUBLAS_STATUS_INVALID_VALUE)")
+        i, j = np.arange(rows)[:, None], np.arange(cols)[None, :]
+        at = j + i * ld if transposed else i + j * ld
+        return bf16_values(flat[at]).astype(np.float64)
+    if min(m, n, k) < 0 or ldc < max(1, m):
+        raise ValueError("invalid sizes (CUBLAS_STATUS_INVALID_VALUE)")
+    product = operand(a, transa, m, k, lda, "a") @ operand(b, transb, k, n, ldb, "b")
+    at = np.arange(m)[:, None] + np.arange(n)[None, :] * ldc
+    if beta:
+        product += beta * bf16_values(c[at]).astype(np.float64)
+    c[at] = bf16_bits(product.astype(np.float32))
