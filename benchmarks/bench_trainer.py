@@ -1,9 +1,10 @@
 """Trainer.step throughput (steps/s = pytest-benchmark's OPS) against a bare NumPy update
-loop and PyTorch's ``torch.optim`` foreach/fused paths where torch is importable.
+loop and PyTorch's ``torch.optim`` foreach/fused paths where torch is importable (the peers
+are those of ``gluonlite-bench step``).
 
     python -m pytest benchmarks/bench_trainer.py --benchmark-enable
 
-The parameter set is an MLP's (784-256-128-10, about 235k weights). Gradients are filled
+The parameter set is the ``step`` suite's (100 parameters, 3.3M elements). Gradients are filled
 once and re-marked fresh before each step, so the step alone is timed (no forward or
 backward). Under ``--benchmark-disable`` (the test suite's default) every case runs once.
 """
@@ -13,11 +14,14 @@ import numpy as np
 import pytest
 
 import gluonlite as mx
-from gluonlite import gluon
+from gluonlite import _backend, gluon
+from gluonlite.bench import step as step_suite, targets
+from gluonlite.bench.workload import Skip
 
-SHAPES = [(256, 784), (256,), (128, 256), (128,), (10, 128), (10,)]
-HYPER = {"sgd": {"learning_rate": 0.01, "momentum": 0.9, "wd": 1e-4},
-         "adam": {"learning_rate": 0.001, "wd": 1e-4}}
+# The model of ``gluonlite-bench step`` (50 layers of [256, 256] weights and [256] biases), so
+# the Trainer and its peers below update the same arrays.
+SHAPES = step_suite.layer_shapes(step_suite.specs(None, quick=False)[0])
+HYPER = step_suite.HYPER
 
 
 def _device_sets():
@@ -70,58 +74,25 @@ def test_trainer_step(benchmark, devices, optimizer, fused):
     assert all((first[0].asnumpy() == r.asnumpy()).all() for r in first[1:])
 
 
-@pytest.mark.parametrize("optimizer", sorted(HYPER))
-def test_numpy_loop(benchmark, optimizer):
-    """The floor: MXNet's update written as a plain NumPy loop over the same arrays."""
-    rng = np.random.default_rng(0)
-    weights = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
-    grads = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
-    m = [np.zeros_like(w) for w in weights]
-    v = [np.zeros_like(w) for w in weights]
-    hp = HYPER[optimizer]
-    lr, wd, scale = hp["learning_rate"], hp["wd"], 1 / 64
-
-    def sgd_step():
-        for w, g, mom in zip(weights, grads, m):
-            mom *= 0.9
-            mom -= lr * (g * scale + wd * w)
-            w += mom
-
-    t = [0]
-
-    def adam_step():
-        t[0] += 1
-        lr_t = lr * np.sqrt(1 - 0.999 ** t[0]) / (1 - 0.9 ** t[0])
-        for w, g, mean, var in zip(weights, grads, m, v):
-            g = g * scale + wd * w
-            mean *= 0.9
-            mean += 0.1 * g
-            var *= 0.999
-            var += 0.001 * g * g
-            w -= lr_t * mean / (np.sqrt(var) + 1e-8)
-
-    benchmark(sgd_step if optimizer == "sgd" else adam_step)
-    assert all(np.isfinite(w).all() for w in weights)
+def _peer_params():
+    """The CLI's ``step`` peers (a per-tensor NumPy/CuPy loop, torch.optim foreach/fused),
+    built by ``gluonlite.bench.step`` so both harnesses time the very same code."""
+    cases = []
+    for target in targets.resolve("all"):
+        for spec in step_suite.specs(target, quick=False):
+            for impl in step_suite.implementations(spec, target):
+                if impl != "gluonlite":
+                    cases.append(pytest.param(target, spec, impl,
+                                              id=f"{target.name}-{spec['optimizer']}-{impl}"))
+    return cases
 
 
-@pytest.mark.parametrize("impl", ["foreach", "fused"])
-@pytest.mark.parametrize("optimizer", sorted(HYPER))
-def test_torch_optim(benchmark, optimizer, impl):
-    torch = pytest.importorskip("torch")
-    weights = [torch.nn.Parameter(torch.randn(s)) for s in SHAPES]
-    for w in weights:
-        w.grad = torch.randn(w.shape)
-    hp = HYPER[optimizer]
-    kwargs = {impl: True}
+@pytest.mark.parametrize("target, spec, impl", _peer_params())
+def test_peer_step(benchmark, target, spec, impl):
     try:
-        if optimizer == "sgd":
-            opt = torch.optim.SGD(weights, lr=hp["learning_rate"], momentum=0.9,
-                                  weight_decay=hp["wd"], **kwargs)
-        else:
-            opt = torch.optim.Adam(weights, lr=hp["learning_rate"], weight_decay=hp["wd"],
-                                   **kwargs)
-        opt.step()
-    except (RuntimeError, TypeError) as e:  # fused needs a recent torch (and CPU support)
-        pytest.skip(f"torch.optim {optimizer} {impl}=True unavailable here: {e}")
-    benchmark(opt.step)
-    assert all(torch.isfinite(w).all() for w in weights)
+        workload = step_suite.implementations(spec, target)[impl]()
+    except Skip as e:  # e.g. torch without fused kernels for this device
+        pytest.skip(str(e))
+    with _backend.on(target.primary):
+        benchmark(workload.fn)
+    assert workload.work == sum(int(np.prod(s)) for s in step_suite.layer_shapes(spec))
