@@ -8,6 +8,9 @@ pytest-benchmark, torch) and installs nothing:
    inputs, both fully-connected paths, PTX fast path vs portable path) and, where nvcc is
    there, the registers / shared memory / spills of every kernel for sm_90;
 3. the kernel benchmarks (benchmarks/bench_kernels.py) with timing enabled;
+4. ``gluonlite-bench --device gpu`` (every suite's GPU tables with ratios against CuPy, torch
+   and copies; ``GPU_CHECK_BENCH_ARGS`` adds arguments, e.g. ``--quick`` or a suite list),
+   its output in ``bench_cli.txt`` and its raw timings in ``bench_cli.json``;
 
 then writes ``gpu_check.json`` and ``gpu_check.md`` (a short table: TFLOP/s, GB/s and the
 ratios against cuBLAS-through-CuPy, torch and a device-to-device copy) into
@@ -134,6 +137,19 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def run_bench_cli(out: Path) -> dict:
+    """``python -m gluonlite.bench --device gpu``; its tables are printed and kept."""
+    extra = os.environ.get("GPU_CHECK_BENCH_ARGS", "").split()
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "gluonlite.bench", "--device", "gpu",
+                           "--json", str(out / "bench_cli.json"), *extra],
+                          cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    (out / "bench_cli.txt").write_text(proc.stdout + proc.stderr)
+    print(proc.stdout, flush=True)
+    return {"returncode": proc.returncode, "seconds": round(time.monotonic() - start, 1)}
+
+
 def main() -> int:
     out = Path(os.environ.get("GPU_CHECK_OUT") or ROOT / "build" / "gpu-check").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -166,6 +182,9 @@ def main() -> int:
     print(f"benchmarks: {report['benchmarks_run']['summary']}", flush=True)
     rows = benchmark_rows(bench_json) if bench_json.exists() else []
     report["benchmarks"] = rows
+    report["bench_cli"] = run_bench_cli(out)
+    print(f"gluonlite-bench --device gpu: exit {report['bench_cli']['returncode']} "
+          f"(tables in {out / 'bench_cli.txt'})", flush=True)
     table = format_table(rows)
     resources = report["kernel_resources"]
     if isinstance(resources, list):
@@ -186,7 +205,7 @@ def main() -> int:
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
     print("\n" + header + table)
     failed = any(report[k]["returncode"] != 0 for k in ("suite", "kernel_checks",
-                                                        "benchmarks_run"))
+                                                        "benchmarks_run", "bench_cli"))
     return 1 if failed else 0
 
 
