@@ -44,10 +44,14 @@ def xp(device: Device):
     return cupy()
 
 
+# nullcontext holds no state, so one instance serves every CPU op (ops create one per call).
+_NO_CONTEXT = contextlib.nullcontext()
+
+
 def on(device: Device):
     """Context in which newly created arrays land on ``device`` (CuPy's current device)."""
     if device.device_type == "cpu":
-        return contextlib.nullcontext()
+        return _NO_CONTEXT
     check_available(device)
     return cupy().cuda.Device(device.device_id)
 

@@ -150,7 +150,9 @@ def _i32(name: str, value: int) -> numpy.int32:
 # fully-connected
 
 
+@functools.lru_cache(maxsize=None)
 def _fc_ctype(dtype) -> str | None:
+    # Memoised: dtype.name is a Python-level property costing microseconds per call.
     return _FC_CTYPES.get(numpy.dtype(dtype).name)
 
 

@@ -199,21 +199,23 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
         xp = h._xp
         g = xp.ones(h.shape, dtype=h.dtype) if hg is None else _raw_grad(hg, h)
         grads[id(h)] = _accumulate(grads.get(id(h)), g, xp)
-    for x in _topological_order(heads):
-        g = grads.pop(id(x), None)
-        if g is None:
-            continue
-        node = x._node
-        if node is None:
-            x._deposit_grad(g)
-            continue
-        with _Scope(False, None):
+    # The backward functions are not recorded themselves; one scope around the whole walk
+    # (not one per node) keeps a long graph's bookkeeping off the critical path.
+    with _Scope(False, None):
+        for x in _topological_order(heads):
+            g = grads.pop(id(x), None)
+            if g is None:
+                continue
+            node = x._node
+            if node is None:
+                x._deposit_grad(g)
+                continue
             input_grads = node.backward(g)
-        for inp, ig in zip(node.inputs, input_grads):
-            if ig is not None and requires_grad(inp):
-                grads[id(inp)] = _accumulate(grads.get(id(inp)), ig, inp._xp)
-        if not retain_graph:
-            x._node = None
+            for inp, ig in zip(node.inputs, input_grads):
+                if ig is not None and requires_grad(inp):
+                    grads[id(inp)] = _accumulate(grads.get(id(inp)), ig, inp._xp)
+            if not retain_graph:
+                x._node = None
 
 
 def _raw_grad(hg, head):

@@ -9,6 +9,9 @@ array([[3., 3., 3., 3.],
 """
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy
 
 from . import _backend, autograd, random
@@ -47,27 +50,56 @@ def is_np_shape() -> bool:
 def _check_same_device(op, *arrays):
     device = arrays[0].device
     for a in arrays[1:]:
-        if a is not None and a.device != device:
+        # Identity first: operands usually share one Device object, and the dataclass
+        # equality costs more than the rest of a small op.
+        if a is not None and a.device is not device and a.device != device:
             raise _device_mismatch(op, device, a.device)
     return device
 
 
+# NumPy's matmul and sum of float16/bfloat16 accumulate in the 16-bit type (bfloat16 sums of
+# a few hundred rows are off by percents); compute in float32 and round once, as the GPU
+# kernels and cuBLAS do.
+@functools.lru_cache(maxsize=None)
+def _cpu_fc_compute(dtype):
+    # Memoised: dtype.name is a Python-level property costing microseconds per call.
+    return numpy.dtype(numpy.float32) if dtype.name in ("float16", "bfloat16") else None
+
+
 def _fc_raw(xp, x2, w, b):
-    if xp is numpy:
+    if xp is not numpy:
+        from . import _kernels
+        return _kernels.fc_forward(x2, w, b)
+    compute = _cpu_fc_compute(x2.dtype)
+    if compute is None:
         y = x2 @ w.T
         if b is not None:
             y += b
         return y
-    from . import _kernels
-    return _kernels.fc_forward(x2, w, b)
+    y = x2.astype(compute) @ w.astype(compute).T
+    if b is not None:
+        y += b.astype(compute)
+    return y.astype(x2.dtype)
 
 
 def _fc_backward_raw(xp, dy, x2, w, need_dx, need_dw, need_db):
-    if xp is numpy:
-        return (dy @ w if need_dx else None, dy.T @ x2 if need_dw else None,
-                dy.sum(axis=0) if need_db else None)
-    from . import _kernels
-    return _kernels.fc_backward(dy, x2, w, need_dx=need_dx, need_dw=need_dw, need_db=need_db)
+    if xp is not numpy:
+        from . import _kernels
+        return _kernels.fc_backward(dy, x2, w, need_dx=need_dx, need_dw=need_dw,
+                                    need_db=need_db)
+    dtype = x2.dtype
+    compute = _cpu_fc_compute(dtype)
+    if compute is not None:
+        dy, x2, w = dy.astype(compute), x2.astype(compute), w.astype(compute)
+    grads = (dy @ w if need_dx else None, dy.T @ x2 if need_dw else None,
+             dy.sum(axis=0) if need_db else None)
+    if compute is None:
+        return grads
+    return tuple(None if g is None else g.astype(dtype) for g in grads)
+
+
+def _contiguous(xp, a):
+    return a if a.flags.c_contiguous else xp.ascontiguousarray(a)
 
 
 def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatten=True):
@@ -79,6 +111,8 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
         weight: ``[num_hidden, in_units]``.
         bias: ``[num_hidden]``, ignored (and may be None) when ``no_bias``.
         num_hidden: output units; checked against ``weight``.
+
+    float16 and bfloat16 inputs are multiplied and summed in float32 and rounded once.
     """
     if no_bias:
         bias = None
@@ -86,25 +120,27 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
         raise ValueError("fully_connected: bias is None but no_bias=False; pass a bias or "
                          "no_bias=True")
     device = _check_same_device("fully_connected", x, weight, bias)
-    if weight.ndim != 2:
+    w_shape = weight._data.shape
+    if len(w_shape) != 2:
         raise ValueError(f"fully_connected: weight must be 2-D [num_hidden, in_units], got "
                          f"shape {weight.shape}")
-    units, in_units = weight.shape
+    units, in_units = w_shape
     if num_hidden is not None and num_hidden != units:
         raise ValueError(f"fully_connected: num_hidden={num_hidden} but weight has shape "
                          f"{weight.shape} (expected [{num_hidden}, in_units])")
-    if bias is not None and bias.shape != (units,):
+    if bias is not None and bias._data.shape != (units,):
         raise ValueError(f"fully_connected: bias has shape {bias.shape}, expected ({units},) "
                          f"for weight of shape {weight.shape}")
-    lead = x.shape[:1] if flatten else x.shape[:-1]
-    x_in = int(numpy.prod(x.shape[1:])) if flatten else (x.shape[-1] if x.ndim else 1)
-    if x.ndim == 0 or x_in != in_units:
+    x_shape = x._data.shape
+    lead = x_shape[:1] if flatten else x_shape[:-1]
+    x_in = math.prod(x_shape[1:]) if flatten else (x_shape[-1] if x_shape else 1)
+    if not x_shape or x_in != in_units:
         raise ValueError(f"fully_connected: input of shape {x.shape} gives {x_in} input "
                          f"units (flatten={flatten}), but weight of shape {weight.shape} "
                          f"expects {in_units}")
     xp = x._xp
     with _backend.on(device):
-        x2 = xp.ascontiguousarray(x._data.reshape(-1, in_units))
+        x2 = _contiguous(xp, x._data.reshape(-1, in_units))
         y = _fc_raw(xp, x2, weight._data, None if bias is None else bias._data)
         out = ndarray(y.reshape(lead + (units,)), device)
     inputs = (x, weight) if bias is None else (x, weight, bias)
@@ -112,9 +148,9 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
     def backward(g):
         need = [autograd.requires_grad(a) for a in inputs] + [False]
         with _backend.on(device):
-            dx, dw, db = _fc_backward_raw(xp, xp.ascontiguousarray(g.reshape(-1, units)), x2,
+            dx, dw, db = _fc_backward_raw(xp, _contiguous(xp, g.reshape(-1, units)), x2,
                                           weight._data, need[0], need[1], need[2])
-        return (None if dx is None else dx.reshape(x.shape), dw, db)[:len(inputs)]
+        return (None if dx is None else dx.reshape(x_shape), dw, db)[:len(inputs)]
     return record_op(out, inputs, backward)
 
 

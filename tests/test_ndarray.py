@@ -205,6 +205,41 @@ def test_fully_connected_shape_errors_name_the_shapes(device):
         mx.npx.fully_connected(x, w, None, num_hidden=4)
 
 
+def _half_dtypes():
+    dtypes = ["float16"]
+    try:
+        import ml_dtypes  # noqa: F401 - NumPy holds bfloat16 only through it
+        dtypes.append("bfloat16")
+    except ImportError:
+        pass
+    return dtypes
+
+
+@pytest.mark.parametrize("dtype", _half_dtypes())
+def test_fully_connected_16bit_accumulates_in_float32(device, dtype):
+    # 512 rows of positive values: a 16-bit running sum (NumPy's own for float16/bfloat16)
+    # is off by percents in db and in long dot products; float32 accumulation is within
+    # one 16-bit rounding of the float64 result.
+    rng = numpy.random.default_rng(3)
+    x_h, w_h, b_h, dy_h = (rng.uniform(0.5, 1.5, s) for s in [(512, 256), (8, 256), (8,),
+                                                              (512, 8)])
+    arrays = [mx.np.array(a, dtype=dtype, device=device) for a in (x_h, w_h, b_h)]
+    x64, w64, b64 = (a.asnumpy().astype(numpy.float64) for a in arrays)
+    for a in arrays:
+        a.attach_grad()
+    dy = mx.np.array(dy_h, dtype=dtype, device=device)
+    dy64 = dy.asnumpy().astype(numpy.float64)
+    with mx.autograd.record():
+        y = mx.npx.fully_connected(*arrays, num_hidden=8)
+    y.backward(dy)
+    eps = 2.0 ** (-10 if dtype == "float16" else -7)  # one rounding of the result
+    for got, expected in [(y, x64 @ w64.T + b64), (arrays[0].grad, dy64 @ w64),
+                          (arrays[1].grad, dy64.T @ x64), (arrays[2].grad, dy64.sum(0))]:
+        assert got.dtype == numpy.dtype(arrays[0].dtype)
+        error = numpy.abs(got.asnumpy().astype(numpy.float64) - expected) / expected
+        assert error.max() <= eps, (dtype, error.max())
+
+
 def test_fully_connected_empty_batch(device):
     out = mx.npx.fully_connected(mx.np.zeros((0, 3), device=device),
                                  mx.np.ones((2, 3), device=device),
