@@ -7,16 +7,18 @@ and memoised per (device, source file, type), never at import.
 The launch logic (argument checks, grid sizes, output allocation) lives in the private
 ``_fc_forward``, ``_fc_backward`` and ``_retain``, which take a *runtime*: an object with
 ``xp`` (the array module), ``empty(shape, dtype)``, ``ptr(array)``,
-``gemm_bf16(...)`` (cuBLAS's GemmEx on bfloat16) and
+``gemm(data_type, ...)`` (cuBLAS's column-major GemmEx) and
 ``kernel(source, type_key, name_expression)`` returning a callable
 ``kernel(grid, block, args)`` like ``cupy.RawKernel``. On a GPU that runtime is
 ``_CupyRuntime``; the CPU host harness in ``tests/cuda_host/`` supplies one that runs the same
 ``.cu`` sources compiled with g++, so the code below is exercised without a GPU.
 
 Fully-connected dispatch: per (device, operation, shape, dtype) the faster of the custom
-kernel and cuBLAS (``cupy.matmul`` plus the fused-bias epilogue kernel; for bfloat16, which
-CuPy's matmul lacks, ``cublasGemmEx`` called directly) is measured once on the GPU in use
-and cached. ``set_fc_path('kernel' | 'cublas' | 'auto')``, ``with
+kernel and cuBLAS (``cublasGemmEx`` with float32 compute, called directly, plus the
+fused-bias epilogue kernel) is measured once on the GPU in use and cached. Calling GemmEx
+directly rather than through ``cupy.matmul`` serves bfloat16 (which CuPy's matmul may lack),
+accumulates ``dW`` in place for ``grad_req='add'`` (beta = 1, no temporary), and skips
+matmul's generic shape handling on small, launch-bound shapes. ``set_fc_path('kernel' | 'cublas' | 'auto')``, ``with
 fc_path(...)`` or the environment variable ``GLUONLITE_FC_PATH`` force one path.
 """
 from __future__ import annotations
@@ -44,10 +46,10 @@ _FC_PATHS = ("auto", "kernel", "cublas")
 _FC_CTYPES = {"float32": "float", "float16": "gl_f16", "bfloat16": "gl_bf16"}
 # The GEMM's operand layouts (A r-contiguous, B r-contiguous); see fully_connected.cu.
 _GEMM_LAYOUTS = {"fwd": (True, True), "dx": (True, False), "dw": (False, False)}
-# cuBLAS constants (cublas_api.h, library_types.h) for the bfloat16 GEMM, which CuPy's matmul
-# does not offer: CUDA_R_16BF, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT,
-# CUBLAS_POINTER_MODE_HOST, then the operations.
-_CUDA_R_16BF = 14
+# cuBLAS constants (library_types.h, cublas_api.h): the cudaDataType of each storage type
+# (CUDA_R_32F, CUDA_R_16F, CUDA_R_16BF), CUBLAS_COMPUTE_32F (float32 accumulation for all
+# three, never TF32), CUBLAS_GEMM_DEFAULT, CUBLAS_POINTER_MODE_HOST, then the operations.
+_CUDA_DATA_TYPES = {"float": 0, "gl_f16": 2, "gl_bf16": 14}
 _CUBLAS_COMPUTE_32F = 68
 _CUBLAS_GEMM_DEFAULT = -1
 _CUBLAS_POINTER_MODE_HOST = 0
@@ -175,9 +177,9 @@ def _gemm_name(ctype: str, layout: str) -> str:
     return f"fc_gemm<{ctype},{str(a_contig).lower()},{str(b_contig).lower()}>"
 
 
-def _blas_bf16(rt, layout: str, a, lda: int, b, ldb: int, c, ldc: int, ni: int, nj: int,
-               nr: int, accumulate: bool) -> None:
-    """The product of ``_gemm`` (no bias) through cuBLAS for bfloat16.
+def _blas(rt, ctype: str, layout: str, a, lda: int, b, ldb: int, c, ldc: int, ni: int,
+          nj: int, nr: int, accumulate: bool) -> None:
+    """The product of ``_gemm`` (no bias) through cuBLAS's GemmEx.
 
     cuBLAS is column-major, where a row-major [rows, cols] array reads as its transpose, so
     c^T (nj x ni, leading dimension ldc) = B (nj x nr) @ A^T (nr x ni); each operand is
@@ -185,11 +187,11 @@ def _blas_bf16(rt, layout: str, a, lda: int, b, ldb: int, c, ldc: int, ni: int, 
     """
     if nr == 0:  # an empty sum: not asked of cuBLAS
         if not accumulate:
-            c[...] = 0  # +0.0 in bfloat16 bits too
+            c[...] = 0  # +0.0 in float32, float16 and bfloat16 bits alike
         return
     a_contig, b_contig = _GEMM_LAYOUTS[layout]
-    rt.gemm_bf16(b_contig, not a_contig, nj, ni, nr, b, ldb, a, lda, c, ldc,
-                 1.0 if accumulate else 0.0)
+    rt.gemm(_CUDA_DATA_TYPES[ctype], b_contig, not a_contig, nj, ni, nr, b, ldb, a, lda, c,
+            ldc, accumulate)
 
 
 def _gemm(rt, ctype: str, layout: str, a, lda: int, b, ldb: int, bias, c, ldc: int,
@@ -247,10 +249,7 @@ def _fc_forward(rt, x, w, b, path: str, ctype: str | None = None):
     if n == 0 or m == 0:
         return y
     if path == "cublas":
-        if ctype == "gl_bf16":
-            _blas_bf16(rt, "fwd", x, k, w, k, y, m, n, m, k, accumulate=False)
-        else:
-            xp.matmul(x, w.T, out=y)
+        _blas(rt, ctype, "fwd", x, k, w, k, y, m, n, m, k, accumulate=False)
         if b is not None:
             _bias_add(rt, ctype, y, b)
     else:
@@ -273,10 +272,8 @@ def _fc_backward(rt, dy, x, w, need_dx: bool, need_dw: bool, need_db: bool, path
     if need_dx:
         dx = rt.empty((n, k), x.dtype)
         if n and k:
-            if path_dx == "cublas" and ctype == "gl_bf16":
-                _blas_bf16(rt, "dx", dy, m, w, k, dx, k, n, k, m, accumulate=False)
-            elif path_dx == "cublas":
-                xp.matmul(dy, w, out=dx)
+            if path_dx == "cublas":
+                _blas(rt, ctype, "dx", dy, m, w, k, dx, k, n, k, m, accumulate=False)
             else:
                 _gemm(rt, ctype, "dx", dy, m, w, k, None, dx, k, n, k, m, accumulate=False)
     if need_dw:
@@ -290,14 +287,9 @@ def _fc_backward(rt, dy, x, w, need_dx: bool, need_dw: bool, need_db: bool, path
                                  f"{tuple(accumulate_dw.shape)}")
             dw = accumulate_dw
         if m and k:
-            if path_dw == "cublas" and ctype == "gl_bf16":
-                _blas_bf16(rt, "dw", dy, m, x, k, dw, k, m, k, n,
-                           accumulate=accumulate_dw is not None)
-            elif path_dw == "cublas":
-                if accumulate_dw is None:
-                    xp.matmul(dy.T, x, out=dw)
-                else:
-                    dw += xp.matmul(dy.T, x)
+            if path_dw == "cublas":
+                _blas(rt, ctype, "dw", dy, m, x, k, dw, k, m, k, n,
+                      accumulate=accumulate_dw is not None)
             else:
                 _gemm(rt, ctype, "dw", dy, m, x, k, None, dw, k, m, k, n,
                       accumulate=accumulate_dw is not None)
@@ -362,6 +354,15 @@ def _retain(rt, data, indices, row_ids):
 # CuPy runtime, loader and dispatch
 
 
+# alpha = 1 and beta = 0 (write) or 1 (accumulate), as float32 (the scale type of
+# CUBLAS_COMPUTE_32F) in host memory that lives as long as the module, indexed by accumulate.
+_GEMM_SCALAR_VALUES = numpy.array([1.0, 0.0, 1.0], numpy.float32)
+_GEMM_SCALARS = {
+    accumulate: (_GEMM_SCALAR_VALUES.ctypes.data,
+                 _GEMM_SCALAR_VALUES.ctypes.data + (2 if accumulate else 1) * 4)
+    for accumulate in (False, True)}
+
+
 class _CupyRuntime:
     """Launches the kernels on the current CuPy device.
 
@@ -381,22 +382,21 @@ class _CupyRuntime:
     def ptr(array) -> int:
         return array.data.ptr
 
-    def gemm_bf16(self, transa: bool, transb: bool, m: int, n: int, k: int, a, lda: int, b,
-                  ldb: int, c, ldc: int, beta: float) -> None:
-        """cuBLAS's column-major ``c = op(a) @ op(b) + beta * c`` on bfloat16 storage with
-        float32 compute (cublasGemmEx), on the current stream."""
+    def gemm(self, data_type: int, transa: bool, transb: bool, m: int, n: int, k: int, a,
+             lda: int, b, ldb: int, c, ldc: int, accumulate: bool) -> None:
+        """cuBLAS's column-major ``c = op(a) @ op(b) (+ c)`` (cublasGemmEx) on storage of
+        ``data_type`` with float32 compute, on the current stream."""
         cuda = self.xp.cuda
         handle = cuda.get_cublas_handle()
-        scalars = numpy.array([1.0, beta], numpy.float32)  # alpha, beta in host memory
+        alpha, beta = _GEMM_SCALARS[bool(accumulate)]
         # The handle is shared with CuPy, which may leave another pointer mode set.
         mode = cuda.cublas.getPointerMode(handle)
         cuda.cublas.setPointerMode(handle, _CUBLAS_POINTER_MODE_HOST)
         try:
             cuda.cublas.gemmEx(
-                handle, _CUBLAS_OP[transa], _CUBLAS_OP[transb], m, n, k, scalars.ctypes.data,
-                a.data.ptr, _CUDA_R_16BF, lda, b.data.ptr, _CUDA_R_16BF, ldb,
-                scalars.ctypes.data + scalars.itemsize, c.data.ptr, _CUDA_R_16BF, ldc,
-                _CUBLAS_COMPUTE_32F, _CUBLAS_GEMM_DEFAULT)
+                handle, _CUBLAS_OP[transa], _CUBLAS_OP[transb], m, n, k, alpha,
+                a.data.ptr, data_type, lda, b.data.ptr, data_type, ldb, beta, c.data.ptr,
+                data_type, ldc, _CUBLAS_COMPUTE_32F, _CUBLAS_GEMM_DEFAULT)
         finally:
             cuda.cublas.setPointerMode(handle, mode)
 
@@ -459,8 +459,9 @@ def _measure(run: Callable[[str], object], repeats: int = 3) -> str:
     """The faster path for ``run`` on the current device, timed with CUDA events after a
     warm-up call (which also compiles the kernel and lets cuBLAS pick its algorithm).
 
-    cuBLAS through CuPy may not support a dtype (bfloat16 on some CuPy versions), in which
-    case it is no candidate; an error of the custom kernel is a bug and propagates."""
+    cuBLAS may refuse a dtype on the GPU in use (bfloat16 GemmEx before compute capability
+    8.0), in which case it is no candidate; an error of the custom kernel is a bug and
+    propagates."""
     import cupy
     stream = cupy.cuda.get_current_stream()
     timings = {}
@@ -513,7 +514,7 @@ def fc_forward(x, w, b=None):
     rt = _runtime()
     if _fc_ctype(x.dtype) is None:
         return _plain_fc_forward(x, w, b)
-    key = ("fwd", x.shape[0], w.shape[0], x.shape[1], x.dtype.str, b is not None)
+    key = ("fwd", x.shape[0], w.shape[0], x.shape[1], x.dtype, b is not None)
     path = _choose(key, lambda p: _fc_forward(rt, x, w, b, p))
     return _fc_forward(rt, x, w, b, path)
 
@@ -538,7 +539,7 @@ def fc_backward(dy, x, w, need_dx=True, need_dw=True, need_db=True, accumulate_d
                 accumulate_dw += dw
                 dw = accumulate_dw
         return dx, dw, (dy.sum(axis=0) if need_db else None)
-    shape = (x.shape[0], w.shape[0], x.shape[1], x.dtype.str)
+    shape = (x.shape[0], w.shape[0], x.shape[1], x.dtype)
     path_dx = path_dw = "kernel"
     if need_dx:
         path_dx = _choose(("dx",) + shape, lambda p: _fc_backward(

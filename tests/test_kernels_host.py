@@ -17,7 +17,7 @@ import pytest
 
 from tests.cuda_host import fake_cupy, harness
 from tests.cuda_host.reference import (CTYPES, RETAIN_DTYPES, TOLERANCE, as_float64, assert_close,
-                                  bf16_bits, bf16_values, check_retain, gemm_ex_bf16, make,
+                                  bf16_bits, bf16_values, check_retain, gemm_ex, make,
                                   retain_case)
 from gluonlite import _kernels
 
@@ -70,8 +70,8 @@ def test_fc_forward_kernel(rt, rng, shape, dtype, bias):
 @pytest.mark.parametrize("shape", [(1, 1, 1), (65, 67, 17), (300, 3, 2), (0, 4, 2),
                                    (4, 3, 0)], ids=lambda s: "x".join(map(str, s)))
 def test_fc_forward_cublas_path_bias_epilogue(rt, rng, shape, dtype):
-    # On the CPU, xp.matmul (and for bfloat16 a NumPy emulation of cuBLAS's column-major
-    # GemmEx) stands in for cuBLAS; the bias epilogue kernel is the real one.
+    # On the CPU a NumPy emulation of cuBLAS's column-major GemmEx stands in for cuBLAS;
+    # the bias epilogue kernel is the real one.
     n, m, k = shape
     (x, xr), (w, wr), (b, br) = (make(rng, s, dtype) for s in ((n, k), (m, k), (m,)))
     y = _kernels._fc_forward(rt, x, w, b, "cublas", ctype=ctype_of(dtype))
@@ -111,25 +111,33 @@ def test_16_bit_conversions_round_to_nearest_even(rt, dtype):
         assert ((magnitudes > 0) & (magnitudes < 2.0**-14)).any()
 
 
+@pytest.mark.parametrize("data_type, dtype", [(0, "float32"), (2, "float16"),
+                                               (14, "bfloat16")])
 @pytest.mark.parametrize("transa, transb", [(False, False), (True, False), (False, True),
                                             (True, True)])
-def test_cublas_emulation_is_column_major(rng, transa, transb):
-    # The oracle of the bfloat16 cuBLAS path, checked against Fortran-order reshapes.
+def test_cublas_emulation_is_column_major(rng, transa, transb, data_type, dtype):
+    # The oracle of the cuBLAS path, checked against Fortran-order reshapes.
     m, n, k, lda, ldb, ldc = 3, 4, 5, 7, 6, 5
-    a, b, c = (bf16_bits(rng.standard_normal(size)) for size in (lda * 5, ldb * 5, ldc * n))
+    bits_type = np.uint32 if dtype == "float32" else np.uint16
+    a, b, c = (make(rng, size, dtype)[0].view(bits_type)
+               for size in (lda * 5, ldb * 5, ldc * n))
     c0 = c.copy()
-    stored_a = bf16_values(a[:lda * (m if transa else k)]).reshape(lda, -1, order="F")
-    stored_b = bf16_values(b[:ldb * (k if transb else n)]).reshape(ldb, -1, order="F")
+    values = lambda bits: as_float64(bits if dtype == "bfloat16" else bits.view(dtype), dtype)  # noqa: E731
+    stored_a = values(a[:lda * (m if transa else k)]).reshape(lda, -1, order="F")
+    stored_b = values(b[:ldb * (k if transb else n)]).reshape(ldb, -1, order="F")
     op_a = stored_a[:k, :m].T if transa else stored_a[:m, :k]
     op_b = stored_b[:n, :k].T if transb else stored_b[:k, :n]
-    old = bf16_values(c0).reshape(ldc, n, order="F")[:m].astype(np.float64)
-    gemm_ex_bf16(transa, transb, m, n, k, a, lda, b, ldb, c, ldc, 0.5)
-    got = bf16_values(c).reshape(ldc, n, order="F")
-    np.testing.assert_allclose(got[:m], op_a.astype(np.float64) @ op_b + 0.5 * old,
-                               rtol=1e-2, atol=1e-2)
+    old = values(c0).reshape(ldc, n, order="F")[:m]
+    gemm_ex(data_type, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, 0.5)
+    got = values(c).reshape(ldc, n, order="F")
+    tolerance = TOLERANCE[dtype]
+    np.testing.assert_allclose(got[:m], op_a @ op_b + 0.5 * old, rtol=tolerance,
+                               atol=tolerance)
     np.testing.assert_array_equal(c.reshape(n, ldc)[:, m:], c0.reshape(n, ldc)[:, m:])
     with pytest.raises(ValueError, match="INVALID_VALUE"):
-        gemm_ex_bf16(transa, transb, m, n, k, a, 1, b, ldb, c, ldc, 0.0)
+        gemm_ex(data_type, transa, transb, m, n, k, a, 1, b, ldb, c, ldc, 0.0)
+    with pytest.raises(TypeError, match="bits"):  # bits of the wrong width are refused
+        gemm_ex(data_type, transa, transb, m, n, k, a.view(np.uint8), lda, b, ldb, c, ldc, 0)
 
 
 def test_bias_epilogue_strides_rows_over_the_grid_limit(monkeypatch):
@@ -379,19 +387,26 @@ def test_measurement_picks_the_faster_path(cupy_stand_in, monkeypatch):
         _kernels._measure(lambda path: 1 / 0)
 
 
-def test_bf16_cublas_path_through_the_cupy_runtime(cupy_stand_in, rng):
-    # _CupyRuntime.gemm_bf16's call of cublas.gemmEx (arguments, pointer mode) as the
-    # stand-in reads them.
+@pytest.mark.parametrize("dtype", FC_DTYPES)
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_cublas_path_through_the_cupy_runtime(cupy_stand_in, rng, dtype, accumulate):
+    # _CupyRuntime.gemm's call of cublas.gemmEx (arguments, data types, alpha/beta, pointer
+    # mode) as the stand-in reads them: one GemmEx per product, dW accumulated by cuBLAS
+    # itself (beta = 1) rather than through a temporary.
     rt = _kernels._runtime()
     (x, xr), (w, wr), (b, br), (dy, dyr), (acc, accr) = (
-        make(rng, s, "bfloat16") for s in ((9, 20), (7, 20), (7,), (9, 7), (7, 20)))
+        make(rng, s, dtype) for s in ((9, 20), (7, 20), (7,), (9, 7), (7, 20)))
     x, w, b, dy, acc = map(fake_cupy.as_array, (x, w, b, dy, acc))
-    y = _kernels._fc_forward(rt, x, w, b, "cublas", ctype="gl_bf16")
-    assert_close(y, xr @ wr.T + br, "bfloat16", "y")
+    y = _kernels._fc_forward(rt, x, w, b, "cublas", ctype=ctype_of(dtype))
+    assert_close(y, xr @ wr.T + br, dtype, "y")
     dx, dw, _ = _kernels._fc_backward(rt, dy, x, w, True, True, False, "cublas", "cublas",
-                                      accumulate_dw=acc, ctype="gl_bf16")
-    assert_close(dx, dyr @ wr, "bfloat16", "dx")
-    assert_close(dw, accr + dyr.T @ xr, "bfloat16", "dw")
+                                      accumulate_dw=acc if accumulate else None,
+                                      ctype=ctype_of(dtype))
+    assert_close(dx, dyr @ wr, dtype, "dx")
+    assert_close(dw, (accr if accumulate else 0) + dyr.T @ xr, dtype, "dw")
+    assert (dw is acc) == accumulate
+    data_type = {"float32": 0, "float16": 2, "bfloat16": 14}[dtype]
+    assert cupy_stand_in.cuda.cublas.calls == [data_type] * 3
     assert cupy_stand_in.cuda.cublas.mode == 1  # the caller's pointer mode is restored
 
 

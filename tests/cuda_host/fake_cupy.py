@@ -52,18 +52,21 @@ class _Device:
         return False
 
 
-def _host_buffer(address: int, transposed: bool, rows: int, cols: int, ld: int):
-    """The uint16 elements a column-major rows x cols operand spans from ``address``."""
+def _host_buffer(address: int, bits_type, transposed: bool, rows: int, cols: int, ld: int):
+    """The elements (raw bits) a column-major rows x cols operand spans from ``address``."""
     stored_rows, stored_cols = (cols, rows) if transposed else (rows, cols)
     count = max(0, ld * (stored_cols - 1) + stored_rows)
-    return numpy.ctypeslib.as_array((ctypes.c_uint16 * count).from_address(address))
+    c_type = {2: ctypes.c_uint16, 4: ctypes.c_uint32}[numpy.dtype(bits_type).itemsize]
+    return numpy.ctypeslib.as_array((c_type * count).from_address(address))
 
 
 class _Cublas:
-    """cupy.cuda.cublas's gemmEx and pointer-mode calls, emulated for bfloat16 only."""
+    """cupy.cuda.cublas's gemmEx and pointer-mode calls, emulated for the float32, float16
+    and bfloat16 storage that gluonlite uses."""
 
     def __init__(self):
         self.mode = 1  # not HOST: the caller must set it, as CuPy may leave it so
+        self.calls = []  # data type of each gemmEx call, in order
 
     def getPointerMode(self, handle):
         return self.mode
@@ -73,17 +76,19 @@ class _Cublas:
 
     def gemmEx(self, handle, transa, transb, m, n, k, alpha, a, atype, lda, b, btype, ldb,
                beta, c, ctype, ldc, compute_type, algo):
-        from .reference import gemm_ex_bf16
+        from .reference import GEMM_DATA_TYPES, gemm_ex
         assert self.mode == 0, "alpha and beta are host pointers: CUBLAS_POINTER_MODE_HOST"
-        assert (atype, btype, ctype, compute_type, algo) == (14, 14, 14, 68, -1)
+        assert atype == btype == ctype and atype in GEMM_DATA_TYPES, (atype, btype, ctype)
+        assert (compute_type, algo) == (68, -1)  # CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT
         assert transa in (0, 1) and transb in (0, 1)
-        alpha_value = ctypes.c_float.from_address(alpha).value
-        assert alpha_value == 1.0
-        gemm_ex_bf16(bool(transa), bool(transb), m, n, k,
-                     _host_buffer(a, transa, m, k, lda), lda,
-                     _host_buffer(b, transb, k, n, ldb), ldb,
-                     _host_buffer(c, False, m, n, ldc), ldc,
-                     ctypes.c_float.from_address(beta).value)
+        assert ctypes.c_float.from_address(alpha).value == 1.0
+        self.calls.append(atype)
+        bits_type = GEMM_DATA_TYPES[atype][1]
+        gemm_ex(atype, bool(transa), bool(transb), m, n, k,
+                _host_buffer(a, bits_type, transa, m, k, lda), lda,
+                _host_buffer(b, bits_type, transb, k, n, ldb), ldb,
+                _host_buffer(c, bits_type, False, m, n, ldc), ldc,
+                ctypes.c_float.from_address(beta).value)
 
 
 def module(order: str = "forward", sanitize=None) -> types.ModuleType:

@@ -298,15 +298,19 @@ class HostRuntime:
     def ptr(array) -> int:
         return array.ctypes.data
 
-    def gemm_bf16(self, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, beta) -> None:
-        """cuBLAS's bfloat16 GemmEx, emulated in NumPy (reference.gemm_ex_bf16)."""
-        from .reference import gemm_ex_bf16
+    def gemm(self, data_type, transa, transb, m, n, k, a, lda, b, ldb, c, ldc,
+             accumulate) -> None:
+        """cuBLAS's GemmEx, emulated in NumPy (reference.gemm_ex) on the arrays' bits."""
+        from .reference import GEMM_DATA_TYPES, gemm_ex
+        bits_type = GEMM_DATA_TYPES[data_type][1]
         for array in (a, b, c):
-            if array.dtype.name not in ("uint16", "bfloat16") or not array.flags.c_contiguous:
-                raise TypeError(f"gemm_bf16 takes C-contiguous bfloat16 bits, got {array.dtype}")
-        gemm_ex_bf16(transa, transb, m, n, k, a.reshape(-1).view(numpy.uint16), lda,
-                     b.reshape(-1).view(numpy.uint16), ldb, c.reshape(-1).view(numpy.uint16),
-                     ldc, beta)
+            if array.itemsize != numpy.dtype(bits_type).itemsize \
+                    or not array.flags.c_contiguous:
+                raise TypeError(f"gemm takes C-contiguous arrays of type {data_type}, got "
+                                f"{array.dtype}")
+        gemm_ex(data_type, transa, transb, m, n, k, a.reshape(-1).view(bits_type), lda,
+                b.reshape(-1).view(bits_type), ldb, c.reshape(-1).view(bits_type), ldc,
+                1.0 if accumulate else 0.0)
 
     def kernel(self, source: str, type_key: str, expression: str):
         from gluonlite import _kernels

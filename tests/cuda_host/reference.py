@@ -70,10 +70,35 @@ def check_retain(rt, data, indices, row_ids):
     return out, out_indices
 
 
-def gemm_ex_bf16(transa: bool, transb: bool, m: int, n: int, k: int, a, lda: int, b,
-                 ldb: int, c, ldc: int, beta: float) -> None:
-    """cuBLAS's column-major ``c = op(a) @ op(b) + beta * c`` (GemmEx, bfloat16 storage as
-    uint16 bits, float32 compute) on flat NumPy buffers, with cuBLAS's argument checks."""
+# cudaDataType values (library_types.h) that gluonlite passes to cublasGemmEx, with the
+# element layout and the float64 decoding of each.
+GEMM_DATA_TYPES = {0: ("float32", np.uint32), 2: ("float16", np.uint16),
+                   14: ("bfloat16", np.uint16)}
+
+
+def _decode(bits, dtype: str) -> np.ndarray:
+    if dtype == "bfloat16":
+        return bf16_values(bits).astype(np.float64)
+    return bits.view(dtype).astype(np.float64)
+
+
+def _encode(values, dtype: str, bits_type) -> np.ndarray:
+    if dtype == "bfloat16":
+        return bf16_bits(values.astype(np.float32))
+    return values.astype(dtype).view(bits_type)
+
+
+def gemm_ex(data_type: int, transa: bool, transb: bool, m: int, n: int, k: int, a, lda: int,
+            b, ldb: int, c, ldc: int, beta: float) -> None:
+    """cuBLAS's column-major ``c = op(a) @ op(b) + beta * c`` (GemmEx with float32 compute)
+    on flat NumPy buffers of raw element bits (uint32 for float32, uint16 for float16 and
+    bfloat16), with cuBLAS's argument checks."""
+    dtype, bits_type = GEMM_DATA_TYPES[data_type]
+    for name, flat in (("a", a), ("b", b), ("c", c)):
+        if flat.dtype != bits_type or flat.ndim != 1:
+            raise TypeError(f"gemm_ex: {name} must be flat {np.dtype(bits_type)} bits of "
+                            f"{dtype}, got {flat.dtype} of {flat.ndim} dims")
+
     def operand(flat, transposed, rows, cols, ld, name):
         # op(X) is rows x cols; X itself is stored cols x rows when transposed.
         stored_rows = cols if transposed else rows
@@ -81,11 +106,11 @@ def gemm_ex_bf16(transa: bool, transb: bool, m: int, n: int, k: int, a, lda: int
             raise ValueError(f"ld{name}={ld} < {stored_rows} (CUBLAS_STATUS_INVALID_VALUE)")
         i, j = np.arange(rows)[:, None], np.arange(cols)[None, :]
         at = j + i * ld if transposed else i + j * ld
-        return bf16_values(flat[at]).astype(np.float64)
+        return _decode(flat[at], dtype)
     if min(m, n, k) < 0 or ldc < max(1, m):
         raise ValueError("invalid sizes (CUBLAS_STATUS_INVALID_VALUE)")
     product = operand(a, transa, m, k, lda, "a") @ operand(b, transb, k, n, ldb, "b")
     at = np.arange(m)[:, None] + np.arange(n)[None, :] * ldc
     if beta:
-        product += beta * bf16_values(c[at]).astype(np.float64)
-    c[at] = bf16_bits(product.astype(np.float32))
+        product += beta * _decode(c[at], dtype)
+    c[at] = _encode(product, dtype, bits_type)
