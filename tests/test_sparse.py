@@ -204,9 +204,12 @@ def test_attach_grad_row_sparse_receives_embedding_rows(device):
 
 @hypothesis.settings(max_examples=60, deadline=None)
 @hypothesis.given(stored=st.sets(st.integers(0, 19)),
-                  wanted=st.lists(st.integers(0, 19), max_size=30))
-def test_retain_property(stored, wanted):
-    dense = numpy.zeros((20, 2), dtype=numpy.float32)
+                  wanted=st.lists(st.integers(0, 19), max_size=30),
+                  rows=st.sampled_from([20, 100_000]))
+def test_retain_property(stored, wanted, rows):
+    # 20 rows: the CPU path flags wanted rows in a table of all rows; 100,000 rows (at most
+    # 50 stored + wanted): it binary-searches the stored ids instead. Both must agree.
+    dense = numpy.zeros((rows, 2), dtype=numpy.float32)
     for row in stored:
         dense[row] = [row + 1, -row - 1]
     rsp = mx.np.array(dense).tostype("row_sparse")
