@@ -384,6 +384,31 @@ def test_optimizer_instance_reads_live_multipliers():
     assert p.data().asnumpy().tolist() == [-1.0]
 
 
+
+def test_changes_between_steps_are_seen(devices):
+    # The trainer keeps what it derives from the parameters from one step to the next;
+    # a changed grad_req or a new set of replicas must still reach the next step.
+    net = _mlp(devices)
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 1.0})
+    _backward(net, devices)
+    trainer.step(2)
+    weight = net[0].weight
+    weight.grad_req = "null"
+    before = weight.data(devices[0]).asnumpy()
+    _backward(net, devices)
+    trainer.step(2)
+    assert np.array_equal(weight.data(devices[0]).asnumpy(), before)
+    weight.grad_req = "write"
+    _backward(net, devices)
+    trainer.step(2)
+    assert not np.array_equal(weight.data(devices[0]).asnumpy(), before)
+    net.reset_device(devices[:1])
+    _backward(net, devices[:1])
+    trainer.step(2)
+    for p in net.collect_params().values():
+        assert p.list_device() == devices[:1]
+
+
 def test_save_and_load_states_resume_exactly(tmp_path, devices):
     batches = _batches(4)
     net = _mlp(devices)
