@@ -409,6 +409,32 @@ def test_changes_between_steps_are_seen(devices):
         assert p.list_device() == devices[:1]
 
 
+@pytest.mark.parametrize("value, error", [(-1.0, ValueError), (float("nan"), ValueError),
+                                          ("2", TypeError), (True, TypeError)])
+def test_invalid_live_multiplier_is_refused(value, error):
+    p = gluon.Parameter("w", shape=(1,), init="ones")
+    p.initialize()
+    trainer = gluon.Trainer([p], "sgd")
+    p.wd_mult = value
+    with autograd.record():
+        y = p.data().sum()
+    y.backward()
+    with pytest.raises(error, match="SGD: wd_mult of parameter 0 must be"):
+        trainer.step(1)
+    assert p.data().asnumpy().tolist() == [1.0]
+
+
+def test_integer_multiplier_is_accepted():
+    p = gluon.Parameter("w", shape=(1,), init="ones")
+    p.initialize()
+    trainer = gluon.Trainer([p], mx.optimizer.SGD(learning_rate=1.0))
+    p.lr_mult = 2
+    with autograd.record():
+        y = p.data().sum()
+    y.backward()
+    trainer.step(1)
+    assert p.data().asnumpy().tolist() == [-1.0]
+
 def test_save_and_load_states_resume_exactly(tmp_path, devices):
     batches = _batches(4)
     net = _mlp(devices)
