@@ -305,7 +305,9 @@ class Trainer:
         The result depends only on each parameter's replicas, gradient buffers and grad_req,
         which bump ``Parameter._version`` when they change, so it is kept until then: two
         calls per step would otherwise redo this per-parameter work (most of ``step()``'s
-        Python time on small models). The callers only read it.
+        Python time on small models). The callers only read it. Until the next call sees
+        a change, the kept lists hold the replicas a ``reset_device`` replaced, as the
+        optimizer states stay on the old device until the next update moves them.
         """
         if self._trainable_cache is not None:
             versions, result = self._trainable_cache
