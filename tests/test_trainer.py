@@ -384,6 +384,57 @@ def test_optimizer_instance_reads_live_multipliers():
     assert p.data().asnumpy().tolist() == [-1.0]
 
 
+
+def test_changes_between_steps_are_seen(devices):
+    # The trainer keeps what it derives from the parameters from one step to the next;
+    # a changed grad_req or a new set of replicas must still reach the next step.
+    net = _mlp(devices)
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 1.0})
+    _backward(net, devices)
+    trainer.step(2)
+    weight = net[0].weight
+    weight.grad_req = "null"
+    before = weight.data(devices[0]).asnumpy()
+    _backward(net, devices)
+    trainer.step(2)
+    assert np.array_equal(weight.data(devices[0]).asnumpy(), before)
+    weight.grad_req = "write"
+    _backward(net, devices)
+    trainer.step(2)
+    assert not np.array_equal(weight.data(devices[0]).asnumpy(), before)
+    net.reset_device(devices[:1])
+    _backward(net, devices[:1])
+    trainer.step(2)
+    for p in net.collect_params().values():
+        assert p.list_device() == devices[:1]
+
+
+@pytest.mark.parametrize("value, error", [(-1.0, ValueError), (float("nan"), ValueError),
+                                          ("2", TypeError), (True, TypeError)])
+def test_invalid_live_multiplier_is_refused(value, error):
+    p = gluon.Parameter("w", shape=(1,), init="ones")
+    p.initialize()
+    trainer = gluon.Trainer([p], "sgd")
+    p.wd_mult = value
+    with autograd.record():
+        y = p.data().sum()
+    y.backward()
+    with pytest.raises(error, match="SGD: wd_mult of parameter 0 must be"):
+        trainer.step(1)
+    assert p.data().asnumpy().tolist() == [1.0]
+
+
+def test_integer_multiplier_is_accepted():
+    p = gluon.Parameter("w", shape=(1,), init="ones")
+    p.initialize()
+    trainer = gluon.Trainer([p], mx.optimizer.SGD(learning_rate=1.0))
+    p.lr_mult = 2
+    with autograd.record():
+        y = p.data().sum()
+    y.backward()
+    trainer.step(1)
+    assert p.data().asnumpy().tolist() == [-1.0]
+
 def test_save_and_load_states_resume_exactly(tmp_path, devices):
     batches = _batches(4)
     net = _mlp(devices)

@@ -75,6 +75,16 @@ def _known(shape) -> bool:
     return shape is not None and all(n > 0 for n in shape)
 
 
+def _key(device: Device) -> tuple:
+    """``device`` as a plain tuple, the key of the accessors' lookup tables.
+
+    Device is a dataclass, so hashing or comparing one runs its generated Python
+    ``__hash__``/``__eq__`` (about 0.15 us each, as much as the rest of ``data()``); a tuple
+    of a str and an int hashes and compares in C.
+    """
+    return (device.device_type, device.device_id)
+
+
 def _cast(raw, device: Device, dtype):
     """``raw`` converted to ``dtype`` on its device (a new array)."""
     with _backend.on(device):
@@ -133,6 +143,12 @@ class Parameter:
         self._stype, self._grad_stype = stype, grad_stype
         self._data: dict[Device, ndarray] | None = None
         self._grad: dict | None = None
+        # _data and _grad again, keyed by _key(device) (see there); set by _swap_in only.
+        self._data_at: dict[tuple, ndarray] = {}
+        self._grad_at: dict[tuple, object] = {}
+        # Bumped whenever the replicas, the gradient buffers or grad_req change, so that a
+        # Trainer can keep what it derived from them until then.
+        self._version = 0
         self._pending: _PendingInit | None = None
         self._var = None
         self._grad_req = None
@@ -174,12 +190,14 @@ class Parameter:
             return
         if self._data is None:
             self._grad_req = req
+            self._version += 1
             return
         grads = None
         if req != "null":
             grads = self._grad if self._grad is not None else self._new_grads(self._data)
         self._attach(self._data, grads, req)
-        self._grad, self._grad_req = grads, req
+        self._grad_req = req
+        self._swap_in(self._data, grads)
 
     @property
     def shape(self):
@@ -257,7 +275,8 @@ class Parameter:
                              f"{self._shape} is not fully known (0 or -1 marks an unknown "
                              f"dimension). Give the full shape, or create the parameter "
                              f"with allow_deferred_init=True.")
-        self._data, self._grad, self._pending = None, None, pending
+        self._swap_in(None, None)
+        self._pending = pending
 
     def _check_sparse_shape(self) -> None:
         if "csr" in (self._stype, self._grad_stype) and self._shape is not None \
@@ -275,7 +294,8 @@ class Parameter:
                 for dev in pending.devices}
         grads = None if self._grad_req == "null" else self._new_grads(data)
         self._attach(data, grads, self._grad_req)
-        self._data, self._grad, self._pending = data, grads, None
+        self._swap_in(data, grads)
+        self._pending = None
 
     def _new_grad(self, replica: ndarray):
         """A zero gradient buffer for ``replica`` in this parameter's ``grad_stype``."""
@@ -294,6 +314,13 @@ class Parameter:
         for dev, replica in data.items():
             replica._attach_grad_buffer(None if grads is None else grads[dev], grad_req)
 
+    def _swap_in(self, data: dict | None, grads: dict | None) -> None:
+        """Make ``data`` and ``grads`` the replicas (the swap of the atomicity note)."""
+        self._data, self._grad = data, grads
+        self._data_at = {} if data is None else {_key(d): r for d, r in data.items()}
+        self._grad_at = {} if grads is None else {_key(d): g for d, g in grads.items()}
+        self._version += 1
+
     def _replicas(self) -> dict:
         """The data replicas; completes a pending initialization once the shape is known."""
         if self._data is None:
@@ -307,6 +334,20 @@ class Parameter:
                     f"known. Set the shape (e.g. run one forward pass) before reading it.")
             self._complete(self._pending)
         return self._data
+
+    @staticmethod
+    def _lookup(store_at: dict, device):
+        """The fast path of ``data()`` and ``grad()``: the entry of ``store_at`` (``_data_at``
+        or ``_grad_at``) for ``device``, or None, which leaves the checks and the error
+        messages to ``_pick`` (not initialized, deferred, not on that device, not a Device).
+        """
+        if device is None:
+            if len(store_at) == 1:
+                return next(iter(store_at.values()))
+            device = current_device()
+        elif not isinstance(device, Device):
+            return None
+        return store_at.get((device.device_type, device.device_id))  # _key(), inlined
 
     def _pick(self, store: dict, device, hint: str):
         if device is None:
@@ -327,7 +368,12 @@ class Parameter:
         A ``'csr'`` parameter returns a ``CSRNDArray`` snapshot of the replica (CSR cannot
         be written in place); a ``'row_sparse'`` one is read with ``row_sparse_data``.
         """
-        device = _compat.resolve_ctx(device, ctx)
+        if ctx is not None:
+            device = _compat.resolve_ctx(device, ctx)
+        if self._stype == "default":
+            replica = self._lookup(self._data_at, device)
+            if replica is not None:
+                return replica
         if self._stype == "row_sparse":
             raise RuntimeError(f"Cannot return Parameter {self.name!r} via data() because "
                                f"its storage type is 'row_sparse'; use "
@@ -341,7 +387,8 @@ class Parameter:
             raise RuntimeError(f"Cannot return Parameter {self.name!r} via list_data() "
                                f"because its storage type is 'row_sparse'; use "
                                f"list_row_sparse_data(row_id) instead")
-        replicas = list(self._replicas().values())
+        data = self._data if self._data is not None else self._replicas()
+        replicas = list(data.values())
         if self._stype == "csr":
             return [sparse.from_dense(r, "csr") for r in replicas]
         return replicas
@@ -356,12 +403,17 @@ class Parameter:
 
     def grad(self, device=None, ctx=None):
         """The live gradient buffer on ``device`` (the only one, else the current device's)."""
-        device = _compat.resolve_ctx(device, ctx)
+        if ctx is not None:
+            device = _compat.resolve_ctx(device, ctx)
+        grad = self._lookup(self._grad_at, device)
+        if grad is not None:
+            return grad
         return self._pick(self._grads(), device, "grad({})")
 
     def list_grad(self) -> list:
         """The gradient buffers on all devices, in the order of ``list_data``."""
-        return list(self._grads().values())
+        grads = self._grad if self._grad is not None else self._grads()
+        return list(grads.values())
 
     def list_device(self) -> list:
         """The devices of the replicas (those asked for, while initialization is deferred)."""
@@ -427,11 +479,16 @@ class Parameter:
         if self._grad is None:
             return
         for dev, grad in self._grad.items():
-            if isinstance(grad, ndarray):
-                with _backend.on(dev):
-                    grad._data[...] = 0
-            else:
+            if not isinstance(grad, ndarray):
                 grad._zero()
+            elif dev.device_type == "cpu":
+                # Host memory needs no device scope, and entering even a null context
+                # costs about as much as zeroing a small gradient; fill() is NumPy's
+                # cheapest way to zero.
+                grad._data.fill(0)
+            else:
+                with _backend.on(dev):
+                    grad._data.fill(0)
 
     def set_data(self, data) -> None:
         """Copy ``data`` into every replica in place (the initial value, if deferred).
@@ -490,7 +547,8 @@ class Parameter:
             grads = {dev: ndarray(_cast(g._data, dev, dtype), dev) if isinstance(g, ndarray)
                      else g.astype(dtype) for dev, g in self._grad.items()}
         self._attach(data, grads, self._grad_req)
-        self._data, self._grad, self._dtype = data, grads, dtype
+        self._swap_in(data, grads)
+        self._dtype = dtype
 
     def reset_device(self, device=None) -> None:
         """Move the parameter to ``device`` (one Device or a list), keeping its values.
@@ -528,7 +586,7 @@ class Parameter:
         data = {dev: fresh[dev] if dev in fresh else self._data[dev] for dev in devices}
         grads = None if self._grad is None else {
             dev: fresh_grads[dev] if dev in fresh else self._grad[dev] for dev in devices}
-        self._data, self._grad = data, grads
+        self._swap_in(data, grads)
 
     def _source_for(self, dst: Device) -> Device:
         # Same-type sources make GPU targets use peer copies and keep CPU copies off the GPU.

@@ -133,6 +133,9 @@ class Trainer:
                                          **(optimizer_params or {}))
         self._scale = self._optimizer.rescale_grad
         self._states: dict[int, tuple[Device, object]] = {}
+        # (the parameters' _version list, what _trainable() returned for it): the work of
+        # _trainable() is redone only after a parameter's replicas or grad_req changed.
+        self._trainable_cache: tuple | None = None
         self._reduced = False
         self._params_synced = self._dist is None or self._dist.num_workers == 1
         if not self._params_synced:
@@ -298,7 +301,24 @@ class Trainer:
 
         All of them must live on the same devices; the first parameter's order decides
         which device (the first) holds the optimizer state.
+
+        The result depends only on each parameter's replicas, gradient buffers and grad_req,
+        which bump ``Parameter._version`` when they change, so it is kept until then: two
+        calls per step would otherwise redo this per-parameter work (most of ``step()``'s
+        Python time on small models). The callers only read it. Until the next call sees
+        a change, the kept lists hold the replicas a ``reset_device`` replaced, as the
+        optimizer states stay on the old device until the next update moves them.
         """
+        if self._trainable_cache is not None:
+            versions, result = self._trainable_cache
+            if versions == [p._version for p in self._params]:
+                return result
+        result = self._collect_trainable()
+        # Read after collecting: collecting may complete a deferred initialization.
+        self._trainable_cache = ([p._version for p in self._params], result)
+        return result
+
+    def _collect_trainable(self):
         replicas, devices, first = [], None, None
         for i, (p, name) in enumerate(zip(self._params, self._names)):
             if p.grad_req == "null" or isinstance(p, Constant):
@@ -343,7 +363,8 @@ class Trainer:
                 self._states[i] = (root,
                                    self._optimizer.create_state_multi_precision(i, weight))
         device, state = self._states[i]
-        if device != root:
+        # Identity first: it is the common case, and Device's dataclass __eq__ is Python code.
+        if device is not root and device != root:
             # The parameters moved (reset_device) or the state was loaded from a file.
             state = _map_state(state, lambda a: _backend.transfer(a, device, root))
             self._states[i] = (root, state)
