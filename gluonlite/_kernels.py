@@ -6,8 +6,8 @@ run gluonlite's own CUDA kernels (``kernels/*.cu``), compiled lazily with ``cupy
 and memoised per (device, source file, type), never at import.
 
 The launch logic (argument checks, grid sizes, output allocation) lives in the private
-``_fc_forward``, ``_fc_backward``, ``_retain`` and ``_dropout_mask``, which take a *runtime*: an object with
-``xp`` (the array module), ``empty(shape, dtype)``, ``ptr(array)``,
+``_fc_forward``, ``_fc_backward``, ``_retain`` and ``_dropout_mask``, which take a
+*runtime*: an object with ``xp`` (the array module), ``empty(shape, dtype)``, ``ptr(array)``,
 ``gemm_bf16(...)`` (cuBLAS's GemmEx on bfloat16) and
 ``kernel(source, type_key, name_expression)`` returning a callable
 ``kernel(grid, block, args)`` like ``cupy.RawKernel``. On a GPU that runtime is
