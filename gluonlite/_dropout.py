@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy
 
-from . import _backend, _philox, random
+from . import _philox, random
 from .device import Device
 
 __all__ = ["threshold", "scale", "numpy_mask", "mask"]
@@ -61,7 +61,7 @@ def numpy_mask(shape, dtype, key: int, threshold: int, scale) -> numpy.ndarray:
     words = _philox.stream(key, int(numpy.prod(shape, dtype=numpy.int64)))
     scale_bits = numpy.asarray(scale, dtype=dtype).view(bits)
     kept = words >= numpy.uint32(threshold)
-    return numpy.where(kept, scale_bits, bits.type(0)).astype(bits).view(dtype).reshape(shape)
+    return numpy.where(kept, scale_bits, bits.type(0)).view(dtype).reshape(shape)
 
 
 def mask(shape, dtype, device: Device, p: float):
@@ -77,6 +77,5 @@ def mask(shape, dtype, device: Device, p: float):
     t, s = threshold(p), scale(p, dtype)
     if device.device_type == "cpu":
         return numpy_mask(shape, dtype, key, t, s)
-    _backend.check_available(device)
     from . import _kernels
     return _kernels.dropout_mask(shape, dtype, key, t, s)

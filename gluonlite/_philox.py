@@ -24,21 +24,38 @@ __all__ = ["philox4x32", "stream"]
 
 # Round multipliers and key-schedule (Weyl) increments, from the paper.
 _M0, _M1 = numpy.uint64(0xD2511F53), numpy.uint64(0xCD9E8D57)
-_W0, _W1 = numpy.uint64(0x9E3779B9), numpy.uint64(0xBB67AE85)
+_W0, _W1 = 0x9E3779B9, 0xBB67AE85
 _LOW = numpy.uint64(0xFFFFFFFF)
 _32 = numpy.uint64(32)
 
 
-def _rounds(c0, c1, c2, c3, k0, k1, rounds: int):
-    """The Philox rounds on uint64 arrays holding 32-bit values (products of two 32-bit
-    values fit in uint64 exactly, which is why the words are widened)."""
+def _rounds(c0, c1, c2, c3, k0: int, k1: int, rounds: int):
+    """The Philox rounds on counter words ``c0..c3`` (arrays or scalars of one broadcast
+    shape, 32-bit values), returned as uint64 arrays holding 32-bit values.
+
+    The words are widened to uint64 because the product of two 32-bit values fits it
+    exactly; the rounds work in place on four word and two product buffers, since this runs
+    over every element of an activation on cpu devices.
+    """
+    shape = numpy.broadcast_shapes(*(numpy.shape(c) for c in (c0, c1, c2, c3)))
+    c0, c1, c2, c3 = (numpy.array(numpy.broadcast_to(c, shape), dtype=numpy.uint64)
+                      for c in (c0, c1, c2, c3))
+    p0, p1 = numpy.empty(shape, numpy.uint64), numpy.empty(shape, numpy.uint64)
     for r in range(rounds):
         if r:
-            k0 = (k0 + _W0) & _LOW
-            k1 = (k1 + _W1) & _LOW
-        p0 = _M0 * c0
-        p1 = _M1 * c2
-        c0, c1, c2, c3 = (p1 >> _32) ^ c1 ^ k0, p1 & _LOW, (p0 >> _32) ^ c3 ^ k1, p0 & _LOW
+            k0, k1 = (k0 + _W0) & 0xFFFFFFFF, (k1 + _W1) & 0xFFFFFFFF
+        numpy.multiply(c0, _M0, out=p0)
+        numpy.multiply(c2, _M1, out=p1)
+        # (c0, c1, c2, c3) <- (hi(p1) ^ c1 ^ k0, lo(p1), hi(p0) ^ c3 ^ k1, lo(p0)), in an
+        # order that reads c1 and c3 before they are overwritten.
+        numpy.right_shift(p1, _32, out=c0)
+        c0 ^= c1
+        c0 ^= numpy.uint64(k0)
+        numpy.right_shift(p0, _32, out=c2)
+        c2 ^= c3
+        c2 ^= numpy.uint64(k1)
+        numpy.bitwise_and(p1, _LOW, out=c1)
+        numpy.bitwise_and(p0, _LOW, out=c3)
     return c0, c1, c2, c3
 
 
@@ -52,7 +69,7 @@ def philox4x32(counter, key, rounds: int = 10) -> numpy.ndarray:
                          f"{counter.shape} and {key.shape}")
     if (counter > _LOW).any() or (key > _LOW).any():
         raise ValueError("philox4x32: counter and key words must be 32-bit")
-    words = _rounds(*(counter[..., j] for j in range(4)), key[0], key[1], rounds)
+    words = _rounds(*(counter[..., j] for j in range(4)), int(key[0]), int(key[1]), rounds)
     return numpy.stack(words, axis=-1).astype(numpy.uint32)
 
 
@@ -62,10 +79,7 @@ def stream(key: int, n: int) -> numpy.ndarray:
         raise ValueError(f"stream: key must be a 64-bit unsigned integer, got {key}")
     groups = -(-n // 4)
     block = numpy.arange(groups, dtype=numpy.uint64)
-    # Counter words 2 and 3 are zero: scalars, broadcast until the first round fills them.
-    zero = numpy.uint64(0)
-    words = _rounds(block & _LOW, block >> _32, zero, zero, numpy.uint64(key & 0xFFFFFFFF),
-                    numpy.uint64(key >> 32), 10)
+    words = _rounds(block & _LOW, block >> _32, 0, 0, key & 0xFFFFFFFF, key >> 32, 10)
     out = numpy.empty((groups, 4), numpy.uint32)
     for j, w in enumerate(words):
         out[:, j] = w
