@@ -14,7 +14,8 @@ With ``--kvstore dist_sync`` each process (rank) takes its slice of every batch,
 device of a single-process run would, on one device of its own (gpu(rank % GPUs), else
 cpu(0)); gradients are summed over the ranks and ``trainer.step`` gets the global batch
 size, so the result matches the single-process run over as many devices (with
-``--dropout 0``: dropout masks are drawn per process).
+``--dropout 0``: each process draws its dropout keys from its own generator, so masks
+differ from the single-process run's).
 
 The script exits non-zero when the test accuracy misses its target (95%; 85% with
 --quick), so CI notices a training regression.

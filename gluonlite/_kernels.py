@@ -1,12 +1,13 @@
-"""GPU implementations behind ``npx.fully_connected`` and row-sparse ``retain``.
+"""GPU implementations behind ``npx.fully_connected``, row-sparse ``retain`` and
+``npx.dropout``'s mask.
 
 The public functions take and return CuPy arrays that live on the current CuPy device. They
 run gluonlite's own CUDA kernels (``kernels/*.cu``), compiled lazily with ``cupy.RawModule``
 and memoised per (device, source file, type), never at import.
 
 The launch logic (argument checks, grid sizes, output allocation) lives in the private
-``_fc_forward``, ``_fc_backward`` and ``_retain``, which take a *runtime*: an object with
-``xp`` (the array module), ``empty(shape, dtype)``, ``ptr(array)``,
+``_fc_forward``, ``_fc_backward``, ``_retain`` and ``_dropout_mask``, which take a
+*runtime*: an object with ``xp`` (the array module), ``empty(shape, dtype)``, ``ptr(array)``,
 ``gemm(data_type, ...)`` (cuBLAS's column-major GemmEx) and
 ``kernel(source, type_key, name_expression)`` returning a callable
 ``kernel(grid, block, args)`` like ``cupy.RawKernel``. On a GPU that runtime is
@@ -35,9 +36,9 @@ import numpy
 
 __all__ = ["fc_forward", "fc_backward", "retain", "set_fc_path", "fc_path",
            "KernelCompileError", "kernel_source", "name_expressions", "instantiations",
-           "KERNEL_SOURCES", "FC_PATH_ENV"]
+           "KERNEL_SOURCES", "FC_PATH_ENV", "dropout_mask"]
 
-KERNEL_SOURCES = ("retain.cu", "fully_connected.cu")
+KERNEL_SOURCES = ("retain.cu", "fully_connected.cu", "dropout.cu")
 FC_PATH_ENV = "GLUONLITE_FC_PATH"
 _FC_PATHS = ("auto", "kernel", "cublas")
 
@@ -60,6 +61,10 @@ _FC_TILE = 64
 _RETAIN_UNITS = ((16, "uint4", "complex128"), (8, "unsigned long long", "uint64"),
                  (4, "unsigned int", "uint32"), (2, "unsigned short", "uint16"),
                  (1, "unsigned char", "uint8"))
+# dropout.cu stores raw bits of the mask's storage width: (bytes, C++ type, dtype of that
+# width); see the kernel for why bits suffice.
+_DROPOUT_UNITS = ((2, "unsigned short", "uint16"), (4, "unsigned int", "uint32"),
+                  (8, "unsigned long long", "uint64"))
 _INT32_MAX = 2**31 - 1
 _MAX_GRID_Y = 65535  # CUDA's limit on gridDim.y (and z)
 # Grid-stride kernels get at most this many blocks; enough to fill any current GPU.
@@ -92,7 +97,8 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
     """The kernel name expressions compiled together for ``source`` and one type.
 
     ``type_key`` is the storage type for fully_connected.cu (``float``, ``gl_f16``,
-    ``gl_bf16``) and the copy unit for retain.cu (``uint4`` ... ``unsigned char``).
+    ``gl_bf16``), the copy unit for retain.cu (``uint4`` ... ``unsigned char``) and the
+    bit width's type for dropout.cu (``unsigned short`` ... ``unsigned long long``).
     """
     if source == "fully_connected.cu":
         return tuple(_gemm_name(type_key, layout) for layout in _GEMM_LAYOUTS) + (
@@ -100,6 +106,8 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
             f"fc_bias_add<{type_key}>")
     if source == "retain.cu":
         return ("retain_mark", f"retain_gather<{type_key}>")
+    if source == "dropout.cu":
+        return (f"dropout_mask<{type_key}>",)
     raise ValueError(f"unknown kernel source {source!r}; expected one of {KERNEL_SOURCES}")
 
 
@@ -110,6 +118,8 @@ def instantiations() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
                                for t in _FC_CTYPES.values()],
         "retain.cu": [(unit[1], name_expressions("retain.cu", unit[1]))
                       for unit in _RETAIN_UNITS],
+        "dropout.cu": [(unit[1], name_expressions("dropout.cu", unit[1]))
+                       for unit in _DROPOUT_UNITS],
     }
 
 
@@ -351,6 +361,37 @@ def _retain(rt, data, indices, row_ids):
 
 
 # ---------------------------------------------------------------------------------------
+# dropout
+
+
+def _dropout_mask(rt, shape, dtype, key: int, threshold: int, scale):
+    """A new ``dtype`` array of ``shape``: ``scale`` where word ``i`` of Philox key ``key``
+    is >= ``threshold``, +0 elsewhere (``gluonlite/_philox.py`` has the NumPy twin).
+
+    Any 2-, 4- or 8-byte storage type works (the kernel stores bits); the host harness
+    passes bfloat16 as ``uint16`` with ``scale`` as its bits.
+    """
+    dtype = numpy.dtype(dtype)
+    unit = next((u for u in _DROPOUT_UNITS if u[0] == dtype.itemsize), None)
+    if unit is None:
+        raise TypeError(f"dropout_mask: no kernel for {dtype} ({dtype.itemsize}-byte "
+                        f"elements); expected a 2-, 4- or 8-byte type")
+    if not 0 <= threshold < 2**32 or not 0 <= key < 2**64:
+        raise ValueError(f"dropout_mask: threshold must fit 32 bits and key 64 bits, got "
+                         f"threshold={threshold}, key={key}")
+    _, ctype, bits = unit
+    scale_bits = numpy.asarray(scale, dtype=dtype).view(bits).item()
+    mask = rt.empty(shape, dtype)
+    n = int(mask.size)
+    if n:
+        fn = rt.kernel("dropout.cu", ctype, f"dropout_mask<{ctype}>")
+        fn((min(_ceil_div(_ceil_div(n, 4), 256), _MAX_STRIDE_BLOCKS), 1, 1), (256, 1, 1),
+           (numpy.int64(n), numpy.uint64(key), numpy.uint32(threshold),
+            numpy.uint64(scale_bits), mask.reshape(-1).view(bits)))
+    return mask
+
+
+# ---------------------------------------------------------------------------------------
 # CuPy runtime, loader and dispatch
 
 
@@ -558,3 +599,13 @@ def retain(data, indices, row_ids):
     Returns ``(out_data, out_indices)`` with ``out_indices`` sorted and unique.
     """
     return _retain(_runtime(), data, indices, row_ids)
+
+
+def dropout_mask(shape, dtype, key: int, threshold: int, scale):
+    """Dropout's mask on the current CuPy device, bit for bit ``_dropout.numpy_mask``'s.
+
+    ``scale`` where word ``i`` (row-major over ``shape``) of the Philox4x32-10 stream of the
+    64-bit ``key`` is >= the 32-bit ``threshold``, +0 elsewhere; float16, bfloat16, float32
+    and float64 alike.
+    """
+    return _dropout_mask(_runtime(), shape, dtype, key, threshold, scale)

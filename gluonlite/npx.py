@@ -14,7 +14,7 @@ import math
 
 import numpy
 
-from . import _backend, autograd, random
+from . import _backend, _dropout, autograd
 from .autograd import SparseRows, record_op
 from .ndarray import ndarray, _device_mismatch
 from .np import _unary
@@ -265,16 +265,17 @@ def dropout(data, p=0.5, axes=(), mode="training"):
     """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)``.
 
     Active in train mode (inside ``autograd.record()`` or ``train_mode()``), or always with
-    ``mode='always'``; identity otherwise. ``axes`` shares the mask along those axes.
+    ``mode='always'``; identity otherwise. ``axes`` shares the mask along those axes. The
+    mask is computed on the data's device from one 64-bit key drawn from the host generator
+    per call, so ``mx.random.seed`` gives the same mask on every device (``_dropout.py``).
     """
     if not 0 <= p < 1:
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
     if p == 0 or (mode != "always" and not autograd.is_training()):
         return data
     shape = tuple(1 if i in axes else n for i, n in enumerate(data.shape))
-    keep = random.uniform(size=shape, dtype=data.dtype, device=data.device)
     with _backend.on(data.device):
-        mask = (keep._data >= p).astype(data.dtype) / (1 - p)
+        mask = _dropout.mask(shape, data.dtype, data.device, p)
         out = ndarray(data._data * mask, data.device)
     return record_op(out, (data,), lambda g: (g * mask,))
 

@@ -2,7 +2,8 @@
 
 Values are drawn on the host from one NumPy generator and then placed on the device, so the
 same seed gives the same values whatever the device (initializers rely on this: replicas
-on cpu(0) and gpu(1) start bit-identical).
+on cpu(0) and gpu(1) start bit-identical). Dropout draws only a 64-bit key here per call
+(``next_key``) and computes its mask from it on the device (``gluonlite/_dropout.py``).
 
 >>> import gluonlite as mx
 >>> mx.random.seed(7)
@@ -33,6 +34,12 @@ def seed(seed_state: int) -> None:
 def generator() -> numpy.random.Generator:
     """The host generator behind all of gluonlite's randomness."""
     return _generator
+
+
+def next_key() -> int:
+    """One 64-bit key for a counter-based generator (dropout's mask), from the host
+    generator, so that ``seed`` fixes it too."""
+    return int(_generator.integers(0, 2**64, dtype=numpy.uint64))
 
 
 def _place(host, dtype, device) -> ndarray:

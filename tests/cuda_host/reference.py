@@ -114,3 +114,44 @@ def gemm_ex(data_type: int, transa: bool, transb: bool, m: int, n: int, k: int, 
     if beta:
         product += beta * _decode(c[at], dtype)
     c[at] = _encode(product, dtype, bits_type)
+
+
+# Philox4x32-10 known-answer vectors, the three "philox4x32 10" lines of tests/kat_vectors in
+# the Random123 distribution (https://github.com/DEShawResearch/random123): counter words,
+# key words, expected output words.
+PHILOX4X32_10_KAT = (
+    ((0x00000000, 0x00000000, 0x00000000, 0x00000000), (0x00000000, 0x00000000),
+     (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF),
+     (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
+     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+)
+
+# A test-only kernel appended to kernels/dropout.cu, so that its Philox device function can
+# be checked on its own (against the vectors above and arbitrary counters) on the CPU harness
+# and on a GPU: out[4t .. 4t+3] = Philox4x32-10(counter[4t .. 4t+3], key[2t], key[2t+1]).
+PHILOX_PROBE_KERNEL = """
+__global__ void philox_probe(const unsigned int* __restrict__ counter,
+                             const unsigned int* __restrict__ key, int n,
+                             unsigned int* __restrict__ out) {
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= n) return;
+  unsigned int c[4] = {counter[4 * t], counter[4 * t + 1], counter[4 * t + 2],
+                       counter[4 * t + 3]};
+  gl_philox4x32_10(c, key[2 * t], key[2 * t + 1]);
+  for (int j = 0; j < 4; ++j) out[4 * t + j] = c[j];
+}
+"""
+# Storage types the dropout mask is tested in (bfloat16 as uint16 bits where NumPy lacks it).
+DROPOUT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def dropout_case(p: float, dtype: str):
+    """(array dtype to pass, threshold, scale in that dtype) for the kernel and NumPy masks;
+    bfloat16 travels as uint16 bits, its scale as bits."""
+    from gluonlite import _dropout
+    threshold = _dropout.threshold(p)
+    if dtype == "bfloat16":
+        return np.dtype(np.uint16), threshold, bf16_bits(np.float32(1 / (1 - p)))[()]
+    return np.dtype(dtype), threshold, _dropout.scale(p, dtype)
