@@ -27,6 +27,7 @@ _M0, _M1 = numpy.uint64(0xD2511F53), numpy.uint64(0xCD9E8D57)
 _W0, _W1 = 0x9E3779B9, 0xBB67AE85
 _LOW = numpy.uint64(0xFFFFFFFF)
 _32 = numpy.uint64(32)
+_CHUNK_GROUPS = 1 << 14  # counters per chunk in stream()
 
 
 def _rounds(c0, c1, c2, c3, k0: int, k1: int, rounds: int):
@@ -78,9 +79,12 @@ def stream(key: int, n: int) -> numpy.ndarray:
     if not 0 <= key < 2**64:
         raise ValueError(f"stream: key must be a 64-bit unsigned integer, got {key}")
     groups = -(-n // 4)
-    block = numpy.arange(groups, dtype=numpy.uint64)
-    words = _rounds(block & _LOW, block >> _32, 0, 0, key & 0xFFFFFFFF, key >> 32, 10)
     out = numpy.empty((groups, 4), numpy.uint32)
-    for j, w in enumerate(words):
-        out[:, j] = w
+    # In chunks whose six uint64 work buffers (about 0.8 MB) stay in the CPU's cache: the
+    # ten rounds make some eighty passes over them.
+    for start in range(0, groups, _CHUNK_GROUPS):
+        block = numpy.arange(start, min(start + _CHUNK_GROUPS, groups), dtype=numpy.uint64)
+        words = _rounds(block & _LOW, block >> _32, 0, 0, key & 0xFFFFFFFF, key >> 32, 10)
+        for j, w in enumerate(words):
+            out[start:start + block.shape[0], j] = w
     return out.reshape(-1)[:n]

@@ -35,6 +35,19 @@ def test_stream_layout():
     assert _philox.stream(key, 0).shape == (0,)
 
 
+def test_stream_is_the_same_across_its_chunks(monkeypatch):
+    # stream() works through the counters in cache-sized chunks: small chunks (7 counters,
+    # not a divisor of anything here) must give the words of one pass.
+    key, n = 0xFEEDFACE12345678, 4 * 50 + 3
+    whole = _philox.stream(key, n)
+    monkeypatch.setattr(_philox, "_CHUNK_GROUPS", 7)
+    np.testing.assert_array_equal(_philox.stream(key, n), whole)
+    i = np.arange(0, n, 4)
+    blocks = _philox.philox4x32(np.stack([i // 4, 0 * i, 0 * i, 0 * i], axis=-1),
+                                [key & 0xFFFFFFFF, key >> 32])
+    np.testing.assert_array_equal(blocks.reshape(-1)[:n], whole)
+
+
 def test_philox_argument_errors():
     with pytest.raises(ValueError, match="expected counter \\[..., 4\\] and key \\[2\\]"):
         _philox.philox4x32([1, 2, 3], [0, 0])
