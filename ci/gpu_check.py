@@ -16,6 +16,10 @@ then writes ``gpu_check.json`` and ``gpu_check.md`` (a short table: TFLOP/s, GB/
 ratios against cuBLAS-through-CuPy, torch and a device-to-device copy) into
 ``$GPU_CHECK_OUT`` (default ``build/gpu-check``) and prints the table.
 
+``GPU_CHECK_STAGES`` (comma-separated, default all of ``suite,kernels,bench,cli``) runs some
+of the four steps only, e.g. to split the work over calls of a machine that limits how long
+one command may run.
+
 Exit status: 0 when every test passed, 1 when a test failed, 2 when no GPU is visible (the
 test suite still runs on the CPU, but nothing was checked on a GPU). Missed performance
 targets are reported in the table and do not change the status.
@@ -35,6 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import gluonlite  # noqa: E402
 
+STAGES = ("suite", "kernels", "bench", "cli")
 FC_TARGET = 1.0  # gluonlite / peer speed on every shape
 RETAIN_TARGET = 0.85  # fraction of device-to-device copy bandwidth
 
@@ -150,7 +155,22 @@ def run_bench_cli(out: Path) -> dict:
     return {"returncode": proc.returncode, "seconds": round(time.monotonic() - start, 1)}
 
 
+def stages() -> list[str]:
+    """The steps ``GPU_CHECK_STAGES`` asks for (all of ``STAGES`` when unset), in order."""
+    asked = {s.strip() for s in os.environ.get("GPU_CHECK_STAGES", "").split(",") if s.strip()}
+    unknown = asked - set(STAGES)
+    if unknown:
+        raise SystemExit(f"gpu-check: unknown GPU_CHECK_STAGES {sorted(unknown)}; choose "
+                         f"from {','.join(STAGES)}")
+    return [s for s in STAGES if s in asked] if asked else list(STAGES)
+
+
+def _not_run() -> dict:
+    return {"returncode": 0, "summary": "not run (GPU_CHECK_STAGES)", "seconds": 0}
+
+
 def main() -> int:
+    chosen = stages()
     out = Path(os.environ.get("GPU_CHECK_OUT") or ROOT / "build" / "gpu-check").resolve()
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -167,22 +187,30 @@ def main() -> int:
     report["device"] = device_info()
     print(f"device: {report['device']}", flush=True)
 
-    report["suite"] = run_pytest([], out, "suite")
+    report["stages"] = chosen
+    report["suite"] = run_pytest([], out, "suite") if "suite" in chosen else _not_run()
     print(f"whole suite: {report['suite']['summary']} ({report['suite']['seconds']} s)",
           flush=True)
-    report["kernel_checks"] = run_pytest(["tests/test_kernels_gpu.py"], out, "kernel_checks")
+    report["kernel_checks"] = _not_run()
+    report["kernel_resources"] = "not run (GPU_CHECK_STAGES)"
+    if "kernels" in chosen:
+        report["kernel_checks"] = run_pytest(["tests/test_kernels_gpu.py"], out,
+                                             "kernel_checks")
+        report["kernel_resources"] = kernel_resources(out)
     print(f"kernel checks: {report['kernel_checks']['summary']}", flush=True)
-    report["kernel_resources"] = kernel_resources(out)
 
     bench_json = out / "bench.json"
-    report["benchmarks_run"] = run_pytest(
-        ["benchmarks/bench_kernels.py", "--benchmark-enable", f"--benchmark-json={bench_json}",
-         "--benchmark-max-time=0.25", "--benchmark-min-rounds=3"],
-        out, "benchmarks")
+    report["benchmarks_run"] = _not_run()
+    rows = []
+    if "bench" in chosen:
+        report["benchmarks_run"] = run_pytest(
+            ["benchmarks/bench_kernels.py", "--benchmark-enable",
+             f"--benchmark-json={bench_json}", "--benchmark-max-time=0.25",
+             "--benchmark-min-rounds=3"], out, "benchmarks")
+        rows = benchmark_rows(bench_json) if bench_json.exists() else []
     print(f"benchmarks: {report['benchmarks_run']['summary']}", flush=True)
-    rows = benchmark_rows(bench_json) if bench_json.exists() else []
     report["benchmarks"] = rows
-    report["bench_cli"] = run_bench_cli(out)
+    report["bench_cli"] = run_bench_cli(out) if "cli" in chosen else _not_run()
     print(f"gluonlite-bench --device gpu: exit {report['bench_cli']['returncode']} "
           f"(tables in {out / 'bench_cli.txt'})", flush=True)
     table = format_table(rows)

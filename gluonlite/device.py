@@ -23,7 +23,7 @@ __all__ = ["Device", "cpu", "gpu", "current_device", "num_gpus", "as_device", "a
 _DEVICE_TYPES = ("cpu", "gpu")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Device:
     """A device: ``Device('cpu', 0)`` or ``Device('gpu', 1)``; equal and hashed by value.
 
@@ -42,6 +42,19 @@ class Device:
                 or self.device_id < 0:
             raise ValueError(
                 f"Device id must be a non-negative int, got {self.device_id!r}")
+        # Devices key the replica, gradient and state tables that every op consults; the
+        # dataclass-generated __eq__/__hash__ build two tuples per comparison, this one once.
+        object.__setattr__(self, "_key", (self.device_type, self.device_id))
+
+    def __eq__(self, other):
+        if self is other:
+            return True
+        if type(other) is not Device:
+            return NotImplemented
+        return self._key == other._key
+
+    def __hash__(self):
+        return hash(self._key)
 
     def __repr__(self) -> str:
         return f"{self.device_type}({self.device_id})"

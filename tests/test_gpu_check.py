@@ -103,3 +103,32 @@ def test_bench_cli_step_keeps_its_tables_and_status(gpu_check, tmp_path, monkeyp
     else:
         assert result["returncode"] == 0, text[-2000:]
         assert (tmp_path / "bench_cli.json").exists()
+
+
+def test_stages_run_only_what_is_asked(gpu_check, monkeypatch, tmp_path, capsys):
+    # GPU_CHECK_STAGES splits the work over several calls of a time-limited GPU machine.
+    monkeypatch.setenv("GPU_CHECK_OUT", str(tmp_path))
+    monkeypatch.setenv("GPU_CHECK_STAGES", "bench, kernels")
+    monkeypatch.setattr(gpu_check.gluonlite, "num_gpus", lambda: 1)
+    monkeypatch.setattr(gpu_check, "device_info", lambda: {
+        "name": "Fake GPU", "compute_capability": "9.0", "driver": 13000, "cupy": "14",
+        "torch": None})
+    monkeypatch.setattr(gpu_check, "kernel_resources", lambda out: [])
+    monkeypatch.setattr(gpu_check, "run_bench_cli", lambda out: pytest.fail("cli not asked"))
+    calls = []
+
+    def fake_pytest(args, out, name):
+        calls.append(name)
+        if name == "benchmarks":
+            (out / "bench.json").write_text(json.dumps(BENCHMARKS))
+        return {"returncode": 0, "summary": f"{name} ran", "seconds": 1}
+    monkeypatch.setattr(gpu_check, "run_pytest", fake_pytest)
+    assert gpu_check.main() == 0
+    assert calls == ["kernel_checks", "benchmarks"]  # in the fixed order, suite skipped
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["stages"] == ["kernels", "bench"]
+    assert report["suite"]["summary"] == "not run (GPU_CHECK_STAGES)"
+    assert len(report["benchmarks"]) == 3
+    monkeypatch.setenv("GPU_CHECK_STAGES", "suite,warp")
+    with pytest.raises(SystemExit, match="unknown GPU_CHECK_STAGES"):
+        gpu_check.main()
