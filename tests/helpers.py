@@ -15,3 +15,12 @@ def assert_matches(actual, expected, *, rtol=1e-5, atol=1e-6, device=None):
     assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
     assert actual.dtype == expected.dtype, f"dtype {actual.dtype} != {expected.dtype}"
     numpy.testing.assert_allclose(actual.asnumpy(), expected, rtol=rtol, atol=atol)
+
+
+def with_bfloat16(dtype_names: list) -> list:
+    """``dtype_names`` plus ``'bfloat16'`` where NumPy can hold it (through ml_dtypes)."""
+    try:
+        import ml_dtypes  # noqa: F401
+    except ImportError:
+        return list(dtype_names)
+    return list(dtype_names) + ["bfloat16"]

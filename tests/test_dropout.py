@@ -13,6 +13,7 @@ import gluonlite as mx
 from gluonlite import _dropout, _philox, autograd, npx
 from tests.cuda_host.reference import (DROPOUT_DTYPES, PHILOX4X32_10_KAT, PHILOX_PROBE_KERNEL,
                                        dropout_case)
+from tests.helpers import with_bfloat16
 
 
 @pytest.mark.parametrize("counter, key, expected", PHILOX4X32_10_KAT)
@@ -110,17 +111,7 @@ def reference_mask(seed, shape, dtype, p, draws_before=0):
                                _dropout.scale(p, dtype))
 
 
-def dtypes_here():
-    names = ["float16", "float32", "float64"]
-    try:
-        import ml_dtypes  # noqa: F401  NumPy holds bfloat16 only through it
-        names.append("bfloat16")
-    except ImportError:
-        pass
-    return names
-
-
-@pytest.mark.parametrize("dtype", dtypes_here())
+@pytest.mark.parametrize("dtype", with_bfloat16(["float16", "float32", "float64"]))
 @pytest.mark.parametrize("axes", [(), (1,), (0, 2)], ids=["axes-none", "axes-1", "axes-0-2"])
 def test_npx_dropout_mask_is_the_reference(device, dtype, axes):
     # On cpu the NumPy path, on gpu the kernel: either way bit for bit the reference, with the

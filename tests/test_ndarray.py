@@ -4,7 +4,7 @@ import numpy
 import pytest
 
 import gluonlite as mx
-from tests.helpers import assert_matches
+from tests.helpers import assert_matches, with_bfloat16
 
 
 def _host(shape, seed=0, dtype=numpy.float32):
@@ -205,17 +205,7 @@ def test_fully_connected_shape_errors_name_the_shapes(device):
         mx.npx.fully_connected(x, w, None, num_hidden=4)
 
 
-def _half_dtypes():
-    dtypes = ["float16"]
-    try:
-        import ml_dtypes  # noqa: F401 - NumPy holds bfloat16 only through it
-        dtypes.append("bfloat16")
-    except ImportError:
-        pass
-    return dtypes
-
-
-@pytest.mark.parametrize("dtype", _half_dtypes())
+@pytest.mark.parametrize("dtype", with_bfloat16(["float16"]))
 def test_fully_connected_16bit_accumulates_in_float32(device, dtype):
     # 512 rows of positive values: a 16-bit running sum (NumPy's own for float16/bfloat16)
     # is off by percents in db and in long dot products; float32 accumulation is within
