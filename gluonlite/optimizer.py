@@ -249,8 +249,6 @@ def _foreach_fused(fused_fn, grads, buffers, hypers) -> list[int]:
 
     ``fused_fn(grads, buffers, lrs, wds, **shared_hyper)`` runs one fused kernel launch.
     """
-    if not _fused_kernel_enabled():
-        return list(range(len(buffers)))
     groups: dict = {}
     rest = []
     for i, (grad, bufs, hyper) in enumerate(zip(grads, buffers, hypers)):
@@ -259,6 +257,9 @@ def _foreach_fused(fused_fn, grads, buffers, hypers) -> list[int]:
             continue
         shared = tuple((k, v) for k, v in hyper.items() if k not in ("lr", "wd"))
         groups.setdefault((bufs[0].device.id, len(bufs), shared), []).append(i)
+    # Read only when there is something to fuse, so the NumPy path never depends on it.
+    if groups and not _fused_kernel_enabled():
+        return list(range(len(buffers)))
     for (_, _, shared), members in groups.items():
         with _device_scope(buffers[members[0]][0]):
             fused_fn([grads[i] for i in members], [buffers[i] for i in members],
