@@ -1,15 +1,15 @@
-"""GPU implementations behind ``npx.fully_connected``, row-sparse ``retain`` and
-``npx.dropout``'s mask.
+"""GPU implementations behind ``npx.fully_connected``, row-sparse ``retain``,
+``npx.dropout``'s mask and the optimizers' fused multi-tensor steps.
 
 The public functions take and return CuPy arrays that live on the current CuPy device. They
 run gluonlite's own CUDA kernels (``kernels/*.cu``), compiled lazily with ``cupy.RawModule``
 and memoised per (device, source file, type), never at import.
 
 The launch logic (argument checks, grid sizes, output allocation) lives in the private
-``_fc_forward``, ``_fc_backward``, ``_retain`` and ``_dropout_mask``, which take a
-*runtime*: an object with ``xp`` (the array module), ``empty(shape, dtype)``, ``ptr(array)``,
-``gemm(data_type, ...)`` (cuBLAS's column-major GemmEx) and
-``kernel(source, type_key, name_expression)`` returning a callable
+``_fc_forward``, ``_fc_backward``, ``_retain``, ``_dropout_mask`` and
+``_multi_tensor_step``, which take a *runtime*: an object with ``xp`` (the array module),
+``empty(shape, dtype)``, ``ptr(array)``, ``gemm(data_type, ...)`` (cuBLAS's column-major
+GemmEx) and ``kernel(source, type_key, name_expression)`` returning a callable
 ``kernel(grid, block, args)`` like ``cupy.RawKernel``. On a GPU that runtime is
 ``_CupyRuntime``; the CPU host harness in ``tests/cuda_host/`` supplies one that runs the same
 ``.cu`` sources compiled with g++, so the code below is exercised without a GPU.
@@ -36,9 +36,10 @@ import numpy
 
 __all__ = ["fc_forward", "fc_backward", "retain", "set_fc_path", "fc_path",
            "KernelCompileError", "kernel_source", "name_expressions", "instantiations",
-           "KERNEL_SOURCES", "FC_PATH_ENV", "dropout_mask"]
+           "KERNEL_SOURCES", "FC_PATH_ENV", "dropout_mask", "multi_tensor_sgd",
+           "multi_tensor_adam"]
 
-KERNEL_SOURCES = ("retain.cu", "fully_connected.cu", "dropout.cu")
+KERNEL_SOURCES = ("retain.cu", "fully_connected.cu", "dropout.cu", "multi_tensor.cu")
 FC_PATH_ENV = "GLUONLITE_FC_PATH"
 _FC_PATHS = ("auto", "kernel", "cublas")
 
@@ -97,8 +98,9 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
     """The kernel name expressions compiled together for ``source`` and one type.
 
     ``type_key`` is the storage type for fully_connected.cu (``float``, ``gl_f16``,
-    ``gl_bf16``), the copy unit for retain.cu (``uint4`` ... ``unsigned char``) and the
-    bit width's type for dropout.cu (``unsigned short`` ... ``unsigned long long``).
+    ``gl_bf16``), the copy unit for retain.cu (``uint4`` ... ``unsigned char``), the
+    bit width's type for dropout.cu (``unsigned short`` ... ``unsigned long long``) and
+    ``float`` (the only storage type) for multi_tensor.cu.
     """
     if source == "fully_connected.cu":
         return tuple(_gemm_name(type_key, layout) for layout in _GEMM_LAYOUTS) + (
@@ -108,6 +110,8 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
         return ("retain_mark", f"retain_gather<{type_key}>")
     if source == "dropout.cu":
         return (f"dropout_mask<{type_key}>",)
+    if source == "multi_tensor.cu":
+        return tuple(expression for expression, _ in _MULTI_TENSOR_KERNELS.values())
     raise ValueError(f"unknown kernel source {source!r}; expected one of {KERNEL_SOURCES}")
 
 
@@ -120,6 +124,7 @@ def instantiations() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
                       for unit in _RETAIN_UNITS],
         "dropout.cu": [(unit[1], name_expressions("dropout.cu", unit[1]))
                        for unit in _DROPOUT_UNITS],
+        "multi_tensor.cu": [("float", name_expressions("multi_tensor.cu", "float"))],
     }
 
 
@@ -392,6 +397,103 @@ def _dropout_mask(rt, shape, dtype, key: int, threshold: int, scale):
 
 
 # ---------------------------------------------------------------------------------------
+# fused multi-tensor optimizer steps
+
+# Kernel of each update and the arrays per tensor it takes (weight, gradient, states).
+_MULTI_TENSOR_KERNELS = {"sgd": ("multi_tensor_sgd<false>", 2),
+                         "sgd_momentum": ("multi_tensor_sgd<true>", 3),
+                         "adam": ("multi_tensor_adam", 4)}
+# Elements a block updates per chunk: large enough that a big tensor costs few table entries
+# and each block streams long contiguous runs, small enough that a large tensor still spreads
+# over many blocks. Not yet tuned on a GPU.
+_MULTI_TENSOR_CHUNK = 1 << 14
+_MULTI_TENSOR_THREADS = 256
+
+
+def _multi_tensor_step(rt, kind: str, arrays, lrs, wds, scalars) -> None:
+    """One launch of the fused ``kind`` update over every tensor of ``arrays``.
+
+    ``arrays[a][t]`` is array ``a`` of tensor ``t``: weights, then gradients, then the
+    states, in the order of multi_tensor.cu; all float32, weights and states C-contiguous
+    (updated in place), on the current device. ``scalars`` are the kernel's trailing float
+    arguments. Gradients are only read; a non-contiguous one is read from a contiguous copy.
+    """
+    expression, count = _MULTI_TENSOR_KERNELS[kind]
+    if len(arrays) != count:
+        raise ValueError(f"multi_tensor {kind}: expected {count} lists of arrays (weights, "
+                         f"gradients, states), got {len(arrays)}")
+    weights = arrays[0]
+    n = len(weights)
+    if len(lrs) != n or len(wds) != n or any(len(column) != n for column in arrays):
+        raise ValueError(f"multi_tensor {kind}: {n} weights but lists of lengths "
+                         f"{[len(c) for c in arrays]}, {len(lrs)} lrs, {len(wds)} wds")
+    xp = rt.xp
+    arrays = [list(column) for column in arrays]
+    for a, column in enumerate(arrays):
+        for t, array in enumerate(column):
+            what = ("weight", "gradient")[a] if a < 2 else f"state {a - 2}"
+            if array.dtype != numpy.float32:
+                raise TypeError(f"multi_tensor {kind}: the {what} of tensor {t} is "
+                                f"{array.dtype}; the fused kernels take float32 only")
+            if tuple(array.shape) != tuple(weights[t].shape):
+                raise ValueError(f"multi_tensor {kind}: the {what} of tensor {t} has shape "
+                                 f"{tuple(array.shape)}, its weight {tuple(weights[t].shape)}")
+            if a == 1:
+                column[t] = _contiguous(xp, array)  # read only: a copy is as good
+            elif not array.flags.c_contiguous:
+                raise TypeError(f"multi_tensor {kind}: the {what} of tensor {t} is not "
+                                "C-contiguous; it is updated in place, so it must be")
+    sizes = numpy.array([w.size for w in weights], numpy.int64)
+    chunk = _MULTI_TENSOR_CHUNK
+    chunks = -(-sizes // chunk)  # empty tensors get no chunk
+    total = int(chunks.sum())
+    if total == 0:
+        return
+    # The chunk table: tensor and first element of every chunk, tensor by tensor.
+    chunk_tensor = numpy.repeat(numpy.arange(n, dtype=numpy.int64), chunks)
+    first = numpy.cumsum(chunks) - chunks
+    chunk_start = (numpy.arange(total, dtype=numpy.int64) - first[chunk_tensor]) * chunk
+    ptrs = numpy.array([rt.ptr(a) for column in arrays for a in column], numpy.uint64)
+    # Two uploads per launch: every integer table in one int64 array, lrs and wds in one
+    # float32 array; the kernel gets views into them.
+    table = xp.asarray(numpy.concatenate([ptrs.view(numpy.int64), sizes, chunk_tensor,
+                                          chunk_start]))
+    floats = xp.asarray(numpy.array([*lrs, *wds], numpy.float32))
+    at = numpy.cumsum([0, ptrs.size, n, total, total])
+    fn = rt.kernel("multi_tensor.cu", "float", expression)
+    fn((min(total, _MAX_STRIDE_BLOCKS), 1, 1), (_MULTI_TENSOR_THREADS, 1, 1),
+       (table[at[0]:at[1]].view(xp.uint64), _i32("tensors", n), table[at[1]:at[2]],
+        floats[:n], floats[n:], table[at[2]:at[3]], table[at[3]:at[4]],
+        _i32("chunks", total), numpy.int32(chunk), *scalars))
+
+
+def _clip_scalar(clip_gradient) -> numpy.float32:
+    # The kernels' encoding of the Python code's None (no clipping): a negative bound.
+    return numpy.float32(-1.0 if clip_gradient is None else clip_gradient)
+
+
+def _multi_tensor_sgd(rt, weights, grads, moms, lrs, wds, *, momentum, rescale_grad,
+                      clip_gradient) -> None:
+    """``optimizer._sgd_math`` over every tensor in one launch; ``moms`` None: no momentum."""
+    kind, arrays = ("sgd", [weights, grads]) if moms is None else \
+        ("sgd_momentum", [weights, grads, moms])
+    _multi_tensor_step(rt, kind, arrays, lrs, wds,
+                       (numpy.float32(momentum), numpy.float32(rescale_grad),
+                        _clip_scalar(clip_gradient)))
+
+
+def _multi_tensor_adam(rt, weights, grads, means, variances, lrs, wds, *, beta1, beta2,
+                       epsilon, rescale_grad, clip_gradient) -> None:
+    """``optimizer._adam_math`` over every tensor in one launch (``lrs`` bias-corrected)."""
+    # 1 - beta in double, then rounded, as NumPy rounds the Python float (1.0 - beta1).
+    _multi_tensor_step(rt, "adam", [weights, grads, means, variances], lrs, wds,
+                       (numpy.float32(beta1), numpy.float32(1.0 - beta1),
+                        numpy.float32(beta2), numpy.float32(1.0 - beta2),
+                        numpy.float32(epsilon), numpy.float32(rescale_grad),
+                        _clip_scalar(clip_gradient)))
+
+
+# ---------------------------------------------------------------------------------------
 # CuPy runtime, loader and dispatch
 
 
@@ -609,3 +711,22 @@ def dropout_mask(shape, dtype, key: int, threshold: int, scale):
     and float64 alike.
     """
     return _dropout_mask(_runtime(), shape, dtype, key, threshold, scale)
+
+
+def multi_tensor_sgd(weights, grads, moms, lrs, wds, *, momentum: float, rescale_grad: float,
+                     clip_gradient: float | None) -> None:
+    """SGD (``gluonlite.optimizer.sgd``'s arithmetic) on lists of float32 CuPy arrays of the
+    current device, in place, in one kernel launch; ``moms`` is a list, or None for no
+    momentum. Gradients are only read."""
+    _multi_tensor_sgd(_runtime(), weights, grads, moms, lrs, wds, momentum=momentum,
+                      rescale_grad=rescale_grad, clip_gradient=clip_gradient)
+
+
+def multi_tensor_adam(weights, grads, means, variances, lrs, wds, *, beta1: float,
+                      beta2: float, epsilon: float, rescale_grad: float,
+                      clip_gradient: float | None) -> None:
+    """Adam (``gluonlite.optimizer.adam``'s arithmetic, ``lrs`` already bias-corrected) on
+    lists of float32 CuPy arrays of the current device, in place, in one kernel launch."""
+    _multi_tensor_adam(_runtime(), weights, grads, means, variances, lrs, wds, beta1=beta1,
+                       beta2=beta2, epsilon=epsilon, rescale_grad=rescale_grad,
+                       clip_gradient=clip_gradient)

@@ -12,6 +12,12 @@ Three layers, as in ``torch.optim``:
    hyper-parameters; small ones concatenated into flat buckets, each updated with a handful
    of vectorised ops and scattered back in place; large ones updated where they lie).
 
+On a GPU the multi-tensor path hands float32 tensors with dense gradients and C-contiguous
+weights and states to a fused kernel instead (``kernels/multi_tensor.cu``): one launch per
+device and optimizer configuration updates all of them in place, whatever their number,
+learning rates and weight decays. ``GLUONLITE_FUSED_OPTIMIZER=0`` turns it off (every tensor
+then takes the bucketed path); other dtypes and row-sparse gradients always take that path.
+
 Arrays are NumPy (``cpu(i)``) or CuPy (``gpu(i)``) arrays; CuPy is imported only when a CuPy
 array is seen. States are raw arrays, tuples of them, or None, so they pickle as they are.
 
@@ -38,10 +44,12 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import os
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy
 
+from . import _kernels
 from ._backend import cupy as _cupy_module, is_gpu_array
 
 __all__ = ["Optimizer", "SGD", "Adam", "RowSparseGrad", "create", "register", "sgd", "adam"]
@@ -209,14 +217,70 @@ def _foreach_single(math_fn, grads, buffers, hypers, lazy_update):
             _apply_one(math_fn, values, rows, bufs, hyper)
 
 
-def _foreach_multi(math_fn, grads, buffers, hypers, lazy_update):
+# The fused GPU kernels are on unless this environment variable is "0" (read at every
+# update, so it can be flipped in a running process).
+FUSED_OPTIMIZER_ENV = "GLUONLITE_FUSED_OPTIMIZER"
+
+
+def _fused_kernel_enabled() -> bool:
+    value = os.environ.get(FUSED_OPTIMIZER_ENV, "1")
+    if value not in ("0", "1"):
+        raise ValueError(f"{FUSED_OPTIMIZER_ENV}={value!r}; expected '1' (use the fused GPU "
+                         "optimizer kernels) or '0' (turn them off)")
+    return value == "1"
+
+
+def _fusable(grad, bufs) -> bool:
+    """Whether one tensor can go through the fused kernels: float32 CuPy arrays on one device,
+    a dense gradient, weight and states C-contiguous (written in place by address)."""
+    weight = bufs[0]
+    if not _is_gpu(weight) or weight.dtype != numpy.float32 or _is_row_sparse(grad):
+        return False
+    device = weight.device.id
+    return (_is_gpu(grad) and grad.device.id == device
+            and all(_is_gpu(b) and b.dtype == numpy.float32 and b.flags.c_contiguous
+                    and b.device.id == device for b in bufs))
+
+
+def _foreach_fused(fused_fn, grads, buffers, hypers) -> list[int]:
+    """Update the tensors that :func:`_fusable` accepts with ``fused_fn``, one call per
+    device, number of state arrays and hyper-parameters other than ``lr`` and ``wd`` (those
+    the kernels take per tensor); return the indices of the tensors left for the caller.
+
+    ``fused_fn(grads, buffers, lrs, wds, **shared_hyper)`` runs one fused kernel launch.
+    """
+    groups: dict = {}
+    rest = []
+    for i, (grad, bufs, hyper) in enumerate(zip(grads, buffers, hypers)):
+        if not _fusable(grad, bufs):
+            rest.append(i)
+            continue
+        shared = tuple((k, v) for k, v in hyper.items() if k not in ("lr", "wd"))
+        groups.setdefault((bufs[0].device.id, len(bufs), shared), []).append(i)
+    # Read only when there is something to fuse, so the NumPy path never depends on it.
+    if groups and not _fused_kernel_enabled():
+        return list(range(len(buffers)))
+    for (_, _, shared), members in groups.items():
+        with _device_scope(buffers[members[0]][0]):
+            fused_fn([grads[i] for i in members], [buffers[i] for i in members],
+                     [hypers[i]["lr"] for i in members], [hypers[i]["wd"] for i in members],
+                     **dict(shared))
+    return rest
+
+
+def _foreach_multi(math_fn, grads, buffers, hypers, lazy_update, fused_fn=None):
     """The multi-tensor path: same arguments and results as :func:`_foreach_single`.
 
-    Tensors are grouped by array module, device, dtype, number of state arrays and
-    hyper-parameters (first-seen order, so the result does not depend on hashing); within
-    a group they are concatenated into buckets (see ``_BUCKET_ELEMENTS``) and updated with
-    one call of ``math_fn`` per bucket.
+    With ``fused_fn`` (the fused GPU kernel doing ``math_fn``'s arithmetic), the tensors it
+    serves go through it first (see :func:`_foreach_fused`). The others are grouped by array
+    module, device, dtype, number of state arrays and hyper-parameters (first-seen order, so
+    the result does not depend on hashing); within a group they are concatenated into
+    buckets (see ``_BUCKET_ELEMENTS``) and updated with one call of ``math_fn`` per bucket.
     """
+    if fused_fn is not None:
+        rest = _foreach_fused(fused_fn, grads, buffers, hypers)
+        if len(rest) < len(buffers):
+            grads, buffers, hypers = ([seq[i] for i in rest] for seq in (grads, buffers, hypers))
     groups: dict = {}
     for i, (bufs, hyper) in enumerate(zip(buffers, hypers)):
         key = (_device_key(bufs[0]), bufs[0].dtype.str, len(bufs), tuple(hyper.items()))
@@ -287,11 +351,18 @@ def _single_tensor_sgd(weights, grads, moms, *, lrs, wds, momentum, rescale_grad
     _foreach_single(_sgd_math, grads, buffers, hypers, lazy_update)
 
 
+def _fused_sgd(grads, buffers, lrs, wds, *, momentum, rescale_grad, clip_gradient):
+    moms = [b[1] for b in buffers] if len(buffers[0]) == 2 else None
+    _kernels.multi_tensor_sgd([b[0] for b in buffers], grads, moms, lrs, wds,
+                              momentum=momentum, rescale_grad=rescale_grad,
+                              clip_gradient=clip_gradient)
+
+
 def _multi_tensor_sgd(weights, grads, moms, *, lrs, wds, momentum, rescale_grad,
                       clip_gradient, lazy_update):
     buffers, hypers = _sgd_plan(weights, moms, lrs, wds, momentum, rescale_grad,
                                 clip_gradient)
-    _foreach_multi(_sgd_math, grads, buffers, hypers, lazy_update)
+    _foreach_multi(_sgd_math, grads, buffers, hypers, lazy_update, _fused_sgd)
 
 
 def sgd(weights: Sequence, grads: Sequence, moms: Sequence, *, lrs: Sequence[float],
@@ -370,11 +441,16 @@ def _single_tensor_adam(weights, grads, means, variances, *, lrs, wds, steps, be
     _foreach_single(_adam_math, grads, buffers, hypers, lazy_update)
 
 
+def _fused_adam(grads, buffers, lrs, wds, **shared):
+    weights, means, variances = ([b[k] for b in buffers] for k in range(3))
+    _kernels.multi_tensor_adam(weights, grads, means, variances, lrs, wds, **shared)
+
+
 def _multi_tensor_adam(weights, grads, means, variances, *, lrs, wds, steps, beta1, beta2,
                        epsilon, rescale_grad, clip_gradient, lazy_update):
     buffers, hypers = _adam_plan(weights, means, variances, lrs, wds, steps, beta1, beta2,
                                  epsilon, rescale_grad, clip_gradient)
-    _foreach_multi(_adam_math, grads, buffers, hypers, lazy_update)
+    _foreach_multi(_adam_math, grads, buffers, hypers, lazy_update, _fused_adam)
 
 
 def adam(weights: Sequence, grads: Sequence, means: Sequence, variances: Sequence, *,

@@ -274,6 +274,8 @@ def test_multi_tensor_matches_single_tensor(xp, make_opt, lazy_update, tiny_buck
 
 
 def test_multi_tensor_path_runs_the_math_once_per_group(xp, monkeypatch):
+    # The bucketed path, which the fused kernel would bypass for float32 CuPy tensors.
+    monkeypatch.setenv(optimizer.FUSED_OPTIMIZER_ENV, "0")
     calls = []
     real = optimizer._sgd_math
 
@@ -295,6 +297,59 @@ def test_multi_tensor_path_runs_the_math_once_per_group(xp, monkeypatch):
     opt.use_fused_step = False
     opt.update(range(10), weights, [xp.ones_like(w) for w in weights], states)
     assert len(calls) == 10
+
+
+# Element counts around the fused kernel's chunks (_kernels._MULTI_TENSOR_CHUNK = 16384).
+FUSED_SHAPES = [(0,), (), (3,), (1023,), (4097,), (16384,), (16385,), (3, 50001), (7, 2, 3)]
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda fused: SGD(learning_rate=0.1, wd=0.05, clip_gradient=0.7, use_fused_step=fused),
+    lambda fused: SGD(learning_rate=0.1, momentum=0.9, wd=0.01, rescale_grad=0.5,
+                      use_fused_step=fused),
+    lambda fused: Adam(learning_rate=0.01, wd=0.02, clip_gradient=1.5, rescale_grad=0.5,
+                       use_fused_step=fused),
+], ids=["sgd", "sgd_momentum", "adam"])
+def test_fused_gpu_kernel_matches_single_tensor_path(gpu, make_opt, monkeypatch):
+    import cupy
+    from gluonlite import _kernels
+    monkeypatch.delenv(optimizer.FUSED_OPTIMIZER_ENV, raising=False)
+    launches = []
+
+    def recorded(name):
+        real = getattr(_kernels, name)
+
+        def launch(*args, **kwargs):
+            launches.append(name)
+            real(*args, **kwargs)
+        return launch
+    for name in ("multi_tensor_sgd", "multi_tensor_adam"):
+        monkeypatch.setattr(_kernels, name, recorded(name))
+    rng = np.random.default_rng(21)
+    host_weights = [np.array(rng.standard_normal(s), np.float32) for s in FUSED_SHAPES]
+    host_grads = [[np.array(2 * rng.standard_normal(s), np.float32) for s in FUSED_SHAPES]
+                  for _ in range(4)]
+    runs = []
+    with cupy.cuda.Device(gpu.device_id):
+        for fused in (True, False):
+            opt = make_opt(fused)
+            opt.set_lr_mult({1: 0.5, 4: 2.0})  # per-tensor lr and wd in one launch
+            opt.set_wd_mult({2: 0.0, 5: 3.0})
+            weights = [cupy.asarray(w) for w in host_weights]
+            states = [opt.create_state(i, w) for i, w in enumerate(weights)]
+            for step, grads in enumerate(host_grads):
+                active = [i for i in range(len(weights)) if i != 3 or step >= 2]
+                g = [cupy.asarray(grads[i]) for i in active]
+                opt.update(active, [weights[i] for i in active], g,
+                           [states[i] for i in active])
+                for a, i in zip(g, active):  # the kernel only reads gradients
+                    np.testing.assert_array_equal(host(a), grads[i])
+            runs.append(weights + [a for s in states if s is not None
+                                   for a in (s if isinstance(s, tuple) else (s,))])
+            if fused:
+                assert len(launches) == len(host_grads)  # one launch per update
+    for fused_array, single_array in zip(*runs):
+        assert_close(fused_array, host(single_array))
 
 
 # --------------------------------------------------------------------------------------

@@ -17,11 +17,15 @@ from . import harness
 
 
 class Array(numpy.ndarray):
-    """A NumPy array that also answers CuPy's ``.data.ptr``."""
+    """A NumPy array that also answers CuPy's ``.data.ptr`` and ``.device`` (device 0)."""
 
     @property
     def data(self):
         return types.SimpleNamespace(ptr=self.ctypes.data)
+
+    @property
+    def device(self):
+        return _Device(0)
 
 
 def as_array(array):
@@ -92,12 +96,16 @@ class _Cublas:
 
 
 def module(order: str = "forward", sanitize=None) -> types.ModuleType:
-    """A ``cupy`` module whose kernels run in the host harness under ``order``."""
+    """A ``cupy`` module whose kernels run in the host harness under ``order``; its
+    ``launches`` list records the name expression of every kernel launched, in order."""
     fake = types.ModuleType("cupy")
+    fake.launches = []
     fake.__getattr__ = lambda name: getattr(numpy, name)  # everything else is NumPy's
     fake.empty = lambda shape, dtype=float: as_array(numpy.empty(shape, dtype))
     fake.zeros = lambda shape, dtype=float: as_array(numpy.zeros(shape, dtype))
-    fake.asarray = lambda a, dtype=None: as_array(numpy.asarray(a, dtype))
+    # As in CuPy, a host array is copied (to the "device"); a device array is not.
+    fake.asarray = lambda a, dtype=None: as_array(
+        numpy.asarray(a, dtype) if isinstance(a, Array) else numpy.array(a, dtype))
     fake.ascontiguousarray = lambda a, dtype=None: as_array(numpy.ascontiguousarray(a, dtype))
 
     class RawModule:
@@ -115,8 +123,11 @@ def module(order: str = "forward", sanitize=None) -> types.ModuleType:
                 except RuntimeError as e:
                     raise CompileException(str(e)) from e
             kernel = self.built.get_function(expression)
-            return lambda grid, block, args, shared_mem=0: kernel(
-                grid, block, args, shared_mem, order=order, seed=7)
+
+            def launch(grid, block, args, shared_mem=0):
+                fake.launches.append(expression)
+                kernel(grid, block, args, shared_mem, order=order, seed=7)
+            return launch
 
     fake.RawModule = RawModule
     stream = types.SimpleNamespace(synchronize=lambda: None)
