@@ -19,8 +19,9 @@ kernel and cuBLAS (``cublasGemmEx`` with float32 compute, called directly, plus 
 fused-bias epilogue kernel) is measured once on the GPU in use and cached. Calling GemmEx
 directly rather than through ``cupy.matmul`` serves bfloat16 (which CuPy's matmul may lack),
 accumulates ``dW`` in place for ``grad_req='add'`` (beta = 1, no temporary), and skips
-matmul's generic shape handling on small, launch-bound shapes. ``set_fc_path('kernel' | 'cublas' | 'auto')``, ``with
-fc_path(...)`` or the environment variable ``GLUONLITE_FC_PATH`` force one path.
+matmul's generic shape handling on small, launch-bound shapes.
+``set_fc_path('kernel' | 'cublas' | 'auto')``, ``with fc_path(...)`` or the environment
+variable ``GLUONLITE_FC_PATH`` force one path.
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy
+
+from ._backend import contiguous
 
 __all__ = ["fc_forward", "fc_backward", "retain", "set_fc_path", "fc_path",
            "KernelCompileError", "kernel_source", "name_expressions", "instantiations",
@@ -147,11 +150,6 @@ def _compile_error_message(source_name: str, source: str, options, expressions,
     return "\n".join(parts)
 
 
-def _contiguous(xp, a):
-    # Checking the flag first skips a call that costs microseconds per array on CuPy.
-    return a if a.flags.c_contiguous else xp.ascontiguousarray(a)
-
-
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -257,8 +255,8 @@ def _fc_forward(rt, x, w, b, path: str, ctype: str | None = None):
     _check_fc("fc_forward", x, w, b)
     xp = rt.xp
     ctype = ctype or _fc_ctype(x.dtype)
-    x, w = _contiguous(xp, x), _contiguous(xp, w)
-    b = None if b is None else _contiguous(xp, b)
+    x, w = contiguous(xp, x), contiguous(xp, w)
+    b = None if b is None else contiguous(xp, b)
     (n, k), m = x.shape, w.shape[0]
     y = rt.empty((n, m), x.dtype)
     if n == 0 or m == 0:
@@ -278,7 +276,7 @@ def _fc_backward(rt, dy, x, w, need_dx: bool, need_dw: bool, need_db: bool, path
     _check_fc("fc_backward", x, w)
     xp = rt.xp
     ctype = ctype or _fc_ctype(x.dtype)
-    dy, x, w = (_contiguous(xp, a) for a in (dy, x, w))
+    dy, x, w = (contiguous(xp, a) for a in (dy, x, w))
     (n, k), m = x.shape, w.shape[0]
     if tuple(dy.shape) != (n, m) or dy.dtype != x.dtype:
         raise ValueError(f"fc_backward: dy must be {x.dtype} of shape {(n, m)}, got "
@@ -333,9 +331,9 @@ def _retain(rt, data, indices, row_ids):
     if data.ndim < 1 or indices.ndim != 1 or indices.shape[0] != data.shape[0]:
         raise ValueError(f"retain: expected data [k, ...] and indices [k], got shapes "
                          f"{tuple(data.shape)} and {tuple(indices.shape)}")
-    data = _contiguous(xp, data)
-    indices = _contiguous(xp, indices.astype(xp.int64, copy=False))
-    wanted = _contiguous(xp, xp.asarray(row_ids).astype(xp.int64, copy=False).ravel())
+    data = contiguous(xp, data)
+    indices = contiguous(xp, indices.astype(xp.int64, copy=False))
+    wanted = contiguous(xp, xp.asarray(row_ids).astype(xp.int64, copy=False).ravel())
     k, row_shape = data.shape[0], tuple(data.shape[1:])
     row_bytes = data.itemsize * int(numpy.prod(row_shape, dtype=numpy.int64))
     if k == 0 or wanted.size == 0:
@@ -439,7 +437,7 @@ def _multi_tensor_step(rt, kind: str, arrays, lrs, wds, scalars) -> None:
                 raise ValueError(f"multi_tensor {kind}: the {what} of tensor {t} has shape "
                                  f"{tuple(array.shape)}, its weight {tuple(weights[t].shape)}")
             if a == 1:
-                column[t] = _contiguous(xp, array)  # read only: a copy is as good
+                column[t] = contiguous(xp, array)  # read only: a copy is as good
             elif not array.flags.c_contiguous:
                 raise TypeError(f"multi_tensor {kind}: the {what} of tensor {t} is not "
                                 "C-contiguous; it is updated in place, so it must be")

@@ -98,10 +98,6 @@ def _fc_backward_raw(xp, dy, x2, w, need_dx, need_dw, need_db):
     return tuple(None if g is None else g.astype(dtype) for g in grads)
 
 
-def _contiguous(xp, a):
-    return a if a.flags.c_contiguous else xp.ascontiguousarray(a)
-
-
 def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatten=True):
     """``y = x @ weight.T + bias`` with MXNet's semantics.
 
@@ -140,7 +136,7 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
                          f"expects {in_units}")
     xp = x._xp
     with _backend.on(device):
-        x2 = _contiguous(xp, x._data.reshape(-1, in_units))
+        x2 = _backend.contiguous(xp, x._data.reshape(-1, in_units))
         y = _fc_raw(xp, x2, weight._data, None if bias is None else bias._data)
         out = ndarray(y.reshape(lead + (units,)), device)
     inputs = (x, weight) if bias is None else (x, weight, bias)
@@ -148,8 +144,9 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
     def backward(g):
         need = [autograd.requires_grad(a) for a in inputs] + [False]
         with _backend.on(device):
-            dx, dw, db = _fc_backward_raw(xp, _contiguous(xp, g.reshape(-1, units)), x2,
-                                          weight._data, need[0], need[1], need[2])
+            dy = _backend.contiguous(xp, g.reshape(-1, units))
+            dx, dw, db = _fc_backward_raw(xp, dy, x2, weight._data, need[0], need[1],
+                                          need[2])
         return (None if dx is None else dx.reshape(x_shape), dw, db)[:len(inputs)]
     return record_op(out, inputs, backward)
 
