@@ -49,8 +49,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy
 
-from . import _kernels
-from ._backend import cupy as _cupy_module, is_gpu_array
+from .. import _kernels
+from .._backend import cupy as _cupy_module, is_gpu_array
 
 __all__ = ["Optimizer", "SGD", "Adam", "RowSparseGrad", "create", "register", "sgd", "adam"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as _numpy
 
-from . import _backend, random
-from .autograd import record_op
-from .ndarray import (ndarray, _device_mismatch, arange, array, empty, from_dlpack,
+from .. import _backend, random
+from ..autograd import record_op
+from ..ndarray import (ndarray, _device_mismatch, arange, array, empty, from_dlpack,
                       full, full_like, matmul, ones, ones_like, zeros, zeros_like)
 
 __all__ = ["ndarray", "array", "zeros", "ones", "full", "empty", "arange", "zeros_like",
@@ -85,7 +85,7 @@ def _select(a, b, pick_a):
     inputs = tuple(v for v in (a, b) if isinstance(v, ndarray))
 
     def backward(g):
-        from .ndarray import _unbroadcast
+        from ..ndarray import _unbroadcast
         grads = []
         if isinstance(a, ndarray):
             grads.append(_unbroadcast(g * take_a, a.shape))

@@ -1,5 +1,4 @@
-"""``mx.gluon.nn``: layers (``Sequential``, ``Dense``, ``Embedding``, ``Dropout``,
-``Activation``).
+"""``mx.gluon.nn`` basic layers: ``Sequential``, ``Dense``, ``Embedding``, ``Dropout``.
 
 >>> import gluonlite as mx
 >>> net = mx.gluon.nn.Sequential()
@@ -14,12 +13,12 @@ from __future__ import annotations
 
 import numpy
 
-from .. import npx
-from .block import Block, HybridBlock
-from .parameter import Parameter
+from ... import npx
+from ..block import Block
+from .activations import Activation
+from ..parameter import Parameter
 
-__all__ = ["Block", "HybridBlock", "Sequential", "HybridSequential", "Dense", "Embedding",
-           "Dropout", "Activation"]
+__all__ = ["Sequential", "HybridSequential", "Dense", "Embedding", "Dropout"]
 
 
 class Sequential(Block):
@@ -52,21 +51,6 @@ class Sequential(Block):
 
 
 HybridSequential = Sequential
-
-
-class Activation(Block):
-    """An activation function: ``'relu'``, ``'sigmoid'``, ``'tanh'``, ``'softrelu'`` or
-    ``'softsign'`` (see ``npx.activation``)."""
-
-    def __init__(self, activation: str):
-        super().__init__()
-        self._act_type = activation
-
-    def forward(self, x):
-        return npx.activation(x, act_type=self._act_type)
-
-    def _extra_repr(self) -> str:
-        return self._act_type
 
 
 class Dense(Block):

@@ -14,37 +14,13 @@ import math
 
 import numpy
 
-from . import _backend, _dropout, autograd
-from .autograd import SparseRows, record_op
-from .ndarray import ndarray, _device_mismatch
-from .np import _unary
+from .. import _backend, _dropout, autograd
+from ..autograd import SparseRows, record_op
+from ..ndarray import ndarray, _device_mismatch
+from ..np import _unary
 
-__all__ = ["set_np", "reset_np", "is_np_array", "is_np_shape", "fully_connected", "activation", "relu", "sigmoid", "softmax", "log_softmax",
+__all__ = ["fully_connected", "activation", "relu", "sigmoid", "softmax", "log_softmax",
            "pick", "embedding", "dropout", "one_hot"]
-
-
-def set_np(shape: bool = True, array: bool = True, dtype: bool = False) -> None:
-    """MXNet 2 scripts start with ``npx.set_np()``; gluonlite always has NumPy semantics
-    (``mx.np`` arrays, -1 for unknown dims), so this accepts that call and refuses to turn
-    them off, since the legacy ``mx.nd`` front end is not provided."""
-    if not (shape and array):
-        raise ValueError("gluonlite only provides NumPy semantics (mx.np); set_np(shape="
-                         "False) or set_np(array=False) would need the legacy mx.nd API")
-    if dtype:
-        raise ValueError("set_np(dtype=True) (float64 defaults) is not supported; gluonlite "
-                         "creates float32 unless a dtype is given, as MXNet does by default")
-
-
-def reset_np() -> None:
-    """Accepted for MXNet compatibility: NumPy semantics cannot be turned off here."""
-
-
-def is_np_array() -> bool:
-    return True
-
-
-def is_np_shape() -> bool:
-    return True
 
 
 def _check_same_device(op, *arrays):
@@ -68,7 +44,7 @@ def _cpu_fc_compute(dtype):
 
 def _fc_raw(xp, x2, w, b):
     if xp is not numpy:
-        from . import _kernels
+        from .. import _kernels
         return _kernels.fc_forward(x2, w, b)
     compute = _cpu_fc_compute(x2.dtype)
     if compute is None:
@@ -84,7 +60,7 @@ def _fc_raw(xp, x2, w, b):
 
 def _fc_backward_raw(xp, dy, x2, w, need_dx, need_dw, need_db):
     if xp is not numpy:
-        from . import _kernels
+        from .. import _kernels
         return _kernels.fc_backward(dy, x2, w, need_dx=need_dx, need_dw=need_dw,
                                     need_db=need_db)
     dtype = x2.dtype
@@ -170,7 +146,7 @@ def _softrelu(x):
 
 def activation(data, act_type="relu"):
     """MXNet's ``Activation``: ``relu``, ``sigmoid``, ``tanh``, ``softrelu`` or ``softsign``."""
-    from .np import tanh
+    from ..np import tanh
     if act_type == "relu":
         return relu(data)
     if act_type == "sigmoid":
