@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # "CuPy present, no GPU visible" (num_gpus() == 0, GPU tests skip with a reason).
 TEST_EXTRAS ?= test,cuda13
 
-.PHONY: test demo gpu-check bench bench-mxnet clean
+.PHONY: test demo docs gpu-check bench bench-mxnet clean
 
 $(VENV)/.installed-test: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,16 @@ $(VENV)/.installed-demo: pyproject.toml
 	$(PY) -m pip install -q -e '.[demo]'
 	touch $@
 
+# Two pytest workers: the machine has two cores and the suite is mostly single-threaded.
+PYTEST_WORKERS ?= 2
+
 test: $(VENV)/.installed-test
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS)
+
+# The documentation site (Sphinx: docs/conf.py says why) into docs/_build/html; make test
+# builds it too, with warnings as errors, and runs the examples of its pages.
+docs: $(VENV)/.installed-test
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 demo: $(VENV)/.installed-demo
 	$(PY) examples/train_digits.py
