@@ -22,6 +22,7 @@ import numbers
 import os
 import signal
 import sys
+import threading
 import weakref
 
 import numpy
@@ -154,7 +155,7 @@ class DataLoader:
                             initargs=(self._dataset, self._batchify_fn, seed))
         self._pool = pool
         # Terminates the workers when the loader is garbage-collected or at exit.
-        self._finalizer = weakref.finalize(self, _terminate, pool)
+        self._finalizer = weakref.finalize(self, _terminate, pool, self._thread_pool)
         return pool
 
     def _shutdown(self):
@@ -196,6 +197,11 @@ class DataLoader:
                 self._shutdown()
 
 
-def _terminate(pool):
+def _terminate(pool, threads: bool):
+    if threads:
+        # A thread cannot be killed: one stuck in a dataset would block terminate() until
+        # it returns, so the thread pool is wound down in the background instead.
+        threading.Thread(target=pool.terminate, daemon=True).start()
+        return
     pool.terminate()
     pool.join()
