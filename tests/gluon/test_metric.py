@@ -180,3 +180,10 @@ def test_bad_input_raises_naming_the_metric():
         m.update([mx.np.array([0, 1]), mx.np.array([0, 3])],
                  [mx.np.array([0.9, 0.1]), mx.np.array([0.9, 0.1])])
     assert math.isnan(m.get()[1])  # the failing call changed nothing
+
+
+def test_mxnet1_metric_spelling_warns_and_works():
+    with pytest.warns(DeprecationWarning, match="mx.gluon.metric"):
+        acc = mx.metric.Accuracy()
+    acc.update(mx.np.array([1, 0]), mx.np.array([1, 1]))
+    assert acc.get() == ("accuracy", 0.5)
