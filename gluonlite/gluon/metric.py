@@ -151,6 +151,12 @@ class EvalMetric:
         self.global_sum_metric += sum_metric
         self.global_num_inst += num_inst
 
+    def _commit(self, staged) -> None:
+        """Add the ``(sum, count)`` of every pair of one update, once all were computed: an
+        update that raises on its second pair leaves the tallies as they were."""
+        for sum_metric, num_inst in staged:
+            self._add(sum_metric, num_inst)
+
     def reset(self) -> None:
         """Clear the local and the global tallies."""
         self.num_inst, self.sum_metric = 0, 0.0
@@ -278,6 +284,7 @@ class Accuracy(EvalMetric):
         self.axis = axis
 
     def update(self, labels, preds) -> None:
+        staged = []
         for label, pred in self._pairs(labels, preds):
             xp, lab, prd, device = _pair(label, pred)
             with _backend.on(device):
@@ -289,7 +296,8 @@ class Accuracy(EvalMetric):
                                      f"predictions (label shape {tuple(label.shape)}, pred "
                                      f"shape {tuple(pred.shape)})")
                 (correct,) = _host(xp, device, (prd == lab).sum())
-            self._add(correct, lab.size)
+            staged.append((correct, lab.size))
+        self._commit(staged)
 
 
 @_alias("top_k_accuracy", "top_k_acc")
@@ -305,6 +313,7 @@ class TopKAccuracy(EvalMetric):
         self.name += f"_{self.top_k}"
 
     def update(self, labels, preds) -> None:
+        staged = []
         for label, pred in self._pairs(labels, preds):
             xp, lab, prd, device = _pair(label, pred)
             if prd.ndim not in (1, 2):
@@ -325,7 +334,8 @@ class TopKAccuracy(EvalMetric):
                     top = xp.argpartition(prd, -k, axis=1)[:, -k:]
                     hits = (top == lab[:, None]).any(axis=1).sum()
                 (correct,) = _host(xp, device, hits)
-            self._add(correct, lab.size)
+            staged.append((correct, lab.size))
+        self._commit(staged)
 
 
 class _BinaryCounts:
@@ -503,6 +513,7 @@ class BinaryAccuracy(EvalMetric):
         self.threshold = threshold
 
     def update(self, labels, preds) -> None:
+        staged = []
         for label, pred in self._pairs(labels, preds):
             xp, lab, prd, device = _pair(label, pred)
             with _backend.on(device):
@@ -516,7 +527,8 @@ class BinaryAccuracy(EvalMetric):
                                      f"predictions (shapes {tuple(label.shape)} and "
                                      f"{tuple(pred.shape)})")
                 (correct,) = _host(xp, device, (predicted == lab).sum())
-            self._add(correct, lab.size)
+            staged.append((correct, lab.size))
+        self._commit(staged)
 
 
 # --------------------------------------------------------------------- regression
@@ -525,6 +537,7 @@ class _PerSampleMetric(EvalMetric):
     from ``(n, -1)``-shaped label and prediction."""
 
     def update(self, labels, preds) -> None:
+        staged = []
         for label, pred in self._pairs(labels, preds):
             xp, lab, prd, device = _pair(label, pred)
             if lab.size != prd.size:
@@ -535,7 +548,8 @@ class _PerSampleMetric(EvalMetric):
                 lab = lab.astype(xp.float64).reshape(n, -1)
                 prd = prd.astype(xp.float64).reshape(n, -1)
                 (total,) = _host(xp, device, self._per_sample(xp, lab, prd).sum())
-            self._add(total, self._count(lab))
+            staged.append((total, self._count(lab)))
+        self._commit(staged)
 
     def _count(self, lab):
         return lab.shape[0]
@@ -591,6 +605,7 @@ class MeanCosineSimilarity(EvalMetric):
         self.eps = eps
 
     def update(self, labels, preds) -> None:
+        staged = []
         for label, pred in self._pairs(labels, preds):
             xp, lab, prd, device = _pair(label, pred)
             if lab.shape != prd.shape:
@@ -603,7 +618,8 @@ class MeanCosineSimilarity(EvalMetric):
                 norms = xp.sqrt((lab * lab).sum(-1)) * xp.sqrt((prd * prd).sum(-1))
                 sim = (lab * prd).sum(-1) / xp.maximum(norms, self.eps)
                 (total,) = _host(xp, device, sim.sum())
-            self._add(total, lab.shape[0])
+            staged.append((total, lab.shape[0]))
+        self._commit(staged)
 
 
 @_alias("ce")
@@ -619,6 +635,7 @@ class CrossEntropy(EvalMetric):
             ignore_label, axis, from_logits, eps
 
     def update(self, labels, preds) -> None:
+        staged = []
         for label, pred in self._pairs(labels, preds):
             xp, lab, prd, device = _pair(label, pred)
             axis = self.axis % prd.ndim
@@ -638,7 +655,8 @@ class CrossEntropy(EvalMetric):
                     else lab != self.ignore_label
                 nll = -(xp.log(xp.maximum(self.eps, picked)) * keep).sum()
                 total, count = _host(xp, device, nll, keep.sum())
-            self._add(total, int(count))
+            staged.append((total, int(count)))
+        self._commit(staged)
 
 
 class Perplexity(CrossEntropy):
@@ -790,11 +808,13 @@ class Loss(EvalMetric):
 
     def update(self, _, preds) -> None:
         preds = preds if isinstance(preds, (list, tuple)) else [preds]
+        staged = []
         for pred in preds:
             xp, raw, device = _raw(pred)
             with _backend.on(device):
                 (total,) = _host(xp, device, raw.astype(xp.float64).sum())
-            self._add(total, raw.size)
+            staged.append((total, raw.size))
+        self._commit(staged)
 
 
 class Torch(Loss):
@@ -827,6 +847,7 @@ class CustomMetric(EvalMetric):
         else:
             labels = labels if isinstance(labels, (list, tuple)) else [labels]
             preds = preds if isinstance(preds, (list, tuple)) else [preds]
+        staged = []
         for pred, label in zip(preds, labels):
             if isinstance(label, ndarray) and isinstance(pred, ndarray) \
                     and pred.device != label.device:
@@ -836,8 +857,9 @@ class CustomMetric(EvalMetric):
                 total, count = value
             else:
                 total, count = value, 1
-            self._add(float(total), int(count) if isinstance(count, numbers.Integral)
-                      else float(count))
+            staged.append((float(total), int(count) if isinstance(count, numbers.Integral)
+                           else float(count)))
+        self._commit(staged)
 
     def get_config(self):
         raise NotImplementedError("CustomMetric cannot be serialized: feval is a function")

@@ -180,6 +180,11 @@ def test_bad_input_raises_naming_the_metric():
         m.update([mx.np.array([0, 1]), mx.np.array([0, 3])],
                  [mx.np.array([0.9, 0.1]), mx.np.array([0.9, 0.1])])
     assert math.isnan(m.get()[1])  # the failing call changed nothing
+    for bad in (metric.Accuracy(), metric.MAE(), metric.CrossEntropy()):
+        with pytest.raises(ValueError, match=bad.name):
+            bad.update([mx.np.array([0, 1]), mx.np.array([0, 1, 1])],
+                       [mx.np.array([[0.4, 0.6], [0.5, 0.5]]), mx.np.ones((2, 5))])
+        assert math.isnan(bad.get()[1]) and bad.num_inst == 0, bad.name
 
 
 def test_mxnet1_metric_spelling_warns_and_works():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 
 import numpy
@@ -103,6 +104,26 @@ def test_interrupt_in_loop_body_stops_workers():
         for i, _ in enumerate(loader):
             if i == 1:
                 raise KeyboardInterrupt
+    assert _no_children()
+
+
+class CtrlC(gdata.Dataset):
+    """Reading sample 4 sends SIGINT to the parent, as Ctrl-C in a terminal would."""
+
+    def __len__(self):
+        return 40
+
+    def __getitem__(self, i):
+        if i == 4:
+            os.kill(os.getppid(), signal.SIGINT)
+        return numpy.float32(i)
+
+
+def test_ctrl_c_while_waiting_for_workers_stops_them():
+    loader = gdata.DataLoader(CtrlC(), batch_size=2, num_workers=2, prefetch=2)
+    with pytest.raises(KeyboardInterrupt):
+        for _ in loader:
+            pass
     assert _no_children()
 
 
