@@ -93,6 +93,12 @@ def _pair(label, pred):
     return xp, lab, prd, device
 
 
+def _check_same_shape(metric: str, lab, prd) -> None:
+    if lab.shape != prd.shape:
+        raise ValueError(f"{metric}: label shape {tuple(lab.shape)} does not match prediction "
+                         f"shape {tuple(prd.shape)}")
+
+
 def _host(xp, device, *values) -> list:
     """Device scalars as Python floats, brought to the host in one transfer."""
     if xp is numpy:
@@ -388,15 +394,11 @@ class _BinaryCounts:
             counts = counts if xp is numpy else counts.get()
         return counts
 
-    def add(self, counts) -> None:
+    def merge(self, counts) -> None:
         if self.counts is not None and self.counts.shape != counts.shape:
             raise ValueError(f"the number of classes changed from {self.counts.shape[1]} to "
                              f"{counts.shape[1]}")
         self.counts = counts if self.counts is None else self.counts + counts
-
-    @property
-    def total(self) -> int:
-        return 0 if self.counts is None else int(self.counts[:, 0].sum())
 
     def fscore(self, average):
         if self.counts is None:
@@ -413,7 +415,7 @@ class _BinaryCounts:
         return float(score.mean()) if average == "macro" else score
 
     def matthews(self) -> float:
-        if not self.total:
+        if self.counts is None or not self.counts[:, 0].sum():
             return 0.0
         tp, fp, fn, tn = (float(v) for v in self.counts[:, 0])
         denom = 1.0
@@ -422,33 +424,51 @@ class _BinaryCounts:
         return (tp * tn - fp * fn) / math.sqrt(denom)
 
 
-class _CountingMetric(EvalMetric):
-    """A metric whose value is a function of additive counts (F1, Fbeta, MCC)."""
+class _StateMetric(EvalMetric):
+    """A metric whose value is a function of a mergeable state (confusion counts, moments),
+    kept once for the local and once for the global tally.
 
-    def _new_counts(self):
-        raise NotImplementedError
+    Subclasses give ``_new_state()``, ``_pair_stats(label, pred)`` (one pair's statistics,
+    computed on its device and returned to the host), ``_score(state)`` and ``_count(stats)``
+    (what one pair adds to ``num_inst``). A state has ``merge(stats)``.
+    """
 
     def reset(self) -> None:
         super().reset()
-        self._local, self._global = self._new_counts(), self._new_counts()
+        self._local, self._global = self._new_state(), self._new_state()
 
     def reset_local(self) -> None:
         super().reset_local()
-        self._local = self._new_counts()
+        self._local = self._new_state()
 
     def update(self, labels, preds) -> None:
-        batches = [self._local.batch(self.name, label, pred)
-                   for label, pred in self._pairs(labels, preds)]
-        for counts in batches:   # all pairs checked before any tally changes
-            self._local.add(counts)
-            self._global.add(counts)
-        self.num_inst, self.global_num_inst = self._local.total, self._global.total
+        # Every pair is checked and reduced before any tally changes.
+        stats = [self._pair_stats(label, pred) for label, pred in self._pairs(labels, preds)]
+        for st in stats:
+            self._local.merge(st)
+            self._global.merge(st)
+            self.num_inst += self._count(st)
+            self.global_num_inst += self._count(st)
+
+    def _count(self, stats):
+        return 1
 
     def get(self):
         return self.name, self._score(self._local) if self.num_inst else float("nan")
 
     def get_global(self):
         return self.name, self._score(self._global) if self.global_num_inst else float("nan")
+
+
+class _CountingMetric(_StateMetric):
+    """A metric of true/false positive/negative counts (F1, Fbeta, MCC); ``num_inst`` counts
+    samples."""
+
+    def _pair_stats(self, label, pred):
+        return self._local.batch(self.name, label, pred)
+
+    def _count(self, counts):
+        return int(counts[:, 0].sum())
 
 
 class F1(_CountingMetric):
@@ -472,7 +492,7 @@ class F1(_CountingMetric):
         _BinaryCounts(class_type, threshold)  # validate before anything is stored
         super().__init__(name, output_names=output_names, label_names=label_names)
 
-    def _new_counts(self):
+    def _new_state(self):
         return _BinaryCounts(self._class_type, self._threshold, self._beta)
 
     def _score(self, counts):
@@ -496,7 +516,7 @@ class MCC(_CountingMetric):
     def __init__(self, name: str = "mcc", output_names=None, label_names=None):
         super().__init__(name, output_names=output_names, label_names=label_names)
 
-    def _new_counts(self):
+    def _new_state(self):
         return _BinaryCounts("binary", 0.5)
 
     def _score(self, counts):
@@ -608,9 +628,7 @@ class MeanCosineSimilarity(EvalMetric):
         staged = []
         for label, pred in self._pairs(labels, preds):
             xp, lab, prd, device = _pair(label, pred)
-            if lab.shape != prd.shape:
-                raise ValueError(f"{self.name}: label shape {tuple(lab.shape)} does not match "
-                                 f"prediction shape {tuple(prd.shape)}")
+            _check_same_shape(self.name, lab, prd)
             with _backend.on(device):
                 d = lab.shape[-1] if lab.ndim else 1
                 lab = lab.astype(xp.float64).reshape(-1, d)
@@ -680,7 +698,8 @@ class _Moments:
         self.n = 0.0
         self.mean_l = self.mean_p = self.m2_l = self.m2_p = self.c = 0.0
 
-    def merge(self, n, mean_l, mean_p, m2_l, m2_p, c) -> None:
+    def merge(self, stats) -> None:
+        n, mean_l, mean_p, m2_l, m2_p, c = stats
         total = self.n + n
         if total == 0:
             return
@@ -699,91 +718,47 @@ class _Moments:
 
 
 @_alias("pearsonr")
-class PearsonCorrelation(EvalMetric):
+class PearsonCorrelation(_StateMetric):
     """Pearson correlation between all labels and predictions seen (flattened)."""
 
     def __init__(self, name: str = "pearsonr", output_names=None, label_names=None):
         super().__init__(name, output_names=output_names, label_names=label_names)
 
-    def reset(self) -> None:
-        super().reset()
-        self._local, self._global = _Moments(), _Moments()
+    def _new_state(self):
+        return _Moments()
 
-    def reset_local(self) -> None:
-        super().reset_local()
-        self._local = _Moments()
+    def _pair_stats(self, label, pred):
+        xp, lab, prd, device = _pair(label, pred)
+        _check_same_shape(self.name, lab, prd)
+        with _backend.on(device):
+            lab = lab.astype(xp.float64).reshape(-1)
+            prd = prd.astype(xp.float64).reshape(-1)
+            ml, mp = lab.mean(), prd.mean()
+            dl, dp = lab - ml, prd - mp
+            return _host(xp, device, xp.asarray(lab.size), ml, mp, (dl * dl).sum(),
+                         (dp * dp).sum(), (dl * dp).sum())
 
-    def update(self, labels, preds) -> None:
-        batches = []
-        for label, pred in self._pairs(labels, preds):
-            xp, lab, prd, device = _pair(label, pred)
-            if lab.shape != prd.shape:
-                raise ValueError(f"{self.name}: label shape {tuple(lab.shape)} does not match "
-                                 f"prediction shape {tuple(prd.shape)}")
-            with _backend.on(device):
-                lab = lab.astype(xp.float64).reshape(-1)
-                prd = prd.astype(xp.float64).reshape(-1)
-                ml, mp = lab.mean(), prd.mean()
-                dl, dp = lab - ml, prd - mp
-                batches.append(_host(xp, device, xp.asarray(lab.size), ml, mp, (dl * dl).sum(),
-                                     (dp * dp).sum(), (dl * dp).sum()))
-        for stats in batches:
-            self._local.merge(*stats)
-            self._global.merge(*stats)
-            self.num_inst += 1
-            self.global_num_inst += 1
-
-    def get(self):
-        return self.name, self._local.pearson() if self.num_inst else float("nan")
-
-    def get_global(self):
-        return self.name, self._global.pearson() if self.global_num_inst else float("nan")
+    def _score(self, moments):
+        return moments.pearson()
 
 
-class PCC(EvalMetric):
-    """Multiclass Matthews correlation (Gorodkin's R_K) from the confusion matrix; the
-    class count grows with the largest label or prediction seen."""
+class _Confusion:
+    """A confusion matrix (rows: predictions, columns: labels) that grows with the classes."""
 
-    def __init__(self, name: str = "pcc", output_names=None, label_names=None):
-        super().__init__(name, output_names=output_names, label_names=label_names)
+    def __init__(self):
+        self.matrix = numpy.zeros((2, 2))
 
-    def reset(self) -> None:
-        super().reset()
-        self._local, self._global = numpy.zeros((2, 2)), numpy.zeros((2, 2))
-
-    def reset_local(self) -> None:
-        super().reset_local()
-        self._local = numpy.zeros_like(self._global)
+    def merge(self, cm) -> None:
+        k = max(cm.shape[0], self.matrix.shape[0])
+        self.matrix = self._grow(self.matrix, k) + self._grow(cm, k)
 
     @staticmethod
     def _grow(cm, k):
-        if cm.shape[0] >= k:
-            return cm
-        return numpy.pad(cm, ((0, k - cm.shape[0]), (0, k - cm.shape[0])))
+        pad = k - cm.shape[0]
+        return numpy.pad(cm, ((0, pad), (0, pad))) if pad else cm
 
-    def update(self, labels, preds) -> None:
-        matrices = []
-        for label, pred in self._pairs(labels, preds):
-            xp, lab, prd, device = _pair(label, pred)
-            with _backend.on(device):
-                if prd.shape != lab.shape:
-                    prd = prd.argmax(axis=1)
-                prd, lab = prd.astype(xp.int64).reshape(-1), lab.astype(xp.int64).reshape(-1)
-                if prd.shape != lab.shape:
-                    raise ValueError(f"{self.name}: {lab.size} labels but {prd.size} "
-                                     f"predictions")
-                k = max(int(max(prd.max(), lab.max())) + 1, 2) if lab.size else 2
-                cm = xp.bincount(prd * k + lab, minlength=k * k).reshape(k, k)
-                matrices.append(cm.astype(numpy.float64) if xp is numpy else cm.get())
-        for cm in matrices:
-            k = max(cm.shape[0], self._global.shape[0])
-            self._local = self._grow(self._local, k) + self._grow(cm, k)
-            self._global = self._grow(self._global, k) + self._grow(cm, k)
-            self.num_inst += 1
-            self.global_num_inst += 1
-
-    @staticmethod
-    def _mcc(cm) -> float:
+    def mcc(self) -> float:
+        cm = self.matrix
         n = cm.sum()
         x, y = cm.sum(axis=1), cm.sum(axis=0)
         cov_xx, cov_yy = numpy.sum(x * (n - x)), numpy.sum(y * (n - y))
@@ -792,11 +767,31 @@ class PCC(EvalMetric):
         cov_xy = numpy.sum(numpy.diag(cm) * n - x * y)
         return float(cov_xy / math.sqrt(cov_xx * cov_yy))
 
-    def get(self):
-        return self.name, self._mcc(self._local) if self.num_inst else float("nan")
 
-    def get_global(self):
-        return self.name, self._mcc(self._global) if self.global_num_inst else float("nan")
+class PCC(_StateMetric):
+    """Multiclass Matthews correlation (Gorodkin's R_K) from the confusion matrix; the
+    class count grows with the largest label or prediction seen."""
+
+    def __init__(self, name: str = "pcc", output_names=None, label_names=None):
+        super().__init__(name, output_names=output_names, label_names=label_names)
+
+    def _new_state(self):
+        return _Confusion()
+
+    def _pair_stats(self, label, pred):
+        xp, lab, prd, device = _pair(label, pred)
+        with _backend.on(device):
+            if prd.shape != lab.shape:
+                prd = prd.argmax(axis=1)
+            prd, lab = prd.astype(xp.int64).reshape(-1), lab.astype(xp.int64).reshape(-1)
+            if prd.shape != lab.shape:
+                raise ValueError(f"{self.name}: {lab.size} labels but {prd.size} predictions")
+            k = max(int(max(prd.max(), lab.max())) + 1, 2) if lab.size else 2
+            cm = xp.bincount(prd * k + lab, minlength=k * k).reshape(k, k)
+            return cm.astype(numpy.float64) if xp is numpy else cm.get().astype(numpy.float64)
+
+    def _score(self, confusion):
+        return confusion.mcc()
 
 
 # --------------------------------------------------------------------- others

@@ -28,7 +28,7 @@ import weakref
 import numpy
 
 from .batchify import default_batchify_fn
-from .sampler import BatchSampler, RandomSampler, SequentialSampler
+from .sampler import BatchSampler, RandomSampler, SequentialSampler, _check_count
 
 __all__ = ["DataLoader", "default_batchify_fn"]
 
@@ -56,12 +56,8 @@ def _thread_fn(dataset, batchify_fn, indices):
     return batchify_fn([dataset[i] for i in indices])
 
 
-def _check_int(name: str, value, minimum: int):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"DataLoader: {name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"DataLoader: {name} must be >= {minimum}, got {value}")
-    return int(value)
+def _check_int(name: str, value, minimum: int) -> int:
+    return _check_count("DataLoader", name, value, minimum)
 
 
 class DataLoader:
