@@ -192,3 +192,12 @@ def test_mxnet1_metric_spelling_warns_and_works():
         acc = mx.metric.Accuracy()
     acc.update(mx.np.array([1, 0]), mx.np.array([1, 1]))
     assert acc.get() == ("accuracy", 0.5)
+
+
+def test_update_dict_and_config_roundtrip():
+    acc = metric.Accuracy(label_names=["y"], output_names=["out"])
+    acc.update_dict({"y": mx.np.array([1, 0]), "other": mx.np.array([5, 5])},
+                    {"out": mx.np.array([[0.2, 0.8], [0.1, 0.9]])})
+    assert acc.get() == ("accuracy", 0.5)
+    clone = metric.create(**acc.get_config())
+    assert isinstance(clone, metric.Accuracy) and clone.label_names == ["y"]

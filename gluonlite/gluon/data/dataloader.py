@@ -20,6 +20,7 @@ import multiprocessing
 import multiprocessing.pool
 import numbers
 import os
+import random
 import signal
 import sys
 import threading
@@ -43,9 +44,10 @@ def _worker_init(dataset, batchify_fn, seed):
     # Ctrl-C goes to the whole process group: the parent handles it and terminates the pool;
     # workers ignoring it keeps their tracebacks off the terminal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Forked workers inherit one NumPy random state: give each its own stream so random
-    # augmentations differ between workers.
+    # Forked workers inherit one NumPy and one Python random state: give each its own
+    # streams so random augmentations differ between workers.
     numpy.random.seed((seed + os.getpid()) % (2 ** 32))
+    random.seed(seed + os.getpid())
 
 
 def _worker_fn(indices):

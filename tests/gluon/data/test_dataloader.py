@@ -15,7 +15,8 @@ from gluonlite.gluon import data as gdata
 
 
 class PidDataset(gdata.Dataset):
-    """Sample i is (i, pid of the process that read it); index ``fail_at`` raises."""
+    """Sample i is (i, pid of the process that read it, a random draw); index ``fail_at``
+    raises."""
 
     def __init__(self, n, fail_at=None):
         self.n, self.fail_at = n, fail_at
@@ -26,7 +27,7 @@ class PidDataset(gdata.Dataset):
     def __getitem__(self, i):
         if i == self.fail_at:
             raise KeyError(f"sample {i} is corrupt")
-        return numpy.float32(i), os.getpid()
+        return numpy.float32(i), os.getpid(), numpy.random.random()
 
 
 def _no_children():
@@ -81,6 +82,8 @@ def test_workers_load_in_parallel_processes_in_order():
         assert values.tolist() == list(range(24))           # sampler order kept
         pids = {int(p) for b in batches for p in b[1].asnumpy()}
         assert os.getpid() not in pids and len(pids) == 2    # two workers shared the work
+        draws = numpy.concatenate([b[2].asnumpy() for b in batches])
+        assert len(set(draws.tolist())) == len(draws)        # each worker its own stream
     del loader, batches
     assert _no_children()
 
