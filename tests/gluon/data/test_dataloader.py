@@ -30,8 +30,26 @@ class PidDataset(gdata.Dataset):
         return numpy.float32(i), os.getpid(), numpy.random.random()
 
 
-def _no_children():
-    return multiprocessing.active_children() == []
+class MeetDataset(PidDataset):
+    """A PidDataset whose workers each wait, on their first sample, until ``parties``
+    processes are reading at once: it can only be read by that many parallel workers."""
+
+    def __init__(self, n, parties):
+        super().__init__(n)
+        self._barrier, self._met = multiprocessing.Barrier(parties), False
+
+    def __getitem__(self, i):
+        if not self._met:
+            self._met = True
+            self._barrier.wait(timeout=30)
+        return super().__getitem__(i)
+
+
+@pytest.fixture
+def no_new_children():
+    """A check that no child process started during the test is still alive."""
+    before = set(multiprocessing.active_children())
+    return lambda: set(multiprocessing.active_children()) <= before
 
 
 def test_batches_in_process():
@@ -74,40 +92,45 @@ def test_bad_arguments(kwargs, error, match):
         gdata.DataLoader(42, batch_size=1)
 
 
-def test_workers_load_in_parallel_processes_in_order():
-    loader = gdata.DataLoader(PidDataset(24), batch_size=3, num_workers=2, prefetch=4)
+def test_workers_load_in_parallel_processes_in_order(no_new_children):
+    loader = gdata.DataLoader(MeetDataset(24, parties=2), batch_size=3, num_workers=2,
+                              prefetch=4)
+    workers = set()
     for _ in range(2):   # the pool serves several epochs
         batches = list(loader)
         values = numpy.concatenate([b[0].asnumpy() for b in batches])
         assert values.tolist() == list(range(24))           # sampler order kept
         pids = {int(p) for b in batches for p in b[1].asnumpy()}
-        assert os.getpid() not in pids and len(pids) == 2    # two workers shared the work
+        assert os.getpid() not in pids
+        workers |= pids
         draws = numpy.concatenate([b[2].asnumpy() for b in batches])
         assert len(set(draws.tolist())) == len(draws)        # each worker its own stream
-    del loader, batches
-    assert _no_children()
+    # Both workers read (at once, in the first epoch: MeetDataset), and only they did.
+    assert len(workers) == 2
+    loader._shutdown()
+    assert no_new_children()
 
 
-def test_worker_error_propagates_and_stops_workers():
+def test_worker_error_propagates_and_stops_workers(no_new_children):
     loader = gdata.DataLoader(PidDataset(12, fail_at=7), batch_size=2, num_workers=2)
     with pytest.raises(KeyError, match="sample 7 is corrupt"):
         for _ in loader:
             pass
-    assert _no_children()
+    assert no_new_children()
     # The loader still works after the failure with a fresh pool (the bad index skipped).
     loader._dataset.fail_at = None
     assert len(list(loader)) == 6
     loader._shutdown()
-    assert _no_children()
+    assert no_new_children()
 
 
-def test_interrupt_in_loop_body_stops_workers():
+def test_interrupt_in_loop_body_stops_workers(no_new_children):
     loader = gdata.DataLoader(PidDataset(40), batch_size=2, num_workers=2, prefetch=6)
     with pytest.raises(KeyboardInterrupt):
         for i, _ in enumerate(loader):
             if i == 1:
                 raise KeyboardInterrupt
-    assert _no_children()
+    assert no_new_children()
 
 
 class CtrlC(gdata.Dataset):
@@ -122,12 +145,12 @@ class CtrlC(gdata.Dataset):
         return numpy.float32(i)
 
 
-def test_ctrl_c_while_waiting_for_workers_stops_them():
+def test_ctrl_c_while_waiting_for_workers_stops_them(no_new_children):
     loader = gdata.DataLoader(CtrlC(), batch_size=2, num_workers=2, prefetch=2)
     with pytest.raises(KeyboardInterrupt):
         for _ in loader:
             pass
-    assert _no_children()
+    assert no_new_children()
 
 
 def test_thread_pool_and_timeout():
