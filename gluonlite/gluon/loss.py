@@ -55,6 +55,8 @@ class Loss(Block):
 
     def _like(self, x, like, what: str = "label"):
         """``x`` reshaped to ``like``'s shape (MXNet's ``reshape_like``), cast to its dtype."""
+        if isinstance(x, numpy.ndarray) and like.device.device_type == "cpu":
+            x = ndarray(x, like.device)   # host data next to a host pred: no copy
         if not isinstance(x, ndarray):
             raise TypeError(f"{type(self).__name__}: {what} must be an mx.np.ndarray, got "
                             f"{type(x).__name__}")
