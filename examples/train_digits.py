@@ -1,9 +1,9 @@
 """Data-parallel training of an MLP on scikit-learn's handwritten digits, MXNet Gluon style.
 
-The batch is split over every visible GPU, or over cpu(0) and cpu(1) when there is none;
-each device runs forward and backward on its slice, and the Trainer sums the gradients
-over the devices before one optimizer step. The digits (1797 8x8 images) ship with
-scikit-learn, so nothing is downloaded.
+The batches come from a gluon DataLoader; each is split over every visible GPU, or over
+cpu(0) and cpu(1) when there is none; each device runs forward and backward on its slice,
+and the Trainer sums the gradients over the devices before one optimizer step. The digits
+(1797 8x8 images) ship with scikit-learn, so nothing is downloaded.
 
     python examples/train_digits.py                 # full run (about 15 epochs)
     python examples/train_digits.py --quick         # a short run for CI
@@ -50,6 +50,19 @@ def parse_devices(text: str | None) -> list:
             raise SystemExit(f"--devices: cannot read {item!r}; write e.g. cpu0,cpu1 or gpu0")
         devices.append(mx.Device(match.group(1), int(match.group(2))))
     return devices
+
+
+class SeededRandomSampler(gluon.data.Sampler):
+    """``0..length-1`` in a new order each epoch, from a generator seeded once."""
+
+    def __init__(self, length: int, seed: int):
+        self._length, self._rng = length, numpy.random.default_rng(seed)
+
+    def __iter__(self):
+        return iter(self._rng.permutation(self._length).tolist())
+
+    def __len__(self):
+        return self._length
 
 
 def build_net(dropout: float) -> nn.Sequential:
@@ -116,7 +129,11 @@ def main(argv=None) -> int:
     trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": args.lr},
                             kvstore=kv)
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    rng = numpy.random.default_rng(args.seed)
+    # The batches come from a DataLoader; its sampler draws each epoch's order from one
+    # seeded generator, so every rank of a dist_sync run sees the same batches.
+    loader = gluon.data.DataLoader(gluon.data.ArrayDataset(x_train, y_train),
+                                   batch_size=args.batch_size,
+                                   sampler=SeededRandomSampler(len(x_train), args.seed))
 
     say(f"devices: {', '.join(map(str, devices))} x {workers} process(es); {len(x_train)} "
         f"training and {len(x_test)} test images; batch {args.batch_size}, {epochs} epochs")
@@ -126,34 +143,33 @@ def main(argv=None) -> int:
         # bouncing around the optimum, so the final accuracy does not hinge on one batch.
         progress = (epoch - 1) / max(1, epochs - 1)
         trainer.set_learning_rate(args.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * progress))))
-        order = rng.permutation(len(x_train))
         total_loss, start = 0.0, time.perf_counter()
-        batches = range(0, len(order), args.batch_size)
-        bar = tqdm(batches, desc=f"epoch {epoch:2d}/{epochs}", unit="batch", leave=True,
+        bar = tqdm(loader, desc=f"epoch {epoch:2d}/{epochs}", unit="batch", leave=True,
                    file=sys.stderr, dynamic_ncols=True, disable=rank != 0)
-        for first in bar:
-            idx = order[first:first + args.batch_size]
-            if len(idx) < len(devices) * workers:
+        for data, label in bar:
+            batch = len(data)
+            if batch < len(devices) * workers:
                 continue  # a tail smaller than the device count cannot be split
             # Every rank draws the same permutation; each takes its own slice of the batch.
-            mine = gluon.utils.split_data(idx, workers, even_split=False)[rank]
-            xs = gluon.utils.split_and_load(x_train[mine], devices, even_split=False)
-            ys = gluon.utils.split_and_load(y_train[mine], devices, even_split=False)
+            data = gluon.utils.split_data(data, workers, even_split=False)[rank]
+            label = gluon.utils.split_data(label, workers, even_split=False)[rank]
+            xs = gluon.utils.split_and_load(data, devices, even_split=False)
+            ys = gluon.utils.split_and_load(label, devices, even_split=False)
             with autograd.record():
                 losses = [loss_fn(net(x), y) for x, y in zip(xs, ys)]
             for loss in losses:
                 loss.backward()
-            trainer.step(len(idx))
+            trainer.step(batch)
             batch_loss = sum(float(loss.sum().item()) for loss in losses)
             total_loss += batch_loss
-            seen += len(idx)
-            bar.set_postfix(loss=f"{batch_loss / len(mine):.4f}")
+            seen += batch
+            bar.set_postfix(loss=f"{batch_loss / len(data):.4f}")
         train_time += time.perf_counter() - start
         accuracy = evaluate(net, x_test, y_test, devices[0])
         summed = numpy.array([total_loss])
         kv.allreduce_([summed])  # each rank saw only its slices of the batches
         if rank == 0:
-            bar.write(f"epoch {epoch:2d}: loss {summed[0] / len(order):.4f}, "
+            bar.write(f"epoch {epoch:2d}: loss {summed[0] / len(x_train):.4f}, "
                       f"test accuracy {accuracy:.2%}", file=sys.stdout)
 
     replicas = [p.list_data() for p in net.collect_params().values()]

@@ -15,3 +15,12 @@ __all__ = ["Device", "cpu", "gpu", "current_device", "num_gpus", "device", "np",
            "autograd", "random", "sparse", "RowSparseNDArray", "CSRNDArray", "init",
            "initializer", "sym", "symbol", "gluon", "kv", "optimizer", "checkpoint", "runtime"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # MXNet 1.x's mx.metric became mx.gluon.metric in MXNet 2; the old spelling still works.
+    if name == "metric":
+        from ._compat import warn_renamed
+        warn_renamed("mx.metric", "mx.gluon.metric")
+        return gluon.metric
+    raise AttributeError(f"module 'gluonlite' has no attribute {name!r}")

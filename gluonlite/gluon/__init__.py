@@ -7,6 +7,7 @@ Parameter fc_weight (shape=(64, 100), dtype=float32)
 from ..checkpoint import (CheckpointError, CheckpointMismatchError, CorruptCheckpointError,
                           load_mxnet_params, load_parameters, save_parameters)
 from . import loss, nn, utils
+from . import data, metric
 from .block import Block, HybridBlock
 from .parameter import Constant, DeferredInitializationError, Parameter
 from .trainer import Trainer
@@ -15,3 +16,4 @@ __all__ = ["Parameter", "Constant", "DeferredInitializationError", "Block", "Hyb
            "Trainer", "nn", "loss", "utils", "save_parameters", "load_parameters",
            "load_mxnet_params", "CheckpointError", "CorruptCheckpointError",
            "CheckpointMismatchError"]
+__all__ += ["data", "metric"]

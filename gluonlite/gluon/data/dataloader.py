@@ -1,0 +1,205 @@
+"""``DataLoader``: batches from a dataset, loaded by worker processes in parallel.
+
+With ``num_workers > 0`` a pool of worker processes (forked, so the dataset is not pickled)
+each builds whole batches: reads the samples, applies the lazy transforms, batchifies. The
+main process keeps ``prefetch`` batches in flight and yields them in sampler order. The pool
+lives as long as the loader; an iteration that ends early for any reason (an exception in a
+worker or in the loop body, Ctrl-C, ``break``) terminates it, and the next iteration starts a
+fresh one, so no worker outlives an error.
+
+>>> import numpy
+>>> import gluonlite as mx
+>>> ds = mx.gluon.data.ArrayDataset(numpy.arange(10).reshape(5, 2), numpy.arange(5))
+>>> [(x.shape, y.tolist()) for x, y in mx.gluon.data.DataLoader(ds, batch_size=2)]
+[((2, 2), [0, 1]), ((2, 2), [2, 3]), ((1, 2), [4])]
+"""
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import multiprocessing.pool
+import numbers
+import os
+import random
+import signal
+import sys
+import threading
+import weakref
+
+import numpy
+
+from .batchify import default_batchify_fn
+from .sampler import BatchSampler, RandomSampler, SequentialSampler, _check_count
+
+__all__ = ["DataLoader", "default_batchify_fn"]
+
+# The worker process's dataset and batchify function, set once by the pool initializer.
+_worker_dataset = None
+_worker_batchify = None
+
+
+def _worker_init(dataset, batchify_fn, seed):
+    global _worker_dataset, _worker_batchify
+    _worker_dataset, _worker_batchify = dataset, batchify_fn
+    # Ctrl-C goes to the whole process group: the parent handles it and terminates the pool;
+    # workers ignoring it keeps their tracebacks off the terminal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Forked workers inherit one NumPy and one Python random state: give each its own
+    # streams so random augmentations differ between workers.
+    numpy.random.seed((seed + os.getpid()) % (2 ** 32))
+    random.seed(seed + os.getpid())
+
+
+def _worker_fn(indices):
+    return _worker_batchify([_worker_dataset[i] for i in indices])
+
+
+def _thread_fn(dataset, batchify_fn, indices):
+    return batchify_fn([dataset[i] for i in indices])
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    return _check_count("DataLoader", name, value, minimum)
+
+
+class DataLoader:
+    """Load ``dataset`` in mini-batches (MXNet 2's signature).
+
+    Args:
+        dataset: anything with ``__getitem__`` and ``__len__``.
+        batch_size: samples per batch (unless ``batch_sampler`` is given).
+        shuffle: draw samples in a random order (exclusive with ``sampler``).
+        sampler: yields sample indices (default sequential or random).
+        last_batch: ``'keep'`` (default), ``'discard'`` or ``'rollover'``.
+        batch_sampler: yields lists of indices; excludes batch_size, shuffle, sampler and
+            last_batch.
+        batchify_fn: list of samples -> batch (default: stack every field into an
+            ``mx.np`` array).
+        num_workers: worker processes (0: load in the calling process).
+        pin_memory, pin_device_id: accepted for MXNet; batches are host (cpu) arrays either
+            way.
+        prefetch: batches in flight with workers (default ``2 * num_workers``, at least 1).
+        thread_pool: use threads instead of processes (for datasets that cannot fork).
+        timeout: seconds to wait for one batch from the workers before ``TimeoutError``.
+    """
+
+    def __init__(self, dataset, batch_size=None, shuffle: bool = False, sampler=None,
+                 last_batch=None, batch_sampler=None, batchify_fn=None, num_workers: int = 0,
+                 pin_memory: bool = False, pin_device_id: int = 0, prefetch=None,
+                 thread_pool: bool = False, timeout=120, try_nopython=None):
+        if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
+            raise TypeError(f"DataLoader: dataset must support indexing and len(), got "
+                            f"{type(dataset).__name__}")
+        self._dataset = dataset
+        if batch_sampler is None:
+            if batch_size is None:
+                raise ValueError("DataLoader: batch_size must be given unless batch_sampler "
+                                 "is")
+            batch_size = _check_int("batch_size", batch_size, 1)
+            if sampler is None:
+                sampler = RandomSampler(len(dataset)) if shuffle \
+                    else SequentialSampler(len(dataset))
+            elif shuffle:
+                raise ValueError("DataLoader: shuffle must not be given together with sampler")
+            if last_batch is not None and last_batch not in ("keep", "discard", "rollover"):
+                raise ValueError(f"DataLoader: last_batch must be 'keep', 'discard' or "
+                                 f"'rollover', got {last_batch!r}")
+            batch_sampler = BatchSampler(sampler, batch_size, last_batch or "keep")
+        elif batch_size is not None or shuffle or sampler is not None \
+                or last_batch is not None:
+            raise ValueError("DataLoader: batch_size, shuffle, sampler and last_batch must "
+                             "not be given together with batch_sampler")
+        self._batch_sampler = batch_sampler
+        self._num_workers = _check_int("num_workers", num_workers, 0)
+        self._prefetch = max(1, _check_int("prefetch", prefetch, 0) if prefetch is not None
+                             else 2 * self._num_workers)
+        if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) \
+                or timeout <= 0:
+            raise ValueError(f"DataLoader: timeout must be a positive number of seconds, got "
+                             f"{timeout!r}")
+        if batchify_fn is not None and not callable(batchify_fn):
+            raise TypeError(f"DataLoader: batchify_fn must be callable, got "
+                            f"{type(batchify_fn).__name__}")
+        self._batchify_fn = batchify_fn or default_batchify_fn
+        self._thread_pool, self._timeout = thread_pool, timeout
+        self._pin_memory, self._pin_device_id = pin_memory, pin_device_id
+        self._pool = None
+        self._finalizer = None
+
+    def __len__(self):
+        return len(self._batch_sampler)
+
+    def __iter__(self):
+        if self._num_workers == 0:
+            return self._iter_here()
+        return self._iter_workers()
+
+    def _iter_here(self):
+        for indices in self._batch_sampler:
+            yield self._batchify_fn([self._dataset[i] for i in indices])
+
+    # ----------------------------------------------------------------- workers
+    def _start_pool(self):
+        if self._pool is not None:
+            return self._pool
+        if self._thread_pool:
+            pool = multiprocessing.pool.ThreadPool(self._num_workers)
+        else:
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() \
+                and sys.platform != "darwin" else "spawn"
+            ctx = multiprocessing.get_context(method)
+            seed = int(numpy.random.randint(0, 2 ** 31))
+            pool = ctx.Pool(self._num_workers, initializer=_worker_init,
+                            initargs=(self._dataset, self._batchify_fn, seed))
+        self._pool = pool
+        # Terminates the workers when the loader is garbage-collected or at exit.
+        self._finalizer = weakref.finalize(self, _terminate, pool, self._thread_pool)
+        return pool
+
+    def _shutdown(self):
+        """Terminate the workers now (bounded: SIGTERM, then join)."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._pool = self._finalizer = None
+
+    def _submit(self, pool, indices):
+        if self._thread_pool:
+            return pool.apply_async(_thread_fn, (self._dataset, self._batchify_fn, indices))
+        return pool.apply_async(_worker_fn, (indices,))
+
+    def _iter_workers(self):
+        pool = self._start_pool()
+        batches = iter(self._batch_sampler)
+        pending = collections.deque()
+        completed = False
+        try:
+            for indices in batches:
+                pending.append(self._submit(pool, indices))
+                if len(pending) >= self._prefetch:
+                    break
+            while pending:
+                result = pending.popleft()
+                for indices in batches:   # refill the window before waiting
+                    pending.append(self._submit(pool, indices))
+                    break
+                try:
+                    batch = result.get(self._timeout)
+                except multiprocessing.TimeoutError:
+                    raise TimeoutError(f"DataLoader: no batch from the {self._num_workers} "
+                                       f"workers within timeout={self._timeout}s; raise "
+                                       f"timeout for slow datasets") from None
+                yield batch
+            completed = True
+        finally:
+            if not completed:
+                self._shutdown()
+
+
+def _terminate(pool, threads: bool):
+    if threads:
+        # A thread cannot be killed: one stuck in a dataset would block terminate() until
+        # it returns, so the thread pool is wound down in the background instead.
+        threading.Thread(target=pool.terminate, daemon=True).start()
+        return
+    pool.terminate()
+    pool.join()
