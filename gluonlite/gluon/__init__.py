@@ -8,10 +8,10 @@ from ..checkpoint import (CheckpointError, CheckpointMismatchError, CorruptCheck
                           load_mxnet_params, load_parameters, save_parameters)
 from . import loss, nn, utils
 from .block import Block, HybridBlock
-from .parameter import Constant, DeferredInitializationError, Parameter
+from .parameter import Constant, DeferredInitializationError, Parameter, ParameterDict
 from .trainer import Trainer
 
 __all__ = ["Parameter", "Constant", "DeferredInitializationError", "Block", "HybridBlock",
            "Trainer", "nn", "loss", "utils", "save_parameters", "load_parameters",
            "load_mxnet_params", "CheckpointError", "CorruptCheckpointError",
-           "CheckpointMismatchError"]
+           "CheckpointMismatchError", "ParameterDict"]

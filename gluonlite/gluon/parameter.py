@@ -33,7 +33,7 @@ from .. import _backend, _compat, initializer, sparse, symbol
 from ..device import Device, as_device, as_devices, current_device
 from ..ndarray import ndarray, zeros_like
 
-__all__ = ["Parameter", "Constant", "DeferredInitializationError"]
+__all__ = ["Parameter", "Constant", "DeferredInitializationError", "ParameterDict"]
 
 _GRAD_REQS = ("write", "add", "null")
 _STYPES = ("default", "row_sparse", "csr")
@@ -647,3 +647,225 @@ class Constant(Parameter):
             warnings.warn(f"Constant {self.name!r} has no gradient; grad_req={req!r} is "
                           f"ignored", UserWarning, stacklevel=2)
         self._grad_req = "null"
+
+
+class ParameterDict(dict):
+    """MXNet 1.x's ``ParameterDict``: a dict name -> Parameter with a name ``prefix``.
+
+    ``collect_params()`` returns one, and it is still the plain dict MXNet 2 returns
+    (structural names as keys, ``d.get(name)`` is None for a missing name). The 1.x methods
+    work on top: ``get(name, shape=...)`` creates or returns ``prefix + name`` (when the
+    dict was made by ``gluon.ParameterDict(prefix)`` or is a block's ``params``),
+    ``get_constant``, ``initialize``, ``zero_grad``, ``reset_ctx``, ``setattr``, ``save``,
+    ``load``. Constructing one directly is deprecated, as in MXNet 2.
+
+    Example:
+        >>> import gluonlite as mx, warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter('ignore')
+        ...     pd = mx.gluon.ParameterDict('net_')
+        >>> w = pd.get('weight', shape=(2, 3))
+        >>> w.name, pd.get('weight') is w, list(pd)
+        ('net_weight', True, ['net_weight'])
+    """
+
+    def __init__(self, prefix: str = "", shared=None):
+        super().__init__()
+        _compat.warn_renamed("gluon.ParameterDict", "a dict of Parameters (structural names)")
+        self._setup(prefix, shared, owner=None, creates=True)
+
+    @classmethod
+    def _internal(cls, items=(), prefix: str = "", shared=None, owner=None,
+                  creates: bool = False) -> "ParameterDict":
+        """A ParameterDict made by gluonlite itself (no deprecation warning)."""
+        out = dict.__new__(cls)
+        dict.__init__(out, items)
+        out._setup(prefix, shared, owner, creates)
+        return out
+
+    def _setup(self, prefix, shared, owner, creates) -> None:
+        if not isinstance(prefix, str):
+            raise TypeError(f"ParameterDict: prefix must be a str, got {type(prefix).__name__}")
+        if shared is not None and not isinstance(shared, dict):
+            raise TypeError(f"ParameterDict: shared must be a ParameterDict or dict, got "
+                            f"{type(shared).__name__}")
+        self._prefix, self._shared = prefix, shared
+        # owner: the Block whose ``params`` this is (get() registers new Parameters there).
+        self._owner, self._creates = owner, creates
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    def _find(self, name: str):
+        for key in (name, self._prefix + name):
+            if key in self:
+                return key, dict.__getitem__(self, key)
+            if self._shared is not None and key in self._shared:
+                return key, self._shared[key]
+        return None, None
+
+    def get(self, name, default=None, **kwargs):
+        """The Parameter ``name`` (or ``prefix + name``); created with ``kwargs`` when missing.
+
+        Dicts returned by ``collect_params()`` create nothing: a missing name gives
+        ``default``, as ``dict.get`` does. For an existing Parameter, ``kwargs`` must agree
+        with it (an unknown shape dimension is filled in), as in MXNet 1.x.
+
+        Raises:
+            TypeError: an unknown keyword argument for ``Parameter``.
+            ValueError: ``kwargs`` conflict with the existing Parameter.
+        """
+        key, param = self._find(name)
+        if param is None:
+            if not self._creates:
+                return default
+            param = Parameter(self._prefix + name, **kwargs)
+            self._store(name, param)
+            return param
+        if key not in self:
+            self._store(name, param)  # found in ``shared``: used here from now on
+        self._check_agrees(param, kwargs)
+        return param
+
+    def _store(self, name: str, param: Parameter) -> None:
+        if self._owner is not None:
+            self._owner._register_param(name, param)
+            dict.__setitem__(self, name, param)
+        else:
+            dict.__setitem__(self, self._prefix + name, param)
+
+    @staticmethod
+    def _check_agrees(param: Parameter, kwargs: dict) -> None:
+        for arg, value in kwargs.items():
+            if arg == "shape":
+                param.shape = value  # merges unknown dimensions, raises on a conflict
+                continue
+            if arg == "init":
+                if value is not None and param.init is None:
+                    param.init = initializer.create(value)
+                continue
+            if not hasattr(param, arg):
+                raise TypeError(f"ParameterDict.get: Parameter {param.name!r} has no "
+                                f"argument {arg!r}")
+            current = getattr(param, arg)
+            if arg == "dtype":
+                value = _backend.dtype_of(value)
+            if value is not None and current != value:
+                raise ValueError(f"ParameterDict.get: Parameter {param.name!r} exists with "
+                                 f"{arg}={current!r}, which conflicts with the requested "
+                                 f"{arg}={value!r}")
+
+    def get_constant(self, name: str, value=None) -> "Constant":
+        """The Constant ``name`` (or ``prefix + name``), created from ``value`` if missing.
+
+        Raises:
+            ValueError: it is missing and no ``value`` is given.
+        """
+        key, param = self._find(name)
+        if param is None:
+            if value is None:
+                raise ValueError(f"ParameterDict.get_constant: no constant "
+                                 f"{self._prefix + name!r} yet; give its value")
+            param = Constant(value, name=self._prefix + name)
+            self._store(name, param)
+        elif key not in self:
+            self._store(name, param)
+        if not isinstance(param, Constant):
+            raise TypeError(f"ParameterDict.get_constant: {param.name!r} is a "
+                            f"{type(param).__name__}, not a Constant")
+        return param
+
+    def _unique(self) -> list:
+        seen, out = set(), []
+        for p in self.values():
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+        return out
+
+    def initialize(self, init=None, device=None, verbose: bool = False,
+                   force_reinit: bool = False, ctx=None) -> None:
+        """Initialize every Parameter (``init`` is the default of those without their own)."""
+        device = _compat.resolve_ctx(device, ctx)
+        default = initializer.create(init) if init is not None else initializer.Uniform()
+        if verbose:
+            default.set_verbosity(True)
+        for p in self._unique():
+            p.initialize(None, device=device, default_init=default,
+                         force_reinit=force_reinit)
+
+    def zero_grad(self) -> None:
+        for p in self._unique():
+            p.zero_grad()
+
+    def reset_device(self, device) -> None:
+        for p in self._unique():
+            p.reset_device(device)
+
+    def reset_ctx(self, ctx) -> None:
+        """Deprecated alias of ``reset_device``."""
+        _compat.warn_renamed("reset_ctx()", "reset_device()")
+        self.reset_device(ctx)
+
+    def list_device(self) -> list:
+        """Every device some Parameter here lives on, in first-seen order."""
+        out = []
+        for p in self._unique():
+            out.extend(d for d in p.list_device() if d not in out)
+        return out
+
+    def setattr(self, name: str, value) -> None:
+        """Set attribute ``name`` (e.g. ``'grad_req'``, ``'lr_mult'``) of every Parameter.
+
+        Raises:
+            TypeError: a Parameter has no attribute ``name``.
+        """
+        params = self._unique()
+        for p in params:
+            if not hasattr(p, name):
+                raise TypeError(f"setattr: Parameter {p.name!r} has no attribute {name!r}")
+        for p in params:
+            setattr(p, name, value)
+
+    def update(self, other=(), **kwargs) -> None:
+        """``dict.update``; a user-made (1.x) ParameterDict refuses to replace a Parameter
+        by a different one under the same name, as MXNet 1.x did."""
+        items = dict(other, **kwargs)
+        if self._creates and self._owner is None:
+            for k, v in items.items():
+                if k in self and dict.__getitem__(self, k) is not v:
+                    raise ValueError(f"ParameterDict.update: cannot replace Parameter {k!r} "
+                                     f"with a different Parameter of the same name")
+        dict.update(self, items)
+
+    def save(self, filename, strip_prefix: str = "") -> None:
+        """Save the Parameters, with ``strip_prefix`` removed from every name.
+
+        Raises:
+            ValueError: a name does not start with ``strip_prefix``.
+        """
+        from .. import checkpoint
+        named = {}
+        for key, p in self.items():
+            if not key.startswith(strip_prefix):
+                raise ValueError(f"ParameterDict.save: prefix {strip_prefix!r} is to be "
+                                 f"stripped, but Parameter {key!r} does not start with it")
+            named[key[len(strip_prefix):]] = p
+        checkpoint.save_parameters(filename, named)
+
+    def load(self, filename, device=None, allow_missing: bool = False,
+             ignore_extra: bool = False, restore_prefix: str = "", cast_dtype: bool = False,
+             dtype_source: str = "current", ctx=None) -> None:
+        """Load ``filename`` (names saved without ``restore_prefix``); all or nothing."""
+        from .. import checkpoint
+        device = _compat.resolve_ctx(device, ctx)
+        named = {}
+        for key, p in self.items():
+            if restore_prefix and not key.startswith(restore_prefix):
+                raise ValueError(f"ParameterDict.load: restore_prefix {restore_prefix!r} "
+                                 f"is not a prefix of Parameter {key!r}")
+            named[key[len(restore_prefix):]] = p
+        checkpoint.load_parameters(filename, named, device=device,
+                                   allow_missing=allow_missing, ignore_extra=ignore_extra,
+                                   cast_dtype=cast_dtype, dtype_source=dtype_source)
