@@ -27,7 +27,6 @@ array([1., 2.], device=cpu(1))
 """
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import json
 import re
@@ -164,15 +163,10 @@ class Block:
         warn_renamed("Block.name", "structural names (the keys of collect_params())")
         return self._prefix[:-1] if self._prefix.endswith("_") else self._prefix
 
-    @contextlib.contextmanager
     def name_scope(self):
         """MXNet 1.x: Blocks created inside get this block's prefix (deprecated)."""
         warn_renamed("Block.name_scope()", "plain attribute assignment")
-        token = _scope.set(self)
-        try:
-            yield self
-        finally:
-            _scope.reset(token)
+        return _NameScope(self)
 
     # ----------------------------------------------------------------- parameters
     @property
@@ -568,6 +562,20 @@ class Block:
 
     def _extra_repr(self) -> str:
         return ""
+
+
+class _NameScope:
+    """``with block.name_scope():`` makes ``block`` the parent of the prefixes made inside."""
+
+    def __init__(self, block: Block):
+        self._block, self._tokens = block, []
+
+    def __enter__(self) -> Block:
+        self._tokens.append(_scope.set(self._block))
+        return self._block
+
+    def __exit__(self, *exc) -> None:
+        _scope.reset(self._tokens.pop())
 
 
 class HybridBlock(Block):

@@ -697,6 +697,14 @@ class ParameterDict(dict):
     def prefix(self) -> str:
         return self._prefix
 
+    def __missing__(self, key):
+        # MXNet 1.x scripts index by full Parameter name ('dense0_weight'): found when it
+        # names exactly one Parameter here.
+        matches = [p for p in self.values() if p.name == key]
+        if len(matches) == 1 and isinstance(key, str):
+            return matches[0]
+        raise KeyError(key)
+
     def _find(self, name: str):
         for key in (name, self._prefix + name):
             if key in self:
@@ -718,8 +726,11 @@ class ParameterDict(dict):
         """
         key, param = self._find(name)
         if param is None:
-            if not self._creates:
+            if not (self._creates is True or (self._creates == "kwargs" and kwargs)):
                 return default
+            if self._owner is not None:
+                _compat.warn_renamed("Block.params.get(name, ...)",
+                                     "a Parameter attribute (self.weight = Parameter(...))")
             param = Parameter(self._prefix + name, **kwargs)
             self._store(name, param)
             return param
@@ -731,6 +742,7 @@ class ParameterDict(dict):
     def _store(self, name: str, param: Parameter) -> None:
         if self._owner is not None:
             self._owner._register_param(name, param)
+            self._owner._getter_names.add(name)
             dict.__setitem__(self, name, param)
         else:
             dict.__setitem__(self, self._prefix + name, param)
