@@ -125,3 +125,18 @@ def test_collect_params_setattr_and_initialize_on_the_dict():
     net.collect_params().initialize(mx.init.One())
     assert (net.weight.data().asnumpy() == 1).all()
     assert net.collect_params().get("nope") is None
+
+
+def test_mxnet1x_example_runs():
+    """examples/mxnet1x_style.py --quick trains, reloads and meets its accuracy target."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+    root = pathlib.Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, str(root / "examples" / "mxnet1x_style.py"),
+                             "--quick"], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "reloaded model agrees: True" in result.stdout
+    assert "body.0.weight" in result.stdout
