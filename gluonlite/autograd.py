@@ -166,13 +166,11 @@ def mark_variables(variables, gradients, grad_reqs="write"):
     if not len(variables) == len(gradients) == len(grad_reqs):
         raise ValueError(f"mark_variables: got {len(variables)} variables, "
                          f"{len(gradients)} gradients and {len(grad_reqs)} grad_reqs")
+    _require_arrays("mark_variables", "variables", variables)
     for i, (var, g, req) in enumerate(zip(variables, gradients, grad_reqs)):
         if req not in ("write", "add", "null"):
             raise ValueError(f"mark_variables: grad_reqs[{i}] must be 'write', 'add' or "
                              f"'null', got {req!r}")
-        if not isinstance(var, ndarray):
-            raise TypeError(f"mark_variables: variables[{i}] is a {type(var).__name__}, "
-                            f"not an mx.np.ndarray")
         if g is not None and tuple(g.shape) != var.shape:
             raise ValueError(f"mark_variables: gradients[{i}] has shape {tuple(g.shape)}, "
                              f"variable {i} has shape {var.shape}")
@@ -317,10 +315,8 @@ def grad(heads, variables, head_grads=None, retain_graph=None, create_graph: boo
     if len(head_grads) != len(heads):
         raise ValueError(f"autograd.grad: got {len(heads)} heads but {len(head_grads)} "
                          f"head_grads")
+    _require_arrays("autograd.grad", "variables", variables)
     for i, v in enumerate(variables):
-        if not isinstance(v, ndarray):
-            raise TypeError(f"autograd.grad: variables[{i}] is a {type(v).__name__}, not "
-                            f"an mx.np.ndarray")
         if not requires_grad(v):
             raise ValueError(f"autograd.grad: cannot differentiate with respect to "
                              f"variables[{i}]: it does not need a gradient (call "
@@ -406,10 +402,7 @@ class Function:
         if self._used:
             raise RuntimeError(f"{type(self).__name__}: each Function instance can be "
                                f"called once; make a new one per call")
-        for i, x in enumerate(inputs):
-            if not isinstance(x, ndarray):
-                raise TypeError(f"{type(self).__name__}: input {i} is a "
-                                f"{type(x).__name__}, not an mx.np.ndarray")
+        _require_arrays(type(self).__name__, "inputs", inputs)
         self._used = True
         with _Scope(False, None):
             outputs = self.forward(*inputs)
@@ -455,6 +448,15 @@ class Function:
                 raw.append(None if r is None else r._data)
             return raw
         return backward
+
+
+def _require_arrays(where: str, what: str, items) -> None:
+    """TypeError naming the first item of ``items`` that is not an ``mx.np.ndarray``."""
+    from .ndarray import ndarray
+    for i, x in enumerate(items):
+        if not isinstance(x, ndarray):
+            raise TypeError(f"{where}: {what}[{i}] is a {type(x).__name__}, not an "
+                            f"mx.np.ndarray")
 
 
 def _zeros_like_raw(xp, shape, dtype):
