@@ -11,7 +11,8 @@ Peers: ``dict``, the same accesses on a plain ``{device: array}`` dict per param
 cheapest store possible (its ratio is what gluonlite's API costs on top of it; for
 ``initialize``: a float32 draw copied to each device plus zeroed gradients, by hand); and
 ``mxnet-1.9.1``, the same calls on MXNet's ``gluon.Parameter`` in the same run, on CPU
-where ``.venv-mxnet`` exists (``make bench-mxnet``), timed by the ``mxnet`` suite's runner.
+where ``.venv-mxnet`` exists (``make bench-mxnet``), timed by the ``mxnet`` suite's runner
+(left out of ``--quick`` smoke runs).
 """
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ _INIT_SIZES = {False: (200, (256, 256)), True: (20, (64, 64))}
 
 def specs(target, quick: bool) -> list:
     devices = [str(d) for d in target.devices[:2]]
-    out = [{"op": op, "params": _COUNT, "shape": list(_SHAPE), "devices": devices}
-           for op in OPS if op != "initialize"]
+    out = [{"op": op, "params": _COUNT, "shape": list(_SHAPE), "devices": devices,
+            "quick": quick} for op in OPS if op != "initialize"]
     count, shape = _INIT_SIZES[quick]
     out.append({"op": "initialize", "params": count, "shape": list(shape),
                 "devices": devices, "quick": quick})
@@ -137,6 +138,10 @@ def _mxnet_workload(spec: dict, target):
     from . import mxnet
     if target.kind != "cpu":
         raise Skip("MXNet 1.9.1's pip wheel is CPU-only")
+    if spec.get("quick"):
+        # A smoke run stays quick: the MXNet process is started by full runs (and by the
+        # mxnet suite, which covers these cases too).
+        raise Skip("quick run")
     mxnet.locate()  # raises Skip where there is no MXNet environment
     return mxnet.remote("param", spec, bool(spec.get("quick")), work=spec["params"])
 

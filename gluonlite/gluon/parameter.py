@@ -31,6 +31,8 @@ import numpy
 
 from .. import _backend, _compat, initializer, sparse, symbol
 from ..device import Device, as_device, as_devices, current_device
+# The current-device variable itself: its C get() spares data()/grad() a Python call.
+from ..device import _current as _current_device
 from ..ndarray import ndarray, zeros_like
 
 __all__ = ["Parameter", "Constant", "DeferredInitializationError", "ParameterDict"]
@@ -344,10 +346,11 @@ class Parameter:
         if device is None:
             if len(store_at) == 1:
                 return next(iter(store_at.values()))
-            device = current_device()
-        elif not isinstance(device, Device):
+            device = _current_device.get()
+        elif type(device) is not Device:
             return None
-        return store_at.get((device.device_type, device.device_id))  # _key(), inlined
+        # Device keeps its (type, id) tuple as _key: no tuple is built per call.
+        return store_at.get(device._key)
 
     def _pick(self, store: dict, device, hint: str):
         if device is None:
