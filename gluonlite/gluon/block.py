@@ -259,13 +259,8 @@ class Block:
 
     def cast(self, dtype) -> None:
         """Cast all Parameters (data and gradients, on every device) to ``dtype``."""
-        for block in self._blocks():
-            block._cast_hook(dtype)
         for param in self._unique_params():
             param.cast(dtype)
-
-    def _cast_hook(self, dtype) -> None:
-        """For layers that keep a dtype of their own (e.g. the dtype they create with)."""
 
     def share_parameters(self, shared: dict) -> "Block":
         """Use the Parameters in ``shared`` (structural name -> Parameter) in this block.
