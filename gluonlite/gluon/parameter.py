@@ -145,7 +145,8 @@ class Parameter:
         self._stype, self._grad_stype = stype, grad_stype
         self._data: dict[Device, ndarray] | None = None
         self._grad: dict | None = None
-        # _data and _grad again, keyed by _key(device) (see there); set by _swap_in only.
+        # _data and _grad again, keyed by _key(device) (see there), for the fast paths of
+        # data() and grad(); set by _swap_in only.
         self._data_at: dict[tuple, ndarray] = {}
         self._grad_at: dict[tuple, object] = {}
         # Bumped whenever the replicas, the gradient buffers or grad_req change, so that a
@@ -337,21 +338,6 @@ class Parameter:
             self._complete(self._pending)
         return self._data
 
-    @staticmethod
-    def _lookup(store_at: dict, device):
-        """The fast path of ``data()`` and ``grad()``: the entry of ``store_at`` (``_data_at``
-        or ``_grad_at``) for ``device``, or None, which leaves the checks and the error
-        messages to ``_pick`` (not initialized, deferred, not on that device, not a Device).
-        """
-        if device is None:
-            if len(store_at) == 1:
-                return next(iter(store_at.values()))
-            device = _current_device.get()
-        elif type(device) is not Device:
-            return None
-        # Device keeps its (type, id) tuple as _key: no tuple is built per call.
-        return store_at.get(device._key)
-
     def _pick(self, store: dict, device, hint: str):
         if device is None:
             if len(store) == 1:
@@ -371,12 +357,25 @@ class Parameter:
         A ``'csr'`` parameter returns a ``CSRNDArray`` snapshot of the replica (CSR cannot
         be written in place); a ``'row_sparse'`` one is read with ``row_sparse_data``.
         """
-        if ctx is not None:
-            device = _compat.resolve_ctx(device, ctx)
-        if self._stype == "default":
-            replica = self._lookup(self._data_at, device)
+        if ctx is None and self._stype == "default":
+            # The fast path, inlined (a call costs as much as the lookup): the only
+            # replica, or the one keyed by the (current) device's ``_key`` tuple. Anything
+            # else (not initialized, deferred, not on that device, not a Device) falls
+            # through to ``_pick``, which checks and explains.
+            at = self._data_at
+            if device is None:
+                if len(at) == 1:
+                    for replica in at.values():
+                        return replica
+                replica = at.get(_current_device.get()._key)
+            elif type(device) is Device:
+                replica = at.get(device._key)
+            else:
+                replica = None
             if replica is not None:
                 return replica
+        if ctx is not None:
+            device = _compat.resolve_ctx(device, ctx)
         if self._stype == "row_sparse":
             raise RuntimeError(f"Cannot return Parameter {self.name!r} via data() because "
                                f"its storage type is 'row_sparse'; use "
@@ -406,11 +405,22 @@ class Parameter:
 
     def grad(self, device=None, ctx=None):
         """The live gradient buffer on ``device`` (the only one, else the current device's)."""
-        if ctx is not None:
+        if ctx is None:
+            # The fast path of data(), for the gradient buffers.
+            at = self._grad_at
+            if device is None:
+                if len(at) == 1:
+                    for grad in at.values():
+                        return grad
+                grad = at.get(_current_device.get()._key)
+            elif type(device) is Device:
+                grad = at.get(device._key)
+            else:
+                grad = None
+            if grad is not None:
+                return grad
+        else:
             device = _compat.resolve_ctx(device, ctx)
-        grad = self._lookup(self._grad_at, device)
-        if grad is not None:
-            return grad
         return self._pick(self._grads(), device, "grad({})")
 
     def list_grad(self) -> list:

@@ -285,3 +285,19 @@ def test_dense_every_argument(device):
         nn.Dense(2, activation=3)
     with pytest.raises(TypeError):
         nn.Dense(2, nonsense=1)
+
+
+def test_data_and_grad_fast_paths_keep_their_answers():
+    # One replica, not on the current device, finished by data() after a deferred init.
+    p = mx.gluon.Parameter("p", shape=(0, 2), allow_deferred_init=True)
+    p.initialize(device=mx.cpu(1))
+    p.shape = (3, 2)
+    assert p.data().device == mx.cpu(1) and p.grad().device == mx.cpu(1)
+    q = mx.gluon.Parameter("q", shape=(2,))
+    q.initialize(device=[mx.cpu(0), mx.cpu(1)])
+    with mx.cpu(1):
+        assert q.data() is q.data(mx.cpu(1)) and q.grad() is q.grad(mx.cpu(1))
+    with pytest.raises(RuntimeError, match="not on cpu\\(2\\)"):
+        q.data(mx.cpu(2))
+    with pytest.raises(TypeError):
+        q.grad("cpu(0)")
