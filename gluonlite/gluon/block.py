@@ -79,6 +79,7 @@ class Block:
         # Parameter later takes the entry over (the 1.x `self.w = self.params.get('w')`).
         setup(self, "_getter_names", set())
         setup(self, "_warned_containers", set())
+        prefix_given = prefix is not None
         if prefix is not None:
             warn_renamed("Block(prefix=...)", "structural names (the keys of collect_params())")
             if not isinstance(prefix, str):
@@ -96,6 +97,9 @@ class Block:
             prefix = f"{hint}{counts.get(hint, 0)}_"
             counts[hint] = counts.get(hint, 0) + 1
         setup(self, "_prefix", prefix if parent is None else parent._prefix + prefix)
+        # Made the 1.x way (a prefix, shared params or inside a name_scope): its Parameters
+        # get 1.x full names ('dense0_weight'), which 1.x scripts look up.
+        setup(self, "_legacy_names", prefix_given or params is not None or parent is not None)
         setup(self, "_shared_params", params)
         setup(self, "_scope_counts", {})
 
@@ -118,6 +122,8 @@ class Block:
         self._reg_params.pop(name, None)
 
     def _register_param(self, name: str, param: Parameter) -> None:
+        if self._legacy_names and param.name == name:
+            param.name = self._prefix + name
         for key in [k for k in self._getter_names if self._reg_params.get(k) is param]:
             if key != name:
                 del self._reg_params[key]

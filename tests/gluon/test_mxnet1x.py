@@ -55,6 +55,18 @@ def test_automatic_prefixes_count_per_scope(quiet):
     assert second.prefix.endswith("dense1_")
 
 
+def test_full_parameter_names_the_1x_way(quiet):
+    net = nn.HybridSequential(prefix="model_")
+    with net.name_scope():
+        net.add(nn.Dense(3, in_units=2), nn.Dense(1, in_units=3))
+    assert [p.name for p in net.collect_params().values()] == [
+        "model_dense0_weight", "model_dense0_bias", "model_dense1_weight",
+        "model_dense1_bias"]
+    assert list(net.collect_params()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    assert net.collect_params()["model_dense1_weight"] is net[1].weight
+    assert nn.Dense(2).weight.name == "weight"  # MXNet 2 style: plain names
+
+
 def test_params_get_returns_existing_and_checks(quiet):
     net = Model()
     assert net.params.get("scale") is net.scale
