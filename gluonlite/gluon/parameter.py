@@ -846,12 +846,25 @@ class ParameterDict(dict):
         Raises:
             TypeError: a Parameter has no attribute ``name``.
         """
-        params = self._unique()
-        for p in params:
+        named, seen = [], set()
+        for key, p in self.items():
+            if id(p) not in seen:
+                seen.add(id(p))
+                named.append((key, p))
+        for key, p in named:
             if not hasattr(p, name):
-                raise TypeError(f"setattr: Parameter {p.name!r} has no attribute {name!r}")
-        for p in params:
-            setattr(p, name, value)
+                raise TypeError(f"setattr: Parameter {key!r} has no attribute {name!r}")
+        done = []
+        for key, p in named:
+            try:
+                previous = getattr(p, name)
+                setattr(p, name, value)
+            except (TypeError, ValueError) as e:
+                for q, old in reversed(done):  # a call that raised changes nothing
+                    setattr(q, name, old)
+                raise type(e)(f"setattr({name!r}, {value!r}) failed for Parameter {key!r}: "
+                              f"{e}") from e
+            done.append((p, previous))
 
     def update(self, other=(), **kwargs) -> None:
         """``dict.update``; a user-made (1.x) ParameterDict refuses to replace a Parameter

@@ -301,3 +301,16 @@ def test_data_and_grad_fast_paths_keep_their_answers():
         q.data(mx.cpu(2))
     with pytest.raises(TypeError):
         q.grad("cpu(0)")
+
+
+def test_bad_input_names_the_parameter_and_changes_nothing():
+    net = _mlp()
+    with pytest.raises(ValueError, match="'0.weight'.*grad_req"):
+        net.setattr("grad_req", "sometimes")
+    assert all(p.grad_req == "write" for p in net.collect_params().values())
+    with pytest.raises(TypeError, match="register_child expects a Block"):
+        net.register_child(3, "x")
+    with pytest.raises(TypeError):
+        net.initialize(nonsense=True)
+    with pytest.raises(TypeError, match="share_parameters: '0.weight' is a int"):
+        net.share_parameters({"0.weight": 3})
