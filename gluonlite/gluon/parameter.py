@@ -667,8 +667,9 @@ class ParameterDict(dict):
 
     ``collect_params()`` returns one, and it is still the plain dict MXNet 2 returns
     (structural names as keys, ``d.get(name)`` is None for a missing name). The 1.x methods
-    work on top: ``get(name, shape=...)`` creates or returns ``prefix + name`` (when the
-    dict was made by ``gluon.ParameterDict(prefix)`` or is a block's ``params``),
+    work on top: ``get(name, shape=...)`` creates or returns ``prefix + name`` (on a dict
+    made by ``gluon.ParameterDict(prefix)``, and on a block's ``params`` when arguments are
+    given),
     ``get_constant``, ``initialize``, ``zero_grad``, ``reset_ctx``, ``setattr``, ``save``,
     ``load``. Constructing one directly is deprecated, as in MXNet 2.
 
