@@ -53,7 +53,9 @@ def param_workload(mx, case, timing):
     for p in params:
         p.initialize(ctx=ctxs)
     first, last = ctxs[0], ctxs[-1]
+    uniform = mx.init.Uniform()
     calls = {
+        "initialize": lambda p: p.initialize(init=uniform, ctx=ctxs, force_reinit=True),
         "data()": lambda p: p.data(),
         "data(device)": lambda p: p.data(last),
         "list_data()": lambda p: p.list_data(),

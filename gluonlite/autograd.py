@@ -22,7 +22,8 @@ import contextvars
 from typing import Callable
 
 __all__ = ["record", "pause", "train_mode", "predict_mode", "is_recording", "is_training",
-           "backward", "mark_variables", "Node"]
+           "backward", "mark_variables", "Node", "grad", "set_recording", "set_training",
+           "Function"]
 
 _recording = contextvars.ContextVar("gluonlite_recording", default=False)
 _training = contextvars.ContextVar("gluonlite_training", default=False)
@@ -145,11 +146,36 @@ def record_op(out, inputs: tuple, backward: Callable):
 
 
 def mark_variables(variables, gradients, grad_reqs="write"):
-    """Make ``variables`` leaves whose gradients go into ``gradients`` (MXNet's API)."""
+    """Make ``variables`` leaves whose gradients go into ``gradients`` (MXNet's API).
+
+    Args:
+        variables: an array or a list of them.
+        gradients: the gradient buffer for each (same shapes).
+        grad_reqs: ``'write'``, ``'add'`` or ``'null'``, or one per variable.
+
+    Raises:
+        ValueError: the lists differ in length, or a buffer's shape differs from its
+            variable's; nothing is marked then.
+    """
+    from .ndarray import ndarray
+    if isinstance(variables, ndarray):
+        variables, gradients = [variables], [gradients]
+    variables, gradients = list(variables), list(gradients)
     if not isinstance(grad_reqs, (list, tuple)):
         grad_reqs = [grad_reqs] * len(variables)
-    for var, grad, req in zip(variables, gradients, grad_reqs):
-        var._attach_grad_buffer(grad, req)
+    if not len(variables) == len(gradients) == len(grad_reqs):
+        raise ValueError(f"mark_variables: got {len(variables)} variables, "
+                         f"{len(gradients)} gradients and {len(grad_reqs)} grad_reqs")
+    _require_arrays("mark_variables", "variables", variables)
+    for i, (var, g, req) in enumerate(zip(variables, gradients, grad_reqs)):
+        if req not in ("write", "add", "null"):
+            raise ValueError(f"mark_variables: grad_reqs[{i}] must be 'write', 'add' or "
+                             f"'null', got {req!r}")
+        if g is not None and tuple(g.shape) != var.shape:
+            raise ValueError(f"mark_variables: gradients[{i}] has shape {tuple(g.shape)}, "
+                             f"variable {i} has shape {var.shape}")
+    for var, g, req in zip(variables, gradients, grad_reqs):
+        var._attach_grad_buffer(g, req)
 
 
 def _topological_order(heads) -> list:
@@ -230,3 +256,208 @@ def _raw_grad(hg, head):
     if tuple(raw.shape) != head.shape:
         raise ValueError(f"head gradient has shape {tuple(raw.shape)}, expected {head.shape}")
     return raw.astype(head.dtype, copy=False)
+
+
+def set_recording(is_recording: bool) -> bool:  # noqa: F811 - MXNet's name
+    """Turn recording on or off outside a ``with`` block; returns the previous state."""
+    previous = _recording.get()
+    _recording.set(bool(is_recording))
+    return previous
+
+
+def set_training(train_mode: bool) -> bool:  # noqa: F811 - MXNet's name
+    """Turn train mode on or off outside a ``with`` block; returns the previous state."""
+    previous = _training.get()
+    _training.set(bool(train_mode))
+    return previous
+
+
+def grad(heads, variables, head_grads=None, retain_graph=None, create_graph: bool = False,
+         train_mode: bool = True):
+    """Gradients of ``heads`` with respect to ``variables``, returned as new arrays.
+
+    Unlike ``backward()``, no gradient buffer is written (neither the variables' nor any
+    other leaf's). ``variables`` must need a gradient (``attach_grad()``, an initialized
+    Parameter's replica, or an array computed from one while recording).
+
+    Args:
+        heads: an array or a list of them.
+        variables: an array or a list; a list gives a list back.
+        head_grads: the gradient of each head (default: ones).
+        retain_graph: keep the graph for another backward pass (default: ``create_graph``).
+        create_graph: record the gradient computation for higher-order gradients; not
+            supported by gluonlite's tape (its backward functions work on raw arrays).
+        train_mode: accepted for MXNet compatibility (the forward already ran).
+
+    Example:
+        >>> import gluonlite as mx
+        >>> x = mx.np.array([1.0, 2.0])
+        >>> x.attach_grad()
+        >>> with mx.autograd.record():
+        ...     y = (x * x * x).sum()
+        >>> mx.autograd.grad(y, x)
+        array([ 3., 12.], device=cpu(0))
+        >>> x.grad
+        array([0., 0.], device=cpu(0))
+    """
+    from .ndarray import ndarray
+    del train_mode
+    if create_graph:
+        raise NotImplementedError(
+            "autograd.grad(create_graph=True): higher-order gradients are not supported; "
+            "gluonlite's backward functions run on raw arrays and are not recorded")
+    single = isinstance(variables, ndarray)
+    variables = [variables] if single else list(variables)
+    heads = [heads] if isinstance(heads, ndarray) else list(heads)
+    if head_grads is None or isinstance(head_grads, ndarray):
+        head_grads = [head_grads] * len(heads) if head_grads is None else [head_grads]
+    head_grads = list(head_grads)
+    if len(head_grads) != len(heads):
+        raise ValueError(f"autograd.grad: got {len(heads)} heads but {len(head_grads)} "
+                         f"head_grads")
+    _require_arrays("autograd.grad", "variables", variables)
+    for i, v in enumerate(variables):
+        if not requires_grad(v):
+            raise ValueError(f"autograd.grad: cannot differentiate with respect to "
+                             f"variables[{i}]: it does not need a gradient (call "
+                             f"attach_grad() on it before recording)")
+    seeds: dict[int, object] = {}
+    for i, (h, hg) in enumerate(zip(heads, head_grads)):
+        if not isinstance(h, ndarray) or not requires_grad(h):
+            raise ValueError(f"autograd.grad: heads[{i}] is not part of a recorded graph")
+        g = h._xp.ones(h.shape, dtype=h.dtype) if hg is None else _raw_grad(hg, h)
+        seeds[id(h)] = _accumulate(seeds.get(id(h)), g, h._xp)
+    wanted = {id(v) for v in variables}
+    found: dict[int, object] = {}
+    keep = create_graph if retain_graph is None else retain_graph
+    with _Scope(False, None):
+        for x in _topological_order(heads):
+            g = seeds.pop(id(x), None)
+            if g is None:
+                continue
+            if id(x) in wanted:
+                found[id(x)] = g
+            node = x._node
+            if node is None:
+                continue
+            for inp, ig in zip(node.inputs, node.backward(g)):
+                if ig is not None and requires_grad(inp):
+                    seeds[id(inp)] = _accumulate(seeds.get(id(inp)), ig, inp._xp)
+            if not keep:
+                x._node = None
+    out = []
+    for v in variables:
+        g = found.get(id(v))
+        xp = v._xp
+        if g is None:
+            g = xp.zeros(v.shape, dtype=v.dtype)
+        elif isinstance(g, SparseRows):
+            g = g.to_dense(xp)
+        out.append(ndarray(g.astype(v.dtype, copy=False), v.device))
+    return out[0] if single else out
+
+
+class Function:
+    """A differentiable operation with a hand-written backward, as MXNet's
+    ``autograd.Function``: subclass it, implement ``forward(*inputs)`` and
+    ``backward(*output_grads)`` on ``mx.np`` arrays, then call an instance.
+
+    ``forward`` runs without recording; ``save_for_backward(*arrays)`` keeps what
+    ``backward`` needs (``self.saved_tensors``). ``backward`` returns one gradient per
+    input (None for an input that needs none). Make a new instance per call.
+
+    Example:
+        >>> import gluonlite as mx
+        >>> class Square(mx.autograd.Function):
+        ...     def forward(self, x):
+        ...         self.save_for_backward(x)
+        ...         return x * x
+        ...     def backward(self, dy):
+        ...         x, = self.saved_tensors
+        ...         return 2 * x * dy
+        >>> x = mx.np.array([3.0])
+        >>> x.attach_grad()
+        >>> with mx.autograd.record():
+        ...     y = Square()(x)
+        >>> y.backward()
+        >>> x.grad
+        array([6.], device=cpu(0))
+    """
+
+    def __init__(self):
+        self.saved_tensors = ()
+        self._used = False
+
+    def save_for_backward(self, *args) -> None:
+        self.saved_tensors = args
+
+    def forward(self, *inputs):
+        raise NotImplementedError(f"{type(self).__name__} must implement forward()")
+
+    def backward(self, *output_grads):
+        raise NotImplementedError(f"{type(self).__name__} must implement backward()")
+
+    def __call__(self, *inputs):
+        from .ndarray import ndarray
+        if self._used:
+            raise RuntimeError(f"{type(self).__name__}: each Function instance can be "
+                               f"called once; make a new one per call")
+        _require_arrays(type(self).__name__, "inputs", inputs)
+        self._used = True
+        with _Scope(False, None):
+            outputs = self.forward(*inputs)
+        single = isinstance(outputs, ndarray)
+        outs = [outputs] if single else list(outputs)
+        for i, o in enumerate(outs):
+            if not isinstance(o, ndarray):
+                raise TypeError(f"{type(self).__name__}.forward: output {i} is a "
+                                f"{type(o).__name__}, not an mx.np.ndarray")
+        if _recording.get() and any(requires_grad(x) for x in inputs):
+            # One node per output; each calls backward with zeros for the other outputs
+            # (the gradients from several outputs add up, backward being linear in them).
+            for k, o in enumerate(outs):
+                if any(o is x for x in inputs):
+                    outs[k] = o = ndarray(o._data.copy(), o.device)
+                o._node = Node(tuple(inputs), self._backward_for(k, outs, inputs))
+        return outs[0] if single else tuple(outs)
+
+    def _backward_for(self, k: int, outs: list, inputs: tuple):
+        from .ndarray import ndarray
+        shapes = [(o.shape, o.dtype, o.device) for o in outs]
+        name = type(self).__name__
+
+        def backward(g):
+            xp = inputs[0]._xp if inputs else None
+            if isinstance(g, SparseRows):
+                g = g.to_dense(xp)
+            grads = []
+            for j, (shape, dtype, device) in enumerate(shapes):
+                raw = g if j == k else _zeros_like_raw(xp, shape, dtype)
+                grads.append(ndarray(raw, device))
+            result = self.backward(*grads)
+            result = [result] if isinstance(result, ndarray) or result is None \
+                else list(result)
+            if len(result) != len(inputs):
+                raise ValueError(f"{name}.backward returned {len(result)} gradients for "
+                                 f"{len(inputs)} inputs")
+            raw = []
+            for i, (r, x) in enumerate(zip(result, inputs)):
+                if r is not None and tuple(r.shape) != x.shape:
+                    raise ValueError(f"{name}.backward: gradient {i} has shape "
+                                     f"{tuple(r.shape)}, input {i} has shape {x.shape}")
+                raw.append(None if r is None else r._data)
+            return raw
+        return backward
+
+
+def _require_arrays(where: str, what: str, items) -> None:
+    """TypeError naming the first item of ``items`` that is not an ``mx.np.ndarray``."""
+    from .ndarray import ndarray
+    for i, x in enumerate(items):
+        if not isinstance(x, ndarray):
+            raise TypeError(f"{where}: {what}[{i}] is a {type(x).__name__}, not an "
+                            f"mx.np.ndarray")
+
+
+def _zeros_like_raw(xp, shape, dtype):
+    return xp.zeros(shape, dtype=dtype)

@@ -169,11 +169,17 @@ class _Measured:
 
 
 def _mxnet(spec: dict) -> Remote:
+    return remote(spec["suite"], _inner(spec), spec["quick"])
+
+
+def remote(suite: str, case: dict, quick: bool, work: float = 1.0) -> Remote:
+    """MXNet's timing of ``case`` of ``suite`` (e.g. the ``param`` suite's own MXNet peer),
+    ``work`` units per workload call."""
     runner = _get_runner()
-    settings = timing.QUICK if spec["quick"] else timing.FULL
-    reply = runner.ask({"op": "measure", "case": dict(_inner(spec), suite=spec["suite"]),
+    settings = timing.QUICK if quick else timing.FULL
+    reply = runner.ask({"op": "measure", "case": dict(case, suite=suite),
                         "settings": settings.kwargs()})
-    return Remote(_Measured(reply), 1.0, runner.versions)
+    return Remote(_Measured(reply), work, runner.versions)
 
 
 def implementations(spec: dict, target) -> dict:

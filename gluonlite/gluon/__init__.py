@@ -9,11 +9,10 @@ from ..checkpoint import (CheckpointError, CheckpointMismatchError, CorruptCheck
 from . import loss, nn, utils
 from . import data, metric
 from .block import Block, HybridBlock
-from .parameter import Constant, DeferredInitializationError, Parameter
+from .parameter import Constant, DeferredInitializationError, Parameter, ParameterDict
 from .trainer import Trainer
 
 __all__ = ["Parameter", "Constant", "DeferredInitializationError", "Block", "HybridBlock",
            "Trainer", "nn", "loss", "utils", "save_parameters", "load_parameters",
            "load_mxnet_params", "CheckpointError", "CorruptCheckpointError",
-           "CheckpointMismatchError"]
-__all__ += ["data", "metric"]
+           "CheckpointMismatchError", "ParameterDict", "data", "metric"]

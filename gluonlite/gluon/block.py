@@ -4,8 +4,12 @@ Children and Parameters register themselves when assigned as attributes, and
 ``collect_params()`` names them by attribute path as MXNet 2 does (``0.weight`` for the
 first layer of a ``Sequential``, ``encoder.fc.bias`` for nested blocks).
 
-There is no graph compiler in gluonlite, so ``HybridBlock`` is ``Block`` and
-``hybridize()`` is accepted and does nothing: every forward runs eagerly on NumPy or CuPy.
+There is no graph compiler in gluonlite: ``HybridBlock`` is a ``Block`` whose
+``hybridize()`` is accepted and changes nothing, so every forward runs eagerly on NumPy or
+CuPy (and gives the numbers a hybridized MXNet model gives).
+
+The MXNet 1.x spellings ``Block(prefix=, params=)``, ``name``, ``prefix``, ``name_scope()``
+and ``params.get(...)`` work and warn once with a ``DeprecationWarning``.
 
 >>> import gluonlite as mx
 >>> class Affine(mx.gluon.Block):
@@ -23,81 +27,200 @@ array([1., 2.], device=cpu(1))
 """
 from __future__ import annotations
 
+import contextvars
+import json
 import re
 import warnings
 
-from .. import checkpoint, initializer
-from .._compat import resolve_ctx
-from .parameter import DeferredInitializationError, Parameter
+import numpy
+
+from .. import autograd, checkpoint
+from .._compat import resolve_ctx, warn_renamed
+from ..device import as_devices
+from ..ndarray import ndarray
+from .parameter import DeferredInitializationError, Parameter, ParameterDict
+from .utils import HookHandle
 
 __all__ = ["Block", "HybridBlock"]
+
+# The block whose name_scope() is open (1.x): children created inside get its prefix.
+_scope = contextvars.ContextVar("gluonlite_name_scope", default=None)
+# Block's own bookkeeping attributes (dicts of children, parameters and hooks).
+_INTERNAL = frozenset(("_children", "_reg_params", "_forward_pre_hooks", "_forward_hooks",
+                       "_scope_counts", "_shared_params", "_flags"))
+# Automatic 1.x prefixes outside any name scope: 'dense0_', 'dense1_', ... per class.
+_global_counts: dict = {}
 
 
 class Block:
     """Base class of layers and models: subclass it and implement ``forward``.
 
     Attributes that are Blocks become children, attributes that are Parameters become this
-    block's own parameters; both are found by ``collect_params``. Blocks kept in a plain
-    list or dict are not registered: use ``register_child`` or ``nn.Sequential``.
+    block's own parameters; both are found by ``collect_params``. An attribute holding a
+    Block or Parameter can only be reassigned to a value of the same type (``TypeError``
+    otherwise, as in MXNet). Blocks kept in a plain list or dict are not registered (a
+    warning says so): use ``register_child`` or ``nn.Sequential``.
+
+    Args:
+        prefix: MXNet 1.x: the prefix of the names of Parameters made by ``params.get``
+            (deprecated; by default the lower-case class name and a counter, ``dense0_``).
+        params: MXNet 1.x: a ParameterDict whose Parameters ``params.get`` reuses
+            (deprecated; use ``share_parameters``).
     """
 
-    def __init__(self):
+    def __init__(self, prefix: str | None = None, params=None):
         # Set through object.__setattr__ because our __setattr__ reads them.
-        object.__setattr__(self, "_children", {})
-        object.__setattr__(self, "_reg_params", {})
+        setup = object.__setattr__
+        setup(self, "_children", {})
+        setup(self, "_reg_params", {})
+        setup(self, "_forward_pre_hooks", {})
+        setup(self, "_forward_hooks", {})
+        # Keys of _reg_params made by params.get(): an attribute holding the same
+        # Parameter later takes the entry over (the 1.x `self.w = self.params.get('w')`).
+        setup(self, "_getter_names", set())
+        setup(self, "_warned_containers", set())
+        prefix_given = prefix is not None
+        if prefix is not None:
+            warn_renamed("Block(prefix=...)", "structural names (the keys of collect_params())")
+            if not isinstance(prefix, str):
+                raise TypeError(f"{type(self).__name__}: prefix must be a str, got "
+                                f"{type(prefix).__name__}")
+        if params is not None:
+            warn_renamed("Block(params=...)", "share_parameters()")
+            if not isinstance(params, dict):
+                raise TypeError(f"{type(self).__name__}: params must be a ParameterDict (e.g. "
+                                f"other.params), got {type(params).__name__}")
+        parent = _scope.get()
+        counts = _global_counts if parent is None else parent._scope_counts
+        if prefix is None:
+            hint = type(self).__name__.lower()
+            prefix = f"{hint}{counts.get(hint, 0)}_"
+            counts[hint] = counts.get(hint, 0) + 1
+        setup(self, "_prefix", prefix if parent is None else parent._prefix + prefix)
+        # Made the 1.x way (a prefix, shared params or inside a name_scope): its Parameters
+        # get 1.x full names ('dense0_weight'), which 1.x scripts look up.
+        setup(self, "_legacy_names", prefix_given or params is not None or parent is not None)
+        setup(self, "_shared_params", params)
+        setup(self, "_scope_counts", {})
 
+    # ----------------------------------------------------------------- attributes
     def __setattr__(self, name: str, value) -> None:
-        # Whatever the attribute held before stops being registered unless the new value
-        # takes its place (replacing in place keeps the registration order, which
-        # collect_params follows).
-        if not isinstance(value, Block):
-            self._children.pop(name, None)
-        if not isinstance(value, Parameter):
-            self._reg_params.pop(name, None)
+        existing = self.__dict__.get(name)
+        if isinstance(existing, (Block, Parameter)) and not isinstance(value, type(existing)):
+            raise TypeError(f"{type(self).__name__}: changing attribute {name!r} from "
+                            f"{type(existing).__name__} to {type(value).__name__} is not "
+                            f"allowed; delete it first (del block.{name})")
         if isinstance(value, Block):
             self.register_child(value, name)
         elif isinstance(value, Parameter):
-            self._reg_params[name] = value
+            self._register_param(name, value)
         object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        object.__delattr__(self, name)
+        self._children.pop(name, None)
+        self._reg_params.pop(name, None)
+
+    def _register_param(self, name: str, param: Parameter) -> None:
+        if self._legacy_names and param.name == name:
+            param.name = self._prefix + name
+        for key in [k for k in self._getter_names if self._reg_params.get(k) is param]:
+            if key != name:
+                del self._reg_params[key]
+            self._getter_names.discard(key)
+        self._reg_params[name] = param
 
     def register_child(self, block: "Block", name: str | None = None) -> "Block":
         """Register ``block`` as a child named ``name`` (its position when None)."""
         if not isinstance(block, Block):
-            raise TypeError(f"register_child expects a Block, got {type(block).__name__}")
+            raise TypeError(f"{type(self).__name__}.register_child expects a Block, got "
+                            f"{type(block).__name__}")
         if name is None:
             name = str(len(self._children))
         self._children[name] = block
         return block
 
-    @property
-    def params(self) -> dict:
-        """This block's own Parameters (children's excluded), by attribute name."""
-        return dict(self._reg_params)
+    def _check_container_with_block(self) -> None:
+        """MXNet's warning for Blocks kept in a list, tuple or dict attribute."""
+        for name, value in self.__dict__.items():
+            if name in _INTERNAL or name in self._warned_containers \
+                    or not isinstance(value, (list, tuple, dict)):
+                continue
+            items = value.values() if isinstance(value, dict) else value
+            if any(isinstance(v, Block) for v in items):
+                self._warned_containers.add(name)
+                warnings.warn(
+                    f'"{name}" of {type(self).__name__} is an unregistered container with '
+                    f"Blocks. Note that Blocks inside the list, tuple or dict will not be "
+                    f"registered automatically. Make sure to register them using "
+                    f"register_child() or switching to nn.Sequential/nn.HybridSequential "
+                    f"instead.", UserWarning, stacklevel=3)
 
-    def collect_params(self, select: str | None = None) -> dict:
-        """Parameters of this block and all its children, by structured name.
+    # ----------------------------------------------------------------- MXNet 1.x names
+    @property
+    def prefix(self) -> str:
+        """MXNet 1.x: the prefix of Parameter names made by ``params.get`` (deprecated)."""
+        warn_renamed("Block.prefix", "structural names (the keys of collect_params())")
+        return self._prefix
+
+    @property
+    def name(self) -> str:
+        """MXNet 1.x: the prefix without its trailing underscore (deprecated)."""
+        warn_renamed("Block.name", "structural names (the keys of collect_params())")
+        return self._prefix[:-1] if self._prefix.endswith("_") else self._prefix
+
+    def name_scope(self):
+        """MXNet 1.x: Blocks created inside get this block's prefix (deprecated)."""
+        warn_renamed("Block.name_scope()", "plain attribute assignment")
+        return _NameScope(self)
+
+    # ----------------------------------------------------------------- parameters
+    @property
+    def params(self) -> ParameterDict:
+        """This block's own Parameters (children's excluded), by attribute name.
+
+        MXNet 1.x: ``params.get(name, shape=..., init=...)`` creates a Parameter named
+        ``prefix + name`` and registers it here (deprecated; assign a Parameter attribute).
+        """
+        return ParameterDict._internal(self._reg_params.items(), prefix=self._prefix,
+                                       shared=self._shared_params, owner=self,
+                                       creates="kwargs")
+
+    def collect_params(self, select: str | None = None) -> ParameterDict:
+        """Parameters of this block and all its children, by structural name.
 
         Args:
-            select: a regular expression; only names it matches (``re.match``, anchored
-                at the start) are returned, e.g. ``'.*weight'`` or ``'0\\.'``.
+            select: a regular expression matched at the start of each name (``re.match``,
+                as MXNet 2 does), e.g. ``'.*weight|.*bias'`` or ``'0\\.'``.
 
         Returns:
-            A dict ``name -> Parameter`` in registration order. A Parameter shared by two
-            blocks appears under both names (Trainer counts it once).
+            A dict ``name -> Parameter`` in registration order (a ``ParameterDict``, so the
+            MXNet 1.x methods ``setattr``, ``initialize``, ... work on it). A Parameter
+            shared by two blocks appears under both names (Trainer counts it once).
+
+        Raises:
+            TypeError: ``select`` is not a str. ``re.error``: it is not a valid expression.
         """
         found: dict = {}
         stack = [("", self)]
         # Iterative walk keeps registration order: own parameters, then children in order.
         while stack:
             prefix, block = stack.pop()
+            block._check_container_with_block()
             for name, param in block._reg_params.items():
                 found[prefix + name] = param
             for name, child in reversed(list(block._children.items())):
                 stack.append((f"{prefix}{name}.", child))
-        if select is None:
-            return found
-        pattern = re.compile(select)
-        return {name: p for name, p in found.items() if pattern.match(name)}
+        if select is not None:
+            if not isinstance(select, str):
+                raise TypeError(f"{type(self).__name__}.collect_params: select must be a "
+                                f"regular expression str, got {type(select).__name__}")
+            pattern = re.compile(select)
+            found = {name: p for name, p in found.items() if pattern.match(name)}
+        return ParameterDict._internal(found.items(), prefix=self._prefix)
+
+    def _unique_params(self) -> list:
+        return list(_unique(self.collect_params().values()))
 
     def initialize(self, init=None, device=None, verbose: bool = False,
                    force_reinit: bool = False, ctx=None) -> None:
@@ -105,28 +228,48 @@ class Block:
 
         ``init`` is the default: a Parameter's own ``init`` (e.g. Dense's
         ``bias_initializer='zeros'``) takes precedence over it, as in MXNet. Parameters whose
-        shape is not yet known are initialized at the first forward pass. ``ctx=`` is the
-        deprecated name of ``device``.
+        shape is not yet known are initialized at the first forward pass. ``verbose`` prints
+        the statistics of each initialized array. ``ctx=`` is the deprecated name of
+        ``device``.
         """
-        del verbose  # accepted for MXNet compatibility; initializers print nothing
         device = resolve_ctx(device, ctx)
-        default = initializer.Uniform() if init is None else init
-        for param in _unique(self.collect_params().values()):
-            param.initialize(None, device=device, default_init=default,
-                             force_reinit=force_reinit)
+        self.collect_params().initialize(init, device=device, verbose=verbose,
+                                         force_reinit=force_reinit)
+
+    def setattr(self, name: str, value) -> None:
+        """Set attribute ``name`` (e.g. ``'grad_req'``, ``'lr_mult'``) of every Parameter.
+
+        Example:
+            >>> import gluonlite as mx
+            >>> net = mx.gluon.nn.Dense(2, in_units=3)
+            >>> net.setattr('grad_req', 'null')
+            >>> net.weight.grad_req
+            'null'
+        """
+        self.collect_params().setattr(name, value)
 
     def zero_grad(self) -> None:
         """Zero the gradient buffers of all Parameters on all devices."""
-        for param in _unique(self.collect_params().values()):
+        for param in self._unique_params():
             param.zero_grad()
 
     def reset_device(self, device) -> None:
         """Move every Parameter to ``device`` (one device or a list), keeping the values."""
-        for param in _unique(self.collect_params().values()):
+        for param in self._unique_params():
             param.reset_device(device)
 
+    def reset_ctx(self, ctx) -> None:
+        """Deprecated alias of ``reset_device``."""
+        warn_renamed("reset_ctx()", "reset_device()")
+        self.reset_device(ctx)
+
+    def cast(self, dtype) -> None:
+        """Cast all Parameters (data and gradients, on every device) to ``dtype``."""
+        for param in self._unique_params():
+            param.cast(dtype)
+
     def share_parameters(self, shared: dict) -> "Block":
-        """Use the Parameters in ``shared`` (structured name -> Parameter) in this block.
+        """Use the Parameters in ``shared`` (structural name -> Parameter) in this block.
 
         Typically ``shared = other.collect_params()`` for a block of the same structure.
         Names in ``shared`` that this block does not have are reported with a warning.
@@ -139,6 +282,10 @@ class Block:
         if not isinstance(shared, dict):
             raise TypeError(f"share_parameters expects a dict name -> Parameter (e.g. from "
                             f"collect_params()), got {type(shared).__name__}")
+        for key, value in shared.items():
+            if not isinstance(value, Parameter):
+                raise TypeError(f"share_parameters: {key!r} is a {type(value).__name__}, "
+                                f"not a Parameter")
         unused = set(shared)
         stack = [("", self)]
         while stack:
@@ -146,7 +293,9 @@ class Block:
             for name in list(block._reg_params):
                 key = prefix + name
                 if key in shared:
-                    setattr(block, name, shared[key])
+                    block._reg_params[name] = shared[key]
+                    if name in block.__dict__:
+                        object.__setattr__(block, name, shared[key])
                     unused.discard(key)
             stack.extend((f"{prefix}{name}.", child) for name, child in block._children.items())
         for name in sorted(unused):
@@ -154,8 +303,9 @@ class Block:
                           f"{type(self).__name__}", UserWarning, stacklevel=2)
         return self
 
+    # ----------------------------------------------------------------- files
     def save_parameters(self, filename, deduplicate: bool = False) -> None:
-        """Save ``collect_params()`` to ``filename``, keyed by structured name: a
+        """Save ``collect_params()`` to ``filename``, keyed by structural name: a
         safetensors file replaced atomically, one replica per parameter (see
         ``mx.gluon.save_parameters``). With ``deduplicate`` a shared Parameter is saved
         once, under its first name."""
@@ -176,18 +326,152 @@ class Block:
                                    allow_missing=allow_missing, ignore_extra=ignore_extra,
                                    cast_dtype=cast_dtype, dtype_source=dtype_source)
 
-    def cast(self, dtype) -> None:
-        """Cast all Parameters (data and gradients, on every device) to ``dtype``."""
-        for param in _unique(self.collect_params().values()):
-            param.cast(dtype)
+    def load_dict(self, param_dict: dict, device=None, allow_missing: bool = False,
+                  ignore_extra: bool = False, cast_dtype: bool = False,
+                  dtype_source: str = "current", ctx=None) -> None:
+        """Load values from ``param_dict`` (structural name -> array) like
+        ``load_parameters`` loads a file: all checked first, then all applied.
 
+        Names may carry MXNet's ``arg:``/``aux:`` prefixes. The arrays may be
+        ``mx.np.ndarray`` or NumPy arrays.
+
+        Raises:
+            TypeError: ``param_dict`` is not a dict of arrays.
+            CheckpointMismatchError: as ``load_parameters``.
+        """
+        device = resolve_ctx(device, ctx)
+        if not isinstance(param_dict, dict):
+            raise TypeError(f"{type(self).__name__}.load_dict expects a dict name -> array, "
+                            f"got {type(param_dict).__name__}")
+        if dtype_source not in ("current", "saved"):
+            raise ValueError(f"dtype_source must be 'current' or 'saved', got "
+                             f"{dtype_source!r}")
+        saved = {}
+        for key, value in param_dict.items():
+            name = key[4:] if key.startswith(("arg:", "aux:")) else key
+            if isinstance(value, ndarray):
+                host = value.asnumpy()
+            elif hasattr(value, "__array__") and not isinstance(value, Parameter):
+                host = numpy.asarray(value)
+            else:
+                raise TypeError(f"{type(self).__name__}.load_dict: {key!r} holds a "
+                                f"{type(value).__name__}, not an array")
+            saved[name] = checkpoint.HostArray("default", tuple(host.shape), host)
+        devices = None if device is None else as_devices(device)
+        steps = checkpoint._plan("the dict given to load_dict", self.collect_params(), saved,
+                                 devices, allow_missing, ignore_extra, cast_dtype,
+                                 dtype_source)
+        for step in steps:
+            checkpoint._apply(step)
+
+    def _structure(self) -> dict:
+        """Types, parameter shapes and children, for ``save`` and ``load``."""
+        return {"type": type(self).__name__,
+                "params": {name: {"shape": list(p.shape) if p.shape is not None else None,
+                                  "dtype": str(p.dtype)}
+                           for name, p in self._reg_params.items()},
+                "children": {name: child._structure() for name, child in self._children.items()}}
+
+    def save(self, prefix: str) -> None:
+        """Save the model as ``prefix-model.json`` (the block tree: each block's type, its
+        parameters' shapes and dtypes, its children) and ``prefix-model.params``.
+
+        As in MXNet 2, the architecture is not rebuilt from the file: ``load`` needs a
+        block constructed the same way and checks that the tree matches.
+        """
+        structure = json.dumps(self._structure(), indent=1)
+        checkpoint.atomic_write(f"{prefix}-model.json",
+                                lambda path: _write_text(path, structure))
+        self.save_parameters(f"{prefix}-model.params", deduplicate=True)
+
+    def load(self, prefix: str) -> None:
+        """Load what ``save(prefix)`` wrote into this block (constructed the same way).
+
+        Raises:
+            ValueError: the saved tree differs from this block's (the message names the
+                first difference); nothing is loaded then.
+        """
+        with open(f"{prefix}-model.json", encoding="utf-8") as f:
+            saved = json.load(f)
+        difference = _first_difference(saved, self._structure(), "")
+        if difference is not None:
+            raise ValueError(f"{type(self).__name__}.load: {prefix}-model.json describes "
+                             f"another model structure: {difference}")
+        self.load_parameters(f"{prefix}-model.params")
+
+    # ----------------------------------------------------------------- traversal
+    def _blocks(self) -> list:
+        """This block and all its descendants, parents before children."""
+        out, stack = [], [self]
+        while stack:
+            block = stack.pop()
+            out.append(block)
+            stack.extend(reversed(list(block._children.values())))
+        return out
+
+    def apply(self, fn) -> "Block":
+        """Call ``fn(block)`` on every descendant (children first), then on this block.
+
+        Returns:
+            This block.
+        """
+        for child in self._children.values():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    # ----------------------------------------------------------------- hooks
+    def register_forward_pre_hook(self, hook) -> HookHandle:
+        """Call ``hook(block, args)`` before each forward; ``detach()`` the handle to stop."""
+        if not callable(hook):
+            raise TypeError(f"{type(self).__name__}.register_forward_pre_hook expects a "
+                            f"callable, got {type(hook).__name__}")
+        return HookHandle(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook) -> HookHandle:
+        """Call ``hook(block, args, output)`` after each forward; ``detach()`` to stop."""
+        if not callable(hook):
+            raise TypeError(f"{type(self).__name__}.register_forward_hook expects a "
+                            f"callable, got {type(hook).__name__}")
+        return HookHandle(self._forward_hooks, hook)
+
+    def register_op_hook(self, callback, monitor_all: bool = False) -> None:
+        """Call ``callback(name, op_name, array)`` for the outputs of every block in this
+        tree (and, with ``monitor_all``, their inputs too).
+
+        MXNet calls it per operator of a hybridized graph; gluonlite runs eagerly and has
+        no graph, so the unit is the block: ``name`` is its structural name plus
+        ``_output`` or ``_input<i>``, ``op_name`` its class name.
+        """
+        if not callable(callback):
+            raise TypeError(f"{type(self).__name__}.register_op_hook expects a callable, "
+                            f"got {type(callback).__name__}")
+
+        def each(path, block):
+            def hook(blk, args, out):
+                name = path or type(blk).__name__.lower()
+                if monitor_all:
+                    for i, a in enumerate(args):
+                        if isinstance(a, ndarray):
+                            callback(f"{name}_input{i}", type(blk).__name__, a)
+                for o in (out if isinstance(out, (list, tuple)) else (out,)):
+                    if isinstance(o, ndarray):
+                        callback(f"{name}_output", type(blk).__name__, o)
+            block.register_forward_hook(hook)
+            for cname, child in block._children.items():
+                each(f"{path}.{cname}" if path else cname, child)
+        each("", self)
+
+    # ----------------------------------------------------------------- running
     def hybridize(self, active: bool = True, **kwargs) -> None:
-        """Accepted for MXNet compatibility; does nothing.
+        """Accepted for MXNet compatibility: passed on to the children, changes nothing.
 
         gluonlite has no graph compiler: blocks always run eagerly, so code written for
         hybridized MXNet models runs unchanged (and gives the same numbers).
         """
-        del active, kwargs
+        self._check_container_with_block()
+        for child in self._children.values():
+            child.hybridize(active, **kwargs)
 
     def infer_shape(self, *args) -> None:
         """Complete the shapes of deferred Parameters from the first forward's inputs.
@@ -206,13 +490,66 @@ class Block:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def __call__(self, *args, **kwargs):
+        if self._forward_pre_hooks:
+            for hook in list(self._forward_pre_hooks.values()):
+                hook(self, args)
         try:
-            return self.forward(*args, **kwargs)
+            out = self.forward(*args, **kwargs)
         except DeferredInitializationError:
             # The first forward of a deferred layer: learn the shapes from the inputs, then
             # run again; the parameters finish their initialization on first data() access.
             self.infer_shape(*args, **kwargs)
-            return self.forward(*args, **kwargs)
+            out = self.forward(*args, **kwargs)
+        if self._forward_hooks:
+            for hook in list(self._forward_hooks.values()):
+                hook(self, args, out)
+        return out
+
+    def summary(self, *inputs) -> None:
+        """Run a forward on ``inputs`` and print MXNet's table: each layer (in the order
+        its forward finished), its output shape and its parameter count, then the totals.
+        """
+        rows = [("Input", _shapes_text(inputs), 0, 0, 0)]
+        seen: set = set()
+        handles = []
+
+        def hook(block, args, out):
+            total = trainable = shared = 0
+            for p in block._reg_params.values():
+                size = int(numpy.prod(p.shape))
+                total += size
+                trainable += 0 if p.grad_req == "null" else size
+                if id(p) in seen:
+                    shared += size
+                seen.add(id(p))
+            rows.append((f"{type(block).__name__}-{len(rows)}", _shapes_text(out), total,
+                         trainable, shared))
+
+        from .nn.basic_layers import Sequential  # below us; imported late (nn imports block)
+        for block in self._blocks():
+            if not isinstance(block, Sequential):
+                handles.append(block.register_forward_hook(hook))
+        try:
+            with autograd.pause():
+                self(*inputs)
+        finally:
+            for h in handles:
+                h.detach()
+        line = "{:>20}  {:>42} {:>15}"
+        out = ["-" * 80, line.format("Layer (type)", "Output Shape", "Param #"), "=" * 80]
+        out += [line.format(name, shape, n) for name, shape, n, _, _ in rows]
+        total = sum(r[2] for r in rows)
+        trainable = sum(r[3] for r in rows)
+        shared = sum(r[4] for r in rows)
+        out += ["=" * 80,
+                "Parameters in forward computation graph, duplicate included",
+                f"   Total params: {total}",
+                f"   Trainable params: {trainable}",
+                f"   Non-trainable params: {total - trainable}",
+                f"Shared params in forward computation graph: {shared}",
+                f"Unique parameters in model: {total - shared}",
+                "-" * 80]
+        print("\n".join(out))
 
     def __repr__(self) -> str:
         if not self._children:
@@ -228,8 +565,73 @@ class Block:
         return ""
 
 
-# No graph compiler: a HybridBlock is a Block (see the module docstring).
-HybridBlock = Block
+class _NameScope:
+    """``with block.name_scope():`` makes ``block`` the parent of the prefixes made inside."""
+
+    def __init__(self, block: Block):
+        self._block, self._tokens = block, []
+
+    def __enter__(self) -> Block:
+        self._tokens.append(_scope.set(self._block))
+        return self._block
+
+    def __exit__(self, *exc) -> None:
+        _scope.reset(self._tokens.pop())
+
+
+class HybridBlock(Block):
+    """A Block that MXNet can compile to a graph; in gluonlite it runs eagerly too.
+
+    ``hybridize(active, static_alloc=..., static_shape=..., ...)`` is accepted and
+    recorded (``_active``); the numbers do not change.
+    """
+
+    def __init__(self, prefix: str | None = None, params=None):
+        super().__init__(prefix, params)
+        object.__setattr__(self, "_active", False)
+        object.__setattr__(self, "_flags", {})
+
+    def hybridize(self, active: bool = True, **kwargs) -> None:
+        object.__setattr__(self, "_active", bool(active))
+        object.__setattr__(self, "_flags", dict(kwargs))
+        super().hybridize(active, **kwargs)
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _first_difference(saved, current, path: str):
+    """Where two ``_structure()`` trees differ, in words, or None."""
+    where = path or "the top block"
+    if not isinstance(saved, dict) or saved.get("type") != current["type"]:
+        got = saved.get("type") if isinstance(saved, dict) else saved
+        return f"{where} is a {current['type']} here but a {got} in the file"
+    if list(saved.get("params", {})) != list(current["params"]):
+        return (f"{where} has parameters {list(current['params'])} here but "
+                f"{list(saved.get('params', {}))} in the file")
+    if list(saved.get("children", {})) != list(current["children"]):
+        return (f"{where} has children {list(current['children'])} here but "
+                f"{list(saved.get('children', {}))} in the file")
+    for name, child in current["children"].items():
+        found = _first_difference(saved["children"][name], child,
+                                  f"{path}.{name}" if path else name)
+        if found is not None:
+            return found
+    return None
+
+
+def _shapes_text(value) -> str:
+    """Output shapes as MXNet's summary writes them: ``(2, 3)``, or ``(2, 3), (4,)``."""
+    def shapes(v):
+        if isinstance(v, (list, tuple)):
+            return [shapes(x) for x in v]
+        return v.shape if hasattr(v, "shape") else v
+    found = shapes(value)
+    if isinstance(found, list):
+        return str(found)[1:-1] if len(found) != 1 else str(found[0])
+    return str(found)
 
 
 def _shape_known(shape) -> bool:

@@ -31,9 +31,11 @@ import numpy
 
 from .. import _backend, _compat, initializer, sparse, symbol
 from ..device import Device, as_device, as_devices, current_device
+# The current-device variable itself: its C get() spares data()/grad() a Python call.
+from ..device import _current as _current_device
 from ..ndarray import ndarray, zeros_like
 
-__all__ = ["Parameter", "Constant", "DeferredInitializationError"]
+__all__ = ["Parameter", "Constant", "DeferredInitializationError", "ParameterDict"]
 
 _GRAD_REQS = ("write", "add", "null")
 _STYPES = ("default", "row_sparse", "csr")
@@ -143,7 +145,8 @@ class Parameter:
         self._stype, self._grad_stype = stype, grad_stype
         self._data: dict[Device, ndarray] | None = None
         self._grad: dict | None = None
-        # _data and _grad again, keyed by _key(device) (see there); set by _swap_in only.
+        # _data and _grad again, keyed by _key(device) (see there), for the fast paths of
+        # data() and grad(); set by _swap_in only.
         self._data_at: dict[tuple, ndarray] = {}
         self._grad_at: dict[tuple, object] = {}
         # Bumped whenever the replicas, the gradient buffers or grad_req change, so that a
@@ -335,20 +338,6 @@ class Parameter:
             self._complete(self._pending)
         return self._data
 
-    @staticmethod
-    def _lookup(store_at: dict, device):
-        """The fast path of ``data()`` and ``grad()``: the entry of ``store_at`` (``_data_at``
-        or ``_grad_at``) for ``device``, or None, which leaves the checks and the error
-        messages to ``_pick`` (not initialized, deferred, not on that device, not a Device).
-        """
-        if device is None:
-            if len(store_at) == 1:
-                return next(iter(store_at.values()))
-            device = current_device()
-        elif not isinstance(device, Device):
-            return None
-        return store_at.get((device.device_type, device.device_id))  # _key(), inlined
-
     def _pick(self, store: dict, device, hint: str):
         if device is None:
             if len(store) == 1:
@@ -368,12 +357,25 @@ class Parameter:
         A ``'csr'`` parameter returns a ``CSRNDArray`` snapshot of the replica (CSR cannot
         be written in place); a ``'row_sparse'`` one is read with ``row_sparse_data``.
         """
-        if ctx is not None:
-            device = _compat.resolve_ctx(device, ctx)
-        if self._stype == "default":
-            replica = self._lookup(self._data_at, device)
+        if ctx is None and self._stype == "default":
+            # The fast path, inlined (a call costs as much as the lookup): the only
+            # replica, or the one keyed by the (current) device's ``_key`` tuple. Anything
+            # else (not initialized, deferred, not on that device, not a Device) falls
+            # through to ``_pick``, which checks and explains.
+            at = self._data_at
+            if device is None:
+                if len(at) == 1:
+                    for replica in at.values():
+                        return replica
+                replica = at.get(_current_device.get()._key)
+            elif type(device) is Device:
+                replica = at.get(device._key)
+            else:
+                replica = None
             if replica is not None:
                 return replica
+        if ctx is not None:
+            device = _compat.resolve_ctx(device, ctx)
         if self._stype == "row_sparse":
             raise RuntimeError(f"Cannot return Parameter {self.name!r} via data() because "
                                f"its storage type is 'row_sparse'; use "
@@ -403,11 +405,22 @@ class Parameter:
 
     def grad(self, device=None, ctx=None):
         """The live gradient buffer on ``device`` (the only one, else the current device's)."""
-        if ctx is not None:
+        if ctx is None:
+            # The fast path of data(), for the gradient buffers.
+            at = self._grad_at
+            if device is None:
+                if len(at) == 1:
+                    for grad in at.values():
+                        return grad
+                grad = at.get(_current_device.get()._key)
+            elif type(device) is Device:
+                grad = at.get(device._key)
+            else:
+                grad = None
+            if grad is not None:
+                return grad
+        else:
             device = _compat.resolve_ctx(device, ctx)
-        grad = self._lookup(self._grad_at, device)
-        if grad is not None:
-            return grad
         return self._pick(self._grads(), device, "grad({})")
 
     def list_grad(self) -> list:
@@ -647,3 +660,251 @@ class Constant(Parameter):
             warnings.warn(f"Constant {self.name!r} has no gradient; grad_req={req!r} is "
                           f"ignored", UserWarning, stacklevel=2)
         self._grad_req = "null"
+
+
+class ParameterDict(dict):
+    """MXNet 1.x's ``ParameterDict``: a dict name -> Parameter with a name ``prefix``.
+
+    ``collect_params()`` returns one, and it is still the plain dict MXNet 2 returns
+    (structural names as keys, ``d.get(name)`` is None for a missing name). The 1.x methods
+    work on top: ``get(name, shape=...)`` creates or returns ``prefix + name`` (on a dict
+    made by ``gluon.ParameterDict(prefix)``, and on a block's ``params`` when arguments are
+    given),
+    ``get_constant``, ``initialize``, ``zero_grad``, ``reset_ctx``, ``setattr``, ``save``,
+    ``load``. Constructing one directly is deprecated, as in MXNet 2.
+
+    Example:
+        >>> import gluonlite as mx, warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter('ignore')
+        ...     pd = mx.gluon.ParameterDict('net_')
+        >>> w = pd.get('weight', shape=(2, 3))
+        >>> w.name, pd.get('weight') is w, list(pd)
+        ('net_weight', True, ['net_weight'])
+    """
+
+    def __init__(self, prefix: str = "", shared=None):
+        super().__init__()
+        _compat.warn_renamed("gluon.ParameterDict", "a dict of Parameters (structural names)")
+        self._setup(prefix, shared, owner=None, creates=True)
+
+    @classmethod
+    def _internal(cls, items=(), prefix: str = "", shared=None, owner=None,
+                  creates: bool = False) -> "ParameterDict":
+        """A ParameterDict made by gluonlite itself (no deprecation warning)."""
+        out = dict.__new__(cls)
+        dict.__init__(out, items)
+        out._setup(prefix, shared, owner, creates)
+        return out
+
+    def _setup(self, prefix, shared, owner, creates) -> None:
+        if not isinstance(prefix, str):
+            raise TypeError(f"ParameterDict: prefix must be a str, got {type(prefix).__name__}")
+        if shared is not None and not isinstance(shared, dict):
+            raise TypeError(f"ParameterDict: shared must be a ParameterDict or dict, got "
+                            f"{type(shared).__name__}")
+        self._prefix, self._shared = prefix, shared
+        # owner: the Block whose ``params`` this is (get() registers new Parameters there).
+        self._owner, self._creates = owner, creates
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    def __missing__(self, key):
+        # MXNet 1.x scripts index by full Parameter name ('dense0_weight'): found when it
+        # names exactly one Parameter here.
+        matches = [p for p in self.values() if p.name == key]
+        if len(matches) == 1 and isinstance(key, str):
+            return matches[0]
+        raise KeyError(key)
+
+    def _find(self, name: str):
+        for key in (name, self._prefix + name):
+            if key in self:
+                return key, dict.__getitem__(self, key)
+            if self._shared is not None and key in self._shared:
+                return key, self._shared[key]
+        return None, None
+
+    def get(self, name, default=None, **kwargs):
+        """The Parameter ``name`` (or ``prefix + name``); created with ``kwargs`` when missing.
+
+        Dicts returned by ``collect_params()`` create nothing: a missing name gives
+        ``default``, as ``dict.get`` does. For an existing Parameter, ``kwargs`` must agree
+        with it (an unknown shape dimension is filled in), as in MXNet 1.x.
+
+        Raises:
+            TypeError: an unknown keyword argument for ``Parameter``.
+            ValueError: ``kwargs`` conflict with the existing Parameter.
+        """
+        key, param = self._find(name)
+        if param is None:
+            if not (self._creates is True or (self._creates == "kwargs" and kwargs)):
+                return default
+            if self._owner is not None:
+                _compat.warn_renamed("Block.params.get(name, ...)",
+                                     "a Parameter attribute (self.weight = Parameter(...))")
+            param = Parameter(self._prefix + name, **kwargs)
+            self._store(name, param)
+            return param
+        if key not in self:
+            self._store(name, param)  # found in ``shared``: used here from now on
+        self._check_agrees(param, kwargs)
+        return param
+
+    def _store(self, name: str, param: Parameter) -> None:
+        if self._owner is not None:
+            self._owner._register_param(name, param)
+            self._owner._getter_names.add(name)
+            dict.__setitem__(self, name, param)
+        else:
+            dict.__setitem__(self, self._prefix + name, param)
+
+    @staticmethod
+    def _check_agrees(param: Parameter, kwargs: dict) -> None:
+        for arg, value in kwargs.items():
+            if arg == "shape":
+                param.shape = value  # merges unknown dimensions, raises on a conflict
+                continue
+            if arg == "init":
+                if value is not None and param.init is None:
+                    param.init = initializer.create(value)
+                continue
+            if not hasattr(param, arg):
+                raise TypeError(f"ParameterDict.get: Parameter {param.name!r} has no "
+                                f"argument {arg!r}")
+            current = getattr(param, arg)
+            if arg == "dtype":
+                value = _backend.dtype_of(value)
+            if value is not None and current != value:
+                raise ValueError(f"ParameterDict.get: Parameter {param.name!r} exists with "
+                                 f"{arg}={current!r}, which conflicts with the requested "
+                                 f"{arg}={value!r}")
+
+    def get_constant(self, name: str, value=None) -> "Constant":
+        """The Constant ``name`` (or ``prefix + name``), created from ``value`` if missing.
+
+        Raises:
+            ValueError: it is missing and no ``value`` is given.
+        """
+        key, param = self._find(name)
+        if param is None:
+            if value is None:
+                raise ValueError(f"ParameterDict.get_constant: no constant "
+                                 f"{self._prefix + name!r} yet; give its value")
+            param = Constant(value, name=self._prefix + name)
+            self._store(name, param)
+        elif key not in self:
+            self._store(name, param)
+        if not isinstance(param, Constant):
+            raise TypeError(f"ParameterDict.get_constant: {param.name!r} is a "
+                            f"{type(param).__name__}, not a Constant")
+        return param
+
+    def _unique(self) -> list:
+        seen, out = set(), []
+        for p in self.values():
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+        return out
+
+    def initialize(self, init=None, device=None, verbose: bool = False,
+                   force_reinit: bool = False, ctx=None) -> None:
+        """Initialize every Parameter (``init`` is the default of those without their own)."""
+        device = _compat.resolve_ctx(device, ctx)
+        default = initializer.create(init) if init is not None else initializer.Uniform()
+        if verbose:
+            default.set_verbosity(True)
+        for p in self._unique():
+            p.initialize(None, device=device, default_init=default,
+                         force_reinit=force_reinit)
+
+    def zero_grad(self) -> None:
+        for p in self._unique():
+            p.zero_grad()
+
+    def reset_device(self, device) -> None:
+        for p in self._unique():
+            p.reset_device(device)
+
+    def reset_ctx(self, ctx) -> None:
+        """Deprecated alias of ``reset_device``."""
+        _compat.warn_renamed("reset_ctx()", "reset_device()")
+        self.reset_device(ctx)
+
+    def list_device(self) -> list:
+        """Every device some Parameter here lives on, in first-seen order."""
+        out = []
+        for p in self._unique():
+            out.extend(d for d in p.list_device() if d not in out)
+        return out
+
+    def setattr(self, name: str, value) -> None:
+        """Set attribute ``name`` (e.g. ``'grad_req'``, ``'lr_mult'``) of every Parameter.
+
+        Raises:
+            TypeError: a Parameter has no attribute ``name``.
+        """
+        named, seen = [], set()
+        for key, p in self.items():
+            if id(p) not in seen:
+                seen.add(id(p))
+                named.append((key, p))
+        for key, p in named:
+            if not hasattr(p, name):
+                raise TypeError(f"setattr: Parameter {key!r} has no attribute {name!r}")
+        done = []
+        for key, p in named:
+            try:
+                previous = getattr(p, name)
+                setattr(p, name, value)
+            except (TypeError, ValueError) as e:
+                for q, old in reversed(done):  # a call that raised changes nothing
+                    setattr(q, name, old)
+                raise type(e)(f"setattr({name!r}, {value!r}) failed for Parameter {key!r}: "
+                              f"{e}") from e
+            done.append((p, previous))
+
+    def update(self, other=(), **kwargs) -> None:
+        """``dict.update``; a user-made (1.x) ParameterDict refuses to replace a Parameter
+        by a different one under the same name, as MXNet 1.x did."""
+        items = dict(other, **kwargs)
+        if self._creates and self._owner is None:
+            for k, v in items.items():
+                if k in self and dict.__getitem__(self, k) is not v:
+                    raise ValueError(f"ParameterDict.update: cannot replace Parameter {k!r} "
+                                     f"with a different Parameter of the same name")
+        dict.update(self, items)
+
+    def save(self, filename, strip_prefix: str = "") -> None:
+        """Save the Parameters, with ``strip_prefix`` removed from every name.
+
+        Raises:
+            ValueError: a name does not start with ``strip_prefix``.
+        """
+        from .. import checkpoint
+        named = {}
+        for key, p in self.items():
+            if not key.startswith(strip_prefix):
+                raise ValueError(f"ParameterDict.save: prefix {strip_prefix!r} is to be "
+                                 f"stripped, but Parameter {key!r} does not start with it")
+            named[key[len(strip_prefix):]] = p
+        checkpoint.save_parameters(filename, named)
+
+    def load(self, filename, device=None, allow_missing: bool = False,
+             ignore_extra: bool = False, restore_prefix: str = "", cast_dtype: bool = False,
+             dtype_source: str = "current", ctx=None) -> None:
+        """Load ``filename`` (names saved without ``restore_prefix``); all or nothing."""
+        from .. import checkpoint
+        device = _compat.resolve_ctx(device, ctx)
+        named = {}
+        for key, p in self.items():
+            if restore_prefix and not key.startswith(restore_prefix):
+                raise ValueError(f"ParameterDict.load: restore_prefix {restore_prefix!r} "
+                                 f"is not a prefix of Parameter {key!r}")
+            named[key[len(restore_prefix):]] = p
+        checkpoint.load_parameters(filename, named, device=device,
+                                   allow_missing=allow_missing, ignore_extra=ignore_extra,
+                                   cast_dtype=cast_dtype, dtype_source=dtype_source)

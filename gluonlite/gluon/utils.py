@@ -18,7 +18,7 @@ from .._compat import resolve_ctx
 from ..device import as_devices
 from ..ndarray import array, ndarray
 
-__all__ = ["split_data", "split_and_load", "clip_global_norm"]
+__all__ = ["split_data", "split_and_load", "clip_global_norm", "HookHandle"]
 
 
 def _bounds(size: int, num_slice: int, batch_axis: int, shape, even_split: bool) -> list:
@@ -115,3 +115,41 @@ def clip_global_norm(arrays: list, max_norm: float, check_isfinite: bool = True)
             with _backend.on(a.device):
                 a._data *= a._data.dtype.type(scale)
     return norm
+
+
+class HookHandle:
+    """What ``register_forward_hook`` and friends return: ``detach()`` removes the hook.
+
+    Also a context manager that detaches on exit, so a hook can live for one ``with`` block.
+
+    >>> import gluonlite as mx
+    >>> net = mx.gluon.nn.Dense(2, in_units=3)
+    >>> net.initialize()
+    >>> seen = []
+    >>> with net.register_forward_hook(lambda blk, args, out: seen.append(out.shape)):
+    ...     _ = net(mx.np.ones((4, 3)))
+    >>> _ = net(mx.np.ones((4, 3)))
+    >>> seen
+    [(4, 2)]
+    """
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict, hook):
+        # The owner's dict of hooks is held by reference: the handle removes its entry.
+        self._hooks = hooks
+        self.id = HookHandle._next_id
+        HookHandle._next_id += 1
+        hooks[self.id] = hook
+
+    def detach(self) -> None:
+        """Remove the hook; detaching twice does nothing."""
+        if self._hooks is not None:
+            self._hooks.pop(self.id, None)
+            self._hooks = None
+
+    def __enter__(self) -> "HookHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.detach()
