@@ -181,15 +181,16 @@ def _average_grad(ctx, g):
     keep = _arg(ctx, 4, "keepdims", False)
     g = _expand(xp, g, x.shape, axis, keep)
     if weights is None:
-        gx = xp.broadcast_to(g / max(_count(x.shape, axis), 1), x.shape)
-    else:
-        w = weights
-        if w.shape != x.shape:  # 1-D weights along a single axis
-            shape = [1] * x.ndim
-            shape[_axes(axis, x.ndim)[0]] = w.shape[0]
-            w = w.reshape(shape)
-        gx = g * w / w.sum(axis=axis, keepdims=True)
-    return [gx] + [None] * (len(ctx.ins) - 1)
+        return [xp.broadcast_to(g / max(_count(x.shape, axis), 1), x.shape)]
+    w = weights
+    if w.shape != x.shape:  # 1-D weights along a single axis
+        shape = [1] * x.ndim
+        shape[_axes(axis, x.ndim)[0]] = w.shape[0]
+        w = w.reshape(shape)
+    total = w.sum(axis=axis, keepdims=True)
+    y = _expand(xp, xp.asarray(ctx.out), x.shape, axis, keep)
+    gw = _unbroadcast(xp.broadcast_to(g * (x - y) / total, x.shape), w.shape)
+    return [g * w / total, gw.reshape(weights.shape)][:len(ctx.ins)]
 
 
 def _cumsum_grad(ctx, g):
