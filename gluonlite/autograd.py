@@ -14,7 +14,7 @@ accumulates, 'null' skips.
 ...     y = (x * x).sum()
 >>> y.backward()
 >>> x.grad
-array([2., 4., 6.], device=cpu(0))
+array([2., 4., 6.])
 """
 from __future__ import annotations
 
