@@ -31,7 +31,7 @@ class ndarray:
     """An n-dimensional array on one device (NumPy-backed on cpu, CuPy-backed on gpu)."""
 
     __slots__ = ("_data", "_device", "_node", "_grad", "_grad_req", "_fresh_grad",
-                 "__weakref__")
+                 "_version", "__weakref__")
     # NumPy defers to our reflected operators instead of broadcasting over us.
     __array_priority__ = 1000
 
@@ -42,6 +42,7 @@ class ndarray:
         self._grad = None          # gradient buffer (ndarray or RowSparseNDArray) of a leaf
         self._grad_req = "null"
         self._fresh_grad = False   # set when backward writes the buffer; Trainer clears it
+        self._version = 0          # bumped by in-place changes of an array in a graph
 
     # ----------------------------------------------------------------- properties
     @property
@@ -281,10 +282,13 @@ class ndarray:
 
     # ----------------------------------------------------------------- indexing
     def __getitem__(self, key):
-        raw_key = _raw_index(key, self._device)
+        raw_key = key if type(key) in (int, slice) else _raw_index(key, self._device)
         try:
-            with _backend.on(self._device):
+            if self._device.device_type == "cpu":
                 out = ndarray(self._data[raw_key], self._device)
+            else:
+                with _backend.on(self._device):
+                    out = ndarray(self._data[raw_key], self._device)
         except IndexError as e:
             raise IndexError(f"index: {e} (array of shape {self.shape})") from None
         if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
@@ -310,6 +314,8 @@ class ndarray:
         if not tracked:
             with _backend.on(self._device):
                 self._data[raw_key] = raw_value
+            if self._node is not None or self._grad_req != "null":
+                self._version += 1
             return
         self._check_inplace("setitem")
         old = self._snapshot()
@@ -328,6 +334,7 @@ class ndarray:
             return g_old, _unbroadcast(xp.asarray(g[raw_key]), value_shape)
         self._data = new
         self._node = autograd.Node(inputs, backward)
+        self._version += 1
 
     def _check_inplace(self, what):
         if self._node is None and self._grad_req != "null":
@@ -369,8 +376,10 @@ class ndarray:
             raw = self._data.transpose(axes)
         except (ValueError, TypeError) as e:
             raise type(e)(f"transpose: {e}") from None
-        inverse = tuple(numpy.argsort(axes))
         out = ndarray(raw, self._device)
+        if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
+            return out
+        inverse = tuple(numpy.argsort(axes))
         return record_op(out, (self,), lambda g: (g.transpose(inverse),))
 
     def flatten(self, order="C") -> "ndarray":
@@ -385,12 +394,14 @@ class ndarray:
                 autograd.requires_grad(self)
                 or (isinstance(other, ndarray) and autograd.requires_grad(other))):
             self._check_inplace(f"in-place {name}")
-            res = _OPS[name](self._snapshot(), other)
+            old = self._snapshot()
+            res = _OPS[name](old, old if other is self else other)
             raw = res._data if res.dtype == self.dtype else res._data.astype(self.dtype)
             if tuple(raw.shape) != self.shape:
                 raise ValueError(f"in-place {name}: the result has shape {res.shape}, the "
                                  f"array has shape {self.shape}")
             self._data, self._node = raw, res._node
+            self._version += 1
             return self
         operand = _operand(other, self, name)
         try:
@@ -398,6 +409,8 @@ class ndarray:
                 getattr(self._xp, name)(self._data, operand, out=self._data, casting="unsafe")
         except (ValueError, TypeError) as e:
             raise type(e)(f"in-place {name}: {e}") from None
+        if self._node is not None or self._grad_req != "null":
+            self._version += 1
         return self
 
     def __iadd__(self, other):

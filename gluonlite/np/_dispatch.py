@@ -106,7 +106,7 @@ _FORWARDS: dict = {}
 
 def _forward(row: Row, xp):
     """``row``'s forward for ``xp`` as ``f(xp, *args, **kwargs)``, looked up once."""
-    key = (row.name, xp.__name__)
+    key = (row, xp)
     f = _FORWARDS.get(key)
     if f is None:
         if row.forward is not None:
@@ -184,7 +184,9 @@ _CAUGHT = (ValueError, TypeError, IndexError, ArithmeticError, numpy.linalg.LinA
 
 
 def _wrap(res, device, rule_ok):
-    if isinstance(res, (tuple, list)):
+    if isinstance(res, list):  # split and friends return lists, as in MXNet
+        return [_wrap(r, device, rule_ok) for r in res]
+    if isinstance(res, tuple):
         return tuple(_wrap(r, device, rule_ok) for r in res)
     if isinstance(res, numpy.ndarray) or _backend.is_gpu_array(res):
         if rule_ok and res.dtype == _F64:
@@ -204,30 +206,42 @@ def _wrap(res, device, rule_ok):
 def call(row: Row, args, kwargs, out=None):
     """Run ``row`` on ``args``/``kwargs`` (which may hold gluonlite arrays)."""
     arrays: list = []
-    rargs = tuple(_unwrap(a, arrays) for a in args)
+    rargs = []
+    for a in args:
+        if type(a) is ndarray:
+            arrays.append(a)
+            rargs.append(a._data)
+        else:
+            rargs.append(_unwrap(a, arrays))
     rkw = {k: _unwrap(v, arrays) for k, v in kwargs.items()} if kwargs else kwargs
     name = row.name
     device = _device_of(name, arrays)
     if out is not None:
         _check_out(name, out, device)
-    xp = numpy if device.device_type == "cpu" else _backend.xp(device)
-    fwd = _forward(row, xp)
     try:
-        if xp is numpy:
-            res = fwd(xp, *rargs, **rkw)
+        if device.device_type == "cpu":
+            xp = numpy
+            res = _forward(row, xp)(xp, *rargs, **rkw)
         else:
+            xp = _backend.xp(device)
             with _backend.on(device):
-                res = fwd(xp, *rargs, **rkw)
+                res = _forward(row, xp)(xp, *rargs, **rkw)
     except _CAUGHT as e:
         raise renamed_error(name, e) from None
     if row.raw:
         return res
-    rule_ok = row.float32 and "dtype" not in kwargs and \
-        not any(a._data.dtype == _F64 for a in arrays)
-    result = _wrap(res, device, rule_ok)
+    if isinstance(res, numpy.generic):  # NumPy reductions return scalars
+        res = numpy.asarray(res)
+    if type(res) is numpy.ndarray and res.dtype is not _F64:
+        result = ndarray(res, device)  # the common case, without _wrap's checks
+    else:
+        rule_ok = row.float32 and "dtype" not in kwargs and \
+            not any(a._data.dtype == _F64 for a in arrays)
+        result = _wrap(res, device, rule_ok)
     if row.grad is not None and _recording.get() and \
             any(a._node is not None or a._grad_req != "null" for a in arrays):
-        _attach(row, result, res, arrays, rargs, rkw, (args, kwargs or {}), xp, device)
+        _attach(row, result, res, arrays, tuple(rargs), rkw, (args, kwargs or {}), xp,
+                device)
     if out is not None:
         return _write_out(name, out, result)
     return result
@@ -320,7 +334,7 @@ def _unary_fast(row, d):
             raise renamed_error(name, e) from None
         if type(y) is not numpy.ndarray:
             y = numpy.asarray(y)
-        if y.dtype == _F64 and x._data.dtype != _F64:
+        if y.dtype is _F64 and x._data.dtype is not _F64:
             y = y.astype(_F32)
         res = ndarray(y, x._device)
         if d is not None and _recording.get() and \
@@ -389,8 +403,8 @@ def _binary_fast(row, d):
             raise renamed_error(name, e) from None
         if type(y) is not numpy.ndarray:
             y = numpy.asarray(y)
-        if y.dtype == _F64 and not ((ta is ndarray and ra.dtype == _F64)
-                                    or (tb is ndarray and rb.dtype == _F64)):
+        if y.dtype is _F64 and not ((ta is ndarray and ra.dtype is _F64)
+                                    or (tb is ndarray and rb.dtype is _F64)):
             y = y.astype(_F32)
         res = ndarray(y, dev)
         if d is not None and _recording.get() and y.dtype.kind in "fc":
