@@ -60,7 +60,7 @@ class Row:
         self.name, self.forward, self.grad = name, forward, grad
         self.np_name = np_name or name
         self.raw, self.float32, self.out, self.zero = raw, float32, out, zero
-        self.keep = keep  # inputs (by position among the arrays) "select" must not renumber
+        self.keep = keep  # argument positions whose arrays "select" must not renumber
         self.module = module  # "linalg" for numpy.linalg functions
 
     @property
@@ -299,9 +299,17 @@ def _backward_fn(row, ctx, multi):
 def select_grad(ctx, g):
     """Gradient of an op that only picks input elements (see the module docstring)."""
     xp = ctx.xp
+    keep, i = set(), 0  # inputs (by order among the arrays) given at positions row.keep
+    for pos, a in enumerate(ctx.orig[0]):
+        if isinstance(a, ndarray):
+            if pos in ctx.row.keep:
+                keep.add(i)
+            i += 1
+        elif isinstance(a, (list, tuple)) and a and isinstance(a[0], ndarray):
+            i += len(a)
     replace, offset, spans = [], 1, []
     for i, x in enumerate(ctx.ins):
-        if x.dtype.kind in "fc" and i not in ctx.row.keep:
+        if x.dtype.kind in "fc" and i not in keep:
             replace.append(xp.arange(offset, offset + x.size, dtype=xp.int64)
                            .reshape(x.shape))
             spans.append((offset, x.size))
@@ -312,6 +320,9 @@ def select_grad(ctx, g):
     index = ctx.rerun(replace)
     if isinstance(index, (tuple, list)):
         index = index[ctx.k]
+    index = xp.asarray(index)
+    if index.dtype.kind != "i":  # constants (zeroed, see Row.zero) promoted the type
+        index = index.astype(xp.int64)
     flat = xp.zeros(offset, dtype=g.dtype)
     _scatter_add(xp, flat, xp.asarray(index).reshape(-1), xp.asarray(g).reshape(-1))
     return [None if s is None else flat[s[0]:s[0] + s[1]].reshape(x.shape)

@@ -253,9 +253,8 @@ def _sort_grad(ctx, g):
         out[order] = g
         return [out.reshape(x.shape)]
     order = xp.argsort(x, axis=axis, kind="stable")
-    out = xp.zeros(x.shape, dtype=g.dtype)
-    xp.put_along_axis(out, order, g, axis=axis)
-    return [out]
+    # g[j] belongs to the element sorted into place j: undo the permutation
+    return [xp.take_along_axis(g, xp.argsort(order, axis=axis), axis=axis)]
 
 
 def _cross_grad(ctx, g):
@@ -434,7 +433,13 @@ def _vstack(xp, tup):
 
 
 def _resize(xp, a, new_shape):
-    return xp.resize(a, new_shape)
+    """NumPy's ``resize`` (repeat the elements cyclically), built from calls CuPy has."""
+    shape = (new_shape,) if isinstance(new_shape, int) else tuple(new_shape)
+    n = int(numpy.prod(shape))
+    flat = a.reshape(-1)
+    if flat.size == 0:
+        return xp.zeros(shape, dtype=a.dtype)
+    return xp.tile(flat, -(-n // flat.size))[:n].reshape(shape)
 
 
 # ------------------------------------------------------------------ the other rows
@@ -491,7 +496,7 @@ ROWS = [
     Row("rot90", grad=SELECT), Row("diag", grad=SELECT), Row("diagonal", grad=SELECT),
     Row("diagflat", grad=SELECT), Row("tril", grad=SELECT), Row("triu", grad=SELECT),
     Row("take", grad=SELECT, out=True), Row("delete", grad=SELECT),
-    Row("insert", grad=SELECT, zero=(2, "values")), Row("append", grad=SELECT),
+    Row("insert", grad=SELECT, zero=(2, "values")), Row("append", grad=SELECT, zero=(1, "values")),
     Row("resize", _resize, grad=SELECT), Row("pad", grad=SELECT, zero=("constant_values",)),
     Row("copy", grad=SELECT),
     Row("concatenate", grad=SELECT, out=True),
@@ -501,7 +506,7 @@ ROWS = [
     Row("hstack", grad=SELECT), Row("dstack", grad=SELECT),
     Row("split", grad=SELECT), Row("array_split", grad=SELECT), Row("hsplit", grad=SELECT),
     Row("vsplit", grad=SELECT), Row("dsplit", grad=SELECT),
-    Row("where", _where, grad=SELECT, keep=(0,)),
+    Row("where", _where, grad=SELECT, keep=(0,), zero=(1, 2, "x", "y")),
     Row("clip", out=True, grad=_GRAD["clip"]),
     Row("sort", grad=_GRAD["sort"]),
     # not differentiable
