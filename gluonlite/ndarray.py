@@ -413,27 +413,6 @@ class ndarray:
             self._version += 1
         return self
 
-    def __iadd__(self, other):
-        return self._inplace(other, "add")
-
-    def __isub__(self, other):
-        return self._inplace(other, "subtract")
-
-    def __imul__(self, other):
-        return self._inplace(other, "multiply")
-
-    def __itruediv__(self, other):
-        return self._inplace(other, "divide")
-
-    def __ipow__(self, other):
-        return self._inplace(other, "power")
-
-    def __imod__(self, other):
-        return self._inplace(other, "mod")
-
-    def __ifloordiv__(self, other):
-        return self._inplace(other, "floor_divide")
-
     def __pos__(self):
         return self
 
@@ -477,6 +456,21 @@ _METHODS = ("all", "any", "argmax", "argmin", "argsort", "clip", "cumsum", "diag
             "max", "mean", "min", "nonzero", "prod", "ravel", "repeat", "round", "sort",
             "squeeze", "std", "sum", "swapaxes", "take", "tile", "trace", "var",
             "broadcast_to", "flip", "expand_dims", "moveaxis", "split", "cross")
+
+
+_INPLACE_DUNDERS = {"iadd": "add", "isub": "subtract", "imul": "multiply",
+                    "itruediv": "divide", "ipow": "power", "imod": "mod",
+                    "ifloordiv": "floor_divide"}
+
+
+def _inplace_method(name):
+    def method(self, other):
+        return self._inplace(other, name)
+    return method
+
+
+for _dunder, _name in _INPLACE_DUNDERS.items():
+    setattr(ndarray, f"__{_dunder}__", _inplace_method(_name))
 
 
 def _reflected(fn):
@@ -560,37 +554,6 @@ def _unbroadcast(g, shape):
     if axes:
         g = g.sum(axis=axes, keepdims=True)
     return g
-
-
-def matmul(a, b) -> ndarray:
-    """Matrix product with NumPy's semantics (1-D, 2-D and batched)."""
-    if not isinstance(a, ndarray) or not isinstance(b, ndarray):
-        like = a if isinstance(a, ndarray) else b
-        a = a if isinstance(a, ndarray) else ndarray(_operand(a, like, "matmul"), like.device)
-        b = b if isinstance(b, ndarray) else ndarray(_operand(b, like, "matmul"), like.device)
-    if a.device != b.device:
-        raise _device_mismatch("matmul", a.device, b.device)
-    xp = a._xp
-    with _backend.on(a.device):
-        out = ndarray(xp.matmul(a._data, b._data), a.device)
-
-    def backward(g):
-        ra, rb = a._data, b._data
-        # Promote vectors to matrices so one rule serves every case, then undo.
-        a2 = ra[None, :] if ra.ndim == 1 else ra
-        b2 = rb[:, None] if rb.ndim == 1 else rb
-        g2 = g
-        # b's axis first: for vector @ vector g is 0-d, and the two expansions make it 1x1.
-        if rb.ndim == 1:
-            g2 = xp.expand_dims(g2, -1)
-        if ra.ndim == 1:
-            g2 = xp.expand_dims(g2, -2)
-        ga = xp.matmul(g2, xp.swapaxes(b2, -1, -2))
-        gb = xp.matmul(xp.swapaxes(a2, -1, -2), g2)
-        ga = _unbroadcast(ga, a2.shape).reshape(ra.shape)
-        gb = _unbroadcast(gb, b2.shape).reshape(rb.shape)
-        return ga, gb
-    return record_op(out, (a, b), backward)
 
 
 # --------------------------------------------------------------------- creation
