@@ -83,6 +83,8 @@ class ndarray:
 
     @property
     def T(self) -> "ndarray":
+        if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
+            return ndarray(self._data.T, self._device)
         return self.transpose()
 
     @property

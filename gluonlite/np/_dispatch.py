@@ -53,7 +53,7 @@ class Row:
     """
 
     __slots__ = ("name", "forward", "grad", "np_name", "raw", "float32", "out", "zero",
-                 "module", "keep")
+                 "module", "keep", "cpu")
 
     def __init__(self, name, forward=None, grad=None, *, np_name=None, raw=False,
                  float32=True, out=False, zero=(), keep=(), module=None):
@@ -61,6 +61,9 @@ class Row:
         self.np_name = np_name or name
         self.raw, self.float32, self.out, self.zero = raw, float32, out, zero
         self.keep = keep  # argument positions whose arrays "select" must not renumber
+        # NumPy's own function, called directly on cpu (no wrapper in between)
+        self.cpu = None if forward is not None else getattr(
+            numpy.linalg if module == "linalg" else numpy, self.np_name, None)
         self.module = module  # "linalg" for numpy.linalg functions
 
     @property
@@ -221,7 +224,10 @@ def call(row: Row, args, kwargs, out=None):
     try:
         if device.device_type == "cpu":
             xp = numpy
-            res = _forward(row, xp)(xp, *rargs, **rkw)
+            if row.cpu is not None:
+                res = row.cpu(*rargs, **rkw)
+            else:
+                res = _forward(row, xp)(xp, *rargs, **rkw)
         else:
             xp = _backend.xp(device)
             with _backend.on(device):
@@ -272,7 +278,7 @@ def _write_out(name, out, result):
 def _attach(row, result, res, arrays, rargs, rkw, orig, xp, device):
     """Give each output a node whose backward maps its gradient to the inputs'."""
     ins = tuple(a._data for a in arrays)
-    outputs = result if isinstance(result, tuple) else (result,)
+    outputs = result if isinstance(result, (tuple, list)) else (result,)
     for k, o in enumerate(outputs):
         if not isinstance(o, ndarray) or o._data.dtype.kind not in "fc":
             continue
@@ -441,6 +447,30 @@ def _binary_node(ins, ra, rb, y, d):
     return backward
 
 
+def _pair_fast(row):
+    """Two arrays on one cpu device, outside recording (``matmul``, ``dot``): NumPy directly."""
+    name, np_fn = row.name, row.cpu
+
+    def fn(a, b, *args, out=None, **kwargs):
+        if type(a) is ndarray and type(b) is ndarray and not args and not kwargs and \
+                out is None and np_fn is not None and a._device.device_type == "cpu" and \
+                not (_recording.get() and (a._node is not None or a._grad_req != "null"
+                                           or b._node is not None or b._grad_req != "null")):
+            if b._device is not a._device and b._device != a._device:
+                raise _device_mismatch(name, a._device, b._device)
+            try:
+                y = np_fn(a._data, b._data)
+            except _CAUGHT as e:
+                raise renamed_error(name, e) from None
+            if type(y) is not numpy.ndarray:
+                y = numpy.asarray(y)
+            if y.dtype is _F64 and a._data.dtype is not _F64 and b._data.dtype is not _F64:
+                y = y.astype(_F32)
+            return ndarray(y, a._device)
+        return call(row, (a, b) + args, kwargs, out)
+    return fn
+
+
 # --------------------------------------------------------------------- make
 def make(row: Row, kind: str | None = None, d=None):
     """The public function for ``row``; ``kind`` 'unary'/'binary' takes a fast path."""
@@ -452,6 +482,8 @@ def make(row: Row, kind: str | None = None, d=None):
         if d is not None:
             row.grad = binary_grad(d)
         fn = _binary_fast(row, d)
+    elif kind == "pair":
+        fn = _pair_fast(row)
     elif row.out:
         def fn(*args, out=None, **kwargs):
             return call(row, args, kwargs, out)

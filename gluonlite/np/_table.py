@@ -531,7 +531,7 @@ def build() -> dict:
     for alias, name in BINARY_ALIASES.items():
         fns[alias] = make(Row(alias, np_name=name, out=True), "binary", BINARY[name])
     for row in ROWS:
-        fns[row.name] = make(row)
+        fns[row.name] = make(row, "pair" if row.name in ("matmul", "dot") else None)
     return fns
 
 
