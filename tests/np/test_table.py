@@ -247,3 +247,35 @@ def test_every_mxnet2_name_exists():
     assert not not_callable
     for sec, names in sections.items():
         assert set(names) - {"ndarray"} <= set(modules[sec].__all__), sec
+
+
+_FAST = sorted(n for n, fn in _NP_FUNCS.items()
+               if fn.row.np_name in _table.UNARY or fn.row.np_name in _table.BINARY)
+
+
+@pytest.mark.parametrize("name", _FAST)
+def test_generic_path_matches_the_cpu_fast_path(name):
+    """Elementwise rows take a NumPy shortcut on cpu; GPUs take ``_dispatch.call``. Both
+    must give the same values and gradients (checked here on cpu, where both run)."""
+    from gluonlite.np import _dispatch
+    args, _ = _cases_of("np", name)[0]
+    fn = _NP_FUNCS[name]
+    results = []
+    for via_call in (False, True):
+        arrays = [mx.np.array(a.astype(numpy.float64) if a.dtype.kind == "f" else a)
+                  for a in args]
+        for a in arrays:
+            if a.dtype.kind == "f":
+                a.attach_grad()
+        with mx.autograd.record():
+            out = _dispatch.call(fn.row, tuple(arrays), {}) if via_call else fn(*arrays)
+        grads = []
+        if fn.row.grad is not None:
+            out.backward()
+            grads = [a.grad.asnumpy() for a in arrays if a.dtype.kind == "f"]
+        results.append((out.asnumpy(), out.dtype, grads))
+    (v1, d1, g1), (v2, d2, g2) = results
+    assert d1 == d2
+    numpy.testing.assert_array_equal(v1, v2)
+    for a, b in zip(g1, g2):
+        numpy.testing.assert_allclose(a, b, rtol=1e-12, equal_nan=True)
