@@ -271,6 +271,9 @@ def _write_out(name, out, result):
                            "while recording")
     with _backend.on(out._device):
         out._data[...] = result._data
+    if out._node is not None or out._grad_req != "null":  # earlier readers must not
+        # backpropagate through the overwritten value
+        out._version += 1
     out._node = result._node
     return out
 
