@@ -271,8 +271,8 @@ def _write_out(name, out, result):
                            "while recording")
     with _backend.on(out._device):
         out._data[...] = result._data
-    if out._node is not None or out._grad_req != "null":  # earlier readers must not
-        # backpropagate through the overwritten value
+    # Recorded ops that read the overwritten value must not backpropagate through it.
+    if out._node is not None or out._grad_req != "null":
         out._version += 1
     out._node = result._node
     return out
