@@ -283,7 +283,7 @@ def _attach(row, result, res, arrays, rargs, rkw, orig, xp, device):
     ins = tuple(a._data for a in arrays)
     outputs = result if isinstance(result, (tuple, list)) else (result,)
     for k, o in enumerate(outputs):
-        if not isinstance(o, ndarray) or o._data.dtype.kind not in "fc":
+        if not isinstance(o, ndarray) or o._data.dtype.kind == "b":  # bool: no gradient
             continue
         ctx = Ctx()
         ctx.row, ctx.xp, ctx.ins, ctx.out, ctx.k = row, xp, ins, res, k
@@ -358,7 +358,7 @@ def _unary_fast(row, d):
             y = y.astype(_F32)
         res = ndarray(y, x._device)
         if d is not None and _recording.get() and \
-                (x._node is not None or x._grad_req != "null") and y.dtype.kind in "fc":
+                (x._node is not None or x._grad_req != "null") and y.dtype.kind != "b":
             xr = x._data
             res._node = Node((x,), lambda g: ((g * d(numpy, xr, y)).astype(xr.dtype,
                                                                           copy=False),))
@@ -427,7 +427,7 @@ def _binary_fast(row, d):
                                     or (tb is ndarray and rb.dtype is _F64)):
             y = y.astype(_F32)
         res = ndarray(y, dev)
-        if d is not None and _recording.get() and y.dtype.kind in "fc":
+        if d is not None and _recording.get() and y.dtype.kind != "b":
             ins = tuple(v for v in (a, b) if type(v) is ndarray)
             if any(v._node is not None or v._grad_req != "null" for v in ins):
                 res._node = Node(ins, _binary_node(ins, ra, rb, y, d))
