@@ -30,19 +30,21 @@ _GRAD_REQS = ("write", "add", "null")
 class ndarray:
     """An n-dimensional array on one device (NumPy-backed on cpu, CuPy-backed on gpu)."""
 
-    __slots__ = ("_data", "_device", "_node", "_grad", "_grad_req", "_fresh_grad",
-                 "_version", "__weakref__")
     # NumPy defers to our reflected operators instead of broadcasting over us.
     __array_priority__ = 1000
+
+    # Autograd state, read from these class defaults until set: every op creates an array,
+    # and setting two attributes instead of seven keeps the per-op cost down (no __slots__
+    # for that reason).
+    _node = None          # autograd.Node when produced by a recorded op
+    _grad = None          # gradient buffer (ndarray or RowSparseNDArray) of a leaf
+    _grad_req = "null"
+    _fresh_grad = False   # set when backward writes the buffer; Trainer clears it
+    _version = 0          # bumped by in-place changes of an array in a graph
 
     def __init__(self, data, device: Device):
         self._data = data
         self._device = device
-        self._node = None          # autograd.Node when produced by a recorded op
-        self._grad = None          # gradient buffer (ndarray or RowSparseNDArray) of a leaf
-        self._grad_req = "null"
-        self._fresh_grad = False   # set when backward writes the buffer; Trainer clears it
-        self._version = 0          # bumped by in-place changes of an array in a graph
 
     # ----------------------------------------------------------------- properties
     @property
