@@ -356,12 +356,14 @@ class ndarray:
     # ----------------------------------------------------------------- shape ops
     def reshape(self, *shape, **kwargs) -> "ndarray":
         """``x.reshape((2, -1))`` or MXNet's ``x.reshape(2, -1)``; differentiable."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        shape = kwargs.pop("newshape", kwargs.pop("shape", shape))
-        order = kwargs.pop("order", "C")
+        if len(shape) == 1 and type(shape[0]) in (tuple, list):
+            shape = shape[0]
+        order = "C"
         if kwargs:
-            raise TypeError(f"reshape got unexpected arguments {sorted(kwargs)}")
+            shape = kwargs.pop("newshape", kwargs.pop("shape", shape))
+            order = kwargs.pop("order", "C")
+            if kwargs:
+                raise TypeError(f"reshape got unexpected arguments {sorted(kwargs)}")
         old = self.shape
         try:
             raw = self._data.reshape(shape, order=order)

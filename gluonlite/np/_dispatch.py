@@ -474,6 +474,28 @@ def _pair_fast(row):
     return fn
 
 
+def _method_fast(row):
+    """Reductions on one cpu array outside recording: the NumPy array's own method (NumPy's
+    module-level ``sum`` & co. add a Python layer of their own)."""
+    meth = row.np_name
+
+    def fn(a, *args, out=None, **kwargs):
+        if type(a) is not ndarray or out is not None or a._device.device_type != "cpu" or \
+                (_recording.get() and (a._node is not None or a._grad_req != "null")) or \
+                any(type(v) is ndarray for v in args):
+            return call(row, (a,) + args, kwargs, out)
+        try:
+            y = getattr(a._data, meth)(*args, **kwargs)
+        except _CAUGHT as e:
+            raise renamed_error(row.name, e) from None
+        if type(y) is not numpy.ndarray:
+            y = numpy.asarray(y)
+        if y.dtype is _F64 and a._data.dtype is not _F64 and "dtype" not in kwargs:
+            y = y.astype(_F32)
+        return ndarray(y, a._device)
+    return fn
+
+
 # --------------------------------------------------------------------- make
 def make(row: Row, kind: str | None = None, d=None):
     """The public function for ``row``; ``kind`` 'unary'/'binary' takes a fast path."""
@@ -487,6 +509,8 @@ def make(row: Row, kind: str | None = None, d=None):
         fn = _binary_fast(row, d)
     elif kind == "pair":
         fn = _pair_fast(row)
+    elif kind == "method":
+        fn = _method_fast(row)
     elif row.out:
         def fn(*args, out=None, **kwargs):
             return call(row, args, kwargs, out)

@@ -519,6 +519,13 @@ ROWS = [
 ]
 
 
+# Rows with a cpu shortcut outside recording (see ``_dispatch``): two-array products, and
+# reductions that are methods of NumPy's arrays.
+_FAST_KIND = {"matmul": "pair", "dot": "pair", **{n: "method" for n in (
+    "sum", "mean", "prod", "std", "var", "max", "min", "all", "any", "argmax", "argmin",
+    "cumsum")}}
+
+
 def build() -> dict:
     """``{name: function}`` for every row, aliases included."""
     fns = {}
@@ -531,7 +538,7 @@ def build() -> dict:
     for alias, name in BINARY_ALIASES.items():
         fns[alias] = make(Row(alias, np_name=name, out=True), "binary", BINARY[name])
     for row in ROWS:
-        fns[row.name] = make(row, "pair" if row.name in ("matmul", "dot") else None)
+        fns[row.name] = make(row, _FAST_KIND.get(row.name))
     return fns
 
 
