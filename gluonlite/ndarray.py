@@ -366,7 +366,8 @@ class ndarray:
                 raise TypeError(f"reshape got unexpected arguments {sorted(kwargs)}")
         old = self.shape
         try:
-            raw = self._data.reshape(shape, order=order)
+            raw = self._data.reshape(shape) if order == "C" else \
+                self._data.reshape(shape, order=order)
         except (ValueError, TypeError) as e:
             raise type(e)(f"reshape: {e}") from None
         out = ndarray(raw, self._device)
