@@ -364,7 +364,6 @@ class ndarray:
             order = kwargs.pop("order", "C")
             if kwargs:
                 raise TypeError(f"reshape got unexpected arguments {sorted(kwargs)}")
-        old = self.shape
         try:
             raw = self._data.reshape(shape) if order == "C" else \
                 self._data.reshape(shape, order=order)
@@ -373,6 +372,7 @@ class ndarray:
         out = ndarray(raw, self._device)
         if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
             return out
+        old = self._data.shape
         return record_op(out, (self,), lambda g: (g.reshape(old, order=order),))
 
     def transpose(self, *axes) -> "ndarray":
