@@ -193,6 +193,37 @@ def _average_grad(ctx, g):
     return [g * w / total, gw.reshape(weights.shape)][:len(ctx.ins)]
 
 
+def _quantile_grad(ctx, g, scale=1.0):
+    """Linear-interpolation quantiles: each output is a mix of two sorted neighbours."""
+    x, xp = ctx.ins[0], ctx.xp
+    name = ctx.row.name
+    if name == "median":
+        q, axis, keep = 0.5, _arg(ctx, 1, "axis"), _arg(ctx, 4, "keepdims", False)
+    else:
+        q, axis = _arg(ctx, 1, "q"), _arg(ctx, 2, "axis")
+        keep = _arg(ctx, 6, "keepdims", False)
+        if _arg(ctx, 5, "method", "linear") != "linear":
+            raise ValueError(f"{name}: the gradient needs method='linear'")
+    if axis is not None and not isinstance(axis, int):
+        raise ValueError(f"{name}: the gradient supports one axis or axis=None")
+    q = numpy.asarray(q, dtype=numpy.float64) / scale
+    xm = x.reshape(-1) if axis is None else xp.moveaxis(x, axis, -1)
+    n = xm.shape[-1]
+    if keep:  # drop the kept axis: g becomes q.shape + xm.shape[:-1]
+        g = g.reshape(q.shape + xm.shape[:-1])
+    order = xp.argsort(xm, axis=-1, kind="stable")
+    grad_sorted = xp.zeros(xm.shape, dtype=g.dtype)
+    pos = q.reshape(-1) * (n - 1)
+    g = g.reshape((pos.size,) + xm.shape[:-1])
+    for j, p in enumerate(pos.tolist()):
+        lo, hi = int(math.floor(p)), int(math.ceil(p))
+        frac = p - lo
+        grad_sorted[..., lo] += g[j] * (1 - frac)
+        grad_sorted[..., hi] += g[j] * frac
+    grad = xp.take_along_axis(grad_sorted, xp.argsort(order, axis=-1), axis=-1)
+    return [grad.reshape(x.shape) if axis is None else xp.moveaxis(grad, -1, axis)]
+
+
 def _cumsum_grad(ctx, g):
     x, xp = ctx.ins[0], ctx.xp
     axis = _arg(ctx, 1, "axis")
@@ -471,7 +502,9 @@ ROWS = [
     Row("trace", out=True, grad=_GRAD["trace"]),
     Row("diff", grad=_GRAD["diff"]),
     Row("ediff1d", grad=_GRAD["ediff1d"]),
-    Row("median", out=True), Row("quantile", out=True), Row("percentile", out=True),
+    Row("median", out=True, grad=_quantile_grad),
+    Row("quantile", out=True, grad=_quantile_grad),
+    Row("percentile", out=True, grad=lambda ctx, g: _quantile_grad(ctx, g, scale=100.0)),
     Row("all", out=True), Row("any", out=True),
     Row("argmax", out=True), Row("argmin", out=True), Row("argsort"),
     # products
