@@ -224,6 +224,17 @@ def _quantile_grad(ctx, g, scale=1.0):
     return [grad.reshape(x.shape) if axis is None else xp.moveaxis(grad, -1, axis)]
 
 
+def _polyval_grad(ctx, g):
+    xp = ctx.xp
+    p, x = xp.asarray(ctx.args[0]), xp.asarray(ctx.args[1])
+    n = p.shape[0]
+    powers = xp.stack([x ** (n - 1 - k) for k in range(n)])  # (n,) + x.shape
+    gp = (powers * g).reshape(n, -1).sum(axis=1)
+    dp = p[:-1] * xp.arange(n - 1, 0, -1, dtype=p.dtype)
+    gx = g * (xp.polyval(dp, x) if n > 1 else xp.zeros_like(x))
+    return [gr for gr, o in zip((gp, gx), ctx.orig[0]) if hasattr(o, "_data")]
+
+
 def _cumsum_grad(ctx, g):
     x, xp = ctx.ins[0], ctx.xp
     axis = _arg(ctx, 1, "axis")
@@ -545,7 +556,7 @@ ROWS = [
     # not differentiable
     Row("unique"), Row("nonzero"), Row("flatnonzero"), Row("unravel_index"),
     Row("diag_indices_from"), Row("triu_indices_from"), Row("histogram"),
-    Row("bincount"), Row("interp"), Row("polyval"),
+    Row("bincount"), Row("interp"), Row("polyval", grad=_polyval_grad),
     Row("fill_diagonal", _fill_diagonal, raw=True),
     Row("shape", raw=True), Row("shares_memory", raw=True),
     Row("may_share_memory", raw=True),
