@@ -4,8 +4,9 @@ Every draw comes from the one host generator that ``mx.random.seed`` (or
 ``mx.np.random.seed``) seeds, and is then placed on ``device``, so a seed gives the same
 values on every device kind. Samples are float32 unless ``dtype`` says otherwise (integers
 for ``randint``, ``multinomial`` and ``choice`` of a range). Distribution parameters may be
-arrays; they must be on the device the samples go to. Samples are not differentiable with
-respect to the parameters (no reparameterised gradients).
+arrays; they must be on the device the samples go to. Samples of ``normal``, ``uniform``,
+``logistic``, ``gumbel``, ``laplace``, ``lognormal``, ``exponential`` and ``rayleigh`` are
+differentiable in their array parameters (reparameterised: the noise is held fixed).
 
 >>> import gluonlite as mx
 >>> mx.random.seed(3)
@@ -21,7 +22,8 @@ import numpy
 from .. import _backend, random as _random
 from .._compat import resolve_ctx
 from ..device import Device, as_device
-from ..ndarray import ndarray, _device_mismatch
+from ..autograd import Node, _recording, requires_grad
+from ..ndarray import ndarray, _device_mismatch, _unbroadcast
 from ._dispatch import renamed_error
 
 __all__ = ["randint", "uniform", "normal", "choice", "rand", "multinomial",
@@ -119,11 +121,54 @@ def _sampler(name, method, params, default_dtype):
         except (ValueError, TypeError) as e:
             raise renamed_error(name, e) from None
         dt = default_dtype if dtype is None else _backend.dtype_of(dtype)
-        return _place(name, drawn, dt, target, out)
+        res = _place(name, drawn, dt, target, out)
+        if name in REPARAMETERISED and _recording.get() and any(
+                isinstance(v, ndarray) and requires_grad(v) for v in given):
+            _attach_reparam(name, res, given, host, drawn)
+        return res
     sample.__name__ = sample.__qualname__ = name
     sample.__doc__ = (f"Samples of MXNet's ``np.random.{name}`` (NumPy's ``{method}``), "
                       f"{default_dtype} unless ``dtype`` is given, on ``device``.")
     return sample
+
+
+# Samples as differentiable functions of their parameters, y = f(params, noise) with the
+# noise held fixed (the reparameterisation MXNet uses): d y / d param for each family.
+def _loc_scale(y, loc, scale):
+    z = (y - loc) / scale
+    return numpy.ones_like(y), z
+
+
+def _low_high(y, low, high):
+    u = (y - low) / (high - low)
+    return 1 - u, u
+
+
+def _lognormal(y, mean, sigma):
+    return y, y * (numpy.log(y) - mean) / sigma
+
+
+REPARAMETERISED = {"normal": _loc_scale, "logistic": _loc_scale, "gumbel": _loc_scale,
+                   "laplace": _loc_scale, "uniform": _low_high, "lognormal": _lognormal,
+                   "exponential": lambda y, scale: (y / scale,),
+                   "rayleigh": lambda y, scale: (y / scale,)}
+
+
+def _attach_reparam(name, res, given, host, drawn):
+    y = numpy.asarray(drawn, dtype=numpy.float64)
+    partials = REPARAMETERISED[name](y, *[numpy.asarray(h, dtype=numpy.float64)
+                                          for h in host])
+    inputs = tuple(v for v in given if isinstance(v, ndarray))
+    wanted = [(d, v) for d, v in zip(partials, given) if isinstance(v, ndarray)]
+    device = res.device
+
+    def backward(g):
+        grads = []
+        for d, v in wanted:
+            dd = _backend.transfer(d.astype(g.dtype), _HOST, device)
+            grads.append(_unbroadcast(g * dd, v.shape))
+        return tuple(grads)
+    res._node = Node(inputs, backward)
 
 
 globals().update({name: _sampler(name, *row) for name, row in DISTRIBUTIONS.items()})

@@ -116,3 +116,32 @@ def test_seed_is_reproducible():
         mx.np.random.gamma(size=2)
     with pytest.raises(ValueError, match="normal"):
         mx.np.random.normal(0, -1.0, size=2)
+
+
+@pytest.mark.parametrize("name, params", [
+    ("normal", (0.3, 1.5)), ("uniform", (-1.0, 2.0)), ("logistic", (0.2, 0.7)),
+    ("gumbel", (0.1, 1.2)), ("laplace", (-0.4, 0.9)), ("lognormal", (0.1, 0.5)),
+    ("exponential", (1.3,)), ("rayleigh", (0.8,))])
+def test_reparameterised_gradients_match_finite_differences(name, params):
+    """With the seed fixed the noise is fixed, so samples are smooth in the parameters."""
+    fn = getattr(mx.np.random, name)
+    weights = numpy.linspace(0.5, 1.5, 3)
+
+    def loss(values):
+        arrays = [mx.np.array([v] * 3, dtype="float64") for v in values]
+        for a in arrays:
+            a.attach_grad()
+        mx.random.seed(21)
+        out = (fn(*arrays, dtype="float64") * mx.np.array(weights, dtype="float64")).sum()
+        return out, arrays
+    with mx.autograd.record():
+        out, arrays = loss(params)
+    out.backward()
+    for k in range(len(params)):
+        eps = 1e-6
+        up = list(params)
+        up[k] += eps
+        down = list(params)
+        down[k] -= eps
+        numeric = (loss(up)[0].item() - loss(down)[0].item()) / (2 * eps)
+        assert arrays[k].grad.asnumpy().sum() == pytest.approx(numeric, rel=1e-5)
