@@ -14,7 +14,7 @@ accumulates, 'null' skips.
 ...     y = (x * x).sum()
 >>> y.backward()
 >>> x.grad
-array([2., 4., 6.], device=cpu(0))
+array([2., 4., 6.])
 """
 from __future__ import annotations
 
@@ -85,11 +85,14 @@ class Node:
     ``SparseRows``) and returns one gradient (or None) per input.
     """
 
-    __slots__ = ("inputs", "backward")
+    __slots__ = ("inputs", "backward", "versions")
 
     def __init__(self, inputs: tuple, backward: Callable):
         self.inputs = inputs
         self.backward = backward
+        # An in-place change of an input after this op was recorded bumps its _version
+        # (ndarray.py); backward() then refuses rather than return a wrong gradient.
+        self.versions = tuple(getattr(i, "_version", 0) for i in inputs)
 
 
 class SparseRows:
@@ -236,12 +239,22 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
             if node is None:
                 x._deposit_grad(g)
                 continue
+            _check_versions(node)
             input_grads = node.backward(g)
             for inp, ig in zip(node.inputs, input_grads):
                 if ig is not None and requires_grad(inp):
                     grads[id(inp)] = _accumulate(grads.get(id(inp)), ig, inp._xp)
             if not retain_graph:
                 x._node = None
+
+
+def _check_versions(node) -> None:
+    for inp, version in zip(node.inputs, node.versions):
+        if getattr(inp, "_version", 0) != version:
+            raise RuntimeError(
+                f"backward: an array of shape {inp.shape} that a recorded op read was "
+                "changed in place afterwards (x += ..., x[...] = ...), so its gradient "
+                "would be wrong; compute a new array instead (y = x + ...)")
 
 
 def _raw_grad(hg, head):

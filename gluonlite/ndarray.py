@@ -30,18 +30,21 @@ _GRAD_REQS = ("write", "add", "null")
 class ndarray:
     """An n-dimensional array on one device (NumPy-backed on cpu, CuPy-backed on gpu)."""
 
-    __slots__ = ("_data", "_device", "_node", "_grad", "_grad_req", "_fresh_grad",
-                 "__weakref__")
     # NumPy defers to our reflected operators instead of broadcasting over us.
     __array_priority__ = 1000
+
+    # Autograd state, read from these class defaults until set: every op creates an array,
+    # and setting two attributes instead of seven keeps the per-op cost down (no __slots__
+    # for that reason).
+    _node = None          # autograd.Node when produced by a recorded op
+    _grad = None          # gradient buffer (ndarray or RowSparseNDArray) of a leaf
+    _grad_req = "null"
+    _fresh_grad = False   # set when backward writes the buffer; Trainer clears it
+    _version = 0          # bumped by in-place changes of an array in a graph
 
     def __init__(self, data, device: Device):
         self._data = data
         self._device = device
-        self._node = None          # autograd.Node when produced by a recorded op
-        self._grad = None          # gradient buffer (ndarray or RowSparseNDArray) of a leaf
-        self._grad_req = "null"
-        self._fresh_grad = False   # set when backward writes the buffer; Trainer clears it
 
     # ----------------------------------------------------------------- properties
     @property
@@ -82,6 +85,8 @@ class ndarray:
 
     @property
     def T(self) -> "ndarray":
+        if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
+            return ndarray(self._data.T, self._device)
         return self.transpose()
 
     @property
@@ -103,7 +108,8 @@ class ndarray:
 
     def item(self):
         if self.size != 1:
-            raise ValueError(f"item() needs an array of size 1, got shape {self.shape}")
+            raise ValueError(f"item: can only convert an array of size 1 to a Python scalar, "
+                             f"got shape {self.shape}")
         return self.asnumpy().item()
 
     def tolist(self):
@@ -115,17 +121,57 @@ class ndarray:
     def __int__(self):
         return int(self.item())
 
+    def __complex__(self):
+        return complex(self.item())
+
     def __bool__(self):
+        if self.size != 1:
+            raise ValueError("The truth value of an array with more than one element is "
+                             "ambiguous. Use a.any() or a.all()")
         return bool(self.item())
+
+    def __index__(self):
+        if self.size != 1 or self.dtype.kind not in "iub":
+            raise TypeError(f"only integer scalar arrays can be converted to a scalar index, "
+                            f"got shape {self.shape} and dtype {self.dtype}")
+        return int(self.item())
 
     def __len__(self):
         if not self.shape:
-            raise TypeError("len() of a 0-d array")
+            raise TypeError("len() of unsized object (a 0-d array)")
         return self.shape[0]
 
     def __iter__(self):
+        if not self.shape:
+            raise TypeError("iteration over a 0-d array")
         for i in range(len(self)):
             yield self[i]
+
+    def __format__(self, fmt: str) -> str:
+        """Format spec applies to 0-d arrays (``f'{x:.3f}'``), as in MXNet."""
+        if self.ndim == 0:
+            return format(self.item(), fmt)
+        if not fmt:
+            return str(self)
+        raise TypeError(f"unsupported format string {fmt!r} for an array of shape "
+                        f"{self.shape}; only 0-d arrays take a format spec")
+
+    def as_np_ndarray(self) -> "ndarray":
+        """This array (already an ``mx.np.ndarray``)."""
+        return self
+
+    def as_nd_ndarray(self) -> "ndarray":
+        """MXNet's legacy ``mx.nd.NDArray`` view. gluonlite has no legacy array type, so this
+        is the same array (its NumPy semantics unchanged)."""
+        return self
+
+    @property
+    def itemsize(self) -> int:
+        return self._data.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._data.nbytes)
 
     def to_device(self, device) -> "ndarray":
         """This array on ``device``: itself when already there, else a copy.
@@ -240,9 +286,17 @@ class ndarray:
 
     # ----------------------------------------------------------------- indexing
     def __getitem__(self, key):
-        raw_key = _raw_index(key, self._device)
-        with _backend.on(self._device):
-            out = ndarray(self._data[raw_key], self._device)
+        raw_key = key if type(key) in (int, slice) else _raw_index(key, self._device)
+        try:
+            if self._device.device_type == "cpu":
+                out = ndarray(self._data[raw_key], self._device)
+            else:
+                with _backend.on(self._device):
+                    out = ndarray(self._data[raw_key], self._device)
+        except IndexError as e:
+            raise IndexError(f"index: {e} (array of shape {self.shape})") from None
+        if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
+            return out
         shape, dtype, xp = self.shape, self.dtype, self._xp
 
         def backward(g):
@@ -252,167 +306,206 @@ class ndarray:
         return record_op(out, (self,), backward)
 
     def __setitem__(self, key, value):
+        """``x[key] = value``. While recording, with ``x`` or ``value`` in the graph, ``x``
+        becomes a new node of the graph (its earlier values stay with the ops that read
+        them), so gradients stay right; an array with ``attach_grad()`` cannot be assigned
+        to while recording (its own gradient would be lost)."""
         raw_key = _raw_index(key, self._device)
+        raw_value = _operand(value, self, "setitem")
+        tracked = autograd._recording.get() and (
+            autograd.requires_grad(self)
+            or (isinstance(value, ndarray) and autograd.requires_grad(value)))
+        if not tracked:
+            with _backend.on(self._device):
+                self._data[raw_key] = raw_value
+            if self._node is not None or self._grad_req != "null":
+                self._version += 1
+            return
+        self._check_inplace("setitem")
+        old = self._snapshot()
         with _backend.on(self._device):
-            self._data[raw_key] = _operand(value, self, "assign")
+            new = self._data.copy()
+            new[raw_key] = raw_value
+        xp = self._xp
+        inputs = (old, value) if isinstance(value, ndarray) else (old,)
+        value_shape = numpy.shape(raw_value)
+
+        def backward(g):
+            g_old = g.copy()
+            g_old[raw_key] = 0
+            if len(inputs) == 1:
+                return (g_old,)
+            return g_old, _unbroadcast(xp.asarray(g[raw_key]), value_shape)
+        self._data = new
+        self._node = autograd.Node(inputs, backward)
+        self._version += 1
+
+    def _check_inplace(self, what):
+        if self._node is None and self._grad_req != "null":
+            raise RuntimeError(
+                f"{what}: in-place change of an array with attach_grad() while recording "
+                "would make its gradient wrong; compute a new array instead (y = x + 1, "
+                "y = np.where(mask, v, x))")
+
+    def _snapshot(self) -> "ndarray":
+        """This array's current value and graph position, as a separate array object."""
+        old = ndarray(self._data, self._device)
+        old._node = self._node
+        return old
 
     # ----------------------------------------------------------------- shape ops
     def reshape(self, *shape, **kwargs) -> "ndarray":
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        shape = kwargs.pop("newshape", shape)
+        """``x.reshape((2, -1))`` or MXNet's ``x.reshape(2, -1)``; differentiable."""
+        if len(shape) == 1 and type(shape[0]) in (tuple, list):
+            shape = shape[0]
+        order = "C"
         if kwargs:
-            raise TypeError(f"reshape got unexpected arguments {sorted(kwargs)}")
-        old = self.shape
-        out = ndarray(self._data.reshape(shape), self._device)
-        return record_op(out, (self,), lambda g: (g.reshape(old),))
+            shape = kwargs.pop("newshape", kwargs.pop("shape", shape))
+            order = kwargs.pop("order", "C")
+            if kwargs:
+                raise TypeError(f"reshape got unexpected arguments {sorted(kwargs)}")
+        try:
+            raw = self._data.reshape(shape) if order == "C" else \
+                self._data.reshape(shape, order=order)
+        except (ValueError, TypeError) as e:
+            raise type(e)(f"reshape: {e}") from None
+        out = ndarray(raw, self._device)
+        if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
+            return out
+        old = self._data.shape
+        return record_op(out, (self,), lambda g: (g.reshape(old, order=order),))
 
     def transpose(self, *axes) -> "ndarray":
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = tuple(axes[0]) if axes[0] is not None else ()
         axes = axes or tuple(reversed(range(self.ndim)))
+        try:
+            raw = self._data.transpose(axes)
+        except (ValueError, TypeError) as e:
+            raise type(e)(f"transpose: {e}") from None
+        out = ndarray(raw, self._device)
+        if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
+            return out
         inverse = tuple(numpy.argsort(axes))
-        out = ndarray(self._data.transpose(axes), self._device)
         return record_op(out, (self,), lambda g: (g.transpose(inverse),))
 
-    def flatten(self) -> "ndarray":
-        return self.reshape(-1)
+    def flatten(self, order="C") -> "ndarray":
+        return self.reshape(-1, order=order)
 
-    # ----------------------------------------------------------------- reductions
-    def sum(self, axis=None, keepdims: bool = False) -> "ndarray":
-        return _reduce_sum(self, axis, keepdims, mean=False)
-
-    def mean(self, axis=None, keepdims: bool = False) -> "ndarray":
-        return _reduce_sum(self, axis, keepdims, mean=True)
-
-    def max(self, axis=None, keepdims: bool = False) -> "ndarray":
-        return _reduce_extreme(self, axis, keepdims, "max")
-
-    def min(self, axis=None, keepdims: bool = False) -> "ndarray":
-        return _reduce_extreme(self, axis, keepdims, "min")
-
-    def all(self, axis=None, keepdims: bool = False) -> "ndarray":
-        with _backend.on(self._device):
-            return ndarray(self._xp.asarray(self._data.all(axis=axis, keepdims=keepdims)),
-                           self._device)
-
-    def any(self, axis=None, keepdims: bool = False) -> "ndarray":
-        with _backend.on(self._device):
-            return ndarray(self._xp.asarray(self._data.any(axis=axis, keepdims=keepdims)),
-                           self._device)
-
-    def argmax(self, axis=None) -> "ndarray":
-        with _backend.on(self._device):
-            return ndarray(self._data.argmax(axis=axis), self._device)
-
-    def argmin(self, axis=None) -> "ndarray":
-        with _backend.on(self._device):
-            return ndarray(self._data.argmin(axis=axis), self._device)
-
-    # ----------------------------------------------------------------- arithmetic
-    def __add__(self, other):
-        return _binary(self, other, "add")
-
-    def __radd__(self, other):
-        return _binary(other, self, "add")
-
-    def __sub__(self, other):
-        return _binary(self, other, "subtract")
-
-    def __rsub__(self, other):
-        return _binary(other, self, "subtract")
-
-    def __mul__(self, other):
-        return _binary(self, other, "multiply")
-
-    def __rmul__(self, other):
-        return _binary(other, self, "multiply")
-
-    def __truediv__(self, other):
-        return _binary(self, other, "divide")
-
-    def __rtruediv__(self, other):
-        return _binary(other, self, "divide")
-
-    def __pow__(self, other):
-        return _binary(self, other, "power")
-
-    def __rpow__(self, other):
-        return _binary(other, self, "power")
-
-    def __matmul__(self, other):
-        return matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return matmul(other, self)
-
-    def __neg__(self):
-        out = ndarray(-self._data, self._device)
-        return record_op(out, (self,), lambda g: (-g,))
+    # ----------------------------------------------------------------- in-place
+    def _inplace(self, other, name):
+        """``x op= y``: mutates the buffer (Parameter replicas stay live) when nothing is
+        recorded; while recording, rebinds ``x`` to the recorded result so gradients stay
+        right (see ``__setitem__``)."""
+        if autograd._recording.get() and (
+                autograd.requires_grad(self)
+                or (isinstance(other, ndarray) and autograd.requires_grad(other))):
+            self._check_inplace(f"in-place {name}")
+            old = self._snapshot()
+            res = _OPS[name](old, old if other is self else other)
+            raw = res._data if res.dtype == self.dtype else res._data.astype(self.dtype)
+            if tuple(raw.shape) != self.shape:
+                raise ValueError(f"in-place {name}: the result has shape {res.shape}, the "
+                                 f"array has shape {self.shape}")
+            self._data, self._node = raw, res._node
+            self._version += 1
+            return self
+        operand = _operand(other, self, name)
+        try:
+            with _backend.on(self._device):
+                getattr(self._xp, name)(self._data, operand, out=self._data, casting="unsafe")
+        except (ValueError, TypeError) as e:
+            raise type(e)(f"in-place {name}: {e}") from None
+        if self._node is not None or self._grad_req != "null":
+            self._version += 1
+        return self
 
     def __pos__(self):
         return self
-
-    def __abs__(self):
-        from .np import abs as _abs
-        return _abs(self)
-
-    def __iadd__(self, other):
-        return self._inplace(other, "add")
-
-    def __isub__(self, other):
-        return self._inplace(other, "subtract")
-
-    def __imul__(self, other):
-        return self._inplace(other, "multiply")
-
-    def __itruediv__(self, other):
-        return self._inplace(other, "divide")
-
-    def _inplace(self, other, op):
-        # In-place updates mutate the buffer (Parameter replicas stay live) and are not
-        # recorded, as in MXNet.
-        if autograd.is_recording() and autograd.requires_grad(self):
-            raise RuntimeError("In-place operations on arrays that need a gradient are not "
-                               "supported while recording; use out = x + y instead")
-        with _backend.on(self._device):
-            getattr(self._xp, op)(self._data, _operand(other, self, op), out=self._data,
-                                  casting="unsafe")
-        return self
-
-    def _compare(self, other, op):
-        with _backend.on(self._device):
-            return ndarray(getattr(self._xp, op)(self._data, _operand(other, self, op)),
-                           self._device)
-
-    def __eq__(self, other):
-        return self._compare(other, "equal")
-
-    def __ne__(self, other):
-        return self._compare(other, "not_equal")
-
-    def __lt__(self, other):
-        return self._compare(other, "less")
-
-    def __le__(self, other):
-        return self._compare(other, "less_equal")
-
-    def __gt__(self, other):
-        return self._compare(other, "greater")
-
-    def __ge__(self, other):
-        return self._compare(other, "greater_equal")
 
     __hash__ = None
 
     # ----------------------------------------------------------------- printing
     def __repr__(self) -> str:
-        text = numpy.array2string(self.asnumpy(), separator=", ", prefix="array(")
-        extra = "" if self.dtype in (_DEFAULT_DTYPE, numpy.dtype(bool)) \
-            else f", dtype={self.dtype}"
-        return f"array({text}{extra}, device={self._device})"
+        """``array([1., 2.])`` on cpu(0); other devices add ``, device=...`` (MXNet 2)."""
+        text = repr(self.asnumpy())
+        dtype = self.dtype
+        if "dtype=" in text:
+            if dtype == _DEFAULT_DTYPE:
+                text = text[:text.rindex(",")] + ")"
+        elif dtype not in (_DEFAULT_DTYPE, numpy.dtype(bool)):
+            text = text[:-1] + f", dtype={dtype})"
+        if self._device != _CPU0:
+            text = text[:-1] + f", device={self._device})"
+        return text
 
-    __str__ = __repr__
+    def __str__(self) -> str:
+        text = str(self.asnumpy())
+        if self._device == _CPU0 or self.ndim == 0:
+            return text
+        return f"{text} @{self._device}"
+
+
+# --------------------------------------------------------------------- methods from mx.np
+# Filled by ``install_ops`` (``gluonlite.np`` calls it once its table is built): the
+# operators and the NumPy methods of MXNet's ndarray, the same functions as ``mx.np``'s.
+_OPS: dict = {}
+_CPU0 = Device("cpu", 0)
+_BINARY_DUNDERS = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide",
+                   "pow": "power", "mod": "mod", "floordiv": "floor_divide",
+                   "and": "bitwise_and", "or": "bitwise_or", "xor": "bitwise_xor",
+                   "lshift": "left_shift", "rshift": "right_shift", "matmul": "matmul"}
+_COMPARE_DUNDERS = {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal",
+                    "gt": "greater", "ge": "greater_equal"}
+_UNARY_DUNDERS = {"neg": "negative", "abs": "abs", "invert": "invert"}
+# method name: mx.np function taking the array first
+_METHODS = ("all", "any", "argmax", "argmin", "argsort", "clip", "cumsum", "diagonal", "dot",
+            "max", "mean", "min", "nonzero", "prod", "ravel", "repeat", "round", "sort",
+            "squeeze", "std", "sum", "swapaxes", "take", "tile", "trace", "var",
+            "broadcast_to", "flip", "expand_dims", "moveaxis", "split", "cross")
+
+
+_INPLACE_DUNDERS = {"iadd": "add", "isub": "subtract", "imul": "multiply",
+                    "itruediv": "divide", "ipow": "power", "imod": "mod",
+                    "ifloordiv": "floor_divide"}
+
+
+def _inplace_method(name):
+    def method(self, other):
+        return self._inplace(other, name)
+    return method
+
+
+for _dunder, _name in _INPLACE_DUNDERS.items():
+    setattr(ndarray, f"__{_dunder}__", _inplace_method(_name))
+
+
+def _reflected(fn):
+    def method(self, other):
+        return fn(other, self)
+    return method
+
+
+def _compare(fn, on_none):
+    def method(self, other):
+        if other is None or isinstance(other, str):
+            return on_none
+        return fn(self, other)
+    return method
+
+
+def install_ops(ops: dict) -> None:
+    """Give ``ndarray`` its operators and NumPy methods from ``mx.np``'s functions."""
+    _OPS.update(ops)
+    for dunder, name in _BINARY_DUNDERS.items():
+        setattr(ndarray, f"__{dunder}__", ops[name])
+        setattr(ndarray, f"__r{dunder}__", _reflected(ops[name]))
+    for dunder, name in _COMPARE_DUNDERS.items():
+        setattr(ndarray, f"__{dunder}__", _compare(ops[name], dunder == "ne"))
+    for dunder, name in _UNARY_DUNDERS.items():
+        setattr(ndarray, f"__{dunder}__", ops[name])
+    for name in _METHODS:
+        setattr(ndarray, name, ops[name])
 
 
 # --------------------------------------------------------------------- helpers
@@ -445,12 +538,15 @@ def _operand(value, like: ndarray, op: str):
 
 
 def _raw_index(key, device: Device):
-    if isinstance(key, tuple):
+    """The raw index for ``key``; index arrays given as floats become integers (MXNet
+    accepts ``x[np.array([0, 2])]`` where the index array is float32)."""
+    if type(key) is tuple:
         return tuple(_raw_index(k, device) for k in key)
     if isinstance(key, ndarray):
         if key._device != device:
             raise _device_mismatch("index", device, key._device)
-        return key._data
+        raw = key._data
+        return raw.astype(numpy.int64) if raw.dtype.kind == "f" else raw
     return key
 
 
@@ -465,111 +561,6 @@ def _unbroadcast(g, shape):
     if axes:
         g = g.sum(axis=axes, keepdims=True)
     return g
-
-
-def _binary(a, b, op: str) -> ndarray:
-    """Elementwise ``op`` with NumPy broadcasting; one of ``a``, ``b`` is an ndarray."""
-    like = a if isinstance(a, ndarray) else b
-    ra, rb = _operand(a, like, op), _operand(b, like, op)
-    xp = like._xp
-    with _backend.on(like._device):
-        raw = getattr(xp, op)(ra, rb)
-        out = ndarray(raw, like._device)
-    inputs = tuple(x for x in (a, b) if isinstance(x, ndarray))
-    if not (autograd.is_recording() and any(autograd.requires_grad(i) for i in inputs)):
-        return out
-    sa, sb = numpy.shape(ra), numpy.shape(rb)
-
-    def backward(g):
-        if op == "add":
-            ga, gb = g, g
-        elif op == "subtract":
-            ga, gb = g, -g
-        elif op == "multiply":
-            ga, gb = g * rb, g * ra
-        elif op == "divide":
-            ga, gb = g / rb, -g * ra / (rb * rb)
-        else:  # power
-            ga = g * rb * xp.power(ra, rb - 1)
-            gb = g * raw * xp.log(xp.where(ra > 0, ra, 1)) if isinstance(b, ndarray) else None
-        grads = []
-        if isinstance(a, ndarray):
-            grads.append(_unbroadcast(ga, sa).astype(a.dtype, copy=False))
-        if isinstance(b, ndarray):
-            grads.append(_unbroadcast(gb, sb).astype(b.dtype, copy=False))
-        return tuple(grads)
-    return record_op(out, inputs, backward)
-
-
-def _normalize_axes(axis, ndim):
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    return tuple(a % ndim if ndim else a for a in axes)
-
-
-def _reduce_sum(x: ndarray, axis, keepdims, mean: bool) -> ndarray:
-    xp = x._xp
-    with _backend.on(x._device):
-        raw = x._data.mean(axis=axis, keepdims=keepdims) if mean \
-            else x._data.sum(axis=axis, keepdims=keepdims)
-        out = ndarray(xp.asarray(raw, dtype=raw.dtype), x._device)
-    axes, shape = _normalize_axes(axis, x.ndim), x.shape
-    count = int(numpy.prod([shape[a] for a in axes])) if axes else 1
-
-    def backward(g):
-        if not keepdims:
-            g = xp.expand_dims(g, axes) if axes else g
-        g = xp.broadcast_to(g, shape)
-        return ((g / max(count, 1)).astype(x.dtype) if mean else g.astype(x.dtype),)
-    return record_op(out, (x,), backward)
-
-
-def _reduce_extreme(x: ndarray, axis, keepdims, which: str) -> ndarray:
-    xp = x._xp
-    with _backend.on(x._device):
-        raw = getattr(x._data, which)(axis=axis, keepdims=True)
-        out = ndarray(raw if keepdims else raw.reshape(
-            [n for i, n in enumerate(x.shape) if i not in _normalize_axes(axis, x.ndim)]),
-            x._device)
-
-    def backward(g):
-        # Ties share the gradient equally, which keeps finite differences honest.
-        mask = (x._data == raw).astype(x.dtype)
-        mask /= mask.sum(axis=axis, keepdims=True)
-        return (mask * g.reshape(raw.shape),)
-    return record_op(out, (x,), backward)
-
-
-def matmul(a, b) -> ndarray:
-    """Matrix product with NumPy's semantics (1-D, 2-D and batched)."""
-    if not isinstance(a, ndarray) or not isinstance(b, ndarray):
-        like = a if isinstance(a, ndarray) else b
-        a = a if isinstance(a, ndarray) else ndarray(_operand(a, like, "matmul"), like.device)
-        b = b if isinstance(b, ndarray) else ndarray(_operand(b, like, "matmul"), like.device)
-    if a.device != b.device:
-        raise _device_mismatch("matmul", a.device, b.device)
-    xp = a._xp
-    with _backend.on(a.device):
-        out = ndarray(xp.matmul(a._data, b._data), a.device)
-
-    def backward(g):
-        ra, rb = a._data, b._data
-        # Promote vectors to matrices so one rule serves every case, then undo.
-        a2 = ra[None, :] if ra.ndim == 1 else ra
-        b2 = rb[:, None] if rb.ndim == 1 else rb
-        g2 = g
-        # b's axis first: for vector @ vector g is 0-d, and the two expansions make it 1x1.
-        if rb.ndim == 1:
-            g2 = xp.expand_dims(g2, -1)
-        if ra.ndim == 1:
-            g2 = xp.expand_dims(g2, -2)
-        ga = xp.matmul(g2, xp.swapaxes(b2, -1, -2))
-        gb = xp.matmul(xp.swapaxes(a2, -1, -2), g2)
-        ga = _unbroadcast(ga, a2.shape).reshape(ra.shape)
-        gb = _unbroadcast(gb, b2.shape).reshape(rb.shape)
-        return ga, gb
-    return record_op(out, (a, b), backward)
 
 
 # --------------------------------------------------------------------- creation

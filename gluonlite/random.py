@@ -1,4 +1,5 @@
-"""Random numbers: ``mx.random.seed`` and ``mx.np.random.uniform/normal/randint``.
+"""Random numbers: ``mx.random.seed`` (which also seeds ``mx.np.random``) and
+``mx.random.uniform/normal/randint``.
 
 Values are drawn on the host from one NumPy generator and then placed on the device, so the
 same seed gives the same values whatever the device (initializers rely on this: replicas
@@ -25,8 +26,12 @@ __all__ = ["seed", "uniform", "normal", "randint", "generator"]
 _generator = numpy.random.default_rng()
 
 
-def seed(seed_state: int) -> None:
-    """Seed every random draw gluonlite makes (initializers, ``np.random``, dropout)."""
+def seed(seed_state: int, device="all", ctx=None) -> None:
+    """Seed every random draw gluonlite makes (initializers, ``np.random``, dropout).
+
+    One host stream serves every device (values are drawn on the host, then placed), so
+    MXNet's ``device``/``ctx`` argument is accepted for compatibility and seeds them all.
+    """
     global _generator
     _generator = numpy.random.default_rng(seed_state)
 

@@ -8,7 +8,7 @@ of sparse gradients (``grad_stype='row_sparse'``) and of ``Parameter.row_sparse_
 >>> import gluonlite as mx
 >>> rsp = mx.sparse.row_sparse_array(([[1.0, 2.0], [3.0, 4.0]], [3, 0]), shape=(5, 2))
 >>> rsp.indices
-array([0, 3], dtype=int64, device=cpu(0))
+array([0, 3], dtype=int64)
 >>> rsp.retain(mx.np.array([3, 3, 1])).asnumpy()
 array([[0., 0.],
        [0., 0.],
@@ -379,7 +379,7 @@ def from_dense(array: ndarray, stype: str):
         >>> import gluonlite as mx
         >>> x = mx.np.array([[0, 0], [1, 2], [0, 0]])
         >>> mx.sparse.from_dense(x, 'row_sparse').indices
-        array([1], dtype=int64, device=cpu(0))
+        array([1], dtype=int64)
     """
     if stype not in _STYPES:
         raise ValueError(f"stype must be one of {_STYPES}, got {stype!r}")

@@ -119,10 +119,10 @@ class Parameter:
         >>> b = mx.gluon.Parameter('fc_bias', shape=(3,), init='zeros')
         >>> b.initialize(device=mx.cpu(0))
         >>> b.data()
-        array([0., 0., 0.], device=cpu(0))
+        array([0., 0., 0.])
         >>> b.data()[:] = 1.5
         >>> b.list_data()
-        [array([1.5, 1.5, 1.5], device=cpu(0))]
+        [array([1.5, 1.5, 1.5])]
     """
 
     def __init__(self, name: str = "weight", grad_req: str = "write", shape=None,
@@ -453,7 +453,7 @@ class Parameter:
             ...                          init='ones')
             >>> emb.initialize()
             >>> emb.row_sparse_data(mx.np.array([7, 2, 7])).indices
-            array([2, 7], dtype=int64, device=cpu(0))
+            array([2, 7], dtype=int64)
         """
         self._check_row_sparse("row_sparse_data", "data", row_id)
         replica = self._pick(self._replicas(), row_id.device, "row ids on {}")

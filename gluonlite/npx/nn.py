@@ -5,7 +5,7 @@
 >>> w = mx.np.ones((4, 3))
 >>> mx.npx.fully_connected(x, w, None, num_hidden=4, no_bias=True)
 array([[3., 3., 3., 3.],
-       [3., 3., 3., 3.]], device=cpu(0))
+       [3., 3., 3., 3.]])
 """
 from __future__ import annotations
 

@@ -1,0 +1,527 @@
+"""How a row of ``_table.py`` becomes an ``mx.np`` function.
+
+A row names the function, its forward (the NumPy/CuPy function of the same name unless the
+row gives one) and its backward. ``make`` turns it into a Python function that unwraps
+gluonlite arrays (also inside lists, for ``concatenate`` and friends), checks that they all
+live on one device, calls the forward with that device's array module, applies MXNet's dtype
+rule, wraps the result and, while recording, attaches the backward to the tape.
+
+Backward kinds (``Row.grad``):
+  ``None``        not differentiable: outputs stop the tape.
+  ``"select"``    the output only picks (or sums copies of) input elements: transposes,
+                  reshapes, flips, concatenation, splitting, ``take``, ``where``... The
+                  gradient is found by running the forward once more on arrays of element
+                  numbers and scattering ``g`` back along them, one rule for all such rows.
+  a function      ``grad(ctx, g) -> gradients`` per differentiable input, where ``ctx``
+                  holds the raw inputs, output, arguments and ``xp``.
+  ``("unary", d)`` / ``("binary", d)``  elementwise: ``d`` gives the partial derivatives.
+
+Note: errors raised by NumPy/CuPy while computing a forward are re-raised with the same type
+and the function's name in front, so a user never reads a traceback from deep inside.
+"""
+from __future__ import annotations
+
+import numpy
+
+from .. import _backend
+from ..autograd import Node, _recording, _scatter_add
+from ..device import Device, current_device
+from ..ndarray import ndarray, _device_mismatch, _unbroadcast
+
+__all__ = ["Row", "make", "Ctx"]
+
+_F64 = numpy.dtype(numpy.float64)
+_F32 = numpy.dtype(numpy.float32)
+_SCALARS = (int, float, bool, complex, numpy.generic)
+
+
+class Row:
+    """One ``mx.np`` function: name, forward, backward and dtype rule.
+
+    Args:
+        name: the public name.
+        forward: ``forward(xp, *args, **kwargs)`` on raw arrays; by default the function of
+            the same ``np_name`` in NumPy/CuPy.
+        grad: backward (see the module docstring).
+        np_name: NumPy's name when it differs (``concat`` -> ``concatenate``).
+        raw: the result is a Python value (``shape``, ``shares_memory``), not wrapped.
+        float32: MXNet's rule: a float64 result from inputs none of which is float64 (ints,
+            Python floats) is float32, unless ``dtype=`` was given.
+        out: the function takes ``out=``.
+        zero: arguments that are constants in the output (``pad``'s ``constant_values``,
+            ``insert``'s ``values``); the ``"select"`` backward runs with them zeroed.
+    """
+
+    __slots__ = ("name", "forward", "grad", "np_name", "raw", "float32", "out", "zero",
+                 "module", "keep", "cpu")
+
+    def __init__(self, name, forward=None, grad=None, *, np_name=None, raw=False,
+                 float32=True, out=False, zero=(), keep=(), module=None):
+        self.name, self.forward, self.grad = name, forward, grad
+        self.np_name = np_name or name
+        self.raw, self.float32, self.out, self.zero = raw, float32, out, zero
+        self.keep = keep  # argument positions whose arrays "select" must not renumber
+        # NumPy's own function, called directly on cpu (no wrapper in between)
+        self.cpu = None if forward is not None else getattr(
+            numpy.linalg if module == "linalg" else numpy, self.np_name, None)
+        self.module = module  # "linalg" for numpy.linalg functions
+
+    @property
+    def differentiable(self) -> bool:
+        return self.grad is not None
+
+
+class Ctx:
+    """What a backward sees: raw inputs (``ins``, in argument order), the raw output
+    (``out``; a tuple for several outputs), which output this gradient belongs to (``k``),
+    the raw arguments (``args``, ``kwargs``), ``xp`` and a way to rerun the forward."""
+
+    __slots__ = ("row", "xp", "ins", "out", "k", "args", "kwargs", "orig", "device",
+                 "arrays")
+
+    def rerun(self, replace):
+        """The forward again, with input ``i`` replaced by ``replace[i]`` (None: as is)."""
+        args, kwargs = self.orig
+        it = iter([r if r is not None else a._data for a, r in zip(self.arrays, replace)])
+        rargs = tuple(_substitute(a, it) for a in args)
+        rkw = {k: _substitute(v, it) for k, v in kwargs.items()}
+        for z in self.row.zero:  # constants of the output, unless an input array
+            if isinstance(z, int):
+                if len(rargs) > z and not isinstance(args[z], ndarray):
+                    rargs = rargs[:z] + (0,) + rargs[z + 1:]
+            elif z in rkw and not isinstance(kwargs[z], ndarray):
+                rkw[z] = 0
+        return _forward(self.row, self.xp)(self.xp, *rargs, **rkw)
+
+
+def _substitute(v, it):
+    """``v`` with its arrays replaced by the next values of ``it`` (``_unwrap``'s order)."""
+    if isinstance(v, ndarray):
+        return next(it)
+    if isinstance(v, (list, tuple)) and v and isinstance(v[0], ndarray):
+        return [_substitute(e, it) for e in v]
+    return v
+
+
+# --------------------------------------------------------------------- forward lookup
+_FORWARDS: dict = {}
+
+
+def _forward(row: Row, xp):
+    """``row``'s forward for ``xp`` as ``f(xp, *args, **kwargs)``, looked up once."""
+    key = (row, xp)
+    f = _FORWARDS.get(key)
+    if f is None:
+        if row.forward is not None:
+            f = row.forward
+        else:
+            mod = xp.linalg if row.module == "linalg" else xp
+            fn = getattr(mod, row.np_name, None)
+            if fn is None:
+                fn = _host_fallback(row)
+            f = _drop_xp(fn)
+        _FORWARDS[key] = f
+    return f
+
+
+def _drop_xp(fn):
+    def f(xp, *args, **kwargs):
+        return fn(*args, **kwargs)
+    return f
+
+
+def _host_fallback(row: Row):
+    """For the few functions CuPy lacks: compute on the host and bring the result back.
+
+    Documented per function in ``_table.py``; the copy is explicit, not a silent mix of
+    devices (inputs must still all be on the one device)."""
+    mod = numpy.linalg if row.module == "linalg" else numpy
+    host_fn = getattr(mod, row.np_name)
+
+    def fn(*args, **kwargs):
+        cp = _backend.cupy()
+        conv = (lambda v: cp.asnumpy(v) if _backend.is_gpu_array(v) else v)
+        res = host_fn(*[conv(a) for a in args], **{k: conv(v) for k, v in kwargs.items()})
+        if isinstance(res, tuple):
+            return tuple(cp.asarray(r) for r in res)
+        return cp.asarray(res)
+    return fn
+
+
+# --------------------------------------------------------------------- calling
+def _unwrap(v, arrays):
+    if isinstance(v, ndarray):
+        arrays.append(v)
+        return v._data
+    if isinstance(v, (list, tuple)) and v and isinstance(v[0], ndarray):
+        return [_unwrap(e, arrays) for e in v]
+    return v
+
+
+def _device_of(name, arrays) -> Device:
+    if not arrays:
+        return current_device()
+    device = arrays[0]._device
+    for a in arrays:
+        if a._device is not device and a._device != device:
+            raise _device_mismatch(name, device, a._device)
+    return device
+
+
+def renamed_error(name: str, e: Exception) -> Exception:
+    """``e`` with ``name`` in front of its message, same type (AxisError stays AxisError)."""
+    msg = f"{name}: {e}"
+    try:
+        err = type(e)(msg)
+        if str(err) == msg:
+            return err
+    except Exception:  # noqa: BLE001 - exception types with other constructors
+        pass
+    for base in (numpy.exceptions.AxisError, TypeError, IndexError, ValueError):
+        if isinstance(e, base):
+            return base(msg)
+    return RuntimeError(msg)
+
+
+_CAUGHT = (ValueError, TypeError, IndexError, ArithmeticError, numpy.linalg.LinAlgError)
+
+
+def _wrap(res, device, rule_ok):
+    if isinstance(res, list):  # split and friends return lists, as in MXNet
+        return [_wrap(r, device, rule_ok) for r in res]
+    if isinstance(res, tuple):
+        return tuple(_wrap(r, device, rule_ok) for r in res)
+    if isinstance(res, numpy.ndarray) or _backend.is_gpu_array(res):
+        if rule_ok and res.dtype == _F64:
+            res = res.astype(_F32)
+        return ndarray(res, device)
+    if isinstance(res, _SCALARS):
+        if device.device_type == "cpu":
+            res = numpy.asarray(res)
+        else:
+            res = _backend.cupy().asarray(res)
+        if rule_ok and res.dtype == _F64:
+            res = res.astype(_F32)
+        return ndarray(res, device)
+    return res
+
+
+def call(row: Row, args, kwargs, out=None):
+    """Run ``row`` on ``args``/``kwargs`` (which may hold gluonlite arrays)."""
+    arrays: list = []
+    rargs = []
+    for a in args:
+        if type(a) is ndarray:
+            arrays.append(a)
+            rargs.append(a._data)
+        else:
+            rargs.append(_unwrap(a, arrays))
+    rkw = {k: _unwrap(v, arrays) for k, v in kwargs.items()} if kwargs else kwargs
+    name = row.name
+    device = _device_of(name, arrays)
+    if out is not None:
+        _check_out(name, out, device)
+    try:
+        if device.device_type == "cpu":
+            xp = numpy
+            if row.cpu is not None:
+                res = row.cpu(*rargs, **rkw)
+            else:
+                res = _forward(row, xp)(xp, *rargs, **rkw)
+        else:
+            xp = _backend.xp(device)
+            with _backend.on(device):
+                res = _forward(row, xp)(xp, *rargs, **rkw)
+    except _CAUGHT as e:
+        raise renamed_error(name, e) from None
+    if row.raw:
+        return res
+    if isinstance(res, numpy.generic):  # NumPy reductions return scalars
+        res = numpy.asarray(res)
+    if type(res) is numpy.ndarray and res.dtype is not _F64:
+        result = ndarray(res, device)  # the common case, without _wrap's checks
+    else:
+        rule_ok = row.float32 and "dtype" not in kwargs and \
+            not any(a._data.dtype == _F64 for a in arrays)
+        result = _wrap(res, device, rule_ok)
+    if row.grad is not None and _recording.get() and \
+            any(a._node is not None or a._grad_req != "null" for a in arrays):
+        _attach(row, result, res, arrays, tuple(rargs), rkw, (args, kwargs or {}), xp,
+                device)
+    if out is not None:
+        return _write_out(name, out, result)
+    return result
+
+
+def _check_out(name, out, device):
+    if not isinstance(out, ndarray):
+        raise TypeError(f"{name}: out must be an mx.np.ndarray, got {type(out).__name__}")
+    if out._device != device:
+        raise _device_mismatch(name, device, out._device)
+
+
+def _write_out(name, out, result):
+    if not isinstance(result, ndarray):
+        raise TypeError(f"{name}: out= is only supported for a single output")
+    if out.shape != result.shape:
+        raise ValueError(f"{name}: out has shape {out.shape}, the result has shape "
+                         f"{result.shape}")
+    if result._node is not None and out._grad_req != "null":
+        raise RuntimeError(f"{name}: out= cannot overwrite an array with attach_grad() "
+                           "while recording")
+    with _backend.on(out._device):
+        out._data[...] = result._data
+    # Recorded ops that read the overwritten value must not backpropagate through it.
+    if out._node is not None or out._grad_req != "null":
+        out._version += 1
+    out._node = result._node
+    return out
+
+
+def _attach(row, result, res, arrays, rargs, rkw, orig, xp, device):
+    """Give each output a node whose backward maps its gradient to the inputs'."""
+    ins = tuple(a._data for a in arrays)
+    outputs = result if isinstance(result, (tuple, list)) else (result,)
+    for k, o in enumerate(outputs):
+        if not isinstance(o, ndarray) or o._data.dtype.kind == "b":  # bool: no gradient
+            continue
+        ctx = Ctx()
+        ctx.row, ctx.xp, ctx.ins, ctx.out, ctx.k = row, xp, ins, res, k
+        ctx.args, ctx.kwargs, ctx.orig, ctx.arrays, ctx.device = rargs, rkw, orig, \
+            tuple(arrays), device
+        o._node = Node(tuple(arrays), _backward_fn(row, ctx, len(outputs) > 1))
+
+
+def _backward_fn(row, ctx, multi):
+    grad = row.grad
+
+    def backward(g):
+        if grad == "select":
+            grads = select_grad(ctx, g)
+        else:
+            grads = grad(ctx, g)
+        return tuple(None if gi is None else gi.astype(x.dtype, copy=False)
+                     for gi, x in zip(grads, ctx.ins))
+    return backward
+
+
+def select_grad(ctx, g):
+    """Gradient of an op that only picks input elements (see the module docstring)."""
+    xp = ctx.xp
+    keep, i = set(), 0  # inputs (by order among the arrays) given at positions row.keep
+    for pos, a in enumerate(ctx.orig[0]):
+        if isinstance(a, ndarray):
+            if pos in ctx.row.keep:
+                keep.add(i)
+            i += 1
+        elif isinstance(a, (list, tuple)) and a and isinstance(a[0], ndarray):
+            i += len(a)
+    replace, offset, spans = [], 1, []
+    for i, x in enumerate(ctx.ins):
+        if x.dtype.kind in "fc" and i not in keep:
+            replace.append(xp.arange(offset, offset + x.size, dtype=xp.int64)
+                           .reshape(x.shape))
+            spans.append((offset, x.size))
+            offset += x.size
+        else:
+            replace.append(None)
+            spans.append(None)
+    index = ctx.rerun(replace)
+    if isinstance(index, (tuple, list)):
+        index = index[ctx.k]
+    index = xp.asarray(index)
+    if index.dtype.kind != "i":  # constants (zeroed, see Row.zero) promoted the type
+        index = index.astype(xp.int64)
+    flat = xp.zeros(offset, dtype=g.dtype)
+    _scatter_add(xp, flat, xp.asarray(index).reshape(-1), xp.asarray(g).reshape(-1))
+    return [None if s is None else flat[s[0]:s[0] + s[1]].reshape(x.shape)
+            for s, x in zip(spans, ctx.ins)]
+
+
+# --------------------------------------------------------------------- fast paths
+def _unary_fast(row, d):
+    """Elementwise unary function: ``d(xp, x, y)`` is dy/dx (None: not differentiable)."""
+    name = row.name
+    np_fn = getattr(numpy, row.np_name) if row.forward is None else None
+
+    def fn(x, *args, out=None, **kwargs):
+        if type(x) is not ndarray or args or kwargs or np_fn is None or \
+                x._device.device_type != "cpu":
+            return call(row, (x,) + args, kwargs, out)
+        try:
+            y = np_fn(x._data)
+        except _CAUGHT as e:
+            raise renamed_error(name, e) from None
+        if type(y) is not numpy.ndarray:
+            y = numpy.asarray(y)
+        if y.dtype is _F64 and x._data.dtype is not _F64:
+            y = y.astype(_F32)
+        res = ndarray(y, x._device)
+        if d is not None and _recording.get() and \
+                (x._node is not None or x._grad_req != "null") and y.dtype.kind != "b":
+            xr = x._data
+            res._node = Node((x,), lambda g: ((g * d(numpy, xr, y)).astype(xr.dtype,
+                                                                          copy=False),))
+        if out is not None:
+            _check_out(name, out, x._device)
+            return _write_out(name, out, res)
+        return res
+    return fn
+
+
+def unary_grad(d):
+    def grad(ctx, g):
+        return [g * d(ctx.xp, ctx.ins[0], ctx.out)]
+    return grad
+
+
+def binary_grad(d):
+    """``d(xp, a, b, y)`` gives (dy/da, dy/db); inputs may be scalars."""
+    def grad(ctx, g):
+        xp = ctx.xp
+        a, b = ctx.args[0], ctx.args[1]
+        da, db = d(xp, a, b, ctx.out)
+        oa, ob = ctx.orig[0][0], ctx.orig[0][1]
+        grads = []
+        if isinstance(oa, ndarray):
+            grads.append(_unbroadcast(g * da, a.shape))
+        if isinstance(ob, ndarray):
+            grads.append(_unbroadcast(g * db, b.shape))
+        return grads
+    return grad
+
+
+def _binary_fast(row, d):
+    name = row.name
+    np_fn = getattr(numpy, row.np_name) if row.forward is None else None
+    scalars = (int, float, bool)
+
+    def fn(a, b, out=None, **kwargs):
+        ta, tb = type(a), type(b)
+        if kwargs or np_fn is None:
+            return call(row, (a, b), kwargs, out)
+        if ta is ndarray:
+            dev = a._device
+            if tb is ndarray:
+                if b._device is not dev and b._device != dev:
+                    raise _device_mismatch(name, dev, b._device)
+                rb = b._data
+            elif tb in scalars:
+                rb = b
+            else:
+                return call(row, (a, b), kwargs, out)
+            ra = a._data
+        elif tb is ndarray and ta in scalars:
+            dev, ra, rb = b._device, a, b._data
+        else:
+            return call(row, (a, b), kwargs, out)
+        if dev.device_type != "cpu":
+            return call(row, (a, b), kwargs, out)
+        try:
+            y = np_fn(ra, rb)
+        except _CAUGHT as e:
+            raise renamed_error(name, e) from None
+        if type(y) is not numpy.ndarray:
+            y = numpy.asarray(y)
+        if y.dtype is _F64 and not ((ta is ndarray and ra.dtype is _F64)
+                                    or (tb is ndarray and rb.dtype is _F64)):
+            y = y.astype(_F32)
+        res = ndarray(y, dev)
+        if d is not None and _recording.get() and y.dtype.kind != "b":
+            ins = tuple(v for v in (a, b) if type(v) is ndarray)
+            if any(v._node is not None or v._grad_req != "null" for v in ins):
+                res._node = Node(ins, _binary_node(ins, ra, rb, y, d))
+        if out is not None:
+            _check_out(name, out, dev)
+            return _write_out(name, out, res)
+        return res
+    return fn
+
+
+def _binary_node(ins, ra, rb, y, d):
+    def backward(g):
+        da, db = d(numpy, ra, rb, y)
+        grads = []
+        if isinstance(ra, numpy.ndarray) and ins[0]._data is ra:
+            grads.append(_unbroadcast(g * da, ra.shape).astype(ra.dtype, copy=False))
+        if isinstance(rb, numpy.ndarray) and ins[-1]._data is rb:
+            grads.append(_unbroadcast(g * db, rb.shape).astype(rb.dtype, copy=False))
+        return tuple(grads)
+    return backward
+
+
+def _pair_fast(row):
+    """Two arrays on one cpu device, outside recording (``matmul``, ``dot``): NumPy directly."""
+    name, np_fn = row.name, row.cpu
+
+    def fn(a, b, *args, out=None, **kwargs):
+        if type(a) is ndarray and type(b) is ndarray and not args and not kwargs and \
+                out is None and np_fn is not None and a._device.device_type == "cpu" and \
+                not (_recording.get() and (a._node is not None or a._grad_req != "null"
+                                           or b._node is not None or b._grad_req != "null")):
+            if b._device is not a._device and b._device != a._device:
+                raise _device_mismatch(name, a._device, b._device)
+            try:
+                y = np_fn(a._data, b._data)
+            except _CAUGHT as e:
+                raise renamed_error(name, e) from None
+            if type(y) is not numpy.ndarray:
+                y = numpy.asarray(y)
+            if y.dtype is _F64 and a._data.dtype is not _F64 and b._data.dtype is not _F64:
+                y = y.astype(_F32)
+            return ndarray(y, a._device)
+        return call(row, (a, b) + args, kwargs, out)
+    return fn
+
+
+def _method_fast(row):
+    """Reductions on one cpu array outside recording: the NumPy array's own method (NumPy's
+    module-level ``sum`` & co. add a Python layer of their own)."""
+    meth = row.np_name
+
+    def fn(a, *args, out=None, **kwargs):
+        if type(a) is not ndarray or out is not None or a._device.device_type != "cpu" or \
+                (_recording.get() and (a._node is not None or a._grad_req != "null")) or \
+                any(type(v) is ndarray for v in args):
+            return call(row, (a,) + args, kwargs, out)
+        try:
+            y = getattr(a._data, meth)(*args, **kwargs)
+        except _CAUGHT as e:
+            raise renamed_error(row.name, e) from None
+        if type(y) is not numpy.ndarray:
+            y = numpy.asarray(y)
+        if y.dtype is _F64 and a._data.dtype is not _F64 and "dtype" not in kwargs:
+            y = y.astype(_F32)
+        return ndarray(y, a._device)
+    return fn
+
+
+# --------------------------------------------------------------------- make
+def make(row: Row, kind: str | None = None, d=None):
+    """The public function for ``row``; ``kind`` 'unary'/'binary' takes a fast path."""
+    if kind == "unary":
+        if d is not None:
+            row.grad = unary_grad(d)
+        fn = _unary_fast(row, d)
+    elif kind == "binary":
+        if d is not None:
+            row.grad = binary_grad(d)
+        fn = _binary_fast(row, d)
+    elif kind == "pair":
+        fn = _pair_fast(row)
+    elif kind == "method":
+        fn = _method_fast(row)
+    elif row.out:
+        def fn(*args, out=None, **kwargs):
+            return call(row, args, kwargs, out)
+    else:
+        def fn(*args, **kwargs):
+            return call(row, args, kwargs)
+    fn.__name__ = fn.__qualname__ = row.name
+    mod = "numpy.linalg" if row.module == "linalg" else "numpy"
+    fn.__doc__ = (f"MXNet 2's ``np.{'linalg.' if row.module == 'linalg' else ''}{row.name}``"
+                  f": ``{mod}.{row.np_name}`` on gluonlite arrays (NumPy on cpu, CuPy on "
+                  f"gpu), {'differentiable' if row.grad is not None else 'not differentiable'}"
+                  ". Inputs must share one device.")
+    fn.row = row
+    return fn

@@ -1,0 +1,120 @@
+"""Array creation with MXNet's defaults: float32 unless ``dtype`` says otherwise, on
+``device`` (the current device by default; ``ctx=`` is the deprecated spelling).
+
+>>> import gluonlite as mx
+>>> mx.np.linspace(0, 1, 3, device=mx.cpu(1))
+array([0. , 0.5, 1. ], device=cpu(1))
+"""
+from __future__ import annotations
+
+import numpy
+
+from .. import _backend
+from .._compat import resolve_ctx
+from ..device import as_device
+from ..ndarray import (ndarray, arange, array, empty, full, full_like, ones, ones_like,
+                       zeros, zeros_like, from_dlpack)
+
+__all__ = ["array", "asarray", "zeros", "ones", "full", "empty", "arange", "zeros_like",
+           "ones_like", "full_like", "empty_like", "from_dlpack", "eye", "identity", "tri",
+           "linspace", "logspace", "indices", "hanning", "hamming", "blackman",
+           "tril_indices", "triu_indices"]
+
+_F32 = numpy.dtype(numpy.float32)
+
+
+def _make(fn_name, args, kwargs, dtype, device, ctx, default=_F32):
+    """``xp.fn_name(*args, dtype=..., **kwargs)`` on the device meant by device/ctx."""
+    device = as_device(resolve_ctx(device, ctx, stacklevel=5))
+    xp = _backend.xp(device)
+    dt = default if dtype is None else _backend.dtype_of(dtype)
+    with _backend.on(device):
+        try:
+            if dt is None:
+                raw = getattr(xp, fn_name)(*args, **kwargs)
+            else:
+                raw = getattr(xp, fn_name)(*args, dtype=dt, **kwargs)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{fn_name}: {e}") from None
+    if isinstance(raw, tuple):
+        return tuple(ndarray(r, device) for r in raw)
+    return ndarray(raw, device)
+
+
+def _window(fn_name, m, dtype, device, ctx):
+    device = as_device(resolve_ctx(device, ctx, stacklevel=5))
+    dt = _F32 if dtype is None else _backend.dtype_of(dtype)
+    xp = _backend.xp(device)
+    with _backend.on(device):
+        return ndarray(getattr(xp, fn_name)(m).astype(dt), device)
+
+
+def asarray(obj, dtype=None, device=None, ctx=None) -> ndarray:
+    """``obj`` as an array: itself when already an ndarray on ``device`` with ``dtype``."""
+    device = resolve_ctx(device, ctx)
+    if isinstance(obj, ndarray) and (device is None or as_device(device) == obj.device) \
+            and (dtype is None or _backend.dtype_of(dtype) == obj.dtype):
+        return obj
+    return array(obj, dtype=dtype, device=device)
+
+
+def empty_like(prototype, dtype=None, order="C", subok=False, shape=None, device=None):
+    return empty(prototype.shape if shape is None else shape,
+                 dtype=prototype.dtype if dtype is None else dtype,
+                 device=prototype.device if device is None else device)
+
+
+def eye(N, M=None, k=0, dtype=None, device=None, ctx=None) -> ndarray:
+    return _make("eye", (N, M, k), {}, dtype, device, ctx)
+
+
+def identity(n, dtype=None, device=None, ctx=None) -> ndarray:
+    return _make("identity", (n,), {}, dtype, device, ctx)
+
+
+def tri(N, M=None, k=0, dtype=None, device=None, ctx=None) -> ndarray:
+    return _make("tri", (N, M, k), {}, dtype, device, ctx)
+
+
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0,
+             device=None, ctx=None):
+    out = _make("linspace", (start, stop, num, endpoint, retstep), {"axis": axis}, dtype,
+                device, ctx)
+    if retstep:  # the step is a Python float, as NumPy returns it
+        return out[0], float(out[1].item())
+    return out
+
+
+def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0, device=None,
+             ctx=None) -> ndarray:
+    return _make("logspace", (start, stop, num, endpoint, base), {"axis": axis}, dtype,
+                 device, ctx)
+
+
+def indices(dimensions, dtype=None, device=None, ctx=None) -> ndarray:
+    """Grid indices (int64 unless ``dtype`` says otherwise)."""
+    return _make("indices", (tuple(dimensions),), {}, dtype, device, ctx,
+                 default=numpy.dtype(numpy.int64))
+
+
+def hanning(M, dtype=None, device=None, ctx=None) -> ndarray:
+    return _window("hanning", M, dtype, device, ctx)
+
+
+def hamming(M, dtype=None, device=None, ctx=None) -> ndarray:
+    return _window("hamming", M, dtype, device, ctx)
+
+
+def blackman(M, dtype=None, device=None, ctx=None) -> ndarray:
+    return _window("blackman", M, dtype, device, ctx)
+
+
+def tril_indices(n, k=0, m=None, device=None, ctx=None):
+    """Indices of the lower triangle of an (n, m) array: a tuple of two int64 arrays."""
+    return _make("tril_indices", (n, k, m), {}, None, device, ctx, default=None)
+
+
+def triu_indices(n, k=0, m=None, device=None, ctx=None):
+    """Indices of the upper triangle of an (n, m) array: a tuple of two int64 arrays."""
+    return _make("triu_indices", (n, k, m), {}, None, device, ctx, default=None)
+
