@@ -309,9 +309,9 @@ def grad(heads, variables, head_grads=None, retain_graph=None, create_graph: boo
         >>> with mx.autograd.record():
         ...     y = (x * x * x).sum()
         >>> mx.autograd.grad(y, x)
-        array([ 3., 12.], device=cpu(0))
+        array([ 3., 12.])
         >>> x.grad
-        array([0., 0.], device=cpu(0))
+        array([0., 0.])
     """
     from .ndarray import ndarray
     del train_mode
@@ -394,7 +394,7 @@ class Function:
         ...     y = Square()(x)
         >>> y.backward()
         >>> x.grad
-        array([6.], device=cpu(0))
+        array([6.])
     """
 
     def __init__(self):

@@ -4,7 +4,7 @@
 >>> from gluonlite.gluon.data import batchify
 >>> batchify.Pad(val=-1)([numpy.array([1, 2, 3]), numpy.array([4])])
 array([[ 1,  2,  3],
-       [ 4, -1, -1]], dtype=int64, device=cpu(0))
+       [ 4, -1, -1]], dtype=int64)
 >>> x, y = batchify.Group(batchify.Stack(), batchify.Stack())([(1.0, 0), (2.0, 1)])
 >>> x.shape, y.dtype
 ((2,), dtype('int64'))
