@@ -394,14 +394,24 @@ class Trainer:
                                    self._optimizer._index_update_count.items()},
             "states": entries,
         }
+        text = json.dumps(meta)
+        # The description lives in the header, outside the tensors' checksums: its own
+        # checksum catches damage that the field checks of load_states cannot.
         checkpoint.write_checkpoint(fname, arrays, "trainer_states",
-                                    {"trainer": json.dumps(meta)})
+                                    {"trainer": text,
+                                     "trainer_crc32": checkpoint._text_crc(text)})
 
     def load_states(self, fname: str) -> None:
         """Read states written by ``save_states`` (same parameters, same optimizer).
 
+        Everything is checked before the trainer changes (all or nothing, as
+        ``load_parameters``): the update counts, that every parameter the counts say was
+        updated has a state, and each state's structure, shapes and dtypes against what
+        this trainer's optimizer keeps for that parameter.
+
         Raises:
-            CheckpointMismatchError: The file is for another optimizer or other parameters.
+            CheckpointMismatchError: The file is for another optimizer or other parameters
+                (the message names the parameter and the field).
             CorruptCheckpointError: The file is truncated, damaged or not trainer states.
         """
         loaded = checkpoint.read_checkpoint(fname)
@@ -409,39 +419,151 @@ class Trainer:
             raise checkpoint.CheckpointMismatchError(
                 f"Trainer.load_states: {fname!r} is not a gluonlite trainer states file (it "
                 f"holds {loaded.kind})")
+        text = loaded.metadata.get("trainer", "")
         try:
-            meta = json.loads(loaded.metadata["trainer"])
-            if meta.get("format") != _STATES_FORMAT:
-                raise checkpoint.CheckpointMismatchError(
-                    f"Trainer.load_states: {fname!r} is not a gluonlite trainer states file "
-                    f"(format {meta.get('format')!r})")
-            if meta["optimizer"] != type(self._optimizer).__name__:
-                raise checkpoint.CheckpointMismatchError(
-                    f"Trainer.load_states: {fname!r} holds {meta['optimizer']} states, but "
-                    f"this trainer uses {type(self._optimizer).__name__}")
-            states = {}
-            for entry in meta["states"]:
-                i = entry["index"]
-                if i >= len(self._names) or self._names[i] != entry["name"]:
-                    have = self._names[i] if i < len(self._names) else None
-                    raise checkpoint.CheckpointMismatchError(
-                        f"Trainer.load_states: {fname!r} has a state for parameter {i} named "
-                        f"{entry['name']!r}, but this trainer's parameter {i} is {have!r}")
-                host = _map_state(entry["structure"],
-                                  lambda k, i=i: loaded.arrays[f"state_{i}_{k}"].values)
-                states[i] = (Device("cpu", 0), host)
-            num_update = int(meta["num_update"])
-            counts = {int(k): int(v) for k, v in meta["index_update_count"].items()}
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            if isinstance(e, checkpoint.CheckpointError):
-                raise
-            raise checkpoint.CorruptCheckpointError(
-                f"Trainer.load_states: the trainer description in {fname!r} is damaged "
-                f"({type(e).__name__}: {e})") from e
+            meta = json.loads(text)
+        except ValueError as e:
+            raise _corrupt_states(fname, f"its trainer description is not JSON ({e})") from e
+        if not isinstance(meta, dict) or meta.get("format") != _STATES_FORMAT:
+            raise checkpoint.CheckpointMismatchError(
+                f"Trainer.load_states: {fname!r} is not a gluonlite trainer states file "
+                f"(format {meta.get('format') if isinstance(meta, dict) else meta!r})")
+        if meta.get("optimizer") != type(self._optimizer).__name__:
+            raise checkpoint.CheckpointMismatchError(
+                f"Trainer.load_states: {fname!r} holds {meta.get('optimizer')} states, but "
+                f"this trainer uses {type(self._optimizer).__name__}")
+        counts = self._checked_counts(meta, fname)
+        states = self._checked_states(meta, loaded.arrays, counts, fname)
+        crc = loaded.metadata.get("trainer_crc32")  # absent in files of earlier versions
+        if crc is not None and crc != checkpoint._text_crc(text):
+            raise _corrupt_states(fname, "its trainer description does not match its "
+                                         "checksum")
         # Swapped in only now: a file that fails any check leaves the trainer as it was.
         self._states = states
-        self._optimizer.num_update = num_update
+        self._optimizer.num_update = meta["num_update"]
         self._optimizer._index_update_count = counts
+
+    def _checked_counts(self, meta: dict, fname) -> dict:
+        """The per-parameter update counts of ``meta``, after checking them and
+        ``num_update`` (which must be a count at least as large as each of them)."""
+        raw = meta.get("index_update_count")
+        if not isinstance(raw, dict):
+            raise _corrupt_states(fname, f"field 'index_update_count' is {raw!r}, expected "
+                                         f"a map of parameter index to count")
+        counts = {}
+        for key, count in raw.items():
+            if not (key.isascii() and key.isdigit() and int(key) < len(self._names)):
+                raise _corrupt_states(fname, f"field 'index_update_count' names parameter "
+                                             f"index {key!r}; this trainer has "
+                                             f"{len(self._names)} parameters")
+            if type(count) is not int or count < 1:
+                raise _corrupt_states(fname, f"Parameter {self._names[int(key)]!r}: field "
+                                             f"'index_update_count' is {count!r}, expected "
+                                             f"a positive int")
+            counts[int(key)] = count
+        num_update = meta.get("num_update")
+        if type(num_update) is not int or num_update < 0:
+            raise _corrupt_states(fname, f"field 'num_update' is {num_update!r}, expected a "
+                                         f"non-negative int")
+        if counts and num_update < max(counts.values()):
+            i = max(counts, key=counts.get)
+            raise _corrupt_states(fname, f"field 'num_update' is {num_update}, below the "
+                                         f"{counts[i]} updates of Parameter "
+                                         f"{self._names[i]!r}")
+        return counts
+
+    def _checked_states(self, meta: dict, arrays: dict, counts: dict, fname) -> dict:
+        """``{index: (cpu(0), state)}`` from ``meta['states']`` and the file's arrays."""
+        entries = meta.get("states")
+        if not isinstance(entries, list):
+            raise _corrupt_states(fname, f"field 'states' is {type(entries).__name__}, "
+                                         f"expected a list")
+        states, used = {}, set()
+        for entry in entries:
+            i = entry.get("index") if isinstance(entry, dict) else None
+            if type(i) is not int or i < 0:
+                raise _corrupt_states(fname, f"an entry of field 'states' has the index "
+                                             f"{i!r}, expected a parameter index")
+            if i >= len(self._names) or self._names[i] != entry.get("name"):
+                have = self._names[i] if i < len(self._names) else None
+                raise checkpoint.CheckpointMismatchError(
+                    f"Trainer.load_states: {fname!r} has a state for parameter {i} named "
+                    f"{entry.get('name')!r}, but this trainer's parameter {i} is {have!r}")
+            if i in states:
+                raise _corrupt_states(fname, f"Parameter {self._names[i]!r}: field 'states' "
+                                             f"lists it twice")
+            states[i] = (Device("cpu", 0),
+                         self._checked_state(i, entry.get("structure"), arrays, used, fname))
+        for i, count in counts.items():
+            if i not in states:
+                raise _corrupt_states(fname, f"Parameter {self._names[i]!r}: field 'states' "
+                                             f"has no entry for it, but field "
+                                             f"'index_update_count' says it was updated "
+                                             f"{count} times")
+        if set(arrays) != used:
+            raise _corrupt_states(fname, f"the arrays {sorted(set(arrays) ^ used)} do not "
+                                         f"match field 'states'")
+        return states
+
+    def _checked_state(self, i: int, structure, arrays: dict, used: set, fname):
+        """Parameter ``i``'s state (host arrays) from its ``structure``, checked against
+        what this trainer's optimizer creates for the parameter."""
+        name = self._names[i]
+        leaves = []
+
+        def leaf(k):
+            if type(k) is not int:
+                raise _corrupt_states(fname, f"Parameter {name!r}: field 'structure' holds "
+                                             f"{k!r}, expected array numbers")
+            leaves.append(k)
+            key = f"state_{i}_{k}"
+            if key not in arrays or arrays[key].stype != "default":
+                raise _corrupt_states(fname, f"Parameter {name!r}: field 'structure' names "
+                                             f"the array {key!r}, which the file lacks")
+            used.add(key)
+            return arrays[key].values
+        host = _map_state(structure, leaf)
+        if leaves != list(range(len(leaves))):
+            # save_states numbers the arrays in order; another order swaps them (e.g.
+            # Adam's mean and variance).
+            raise _corrupt_states(fname, f"Parameter {name!r}: field 'structure' lists its "
+                                         f"arrays as {structure!r}, expected them in order "
+                                         f"0..{len(leaves) - 1}")
+        param = self._params[i]
+        shape = param.shape
+        if shape is None or not all(n > 0 for n in shape):  # deferred: the file's shape
+            first = _first_leaf(host)
+            shape = tuple(first.shape) if first is not None else (1,)
+        # What this optimizer keeps for the parameter, made on the host like the file's.
+        expected = _describe(self._optimizer.create_state_multi_precision(
+            i, numpy.zeros(shape, param.dtype)))
+        found = _describe(host)
+        if found != expected:
+            raise checkpoint.CheckpointMismatchError(
+                f"Trainer.load_states: Parameter {name!r}: field 'structure' of {fname!r} "
+                f"describes the state {found}, but {type(self._optimizer).__name__} keeps "
+                f"{expected} for its shape {shape} and dtype {numpy.dtype(param.dtype).name}")
+        return host
+
+
+def _corrupt_states(fname, what: str) -> checkpoint.CorruptCheckpointError:
+    return checkpoint.CorruptCheckpointError(
+        f"Trainer.load_states: the trainer description in {fname!r} is damaged: {what}")
+
+
+def _first_leaf(state):
+    if isinstance(state, tuple):
+        return next((x for x in map(_first_leaf, state) if x is not None), None)
+    return state
+
+
+def _describe(state):
+    """A state's form for comparison and messages: None, tuples, and (shape, dtype) leaves."""
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return tuple(_describe(s) for s in state)
+    return f"{numpy.dtype(state.dtype).name}{tuple(state.shape)}"
 
 
 # --------------------------------------------------------------------- reduction
