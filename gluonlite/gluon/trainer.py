@@ -163,8 +163,13 @@ class Trainer:
         """``allreduce_grads()`` then ``update(batch_size)``: one optimization step.
 
         Gradients are summed over the replicas, then scaled by ``1 / batch_size`` (the
-        batch size over all devices), as in MXNet.
+        batch size over all devices), as in MXNet. The arguments and the gradients'
+        freshness are checked before anything is summed, so a call that raised changed
+        nothing and can be retried.
         """
+        _check_batch_size("Trainer.step", batch_size)
+        if not ignore_stale_grad:
+            self._to_update(*self._trainable(), ignore_stale_grad)
         self.allreduce_grads()
         self.update(batch_size, ignore_stale_grad)
 
@@ -235,14 +240,26 @@ class Trainer:
             ignore_stale_grad: skip parameters whose gradient no backward pass refreshed
                 since the last update, instead of raising.
         """
-        if batch_size <= 0:
-            raise ValueError(f"Trainer.update: batch_size must be positive, got {batch_size}")
+        _check_batch_size("Trainer.update", batch_size)
         replicas, devices = self._trainable()
         if len(devices) > 1 and not self._reduced:
             raise RuntimeError(
                 f"Trainer.update: the parameters live on {devices}, but allreduce_grads() "
                 f"was not called since the last update, so each replica holds only its own "
                 f"device's gradient. Call trainer.allreduce_grads() first, or trainer.step()")
+        todo = self._to_update(replicas, devices, ignore_stale_grad)
+        self._optimizer.rescale_grad = self._scale / batch_size
+        if todo:
+            self._apply(todo, devices)
+        for r in replicas:
+            for d in r.data:
+                d._fresh_grad = False
+        self._reduced = False
+
+    @staticmethod
+    def _to_update(replicas: list, devices: list, ignore_stale_grad: bool) -> list:
+        """The replicas ``update()`` applies the optimizer to (see the note on fresh
+        gradients); a stale one raises unless ``ignore_stale_grad``."""
         todo = []
         for r in replicas:
             fresh = [d._fresh_grad for d in r.data]
@@ -256,13 +273,7 @@ class Trainer:
                     f"parameter used in the forward pass on every device? Use "
                     f"step(..., ignore_stale_grad=True) to skip such parameters, or set "
                     f"grad_req='null' on parameters that are not trained")
-        self._optimizer.rescale_grad = self._scale / batch_size
-        if todo:
-            self._apply(todo, devices)
-        for r in replicas:
-            for d in r.data:
-                d._fresh_grad = False
-        self._reduced = False
+        return todo
 
     def _apply(self, replicas: list, devices: list) -> None:
         """One optimizer call over the first device's replicas, then the broadcast."""
@@ -723,6 +734,16 @@ def _nccl_allreduce(arrays: list, devices: list) -> None:
 
 
 # --------------------------------------------------------------------- helpers
+def _check_batch_size(where: str, batch_size) -> None:
+    if isinstance(batch_size, (bool, numpy.bool_)) or not isinstance(
+            batch_size, (int, float, numpy.integer, numpy.floating)):
+        raise TypeError(f"{where}: batch_size must be a positive number (the samples the "
+                        f"gradients were summed over), got {batch_size!r}")
+    if not (numpy.isfinite(batch_size) and batch_size > 0):
+        raise ValueError(f"{where}: batch_size must be a positive number (the samples the "
+                         f"gradients were summed over), got {batch_size!r}")
+
+
 def _raw(x):
     return x._data if isinstance(x, ndarray) else x
 
