@@ -507,13 +507,18 @@ def save_parameters(path, params: Mapping, deduplicate: bool = False) -> None:
         CheckpointError: A parameter is not initialized (nothing is written), or a name or
             dtype cannot be stored.
     """
-    arrays, seen = {}, set()
-    for name, param in params.items():
-        if deduplicate and id(param) in seen:
-            continue
-        seen.add(id(param))
-        arrays[name] = _saved_replica(param, path)
-    write_checkpoint(path, arrays, "parameters")
+    from ._replica import replica_lock
+    # Held from the first read to the written file: a Trainer stepping on another thread
+    # waits, so the file holds one step of every parameter (CPU replicas are written from
+    # their own memory, without a copy).
+    with replica_lock:
+        arrays, seen = {}, set()
+        for name, param in params.items():
+            if deduplicate and id(param) in seen:
+                continue
+            seen.add(id(param))
+            arrays[name] = _saved_replica(param, path)
+        write_checkpoint(path, arrays, "parameters")
 
 
 def _saved_replica(param, path) -> HostArray:

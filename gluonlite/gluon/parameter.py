@@ -14,6 +14,17 @@ Note:
     replicas (and gradient buffers) aside and swap them in only when all succeeded, so a
     failure (bad input, a missing device, out of memory) leaves the parameter as it was.
 
+Note:
+    Concurrent reads. Other threads may read replicas while a Trainer trains: a copy of a
+    data or dense gradient replica taken with ``asnumpy()``, ``copyto()``, ``copy()``,
+    ``astype()`` or ``to_device()`` (and ``item``/``tolist``/``numpy.asarray``) sees one
+    whole version, never a mix of the values before and after a ``Trainer.step`` /
+    ``allreduce_grads`` / ``update`` or a ``set_data``; ``save_parameters`` and
+    ``Trainer.save_states`` save one consistent step of every parameter. (The writers and
+    these reads share one lock, ``gluonlite._replica.replica_lock``; ``data()`` and
+    operators do not take it, so an operator such as ``p.data() * 2`` run on another thread
+    mid-step, or a view sliced from a replica, may still see a mix: copy first.)
+
 >>> import gluonlite as mx
 >>> w = mx.gluon.Parameter('fc_weight', shape=(64, 100), init=mx.init.Xavier())
 >>> w.initialize(device=[mx.cpu(0), mx.cpu(1)])
@@ -30,6 +41,7 @@ import warnings
 import numpy
 
 from .. import _backend, _compat, initializer, sparse, symbol
+from .._replica import Replica, replica_lock
 from ..device import Device, as_device, as_devices, current_device
 from ..ndarray import ndarray, zeros_like
 
@@ -327,7 +339,7 @@ class Parameter:
             values = numpy.asarray(pending.data).astype(self._dtype, copy=False)
         else:
             values = pending.init(self.name, self._shape, self._dtype)
-        data = {dev: ndarray(_backend.transfer(values, _CPU0, dev), dev)
+        data = {dev: Replica(_backend.transfer(values, _CPU0, dev), dev)
                 for dev in pending.devices}
         grads = None if self._grad_req == "null" else self._new_grads(data)
         self._attach(data, grads, self._grad_req)
@@ -340,7 +352,7 @@ class Parameter:
             return sparse.RowSparseNDArray.empty(replica.shape, replica.dtype, replica.device)
         if self._grad_stype == "csr":
             return sparse.CSRNDArray.empty(replica.shape, replica.dtype, replica.device)
-        return zeros_like(replica)
+        return Replica(zeros_like(replica)._data, replica.device)
 
     def _new_grads(self, data: dict) -> dict:
         return {dev: self._new_grad(replica) for dev, replica in data.items()}
@@ -573,9 +585,10 @@ class Parameter:
             self._pending = dataclasses.replace(self._pending, data=host)
             return
         moved = {dev: _backend.transfer(raw, src, dev) for dev in self._data}
-        for dev, replica in self._data.items():
-            with _backend.on(dev):
-                replica._data[...] = moved[dev]
+        with replica_lock:  # readers see the old values or the new ones (module note)
+            for dev, replica in self._data.items():
+                with _backend.on(dev):
+                    replica._data[...] = moved[dev]
 
     def cast(self, dtype) -> None:
         """Convert data and gradients on every device to ``dtype`` (new replica arrays).
@@ -592,10 +605,10 @@ class Parameter:
         if self._data is None:
             self._dtype = dtype
             return
-        data = {dev: ndarray(_cast(r._data, dev, dtype), dev) for dev, r in self._data.items()}
+        data = {dev: Replica(_cast(r._data, dev, dtype), dev) for dev, r in self._data.items()}
         grads = None
         if self._grad is not None:
-            grads = {dev: ndarray(_cast(g._data, dev, dtype), dev) if isinstance(g, ndarray)
+            grads = {dev: Replica(_cast(g._data, dev, dtype), dev) if isinstance(g, ndarray)
                      else g.astype(dtype) for dev, g in self._grad.items()}
         self._attach(data, grads, self._grad_req)
         self._swap_in(data, grads)
@@ -629,7 +642,7 @@ class Parameter:
         for dev in devices:
             if dev not in self._data:
                 src = self._source_for(dev)
-                fresh[dev] = ndarray(_backend.transfer(self._data[src]._data, src, dev), dev)
+                fresh[dev] = Replica(_backend.transfer(self._data[src]._data, src, dev), dev)
         fresh_grads = None if self._grad is None else self._new_grads(fresh)
         self._attach(fresh, fresh_grads, self._grad_req)
         data = {dev: fresh[dev] if dev in fresh else self._data[dev] for dev in devices}

@@ -45,6 +45,7 @@ import json
 import numpy
 
 from .. import _backend, checkpoint, kvstore as kvstore_module, optimizer as opt, sparse
+from .._replica import replica_lock
 from ..autograd import SparseRows
 from ..device import Device
 from ..ndarray import ndarray
@@ -168,10 +169,13 @@ class Trainer:
         nothing and can be retried.
         """
         _check_batch_size("Trainer.step", batch_size)
-        if not ignore_stale_grad:
-            self._to_update(*self._trainable(), ignore_stale_grad)
+        trainable = self._trainable()
+        todo = self._to_update(*trainable, ignore_stale_grad)
         self.allreduce_grads()
-        self.update(batch_size, ignore_stale_grad)
+        if self._trainable() is not trainable:  # the replicas changed (a deferred init)
+            trainable = self._trainable()
+            todo = self._to_update(*trainable, ignore_stale_grad)
+        self._update(*trainable, todo, batch_size)
 
     def allreduce_grads(self) -> None:
         """Make every replica's gradient the sum of the gradients of all replicas.
@@ -182,6 +186,10 @@ class Trainer:
         if not self._params_synced:
             self._sync_parameters()
         replicas, devices = self._trainable()
+        with replica_lock:  # readers on other threads see whole gradients (parameter note)
+            self._allreduce_grads(replicas, devices)
+
+    def _allreduce_grads(self, replicas: list, devices: list) -> None:
         if len(devices) > 1:
             use_nccl = self._use_nccl(devices)
             dense = [r for r in replicas if not _is_row_sparse(r.grads[0])]
@@ -223,11 +231,12 @@ class Trainer:
         Raises RuntimeError (e.g. DeferredInitializationError) while a shape is unknown.
         """
         per_param = [list(p._replicas().values()) for p in self._params]
-        for name, replicas in zip(self._names, per_param):
-            self._dist.broadcast_([replicas[0]._data], root=0, names=[name])
-            root = replicas[0].device
-            broadcast(replicas[0]._data, root, [r._data for r in replicas[1:]],
-                      [r.device for r in replicas[1:]])
+        with replica_lock:
+            for name, replicas in zip(self._names, per_param):
+                self._dist.broadcast_([replicas[0]._data], root=0, names=[name])
+                root = replicas[0].device
+                broadcast(replicas[0]._data, root, [r._data for r in replicas[1:]],
+                          [r.device for r in replicas[1:]])
         self._params_synced = True
 
     def update(self, batch_size: int, ignore_stale_grad: bool = False) -> None:
@@ -248,9 +257,14 @@ class Trainer:
                 f"was not called since the last update, so each replica holds only its own "
                 f"device's gradient. Call trainer.allreduce_grads() first, or trainer.step()")
         todo = self._to_update(replicas, devices, ignore_stale_grad)
+        self._update(replicas, devices, todo, batch_size)
+
+    def _update(self, replicas: list, devices: list, todo: list, batch_size) -> None:
+        """``update()`` once its arguments and the gradients have been checked."""
         self._optimizer.rescale_grad = self._scale / batch_size
         if todo:
-            self._apply(todo, devices)
+            with replica_lock:  # readers on other threads see whole versions (parameter note)
+                self._apply(todo, devices)
         for r in replicas:
             for d in r.data:
                 d._fresh_grad = False
@@ -384,7 +398,14 @@ class Trainer:
     # ----------------------------------------------------------------- states on disk
     def save_states(self, fname: str) -> None:
         """Write the optimizer states and update counts to ``fname``: a safetensors file,
-        replaced atomically and read back without pickle (see ``gluonlite.checkpoint``)."""
+        replaced atomically and read back without pickle (see ``gluonlite.checkpoint``).
+
+        Safe to call from another thread while this trainer steps: the file holds the
+        states of one step (see the note on concurrent reads in ``gluon.parameter``)."""
+        with replica_lock:
+            self._save_states(fname)
+
+    def _save_states(self, fname: str) -> None:
         arrays, entries = {}, []
         for i, (device, state) in sorted(self._states.items()):
             leaves = []
