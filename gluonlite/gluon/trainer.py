@@ -140,10 +140,15 @@ class Trainer:
         self._reduced = False
         self._params_synced = self._dist is None or self._dist.num_workers == 1
         if not self._params_synced:
-            try:
+            # Every rank must hold the same parameters: _sync_parameters compares them
+            # first. With shapes still deferred the sync waits for the first
+            # allreduce_grads(), but what is known is compared now. Errors of the
+            # collectives themselves (MPI, timeouts) are never swallowed.
+            if all(p._data is not None or p._pending is not None and p.shape is not None
+                   and all(n > 0 for n in p.shape) for p in self._params):
                 self._sync_parameters()
-            except RuntimeError:
-                pass  # deferred shapes: synchronised at the first allreduce_grads()
+            else:
+                self._check_same_parameters_on_every_rank()
 
     # ----------------------------------------------------------------- properties
     @property
@@ -231,6 +236,7 @@ class Trainer:
         Raises RuntimeError (e.g. DeferredInitializationError) while a shape is unknown.
         """
         per_param = [list(p._replicas().values()) for p in self._params]
+        self._check_same_parameters_on_every_rank()
         with replica_lock:
             for name, replicas in zip(self._names, per_param):
                 self._dist.broadcast_([replicas[0]._data], root=0, names=[name])
@@ -238,6 +244,34 @@ class Trainer:
                 broadcast(replicas[0]._data, root, [r._data for r in replicas[1:]],
                           [r.device for r in replicas[1:]])
         self._params_synced = True
+
+    def _check_same_parameters_on_every_rank(self) -> None:
+        """Raise the same ValueError on every rank unless all ranks' trainers hold
+        parameters of the same names, shapes, dtypes and grad_req, in the same order
+        (otherwise the collectives would pair up different arrays and fail obscurely)."""
+        mine = [[name, list(p.shape) if p.shape is not None else None,
+                 numpy.dtype(p.dtype).name, p.grad_req]
+                for name, p in zip(self._names, self._params)]
+        every = [json.loads(b) for b in self._dist.allgather_bytes(
+            json.dumps(mine).encode(), "comparison of the parameters")]
+        for rank, theirs in enumerate(every[1:], start=1):
+            if theirs == every[0]:
+                continue
+            first = next((k for k, (a, b) in enumerate(zip(every[0], theirs)) if a != b),
+                         min(len(every[0]), len(theirs)))
+
+            def describe(params, r):
+                if first >= len(params):
+                    return f"rank {r} has only {len(params)} parameters"
+                name, shape, dtype, req = params[first]
+                shape = "unknown" if shape is None else tuple(shape)
+                return (f"rank {r} has {name!r} of shape {shape}, dtype {dtype}, "
+                        f"grad_req {req!r}")
+            raise ValueError(
+                f"Trainer(kvstore={self._dist.type!r}): the ranks hold different "
+                f"parameters. First difference, at parameter #{first}: "
+                f"{describe(every[0], 0)}; {describe(theirs, rank)}. Every rank must build "
+                f"the same model (same layers, widths and dtypes, in the same order).")
 
     def update(self, batch_size: int, ignore_stale_grad: bool = False) -> None:
         """Apply the optimizer with ``rescale_grad = 1 / batch_size`` to the gradients.
@@ -756,6 +790,8 @@ def _nccl_allreduce(arrays: list, devices: list) -> None:
 
 # --------------------------------------------------------------------- helpers
 def _check_batch_size(where: str, batch_size) -> None:
+    if type(batch_size) is int and batch_size > 0:  # the common case, checked cheaply
+        return
     if isinstance(batch_size, (bool, numpy.bool_)) or not isinstance(
             batch_size, (int, float, numpy.integer, numpy.floating)):
         raise TypeError(f"{where}: batch_size must be a positive number (the samples the "
