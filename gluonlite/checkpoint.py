@@ -204,13 +204,34 @@ def _serialize(tensors: dict, path: str, metadata: dict) -> None:
     safetensors.numpy.save_file(tensors, path, metadata=metadata)
 
 
-def write_checkpoint(path, arrays: Mapping[str, HostArray], kind: str,
-                     extra: Mapping[str, str] | None = None) -> None:
+def write_checkpoint(path, arrays: Mapping[str, HostArray] | Callable, kind: str,
+                     extra: Mapping[str, str] | None = None, *, lock=None) -> None:
     """Atomically write ``arrays`` (dense or row-sparse host arrays) to ``path``.
 
     ``kind`` is ``'parameters'`` or ``'trainer_states'``; ``extra`` adds string entries to
-    the header metadata (read back as ``Checkpoint.metadata``).
+    the header metadata (read back as ``Checkpoint.metadata``). ``arrays`` may instead be a
+    function returning ``(arrays, extra)``, called with ``lock`` held: the lock is kept until
+    the arrays are in the temporary file and released before the file is made durable
+    (fsync, the slow part), so a Trainer waiting for it waits only for the copy.
     """
+    content = arrays if callable(arrays) else lambda: (arrays, extra)
+
+    def encode_and_serialize(tmp: str) -> None:
+        tensors, metadata = _encoded(path, *content(), kind)
+        _serialize(tensors, tmp, metadata)
+
+    def write(tmp: str) -> None:
+        if lock is None:
+            encode_and_serialize(tmp)
+            return
+        with lock:
+            encode_and_serialize(tmp)
+    atomic_write(path, write)
+
+
+def _encoded(path, arrays: Mapping[str, HostArray], extra, kind: str) -> tuple:
+    """``(tensors, metadata)`` for ``_serialize``: the arrays by name (row ids apart) and the
+    header with the entry table and checksums."""
     tensors, entries = {}, {}
     for name, arr in arrays.items():
         if not isinstance(name, str) or not name or name == "__metadata__" \
@@ -238,7 +259,7 @@ def write_checkpoint(path, arrays: Mapping[str, HostArray], kind: str,
     table = json.dumps(entries, sort_keys=True)
     metadata.update({"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION),
                      "kind": kind, "entries": table, "entries_crc32": _text_crc(table)})
-    atomic_write(path, lambda tmp: _serialize(tensors, tmp, metadata))
+    return tensors, metadata
 
 
 def _dtype_name(dtype: numpy.dtype) -> str:
@@ -508,17 +529,19 @@ def save_parameters(path, params: Mapping, deduplicate: bool = False) -> None:
             dtype cannot be stored.
     """
     from ._replica import replica_lock
-    # Held from the first read to the written file: a Trainer stepping on another thread
-    # waits, so the file holds one step of every parameter (CPU replicas are written from
-    # their own memory, without a copy).
-    with replica_lock:
+
+    def content():
         arrays, seen = {}, set()
         for name, param in params.items():
             if deduplicate and id(param) in seen:
                 continue
             seen.add(id(param))
             arrays[name] = _saved_replica(param, path)
-        write_checkpoint(path, arrays, "parameters")
+        return arrays, None
+    # The replica lock is held from the first read until the values are in the file (not
+    # while it is fsynced): a Trainer stepping on another thread waits, so the file holds
+    # one step of every parameter, and CPU replicas are written from their own memory.
+    write_checkpoint(path, content, "parameters", lock=replica_lock)
 
 
 def _saved_replica(param, path) -> HostArray:

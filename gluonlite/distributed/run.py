@@ -25,7 +25,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 
 __all__ = ["main", "launch"]
 

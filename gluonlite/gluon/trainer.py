@@ -436,10 +436,13 @@ class Trainer:
 
         Safe to call from another thread while this trainer steps: the file holds the
         states of one step (see the note on concurrent reads in ``gluon.parameter``)."""
-        with replica_lock:
-            self._save_states(fname)
+        # The lock is held while the states are read and written, not while the file is
+        # made durable (see checkpoint.write_checkpoint).
+        checkpoint.write_checkpoint(fname, self._states_content, "trainer_states",
+                                    lock=replica_lock)
 
-    def _save_states(self, fname: str) -> None:
+    def _states_content(self) -> tuple:
+        """``(arrays, extra metadata)`` of ``save_states``."""
         arrays, entries = {}, []
         for i, (device, state) in sorted(self._states.items()):
             leaves = []
@@ -463,9 +466,7 @@ class Trainer:
         text = json.dumps(meta)
         # The description lives in the header, outside the tensors' checksums: its own
         # checksum catches damage that the field checks of load_states cannot.
-        checkpoint.write_checkpoint(fname, arrays, "trainer_states",
-                                    {"trainer": text,
-                                     "trainer_crc32": checkpoint._text_crc(text)})
+        return arrays, {"trainer": text, "trainer_crc32": checkpoint._text_crc(text)}
 
     def load_states(self, fname: str) -> None:
         """Read states written by ``save_states`` (same parameters, same optimizer).

@@ -3,7 +3,6 @@ scenario per command-line argument."""
 import os
 import sys
 
-import numpy
 
 import gluonlite as mx
 
