@@ -104,7 +104,10 @@ def launch(nproc: int, command: list, mpiexec: str | None = None) -> int:
         # Reports that arrived just before mpiexec ended.
         for key, _ in selector.select(timeout=0.2):
             if key.fileobj is not server:
-                key.data.feed(key.data.conn.recv(4096))
+                try:
+                    key.data.feed(key.data.conn.recv(4096))
+                except OSError:
+                    pass
     finally:
         if job.poll() is None:
             job.kill()
@@ -117,7 +120,7 @@ def launch(nproc: int, command: list, mpiexec: str | None = None) -> int:
         # A rank that never reported (it ended before connecting, or was never started).
         failure = next((r for r in ranks if r.state != "finished"), None)
         print(f"gluonlite.distributed.run: {missing} of {nproc} ranks did not finish "
-              f"{command[0]}" + (f" (rank {failure.rank} first)" if failure else "")
+              f"{command[0]}" + (f" (rank {failure.rank} among them)" if failure else "")
               + f"; mpiexec exited with status {status}. The job FAILED.",
               file=sys.stderr, flush=True)
     if failure is not None or missing:

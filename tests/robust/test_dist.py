@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -12,17 +11,10 @@ import pytest
 
 import gluonlite as mx
 
+from ..test_kvstore import _mpiexec  # skips cleanly without mpi4py or mpiexec
+
 SCRIPT = pathlib.Path(__file__).parent / "mpi_scenarios.py"
 ROOT = pathlib.Path(__file__).parent.parent.parent
-
-
-def _mpiexec():
-    pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install mpi4py mpich)")
-    local = pathlib.Path(sys.executable).parent / "mpiexec"
-    found = str(local) if local.exists() else shutil.which("mpiexec")
-    if found is None:
-        pytest.skip("no mpiexec found (pip install mpich)")
-    return found
 
 
 def _env():
@@ -30,32 +22,26 @@ def _env():
                 MXNET_KVSTORE_TIMEOUT="8")
 
 
-def _launch(scenario):
+# scenario: (whether the job succeeds, text on stderr or stdout)
+_LAUNCHED = {
+    "early-exit": (False, "rank 1 of 2 ended before finishing the script"),
+    "raise": (False, "rank 1 of 2 failed: RuntimeError: simulated failure on rank 1"),
+    "complete": (True, "rank 1 finished 3 steps"),
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(_LAUNCHED))
+def test_the_launcher_names_a_rank_that_ends_early_or_fails(scenario):
+    succeeds, text = _LAUNCHED[scenario]
     mpiexec = _mpiexec()
-    return subprocess.run([sys.executable, "-m", "gluonlite.distributed.run", "-n", "2",
-                           "--mpiexec", mpiexec, str(SCRIPT), scenario],
-                          capture_output=True, text=True, timeout=60, env=_env())
-
-
-def test_a_rank_that_ends_early_fails_the_job_naming_it():
-    result = _launch("early-exit")
-    assert result.returncode != 0
-    assert "rank 1 of 2 ended before finishing the script" in result.stderr, result.stderr
-    assert "the job FAILED" in result.stderr
-    assert "finished 40 steps" not in result.stdout
-
-
-def test_a_raising_rank_is_named_with_its_error():
-    result = _launch("raise")
-    assert result.returncode != 0
-    assert "rank 1 of 2 failed: RuntimeError: simulated failure on rank 1" in result.stderr
-
-
-def test_a_complete_run_passes_through():
-    result = _launch("complete")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(result.stdout.split("\n"))[-2:] == ["rank 0 finished 3 steps",
-                                                     "rank 1 finished 3 steps"]
+    result = subprocess.run([sys.executable, "-m", "gluonlite.distributed.run", "-n", "2",
+                             "--mpiexec", mpiexec, str(SCRIPT), scenario],
+                            capture_output=True, text=True, timeout=60, env=_env())
+    assert (result.returncode == 0) == succeeds, result.stderr[-3000:]
+    assert text in (result.stdout if succeeds else result.stderr), result.stderr[-3000:]
+    if not succeeds:
+        assert "the job FAILED" in result.stderr
+        assert "finished 40 steps" not in result.stdout  # the survivor was stopped
 
 
 def test_ranks_with_different_parameters_get_one_clear_error_each():
