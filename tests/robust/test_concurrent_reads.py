@@ -45,7 +45,7 @@ def test_readers_never_see_a_torn_replica_or_a_mixed_checkpoint(tmp_path):
     params, trainer = _model(devices)
     stop = threading.Event()
     torn, reads = [], [0]
-    w, v = params["w"], params["v"]
+    w = params["w"]
 
     def reader(read):
         while not stop.is_set():
