@@ -145,6 +145,11 @@ def _read_array(r: _Reader, index: int) -> HostArray | None:
                   for i, (flag, ashape) in enumerate(aux)]
     if stype == "default":
         return HostArray(stype, shape, values)
+    from .checkpoint import check_dense_size
+    try:
+        check_dense_size(shape, values.dtype, r.path, what)
+    except CorruptCheckpointError as e:
+        r.fail(f"{what} ({stype}) cannot be held: {e}")
     for arr in aux_arrays:
         if arr.dtype.kind not in "iu":
             r.fail(f"{what} has {arr.dtype} indices")

@@ -24,7 +24,10 @@ Note:
 Errors. Problems with the file or its fit raise ``CheckpointError`` (a ``ValueError``):
 ``CorruptCheckpointError`` for a truncated, damaged or unrecognised file,
 ``CheckpointMismatchError`` for missing or extra names and for shapes, dtypes or devices that
-do not fit the parameters. A file that cannot be opened raises the usual ``OSError``.
+do not fit the parameters. A file that cannot be opened raises the usual ``OSError``; a path
+that is not a regular file (a device such as ``/dev/zero``, a FIFO, a folder) is refused before
+anything is read, and a sparse array whose dense form could not fit in memory is taken for a
+damaged header.
 
 >>> import os, tempfile
 >>> import gluonlite as mx
@@ -43,6 +46,7 @@ import dataclasses
 import json
 import os
 import secrets
+import stat
 import struct
 import zlib
 from collections.abc import Callable, Mapping
@@ -200,13 +204,34 @@ def _serialize(tensors: dict, path: str, metadata: dict) -> None:
     safetensors.numpy.save_file(tensors, path, metadata=metadata)
 
 
-def write_checkpoint(path, arrays: Mapping[str, HostArray], kind: str,
-                     extra: Mapping[str, str] | None = None) -> None:
+def write_checkpoint(path, arrays: Mapping[str, HostArray] | Callable, kind: str,
+                     extra: Mapping[str, str] | None = None, *, lock=None) -> None:
     """Atomically write ``arrays`` (dense or row-sparse host arrays) to ``path``.
 
     ``kind`` is ``'parameters'`` or ``'trainer_states'``; ``extra`` adds string entries to
-    the header metadata (read back as ``Checkpoint.metadata``).
+    the header metadata (read back as ``Checkpoint.metadata``). ``arrays`` may instead be a
+    function returning ``(arrays, extra)``, called with ``lock`` held: the lock is kept until
+    the arrays are in the temporary file and released before the file is made durable
+    (fsync, the slow part), so a Trainer waiting for it waits only for the copy.
     """
+    content = arrays if callable(arrays) else lambda: (arrays, extra)
+
+    def encode_and_serialize(tmp: str) -> None:
+        tensors, metadata = _encoded(path, *content(), kind)
+        _serialize(tensors, tmp, metadata)
+
+    def write(tmp: str) -> None:
+        if lock is None:
+            encode_and_serialize(tmp)
+            return
+        with lock:
+            encode_and_serialize(tmp)
+    atomic_write(path, write)
+
+
+def _encoded(path, arrays: Mapping[str, HostArray], extra, kind: str) -> tuple:
+    """``(tensors, metadata)`` for ``_serialize``: the arrays by name (row ids apart) and the
+    header with the entry table and checksums."""
     tensors, entries = {}, {}
     for name, arr in arrays.items():
         if not isinstance(name, str) or not name or name == "__metadata__" \
@@ -234,7 +259,7 @@ def write_checkpoint(path, arrays: Mapping[str, HostArray], kind: str,
     table = json.dumps(entries, sort_keys=True)
     metadata.update({"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION),
                      "kind": kind, "entries": table, "entries_crc32": _text_crc(table)})
-    atomic_write(path, lambda tmp: _serialize(tensors, tmp, metadata))
+    return tensors, metadata
 
 
 def _dtype_name(dtype: numpy.dtype) -> str:
@@ -244,8 +269,53 @@ def _dtype_name(dtype: numpy.dtype) -> str:
 
 # --------------------------------------------------------------------------- reading
 def _read_bytes(path) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
+    """The whole of the regular file ``path``, read up to the length it has when opened.
+
+    Anything else is refused before a byte is read: ``/dev/zero`` would be read until
+    memory runs out, and a FIFO without a writer would block forever (it is opened
+    non-blocking, so even that open returns at once).
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise CorruptCheckpointError(f"'{path}' is not a regular file (a device, FIFO, "
+                                         f"socket or folder); checkpoints are read from "
+                                         f"files only")
+        with open(fd, "rb", closefd=False) as f:
+            buf = f.read(info.st_size)
+    finally:
+        os.close(fd)
+    if len(buf) != info.st_size:
+        raise _corrupt(path, f"it shrank from {info.st_size} to {len(buf)} bytes while "
+                             f"being read")
+    return buf
+
+
+def check_dense_size(shape: tuple, dtype, path, what: str) -> None:
+    """Refuse a (sparse) array whose dense form could never fit in this machine's memory.
+
+    A Parameter holds every storage type densely, so such an array could never be
+    loaded; a damaged header (a flipped bit in a row or column count) is the likely
+    cause, and refusing it here beats a MemoryError for terabytes later.
+    """
+    count = 1
+    for d in shape:
+        count *= d
+    need = count * numpy.dtype(dtype).itemsize
+    have = _physical_memory()
+    if need > have:
+        raise CorruptCheckpointError(
+            f"'{path}' is not a valid checkpoint: {what} declares the shape {tuple(shape)}, "
+            f"{need / 2 ** 30:.4g} GiB when dense, more than this machine's "
+            f"{have / 2 ** 30:.4g} GiB of memory (damaged header?)")
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): a loose bound
+        return 2 ** 48
 
 
 @dataclasses.dataclass
@@ -309,7 +379,8 @@ def _gluonlite_entries(raw: dict, metadata: dict, path) -> dict[str, HostArray]:
     version = metadata.get("format_version", "")
     if not (version.isascii() and version.isdigit()):
         raise _corrupt(path, f"format_version {version!r} is not a number")
-    if int(version) > FORMAT_VERSION:
+    # Compared as text first: int() refuses strings of more than 4300 digits.
+    if len(version.lstrip("0")) > len(str(FORMAT_VERSION)) or int(version) > FORMAT_VERSION:
         raise CheckpointError(f"'{path}' was written in checkpoint format version {version} "
                               f"by a newer gluonlite; this one reads up to {FORMAT_VERSION}")
     kind = metadata.get("kind")
@@ -361,6 +432,7 @@ def _checked_entry(name, entry, raw: dict, path) -> HostArray:
     if indices is None or indices.dtype != numpy.int64 or indices.ndim != 1 \
             or entry.get("indices_crc32") != _crc(indices):
         raise _corrupt(path, f"the row ids of '{name}' are missing or damaged")
+    check_dense_size(shape, values.dtype, path, f"the row-sparse '{name}'")
     if not shape or values.shape != (indices.shape[0],) + shape[1:] or (indices.size and (
             indices[0] < 0 or indices[-1] >= shape[0] or numpy.any(numpy.diff(indices) <= 0))):
         raise _corrupt(path, f"the row-sparse '{name}' of shape {shape} has inconsistent "
@@ -456,13 +528,20 @@ def save_parameters(path, params: Mapping, deduplicate: bool = False) -> None:
         CheckpointError: A parameter is not initialized (nothing is written), or a name or
             dtype cannot be stored.
     """
-    arrays, seen = {}, set()
-    for name, param in params.items():
-        if deduplicate and id(param) in seen:
-            continue
-        seen.add(id(param))
-        arrays[name] = _saved_replica(param, path)
-    write_checkpoint(path, arrays, "parameters")
+    from ._replica import replica_lock
+
+    def content():
+        arrays, seen = {}, set()
+        for name, param in params.items():
+            if deduplicate and id(param) in seen:
+                continue
+            seen.add(id(param))
+            arrays[name] = _saved_replica(param, path)
+        return arrays, None
+    # The replica lock is held from the first read until the values are in the file (not
+    # while it is fsynced): a Trainer stepping on another thread waits, so the file holds
+    # one step of every parameter, and CPU replicas are written from their own memory.
+    write_checkpoint(path, content, "parameters", lock=replica_lock)
 
 
 def _saved_replica(param, path) -> HostArray:

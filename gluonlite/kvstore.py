@@ -10,9 +10,13 @@ Arithmetic (as in MXNet's dist_sync): gradients are *summed* over ranks, and
 ``Trainer.step(batch_size)`` divides by ``batch_size``, so pass the global batch size (the
 sum of all ranks' batches) to get the same update as a single process seeing all the data.
 
-Collectives never hang forever: each waits at most ``timeout`` seconds (``MXNET_KVSTORE_
-TIMEOUT`` or 120 s by default) and then raises ``TimeoutError`` saying which operation and
-rank; ``abort(message)`` ends every rank at once when one of them fails.
+Collectives never hang forever: each waits at most ``timeout`` seconds (the environment
+variable ``MXNET_KVSTORE_TIMEOUT``, in seconds, or 120 s by default; set it higher for steps
+that take long between collectives) and then raises ``TimeoutError`` saying which operation
+and rank; ``abort(message)`` ends every rank at once when one of them fails. A rank that
+ends early without an error (``os._exit``, a signal) is what a bare ``mpiexec`` may report
+as success: launch with ``python -m gluonlite.distributed.run -n N script.py``, which names
+that rank and fails the job.
 
 >>> import gluonlite as mx
 >>> kv = mx.kv.create('device')
@@ -59,6 +63,10 @@ class KVStore:
 
     def broadcast_(self, arrays, root: int = 0, names=None) -> None:
         """Overwrite each raw array with rank ``root``'s values, in place (nothing to do)."""
+
+    def allgather_bytes(self, data: bytes, what: str = "allgather") -> list:
+        """Every rank's ``data``, in rank order (here: this process's only)."""
+        return [bytes(data)]
 
     def barrier(self) -> None:
         """Wait for every process (nothing to wait for)."""
@@ -111,8 +119,10 @@ class MPIKVStore(KVStore):
             if now > deadline:
                 raise TimeoutError(
                     f"kvstore {self.type!r}: {what} on rank {self.rank} of "
-                    f"{self.num_workers} did not complete within {self.timeout:.0f} s; "
-                    f"another rank probably died or stopped calling Trainer.step")
+                    f"{self.num_workers} did not complete within {self.timeout:.0f} s "
+                    f"(MXNET_KVSTORE_TIMEOUT); another rank probably died or stopped "
+                    f"calling Trainer.step (python -m gluonlite.distributed.run names a "
+                    f"rank that ends early)")
             time.sleep(pause)
             pause = min(pause * 2, 1e-3)
 
@@ -165,6 +175,17 @@ class MPIKVStore(KVStore):
         if not gpu:
             return union, block
         return xp.asarray(union), xp.asarray(block)
+
+    def allgather_bytes(self, data: bytes, what: str = "allgather") -> list:
+        # Non-blocking like every collective here, so a missing rank is a TimeoutError.
+        mine = numpy.frombuffer(bytes(data), dtype=numpy.uint8)
+        lengths = numpy.zeros(self.num_workers, dtype=numpy.int64)
+        self._wait(self._comm.Iallgather(numpy.array([mine.size], dtype=numpy.int64),
+                                         lengths), f"{what} (sizes)")
+        every = numpy.empty(int(lengths.sum()), dtype=numpy.uint8)
+        self._wait(self._comm.Iallgatherv(mine, (every, lengths)), what)
+        ends = numpy.cumsum(lengths)
+        return [every[end - n:end].tobytes() for n, end in zip(lengths, ends)]
 
     def broadcast_(self, arrays, root: int = 0, names=None) -> None:
         if self.num_workers == 1:

@@ -14,6 +14,17 @@ Note:
     replicas (and gradient buffers) aside and swap them in only when all succeeded, so a
     failure (bad input, a missing device, out of memory) leaves the parameter as it was.
 
+Note:
+    Concurrent reads. Other threads may read replicas while a Trainer trains: a copy of a
+    data or dense gradient replica taken with ``asnumpy()``, ``copyto()``, ``copy()``,
+    ``astype()`` or ``to_device()`` (and ``item``/``tolist``/``numpy.asarray``) sees one
+    whole version, never a mix of the values before and after a ``Trainer.step`` /
+    ``allreduce_grads`` / ``update`` or a ``set_data``; ``save_parameters`` and
+    ``Trainer.save_states`` save one consistent step of every parameter. (The writers and
+    these reads share one lock, ``gluonlite._replica.replica_lock``; ``data()`` and
+    operators do not take it, so an operator such as ``p.data() * 2`` run on another thread
+    mid-step, or a view sliced from a replica, may still see a mix: copy first.)
+
 >>> import gluonlite as mx
 >>> w = mx.gluon.Parameter('fc_weight', shape=(64, 100), init=mx.init.Xavier())
 >>> w.initialize(device=[mx.cpu(0), mx.cpu(1)])
@@ -30,6 +41,7 @@ import warnings
 import numpy
 
 from .. import _backend, _compat, initializer, sparse, symbol
+from .._replica import Replica, replica_lock
 from ..device import Device, as_device, as_devices, current_device
 # The current-device variable itself: its C get() spares data()/grad() a Python call.
 from ..device import _current as _current_device
@@ -63,10 +75,15 @@ def _as_shape(shape, name: str):
     if isinstance(shape, (int, numpy.integer)):
         shape = (shape,)
     try:
-        dims = tuple(int(n) for n in shape)
-    except TypeError as e:
+        dims = tuple(shape)
+    except TypeError:
+        dims = None
+    # int() would turn 2.5 into 2 and '2' into 2: only integers are dimensions.
+    if dims is None or not all(isinstance(n, (int, numpy.integer)) and not isinstance(
+            n, (bool, numpy.bool_)) for n in dims):
         raise TypeError(f"Parameter {name!r}: shape must be an int or a tuple of ints, got "
-                        f"{shape!r}") from e
+                        f"{shape!r}")
+    dims = tuple(int(n) for n in dims)
     if any(n < -1 for n in dims):
         raise ValueError(f"Parameter {name!r}: shape {dims} has a negative dimension; use "
                          f"0 or -1 for an unknown one")
@@ -75,6 +92,40 @@ def _as_shape(shape, name: str):
 
 def _known(shape) -> bool:
     return shape is not None and all(n > 0 for n in shape)
+
+
+def _as_dtype(dtype, name: str) -> numpy.dtype:
+    """``dtype`` normalised, or a TypeError naming the parameter: a Parameter holds
+    numbers (bool, integers, floats, bfloat16), never objects, strings or complex values."""
+    try:
+        out = _backend.dtype_of(dtype)
+    except TypeError as e:
+        raise TypeError(f"Parameter {name!r}: unknown dtype {dtype!r} ({e})") from None
+    if out.kind not in "biuf" and out.name != "bfloat16":
+        raise TypeError(f"Parameter {name!r}: dtype must be a boolean, integer or floating "
+                        f"point type (e.g. 'float32'), got {out}")
+    return out
+
+
+def _as_device_list(device, name: str, method: str) -> list:
+    """``device`` (a Device or a list of them) as a checked list of available devices; an
+    error names the parameter, the method and what was expected."""
+    if isinstance(device, (str, bytes, int, float)):
+        hint = "mx.gpu(0) for GPU 0, mx.cpu() for the host" if isinstance(device, int) \
+            else "mx.cpu() for the host, mx.gpu(0) for GPU 0"
+        raise TypeError(f"Parameter {name!r}: {method}(device=...): Expected a Device or a "
+                        f"list of Devices, got {device!r} ({type(device).__name__}); use "
+                        f"{hint}")
+    try:
+        devices = as_devices(device)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"Parameter {name!r}: {method}(device=...): {e}") from None
+    for dev in devices:
+        try:
+            _backend.check_available(dev)
+        except RuntimeError as e:
+            raise RuntimeError(f"Parameter {name!r}: {method}() on {dev}: {e}") from e
+    return devices
 
 
 def _key(device: Device) -> tuple:
@@ -135,7 +186,7 @@ class Parameter:
                                  f"{value!r}")
         self.name = name
         self._shape = _as_shape(shape, name)
-        self._dtype = _backend.dtype_of(dtype)
+        self._dtype = _as_dtype(dtype, name)
         self.lr_mult = lr_mult
         self.wd_mult = wd_mult
         # Resolved now so that a misspelt initializer name fails here, not at initialize().
@@ -263,9 +314,7 @@ class Parameter:
                           f"{list(self._data)}; ignoring. Pass force_reinit=True to "
                           f"re-initialize.", UserWarning, stacklevel=2)
             return
-        devices = as_devices(device)
-        for dev in devices:
-            _backend.check_available(dev)
+        devices = _as_device_list(device, self.name, "initialize")
         chosen = init if init is not None else self.init if self.init is not None \
             else default_init
         pending = _PendingInit(initializer.create(chosen), devices)
@@ -293,7 +342,7 @@ class Parameter:
             values = numpy.asarray(pending.data).astype(self._dtype, copy=False)
         else:
             values = pending.init(self.name, self._shape, self._dtype)
-        data = {dev: ndarray(_backend.transfer(values, _CPU0, dev), dev)
+        data = {dev: Replica(_backend.transfer(values, _CPU0, dev), dev)
                 for dev in pending.devices}
         grads = None if self._grad_req == "null" else self._new_grads(data)
         self._attach(data, grads, self._grad_req)
@@ -306,7 +355,7 @@ class Parameter:
             return sparse.RowSparseNDArray.empty(replica.shape, replica.dtype, replica.device)
         if self._grad_stype == "csr":
             return sparse.CSRNDArray.empty(replica.shape, replica.dtype, replica.device)
-        return zeros_like(replica)
+        return Replica(zeros_like(replica)._data, replica.device)
 
     def _new_grads(self, data: dict) -> dict:
         return {dev: self._new_grad(replica) for dev, replica in data.items()}
@@ -343,7 +392,11 @@ class Parameter:
             if len(store) == 1:
                 return next(iter(store.values()))
             device = current_device()
-        device = as_device(device)
+        if not isinstance(device, Device):
+            kind = "grad" if "grad" in hint else "data"
+            raise TypeError(f"Parameter {self.name!r}: {kind}(device=...): Expected a Device "
+                            f"such as mx.cpu(0) or mx.gpu(0), got {device!r} "
+                            f"({type(device).__name__})")
         if device not in store:
             where = list(store)
             raise RuntimeError(f"Parameter {self.name!r} is not on {device}; it is on "
@@ -457,7 +510,7 @@ class Parameter:
         """
         self._check_row_sparse("row_sparse_data", "data", row_id)
         replica = self._pick(self._replicas(), row_id.device, "row ids on {}")
-        return self._retain(replica, row_id)
+        return self._retain(replica, row_id, "row_sparse_data")
 
     def list_row_sparse_data(self, row_id: ndarray) -> list:
         """``row_sparse_data`` for the replica on each device (``row_id`` copied there)."""
@@ -465,7 +518,7 @@ class Parameter:
         out = []
         for dev, replica in self._replicas().items():
             ids = ndarray(_backend.transfer(row_id._data, row_id.device, dev), dev)
-            out.append(self._retain(replica, ids))
+            out.append(self._retain(replica, ids, "list_row_sparse_data"))
         return out
 
     def _check_row_sparse(self, method: str, dense_method: str, row_id) -> None:
@@ -477,14 +530,18 @@ class Parameter:
             raise TypeError(f"Parameter {self.name!r}: row_id must be an mx.np.ndarray "
                             f"(its device picks the replica), got {type(row_id).__name__}")
 
-    def _retain(self, replica: ndarray, row_id: ndarray) -> sparse.RowSparseNDArray:
+    def _retain(self, replica: ndarray, row_id: ndarray,
+                method: str) -> sparse.RowSparseNDArray:
         xp = replica._xp
         with _backend.on(replica.device):
             every_row = xp.arange(replica.shape[0], dtype=numpy.int64)
         # The store holds the full weight: a row-sparse view listing every row.
         full = sparse.RowSparseNDArray(replica._data, every_row, replica.shape,
                                        replica.device)
-        return full.retain(row_id)
+        try:
+            return full.retain(row_id)
+        except (IndexError, ValueError, TypeError) as e:
+            raise type(e)(f"Parameter {self.name!r}: {method}(row_id): {e}") from None
 
     # ----------------------------------------------------------------- mutation
     def zero_grad(self) -> None:
@@ -525,6 +582,12 @@ class Parameter:
             raw, src = data, Device("gpu", data.device.id)
         else:
             raw, src = numpy.asarray(data), _CPU0
+        if numpy.dtype(raw.dtype).kind not in "biuf" and raw.dtype.name != "bfloat16":
+            # NumPy would drop an imaginary part with only a warning, or fail on strings
+            # without naming the parameter.
+            kind = "complex" if raw.dtype.kind == "c" else "non-numeric"
+            raise TypeError(f"Parameter {self.name!r}: set_data got {kind} values of dtype "
+                            f"{raw.dtype}; the parameter holds {self._dtype}")
         shape = self._merged_shape(tuple(raw.shape), "set_data got shape")
         if self._data is None:
             if self._pending is None:
@@ -535,9 +598,10 @@ class Parameter:
             self._pending = dataclasses.replace(self._pending, data=host)
             return
         moved = {dev: _backend.transfer(raw, src, dev) for dev in self._data}
-        for dev, replica in self._data.items():
-            with _backend.on(dev):
-                replica._data[...] = moved[dev]
+        with replica_lock:  # readers see the old values or the new ones (module note)
+            for dev, replica in self._data.items():
+                with _backend.on(dev):
+                    replica._data[...] = moved[dev]
 
     def cast(self, dtype) -> None:
         """Convert data and gradients on every device to ``dtype`` (new replica arrays).
@@ -550,14 +614,14 @@ class Parameter:
             >>> w.data().dtype, w.grad().dtype
             (dtype('float16'), dtype('float16'))
         """
-        dtype = _backend.dtype_of(dtype)
+        dtype = _as_dtype(dtype, self.name)
         if self._data is None:
             self._dtype = dtype
             return
-        data = {dev: ndarray(_cast(r._data, dev, dtype), dev) for dev, r in self._data.items()}
+        data = {dev: Replica(_cast(r._data, dev, dtype), dev) for dev, r in self._data.items()}
         grads = None
         if self._grad is not None:
-            grads = {dev: ndarray(_cast(g._data, dev, dtype), dev) if isinstance(g, ndarray)
+            grads = {dev: Replica(_cast(g._data, dev, dtype), dev) if isinstance(g, ndarray)
                      else g.astype(dtype) for dev, g in self._grad.items()}
         self._attach(data, grads, self._grad_req)
         self._swap_in(data, grads)
@@ -580,9 +644,7 @@ class Parameter:
             >>> w.list_device(), w.data(mx.cpu(1))
             ([cpu(1), cpu(0)], array([1., 1.], device=cpu(1)))
         """
-        devices = as_devices(device)
-        for dev in devices:
-            _backend.check_available(dev)
+        devices = _as_device_list(device, self.name, "reset_device")
         if self._data is None:
             if self._pending is None:
                 raise ValueError(f"Cannot reset the devices of Parameter {self.name!r} "
@@ -593,7 +655,7 @@ class Parameter:
         for dev in devices:
             if dev not in self._data:
                 src = self._source_for(dev)
-                fresh[dev] = ndarray(_backend.transfer(self._data[src]._data, src, dev), dev)
+                fresh[dev] = Replica(_backend.transfer(self._data[src]._data, src, dev), dev)
         fresh_grads = None if self._grad is None else self._new_grads(fresh)
         self._attach(fresh, fresh_grads, self._grad_req)
         data = {dev: fresh[dev] if dev in fresh else self._data[dev] for dev in devices}

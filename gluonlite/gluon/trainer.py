@@ -45,6 +45,7 @@ import json
 import numpy
 
 from .. import _backend, checkpoint, kvstore as kvstore_module, optimizer as opt, sparse
+from .._replica import replica_lock
 from ..autograd import SparseRows
 from ..device import Device
 from ..ndarray import ndarray
@@ -139,10 +140,15 @@ class Trainer:
         self._reduced = False
         self._params_synced = self._dist is None or self._dist.num_workers == 1
         if not self._params_synced:
-            try:
+            # Every rank must hold the same parameters: _sync_parameters compares them
+            # first. With shapes still deferred the sync waits for the first
+            # allreduce_grads(), but what is known is compared now. Errors of the
+            # collectives themselves (MPI, timeouts) are never swallowed.
+            if all(p._data is not None or p._pending is not None and p.shape is not None
+                   and all(n > 0 for n in p.shape) for p in self._params):
                 self._sync_parameters()
-            except RuntimeError:
-                pass  # deferred shapes: synchronised at the first allreduce_grads()
+            else:
+                self._check_same_parameters_on_every_rank()
 
     # ----------------------------------------------------------------- properties
     @property
@@ -163,10 +169,18 @@ class Trainer:
         """``allreduce_grads()`` then ``update(batch_size)``: one optimization step.
 
         Gradients are summed over the replicas, then scaled by ``1 / batch_size`` (the
-        batch size over all devices), as in MXNet.
+        batch size over all devices), as in MXNet. The arguments and the gradients'
+        freshness are checked before anything is summed, so a call that raised changed
+        nothing and can be retried.
         """
+        _check_batch_size("Trainer.step", batch_size)
+        trainable = self._trainable()
+        todo = self._to_update(*trainable, ignore_stale_grad)
         self.allreduce_grads()
-        self.update(batch_size, ignore_stale_grad)
+        if self._trainable() is not trainable:  # the replicas changed (a deferred init)
+            trainable = self._trainable()
+            todo = self._to_update(*trainable, ignore_stale_grad)
+        self._update(*trainable, todo, batch_size)
 
     def allreduce_grads(self) -> None:
         """Make every replica's gradient the sum of the gradients of all replicas.
@@ -177,6 +191,10 @@ class Trainer:
         if not self._params_synced:
             self._sync_parameters()
         replicas, devices = self._trainable()
+        with replica_lock:  # readers on other threads see whole gradients (parameter note)
+            self._allreduce_grads(replicas, devices)
+
+    def _allreduce_grads(self, replicas: list, devices: list) -> None:
         if len(devices) > 1:
             use_nccl = self._use_nccl(devices)
             dense = [r for r in replicas if not _is_row_sparse(r.grads[0])]
@@ -218,12 +236,42 @@ class Trainer:
         Raises RuntimeError (e.g. DeferredInitializationError) while a shape is unknown.
         """
         per_param = [list(p._replicas().values()) for p in self._params]
-        for name, replicas in zip(self._names, per_param):
-            self._dist.broadcast_([replicas[0]._data], root=0, names=[name])
-            root = replicas[0].device
-            broadcast(replicas[0]._data, root, [r._data for r in replicas[1:]],
-                      [r.device for r in replicas[1:]])
+        self._check_same_parameters_on_every_rank()
+        with replica_lock:
+            for name, replicas in zip(self._names, per_param):
+                self._dist.broadcast_([replicas[0]._data], root=0, names=[name])
+                root = replicas[0].device
+                broadcast(replicas[0]._data, root, [r._data for r in replicas[1:]],
+                          [r.device for r in replicas[1:]])
         self._params_synced = True
+
+    def _check_same_parameters_on_every_rank(self) -> None:
+        """Raise the same ValueError on every rank unless all ranks' trainers hold
+        parameters of the same names, shapes, dtypes and grad_req, in the same order
+        (otherwise the collectives would pair up different arrays and fail obscurely)."""
+        mine = [[name, list(p.shape) if p.shape is not None else None,
+                 numpy.dtype(p.dtype).name, p.grad_req]
+                for name, p in zip(self._names, self._params)]
+        every = [json.loads(b) for b in self._dist.allgather_bytes(
+            json.dumps(mine).encode(), "comparison of the parameters")]
+        for rank, theirs in enumerate(every[1:], start=1):
+            if theirs == every[0]:
+                continue
+            first = next((k for k, (a, b) in enumerate(zip(every[0], theirs)) if a != b),
+                         min(len(every[0]), len(theirs)))
+
+            def describe(params, r):
+                if first >= len(params):
+                    return f"rank {r} has only {len(params)} parameters"
+                name, shape, dtype, req = params[first]
+                shape = "unknown" if shape is None else tuple(shape)
+                return (f"rank {r} has {name!r} of shape {shape}, dtype {dtype}, "
+                        f"grad_req {req!r}")
+            raise ValueError(
+                f"Trainer(kvstore={self._dist.type!r}): the ranks hold different "
+                f"parameters. First difference, at parameter #{first}: "
+                f"{describe(every[0], 0)}; {describe(theirs, rank)}. Every rank must build "
+                f"the same model (same layers, widths and dtypes, in the same order).")
 
     def update(self, batch_size: int, ignore_stale_grad: bool = False) -> None:
         """Apply the optimizer with ``rescale_grad = 1 / batch_size`` to the gradients.
@@ -235,14 +283,31 @@ class Trainer:
             ignore_stale_grad: skip parameters whose gradient no backward pass refreshed
                 since the last update, instead of raising.
         """
-        if batch_size <= 0:
-            raise ValueError(f"Trainer.update: batch_size must be positive, got {batch_size}")
+        _check_batch_size("Trainer.update", batch_size)
         replicas, devices = self._trainable()
         if len(devices) > 1 and not self._reduced:
             raise RuntimeError(
                 f"Trainer.update: the parameters live on {devices}, but allreduce_grads() "
                 f"was not called since the last update, so each replica holds only its own "
                 f"device's gradient. Call trainer.allreduce_grads() first, or trainer.step()")
+        todo = self._to_update(replicas, devices, ignore_stale_grad)
+        self._update(replicas, devices, todo, batch_size)
+
+    def _update(self, replicas: list, devices: list, todo: list, batch_size) -> None:
+        """``update()`` once its arguments and the gradients have been checked."""
+        self._optimizer.rescale_grad = self._scale / batch_size
+        if todo:
+            with replica_lock:  # readers on other threads see whole versions (parameter note)
+                self._apply(todo, devices)
+        for r in replicas:
+            for d in r.data:
+                d._fresh_grad = False
+        self._reduced = False
+
+    @staticmethod
+    def _to_update(replicas: list, devices: list, ignore_stale_grad: bool) -> list:
+        """The replicas ``update()`` applies the optimizer to (see the note on fresh
+        gradients); a stale one raises unless ``ignore_stale_grad``."""
         todo = []
         for r in replicas:
             fresh = [d._fresh_grad for d in r.data]
@@ -256,13 +321,7 @@ class Trainer:
                     f"parameter used in the forward pass on every device? Use "
                     f"step(..., ignore_stale_grad=True) to skip such parameters, or set "
                     f"grad_req='null' on parameters that are not trained")
-        self._optimizer.rescale_grad = self._scale / batch_size
-        if todo:
-            self._apply(todo, devices)
-        for r in replicas:
-            for d in r.data:
-                d._fresh_grad = False
-        self._reduced = False
+        return todo
 
     def _apply(self, replicas: list, devices: list) -> None:
         """One optimizer call over the first device's replicas, then the broadcast."""
@@ -373,7 +432,17 @@ class Trainer:
     # ----------------------------------------------------------------- states on disk
     def save_states(self, fname: str) -> None:
         """Write the optimizer states and update counts to ``fname``: a safetensors file,
-        replaced atomically and read back without pickle (see ``gluonlite.checkpoint``)."""
+        replaced atomically and read back without pickle (see ``gluonlite.checkpoint``).
+
+        Safe to call from another thread while this trainer steps: the file holds the
+        states of one step (see the note on concurrent reads in ``gluon.parameter``)."""
+        # The lock is held while the states are read and written, not while the file is
+        # made durable (see checkpoint.write_checkpoint).
+        checkpoint.write_checkpoint(fname, self._states_content, "trainer_states",
+                                    lock=replica_lock)
+
+    def _states_content(self) -> tuple:
+        """``(arrays, extra metadata)`` of ``save_states``."""
         arrays, entries = {}, []
         for i, (device, state) in sorted(self._states.items()):
             leaves = []
@@ -394,14 +463,22 @@ class Trainer:
                                    self._optimizer._index_update_count.items()},
             "states": entries,
         }
-        checkpoint.write_checkpoint(fname, arrays, "trainer_states",
-                                    {"trainer": json.dumps(meta)})
+        text = json.dumps(meta)
+        # The description lives in the header, outside the tensors' checksums: its own
+        # checksum catches damage that the field checks of load_states cannot.
+        return arrays, {"trainer": text, "trainer_crc32": checkpoint._text_crc(text)}
 
     def load_states(self, fname: str) -> None:
         """Read states written by ``save_states`` (same parameters, same optimizer).
 
+        Everything is checked before the trainer changes (all or nothing, as
+        ``load_parameters``): the update counts, that every parameter the counts say was
+        updated has a state, and each state's structure, shapes and dtypes against what
+        this trainer's optimizer keeps for that parameter.
+
         Raises:
-            CheckpointMismatchError: The file is for another optimizer or other parameters.
+            CheckpointMismatchError: The file is for another optimizer or other parameters
+                (the message names the parameter and the field).
             CorruptCheckpointError: The file is truncated, damaged or not trainer states.
         """
         loaded = checkpoint.read_checkpoint(fname)
@@ -409,39 +486,151 @@ class Trainer:
             raise checkpoint.CheckpointMismatchError(
                 f"Trainer.load_states: {fname!r} is not a gluonlite trainer states file (it "
                 f"holds {loaded.kind})")
+        text = loaded.metadata.get("trainer", "")
         try:
-            meta = json.loads(loaded.metadata["trainer"])
-            if meta.get("format") != _STATES_FORMAT:
-                raise checkpoint.CheckpointMismatchError(
-                    f"Trainer.load_states: {fname!r} is not a gluonlite trainer states file "
-                    f"(format {meta.get('format')!r})")
-            if meta["optimizer"] != type(self._optimizer).__name__:
-                raise checkpoint.CheckpointMismatchError(
-                    f"Trainer.load_states: {fname!r} holds {meta['optimizer']} states, but "
-                    f"this trainer uses {type(self._optimizer).__name__}")
-            states = {}
-            for entry in meta["states"]:
-                i = entry["index"]
-                if i >= len(self._names) or self._names[i] != entry["name"]:
-                    have = self._names[i] if i < len(self._names) else None
-                    raise checkpoint.CheckpointMismatchError(
-                        f"Trainer.load_states: {fname!r} has a state for parameter {i} named "
-                        f"{entry['name']!r}, but this trainer's parameter {i} is {have!r}")
-                host = _map_state(entry["structure"],
-                                  lambda k, i=i: loaded.arrays[f"state_{i}_{k}"].values)
-                states[i] = (Device("cpu", 0), host)
-            num_update = int(meta["num_update"])
-            counts = {int(k): int(v) for k, v in meta["index_update_count"].items()}
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            if isinstance(e, checkpoint.CheckpointError):
-                raise
-            raise checkpoint.CorruptCheckpointError(
-                f"Trainer.load_states: the trainer description in {fname!r} is damaged "
-                f"({type(e).__name__}: {e})") from e
+            meta = json.loads(text)
+        except ValueError as e:
+            raise _corrupt_states(fname, f"its trainer description is not JSON ({e})") from e
+        if not isinstance(meta, dict) or meta.get("format") != _STATES_FORMAT:
+            raise checkpoint.CheckpointMismatchError(
+                f"Trainer.load_states: {fname!r} is not a gluonlite trainer states file "
+                f"(format {meta.get('format') if isinstance(meta, dict) else meta!r})")
+        if meta.get("optimizer") != type(self._optimizer).__name__:
+            raise checkpoint.CheckpointMismatchError(
+                f"Trainer.load_states: {fname!r} holds {meta.get('optimizer')} states, but "
+                f"this trainer uses {type(self._optimizer).__name__}")
+        counts = self._checked_counts(meta, fname)
+        states = self._checked_states(meta, loaded.arrays, counts, fname)
+        crc = loaded.metadata.get("trainer_crc32")  # absent in files of earlier versions
+        if crc is not None and crc != checkpoint._text_crc(text):
+            raise _corrupt_states(fname, "its trainer description does not match its "
+                                         "checksum")
         # Swapped in only now: a file that fails any check leaves the trainer as it was.
         self._states = states
-        self._optimizer.num_update = num_update
+        self._optimizer.num_update = meta["num_update"]
         self._optimizer._index_update_count = counts
+
+    def _checked_counts(self, meta: dict, fname) -> dict:
+        """The per-parameter update counts of ``meta``, after checking them and
+        ``num_update`` (which must be a count at least as large as each of them)."""
+        raw = meta.get("index_update_count")
+        if not isinstance(raw, dict):
+            raise _corrupt_states(fname, f"field 'index_update_count' is {raw!r}, expected "
+                                         f"a map of parameter index to count")
+        counts = {}
+        for key, count in raw.items():
+            if not (key.isascii() and key.isdigit() and int(key) < len(self._names)):
+                raise _corrupt_states(fname, f"field 'index_update_count' names parameter "
+                                             f"index {key!r}; this trainer has "
+                                             f"{len(self._names)} parameters")
+            if type(count) is not int or count < 1:
+                raise _corrupt_states(fname, f"Parameter {self._names[int(key)]!r}: field "
+                                             f"'index_update_count' is {count!r}, expected "
+                                             f"a positive int")
+            counts[int(key)] = count
+        num_update = meta.get("num_update")
+        if type(num_update) is not int or num_update < 0:
+            raise _corrupt_states(fname, f"field 'num_update' is {num_update!r}, expected a "
+                                         f"non-negative int")
+        if counts and num_update < max(counts.values()):
+            i = max(counts, key=counts.get)
+            raise _corrupt_states(fname, f"field 'num_update' is {num_update}, below the "
+                                         f"{counts[i]} updates of Parameter "
+                                         f"{self._names[i]!r}")
+        return counts
+
+    def _checked_states(self, meta: dict, arrays: dict, counts: dict, fname) -> dict:
+        """``{index: (cpu(0), state)}`` from ``meta['states']`` and the file's arrays."""
+        entries = meta.get("states")
+        if not isinstance(entries, list):
+            raise _corrupt_states(fname, f"field 'states' is {type(entries).__name__}, "
+                                         f"expected a list")
+        states, used = {}, set()
+        for entry in entries:
+            i = entry.get("index") if isinstance(entry, dict) else None
+            if type(i) is not int or i < 0:
+                raise _corrupt_states(fname, f"an entry of field 'states' has the index "
+                                             f"{i!r}, expected a parameter index")
+            if i >= len(self._names) or self._names[i] != entry.get("name"):
+                have = self._names[i] if i < len(self._names) else None
+                raise checkpoint.CheckpointMismatchError(
+                    f"Trainer.load_states: {fname!r} has a state for parameter {i} named "
+                    f"{entry.get('name')!r}, but this trainer's parameter {i} is {have!r}")
+            if i in states:
+                raise _corrupt_states(fname, f"Parameter {self._names[i]!r}: field 'states' "
+                                             f"lists it twice")
+            states[i] = (Device("cpu", 0),
+                         self._checked_state(i, entry.get("structure"), arrays, used, fname))
+        for i, count in counts.items():
+            if i not in states:
+                raise _corrupt_states(fname, f"Parameter {self._names[i]!r}: field 'states' "
+                                             f"has no entry for it, but field "
+                                             f"'index_update_count' says it was updated "
+                                             f"{count} times")
+        if set(arrays) != used:
+            raise _corrupt_states(fname, f"the arrays {sorted(set(arrays) ^ used)} do not "
+                                         f"match field 'states'")
+        return states
+
+    def _checked_state(self, i: int, structure, arrays: dict, used: set, fname):
+        """Parameter ``i``'s state (host arrays) from its ``structure``, checked against
+        what this trainer's optimizer creates for the parameter."""
+        name = self._names[i]
+        leaves = []
+
+        def leaf(k):
+            if type(k) is not int:
+                raise _corrupt_states(fname, f"Parameter {name!r}: field 'structure' holds "
+                                             f"{k!r}, expected array numbers")
+            leaves.append(k)
+            key = f"state_{i}_{k}"
+            if key not in arrays or arrays[key].stype != "default":
+                raise _corrupt_states(fname, f"Parameter {name!r}: field 'structure' names "
+                                             f"the array {key!r}, which the file lacks")
+            used.add(key)
+            return arrays[key].values
+        host = _map_state(structure, leaf)
+        if leaves != list(range(len(leaves))):
+            # save_states numbers the arrays in order; another order swaps them (e.g.
+            # Adam's mean and variance).
+            raise _corrupt_states(fname, f"Parameter {name!r}: field 'structure' lists its "
+                                         f"arrays as {structure!r}, expected them in order "
+                                         f"0..{len(leaves) - 1}")
+        param = self._params[i]
+        shape = param.shape
+        if shape is None or not all(n > 0 for n in shape):  # deferred: the file's shape
+            first = _first_leaf(host)
+            shape = tuple(first.shape) if first is not None else (1,)
+        # What this optimizer keeps for the parameter, made on the host like the file's.
+        expected = _describe(self._optimizer.create_state_multi_precision(
+            i, numpy.zeros(shape, param.dtype)))
+        found = _describe(host)
+        if found != expected:
+            raise checkpoint.CheckpointMismatchError(
+                f"Trainer.load_states: Parameter {name!r}: field 'structure' of {fname!r} "
+                f"describes the state {found}, but {type(self._optimizer).__name__} keeps "
+                f"{expected} for its shape {shape} and dtype {numpy.dtype(param.dtype).name}")
+        return host
+
+
+def _corrupt_states(fname, what: str) -> checkpoint.CorruptCheckpointError:
+    return checkpoint.CorruptCheckpointError(
+        f"Trainer.load_states: the trainer description in {fname!r} is damaged: {what}")
+
+
+def _first_leaf(state):
+    if isinstance(state, tuple):
+        return next((x for x in map(_first_leaf, state) if x is not None), None)
+    return state
+
+
+def _describe(state):
+    """A state's form for comparison and messages: None, tuples, and (shape, dtype) leaves."""
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return tuple(_describe(s) for s in state)
+    return f"{numpy.dtype(state.dtype).name}{tuple(state.shape)}"
 
 
 # --------------------------------------------------------------------- reduction
@@ -601,6 +790,18 @@ def _nccl_allreduce(arrays: list, devices: list) -> None:
 
 
 # --------------------------------------------------------------------- helpers
+def _check_batch_size(where: str, batch_size) -> None:
+    if type(batch_size) is int and batch_size > 0:  # the common case, checked cheaply
+        return
+    if isinstance(batch_size, (bool, numpy.bool_)) or not isinstance(
+            batch_size, (int, float, numpy.integer, numpy.floating)):
+        raise TypeError(f"{where}: batch_size must be a positive number (the samples the "
+                        f"gradients were summed over), got {batch_size!r}")
+    if not (numpy.isfinite(batch_size) and batch_size > 0):
+        raise ValueError(f"{where}: batch_size must be a positive number (the samples the "
+                         f"gradients were summed over), got {batch_size!r}")
+
+
 def _raw(x):
     return x._data if isinstance(x, ndarray) else x
 
