@@ -139,8 +139,12 @@ def requires_grad(x) -> bool:
 
 def record_op(out, inputs: tuple, backward: Callable):
     """Attach a node to ``out`` when recording and some input needs a gradient."""
-    if _recording.get() and any(requires_grad(i) for i in inputs):
-        out._node = Node(inputs, backward)
+    # The hot path of every op: a plain loop, no generator or helper call per input.
+    if _recording.get():
+        for i in inputs:
+            if i._node is not None or i._grad_req != "null":
+                out._node = Node(inputs, backward)
+                break
     return out
 
 
@@ -160,21 +164,36 @@ def _topological_order(heads) -> list:
     """
     order, visited = [], set()
     stack = [(h, False) for h in reversed(heads)]
+    pop, push, seen, mark = stack.pop, stack.append, visited.__contains__, visited.add
     while stack:
-        x, expanded = stack.pop()
+        x, expanded = pop()
         if expanded:
             order.append(x)
             continue
-        if id(x) in visited:
+        key = id(x)
+        if seen(key):
             continue
-        visited.add(id(x))
-        stack.append((x, True))
-        if x._node is not None:
-            for inp in reversed(x._node.inputs):
-                if id(inp) not in visited and requires_grad(inp):
-                    stack.append((inp, False))
+        mark(key)
+        push((x, True))
+        node = x._node
+        if node is not None:
+            for inp in reversed(node.inputs):
+                if not seen(id(inp)) and (inp._node is not None or inp._grad_req != "null"):
+                    push((inp, False))
     order.reverse()
     return order
+
+
+_ndarray_type = None
+
+
+def _ndarray():
+    """The ndarray class (imported on first use: ndarray.py imports this module)."""
+    global _ndarray_type
+    if _ndarray_type is None:
+        from .ndarray import ndarray
+        _ndarray_type = ndarray
+    return _ndarray_type
 
 
 def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
@@ -183,8 +202,7 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
     ``head_grads`` default to ones. Unless ``retain_graph``, the graph is freed afterwards,
     so a second ``backward`` through it is an error.
     """
-    from .ndarray import ndarray
-    if isinstance(heads, ndarray):
+    if isinstance(heads, _ndarray()):
         heads = [heads]
         head_grads = [head_grads]
     elif head_grads is None:
@@ -197,36 +215,41 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
                 "compute it inside autograd.record() from arrays with attach_grad() or "
                 "from initialized Parameters")
         xp = h._xp
-        g = xp.ones(h.shape, dtype=h.dtype) if hg is None else _raw_grad(hg, h)
+        g = xp.ones(h._data.shape, dtype=h._data.dtype) if hg is None else _raw_grad(hg, h)
         grads[id(h)] = _accumulate(grads.get(id(h)), g, xp)
-    # The backward functions are not recorded themselves; one scope around the whole walk
+    # The backward functions are not recorded themselves; one switch around the whole walk
     # (not one per node) keeps a long graph's bookkeeping off the critical path.
-    with _Scope(False, None):
+    token = _recording.set(False)
+    try:
+        pop = grads.pop
         for x in _topological_order(heads):
-            g = grads.pop(id(x), None)
+            g = pop(id(x), None)
             if g is None:
                 continue
             node = x._node
             if node is None:
                 x._deposit_grad(g)
                 continue
-            input_grads = node.backward(g)
-            for inp, ig in zip(node.inputs, input_grads):
-                if ig is not None and requires_grad(inp):
-                    grads[id(inp)] = _accumulate(grads.get(id(inp)), ig, inp._xp)
+            for inp, ig in zip(node.inputs, node.backward(g)):
+                if ig is not None and (inp._node is not None or inp._grad_req != "null"):
+                    key = id(inp)
+                    prev = grads.get(key)
+                    # The first gradient of an input is stored as is (no call, no copy).
+                    grads[key] = ig if prev is None else _accumulate(prev, ig, inp._xp)
             if not retain_graph:
                 x._node = None
+    finally:
+        _recording.reset(token)
 
 
 def _raw_grad(hg, head):
-    from .ndarray import ndarray
-    if isinstance(hg, ndarray):
+    if isinstance(hg, _ndarray()):
         if hg.device != head.device:
             raise ValueError(f"head gradient is on {hg.device}, but the head is on "
                              f"{head.device}")
         raw = hg._data
     else:
         raw = head._xp.asarray(hg)
-    if tuple(raw.shape) != head.shape:
+    if raw.shape != head._data.shape:
         raise ValueError(f"head gradient has shape {tuple(raw.shape)}, expected {head.shape}")
-    return raw.astype(head.dtype, copy=False)
+    return raw.astype(head._data.dtype, copy=False)
