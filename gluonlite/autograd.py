@@ -157,13 +157,15 @@ def mark_variables(variables, gradients, grad_reqs="write"):
 
 
 def _topological_order(heads) -> list:
-    """Arrays reachable from ``heads`` through recorded nodes, outputs before inputs.
+    """Arrays with a recorded node reachable from ``heads``, outputs before inputs.
 
-    Iterative depth-first search (no recursion limit on deep graphs); inputs are visited in
-    argument order, so the order, and therefore float summation order, is deterministic.
+    Leaves are left out: nothing flows out of them, so ``backward`` collects their
+    gradients on the way and deposits them after the walk. Iterative depth-first search (no
+    recursion limit on deep graphs); inputs are visited in argument order, so the order,
+    and therefore float summation order, is deterministic.
     """
     order, visited = [], set()
-    stack = [(h, False) for h in reversed(heads)]
+    stack = [(h, False) for h in reversed(heads) if h._node is not None]
     pop, push, seen, mark = stack.pop, stack.append, visited.__contains__, visited.add
     while stack:
         x, expanded = pop()
@@ -175,11 +177,9 @@ def _topological_order(heads) -> list:
             continue
         mark(key)
         push((x, True))
-        node = x._node
-        if node is not None:
-            for inp in reversed(node.inputs):
-                if not seen(id(inp)) and (inp._node is not None or inp._grad_req != "null"):
-                    push((inp, False))
+        for inp in reversed(x._node.inputs):
+            if inp._node is not None and not seen(id(inp)):
+                push((inp, False))
     order.reverse()
     return order
 
@@ -207,7 +207,10 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
         head_grads = [head_grads]
     elif head_grads is None:
         head_grads = [None] * len(heads)
+    # Gradients of arrays with a node (by id) and of leaves (by id: (leaf, gradient)), in
+    # the order they arrive, which is deterministic.
     grads: dict[int, object] = {}
+    leaves: dict[int, tuple] = {}
     for h, hg in zip(heads, head_grads):
         if not requires_grad(h):
             raise RuntimeError(
@@ -216,7 +219,7 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
                 "from initialized Parameters")
         xp = h._xp
         g = xp.ones(h._data.shape, dtype=h._data.dtype) if hg is None else _raw_grad(hg, h)
-        grads[id(h)] = _accumulate(grads.get(id(h)), g, xp)
+        _collect(grads, leaves, h, g)
     # The backward functions are not recorded themselves; one switch around the whole walk
     # (not one per node) keeps a long graph's bookkeeping off the critical path.
     token = _recording.set(False)
@@ -227,19 +230,28 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
             if g is None:
                 continue
             node = x._node
-            if node is None:
-                x._deposit_grad(g)
-                continue
             for inp, ig in zip(node.inputs, node.backward(g)):
-                if ig is not None and (inp._node is not None or inp._grad_req != "null"):
-                    key = id(inp)
-                    prev = grads.get(key)
-                    # The first gradient of an input is stored as is (no call, no copy).
-                    grads[key] = ig if prev is None else _accumulate(prev, ig, inp._xp)
+                if ig is not None:
+                    _collect(grads, leaves, inp, ig)
             if not retain_graph:
                 x._node = None
+        for leaf, g in leaves.values():
+            leaf._deposit_grad(g)
     finally:
         _recording.reset(token)
+
+
+def _collect(grads: dict, leaves: dict, x, g) -> None:
+    """Add gradient ``g`` of ``x`` to the walk's tables (dropped where no gradient is needed).
+
+    The first gradient of an array is stored as is: no call, no copy."""
+    key = id(x)
+    if x._node is not None:
+        prev = grads.get(key)
+        grads[key] = g if prev is None else _accumulate(prev, g, x._xp)
+    elif x._grad_req != "null":
+        prev = leaves.get(key)
+        leaves[key] = (x, g) if prev is None else (x, _accumulate(prev[1], g, x._xp))
 
 
 def _raw_grad(hg, head):

@@ -25,7 +25,7 @@ from .report import Metric
 from .workload import Remote, Skip
 
 __all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "PEER", "specs", "describe",
-           "implementations", "locate"]
+           "implementations", "locate", "remote"]
 
 NAME = "mxnet"
 TITLE = "the same workloads in Apache MXNet 1.9.1 on CPU (time per workload call)"
@@ -168,12 +168,17 @@ class _Measured:
         return next(self._times)
 
 
-def _mxnet(spec: dict) -> Remote:
+def remote(case: dict, quick: bool) -> Remote:
+    """MXNet's timing of ``case`` (a case dict naming its ``suite``), per workload call,
+    taken in the shared runner process; other suites use it for an MXNet column."""
     runner = _get_runner()
-    settings = timing.QUICK if spec["quick"] else timing.FULL
-    reply = runner.ask({"op": "measure", "case": dict(_inner(spec), suite=spec["suite"]),
-                        "settings": settings.kwargs()})
+    settings = timing.QUICK if quick else timing.FULL
+    reply = runner.ask({"op": "measure", "case": case, "settings": settings.kwargs()})
     return Remote(_Measured(reply), 1.0, runner.versions)
+
+
+def _mxnet(spec: dict) -> Remote:
+    return remote(dict(_inner(spec), suite=spec["suite"]), spec["quick"])
 
 
 def implementations(spec: dict, target) -> dict:

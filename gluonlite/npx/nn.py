@@ -9,7 +9,6 @@ array([[3., 3., 3., 3.],
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy
@@ -37,26 +36,27 @@ def _check_same_device(op, *arrays):
 
 # NumPy's matmul and sum of float16/bfloat16 accumulate in the 16-bit type (bfloat16 sums of
 # a few hundred rows are off by percents); compute in float32 and round once, as the GPU
-# kernels and cuBLAS do.
-@functools.lru_cache(maxsize=None)
-def _cpu_fc_compute(dtype):
-    # Memoised: dtype.name is a Python-level property costing microseconds per call.
-    return numpy.dtype(numpy.float32) if dtype.name in ("float16", "bfloat16") else None
+# kernels and cuBLAS do. Two attribute reads identify them (float16 is kind 'f', ml_dtypes'
+# bfloat16 kind 'V'); dtype.name would cost microseconds per call.
+_F32 = numpy.dtype(numpy.float32)
+
+
+def _low_precision(dtype) -> bool:
+    return dtype.itemsize == 2 and dtype.kind in "fV"
 
 
 def _fc_raw(xp, x2, w, b):
     if xp is not numpy:
         from .. import _kernels
         return _kernels.fc_forward(x2, w, b)
-    compute = _cpu_fc_compute(x2.dtype)
-    if compute is None:
+    if not _low_precision(x2.dtype):
         y = x2 @ w.T
         if b is not None:
             y += b
         return y
-    y = x2.astype(compute) @ w.astype(compute).T
+    y = x2.astype(_F32) @ w.astype(_F32).T
     if b is not None:
-        y += b.astype(compute)
+        y += b.astype(_F32)
     return y.astype(x2.dtype)
 
 
@@ -66,14 +66,20 @@ def _fc_backward_raw(xp, dy, x2, w, need_dx, need_dw, need_db):
         return _kernels.fc_backward(dy, x2, w, need_dx=need_dx, need_dw=need_dw,
                                     need_db=need_db)
     dtype = x2.dtype
-    compute = _cpu_fc_compute(dtype)
-    if compute is not None:
-        dy, x2, w = dy.astype(compute), x2.astype(compute), w.astype(compute)
-    grads = (dy @ w if need_dx else None, dy.T @ x2 if need_dw else None,
-             dy.sum(axis=0) if need_db else None)
-    if compute is None:
+    low = _low_precision(dtype)
+    if low:
+        dy, x2, w = dy.astype(_F32), x2.astype(_F32), w.astype(_F32)
+    # With one row, dW is an outer product: a broadcast multiply gives the same products
+    # (one term each, so the same bits) without matmul's slow K=1 path (2x faster).
+    dw = None if not need_dw else (dy.T * x2 if dy.shape[0] == 1 else dy.T @ x2)
+    grads = (dy @ w if need_dx else None, dw, dy.sum(axis=0) if need_db else None)
+    if not low:
         return grads
     return tuple(None if g is None else g.astype(dtype) for g in grads)
+
+
+def _needs_grad(a) -> bool:
+    return a is not None and (a._node is not None or a._grad_req != "null")
 
 
 def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatten=True):
@@ -88,12 +94,16 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
 
     float16 and bfloat16 inputs are multiplied and summed in float32 and rounded once.
     """
+    # The hot path of every Dense layer: attribute reads and tuple compares only; the
+    # descriptive checks run when a fast check fails.
     if no_bias:
         bias = None
     elif bias is None:
         raise ValueError("fully_connected: bias is None but no_bias=False; pass a bias or "
                          "no_bias=True")
-    device = _check_same_device("fully_connected", x, weight, bias)
+    device = x._device
+    if weight._device is not device or (bias is not None and bias._device is not device):
+        _check_same_device("fully_connected", x, weight, bias)
     w_shape = weight._data.shape
     if len(w_shape) != 2:
         raise ValueError(f"fully_connected: weight must be 2-D [num_hidden, in_units], got "
@@ -105,27 +115,37 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
     if bias is not None and bias._data.shape != (units,):
         raise ValueError(f"fully_connected: bias has shape {bias.shape}, expected ({units},) "
                          f"for weight of shape {weight.shape}")
-    x_shape = x._data.shape
-    lead = x_shape[:1] if flatten else x_shape[:-1]
-    x_in = math.prod(x_shape[1:]) if flatten else (x_shape[-1] if x_shape else 1)
-    if not x_shape or x_in != in_units:
-        raise ValueError(f"fully_connected: input of shape {x.shape} gives {x_in} input "
-                         f"units (flatten={flatten}), but weight of shape {weight.shape} "
-                         f"expects {in_units}")
-    xp = x._xp
+    raw = x._data
+    x_shape = raw.shape
+    if len(x_shape) == 2 and x_shape[1] == in_units:
+        x2 = raw  # the common case: already [batch, in_units]
+    else:
+        x_in = math.prod(x_shape[1:]) if flatten else (x_shape[-1] if x_shape else 1)
+        if not x_shape or x_in != in_units:
+            raise ValueError(f"fully_connected: input of shape {x.shape} gives {x_in} input "
+                             f"units (flatten={flatten}), but weight of shape "
+                             f"{weight.shape} expects {in_units}")
+        x2 = raw.reshape(-1, in_units)
+    cpu = device.device_type == "cpu"
+    xp = numpy if cpu else x._xp
     with _backend.on(device):
-        x2 = _backend.contiguous(xp, x._data.reshape(-1, in_units))
+        x2 = _backend.contiguous(xp, x2)
         y = _fc_raw(xp, x2, weight._data, None if bias is None else bias._data)
-        out = ndarray(y.reshape(lead + (units,)), device)
+        if len(x_shape) != 2:
+            y = y.reshape((x_shape[:1] if flatten else x_shape[:-1]) + (units,))
+        out = ndarray(y, device)
+    if not autograd._recording.get():
+        return out
     inputs = (x, weight) if bias is None else (x, weight, bias)
 
     def backward(g):
-        need = [autograd.requires_grad(a) for a in inputs] + [False]
         with _backend.on(device):
-            dy = _backend.contiguous(xp, g.reshape(-1, units))
-            dx, dw, db = _fc_backward_raw(xp, dy, x2, weight._data, need[0], need[1],
-                                          need[2])
-        return (None if dx is None else dx.reshape(x_shape), dw, db)[:len(inputs)]
+            dy = _backend.contiguous(xp, g if len(x_shape) == 2 else g.reshape(-1, units))
+            dx, dw, db = _fc_backward_raw(xp, dy, x2, weight._data, _needs_grad(x),
+                                          _needs_grad(weight), _needs_grad(bias))
+        if dx is not None and len(x_shape) != 2:
+            dx = dx.reshape(x_shape)
+        return (dx, dw) if bias is None else (dx, dw, db)
     return record_op(out, inputs, backward)
 
 
