@@ -9,6 +9,7 @@ import pytest
 import gluonlite as mx
 from gluonlite import autograd, npx
 from gluonlite.npx._rnn import param_size
+from tests.helpers import numeric_grad
 
 RNG = np.random.default_rng(3)
 
@@ -222,20 +223,6 @@ CASES = {
 }
 
 
-def _numeric_grad(f, inputs, k, eps=1e-6):
-    x = inputs[k]
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        orig = x[i]
-        x[i] = orig + eps
-        up = f(*inputs)
-        x[i] = orig - eps
-        down = f(*inputs)
-        x[i] = orig
-        grad[i] = (up - down) / (2 * eps)
-    return grad
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_value_and_gradient_against_numpy(device, name):
     make, np_fn, inputs = CASES[name]
@@ -252,7 +239,7 @@ def test_value_and_gradient_against_numpy(device, name):
     head = RNG.standard_normal(expected.shape)
     out.backward(mx.np.array(head, device=device))
     for k, x in enumerate(xs):
-        numeric = _numeric_grad(lambda *a: float((np_fn(*a) * head).sum()), inputs, k)
+        numeric = numeric_grad(lambda *a: float((np_fn(*a) * head).sum()), inputs, k)
         np.testing.assert_allclose(x.grad.asnumpy(), numeric, rtol=1e-5, atol=1e-6,
                                    err_msg=f"gradient of input {k}")
 
