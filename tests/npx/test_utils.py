@@ -172,7 +172,7 @@ def test_mxnet_1_9_1_reads_files_written_by_gluonlite(tmp_path):
     arrays = _arrays(mx.cpu(0))
     npx.save(tmp_path / "g.nd", arrays)
     proc = subprocess.run([python, "-c", _MXNET_READ, str(tmp_path / "g.nd")],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert sorted(seen) == sorted(arrays)
