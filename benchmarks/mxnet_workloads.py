@@ -138,8 +138,38 @@ def step_workload(mx, case, timing):
     return (lambda: trainer.step(1)), ((),), fresh_gradients
 
 
+def ops_workload(mx, case, timing):
+    """gluonlite's ``ops`` suite: the case's expression over ``mx.np``/``mx.npx`` (MXNet 2's
+    API, which 1.9.1 has under ``set_np``; ``serve`` turns it off after the case)."""
+    import numpy
+    mx.npx.set_np()
+    # The same input sets as gluonlite's ops suite (gluonlite/bench/ops.py, inputs_for).
+    rng = numpy.random.default_rng(0)
+    per_set = sum(4 * int(numpy.prod(shape)) for shape, _ in case["inputs"])
+    sets = []
+    for _ in range(timing.rotations(per_set)):
+        host = [rng.integers(0, 64, shape).astype(dtype) if dtype.startswith("int")
+                else rng.standard_normal(shape).astype(dtype)
+                for shape, dtype in case["inputs"]]
+        sets.append(tuple(mx.np.array(a, dtype=a.dtype) for a in host))
+    fn = eval(f"lambda a, b=None, c=None: {case['expr']}",  # noqa: S307 - gluonlite's table
+              {"np": mx.np, "npx": mx.npx})
+    if case["mode"] == "call":
+        return fn, sets, None
+    for s in sets:
+        for a in s:
+            if a.dtype.kind == "f":
+                a.attach_grad()
+
+    def train(*args):
+        with mx.autograd.record():
+            y = fn(*args)
+        y.backward()
+    return train, sets, None
+
+
 WORKLOADS = {"param": param_workload, "fc": fc_workload, "replicate": replicate_workload,
-             "step": step_workload}
+             "step": step_workload, "ops": ops_workload}
 
 
 def _versions(mx):
@@ -173,6 +203,7 @@ def serve(requests, replies) -> None:
         finally:
             fn = inputs = prepare = None  # free this case before the next one
             mx.nd.waitall()
+            mx.npx.reset_np()  # the ops workload turns NumPy semantics on
         replies.write(json.dumps(reply) + "\n")
         replies.flush()
 

@@ -1,4 +1,4 @@
-"""Reading Apache MXNet's NDArray-list files (``.params`` / ``.nd``), without MXNet.
+"""Reading and writing Apache MXNet's NDArray-list files (``.params`` / ``.nd``), without MXNet.
 
 The layout, as MXNet 1.x writes it with ``mx.nd.save`` (all integers little-endian):
 
@@ -14,6 +14,11 @@ The layout, as MXNet 1.x writes it with ``mx.nd.save`` (all integers little-endi
   ``ndim`` and the dims are ``uint32``.
 * an "empty" array (``ndim`` 0 before V3, -1 in V3) has no context and no data.
 
+Writing (``write_mxnet_list``) produces what MXNet 2 (and 1.9 under ``npx.set_np()``) writes
+for dense arrays: the V3 header (or V2 on request, as legacy ``mx.nd.save`` writes it, which
+cannot hold 0-d arrays), the context ``cpu(0)`` whatever device held the array (so that any
+MXNet build loads it), and the names only when a dict was saved.
+
 Nothing here executes code from the file: every length is checked against the bytes left
 before it is used, and any inconsistency raises ``CorruptCheckpointError``.
 """
@@ -25,7 +30,8 @@ import numpy
 
 from .checkpoint import CheckpointError, CorruptCheckpointError, HostArray, numpy_dtype
 
-__all__ = ["LIST_MAGIC", "is_mxnet_list", "read_mxnet_list"]
+__all__ = ["LIST_MAGIC", "is_mxnet_list", "read_mxnet_list", "read_mxnet_arrays",
+           "encode_mxnet_list"]
 
 LIST_MAGIC = 0x112
 _V1, _V2, _V3 = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
@@ -33,6 +39,7 @@ _V1, _V2, _V3 = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
 _TYPE_FLAGS = {0: "float32", 1: "float64", 2: "float16", 3: "uint8", 4: "int32", 5: "int8",
                6: "int64", 7: "bool", 8: "int16", 9: "uint16", 10: "uint32", 11: "uint64",
                12: "bfloat16"}
+_FLAG_OF = {name: flag for flag, name in _TYPE_FLAGS.items()}
 _STYPES = {0: ("default", 0), 1: ("row_sparse", 1), 2: ("csr", 2)}
 # A shape longer than this is not a real tensor but a damaged header; MXNet itself caps
 # ndim far lower, and the cap keeps a bogus ndim from allocating gigabytes.
@@ -179,12 +186,9 @@ def _checked_csr(r, what, shape, values, indices, indptr) -> HostArray:
     return HostArray("csr", shape, values, indices, indptr)
 
 
-def read_mxnet_list(buf: bytes, path) -> list[tuple[str, HostArray]]:
-    """The ``(name, array)`` pairs of an MXNet NDArray-list file held in ``buf``.
-
-    A file saved from a list (no names) gets the names ``'0'``, ``'1'``, ... An "empty"
-    MXNet array (no shape) cannot become a gluonlite array and raises ``CheckpointError``.
-    """
+def read_mxnet_arrays(buf: bytes, path) -> tuple[list, list | None]:
+    """``(arrays, names)`` of an MXNet NDArray-list file held in ``buf``; ``names`` is None
+    for a file saved from a list. Arrays without a shape are None here."""
     r = _Reader(buf, path)
     if r.unpack("<Q", "list magic") != LIST_MAGIC:
         r.fail("the list magic 0x112 is missing")
@@ -207,13 +211,71 @@ def read_mxnet_list(buf: bytes, path) -> list[tuple[str, HostArray]]:
             r.fail(f"name #{i} is not UTF-8")
     if r.pos != len(r.buf):
         r.fail(f"{len(r.buf) - r.pos} unexpected bytes follow the names")
-    if not names:
-        names = [str(i) for i in range(count)]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         r.fail(f"the names {dup} occur more than once")
+    return arrays, (names if n_names else None)
+
+
+def read_mxnet_list(buf: bytes, path) -> list[tuple[str, HostArray]]:
+    """The ``(name, array)`` pairs of an MXNet NDArray-list file held in ``buf``.
+
+    A file saved from a list (no names) gets the names ``'0'``, ``'1'``, ... An "empty"
+    MXNet array (no shape) cannot become a gluonlite array and raises ``CheckpointError``.
+    """
+    arrays, names = read_mxnet_arrays(buf, path)
+    if names is None:
+        names = [str(i) for i in range(len(arrays))]
     for name, arr in zip(names, arrays):
         if arr is None:
             raise CheckpointError(f"'{name}' in '{path}' is an MXNet NDArray without a shape "
                                   f"(never allocated); there are no values to load")
     return list(zip(names, arrays))
+
+
+def _dtype_flag(dtype: numpy.dtype, what: str) -> int:
+    name = "bfloat16" if dtype.name == "bfloat16" else dtype.name
+    flag = _FLAG_OF.get(name)
+    if flag is None or dtype.byteorder == ">":
+        raise TypeError(f"{what} has dtype {dtype}, which MXNet's file format cannot hold; "
+                        f"expected one of {', '.join(_FLAG_OF)}")
+    return flag
+
+
+def encode_mxnet_list(arrays, names=None, version: int = 3) -> bytes:
+    """The bytes of an MXNet NDArray-list file holding ``arrays`` (dense host NumPy arrays).
+
+    ``names`` (one ``str`` per array) are written for a dict, omitted (None) for a list.
+    ``version`` 3 writes the NumPy-semantics header of MXNet 2 / ``npx.save``; 2 the legacy
+    one, where a 0-d array cannot be stored. Raises ``TypeError`` for a dtype MXNet lacks,
+    ``ValueError`` for names that do not match, before anything is encoded.
+    """
+    if version not in (2, 3):
+        raise ValueError(f"MXNet list format version must be 2 or 3, got {version}")
+    if names is not None:
+        if len(names) != len(arrays) or len(set(names)) != len(names):
+            raise ValueError(f"need one distinct name per array, got {len(names)} names for "
+                             f"{len(arrays)} arrays")
+        if any(not isinstance(n, str) for n in names):
+            raise TypeError("array names must be str")
+    flags = [_dtype_flag(a.dtype, f"array #{i}") for i, a in enumerate(arrays)]
+    if version == 2 and any(a.ndim == 0 for a in arrays):
+        raise ValueError("the V2 header cannot hold a 0-d array (it means 'no array' there); "
+                         "write version 3")
+    magic = _V3 if version == 3 else _V2
+    parts = [struct.pack("<QQQ", LIST_MAGIC, 0, len(arrays))]
+    for a, flag in zip(arrays, flags):
+        parts.append(struct.pack(f"<Iii{a.ndim}q", magic, 0, a.ndim, *a.shape))
+        # Context cpu(0) (dev_type 1): MXNet copies to that device on load, and every build
+        # has one.
+        parts.append(struct.pack("<iii", 1, 0, flag))
+        parts.append(numpy.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"),
+                                                       copy=False).tobytes())
+    if names is None:
+        parts.append(struct.pack("<Q", 0))
+    else:
+        parts.append(struct.pack("<Q", len(names)))
+        for n in names:
+            raw = n.encode("utf-8")
+            parts.append(struct.pack("<Q", len(raw)) + raw)
+    return b"".join(parts)

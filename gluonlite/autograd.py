@@ -143,8 +143,12 @@ def requires_grad(x) -> bool:
 
 def record_op(out, inputs: tuple, backward: Callable):
     """Attach a node to ``out`` when recording and some input needs a gradient."""
-    if _recording.get() and any(requires_grad(i) for i in inputs):
-        out._node = Node(inputs, backward)
+    # The hot path of every op: a plain loop, no generator or helper call per input.
+    if _recording.get():
+        for i in inputs:
+            if i._node is not None or i._grad_req != "null":
+                out._node = Node(inputs, backward)
+                break
     return out
 
 
@@ -182,28 +186,43 @@ def mark_variables(variables, gradients, grad_reqs="write"):
 
 
 def _topological_order(heads) -> list:
-    """Arrays reachable from ``heads`` through recorded nodes, outputs before inputs.
+    """Arrays with a recorded node reachable from ``heads``, outputs before inputs.
 
-    Iterative depth-first search (no recursion limit on deep graphs); inputs are visited in
-    argument order, so the order, and therefore float summation order, is deterministic.
+    Leaves are left out: nothing flows out of them, so ``backward`` collects their
+    gradients on the way and deposits them after the walk. Iterative depth-first search (no
+    recursion limit on deep graphs); inputs are visited in argument order, so the order,
+    and therefore float summation order, is deterministic.
     """
     order, visited = [], set()
-    stack = [(h, False) for h in reversed(heads)]
+    stack = [(h, False) for h in reversed(heads) if h._node is not None]
+    pop, push, seen, mark = stack.pop, stack.append, visited.__contains__, visited.add
     while stack:
-        x, expanded = stack.pop()
+        x, expanded = pop()
         if expanded:
             order.append(x)
             continue
-        if id(x) in visited:
+        key = id(x)
+        if seen(key):
             continue
-        visited.add(id(x))
-        stack.append((x, True))
-        if x._node is not None:
-            for inp in reversed(x._node.inputs):
-                if id(inp) not in visited and requires_grad(inp):
-                    stack.append((inp, False))
+        mark(key)
+        push((x, True))
+        for inp in reversed(x._node.inputs):
+            if inp._node is not None and not seen(id(inp)):
+                push((inp, False))
     order.reverse()
     return order
+
+
+_ndarray_type = None
+
+
+def _ndarray():
+    """The ndarray class (imported on first use: ndarray.py imports this module)."""
+    global _ndarray_type
+    if _ndarray_type is None:
+        from .ndarray import ndarray
+        _ndarray_type = ndarray
+    return _ndarray_type
 
 
 def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
@@ -212,13 +231,15 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
     ``head_grads`` default to ones. Unless ``retain_graph``, the graph is freed afterwards,
     so a second ``backward`` through it is an error.
     """
-    from .ndarray import ndarray
-    if isinstance(heads, ndarray):
+    if isinstance(heads, _ndarray()):
         heads = [heads]
         head_grads = [head_grads]
     elif head_grads is None:
         head_grads = [None] * len(heads)
+    # Gradients of arrays with a node (by id) and of leaves (by id: (leaf, gradient)), in
+    # the order they arrive, which is deterministic.
     grads: dict[int, object] = {}
+    leaves: dict[int, tuple] = {}
     for h, hg in zip(heads, head_grads):
         if not requires_grad(h):
             raise RuntimeError(
@@ -226,26 +247,41 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
                 "compute it inside autograd.record() from arrays with attach_grad() or "
                 "from initialized Parameters")
         xp = h._xp
-        g = xp.ones(h.shape, dtype=h.dtype) if hg is None else _raw_grad(hg, h)
-        grads[id(h)] = _accumulate(grads.get(id(h)), g, xp)
-    # The backward functions are not recorded themselves; one scope around the whole walk
+        g = xp.ones(h._data.shape, dtype=h._data.dtype) if hg is None else _raw_grad(hg, h)
+        _collect(grads, leaves, h, g)
+    # The backward functions are not recorded themselves; one switch around the whole walk
     # (not one per node) keeps a long graph's bookkeeping off the critical path.
-    with _Scope(False, None):
+    token = _recording.set(False)
+    try:
+        pop = grads.pop
         for x in _topological_order(heads):
-            g = grads.pop(id(x), None)
+            g = pop(id(x), None)
             if g is None:
                 continue
             node = x._node
-            if node is None:
-                x._deposit_grad(g)
-                continue
             _check_versions(node)
-            input_grads = node.backward(g)
-            for inp, ig in zip(node.inputs, input_grads):
-                if ig is not None and requires_grad(inp):
-                    grads[id(inp)] = _accumulate(grads.get(id(inp)), ig, inp._xp)
+            for inp, ig in zip(node.inputs, node.backward(g)):
+                if ig is not None:
+                    _collect(grads, leaves, inp, ig)
             if not retain_graph:
                 x._node = None
+        for leaf, g in leaves.values():
+            leaf._deposit_grad(g)
+    finally:
+        _recording.reset(token)
+
+
+def _collect(grads: dict, leaves: dict, x, g) -> None:
+    """Add gradient ``g`` of ``x`` to the walk's tables (dropped where no gradient is needed).
+
+    The first gradient of an array is stored as is: no call, no copy."""
+    key = id(x)
+    if x._node is not None:
+        prev = grads.get(key)
+        grads[key] = g if prev is None else _accumulate(prev, g, x._xp)
+    elif x._grad_req != "null":
+        prev = leaves.get(key)
+        leaves[key] = (x, g) if prev is None else (x, _accumulate(prev[1], g, x._xp))
 
 
 def _check_versions(node) -> None:
@@ -258,17 +294,16 @@ def _check_versions(node) -> None:
 
 
 def _raw_grad(hg, head):
-    from .ndarray import ndarray
-    if isinstance(hg, ndarray):
+    if isinstance(hg, _ndarray()):
         if hg.device != head.device:
             raise ValueError(f"head gradient is on {hg.device}, but the head is on "
                              f"{head.device}")
         raw = hg._data
     else:
         raw = head._xp.asarray(hg)
-    if tuple(raw.shape) != head.shape:
+    if raw.shape != head._data.shape:
         raise ValueError(f"head gradient has shape {tuple(raw.shape)}, expected {head.shape}")
-    return raw.astype(head.dtype, copy=False)
+    return raw.astype(head._data.dtype, copy=False)
 
 
 def set_recording(is_recording: bool) -> bool:  # noqa: F811 - MXNet's name
@@ -360,7 +395,8 @@ def grad(heads, variables, head_grads=None, retain_graph=None, create_graph: boo
                 x._node = None
     out = []
     for v in variables:
-        g = found.get(id(v))
+        # Leaves are not part of the walk (see _topological_order): theirs stay in seeds.
+        g = found.get(id(v), seeds.get(id(v)))
         xp = v._xp
         if g is None:
             g = xp.zeros(v.shape, dtype=v.dtype)

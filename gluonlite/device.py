@@ -18,7 +18,8 @@ import contextvars
 import dataclasses
 import functools
 
-__all__ = ["Device", "cpu", "gpu", "current_device", "num_gpus", "as_device", "as_devices"]
+__all__ = ["Device", "cpu", "gpu", "current_device", "num_gpus", "as_device", "as_devices",
+           "gpu_memory_info"]
 
 _DEVICE_TYPES = ("cpu", "gpu")
 
@@ -138,3 +139,20 @@ def as_devices(devices=None) -> list[Device]:
             raise ValueError(f"Device {d} is listed twice in {result}")
         seen.add(d)
     return result
+
+
+def gpu_memory_info(device_id: int = 0) -> tuple:
+    """``(free, total)`` bytes of GPU ``device_id``'s memory, as the driver reports them.
+
+    Raises ``RuntimeError`` when that GPU is not visible (no GPU, no CuPy, id too large).
+    """
+    if not isinstance(device_id, int) or isinstance(device_id, bool) or device_id < 0:
+        raise ValueError(f"gpu_memory_info: device_id must be a non-negative int, got "
+                         f"{device_id!r}")
+    from . import _backend
+    device = Device("gpu", device_id)
+    _backend.check_available(device)
+    cupy = _backend.cupy()
+    with cupy.cuda.Device(device_id):
+        free, total = cupy.cuda.runtime.memGetInfo()
+    return int(free), int(total)

@@ -24,3 +24,19 @@ def with_bfloat16(dtype_names: list) -> list:
     except ImportError:
         return list(dtype_names)
     return list(dtype_names) + ["bfloat16"]
+
+
+def numeric_grad(f, inputs, k, eps=1e-6):
+    """d f(inputs) / d inputs[k] by central differences (``f`` returns a scalar; the
+    float64 ``inputs[k]`` is perturbed in place and restored)."""
+    x = inputs[k]
+    grad = numpy.zeros_like(x)
+    for i in numpy.ndindex(x.shape):
+        orig = x[i]
+        x[i] = orig + eps
+        up = f(*inputs)
+        x[i] = orig - eps
+        down = f(*inputs)
+        x[i] = orig
+        grad[i] = (up - down) / (2 * eps)
+    return grad

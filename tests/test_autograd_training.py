@@ -8,7 +8,7 @@ import pytest
 
 import gluonlite as mx
 from gluonlite import autograd, npx
-from tests.helpers import assert_matches
+from tests.helpers import assert_matches, numeric_grad as _numeric_grad
 
 RNG = np.random.default_rng(0)
 
@@ -25,21 +25,6 @@ def _away_from_zero(*shape):
     """Values with |x| >= 0.2, so kinks (relu, abs, clip) are out of finite-difference reach."""
     x = RNG.uniform(0.2, 1.5, shape)
     return x * RNG.choice([-1.0, 1.0], shape)
-
-
-def _numeric_grad(f, inputs, k, eps=1e-6):
-    """d f(inputs) / d inputs[k] by central differences (f returns a scalar)."""
-    x = inputs[k]
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        orig = x[i]
-        x[i] = orig + eps
-        up = f(*inputs)
-        x[i] = orig - eps
-        down = f(*inputs)
-        x[i] = orig
-        grad[i] = (up - down) / (2 * eps)
-    return grad
 
 
 def check_op(device, mx_fn, np_fn, *inputs, rtol=1e-6, atol=1e-8):

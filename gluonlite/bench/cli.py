@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import fc, machine, mxnet, param, replicate, report, retain, step, targets, timing
+from . import fc, machine, mxnet, ops, param, replicate, report, retain, step, targets, timing
 from .progress import Progress
 from .workload import Skip, run_case
 
 __all__ = ["SUITES", "main"]
 
-SUITES = {m.NAME: m for m in (fc, retain, replicate, param, step, mxnet)}
+SUITES = {m.NAME: m for m in (fc, retain, replicate, param, step, mxnet, ops)}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -25,7 +25,7 @@ from .report import Metric
 from .workload import Remote, Skip
 
 __all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "PEER", "specs", "describe",
-           "implementations", "locate"]
+           "implementations", "locate", "remote"]
 
 NAME = "mxnet"
 TITLE = "the same workloads in Apache MXNet 1.9.1 on CPU (time per workload call)"

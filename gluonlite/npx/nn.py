@@ -9,7 +9,6 @@ array([[3., 3., 3., 3.],
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy
@@ -17,10 +16,12 @@ import numpy
 from .. import _backend, _dropout, autograd
 from ..autograd import SparseRows, record_op
 from ..ndarray import ndarray, _device_mismatch
-from ..np import _unary
+from ..device import as_device
+from .._compat import resolve_ctx
 
 __all__ = ["fully_connected", "activation", "relu", "sigmoid", "softmax", "log_softmax",
-           "pick", "embedding", "dropout", "one_hot"]
+           "masked_softmax", "masked_log_softmax", "pick", "embedding", "dropout", "one_hot",
+           "topk", "batch_dot", "broadcast_like", "arange_like", "rnn"]
 
 
 def _check_same_device(op, *arrays):
@@ -35,26 +36,27 @@ def _check_same_device(op, *arrays):
 
 # NumPy's matmul and sum of float16/bfloat16 accumulate in the 16-bit type (bfloat16 sums of
 # a few hundred rows are off by percents); compute in float32 and round once, as the GPU
-# kernels and cuBLAS do.
-@functools.lru_cache(maxsize=None)
-def _cpu_fc_compute(dtype):
-    # Memoised: dtype.name is a Python-level property costing microseconds per call.
-    return numpy.dtype(numpy.float32) if dtype.name in ("float16", "bfloat16") else None
+# kernels and cuBLAS do. Two attribute reads identify them (float16 is kind 'f', ml_dtypes'
+# bfloat16 kind 'V'); dtype.name would cost microseconds per call.
+_F32 = numpy.dtype(numpy.float32)
+
+
+def _low_precision(dtype) -> bool:
+    return dtype.itemsize == 2 and dtype.kind in "fV"
 
 
 def _fc_raw(xp, x2, w, b):
     if xp is not numpy:
         from .. import _kernels
         return _kernels.fc_forward(x2, w, b)
-    compute = _cpu_fc_compute(x2.dtype)
-    if compute is None:
+    if not _low_precision(x2.dtype):
         y = x2 @ w.T
         if b is not None:
             y += b
         return y
-    y = x2.astype(compute) @ w.astype(compute).T
+    y = x2.astype(_F32) @ w.astype(_F32).T
     if b is not None:
-        y += b.astype(compute)
+        y += b.astype(_F32)
     return y.astype(x2.dtype)
 
 
@@ -64,14 +66,20 @@ def _fc_backward_raw(xp, dy, x2, w, need_dx, need_dw, need_db):
         return _kernels.fc_backward(dy, x2, w, need_dx=need_dx, need_dw=need_dw,
                                     need_db=need_db)
     dtype = x2.dtype
-    compute = _cpu_fc_compute(dtype)
-    if compute is not None:
-        dy, x2, w = dy.astype(compute), x2.astype(compute), w.astype(compute)
-    grads = (dy @ w if need_dx else None, dy.T @ x2 if need_dw else None,
-             dy.sum(axis=0) if need_db else None)
-    if compute is None:
+    low = _low_precision(dtype)
+    if low:
+        dy, x2, w = dy.astype(_F32), x2.astype(_F32), w.astype(_F32)
+    # With one row, dW is an outer product: a broadcast multiply gives the same products
+    # (one term each, so the same bits) without matmul's slow K=1 path (2x faster).
+    dw = None if not need_dw else (dy.T * x2 if dy.shape[0] == 1 else dy.T @ x2)
+    grads = (dy @ w if need_dx else None, dw, dy.sum(axis=0) if need_db else None)
+    if not low:
         return grads
     return tuple(None if g is None else g.astype(dtype) for g in grads)
+
+
+def _needs_grad(a) -> bool:
+    return a is not None and (a._node is not None or a._grad_req != "null")
 
 
 def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatten=True):
@@ -86,12 +94,16 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
 
     float16 and bfloat16 inputs are multiplied and summed in float32 and rounded once.
     """
+    # The hot path of every Dense layer: attribute reads and tuple compares only; the
+    # descriptive checks run when a fast check fails.
     if no_bias:
         bias = None
     elif bias is None:
         raise ValueError("fully_connected: bias is None but no_bias=False; pass a bias or "
                          "no_bias=True")
-    device = _check_same_device("fully_connected", x, weight, bias)
+    device = x._device
+    if weight._device is not device or (bias is not None and bias._device is not device):
+        _check_same_device("fully_connected", x, weight, bias)
     w_shape = weight._data.shape
     if len(w_shape) != 2:
         raise ValueError(f"fully_connected: weight must be 2-D [num_hidden, in_units], got "
@@ -103,99 +115,256 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
     if bias is not None and bias._data.shape != (units,):
         raise ValueError(f"fully_connected: bias has shape {bias.shape}, expected ({units},) "
                          f"for weight of shape {weight.shape}")
-    x_shape = x._data.shape
-    lead = x_shape[:1] if flatten else x_shape[:-1]
-    x_in = math.prod(x_shape[1:]) if flatten else (x_shape[-1] if x_shape else 1)
-    if not x_shape or x_in != in_units:
-        raise ValueError(f"fully_connected: input of shape {x.shape} gives {x_in} input "
-                         f"units (flatten={flatten}), but weight of shape {weight.shape} "
-                         f"expects {in_units}")
-    xp = x._xp
+    raw = x._data
+    x_shape = raw.shape
+    if len(x_shape) == 2 and x_shape[1] == in_units:
+        x2 = raw  # the common case: already [batch, in_units]
+    else:
+        x_in = math.prod(x_shape[1:]) if flatten else (x_shape[-1] if x_shape else 1)
+        if not x_shape or x_in != in_units:
+            raise ValueError(f"fully_connected: input of shape {x.shape} gives {x_in} input "
+                             f"units (flatten={flatten}), but weight of shape "
+                             f"{weight.shape} expects {in_units}")
+        x2 = raw.reshape(-1, in_units)
+    cpu = device.device_type == "cpu"
+    xp = numpy if cpu else x._xp
     with _backend.on(device):
-        x2 = _backend.contiguous(xp, x._data.reshape(-1, in_units))
+        x2 = _backend.contiguous(xp, x2)
         y = _fc_raw(xp, x2, weight._data, None if bias is None else bias._data)
-        out = ndarray(y.reshape(lead + (units,)), device)
+        if len(x_shape) != 2:
+            y = y.reshape((x_shape[:1] if flatten else x_shape[:-1]) + (units,))
+        out = ndarray(y, device)
+    if not autograd._recording.get():
+        return out
     inputs = (x, weight) if bias is None else (x, weight, bias)
 
     def backward(g):
-        need = [autograd.requires_grad(a) for a in inputs] + [False]
         with _backend.on(device):
-            dy = _backend.contiguous(xp, g.reshape(-1, units))
-            dx, dw, db = _fc_backward_raw(xp, dy, x2, weight._data, need[0], need[1],
-                                          need[2])
-        return (None if dx is None else dx.reshape(x_shape), dw, db)[:len(inputs)]
+            dy = _backend.contiguous(xp, g if len(x_shape) == 2 else g.reshape(-1, units))
+            dx, dw, db = _fc_backward_raw(xp, dy, x2, weight._data, _needs_grad(x),
+                                          _needs_grad(weight), _needs_grad(bias))
+        if dx is not None and len(x_shape) != 2:
+            dx = dx.reshape(x_shape)
+        return (dx, dw) if bias is None else (dx, dw, db)
     return record_op(out, inputs, backward)
 
 
+# ----------------------------------------------------------------------- activations
+def _elementwise(x, forward, backward):
+    """``forward(xp, raw)`` recorded with ``backward(xp, g, x_raw, y_raw) -> dL/dx``."""
+    xp = x._xp
+    with _backend.on(x._device):
+        y = forward(xp, x._data)
+    out = ndarray(y, x._device)
+    return record_op(out, (x,), lambda g: (backward(xp, g, x._data, y),))
+
+
+def _sigmoid(xp, a):
+    # Split by sign so exp never overflows.
+    e = xp.exp(-xp.abs(a))
+    return xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+
+
+def _softplus(xp, a):
+    return xp.logaddexp(0, a).astype(a.dtype, copy=False)
+
+
+def _mish_grad(xp, g, a, y):
+    t = xp.tanh(_softplus(xp, a))
+    return g * (t + a * _sigmoid(xp, a) * (1 - t * t))
+
+
+# act_type -> (forward(xp, x), backward(xp, g, x, y)): MXNet 2's Activation operator.
+_ACTIVATIONS = {
+    "relu": (lambda xp, a: xp.maximum(a, 0), lambda xp, g, a, y: g * (a > 0)),
+    "sigmoid": (_sigmoid, lambda xp, g, a, y: g * y * (1 - y)),
+    "log_sigmoid": (lambda xp, a: -_softplus(xp, -a), lambda xp, g, a, y: g * _sigmoid(xp, -a)),
+    "mish": (lambda xp, a: a * xp.tanh(_softplus(xp, a)), _mish_grad),
+    "tanh": (lambda xp, a: xp.tanh(a), lambda xp, g, a, y: g * (1 - y * y)),
+    "softrelu": (_softplus, lambda xp, g, a, y: g * _sigmoid(xp, a)),
+    "softsign": (lambda xp, a: a / (1 + xp.abs(a)),
+                 lambda xp, g, a, y: g / (1 + xp.abs(a)) ** 2),
+}
+
+
+def activation(data, act_type="relu", **kwargs):
+    """MXNet's ``Activation``: ``act_type`` one of relu, sigmoid, log_sigmoid, mish, tanh,
+    softrelu (softplus) or softsign, elementwise with its gradient."""
+    row = _ACTIVATIONS.get(act_type)
+    if row is None:
+        raise ValueError(f"activation: act_type must be one of {', '.join(_ACTIVATIONS)}; "
+                         f"got {act_type!r}")
+    _check_array("activation", "data", data)
+    return _elementwise(data, *row)
+
+
 def relu(x):
-    return _unary(x, lambda xp, a: xp.maximum(a, 0), lambda xp, g, a, y: g * (a > 0))
+    return _elementwise(x, *_ACTIVATIONS["relu"])
 
 
 def sigmoid(x):
-    def forward(xp, a):
-        # Split by sign so exp never overflows.
-        e = xp.exp(-xp.abs(a))
-        return xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
-    return _unary(x, forward, lambda xp, g, a, y: g * y * (1 - y))
+    return _elementwise(x, *_ACTIVATIONS["sigmoid"])
 
 
-def _softrelu(x):
-    return _unary(x, lambda xp, a: xp.logaddexp(0, a).astype(a.dtype, copy=False),
-                  lambda xp, g, a, y: g * (1 - xp.exp(-y)))
+def _check_array(op, name, value):
+    if not isinstance(value, ndarray):
+        raise TypeError(f"{op}: {name} must be an mx.np.ndarray, got {type(value).__name__}")
 
 
-def activation(data, act_type="relu"):
-    """MXNet's ``Activation``: ``relu``, ``sigmoid``, ``tanh``, ``softrelu`` or ``softsign``."""
-    from ..np import tanh
-    if act_type == "relu":
-        return relu(data)
-    if act_type == "sigmoid":
-        return sigmoid(data)
-    if act_type == "tanh":
-        return tanh(data)
-    if act_type == "softrelu":
-        return _softrelu(data)
-    if act_type == "softsign":
-        return _unary(data, lambda xp, a: a / (1 + xp.abs(a)),
-                      lambda xp, g, a, y: g / (1 + xp.abs(a)) ** 2)
-    raise ValueError(f"activation: act_type must be one of relu, sigmoid, tanh, softrelu, "
-                     f"softsign; got {act_type!r}")
+def _check_float(op, data):
+    _check_array(op, "data", data)
+    if data.dtype.kind != "f" and data.dtype.name != "bfloat16":
+        raise TypeError(f"{op}: data must be a floating-point array, got {data.dtype} on "
+                        f"{data.device}")
 
 
-def softmax(data, axis=-1, temperature=None):
+def _axis(op, axis, ndim):
+    if not isinstance(axis, (int, numpy.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise numpy.exceptions.AxisError(f"{op}: axis {axis} is out of bounds for an array "
+                                         f"of dimension {ndim}")
+    return int(axis) % ndim
+
+
+# ----------------------------------------------------------------------- softmax family
+def _softmax(op, data, axis, temperature, dtype, mask, log, fill):
+    """Softmax (or log-softmax) of ``data / temperature`` along ``axis`` over the positions
+    where the raw boolean ``mask`` holds (all when None); masked positions hold ``fill``.
+
+    Backward: softmax ``dx = p * (g - sum(g * p)) / t``; log-softmax
+    ``dx = (g' - p * sum(g')) / t`` with ``g'`` the gradient on the unmasked positions.
+    """
+    _check_float(op, data)
+    axis = _axis(op, axis, data.ndim)
     t = 1.0 if temperature is None else float(temperature)
-
-    def forward(xp, a):
-        z = a / t
-        e = xp.exp(z - z.max(axis=axis, keepdims=True))
-        return e / e.sum(axis=axis, keepdims=True)
-    return _unary(data, forward,
-                  lambda xp, g, a, y: y * (g - (g * y).sum(axis=axis, keepdims=True)) / t)
-
-
-def log_softmax(data, axis=-1, temperature=None):
-    t = 1.0 if temperature is None else float(temperature)
-
-    def forward(xp, a):
-        z = a / t
-        z = z - z.max(axis=axis, keepdims=True)
-        return z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
-    return _unary(data, forward,
-                  lambda xp, g, a, y: (g - xp.exp(y) * g.sum(axis=axis, keepdims=True)) / t)
-
-
-def pick(data, index, axis=-1, keepdims=False, mode="clip"):
-    """``data`` at ``index`` along ``axis`` (MXNet's ``pick``; ``mode`` 'clip' or 'wrap')."""
-    _check_same_device("pick", data, index)
+    if t == 0:
+        raise ValueError(f"{op}: temperature must be nonzero")
+    in_dtype = data.dtype
+    out_dtype = in_dtype if dtype is None else _backend.dtype_of(dtype)
+    if out_dtype.kind != "f":
+        raise TypeError(f"{op}: dtype must be a floating-point type, got {out_dtype}")
     xp = data._xp
-    axis = axis % data.ndim
-    with _backend.on(data.device):
-        idx = index._data.astype(xp.int64)
+    with _backend.on(data._device):
+        a = data._data.astype(numpy.promote_types(in_dtype, out_dtype), copy=False)
+        z = a / t if t != 1.0 else a
+        if mask is not None:
+            z = xp.where(mask, z, -xp.inf)
+        top = z.max(axis=axis, keepdims=True)
+        if mask is not None:  # a fully masked row has max -inf
+            top = xp.where(xp.isfinite(top), top, 0)
+        e = xp.exp(z - top)
+        total = e.sum(axis=axis, keepdims=True)
+        if mask is not None:
+            total = xp.where(total == 0, 1, total)
+        p = e / total
+        if log:
+            y = z - top - xp.log(total)
+            if mask is not None:
+                y = xp.where(mask, y, fill)
+        else:
+            y = p
+        out = ndarray(y.astype(out_dtype, copy=False), data._device)
+
+    def backward(g):
+        if log:
+            gm = g if mask is None else xp.where(mask, g, 0)
+            dx = gm - p * gm.sum(axis=axis, keepdims=True)
+        else:
+            dx = p * (g - (g * p).sum(axis=axis, keepdims=True))
+        return ((dx / t if t != 1.0 else dx).astype(in_dtype, copy=False),)
+    return record_op(out, (data,), backward)
+
+
+def _length_mask(op, data, axis, length, use_length):
+    if not use_length:
+        if length is not None:
+            raise ValueError(f"{op}: length is given but use_length=False")
+        return None
+    if length is None:
+        raise ValueError(f"{op}: use_length=True needs a length array")
+    _check_array(op, "length", length)
+    _check_same_device(op, data, length)
+    axis = _axis(op, axis, data.ndim)
+    expect = data.shape[:axis] + data.shape[axis + 1:]
+    if length.shape != expect:
+        raise ValueError(f"{op}: length has shape {length.shape}, expected {expect} (data's "
+                         f"shape {data.shape} without axis {axis})")
+    xp = data._xp
+    with _backend.on(data._device):
         n = data.shape[axis]
+        positions = xp.arange(n).reshape((n,) + (1,) * (data.ndim - axis - 1))
+        return positions < xp.expand_dims(length._data.astype(xp.int64), axis)
+
+
+def softmax(data, axis=-1, length=None, temperature=None, use_length=False, dtype=None):
+    """``exp(x / t) / sum(exp(x / t))`` along ``axis`` (MXNet's ``npx.softmax``).
+
+    With ``use_length``, only the first ``length[...]`` positions along ``axis`` take part
+    (``length`` has data's shape without ``axis``); the others are 0. ``dtype`` sets the
+    output type (computed in the wider of it and the input's).
+    """
+    mask = _length_mask("softmax", data, axis, length, use_length)
+    return _softmax("softmax", data, axis, temperature, dtype, mask, False, 0)
+
+
+def log_softmax(data, axis=-1, length=None, temperature=None, use_length=False, dtype=None):
+    """``log(softmax(data))``, computed stably; arguments as :func:`softmax` (positions past
+    ``length`` are 0, as in MXNet)."""
+    mask = _length_mask("log_softmax", data, axis, length, use_length)
+    return _softmax("log_softmax", data, axis, temperature, dtype, mask, True, 0)
+
+
+def _bool_mask(op, data, mask):
+    _check_array(op, "mask", mask)
+    _check_same_device(op, data, mask)
+    try:
+        numpy.broadcast_shapes(mask.shape, data.shape)
+    except ValueError:
+        raise ValueError(f"{op}: mask of shape {mask.shape} does not broadcast to data's "
+                         f"shape {data.shape}") from None
+    with _backend.on(data._device):
+        return mask._data.astype(bool, copy=False)
+
+
+def masked_softmax(data, mask, axis=-1, temperature=1.0, dtype=None, normalize=True):
+    """Softmax over the positions where ``mask`` (broadcast to data) is true; 0 elsewhere,
+    and 0 for a row with nothing unmasked."""
+    m = None if mask is None else _bool_mask("masked_softmax", data, mask)
+    return _softmax("masked_softmax", data, axis, temperature, dtype, m, False, 0)
+
+
+def masked_log_softmax(data, mask, axis=-1, temperature=1.0, dtype=None, normalize=True):
+    """Log-softmax over the positions where ``mask`` is true; ``-inf`` elsewhere."""
+    m = None if mask is None else _bool_mask("masked_log_softmax", data, mask)
+    return _softmax("masked_log_softmax", data, axis, temperature, dtype, m, True, -numpy.inf)
+
+
+# ----------------------------------------------------------------------- indexing ops
+def pick(data, index, axis=-1, mode="clip", keepdims=False):
+    """``data`` at ``index`` along ``axis`` (MXNet's ``pick``; ``mode`` 'clip' or 'wrap').
+
+    ``index`` has data's shape without ``axis`` (or with it as 1); float indices are
+    truncated, as in MXNet.
+    """
+    _check_array("pick", "data", data)
+    _check_array("pick", "index", index)
+    _check_same_device("pick", data, index)
+    if mode not in ("clip", "wrap"):
+        raise ValueError(f"pick: mode must be 'clip' or 'wrap', got {mode!r}")
+    axis = _axis("pick", axis, data.ndim)
+    rest = data.shape[:axis] + data.shape[axis + 1:]
+    if index.shape not in (rest, data.shape[:axis] + (1,) + data.shape[axis + 1:]):
+        raise ValueError(f"pick: index has shape {index.shape}, expected {rest} (data's "
+                         f"shape {data.shape} without axis {axis})")
+    xp = data._xp
+    n = data.shape[axis]
+    with _backend.on(data._device):
+        idx = index._data.astype(xp.int64)
         idx = xp.clip(idx, 0, n - 1) if mode == "clip" else idx % n
-        idx_k = xp.expand_dims(idx.reshape(data.shape[:axis] + data.shape[axis + 1:]), axis)
+        idx_k = xp.expand_dims(idx.reshape(rest), axis)
         y = xp.take_along_axis(data._data, idx_k, axis=axis)
-        out = ndarray(y if keepdims else xp.squeeze(y, axis=axis), data.device)
+        out = ndarray(y if keepdims else xp.squeeze(y, axis=axis), data._device)
 
     def backward(g):
         # A one-hot mask along ``axis`` scatters g back; it broadcasts where put_along_axis
@@ -206,12 +375,19 @@ def pick(data, index, axis=-1, keepdims=False, mode="clip"):
     return record_op(out, (data,), backward)
 
 
-def embedding(data, weight, input_dim=None, output_dim=None, dtype=None, sparse_grad=False):
+def embedding(data, weight, input_dim=None, output_dim=None, dtype="float32",
+              sparse_grad=False, **kwargs):
     """Rows of ``weight`` at the integer ids in ``data``: ``out[..., :] = weight[data[...]]``.
 
-    With ``sparse_grad`` the weight's gradient is row-sparse: only the rows looked up.
+    Ids past the table are clipped to its last row, as MXNet does. With ``sparse_grad``
+    the weight's gradient is row-sparse: only the rows looked up.
     """
+    _check_array("embedding", "data", data)
+    _check_array("embedding", "weight", weight)
     _check_same_device("embedding", data, weight)
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D [input_dim, output_dim], got shape "
+                         f"{weight.shape}")
     if input_dim is not None and weight.shape[0] != input_dim:
         raise ValueError(f"embedding: input_dim={input_dim} but weight has shape "
                          f"{weight.shape}")
@@ -219,9 +395,9 @@ def embedding(data, weight, input_dim=None, output_dim=None, dtype=None, sparse_
         raise ValueError(f"embedding: output_dim={output_dim} but weight has shape "
                          f"{weight.shape}")
     xp = weight._xp
-    with _backend.on(weight.device):
+    with _backend.on(weight._device):
         ids = xp.clip(data._data.astype(xp.int64), 0, weight.shape[0] - 1)
-        out = ndarray(weight._data[ids], weight.device)
+        out = ndarray(weight._data[ids], weight._device)
 
     def backward(g):
         rows = g.reshape(-1, weight.shape[1])
@@ -234,16 +410,19 @@ def embedding(data, weight, input_dim=None, output_dim=None, dtype=None, sparse_
     return record_op(out, (data, weight), backward)
 
 
-def dropout(data, p=0.5, axes=(), mode="training"):
+def dropout(data, p=0.5, mode="training", axes=(), cudnn_off=True, **kwargs):
     """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)``.
 
     Active in train mode (inside ``autograd.record()`` or ``train_mode()``), or always with
     ``mode='always'``; identity otherwise. ``axes`` shares the mask along those axes. The
     mask is computed on the data's device from one 64-bit key drawn from the host generator
     per call, so ``mx.random.seed`` gives the same mask on every device (``_dropout.py``).
+    ``cudnn_off`` is accepted for MXNet compatibility (there is one implementation).
     """
     if not 0 <= p < 1:
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    if mode not in ("training", "always"):
+        raise ValueError(f"dropout: mode must be 'training' or 'always', got {mode!r}")
     if p == 0 or (mode != "always" and not autograd.is_training()):
         return data
     shape = tuple(1 if i in axes else n for i, n in enumerate(data.shape))
@@ -253,9 +432,150 @@ def dropout(data, p=0.5, axes=(), mode="training"):
     return record_op(out, (data,), lambda g: (g * mask,))
 
 
-def one_hot(indices, depth, on_value=1.0, off_value=0.0, dtype="float32"):
-    xp = indices._xp
-    with _backend.on(indices.device):
-        eye = (indices._data[..., None] == xp.arange(depth))
+def one_hot(data, depth=None, on_value=1.0, off_value=0.0, dtype="float32"):
+    """``out[..., j] = on_value if data[...] == j else off_value`` for ``j < depth``; ids
+    outside ``[0, depth)`` give a row of ``off_value``. Not differentiable."""
+    _check_array("one_hot", "data", data)
+    if depth is None or int(depth) != depth or depth < 0:
+        raise ValueError(f"one_hot: depth must be a non-negative int, got {depth!r}")
+    xp = data._xp
+    with _backend.on(data._device):
+        eye = (data._data[..., None] == xp.arange(int(depth)))
         raw = xp.where(eye, on_value, off_value).astype(_backend.dtype_of(dtype))
-    return ndarray(raw, indices.device)
+    return ndarray(raw, data._device)
+
+
+_RET_TYPES = ("value", "indices", "mask", "both")
+
+
+def topk(data, axis=-1, k=1, ret_typ="indices", is_ascend=False, dtype="float32"):
+    """The ``k`` largest (``is_ascend``: smallest) elements along ``axis``, sorted.
+
+    ``ret_typ``: 'value' (differentiable), 'indices' (in ``dtype``), 'mask' (1 at the
+    chosen positions, data's dtype) or 'both' ([values, indices]). ``axis=None`` works on
+    the flattened array; ``k < 1`` sorts the whole axis. Ties keep the lower index first.
+    """
+    _check_array("topk", "data", data)
+    if ret_typ not in _RET_TYPES:
+        raise ValueError(f"topk: ret_typ must be one of {_RET_TYPES}, got {ret_typ!r}")
+    src = data.reshape(-1) if axis is None else data
+    axis = _axis("topk", -1 if axis is None else axis, src.ndim)
+    n = src.shape[axis]
+    k = n if k < 1 else int(k)
+    if k > n:
+        raise ValueError(f"topk: k={k} exceeds the {n} elements along axis {axis}")
+    index_dtype = _backend.dtype_of(dtype)
+    if n > 2 ** (numpy.finfo(index_dtype).nmant + 1 if index_dtype.kind == "f"
+                 else 8 * index_dtype.itemsize - 1):
+        raise ValueError(f"topk: dtype {index_dtype} cannot represent indices up to {n}")
+    xp = src._xp
+    with _backend.on(src._device):
+        raw = src._data
+        order = xp.argsort(raw if is_ascend else -raw, axis=axis, kind="stable")
+        idx = xp.take(order, xp.arange(k), axis=axis)
+        # rank[i]: where element i lands in the sorted order (the inverse permutation);
+        # the mask and the values' gradient gather by it (CuPy lacks put_along_axis).
+        rank = xp.argsort(order, axis=axis)
+        if ret_typ == "mask":
+            return ndarray((rank < k).astype(raw.dtype).reshape(data.shape), src._device)
+        indices = ndarray(idx.astype(index_dtype), src._device)
+        if ret_typ == "indices":
+            return indices
+        values = ndarray(xp.take_along_axis(raw, idx, axis=axis), src._device)
+
+    def backward(g):
+        pad = list(g.shape)
+        pad[axis] = n - k
+        padded = xp.concatenate([g, xp.zeros(pad, dtype=g.dtype)], axis=axis)
+        return (xp.take_along_axis(padded, rank, axis=axis),)
+    values = record_op(values, (src,), backward)
+    return values if ret_typ == "value" else [values, indices]
+
+
+def batch_dot(a, b, transpose_a=False, transpose_b=False, forward_stype=None):
+    """Batched matrix product over the leading axes: ``a[i] @ b[i]`` (each optionally
+    transposed), for arrays of 3 or more dimensions with equal leading axes."""
+    _check_array("batch_dot", "a", a)
+    _check_array("batch_dot", "b", b)
+    _check_same_device("batch_dot", a, b)
+    if a.ndim < 3 or a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2]:
+        raise ValueError(f"batch_dot: needs two arrays of the same rank >= 3 with equal "
+                         f"batch axes, got shapes {a.shape} and {b.shape}")
+    xp = a._xp
+    with _backend.on(a._device):
+        ra = xp.swapaxes(a._data, -1, -2) if transpose_a else a._data
+        rb = xp.swapaxes(b._data, -1, -2) if transpose_b else b._data
+        if ra.shape[-1] != rb.shape[-2]:
+            raise ValueError(f"batch_dot: inner dimensions differ: {a.shape} "
+                             f"(transpose_a={transpose_a}) and {b.shape} "
+                             f"(transpose_b={transpose_b})")
+        out = ndarray(xp.matmul(ra, rb), a._device)
+
+    def backward(g):
+        # d(op_a) = g @ op_b^T, d(op_b) = op_a^T @ g; undo each transpose.
+        ga = xp.matmul(g, xp.swapaxes(rb, -1, -2))
+        gb = xp.matmul(xp.swapaxes(ra, -1, -2), g)
+        return (xp.swapaxes(ga, -1, -2) if transpose_a else ga,
+                xp.swapaxes(gb, -1, -2) if transpose_b else gb)
+    return record_op(out, (a, b), backward)
+
+
+def broadcast_like(lhs, rhs, lhs_axes=None, rhs_axes=None):
+    """``lhs`` broadcast to ``rhs``'s shape; with ``lhs_axes``/``rhs_axes`` only those axes
+    of ``lhs`` (each of size 1) take the size of the matching ``rhs`` axes."""
+    _check_array("broadcast_like", "lhs", lhs)
+    _check_array("broadcast_like", "rhs", rhs)
+    _check_same_device("broadcast_like", lhs, rhs)
+    if (lhs_axes is None) != (rhs_axes is None):
+        raise ValueError("broadcast_like: give both lhs_axes and rhs_axes, or neither")
+    if lhs_axes is None:
+        if lhs.ndim != rhs.ndim:
+            raise ValueError(f"broadcast_like: lhs {lhs.shape} and rhs {rhs.shape} differ "
+                             f"in rank")
+        target = rhs.shape
+    else:
+        lhs_axes = (lhs_axes,) if isinstance(lhs_axes, int) else tuple(lhs_axes)
+        rhs_axes = (rhs_axes,) if isinstance(rhs_axes, int) else tuple(rhs_axes)
+        if len(lhs_axes) != len(rhs_axes):
+            raise ValueError(f"broadcast_like: lhs_axes {lhs_axes} and rhs_axes {rhs_axes} "
+                             f"differ in length")
+        target = list(lhs.shape)
+        for la, ra in zip(lhs_axes, rhs_axes):
+            target[_axis("broadcast_like", la, lhs.ndim)] = \
+                rhs.shape[_axis("broadcast_like", ra, rhs.ndim)]
+        target = tuple(target)
+    for have, want in zip(lhs.shape, target):
+        if have != want and have != 1:
+            raise ValueError(f"broadcast_like: cannot broadcast lhs of shape {lhs.shape} to "
+                             f"{target}")
+    xp = lhs._xp
+    shape = lhs.shape
+    with _backend.on(lhs._device):
+        out = ndarray(xp.broadcast_to(lhs._data, target).copy(), lhs._device)
+
+    def backward(g):
+        axes = tuple(i for i, (s, t) in enumerate(zip(shape, target)) if s != t)
+        return ((g.sum(axis=axes, keepdims=True) if axes else g), None)
+    return record_op(out, (lhs, rhs), backward)
+
+
+def arange_like(data, start=0.0, step=1.0, repeat=1, ctx=None, axis=None, device=None):
+    """``start + step * (i // repeat)`` in data's shape (row-major ``i``), or along one
+    ``axis`` (a 1-D result of that length); data's dtype, on its device unless told."""
+    _check_array("arange_like", "data", data)
+    if int(repeat) != repeat or repeat < 1:
+        raise ValueError(f"arange_like: repeat must be a positive int, got {repeat!r}")
+    device = resolve_ctx(device, ctx)
+    device = data._device if device is None else as_device(device)
+    if axis is None:
+        shape, count = data.shape, data.size
+    else:
+        count = data.shape[_axis("arange_like", axis, data.ndim)]
+        shape = (count,)
+    xp = _backend.xp(device)
+    with _backend.on(device):
+        values = start + step * (xp.arange(count) // int(repeat))
+        return ndarray(values.astype(data.dtype).reshape(shape), device)
+
+
+from ._rnn import rnn  # noqa: E402 - composes the operators above
