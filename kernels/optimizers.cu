@@ -50,6 +50,20 @@ __device__ __forceinline__ float glo_max(float a, float b) {
   return a != a ? a : (b != b ? b : (a > b ? a : b));
 }
 
+// Adam's moments of element i, stored: mean = beta1 * mean + (1 - beta1) * g,
+// var = beta2 * var + (1 - beta2) * g * g, with h = {beta1, 1 - beta1, beta2, 1 - beta2}.
+__device__ __forceinline__ void glo_moments(long long i, float gi, float* mean, float* var,
+                                            const float* h, float* m_out, float* v_out) {
+  float m = mean[i] * h[0];
+  m = m + h[1] * gi;
+  float v = var[i] * h[2];
+  v = v + (h[3] * gi) * gi;
+  mean[i] = m;
+  var[i] = v;
+  *m_out = m;
+  *v_out = v;
+}
+
 #define GLO_APPLY_ARGS                                                                  \
   long long i, float* __restrict__ w, const float* __restrict__ g, float* s0, float* s1, \
       float* s2, float lr, float wd, float rescale_grad, float clip_gradient, const float* h
@@ -117,12 +131,8 @@ struct glo_adamw {
   __device__ static void apply(GLO_APPLY_ARGS) {
     const float wi = w[i];
     const float gi = glo_clip(g[i] * rescale_grad, clip_gradient);
-    float m = s0[i] * h[0];
-    m = m + h[1] * gi;
-    float v = s1[i] * h[2];
-    v = v + (h[3] * gi) * gi;
-    s0[i] = m;
-    s1[i] = v;
+    float m, v;
+    glo_moments(i, gi, s0, s1, h, &m, &v);
     float d = m / (sqrtf(v) + h[4]);
     if (wd != 0.f) d = d + wd * wi;
     w[i] = wi - lr * d;
@@ -148,12 +158,8 @@ struct glo_adamax {
 struct glo_nadam {
   __device__ static void apply(GLO_APPLY_ARGS) {
     const float gi = glo_grad(g[i], w[i], rescale_grad, clip_gradient, wd);
-    float m = s0[i] * h[0];
-    m = m + h[1] * gi;
-    float v = s1[i] * h[2];
-    v = v + (h[3] * gi) * gi;
-    s0[i] = m;
-    s1[i] = v;
+    float m, v;
+    glo_moments(i, gi, s0, s1, h, &m, &v);
     float bar = h[6] * m;
     bar = bar + h[7] * gi;
     w[i] = w[i] - (lr * bar) / (sqrtf(v / h[5]) + h[4]);

@@ -306,6 +306,15 @@ def _prepared_grad(grad, weight, *, rescale_grad, clip_gradient, wd, wd_first=Fa
     return g
 
 
+def _adam_moments(mean, var, g, beta1, beta2):
+    """Adam's moment estimates, in place: ``mean = beta1 * mean + (1 - beta1) * g``,
+    ``var = beta2 * var + (1 - beta2) * g * g``."""
+    mean *= beta1
+    mean += (1.0 - beta1) * g
+    var *= beta2
+    var += (1.0 - beta2) * g * g
+
+
 def _cast_grad(grad, dtype):
     if _is_row_sparse(grad):
         return RowSparseGrad(grad.indices, grad.data.astype(dtype))

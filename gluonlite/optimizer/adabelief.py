@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from ._foreach import _array_module, _prepared_grad
-from .adam import _bias_corrected_lr
-from .optimizer import _Checked, _MathOptimizer, _zeros_state, register
+from .adam import _AdamFamily
+from .optimizer import register
 
 __all__ = ["AdaBelief"]
 
@@ -26,7 +26,7 @@ def _adabelief_math(grad, weight, mean, var, *, lr, wd, beta1, beta2, epsilon, r
 
 
 @register
-class AdaBelief(_MathOptimizer):
+class AdaBelief(_AdamFamily):
     """AdaBelief (MXNet 2's ``AdaBelief``).
 
     Args:
@@ -37,30 +37,12 @@ class AdaBelief(_MathOptimizer):
         **kwargs: see :class:`Optimizer`.
     """
 
-    _default_lr = 0.001
     _math = _adabelief_math
     _kernel = "adabelief"
-    beta1 = _Checked("beta1", low=0.0, high=1.0, high_open=True)
-    beta2 = _Checked("beta2", low=0.0, high=1.0, high_open=True)
-    epsilon = _Checked("epsilon", low=0.0, low_open=True)
 
     def __init__(self, learning_rate: float | None = None, beta1: float = 0.9,
                  beta2: float = 0.999, epsilon: float = 1e-6, correct_bias: bool = True,
                  use_fused_step: bool = True, **kwargs):
-        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step,
-                         **kwargs)
-        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
-        self.correct_bias = bool(correct_bias)
-
-    def create_state(self, index, weight):
-        return (_zeros_state(weight), _zeros_state(weight))
-
-    def _state_count(self) -> int:
-        return 2
-
-    def _hyper(self, index, lr, wd) -> dict:
-        if self.correct_bias:
-            lr = _bias_corrected_lr(lr, self._index_update_count[index], self.beta1,
-                                    self.beta2)
-        return dict(super()._hyper(index, lr, wd), beta1=self.beta1, beta2=self.beta2,
-                    epsilon=self.epsilon)
+        super().__init__(learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         epsilon=epsilon, correct_bias=correct_bias,
+                         use_fused_step=use_fused_step, **kwargs)

@@ -9,8 +9,8 @@ import math
 from typing import Sequence
 
 from .. import _kernels
-from ._foreach import (_array_module, _check_tensors, _foreach_multi, _foreach_single,
-                       _fresh_copy)
+from ._foreach import (_adam_moments, _array_module, _check_tensors, _foreach_multi,
+                       _foreach_single, _fresh_copy)
 from .optimizer import _Checked, _MathOptimizer, _zeros_state, register
 
 __all__ = ["Adam", "adam"]
@@ -29,10 +29,7 @@ def _adam_math(grad, weight, mean, var, *, lr, wd, beta1, beta2, epsilon, rescal
         g += wd * weight
     if clip_gradient is not None:
         xp.clip(g, -clip_gradient, clip_gradient, out=g)
-    mean *= beta1
-    mean += (1.0 - beta1) * g
-    var *= beta2
-    var += (1.0 - beta2) * g * g
+    _adam_moments(mean, var, g, beta1, beta2)
     weight -= lr * mean / (xp.sqrt(var) + epsilon)
 
 
@@ -99,8 +96,39 @@ def adam(weights: Sequence, grads: Sequence, means: Sequence, variances: Sequenc
        lazy_update=lazy_update)
 
 
+class _AdamFamily(_MathOptimizer):
+    """What Adam and its relatives share: ``(mean, var)`` states, ``beta1``, ``beta2``,
+    ``epsilon``, and (``correct_bias``) the bias correction folded into the learning rate."""
+
+    _default_lr = 0.001
+    beta1 = _Checked("beta1", low=0.0, high=1.0, high_open=True)
+    beta2 = _Checked("beta2", low=0.0, high=1.0, high_open=True)
+    epsilon = _Checked("epsilon", low=0.0, low_open=True)
+
+    def __init__(self, learning_rate: float | None = None, beta1: float = 0.9,
+                 beta2: float = 0.999, epsilon: float = 1e-8, correct_bias: bool = True,
+                 **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.correct_bias = bool(correct_bias)
+
+    def create_state(self, index, weight):
+        """``(mean, var)``: two zero arrays like ``weight``."""
+        return (_zeros_state(weight), _zeros_state(weight))
+
+    def _state_count(self) -> int:
+        return 2
+
+    def _hyper(self, index, lr, wd) -> dict:
+        if self.correct_bias:
+            lr = _bias_corrected_lr(lr, self._index_update_count[index], self.beta1,
+                                    self.beta2)
+        return dict(super()._hyper(index, lr, wd), beta1=self.beta1, beta2=self.beta2,
+                    epsilon=self.epsilon)
+
+
 @register
-class Adam(_MathOptimizer):
+class Adam(_AdamFamily):
     """Adam (MXNet's ``adam``), with the bias correction folded into the learning rate.
 
     Args:
@@ -111,28 +139,14 @@ class Adam(_MathOptimizer):
         **kwargs: see :class:`Optimizer`.
     """
 
-    _default_lr = 0.001
     _lazy_rows = True
-    beta1 = _Checked("beta1", low=0.0, high=1.0, high_open=True)
-    beta2 = _Checked("beta2", low=0.0, high=1.0, high_open=True)
-    epsilon = _Checked("epsilon", low=0.0, low_open=True)
 
     def __init__(self, learning_rate: float | None = None, beta1: float = 0.9,
                  beta2: float = 0.999, epsilon: float = 1e-8, lazy_update: bool = False,
                  use_fused_step: bool = True, **kwargs):
-        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step,
-                         **kwargs)
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.epsilon = epsilon
+        super().__init__(learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         epsilon=epsilon, use_fused_step=use_fused_step, **kwargs)
         self.lazy_update = bool(lazy_update)
-
-    def create_state(self, index, weight):
-        """``(mean, var)``: two zero arrays like ``weight``."""
-        return (_zeros_state(weight), _zeros_state(weight))
-
-    def _state_count(self) -> int:
-        return 2
 
     def _hyper(self, index, lr, wd) -> dict:
         return dict(lr=lr, wd=wd, t=self._index_update_count[index])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy
 
-from ._foreach import _array_module, _norm, _prepared_grad, _trust_ratio
+from ._foreach import _adam_moments, _array_module, _norm, _prepared_grad, _trust_ratio
 from .optimizer import _Checked, _MathOptimizer, _zeros_state, register
 
 __all__ = ["LAMB"]
@@ -28,10 +28,7 @@ def _lamb_math(grad, weight, mean, var, *, lr, wd, beta1, beta2, epsilon, coef1,
     xp = _array_module(weight)
     g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient,
                        wd=0.0)
-    mean *= beta1
-    mean += (1.0 - beta1) * g
-    var *= beta2
-    var += (1.0 - beta2) * g * g
+    _adam_moments(mean, var, g, beta1, beta2)
     r1 = _clamped_norm(weight, lower_bound, upper_bound)
     update = (mean / coef1) / (xp.sqrt(var / coef2) + epsilon)
     if wd != 0:

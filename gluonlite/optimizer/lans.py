@@ -1,7 +1,7 @@
 """LANS (MXNet's ``lans``): LAMB with normalized gradients and a Nesterov-style split."""
 from __future__ import annotations
 
-from ._foreach import _array_module, _fresh_copy, _norm, _trust_ratio
+from ._foreach import _adam_moments, _array_module, _fresh_copy, _norm, _trust_ratio
 from .lamb import _clamped_norm, _LayerWise
 from .optimizer import register
 
@@ -20,10 +20,7 @@ def _lans_math(grad, weight, mean, var, *, lr, wd, beta1, beta2, epsilon, coef1,
     g /= _norm(g).astype(g.dtype)
     if clip_gradient is not None:
         xp.clip(g, -clip_gradient, clip_gradient, out=g)
-    mean *= beta1
-    mean += (1.0 - beta1) * g
-    var *= beta2
-    var += (1.0 - beta2) * g * g
+    _adam_moments(mean, var, g, beta1, beta2)
     r1 = _clamped_norm(weight, lower_bound, upper_bound)
     scale = xp.sqrt(var / coef2) + epsilon
     update = (mean / coef1) / scale

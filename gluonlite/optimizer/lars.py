@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy
 
-from ._foreach import _array_module, _fresh_copy, _norm, _prepared_grad, _ratio_or_none
+from ._foreach import _array_module, _fresh_copy, _norm, _ratio_or_none
 from .optimizer import _Checked, _MathOptimizer, _zeros_state, register
+from .sgd import _sgd_math
 
 __all__ = ["LARS"]
 
@@ -24,15 +25,8 @@ def _lars_math(grad, weight, mom=None, *, lr, wd, momentum, eta, epsilon, layer_
             lars = eta * w_norm / (g_norm + wd * w_norm + epsilon)
         lars = _array_module(weight).where(_ratio_or_none(w_norm, g_norm)[1], lars, 1.0)
         lr = (lr * lars).astype(weight.dtype)
-    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient,
-                       wd=wd)
-    g *= lr
-    if mom is None:
-        weight -= g
-        return
-    mom *= momentum
-    mom -= g
-    weight += mom
+    _sgd_math(grad, weight, mom, lr=lr, wd=wd, momentum=momentum, rescale_grad=rescale_grad,
+              clip_gradient=clip_gradient)
 
 
 @register

@@ -8,13 +8,12 @@ contraction so that the same checks hold on a GPU. Weights and states live in th
 guard zones (an out-of-bounds store shows), gradients must keep their bytes, and every launch
 runs under forward, reverse and shuffled thread orders.
 """
-import sys
-
 import numpy as np
 import pytest
 
 from gluonlite import _kernels, optimizer
 from tests.cuda_host import fake_cupy, harness
+from tests.test_kernels_host_multi_tensor import cupy_stand_in  # noqa: F401 - a fixture
 
 harness.require_toolchain()
 
@@ -112,20 +111,6 @@ def test_bad_arguments_raise_before_launching(rt):
         _kernels._optimizer_step(rt, "adagrad", w, w.copy(),
                                  [np.zeros(8, np.float32)[::2]], **hyper)
     assert rt.launches == []
-
-
-@pytest.fixture
-def cupy_stand_in(monkeypatch):
-    fake = fake_cupy.module(order="shuffled", sanitize=harness.sanitizer())
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(optimizer._foreach, "is_gpu_array",
-                        lambda a: isinstance(a, fake_cupy.Array))
-    monkeypatch.delenv(optimizer.FUSED_OPTIMIZER_ENV, raising=False)
-    _kernels._runtime.cache_clear()
-    _kernels._load_module.cache_clear()
-    yield fake
-    _kernels._runtime.cache_clear()
-    _kernels._load_module.cache_clear()
 
 
 @pytest.mark.parametrize("name, options", ROWS[::2], ids=IDS[::2])
