@@ -393,8 +393,9 @@ class Optimizer:
                                  f"{indices[k]!r} must be the (float32 copy, state) pair "
                                  f"from create_state_multi_precision(), got {states[k]!r}")
             weights[k], states[k] = states[k]
-            grads[k] = _cast_grad(grads[k], numpy.float32) if not isinstance(
-                grads[k], RowSparseNDArray) else grads[k].astype(numpy.float32)
+            g = grads[k]
+            grads[k] = g.astype(numpy.float32) if hasattr(g, "astype") else \
+                _cast_grad(g, numpy.float32)
         self.update(indices, weights, grads, states)
         for k in masters:
             targets[k][...] = weights[k].astype(numpy.float16)
