@@ -190,6 +190,8 @@ def serve(requests, replies) -> None:
                 if mx.__version__ != "1.9.1":
                     raise RuntimeError(f"expected MXNet 1.9.1, found {mx.__version__}")
                 reply = {"versions": _versions(mx)}
+            elif request["op"] == "optimizers":
+                reply = {"optimizers": sorted(mx.optimizer.Optimizer.opt_registry)}
             elif request["op"] == "measure":
                 case = request["case"]
                 fn, inputs, prepare = WORKLOADS[case["suite"]](mx, case, timing)

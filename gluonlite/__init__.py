@@ -8,12 +8,14 @@
 from . import (autograd, checkpoint, device, gluon, initializer, np, npx, optimizer, random,
                runtime, sparse, symbol)
 from . import initializer as init, kvstore as kv, symbol as sym
+from . import lr_scheduler
 from .device import Device, cpu, current_device, gpu, num_gpus
 from .sparse import CSRNDArray, RowSparseNDArray
 
 __all__ = ["Device", "cpu", "gpu", "current_device", "num_gpus", "device", "np", "npx",
            "autograd", "random", "sparse", "RowSparseNDArray", "CSRNDArray", "init",
-           "initializer", "sym", "symbol", "gluon", "kv", "optimizer", "checkpoint", "runtime"]
+           "initializer", "sym", "symbol", "gluon", "kv", "optimizer", "checkpoint", "runtime",
+           "lr_scheduler"]
 __version__ = "0.1.0"
 
 

@@ -41,8 +41,10 @@ __all__ = ["fc_forward", "fc_backward", "retain", "set_fc_path", "fc_path",
            "KernelCompileError", "kernel_source", "name_expressions", "instantiations",
            "KERNEL_SOURCES", "FC_PATH_ENV", "dropout_mask", "multi_tensor_sgd",
            "multi_tensor_adam"]
+__all__ += ["optimizer_step"]
 
 KERNEL_SOURCES = ("retain.cu", "fully_connected.cu", "dropout.cu", "multi_tensor.cu")
+KERNEL_SOURCES += ("optimizers.cu",)
 FC_PATH_ENV = "GLUONLITE_FC_PATH"
 _FC_PATHS = ("auto", "kernel", "cublas")
 
@@ -115,6 +117,8 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
         return (f"dropout_mask<{type_key}>",)
     if source == "multi_tensor.cu":
         return tuple(expression for expression, _ in _MULTI_TENSOR_KERNELS.values())
+    if source == "optimizers.cu":
+        return tuple(f"optimizer_step<glo_{name}>" for name in _OPTIMIZER_KERNELS)
     raise ValueError(f"unknown kernel source {source!r}; expected one of {KERNEL_SOURCES}")
 
 
@@ -128,6 +132,7 @@ def instantiations() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
         "dropout.cu": [(unit[1], name_expressions("dropout.cu", unit[1]))
                        for unit in _DROPOUT_UNITS],
         "multi_tensor.cu": [("float", name_expressions("multi_tensor.cu", "float"))],
+        "optimizers.cu": [("float", name_expressions("optimizers.cu", "float"))],
     }
 
 
@@ -492,6 +497,93 @@ def _multi_tensor_adam(rt, weights, grads, means, variances, lrs, wds, *, beta1,
 
 
 # ---------------------------------------------------------------------------------------
+# fused per-tensor optimizer steps (kernels/optimizers.cu)
+
+def _f32(*values) -> tuple:
+    return tuple(numpy.float32(v) for v in values)
+
+
+def _signum_scalars(h, states):
+    wd_lh = h["wd_lh"]
+    if states == 0:
+        decay = 1.0 - h["lr"] * (h["wd"] + wd_lh)
+    else:
+        decay = 1.0 - h["lr"] * wd_lh if wd_lh != 0 else 1.0
+    return _f32(h["momentum"], 1.0 - h["momentum"], decay, states > 0)
+
+
+def _adam_like_scalars(h, states):
+    return _f32(h["beta1"], 1.0 - h["beta1"], h["beta2"], 1.0 - h["beta2"], h["epsilon"])
+
+
+# Each optimizer's functor (glo_<name>) takes up to eight scalars h[0..7] of its own, formed on
+# the host from the Python hyper-parameters (the keyword arguments of its _<name>_math) and
+# the number of state arrays; see kernels/optimizers.cu for each list.
+_OPTIMIZER_KERNELS = {
+    "nag": lambda h, n: _f32(h["momentum"], n > 0),
+    "signum": _signum_scalars,
+    "dcasgd": lambda h, n: _f32(h["momentum"], h["lamda"], n > 1),
+    "adamw": _adam_like_scalars,
+    "adamax": lambda h, n: _f32(h["beta1"], 1.0 - h["beta1"], h["beta2"]),
+    "nadam": lambda h, n: _adam_like_scalars(h, n) + _f32(
+        h["coef2"], h["momentum_t_1"] / (1.0 - h["m_schedule_next"]),
+        (1.0 - h["momentum_t"]) / (1.0 - h["m_schedule"])),
+    "adabelief": _adam_like_scalars,
+    "adagrad": lambda h, n: _f32(h["epsilon"]),
+    "adadelta": lambda h, n: _f32(h["rho"], 1.0 - h["rho"], h["epsilon"]),
+    "rmsprop": lambda h, n: _f32(h["rho"], 1.0 - h["rho"], h["momentum"], h["epsilon"],
+                                 -1.0 if h["clip_weights"] is None else h["clip_weights"],
+                                 n == 3),
+    "ftrl": lambda h, n: _f32(h["lamda1"], h["beta"]),
+    "ftml": lambda h, n: _adam_like_scalars(h, n) + _f32(h["coef2"], h["coef1"] / h["lr"],
+                                                          -h["beta1"]),
+}
+_OPTIMIZER_THREADS = 256
+
+
+def _optimizer_step(rt, name: str, weight, grad, states, **hyper) -> None:
+    """One launch of optimizer ``name``'s fused step on one float32 tensor, in place.
+
+    ``states`` are the arrays of the optimizer's Python math function after the weight, in
+    its order; ``hyper`` its keyword arguments (lr, wd, rescale_grad, clip_gradient and the
+    optimizer's own). The weight and states must be C-contiguous (updated by address); the
+    gradient is only read (a non-contiguous one is read from a contiguous copy).
+    """
+    try:
+        scalars_of = _OPTIMIZER_KERNELS[name]
+    except KeyError:
+        raise ValueError(f"optimizer_step: no fused kernel for optimizer {name!r}; kernels "
+                         f"exist for {sorted(_OPTIMIZER_KERNELS)}") from None
+    states = list(states)
+    if len(states) > 3:
+        raise ValueError(f"optimizer_step {name}: at most 3 state arrays, got {len(states)}")
+    for what, array in [("weight", weight), ("gradient", grad)] + [
+            (f"state {k}", a) for k, a in enumerate(states)]:
+        if array.dtype != numpy.float32:
+            raise TypeError(f"optimizer_step {name}: the {what} is {array.dtype}; the fused "
+                            "kernels take float32 only")
+        if tuple(array.shape) != tuple(weight.shape):
+            raise ValueError(f"optimizer_step {name}: the {what} has shape "
+                             f"{tuple(array.shape)}, the weight {tuple(weight.shape)}")
+        if what != "gradient" and not array.flags.c_contiguous:
+            raise TypeError(f"optimizer_step {name}: the {what} is not C-contiguous; it is "
+                            "updated in place, so it must be")
+    n = int(weight.size)
+    if n == 0:
+        return
+    scalars = scalars_of(hyper, len(states))
+    scalars += (numpy.float32(0),) * (8 - len(scalars))
+    slots = states + [weight] * (3 - len(states))  # unused slots: never touched
+    clip = hyper["clip_gradient"]
+    fn = rt.kernel("optimizers.cu", "float", f"optimizer_step<glo_{name}>")
+    fn((min(_ceil_div(n, _OPTIMIZER_THREADS), _MAX_STRIDE_BLOCKS), 1, 1),
+       (_OPTIMIZER_THREADS, 1, 1),
+       (numpy.int64(n), weight, contiguous(rt.xp, grad), *slots,
+        *_f32(hyper["lr"], hyper["wd"], hyper["rescale_grad"], -1.0 if clip is None else clip),
+        *scalars))
+
+
+# ---------------------------------------------------------------------------------------
 # CuPy runtime, loader and dispatch
 
 
@@ -728,3 +820,9 @@ def multi_tensor_adam(weights, grads, means, variances, lrs, wds, *, beta1: floa
     _multi_tensor_adam(_runtime(), weights, grads, means, variances, lrs, wds, beta1=beta1,
                        beta2=beta2, epsilon=epsilon, rescale_grad=rescale_grad,
                        clip_gradient=clip_gradient)
+
+
+def optimizer_step(name: str, weight, grad, states, **hyper) -> None:
+    """Optimizer ``name``'s update (``gluonlite.optimizer.<name>``'s arithmetic) of one
+    float32 CuPy tensor of the current device, in place, in one kernel launch."""
+    _optimizer_step(_runtime(), name, weight, grad, states, **hyper)

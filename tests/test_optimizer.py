@@ -277,13 +277,13 @@ def test_multi_tensor_path_runs_the_math_once_per_group(xp, monkeypatch):
     # The bucketed path, which the fused kernel would bypass for float32 CuPy tensors.
     monkeypatch.setenv(optimizer.FUSED_OPTIMIZER_ENV, "0")
     calls = []
-    real = optimizer._sgd_math
+    real = optimizer.sgd._sgd_math
 
     def counting(grad, *buffers, **hyper):
         calls.append((str(grad.dtype), grad.size, round(hyper["lr"], 12)))
         real(grad, *buffers, **hyper)
 
-    monkeypatch.setattr(optimizer, "_sgd_math", counting)
+    monkeypatch.setattr(optimizer.sgd, "_sgd_math", counting)
     opt = SGD(learning_rate=0.1, momentum=0.9)
     opt.set_lr_mult({0: 2.0})
     weights = [xp.ones((4, 3), dtype=xp.float32) for _ in range(6)]
@@ -357,7 +357,7 @@ def test_fused_gpu_kernel_matches_single_tensor_path(gpu, make_opt, monkeypatch)
 # --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fused", [True, False], ids=["multi", "single"])
-@pytest.mark.parametrize("how", ["set_lr_mult", "param_dict", "per_call"])
+@pytest.mark.parametrize("how", ["set_lr_mult", "param_dict"])
 def test_lr_mult_zero_freezes(xp, fused, how):
     class Param:
         lr_mult = 0.0
@@ -365,18 +365,14 @@ def test_lr_mult_zero_freezes(xp, fused, how):
 
     for opt in (SGD(learning_rate=0.1, momentum=0.9, wd=0.5, use_fused_step=fused),
                 Adam(learning_rate=0.1, wd=0.5, use_fused_step=fused)):
-        kwargs = {}
         if how == "set_lr_mult":
             opt.set_lr_mult({"frozen": 0.0})
-        elif how == "param_dict":
-            opt.param_dict = {"frozen": Param()}
         else:
-            kwargs = dict(lr_mults=[0.0, 1.0])
+            opt.param_dict = {"frozen": Param()}
         frozen, live = xp.array([1.5, -2.0]), xp.array([1.5, -2.0])
         states = [opt.create_state("frozen", frozen), opt.create_state("live", live)]
         for _ in range(3):
-            opt.update(["frozen", "live"], [frozen, live], [xp.ones(2), xp.ones(2)], states,
-                       **kwargs)
+            opt.update(["frozen", "live"], [frozen, live], [xp.ones(2), xp.ones(2)], states)
         np.testing.assert_array_equal(host(frozen), [1.5, -2.0])
         assert not np.array_equal(host(live), [1.5, -2.0])
 
@@ -392,7 +388,8 @@ def test_wd_mult_scales_weight_decay(xp, fused):
     assert_close(ws[0], [1.0])
     assert_close(ws[1], [1.0 - 0.1 * 0.2])
     assert_close(ws[2], [1.0 - 0.1 * 0.4])
-    opt.update(["bias"], [ws[0]], [zeros[0]], [None], wd_mults=[1.0])
+    opt.set_wd_mult({})
+    opt.update(["bias"], [ws[0]], [zeros[0]], [None])
     assert_close(ws[0], [1.0 - 0.1 * 0.2])
 
 
@@ -433,8 +430,9 @@ def test_lr_scheduler_decides_the_learning_rate(xp):
     assert seen == [1, 2]
     assert_close(w, [-(0.1 + 0.05)])
     assert opt.learning_rate == pytest.approx(0.1 / 2)
-    with pytest.raises(RuntimeError, match="lr_scheduler"):
+    with pytest.warns(UserWarning, match="lr_scheduler"):
         opt.set_learning_rate(0.3)
+    assert opt.lr == 5.0 and opt.learning_rate == pytest.approx(0.1 / 2)
 
 
 def test_learning_rate_and_set_learning_rate():
@@ -509,7 +507,7 @@ def _arrays(state):
 
 
 def test_row_sparse_gradient_with_no_rows_changes_nothing(xp):
-    for opt in (SGD(momentum=0.9, wd=0.1), Adam(wd=0.1)):
+    for opt in (SGD(momentum=0.9, wd=0.1, lazy_update=True), Adam(wd=0.1, lazy_update=True)):
         w = xp.array(np.arange(6.0).reshape(3, 2))
         state = opt.create_state(0, w)
         grad = RowSparseGrad(xp.zeros(0, dtype=xp.int64), xp.zeros((0, 2)))
@@ -619,7 +617,7 @@ def test_multi_precision_updates_a_float32_master_copy(xp, make_opt):
     (lambda: SGD(begin_num_update=-1), "begin_num_update"),
     (lambda: SGD().set_lr_mult({0: -1.0}), "lr_mult"),
     (lambda: Adam().set_wd_mult({"w": -1.0}), "wd_mult"),
-    (lambda: optimizer.create("rmsprop"), "registered optimizers are"),
+    (lambda: optimizer.create("rmsprops"), "registered optimizers are"),
 ])
 def test_invalid_hyper_parameters_raise_value_error(make, message):
     with pytest.raises(ValueError, match=message):
@@ -654,7 +652,7 @@ def test_invalid_update_arguments_raise_and_do_not_count(xp):
         (ValueError, "does not match weight shape", ([0], [w], [xp.zeros(6, xp.float32)],
                                                      [state])),
         (TypeError, "cast the gradient", ([0], [w], [g.astype(xp.float64)], [state])),
-        (ValueError, r"\(mean, var\)", ([0], [w], [g], [None])),
+        (ValueError, "what create_state", ([0], [w], [g], [None])),
         (ValueError, "needs data of shape",
          ([0], [w], [RowSparseGrad(xp.array([1]), xp.zeros((1, 3), xp.float32))], [state])),
     ]
@@ -673,12 +671,3 @@ def test_sgd_momentum_without_state_raises(xp):
     w = xp.zeros(2)
     with pytest.raises(ValueError, match="create_state"):
         opt.update([0], [w], [xp.ones(2)], [None])
-
-
-def test_per_call_multipliers_must_match_indices(xp):
-    opt = SGD()
-    w = xp.zeros(2)
-    with pytest.raises(ValueError, match="lr_mult"):
-        opt.update([0], [w], [xp.ones(2)], [None], lr_mults=[1.0, 2.0])
-    with pytest.raises(ValueError, match="wd_mult"):
-        opt.update([0], [w], [xp.ones(2)], [None], wd_mults=[-1.0])

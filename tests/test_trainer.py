@@ -299,7 +299,8 @@ def test_row_sparse_lazy_update_touches_present_rows_only(devices):
     emb.initialize(mx.init.Normal(1.0), device=devices)
     before = emb.weight.data(devices[0]).asnumpy()
     trainer = gluon.Trainer(emb.collect_params(), "sgd",
-                            {"learning_rate": 0.1, "momentum": 0.9, "wd": 0.1})
+                            {"learning_rate": 0.1, "momentum": 0.9, "wd": 0.1,
+                             "lazy_update": True})
     ids = [np.array([1, 7]), np.array([7, 3])]  # rows 1, 3, 7 occur, on different devices
     for _ in range(2):
         with autograd.record():

@@ -76,7 +76,7 @@ def specs(target, quick: bool) -> list:
     inner = [("param", s) for s in param.specs(target, quick)]
     inner += [("fc", s) for s in _fc_specs(target, quick)]
     inner += [("replicate", s) for s in replicate.specs(target, quick)]
-    inner += [("step", s) for s in step.specs(target, quick)]
+    inner += [("step", s) for s in step.specs(target, quick) if s["optimizer"] in step.HYPER]
     return [dict(s, suite=name, index=i, quick=quick) for i, (name, s) in enumerate(inner)]
 
 
@@ -180,6 +180,20 @@ def remote(suite: str, case: dict, quick: bool, work: float = 1.0) -> Remote:
     reply = runner.ask({"op": "measure", "case": dict(case, suite=suite),
                         "settings": settings.kwargs()})
     return Remote(_Measured(reply), work, runner.versions)
+
+
+def optimizers() -> frozenset:
+    """The optimizer names MXNet 1.9.1 registers (raises :class:`Skip` without MXNet)."""
+    runner = _get_runner()
+    if not hasattr(runner, "optimizers"):
+        runner.optimizers = frozenset(runner.ask({"op": "optimizers"})["optimizers"])
+    return runner.optimizers
+
+
+def measure_case(case: dict) -> Remote:
+    """One case of ``case['suite']`` timed in MXNet (per workload call, FULL settings unless
+    the case says ``quick``), for suites that show MXNet as a column of their own."""
+    return _mxnet(dict(case, index=0, quick=case.get("quick", False)))
 
 
 def implementations(spec: dict, target) -> dict:

@@ -1,13 +1,17 @@
-"""Suite ``step``: ``Trainer.step`` for SGD with momentum and for Adam, 100 parameters.
+"""Suite ``step``: ``Trainer.step`` for every optimizer, 100 parameters.
 
 The model is 50 layers' weights ``[h, h]`` and biases ``[h]`` on one device. Before each
 timed step an untimed backward pass writes fresh gradients (``Trainer.step`` refuses stale
 ones, as MXNet's does), so only the step is timed: all-reduce (a no-op on one device),
 rescaling, and the optimizer update. Throughput is parameter elements updated per second.
 
-Peers: the same update written as a loop of in-place NumPy (CPU) or CuPy (GPU) operations
-(MXNet's update rules), and ``torch.optim`` with ``foreach`` and ``fused`` implementations
-where torch is importable and supports them on the device.
+Peers, in one run: on CPU, Apache MXNet 1.9.1's ``Trainer.step`` with the same optimizer
+and arguments (timed in its own environment, see :mod:`gluonlite.bench.mxnet`; a column
+where ``.venv-mxnet`` exists and MXNet 1.9.1 has the optimizer); on every device,
+``torch.optim``'s counterpart with ``foreach`` and ``fused`` implementations where torch is
+importable and has them (SGD, NAG, Adam, AdamW, Adamax, Nadam, AdaGrad, AdaDelta, RMSProp);
+for SGD and Adam also the update written as a loop of in-place NumPy (CPU) or CuPy (GPU)
+operations.
 """
 from __future__ import annotations
 
@@ -25,21 +29,44 @@ __all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "specs", "describe", "implem
            "layer_shapes", "gluonlite_workload"]
 
 NAME = "step"
-TITLE = "Trainer.step over a 100-parameter model (parameter elements updated per second)"
+TITLE = "Trainer.step over a 100-parameter model, every optimizer (parameter elements " \
+    "updated per second)"
 METRIC = Metric("Melem/s", 1e6)
 SIZE_LABEL = "parameter elements"
 
 _LAYERS = 50
 _HIDDEN = {False: 256, True: 32}
 # MXNet's argument names; the runner hands them to MXNet's Trainer unchanged.
+# Other optimizers take their defaults, with a learning rate and weight decay: argument
+# names that MXNet 1.9.1 and 2 share.
 HYPER = {"sgd": {"learning_rate": 0.01, "momentum": 0.9, "wd": 1e-4},
          "adam": {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8,
-                  "wd": 1e-4}}
+                  "wd": 1e-4},
+         "nag": {"learning_rate": 0.01, "momentum": 0.9, "wd": 1e-4}}
+OPTIMIZERS = ("sgd", "nag", "signum", "sgld", "dcasgd", "adam", "adamw", "adamax", "nadam",
+              "adabelief", "adagrad", "adadelta", "rmsprop", "ftrl", "ftml", "lamb", "lans",
+              "lars")
+_DEFAULT_HYPER = {"learning_rate": 1e-3, "wd": 1e-4}
+# torch.optim's counterpart: (class, keyword arguments from the MXNet-style hyper dict).
+_TORCH = {
+    "sgd": ("SGD", lambda hp: dict(lr=hp["learning_rate"], momentum=hp["momentum"],
+                                   weight_decay=hp["wd"])),
+    "nag": ("SGD", lambda hp: dict(lr=hp["learning_rate"], momentum=hp["momentum"],
+                                   weight_decay=hp["wd"], nesterov=True)),
+    "adam": ("Adam", lambda hp: dict(lr=hp["learning_rate"], betas=(hp["beta1"], hp["beta2"]),
+                                     eps=hp["epsilon"], weight_decay=hp["wd"])),
+    "adamw": ("AdamW", lambda hp: dict(lr=hp["learning_rate"], weight_decay=hp["wd"])),
+    "adamax": ("Adamax", lambda hp: dict(lr=hp["learning_rate"], weight_decay=hp["wd"])),
+    "nadam": ("NAdam", lambda hp: dict(lr=hp["learning_rate"], weight_decay=hp["wd"])),
+    "adagrad": ("Adagrad", lambda hp: dict(lr=hp["learning_rate"], weight_decay=hp["wd"])),
+    "adadelta": ("Adadelta", lambda hp: dict(lr=hp["learning_rate"], weight_decay=hp["wd"])),
+    "rmsprop": ("RMSprop", lambda hp: dict(lr=hp["learning_rate"], weight_decay=hp["wd"])),
+}
 
 
 def specs(target, quick: bool) -> list:
     return [{"optimizer": name, "layers": _LAYERS, "hidden": _HIDDEN[quick],
-             "hyper": HYPER[name]} for name in ("sgd", "adam")]
+             "hyper": HYPER.get(name, _DEFAULT_HYPER), "quick": quick} for name in OPTIMIZERS]
 
 
 def layer_shapes(spec: dict) -> list:
@@ -52,7 +79,7 @@ def _elements(spec: dict) -> int:
 
 
 def describe(spec: dict):
-    label = f"{spec['optimizer']:<4} {2 * spec['layers']} params, {_elements(spec):,} elems"
+    label = f"{spec['optimizer']:<9} {2 * spec['layers']} params, {_elements(spec):,} elems"
     return label, spec["optimizer"], float(_elements(spec))
 
 
@@ -120,16 +147,10 @@ def _torch_optim(spec: dict, target, torch, variant: str) -> Workload:
               for s in layer_shapes(spec)]
     for p in params:
         p.grad = torch.ones_like(p)
-    hp = spec["hyper"]
+    klass, arguments = _TORCH[spec["optimizer"]]
     kwargs = {variant: True}  # foreach=True or fused=True
     try:
-        if spec["optimizer"] == "sgd":
-            opt = torch.optim.SGD(params, lr=hp["learning_rate"], momentum=hp["momentum"],
-                                  weight_decay=hp["wd"], **kwargs)
-        else:
-            opt = torch.optim.Adam(params, lr=hp["learning_rate"],
-                                   betas=(hp["beta1"], hp["beta2"]), eps=hp["epsilon"],
-                                   weight_decay=hp["wd"], **kwargs)
+        opt = getattr(torch.optim, klass)(params, **arguments(spec["hyper"]), **kwargs)
         opt.step()  # some versions check fused support at the first step, not in __init__
     except (RuntimeError, TypeError, ValueError) as e:
         # Older torch lacks fused SGD, or fused kernels on this device: not a failure.
@@ -137,12 +158,26 @@ def _torch_optim(spec: dict, target, torch, variant: str) -> Workload:
     return Workload(opt.step, ((),), _elements(spec), clock)
 
 
+def _mxnet_peer(spec: dict):
+    """MXNet 1.9.1's Trainer.step on the same case, timed by the MXNet runner; Skip where
+    the environment is missing or MXNet 1.9.1 has no such optimizer."""
+    from . import mxnet  # imported here: the mxnet suite imports this module
+    if spec["optimizer"] not in mxnet.optimizers():
+        raise Skip(f"MXNet 1.9.1 has no optimizer {spec['optimizer']!r}")
+    remote = mxnet.measure_case(dict(spec, suite=NAME))
+    remote.work = float(_elements(spec))  # the MXNet runner reports per step
+    return remote
+
+
 def implementations(spec: dict, target) -> dict:
-    impls = {"gluonlite": lambda: gluonlite_workload(spec, target.primary),
-             "numpy loop" if target.kind == "cpu" else "cupy loop":
-                 lambda: _array_loop(spec, target)}
+    impls = {"gluonlite": lambda: gluonlite_workload(spec, target.primary)}
+    if target.kind == "cpu":
+        impls["mxnet-1.9.1"] = lambda: _mxnet_peer(spec)
+    if spec["optimizer"] in ("sgd", "adam"):
+        impls["numpy loop" if target.kind == "cpu" else "cupy loop"] = \
+            lambda: _array_loop(spec, target)
     torch = optional_torch(target.primary)
-    if torch is not None:
+    if torch is not None and spec["optimizer"] in _TORCH:
         for variant in ("foreach", "fused"):
             impls[f"torch {variant}"] = \
                 lambda variant=variant: _torch_optim(spec, target, torch, variant)

@@ -41,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import weakref
 
 import numpy
 
@@ -56,6 +57,9 @@ __all__ = ["Trainer", "allreduce", "broadcast", "allreduce_arrays", "broadcast_a
 _KVSTORES = ("device", "local", "nccl")
 _DIST_KVSTORES = kvstore_module.DIST_NAMES
 _STATES_FORMAT = "gluonlite.trainer.states/1"
+_COMPRESSION_TYPES = ("2bit", "1bit")
+# The Trainer of each sparse-stype Parameter: MXNet allows one (dense ones may be shared).
+_SPARSE_OWNERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 @dataclasses.dataclass
@@ -82,19 +86,39 @@ class Trainer:
             NCCL when every replica is on a GPU and ``cupy.cuda.nccl`` is available, else
             through peer-to-peer copies to the first device (host copies for CPUs).
             ``'local'``: the same without NCCL. ``'nccl'``: NCCL, an error where it cannot
-            be used. ``'dist_sync'`` (or ``'dist_sync_device'``, ``'horovod'``): one process
-            per rank under ``mpiexec``; the gradients are also summed over all processes
-            and the parameters are broadcast from rank 0 once (see ``gluonlite.kvstore``;
-            pass the global batch size to ``step``).
-        update_on_kvstore: accepted for MXNet compatibility and has no effect: the update
+            be used. ``'dist_sync'`` (or ``'dist_sync_device'``, ``'dist_device_sync'``,
+            ``'horovod'``): one process per rank under ``mpiexec``; the gradients are also
+            summed over all processes and the parameters are broadcast from rank 0 once
+            (see ``gluonlite.kvstore``; pass the global batch size to ``step``). A
+            ``KVStore`` object is used as it is. None: like ``'local'`` (MXNet would leave
+            each replica with its own gradient; summing keeps the replicas equal).
+        compression_params: MXNet's gradient compression, ``{'type': '2bit' or '1bit',
+            'threshold': t}``: before gradients are summed over devices or processes, each
+            replica's gradient plus its residual (error feedback) is quantized, 2bit to
+            ``{-t, 0, t}`` (default t 0.5), 1bit to ``{-1, 1}`` by ``> t`` (default t 0); the
+            remainder stays in the residual for the next step. Not applied with one device
+            in one process (MXNet creates no kvstore then).
+        update_on_kvstore: True, False or None, accepted for MXNet compatibility; the update
             always runs once, on the first device, and is copied to the other replicas.
 
     See the module's Notes for how replicas stay identical and when a gradient is stale.
     """
 
     def __init__(self, params, optimizer, optimizer_params=None, kvstore="device",
-                 update_on_kvstore=None):
-        del update_on_kvstore  # see the docstring
+                 compression_params=None, update_on_kvstore=None):
+        if update_on_kvstore not in (None, True, False):
+            raise TypeError(f"Trainer: update_on_kvstore must be True, False or None, got "
+                            f"{update_on_kvstore!r}")
+        self._compression = _compression(compression_params)
+        self._residuals: dict = {}
+        if optimizer_params is not None and not isinstance(optimizer_params, dict):
+            raise TypeError(f"Trainer: optimizer_params must be a dict of optimizer "
+                            f"arguments, got {type(optimizer_params).__name__}")
+        if not isinstance(optimizer, (str, opt.Optimizer)):
+            raise TypeError(f"Trainer: optimizer must be an optimizer name such as 'sgd' or "
+                            f"an mx.optimizer.Optimizer, got {type(optimizer).__name__}")
+        if kvstore is None:
+            kvstore = "local"
         if isinstance(params, dict):
             named = list(params.items())
         elif isinstance(params, (list, tuple)):
@@ -112,6 +136,13 @@ class Trainer:
             first.setdefault(id(p), (name, p))
         self._names = [name for name, _ in first.values()]
         self._params = [p for _, p in first.values()]
+        for name, p in zip(self._names, self._params):
+            owner = _SPARSE_OWNERS.get(p) if p.stype != "default" else None
+            if owner is not None and owner() is not None:
+                raise RuntimeError(
+                    f"Trainer: Parameter '{name}' (stype={p.stype!r}) already belongs to "
+                    f"another Trainer; more than one Trainer for a {p.stype} Parameter is "
+                    f"not supported (as in MXNet)")
         self._dist = None
         if isinstance(kvstore, kvstore_module.KVStore) or kvstore in _DIST_KVSTORES:
             self._dist = kvstore_module.create(kvstore)
@@ -139,6 +170,9 @@ class Trainer:
         self._trainable_cache: tuple | None = None
         self._reduced = False
         self._params_synced = self._dist is None or self._dist.num_workers == 1
+        for p in self._params:
+            if p.stype != "default":
+                _SPARSE_OWNERS[p] = weakref.ref(self)
         if not self._params_synced:
             # Every rank must hold the same parameters: _sync_parameters compares them
             # first. With shapes still deferred the sync waits for the first
@@ -195,6 +229,9 @@ class Trainer:
             self._allreduce_grads(replicas, devices)
 
     def _allreduce_grads(self, replicas: list, devices: list) -> None:
+        if self._compression is not None and (
+                len(devices) > 1 or (self._dist is not None and self._dist.num_workers > 1)):
+            self._compress(replicas, devices)
         if len(devices) > 1:
             use_nccl = self._use_nccl(devices)
             dense = [r for r in replicas if not _is_row_sparse(r.grads[0])]
@@ -208,6 +245,30 @@ class Trainer:
         if self._dist is not None and self._dist.num_workers > 1:
             self._allreduce_across_processes(replicas, devices)
         self._reduced = True
+
+    def _compress(self, replicas: list, devices: list) -> None:
+        """Quantize every dense gradient replica in place, with its residual (error
+        feedback): see ``compression_params``."""
+        kind, threshold = self._compression
+        for r in replicas:
+            for k, (grad, device) in enumerate(zip(r.grads, devices)):
+                if _is_row_sparse(grad):
+                    continue  # MXNet compresses dense gradients only
+                raw = _raw(grad)
+                xp = _backend.xp(device)
+                with _backend.on(device):
+                    residual = self._residuals.get((r.index, k))
+                    if residual is None or residual.shape != raw.shape:
+                        residual = self._residuals[(r.index, k)] = xp.zeros_like(raw)
+                    residual += raw
+                    if kind == "2bit":
+                        q = xp.where(residual >= threshold, threshold,
+                                     xp.where(residual <= -threshold, -threshold, 0.0))
+                    else:
+                        q = xp.where(residual > threshold, 1.0, -1.0)
+                    q = q.astype(raw.dtype)
+                    residual -= q
+                    raw[...] = q
 
     def _allreduce_across_processes(self, replicas: list, devices: list) -> None:
         """Sum the (already device-summed) gradients over every process: the first
@@ -326,13 +387,14 @@ class Trainer:
     def _apply(self, replicas: list, devices: list) -> None:
         """One optimizer call over the first device's replicas, then the broadcast."""
         root = devices[0]
-        weights = [r.data[0]._data for r in replicas]
+        # mx.np arrays, as MXNet's optimizers take (a user optimizer's step() sees them).
+        weights = [r.data[0] for r in replicas]
         grads = [_optimizer_grad(r.grads[0]) for r in replicas]
         states = [self._state(r.index, w, root) for r, w in zip(replicas, weights)]
         # The multi-precision entry points equal update/create_state unless the optimizer
         # keeps float32 master copies of float16 weights (multi_precision=True).
-        self._optimizer.update_multi_precision([r.index for r in replicas], weights, grads,
-                                               states)
+        self._optimizer.update_multi_precision([r.index for r in replicas], weights,
+                                               [r.grads[0] for r in replicas], states)
         if len(devices) == 1:
             return
         lazy = getattr(self._optimizer, "lazy_update", False)
@@ -425,7 +487,7 @@ class Trainer:
         # Identity first: it is the common case, and Device's dataclass __eq__ is Python code.
         if device is not root and device != root:
             # The parameters moved (reset_device) or the state was loaded from a file.
-            state = _map_state(state, lambda a: _backend.transfer(a, device, root))
+            state = _map_state(state, lambda a: _moved(a, device, root))
             self._states[i] = (root, state)
         return state
 
@@ -448,8 +510,8 @@ class Trainer:
             leaves = []
             structure = _map_state(state, lambda a: leaves.append(a) or len(leaves) - 1)
             for k, leaf in enumerate(leaves):
-                host = leaf if device.device_type == "cpu" else \
-                    _backend.transfer(leaf, device, Device("cpu", 0))
+                host = _raw(leaf) if device.device_type == "cpu" else \
+                    _backend.transfer(_raw(leaf), device, Device("cpu", 0))
                 arrays[f"state_{i}_{k}"] = checkpoint.HostArray("default", tuple(host.shape),
                                                                 host)
             entries.append({"index": i, "name": self._names[i], "structure": structure})
@@ -588,7 +650,7 @@ class Trainer:
                 raise _corrupt_states(fname, f"Parameter {name!r}: field 'structure' names "
                                              f"the array {key!r}, which the file lacks")
             used.add(key)
-            return arrays[key].values
+            return ndarray(arrays[key].values, Device("cpu", 0))
         host = _map_state(structure, leaf)
         if leaves != list(range(len(leaves))):
             # save_states numbers the arrays in order; another order swaps them (e.g.
@@ -603,7 +665,7 @@ class Trainer:
             shape = tuple(first.shape) if first is not None else (1,)
         # What this optimizer keeps for the parameter, made on the host like the file's.
         expected = _describe(self._optimizer.create_state_multi_precision(
-            i, numpy.zeros(shape, param.dtype)))
+            i, ndarray(numpy.zeros(shape, param.dtype), Device("cpu", 0))))
         found = _describe(host)
         if found != expected:
             raise checkpoint.CheckpointMismatchError(
@@ -804,6 +866,38 @@ def _check_batch_size(where: str, batch_size) -> None:
 
 def _raw(x):
     return x._data if isinstance(x, ndarray) else x
+
+
+def _moved(a, src: Device, dst: Device):
+    """State array ``a`` (an ``mx.np.ndarray`` or a raw array) moved to ``dst``."""
+    if isinstance(a, ndarray):
+        return ndarray(_backend.transfer(a._data, src, dst), dst)
+    return _backend.transfer(a, src, dst)
+
+
+def _compression(params):
+    """``(type, threshold)`` from MXNet's ``compression_params``, or None."""
+    if params is None:
+        return None
+    if not isinstance(params, dict):
+        raise TypeError(f"Trainer: compression_params must be a dict such as "
+                        f"{{'type': '2bit', 'threshold': 0.5}}, got {type(params).__name__}")
+    unknown = set(params) - {"type", "threshold"}
+    if unknown:
+        raise ValueError(f"Trainer: compression_params has unknown keys {sorted(unknown)}; "
+                         "expected 'type' and 'threshold'")
+    kind = params.get("type")
+    if kind not in _COMPRESSION_TYPES:
+        raise ValueError(f"Trainer: compression_params['type'] must be one of "
+                         f"{_COMPRESSION_TYPES}, got {kind!r}")
+    threshold = params.get("threshold", 0.5 if kind == "2bit" else 0.0)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise TypeError(f"Trainer: compression_params['threshold'] must be a number, got "
+                        f"{threshold!r}")
+    if kind == "2bit" and not threshold > 0:
+        raise ValueError(f"Trainer: compression_params['threshold'] must be > 0 for 2bit "
+                         f"compression, got {threshold}")
+    return kind, float(threshold)
 
 
 def _is_row_sparse(grad) -> bool:

@@ -1,0 +1,46 @@
+"""SGLD (MXNet's ``sgld``): stochastic gradient Langevin dynamics."""
+from __future__ import annotations
+
+import math
+
+import numpy
+
+from .. import random as _random
+from ._foreach import _array_module, _device_scope, _prepared_grad
+from .optimizer import _MathOptimizer, register
+
+__all__ = ["SGLD"]
+
+
+def _sgld_math(grad, weight, *, lr, wd, rescale_grad, clip_gradient):
+    """``g = clip(rescale_grad * grad) + wd * w; w += -lr / 2 * g + N(0, sqrt(lr))``.
+
+    The noise comes from gluonlite's host generator (``mx.random.seed`` fixes it), drawn in
+    float64 and cast to the weight's dtype.
+    """
+    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient,
+                       wd=wd)
+    noise = _random.generator().normal(0.0, math.sqrt(lr), weight.shape)
+    with _device_scope(weight):
+        noise = _array_module(weight).asarray(numpy.asarray(noise, dtype=weight.dtype))
+    weight -= (lr / 2) * g
+    weight += noise
+
+
+@register
+class SGLD(_MathOptimizer):
+    """Stochastic gradient Riemannian Langevin dynamics (MXNet 2's ``SGLD``).
+
+    Args:
+        learning_rate: default 0.1.
+        **kwargs: see :class:`Optimizer`.
+    """
+
+    _default_lr = 0.1
+    _math = _sgld_math
+    _bucketable = False  # one noise draw per tensor, in the order of the reference loop
+
+    def __init__(self, learning_rate: float | None = None, use_fused_step: bool = False,
+                 **kwargs):
+        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step,
+                         **kwargs)

@@ -1,0 +1,291 @@
+// Fused elementwise optimizer steps: one launch updates one float32 tensor in place.
+//
+// gluonlite/optimizer/ runs each optimizer's update as a handful of NumPy/CuPy operations
+// (its _<name>_math function); on a GPU every one of those is a kernel launch and a
+// temporary. Here each optimizer is a functor whose apply() does the same arithmetic for
+// one element, and optimizer_step<Op> runs it over a tensor in a grid-stride loop (SGD and
+// Adam keep the multi-tensor kernels of multi_tensor.cu, which take many tensors per launch).
+//
+// Arguments: n elements; the weight w and gradient g; up to three state arrays s0, s1, s2 in
+// the order of the Python math function (an optimizer with fewer states receives the weight
+// in the unused slots and never touches them); lr and wd of this tensor; rescale_grad;
+// clip_gradient (negative: no clipping, the Python code's None); h[0..7], the optimizer's own
+// scalars as listed in gluonlite/_kernels.py (_OPTIMIZER_KERNELS).
+//
+// The arithmetic follows the Python functions operation by operation, one float32 rounding
+// each, so results agree with the NumPy float32 path up to FMA contraction. Scalars arrive
+// rounded to float32 on the host, including those the Python code forms in double before
+// NumPy rounds them against a float32 array (1 - beta, coef1 / lr, ...). The gradient is only
+// read. Header-free, so NVRTC needs no include paths and the CPU host harness (tests/cuda_host)
+// compiles the same text with g++.
+
+__device__ __forceinline__ float glo_clip(float g, float clip_gradient) {
+  if (clip_gradient < 0.f) return g;
+  return g < -clip_gradient ? -clip_gradient : (g > clip_gradient ? clip_gradient : g);
+}
+
+// clip(rescale_grad * grad) + wd * w: MXNet's SGD-family order (wd only when nonzero, as the
+// Python code: 0 * inf would turn an infinite weight into NaN).
+__device__ __forceinline__ float glo_grad(float grad, float w, float rescale_grad,
+                                          float clip_gradient, float wd) {
+  float g = glo_clip(grad * rescale_grad, clip_gradient);
+  if (wd != 0.f) g = g + wd * w;
+  return g;
+}
+
+// clip(rescale_grad * grad + wd * w): the Adam-family order.
+__device__ __forceinline__ float glo_grad_wd_first(float grad, float w, float rescale_grad,
+                                                   float clip_gradient, float wd) {
+  float g = grad * rescale_grad;
+  if (wd != 0.f) g = g + wd * w;
+  return glo_clip(g, clip_gradient);
+}
+
+__device__ __forceinline__ float glo_sign(float x) {
+  return x > 0.f ? 1.f : (x < 0.f ? -1.f : x);  // NaN and +-0 stay themselves, as NumPy's
+}
+
+__device__ __forceinline__ float glo_max(float a, float b) {
+  // NumPy's maximum propagates NaN.
+  return a != a ? a : (b != b ? b : (a > b ? a : b));
+}
+
+// Adam's moments of element i, stored: mean = beta1 * mean + (1 - beta1) * g,
+// var = beta2 * var + (1 - beta2) * g * g, with h = {beta1, 1 - beta1, beta2, 1 - beta2}.
+__device__ __forceinline__ void glo_moments(long long i, float gi, float* mean, float* var,
+                                            const float* h, float* m_out, float* v_out) {
+  float m = mean[i] * h[0];
+  m = m + h[1] * gi;
+  float v = var[i] * h[2];
+  v = v + (h[3] * gi) * gi;
+  mean[i] = m;
+  var[i] = v;
+  *m_out = m;
+  *v_out = v;
+}
+
+#define GLO_APPLY_ARGS                                                                  \
+  long long i, float* __restrict__ w, const float* __restrict__ g, float* s0, float* s1, \
+      float* s2, float lr, float wd, float rescale_grad, float clip_gradient, const float* h
+
+// NAG: h = {momentum, has_momentum}; s0 momentum.
+struct glo_nag {
+  __device__ static void apply(GLO_APPLY_ARGS) {
+    float gi = glo_grad(g[i], w[i], rescale_grad, clip_gradient, wd) * lr;
+    if (h[1] == 0.f) {
+      w[i] = w[i] - gi;
+      return;
+    }
+    float m = s0[i] * h[0];
+    m = m - gi;
+    s0[i] = m;
+    w[i] = w[i] + (h[0] * m - gi);
+  }
+};
+
+// Signum: h = {momentum, 1 - momentum, decay, has_momentum}, decay = 1 - lr * (wd + wd_lh)
+// without momentum, 1 - lr * wd_lh with it (1 exactly: no decay); s0 momentum.
+struct glo_signum {
+  __device__ static void apply(GLO_APPLY_ARGS) {
+    if (h[3] == 0.f) {
+      const float gi = g[i] * rescale_grad;
+      float wi = w[i] * h[2];
+      w[i] = wi - lr * glo_sign(gi);
+      return;
+    }
+    const float gi = glo_grad(g[i], w[i], rescale_grad, clip_gradient, wd);
+    float m = s0[i] * h[0];
+    m = m - h[1] * gi;
+    s0[i] = m;
+    float wi = w[i];
+    if (h[2] != 1.f) wi = wi * h[2];
+    w[i] = wi + lr * glo_sign(m);
+  }
+};
+
+// DCASGD: h = {momentum, lamda, has_momentum}; s0 previous weight, s1 momentum.
+struct glo_dcasgd {
+  __device__ static void apply(GLO_APPLY_ARGS) {
+    const float wi = w[i];
+    const float gi = glo_grad(g[i], wi, rescale_grad, clip_gradient, wd);
+    float d = gi * gi;
+    d = d * (wi - s0[i]);
+    d = d * h[1];
+    d = d + gi;
+    float step;
+    if (h[2] == 0.f) {
+      step = d * -lr;
+    } else {
+      float m = s1[i] * h[0];
+      m = m - lr * d;
+      s1[i] = m;
+      step = m;
+    }
+    s0[i] = wi;
+    w[i] = wi + step;
+  }
+};
+
+// AdamW: h = {beta1, 1 - beta1, beta2, 1 - beta2, epsilon}; s0 mean, s1 var; lr corrected.
+struct glo_adamw {
+  __device__ static void apply(GLO_APPLY_ARGS) {
+    const float wi = w[i];
+    const float gi = glo_clip(g[i] * rescale_grad, clip_gradient);
+    float m, v;
+    glo_moments(i, gi, s0, s1, h, &m, &v);
+    float d = m / (sqrtf(v) + h[4]);
+    if (wd != 0.f) d = d + wd * wi;
+    w[i] = wi - lr * d;
+  }
+};
+
+// Adamax: h = {beta1, 1 - beta1, beta2}; s0 mean, s1 u; lr divided by 1 - beta1^t.
+struct glo_adamax {
+  __device__ static void apply(GLO_APPLY_ARGS) {
+    const float gi = glo_grad(g[i], w[i], rescale_grad, clip_gradient, wd);
+    float m = s0[i] * h[0];
+    m = m + h[1] * gi;
+    float u = s1[i] * h[2];
+    u = glo_max(u, gi < 0.f ? -gi : gi);
+    s0[i] = m;
+    s1[i] = u;
+    w[i] = w[i] - (lr * m) / u;
+  }
+};
+
+// Nadam: h = {beta1, 1 - beta1, beta2, 1 - beta2, epsilon, coef2, c_mean, c_grad} with
+// c_mean = momentum_t_1 / (1 - m_schedule_next), c_grad = (1 - momentum_t) / (1 - m_schedule).
+struct glo_nadam {
+  __device__ static void apply(GLO_APPLY_ARGS) {
+    const float gi = glo_grad(g[i], w[i], rescale_grad, clip_gradient, wd);
+    float m, v;
+    glo_moments(i, gi, s0, s1, h, &m, &v);
+    float bar = h[6] * m;
+    bar = bar + h[7] * gi;
+    w[i] = w[i] - (lr * bar) / (sqrtf(v / h[5]) + h[4]);
+  }
+};
+
+// AdaBelief: h = {beta1, 1 - beta1, beta2, 1 - beta2, epsilon}; s0 mean, s1 var.
+struct glo_adabelief {
+  __device__ static void apply(GLO_APPLY_ARGS) {
+    float gi = glo_grad_wd_first(g[i], w[i], rescale_grad, clip_gradient, wd);
+    float m = s0[i] * h[0];
+    m = m + h[1] * gi;
+    gi = gi - m;
+    float v = s1[i] * h[2];
+    v = v + (h[3] * gi) * gi;
+    v = v + h[4];
+    s0[i] = m;
+    s1[i] = v;
+    w[i] = w[i] - (lr * m) / (sqrtf(v) + h[4]);
+  }
+};
+
+// AdaGrad: h = {epsilon}; s0 history.
+struct glo_adagrad {
+  __device__ static void apply(GLO_APPLY_ARGS) {
+    const float gi = glo_grad(g[i], w[i], rescale_grad, clip_gradient, wd);
+    const float hist = s0[i] + gi * gi;
+    s0[i] = hist;
+    w[i] = w[i] - (lr * gi) / (sqrtf(hist) + h[0]);
+  }
+};
+
+// AdaDelta: h = {rho, 1 - rho, epsilon}; s0 accumulated g^2, s1 accumulated delta^2.
+struct glo_adadelta {
+  __device__ static void apply(GLO_APPLY_ARGS) {
+    const float gi = glo_grad(g[i], w[i], rescale_grad, clip_gradient, wd);
+    float acc_g = s0[i] * h[0];
+    acc_g = acc_g + (h[1] * gi) * gi;
+    float delta = sqrtf(s1[i] + h[2]);
+    delta = delta / sqrtf(acc_g + h[2]);
+    delta = delta * gi;
+    float acc_d = s1[i] * h[0];
+    acc_d = acc_d + (h[1] * delta) * delta;
+    s0[i] = acc_g;
+    s1[i] = acc_d;
+    w[i] = w[i] - lr * delta;
+  }
+};
+
+// RMSProp: h = {rho, 1 - rho, momentum, epsilon, clip_weights (negative: none), centered};
+// s0 var, and when centered s1 mean, s2 momentum.
+struct glo_rmsprop {
+  __device__ static void apply(GLO_APPLY_ARGS) {
+    const float gi = glo_grad(g[i], w[i], rescale_grad, clip_gradient, wd);
+    float v = s0[i] * h[0];
+    v = v + (h[1] * gi) * gi;
+    s0[i] = v;
+    float wi = w[i];
+    if (h[5] == 0.f) {
+      wi = wi - (lr * gi) / (sqrtf(v) + h[3]);
+    } else {
+      float mean = s1[i] * h[0];
+      mean = mean + h[1] * gi;
+      s1[i] = mean;
+      float mom = s2[i] * h[2];
+      mom = mom - (lr * gi) / sqrtf((v - mean * mean) + h[3]);
+      s2[i] = mom;
+      wi = wi + mom;
+    }
+    if (h[4] >= 0.f) wi = glo_clip(wi, h[4]);
+    w[i] = wi;
+  }
+};
+
+// Ftrl: h = {lamda1, beta}; s0 z, s1 n.
+struct glo_ftrl {
+  __device__ static void apply(GLO_APPLY_ARGS) {
+    const float wi = w[i];
+    const float gi = glo_clip(g[i] * rescale_grad, clip_gradient);
+    float sigma = -sqrtf(s1[i]);
+    const float n = s1[i] + gi * gi;
+    s1[i] = n;
+    float denom = sqrtf(n);
+    sigma = sigma + denom;
+    sigma = sigma / lr;
+    const float z = s0[i] + (gi - sigma * wi);
+    s0[i] = z;
+    denom = denom + h[1];
+    denom = denom / lr;
+    denom = denom + wd;
+    const float az = z < 0.f ? -z : z;
+    const float d = glo_sign(z) * glo_max(az - h[0], 0.f);
+    w[i] = -d / denom;
+  }
+};
+
+// FTML: h = {beta1, 1 - beta1, beta2, 1 - beta2, epsilon, coef2, coef1 / lr, -beta1};
+// s0 d, s1 v, s2 z.
+struct glo_ftml {
+  __device__ static void apply(GLO_APPLY_ARGS) {
+    const float wi = w[i];
+    const float gi = glo_grad(g[i], wi, rescale_grad, clip_gradient, wd);
+    float v = s1[i] * h[2];
+    v = v + (h[3] * gi) * gi;
+    s1[i] = v;
+    float sigma = h[7] * s0[i];
+    float d = sqrtf(v / h[5]) + h[4];
+    d = d * h[6];
+    s0[i] = d;
+    sigma = sigma + d;
+    float z = s2[i] * h[0];
+    z = z + h[1] * gi;
+    z = z - sigma * wi;
+    s2[i] = z;
+    w[i] = -z / d;
+  }
+};
+
+template <class Op>
+__global__ void optimizer_step(long long n, float* __restrict__ w, const float* __restrict__ g,
+                               float* s0, float* s1, float* s2, float lr, float wd,
+                               float rescale_grad, float clip_gradient, float h0, float h1,
+                               float h2, float h3, float h4, float h5, float h6, float h7) {
+  const float h[8] = {h0, h1, h2, h3, h4, h5, h6, h7};
+  const long long stride = (long long)blockDim.x * gridDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+    Op::apply(i, w, g, s0, s1, s2, lr, wd, rescale_grad, clip_gradient, h);
+  }
+}
