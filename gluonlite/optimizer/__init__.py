@@ -15,7 +15,7 @@ the bucketed path).
 >>> state = opt.create_state(0, w)
 >>> opt.update([0], [w], [mx.np.full(3, 2.0)], [state])
 >>> w, state
-(array([0.8, 0.8, 0.8], device=cpu(0)), array([-0.2, -0.2, -0.2], device=cpu(0)))
+(array([0.8, 0.8, 0.8]), array([-0.2, -0.2, -0.2]))
 """
 from . import (adabelief, adadelta, adagrad, adam, adamax, adamw, dcasgd, ftml, ftrl, lamb,
                lans, lars, nadam, nag, optimizer, rmsprop, sgd, sgld, signum)

@@ -515,7 +515,7 @@ class Updater:
     >>> w = mx.np.ones(2)
     >>> updater(0, mx.np.ones(2), w)
     >>> w
-    array([0.5, 0.5], device=cpu(0))
+    array([0.5, 0.5])
     """
 
     def __init__(self, optimizer: Optimizer):

@@ -111,7 +111,7 @@ class SGD(_MathOptimizer):
     >>> w = mx.np.array([1.0, -2.0])
     >>> opt.update([0], [w], [mx.np.array([0.2, 0.2])], [opt.create_state(0, w)])
     >>> w
-    array([ 0.85, -2.  ], device=cpu(0))
+    array([ 0.85, -2.  ])
     """
 
     _default_lr = 0.1
