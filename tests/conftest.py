@@ -79,6 +79,34 @@ def gpu():
     return mx.gpu(0)
 
 
+@pytest.fixture
+def emulated_gpus():
+    """A fresh emulated machine with two GPUs, whatever ``GLUONLITE_EMULATE_GPUS`` says: the
+    emulated ``cupy`` module (``.machine`` holds its state). gluonlite's CuPy-side caches
+    are emptied before and after, so no compiled module or communicator leaks across."""
+    from gluonlite import _backend, _collective, _kernels, device
+    from tests.cuda_host import fake_cupy
+
+    def clear_caches():
+        for cached in (device.num_gpus, _backend._enable_peer_access, _kernels._load_module,
+                       _kernels._runtime, _collective.nccl_module, _collective.nccl_dtypes,
+                       _collective._communicators):
+            cached.cache_clear()
+        _kernels._choices.clear()
+
+    fake = fake_cupy.emulated(2)
+    patch = pytest.MonkeyPatch()
+    patch.setattr(_cupy, "_EMULATED_GPUS", 2)
+    patch.setattr(_cupy, "_emulator", fake)
+    patch.setitem(sys.modules, "cupy", fake)
+    clear_caches()
+    try:
+        yield fake
+    finally:
+        patch.undo()
+        clear_caches()
+
+
 @pytest.fixture(autouse=True)
 def _seeded():
     mx.random.seed(1234)

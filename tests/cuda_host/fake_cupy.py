@@ -193,6 +193,10 @@ _CREATION = {"array", "asarray", "asanyarray", "ascontiguousarray", "empty", "ze
              "ones_like", "full_like", "frombuffer", "fromiter"}
 
 
+# ndarray methods that only make a view (no kernel, so no device check in CuPy).
+_VIEW_METHODS = {"reshape", "view", "transpose", "swapaxes", "squeeze"}
+
+
 class CUDARuntimeError(RuntimeError):
     pass
 
@@ -504,8 +508,11 @@ class EmulatedArray:
 
     def __getitem__(self, key):
         key = _unwrap_host(key, self._machine, "__getitem__", allow_host=True)
-        self._machine.check_access(self, "__getitem__")
-        return self._machine.wrap(self._a[key], "__getitem__")
+        result = self._a[key]
+        if not numpy.shares_memory(result, self._a):  # advanced indexing: a kernel
+            self._machine.check_access(self, "__getitem__")
+            self._machine.before_op()
+        return self._machine.wrap(result, "__getitem__")
 
     def __setitem__(self, key, value):
         self._machine.check_access(self, "__setitem__")
@@ -521,7 +528,8 @@ class EmulatedArray:
         machine = self._machine
 
         def call(*args, **kwargs):
-            machine.check_access(self, name)
+            if name not in _VIEW_METHODS:
+                machine.check_access(self, name)
             args = _unwrap_host(args, machine, name, allow_host=False)
             kwargs = {k: _unwrap_host(v, machine, name, allow_host=False)
                       for k, v in kwargs.items()}
@@ -597,7 +605,8 @@ class _Machine:
         self.cross_device_ops = []  # (op, array device, current device) that enabled peers
         self.host_syncs = 0
         self.launches = []  # (name expression, device) of every kernel launch
-        self.modules = []  # (code hash, options) of every RawModule compiled
+        self.modules = []  # (name expressions, options) of every RawModule compiled
+        self.collectives = []  # (NCCL operation, dtype, count) of every group completed
         self._local = threading.local()
 
     # -- per-thread current device and streams
@@ -877,6 +886,8 @@ def _nccl_complete(clique) -> None:
     if len({(p[1].size, p[1].dtype) for p in pending}) != 1:
         raise EmulationError("ncclAllReduce: ranks passed different counts or types")
     pending.sort(key=lambda p: p[0].rank)
+    pending[0][0].machine.collectives.append(("allReduce", pending[0][1].dtype,
+                                              pending[0][1].size))
     for _, _, _, stream in pending:
         stream.flush()
     total = pending[0][1].astype(numpy.float64 if pending[0][1].dtype.kind == "f"
@@ -957,7 +968,7 @@ def emulated(count: int) -> types.ModuleType:
                     self.built = harness.HostModule(path, self.expressions)
                 except RuntimeError as e:
                     raise CompileException(str(e)) from e
-                machine.modules.append((digest, self.options))
+                machine.modules.append((self.expressions, self.options))
             kernel = self.built.get_function(expression)
             owner = self.device
 
