@@ -522,6 +522,8 @@ class EmulatedArray:
         self._a[key] = value
 
     def __getattr__(self, name):
+        if name.startswith("__"):  # no __array_interface__ & co: no silent host access
+            raise AttributeError(name)
         method = getattr(self._a, name)
         if not callable(method):
             return method
