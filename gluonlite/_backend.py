@@ -86,7 +86,8 @@ def transfer(raw, src: Device, dst: Device):
             return cupy().asnumpy(raw)
     if src.device_type == "cpu":
         with on(dst):
-            return cupy().asarray(numpy.ascontiguousarray(raw))
+            # Not numpy.ascontiguousarray: it makes a 0-d array 1-d.
+            return cupy().asarray(numpy.asarray(raw, order="C"))
     cp = cupy()
     if src == dst:
         with on(dst):

@@ -56,7 +56,7 @@ def _on_gpu(value) -> bool:
 def pytest_collection_modifyitems(config, items):
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if {"gpu", "cp"} & set(getattr(item, "fixturenames", ())) or any(
+        if "gpu" in getattr(item, "fixturenames", ()) or any(
                 _on_gpu(params.get(name)) for name in ("device", "devices")):
             item.add_marker(pytest.mark.gpu)
 

@@ -445,6 +445,7 @@ class EmulatedArray:
     """``cupy.ndarray`` of the emulated machine: NumPy memory from the device's pool."""
 
     __slots__ = ("_a", "_dev", "_machine", "__weakref__")
+    __module__ = "cupy"  # as cupy.ndarray's: code that tells arrays apart by module agrees
     __array_ufunc__ = None  # NumPy defers to our reflected operators
     __hash__ = None
 
@@ -541,6 +542,15 @@ class EmulatedArray:
 
     def __dlpack_device__(self):
         return (2, self._dev)  # kDLCUDA
+
+    def __dlpack__(self, stream=None, **_):
+        # Stands in for the DLPack capsule: only the emulated from_dlpack can open it.
+        return _DLPackCapsule(self)
+
+
+class _DLPackCapsule:
+    def __init__(self, array):
+        self.array = array
 
 
 def _operator(name, reflected=False, inplace=False):
@@ -946,9 +956,12 @@ def emulated(count: int) -> types.ModuleType:
     fake.asanyarray = machine.asarray
 
     def from_dlpack(x):
-        if isinstance(x, EmulatedArray):
-            return x
-        raise TypeError("emulated cupy.from_dlpack takes emulated arrays only")
+        capsule = x.__dlpack__() if hasattr(x, "__dlpack__") else None
+        if not isinstance(capsule, _DLPackCapsule):
+            raise TypeError(f"emulated cupy.from_dlpack: {type(x).__name__} is not an array "
+                            "of the emulated GPUs")
+        array = capsule.array
+        return EmulatedArray(machine, array._a, array._dev)  # zero-copy, same memory
     fake.from_dlpack = from_dlpack
     fake.get_default_memory_pool = lambda: _MemoryPool(machine)
     fake.cupyx = _Namespace(scatter_add=machine.scatter_add)

@@ -128,3 +128,9 @@ def test_optimizer_kernels_compile_without_fused_multiply_add(emulated_gpus):
     assert "--fmad=false" in options and "multi_tensor_sgd<false>" in expressions
     lr, wd = np.float32(0.5), np.float32(0.25)
     np.testing.assert_array_equal(got, w - lr * (g + wd * w))
+
+
+def test_host_to_gpu_transfer_keeps_zero_d_arrays_zero_d(emulated_gpus):
+    # numpy.ascontiguousarray returns at least 1-d: a 0-d host value became shape (1,).
+    moved = _backend.transfer(np.array(2.5), mx.cpu(0), mx.gpu(1))
+    assert moved.shape == () and moved.device.id == 1
