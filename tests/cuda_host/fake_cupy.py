@@ -1,10 +1,16 @@
-"""A stand-in for the few CuPy APIs gluonlite._kernels calls, backed by NumPy and the
-CPU-built kernels, so that the GPU-only Python code (CuPy runtime, module loading, measured
-dispatch, public entry points) runs in tests without a GPU.
+"""CuPy without a GPU, two ways.
 
-It encodes this project's reading of CuPy's API (``RawModule(code=, options=,
-name_expressions=)``, ``get_function``, ``ndarray.data.ptr``, ``cuda.Event``, ...), so it
-catches mistakes in our code, not misreadings of CuPy: those only a GPU run finds.
+``emulated(n)`` (the second half of this file) is a whole ``cupy`` module for ``n`` emulated
+GPUs: gluonlite uses it instead of CuPy under ``GLUONLITE_EMULATE_GPUS=n`` (see
+``gluonlite/_cupy.py``), and ``make test`` runs every GPU-parametrised test on it. The
+block comment above ``emulated`` lists the CuPy/CUDA rules it enforces and what it cannot show.
+
+``module()`` is the older, lighter stand-in for the few CuPy APIs ``gluonlite._kernels``
+calls, on plain NumPy arrays (``Array``), that the host-kernel tests patch in as ``cupy``.
+
+Both encode this project's reading of CuPy's API (``RawModule(code=, options=,
+name_expressions=)``, ``get_function``, ``ndarray.data.ptr``, ``cuda.Event``, ...), so they
+catch mistakes in our code, not misreadings of CuPy: those only a GPU run finds.
 """
 import ctypes
 import hashlib
