@@ -124,7 +124,6 @@ def check_available(device: Device) -> None:
             raise RuntimeError(f"{device} requested, but {n} {plural} visible")
 
 
-
 def as_device(device=None) -> Device:
     """Normalise a device argument: ``None`` means the current device."""
     if device is None:

@@ -39,7 +39,6 @@ Note (fresh gradients):
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 
 import numpy
