@@ -532,9 +532,10 @@ class EmulatedArray:
         if name.startswith("__"):  # no __array_interface__ & co: no silent host access
             raise AttributeError(name)
         method = getattr(self._a, name)
-        if not callable(method):
-            return method
         machine = self._machine
+        if not callable(method):  # .real, .imag (views) or plain values
+            return machine.wrap(method, name) if isinstance(method, numpy.ndarray) \
+                else method
 
         def call(*args, **kwargs):
             if name not in _VIEW_METHODS:
