@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -104,6 +105,7 @@ def run_child(command: list[str], limit: float, log: Log, env: dict) -> dict:
     """Run ``command``, streaming its output line by line into ``log``; killed after
     ``limit`` seconds. Counts pytest's per-test verdicts as they pass by."""
     start = time.monotonic()
+    cpu = _children_cpu()
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1)
     timer = threading.Timer(limit, proc.kill)
@@ -123,8 +125,15 @@ def run_child(command: list[str], limit: float, log: Log, env: dict) -> dict:
     finally:
         timer.cancel()
     timed_out = proc.returncode is not None and proc.returncode < 0
+    # CPU seconds too: on a shared machine (a dry run) wall time says more about the load.
     return {"returncode": proc.returncode, "timed_out": timed_out,
-            "seconds": round(time.monotonic() - start, 1), "summary": last[-300:], **counts}
+            "seconds": round(time.monotonic() - start, 1),
+            "cpu_seconds": round(_children_cpu() - cpu, 1), "summary": last[-300:], **counts}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def child_env(scratch: Path) -> dict:
@@ -182,7 +191,8 @@ def write_report(out: Path, report: dict) -> None:
         counts = ", ".join(f"{v} {k}" for k, v in result.items()
                            if k in ("passed", "failed", "skipped", "error", "xfail", "xpass"))
         state = "TIMED OUT" if result.get("timed_out") else f"exit {result.get('returncode')}"
-        lines.append(f"- {stage}: {state} in {result.get('seconds')} s"
+        lines.append(f"- {stage}: {state} in {result.get('seconds')} s "
+                     f"({result.get('cpu_seconds', '?')} s CPU)"
                      + (f" ({counts})" if counts else "") + f": {result.get('summary', '')}")
     sweep = report.get("sweep", [])
     if sweep:
