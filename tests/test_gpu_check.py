@@ -27,9 +27,9 @@ def test_stage_limits_fit_one_five_minute_call(gpu_check):
 
 
 def test_stages_run_only_what_is_asked(gpu_check, monkeypatch):
-    assert gpu_check.stages() == ["tests", "kernels", "bench"]
-    monkeypatch.setenv("GPU_CHECK_STAGES", "bench, tests")
-    assert gpu_check.stages() == ["tests", "bench"]
+    assert gpu_check.stages() == ["kernels", "bench", "tests"]
+    monkeypatch.setenv("GPU_CHECK_STAGES", "tests, bench")
+    assert gpu_check.stages() == ["bench", "tests"]
     monkeypatch.setenv("GPU_CHECK_STAGES", "tests,warp")
     with pytest.raises(SystemExit, match="unknown GPU_CHECK_STAGES"):
         gpu_check.stages()
@@ -74,7 +74,7 @@ def test_main_writes_the_report_after_every_stage(gpu_check, monkeypatch, tmp_pa
                 "passed": 3}
     monkeypatch.setattr(gpu_check, "run_child", fake_child)
     assert gpu_check.main() == 1  # the bench stage ran out of time
-    assert [s for s, _, _ in seen] == ["tests", "kernels", "bench"]
+    assert [s for s, _, _ in seen] == ["kernels", "bench", "tests"]
     assert [limit for _, limit, _ in seen] == list(gpu_check.STAGE_LIMITS.values())
     # After the first stage the JSON and the table are already there.
     assert {"gpu-check.json", "gpu-check.md"} <= set(seen[1][2])
