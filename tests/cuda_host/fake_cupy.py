@@ -335,7 +335,7 @@ class _Pool:
         self.used += size
         block = _Block(backing, nbytes, self.device)
         self.machine.live[backing.ctypes.data] = (backing, self.device)
-        weakref.finalize(block, self._release, backing, stream, size)
+        weakref.finalize(block, self._release, backing, stream, size).atexit = False
         return block
 
     def _release(self, backing, stream, size) -> None:
