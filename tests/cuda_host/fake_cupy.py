@@ -282,7 +282,7 @@ class _Stream:
         return False
 
 
-class _Event:
+class _EmulatedEvent:
     def __init__(self, machine, block=False, disable_timing=False, interprocess=False):
         self.machine = machine
         self.stream, self.position, self.at = None, 0, None
@@ -647,7 +647,7 @@ class _Machine:
                                               if s.device_id == device]
 
     def Event(self, *args, **kwargs):
-        return _Event(self, *args, **kwargs)
+        return _EmulatedEvent(self, *args, **kwargs)
 
     # -- rules
     def check_access(self, array, where: str) -> None:
