@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # "CuPy present, no GPU visible" (num_gpus() == 0, GPU tests skip with a reason).
 TEST_EXTRAS ?= test,cuda13
 
-.PHONY: test demo docs gpu-check bench bench-mxnet clean
+.PHONY: test demo docs gpu-check gpu-check-dry bench bench-mxnet clean
 
 $(VENV)/.installed-test: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,10 +22,13 @@ $(VENV)/.installed-demo: pyproject.toml
 	touch $@
 
 # Two pytest workers: the machine has two cores and the suite is mostly single-threaded.
+# The second run: the tests marked `gpu` (every test on gpu(i)) once more, on two GPUs
+# emulated by tests/cuda_host/fake_cupy.py, through gluonlite's real GPU code paths.
 PYTEST_WORKERS ?= 2
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -n $(PYTEST_WORKERS)
+	GLUONLITE_EMULATE_GPUS=2 $(PY) -m pytest -n $(PYTEST_WORKERS) -m gpu tests -q -p no:cacheprovider
 
 # The documentation site (Sphinx: docs/conf.py says why) into docs/_build/html; make test
 # builds it too, with warnings as errors, and runs the examples of its pages.
@@ -49,9 +52,14 @@ bench-mxnet: $(VENV)/.installed-test
 	$(BENCH_ENV) $(VENV)/bin/gluonlite-bench mxnet $(BENCH_ARGS)
 
 # On a GPU machine without network: runs from the source tree with the Python that is
-# already there (CuPy, NumPy, pytest, pytest-benchmark, torch), installs nothing.
+# already there (CuPy, NumPy, pytest, torch), installs nothing; at most 5 minutes, results
+# in $(OUT) or build/gpu-check (ci/gpu_check.py). gpu-check-dry runs the same plan on the
+# emulated GPUs, here.
 gpu-check:
 	PYTHONPATH=$(CURDIR) $(PYTHON) ci/gpu_check.py
+
+gpu-check-dry: $(VENV)/.installed-test
+	GLUONLITE_EMULATE_GPUS=2 GPU_CHECK_OUT=build/gpu-check-dry OUT= $(PY) ci/gpu_check.py
 
 clean:
 	rm -rf $(VENV) .venv-mxnet build *.egg-info .pytest_cache

@@ -10,31 +10,18 @@ import functools
 
 import numpy
 
-from .device import Device, num_gpus
+from . import _cupy
+from .device import Device, check_available
 
 __all__ = ["xp", "cupy", "check_available", "on", "transfer", "is_gpu_array", "synchronize",
            "contiguous"]
 
 
-def cupy():
-    """The ``cupy`` module; raises a clear error when it is not installed."""
-    try:
-        import cupy as _cupy
-    except ImportError as e:
-        raise RuntimeError(
-            "A GPU device was requested, but CuPy is not installed. "
-            "Install gluonlite[cuda12] or gluonlite[cuda13].") from e
-    return _cupy
-
-
-def check_available(device: Device) -> None:
-    """Raise ``RuntimeError`` unless ``device`` can be used here."""
-    if device.device_type == "gpu":
-        n = num_gpus()
-        if device.device_id >= n:
-            cupy()  # a missing CuPy is the more useful message
-            plural = "GPU is" if n == 1 else "GPUs are"
-            raise RuntimeError(f"{device} requested, but {n} {plural} visible")
+# The ``cupy`` module (real, or emulated under GLUONLITE_EMULATE_GPUS); a clear error when
+# CuPy is not installed.
+cupy = _cupy.module
+cupyx = _cupy.cupyx
+is_gpu_array = _cupy.is_array
 
 
 def xp(device: Device):
@@ -61,10 +48,6 @@ def contiguous(xp, raw):
     """``raw`` itself when C-contiguous, else a C-contiguous copy (NumPy or CuPy)."""
     # Checking the flag first skips a call that costs microseconds per array on CuPy.
     return raw if raw.flags.c_contiguous else xp.ascontiguousarray(raw)
-
-
-def is_gpu_array(raw) -> bool:
-    return type(raw).__module__.startswith("cupy")
 
 
 def synchronize(device: Device) -> None:
@@ -94,7 +77,7 @@ def transfer(raw, src: Device, dst: Device):
 
     Always a copy, also between two ``cpu(i)`` (distinct devices hold distinct memory).
     GPU to GPU uses a peer-to-peer copy where the pair allows it, else goes through host
-    memory.
+    memory. The peer copy never blocks the host; it is ordered by events (see _peer_copy).
     """
     if src.device_type == "cpu" and dst.device_type == "cpu":
         return numpy.array(raw, copy=True, order="C")
@@ -103,13 +86,14 @@ def transfer(raw, src: Device, dst: Device):
             return cupy().asnumpy(raw)
     if src.device_type == "cpu":
         with on(dst):
-            return cupy().asarray(numpy.ascontiguousarray(raw))
+            # Not numpy.ascontiguousarray: it makes a 0-d array 1-d.
+            return cupy().asarray(numpy.asarray(raw, order="C"))
     cp = cupy()
     if src == dst:
         with on(dst):
             return raw.copy()
     with on(src):
-        raw = cp.ascontiguousarray(raw)
+        raw = contiguous(cp, raw)
     if not _enable_peer_access(dst.device_id, src.device_id):
         with on(src):
             host = cp.asnumpy(raw)
@@ -117,14 +101,41 @@ def transfer(raw, src: Device, dst: Device):
             return cp.asarray(host)
     with on(dst):
         out = cp.empty(raw.shape, dtype=raw.dtype)
-        if raw.nbytes:
-            # The source device's pending writes must land before the copy reads them.
-            with on(src):
-                cp.cuda.get_current_stream().synchronize()
-            stream = cp.cuda.get_current_stream()
-            cp.cuda.runtime.memcpyPeerAsync(out.data.ptr, dst.device_id, raw.data.ptr,
-                                            src.device_id, raw.nbytes, stream.ptr)
-        return out
+    if raw.nbytes:
+        _peer_copy(cp, out, dst, raw, src)
+    return out
+
+
+# Sources of peer copies still in flight, with the event that marks each copy done: CuPy
+# may hand a buffer's memory to new work once its last reference goes, so the source is
+# held here until the copy has read it. Pruned on every copy.
+_in_flight: list = []
+
+
+def _peer_copy(cp, out, dst: Device, raw, src: Device) -> None:
+    """Copy ``raw`` (C-contiguous, on ``src``) into ``out`` (on ``dst``) without a host
+    synchronisation.
+
+    The copy runs on the source's current stream, after the destination's stream has made
+    ``out`` ready (an event), so it reads ``raw`` after every pending write to it and before
+    anything later on that stream can reuse its memory; the destination's stream then waits
+    for the copy's event, so whatever reads ``out`` there sees the copied values.
+    """
+    with on(dst):
+        dst_stream = cp.cuda.get_current_stream()
+        out_ready = cp.cuda.Event(disable_timing=True)
+        out_ready.record(dst_stream)
+    with on(src):
+        src_stream = cp.cuda.get_current_stream()
+        src_stream.wait_event(out_ready)
+        cp.cuda.runtime.memcpyPeerAsync(out.data.ptr, dst.device_id, raw.data.ptr,
+                                        src.device_id, raw.nbytes, src_stream.ptr)
+        copied = cp.cuda.Event(disable_timing=True)
+        copied.record(src_stream)
+    with on(dst):
+        dst_stream.wait_event(copied)
+    _in_flight[:] = [(event, held) for event, held in _in_flight if not event.done]
+    _in_flight.append((copied, raw))
 
 
 def dtype_of(dtype):

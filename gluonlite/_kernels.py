@@ -22,6 +22,16 @@ accumulates ``dW`` in place for ``grad_req='add'`` (beta = 1, no temporary), and
 matmul's generic shape handling on small, launch-bound shapes.
 ``set_fc_path('kernel' | 'cublas' | 'auto')``, ``with fc_path(...)`` or the environment
 variable ``GLUONLITE_FC_PATH`` force one path.
+
+Numerics: CuPy compiles every ``RawModule`` with ``-ftz=true`` (float32 subnormal inputs and
+results flush to zero; CuPy overrides a ``-ftz=false`` of ours) and NVRTC contracts ``a*b+c``
+into fused multiply-adds (one rounding instead of two) unless told ``--fmad=false``. The
+fully-connected, retain and dropout kernels keep both defaults: their tests compare with a
+tolerance (fc) or move bits without arithmetic (retain, dropout). The optimizer kernels
+(``multi_tensor.cu``) are compiled with ``--fmad=false`` so that a fused step rounds like
+the NumPy single-tensor step (each product and sum rounded on its own); they can still
+differ where a weight, gradient or state is subnormal (flushed on the GPU, kept by NumPy).
+``_COMPILE_OPTIONS`` holds these per-source options.
 """
 from __future__ import annotations
 
@@ -35,6 +45,7 @@ from typing import Callable
 
 import numpy
 
+from . import _cupy
 from ._backend import contiguous
 
 __all__ = ["fc_forward", "fc_backward", "retain", "set_fc_path", "fc_path",
@@ -79,6 +90,10 @@ _MAX_STRIDE_BLOCKS = 4096
 # many blocks in all (see _bias_grad).
 _BIAS_GRAD_ROWS = 256
 _BIAS_GRAD_BLOCKS = 512
+
+
+# NVRTC options per kernel source beyond -std=c++17 (see the module docstring's Numerics).
+_COMPILE_OPTIONS = {"multi_tensor.cu": ("--fmad=false",)}
 
 
 class KernelCompileError(RuntimeError):
@@ -604,8 +619,7 @@ class _CupyRuntime:
     """
 
     def __init__(self, portable: bool = False):
-        import cupy
-        self.xp = cupy
+        self.xp = _cupy.module()
         self.portable = portable
 
     def empty(self, shape, dtype):
@@ -642,9 +656,10 @@ class _CupyRuntime:
 def _load_module(device: int, source: str, type_key: str, portable: bool) -> dict:
     """Compile ``source`` for one type on ``device`` (once; CuPy also caches the binary on
     disk) and return its kernels by name expression."""
-    import cupy
+    cupy = _cupy.module()
     code = kernel_source(source)
-    options = ("-std=c++17",) + (("-DGL_PORTABLE_CONVERT",) if portable else ())
+    options = ("-std=c++17",) + _COMPILE_OPTIONS.get(source, ()) + (
+        ("-DGL_PORTABLE_CONVERT",) if portable else ())
     expressions = name_expressions(source, type_key)
     with cupy.cuda.Device(device):
         module = cupy.RawModule(code=code, options=options, name_expressions=expressions)
@@ -695,7 +710,7 @@ def _measure(run: Callable[[str], object], repeats: int = 3) -> str:
     cuBLAS may refuse a dtype on the GPU in use (bfloat16 GemmEx before compute capability
     8.0), in which case it is no candidate; an error of the custom kernel is a bug and
     propagates."""
-    import cupy
+    cupy = _cupy.module()
     stream = cupy.cuda.get_current_stream()
     timings = {}
     for path in ("kernel", "cublas"):
@@ -719,7 +734,7 @@ def _choose(key: tuple, run: Callable[[str], object]) -> str:
     path = _requested_path()
     if path != "auto":
         return path
-    import cupy
+    cupy = _cupy.module()
     key = (cupy.cuda.runtime.getDevice(),) + key
     choice = _choices.get(key)
     if choice is None:
@@ -734,7 +749,7 @@ def _runtime() -> _CupyRuntime:
 
 def _plain_fc_forward(x, w, b):
     # dtypes without a custom kernel (e.g. float64): cuBLAS and an elementwise add.
-    import cupy
+    cupy = _cupy.module()
     y = cupy.matmul(x, w.T)
     if b is not None:
         y += b
@@ -763,7 +778,7 @@ def fc_backward(dy, x, w, need_dx=True, need_dw=True, need_db=True, accumulate_d
         raise ValueError(f"fc_backward: dy must be 2-D [N, M], got shape {tuple(dy.shape)}")
     rt = _runtime()
     if _fc_ctype(x.dtype) is None:
-        import cupy
+        cupy = _cupy.module()
         dx = cupy.matmul(dy, w) if need_dx else None
         dw = None
         if need_dw:

@@ -28,7 +28,7 @@ import struct
 
 import numpy
 
-from .checkpoint import CheckpointError, CorruptCheckpointError, HostArray, numpy_dtype
+from ._fileformat import CheckpointError, CorruptCheckpointError, HostArray, numpy_dtype
 
 __all__ = ["LIST_MAGIC", "is_mxnet_list", "read_mxnet_list", "read_mxnet_arrays",
            "encode_mxnet_list"]

@@ -21,6 +21,8 @@ from __future__ import annotations
 import contextvars
 from typing import Callable
 
+from . import _cupy
+
 __all__ = ["record", "pause", "train_mode", "predict_mode", "is_recording", "is_training",
            "backward", "mark_variables", "Node", "grad", "set_recording", "set_training",
            "Function"]
@@ -117,8 +119,7 @@ def _scatter_add(xp, target, index, values):
     if xp.__name__ == "numpy":
         xp.add.at(target, index, values)
     else:
-        import cupyx
-        cupyx.scatter_add(target, index, values)
+        _cupy.cupyx().scatter_add(target, index, values)
 
 
 def _accumulate(a, b, xp):

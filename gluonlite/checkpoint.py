@@ -55,7 +55,9 @@ import numpy
 import safetensors
 import safetensors.numpy
 
-from . import _backend
+from . import _backend, _mxnet_format
+from ._fileformat import (CheckpointError, CheckpointMismatchError, CorruptCheckpointError,
+                          HostArray, numpy_dtype)
 from .device import Device, as_device, as_devices, current_device
 from .initializer import Constant
 from .ndarray import ndarray
@@ -73,63 +75,6 @@ _SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16",
                        "I8": "int8", "U64": "uint64", "U32": "uint32", "U16": "uint16",
                        "U8": "uint8", "BOOL": "bool"}
 _STORABLE_DTYPES = frozenset(_SAFETENSORS_DTYPES.values())
-
-
-class CheckpointError(ValueError):
-    """A checkpoint could not be saved or loaded; nothing was changed."""
-
-
-class CorruptCheckpointError(CheckpointError):
-    """The file is truncated, damaged, or not a checkpoint at all."""
-
-
-class CheckpointMismatchError(CheckpointError):
-    """The file is intact but does not fit the parameters (names, shapes, dtypes, devices)."""
-
-
-@dataclasses.dataclass
-class HostArray:
-    """One saved array in host memory.
-
-    ``values`` holds the dense values, or for sparse arrays only the stored ones: the rows
-    listed in ``indices`` for ``row_sparse``, the CSR ``values`` / ``indices`` / ``indptr``
-    for ``csr`` (MXNet files only).
-    """
-
-    stype: str
-    shape: tuple
-    values: numpy.ndarray
-    indices: numpy.ndarray | None = None
-    indptr: numpy.ndarray | None = None
-
-    @property
-    def dtype(self) -> numpy.dtype:
-        return self.values.dtype
-
-    def dense(self) -> numpy.ndarray:
-        """The full array (a new one for sparse storage, ``values`` itself when dense)."""
-        if self.stype == "default":
-            return self.values
-        out = numpy.zeros(self.shape, dtype=self.values.dtype)
-        if self.stype == "row_sparse":
-            out[self.indices] = self.values
-        else:
-            rows = numpy.repeat(numpy.arange(self.shape[0]), numpy.diff(self.indptr))
-            out[rows, self.indices] = self.values
-        return out
-
-
-def numpy_dtype(name: str, path, what: str) -> numpy.dtype:
-    """The NumPy dtype called ``name``; bfloat16 comes from ml_dtypes when it is installed."""
-    if name == "bfloat16":
-        try:
-            import ml_dtypes
-        except ImportError:
-            raise CheckpointError(
-                f"{what} in '{path}' is bfloat16, which NumPy can only hold with the "
-                f"ml_dtypes package; install it (pip install ml_dtypes)") from None
-        return numpy.dtype(ml_dtypes.bfloat16)
-    return numpy.dtype(name)
 
 
 # --------------------------------------------------------------------------- writing
@@ -334,7 +279,6 @@ class Checkpoint:
 def read_checkpoint(path) -> Checkpoint:
     """Read and check ``path`` completely (structure, shapes, checksums); see the module."""
     buf = _read_bytes(path)
-    from . import _mxnet_format
     if _mxnet_format.is_mxnet_list(buf):
         return Checkpoint(dict(_mxnet_format.read_mxnet_list(buf, path)), "mxnet", {})
     return _read_safetensors(buf, path)
@@ -488,7 +432,6 @@ def load_mxnet_params(path, device=None) -> dict:
         >>> sorted(arrays)[:2], arrays['fc1_weight'].shape
         (['bn1_beta', 'bn1_gamma'], (3, 4))
     """
-    from . import _mxnet_format
     device = as_device(device)
     buf = _read_bytes(path)
     if not _mxnet_format.is_mxnet_list(buf):

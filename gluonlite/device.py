@@ -18,8 +18,10 @@ import contextvars
 import dataclasses
 import functools
 
+from . import _cupy
+
 __all__ = ["Device", "cpu", "gpu", "current_device", "num_gpus", "as_device", "as_devices",
-           "gpu_memory_info"]
+           "check_available", "gpu_memory_info"]
 
 _DEVICE_TYPES = ("cpu", "gpu")
 
@@ -73,11 +75,13 @@ class Device:
         _current.reset(tokens[-1])
 
     def empty_cache(self) -> None:
-        """Release cached, unused device memory back to the driver (no-op on CPU)."""
+        """Release this device's cached, unused memory back to the driver (no-op on CPU)."""
         if self.device_type == "gpu":
-            from . import _backend
-            _backend.check_available(self)
-            _backend.cupy().get_default_memory_pool().free_all_blocks()
+            check_available(self)
+            cupy = _cupy.module()
+            # CuPy's pool frees the *current* device's blocks: make this device current.
+            with cupy.cuda.Device(self.device_id):
+                cupy.get_default_memory_pool().free_all_blocks()
 
 
 def cpu(device_id: int = 0) -> Device:
@@ -105,16 +109,19 @@ def current_device() -> Device:
 
 @functools.lru_cache(maxsize=None)
 def num_gpus() -> int:
-    """Number of visible GPUs: 0 when CuPy is missing, no driver is found or no GPU is there.
+    """Number of visible GPUs: 0 when CuPy is missing, no driver is found or no GPU is there
+    (emulated ones under ``GLUONLITE_EMULATE_GPUS``, see ``_cupy``). Never raises."""
+    return _cupy.device_count()
 
-    Never raises. (``cupy.cuda.is_available()`` raises on some CuPy versions, hence the
-    broad guard.)
-    """
-    try:
-        import cupy
-        return int(cupy.cuda.runtime.getDeviceCount())
-    except Exception:  # noqa: BLE001 - any failure means "no usable GPU"
-        return 0
+
+def check_available(device: Device) -> None:
+    """Raise ``RuntimeError`` unless ``device`` can be used here."""
+    if device.device_type == "gpu":
+        n = num_gpus()
+        if device.device_id >= n:
+            _cupy.module()  # a missing CuPy is the more useful message
+            plural = "GPU is" if n == 1 else "GPUs are"
+            raise RuntimeError(f"{device} requested, but {n} {plural} visible")
 
 
 def as_device(device=None) -> Device:
@@ -149,10 +156,8 @@ def gpu_memory_info(device_id: int = 0) -> tuple:
     if not isinstance(device_id, int) or isinstance(device_id, bool) or device_id < 0:
         raise ValueError(f"gpu_memory_info: device_id must be a non-negative int, got "
                          f"{device_id!r}")
-    from . import _backend
-    device = Device("gpu", device_id)
-    _backend.check_available(device)
-    cupy = _backend.cupy()
+    check_available(Device("gpu", device_id))
+    cupy = _cupy.module()
     with cupy.cuda.Device(device_id):
         free, total = cupy.cuda.runtime.memGetInfo()
     return int(free), int(total)

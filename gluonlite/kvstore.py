@@ -31,7 +31,7 @@ import time
 
 import numpy
 
-from . import _backend
+from . import _backend, _collective
 
 __all__ = ["KVStore", "MPIKVStore", "create", "DIST_NAMES"]
 
@@ -174,7 +174,8 @@ class MPIKVStore(KVStore):
         self.allreduce_([block], names=[name])
         if not gpu:
             return union, block
-        return xp.asarray(union), xp.asarray(block)
+        with xp.cuda.Device(values.device.id):  # the values' device, not the current one
+            return xp.asarray(union), xp.asarray(block)
 
     def allgather_bytes(self, data: bytes, what: str = "allgather") -> list:
         # Non-blocking like every collective here, so a missing rank is a TimeoutError.
@@ -203,13 +204,11 @@ class MPIKVStore(KVStore):
 
     # ------------------------------------------------------------------ NCCL
     def _nccl_available(self) -> bool:
-        from .gluon.trainer import _nccl_module
-        return _nccl_module() is not None
+        return _collective.nccl_module() is not None
 
     def _nccl_comm(self, device_id: int):
         if device_id not in self._nccl:
-            from .gluon.trainer import _nccl_module
-            nccl = _nccl_module()
+            nccl = _collective.nccl_module()
             uid = nccl.get_unique_id() if self.rank == 0 else None
             uid = self._comm.bcast(uid, root=0)
             with _backend.cupy().cuda.Device(device_id):
@@ -218,16 +217,14 @@ class MPIKVStore(KVStore):
         return self._nccl[device_id]
 
     def _nccl_allreduce(self, arrays) -> None:
-        from .gluon.trainer import _nccl_dtypes, _nccl_module
-        nccl, cp, types = _nccl_module(), _backend.cupy(), _nccl_dtypes()
+        nccl, cp = _collective.nccl_module(), _backend.cupy()
         for raw in arrays:
-            if raw.dtype not in types:
-                raise TypeError(f"kvstore: NCCL cannot reduce dtype {raw.dtype}")
+            code = _collective.nccl_dtype_code(raw, f"kvstore {self.type!r} allreduce")
             comm = self._nccl_comm(raw.device.id)
             with cp.cuda.Device(raw.device.id):
                 stream = cp.cuda.get_current_stream()
-                comm.allReduce(raw.data.ptr, raw.data.ptr, raw.size, types[raw.dtype],
-                               nccl.NCCL_SUM, stream.ptr)
+                comm.allReduce(raw.data.ptr, raw.data.ptr, raw.size, code, nccl.NCCL_SUM,
+                               stream.ptr)
                 stream.synchronize()
 
 

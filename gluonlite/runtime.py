@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import numpy
 
+from . import _cupy as _cupy_source
 from .device import num_gpus
 
 __all__ = ["Feature", "Features", "feature_list", "report"]
@@ -55,13 +56,11 @@ def _safe(probe: Callable[[], Any], default: Any = None) -> Any:
 
 
 def _cupy():
-    import cupy
-    return cupy
+    return _cupy_source.module()  # the real CuPy, or the emulated one under its variable
 
 
 def _nccl_version() -> int | None:
-    from cupy.cuda import nccl
-    return int(nccl.get_version())
+    return int(_cupy_source.nccl().get_version())
 
 
 def _has_bfloat16() -> bool:

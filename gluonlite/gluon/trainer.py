@@ -39,13 +39,14 @@ Note (fresh gradients):
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import weakref
 
 import numpy
 
 from .. import _backend, checkpoint, kvstore as kvstore_module, optimizer as opt, sparse
+from .._collective import nccl_allreduce as _nccl_allreduce, nccl_can_reduce
+from .._collective import nccl_module as _nccl_module
 from .._replica import replica_lock
 from ..autograd import SparseRows
 from ..device import Device
@@ -705,7 +706,7 @@ def allreduce(arrays: list, devices: list, *, use_nccl: bool = False) -> None:
     """
     if len(arrays) < 2:
         return
-    if use_nccl and all(a.dtype in _nccl_dtypes() for a in arrays):
+    if use_nccl and nccl_can_reduce(arrays):
         _nccl_allreduce(arrays, devices)
         return
     root, total = devices[0], arrays[0]
@@ -806,49 +807,6 @@ def _allreduce_row_sparse(grads: list, devices: list) -> None:
         g._store_gradient(SparseRows(_backend.transfer(unique, root, device),
                                      _backend.transfer(summed, root, device), shape),
                           add=False)
-
-
-# --------------------------------------------------------------------- NCCL
-@functools.lru_cache(maxsize=None)
-def _nccl_module():
-    """``cupy.cuda.nccl`` when it can be used here, else None (never raises)."""
-    try:
-        from cupy.cuda import nccl
-    except Exception:  # noqa: BLE001 - CuPy or its NCCL binding missing
-        return None
-    return nccl if getattr(nccl, "available", True) else None
-
-
-@functools.lru_cache(maxsize=None)
-def _nccl_dtypes() -> dict:
-    nccl = _nccl_module()
-    if nccl is None:
-        return {}
-    return {numpy.dtype(numpy.float16): nccl.NCCL_FLOAT16,
-            numpy.dtype(numpy.float32): nccl.NCCL_FLOAT32,
-            numpy.dtype(numpy.float64): nccl.NCCL_FLOAT64}
-
-
-@functools.lru_cache(maxsize=None)
-def _nccl_communicators(device_ids: tuple):
-    """One communicator per GPU for a single-process group, created once per device set."""
-    return _nccl_module().NcclCommunicator.initAll(list(device_ids))
-
-
-def _nccl_allreduce(arrays: list, devices: list) -> None:
-    nccl, cp = _nccl_module(), _backend.cupy()
-    comms = _nccl_communicators(tuple(d.device_id for d in devices))
-    code = _nccl_dtypes()[arrays[0].dtype]
-    # One group so NCCL launches the per-GPU parts together (separate calls would
-    # deadlock: each waits for the others).
-    nccl.groupStart()
-    try:
-        for comm, a, device in zip(comms, arrays, devices):
-            with cp.cuda.Device(device.device_id):
-                comm.allReduce(a.data.ptr, a.data.ptr, a.size, code, nccl.NCCL_SUM,
-                               cp.cuda.get_current_stream().ptr)
-    finally:
-        nccl.groupEnd()
 
 
 # --------------------------------------------------------------------- helpers

@@ -1,0 +1,75 @@
+"""What the checkpoint readers and writers share: the error types, ``HostArray`` (one saved
+array in host memory) and dtype names. It sits below ``checkpoint.py`` and
+``_mxnet_format.py``; ``gluonlite.checkpoint`` re-exports the public names.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy
+
+__all__ = ["CheckpointError", "CorruptCheckpointError", "CheckpointMismatchError",
+           "HostArray", "numpy_dtype"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint could not be saved or loaded; nothing was changed."""
+
+    __module__ = "gluonlite.checkpoint"  # where users import it from
+
+
+class CorruptCheckpointError(CheckpointError):
+    """The file is truncated, damaged, or not a checkpoint at all."""
+
+    __module__ = "gluonlite.checkpoint"  # where users import it from
+
+
+class CheckpointMismatchError(CheckpointError):
+    """The file is intact but does not fit the parameters (names, shapes, dtypes, devices)."""
+
+    __module__ = "gluonlite.checkpoint"  # where users import it from
+
+
+@dataclasses.dataclass
+class HostArray:
+    """One saved array in host memory.
+
+    ``values`` holds the dense values, or for sparse arrays only the stored ones: the rows
+    listed in ``indices`` for ``row_sparse``, the CSR ``values`` / ``indices`` / ``indptr``
+    for ``csr`` (MXNet files only).
+    """
+
+    stype: str
+    shape: tuple
+    values: numpy.ndarray
+    indices: numpy.ndarray | None = None
+    indptr: numpy.ndarray | None = None
+
+    @property
+    def dtype(self) -> numpy.dtype:
+        return self.values.dtype
+
+    def dense(self) -> numpy.ndarray:
+        """The full array (a new one for sparse storage, ``values`` itself when dense)."""
+        if self.stype == "default":
+            return self.values
+        out = numpy.zeros(self.shape, dtype=self.values.dtype)
+        if self.stype == "row_sparse":
+            out[self.indices] = self.values
+        else:
+            rows = numpy.repeat(numpy.arange(self.shape[0]), numpy.diff(self.indptr))
+            out[rows, self.indices] = self.values
+        return out
+
+
+def numpy_dtype(name: str, path, what: str) -> numpy.dtype:
+    """The NumPy dtype called ``name``; bfloat16 comes from ml_dtypes when it is installed."""
+    if name == "bfloat16":
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise CheckpointError(
+                f"{what} in '{path}' is bfloat16, which NumPy can only hold with the "
+                f"ml_dtypes package; install it (pip install ml_dtypes)") from None
+        return numpy.dtype(ml_dtypes.bfloat16)
+    return numpy.dtype(name)
