@@ -5,11 +5,12 @@ array in host memory) and dtype names. It sits below ``checkpoint.py`` and
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy
 
 __all__ = ["CheckpointError", "CorruptCheckpointError", "CheckpointMismatchError",
-           "HostArray", "numpy_dtype"]
+           "HostArray", "numpy_dtype", "check_dense_size"]
 
 
 class CheckpointError(ValueError):
@@ -73,3 +74,29 @@ def numpy_dtype(name: str, path, what: str) -> numpy.dtype:
                 f"ml_dtypes package; install it (pip install ml_dtypes)") from None
         return numpy.dtype(ml_dtypes.bfloat16)
     return numpy.dtype(name)
+
+
+def check_dense_size(shape: tuple, dtype, path, what: str) -> None:
+    """Refuse a (sparse) array whose dense form could never fit in this machine's memory.
+
+    A Parameter holds every storage type densely, so such an array could never be
+    loaded; a damaged header (a flipped bit in a row or column count) is the likely
+    cause, and refusing it here beats a MemoryError for terabytes later.
+    """
+    count = 1
+    for d in shape:
+        count *= d
+    need = count * numpy.dtype(dtype).itemsize
+    have = _physical_memory()
+    if need > have:
+        raise CorruptCheckpointError(
+            f"'{path}' is not a valid checkpoint: {what} declares the shape {tuple(shape)}, "
+            f"{need / 2 ** 30:.4g} GiB when dense, more than this machine's "
+            f"{have / 2 ** 30:.4g} GiB of memory (damaged header?)")
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): a loose bound
+        return 2 ** 48

@@ -28,7 +28,8 @@ import struct
 
 import numpy
 
-from ._fileformat import CheckpointError, CorruptCheckpointError, HostArray, numpy_dtype
+from ._fileformat import (CheckpointError, CorruptCheckpointError, HostArray, check_dense_size,
+                          numpy_dtype)
 
 __all__ = ["LIST_MAGIC", "is_mxnet_list", "read_mxnet_list", "read_mxnet_arrays",
            "encode_mxnet_list"]
@@ -152,7 +153,6 @@ def _read_array(r: _Reader, index: int) -> HostArray | None:
                   for i, (flag, ashape) in enumerate(aux)]
     if stype == "default":
         return HostArray(stype, shape, values)
-    from .checkpoint import check_dense_size
     try:
         check_dense_size(shape, values.dtype, r.path, what)
     except CorruptCheckpointError as e:

@@ -57,7 +57,7 @@ import safetensors.numpy
 
 from . import _backend, _mxnet_format
 from ._fileformat import (CheckpointError, CheckpointMismatchError, CorruptCheckpointError,
-                          HostArray, numpy_dtype)
+                          HostArray, check_dense_size, numpy_dtype)
 from .device import Device, as_device, as_devices, current_device
 from .initializer import Constant
 from .ndarray import ndarray
@@ -235,32 +235,6 @@ def _read_bytes(path) -> bytes:
         raise _corrupt(path, f"it shrank from {info.st_size} to {len(buf)} bytes while "
                              f"being read")
     return buf
-
-
-def check_dense_size(shape: tuple, dtype, path, what: str) -> None:
-    """Refuse a (sparse) array whose dense form could never fit in this machine's memory.
-
-    A Parameter holds every storage type densely, so such an array could never be
-    loaded; a damaged header (a flipped bit in a row or column count) is the likely
-    cause, and refusing it here beats a MemoryError for terabytes later.
-    """
-    count = 1
-    for d in shape:
-        count *= d
-    need = count * numpy.dtype(dtype).itemsize
-    have = _physical_memory()
-    if need > have:
-        raise CorruptCheckpointError(
-            f"'{path}' is not a valid checkpoint: {what} declares the shape {tuple(shape)}, "
-            f"{need / 2 ** 30:.4g} GiB when dense, more than this machine's "
-            f"{have / 2 ** 30:.4g} GiB of memory (damaged header?)")
-
-
-def _physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): a loose bound
-        return 2 ** 48
 
 
 @dataclasses.dataclass

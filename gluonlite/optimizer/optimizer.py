@@ -133,7 +133,7 @@ def _raw_grad(owner, what, g):
 
 def _raw_state(owner, what, state):
     """``state`` (None, an array, or nested tuples of them) with raw arrays in place of
-    ``mx.np.ndarray``s; the arrays are the same storage, so updates land in the state."""
+    ``mx.np.ndarray`` arrays; the arrays are the same storage, so updates land in the state."""
     if state is None:
         return None
     if isinstance(state, (tuple, list)):
@@ -360,8 +360,8 @@ class Optimizer:
 
         Args:
             indices: unique keys of the parameters (for multipliers and update counts).
-            weights: ``mx.np.ndarray``s.
-            grads: ``mx.np.ndarray``s or row-sparse gradients.
+            weights: ``mx.np.ndarray`` arrays.
+            grads: ``mx.np.ndarray`` arrays or row-sparse gradients.
             states: what :meth:`create_state` returned for each weight; updated in place.
         """
         indices, weights, grads, states = _as_lists(f"{self._name}.update", indices,

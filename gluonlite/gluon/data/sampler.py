@@ -35,7 +35,7 @@ class Sampler:
 
 
 class SequentialSampler(Sampler):
-    """``start, start + 1, ..., start + length - 1``."""
+    """The indices ``start`` to ``start + length - 1``, in order."""
 
     def __init__(self, length: int, start: int = 0):
         self._length = _check_count("SequentialSampler", "length", length)
@@ -49,7 +49,8 @@ class SequentialSampler(Sampler):
 
 
 class RandomSampler(Sampler):
-    """``0 .. length-1`` in a fresh random order each epoch (NumPy's global generator)."""
+    """The indices ``0`` to ``length-1`` in a fresh random order each epoch (NumPy's global
+    generator)."""
 
     def __init__(self, length: int):
         self._length = _check_count("RandomSampler", "length", length)
@@ -75,7 +76,8 @@ class FilterSampler(Sampler):
 
 
 class IntervalSampler(Sampler):
-    """``0, k, 2k, ...``, then (with ``rollover``) ``1, 1+k, ...`` and so on up to ``k-1``."""
+    """Every ``k``-th index from 0 (``0, k, 2k``, and on), then (with ``rollover``) from 1, and
+    so on up to ``k-1``."""
 
     def __init__(self, length: int, interval: int, rollover: bool = True):
         self._length = _check_count("IntervalSampler", "length", length)
