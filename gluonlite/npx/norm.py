@@ -67,8 +67,9 @@ def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_ga
         if stats is None:
             s1 = x.sum(axis=reduce_axes, keepdims=True)
             s2 = (x * x).sum(axis=reduce_axes, keepdims=True)
+            local_count = count
             if reduce_stats is not None:
-                (s1, s2), count = reduce_stats((s1, s2), count)
+                (s1, s2), count = reduce_stats((s1, s2), local_count)
             mean = s1 / count
             var = xp.maximum(s2 / count - mean * mean, 0)
             if reduce_stats is None:
@@ -95,10 +96,9 @@ def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_ga
                 if stats is None:
                     m1 = dxhat.sum(axis=reduce_axes, keepdims=True)
                     m2 = (dxhat * xhat).sum(axis=reduce_axes, keepdims=True)
-                    n = count
                     if reduce_stats is not None:
-                        (m1, m2), n = reduce_stats((m1, m2), count)
-                    dx = inv * (dxhat - m1 / n - xhat * (m2 / n))
+                        (m1, m2), _ = reduce_stats((m1, m2), local_count)
+                    dx = inv * (dxhat - m1 / count - xhat * (m2 / count))
                 else:
                     dx = dxhat * inv
                 grads.append(dx.astype(dtype, copy=False).reshape(data.shape))
