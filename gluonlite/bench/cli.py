@@ -17,12 +17,14 @@ import argparse
 import sys
 
 from . import fc, machine, mxnet, param, replicate, report, retain, step, targets, timing
+from . import conv
 from .progress import Progress
 from .workload import Skip, run_case
 
 __all__ = ["SUITES", "main"]
 
 SUITES = {m.NAME: m for m in (fc, retain, replicate, param, step, mxnet)}
+SUITES[conv.NAME] = conv
 
 
 def _parser() -> argparse.ArgumentParser:

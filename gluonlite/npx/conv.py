@@ -182,26 +182,27 @@ def _blocks(rows: int, width: int):
     return step, range(0, rows, step)
 
 
-def _gather_matmul(xp, src, offsets, rows: int, weight, dtype):
-    """``out[r] = sum_j src[r + offsets[j]] @ weight[g, j]`` per group ``g``.
+def _gather_matmul(xp, src, offsets, rows: int, wmat, dtype):
+    """``out[r] = sum_j src[r + offsets[j]] @ w[g, :, j].T`` per group ``g``.
 
-    ``src`` (rows + span, G * cin), ``weight`` (G, K, cin, cout); returns (rows, G * cout).
+    ``src`` (rows + span, G * cin); ``wmat`` (G, cout, K * cin), tap-major along its last
+    axis (used transposed: OpenBLAS runs the tall, narrow products of small layers about
+    twice as fast with B in this order). Returns (rows, G * cout).
     """
-    groups, taps, cin, cout = weight.shape
+    groups, cout, width_k = wmat.shape
+    taps = len(offsets)
+    cin = width_k // taps
     out = xp.empty((rows, groups * cout), dtype=dtype)
-    if cin == 1 and groups > 1:  # depthwise: a K-long multiply-add per tap, no GEMM
+    if cin == 1 and groups > 1:  # depthwise: a multiply-add per tap, no GEMM
         view = out.reshape(rows, groups, cout)
         view[...] = 0
         for j, off in enumerate(offsets.tolist()):
-            view += src[off:off + rows, :, None] * weight[None, :, j, 0, :]
+            view += src[off:off + rows, :, None] * wmat[None, :, :, j]
         return out
     width = src.shape[1]
     step, starts = _blocks(rows, taps * width)
     base = xp.asarray(numpy.arange(step)[:, None] + offsets[None, :])
     col = xp.empty((step, taps, width), dtype=dtype)
-    # The weight as (G, cout, K * cin), used transposed: OpenBLAS runs the tall, narrow
-    # products of small layers about twice as fast with B in this order.
-    wmat = xp.ascontiguousarray(weight.reshape(groups, taps * cin, cout).transpose(0, 2, 1))
     for r0 in starts:
         n = min(step, rows - r0)
         block = col[:n]
@@ -216,8 +217,8 @@ def _gather_matmul(xp, src, offsets, rows: int, weight, dtype):
 
 
 def _gather_weight_grad(xp, src, offsets, dy, groups: int, dtype):
-    """The gradient of ``_gather_matmul``'s weight for output gradient ``dy`` (rows, G*cout):
-    (G, K, cin, cout)."""
+    """The gradient of ``_gather_matmul``'s ``wmat`` for output gradient ``dy``
+    (rows, G * cout): (G, cout, K * cin)."""
     rows = dy.shape[0]
     taps, width = len(offsets), src.shape[1]
     cin, cout = width // groups, dy.shape[1] // groups
@@ -225,8 +226,8 @@ def _gather_weight_grad(xp, src, offsets, dy, groups: int, dtype):
         dy3 = dy.reshape(rows, groups, cout)
         grads = [xp.einsum("rg,rgm->gm", src[off:off + rows], dy3)
                  for off in offsets.tolist()]
-        return xp.stack(grads, axis=1)[:, :, None, :]
-    dw = xp.zeros((groups, taps * cin, cout), dtype=dtype)
+        return xp.stack(grads, axis=2)
+    dw = xp.zeros((groups, cout, taps * cin), dtype=dtype)
     step, starts = _blocks(rows, taps * width)
     base = xp.asarray(numpy.arange(step)[:, None] + offsets[None, :])
     col = xp.empty((step, taps, width), dtype=dtype)
@@ -237,19 +238,19 @@ def _gather_weight_grad(xp, src, offsets, dy, groups: int, dtype):
         for g in range(groups):
             part = block[:, :, g * cin:(g + 1) * cin].reshape(n, taps * cin) \
                 if groups > 1 else block.reshape(n, taps * cin)
-            dw[g] += part.T @ dy[r0:r0 + n, g * cout:(g + 1) * cout]
-    return dw.reshape(groups, taps, cin, cout)
+            dw[g] += dy[r0:r0 + n, g * cout:(g + 1) * cout].T @ part
+    return dw
 
 
-def _input_grad(xp, dfull, grid: _Grid, weight, dtype):
-    """The input gradient (batch, *spatial, C) of a convolution with taps ``weight``
-    (G, K, cin, cout) whose output gradient is ``dfull`` (rows, G*cout, zero off the valid
-    rows): the convolution of ``dfull`` with the mirrored taps, in the phase layout."""
+def _input_grad(xp, dfull, grid: _Grid, wmat_t, dtype):
+    """The input gradient (batch, *spatial, C) of a convolution whose output gradient is
+    ``dfull`` (rows, G * cout, zero off the valid rows): the convolution of ``dfull`` with
+    the mirrored taps in the phase layout. ``wmat_t`` is (G, cin, K * cout), the weight's
+    taps transposed (``_weight_matrices``)."""
     total = grid.phases * grid.rows
     src = xp.zeros((grid.span + total, dfull.shape[1]), dtype=dtype)
     src[grid.span:grid.span + grid.rows] = dfull
-    dbuf = _gather_matmul(xp, src, grid.span - grid.offsets, total,
-                          weight.transpose(0, 1, 3, 2), dtype)
+    dbuf = _gather_matmul(xp, src, grid.span - grid.offsets, total, wmat_t, dtype)
     return _from_phases(xp, dbuf, grid, dtype)
 
 
@@ -265,24 +266,32 @@ def _from_cl(xp, y, channels_last):
     return xp.ascontiguousarray(y if channels_last else xp.moveaxis(y, -1, 1))
 
 
-def _taps(xp, w, groups, channels_last, compute):
-    """Conv weight (F, C/G, *k) or (F, *k, C/G) as taps (G, K, C/G, F/G)."""
-    f = w.shape[0]
+def _weight_matrix(xp, w, groups, channels_last, compute):
+    """Conv weight (F, C/G, *k) or (F, *k, C/G) as (G, F/G, K * C/G), tap-major: a
+    reshape for channels-last weights, one transposing copy otherwise."""
     w = w.astype(compute, copy=False)
     if not channels_last:
         w = xp.moveaxis(w, 1, -1)
-    taps = math.prod(w.shape[1:-1])
+    f = w.shape[0]
+    return xp.ascontiguousarray(w).reshape(groups, f // groups, -1)
+
+
+def _transposed_matrix(xp, wmat, taps):
+    """(G, cout, K * cin) -> (G, cin, K * cout): the taps of the input gradient."""
+    groups, cout, width = wmat.shape
+    cin = width // taps
     return xp.ascontiguousarray(
-        w.reshape(groups, f // groups, taps, w.shape[-1]).transpose(0, 2, 3, 1))
+        wmat.reshape(groups, cout, taps, cin).transpose(0, 3, 2, 1)).reshape(
+            groups, cin, taps * cout)
 
 
-def _untaps(xp, dtaps, w_shape, channels_last, dtype):
-    groups, taps, cin, cout = dtaps.shape
-    w = dtaps.transpose(0, 3, 1, 2).reshape((groups * cout,) + (
-        (w_shape[2:] + (cin,)) if not channels_last else tuple(w_shape[1:])))
-    if not channels_last:
-        w = xp.moveaxis(w, -1, 1)
-    return xp.ascontiguousarray(w).astype(dtype, copy=False)
+def _weight_from_matrix(xp, dwmat, w_shape, channels_last, dtype):
+    """The inverse of ``_weight_matrix`` for a gradient."""
+    if channels_last:
+        return dwmat.reshape(w_shape).astype(dtype, copy=False)
+    f, cin = w_shape[0], w_shape[1]
+    w = dwmat.reshape((f,) + tuple(w_shape[2:]) + (cin,))
+    return xp.ascontiguousarray(xp.moveaxis(w, -1, 1)).astype(dtype, copy=False)
 
 
 def _conv_args(op, data, weight, bias, kernel, stride, dilate, pad, num_filter, num_group,
@@ -362,9 +371,9 @@ def convolution(data=None, weight=None, bias=None, kernel=None, stride=None, dil
     xp, dtype = data._xp, data.dtype
     compute = _compute_dtype(dtype)
     with _backend.on(device):
-        taps = _taps(xp, weight._data, groups, cl, compute)
+        wmat = _weight_matrix(xp, weight._data, groups, cl, compute)
         buf = _to_phases(xp, _to_cl(xp, data._data, cl), grid, 0, compute)
-        full = _gather_matmul(xp, buf, grid.offsets, grid.rows, taps, compute)
+        full = _gather_matmul(xp, buf, grid.offsets, grid.rows, wmat, compute)
         y = _valid(full, grid)
         if bias is not None:
             y += bias._data.astype(compute, copy=False)
@@ -377,11 +386,12 @@ def convolution(data=None, weight=None, bias=None, kernel=None, stride=None, dil
             dfull = _embed(xp, g_cl, grid, compute)
             dx = dw = db = None
             if requires_grad(data):
-                dx = _from_cl(xp, _input_grad(xp, dfull, grid, taps, compute), cl)
+                wmat_t = _transposed_matrix(xp, wmat, len(grid.offsets))
+                dx = _from_cl(xp, _input_grad(xp, dfull, grid, wmat_t, compute), cl)
                 dx = dx.astype(dtype, copy=False)
             if requires_grad(weight):
-                dtaps = _gather_weight_grad(xp, buf, grid.offsets, dfull, groups, compute)
-                dw = _untaps(xp, dtaps, weight.shape, cl, dtype)
+                dwmat = _gather_weight_grad(xp, buf, grid.offsets, dfull, groups, compute)
+                dw = _weight_from_matrix(xp, dwmat, weight.shape, cl, dtype)
             if bias is not None and requires_grad(bias):
                 db = dfull.sum(axis=0).astype(dtype, copy=False)
         return (dx, dw, db)[:len(inputs)]
@@ -424,10 +434,11 @@ def deconvolution(data=None, weight=None, bias=None, kernel=None, stride=None, d
     xp, dtype = data._xp, data.dtype
     compute = _compute_dtype(dtype)
     with _backend.on(device):
-        taps = _taps(xp, weight._data, groups, cl, compute)
+        wmat = _weight_matrix(xp, weight._data, groups, cl, compute)
         x_cl = _to_cl(xp, data._data.astype(compute, copy=False), cl)
         xfull = _embed(xp, x_cl, grid, compute)
-        y = _input_grad(xp, xfull, grid, taps, compute)
+        y = _input_grad(xp, xfull, grid, _transposed_matrix(xp, wmat, len(grid.offsets)),
+                        compute)
         if bias is not None:
             y += bias._data.astype(compute, copy=False)
         out = ndarray(_from_cl(xp, y, cl).astype(dtype, copy=False), device)
@@ -439,11 +450,11 @@ def deconvolution(data=None, weight=None, bias=None, kernel=None, stride=None, d
                               compute)
             dx = dw = db = None
             if requires_grad(data):
-                dfull = _gather_matmul(xp, gbuf, grid.offsets, grid.rows, taps, compute)
+                dfull = _gather_matmul(xp, gbuf, grid.offsets, grid.rows, wmat, compute)
                 dx = _from_cl(xp, _valid(dfull, grid), cl).astype(dtype, copy=False)
             if requires_grad(weight):
-                dtaps = _gather_weight_grad(xp, gbuf, grid.offsets, xfull, groups, compute)
-                dw = _untaps(xp, dtaps, weight.shape, cl, dtype)
+                dwmat = _gather_weight_grad(xp, gbuf, grid.offsets, xfull, groups, compute)
+                dw = _weight_from_matrix(xp, dwmat, weight.shape, cl, dtype)
             if bias is not None and requires_grad(bias):
                 axes = tuple(i for i in range(g.ndim) if i != (g.ndim - 1 if cl else 1))
                 db = g.astype(compute).sum(axis=axes).astype(dtype, copy=False)
