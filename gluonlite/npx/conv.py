@@ -569,10 +569,14 @@ def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
     rows = grid.rows
     with _backend.on(device):
         buf = _to_phases(xp, _to_cl(xp, data._data, cl), grid, fill, compute)
-        full = buf[offsets[0]:offsets[0] + rows].copy()
-        reduce = xp.maximum if pool_type == "max" else xp.add
-        for off in offsets[1:]:
-            reduce(full, buf[off:off + rows], out=full)
+        if xp is numpy:
+            full = buf[offsets[0]:offsets[0] + rows].copy()
+            reduce = xp.maximum if pool_type == "max" else xp.add
+            for off in offsets[1:]:
+                reduce(full, buf[off:off + rows], out=full)
+        else:
+            from .. import _kernels
+            full = _kernels.pool_reduce(buf, grid.offsets, rows, pool_type == "max")
         y = _valid(full, grid)
         count = None
         if pool_type == "avg":
