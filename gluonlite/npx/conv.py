@@ -177,9 +177,18 @@ def _take_rows(xp, src, index, out):
         _kernels.gather_rows(src, index, out)
 
 
-def _blocks(rows: int, width: int):
-    step = max(16, min(rows, _BLOCK_ELEMS // max(1, width)))
-    return step, range(0, rows, step)
+def _column_blocks(xp, src, offsets, rows: int, dtype):
+    """Yields ``(r0, n, block)``: the column block (n, K, width) of output rows r0..r0+n,
+    ``block[r, j] = src[r0 + r + offsets[j]]``, cache-sized, in one reused buffer."""
+    taps, width = len(offsets), src.shape[1]
+    step = max(16, min(rows, _BLOCK_ELEMS // max(1, taps * width)))
+    base = xp.asarray(numpy.arange(step)[:, None] + offsets[None, :])
+    col = xp.empty((step, taps, width), dtype=dtype)
+    for r0 in range(0, rows, step):
+        n = min(step, rows - r0)
+        block = col[:n]
+        _take_rows(xp, src, base[:n] + r0, block)
+        yield r0, n, block
 
 
 def _gather_matmul(xp, src, offsets, rows: int, wmat, dtype):
@@ -199,14 +208,7 @@ def _gather_matmul(xp, src, offsets, rows: int, wmat, dtype):
         for j, off in enumerate(offsets.tolist()):
             view += src[off:off + rows, :, None] * wmat[None, :, :, j]
         return out
-    width = src.shape[1]
-    step, starts = _blocks(rows, taps * width)
-    base = xp.asarray(numpy.arange(step)[:, None] + offsets[None, :])
-    col = xp.empty((step, taps, width), dtype=dtype)
-    for r0 in starts:
-        n = min(step, rows - r0)
-        block = col[:n]
-        _take_rows(xp, src, base[:n] + r0, block)
+    for r0, n, block in _column_blocks(xp, src, offsets, rows, dtype):
         if groups == 1:
             xp.matmul(block.reshape(n, taps * cin), wmat[0].T, out=out[r0:r0 + n])
             continue
@@ -228,13 +230,7 @@ def _gather_weight_grad(xp, src, offsets, dy, groups: int, dtype):
                  for off in offsets.tolist()]
         return xp.stack(grads, axis=2)
     dw = xp.zeros((groups, cout, taps * cin), dtype=dtype)
-    step, starts = _blocks(rows, taps * width)
-    base = xp.asarray(numpy.arange(step)[:, None] + offsets[None, :])
-    col = xp.empty((step, taps, width), dtype=dtype)
-    for r0 in starts:
-        n = min(step, rows - r0)
-        block = col[:n]
-        _take_rows(xp, src, base[:n] + r0, block)
+    for r0, n, block in _column_blocks(xp, src, offsets, rows, dtype):
         for g in range(groups):
             part = block[:, :, g * cin:(g + 1) * cin].reshape(n, taps * cin) \
                 if groups > 1 else block.reshape(n, taps * cin)
