@@ -212,6 +212,13 @@ class _Pool(Block):
                    if self._pool_type == "avg" else "") + ")")
 
 
+class _MaxPool(_Pool):
+    """Max pooling; MXNet's argument order (``layout`` before ``ceil_mode``)."""
+
+    def __init__(self, pool_size=2, strides=None, padding=0, layout=None, ceil_mode=False):
+        super().__init__(pool_size, strides, padding, ceil_mode, layout)
+
+
 class _GlobalPool(_Pool):
     _global = True
 
@@ -313,7 +320,7 @@ for _nd in (1, 2, 3):
     _FAMILIES.update({
         f"Conv{_nd}D": (_Conv, _nd, {}),
         f"Conv{_nd}DTranspose": (_ConvTranspose, _nd, {}),
-        f"MaxPool{_nd}D": (_Pool, _nd, {"_pool_type": "max"}),
+        f"MaxPool{_nd}D": (_MaxPool, _nd, {"_pool_type": "max"}),
         f"AvgPool{_nd}D": (_Pool, _nd, {"_pool_type": "avg"}),
         f"GlobalMaxPool{_nd}D": (_GlobalPool, _nd, {"_pool_type": "max"}),
         f"GlobalAvgPool{_nd}D": (_GlobalPool, _nd, {"_pool_type": "avg"}),
