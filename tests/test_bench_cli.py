@@ -80,7 +80,7 @@ def test_every_suite_runs_quick_on_cpu_without_errors(tmp_path, capsys, monkeypa
     doc = json.loads(path.read_text())
     status = {s["name"]: s["status"] for s in doc["suites"]}
     assert status == {"fc": "ok", "retain": "ok", "replicate": "ok", "param": "ok",
-                      "step": "ok", "mxnet": "skipped"}
+                      "step": "ok", "conv": "ok", "mxnet": "skipped"}
     reason = doc["suites"][-1]["reason"]
     assert "benchmarks/mxnet_workloads.py not found" in reason
     assert "mxnet: the same workloads" in out and "skipped:" in out

@@ -23,8 +23,7 @@ from .workload import Skip, run_case
 
 __all__ = ["SUITES", "main"]
 
-SUITES = {m.NAME: m for m in (fc, retain, replicate, param, step, mxnet)}
-SUITES[conv.NAME] = conv
+SUITES = {m.NAME: m for m in (fc, retain, replicate, param, step, conv, mxnet)}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -48,7 +48,7 @@ def specs(target, quick: bool) -> list:
     if quick:
         return [{"kind": "layer", "batch": 4, "size": 14, "cin": 32, "cout": 32, "kernel": 3,
                  "stride": 1, "pad": 1, "quick": True},
-                {"kind": "resnet18", "batch": 2, "size": 32, "quick": True}]
+                {"kind": "resnet18", "batch": 2, "size": 16, "quick": True}]
     cases = []
     for batch in (32, 128):
         for size, cin, cout, k, s, p in LAYERS:

@@ -181,6 +181,10 @@ def _column_blocks(xp, src, offsets, rows: int, dtype):
     """Yields ``(r0, n, block)``: the column block (n, K, width) of output rows r0..r0+n,
     ``block[r, j] = src[r0 + r + offsets[j]]``, cache-sized, in one reused buffer."""
     taps, width = len(offsets), src.shape[1]
+    if taps == 1:  # a 1x1 kernel: the rows themselves, no copy
+        off = int(offsets[0])
+        yield 0, rows, src[off:off + rows].reshape(rows, 1, width)
+        return
     step = max(16, min(rows, _BLOCK_ELEMS // max(1, taps * width)))
     base = xp.asarray(numpy.arange(step)[:, None] + offsets[None, :])
     col = xp.empty((step, taps, width), dtype=dtype)
@@ -240,13 +244,25 @@ def _gather_weight_grad(xp, src, offsets, dy, groups: int, dtype):
 
 def _input_grad(xp, dfull, grid: _Grid, wmat_t, dtype):
     """The input gradient (batch, *spatial, C) of a convolution whose output gradient is
-    ``dfull`` (rows, G * cout, zero off the valid rows): the convolution of ``dfull`` with
-    the mirrored taps in the phase layout. ``wmat_t`` is (G, cin, K * cout), the weight's
-    taps transposed (``_weight_matrices``)."""
-    total = grid.phases * grid.rows
-    src = xp.zeros((grid.span + total, dfull.shape[1]), dtype=dtype)
-    src[grid.span:grid.span + grid.rows] = dfull
-    dbuf = _gather_matmul(xp, src, grid.span - grid.offsets, total, wmat_t, dtype)
+    ``dfull`` (rows, G * cout, zero off the valid rows): per stride phase, the convolution
+    of ``dfull`` with that phase's taps mirrored. ``wmat_t`` is (G, cin, K * cout), the
+    weight's taps transposed (``_transposed_matrix``)."""
+    rows, taps = grid.rows, len(grid.offsets)
+    phase, shift = grid.offsets // rows, grid.offsets % rows
+    reach = int(shift.max())
+    src = xp.zeros((reach + rows, dfull.shape[1]), dtype=dtype)
+    src[reach:] = dfull
+    groups, cin, _ = wmat_t.shape
+    per_tap = wmat_t.reshape(groups, cin, taps, -1)
+    fill = xp.zeros if len(set(phase.tolist())) < grid.phases else xp.empty
+    dbuf = fill((grid.phases * rows, groups * cin), dtype=dtype)
+    for p in sorted(set(phase.tolist())):
+        # Output row q of this phase takes dfull[q - shift_j] through tap j.
+        mine = numpy.flatnonzero(phase == p)
+        wmat_p = wmat_t if len(mine) == taps else \
+            per_tap[:, :, xp.asarray(mine), :].reshape(groups, cin, -1)
+        dbuf[p * rows:(p + 1) * rows] = _gather_matmul(xp, src, reach - shift[mine], rows,
+                                                       wmat_p, dtype)
     return _from_phases(xp, dbuf, grid, dtype)
 
 
