@@ -42,8 +42,10 @@ from .nn import _check_same_device
 __all__ = ["convolution", "deconvolution", "pooling"]
 
 # Elements of one column block: 2**18 float32 (1 MiB) stays in the L2 cache with the
-# weight, and the block is still tall enough (hundreds of rows) for BLAS to run at speed.
+# weight; wide layers (K * C in the thousands) still get at least _BLOCK_ROWS rows, as BLAS
+# runs short, wide products slowly.
 _BLOCK_ELEMS = 1 << 18
+_BLOCK_ROWS = 256
 _LAYOUTS = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
 _POOL_TYPES = ("max", "avg", "sum")
 
@@ -185,7 +187,7 @@ def _column_blocks(xp, src, offsets, rows: int, dtype):
         off = int(offsets[0])
         yield 0, rows, src[off:off + rows].reshape(rows, 1, width)
         return
-    step = max(16, min(rows, _BLOCK_ELEMS // max(1, taps * width)))
+    step = min(rows, max(_BLOCK_ROWS, _BLOCK_ELEMS // max(1, taps * width)))
     base = xp.asarray(numpy.arange(step)[:, None] + offsets[None, :])
     col = xp.empty((step, taps, width), dtype=dtype)
     for r0 in range(0, rows, step):
