@@ -37,6 +37,7 @@ docs: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed-demo
 	$(PY) examples/train_digits.py
+	$(PY) examples/train_cnn.py
 
 # Benchmarks (docs/benchmarks.md). One thread per library by default so that ratios compare
 # implementations, not thread pools; `make bench BENCH_ENV=` keeps the libraries' defaults.

@@ -2,7 +2,7 @@
 
 MXNet 1.9.1 needs ``numpy==1.23.5`` (Python <= 3.11), so it cannot share gluonlite's
 environment, and this script does not import gluonlite. It builds the workloads of
-gluonlite's ``param``, ``fc``, ``replicate`` and ``step`` suites with MXNet's API, from the
+gluonlite's ``param``, ``fc``, ``replicate``, ``step`` and ``conv`` suites with MXNet's API, from the
 very same case dicts, and times them with the same method: it loads
 ``gluonlite/bench/timing.py``, which needs only the standard library, by path.
 
@@ -138,6 +138,44 @@ def step_workload(mx, case, timing):
     return (lambda: trainer.step(1)), ((),), fresh_gradients
 
 
+def conv_workload(mx, case, timing):
+    """gluonlite's ``conv`` suite: one convolution forward + backward, or a ResNet-18
+    (model zoo ``resnet18_v1``, hybridized) training step; inputs drawn as there."""
+    import numpy
+    rng = numpy.random.default_rng(0)
+    ctx = mx.cpu(0)
+    n, size = case["batch"], case["size"]
+    if case["kind"] == "layer":
+        k, s, p = case["kernel"], case["stride"], case["pad"]
+        x = mx.nd.array(rng.standard_normal((n, case["cin"], size, size)), ctx=ctx)
+        w = mx.nd.array(rng.standard_normal((case["cout"], case["cin"], k, k)) * 0.05, ctx=ctx)
+        x.attach_grad()
+        w.attach_grad()
+
+        def layer():
+            with mx.autograd.record():
+                y = mx.nd.Convolution(x, w, kernel=(k, k), stride=(s, s), pad=(p, p),
+                                      num_filter=case["cout"], no_bias=True)
+            y.backward()
+        return layer, ((),), None
+    x = mx.nd.array(rng.standard_normal((n, 3, size, size)), ctx=ctx)
+    labels = mx.nd.array(rng.integers(0, 1000, n), ctx=ctx)
+    net = mx.gluon.model_zoo.vision.resnet18_v1(classes=1000)
+    net.initialize(ctx=ctx)
+    net.hybridize()
+    loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
+    trainer = mx.gluon.Trainer(net.collect_params(), "sgd",
+                               {"learning_rate": 0.01, "momentum": 0.9})
+
+    def step():
+        with mx.autograd.record():
+            loss = loss_fn(net(x), labels)
+        loss.backward()
+        trainer.step(n)
+    return step, ((),), None
+
+
+
 def ops_workload(mx, case, timing):
     """gluonlite's ``ops`` suite: the case's expression over ``mx.np``/``mx.npx`` (MXNet 2's
     API, which 1.9.1 has under ``set_np``; ``serve`` turns it off after the case)."""
@@ -169,7 +207,7 @@ def ops_workload(mx, case, timing):
 
 
 WORKLOADS = {"param": param_workload, "fc": fc_workload, "replicate": replicate_workload,
-             "step": step_workload, "ops": ops_workload}
+             "step": step_workload, "ops": ops_workload, "conv": conv_workload}
 
 
 def _versions(mx):

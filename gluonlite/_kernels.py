@@ -51,11 +51,10 @@ from ._backend import contiguous
 __all__ = ["fc_forward", "fc_backward", "retain", "set_fc_path", "fc_path",
            "KernelCompileError", "kernel_source", "name_expressions", "instantiations",
            "KERNEL_SOURCES", "FC_PATH_ENV", "dropout_mask", "multi_tensor_sgd",
-           "multi_tensor_adam"]
-__all__ += ["optimizer_step"]
+           "multi_tensor_adam", "gather_rows", "pool_reduce", "optimizer_step"]
 
-KERNEL_SOURCES = ("retain.cu", "fully_connected.cu", "dropout.cu", "multi_tensor.cu")
-KERNEL_SOURCES += ("optimizers.cu",)
+KERNEL_SOURCES = ("retain.cu", "fully_connected.cu", "dropout.cu", "multi_tensor.cu",
+                  "conv.cu", "optimizers.cu")
 FC_PATH_ENV = "GLUONLITE_FC_PATH"
 _FC_PATHS = ("auto", "kernel", "cublas")
 
@@ -82,6 +81,11 @@ _RETAIN_UNITS = ((16, "uint4", "complex128"), (8, "unsigned long long", "uint64"
 # width); see the kernel for why bits suffice.
 _DROPOUT_UNITS = ((2, "unsigned short", "uint16"), (4, "unsigned int", "uint32"),
                   (8, "unsigned long long", "uint64"))
+# conv.cu: the row gather moves raw bits of the element width (bytes -> C++ type, dtype of
+# that width); pooling reduces float32 or float64 (16-bit data is widened before).
+_GATHER_UNITS = {2: ("unsigned short", "uint16"), 4: ("unsigned int", "uint32"),
+                 8: ("unsigned long long", "uint64")}
+_POOL_CTYPES = {"float32": "float", "float64": "double"}
 _INT32_MAX = 2**31 - 1
 _MAX_GRID_Y = 65535  # CUDA's limit on gridDim.y (and z)
 # Grid-stride kernels get at most this many blocks; enough to fill any current GPU.
@@ -120,7 +124,9 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
     ``type_key`` is the storage type for fully_connected.cu (``float``, ``gl_f16``,
     ``gl_bf16``), the copy unit for retain.cu (``uint4`` ... ``unsigned char``), the
     bit width's type for dropout.cu (``unsigned short`` ... ``unsigned long long``) and
-    ``float`` (the only storage type) for multi_tensor.cu.
+    ``float`` (the only storage type) for multi_tensor.cu; for conv.cu the element width's
+    type (``unsigned short`` ... ``unsigned long long``) for the row gather, ``float`` or
+    ``double`` for pooling.
     """
     if source == "fully_connected.cu":
         return tuple(_gemm_name(type_key, layout) for layout in _GEMM_LAYOUTS) + (
@@ -134,6 +140,10 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
         return tuple(expression for expression, _ in _MULTI_TENSOR_KERNELS.values())
     if source == "optimizers.cu":
         return tuple(f"optimizer_step<glo_{name}>" for name in _OPTIMIZER_KERNELS)
+    if source == "conv.cu":
+        if type_key in _POOL_CTYPES.values():
+            return (f"pool_reduce<{type_key},true>", f"pool_reduce<{type_key},false>")
+        return (f"conv_gather_rows<{type_key}>",)
     raise ValueError(f"unknown kernel source {source!r}; expected one of {KERNEL_SOURCES}")
 
 
@@ -148,6 +158,9 @@ def instantiations() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
                        for unit in _DROPOUT_UNITS],
         "multi_tensor.cu": [("float", name_expressions("multi_tensor.cu", "float"))],
         "optimizers.cu": [("float", name_expressions("optimizers.cu", "float"))],
+        "conv.cu": [(t, name_expressions("conv.cu", t))
+                    for t in [u[0] for u in _GATHER_UNITS.values()] + list(
+                        _POOL_CTYPES.values())],
     }
 
 
@@ -596,6 +609,60 @@ def _optimizer_step(rt, name: str, weight, grad, states, **hyper) -> None:
        (numpy.int64(n), weight, contiguous(rt.xp, grad), *slots,
         *_f32(hyper["lr"], hyper["wd"], hyper["rescale_grad"], -1.0 if clip is None else clip),
         *scalars))
+# convolution and pooling (conv.cu)
+
+
+def _stride_grid(total: int) -> tuple:
+    return (max(1, min(_ceil_div(total, 256), _MAX_STRIDE_BLOCKS)), 1, 1)
+
+
+def _gather_rows(rt, src, index, out) -> None:
+    """``out[...] = src[index]`` for a 2-D C-contiguous ``src`` (rows, width), an int64 row
+    table ``index`` of any shape and a C-contiguous ``out`` of shape index.shape + (width,)."""
+    xp = rt.xp
+    unit = _GATHER_UNITS.get(numpy.dtype(src.dtype).itemsize)
+    if src.ndim != 2 or unit is None or out.dtype != src.dtype:
+        raise TypeError(f"gather_rows: expected a 2-D source of 2-, 4- or 8-byte elements and "
+                        f"an output of its dtype, got {src.dtype} {tuple(src.shape)} and "
+                        f"{out.dtype}")
+    width = int(src.shape[1])
+    if tuple(out.shape) != tuple(index.shape) + (width,) or not out.flags.c_contiguous:
+        raise ValueError(f"gather_rows: out must be C-contiguous of shape "
+                         f"{tuple(index.shape) + (width,)}, got {tuple(out.shape)}")
+    src = contiguous(xp, src)
+    rows = int(index.size)
+    if rows == 0 or width == 0:
+        return
+    ctype, bits = unit
+    table = contiguous(xp, index.astype(numpy.int64, copy=False).reshape(-1))
+    fn = rt.kernel("conv.cu", ctype, f"conv_gather_rows<{ctype}>")
+    fn(_stride_grid(rows * width), (256, 1, 1),
+       (src.view(bits), table, numpy.int64(rows), numpy.int64(width),
+        out.reshape(rows, width).view(bits)))
+
+
+def _pool_reduce(rt, src, offsets, rows: int, is_max: bool):
+    """(rows, width): max or sum over taps ``j`` of ``src[r + offsets[j]]`` (float32 or
+    float64 ``src`` of at least ``rows + max(offsets)`` rows)."""
+    xp = rt.xp
+    ctype = _POOL_CTYPES.get(numpy.dtype(src.dtype).name)
+    if ctype is None or src.ndim != 2:
+        raise TypeError(f"pool_reduce: expected a 2-D float32 or float64 source, got "
+                        f"{src.dtype} {tuple(src.shape)}")
+    offsets = numpy.asarray(offsets, dtype=numpy.int64)
+    if offsets.size == 0 or offsets.min() < 0 or rows + int(offsets.max()) > src.shape[0]:
+        raise ValueError(f"pool_reduce: taps {offsets.tolist()} over {rows} rows read past the "
+                         f"{src.shape[0]} rows of the source")
+    src = contiguous(xp, src)
+    width = int(src.shape[1])
+    out = rt.empty((rows, width), src.dtype)
+    if rows and width:
+        expression = f"pool_reduce<{ctype},{str(bool(is_max)).lower()}>"
+        fn = rt.kernel("conv.cu", ctype, expression)
+        fn(_stride_grid(rows * width), (256, 1, 1),
+           (src, xp.asarray(offsets), _i32("taps", int(offsets.size)), numpy.int64(rows),
+            numpy.int64(width), out))
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -841,3 +908,15 @@ def optimizer_step(name: str, weight, grad, states, **hyper) -> None:
     """Optimizer ``name``'s update (``gluonlite.optimizer.<name>``'s arithmetic) of one
     float32 CuPy tensor of the current device, in place, in one kernel launch."""
     _optimizer_step(_runtime(), name, weight, grad, states, **hyper)
+
+
+def gather_rows(src, index, out) -> None:
+    """``out[...] = src[index]``: rows of a 2-D CuPy array by an int64 table, into ``out``
+    (the column blocks of ``npx.convolution``)."""
+    _gather_rows(_runtime(), src, index, out)
+
+
+def pool_reduce(src, offsets, rows: int, is_max: bool):
+    """Max or sum over kernel taps in the phase layout of ``npx.pooling``: a new (rows,
+    width) CuPy array with ``out[r] = reduce_j src[r + offsets[j]]``."""
+    return _pool_reduce(_runtime(), src, offsets, rows, is_max)

@@ -82,7 +82,7 @@ def test_every_suite_runs_quick_on_cpu_without_errors(tmp_path, capsys, monkeypa
     doc = json.loads(path.read_text())
     status = {s["name"]: s["status"] for s in doc["suites"]}
     assert status == {"fc": "ok", "retain": "ok", "replicate": "ok", "param": "ok",
-                      "step": "ok", "mxnet": "skipped", "ops": "ok"}
+                      "step": "ok", "conv": "ok", "mxnet": "skipped", "ops": "ok"}
     reason = next(s["reason"] for s in doc["suites"] if s["name"] == "mxnet")
     assert "benchmarks/mxnet_workloads.py not found" in reason
     assert "mxnet: the same workloads" in out and "skipped:" in out

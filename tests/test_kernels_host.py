@@ -318,6 +318,7 @@ def test_under_address_sanitizer(tmp_path):
          os.path.join(here, "test_kernels_host_random.py"),
          os.path.join(here, "test_kernels_host_dropout.py"),
          os.path.join(here, "test_kernels_host_multi_tensor.py"),
+         os.path.join(here, "test_kernels_host_conv.py"),
          os.path.join(here, "cuda_host", "test_shim.py")],
         env=env, capture_output=True, text=True, timeout=600, cwd=os.path.dirname(here))
     # The log also holds ASan's standing warning about swapcontext (the shim annotates its

@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import fc, machine, mxnet, ops, param, replicate, report, retain, step, targets, timing
+from . import conv, fc, machine, mxnet, ops, param, replicate, report, retain, step, targets
+from . import timing
 from .progress import Progress
 from .workload import Skip, run_case
 
 __all__ = ["SUITES", "main"]
 
-SUITES = {m.NAME: m for m in (fc, retain, replicate, param, step, mxnet, ops)}
+SUITES = {m.NAME: m for m in (fc, retain, replicate, param, step, conv, mxnet, ops)}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -10,5 +10,11 @@ array([[3., 3., 3., 3.],
 from . import nn, utils
 from .nn import *  # noqa: F401,F403
 from .utils import *  # noqa: F401,F403
+from . import conv
+from .conv import *  # noqa: F401,F403
+from . import norm, _leaky
+from .norm import *  # noqa: F401,F403
+from ._leaky import *  # noqa: F401,F403
 
 __all__ = nn.__all__ + utils.__all__
+__all__ += conv.__all__ + norm.__all__ + _leaky.__all__

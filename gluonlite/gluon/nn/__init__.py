@@ -12,5 +12,9 @@ from ..block import Block, HybridBlock
 from . import activations, basic_layers
 from .activations import *  # noqa: F401,F403
 from .basic_layers import *  # noqa: F401,F403
+from . import conv_layers, norm_layers
+from .conv_layers import *  # noqa: F401,F403
+from .norm_layers import *  # noqa: F401,F403
 
 __all__ = ["Block", "HybridBlock"] + basic_layers.__all__ + activations.__all__
+__all__ += conv_layers.__all__ + norm_layers.__all__

@@ -1,0 +1,620 @@
+"""``mx.npx`` convolution, deconvolution and pooling (1-D, 2-D, 3-D), forward and backward.
+
+One layout serves every op: the padded input, channels last, split into its stride phases
+(for stride 2 in 2-D: the four sub-images of even/odd rows and columns) and flattened to
+rows of channels. In that layout every kernel tap ``j`` reads the rows ``r + offsets[j]``
+for output row ``r``, a fixed shift, for all images of the batch at once:
+
+- convolution gathers, per block of output rows, the taps' rows into a small column block
+  (im2col restricted to a cache-sized block) and multiplies it with the weight in one
+  BLAS call into the preallocated output;
+- its input gradient is the same gather-and-multiply over the output gradient with the
+  taps mirrored (a transposed convolution), so no scatter (col2im) is needed; the weight
+  gradient multiplies the same column blocks with the output gradient;
+- pooling reduces the shifted row slabs tap by tap (a loop over kernel taps, never over
+  pixels or images).
+
+Rows that fall between images or past the valid output are computed and dropped; they
+cost ``prod(padded) / prod(out)`` extra work, a few percent for 3x3 kernels. float16 and
+bfloat16 compute in float32 and round once. On a GPU the same code runs on CuPy, the
+gather in ``kernels/conv.cu`` and the multiplications in cuBLAS.
+
+>>> import gluonlite as mx
+>>> x = mx.np.ones((1, 1, 4, 4))
+>>> w = mx.np.ones((2, 1, 3, 3))
+>>> mx.npx.convolution(x, w, kernel=(3, 3), num_filter=2, no_bias=True).shape
+(1, 2, 2, 2)
+>>> mx.npx.pooling(x, kernel=(2, 2), stride=(2, 2), pool_type='avg').shape
+(1, 1, 2, 2)
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy
+
+from .. import _backend
+from ..autograd import record_op, requires_grad
+from ..ndarray import ndarray
+from .nn import _check_same_device
+
+__all__ = ["convolution", "deconvolution", "pooling"]
+
+# Elements of one column block: 2**18 float32 (1 MiB) stays in the L2 cache with the
+# weight; wide layers (K * C in the thousands) still get at least _BLOCK_ROWS rows, as BLAS
+# runs short, wide products slowly.
+_BLOCK_ELEMS = 1 << 18
+_BLOCK_ROWS = 256
+_LAYOUTS = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
+_POOL_TYPES = ("max", "avg", "sum")
+
+
+# ---------------------------------------------------------------------------------------
+# arguments
+
+
+def _spatial_tuple(op: str, name: str, value, nd: int, default: int) -> tuple:
+    if value is None or (isinstance(value, (tuple, list)) and len(value) == 0):
+        return (default,) * nd
+    if isinstance(value, (int, numpy.integer)):
+        return (int(value),) * nd
+    t = tuple(int(v) for v in value)
+    if len(t) != nd:
+        raise ValueError(f"{op}: {name}={tuple(value)} has {len(t)} entries, expected {nd} "
+                         f"for a {nd}-D kernel")
+    return t
+
+
+def _channels_last(op: str, layout, nd: int) -> bool:
+    if nd not in _LAYOUTS:
+        raise ValueError(f"{op}: kernel must have 1, 2 or 3 dimensions, got {nd}")
+    if layout is None or layout == _LAYOUTS[nd][0]:
+        return False
+    if layout == _LAYOUTS[nd][1]:
+        return True
+    raise ValueError(f"{op}: layout {layout!r} does not fit a {nd}-D kernel; expected "
+                     f"{_LAYOUTS[nd][0]!r} or {_LAYOUTS[nd][1]!r}")
+
+
+def _compute_dtype(dtype):
+    return numpy.dtype(numpy.float32) if dtype.name in ("float16", "bfloat16") else dtype
+
+
+# ---------------------------------------------------------------------------------------
+# the phase layout
+
+
+class _Grid:
+    """Geometry of one convolution or pooling window over a batch.
+
+    ``offsets[j]`` is the row shift of kernel tap ``j`` (C order over the kernel) in the
+    phase layout of ``rows`` rows per phase; output row ``r`` (C order over
+    ``(batch, *per_phase)``) is valid where its spatial index is below ``out``.
+    """
+
+    def __init__(self, batch, spatial, kernel, stride, dilate, pad_lo, pad_hi):
+        self.batch, self.spatial, self.kernel = batch, tuple(spatial), tuple(kernel)
+        self.stride, self.pad_lo = tuple(stride), tuple(pad_lo)
+        self.padded = tuple(n + lo + hi for n, lo, hi in zip(spatial, pad_lo, pad_hi))
+        self.out = tuple((p - d * (k - 1) - 1) // s + 1
+                         for p, k, s, d in zip(self.padded, kernel, stride, dilate))
+        self.per_phase = tuple(-(-p // s) for p, s in zip(self.padded, stride))
+        self.rows = batch * math.prod(self.per_phase)
+        self.phases = math.prod(stride)
+        row_stride = [math.prod(self.per_phase[i + 1:]) for i in range(len(spatial))]
+        offsets = []
+        for tap in itertools.product(*(range(k) for k in kernel)):
+            reach = [t * d for t, d in zip(tap, dilate)]
+            phase = 0
+            for a, s in zip(reach, stride):
+                phase = phase * s + a % s
+            shift = sum((a // s) * rs for a, s, rs in zip(reach, stride, row_stride))
+            offsets.append(phase * self.rows + shift)
+        self.offsets = numpy.array(offsets, dtype=numpy.int64)
+        self.span = int(self.offsets.max())
+
+    def phase_slices(self):
+        """Per phase: (phase index, per-phase slices, input slices) of the valid input."""
+        for number, phase in enumerate(itertools.product(*(range(s) for s in self.stride))):
+            inner, outer = [], []
+            for p, s, lo, n in zip(phase, self.stride, self.pad_lo, self.spatial):
+                first = max(0, -(-(lo - p) // s))  # first phase index inside the input
+                start = p + s * first - lo
+                count = len(range(start, n, s))
+                inner.append(slice(first, first + count))
+                outer.append(slice(start, start + s * (count - 1) + 1 if count else start, s))
+            yield number, tuple(inner), tuple(outer)
+
+
+def _to_phases(xp, x_cl, grid: _Grid, fill, dtype):
+    """``x_cl`` (batch, *spatial, C) padded with ``fill`` in the phase layout: an array of
+    ``phases * rows + span`` rows of C (the tail keeps every tap's read in bounds)."""
+    c = x_cl.shape[-1]
+    total = grid.phases * grid.rows
+    buf = xp.empty((total + grid.span, c), dtype=dtype)
+    buf[total:] = fill
+    view = buf[:total].reshape((grid.phases, grid.batch) + grid.per_phase + (c,))
+    for number, inner, outer in grid.phase_slices():
+        target = view[number]
+        if any(sl.stop - sl.start < n for sl, n in zip(inner, grid.per_phase)):
+            target[...] = fill
+        target[(slice(None),) + inner] = x_cl[(slice(None),) + outer]
+    return buf
+
+
+def _from_phases(xp, buf, grid: _Grid, dtype):
+    """The inverse of ``_to_phases``: (batch, *spatial, C) from the phase layout, padding
+    dropped."""
+    c = buf.shape[-1]
+    out = xp.empty((grid.batch,) + grid.spatial + (c,), dtype=dtype)
+    view = buf[:grid.phases * grid.rows].reshape(
+        (grid.phases, grid.batch) + grid.per_phase + (c,))
+    for number, inner, outer in grid.phase_slices():
+        out[(slice(None),) + outer] = view[number][(slice(None),) + inner]
+    return out
+
+
+def _valid(full, grid: _Grid):
+    """The valid outputs (batch, *out, C) of ``full`` (rows, C)."""
+    c = full.shape[-1]
+    view = full.reshape((grid.batch,) + grid.per_phase + (c,))
+    return view[(slice(None),) + tuple(slice(0, n) for n in grid.out)]
+
+
+def _embed(xp, y_cl, grid: _Grid, dtype):
+    """(rows, C) holding ``y_cl`` (batch, *out, C) at the valid rows and zeros elsewhere."""
+    c = y_cl.shape[-1]
+    full = xp.zeros((grid.rows, c), dtype=dtype)
+    _valid(full, grid)[...] = y_cl
+    return full
+
+
+def _take_rows(xp, src, index, out):
+    if xp is numpy:
+        # mode='clip' writes straight into out (mode='raise' buffers); indices are in range.
+        numpy.take(src, index, axis=0, out=out, mode="clip")
+    else:
+        from .. import _kernels
+        _kernels.gather_rows(src, index, out)
+
+
+def _column_blocks(xp, src, offsets, rows: int, dtype):
+    """Yields ``(r0, n, block)``: the column block (n, K, width) of output rows r0..r0+n,
+    ``block[r, j] = src[r0 + r + offsets[j]]``, cache-sized, in one reused buffer."""
+    taps, width = len(offsets), src.shape[1]
+    if taps == 1:  # a 1x1 kernel: the rows themselves, no copy
+        off = int(offsets[0])
+        yield 0, rows, src[off:off + rows].reshape(rows, 1, width)
+        return
+    step = min(rows, max(_BLOCK_ROWS, _BLOCK_ELEMS // max(1, taps * width)))
+    base = xp.asarray(numpy.arange(step)[:, None] + offsets[None, :])
+    col = xp.empty((step, taps, width), dtype=dtype)
+    for r0 in range(0, rows, step):
+        n = min(step, rows - r0)
+        block = col[:n]
+        _take_rows(xp, src, base[:n] + r0, block)
+        yield r0, n, block
+
+
+def _gather_matmul(xp, src, offsets, rows: int, wmat, dtype):
+    """``out[r] = sum_j src[r + offsets[j]] @ w[g, :, j].T`` per group ``g``.
+
+    ``src`` (rows + span, G * cin); ``wmat`` (G, cout, K * cin), tap-major along its last
+    axis (used transposed: OpenBLAS runs the tall, narrow products of small layers about
+    twice as fast with B in this order). Returns (rows, G * cout).
+    """
+    groups, cout, width_k = wmat.shape
+    taps = len(offsets)
+    cin = width_k // taps
+    out = xp.empty((rows, groups * cout), dtype=dtype)
+    if cin == 1 and groups > 1:  # depthwise: a multiply-add per tap, no GEMM
+        view = out.reshape(rows, groups, cout)
+        view[...] = 0
+        for j, off in enumerate(offsets.tolist()):
+            view += src[off:off + rows, :, None] * wmat[None, :, :, j]
+        return out
+    for r0, n, block in _column_blocks(xp, src, offsets, rows, dtype):
+        if groups == 1:
+            xp.matmul(block.reshape(n, taps * cin), wmat[0].T, out=out[r0:r0 + n])
+            continue
+        for g in range(groups):
+            part = block[:, :, g * cin:(g + 1) * cin].reshape(n, taps * cin)
+            out[r0:r0 + n, g * cout:(g + 1) * cout] = part @ wmat[g].T
+    return out
+
+
+def _gather_weight_grad(xp, src, offsets, dy, groups: int, dtype):
+    """The gradient of ``_gather_matmul``'s ``wmat`` for output gradient ``dy``
+    (rows, G * cout): (G, cout, K * cin)."""
+    rows = dy.shape[0]
+    taps, width = len(offsets), src.shape[1]
+    cin, cout = width // groups, dy.shape[1] // groups
+    if cin == 1 and groups > 1:
+        dy3 = dy.reshape(rows, groups, cout)
+        grads = [xp.einsum("rg,rgm->gm", src[off:off + rows], dy3)
+                 for off in offsets.tolist()]
+        return xp.stack(grads, axis=2)
+    dw = xp.zeros((groups, cout, taps * cin), dtype=dtype)
+    for r0, n, block in _column_blocks(xp, src, offsets, rows, dtype):
+        for g in range(groups):
+            part = block[:, :, g * cin:(g + 1) * cin].reshape(n, taps * cin) \
+                if groups > 1 else block.reshape(n, taps * cin)
+            dw[g] += dy[r0:r0 + n, g * cout:(g + 1) * cout].T @ part
+    return dw
+
+
+def _input_grad(xp, dfull, grid: _Grid, wmat_t, dtype):
+    """The input gradient (batch, *spatial, C) of a convolution whose output gradient is
+    ``dfull`` (rows, G * cout, zero off the valid rows): per stride phase, the convolution
+    of ``dfull`` with that phase's taps mirrored. ``wmat_t`` is (G, cin, K * cout), the
+    weight's taps transposed (``_transposed_matrix``)."""
+    rows, taps = grid.rows, len(grid.offsets)
+    phase, shift = grid.offsets // rows, grid.offsets % rows
+    reach = int(shift.max())
+    src = xp.zeros((reach + rows, dfull.shape[1]), dtype=dtype)
+    src[reach:] = dfull
+    groups, cin, _ = wmat_t.shape
+    per_tap = wmat_t.reshape(groups, cin, taps, -1)
+    fill = xp.zeros if len(set(phase.tolist())) < grid.phases else xp.empty
+    dbuf = fill((grid.phases * rows, groups * cin), dtype=dtype)
+    for p in sorted(set(phase.tolist())):
+        # Output row q of this phase takes dfull[q - shift_j] through tap j.
+        mine = numpy.flatnonzero(phase == p)
+        wmat_p = wmat_t if len(mine) == taps else \
+            per_tap[:, :, xp.asarray(mine), :].reshape(groups, cin, -1)
+        dbuf[p * rows:(p + 1) * rows] = _gather_matmul(xp, src, reach - shift[mine], rows,
+                                                       wmat_p, dtype)
+    return _from_phases(xp, dbuf, grid, dtype)
+
+
+# ---------------------------------------------------------------------------------------
+# convolution and deconvolution
+
+
+def _to_cl(xp, x, channels_last):
+    return x if channels_last else xp.moveaxis(x, 1, -1)
+
+
+def _from_cl(xp, y, channels_last):
+    return xp.ascontiguousarray(y if channels_last else xp.moveaxis(y, -1, 1))
+
+
+def _weight_matrix(xp, w, groups, channels_last, compute):
+    """Conv weight (F, C/G, *k) or (F, *k, C/G) as (G, F/G, K * C/G), tap-major: a
+    reshape for channels-last weights, one transposing copy otherwise."""
+    w = w.astype(compute, copy=False)
+    if not channels_last:
+        w = xp.moveaxis(w, 1, -1)
+    f = w.shape[0]
+    return xp.ascontiguousarray(w).reshape(groups, f // groups, -1)
+
+
+def _transposed_matrix(xp, wmat, taps):
+    """(G, cout, K * cin) -> (G, cin, K * cout): the taps of the input gradient."""
+    groups, cout, width = wmat.shape
+    cin = width // taps
+    return xp.ascontiguousarray(
+        wmat.reshape(groups, cout, taps, cin).transpose(0, 3, 2, 1)).reshape(
+            groups, cin, taps * cout)
+
+
+def _weight_from_matrix(xp, dwmat, w_shape, channels_last, dtype):
+    """The inverse of ``_weight_matrix`` for a gradient."""
+    if channels_last:
+        return dwmat.reshape(w_shape).astype(dtype, copy=False)
+    f, cin = w_shape[0], w_shape[1]
+    w = dwmat.reshape((f,) + tuple(w_shape[2:]) + (cin,))
+    return xp.ascontiguousarray(xp.moveaxis(w, -1, 1)).astype(dtype, copy=False)
+
+
+def _conv_args(op, data, weight, bias, kernel, stride, dilate, pad, num_filter, num_group,
+               no_bias, layout, transposed=False, adj=None):
+    """Checks shared by convolution and deconvolution; returns the normalised geometry."""
+    if no_bias:
+        bias = None
+    elif bias is None:
+        raise ValueError(f"{op}: bias is None but no_bias=False; pass a bias or "
+                         f"no_bias=True")
+    device = _check_same_device(op, data, weight, bias)
+    if kernel is None or len(tuple(kernel)) == 0:
+        kernel = weight.shape[2:] if layout is None or str(layout)[1] == "C" \
+            else weight.shape[1:-1]
+    kernel = tuple(int(k) for k in kernel)
+    nd = len(kernel)
+    cl = _channels_last(op, layout, nd)
+    if data.ndim != nd + 2:
+        raise ValueError(f"{op}: a {nd}-D kernel {kernel} needs {nd + 2}-D data "
+                         f"({_LAYOUTS.get(nd, ('?',))[cl]}), got data of shape {data.shape}")
+    stride = _spatial_tuple(op, "stride", stride, nd, 1)
+    dilate = _spatial_tuple(op, "dilate", dilate, nd, 1)
+    pad = _spatial_tuple(op, "pad", pad, nd, 0)
+    adj = _spatial_tuple(op, "adj", adj, nd, 0)
+    if min(kernel + stride + dilate) < 1 or min(pad + adj) < 0:
+        raise ValueError(f"{op}: kernel {kernel}, stride {stride} and dilate {dilate} must "
+                         f"be positive and pad {pad} non-negative")
+    groups = int(num_group)
+    channels = data.shape[-1] if cl else data.shape[1]
+    spatial = data.shape[1:-1] if cl else data.shape[2:]
+    if groups < 1 or channels % groups:
+        raise ValueError(f"{op}: data of shape {data.shape} has {channels} channels, not "
+                         f"divisible by num_group={num_group}")
+    w_shape = weight.shape
+    w_kernel = tuple(w_shape[1:-1] if cl else w_shape[2:])
+    w_in = w_shape[-1] if cl else w_shape[1]
+    if transposed:
+        expect_first, expect_in = channels, int(num_filter) // groups
+    else:
+        expect_first, expect_in = int(num_filter), channels // groups
+    if (len(w_shape) != nd + 2 or w_kernel != kernel or w_shape[0] != expect_first
+            or w_in != expect_in or int(num_filter) % groups):
+        want = (expect_first,) + ((*kernel, expect_in) if cl else (expect_in, *kernel))
+        raise ValueError(f"{op}: weight of shape {weight.shape} does not fit data of shape "
+                         f"{data.shape} with kernel={kernel}, num_filter={num_filter}, "
+                         f"num_group={num_group}; expected {want}")
+    if bias is not None and bias.shape != (int(num_filter),):
+        raise ValueError(f"{op}: bias of shape {bias.shape}, expected ({num_filter},)")
+    return device, bias, kernel, stride, dilate, pad, adj, groups, cl, spatial
+
+
+def convolution(data=None, weight=None, bias=None, kernel=None, stride=None, dilate=None,
+                pad=None, num_filter=1, num_group=1, workspace=1024, no_bias=False,
+                cudnn_tune=None, cudnn_off=False, layout=None):
+    """MXNet's ``Convolution``: 1-D, 2-D or 3-D, grouped (depthwise when ``num_group``
+    equals the channels), dilated, strided, zero-padded.
+
+    Args:
+        data: (N, C, *spatial) (or channels last with ``layout='NHWC'`` etc.).
+        weight: (num_filter, C / num_group, *kernel) ((num_filter, *kernel, C / num_group)
+            channels last).
+        bias: (num_filter,), unless ``no_bias``.
+        kernel, stride, dilate, pad: per spatial axis (an int repeats).
+
+    ``workspace``, ``cudnn_tune`` and ``cudnn_off`` are accepted and have no effect.
+    """
+    del workspace, cudnn_tune, cudnn_off
+    op = "convolution"
+    device, bias, kernel, stride, dilate, pad, _, groups, cl, spatial = _conv_args(
+        op, data, weight, bias, kernel, stride, dilate, pad, num_filter, num_group, no_bias,
+        layout)
+    grid = _Grid(data.shape[0], spatial, kernel, stride, dilate, pad, pad)
+    if min(grid.out) < 1:
+        raise ValueError(f"{op}: kernel {kernel} with dilate {dilate} is larger than the "
+                         f"padded input {grid.padded} (data of shape {data.shape}, pad "
+                         f"{pad})")
+    xp, dtype = data._xp, data.dtype
+    compute = _compute_dtype(dtype)
+    with _backend.on(device):
+        wmat = _weight_matrix(xp, weight._data, groups, cl, compute)
+        buf = _to_phases(xp, _to_cl(xp, data._data, cl), grid, 0, compute)
+        full = _gather_matmul(xp, buf, grid.offsets, grid.rows, wmat, compute)
+        y = _valid(full, grid)
+        if bias is not None:
+            y += bias._data.astype(compute, copy=False)
+        out = ndarray(_from_cl(xp, y, cl).astype(dtype, copy=False), device)
+    inputs = (data, weight) if bias is None else (data, weight, bias)
+
+    def backward(g):
+        with _backend.on(device):
+            g_cl = _to_cl(xp, g.astype(compute, copy=False), cl)
+            dfull = _embed(xp, g_cl, grid, compute)
+            dx = dw = db = None
+            if requires_grad(data):
+                wmat_t = _transposed_matrix(xp, wmat, len(grid.offsets))
+                dx = _from_cl(xp, _input_grad(xp, dfull, grid, wmat_t, compute), cl)
+                dx = dx.astype(dtype, copy=False)
+            if requires_grad(weight):
+                dwmat = _gather_weight_grad(xp, buf, grid.offsets, dfull, groups, compute)
+                dw = _weight_from_matrix(xp, dwmat, weight.shape, cl, dtype)
+            if bias is not None and requires_grad(bias):
+                db = dfull.sum(axis=0).astype(dtype, copy=False)
+        return (dx, dw, db)[:len(inputs)]
+    return record_op(out, inputs, backward)
+
+
+def deconvolution(data=None, weight=None, bias=None, kernel=None, stride=None, dilate=None,
+                  pad=None, adj=None, target_shape=None, num_filter=1, num_group=1,
+                  workspace=512, no_bias=True, cudnn_tune=None, cudnn_off=False, layout=None):
+    """MXNet's ``Deconvolution`` (transposed convolution), the adjoint of ``convolution``.
+
+    Args:
+        data: (N, C, *spatial).
+        weight: (C, num_filter / num_group, *kernel).
+        adj: extra output size at the high end of each axis (``output_padding``).
+        target_shape: the output's spatial shape; when given, ``adj`` is derived from it.
+
+    The output has ``(in - 1) * stride - 2 * pad + dilate * (kernel - 1) + 1 + adj``
+    elements per spatial axis.
+    """
+    del workspace, cudnn_tune, cudnn_off
+    op = "deconvolution"
+    device, bias, kernel, stride, dilate, pad, adj, groups, cl, spatial = _conv_args(
+        op, data, weight, bias, kernel, stride, dilate, pad, num_filter, num_group, no_bias,
+        layout, transposed=True, adj=adj)
+    base = tuple((n - 1) * s - 2 * p + d * (k - 1) + 1
+                 for n, s, p, d, k in zip(spatial, stride, pad, dilate, kernel))
+    if target_shape is not None and len(tuple(target_shape)):
+        target = _spatial_tuple(op, "target_shape", target_shape, len(kernel), 0)
+        adj = tuple(t - b for t, b in zip(target, base))
+    if any(not 0 <= a < max(s, d) for a, s, d in zip(adj, stride, dilate)):
+        raise ValueError(f"{op}: adj {adj} must be below stride {stride} or dilate "
+                         f"{dilate} (data of shape {data.shape})")
+    out_spatial = tuple(b + a for b, a in zip(base, adj))
+    if min(out_spatial) < 1:
+        raise ValueError(f"{op}: data of shape {data.shape} with kernel {kernel}, stride "
+                         f"{stride} and pad {pad} gives an empty output {out_spatial}")
+    # The convolution whose input gradient this is: input out_spatial, output spatial.
+    grid = _Grid(data.shape[0], out_spatial, kernel, stride, dilate, pad, pad)
+    xp, dtype = data._xp, data.dtype
+    compute = _compute_dtype(dtype)
+    with _backend.on(device):
+        wmat = _weight_matrix(xp, weight._data, groups, cl, compute)
+        x_cl = _to_cl(xp, data._data.astype(compute, copy=False), cl)
+        xfull = _embed(xp, x_cl, grid, compute)
+        y = _input_grad(xp, xfull, grid, _transposed_matrix(xp, wmat, len(grid.offsets)),
+                        compute)
+        if bias is not None:
+            y += bias._data.astype(compute, copy=False)
+        out = ndarray(_from_cl(xp, y, cl).astype(dtype, copy=False), device)
+    inputs = (data, weight) if bias is None else (data, weight, bias)
+
+    def backward(g):
+        with _backend.on(device):
+            gbuf = _to_phases(xp, _to_cl(xp, g.astype(compute, copy=False), cl), grid, 0,
+                              compute)
+            dx = dw = db = None
+            if requires_grad(data):
+                dfull = _gather_matmul(xp, gbuf, grid.offsets, grid.rows, wmat, compute)
+                dx = _from_cl(xp, _valid(dfull, grid), cl).astype(dtype, copy=False)
+            if requires_grad(weight):
+                dwmat = _gather_weight_grad(xp, gbuf, grid.offsets, xfull, groups, compute)
+                dw = _weight_from_matrix(xp, dwmat, weight.shape, cl, dtype)
+            if bias is not None and requires_grad(bias):
+                axes = tuple(i for i in range(g.ndim) if i != (g.ndim - 1 if cl else 1))
+                db = g.astype(compute).sum(axis=axes).astype(dtype, copy=False)
+        return (dx, dw, db)[:len(inputs)]
+    return record_op(out, inputs, backward)
+
+
+# ---------------------------------------------------------------------------------------
+# pooling
+
+
+def _pool_windows(xp, grid: _Grid, count_include_pad, compute):
+    """Elements each output window averages over, broadcastable to (batch, *out, 1)."""
+    ones = xp.ones((1,) + grid.spatial + (1,), dtype=compute)
+    one = _Grid(1, grid.spatial, grid.kernel, grid.stride, (1,) * len(grid.spatial),
+                grid.pad_lo, tuple(p - n - lo for p, n, lo in
+                                   zip(grid.padded, grid.spatial, grid.pad_lo)))
+    if count_include_pad:
+        # Padding counts, the extra cells of pooling_convention='full' do not.
+        ones = xp.ones((1,) + tuple(n + 2 * lo for n, lo in zip(grid.spatial, grid.pad_lo))
+                       + (1,), dtype=compute)
+        one = _Grid(1, ones.shape[1:-1], grid.kernel, grid.stride, (1,) * len(grid.spatial),
+                    (0,) * len(grid.spatial),
+                    tuple(p - n for p, n in zip(grid.padded, ones.shape[1:-1])))
+    buf = _to_phases(xp, ones, one, 0, compute)
+    count = xp.zeros((one.rows, 1), dtype=compute)
+    for off in one.offsets.tolist():
+        count += buf[off:off + one.rows]
+    return xp.maximum(_valid(count, one), 1)
+
+
+def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
+            pooling_convention="valid", global_pool=False, cudnn_off=False, p_value=None,
+            count_include_pad=None, layout=None):
+    """MXNet's ``Pooling``: ``max``, ``avg`` or ``sum`` over 1-D, 2-D or 3-D windows.
+
+    Args:
+        kernel, stride (default 1), pad (default 0): per spatial axis.
+        pooling_convention: ``'valid'`` (output ``floor``) or ``'full'`` (``ceil``: the
+            last window may reach past the padding).
+        global_pool: pool over the whole spatial extent (``kernel`` ignored).
+        count_include_pad: for ``avg``, whether padding counts in the divisor (default
+            True, as in MXNet).
+
+    ``p_value`` (``lp`` pooling) is not supported.
+    """
+    del cudnn_off
+    op = "pooling"
+    if pool_type not in _POOL_TYPES:
+        raise ValueError(f"{op}: pool_type must be one of {_POOL_TYPES}, got {pool_type!r}"
+                         + (" (lp pooling is not supported)" if pool_type == "lp" else ""))
+    if pooling_convention not in ("valid", "full"):
+        raise ValueError(f"{op}: pooling_convention must be 'valid' or 'full', got "
+                         f"{pooling_convention!r}")
+    nd = data.ndim - 2
+    cl = _channels_last(op, layout, nd)
+    spatial = data.shape[1:-1] if cl else data.shape[2:]
+    device, xp, dtype = data.device, data._xp, data.dtype
+    compute = _compute_dtype(dtype)
+    if global_pool:
+        axes = tuple(range(1, nd + 1)) if cl else tuple(range(2, nd + 2))
+        size = math.prod(spatial)
+        with _backend.on(device):
+            raw = data._data.astype(compute, copy=False)
+            if pool_type == "max":
+                y = raw.max(axis=axes, keepdims=True)
+            else:
+                y = raw.sum(axis=axes, keepdims=True)
+                if pool_type == "avg":
+                    y = y / size
+            out = ndarray(y.astype(dtype, copy=False), device)
+
+        def global_backward(g):
+            with _backend.on(device):
+                g = g.astype(compute, copy=False)
+                if pool_type == "max":
+                    hit = raw == y
+                    # The first maximum of each window takes the gradient, as in MXNet.
+                    flat = hit.reshape(hit.shape[:1] + (-1,) + hit.shape[-1:]) if cl else \
+                        hit.reshape(hit.shape[:2] + (-1,))
+                    first = xp.cumsum(flat, axis=1 if cl else 2) == 1
+                    dx = (first & flat).reshape(raw.shape) * g
+                else:
+                    dx = xp.broadcast_to(g / size if pool_type == "avg" else g, raw.shape)
+                return (xp.ascontiguousarray(dx).astype(dtype, copy=False),)
+        return record_op(out, (data,), global_backward)
+    if kernel is None or len(tuple(kernel)) != nd:
+        raise ValueError(f"{op}: kernel {kernel} must have one entry per spatial axis of "
+                         f"data of shape {data.shape}")
+    kernel = tuple(int(k) for k in kernel)
+    stride = _spatial_tuple(op, "stride", stride, nd, 1)
+    pad = _spatial_tuple(op, "pad", pad, nd, 0)
+    if min(kernel + stride) < 1 or min(pad) < 0:
+        raise ValueError(f"{op}: kernel {kernel} and stride {stride} must be positive, pad "
+                         f"{pad} non-negative")
+    if any(p >= k for p, k in zip(pad, kernel)):
+        raise ValueError(f"{op}: pad {pad} must be smaller than kernel {kernel}")
+    if any(k > n + 2 * p for k, n, p in zip(kernel, spatial, pad)):
+        raise ValueError(f"{op}: kernel {kernel} is larger than the padded input (data of "
+                         f"shape {data.shape}, pad {pad})")
+    pad_hi = pad
+    if pooling_convention == "full":
+        out = tuple(-(-(n + 2 * p - k) // s) + 1
+                    for n, p, k, s in zip(spatial, pad, kernel, stride))
+        pad_hi = tuple(max(p, (o - 1) * s + k - n - p)
+                       for o, s, k, n, p in zip(out, stride, kernel, spatial, pad))
+    grid = _Grid(data.shape[0], spatial, kernel, stride, (1,) * nd, pad, pad_hi)
+    if count_include_pad is None:
+        count_include_pad = True
+    fill = -numpy.inf if pool_type == "max" else 0
+    offsets = grid.offsets.tolist()
+    rows = grid.rows
+    with _backend.on(device):
+        buf = _to_phases(xp, _to_cl(xp, data._data, cl), grid, fill, compute)
+        if xp is numpy:
+            full = buf[offsets[0]:offsets[0] + rows].copy()
+            reduce = xp.maximum if pool_type == "max" else xp.add
+            for off in offsets[1:]:
+                reduce(full, buf[off:off + rows], out=full)
+        else:
+            from .. import _kernels
+            full = _kernels.pool_reduce(buf, grid.offsets, rows, pool_type == "max")
+        y = _valid(full, grid)
+        count = None
+        if pool_type == "avg":
+            count = _pool_windows(xp, grid, count_include_pad, compute)
+            y = y / count
+        out = ndarray(_from_cl(xp, y, cl).astype(dtype, copy=False), device)
+
+    def backward(g):
+        with _backend.on(device):
+            g_cl = _to_cl(xp, g.astype(compute, copy=False), cl)
+            if count is not None:
+                g_cl = g_cl / count
+            dfull = _embed(xp, g_cl, grid, compute)
+            dbuf = xp.zeros(buf.shape, dtype=compute)
+            if pool_type == "max":
+                taken = xp.zeros(full.shape, dtype=bool)
+                for off in offsets:
+                    # Scanning the taps in order, the first maximum takes the gradient.
+                    hit = (buf[off:off + rows] == full) & ~taken
+                    dbuf[off:off + rows] += xp.where(hit, dfull, 0)
+                    taken |= hit
+            else:
+                for off in offsets:
+                    dbuf[off:off + rows] += dfull
+            dx = _from_phases(xp, dbuf, grid, compute)
+            return (_from_cl(xp, dx, cl).astype(dtype, copy=False),)
+    return record_op(out, (data,), backward)

@@ -1,0 +1,142 @@
+"""gluon.nn BatchNorm, SyncBatchNorm, InstanceNorm, LayerNorm, GroupNorm: parameters in the
+store (running statistics grad_req='null', one replica per device), deferred shapes,
+agreement with the operators, SyncBatchNorm's whole-batch statistics."""
+from __future__ import annotations
+
+import threading
+
+import numpy
+import pytest
+
+import gluonlite as mx
+from gluonlite import autograd, gluon
+from gluonlite.gluon import nn
+
+
+def test_batch_norm_parameters_and_per_device_running_statistics(devices):
+    bn = nn.BatchNorm(momentum=0.5)
+    assert repr(bn) == ("BatchNorm(axis=1, eps=1e-05, momentum=0.5, fix_gamma=False, "
+                        "use_global_stats=False, in_channels=None)")
+    bn.initialize(device=devices)
+    x = numpy.random.default_rng(0).standard_normal((6, 3, 2, 2)) + 2
+    with autograd.record():
+        y = bn(mx.np.array(x, device=devices[1]))
+    y.backward()
+    params = bn.collect_params()
+    assert list(params) == ["gamma", "beta", "running_mean", "running_var"]
+    assert [p.grad_req for p in params.values()] == ["write", "write", "null", "null"]
+    assert all(p.shape == (3,) for p in params.values())
+    assert "in_channels=3" in repr(bn)
+    # Only the replica of the device that ran changed.
+    numpy.testing.assert_allclose(bn.running_mean.data(devices[1]).asnumpy(),
+                                  0.5 * x.mean(axis=(0, 2, 3)), rtol=1e-5)
+    numpy.testing.assert_allclose(bn.running_var.data(devices[1]).asnumpy(),
+                                  0.5 + 0.5 * x.var(axis=(0, 2, 3)), rtol=1e-5)
+    assert not bn.running_mean.data(devices[0]).asnumpy().any()
+    # A Trainer steps gamma and beta and leaves the running statistics alone.
+    trainer = gluon.Trainer(params, "sgd", {"learning_rate": 0.1})
+    with autograd.record():
+        losses = [bn(mx.np.array(x, device=d)).sum() for d in devices]
+    for loss in losses:
+        loss.backward()
+    stats = bn.running_mean.data(devices[0]).asnumpy().copy()
+    trainer.step(12)
+    numpy.testing.assert_array_equal(bn.running_mean.data(devices[0]).asnumpy(), stats)
+    numpy.testing.assert_array_equal(bn.gamma.data(devices[0]).asnumpy(),
+                                     bn.gamma.data(devices[1]).asnumpy())
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(scale=False, center=False),
+                                    dict(use_global_stats=True), dict(axis=-1)])
+def test_batch_norm_layer_equals_the_operator(kwargs):
+    bn = nn.BatchNorm(**kwargs)
+    bn.initialize()
+    x = mx.np.array(numpy.random.default_rng(1).standard_normal((4, 3, 2, 3)))
+    with autograd.record():
+        y = bn(x)
+    ones, zeros = mx.np.ones((x.shape[kwargs.get("axis", 1)],)), mx.np.zeros(
+        (x.shape[kwargs.get("axis", 1)],))
+    with autograd.train_mode():
+        want = mx.npx.batch_norm(x, ones, zeros, zeros.copy(), ones.copy(), eps=1e-5,
+                                 fix_gamma=not kwargs.get("scale", True),
+                                 use_global_stats=kwargs.get("use_global_stats", False),
+                                 axis=kwargs.get("axis", 1))
+    numpy.testing.assert_allclose(y.asnumpy(), want.asnumpy(), rtol=1e-6, atol=1e-6)
+    if not kwargs.get("scale", True):
+        assert bn.gamma.grad_req == "null" and bn.beta.grad_req == "null"
+
+
+def _sync_run(layer_factory, x, devices, threaded):
+    """Forward and backward of ``x`` split over ``devices``; returns outputs and grads."""
+    layer = layer_factory()
+    layer.initialize(device=devices)
+    parts = numpy.array_split(x, len(devices))
+    head = numpy.random.default_rng(9).standard_normal(x.shape)
+    heads = numpy.array_split(head, len(devices))
+    outputs = [None] * len(devices)
+
+    def run(i):
+        xi = mx.np.array(parts[i], device=devices[i])
+        xi.attach_grad()
+        with autograd.record():
+            y = layer(xi)
+            loss = (y * mx.np.array(heads[i], device=devices[i])).sum()
+        loss.backward()
+        outputs[i] = (y.asnumpy(), xi.grad.asnumpy())
+
+    if threaded:
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(devices))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    else:
+        for i in range(len(devices)):
+            run(i)
+    ys = numpy.concatenate([o[0] for o in outputs])
+    dxs = numpy.concatenate([o[1] for o in outputs])
+    gamma = sum(layer.gamma.grad(d).asnumpy() for d in devices)
+    return ys, dxs, gamma, layer
+
+
+def test_sync_batch_norm_uses_whole_batch_statistics(devices):
+    x = numpy.random.default_rng(2).standard_normal((8, 3, 2, 2)) * 3 + 1
+    single = _sync_run(lambda: nn.BatchNorm(), x, [devices[0]], threaded=False)
+    synced = _sync_run(lambda: nn.SyncBatchNorm(num_devices=len(devices)), x, devices,
+                       threaded=True)
+    for got, want in zip(synced[:3], single[:3]):
+        numpy.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    # Every device updated its running statistics with the same whole-batch values.
+    layer = synced[3]
+    numpy.testing.assert_allclose(layer.running_mean.data(devices[0]).asnumpy(),
+                                  0.1 * x.mean(axis=(0, 2, 3)), rtol=1e-5)
+    numpy.testing.assert_array_equal(layer.running_mean.data(devices[0]).asnumpy(),
+                                     layer.running_mean.data(devices[1]).asnumpy())
+    # Plain BatchNorm on the same split normalises each half on its own: different.
+    local = _sync_run(lambda: nn.BatchNorm(), x, devices, threaded=False)
+    assert not numpy.allclose(local[0], single[0], atol=1e-3)
+
+
+def test_sync_batch_norm_without_threads_times_out_with_a_hint():
+    layer = nn.SyncBatchNorm(num_devices=2, timeout=0.2, in_channels=2)
+    layer.initialize()
+    with autograd.record(), pytest.raises(RuntimeError, match="its own thread"):
+        layer(mx.np.ones((2, 2, 2)))
+
+
+@pytest.mark.parametrize("make, op", [
+    (lambda: nn.LayerNorm(), lambda x: mx.npx.layer_norm(x, mx.np.ones((4,)),
+                                                         mx.np.zeros((4,)))),
+    (lambda: nn.GroupNorm(num_groups=2), lambda x: mx.npx.group_norm(
+        x, mx.np.ones((2,)), mx.np.zeros((2,)), num_groups=2)),
+    (lambda: nn.InstanceNorm(), lambda x: mx.npx.instance_norm(x, None, mx.np.zeros((2,)),
+                                                               eps=1e-5)),
+])
+def test_other_norm_layers_defer_their_size_and_equal_the_operator(make, op):
+    layer = make()
+    layer.initialize()
+    x = mx.np.array(numpy.random.default_rng(3).standard_normal((3, 2, 4)))
+    numpy.testing.assert_allclose(layer(x).asnumpy(), op(x).asnumpy(), rtol=1e-6)
+    assert "in_channels=" in repr(layer) and "None" not in repr(layer)
+    with pytest.raises(ValueError, match=type(layer).__name__):
+        layer(mx.np.ones((3, 6, 5)))
