@@ -59,7 +59,6 @@ from . import _backend, _mxnet_format
 from ._fileformat import (CheckpointError, CheckpointMismatchError, CorruptCheckpointError,
                           HostArray, check_dense_size, numpy_dtype)
 from .device import Device, as_device, as_devices, current_device
-from .initializer import Constant
 from .ndarray import ndarray
 
 __all__ = ["CheckpointError", "CorruptCheckpointError", "CheckpointMismatchError",
@@ -610,4 +609,4 @@ def _apply(step: _Step) -> None:
         return
     param.shape = step.shape
     # The saved values are the initial values: no initializer runs, no random draws.
-    param.initialize(init=Constant(step.values), device=step.devices, force_reinit=True)
+    param._initialize_with(step.values, step.devices)

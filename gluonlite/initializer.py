@@ -555,11 +555,8 @@ class Load(Initializer):
     def __init__(self, param, default_init=None, verbose: bool = False):
         super().__init__()
         if isinstance(param, str):
-            from .checkpoint import load_mxnet_params, read_checkpoint
-            try:
-                param = load_mxnet_params(param)
-            except Exception:  # not an MXNet file: a gluonlite checkpoint
-                param = {k: v.dense() for k, v in read_checkpoint(param).arrays.items()}
+            from .checkpoint import read_checkpoint  # reads MXNet files and gluonlite's
+            param = {k: v.dense() for k, v in read_checkpoint(param).arrays.items()}
         if not isinstance(param, dict):
             raise TypeError(f"Load expects a dict name -> array or a file name, got "
                             f"{type(param).__name__}")

@@ -287,6 +287,11 @@ class Parameter:
         return tuple(merged)
 
     # ----------------------------------------------------------------- initialization
+    def _initialize_with(self, values, devices) -> None:
+        """Initialize on ``devices`` with ``values`` (a checkpoint's arrays): they are the
+        initial values, so no initializer draws (``checkpoint.load_parameters`` uses it)."""
+        self.initialize(init=initializer.Constant(values), device=devices, force_reinit=True)
+
     def initialize(self, init=None, device=None, default_init=initializer.Uniform(),
                    force_reinit: bool = False, ctx=None) -> None:
         """Create the data (and gradient) replicas on ``device`` (one Device or a list).
