@@ -2,8 +2,8 @@
 
 MXNet 1.9.1 needs ``numpy==1.23.5`` (Python <= 3.11), so it cannot share gluonlite's
 environment, and this script does not import gluonlite. It builds the workloads of
-gluonlite's ``param``, ``fc``, ``replicate``, ``step`` and ``conv`` suites with MXNet's API, from the
-very same case dicts, and times them with the same method: it loads
+gluonlite's ``param``, ``fc``, ``replicate``, ``step``, ``conv`` and ``ops`` suites with
+MXNet's API, from the very same case dicts, and times them with the same method: it loads
 ``gluonlite/bench/timing.py``, which needs only the standard library, by path.
 
 It serves one JSON request per line on stdin with one JSON reply per line on stdout, so

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 
-import numpy
 import pytest
 
 import gluonlite as mx

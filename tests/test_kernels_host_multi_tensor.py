@@ -236,7 +236,8 @@ def cupy_stand_in(monkeypatch):
     gluonlite's CuPy-side caches emptied, the fused kernels on."""
     fake = fake_cupy.module(order="shuffled", sanitize=harness.sanitizer())
     monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(optimizer._foreach, "is_gpu_array", lambda a: isinstance(a, fake_cupy.Array))
+    monkeypatch.setattr(optimizer._foreach, "is_gpu_array",
+                        lambda a: isinstance(a, fake_cupy.Array))
     monkeypatch.delenv(optimizer.FUSED_OPTIMIZER_ENV, raising=False)
     monkeypatch.setattr(_kernels, "_MULTI_TENSOR_CHUNK", CHUNK)
     _kernels._runtime.cache_clear()

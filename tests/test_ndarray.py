@@ -133,7 +133,8 @@ def test_to_device_and_copyto(devices):
 def test_no_silent_copies_between_devices(devices):
     a = mx.np.ones((2,), device=devices[0])
     b = mx.np.ones((2,), device=devices[1])
-    with pytest.raises(ValueError, match=re.escape(f"different devices, {devices[0]} and {devices[1]}")):
+    message = f"different devices, {devices[0]} and {devices[1]}"
+    with pytest.raises(ValueError, match=re.escape(message)):
         a + b
     with pytest.raises(ValueError, match="different devices"):
         a @ b

@@ -42,7 +42,7 @@ import numpy
 
 from .. import _backend, _compat, initializer, sparse, symbol
 from .._replica import Replica, replica_lock
-from ..device import Device, as_device, as_devices, current_device
+from ..device import Device, as_devices, current_device
 # The current-device variable itself: its C get() spares data()/grad() a Python call.
 from ..device import _current as _current_device
 from ..ndarray import ndarray, zeros_like

@@ -140,7 +140,9 @@ def _host_fallback(row: Row):
 
     def fn(*args, **kwargs):
         cp = _backend.cupy()
-        conv = (lambda v: cp.asnumpy(v) if _backend.is_gpu_array(v) else v)
+
+        def conv(v):
+            return cp.asnumpy(v) if _backend.is_gpu_array(v) else v
         res = host_fn(*[conv(a) for a in args], **{k: conv(v) for k, v in kwargs.items()})
         if isinstance(res, tuple):
             return tuple(cp.asarray(r) for r in res)

@@ -364,9 +364,9 @@ def convolution(data=None, weight=None, bias=None, kernel=None, stride=None, dil
     equals the channels), dilated, strided, zero-padded.
 
     Args:
-        data: (N, C, *spatial) (or channels last with ``layout='NHWC'`` etc.).
-        weight: (num_filter, C / num_group, *kernel) ((num_filter, *kernel, C / num_group)
-            channels last).
+        data: ``(N, C, *spatial)`` (or channels last with ``layout='NHWC'`` etc.).
+        weight: ``(num_filter, C / num_group, *kernel)`` (channels last:
+            ``(num_filter, *kernel, C / num_group)``).
         bias: (num_filter,), unless ``no_bias``.
         kernel, stride, dilate, pad: per spatial axis (an int repeats).
 
@@ -418,8 +418,8 @@ def deconvolution(data=None, weight=None, bias=None, kernel=None, stride=None, d
     """MXNet's ``Deconvolution`` (transposed convolution), the adjoint of ``convolution``.
 
     Args:
-        data: (N, C, *spatial).
-        weight: (C, num_filter / num_group, *kernel).
+        data: ``(N, C, *spatial)``.
+        weight: ``(C, num_filter / num_group, *kernel)``.
         adj: extra output size at the high end of each axis (``output_padding``).
         target_shape: the output's spatial shape; when given, ``adj`` is derived from it.
 

@@ -847,7 +847,6 @@ class _EmulatedCublas(_Cublas):
         from .reference import GEMM_DATA_TYPES
         machine = self.machine
         size = numpy.dtype(GEMM_DATA_TYPES[atype][1]).itemsize
-        device = machine.current_device()
         for name, ptr, rows, cols, ld, trans in (("A", a, m, k, lda, transa),
                                                  ("B", b, k, n, ldb, transb),
                                                  ("C", c, m, n, ldc, 0)):

@@ -24,14 +24,17 @@ def _pearson(l, p):
 
 
 def _mcc_binary(l, p):
-    tp = ((p == 1) & (l == 1)).sum(); tn = ((p == 0) & (l == 0)).sum()
-    fp = ((p == 1) & (l == 0)).sum(); fn = ((p == 0) & (l == 1)).sum()
+    tp = ((p == 1) & (l == 1)).sum()
+    tn = ((p == 0) & (l == 0)).sum()
+    fp = ((p == 1) & (l == 0)).sum()
+    fn = ((p == 0) & (l == 1)).sum()
     terms = [t if t else 1 for t in (tp + fp, tp + fn, tn + fp, tn + fn)]
     return (tp * tn - fp * fn) / math.sqrt(numpy.prod(terms, dtype=float))
 
 
 def _f1(l, p, beta=1.0):
-    tp = ((p == 1) & (l == 1)).sum(); fp = ((p == 1) & (l == 0)).sum()
+    tp = ((p == 1) & (l == 1)).sum()
+    fp = ((p == 1) & (l == 0)).sum()
     fn = ((p == 0) & (l == 1)).sum()
     prec, rec = tp / max(tp + fp, 1e-12), tp / max(tp + fn, 1e-12)
     return (1 + beta ** 2) * prec * rec / max(beta ** 2 * prec + rec, 1e-12)

@@ -114,7 +114,7 @@ def test_bad_arguments_raise_before_launching(rt):
 
 
 @pytest.mark.parametrize("name, options", ROWS[::2], ids=IDS[::2])
-def test_fused_step_launches_one_kernel_per_tensor(cupy_stand_in, name, options,
+def test_fused_step_launches_one_kernel_per_tensor(cupy_stand_in, name, options,  # noqa: F811
                                                    monkeypatch):
     launches = []
     real = _kernels._optimizer_step

@@ -7,7 +7,6 @@ import pytest
 
 import gluonlite as mx
 from gluonlite import optimizer
-from gluonlite.optimizer import RowSparseGrad
 
 from . import reference
 
