@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib
 import os
 
-__all__ = ["EMULATE_ENV", "emulated_gpus", "module", "cupyx", "nccl", "device_count",
-           "is_array"]
+__all__ = ["EMULATE_ENV", "emulated_gpus", "module", "cupyx", "special", "nccl",
+           "device_count", "is_array"]
 
 EMULATE_ENV = "GLUONLITE_EMULATE_GPUS"
 _EMULATOR_MODULE = "tests.cuda_host.fake_cupy"
@@ -65,6 +65,14 @@ def cupyx():
         import cupyx as _cupyx
         return _cupyx
     return module().cupyx
+
+
+def special():
+    """``cupyx.scipy.special`` (``erf``) of the CuPy in use."""
+    if _EMULATED_GPUS is None:
+        import cupyx.scipy.special as _special
+        return _special
+    return module().cupyx.scipy.special
 
 
 def device_count() -> int:

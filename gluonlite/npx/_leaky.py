@@ -14,7 +14,7 @@ import math
 
 import numpy
 
-from .. import _backend, autograd
+from .. import _backend, _cupy, autograd
 from ..autograd import record_op, requires_grad
 from ..ndarray import ndarray
 from .nn import _check_same_device
@@ -32,8 +32,7 @@ _ERFC = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.2788680
 
 def _erf(xp, x):
     if xp is not numpy:
-        from cupyx.scipy.special import erf
-        return erf(x)
+        return _cupy.special().erf(x)
     z = numpy.abs(x)
     t = 1 / (1 + 0.5 * z)
     poly = numpy.zeros_like(t)

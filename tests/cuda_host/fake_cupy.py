@@ -556,8 +556,17 @@ class EmulatedArray:
 
 
 class _DLPackCapsule:
+    """The emulated capsule; it speaks the DLPack protocol itself, as gluonlite wraps a real
+    PyCapsule (``npx.utils._Capsule``), so either form reaches the emulated from_dlpack."""
+
     def __init__(self, array):
         self.array = array
+
+    def __dlpack__(self, stream=None, **_):
+        return self
+
+    def __dlpack_device__(self):
+        return self.array.__dlpack_device__()
 
 
 def _operator(name, reflected=False, inplace=False):
@@ -970,7 +979,23 @@ def emulated(count: int) -> types.ModuleType:
         return EmulatedArray(machine, array._a, array._dev)  # zero-copy, same memory
     fake.from_dlpack = from_dlpack
     fake.get_default_memory_pool = lambda: _MemoryPool(machine)
-    fake.cupyx = _Namespace(scatter_add=machine.scatter_add)
+    def special(name):
+        from scipy import special as host_special  # scikit-learn's dependency, in `test`
+        target = getattr(host_special, name)
+        return lambda *args, **kwargs: machine.call(target, f"cupyx.scipy.special.{name}",
+                                                    args, kwargs)
+
+    fake.cupyx = _Namespace(scatter_add=machine.scatter_add,
+                            scipy=_Namespace(special=_Namespace(erf=special("erf"),
+                                                                erfc=special("erfc"))))
+    # cupy.linalg: NumPy's on the device's memory, with the emulator's rules (device
+    # checks, no host arrays), as every other emulated function.
+    fake.linalg = _Namespace(**{
+        name: (lambda target, name: lambda *args, **kwargs: machine.call(
+            target, f"linalg.{name}", args, kwargs))(getattr(numpy.linalg, name), name)
+        for name in ("norm", "svd", "cholesky", "qr", "inv", "det", "slogdet", "solve",
+                     "tensorinv", "tensorsolve", "pinv", "eigh", "eigvalsh", "lstsq",
+                     "matrix_rank", "matrix_power")})
 
     class RawModule:
         def __init__(self, code, options=(), name_expressions=(), **_):
@@ -1028,7 +1053,7 @@ def emulated(count: int) -> types.ModuleType:
         return target  # dtypes, constants
 
     def module_getattr(name):
-        if name in ("random", "linalg", "fft", "testing"):
+        if name in ("random", "fft", "testing"):
             raise AttributeError(f"the emulated cupy has no cupy.{name}")
         value = wrapped(name)
         setattr(fake, name, value)

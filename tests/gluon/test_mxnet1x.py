@@ -104,7 +104,7 @@ def test_parameter_dict_methods(tmp_path, devices):
     b = pd.get("bias", shape=(2,))
     assert list(pd) == ["net_weight", "net_bias"] and pd.prefix == "net_"
     pd.initialize(mx.init.Zero(), device=devices)
-    assert (w.data(devices[1]).asnumpy() == 1).all() and not b.data().asnumpy().any()
+    assert (w.data(devices[1]).asnumpy() == 1).all() and not b.data(devices[0]).asnumpy().any()
     pd.setattr("grad_req", "add")
     assert w.grad_req == "add"
     pd.zero_grad()
