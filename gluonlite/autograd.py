@@ -39,17 +39,18 @@ class _Scope:
         self._tokens = []
 
     def __enter__(self):
-        tokens = []
-        if self._recording is not None:
-            tokens.append((_recording, _recording.set(self._recording)))
-        if self._training is not None:
-            tokens.append((_training, _training.set(self._training)))
-        self._tokens.append(tokens)
+        # One (recording token, training token) pair per entry; None where unchanged.
+        rec, train = self._recording, self._training
+        self._tokens.append((None if rec is None else _recording.set(rec),
+                             None if train is None else _training.set(train)))
         return self
 
     def __exit__(self, *exc):
-        for var, token in reversed(self._tokens.pop()):
-            var.reset(token)
+        rec, train = self._tokens.pop()
+        if train is not None:
+            _training.reset(train)
+        if rec is not None:
+            _recording.reset(rec)
 
 
 def record(train_mode: bool = True) -> _Scope:
@@ -93,8 +94,14 @@ class Node:
         self.inputs = inputs
         self.backward = backward
         # An in-place change of an input after this op was recorded bumps its _version
-        # (ndarray.py); backward() then refuses rather than return a wrong gradient.
-        self.versions = tuple(getattr(i, "_version", 0) for i in inputs)
+        # (ndarray.py); backward() then refuses rather than return a wrong gradient. None
+        # stands for "all 0" (inputs never changed in place): no tuple per op then.
+        versions = None
+        for i in inputs:
+            if getattr(i, "_version", 0):
+                versions = tuple(getattr(i, "_version", 0) for i in inputs)
+                break
+        self.versions = versions
 
 
 class SparseRows:
@@ -194,6 +201,13 @@ def _topological_order(heads) -> list:
     recursion limit on deep graphs); inputs are visited in argument order, so the order,
     and therefore float summation order, is deterministic.
     """
+    if len(heads) == 1 and heads[0]._node is not None:
+        # One op on leaves (the head's inputs have no node): nothing to sort.
+        for inp in heads[0]._node.inputs:
+            if inp._node is not None:
+                break
+        else:
+            return [heads[0]]
     order, visited = [], set()
     stack = [(h, False) for h in reversed(heads) if h._node is not None]
     pop, push, seen, mark = stack.pop, stack.append, visited.__contains__, visited.add
@@ -286,7 +300,15 @@ def _collect(grads: dict, leaves: dict, x, g) -> None:
 
 
 def _check_versions(node) -> None:
-    for inp, version in zip(node.inputs, node.versions):
+    versions = node.versions
+    if versions is None:
+        for inp in node.inputs:
+            if getattr(inp, "_version", 0):
+                break
+        else:
+            return
+        versions = (0,) * len(node.inputs)
+    for inp, version in zip(node.inputs, versions):
         if getattr(inp, "_version", 0) != version:
             raise RuntimeError(
                 f"backward: an array of shape {inp.shape} that a recorded op read was "

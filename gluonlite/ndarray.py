@@ -17,7 +17,7 @@ import numpy
 
 from . import _backend, autograd
 from ._compat import resolve_ctx as _resolve_ctx, warn_renamed
-from .autograd import record_op
+from .autograd import _recording, record_op
 from .device import Device, as_device
 
 __all__ = ["ndarray", "array", "zeros", "ones", "full", "empty", "arange", "zeros_like",
@@ -85,7 +85,7 @@ class ndarray:
 
     @property
     def T(self) -> "ndarray":
-        if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
+        if not _recording.get() or (self._node is None and self._grad_req == "null"):
             return ndarray(self._data.T, self._device)
         return self.transpose()
 
@@ -273,6 +273,9 @@ class ndarray:
         self._fresh_grad = True
 
     def _store_gradient(self, g, add: bool) -> None:
+        if not add and type(g) is numpy.ndarray and self._device.device_type == "cpu":
+            self._data[...] = g  # the common case: one copy into the buffer, no checks
+            return
         xp = self._xp
         with _backend.on(self._device):
             if isinstance(g, autograd.SparseRows):
@@ -286,7 +289,15 @@ class ndarray:
 
     # ----------------------------------------------------------------- indexing
     def __getitem__(self, key):
-        raw_key = key if type(key) in (int, slice) else _raw_index(key, self._device)
+        tk = type(key)
+        if (tk is int or tk is slice) and not _recording.get() and \
+                self._device.device_type == "cpu":
+            # The common view (x[3], x[1:9]) outside recording: NumPy's view, wrapped.
+            try:
+                return ndarray(self._data[key], self._device)
+            except IndexError as e:
+                raise IndexError(f"index: {e} (array of shape {self.shape})") from None
+        raw_key = key if tk is int or tk is slice else _raw_index(key, self._device)
         try:
             if self._device.device_type == "cpu":
                 out = ndarray(self._data[raw_key], self._device)
@@ -295,7 +306,7 @@ class ndarray:
                     out = ndarray(self._data[raw_key], self._device)
         except IndexError as e:
             raise IndexError(f"index: {e} (array of shape {self.shape})") from None
-        if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
+        if not _recording.get() or (self._node is None and self._grad_req == "null"):
             return out
         shape, dtype, xp = self.shape, self.dtype, self._xp
 
@@ -356,6 +367,12 @@ class ndarray:
     # ----------------------------------------------------------------- shape ops
     def reshape(self, *shape, **kwargs) -> "ndarray":
         """``x.reshape((2, -1))`` or MXNet's ``x.reshape(2, -1)``; differentiable."""
+        if shape and not kwargs and not _recording.get():
+            # Outside recording: NumPy's reshape, wrapped (it takes both spellings).
+            try:
+                return ndarray(self._data.reshape(*shape), self._device)
+            except (ValueError, TypeError) as e:
+                raise type(e)(f"reshape: {e}") from None
         if len(shape) == 1 and type(shape[0]) in (tuple, list):
             shape = shape[0]
         order = "C"
@@ -370,7 +387,7 @@ class ndarray:
         except (ValueError, TypeError) as e:
             raise type(e)(f"reshape: {e}") from None
         out = ndarray(raw, self._device)
-        if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
+        if not _recording.get() or (self._node is None and self._grad_req == "null"):
             return out
         old = self._data.shape
         return record_op(out, (self,), lambda g: (g.reshape(old, order=order),))
@@ -498,8 +515,9 @@ def install_ops(ops: dict) -> None:
     """Give ``ndarray`` its operators and NumPy methods from ``mx.np``'s functions."""
     _OPS.update(ops)
     for dunder, name in _BINARY_DUNDERS.items():
-        setattr(ndarray, f"__{dunder}__", ops[name])
-        setattr(ndarray, f"__r{dunder}__", _reflected(ops[name]))
+        fn = ops[name]  # elementwise rows carry lean operator forms (np/_dispatch.py)
+        setattr(ndarray, f"__{dunder}__", getattr(fn, "dunder", fn))
+        setattr(ndarray, f"__r{dunder}__", getattr(fn, "rdunder", None) or _reflected(fn))
     for dunder, name in _COMPARE_DUNDERS.items():
         setattr(ndarray, f"__{dunder}__", _compare(ops[name], dunder == "ne"))
     for dunder, name in _UNARY_DUNDERS.items():
