@@ -247,6 +247,13 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
     so a second ``backward`` through it is an error.
     """
     if isinstance(heads, _ndarray()):
+        node = heads._node
+        if head_grads is None and node is not None:
+            for inp in node.inputs:
+                if inp._node is not None:
+                    break
+            else:
+                return _backward_one_op(heads, node, retain_graph)
         heads = [heads]
         head_grads = [head_grads]
     elif head_grads is None:
@@ -282,6 +289,33 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
                 x._node = None
         for leaf, g in leaves.values():
             leaf._deposit_grad(g)
+    finally:
+        _recording.reset(token)
+
+
+def _backward_one_op(head, node, retain_graph: bool) -> None:
+    """``backward`` of an array computed by one recorded op from leaves (``y = f(x, w)``;
+    a Dense layer's loss-free step): no graph to sort, gradients straight to the leaves."""
+    _check_versions(node)
+    raw = head._data
+    g = head._xp.ones(raw.shape, dtype=raw.dtype)
+    inputs = node.inputs
+    token = _recording.set(False)
+    try:
+        grads = node.backward(g)
+        if len(inputs) == 1 or len({id(i) for i in inputs}) == len(inputs):
+            for inp, ig in zip(inputs, grads):
+                if ig is not None:
+                    inp._deposit_grad(ig)
+        else:  # a leaf read twice (x * x): its gradients add up first
+            leaves: dict[int, tuple] = {}
+            for inp, ig in zip(inputs, grads):
+                if ig is not None:
+                    _collect({}, leaves, inp, ig)
+            for leaf, lg in leaves.values():
+                leaf._deposit_grad(lg)
+        if not retain_graph:
+            head._node = None
     finally:
         _recording.reset(token)
 
