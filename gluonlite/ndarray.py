@@ -290,14 +290,13 @@ class ndarray:
     # ----------------------------------------------------------------- indexing
     def __getitem__(self, key):
         tk = type(key)
-        if (tk is int or tk is slice) and not _recording.get() and \
-                self._device.device_type == "cpu":
-            # The common view (x[3], x[1:9]) outside recording: NumPy's view, wrapped.
+        raw_key = key if tk is int or tk is slice else _raw_index(key, self._device)
+        if not _recording.get() and self._device.device_type == "cpu":
+            # Outside recording on cpu (x[3], x[1:9], x[idx]): NumPy's indexing, wrapped.
             try:
-                return ndarray(self._data[key], self._device)
+                return ndarray(self._data[raw_key], self._device)
             except IndexError as e:
                 raise IndexError(f"index: {e} (array of shape {self.shape})") from None
-        raw_key = key if tk is int or tk is slice else _raw_index(key, self._device)
         try:
             if self._device.device_type == "cpu":
                 out = ndarray(self._data[raw_key], self._device)

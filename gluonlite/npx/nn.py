@@ -219,7 +219,8 @@ def activation(data, act_type="relu", **kwargs):
     if row is None:
         raise ValueError(f"activation: act_type must be one of {', '.join(_ACTIVATIONS)}; "
                          f"got {act_type!r}")
-    _check_array("activation", "data", data)
+    if type(data) is not ndarray:
+        _check_array("activation", "data", data)
     return _elementwise(data, *row)
 
 
