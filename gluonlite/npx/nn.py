@@ -134,13 +134,19 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
         x2 = raw.reshape(-1, in_units)
     cpu = device.device_type == "cpu"
     xp = numpy if cpu else x._xp
-    with _NO_CONTEXT if cpu else _backend.on(device):
-        if not x2.flags.c_contiguous:
+    if not x2.flags.c_contiguous:
+        with _NO_CONTEXT if cpu else _backend.on(device):
             x2 = xp.ascontiguousarray(x2)
-        y = _fc_raw(xp, x2, weight._data, None if bias is None else bias._data)
-        if len(x_shape) != 2:
-            y = y.reshape((x_shape[:1] if flatten else x_shape[:-1]) + (units,))
-        out = ndarray(y, device)
+    if cpu and x2.dtype is _F32:  # the common case, _fc_raw's first branch inline
+        y = x2 @ weight._data.T
+        if bias is not None:
+            y += bias._data
+    else:
+        with _NO_CONTEXT if cpu else _backend.on(device):
+            y = _fc_raw(xp, x2, weight._data, None if bias is None else bias._data)
+    if len(x_shape) != 2:
+        y = y.reshape((x_shape[:1] if flatten else x_shape[:-1]) + (units,))
+    out = ndarray(y, device)
     if not autograd._recording.get():
         return out
     inputs = (x, weight) if bias is None else (x, weight, bias)
