@@ -17,7 +17,7 @@ import numpy
 
 from . import _backend, autograd
 from ._compat import resolve_ctx as _resolve_ctx, warn_renamed
-from .autograd import _recording, record_op
+from .autograd import record_op
 from .device import Device, as_device
 
 __all__ = ["ndarray", "array", "zeros", "ones", "full", "empty", "arange", "zeros_like",
@@ -85,7 +85,7 @@ class ndarray:
 
     @property
     def T(self) -> "ndarray":
-        if not _recording.get() or (self._node is None and self._grad_req == "null"):
+        if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
             return ndarray(self._data.T, self._device)
         return self.transpose()
 
@@ -291,7 +291,7 @@ class ndarray:
     def __getitem__(self, key):
         tk = type(key)
         raw_key = key if tk is int or tk is slice else _raw_index(key, self._device)
-        if not _recording.get() and self._device.device_type == "cpu":
+        if not autograd._recording.get() and self._device.device_type == "cpu":
             # Outside recording on cpu (x[3], x[1:9], x[idx]): NumPy's indexing, wrapped.
             try:
                 return ndarray(self._data[raw_key], self._device)
@@ -305,7 +305,7 @@ class ndarray:
                     out = ndarray(self._data[raw_key], self._device)
         except IndexError as e:
             raise IndexError(f"index: {e} (array of shape {self.shape})") from None
-        if not _recording.get() or (self._node is None and self._grad_req == "null"):
+        if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
             return out
         shape, dtype, xp = self.shape, self.dtype, self._xp
 
@@ -366,7 +366,7 @@ class ndarray:
     # ----------------------------------------------------------------- shape ops
     def reshape(self, *shape, **kwargs) -> "ndarray":
         """``x.reshape((2, -1))`` or MXNet's ``x.reshape(2, -1)``; differentiable."""
-        if shape and not kwargs and not _recording.get():
+        if shape and not kwargs and not autograd._recording.get():
             # Outside recording: NumPy's reshape, wrapped (it takes both spellings).
             try:
                 return ndarray(self._data.reshape(*shape), self._device)
@@ -386,7 +386,7 @@ class ndarray:
         except (ValueError, TypeError) as e:
             raise type(e)(f"reshape: {e}") from None
         out = ndarray(raw, self._device)
-        if not _recording.get() or (self._node is None and self._grad_req == "null"):
+        if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
             return out
         old = self._data.shape
         return record_op(out, (self,), lambda g: (g.reshape(old, order=order),))
