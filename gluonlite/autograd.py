@@ -298,7 +298,12 @@ def _backward_one_op(head, node, retain_graph: bool) -> None:
     a Dense layer's loss-free step): no graph to sort, gradients straight to the leaves."""
     _check_versions(node)
     raw = head._data
-    g = head._xp.ones(raw.shape, dtype=raw.dtype)
+    xp = head._xp
+    if xp.__name__ == "numpy":
+        g = xp.empty(raw.shape, dtype=raw.dtype)  # two C calls; numpy.ones is Python
+        g.fill(1)
+    else:
+        g = xp.ones(raw.shape, dtype=raw.dtype)
     inputs = node.inputs
     token = _recording.set(False)
     try:

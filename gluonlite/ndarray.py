@@ -267,15 +267,17 @@ class ndarray:
 
     def _deposit_grad(self, g) -> None:
         """Store gradient ``g`` (raw array or ``SparseRows``) per this leaf's grad_req."""
-        if self._grad_req == "null" or self._grad is None:
+        req, grad = self._grad_req, self._grad
+        if req == "null" or grad is None:
             return
-        self._grad._store_gradient(g, add=self._grad_req == "add")
+        if req == "write" and type(g) is numpy.ndarray and type(grad) is ndarray and \
+                grad._device.device_type == "cpu":
+            grad._data[...] = g  # the common case: one copy into the buffer
+        else:
+            grad._store_gradient(g, add=req == "add")
         self._fresh_grad = True
 
     def _store_gradient(self, g, add: bool) -> None:
-        if not add and type(g) is numpy.ndarray and self._device.device_type == "cpu":
-            self._data[...] = g  # the common case: one copy into the buffer, no checks
-            return
         xp = self._xp
         with _backend.on(self._device):
             if isinstance(g, autograd.SparseRows):

@@ -153,7 +153,9 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
 
     def backward(g):
         with _NO_CONTEXT if cpu else _backend.on(device):
-            dy = _backend.contiguous(xp, g if len(x_shape) == 2 else g.reshape(-1, units))
+            dy = g if len(x_shape) == 2 else g.reshape(-1, units)
+            if not dy.flags.c_contiguous:
+                dy = xp.ascontiguousarray(dy)
             dx, dw, db = _fc_backward_raw(xp, dy, x2, weight._data, _needs_grad(x),
                                           _needs_grad(weight), _needs_grad(bias))
         if dx is not None and len(x_shape) != 2:
