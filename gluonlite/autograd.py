@@ -39,17 +39,18 @@ class _Scope:
         self._tokens = []
 
     def __enter__(self):
-        tokens = []
-        if self._recording is not None:
-            tokens.append((_recording, _recording.set(self._recording)))
-        if self._training is not None:
-            tokens.append((_training, _training.set(self._training)))
-        self._tokens.append(tokens)
+        # One (recording token, training token) pair per entry; None where unchanged.
+        rec, train = self._recording, self._training
+        self._tokens.append((None if rec is None else _recording.set(rec),
+                             None if train is None else _training.set(train)))
         return self
 
     def __exit__(self, *exc):
-        for var, token in reversed(self._tokens.pop()):
-            var.reset(token)
+        rec, train = self._tokens.pop()
+        if train is not None:
+            _training.reset(train)
+        if rec is not None:
+            _recording.reset(rec)
 
 
 def record(train_mode: bool = True) -> _Scope:
@@ -93,8 +94,14 @@ class Node:
         self.inputs = inputs
         self.backward = backward
         # An in-place change of an input after this op was recorded bumps its _version
-        # (ndarray.py); backward() then refuses rather than return a wrong gradient.
-        self.versions = tuple(getattr(i, "_version", 0) for i in inputs)
+        # (ndarray.py); backward() then refuses rather than return a wrong gradient. None
+        # stands for "all 0" (inputs never changed in place): no tuple per op then.
+        versions = None
+        for i in inputs:
+            if getattr(i, "_version", 0):
+                versions = tuple(getattr(i, "_version", 0) for i in inputs)
+                break
+        self.versions = versions
 
 
 class SparseRows:
@@ -194,6 +201,13 @@ def _topological_order(heads) -> list:
     recursion limit on deep graphs); inputs are visited in argument order, so the order,
     and therefore float summation order, is deterministic.
     """
+    if len(heads) == 1 and heads[0]._node is not None:
+        # One op on leaves (the head's inputs have no node): nothing to sort.
+        for inp in heads[0]._node.inputs:
+            if inp._node is not None:
+                break
+        else:
+            return [heads[0]]
     order, visited = [], set()
     stack = [(h, False) for h in reversed(heads) if h._node is not None]
     pop, push, seen, mark = stack.pop, stack.append, visited.__contains__, visited.add
@@ -233,6 +247,13 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
     so a second ``backward`` through it is an error.
     """
     if isinstance(heads, _ndarray()):
+        node = heads._node
+        if head_grads is None and node is not None:
+            for inp in node.inputs:
+                if inp._node is not None:
+                    break
+            else:
+                return _backward_one_op(heads, node, retain_graph)
         heads = [heads]
         head_grads = [head_grads]
     elif head_grads is None:
@@ -272,6 +293,38 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
         _recording.reset(token)
 
 
+def _backward_one_op(head, node, retain_graph: bool) -> None:
+    """``backward`` of an array computed by one recorded op from leaves (``y = f(x, w)``;
+    a Dense layer's loss-free step): no graph to sort, gradients straight to the leaves."""
+    _check_versions(node)
+    raw = head._data
+    xp = head._xp
+    if xp.__name__ == "numpy":
+        g = xp.empty(raw.shape, dtype=raw.dtype)  # two C calls; numpy.ones is Python
+        g.fill(1)
+    else:
+        g = xp.ones(raw.shape, dtype=raw.dtype)
+    inputs = node.inputs
+    token = _recording.set(False)
+    try:
+        grads = node.backward(g)
+        if len(inputs) == 1 or len({id(i) for i in inputs}) == len(inputs):
+            for inp, ig in zip(inputs, grads):
+                if ig is not None:
+                    inp._deposit_grad(ig)
+        else:  # a leaf read twice (x * x): its gradients add up first
+            leaves: dict[int, tuple] = {}
+            for inp, ig in zip(inputs, grads):
+                if ig is not None:
+                    _collect({}, leaves, inp, ig)
+            for leaf, lg in leaves.values():
+                leaf._deposit_grad(lg)
+        if not retain_graph:
+            head._node = None
+    finally:
+        _recording.reset(token)
+
+
 def _collect(grads: dict, leaves: dict, x, g) -> None:
     """Add gradient ``g`` of ``x`` to the walk's tables (dropped where no gradient is needed).
 
@@ -286,7 +339,15 @@ def _collect(grads: dict, leaves: dict, x, g) -> None:
 
 
 def _check_versions(node) -> None:
-    for inp, version in zip(node.inputs, node.versions):
+    versions = node.versions
+    if versions is None:
+        for inp in node.inputs:
+            if getattr(inp, "_version", 0):
+                break
+        else:
+            return
+        versions = (0,) * len(node.inputs)
+    for inp, version in zip(node.inputs, versions):
         if getattr(inp, "_version", 0) != version:
             raise RuntimeError(
                 f"backward: an array of shape {inp.shape} that a recorded op read was "

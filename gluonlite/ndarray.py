@@ -267,9 +267,14 @@ class ndarray:
 
     def _deposit_grad(self, g) -> None:
         """Store gradient ``g`` (raw array or ``SparseRows``) per this leaf's grad_req."""
-        if self._grad_req == "null" or self._grad is None:
+        req, grad = self._grad_req, self._grad
+        if req == "null" or grad is None:
             return
-        self._grad._store_gradient(g, add=self._grad_req == "add")
+        if req == "write" and type(g) is numpy.ndarray and type(grad) is ndarray and \
+                grad._device.device_type == "cpu":
+            grad._data[...] = g  # the common case: one copy into the buffer
+        else:
+            grad._store_gradient(g, add=req == "add")
         self._fresh_grad = True
 
     def _store_gradient(self, g, add: bool) -> None:
@@ -286,7 +291,14 @@ class ndarray:
 
     # ----------------------------------------------------------------- indexing
     def __getitem__(self, key):
-        raw_key = key if type(key) in (int, slice) else _raw_index(key, self._device)
+        tk = type(key)
+        raw_key = key if tk is int or tk is slice else _raw_index(key, self._device)
+        if not autograd._recording.get() and self._device.device_type == "cpu":
+            # Outside recording on cpu (x[3], x[1:9], x[idx]): NumPy's indexing, wrapped.
+            try:
+                return ndarray(self._data[raw_key], self._device)
+            except IndexError as e:
+                raise IndexError(f"index: {e} (array of shape {self.shape})") from None
         try:
             if self._device.device_type == "cpu":
                 out = ndarray(self._data[raw_key], self._device)
@@ -356,6 +368,12 @@ class ndarray:
     # ----------------------------------------------------------------- shape ops
     def reshape(self, *shape, **kwargs) -> "ndarray":
         """``x.reshape((2, -1))`` or MXNet's ``x.reshape(2, -1)``; differentiable."""
+        if shape and not kwargs and not autograd._recording.get():
+            # Outside recording: NumPy's reshape, wrapped (it takes both spellings).
+            try:
+                return ndarray(self._data.reshape(*shape), self._device)
+            except (ValueError, TypeError) as e:
+                raise type(e)(f"reshape: {e}") from None
         if len(shape) == 1 and type(shape[0]) in (tuple, list):
             shape = shape[0]
         order = "C"
@@ -498,8 +516,9 @@ def install_ops(ops: dict) -> None:
     """Give ``ndarray`` its operators and NumPy methods from ``mx.np``'s functions."""
     _OPS.update(ops)
     for dunder, name in _BINARY_DUNDERS.items():
-        setattr(ndarray, f"__{dunder}__", ops[name])
-        setattr(ndarray, f"__r{dunder}__", _reflected(ops[name]))
+        fn = ops[name]  # elementwise rows carry lean operator forms (np/_dispatch.py)
+        setattr(ndarray, f"__{dunder}__", getattr(fn, "dunder", fn))
+        setattr(ndarray, f"__r{dunder}__", getattr(fn, "rdunder", None) or _reflected(fn))
     for dunder, name in _COMPARE_DUNDERS.items():
         setattr(ndarray, f"__{dunder}__", _compare(ops[name], dunder == "ne"))
     for dunder, name in _UNARY_DUNDERS.items():

@@ -394,14 +394,16 @@ def binary_grad(d):
 
 
 def _binary_fast(row, d):
+    """Elementwise binary function. Its ``dunder`` attribute (``a + b``: no ``out=``, no
+    keyword arguments) and ``rdunder`` (``2.0 + a``) are the same path without the keyword
+    handling, installed as ``ndarray``'s operators."""
     name = row.name
     np_fn = getattr(numpy, row.np_name) if row.forward is None else None
     scalars = (int, float, bool)
 
-    def fn(a, b, out=None, **kwargs):
+    def core(a, b):
+        # Plain arrays (or a Python scalar) on cpu: NumPy directly; anything else: call().
         ta, tb = type(a), type(b)
-        if kwargs or np_fn is None:
-            return call(row, (a, b), kwargs, out)
         if ta is ndarray:
             dev = a._device
             if tb is ndarray:
@@ -411,14 +413,14 @@ def _binary_fast(row, d):
             elif tb in scalars:
                 rb = b
             else:
-                return call(row, (a, b), kwargs, out)
+                return call(row, (a, b), {})
             ra = a._data
         elif tb is ndarray and ta in scalars:
             dev, ra, rb = b._device, a, b._data
         else:
-            return call(row, (a, b), kwargs, out)
-        if dev.device_type != "cpu":
-            return call(row, (a, b), kwargs, out)
+            return call(row, (a, b), {})
+        if np_fn is None or dev.device_type != "cpu":
+            return call(row, (a, b), {})
         try:
             y = np_fn(ra, rb)
         except _CAUGHT as e:
@@ -431,12 +433,24 @@ def _binary_fast(row, d):
         res = ndarray(y, dev)
         if d is not None and _recording.get() and y.dtype.kind != "b":
             ins = tuple(v for v in (a, b) if type(v) is ndarray)
-            if any(v._node is not None or v._grad_req != "null" for v in ins):
-                res._node = Node(ins, _binary_node(ins, ra, rb, y, d))
+            for v in ins:
+                if v._node is not None or v._grad_req != "null":
+                    res._node = Node(ins, _binary_node(ins, ra, rb, y, d))
+                    break
+        return res
+
+    def fn(a, b, out=None, **kwargs):
+        if kwargs:
+            return call(row, (a, b), kwargs, out)
+        res = core(a, b)
         if out is not None:
-            _check_out(name, out, dev)
+            _check_out(name, out, res._device)
             return _write_out(name, out, res)
         return res
+
+    def rdunder(a, b):
+        return core(b, a)
+    fn.dunder, fn.rdunder = core, rdunder
     return fn
 
 
@@ -479,15 +493,15 @@ def _pair_fast(row):
 def _method_fast(row):
     """Reductions on one cpu array outside recording: the NumPy array's own method (NumPy's
     module-level ``sum`` & co. add a Python layer of their own)."""
-    meth = row.np_name
+    meth = getattr(numpy.ndarray, row.np_name)  # unbound: no attribute lookup per call
 
     def fn(a, *args, out=None, **kwargs):
         if type(a) is not ndarray or out is not None or a._device.device_type != "cpu" or \
                 (_recording.get() and (a._node is not None or a._grad_req != "null")) or \
-                any(type(v) is ndarray for v in args):
+                (args and any(type(v) is ndarray for v in args)):
             return call(row, (a,) + args, kwargs, out)
         try:
-            y = getattr(a._data, meth)(*args, **kwargs)
+            y = meth(a._data, *args, **kwargs)
         except _CAUGHT as e:
             raise renamed_error(row.name, e) from None
         if type(y) is not numpy.ndarray:
@@ -495,6 +509,37 @@ def _method_fast(row):
         if y.dtype is _F64 and a._data.dtype is not _F64 and "dtype" not in kwargs:
             y = y.astype(_F32)
         return ndarray(y, a._device)
+    return fn
+
+
+def _seq_fast(row):
+    """A list of plain arrays on one cpu device, outside recording (``concatenate``,
+    ``stack``): NumPy directly on their raw arrays."""
+    name, np_fn = row.name, row.cpu
+
+    def fn(seq, *args, out=None, **kwargs):
+        if out is None and np_fn is not None and type(seq) in (list, tuple) and seq and \
+                not args and type(seq[0]) is ndarray:
+            dev = seq[0]._device
+            recording = _recording.get()
+            raws = []
+            for v in seq:
+                if type(v) is not ndarray or dev.device_type != "cpu" or (
+                        recording and (v._node is not None or v._grad_req != "null")):
+                    break
+                if v._device is not dev and v._device != dev:
+                    raise _device_mismatch(name, dev, v._device)
+                raws.append(v._data)
+            else:
+                try:
+                    y = np_fn(raws, **kwargs)
+                except _CAUGHT as e:
+                    raise renamed_error(name, e) from None
+                if y.dtype is _F64 and "dtype" not in kwargs and \
+                        not any(r.dtype is _F64 for r in raws):
+                    y = y.astype(_F32)
+                return ndarray(y, dev)
+        return call(row, (seq,) + args, kwargs, out)
     return fn
 
 
@@ -513,6 +558,8 @@ def make(row: Row, kind: str | None = None, d=None):
         fn = _pair_fast(row)
     elif kind == "method":
         fn = _method_fast(row)
+    elif kind == "seq":
+        fn = _seq_fast(row)
     elif row.out:
         def fn(*args, out=None, **kwargs):
             return call(row, args, kwargs, out)

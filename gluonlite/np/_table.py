@@ -563,9 +563,10 @@ ROWS = [
 ]
 
 
-# Rows with a cpu shortcut outside recording (see ``_dispatch``): two-array products, and
-# reductions that are methods of NumPy's arrays.
-_FAST_KIND = {"matmul": "pair", "dot": "pair", **{n: "method" for n in (
+# Rows with a cpu shortcut outside recording (see ``_dispatch``): two-array products,
+# joins of a list of arrays, and reductions that are methods of NumPy's arrays.
+_FAST_KIND = {"matmul": "pair", "dot": "pair", "concatenate": "seq", "stack": "seq",
+              **{n: "method" for n in (
     "sum", "mean", "prod", "std", "var", "max", "min", "all", "any", "argmax", "argmin",
     "cumsum")}}
 

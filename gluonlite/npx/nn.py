@@ -41,6 +41,9 @@ def _check_same_device(op, *arrays):
 _F32 = numpy.dtype(numpy.float32)
 
 
+_NO_CONTEXT = _backend._NO_CONTEXT  # what on() gives for cpu: a no-op block
+
+
 def _low_precision(dtype) -> bool:
     return dtype.itemsize == 2 and dtype.kind in "fV"
 
@@ -71,8 +74,11 @@ def _fc_backward_raw(xp, dy, x2, w, need_dx, need_dw, need_db):
         dy, x2, w = dy.astype(_F32), x2.astype(_F32), w.astype(_F32)
     # With one row, dW is an outer product: a broadcast multiply gives the same products
     # (one term each, so the same bits) without matmul's slow K=1 path (2x faster).
-    dw = None if not need_dw else (dy.T * x2 if dy.shape[0] == 1 else dy.T @ x2)
-    grads = (dy @ w if need_dx else None, dw, dy.sum(axis=0) if need_db else None)
+    one_row = dy.shape[0] == 1
+    dw = None if not need_dw else (dy.T * x2 if one_row else dy.T @ x2)
+    # With one row the bias gradient is that row (a view: gradients are read, not written).
+    db = None if not need_db else (dy[0] if one_row else dy.sum(axis=0))
+    grads = (dy @ w if need_dx else None, dw, db)
     if not low:
         return grads
     return tuple(None if g is None else g.astype(dtype) for g in grads)
@@ -128,19 +134,28 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
         x2 = raw.reshape(-1, in_units)
     cpu = device.device_type == "cpu"
     xp = numpy if cpu else x._xp
-    with _backend.on(device):
-        x2 = _backend.contiguous(xp, x2)
-        y = _fc_raw(xp, x2, weight._data, None if bias is None else bias._data)
-        if len(x_shape) != 2:
-            y = y.reshape((x_shape[:1] if flatten else x_shape[:-1]) + (units,))
-        out = ndarray(y, device)
+    if not x2.flags.c_contiguous:
+        with _NO_CONTEXT if cpu else _backend.on(device):
+            x2 = xp.ascontiguousarray(x2)
+    if cpu and x2.dtype is _F32:  # the common case, _fc_raw's first branch inline
+        y = x2 @ weight._data.T
+        if bias is not None:
+            y += bias._data
+    else:
+        with _NO_CONTEXT if cpu else _backend.on(device):
+            y = _fc_raw(xp, x2, weight._data, None if bias is None else bias._data)
+    if len(x_shape) != 2:
+        y = y.reshape((x_shape[:1] if flatten else x_shape[:-1]) + (units,))
+    out = ndarray(y, device)
     if not autograd._recording.get():
         return out
     inputs = (x, weight) if bias is None else (x, weight, bias)
 
     def backward(g):
-        with _backend.on(device):
-            dy = _backend.contiguous(xp, g if len(x_shape) == 2 else g.reshape(-1, units))
+        with _NO_CONTEXT if cpu else _backend.on(device):
+            dy = g if len(x_shape) == 2 else g.reshape(-1, units)
+            if not dy.flags.c_contiguous:
+                dy = xp.ascontiguousarray(dy)
             dx, dw, db = _fc_backward_raw(xp, dy, x2, weight._data, _needs_grad(x),
                                           _needs_grad(weight), _needs_grad(bias))
         if dx is not None and len(x_shape) != 2:
@@ -152,14 +167,32 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
 # ----------------------------------------------------------------------- activations
 def _elementwise(x, forward, backward):
     """``forward(xp, raw)`` recorded with ``backward(xp, g, x_raw, y_raw) -> dL/dx``."""
-    xp = x._xp
-    with _backend.on(x._device):
+    device = x._device
+    if device.device_type == "cpu":
+        xp = numpy
         y = forward(xp, x._data)
-    out = ndarray(y, x._device)
+    else:
+        xp = x._xp
+        with _backend.on(device):
+            y = forward(xp, x._data)
+    out = ndarray(y, device)
+    if not autograd._recording.get():
+        return out
     return record_op(out, (x,), lambda g: (backward(xp, g, x._data, y),))
 
 
+# exp(-a) stays finite for a above these (float32: exp(88.7) overflows).
+_EXP_SAFE = {numpy.dtype(numpy.float32): -88.0, numpy.dtype(numpy.float64): -709.0}
+
+
 def _sigmoid(xp, a):
+    limit = _EXP_SAFE.get(a.dtype) if xp is numpy and a.size else None
+    if limit is not None and a.min() > limit:
+        # No exp(-a) can overflow: 1 / (1 + exp(-a)) in four in-place NumPy calls.
+        t = numpy.negative(a)
+        numpy.exp(t, out=t)
+        t += 1
+        return numpy.reciprocal(t, out=t)
     # Split by sign so exp never overflows.
     e = xp.exp(-xp.abs(a))
     return xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
@@ -194,7 +227,8 @@ def activation(data, act_type="relu", **kwargs):
     if row is None:
         raise ValueError(f"activation: act_type must be one of {', '.join(_ACTIVATIONS)}; "
                          f"got {act_type!r}")
-    _check_array("activation", "data", data)
+    if type(data) is not ndarray:
+        _check_array("activation", "data", data)
     return _elementwise(data, *row)
 
 
