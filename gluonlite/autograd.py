@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextvars
 from typing import Callable
 
-from . import _cupy
+from . import _backend, _cupy
 
 __all__ = ["record", "pause", "train_mode", "predict_mode", "is_recording", "is_training",
            "backward", "mark_variables", "Node", "grad", "set_recording", "set_training",
@@ -268,8 +268,9 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
                 "backward() was called on an array that is not part of a recorded graph: "
                 "compute it inside autograd.record() from arrays with attach_grad() or "
                 "from initialized Parameters")
-        xp = h._xp
-        g = xp.ones(h._data.shape, dtype=h._data.dtype) if hg is None else _raw_grad(hg, h)
+        with _backend.on(h._device):  # a GPU head's seed lands on its own GPU
+            g = h._xp.ones(h._data.shape, dtype=h._data.dtype) if hg is None \
+                else _raw_grad(hg, h)
         _collect(grads, leaves, h, g)
     # The backward functions are not recorded themselves; one switch around the whole walk
     # (not one per node) keeps a long graph's bookkeeping off the critical path.
@@ -282,13 +283,17 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
                 continue
             node = x._node
             _check_versions(node)
-            for inp, ig in zip(node.inputs, node.backward(g)):
-                if ig is not None:
-                    _collect(grads, leaves, inp, ig)
+            # With the node's GPU current, its gradients are computed, summed and land there
+            # (on a CPU this is the shared null context).
+            with _backend.on(x._device):
+                for inp, ig in zip(node.inputs, node.backward(g)):
+                    if ig is not None:
+                        _collect(grads, leaves, inp, ig)
             if not retain_graph:
                 x._node = None
         for leaf, g in leaves.values():
-            leaf._deposit_grad(g)
+            with _backend.on(leaf._device):
+                leaf._deposit_grad(g)
     finally:
         _recording.reset(token)
 
@@ -302,12 +307,16 @@ def _backward_one_op(head, node, retain_graph: bool) -> None:
     if xp.__name__ == "numpy":
         g = xp.empty(raw.shape, dtype=raw.dtype)  # two C calls; numpy.ones is Python
         g.fill(1)
+        scope = _backend.on(head._device)  # the shared null context on a CPU
     else:
-        g = xp.ones(raw.shape, dtype=raw.dtype)
+        scope = _backend.on(head._device)
+        with scope:
+            g = xp.ones(raw.shape, dtype=raw.dtype)
     inputs = node.inputs
     token = _recording.set(False)
     try:
-        grads = node.backward(g)
+        with scope:
+            grads = node.backward(g)
         if len(inputs) == 1 or len({id(i) for i in inputs}) == len(inputs):
             for inp, ig in zip(inputs, grads):
                 if ig is not None:

@@ -565,7 +565,10 @@ def _raw_index(key, device: Device):
         if key._device != device:
             raise _device_mismatch("index", device, key._device)
         raw = key._data
-        return raw.astype(numpy.int64) if raw.dtype.kind == "f" else raw
+        if raw.dtype.kind != "f":
+            return raw
+        with _backend.on(device):  # the integer copy stays on the index's own GPU
+            return raw.astype(numpy.int64)
     return key
 
 

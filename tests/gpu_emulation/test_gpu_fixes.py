@@ -1,5 +1,7 @@
 """The GPU bugs of issue 14, each shown on the emulated GPUs (``emulated_gpus``): every test
 here failed before its fix."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -134,3 +136,25 @@ def test_host_to_gpu_transfer_keeps_zero_d_arrays_zero_d(emulated_gpus):
     # numpy.ascontiguousarray returns at least 1-d: a 0-d host value became shape (1,).
     moved = _backend.transfer(np.array(2.5), mx.cpu(0), mx.gpu(1))
     assert moved.shape == () and moved.device.id == 1
+
+
+def test_backward_on_gpu1_computes_on_gpu1_while_gpu0_is_current(emulated_gpus):
+    """Found by the emulated run after the merges: backward ran a gpu(1) graph's gradient
+    ops (and a float index array's conversion) with gpu(0) current, so they went through
+    peer access and their results landed on gpu(0)."""
+    from tests.cuda_host.fake_cupy import PerformanceWarning
+    x = mx.np.array([[1.0, -2.0], [3.0, 4.0]], device=mx.gpu(1))
+    w = mx.np.array([[0.5, 1.0], [-1.0, 2.0]], device=mx.gpu(1))
+    x.attach_grad()
+    w.attach_grad()
+    index = mx.np.array([1.0, 0.0], device=mx.gpu(1))  # float index array (MXNet accepts)
+    with emulated_gpus.cuda.Device(0), warnings.catch_warnings():
+        warnings.simplefilter("error", PerformanceWarning)
+        with mx.autograd.record():
+            y = (mx.np.tanh(mx.np.matmul(x, w)) * x)[index].sum()
+        y.backward()
+        with mx.autograd.record():
+            z = mx.np.exp(x)  # one op on leaves: the single-op path
+        z.backward()
+    assert x.grad.device == mx.gpu(1) and w.grad.device == mx.gpu(1)
+    np.testing.assert_allclose(x.grad.asnumpy(), np.exp(x.asnumpy()))
