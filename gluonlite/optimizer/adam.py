@@ -27,12 +27,14 @@ def _adam_math(grad, weight, mean, var, *, lr, wd, beta1, beta2, epsilon, rescal
     """
     xp = _array_module(weight)
     g, tmp = _scratch(weight, 2)
-    if rescale_grad != 1.0:
+    if wd != 0:
+        scaled = grad if rescale_grad == 1.0 else xp.multiply(grad, rescale_grad, out=tmp)
+        xp.multiply(weight, wd, out=g)
+        g += scaled  # wd * w + g: the same sum as the kernel's g + wd * w
+    elif rescale_grad != 1.0:
         xp.multiply(grad, rescale_grad, out=g)
     else:
         g[...] = grad
-    if wd != 0:
-        g += xp.multiply(weight, wd, out=tmp)
     if clip_gradient is not None:
         xp.clip(g, -clip_gradient, clip_gradient, out=g)
     mean *= beta1
