@@ -52,7 +52,7 @@ __all__ = ["fc_forward", "fc_backward", "retain", "set_fc_path", "fc_path",
            "KernelCompileError", "kernel_source", "name_expressions", "instantiations",
            "KERNEL_SOURCES", "FC_PATH_ENV", "dropout_mask", "multi_tensor_sgd",
            "multi_tensor_adam"]
-__all__ += ["optimizer_step"]
+__all__ += ["optimizer_step", "layerwise_step"]
 
 KERNEL_SOURCES = ("retain.cu", "fully_connected.cu", "dropout.cu", "multi_tensor.cu")
 KERNEL_SOURCES += ("optimizers.cu",)
@@ -133,7 +133,9 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
     if source == "multi_tensor.cu":
         return tuple(expression for expression, _ in _MULTI_TENSOR_KERNELS.values())
     if source == "optimizers.cu":
-        return tuple(f"optimizer_step<glo_{name}>" for name in _OPTIMIZER_KERNELS)
+        return tuple(f"optimizer_step<glo_{name}>" for name in _OPTIMIZER_KERNELS) + tuple(
+            f"{kernel}<glo_{name}>" for name in _LAYERWISE_KERNELS
+            for kernel in ("optimizer_norms", "optimizer_layerwise"))
     raise ValueError(f"unknown kernel source {source!r}; expected one of {KERNEL_SOURCES}")
 
 
@@ -552,8 +554,26 @@ _OPTIMIZER_KERNELS = {
     "ftrl": lambda h, n: _f32(h["lamda1"], h["beta"]),
     "ftml": lambda h, n: _adam_like_scalars(h, n) + _f32(h["coef2"], h["coef1"] / h["lr"],
                                                           -h["beta1"]),
+    # The noise is passed as the state array (see glo_sgld).
+    "sgld": lambda h, n: _f32(h["lr"] / 2),
 }
 _OPTIMIZER_THREADS = 256
+
+
+def _check_optimizer_arrays(what_call: str, weight, grad, states, max_states: int) -> None:
+    if len(states) > max_states:
+        raise ValueError(f"{what_call}: at most {max_states} state arrays, got {len(states)}")
+    for what, array in [("weight", weight), ("gradient", grad)] + [
+            (f"state {k}", a) for k, a in enumerate(states)]:
+        if array.dtype != numpy.float32:
+            raise TypeError(f"{what_call}: the {what} is {array.dtype}; the fused kernels "
+                            "take float32 only")
+        if tuple(array.shape) != tuple(weight.shape):
+            raise ValueError(f"{what_call}: the {what} has shape {tuple(array.shape)}, the "
+                             f"weight {tuple(weight.shape)}")
+        if what != "gradient" and not array.flags.c_contiguous:
+            raise TypeError(f"{what_call}: the {what} is not C-contiguous; it is updated in "
+                            "place, so it must be")
 
 
 def _optimizer_step(rt, name: str, weight, grad, states, **hyper) -> None:
@@ -570,19 +590,7 @@ def _optimizer_step(rt, name: str, weight, grad, states, **hyper) -> None:
         raise ValueError(f"optimizer_step: no fused kernel for optimizer {name!r}; kernels "
                          f"exist for {sorted(_OPTIMIZER_KERNELS)}") from None
     states = list(states)
-    if len(states) > 3:
-        raise ValueError(f"optimizer_step {name}: at most 3 state arrays, got {len(states)}")
-    for what, array in [("weight", weight), ("gradient", grad)] + [
-            (f"state {k}", a) for k, a in enumerate(states)]:
-        if array.dtype != numpy.float32:
-            raise TypeError(f"optimizer_step {name}: the {what} is {array.dtype}; the fused "
-                            "kernels take float32 only")
-        if tuple(array.shape) != tuple(weight.shape):
-            raise ValueError(f"optimizer_step {name}: the {what} has shape "
-                             f"{tuple(array.shape)}, the weight {tuple(weight.shape)}")
-        if what != "gradient" and not array.flags.c_contiguous:
-            raise TypeError(f"optimizer_step {name}: the {what} is not C-contiguous; it is "
-                            "updated in place, so it must be")
+    _check_optimizer_arrays(f"optimizer_step {name}", weight, grad, states, 3)
     n = int(weight.size)
     if n == 0:
         return
@@ -596,6 +604,63 @@ def _optimizer_step(rt, name: str, weight, grad, states, **hyper) -> None:
        (numpy.int64(n), weight, contiguous(rt.xp, grad), *slots,
         *_f32(hyper["lr"], hyper["wd"], hyper["rescale_grad"], -1.0 if clip is None else clip),
         *scalars))
+
+
+def _bound(value) -> float:
+    return -1.0 if value is None else value
+
+
+# Layer-wise optimizers (two launches per tensor, see optimizers.cu): per name, the scalars
+# of the norms kernel and of the apply kernel from the Python hyper-parameters and the
+# number of state arrays, and whether the norms kernel writes a scratch array (in slot s2).
+_LAYERWISE_KERNELS = {
+    "lamb": (lambda h, n: _adam_like_scalars(h, n) + _f32(h["coef1"], h["coef2"]),
+             lambda h, n: _f32(_bound(h["lower_bound"]), _bound(h["upper_bound"])), True),
+    "lars": (lambda h, n: (),
+             lambda h, n: _f32(h["eta"], h["epsilon"], n > 0, h["momentum"]), False),
+}
+# The norms kernel runs at most this many blocks: every thread of the apply kernel adds up
+# their partial sums, so they must stay few.
+_NORM_BLOCKS = 64
+
+
+def _layerwise_step(rt, name: str, weight, grad, states, **hyper) -> None:
+    """Optimizer ``name``'s update of one float32 tensor in place, in two launches: the
+    per-tensor norms (``optimizer_norms``, block partial sums in float32), then the
+    elementwise step scaled by them (``optimizer_layerwise``). Arguments as
+    :func:`_optimizer_step`; LARS with ``layer_wise`` False skips the norms."""
+    try:
+        norm_scalars, apply_scalars, scratch = _LAYERWISE_KERNELS[name]
+    except KeyError:
+        raise ValueError(f"layerwise_step: no kernels for optimizer {name!r}; kernels "
+                         f"exist for {sorted(_LAYERWISE_KERNELS)}") from None
+    states = list(states)
+    _check_optimizer_arrays(f"layerwise_step {name}", weight, grad, states,
+                            2 if scratch else 3)
+    n = int(weight.size)
+    if n == 0:
+        return
+    grad = contiguous(rt.xp, grad)
+    slots = states + [weight] * (3 - len(states))
+    if scratch:
+        slots[2] = rt.empty(tuple(weight.shape), numpy.float32)
+    clip = _bound(hyper["clip_gradient"])
+    common = _f32(hyper["wd"], hyper["rescale_grad"], clip)
+    threads = _OPTIMIZER_THREADS
+    partials, n_partials = weight, 0  # LARS without norms: never read
+    if hyper.get("layer_wise", True):
+        n_partials = min(_ceil_div(n, threads), _NORM_BLOCKS)
+        partials = rt.empty((2 * n_partials,), numpy.float32)
+        h = norm_scalars(hyper, len(states))
+        fn = rt.kernel("optimizers.cu", "float", f"optimizer_norms<glo_{name}>")
+        fn((n_partials, 1, 1), (threads, 1, 1),
+           (numpy.int64(n), weight, grad, *slots, *common,
+            *h, *(numpy.float32(0),) * (8 - len(h)), partials))
+    h = apply_scalars(hyper, len(states))
+    fn = rt.kernel("optimizers.cu", "float", f"optimizer_layerwise<glo_{name}>")
+    fn((min(_ceil_div(n, threads), _MAX_STRIDE_BLOCKS), 1, 1), (threads, 1, 1),
+       (numpy.int64(n), weight, grad, *slots, partials, numpy.int32(n_partials),
+        numpy.float32(hyper["lr"]), *common, *h, *(numpy.float32(0),) * (8 - len(h))))
 
 
 # ---------------------------------------------------------------------------------------
@@ -841,3 +906,9 @@ def optimizer_step(name: str, weight, grad, states, **hyper) -> None:
     """Optimizer ``name``'s update (``gluonlite.optimizer.<name>``'s arithmetic) of one
     float32 CuPy tensor of the current device, in place, in one kernel launch."""
     _optimizer_step(_runtime(), name, weight, grad, states, **hyper)
+
+
+def layerwise_step(name: str, weight, grad, states, **hyper) -> None:
+    """Layer-wise optimizer ``name``'s update (LAMB, LARS) of one float32 CuPy tensor of the
+    current device, in place, in two kernel launches (norms, then the scaled step)."""
+    _layerwise_step(_runtime(), name, weight, grad, states, **hyper)

@@ -289,3 +289,159 @@ __global__ void optimizer_step(long long n, float* __restrict__ w, const float* 
     Op::apply(i, w, g, s0, s1, s2, lr, wd, rescale_grad, clip_gradient, h);
   }
 }
+
+// SGLD: h = {lr / 2}; s0 the Gaussian noise N(0, sqrt(lr)), drawn on the host by the Python
+// code from gluonlite's generator (so that a GPU run consumes the same stream as the NumPy
+// path and mx.random.seed reproduces it) and uploaded; only read here.
+struct glo_sgld {
+  __device__ static void apply(GLO_APPLY_ARGS) {
+    const float gi = glo_grad(g[i], w[i], rescale_grad, clip_gradient, wd);
+    float wi = w[i] - h[0] * gi;
+    w[i] = wi + s0[i];
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// Layer-wise optimizers (LAMB, LARS): two launches per tensor.
+//
+// optimizer_norms<Op> runs Op::norm_terms over the tensor, which may update the states and
+// write a scratch array (LAMB's update direction in s2), and adds two per-element squares
+// into float32 running sums; each block reduces its threads' sums in shared memory and
+// writes partials[2 * block] and partials[2 * block + 1] (at most a few dozen blocks, see
+// _NORM_BLOCKS in gluonlite/_kernels.py). optimizer_layerwise<Op> then has every thread add
+// the partials up in block order (the same float32 sums in every thread, no atomics, so
+// the result is deterministic), turns them into the tensor's scale with Op::scale (the
+// trust ratio times lr) and runs Op::apply elementwise with that scale in the lr slot.
+// n_partials 0 means no norms were taken (LARS on a bias): Op::scale returns lr unchanged.
+// The norms accumulate in float32, where the Python code sums in float64: results agree up
+// to float32 summation error (tested with a tolerance).
+
+#define GLO_NORM_ARGS                                                                    \
+  long long i, const float* __restrict__ w, const float* __restrict__ g, float* s0,      \
+      float* s1, float* s2, float wd, float rescale_grad, float clip_gradient, const float* h, \
+      float* a, float* b
+
+__device__ __forceinline__ float glo_min(float a, float b) {
+  return a != a ? a : (b != b ? b : (a < b ? a : b));  // NaN-propagating, as NumPy's
+}
+
+// Whether numerator / denominator is finite and nonzero (MXNet's trust ratio rule).
+__device__ __forceinline__ bool glo_ratio_ok(float numerator, float denominator) {
+  const float ratio = numerator / denominator;
+  return (ratio - ratio == 0.f) && ratio != 0.f;
+}
+
+// numerator / denominator, or 1 where that is NaN, infinite or 0.
+__device__ __forceinline__ float glo_trust(float numerator, float denominator) {
+  return glo_ratio_ok(numerator, denominator) ? numerator / denominator : 1.f;
+}
+
+// LAMB. norms: h = {beta1, 1 - beta1, beta2, 1 - beta2, epsilon, coef1, coef2}; s0 mean,
+// s1 var, s2 the update u = (mean / coef1) / (sqrt(var / coef2) + epsilon) + wd * w;
+// sums ||w||^2 and ||u||^2. apply: h = {lower_bound, upper_bound} (negative: none);
+// w -= lr * trust(clamp(||w||), ||u||) * u.
+struct glo_lamb {
+  __device__ static void norm_terms(GLO_NORM_ARGS) {
+    const float wi = w[i];
+    const float gi = glo_clip(g[i] * rescale_grad, clip_gradient);
+    float m, v;
+    glo_moments(i, gi, s0, s1, h, &m, &v);
+    float u = m / h[5];
+    u = u / (sqrtf(v / h[6]) + h[4]);
+    if (wd != 0.f) u = u + wd * wi;
+    s2[i] = u;
+    *a += wi * wi;
+    *b += u * u;
+  }
+  __device__ static float scale(float a, float b, float lr, float wd, const float* h,
+                                int n_partials) {
+    float r1 = sqrtf(a);
+    if (h[0] >= 0.f) r1 = glo_max(r1, h[0]);
+    if (h[1] >= 0.f) r1 = glo_min(r1, h[1]);
+    return lr * glo_trust(r1, sqrtf(b));
+  }
+  __device__ static void apply(GLO_APPLY_ARGS) { w[i] = w[i] - lr * s2[i]; }
+};
+
+// LARS. norms: sums ||w||^2 and ||rescale_grad * grad||^2. apply: h = {eta, epsilon,
+// has_momentum, momentum}; lr *= eta * ||w|| / (||g|| + wd * ||w|| + epsilon) (1 where
+// ||w|| / ||g|| is NaN, infinite or 0), then SGD in _sgd_math's order: g = clip(rescale_grad
+// * grad) + wd * w; mom = momentum * mom - lr * g; w += mom (or w -= lr * g); s0 momentum.
+struct glo_lars {
+  __device__ static void norm_terms(GLO_NORM_ARGS) {
+    const float wi = w[i];
+    const float gi = g[i] * rescale_grad;
+    *a += wi * wi;
+    *b += gi * gi;
+  }
+  __device__ static float scale(float a, float b, float lr, float wd, const float* h,
+                                int n_partials) {
+    if (n_partials == 0) return lr;
+    const float w_norm = sqrtf(a);
+    const float g_norm = sqrtf(b);
+    float lars = h[0] * w_norm;
+    lars = lars / ((g_norm + wd * w_norm) + h[1]);
+    if (!glo_ratio_ok(w_norm, g_norm)) lars = 1.f;
+    return lr * lars;
+  }
+  __device__ static void apply(GLO_APPLY_ARGS) {
+    const float gi = glo_grad(g[i], w[i], rescale_grad, clip_gradient, wd);
+    if (h[2] == 0.f) {
+      w[i] = w[i] - lr * gi;
+      return;
+    }
+    float m = s0[i] * h[3];
+    m = m - lr * gi;
+    s0[i] = m;
+    w[i] = w[i] + m;
+  }
+};
+
+#define GLO_NORM_THREADS_MAX 1024
+
+template <class Op>
+__global__ void optimizer_norms(long long n, const float* __restrict__ w,
+                                const float* __restrict__ g, float* s0, float* s1, float* s2,
+                                float wd, float rescale_grad, float clip_gradient, float h0,
+                                float h1, float h2, float h3, float h4, float h5, float h6,
+                                float h7, float* __restrict__ partials) {
+  __shared__ float sums[2 * GLO_NORM_THREADS_MAX];
+  const float h[8] = {h0, h1, h2, h3, h4, h5, h6, h7};
+  float a = 0.f, b = 0.f;
+  const long long stride = (long long)blockDim.x * gridDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+    Op::norm_terms(i, w, g, s0, s1, s2, wd, rescale_grad, clip_gradient, h, &a, &b);
+  }
+  sums[2 * threadIdx.x] = a;
+  sums[2 * threadIdx.x + 1] = b;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float ta = 0.f, tb = 0.f;
+    for (unsigned int k = 0; k < blockDim.x; ++k) {
+      ta += sums[2 * k];
+      tb += sums[2 * k + 1];
+    }
+    partials[2 * blockIdx.x] = ta;
+    partials[2 * blockIdx.x + 1] = tb;
+  }
+}
+
+template <class Op>
+__global__ void optimizer_layerwise(long long n, float* __restrict__ w,
+                                    const float* __restrict__ g, float* s0, float* s1,
+                                    float* s2, const float* __restrict__ partials,
+                                    int n_partials, float lr, float wd, float rescale_grad,
+                                    float clip_gradient, float h0, float h1, float h2,
+                                    float h3, float h4, float h5, float h6, float h7) {
+  const float h[8] = {h0, h1, h2, h3, h4, h5, h6, h7};
+  float a = 0.f, b = 0.f;
+  for (int k = 0; k < n_partials; ++k) {
+    a += partials[2 * k];
+    b += partials[2 * k + 1];
+  }
+  const float scaled_lr = Op::scale(a, b, lr, wd, h, n_partials);
+  const long long stride = (long long)blockDim.x * gridDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+    Op::apply(i, w, g, s0, s1, s2, scaled_lr, wd, rescale_grad, clip_gradient, h);
+  }
+}

@@ -245,6 +245,24 @@ def _foreach_fused(fused_fn, grads, buffers, hypers) -> list[int]:
     return rest
 
 
+def _foreach_each(math_fn, grads, buffers, hypers, lazy_update, fused_one):
+    """Tensor by tensor, as :func:`_foreach_single`, but each tensor :func:`_fusable` accepts
+    goes through ``fused_one(grad, bufs, hyper)`` (that tensor's kernel launches) instead of
+    ``math_fn``: for updates that cannot be bucketed (per-tensor norms, or noise drawn in
+    the order of the reference loop)."""
+    enabled = None
+    for grad, bufs, hyper in zip(grads, buffers, hypers):
+        with _device_scope(bufs[0]):
+            if _fusable(grad, bufs):
+                if enabled is None:  # read only when there is something to fuse
+                    enabled = _fused_kernel_enabled()
+                if enabled:
+                    fused_one(grad, bufs, hyper)
+                    continue
+            rows, values = _dense_or_rows(bufs[0], grad, lazy_update)
+            _apply_one(math_fn, values, rows, bufs, hyper)
+
+
 def _foreach_multi(math_fn, grads, buffers, hypers, lazy_update, fused_fn=None):
     """The multi-tensor path: same arguments and results as :func:`_foreach_single`.
 

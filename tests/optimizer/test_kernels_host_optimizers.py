@@ -60,7 +60,8 @@ def guarded(rt, values):
 
 
 def test_every_kernel_has_a_row_and_an_optimizer():
-    assert {name for name, _ in ROWS} == set(_kernels._OPTIMIZER_KERNELS)
+    # SGLD's kernel takes its noise as the state: tested in test_kernels_host_layerwise.py.
+    assert {name for name, _ in ROWS} == set(_kernels._OPTIMIZER_KERNELS) - {"sgld"}
     for name in _kernels._OPTIMIZER_KERNELS:
         assert optimizer.create(name)._kernel == name
 
