@@ -133,9 +133,8 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
     if source == "multi_tensor.cu":
         return tuple(expression for expression, _ in _MULTI_TENSOR_KERNELS.values())
     if source == "optimizers.cu":
-        return tuple(f"optimizer_step<glo_{name}>" for name in _OPTIMIZER_KERNELS) + tuple(
-            f"{kernel}<glo_{name}>" for name in _LAYERWISE_KERNELS
-            for kernel in ("optimizer_norms", "optimizer_layerwise"))
+        return tuple(f"optimizer_step<glo_{name}>" for name in _OPTIMIZER_KERNELS) + \
+            _layerwise_expressions()
     raise ValueError(f"unknown kernel source {source!r}; expected one of {KERNEL_SOURCES}")
 
 
@@ -610,27 +609,50 @@ def _bound(value) -> float:
     return -1.0 if value is None else value
 
 
-# Layer-wise optimizers (two launches per tensor, see optimizers.cu): per name, the scalars
-# of the norms kernel and of the apply kernel from the Python hyper-parameters and the
-# number of state arrays, and whether the norms kernel writes a scratch array (in slot s2).
+# Layer-wise optimizers (see optimizers.cu): per name, whether its norms phases write a
+# scratch array (slot s2), then its phases in launch order: (kernel, functor, scalars,
+# priors), ``scalars(hyper, n_states)`` the h values of that launch, ``priors`` the indices
+# of up to two earlier phases whose partial sums it reads (as p1, p2). A phase of kernel
+# "norms" leaves partial sums; LARS with ``layer_wise`` False skips those phases.
 _LAYERWISE_KERNELS = {
-    "lamb": (lambda h, n: _adam_like_scalars(h, n) + _f32(h["coef1"], h["coef2"]),
-             lambda h, n: _f32(_bound(h["lower_bound"]), _bound(h["upper_bound"])), True),
-    "lars": (lambda h, n: (),
-             lambda h, n: _f32(h["eta"], h["epsilon"], n > 0, h["momentum"]), False),
+    "lamb": (True, (
+        ("norms", "lamb", lambda h, n: _adam_like_scalars(h, n) + _f32(h["coef1"], h["coef2"]),
+         ()),
+        ("layerwise", "lamb",
+         lambda h, n: _f32(_bound(h["lower_bound"]), _bound(h["upper_bound"])), (0,)))),
+    "lars": (False, (
+        ("norms", "lars", lambda h, n: (), ()),
+        ("layerwise", "lars", lambda h, n: _f32(h["eta"], h["epsilon"], n > 0, h["momentum"]),
+         (0,)))),
+    "lans": (True, (
+        ("norms", "lans_norms", lambda h, n: (), ()),
+        ("norms", "lans_moments",
+         lambda h, n: _adam_like_scalars(h, n) + _f32(h["coef1"], h["coef2"]), (0,)),
+        ("norms", "lans_step",
+         lambda h, n: _f32(h["beta1"], h["epsilon"], h["coef2"], _bound(h["lower_bound"]),
+                           _bound(h["upper_bound"])), (0, 1)),
+        ("layerwise", "lans_finish",
+         lambda h, n: _f32(1.0 - h["beta1"], _bound(h["lower_bound"]),
+                           _bound(h["upper_bound"])), (0, 2)))),
 }
-# The norms kernel runs at most this many blocks: every thread of the apply kernel adds up
+# The norms kernel runs at most this many blocks: every thread of a later phase adds up
 # their partial sums, so they must stay few.
 _NORM_BLOCKS = 64
 
 
+def _layerwise_expressions() -> tuple:
+    return tuple(dict.fromkeys(f"optimizer_{kernel}<glo_{op}>"
+                               for _, phases in _LAYERWISE_KERNELS.values()
+                               for kernel, op, _, _ in phases))
+
+
 def _layerwise_step(rt, name: str, weight, grad, states, **hyper) -> None:
-    """Optimizer ``name``'s update of one float32 tensor in place, in two launches: the
-    per-tensor norms (``optimizer_norms``, block partial sums in float32), then the
-    elementwise step scaled by them (``optimizer_layerwise``). Arguments as
+    """Optimizer ``name``'s update of one float32 tensor in place, one launch per phase of
+    ``_LAYERWISE_KERNELS[name]``: per-tensor norms (``optimizer_norms``, block partial sums
+    in float32) and elementwise steps scaled by them (``optimizer_layerwise``). Arguments as
     :func:`_optimizer_step`; LARS with ``layer_wise`` False skips the norms."""
     try:
-        norm_scalars, apply_scalars, scratch = _LAYERWISE_KERNELS[name]
+        scratch, phases = _LAYERWISE_KERNELS[name]
     except KeyError:
         raise ValueError(f"layerwise_step: no kernels for optimizer {name!r}; kernels "
                          f"exist for {sorted(_LAYERWISE_KERNELS)}") from None
@@ -644,23 +666,28 @@ def _layerwise_step(rt, name: str, weight, grad, states, **hyper) -> None:
     slots = states + [weight] * (3 - len(states))
     if scratch:
         slots[2] = rt.empty(tuple(weight.shape), numpy.float32)
-    clip = _bound(hyper["clip_gradient"])
-    common = _f32(hyper["wd"], hyper["rescale_grad"], clip)
+    common = _f32(hyper["lr"], hyper["wd"], hyper["rescale_grad"],
+                  _bound(hyper["clip_gradient"]))
     threads = _OPTIMIZER_THREADS
-    partials, n_partials = weight, 0  # LARS without norms: never read
-    if hyper.get("layer_wise", True):
-        n_partials = min(_ceil_div(n, threads), _NORM_BLOCKS)
-        partials = rt.empty((2 * n_partials,), numpy.float32)
-        h = norm_scalars(hyper, len(states))
-        fn = rt.kernel("optimizers.cu", "float", f"optimizer_norms<glo_{name}>")
-        fn((n_partials, 1, 1), (threads, 1, 1),
-           (numpy.int64(n), weight, grad, *slots, *common,
-            *h, *(numpy.float32(0),) * (8 - len(h)), partials))
-    h = apply_scalars(hyper, len(states))
-    fn = rt.kernel("optimizers.cu", "float", f"optimizer_layerwise<glo_{name}>")
-    fn((min(_ceil_div(n, threads), _MAX_STRIDE_BLOCKS), 1, 1), (threads, 1, 1),
-       (numpy.int64(n), weight, grad, *slots, partials, numpy.int32(n_partials),
-        numpy.float32(hyper["lr"]), *common, *h, *(numpy.float32(0),) * (8 - len(h))))
+    norm_blocks = min(_ceil_div(n, threads), _NORM_BLOCKS)
+    partials = {}  # phase index -> its partial sums
+    for index, (kernel, op, scalars, priors) in enumerate(phases):
+        if kernel == "norms" and not hyper.get("layer_wise", True):
+            continue
+        prior = []
+        for k in (priors + (None, None))[:2]:
+            # Absent: any valid address with 0 blocks (never read).
+            prior += [weight, numpy.int32(0)] if k not in partials else [
+                partials[k], numpy.int32(norm_blocks)]
+        h = scalars(hyper, len(states))
+        h += (numpy.float32(0),) * (8 - len(h))
+        fn = rt.kernel("optimizers.cu", "float", f"optimizer_{kernel}<glo_{op}>")
+        args = (numpy.int64(n), weight, grad, *slots, *prior, *common, *h)
+        if kernel == "norms":
+            partials[index] = rt.empty((2 * norm_blocks,), numpy.float32)
+            fn((norm_blocks, 1, 1), (threads, 1, 1), args + (partials[index],))
+        else:
+            fn((min(_ceil_div(n, threads), _MAX_STRIDE_BLOCKS), 1, 1), (threads, 1, 1), args)
 
 
 # ---------------------------------------------------------------------------------------
@@ -909,6 +936,7 @@ def optimizer_step(name: str, weight, grad, states, **hyper) -> None:
 
 
 def layerwise_step(name: str, weight, grad, states, **hyper) -> None:
-    """Layer-wise optimizer ``name``'s update (LAMB, LARS) of one float32 CuPy tensor of the
-    current device, in place, in two kernel launches (norms, then the scaled step)."""
+    """Layer-wise optimizer ``name``'s update (LAMB, LARS, LANS) of one float32 CuPy tensor
+    of the current device, in place: two kernel launches (norms, then the scaled step; four
+    for LANS)."""
     _layerwise_step(_runtime(), name, weight, grad, states, **hyper)

@@ -1,5 +1,5 @@
 """The kernels of the optimizers that cannot be bucketed, on the CPU (tests/cuda_host):
-LAMB's and LARS's norms-then-step pair (``_kernels._layerwise_step``) and SGLD's elementwise
+LAMB's, LARS's and LANS's phases (``_kernels._layerwise_step``) and SGLD's elementwise
 step with its noise passed in, against each optimizer's Python math function on NumPy
 float32 copies over three steps; then their public fused path through the stand-in CuPy.
 
@@ -28,6 +28,8 @@ ROWS = [
     ("lars", dict(momentum=0.9, wd=0.01, eta=0.5, clip_gradient=0.5), "w"),
     ("lars", dict(eta=0.5), "w"),
     ("lars", dict(momentum=0.9, wd=0.01), "fc_bias"),  # not layer-wise: no norms launch
+    ("lans", dict(wd=0.01, clip_gradient=0.5), "w"),
+    ("lans", dict(lower_bound=0.5, upper_bound=2.0), "w"),
 ]
 IDS = [f"{name}-{k}" for k, (name, _, _) in enumerate(ROWS)]
 
@@ -60,7 +62,9 @@ def test_every_layerwise_kernel_has_a_row_and_an_optimizer():
     indirect=["rt"])
 def test_layerwise_kernels_match_the_python_math(rt, name, options, param):
     rng = np.random.default_rng(3)
-    opt = optimizer.create(name, rescale_grad=0.5, param_idx2name={0: param}, **options)
+    # A large learning rate, so that an error in a step shows above the tolerance.
+    opt = optimizer.create(name, learning_rate=0.5, rescale_grad=0.5,
+                           param_idx2name={0: param}, **options)
     math_fn = type(opt)._math
     weights = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
     kernel = [tuple(guarded(rt, b) for b in opt._buffers(w, opt.create_state(0, w)))
@@ -78,9 +82,10 @@ def test_layerwise_kernels_match_the_python_math(rt, name, options, param):
             for k, (a, r) in enumerate(zip(bufs, ref)):
                 np.testing.assert_allclose(a, r, rtol=RTOL, atol=ATOL,
                                            err_msg=f"{name} buffer {k}")
-    per_tensor = [f"optimizer_layerwise<glo_{name}>"]
-    if param == "w":
-        per_tensor.insert(0, f"optimizer_norms<glo_{name}>")
+    per_tensor = [f"optimizer_{kernel}<glo_{op}>"
+                  for kernel, op, _, _ in _kernels._LAYERWISE_KERNELS[name][1]
+                  if kernel != "norms" or param == "w"]
+    assert len(per_tensor) == {"lans": 4}.get(name, 2 if param == "w" else 1)
     assert rt.launches == per_tensor * 3 * (len(SHAPES) - 1)  # (0,): no launch
 
 
@@ -130,7 +135,8 @@ def test_bad_arguments_raise_before_launching(rt):
 
 
 @pytest.mark.parametrize("name, options", [
-    ("lamb", dict(wd=0.01)), ("lars", dict(momentum=0.9, wd=0.01)), ("sgld", dict(wd=0.01))])
+    ("lamb", dict(wd=0.01)), ("lars", dict(momentum=0.9, wd=0.01)), ("lans", dict(wd=0.01)),
+    ("sgld", dict(wd=0.01))])
 def test_fused_step_runs_the_kernels_and_matches_the_reference(cupy_stand_in, name, options,
                                                                monkeypatch):
     launches = []

@@ -217,9 +217,10 @@ def test_unknown_arguments_and_names_raise():
 
 
 @pytest.mark.parametrize("name, options", [
-    ("lamb", dict(wd=0.01)), ("lars", dict(momentum=0.9, wd=0.01)), ("sgld", dict(wd=0.01))])
+    ("lamb", dict(wd=0.01)), ("lars", dict(momentum=0.9, wd=0.01)), ("lans", dict(wd=0.01)),
+    ("sgld", dict(wd=0.01))])
 def test_unbucketable_optimizers_run_their_gpu_kernels(gpu, name, options, monkeypatch):
-    # LAMB/LARS: norms then the scaled step (two launches per tensor); SGLD: one launch with
+    # LAMB/LARS/LANS: norms then scaled steps (2 or 4 launches per tensor); SGLD: one launch with
     # the host-drawn noise, so the GPU result matches cpu(0)'s under the same seed.
     from gluonlite import _kernels
     calls = []
