@@ -345,6 +345,21 @@ __device__ __forceinline__ float glo_clamped_norm(float sum_sq, float lower, flo
   return r;
 }
 
+// Adam's moments of element i from gi (s0 mean, s1 var), then LAMB's update direction
+// u = (mean / coef1) / (sqrt(var / coef2) + epsilon) + wd * w, stored in s2 and returned;
+// h = {beta1, 1 - beta1, beta2, 1 - beta2, epsilon, coef1, coef2}.
+__device__ __forceinline__ float glo_lamb_direction(long long i, float gi, float wi, float wd,
+                                                    float* s0, float* s1, float* s2,
+                                                    const float* h) {
+  float m, v;
+  glo_moments(i, gi, s0, s1, h, &m, &v);
+  float u = m / h[5];
+  u = u / (sqrtf(v / h[6]) + h[4]);
+  if (wd != 0.f) u = u + wd * wi;
+  s2[i] = u;
+  return u;
+}
+
 // LAMB. norms: h = {beta1, 1 - beta1, beta2, 1 - beta2, epsilon, coef1, coef2}; s0 mean,
 // s1 var, s2 the update u = (mean / coef1) / (sqrt(var / coef2) + epsilon) + wd * w;
 // sums ||w||^2 and ||u||^2. apply (p1: the norms): h = {lower_bound, upper_bound};
@@ -353,12 +368,7 @@ struct glo_lamb {
   __device__ static void norm_terms(GLO_NORM_ARGS) {
     const float wi = w[i];
     const float gi = glo_clip(g[i] * rescale_grad, clip_gradient);
-    float m, v;
-    glo_moments(i, gi, s0, s1, h, &m, &v);
-    float u = m / h[5];
-    u = u / (sqrtf(v / h[6]) + h[4]);
-    if (wd != 0.f) u = u + wd * wi;
-    s2[i] = u;
+    const float u = glo_lamb_direction(i, gi, wi, wd, s0, s1, s2, h);
     *a += wi * wi;
     *b += u * u;
   }
@@ -435,12 +445,7 @@ struct glo_lans_moments {
   }
   __device__ static void norm_terms(GLO_NORM_ARGS) {
     const float gi = glo_lans_grad(g[i], rescale_grad, lr, clip_gradient);
-    float m, v;
-    glo_moments(i, gi, s0, s1, h, &m, &v);
-    float u = m / h[5];
-    u = u / (sqrtf(v / h[6]) + h[4]);
-    if (wd != 0.f) u = u + wd * w[i];
-    s2[i] = u;
+    const float u = glo_lamb_direction(i, gi, w[i], wd, s0, s1, s2, h);
     *a += u * u;
   }
 };

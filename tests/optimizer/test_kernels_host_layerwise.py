@@ -14,13 +14,13 @@ import gluonlite as mx
 from gluonlite import _kernels, optimizer
 from gluonlite.optimizer import sgld
 from tests.cuda_host import fake_cupy, harness
+from tests.optimizer.test_kernels_host_optimizers import THREADS, guarded, rt  # noqa: F401
 from tests.test_kernels_host_multi_tensor import cupy_stand_in  # noqa: F401 - a fixture
 
 harness.require_toolchain()
 
 RTOL, ATOL = 2e-5, 1e-6
 SHAPES = [(0,), (3,), (70,), (5, 7)]  # 70: three blocks of THREADS, the last one partial
-THREADS = 32
 # (optimizer, options, parameter name): every kernel with and without its optional parts.
 ROWS = [
     ("lamb", dict(wd=0.01, clip_gradient=0.5), "w"),
@@ -32,21 +32,6 @@ ROWS = [
     ("lans", dict(lower_bound=0.5, upper_bound=2.0), "w"),
 ]
 IDS = [f"{name}-{k}" for k, (name, _, _) in enumerate(ROWS)]
-
-
-@pytest.fixture
-def rt(request, monkeypatch):
-    order = getattr(request, "param", "shuffled")
-    monkeypatch.setattr(_kernels, "_OPTIMIZER_THREADS", THREADS)
-    runtime = harness.HostRuntime(order=order, seed=5, sanitize=harness.sanitizer())
-    yield runtime
-    runtime.check_guards()
-
-
-def guarded(rt, values):
-    array = rt.empty(values.shape, np.float32)
-    array[...] = values
-    return array
 
 
 def test_every_layerwise_kernel_has_a_row_and_an_optimizer():
