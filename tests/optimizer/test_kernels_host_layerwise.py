@@ -10,17 +10,17 @@ into every element of the step).
 import numpy as np
 import pytest
 
-import gluonlite as mx
 from gluonlite import _kernels, optimizer
 from gluonlite.optimizer import sgld
-from tests.cuda_host import fake_cupy, harness
-from tests.optimizer.test_kernels_host_optimizers import THREADS, guarded, rt  # noqa: F401
+from tests.cuda_host import harness
+from tests.optimizer.test_kernels_host_optimizers import (  # noqa: F401 - rt: a fixture
+    PUBLIC_SHAPES, guarded, numpy_and_fused_results, rt)
 from tests.test_kernels_host_multi_tensor import cupy_stand_in  # noqa: F401 - a fixture
 
 harness.require_toolchain()
 
 RTOL, ATOL = 2e-5, 1e-6
-SHAPES = [(0,), (3,), (70,), (5, 7)]  # 70: three blocks of THREADS, the last one partial
+SHAPES = [(0,), (3,), (70,), (5, 7)]  # 70: three blocks of 32 threads, the last partial
 # (optimizer, options, parameter name): every kernel with and without its optional parts.
 ROWS = [
     ("lamb", dict(wd=0.01, clip_gradient=0.5), "w"),
@@ -129,20 +129,7 @@ def test_fused_step_runs_the_kernels_and_matches_the_reference(cupy_stand_in, na
         real = getattr(_kernels, fn)
         monkeypatch.setattr(_kernels, fn, lambda rt, n, *a, real=real, **k:
                             launches.append(n) or real(rt, n, *a, **k))
-    rng = np.random.default_rng(8)
-    shapes = [(3, 4), (0,), (300,), ()]
-    weights = [np.array(rng.standard_normal(s), np.float32) for s in shapes]
-    grads = [[np.array(2 * rng.standard_normal(s), np.float32) for s in shapes]
-             for _ in range(2)]
-    results = []
-    for fused, wrap in ((False, np.array), (True, fake_cupy.as_array)):
-        mx.random.seed(11)  # SGLD: the same noise on both paths
-        opt = optimizer.create(name, rescale_grad=0.5, use_fused_step=fused, **options)
-        ws = [wrap(w.copy()) for w in weights]
-        states = [opt.create_state(k, w) for k, w in enumerate(ws)]
-        for step_grads in grads:
-            opt.update(list(range(len(ws))), ws, [wrap(g) for g in step_grads], states)
-        results.append(ws)
-    assert launches == [name] * 2 * len(shapes)
+    results = numpy_and_fused_results(name, options)
+    assert launches == [name] * 2 * len(PUBLIC_SHAPES)
     for a, b in zip(*results):
         np.testing.assert_allclose(np.asarray(b), a, rtol=RTOL, atol=ATOL)
