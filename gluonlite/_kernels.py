@@ -51,7 +51,8 @@ from ._backend import contiguous
 __all__ = ["fc_forward", "fc_backward", "retain", "set_fc_path", "fc_path",
            "KernelCompileError", "kernel_source", "name_expressions", "instantiations",
            "KERNEL_SOURCES", "FC_PATH_ENV", "dropout_mask", "multi_tensor_sgd",
-           "multi_tensor_adam", "gather_rows", "pool_reduce", "optimizer_step"]
+           "multi_tensor_adam", "gather_rows", "pool_reduce", "optimizer_step",
+           "layerwise_step"]
 
 KERNEL_SOURCES = ("retain.cu", "fully_connected.cu", "dropout.cu", "multi_tensor.cu",
                   "conv.cu", "optimizers.cu")
@@ -139,7 +140,8 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
     if source == "multi_tensor.cu":
         return tuple(expression for expression, _ in _MULTI_TENSOR_KERNELS.values())
     if source == "optimizers.cu":
-        return tuple(f"optimizer_step<glo_{name}>" for name in _OPTIMIZER_KERNELS)
+        return tuple(f"optimizer_step<glo_{name}>" for name in _OPTIMIZER_KERNELS) + \
+            _layerwise_expressions()
     if source == "conv.cu":
         if type_key in _POOL_CTYPES.values():
             return (f"pool_reduce<{type_key},true>", f"pool_reduce<{type_key},false>")
@@ -565,8 +567,26 @@ _OPTIMIZER_KERNELS = {
     "ftrl": lambda h, n: _f32(h["lamda1"], h["beta"]),
     "ftml": lambda h, n: _adam_like_scalars(h, n) + _f32(h["coef2"], h["coef1"] / h["lr"],
                                                           -h["beta1"]),
+    # The noise is passed as the state array (see glo_sgld).
+    "sgld": lambda h, n: _f32(h["lr"] / 2),
 }
 _OPTIMIZER_THREADS = 256
+
+
+def _check_optimizer_arrays(what_call: str, weight, grad, states, max_states: int) -> None:
+    if len(states) > max_states:
+        raise ValueError(f"{what_call}: at most {max_states} state arrays, got {len(states)}")
+    for what, array in [("weight", weight), ("gradient", grad)] + [
+            (f"state {k}", a) for k, a in enumerate(states)]:
+        if array.dtype != numpy.float32:
+            raise TypeError(f"{what_call}: the {what} is {array.dtype}; the fused kernels "
+                            "take float32 only")
+        if tuple(array.shape) != tuple(weight.shape):
+            raise ValueError(f"{what_call}: the {what} has shape {tuple(array.shape)}, the "
+                             f"weight {tuple(weight.shape)}")
+        if what != "gradient" and not array.flags.c_contiguous:
+            raise TypeError(f"{what_call}: the {what} is not C-contiguous; it is updated in "
+                            "place, so it must be")
 
 
 def _optimizer_step(rt, name: str, weight, grad, states, **hyper) -> None:
@@ -583,19 +603,7 @@ def _optimizer_step(rt, name: str, weight, grad, states, **hyper) -> None:
         raise ValueError(f"optimizer_step: no fused kernel for optimizer {name!r}; kernels "
                          f"exist for {sorted(_OPTIMIZER_KERNELS)}") from None
     states = list(states)
-    if len(states) > 3:
-        raise ValueError(f"optimizer_step {name}: at most 3 state arrays, got {len(states)}")
-    for what, array in [("weight", weight), ("gradient", grad)] + [
-            (f"state {k}", a) for k, a in enumerate(states)]:
-        if array.dtype != numpy.float32:
-            raise TypeError(f"optimizer_step {name}: the {what} is {array.dtype}; the fused "
-                            "kernels take float32 only")
-        if tuple(array.shape) != tuple(weight.shape):
-            raise ValueError(f"optimizer_step {name}: the {what} has shape "
-                             f"{tuple(array.shape)}, the weight {tuple(weight.shape)}")
-        if what != "gradient" and not array.flags.c_contiguous:
-            raise TypeError(f"optimizer_step {name}: the {what} is not C-contiguous; it is "
-                            "updated in place, so it must be")
+    _check_optimizer_arrays(f"optimizer_step {name}", weight, grad, states, 3)
     n = int(weight.size)
     if n == 0:
         return
@@ -663,6 +671,91 @@ def _pool_reduce(rt, src, offsets, rows: int, is_max: bool):
            (src, xp.asarray(offsets), _i32("taps", int(offsets.size)), numpy.int64(rows),
             numpy.int64(width), out))
     return out
+
+
+def _bound(value) -> float:
+    return -1.0 if value is None else value
+
+
+# Layer-wise optimizers (see optimizers.cu): per name, whether its norms phases write a
+# scratch array (slot s2), then its phases in launch order: (kernel, functor, scalars,
+# priors), ``scalars(hyper, n_states)`` the h values of that launch, ``priors`` the indices
+# of up to two earlier phases whose partial sums it reads (as p1, p2). A phase of kernel
+# "norms" leaves partial sums; LARS with ``layer_wise`` False skips those phases.
+_LAYERWISE_KERNELS = {
+    "lamb": (True, (
+        ("norms", "lamb", lambda h, n: _adam_like_scalars(h, n) + _f32(h["coef1"], h["coef2"]),
+         ()),
+        ("layerwise", "lamb",
+         lambda h, n: _f32(_bound(h["lower_bound"]), _bound(h["upper_bound"])), (0,)))),
+    "lars": (False, (
+        ("norms", "lars", lambda h, n: (), ()),
+        ("layerwise", "lars", lambda h, n: _f32(h["eta"], h["epsilon"], n > 0, h["momentum"]),
+         (0,)))),
+    "lans": (True, (
+        ("norms", "lans_norms", lambda h, n: (), ()),
+        ("norms", "lans_moments",
+         lambda h, n: _adam_like_scalars(h, n) + _f32(h["coef1"], h["coef2"]), (0,)),
+        ("norms", "lans_step",
+         lambda h, n: _f32(h["beta1"], h["epsilon"], h["coef2"], _bound(h["lower_bound"]),
+                           _bound(h["upper_bound"])), (0, 1)),
+        ("layerwise", "lans_finish",
+         lambda h, n: _f32(1.0 - h["beta1"], _bound(h["lower_bound"]),
+                           _bound(h["upper_bound"])), (0, 2)))),
+}
+# The norms kernel runs at most this many blocks: every thread of a later phase adds up
+# their partial sums, so they must stay few.
+_NORM_BLOCKS = 64
+
+
+def _layerwise_expressions() -> tuple:
+    return tuple(dict.fromkeys(f"optimizer_{kernel}<glo_{op}>"
+                               for _, phases in _LAYERWISE_KERNELS.values()
+                               for kernel, op, _, _ in phases))
+
+
+def _layerwise_step(rt, name: str, weight, grad, states, **hyper) -> None:
+    """Optimizer ``name``'s update of one float32 tensor in place, one launch per phase of
+    ``_LAYERWISE_KERNELS[name]``: per-tensor norms (``optimizer_norms``, block partial sums
+    in float32) and elementwise steps scaled by them (``optimizer_layerwise``). Arguments as
+    :func:`_optimizer_step`; LARS with ``layer_wise`` False skips the norms."""
+    try:
+        scratch, phases = _LAYERWISE_KERNELS[name]
+    except KeyError:
+        raise ValueError(f"layerwise_step: no kernels for optimizer {name!r}; kernels "
+                         f"exist for {sorted(_LAYERWISE_KERNELS)}") from None
+    states = list(states)
+    _check_optimizer_arrays(f"layerwise_step {name}", weight, grad, states,
+                            2 if scratch else 3)
+    n = int(weight.size)
+    if n == 0:
+        return
+    grad = contiguous(rt.xp, grad)
+    slots = states + [weight] * (3 - len(states))
+    if scratch:
+        slots[2] = rt.empty(tuple(weight.shape), numpy.float32)
+    common = _f32(hyper["lr"], hyper["wd"], hyper["rescale_grad"],
+                  _bound(hyper["clip_gradient"]))
+    threads = _OPTIMIZER_THREADS
+    norm_blocks = min(_ceil_div(n, threads), _NORM_BLOCKS)
+    partials = {}  # phase index -> its partial sums
+    for index, (kernel, op, scalars, priors) in enumerate(phases):
+        if kernel == "norms" and not hyper.get("layer_wise", True):
+            continue
+        prior = []
+        for k in (priors + (None, None))[:2]:
+            # Absent: any valid address with 0 blocks (never read).
+            prior += [weight, numpy.int32(0)] if k not in partials else [
+                partials[k], numpy.int32(norm_blocks)]
+        h = scalars(hyper, len(states))
+        h += (numpy.float32(0),) * (8 - len(h))
+        fn = rt.kernel("optimizers.cu", "float", f"optimizer_{kernel}<glo_{op}>")
+        args = (numpy.int64(n), weight, grad, *slots, *prior, *common, *h)
+        if kernel == "norms":
+            partials[index] = rt.empty((2 * norm_blocks,), numpy.float32)
+            fn((norm_blocks, 1, 1), (threads, 1, 1), args + (partials[index],))
+        else:
+            fn((min(_ceil_div(n, threads), _MAX_STRIDE_BLOCKS), 1, 1), (threads, 1, 1), args)
 
 
 # ---------------------------------------------------------------------------------------
@@ -920,3 +1013,10 @@ def pool_reduce(src, offsets, rows: int, is_max: bool):
     """Max or sum over kernel taps in the phase layout of ``npx.pooling``: a new (rows,
     width) CuPy array with ``out[r] = reduce_j src[r + offsets[j]]``."""
     return _pool_reduce(_runtime(), src, offsets, rows, is_max)
+
+
+def layerwise_step(name: str, weight, grad, states, **hyper) -> None:
+    """Layer-wise optimizer ``name``'s update (LAMB, LARS, LANS) of one float32 CuPy tensor
+    of the current device, in place: two kernel launches (norms, then the scaled step; four
+    for LANS)."""
+    _layerwise_step(_runtime(), name, weight, grad, states, **hyper)

@@ -20,7 +20,7 @@ import sys
 import numpy as np
 import pytest
 
-from gluonlite import _kernels, optimizer
+from gluonlite import _cupy, _kernels, optimizer
 from gluonlite.optimizer import SGD, Adam, RowSparseGrad
 from tests.cuda_host import fake_cupy, harness
 
@@ -236,6 +236,8 @@ def cupy_stand_in(monkeypatch):
     gluonlite's CuPy-side caches emptied, the fused kernels on."""
     fake = fake_cupy.module(order="shuffled", sanitize=harness.sanitizer())
     monkeypatch.setitem(sys.modules, "cupy", fake)
+    # Under GLUONLITE_EMULATE_GPUS, _cupy.module() would hand out the emulator instead.
+    monkeypatch.setattr(_cupy, "_EMULATED_GPUS", None)
     monkeypatch.setattr(optimizer._foreach, "is_gpu_array",
                         lambda a: isinstance(a, fake_cupy.Array))
     monkeypatch.delenv(optimizer.FUSED_OPTIMIZER_ENV, raising=False)

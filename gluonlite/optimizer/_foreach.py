@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 from typing import Any, NamedTuple
 
 import numpy
@@ -244,6 +245,24 @@ def _foreach_fused(fused_fn, grads, buffers, hypers) -> list[int]:
     return rest
 
 
+def _foreach_each(math_fn, grads, buffers, hypers, lazy_update, fused_one):
+    """Tensor by tensor, as :func:`_foreach_single`, but each tensor :func:`_fusable` accepts
+    goes through ``fused_one(grad, bufs, hyper)`` (that tensor's kernel launches) instead of
+    ``math_fn``: for updates that cannot be bucketed (per-tensor norms, or noise drawn in
+    the order of the reference loop)."""
+    enabled = None
+    for grad, bufs, hyper in zip(grads, buffers, hypers):
+        with _device_scope(bufs[0]):
+            if _fusable(grad, bufs):
+                if enabled is None:  # read only when there is something to fuse
+                    enabled = _fused_kernel_enabled()
+                if enabled:
+                    fused_one(grad, bufs, hyper)
+                    continue
+            rows, values = _dense_or_rows(bufs[0], grad, lazy_update)
+            _apply_one(math_fn, values, rows, bufs, hyper)
+
+
 def _foreach_multi(math_fn, grads, buffers, hypers, lazy_update, fused_fn=None):
     """The multi-tensor path: same arguments and results as :func:`_foreach_single`.
 
@@ -304,6 +323,34 @@ def _prepared_grad(grad, weight, *, rescale_grad, clip_gradient, wd, wd_first=Fa
     if not wd_first and wd != 0:
         g += wd * weight
     return g
+
+
+# Scratch arrays of at most this many elements come from a per-thread buffer kept between
+# updates (see _scratch); larger ones are allocated per call.
+_SCRATCH_ELEMENTS = 1 << 22
+_scratch_local = threading.local()
+
+
+def _scratch(like, count: int) -> list:
+    """``count`` uninitialised arrays shaped and typed like ``like``, as ``out=`` targets.
+
+    On NumPy, for up to ``_SCRATCH_ELEMENTS`` elements, they are views of a per-thread buffer
+    reused by every call: a fresh temporary of a few hundred KiB costs an mmap and its page
+    faults each time, which made the update several times slower than its arithmetic. The
+    views are valid until the next call in the same thread. CuPy's memory pool already
+    reuses blocks, so there they are fresh arrays.
+    """
+    xp = _array_module(like)
+    n = like.size
+    if xp is not numpy or n > _SCRATCH_ELEMENTS:
+        return [xp.empty(like.shape, like.dtype) for _ in range(count)]
+    buffers = getattr(_scratch_local, "buffers", None)
+    if buffers is None:
+        buffers = _scratch_local.buffers = {}
+    flat = buffers.get(like.dtype.str)
+    if flat is None or flat.size < count * n:
+        flat = buffers[like.dtype.str] = numpy.empty(max(count * n, 1 << 12), like.dtype)
+    return [flat[k * n:(k + 1) * n].reshape(like.shape) for k in range(count)]
 
 
 def _adam_moments(mean, var, g, beta1, beta2):

@@ -9,8 +9,8 @@ import math
 from typing import Sequence
 
 from .. import _kernels
-from ._foreach import (_adam_moments, _array_module, _check_tensors, _foreach_multi,
-                       _foreach_single, _fresh_copy)
+from ._foreach import (_array_module, _check_tensors, _foreach_multi, _foreach_single,
+                       _scratch)
 from .optimizer import _Checked, _MathOptimizer, _zeros_state, register
 
 __all__ = ["Adam", "adam"]
@@ -21,16 +21,33 @@ def _adam_math(grad, weight, mean, var, *, lr, wd, beta1, beta2, epsilon, rescal
     """MXNet's ``adam_update`` on whole arrays, in place on weight, mean and var.
 
     ``lr`` is already bias-corrected. Weight decay is added before clipping here (MXNet's
-    Adam kernels), unlike SGD.
+    Adam kernels), unlike SGD. Every operation writes into ``out=`` scratch arrays (no
+    temporaries), in the order and with the roundings of the fused kernel
+    ``multi_tensor_adam``.
     """
     xp = _array_module(weight)
-    g = _fresh_copy(grad, rescale_grad)
+    g, tmp = _scratch(weight, 2)
     if wd != 0:
-        g += wd * weight
+        scaled = grad if rescale_grad == 1.0 else xp.multiply(grad, rescale_grad, out=tmp)
+        xp.multiply(weight, wd, out=g)
+        g += scaled  # wd * w + g: the same sum as the kernel's g + wd * w
+    elif rescale_grad != 1.0:
+        xp.multiply(grad, rescale_grad, out=g)
+    else:
+        g[...] = grad
     if clip_gradient is not None:
         xp.clip(g, -clip_gradient, clip_gradient, out=g)
-    _adam_moments(mean, var, g, beta1, beta2)
-    weight -= lr * mean / (xp.sqrt(var) + epsilon)
+    mean *= beta1
+    mean += xp.multiply(g, 1.0 - beta1, out=tmp)
+    var *= beta2
+    tmp = xp.multiply(g, 1.0 - beta2, out=tmp)
+    tmp *= g
+    var += tmp
+    xp.sqrt(var, out=tmp)
+    tmp += epsilon
+    xp.multiply(mean, lr, out=g)
+    g /= tmp
+    weight -= g
 
 
 def _bias_corrected_lr(lr, step, beta1, beta2):

@@ -86,6 +86,7 @@ class LAMB(_LayerWise):
     """
 
     _math = _lamb_math
+    _kernel = "lamb"  # norms, then the scaled step: two launches per tensor on a GPU
 
     def __init__(self, learning_rate: float | None = None, beta1: float = 0.9,
                  beta2: float = 0.999, epsilon: float = 1e-6,

@@ -50,3 +50,4 @@ class LANS(_LayerWise):
     """
 
     _math = _lans_math
+    _kernel = "lans"  # four launches per tensor on a GPU (norms, moments, two steps)

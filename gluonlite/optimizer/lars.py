@@ -48,6 +48,7 @@ class LARS(_MathOptimizer):
     _default_lr = 0.1
     _math = _lars_math
     _bucketable = False  # norms are per tensor
+    _kernel = "lars"  # norms, then the scaled step: two launches per tensor on a GPU
     momentum = _Checked("momentum", low=0.0, high=1.0, high_open=True)
     eta = _Checked("eta", low=0.0)
     epsilon = _Checked("epsilon", low=0.0)

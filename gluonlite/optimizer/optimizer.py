@@ -489,8 +489,17 @@ class _MathOptimizer(Optimizer):
         if foreach and self._bucketable:
             fused = None if self._kernel is None else _foreach.elementwise_kernel(self._kernel)
             _foreach_multi(math_fn, grads, buffers, hypers, lazy, fused)
+        elif foreach and self._kernel is not None:
+            _foreach._foreach_each(math_fn, grads, buffers, hypers, lazy, self._fused_one)
         else:
             _foreach_single(math_fn, grads, buffers, hypers, lazy)
+
+    def _fused_one(self, grad, bufs, hyper) -> None:
+        """The GPU kernels of one tensor that cannot be bucketed (``_bucketable`` False):
+        the layer-wise kernels of ``_kernels.layerwise_step`` unless a subclass says
+        otherwise."""
+        from .. import _kernels
+        _kernels.layerwise_step(self._kernel, bufs[0], grad, bufs[1:], **hyper)
 
 
 def _zeros_state(weight, dtype=None):

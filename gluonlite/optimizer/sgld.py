@@ -12,17 +12,21 @@ from .optimizer import _MathOptimizer, register
 __all__ = ["SGLD"]
 
 
-def _sgld_math(grad, weight, *, lr, wd, rescale_grad, clip_gradient):
-    """``g = clip(rescale_grad * grad) + wd * w; w += -lr / 2 * g + N(0, sqrt(lr))``.
-
-    The noise comes from gluonlite's host generator (``mx.random.seed`` fixes it), drawn in
-    float64 and cast to the weight's dtype.
-    """
-    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient,
-                       wd=wd)
+def _noise(weight, lr):
+    """``N(0, sqrt(lr))`` shaped like ``weight``, from gluonlite's host generator
+    (``mx.random.seed`` fixes it), drawn in float64, cast to the weight's dtype and moved to
+    its device."""
     noise = _random.generator().normal(0.0, math.sqrt(lr), weight.shape)
     with _device_scope(weight):
-        noise = _array_module(weight).asarray(numpy.asarray(noise, dtype=weight.dtype))
+        return _array_module(weight).asarray(numpy.asarray(noise, dtype=weight.dtype))
+
+
+def _sgld_math(grad, weight, *, lr, wd, rescale_grad, clip_gradient):
+    """``g = clip(rescale_grad * grad) + wd * w; w += -lr / 2 * g + N(0, sqrt(lr))`` (the
+    noise from :func:`_noise`)."""
+    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient,
+                       wd=wd)
+    noise = _noise(weight, lr)
     weight -= (lr / 2) * g
     weight += noise
 
@@ -39,6 +43,15 @@ class SGLD(_MathOptimizer):
     _default_lr = 0.1
     _math = _sgld_math
     _bucketable = False  # one noise draw per tensor, in the order of the reference loop
+    _kernel = "sgld"
+
+    def _fused_one(self, grad, bufs, hyper) -> None:
+        # One launch of glo_sgld with the noise drawn on the host (the same stream as the
+        # NumPy path) and passed as its state array. MXNet's SGLD has use_fused_step=False
+        # by default; the kernel runs with use_fused_step=True.
+        from .. import _kernels
+        _kernels.optimizer_step("sgld", bufs[0], grad, [_noise(bufs[0], hyper["lr"])],
+                                **hyper)
 
     def __init__(self, learning_rate: float | None = None, use_fused_step: bool = False,
                  **kwargs):

@@ -11,6 +11,7 @@ runs under forward, reverse and shuffled thread orders.
 import numpy as np
 import pytest
 
+import gluonlite as mx
 from gluonlite import _kernels, optimizer
 from tests.cuda_host import fake_cupy, harness
 from tests.test_kernels_host_multi_tensor import cupy_stand_in  # noqa: F401 - a fixture
@@ -60,7 +61,8 @@ def guarded(rt, values):
 
 
 def test_every_kernel_has_a_row_and_an_optimizer():
-    assert {name for name, _ in ROWS} == set(_kernels._OPTIMIZER_KERNELS)
+    # SGLD's kernel takes its noise as the state: tested in test_kernels_host_layerwise.py.
+    assert {name for name, _ in ROWS} == set(_kernels._OPTIMIZER_KERNELS) - {"sgld"}
     for name in _kernels._OPTIMIZER_KERNELS:
         assert optimizer.create(name)._kernel == name
 
@@ -113,6 +115,29 @@ def test_bad_arguments_raise_before_launching(rt):
     assert rt.launches == []
 
 
+PUBLIC_SHAPES = [(3, 4), (0,), (300,), ()]
+
+
+def numpy_and_fused_results(name, options):
+    """The weights after two updates by optimizer ``name`` on NumPy arrays (reference) and
+    on stand-in CuPy arrays through ``fused_step``, from the same seeds (the generator
+    too, for SGLD's noise)."""
+    rng = np.random.default_rng(8)
+    weights = [np.array(rng.standard_normal(s), np.float32) for s in PUBLIC_SHAPES]
+    grads = [[np.array(2 * rng.standard_normal(s), np.float32) for s in PUBLIC_SHAPES]
+             for _ in range(2)]
+    results = []
+    for fused, wrap in ((False, np.array), (True, fake_cupy.as_array)):
+        mx.random.seed(11)
+        opt = optimizer.create(name, rescale_grad=0.5, use_fused_step=fused, **options)
+        ws = [wrap(w.copy()) for w in weights]
+        states = [opt.create_state(k, w) for k, w in enumerate(ws)]
+        for step_grads in grads:
+            opt.update(list(range(len(ws))), ws, [wrap(g) for g in step_grads], states)
+        results.append(ws)
+    return results
+
+
 @pytest.mark.parametrize("name, options", ROWS[::2], ids=IDS[::2])
 def test_fused_step_launches_one_kernel_per_tensor(cupy_stand_in, name, options,  # noqa: F811
                                                    monkeypatch):
@@ -120,19 +145,7 @@ def test_fused_step_launches_one_kernel_per_tensor(cupy_stand_in, name, options,
     real = _kernels._optimizer_step
     monkeypatch.setattr(_kernels, "_optimizer_step",
                         lambda rt, n, *a, **k: launches.append(n) or real(rt, n, *a, **k))
-    rng = np.random.default_rng(8)
-    shapes = [(3, 4), (0,), (300,), ()]
-    weights = [np.array(rng.standard_normal(s), np.float32) for s in shapes]
-    grads = [[np.array(2 * rng.standard_normal(s), np.float32) for s in shapes]
-             for _ in range(2)]
-    results = []
-    for fused, wrap in ((False, np.array), (True, fake_cupy.as_array)):
-        opt = optimizer.create(name, rescale_grad=0.5, use_fused_step=fused, **options)
-        ws = [wrap(w.copy()) for w in weights]
-        states = [opt.create_state(k, w) for k, w in enumerate(ws)]
-        for step_grads in grads:
-            opt.update(list(range(len(ws))), ws, [wrap(g) for g in step_grads], states)
-        results.append(ws)
-    assert launches == [name] * 2 * len(shapes)
+    results = numpy_and_fused_results(name, options)
+    assert launches == [name] * 2 * len(PUBLIC_SHAPES)
     for a, b in zip(*results):
         np.testing.assert_allclose(np.asarray(b), a, rtol=RTOL, atol=ATOL)

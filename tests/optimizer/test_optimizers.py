@@ -213,3 +213,29 @@ def test_unknown_arguments_and_names_raise():
         optimizer.create("adamm")
     with pytest.raises(TypeError, match="optimizer name"):
         optimizer.create(3)
+
+
+@pytest.mark.parametrize("name, options", [
+    ("lamb", dict(wd=0.01)), ("lars", dict(momentum=0.9, wd=0.01)), ("lans", dict(wd=0.01)),
+    ("sgld", dict(wd=0.01))])
+def test_unbucketable_optimizers_run_their_gpu_kernels(gpu, name, options, monkeypatch):
+    # LAMB/LARS/LANS: norms then scaled steps (2 or 4 launches per tensor); SGLD: one launch with
+    # the host-drawn noise, so the GPU result matches cpu(0)'s under the same seed.
+    from gluonlite import _kernels
+    calls = []
+    for fn in ("layerwise_step", "optimizer_step"):
+        real = getattr(_kernels, fn)
+        monkeypatch.setattr(_kernels, fn, lambda n, *a, real=real, **k:
+                            calls.append(n) or real(n, *a, **k))
+    results = []
+    for device in (mx.cpu(0), gpu):
+        mx.random.seed(3)
+        opt = mx.optimizer.create(name, use_fused_step=True, **options)
+        w = mx.np.array(np.linspace(-1, 1, 60, dtype=np.float32).reshape(6, 10), device=device)
+        g = mx.np.array(np.cos(np.arange(60, dtype=np.float32)).reshape(6, 10), device=device)
+        state = opt.create_state(0, w)
+        for _ in range(2):
+            opt.update([0], [w], [g], [state])
+        results.append(w.asnumpy())
+    assert calls == [name] * 2
+    np.testing.assert_allclose(results[1], results[0], rtol=2e-5, atol=1e-6)
