@@ -23,12 +23,14 @@ $(VENV)/.installed-demo: pyproject.toml
 
 # Two pytest workers: the machine has two cores and the suite is mostly single-threaded.
 # The second run: the tests marked `gpu` (every test on gpu(i)) once more, on two GPUs
-# emulated by tests/cuda_host/fake_cupy.py, through gluonlite's real GPU code paths.
+# emulated by tests/cuda_host/fake_cupy.py, through gluonlite's real GPU code paths; an op
+# that silently works on another GPU's memory through peer access fails it.
 PYTEST_WORKERS ?= 2
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -n $(PYTEST_WORKERS)
-	GLUONLITE_EMULATE_GPUS=2 $(PY) -m pytest -n $(PYTEST_WORKERS) -m gpu tests -q -p no:cacheprovider
+	GLUONLITE_EMULATE_GPUS=2 $(PY) -m pytest -n $(PYTEST_WORKERS) -m gpu tests -q -p no:cacheprovider \
+	    -W error::tests.cuda_host.fake_cupy.PerformanceWarning
 
 # The documentation site (Sphinx: docs/conf.py says why) into docs/_build/html; make test
 # builds it too, with warnings as errors, and runs the examples of its pages.

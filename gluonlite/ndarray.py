@@ -368,6 +368,14 @@ class ndarray:
     # ----------------------------------------------------------------- shape ops
     def reshape(self, *shape, **kwargs) -> "ndarray":
         """``x.reshape((2, -1))`` or MXNet's ``x.reshape(2, -1)``; differentiable."""
+        if self._device.device_type != "cpu":
+            # A reshape that must copy (a non-contiguous view) allocates on the current
+            # device: make it the array's own.
+            with _backend.on(self._device):
+                return self._reshape(shape, kwargs)
+        return self._reshape(shape, kwargs)
+
+    def _reshape(self, shape: tuple, kwargs: dict) -> "ndarray":
         if shape and not kwargs and not autograd._recording.get():
             # Outside recording: NumPy's reshape, wrapped (it takes both spellings).
             try:

@@ -245,7 +245,8 @@ def call(row: Row, args, kwargs, out=None):
     else:
         rule_ok = row.float32 and "dtype" not in kwargs and \
             not any(a._data.dtype == _F64 for a in arrays)
-        result = _wrap(res, device, rule_ok)
+        with _backend.on(device):  # a GPU result's float32 cast stays on its GPU
+            result = _wrap(res, device, rule_ok)
     if row.grad is not None and _recording.get() and \
             any(a._node is not None or a._grad_req != "null" for a in arrays):
         _attach(row, result, res, arrays, tuple(rargs), rkw, (args, kwargs or {}), xp,
