@@ -444,8 +444,9 @@ def grad(heads, variables, head_grads=None, retain_graph=None, create_graph: boo
     for i, (h, hg) in enumerate(zip(heads, head_grads)):
         if not isinstance(h, ndarray) or not requires_grad(h):
             raise ValueError(f"autograd.grad: heads[{i}] is not part of a recorded graph")
-        g = h._xp.ones(h.shape, dtype=h.dtype) if hg is None else _raw_grad(hg, h)
-        seeds[id(h)] = _accumulate(seeds.get(id(h)), g, h._xp)
+        with _backend.on(h._device):  # as in backward(): each GPU's work on that GPU
+            g = h._xp.ones(h.shape, dtype=h.dtype) if hg is None else _raw_grad(hg, h)
+            seeds[id(h)] = _accumulate(seeds.get(id(h)), g, h._xp)
     wanted = {id(v) for v in variables}
     found: dict[int, object] = {}
     keep = create_graph if retain_graph is None else retain_graph
@@ -459,9 +460,10 @@ def grad(heads, variables, head_grads=None, retain_graph=None, create_graph: boo
             node = x._node
             if node is None:
                 continue
-            for inp, ig in zip(node.inputs, node.backward(g)):
-                if ig is not None and requires_grad(inp):
-                    seeds[id(inp)] = _accumulate(seeds.get(id(inp)), ig, inp._xp)
+            with _backend.on(x._device):
+                for inp, ig in zip(node.inputs, node.backward(g)):
+                    if ig is not None and requires_grad(inp):
+                        seeds[id(inp)] = _accumulate(seeds.get(id(inp)), ig, inp._xp)
             if not keep:
                 x._node = None
     out = []
@@ -469,11 +471,12 @@ def grad(heads, variables, head_grads=None, retain_graph=None, create_graph: boo
         # Leaves are not part of the walk (see _topological_order): theirs stay in seeds.
         g = found.get(id(v), seeds.get(id(v)))
         xp = v._xp
-        if g is None:
-            g = xp.zeros(v.shape, dtype=v.dtype)
-        elif isinstance(g, SparseRows):
-            g = g.to_dense(xp)
-        out.append(ndarray(g.astype(v.dtype, copy=False), v.device))
+        with _backend.on(v._device):
+            if g is None:
+                g = xp.zeros(v.shape, dtype=v.dtype)
+            elif isinstance(g, SparseRows):
+                g = g.to_dense(xp)
+            out.append(ndarray(g.astype(v.dtype, copy=False), v.device))
     return out[0] if single else out
 
 

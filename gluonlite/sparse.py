@@ -454,6 +454,8 @@ def csr_matrix(arg1, shape=None, device=None, dtype=None) -> CSRNDArray:
                          f"{values.shape[0]} in {shape[0] + 1} steps, got {host_ptr.tolist()}")
     if cols.shape[0] != values.shape[0]:
         raise ValueError(f"csr_matrix: {cols.shape[0]} indices for {values.shape[0]} values")
-    if cols.shape[0] and (int(cols.min()) < 0 or int(cols.max()) >= shape[1]):
+    with _backend.on(device):
+        bad = bool(cols.shape[0]) and (int(cols.min()) < 0 or int(cols.max()) >= shape[1])
+    if bad:
         raise IndexError(f"csr_matrix: column indices must lie in 0..{shape[1] - 1}")
     return CSRNDArray(values, cols, ptr, shape, device)

@@ -7,6 +7,7 @@ import numpy
 import pytest
 
 import gluonlite as mx
+from gluonlite import _backend
 from gluonlite.autograd import SparseRows
 from tests.helpers import assert_matches
 
@@ -158,8 +159,9 @@ def test_empty_buffers_are_zero(device):
 
 def _sparse_rows(device, ids, values, shape):
     xp = mx.np.zeros((1,), device=device)._xp
-    return SparseRows(xp.asarray(numpy.array(ids, dtype=numpy.int64)),
-                      xp.asarray(numpy.array(values, dtype=numpy.float32)), shape)
+    with _backend.on(device):  # raw arrays of ``device``, not of the current GPU
+        return SparseRows(xp.asarray(numpy.array(ids, dtype=numpy.int64)),
+                          xp.asarray(numpy.array(values, dtype=numpy.float32)), shape)
 
 
 @pytest.mark.parametrize("stype", ["row_sparse", "csr"])

@@ -483,7 +483,8 @@ def test_allreduce_and_broadcast_arrays(devices, pack):
     for arrays, d in zip(per_device, devices):
         # A strided view (every other column of a wider buffer) must be written back too.
         wide = _backend.transfer(np.zeros((2, 6), dtype=np.float32), mx.cpu(0), d)
-        wide[:, ::2] = arrays[0]
+        with _backend.on(d):  # a raw write into d's memory runs with d current
+            wide[:, ::2] = arrays[0]
         arrays[0] = wide[:, ::2]
         assert not arrays[0].flags.c_contiguous
     allreduce_arrays(per_device, devices, pack=pack)
@@ -491,8 +492,9 @@ def test_allreduce_and_broadcast_arrays(devices, pack):
         for j, a in enumerate(arrays):
             np.testing.assert_array_equal(_backend.transfer(a, d, mx.cpu(0)),
                                           host[0][j] + host[1][j])
-    for j, a in enumerate(per_device[0]):
-        per_device[0][j][...] = j
+    with _backend.on(devices[0]):
+        for j, a in enumerate(per_device[0]):
+            per_device[0][j][...] = j
     broadcast_arrays(per_device, devices, pack=pack)
     for arrays, d in zip(per_device[1:], devices[1:]):
         for j, a in enumerate(arrays):

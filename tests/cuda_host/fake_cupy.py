@@ -663,13 +663,17 @@ class _Machine:
         """CuPy's rule for arrays of another device in an op: peer access is enabled on the
         spot where the pair allows it (with a PerformanceWarning), else ValueError."""
         current = self.current_device()
-        if array._dev == current or (current, array._dev) in self.peer:
+        if array._dev == current:
             return
-        if not self.peer_capable:
-            raise ValueError(
-                f"cupy {where}: the array is on device {array._dev} but the current device "
-                f"is {current}; peer access is unavailable between these devices")
-        self.peer.add((current, array._dev))
+        if (current, array._dev) not in self.peer:
+            if not self.peer_capable:
+                raise ValueError(
+                    f"cupy {where}: the array is on device {array._dev} but the current "
+                    f"device is {current}; peer access is unavailable between these devices")
+            self.peer.add((current, array._dev))
+        # Warned on every such op, not only when peer access is first switched on: once a
+        # pair has peer access (an earlier test, a transfer), CuPy runs the op silently and
+        # its result lands on the current device, which is the bug worth seeing.
         self.cross_device_ops.append((where, array._dev, current))
         warnings.warn(f"cupy {where}: the array is on device {array._dev}, the current "
                       f"device is {current}; peer access has been activated automatically",
