@@ -304,30 +304,30 @@ def _backward_one_op(head, node, retain_graph: bool) -> None:
     _check_versions(node)
     raw = head._data
     xp = head._xp
-    if xp.__name__ == "numpy":
-        g = xp.empty(raw.shape, dtype=raw.dtype)  # two C calls; numpy.ones is Python
-        g.fill(1)
-        scope = _backend.on(head._device)  # the shared null context on a CPU
-    else:
-        scope = _backend.on(head._device)
-        with scope:
-            g = xp.ones(raw.shape, dtype=raw.dtype)
     inputs = node.inputs
     token = _recording.set(False)
+    # The op's inputs share the head's device: the seed, the gradients and their deposits
+    # all happen with it current (on a CPU this is the shared null context).
+    scope = _backend.on(head._device)
     try:
         with scope:
+            if xp.__name__ == "numpy":
+                g = xp.empty(raw.shape, dtype=raw.dtype)  # two C calls; numpy.ones is Python
+                g.fill(1)
+            else:
+                g = xp.ones(raw.shape, dtype=raw.dtype)
             grads = node.backward(g)
-        if len(inputs) == 1 or len({id(i) for i in inputs}) == len(inputs):
-            for inp, ig in zip(inputs, grads):
-                if ig is not None:
-                    inp._deposit_grad(ig)
-        else:  # a leaf read twice (x * x): its gradients add up first
-            leaves: dict[int, tuple] = {}
-            for inp, ig in zip(inputs, grads):
-                if ig is not None:
-                    _collect({}, leaves, inp, ig)
-            for leaf, lg in leaves.values():
-                leaf._deposit_grad(lg)
+            if len(inputs) == 1 or len({id(i) for i in inputs}) == len(inputs):
+                for inp, ig in zip(inputs, grads):
+                    if ig is not None:
+                        inp._deposit_grad(ig)
+            else:  # a leaf read twice (x * x): its gradients add up first
+                leaves: dict[int, tuple] = {}
+                for inp, ig in zip(inputs, grads):
+                    if ig is not None:
+                        _collect({}, leaves, inp, ig)
+                for leaf, lg in leaves.values():
+                    leaf._deposit_grad(lg)
         if not retain_graph:
             head._node = None
     finally:

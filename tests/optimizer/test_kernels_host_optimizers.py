@@ -15,6 +15,7 @@ import gluonlite as mx
 from gluonlite import _kernels, optimizer
 from tests.cuda_host import fake_cupy, harness
 from tests.test_kernels_host_multi_tensor import cupy_stand_in  # noqa: F401 - a fixture
+from tests.test_kernels_host_multi_tensor import guarded
 
 harness.require_toolchain()
 
@@ -52,12 +53,6 @@ def rt(request, monkeypatch):
     runtime = harness.HostRuntime(order=order, seed=5, sanitize=harness.sanitizer())
     yield runtime
     runtime.check_guards()
-
-
-def guarded(rt, values):
-    array = rt.empty(values.shape, np.float32)
-    array[...] = values
-    return array
 
 
 def test_every_kernel_has_a_row_and_an_optimizer():
