@@ -115,9 +115,15 @@ class _Runner:
         except (BrokenPipeError, OSError):
             line = ""
         if not line:
+            # Its stdout closed: it is exiting. Wait for it, since poll() right after the
+            # end of its output can still say "running" (status None).
+            try:
+                status = self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                status = None
             self._log.seek(0)
             tail = " | ".join(self._log.read().strip().splitlines()[-3:])
-            raise RuntimeError(f"the MXNet runner exited (status {self._proc.poll()}): {tail}")
+            raise RuntimeError(f"the MXNet runner exited (status {status}): {tail}")
         reply = json.loads(line)
         if "error" in reply:
             raise RuntimeError(f"MXNet: {reply['error']}")
