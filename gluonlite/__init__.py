@@ -5,6 +5,8 @@
 >>> x.shape, x.device
 ((2, 3), cpu(1))
 """
+from types import ModuleType
+
 from . import (autograd, checkpoint, device, gluon, initializer, np, npx, optimizer, random,
                runtime, sparse, symbol)
 from . import initializer as init, kvstore as kv, symbol as sym
@@ -19,7 +21,7 @@ __all__ = ["Device", "cpu", "gpu", "current_device", "num_gpus", "device", "np",
 __version__ = "0.1.0"
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> ModuleType:
     # MXNet 1.x's mx.metric became mx.gluon.metric in MXNet 2; the old spelling still works.
     if name == "metric":
         from ._compat import warn_renamed

@@ -6,6 +6,9 @@ old and the new keyword is ambiguous and refused.
 from __future__ import annotations
 
 import warnings
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 __all__ = ["resolve_ctx", "warn_renamed"]
 
@@ -15,7 +18,7 @@ def warn_renamed(old: str, new: str, stacklevel: int = 3) -> None:
                   stacklevel=stacklevel)
 
 
-def resolve_ctx(device, ctx, stacklevel: int = 4):
+def resolve_ctx(device: _T, ctx: _T | None, stacklevel: int = 4) -> _T:
     """The device meant by a call that may use the deprecated ``ctx=`` keyword."""
     if ctx is None:
         return device

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from typing import Any
 
 __all__ = ["EMULATE_ENV", "emulated_gpus", "module", "cupyx", "special", "nccl",
            "device_count", "is_array"]
@@ -29,7 +30,7 @@ def _read_environment() -> int | None:
 
 
 _EMULATED_GPUS = _read_environment()
-_emulator = None
+_emulator: Any = None
 
 
 def emulated_gpus() -> int | None:
@@ -37,7 +38,7 @@ def emulated_gpus() -> int | None:
     return _EMULATED_GPUS
 
 
-def module():
+def module() -> Any:
     """The ``cupy`` module (real or emulated); a clear ``RuntimeError`` when CuPy is not
     installed."""
     global _emulator
@@ -59,7 +60,7 @@ def module():
     return _emulator
 
 
-def cupyx():
+def cupyx() -> Any:
     """``cupyx`` (``scatter_add``) of the CuPy in use."""
     if _EMULATED_GPUS is None:
         import cupyx as _cupyx
@@ -67,7 +68,7 @@ def cupyx():
     return module().cupyx
 
 
-def special():
+def special() -> Any:
     """``cupyx.scipy.special`` (``erf``) of the CuPy in use."""
     if _EMULATED_GPUS is None:
         import cupyx.scipy.special as _special
@@ -87,14 +88,14 @@ def device_count() -> int:
         return 0
 
 
-def is_array(raw) -> bool:
+def is_array(raw: Any) -> bool:
     """True for an array of the CuPy in use."""
     if type(raw).__module__.startswith("cupy"):
         return True
     return _emulator is not None and isinstance(raw, _emulator.ndarray)
 
 
-def nccl():
+def nccl() -> Any:
     """``cupy.cuda.nccl`` of the CuPy in use (ImportError where it is missing)."""
     if _EMULATED_GPUS is None:
         from cupy.cuda import nccl as _nccl

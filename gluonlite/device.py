@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import functools
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from . import _cupy
 
@@ -37,7 +39,10 @@ class Device:
     device_type: str
     device_id: int = 0
 
-    def __post_init__(self):
+    if TYPE_CHECKING:  # set in __post_init__, not a dataclass field
+        _key: tuple[str, int] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
         if self.device_type not in _DEVICE_TYPES:
             raise ValueError(
                 f"Device type must be one of {_DEVICE_TYPES}, got {self.device_type!r}")
@@ -49,14 +54,14 @@ class Device:
         # dataclass-generated __eq__/__hash__ build two tuples per comparison, this one once.
         object.__setattr__(self, "_key", (self.device_type, self.device_id))
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if self is other:
             return True
         if type(other) is not Device:
             return NotImplemented
         return self._key == other._key
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self._key)
 
     def __repr__(self) -> str:
@@ -69,7 +74,7 @@ class Device:
         _tokens.set(_tokens.get() + (token,))
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         tokens = _tokens.get()
         _tokens.set(tokens[:-1])
         _current.reset(tokens[-1])
@@ -98,8 +103,8 @@ _current: contextvars.ContextVar[Device] = contextvars.ContextVar(
     "gluonlite_device", default=Device("cpu", 0))
 # Tokens of the enclosing ``with device:`` blocks, so that __exit__ restores in order
 # although Device itself is immutable.
-_tokens: contextvars.ContextVar[tuple] = contextvars.ContextVar("gluonlite_device_tokens",
-                                                                default=())
+_tokens: contextvars.ContextVar[tuple[contextvars.Token[Device], ...]] = \
+    contextvars.ContextVar("gluonlite_device_tokens", default=())
 
 
 def current_device() -> Device:
@@ -124,7 +129,7 @@ def check_available(device: Device) -> None:
             raise RuntimeError(f"{device} requested, but {n} {plural} visible")
 
 
-def as_device(device=None) -> Device:
+def as_device(device: Device | None = None) -> Device:
     """Normalise a device argument: ``None`` means the current device."""
     if device is None:
         return current_device()
@@ -133,14 +138,14 @@ def as_device(device=None) -> Device:
     raise TypeError(f"Expected a Device such as mx.cpu(0) or mx.gpu(0), got {device!r}")
 
 
-def as_devices(devices=None) -> list[Device]:
+def as_devices(devices: Device | Iterable[Device] | None = None) -> list[Device]:
     """Normalise a device-or-list argument to a non-empty list without duplicates."""
     if devices is None or isinstance(devices, Device):
         return [as_device(devices)]
     result = [as_device(d) for d in devices]
     if not result:
         raise ValueError("Expected at least one device, got an empty list")
-    seen = set()
+    seen: set[Device] = set()
     for d in result:
         if d in seen:
             raise ValueError(f"Device {d} is listed twice in {result}")
@@ -148,7 +153,7 @@ def as_devices(devices=None) -> list[Device]:
     return result
 
 
-def gpu_memory_info(device_id: int = 0) -> tuple:
+def gpu_memory_info(device_id: int = 0) -> tuple[int, int]:
     """``(free, total)`` bytes of GPU ``device_id``'s memory, as the driver reports them.
 
     Raises ``RuntimeError`` when that GPU is not visible (no GPU, no CuPy, id too large).

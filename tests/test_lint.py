@@ -1,10 +1,12 @@
-"""ruff (pyflakes + pycodestyle, the settings in pyproject.toml) passes on the whole tree."""
+"""ruff (pyflakes + pycodestyle) and mypy --strict pass, with the settings in pyproject.toml."""
 from __future__ import annotations
 
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,4 +17,13 @@ def test_ruff_check_passes():
     done = subprocess.run([ruff, "check", "--no-cache", "gluonlite", "tests", "benchmarks",
                            "examples", "ci", "docs"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mypy_strict_passes():
+    # The modules and the settings are [tool.mypy]'s in pyproject.toml (strict); the cache in
+    # build/ keeps a rerun to seconds.
+    pytest.importorskip("mypy", reason="mypy comes with the test extra")
+    done = subprocess.run([sys.executable, "-m", "mypy", "--config-file", "pyproject.toml"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
