@@ -25,7 +25,7 @@ __all__ = ["ArrayLike", "DTypeLike", "DeviceLike", "DevicesLike", "InitLike", "R
 
 RawArray: TypeAlias = Any
 ArrayLike: TypeAlias = Union["ndarray", npt.ArrayLike]
-DTypeLike: TypeAlias = npt.DTypeLike
+DTypeLike: TypeAlias = Union[npt.DTypeLike, None]
 DeviceLike: TypeAlias = Union[Device, None]
 DevicesLike: TypeAlias = Union[Device, Sequence[Device], None]
 InitLike: TypeAlias = Union["Initializer", str, None]

@@ -20,7 +20,8 @@ the bucketed path).
 from . import (adabelief, adadelta, adagrad, adam, adamax, adamw, dcasgd, ftml, ftrl, lamb,
                lans, lars, nadam, nag, optimizer, rmsprop, sgd, sgld, signum)
 from ._foreach import (FUSED_OPTIMIZER_ENV, RowSparseGrad, _BUCKET_ELEMENTS, _DIRECT_ELEMENTS,
-                       _gather, _scatter, is_gpu_array)
+                       _gather, _scatter)
+from .._backend import is_gpu_array
 from .adabelief import AdaBelief
 from .adadelta import AdaDelta
 from .adagrad import AdaGrad

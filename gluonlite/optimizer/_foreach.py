@@ -23,6 +23,7 @@ Note (row-sparse gradients):
 from __future__ import annotations
 
 import contextlib
+from contextlib import AbstractContextManager
 import math
 import os
 import threading
@@ -31,6 +32,9 @@ from typing import Any, NamedTuple
 import numpy
 
 from .._backend import cupy as _cupy_module, is_gpu_array
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from .._typing import DTypeLike, RawArray
 
 class RowSparseGrad(NamedTuple):
     """A row-sparse gradient: rows ``data[k]`` belong to row ``indices[k]`` of the weight.
@@ -48,7 +52,7 @@ class RowSparseGrad(NamedTuple):
 # Array helpers shared by both paths
 # --------------------------------------------------------------------------------------
 
-def _is_gpu(a) -> bool:
+def _is_gpu(a: Any) -> bool:
     """``is_gpu_array(a)``, answered by one type check for the common NumPy array.
 
     ``is_gpu_array`` reads the type's module name (about 0.25 us), and the update asks
@@ -57,25 +61,25 @@ def _is_gpu(a) -> bool:
     return type(a) is not numpy.ndarray and is_gpu_array(a)
 
 
-def _array_module(a):
+def _array_module(a: Any) -> ModuleType:
     """NumPy or CuPy, whichever holds ``a``; CuPy is not imported for NumPy arrays."""
     return _cupy_module() if _is_gpu(a) else numpy
 
 
-def _device_scope(a):
+def _device_scope(a: Any) -> AbstractContextManager[Any]:
     """Make ``a``'s GPU current, so that temporaries land where ``a`` lives."""
     return a.device if _is_gpu(a) else contextlib.nullcontext()
 
 
-def _device_key(a):
+def _device_key(a: Any) -> Any:
     return ("cupy", a.device.id) if _is_gpu(a) else ("numpy", None)
 
 
-def _is_row_sparse(grad) -> bool:
+def _is_row_sparse(grad: RawArray) -> bool:
     return hasattr(grad, "indices") and hasattr(grad, "data")
 
 
-def _check_tensors(fn_name, weights, grads, states_lists):
+def _check_tensors(fn_name: str, weights: Any, grads: Any, states_lists: Any) -> None:
     """Validate the per-tensor inputs of a pure update function (cheap: metadata only)."""
     n = len(weights)
     if len(grads) != n or any(len(s) != n for s in states_lists):
@@ -112,7 +116,7 @@ def _check_tensors(fn_name, weights, grads, states_lists):
                             f"from weight dtype {w.dtype}; cast the gradient first")
 
 
-def _dense_or_rows(weight, grad, lazy_update):
+def _dense_or_rows(weight: RawArray, grad: RawArray, lazy_update: bool) -> Any:
     """``(rows, values)``: rows None means ``values`` is a dense gradient for all of weight."""
     if not _is_row_sparse(grad):
         return None, grad
@@ -137,7 +141,8 @@ _BUCKET_ELEMENTS = {"numpy": 1 << 14, "cupy": 1 << 24}
 _DIRECT_ELEMENTS = {"numpy": 1 << 12, "cupy": 1 << 22}
 
 
-def _apply_one(math_fn, values, rows, buffers, hyper):
+def _apply_one(math_fn: Callable[..., None], values: Any, rows: Any, buffers: Any,
+               hyper: dict[str, Any]) -> None:
     """Run ``math_fn`` on one tensor: in place, or on its ``rows`` gathered and written back."""
     if rows is None:
         math_fn(values, *buffers, **hyper)
@@ -148,13 +153,13 @@ def _apply_one(math_fn, values, rows, buffers, hyper):
         b[rows] = p
 
 
-def _gather(xp, arrays, rows_list):
+def _gather(xp: ModuleType, arrays: Sequence[RawArray], rows_list: Any) -> RawArray:
     """One flat buffer holding ``arrays`` (or only their ``rows``) back to back."""
     parts = [(a if rows is None else a[rows]).reshape(-1) for a, rows in zip(arrays, rows_list)]
     return xp.concatenate(parts)
 
 
-def _scatter(flat, arrays, rows_list):
+def _scatter(flat: RawArray, arrays: Sequence[RawArray], rows_list: Any) -> None:
     """Write segments of ``flat`` back into ``arrays`` in place (inverse of ``_gather``)."""
     offset = 0
     for a, rows in zip(arrays, rows_list):
@@ -168,7 +173,9 @@ def _scatter(flat, arrays, rows_list):
         offset += size
 
 
-def _apply_bucket(math_fn, xp, bucket, hyper):
+def _apply_bucket(math_fn: Callable[..., None], xp: ModuleType,
+                  bucket: Sequence[tuple[RawArray, Any, Sequence[RawArray]]],
+                  hyper: dict[str, Any]) -> None:
     """Run ``math_fn`` once over the concatenation of ``bucket``'s tensors, then scatter."""
     if len(bucket) == 1:
         _apply_one(math_fn, *bucket[0], hyper)
@@ -182,7 +189,8 @@ def _apply_bucket(math_fn, xp, bucket, hyper):
         _scatter(flat, list(column), rows_list)
 
 
-def _foreach_single(math_fn, grads, buffers, hypers, lazy_update):
+def _foreach_single(math_fn: Callable[..., None], grads: Any, buffers: Any,
+                    hypers: Sequence[dict[str, Any]], lazy_update: bool) -> None:
     """The reference path: ``math_fn`` tensor by tensor.
 
     ``buffers[i]`` is the tuple of arrays updated in place for tensor ``i`` (its weight
@@ -207,7 +215,7 @@ def _fused_kernel_enabled() -> bool:
     return value == "1"
 
 
-def _fusable(grad, bufs) -> bool:
+def _fusable(grad: RawArray, bufs: Sequence[RawArray]) -> bool:
     """Whether one tensor can go through the fused kernels: float32 CuPy arrays on one device,
     a dense gradient, weight and states C-contiguous (written in place by address)."""
     weight = bufs[0]
@@ -219,14 +227,15 @@ def _fusable(grad, bufs) -> bool:
                     and b.device.id == device for b in bufs))
 
 
-def _foreach_fused(fused_fn, grads, buffers, hypers) -> list[int]:
+def _foreach_fused(fused_fn: Callable[..., Any], grads: Any, buffers: Any,
+                   hypers: Sequence[dict[str, Any]]) -> list[int]:
     """Update the tensors that :func:`_fusable` accepts with ``fused_fn``, one call per
     device, number of state arrays and hyper-parameters other than ``lr`` and ``wd`` (those
     the kernels take per tensor); return the indices of the tensors left for the caller.
 
     ``fused_fn(grads, buffers, lrs, wds, **shared_hyper)`` runs one fused kernel launch.
     """
-    groups: dict = {}
+    groups: dict[Any, Any] = {}
     rest = []
     for i, (grad, bufs, hyper) in enumerate(zip(grads, buffers, hypers)):
         if not _fusable(grad, bufs):
@@ -245,7 +254,9 @@ def _foreach_fused(fused_fn, grads, buffers, hypers) -> list[int]:
     return rest
 
 
-def _foreach_each(math_fn, grads, buffers, hypers, lazy_update, fused_one):
+def _foreach_each(math_fn: Callable[..., None], grads: Any, buffers: Any,
+                  hypers: Sequence[dict[str, Any]], lazy_update: bool,
+                  fused_one: Callable[..., None]) -> None:
     """Tensor by tensor, as :func:`_foreach_single`, but each tensor :func:`_fusable` accepts
     goes through ``fused_one(grad, bufs, hyper)`` (that tensor's kernel launches) instead of
     ``math_fn``: for updates that cannot be bucketed (per-tensor norms, or noise drawn in
@@ -263,7 +274,9 @@ def _foreach_each(math_fn, grads, buffers, hypers, lazy_update, fused_one):
             _apply_one(math_fn, values, rows, bufs, hyper)
 
 
-def _foreach_multi(math_fn, grads, buffers, hypers, lazy_update, fused_fn=None):
+def _foreach_multi(math_fn: Callable[..., None], grads: Any, buffers: Any,
+                   hypers: Sequence[dict[str, Any]], lazy_update: bool,
+                   fused_fn: Callable[..., Any] | None = None) -> None:
     """The multi-tensor path: same arguments and results as :func:`_foreach_single`.
 
     With ``fused_fn`` (the fused GPU kernel doing ``math_fn``'s arithmetic), the tensors it
@@ -276,7 +289,7 @@ def _foreach_multi(math_fn, grads, buffers, hypers, lazy_update, fused_fn=None):
         rest = _foreach_fused(fused_fn, grads, buffers, hypers)
         if len(rest) < len(buffers):
             grads, buffers, hypers = ([seq[i] for i in rest] for seq in (grads, buffers, hypers))
-    groups: dict = {}
+    groups: dict[Any, Any] = {}
     for i, (bufs, hyper) in enumerate(zip(buffers, hypers)):
         key = (_device_key(bufs[0]), bufs[0].dtype.str, len(bufs), tuple(hyper.items()))
         groups.setdefault(key, []).append(i)
@@ -286,7 +299,8 @@ def _foreach_multi(math_fn, grads, buffers, hypers, lazy_update, fused_fn=None):
         direct = _DIRECT_ELEMENTS[device_key[0]]
         with _device_scope(buffers[members[0]][0]):
             xp = _array_module(buffers[members[0]][0])
-            bucket, filled = [], 0
+            bucket: list[Any] = []
+            filled = 0
             for i in members:
                 rows, values = _dense_or_rows(buffers[i][0], grads[i], lazy_update)
                 if values.size >= direct:
@@ -301,7 +315,7 @@ def _foreach_multi(math_fn, grads, buffers, hypers, lazy_update, fused_fn=None):
                 _apply_bucket(math_fn, xp, bucket, hyper)
 
 
-def _fresh_copy(grad, rescale_grad):
+def _fresh_copy(grad: RawArray, rescale_grad: float) -> RawArray:
     # A copy (never the caller's gradient); astype keeps 0-d inputs arrays, which the
     # in-place operations of the update need.
     g = grad.astype(grad.dtype, copy=True)
@@ -310,7 +324,8 @@ def _fresh_copy(grad, rescale_grad):
     return g
 
 
-def _prepared_grad(grad, weight, *, rescale_grad, clip_gradient, wd, wd_first=False):
+def _prepared_grad(grad: RawArray, weight: RawArray, *, rescale_grad: float,
+                   clip_gradient: float | None, wd: float, wd_first: bool = False) -> RawArray:
     """A fresh gradient ``rescale_grad * grad`` clipped to ``[-clip_gradient, clip_gradient]``
     and with ``wd * weight`` added: after the clipping (MXNet's SGD family), or before it
     with ``wd_first`` (MXNet's Adam family). ``wd * weight`` is added only for ``wd != 0``
@@ -331,7 +346,7 @@ _SCRATCH_ELEMENTS = 1 << 22
 _scratch_local = threading.local()
 
 
-def _scratch(like, count: int) -> list:
+def _scratch(like: RawArray, count: int) -> list[RawArray]:
     """``count`` uninitialised arrays shaped and typed like ``like``, as ``out=`` targets.
 
     On NumPy, for up to ``_SCRATCH_ELEMENTS`` elements, they are views of a per-thread buffer
@@ -353,7 +368,7 @@ def _scratch(like, count: int) -> list:
     return [flat[k * n:(k + 1) * n].reshape(like.shape) for k in range(count)]
 
 
-def _adam_moments(mean, var, g, beta1, beta2):
+def _adam_moments(mean: RawArray, var: RawArray, g: RawArray, beta1: float, beta2: float) -> None:
     """Adam's moment estimates, in place: ``mean = beta1 * mean + (1 - beta1) * g``,
     ``var = beta2 * var + (1 - beta2) * g * g``."""
     mean *= beta1
@@ -362,24 +377,24 @@ def _adam_moments(mean, var, g, beta1, beta2):
     var += (1.0 - beta2) * g * g
 
 
-def _cast_grad(grad, dtype):
+def _cast_grad(grad: RawArray, dtype: DTypeLike) -> Any:
     if _is_row_sparse(grad):
         return RowSparseGrad(grad.indices, grad.data.astype(dtype))
     return grad.astype(dtype)
 
 
-def _zeros_like(weight, dtype=None):
+def _zeros_like(weight: RawArray, dtype: DTypeLike = None) -> RawArray:
     with _device_scope(weight):
         return _array_module(weight).zeros_like(weight, dtype=dtype)
 
 
-def _norm(a):
+def _norm(a: Any) -> RawArray:
     """The L2 norm of all of ``a``, as a 0-d array of ``a``'s module (no device sync)."""
     xp = _array_module(a)
     return xp.sqrt(xp.sum(xp.square(a, dtype=numpy.float64 if xp is numpy else None)))
 
 
-def _ratio_or_none(numerator, denominator):
+def _ratio_or_none(numerator: RawArray, denominator: RawArray) -> tuple[RawArray, RawArray]:
     """``(numerator / denominator, ok)``: ``ok`` is False where the ratio is NaN, infinite or
     0, where MXNet's layer-wise optimizers fall back to a factor of 1 (0-d arrays)."""
     xp = _array_module(numerator)
@@ -388,18 +403,19 @@ def _ratio_or_none(numerator, denominator):
     return ratio, xp.isfinite(ratio) & (ratio != 0)
 
 
-def _trust_ratio(numerator, denominator):
+def _trust_ratio(numerator: RawArray, denominator: RawArray) -> RawArray:
     """``numerator / denominator``, or 1 where that is NaN, infinite or 0 (MXNet's layer-wise
     trust ratio rule), as a 0-d array."""
     ratio, ok = _ratio_or_none(numerator, denominator)
     return _array_module(numerator).where(ok, ratio, 1.0)
 
 
-def elementwise_kernel(name: str):
+def elementwise_kernel(name: str) -> Callable[..., None]:
     """The fused GPU path of optimizer ``name`` for ``_foreach_multi``: ``fused(grads,
     buffers, lrs, wds, **shared)`` updating each float32 CuPy tensor with one launch of
     ``kernels/optimizers.cu`` (see ``_kernels.optimizer_step``)."""
-    def fused(grads, buffers, lrs, wds, **shared):
+    def fused(grads: Any, buffers: Any, lrs: Sequence[float], wds: Sequence[float],
+              **shared: Any) -> None:
         from .. import _kernels
         for grad, bufs, lr, wd in zip(grads, buffers, lrs, wds):
             _kernels.optimizer_step(name, bufs[0], grad, bufs[1:], lr=lr, wd=wd, **shared)

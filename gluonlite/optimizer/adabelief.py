@@ -4,12 +4,15 @@ from __future__ import annotations
 from ._foreach import _array_module, _prepared_grad
 from .adam import _AdamFamily
 from .optimizer import register
+from typing import Any
+from .._typing import RawArray
 
 __all__ = ["AdaBelief"]
 
 
-def _adabelief_math(grad, weight, mean, var, *, lr, wd, beta1, beta2, epsilon, rescale_grad,
-                    clip_gradient):
+def _adabelief_math(grad: RawArray, weight: RawArray, mean: RawArray, var: RawArray, *, lr: float,
+                    wd: float, beta1: float, beta2: float, epsilon: float, rescale_grad: float,
+                    clip_gradient: float | None) -> None:
     """``g = clip(rescale_grad * grad + wd * w); mean = beta1 * mean + (1 - beta1) * g;
     var = beta2 * var + (1 - beta2) * (g - mean)^2 + epsilon;
     w -= lr * mean / (sqrt(var) + epsilon)`` with ``lr`` bias-corrected."""
@@ -42,7 +45,7 @@ class AdaBelief(_AdamFamily):
 
     def __init__(self, learning_rate: float | None = None, beta1: float = 0.9,
                  beta2: float = 0.999, epsilon: float = 1e-6, correct_bias: bool = True,
-                 use_fused_step: bool = True, **kwargs):
+                 use_fused_step: bool = True, **kwargs: Any) -> None:
         super().__init__(learning_rate=learning_rate, beta1=beta1, beta2=beta2,
                          epsilon=epsilon, correct_bias=correct_bias,
                          use_fused_step=use_fused_step, **kwargs)

@@ -12,12 +12,16 @@ from .. import _kernels
 from ._foreach import (_array_module, _check_tensors, _foreach_multi, _foreach_single,
                        _scratch)
 from .optimizer import _Checked, _MathOptimizer, _zeros_state, register
+from typing import Any
+from .._typing import RawArray
+from ..ndarray import ndarray
 
 __all__ = ["Adam", "adam"]
 
 
-def _adam_math(grad, weight, mean, var, *, lr, wd, beta1, beta2, epsilon, rescale_grad,
-               clip_gradient):
+def _adam_math(grad: RawArray, weight: RawArray, mean: RawArray, var: RawArray, *, lr: float,
+               wd: float, beta1: float, beta2: float, epsilon: float, rescale_grad: float,
+               clip_gradient: float | None) -> None:
     """MXNet's ``adam_update`` on whole arrays, in place on weight, mean and var.
 
     ``lr`` is already bias-corrected. Weight decay is added before clipping here (MXNet's
@@ -50,14 +54,16 @@ def _adam_math(grad, weight, mean, var, *, lr, wd, beta1, beta2, epsilon, rescal
     weight -= g
 
 
-def _bias_corrected_lr(lr, step, beta1, beta2):
+def _bias_corrected_lr(lr: float, step: int, beta1: float, beta2: float) -> float:
     # MXNet 2 folds both bias corrections into the learning rate instead of rescaling the
     # moments, which changes where epsilon acts; kept so results match MXNet's.
     return lr * math.sqrt(1.0 - beta2 ** step) / (1.0 - beta1 ** step)
 
 
-def _adam_plan(weights, means, variances, lrs, wds, steps, beta1, beta2, epsilon,
-               rescale_grad, clip_gradient):
+def _adam_plan(weights: Any, means: Sequence[RawArray], variances: Sequence[RawArray],
+               lrs: Sequence[float], wds: Sequence[float], steps: Sequence[int], beta1: float,
+               beta2: float, epsilon: float, rescale_grad: float,
+               clip_gradient: float | None) -> tuple[list[Any], list[dict[str, Any]]]:
     buffers = list(zip(weights, means, variances))
     hypers = [dict(lr=_bias_corrected_lr(lr, t, beta1, beta2), wd=wd, beta1=beta1,
                    beta2=beta2, epsilon=epsilon, rescale_grad=rescale_grad,
@@ -65,29 +71,35 @@ def _adam_plan(weights, means, variances, lrs, wds, steps, beta1, beta2, epsilon
     return buffers, hypers
 
 
-def _single_tensor_adam(weights, grads, means, variances, *, lrs, wds, steps, beta1, beta2,
-                        epsilon, rescale_grad, clip_gradient, lazy_update):
+def _single_tensor_adam(weights: Any, grads: Any, means: Sequence[RawArray],
+                        variances: Sequence[RawArray], *, lrs: Sequence[float],
+                        wds: Sequence[float], steps: Sequence[int], beta1: float, beta2: float,
+                        epsilon: float, rescale_grad: float, clip_gradient: float | None,
+                        lazy_update: bool) -> None:
     buffers, hypers = _adam_plan(weights, means, variances, lrs, wds, steps, beta1, beta2,
                                  epsilon, rescale_grad, clip_gradient)
     _foreach_single(_adam_math, grads, buffers, hypers, lazy_update)
 
 
-def _fused_adam(grads, buffers, lrs, wds, **shared):
+def _fused_adam(grads: Any, buffers: Any, lrs: Sequence[float], wds: Sequence[float],
+                **shared: Any) -> None:
     weights, means, variances = ([b[k] for b in buffers] for k in range(3))
     _kernels.multi_tensor_adam(weights, grads, means, variances, lrs, wds, **shared)
 
 
-def _multi_tensor_adam(weights, grads, means, variances, *, lrs, wds, steps, beta1, beta2,
-                       epsilon, rescale_grad, clip_gradient, lazy_update):
+def _multi_tensor_adam(weights: Any, grads: Any, means: Sequence[RawArray],
+                       variances: Sequence[RawArray], *, lrs: Sequence[float], wds: Sequence[float],
+                       steps: Sequence[int], beta1: float, beta2: float, epsilon: float,
+                       rescale_grad: float, clip_gradient: float | None, lazy_update: bool) -> None:
     buffers, hypers = _adam_plan(weights, means, variances, lrs, wds, steps, beta1, beta2,
                                  epsilon, rescale_grad, clip_gradient)
     _foreach_multi(_adam_math, grads, buffers, hypers, lazy_update, _fused_adam)
 
 
-def adam(weights: Sequence, grads: Sequence, means: Sequence, variances: Sequence, *,
-         lrs: Sequence[float], wds: Sequence[float], steps: Sequence[int], beta1: float,
-         beta2: float, epsilon: float, rescale_grad: float, clip_gradient: float | None,
-         lazy_update: bool, foreach: bool = True) -> None:
+def adam(weights: Sequence[Any], grads: Sequence[Any], means: Sequence[Any],
+         variances: Sequence[Any], *, lrs: Sequence[float], wds: Sequence[float],
+         steps: Sequence[int], beta1: float, beta2: float, epsilon: float, rescale_grad: float,
+         clip_gradient: float | None, lazy_update: bool, foreach: bool = True) -> None:
     """MXNet's Adam on lists of raw arrays, updating weights, means and variances in place.
 
     Per tensor at its step ``t`` (1 for the first update), with
@@ -118,25 +130,25 @@ class _AdamFamily(_MathOptimizer):
     ``epsilon``, and (``correct_bias``) the bias correction folded into the learning rate."""
 
     _default_lr = 0.001
-    beta1 = _Checked("beta1", low=0.0, high=1.0, high_open=True)
-    beta2 = _Checked("beta2", low=0.0, high=1.0, high_open=True)
-    epsilon = _Checked("epsilon", low=0.0, low_open=True)
+    beta1: _Checked[float] = _Checked("beta1", low=0.0, high=1.0, high_open=True)
+    beta2: _Checked[float] = _Checked("beta2", low=0.0, high=1.0, high_open=True)
+    epsilon: _Checked[float] = _Checked("epsilon", low=0.0, low_open=True)
 
     def __init__(self, learning_rate: float | None = None, beta1: float = 0.9,
                  beta2: float = 0.999, epsilon: float = 1e-8, correct_bias: bool = True,
-                 **kwargs):
+                 **kwargs: Any) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.correct_bias = bool(correct_bias)
 
-    def create_state(self, index, weight):
+    def create_state(self, index: Any, weight: ndarray) -> Any:
         """``(mean, var)``: two zero arrays like ``weight``."""
         return (_zeros_state(weight), _zeros_state(weight))
 
     def _state_count(self) -> int:
         return 2
 
-    def _hyper(self, index, lr, wd) -> dict:
+    def _hyper(self, index: Any, lr: float, wd: float) -> dict[str, Any]:
         if self.correct_bias:
             lr = _bias_corrected_lr(lr, self._index_update_count[index], self.beta1,
                                     self.beta2)
@@ -160,15 +172,16 @@ class Adam(_AdamFamily):
 
     def __init__(self, learning_rate: float | None = None, beta1: float = 0.9,
                  beta2: float = 0.999, epsilon: float = 1e-8, lazy_update: bool = False,
-                 use_fused_step: bool = True, **kwargs):
+                 use_fused_step: bool = True, **kwargs: Any) -> None:
         super().__init__(learning_rate=learning_rate, beta1=beta1, beta2=beta2,
                          epsilon=epsilon, use_fused_step=use_fused_step, **kwargs)
         self.lazy_update = bool(lazy_update)
 
-    def _hyper(self, index, lr, wd) -> dict:
+    def _hyper(self, index: Any, lr: float, wd: float) -> dict[str, Any]:
         return dict(lr=lr, wd=wd, t=self._index_update_count[index])
 
-    def _apply(self, grads, buffers, hypers, foreach) -> None:
+    def _apply(self, grads: Any, buffers: Any, hypers: Sequence[dict[str, Any]],
+               foreach: bool) -> None:
         adam([b[0] for b in buffers], grads, [b[1] for b in buffers], [b[2] for b in buffers],
              lrs=[h["lr"] for h in hypers], wds=[h["wd"] for h in hypers],
              steps=[h["t"] for h in hypers], beta1=self.beta1, beta2=self.beta2,

@@ -4,12 +4,15 @@ from __future__ import annotations
 from ._foreach import _adam_moments, _array_module, _prepared_grad
 from .adam import _AdamFamily
 from .optimizer import register
+from typing import Any
+from .._typing import RawArray
 
 __all__ = ["AdamW"]
 
 
-def _adamw_math(grad, weight, mean, var, *, lr, wd, beta1, beta2, epsilon, rescale_grad,
-                clip_gradient):
+def _adamw_math(grad: RawArray, weight: RawArray, mean: RawArray, var: RawArray, *, lr: float,
+                wd: float, beta1: float, beta2: float, epsilon: float, rescale_grad: float,
+                clip_gradient: float | None) -> None:
     """``g = clip(rescale_grad * grad)``; moments as Adam;
     ``w -= lr * (mean / (sqrt(var) + epsilon) + wd * w)`` with ``lr`` bias-corrected
     (MXNet's fused ``adamw_update``: the decay uses the weight before the step)."""
@@ -40,7 +43,7 @@ class AdamW(_AdamFamily):
 
     def __init__(self, learning_rate: float | None = None, beta1: float = 0.9,
                  beta2: float = 0.999, epsilon: float = 1e-6, correct_bias: bool = True,
-                 use_fused_step: bool = True, **kwargs):
+                 use_fused_step: bool = True, **kwargs: Any) -> None:
         super().__init__(learning_rate=learning_rate, beta1=beta1, beta2=beta2,
                          epsilon=epsilon, correct_bias=correct_bias,
                          use_fused_step=use_fused_step, **kwargs)

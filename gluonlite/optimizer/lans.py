@@ -4,12 +4,15 @@ from __future__ import annotations
 from ._foreach import _adam_moments, _array_module, _fresh_copy, _norm, _trust_ratio
 from .lamb import _clamped_norm, _LayerWise
 from .optimizer import register
+from .._typing import RawArray
 
 __all__ = ["LANS"]
 
 
-def _lans_math(grad, weight, mean, var, *, lr, wd, beta1, beta2, epsilon, coef1, coef2,
-               lower_bound, upper_bound, rescale_grad, clip_gradient):
+def _lans_math(grad: RawArray, weight: RawArray, mean: RawArray, var: RawArray, *, lr: float,
+               wd: float, beta1: float, beta2: float, epsilon: float, coef1: float, coef2: float,
+               lower_bound: float | None, upper_bound: float | None, rescale_grad: float,
+               clip_gradient: float | None) -> None:
     """``g = clip(rescale_grad * grad / ||rescale_grad * grad||)``; moments as Adam;
     ``s = sqrt(var / coef2) + epsilon``; ``u = mean / coef1 / s + wd * w``,
     ``w -= lr * beta1 * trust(||w||, ||u||) * u``; then with the updated ``w``:

@@ -6,14 +6,18 @@ import numpy
 from ._foreach import _array_module, _fresh_copy, _norm, _ratio_or_none
 from .optimizer import _Checked, _MathOptimizer, _zeros_state, register
 from .sgd import _sgd_math
+from typing import Any
+from .._typing import RawArray
+from ..ndarray import ndarray
 
 __all__ = ["LARS"]
 
 _NO_LARS_SUFFIXES = ("gamma", "beta", "bias")
 
 
-def _lars_math(grad, weight, mom=None, *, lr, wd, momentum, eta, epsilon, layer_wise,
-               rescale_grad, clip_gradient):
+def _lars_math(grad: RawArray, weight: RawArray, mom: RawArray = None, *, lr: float, wd: float,
+               momentum: float, eta: float, epsilon: float, layer_wise: bool, rescale_grad: float,
+               clip_gradient: float | None) -> None:
     """With ``layer_wise``, ``lr *= eta * ||w|| / (||g|| + wd * ||w|| + epsilon)`` (1 where
     ``||w|| / ||g||`` is NaN or 0; norms in float32, ``g = rescale_grad * grad``); then
     SGD: ``g = clip(rescale_grad * grad) + wd * w; mom = momentum * mom - lr * g;
@@ -49,25 +53,25 @@ class LARS(_MathOptimizer):
     _math = _lars_math
     _bucketable = False  # norms are per tensor
     _kernel = "lars"  # norms, then the scaled step: two launches per tensor on a GPU
-    momentum = _Checked("momentum", low=0.0, high=1.0, high_open=True)
-    eta = _Checked("eta", low=0.0)
-    epsilon = _Checked("epsilon", low=0.0)
+    momentum: _Checked[float] = _Checked("momentum", low=0.0, high=1.0, high_open=True)
+    eta: _Checked[float] = _Checked("eta", low=0.0)
+    epsilon: _Checked[float] = _Checked("epsilon", low=0.0)
 
     def __init__(self, learning_rate: float | None = None, momentum: float = 0.0,
                  eta: float = 0.001, epsilon: float = 1e-8, lazy_update: bool = False,
-                 use_fused_step: bool = True, aggregate_num: int = 1, **kwargs):
+                 use_fused_step: bool = True, aggregate_num: int = 1, **kwargs: Any) -> None:
         super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step,
                          aggregate_num=aggregate_num, **kwargs)
         self.momentum, self.eta, self.epsilon = momentum, eta, epsilon
         self.lazy_update = bool(lazy_update)
 
-    def create_state(self, index, weight):
+    def create_state(self, index: Any, weight: ndarray) -> Any:
         return None if self.momentum == 0.0 else _zeros_state(weight)
 
     def _state_count(self) -> int:
         return 0 if self.momentum == 0.0 else 1
 
-    def _layer_wise(self, index) -> bool:
+    def _layer_wise(self, index: Any) -> bool:
         if index in self.idx2name:
             name = self.idx2name[index]
         elif index in self.param_dict:
@@ -76,6 +80,6 @@ class LARS(_MathOptimizer):
             name = str(index)
         return not name.endswith(_NO_LARS_SUFFIXES)
 
-    def _hyper(self, index, lr, wd) -> dict:
+    def _hyper(self, index: Any, lr: float, wd: float) -> dict[str, Any]:
         return dict(super()._hyper(index, lr, wd), momentum=self.momentum, eta=self.eta,
                     epsilon=self.epsilon, layer_wise=self._layer_wise(index))

@@ -4,13 +4,16 @@ from __future__ import annotations
 from ._foreach import _adam_moments, _array_module, _prepared_grad
 from .adam import _AdamFamily
 from .optimizer import _Checked, register
+from typing import Any
+from .._typing import RawArray
 
 __all__ = ["Nadam"]
 
 
-def _nadam_math(grad, weight, mean, var, *, lr, wd, beta1, beta2, epsilon, coef2,
-                momentum_t, momentum_t_1, m_schedule, m_schedule_next, rescale_grad,
-                clip_gradient):
+def _nadam_math(grad: RawArray, weight: RawArray, mean: RawArray, var: RawArray, *, lr: float,
+                wd: float, beta1: float, beta2: float, epsilon: float, coef2: float,
+                momentum_t: float, momentum_t_1: float, m_schedule: float, m_schedule_next: float,
+                rescale_grad: float, clip_gradient: float | None) -> None:
     """``g = clip(rescale_grad * grad) + wd * w``; moments as Adam; then
     ``mean_bar = momentum_t_1 * mean / (1 - m_schedule_next)
     + (1 - momentum_t) * g / (1 - m_schedule)`` and
@@ -41,18 +44,18 @@ class Nadam(_AdamFamily):
 
     _math = _nadam_math
     _kernel = "nadam"
-    schedule_decay = _Checked("schedule_decay", low=0.0)
+    schedule_decay: _Checked[float] = _Checked("schedule_decay", low=0.0)
 
     def __init__(self, learning_rate: float | None = None, beta1: float = 0.9,
                  beta2: float = 0.999, epsilon: float = 1e-8, schedule_decay: float = 0.004,
-                 use_fused_step: bool = False, **kwargs):
+                 use_fused_step: bool = False, **kwargs: Any) -> None:
         super().__init__(learning_rate=learning_rate, beta1=beta1, beta2=beta2,
                          epsilon=epsilon, correct_bias=False, use_fused_step=use_fused_step,
                          **kwargs)
         self.schedule_decay = schedule_decay
         self.m_schedule = 1.0
 
-    def _hyper(self, index, lr, wd) -> dict:
+    def _hyper(self, index: Any, lr: float, wd: float) -> dict[str, Any]:
         t = self._index_update_count[index]
         momentum_t = self.beta1 * (1.0 - 0.5 * 0.96 ** (t * self.schedule_decay))
         momentum_t_1 = self.beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * self.schedule_decay))

@@ -16,7 +16,7 @@ import math
 import numbers
 import pickle
 import warnings
-from typing import Iterable, Sequence
+from typing import Generic, Iterable, Sequence, TypeVar, overload
 
 import numpy
 
@@ -26,13 +26,19 @@ from ..sparse import RowSparseNDArray
 from . import _foreach
 from ._foreach import (RowSparseGrad, _cast_grad, _check_tensors, _device_scope, _foreach_multi,
                        _foreach_single, _is_row_sparse)
+from typing import Any
+from .._typing import DTypeLike, RawArray
+from ..device import Device
+from collections.abc import Callable
 
 __all__ = ["Optimizer", "Updater", "create", "register", "get_updater"]
 
-_REGISTRY: dict[str, type] = {}
+_REGISTRY: dict[str, type[Optimizer]] = {}
+_OptimizerType = TypeVar("_OptimizerType", bound="type[Optimizer]")
+_V = TypeVar("_V", float, "float | None")
 
 
-def register(klass: type) -> type:
+def register(klass: _OptimizerType) -> _OptimizerType:
     """Class decorator making ``klass`` available to :func:`create` by its lower-case name.
 
     Registering another class under a taken name replaces it with a warning, as in MXNet.
@@ -50,7 +56,7 @@ def register(klass: type) -> type:
     return klass
 
 
-def create(name: str, **kwargs) -> "Optimizer":
+def create(name: str, **kwargs: Any) -> "Optimizer":
     """The optimizer registered as ``name`` (case-insensitive), built with ``kwargs``.
 
     >>> create('adam', learning_rate=0.01).learning_rate
@@ -66,7 +72,8 @@ def create(name: str, **kwargs) -> "Optimizer":
     return klass(**kwargs)
 
 
-def _checked(owner, name, value, *, low=None, high=None, low_open=False, high_open=False):
+def _checked(owner: str, name: str, value: object, *, low: float | None = None,
+             high: float | None = None, low_open: bool = False, high_open: bool = False) -> float:
     """``value`` as a float, or a ValueError naming the owner, the setting and the range."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
@@ -80,19 +87,25 @@ def _checked(owner, name, value, *, low=None, high=None, low_open=False, high_op
     return value
 
 
-class _Checked:
+class _Checked(Generic[_V]):
     """A float attribute validated by :func:`_checked` on every assignment."""
 
-    def __init__(self, label, *, optional=False, **bounds):
+    def __init__(self, label: str, *, optional: bool = False, **bounds: Any) -> None:
         self.label, self.optional, self.bounds = label, optional, bounds
 
-    def __set_name__(self, owner, name):
+    def __set_name__(self, owner: type, name: str) -> None:
         self.slot = "_" + name
 
-    def __get__(self, obj, objtype=None):
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> _Checked[_V]: ...
+
+    @overload
+    def __get__(self, obj: object, objtype: type | None = None) -> _V: ...
+
+    def __get__(self, obj: object, objtype: type | None = None) -> _Checked[_V] | _V:
         return self if obj is None else getattr(obj, self.slot)
 
-    def __set__(self, obj, value):
+    def __set__(self, obj: object, value: _V) -> None:
         if value is None and self.optional:
             setattr(obj, self.slot, None)
             return
@@ -105,11 +118,11 @@ class _Checked:
         setattr(obj, self.slot, value)
 
 
-def _is_raw(a) -> bool:
+def _is_raw(a: Any) -> bool:
     return isinstance(a, numpy.ndarray) or is_gpu_array(a)
 
 
-def _raw_array(owner, what, a):
+def _raw_array(owner: str, what: str, a: Any) -> RawArray:
     """The raw NumPy/CuPy array behind ``a`` (an ``mx.np.ndarray`` or a raw array)."""
     if isinstance(a, ndarray):
         return a._data
@@ -118,7 +131,7 @@ def _raw_array(owner, what, a):
     raise TypeError(f"{owner}: {what} must be an mx.np.ndarray, got {type(a).__name__}")
 
 
-def _raw_grad(owner, what, g):
+def _raw_grad(owner: str, what: str, g: RawArray) -> Any:
     """A dense raw gradient, or :class:`RowSparseGrad` of raw arrays for a row-sparse one."""
     if isinstance(g, RowSparseNDArray):
         return RowSparseGrad(g._indices, g._values)
@@ -131,7 +144,7 @@ def _raw_grad(owner, what, g):
                     f"mx.nd.sparse.RowSparseNDArray, got {type(g).__name__}")
 
 
-def _raw_state(owner, what, state):
+def _raw_state(owner: str, what: str, state: Any) -> Any:
     """``state`` (None, an array, or nested tuples of them) with raw arrays in place of
     ``mx.np.ndarray`` arrays; the arrays are the same storage, so updates land in the state."""
     if state is None:
@@ -141,12 +154,13 @@ def _raw_state(owner, what, state):
     return _raw_array(owner, what, state)
 
 
-def _wrap_like(weight, raw):
+def _wrap_like(weight: RawArray, raw: RawArray) -> Any:
     """``raw`` as an ``mx.np.ndarray`` when ``weight`` is one, else as it is."""
     return ndarray(raw, weight.device) if isinstance(weight, ndarray) else raw
 
 
-def _as_lists(owner, indices, weights, grads, states):
+def _as_lists(owner: str, indices: Any, weights: Any, grads: Any,
+              states: Any) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
     """The four per-parameter sequences as lists (a single index wraps all four, MXNet 1's
     ``update(index, weight, grad, state)``), checked for equal lengths and unique indices."""
     if isinstance(indices, (str, bytes)) or not isinstance(indices, Iterable):
@@ -197,12 +211,12 @@ class Optimizer:
 
     _default_lr = 0.01
 
-    def __init__(self, rescale_grad: float = 1.0, param_idx2name: dict | None = None,
+    def __init__(self, rescale_grad: float = 1.0, param_idx2name: dict[Any, Any] | None = None,
                  wd: float = 0.0, clip_gradient: float | None = None,
-                 learning_rate: float | None = None, lr_scheduler=None,
+                 learning_rate: float | None = None, lr_scheduler: Any = None,
                  begin_num_update: int = 0, multi_precision: bool = False,
-                 param_dict: dict | None = None, aggregate_num: int | None = None,
-                 use_fused_step: bool | None = None, **kwargs):
+                 param_dict: dict[Any, Any] | None = None, aggregate_num: int | None = None,
+                 use_fused_step: bool | None = None, **kwargs: Any) -> None:
         if kwargs:
             raise TypeError(f"{self._name}: unexpected argument(s) {sorted(kwargs)}")
         self.rescale_grad = rescale_grad
@@ -230,7 +244,7 @@ class Optimizer:
                              f"got {begin_num_update!r}")
         self.begin_num_update = begin_num_update
         self.num_update = begin_num_update
-        self._index_update_count: dict = {}
+        self._index_update_count: dict[Any, Any] = {}
         if aggregate_num is not None and (isinstance(aggregate_num, bool) or
                                           not isinstance(aggregate_num, int)
                                           or aggregate_num < 0):
@@ -247,10 +261,12 @@ class Optimizer:
         return type(self).__name__
 
     # Validated on every assignment too, because Trainer sets rescale_grad before each update.
-    lr = _Checked("learning_rate", low=0.0)  # the base rate, before scheduler and lr_mult
-    wd = _Checked("wd", low=0.0)
-    rescale_grad = _Checked("rescale_grad", low=0.0, low_open=True)
-    clip_gradient = _Checked("clip_gradient", low=0.0, low_open=True, optional=True)
+    # the base rate, before scheduler and lr_mult
+    lr: _Checked[float] = _Checked("learning_rate", low=0.0)
+    wd: _Checked[float] = _Checked("wd", low=0.0)
+    rescale_grad: _Checked[float] = _Checked("rescale_grad", low=0.0, low_open=True)
+    clip_gradient: _Checked[float | None] = _Checked("clip_gradient", low=0.0, low_open=True,
+                                                     optional=True)
 
     # ----------------------------------------------------------------- learning rate
     @property
@@ -270,19 +286,19 @@ class Optimizer:
             return
         self.lr = lr
 
-    def _checked_mults(self, what, mults) -> dict:
+    def _checked_mults(self, what: str, mults: Any) -> dict[Any, float]:
         if not isinstance(mults, dict):
             raise TypeError(f"{self._name}.set_{what}: expected a dict of index (or name) to "
                             f"multiplier, got {type(mults).__name__}")
         return {index: _checked(self._name, f"{what}[{index!r}]", m, low=0.0)
                 for index, m in mults.items()}
 
-    def set_lr_mult(self, args_lr_mult: dict) -> None:
+    def set_lr_mult(self, args_lr_mult: dict[Any, Any]) -> None:
         """Replace the ``{index or name: lr_mult}`` table (a ``param_dict`` entry takes
         precedence)."""
         self.lr_mult = self._checked_mults("lr_mult", args_lr_mult)
 
-    def set_wd_mult(self, args_wd_mult: dict) -> None:
+    def set_wd_mult(self, args_wd_mult: dict[Any, Any]) -> None:
         """Replace the ``{index or name: wd_mult}`` table (a ``param_dict`` entry takes
         precedence). With ``param_idx2name``, names not ending in ``_weight`` or ``_gamma``
         default to 0 (biases are not decayed), as in MXNet."""
@@ -291,38 +307,38 @@ class Optimizer:
         table.update(self._checked_mults("wd_mult", args_wd_mult))
         self.wd_mult = table
 
-    def _mult(self, what, index) -> float:
+    def _mult(self, what: str, index: Any) -> float:
         if index in self.param_dict:
-            value = getattr(self.param_dict[index], what)
+            value: float = getattr(self.param_dict[index], what)
             # Read (not cached) every update, so a changed multiplier takes effect. A float
             # >= 0 is what _checked would return unchanged; only other values pay for the
             # full check and its message.
             if type(value) is not float or not value >= 0.0:
                 value = _checked(self._name, f"{what} of parameter {index!r}", value, low=0.0)
             return value
-        table = getattr(self, what)
+        table: dict[Any, float] = getattr(self, what)
         if index in table:
             return table[index]
         if index in self.idx2name:
             return table.get(self.idx2name[index], 1.0)
         return 1.0
 
-    def _get_lr(self, index) -> float:
+    def _get_lr(self, index: Any) -> float:
         """The learning rate of parameter ``index`` for this update (MXNet's ``_get_lr``)."""
         return self.learning_rate * self._mult("lr_mult", index)
 
-    def _get_lrs(self, indices) -> list:
+    def _get_lrs(self, indices: Any) -> list[float]:
         lr = self.learning_rate
         return [lr * self._mult("lr_mult", i) for i in indices]
 
-    def _get_wd(self, index) -> float:
+    def _get_wd(self, index: Any) -> float:
         """The weight decay of parameter ``index`` (MXNet's ``_get_wd``)."""
         return self.wd * self._mult("wd_mult", index)
 
-    def _get_wds(self, indices) -> list:
+    def _get_wds(self, indices: Any) -> list[float]:
         return [self.wd * self._mult("wd_mult", i) for i in indices]
 
-    def _update_count(self, index) -> None:
+    def _update_count(self, index: Any) -> None:
         """Count one update of ``index`` (or of each index of a list), as MXNet does."""
         for i in (index if isinstance(index, (list, tuple)) else [index]):
             count = self._index_update_count.get(i, self.begin_num_update) + 1
@@ -330,11 +346,11 @@ class Optimizer:
             self.num_update = max(self.num_update, count)
 
     # ----------------------------------------------------------------- states
-    def create_state(self, index, weight):
+    def create_state(self, index: Any, weight: ndarray) -> Any:
         """The optimizer state for ``weight``: None here (a stateless optimizer)."""
         return None
 
-    def create_state_multi_precision(self, index, weight):
+    def create_state_multi_precision(self, index: Any, weight: ndarray) -> Any:
         """Like :meth:`create_state`; for a float16 weight under ``multi_precision``, the
         pair ``(float32 copy of weight, state of that copy)``."""
         if self.multi_precision and weight.dtype == numpy.float16:
@@ -344,17 +360,17 @@ class Optimizer:
         return self.create_state(index, weight)
 
     # ----------------------------------------------------------------- updates
-    def step(self, indices, weights, grads, states) -> None:
+    def step(self, indices: Any, weights: Any, grads: Any, states: Any) -> None:
         """Update ``weights`` (and ``states``) in place, one parameter after another."""
         raise NotImplementedError(f"{self._name} implements no step(); an optimizer "
                                   "subclass must define it")
 
-    def fused_step(self, indices, weights, grads, states) -> None:
+    def fused_step(self, indices: Any, weights: Any, grads: Any, states: Any) -> None:
         """Like :meth:`step`, through fused kernels; optimizers without them step."""
         self.step(indices, weights, grads, states)
 
-    def update(self, indices: Sequence, weights: Sequence, grads: Sequence,
-               states: Sequence) -> None:
+    def update(self, indices: Sequence[Any], weights: Sequence[Any], grads: Sequence[Any],
+               states: Sequence[Any]) -> None:
         """Apply one step to each ``weights[i]`` in place (MXNet 2's list signature; a
         single index, weight, grad and state are accepted too).
 
@@ -374,8 +390,8 @@ class Optimizer:
         else:
             self.step(indices, weights, grads, states)
 
-    def update_multi_precision(self, indices: Sequence, weights: Sequence, grads: Sequence,
-                               states: Sequence) -> None:
+    def update_multi_precision(self, indices: Sequence[Any], weights: Sequence[Any],
+                               grads: Sequence[Any], states: Sequence[Any]) -> None:
         """Like :meth:`update`, with states from :meth:`create_state_multi_precision`.
 
         A float16 weight under ``multi_precision`` is updated through its float32 master
@@ -402,7 +418,7 @@ class Optimizer:
 
     # param_dict holds Parameters, which are not for pickling (MXNet drops it too); the
     # Trainer restores it after loading states.
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["param_dict"] = {}
         return state
@@ -419,21 +435,21 @@ class _MathOptimizer(Optimizer):
     arguments of ``_math``).
     """
 
-    _math = None
+    _math: Callable[..., None] = None  # type: ignore[assignment]  # each subclass sets it
     _bucketable = True
     _lazy_rows = False
-    _kernel = None
+    _kernel: str | None = None
 
-    def step(self, indices, weights, grads, states) -> None:
+    def step(self, indices: Any, weights: Any, grads: Any, states: Any) -> None:
         """One update per parameter, tensor by tensor (the reference path)."""
         self._run(indices, weights, grads, states, foreach=False)
 
-    def fused_step(self, indices, weights, grads, states) -> None:
+    def fused_step(self, indices: Any, weights: Any, grads: Any, states: Any) -> None:
         """One update per parameter, through the multi-tensor path (same results as
         :meth:`step` up to rounding)."""
         self._run(indices, weights, grads, states, foreach=True)
 
-    def _run(self, indices, weights, grads, states, foreach) -> None:
+    def _run(self, indices: Any, weights: Any, grads: Any, states: Any, foreach: bool) -> None:
         owner = f"{self._name}.update"
         indices, weights, grads, states = _as_lists(owner, indices, weights, grads, states)
         weights = [_raw_array(owner, f"weights[{k}]", w) for k, w in enumerate(weights)]
@@ -454,7 +470,7 @@ class _MathOptimizer(Optimizer):
             self._index_update_count = saved[1]
             raise
 
-    def _buffers(self, weight, state) -> tuple:
+    def _buffers(self, weight: RawArray, state: Any) -> tuple[RawArray, ...]:
         """The arrays ``_math`` updates in place: the weight, then the state's arrays."""
         if state is None:
             return (weight,)
@@ -464,7 +480,7 @@ class _MathOptimizer(Optimizer):
         """How many arrays :meth:`create_state` returns (None entries not counted)."""
         return 0
 
-    def _checked_buffers(self, index, weight, state) -> tuple:
+    def _checked_buffers(self, index: Any, weight: RawArray, state: Any) -> tuple[RawArray, ...]:
         try:
             buffers = self._buffers(weight, state)
         except (TypeError, ValueError):
@@ -476,14 +492,16 @@ class _MathOptimizer(Optimizer):
                              f"{tuple(weight.shape)}, got {state!r}")
         return buffers
 
-    def _hypers(self, indices, lrs, wds) -> list:
+    def _hypers(self, indices: Any, lrs: Sequence[float],
+                wds: Sequence[float]) -> list[dict[str, Any]]:
         return [self._hyper(i, lr, wd) for i, lr, wd in zip(indices, lrs, wds)]
 
-    def _hyper(self, index, lr, wd) -> dict:
+    def _hyper(self, index: Any, lr: float, wd: float) -> dict[str, Any]:
         return dict(lr=lr, wd=wd, rescale_grad=self.rescale_grad,
                     clip_gradient=self.clip_gradient)
 
-    def _apply(self, grads, buffers, hypers, foreach) -> None:
+    def _apply(self, grads: Any, buffers: Any, hypers: Sequence[dict[str, Any]],
+               foreach: bool) -> None:
         lazy = self._lazy_rows and getattr(self, "lazy_update", True)
         math_fn = type(self)._math
         if foreach and self._bucketable:
@@ -494,21 +512,21 @@ class _MathOptimizer(Optimizer):
         else:
             _foreach_single(math_fn, grads, buffers, hypers, lazy)
 
-    def _fused_one(self, grad, bufs, hyper) -> None:
+    def _fused_one(self, grad: RawArray, bufs: Sequence[RawArray], hyper: dict[str, Any]) -> None:
         """The GPU kernels of one tensor that cannot be bucketed (``_bucketable`` False):
         the layer-wise kernels of ``_kernels.layerwise_step`` unless a subclass says
         otherwise."""
         from .. import _kernels
-        _kernels.layerwise_step(self._kernel, bufs[0], grad, bufs[1:], **hyper)
+        _kernels.layerwise_step(self._kernel, bufs[0], grad, bufs[1:], **hyper)  # type: ignore[arg-type]  # noqa: E501 - called only with a _kernel
 
 
-def _zeros_state(weight, dtype=None):
+def _zeros_state(weight: RawArray, dtype: DTypeLike = None) -> Any:
     """A zero array like ``weight`` (an ``mx.np.ndarray`` when ``weight`` is one)."""
     raw = weight._data if isinstance(weight, ndarray) else weight
     return _wrap_like(weight, _foreach._zeros_like(raw, dtype))
 
 
-def _copy_state(weight):
+def _copy_state(weight: RawArray) -> Any:
     """A copy of ``weight`` (DCASGD's previous weight), of the same kind."""
     raw = weight._data if isinstance(weight, ndarray) else weight
     with _device_scope(raw):
@@ -527,15 +545,15 @@ class Updater:
     array([0.5, 0.5])
     """
 
-    def __init__(self, optimizer: Optimizer):
+    def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"Updater: expected an mx.optimizer.Optimizer, got "
                             f"{type(optimizer).__name__}")
         self.optimizer = optimizer
-        self.states: dict = {}
-        self.states_synced: dict = {}
+        self.states: dict[Any, Any] = {}
+        self.states_synced: dict[Any, Any] = {}
 
-    def __call__(self, index, grad, weight) -> None:
+    def __call__(self, index: Any, grad: RawArray, weight: RawArray) -> None:
         indices, grads, weights = (index, grad, weight) if isinstance(index, (list, tuple)) \
             else ([index], [grad], [weight])
         if not len(indices) == len(grads) == len(weights):
@@ -554,7 +572,7 @@ class Updater:
             self.states[i] = state
             self.states_synced[i] = True
 
-    def sync_state_context(self, state, device):
+    def sync_state_context(self, state: Any, device: Device) -> Any:
         """``state`` with its arrays on ``device``."""
         if isinstance(state, ndarray):
             return state.to_device(device)

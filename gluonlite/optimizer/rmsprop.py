@@ -3,12 +3,17 @@ from __future__ import annotations
 
 from ._foreach import _array_module, _prepared_grad
 from .optimizer import _Checked, _MathOptimizer, _zeros_state, register
+from typing import Any
+from .._typing import RawArray
+from ..ndarray import ndarray
 
 __all__ = ["RMSProp"]
 
 
-def _rmsprop_math(grad, weight, var, mean=None, mom=None, *, lr, wd, rho, momentum, epsilon,
-                  clip_weights, rescale_grad, clip_gradient):
+def _rmsprop_math(grad: RawArray, weight: RawArray, var: RawArray, mean: RawArray = None,
+                  mom: RawArray = None, *, lr: float, wd: float, rho: float, momentum: float,
+                  epsilon: float, clip_weights: float | None, rescale_grad: float,
+                  clip_gradient: float | None) -> None:
     """``g = clip(rescale_grad * grad) + wd * w; var = rho * var + (1 - rho) * g^2``, then
     ``w -= lr * g / (sqrt(var) + epsilon)``; centered (``mean`` and ``mom`` given):
     ``mean = rho * mean + (1 - rho) * g;
@@ -49,21 +54,22 @@ class RMSProp(_MathOptimizer):
     _default_lr = 0.001
     _math = _rmsprop_math
     _kernel = "rmsprop"
-    rho = _Checked("rho", low=0.0, high=1.0, high_open=True)
-    momentum = _Checked("momentum", low=0.0, high=1.0, high_open=True)
-    epsilon = _Checked("epsilon", low=0.0, low_open=True)
-    clip_weights = _Checked("clip_weights", low=0.0, low_open=True, optional=True)
+    rho: _Checked[float] = _Checked("rho", low=0.0, high=1.0, high_open=True)
+    momentum: _Checked[float] = _Checked("momentum", low=0.0, high=1.0, high_open=True)
+    epsilon: _Checked[float] = _Checked("epsilon", low=0.0, low_open=True)
+    clip_weights: _Checked[float | None] = _Checked("clip_weights", low=0.0, low_open=True,
+                                                    optional=True)
 
-    def __init__(self, learning_rate: float | None = None, rho: float = 0.9,
-                 momentum: float = 0.9, epsilon: float = 1e-8, centered: bool = False,
-                 clip_weights: float | None = None, use_fused_step: bool = True, **kwargs):
+    def __init__(self, learning_rate: float | None = None, rho: float = 0.9, momentum: float = 0.9,
+                 epsilon: float = 1e-8, centered: bool = False, clip_weights: float | None = None,
+                 use_fused_step: bool = True, **kwargs: Any) -> None:
         super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step,
                          **kwargs)
         self.rho, self.momentum, self.epsilon = rho, momentum, epsilon
         self.centered = bool(centered)
         self.clip_weights = clip_weights
 
-    def create_state(self, index, weight):
+    def create_state(self, index: Any, weight: ndarray) -> Any:
         if self.centered:
             return (_zeros_state(weight), _zeros_state(weight), _zeros_state(weight))
         return _zeros_state(weight)
@@ -71,12 +77,12 @@ class RMSProp(_MathOptimizer):
     def _state_count(self) -> int:
         return 3 if self.centered else 1
 
-    def _buffers(self, weight, state) -> tuple:
+    def _buffers(self, weight: RawArray, state: Any) -> tuple[RawArray, ...]:
         if self.centered:
             mean, var, mom = state
             return (weight, var, mean, mom)
         return (weight, state)
 
-    def _hyper(self, index, lr, wd) -> dict:
+    def _hyper(self, index: Any, lr: float, wd: float) -> dict[str, Any]:
         return dict(super()._hyper(index, lr, wd), rho=self.rho, momentum=self.momentum,
                     epsilon=self.epsilon, clip_weights=self.clip_weights)

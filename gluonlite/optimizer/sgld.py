@@ -8,11 +8,14 @@ import numpy
 from .. import random as _random
 from ._foreach import _array_module, _device_scope, _prepared_grad
 from .optimizer import _MathOptimizer, register
+from collections.abc import Sequence
+from typing import Any
+from .._typing import RawArray
 
 __all__ = ["SGLD"]
 
 
-def _noise(weight, lr):
+def _noise(weight: RawArray, lr: float) -> RawArray:
     """``N(0, sqrt(lr))`` shaped like ``weight``, from gluonlite's host generator
     (``mx.random.seed`` fixes it), drawn in float64, cast to the weight's dtype and moved to
     its device."""
@@ -21,7 +24,8 @@ def _noise(weight, lr):
         return _array_module(weight).asarray(numpy.asarray(noise, dtype=weight.dtype))
 
 
-def _sgld_math(grad, weight, *, lr, wd, rescale_grad, clip_gradient):
+def _sgld_math(grad: RawArray, weight: RawArray, *, lr: float, wd: float, rescale_grad: float,
+               clip_gradient: float | None) -> None:
     """``g = clip(rescale_grad * grad) + wd * w; w += -lr / 2 * g + N(0, sqrt(lr))`` (the
     noise from :func:`_noise`)."""
     g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient,
@@ -45,7 +49,7 @@ class SGLD(_MathOptimizer):
     _bucketable = False  # one noise draw per tensor, in the order of the reference loop
     _kernel = "sgld"
 
-    def _fused_one(self, grad, bufs, hyper) -> None:
+    def _fused_one(self, grad: RawArray, bufs: Sequence[RawArray], hyper: dict[str, Any]) -> None:
         # One launch of glo_sgld with the noise drawn on the host (the same stream as the
         # NumPy path) and passed as its state array. MXNet's SGLD has use_fused_step=False
         # by default; the kernel runs with use_fused_step=True.
@@ -54,6 +58,6 @@ class SGLD(_MathOptimizer):
                                 **hyper)
 
     def __init__(self, learning_rate: float | None = None, use_fused_step: bool = False,
-                 **kwargs):
+                 **kwargs: Any) -> None:
         super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step,
                          **kwargs)
