@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from contextlib import AbstractContextManager
+from types import ModuleType
+from typing import Any
 
 import numpy
 
 from . import _cupy
+from ._typing import DTypeLike, RawArray
 from .device import Device, check_available
 
 __all__ = ["xp", "cupy", "check_available", "on", "transfer", "is_gpu_array", "synchronize",
@@ -24,7 +28,7 @@ cupyx = _cupy.cupyx
 is_gpu_array = _cupy.is_array
 
 
-def xp(device: Device):
+def xp(device: Device) -> ModuleType:
     """The array module serving ``device`` (checked for availability)."""
     if device.device_type == "cpu":
         return numpy
@@ -36,15 +40,16 @@ def xp(device: Device):
 _NO_CONTEXT = contextlib.nullcontext()
 
 
-def on(device: Device):
+def on(device: Device) -> AbstractContextManager[Any]:
     """Context in which newly created arrays land on ``device`` (CuPy's current device)."""
     if device.device_type == "cpu":
         return _NO_CONTEXT
     check_available(device)
-    return cupy().cuda.Device(device.device_id)
+    scope: AbstractContextManager[Any] = cupy().cuda.Device(device.device_id)
+    return scope
 
 
-def contiguous(xp, raw):
+def contiguous(xp: ModuleType, raw: RawArray) -> RawArray:
     """``raw`` itself when C-contiguous, else a C-contiguous copy (NumPy or CuPy)."""
     # Checking the flag first skips a call that costs microseconds per array on CuPy.
     return raw if raw.flags.c_contiguous else xp.ascontiguousarray(raw)
@@ -72,7 +77,7 @@ def _enable_peer_access(dst_id: int, src_id: int) -> bool:
     return True
 
 
-def transfer(raw, src: Device, dst: Device):
+def transfer(raw: RawArray, src: Device, dst: Device) -> RawArray:
     """A new array on ``dst`` holding ``raw``'s values (``raw`` lives on ``src``).
 
     Always a copy, also between two ``cpu(i)`` (distinct devices hold distinct memory).
@@ -109,10 +114,10 @@ def transfer(raw, src: Device, dst: Device):
 # Sources of peer copies still in flight, with the event that marks each copy done: CuPy
 # may hand a buffer's memory to new work once its last reference goes, so the source is
 # held here until the copy has read it. Pruned on every copy.
-_in_flight: list = []
+_in_flight: list[tuple[Any, RawArray]] = []
 
 
-def _peer_copy(cp, out, dst: Device, raw, src: Device) -> None:
+def _peer_copy(cp: Any, out: RawArray, dst: Device, raw: RawArray, src: Device) -> None:
     """Copy ``raw`` (C-contiguous, on ``src``) into ``out`` (on ``dst``) without a host
     synchronisation.
 
@@ -138,7 +143,7 @@ def _peer_copy(cp, out, dst: Device, raw, src: Device) -> None:
     _in_flight.append((copied, raw))
 
 
-def dtype_of(dtype):
+def dtype_of(dtype: DTypeLike) -> numpy.dtype[Any]:
     """Normalise a dtype argument, accepting ``'bfloat16'`` where ml_dtypes provides it."""
     if dtype is None:
         return numpy.dtype(numpy.float32)
@@ -147,5 +152,5 @@ def dtype_of(dtype):
             import ml_dtypes
         except ImportError as e:
             raise TypeError("bfloat16 needs the ml_dtypes package") from e
-        return numpy.dtype(ml_dtypes.bfloat16)
+        return numpy.dtype(ml_dtypes.bfloat16)  # type: ignore[no-any-return]
     return numpy.dtype(dtype)

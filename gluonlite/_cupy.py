@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from types import ModuleType
 from typing import Any
 
 __all__ = ["EMULATE_ENV", "emulated_gpus", "module", "cupyx", "special", "nccl",
@@ -38,7 +39,7 @@ def emulated_gpus() -> int | None:
     return _EMULATED_GPUS
 
 
-def module() -> Any:
+def module() -> ModuleType:
     """The ``cupy`` module (real or emulated); a clear ``RuntimeError`` when CuPy is not
     installed."""
     global _emulator
@@ -60,7 +61,7 @@ def module() -> Any:
     return _emulator
 
 
-def cupyx() -> Any:
+def cupyx() -> ModuleType:
     """``cupyx`` (``scatter_add``) of the CuPy in use."""
     if _EMULATED_GPUS is None:
         import cupyx as _cupyx
@@ -68,7 +69,7 @@ def cupyx() -> Any:
     return module().cupyx
 
 
-def special() -> Any:
+def special() -> ModuleType:
     """``cupyx.scipy.special`` (``erf``) of the CuPy in use."""
     if _EMULATED_GPUS is None:
         import cupyx.scipy.special as _special
@@ -95,7 +96,7 @@ def is_array(raw: Any) -> bool:
     return _emulator is not None and isinstance(raw, _emulator.ndarray)
 
 
-def nccl() -> Any:
+def nccl() -> ModuleType:
     """``cupy.cuda.nccl`` of the CuPy in use (ImportError where it is missing)."""
     if _EMULATED_GPUS is None:
         from cupy.cuda import nccl as _nccl

@@ -26,22 +26,29 @@ from __future__ import annotations
 import abc
 import json
 import re
+from typing import TypeVar, Union, overload
 
 import numpy
 
 from . import _backend, random
 from .device import Device
 from .ndarray import ndarray
+from collections.abc import Callable, Sequence
+from typing import Any
+from ._typing import InitLike
+from ._typing import DTypeLike
 
 __all__ = ["InitDesc", "Initializer", "Uniform", "Normal", "Zero", "One", "Constant",
            "Xavier", "MSRAPrelu", "Orthogonal", "Bilinear", "LSTMBias", "RNNFused", "Load",
            "Mixed", "register", "alias", "create"]
 
-_REGISTRY: dict[str, type] = {}
+_REGISTRY: dict[str, type[Initializer]] = {}
+_T = TypeVar("_T", bound=type)
+_Array = Union[ndarray, "numpy.ndarray[Any, Any]"]
 _CPU0 = Device("cpu", 0)
 
 
-def register(klass: type) -> type:
+def register(klass: _T) -> _T:
     """Class decorator: make ``klass`` creatable by its lower-case name (``create('xavier')``)."""
     if not (isinstance(klass, type) and issubclass(klass, Initializer)):
         raise TypeError(f"register expects an Initializer subclass, got {klass!r}")
@@ -49,9 +56,9 @@ def register(klass: type) -> type:
     return klass
 
 
-def alias(*names: str):
+def alias(*names: str) -> Callable[[_T], _T]:
     """Class decorator: further names under which ``create`` finds the class."""
-    def decorate(klass: type) -> type:
+    def decorate(klass: _T) -> _T:
         for name in names:
             _REGISTRY[name.lower()] = klass
         return klass
@@ -67,19 +74,23 @@ class InitDesc(str):
         global_init: the initializer called first (which then dispatches).
     """
 
-    def __new__(cls, name: str, attrs: dict | None = None, global_init=None):
+    attrs: dict[str, Any]
+    global_init: Initializer | None
+
+    def __new__(cls, name: str, attrs: dict[str, Any] | None = None,
+                global_init: Initializer | None = None) -> InitDesc:
         out = super().__new__(cls, name)
         out.attrs = dict(attrs or {})
         out.global_init = global_init
         return out
 
 
-def _host(arr):
+def _host(arr: _Array) -> numpy.ndarray[Any, Any]:
     """The host NumPy array under ``arr`` (an ``mx.np.ndarray`` on the cpu, or NumPy)."""
     if isinstance(arr, ndarray):
         if arr.device.device_type != "cpu":
             raise ValueError(f"initializers fill host arrays; got one on {arr.device}")
-        return arr._data
+        return arr._data  # type: ignore[no-any-return]
     return arr
 
 
@@ -97,19 +108,20 @@ class Initializer(abc.ABC):
         array([0.5, 0.5])
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         # The constructor arguments, for dumps(), repr() and ==.
         self._kwargs = kwargs
         self._verbose = False
-        self._print_func = None
+        self._print_func: Callable[[Any], str] | None = None
 
-    def set_verbosity(self, verbose: bool = False, print_func=None) -> "Initializer":
+    def set_verbosity(self, verbose: bool = False,
+                      print_func: Callable[[Any], str] | None = None) -> "Initializer":
         """Print each initialized array's name and statistics (``print_func(arr)`` gives
         the text; by default the norm divided by the square root of the size)."""
         self._verbose, self._print_func = bool(verbose), print_func
         return self
 
-    def _verbose_print(self, name, init, arr) -> None:
+    def _verbose_print(self, name: str, init: Any, arr: _Array) -> None:
         if not self._verbose:
             return
         host = _host(arr)
@@ -117,7 +129,15 @@ class Initializer(abc.ABC):
             f"{float(numpy.linalg.norm(host) / numpy.sqrt(max(host.size, 1))):.6g}"
         print(f"Initialized {name} as {init}: {text}")
 
-    def __call__(self, name, shape, dtype="float32"):
+    @overload
+    def __call__(self, name: str, shape: _Array, dtype: DTypeLike = ...) -> None: ...
+
+    @overload
+    def __call__(self, name: str, shape: Sequence[int],
+                 dtype: DTypeLike = ...) -> numpy.ndarray[Any, Any]: ...
+
+    def __call__(self, name: str, shape: Sequence[int] | _Array,
+                 dtype: DTypeLike = "float32") -> numpy.ndarray[Any, Any] | None:
         """Fresh values for parameter ``name`` as a NumPy array of ``shape`` and ``dtype``.
 
         MXNet's form ``init(desc, arr)`` (``arr`` an ``mx.np.ndarray`` or NumPy array) fills
@@ -132,7 +152,8 @@ class Initializer(abc.ABC):
         self._verbose_print(name, self, values)
         return values
 
-    def _values(self, name, shape: tuple, dtype) -> numpy.ndarray:
+    def _values(self, name: str, shape: tuple[int, ...],
+                dtype: numpy.dtype[Any]) -> numpy.ndarray[Any, Any]:
         draw = _fast_draw(type(self))
         if draw is not None:
             # A built-in initializer draws straight in the target dtype (no zeros first,
@@ -141,14 +162,14 @@ class Initializer(abc.ABC):
         host = numpy.zeros(shape, dtype=dtype)
         arr = ndarray(host, _CPU0)
         self._init_weight(name, arr)
-        out = arr._data
+        out: numpy.ndarray[Any, Any] = arr._data
         if out.shape != shape or out.dtype != dtype:
             raise ValueError(f"{type(self).__name__}._init_weight for {str(name)!r} changed "
                              f"the array to shape {out.shape} and dtype {out.dtype}; write "
                              f"into it (arr[:] = ...) instead")
         return out
 
-    def _fill(self, desc: InitDesc, arr) -> None:
+    def _fill(self, desc: InitDesc, arr: _Array) -> None:
         """MXNet's dispatch: the parameter's own ``__init__``, else by the name's suffix."""
         if desc.global_init is None:
             desc.global_init = self
@@ -173,25 +194,25 @@ class Initializer(abc.ABC):
         self._verbose_print(desc, self, arr)
 
     @abc.abstractmethod
-    def _init_weight(self, name, arr) -> None:
+    def _init_weight(self, name: str, arr: _Array) -> None:
         """Write the initial values of parameter ``name`` into ``arr`` (an mx.np.ndarray)."""
 
-    def _init_bias(self, name, arr) -> None:
+    def _init_bias(self, name: str, arr: _Array) -> None:
         _host(arr)[...] = 0
 
-    def _init_gamma(self, name, arr) -> None:
+    def _init_gamma(self, name: str, arr: _Array) -> None:
         _host(arr)[...] = 1
 
-    def _init_beta(self, name, arr) -> None:
+    def _init_beta(self, name: str, arr: _Array) -> None:
         _host(arr)[...] = 0
 
-    def _init_zero(self, name, arr) -> None:
+    def _init_zero(self, name: str, arr: _Array) -> None:
         _host(arr)[...] = 0
 
-    def _init_one(self, name, arr) -> None:
+    def _init_one(self, name: str, arr: _Array) -> None:
         _host(arr)[...] = 1
 
-    def _init_default(self, name, arr) -> None:
+    def _init_default(self, name: str, arr: _Array) -> None:
         raise ValueError(f"Unknown initialization pattern for {str(name)!r}: by name, "
                          f"{type(self).__name__} initializes only names ending in 'weight', "
                          f"'bias', 'gamma' and 'beta'; give the parameter its own init")
@@ -200,7 +221,7 @@ class Initializer(abc.ABC):
         """The initializer as JSON ``[name, kwargs]``, accepted back by ``create``."""
         return json.dumps([type(self).__name__.lower(), self._kwargs], default=_jsonable)
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, Initializer) or type(self) is not type(other):
             return False
         if self._kwargs.keys() != other._kwargs.keys():
@@ -215,7 +236,7 @@ class Initializer(abc.ABC):
         return f"{type(self).__name__}({args})"
 
 
-def _jsonable(value):
+def _jsonable(value: Any) -> Any:
     if isinstance(value, ndarray):
         return value.asnumpy().tolist()
     if isinstance(value, numpy.ndarray):
@@ -227,17 +248,17 @@ def _jsonable(value):
     raise TypeError(f"cannot write {type(value).__name__} into an initializer's dumps()")
 
 
-def _same(a, b) -> bool:
+def _same(a: Any, b: Any) -> bool:
     if isinstance(a, (ndarray, numpy.ndarray)) or isinstance(b, (ndarray, numpy.ndarray)):
         a, b = numpy.asarray(a), numpy.asarray(b)
         return a.shape == b.shape and bool((a == b).all())
     return bool(a == b)
 
 
-_FAST: dict = {}
+_FAST: dict[type, Callable[..., numpy.ndarray[Any, Any]] | None] = {}
 
 
-def _fast_draw(klass: type):
+def _fast_draw(klass: type) -> Callable[..., numpy.ndarray[Any, Any]] | None:
     """``klass._draw`` where the class that defines ``_init_weight`` also defines ``_draw``
     (so a subclass overriding ``_init_weight`` is always honoured), else None."""
     if klass not in _FAST:
@@ -246,7 +267,8 @@ def _fast_draw(klass: type):
     return _FAST[klass]
 
 
-def _uniform(shape, dtype, low: float, high: float) -> numpy.ndarray:
+def _uniform(shape: tuple[int, ...], dtype: numpy.dtype[Any], low: float,
+             high: float) -> numpy.ndarray[Any, Any]:
     """U[low, high) drawn in ``dtype`` (float32/float64 natively, others via float32)."""
     native = dtype if dtype in (numpy.float32, numpy.float64) else numpy.dtype(numpy.float32)
     out = random.generator().random(shape, dtype=native)
@@ -255,14 +277,15 @@ def _uniform(shape, dtype, low: float, high: float) -> numpy.ndarray:
     return out if native == dtype else out.astype(dtype)
 
 
-def _normal(shape, dtype, sigma: float) -> numpy.ndarray:
+def _normal(shape: tuple[int, ...], dtype: numpy.dtype[Any],
+            sigma: float) -> numpy.ndarray[Any, Any]:
     native = dtype if dtype in (numpy.float32, numpy.float64) else numpy.dtype(numpy.float32)
     out = random.generator().standard_normal(shape, dtype=native)
     out *= native.type(sigma)
     return out if native == dtype else out.astype(dtype)
 
 
-def create(init) -> Initializer:
+def create(init: InitLike) -> Initializer:
     """The initializer meant by ``init``: an ``Initializer``, a registered name or ``dumps()``.
 
     Example:
@@ -291,10 +314,11 @@ def create(init) -> Initializer:
 class Zero(Initializer):
     """All zeros."""
 
-    def _init_weight(self, name, arr):
+    def _init_weight(self, name: str, arr: _Array) -> None:
         _host(arr)[...] = 0
 
-    def _draw(self, name, shape, dtype):
+    def _draw(self, name: str, shape: tuple[int, ...],
+              dtype: numpy.dtype[Any]) -> numpy.ndarray[Any, Any]:
         return numpy.zeros(shape, dtype=dtype)
 
 
@@ -303,10 +327,11 @@ class Zero(Initializer):
 class One(Initializer):
     """All ones."""
 
-    def _init_weight(self, name, arr):
+    def _init_weight(self, name: str, arr: _Array) -> None:
         _host(arr)[...] = 1
 
-    def _draw(self, name, shape, dtype):
+    def _draw(self, name: str, shape: tuple[int, ...],
+              dtype: numpy.dtype[Any]) -> numpy.ndarray[Any, Any]:
         return numpy.ones(shape, dtype=dtype)
 
 
@@ -314,11 +339,11 @@ class One(Initializer):
 class Constant(Initializer):
     """A given value: a scalar, or an array that broadcasts to the parameter's shape."""
 
-    def __init__(self, value):
+    def __init__(self, value: Any) -> None:
         super().__init__(value=value)
         self.value = value.asnumpy() if hasattr(value, "asnumpy") else numpy.asarray(value)
 
-    def _init_weight(self, name, arr):
+    def _init_weight(self, name: str, arr: _Array) -> None:
         host = _host(arr)
         try:
             host[...] = numpy.broadcast_to(self.value, host.shape)
@@ -331,15 +356,16 @@ class Constant(Initializer):
 class Uniform(Initializer):
     """Uniform on ``[-scale, scale]`` (the default initializer, scale 0.07)."""
 
-    def __init__(self, scale: float = 0.07):
+    def __init__(self, scale: float = 0.07) -> None:
         super().__init__(scale=scale)
         self.scale = scale
 
-    def _init_weight(self, name, arr):
+    def _init_weight(self, name: str, arr: _Array) -> None:
         host = _host(arr)
         host[...] = self._draw(name, host.shape, host.dtype)
 
-    def _draw(self, name, shape, dtype):
+    def _draw(self, name: str, shape: tuple[int, ...],
+              dtype: numpy.dtype[Any]) -> numpy.ndarray[Any, Any]:
         return _uniform(shape, dtype, -self.scale, self.scale)
 
 
@@ -347,15 +373,16 @@ class Uniform(Initializer):
 class Normal(Initializer):
     """Normal with mean 0 and standard deviation ``sigma``."""
 
-    def __init__(self, sigma: float = 0.01):
+    def __init__(self, sigma: float = 0.01) -> None:
         super().__init__(sigma=sigma)
         self.sigma = sigma
 
-    def _init_weight(self, name, arr):
+    def _init_weight(self, name: str, arr: _Array) -> None:
         host = _host(arr)
         host[...] = self._draw(name, host.shape, host.dtype)
 
-    def _draw(self, name, shape, dtype):
+    def _draw(self, name: str, shape: tuple[int, ...],
+              dtype: numpy.dtype[Any]) -> numpy.ndarray[Any, Any]:
         return _normal(shape, dtype, self.sigma)
 
 
@@ -369,7 +396,7 @@ class Xavier(Initializer):
     """
 
     def __init__(self, rnd_type: str = "uniform", factor_type: str = "avg",
-                 magnitude: float = 3):
+                 magnitude: float = 3) -> None:
         super().__init__(rnd_type=rnd_type, factor_type=factor_type, magnitude=magnitude)
         if rnd_type not in ("uniform", "gaussian"):
             raise ValueError(f"Xavier rnd_type must be 'uniform' or 'gaussian', got "
@@ -380,11 +407,12 @@ class Xavier(Initializer):
         self.rnd_type, self.factor_type = rnd_type, factor_type
         self.magnitude = float(magnitude)
 
-    def _init_weight(self, name, arr):
+    def _init_weight(self, name: str, arr: _Array) -> None:
         host = _host(arr)
         host[...] = self._draw(name, host.shape, host.dtype)
 
-    def _draw(self, name, shape, dtype):
+    def _draw(self, name: str, shape: tuple[int, ...],
+              dtype: numpy.dtype[Any]) -> numpy.ndarray[Any, Any]:
         if len(shape) < 2:
             raise ValueError(f"{type(self).__name__} initializer cannot be applied to "
                              f"parameter {str(name)!r} of shape {shape}: it needs at least 2 "
@@ -403,7 +431,7 @@ class Xavier(Initializer):
 class MSRAPrelu(Xavier):
     """He/MSRA for PReLU: Xavier with normal draws and ``magnitude = 2 / (1 + slope**2)``."""
 
-    def __init__(self, factor_type: str = "avg", slope: float = 0.25):
+    def __init__(self, factor_type: str = "avg", slope: float = 0.25) -> None:
         super().__init__("gaussian", factor_type, 2.0 / (1 + slope ** 2))
         self._kwargs = {"factor_type": factor_type, "slope": slope}
 
@@ -416,14 +444,14 @@ class Orthogonal(Initializer):
     is kept, so rows (or columns, whichever are fewer) are orthonormal before scaling.
     """
 
-    def __init__(self, scale: float = 1.414, rand_type: str = "uniform"):
+    def __init__(self, scale: float = 1.414, rand_type: str = "uniform") -> None:
         super().__init__(scale=scale, rand_type=rand_type)
         if rand_type not in ("uniform", "normal"):
             raise ValueError(f"Orthogonal rand_type must be 'uniform' or 'normal', got "
                              f"{rand_type!r}")
         self.scale, self.rand_type = scale, rand_type
 
-    def _init_weight(self, name, arr):
+    def _init_weight(self, name: str, arr: _Array) -> None:
         host = _host(arr)
         if host.ndim == 0:
             raise ValueError(f"Orthogonal initializer cannot be applied to the scalar "
@@ -443,7 +471,7 @@ class Bilinear(Initializer):
     """Bilinear-interpolation kernels for upsampling with a transposed convolution
     (a 4-d weight; every ``(out, in)`` channel pair gets the same ``k x k`` kernel)."""
 
-    def _init_weight(self, name, arr):
+    def _init_weight(self, name: str, arr: _Array) -> None:
         host = _host(arr)
         if host.ndim != 4:
             raise ValueError(f"Bilinear initializer needs a 4-d weight, got parameter "
@@ -462,11 +490,11 @@ class LSTMBias(Initializer):
     """Zeros, except the forget gate's quarter of an LSTM bias (the second of the four
     gate blocks i, f, c, o), which is ``forget_bias``."""
 
-    def __init__(self, forget_bias: float = 1.0):
+    def __init__(self, forget_bias: float = 1.0) -> None:
         super().__init__(forget_bias=forget_bias)
         self.forget_bias = forget_bias
 
-    def _init_weight(self, name, arr):
+    def _init_weight(self, name: str, arr: _Array) -> None:
         host = _host(arr)
         if host.ndim != 1 or host.shape[0] % 4:
             raise ValueError(f"LSTMBias needs a 1-d bias whose size is a multiple of 4 (the "
@@ -490,10 +518,10 @@ class RNNFused(Initializer):
     """
 
     def __init__(self, mode: str, num_layers: int, state_size: int,
-                 bidirectional: bool = False, projection_size=None,
-                 i2h_weight_initializer=None, h2h_weight_initializer=None,
-                 i2h_bias_initializer="zeros", h2h_bias_initializer="zeros",
-                 forget_bias: float = 1.0):
+                 bidirectional: bool = False, projection_size: int | None = None,
+                 i2h_weight_initializer: InitLike = None, h2h_weight_initializer: InitLike = None,
+                 i2h_bias_initializer: InitLike = "zeros", h2h_bias_initializer: InitLike = "zeros",
+                 forget_bias: float = 1.0) -> None:
         super().__init__(mode=mode, num_layers=num_layers, state_size=state_size,
                          bidirectional=bidirectional, projection_size=projection_size,
                          i2h_weight_initializer=i2h_weight_initializer,
@@ -512,7 +540,7 @@ class RNNFused(Initializer):
                        (i2h_weight_initializer, h2h_weight_initializer)] + \
             [create(i) for i in (i2h_bias_initializer, h2h_bias_initializer)]
 
-    def _layout(self, size: int) -> list:
+    def _layout(self, size: int) -> list[tuple[str, tuple[int, ...]]]:
         """``(kind, shape)`` of each part in order, the input size solved from ``size``."""
         gates, hidden, dirs = _GATES[self.mode], self.state_size, self.directions
         rows = gates * hidden
@@ -523,7 +551,7 @@ class RNNFused(Initializer):
             raise ValueError(f"RNNFused: a vector of {size} values does not fit a "
                              f"{self.num_layers}-layer {self.mode} with state size {hidden}")
         in_size = (size - rest) // (dirs * rows)
-        parts = []
+        parts: list[tuple[str, tuple[int, ...]]] = []
         for layer in range(self.num_layers):
             width = in_size if layer == 0 else dirs * hidden
             for _ in range(dirs):
@@ -532,7 +560,7 @@ class RNNFused(Initializer):
             parts += [("i2h_bias", (rows,)), ("h2h_bias", (rows,))]
         return parts
 
-    def _init_weight(self, name, arr):
+    def _init_weight(self, name: str, arr: _Array) -> None:
         host = _host(arr)
         kinds = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")
         start = 0
@@ -552,7 +580,7 @@ class Load(Initializer):
     names missing there use ``default_init`` (else an error). MXNet's ``arg:``/``aux:``
     prefixes are ignored."""
 
-    def __init__(self, param, default_init=None, verbose: bool = False):
+    def __init__(self, param: Any, default_init: InitLike = None, verbose: bool = False) -> None:
         super().__init__()
         if isinstance(param, str):
             from .checkpoint import read_checkpoint  # reads MXNet files and gluonlite's
@@ -568,7 +596,7 @@ class Load(Initializer):
         self.default_init = None if default_init is None else create(default_init)
         self.verbose = verbose
 
-    def _init_weight(self, name, arr):
+    def _init_weight(self, name: str, arr: _Array) -> None:
         host = _host(arr)
         key = str(name)
         key = key[4:] if key.startswith(("arg:", "aux:")) else key
@@ -599,14 +627,14 @@ class Mixed(Initializer):
         (array([1., 1.], dtype=float32), array([0., 0.], dtype=float32))
     """
 
-    def __init__(self, patterns, initializers):
+    def __init__(self, patterns: Sequence[str], initializers: Sequence[InitLike]) -> None:
         super().__init__()
         if len(patterns) != len(initializers):
             raise ValueError(f"Mixed: {len(patterns)} patterns but {len(initializers)} "
                              f"initializers")
         self.map = [(re.compile(p), create(i)) for p, i in zip(patterns, initializers)]
 
-    def _init_weight(self, name, arr):
+    def _init_weight(self, name: str, arr: _Array) -> None:
         for pattern, init in self.map:
             if pattern.match(str(name)):
                 host = _host(arr)

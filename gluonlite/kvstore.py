@@ -32,6 +32,9 @@ import time
 import numpy
 
 from . import _backend, _collective
+from collections.abc import Callable, Sequence
+from typing import Any
+from ._typing import RawArray
 
 __all__ = ["KVStore", "MPIKVStore", "create", "DIST_NAMES"]
 
@@ -42,7 +45,7 @@ _LOCAL_NAMES = ("device", "local")
 class KVStore:
     """The single-process store: one worker, nothing to exchange."""
 
-    def __init__(self, name: str = "device"):
+    def __init__(self, name: str = "device") -> None:
         self.type = name
 
     @property
@@ -53,18 +56,21 @@ class KVStore:
     def num_workers(self) -> int:
         return 1
 
-    def allreduce_(self, arrays, names=None) -> None:
+    def allreduce_(self, arrays: Sequence[RawArray],
+                   names: Sequence[str | None] | None = None) -> None:
         """Sum each raw array over all processes, in place (nothing to do here)."""
 
-    def allreduce_rows(self, indices, values, shape, name=None):
+    def allreduce_rows(self, indices: RawArray, values: RawArray, shape: tuple[int, ...],
+                       name: str | None = None) -> tuple[RawArray, RawArray]:
         """Sum a row-sparse gradient (sorted unique ``indices``, ``values [k, ...]``) over
         all processes; returns ``(indices, values)`` for the union of the rows."""
         return indices, values
 
-    def broadcast_(self, arrays, root: int = 0, names=None) -> None:
+    def broadcast_(self, arrays: Sequence[RawArray], root: int = 0,
+                   names: Sequence[str | None] | None = None) -> None:
         """Overwrite each raw array with rank ``root``'s values, in place (nothing to do)."""
 
-    def allgather_bytes(self, data: bytes, what: str = "allgather") -> list:
+    def allgather_bytes(self, data: bytes, what: str = "allgather") -> list[bytes]:
         """Every rank's ``data``, in rank order (here: this process's only)."""
         return [bytes(data)]
 
@@ -84,7 +90,7 @@ class MPIKVStore(KVStore):
     CuPy has no NCCL they are staged through host memory and MPI.
     """
 
-    def __init__(self, name: str = "dist_sync", timeout: float | None = None):
+    def __init__(self, name: str = "dist_sync", timeout: float | None = None) -> None:
         super().__init__(name)
         try:
             from mpi4py import MPI
@@ -97,7 +103,7 @@ class MPIKVStore(KVStore):
         self._comm = MPI.COMM_WORLD.Dup()
         self.timeout = float(os.environ.get("MXNET_KVSTORE_TIMEOUT", 120.0)
                              if timeout is None else timeout)
-        self._nccl = {}  # device id -> NcclCommunicator
+        self._nccl: dict[int, Any] = {}  # device id -> NcclCommunicator
 
     @property
     def rank(self) -> int:
@@ -107,7 +113,7 @@ class MPIKVStore(KVStore):
     def num_workers(self) -> int:
         return self._comm.Get_size()
 
-    def _wait(self, request, what: str) -> None:
+    def _wait(self, request: Any, what: str) -> None:
         """Poll a non-blocking collective until done or ``timeout`` (then TimeoutError)."""
         start = time.monotonic()
         deadline = start + self.timeout
@@ -126,7 +132,8 @@ class MPIKVStore(KVStore):
             time.sleep(pause)
             pause = min(pause * 2, 1e-3)
 
-    def _host_collective(self, arrays, names, what, start):
+    def _host_collective(self, arrays: Sequence[RawArray], names: Sequence[str | None] | None,
+                         what: str, start: Callable[[Any], Any]) -> None:
         """Run ``start(buffer)`` (a non-blocking MPI call) on host copies of ``arrays``."""
         for i, raw in enumerate(arrays):
             label = f"{what} of {names[i] if names else f'array {i}'}"
@@ -141,7 +148,8 @@ class MPIKVStore(KVStore):
                     raise ValueError(f"kvstore: {label} needs a C-contiguous array")
                 self._wait(start(raw), label)
 
-    def allreduce_(self, arrays, names=None) -> None:
+    def allreduce_(self, arrays: Sequence[RawArray],
+                   names: Sequence[str | None] | None = None) -> None:
         if self.num_workers == 1:
             return
         gpu = [a for a in arrays if _backend.is_gpu_array(a)]
@@ -153,7 +161,8 @@ class MPIKVStore(KVStore):
             arrays, names, "allreduce",
             lambda buf: self._comm.Iallreduce(mpi.IN_PLACE, buf, op=mpi.SUM))
 
-    def allreduce_rows(self, indices, values, shape, name=None):
+    def allreduce_rows(self, indices: RawArray, values: RawArray, shape: tuple[int, ...],
+                       name: str | None = None) -> tuple[RawArray, RawArray]:
         if self.num_workers == 1:
             return indices, values
         gpu = _backend.is_gpu_array(values)
@@ -177,7 +186,7 @@ class MPIKVStore(KVStore):
         with xp.cuda.Device(values.device.id):  # the values' device, not the current one
             return xp.asarray(union), xp.asarray(block)
 
-    def allgather_bytes(self, data: bytes, what: str = "allgather") -> list:
+    def allgather_bytes(self, data: bytes, what: str = "allgather") -> list[bytes]:
         # Non-blocking like every collective here, so a missing rank is a TimeoutError.
         mine = numpy.frombuffer(bytes(data), dtype=numpy.uint8)
         lengths = numpy.zeros(self.num_workers, dtype=numpy.int64)
@@ -188,7 +197,8 @@ class MPIKVStore(KVStore):
         ends = numpy.cumsum(lengths)
         return [every[end - n:end].tobytes() for n, end in zip(lengths, ends)]
 
-    def broadcast_(self, arrays, root: int = 0, names=None) -> None:
+    def broadcast_(self, arrays: Sequence[RawArray], root: int = 0,
+                   names: Sequence[str | None] | None = None) -> None:
         if self.num_workers == 1:
             return
         self._host_collective(arrays, names, "broadcast",
@@ -206,7 +216,7 @@ class MPIKVStore(KVStore):
     def _nccl_available(self) -> bool:
         return _collective.nccl_module() is not None
 
-    def _nccl_comm(self, device_id: int):
+    def _nccl_comm(self, device_id: int) -> Any:
         if device_id not in self._nccl:
             nccl = _collective.nccl_module()
             uid = nccl.get_unique_id() if self.rank == 0 else None
@@ -216,7 +226,7 @@ class MPIKVStore(KVStore):
                                                               self.rank)
         return self._nccl[device_id]
 
-    def _nccl_allreduce(self, arrays) -> None:
+    def _nccl_allreduce(self, arrays: Sequence[RawArray]) -> None:
         nccl, cp = _collective.nccl_module(), _backend.cupy()
         for raw in arrays:
             code = _collective.nccl_dtype_code(raw, f"kvstore {self.type!r} allreduce")
@@ -228,7 +238,7 @@ class MPIKVStore(KVStore):
                 stream.synchronize()
 
 
-def create(name: str = "device") -> KVStore:
+def create(name: str | KVStore = "device") -> KVStore:
     """A store by MXNet's name: ``'device'``/``'local'`` or ``'dist_sync'``/``'horovod'``."""
     if isinstance(name, KVStore):
         return name

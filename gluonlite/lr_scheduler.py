@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import TYPE_CHECKING
 
 __all__ = ["LRScheduler", "FactorScheduler", "MultiFactorScheduler", "PolyScheduler",
            "CosineScheduler"]
@@ -25,7 +26,7 @@ __all__ = ["LRScheduler", "FactorScheduler", "MultiFactorScheduler", "PolySchedu
 _WARMUP_MODES = ("linear", "constant")
 
 
-def _int(owner, name, value, low):
+def _int(owner: str, name: str, value: object, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{owner}: {name} must be an int, got {value!r}")
     if value < low:
@@ -33,7 +34,8 @@ def _int(owner, name, value, low):
     return int(value)
 
 
-def _real(owner, name, value, low=None, high=None):
+def _real(owner: str, name: str, value: object, low: float | None = None,
+          high: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
     value = float(value)
@@ -59,7 +61,7 @@ class LRScheduler:
     """
 
     def __init__(self, base_lr: float = 0.01, warmup_steps: int = 0,
-                 warmup_begin_lr: float = 0.0, warmup_mode: str = "linear"):
+                 warmup_begin_lr: float = 0.0, warmup_mode: str = "linear") -> None:
         self.base_lr = base_lr
         self.warmup_steps = _int(self._name, "warmup_steps", warmup_steps, 0)
         self.warmup_begin_lr = _real(self._name, "warmup_begin_lr", warmup_begin_lr, 0.0)
@@ -80,7 +82,7 @@ class LRScheduler:
         return self._base_lr
 
     @base_lr.setter
-    def base_lr(self, value) -> None:
+    def base_lr(self, value: float) -> None:
         self._base_lr = _real(self._name, "base_lr", value, 0.0)
 
     @property
@@ -118,7 +120,7 @@ class FactorScheduler(LRScheduler):
 
     def __init__(self, step: int, factor: float = 1.0, stop_factor_lr: float = 1e-8,
                  base_lr: float = 0.01, warmup_steps: int = 0, warmup_begin_lr: float = 0.0,
-                 warmup_mode: str = "linear"):
+                 warmup_mode: str = "linear") -> None:
         super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
         self.step = _int(self._name, "step", step, 1)
         self.factor = _real(self._name, "factor", factor, 0.0, 1.0)
@@ -141,9 +143,9 @@ class MultiFactorScheduler(LRScheduler):
         base_lr, warmup_steps, warmup_begin_lr, warmup_mode: see :class:`LRScheduler`.
     """
 
-    def __init__(self, step: list, factor: float = 1.0, base_lr: float = 0.01,
+    def __init__(self, step: list[int], factor: float = 1.0, base_lr: float = 0.01,
                  warmup_steps: int = 0, warmup_begin_lr: float = 0.0,
-                 warmup_mode: str = "linear"):
+                 warmup_mode: str = "linear") -> None:
         super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
         if not isinstance(step, (list, tuple)) or not step:
             raise TypeError(f"{self._name}: step must be a non-empty list of update counts, "
@@ -163,8 +165,8 @@ class _ToFinal(LRScheduler):
     """Poly and cosine: from ``base_lr`` at the end of warmup to ``final_lr`` at
     ``max_update``, then ``final_lr``."""
 
-    def __init__(self, max_update, base_lr, final_lr, warmup_steps, warmup_begin_lr,
-                 warmup_mode):
+    def __init__(self, max_update: int, base_lr: float, final_lr: float, warmup_steps: int,
+                 warmup_begin_lr: float, warmup_mode: str) -> None:
         super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
         self.max_update = _int(self._name, "max_update", max_update, 1)
         if self.max_update <= self.warmup_steps:
@@ -178,6 +180,9 @@ class _ToFinal(LRScheduler):
             return self.final_lr
         done = (num_update - self.warmup_steps) / self.max_steps
         return self.final_lr + (self.base_lr - self.final_lr) * self._shape(done)
+
+    if TYPE_CHECKING:  # each subclass defines the decay's shape over done in [0, 1]
+        def _shape(self, done: float) -> float: ...
 
 
 class PolyScheduler(_ToFinal):
@@ -193,13 +198,14 @@ class PolyScheduler(_ToFinal):
 
     def __init__(self, max_update: int, base_lr: float = 0.01, pwr: float = 2,
                  final_lr: float = 0.0, warmup_steps: int = 0, warmup_begin_lr: float = 0.0,
-                 warmup_mode: str = "linear"):
+                 warmup_mode: str = "linear") -> None:
         super().__init__(max_update, base_lr, final_lr, warmup_steps, warmup_begin_lr,
                          warmup_mode)
         self.power = _real(self._name, "pwr", pwr, 0.0)
 
     def _shape(self, done: float) -> float:
-        return (1.0 - done) ** self.power
+        shape: float = (1.0 - done) ** self.power
+        return shape
 
 
 class CosineScheduler(_ToFinal):
@@ -214,7 +220,7 @@ class CosineScheduler(_ToFinal):
 
     def __init__(self, max_update: int, base_lr: float = 0.01, final_lr: float = 0.0,
                  warmup_steps: int = 0, warmup_begin_lr: float = 0.0,
-                 warmup_mode: str = "linear"):
+                 warmup_mode: str = "linear") -> None:
         super().__init__(max_update, base_lr, final_lr, warmup_steps, warmup_begin_lr,
                          warmup_mode)
 
