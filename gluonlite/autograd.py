@@ -19,33 +19,43 @@ array([2., 4., 6.])
 from __future__ import annotations
 
 import contextvars
-from typing import Callable
+from types import ModuleType
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _backend, _cupy
+from ._typing import DTypeLike, RawArray
+
+if TYPE_CHECKING:
+    from .ndarray import ndarray as _ndarray_cls
+
+_T = TypeVar("_T", bound="_ndarray_cls")
 
 __all__ = ["record", "pause", "train_mode", "predict_mode", "is_recording", "is_training",
            "backward", "mark_variables", "Node", "grad", "set_recording", "set_training",
            "Function"]
 
-_recording = contextvars.ContextVar("gluonlite_recording", default=False)
-_training = contextvars.ContextVar("gluonlite_training", default=False)
+_recording: contextvars.ContextVar[bool] = contextvars.ContextVar("gluonlite_recording",
+                                                                 default=False)
+_training: contextvars.ContextVar[bool] = contextvars.ContextVar("gluonlite_training",
+                                                                default=False)
 
 
 class _Scope:
     """Sets recording and/or training for a ``with`` block and restores them after."""
 
-    def __init__(self, recording, training):
+    def __init__(self, recording: bool | None, training: bool | None) -> None:
         self._recording, self._training = recording, training
-        self._tokens = []
+        self._tokens: list[tuple[Any, Any]] = []
 
-    def __enter__(self):
+    def __enter__(self) -> _Scope:
         # One (recording token, training token) pair per entry; None where unchanged.
         rec, train = self._recording, self._training
         self._tokens.append((None if rec is None else _recording.set(rec),
                              None if train is None else _training.set(train)))
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         rec, train = self._tokens.pop()
         if train is not None:
             _training.reset(train)
@@ -90,7 +100,7 @@ class Node:
 
     __slots__ = ("inputs", "backward", "versions")
 
-    def __init__(self, inputs: tuple, backward: Callable):
+    def __init__(self, inputs: tuple[Any, ...], backward: Callable[..., Any]) -> None:
         self.inputs = inputs
         self.backward = backward
         # An in-place change of an input after this op was recorded bumps its _version
@@ -112,16 +122,16 @@ class SparseRows:
 
     __slots__ = ("indices", "values", "shape")
 
-    def __init__(self, indices, values, shape):
+    def __init__(self, indices: RawArray, values: RawArray, shape: Sequence[int]) -> None:
         self.indices, self.values, self.shape = indices, values, tuple(shape)
 
-    def to_dense(self, xp):
+    def to_dense(self, xp: ModuleType) -> RawArray:
         out = xp.zeros(self.shape, dtype=self.values.dtype)
         _scatter_add(xp, out, self.indices, self.values)
         return out
 
 
-def _scatter_add(xp, target, index, values):
+def _scatter_add(xp: ModuleType, target: RawArray, index: RawArray, values: RawArray) -> None:
     """``target[index] += values`` with repeated indices summed (NumPy and CuPy)."""
     if xp.__name__ == "numpy":
         xp.add.at(target, index, values)
@@ -129,7 +139,7 @@ def _scatter_add(xp, target, index, values):
         _cupy.cupyx().scatter_add(target, index, values)
 
 
-def _accumulate(a, b, xp):
+def _accumulate(a: Any, b: Any, xp: ModuleType) -> Any:
     """Sum two gradients, keeping the row-sparse form when both are sparse."""
     if a is None:
         return b
@@ -145,11 +155,11 @@ def _accumulate(a, b, xp):
     return a + b
 
 
-def requires_grad(x) -> bool:
+def requires_grad(x: Any) -> bool:
     return x._node is not None or x._grad_req != "null"
 
 
-def record_op(out, inputs: tuple, backward: Callable):
+def record_op(out: _T, inputs: tuple[Any, ...], backward: Callable[..., Any]) -> _T:
     """Attach a node to ``out`` when recording and some input needs a gradient."""
     # The hot path of every op: a plain loop, no generator or helper call per input.
     if _recording.get():
@@ -160,7 +170,8 @@ def record_op(out, inputs: tuple, backward: Callable):
     return out
 
 
-def mark_variables(variables, gradients, grad_reqs="write"):
+def mark_variables(variables: Any, gradients: Any,
+                   grad_reqs: str | list[str] | tuple[str, ...] = "write") -> None:
     """Make ``variables`` leaves whose gradients go into ``gradients`` (MXNet's API).
 
     Args:
@@ -193,7 +204,7 @@ def mark_variables(variables, gradients, grad_reqs="write"):
         var._attach_grad_buffer(g, req)
 
 
-def _topological_order(heads) -> list:
+def _topological_order(heads: Any) -> list[Any]:
     """Arrays with a recorded node reachable from ``heads``, outputs before inputs.
 
     Leaves are left out: nothing flows out of them, so ``backward`` collects their
@@ -208,7 +219,8 @@ def _topological_order(heads) -> list:
                 break
         else:
             return [heads[0]]
-    order, visited = [], set()
+    order: list[Any] = []
+    visited: set[int] = set()
     stack = [(h, False) for h in reversed(heads) if h._node is not None]
     pop, push, seen, mark = stack.pop, stack.append, visited.__contains__, visited.add
     while stack:
@@ -228,10 +240,10 @@ def _topological_order(heads) -> list:
     return order
 
 
-_ndarray_type = None
+_ndarray_type: type[_ndarray_cls] | None = None
 
 
-def _ndarray():
+def _ndarray() -> type[_ndarray_cls]:
     """The ndarray class (imported on first use: ndarray.py imports this module)."""
     global _ndarray_type
     if _ndarray_type is None:
@@ -240,7 +252,7 @@ def _ndarray():
     return _ndarray_type
 
 
-def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
+def backward(heads: Any, head_grads: Any = None, retain_graph: bool = False) -> None:
     """Compute gradients of ``heads`` and deposit them in the leaves' gradient buffers.
 
     ``head_grads`` default to ones. Unless ``retain_graph``, the graph is freed afterwards,
@@ -261,7 +273,7 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
     # Gradients of arrays with a node (by id) and of leaves (by id: (leaf, gradient)), in
     # the order they arrive, which is deterministic.
     grads: dict[int, object] = {}
-    leaves: dict[int, tuple] = {}
+    leaves: dict[int, tuple[Any, Any]] = {}
     for h, hg in zip(heads, head_grads):
         if not requires_grad(h):
             raise RuntimeError(
@@ -298,7 +310,7 @@ def backward(heads, head_grads=None, retain_graph: bool = False) -> None:
         _recording.reset(token)
 
 
-def _backward_one_op(head, node, retain_graph: bool) -> None:
+def _backward_one_op(head: Any, node: Node, retain_graph: bool) -> None:
     """``backward`` of an array computed by one recorded op from leaves (``y = f(x, w)``;
     a Dense layer's loss-free step): no graph to sort, gradients straight to the leaves."""
     _check_versions(node)
@@ -322,7 +334,7 @@ def _backward_one_op(head, node, retain_graph: bool) -> None:
                     if ig is not None:
                         inp._deposit_grad(ig)
             else:  # a leaf read twice (x * x): its gradients add up first
-                leaves: dict[int, tuple] = {}
+                leaves: dict[int, tuple[Any, Any]] = {}
                 for inp, ig in zip(inputs, grads):
                     if ig is not None:
                         _collect({}, leaves, inp, ig)
@@ -334,7 +346,8 @@ def _backward_one_op(head, node, retain_graph: bool) -> None:
         _recording.reset(token)
 
 
-def _collect(grads: dict, leaves: dict, x, g) -> None:
+def _collect(grads: dict[int, Any], leaves: dict[int, tuple[Any, Any]], x: Any,
+             g: RawArray) -> None:
     """Add gradient ``g`` of ``x`` to the walk's tables (dropped where no gradient is needed).
 
     The first gradient of an array is stored as is: no call, no copy."""
@@ -347,7 +360,7 @@ def _collect(grads: dict, leaves: dict, x, g) -> None:
         leaves[key] = (x, g) if prev is None else (x, _accumulate(prev[1], g, x._xp))
 
 
-def _check_versions(node) -> None:
+def _check_versions(node: Node) -> None:
     versions = node.versions
     if versions is None:
         for inp in node.inputs:
@@ -364,7 +377,7 @@ def _check_versions(node) -> None:
                 "would be wrong; compute a new array instead (y = x + ...)")
 
 
-def _raw_grad(hg, head):
+def _raw_grad(hg: Any, head: Any) -> RawArray:
     if isinstance(hg, _ndarray()):
         if hg.device != head.device:
             raise ValueError(f"head gradient is on {hg.device}, but the head is on "
@@ -391,8 +404,8 @@ def set_training(train_mode: bool) -> bool:  # noqa: F811 - MXNet's name
     return previous
 
 
-def grad(heads, variables, head_grads=None, retain_graph=None, create_graph: bool = False,
-         train_mode: bool = True):
+def grad(heads: Any, variables: Any, head_grads: Any = None, retain_graph: bool | None = None,
+         create_graph: bool = False, train_mode: bool = True) -> Any:
     """Gradients of ``heads`` with respect to ``variables``, returned as new arrays.
 
     Unlike ``backward()``, no gradient buffer is written (neither the variables' nor any
@@ -507,20 +520,20 @@ class Function:
         array([6.])
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.saved_tensors = ()
         self._used = False
 
-    def save_for_backward(self, *args) -> None:
+    def save_for_backward(self, *args: Any) -> None:
         self.saved_tensors = args
 
-    def forward(self, *inputs):
+    def forward(self, *inputs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
-    def backward(self, *output_grads):
+    def backward(self, *output_grads: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement backward()")
 
-    def __call__(self, *inputs):
+    def __call__(self, *inputs: Any) -> Any:
         from .ndarray import ndarray
         if self._used:
             raise RuntimeError(f"{type(self).__name__}: each Function instance can be "
@@ -544,13 +557,14 @@ class Function:
                 o._node = Node(tuple(inputs), self._backward_for(k, outs, inputs))
         return outs[0] if single else tuple(outs)
 
-    def _backward_for(self, k: int, outs: list, inputs: tuple):
+    def _backward_for(self, k: int, outs: list[Any],
+                      inputs: tuple[Any, ...]) -> Callable[[RawArray], Any]:
         from .ndarray import ndarray
         shapes = [(o.shape, o.dtype, o.device) for o in outs]
         name = type(self).__name__
 
-        def backward(g):
-            xp = inputs[0]._xp if inputs else None
+        def backward(g: RawArray) -> Any:
+            xp: Any = inputs[0]._xp if inputs else None
             if isinstance(g, SparseRows):
                 g = g.to_dense(xp)
             grads = []
@@ -573,7 +587,7 @@ class Function:
         return backward
 
 
-def _require_arrays(where: str, what: str, items) -> None:
+def _require_arrays(where: str, what: str, items: Iterable[Any]) -> None:
     """TypeError naming the first item of ``items`` that is not an ``mx.np.ndarray``."""
     from .ndarray import ndarray
     for i, x in enumerate(items):
@@ -582,5 +596,5 @@ def _require_arrays(where: str, what: str, items) -> None:
                             f"mx.np.ndarray")
 
 
-def _zeros_like_raw(xp, shape, dtype):
+def _zeros_like_raw(xp: ModuleType, shape: tuple[int, ...], dtype: DTypeLike) -> RawArray:
     return xp.zeros(shape, dtype=dtype)

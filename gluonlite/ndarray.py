@@ -13,12 +13,19 @@ ops record themselves on the autograd tape with their backward written next to t
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy
 
 from . import _backend, autograd
 from ._compat import resolve_ctx as _resolve_ctx, warn_renamed
 from .autograd import record_op
 from .device import Device, as_device
+from collections.abc import Callable, Iterator, Sequence
+from types import ModuleType
+from typing import Any
+from ._typing import DTypeLike, RawArray, ShapeLike
+from ._typing import ArrayLike
 
 __all__ = ["ndarray", "array", "zeros", "ones", "full", "empty", "arange", "zeros_like",
            "ones_like", "full_like", "from_dlpack", "wrap"]
@@ -36,19 +43,19 @@ class ndarray:
     # Autograd state, read from these class defaults until set: every op creates an array,
     # and setting two attributes instead of seven keeps the per-op cost down (no __slots__
     # for that reason).
-    _node = None          # autograd.Node when produced by a recorded op
-    _grad = None          # gradient buffer (ndarray or RowSparseNDArray) of a leaf
-    _grad_req = "null"
-    _fresh_grad = False   # set when backward writes the buffer; Trainer clears it
-    _version = 0          # bumped by in-place changes of an array in a graph
+    _node: autograd.Node | None = None  # autograd.Node when produced by a recorded op
+    _grad: Any = None     # gradient buffer (ndarray or RowSparseNDArray) of a leaf
+    _grad_req: str = "null"
+    _fresh_grad: bool = False  # set when backward writes the buffer; Trainer clears it
+    _version: int = 0     # bumped by in-place changes of an array in a graph
 
-    def __init__(self, data, device: Device):
+    def __init__(self, data: RawArray, device: Device) -> None:
         self._data = data
         self._device = device
 
     # ----------------------------------------------------------------- properties
     @property
-    def _xp(self):
+    def _xp(self) -> ModuleType:
         return numpy if self._device.device_type == "cpu" else _backend.cupy()
 
     @property
@@ -64,12 +71,12 @@ class ndarray:
     context = ctx
 
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> tuple[int, ...]:
         return tuple(self._data.shape)
 
     @property
-    def dtype(self) -> numpy.dtype:
-        return self._data.dtype
+    def dtype(self) -> numpy.dtype[Any]:
+        return self._data.dtype  # type: ignore[no-any-return]
 
     @property
     def size(self) -> int:
@@ -77,7 +84,7 @@ class ndarray:
 
     @property
     def ndim(self) -> int:
-        return self._data.ndim
+        return self._data.ndim  # type: ignore[no-any-return]
 
     @property
     def stype(self) -> str:
@@ -90,7 +97,7 @@ class ndarray:
         return self.transpose()
 
     @property
-    def grad(self):
+    def grad(self) -> Any:
         """The gradient buffer attached by ``attach_grad`` (None when there is none)."""
         return self._grad
 
@@ -100,48 +107,49 @@ class ndarray:
         if self._device.device_type == "cpu":
             return numpy.array(self._data, copy=True)
         with _backend.on(self._device):
-            return _backend.cupy().asnumpy(self._data)
+            return _backend.cupy().asnumpy(self._data)  # type: ignore[no-any-return]
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: DTypeLike = None,
+                  copy: bool | None = None) -> numpy.ndarray[Any, Any]:
         out = self.asnumpy()
         return out if dtype is None else out.astype(dtype, copy=False)
 
-    def item(self):
+    def item(self) -> Any:
         if self.size != 1:
             raise ValueError(f"item: can only convert an array of size 1 to a Python scalar, "
                              f"got shape {self.shape}")
         return self.asnumpy().item()
 
-    def tolist(self):
+    def tolist(self) -> Any:
         return self.asnumpy().tolist()
 
-    def __float__(self):
+    def __float__(self) -> float:
         return float(self.item())
 
-    def __int__(self):
+    def __int__(self) -> int:
         return int(self.item())
 
-    def __complex__(self):
+    def __complex__(self) -> complex:
         return complex(self.item())
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         if self.size != 1:
             raise ValueError("The truth value of an array with more than one element is "
                              "ambiguous. Use a.any() or a.all()")
         return bool(self.item())
 
-    def __index__(self):
+    def __index__(self) -> int:
         if self.size != 1 or self.dtype.kind not in "iub":
             raise TypeError(f"only integer scalar arrays can be converted to a scalar index, "
                             f"got shape {self.shape} and dtype {self.dtype}")
         return int(self.item())
 
-    def __len__(self):
+    def __len__(self) -> int:
         if not self.shape:
             raise TypeError("len() of unsized object (a 0-d array)")
         return self.shape[0]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[ndarray]:
         if not self.shape:
             raise TypeError("iteration over a 0-d array")
         for i in range(len(self)):
@@ -167,13 +175,13 @@ class ndarray:
 
     @property
     def itemsize(self) -> int:
-        return self._data.dtype.itemsize
+        return self._data.dtype.itemsize  # type: ignore[no-any-return]
 
     @property
     def nbytes(self) -> int:
         return int(self._data.nbytes)
 
-    def to_device(self, device) -> "ndarray":
+    def to_device(self, device: Device) -> "ndarray":
         """This array on ``device``: itself when already there, else a copy.
 
         The copy is differentiable: the gradient flows back to this array's device.
@@ -185,14 +193,14 @@ class ndarray:
         out = ndarray(_backend.transfer(self._data, src, device), device)
         return record_op(out, (self,), lambda g: (_backend.transfer(g, device, src),))
 
-    def as_in_context(self, context) -> "ndarray":
+    def as_in_context(self, context: Device) -> "ndarray":
         """Deprecated alias of ``to_device``."""
         warn_renamed("as_in_context", "to_device")
         return self.to_device(context)
 
     as_in_ctx = as_in_context
 
-    def copyto(self, other):
+    def copyto(self, other: Any) -> ndarray:
         """Copy into ``other`` (an ndarray of the same shape) or to a new array on a Device."""
         if isinstance(other, Device):
             return ndarray(_backend.transfer(self._data, self._device, other), other)
@@ -211,7 +219,7 @@ class ndarray:
             out = ndarray(self._data.copy(), self._device)
         return record_op(out, (self,), lambda g: (g,))
 
-    def astype(self, dtype, copy: bool = True) -> "ndarray":
+    def astype(self, dtype: DTypeLike, copy: bool = True) -> "ndarray":
         dtype = _backend.dtype_of(dtype)
         if not copy and dtype == self.dtype:
             return self
@@ -220,7 +228,7 @@ class ndarray:
             out = ndarray(self._data.astype(dtype), self._device)
         return record_op(out, (self,), lambda g: (g.astype(src_dtype),))
 
-    def tostype(self, stype: str):
+    def tostype(self, stype: str) -> Any:
         """This array in storage type ``'default'``, ``'row_sparse'`` or ``'csr'``."""
         if stype == "default":
             return self
@@ -235,37 +243,37 @@ class ndarray:
         _backend.synchronize(self._device)
 
     # ----------------------------------------------------------------- DLPack
-    def __dlpack__(self, *args, **kwargs):
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
         return self._data.__dlpack__(*args, **kwargs)
 
-    def __dlpack_device__(self):
-        return self._data.__dlpack_device__()
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return self._data.__dlpack_device__()  # type: ignore[no-any-return]
 
     # ----------------------------------------------------------------- autograd
-    def attach_grad(self, grad_req: str = "write", stype=None) -> None:
+    def attach_grad(self, grad_req: str = "write", stype: str | None = None) -> None:
         """Make this array a leaf whose gradient ``backward()`` stores in ``self.grad``."""
         if stype not in (None, "default", "row_sparse"):
             raise ValueError(f"attach_grad: stype must be 'default' or 'row_sparse', "
                              f"got {stype!r}")
         if stype == "row_sparse":
             from .sparse import RowSparseNDArray
-            grad = RowSparseNDArray.empty(self.shape, self.dtype, self._device)
+            grad: Any = RowSparseNDArray.empty(self.shape, self.dtype, self._device)
         else:
             grad = zeros_like(self)
         self._attach_grad_buffer(grad, grad_req)
 
-    def _attach_grad_buffer(self, grad, grad_req: str) -> None:
+    def _attach_grad_buffer(self, grad: Any, grad_req: str) -> None:
         if grad_req not in _GRAD_REQS:
             raise ValueError(f"grad_req must be one of {_GRAD_REQS}, got {grad_req!r}")
         self._grad = None if grad_req == "null" else grad
         self._grad_req = grad_req
         self._node = None
 
-    def backward(self, out_grad=None, retain_graph: bool = False) -> None:
+    def backward(self, out_grad: ndarray | None = None, retain_graph: bool = False) -> None:
         """Gradients of this array w.r.t. the recorded leaves (``out_grad`` defaults to ones)."""
         autograd.backward(self, out_grad, retain_graph=retain_graph)
 
-    def _deposit_grad(self, g) -> None:
+    def _deposit_grad(self, g: RawArray) -> None:
         """Store gradient ``g`` (raw array or ``SparseRows``) per this leaf's grad_req."""
         req, grad = self._grad_req, self._grad
         if req == "null" or grad is None:
@@ -277,7 +285,7 @@ class ndarray:
             grad._store_gradient(g, add=req == "add")
         self._fresh_grad = True
 
-    def _store_gradient(self, g, add: bool) -> None:
+    def _store_gradient(self, g: RawArray, add: bool) -> None:
         xp = self._xp
         with _backend.on(self._device):
             if isinstance(g, autograd.SparseRows):
@@ -290,7 +298,7 @@ class ndarray:
                 self._data[...] = g
 
     # ----------------------------------------------------------------- indexing
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> ndarray:
         tk = type(key)
         raw_key = key if tk is int or tk is slice else _raw_index(key, self._device)
         if not autograd._recording.get() and self._device.device_type == "cpu":
@@ -311,13 +319,13 @@ class ndarray:
             return out
         shape, dtype, xp = self.shape, self.dtype, self._xp
 
-        def backward(g):
+        def backward(g: RawArray) -> Any:
             full = xp.zeros(shape, dtype=dtype)
             autograd._scatter_add(xp, full, raw_key, g)
             return (full,)
         return record_op(out, (self,), backward)
 
-    def __setitem__(self, key, value):
+    def __setitem__(self, key: Any, value: Any) -> None:
         """``x[key] = value``. While recording, with ``x`` or ``value`` in the graph, ``x``
         becomes a new node of the graph (its earlier values stay with the ops that read
         them), so gradients stay right; an array with ``attach_grad()`` cannot be assigned
@@ -342,7 +350,7 @@ class ndarray:
         inputs = (old, value) if isinstance(value, ndarray) else (old,)
         value_shape = numpy.shape(raw_value)
 
-        def backward(g):
+        def backward(g: RawArray) -> Any:
             g_old = g.copy()
             g_old[raw_key] = 0
             if len(inputs) == 1:
@@ -352,7 +360,7 @@ class ndarray:
         self._node = autograd.Node(inputs, backward)
         self._version += 1
 
-    def _check_inplace(self, what):
+    def _check_inplace(self, what: str) -> None:
         if self._node is None and self._grad_req != "null":
             raise RuntimeError(
                 f"{what}: in-place change of an array with attach_grad() while recording "
@@ -366,7 +374,7 @@ class ndarray:
         return old
 
     # ----------------------------------------------------------------- shape ops
-    def reshape(self, *shape, **kwargs) -> "ndarray":
+    def reshape(self, *shape: Any, **kwargs: Any) -> "ndarray":
         """``x.reshape((2, -1))`` or MXNet's ``x.reshape(2, -1)``; differentiable."""
         if self._device.device_type != "cpu":
             # A reshape that must copy (a non-contiguous view) allocates on the current
@@ -375,7 +383,7 @@ class ndarray:
                 return self._reshape(shape, kwargs)
         return self._reshape(shape, kwargs)
 
-    def _reshape(self, shape: tuple, kwargs: dict) -> "ndarray":
+    def _reshape(self, shape: tuple[Any, ...], kwargs: dict[str, Any]) -> "ndarray":
         if shape and not kwargs and not autograd._recording.get():
             # Outside recording: NumPy's reshape, wrapped (it takes both spellings).
             try:
@@ -401,7 +409,7 @@ class ndarray:
         old = self._data.shape
         return record_op(out, (self,), lambda g: (g.reshape(old, order=order),))
 
-    def transpose(self, *axes) -> "ndarray":
+    def transpose(self, *axes: Any) -> "ndarray":
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
             axes = tuple(axes[0]) if axes[0] is not None else ()
         axes = axes or tuple(reversed(range(self.ndim)))
@@ -415,11 +423,11 @@ class ndarray:
         inverse = tuple(numpy.argsort(axes))
         return record_op(out, (self,), lambda g: (g.transpose(inverse),))
 
-    def flatten(self, order="C") -> "ndarray":
+    def flatten(self, order: str = "C") -> "ndarray":
         return self.reshape(-1, order=order)
 
     # ----------------------------------------------------------------- in-place
-    def _inplace(self, other, name):
+    def _inplace(self, other: Any, name: str) -> ndarray:
         """``x op= y``: mutates the buffer (Parameter replicas stay live) when nothing is
         recorded; while recording, rebinds ``x`` to the recorded result so gradients stay
         right (see ``__setitem__``)."""
@@ -446,10 +454,108 @@ class ndarray:
             self._version += 1
         return self
 
-    def __pos__(self):
+    def __pos__(self) -> ndarray:
         return self
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as NumPy's
+
+    if TYPE_CHECKING:
+        # Installed by install_ops (below) from mx.np's functions; declared here for type
+        # checkers (tests/test_ndarray.py checks that each installed name is declared).
+        def __add__(self, other: ArrayLike) -> ndarray: ...
+        def __radd__(self, other: ArrayLike) -> ndarray: ...
+        def __sub__(self, other: ArrayLike) -> ndarray: ...
+        def __rsub__(self, other: ArrayLike) -> ndarray: ...
+        def __mul__(self, other: ArrayLike) -> ndarray: ...
+        def __rmul__(self, other: ArrayLike) -> ndarray: ...
+        def __truediv__(self, other: ArrayLike) -> ndarray: ...
+        def __rtruediv__(self, other: ArrayLike) -> ndarray: ...
+        def __pow__(self, other: ArrayLike) -> ndarray: ...
+        def __rpow__(self, other: ArrayLike) -> ndarray: ...
+        def __mod__(self, other: ArrayLike) -> ndarray: ...
+        def __rmod__(self, other: ArrayLike) -> ndarray: ...
+        def __floordiv__(self, other: ArrayLike) -> ndarray: ...
+        def __rfloordiv__(self, other: ArrayLike) -> ndarray: ...
+        def __and__(self, other: ArrayLike) -> ndarray: ...
+        def __rand__(self, other: ArrayLike) -> ndarray: ...
+        def __or__(self, other: ArrayLike) -> ndarray: ...
+        def __ror__(self, other: ArrayLike) -> ndarray: ...
+        def __xor__(self, other: ArrayLike) -> ndarray: ...
+        def __rxor__(self, other: ArrayLike) -> ndarray: ...
+        def __lshift__(self, other: ArrayLike) -> ndarray: ...
+        def __rlshift__(self, other: ArrayLike) -> ndarray: ...
+        def __rshift__(self, other: ArrayLike) -> ndarray: ...
+        def __rrshift__(self, other: ArrayLike) -> ndarray: ...
+        def __matmul__(self, other: ArrayLike) -> ndarray: ...
+        def __rmatmul__(self, other: ArrayLike) -> ndarray: ...
+        def __iadd__(self, other: ArrayLike) -> ndarray: ...
+        def __isub__(self, other: ArrayLike) -> ndarray: ...
+        def __imul__(self, other: ArrayLike) -> ndarray: ...
+        def __itruediv__(self, other: ArrayLike) -> ndarray: ...
+        def __ipow__(self, other: ArrayLike) -> ndarray: ...
+        def __imod__(self, other: ArrayLike) -> ndarray: ...
+        def __ifloordiv__(self, other: ArrayLike) -> ndarray: ...
+        def __eq__(self, other: object) -> Any: ...
+        def __ne__(self, other: object) -> Any: ...
+        def __lt__(self, other: ArrayLike) -> ndarray: ...
+        def __le__(self, other: ArrayLike) -> ndarray: ...
+        def __gt__(self, other: ArrayLike) -> ndarray: ...
+        def __ge__(self, other: ArrayLike) -> ndarray: ...
+        def __neg__(self) -> ndarray: ...
+        def __abs__(self) -> ndarray: ...
+        def __invert__(self) -> ndarray: ...
+        def all(self, axis: Any = ..., out: ndarray | None = ..., keepdims: Any = ..., *,
+                where: Any = ...) -> ndarray: ...
+        def any(self, axis: Any = ..., out: ndarray | None = ..., keepdims: Any = ..., *,
+                where: Any = ...) -> ndarray: ...
+        def argmax(self, axis: Any = ..., out: ndarray | None = ..., *,
+                   keepdims: Any = ...) -> ndarray: ...
+        def argmin(self, axis: Any = ..., out: ndarray | None = ..., *,
+                   keepdims: Any = ...) -> ndarray: ...
+        def argsort(self, axis: Any = ..., kind: Any = ..., order: Any = ..., *,
+                    stable: Any = ...) -> ndarray: ...
+        def clip(self, a_min: Any = ..., a_max: Any = ..., out: ndarray | None = ..., *,
+                 min: Any = ..., max: Any = ..., **kwargs: Any) -> ndarray: ...
+        def cumsum(self, axis: Any = ..., dtype: DTypeLike = ...,
+                   out: ndarray | None = ...) -> ndarray: ...
+        def diagonal(self, offset: Any = ..., axis1: Any = ..., axis2: Any = ...) -> ndarray: ...
+        def dot(self, b: Any, out: ndarray | None = ...) -> ndarray: ...
+        def max(self, axis: Any = ..., out: ndarray | None = ..., keepdims: Any = ...,
+                initial: Any = ..., where: Any = ...) -> ndarray: ...
+        def mean(self, axis: Any = ..., dtype: DTypeLike = ..., out: ndarray | None = ...,
+                 keepdims: Any = ..., *, where: Any = ...) -> ndarray: ...
+        def min(self, axis: Any = ..., out: ndarray | None = ..., keepdims: Any = ...,
+                initial: Any = ..., where: Any = ...) -> ndarray: ...
+        def nonzero(self) -> tuple[ndarray, ...]: ...
+        def prod(self, axis: Any = ..., dtype: DTypeLike = ..., out: ndarray | None = ...,
+                 keepdims: Any = ..., initial: Any = ..., where: Any = ...) -> ndarray: ...
+        def ravel(self, order: Any = ...) -> ndarray: ...
+        def repeat(self, repeats: Any, axis: Any = ...) -> ndarray: ...
+        def round(self, decimals: Any = ..., out: ndarray | None = ...) -> ndarray: ...
+        def sort(self, axis: Any = ..., kind: Any = ..., order: Any = ..., *,
+                 stable: Any = ...) -> ndarray: ...
+        def squeeze(self, axis: Any = ...) -> ndarray: ...
+        def std(self, axis: Any = ..., dtype: DTypeLike = ..., out: ndarray | None = ...,
+                ddof: Any = ..., keepdims: Any = ..., *, where: Any = ..., mean: Any = ...,
+                correction: Any = ...) -> ndarray: ...
+        def sum(self, axis: Any = ..., dtype: DTypeLike = ..., out: ndarray | None = ...,
+                keepdims: Any = ..., initial: Any = ..., where: Any = ...) -> ndarray: ...
+        def swapaxes(self, axis1: Any, axis2: Any) -> ndarray: ...
+        def take(self, indices: Any, axis: Any = ..., out: ndarray | None = ...,
+                 mode: Any = ...) -> ndarray: ...
+        def tile(self, reps: Any) -> ndarray: ...
+        def trace(self, offset: Any = ..., axis1: Any = ..., axis2: Any = ...,
+                  dtype: DTypeLike = ..., out: ndarray | None = ...) -> ndarray: ...
+        def var(self, axis: Any = ..., dtype: DTypeLike = ..., out: ndarray | None = ...,
+                ddof: Any = ..., keepdims: Any = ..., *, where: Any = ..., mean: Any = ...,
+                correction: Any = ...) -> ndarray: ...
+        def broadcast_to(self, shape: Any, subok: Any = ...) -> ndarray: ...
+        def flip(self, axis: Any = ...) -> ndarray: ...
+        def expand_dims(self, axis: Any) -> ndarray: ...
+        def moveaxis(self, source: Any, destination: Any) -> ndarray: ...
+        def split(self, indices_or_sections: Any, axis: Any = ...) -> list[ndarray]: ...
+        def cross(self, b: Any, axisa: Any = ..., axisb: Any = ..., axisc: Any = ...,
+                  axis: Any = ...) -> ndarray: ...
 
     # ----------------------------------------------------------------- printing
     def __repr__(self) -> str:
@@ -475,7 +581,7 @@ class ndarray:
 # --------------------------------------------------------------------- methods from mx.np
 # Filled by ``install_ops`` (``gluonlite.np`` calls it once its table is built): the
 # operators and the NumPy methods of MXNet's ndarray, the same functions as ``mx.np``'s.
-_OPS: dict = {}
+_OPS: dict[str, Callable[..., Any]] = {}
 _CPU0 = Device("cpu", 0)
 _BINARY_DUNDERS = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide",
                    "pow": "power", "mod": "mod", "floordiv": "floor_divide",
@@ -496,8 +602,8 @@ _INPLACE_DUNDERS = {"iadd": "add", "isub": "subtract", "imul": "multiply",
                     "ifloordiv": "floor_divide"}
 
 
-def _inplace_method(name):
-    def method(self, other):
+def _inplace_method(name: str) -> Callable[[ndarray, Any], ndarray]:
+    def method(self: ndarray, other: Any) -> ndarray:
         return self._inplace(other, name)
     return method
 
@@ -506,21 +612,21 @@ for _dunder, _name in _INPLACE_DUNDERS.items():
     setattr(ndarray, f"__{_dunder}__", _inplace_method(_name))
 
 
-def _reflected(fn):
-    def method(self, other):
+def _reflected(fn: Callable[..., Any]) -> Callable[[ndarray, Any], Any]:
+    def method(self: ndarray, other: Any) -> Any:
         return fn(other, self)
     return method
 
 
-def _compare(fn, on_none):
-    def method(self, other):
+def _compare(fn: Callable[..., Any], on_none: bool) -> Callable[[ndarray, Any], Any]:
+    def method(self: ndarray, other: Any) -> Any:
         if other is None or isinstance(other, str):
             return on_none
         return fn(self, other)
     return method
 
 
-def install_ops(ops: dict) -> None:
+def install_ops(ops: dict[str, Callable[..., Any]]) -> None:
     """Give ``ndarray`` its operators and NumPy methods from ``mx.np``'s functions."""
     _OPS.update(ops)
     for dunder, name in _BINARY_DUNDERS.items():
@@ -536,17 +642,17 @@ def install_ops(ops: dict) -> None:
 
 
 # --------------------------------------------------------------------- helpers
-def wrap(raw, device: Device) -> ndarray:
+def wrap(raw: RawArray, device: Device) -> ndarray:
     """Wrap a raw NumPy/CuPy array that already lives on ``device``."""
     return ndarray(raw, device)
 
 
-def _device_mismatch(op, a: Device, b: Device):
+def _device_mismatch(op: str, a: Device, b: Device) -> ValueError:
     return ValueError(f"{op}: operands are on different devices, {a} and {b}; move one "
                       f"with .to_device({a}) first (gluonlite never copies silently)")
 
 
-def _operand(value, like: ndarray, op: str):
+def _operand(value: Any, like: ndarray, op: str) -> Any:
     """The raw array or scalar for ``value`` in an op with ``like``; no silent copies."""
     if isinstance(value, ndarray):
         if value._device != like._device:
@@ -564,7 +670,7 @@ def _operand(value, like: ndarray, op: str):
                     f"{like._device}; convert it with mx.np.array(..., device={like._device})")
 
 
-def _raw_index(key, device: Device):
+def _raw_index(key: Any, device: Device) -> Any:
     """The raw index for ``key``; index arrays given as floats become integers (MXNet
     accepts ``x[np.array([0, 2])]`` where the index array is float32)."""
     if type(key) is tuple:
@@ -580,7 +686,7 @@ def _raw_index(key, device: Device):
     return key
 
 
-def _unbroadcast(g, shape):
+def _unbroadcast(g: RawArray, shape: Sequence[int]) -> RawArray:
     """Sum ``g`` down to ``shape``: the adjoint of NumPy broadcasting."""
     if tuple(g.shape) == tuple(shape):
         return g
@@ -594,11 +700,12 @@ def _unbroadcast(g, shape):
 
 
 # --------------------------------------------------------------------- creation
-def _creation_dtype(dtype):
+def _creation_dtype(dtype: DTypeLike) -> numpy.dtype[Any]:
     return _DEFAULT_DTYPE if dtype is None else _backend.dtype_of(dtype)
 
 
-def _create(fn_name, shape, dtype, device, **kwargs) -> ndarray:
+def _create(fn_name: str, shape: ShapeLike, dtype: DTypeLike, device: Device | None,
+            **kwargs: Any) -> ndarray:
     device = as_device(device)
     xp = _backend.xp(device)
     with _backend.on(device):
@@ -606,39 +713,45 @@ def _create(fn_name, shape, dtype, device, **kwargs) -> ndarray:
                        device)
 
 
-def zeros(shape, dtype=None, device=None, ctx=None) -> ndarray:
+def zeros(shape: ShapeLike, dtype: DTypeLike = None, device: Device | None = None,
+          ctx: Device | None = None) -> ndarray:
     """An array of zeros (float32 unless ``dtype`` says otherwise)."""
     return _create("zeros", shape, dtype, _resolve_ctx(device, ctx))
 
 
-def ones(shape, dtype=None, device=None, ctx=None) -> ndarray:
+def ones(shape: ShapeLike, dtype: DTypeLike = None, device: Device | None = None,
+         ctx: Device | None = None) -> ndarray:
     return _create("ones", shape, dtype, _resolve_ctx(device, ctx))
 
 
-def empty(shape, dtype=None, device=None, ctx=None) -> ndarray:
+def empty(shape: ShapeLike, dtype: DTypeLike = None, device: Device | None = None,
+          ctx: Device | None = None) -> ndarray:
     return _create("empty", shape, dtype, _resolve_ctx(device, ctx))
 
 
-def full(shape, fill_value, dtype=None, device=None, ctx=None) -> ndarray:
+def full(shape: ShapeLike, fill_value: Any, dtype: DTypeLike = None, device: Device | None = None,
+         ctx: Device | None = None) -> ndarray:
     return _create("full", shape, dtype, _resolve_ctx(device, ctx), fill_value=fill_value)
 
 
-def zeros_like(a, dtype=None, device=None) -> ndarray:
+def zeros_like(a: ndarray, dtype: DTypeLike = None, device: Device | None = None) -> ndarray:
     return zeros(a.shape, dtype=a.dtype if dtype is None else dtype,
                  device=a.device if device is None else device)
 
 
-def ones_like(a, dtype=None, device=None) -> ndarray:
+def ones_like(a: ndarray, dtype: DTypeLike = None, device: Device | None = None) -> ndarray:
     return ones(a.shape, dtype=a.dtype if dtype is None else dtype,
                 device=a.device if device is None else device)
 
 
-def full_like(a, fill_value, dtype=None, device=None) -> ndarray:
+def full_like(a: ndarray, fill_value: Any, dtype: DTypeLike = None,
+              device: Device | None = None) -> ndarray:
     return full(a.shape, fill_value, dtype=a.dtype if dtype is None else dtype,
                 device=a.device if device is None else device)
 
 
-def arange(start, stop=None, step=1, dtype=None, device=None, ctx=None) -> ndarray:
+def arange(start: float, stop: float | None = None, step: float = 1, dtype: DTypeLike = None,
+           device: Device | None = None, ctx: Device | None = None) -> ndarray:
     device = as_device(_resolve_ctx(device, ctx))
     if stop is None:
         start, stop = 0, start
@@ -647,7 +760,8 @@ def arange(start, stop=None, step=1, dtype=None, device=None, ctx=None) -> ndarr
         return ndarray(xp.arange(start, stop, step, dtype=_creation_dtype(dtype)), device)
 
 
-def array(obj, dtype=None, device=None, ctx=None) -> ndarray:
+def array(obj: Any, dtype: DTypeLike = None, device: Device | None = None,
+          ctx: Device | None = None) -> ndarray:
     """An array holding a copy of ``obj`` on ``device`` (float32 for Python numbers).
 
     ``obj`` may be a Python sequence or number, a NumPy or CuPy array, or an ndarray (which
@@ -673,7 +787,7 @@ def array(obj, dtype=None, device=None, ctx=None) -> ndarray:
     return ndarray(raw, device)
 
 
-def from_dlpack(x) -> ndarray:
+def from_dlpack(x: Any) -> ndarray:
     """Zero-copy view of a DLPack-capable array (NumPy, CuPy, torch, ...)."""
     kind, device_id = x.__dlpack_device__()
     if int(kind) == 1:  # kDLCPU

@@ -14,6 +14,9 @@ array(5.)
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as _numpy
 
 from .. import _backend
@@ -38,7 +41,8 @@ __all__ = sorted(set(_FUNCTIONS) | set(creation.__all__)) + [
     "int32", "int64", "uint8", "bool_", "dtype", "pi", "e", "inf", "nan", "newaxis"]
 
 
-def _unary(x: ndarray, forward, backward) -> ndarray:
+def _unary(x: ndarray, forward: Callable[..., Any],
+           backward: Callable[..., Any]) -> ndarray:
     """Apply ``forward(xp, raw)``; ``backward(xp, g, x_raw, y_raw)`` gives dL/dx.
 
     A helper for ``npx``'s activations (elementwise ops outside the table)."""

@@ -13,6 +13,11 @@ treat the input as symmetric.
 """
 from __future__ import annotations
 
+from typing import Any
+
+from .._typing import ArrayLike, DTypeLike
+from ..ndarray import ndarray
+
 from ._dispatch import Row, make
 from ._table import _arg, _axes
 from . import _ops as _np
@@ -49,7 +54,7 @@ def _norm_grad(ctx, g):
                        _arg(ctx, 3, "keepdims", False), _arg(ctx, 1, "ord"))]
 
 
-def _vector_norm(xp, x, axis=None, keepdims=False, ord=2):
+def _vector_norm(xp, x, axis=None, keepdims: bool = False, ord=2):
     if axis is None:
         res = xp.linalg.norm(x.reshape(-1), ord)
         return res.reshape((1,) * x.ndim) if keepdims else res
@@ -62,7 +67,7 @@ def _vector_norm_grad(ctx, g):
     return [_norm_core(ctx.xp, x, ctx.out, g, axis, keep, _arg(ctx, 3, "ord", 2))]
 
 
-def _matrix_norm(xp, x, keepdims=False, ord="fro"):
+def _matrix_norm(xp, x, keepdims: bool = False, ord: str = "fro"):
     return xp.linalg.norm(x, ord, (-2, -1), keepdims)
 
 
@@ -159,7 +164,7 @@ def _svd_vjp(xp, u, s, vh, gu, gs, gvh):
     return ga
 
 
-def _svd(xp, a, full_matrices=False, compute_uv=True, hermitian=False):
+def _svd(xp, a, full_matrices: bool = False, compute_uv: bool = True, hermitian: bool = False):
     """MXNet's svd is the reduced one: (ut, l, v) with ``a = ut @ diag(l) @ v``."""
     return xp.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv)
 
@@ -227,36 +232,36 @@ globals().update({row.name: make(row) for row in ROWS})
 
 
 # ------------------------------------------------------------------ the Array API spellings
-def cross(x1, x2, axis=-1):
+def cross(x1: ArrayLike, x2: ArrayLike, axis: int = -1) -> ndarray:
     """Cross product of 3-vectors along ``axis`` (differentiable)."""
     return _np.cross(x1, x2, axis=axis)
 
 
-def diagonal(x, offset=0):
+def diagonal(x: ArrayLike, offset: int = 0) -> ndarray:
     """Diagonals of the matrices in the last two axes (differentiable)."""
     return _np.diagonal(x, offset, -2, -1)
 
 
-def outer(x1, x2):
+def outer(x1: ArrayLike, x2: ArrayLike) -> ndarray:
     """Outer product of two vectors (differentiable)."""
     return _np.outer(x1, x2)
 
 
-def tensordot(x1, x2, axes=2):
+def tensordot(x1: ArrayLike, x2: ArrayLike, axes: Any = 2) -> ndarray:
     """``np.tensordot`` (differentiable)."""
     return _np.tensordot(x1, x2, axes)
 
 
-def trace(x, offset=0, dtype=None):
+def trace(x: ArrayLike, offset: int = 0, dtype: DTypeLike = None) -> ndarray:
     """Traces of the matrices in the last two axes (differentiable)."""
     return _np.trace(x, offset, -2, -1, dtype)
 
 
-def matrix_transpose(x):
+def matrix_transpose(x: ArrayLike) -> ndarray:
     """``x`` with its last two axes swapped (differentiable)."""
     return _np.swapaxes(x, -1, -2)
 
 
-def vecdot(x1, x2, axis=-1):
+def vecdot(x1: ArrayLike, x2: ArrayLike, axis: int = -1) -> ndarray:
     """Dot products along ``axis`` (differentiable)."""
     return _np.sum(_np.multiply(x1, x2), axis=axis)

@@ -21,6 +21,7 @@ import numpy
 
 from .. import _backend, random as _random
 from .._compat import resolve_ctx
+from .._typing import ArrayLike, DTypeLike
 from ..device import Device, as_device
 from ..autograd import Node, _recording, requires_grad
 from ..ndarray import ndarray, _device_mismatch, _unbroadcast
@@ -58,7 +59,7 @@ DISTRIBUTIONS = {
 }
 
 
-def seed(seed, device="all", ctx=None) -> None:
+def seed(seed: int | None, device: Device | str = "all", ctx: Device | str | None = None) -> None:
     """Seed every draw (one stream serves all devices, so ``device`` only needs to be
     ``'all'`` or a device)."""
     _random.seed(seed)
@@ -154,7 +155,7 @@ REPARAMETERISED = {"normal": _loc_scale, "logistic": _loc_scale, "gumbel": _loc_
                    "rayleigh": lambda y, scale: (y / scale,)}
 
 
-def _attach_reparam(name, res, given, host, drawn):
+def _attach_reparam(name, res, given, host, drawn) -> None:
     y = numpy.asarray(drawn, dtype=numpy.float64)
     partials = REPARAMETERISED[name](y, *[numpy.asarray(h, dtype=numpy.float64)
                                           for h in host])
@@ -174,19 +175,23 @@ def _attach_reparam(name, res, given, host, drawn):
 globals().update({name: _sampler(name, *row) for name, row in DISTRIBUTIONS.items()})
 
 
-def rand(*size, dtype=None, device=None, ctx=None) -> ndarray:
+def rand(*size: int, dtype: DTypeLike = None, device: Device | None = None,
+         ctx: Device | None = None) -> ndarray:
     """Uniform samples in [0, 1) of shape ``size``."""
     return uniform(0.0, 1.0, size=size or None, dtype=dtype, device=device,  # noqa: F821
                    ctx=ctx)
 
 
-def randn(*size, dtype=None, device=None, ctx=None) -> ndarray:
+def randn(*size: int, dtype: DTypeLike = None, device: Device | None = None,
+          ctx: Device | None = None) -> ndarray:
     """Standard normal samples of shape ``size``."""
     return normal(0.0, 1.0, size=size or None, dtype=dtype, device=device,  # noqa: F821
                   ctx=ctx)
 
 
-def choice(a, size=None, replace=True, p=None, device=None, ctx=None, out=None) -> ndarray:
+def choice(a: int | ArrayLike, size: int | tuple[int, ...] | None = None, replace: bool = True,
+           p: ArrayLike | None = None, device: Device | None = None, ctx: Device | None = None,
+           out: ndarray | None = None) -> ndarray:
     """Samples from ``a`` (an int: ``arange(a)``, int64; else the array's elements)."""
     target = _target([a, p], device, ctx)
     host_a = _host_param("choice", a, target)
@@ -199,7 +204,8 @@ def choice(a, size=None, replace=True, p=None, device=None, ctx=None, out=None) 
     return _place("choice", drawn, dtype, target, out)
 
 
-def multinomial(n, pvals, size=None, device=None, ctx=None) -> ndarray:
+def multinomial(n: int, pvals: ArrayLike, size: int | tuple[int, ...] | None = None,
+                device: Device | None = None, ctx: Device | None = None) -> ndarray:
     """Counts of ``n`` draws over categories with probabilities ``pvals`` (int64)."""
     target = _target([pvals], device, ctx)
     try:
@@ -210,8 +216,9 @@ def multinomial(n, pvals, size=None, device=None, ctx=None) -> ndarray:
     return _place("multinomial", drawn, _I64, target, None)
 
 
-def multivariate_normal(mean, cov, size=None, check_valid="warn", tol=1e-8, dtype=None,
-                        device=None, ctx=None) -> ndarray:
+def multivariate_normal(mean: ArrayLike, cov: ArrayLike, size: int | tuple[int, ...] | None = None,
+                        check_valid: str = "warn", tol: float = 1e-8, dtype: DTypeLike = None,
+                        device: Device | None = None, ctx: Device | None = None) -> ndarray:
     """Samples of N(mean, cov): shape ``size + mean.shape`` (float32 by default)."""
     target = _target([mean, cov], device, ctx)
     try:
