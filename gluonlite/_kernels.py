@@ -41,7 +41,7 @@ import importlib.resources
 import os
 import re
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy
 
@@ -778,7 +778,7 @@ class _CupyRuntime:
     conversions the CPU harness tests, against which the GPU tests check the PTX fast path.
     """
 
-    def __init__(self, portable: bool = False):
+    def __init__(self, portable: bool = False) -> None:
         self.xp = _cupy.module()
         self.portable = portable
 
@@ -916,7 +916,7 @@ def _plain_fc_forward(x, w, b):
     return y
 
 
-def fc_forward(x, w, b=None):
+def fc_forward(x: Any, w: Any, b: Any = None) -> Any:
     """``x @ w.T + b`` for 2-D ``x [N, K]``, ``w [M, K]``, ``b [M]`` or None."""
     _check_fc("fc_forward", x, w, b)
     rt = _runtime()
@@ -927,7 +927,8 @@ def fc_forward(x, w, b=None):
     return _fc_forward(rt, x, w, b, path)
 
 
-def fc_backward(dy, x, w, need_dx=True, need_dw=True, need_db=True, accumulate_dw=None):
+def fc_backward(dy: Any, x: Any, w: Any, need_dx: bool = True, need_dw: bool = True,
+                need_db: bool = True, accumulate_dw: Any = None) -> tuple[Any, Any, Any]:
     """Gradients ``(dx, dw, db)`` of ``y = x @ w.T + b``; entries not needed are None.
 
     With ``accumulate_dw`` (a C-contiguous ``[M, K]`` array of the weight's dtype), ``dw`` is

@@ -26,7 +26,7 @@ from __future__ import annotations
 import abc
 import json
 import re
-from typing import TypeVar, Union, overload
+from typing import TypeVar, Union, overload, Any
 
 import numpy
 
@@ -34,9 +34,7 @@ from . import _backend, random
 from .device import Device
 from .ndarray import ndarray
 from collections.abc import Callable, Sequence
-from typing import Any
-from ._typing import InitLike
-from ._typing import DTypeLike
+from ._typing import InitLike, DTypeLike
 
 __all__ = ["InitDesc", "Initializer", "Uniform", "Normal", "Zero", "One", "Constant",
            "Xavier", "MSRAPrelu", "Orthogonal", "Bilinear", "LSTMBias", "RNNFused", "Load",

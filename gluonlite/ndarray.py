@@ -13,7 +13,7 @@ ops record themselves on the autograd tape with their backward written next to t
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy
 
@@ -23,9 +23,7 @@ from .autograd import record_op
 from .device import Device, as_device
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
-from typing import Any
-from ._typing import DTypeLike, RawArray, ShapeLike
-from ._typing import ArrayLike
+from ._typing import DTypeLike, RawArray, ShapeLike, ArrayLike
 
 __all__ = ["ndarray", "array", "zeros", "ones", "full", "empty", "arange", "zeros_like",
            "ones_like", "full_like", "from_dlpack", "wrap"]

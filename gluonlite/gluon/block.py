@@ -40,16 +40,20 @@ from ..device import as_devices
 from ..ndarray import ndarray
 from .parameter import DeferredInitializationError, Parameter, ParameterDict
 from .utils import HookHandle
+from collections.abc import Callable, Iterator
+from typing import Any
+from .._typing import DTypeLike, DevicesLike, InitLike
 
 __all__ = ["Block", "HybridBlock"]
 
 # The block whose name_scope() is open (1.x): children created inside get its prefix.
-_scope = contextvars.ContextVar("gluonlite_name_scope", default=None)
+_scope: contextvars.ContextVar[Block | None] = contextvars.ContextVar("gluonlite_name_scope",
+                                                                      default=None)
 # Block's own bookkeeping attributes (dicts of children, parameters and hooks).
 _INTERNAL = frozenset(("_children", "_reg_params", "_forward_pre_hooks", "_forward_hooks",
                        "_scope_counts", "_shared_params", "_flags"))
 # Automatic 1.x prefixes outside any name scope: 'dense0_', 'dense1_', ... per class.
-_global_counts: dict = {}
+_global_counts: dict[str, int] = {}
 
 
 class Block:
@@ -68,7 +72,19 @@ class Block:
             (deprecated; use ``share_parameters``).
     """
 
-    def __init__(self, prefix: str | None = None, params=None):
+    # Set in __init__ through object.__setattr__ (declared here for type checkers).
+    _children: dict[str, Block]
+    _reg_params: dict[str, Parameter]
+    _forward_pre_hooks: dict[int, Callable[..., Any]]
+    _forward_hooks: dict[int, Callable[..., Any]]
+    _getter_names: set[str]
+    _warned_containers: set[str]
+    _prefix: str
+    _legacy_names: bool
+    _shared_params: Any
+    _scope_counts: dict[str, int]
+
+    def __init__(self, prefix: str | None = None, params: Any = None) -> None:
         # Set through object.__setattr__ because our __setattr__ reads them.
         setup = object.__setattr__
         setup(self, "_children", {})
@@ -104,7 +120,7 @@ class Block:
         setup(self, "_scope_counts", {})
 
     # ----------------------------------------------------------------- attributes
-    def __setattr__(self, name: str, value) -> None:
+    def __setattr__(self, name: str, value: Any) -> None:
         existing = self.__dict__.get(name)
         if isinstance(existing, (Block, Parameter)) and not isinstance(value, type(existing)):
             raise TypeError(f"{type(self).__name__}: changing attribute {name!r} from "
@@ -169,7 +185,7 @@ class Block:
         warn_renamed("Block.name", "structural names (the keys of collect_params())")
         return self._prefix[:-1] if self._prefix.endswith("_") else self._prefix
 
-    def name_scope(self):
+    def name_scope(self) -> _NameScope:
         """MXNet 1.x: Blocks created inside get this block's prefix (deprecated)."""
         warn_renamed("Block.name_scope()", "plain attribute assignment")
         return _NameScope(self)
@@ -201,7 +217,7 @@ class Block:
         Raises:
             TypeError: ``select`` is not a str. ``re.error``: it is not a valid expression.
         """
-        found: dict = {}
+        found: dict[str, Parameter] = {}
         stack = [("", self)]
         # Iterative walk keeps registration order: own parameters, then children in order.
         while stack:
@@ -219,11 +235,11 @@ class Block:
             found = {name: p for name, p in found.items() if pattern.match(name)}
         return ParameterDict._internal(found.items(), prefix=self._prefix)
 
-    def _unique_params(self) -> list:
+    def _unique_params(self) -> list[Parameter]:
         return list(_unique(self.collect_params().values()))
 
-    def initialize(self, init=None, device=None, verbose: bool = False,
-                   force_reinit: bool = False, ctx=None) -> None:
+    def initialize(self, init: InitLike = None, device: DevicesLike = None, verbose: bool = False,
+                   force_reinit: bool = False, ctx: DevicesLike = None) -> None:
         """Initialize every Parameter on ``device`` (one device or a list of replicas).
 
         ``init`` is the default: a Parameter's own ``init`` (e.g. Dense's
@@ -236,7 +252,7 @@ class Block:
         self.collect_params().initialize(init, device=device, verbose=verbose,
                                          force_reinit=force_reinit)
 
-    def setattr(self, name: str, value) -> None:
+    def setattr(self, name: str, value: Any) -> None:
         """Set attribute ``name`` (e.g. ``'grad_req'``, ``'lr_mult'``) of every Parameter.
 
         Example:
@@ -253,22 +269,22 @@ class Block:
         for param in self._unique_params():
             param.zero_grad()
 
-    def reset_device(self, device) -> None:
+    def reset_device(self, device: DevicesLike) -> None:
         """Move every Parameter to ``device`` (one device or a list), keeping the values."""
         for param in self._unique_params():
             param.reset_device(device)
 
-    def reset_ctx(self, ctx) -> None:
+    def reset_ctx(self, ctx: DevicesLike) -> None:
         """Deprecated alias of ``reset_device``."""
         warn_renamed("reset_ctx()", "reset_device()")
         self.reset_device(ctx)
 
-    def cast(self, dtype) -> None:
+    def cast(self, dtype: DTypeLike) -> None:
         """Cast all Parameters (data and gradients, on every device) to ``dtype``."""
         for param in self._unique_params():
             param.cast(dtype)
 
-    def share_parameters(self, shared: dict) -> "Block":
+    def share_parameters(self, shared: dict[str, Parameter]) -> "Block":
         """Use the Parameters in ``shared`` (structural name -> Parameter) in this block.
 
         Typically ``shared = other.collect_params()`` for a block of the same structure.
@@ -304,16 +320,17 @@ class Block:
         return self
 
     # ----------------------------------------------------------------- files
-    def save_parameters(self, filename, deduplicate: bool = False) -> None:
+    def save_parameters(self, filename: str, deduplicate: bool = False) -> None:
         """Save ``collect_params()`` to ``filename``, keyed by structural name: a
         safetensors file replaced atomically, one replica per parameter (see
         ``mx.gluon.save_parameters``). With ``deduplicate`` a shared Parameter is saved
         once, under its first name."""
         checkpoint.save_parameters(filename, self.collect_params(), deduplicate=deduplicate)
 
-    def load_parameters(self, filename, device=None, allow_missing: bool = False,
-                        ignore_extra: bool = False, cast_dtype: bool = False,
-                        dtype_source: str = "current", ctx=None) -> None:
+    def load_parameters(self, filename: str, device: DevicesLike = None,
+                        allow_missing: bool = False, ignore_extra: bool = False,
+                        cast_dtype: bool = False, dtype_source: str = "current",
+                        ctx: DevicesLike = None) -> None:
         """Load ``filename`` (gluonlite or Apache MXNet format) into ``collect_params()``.
 
         Everything is checked before any Parameter changes. Parameters not initialized yet
@@ -326,9 +343,9 @@ class Block:
                                    allow_missing=allow_missing, ignore_extra=ignore_extra,
                                    cast_dtype=cast_dtype, dtype_source=dtype_source)
 
-    def load_dict(self, param_dict: dict, device=None, allow_missing: bool = False,
-                  ignore_extra: bool = False, cast_dtype: bool = False,
-                  dtype_source: str = "current", ctx=None) -> None:
+    def load_dict(self, param_dict: dict[str, Any], device: DevicesLike = None,
+                  allow_missing: bool = False, ignore_extra: bool = False, cast_dtype: bool = False,
+                  dtype_source: str = "current", ctx: DevicesLike = None) -> None:
         """Load values from ``param_dict`` (structural name -> array) like
         ``load_parameters`` loads a file: all checked first, then all applied.
 
@@ -356,7 +373,8 @@ class Block:
             else:
                 raise TypeError(f"{type(self).__name__}.load_dict: {key!r} holds a "
                                 f"{type(value).__name__}, not an array")
-            saved[name] = checkpoint.HostArray("default", tuple(host.shape), host)
+            saved[name] = checkpoint.HostArray(  # type: ignore[attr-defined]
+                "default", tuple(host.shape), host)
         devices = None if device is None else as_devices(device)
         steps = checkpoint._plan("the dict given to load_dict", self.collect_params(), saved,
                                  devices, allow_missing, ignore_extra, cast_dtype,
@@ -364,7 +382,7 @@ class Block:
         for step in steps:
             checkpoint._apply(step)
 
-    def _structure(self) -> dict:
+    def _structure(self) -> dict[str, Any]:
         """Types, parameter shapes and children, for ``save`` and ``load``."""
         return {"type": type(self).__name__,
                 "params": {name: {"shape": list(p.shape) if p.shape is not None else None,
@@ -400,16 +418,17 @@ class Block:
         self.load_parameters(f"{prefix}-model.params")
 
     # ----------------------------------------------------------------- traversal
-    def _blocks(self) -> list:
+    def _blocks(self) -> list[Block]:
         """This block and all its descendants, parents before children."""
-        out, stack = [], [self]
+        out: list[Block] = []
+        stack = [self]
         while stack:
             block = stack.pop()
             out.append(block)
             stack.extend(reversed(list(block._children.values())))
         return out
 
-    def apply(self, fn) -> "Block":
+    def apply(self, fn: Callable[..., Any]) -> "Block":
         """Call ``fn(block)`` on every descendant (children first), then on this block.
 
         Returns:
@@ -421,21 +440,22 @@ class Block:
         return self
 
     # ----------------------------------------------------------------- hooks
-    def register_forward_pre_hook(self, hook) -> HookHandle:
+    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> HookHandle:
         """Call ``hook(block, args)`` before each forward; ``detach()`` the handle to stop."""
         if not callable(hook):
             raise TypeError(f"{type(self).__name__}.register_forward_pre_hook expects a "
                             f"callable, got {type(hook).__name__}")
         return HookHandle(self._forward_pre_hooks, hook)
 
-    def register_forward_hook(self, hook) -> HookHandle:
+    def register_forward_hook(self, hook: Callable[..., Any]) -> HookHandle:
         """Call ``hook(block, args, output)`` after each forward; ``detach()`` to stop."""
         if not callable(hook):
             raise TypeError(f"{type(self).__name__}.register_forward_hook expects a "
                             f"callable, got {type(hook).__name__}")
         return HookHandle(self._forward_hooks, hook)
 
-    def register_op_hook(self, callback, monitor_all: bool = False) -> None:
+    def register_op_hook(self, callback: Callable[[str, str, ndarray], Any],
+                         monitor_all: bool = False) -> None:
         """Call ``callback(name, op_name, array)`` for the outputs of every block in this
         tree (and, with ``monitor_all``, their inputs too).
 
@@ -447,8 +467,8 @@ class Block:
             raise TypeError(f"{type(self).__name__}.register_op_hook expects a callable, "
                             f"got {type(callback).__name__}")
 
-        def each(path, block):
-            def hook(blk, args, out):
+        def each(path: str, block: Block) -> None:
+            def hook(blk: Block, args: Any, out: Any) -> None:
                 name = path or type(blk).__name__.lower()
                 if monitor_all:
                     for i, a in enumerate(args):
@@ -463,7 +483,7 @@ class Block:
         each("", self)
 
     # ----------------------------------------------------------------- running
-    def hybridize(self, active: bool = True, **kwargs) -> None:
+    def hybridize(self, active: bool = True, **kwargs: Any) -> None:
         """Accepted for MXNet compatibility: passed on to the children, changes nothing.
 
         gluonlite has no graph compiler: blocks always run eagerly, so code written for
@@ -473,7 +493,7 @@ class Block:
         for child in self._children.values():
             child.hybridize(active, **kwargs)
 
-    def infer_shape(self, *args) -> None:
+    def infer_shape(self, *args: Any) -> None:
         """Complete the shapes of deferred Parameters from the first forward's inputs.
 
         Layers with deferred shapes (e.g. ``Dense(in_units=0)``) override this; the default
@@ -486,10 +506,10 @@ class Block:
             f"shapes at construction or override infer_shape(*args) to set them from the "
             f"inputs")
 
-    def forward(self, *args):
+    def forward(self, *args: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._forward_pre_hooks:
             for hook in list(self._forward_pre_hooks.values()):
                 hook(self, args)
@@ -505,18 +525,18 @@ class Block:
                 hook(self, args, out)
         return out
 
-    def summary(self, *inputs) -> None:
+    def summary(self, *inputs: Any) -> None:
         """Run a forward on ``inputs`` and print MXNet's table: each layer (in the order
         its forward finished), its output shape and its parameter count, then the totals.
         """
         rows = [("Input", _shapes_text(inputs), 0, 0, 0)]
-        seen: set = set()
+        seen: set[int] = set()
         handles = []
 
-        def hook(block, args, out):
+        def hook(block: Block, args: Any, out: Any) -> None:
             total = trainable = shared = 0
             for p in block._reg_params.values():
-                size = int(numpy.prod(p.shape))
+                size = int(numpy.prod(p.shape))  # type: ignore[arg-type]  # known once run
                 total += size
                 trainable += 0 if p.grad_req == "null" else size
                 if id(p) in seen:
@@ -568,14 +588,15 @@ class Block:
 class _NameScope:
     """``with block.name_scope():`` makes ``block`` the parent of the prefixes made inside."""
 
-    def __init__(self, block: Block):
-        self._block, self._tokens = block, []
+    def __init__(self, block: Block) -> None:
+        self._block = block
+        self._tokens: list[contextvars.Token[Block | None]] = []
 
     def __enter__(self) -> Block:
         self._tokens.append(_scope.set(self._block))
         return self._block
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         _scope.reset(self._tokens.pop())
 
 
@@ -586,12 +607,12 @@ class HybridBlock(Block):
     recorded (``_active``); the numbers do not change.
     """
 
-    def __init__(self, prefix: str | None = None, params=None):
+    def __init__(self, prefix: str | None = None, params: Any = None) -> None:
         super().__init__(prefix, params)
         object.__setattr__(self, "_active", False)
         object.__setattr__(self, "_flags", {})
 
-    def hybridize(self, active: bool = True, **kwargs) -> None:
+    def hybridize(self, active: bool = True, **kwargs: Any) -> None:
         object.__setattr__(self, "_active", bool(active))
         object.__setattr__(self, "_flags", dict(kwargs))
         super().hybridize(active, **kwargs)
@@ -602,7 +623,7 @@ def _write_text(path: str, text: str) -> None:
         f.write(text)
 
 
-def _first_difference(saved, current, path: str):
+def _first_difference(saved: Any, current: dict[str, Any], path: str) -> str | None:
     """Where two ``_structure()`` trees differ, in words, or None."""
     where = path or "the top block"
     if not isinstance(saved, dict) or saved.get("type") != current["type"]:
@@ -622,9 +643,9 @@ def _first_difference(saved, current, path: str):
     return None
 
 
-def _shapes_text(value) -> str:
+def _shapes_text(value: Any) -> str:
     """Output shapes as MXNet's summary writes them: ``(2, 3)``, or ``(2, 3), (4,)``."""
-    def shapes(v):
+    def shapes(v: Any) -> Any:
         if isinstance(v, (list, tuple)):
             return [shapes(x) for x in v]
         return v.shape if hasattr(v, "shape") else v
@@ -634,13 +655,13 @@ def _shapes_text(value) -> str:
     return str(found)
 
 
-def _shape_known(shape) -> bool:
+def _shape_known(shape: Any) -> bool:
     return shape is not None and all(int(n) > 0 for n in shape)
 
 
-def _unique(params):
+def _unique(params: Any) -> Iterator[Parameter]:
     """Each Parameter once, in first-seen order (shared parameters appear twice)."""
-    seen = set()
+    seen: set[int] = set()
     for p in params:
         if id(p) not in seen:
             seen.add(id(p))

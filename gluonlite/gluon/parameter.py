@@ -42,10 +42,11 @@ import numpy
 
 from .. import _backend, _compat, initializer, sparse, symbol
 from .._replica import Replica, replica_lock
-from ..device import Device, as_devices, current_device
+from ..device import Device, as_devices, current_device, _current as _current_device
 # The current-device variable itself: its C get() spares data()/grad() a Python call.
-from ..device import _current as _current_device
 from ..ndarray import ndarray, zeros_like
+from typing import Any
+from .._typing import DTypeLike, DevicesLike, InitLike, RawArray
 
 __all__ = ["Parameter", "Constant", "DeferredInitializationError", "ParameterDict"]
 
@@ -63,12 +64,12 @@ class _PendingInit:
     """What ``initialize`` was asked for while the shape was still unknown."""
 
     init: initializer.Initializer
-    devices: list
+    devices: list[Device]
     # Host values given by set_data() meanwhile; they replace the initializer.
     data: numpy.ndarray | None = None
 
 
-def _as_shape(shape, name: str):
+def _as_shape(shape: Any, name: str) -> tuple[int, ...] | None:
     """``shape`` as a tuple with -1 for every unknown dimension (given as 0 or -1)."""
     if shape is None:
         return None
@@ -90,11 +91,11 @@ def _as_shape(shape, name: str):
     return tuple(-1 if n == 0 else n for n in dims)
 
 
-def _known(shape) -> bool:
+def _known(shape: Any) -> bool:
     return shape is not None and all(n > 0 for n in shape)
 
 
-def _as_dtype(dtype, name: str) -> numpy.dtype:
+def _as_dtype(dtype: DTypeLike, name: str) -> numpy.dtype:
     """``dtype`` normalised, or a TypeError naming the parameter: a Parameter holds
     numbers (bool, integers, floats, bfloat16), never objects, strings or complex values."""
     try:
@@ -107,7 +108,7 @@ def _as_dtype(dtype, name: str) -> numpy.dtype:
     return out
 
 
-def _as_device_list(device, name: str, method: str) -> list:
+def _as_device_list(device: DevicesLike, name: str, method: str) -> list[Device]:
     """``device`` (a Device or a list of them) as a checked list of available devices; an
     error names the parameter, the method and what was expected."""
     if isinstance(device, (str, bytes, int, float)):
@@ -128,7 +129,7 @@ def _as_device_list(device, name: str, method: str) -> list:
     return devices
 
 
-def _key(device: Device) -> tuple:
+def _key(device: Device) -> tuple[str, int]:
     """``device`` as a plain tuple, the key of the accessors' lookup tables.
 
     Device is a dataclass, so hashing or comparing one runs its generated Python
@@ -138,7 +139,7 @@ def _key(device: Device) -> tuple:
     return (device.device_type, device.device_id)
 
 
-def _cast(raw, device: Device, dtype):
+def _cast(raw: RawArray, device: Device, dtype: DTypeLike) -> RawArray:
     """``raw`` converted to ``dtype`` on its device (a new array)."""
     with _backend.on(device):
         return raw.astype(dtype)
@@ -176,10 +177,11 @@ class Parameter:
         [array([1.5, 1.5, 1.5])]
     """
 
-    def __init__(self, name: str = "weight", grad_req: str = "write", shape=None,
-                 dtype=numpy.float32, lr_mult: float = 1.0, wd_mult: float = 1.0, init=None,
-                 allow_deferred_init: bool = False, differentiable: bool = True,
-                 stype: str = "default", grad_stype: str = "default"):
+    def __init__(self, name: str = "weight", grad_req: str = "write", shape: Any = None,
+                 dtype: DTypeLike = numpy.float32, lr_mult: float = 1.0, wd_mult: float = 1.0,
+                 init: InitLike = None, allow_deferred_init: bool = False,
+                 differentiable: bool = True, stype: str = "default",
+                 grad_stype: str = "default") -> None:
         for arg, value in (("stype", stype), ("grad_stype", grad_stype)):
             if value not in _STYPES:
                 raise ValueError(f"Parameter {name!r}: {arg} must be one of {_STYPES}, got "
@@ -195,17 +197,17 @@ class Parameter:
         self._differentiable = differentiable
         self._stype, self._grad_stype = stype, grad_stype
         self._data: dict[Device, ndarray] | None = None
-        self._grad: dict | None = None
+        self._grad: dict[Device, Any] | None = None
         # _data and _grad again, keyed by _key(device) (see there), for the fast paths of
         # data() and grad(); set by _swap_in only.
-        self._data_at: dict[tuple, ndarray] = {}
-        self._grad_at: dict[tuple, object] = {}
+        self._data_at: dict[tuple[str, int], ndarray] = {}
+        self._grad_at: dict[tuple[str, int], object] = {}
         # Bumped whenever the replicas, the gradient buffers or grad_req change, so that a
         # Trainer can keep what it derived from them until then.
         self._version = 0
         self._pending: _PendingInit | None = None
-        self._var = None
-        self._grad_req = None
+        self._var: symbol.Symbol | None = None
+        self._grad_req: str = None  # type: ignore[assignment]  # set just below
         self.grad_req = grad_req
 
     def __repr__(self) -> str:
@@ -254,12 +256,12 @@ class Parameter:
         self._swap_in(self._data, grads)
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...] | None:
         """The shape, -1 marking unknown dimensions. Setting it merges the known dimensions."""
         return self._shape
 
     @shape.setter
-    def shape(self, new_shape) -> None:
+    def shape(self, new_shape: Any) -> None:
         self._shape = self._merged_shape(new_shape, "shape")
 
     @property
@@ -268,10 +270,10 @@ class Parameter:
         return self._dtype
 
     @dtype.setter
-    def dtype(self, dtype) -> None:
+    def dtype(self, dtype: DTypeLike) -> None:
         self.cast(dtype)
 
-    def _merged_shape(self, new_shape, what: str) -> tuple:
+    def _merged_shape(self, new_shape: Any, what: str) -> Any:
         new = _as_shape(new_shape, self.name)
         if self._shape is None:
             return new
@@ -287,13 +289,14 @@ class Parameter:
         return tuple(merged)
 
     # ----------------------------------------------------------------- initialization
-    def _initialize_with(self, values, devices) -> None:
+    def _initialize_with(self, values: Any, devices: Any) -> None:
         """Initialize on ``devices`` with ``values`` (a checkpoint's arrays): they are the
         initial values, so no initializer draws (``checkpoint.load_parameters`` uses it)."""
         self.initialize(init=initializer.Constant(values), device=devices, force_reinit=True)
 
-    def initialize(self, init=None, device=None, default_init=initializer.Uniform(),
-                   force_reinit: bool = False, ctx=None) -> None:
+    def initialize(self, init: InitLike = None, device: DevicesLike = None,
+                   default_init: InitLike = initializer.Uniform(), force_reinit: bool = False,
+                   ctx: DevicesLike = None) -> None:
         """Create the data (and gradient) replicas on ``device`` (one Device or a list).
 
         The initializer is ``init``, else the parameter's own ``init``, else
@@ -354,7 +357,7 @@ class Parameter:
         self._swap_in(data, grads)
         self._pending = None
 
-    def _new_grad(self, replica: ndarray):
+    def _new_grad(self, replica: ndarray) -> Any:
         """A zero gradient buffer for ``replica`` in this parameter's ``grad_stype``."""
         if self._grad_stype == "row_sparse":
             return sparse.RowSparseNDArray.empty(replica.shape, replica.dtype, replica.device)
@@ -362,23 +365,25 @@ class Parameter:
             return sparse.CSRNDArray.empty(replica.shape, replica.dtype, replica.device)
         return Replica(zeros_like(replica)._data, replica.device)
 
-    def _new_grads(self, data: dict) -> dict:
+    def _new_grads(self, data: dict[Device, ndarray]) -> dict[Device, Any]:
         return {dev: self._new_grad(replica) for dev, replica in data.items()}
 
     @staticmethod
-    def _attach(data: dict, grads: dict | None, grad_req: str) -> None:
+    def _attach(data: dict[Device, ndarray], grads: dict[Device, Any] | None,
+                grad_req: str) -> None:
         # Makes each replica an autograd leaf depositing into its buffer (module note).
         for dev, replica in data.items():
             replica._attach_grad_buffer(None if grads is None else grads[dev], grad_req)
 
-    def _swap_in(self, data: dict | None, grads: dict | None) -> None:
+    def _swap_in(self, data: dict[Device, ndarray] | None,
+                 grads: dict[Device, Any] | None) -> None:
         """Make ``data`` and ``grads`` the replicas (the swap of the atomicity note)."""
         self._data, self._grad = data, grads
         self._data_at = {} if data is None else {_key(d): r for d, r in data.items()}
         self._grad_at = {} if grads is None else {_key(d): g for d, g in grads.items()}
         self._version += 1
 
-    def _replicas(self) -> dict:
+    def _replicas(self) -> dict[Device, ndarray]:
         """The data replicas; completes a pending initialization once the shape is known."""
         if self._data is None:
             if self._pending is None:
@@ -392,7 +397,7 @@ class Parameter:
             self._complete(self._pending)
         return self._data
 
-    def _pick(self, store: dict, device, hint: str):
+    def _pick(self, store: dict[Device, Any], device: Device | None, hint: str) -> Any:
         if device is None:
             if len(store) == 1:
                 return next(iter(store.values()))
@@ -409,7 +414,7 @@ class Parameter:
         return store[device]
 
     # ----------------------------------------------------------------- access
-    def data(self, device=None, ctx=None):
+    def data(self, device: Device | None = None, ctx: Device | None = None) -> ndarray:
         """The live replica on ``device`` (the only one, else the current device's).
 
         A ``'csr'`` parameter returns a ``CSRNDArray`` snapshot of the replica (CSR cannot
@@ -441,7 +446,7 @@ class Parameter:
         replica = self._pick(self._replicas(), device, "data({})")
         return sparse.from_dense(replica, "csr") if self._stype == "csr" else replica
 
-    def list_data(self) -> list:
+    def list_data(self) -> list[ndarray]:
         """The live replicas on all devices, in the order given to ``initialize``."""
         if self._stype == "row_sparse":
             raise RuntimeError(f"Cannot return Parameter {self.name!r} via list_data() "
@@ -453,7 +458,7 @@ class Parameter:
             return [sparse.from_dense(r, "csr") for r in replicas]
         return replicas
 
-    def _grads(self) -> dict:
+    def _grads(self) -> dict[Device, Any]:
         self._replicas()
         if self._grad is None:
             raise RuntimeError(f"Cannot get the gradient of Parameter {self.name!r} because "
@@ -461,7 +466,7 @@ class Parameter:
                                f"'add') to allocate gradient buffers")
         return self._grad
 
-    def grad(self, device=None, ctx=None):
+    def grad(self, device: Device | None = None, ctx: Device | None = None) -> Any:
         """The live gradient buffer on ``device`` (the only one, else the current device's)."""
         if ctx is None:
             # The fast path of data(), for the gradient buffers.
@@ -481,12 +486,12 @@ class Parameter:
             device = _compat.resolve_ctx(device, ctx)
         return self._pick(self._grads(), device, "grad({})")
 
-    def list_grad(self) -> list:
+    def list_grad(self) -> list[Any]:
         """The gradient buffers on all devices, in the order of ``list_data``."""
         grads = self._grad if self._grad is not None else self._grads()
         return list(grads.values())
 
-    def list_device(self) -> list:
+    def list_device(self) -> list[Device]:
         """The devices of the replicas (those asked for, while initialization is deferred)."""
         if self._data is not None:
             return list(self._data)
@@ -495,7 +500,7 @@ class Parameter:
         raise RuntimeError(f"Parameter {self.name!r} has not been initialized; call "
                            f"{self.name}.initialize(device=...) first")
 
-    def list_ctx(self) -> list:
+    def list_ctx(self) -> list[Device]:
         """Deprecated alias of ``list_device``."""
         _compat.warn_renamed("list_ctx()", "list_device()")
         return self.list_device()
@@ -517,16 +522,16 @@ class Parameter:
         replica = self._pick(self._replicas(), row_id.device, "row ids on {}")
         return self._retain(replica, row_id, "row_sparse_data")
 
-    def list_row_sparse_data(self, row_id: ndarray) -> list:
+    def list_row_sparse_data(self, row_id: ndarray) -> list[Any]:
         """``row_sparse_data`` for the replica on each device (``row_id`` copied there)."""
         self._check_row_sparse("list_row_sparse_data", "list_data", row_id)
-        out = []
+        out: list[Device] = []
         for dev, replica in self._replicas().items():
             ids = ndarray(_backend.transfer(row_id._data, row_id.device, dev), dev)
             out.append(self._retain(replica, ids, "list_row_sparse_data"))
         return out
 
-    def _check_row_sparse(self, method: str, dense_method: str, row_id) -> None:
+    def _check_row_sparse(self, method: str, dense_method: str, row_id: Any) -> None:
         if self._stype != "row_sparse":
             raise RuntimeError(f"Cannot return Parameter {self.name!r} via {method}() "
                                f"because its storage type is {self._stype!r}; use "
@@ -565,7 +570,7 @@ class Parameter:
                 with _backend.on(dev):
                     grad._data.fill(0)
 
-    def set_data(self, data) -> None:
+    def set_data(self, data: Any) -> None:
         """Copy ``data`` into every replica in place (the initial value, if deferred).
 
         Raises:
@@ -608,7 +613,7 @@ class Parameter:
                 with _backend.on(dev):
                     replica._data[...] = moved[dev]
 
-    def cast(self, dtype) -> None:
+    def cast(self, dtype: DTypeLike) -> None:
         """Convert data and gradients on every device to ``dtype`` (new replica arrays).
 
         Example:
@@ -632,7 +637,7 @@ class Parameter:
         self._swap_in(data, grads)
         self._dtype = dtype
 
-    def reset_device(self, device=None) -> None:
+    def reset_device(self, device: DevicesLike = None) -> None:
         """Move the parameter to ``device`` (one Device or a list), keeping its values.
 
         Replicas on devices that stay are kept as they are; each new device gets a copy of
@@ -675,7 +680,7 @@ class Parameter:
                 return dev
         return next(iter(self._data))
 
-    def reset_ctx(self, ctx) -> None:
+    def reset_ctx(self, ctx: DevicesLike) -> None:
         """Deprecated alias of ``reset_device``."""
         _compat.warn_renamed("reset_ctx()", "reset_device()")
         self.reset_device(ctx)
@@ -702,7 +707,7 @@ class Constant(Parameter):
         (Constant const (shape=(2, 2), dtype=float32), 'null')
     """
 
-    def __init__(self, value, name: str = "const"):
+    def __init__(self, value: Any, name: str = "const") -> None:
         if isinstance(value, str):
             raise TypeError(f"Constant takes the value first: Constant(value, name=...), got "
                             f"the string {value!r} as value")
@@ -729,7 +734,7 @@ class Constant(Parameter):
         self._grad_req = "null"
 
 
-class ParameterDict(dict):
+class ParameterDict(dict):  # type: ignore[type-arg]  # dict[str, Parameter]
     """MXNet 1.x's ``ParameterDict``: a dict name -> Parameter with a name ``prefix``.
 
     ``collect_params()`` returns one, and it is still the plain dict MXNet 2 returns
@@ -750,21 +755,21 @@ class ParameterDict(dict):
         ('net_weight', True, ['net_weight'])
     """
 
-    def __init__(self, prefix: str = "", shared=None):
+    def __init__(self, prefix: str = "", shared: Any = None) -> None:
         super().__init__()
         _compat.warn_renamed("gluon.ParameterDict", "a dict of Parameters (structural names)")
         self._setup(prefix, shared, owner=None, creates=True)
 
     @classmethod
-    def _internal(cls, items=(), prefix: str = "", shared=None, owner=None,
-                  creates: bool = False) -> "ParameterDict":
+    def _internal(cls, items: Any = (), prefix: str = "", shared: Any = None, owner: Any = None,
+                  creates: bool | str = False) -> "ParameterDict":
         """A ParameterDict made by gluonlite itself (no deprecation warning)."""
         out = dict.__new__(cls)
         dict.__init__(out, items)
         out._setup(prefix, shared, owner, creates)
         return out
 
-    def _setup(self, prefix, shared, owner, creates) -> None:
+    def _setup(self, prefix: str | None, shared: Any, owner: Any, creates: bool | str) -> None:
         if not isinstance(prefix, str):
             raise TypeError(f"ParameterDict: prefix must be a str, got {type(prefix).__name__}")
         if shared is not None and not isinstance(shared, dict):
@@ -778,7 +783,7 @@ class ParameterDict(dict):
     def prefix(self) -> str:
         return self._prefix
 
-    def __missing__(self, key):
+    def __missing__(self, key: str) -> Parameter:
         # MXNet 1.x scripts index by full Parameter name ('dense0_weight'): found when it
         # names exactly one Parameter here.
         matches = [p for p in self.values() if p.name == key]
@@ -786,7 +791,7 @@ class ParameterDict(dict):
             return matches[0]
         raise KeyError(key)
 
-    def _find(self, name: str):
+    def _find(self, name: str) -> tuple[str | None, Any]:
         for key in (name, self._prefix + name):
             if key in self:
                 return key, dict.__getitem__(self, key)
@@ -794,7 +799,7 @@ class ParameterDict(dict):
                 return key, self._shared[key]
         return None, None
 
-    def get(self, name, default=None, **kwargs):
+    def get(self, name: str, default: Any = None, **kwargs: Any) -> Any:
         """The Parameter ``name`` (or ``prefix + name``); created with ``kwargs`` when missing.
 
         Dicts returned by ``collect_params()`` create nothing: a missing name gives
@@ -829,7 +834,7 @@ class ParameterDict(dict):
             dict.__setitem__(self, self._prefix + name, param)
 
     @staticmethod
-    def _check_agrees(param: Parameter, kwargs: dict) -> None:
+    def _check_agrees(param: Parameter, kwargs: dict[str, Any]) -> None:
         for arg, value in kwargs.items():
             if arg == "shape":
                 param.shape = value  # merges unknown dimensions, raises on a conflict
@@ -849,7 +854,7 @@ class ParameterDict(dict):
                                  f"{arg}={current!r}, which conflicts with the requested "
                                  f"{arg}={value!r}")
 
-    def get_constant(self, name: str, value=None) -> "Constant":
+    def get_constant(self, name: str, value: Any = None) -> "Constant":
         """The Constant ``name`` (or ``prefix + name``), created from ``value`` if missing.
 
         Raises:
@@ -869,7 +874,7 @@ class ParameterDict(dict):
                             f"{type(param).__name__}, not a Constant")
         return param
 
-    def _unique(self) -> list:
+    def _unique(self) -> list[Parameter]:
         seen, out = set(), []
         for p in self.values():
             if id(p) not in seen:
@@ -877,8 +882,8 @@ class ParameterDict(dict):
                 out.append(p)
         return out
 
-    def initialize(self, init=None, device=None, verbose: bool = False,
-                   force_reinit: bool = False, ctx=None) -> None:
+    def initialize(self, init: InitLike = None, device: DevicesLike = None, verbose: bool = False,
+                   force_reinit: bool = False, ctx: DevicesLike = None) -> None:
         """Initialize every Parameter (``init`` is the default of those without their own)."""
         device = _compat.resolve_ctx(device, ctx)
         default = initializer.create(init) if init is not None else initializer.Uniform()
@@ -892,23 +897,23 @@ class ParameterDict(dict):
         for p in self._unique():
             p.zero_grad()
 
-    def reset_device(self, device) -> None:
+    def reset_device(self, device: DevicesLike) -> None:
         for p in self._unique():
             p.reset_device(device)
 
-    def reset_ctx(self, ctx) -> None:
+    def reset_ctx(self, ctx: DevicesLike) -> None:
         """Deprecated alias of ``reset_device``."""
         _compat.warn_renamed("reset_ctx()", "reset_device()")
         self.reset_device(ctx)
 
-    def list_device(self) -> list:
+    def list_device(self) -> list[Device]:
         """Every device some Parameter here lives on, in first-seen order."""
         out = []
         for p in self._unique():
             out.extend(d for d in p.list_device() if d not in out)
         return out
 
-    def setattr(self, name: str, value) -> None:
+    def setattr(self, name: str, value: Any) -> None:
         """Set attribute ``name`` (e.g. ``'grad_req'``, ``'lr_mult'``) of every Parameter.
 
         Raises:
@@ -922,7 +927,7 @@ class ParameterDict(dict):
         for key, p in named:
             if not hasattr(p, name):
                 raise TypeError(f"setattr: Parameter {key!r} has no attribute {name!r}")
-        done = []
+        done: list[str] = []
         for key, p in named:
             try:
                 previous = getattr(p, name)
@@ -934,7 +939,7 @@ class ParameterDict(dict):
                               f"{e}") from e
             done.append((p, previous))
 
-    def update(self, other=(), **kwargs) -> None:
+    def update(self, other: Any = (), **kwargs: Any) -> None:  # type: ignore[override]
         """``dict.update``; a user-made (1.x) ParameterDict refuses to replace a Parameter
         by a different one under the same name, as MXNet 1.x did."""
         items = dict(other, **kwargs)
@@ -945,7 +950,7 @@ class ParameterDict(dict):
                                      f"with a different Parameter of the same name")
         dict.update(self, items)
 
-    def save(self, filename, strip_prefix: str = "") -> None:
+    def save(self, filename: str, strip_prefix: str = "") -> None:
         """Save the Parameters, with ``strip_prefix`` removed from every name.
 
         Raises:
@@ -960,9 +965,9 @@ class ParameterDict(dict):
             named[key[len(strip_prefix):]] = p
         checkpoint.save_parameters(filename, named)
 
-    def load(self, filename, device=None, allow_missing: bool = False,
+    def load(self, filename: str, device: DevicesLike = None, allow_missing: bool = False,
              ignore_extra: bool = False, restore_prefix: str = "", cast_dtype: bool = False,
-             dtype_source: str = "current", ctx=None) -> None:
+             dtype_source: str = "current", ctx: DevicesLike = None) -> None:
         """Load ``filename`` (names saved without ``restore_prefix``); all or nothing."""
         from .. import checkpoint
         device = _compat.resolve_ctx(device, ctx)

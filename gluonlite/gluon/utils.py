@@ -17,11 +17,14 @@ from .. import _backend
 from .._compat import resolve_ctx
 from ..device import as_devices
 from ..ndarray import array, ndarray
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["split_data", "split_and_load", "clip_global_norm", "HookHandle"]
 
 
-def _bounds(size: int, num_slice: int, batch_axis: int, shape, even_split: bool) -> list:
+def _bounds(size: int, num_slice: int, batch_axis: int, shape: Any,
+            even_split: bool) -> list[tuple[int, int]]:
     """Start/stop of each slice: the first ``size % num_slice`` slices get one extra row."""
     if num_slice < 1:
         raise ValueError(f"split_data: num_slice must be >= 1, got {num_slice}")
@@ -39,7 +42,8 @@ def _bounds(size: int, num_slice: int, batch_axis: int, shape, even_split: bool)
     return list(zip([0] + stops[:-1], stops))
 
 
-def split_data(data, num_slice: int, batch_axis: int = 0, even_split: bool = True) -> list:
+def split_data(data: Any, num_slice: int, batch_axis: int = 0,
+               even_split: bool = True) -> list[Any]:
     """Split ``data`` (an ndarray or NumPy array) into ``num_slice`` parts along
     ``batch_axis``; with ``even_split=False`` the first parts get one extra row where the
     size does not divide evenly. Slices of an ndarray are differentiable views."""
@@ -50,8 +54,8 @@ def split_data(data, num_slice: int, batch_axis: int = 0, even_split: bool = Tru
             for start, stop in _bounds(size, num_slice, batch_axis, data.shape, even_split)]
 
 
-def split_and_load(data, devices=None, batch_axis: int = 0, even_split: bool = True,
-                   ctx_list=None) -> list:
+def split_and_load(data: Any, devices: Any = None, batch_axis: int = 0, even_split: bool = True,
+                   ctx_list: Any = None) -> list[Any]:
     """Split ``data`` along ``batch_axis`` and put part ``i`` on ``devices[i]``.
 
     Args:
@@ -77,7 +81,7 @@ def split_and_load(data, devices=None, batch_axis: int = 0, even_split: bool = T
             for p, d in zip(parts, devices)]
 
 
-def clip_global_norm(arrays: list, max_norm: float, check_isfinite: bool = True) -> float:
+def clip_global_norm(arrays: list[ndarray], max_norm: float, check_isfinite: bool = True) -> float:
     """Scale ``arrays`` in place so that their joint L2 norm is at most ``max_norm``.
 
     Typically one device's gradients, between ``trainer.allreduce_grads()`` and
@@ -135,9 +139,9 @@ class HookHandle:
 
     _next_id = 0
 
-    def __init__(self, hooks: dict, hook):
+    def __init__(self, hooks: dict[int, Callable[..., Any]], hook: Callable[..., Any]) -> None:
         # The owner's dict of hooks is held by reference: the handle removes its entry.
-        self._hooks = hooks
+        self._hooks: dict[int, Callable[..., Any]] | None = hooks
         self.id = HookHandle._next_id
         HookHandle._next_id += 1
         hooks[self.id] = hook
@@ -151,5 +155,5 @@ class HookHandle:
     def __enter__(self) -> "HookHandle":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.detach()

@@ -11,13 +11,12 @@ import numpy
 
 from .. import _backend
 from .._compat import resolve_ctx
-from ..device import as_device
+from ..device import as_device, Device
 from ..ndarray import (ndarray, arange, array, empty, full, full_like, ones, ones_like,
                        zeros, zeros_like, from_dlpack)
 from collections.abc import Sequence
 from typing import Any
 from .._typing import DTypeLike, ShapeLike
-from ..device import Device
 
 __all__ = ["array", "asarray", "zeros", "ones", "full", "empty", "arange", "zeros_like",
            "ones_like", "full_like", "empty_like", "from_dlpack", "eye", "identity", "tri",

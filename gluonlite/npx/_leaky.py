@@ -18,6 +18,10 @@ from .. import _backend, _cupy, autograd
 from ..autograd import record_op, requires_grad
 from ..ndarray import ndarray
 from .nn import _check_same_device
+from types import ModuleType
+from typing import Any
+from .._typing import RawArray
+from collections.abc import Callable
 
 __all__ = ["leaky_relu"]
 
@@ -30,7 +34,7 @@ _ERFC = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.2788680
          -1.13520398, 1.48851587, -0.82215223, 0.17087277)
 
 
-def _erf(xp, x):
+def _erf(xp: ModuleType, x: RawArray) -> RawArray:
     if xp is not numpy:
         return _cupy.special().erf(x)
     z = numpy.abs(x)
@@ -42,20 +46,20 @@ def _erf(xp, x):
     return numpy.where(x >= 0, 1 - erfc, erfc - 1)
 
 
-def _gelu(xp, x):
+def _gelu(xp: ModuleType, x: RawArray) -> RawArray:
     return 0.5 * x * (1 + _erf(xp, x / math.sqrt(2)))
 
 
-def _gelu_grad(xp, x):
+def _gelu_grad(xp: ModuleType, x: RawArray) -> RawArray:
     cdf = 0.5 * (1 + _erf(xp, x / math.sqrt(2)))
     return cdf + x * xp.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
 
 
-def _gelu_tanh(xp, x):
+def _gelu_tanh(xp: ModuleType, x: RawArray) -> RawArray:
     return 0.5 * x * (1 + xp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
-def _gelu_tanh_grad(xp, x):
+def _gelu_tanh_grad(xp: ModuleType, x: RawArray) -> RawArray:
     inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)
     t = xp.tanh(inner)
     return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * math.sqrt(2 / math.pi) * (
@@ -64,7 +68,7 @@ def _gelu_tanh_grad(xp, x):
 
 # act_type -> (forward(xp, x, slope), derivative(xp, x, y, slope)); slope is a scalar or,
 # for prelu, gamma broadcast against x.
-_ACTS = {
+_ACTS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
     "leaky": (lambda xp, x, s: xp.where(x > 0, x, x * s),
               lambda xp, x, y, s: xp.where(x > 0, 1, s)),
     "prelu": (lambda xp, x, s: xp.where(x > 0, x, x * s),
@@ -83,8 +87,9 @@ _ACTS = {
 }
 
 
-def leaky_relu(data=None, gamma=None, act_type="leaky", slope=0.25, lower_bound=0.125,
-               upper_bound=0.334):
+def leaky_relu(data: Any = None, gamma: Any = None, act_type: str = "leaky",
+               slope: float = 0.25, lower_bound: float = 0.125,
+               upper_bound: float = 0.334) -> ndarray:
     """MXNet's ``LeakyReLU``.
 
     Args:
@@ -100,7 +105,7 @@ def leaky_relu(data=None, gamma=None, act_type="leaky", slope=0.25, lower_bound=
     forward, derivative = _ACTS[act_type]
     xp, dtype, device = data._xp, data.dtype, data.device
     compute = numpy.dtype(numpy.float32) if dtype.name in ("float16", "bfloat16") else dtype
-    inputs = (data,)
+    inputs: tuple[Any, ...] = (data,)
     with _backend.on(device):
         x = data._data.astype(compute, copy=False)
         s = slope
@@ -127,7 +132,7 @@ def leaky_relu(data=None, gamma=None, act_type="leaky", slope=0.25, lower_bound=
         y = forward(xp, x, s)
         out = ndarray(y.astype(dtype, copy=False), device)
 
-    def backward(g):
+    def backward(g: RawArray) -> Any:
         with _backend.on(device):
             g = g.astype(compute, copy=False)
             dx = (g * derivative(xp, x, y, s)).astype(dtype, copy=False)

@@ -24,6 +24,7 @@ from .. import _backend
 from ..ndarray import ndarray
 from ..np import clip, concatenate, stack
 from .nn import _check_array, _check_same_device, activation, dropout, fully_connected
+from typing import Any
 
 __all__ = ["rnn", "param_size"]
 
@@ -41,7 +42,8 @@ def param_size(mode: str, num_layers: int, input_size: int, state_size: int,
     return size
 
 
-def _unpack(parameters, mode, num_layers, input_size, h, dirs):
+def _unpack(parameters: ndarray, mode: str, num_layers: int, input_size: int, h: Any,
+            dirs: int) -> Any:
     """``{(layer, direction): (w_i2h, w_h2h, b_i2h, b_h2h)}`` as recorded slices."""
     g = _GATES[mode] * h
     shapes = {}
@@ -61,7 +63,8 @@ def _unpack(parameters, mode, num_layers, input_size, h, dirs):
     return {key: weights[key] + biases[key] for key in shapes}
 
 
-def _cell(mode, xt, h, c, w_h2h, b_h2h, hidden, clip_range):
+def _cell(mode: str, xt: Any, h: Any, c: Any, w_h2h: Any, b_h2h: Any, hidden: int,
+          clip_range: Any) -> Any:
     """One time step: (h', c') from the input projection ``xt`` and the state."""
     hw = fully_connected(h, w_h2h, b_h2h, num_hidden=w_h2h.shape[0])
     if mode in ("rnn_relu", "rnn_tanh"):
@@ -83,7 +86,8 @@ def _cell(mode, xt, h, c, w_h2h, b_h2h, hidden, clip_range):
     return (1 - z) * n + z * h, None
 
 
-def _check(data, parameters, state, state_cell, mode, state_size, num_layers, projection_size):
+def _check(data: Any, parameters: Any, state: Any, state_cell: Any,
+           mode: str, state_size: int, num_layers: int, projection_size: int | None) -> None:
     for name, value in (("data", data), ("parameters", parameters), ("state", state)):
         _check_array("rnn", name, value)
     if mode not in _GATES:
@@ -102,11 +106,14 @@ def _check(data, parameters, state, state_cell, mode, state_size, num_layers, pr
         raise TypeError(f"rnn: data must be floating point, got {data.dtype}")
 
 
-def rnn(data=None, parameters=None, state=None, state_cell=None, sequence_length=None,
-        mode=None, state_size=None, num_layers=None, bidirectional=False,
-        state_outputs=False, p=0.0, use_sequence_length=False, projection_size=None,
-        lstm_state_clip_min=None, lstm_state_clip_max=None, lstm_state_clip_nan=False,
-        **kwargs):
+def rnn(data: Any = None, parameters: Any = None,
+        state: Any = None, state_cell: Any = None,
+        sequence_length: ndarray | None = None, mode: Any = None,
+        state_size: Any = None, num_layers: Any = None, bidirectional: bool = False,
+        state_outputs: bool = False, p: float = 0.0, use_sequence_length: bool = False,
+        projection_size: int | None = None, lstm_state_clip_min: float | None = None,
+        lstm_state_clip_max: float | None = None,
+        lstm_state_clip_nan: bool = False, **kwargs: Any) -> Any:
     """MXNet's fused RNN over ``data`` of shape (seq_len, batch, input_size).
 
     ``state`` (and ``state_cell`` for LSTM) is (num_layers * directions, batch,
@@ -157,7 +164,9 @@ def rnn(data=None, parameters=None, state=None, state_cell=None, sequence_length
                    ndarray(xp.broadcast_to(xp.arange(batch), (seq_len, batch)).copy(),
                            device))
     weights = _unpack(parameters, mode, num_layers, input_size, H, dirs)
-    x, h_out, c_out = data, [], []
+    h_out: list[Any] = []
+    c_out: list[Any] = []
+    x = data
     for layer in range(num_layers):
         if layer and p:
             x = dropout(x, p=p)

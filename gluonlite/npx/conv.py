@@ -38,6 +38,10 @@ from .. import _backend
 from ..autograd import record_op, requires_grad
 from ..ndarray import ndarray
 from .nn import _check_same_device
+from types import ModuleType
+from typing import Any
+from .._typing import DTypeLike, RawArray
+from collections.abc import Iterator, Sequence
 
 __all__ = ["convolution", "deconvolution", "pooling"]
 
@@ -54,7 +58,7 @@ _POOL_TYPES = ("max", "avg", "sum")
 # arguments
 
 
-def _spatial_tuple(op: str, name: str, value, nd: int, default: int) -> tuple:
+def _spatial_tuple(op: str, name: str, value: Any, nd: int, default: int) -> tuple[int, ...]:
     if value is None or (isinstance(value, (tuple, list)) and len(value) == 0):
         return (default,) * nd
     if isinstance(value, (int, numpy.integer)):
@@ -66,7 +70,7 @@ def _spatial_tuple(op: str, name: str, value, nd: int, default: int) -> tuple:
     return t
 
 
-def _channels_last(op: str, layout, nd: int) -> bool:
+def _channels_last(op: str, layout: str | None, nd: int) -> bool:
     if nd not in _LAYOUTS:
         raise ValueError(f"{op}: kernel must have 1, 2 or 3 dimensions, got {nd}")
     if layout is None or layout == _LAYOUTS[nd][0]:
@@ -77,7 +81,7 @@ def _channels_last(op: str, layout, nd: int) -> bool:
                      f"{_LAYOUTS[nd][0]!r} or {_LAYOUTS[nd][1]!r}")
 
 
-def _compute_dtype(dtype):
+def _compute_dtype(dtype: numpy.dtype[Any]) -> numpy.dtype[Any]:
     return numpy.dtype(numpy.float32) if dtype.name in ("float16", "bfloat16") else dtype
 
 
@@ -93,7 +97,9 @@ class _Grid:
     ``(batch, *per_phase)``) is valid where its spatial index is below ``out``.
     """
 
-    def __init__(self, batch, spatial, kernel, stride, dilate, pad_lo, pad_hi):
+    def __init__(self, batch: int, spatial: Sequence[int], kernel: Sequence[int],
+                 stride: Sequence[int], dilate: Sequence[int], pad_lo: Sequence[int],
+                 pad_hi: Sequence[int]) -> None:
         self.batch, self.spatial, self.kernel = batch, tuple(spatial), tuple(kernel)
         self.stride, self.pad_lo = tuple(stride), tuple(pad_lo)
         self.padded = tuple(n + lo + hi for n, lo, hi in zip(spatial, pad_lo, pad_hi))
@@ -114,7 +120,7 @@ class _Grid:
         self.offsets = numpy.array(offsets, dtype=numpy.int64)
         self.span = int(self.offsets.max())
 
-    def phase_slices(self):
+    def phase_slices(self) -> Iterator[tuple[int, tuple[slice, ...], tuple[slice, ...]]]:
         """Per phase: (phase index, per-phase slices, input slices) of the valid input."""
         for number, phase in enumerate(itertools.product(*(range(s) for s in self.stride))):
             inner, outer = [], []
@@ -127,7 +133,8 @@ class _Grid:
             yield number, tuple(inner), tuple(outer)
 
 
-def _to_phases(xp, x_cl, grid: _Grid, fill, dtype):
+def _to_phases(xp: ModuleType, x_cl: RawArray, grid: _Grid, fill: float,
+               dtype: DTypeLike) -> RawArray:
     """``x_cl`` (batch, *spatial, C) padded with ``fill`` in the phase layout: an array of
     ``phases * rows + span`` rows of C (the tail keeps every tap's read in bounds)."""
     c = x_cl.shape[-1]
@@ -143,7 +150,7 @@ def _to_phases(xp, x_cl, grid: _Grid, fill, dtype):
     return buf
 
 
-def _from_phases(xp, buf, grid: _Grid, dtype):
+def _from_phases(xp: ModuleType, buf: RawArray, grid: _Grid, dtype: DTypeLike) -> RawArray:
     """The inverse of ``_to_phases``: (batch, *spatial, C) from the phase layout, padding
     dropped."""
     c = buf.shape[-1]
@@ -155,14 +162,14 @@ def _from_phases(xp, buf, grid: _Grid, dtype):
     return out
 
 
-def _valid(full, grid: _Grid):
+def _valid(full: RawArray, grid: _Grid) -> RawArray:
     """The valid outputs (batch, *out, C) of ``full`` (rows, C)."""
     c = full.shape[-1]
     view = full.reshape((grid.batch,) + grid.per_phase + (c,))
     return view[(slice(None),) + tuple(slice(0, n) for n in grid.out)]
 
 
-def _embed(xp, y_cl, grid: _Grid, dtype):
+def _embed(xp: ModuleType, y_cl: RawArray, grid: _Grid, dtype: DTypeLike) -> RawArray:
     """(rows, C) holding ``y_cl`` (batch, *out, C) at the valid rows and zeros elsewhere."""
     c = y_cl.shape[-1]
     full = xp.zeros((grid.rows, c), dtype=dtype)
@@ -170,7 +177,7 @@ def _embed(xp, y_cl, grid: _Grid, dtype):
     return full
 
 
-def _take_rows(xp, src, index, out):
+def _take_rows(xp: ModuleType, src: RawArray, index: Any, out: Any) -> None:
     if xp is numpy:
         # mode='clip' writes straight into out (mode='raise' buffers); indices are in range.
         numpy.take(src, index, axis=0, out=out, mode="clip")
@@ -179,7 +186,8 @@ def _take_rows(xp, src, index, out):
         _kernels.gather_rows(src, index, out)
 
 
-def _column_blocks(xp, src, offsets, rows: int, dtype):
+def _column_blocks(xp: ModuleType, src: RawArray, offsets: RawArray, rows: int,
+                   dtype: DTypeLike) -> RawArray:
     """Yields ``(r0, n, block)``: the column block (n, K, width) of output rows r0..r0+n,
     ``block[r, j] = src[r0 + r + offsets[j]]``, cache-sized, in one reused buffer."""
     taps, width = len(offsets), src.shape[1]
@@ -197,7 +205,8 @@ def _column_blocks(xp, src, offsets, rows: int, dtype):
         yield r0, n, block
 
 
-def _gather_matmul(xp, src, offsets, rows: int, wmat, dtype):
+def _gather_matmul(xp: ModuleType, src: RawArray, offsets: RawArray, rows: int, wmat: RawArray,
+                   dtype: DTypeLike) -> RawArray:
     """``out[r] = sum_j src[r + offsets[j]] @ w[g, :, j].T`` per group ``g``.
 
     ``src`` (rows + span, G * cin); ``wmat`` (G, cout, K * cin), tap-major along its last
@@ -224,7 +233,8 @@ def _gather_matmul(xp, src, offsets, rows: int, wmat, dtype):
     return out
 
 
-def _gather_weight_grad(xp, src, offsets, dy, groups: int, dtype):
+def _gather_weight_grad(xp: ModuleType, src: RawArray, offsets: RawArray, dy: RawArray, groups: int,
+                        dtype: DTypeLike) -> RawArray:
     """The gradient of ``_gather_matmul``'s ``wmat`` for output gradient ``dy``
     (rows, G * cout): (G, cout, K * cin)."""
     rows = dy.shape[0]
@@ -244,7 +254,8 @@ def _gather_weight_grad(xp, src, offsets, dy, groups: int, dtype):
     return dw
 
 
-def _input_grad(xp, dfull, grid: _Grid, wmat_t, dtype):
+def _input_grad(xp: ModuleType, dfull: RawArray, grid: _Grid, wmat_t: RawArray,
+                dtype: DTypeLike) -> RawArray:
     """The input gradient (batch, *spatial, C) of a convolution whose output gradient is
     ``dfull`` (rows, G * cout, zero off the valid rows): per stride phase, the convolution
     of ``dfull`` with that phase's taps mirrored. ``wmat_t`` is (G, cin, K * cout), the
@@ -272,15 +283,16 @@ def _input_grad(xp, dfull, grid: _Grid, wmat_t, dtype):
 # convolution and deconvolution
 
 
-def _to_cl(xp, x, channels_last):
+def _to_cl(xp: ModuleType, x: RawArray, channels_last: bool) -> RawArray:
     return x if channels_last else xp.moveaxis(x, 1, -1)
 
 
-def _from_cl(xp, y, channels_last):
+def _from_cl(xp: ModuleType, y: RawArray, channels_last: bool) -> RawArray:
     return xp.ascontiguousarray(y if channels_last else xp.moveaxis(y, -1, 1))
 
 
-def _weight_matrix(xp, w, groups, channels_last, compute):
+def _weight_matrix(xp: ModuleType, w: RawArray, groups: int, channels_last: bool,
+                   compute: numpy.dtype[Any]) -> RawArray:
     """Conv weight (F, C/G, *k) or (F, *k, C/G) as (G, F/G, K * C/G), tap-major: a
     reshape for channels-last weights, one transposing copy otherwise."""
     w = w.astype(compute, copy=False)
@@ -290,7 +302,7 @@ def _weight_matrix(xp, w, groups, channels_last, compute):
     return xp.ascontiguousarray(w).reshape(groups, f // groups, -1)
 
 
-def _transposed_matrix(xp, wmat, taps):
+def _transposed_matrix(xp: ModuleType, wmat: RawArray, taps: int) -> RawArray:
     """(G, cout, K * cin) -> (G, cin, K * cout): the taps of the input gradient."""
     groups, cout, width = wmat.shape
     cin = width // taps
@@ -299,7 +311,8 @@ def _transposed_matrix(xp, wmat, taps):
             groups, cin, taps * cout)
 
 
-def _weight_from_matrix(xp, dwmat, w_shape, channels_last, dtype):
+def _weight_from_matrix(xp: ModuleType, dwmat: RawArray, w_shape: tuple[int, ...],
+                        channels_last: bool, dtype: DTypeLike) -> RawArray:
     """The inverse of ``_weight_matrix`` for a gradient."""
     if channels_last:
         return dwmat.reshape(w_shape).astype(dtype, copy=False)
@@ -308,8 +321,9 @@ def _weight_from_matrix(xp, dwmat, w_shape, channels_last, dtype):
     return xp.ascontiguousarray(xp.moveaxis(w, -1, 1)).astype(dtype, copy=False)
 
 
-def _conv_args(op, data, weight, bias, kernel, stride, dilate, pad, num_filter, num_group,
-               no_bias, layout, transposed=False, adj=None):
+def _conv_args(op: str, data: ndarray, weight: ndarray, bias: ndarray | None, kernel: Any,
+               stride: Any, dilate: Any, pad: Any, num_filter: int, num_group: int, no_bias: bool,
+               layout: str | None, transposed: bool = False, adj: Any = None) -> Any:
     """Checks shared by convolution and deconvolution; returns the normalised geometry."""
     if no_bias:
         bias = None
@@ -357,9 +371,12 @@ def _conv_args(op, data, weight, bias, kernel, stride, dilate, pad, num_filter, 
     return device, bias, kernel, stride, dilate, pad, adj, groups, cl, spatial
 
 
-def convolution(data=None, weight=None, bias=None, kernel=None, stride=None, dilate=None,
-                pad=None, num_filter=1, num_group=1, workspace=1024, no_bias=False,
-                cudnn_tune=None, cudnn_off=False, layout=None):
+def convolution(data: Any = None, weight: Any = None,
+                bias: ndarray | None = None, kernel: Any = None, stride: Any = None,
+                dilate: Any = None, pad: Any = None, num_filter: int = 1, num_group: int = 1,
+                workspace: int = 1024, no_bias: bool = False, cudnn_tune: str | None = None,
+                cudnn_off: bool = False,
+                layout: str | None = None) -> ndarray:
     """MXNet's ``Convolution``: 1-D, 2-D or 3-D, grouped (depthwise when ``num_group``
     equals the channels), dilated, strided, zero-padded.
 
@@ -394,7 +411,7 @@ def convolution(data=None, weight=None, bias=None, kernel=None, stride=None, dil
         out = ndarray(_from_cl(xp, y, cl).astype(dtype, copy=False), device)
     inputs = (data, weight) if bias is None else (data, weight, bias)
 
-    def backward(g):
+    def backward(g: RawArray) -> Any:
         with _backend.on(device):
             g_cl = _to_cl(xp, g.astype(compute, copy=False), cl)
             dfull = _embed(xp, g_cl, grid, compute)
@@ -412,9 +429,12 @@ def convolution(data=None, weight=None, bias=None, kernel=None, stride=None, dil
     return record_op(out, inputs, backward)
 
 
-def deconvolution(data=None, weight=None, bias=None, kernel=None, stride=None, dilate=None,
-                  pad=None, adj=None, target_shape=None, num_filter=1, num_group=1,
-                  workspace=512, no_bias=True, cudnn_tune=None, cudnn_off=False, layout=None):
+def deconvolution(data: Any = None, weight: Any = None, bias: ndarray | None = None,
+                  kernel: Any = None, stride: Any = None, dilate: Any = None, pad: Any = None,
+                  adj: Any = None, target_shape: Any = None, num_filter: int = 1,
+                  num_group: int = 1, workspace: int = 512, no_bias: bool = True,
+                  cudnn_tune: str | None = None, cudnn_off: bool = False,
+                  layout: str | None = None) -> ndarray:
     """MXNet's ``Deconvolution`` (transposed convolution), the adjoint of ``convolution``.
 
     Args:
@@ -458,7 +478,7 @@ def deconvolution(data=None, weight=None, bias=None, kernel=None, stride=None, d
         out = ndarray(_from_cl(xp, y, cl).astype(dtype, copy=False), device)
     inputs = (data, weight) if bias is None else (data, weight, bias)
 
-    def backward(g):
+    def backward(g: RawArray) -> Any:
         with _backend.on(device):
             gbuf = _to_phases(xp, _to_cl(xp, g.astype(compute, copy=False), cl), grid, 0,
                               compute)
@@ -480,7 +500,8 @@ def deconvolution(data=None, weight=None, bias=None, kernel=None, stride=None, d
 # pooling
 
 
-def _pool_windows(xp, grid: _Grid, count_include_pad, compute):
+def _pool_windows(xp: ModuleType, grid: _Grid, count_include_pad: bool,
+                  compute: numpy.dtype[Any]) -> Any:
     """Elements each output window averages over, broadcastable to (batch, *out, 1)."""
     ones = xp.ones((1,) + grid.spatial + (1,), dtype=compute)
     one = _Grid(1, grid.spatial, grid.kernel, grid.stride, (1,) * len(grid.spatial),
@@ -500,9 +521,10 @@ def _pool_windows(xp, grid: _Grid, count_include_pad, compute):
     return xp.maximum(_valid(count, one), 1)
 
 
-def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
-            pooling_convention="valid", global_pool=False, cudnn_off=False, p_value=None,
-            count_include_pad=None, layout=None):
+def pooling(data: Any = None, kernel: Any = None, stride: Any = None, pad: Any = None,
+            pool_type: str = "max", pooling_convention: str = "valid", global_pool: bool = False,
+            cudnn_off: bool = False, p_value: int | None = None,
+            count_include_pad: bool | None = None, layout: str | None = None) -> ndarray:
     """MXNet's ``Pooling``: ``max``, ``avg`` or ``sum`` over 1-D, 2-D or 3-D windows.
 
     Args:
@@ -541,7 +563,7 @@ def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
                     y = y / size
             out = ndarray(y.astype(dtype, copy=False), device)
 
-        def global_backward(g):
+        def global_backward(g: RawArray) -> Any:
             with _backend.on(device):
                 g = g.astype(compute, copy=False)
                 if pool_type == "max":
@@ -571,7 +593,7 @@ def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
                          f"shape {data.shape}, pad {pad})")
     pad_hi = pad
     if pooling_convention == "full":
-        out = tuple(-(-(n + 2 * p - k) // s) + 1
+        out = tuple(-(-(n + 2 * p - k) // s) + 1  # type: ignore[assignment]
                     for n, p, k, s in zip(spatial, pad, kernel, stride))
         pad_hi = tuple(max(p, (o - 1) * s + k - n - p)
                        for o, s, k, n, p in zip(out, stride, kernel, spatial, pad))
@@ -598,7 +620,7 @@ def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
             y = y / count
         out = ndarray(_from_cl(xp, y, cl).astype(dtype, copy=False), device)
 
-    def backward(g):
+    def backward(g: RawArray) -> Any:
         with _backend.on(device):
             g_cl = _to_cl(xp, g.astype(compute, copy=False), cl)
             if count is not None:

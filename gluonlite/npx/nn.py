@@ -16,16 +16,20 @@ import numpy
 from .. import _backend, _dropout, autograd
 from ..autograd import SparseRows, record_op
 from ..ndarray import ndarray, _device_mismatch
-from ..device import as_device
+from ..device import as_device, Device
 from .._compat import resolve_ctx
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+from .._typing import DTypeLike, RawArray
 
 __all__ = ["fully_connected", "activation", "relu", "sigmoid", "softmax", "log_softmax",
            "masked_softmax", "masked_log_softmax", "pick", "embedding", "dropout", "one_hot",
            "topk", "batch_dot", "broadcast_like", "arange_like", "rnn"]
 
 
-def _check_same_device(op, *arrays):
-    device = arrays[0].device
+def _check_same_device(op: str, *arrays: Any) -> Device:
+    device: Device = arrays[0].device
     for a in arrays[1:]:
         # Identity first: operands usually share one Device object, and the dataclass
         # equality costs more than the rest of a small op.
@@ -44,11 +48,11 @@ _F32 = numpy.dtype(numpy.float32)
 _NO_CONTEXT = _backend._NO_CONTEXT  # what on() gives for cpu: a no-op block
 
 
-def _low_precision(dtype) -> bool:
+def _low_precision(dtype: numpy.dtype[Any]) -> bool:
     return dtype.itemsize == 2 and dtype.kind in "fV"
 
 
-def _fc_raw(xp, x2, w, b):
+def _fc_raw(xp: ModuleType, x2: RawArray, w: RawArray, b: RawArray) -> RawArray:
     if xp is not numpy:
         from .. import _kernels
         return _kernels.fc_forward(x2, w, b)
@@ -63,7 +67,8 @@ def _fc_raw(xp, x2, w, b):
     return y.astype(x2.dtype)
 
 
-def _fc_backward_raw(xp, dy, x2, w, need_dx, need_dw, need_db):
+def _fc_backward_raw(xp: ModuleType, dy: RawArray, x2: RawArray, w: RawArray, need_dx: bool,
+                     need_dw: bool, need_db: bool) -> tuple[RawArray | None, ...]:
     if xp is not numpy:
         from .. import _kernels
         return _kernels.fc_backward(dy, x2, w, need_dx=need_dx, need_dw=need_dw,
@@ -84,11 +89,13 @@ def _fc_backward_raw(xp, dy, x2, w, need_dx, need_dw, need_db):
     return tuple(None if g is None else g.astype(dtype) for g in grads)
 
 
-def _needs_grad(a) -> bool:
+def _needs_grad(a: Any) -> bool:
     return a is not None and (a._node is not None or a._grad_req != "null")
 
 
-def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatten=True):
+def fully_connected(x: ndarray, weight: ndarray, bias: ndarray | None = None,
+                    num_hidden: int | None = None, no_bias: bool = False,
+                    flatten: bool = True) -> ndarray:
     """``y = x @ weight.T + bias`` with MXNet's semantics.
 
     Args:
@@ -151,7 +158,7 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
         return out
     inputs = (x, weight) if bias is None else (x, weight, bias)
 
-    def backward(g):
+    def backward(g: RawArray) -> Any:
         with _NO_CONTEXT if cpu else _backend.on(device):
             dy = g if len(x_shape) == 2 else g.reshape(-1, units)
             if not dy.flags.c_contiguous:
@@ -165,7 +172,7 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
 
 
 # ----------------------------------------------------------------------- activations
-def _elementwise(x, forward, backward):
+def _elementwise(x: ndarray, forward: Callable[..., Any], backward: Callable[..., Any]) -> ndarray:
     """``forward(xp, raw)`` recorded with ``backward(xp, g, x_raw, y_raw) -> dL/dx``."""
     device = x._device
     if device.device_type == "cpu":
@@ -185,7 +192,7 @@ def _elementwise(x, forward, backward):
 _EXP_SAFE = {numpy.dtype(numpy.float32): -88.0, numpy.dtype(numpy.float64): -709.0}
 
 
-def _sigmoid(xp, a):
+def _sigmoid(xp: ModuleType, a: Any) -> RawArray:
     limit = _EXP_SAFE.get(a.dtype) if xp is numpy and a.size else None
     if limit is not None and a.min() > limit:
         # No exp(-a) can overflow: 1 / (1 + exp(-a)) in four in-place NumPy calls.
@@ -198,11 +205,11 @@ def _sigmoid(xp, a):
     return xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
 
 
-def _softplus(xp, a):
+def _softplus(xp: ModuleType, a: Any) -> RawArray:
     return xp.logaddexp(0, a).astype(a.dtype, copy=False)
 
 
-def _mish_grad(xp, g, a, y):
+def _mish_grad(xp: ModuleType, g: RawArray, a: Any, y: RawArray) -> RawArray:
     t = xp.tanh(_softplus(xp, a))
     return g * (t + a * _sigmoid(xp, a) * (1 - t * t))
 
@@ -220,7 +227,7 @@ _ACTIVATIONS = {
 }
 
 
-def activation(data, act_type="relu", **kwargs):
+def activation(data: ndarray, act_type: str = "relu", **kwargs: Any) -> ndarray:
     """MXNet's ``Activation``: ``act_type`` one of relu, sigmoid, log_sigmoid, mish, tanh,
     softrelu (softplus) or softsign, elementwise with its gradient."""
     row = _ACTIVATIONS.get(act_type)
@@ -232,27 +239,27 @@ def activation(data, act_type="relu", **kwargs):
     return _elementwise(data, *row)
 
 
-def relu(x):
+def relu(x: ndarray) -> ndarray:
     return _elementwise(x, *_ACTIVATIONS["relu"])
 
 
-def sigmoid(x):
+def sigmoid(x: ndarray) -> ndarray:
     return _elementwise(x, *_ACTIVATIONS["sigmoid"])
 
 
-def _check_array(op, name, value):
+def _check_array(op: str, name: str, value: Any) -> None:
     if not isinstance(value, ndarray):
         raise TypeError(f"{op}: {name} must be an mx.np.ndarray, got {type(value).__name__}")
 
 
-def _check_float(op, data):
+def _check_float(op: str, data: ndarray) -> None:
     _check_array(op, "data", data)
     if data.dtype.kind != "f" and data.dtype.name != "bfloat16":
         raise TypeError(f"{op}: data must be a floating-point array, got {data.dtype} on "
                         f"{data.device}")
 
 
-def _axis(op, axis, ndim):
+def _axis(op: str, axis: int, ndim: int) -> int:
     if not isinstance(axis, (int, numpy.integer)) or isinstance(axis, bool):
         raise TypeError(f"{op}: axis must be an int, got {axis!r}")
     if not -ndim <= axis < ndim:
@@ -262,7 +269,8 @@ def _axis(op, axis, ndim):
 
 
 # ----------------------------------------------------------------------- softmax family
-def _softmax(op, data, axis, temperature, dtype, mask, log, fill):
+def _softmax(op: str, data: ndarray, axis: int, temperature: float | None, dtype: DTypeLike,
+             mask: ndarray, log: bool, fill: float) -> ndarray:
     """Softmax (or log-softmax) of ``data / temperature`` along ``axis`` over the positions
     where the raw boolean ``mask`` holds (all when None); masked positions hold ``fill``.
 
@@ -300,7 +308,7 @@ def _softmax(op, data, axis, temperature, dtype, mask, log, fill):
             y = p
         out = ndarray(y.astype(out_dtype, copy=False), data._device)
 
-    def backward(g):
+    def backward(g: RawArray) -> Any:
         if log:
             gm = g if mask is None else xp.where(mask, g, 0)
             dx = gm - p * gm.sum(axis=axis, keepdims=True)
@@ -310,7 +318,8 @@ def _softmax(op, data, axis, temperature, dtype, mask, log, fill):
     return record_op(out, (data,), backward)
 
 
-def _length_mask(op, data, axis, length, use_length):
+def _length_mask(op: str, data: ndarray, axis: int, length: ndarray | None,
+                 use_length: bool) -> Any:
     if not use_length:
         if length is not None:
             raise ValueError(f"{op}: length is given but use_length=False")
@@ -331,7 +340,9 @@ def _length_mask(op, data, axis, length, use_length):
         return positions < xp.expand_dims(length._data.astype(xp.int64), axis)
 
 
-def softmax(data, axis=-1, length=None, temperature=None, use_length=False, dtype=None):
+def softmax(data: ndarray, axis: int = -1, length: ndarray | None = None,
+            temperature: float | None = None, use_length: bool = False,
+            dtype: DTypeLike = None) -> ndarray:
     """``exp(x / t) / sum(exp(x / t))`` along ``axis`` (MXNet's ``npx.softmax``).
 
     With ``use_length``, only the first ``length[...]`` positions along ``axis`` take part
@@ -342,14 +353,16 @@ def softmax(data, axis=-1, length=None, temperature=None, use_length=False, dtyp
     return _softmax("softmax", data, axis, temperature, dtype, mask, False, 0)
 
 
-def log_softmax(data, axis=-1, length=None, temperature=None, use_length=False, dtype=None):
+def log_softmax(data: ndarray, axis: int = -1, length: ndarray | None = None,
+                temperature: float | None = None, use_length: bool = False,
+                dtype: DTypeLike = None) -> ndarray:
     """``log(softmax(data))``, computed stably; arguments as :func:`softmax` (positions past
     ``length`` are 0, as in MXNet)."""
     mask = _length_mask("log_softmax", data, axis, length, use_length)
     return _softmax("log_softmax", data, axis, temperature, dtype, mask, True, 0)
 
 
-def _bool_mask(op, data, mask):
+def _bool_mask(op: str, data: ndarray, mask: ndarray) -> Any:
     _check_array(op, "mask", mask)
     _check_same_device(op, data, mask)
     try:
@@ -361,21 +374,24 @@ def _bool_mask(op, data, mask):
         return mask._data.astype(bool, copy=False)
 
 
-def masked_softmax(data, mask, axis=-1, temperature=1.0, dtype=None, normalize=True):
+def masked_softmax(data: ndarray, mask: ndarray, axis: int = -1, temperature: float = 1.0,
+                   dtype: DTypeLike = None, normalize: bool = True) -> ndarray:
     """Softmax over the positions where ``mask`` (broadcast to data) is true; 0 elsewhere,
     and 0 for a row with nothing unmasked."""
     m = None if mask is None else _bool_mask("masked_softmax", data, mask)
     return _softmax("masked_softmax", data, axis, temperature, dtype, m, False, 0)
 
 
-def masked_log_softmax(data, mask, axis=-1, temperature=1.0, dtype=None, normalize=True):
+def masked_log_softmax(data: ndarray, mask: ndarray, axis: int = -1, temperature: float = 1.0,
+                       dtype: DTypeLike = None, normalize: bool = True) -> ndarray:
     """Log-softmax over the positions where ``mask`` is true; ``-inf`` elsewhere."""
     m = None if mask is None else _bool_mask("masked_log_softmax", data, mask)
     return _softmax("masked_log_softmax", data, axis, temperature, dtype, m, True, -numpy.inf)
 
 
 # ----------------------------------------------------------------------- indexing ops
-def pick(data, index, axis=-1, mode="clip", keepdims=False):
+def pick(data: ndarray, index: Any, axis: int = -1, mode: str = "clip",
+         keepdims: bool = False) -> ndarray:
     """``data`` at ``index`` along ``axis`` (MXNet's ``pick``; ``mode`` 'clip' or 'wrap').
 
     ``index`` has data's shape without ``axis`` (or with it as 1); float indices are
@@ -400,7 +416,7 @@ def pick(data, index, axis=-1, mode="clip", keepdims=False):
         y = xp.take_along_axis(data._data, idx_k, axis=axis)
         out = ndarray(y if keepdims else xp.squeeze(y, axis=axis), data._device)
 
-    def backward(g):
+    def backward(g: RawArray) -> Any:
         # A one-hot mask along ``axis`` scatters g back; it broadcasts where put_along_axis
         # is missing from older CuPy releases.
         positions = xp.arange(n).reshape((n,) + (1,) * (data.ndim - axis - 1))
@@ -409,8 +425,9 @@ def pick(data, index, axis=-1, mode="clip", keepdims=False):
     return record_op(out, (data,), backward)
 
 
-def embedding(data, weight, input_dim=None, output_dim=None, dtype="float32",
-              sparse_grad=False, **kwargs):
+def embedding(data: ndarray, weight: ndarray, input_dim: int | None = None,
+              output_dim: int | None = None, dtype: str = "float32", sparse_grad: bool = False,
+              **kwargs: Any) -> ndarray:
     """Rows of ``weight`` at the integer ids in ``data``: ``out[..., :] = weight[data[...]]``.
 
     Ids past the table are clipped to its last row, as MXNet does. With ``sparse_grad``
@@ -433,7 +450,7 @@ def embedding(data, weight, input_dim=None, output_dim=None, dtype="float32",
         ids = xp.clip(data._data.astype(xp.int64), 0, weight.shape[0] - 1)
         out = ndarray(weight._data[ids], weight._device)
 
-    def backward(g):
+    def backward(g: RawArray) -> Any:
         rows = g.reshape(-1, weight.shape[1])
         flat = ids.reshape(-1)
         if sparse_grad:
@@ -444,7 +461,8 @@ def embedding(data, weight, input_dim=None, output_dim=None, dtype="float32",
     return record_op(out, (data, weight), backward)
 
 
-def dropout(data, p=0.5, mode="training", axes=(), cudnn_off=True, **kwargs):
+def dropout(data: ndarray, p: float = 0.5, mode: str = "training", axes: Any = (),
+            cudnn_off: bool = True, **kwargs: Any) -> ndarray:
     """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)``.
 
     Active in train mode (inside ``autograd.record()`` or ``train_mode()``), or always with
@@ -466,7 +484,8 @@ def dropout(data, p=0.5, mode="training", axes=(), cudnn_off=True, **kwargs):
     return record_op(out, (data,), lambda g: (g * mask,))
 
 
-def one_hot(data, depth=None, on_value=1.0, off_value=0.0, dtype="float32"):
+def one_hot(data: ndarray, depth: int | None = None, on_value: float = 1.0, off_value: float = 0.0,
+            dtype: str = "float32") -> ndarray:
     """``out[..., j] = on_value if data[...] == j else off_value`` for ``j < depth``; ids
     outside ``[0, depth)`` give a row of ``off_value``. Not differentiable."""
     _check_array("one_hot", "data", data)
@@ -482,7 +501,8 @@ def one_hot(data, depth=None, on_value=1.0, off_value=0.0, dtype="float32"):
 _RET_TYPES = ("value", "indices", "mask", "both")
 
 
-def topk(data, axis=-1, k=1, ret_typ="indices", is_ascend=False, dtype="float32"):
+def topk(data: ndarray, axis: int = -1, k: int = 1, ret_typ: str = "indices",
+         is_ascend: bool = False, dtype: str = "float32") -> Any:
     """The ``k`` largest (``is_ascend``: smallest) elements along ``axis``, sorted.
 
     ``ret_typ``: 'value' (differentiable), 'indices' (in ``dtype``), 'mask' (1 at the
@@ -517,7 +537,7 @@ def topk(data, axis=-1, k=1, ret_typ="indices", is_ascend=False, dtype="float32"
             return indices
         values = ndarray(xp.take_along_axis(raw, idx, axis=axis), src._device)
 
-    def backward(g):
+    def backward(g: RawArray) -> Any:
         pad = list(g.shape)
         pad[axis] = n - k
         padded = xp.concatenate([g, xp.zeros(pad, dtype=g.dtype)], axis=axis)
@@ -526,7 +546,8 @@ def topk(data, axis=-1, k=1, ret_typ="indices", is_ascend=False, dtype="float32"
     return values if ret_typ == "value" else [values, indices]
 
 
-def batch_dot(a, b, transpose_a=False, transpose_b=False, forward_stype=None):
+def batch_dot(a: Any, b: RawArray, transpose_a: bool = False, transpose_b: bool = False,
+              forward_stype: str | None = None) -> ndarray:
     """Batched matrix product over the leading axes: ``a[i] @ b[i]`` (each optionally
     transposed), for arrays of 3 or more dimensions with equal leading axes."""
     _check_array("batch_dot", "a", a)
@@ -545,7 +566,7 @@ def batch_dot(a, b, transpose_a=False, transpose_b=False, forward_stype=None):
                              f"(transpose_b={transpose_b})")
         out = ndarray(xp.matmul(ra, rb), a._device)
 
-    def backward(g):
+    def backward(g: RawArray) -> Any:
         # d(op_a) = g @ op_b^T, d(op_b) = op_a^T @ g; undo each transpose.
         ga = xp.matmul(g, xp.swapaxes(rb, -1, -2))
         gb = xp.matmul(xp.swapaxes(ra, -1, -2), g)
@@ -554,7 +575,8 @@ def batch_dot(a, b, transpose_a=False, transpose_b=False, forward_stype=None):
     return record_op(out, (a, b), backward)
 
 
-def broadcast_like(lhs, rhs, lhs_axes=None, rhs_axes=None):
+def broadcast_like(lhs: ndarray, rhs: ndarray, lhs_axes: Any = None,
+                   rhs_axes: Any = None) -> ndarray:
     """``lhs`` broadcast to ``rhs``'s shape; with ``lhs_axes``/``rhs_axes`` only those axes
     of ``lhs`` (each of size 1) take the size of the matching ``rhs`` axes."""
     _check_array("broadcast_like", "lhs", lhs)
@@ -566,7 +588,7 @@ def broadcast_like(lhs, rhs, lhs_axes=None, rhs_axes=None):
         if lhs.ndim != rhs.ndim:
             raise ValueError(f"broadcast_like: lhs {lhs.shape} and rhs {rhs.shape} differ "
                              f"in rank")
-        target = rhs.shape
+        target: list[int] | tuple[int, ...] = rhs.shape
     else:
         lhs_axes = (lhs_axes,) if isinstance(lhs_axes, int) else tuple(lhs_axes)
         rhs_axes = (rhs_axes,) if isinstance(rhs_axes, int) else tuple(rhs_axes)
@@ -587,13 +609,15 @@ def broadcast_like(lhs, rhs, lhs_axes=None, rhs_axes=None):
     with _backend.on(lhs._device):
         out = ndarray(xp.broadcast_to(lhs._data, target).copy(), lhs._device)
 
-    def backward(g):
+    def backward(g: RawArray) -> Any:
         axes = tuple(i for i, (s, t) in enumerate(zip(shape, target)) if s != t)
         return ((g.sum(axis=axes, keepdims=True) if axes else g), None)
     return record_op(out, (lhs, rhs), backward)
 
 
-def arange_like(data, start=0.0, step=1.0, repeat=1, ctx=None, axis=None, device=None):
+def arange_like(data: ndarray, start: float = 0.0, step: float = 1.0, repeat: int = 1,
+                ctx: Device | None = None, axis: int | None = None,
+                device: Device | None = None) -> ndarray:
     """``start + step * (i // repeat)`` in data's shape (row-major ``i``), or along one
     ``axis`` (a 1-D result of that length); data's dtype, on its device unless told."""
     _check_array("arange_like", "data", data)

@@ -19,11 +19,14 @@ from .. import _backend, autograd
 from ..autograd import record_op, requires_grad
 from ..ndarray import ndarray
 from .nn import _check_same_device
+from typing import Any
+from .._typing import RawArray
+from ..device import Device
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
 
 
-def _compute(dtype):
+def _compute(dtype: numpy.dtype[Any]) -> numpy.dtype[Any]:
     return numpy.dtype(numpy.float32) if dtype.name in ("float16", "bfloat16") else dtype
 
 
@@ -33,14 +36,16 @@ def _axis(op: str, axis: int, ndim: int) -> int:
     return axis % ndim
 
 
-def _check_param(op: str, name: str, p, shape, data) -> None:
+def _check_param(op: str, name: str, p: Any, shape: tuple[int, ...], data: ndarray) -> None:
     if p is not None and p.shape != shape:
         raise ValueError(f"{op}: {name} has shape {p.shape}, expected {shape} for data of "
                          f"shape {data.shape}")
 
 
-def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_gamma=False,
-               stats=None, reduce_stats=None):
+def _normalize(op: str, data: ndarray, gamma: ndarray, beta: ndarray, view: tuple[int, ...],
+               reduce_axes: tuple[int, ...], param_view: tuple[int, ...], eps: float,
+               fix_gamma: bool = False, stats: Any = None,
+               reduce_stats: Any = None) -> tuple[ndarray, RawArray, RawArray]:
     """The shared core.
 
     Args:
@@ -87,7 +92,7 @@ def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_ga
     inputs = tuple(a for a in (data, gamma, beta) if a is not None)
     param_axes = tuple(a for a in range(len(view)) if param_view[a] == 1)
 
-    def backward(dy):
+    def backward(dy: RawArray) -> Any:
         with _backend.on(device):
             dy = dy.astype(compute, copy=False).reshape(view)
             grads = []
@@ -120,16 +125,19 @@ def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_ga
     return record_op(out, inputs, backward), mean, var
 
 
-def _with_stats(out, mean, var, device, output_mean_var):
+def _with_stats(out: ndarray, mean: RawArray, var: RawArray, device: Device,
+                output_mean_var: bool) -> Any:
     if not output_mean_var:
         return out
     return out, ndarray(mean.reshape(-1), device), ndarray(var.reshape(-1), device)
 
 
-def batch_norm(x, gamma, beta, running_mean, running_var, eps=1e-3, momentum=0.9,
-               fix_gamma=True, use_global_stats=False, output_mean_var=False, axis=1,
-               cudnn_off=False, min_calib_range=None, max_calib_range=None,
-               _reduce_stats=None):
+def batch_norm(x: ndarray, gamma: ndarray, beta: ndarray, running_mean: ndarray,
+               running_var: ndarray, eps: float = 1e-3, momentum: float = 0.9,
+               fix_gamma: bool = True, use_global_stats: bool = False,
+               output_mean_var: bool = False, axis: int = 1, cudnn_off: bool = False,
+               min_calib_range: float | None = None, max_calib_range: float | None = None,
+               _reduce_stats: Any = None) -> Any:
     """MXNet's ``BatchNorm`` over every axis but ``axis`` (the channels).
 
     In training (``autograd.record()`` or ``train_mode()``) and without
@@ -162,7 +170,9 @@ def batch_norm(x, gamma, beta, running_mean, running_var, eps=1e-3, momentum=0.9
     return _with_stats(out, mean, var, x.device, output_mean_var)
 
 
-def layer_norm(data=None, gamma=None, beta=None, axis=-1, eps=1e-5, output_mean_var=False):
+def layer_norm(data: Any = None, gamma: Any = None,
+               beta: Any = None, axis: int = -1, eps: float = 1e-5,
+               output_mean_var: bool = False) -> Any:
     """MXNet's ``LayerNorm``: normalise along ``axis``; gamma and beta have that axis'
     length."""
     op = "layer_norm"
@@ -175,8 +185,9 @@ def layer_norm(data=None, gamma=None, beta=None, axis=-1, eps=1e-5, output_mean_
     return _with_stats(out, mean, var, data.device, output_mean_var)
 
 
-def group_norm(data=None, gamma=None, beta=None, num_groups=1, eps=1e-5,
-               output_mean_var=False):
+def group_norm(data: Any = None, gamma: Any = None,
+               beta: Any = None, num_groups: int = 1, eps: float = 1e-5,
+               output_mean_var: bool = False) -> Any:
     """MXNet's ``GroupNorm``: data (N, C, ...) split into ``num_groups`` channel groups,
     each normalised over its channels and spatial axes; gamma and beta are per channel
     (C,)."""
@@ -197,7 +208,8 @@ def group_norm(data=None, gamma=None, beta=None, num_groups=1, eps=1e-5,
     return _with_stats(out, mean, var, data.device, output_mean_var)
 
 
-def instance_norm(data=None, gamma=None, beta=None, eps=1e-3):
+def instance_norm(data: Any = None, gamma: Any = None,
+                  beta: Any = None, eps: float = 1e-3) -> ndarray:
     """MXNet's ``InstanceNorm``: each (sample, channel) normalised over its spatial axes;
     gamma and beta are per channel (C,)."""
     op = "instance_norm"

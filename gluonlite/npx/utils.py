@@ -20,6 +20,8 @@ import numpy
 from .. import _backend, _mxnet_format, checkpoint
 from ..device import Device, cpu, current_device, gpu, gpu_memory_info, num_gpus
 from ..ndarray import ndarray, from_dlpack as _from_dlpack_object
+from typing import Any
+from .._typing import StrPath
 
 __all__ = ["set_np", "reset_np", "is_np_array", "is_np_shape", "cpu", "gpu", "num_gpus",
            "gpu_memory_info", "current_device", "waitall", "from_numpy", "from_dlpack",
@@ -57,7 +59,7 @@ def waitall() -> None:
 
 
 # ------------------------------------------------------------------------- interop
-def from_numpy(ndarray_, zero_copy: bool = True) -> ndarray:
+def from_numpy(ndarray_: numpy.ndarray[Any, Any], zero_copy: bool = True) -> ndarray:
     """A ``cpu(0)`` array from a NumPy array, sharing its memory when ``zero_copy``.
 
     Zero copy needs a C-contiguous array (as in MXNet); ``zero_copy=False`` always copies.
@@ -79,7 +81,7 @@ class _Capsule:
     import protocol objects only). The device is read from the DLTensor the capsule holds:
     ``DLManagedTensor`` starts with ``DLTensor {void *data; int32 device_type, device_id}``."""
 
-    def __init__(self, capsule):
+    def __init__(self, capsule: Any) -> None:
         get = ctypes.pythonapi.PyCapsule_GetPointer
         get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
         try:
@@ -91,14 +93,14 @@ class _Capsule:
             ctypes.c_void_p))
         self._capsule, self._device = capsule, (kind, device_id)
 
-    def __dlpack__(self, stream=None, **kwargs):
+    def __dlpack__(self, stream: Any = None, **kwargs: Any) -> Any:
         return self._capsule
 
-    def __dlpack_device__(self):
+    def __dlpack_device__(self) -> Any:
         return self._device
 
 
-def from_dlpack(dlpack) -> ndarray:
+def from_dlpack(dlpack: Any) -> ndarray:
     """An array sharing memory with a DLPack capsule or any object with ``__dlpack__``
     (``to_dlpack_for_read/write`` output, NumPy, CuPy, torch, ...)."""
     if type(dlpack).__name__ == "PyCapsule":
@@ -109,19 +111,19 @@ def from_dlpack(dlpack) -> ndarray:
     return _from_dlpack_object(dlpack)
 
 
-def _check_array(fn, data):
+def _check_array(fn: str, data: ndarray) -> None:
     if not isinstance(data, ndarray):
         raise TypeError(f"{fn}: expected an mx.np.ndarray, got {type(data).__name__}")
 
 
-def to_dlpack_for_read(data: ndarray):
+def to_dlpack_for_read(data: ndarray) -> Any:
     """A DLPack capsule of ``data`` once its pending writes are done (for readers)."""
     _check_array("to_dlpack_for_read", data)
     data.wait_to_read()
     return data._data.__dlpack__()
 
 
-def to_dlpack_for_write(data: ndarray):
+def to_dlpack_for_write(data: ndarray) -> Any:
     """A DLPack capsule of ``data`` that a consumer may write into (the memory is shared)."""
     _check_array("to_dlpack_for_write", data)
     data.wait_to_read()
@@ -129,7 +131,7 @@ def to_dlpack_for_write(data: ndarray):
 
 
 # ------------------------------------------------------------------------- files
-def _host_arrays(fn, arrays) -> list:
+def _host_arrays(fn: str, arrays: Any) -> list[numpy.ndarray[Any, Any]]:
     host = []
     for i, a in enumerate(arrays):
         if not isinstance(a, ndarray):
@@ -139,18 +141,18 @@ def _host_arrays(fn, arrays) -> list:
     return host
 
 
-def _write(fn, file, arrays, names) -> None:
+def _write(fn: str, file: StrPath, arrays: Any, names: Any) -> None:
     # Encode fully first: a bad dtype raises before the file is created, and the file is
     # written under a temporary name and renamed, so a failure leaves no partial file.
     data = _mxnet_format.encode_mxnet_list(_host_arrays(fn, arrays), names)
 
-    def write(tmp):
+    def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             f.write(data)
     checkpoint.atomic_write(os.fspath(file), write)
 
 
-def save(file, arr) -> None:
+def save(file: StrPath, arr: Any) -> None:
     """Save an array, a list of arrays or a dict ``str -> array`` in MXNet's format.
 
     MXNet 2 (and MXNet 1.9 under ``npx.set_np()``) loads the file with ``npx.load``; arrays
@@ -170,7 +172,7 @@ def save(file, arr) -> None:
                         f"str -> ndarray, got {type(arr).__name__}")
 
 
-def savez(file, *args, **kwds) -> None:
+def savez(file: StrPath, *args: Any, **kwds: Any) -> None:
     """Save arrays by name, as NumPy's ``savez``: positional ones as ``arr_0``, ``arr_1``..."""
     named = {f"arr_{i}": a for i, a in enumerate(args)}
     for key, value in kwds.items():
@@ -180,7 +182,7 @@ def savez(file, *args, **kwds) -> None:
     _write("savez", file, list(named.values()), list(named))
 
 
-def load(file):
+def load(file: StrPath) -> Any:
     """Arrays from an MXNet NDArray-list file: a dict when it holds names, else a list.
 
     Arrays land on ``cpu(0)``; sparse arrays stored by MXNet 1.x come back dense.

@@ -6,13 +6,12 @@ Layers as in ``sgd.py``: :class:`Adam`, the pure function :func:`adam`,
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Sequence, Any
 
 from .. import _kernels
 from ._foreach import (_array_module, _check_tensors, _foreach_multi, _foreach_single,
                        _scratch)
 from .optimizer import _Checked, _MathOptimizer, _zeros_state, register
-from typing import Any
 from .._typing import RawArray
 from ..ndarray import ndarray
 

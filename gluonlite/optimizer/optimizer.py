@@ -16,7 +16,7 @@ import math
 import numbers
 import pickle
 import warnings
-from typing import Generic, Iterable, Sequence, TypeVar, overload
+from typing import Generic, Iterable, Sequence, TypeVar, overload, Any
 
 import numpy
 
@@ -26,7 +26,6 @@ from ..sparse import RowSparseNDArray
 from . import _foreach
 from ._foreach import (RowSparseGrad, _cast_grad, _check_tensors, _device_scope, _foreach_multi,
                        _foreach_single, _is_row_sparse)
-from typing import Any
 from .._typing import DTypeLike, RawArray
 from ..device import Device
 from collections.abc import Callable

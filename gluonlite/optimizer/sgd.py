@@ -7,13 +7,12 @@ the fused multi-tensor kernel ``kernels/multi_tensor.cu`` for float32 CuPy array
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, Any
 
 from .. import _kernels
 from ._foreach import (_array_module, _check_tensors, _foreach_multi, _foreach_single,
                        _fresh_copy)
 from .optimizer import _Checked, _MathOptimizer, _zeros_state, register
-from typing import Any
 from .._typing import RawArray
 from ..ndarray import ndarray
 

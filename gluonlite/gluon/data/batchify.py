@@ -18,11 +18,14 @@ import numpy
 from ... import _backend
 from ...device import cpu
 from ...ndarray import ndarray
+from collections.abc import Callable
+from typing import Any
+from ..._typing import DTypeLike, RawArray
 
 __all__ = ["Stack", "Pad", "Group", "Tuple", "Append", "default_batchify_fn"]
 
 
-def _host(x):
+def _host(x: ndarray) -> RawArray:
     """A sample field as a NumPy array (Python floats become float32, as mx.np.array)."""
     if isinstance(x, ndarray):
         return x.asnumpy()
@@ -31,7 +34,7 @@ def _host(x):
     return numpy.asarray(x)
 
 
-def _on_one_device(data):
+def _on_one_device(data: Any) -> Any:
     """The device shared by a list of mx.np arrays not on the host, else None."""
     if isinstance(data[0], ndarray) and data[0].device.device_type != "cpu":
         device = data[0].device
@@ -40,7 +43,7 @@ def _on_one_device(data):
     return None
 
 
-def _check_samples(owner: str, data) -> None:
+def _check_samples(owner: str, data: Any) -> None:
     if not isinstance(data, (list, tuple)) or not data:
         raise ValueError(f"{owner}: expects a non-empty list of samples, got "
                          f"{type(data).__name__} of length "
@@ -50,10 +53,10 @@ def _check_samples(owner: str, data) -> None:
 class Stack:
     """Stack equally shaped samples along a new first axis (arrays or numbers)."""
 
-    def __init__(self, use_shared_mem: bool = False):
+    def __init__(self, use_shared_mem: bool = False) -> None:
         self._use_shared_mem = use_shared_mem   # accepted for MXNet; batches are host NumPy
 
-    def __call__(self, data):
+    def __call__(self, data: Any) -> Any:
         _check_samples("Stack", data)
         device = _on_one_device(data)
         if device is not None:
@@ -77,7 +80,8 @@ class Pad:
         round_to: round each padded size up to a multiple of this.
     """
 
-    def __init__(self, val=None, dtype=None, round_to=None, use_shared_mem: bool = False):
+    def __init__(self, val: Any = None, dtype: DTypeLike = None, round_to: int | None = None,
+                 use_shared_mem: bool = False) -> None:
         if val is not None and not isinstance(val, numbers.Number):
             raise TypeError(f"Pad: val must be a number, got {type(val).__name__}")
         if round_to is not None and (not isinstance(round_to, int) or round_to < 1):
@@ -85,7 +89,7 @@ class Pad:
         self._val = 0 if val is None else val
         self._dtype, self._round_to = dtype, round_to
 
-    def __call__(self, data):
+    def __call__(self, data: Any) -> Any:
         _check_samples("Pad", data)
         arrays = [_host(d) for d in data]
         ndims = {a.ndim for a in arrays}
@@ -105,10 +109,11 @@ class Append:
     """Keep the samples separate: a list of arrays, each with a new batch axis of size 1
     (``expand``)."""
 
-    def __init__(self, expand: bool = True, batch_axis: int = 0, use_shared_mem: bool = False):
+    def __init__(self, expand: bool = True, batch_axis: int = 0,
+                 use_shared_mem: bool = False) -> None:
         self._expand, self._batch_axis = expand, batch_axis
 
-    def __call__(self, data):
+    def __call__(self, data: Any) -> Any:
         _check_samples("Append", data)
         out = []
         for d in data:
@@ -123,7 +128,7 @@ class Group:
     """Apply ``fns[i]`` to the ``i``-th field of the samples: ``Group(Stack(), Pad())``
     batches ``(data, label)`` samples into ``(stacked data, padded labels)``."""
 
-    def __init__(self, fn, *args):
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
         fns = list(fn) if isinstance(fn, (list, tuple)) else [fn]
         fns += list(args)
         for f in fns:
@@ -132,7 +137,7 @@ class Group:
                                 f"{type(f).__name__}")
         self._fns = fns
 
-    def __call__(self, data):
+    def __call__(self, data: Any) -> Any:
         _check_samples("Group", data)
         if len(data[0]) != len(self._fns):
             raise ValueError(f"Group: samples have {len(data[0])} fields but {len(self._fns)} "
@@ -143,7 +148,7 @@ class Group:
 Tuple = Group
 
 
-def default_batchify_fn(data):
+def default_batchify_fn(data: Any) -> Any:
     """Stack every field: tuples of samples become tuples of batches."""
     if isinstance(data[0], (tuple, list)):
         return tuple(default_batchify_fn(list(field)) for field in zip(*data))

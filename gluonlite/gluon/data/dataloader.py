@@ -30,15 +30,17 @@ import numpy
 
 from .batchify import default_batchify_fn
 from .sampler import BatchSampler, RandomSampler, SequentialSampler, _check_count
+from collections.abc import Callable, Iterator
+from typing import Any
 
 __all__ = ["DataLoader", "default_batchify_fn"]
 
 # The worker process's dataset and batchify function, set once by the pool initializer.
-_worker_dataset = None
-_worker_batchify = None
+_worker_dataset: Any = None
+_worker_batchify: Any = None
 
 
-def _worker_init(dataset, batchify_fn, seed):
+def _worker_init(dataset: Any, batchify_fn: Callable[..., Any] | None, seed: int) -> None:
     global _worker_dataset, _worker_batchify
     _worker_dataset, _worker_batchify = dataset, batchify_fn
     # Ctrl-C goes to the whole process group: the parent handles it and terminates the pool;
@@ -50,15 +52,15 @@ def _worker_init(dataset, batchify_fn, seed):
     random.seed(seed + os.getpid())
 
 
-def _worker_fn(indices):
+def _worker_fn(indices: Any) -> Any:
     return _worker_batchify([_worker_dataset[i] for i in indices])
 
 
-def _thread_fn(dataset, batchify_fn, indices):
+def _thread_fn(dataset: Any, batchify_fn: Callable[..., Any], indices: Any) -> Any:
     return batchify_fn([dataset[i] for i in indices])
 
 
-def _check_int(name: str, value, minimum: int) -> int:
+def _check_int(name: str, value: Any, minimum: int) -> int:
     return _check_count("DataLoader", name, value, minimum)
 
 
@@ -83,10 +85,16 @@ class DataLoader:
         timeout: seconds to wait for one batch from the workers before ``TimeoutError``.
     """
 
-    def __init__(self, dataset, batch_size=None, shuffle: bool = False, sampler=None,
-                 last_batch=None, batch_sampler=None, batchify_fn=None, num_workers: int = 0,
-                 pin_memory: bool = False, pin_device_id: int = 0, prefetch=None,
-                 thread_pool: bool = False, timeout=120, try_nopython=None):
+    _batchify_fn: Callable[..., Any]
+    _thread_pool: bool
+    _timeout: float
+
+    def __init__(self, dataset: Any, batch_size: int | None = None, shuffle: bool = False,
+                 sampler: Any = None, last_batch: str | None = None, batch_sampler: Any = None,
+                 batchify_fn: Callable[..., Any] | None = None, num_workers: int = 0,
+                 pin_memory: bool = False, pin_device_id: int = 0, prefetch: int | None = None,
+                 thread_pool: bool = False, timeout: float = 120,
+                 try_nopython: bool | None = None) -> None:
         if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
             raise TypeError(f"DataLoader: dataset must support indexing and len(), got "
                             f"{type(dataset).__name__}")
@@ -123,27 +131,27 @@ class DataLoader:
         self._batchify_fn = batchify_fn or default_batchify_fn
         self._thread_pool, self._timeout = thread_pool, timeout
         self._pin_memory, self._pin_device_id = pin_memory, pin_device_id
-        self._pool = None
-        self._finalizer = None
+        self._pool: Any = None
+        self._finalizer: Any = None
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._batch_sampler)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         if self._num_workers == 0:
             return self._iter_here()
         return self._iter_workers()
 
-    def _iter_here(self):
+    def _iter_here(self) -> Iterator[Any]:
         for indices in self._batch_sampler:
             yield self._batchify_fn([self._dataset[i] for i in indices])
 
     # ----------------------------------------------------------------- workers
-    def _start_pool(self):
+    def _start_pool(self) -> Any:
         if self._pool is not None:
             return self._pool
         if self._thread_pool:
-            pool = multiprocessing.pool.ThreadPool(self._num_workers)
+            pool: Any = multiprocessing.pool.ThreadPool(self._num_workers)
         else:
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() \
                 and sys.platform != "darwin" else "spawn"
@@ -156,21 +164,21 @@ class DataLoader:
         self._finalizer = weakref.finalize(self, _terminate, pool, self._thread_pool)
         return pool
 
-    def _shutdown(self):
+    def _shutdown(self) -> None:
         """Terminate the workers now (bounded: SIGTERM, then join)."""
         if self._finalizer is not None:
             self._finalizer()
         self._pool = self._finalizer = None
 
-    def _submit(self, pool, indices):
+    def _submit(self, pool: Any, indices: Any) -> Any:
         if self._thread_pool:
             return pool.apply_async(_thread_fn, (self._dataset, self._batchify_fn, indices))
         return pool.apply_async(_worker_fn, (indices,))
 
-    def _iter_workers(self):
+    def _iter_workers(self) -> Iterator[Any]:
         pool = self._start_pool()
         batches = iter(self._batch_sampler)
-        pending = collections.deque()
+        pending: collections.deque[Any] = collections.deque()
         completed = False
         try:
             for indices in batches:
@@ -195,7 +203,7 @@ class DataLoader:
                 self._shutdown()
 
 
-def _terminate(pool, threads: bool):
+def _terminate(pool: Any, threads: bool) -> None:
     if threads:
         # A thread cannot be killed: one stuck in a dataset would block terminate() until
         # it returns, so the thread pool is wound down in the background instead.

@@ -12,6 +12,9 @@ from __future__ import annotations
 import io
 import os
 import struct
+from collections.abc import Callable
+from typing import Any
+from ...ndarray import ndarray
 
 __all__ = ["Dataset", "SimpleDataset", "ArrayDataset", "RecordFileDataset"]
 
@@ -19,13 +22,13 @@ __all__ = ["Dataset", "SimpleDataset", "ArrayDataset", "RecordFileDataset"]
 class Dataset:
     """Abstract dataset: implement ``__getitem__(idx)`` and ``__len__()``."""
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: int) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement __getitem__")
 
-    def __len__(self):
+    def __len__(self) -> int:
         raise NotImplementedError(f"{type(self).__name__} must implement __len__")
 
-    def filter(self, fn) -> "Dataset":
+    def filter(self, fn: Callable[..., Any]) -> "Dataset":
         """The samples for which ``fn(sample)`` is true (evaluated now, once per sample)."""
         from .sampler import FilterSampler
         return self.sample(FilterSampler(fn, self))
@@ -44,7 +47,7 @@ class Dataset:
         from .sampler import SequentialSampler
         return self.sample(SequentialSampler(end - start, start))
 
-    def take(self, count) -> "Dataset":
+    def take(self, count: int) -> "Dataset":
         """The first ``count`` samples (all of them for None or a count past the end)."""
         if count is None or count > len(self):
             count = len(self)
@@ -53,11 +56,11 @@ class Dataset:
         from .sampler import SequentialSampler
         return self.sample(SequentialSampler(count))
 
-    def sample(self, sampler) -> "Dataset":
+    def sample(self, sampler: Any) -> "Dataset":
         """The samples at the indices ``sampler`` yields, in its order."""
         return _SampledDataset(self, list(sampler))
 
-    def transform(self, fn, lazy: bool = True) -> "Dataset":
+    def transform(self, fn: Callable[..., Any], lazy: bool = True) -> "Dataset":
         """Apply ``fn`` to each sample (``fn(*sample)`` when a sample is a tuple).
 
         Lazy (default): on access; otherwise now, into a ``SimpleDataset``.
@@ -65,7 +68,7 @@ class Dataset:
         trans = _LazyTransformDataset(self, fn)
         return trans if lazy else SimpleDataset([trans[i] for i in range(len(trans))])
 
-    def transform_first(self, fn, lazy: bool = True) -> "Dataset":
+    def transform_first(self, fn: Callable[..., Any], lazy: bool = True) -> "Dataset":
         """Apply ``fn`` to the first element of each sample (the data, not the label)."""
         return self.transform(_TransformFirst(fn), lazy)
 
@@ -73,35 +76,35 @@ class Dataset:
 class SimpleDataset(Dataset):
     """A dataset over any object with ``len`` and indexing (a list, a NumPy array...)."""
 
-    def __init__(self, data):
+    def __init__(self, data: Any) -> None:
         self._data = data
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._data)
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: int) -> Any:
         return self._data[idx]
 
 
 class _SampledDataset(Dataset):
-    def __init__(self, dataset, indices):
+    def __init__(self, dataset: Any, indices: Any) -> None:
         self._dataset, self._indices = dataset, indices
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._indices)
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: int) -> Any:
         return self._dataset[self._indices[idx]]
 
 
 class _LazyTransformDataset(Dataset):
-    def __init__(self, data, fn):
+    def __init__(self, data: Any, fn: Callable[..., Any]) -> None:
         self._data, self._fn = data, fn
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._data)
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: int) -> Any:
         item = self._data[idx]
         return self._fn(*item) if isinstance(item, tuple) else self._fn(item)
 
@@ -109,10 +112,10 @@ class _LazyTransformDataset(Dataset):
 class _TransformFirst:
     """A picklable ``(x, *rest) -> (fn(x), *rest)`` (DataLoader workers may pickle it)."""
 
-    def __init__(self, fn):
+    def __init__(self, fn: Callable[..., Any]) -> None:
         self._fn = fn
 
-    def __call__(self, x, *args):
+    def __call__(self, x: ndarray, *args: Any) -> Any:
         return (self._fn(x),) + args if args else self._fn(x)
 
 
@@ -120,7 +123,7 @@ class ArrayDataset(Dataset):
     """Several equally long arrays zipped: sample ``i`` is ``(a[i], b[i], ...)``; with one
     array, just ``a[i]``."""
 
-    def __init__(self, *args):
+    def __init__(self, *args: Any) -> None:
         if not args:
             raise ValueError("ArrayDataset: needs at least one array")
         self._length = len(args[0])
@@ -130,10 +133,10 @@ class ArrayDataset(Dataset):
                                  f"0 has {self._length} but array {i} has {len(data)}")
         self._data = args
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self._length
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: int) -> Any:
         if len(self._data) == 1:
             return self._data[0][idx]
         return tuple(data[idx] for data in self._data)
@@ -154,7 +157,7 @@ class RecordFileDataset(Dataset):
         filename: path of the ``.rec`` file; the index is the same path with ``.idx``.
     """
 
-    def __init__(self, filename):
+    def __init__(self, filename: str) -> None:
         self.filename = os.fspath(filename)
         self.idx_file = os.path.splitext(self.filename)[0] + ".idx"
         for path in (self.filename, self.idx_file):
@@ -167,17 +170,17 @@ class RecordFileDataset(Dataset):
                 parts = line.split("\t") if "\t" in line else line.split()
                 if len(parts) >= 2:
                     self._offsets.append(int(parts[1]))
-        self._file = None
+        self._file: Any = None
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_file"] = None   # each process opens its own handle
         return state
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._offsets)
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: int) -> Any:
         if self._file is None:
             self._file = open(self.filename, "rb")
         f = self._file
@@ -199,7 +202,7 @@ class RecordFileDataset(Dataset):
                 break
         return struct.pack("<I", _RECORD_MAGIC).join(parts)
 
-    def __del__(self):
+    def __del__(self) -> None:
         if getattr(self, "_file", None) is not None:
             self._file.close()
 

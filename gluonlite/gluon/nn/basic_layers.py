@@ -19,6 +19,10 @@ from ... import np, npx
 from ..block import Block, HybridBlock
 from .activations import Activation
 from ..parameter import Parameter
+from collections.abc import Callable, Sequence
+from typing import Any
+from ..._typing import InitLike, DTypeLike
+from ...ndarray import ndarray
 
 __all__ = ["Sequential", "HybridSequential", "Dense", "Embedding", "Dropout", "Lambda",
            "HybridLambda", "Identity", "Flatten", "Concatenate", "HybridConcatenate"]
@@ -31,7 +35,7 @@ class Sequential(Block):
     work as on a list.
     """
 
-    def __init__(self, prefix=None, params=None):
+    def __init__(self, prefix: str | None = None, params: Any = None) -> None:
         super().__init__(prefix, params)
 
     def add(self, *blocks: Block) -> None:
@@ -47,7 +51,7 @@ class Sequential(Block):
         for block in blocks:
             self.register_child(block)
 
-    def forward(self, x, *args):
+    def forward(self, x: ndarray, *args: Any) -> Any:
         for block in self._children.values():
             x = block(x, *args)
             args = ()
@@ -56,7 +60,7 @@ class Sequential(Block):
                 x, args = x[0], tuple(x[1:])
         return x
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> Any:
         layers = list(self._children.values())
         if isinstance(key, slice):
             net = type(self)()
@@ -70,7 +74,7 @@ class Sequential(Block):
     def __len__(self) -> int:
         return len(self._children)
 
-    def hybridize(self, active: bool = True, **kwargs) -> None:
+    def hybridize(self, active: bool = True, **kwargs: Any) -> None:
         """As ``Block.hybridize``; warns, as MXNet does, when every child is a HybridBlock
         (a ``HybridSequential`` is the container for those)."""
         if type(self) is Sequential and self._children and \
@@ -84,10 +88,10 @@ class Sequential(Block):
 class HybridSequential(Sequential, HybridBlock):
     """``Sequential`` for HybridBlocks (MXNet compiles it; gluonlite runs it eagerly)."""
 
-    def __init__(self, prefix=None, params=None):
+    def __init__(self, prefix: str | None = None, params: Any = None) -> None:
         HybridBlock.__init__(self, prefix, params)
 
-    def hybridize(self, active: bool = True, **kwargs) -> None:
+    def hybridize(self, active: bool = True, **kwargs: Any) -> None:
         HybridBlock.hybridize(self, active, **kwargs)
 
 
@@ -111,8 +115,9 @@ class Dense(HybridBlock):
     """
 
     def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
-                 flatten: bool = True, dtype="float32", weight_initializer=None,
-                 bias_initializer="zeros", in_units: int = 0, prefix=None, params=None):
+                 flatten: bool = True, dtype: DTypeLike = "float32",
+                 weight_initializer: InitLike = None, bias_initializer: InitLike = "zeros",
+                 in_units: int = 0, prefix: str | None = None, params: Any = None) -> None:
         for arg, value in (("units", units), ("in_units", in_units)):
             if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) \
                     or value < 0:
@@ -131,11 +136,11 @@ class Dense(HybridBlock):
             if use_bias else None
         self.act = Activation(activation) if activation is not None else None
 
-    def infer_shape(self, x, *args) -> None:
+    def infer_shape(self, x: ndarray, *args: Any) -> None:
         in_units = int(numpy.prod(x.shape[1:])) if self._flatten else x.shape[-1]
         self.weight.shape = (self._units, in_units)
 
-    def forward(self, x):
+    def forward(self, x: ndarray) -> Any:
         if self._units == 0:
             lead = (x.shape[0],) if self._flatten else x.shape[:-1]
             return np.zeros(lead + (0,), dtype=self.weight.dtype, device=x.device)
@@ -148,7 +153,7 @@ class Dense(HybridBlock):
 
     def __repr__(self) -> str:
         shape = self.weight.shape
-        in_units = shape[1] if shape[1] > 0 else None
+        in_units = shape[1] if shape[1] > 0 else None  # type: ignore[index]
         act = repr(self.act) if self.act is not None else "linear"
         return f"Dense({in_units} -> {self._units}, {act})"
 
@@ -160,8 +165,8 @@ class Embedding(HybridBlock):
     in the batch), and an optimizer updates only those rows (lazy update).
     """
 
-    def __init__(self, input_dim: int, output_dim: int, dtype="float32",
-                 weight_initializer=None, sparse_grad: bool = False):
+    def __init__(self, input_dim: int, output_dim: int, dtype: DTypeLike = "float32",
+                 weight_initializer: InitLike = None, sparse_grad: bool = False) -> None:
         super().__init__()
         self._input_dim, self._output_dim = int(input_dim), int(output_dim)
         self._dtype, self._sparse_grad = dtype, sparse_grad
@@ -169,7 +174,7 @@ class Embedding(HybridBlock):
                                 dtype=dtype, init=weight_initializer,
                                 grad_stype="row_sparse" if sparse_grad else "default")
 
-    def forward(self, x):
+    def forward(self, x: ndarray) -> Any:
         return npx.embedding(x, self.weight.data(x.device), input_dim=self._input_dim,
                              output_dim=self._output_dim, sparse_grad=self._sparse_grad)
 
@@ -184,13 +189,13 @@ class Dropout(HybridBlock):
     ``axes`` shares one mask along those axes (e.g. ``axes=(1,)`` for variational dropout).
     """
 
-    def __init__(self, rate: float, axes=()):
+    def __init__(self, rate: float, axes: Sequence[int] = ()) -> None:
         super().__init__()
         if not 0 <= rate < 1:
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
         self._rate, self._axes = rate, tuple(axes)
 
-    def forward(self, x):
+    def forward(self, x: ndarray) -> Any:
         return npx.dropout(x, p=self._rate, axes=self._axes)
 
     def _extra_repr(self) -> str:
@@ -201,11 +206,11 @@ class Lambda(Block):
     """Wraps a function as a Block: ``Lambda(fn)`` or ``Lambda('tanh')`` (an ``mx.np``
     function by name)."""
 
-    def __init__(self, function, prefix=None):
+    def __init__(self, function: Callable[..., Any], prefix: str | None = None) -> None:
         super().__init__(prefix)
         self._func = _resolve_function(type(self).__name__, function)
 
-    def forward(self, *args):
+    def forward(self, *args: Any) -> Any:
         return self._func(*args)
 
     def _extra_repr(self) -> str:
@@ -216,11 +221,11 @@ class HybridLambda(HybridBlock):
     """``Lambda`` for hybrid models. MXNet 1.x passed ``F`` first: a function taking one
     more argument than it is called with gets ``mx.np`` as ``F``."""
 
-    def __init__(self, function, prefix=None):
+    def __init__(self, function: Callable[..., Any], prefix: str | None = None) -> None:
         super().__init__(prefix)
         self._func = _resolve_function(type(self).__name__, function)
 
-    def forward(self, *args):
+    def forward(self, *args: Any) -> Any:
         try:
             return self._func(*args)
         except TypeError:
@@ -237,7 +242,7 @@ class HybridLambda(HybridBlock):
         return getattr(self._func, "__name__", repr(self._func))
 
 
-def _resolve_function(layer: str, function):
+def _resolve_function(layer: str, function: Callable[..., Any]) -> Callable[..., Any]:
     if isinstance(function, str):
         found = getattr(np, function, None) or getattr(npx, function, None)
         if found is None or not callable(found):
@@ -252,27 +257,27 @@ def _resolve_function(layer: str, function):
 class Identity(HybridBlock):
     """Returns its input unchanged (a placeholder in containers)."""
 
-    def forward(self, x):
+    def forward(self, x: ndarray) -> Any:
         return x
 
 
 class Flatten(HybridBlock):
     """Reshapes ``(N, d1, d2, ...)`` to ``(N, d1 * d2 * ...)``."""
 
-    def forward(self, x):
+    def forward(self, x: ndarray) -> Any:
         return x.reshape(x.shape[0], -1) if x.ndim else x.reshape(1, 1)
 
 
 class Concatenate(Sequential):
     """Runs every child on the same input and concatenates their outputs along ``axis``."""
 
-    def __init__(self, axis: int = -1, prefix=None, params=None):
+    def __init__(self, axis: int = -1, prefix: str | None = None, params: Any = None) -> None:
         super().__init__(prefix, params)
         if isinstance(axis, bool) or not isinstance(axis, (int, numpy.integer)):
             raise TypeError(f"{type(self).__name__}: axis must be an int, got {axis!r}")
         self.axis = int(axis)
 
-    def forward(self, x):
+    def forward(self, x: ndarray) -> Any:
         return np.concatenate([block(x) for block in self._children.values()],
                               axis=self.axis)
 
@@ -280,11 +285,11 @@ class Concatenate(Sequential):
 class HybridConcatenate(Concatenate, HybridBlock):
     """``Concatenate`` for HybridBlocks."""
 
-    def __init__(self, axis: int = -1, prefix=None, params=None):
+    def __init__(self, axis: int = -1, prefix: str | None = None, params: Any = None) -> None:
         HybridBlock.__init__(self, prefix, params)
         if isinstance(axis, bool) or not isinstance(axis, (int, numpy.integer)):
             raise TypeError(f"{type(self).__name__}: axis must be an int, got {axis!r}")
         self.axis = int(axis)
 
-    def hybridize(self, active: bool = True, **kwargs) -> None:
+    def hybridize(self, active: bool = True, **kwargs: Any) -> None:
         HybridBlock.hybridize(self, active, **kwargs)

@@ -23,19 +23,22 @@ from ...ndarray import ndarray
 from ..block import Block
 from ..parameter import Parameter
 from .activations import Activation
+from collections.abc import Sequence, Callable
+from typing import Any
+from ..._typing import InitLike, DTypeLike, RawArray
 
 __all__ = ["ReflectionPad2D"]  # the table below adds the rest
 
 _LAYOUTS = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
 
 
-def _tuple(value, nd: int) -> tuple:
+def _tuple(value: Any, nd: int) -> tuple[int, ...]:
     if isinstance(value, (int, numpy.integer)):
         return (int(value),) * nd
     return tuple(int(v) for v in value)
 
 
-def _named(block, call, *args, **kwargs):
+def _named(block: Block, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``call(*args, **kwargs)``, a ValueError re-raised with the layer's name in front."""
     try:
         return call(*args, **kwargs)
@@ -61,9 +64,13 @@ class _Conv(Block):
     _nd = 2
     _transposed = False
 
-    def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1,
-                 layout=None, activation=None, use_bias=True, weight_initializer=None,
-                 bias_initializer="zeros", in_channels=0, output_padding=0, dtype="float32"):
+    def __init__(self, channels: int, kernel_size: int | Sequence[int],
+                 strides: int | Sequence[int] | None = 1, padding: int | Sequence[int] = 0,
+                 dilation: int | Sequence[int] = 1, groups: int = 1, layout: str | None = None,
+                 activation: str | None = None, use_bias: bool = True,
+                 weight_initializer: InitLike = None, bias_initializer: InitLike = "zeros",
+                 in_channels: int = 0, output_padding: int | Sequence[int] = 0,
+                 dtype: DTypeLike = "float32") -> None:
         super().__init__()
         nd = self._nd
         name = type(self).__name__
@@ -97,7 +104,7 @@ class _Conv(Block):
     def _channels_last(self) -> bool:
         return self._layout[-1] == "C"
 
-    def _weight_shape(self, in_channels: int) -> tuple:
+    def _weight_shape(self, in_channels: int) -> tuple[int, ...]:
         if self._transposed:
             first, inner = in_channels, self._channels // self._groups
         else:
@@ -106,7 +113,7 @@ class _Conv(Block):
             return (first,) + self._kernel + (inner,)
         return (first, inner) + self._kernel
 
-    def infer_shape(self, x, *args) -> None:
+    def infer_shape(self, x: ndarray, *args: Any) -> None:
         if x.ndim != self._nd + 2:
             raise ValueError(f"{type(self).__name__}: expected {self._nd + 2}-D input "
                              f"({self._layout}), got shape {x.shape}")
@@ -117,7 +124,7 @@ class _Conv(Block):
                              f"{self._groups}")
         self.weight.shape = self._weight_shape(in_channels)
 
-    def forward(self, x):
+    def forward(self, x: ndarray) -> Any:
         device = x.device
         op = npx.deconvolution if self._transposed else npx.convolution
         extra = {"adj": self._adj} if self._transposed else {}
@@ -133,8 +140,8 @@ class _Conv(Block):
         known = shape is not None and all(n > 0 for n in shape)
         in_channels = None
         if known:
-            in_channels = shape[0] if self._transposed else (
-                (shape[-1] if self._channels_last() else shape[1]) * self._groups)
+            in_channels = shape[0] if self._transposed else (  # type: ignore[index]
+                (shape[-1] if self._channels_last() else shape[1]) * self._groups)  # type: ignore[index]
         parts = [f"{in_channels} -> {self._channels}", f"kernel_size={self._kernel}",
                  f"stride={self._strides}"]
         if any(self._padding):
@@ -161,10 +168,13 @@ class _ConvTranspose(_Conv):
 
     _transposed = True
 
-    def __init__(self, channels, kernel_size, strides=1, padding=0, output_padding=0,
-                 dilation=1, groups=1, layout=None, activation=None, use_bias=True,
-                 weight_initializer=None, bias_initializer="zeros", in_channels=0,
-                 dtype="float32"):
+    def __init__(self, channels: int, kernel_size: int | Sequence[int],
+                 strides: int | Sequence[int] | None = 1, padding: int | Sequence[int] = 0,
+                 output_padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1,
+                 groups: int = 1, layout: str | None = None, activation: str | None = None,
+                 use_bias: bool = True, weight_initializer: InitLike = None,
+                 bias_initializer: InitLike = "zeros", in_channels: int = 0,
+                 dtype: DTypeLike = "float32") -> None:
         super().__init__(channels, kernel_size, strides, padding, dilation, groups, layout,
                          activation, use_bias, weight_initializer, bias_initializer,
                          in_channels, output_padding, dtype)
@@ -185,8 +195,10 @@ class _Pool(Block):
     _pool_type = "max"
     _global = False
 
-    def __init__(self, pool_size=2, strides=None, padding=0, ceil_mode=False, layout=None,
-                 count_include_pad=True):
+    def __init__(self, pool_size: int | Sequence[int] = 2,
+                 strides: int | Sequence[int] | None = None, padding: int | Sequence[int] = 0,
+                 ceil_mode: bool = False, layout: str | None = None,
+                 count_include_pad: bool = True) -> None:
         super().__init__()
         nd = self._nd
         self._size = _tuple(pool_size, nd)
@@ -196,7 +208,7 @@ class _Pool(Block):
         self._layout = layout or _LAYOUTS[nd]
         self._count_include_pad = count_include_pad
 
-    def forward(self, x):
+    def forward(self, x: ndarray) -> Any:
         return _named(self, npx.pooling, x, kernel=self._size, stride=self._strides,
                       pad=self._padding, pool_type=self._pool_type,
                       pooling_convention="full" if self._ceil else "valid",
@@ -215,14 +227,16 @@ class _Pool(Block):
 class _MaxPool(_Pool):
     """Max pooling; MXNet's argument order (``layout`` before ``ceil_mode``)."""
 
-    def __init__(self, pool_size=2, strides=None, padding=0, layout=None, ceil_mode=False):
+    def __init__(self, pool_size: int | Sequence[int] = 2,
+                 strides: int | Sequence[int] | None = None, padding: int | Sequence[int] = 0,
+                 layout: str | None = None, ceil_mode: bool = False) -> None:
         super().__init__(pool_size, strides, padding, ceil_mode, layout)
 
 
 class _GlobalPool(_Pool):
     _global = True
 
-    def __init__(self, layout=None):
+    def __init__(self, layout: str | None = None) -> None:
         super().__init__(1, None, 0, False, layout)
 
 
@@ -242,7 +256,7 @@ class ReflectionPad2D(Block):
             ``(0, 0, 0, 0, top, bottom, left, right)``.
     """
 
-    def __init__(self, padding=0):
+    def __init__(self, padding: int | Sequence[int] = 0) -> None:
         super().__init__()
         if isinstance(padding, (int, numpy.integer)):
             padding = (0, 0, 0, 0) + (int(padding),) * 4
@@ -252,7 +266,7 @@ class ReflectionPad2D(Block):
                              f"(0, 0, 0, 0, top, bottom, left, right), got {padding}")
         self._padding = padding
 
-    def forward(self, x):
+    def forward(self, x: ndarray) -> Any:
         if x.ndim != 4:
             raise ValueError(f"ReflectionPad2D: expected (N, C, H, W) input, got shape "
                              f"{x.shape}")
@@ -267,7 +281,7 @@ class ReflectionPad2D(Block):
             r, c = xp.asarray(rows), xp.asarray(cols)
             out = ndarray(x._data[:, :, r][:, :, :, c], x.device)
 
-        def backward(g):
+        def backward(g: RawArray) -> Any:
             # The adjoint of the gathers: sum the gradient back through each axis' map
             # with a 0/1 matrix (rows of the padded axis onto the source axis).
             with _backend.on(x.device):
@@ -289,14 +303,14 @@ class _PixelShuffle(Block):
 
     _nd = 2
 
-    def __init__(self, factor):
+    def __init__(self, factor: int) -> None:
         super().__init__()
         self._factors = _tuple(factor, self._nd)
         if len(self._factors) != self._nd or min(self._factors) < 1:
             raise ValueError(f"{type(self).__name__}: factor must be a positive int or "
                              f"{self._nd} of them, got {factor}")
 
-    def forward(self, x):
+    def forward(self, x: ndarray) -> Any:
         nd, f = self._nd, self._factors
         block = int(numpy.prod(f))
         if x.ndim != nd + 2 or x.shape[1] % block:

@@ -22,6 +22,10 @@ from ... import _backend, npx
 from ...device import Device, num_gpus
 from ..block import Block
 from ..parameter import Parameter
+from typing import Any
+from ..._typing import InitLike, DTypeLike
+from ...ndarray import ndarray
+from collections.abc import Callable
 
 __all__ = ["BatchNorm", "SyncBatchNorm", "InstanceNorm", "LayerNorm", "GroupNorm"]
 
@@ -29,8 +33,8 @@ __all__ = ["BatchNorm", "SyncBatchNorm", "InstanceNorm", "LayerNorm", "GroupNorm
 class _Affine(Block):
     """A normalisation layer's ``gamma`` and ``beta`` (per channel, deferred size)."""
 
-    def __init__(self, in_channels, center, scale, beta_initializer, gamma_initializer,
-                 dtype="float32"):
+    def __init__(self, in_channels: int, center: bool, scale: bool, beta_initializer: InitLike,
+                 gamma_initializer: InitLike, dtype: DTypeLike = "float32") -> None:
         super().__init__()
         self._center, self._scale = center, scale
         self.gamma = Parameter("gamma", grad_req="write" if scale else "null",
@@ -40,13 +44,13 @@ class _Affine(Block):
                               shape=(int(in_channels),), init=beta_initializer,
                               dtype=dtype, allow_deferred_init=True, differentiable=center)
 
-    def _channel_axis(self, x) -> int:
+    def _channel_axis(self, x: ndarray) -> int:
         return 1
 
-    def _deferred(self) -> list:
+    def _deferred(self) -> list[Parameter]:
         return [self.gamma, self.beta]
 
-    def infer_shape(self, x, *args) -> None:
+    def infer_shape(self, x: ndarray, *args: Any) -> None:
         axis = self._channel_axis(x)
         if not -x.ndim <= axis < x.ndim:
             raise ValueError(f"{type(self).__name__}: axis {axis} is out of range for input "
@@ -54,11 +58,11 @@ class _Affine(Block):
         for p in self._deferred():
             p.shape = (x.shape[axis],)
 
-    def _in_channels(self):
+    def _in_channels(self) -> int | None:
         n = self.gamma.shape[0] if self.gamma.shape else 0
         return n if n > 0 else None
 
-    def _call(self, op, x, *args, **kwargs):
+    def _call(self, op: Callable[..., Any], x: ndarray, *args: Any, **kwargs: Any) -> Any:
         try:
             return op(x, *args, **kwargs)
         except ValueError as e:
@@ -77,10 +81,12 @@ class BatchNorm(_Affine):
         in_channels: 0 defers the parameters' size to the first input.
     """
 
-    def __init__(self, axis=1, momentum=0.9, epsilon=1e-5, center=True, scale=True,
-                 use_global_stats=False, beta_initializer="zeros", gamma_initializer="ones",
-                 running_mean_initializer="zeros", running_variance_initializer="ones",
-                 in_channels=0, dtype="float32"):
+    def __init__(self, axis: int = 1, momentum: float = 0.9, epsilon: float = 1e-5,
+                 center: bool = True, scale: bool = True, use_global_stats: bool = False,
+                 beta_initializer: InitLike = "zeros", gamma_initializer: InitLike = "ones",
+                 running_mean_initializer: InitLike = "zeros",
+                 running_variance_initializer: InitLike = "ones", in_channels: int = 0,
+                 dtype: DTypeLike = "float32") -> None:
         super().__init__(in_channels, center, scale, beta_initializer, gamma_initializer,
                          dtype)
         self._axis, self._momentum, self._epsilon = axis, momentum, epsilon
@@ -94,16 +100,16 @@ class BatchNorm(_Affine):
                                      init=running_variance_initializer,
                                      allow_deferred_init=True, differentiable=False)
 
-    def _channel_axis(self, x) -> int:
+    def _channel_axis(self, x: ndarray) -> int:
         return self._axis
 
-    def _deferred(self) -> list:
+    def _deferred(self) -> list[Parameter]:
         return [self.gamma, self.beta, self.running_mean, self.running_var]
 
-    def _reduce_stats(self, x):
+    def _reduce_stats(self, x: ndarray) -> Any:
         return None
 
-    def forward(self, x):
+    def forward(self, x: ndarray) -> Any:
         d = x.device
         return self._call(npx.batch_norm, x, self.gamma.data(d), self.beta.data(d),
                           self.running_mean.data(d), self.running_var.data(d),
@@ -126,13 +132,13 @@ class _AllReduce:
     own device. The participants must run concurrently, one thread per device.
     """
 
-    def __init__(self, parties: int, timeout: float):
+    def __init__(self, parties: int, timeout: float) -> None:
         self._parties, self._timeout = parties, timeout
         self._barrier = threading.Barrier(parties, timeout=timeout)
         self._lock = threading.Lock()
-        self._parts: dict = {}
+        self._parts: dict[Device, Any] = {}
 
-    def __call__(self, device, arrays, count):
+    def __call__(self, device: Device, arrays: Any, count: int) -> Any:
         host = [_backend.transfer(a, device, _HOST) for a in arrays]
         with self._lock:
             if device in self._parts:
@@ -178,10 +184,12 @@ class SyncBatchNorm(BatchNorm):
         timeout: seconds to wait for the other devices before raising RuntimeError.
     """
 
-    def __init__(self, in_channels=0, num_devices=None, momentum=0.9, epsilon=1e-5,
-                 center=True, scale=True, use_global_stats=False, beta_initializer="zeros",
-                 gamma_initializer="ones", running_mean_initializer="zeros",
-                 running_variance_initializer="ones", timeout=60.0, **kwargs):
+    def __init__(self, in_channels: int = 0, num_devices: int | None = None, momentum: float = 0.9,
+                 epsilon: float = 1e-5, center: bool = True, scale: bool = True,
+                 use_global_stats: bool = False, beta_initializer: InitLike = "zeros",
+                 gamma_initializer: InitLike = "ones", running_mean_initializer: InitLike = "zeros",
+                 running_variance_initializer: InitLike = "ones", timeout: float = 60.0,
+                 **kwargs: Any) -> None:
         super().__init__(1, momentum, epsilon, center, scale, use_global_stats,
                          beta_initializer, gamma_initializer, running_mean_initializer,
                          running_variance_initializer, in_channels, **kwargs)
@@ -191,13 +199,13 @@ class SyncBatchNorm(BatchNorm):
         self._allreduce = _AllReduce(self._num_devices, timeout) \
             if self._num_devices > 1 else None
 
-    def _reduce_stats(self, x):
+    def _reduce_stats(self, x: ndarray) -> Any:
         if self._allreduce is None:
             return None
         device = x.device
 
-        def reduce(arrays, count):
-            return self._allreduce(device, arrays, count)
+        def reduce(arrays: Any, count: int) -> Any:
+            return self._allreduce(device, arrays, count)  # type: ignore[misc]  # not None here
         return reduce
 
 
@@ -208,17 +216,18 @@ class InstanceNorm(_Affine):
     initializers and ``in_channels`` as for ``BatchNorm``.
     """
 
-    def __init__(self, axis=1, epsilon=1e-5, center=True, scale=False,
-                 beta_initializer="zeros", gamma_initializer="ones", in_channels=0):
+    def __init__(self, axis: int = 1, epsilon: float = 1e-5, center: bool = True,
+                 scale: bool = False, beta_initializer: InitLike = "zeros",
+                 gamma_initializer: InitLike = "ones", in_channels: int = 0) -> None:
         if axis != 1:
             raise ValueError(f"InstanceNorm: only axis=1 (channels first) is supported, got "
                              f"axis={axis}")
         super().__init__(in_channels, center, scale, beta_initializer, gamma_initializer)
         self._epsilon = epsilon
 
-    def forward(self, x):
+    def forward(self, x: ndarray) -> Any:
         d = x.device
-        gamma = self.gamma.data(d)
+        gamma: ndarray | None = self.gamma.data(d)
         if not self._scale:
             gamma = None
         return self._call(npx.instance_norm, x, gamma, self.beta.data(d), eps=self._epsilon)
@@ -230,15 +239,16 @@ class InstanceNorm(_Affine):
 class LayerNorm(_Affine):
     """Layer normalisation along ``axis`` (default -1)."""
 
-    def __init__(self, axis=-1, epsilon=1e-5, center=True, scale=True,
-                 beta_initializer="zeros", gamma_initializer="ones", in_channels=0):
+    def __init__(self, axis: int = -1, epsilon: float = 1e-5, center: bool = True,
+                 scale: bool = True, beta_initializer: InitLike = "zeros",
+                 gamma_initializer: InitLike = "ones", in_channels: int = 0) -> None:
         super().__init__(in_channels, center, scale, beta_initializer, gamma_initializer)
         self._axis, self._epsilon = axis, epsilon
 
-    def _channel_axis(self, x) -> int:
+    def _channel_axis(self, x: ndarray) -> int:
         return self._axis
 
-    def forward(self, x):
+    def forward(self, x: ndarray) -> Any:
         d = x.device
         return self._call(npx.layer_norm, x, self.gamma.data(d), self.beta.data(d),
                           axis=self._axis, eps=self._epsilon)
@@ -251,12 +261,13 @@ class GroupNorm(_Affine):
     """Group normalisation: channels in ``num_groups`` groups, each normalised over its
     channels and spatial axes; gamma and beta per channel."""
 
-    def __init__(self, num_groups=1, epsilon=1e-5, center=True, scale=True,
-                 beta_initializer="zeros", gamma_initializer="ones", in_channels=0):
+    def __init__(self, num_groups: int = 1, epsilon: float = 1e-5, center: bool = True,
+                 scale: bool = True, beta_initializer: InitLike = "zeros",
+                 gamma_initializer: InitLike = "ones", in_channels: int = 0) -> None:
         super().__init__(in_channels, center, scale, beta_initializer, gamma_initializer)
         self._num_groups, self._epsilon = int(num_groups), epsilon
 
-    def forward(self, x):
+    def forward(self, x: ndarray) -> Any:
         d = x.device
         return self._call(npx.group_norm, x, self.gamma.data(d), self.beta.data(d),
                           num_groups=self._num_groups, eps=self._epsilon)

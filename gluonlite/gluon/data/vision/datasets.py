@@ -9,6 +9,8 @@ label a NumPy int32 scalar, as in MXNet. ``transform(image, label)`` applies per
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import gzip
 import os
 import struct
@@ -18,11 +20,13 @@ import numpy
 from ....device import cpu
 from ....ndarray import ndarray
 from ..dataset import Dataset
+from collections.abc import Callable, Sequence
 
 __all__ = ["MNIST", "FashionMNIST", "CIFAR10", "CIFAR100", "ImageFolderDataset"]
 
 
-def _expected(cls_name: str, root: str, names, note: str = ""):
+def _expected(cls_name: str, root: str, names: Sequence[str],
+              note: str = "") -> FileNotFoundError:
     listed = "\n".join(f"  {os.path.join(root, n)}" for n in names)
     return FileNotFoundError(
         f"{cls_name}: dataset files not found under {root}. Expected:\n{listed}\n"
@@ -33,15 +37,18 @@ def _expected(cls_name: str, root: str, names, note: str = ""):
 class _ImageArrays(Dataset):
     """Images (N, H, W, C) uint8 and labels (N,) held in memory."""
 
-    def __init__(self, root, transform):
+    if TYPE_CHECKING:  # each subclass reads its files
+        def _load(self) -> tuple[Any, Any]: ...
+
+    def __init__(self, root: str, transform: Callable[..., Any] | None) -> None:
         self._root = os.path.expanduser(os.fspath(root))
         self._transform = transform
         self._data, self._label = self._load()
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._label)
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: int) -> Any:
         image = ndarray(self._data[idx], cpu(0))
         label = self._label[idx]
         if self._transform is not None:
@@ -49,7 +56,7 @@ class _ImageArrays(Dataset):
         return image, label
 
 
-def _idx_read(path):
+def _idx_read(path: str) -> numpy.ndarray[Any, Any]:
     """An IDX file (MNIST's format), gzip-compressed or not."""
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rb") as f:
@@ -74,24 +81,25 @@ class MNIST(_ImageArrays):
 
     _default_root = "~/.mxnet/datasets/mnist"
 
-    def __init__(self, root=None, train: bool = True, transform=None):
+    def __init__(self, root: str | None = None, train: bool = True,
+                 transform: Callable[..., Any] | None = None) -> None:
         self._train = train
         super().__init__(root if root is not None else self._default_root, transform)
 
-    def _files(self):
+    def _files(self) -> Any:
         prefix = "train" if self._train else "t10k"
         return f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"
 
-    def _find(self, name):
+    def _find(self, name: str) -> str | None:
         for candidate in (name, name[:-3]):
             path = os.path.join(self._root, candidate)
             if os.path.isfile(path):
                 return path
         return None
 
-    def _load(self):
+    def _load(self) -> tuple[Any, Any]:
         names = self._files()
-        paths = [self._find(n) for n in names]
+        paths: list[Any] = [self._find(n) for n in names]
         if None in paths:
             raise _expected(type(self).__name__, self._root, names,
                             " (gzip-compressed or not)")
@@ -120,19 +128,20 @@ class CIFAR10(_ImageArrays):
     _subdir = "cifar-10-batches-bin"
     _label_bytes = 1
 
-    def __init__(self, root=None, train: bool = True, transform=None):
+    def __init__(self, root: str | None = None, train: bool = True,
+                 transform: Callable[..., Any] | None = None) -> None:
         self._train = train
         super().__init__(root if root is not None else self._default_root, transform)
 
-    def _names(self):
+    def _names(self) -> Any:
         if self._train:
             return [f"data_batch_{i}.bin" for i in range(1, 6)]
         return ["test_batch.bin"]
 
-    def _pick_label(self, labels):
+    def _pick_label(self, labels: Any) -> Any:
         return labels[:, 0]
 
-    def _load(self):
+    def _load(self) -> tuple[Any, Any]:
         names = self._names()
         for folder in (self._root, os.path.join(self._root, self._subdir)):
             paths = [os.path.join(folder, n) for n in names]
@@ -165,15 +174,15 @@ class CIFAR100(CIFAR10):
     _subdir = "cifar-100-binary"
     _label_bytes = 2
 
-    def __init__(self, root=None, fine_label: bool = False, train: bool = True,
-                 transform=None):
+    def __init__(self, root: str | None = None, fine_label: bool = False, train: bool = True,
+                 transform: Callable[..., Any] | None = None) -> None:
         self._fine_label = fine_label
         super().__init__(root, train, transform)
 
-    def _names(self):
+    def _names(self) -> Any:
         return ["train.bin" if self._train else "test.bin"]
 
-    def _pick_label(self, labels):
+    def _pick_label(self, labels: Any) -> Any:
         return labels[:, 1 if self._fine_label else 0]
 
 
@@ -187,7 +196,8 @@ class ImageFolderDataset(Dataset):
 
     _exts = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff")
 
-    def __init__(self, root, flag: int = 1, transform=None):
+    def __init__(self, root: str, flag: int = 1,
+                 transform: Callable[..., Any] | None = None) -> None:
         self._root = os.path.expanduser(os.fspath(root))
         if flag not in (0, 1):
             raise ValueError(f"ImageFolderDataset: flag must be 0 (grayscale) or 1 (color), "
@@ -196,7 +206,8 @@ class ImageFolderDataset(Dataset):
         if not os.path.isdir(self._root):
             raise FileNotFoundError(f"ImageFolderDataset: {self._root} is not a directory; "
                                     f"expected one sub-folder of images per class")
-        self.synsets, self.items = [], []
+        self.synsets: list[str] = []
+        self.items: list[tuple[str, int]] = []
         for folder in sorted(os.listdir(self._root)):
             path = os.path.join(self._root, folder)
             if not os.path.isdir(path):
@@ -207,10 +218,10 @@ class ImageFolderDataset(Dataset):
                 if os.path.splitext(name)[1].lower() in self._exts:
                     self.items.append((os.path.join(path, name), label))
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: int) -> Any:
         try:
             from PIL import Image
         except ImportError as e:

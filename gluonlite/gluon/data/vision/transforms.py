@@ -14,21 +14,26 @@ arrays; they are not recorded by autograd.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numbers
 import random
 
 import numpy
 
 from .... import _backend
-from ....device import cpu
+from ....device import cpu, Device
 from ....ndarray import ndarray
 from ...block import Block
+from types import ModuleType
+from ...._typing import RawArray, DTypeLike
+from collections.abc import Sequence
 
 __all__ = ["Compose", "Cast", "ToTensor", "Normalize", "Resize", "CenterCrop",
            "RandomFlipLeftRight", "RandomFlipTopBottom"]
 
 
-def _unwrap(owner: str, x):
+def _unwrap(owner: str, x: ndarray) -> tuple[ModuleType, RawArray, Device]:
     """``(xp, raw, device)`` of an ndarray or a NumPy array."""
     if isinstance(x, ndarray):
         return x._xp, x._data, x.device
@@ -38,7 +43,7 @@ def _unwrap(owner: str, x):
                     f"{type(x).__name__}")
 
 
-def _check_image(owner: str, raw, ndims=(3, 4)):
+def _check_image(owner: str, raw: RawArray, ndims: tuple[int, ...] = (3, 4)) -> None:
     if raw.ndim not in ndims:
         raise ValueError(f"{owner}: expects an image of {' or '.join(map(str, ndims))} axes, "
                          f"got shape {tuple(raw.shape)}")
@@ -47,7 +52,10 @@ def _check_image(owner: str, raw, ndims=(3, 4)):
 class _Transform(Block):
     """A transform: ``forward`` maps one raw array to another on its device."""
 
-    def forward(self, x, *args):
+    if TYPE_CHECKING:  # each subclass transforms the raw array
+        def _apply(self, xp: ModuleType, raw: RawArray) -> RawArray: ...
+
+    def forward(self, x: ndarray, *args: Any) -> Any:
         xp, raw, device = _unwrap(type(self).__name__, x)
         with _backend.on(device):
             out = ndarray(self._apply(xp, raw), device)
@@ -57,7 +65,7 @@ class _Transform(Block):
 class Compose(Block):
     """Apply ``transforms`` in order (Blocks or plain functions)."""
 
-    def __init__(self, transforms):
+    def __init__(self, transforms: Sequence[Block]) -> None:
         super().__init__()
         self._transforms = list(transforms)
         for i, t in enumerate(self._transforms):
@@ -67,7 +75,7 @@ class Compose(Block):
             if isinstance(t, Block):
                 self.register_child(t, str(i))
 
-    def forward(self, x, *args):
+    def forward(self, x: ndarray, *args: Any) -> Any:
         for t in self._transforms:
             x = t(x)
         return (x,) + args if args else x
@@ -76,18 +84,18 @@ class Compose(Block):
 class Cast(_Transform):
     """Cast to ``dtype``."""
 
-    def __init__(self, dtype="float32"):
+    def __init__(self, dtype: DTypeLike = "float32") -> None:
         super().__init__()
         self._dtype = numpy.dtype(dtype)
 
-    def _apply(self, xp, raw):
+    def _apply(self, xp: ModuleType, raw: RawArray) -> RawArray:
         return raw.astype(self._dtype)
 
 
 class ToTensor(_Transform):
     """``(H, W, C)`` uint8 in [0, 255] -> ``(C, H, W)`` float32 in [0, 1] (batched too)."""
 
-    def _apply(self, xp, raw):
+    def _apply(self, xp: ModuleType, raw: RawArray) -> RawArray:
         _check_image("ToTensor", raw, (2, 3, 4))
         if raw.ndim == 2:
             raw = raw[:, :, None]
@@ -98,17 +106,17 @@ class ToTensor(_Transform):
 class Normalize(_Transform):
     """``(x - mean[c]) / std[c]`` on ``(C, H, W)`` (or ``(N, C, H, W)``) float tensors."""
 
-    def __init__(self, mean=0.0, std=1.0):
+    def __init__(self, mean: float = 0.0, std: float = 1.0) -> None:
         super().__init__()
         self._mean, self._std = mean, std
 
-    def _per_channel(self, xp, value, channels, what):
+    def _per_channel(self, xp: ModuleType, value: Any, channels: int, what: str) -> RawArray:
         v = xp.asarray(value, dtype=xp.float32).reshape(-1)
         if v.size not in (1, channels):
             raise ValueError(f"Normalize: {what} has {v.size} values for {channels} channels")
         return v.reshape(-1, 1, 1)
 
-    def _apply(self, xp, raw):
+    def _apply(self, xp: ModuleType, raw: RawArray) -> RawArray:
         _check_image("Normalize", raw)
         c = raw.shape[-3]
         mean = self._per_channel(xp, self._mean, c, "mean")
@@ -116,7 +124,7 @@ class Normalize(_Transform):
         return ((raw - mean) / std).astype(raw.dtype if raw.dtype.kind == "f" else xp.float32)
 
 
-def _size_wh(owner, size):
+def _size_wh(owner: Any, size: int) -> tuple[int, int]:
     if isinstance(size, numbers.Integral):
         return int(size), int(size)
     if isinstance(size, (tuple, list)) and len(size) == 2 \
@@ -125,12 +133,12 @@ def _size_wh(owner, size):
     raise TypeError(f"{owner}: size must be an int or a (width, height) pair, got {size!r}")
 
 
-def _resize(xp, raw, width, height, interpolation):
+def _resize(xp: ModuleType, raw: RawArray, width: int, height: int, interpolation: int) -> RawArray:
     """Resize the (H, W) axes of ``(..., H, W, C)``: nearest (0) or bilinear (else), with
     pixel centres aligned as OpenCV does."""
     in_h, in_w = raw.shape[-3], raw.shape[-2]
 
-    def coords(n_out, n_in):
+    def coords(n_out: int, n_in: int) -> Any:
         src = (xp.arange(n_out, dtype=xp.float64) + 0.5) * (n_in / n_out) - 0.5
         return xp.clip(src, 0, n_in - 1)
 
@@ -159,13 +167,13 @@ class Resize(_Transform):
     ``interpolation``: 0 nearest, otherwise bilinear.
     """
 
-    def __init__(self, size, keep_ratio: bool = False, interpolation: int = 1):
+    def __init__(self, size: int, keep_ratio: bool = False, interpolation: int = 1) -> None:
         super().__init__()
         self._size = _size_wh("Resize", size)
         self._keep_ratio = keep_ratio and isinstance(size, numbers.Integral)
         self._interpolation = interpolation
 
-    def _apply(self, xp, raw):
+    def _apply(self, xp: ModuleType, raw: RawArray) -> RawArray:
         _check_image("Resize", raw)
         width, height = self._size
         if self._keep_ratio:
@@ -181,11 +189,11 @@ class Resize(_Transform):
 class CenterCrop(_Transform):
     """Crop the central ``size`` = (width, height) region of ``(H, W, C)`` images."""
 
-    def __init__(self, size, interpolation: int = 1):
+    def __init__(self, size: int, interpolation: int = 1) -> None:
         super().__init__()
         self._size = _size_wh("CenterCrop", size)
 
-    def _apply(self, xp, raw):
+    def _apply(self, xp: ModuleType, raw: RawArray) -> RawArray:
         _check_image("CenterCrop", raw)
         width, height = self._size
         h, w = raw.shape[-3], raw.shape[-2]
@@ -199,11 +207,11 @@ class CenterCrop(_Transform):
 class RandomFlipLeftRight(_Transform):
     """Mirror ``(H, W, C)`` images horizontally with probability ``p`` (Python's random)."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5) -> None:
         super().__init__()
         self._p = p
 
-    def _apply(self, xp, raw):
+    def _apply(self, xp: ModuleType, raw: RawArray) -> RawArray:
         _check_image(type(self).__name__, raw)
         return xp.flip(raw, axis=self._axis).copy() if random.random() < self._p else raw
 
