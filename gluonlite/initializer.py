@@ -26,7 +26,7 @@ from __future__ import annotations
 import abc
 import json
 import re
-from typing import TypeVar, Union, overload, Any
+from typing import TYPE_CHECKING, TypeVar, Union, overload, Any
 
 import numpy
 
@@ -34,7 +34,10 @@ from . import _backend, random
 from .device import Device
 from .ndarray import ndarray
 from collections.abc import Callable, Sequence
-from ._typing import InitLike, DTypeLike
+from ._typing import DTypeLike
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
 
 __all__ = ["InitDesc", "Initializer", "Uniform", "Normal", "Zero", "One", "Constant",
            "Xavier", "MSRAPrelu", "Orthogonal", "Bilinear", "LSTMBias", "RNNFused", "Load",
@@ -43,6 +46,8 @@ __all__ = ["InitDesc", "Initializer", "Uniform", "Normal", "Zero", "One", "Const
 _REGISTRY: dict[str, type[Initializer]] = {}
 _T = TypeVar("_T", bound=type)
 _Array = Union[ndarray, "numpy.ndarray[Any, Any]"]
+# An initializer argument: an Initializer, a registered name ('zeros'), or None (the default).
+InitLike: TypeAlias = Union["Initializer", str, None]
 _CPU0 = Device("cpu", 0)
 
 

@@ -13,9 +13,10 @@ ops record themselves on the autograd tape with their backward written next to t
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy
+import numpy.typing as npt
 
 from . import _backend, autograd
 from ._compat import resolve_ctx as _resolve_ctx, warn_renamed
@@ -23,7 +24,14 @@ from .autograd import record_op
 from .device import Device, as_device
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
-from ._typing import DTypeLike, RawArray, ShapeLike, ArrayLike
+from ._typing import DTypeLike, RawArray, ShapeLike
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+# What an mx.np function accepts as an array: a gluonlite ndarray or anything NumPy turns
+# into an array (scalars, nested sequences, NumPy arrays).
+ArrayLike: TypeAlias = Union["ndarray", npt.ArrayLike]
 
 __all__ = ["ndarray", "array", "zeros", "ones", "full", "empty", "arange", "zeros_like",
            "ones_like", "full_like", "from_dlpack", "wrap"]

@@ -42,7 +42,8 @@ from .parameter import DeferredInitializationError, Parameter, ParameterDict
 from .utils import HookHandle
 from collections.abc import Callable, Iterator
 from typing import Any
-from .._typing import DTypeLike, DevicesLike, InitLike
+from .._typing import DTypeLike, DevicesLike
+from ..initializer import InitLike
 
 __all__ = ["Block", "HybridBlock"]
 

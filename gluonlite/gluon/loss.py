@@ -23,6 +23,10 @@ from .. import _backend, np, npx
 from ..autograd import record_op
 from ..ndarray import ndarray
 from .block import Block
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+from .._typing import RawArray
 
 __all__ = ["Loss", "L2Loss", "L1Loss", "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",
            "SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "KLDivLoss", "CTCLoss", "HuberLoss",
@@ -30,7 +34,7 @@ __all__ = ["Loss", "L2Loss", "L1Loss", "SigmoidBinaryCrossEntropyLoss", "Sigmoid
            "CosineEmbeddingLoss", "SDMLLoss"]
 
 
-def _softrelu(x):
+def _softrelu(x: ndarray) -> ndarray:
     """``log(1 + exp(x))`` without overflow (MXNet's ``softrelu`` activation)."""
     return npx.activation(x, act_type="softrelu")
 
@@ -43,7 +47,10 @@ class Loss(Block):
         batch_axis: the axis kept in the output.
     """
 
-    def __init__(self, weight=None, batch_axis: int = 0, **kwargs):
+    _weight: float | None
+    _batch_axis: int
+
+    def __init__(self, weight: float | None = None, batch_axis: int = 0, **kwargs: Any) -> None:
         super().__init__()
         if weight is not None and not isinstance(weight, numbers.Number):
             raise TypeError(f"{type(self).__name__}: weight must be a number or None, got "
@@ -53,7 +60,7 @@ class Loss(Block):
                             f"{type(batch_axis).__name__}")
         self._weight, self._batch_axis = weight, int(batch_axis)
 
-    def _like(self, x, like, what: str = "label"):
+    def _like(self, x: ndarray, like: ndarray, what: str = "label") -> ndarray:
         """``x`` reshaped to ``like``'s shape (MXNet's ``reshape_like``), cast to its dtype."""
         if isinstance(x, numpy.ndarray) and like.device.device_type == "cpu":
             x = ndarray(x, like.device)   # host data next to a host pred: no copy
@@ -69,7 +76,8 @@ class Loss(Block):
         # Integer labels would promote the loss to float64; keep pred's precision.
         return x.astype(like.dtype, copy=False) if x.dtype != like.dtype else x
 
-    def _weighted(self, loss, sample_weight, weight=None):
+    def _weighted(self, loss: ndarray, sample_weight: ndarray | None,
+                  weight: float | None = None) -> ndarray:
         """``loss * sample_weight * weight`` (MXNet's ``_apply_weighting``)."""
         if sample_weight is not None:
             loss = loss * sample_weight
@@ -78,12 +86,13 @@ class Loss(Block):
             loss = loss * weight
         return loss
 
-    def _batch_mean(self, loss):
+    def _batch_mean(self, loss: ndarray) -> ndarray:
         batch_axis = self._batch_axis % loss.ndim
         axes = tuple(a for a in range(loss.ndim) if a != batch_axis)
         return loss.mean(axis=axes) if axes else loss
 
-    def _finish(self, loss, sample_weight, weight=None):
+    def _finish(self, loss: ndarray, sample_weight: ndarray | None,
+                weight: float | None = None) -> ndarray:
         """Apply ``sample_weight`` (broadcast) and ``weight``, then average per sample."""
         return self._batch_mean(self._weighted(loss, sample_weight, weight))
 
@@ -98,10 +107,11 @@ class L2Loss(Loss):
     ``(n, 1)``).
     """
 
-    def __init__(self, weight: float = 1.0, batch_axis: int = 0, **kwargs):
+    def __init__(self, weight: float = 1.0, batch_axis: int = 0, **kwargs: Any) -> None:
         super().__init__(weight, batch_axis)
 
-    def forward(self, pred, label, sample_weight=None):
+    def forward(self, pred: ndarray, label: ndarray,
+                sample_weight: ndarray | None = None) -> ndarray:
         diff = self._like(label, pred) - pred
         weight = 1.0 if self._weight is None else self._weight
         return self._finish(diff * diff, sample_weight, weight / 2)
@@ -110,7 +120,8 @@ class L2Loss(Loss):
 class L1Loss(Loss):
     """Mean absolute error ``|label - pred|`` per sample."""
 
-    def forward(self, pred, label, sample_weight=None):
+    def forward(self, pred: ndarray, label: ndarray,
+                sample_weight: ndarray | None = None) -> ndarray:
         return self._finish(np.abs(self._like(label, pred) - pred), sample_weight)
 
 
@@ -122,11 +133,13 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
     With ``from_sigmoid``, ``-(z log(p + 1e-12) + (1 - z) log(1 - p + 1e-12))``.
     """
 
-    def __init__(self, from_sigmoid: bool = False, weight=None, batch_axis: int = 0, **kwargs):
+    def __init__(self, from_sigmoid: bool = False, weight: float | None = None, batch_axis: int = 0,
+                 **kwargs: Any) -> None:
         super().__init__(weight, batch_axis)
         self._from_sigmoid = from_sigmoid
 
-    def forward(self, pred, label, sample_weight=None, pos_weight=None):
+    def forward(self, pred: ndarray, label: ndarray, sample_weight: ndarray | None = None,
+                pos_weight: ndarray | None = None) -> ndarray:
         label = self._like(label, pred)
         if not self._from_sigmoid:
             if pos_weight is None:
@@ -161,11 +174,12 @@ class SoftmaxCrossEntropyLoss(Loss):
     """
 
     def __init__(self, axis: int = -1, sparse_label: bool = True, from_logits: bool = False,
-                 weight=None, batch_axis: int = 0, **kwargs):
+                 weight: float | None = None, batch_axis: int = 0, **kwargs: Any) -> None:
         super().__init__(weight, batch_axis)
         self._axis, self._sparse_label, self._from_logits = axis, sparse_label, from_logits
 
-    def forward(self, pred, label, sample_weight=None):
+    def forward(self, pred: ndarray, label: ndarray,
+                sample_weight: ndarray | None = None) -> ndarray:
         logp = pred if self._from_logits else npx.log_softmax(pred, axis=self._axis)
         if self._sparse_label:
             expected = pred.shape[:self._axis % pred.ndim] + \
@@ -187,12 +201,13 @@ class KLDivLoss(Loss):
     """``label * (log(label + 1e-12) - pred)``; ``pred`` is log-probabilities when
     ``from_logits`` (default), else ``log_softmax(pred, axis)`` is taken first."""
 
-    def __init__(self, from_logits: bool = True, axis: int = -1, weight=None,
-                 batch_axis: int = 0, **kwargs):
+    def __init__(self, from_logits: bool = True, axis: int = -1, weight: float | None = None,
+                 batch_axis: int = 0, **kwargs: Any) -> None:
         super().__init__(weight, batch_axis)
         self._from_logits, self._axis = from_logits, axis
 
-    def forward(self, pred, label, sample_weight=None):
+    def forward(self, pred: ndarray, label: ndarray,
+                sample_weight: ndarray | None = None) -> ndarray:
         if not self._from_logits:
             pred = npx.log_softmax(pred, axis=self._axis)
         label = self._like(label, pred)
@@ -203,11 +218,13 @@ class KLDivLoss(Loss):
 class HuberLoss(Loss):
     """Smooth L1: ``|d| - rho/2`` where ``|d| > rho``, else ``d**2 / (2 rho)``."""
 
-    def __init__(self, rho: float = 1, weight=None, batch_axis: int = 0, **kwargs):
+    def __init__(self, rho: float = 1, weight: float | None = None, batch_axis: int = 0,
+                 **kwargs: Any) -> None:
         super().__init__(weight, batch_axis)
         self._rho = rho
 
-    def forward(self, pred, label, sample_weight=None):
+    def forward(self, pred: ndarray, label: ndarray,
+                sample_weight: ndarray | None = None) -> ndarray:
         dist = np.abs(self._like(label, pred) - pred)
         loss = np.where(dist > self._rho, dist - 0.5 * self._rho,
                         (0.5 / self._rho) * np.square(dist))
@@ -217,11 +234,13 @@ class HuberLoss(Loss):
 class HingeLoss(Loss):
     """``max(0, margin - pred * label)`` with labels in {-1, 1}."""
 
-    def __init__(self, margin: float = 1, weight=None, batch_axis: int = 0, **kwargs):
+    def __init__(self, margin: float = 1, weight: float | None = None, batch_axis: int = 0,
+                 **kwargs: Any) -> None:
         super().__init__(weight, batch_axis)
         self._margin = margin
 
-    def forward(self, pred, label, sample_weight=None):
+    def forward(self, pred: ndarray, label: ndarray,
+                sample_weight: ndarray | None = None) -> ndarray:
         loss = npx.relu(self._margin - pred * self._like(label, pred))
         return self._finish(loss, sample_weight)
 
@@ -229,7 +248,8 @@ class HingeLoss(Loss):
 class SquaredHingeLoss(HingeLoss):
     """``max(0, margin - pred * label) ** 2`` with labels in {-1, 1}."""
 
-    def forward(self, pred, label, sample_weight=None):
+    def forward(self, pred: ndarray, label: ndarray,
+                sample_weight: ndarray | None = None) -> ndarray:
         loss = np.square(npx.relu(self._margin - pred * self._like(label, pred)))
         return self._finish(loss, sample_weight)
 
@@ -237,15 +257,16 @@ class SquaredHingeLoss(HingeLoss):
 class LogisticLoss(Loss):
     """``log(1 + exp(-pred * label))``, labels in {-1, 1} ('signed') or {0, 1} ('binary')."""
 
-    def __init__(self, weight=None, batch_axis: int = 0, label_format: str = "signed",
-                 **kwargs):
+    def __init__(self, weight: float | None = None, batch_axis: int = 0,
+                 label_format: str = "signed", **kwargs: Any) -> None:
         super().__init__(weight, batch_axis)
         if label_format not in ("signed", "binary"):
             raise ValueError(f"LogisticLoss: label_format must be 'signed' or 'binary', got "
                              f"{label_format!r}")
         self._label_format = label_format
 
-    def forward(self, pred, label, sample_weight=None):
+    def forward(self, pred: ndarray, label: ndarray,
+                sample_weight: ndarray | None = None) -> ndarray:
         label = self._like(label, pred)
         if self._label_format == "signed":
             label = (label + 1.0) / 2.0
@@ -256,11 +277,13 @@ class LogisticLoss(Loss):
 class TripletLoss(Loss):
     """``max(sum ||positive - pred||^2 - ||negative - pred||^2 + margin, 0)`` per sample."""
 
-    def __init__(self, margin: float = 1, weight=None, batch_axis: int = 0, **kwargs):
+    def __init__(self, margin: float = 1, weight: float | None = None, batch_axis: int = 0,
+                 **kwargs: Any) -> None:
         super().__init__(weight, batch_axis)
         self._margin = margin
 
-    def forward(self, pred, positive, negative, sample_weight=None):
+    def forward(self, pred: ndarray, positive: ndarray, negative: ndarray,
+                sample_weight: ndarray | None = None) -> ndarray:
         positive = self._like(positive, pred, "positive")
         negative = self._like(negative, pred, "negative")
         gap = np.square(positive - pred) - np.square(negative - pred)
@@ -275,12 +298,13 @@ class PoissonNLLLoss(Loss):
     ``pred - target * log(pred + epsilon)``; ``compute_full`` adds Stirling's approximation of
     ``log(target!)`` where ``target > 1``."""
 
-    def __init__(self, weight=None, from_logits: bool = True, batch_axis: int = 0,
-                 compute_full: bool = False, **kwargs):
+    def __init__(self, weight: float | None = None, from_logits: bool = True, batch_axis: int = 0,
+                 compute_full: bool = False, **kwargs: Any) -> None:
         super().__init__(weight, batch_axis)
         self._from_logits, self._compute_full = from_logits, compute_full
 
-    def forward(self, pred, target, sample_weight=None, epsilon: float = 1e-08):
+    def forward(self, pred: ndarray, target: ndarray, sample_weight: ndarray | None = None,
+                epsilon: float = 1e-08) -> ndarray:
         target = self._like(target, pred, "target")
         if self._from_logits:
             loss = np.exp(pred) - target * pred
@@ -300,11 +324,13 @@ class CosineEmbeddingLoss(Loss):
     The cosine is taken over the last axis, its denominator floored at 1e-12.
     """
 
-    def __init__(self, weight=None, batch_axis: int = 0, margin: float = 0, **kwargs):
+    def __init__(self, weight: float | None = None, batch_axis: int = 0, margin: float = 0,
+                 **kwargs: Any) -> None:
         super().__init__(weight, batch_axis)
         self._margin = margin
 
-    def forward(self, input1, input2, label, sample_weight=None):
+    def forward(self, input1: ndarray, input2: ndarray, label: ndarray,
+                sample_weight: ndarray | None = None) -> ndarray:
         input1 = self._like(input1, input2, "input1")
         norm1 = np.sqrt((input1 * input1).sum(axis=-1)).reshape((-1, 1))
         norm2 = np.sqrt((input2 * input2).sum(axis=-1)).reshape((-1, 1))
@@ -323,13 +349,13 @@ class SDMLLoss(Loss):
     negatives.
     """
 
-    def __init__(self, smoothing_parameter: float = 0.3, weight=1.0, batch_axis: int = 0,
-                 **kwargs):
+    def __init__(self, smoothing_parameter: float = 0.3, weight: float = 1.0, batch_axis: int = 0,
+                 **kwargs: Any) -> None:
         super().__init__(weight, batch_axis)
         self.kl_loss = KLDivLoss(from_logits=True)
         self.smoothing_parameter = smoothing_parameter
 
-    def forward(self, x1, x2):
+    def forward(self, x1: ndarray, x2: ndarray) -> ndarray:
         n = x1.shape[0]
         if x2.shape != x1.shape or x1.ndim != 2:
             raise ValueError(f"SDMLLoss: x1 and x2 must both be (batch, dim); got {x1.shape} "
@@ -339,19 +365,21 @@ class SDMLLoss(Loss):
         gold = numpy.eye(n)
         smooth = self.smoothing_parameter
         labels = gold * (1 - smooth) + (1 - gold) * smooth / max(n - 1, 1)
-        labels = np.array(labels, dtype=x1.dtype, device=x1.device)
-        return self.kl_loss(npx.log_softmax(-distances, axis=1), labels)
+        labels = np.array(labels, dtype=x1.dtype, device=x1.device)  # type: ignore[assignment]
+        return self.kl_loss(  # type: ignore[no-any-return]
+            npx.log_softmax(-distances, axis=1), labels)
 
 
 # ------------------------------------------------------------------------------------ CTC
-def _ctc_label_lengths(xp, labels, padding):
+def _ctc_label_lengths(xp: ModuleType, labels: Any, padding: int | Sequence[int]) -> RawArray:
     """Entries before the first ``padding`` value in each row."""
     is_pad = labels == padding
     first = xp.where(is_pad.any(axis=1), is_pad.argmax(axis=1), labels.shape[1])
     return first.astype(xp.int64)
 
 
-def _ctc_raw(xp, logits, labels, data_lengths, label_lengths, blank):
+def _ctc_raw(xp: ModuleType, logits: RawArray, labels: Any, data_lengths: RawArray,
+             label_lengths: RawArray, blank: int) -> RawArray:
     """Negative log-likelihoods (N,) and their gradient w.r.t. ``logits`` (T, N, C).
 
     The alpha-beta recursion in log space over the extended label ``blank l1 blank l2 ...
@@ -376,7 +404,7 @@ def _ctc_raw(xp, logits, labels, data_lengths, label_lengths, blank):
     states = xp.arange(S)[None, :]
     end = 2 * label_lengths[:, None]                            # last state (a blank)
 
-    def shift(a, k):
+    def shift(a: Any, k: int) -> RawArray:
         out = xp.full_like(a, neg_inf)
         if k < S:
             out[:, k:] = a[:, :-k]
@@ -414,20 +442,21 @@ def _ctc_raw(xp, logits, labels, data_lengths, label_lengths, blank):
     return -loglik, grad
 
 
-def _shift_left(xp, a, k):
+def _shift_left(xp: ModuleType, a: Any, k: int) -> RawArray:
     out = xp.full_like(a, -xp.inf)
     if k < a.shape[1]:
         out[:, :-k] = a[:, k:]
     return out
 
 
-def _logsumexp(xp, a, axis):
+def _logsumexp(xp: ModuleType, a: Any, axis: int) -> RawArray:
     top = a.max(axis=axis, keepdims=True)
     top = xp.where(xp.isfinite(top), top, 0.0)
     return (xp.log(xp.exp(a - top).sum(axis=axis, keepdims=True)) + top).squeeze(axis)
 
 
-def _ctc_loss(pred, label, pred_lengths=None, label_lengths=None, blank_label="last"):
+def _ctc_loss(pred: ndarray, label: ndarray, pred_lengths: ndarray | None = None,
+              label_lengths: ndarray | None = None, blank_label: str = "last") -> ndarray:
     """MXNet's ``ctc_loss`` on ``pred`` (T, N, C) of unnormalised scores: ``(N,)`` losses.
 
     With ``blank_label='last'`` the blank is class ``C - 1`` and labels are padded with -1;
@@ -476,8 +505,8 @@ class CTCLoss(Loss):
     ``forward(pred, label, pred_lengths=None, label_lengths=None, sample_weight=None)``.
     """
 
-    def __init__(self, layout: str = "NTC", label_layout: str = "NT", weight=None,
-                 blank_label: str = "last", **kwargs):
+    def __init__(self, layout: str = "NTC", label_layout: str = "NT", weight: float | None = None,
+                 blank_label: str = "last", **kwargs: Any) -> None:
         if layout not in ("NTC", "TNC"):
             raise ValueError(f"CTCLoss: layout must be 'NTC' or 'TNC', got {layout!r}")
         if label_layout not in ("NT", "TN"):
@@ -487,7 +516,9 @@ class CTCLoss(Loss):
         self._layout, self._label_layout = layout, label_layout
         self._blank_label = blank_label
 
-    def forward(self, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None):
+    def forward(self, pred: ndarray, label: ndarray, pred_lengths: ndarray | None = None,
+                label_lengths: ndarray | None = None,
+                sample_weight: ndarray | None = None) -> ndarray:
         if self._layout == "NTC":
             pred = pred.transpose((1, 0, 2))
         if self._batch_axis == 1:

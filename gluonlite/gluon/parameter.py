@@ -46,7 +46,8 @@ from ..device import Device, as_devices, current_device, _current as _current_de
 # The current-device variable itself: its C get() spares data()/grad() a Python call.
 from ..ndarray import ndarray, zeros_like
 from typing import Any
-from .._typing import DTypeLike, DevicesLike, InitLike, RawArray
+from .._typing import DTypeLike, DevicesLike, RawArray
+from ..initializer import InitLike
 
 __all__ = ["Parameter", "Constant", "DeferredInitializationError", "ParameterDict"]
 
@@ -349,7 +350,8 @@ class Parameter:
         if pending.data is not None:
             values = numpy.asarray(pending.data).astype(self._dtype, copy=False)
         else:
-            values = pending.init(self.name, self._shape, self._dtype)
+            values = pending.init(self.name, self._shape,  # type: ignore[arg-type]
+                                  self._dtype)
         data = {dev: Replica(_backend.transfer(values, _CPU0, dev), dev)
                 for dev in pending.devices}
         grads = None if self._grad_req == "null" else self._new_grads(data)
@@ -365,17 +367,17 @@ class Parameter:
             return sparse.CSRNDArray.empty(replica.shape, replica.dtype, replica.device)
         return Replica(zeros_like(replica)._data, replica.device)
 
-    def _new_grads(self, data: dict[Device, ndarray]) -> dict[Device, Any]:
+    def _new_grads(self, data: dict[Device, Any]) -> dict[Device, Any]:
         return {dev: self._new_grad(replica) for dev, replica in data.items()}
 
     @staticmethod
-    def _attach(data: dict[Device, ndarray], grads: dict[Device, Any] | None,
+    def _attach(data: dict[Device, Any], grads: dict[Device, Any] | None,
                 grad_req: str) -> None:
         # Makes each replica an autograd leaf depositing into its buffer (module note).
         for dev, replica in data.items():
             replica._attach_grad_buffer(None if grads is None else grads[dev], grad_req)
 
-    def _swap_in(self, data: dict[Device, ndarray] | None,
+    def _swap_in(self, data: dict[Device, Any] | None,
                  grads: dict[Device, Any] | None) -> None:
         """Make ``data`` and ``grads`` the replicas (the swap of the atomicity note)."""
         self._data, self._grad = data, grads
@@ -383,7 +385,7 @@ class Parameter:
         self._grad_at = {} if grads is None else {_key(d): g for d, g in grads.items()}
         self._version += 1
 
-    def _replicas(self) -> dict[Device, ndarray]:
+    def _replicas(self) -> dict[Device, Any]:
         """The data replicas; completes a pending initialization once the shape is known."""
         if self._data is None:
             if self._pending is None:
@@ -395,7 +397,7 @@ class Parameter:
                     f"initialization was deferred: its shape {self._shape} is not fully "
                     f"known. Set the shape (e.g. run one forward pass) before reading it.")
             self._complete(self._pending)
-        return self._data
+        return self._data  # type: ignore[return-value]  # set by _complete
 
     def _pick(self, store: dict[Device, Any], device: Device | None, hint: str) -> Any:
         if device is None:
@@ -426,6 +428,7 @@ class Parameter:
             # else (not initialized, deferred, not on that device, not a Device) falls
             # through to ``_pick``, which checks and explains.
             at = self._data_at
+            replica: ndarray | None
             if device is None:
                 if len(at) == 1:
                     for replica in at.values():
@@ -525,7 +528,7 @@ class Parameter:
     def list_row_sparse_data(self, row_id: ndarray) -> list[Any]:
         """``row_sparse_data`` for the replica on each device (``row_id`` copied there)."""
         self._check_row_sparse("list_row_sparse_data", "list_data", row_id)
-        out: list[Device] = []
+        out: list[Any] = []
         for dev, replica in self._replicas().items():
             ids = ndarray(_backend.transfer(row_id._data, row_id.device, dev), dev)
             out.append(self._retain(replica, ids, "list_row_sparse_data"))
@@ -670,15 +673,16 @@ class Parameter:
         self._attach(fresh, fresh_grads, self._grad_req)
         data = {dev: fresh[dev] if dev in fresh else self._data[dev] for dev in devices}
         grads = None if self._grad is None else {
-            dev: fresh_grads[dev] if dev in fresh else self._grad[dev] for dev in devices}
+            dev: fresh_grads[dev] if dev in fresh  # type: ignore[index]
+            else self._grad[dev] for dev in devices}
         self._swap_in(data, grads)
 
     def _source_for(self, dst: Device) -> Device:
         # Same-type sources make GPU targets use peer copies and keep CPU copies off the GPU.
-        for dev in self._data:
+        for dev in self._data:  # type: ignore[union-attr]  # initialized
             if dev.device_type == dst.device_type:
                 return dev
-        return next(iter(self._data))
+        return next(iter(self._data))  # type: ignore[arg-type]
 
     def reset_ctx(self, ctx: DevicesLike) -> None:
         """Deprecated alias of ``reset_device``."""
@@ -786,7 +790,7 @@ class ParameterDict(dict):  # type: ignore[type-arg]  # dict[str, Parameter]
     def __missing__(self, key: str) -> Parameter:
         # MXNet 1.x scripts index by full Parameter name ('dense0_weight'): found when it
         # names exactly one Parameter here.
-        matches = [p for p in self.values() if p.name == key]
+        matches: list[Parameter] = [p for p in self.values() if p.name == key]
         if len(matches) == 1 and isinstance(key, str):
             return matches[0]
         raise KeyError(key)
@@ -908,7 +912,7 @@ class ParameterDict(dict):  # type: ignore[type-arg]  # dict[str, Parameter]
 
     def list_device(self) -> list[Device]:
         """Every device some Parameter here lives on, in first-seen order."""
-        out = []
+        out: list[Device] = []
         for p in self._unique():
             out.extend(d for d in p.list_device() if d not in out)
         return out
@@ -927,7 +931,7 @@ class ParameterDict(dict):  # type: ignore[type-arg]  # dict[str, Parameter]
         for key, p in named:
             if not hasattr(p, name):
                 raise TypeError(f"setattr: Parameter {key!r} has no attribute {name!r}")
-        done: list[str] = []
+        done: list[tuple[Any, Any]] = []
         for key, p in named:
             try:
                 previous = getattr(p, name)

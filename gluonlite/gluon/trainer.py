@@ -52,6 +52,9 @@ from ..autograd import SparseRows
 from ..device import Device
 from ..ndarray import ndarray
 from .parameter import Constant, Parameter
+from collections.abc import Callable
+from typing import Any
+from .._typing import RawArray
 
 __all__ = ["Trainer", "allreduce", "broadcast", "allreduce_arrays", "broadcast_arrays"]
 
@@ -60,7 +63,7 @@ _DIST_KVSTORES = kvstore_module.DIST_NAMES
 _STATES_FORMAT = "gluonlite.trainer.states/1"
 _COMPRESSION_TYPES = ("2bit", "1bit")
 # The Trainer of each sparse-stype Parameter: MXNet allows one (dense ones may be shared).
-_SPARSE_OWNERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_SPARSE_OWNERS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
 @dataclasses.dataclass
@@ -70,8 +73,8 @@ class _Replicas:
 
     index: int
     name: str
-    data: list
-    grads: list
+    data: list[Any]
+    grads: list[Any]
 
 
 class Trainer:
@@ -105,13 +108,15 @@ class Trainer:
     See the module's Notes for how replicas stay identical and when a gradient is stale.
     """
 
-    def __init__(self, params, optimizer, optimizer_params=None, kvstore="device",
-                 compression_params=None, update_on_kvstore=None):
+    def __init__(self, params: Any, optimizer: str | opt.Optimizer,
+                 optimizer_params: dict[str, Any] | None = None, kvstore: Any = "device",
+                 compression_params: dict[str, Any] | None = None,
+                 update_on_kvstore: bool | None = None) -> None:
         if update_on_kvstore not in (None, True, False):
             raise TypeError(f"Trainer: update_on_kvstore must be True, False or None, got "
                             f"{update_on_kvstore!r}")
         self._compression = _compression(compression_params)
-        self._residuals: dict = {}
+        self._residuals: dict[Any, Any] = {}
         if optimizer_params is not None and not isinstance(optimizer_params, dict):
             raise TypeError(f"Trainer: optimizer_params must be a dict of optimizer "
                             f"arguments, got {type(optimizer_params).__name__}")
@@ -132,7 +137,7 @@ class Trainer:
                 raise TypeError(f"Trainer: params must hold Parameters, but {name!r} is a "
                                 f"{type(p).__name__}")
         # A shared Parameter (listed under several names) is kept once, under its first name.
-        first = {}
+        first: dict[Any, Any] = {}
         for name, p in named:
             first.setdefault(id(p), (name, p))
         self._names = [name for name, _ in first.values()]
@@ -144,7 +149,7 @@ class Trainer:
                     f"Trainer: Parameter '{name}' (stype={p.stype!r}) already belongs to "
                     f"another Trainer; more than one Trainer for a {p.stype} Parameter is "
                     f"not supported (as in MXNet)")
-        self._dist = None
+        self._dist: Any = None  # the KVStore of a distributed run
         if isinstance(kvstore, kvstore_module.KVStore) or kvstore in _DIST_KVSTORES:
             self._dist = kvstore_module.create(kvstore)
             kvstore = "device"  # how the replicas inside this process are reduced
@@ -168,7 +173,7 @@ class Trainer:
         self._states: dict[int, tuple[Device, object]] = {}
         # (the parameters' _version list, what _trainable() returned for it): the work of
         # _trainable() is redone only after a parameter's replicas or grad_req changed.
-        self._trainable_cache: tuple | None = None
+        self._trainable_cache: tuple[list[int], tuple[list[Any], list[Device]]] | None = None
         self._reduced = False
         self._params_synced = self._dist is None or self._dist.num_workers == 1
         for p in self._params:
@@ -229,7 +234,7 @@ class Trainer:
         with replica_lock:  # readers on other threads see whole gradients (parameter note)
             self._allreduce_grads(replicas, devices)
 
-    def _allreduce_grads(self, replicas: list, devices: list) -> None:
+    def _allreduce_grads(self, replicas: list[Any], devices: list[Any]) -> None:
         if self._compression is not None and (
                 len(devices) > 1 or (self._dist is not None and self._dist.num_workers > 1)):
             self._compress(replicas, devices)
@@ -247,7 +252,7 @@ class Trainer:
             self._allreduce_across_processes(replicas, devices)
         self._reduced = True
 
-    def _compress(self, replicas: list, devices: list) -> None:
+    def _compress(self, replicas: list[Any], devices: list[Any]) -> None:
         """Quantize every dense gradient replica in place, with its residual (error
         feedback): see ``compression_params``."""
         kind, threshold = self._compression
@@ -271,7 +276,7 @@ class Trainer:
                     residual -= q
                     raw[...] = q
 
-    def _allreduce_across_processes(self, replicas: list, devices: list) -> None:
+    def _allreduce_across_processes(self, replicas: list[Any], devices: list[Any]) -> None:
         """Sum the (already device-summed) gradients over every process: the first
         device's buffers go through the kvstore, then to this process's other replicas."""
         dense = [r for r in replicas if not _is_row_sparse(r.grads[0])]
@@ -322,7 +327,7 @@ class Trainer:
             first = next((k for k, (a, b) in enumerate(zip(every[0], theirs)) if a != b),
                          min(len(every[0]), len(theirs)))
 
-            def describe(params, r):
+            def describe(params: Any, r: int) -> str:
                 if first >= len(params):
                     return f"rank {r} has only {len(params)} parameters"
                 name, shape, dtype, req = params[first]
@@ -355,7 +360,8 @@ class Trainer:
         todo = self._to_update(replicas, devices, ignore_stale_grad)
         self._update(replicas, devices, todo, batch_size)
 
-    def _update(self, replicas: list, devices: list, todo: list, batch_size) -> None:
+    def _update(self, replicas: list[Any], devices: list[Any], todo: list[Any],
+                batch_size: float) -> None:
         """``update()`` once its arguments and the gradients have been checked."""
         self._optimizer.rescale_grad = self._scale / batch_size
         if todo:
@@ -367,7 +373,7 @@ class Trainer:
         self._reduced = False
 
     @staticmethod
-    def _to_update(replicas: list, devices: list, ignore_stale_grad: bool) -> list:
+    def _to_update(replicas: list[Any], devices: list[Any], ignore_stale_grad: bool) -> list[Any]:
         """The replicas ``update()`` applies the optimizer to (see the note on fresh
         gradients); a stale one raises unless ``ignore_stale_grad``."""
         todo = []
@@ -385,7 +391,7 @@ class Trainer:
                     f"grad_req='null' on parameters that are not trained")
         return todo
 
-    def _apply(self, replicas: list, devices: list) -> None:
+    def _apply(self, replicas: list[Any], devices: list[Any]) -> None:
         """One optimizer call over the first device's replicas, then the broadcast."""
         root = devices[0]
         # mx.np arrays, as MXNet's optimizers take (a user optimizer's step() sees them).
@@ -417,7 +423,7 @@ class Trainer:
             broadcast_arrays(per_device, devices, pack=not _host_only(devices))
 
     # ----------------------------------------------------------------- bookkeeping
-    def _trainable(self):
+    def _trainable(self) -> tuple[list[Any], list[Device]]:
         """``(replicas, devices)``: a ``_Replicas`` per parameter the trainer updates, with
         data and gradients ordered like ``devices``.
 
@@ -440,7 +446,7 @@ class Trainer:
         self._trainable_cache = ([p._version for p in self._params], result)
         return result
 
-    def _collect_trainable(self):
+    def _collect_trainable(self) -> tuple[list[Any], list[Device]]:
         replicas, devices, first = [], None, None
         for i, (p, name) in enumerate(zip(self._params, self._names)):
             if p.grad_req == "null" or isinstance(p, Constant):
@@ -468,7 +474,7 @@ class Trainer:
                                       [grads[k] for k in order]))
         return replicas, devices or []
 
-    def _use_nccl(self, devices) -> bool:
+    def _use_nccl(self, devices: list[Device]) -> bool:
         if self._kvstore == "local":
             return False
         usable = all(d.device_type == "gpu" for d in devices) and _nccl_module() is not None
@@ -478,7 +484,7 @@ class Trainer:
                                f"kvstore='device'")
         return usable
 
-    def _state(self, i: int, weight, root: Device):
+    def _state(self, i: int, weight: Any, root: Device) -> Any:
         """Parameter ``i``'s optimizer state on ``root``, created or moved there as needed."""
         if i not in self._states:
             with _backend.on(root):
@@ -504,17 +510,18 @@ class Trainer:
         checkpoint.write_checkpoint(fname, self._states_content, "trainer_states",
                                     lock=replica_lock)
 
-    def _states_content(self) -> tuple:
+    def _states_content(self) -> tuple[Any, ...]:
         """``(arrays, extra metadata)`` of ``save_states``."""
         arrays, entries = {}, []
         for i, (device, state) in sorted(self._states.items()):
             leaves = []
-            structure = _map_state(state, lambda a: leaves.append(a) or len(leaves) - 1)
+            structure = _map_state(state, lambda a: leaves.append(a)  # type: ignore[func-returns-value]
+                                   or len(leaves) - 1)
             for k, leaf in enumerate(leaves):
                 host = _raw(leaf) if device.device_type == "cpu" else \
                     _backend.transfer(_raw(leaf), device, Device("cpu", 0))
-                arrays[f"state_{i}_{k}"] = checkpoint.HostArray("default", tuple(host.shape),
-                                                                host)
+                arrays[f"state_{i}_{k}"] = checkpoint.HostArray(  # type: ignore[attr-defined]
+                    "default", tuple(host.shape), host)
             entries.append({"index": i, "name": self._names[i], "structure": structure})
         meta = {
             "format": _STATES_FORMAT,
@@ -573,7 +580,7 @@ class Trainer:
         self._optimizer.num_update = meta["num_update"]
         self._optimizer._index_update_count = counts
 
-    def _checked_counts(self, meta: dict, fname) -> dict:
+    def _checked_counts(self, meta: dict[Any, Any], fname: str) -> dict[Any, Any]:
         """The per-parameter update counts of ``meta``, after checking them and
         ``num_update`` (which must be a count at least as large as each of them)."""
         raw = meta.get("index_update_count")
@@ -596,19 +603,21 @@ class Trainer:
             raise _corrupt_states(fname, f"field 'num_update' is {num_update!r}, expected a "
                                          f"non-negative int")
         if counts and num_update < max(counts.values()):
-            i = max(counts, key=counts.get)
+            i = max(counts, key=counts.get)  # type: ignore[arg-type]
             raise _corrupt_states(fname, f"field 'num_update' is {num_update}, below the "
                                          f"{counts[i]} updates of Parameter "
                                          f"{self._names[i]!r}")
         return counts
 
-    def _checked_states(self, meta: dict, arrays: dict, counts: dict, fname) -> dict:
+    def _checked_states(self, meta: dict[Any, Any], arrays: dict[Any, Any], counts: dict[Any, Any],
+                        fname: str) -> dict[Any, Any]:
         """``{index: (cpu(0), state)}`` from ``meta['states']`` and the file's arrays."""
         entries = meta.get("states")
         if not isinstance(entries, list):
             raise _corrupt_states(fname, f"field 'states' is {type(entries).__name__}, "
                                          f"expected a list")
-        states, used = {}, set()
+        states: dict[Any, Any] = {}
+        used: set[str] = set()
         for entry in entries:
             i = entry.get("index") if isinstance(entry, dict) else None
             if type(i) is not int or i < 0:
@@ -635,13 +644,14 @@ class Trainer:
                                          f"match field 'states'")
         return states
 
-    def _checked_state(self, i: int, structure, arrays: dict, used: set, fname):
+    def _checked_state(self, i: int, structure: Any, arrays: dict[Any, Any], used: set[Any],
+                       fname: str) -> Any:
         """Parameter ``i``'s state (host arrays) from its ``structure``, checked against
         what this trainer's optimizer creates for the parameter."""
         name = self._names[i]
         leaves = []
 
-        def leaf(k):
+        def leaf(k: Any) -> Any:
             if type(k) is not int:
                 raise _corrupt_states(fname, f"Parameter {name!r}: field 'structure' holds "
                                              f"{k!r}, expected array numbers")
@@ -676,18 +686,18 @@ class Trainer:
         return host
 
 
-def _corrupt_states(fname, what: str) -> checkpoint.CorruptCheckpointError:
+def _corrupt_states(fname: str, what: str) -> checkpoint.CorruptCheckpointError:
     return checkpoint.CorruptCheckpointError(
         f"Trainer.load_states: the trainer description in {fname!r} is damaged: {what}")
 
 
-def _first_leaf(state):
+def _first_leaf(state: Any) -> Any:
     if isinstance(state, tuple):
         return next((x for x in map(_first_leaf, state) if x is not None), None)
     return state
 
 
-def _describe(state):
+def _describe(state: Any) -> Any:
     """A state's form for comparison and messages: None, tuples, and (shape, dtype) leaves."""
     if state is None:
         return None
@@ -697,7 +707,7 @@ def _describe(state):
 
 
 # --------------------------------------------------------------------- reduction
-def allreduce(arrays: list, devices: list, *, use_nccl: bool = False) -> None:
+def allreduce(arrays: list[Any], devices: list[Any], *, use_nccl: bool = False) -> None:
     """Sum raw arrays in place: afterwards every ``arrays[k]`` (on ``devices[k]``) holds
     ``arrays[0] + arrays[1] + ...``, bit-identical on every device.
 
@@ -716,7 +726,7 @@ def allreduce(arrays: list, devices: list, *, use_nccl: bool = False) -> None:
     broadcast(total, root, arrays[1:], devices[1:])
 
 
-def broadcast(source, src: Device, targets: list, devices: list) -> None:
+def broadcast(source: Any, src: Device, targets: list[Any], devices: list[Any]) -> None:
     """Copy raw ``source`` (on ``src``) into each raw ``targets[k]`` on ``devices[k]``."""
     for target, device in zip(targets, devices):
         moved = _readable(source, src, device)
@@ -724,7 +734,7 @@ def broadcast(source, src: Device, targets: list, devices: list) -> None:
             target[...] = moved
 
 
-def _readable(raw, src: Device, dst: Device):
+def _readable(raw: RawArray, src: Device, dst: Device) -> RawArray:
     """``raw`` in a form ``dst`` can read: as it is between CPUs (shared host memory, no
     need for a copy), else moved by ``_backend.transfer``."""
     if src.device_type == "cpu" and dst.device_type == "cpu":
@@ -732,21 +742,21 @@ def _readable(raw, src: Device, dst: Device):
     return _backend.transfer(raw, src, dst)
 
 
-def _flatten(arrays: list):
+def _flatten(arrays: list[Any]) -> Any:
     """One contiguous buffer holding ``arrays`` back to back (the array itself when one)."""
     if len(arrays) == 1 and arrays[0].flags.c_contiguous:
         return arrays[0].reshape(-1)
     xp = numpy if not _backend.is_gpu_array(arrays[0]) else _backend.cupy()
-    return opt._gather(xp, arrays, [None] * len(arrays))
+    return opt._gather(xp, arrays, [None] * len(arrays))  # type: ignore[attr-defined]
 
 
-def _host_only(devices: list) -> bool:
+def _host_only(devices: list[Any]) -> bool:
     """True when every device is a CPU: the replicas share host memory, so reading another
     replica costs nothing and packing arrays into one buffer would only add copies."""
     return all(d.device_type == "cpu" for d in devices)
 
 
-def allreduce_arrays(per_device: list, devices: list, *, use_nccl: bool = False,
+def allreduce_arrays(per_device: list[Any], devices: list[Any], *, use_nccl: bool = False,
                      pack: bool = True) -> None:
     """``allreduce`` for several arrays at once: ``per_device[k]`` lists the raw arrays on
     ``devices[k]`` (the same shapes and one dtype on every device).
@@ -767,10 +777,10 @@ def allreduce_arrays(per_device: list, devices: list, *, use_nccl: bool = False,
     for flat, arrays, device in zip(flats, per_device, devices):
         if len(arrays) > 1 or not arrays[0].flags.c_contiguous:
             with _backend.on(device):
-                opt._scatter(flat, arrays, [None] * len(arrays))
+                opt._scatter(flat, arrays, [None] * len(arrays))  # type: ignore[attr-defined]
 
 
-def broadcast_arrays(per_device: list, devices: list, *, pack: bool = True) -> None:
+def broadcast_arrays(per_device: list[Any], devices: list[Any], *, pack: bool = True) -> None:
     """Copy each array of ``per_device[0]`` (on ``devices[0]``) into the matching array of
     every other ``per_device[k]``; ``pack`` as in ``allreduce_arrays``."""
     root, sources = devices[0], per_device[0]
@@ -783,10 +793,10 @@ def broadcast_arrays(per_device: list, devices: list, *, pack: bool = True) -> N
     for targets, device in zip(per_device[1:], devices[1:]):
         moved = _readable(flat, root, device)
         with _backend.on(device):
-            opt._scatter(moved, targets, [None] * len(targets))
+            opt._scatter(moved, targets, [None] * len(targets))  # type: ignore[attr-defined]
 
 
-def _allreduce_row_sparse(grads: list, devices: list) -> None:
+def _allreduce_row_sparse(grads: list[Any], devices: list[Any]) -> None:
     """Sum row-sparse gradients into row-sparse form: the union of the rows, each summed.
 
     The sum is formed once on ``devices[0]`` (sorted unique row ids, duplicates added in
@@ -810,7 +820,7 @@ def _allreduce_row_sparse(grads: list, devices: list) -> None:
 
 
 # --------------------------------------------------------------------- helpers
-def _check_batch_size(where: str, batch_size) -> None:
+def _check_batch_size(where: str, batch_size: float) -> None:
     if type(batch_size) is int and batch_size > 0:  # the common case, checked cheaply
         return
     if isinstance(batch_size, (bool, numpy.bool_)) or not isinstance(
@@ -822,18 +832,18 @@ def _check_batch_size(where: str, batch_size) -> None:
                          f"gradients were summed over), got {batch_size!r}")
 
 
-def _raw(x):
+def _raw(x: Any) -> RawArray:
     return x._data if isinstance(x, ndarray) else x
 
 
-def _moved(a, src: Device, dst: Device):
+def _moved(a: Any, src: Device, dst: Device) -> Any:
     """State array ``a`` (an ``mx.np.ndarray`` or a raw array) moved to ``dst``."""
     if isinstance(a, ndarray):
         return ndarray(_backend.transfer(a._data, src, dst), dst)
     return _backend.transfer(a, src, dst)
 
 
-def _compression(params):
+def _compression(params: Any) -> Any:
     """``(type, threshold)`` from MXNet's ``compression_params``, or None."""
     if params is None:
         return None
@@ -858,26 +868,26 @@ def _compression(params):
     return kind, float(threshold)
 
 
-def _is_row_sparse(grad) -> bool:
+def _is_row_sparse(grad: Any) -> bool:
     return getattr(grad, "stype", "default") == "row_sparse"
 
 
-def _optimizer_grad(grad):
+def _optimizer_grad(grad: Any) -> Any:
     """The raw gradient the optimizer takes: an array, or ``RowSparseGrad`` for row-sparse."""
     if _is_row_sparse(grad):
         return opt.RowSparseGrad(_raw(grad.indices), _raw(grad.data))
     return grad._data
 
 
-def _by_dtype(replicas: list) -> list:
+def _by_dtype(replicas: list[Any]) -> list[Any]:
     """``replicas`` grouped by dtype, in first-seen order (one flat buffer per group)."""
-    groups: dict = {}
+    groups: dict[Any, Any] = {}
     for r in replicas:
         groups.setdefault(r.data[0].dtype, []).append(r)
     return list(groups.values())
 
 
-def _map_state(state, fn):
+def _map_state(state: Any, fn: Callable[..., Any]) -> Any:
     """``state`` (None, an array, or nested tuples of them) with ``fn`` applied to each
     array. Lists count as tuples, so the JSON form of a structure maps back to the tuples
     the optimizers create."""

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._typing import ArrayLike, DTypeLike
+from .._typing import DTypeLike
+from ..ndarray import ArrayLike
 from ..ndarray import ndarray
 
 from ._dispatch import Row, make

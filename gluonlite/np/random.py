@@ -21,7 +21,8 @@ import numpy
 
 from .. import _backend, random as _random
 from .._compat import resolve_ctx
-from .._typing import ArrayLike, DTypeLike
+from .._typing import DTypeLike
+from ..ndarray import ArrayLike
 from ..device import Device, as_device
 from ..autograd import Node, _recording, requires_grad
 from ..ndarray import ndarray, _device_mismatch, _unbroadcast

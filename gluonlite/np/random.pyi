@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any  # noqa: F401 - not every stub uses every import
 
-from .._typing import ArrayLike, DTypeLike  # noqa: F401
+from .._typing import DTypeLike  # noqa: F401
 from ..device import Device  # noqa: F401
-from ..ndarray import ndarray  # noqa: F401
+from ..ndarray import ArrayLike, ndarray  # noqa: F401
 
 __all__ = ["randint", "uniform", "normal", "choice", "rand", "multinomial", "multivariate_normal",
            "logistic", "gumbel", "f", "laplace", "shuffle", "randn", "gamma", "beta", "chisquare",

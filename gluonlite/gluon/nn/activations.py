@@ -11,7 +11,7 @@ from ..block import Block
 from ..parameter import Parameter
 from ...ndarray import ndarray
 from typing import Any
-from ..._typing import InitLike
+from ...initializer import InitLike
 
 __all__ = ["Activation", "LeakyReLU", "PReLU", "ELU", "SELU", "GELU", "Swish", "SiLU"]
 

@@ -21,7 +21,8 @@ from .activations import Activation
 from ..parameter import Parameter
 from collections.abc import Callable, Sequence
 from typing import Any
-from ..._typing import InitLike, DTypeLike
+from ..._typing import DTypeLike
+from ...initializer import InitLike
 from ...ndarray import ndarray
 
 __all__ = ["Sequential", "HybridSequential", "Dense", "Embedding", "Dropout", "Lambda",

@@ -25,7 +25,8 @@ from ..parameter import Parameter
 from .activations import Activation
 from collections.abc import Sequence, Callable
 from typing import Any
-from ..._typing import InitLike, DTypeLike, RawArray
+from ..._typing import DTypeLike, RawArray
+from ...initializer import InitLike
 
 __all__ = ["ReflectionPad2D"]  # the table below adds the rest
 

@@ -23,7 +23,8 @@ from ...device import Device, num_gpus
 from ..block import Block
 from ..parameter import Parameter
 from typing import Any
-from ..._typing import InitLike, DTypeLike
+from ..._typing import DTypeLike
+from ...initializer import InitLike
 from ...ndarray import ndarray
 from collections.abc import Callable
 
