@@ -3,6 +3,10 @@ store (running statistics grad_req='null', one replica per device), deferred sha
 agreement with the operators, SyncBatchNorm's whole-batch statistics."""
 from __future__ import annotations
 
+import os
+import pathlib
+import subprocess
+import sys
 import threading
 
 import numpy
@@ -11,6 +15,10 @@ import pytest
 import gluonlite as mx
 from gluonlite import autograd, gluon
 from gluonlite.gluon import nn
+
+from ...test_kvstore import _mpiexec  # skips cleanly without mpi4py or mpiexec
+
+ROOT = pathlib.Path(__file__).parents[3]
 
 
 def test_batch_norm_parameters_and_per_device_running_statistics(devices):
@@ -122,6 +130,48 @@ def test_sync_batch_norm_without_threads_times_out_with_a_hint():
     layer.initialize()
     with autograd.record(), pytest.raises(RuntimeError, match="its own thread"):
         layer(mx.np.ones((2, 2, 2)))
+
+
+def _device_spec(devices):
+    return ",".join(f"{d.device_type}{d.device_id}" for d in devices)
+
+
+def test_sync_batch_norm_across_two_ranks_equals_one_batch_norm(devices):
+    # 2 ranks x 2 devices: outputs, input gradients, summed gamma/beta gradients and
+    # running statistics (bit-identical on every rank and replica) against one BatchNorm
+    # over the concatenated batch, in float64.
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1",
+               MXNET_KVSTORE_TIMEOUT="30")
+    result = subprocess.run([_mpiexec(), "-n", "2", sys.executable,
+                             str(ROOT / "tests" / "mpi" / "sync_batch_norm.py"),
+                             _device_spec(devices)],
+                            capture_output=True, text=True, timeout=180, env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    for n in (2, 1):  # 2 ranks x 2 devices, then 2 ranks x 1 device
+        assert f"rank 0 ok on {n} devices" in lines, result.stdout
+        assert f"rank 1 ok on {n} devices" in lines, result.stdout
+    # Ranks with different channel counts: each raises the same ValueError, naming both.
+    refused = sorted(line for line in lines if " refused: " in line)
+    assert len(refused) == 2, result.stdout
+    assert refused[0].startswith('rank 0 refused: SyncBatchNorm: the statistics of rank 1 '
+                                 'are [["<f8", [1, 4]]'), refused
+    assert refused[1].startswith('rank 1 refused: SyncBatchNorm: the statistics of rank 0 '
+                                 'are [["<f8", [1, 3]]'), refused
+
+
+def test_sync_batch_norm_kvstore_argument():
+    layer = nn.SyncBatchNorm(num_devices=1, kvstore="device", in_channels=2)
+    layer.initialize()
+    x = numpy.random.default_rng(4).standard_normal((4, 2))
+    with autograd.record():
+        y = layer(mx.np.array(x))
+    numpy.testing.assert_allclose(y.asnumpy(), (x - x.mean(0)) / numpy.sqrt(x.var(0) + 1e-5),
+                                  rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="Unknown kvstore 'dist_async'"):
+        nn.SyncBatchNorm(kvstore="dist_async")
+    with pytest.raises(ValueError, match="num_devices must be at least 1, got 0"):
+        nn.SyncBatchNorm(num_devices=0)
 
 
 @pytest.mark.parametrize("make, op", [
