@@ -127,9 +127,11 @@ class _AllReduce:
     then (through ``across``, when given) over the ranks.
 
     Every participant deposits its arrays and waits until all ``parties`` have. The first
-    device (in device order) sums them on the host in device order, hands the process's
-    sum to ``across`` and publishes the result; every device receives the same bits, on its
-    own device. The participants must run concurrently, one thread per device.
+    device (in device order) merges them on the host in device order (``merge``, given by
+    the operator: sums, or the moments of ``npx.norm._merge_moments``), hands the process's
+    result to ``across`` and publishes what it returns; every device receives the same
+    bits, on its own device. The participants must run concurrently, one thread per
+    device.
     """
 
     def __init__(self, parties: int, timeout: float):
@@ -151,7 +153,7 @@ class _AllReduce:
                 f"contribute their statistics; run each device's forward and backward in "
                 f"its own thread, or set num_devices to the devices in use") from None
 
-    def __call__(self, device, arrays, count, across=None):
+    def __call__(self, device, arrays, count, merge, across=None):
         host = [_backend.transfer(a, device, _HOST) for a in arrays]
         with self._lock:
             if device in self._parts:
@@ -163,12 +165,10 @@ class _AllReduce:
         if device == order[0]:
             # The only thread that runs between the two waits: the others are held at the
             # second, and none deposits again before every one has read the result.
-            parts = [self._parts[d] for d in order]
-            total = [sum(p[0][i] for p in parts) for i in range(len(arrays))]
-            total_count = sum(p[1] for p in parts)
             try:
+                total, total_count = merge([self._parts[d] for d in order])
                 if across is not None:
-                    total, total_count = across(total, total_count)
+                    total, total_count = across(total, total_count, merge)
                 self._result = (total, total_count, None)
             except Exception as e:  # noqa: BLE001 - re-raised below, on every device
                 self._result = (None, None, e)
@@ -186,23 +186,22 @@ class _AllReduce:
 
 
 class _AcrossRanks:
-    """Sums host arrays and a count over the ranks of a distributed kvstore.
+    """Merges host arrays and a count over the ranks of a distributed kvstore.
 
-    Every rank gathers every rank's arrays and adds them in rank order, so every rank (and
-    every device of it) gets the same bits, whatever order MPI's own reductions use.
+    Every rank gathers every rank's arrays and merges them in rank order, so every rank
+    (and every device of it) gets the same bits, whatever order MPI's own reductions use.
     """
 
     def __init__(self, store):
         self._store = store
         self.timeout = float(getattr(store, "timeout", 0.0))
 
-    def __call__(self, arrays, count):
+    def __call__(self, arrays, count, merge):
         layout = json.dumps([[a.dtype.str, list(a.shape)] for a in arrays]).encode()
         mine = numpy.array([count, len(layout)], dtype=numpy.int64).tobytes() + layout + \
             b"".join(numpy.ascontiguousarray(a).tobytes() for a in arrays)
-        every = self._store.allgather_bytes(mine, "SyncBatchNorm's sum of the statistics")
-        total = [numpy.zeros_like(a) for a in arrays]
-        total_count = 0
+        every = self._store.allgather_bytes(mine, "SyncBatchNorm's gathering of statistics")
+        parts = []
         for rank, data in enumerate(every):
             theirs_count, n = numpy.frombuffer(data[:16], dtype=numpy.int64).tolist()
             if data[16:16 + n] != layout:
@@ -210,19 +209,19 @@ class _AcrossRanks:
                     f"the statistics of rank {rank} are {data[16:16 + n].decode()} where "
                     f"rank {self._store.rank}'s are {layout.decode()} ([dtype, shape] per "
                     f"array); every rank must run the same model with the same dtype")
-            offset = 16 + n
-            for t, a in zip(total, arrays):
-                part = numpy.frombuffer(data, dtype=a.dtype, count=a.size, offset=offset)
-                t += part.reshape(a.shape)
+            offset, theirs = 16 + n, []
+            for a in arrays:
+                theirs.append(numpy.frombuffer(data, dtype=a.dtype, count=a.size,
+                                               offset=offset).reshape(a.shape))
                 offset += a.nbytes
-            total_count += theirs_count
-        return total, total_count
+            parts.append((theirs, theirs_count))
+        return merge(parts)
 
 
 def _to_device(host_arrays, device):
     xp = _backend.xp(device)
     with _backend.on(device):
-        return [xp.asarray(t) for t in host_arrays]
+        return [xp.array(t) for t in host_arrays]  # a copy each: no array shared by threads
 
 
 _HOST = Device("cpu", 0)
@@ -234,14 +233,16 @@ class SyncBatchNorm(BatchNorm):
     2018).
 
     Each device's forward and backward run in a thread of their own (as the threads of
-    MXNet's engine do); the layer sums the per-device sums of ``x`` and ``x**2`` and the
-    count (forward) and of the two gradient terms, ``dy`` and ``dy * xhat`` (backward) over
-    the devices in device order, then over the ranks in rank order, so every device of every
-    rank normalises with the same statistics and updates its running statistics with the
-    same bits. With ``num_devices=1`` (the default without GPUs) and one rank it is
-    ``BatchNorm``.
+    MXNet's engine do). Forward, each device contributes its count, sum and sum of squared
+    deviations from its own mean per channel, merged without cancellation (Chan et al.;
+    MXNet merges sums of squares, which loses precision when the mean is large against the
+    spread); backward, the sums of the two gradient terms ``dy`` and ``dy * xhat``. The
+    layer merges them over the devices in device order, then over the ranks in rank order,
+    so every device of every rank normalises with the same statistics and updates its
+    running statistics with the same bits. With ``num_devices=1`` (the default without
+    GPUs) and one rank it is ``BatchNorm``.
 
-    Across ranks, by default, the sums go through this process's distributed kvstore (see
+    Across ranks, by default, the statistics go through this process's distributed kvstore (see
     ``kvstore.process_store``): the one a ``Trainer(kvstore='dist_sync')`` or
     ``mx.kv.create('dist_sync')`` made; create it before the first forward in training
     (a forward before it normalises with this process's batch alone). ``gamma`` and
@@ -285,12 +286,12 @@ class SyncBatchNorm(BatchNorm):
         across = self._across_ranks()
         device = x.device
         if self._allreduce is not None:
-            def reduce(arrays, count):
-                return self._allreduce(device, arrays, count, across)
+            def reduce(arrays, count, merge):
+                return self._allreduce(device, arrays, count, merge, across)
         elif across is not None:
-            def reduce(arrays, count):
+            def reduce(arrays, count, merge):
                 total, total_count = across([_backend.transfer(a, device, _HOST)
-                                             for a in arrays], count)
+                                             for a in arrays], count, merge)
                 return _to_device(total, device), total_count
         else:
             return None

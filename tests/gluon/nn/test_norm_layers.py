@@ -125,6 +125,19 @@ def test_sync_batch_norm_uses_whole_batch_statistics(devices):
     assert not numpy.allclose(local[0], single[0], atol=1e-3)
 
 
+def test_sync_batch_norm_keeps_float32_precision_when_the_mean_is_large(devices):
+    # Merging sums of squares would lose the variance here (its error is about 30 % for
+    # mean 1000, spread 1); merging each device's moments keeps what one BatchNorm has.
+    x = (numpy.random.default_rng(6).standard_normal((16, 4, 4, 4)) + 1000).astype("float32")
+    single = _sync_run(lambda: nn.BatchNorm(), x, [devices[0]], threaded=False)
+    synced = _sync_run(lambda: nn.SyncBatchNorm(num_devices=len(devices)), x, devices,
+                       threaded=True)
+    for got, want in zip(synced[:3], single[:3]):
+        numpy.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3)
+    numpy.testing.assert_allclose(synced[3].running_var.data(devices[0]).asnumpy(),
+                                  single[3].running_var.data(devices[0]).asnumpy(), rtol=1e-4)
+
+
 def test_sync_batch_norm_without_threads_times_out_with_a_hint():
     layer = nn.SyncBatchNorm(num_devices=2, timeout=0.2, in_channels=2)
     layer.initialize()
