@@ -173,6 +173,48 @@ def test_sync_batch_norm_across_two_ranks_equals_one_batch_norm(devices):
                                  'are [["<f8", [1, 3]]'), refused
 
 
+class _PeerWithOtherDtype(mx.kv.KVStore):
+    """A store of two 'ranks' whose second contributes float64 statistics."""
+
+    @property
+    def num_workers(self) -> int:
+        return 2
+
+    def allgather_bytes(self, data, what="allgather"):
+        return [data, data.replace(b'"<f4"', b'"<f8"')]
+
+
+def test_sync_batch_norm_failing_across_ranks_raises_on_every_device_and_changes_nothing(
+        devices):
+    layer = nn.SyncBatchNorm(num_devices=2, kvstore=_PeerWithOtherDtype(), in_channels=3,
+                             timeout=30)
+    layer.initialize(device=devices)
+    errors = {}
+
+    def run(device):
+        try:
+            with autograd.record():
+                layer(mx.np.ones((2, 3), device=device))
+        except Exception as e:  # noqa: BLE001 - inspected below
+            errors[device] = e
+
+    threads = [threading.Thread(target=run, args=(d,)) for d in devices]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # The first device ran the reduction over the ranks: its error, and the other's.
+    assert isinstance(errors[devices[0]], ValueError)
+    assert str(errors[devices[0]]).startswith(
+        'SyncBatchNorm: the statistics of rank 1 are [["<f8", [1, 3]]')
+    assert isinstance(errors[devices[1]], RuntimeError)
+    assert f"the reduction over the ranks, run by {devices[0]}, failed" in \
+        str(errors[devices[1]])
+    for d in devices:
+        assert layer.running_mean.data(d).asnumpy().tolist() == [0.0] * 3
+        assert layer.running_var.data(d).asnumpy().tolist() == [1.0] * 3
+
+
 def test_sync_batch_norm_kvstore_argument():
     layer = nn.SyncBatchNorm(num_devices=1, kvstore="device", in_channels=2)
     layer.initialize()
