@@ -123,8 +123,8 @@ class BatchNorm(_Affine):
 
 
 class _AllReduce:
-    """Sums the statistics that the threads of one process contribute, one per device, and
-    then (through ``across``, when given) over the ranks.
+    """Merges the statistics that the threads of one process contribute, one per device,
+    and then (through ``across``, when given) over the ranks.
 
     Every participant deposits its arrays and waits until all ``parties`` have. The first
     device (in device order) merges them on the host in device order (``merge``, given by
@@ -242,11 +242,11 @@ class SyncBatchNorm(BatchNorm):
     running statistics with the same bits. With ``num_devices=1`` (the default without
     GPUs) and one rank it is ``BatchNorm``.
 
-    Across ranks, by default, the statistics go through this process's distributed kvstore (see
-    ``kvstore.process_store``): the one a ``Trainer(kvstore='dist_sync')`` or
-    ``mx.kv.create('dist_sync')`` made; create it before the first forward in training
-    (a forward before it normalises with this process's batch alone). ``gamma`` and
-    ``beta`` gradients stay per device and per rank, summed by the Trainer as any other.
+    Across ranks, by default, the statistics go through this process's distributed
+    kvstore (see ``kvstore.process_store``): the one a ``Trainer(kvstore='dist_sync')`` or
+    ``mx.kv.create('dist_sync')`` made; create it before the first forward in training (a
+    forward before it normalises with this process's batch alone). ``gamma`` and ``beta``
+    gradients stay per device and per rank, summed by the Trainer as any other.
 
     Args:
         num_devices: devices taking part in this process (default: visible GPUs, at
