@@ -524,6 +524,10 @@ class Trainer:
             # only hidden state besides the arrays.
             "index_update_count": {str(k): v for k, v in
                                    self._optimizer._index_update_count.items()},
+            # Scalars the optimizer carries between updates (Nadam's m_schedule); JSON
+            # writes a float's shortest exact form, so they come back bit for bit.
+            "scalars": {name: getattr(self._optimizer, name)
+                        for name in self._optimizer._scalar_state},
             "states": entries,
         }
         text = json.dumps(meta)
@@ -563,6 +567,7 @@ class Trainer:
                 f"Trainer.load_states: {fname!r} holds {meta.get('optimizer')} states, but "
                 f"this trainer uses {type(self._optimizer).__name__}")
         counts = self._checked_counts(meta, fname)
+        scalars = self._checked_scalars(meta, fname)
         states = self._checked_states(meta, loaded.arrays, counts, fname)
         crc = loaded.metadata.get("trainer_crc32")  # absent in files of earlier versions
         if crc is not None and crc != checkpoint._text_crc(text):
@@ -572,6 +577,28 @@ class Trainer:
         self._states = states
         self._optimizer.num_update = meta["num_update"]
         self._optimizer._index_update_count = counts
+        for name, value in scalars.items():
+            setattr(self._optimizer, name, value)
+
+    def _checked_scalars(self, meta: dict, fname) -> dict:
+        """The optimizer's scalar state of ``meta`` (see ``Optimizer._scalar_state``): one
+        finite float for each name this optimizer keeps, no other names."""
+        names = tuple(self._optimizer._scalar_state)
+        scalars = meta.get("scalars", {} if not names else None)
+        optimizer = type(self._optimizer).__name__
+        if scalars is None:
+            raise checkpoint.CheckpointMismatchError(
+                f"Trainer.load_states: {fname!r} has no field 'scalars', but {optimizer} "
+                f"keeps {list(names)} between updates (a file of an earlier gluonlite): "
+                f"resuming from it would restart {names[0]!r}")
+        if not isinstance(scalars, dict) or set(scalars) != set(names):
+            raise _corrupt_states(fname, f"field 'scalars' is {scalars!r}, expected a map "
+                                         f"of {list(names)} to numbers for {optimizer}")
+        for name, value in scalars.items():
+            if type(value) not in (int, float) or not numpy.isfinite(value):
+                raise _corrupt_states(fname, f"field 'scalars' gives {name!r} as {value!r}, "
+                                             f"expected a finite number")
+        return {name: float(value) for name, value in scalars.items()}
 
     def _checked_counts(self, meta: dict, fname) -> dict:
         """The per-parameter update counts of ``meta``, after checking them and

@@ -196,6 +196,10 @@ class Optimizer:
     """
 
     _default_lr = 0.01
+    # Names of the float attributes an optimizer carries from one update to the next besides
+    # the update counts (Nadam's momentum schedule ``m_schedule``): ``Trainer.save_states``
+    # writes them and ``load_states`` restores them, so a resumed run continues exactly.
+    _scalar_state: tuple = ()
 
     def __init__(self, rescale_grad: float = 1.0, param_idx2name: dict | None = None,
                  wd: float = 0.0, clip_gradient: float | None = None,
