@@ -123,6 +123,41 @@ def test_kvstore_none_skips_a_stale_replica_on_its_device_only(devices):
     assert trainer.optimizer._all_index_update_counts == {0: {}, 1: {0: 1}}
 
 
+def test_kvstore_none_row_sparse_and_float16_replicas(devices):
+    # Row-sparse gradients: each device's lazy update touches only its own rows.
+    emb = mx.gluon.nn.Embedding(10, 4, sparse_grad=True)
+    emb.initialize(mx.init.One(), device=devices)
+    trainer = gluon.Trainer(emb.collect_params(), "sgd",
+                            {"learning_rate": 0.5, "momentum": 0.9, "lazy_update": True},
+                            kvstore=None)
+    ids = [np.array([1, 7]), np.array([7, 3])]
+    with autograd.record():
+        outs = [emb(mx.np.array(i, dtype="int64", device=d)).sum()
+                for i, d in zip(ids, devices)]
+    for out in outs:
+        out.backward()
+    trainer.step(1)
+    for rows, d in zip(ids, devices):
+        w = emb.weight.data(d).asnumpy()
+        expected = np.ones((10, 4), np.float32)
+        expected[rows] = 0.5
+        np.testing.assert_array_equal(w, expected)
+    # float16 weights with float32 master copies, one per device.
+    p = _param(devices, shape=(3,), value=1.0, dtype="float16")
+    trainer = gluon.Trainer([p], "sgd", {"learning_rate": 1e-4, "multi_precision": True},
+                            kvstore=None)
+    for _ in range(10):
+        _backward([p], devices, [np.full(3, k + 1.0) for k in range(len(devices))])
+        trainer.step(1)
+    for k, d in enumerate(devices):
+        master = trainer._states[0][1] if k == 0 else trainer._replica_states[k - 1][0][1]
+        assert master[0].dtype == np.float32 and master[0].device == d
+        np.testing.assert_allclose(master[0].asnumpy(), 1.0 - 10 * 1e-4 * (k + 1),
+                                   rtol=1e-6)
+        np.testing.assert_array_equal(p.data(d).asnumpy(),
+                                      master[0].asnumpy().astype(np.float16))
+
+
 def _diverged(devices, kvstore, optimizer, steps, states=None, start=None):
     """Train a parameter with other gradients on each device; optionally start from the
     per-device ``start`` values and the states file ``states``."""
