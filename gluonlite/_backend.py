@@ -86,7 +86,7 @@ def transfer(raw, src: Device, dst: Device):
             return cupy().asnumpy(raw)
     if src.device_type == "cpu":
         with on(dst):
-            if raw.base is not None and raw.ndim and raw.flags.c_contiguous \
+            if raw.base is not None and raw.size and raw.flags.c_contiguous \
                     and pinned_owner(raw) is not None:
                 return _from_pinned(cupy(), raw)
             # Not numpy.ascontiguousarray: it makes a 0-d array 1-d.

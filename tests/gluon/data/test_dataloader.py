@@ -235,6 +235,13 @@ def test_copy_from_a_pinned_batch_is_asynchronous(emulated_gpus):
     assert machine.pinned_copies == 3
     numpy.testing.assert_array_equal(numpy.concatenate([h.asnumpy() for h in halves]),
                                      expected)
+    # Empty and 0-d pinned arrays move too.
+    for shape in ((0, 3), ()):
+        host = _backend.pinned_empty(shape, numpy.float32, 0)
+        host[...] = 5.0
+        moved = mx.np.ndarray(host, mx.cpu(0)).to_device(mx.gpu(0))
+        assert moved.shape == shape
+        numpy.testing.assert_array_equal(moved.asnumpy(), host)
 
 
 def test_an_async_copy_whose_pinned_source_is_freed_is_caught(emulated_gpus):
