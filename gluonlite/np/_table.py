@@ -259,11 +259,11 @@ def _diff_grad(ctx, g):
     if _arg(ctx, 3, "prepend") is not None or _arg(ctx, 4, "append") is not None:
         raise ValueError("diff: the gradient with prepend/append is not supported")
     for _ in range(n):  # adjoint of one difference: g[i-1] - g[i]
-        pad = [(0, 0)] * g.ndim
-        pad[axis % g.ndim] = (1, 0)
-        before = xp.pad(g, pad)
-        pad[axis % g.ndim] = (0, 1)
-        g = before - xp.pad(g, pad)
+        # Two pad lists, not one changed in between: a recorded pad (create_graph) keeps
+        # its arguments for its own backward.
+        front, back = [(0, 0)] * g.ndim, [(0, 0)] * g.ndim
+        front[axis % g.ndim], back[axis % g.ndim] = (1, 0), (0, 1)
+        g = xp.pad(g, front) - xp.pad(g, back)
     return [g.reshape(x.shape)]
 
 
@@ -499,35 +499,35 @@ _GRAD = {"sum": _sum_grad, "mean": _mean_grad, "prod": _prod_grad,
 SELECT = "select"
 ROWS = [
     # reductions and scans
-    Row("sum", out=True, grad=_GRAD["sum"]),
-    Row("mean", out=True, grad=_GRAD["mean"]),
-    Row("prod", out=True, grad=_GRAD["prod"]),
-    Row("std", out=True, grad=_GRAD["std"]),
-    Row("var", out=True, grad=_GRAD["var"]),
-    Row("amax", out=True, grad=_GRAD["amax"]),
-    Row("amin", out=True, grad=_GRAD["amin"]),
-    Row("max", out=True, grad=_GRAD["max"]),
-    Row("min", out=True, grad=_GRAD["min"]),
-    Row("average", grad=_GRAD["average"]),
-    Row("cumsum", out=True, grad=_GRAD["cumsum"]),
-    Row("trace", out=True, grad=_GRAD["trace"]),
-    Row("diff", grad=_GRAD["diff"]),
-    Row("ediff1d", grad=_GRAD["ediff1d"]),
+    Row("sum", out=True, grad=_GRAD["sum"], graph=True),
+    Row("mean", out=True, grad=_GRAD["mean"], graph=True),
+    Row("prod", out=True, grad=_GRAD["prod"], graph=True),
+    Row("std", out=True, grad=_GRAD["std"], graph=True),
+    Row("var", out=True, grad=_GRAD["var"], graph=True),
+    Row("amax", out=True, grad=_GRAD["amax"], graph=True),
+    Row("amin", out=True, grad=_GRAD["amin"], graph=True),
+    Row("max", out=True, grad=_GRAD["max"], graph=True),
+    Row("min", out=True, grad=_GRAD["min"], graph=True),
+    Row("average", grad=_GRAD["average"], graph=True),
+    Row("cumsum", out=True, grad=_GRAD["cumsum"], graph=True),
+    Row("trace", out=True, grad=_GRAD["trace"], graph=True),
+    Row("diff", grad=_GRAD["diff"], graph=True),
+    Row("ediff1d", grad=_GRAD["ediff1d"], graph=True),
     Row("median", out=True, grad=_quantile_grad),
     Row("quantile", out=True, grad=_quantile_grad),
     Row("percentile", out=True, grad=lambda ctx, g: _quantile_grad(ctx, g, scale=100.0)),
     Row("all", out=True), Row("any", out=True),
     Row("argmax", out=True), Row("argmin", out=True), Row("argsort"),
     # products
-    Row("dot", out=True, grad=_GRAD["dot"]),
-    Row("matmul", out=True, grad=_GRAD["matmul"]),
-    Row("tensordot", grad=_GRAD["tensordot"]),
-    Row("einsum", out=True, grad=_GRAD["einsum"]),
-    Row("inner", grad=_GRAD["inner"]),
-    Row("outer", grad=_GRAD["outer"]),
-    Row("vdot", grad=_GRAD["vdot"]),
-    Row("kron", grad=_GRAD["kron"]),
-    Row("cross", grad=_GRAD["cross"]),
+    Row("dot", out=True, grad=_GRAD["dot"], graph=True),
+    Row("matmul", out=True, grad=_GRAD["matmul"], graph=True),
+    Row("tensordot", grad=_GRAD["tensordot"], graph=True),
+    Row("einsum", out=True, grad=_GRAD["einsum"], graph=True),
+    Row("inner", grad=_GRAD["inner"], graph=True),
+    Row("outer", grad=_GRAD["outer"], graph=True),
+    Row("vdot", grad=_GRAD["vdot"], graph=True),
+    Row("kron", grad=_GRAD["kron"], graph=True),
+    Row("cross", grad=_GRAD["cross"], graph=True),
     # selection, shape and joining: one "select" backward for all
     Row("broadcast_to", grad=SELECT), Row("transpose", grad=SELECT),
     Row("permute_dims", grad=SELECT, np_name="transpose"), Row("moveaxis", grad=SELECT),
@@ -551,7 +551,7 @@ ROWS = [
     Row("split", grad=SELECT), Row("array_split", grad=SELECT), Row("hsplit", grad=SELECT),
     Row("vsplit", grad=SELECT), Row("dsplit", grad=SELECT),
     Row("where", _where, grad=SELECT, keep=(0,), zero=(1, 2, "x", "y")),
-    Row("clip", out=True, grad=_GRAD["clip"]),
+    Row("clip", out=True, grad=_GRAD["clip"], graph=True),
     Row("sort", grad=_GRAD["sort"]),
     # not differentiable
     Row("unique"), Row("nonzero"), Row("flatnonzero"), Row("unravel_index"),

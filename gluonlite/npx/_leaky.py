@@ -140,4 +140,4 @@ def leaky_relu(data=None, gamma=None, act_type="leaky", slope=0.25, lower_bound=
                     part.sum(axis=tuple(a for a in range(x.ndim) if a != 1))
                 dgamma = dgamma.reshape(gamma.shape).astype(gamma.dtype, copy=False)
             return dx, dgamma
-    return record_op(out, inputs, backward)
+    return record_op(out, inputs, backward, f"{op}(act_type={act_type!r})")

@@ -554,7 +554,7 @@ def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
                 else:
                     dx = xp.broadcast_to(g / size if pool_type == "avg" else g, raw.shape)
                 return (xp.ascontiguousarray(dx).astype(dtype, copy=False),)
-        return record_op(out, (data,), global_backward)
+        return record_op(out, (data,), global_backward, op)
     if kernel is None or len(tuple(kernel)) != nd:
         raise ValueError(f"{op}: kernel {kernel} must have one entry per spatial axis of "
                          f"data of shape {data.shape}")
@@ -617,4 +617,4 @@ def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
                     dbuf[off:off + rows] += dfull
             dx = _from_phases(xp, dbuf, grid, compute)
             return (_from_cl(xp, dx, cl).astype(dtype, copy=False),)
-    return record_op(out, (data,), backward)
+    return record_op(out, (data,), backward, op)

@@ -117,7 +117,7 @@ def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_ga
                              .astype(beta.dtype, copy=False)
                              if requires_grad(beta) else None)
         return tuple(grads)
-    return record_op(out, inputs, backward), mean, var
+    return record_op(out, inputs, backward, op), mean, var
 
 
 def _with_stats(out, mean, var, device, output_mean_var):
