@@ -353,10 +353,18 @@ def _collect(grads: dict, leaves: dict, x, g) -> None:
     key = id(x)
     if x._node is not None:
         prev = grads.get(key)
-        grads[key] = g if prev is None else _accumulate(prev, g, x._xp)
+        if prev is None:
+            grads[key] = g
+        else:
+            with _backend.on(x._device):  # x's own GPU (the walk has the consumer's)
+                grads[key] = _accumulate(prev, g, x._xp)
     elif x._grad_req != "null":
         prev = leaves.get(key)
-        leaves[key] = (x, g) if prev is None else (x, _accumulate(prev[1], g, x._xp))
+        if prev is None:
+            leaves[key] = (x, g)
+        else:
+            with _backend.on(x._device):
+                leaves[key] = (x, _accumulate(prev[1], g, x._xp))
 
 
 def _check_versions(node) -> None:
@@ -516,7 +524,12 @@ def _raw_walk(heads, seeds: dict, wanted: set, keep: bool):
             with _backend.on(x._device):
                 for inp, ig in zip(node.inputs, node.backward(g)):
                     if ig is not None and requires_grad(inp):
-                        seeds[id(inp)] = _accumulate(seeds.get(id(inp)), ig, inp._xp)
+                        prev = seeds.get(id(inp))
+                        if prev is None:
+                            seeds[id(inp)] = ig
+                        else:
+                            with _backend.on(inp._device):
+                                seeds[id(inp)] = _accumulate(prev, ig, inp._xp)
     if not keep:
         for x in order:
             x._node = None

@@ -611,6 +611,19 @@ def scatter_add(g: ndarray, shape: tuple, key) -> ndarray:
                      lambda out, h: (h[key],))
 
 
+def linear_op(g: ndarray, apply, adjoint) -> ndarray:
+    """``apply(g)`` for a linear map ``apply`` on raw arrays, recorded with its transpose
+    ``adjoint`` as backward; that backward is recorded the same way in turn, so every order
+    differentiates. For an op's backward that is linear in the output gradient with
+    coefficients fixed by the forward (pooling's window selection), as its ``Node.graph``.
+    """
+    device = g._device
+    with _backend.on(device):
+        out = ndarray(apply(g._data), device)
+    return record_op(out, (g,), lambda h: (adjoint(h),),
+                     lambda out, h: (linear_op(h, adjoint, apply),))
+
+
 def _unbroadcast(g, shape):
     """Sum ``g`` down to ``shape``: the adjoint of NumPy broadcasting."""
     if tuple(g.shape) == tuple(shape):
