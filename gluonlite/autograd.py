@@ -5,7 +5,9 @@ the inputs and a function mapping the output's gradient to the inputs' gradients
 op's backward sits next to its forward (``ndarray.py``, ``numpy_extension.py``).
 ``backward()`` sorts the graph iteratively in a deterministic order, walks it once and
 deposits gradients at the leaves only, where ``grad_req`` decides: 'write' overwrites, 'add'
-accumulates, 'null' skips.
+accumulates, 'null' skips. ``grad(..., create_graph=True)`` walks the graph with each op's
+backward written in recorded ops instead (``Node.graph``), so its gradients can be
+differentiated again; the plain walk never touches that form.
 
 >>> import gluonlite as mx
 >>> x = mx.np.array([1.0, 2.0, 3.0])

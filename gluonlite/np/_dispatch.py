@@ -16,6 +16,14 @@ Backward kinds (``Row.grad``):
                   holds the raw inputs, output, arguments and ``xp``.
   ``("unary", d)`` / ``("binary", d)``  elementwise: ``d`` gives the partial derivatives.
 
+For ``autograd.grad(create_graph=True)`` the backward must itself be recorded. Each node
+carries the same rule a second time as ``Node.graph``: run with the op's ``ndarray``s in
+place of raw arrays and ``Recorded`` (``mx.np``) as ``xp``, so every call in the rule is a
+recorded op. Elementwise and "select" rows always allow it (the scatter of "select" is a
+recorded op whose backward is a gather); a function row says ``graph=True`` when its rule
+uses only what ``Recorded`` provides. Other rows name themselves instead (see
+``autograd._graph_backward``).
+
 Note: errors raised by NumPy/CuPy while computing a forward are re-raised with the same type
 and the function's name in front, so a user never reads a traceback from deep inside.
 """
@@ -344,9 +352,6 @@ def as_dtype(v, dtype, device):
     return v if v._data.dtype == dtype else v.astype(dtype)
 
 
-_np_module = None
-
-
 class Recorded:
     """The ``xp`` a backward rule sees when its own computation is recorded
     (``autograd.grad(create_graph=True)``): ``mx.np``'s functions, which record themselves
@@ -359,11 +364,8 @@ class Recorded:
         self._device = device
 
     def __getattr__(self, name):
-        global _np_module
-        if _np_module is None:
-            from .. import np as _np_module_ref
-            _np_module = _np_module_ref
-        return getattr(_np_module, name)
+        from .. import np as mx_np  # on use: gluonlite.np imports this module
+        return getattr(mx_np, name)
 
     def asarray(self, v, dtype=None):
         if isinstance(v, ndarray):

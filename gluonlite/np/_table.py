@@ -1,7 +1,8 @@
 """Every ``mx.np`` array function as one row: name, forward, backward, dtype rule.
 
 Forward is NumPy's (cpu) or CuPy's (gpu) function of the same name unless a row says
-otherwise; backward sits on the same row (see ``_dispatch.py`` for the kinds). Every row
+otherwise; backward sits on the same row (see ``_dispatch.py`` for the kinds; ``graph=True``:
+the rule also runs recorded, for higher-order gradients). Every row
 follows MXNet's dtype rule (a float64 result from non-float64 inputs is float32) unless it
 says ``float32=False``.
 """
