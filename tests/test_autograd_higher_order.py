@@ -15,6 +15,7 @@ import pytest
 import gluonlite as mx
 from gluonlite.np import _ops
 from gluonlite.np import linalg as mx_linalg
+from gluonlite.npx._rnn import param_size
 from tests.helpers import assert_matches
 from tests.np.cases import SIGN_FREE, SYMMETRIC
 from tests.np.test_table import _cases_of
@@ -268,6 +269,20 @@ def test_npx_second_derivatives(device, name):
         arrays = [_distinct(*eval(shapes.split(" ", 1)[1]))]
     else:
         arrays = [_rng.standard_normal(s) for s in shapes]
+    check_second_order(fn, arrays, device)
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+def test_rnn_second_derivatives(device, mode):
+    """npx.rnn is composed of recorded ops: its second derivatives come for free."""
+    size = param_size(mode, 1, 2, 3, False)
+    arrays = [_rng.standard_normal((4, 2, 2)), 0.5 * _rng.standard_normal(size),
+              _rng.standard_normal((1, 2, 3))]
+    if mode == "lstm":
+        arrays.append(_rng.standard_normal((1, 2, 3)))
+
+    def fn(x, p, h, *c):
+        return mx.np.sin(mx.npx.rnn(x, p, h, *c, mode=mode, state_size=3, num_layers=1))
     check_second_order(fn, arrays, device)
 
 
