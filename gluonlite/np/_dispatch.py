@@ -390,6 +390,16 @@ class Recorded:
     def arange(self, *args, dtype=None):
         return self._create("arange", *args, dtype=dtype)
 
+    def take_along_axis(self, arr, indices, axis):
+        """NumPy's ``take_along_axis`` as a recorded gather (an indexing of ``arr``; not
+        an ``mx.np`` function, which MXNet 2 lacks)."""
+        idx = indices._data if isinstance(indices, ndarray) else indices
+        xp = _backend.xp(self._device)
+        axis %= arr.ndim
+        with _backend.on(self._device):
+            grids = xp.indices(idx.shape, sparse=True)
+        return arr[tuple(idx if i == axis else grid for i, grid in enumerate(grids))]
+
 
 def _select_index(ctx):
     """The element numbers behind a "select" op's output: (index, spans, size).

@@ -213,14 +213,17 @@ def _quantile_grad(ctx, g, scale=1.0):
     if keep:  # drop the kept axis: g becomes q.shape + xm.shape[:-1]
         g = g.reshape(q.shape + xm.shape[:-1])
     order = xp.argsort(xm, axis=-1, kind="stable")
-    grad_sorted = xp.zeros(xm.shape, dtype=g.dtype)
     pos = q.reshape(-1) * (n - 1)
     g = g.reshape((pos.size,) + xm.shape[:-1])
+    # Each quantile's gradient lands on its two sorted neighbours: a sum of rows of the
+    # identity, not in-place adds (so that it can be recorded too, for create_graph).
+    eye = xp.eye(n, dtype=g.dtype)
+    grad_sorted = None
     for j, p in enumerate(pos.tolist()):
         lo, hi = int(math.floor(p)), int(math.ceil(p))
         frac = p - lo
-        grad_sorted[..., lo] += g[j] * (1 - frac)
-        grad_sorted[..., hi] += g[j] * frac
+        term = g[j][..., None] * (eye[lo] * (1 - frac) + eye[hi] * frac)
+        grad_sorted = term if grad_sorted is None else grad_sorted + term
     grad = xp.take_along_axis(grad_sorted, xp.argsort(order, axis=-1), axis=-1)
     return [grad.reshape(x.shape) if axis is None else xp.moveaxis(grad, -1, axis)]
 
@@ -290,11 +293,9 @@ def _clip_grad(ctx, g):
 def _sort_grad(ctx, g):
     x, xp = ctx.ins[0], ctx.xp
     axis = _arg(ctx, 1, "axis", -1)
-    if axis is None:
+    if axis is None:  # g[j] belongs to element order[j]: gather by the inverse order
         order = xp.argsort(x.reshape(-1), kind="stable")
-        out = xp.zeros(x.size, dtype=g.dtype)
-        out[order] = g
-        return [out.reshape(x.shape)]
+        return [g.reshape(-1)[xp.argsort(order)].reshape(x.shape)]
     order = xp.argsort(x, axis=axis, kind="stable")
     # g[j] belongs to the element sorted into place j: undo the permutation
     return [xp.take_along_axis(g, xp.argsort(order, axis=axis), axis=axis)]
@@ -514,9 +515,10 @@ ROWS = [
     Row("trace", out=True, grad=_GRAD["trace"], graph=True),
     Row("diff", grad=_GRAD["diff"], graph=True),
     Row("ediff1d", grad=_GRAD["ediff1d"], graph=True),
-    Row("median", out=True, grad=_quantile_grad),
-    Row("quantile", out=True, grad=_quantile_grad),
-    Row("percentile", out=True, grad=lambda ctx, g: _quantile_grad(ctx, g, scale=100.0)),
+    Row("median", out=True, grad=_quantile_grad, graph=True),
+    Row("quantile", out=True, grad=_quantile_grad, graph=True),
+    Row("percentile", out=True, grad=lambda ctx, g: _quantile_grad(ctx, g, scale=100.0),
+        graph=True),
     Row("all", out=True), Row("any", out=True),
     Row("argmax", out=True), Row("argmin", out=True), Row("argsort"),
     # products
@@ -553,7 +555,7 @@ ROWS = [
     Row("vsplit", grad=SELECT), Row("dsplit", grad=SELECT),
     Row("where", _where, grad=SELECT, keep=(0,), zero=(1, 2, "x", "y")),
     Row("clip", out=True, grad=_GRAD["clip"], graph=True),
-    Row("sort", grad=_GRAD["sort"]),
+    Row("sort", grad=_GRAD["sort"], graph=True),
     # not differentiable
     Row("unique"), Row("nonzero"), Row("flatnonzero"), Row("unravel_index"),
     Row("diag_indices_from"), Row("triu_indices_from"), Row("histogram"),
