@@ -34,9 +34,9 @@ import math
 
 import numpy
 
-from .. import _backend
+from .. import _backend, autograd
 from ..autograd import record_op, requires_grad
-from ..ndarray import ndarray
+from ..ndarray import linear_op, ndarray
 from .nn import _check_same_device
 
 __all__ = ["convolution", "deconvolution", "pooling"]
@@ -409,7 +409,61 @@ def convolution(data=None, weight=None, bias=None, kernel=None, stride=None, dil
             if bias is not None and requires_grad(bias):
                 db = dfull.sum(axis=0).astype(dtype, copy=False)
         return (dx, dw, db)[:len(inputs)]
-    return record_op(out, inputs, backward)
+
+    geometry = dict(kernel=kernel, stride=stride, dilate=dilate, pad=pad,
+                    num_group=groups, layout=layout)
+
+    def graph(out, g):
+        # Recorded (create_graph): the input gradient is a deconvolution of g with the same
+        # weight, the weight gradient a recorded op of (data, g), the bias' a sum.
+        dx = dw = db = None
+        if requires_grad(data):
+            dx = deconvolution(g, weight, num_filter=data.shape[-1 if cl else 1],
+                               target_shape=spatial, no_bias=True, **geometry)
+        if requires_grad(weight):
+            dw = _weight_grad(data, g, weight.shape, geometry)
+        if bias is not None and requires_grad(bias):
+            db = g.sum(axis=_non_channel_axes(g.ndim, cl))
+        return (dx, dw, db)[:len(inputs)]
+    return record_op(out, inputs, backward, graph)
+
+
+def _non_channel_axes(ndim: int, channels_last: bool) -> tuple:
+    return tuple(i for i in range(ndim) if i != (ndim - 1 if channels_last else 1))
+
+
+def _weight_grad(data, dy, w_shape, geometry):
+    """The weight gradient of ``convolution(data, W)`` for output gradient ``dy``, as a
+    recorded op of (data, dy) (``create_graph``). Bilinear: its gradient for ``h`` (shaped
+    like W) is ``deconvolution(dy, h)`` for data and ``convolution(data, h)`` for dy."""
+    cl = _channels_last("convolution", geometry["layout"], len(geometry["kernel"]))
+    spatial = data.shape[1:-1] if cl else data.shape[2:]
+    grid = _Grid(data.shape[0], spatial, geometry["kernel"], geometry["stride"],
+                 geometry["dilate"], geometry["pad"], geometry["pad"])
+    xp, dtype, device = data._xp, data.dtype, data._device
+    compute = _compute_dtype(dtype)
+    with _backend.on(device):
+        buf = _to_phases(xp, _to_cl(xp, data._data, cl), grid, 0, compute)
+        dfull = _embed(xp, _to_cl(xp, dy._data.astype(compute, copy=False), cl), grid,
+                       compute)
+        dwmat = _gather_weight_grad(xp, buf, grid.offsets, dfull, geometry["num_group"],
+                                    compute)
+        out = ndarray(_weight_from_matrix(xp, dwmat, w_shape, cl, dtype), device)
+
+    def vjp(h):
+        dd = ddy = None
+        if requires_grad(data):
+            dd = deconvolution(dy, h, num_filter=data.shape[-1 if cl else 1],
+                               target_shape=spatial, no_bias=True, **geometry)
+        if requires_grad(dy):
+            ddy = convolution(data, h, num_filter=w_shape[0], no_bias=True, **geometry)
+        return dd, ddy
+
+    def backward(h):
+        with autograd.pause():
+            grads = vjp(ndarray(h, device))
+        return tuple(None if v is None else v._data for v in grads)
+    return record_op(out, (data, dy), backward, lambda out, h: vjp(h))
 
 
 def deconvolution(data=None, weight=None, bias=None, kernel=None, stride=None, dilate=None,
@@ -473,7 +527,24 @@ def deconvolution(data=None, weight=None, bias=None, kernel=None, stride=None, d
                 axes = tuple(i for i in range(g.ndim) if i != (g.ndim - 1 if cl else 1))
                 db = g.astype(compute).sum(axis=axes).astype(dtype, copy=False)
         return (dx, dw, db)[:len(inputs)]
-    return record_op(out, inputs, backward)
+
+    geometry = dict(kernel=kernel, stride=stride, dilate=dilate, pad=pad,
+                    num_group=groups, layout=layout)
+
+    def graph(out, g):
+        # Recorded (create_graph): deconvolution is convolution's input gradient, so its
+        # own input gradient is a convolution of g, and its weight gradient is
+        # convolution's weight gradient with the roles of input and output swapped.
+        dx = dw = db = None
+        if requires_grad(data):
+            dx = convolution(g, weight, num_filter=data.shape[-1 if cl else 1],
+                             no_bias=True, **geometry)
+        if requires_grad(weight):
+            dw = _weight_grad(g, data, weight.shape, geometry)
+        if bias is not None and requires_grad(bias):
+            db = g.sum(axis=_non_channel_axes(g.ndim, cl))
+        return (dx, dw, db)[:len(inputs)]
+    return record_op(out, inputs, backward, graph)
 
 
 # ---------------------------------------------------------------------------------------
@@ -554,7 +625,20 @@ def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
                 else:
                     dx = xp.broadcast_to(g / size if pool_type == "avg" else g, raw.shape)
                 return (xp.ascontiguousarray(dx).astype(dtype, copy=False),)
-        return record_op(out, (data,), global_backward)
+
+        def global_apply(h):  # the pooling's Jacobian applied to h (data's shape)
+            with _backend.on(device):
+                h = h.astype(compute, copy=False)
+                if pool_type == "max":
+                    (dx,) = global_backward(xp.ones(y.shape, dtype=dtype))
+                    v = (dx.astype(compute, copy=False) * h).sum(axis=axes, keepdims=True)
+                else:
+                    v = h.sum(axis=axes, keepdims=True)
+                    if pool_type == "avg":
+                        v = v / size
+                return v.astype(dtype, copy=False)
+        return record_op(out, (data,), global_backward, lambda out, g: (
+            linear_op(g, lambda g_: global_backward(g_)[0], global_apply),))
     if kernel is None or len(tuple(kernel)) != nd:
         raise ValueError(f"{op}: kernel {kernel} must have one entry per spatial axis of "
                          f"data of shape {data.shape}")
@@ -617,4 +701,27 @@ def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
                     dbuf[off:off + rows] += dfull
             dx = _from_phases(xp, dbuf, grid, compute)
             return (_from_cl(xp, dx, cl).astype(dtype, copy=False),)
-    return record_op(out, (data,), backward)
+
+    def apply(h):
+        """The pooling's Jacobian applied to ``h`` (data's shape): the window sums (or
+        averages) of h, or for max h at each window's first maximum."""
+        with _backend.on(device):
+            hbuf = _to_phases(xp, _to_cl(xp, h.astype(compute, copy=False), cl), grid, 0,
+                              compute)
+            res = xp.zeros(full.shape, dtype=compute)
+            taken = xp.zeros(full.shape, dtype=bool) if pool_type == "max" else None
+            for off in offsets:
+                if taken is None:
+                    res += hbuf[off:off + rows]
+                else:
+                    hit = (buf[off:off + rows] == full) & ~taken
+                    res += xp.where(hit, hbuf[off:off + rows], 0)
+                    taken |= hit
+            v = _valid(res, grid)
+            if count is not None:
+                v = v / count
+            return _from_cl(xp, v, cl).astype(dtype, copy=False)
+    # Recorded (create_graph): the backward is linear in g, its coefficients fixed by the
+    # forward (the window selection), so it is a linear op whose transpose is apply().
+    return record_op(out, (data,), backward, lambda out, g: (
+        linear_op(g, lambda g_: backward(g_)[0], apply),))

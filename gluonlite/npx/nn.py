@@ -15,7 +15,9 @@ import numpy
 
 from .. import _backend, _dropout, autograd
 from ..autograd import SparseRows, record_op
-from ..ndarray import ndarray, _device_mismatch
+from ..ndarray import ndarray, _device_mismatch, scatter_add
+from .. import np as xp_np
+from ..np._dispatch import Recorded
 from ..device import as_device
 from .._compat import resolve_ctx
 
@@ -161,7 +163,22 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
         if dx is not None and len(x_shape) != 2:
             dx = dx.reshape(x_shape)
         return (dx, dw) if bias is None else (dx, dw, db)
-    return record_op(out, inputs, backward)
+
+    def graph(out, g):
+        # The same products with recorded ops (create_graph): dx = dy W, dW = dy^T x,
+        # db = sum(dy).
+        dy = g if len(x_shape) == 2 else g.reshape(-1, units)
+        dx = dw = db = None
+        if _needs_grad(x):
+            dx = dy @ weight
+            if len(x_shape) != 2:
+                dx = dx.reshape(x_shape)
+        if _needs_grad(weight):
+            dw = dy.T @ (x if len(x_shape) == 2 else x.reshape(-1, in_units))
+        if bias is not None and _needs_grad(bias):
+            db = dy.sum(axis=0)
+        return (dx, dw) if bias is None else (dx, dw, db)
+    return record_op(out, inputs, backward, graph)
 
 
 # ----------------------------------------------------------------------- activations
@@ -178,7 +195,8 @@ def _elementwise(x, forward, backward):
     out = ndarray(y, device)
     if not autograd._recording.get():
         return out
-    return record_op(out, (x,), lambda g: (backward(xp, g, x._data, y),))
+    return record_op(out, (x,), lambda g: (backward(xp, g, x._data, y),),
+                     lambda out, g: (backward(Recorded(device), g, x, out),))
 
 
 # exp(-a) stays finite for a above these (float32: exp(88.7) overflows).
@@ -307,7 +325,19 @@ def _softmax(op, data, axis, temperature, dtype, mask, log, fill):
         else:
             dx = p * (g - (g * p).sum(axis=axis, keepdims=True))
         return ((dx / t if t != 1.0 else dx).astype(in_dtype, copy=False),)
-    return record_op(out, (data,), backward)
+
+    def graph(out, g):
+        # The same formulas on recorded arrays, p from the output (create_graph).
+        m = None if mask is None else ndarray(mask, data._device)
+        if log:
+            p_ = xp_np.exp(out) if m is None else xp_np.where(m, xp_np.exp(out), 0)
+            gm = g if m is None else xp_np.where(m, g, 0)
+            dx = gm - p_ * gm.sum(axis=axis, keepdims=True)
+        else:
+            dx = out * (g - (g * out).sum(axis=axis, keepdims=True))
+        dx = dx / t if t != 1.0 else dx
+        return (dx if dx.dtype == in_dtype else dx.astype(in_dtype),)
+    return record_op(out, (data,), backward, graph)
 
 
 def _length_mask(op, data, axis, length, use_length):
@@ -406,7 +436,13 @@ def pick(data, index, axis=-1, mode="clip", keepdims=False):
         positions = xp.arange(n).reshape((n,) + (1,) * (data.ndim - axis - 1))
         onehot = (idx_k == positions).astype(data.dtype)
         return (onehot * g.reshape(idx_k.shape),)
-    return record_op(out, (data,), backward)
+
+    def graph(out, g):
+        with _backend.on(data._device):
+            positions = xp.arange(n).reshape((n,) + (1,) * (data.ndim - axis - 1))
+            onehot = ndarray((idx_k == positions).astype(data.dtype), data._device)
+        return (onehot * g.reshape(idx_k.shape),)
+    return record_op(out, (data,), backward, graph)
 
 
 def embedding(data, weight, input_dim=None, output_dim=None, dtype="float32",
@@ -441,7 +477,11 @@ def embedding(data, weight, input_dim=None, output_dim=None, dtype="float32",
         full = xp.zeros(weight.shape, dtype=weight.dtype)
         autograd._scatter_add(xp, full, flat, rows)
         return None, full
-    return record_op(out, (data, weight), backward)
+
+    def graph(out, g):  # dense, recorded (create_graph)
+        return None, scatter_add(g.reshape(-1, weight.shape[1]), weight.shape,
+                                 ids.reshape(-1))
+    return record_op(out, (data, weight), backward, graph)
 
 
 def dropout(data, p=0.5, mode="training", axes=(), cudnn_off=True, **kwargs):
@@ -463,7 +503,8 @@ def dropout(data, p=0.5, mode="training", axes=(), cudnn_off=True, **kwargs):
     with _backend.on(data.device):
         mask = _dropout.mask(shape, data.dtype, data.device, p)
         out = ndarray(data._data * mask, data.device)
-    return record_op(out, (data,), lambda g: (g * mask,))
+    return record_op(out, (data,), lambda g: (g * mask,),
+                     lambda out, g: (g * ndarray(mask, out._device),))
 
 
 def one_hot(data, depth=None, on_value=1.0, off_value=0.0, dtype="float32"):
@@ -522,7 +563,7 @@ def topk(data, axis=-1, k=1, ret_typ="indices", is_ascend=False, dtype="float32"
         pad[axis] = n - k
         padded = xp.concatenate([g, xp.zeros(pad, dtype=g.dtype)], axis=axis)
         return (xp.take_along_axis(padded, rank, axis=axis),)
-    values = record_op(values, (src,), backward)
+    values = record_op(values, (src,), backward, "topk")
     return values if ret_typ == "value" else [values, indices]
 
 
@@ -551,7 +592,15 @@ def batch_dot(a, b, transpose_a=False, transpose_b=False, forward_stype=None):
         gb = xp.matmul(xp.swapaxes(ra, -1, -2), g)
         return (xp.swapaxes(ga, -1, -2) if transpose_a else ga,
                 xp.swapaxes(gb, -1, -2) if transpose_b else gb)
-    return record_op(out, (a, b), backward)
+
+    def graph(out, g):
+        op_a = xp_np.swapaxes(a, -1, -2) if transpose_a else a
+        op_b = xp_np.swapaxes(b, -1, -2) if transpose_b else b
+        ga = xp_np.matmul(g, xp_np.swapaxes(op_b, -1, -2))
+        gb = xp_np.matmul(xp_np.swapaxes(op_a, -1, -2), g)
+        return (xp_np.swapaxes(ga, -1, -2) if transpose_a else ga,
+                xp_np.swapaxes(gb, -1, -2) if transpose_b else gb)
+    return record_op(out, (a, b), backward, graph)
 
 
 def broadcast_like(lhs, rhs, lhs_axes=None, rhs_axes=None):
@@ -590,7 +639,7 @@ def broadcast_like(lhs, rhs, lhs_axes=None, rhs_axes=None):
     def backward(g):
         axes = tuple(i for i, (s, t) in enumerate(zip(shape, target)) if s != t)
         return ((g.sum(axis=axes, keepdims=True) if axes else g), None)
-    return record_op(out, (lhs, rhs), backward)
+    return record_op(out, (lhs, rhs), backward, lambda out, g: backward(g))
 
 
 def arange_like(data, start=0.0, step=1.0, repeat=1, ctx=None, axis=None, device=None):

@@ -17,6 +17,7 @@ import numpy
 
 from .. import _backend, autograd
 from ..autograd import record_op, requires_grad
+from .. import np as _np
 from ..ndarray import ndarray
 from .nn import _check_same_device
 
@@ -119,7 +120,47 @@ def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_ga
                              .astype(beta.dtype, copy=False)
                              if requires_grad(beta) else None)
         return tuple(grads)
-    return record_op(out, inputs, backward), mean, var
+    if reduce_stats is not None:  # statistics shared across calls (SyncBatchNorm)
+        return record_op(out, inputs, backward, op), mean, var
+
+    def graph(out, dy):
+        # The same gradients on recorded arrays (create_graph); batch statistics are
+        # recomputed from the data so that their dependence on it is recorded too.
+        xv = data.reshape(view)
+        dy = dy.reshape(view)
+        if stats is None:
+            mu = xv.mean(axis=reduce_axes, keepdims=True)
+            centred = xv - mu
+            inv_ = 1 / _np.sqrt((centred * centred).mean(axis=reduce_axes, keepdims=True)
+                                + eps)
+        else:
+            centred = xv - ndarray(mean, device)
+            inv_ = ndarray(inv, device)
+        xhat_ = centred * inv_
+        grads = []
+        if requires_grad(data):
+            dxhat = dy if g is None else dy * gamma.reshape(param_view)
+            if stats is None:
+                dx = inv_ * (dxhat - dxhat.mean(axis=reduce_axes, keepdims=True)
+                             - xhat_ * (dxhat * xhat_).mean(axis=reduce_axes,
+                                                            keepdims=True))
+            else:
+                dx = dxhat * inv_
+            grads.append(dx.reshape(data.shape))
+        else:
+            grads.append(None)
+        if gamma is not None:
+            dg = None
+            if fix_gamma:
+                dg = _np.zeros(gamma.shape, dtype=gamma.dtype, device=device)
+            elif requires_grad(gamma):
+                dg = (dy * xhat_).sum(axis=param_axes).reshape(gamma.shape)
+            grads.append(dg)
+        if beta is not None:
+            grads.append(dy.sum(axis=param_axes).reshape(beta.shape)
+                         if requires_grad(beta) else None)
+        return tuple(grads)
+    return record_op(out, inputs, backward, graph), mean, var
 
 
 def _merge_sums(parts):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy
 
-from ... import _backend, npx
+from ... import _backend, np as _np, npx
 from ...autograd import record_op
 from ...ndarray import ndarray
 from ..block import Block
@@ -274,7 +274,15 @@ class ReflectionPad2D(Block):
                 mh = xp.asarray((rows[:, None] == numpy.arange(h)).astype(g.dtype))
                 mw = xp.asarray((cols[:, None] == numpy.arange(w)).astype(g.dtype))
                 return (xp.einsum("nchw,hi,wj->ncij", g, mh, mw),)
-        return record_op(out, (x,), backward)
+
+        def graph(out, g):  # the same sums, recorded (create_graph)
+            with _backend.on(x.device):
+                mh = ndarray(xp.asarray((rows[:, None] == numpy.arange(h)).astype(g.dtype)),
+                             x.device)
+                mw = ndarray(xp.asarray((cols[:, None] == numpy.arange(w)).astype(g.dtype)),
+                             x.device)
+            return (_np.einsum("nchw,hi,wj->ncij", g, mh, mw),)
+        return record_op(out, (x,), backward, graph)
 
     def _extra_repr(self) -> str:
         return f"padding={self._padding}"
