@@ -190,8 +190,12 @@ class Block:
         """Parameters of this block and all its children, by structural name.
 
         Args:
-            select: a regular expression matched at the start of each name (``re.match``,
-                as MXNet 2 does), e.g. ``'.*weight|.*bias'`` or ``'0\\.'``.
+            select: a regular expression matched at the start of each structural name
+                (``re.compile(select).match``, as MXNet 2 does; not a full match): e.g.
+                ``'.*weight|.*bias'``, or ``'0\\.'`` for the first child's parameters.
+                ``'weight'`` selects nothing from ``'0.weight'`` (the match is anchored at
+                the start) and ``'0.w'`` selects ``'0.weight'`` (it need not reach the
+                end); append ``$`` for a full match.
 
         Returns:
             A dict ``name -> Parameter`` in registration order (a ``ParameterDict``, so the
