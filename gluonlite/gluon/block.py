@@ -643,10 +643,10 @@ class HybridBlock(Block):
             >>> import gluonlite as mx
             >>> net = mx.gluon.nn.Dense(2, in_units=3)
             >>> net.infer_type(mx.np.ones((1, 3)))
-            >>> net.infer_type(mx.np.ones((1, 3), dtype='float16'))
+            >>> net.infer_type(mx.np.ones((1, 3), dtype='float16'))  # doctest: +ELLIPSIS
             Traceback (most recent call last):
             ...
-            TypeError: infer_type: Dense (the top block) has Parameter 'weight' of float32 but its input is float16; cast the block (block.cast('float16')) or the input (x.astype('float32'))
+            TypeError: infer_type: Dense (the top block) has Parameter 'weight' of float32 ...
         """
         from .nn.norm_layers import BatchNorm  # below us; imported late (nn imports block)
         names = _block_paths(self)
