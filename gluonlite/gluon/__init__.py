@@ -10,9 +10,10 @@ from . import loss, nn, utils
 from . import data, metric
 from .block import Block, HybridBlock
 from .parameter import Constant, DeferredInitializationError, Parameter, ParameterDict
+from .symbol_block import SymbolBlock
 from .trainer import Trainer
 
 __all__ = ["Parameter", "Constant", "DeferredInitializationError", "Block", "HybridBlock",
            "Trainer", "nn", "loss", "utils", "save_parameters", "load_parameters",
            "load_mxnet_params", "CheckpointError", "CorruptCheckpointError",
-           "CheckpointMismatchError", "ParameterDict", "data", "metric"]
+           "CheckpointMismatchError", "ParameterDict", "data", "metric", "SymbolBlock"]

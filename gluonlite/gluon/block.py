@@ -493,7 +493,14 @@ class Block:
     def forward(self, *args):
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
+    # Set on hybridized HybridBlocks: each call notes its inputs' shapes for ``export``.
+    _note_inputs = False
+
     def __call__(self, *args, **kwargs):
+        if self._note_inputs:
+            object.__setattr__(self, "_export_inputs", tuple(
+                (a.shape, a.dtype, a.device) if isinstance(a, ndarray) else None
+                for a in args) + ((None,) if kwargs else ()))
         if self._forward_pre_hooks:
             for hook in list(self._forward_pre_hooks.values()):
                 hook(self, args)
@@ -598,7 +605,30 @@ class HybridBlock(Block):
     def hybridize(self, active: bool = True, **kwargs) -> None:
         object.__setattr__(self, "_active", bool(active))
         object.__setattr__(self, "_flags", dict(kwargs))
+        object.__setattr__(self, "_note_inputs", bool(active))
         super().hybridize(active, **kwargs)
+
+    def export(self, path, epoch: int = 0, remove_amp_cast: bool = True) -> tuple:
+        """Write the model as MXNet does: ``path-symbol.json`` (the graph in MXNet's symbol
+        JSON) and ``path-%04d.params`` (``epoch``; the parameters as ``arg:name`` /
+        ``aux:name`` in MXNet's NDArray format), loadable by ``SymbolBlock.imports`` of
+        gluonlite and of MXNet.
+
+        As in MXNet, call ``hybridize()`` and run a forward first: the graph is traced
+        from a forward on inputs shaped like that call's (see
+        ``gluonlite.gluon.symbol_block`` for what can be traced). ``remove_amp_cast`` is
+        accepted; gluonlite writes no ``amp_cast`` nodes.
+
+        Returns:
+            ``(symbol_filename, params_filename)``.
+
+        Raises:
+            RuntimeError: not hybridized and run yet. TypeError: the forward computes
+                with an operation that has no MXNet symbol here (the message names the
+                block and operator); nothing is written then.
+        """
+        from .symbol_block import export_block  # it imports this module
+        return export_block(self, path, epoch, remove_amp_cast)
 
     def infer_shape(self, *args) -> None:
         """Infer the shapes of all Parameters (deferred ones included) from ``args``,
