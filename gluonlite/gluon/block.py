@@ -6,7 +6,8 @@ first layer of a ``Sequential``, ``encoder.fc.bias`` for nested blocks).
 
 There is no graph compiler in gluonlite: ``HybridBlock`` is a ``Block`` whose
 ``hybridize()`` is accepted and changes nothing, so every forward runs eagerly on NumPy or
-CuPy (and gives the numbers a hybridized MXNet model gives).
+CuPy (and gives the numbers a hybridized MXNet model gives). ``HybridBlock.export`` traces a
+forward into MXNet's symbol JSON, which ``gluon.SymbolBlock`` runs (``symbol_block.py``).
 
 The MXNet 1.x spellings ``Block(prefix=, params=)``, ``name``, ``prefix``, ``name_scope()``
 and ``params.get(...)`` work and warn once with a ``DeprecationWarning``.
@@ -594,7 +595,8 @@ class HybridBlock(Block):
     """A Block that MXNet can compile to a graph; in gluonlite it runs eagerly too.
 
     ``hybridize(active, static_alloc=..., static_shape=..., ...)`` is accepted and
-    recorded (``_active``); the numbers do not change.
+    recorded (``_active``); the numbers do not change. A hybridized block notes the input
+    shapes of each call, from which ``export`` traces MXNet's graph.
     """
 
     def __init__(self, prefix: str | None = None, params=None):

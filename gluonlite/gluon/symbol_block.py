@@ -44,6 +44,7 @@ import contextvars
 import inspect
 import json
 import os
+import threading
 
 import numpy
 
@@ -67,6 +68,8 @@ _NUM_OUTPUTS = {"BatchNorm": 3, "LayerNorm": 3, "InstanceNorm": 3, "GroupNorm": 
 _DTYPE_FLAGS = {"float32": 0, "float64": 1, "float16": 2, "uint8": 3, "int32": 4, "int8": 5,
                 "int64": 6}
 _FLAG_DTYPES = {v: k for k, v in _DTYPE_FLAGS.items()}
+# One export at a time: the wrappers are installed process-wide (see _Patched).
+_export_lock = threading.Lock()
 
 
 class _Unexportable(Exception):
@@ -574,7 +577,7 @@ def export_block(block: HybridBlock, path, epoch: int = 0, remove_amp_cast: bool
         for b in block._blocks():
             handles.append(b.register_forward_pre_hook(trace.pre_hook))
             handles.append(b.register_forward_hook(trace.post_hook))
-        with _Patched(), autograd.pause():
+        with _export_lock, _Patched(), autograd.pause():
             out = block(*inputs)
     finally:
         _active.reset(token)
