@@ -406,3 +406,19 @@ def test_operands_on_different_devices_are_refused():
         npx.batch_dot(a, b)
     with pytest.raises(ValueError, match="softmax: operands are on different devices"):
         npx.softmax(a, length=mx.np.ones((2, 3), device=mx.cpu(1)), use_length=True)
+
+
+def test_fully_connected_of_a_non_contiguous_view_stays_on_its_device(device):
+    # The reshape of a swapped view copies; on a GPU that copy must land on the input's GPU.
+    a, w = _randn(3, 4, 5), _randn(2, 5)
+    x = mx.np.array(a, device=device)
+    weight = mx.np.array(w, device=device)
+    x.attach_grad()
+    with autograd.record():
+        y = npx.fully_connected(mx.np.swapaxes(x, 0, 1), weight, no_bias=True, num_hidden=2,
+                                flatten=False)
+    y.backward()
+    np.testing.assert_allclose(y.asnumpy(), np.swapaxes(a, 0, 1) @ w.T, rtol=1e-12)
+    assert y.device == device and x.grad.device == device
+    np.testing.assert_allclose(x.grad.asnumpy(), np.broadcast_to(w.sum(0), a.shape),
+                               rtol=1e-12)
