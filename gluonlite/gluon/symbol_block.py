@@ -323,21 +323,13 @@ _METHOD_CONVERTERS = {
     "__neg__": lambda a: ("negative", {}, [a["self"]]),
     "reshape": _reshape, "transpose": _transpose,
 }
-_METHOD_SIGNATURES = {"__neg__": "self", "reshape": "self, *shape, **kwargs",
-                      "transpose": "self, *axes"}
+# How each method's arguments bind (by name) for its converter.
+_METHOD_SIGNATURES = {"__neg__": inspect.signature(lambda self: None),
+                      "reshape": inspect.signature(lambda self, *shape, **kwargs: None),
+                      "transpose": inspect.signature(lambda self, *axes: None)}
+_BINARY_SIGNATURE = inspect.signature(lambda self, other: None)
 _INPLACE = ("__iadd__", "__isub__", "__imul__", "__itruediv__", "__ipow__", "__imod__",
             "__ifloordiv__", "__setitem__")
-
-
-def _signature(fn, text=None):
-    if text is not None:
-        return inspect.Signature([
-            inspect.Parameter(p.strip().lstrip("*"),
-                              inspect.Parameter.VAR_KEYWORD if p.strip().startswith("**")
-                              else inspect.Parameter.VAR_POSITIONAL if p.strip().startswith("*")
-                              else inspect.Parameter.POSITIONAL_OR_KEYWORD)
-            for p in text.split(",")])
-    return inspect.signature(fn)
 
 
 # --------------------------------------------------------------------- block rules
@@ -522,12 +514,11 @@ class _Patched:
                 fn = getattr(module, name)
                 self._swap(module, name,
                            _traced(f"{module.__name__.split('.')[-1]}.{name}", fn, convert,
-                                   _signature(fn)))
+                                   inspect.signature(fn)))
         for name, convert in _METHOD_CONVERTERS.items():
-            fn = getattr(ndarray, name)
-            text = _METHOD_SIGNATURES.get(name, "self, other")
-            self._swap(ndarray, name, _traced(f"ndarray.{name}", fn, convert,
-                                              _signature(fn, text)))
+            bind = _METHOD_SIGNATURES.get(name, _BINARY_SIGNATURE)
+            self._swap(ndarray, name, _traced(f"ndarray.{name}", getattr(ndarray, name),
+                                              convert, bind))
         for name in _INPLACE:
             self._swap(ndarray, name, _refuse_inplace(name, getattr(ndarray, name)))
         return self
@@ -628,35 +619,32 @@ def _graph_json(nodes: list, heads: list) -> str:
 
 
 # --------------------------------------------------------------------- reading graphs
-def _parse(kind):
-    def parse(text: str):
-        if kind == "bool":
-            low = text.strip().lower()
-            if low in ("true", "1"):
-                return True
-            if low in ("false", "0"):
-                return False
-            raise ValueError(f"not a bool: {text!r}")
-        if kind == "int":
-            return int(text)
-        if kind == "float":
-            return float(text)
-        if kind == "tuple":
-            value = ast.literal_eval(text.strip()) if text.strip() not in ("", "()") else ()
-            value = value if isinstance(value, (tuple, list)) else (value,)
-            return tuple(int(v) for v in value)
-        if kind == "opt_tuple":
-            return None if text.strip() in ("None", "") else parse_tuple(text)
-        if kind == "opt_float":
-            return None if text.strip() == "None" else float(text)
-        return text
-    return parse
+def _B(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("true", "1"):
+        return True
+    if low in ("false", "0"):
+        return False
+    raise ValueError(f"not a bool: {text!r}")
 
 
-parse_tuple = _parse("tuple")
-_B, _I, _F, _T, _S = (_parse("bool"), _parse("int"), _parse("float"), _parse("tuple"),
-                      _parse("str"))
-_OT, _OF = _parse("opt_tuple"), _parse("opt_float")
+def _T(text: str) -> tuple:
+    """``'(3, 3)'``, ``'[3]'``, ``'3'`` or ``'()'`` as a tuple of ints."""
+    text = text.strip()
+    value = ast.literal_eval(text) if text not in ("", "()") else ()
+    value = value if isinstance(value, (tuple, list)) else (value,)
+    return tuple(int(v) for v in value)
+
+
+def _OT(text: str):
+    return None if text.strip() in ("None", "") else _T(text)
+
+
+def _OF(text: str):
+    return None if text.strip() == "None" else float(text)
+
+
+_I, _F, _S = int, float, str
 # Attributes that only tune MXNet's kernels; they change no value.
 _IGNORED = {"workspace", "cudnn_tune", "cudnn_off", "mode_cudnn"}
 
@@ -883,7 +871,7 @@ class SymbolBlock(HybridBlock):
                 self._reg_params[name] = params[name]
                 continue
             attrs = _node_attrs(nodes[index])
-            shape = parse_tuple(attrs["__shape__"]) if "__shape__" in attrs else None
+            shape = _T(attrs["__shape__"]) if "__shape__" in attrs else None
             dtype = _FLAG_DTYPES.get(int(attrs.get("__dtype__", 0)), "float32")
             self._reg_params[name] = Parameter(
                 name, grad_req="null" if index in aux else "write", shape=shape,
