@@ -16,7 +16,8 @@ Traced: the operators of ``gluon.nn``'s layers (``npx.fully_connected``, ``activ
 ``embedding``, ``softmax``, ``log_softmax``), ``np.add``/``subtract``/``multiply``/
 ``divide``/``maximum``/``minimum`` and the ``+ - * / **`` and unary ``-`` operators between
 traced arrays and scalars, ``np.tanh``/``exp``/``log``/``sqrt``, ``np.concatenate``,
-``ndarray.reshape`` and ``transpose``, and ``nn.ReflectionPad2D`` as MXNet's ``Pad``. Anything
+``ndarray.reshape`` and ``transpose``, ``nn.ReflectionPad2D`` as MXNet's ``Pad``, and
+``nn.Lambda``/``HybridLambda`` of one of these functions (``HybridLambda('tanh')``). Anything
 else that computes an array the graph needs (indexing, other ``np`` functions, raw NumPy)
 raises ``TypeError`` naming the block and, where known, the operator; so do in-place
 updates of traced arrays. Only calls made through the module attributes are seen
@@ -333,13 +334,35 @@ _INPLACE = ("__iadd__", "__isub__", "__imul__", "__itruediv__", "__ipow__", "__i
 
 
 # --------------------------------------------------------------------- block rules
-def _reflection_pad(block, inputs):
-    return "Pad", _attrs(mode="reflect", pad_width=block._padding), list(inputs[:1])
+# A rule turns a whole block's call into one node (its inside is not traced): it takes
+# (block, args, trace) and returns a converter of (block, args), or None to trace inside.
+def _reflection_pad(block, args, trace):
+    return lambda block, args: ("Pad", _attrs(mode="reflect", pad_width=block._padding),
+                                list(args[:1]))
+
+
+def _lambda(block, args, trace):
+    # Lambda('tanh') holds mx.np.tanh itself, taken before export wrapped it.
+    found = trace.originals.get(id(block._func))
+    if found is None:
+        return None
+    bind, convert = found
+
+    def rule(block, args):
+        bound = bind.bind(*args)
+        bound.apply_defaults()
+        try:
+            return convert(dict(bound.arguments))
+        except _Unexportable as e:
+            raise TypeError(f"export: {e} in {trace._block_text(block)} has no MXNet "
+                            f"operator") from None
+    return rule
 
 
 def _block_rules() -> dict:
-    from .nn.conv_layers import ReflectionPad2D  # nn imports block; loaded late
-    return {ReflectionPad2D: _reflection_pad}
+    from .nn.basic_layers import HybridLambda, Lambda  # nn imports block; loaded late
+    from .nn.conv_layers import ReflectionPad2D
+    return {ReflectionPad2D: _reflection_pad, Lambda: _lambda, HybridLambda: _lambda}
 
 
 # --------------------------------------------------------------------- the trace
@@ -362,6 +385,9 @@ class _Trace:
         self.counts: dict = {}
         self.depth = 0              # > 0 inside a traced call or a block rule
         self.stack: list = []       # blocks whose forward is running
+        self.block_rules: list = []  # the rule of each of them (or None)
+        self.rules: dict = {}       # block type -> rule maker (see _block_rules)
+        self.originals: dict = {}   # id(unwrapped np/npx function) -> (signature, convert)
 
     def variable(self, name: str, attrs=None) -> int:
         if name not in self.variables:
@@ -443,12 +469,15 @@ class _Trace:
 
     # -- block hooks
     def pre_hook(self, block, args) -> None:
+        make = self.rules.get(type(block))
+        rule = make(block, args, self) if make is not None else None
         self.stack.append(block)
-        if type(block) in self.rules:
+        self.block_rules.append(rule)
+        if rule is not None:
             self.depth += 1
 
     def post_hook(self, block, args, out) -> None:
-        rule = self.rules.get(type(block))
+        rule = self.block_rules.pop()
         if rule is not None:
             self.depth -= 1
             if self.depth == 0:
@@ -507,11 +536,15 @@ class _Patched:
     """Installs the tracing wrappers on ``mx.np``, ``mx.npx`` and ``ndarray`` for the
     duration (each checks the trace of its own context, so other threads run as before)."""
 
+    def __init__(self, trace: _Trace):
+        self._trace = trace
+
     def __enter__(self):
         self._saved = []
         for module, table in ((npx, _NPX_CONVERTERS), (np, _NP_CONVERTERS)):
             for name, convert in table.items():
                 fn = getattr(module, name)
+                self._trace.originals[id(fn)] = (inspect.signature(fn), convert)
                 self._swap(module, name,
                            _traced(f"{module.__name__.split('.')[-1]}.{name}", fn, convert,
                                    inspect.signature(fn)))
@@ -568,7 +601,7 @@ def export_block(block: HybridBlock, path, epoch: int = 0, remove_amp_cast: bool
         for b in block._blocks():
             handles.append(b.register_forward_pre_hook(trace.pre_hook))
             handles.append(b.register_forward_hook(trace.post_hook))
-        with _export_lock, _Patched(), autograd.pause():
+        with _export_lock, _Patched(trace), autograd.pause():
             out = block(*inputs)
     finally:
         _active.reset(token)

@@ -34,7 +34,8 @@ def _rand(*shape, dtype="float32"):
 def models():
     """name -> (block builder, list of NumPy inputs, MXNet 1.9.1 loads it)."""
     return {
-        "mlp": (lambda: _seq(nn.Dense(6, activation="relu"), nn.Dense(3)),
+        "mlp": (lambda: _seq(nn.Dense(6, activation="relu"), nn.HybridLambda("tanh"),
+                             nn.Dense(3), nn.HybridLambda(lambda x: mx.npx.relu(x) - 0.5)),
                 [_rand(4, 7)], True),
         "convnet": (lambda: _seq(
             nn.Conv2D(4, 3, padding=1), nn.BatchNorm(), nn.Activation("relu"),
