@@ -21,6 +21,19 @@ class TwoInputs(nn.HybridBlock):
         return mx.npx.softmax(mx.np.concatenate([h, -h], axis=1), axis=-1)
 
 
+class Tied(nn.HybridBlock):
+    """Two Dense layers sharing one weight: one variable in the graph and the file."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Dense(3, in_units=3, use_bias=False)
+        self.b = nn.Dense(3, in_units=3)
+        self.b.share_parameters({"weight": self.a.weight})
+
+    def forward(self, x):
+        return self.b(mx.np.maximum(self.a(x), 0.1) ** 2)
+
+
 def _seq(*layers):
     net = nn.HybridSequential()
     net.add(*layers)
@@ -62,6 +75,7 @@ def models():
         "embedding": (lambda: _seq(nn.Embedding(10, 4), nn.Flatten(), nn.Dense(2)),
                       [np.array([[1, 2, 9], [0, 0, 3]], dtype="int32")], True),
         "two-inputs": (TwoInputs, [_rand(3, 4), _rand(3, 6)], True),
+        "tied": (Tied, [_rand(2, 3)], True),
         "groupnorm": (lambda: _seq(nn.Conv2D(4, 1), nn.GroupNorm(2)),
                       [_rand(2, 3, 4, 4)], False),
     }

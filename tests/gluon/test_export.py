@@ -60,6 +60,15 @@ def test_export_writes_mxnet_files_that_load_back(device, name, tmp_path):
         assert p.grad_req == ("null" if "running" in key else "write")
 
 
+def test_export_saves_a_shared_parameter_once(tmp_path):
+    net, _, _, (sym_file, params_file) = _exported("tied", mx.cpu(0), tmp_path)
+    nodes = json.load(open(sym_file))["nodes"]
+    assert [n["name"] for n in nodes if n["op"] == "null"] == ["data", "a.weight", "b.bias"]
+    fcs = [n for n in nodes if n["op"] == "FullyConnected"]
+    assert [nodes[n["inputs"][1][0]]["name"] for n in fcs] == ["a.weight", "a.weight"]
+    assert sorted(npx.load(params_file)) == ["arg:a.weight", "arg:b.bias"]
+
+
 def test_export_graph_names_mxnet_operators(tmp_path):
     _, _, _, (sym_file, _) = _exported("convnet", mx.cpu(0), tmp_path)
     nodes = json.load(open(sym_file))["nodes"]
