@@ -763,21 +763,25 @@ _OPS = {
     "Concat": (lambda inputs, kw: np.concatenate(inputs, axis=kw.get("dim", 1)),
                {"dim": _I, "num_args": _I}),
     "Pad": (_first(_pad), {"mode": _S, "pad_width": _T, "constant_value": _F}),
-    "relu": (_first(npx.relu), {}), "sigmoid": (_first(npx.sigmoid), {}),
-    "tanh": (_first(np.tanh), {}), "exp": (_first(np.exp), {}), "log": (_first(np.log), {}),
-    "sqrt": (_first(np.sqrt), {}), "negative": (_first(np.negative), {}),
-    "abs": (_first(np.abs), {}), "_copy": (_first(lambda x: x.copy()), {}),
-    "identity": (_first(lambda x: x.copy()), {}),
+    "relu": (_first(lambda x: npx.relu(x)), {}),
+    "sigmoid": (_first(lambda x: npx.sigmoid(x)), {}),
+    "tanh": (_first(lambda x: np.tanh(x)), {}), "exp": (_first(lambda x: np.exp(x)), {}),
+    "log": (_first(lambda x: np.log(x)), {}), "sqrt": (_first(lambda x: np.sqrt(x)), {}),
+    "negative": (_first(lambda x: -x), {}), "abs": (_first(lambda x: np.abs(x)), {}),
+    "_copy": (_first(lambda x: x.copy()), {}), "identity": (_first(lambda x: x.copy()), {}),
 }
-for _names, _fn in ((("broadcast_add", "elemwise_add", "_Plus", "_plus"), np.add),
-                    (("broadcast_sub", "elemwise_sub", "_Minus", "_minus"), np.subtract),
-                    (("broadcast_mul", "elemwise_mul", "_Mul", "_mul"), np.multiply),
-                    (("broadcast_div", "elemwise_div", "_Div", "_div"), np.divide),
-                    (("broadcast_power", "_Power", "_power"), np.power),
-                    (("broadcast_maximum", "_Maximum", "_maximum"), np.maximum),
-                    (("broadcast_minimum", "_Minimum", "_minimum"), np.minimum)):
+# The functions are looked up when they run (np.add, not a reference taken here), so that
+# a SymbolBlock's forward is traced by export like any other.
+for _names, _fn in ((("broadcast_add", "elemwise_add", "_Plus", "_plus"), "add"),
+                    (("broadcast_sub", "elemwise_sub", "_Minus", "_minus"), "subtract"),
+                    (("broadcast_mul", "elemwise_mul", "_Mul", "_mul"), "multiply"),
+                    (("broadcast_div", "elemwise_div", "_Div", "_div"), "divide"),
+                    (("broadcast_power", "_Power", "_power"), "power"),
+                    (("broadcast_maximum", "_Maximum", "_maximum"), "maximum"),
+                    (("broadcast_minimum", "_Minimum", "_minimum"), "minimum")):
     for _name in _names:
-        _OPS[_name] = ((lambda f: lambda inputs, kw: f(inputs[0], inputs[1]))(_fn), {})
+        _OPS[_name] = ((lambda f: lambda inputs, kw: getattr(np, f)(inputs[0], inputs[1]))(
+            _fn), {})
 for _name, _fn in (("_plus_scalar", lambda x, s: x + s), ("_minus_scalar", lambda x, s: x - s),
                    ("_rminus_scalar", lambda x, s: s - x), ("_mul_scalar", lambda x, s: x * s),
                    ("_div_scalar", lambda x, s: x / s), ("_rdiv_scalar", lambda x, s: s / x),

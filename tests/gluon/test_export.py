@@ -69,6 +69,18 @@ def test_export_saves_a_shared_parameter_once(tmp_path):
     assert sorted(npx.load(params_file)) == ["arg:a.weight", "arg:b.bias"]
 
 
+def test_an_imported_model_exports_again_to_the_same_graph(tmp_path):
+    _, xs, y, (sym_file, params_file) = _exported("two-inputs", mx.cpu(0), tmp_path)
+    back = mx.gluon.SymbolBlock.imports(sym_file, ["data0", "data1"], params_file)
+    back.hybridize()
+    back(*xs)
+    again, again_params = back.export(str(tmp_path / "again"))
+    ops = [[n["op"] for n in json.load(open(f))["nodes"]] for f in (sym_file, again)]
+    assert ops[0] == ops[1]
+    twice = mx.gluon.SymbolBlock.imports(again, ["data0", "data1"], again_params)
+    np.testing.assert_allclose(twice(*xs).asnumpy(), y.asnumpy(), rtol=1e-6)
+
+
 def test_export_graph_names_mxnet_operators(tmp_path):
     _, _, _, (sym_file, _) = _exported("convnet", mx.cpu(0), tmp_path)
     nodes = json.load(open(sym_file))["nodes"]
