@@ -205,11 +205,14 @@ class RNN(_RNNLayer):
 class LSTM(_RNNLayer):
     """A multi-layer long short-term memory RNN (gates i, f, g, o; MXNet's equations).
 
-    Arguments as for ``RNN``, and:
+    Arguments as for ``RNN`` (without ``activation``), and:
+
+    Args:
         projection_size: project each step's hidden state to this size (LSTMP, Sak et
             al. 2014) with a bias-free ``h2r_weight``; the projection is the output and the
             recurrent state, while the cell state keeps ``hidden_size``.
         state_clip_min, state_clip_max: clip the cell state after each step.
+        state_clip_nan: accepted; a NaN in the cell state still propagates.
 
     The states are ``[h, c]``: ``h`` of shape (num_layers * directions, batch,
     projection_size or hidden_size), ``c`` of (num_layers * directions, batch,
