@@ -48,8 +48,10 @@ def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_ga
         reduce_axes: axes of ``view`` the statistics run over.
         param_view: shape ``gamma``/``beta`` broadcast as against ``view``.
         stats: ``(mean, var)`` raw arrays to use instead of batch statistics (inference).
-        reduce_stats: maps this call's per-slot ``(sums, counts)`` to the sums over all
-            participants (SyncBatchNorm); None uses this call's data alone.
+        reduce_stats: ``reduce_stats(arrays, count, merge)`` gathers this call's per-slot
+            ``(arrays, count)`` with every other participant's (SyncBatchNorm's devices
+            and ranks) and returns ``merge`` of them all (``_merge_moments`` forward,
+            ``_merge_sums`` backward); None uses this call's data alone.
 
     Returns:
         The output ndarray and the raw (mean, var) used.
@@ -66,16 +68,16 @@ def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_ga
                                              if a not in reduce_axes], dtype=int))
         if stats is None:
             s1 = x.sum(axis=reduce_axes, keepdims=True)
-            s2 = (x * x).sum(axis=reduce_axes, keepdims=True)
             local_count = count
-            if reduce_stats is not None:
-                (s1, s2), count = reduce_stats((s1, s2), local_count)
             mean = s1 / count
-            var = xp.maximum(s2 / count - mean * mean, 0)
+            # Two passes: exact for data with a large mean (no cancellation).
+            centred = x - mean
             if reduce_stats is None:
-                # Two passes: exact for data with a large mean (no cancellation).
-                centred = x - mean
                 var = (centred * centred).mean(axis=reduce_axes, keepdims=True)
+            else:
+                m2 = (centred * centred).sum(axis=reduce_axes, keepdims=True)
+                (s1, m2), count = reduce_stats((s1, m2), local_count, _merge_moments)
+                mean, var = s1 / count, m2 / count
         else:
             mean, var = (s.astype(compute, copy=False).reshape(param_view) for s in stats)
         inv = 1 / xp.sqrt(var + eps)
@@ -97,7 +99,7 @@ def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_ga
                     m1 = dxhat.sum(axis=reduce_axes, keepdims=True)
                     m2 = (dxhat * xhat).sum(axis=reduce_axes, keepdims=True)
                     if reduce_stats is not None:
-                        (m1, m2), _ = reduce_stats((m1, m2), local_count)
+                        (m1, m2), _ = reduce_stats((m1, m2), local_count, _merge_sums)
                     dx = inv * (dxhat - m1 / count - xhat * (m2 / count))
                 else:
                     dx = dxhat * inv
@@ -118,6 +120,31 @@ def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_ga
                              if requires_grad(beta) else None)
         return tuple(grads)
     return record_op(out, inputs, backward), mean, var
+
+
+def _merge_sums(parts):
+    """``[(arrays, count), ...]`` -> their element-wise sums and total count, added in
+    the order given (so every participant that merges the same list gets the same bits)."""
+    arrays = [sum(p[0][i] for p in parts) for i in range(len(parts[0][0]))]
+    return arrays, sum(p[1] for p in parts)
+
+
+def _merge_moments(parts):
+    """``[((sum, m2), count), ...]``, ``m2`` the sum of squared deviations from each part's
+    own mean, -> the same for the union of the parts (Chan et al.'s pairwise update).
+
+    Unlike merging sums of squares, no cancellation: exact for data whose mean is large
+    against its spread. Merging merged groups gives the same result, so the devices of a
+    process and then the processes can merge in turn.
+    """
+    nonempty = [p for p in parts if p[1] > 0]
+    if not nonempty:
+        return _merge_sums(parts)  # count 0: the mean is 0/0, as without SyncBatchNorm
+    parts = nonempty
+    (total,), count = _merge_sums([((p[0][0],), p[1]) for p in parts])
+    mean = total / count
+    m2 = sum(p[0][1] + p[1] * (p[0][0] / p[1] - mean) ** 2 for p in parts)
+    return [total, m2], count
 
 
 def _with_stats(out, mean, var, device, output_mean_var):
