@@ -133,7 +133,13 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
             raise ValueError(f"fully_connected: input of shape {x.shape} gives {x_in} input "
                              f"units (flatten={flatten}), but weight of shape "
                              f"{weight.shape} expects {in_units}")
-        x2 = raw.reshape(-1, in_units)
+        if device.device_type == "cpu":
+            x2 = raw.reshape(-1, in_units)
+        else:
+            # A reshape that must copy (a non-contiguous view, e.g. after swapaxes)
+            # allocates on the current GPU: make it the input's.
+            with _backend.on(device):
+                x2 = raw.reshape(-1, in_units)
     cpu = device.device_type == "cpu"
     xp = numpy if cpu else x._xp
     if not x2.flags.c_contiguous:

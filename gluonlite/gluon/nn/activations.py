@@ -7,13 +7,13 @@ array([0., 2.]...)
 from __future__ import annotations
 
 from ... import npx
-from ..block import Block
+from ..block import HybridBlock
 from ..parameter import Parameter
 
 __all__ = ["Activation", "LeakyReLU", "PReLU", "ELU", "SELU", "GELU", "Swish", "SiLU"]
 
 
-class Activation(Block):
+class Activation(HybridBlock):
     """An activation function: ``'relu'``, ``'sigmoid'``, ``'tanh'``, ``'softrelu'`` or
     ``'softsign'`` (see ``npx.activation``)."""
 
@@ -28,7 +28,7 @@ class Activation(Block):
         return self._act_type
 
 
-class LeakyReLU(Block):
+class LeakyReLU(HybridBlock):
     """``x`` for positive inputs, ``alpha * x`` otherwise."""
 
     def __init__(self, alpha: float):
@@ -44,7 +44,7 @@ class LeakyReLU(Block):
         return str(self._alpha)
 
 
-class PReLU(Block):
+class PReLU(HybridBlock):
     """Leaky ReLU with a learned slope ``alpha`` (a Parameter of shape ``(in_channels,)``,
     one per channel on axis 1, or one shared slope with the default ``in_channels=1``)."""
 
@@ -58,7 +58,7 @@ class PReLU(Block):
         return npx.leaky_relu(x, self.alpha.data(x.device), act_type="prelu")
 
 
-class ELU(Block):
+class ELU(HybridBlock):
     """``x`` for positive inputs, ``alpha * (exp(x) - 1)`` otherwise."""
 
     def __init__(self, alpha: float = 1.0):
@@ -69,14 +69,14 @@ class ELU(Block):
         return npx.leaky_relu(x, act_type="elu", slope=self._alpha)
 
 
-class SELU(Block):
+class SELU(HybridBlock):
     """Scaled ELU with the self-normalising constants (Klambauer et al., 2017)."""
 
     def forward(self, x):
         return npx.leaky_relu(x, act_type="selu")
 
 
-class GELU(Block):
+class GELU(HybridBlock):
     """``x * Phi(x)``; ``approximation='erf'`` (exact) or ``'tanh'``."""
 
     def __init__(self, approximation: str = "erf"):
@@ -90,7 +90,7 @@ class GELU(Block):
         return npx.leaky_relu(x, act_type=self._act_type)
 
 
-class Swish(Block):
+class Swish(HybridBlock):
     """``x * sigmoid(beta * x)``."""
 
     def __init__(self, beta: float = 1.0):

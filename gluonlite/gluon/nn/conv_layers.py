@@ -20,7 +20,7 @@ import numpy
 from ... import _backend, np as _np, npx
 from ...autograd import record_op
 from ...ndarray import ndarray
-from ..block import Block
+from ..block import HybridBlock
 from ..parameter import Parameter
 from .activations import Activation
 
@@ -43,7 +43,7 @@ def _named(block, call, *args, **kwargs):
         raise ValueError(f"{type(block).__name__}: {e}") from None
 
 
-class _Conv(Block):
+class _Conv(HybridBlock):
     """Convolution over ``_nd`` spatial axes (``Conv1D``, ``Conv2D``, ``Conv3D``).
 
     Args:
@@ -170,7 +170,7 @@ class _ConvTranspose(_Conv):
                          in_channels, output_padding, dtype)
 
 
-class _Pool(Block):
+class _Pool(HybridBlock):
     """Pooling over ``_nd`` spatial axes: ``MaxPool2D``, ``AvgPool2D``, ... and the global
     variants.
 
@@ -234,7 +234,7 @@ def _reflect_index(n: int, before: int, after: int) -> numpy.ndarray:
     return numpy.where(idx >= n, period - idx, idx)
 
 
-class ReflectionPad2D(Block):
+class ReflectionPad2D(HybridBlock):
     """Pads the two spatial axes of (N, C, H, W) by reflection (the edge not repeated).
 
     Args:
@@ -288,7 +288,7 @@ class ReflectionPad2D(Block):
         return f"padding={self._padding}"
 
 
-class _PixelShuffle(Block):
+class _PixelShuffle(HybridBlock):
     """Rearranges (N, C * f1 * ... * fd, d1, ..., dd) into (N, C, d1 * f1, ..., dd * fd).
 
     Args:

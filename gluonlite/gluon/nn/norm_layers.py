@@ -24,13 +24,13 @@ import numpy
 from ... import _backend, npx
 from ... import kvstore as kvstore_module
 from ...device import Device, num_gpus
-from ..block import Block
+from ..block import HybridBlock
 from ..parameter import Parameter
 
 __all__ = ["BatchNorm", "SyncBatchNorm", "InstanceNorm", "LayerNorm", "GroupNorm"]
 
 
-class _Affine(Block):
+class _Affine(HybridBlock):
     """A normalisation layer's ``gamma`` and ``beta`` (per channel, deferred size)."""
 
     def __init__(self, in_channels, center, scale, beta_initializer, gamma_initializer,
