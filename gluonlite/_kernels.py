@@ -52,10 +52,10 @@ __all__ = ["fc_forward", "fc_backward", "retain", "set_fc_path", "fc_path",
            "KernelCompileError", "kernel_source", "name_expressions", "instantiations",
            "KERNEL_SOURCES", "FC_PATH_ENV", "dropout_mask", "multi_tensor_sgd",
            "multi_tensor_adam", "gather_rows", "pool_reduce", "optimizer_step",
-           "layerwise_step"]
+           "layerwise_step", "norm_ctype", "batch_norm_forward", "batch_norm_backward"]
 
 KERNEL_SOURCES = ("retain.cu", "fully_connected.cu", "dropout.cu", "multi_tensor.cu",
-                  "conv.cu", "optimizers.cu")
+                  "conv.cu", "optimizers.cu", "norm.cu")
 FC_PATH_ENV = "GLUONLITE_FC_PATH"
 _FC_PATHS = ("auto", "kernel", "cublas")
 
@@ -87,6 +87,15 @@ _DROPOUT_UNITS = ((2, "unsigned short", "uint16"), (4, "unsigned int", "uint32")
 _GATHER_UNITS = {2: ("unsigned short", "uint16"), 4: ("unsigned int", "uint32"),
                  8: ("unsigned long long", "uint64")}
 _POOL_CTYPES = {"float32": "float", "float64": "double"}
+# norm.cu: kernels per storage type (float, gl_f16, gl_bf16; the same names as
+# fully_connected.cu's), and the type-free ones every module of the source also holds.
+_NORM_TEMPLATES = ("bn_stats_partial", "bn_forward", "bn_backward_partial", "bn_backward_dx")
+_NORM_PLAIN = ("bn_stats_finish", "bn_backward_finish")
+_NORM_THREADS = 256  # GL_NORM_THREADS: the block size the reduction kernels are written for
+# The per-channel reductions split each channel's elements into chunks of at least
+# _BN_CHUNK_MIN elements, into about _BN_BLOCKS blocks in all.
+_BN_CHUNK_MIN = 2048
+_BN_BLOCKS = 1024
 _INT32_MAX = 2**31 - 1
 _MAX_GRID_Y = 65535  # CUDA's limit on gridDim.y (and z)
 # Grid-stride kernels get at most this many blocks; enough to fill any current GPU.
@@ -111,12 +120,24 @@ def _kernel_dir_fallback() -> Path:
     return Path(__file__).resolve().parent.parent / "kernels"
 
 
-def kernel_source(filename: str) -> str:
-    """The text of ``kernels/<filename>``, read as package data of ``gluonlite.kernels``."""
+# A quoted include of another kernels/ file (e.g. gl_convert.cuh), on a line of its own.
+_LOCAL_INCLUDE = re.compile(r'^#include "([\w.]+)"[ \t]*$', re.MULTILINE)
+
+
+def _read_kernel_file(filename: str) -> str:
     try:
         return importlib.resources.files("gluonlite.kernels").joinpath(filename).read_text()
     except (ModuleNotFoundError, FileNotFoundError):
         return (_kernel_dir_fallback() / filename).read_text()
+
+
+def kernel_source(filename: str) -> str:
+    """The text of ``kernels/<filename>``, read as package data of ``gluonlite.kernels``,
+    with each ``#include "x.cuh"`` of a sibling file replaced by that file's text (NVRTC
+    gets one self-contained text and needs no include paths; nvcc and the host harness's
+    g++ resolve the same include from the file's folder)."""
+    return _LOCAL_INCLUDE.sub(lambda m: kernel_source(m.group(1)).rstrip("\n"),
+                              _read_kernel_file(filename))
 
 
 def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
@@ -142,6 +163,8 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
     if source == "optimizers.cu":
         return tuple(f"optimizer_step<glo_{name}>" for name in _OPTIMIZER_KERNELS) + \
             _layerwise_expressions()
+    if source == "norm.cu":
+        return tuple(f"{name}<{type_key}>" for name in _NORM_TEMPLATES) + _NORM_PLAIN
     if source == "conv.cu":
         if type_key in _POOL_CTYPES.values():
             return (f"pool_reduce<{type_key},true>", f"pool_reduce<{type_key},false>")
@@ -163,6 +186,7 @@ def instantiations() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
         "conv.cu": [(t, name_expressions("conv.cu", t))
                     for t in [u[0] for u in _GATHER_UNITS.values()] + list(
                         _POOL_CTYPES.values())],
+        "norm.cu": [(t, name_expressions("norm.cu", t)) for t in _FC_CTYPES.values()],
     }
 
 
@@ -759,6 +783,153 @@ def _layerwise_step(rt, name: str, weight, grad, states, **hyper) -> None:
 
 
 # ---------------------------------------------------------------------------------------
+# batch normalisation (norm.cu)
+
+
+@functools.lru_cache(maxsize=None)
+def norm_ctype(dtype) -> str | None:
+    """The storage type of norm.cu and pool.cu for ``dtype`` (float32, float16, bfloat16),
+    or None where those kernels do not apply (float64 and others stay on array ops)."""
+    return _FC_CTYPES.get(numpy.dtype(dtype).name)
+
+
+def _norm_type(op: str, x, ctype: str | None) -> str:
+    ctype = ctype or norm_ctype(x.dtype)
+    if ctype is None:
+        raise TypeError(f"{op}: no kernel for {x.dtype} data; kernels exist for "
+                        f"{', '.join(_FC_CTYPES)}")
+    return ctype
+
+
+def _channel_view(op: str, x, axis: int) -> tuple[int, int, int]:
+    """(outer, channels, inner) of C-contiguous ``x`` around ``axis``."""
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{op}: data must be C-contiguous")
+    if not 0 <= axis < x.ndim:
+        raise ValueError(f"{op}: axis {axis} out of range for data of shape {tuple(x.shape)}")
+    shape = tuple(int(s) for s in x.shape)
+    outer = int(numpy.prod(shape[:axis], dtype=numpy.int64))
+    inner = int(numpy.prod(shape[axis + 1:], dtype=numpy.int64))
+    if outer * inner == 0 or shape[axis] == 0:
+        raise ValueError(f"{op}: data of shape {shape} has no elements to normalise over "
+                         f"axis {axis}")
+    return outer, shape[axis], inner
+
+
+def _check_channel_arrays(op: str, channels: int, **arrays) -> None:
+    for name, a in arrays.items():
+        if a is None:
+            continue
+        if a.dtype != numpy.float32 or tuple(a.shape) != (channels,) \
+                or not a.flags.c_contiguous:
+            raise ValueError(f"{op}: {name} must be a C-contiguous float32 array of shape "
+                             f"({channels},), got {a.dtype} of shape {tuple(a.shape)}")
+
+
+def _bn_chunks(channels: int, m: int) -> tuple[int, int]:
+    """(chunks, chunk): each channel's m elements split into chunks of ``chunk``, enough of
+    them that about _BN_BLOCKS blocks run, none shorter than _BN_CHUNK_MIN elements."""
+    chunks = max(1, min(_ceil_div(m, _BN_CHUNK_MIN), _BN_BLOCKS // channels, _MAX_GRID_Y))
+    chunk = _ceil_div(m, chunks)
+    return _ceil_div(m, chunk), chunk
+
+
+def _elementwise_blocks(n: int) -> int:
+    return max(1, min(_ceil_div(n, _NORM_THREADS), _MAX_STRIDE_BLOCKS))
+
+
+def _bn_forward(rt, x, axis: int, gamma, beta, eps: float, stats=None, running=None,
+                momentum: float = 0.9, ctype: str | None = None):
+    """Batch normalisation of C-contiguous ``x`` over every axis but ``axis``.
+
+    ``gamma``/``beta``: float32 (C,) arrays or None (treated as 1 / 0). ``stats``: float32
+    (mean, var) to normalise with (inference), or None for the batch's own statistics, in
+    which case ``running`` (float32 (mean, var) arrays, or None) is updated in place as
+    ``running * momentum + batch * (1 - momentum)``. Returns ``(y, mean, var, invstd)``, the
+    last three float32 (C,).
+    """
+    op = "batch_norm"
+    ctype = _norm_type(op, x, ctype)
+    outer, channels, inner = _channel_view(op, x, axis)
+    m = outer * inner
+    running_mean, running_var = running if running is not None else (None, None)
+    _check_channel_arrays(op, channels, gamma=gamma, beta=beta, running_mean=running_mean,
+                          running_var=running_var)
+    xp = rt.xp
+    if stats is None:
+        chunks, chunk = _bn_chunks(channels, m)
+        partial = rt.empty((channels, chunks, 2), numpy.float32)
+        fn = rt.kernel("norm.cu", ctype, f"bn_stats_partial<{ctype}>")
+        fn((channels, chunks, 1), (_NORM_THREADS, 1, 1),
+           (x, numpy.int64(outer), _i32("channels", channels), numpy.int64(inner),
+            numpy.int64(chunk), partial))
+        mean, var, invstd = (rt.empty((channels,), numpy.float32) for _ in range(3))
+        update = running is not None
+        finish = rt.kernel("norm.cu", ctype, "bn_stats_finish")
+        finish((_ceil_div(channels, _NORM_THREADS), 1, 1), (_NORM_THREADS, 1, 1),
+               (partial, numpy.int32(channels), numpy.int32(chunks), numpy.int64(chunk),
+                numpy.int64(m), numpy.float32(eps), numpy.float32(momentum),
+                numpy.float32(1 - momentum), numpy.int32(update), mean, var, invstd,
+                running_mean if update else mean, running_var if update else var))
+    else:
+        mean, var = stats
+        _check_channel_arrays(op, channels, mean=mean, var=var)
+        invstd = 1 / xp.sqrt(var + numpy.float32(eps))
+    y = rt.empty(tuple(x.shape), x.dtype)
+    fn = rt.kernel("norm.cu", ctype, f"bn_forward<{ctype}>")
+    n = m * channels
+    fn((_elementwise_blocks(n), 1, 1), (_NORM_THREADS, 1, 1),
+       (x, numpy.int64(n), _i32("channels", channels), numpy.int64(inner), mean, invstd,
+        mean if gamma is None else gamma, numpy.int32(gamma is not None),
+        mean if beta is None else beta, numpy.int32(beta is not None), y))
+    return y, mean, var, invstd
+
+
+def _bn_backward(rt, x, dy, axis: int, mean, invstd, gamma, batch_stats: bool,
+                 need_dx: bool = True, need_params: bool = True, ctype: str | None = None):
+    """Gradients ``(dx, dgamma, dbeta)`` of ``_bn_forward`` for output gradient ``dy``.
+
+    ``batch_stats``: the forward used the batch's statistics (which depend on x);
+    ``gamma`` None means gamma = 1 (``fix_gamma`` or no gamma). dgamma and dbeta are
+    float32 (C,) (None unless ``need_params``); dx has x's dtype (None unless ``need_dx``).
+    """
+    op = "batch_norm backward"
+    ctype = _norm_type(op, x, ctype)
+    outer, channels, inner = _channel_view(op, x, axis)
+    if tuple(dy.shape) != tuple(x.shape) or dy.dtype != x.dtype or not dy.flags.c_contiguous:
+        raise ValueError(f"{op}: dy must be C-contiguous {x.dtype} of shape "
+                         f"{tuple(x.shape)}, got {dy.dtype} of shape {tuple(dy.shape)}")
+    _check_channel_arrays(op, channels, mean=mean, invstd=invstd, gamma=gamma)
+    m = outer * inner
+    dgamma = dbeta = terms = dx = None
+    if need_params or (need_dx and batch_stats):
+        chunks, chunk = _bn_chunks(channels, m)
+        partial = rt.empty((channels, chunks, 2), numpy.float32)
+        fn = rt.kernel("norm.cu", ctype, f"bn_backward_partial<{ctype}>")
+        fn((channels, chunks, 1), (_NORM_THREADS, 1, 1),
+           (x, dy, numpy.int64(outer), _i32("channels", channels), numpy.int64(inner),
+            numpy.int64(chunk), mean, invstd, partial))
+        dgamma, dbeta = (rt.empty((channels,), numpy.float32) for _ in range(2))
+        terms = rt.empty((channels, 2), numpy.float32)
+        finish = rt.kernel("norm.cu", ctype, "bn_backward_finish")
+        finish((_ceil_div(channels, _NORM_THREADS), 1, 1), (_NORM_THREADS, 1, 1),
+               (partial, numpy.int32(channels), numpy.int32(chunks),
+                mean if gamma is None else gamma, numpy.int32(gamma is not None),
+                numpy.float32(m), dgamma, dbeta, terms))
+    if need_dx:
+        dx = rt.empty(tuple(x.shape), x.dtype)
+        n = m * channels
+        fn = rt.kernel("norm.cu", ctype, f"bn_backward_dx<{ctype}>")
+        fn((_elementwise_blocks(n), 1, 1), (_NORM_THREADS, 1, 1),
+           (x, dy, numpy.int64(n), _i32("channels", channels), numpy.int64(inner), mean,
+            invstd, mean if gamma is None else gamma, numpy.int32(gamma is not None),
+            invstd if terms is None else terms, numpy.int32(bool(batch_stats)), dx))
+    if not need_params:
+        dgamma = dbeta = None
+    return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------------------
 # CuPy runtime, loader and dispatch
 
 
@@ -1020,3 +1191,17 @@ def layerwise_step(name: str, weight, grad, states, **hyper) -> None:
     of the current device, in place: two kernel launches (norms, then the scaled step; four
     for LANS)."""
     _layerwise_step(_runtime(), name, weight, grad, states, **hyper)
+
+
+def batch_norm_forward(x, axis: int, gamma, beta, eps: float, stats=None, running=None,
+                       momentum: float = 0.9):
+    """Batch normalisation on the current CuPy device (``kernels/norm.cu``): ``(y, mean,
+    var, invstd)``; see ``_bn_forward`` for the arguments."""
+    return _bn_forward(_runtime(), x, axis, gamma, beta, eps, stats, running, momentum)
+
+
+def batch_norm_backward(x, dy, axis: int, mean, invstd, gamma, batch_stats: bool,
+                        need_dx: bool = True, need_params: bool = True):
+    """``(dx, dgamma, dbeta)`` of :func:`batch_norm_forward` on the current CuPy device."""
+    return _bn_backward(_runtime(), x, dy, axis, mean, invstd, gamma, batch_stats, need_dx,
+                        need_params)
