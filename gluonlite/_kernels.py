@@ -52,10 +52,11 @@ __all__ = ["fc_forward", "fc_backward", "retain", "set_fc_path", "fc_path",
            "KernelCompileError", "kernel_source", "name_expressions", "instantiations",
            "KERNEL_SOURCES", "FC_PATH_ENV", "dropout_mask", "multi_tensor_sgd",
            "multi_tensor_adam", "gather_rows", "pool_reduce", "optimizer_step",
-           "layerwise_step", "norm_ctype", "batch_norm_forward", "batch_norm_backward"]
+           "layerwise_step", "norm_ctype", "batch_norm_forward", "batch_norm_backward",
+           "pool_backward"]
 
 KERNEL_SOURCES = ("retain.cu", "fully_connected.cu", "dropout.cu", "multi_tensor.cu",
-                  "conv.cu", "optimizers.cu", "norm.cu")
+                  "conv.cu", "optimizers.cu", "norm.cu", "pool.cu")
 FC_PATH_ENV = "GLUONLITE_FC_PATH"
 _FC_PATHS = ("auto", "kernel", "cublas")
 
@@ -91,6 +92,8 @@ _POOL_CTYPES = {"float32": "float", "float64": "double"}
 # fully_connected.cu's), and the type-free ones every module of the source also holds.
 _NORM_TEMPLATES = ("bn_stats_partial", "bn_forward", "bn_backward_partial", "bn_backward_dx")
 _NORM_PLAIN = ("bn_stats_finish", "bn_backward_finish")
+# pool.cu's MODE template argument per pool type (GL_POOL_MAX, GL_POOL_AVG, GL_POOL_SUM).
+_POOL_MODES = {"max": 0, "avg": 1, "sum": 2}
 _NORM_THREADS = 256  # GL_NORM_THREADS: the block size the reduction kernels are written for
 # The per-channel reductions split each channel's elements into chunks of at least
 # _BN_CHUNK_MIN elements, into about _BN_BLOCKS blocks in all.
@@ -165,6 +168,10 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
             _layerwise_expressions()
     if source == "norm.cu":
         return tuple(f"{name}<{type_key}>" for name in _NORM_TEMPLATES) + _NORM_PLAIN
+    if source == "pool.cu":
+        return tuple(f"pool_argmax<{type_key},{cl}>" for cl in ("false", "true")) + tuple(
+            f"pool_backward<{type_key},{mode},{cl}>" for mode in _POOL_MODES.values()
+            for cl in ("false", "true"))
     if source == "conv.cu":
         if type_key in _POOL_CTYPES.values():
             return (f"pool_reduce<{type_key},true>", f"pool_reduce<{type_key},false>")
@@ -187,6 +194,7 @@ def instantiations() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
                     for t in [u[0] for u in _GATHER_UNITS.values()] + list(
                         _POOL_CTYPES.values())],
         "norm.cu": [(t, name_expressions("norm.cu", t)) for t in _FC_CTYPES.values()],
+        "pool.cu": [(t, name_expressions("pool.cu", t)) for t in _FC_CTYPES.values()],
     }
 
 
@@ -930,6 +938,73 @@ def _bn_backward(rt, x, dy, axis: int, mean, invstd, gamma, batch_stats: bool,
 
 
 # ---------------------------------------------------------------------------------------
+# pooling backward (pool.cu)
+
+
+def _pool_backward(rt, x, dy, pool_type: str, kernel, stride, pad, channels_last: bool,
+                   count_include_pad: bool = True, ctype: str | None = None):
+    """The input gradient of ``npx.pooling`` (1-, 2- or 3-D windows, dilation 1) for output
+    gradient ``dy``: a new array of x's shape and dtype.
+
+    ``x`` is the pooled data ((N, C, *spatial), or (N, *spatial, C) when ``channels_last``;
+    read for max only), ``dy`` the gradient of the output (N, C, *out) (or channels last);
+    ``kernel``, ``stride``, ``pad`` (the low padding) per spatial axis. The output's spatial
+    shape is read from ``dy``, so pooling_convention 'full' needs nothing more.
+    """
+    op = "pooling backward"
+    ctype = _norm_type(op, x, ctype)
+    if pool_type not in _POOL_MODES:
+        raise ValueError(f"{op}: pool_type must be one of {tuple(_POOL_MODES)}, got "
+                         f"{pool_type!r}")
+    nd = x.ndim - 2
+    if not 1 <= nd <= 3 or dy.ndim != x.ndim:
+        raise ValueError(f"{op}: expected 3-, 4- or 5-D data and gradient, got shapes "
+                         f"{tuple(x.shape)} and {tuple(dy.shape)}")
+    geometry = [tuple(int(v) for v in t) for t in (kernel, stride, pad)]
+    if any(len(t) != nd for t in geometry):
+        raise ValueError(f"{op}: kernel {kernel}, stride {stride} and pad {pad} need "
+                         f"{nd} entries for data of shape {tuple(x.shape)}")
+    spatial = tuple(x.shape[1:-1] if channels_last else x.shape[2:])
+    out = tuple(dy.shape[1:-1] if channels_last else dy.shape[2:])
+    channels = int(x.shape[-1] if channels_last else x.shape[1])
+    batch_c = (x.shape[0], channels)
+    dy_c = (dy.shape[0], int(dy.shape[-1] if channels_last else dy.shape[1]))
+    if batch_c != dy_c or dy.dtype != x.dtype:
+        raise ValueError(f"{op}: gradient {dy.dtype} of shape {tuple(dy.shape)} does not fit "
+                         f"data {x.dtype} of shape {tuple(x.shape)}")
+    if not (x.flags.c_contiguous and dy.flags.c_contiguous):
+        raise ValueError(f"{op}: data and gradient must be C-contiguous")
+    kernel, stride, pad = geometry
+    if min(kernel + stride) < 1 or min(pad) < 0 or any(p >= k for p, k in zip(pad, kernel)):
+        raise ValueError(f"{op}: kernel {kernel} and stride {stride} must be positive, pad "
+                         f"{pad} non-negative and smaller than the kernel")
+    lead = (1,) * (3 - nd)
+    dims = [_i32("size", v) for v in lead + spatial + lead + out]
+    window = [_i32("window", v) for v in (lead + kernel + lead + stride) +
+              ((0,) * (3 - nd) + pad)]
+    cl = "true" if channels_last else "false"
+    mode = _POOL_MODES[pool_type]
+    dx = rt.empty(tuple(x.shape), x.dtype)
+    total_in = int(numpy.prod(x.shape, dtype=numpy.int64))
+    total_out = int(numpy.prod(dy.shape, dtype=numpy.int64))
+    if total_in == 0:
+        return dx
+    channel_arg = _i32("channels", channels)
+    if pool_type == "max" and total_out:
+        arg = rt.empty(tuple(dy.shape), numpy.int32)
+        fn = rt.kernel("pool.cu", ctype, f"pool_argmax<{ctype},{cl}>")
+        fn((_elementwise_blocks(total_out), 1, 1), (_NORM_THREADS, 1, 1),
+           (x, numpy.int64(total_out), channel_arg, *dims, *window, arg))
+    else:
+        arg = rt.empty((1,), numpy.int32)  # not read
+    fn = rt.kernel("pool.cu", ctype, f"pool_backward<{ctype},{mode},{cl}>")
+    fn((_elementwise_blocks(total_in), 1, 1), (_NORM_THREADS, 1, 1),
+       (dy, arg, numpy.int64(total_in), channel_arg, *dims, *window,
+        numpy.int32(bool(count_include_pad)), dx))
+    return dx
+
+
+# ---------------------------------------------------------------------------------------
 # CuPy runtime, loader and dispatch
 
 
@@ -1205,3 +1280,11 @@ def batch_norm_backward(x, dy, axis: int, mean, invstd, gamma, batch_stats: bool
     """``(dx, dgamma, dbeta)`` of :func:`batch_norm_forward` on the current CuPy device."""
     return _bn_backward(_runtime(), x, dy, axis, mean, invstd, gamma, batch_stats, need_dx,
                         need_params)
+
+
+def pool_backward(x, dy, pool_type: str, kernel, stride, pad, channels_last: bool,
+                  count_include_pad: bool = True):
+    """``npx.pooling``'s input gradient on the current CuPy device (``kernels/pool.cu``);
+    see ``_pool_backward``."""
+    return _pool_backward(_runtime(), x, dy, pool_type, kernel, stride, pad, channels_last,
+                          count_include_pad)
