@@ -53,7 +53,7 @@ __all__ = ["fc_forward", "fc_backward", "retain", "set_fc_path", "fc_path",
            "KERNEL_SOURCES", "FC_PATH_ENV", "dropout_mask", "multi_tensor_sgd",
            "multi_tensor_adam", "gather_rows", "pool_reduce", "optimizer_step",
            "layerwise_step", "norm_ctype", "batch_norm_forward", "batch_norm_backward",
-           "pool_backward"]
+           "pool_backward", "layer_norm_forward", "layer_norm_backward"]
 
 KERNEL_SOURCES = ("retain.cu", "fully_connected.cu", "dropout.cu", "multi_tensor.cu",
                   "conv.cu", "optimizers.cu", "norm.cu", "pool.cu")
@@ -90,8 +90,9 @@ _GATHER_UNITS = {2: ("unsigned short", "uint16"), 4: ("unsigned int", "uint32"),
 _POOL_CTYPES = {"float32": "float", "float64": "double"}
 # norm.cu: kernels per storage type (float, gl_f16, gl_bf16; the same names as
 # fully_connected.cu's), and the type-free ones every module of the source also holds.
-_NORM_TEMPLATES = ("bn_stats_partial", "bn_forward", "bn_backward_partial", "bn_backward_dx")
-_NORM_PLAIN = ("bn_stats_finish", "bn_backward_finish")
+_NORM_TEMPLATES = ("bn_stats_partial", "bn_forward", "bn_backward_partial", "bn_backward_dx",
+                   "ln_forward", "ln_backward", "ln_param_partial")
+_NORM_PLAIN = ("bn_stats_finish", "bn_backward_finish", "ln_param_finish")
 # pool.cu's MODE template argument per pool type (GL_POOL_MAX, GL_POOL_AVG, GL_POOL_SUM).
 _POOL_MODES = {"max": 0, "avg": 1, "sum": 2}
 _NORM_THREADS = 256  # GL_NORM_THREADS: the block size the reduction kernels are written for
@@ -99,6 +100,11 @@ _NORM_THREADS = 256  # GL_NORM_THREADS: the block size the reduction kernels are
 # _BN_CHUNK_MIN elements, into about _BN_BLOCKS blocks in all.
 _BN_CHUNK_MIN = 2048
 _BN_BLOCKS = 1024
+# Layer norm's parameter gradients: blocks of 32 columns x 8 row lanes (GL_LN_COLUMNS,
+# GL_LN_LANES), row chunks of at least _LN_CHUNK_MIN rows, about _LN_BLOCKS blocks in all.
+_LN_COLUMNS, _LN_LANES = 32, 8
+_LN_CHUNK_MIN = 64
+_LN_BLOCKS = 512
 _INT32_MAX = 2**31 - 1
 _MAX_GRID_Y = 65535  # CUDA's limit on gridDim.y (and z)
 # Grid-stride kernels get at most this many blocks; enough to fill any current GPU.
@@ -937,6 +943,82 @@ def _bn_backward(rt, x, dy, axis: int, mean, invstd, gamma, batch_stats: bool,
     return dx, dgamma, dbeta
 
 
+def _ln_rows(op: str, x) -> tuple[int, int]:
+    if not x.flags.c_contiguous or x.ndim < 1:
+        raise ValueError(f"{op}: data must be C-contiguous with at least one axis")
+    d = int(x.shape[-1])
+    rows = int(numpy.prod(x.shape[:-1], dtype=numpy.int64))
+    if d == 0 or rows == 0:
+        raise ValueError(f"{op}: data of shape {tuple(x.shape)} has no elements to normalise")
+    return rows, d
+
+
+def _ln_threads(d: int) -> int:
+    """Threads per row: a power of two from 32 up to _NORM_THREADS, about one per element."""
+    threads = 32
+    while threads < min(d, _NORM_THREADS):
+        threads *= 2
+    return threads
+
+
+def _ln_forward(rt, x, gamma, beta, eps: float, ctype: str | None = None):
+    """Layer normalisation of C-contiguous ``x`` over its last axis; ``gamma``/``beta``
+    float32 (d,) or None. Returns ``(y, mean, var, invstd)``, the last three float32 of
+    shape ``x.shape[:-1]``."""
+    op = "layer_norm"
+    ctype = _norm_type(op, x, ctype)
+    rows, d = _ln_rows(op, x)
+    _check_channel_arrays(op, d, gamma=gamma, beta=beta)
+    y = rt.empty(tuple(x.shape), x.dtype)
+    mean, var, invstd = (rt.empty(tuple(x.shape[:-1]), numpy.float32) for _ in range(3))
+    fn = rt.kernel("norm.cu", ctype, f"ln_forward<{ctype}>")
+    fn((min(rows, _MAX_STRIDE_BLOCKS), 1, 1), (_ln_threads(d), 1, 1),
+       (x, numpy.int64(rows), _i32("row length", d), numpy.float32(eps),
+        mean if gamma is None else gamma, numpy.int32(gamma is not None),
+        mean if beta is None else beta, numpy.int32(beta is not None), y, mean, var, invstd))
+    return y, mean, var, invstd
+
+
+def _ln_backward(rt, x, dy, mean, invstd, gamma, need_dx: bool = True,
+                 need_params: bool = True, ctype: str | None = None):
+    """Gradients ``(dx, dgamma, dbeta)`` of ``_ln_forward`` for output gradient ``dy``;
+    dgamma and dbeta float32 (d,), entries not needed None."""
+    op = "layer_norm backward"
+    ctype = _norm_type(op, x, ctype)
+    rows, d = _ln_rows(op, x)
+    if tuple(dy.shape) != tuple(x.shape) or dy.dtype != x.dtype or not dy.flags.c_contiguous:
+        raise ValueError(f"{op}: dy must be C-contiguous {x.dtype} of shape "
+                         f"{tuple(x.shape)}, got {dy.dtype} of shape {tuple(dy.shape)}")
+    _check_channel_arrays(op, d, gamma=gamma)
+    for name, a in (("mean", mean), ("invstd", invstd)):
+        if a.dtype != numpy.float32 or a.size != rows or not a.flags.c_contiguous:
+            raise ValueError(f"{op}: {name} must be C-contiguous float32 with {rows} "
+                             f"entries, got {a.dtype} of shape {tuple(a.shape)}")
+    dx = dgamma = dbeta = None
+    if need_dx:
+        dx = rt.empty(tuple(x.shape), x.dtype)
+        fn = rt.kernel("norm.cu", ctype, f"ln_backward<{ctype}>")
+        fn((min(rows, _MAX_STRIDE_BLOCKS), 1, 1), (_ln_threads(d), 1, 1),
+           (x, dy, numpy.int64(rows), _i32("row length", d), mean, invstd,
+            mean if gamma is None else gamma, numpy.int32(gamma is not None), dx))
+    if need_params:
+        column_blocks = _ceil_div(d, _LN_COLUMNS)
+        chunks = max(1, min(_ceil_div(rows, _LN_CHUNK_MIN), _LN_BLOCKS // column_blocks,
+                            _MAX_GRID_Y))
+        chunk = _ceil_div(rows, chunks)
+        chunks = _ceil_div(rows, chunk)
+        partial = rt.empty((chunks, 2, d), numpy.float32)
+        fn = rt.kernel("norm.cu", ctype, f"ln_param_partial<{ctype}>")
+        fn((column_blocks, chunks, 1), (_LN_COLUMNS, _LN_LANES, 1),
+           (x, dy, numpy.int64(rows), numpy.int32(d), numpy.int64(chunk), mean, invstd,
+            partial))
+        dgamma, dbeta = (rt.empty((d,), numpy.float32) for _ in range(2))
+        finish = rt.kernel("norm.cu", ctype, "ln_param_finish")
+        finish((_ceil_div(d, _NORM_THREADS), 1, 1), (_NORM_THREADS, 1, 1),
+               (partial, numpy.int32(chunks), numpy.int32(d), dgamma, dbeta))
+    return dx, dgamma, dbeta
+
+
 # ---------------------------------------------------------------------------------------
 # pooling backward (pool.cu)
 
@@ -1288,3 +1370,15 @@ def pool_backward(x, dy, pool_type: str, kernel, stride, pad, channels_last: boo
     see ``_pool_backward``."""
     return _pool_backward(_runtime(), x, dy, pool_type, kernel, stride, pad, channels_last,
                           count_include_pad)
+
+
+def layer_norm_forward(x, gamma, beta, eps: float):
+    """Layer normalisation over the last axis on the current CuPy device
+    (``kernels/norm.cu``): ``(y, mean, var, invstd)``; see ``_ln_forward``."""
+    return _ln_forward(_runtime(), x, gamma, beta, eps)
+
+
+def layer_norm_backward(x, dy, mean, invstd, gamma, need_dx: bool = True,
+                        need_params: bool = True):
+    """``(dx, dgamma, dbeta)`` of :func:`layer_norm_forward` on the current CuPy device."""
+    return _ln_backward(_runtime(), x, dy, mean, invstd, gamma, need_dx, need_params)

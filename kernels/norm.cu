@@ -18,9 +18,11 @@
 // large mean) but reads x once. Every result depends on the launch geometry only, never on
 // the order threads run in: sums and merges follow fixed trees and chunk orders.
 //
-// Reductions use blocks of exactly GL_NORM_THREADS threads (gluonlite/_kernels.py launches
-// them so) and static shared memory with __syncthreads() trees: no warp shuffles, so the CPU
-// host harness (tests/cuda_host/) runs the same text. Header-free apart from the sibling
+// Layer norm over the last axis (ln_* kernels) is described further down.
+//
+// Batch norm's reductions use blocks of exactly GL_NORM_THREADS threads (gluonlite/_kernels.py
+// launches them so) and static shared memory with __syncthreads() trees: no warp shuffles, so
+// the CPU host harness (tests/cuda_host/) runs the same text. Header-free apart from the sibling
 // gl_convert.cuh (pasted in by the loader for NVRTC).
 
 #include "gl_convert.cuh"
@@ -261,4 +263,172 @@ __global__ void bn_backward_dx(const T* __restrict__ x, const T* __restrict__ dy
     dx[k] = gl_from_float<T>(v);
     w.advance();
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Layer norm over the last axis: data viewed as [rows, d], statistics per row.
+//   ln_forward           one block per row (grid-stride over rows): the row's Welford pair
+//                        merged in a tree, then y = ((x - mean) * invstd) * gamma + beta;
+//                        mean, variance and invstd per row kept for the backward;
+//   ln_backward          one block per row: sums of dxhat = dy * gamma and dxhat * xhat,
+//                        then dx = invstd * (dxhat - sum dxhat / d - xhat * sum dxhat xhat / d);
+//   ln_param_partial     blocks of 32 columns x 8 row lanes over a chunk of rows: per column,
+//                        sums of dy * xhat (dgamma) and dy (dbeta);
+//   ln_param_finish      per column: the chunks' sums added in order.
+// The row kernels take any power-of-two block size up to GL_NORM_THREADS (short rows get
+// small blocks); their trees run over blockDim.x.
+
+#define GL_LN_COLUMNS 32
+#define GL_LN_LANES 8
+
+// The block's Welford pair of one row, merged in a fixed tree; every thread gets the result.
+template <class T>
+__device__ __forceinline__ void gl_row_stats(const T* __restrict__ row, int d, float* s_n,
+                                             float* s_mean, float* s_m2, float& mean,
+                                             float& var) {
+  const int t = threadIdx.x;
+  float n = 0.0f, mu = 0.0f, m2 = 0.0f;
+  for (int k = t; k < d; k += blockDim.x) {
+    const float v = gl_to_float(row[k]);
+    n += 1.0f;
+    const float delta = v - mu;
+    mu += delta / n;
+    m2 += delta * (v - mu);
+  }
+  s_n[t] = n;
+  s_mean[t] = mu;
+  s_m2[t] = m2;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half >>= 1) {
+    if (t < half) {
+      gl_welford_merge(s_n[t], s_mean[t], s_m2[t], s_n[t + half], s_mean[t + half],
+                       s_m2[t + half]);
+    }
+    __syncthreads();
+  }
+  mean = s_mean[0];
+  var = s_m2[0] / (float)d;
+  __syncthreads();  // the next row overwrites the slots every thread just read
+}
+
+template <class T>
+__global__ void __launch_bounds__(GL_NORM_THREADS)
+    ln_forward(const T* __restrict__ x, long long rows, int d, float eps,
+               const float* __restrict__ gamma, int has_gamma, const float* __restrict__ beta,
+               int has_beta, T* __restrict__ y, float* __restrict__ mean_out,
+               float* __restrict__ var_out, float* __restrict__ invstd_out) {
+  __shared__ float s_n[GL_NORM_THREADS];
+  __shared__ float s_mean[GL_NORM_THREADS];
+  __shared__ float s_m2[GL_NORM_THREADS];
+  for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+    const T* row = x + r * d;
+    float mean, var;
+    gl_row_stats(row, d, s_n, s_mean, s_m2, mean, var);
+    const float inv = 1.0f / sqrtf(var + eps);
+    if (threadIdx.x == 0) {
+      mean_out[r] = mean;
+      var_out[r] = var;
+      invstd_out[r] = inv;
+    }
+    T* out = y + r * d;
+    for (int k = threadIdx.x; k < d; k += blockDim.x) {
+      float v = (gl_to_float(row[k]) - mean) * inv;
+      if (has_gamma) v = v * gamma[k];
+      if (has_beta) v = v + beta[k];
+      out[k] = gl_from_float<T>(v);
+    }
+  }
+}
+
+template <class T>
+__global__ void __launch_bounds__(GL_NORM_THREADS)
+    ln_backward(const T* __restrict__ x, const T* __restrict__ dy, long long rows, int d,
+                const float* __restrict__ mean, const float* __restrict__ invstd,
+                const float* __restrict__ gamma, int has_gamma, T* __restrict__ dx) {
+  __shared__ float s1[GL_NORM_THREADS];
+  __shared__ float s2[GL_NORM_THREADS];
+  const int t = threadIdx.x;
+  for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+    const T* xr = x + r * d;
+    const T* gr = dy + r * d;
+    const float mu = mean[r], inv = invstd[r];
+    float a = 0.0f, b = 0.0f;
+    for (int k = t; k < d; k += blockDim.x) {
+      float g = gl_to_float(gr[k]);
+      if (has_gamma) g = g * gamma[k];
+      a += g;
+      b += g * ((gl_to_float(xr[k]) - mu) * inv);
+    }
+    s1[t] = a;
+    s2[t] = b;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half >>= 1) {
+      if (t < half) {
+        s1[t] += s1[t + half];
+        s2[t] += s2[t + half];
+      }
+      __syncthreads();
+    }
+    const float t1 = s1[0] / (float)d, t2 = s2[0] / (float)d;
+    __syncthreads();  // s1/s2 are rewritten for the next row
+    T* out = dx + r * d;
+    for (int k = t; k < d; k += blockDim.x) {
+      float g = gl_to_float(gr[k]);
+      if (has_gamma) g = g * gamma[k];
+      const float xhat = (gl_to_float(xr[k]) - mu) * inv;
+      out[k] = gl_from_float<T>(inv * (g - t1 - xhat * t2));
+    }
+  }
+}
+
+// Block (column block i, chunk j) of GL_LN_COLUMNS x GL_LN_LANES threads: for its columns,
+// the sums over rows [j * chunk, min(rows, (j + 1) * chunk)) of dy * xhat and dy, into
+// partial[(j * 2 + {0, 1}) * d + column].
+template <class T>
+__global__ void __launch_bounds__(GL_LN_COLUMNS * GL_LN_LANES)
+    ln_param_partial(const T* __restrict__ x, const T* __restrict__ dy, long long rows, int d,
+                     long long chunk, const float* __restrict__ mean,
+                     const float* __restrict__ invstd, float* __restrict__ partial) {
+  __shared__ float s_g[GL_LN_LANES][GL_LN_COLUMNS];
+  __shared__ float s_b[GL_LN_LANES][GL_LN_COLUMNS];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int column = blockIdx.x * GL_LN_COLUMNS + tx;
+  const long long first = (long long)blockIdx.y * chunk;
+  const long long end = first + chunk < rows ? first + chunk : rows;
+  float dg = 0.0f, db = 0.0f;
+  if (column < d) {
+    for (long long r = first + ty; r < end; r += GL_LN_LANES) {
+      const float g = gl_to_float(dy[r * d + column]);
+      db += g;
+      dg += g * ((gl_to_float(x[r * d + column]) - mean[r]) * invstd[r]);
+    }
+  }
+  s_g[ty][tx] = dg;
+  s_b[ty][tx] = db;
+  __syncthreads();
+  for (int half = GL_LN_LANES / 2; half > 0; half >>= 1) {
+    if (ty < half) {
+      s_g[ty][tx] += s_g[ty + half][tx];
+      s_b[ty][tx] += s_b[ty + half][tx];
+    }
+    __syncthreads();
+  }
+  if (ty == 0 && column < d) {
+    partial[((long long)blockIdx.y * 2) * d + column] = s_g[0][tx];
+    partial[((long long)blockIdx.y * 2 + 1) * d + column] = s_b[0][tx];
+  }
+}
+
+// Per column: dgamma and dbeta, the chunks' sums added in chunk order.
+__global__ void ln_param_finish(const float* __restrict__ partial, int chunks, int d,
+                                float* __restrict__ dgamma, float* __restrict__ dbeta) {
+  const int column = blockIdx.x * blockDim.x + threadIdx.x;
+  if (column >= d) return;
+  float dg = 0.0f, db = 0.0f;
+  for (int j = 0; j < chunks; ++j) {
+    dg += partial[((long long)j * 2) * d + column];
+    db += partial[((long long)j * 2 + 1) * d + column];
+  }
+  dgamma[column] = dg;
+  dbeta[column] = db;
 }

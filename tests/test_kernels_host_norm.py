@@ -12,7 +12,8 @@ import pytest
 
 from gluonlite import _kernels
 from tests.cuda_host import harness
-from tests.cuda_host.reference import CTYPES, TOLERANCE, as_float64, assert_close, make
+from tests.cuda_host.reference import (CTYPES, TOLERANCE, as_float64, assert_close, bf16_bits,
+                                       make)
 
 harness.require_toolchain()
 
@@ -194,4 +195,80 @@ def test_batch_norm_argument_errors(rt):
     with pytest.raises(ValueError, match="dy must be C-contiguous float32 of shape"):
         _kernels._bn_backward(rt, x, x[:1], 1, np.zeros(3, np.float32),
                               np.ones(3, np.float32), None, True)
+    assert rt.launches == []
+
+
+# ------------------------------------------------------------------ layer norm (last axis)
+
+
+def ln_reference(x, gamma, beta, eps):
+    mean = x.mean(axis=-1)
+    var = ((x - mean[..., None]) ** 2).mean(axis=-1)
+    invstd = 1 / np.sqrt(var + eps)
+    xhat = (x - mean[..., None]) * invstd[..., None]
+    y = xhat * (1 if gamma is None else gamma) + (0 if beta is None else beta)
+    return y, mean, var, xhat, invstd
+
+
+# Rows shorter than a warp, rows that need several passes of a 256-thread block, one
+# element, several row chunks and column blocks for the parameter gradients.
+LN_SHAPES = [(4, 7), (3, 2, 300), (1, 1), (70, 33), (2, 3, 64)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", LN_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
+def test_layer_norm_forward_and_backward(rt, rng, monkeypatch, shape, dtype, affine):
+    monkeypatch.setattr(_kernels, "_LN_CHUNK_MIN", 8)
+    d = shape[-1]
+    values = (rng.standard_normal(shape) * 3 + 2).astype(np.float32)  # a mean away from 0
+    x = bf16_bits(values) if dtype == "bfloat16" else values.astype(dtype)
+    xr = as_float64(x, dtype)
+    gamma = (rng.standard_normal(d) + 1).astype(np.float32) if affine else None
+    beta = rng.standard_normal(d).astype(np.float32) if affine else None
+    y, mean, var, invstd = _kernels._ln_forward(rt, x, gamma, beta, 1e-5, ctype=CTYPES[dtype])
+    g64 = None if gamma is None else gamma.astype(np.float64)
+    y_ref, mean_ref, var_ref, xhat, inv_ref = ln_reference(
+        xr, g64, None if beta is None else beta.astype(np.float64), 1e-5)
+    assert_close(y, y_ref, dtype, "y")
+    close32(mean, mean_ref, "mean")
+    close32(var, var_ref, "var", 1e-4)
+    close32(invstd, inv_ref, "invstd", 1e-4)
+    dy, dyr = make(rng, shape, dtype)
+    dx, dgamma, dbeta = _kernels._ln_backward(rt, x, dy, mean, invstd, gamma,
+                                              ctype=CTYPES[dtype])
+    dxhat = dyr * (1 if g64 is None else g64)
+    dx_ref = inv_ref[..., None] * (dxhat - dxhat.mean(axis=-1, keepdims=True)
+                                   - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+    terms = np.abs(dxhat).max() * inv_ref.max()
+    error = np.abs(as_float64(dx, dtype) - dx_ref).max() / max(np.abs(dx_ref).max(), terms)
+    assert error < TOLERANCE[dtype], f"dx: relative error {error:.3g}"
+    axes = tuple(range(len(shape) - 1))
+    close32(dgamma, (dyr * xhat).sum(axis=axes), "dgamma", 1e-4)
+    close32(dbeta, dyr.sum(axis=axes), "dbeta", 1e-4)
+    ct = CTYPES[dtype]
+    assert rt.launches == [f"ln_forward<{ct}>", f"ln_backward<{ct}>",
+                           f"ln_param_partial<{ct}>", "ln_param_finish"]
+
+
+def test_layer_norm_grid_stride_over_rows_and_parts(rt, rng, monkeypatch):
+    monkeypatch.setattr(_kernels, "_MAX_STRIDE_BLOCKS", 3)
+    x = rng.standard_normal((10, 40)).astype(np.float32)
+    y, mean, var, invstd = _kernels._ln_forward(rt, x, None, None, 1e-5)
+    assert_close(y, ln_reference(x.astype(float), None, None, 1e-5)[0], "float32", "y")
+    dy = rng.standard_normal((10, 40)).astype(np.float32)
+    dx, none_g, none_b = _kernels._ln_backward(rt, x, dy, mean, invstd, None,
+                                               need_params=False)
+    assert none_g is None and none_b is None and not np.isnan(dx).any()
+
+
+def test_layer_norm_argument_errors(rt):
+    x = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match="no elements"):
+        _kernels._ln_forward(rt, x[:, :0], None, None, 1e-5)
+    with pytest.raises(ValueError, match="beta must be a C-contiguous float32 array"):
+        _kernels._ln_forward(rt, x, None, np.zeros(2, np.float32), 1e-5)
+    with pytest.raises(ValueError, match="mean must be C-contiguous float32 with 2 entries"):
+        _kernels._ln_backward(rt, x, x, np.zeros(3, np.float32), np.zeros(2, np.float32),
+                              None)
     assert rt.launches == []

@@ -5,10 +5,11 @@ Each is one normalisation ``xhat = (x - mean) / sqrt(var + eps)`` over some axes
 by ``xhat * gamma + beta`` per channel; they differ only in the axes (one core,
 ``_normalize``). float16 and bfloat16 compute in float32 and round once.
 
-On a GPU, float32, float16 and bfloat16 batch norm runs gluonlite's own kernels
-(``kernels/norm.cu`` through ``gluonlite._kernels``): the statistics in one read of the data
-(Welford, float32), the normalisation and the running statistics' update without
-temporaries, the backward in two passes. SyncBatchNorm (statistics summed across devices),
+On a GPU, float32, float16 and bfloat16 batch norm and layer norm (over the last axis) run
+gluonlite's own kernels (``kernels/norm.cu`` through ``gluonlite._kernels``): the statistics
+in one read of the data (Welford, float32), the normalisation and batch norm's running
+statistics' update without temporaries, the backward in two passes. SyncBatchNorm
+(statistics summed across devices), layer norm over another axis, group and instance norm,
 float64 and empty data take the array-op path of ``_normalize``, as the CPU does.
 
 >>> import gluonlite as mx
@@ -129,8 +130,8 @@ def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_ga
     return record_op(out, inputs, backward), mean, var
 
 
-# The GPU kernels of batch_norm (kernels/norm.cu); tests switch them off to compare with the
-# array-op path.
+# The GPU kernels of batch_norm and layer_norm (kernels/norm.cu); tests switch them off to
+# compare with the array-op path.
 _use_kernels = True
 
 
@@ -188,6 +189,34 @@ def _batch_norm_kernels(x, gamma, beta, running_mean, running_var, axis, eps, mo
             if beta is not None:
                 grads.append(db.reshape(beta.shape).astype(beta.dtype, copy=False)
                              if want_beta else None)
+        return tuple(grads)
+    return record_op(out, inputs, backward), mean, var
+
+
+def _layer_norm_kernels(data, gamma, beta, eps):
+    """layer_norm over the last axis through kernels/norm.cu: (out, mean, var)."""
+    from .. import _kernels
+    device, xp = data.device, data._xp
+    with _backend.on(device):
+        raw = _backend.contiguous(xp, data._data)
+        g, b = _float32(xp, gamma), _float32(xp, beta)
+        y, mean, var, invstd = _kernels.layer_norm_forward(raw, g, b, eps)
+        out = ndarray(y, device)
+    inputs = tuple(a for a in (data, gamma, beta) if a is not None)
+
+    def backward(dy):
+        with _backend.on(device):
+            dy = _backend.contiguous(xp, dy.astype(data.dtype, copy=False))
+            want_gamma = gamma is not None and requires_grad(gamma)
+            want_beta = beta is not None and requires_grad(beta)
+            dx, dg, db = _kernels.layer_norm_backward(
+                raw, dy, mean, invstd, g, need_dx=requires_grad(data),
+                need_params=want_gamma or want_beta)
+            grads = [dx]
+            if gamma is not None:
+                grads.append(dg.astype(gamma.dtype, copy=False) if want_gamma else None)
+            if beta is not None:
+                grads.append(db.astype(beta.dtype, copy=False) if want_beta else None)
         return tuple(grads)
     return record_op(out, inputs, backward), mean, var
 
@@ -252,6 +281,10 @@ def layer_norm(data=None, gamma=None, beta=None, axis=-1, eps=1e-5, output_mean_
     shape = (data.shape[axis],)
     _check_param(op, "gamma", gamma, shape, data)
     _check_param(op, "beta", beta, shape, data)
+    if axis == data.ndim - 1 and _kernel_path(data):
+        _check_same_device(op, data, gamma, beta)
+        out, mean, var = _layer_norm_kernels(data, gamma, beta, eps)
+        return _with_stats(out, mean, var, data.device, output_mean_var)
     param_view = tuple(data.shape[axis] if a == axis else 1 for a in range(data.ndim))
     out, mean, var = _normalize(op, data, gamma, beta, data.shape, (axis,), param_view, eps)
     return _with_stats(out, mean, var, data.device, output_mean_var)

@@ -95,3 +95,48 @@ def test_batch_norm_kernels_with_parameters_of_another_dtype(device, param_dtype
     for g, w in zip(got, want):
         assert g.dtype == w.dtype
         _assert_close(g, w, "float16" if param_dtype == "float16" else "float32", "value")
+
+
+def _layer_norm_run(device, dtype, shape, affine, kernels, monkeypatch, param_dtype="float32"):
+    rng = numpy.random.default_rng(5)
+    d = shape[-1]
+    x = mx.np.array(rng.standard_normal(shape) * 2 + 3, device=device).astype(dtype)
+    gamma = mx.np.array(rng.standard_normal(d) + 1, device=device).astype(param_dtype) \
+        if affine else None
+    beta = mx.np.array(rng.standard_normal(d), device=device).astype(param_dtype) \
+        if affine else None
+    dy = mx.np.array(rng.standard_normal(shape), device=device).astype(dtype)
+    for a in (x, gamma, beta):
+        if a is not None:
+            a.attach_grad()
+    monkeypatch.setattr(norm, "_use_kernels", kernels)
+    with autograd.record():
+        y, mean, var = mx.npx.layer_norm(x, gamma, beta, axis=-1, eps=1e-5,
+                                         output_mean_var=True)
+    y.backward(dy)
+    return (y, mean, var, x.grad) + ((gamma.grad, beta.grad) if affine else ())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, affine", [((4, 3, 10), True), ((6, 70), True),
+                                           ((5, 9), False)])
+def test_layer_norm_kernels_match_the_array_op_path(device, dtype, shape, affine,
+                                                   monkeypatch):
+    forward = _spy(monkeypatch, "layer_norm_forward")
+    backward = _spy(monkeypatch, "layer_norm_backward")
+    got = _layer_norm_run(device, dtype, shape, affine, True, monkeypatch)
+    launched = 1 if device.device_type == "gpu" else 0
+    assert len(forward) == len(backward) == launched, "the kernels serve GPUs (only)"
+    want = _layer_norm_run(device, dtype, shape, affine, False, monkeypatch)
+    assert len(forward) == launched, "the flag turns the kernels off"
+    for g, w, what in zip(got, want, ("y", "mean", "var", "dx", "dgamma", "dbeta")):
+        assert g.dtype == w.dtype and g.shape == w.shape and g.device == w.device, what
+        _assert_close(g, w, dtype if what in ("y", "dx") else "float32", what)
+
+
+def test_layer_norm_over_another_axis_keeps_the_array_ops(device, monkeypatch):
+    forward = _spy(monkeypatch, "layer_norm_forward")
+    x = mx.np.ones((3, 4), device=device)
+    mx.npx.layer_norm(x, mx.np.ones((3,), device=device), mx.np.zeros((3,), device=device),
+                      axis=0)
+    assert forward == []
