@@ -1,13 +1,15 @@
 """GPU implementations behind ``npx.fully_connected``, row-sparse ``retain``,
-``npx.dropout``'s mask and the optimizers' fused multi-tensor steps.
+``npx.dropout``'s mask, the optimizers' fused multi-tensor steps, convolution's row gather,
+pooling (forward reduction, backward), ``npx.batch_norm`` and ``npx.layer_norm``.
 
 The public functions take and return CuPy arrays that live on the current CuPy device. They
 run gluonlite's own CUDA kernels (``kernels/*.cu``), compiled lazily with ``cupy.RawModule``
 and memoised per (device, source file, type), never at import.
 
 The launch logic (argument checks, grid sizes, output allocation) lives in the private
-``_fc_forward``, ``_fc_backward``, ``_retain``, ``_dropout_mask`` and
-``_multi_tensor_step``, which take a *runtime*: an object with ``xp`` (the array module),
+``_fc_forward``, ``_fc_backward``, ``_retain``, ``_dropout_mask``,
+``_multi_tensor_step``, ``_bn_forward``/``_bn_backward``, ``_ln_forward``/``_ln_backward``,
+``_pool_backward`` and the others, which take a *runtime*: an object with ``xp`` (the array module),
 ``empty(shape, dtype)``, ``ptr(array)``, ``gemm(data_type, ...)`` (cuBLAS's column-major
 GemmEx) and ``kernel(source, type_key, name_expression)`` returning a callable
 ``kernel(grid, block, args)`` like ``cupy.RawKernel``. On a GPU that runtime is
