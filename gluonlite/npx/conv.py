@@ -17,7 +17,9 @@ for output row ``r``, a fixed shift, for all images of the batch at once:
 Rows that fall between images or past the valid output are computed and dropped; they
 cost ``prod(padded) / prod(out)`` extra work, a few percent for 3x3 kernels. float16 and
 bfloat16 compute in float32 and round once. On a GPU the same code runs on CuPy, the
-gather in ``kernels/conv.cu`` and the multiplications in cuBLAS.
+gather in ``kernels/conv.cu`` and the multiplications in cuBLAS; pooling's backward of
+float32, float16 and bfloat16 data runs ``kernels/pool.cu`` instead of the tap loop (one
+gather per input element, no phase-layout buffers, the same sums in the same order).
 
 >>> import gluonlite as mx
 >>> x = mx.np.ones((1, 1, 4, 4))
@@ -571,6 +573,31 @@ def _pool_windows(xp, grid: _Grid, count_include_pad, compute):
     return xp.maximum(_valid(count, one), 1)
 
 
+# Pooling's backward on GPUs runs kernels/pool.cu for float32, float16 and bfloat16 data;
+# tests switch it off to compare with the array-op path.
+_use_pool_kernels = True
+
+
+def _pool_kernel_backward(data, cl, pool_type, kernel, stride, pad, count_include_pad):
+    """The backward of one pooling call through kernels/pool.cu (one gather per input
+    element, the windows' gradients in the array-op path's order), or None where the array
+    ops serve (CPU, float64, the switch off)."""
+    if not _use_pool_kernels or data._xp is numpy or data.size == 0:
+        return None
+    from .. import _kernels
+    if _kernels.norm_ctype(data.dtype) is None:
+        return None
+    device, xp = data.device, data._xp
+    raw = _backend.contiguous(xp, data._data)
+
+    def backward(g):
+        with _backend.on(device):
+            g = _backend.contiguous(xp, g.astype(raw.dtype, copy=False))
+            return (_kernels.pool_backward(raw, g, pool_type, kernel, stride, pad, cl,
+                                           count_include_pad),)
+    return backward
+
+
 def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
             pooling_convention="valid", global_pool=False, cudnn_off=False, p_value=None,
             count_include_pad=None, layout=None):
@@ -637,8 +664,11 @@ def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
                     if pool_type == "avg":
                         v = v / size
                 return v.astype(dtype, copy=False)
-        return record_op(out, (data,), global_backward, lambda out, g: (
-            linear_op(g, lambda g_: global_backward(g_)[0], global_apply),))
+        kernel_backward = _pool_kernel_backward(data, cl, pool_type, spatial, (1,) * nd,
+                                                (0,) * nd, True)
+        raw_backward = kernel_backward or global_backward
+        return record_op(out, (data,), raw_backward, lambda out, g: (
+            linear_op(g, lambda g_: raw_backward(g_)[0], global_apply),))
     if kernel is None or len(tuple(kernel)) != nd:
         raise ValueError(f"{op}: kernel {kernel} must have one entry per spatial axis of "
                          f"data of shape {data.shape}")
@@ -721,7 +751,10 @@ def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
             if count is not None:
                 v = v / count
             return _from_cl(xp, v, cl).astype(dtype, copy=False)
+    kernel_backward = _pool_kernel_backward(data, cl, pool_type, kernel, stride, pad,
+                                            count_include_pad)
+    raw_backward = kernel_backward or backward
     # Recorded (create_graph): the backward is linear in g, its coefficients fixed by the
     # forward (the window selection), so it is a linear op whose transpose is apply().
-    return record_op(out, (data,), backward, lambda out, g: (
-        linear_op(g, lambda g_: backward(g_)[0], apply),))
+    return record_op(out, (data,), raw_backward, lambda out, g: (
+        linear_op(g, lambda g_: raw_backward(g_)[0], apply),))

@@ -5,6 +5,13 @@ Each is one normalisation ``xhat = (x - mean) / sqrt(var + eps)`` over some axes
 by ``xhat * gamma + beta`` per channel; they differ only in the axes (one core,
 ``_normalize``). float16 and bfloat16 compute in float32 and round once.
 
+On a GPU, float32, float16 and bfloat16 batch norm and layer norm (over the last axis) run
+gluonlite's own kernels (``kernels/norm.cu`` through ``gluonlite._kernels``): the statistics
+in one read of the data (Welford, float32), the normalisation and batch norm's running
+statistics' update without temporaries, the backward in two passes. SyncBatchNorm
+(statistics summed across devices), layer norm over another axis, group and instance norm,
+float64 and empty data take the array-op path of ``_normalize``, as the CPU does.
+
 >>> import gluonlite as mx
 >>> x = mx.np.array([[1., 2., 3.], [2., 4., 6.]])
 >>> y = mx.npx.layer_norm(x, mx.np.ones((3,)), mx.np.zeros((3,)), eps=0)
@@ -12,6 +19,8 @@ by ``xhat * gamma + beta`` per channel; they differ only in the axes (one core,
 [-1.225, 0.0, 1.225]
 """
 from __future__ import annotations
+
+import math
 
 import numpy
 
@@ -65,8 +74,9 @@ def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_ga
         g = None if gamma is None or fix_gamma else \
             gamma._data.astype(compute, copy=False).reshape(param_view)
         b = None if beta is None else beta._data.astype(compute, copy=False).reshape(param_view)
-        count = x.size // max(1, numpy.prod([x.shape[a] for a in range(x.ndim)
-                                             if a not in reduce_axes], dtype=int))
+        # A Python int: a NumPy int64 would promote float32 statistics to float64.
+        count = x.size // max(1, math.prod(x.shape[a] for a in range(x.ndim)
+                                           if a not in reduce_axes))
         if stats is None:
             s1 = x.sum(axis=reduce_axes, keepdims=True)
             local_count = count
@@ -188,6 +198,107 @@ def _merge_moments(parts):
     return [total, m2], count
 
 
+# The GPU kernels of batch_norm and layer_norm (kernels/norm.cu); tests switch them off to
+# compare with the array-op path.
+_use_kernels = True
+
+
+def _kernel_path(x) -> bool:
+    if not _use_kernels or x._xp is numpy or x.size == 0:
+        return False
+    from .. import _kernels
+    return _kernels.norm_ctype(x.dtype) is not None
+
+
+def _float32(xp, p):
+    """A parameter's data as a C-contiguous float32 array (no copy when it is one)."""
+    return None if p is None else _backend.contiguous(
+        xp, p._data.astype(numpy.float32, copy=False))
+
+
+def _batch_norm_kernels(x, gamma, beta, running_mean, running_var, axis, eps, momentum,
+                        fix_gamma, training):
+    """batch_norm through kernels/norm.cu: (out, mean, var) as ``_normalize`` returns them,
+    the running statistics updated in training."""
+    from .. import _kernels
+    device, xp = x.device, x._xp
+    with _backend.on(device):
+        raw = _backend.contiguous(xp, x._data)
+        g = None if fix_gamma else _float32(xp, gamma)
+        b = _float32(xp, beta)
+        if training:
+            running = (running_mean._data, running_var._data)
+            in_place = all(r.dtype == numpy.float32 and r.flags.c_contiguous for r in running)
+            y, mean, var, invstd = _kernels.batch_norm_forward(
+                raw, axis, g, b, eps, None, running if in_place else None, momentum)
+            if not in_place:  # running statistics of another dtype: updated as _normalize's
+                _update_running(running_mean, running_var, mean, var, momentum)
+        else:
+            y, mean, var, invstd = _kernels.batch_norm_forward(
+                raw, axis, g, b, eps, (_float32(xp, running_mean), _float32(xp, running_var)))
+        out = ndarray(y, device)
+    inputs = tuple(a for a in (x, gamma, beta) if a is not None)
+
+    def backward(dy):
+        with _backend.on(device):
+            dy = _backend.contiguous(xp, dy.astype(x.dtype, copy=False))
+            want_gamma = gamma is not None and not fix_gamma and requires_grad(gamma)
+            want_beta = beta is not None and requires_grad(beta)
+            dx, dg, db = _kernels.batch_norm_backward(
+                raw, dy, axis, mean, invstd, g, training, need_dx=requires_grad(x),
+                need_params=want_gamma or want_beta)
+            grads = [dx]
+            if gamma is not None:
+                if fix_gamma:
+                    grads.append(xp.zeros(gamma.shape, dtype=gamma.dtype))
+                else:
+                    grads.append(dg.reshape(gamma.shape).astype(gamma.dtype, copy=False)
+                                 if want_gamma else None)
+            if beta is not None:
+                grads.append(db.reshape(beta.shape).astype(beta.dtype, copy=False)
+                             if want_beta else None)
+        return tuple(grads)
+    return record_op(out, inputs, backward), mean, var
+
+
+def _layer_norm_kernels(data, gamma, beta, eps):
+    """layer_norm over the last axis through kernels/norm.cu: (out, mean, var)."""
+    from .. import _kernels
+    device, xp = data.device, data._xp
+    with _backend.on(device):
+        raw = _backend.contiguous(xp, data._data)
+        g, b = _float32(xp, gamma), _float32(xp, beta)
+        y, mean, var, invstd = _kernels.layer_norm_forward(raw, g, b, eps)
+        out = ndarray(y, device)
+    inputs = tuple(a for a in (data, gamma, beta) if a is not None)
+
+    def backward(dy):
+        with _backend.on(device):
+            dy = _backend.contiguous(xp, dy.astype(data.dtype, copy=False))
+            want_gamma = gamma is not None and requires_grad(gamma)
+            want_beta = beta is not None and requires_grad(beta)
+            dx, dg, db = _kernels.layer_norm_backward(
+                raw, dy, mean, invstd, g, need_dx=requires_grad(data),
+                need_params=want_gamma or want_beta)
+            grads = [dx]
+            if gamma is not None:
+                grads.append(dg.astype(gamma.dtype, copy=False) if want_gamma else None)
+            if beta is not None:
+                grads.append(db.astype(beta.dtype, copy=False) if want_beta else None)
+        return tuple(grads)
+    return record_op(out, inputs, backward), mean, var
+
+
+def _update_running(running_mean, running_var, mean, var, momentum):
+    """``running = running * momentum + batch * (1 - momentum)`` in the running arrays'
+    dtype (MXNet's biased variance)."""
+    with _backend.on(running_mean.device):
+        for running, batch in ((running_mean, mean), (running_var, var)):
+            raw = running._data
+            update = raw.astype(batch.dtype) * momentum + batch.reshape(-1) * (1 - momentum)
+            raw[...] = update.astype(raw.dtype, copy=False)
+
+
 def _with_stats(out, mean, var, device, output_mean_var):
     if not output_mean_var:
         return out
@@ -218,15 +329,15 @@ def batch_norm(x, gamma, beta, running_mean, running_var, eps=1e-3, momentum=0.9
     param_view = tuple(channels if a == axis else 1 for a in range(x.ndim))
     reduce_axes = tuple(a for a in range(x.ndim) if a != axis)
     training = autograd.is_training() and not use_global_stats
+    if _reduce_stats is None and _kernel_path(x):
+        out, mean, var = _batch_norm_kernels(x, gamma, beta, running_mean, running_var, axis,
+                                             eps, momentum, fix_gamma, training)
+        return _with_stats(out, mean, var, x.device, output_mean_var)
     stats = None if training else (running_mean._data, running_var._data)
     out, mean, var = _normalize(op, x, gamma, beta, x.shape, reduce_axes, param_view, eps,
                                 fix_gamma=fix_gamma, stats=stats, reduce_stats=_reduce_stats)
     if training:
-        with _backend.on(x.device):
-            for running, batch in ((running_mean, mean), (running_var, var)):
-                raw = running._data
-                update = raw.astype(batch.dtype) * momentum + batch.reshape(-1) * (1 - momentum)
-                raw[...] = update.astype(raw.dtype, copy=False)
+        _update_running(running_mean, running_var, mean, var, momentum)
     return _with_stats(out, mean, var, x.device, output_mean_var)
 
 
@@ -238,6 +349,10 @@ def layer_norm(data=None, gamma=None, beta=None, axis=-1, eps=1e-5, output_mean_
     shape = (data.shape[axis],)
     _check_param(op, "gamma", gamma, shape, data)
     _check_param(op, "beta", beta, shape, data)
+    if axis == data.ndim - 1 and _kernel_path(data):
+        _check_same_device(op, data, gamma, beta)
+        out, mean, var = _layer_norm_kernels(data, gamma, beta, eps)
+        return _with_stats(out, mean, var, data.device, output_mean_var)
     param_view = tuple(data.shape[axis] if a == axis else 1 for a in range(data.ndim))
     out, mean, var = _normalize(op, data, gamma, beta, data.shape, (axis,), param_view, eps)
     return _with_stats(out, mean, var, data.device, output_mean_var)
