@@ -49,6 +49,52 @@ def _check_param(op: str, name: str, p, shape, data) -> None:
                          f"shape {data.shape}")
 
 
+def _graph(data, gamma, beta, view, reduce_axes, param_view, eps, fix_gamma, stats):
+    """The normalisation's gradients on recorded arrays (create_graph), as the ``graph``
+    of its ``record_op``: batch statistics (``stats`` None) are recomputed from the data so
+    that their dependence on it is recorded too; otherwise ``stats`` are the raw (mean,
+    1/sqrt(var + eps)) that normalised, constants of the data's device."""
+    device = data.device
+    param_axes = tuple(a for a in range(len(view)) if param_view[a] == 1)
+
+    def graph(out, dy):
+        xv = data.reshape(view)
+        dy = dy.reshape(view)
+        if stats is None:
+            mu = xv.mean(axis=reduce_axes, keepdims=True)
+            centred = xv - mu
+            inv_ = 1 / _np.sqrt((centred * centred).mean(axis=reduce_axes, keepdims=True)
+                                + eps)
+        else:
+            centred = xv - ndarray(stats[0].reshape(param_view), device)
+            inv_ = ndarray(stats[1].reshape(param_view), device)
+        xhat_ = centred * inv_
+        grads = []
+        if requires_grad(data):
+            dxhat = dy if gamma is None or fix_gamma else dy * gamma.reshape(param_view)
+            if stats is None:
+                dx = inv_ * (dxhat - dxhat.mean(axis=reduce_axes, keepdims=True)
+                             - xhat_ * (dxhat * xhat_).mean(axis=reduce_axes,
+                                                            keepdims=True))
+            else:
+                dx = dxhat * inv_
+            grads.append(dx.reshape(data.shape))
+        else:
+            grads.append(None)
+        if gamma is not None:
+            dg = None
+            if fix_gamma:
+                dg = _np.zeros(gamma.shape, dtype=gamma.dtype, device=device)
+            elif requires_grad(gamma):
+                dg = (dy * xhat_).sum(axis=param_axes).reshape(gamma.shape)
+            grads.append(dg)
+        if beta is not None:
+            grads.append(dy.sum(axis=param_axes).reshape(beta.shape)
+                         if requires_grad(beta) else None)
+        return tuple(grads)
+    return graph
+
+
 def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_gamma=False,
                stats=None, reduce_stats=None):
     """The shared core.
@@ -133,43 +179,8 @@ def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_ga
     if reduce_stats is not None:  # statistics shared across calls (SyncBatchNorm)
         return record_op(out, inputs, backward, op), mean, var
 
-    def graph(out, dy):
-        # The same gradients on recorded arrays (create_graph); batch statistics are
-        # recomputed from the data so that their dependence on it is recorded too.
-        xv = data.reshape(view)
-        dy = dy.reshape(view)
-        if stats is None:
-            mu = xv.mean(axis=reduce_axes, keepdims=True)
-            centred = xv - mu
-            inv_ = 1 / _np.sqrt((centred * centred).mean(axis=reduce_axes, keepdims=True)
-                                + eps)
-        else:
-            centred = xv - ndarray(mean, device)
-            inv_ = ndarray(inv, device)
-        xhat_ = centred * inv_
-        grads = []
-        if requires_grad(data):
-            dxhat = dy if g is None else dy * gamma.reshape(param_view)
-            if stats is None:
-                dx = inv_ * (dxhat - dxhat.mean(axis=reduce_axes, keepdims=True)
-                             - xhat_ * (dxhat * xhat_).mean(axis=reduce_axes,
-                                                            keepdims=True))
-            else:
-                dx = dxhat * inv_
-            grads.append(dx.reshape(data.shape))
-        else:
-            grads.append(None)
-        if gamma is not None:
-            dg = None
-            if fix_gamma:
-                dg = _np.zeros(gamma.shape, dtype=gamma.dtype, device=device)
-            elif requires_grad(gamma):
-                dg = (dy * xhat_).sum(axis=param_axes).reshape(gamma.shape)
-            grads.append(dg)
-        if beta is not None:
-            grads.append(dy.sum(axis=param_axes).reshape(beta.shape)
-                         if requires_grad(beta) else None)
-        return tuple(grads)
+    graph = _graph(data, gamma, beta, view, reduce_axes, param_view, eps, fix_gamma,
+                   None if stats is None else (mean, inv))
     return record_op(out, inputs, backward, graph), mean, var
 
 
@@ -258,7 +269,10 @@ def _batch_norm_kernels(x, gamma, beta, running_mean, running_var, axis, eps, mo
                 grads.append(db.reshape(beta.shape).astype(beta.dtype, copy=False)
                              if want_beta else None)
         return tuple(grads)
-    return record_op(out, inputs, backward), mean, var
+    param_view = tuple(x.shape[axis] if a == axis else 1 for a in range(x.ndim))
+    graph = _graph(x, gamma, beta, x.shape, tuple(a for a in range(x.ndim) if a != axis),
+                   param_view, eps, fix_gamma, None if training else (mean, invstd))
+    return record_op(out, inputs, backward, graph), mean, var
 
 
 def _layer_norm_kernels(data, gamma, beta, eps):
@@ -286,7 +300,10 @@ def _layer_norm_kernels(data, gamma, beta, eps):
             if beta is not None:
                 grads.append(db.astype(beta.dtype, copy=False) if want_beta else None)
         return tuple(grads)
-    return record_op(out, inputs, backward), mean, var
+    last = data.ndim - 1
+    param_view = tuple(data.shape[last] if a == last else 1 for a in range(data.ndim))
+    graph = _graph(data, gamma, beta, data.shape, (last,), param_view, eps, False, None)
+    return record_op(out, inputs, backward, graph), mean, var
 
 
 def _update_running(running_mean, running_var, mean, var, momentum):

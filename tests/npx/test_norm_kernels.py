@@ -140,3 +140,38 @@ def test_layer_norm_over_another_axis_keeps_the_array_ops(device, monkeypatch):
     mx.npx.layer_norm(x, mx.np.ones((3,), device=device), mx.np.zeros((3,), device=device),
                       axis=0)
     assert forward == []
+
+
+# create_graph through the kernels: their recorded gradient is the array-op path's graph,
+# so a gradient penalty through batch_norm/layer_norm on a GPU equals the array-op path's.
+@pytest.mark.parametrize("op, training", [("batch_norm", True), ("batch_norm", False),
+                                          ("layer_norm", True)])
+def test_second_order_through_the_kernels_matches_the_array_op_path(device, op, training,
+                                                                    monkeypatch):
+    rng = numpy.random.default_rng(5)
+    shape = (4, 3, 5)
+    c = shape[1] if op == "batch_norm" else shape[-1]
+    host = {k: rng.standard_normal(s) for k, s in (("x", shape), ("gamma", c), ("beta", c))}
+
+    def penalty_grads(kernels):
+        monkeypatch.setattr(norm, "_use_kernels", kernels)
+        x, gamma, beta = (mx.np.array(host[k], device=device, dtype="float32")
+                          for k in ("x", "gamma", "beta"))
+        for a in (x, gamma, beta):
+            a.attach_grad()
+        with autograd.record(train_mode=training):
+            if op == "batch_norm":
+                rmean = mx.np.zeros(c, device=device)
+                rvar = mx.np.ones(c, device=device)
+                y = mx.npx.batch_norm(x, gamma, beta, rmean, rvar, fix_gamma=False)
+            else:
+                y = mx.npx.layer_norm(x, gamma, beta)
+            gx = autograd.grad((y * y * y).sum(), [x], create_graph=True)
+            gx = gx[0] if isinstance(gx, (list, tuple)) else gx
+            loss = (gx * gx).sum()
+        loss.backward()
+        return x.grad, gamma.grad
+
+    got, want = penalty_grads(True), penalty_grads(False)
+    for g, w, what in zip(got, want, ("x", "gamma")):
+        _assert_close(g, w, "float32", f"{op} second-order gradient of {what}")
