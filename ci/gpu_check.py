@@ -7,9 +7,9 @@ time limit, so that a hung or slow stage cannot take the others' time:
 - ``tests``   the GPU-parametrised tests only (``pytest -m gpu tests``: every test on
               ``gpu(i)``, the multi-GPU groups, the GPU-only tests), no CPU-only tests;
 - ``kernels`` the kernel correctness sweep: fully-connected (forward, backward, both paths,
-              float32/float16/bfloat16), retain, dropout and the fused optimizer steps on a
-              representative subset of shapes, inputs drawn once per shape in float32,
-              checked against NumPy;
+              float32/float16/bfloat16), retain, dropout, the fused optimizer steps, batch
+              and layer norm and pooling's backward on a representative subset of shapes,
+              inputs drawn once per shape in float32, checked against NumPy;
 - ``bench``   the benchmark table: fc float32/bfloat16 vs ``cupy.matmul`` + bias and torch
               ``F.linear``, retain vs a copy of the same bytes, the fused optimizer step vs
               torch's fused Adam, and the peer-to-peer copy when two GPUs are there.
@@ -320,6 +320,7 @@ def _sweep_cases(cp, rng, check):
     yield "retain", lambda: _sweep_retain(cp, rng, check)
     yield "dropout", lambda: _sweep_dropout(cp, check)
     yield "fused optimizers", lambda: _sweep_optimizers(cp, rng, check)
+    yield "norm and pool kernels", lambda: _sweep_norm_pool(cp, rng, check)
 
 
 def _cupy_has(cp, dtype) -> bool:
@@ -414,6 +415,55 @@ def _sweep_optimizers(cp, rng, check):
                                        clip_gradient=None)
         for shape, got, want in zip(SWEEP_OPTIMIZER, got_w, want_w):
             check(f"fused {kind} {shape}", cp.asnumpy(got), want, 1e-6, 1e-7)
+
+
+def _sweep_norm_pool(cp, rng, check):
+    """batch_norm, layer_norm (kernels/norm.cu) and pooling's backward (kernels/pool.cu)
+    against float64 NumPy on a ResNet-like activation, float32 and bfloat16."""
+    from gluonlite import _kernels
+    x32 = (rng.standard_normal((8, 16, 14, 14)) * 2 + 1).astype(numpy.float32)
+    dy32 = rng.standard_normal(x32.shape).astype(numpy.float32)
+    gamma, beta = (rng.standard_normal(16).astype(numpy.float32) for _ in range(2))
+    g, b = cp.asarray(gamma), cp.asarray(beta)
+    for name, tol in (("float32", 1e-4), ("bfloat16", 3e-2)):
+        dtype = _host_dtype(name)
+        if _skip(check, f"norm/pool {name}", dtype):
+            continue
+        x, dy = x32.astype(dtype), dy32.astype(dtype)
+        xr, dyr = x.astype(numpy.float64), dy.astype(numpy.float64)
+        mean, var = xr.mean(axis=(0, 2, 3)), xr.var(axis=(0, 2, 3))
+        inv = 1 / numpy.sqrt(var + 1e-5)
+        xhat = (xr - mean[:, None, None]) * inv[:, None, None]
+        y, m, v, invstd = _kernels.batch_norm_forward(cp.asarray(x), 1, g, b, 1e-5)
+        want = xhat * gamma[:, None, None] + beta[:, None, None]
+        check(f"batch_norm {name} y", cp.asnumpy(y).astype(numpy.float32), want, tol, tol)
+        check(f"batch_norm {name} var", cp.asnumpy(v), var, 1e-4, 1e-5)
+        dx, dg, db = _kernels.batch_norm_backward(cp.asarray(x), cp.asarray(dy), 1, m,
+                                                  invstd, g, True)
+        dxhat = dyr * gamma[:, None, None]
+        want_dx = inv[:, None, None] * (dxhat - dxhat.mean(axis=(0, 2, 3))[:, None, None]
+                                        - xhat * (dxhat * xhat).mean(axis=(0, 2, 3))[
+                                            :, None, None])
+        check(f"batch_norm {name} dx", cp.asnumpy(dx).astype(numpy.float32), want_dx, tol,
+              tol)
+        check(f"batch_norm {name} dgamma", cp.asnumpy(dg), (dyr * xhat).sum(axis=(0, 2, 3)),
+              1e-4, 1e-3)
+        rows = x.reshape(-1, 14)
+        y, m, v, invstd = _kernels.layer_norm_forward(cp.asarray(rows), None, None, 1e-5)
+        rr = rows.astype(numpy.float64)
+        want = (rr - rr.mean(axis=1, keepdims=True)) / numpy.sqrt(
+            rr.var(axis=1, keepdims=True) + 1e-5)
+        check(f"layer_norm {name} y", cp.asnumpy(y).astype(numpy.float32), want, tol, tol)
+        dx = _kernels.pool_backward(cp.asarray(x),
+                                    cp.asarray(numpy.ascontiguousarray(dy[:, :, :7, :7])),
+                                    "avg", (3, 3), (2, 2), (1, 1), False)
+        padded = numpy.zeros((8, 16, 16, 16))
+        for i in range(7):
+            for j in range(7):
+                padded[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3] += dyr[:, :, i:i + 1, j:j + 1] / 9
+        want = padded[:, :, 1:15, 1:15]
+        check(f"avg pool backward {name}", cp.asnumpy(dx).astype(numpy.float32), want, tol,
+              tol)
 
 
 def _timer(cp):

@@ -18,7 +18,7 @@ from ._typing import DTypeLike, RawArray
 from .device import Device, check_available
 
 __all__ = ["xp", "cupy", "check_available", "on", "transfer", "is_gpu_array", "synchronize",
-           "contiguous"]
+           "contiguous", "pinned_empty", "pinned_owner"]
 
 
 # The ``cupy`` module (real, or emulated under GLUONLITE_EMULATE_GPUS); a clear error when
@@ -91,6 +91,9 @@ def transfer(raw: RawArray, src: Device, dst: Device) -> RawArray:
             return cupy().asnumpy(raw)
     if src.device_type == "cpu":
         with on(dst):
+            if raw.base is not None and raw.size and raw.flags.c_contiguous \
+                    and pinned_owner(raw) is not None:
+                return _from_pinned(cupy(), raw)
             # Not numpy.ascontiguousarray: it makes a 0-d array 1-d.
             return cupy().asarray(numpy.asarray(raw, order="C"))
     cp = cupy()
@@ -111,9 +114,51 @@ def transfer(raw: RawArray, src: Device, dst: Device) -> RawArray:
     return out
 
 
-# Sources of peer copies still in flight, with the event that marks each copy done: CuPy
-# may hand a buffer's memory to new work once its last reference goes, so the source is
-# held here until the copy has read it. Pruned on every copy.
+def pinned_empty(shape: Any, dtype: Any, device_id: int) -> numpy.ndarray[Any, Any]:
+    """An uninitialised NumPy array in page-locked (pinned) host memory from CuPy's pinned
+    memory pool, allocated while ``gpu(device_id)`` is current (MXNet's ``cpu_pinned``
+    memory): copies from it to a GPU can run asynchronously (see ``transfer``)."""
+    cp = cupy()
+    dtype = numpy.dtype(dtype)
+    shape = tuple(int(n) for n in shape)
+    count = int(numpy.prod(shape, dtype=numpy.int64))
+    with on(Device("gpu", device_id)):
+        memory = cp.cuda.alloc_pinned_memory(max(count * dtype.itemsize, 1))
+    return numpy.frombuffer(memory, dtype, count).reshape(shape)
+
+
+def pinned_owner(raw: Any) -> Any:
+    """The CuPy ``PinnedMemoryPointer`` whose memory NumPy array ``raw`` views, or None
+    for ordinary (pageable) host memory."""
+    base = raw
+    while isinstance(base, numpy.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    if base is None or type(base).__name__ != "PinnedMemoryPointer":
+        return None  # cheap first: most host arrays own their memory
+    return base if isinstance(base, cupy().cuda.PinnedMemoryPointer) else None
+
+
+def _from_pinned(cp: ModuleType, raw: Any) -> RawArray:
+    """``raw`` (C-contiguous, in pinned host memory) copied to the current GPU without
+    blocking the host: the copy is queued on the current stream, so later work on that
+    stream sees its result, and ``raw`` is held until the copy has read it (the pinned
+    pool could otherwise hand the memory to the next batch while it is being read)."""
+    out = cp.empty(raw.shape, dtype=raw.dtype)
+    stream = cp.cuda.get_current_stream()
+    out.set(raw, stream=stream)
+    copied = cp.cuda.Event(disable_timing=True)
+    copied.record(stream)
+    _in_flight[:] = [(event, held) for event, held in _in_flight if not event.done]
+    _in_flight.append((copied, raw))
+    return out
+
+
+# Sources of peer copies and of copies from pinned host memory still in flight, with the
+# event that marks each copy done: CuPy may hand a buffer's memory to new work once its last
+# reference goes, so the source is held here until the copy has read it. Pruned on every
+# copy.
 _in_flight: list[tuple[Any, RawArray]] = []
 
 

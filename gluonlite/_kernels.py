@@ -1,13 +1,15 @@
 """GPU implementations behind ``npx.fully_connected``, row-sparse ``retain``,
-``npx.dropout``'s mask and the optimizers' fused multi-tensor steps.
+``npx.dropout``'s mask, the optimizers' fused multi-tensor steps, convolution's row gather,
+pooling (forward reduction, backward), ``npx.batch_norm`` and ``npx.layer_norm``.
 
 The public functions take and return CuPy arrays that live on the current CuPy device. They
 run gluonlite's own CUDA kernels (``kernels/*.cu``), compiled lazily with ``cupy.RawModule``
 and memoised per (device, source file, type), never at import.
 
 The launch logic (argument checks, grid sizes, output allocation) lives in the private
-``_fc_forward``, ``_fc_backward``, ``_retain``, ``_dropout_mask`` and
-``_multi_tensor_step``, which take a *runtime*: an object with ``xp`` (the array module),
+``_fc_forward``, ``_fc_backward``, ``_retain``, ``_dropout_mask``,
+``_multi_tensor_step``, ``_bn_forward``/``_bn_backward``, ``_ln_forward``/``_ln_backward``,
+``_pool_backward`` and the others, which take a *runtime*: an object with ``xp`` (the array module),
 ``empty(shape, dtype)``, ``ptr(array)``, ``gemm(data_type, ...)`` (cuBLAS's column-major
 GemmEx) and ``kernel(source, type_key, name_expression)`` returning a callable
 ``kernel(grid, block, args)`` like ``cupy.RawKernel``. On a GPU that runtime is
@@ -52,10 +54,11 @@ __all__ = ["fc_forward", "fc_backward", "retain", "set_fc_path", "fc_path",
            "KernelCompileError", "kernel_source", "name_expressions", "instantiations",
            "KERNEL_SOURCES", "FC_PATH_ENV", "dropout_mask", "multi_tensor_sgd",
            "multi_tensor_adam", "gather_rows", "pool_reduce", "optimizer_step",
-           "layerwise_step"]
+           "layerwise_step", "norm_ctype", "batch_norm_forward", "batch_norm_backward",
+           "pool_backward", "layer_norm_forward", "layer_norm_backward"]
 
 KERNEL_SOURCES = ("retain.cu", "fully_connected.cu", "dropout.cu", "multi_tensor.cu",
-                  "conv.cu", "optimizers.cu")
+                  "conv.cu", "optimizers.cu", "norm.cu", "pool.cu")
 FC_PATH_ENV = "GLUONLITE_FC_PATH"
 _FC_PATHS = ("auto", "kernel", "cublas")
 
@@ -87,6 +90,23 @@ _DROPOUT_UNITS = ((2, "unsigned short", "uint16"), (4, "unsigned int", "uint32")
 _GATHER_UNITS = {2: ("unsigned short", "uint16"), 4: ("unsigned int", "uint32"),
                  8: ("unsigned long long", "uint64")}
 _POOL_CTYPES = {"float32": "float", "float64": "double"}
+# norm.cu: kernels per storage type (float, gl_f16, gl_bf16; the same names as
+# fully_connected.cu's), and the type-free ones every module of the source also holds.
+_NORM_TEMPLATES = ("bn_stats_partial", "bn_forward", "bn_backward_partial", "bn_backward_dx",
+                   "ln_forward", "ln_backward", "ln_param_partial")
+_NORM_PLAIN = ("bn_stats_finish", "bn_backward_finish", "ln_param_finish")
+# pool.cu's MODE template argument per pool type (GL_POOL_MAX, GL_POOL_AVG, GL_POOL_SUM).
+_POOL_MODES = {"max": 0, "avg": 1, "sum": 2}
+_NORM_THREADS = 256  # GL_NORM_THREADS: the block size the reduction kernels are written for
+# The per-channel reductions split each channel's elements into chunks of at least
+# _BN_CHUNK_MIN elements, into about _BN_BLOCKS blocks in all.
+_BN_CHUNK_MIN = 2048
+_BN_BLOCKS = 1024
+# Layer norm's parameter gradients: blocks of 32 columns x 8 row lanes (GL_LN_COLUMNS,
+# GL_LN_LANES), row chunks of at least _LN_CHUNK_MIN rows, about _LN_BLOCKS blocks in all.
+_LN_COLUMNS, _LN_LANES = 32, 8
+_LN_CHUNK_MIN = 64
+_LN_BLOCKS = 512
 _INT32_MAX = 2**31 - 1
 _MAX_GRID_Y = 65535  # CUDA's limit on gridDim.y (and z)
 # Grid-stride kernels get at most this many blocks; enough to fill any current GPU.
@@ -111,12 +131,24 @@ def _kernel_dir_fallback() -> Path:
     return Path(__file__).resolve().parent.parent / "kernels"
 
 
-def kernel_source(filename: str) -> str:
-    """The text of ``kernels/<filename>``, read as package data of ``gluonlite.kernels``."""
+# A quoted include of another kernels/ file (e.g. gl_convert.cuh), on a line of its own.
+_LOCAL_INCLUDE = re.compile(r'^#include "([\w.]+)"[ \t]*$', re.MULTILINE)
+
+
+def _read_kernel_file(filename: str) -> str:
     try:
         return importlib.resources.files("gluonlite.kernels").joinpath(filename).read_text()
     except (ModuleNotFoundError, FileNotFoundError):
         return (_kernel_dir_fallback() / filename).read_text()
+
+
+def kernel_source(filename: str) -> str:
+    """The text of ``kernels/<filename>``, read as package data of ``gluonlite.kernels``,
+    with each ``#include "x.cuh"`` of a sibling file replaced by that file's text (NVRTC
+    gets one self-contained text and needs no include paths; nvcc and the host harness's
+    g++ resolve the same include from the file's folder)."""
+    return _LOCAL_INCLUDE.sub(lambda m: kernel_source(m.group(1)).rstrip("\n"),
+                              _read_kernel_file(filename))
 
 
 def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
@@ -142,6 +174,12 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
     if source == "optimizers.cu":
         return tuple(f"optimizer_step<glo_{name}>" for name in _OPTIMIZER_KERNELS) + \
             _layerwise_expressions()
+    if source == "norm.cu":
+        return tuple(f"{name}<{type_key}>" for name in _NORM_TEMPLATES) + _NORM_PLAIN
+    if source == "pool.cu":
+        return tuple(f"pool_argmax<{type_key},{cl}>" for cl in ("false", "true")) + tuple(
+            f"pool_backward<{type_key},{mode},{cl}>" for mode in _POOL_MODES.values()
+            for cl in ("false", "true"))
     if source == "conv.cu":
         if type_key in _POOL_CTYPES.values():
             return (f"pool_reduce<{type_key},true>", f"pool_reduce<{type_key},false>")
@@ -163,6 +201,8 @@ def instantiations() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
         "conv.cu": [(t, name_expressions("conv.cu", t))
                     for t in [u[0] for u in _GATHER_UNITS.values()] + list(
                         _POOL_CTYPES.values())],
+        "norm.cu": [(t, name_expressions("norm.cu", t)) for t in _FC_CTYPES.values()],
+        "pool.cu": [(t, name_expressions("pool.cu", t)) for t in _FC_CTYPES.values()],
     }
 
 
@@ -759,6 +799,296 @@ def _layerwise_step(rt, name: str, weight, grad, states, **hyper) -> None:
 
 
 # ---------------------------------------------------------------------------------------
+# batch normalisation (norm.cu)
+
+
+@functools.lru_cache(maxsize=None)
+def norm_ctype(dtype) -> str | None:
+    """The storage type of norm.cu and pool.cu for ``dtype`` (float32, float16, bfloat16),
+    or None where those kernels do not apply (float64 and others stay on array ops)."""
+    return _FC_CTYPES.get(numpy.dtype(dtype).name)
+
+
+def _norm_type(op: str, x, ctype: str | None) -> str:
+    ctype = ctype or norm_ctype(x.dtype)
+    if ctype is None:
+        raise TypeError(f"{op}: no kernel for {x.dtype} data; kernels exist for "
+                        f"{', '.join(_FC_CTYPES)}")
+    return ctype
+
+
+def _channel_view(op: str, x, axis: int) -> tuple[int, int, int]:
+    """(outer, channels, inner) of C-contiguous ``x`` around ``axis``."""
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{op}: data must be C-contiguous")
+    if not 0 <= axis < x.ndim:
+        raise ValueError(f"{op}: axis {axis} out of range for data of shape {tuple(x.shape)}")
+    shape = tuple(int(s) for s in x.shape)
+    outer = int(numpy.prod(shape[:axis], dtype=numpy.int64))
+    inner = int(numpy.prod(shape[axis + 1:], dtype=numpy.int64))
+    if outer * inner == 0 or shape[axis] == 0:
+        raise ValueError(f"{op}: data of shape {shape} has no elements to normalise over "
+                         f"axis {axis}")
+    return outer, shape[axis], inner
+
+
+def _check_channel_arrays(op: str, channels: int, **arrays) -> None:
+    for name, a in arrays.items():
+        if a is None:
+            continue
+        if a.dtype != numpy.float32 or tuple(a.shape) != (channels,) \
+                or not a.flags.c_contiguous:
+            raise ValueError(f"{op}: {name} must be a C-contiguous float32 array of shape "
+                             f"({channels},), got {a.dtype} of shape {tuple(a.shape)}")
+
+
+def _bn_chunks(channels: int, m: int) -> tuple[int, int]:
+    """(chunks, chunk): each channel's m elements split into chunks of ``chunk``, enough of
+    them that about _BN_BLOCKS blocks run, none shorter than _BN_CHUNK_MIN elements."""
+    chunks = max(1, min(_ceil_div(m, _BN_CHUNK_MIN), _BN_BLOCKS // channels, _MAX_GRID_Y))
+    chunk = _ceil_div(m, chunks)
+    return _ceil_div(m, chunk), chunk
+
+
+def _elementwise_blocks(n: int) -> int:
+    return max(1, min(_ceil_div(n, _NORM_THREADS), _MAX_STRIDE_BLOCKS))
+
+
+def _bn_forward(rt, x, axis: int, gamma, beta, eps: float, stats=None, running=None,
+                momentum: float = 0.9, ctype: str | None = None):
+    """Batch normalisation of C-contiguous ``x`` over every axis but ``axis``.
+
+    ``gamma``/``beta``: float32 (C,) arrays or None (treated as 1 / 0). ``stats``: float32
+    (mean, var) to normalise with (inference), or None for the batch's own statistics, in
+    which case ``running`` (float32 (mean, var) arrays, or None) is updated in place as
+    ``running * momentum + batch * (1 - momentum)``. Returns ``(y, mean, var, invstd)``, the
+    last three float32 (C,).
+    """
+    op = "batch_norm"
+    ctype = _norm_type(op, x, ctype)
+    outer, channels, inner = _channel_view(op, x, axis)
+    m = outer * inner
+    running_mean, running_var = running if running is not None else (None, None)
+    _check_channel_arrays(op, channels, gamma=gamma, beta=beta, running_mean=running_mean,
+                          running_var=running_var)
+    xp = rt.xp
+    if stats is None:
+        chunks, chunk = _bn_chunks(channels, m)
+        partial = rt.empty((channels, chunks, 2), numpy.float32)
+        fn = rt.kernel("norm.cu", ctype, f"bn_stats_partial<{ctype}>")
+        fn((channels, chunks, 1), (_NORM_THREADS, 1, 1),
+           (x, numpy.int64(outer), _i32("channels", channels), numpy.int64(inner),
+            numpy.int64(chunk), partial))
+        mean, var, invstd = (rt.empty((channels,), numpy.float32) for _ in range(3))
+        update = running is not None
+        finish = rt.kernel("norm.cu", ctype, "bn_stats_finish")
+        finish((_ceil_div(channels, _NORM_THREADS), 1, 1), (_NORM_THREADS, 1, 1),
+               (partial, numpy.int32(channels), numpy.int32(chunks), numpy.int64(chunk),
+                numpy.int64(m), numpy.float32(eps), numpy.float32(momentum),
+                numpy.float32(1 - momentum), numpy.int32(update), mean, var, invstd,
+                running_mean if update else mean, running_var if update else var))
+    else:
+        mean, var = stats
+        _check_channel_arrays(op, channels, mean=mean, var=var)
+        invstd = 1 / xp.sqrt(var + numpy.float32(eps))
+    y = rt.empty(tuple(x.shape), x.dtype)
+    fn = rt.kernel("norm.cu", ctype, f"bn_forward<{ctype}>")
+    n = m * channels
+    fn((_elementwise_blocks(n), 1, 1), (_NORM_THREADS, 1, 1),
+       (x, numpy.int64(n), _i32("channels", channels), numpy.int64(inner), mean, invstd,
+        mean if gamma is None else gamma, numpy.int32(gamma is not None),
+        mean if beta is None else beta, numpy.int32(beta is not None), y))
+    return y, mean, var, invstd
+
+
+def _bn_backward(rt, x, dy, axis: int, mean, invstd, gamma, batch_stats: bool,
+                 need_dx: bool = True, need_params: bool = True, ctype: str | None = None):
+    """Gradients ``(dx, dgamma, dbeta)`` of ``_bn_forward`` for output gradient ``dy``.
+
+    ``batch_stats``: the forward used the batch's statistics (which depend on x);
+    ``gamma`` None means gamma = 1 (``fix_gamma`` or no gamma). dgamma and dbeta are
+    float32 (C,) (None unless ``need_params``); dx has x's dtype (None unless ``need_dx``).
+    """
+    op = "batch_norm backward"
+    ctype = _norm_type(op, x, ctype)
+    outer, channels, inner = _channel_view(op, x, axis)
+    if tuple(dy.shape) != tuple(x.shape) or dy.dtype != x.dtype or not dy.flags.c_contiguous:
+        raise ValueError(f"{op}: dy must be C-contiguous {x.dtype} of shape "
+                         f"{tuple(x.shape)}, got {dy.dtype} of shape {tuple(dy.shape)}")
+    _check_channel_arrays(op, channels, mean=mean, invstd=invstd, gamma=gamma)
+    m = outer * inner
+    dgamma = dbeta = terms = dx = None
+    if need_params or (need_dx and batch_stats):
+        chunks, chunk = _bn_chunks(channels, m)
+        partial = rt.empty((channels, chunks, 2), numpy.float32)
+        fn = rt.kernel("norm.cu", ctype, f"bn_backward_partial<{ctype}>")
+        fn((channels, chunks, 1), (_NORM_THREADS, 1, 1),
+           (x, dy, numpy.int64(outer), _i32("channels", channels), numpy.int64(inner),
+            numpy.int64(chunk), mean, invstd, partial))
+        dgamma, dbeta = (rt.empty((channels,), numpy.float32) for _ in range(2))
+        terms = rt.empty((channels, 2), numpy.float32)
+        finish = rt.kernel("norm.cu", ctype, "bn_backward_finish")
+        finish((_ceil_div(channels, _NORM_THREADS), 1, 1), (_NORM_THREADS, 1, 1),
+               (partial, numpy.int32(channels), numpy.int32(chunks),
+                mean if gamma is None else gamma, numpy.int32(gamma is not None),
+                numpy.float32(m), dgamma, dbeta, terms))
+    if need_dx:
+        dx = rt.empty(tuple(x.shape), x.dtype)
+        n = m * channels
+        fn = rt.kernel("norm.cu", ctype, f"bn_backward_dx<{ctype}>")
+        fn((_elementwise_blocks(n), 1, 1), (_NORM_THREADS, 1, 1),
+           (x, dy, numpy.int64(n), _i32("channels", channels), numpy.int64(inner), mean,
+            invstd, mean if gamma is None else gamma, numpy.int32(gamma is not None),
+            invstd if terms is None else terms, numpy.int32(bool(batch_stats)), dx))
+    if not need_params:
+        dgamma = dbeta = None
+    return dx, dgamma, dbeta
+
+
+def _ln_rows(op: str, x) -> tuple[int, int]:
+    if not x.flags.c_contiguous or x.ndim < 1:
+        raise ValueError(f"{op}: data must be C-contiguous with at least one axis")
+    d = int(x.shape[-1])
+    rows = int(numpy.prod(x.shape[:-1], dtype=numpy.int64))
+    if d == 0 or rows == 0:
+        raise ValueError(f"{op}: data of shape {tuple(x.shape)} has no elements to normalise")
+    return rows, d
+
+
+def _ln_threads(d: int) -> int:
+    """Threads per row: a power of two from 32 up to _NORM_THREADS, about one per element."""
+    threads = 32
+    while threads < min(d, _NORM_THREADS):
+        threads *= 2
+    return threads
+
+
+def _ln_forward(rt, x, gamma, beta, eps: float, ctype: str | None = None):
+    """Layer normalisation of C-contiguous ``x`` over its last axis; ``gamma``/``beta``
+    float32 (d,) or None. Returns ``(y, mean, var, invstd)``, the last three float32 of
+    shape ``x.shape[:-1]``."""
+    op = "layer_norm"
+    ctype = _norm_type(op, x, ctype)
+    rows, d = _ln_rows(op, x)
+    _check_channel_arrays(op, d, gamma=gamma, beta=beta)
+    y = rt.empty(tuple(x.shape), x.dtype)
+    mean, var, invstd = (rt.empty(tuple(x.shape[:-1]), numpy.float32) for _ in range(3))
+    fn = rt.kernel("norm.cu", ctype, f"ln_forward<{ctype}>")
+    fn((min(rows, _MAX_STRIDE_BLOCKS), 1, 1), (_ln_threads(d), 1, 1),
+       (x, numpy.int64(rows), _i32("row length", d), numpy.float32(eps),
+        mean if gamma is None else gamma, numpy.int32(gamma is not None),
+        mean if beta is None else beta, numpy.int32(beta is not None), y, mean, var, invstd))
+    return y, mean, var, invstd
+
+
+def _ln_backward(rt, x, dy, mean, invstd, gamma, need_dx: bool = True,
+                 need_params: bool = True, ctype: str | None = None):
+    """Gradients ``(dx, dgamma, dbeta)`` of ``_ln_forward`` for output gradient ``dy``;
+    dgamma and dbeta float32 (d,), entries not needed None."""
+    op = "layer_norm backward"
+    ctype = _norm_type(op, x, ctype)
+    rows, d = _ln_rows(op, x)
+    if tuple(dy.shape) != tuple(x.shape) or dy.dtype != x.dtype or not dy.flags.c_contiguous:
+        raise ValueError(f"{op}: dy must be C-contiguous {x.dtype} of shape "
+                         f"{tuple(x.shape)}, got {dy.dtype} of shape {tuple(dy.shape)}")
+    _check_channel_arrays(op, d, gamma=gamma)
+    for name, a in (("mean", mean), ("invstd", invstd)):
+        if a.dtype != numpy.float32 or a.size != rows or not a.flags.c_contiguous:
+            raise ValueError(f"{op}: {name} must be C-contiguous float32 with {rows} "
+                             f"entries, got {a.dtype} of shape {tuple(a.shape)}")
+    dx = dgamma = dbeta = None
+    if need_dx:
+        dx = rt.empty(tuple(x.shape), x.dtype)
+        fn = rt.kernel("norm.cu", ctype, f"ln_backward<{ctype}>")
+        fn((min(rows, _MAX_STRIDE_BLOCKS), 1, 1), (_ln_threads(d), 1, 1),
+           (x, dy, numpy.int64(rows), _i32("row length", d), mean, invstd,
+            mean if gamma is None else gamma, numpy.int32(gamma is not None), dx))
+    if need_params:
+        column_blocks = _ceil_div(d, _LN_COLUMNS)
+        chunks = max(1, min(_ceil_div(rows, _LN_CHUNK_MIN), _LN_BLOCKS // column_blocks,
+                            _MAX_GRID_Y))
+        chunk = _ceil_div(rows, chunks)
+        chunks = _ceil_div(rows, chunk)
+        partial = rt.empty((chunks, 2, d), numpy.float32)
+        fn = rt.kernel("norm.cu", ctype, f"ln_param_partial<{ctype}>")
+        fn((column_blocks, chunks, 1), (_LN_COLUMNS, _LN_LANES, 1),
+           (x, dy, numpy.int64(rows), numpy.int32(d), numpy.int64(chunk), mean, invstd,
+            partial))
+        dgamma, dbeta = (rt.empty((d,), numpy.float32) for _ in range(2))
+        finish = rt.kernel("norm.cu", ctype, "ln_param_finish")
+        finish((_ceil_div(d, _NORM_THREADS), 1, 1), (_NORM_THREADS, 1, 1),
+               (partial, numpy.int32(chunks), numpy.int32(d), dgamma, dbeta))
+    return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------------------
+# pooling backward (pool.cu)
+
+
+def _pool_backward(rt, x, dy, pool_type: str, kernel, stride, pad, channels_last: bool,
+                   count_include_pad: bool = True, ctype: str | None = None):
+    """The input gradient of ``npx.pooling`` (1-, 2- or 3-D windows, dilation 1) for output
+    gradient ``dy``: a new array of x's shape and dtype.
+
+    ``x`` is the pooled data ((N, C, *spatial), or (N, *spatial, C) when ``channels_last``;
+    read for max only), ``dy`` the gradient of the output (N, C, *out) (or channels last);
+    ``kernel``, ``stride``, ``pad`` (the low padding) per spatial axis. The output's spatial
+    shape is read from ``dy``, so pooling_convention 'full' needs nothing more.
+    """
+    op = "pooling backward"
+    ctype = _norm_type(op, x, ctype)
+    if pool_type not in _POOL_MODES:
+        raise ValueError(f"{op}: pool_type must be one of {tuple(_POOL_MODES)}, got "
+                         f"{pool_type!r}")
+    nd = x.ndim - 2
+    if not 1 <= nd <= 3 or dy.ndim != x.ndim:
+        raise ValueError(f"{op}: expected 3-, 4- or 5-D data and gradient, got shapes "
+                         f"{tuple(x.shape)} and {tuple(dy.shape)}")
+    geometry = [tuple(int(v) for v in t) for t in (kernel, stride, pad)]
+    if any(len(t) != nd for t in geometry):
+        raise ValueError(f"{op}: kernel {kernel}, stride {stride} and pad {pad} need "
+                         f"{nd} entries for data of shape {tuple(x.shape)}")
+    spatial = tuple(x.shape[1:-1] if channels_last else x.shape[2:])
+    out = tuple(dy.shape[1:-1] if channels_last else dy.shape[2:])
+    channels = int(x.shape[-1] if channels_last else x.shape[1])
+    batch_c = (x.shape[0], channels)
+    dy_c = (dy.shape[0], int(dy.shape[-1] if channels_last else dy.shape[1]))
+    if batch_c != dy_c or dy.dtype != x.dtype:
+        raise ValueError(f"{op}: gradient {dy.dtype} of shape {tuple(dy.shape)} does not fit "
+                         f"data {x.dtype} of shape {tuple(x.shape)}")
+    if not (x.flags.c_contiguous and dy.flags.c_contiguous):
+        raise ValueError(f"{op}: data and gradient must be C-contiguous")
+    kernel, stride, pad = geometry
+    if min(kernel + stride) < 1 or min(pad) < 0 or any(p >= k for p, k in zip(pad, kernel)):
+        raise ValueError(f"{op}: kernel {kernel} and stride {stride} must be positive, pad "
+                         f"{pad} non-negative and smaller than the kernel")
+    lead = (1,) * (3 - nd)
+    dims = [_i32("size", v) for v in lead + spatial + lead + out]
+    window = [_i32("window", v) for v in (lead + kernel + lead + stride) +
+              ((0,) * (3 - nd) + pad)]
+    cl = "true" if channels_last else "false"
+    mode = _POOL_MODES[pool_type]
+    dx = rt.empty(tuple(x.shape), x.dtype)
+    total_in = int(numpy.prod(x.shape, dtype=numpy.int64))
+    total_out = int(numpy.prod(dy.shape, dtype=numpy.int64))
+    if total_in == 0:
+        return dx
+    channel_arg = _i32("channels", channels)
+    if pool_type == "max" and total_out:
+        arg = rt.empty(tuple(dy.shape), numpy.int32)
+        fn = rt.kernel("pool.cu", ctype, f"pool_argmax<{ctype},{cl}>")
+        fn((_elementwise_blocks(total_out), 1, 1), (_NORM_THREADS, 1, 1),
+           (x, numpy.int64(total_out), channel_arg, *dims, *window, arg))
+    else:
+        arg = rt.empty((1,), numpy.int32)  # not read
+    fn = rt.kernel("pool.cu", ctype, f"pool_backward<{ctype},{mode},{cl}>")
+    fn((_elementwise_blocks(total_in), 1, 1), (_NORM_THREADS, 1, 1),
+       (dy, arg, numpy.int64(total_in), channel_arg, *dims, *window,
+        numpy.int32(bool(count_include_pad)), dx))
+    return dx
+
+
+# ---------------------------------------------------------------------------------------
 # CuPy runtime, loader and dispatch
 
 
@@ -1021,3 +1351,37 @@ def layerwise_step(name: str, weight, grad, states, **hyper) -> None:
     of the current device, in place: two kernel launches (norms, then the scaled step; four
     for LANS)."""
     _layerwise_step(_runtime(), name, weight, grad, states, **hyper)
+
+
+def batch_norm_forward(x, axis: int, gamma, beta, eps: float, stats=None, running=None,
+                       momentum: float = 0.9):
+    """Batch normalisation on the current CuPy device (``kernels/norm.cu``): ``(y, mean,
+    var, invstd)``; see ``_bn_forward`` for the arguments."""
+    return _bn_forward(_runtime(), x, axis, gamma, beta, eps, stats, running, momentum)
+
+
+def batch_norm_backward(x, dy, axis: int, mean, invstd, gamma, batch_stats: bool,
+                        need_dx: bool = True, need_params: bool = True):
+    """``(dx, dgamma, dbeta)`` of :func:`batch_norm_forward` on the current CuPy device."""
+    return _bn_backward(_runtime(), x, dy, axis, mean, invstd, gamma, batch_stats, need_dx,
+                        need_params)
+
+
+def pool_backward(x, dy, pool_type: str, kernel, stride, pad, channels_last: bool,
+                  count_include_pad: bool = True):
+    """``npx.pooling``'s input gradient on the current CuPy device (``kernels/pool.cu``);
+    see ``_pool_backward``."""
+    return _pool_backward(_runtime(), x, dy, pool_type, kernel, stride, pad, channels_last,
+                          count_include_pad)
+
+
+def layer_norm_forward(x, gamma, beta, eps: float):
+    """Layer normalisation over the last axis on the current CuPy device
+    (``kernels/norm.cu``): ``(y, mean, var, invstd)``; see ``_ln_forward``."""
+    return _ln_forward(_runtime(), x, gamma, beta, eps)
+
+
+def layer_norm_backward(x, dy, mean, invstd, gamma, need_dx: bool = True,
+                        need_params: bool = True):
+    """``(dx, dgamma, dbeta)`` of :func:`layer_norm_forward` on the current CuPy device."""
+    return _ln_backward(_runtime(), x, dy, mean, invstd, gamma, need_dx, need_params)

@@ -5,7 +5,9 @@ the inputs and a function mapping the output's gradient to the inputs' gradients
 op's backward sits next to its forward (``ndarray.py``, ``numpy_extension.py``).
 ``backward()`` sorts the graph iteratively in a deterministic order, walks it once and
 deposits gradients at the leaves only, where ``grad_req`` decides: 'write' overwrites, 'add'
-accumulates, 'null' skips.
+accumulates, 'null' skips. ``grad(..., create_graph=True)`` walks the graph with each op's
+backward written in recorded ops instead (``Node.graph``), so its gradients can be
+differentiated again; the plain walk never touches that form.
 
 >>> import gluonlite as mx
 >>> x = mx.np.array([1.0, 2.0, 3.0])
@@ -96,13 +98,22 @@ class Node:
 
     ``backward(g)`` receives the output's gradient (a raw NumPy/CuPy array or a
     ``SparseRows``) and returns one gradient (or None) per input.
+
+    ``graph`` is the same product written with recorded ops, for ``create_graph=True``:
+    ``graph(out, g)`` receives the output array itself and its gradient as ``ndarray``s and
+    returns ``ndarray``s (or None), computed while recording, so that they can be
+    differentiated again. A string instead names an op whose backward is not written that
+    way (see :func:`_graph_backward`); None, the same with the op's name taken from
+    ``backward``.
     """
 
-    __slots__ = ("inputs", "backward", "versions")
+    __slots__ = ("inputs", "backward", "versions", "graph")
 
-    def __init__(self, inputs: tuple[Any, ...], backward: Callable[..., Any]) -> None:
+    def __init__(self, inputs: tuple[Any, ...], backward: Callable[..., Any],
+                 graph: Callable[..., Any] | str | None = None) -> None:
         self.inputs = inputs
         self.backward = backward
+        self.graph = graph
         # An in-place change of an input after this op was recorded bumps its _version
         # (ndarray.py); backward() then refuses rather than return a wrong gradient. None
         # stands for "all 0" (inputs never changed in place): no tuple per op then.
@@ -159,13 +170,15 @@ def requires_grad(x: Any) -> bool:
     return x._node is not None or x._grad_req != "null"
 
 
-def record_op(out: _T, inputs: tuple[Any, ...], backward: Callable[..., Any]) -> _T:
-    """Attach a node to ``out`` when recording and some input needs a gradient."""
+def record_op(out: _T, inputs: tuple[Any, ...], backward: Callable[..., Any],
+              graph: Callable[..., Any] | str | None = None) -> _T:
+    """Attach a node to ``out`` when recording and some input needs a gradient
+    (``graph``: see ``Node``)."""
     # The hot path of every op: a plain loop, no generator or helper call per input.
     if _recording.get():
         for i in inputs:
             if i._node is not None or i._grad_req != "null":
-                out._node = Node(inputs, backward)
+                out._node = Node(inputs, backward, graph)
                 break
     return out
 
@@ -289,7 +302,8 @@ def backward(heads: Any, head_grads: Any = None, retain_graph: bool = False) -> 
     token = _recording.set(False)
     try:
         pop = grads.pop
-        for x in _topological_order(heads):
+        order = _topological_order(heads)
+        for x in order:
             g = pop(id(x), None)
             if g is None:
                 continue
@@ -301,7 +315,9 @@ def backward(heads: Any, head_grads: Any = None, retain_graph: bool = False) -> 
                 for inp, ig in zip(node.inputs, node.backward(g)):
                     if ig is not None:
                         _collect(grads, leaves, inp, ig)
-            if not retain_graph:
+        # Freed once the walk is through: a backward that raised leaves the graph intact.
+        if not retain_graph:
+            for x in order:
                 x._node = None
         for leaf, g in leaves.values():
             with _backend.on(leaf._device):
@@ -354,10 +370,18 @@ def _collect(grads: dict[int, Any], leaves: dict[int, tuple[Any, Any]], x: Any,
     key = id(x)
     if x._node is not None:
         prev = grads.get(key)
-        grads[key] = g if prev is None else _accumulate(prev, g, x._xp)
+        if prev is None:
+            grads[key] = g
+        else:
+            with _backend.on(x._device):  # x's own GPU (the walk has the consumer's)
+                grads[key] = _accumulate(prev, g, x._xp)
     elif x._grad_req != "null":
         prev = leaves.get(key)
-        leaves[key] = (x, g) if prev is None else (x, _accumulate(prev[1], g, x._xp))
+        if prev is None:
+            leaves[key] = (x, g)
+        else:
+            with _backend.on(x._device):
+                leaves[key] = (x, _accumulate(prev[1], g, x._xp))
 
 
 def _check_versions(node: Node) -> None:
@@ -412,14 +436,22 @@ def grad(heads: Any, variables: Any, head_grads: Any = None, retain_graph: bool 
     other leaf's). ``variables`` must need a gradient (``attach_grad()``, an initialized
     Parameter's replica, or an array computed from one while recording).
 
+    With ``create_graph=True`` the gradient computation is itself recorded: the returned
+    gradients are part of the graph, so a function of them can be differentiated again
+    (``backward()`` or another ``grad``), for higher-order derivatives or a gradient
+    penalty. Every op's backward is recorded through differentiable ops, except the few
+    listed in the docs (coming from MXNet); differentiating a gradient through one of
+    those raises ``NotImplementedError`` naming the op.
+
     Args:
         heads: an array or a list of them.
         variables: an array or a list; a list gives a list back.
         head_grads: the gradient of each head (default: ones).
         retain_graph: keep the graph for another backward pass (default: ``create_graph``).
-        create_graph: record the gradient computation for higher-order gradients; not
-            supported by gluonlite's tape (its backward functions work on raw arrays).
-        train_mode: accepted for MXNet compatibility (the forward already ran).
+            With ``create_graph`` the graph is always kept: the recorded gradients read it.
+        create_graph: record the gradient computation for higher-order gradients.
+        train_mode: with ``create_graph``, whether the recorded gradient computation runs
+            in train mode (as MXNet); otherwise accepted for compatibility.
 
     Example:
         >>> import gluonlite as mx
@@ -431,13 +463,17 @@ def grad(heads: Any, variables: Any, head_grads: Any = None, retain_graph: bool 
         array([ 3., 12.])
         >>> x.grad
         array([0., 0.])
+
+        The second derivative, through the recorded first one:
+
+        >>> with mx.autograd.record():
+        ...     y = (x * x * x).sum()
+        ...     dy = mx.autograd.grad(y, x, create_graph=True)
+        ...     dy.sum().backward()
+        >>> x.grad
+        array([ 6., 12.])
     """
     from .ndarray import ndarray
-    del train_mode
-    if create_graph:
-        raise NotImplementedError(
-            "autograd.grad(create_graph=True): higher-order gradients are not supported; "
-            "gluonlite's backward functions run on raw arrays and are not recorded")
     single = isinstance(variables, ndarray)
     variables = [variables] if single else list(variables)
     heads = [heads] if isinstance(heads, ndarray) else list(heads)
@@ -458,27 +494,19 @@ def grad(heads: Any, variables: Any, head_grads: Any = None, retain_graph: bool 
         if not isinstance(h, ndarray) or not requires_grad(h):
             raise ValueError(f"autograd.grad: heads[{i}] is not part of a recorded graph")
         with _backend.on(h._device):  # as in backward(): each GPU's work on that GPU
-            g = h._xp.ones(h.shape, dtype=h.dtype) if hg is None else _raw_grad(hg, h)
-            seeds[id(h)] = _accumulate(seeds.get(id(h)), g, h._xp)
-    wanted = {id(v) for v in variables}
-    found: dict[int, object] = {}
-    keep = create_graph if retain_graph is None else retain_graph
-    with _Scope(False, None):
-        for x in _topological_order(heads):
-            g = seeds.pop(id(x), None)
-            if g is None:
-                continue
-            if id(x) in wanted:
-                found[id(x)] = g
-            node = x._node
-            if node is None:
-                continue
-            with _backend.on(x._device):
-                for inp, ig in zip(node.inputs, node.backward(g)):
-                    if ig is not None and requires_grad(inp):
-                        seeds[id(inp)] = _accumulate(seeds.get(id(inp)), ig, inp._xp)
-            if not keep:
-                x._node = None
+            if create_graph:
+                g = _graph_seed(h, hg)
+                prev = seeds.get(id(h))
+                seeds[id(h)] = g if prev is None else _recorded_sum(prev, g)
+            else:
+                g = h._xp.ones(h.shape, dtype=h.dtype) if hg is None else _raw_grad(hg, h)
+                seeds[id(h)] = _accumulate(seeds.get(id(h)), g, h._xp)
+    if create_graph:
+        with _Scope(True, bool(train_mode)):
+            found, seeds = _graph_walk(heads, seeds, {id(v) for v in variables})
+    else:
+        found, seeds = _raw_walk(heads, seeds, {id(v) for v in variables},
+                                 bool(retain_graph))
     out = []
     for v in variables:
         # Leaves are not part of the walk (see _topological_order): theirs stay in seeds.
@@ -486,11 +514,136 @@ def grad(heads: Any, variables: Any, head_grads: Any = None, retain_graph: bool 
         xp = v._xp
         with _backend.on(v._device):
             if g is None:
-                g = xp.zeros(v.shape, dtype=v.dtype)
-            elif isinstance(g, SparseRows):
-                g = g.to_dense(xp)
-            out.append(ndarray(g.astype(v.dtype, copy=False), v.device))
+                out.append(ndarray(xp.zeros(v.shape, dtype=v.dtype), v.device))
+            elif create_graph:
+                with _Scope(True, None):
+                    out.append(g.astype(v.dtype, copy=False))
+            else:
+                if isinstance(g, SparseRows):
+                    g = g.to_dense(xp)
+                out.append(ndarray(g.astype(v.dtype, copy=False), v.device))
     return out[0] if single else out
+
+
+def _raw_walk(heads: Any, seeds: dict[int, Any], wanted: set[int],
+              keep: bool) -> tuple[dict[int, Any], dict[int, Any]]:
+    """``grad``'s walk on raw arrays: (gradients of the wanted arrays with a node, the
+    gradients left for leaves), both by id."""
+    found: dict[int, object] = {}
+    order = _topological_order(heads)
+    with _Scope(False, None):
+        for x in order:
+            g = seeds.pop(id(x), None)
+            if g is None:
+                continue
+            if id(x) in wanted:
+                found[id(x)] = g
+            node = x._node
+            with _backend.on(x._device):
+                for inp, ig in zip(node.inputs, node.backward(g)):
+                    if ig is not None and requires_grad(inp):
+                        prev = seeds.get(id(inp))
+                        if prev is None:
+                            seeds[id(inp)] = ig
+                        else:
+                            with _backend.on(inp._device):
+                                seeds[id(inp)] = _accumulate(prev, ig, inp._xp)
+    if not keep:
+        for x in order:
+            x._node = None
+    return found, seeds
+
+
+def _graph_walk(heads: Any, seeds: dict[int, Any],
+                wanted: set[int]) -> tuple[dict[int, Any], dict[int, Any]]:
+    """``grad(create_graph=True)``'s walk: as ``_raw_walk`` with ``ndarray`` gradients
+    computed while recording (the caller records), so that they join the graph. The graph
+    is kept: the recorded gradients read its arrays."""
+    found: dict[int, object] = {}
+    for x in _topological_order(heads):
+        g = seeds.pop(id(x), None)
+        if g is None:
+            continue
+        if id(x) in wanted:
+            found[id(x)] = g
+        node = x._node
+        _check_versions(node)
+        with _backend.on(x._device):
+            for inp, ig in zip(node.inputs, _graph_backward(x, node, g)):
+                if ig is not None and requires_grad(inp):
+                    if ig.dtype != inp.dtype:
+                        ig = ig.astype(inp.dtype)
+                    prev = seeds.get(id(inp))
+                    seeds[id(inp)] = ig if prev is None else prev + ig
+    return found, seeds
+
+
+def _recorded_sum(a: Any, b: Any) -> Any:
+    """``a + b`` while recording (the seeds of a head listed twice)."""
+    with _Scope(True, None):
+        return a + b
+
+
+def _graph_seed(head: Any, hg: Any) -> Any:
+    """The head gradient as an ``ndarray`` (ones by default; a given array as is, so a
+    recorded head gradient is differentiated too)."""
+    ndarray = _ndarray()
+    if isinstance(hg, ndarray):
+        _raw_grad(hg, head)  # the checks: device and shape
+        if hg.dtype != head.dtype:
+            with _Scope(True, None):
+                return hg.astype(head.dtype)
+        return hg
+    if hg is None:
+        return ndarray(head._xp.ones(head.shape, dtype=head.dtype), head._device)
+    return ndarray(_raw_grad(hg, head), head._device)
+
+
+def _graph_backward(out: Any, node: Node, g: Any) -> tuple[Any, ...]:
+    """The gradients of ``node``'s inputs as recorded ``ndarray``s, given ``out``'s
+    gradient ``g`` (an ``ndarray``).
+
+    A node whose backward has no recorded form (``Node.graph`` not callable) still gives
+    its values, from the raw backward, but each is marked so that differentiating it raises
+    ``NotImplementedError`` naming the op: a second derivative is never silently wrong.
+    """
+    rule = node.graph
+    if callable(rule):
+        grads_: tuple[Any, ...] = rule(out, g)
+        return grads_
+    name = rule if isinstance(rule, str) else _op_name(node.backward)
+    ndarray = _ndarray()
+    with _Scope(False, None):
+        raws = node.backward(g._data)
+    grads: list[Any] = []
+    for inp, raw in zip(node.inputs, raws):
+        if raw is None:
+            grads.append(None)
+            continue
+        if isinstance(raw, SparseRows):
+            raw = raw.to_dense(inp._xp)
+        gi = ndarray(raw, inp._device)
+        stop = _not_differentiable(name)
+        gi._node = Node((g,) + tuple(node.inputs), stop, stop)
+        grads.append(gi)
+    return tuple(grads)
+
+
+def _op_name(backward: Any) -> str:
+    """The op a backward function belongs to, from where it was defined
+    (``convolution.<locals>.backward`` -> ``convolution``)."""
+    qual = getattr(backward, "__qualname__", "") or "an op"
+    return qual.split(".<locals>")[0].split(".")[-1]
+
+
+def _not_differentiable(name: str) -> Callable[..., Any]:
+    def stop(*args: Any) -> Any:
+        raise NotImplementedError(
+            f"higher-order gradient through {name}: its backward is not written with "
+            f"differentiable ops, so the gradient that autograd.grad(create_graph=True) "
+            f"computed through {name} cannot be differentiated again (first-order "
+            f"gradients of {name} work as usual)")
+    return stop
 
 
 class Function:
@@ -554,7 +707,11 @@ class Function:
             for k, o in enumerate(outs):
                 if any(o is x for x in inputs):
                     outs[k] = o = ndarray(o._data.copy(), o.device)
-                o._node = Node(tuple(inputs), self._backward_for(k, outs, inputs))
+                # Not differentiable twice: what forward() saved for backward() was
+                # computed without recording, so a recorded backward() would miss its
+                # dependence on the inputs.
+                o._node = Node(tuple(inputs), self._backward_for(k, outs, inputs),
+                               f"the autograd.Function {type(self).__name__}")
         return outs[0] if single else tuple(outs)
 
     def _backward_for(self, k: int, outs: list[Any],

@@ -514,8 +514,9 @@ _GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
 @register
 class RNNFused(Initializer):
     """The flat parameter vector of a fused RNN layer (``npx.rnn``'s layout): for each
-    layer and direction the input-to-hidden then hidden-to-hidden weights, then for each
-    layer and direction the two biases; each part uses its own initializer (weights:
+    layer and direction the input-to-hidden then hidden-to-hidden weights (and, with
+    ``projection_size``, the LSTM's ``[projection_size, state_size]`` projection), then for
+    each layer and direction the two biases; each part uses its own initializer (weights:
     ``Xavier()`` by default; biases: ``'zeros'``; an LSTM's forget gates get
     ``forget_bias``).
     """
@@ -524,48 +525,64 @@ class RNNFused(Initializer):
                  bidirectional: bool = False, projection_size: int | None = None,
                  i2h_weight_initializer: InitLike = None, h2h_weight_initializer: InitLike = None,
                  i2h_bias_initializer: InitLike = "zeros", h2h_bias_initializer: InitLike = "zeros",
-                 forget_bias: float = 1.0) -> None:
+                 h2r_weight_initializer: InitLike = None, forget_bias: float = 1.0) -> None:
         super().__init__(mode=mode, num_layers=num_layers, state_size=state_size,
                          bidirectional=bidirectional, projection_size=projection_size,
                          i2h_weight_initializer=i2h_weight_initializer,
                          h2h_weight_initializer=h2h_weight_initializer,
                          i2h_bias_initializer=i2h_bias_initializer,
-                         h2h_bias_initializer=h2h_bias_initializer, forget_bias=forget_bias)
+                         h2h_bias_initializer=h2h_bias_initializer,
+                         h2r_weight_initializer=h2r_weight_initializer,
+                         forget_bias=forget_bias)
         if mode not in _GATES:
             raise ValueError(f"RNNFused mode must be one of {sorted(_GATES)}, got {mode!r}")
         if projection_size is not None:
-            raise ValueError("RNNFused: projection_size (LSTMP) is not supported by "
-                             "gluonlite's fused RNN layout")
+            if mode != "lstm":
+                raise ValueError(f"RNNFused: projection_size is only supported for "
+                                 f"mode='lstm' (LSTMP), got mode={mode!r}")
+            if isinstance(projection_size, bool) or \
+                    not isinstance(projection_size, (int, numpy.integer)) or projection_size < 1:
+                raise ValueError(f"RNNFused: projection_size must be a positive int or None, "
+                                 f"got {projection_size!r}")
         self.mode, self.num_layers, self.state_size = mode, int(num_layers), int(state_size)
+        self.projection_size = None if projection_size is None else int(projection_size)
         self.directions = 2 if bidirectional else 1
         self.forget_bias = forget_bias
         self._inits = [create(i) if i is not None else Xavier() for i in
                        (i2h_weight_initializer, h2h_weight_initializer)] + \
-            [create(i) for i in (i2h_bias_initializer, h2h_bias_initializer)]
+            [create(i) for i in (i2h_bias_initializer, h2h_bias_initializer)] + \
+            [create(h2r_weight_initializer) if h2r_weight_initializer is not None
+             else Xavier()]
 
     def _layout(self, size: int) -> list[tuple[str, tuple[int, ...]]]:
         """``(kind, shape)`` of each part in order, the input size solved from ``size``."""
         gates, hidden, dirs = _GATES[self.mode], self.state_size, self.directions
+        proj = self.projection_size
+        out = hidden if proj is None else proj  # the recurrent state's (and output's) width
+        own = 0 if proj is None else proj * hidden
         rows = gates * hidden
         # Every layer's parameters but layer 0's input weights are known; solve for those.
-        rest = (self.num_layers - 1) * dirs * rows * (dirs * hidden) \
-            + self.num_layers * dirs * (rows * hidden + 2 * rows)
+        rest = (self.num_layers - 1) * dirs * rows * (dirs * out) \
+            + self.num_layers * dirs * (rows * out + 2 * rows + own)
         if size <= rest or (size - rest) % (dirs * rows):
             raise ValueError(f"RNNFused: a vector of {size} values does not fit a "
-                             f"{self.num_layers}-layer {self.mode} with state size {hidden}")
+                             f"{self.num_layers}-layer {self.mode} with state size {hidden}"
+                             + ("" if proj is None else f" and projection size {proj}"))
         in_size = (size - rest) // (dirs * rows)
         parts: list[tuple[str, tuple[int, ...]]] = []
         for layer in range(self.num_layers):
-            width = in_size if layer == 0 else dirs * hidden
+            width = in_size if layer == 0 else dirs * out
             for _ in range(dirs):
-                parts += [("i2h_weight", (rows, width)), ("h2h_weight", (rows, hidden))]
+                parts += [("i2h_weight", (rows, width)), ("h2h_weight", (rows, out))]
+                if proj is not None:
+                    parts.append(("h2r_weight", (proj, hidden)))
         for _ in range(self.num_layers * dirs):
             parts += [("i2h_bias", (rows,)), ("h2h_bias", (rows,))]
         return parts
 
     def _init_weight(self, name: str, arr: _Array) -> None:
         host = _host(arr)
-        kinds = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")
+        kinds = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias", "h2r_weight")
         start = 0
         for kind, shape in self._layout(host.size):
             n = int(numpy.prod(shape))

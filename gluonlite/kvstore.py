@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from ._typing import RawArray
 
-__all__ = ["KVStore", "MPIKVStore", "create", "DIST_NAMES"]
+__all__ = ["KVStore", "MPIKVStore", "create", "process_store", "DIST_NAMES"]
 
 DIST_NAMES = ("dist_sync", "dist_sync_device", "dist_device_sync", "horovod")
 _LOCAL_NAMES = ("device", "local")
@@ -104,6 +104,9 @@ class MPIKVStore(KVStore):
         self.timeout = float(os.environ.get("MXNET_KVSTORE_TIMEOUT", 120.0)
                              if timeout is None else timeout)
         self._nccl: dict[int, Any] = {}  # device id -> NcclCommunicator
+        global _PROCESS_STORE
+        if _PROCESS_STORE is None:
+            _PROCESS_STORE = self
 
     @property
     def rank(self) -> int:
@@ -236,6 +239,19 @@ class MPIKVStore(KVStore):
                 comm.allReduce(raw.data.ptr, raw.data.ptr, raw.size, code, nccl.NCCL_SUM,
                                stream.ptr)
                 stream.synchronize()
+
+
+_PROCESS_STORE: MPIKVStore | None = None
+
+
+def process_store() -> MPIKVStore | None:
+    """The first distributed store this process created (by ``Trainer(kvstore='dist_sync')``
+    or ``create('dist_sync')``), or None when it created none.
+
+    Collectives that are not a Trainer's (``SyncBatchNorm``'s statistics across ranks) run
+    on it, so every rank finds the same group without being handed the Trainer's store.
+    """
+    return _PROCESS_STORE
 
 
 def create(name: str | KVStore = "device") -> KVStore:

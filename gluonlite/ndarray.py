@@ -197,7 +197,8 @@ class ndarray:
             return self
         src = self._device
         out = ndarray(_backend.transfer(self._data, src, device), device)
-        return record_op(out, (self,), lambda g: (_backend.transfer(g, device, src),))
+        return record_op(out, (self,), lambda g: (_backend.transfer(g, device, src),),
+                         lambda out, g: (g.to_device(src),))
 
     def as_in_context(self, context: Device) -> "ndarray":
         """Deprecated alias of ``to_device``."""
@@ -223,7 +224,7 @@ class ndarray:
     def copy(self) -> "ndarray":
         with _backend.on(self._device):
             out = ndarray(self._data.copy(), self._device)
-        return record_op(out, (self,), lambda g: (g,))
+        return record_op(out, (self,), lambda g: (g,), _identity_graph)
 
     def astype(self, dtype: DTypeLike, copy: bool = True) -> "ndarray":
         dtype = _backend.dtype_of(dtype)
@@ -232,7 +233,8 @@ class ndarray:
         src_dtype = self.dtype
         with _backend.on(self._device):
             out = ndarray(self._data.astype(dtype), self._device)
-        return record_op(out, (self,), lambda g: (g.astype(src_dtype),))
+        return record_op(out, (self,), lambda g: (g.astype(src_dtype),),
+                         lambda out, g: (g.astype(src_dtype),))
 
     def tostype(self, stype: str) -> Any:
         """This array in storage type ``'default'``, ``'row_sparse'`` or ``'csr'``."""
@@ -329,7 +331,8 @@ class ndarray:
             full = xp.zeros(shape, dtype=dtype)
             autograd._scatter_add(xp, full, raw_key, g)
             return (full,)
-        return record_op(out, (self,), backward)
+        return record_op(out, (self,), backward,
+                         lambda out, g: (scatter_add(g, shape, raw_key),))
 
     def __setitem__(self, key: Any, value: Any) -> None:
         """``x[key] = value``. While recording, with ``x`` or ``value`` in the graph, ``x``
@@ -362,8 +365,18 @@ class ndarray:
             if len(inputs) == 1:
                 return (g_old,)
             return g_old, _unbroadcast(xp.asarray(g[raw_key]), value_shape)
+
+        def graph(out: ndarray, g: ndarray) -> tuple[ndarray, ...]:
+            # g with the assigned elements zeroed: g times a constant mask
+            with _backend.on(out._device):
+                mask = xp.ones(g.shape, dtype=g.dtype)
+                mask[raw_key] = 0
+            g_old = g * ndarray(mask, out._device)
+            if len(inputs) == 1:
+                return (g_old,)
+            return g_old, _unbroadcast(g[raw_key], value_shape)
         self._data = new
-        self._node = autograd.Node(inputs, backward)
+        self._node = autograd.Node(inputs, backward, graph)
         self._version += 1
 
     def _check_inplace(self, what: str) -> None:
@@ -413,7 +426,8 @@ class ndarray:
         if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
             return out
         old = self._data.shape
-        return record_op(out, (self,), lambda g: (g.reshape(old, order=order),))
+        return record_op(out, (self,), lambda g: (g.reshape(old, order=order),),
+                         lambda out, g: (g.reshape(old, order=order),))
 
     def transpose(self, *axes: Any) -> "ndarray":
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
@@ -427,7 +441,8 @@ class ndarray:
         if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
             return out
         inverse = tuple(numpy.argsort(axes))
-        return record_op(out, (self,), lambda g: (g.transpose(inverse),))
+        return record_op(out, (self,), lambda g: (g.transpose(inverse),),
+                         lambda out, g: (g.transpose(inverse),))
 
     def flatten(self, order: str = "C") -> "ndarray":
         return self.reshape(-1, order=order)
@@ -690,6 +705,36 @@ def _raw_index(key: Any, device: Device) -> Any:
         with _backend.on(device):  # the integer copy stays on the index's own GPU
             return raw.astype(numpy.int64)
     return key
+
+
+def _identity_graph(out: ndarray, g: ndarray) -> tuple[ndarray]:
+    return (g,)
+
+
+def scatter_add(g: ndarray, shape: tuple[int, ...], key: Any) -> ndarray:
+    """A zero array of ``shape`` with ``g`` added at the raw index ``key`` (repeated
+    positions summed), recorded: the adjoint of ``x[key]``, whose own gradient is the
+    gather ``h[key]`` (recorded too, so every order differentiates)."""
+    xp, device = g._xp, g._device
+    with _backend.on(device):
+        full = xp.zeros(shape, dtype=g.dtype)
+        autograd._scatter_add(xp, full, key, g._data)
+    return record_op(ndarray(full, device), (g,), lambda h: (h[key],),
+                     lambda out, h: (h[key],))
+
+
+def linear_op(g: ndarray, apply: Callable[[RawArray], RawArray],
+              adjoint: Callable[[RawArray], RawArray]) -> ndarray:
+    """``apply(g)`` for a linear map ``apply`` on raw arrays, recorded with its transpose
+    ``adjoint`` as backward; that backward is recorded the same way in turn, so every order
+    differentiates. For an op's backward that is linear in the output gradient with
+    coefficients fixed by the forward (pooling's window selection), as its ``Node.graph``.
+    """
+    device = g._device
+    with _backend.on(device):
+        out = ndarray(apply(g._data), device)
+    return record_op(out, (g,), lambda h: (adjoint(h),),
+                     lambda out, h: (linear_op(h, adjoint, apply),))
 
 
 def _unbroadcast(g: RawArray, shape: Sequence[int]) -> RawArray:

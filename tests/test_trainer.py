@@ -426,10 +426,12 @@ def test_invalid_live_multiplier_is_refused(value, error):
     assert p.data().asnumpy().tolist() == [1.0]
 
 
-def test_save_and_load_states_resume_exactly(tmp_path, devices):
+# Nadam carries its momentum schedule (m_schedule) from update to update besides the counts.
+@pytest.mark.parametrize("optimizer", ["adam", "nadam"])
+def test_save_and_load_states_resume_exactly(tmp_path, devices, optimizer):
     batches = _batches(4)
     net = _mlp(devices)
-    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 0.05})
+    trainer = gluon.Trainer(net.collect_params(), optimizer, {"learning_rate": 0.05})
     _train(net, trainer, devices, batches[:2])
     path = str(tmp_path / "trainer.states")  # no .npz suffix: the name is used as given
     trainer.save_states(path)
@@ -441,11 +443,64 @@ def test_save_and_load_states_resume_exactly(tmp_path, devices):
     resumed = _mlp(devices, seed=99)
     for name, p in resumed.collect_params().items():
         p.set_data(mx.np.array(saved[name]))
-    trainer2 = gluon.Trainer(resumed.collect_params(), "adam", {"learning_rate": 0.05})
+    trainer2 = gluon.Trainer(resumed.collect_params(), optimizer, {"learning_rate": 0.05})
     trainer2.load_states(path)
     _train(resumed, trainer2, devices, batches[2:])
     for name, value in _values(resumed, devices[0]).items():
         assert np.array_equal(value, expected[name]), name
+    if optimizer == "nadam":
+        assert trainer2.optimizer.m_schedule == trainer.optimizer.m_schedule < 1.0
+
+
+def test_nadam_states_without_the_momentum_schedule_are_refused(tmp_path):
+    import json
+
+    import safetensors.numpy
+    from safetensors import safe_open
+
+    from gluonlite import checkpoint
+    net = _mlp([mx.cpu(0)])
+    trainer = gluon.Trainer(net.collect_params(), "nadam")
+    _train(net, trainer, [mx.cpu(0)], _batches(1))
+    path = str(tmp_path / "s")
+    trainer.save_states(path)
+    with safe_open(path, "numpy") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    fresh = gluon.Trainer(net.collect_params(), "nadam")
+    for scalars, error, message in [
+            (None, checkpoint.CheckpointMismatchError, "keeps \\['m_schedule'\\]"),
+            ({}, checkpoint.CorruptCheckpointError, "field 'scalars'"),
+            ({"m_schedule": "0.5"}, checkpoint.CorruptCheckpointError, "finite number"),
+            ({"m_schedule": float("nan")}, checkpoint.CorruptCheckpointError,
+             "finite number")]:
+        description = json.loads(meta["trainer"])
+        if scalars is None:
+            del description["scalars"]
+        else:
+            description["scalars"] = scalars
+        changed = dict(meta, trainer=json.dumps(description))
+        del changed["trainer_crc32"]
+        safetensors.numpy.save_file(tensors, path, metadata=changed)
+        with pytest.raises(error, match=message):
+            fresh.load_states(path)
+        assert fresh.optimizer.m_schedule == 1.0 and fresh.optimizer.num_update == 0
+
+
+def test_pickled_nadam_keeps_its_momentum_schedule():
+    import pickle
+    opt = mx.optimizer.Nadam(learning_rate=0.1)
+    updater = mx.optimizer.get_updater(opt)
+    w = mx.np.ones(3)
+    for _ in range(3):
+        updater(0, mx.np.ones(3), w)
+    restored = mx.optimizer.get_updater(mx.optimizer.Nadam(learning_rate=0.1))
+    restored.set_states(updater.get_states(dump_optimizer=True))
+    assert restored.optimizer.m_schedule == opt.m_schedule < 1.0
+    assert pickle.loads(pickle.dumps(opt)).m_schedule == opt.m_schedule
+    w2 = w.copy()
+    updater(0, mx.np.ones(3), w)
+    restored(0, mx.np.ones(3), w2)
+    assert np.array_equal(w.asnumpy(), w2.asnumpy())
 
 
 def test_load_states_checks_optimizer_and_names(tmp_path):

@@ -6,7 +6,8 @@ first layer of a ``Sequential``, ``encoder.fc.bias`` for nested blocks).
 
 There is no graph compiler in gluonlite: ``HybridBlock`` is a ``Block`` whose
 ``hybridize()`` is accepted and changes nothing, so every forward runs eagerly on NumPy or
-CuPy (and gives the numbers a hybridized MXNet model gives).
+CuPy (and gives the numbers a hybridized MXNet model gives). ``HybridBlock.export`` traces a
+forward into MXNet's symbol JSON, which ``gluon.SymbolBlock`` runs (``symbol_block.py``).
 
 The MXNet 1.x spellings ``Block(prefix=, params=)``, ``name``, ``prefix``, ``name_scope()``
 and ``params.get(...)`` work and warn once with a ``DeprecationWarning``.
@@ -38,7 +39,7 @@ from .. import autograd, checkpoint
 from .._compat import resolve_ctx, warn_renamed
 from ..device import as_devices
 from ..ndarray import ndarray
-from .parameter import DeferredInitializationError, Parameter, ParameterDict
+from .parameter import DeferredInitializationError, Parameter, ParameterDict, stand_ins
 from .utils import HookHandle
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -207,8 +208,12 @@ class Block:
         """Parameters of this block and all its children, by structural name.
 
         Args:
-            select: a regular expression matched at the start of each name (``re.match``,
-                as MXNet 2 does), e.g. ``'.*weight|.*bias'`` or ``'0\\.'``.
+            select: a regular expression matched at the start of each structural name
+                (``re.compile(select).match``, as MXNet 2 does; not a full match): e.g.
+                ``'.*weight|.*bias'``, or ``'0\\.'`` for the first child's parameters.
+                ``'weight'`` selects nothing from ``'0.weight'`` (the match is anchored at
+                the start) and ``'0.w'`` selects ``'0.weight'`` (it need not reach the
+                end); append ``$`` for a full match.
 
         Returns:
             A dict ``name -> Parameter`` in registration order (a ``ParameterDict``, so the
@@ -510,7 +515,14 @@ class Block:
     def forward(self, *args: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
+    # Set on hybridized HybridBlocks: each call notes its inputs' shapes for ``export``.
+    _note_inputs = False
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._note_inputs:
+            object.__setattr__(self, "_export_inputs", tuple(
+                (a.shape, a.dtype, a.device) if isinstance(a, ndarray) else None
+                for a in args) + ((None,) if kwargs else ()))
         if self._forward_pre_hooks:
             for hook in list(self._forward_pre_hooks.values()):
                 hook(self, args)
@@ -605,7 +617,8 @@ class HybridBlock(Block):
     """A Block that MXNet can compile to a graph; in gluonlite it runs eagerly too.
 
     ``hybridize(active, static_alloc=..., static_shape=..., ...)`` is accepted and
-    recorded (``_active``); the numbers do not change.
+    recorded (``_active``); the numbers do not change. A hybridized block notes the input
+    shapes of each call, from which ``export`` traces MXNet's graph.
     """
 
     def __init__(self, prefix: str | None = None, params: Any = None) -> None:
@@ -616,7 +629,166 @@ class HybridBlock(Block):
     def hybridize(self, active: bool = True, **kwargs: Any) -> None:
         object.__setattr__(self, "_active", bool(active))
         object.__setattr__(self, "_flags", dict(kwargs))
+        object.__setattr__(self, "_note_inputs", bool(active))
         super().hybridize(active, **kwargs)
+
+    def export(self, path: Any, epoch: int = 0,
+               remove_amp_cast: bool = True) -> tuple[str, str]:
+        """Write the model as MXNet does: ``path-symbol.json`` (the graph in MXNet's symbol
+        JSON) and ``path-%04d.params`` (``epoch``; the parameters as ``arg:name`` /
+        ``aux:name`` in MXNet's NDArray format), loadable by ``SymbolBlock.imports`` of
+        gluonlite and of MXNet.
+
+        As in MXNet, call ``hybridize()`` and run a forward first: the graph is traced
+        from a forward on inputs shaped like that call's (see
+        ``gluonlite.gluon.symbol_block`` for what can be traced). ``remove_amp_cast`` is
+        accepted; gluonlite writes no ``amp_cast`` nodes.
+
+        Returns:
+            ``(symbol_filename, params_filename)``.
+
+        Raises:
+            RuntimeError: not hybridized and run yet. TypeError: the forward computes
+                with an operation that has no MXNet symbol here (the message names the
+                block and operator); nothing is written then.
+        """
+        from .symbol_block import export_block  # it imports this module
+        files: tuple[str, str] = export_block(self, path, epoch, remove_amp_cast)
+        return files
+
+    def infer_shape(self, *args: Any) -> None:
+        """Infer the shapes of all Parameters (deferred ones included) from ``args``,
+        without initializing any, as MXNet 2 does.
+
+        gluonlite has no graph to run shape inference on: the forward runs on zero
+        stand-ins for the Parameters that have no data yet (``autograd`` paused, predict
+        mode), and each layer sets its deferred shapes from its input on the way. Layers
+        with their own rule (``Dense``, ``Conv2D``, ...) override this.
+
+        Raises:
+            RuntimeError: a block of this tree owns a Parameter of unknown shape and has no
+                ``infer_shape`` of its own. Shapes changed before the error are restored.
+
+        Example:
+            >>> import gluonlite as mx
+            >>> net = mx.gluon.nn.HybridSequential()
+            >>> net.add(mx.gluon.nn.Dense(4), mx.gluon.nn.Dense(2))
+            >>> net.infer_shape(mx.np.ones((3, 5)))
+            >>> net[1].weight.shape
+            (2, 4)
+        """
+        self._probe(args, None)
+
+    def infer_type(self, *args: Any) -> None:
+        """Check the Parameters' dtypes against the inputs ``args``, as MXNet 2's type
+        inference does: each layer's floating input must have its Parameters' dtype
+        (``BatchNorm`` also takes float16/bfloat16 input with float32 Parameters). Where
+        inference succeeds MXNet sets each Parameter's dtype to the one it already has, so
+        no Parameter changes here either.
+
+        gluonlite's operators would compute mixed dtypes without complaint; this names the
+        layer where an MXNet graph would not type-check (a model whose inputs are cast to
+        float16 but whose layers are not, say). The forward runs as in ``infer_shape``;
+        deferred shapes are left as they were.
+
+        Raises:
+            TypeError: naming the first layer (structural name and type), its Parameter and
+                both dtypes.
+
+        Example:
+            >>> import gluonlite as mx
+            >>> net = mx.gluon.nn.Dense(2, in_units=3)
+            >>> net.infer_type(mx.np.ones((1, 3)))
+            >>> net.infer_type(mx.np.ones((1, 3), dtype='float16'))  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            TypeError: infer_type: Dense (the top block) has Parameter 'weight' of float32 ...
+        """
+        from .nn.norm_layers import BatchNorm  # below us; imported late (nn imports block)
+        names = _block_paths(self)
+
+        def check(block: Block, inputs: Any) -> None:
+            x = next((a for a in inputs if isinstance(a, ndarray) and a.dtype.kind == "f"),
+                     None)
+            if x is None:
+                return
+            for name, param in block._reg_params.items():
+                if param is None or param.dtype.kind != "f" or param.dtype == x.dtype:
+                    continue
+                if isinstance(block, BatchNorm) and param.dtype == numpy.float32 \
+                        and x.dtype.itemsize == 2:
+                    continue
+                where = names.get(id(block)) or "the top block"
+                raise TypeError(f"infer_type: {type(block).__name__} ({where}) has Parameter "
+                                f"{name!r} of {param.dtype} but its input is {x.dtype}; cast "
+                                f"the block (block.cast('{x.dtype}')) or the input "
+                                f"(x.astype('{param.dtype}'))")
+        self._probe(args, check, keep_shapes=False)
+
+    def optimize_for(self, x: Any, *args: Any, backend: Any = None, backend_opts: Any = None,
+                     clear: bool = True, partition_if_dynamic: bool = True,
+                     static_alloc: bool = False, static_shape: bool = False,
+                     inline_limit: int = 2, forward_bulk_size: Any = None,
+                     backward_bulk_size: Any = None, **kwargs: Any) -> None:
+        """MXNet 2: partition the graph for ``backend``, hybridize and run ``x, *args``
+        through once.
+
+        gluonlite has no graph and no partitioning backends: ``backend=None`` (the default)
+        is accepted, the block is hybridized with the other flags (recorded, as
+        ``hybridize`` does) and the forward runs once under ``autograd.pause()``, which
+        completes deferred initialization as MXNet's first forward does.
+
+        Raises:
+            ValueError: ``backend`` is not None (nothing changes then).
+
+        Example:
+            >>> import gluonlite as mx
+            >>> net = mx.gluon.nn.Dense(2)
+            >>> net.initialize()
+            >>> net.optimize_for(mx.np.ones((1, 3)))
+            >>> net.weight.shape
+            (2, 3)
+        """
+        if backend is not None:
+            raise ValueError(f"{type(self).__name__}.optimize_for: unknown backend "
+                             f"{backend!r}; gluonlite has no graph partitioning backends "
+                             f"(pass backend=None)")
+        if backend_opts is not None and not isinstance(backend_opts, dict):
+            raise TypeError(f"{type(self).__name__}.optimize_for: backend_opts must be a dict "
+                            f"or None, got {type(backend_opts).__name__}")
+        self.hybridize(True, clear=clear, partition_if_dynamic=partition_if_dynamic,
+                       static_alloc=static_alloc, static_shape=static_shape,
+                       inline_limit=inline_limit, forward_bulk_size=forward_bulk_size,
+                       backward_bulk_size=backward_bulk_size, **kwargs)
+        with autograd.pause():
+            self(x, *args)
+
+    def _probe(self, args: Any, check: Any, keep_shapes: bool = True) -> None:
+        """Run the forward on stand-ins (see ``infer_shape``), calling ``check(block,
+        inputs)`` before each block with Parameters runs; on an error, or unless
+        ``keep_shapes``, every Parameter's shape is restored."""
+        params = self._unique_params()
+        shapes = [p._shape for p in params]
+        handles = []
+        if check is not None:
+            handles = [b.register_forward_pre_hook(check) for b in self._blocks()
+                       if b._reg_params]
+            if self._reg_params:
+                check(self, args)
+        ok = False
+        try:
+            with stand_ins(), autograd.pause():
+                try:
+                    self.forward(*args)
+                except DeferredInitializationError:
+                    Block.infer_shape(self, *args)  # explains which shapes are missing
+            ok = True
+        finally:
+            for h in handles:
+                h.detach()
+            if not ok or not keep_shapes:
+                for p, shape in zip(params, shapes):
+                    p._shape = shape
 
 
 def _write_text(path: str, text: str) -> None:
@@ -654,6 +826,18 @@ def _shapes_text(value: Any) -> str:
     if isinstance(found, list):
         return str(found)[1:-1] if len(found) != 1 else str(found[0])
     return str(found)
+
+
+def _block_paths(root: Block) -> dict[int, str]:
+    """``id(block) -> structural name`` for every block below ``root`` ('' for root)."""
+    out: dict[int, str] = {}
+    stack = [("", root)]
+    while stack:
+        path, block = stack.pop()
+        out.setdefault(id(block), path)
+        stack.extend((f"{path}.{name}" if path else name, child)
+                     for name, child in block._children.items())
+    return out
 
 
 def _shape_known(shape: Any) -> bool:

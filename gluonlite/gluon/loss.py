@@ -488,7 +488,7 @@ def _ctc_loss(pred: ndarray, label: ndarray, pred_lengths: ndarray | None = None
         nll, grad = _ctc_raw(xp, pred._data, labels, dat_len, lab_len, blank)
         out = ndarray(nll.astype(pred.dtype), pred.device)
     return record_op(out, (pred,),
-                     lambda g: ((grad * g[None, :, None]).astype(pred.dtype),))
+                     lambda g: ((grad * g[None, :, None]).astype(pred.dtype),), "CTCLoss")
 
 
 class CTCLoss(Loss):

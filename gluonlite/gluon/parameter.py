@@ -35,6 +35,8 @@ True
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import warnings
 
@@ -45,6 +47,7 @@ from .._replica import Replica, replica_lock
 from ..device import Device, as_devices, current_device, _current as _current_device
 # The current-device variable itself: its C get() spares data()/grad() a Python call.
 from ..ndarray import ndarray, zeros_like
+from collections.abc import Iterator
 from typing import Any
 from .._typing import DTypeLike, DevicesLike, RawArray
 from ..initializer import InitLike
@@ -54,6 +57,24 @@ __all__ = ["Parameter", "Constant", "DeferredInitializationError", "ParameterDic
 _GRAD_REQS = ("write", "add", "null")
 _STYPES = ("default", "row_sparse", "csr")
 _CPU0 = Device("cpu", 0)
+# While set (a dict), data() of a Parameter without replicas returns zeros of its shape and
+# dtype instead of raising: HybridBlock.infer_shape/infer_type run a forward on these
+# stand-ins, which changes no Parameter (see ``stand_ins``).
+_stand_ins: contextvars.ContextVar[Any] = contextvars.ContextVar("gluonlite_stand_ins",
+                                                            default=None)
+
+
+@contextlib.contextmanager
+def stand_ins() -> Iterator[None]:
+    """Inside, ``data()`` of a Parameter that has no replicas yet (not initialized, or
+    deferred) returns a zero array of its shape and dtype on the requested device, the same
+    one for each (parameter, device); a still unknown shape raises
+    ``DeferredInitializationError`` as usual, so layers infer it from their input."""
+    token = _stand_ins.set({})
+    try:
+        yield
+    finally:
+        _stand_ins.reset(token)
 
 
 class DeferredInitializationError(RuntimeError):
@@ -442,12 +463,35 @@ class Parameter:
                 return replica
         if ctx is not None:
             device = _compat.resolve_ctx(device, ctx)
+        if self._data is None and _stand_ins.get() is not None:
+            return self._stand_in(device)
         if self._stype == "row_sparse":
             raise RuntimeError(f"Cannot return Parameter {self.name!r} via data() because "
                                f"its storage type is 'row_sparse'; use "
                                f"row_sparse_data(row_id) instead")
         replica = self._pick(self._replicas(), device, "data({})")
         return sparse.from_dense(replica, "csr") if self._stype == "csr" else replica
+
+    def _stand_in(self, device: Any) -> ndarray:
+        """Zeros standing in for the data inside ``stand_ins()`` (see there)."""
+        if not _known(self._shape):
+            raise DeferredInitializationError(
+                f"Parameter {self.name!r} has unknown shape {self._shape}; its layer infers "
+                f"it from the input")
+        if device is None:
+            device = current_device()
+        if not isinstance(device, Device):
+            raise TypeError(f"Parameter {self.name!r}: data(device=...): Expected a Device "
+                            f"such as mx.cpu(0) or mx.gpu(0), got {device!r} "
+                            f"({type(device).__name__})")
+        made = _stand_ins.get()
+        key = (id(self), device, self._shape, self._dtype)
+        if key not in made:
+            xp = _backend.xp(device)
+            with _backend.on(device):
+                made[key] = (self, ndarray(xp.zeros(self._shape, self._dtype), device))
+        stand_in: ndarray = made[key][1]
+        return stand_in
 
     def list_data(self) -> list[ndarray]:
         """The live replicas on all devices, in the order given to ``initialize``."""

@@ -35,6 +35,17 @@ Note (fresh gradients):
     the parameter is skipped when no replica is fresh. One fresh on some devices only is
     still updated, and the sum includes what the stale replicas' buffers hold (as MXNet's
     kvstore would): zero them (``zero_grad()``) where that matters.
+
+Note (kvstore=None):
+    As in MXNet, no kvstore means no reduction: ``allreduce_grads()`` leaves each replica
+    with its own device's gradient, and ``update()`` applies the optimizer to every replica
+    separately, each with an optimizer state and update counts of its own device (MXNet's
+    one ``Updater`` per device). The replicas then differ as soon as their gradients do;
+    that is the point of the mode (e.g. independent models per device). A replica whose
+    gradient is stale is skipped on its device only (with ``ignore_stale_grad``).
+    ``save_states`` writes every device's states and counts; ``load_states`` gives each
+    device its own when the file has as many devices, else every device the first
+    device's (what MXNet, which saves the first device's only, always does).
 """
 from __future__ import annotations
 
@@ -94,16 +105,18 @@ class Trainer:
             ``'horovod'``): one process per rank under ``mpiexec``; the gradients are also
             summed over all processes and the parameters are broadcast from rank 0 once
             (see ``gluonlite.kvstore``; pass the global batch size to ``step``). A
-            ``KVStore`` object is used as it is. None: like ``'local'`` (MXNet would leave
-            each replica with its own gradient; summing keeps the replicas equal).
+            ``KVStore`` object is used as it is. None: no reduction; each replica is
+            updated with its own gradient and its own optimizer state (see the module's
+            note on kvstore=None).
         compression_params: MXNet's gradient compression, ``{'type': '2bit' or '1bit',
             'threshold': t}``: before gradients are summed over devices or processes, each
             replica's gradient plus its residual (error feedback) is quantized, 2bit to
             ``{-t, 0, t}`` (default t 0.5), 1bit to ``{-1, 1}`` by ``> t`` (default t 0); the
             remainder stays in the residual for the next step. Not applied with one device
-            in one process (MXNet creates no kvstore then).
+            in one process, nor with ``kvstore=None`` (MXNet creates no kvstore then).
         update_on_kvstore: True, False or None, accepted for MXNet compatibility; the update
-            always runs once, on the first device, and is copied to the other replicas.
+            runs once, on the first device, and is copied to the other replicas (with
+            ``kvstore=None``: on every device, as MXNet without a kvstore).
 
     See the module's Notes for how replicas stay identical and when a gradient is stale.
     """
@@ -123,8 +136,6 @@ class Trainer:
         if not isinstance(optimizer, (str, opt.Optimizer)):
             raise TypeError(f"Trainer: optimizer must be an optimizer name such as 'sgd' or "
                             f"an mx.optimizer.Optimizer, got {type(optimizer).__name__}")
-        if kvstore is None:
-            kvstore = "local"
         if isinstance(params, dict):
             named = list(params.items())
         elif isinstance(params, (list, tuple)):
@@ -153,9 +164,9 @@ class Trainer:
         if isinstance(kvstore, kvstore_module.KVStore) or kvstore in _DIST_KVSTORES:
             self._dist = kvstore_module.create(kvstore)
             kvstore = "device"  # how the replicas inside this process are reduced
-        elif kvstore not in _KVSTORES:
+        elif kvstore is not None and kvstore not in _KVSTORES:
             raise ValueError(f"Trainer: kvstore must be one of {_KVSTORES + _DIST_KVSTORES}, "
-                             f"got {kvstore!r}")
+                             f"None or a KVStore, got {kvstore!r}")
         self._kvstore = kvstore
         # The optimizer reads lr_mult/wd_mult from the live Parameters through param_dict,
         # so changing p.lr_mult between steps takes effect.
@@ -170,7 +181,10 @@ class Trainer:
             self._optimizer = opt.create(optimizer, param_dict=param_dict,
                                          **(optimizer_params or {}))
         self._scale = self._optimizer.rescale_grad
+        # Optimizer states {index: (device, state)}: of the first device's replicas, and
+        # with kvstore=None of the other devices' (one table per device after the first).
         self._states: dict[int, tuple[Device, object]] = {}
+        self._replica_states: list[dict[int, tuple[Device, object]]] = []
         # (the parameters' _version list, what _trainable() returned for it): the work of
         # _trainable() is redone only after a parameter's replicas or grad_req changed.
         self._trainable_cache: tuple[list[int], tuple[list[Any], list[Device]]] | None = None
@@ -231,6 +245,9 @@ class Trainer:
         if not self._params_synced:
             self._sync_parameters()
         replicas, devices = self._trainable()
+        if self._kvstore is None:  # nothing to reduce (the note on kvstore=None)
+            self._reduced = True
+            return
         with replica_lock:  # readers on other threads see whole gradients (parameter note)
             self._allreduce_grads(replicas, devices)
 
@@ -352,7 +369,7 @@ class Trainer:
         """
         _check_batch_size("Trainer.update", batch_size)
         replicas, devices = self._trainable()
-        if len(devices) > 1 and not self._reduced:
+        if len(devices) > 1 and not self._reduced and self._kvstore is not None:
             raise RuntimeError(
                 f"Trainer.update: the parameters live on {devices}, but allreduce_grads() "
                 f"was not called since the last update, so each replica holds only its own "
@@ -366,7 +383,10 @@ class Trainer:
         self._optimizer.rescale_grad = self._scale / batch_size
         if todo:
             with replica_lock:  # readers on other threads see whole versions (parameter note)
-                self._apply(todo, devices)
+                if self._kvstore is None:
+                    self._apply_per_device(todo, devices)
+                else:
+                    self._apply(todo, devices)
         for r in replicas:
             for d in r.data:
                 d._fresh_grad = False
@@ -421,6 +441,42 @@ class Trainer:
         for group in _by_dtype(dense):
             per_device = [[r.data[k]._data for r in group] for k in range(len(devices))]
             broadcast_arrays(per_device, devices, pack=not _host_only(devices))
+
+    def _apply_per_device(self, replicas: list[Any], devices: list[Device]) -> None:
+        """kvstore=None: one optimizer call per device, over that device's replicas with
+        fresh gradients, with the device's own states and update counts."""
+        self._per_device_tables(len(devices))
+        optimizer = self._optimizer
+        try:
+            for k, device in enumerate(devices):
+                todo = [r for r in replicas if r.data[k]._fresh_grad]
+                if not todo:
+                    continue
+                optimizer._set_current_context(k)
+                weights = [r.data[k] for r in todo]
+                states = [self._state(r.index, w, device, k) for r, w in zip(todo, weights)]
+                optimizer.update_multi_precision([r.index for r in todo], weights,
+                                                 [r.grads[k] for r in todo], states)
+        finally:
+            optimizer._set_current_context(0)
+
+    def _per_device_tables(self, count: int) -> None:
+        """Make sure there are ``count`` devices' state tables and update counts. Where
+        their number differs (a fresh trainer, states loaded from a file of another
+        device count), every device after the first starts from a copy of the first's
+        states and counts, as MXNet gives every device's updater the first's."""
+        optimizer = self._optimizer
+        tables = optimizer._all_index_update_counts
+        if len(self._replica_states) == count - 1 and sorted(tables) == list(range(count)):
+            return
+        first = optimizer._all_index_update_counts.get(0, optimizer._index_update_count)
+        self._replica_states = [
+            {i: (device, _map_state(state, lambda a, d=device: _moved(a, d, d)))
+             for i, (device, state) in self._states.items()} for _ in range(count - 1)]
+        optimizer._all_index_update_counts = {0: first}
+        optimizer._all_index_update_counts.update(
+            {k: dict(first) for k in range(1, count)})
+        optimizer._index_update_count = first
 
     # ----------------------------------------------------------------- bookkeeping
     def _trainable(self) -> tuple[list[Any], list[Device]]:
@@ -484,18 +540,20 @@ class Trainer:
                                f"kvstore='device'")
         return usable
 
-    def _state(self, i: int, weight: Any, root: Device) -> Any:
-        """Parameter ``i``'s optimizer state on ``root``, created or moved there as needed."""
-        if i not in self._states:
+    def _state(self, i: int, weight: Any, root: Device, slot: int = 0) -> Any:
+        """Parameter ``i``'s optimizer state on ``root``, created or moved there as needed;
+        ``slot`` > 0: the state of the replica on the trainer's ``slot``-th device
+        (kvstore=None)."""
+        table = self._states if slot == 0 else self._replica_states[slot - 1]
+        if i not in table:
             with _backend.on(root):
-                self._states[i] = (root,
-                                   self._optimizer.create_state_multi_precision(i, weight))
-        device, state = self._states[i]
+                table[i] = (root, self._optimizer.create_state_multi_precision(i, weight))
+        device, state = table[i]
         # Identity first: it is the common case, and Device's dataclass __eq__ is Python code.
         if device is not root and device != root:
             # The parameters moved (reset_device) or the state was loaded from a file.
             state = _map_state(state, lambda a: _moved(a, device, root))
-            self._states[i] = (root, state)
+            table[i] = (root, state)
         return state
 
     # ----------------------------------------------------------------- states on disk
@@ -511,28 +569,46 @@ class Trainer:
                                     lock=replica_lock)
 
     def _states_content(self) -> tuple[Any, ...]:
-        """``(arrays, extra metadata)`` of ``save_states``."""
-        arrays, entries = {}, []
-        for i, (device, state) in sorted(self._states.items()):
-            leaves = []
-            structure = _map_state(state, lambda a: leaves.append(a)  # type: ignore[func-returns-value]
-                                   or len(leaves) - 1)
-            for k, leaf in enumerate(leaves):
-                host = _raw(leaf) if device.device_type == "cpu" else \
-                    _backend.transfer(_raw(leaf), device, Device("cpu", 0))
-                arrays[f"state_{i}_{k}"] = checkpoint.HostArray(  # type: ignore[attr-defined]
-                    "default", tuple(host.shape), host)
-            entries.append({"index": i, "name": self._names[i], "structure": structure})
+        """``(arrays, extra metadata)`` of ``save_states``.
+
+        The first device's states are entries without a ``device`` field and arrays
+        ``state_{index}_{leaf}``; with kvstore=None, device ``d`` > 0 of the trainer adds
+        entries with ``"device": d``, arrays ``device{d}_state_{index}_{leaf}`` and its
+        update counts as ``device_update_counts[d - 1]``."""
+        tables = [self._states] + (self._replica_states if self._kvstore is None else [])
+        counts = self._optimizer._all_index_update_counts
+        arrays: dict[str, Any] = {}
+        entries: list[dict[str, Any]] = []
+        for d, table in enumerate(tables):
+            for i, (device, state) in sorted(table.items()):
+                leaves: list[Any] = []
+                structure = _map_state(state, lambda a: leaves.append(a)  # type: ignore[func-returns-value]
+                                       or len(leaves) - 1)
+                for k, leaf in enumerate(leaves):
+                    host = _raw(leaf) if device.device_type == "cpu" else \
+                        _backend.transfer(_raw(leaf), device, Device("cpu", 0))
+                    arrays[_state_key(d, i, k)] = checkpoint.HostArray(  # type: ignore[attr-defined]
+                        "default", tuple(host.shape), host)
+                entry: dict[str, Any] = {"index": i, "name": self._names[i], "structure": structure}
+                if d:
+                    entry["device"] = d
+                entries.append(entry)
         meta = {
             "format": _STATES_FORMAT,
             "optimizer": type(self._optimizer).__name__,
             "num_update": self._optimizer.num_update,
             # Per-parameter counts drive Adam's bias correction; they are the optimizer's
             # only hidden state besides the arrays.
-            "index_update_count": {str(k): v for k, v in
-                                   self._optimizer._index_update_count.items()},
+            "index_update_count": {str(k): v for k, v in counts.get(0, {}).items()},
+            # Scalars the optimizer carries between updates (Nadam's m_schedule); JSON
+            # writes a float's shortest exact form, so they come back bit for bit.
+            "scalars": {name: getattr(self._optimizer, name)
+                        for name in self._optimizer._scalar_state},
             "states": entries,
         }
+        if len(tables) > 1:
+            meta["device_update_counts"] = [{str(k): v for k, v in counts.get(d, {}).items()}
+                                            for d in range(1, len(tables))]
         text = json.dumps(meta)
         # The description lives in the header, outside the tensors' checksums: its own
         # checksum catches damage that the field checks of load_states cannot.
@@ -570,53 +646,92 @@ class Trainer:
                 f"Trainer.load_states: {fname!r} holds {meta.get('optimizer')} states, but "
                 f"this trainer uses {type(self._optimizer).__name__}")
         counts = self._checked_counts(meta, fname)
+        scalars = self._checked_scalars(meta, fname)
         states = self._checked_states(meta, loaded.arrays, counts, fname)
         crc = loaded.metadata.get("trainer_crc32")  # absent in files of earlier versions
         if crc is not None and crc != checkpoint._text_crc(text):
             raise _corrupt_states(fname, "its trainer description does not match its "
                                          "checksum")
         # Swapped in only now: a file that fails any check leaves the trainer as it was.
-        self._states = states
-        self._optimizer.num_update = meta["num_update"]
-        self._optimizer._index_update_count = counts
+        if self._kvstore is not None:  # one state per parameter: the first device's
+            states, counts = states[:1], counts[:1]
+        self._states, self._replica_states = states[0], states[1:]
+        optimizer = self._optimizer
+        optimizer.num_update = meta["num_update"]
+        optimizer._all_index_update_counts = dict(enumerate(counts))
+        optimizer._index_update_count = counts[0]
+        for name, value in scalars.items():
+            setattr(self._optimizer, name, value)
 
-    def _checked_counts(self, meta: dict[Any, Any], fname: str) -> dict[Any, Any]:
-        """The per-parameter update counts of ``meta``, after checking them and
-        ``num_update`` (which must be a count at least as large as each of them)."""
-        raw = meta.get("index_update_count")
-        if not isinstance(raw, dict):
-            raise _corrupt_states(fname, f"field 'index_update_count' is {raw!r}, expected "
-                                         f"a map of parameter index to count")
-        counts = {}
-        for key, count in raw.items():
-            if not (key.isascii() and key.isdigit() and int(key) < len(self._names)):
-                raise _corrupt_states(fname, f"field 'index_update_count' names parameter "
-                                             f"index {key!r}; this trainer has "
-                                             f"{len(self._names)} parameters")
-            if type(count) is not int or count < 1:
-                raise _corrupt_states(fname, f"Parameter {self._names[int(key)]!r}: field "
-                                             f"'index_update_count' is {count!r}, expected "
-                                             f"a positive int")
-            counts[int(key)] = count
+    def _checked_scalars(self, meta: dict[str, Any], fname: str) -> dict[str, float]:
+        """The optimizer's scalar state of ``meta`` (see ``Optimizer._scalar_state``): one
+        finite float for each name this optimizer keeps, no other names."""
+        names = tuple(self._optimizer._scalar_state)
+        scalars = meta.get("scalars", {} if not names else None)
+        optimizer = type(self._optimizer).__name__
+        if scalars is None:
+            raise checkpoint.CheckpointMismatchError(
+                f"Trainer.load_states: {fname!r} has no field 'scalars', but {optimizer} "
+                f"keeps {list(names)} between updates (a file of an earlier gluonlite): "
+                f"resuming from it would restart {names[0]!r}")
+        if not isinstance(scalars, dict) or set(scalars) != set(names):
+            raise _corrupt_states(fname, f"field 'scalars' is {scalars!r}, expected a map "
+                                         f"of {list(names)} to numbers for {optimizer}")
+        for name, value in scalars.items():
+            if type(value) not in (int, float) or not numpy.isfinite(value):
+                raise _corrupt_states(fname, f"field 'scalars' gives {name!r} as {value!r}, "
+                                             f"expected a finite number")
+        return {name: float(value) for name, value in scalars.items()}
+
+    def _checked_counts(self, meta: dict[str, Any], fname: str) -> list[dict[int, int]]:
+        """The per-parameter update counts of ``meta``, one table per device (the first's
+        from ``index_update_count``, the others' from ``device_update_counts``), after
+        checking them and ``num_update`` (a count at least as large as each of them)."""
+        more = meta.get("device_update_counts", [])
+        if not isinstance(more, list):
+            raise _corrupt_states(fname, f"field 'device_update_counts' is {more!r}, "
+                                         f"expected a list of maps of parameter index to "
+                                         f"count")
+        fields = [("index_update_count", meta.get("index_update_count"))] + [
+            (f"device_update_counts[{d}]", raw) for d, raw in enumerate(more)]
+        tables: list[dict[int, int]] = []
+        for field, raw in fields:
+            if not isinstance(raw, dict):
+                raise _corrupt_states(fname, f"field {field!r} is {raw!r}, expected a map "
+                                             f"of parameter index to count")
+            counts: dict[int, int] = {}
+            for key, count in raw.items():
+                if not (key.isascii() and key.isdigit() and int(key) < len(self._names)):
+                    raise _corrupt_states(fname, f"field {field!r} names parameter index "
+                                                 f"{key!r}; this trainer has "
+                                                 f"{len(self._names)} parameters")
+                if type(count) is not int or count < 1:
+                    raise _corrupt_states(fname, f"Parameter {self._names[int(key)]!r}: "
+                                                 f"field {field!r} is {count!r}, expected "
+                                                 f"a positive int")
+                counts[int(key)] = count
+            tables.append(counts)
         num_update = meta.get("num_update")
         if type(num_update) is not int or num_update < 0:
             raise _corrupt_states(fname, f"field 'num_update' is {num_update!r}, expected a "
                                          f"non-negative int")
-        if counts and num_update < max(counts.values()):
-            i = max(counts, key=counts.get)  # type: ignore[arg-type]
-            raise _corrupt_states(fname, f"field 'num_update' is {num_update}, below the "
-                                         f"{counts[i]} updates of Parameter "
-                                         f"{self._names[i]!r}")
-        return counts
+        for counts in tables:
+            if counts and num_update < max(counts.values()):
+                i = max(counts, key=counts.get)  # type: ignore[arg-type]
+                raise _corrupt_states(fname, f"field 'num_update' is {num_update}, below "
+                                             f"the {counts[i]} updates of Parameter "
+                                             f"{self._names[i]!r}")
+        return tables
 
-    def _checked_states(self, meta: dict[Any, Any], arrays: dict[Any, Any], counts: dict[Any, Any],
-                        fname: str) -> dict[Any, Any]:
-        """``{index: (cpu(0), state)}`` from ``meta['states']`` and the file's arrays."""
+    def _checked_states(self, meta: dict[str, Any], arrays: dict[str, Any],
+                        counts: list[dict[int, int]], fname: str) -> list[dict[int, Any]]:
+        """``[{index: (cpu(0), state)}]``, one table per device of ``counts``, from
+        ``meta['states']`` and the file's arrays."""
         entries = meta.get("states")
         if not isinstance(entries, list):
             raise _corrupt_states(fname, f"field 'states' is {type(entries).__name__}, "
                                          f"expected a list")
-        states: dict[Any, Any] = {}
+        tables: list[dict[int, Any]] = [{} for _ in counts]
         used: set[str] = set()
         for entry in entries:
             i = entry.get("index") if isinstance(entry, dict) else None
@@ -628,24 +743,32 @@ class Trainer:
                 raise checkpoint.CheckpointMismatchError(
                     f"Trainer.load_states: {fname!r} has a state for parameter {i} named "
                     f"{entry.get('name')!r}, but this trainer's parameter {i} is {have!r}")
-            if i in states:
+            d = entry.get("device", 0)
+            if type(d) is not int or not 0 <= d < len(tables):
+                raise _corrupt_states(fname, f"Parameter {self._names[i]!r}: an entry of "
+                                             f"field 'states' is for device {d!r}; the file "
+                                             f"has update counts for {len(tables)} devices")
+            if i in tables[d]:
                 raise _corrupt_states(fname, f"Parameter {self._names[i]!r}: field 'states' "
-                                             f"lists it twice")
-            states[i] = (Device("cpu", 0),
-                         self._checked_state(i, entry.get("structure"), arrays, used, fname))
-        for i, count in counts.items():
-            if i not in states:
-                raise _corrupt_states(fname, f"Parameter {self._names[i]!r}: field 'states' "
-                                             f"has no entry for it, but field "
-                                             f"'index_update_count' says it was updated "
-                                             f"{count} times")
+                                             f"lists it twice" + (f" for device {d}" if d
+                                                                  else ""))
+            tables[d][i] = (Device("cpu", 0), self._checked_state(
+                i, entry.get("structure"), arrays, used, fname, d))
+        for d, (table, table_counts) in enumerate(zip(tables, counts)):
+            for i, count in table_counts.items():
+                if i not in table:
+                    where = f" for device {d}" if d else ""
+                    raise _corrupt_states(fname, f"Parameter {self._names[i]!r}: field "
+                                                 f"'states' has no entry for it{where}, but "
+                                                 f"its update counts say it was updated "
+                                                 f"{count} times")
         if set(arrays) != used:
             raise _corrupt_states(fname, f"the arrays {sorted(set(arrays) ^ used)} do not "
                                          f"match field 'states'")
-        return states
+        return tables
 
-    def _checked_state(self, i: int, structure: Any, arrays: dict[Any, Any], used: set[Any],
-                       fname: str) -> Any:
+    def _checked_state(self, i: int, structure: Any, arrays: dict[str, Any], used: set[str],
+                       fname: str, device: int = 0) -> Any:
         """Parameter ``i``'s state (host arrays) from its ``structure``, checked against
         what this trainer's optimizer creates for the parameter."""
         name = self._names[i]
@@ -656,7 +779,7 @@ class Trainer:
                 raise _corrupt_states(fname, f"Parameter {name!r}: field 'structure' holds "
                                              f"{k!r}, expected array numbers")
             leaves.append(k)
-            key = f"state_{i}_{k}"
+            key = _state_key(device, i, k)
             if key not in arrays or arrays[key].stype != "default":
                 raise _corrupt_states(fname, f"Parameter {name!r}: field 'structure' names "
                                              f"the array {key!r}, which the file lacks")
@@ -684,6 +807,11 @@ class Trainer:
                 f"describes the state {found}, but {type(self._optimizer).__name__} keeps "
                 f"{expected} for its shape {shape} and dtype {numpy.dtype(param.dtype).name}")
         return host
+
+
+def _state_key(device: int, index: int, leaf: int) -> str:
+    """The name of a state array in a states file (see ``Trainer._states_content``)."""
+    return f"state_{index}_{leaf}" if device == 0 else f"device{device}_state_{index}_{leaf}"
 
 
 def _corrupt_states(fname: str, what: str) -> checkpoint.CorruptCheckpointError:

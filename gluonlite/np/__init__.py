@@ -23,6 +23,7 @@ from .. import _backend
 from ..autograd import record_op
 from ..ndarray import ndarray, install_ops as _install_ops
 from . import _ops, creation, linalg, random
+from ._dispatch import Recorded
 from ._ops import *  # noqa: F401,F403
 from .creation import *  # noqa: F401,F403
 
@@ -50,4 +51,5 @@ def _unary(x: ndarray, forward: Callable[..., Any],
     with _backend.on(x.device):
         y = forward(xp, x._data)
     out = ndarray(y, x.device)
-    return record_op(out, (x,), lambda g: (backward(xp, g, x._data, y),))
+    return record_op(out, (x,), lambda g: (backward(xp, g, x._data, y),),
+                     lambda out, g: (backward(Recorded(x.device), g, x, out),))

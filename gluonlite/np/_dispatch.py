@@ -16,6 +16,14 @@ Backward kinds (``Row.grad``):
                   holds the raw inputs, output, arguments and ``xp``.
   ``("unary", d)`` / ``("binary", d)``  elementwise: ``d`` gives the partial derivatives.
 
+For ``autograd.grad(create_graph=True)`` the backward must itself be recorded. Each node
+carries the same rule a second time as ``Node.graph``: run with the op's ``ndarray``s in
+place of raw arrays and ``Recorded`` (``mx.np``) as ``xp``, so every call in the rule is a
+recorded op. Elementwise and "select" rows always allow it (the scatter of "select" is a
+recorded op whose backward is a gather); a function row says ``graph=True`` when its rule
+uses only what ``Recorded`` provides. Other rows name themselves instead (see
+``autograd._graph_backward``).
+
 Note: errors raised by NumPy/CuPy while computing a forward are re-raised with the same type
 and the function's name in front, so a user never reads a traceback from deep inside.
 """
@@ -26,7 +34,7 @@ import numpy
 from .. import _backend
 from ..autograd import Node, _recording, _scatter_add
 from ..device import Device, current_device
-from ..ndarray import ndarray, _device_mismatch, _unbroadcast
+from ..ndarray import ndarray, _device_mismatch, _unbroadcast, scatter_add
 
 __all__ = ["Row", "make", "Ctx"]
 
@@ -50,14 +58,20 @@ class Row:
         out: the function takes ``out=``.
         zero: arguments that are constants in the output (``pad``'s ``constant_values``,
             ``insert``'s ``values``); the ``"select"`` backward runs with them zeroed.
+        graph: the backward can be recorded for higher-order gradients (see above).
     """
 
     __slots__ = ("name", "forward", "grad", "np_name", "raw", "float32", "out", "zero",
-                 "module", "keep", "cpu")
+                 "module", "keep", "cpu", "graph")
 
     def __init__(self, name, forward=None, grad=None, *, np_name=None, raw=False,
-                 float32=True, out=False, zero=(), keep=(), module=None):
+                 float32=True, out=False, zero=(), keep=(), module=None, graph=None):
         self.name, self.forward, self.grad = name, forward, grad
+        # The backward also runs on recorded arrays (``create_graph``): "select" rows and
+        # elementwise rows always; a function row when it says so (its rule then uses
+        # only ``ctx.xp``'s functions, operators and methods, which the recorded
+        # namespace provides; see ``Recorded``).
+        self.graph = graph if graph is not None else grad == "select"
         self.np_name = np_name or name
         self.raw, self.float32, self.out, self.zero = raw, float32, out, zero
         self.keep = keep  # argument positions whose arrays "select" must not renumber
@@ -292,7 +306,8 @@ def _attach(row, result, res, arrays, rargs, rkw, orig, xp, device):
         ctx.row, ctx.xp, ctx.ins, ctx.out, ctx.k = row, xp, ins, res, k
         ctx.args, ctx.kwargs, ctx.orig, ctx.arrays, ctx.device = rargs, rkw, orig, \
             tuple(arrays), device
-        o._node = Node(tuple(arrays), _backward_fn(row, ctx, len(outputs) > 1))
+        o._node = Node(tuple(arrays), _backward_fn(row, ctx, len(outputs) > 1),
+                       _graph_fn(row, ctx) if row.graph else row.name)
 
 
 def _backward_fn(row, ctx, multi):
@@ -308,8 +323,90 @@ def _backward_fn(row, ctx, multi):
     return backward
 
 
-def select_grad(ctx, g):
-    """Gradient of an op that only picks input elements (see the module docstring)."""
+def _graph_fn(row, ctx):
+    """``row``'s backward on recorded arrays (``Node.graph``): the same rule, given a
+    context whose arrays are the op's ``ndarray``s and whose ``xp`` is ``mx.np``."""
+    grad = row.grad
+
+    def graph(out, g):
+        if grad == "select":
+            grads = select_graph(ctx, g)
+        else:
+            gc = Ctx()
+            gc.row, gc.xp, gc.ins, gc.out, gc.k = row, Recorded(ctx.device), ctx.arrays, \
+                out, ctx.k
+            gc.args, gc.kwargs = ctx.orig
+            gc.orig, gc.arrays, gc.device = ctx.orig, ctx.arrays, ctx.device
+            grads = grad(gc, g)
+        return tuple(None if gi is None else as_dtype(gi, x.dtype, ctx.device)
+                     for gi, x in zip(grads, ctx.arrays))
+    return graph
+
+
+def as_dtype(v, dtype, device):
+    """A rule's result ``v`` (an ``ndarray`` or a Python number) as an ``ndarray``."""
+    if not isinstance(v, ndarray):
+        xp = _backend.xp(device)
+        with _backend.on(device):
+            return ndarray(xp.asarray(v, dtype=dtype), device)
+    return v if v._data.dtype == dtype else v.astype(dtype)
+
+
+class Recorded:
+    """The ``xp`` a backward rule sees when its own computation is recorded
+    (``autograd.grad(create_graph=True)``): ``mx.np``'s functions, which record themselves
+    and work on ``ndarray``s; array creation lands on the op's device.
+    """
+
+    __name__ = "gluonlite.np"
+
+    def __init__(self, device):
+        self._device = device
+
+    def __getattr__(self, name):
+        from .. import np as mx_np  # on use: gluonlite.np imports this module
+        return getattr(mx_np, name)
+
+    def asarray(self, v, dtype=None):
+        if isinstance(v, ndarray):
+            return v if dtype is None else v.astype(dtype, copy=False)
+        with _backend.on(self._device):
+            return ndarray(_backend.xp(self._device).asarray(v, dtype=dtype), self._device)
+
+    def _create(self, fn, *args, **kwargs):
+        with _backend.on(self._device):
+            return ndarray(getattr(_backend.xp(self._device), fn)(*args, **kwargs),
+                           self._device)
+
+    def zeros(self, shape, dtype=None):
+        return self._create("zeros", shape, dtype=dtype or numpy.float32)
+
+    def ones(self, shape, dtype=None):
+        return self._create("ones", shape, dtype=dtype or numpy.float32)
+
+    def eye(self, n, m=None, k=0, dtype=None):
+        return self._create("eye", n, m, k=k, dtype=dtype or numpy.float32)
+
+    def arange(self, *args, dtype=None):
+        return self._create("arange", *args, dtype=dtype)
+
+    def take_along_axis(self, arr, indices, axis):
+        """NumPy's ``take_along_axis`` as a recorded gather (an indexing of ``arr``; not
+        an ``mx.np`` function, which MXNet 2 lacks)."""
+        idx = indices._data if isinstance(indices, ndarray) else indices
+        xp = _backend.xp(self._device)
+        axis %= arr.ndim
+        with _backend.on(self._device):
+            grids = xp.indices(idx.shape, sparse=True)
+        return arr[tuple(idx if i == axis else grid for i, grid in enumerate(grids))]
+
+
+def _select_index(ctx):
+    """The element numbers behind a "select" op's output: (index, spans, size).
+
+    Each float input (not at a ``Row.keep`` position) is numbered from 1 up; ``index``
+    holds the number of the input element each output element came from (0: none),
+    ``spans[i]`` input ``i``'s (first number, count) (None: no gradient)."""
     xp = ctx.xp
     keep, i = set(), 0  # inputs (by order among the arrays) given at positions row.keep
     for pos, a in enumerate(ctx.orig[0]):
@@ -335,10 +432,27 @@ def select_grad(ctx, g):
     index = xp.asarray(index)
     if index.dtype.kind != "i":  # constants (zeroed, see Row.zero) promoted the type
         index = index.astype(xp.int64)
+    return index, spans, offset
+
+
+def select_grad(ctx, g):
+    """Gradient of an op that only picks input elements (see the module docstring)."""
+    xp = ctx.xp
+    index, spans, offset = _select_index(ctx)
     flat = xp.zeros(offset, dtype=g.dtype)
-    _scatter_add(xp, flat, xp.asarray(index).reshape(-1), xp.asarray(g).reshape(-1))
+    _scatter_add(xp, flat, index.reshape(-1), xp.asarray(g).reshape(-1))
     return [None if s is None else flat[s[0]:s[0] + s[1]].reshape(x.shape)
             for s, x in zip(spans, ctx.ins)]
+
+
+def select_graph(ctx, g):
+    """``select_grad`` with ``g`` an ``ndarray``, recorded: the scatter is an op whose
+    backward gathers (and the gather's scatters), so every order differentiates."""
+    with _backend.on(ctx.device):
+        index, spans, offset = _select_index(ctx)
+        flat = scatter_add(g.reshape(-1), (offset,), index.reshape(-1))
+    return [None if s is None else flat[s[0]:s[0] + s[1]].reshape(x.shape)
+            for s, x in zip(spans, ctx.arrays)]
 
 
 # --------------------------------------------------------------------- fast paths
@@ -364,7 +478,8 @@ def _unary_fast(row, d):
                 (x._node is not None or x._grad_req != "null") and y.dtype.kind != "b":
             xr = x._data
             res._node = Node((x,), lambda g: ((g * d(numpy, xr, y)).astype(xr.dtype,
-                                                                          copy=False),))
+                                                                          copy=False),),
+                             lambda out, g: unary_graph(d, x, out, g))
         if out is not None:
             _check_out(name, out, x._device)
             return _write_out(name, out, res)
@@ -376,6 +491,11 @@ def unary_grad(d):
     def grad(ctx, g):
         return [g * d(ctx.xp, ctx.ins[0], ctx.out)]
     return grad
+
+
+def unary_graph(d, x, out, g):
+    """``Node.graph`` of an elementwise function of ``x`` with derivative ``d``."""
+    return (as_dtype(g * d(Recorded(x._device), x, out), x._data.dtype, x._device),)
 
 
 def binary_grad(d):
@@ -392,6 +512,18 @@ def binary_grad(d):
             grads.append(_unbroadcast(g * db, b.shape))
         return grads
     return grad
+
+
+def binary_graph(d, a, b, out, g):
+    """``Node.graph`` of an elementwise function of ``a`` and ``b`` (arrays or Python
+    numbers) whose partial derivatives ``d`` gives; one gradient per array operand."""
+    da, db = d(Recorded(out._device), a, b, out)
+    grads = []
+    for v, dv in ((a, da), (b, db)):
+        if isinstance(v, ndarray):
+            gv = _unbroadcast(g * dv, v.shape)
+            grads.append(as_dtype(gv, v._data.dtype, v._device))
+    return tuple(grads)
 
 
 def _binary_fast(row, d):
@@ -436,7 +568,8 @@ def _binary_fast(row, d):
             ins = tuple(v for v in (a, b) if type(v) is ndarray)
             for v in ins:
                 if v._node is not None or v._grad_req != "null":
-                    res._node = Node(ins, _binary_node(ins, ra, rb, y, d))
+                    res._node = Node(ins, _binary_node(ins, ra, rb, y, d),
+                                     lambda out, g: binary_graph(d, a, b, out, g))
                     break
         return res
 
@@ -549,11 +682,11 @@ def make(row: Row, kind: str | None = None, d=None):
     """The public function for ``row``; ``kind`` 'unary'/'binary' takes a fast path."""
     if kind == "unary":
         if d is not None:
-            row.grad = unary_grad(d)
+            row.grad, row.graph = unary_grad(d), True
         fn = _unary_fast(row, d)
     elif kind == "binary":
         if d is not None:
-            row.grad = binary_grad(d)
+            row.grad, row.graph = binary_grad(d), True
         fn = _binary_fast(row, d)
     elif kind == "pair":
         fn = _pair_fast(row)

@@ -1,7 +1,8 @@
 """Every ``mx.np`` array function as one row: name, forward, backward, dtype rule.
 
 Forward is NumPy's (cpu) or CuPy's (gpu) function of the same name unless a row says
-otherwise; backward sits on the same row (see ``_dispatch.py`` for the kinds). Every row
+otherwise; backward sits on the same row (see ``_dispatch.py`` for the kinds; ``graph=True``:
+the rule also runs recorded, for higher-order gradients). Every row
 follows MXNet's dtype rule (a float64 result from non-float64 inputs is float32) unless it
 says ``float32=False``.
 """
@@ -212,14 +213,17 @@ def _quantile_grad(ctx, g, scale=1.0):
     if keep:  # drop the kept axis: g becomes q.shape + xm.shape[:-1]
         g = g.reshape(q.shape + xm.shape[:-1])
     order = xp.argsort(xm, axis=-1, kind="stable")
-    grad_sorted = xp.zeros(xm.shape, dtype=g.dtype)
     pos = q.reshape(-1) * (n - 1)
     g = g.reshape((pos.size,) + xm.shape[:-1])
+    # Each quantile's gradient lands on its two sorted neighbours: a sum of rows of the
+    # identity, not in-place adds (so that it can be recorded too, for create_graph).
+    eye = xp.eye(n, dtype=g.dtype)
+    grad_sorted = None
     for j, p in enumerate(pos.tolist()):
         lo, hi = int(math.floor(p)), int(math.ceil(p))
         frac = p - lo
-        grad_sorted[..., lo] += g[j] * (1 - frac)
-        grad_sorted[..., hi] += g[j] * frac
+        term = g[j][..., None] * (eye[lo] * (1 - frac) + eye[hi] * frac)
+        grad_sorted = term if grad_sorted is None else grad_sorted + term
     grad = xp.take_along_axis(grad_sorted, xp.argsort(order, axis=-1), axis=-1)
     return [grad.reshape(x.shape) if axis is None else xp.moveaxis(grad, -1, axis)]
 
@@ -259,11 +263,11 @@ def _diff_grad(ctx, g):
     if _arg(ctx, 3, "prepend") is not None or _arg(ctx, 4, "append") is not None:
         raise ValueError("diff: the gradient with prepend/append is not supported")
     for _ in range(n):  # adjoint of one difference: g[i-1] - g[i]
-        pad = [(0, 0)] * g.ndim
-        pad[axis % g.ndim] = (1, 0)
-        before = xp.pad(g, pad)
-        pad[axis % g.ndim] = (0, 1)
-        g = before - xp.pad(g, pad)
+        # Two pad lists, not one changed in between: a recorded pad (create_graph) keeps
+        # its arguments for its own backward.
+        front, back = [(0, 0)] * g.ndim, [(0, 0)] * g.ndim
+        front[axis % g.ndim], back[axis % g.ndim] = (1, 0), (0, 1)
+        g = xp.pad(g, front) - xp.pad(g, back)
     return [g.reshape(x.shape)]
 
 
@@ -289,11 +293,9 @@ def _clip_grad(ctx, g):
 def _sort_grad(ctx, g):
     x, xp = ctx.ins[0], ctx.xp
     axis = _arg(ctx, 1, "axis", -1)
-    if axis is None:
+    if axis is None:  # g[j] belongs to element order[j]: gather by the inverse order
         order = xp.argsort(x.reshape(-1), kind="stable")
-        out = xp.zeros(x.size, dtype=g.dtype)
-        out[order] = g
-        return [out.reshape(x.shape)]
+        return [g.reshape(-1)[xp.argsort(order)].reshape(x.shape)]
     order = xp.argsort(x, axis=axis, kind="stable")
     # g[j] belongs to the element sorted into place j: undo the permutation
     return [xp.take_along_axis(g, xp.argsort(order, axis=axis), axis=axis)]
@@ -499,35 +501,36 @@ _GRAD = {"sum": _sum_grad, "mean": _mean_grad, "prod": _prod_grad,
 SELECT = "select"
 ROWS = [
     # reductions and scans
-    Row("sum", out=True, grad=_GRAD["sum"]),
-    Row("mean", out=True, grad=_GRAD["mean"]),
-    Row("prod", out=True, grad=_GRAD["prod"]),
-    Row("std", out=True, grad=_GRAD["std"]),
-    Row("var", out=True, grad=_GRAD["var"]),
-    Row("amax", out=True, grad=_GRAD["amax"]),
-    Row("amin", out=True, grad=_GRAD["amin"]),
-    Row("max", out=True, grad=_GRAD["max"]),
-    Row("min", out=True, grad=_GRAD["min"]),
-    Row("average", grad=_GRAD["average"]),
-    Row("cumsum", out=True, grad=_GRAD["cumsum"]),
-    Row("trace", out=True, grad=_GRAD["trace"]),
-    Row("diff", grad=_GRAD["diff"]),
-    Row("ediff1d", grad=_GRAD["ediff1d"]),
-    Row("median", out=True, grad=_quantile_grad),
-    Row("quantile", out=True, grad=_quantile_grad),
-    Row("percentile", out=True, grad=lambda ctx, g: _quantile_grad(ctx, g, scale=100.0)),
+    Row("sum", out=True, grad=_GRAD["sum"], graph=True),
+    Row("mean", out=True, grad=_GRAD["mean"], graph=True),
+    Row("prod", out=True, grad=_GRAD["prod"], graph=True),
+    Row("std", out=True, grad=_GRAD["std"], graph=True),
+    Row("var", out=True, grad=_GRAD["var"], graph=True),
+    Row("amax", out=True, grad=_GRAD["amax"], graph=True),
+    Row("amin", out=True, grad=_GRAD["amin"], graph=True),
+    Row("max", out=True, grad=_GRAD["max"], graph=True),
+    Row("min", out=True, grad=_GRAD["min"], graph=True),
+    Row("average", grad=_GRAD["average"], graph=True),
+    Row("cumsum", out=True, grad=_GRAD["cumsum"], graph=True),
+    Row("trace", out=True, grad=_GRAD["trace"], graph=True),
+    Row("diff", grad=_GRAD["diff"], graph=True),
+    Row("ediff1d", grad=_GRAD["ediff1d"], graph=True),
+    Row("median", out=True, grad=_quantile_grad, graph=True),
+    Row("quantile", out=True, grad=_quantile_grad, graph=True),
+    Row("percentile", out=True, grad=lambda ctx, g: _quantile_grad(ctx, g, scale=100.0),
+        graph=True),
     Row("all", out=True), Row("any", out=True),
     Row("argmax", out=True), Row("argmin", out=True), Row("argsort"),
     # products
-    Row("dot", out=True, grad=_GRAD["dot"]),
-    Row("matmul", out=True, grad=_GRAD["matmul"]),
-    Row("tensordot", grad=_GRAD["tensordot"]),
-    Row("einsum", out=True, grad=_GRAD["einsum"]),
-    Row("inner", grad=_GRAD["inner"]),
-    Row("outer", grad=_GRAD["outer"]),
-    Row("vdot", grad=_GRAD["vdot"]),
-    Row("kron", grad=_GRAD["kron"]),
-    Row("cross", grad=_GRAD["cross"]),
+    Row("dot", out=True, grad=_GRAD["dot"], graph=True),
+    Row("matmul", out=True, grad=_GRAD["matmul"], graph=True),
+    Row("tensordot", grad=_GRAD["tensordot"], graph=True),
+    Row("einsum", out=True, grad=_GRAD["einsum"], graph=True),
+    Row("inner", grad=_GRAD["inner"], graph=True),
+    Row("outer", grad=_GRAD["outer"], graph=True),
+    Row("vdot", grad=_GRAD["vdot"], graph=True),
+    Row("kron", grad=_GRAD["kron"], graph=True),
+    Row("cross", grad=_GRAD["cross"], graph=True),
     # selection, shape and joining: one "select" backward for all
     Row("broadcast_to", grad=SELECT), Row("transpose", grad=SELECT),
     Row("permute_dims", grad=SELECT, np_name="transpose"), Row("moveaxis", grad=SELECT),
@@ -551,8 +554,8 @@ ROWS = [
     Row("split", grad=SELECT), Row("array_split", grad=SELECT), Row("hsplit", grad=SELECT),
     Row("vsplit", grad=SELECT), Row("dsplit", grad=SELECT),
     Row("where", _where, grad=SELECT, keep=(0,), zero=(1, 2, "x", "y")),
-    Row("clip", out=True, grad=_GRAD["clip"]),
-    Row("sort", grad=_GRAD["sort"]),
+    Row("clip", out=True, grad=_GRAD["clip"], graph=True),
+    Row("sort", grad=_GRAD["sort"], graph=True),
     # not differentiable
     Row("unique"), Row("nonzero"), Row("flatnonzero"), Row("unravel_index"),
     Row("diag_indices_from"), Row("triu_indices_from"), Row("histogram"),

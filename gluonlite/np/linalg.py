@@ -210,18 +210,18 @@ def _eigvals(xp, a):
 
 _L = "linalg"
 ROWS = [
-    Row("norm", grad=_norm_grad, module=_L),
-    Row("vector_norm", _vector_norm, grad=_vector_norm_grad, module=_L),
-    Row("matrix_norm", _matrix_norm, grad=_matrix_norm_grad, module=_L),
-    Row("inv", grad=_inv_grad, module=_L),
-    Row("det", grad=_det_grad, module=_L),
-    Row("slogdet", grad=_slogdet_grad, module=_L),
-    Row("solve", grad=_solve_grad, module=_L),
-    Row("cholesky", grad=_cholesky_grad, module=_L),
+    Row("norm", grad=_norm_grad, module=_L, graph=True),
+    Row("vector_norm", _vector_norm, grad=_vector_norm_grad, module=_L, graph=True),
+    Row("matrix_norm", _matrix_norm, grad=_matrix_norm_grad, module=_L, graph=True),
+    Row("inv", grad=_inv_grad, module=_L, graph=True),
+    Row("det", grad=_det_grad, module=_L, graph=True),
+    Row("slogdet", grad=_slogdet_grad, module=_L, graph=True),
+    Row("solve", grad=_solve_grad, module=_L, graph=True),
+    Row("cholesky", grad=_cholesky_grad, module=_L, graph=True),
     Row("svd", _svd, grad=_svd_grad, module=_L),
-    Row("svdvals", _svdvals, grad=_svdvals_grad, module=_L),
+    Row("svdvals", _svdvals, grad=_svdvals_grad, module=_L, graph=True),
     Row("eigh", grad=_eigh_grad, module=_L),
-    Row("eigvalsh", grad=_eigvalsh_grad, module=_L),
+    Row("eigvalsh", grad=_eigvalsh_grad, module=_L, graph=True),
     # not differentiable here
     Row("qr", module=_L), Row("pinv", module=_L), Row("lstsq", module=_L),
     Row("tensorinv", module=_L), Row("tensorsolve", module=_L),

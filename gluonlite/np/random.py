@@ -170,7 +170,7 @@ def _attach_reparam(name, res, given, host, drawn) -> None:
             dd = _backend.transfer(d.astype(g.dtype), _HOST, device)
             grads.append(_unbroadcast(g * dd, v.shape))
         return tuple(grads)
-    res._node = Node(inputs, backward)
+    res._node = Node(inputs, backward, f"random.{name}")
 
 
 globals().update({name: _sampler(name, *row) for name, row in DISTRIBUTIONS.items()})

@@ -16,7 +16,9 @@ import numpy
 
 from .. import _backend, _cupy, autograd
 from ..autograd import record_op, requires_grad
+from .. import np as _np
 from ..ndarray import ndarray
+from ..np._dispatch import Recorded
 from .nn import _check_same_device
 from types import ModuleType
 from typing import Any
@@ -145,4 +147,26 @@ def leaky_relu(data: Any = None, gamma: Any = None, act_type: str = "leaky",
                     part.sum(axis=tuple(a for a in range(x.ndim) if a != 1))
                 dgamma = dgamma.reshape(gamma.shape).astype(gamma.dtype, copy=False)
             return dx, dgamma
-    return record_op(out, inputs, backward)
+    if act_type.startswith("gelu"):  # erf has no recorded form here
+        return record_op(out, inputs, backward, f"{op}(act_type={act_type!r})")
+    rrelu_slope = ndarray(s, device) if act_type == "rrelu" and autograd.is_training() \
+        else None
+
+    def graph(out, g):
+        # The same derivative on recorded arrays (create_graph).
+        if len(inputs) == 2:
+            slope_ = gamma if gamma.shape[0] == 1 else \
+                gamma.reshape((1, -1) + (1,) * (data.ndim - 2))
+        else:
+            slope_ = s if rrelu_slope is None else rrelu_slope
+        dx = g * derivative(Recorded(device), data, out, slope_)
+        if len(inputs) == 1:
+            return (dx,)
+        dgamma = None
+        if requires_grad(gamma):
+            part = g * _np.where(data > 0, 0, data)
+            dgamma = (part.sum() if gamma.shape[0] == 1 else
+                      part.sum(axis=tuple(a for a in range(data.ndim) if a != 1)))
+            dgamma = dgamma.reshape(gamma.shape)
+        return dx, dgamma
+    return record_op(out, inputs, backward, graph)

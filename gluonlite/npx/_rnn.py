@@ -8,6 +8,13 @@ inputs]`` row-major; gates are ordered i, f, g, o for LSTM and r, z, n for GRU, 
 candidate is ``n = tanh(x W_in + b_in + r * (h W_hn + b_hn))`` and update
 ``h' = (1 - z) * n + z * h`` (cuDNN's form, which MXNet uses on CPU and GPU).
 
+An LSTM with ``projection_size`` P (LSTMP, cuDNN's recurrent projection) projects each step's
+``o * tanh(c)`` by ``h2r_weight`` ``[P, state_size]`` (no bias): the projection is the
+output and the recurrent state, so ``h2h_weight`` is ``[4 * state_size, P]``, the next
+layer's input has ``directions * P`` features and ``state`` is ``(layers * directions,
+batch, P)`` while ``state_cell`` keeps ``state_size``. Each ``h2r_weight`` follows its
+direction's ``h2h_weight`` in the weight group (MXNet's ``gluon.rnn`` packs it so).
+
 >>> import gluonlite as mx
 >>> x = mx.np.ones((2, 1, 3))                 # (time, batch, features)
 >>> params = mx.np.zeros((param_size("rnn_tanh", 1, 3, 4),))
@@ -32,40 +39,49 @@ _GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
 
 
 def param_size(mode: str, num_layers: int, input_size: int, state_size: int,
-               bidirectional: bool = False) -> int:
+               bidirectional: bool = False, projection_size: int | None = None) -> int:
     """Length of the packed parameter vector for these settings (MXNet's layout)."""
     gates, dirs = _GATES[mode], 2 if bidirectional else 1
+    out = state_size if projection_size is None else projection_size
     size = 0
     for layer in range(num_layers):
-        inputs = input_size if layer == 0 else dirs * state_size
-        size += dirs * gates * state_size * (inputs + state_size + 2)
+        inputs = input_size if layer == 0 else dirs * out
+        size += dirs * gates * state_size * (inputs + out + 2)
+        if projection_size is not None:
+            size += dirs * projection_size * state_size
     return size
 
 
 def _unpack(parameters: ndarray, mode: str, num_layers: int, input_size: int, h: Any,
-            dirs: int) -> Any:
-    """``{(layer, direction): (w_i2h, w_h2h, b_i2h, b_h2h)}`` as recorded slices."""
+            dirs: int, proj: int | None) -> Any:
+    """``{(layer, direction): (w_i2h, w_h2h, b_i2h, b_h2h, w_h2r)}`` as recorded slices
+    (``w_h2r`` None without a projection)."""
     g = _GATES[mode] * h
+    out = h if proj is None else proj
     shapes = {}
     for layer in range(num_layers):
-        inputs = input_size if layer == 0 else dirs * h
+        inputs = input_size if layer == 0 else dirs * out
         for d in range(dirs):
-            shapes[layer, d] = ((g, inputs), (g, h))
+            shapes[layer, d] = [(g, inputs), (g, out)] + ([] if proj is None else [(proj, h)])
     offset, weights, biases = 0, {}, {}
-    for key, (wi, wh) in shapes.items():
-        ni, nh = wi[0] * wi[1], wh[0] * wh[1]
-        weights[key] = (parameters[offset:offset + ni].reshape(wi),
-                        parameters[offset + ni:offset + ni + nh].reshape(wh))
-        offset += ni + nh
+    for key, parts in shapes.items():
+        found = []
+        for shape in parts:
+            n = shape[0] * shape[1]
+            found.append(parameters[offset:offset + n].reshape(shape))
+            offset += n
+        weights[key] = found
     for key in shapes:
         biases[key] = (parameters[offset:offset + g], parameters[offset + g:offset + 2 * g])
         offset += 2 * g
-    return {key: weights[key] + biases[key] for key in shapes}
+    return {key: (weights[key][0], weights[key][1]) + biases[key]
+            + (weights[key][2] if proj is not None else None,) for key in shapes}
 
 
 def _cell(mode: str, xt: Any, h: Any, c: Any, w_h2h: Any, b_h2h: Any, hidden: int,
-          clip_range: Any) -> Any:
-    """One time step: (h', c') from the input projection ``xt`` and the state."""
+          clip_range: Any, w_h2r: Any = None) -> Any:
+    """One time step: (h', c') from the input projection ``xt`` and the state (``h`` is
+    the projected state when ``w_h2r`` is given)."""
     hw = fully_connected(h, w_h2h, b_h2h, num_hidden=w_h2h.shape[0])
     if mode in ("rnn_relu", "rnn_tanh"):
         return activation(xt + hw, "relu" if mode == "rnn_relu" else "tanh"), None
@@ -79,7 +95,10 @@ def _cell(mode: str, xt: Any, h: Any, c: Any, w_h2h: Any, b_h2h: Any, hidden: in
         c = f * c + i * cand
         if clip_range is not None:
             c = clip(c, *clip_range)
-        return o * activation(c, "tanh"), c
+        out = o * activation(c, "tanh")
+        if w_h2r is not None:
+            out = fully_connected(out, w_h2r, None, num_hidden=w_h2r.shape[0], no_bias=True)
+        return out, c
     r = activation(xt[:, :H] + hw[:, :H], "sigmoid")
     z = activation(xt[:, H:2 * H] + hw[:, H:2 * H], "sigmoid")
     n = activation(xt[:, 2 * H:] + r * hw[:, 2 * H:], "tanh")
@@ -96,7 +115,13 @@ def _check(data: Any, parameters: Any, state: Any, state_cell: Any,
         if not isinstance(value, (int, numpy.integer)) or value < 1:
             raise ValueError(f"rnn: {name} must be a positive int, got {value!r}")
     if projection_size is not None:
-        raise ValueError("rnn: projection_size (LSTMP) is not supported by gluonlite")
+        if mode != "lstm":
+            raise ValueError(f"rnn: projection_size is only supported for mode='lstm' "
+                             f"(LSTMP), got mode={mode!r}")
+        if isinstance(projection_size, bool) or \
+                not isinstance(projection_size, (int, numpy.integer)) or projection_size < 1:
+            raise ValueError(f"rnn: projection_size must be a positive int or None, got "
+                             f"{projection_size!r}")
     if mode == "lstm":
         _check_array("rnn", "state_cell", state_cell)
     if data.ndim != 3:
@@ -122,20 +147,27 @@ def rnn(data: Any = None, parameters: Any = None,
     between layers in train mode. With ``use_sequence_length``, ``sequence_length`` (batch,)
     gives each sequence's length: later steps output 0 and leave the state unchanged, and
     the right-to-left direction starts at each sequence's last step.
+
+    With ``projection_size`` P (LSTM only) the output is (seq_len, batch, directions * P)
+    and ``state`` (and ``h_n``) is (num_layers * directions, batch, P); see the module
+    notes for the parameter layout. ``lstm_state_clip_min``/``max`` clip the cell state
+    after each step (its gradient is zero where clipped).
     """
     _check(data, parameters, state, state_cell, mode, state_size, num_layers, projection_size)
     arrays = [data, parameters, state] + ([state_cell] if mode == "lstm" else [])
     device = _check_same_device("rnn", *arrays)
     seq_len, batch, input_size = data.shape
     dirs, H = (2 if bidirectional else 1), int(state_size)
-    expected = param_size(mode, num_layers, input_size, H, bidirectional)
+    P = None if projection_size is None else int(projection_size)
+    expected = param_size(mode, num_layers, input_size, H, bidirectional, P)
     if parameters.shape != (expected,):
         raise ValueError(f"rnn: parameters has shape {parameters.shape}, expected "
                          f"({expected},) for mode={mode}, num_layers={num_layers}, "
                          f"input_size={input_size}, state_size={H}, "
-                         f"bidirectional={bidirectional}")
-    state_shape = (num_layers * dirs, batch, H)
-    for name, value in (("state", state), ("state_cell", state_cell)):
+                         f"bidirectional={bidirectional}, projection_size={P}")
+    for name, value, width in (("state", state, H if P is None else P),
+                               ("state_cell", state_cell, H)):
+        state_shape = (num_layers * dirs, batch, width)
         if value is not None and mode in (("lstm",) if name == "state_cell" else _GATES) \
                 and value.shape != state_shape:
             raise ValueError(f"rnn: {name} has shape {value.shape}, expected {state_shape}")
@@ -163,7 +195,7 @@ def rnn(data: Any = None, parameters: Any = None,
             rev = (ndarray(xp.where(valid, lengths[None, :] - 1 - steps, steps), device),
                    ndarray(xp.broadcast_to(xp.arange(batch), (seq_len, batch)).copy(),
                            device))
-    weights = _unpack(parameters, mode, num_layers, input_size, H, dirs)
+    weights = _unpack(parameters, mode, num_layers, input_size, H, dirs, P)
     h_out: list[Any] = []
     c_out: list[Any] = []
     x = data
@@ -172,16 +204,16 @@ def rnn(data: Any = None, parameters: Any = None,
             x = dropout(x, p=p)
         outputs = []
         for d in range(dirs):
-            w_i2h, w_h2h, b_i2h, b_h2h = weights[layer, d]
+            w_i2h, w_h2h, b_i2h, b_h2h, w_h2r = weights[layer, d]
             k = layer * dirs + d
             h = state[k]
             c = state_cell[k] if mode == "lstm" else None
             src = x[rev] if d and rev is not None else x
             xw = fully_connected(src, w_i2h, b_i2h, num_hidden=w_i2h.shape[0], flatten=False)
             order = range(seq_len - 1, -1, -1) if d and rev is None else range(seq_len)
-            steps = [None] * seq_len
+            steps: list[Any] = [None] * seq_len
             for t in order:
-                h_new, c_new = _cell(mode, xw[t], h, c, w_h2h, b_h2h, H, clip_range)
+                h_new, c_new = _cell(mode, xw[t], h, c, w_h2h, b_h2h, H, clip_range, w_h2r)
                 if masks is None:
                     h, c, steps[t] = h_new, c_new, h_new
                 else:

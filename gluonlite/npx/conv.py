@@ -17,7 +17,9 @@ for output row ``r``, a fixed shift, for all images of the batch at once:
 Rows that fall between images or past the valid output are computed and dropped; they
 cost ``prod(padded) / prod(out)`` extra work, a few percent for 3x3 kernels. float16 and
 bfloat16 compute in float32 and round once. On a GPU the same code runs on CuPy, the
-gather in ``kernels/conv.cu`` and the multiplications in cuBLAS.
+gather in ``kernels/conv.cu`` and the multiplications in cuBLAS; pooling's backward of
+float32, float16 and bfloat16 data runs ``kernels/pool.cu`` instead of the tap loop (one
+gather per input element, no phase-layout buffers, the same sums in the same order).
 
 >>> import gluonlite as mx
 >>> x = mx.np.ones((1, 1, 4, 4))
@@ -34,9 +36,9 @@ import math
 
 import numpy
 
-from .. import _backend
+from .. import _backend, autograd
 from ..autograd import record_op, requires_grad
-from ..ndarray import ndarray
+from ..ndarray import linear_op, ndarray
 from .nn import _check_same_device
 from types import ModuleType
 from typing import Any
@@ -426,7 +428,61 @@ def convolution(data: Any = None, weight: Any = None,
             if bias is not None and requires_grad(bias):
                 db = dfull.sum(axis=0).astype(dtype, copy=False)
         return (dx, dw, db)[:len(inputs)]
-    return record_op(out, inputs, backward)
+
+    geometry = dict(kernel=kernel, stride=stride, dilate=dilate, pad=pad,
+                    num_group=groups, layout=layout)
+
+    def graph(out, g):
+        # Recorded (create_graph): the input gradient is a deconvolution of g with the same
+        # weight, the weight gradient a recorded op of (data, g), the bias' a sum.
+        dx = dw = db = None
+        if requires_grad(data):
+            dx = deconvolution(g, weight, num_filter=data.shape[-1 if cl else 1],
+                               target_shape=spatial, no_bias=True, **geometry)
+        if requires_grad(weight):
+            dw = _weight_grad(data, g, weight.shape, geometry)
+        if bias is not None and requires_grad(bias):
+            db = g.sum(axis=_non_channel_axes(g.ndim, cl))
+        return (dx, dw, db)[:len(inputs)]
+    return record_op(out, inputs, backward, graph)
+
+
+def _non_channel_axes(ndim: int, channels_last: bool) -> tuple:
+    return tuple(i for i in range(ndim) if i != (ndim - 1 if channels_last else 1))
+
+
+def _weight_grad(data, dy, w_shape, geometry):
+    """The weight gradient of ``convolution(data, W)`` for output gradient ``dy``, as a
+    recorded op of (data, dy) (``create_graph``). Bilinear: its gradient for ``h`` (shaped
+    like W) is ``deconvolution(dy, h)`` for data and ``convolution(data, h)`` for dy."""
+    cl = _channels_last("convolution", geometry["layout"], len(geometry["kernel"]))
+    spatial = data.shape[1:-1] if cl else data.shape[2:]
+    grid = _Grid(data.shape[0], spatial, geometry["kernel"], geometry["stride"],
+                 geometry["dilate"], geometry["pad"], geometry["pad"])
+    xp, dtype, device = data._xp, data.dtype, data._device
+    compute = _compute_dtype(dtype)
+    with _backend.on(device):
+        buf = _to_phases(xp, _to_cl(xp, data._data, cl), grid, 0, compute)
+        dfull = _embed(xp, _to_cl(xp, dy._data.astype(compute, copy=False), cl), grid,
+                       compute)
+        dwmat = _gather_weight_grad(xp, buf, grid.offsets, dfull, geometry["num_group"],
+                                    compute)
+        out = ndarray(_weight_from_matrix(xp, dwmat, w_shape, cl, dtype), device)
+
+    def vjp(h):
+        dd = ddy = None
+        if requires_grad(data):
+            dd = deconvolution(dy, h, num_filter=data.shape[-1 if cl else 1],
+                               target_shape=spatial, no_bias=True, **geometry)
+        if requires_grad(dy):
+            ddy = convolution(data, h, num_filter=w_shape[0], no_bias=True, **geometry)
+        return dd, ddy
+
+    def backward(h):
+        with autograd.pause():
+            grads = vjp(ndarray(h, device))
+        return tuple(None if v is None else v._data for v in grads)
+    return record_op(out, (data, dy), backward, lambda out, h: vjp(h))
 
 
 def deconvolution(data: Any = None, weight: Any = None, bias: ndarray | None = None,
@@ -493,7 +549,24 @@ def deconvolution(data: Any = None, weight: Any = None, bias: ndarray | None = N
                 axes = tuple(i for i in range(g.ndim) if i != (g.ndim - 1 if cl else 1))
                 db = g.astype(compute).sum(axis=axes).astype(dtype, copy=False)
         return (dx, dw, db)[:len(inputs)]
-    return record_op(out, inputs, backward)
+
+    geometry = dict(kernel=kernel, stride=stride, dilate=dilate, pad=pad,
+                    num_group=groups, layout=layout)
+
+    def graph(out, g):
+        # Recorded (create_graph): deconvolution is convolution's input gradient, so its
+        # own input gradient is a convolution of g, and its weight gradient is
+        # convolution's weight gradient with the roles of input and output swapped.
+        dx = dw = db = None
+        if requires_grad(data):
+            dx = convolution(g, weight, num_filter=data.shape[-1 if cl else 1],
+                             no_bias=True, **geometry)
+        if requires_grad(weight):
+            dw = _weight_grad(g, data, weight.shape, geometry)
+        if bias is not None and requires_grad(bias):
+            db = g.sum(axis=_non_channel_axes(g.ndim, cl))
+        return (dx, dw, db)[:len(inputs)]
+    return record_op(out, inputs, backward, graph)
 
 
 # ---------------------------------------------------------------------------------------
@@ -521,10 +594,34 @@ def _pool_windows(xp: ModuleType, grid: _Grid, count_include_pad: bool,
     return xp.maximum(_valid(count, one), 1)
 
 
-def pooling(data: Any = None, kernel: Any = None, stride: Any = None, pad: Any = None,
-            pool_type: str = "max", pooling_convention: str = "valid", global_pool: bool = False,
-            cudnn_off: bool = False, p_value: int | None = None,
-            count_include_pad: bool | None = None, layout: str | None = None) -> ndarray:
+# Pooling's backward on GPUs runs kernels/pool.cu for float32, float16 and bfloat16 data;
+# tests switch it off to compare with the array-op path.
+_use_pool_kernels = True
+
+
+def _pool_kernel_backward(data, cl, pool_type, kernel, stride, pad, count_include_pad):
+    """The backward of one pooling call through kernels/pool.cu (one gather per input
+    element, the windows' gradients in the array-op path's order), or None where the array
+    ops serve (CPU, float64, the switch off)."""
+    if not _use_pool_kernels or data._xp is numpy or data.size == 0:
+        return None
+    from .. import _kernels
+    if _kernels.norm_ctype(data.dtype) is None:
+        return None
+    device, xp = data.device, data._xp
+    raw = _backend.contiguous(xp, data._data)
+
+    def backward(g):
+        with _backend.on(device):
+            g = _backend.contiguous(xp, g.astype(raw.dtype, copy=False))
+            return (_kernels.pool_backward(raw, g, pool_type, kernel, stride, pad, cl,
+                                           count_include_pad),)
+    return backward
+
+
+def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
+            pooling_convention="valid", global_pool=False, cudnn_off=False, p_value=None,
+            count_include_pad=None, layout=None):
     """MXNet's ``Pooling``: ``max``, ``avg`` or ``sum`` over 1-D, 2-D or 3-D windows.
 
     Args:
@@ -576,7 +673,23 @@ def pooling(data: Any = None, kernel: Any = None, stride: Any = None, pad: Any =
                 else:
                     dx = xp.broadcast_to(g / size if pool_type == "avg" else g, raw.shape)
                 return (xp.ascontiguousarray(dx).astype(dtype, copy=False),)
-        return record_op(out, (data,), global_backward)
+
+        def global_apply(h):  # the pooling's Jacobian applied to h (data's shape)
+            with _backend.on(device):
+                h = h.astype(compute, copy=False)
+                if pool_type == "max":
+                    (dx,) = global_backward(xp.ones(y.shape, dtype=dtype))
+                    v = (dx.astype(compute, copy=False) * h).sum(axis=axes, keepdims=True)
+                else:
+                    v = h.sum(axis=axes, keepdims=True)
+                    if pool_type == "avg":
+                        v = v / size
+                return v.astype(dtype, copy=False)
+        kernel_backward = _pool_kernel_backward(data, cl, pool_type, spatial, (1,) * nd,
+                                                (0,) * nd, True)
+        raw_backward = kernel_backward or global_backward
+        return record_op(out, (data,), raw_backward, lambda out, g: (
+            linear_op(g, lambda g_: raw_backward(g_)[0], global_apply),))
     if kernel is None or len(tuple(kernel)) != nd:
         raise ValueError(f"{op}: kernel {kernel} must have one entry per spatial axis of "
                          f"data of shape {data.shape}")
@@ -639,4 +752,30 @@ def pooling(data: Any = None, kernel: Any = None, stride: Any = None, pad: Any =
                     dbuf[off:off + rows] += dfull
             dx = _from_phases(xp, dbuf, grid, compute)
             return (_from_cl(xp, dx, cl).astype(dtype, copy=False),)
-    return record_op(out, (data,), backward)
+
+    def apply(h):
+        """The pooling's Jacobian applied to ``h`` (data's shape): the window sums (or
+        averages) of h, or for max h at each window's first maximum."""
+        with _backend.on(device):
+            hbuf = _to_phases(xp, _to_cl(xp, h.astype(compute, copy=False), cl), grid, 0,
+                              compute)
+            res = xp.zeros(full.shape, dtype=compute)
+            taken = xp.zeros(full.shape, dtype=bool) if pool_type == "max" else None
+            for off in offsets:
+                if taken is None:
+                    res += hbuf[off:off + rows]
+                else:
+                    hit = (buf[off:off + rows] == full) & ~taken
+                    res += xp.where(hit, hbuf[off:off + rows], 0)
+                    taken |= hit
+            v = _valid(res, grid)
+            if count is not None:
+                v = v / count
+            return _from_cl(xp, v, cl).astype(dtype, copy=False)
+    kernel_backward = _pool_kernel_backward(data, cl, pool_type, kernel, stride, pad,
+                                            count_include_pad)
+    raw_backward = kernel_backward or backward
+    # Recorded (create_graph): the backward is linear in g, its coefficients fixed by the
+    # forward (the window selection), so it is a linear op whose transpose is apply().
+    return record_op(out, (data,), raw_backward, lambda out, g: (
+        linear_op(g, lambda g_: raw_backward(g_)[0], apply),))

@@ -15,7 +15,9 @@ import numpy
 
 from .. import _backend, _dropout, autograd
 from ..autograd import SparseRows, record_op
-from ..ndarray import ndarray, _device_mismatch
+from ..ndarray import ndarray, _device_mismatch, scatter_add
+from .. import np as xp_np
+from ..np._dispatch import Recorded
 from ..device import as_device, Device
 from .._compat import resolve_ctx
 from collections.abc import Callable
@@ -138,7 +140,13 @@ def fully_connected(x: ndarray, weight: ndarray, bias: ndarray | None = None,
             raise ValueError(f"fully_connected: input of shape {x.shape} gives {x_in} input "
                              f"units (flatten={flatten}), but weight of shape "
                              f"{weight.shape} expects {in_units}")
-        x2 = raw.reshape(-1, in_units)
+        if device.device_type == "cpu":
+            x2 = raw.reshape(-1, in_units)
+        else:
+            # A reshape that must copy (a non-contiguous view, e.g. after swapaxes)
+            # allocates on the current GPU: make it the input's.
+            with _backend.on(device):
+                x2 = raw.reshape(-1, in_units)
     cpu = device.device_type == "cpu"
     xp = numpy if cpu else x._xp
     if not x2.flags.c_contiguous:
@@ -168,7 +176,22 @@ def fully_connected(x: ndarray, weight: ndarray, bias: ndarray | None = None,
         if dx is not None and len(x_shape) != 2:
             dx = dx.reshape(x_shape)
         return (dx, dw) if bias is None else (dx, dw, db)
-    return record_op(out, inputs, backward)
+
+    def graph(out, g):
+        # The same products with recorded ops (create_graph): dx = dy W, dW = dy^T x,
+        # db = sum(dy).
+        dy = g if len(x_shape) == 2 else g.reshape(-1, units)
+        dx = dw = db = None
+        if _needs_grad(x):
+            dx = dy @ weight
+            if len(x_shape) != 2:
+                dx = dx.reshape(x_shape)
+        if _needs_grad(weight):
+            dw = dy.T @ (x if len(x_shape) == 2 else x.reshape(-1, in_units))
+        if bias is not None and _needs_grad(bias):
+            db = dy.sum(axis=0)
+        return (dx, dw) if bias is None else (dx, dw, db)
+    return record_op(out, inputs, backward, graph)
 
 
 # ----------------------------------------------------------------------- activations
@@ -185,7 +208,8 @@ def _elementwise(x: ndarray, forward: Callable[..., Any], backward: Callable[...
     out = ndarray(y, device)
     if not autograd._recording.get():
         return out
-    return record_op(out, (x,), lambda g: (backward(xp, g, x._data, y),))
+    return record_op(out, (x,), lambda g: (backward(xp, g, x._data, y),),
+                     lambda out, g: (backward(Recorded(device), g, x, out),))
 
 
 # exp(-a) stays finite for a above these (float32: exp(88.7) overflows).
@@ -315,7 +339,19 @@ def _softmax(op: str, data: ndarray, axis: int, temperature: float | None, dtype
         else:
             dx = p * (g - (g * p).sum(axis=axis, keepdims=True))
         return ((dx / t if t != 1.0 else dx).astype(in_dtype, copy=False),)
-    return record_op(out, (data,), backward)
+
+    def graph(out, g):
+        # The same formulas on recorded arrays, p from the output (create_graph).
+        m = None if mask is None else ndarray(mask, data._device)
+        if log:
+            p_ = xp_np.exp(out) if m is None else xp_np.where(m, xp_np.exp(out), 0)
+            gm = g if m is None else xp_np.where(m, g, 0)
+            dx = gm - p_ * gm.sum(axis=axis, keepdims=True)
+        else:
+            dx = out * (g - (g * out).sum(axis=axis, keepdims=True))
+        dx = dx / t if t != 1.0 else dx
+        return (dx if dx.dtype == in_dtype else dx.astype(in_dtype),)
+    return record_op(out, (data,), backward, graph)
 
 
 def _length_mask(op: str, data: ndarray, axis: int, length: ndarray | None,
@@ -422,7 +458,13 @@ def pick(data: ndarray, index: Any, axis: int = -1, mode: str = "clip",
         positions = xp.arange(n).reshape((n,) + (1,) * (data.ndim - axis - 1))
         onehot = (idx_k == positions).astype(data.dtype)
         return (onehot * g.reshape(idx_k.shape),)
-    return record_op(out, (data,), backward)
+
+    def graph(out, g):
+        with _backend.on(data._device):
+            positions = xp.arange(n).reshape((n,) + (1,) * (data.ndim - axis - 1))
+            onehot = ndarray((idx_k == positions).astype(data.dtype), data._device)
+        return (onehot * g.reshape(idx_k.shape),)
+    return record_op(out, (data,), backward, graph)
 
 
 def embedding(data: ndarray, weight: ndarray, input_dim: int | None = None,
@@ -458,7 +500,11 @@ def embedding(data: ndarray, weight: ndarray, input_dim: int | None = None,
         full = xp.zeros(weight.shape, dtype=weight.dtype)
         autograd._scatter_add(xp, full, flat, rows)
         return None, full
-    return record_op(out, (data, weight), backward)
+
+    def graph(out, g):  # dense, recorded (create_graph)
+        return None, scatter_add(g.reshape(-1, weight.shape[1]), weight.shape,
+                                 ids.reshape(-1))
+    return record_op(out, (data, weight), backward, graph)
 
 
 def dropout(data: ndarray, p: float = 0.5, mode: str = "training", axes: Any = (),
@@ -481,7 +527,8 @@ def dropout(data: ndarray, p: float = 0.5, mode: str = "training", axes: Any = (
     with _backend.on(data.device):
         mask = _dropout.mask(shape, data.dtype, data.device, p)
         out = ndarray(data._data * mask, data.device)
-    return record_op(out, (data,), lambda g: (g * mask,))
+    return record_op(out, (data,), lambda g: (g * mask,),
+                     lambda out, g: (g * ndarray(mask, out._device),))
 
 
 def one_hot(data: ndarray, depth: int | None = None, on_value: float = 1.0, off_value: float = 0.0,
@@ -542,7 +589,7 @@ def topk(data: ndarray, axis: int = -1, k: int = 1, ret_typ: str = "indices",
         pad[axis] = n - k
         padded = xp.concatenate([g, xp.zeros(pad, dtype=g.dtype)], axis=axis)
         return (xp.take_along_axis(padded, rank, axis=axis),)
-    values = record_op(values, (src,), backward)
+    values = record_op(values, (src,), backward, "topk")
     return values if ret_typ == "value" else [values, indices]
 
 
@@ -572,7 +619,15 @@ def batch_dot(a: Any, b: RawArray, transpose_a: bool = False, transpose_b: bool 
         gb = xp.matmul(xp.swapaxes(ra, -1, -2), g)
         return (xp.swapaxes(ga, -1, -2) if transpose_a else ga,
                 xp.swapaxes(gb, -1, -2) if transpose_b else gb)
-    return record_op(out, (a, b), backward)
+
+    def graph(out, g):
+        op_a = xp_np.swapaxes(a, -1, -2) if transpose_a else a
+        op_b = xp_np.swapaxes(b, -1, -2) if transpose_b else b
+        ga = xp_np.matmul(g, xp_np.swapaxes(op_b, -1, -2))
+        gb = xp_np.matmul(xp_np.swapaxes(op_a, -1, -2), g)
+        return (xp_np.swapaxes(ga, -1, -2) if transpose_a else ga,
+                xp_np.swapaxes(gb, -1, -2) if transpose_b else gb)
+    return record_op(out, (a, b), backward, graph)
 
 
 def broadcast_like(lhs: ndarray, rhs: ndarray, lhs_axes: Any = None,
@@ -612,7 +667,7 @@ def broadcast_like(lhs: ndarray, rhs: ndarray, lhs_axes: Any = None,
     def backward(g: RawArray) -> Any:
         axes = tuple(i for i, (s, t) in enumerate(zip(shape, target)) if s != t)
         return ((g.sum(axis=axes, keepdims=True) if axes else g), None)
-    return record_op(out, (lhs, rhs), backward)
+    return record_op(out, (lhs, rhs), backward, lambda out, g: backward(g))
 
 
 def arange_like(data: ndarray, start: float = 0.0, step: float = 1.0, repeat: int = 1,

@@ -5,6 +5,13 @@ Each is one normalisation ``xhat = (x - mean) / sqrt(var + eps)`` over some axes
 by ``xhat * gamma + beta`` per channel; they differ only in the axes (one core,
 ``_normalize``). float16 and bfloat16 compute in float32 and round once.
 
+On a GPU, float32, float16 and bfloat16 batch norm and layer norm (over the last axis) run
+gluonlite's own kernels (``kernels/norm.cu`` through ``gluonlite._kernels``): the statistics
+in one read of the data (Welford, float32), the normalisation and batch norm's running
+statistics' update without temporaries, the backward in two passes. SyncBatchNorm
+(statistics summed across devices), layer norm over another axis, group and instance norm,
+float64 and empty data take the array-op path of ``_normalize``, as the CPU does.
+
 >>> import gluonlite as mx
 >>> x = mx.np.array([[1., 2., 3.], [2., 4., 6.]])
 >>> y = mx.npx.layer_norm(x, mx.np.ones((3,)), mx.np.zeros((3,)), eps=0)
@@ -13,10 +20,13 @@ by ``xhat * gamma + beta`` per channel; they differ only in the axes (one core,
 """
 from __future__ import annotations
 
+import math
+
 import numpy
 
 from .. import _backend, autograd
 from ..autograd import record_op, requires_grad
+from .. import np as _np
 from ..ndarray import ndarray
 from .nn import _check_same_device
 from typing import Any
@@ -42,10 +52,54 @@ def _check_param(op: str, name: str, p: Any, shape: tuple[int, ...], data: ndarr
                          f"shape {data.shape}")
 
 
-def _normalize(op: str, data: ndarray, gamma: ndarray, beta: ndarray, view: tuple[int, ...],
-               reduce_axes: tuple[int, ...], param_view: tuple[int, ...], eps: float,
-               fix_gamma: bool = False, stats: Any = None,
-               reduce_stats: Any = None) -> tuple[ndarray, RawArray, RawArray]:
+def _graph(data, gamma, beta, view, reduce_axes, param_view, eps, fix_gamma, stats):
+    """The normalisation's gradients on recorded arrays (create_graph), as the ``graph``
+    of its ``record_op``: batch statistics (``stats`` None) are recomputed from the data so
+    that their dependence on it is recorded too; otherwise ``stats`` are the raw (mean,
+    1/sqrt(var + eps)) that normalised, constants of the data's device."""
+    device = data.device
+    param_axes = tuple(a for a in range(len(view)) if param_view[a] == 1)
+
+    def graph(out, dy):
+        xv = data.reshape(view)
+        dy = dy.reshape(view)
+        if stats is None:
+            mu = xv.mean(axis=reduce_axes, keepdims=True)
+            centred = xv - mu
+            inv_ = 1 / _np.sqrt((centred * centred).mean(axis=reduce_axes, keepdims=True)
+                                + eps)
+        else:
+            centred = xv - ndarray(stats[0].reshape(param_view), device)
+            inv_ = ndarray(stats[1].reshape(param_view), device)
+        xhat_ = centred * inv_
+        grads = []
+        if requires_grad(data):
+            dxhat = dy if gamma is None or fix_gamma else dy * gamma.reshape(param_view)
+            if stats is None:
+                dx = inv_ * (dxhat - dxhat.mean(axis=reduce_axes, keepdims=True)
+                             - xhat_ * (dxhat * xhat_).mean(axis=reduce_axes,
+                                                            keepdims=True))
+            else:
+                dx = dxhat * inv_
+            grads.append(dx.reshape(data.shape))
+        else:
+            grads.append(None)
+        if gamma is not None:
+            dg = None
+            if fix_gamma:
+                dg = _np.zeros(gamma.shape, dtype=gamma.dtype, device=device)
+            elif requires_grad(gamma):
+                dg = (dy * xhat_).sum(axis=param_axes).reshape(gamma.shape)
+            grads.append(dg)
+        if beta is not None:
+            grads.append(dy.sum(axis=param_axes).reshape(beta.shape)
+                         if requires_grad(beta) else None)
+        return tuple(grads)
+    return graph
+
+
+def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_gamma=False,
+               stats=None, reduce_stats=None):
     """The shared core.
 
     Args:
@@ -53,8 +107,10 @@ def _normalize(op: str, data: ndarray, gamma: ndarray, beta: ndarray, view: tupl
         reduce_axes: axes of ``view`` the statistics run over.
         param_view: shape ``gamma``/``beta`` broadcast as against ``view``.
         stats: ``(mean, var)`` raw arrays to use instead of batch statistics (inference).
-        reduce_stats: maps this call's per-slot ``(sums, counts)`` to the sums over all
-            participants (SyncBatchNorm); None uses this call's data alone.
+        reduce_stats: ``reduce_stats(arrays, count, merge)`` gathers this call's per-slot
+            ``(arrays, count)`` with every other participant's (SyncBatchNorm's devices
+            and ranks) and returns ``merge`` of them all (``_merge_moments`` forward,
+            ``_merge_sums`` backward); None uses this call's data alone.
 
     Returns:
         The output ndarray and the raw (mean, var) used.
@@ -67,20 +123,21 @@ def _normalize(op: str, data: ndarray, gamma: ndarray, beta: ndarray, view: tupl
         g = None if gamma is None or fix_gamma else \
             gamma._data.astype(compute, copy=False).reshape(param_view)
         b = None if beta is None else beta._data.astype(compute, copy=False).reshape(param_view)
-        count = x.size // max(1, numpy.prod([x.shape[a] for a in range(x.ndim)
-                                             if a not in reduce_axes], dtype=int))
+        # A Python int: a NumPy int64 would promote float32 statistics to float64.
+        count = x.size // max(1, math.prod(x.shape[a] for a in range(x.ndim)
+                                           if a not in reduce_axes))
         if stats is None:
             s1 = x.sum(axis=reduce_axes, keepdims=True)
-            s2 = (x * x).sum(axis=reduce_axes, keepdims=True)
             local_count = count
-            if reduce_stats is not None:
-                (s1, s2), count = reduce_stats((s1, s2), local_count)
             mean = s1 / count
-            var = xp.maximum(s2 / count - mean * mean, 0)
+            # Two passes: exact for data with a large mean (no cancellation).
+            centred = x - mean
             if reduce_stats is None:
-                # Two passes: exact for data with a large mean (no cancellation).
-                centred = x - mean
                 var = (centred * centred).mean(axis=reduce_axes, keepdims=True)
+            else:
+                m2 = (centred * centred).sum(axis=reduce_axes, keepdims=True)
+                (s1, m2), count = reduce_stats((s1, m2), local_count, _merge_moments)
+                mean, var = s1 / count, m2 / count
         else:
             mean, var = (s.astype(compute, copy=False).reshape(param_view) for s in stats)
         inv = 1 / xp.sqrt(var + eps)
@@ -102,7 +159,7 @@ def _normalize(op: str, data: ndarray, gamma: ndarray, beta: ndarray, view: tupl
                     m1 = dxhat.sum(axis=reduce_axes, keepdims=True)
                     m2 = (dxhat * xhat).sum(axis=reduce_axes, keepdims=True)
                     if reduce_stats is not None:
-                        (m1, m2), _ = reduce_stats((m1, m2), local_count)
+                        (m1, m2), _ = reduce_stats((m1, m2), local_count, _merge_sums)
                     dx = inv * (dxhat - m1 / count - xhat * (m2 / count))
                 else:
                     dx = dxhat * inv
@@ -122,7 +179,144 @@ def _normalize(op: str, data: ndarray, gamma: ndarray, beta: ndarray, view: tupl
                              .astype(beta.dtype, copy=False)
                              if requires_grad(beta) else None)
         return tuple(grads)
-    return record_op(out, inputs, backward), mean, var
+    if reduce_stats is not None:  # statistics shared across calls (SyncBatchNorm)
+        return record_op(out, inputs, backward, op), mean, var
+
+    graph = _graph(data, gamma, beta, view, reduce_axes, param_view, eps, fix_gamma,
+                   None if stats is None else (mean, inv))
+    return record_op(out, inputs, backward, graph), mean, var
+
+
+def _merge_sums(parts):
+    """``[(arrays, count), ...]`` -> their element-wise sums and total count, added in
+    the order given (so every participant that merges the same list gets the same bits)."""
+    arrays = [sum(p[0][i] for p in parts) for i in range(len(parts[0][0]))]
+    return arrays, sum(p[1] for p in parts)
+
+
+def _merge_moments(parts):
+    """``[((sum, m2), count), ...]``, ``m2`` the sum of squared deviations from each part's
+    own mean, -> the same for the union of the parts (Chan et al.'s pairwise update).
+
+    Unlike merging sums of squares, no cancellation: exact for data whose mean is large
+    against its spread. Merging merged groups gives the same result, so the devices of a
+    process and then the processes can merge in turn.
+    """
+    nonempty = [p for p in parts if p[1] > 0]
+    if not nonempty:
+        return _merge_sums(parts)  # count 0: the mean is 0/0, as without SyncBatchNorm
+    parts = nonempty
+    (total,), count = _merge_sums([((p[0][0],), p[1]) for p in parts])
+    mean = total / count
+    m2 = sum(p[0][1] + p[1] * (p[0][0] / p[1] - mean) ** 2 for p in parts)
+    return [total, m2], count
+
+
+# The GPU kernels of batch_norm and layer_norm (kernels/norm.cu); tests switch them off to
+# compare with the array-op path.
+_use_kernels = True
+
+
+def _kernel_path(x) -> bool:
+    if not _use_kernels or x._xp is numpy or x.size == 0:
+        return False
+    from .. import _kernels
+    return _kernels.norm_ctype(x.dtype) is not None
+
+
+def _float32(xp, p):
+    """A parameter's data as a C-contiguous float32 array (no copy when it is one)."""
+    return None if p is None else _backend.contiguous(
+        xp, p._data.astype(numpy.float32, copy=False))
+
+
+def _batch_norm_kernels(x, gamma, beta, running_mean, running_var, axis, eps, momentum,
+                        fix_gamma, training):
+    """batch_norm through kernels/norm.cu: (out, mean, var) as ``_normalize`` returns them,
+    the running statistics updated in training."""
+    from .. import _kernels
+    device, xp = x.device, x._xp
+    with _backend.on(device):
+        raw = _backend.contiguous(xp, x._data)
+        g = None if fix_gamma else _float32(xp, gamma)
+        b = _float32(xp, beta)
+        if training:
+            running = (running_mean._data, running_var._data)
+            in_place = all(r.dtype == numpy.float32 and r.flags.c_contiguous for r in running)
+            y, mean, var, invstd = _kernels.batch_norm_forward(
+                raw, axis, g, b, eps, None, running if in_place else None, momentum)
+            if not in_place:  # running statistics of another dtype: updated as _normalize's
+                _update_running(running_mean, running_var, mean, var, momentum)
+        else:
+            y, mean, var, invstd = _kernels.batch_norm_forward(
+                raw, axis, g, b, eps, (_float32(xp, running_mean), _float32(xp, running_var)))
+        out = ndarray(y, device)
+    inputs = tuple(a for a in (x, gamma, beta) if a is not None)
+
+    def backward(dy):
+        with _backend.on(device):
+            dy = _backend.contiguous(xp, dy.astype(x.dtype, copy=False))
+            want_gamma = gamma is not None and not fix_gamma and requires_grad(gamma)
+            want_beta = beta is not None and requires_grad(beta)
+            dx, dg, db = _kernels.batch_norm_backward(
+                raw, dy, axis, mean, invstd, g, training, need_dx=requires_grad(x),
+                need_params=want_gamma or want_beta)
+            grads = [dx]
+            if gamma is not None:
+                if fix_gamma:
+                    grads.append(xp.zeros(gamma.shape, dtype=gamma.dtype))
+                else:
+                    grads.append(dg.reshape(gamma.shape).astype(gamma.dtype, copy=False)
+                                 if want_gamma else None)
+            if beta is not None:
+                grads.append(db.reshape(beta.shape).astype(beta.dtype, copy=False)
+                             if want_beta else None)
+        return tuple(grads)
+    param_view = tuple(x.shape[axis] if a == axis else 1 for a in range(x.ndim))
+    graph = _graph(x, gamma, beta, x.shape, tuple(a for a in range(x.ndim) if a != axis),
+                   param_view, eps, fix_gamma, None if training else (mean, invstd))
+    return record_op(out, inputs, backward, graph), mean, var
+
+
+def _layer_norm_kernels(data, gamma, beta, eps):
+    """layer_norm over the last axis through kernels/norm.cu: (out, mean, var)."""
+    from .. import _kernels
+    device, xp = data.device, data._xp
+    with _backend.on(device):
+        raw = _backend.contiguous(xp, data._data)
+        g, b = _float32(xp, gamma), _float32(xp, beta)
+        y, mean, var, invstd = _kernels.layer_norm_forward(raw, g, b, eps)
+        out = ndarray(y, device)
+    inputs = tuple(a for a in (data, gamma, beta) if a is not None)
+
+    def backward(dy):
+        with _backend.on(device):
+            dy = _backend.contiguous(xp, dy.astype(data.dtype, copy=False))
+            want_gamma = gamma is not None and requires_grad(gamma)
+            want_beta = beta is not None and requires_grad(beta)
+            dx, dg, db = _kernels.layer_norm_backward(
+                raw, dy, mean, invstd, g, need_dx=requires_grad(data),
+                need_params=want_gamma or want_beta)
+            grads = [dx]
+            if gamma is not None:
+                grads.append(dg.astype(gamma.dtype, copy=False) if want_gamma else None)
+            if beta is not None:
+                grads.append(db.astype(beta.dtype, copy=False) if want_beta else None)
+        return tuple(grads)
+    last = data.ndim - 1
+    param_view = tuple(data.shape[last] if a == last else 1 for a in range(data.ndim))
+    graph = _graph(data, gamma, beta, data.shape, (last,), param_view, eps, False, None)
+    return record_op(out, inputs, backward, graph), mean, var
+
+
+def _update_running(running_mean, running_var, mean, var, momentum):
+    """``running = running * momentum + batch * (1 - momentum)`` in the running arrays'
+    dtype (MXNet's biased variance)."""
+    with _backend.on(running_mean.device):
+        for running, batch in ((running_mean, mean), (running_var, var)):
+            raw = running._data
+            update = raw.astype(batch.dtype) * momentum + batch.reshape(-1) * (1 - momentum)
+            raw[...] = update.astype(raw.dtype, copy=False)
 
 
 def _with_stats(out: ndarray, mean: RawArray, var: RawArray, device: Device,
@@ -158,15 +352,15 @@ def batch_norm(x: ndarray, gamma: ndarray, beta: ndarray, running_mean: ndarray,
     param_view = tuple(channels if a == axis else 1 for a in range(x.ndim))
     reduce_axes = tuple(a for a in range(x.ndim) if a != axis)
     training = autograd.is_training() and not use_global_stats
+    if _reduce_stats is None and _kernel_path(x):
+        out, mean, var = _batch_norm_kernels(x, gamma, beta, running_mean, running_var, axis,
+                                             eps, momentum, fix_gamma, training)
+        return _with_stats(out, mean, var, x.device, output_mean_var)
     stats = None if training else (running_mean._data, running_var._data)
     out, mean, var = _normalize(op, x, gamma, beta, x.shape, reduce_axes, param_view, eps,
                                 fix_gamma=fix_gamma, stats=stats, reduce_stats=_reduce_stats)
     if training:
-        with _backend.on(x.device):
-            for running, batch in ((running_mean, mean), (running_var, var)):
-                raw = running._data
-                update = raw.astype(batch.dtype) * momentum + batch.reshape(-1) * (1 - momentum)
-                raw[...] = update.astype(raw.dtype, copy=False)
+        _update_running(running_mean, running_var, mean, var, momentum)
     return _with_stats(out, mean, var, x.device, output_mean_var)
 
 
@@ -180,6 +374,10 @@ def layer_norm(data: Any = None, gamma: Any = None,
     shape = (data.shape[axis],)
     _check_param(op, "gamma", gamma, shape, data)
     _check_param(op, "beta", beta, shape, data)
+    if axis == data.ndim - 1 and _kernel_path(data):
+        _check_same_device(op, data, gamma, beta)
+        out, mean, var = _layer_norm_kernels(data, gamma, beta, eps)
+        return _with_stats(out, mean, var, data.device, output_mean_var)
     param_view = tuple(data.shape[axis] if a == axis else 1 for a in range(data.ndim))
     out, mean, var = _normalize(op, data, gamma, beta, data.shape, (axis,), param_view, eps)
     return _with_stats(out, mean, var, data.device, output_mean_var)

@@ -32,7 +32,9 @@ class Nadam(_AdamFamily):
     """Nesterov Adam (MXNet 2's ``Nadam``).
 
     As in MXNet, the momentum schedule product ``m_schedule`` is one number for the whole
-    optimizer, advanced once per parameter update (in index order within a call).
+    optimizer, advanced once per parameter update (in index order within a call); it is
+    part of ``Trainer.save_states`` (and of a pickled optimizer), so training resumed from
+    a checkpoint continues the schedule exactly.
 
     Args:
         learning_rate: default 0.001.
@@ -44,6 +46,7 @@ class Nadam(_AdamFamily):
 
     _math = _nadam_math
     _kernel = "nadam"
+    _scalar_state = ("m_schedule",)
     schedule_decay: _Checked[float] = _Checked("schedule_decay", low=0.0)
 
     def __init__(self, learning_rate: float | None = None, beta1: float = 0.9,

@@ -209,6 +209,10 @@ class Optimizer:
     """
 
     _default_lr = 0.01
+    # Names of the float attributes an optimizer carries from one update to the next besides
+    # the update counts (Nadam's momentum schedule ``m_schedule``): ``Trainer.save_states``
+    # writes them and ``load_states`` restores them, so a resumed run continues exactly.
+    _scalar_state: tuple[str, ...] = ()
 
     def __init__(self, rescale_grad: float = 1.0, param_idx2name: dict[Any, Any] | None = None,
                  wd: float = 0.0, clip_gradient: float | None = None,
@@ -243,7 +247,12 @@ class Optimizer:
                              f"got {begin_num_update!r}")
         self.begin_num_update = begin_num_update
         self.num_update = begin_num_update
+        # Update counts per index, one table per device (MXNet's _all_index_update_counts):
+        # Trainer(kvstore=None) updates each device's replica separately and selects the
+        # device's table with _set_current_context; otherwise only table 0 is used.
         self._index_update_count: dict[Any, Any] = {}
+        self._all_index_update_counts: dict[int, dict[Any, Any]] = {
+            0: self._index_update_count}
         if aggregate_num is not None and (isinstance(aggregate_num, bool) or
                                           not isinstance(aggregate_num, int)
                                           or aggregate_num < 0):
@@ -336,6 +345,11 @@ class Optimizer:
 
     def _get_wds(self, indices: Any) -> list[float]:
         return [self.wd * self._mult("wd_mult", i) for i in indices]
+
+    def _set_current_context(self, device_id: int) -> None:
+        """Count the following updates in device ``device_id``'s table (MXNet's method of
+        the same name): ``num_update`` stays one number, the maximum over every table."""
+        self._index_update_count = self._all_index_update_counts.setdefault(device_id, {})
 
     def _update_count(self, index: Any) -> None:
         """Count one update of ``index`` (or of each index of a list), as MXNet does."""
@@ -466,7 +480,9 @@ class _MathOptimizer(Optimizer):
         except Exception:
             self.__dict__.clear()
             self.__dict__.update(saved[0])
-            self._index_update_count = saved[1]
+            # In place: the table is also one of _all_index_update_counts.
+            self._index_update_count.clear()
+            self._index_update_count.update(saved[1])
             raise
 
     def _buffers(self, weight: RawArray, state: Any) -> tuple[RawArray, ...]:

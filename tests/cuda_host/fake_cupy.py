@@ -167,7 +167,9 @@ def module(order: str = "forward", sanitize=None) -> types.ModuleType:
 #   work queued on the current stream; ``cudaMemcpy*Async`` is queued on its stream and
 #   runs only when that stream is synchronised, waited on through an event or used by a
 #   later op. A copy that is not ordered with the code reading its result, or with the
-#   freeing of its source, therefore reads or leaves poison.
+#   freeing of its source, therefore reads or leaves poison. ``ndarray.set(host, stream)``
+#   from pinned memory (``cuda.alloc_pinned_memory``) is such a queued copy; one whose
+#   pinned source was let go before it ran raises.
 # - Kernel arguments are checked against the kernel's C++ parameter types (the host
 #   harness), launch shapes against the H100/H200's limits; kernels run compiled by g++.
 # - cuBLAS ``gemmEx`` runs on the NumPy reference; NCCL is an in-process communicator that
@@ -378,6 +380,26 @@ class _MemoryPool:
         return self._pool().used + self._pool().cached
 
 
+class PinnedMemoryPointer(bytearray):
+    """``cupy.cuda.PinnedMemoryPointer``: page-locked host memory NumPy can view (the
+    buffer protocol), with its address as ``ptr`` and the device current at allocation."""
+
+    def __init__(self, size: int, device: int):
+        super().__init__(size)
+        self.device_id = device
+        self.ptr = numpy.frombuffer(self, numpy.uint8).ctypes.data if size else 0
+
+
+def _pinned_pointer(arr):
+    """The PinnedMemoryPointer a NumPy array views, or None."""
+    base = arr
+    while isinstance(base, numpy.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    return base if isinstance(base, PinnedMemoryPointer) else None
+
+
 class _MemoryPointer:
     def __init__(self, array):
         self.ptr = array._a.ctypes.data if array._a.size else 0
@@ -483,6 +505,44 @@ class EmulatedArray:
 
     def get(self, stream=None, order="C", out=None):
         return self._machine.to_host(self)
+
+    def set(self, arr, stream=None):
+        """Copy host array ``arr`` in: at once from pageable memory or without ``stream``;
+        from pinned memory with a ``stream``, queued on it (cudaMemcpyAsync), reading the
+        host buffer only when it runs."""
+        machine = self._machine
+        if not isinstance(arr, numpy.ndarray):
+            raise TypeError(f"cupy.ndarray.set: expected a numpy.ndarray, got "
+                            f"{type(arr).__name__}")
+        if arr.shape != self.shape or arr.dtype != self.dtype:
+            raise ValueError(f"cupy.ndarray.set: {arr.dtype}{arr.shape} into "
+                             f"{self.dtype}{self.shape}")
+        if not self._a.flags.c_contiguous:
+            raise RuntimeError("Cannot set to non-contiguous array")
+        owner = _pinned_pointer(arr)
+        if stream is None or owner is None or not arr.flags.c_contiguous:
+            with _EmulatedDevice(machine, self._dev):
+                machine.before_op()
+            self._a[...] = arr
+            return
+        if stream.device_id != self._dev:
+            raise EmulationError(f"ndarray.set: a stream of device {stream.device_id} copies "
+                                 f"into memory of device {self._dev}")
+        # Only the pointer's address and a weak reference travel with the copy: if gluonlite
+        # let go of the pinned buffer before the copy ran, CuPy's pinned pool could hand it
+        # to the next allocation while the GPU still reads it.
+        offset, nbytes = arr.ctypes.data - owner.ptr, arr.nbytes
+        source, target = weakref.ref(owner), self._a
+
+        def copy():
+            buffer = source()
+            if buffer is None:
+                raise EmulationError("ndarray.set: the pinned host buffer of an asynchronous "
+                                     "copy was freed before the copy ran")
+            target[...] = numpy.frombuffer(buffer, numpy.uint8, nbytes, offset).view(
+                target.dtype).reshape(target.shape)
+        machine.pinned_copies += 1
+        stream.enqueue(copy)
 
     def __len__(self):
         return len(self._a)
@@ -635,6 +695,8 @@ class _Machine:
         self.launches = []  # (name expression, device) of every kernel launch
         self.modules = []  # (name expressions, options) of every RawModule compiled
         self.collectives = []  # (NCCL operation, dtype, count) of every group completed
+        self.pinned = []  # (bytes, current device) of every alloc_pinned_memory
+        self.pinned_copies = 0  # asynchronous copies from pinned host memory (ndarray.set)
         self._local = threading.local()
 
     # -- per-thread current device and streams
@@ -820,6 +882,13 @@ class _Machine:
         target = self.lookup(dst, nbytes, dst_device, "memcpyPeerAsync destination")
         source = self.lookup(src, nbytes, src_device, "memcpyPeerAsync source")
         stream.enqueue(lambda: target.__setitem__(..., source))
+
+    def alloc_pinned_memory(self, size: int) -> PinnedMemoryPointer:
+        size = int(size)
+        if size < 0:
+            raise ValueError(f"alloc_pinned_memory: negative size {size}")
+        self.pinned.append((size, self.current_device()))
+        return PinnedMemoryPointer(size, self.current_device())
 
     def memory_info(self):
         used = sum(p.used + p.cached for p in [self.pools[self.current_device()]])
@@ -1084,5 +1153,7 @@ def emulated(count: int) -> types.ModuleType:
         get_elapsed_time=lambda start, stop: (stop.at - start.at) * 1e3,
         cublas=_EmulatedCublas(machine), get_cublas_handle=lambda: 0,
         compiler=_Namespace(CompileException=CompileException),
-        nccl=_nccl_module(machine), is_available=lambda: count > 0)
+        nccl=_nccl_module(machine), is_available=lambda: count > 0,
+        alloc_pinned_memory=machine.alloc_pinned_memory,
+        PinnedMemoryPointer=PinnedMemoryPointer)
     return fake

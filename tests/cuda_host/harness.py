@@ -21,6 +21,7 @@ import ctypes
 import functools
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -140,8 +141,12 @@ def build(source: Path, expressions, sanitize: str | None = None) -> Path:
     source = Path(source).resolve()
     unit = _translation_unit(source, expressions)
     flags = _flags(sanitize)
+    # Headers the source includes from its folder (kernels/gl_convert.cuh) are part of it.
+    headers = [(source.parent / name).read_text() for name in re.findall(
+        r'^#include "([\w.]+)"', source.read_text(), re.MULTILINE)
+        if (source.parent / name).exists()]
     key = hashlib.sha256("\0".join([
-        SHIM.read_text(), source.read_text(), unit, " ".join(flags),
+        SHIM.read_text(), source.read_text(), *headers, unit, " ".join(flags),
         compiler_version(compiler())]).encode()).hexdigest()[:24]
     out = cache_dir() / f"{source.stem}-{key}.so"
     if out.exists():

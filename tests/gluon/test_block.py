@@ -48,6 +48,16 @@ def test_params_collect_params_select_and_register_child():
         holder.register_child("net")
 
 
+def test_collect_params_select_matches_at_the_start_as_mxnet2():
+    # MXNet 2 filters with re.compile(select).match: anchored at the start, not a full match.
+    net = _mlp()
+    assert list(net.collect_params("weight")) == []
+    assert list(net.collect_params("0.w")) == ["0.weight"]
+    assert list(net.collect_params("0")) == ["0.weight", "0.bias"]
+    assert list(net.collect_params(".*bias$")) == ["0.bias", "1.bias"]
+    assert list(net.collect_params("0.w$")) == []
+
+
 def test_attribute_rules():
     b = mx.gluon.Block()
     b.c = mx.gluon.Block()

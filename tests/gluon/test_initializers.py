@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import gluonlite as mx
+from gluonlite.npx._rnn import param_size
 from gluonlite.gluon import nn
 
 
@@ -85,6 +86,32 @@ def test_rnn_fused_layout():
         init("p", (7,))
     with pytest.raises(ValueError, match="mode"):
         mx.init.RNNFused("lstmp", 1, 2)
+
+
+def test_rnn_fused_layout_with_projection_feeds_npx_rnn():
+    # 2-layer LSTMP, input 3, hidden 2, projection 1: per layer (8x in, 8x1, 1x2) weights,
+    # then the biases; layer 1's input is the projection.
+    init = mx.init.RNNFused("lstm", 2, 2, projection_size=1, i2h_weight_initializer="ones",
+                            h2h_weight_initializer=mx.init.Constant(2.0),
+                            h2r_weight_initializer=mx.init.Constant(3.0))
+    size = param_size("lstm", 2, 3, 2, False, 1)
+    assert size == (8 * 3 + 8 + 2) + (8 * 1 + 8 + 2) + 2 * 16
+    flat = init("rnn_parameters", (size,))
+    np.testing.assert_array_equal(flat[:34], [1] * 24 + [2] * 8 + [3] * 2)
+    np.testing.assert_array_equal(flat[34:52], [1] * 8 + [2] * 8 + [3] * 2)
+    np.testing.assert_array_equal(flat[52:60], 0)
+    np.testing.assert_array_equal(flat[60:68], [0, 0, 1, 1, 0, 0, 0, 0])
+    out = mx.npx.rnn(mx.np.ones((4, 5, 3)), mx.np.array(flat), mx.np.zeros((2, 5, 1)),
+                     mx.np.zeros((2, 5, 2)), mode="lstm", state_size=2, num_layers=2,
+                     projection_size=1)
+    assert out.shape == (4, 5, 1)
+    with pytest.raises(ValueError, match="does not fit a 2-layer lstm with state size 2 "
+                                         "and projection size 1"):
+        init("p", (size + 1,))
+    with pytest.raises(ValueError, match="only supported for mode='lstm'"):
+        mx.init.RNNFused("gru", 1, 2, projection_size=1)
+    with pytest.raises(ValueError, match="positive int"):
+        mx.init.RNNFused("lstm", 1, 2, projection_size=0)
 
 
 def test_register_dumps_eq():

@@ -49,7 +49,7 @@ def _length_mask(shape, lengths, axis):
 _GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
 
 
-def _np_step(mode, gi, gh, h, c, H):
+def _np_step(mode, gi, gh, h, c, H, wr=None, clip=None):
     if mode == "rnn_relu":
         return np.maximum(gi + gh, 0), c
     if mode == "rnn_tanh":
@@ -57,43 +57,53 @@ def _np_step(mode, gi, gh, h, c, H):
     if mode == "lstm":
         g = gi + gh
         c = _sigmoid(g[H:2 * H]) * c + _sigmoid(g[:H]) * np.tanh(g[2 * H:3 * H])
-        return _sigmoid(g[3 * H:]) * np.tanh(c), c
+        if clip is not None:
+            c = np.clip(c, *clip)
+        out = _sigmoid(g[3 * H:]) * np.tanh(c)
+        return (out if wr is None else wr @ out), c
     r, z = _sigmoid(gi[:H] + gh[:H]), _sigmoid(gi[H:2 * H] + gh[H:2 * H])
     n = np.tanh(gi[2 * H:] + r * gh[2 * H:])
     return (1 - z) * n + z * h, c
 
 
-def np_rnn(x, params, h0, c0, mode, H, L, bidirectional, lengths=None):
-    """MXNet's fused RNN transcribed one sequence and one step at a time."""
+def np_rnn(x, params, h0, c0, mode, H, L, bidirectional, lengths=None, P=None, clip=None):
+    """MXNet's fused RNN transcribed one sequence and one step at a time (``P``: the LSTM
+    projection size; each direction's [P, H] projection follows its h2h weight)."""
     G, D = _GATES[mode], 2 if bidirectional else 1
     T, N, I = x.shape
+    R = H if P is None else P  # width of the output and the recurrent state
     off, w = 0, {}
     for layer in range(L):
-        inputs = I if layer == 0 else D * H
+        inputs = I if layer == 0 else D * R
         for d in range(D):
             wi = params[off:off + G * H * inputs].reshape(G * H, inputs)
             off += G * H * inputs
-            wh = params[off:off + G * H * H].reshape(G * H, H)
-            off += G * H * H
-            w[layer, d] = [wi, wh]
+            wh = params[off:off + G * H * R].reshape(G * H, R)
+            off += G * H * R
+            wr = None
+            if P is not None:
+                wr = params[off:off + P * H].reshape(P, H)
+                off += P * H
+            w[layer, d] = [wi, wh, wr]
     for layer in range(L):
         for d in range(D):
             w[layer, d] += [params[off:off + G * H], params[off + G * H:off + 2 * G * H]]
             off += 2 * G * H
+    assert off == params.size
     lengths = [T] * N if lengths is None else list(lengths)
     seq, hs, cs = x, [], []
     for layer in range(L):
         outs = []
         for d in range(D):
-            wi, wh, bi, bh = w[layer, d]
+            wi, wh, wr, bi, bh = w[layer, d]
             k = layer * D + d
-            out = np.zeros((T, N, H))
-            hk, ck = np.zeros((N, H)), np.zeros((N, H))
+            out = np.zeros((T, N, R))
+            hk, ck = np.zeros((N, R)), np.zeros((N, H))
             for b in range(N):
                 h, c = h0[k, b], (c0[k, b] if c0 is not None else None)
                 steps = range(lengths[b]) if d == 0 else range(lengths[b] - 1, -1, -1)
                 for t in steps:
-                    h, c = _np_step(mode, wi @ seq[t, b] + bi, wh @ h + bh, h, c, H)
+                    h, c = _np_step(mode, wi @ seq[t, b] + bi, wh @ h + bh, h, c, H, wr, clip)
                     out[t, b] = h
                 hk[b] = h
                 if c is not None:
@@ -105,13 +115,15 @@ def np_rnn(x, params, h0, c0, mode, H, L, bidirectional, lengths=None):
     return seq, np.stack(hs), np.stack(cs)
 
 
-def _rnn_case(mode, layers, bidirectional, lengths=None):
-    T, N, I, H = 3, 2, 3, 2
+def _rnn_case(mode, layers, bidirectional, lengths=None, P=None, clip=None):
+    T, N, I, H = 3, 2, 3, 2 if P is None else 3
     D = 2 if bidirectional else 1
-    size = param_size(mode, layers, I, H, bidirectional)
-    inputs = [_randn(T, N, I), 0.5 * _randn(size), _randn(layers * D, N, H)]
+    size = param_size(mode, layers, I, H, bidirectional, P)
+    inputs = [_randn(T, N, I), 0.5 * _randn(size), _randn(layers * D, N, P or H)]
     if mode == "lstm":
         inputs.append(_randn(layers * D, N, H))
+    clips = {} if clip is None else dict(lstm_state_clip_min=clip[0],
+                                         lstm_state_clip_max=clip[1])
 
     def mx_fn(device):
         seq = None if lengths is None else mx.np.array(lengths, dtype="int32", device=device)
@@ -120,13 +132,14 @@ def _rnn_case(mode, layers, bidirectional, lengths=None):
             out, hn, *cn = npx.rnn(x, p, h0, c0, sequence_length=seq, mode=mode,
                                    state_size=H, num_layers=layers,
                                    bidirectional=bidirectional, state_outputs=True,
-                                   use_sequence_length=seq is not None)
+                                   use_sequence_length=seq is not None, projection_size=P,
+                                   **clips)
             parts = [out, hn] + cn
             return mx.np.concatenate([a.reshape(-1) for a in parts])
         return fn
 
     def np_fn(x, p, h0, c0=None):
-        out, hn, cn = np_rnn(x, p, h0, c0, mode, H, layers, bidirectional, lengths)
+        out, hn, cn = np_rnn(x, p, h0, c0, mode, H, layers, bidirectional, lengths, P, clip)
         parts = [out, hn] + ([cn] if mode == "lstm" else [])
         return np.concatenate([a.reshape(-1) for a in parts])
     return mx_fn, np_fn, inputs
@@ -220,6 +233,10 @@ CASES = {
     "rnn-lstm-2layer-bidirectional": _rnn_case("lstm", 2, True),
     "rnn-gru-bidirectional-lengths": _rnn_case("gru", 1, True, lengths=[2, 3]),
     "rnn-rnn_tanh-lengths": _rnn_case("rnn_tanh", 2, False, lengths=[3, 1]),
+    "rnn-lstmp": _rnn_case("lstm", 1, False, P=2),
+    "rnn-lstmp-2layer-bidirectional": _rnn_case("lstm", 2, True, P=2),
+    "rnn-lstmp-lengths-clip": _rnn_case("lstm", 2, True, lengths=[2, 3], P=1,
+                                        clip=(-0.4, 0.4)),
 }
 
 
@@ -365,7 +382,13 @@ def _bad_cases(d):
         (lambda: npx.rnn(seq, p, s, mode="gru", state_size=2, num_layers=1,
                          use_sequence_length=True), ValueError, "needs sequence_length"),
         (lambda: npx.rnn(seq, p, s, mode="gru", state_size=2, num_layers=1,
-                         projection_size=1), ValueError, "not supported"),
+                         projection_size=1), ValueError, "only supported for mode='lstm'"),
+        (lambda: npx.rnn(seq, p, s, s, mode="lstm", state_size=2, num_layers=1,
+                         projection_size=0), ValueError, "positive int or None"),
+        (lambda: npx.rnn(seq, mx.np.zeros((param_size("lstm", 1, 3, 2, False, 1),),
+                                          device=d), s, s, mode="lstm", state_size=2,
+                         num_layers=1, projection_size=1), ValueError,
+         r"state has shape \(1, 2, 2\), expected \(1, 2, 1\)"),
     ]
 
 
@@ -383,3 +406,19 @@ def test_operands_on_different_devices_are_refused():
         npx.batch_dot(a, b)
     with pytest.raises(ValueError, match="softmax: operands are on different devices"):
         npx.softmax(a, length=mx.np.ones((2, 3), device=mx.cpu(1)), use_length=True)
+
+
+def test_fully_connected_of_a_non_contiguous_view_stays_on_its_device(device):
+    # The reshape of a swapped view copies; on a GPU that copy must land on the input's GPU.
+    a, w = _randn(3, 4, 5), _randn(2, 5)
+    x = mx.np.array(a, device=device)
+    weight = mx.np.array(w, device=device)
+    x.attach_grad()
+    with autograd.record():
+        y = npx.fully_connected(mx.np.swapaxes(x, 0, 1), weight, no_bias=True, num_hidden=2,
+                                flatten=False)
+    y.backward()
+    np.testing.assert_allclose(y.asnumpy(), np.swapaxes(a, 0, 1) @ w.T, rtol=1e-12)
+    assert y.device == device and x.grad.device == device
+    np.testing.assert_allclose(x.grad.asnumpy(), np.broadcast_to(w.sum(0), a.shape),
+                               rtol=1e-12)

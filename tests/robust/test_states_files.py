@@ -95,6 +95,18 @@ _DAMAGE = {
                               r"Parameter 'w'.*index_update_count"),
     "count for an unknown index": (_set("index_update_count", {"0": 2, "1": 2, "7": 2}),
                                    checkpoint.CorruptCheckpointError, r"index_update_count"),
+    # The fields of kvstore=None's per-device states (see Trainer._states_content).
+    "device counts not a list": (_set("device_update_counts", {"0": 2}),
+                                 checkpoint.CorruptCheckpointError, r"device_update_counts"),
+    "a device's count negative": (_set("device_update_counts", [{"0": -1}]),
+                                  checkpoint.CorruptCheckpointError,
+                                  r"Parameter 'w'.*device_update_counts\[0\]"),
+    "a device's counts without states": (_set("device_update_counts", [{"0": 2, "1": 2}]),
+                                         checkpoint.CorruptCheckpointError,
+                                         r"Parameter 'w'.*no entry for it for device 1"),
+    "a state for a device without counts": (_set_state("device", 1),
+                                            checkpoint.CorruptCheckpointError,
+                                            r"Parameter 'w'.*device 1"),
 }
 
 

@@ -28,6 +28,9 @@ import weakref
 
 import numpy
 
+from ... import _backend
+from ...device import num_gpus
+from ...ndarray import ndarray
 from .batchify import default_batchify_fn
 from .sampler import BatchSampler, RandomSampler, SequentialSampler, _check_count
 from collections.abc import Callable, Iterator
@@ -64,6 +67,25 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return _check_count("DataLoader", name, value, minimum)
 
 
+def _pinned(batch: Any, device_id: int) -> Any:
+    """``batch`` with each host array (an ``mx.np`` array on a CPU, or a NumPy array) copied
+    into page-locked memory of CuPy's pinned pool, through tuples, lists and dicts; other
+    values as they are."""
+    if type(batch) is ndarray and batch.device.device_type == "cpu":
+        return ndarray(_pinned(batch._data, device_id), batch.device)
+    if type(batch) is numpy.ndarray:
+        host = _backend.pinned_empty(batch.shape, batch.dtype, device_id)
+        host[...] = batch
+        return host
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
+        return type(batch)(*(_pinned(b, device_id) for b in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_pinned(b, device_id) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _pinned(v, device_id) for k, v in batch.items()}
+    return batch
+
+
 class DataLoader:
     """Load ``dataset`` in mini-batches (MXNet 2's signature).
 
@@ -78,8 +100,15 @@ class DataLoader:
         batchify_fn: list of samples -> batch (default: stack every field into an
             ``mx.np`` array).
         num_workers: worker processes (0: load in the calling process).
-        pin_memory, pin_device_id: accepted for MXNet; batches are host (cpu) arrays either
-            way.
+        pin_memory: when a GPU is present, each batch's host arrays are placed in page-locked
+            (pinned) memory from CuPy's pinned memory pool (MXNet's ``cpu_pinned``), so
+            that the following copy to a GPU (``to_device``, ``split_and_load``) is queued
+            on the GPU's stream without blocking the host. The batches stay ``cpu(0)``
+            arrays. Without a GPU it changes nothing (as in MXNet's CPU build). As with
+            any asynchronous copy, do not write into a pinned batch on the host before
+            the GPU has read it (``mx.npx.waitall()``); gluonlite itself never does.
+        pin_device_id: the GPU current while the pinned memory is allocated (MXNet's
+            ``cpu_pinned(pin_device_id)``); an id below ``mx.num_gpus()``.
         prefetch: batches in flight with workers (default ``2 * num_workers``, at least 1).
         thread_pool: use threads instead of processes (for datasets that cannot fork).
         timeout: seconds to wait for one batch from the workers before ``TimeoutError``.
@@ -130,7 +159,16 @@ class DataLoader:
                             f"{type(batchify_fn).__name__}")
         self._batchify_fn = batchify_fn or default_batchify_fn
         self._thread_pool, self._timeout = thread_pool, timeout
-        self._pin_memory, self._pin_device_id = pin_memory, pin_device_id
+        if isinstance(pin_device_id, (bool, numpy.bool_)) or not isinstance(
+                pin_device_id, (int, numpy.integer)) or pin_device_id < 0:
+            raise TypeError(f"DataLoader: pin_device_id must be a GPU id (an int >= 0), "
+                            f"got {pin_device_id!r}")
+        gpus = num_gpus() if pin_memory else 0
+        if gpus and pin_device_id >= gpus:
+            raise ValueError(f"DataLoader: pin_device_id={pin_device_id}, but there are only "
+                             f"{gpus} GPUs (gpu(0)..gpu({gpus - 1}))")
+        self._pin_memory, self._pin_device_id = bool(pin_memory), int(pin_device_id)
+        self._pin = self._pin_memory and gpus > 0  # without a GPU: nothing to pin for
         self._pool: Any = None
         self._finalizer: Any = None
 
@@ -144,7 +182,12 @@ class DataLoader:
 
     def _iter_here(self) -> Iterator[Any]:
         for indices in self._batch_sampler:
-            yield self._batchify_fn([self._dataset[i] for i in indices])
+            yield self._ready(self._batchify_fn([self._dataset[i] for i in indices]))
+
+    def _ready(self, batch: Any) -> Any:
+        """The batch as the loop gets it: in pinned memory with ``pin_memory`` (in this
+        process: CUDA memory registered in a worker would be the worker's)."""
+        return _pinned(batch, self._pin_device_id) if self._pin else batch
 
     # ----------------------------------------------------------------- workers
     def _start_pool(self) -> Any:
@@ -196,7 +239,7 @@ class DataLoader:
                     raise TimeoutError(f"DataLoader: no batch from the {self._num_workers} "
                                        f"workers within timeout={self._timeout}s; raise "
                                        f"timeout for slow datasets") from None
-                yield batch
+                yield self._ready(batch)
             completed = True
         finally:
             if not completed:

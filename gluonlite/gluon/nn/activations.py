@@ -7,7 +7,7 @@ array([0., 2.]...)
 from __future__ import annotations
 
 from ... import npx
-from ..block import Block
+from ..block import HybridBlock
 from ..parameter import Parameter
 from ...ndarray import ndarray
 from typing import Any
@@ -16,7 +16,7 @@ from ...initializer import InitLike
 __all__ = ["Activation", "LeakyReLU", "PReLU", "ELU", "SELU", "GELU", "Swish", "SiLU"]
 
 
-class Activation(Block):
+class Activation(HybridBlock):
     """An activation function: ``'relu'``, ``'sigmoid'``, ``'tanh'``, ``'softrelu'`` or
     ``'softsign'`` (see ``npx.activation``)."""
 
@@ -31,7 +31,7 @@ class Activation(Block):
         return self._act_type
 
 
-class LeakyReLU(Block):
+class LeakyReLU(HybridBlock):
     """``x`` for positive inputs, ``alpha * x`` otherwise."""
 
     def __init__(self, alpha: float) -> None:
@@ -47,7 +47,7 @@ class LeakyReLU(Block):
         return str(self._alpha)
 
 
-class PReLU(Block):
+class PReLU(HybridBlock):
     """Leaky ReLU with a learned slope ``alpha`` (a Parameter of shape ``(in_channels,)``,
     one per channel on axis 1, or one shared slope with the default ``in_channels=1``)."""
 
@@ -61,7 +61,7 @@ class PReLU(Block):
         return npx.leaky_relu(x, self.alpha.data(x.device), act_type="prelu")
 
 
-class ELU(Block):
+class ELU(HybridBlock):
     """``x`` for positive inputs, ``alpha * (exp(x) - 1)`` otherwise."""
 
     def __init__(self, alpha: float = 1.0) -> None:
@@ -72,14 +72,14 @@ class ELU(Block):
         return npx.leaky_relu(x, act_type="elu", slope=self._alpha)
 
 
-class SELU(Block):
+class SELU(HybridBlock):
     """Scaled ELU with the self-normalising constants (Klambauer et al., 2017)."""
 
     def forward(self, x: ndarray) -> Any:
         return npx.leaky_relu(x, act_type="selu")
 
 
-class GELU(Block):
+class GELU(HybridBlock):
     """``x * Phi(x)``; ``approximation='erf'`` (exact) or ``'tanh'``."""
 
     def __init__(self, approximation: str = "erf") -> None:
@@ -93,7 +93,7 @@ class GELU(Block):
         return npx.leaky_relu(x, act_type=self._act_type)
 
 
-class Swish(Block):
+class Swish(HybridBlock):
     """``x * sigmoid(beta * x)``."""
 
     def __init__(self, beta: float = 1.0) -> None:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy
 
-from ... import _backend, npx
+from ... import _backend, np as _np, npx
 from ...autograd import record_op
 from ...ndarray import ndarray
-from ..block import Block
+from ..block import Block, HybridBlock
 from ..parameter import Parameter
 from .activations import Activation
 from collections.abc import Sequence, Callable
@@ -47,7 +47,7 @@ def _named(block: Block, call: Callable[..., Any], *args: Any, **kwargs: Any) ->
         raise ValueError(f"{type(block).__name__}: {e}") from None
 
 
-class _Conv(Block):
+class _Conv(HybridBlock):
     """Convolution over ``_nd`` spatial axes (``Conv1D``, ``Conv2D``, ``Conv3D``).
 
     Args:
@@ -181,7 +181,7 @@ class _ConvTranspose(_Conv):
                          in_channels, output_padding, dtype)
 
 
-class _Pool(Block):
+class _Pool(HybridBlock):
     """Pooling over ``_nd`` spatial axes: ``MaxPool2D``, ``AvgPool2D``, ... and the global
     variants.
 
@@ -249,7 +249,7 @@ def _reflect_index(n: int, before: int, after: int) -> numpy.ndarray:
     return numpy.where(idx >= n, period - idx, idx)
 
 
-class ReflectionPad2D(Block):
+class ReflectionPad2D(HybridBlock):
     """Pads the two spatial axes of (N, C, H, W) by reflection (the edge not repeated).
 
     Args:
@@ -289,13 +289,21 @@ class ReflectionPad2D(Block):
                 mh = xp.asarray((rows[:, None] == numpy.arange(h)).astype(g.dtype))
                 mw = xp.asarray((cols[:, None] == numpy.arange(w)).astype(g.dtype))
                 return (xp.einsum("nchw,hi,wj->ncij", g, mh, mw),)
-        return record_op(out, (x,), backward)
+
+        def graph(out, g):  # the same sums, recorded (create_graph)
+            with _backend.on(x.device):
+                mh = ndarray(xp.asarray((rows[:, None] == numpy.arange(h)).astype(g.dtype)),
+                             x.device)
+                mw = ndarray(xp.asarray((cols[:, None] == numpy.arange(w)).astype(g.dtype)),
+                             x.device)
+            return (_np.einsum("nchw,hi,wj->ncij", g, mh, mw),)
+        return record_op(out, (x,), backward, graph)
 
     def _extra_repr(self) -> str:
         return f"padding={self._padding}"
 
 
-class _PixelShuffle(Block):
+class _PixelShuffle(HybridBlock):
     """Rearranges (N, C * f1 * ... * fd, d1, ..., dd) into (N, C, d1 * f1, ..., dd * fd).
 
     Args:

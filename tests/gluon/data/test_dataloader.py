@@ -170,3 +170,96 @@ def test_thread_pool_and_timeout():
         next(iter(loader))
     gate.set()
     assert [b.asnumpy().tolist() for b in loader] == [[0.0], [1.0]]
+
+
+# ----------------------------------------------------------------------- pin_memory
+def _pairs(n=6):
+    return gdata.ArrayDataset(numpy.arange(n * 3, dtype=numpy.float32).reshape(n, 3),
+                              numpy.arange(n, dtype=numpy.int64))
+
+
+def test_pin_memory_without_a_gpu_changes_nothing():
+    if mx.num_gpus():
+        pytest.skip("a GPU is visible: test_pin_memory_places_batches_in_pinned_memory")
+    from gluonlite import _backend
+    plain = list(gdata.DataLoader(_pairs(), batch_size=4))
+    pinned = list(gdata.DataLoader(_pairs(), batch_size=4, pin_memory=True, pin_device_id=3))
+    for (x, y), (px, py) in zip(plain, pinned):
+        assert px.device == mx.cpu(0)
+        numpy.testing.assert_array_equal(px.asnumpy(), x.asnumpy())
+        numpy.testing.assert_array_equal(py.asnumpy(), y.asnumpy())
+        assert px._data.base is None  # an ordinary host array, as in MXNet's CPU build
+    assert _backend.pinned_owner(numpy.zeros(3)) is None
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_pin_memory_places_batches_in_pinned_memory(emulated_gpus, num_workers):
+    from gluonlite import _backend
+    machine = emulated_gpus.machine
+    loader = gdata.DataLoader(_pairs(), batch_size=4, pin_memory=True, pin_device_id=1,
+                              num_workers=num_workers)
+    batches = list(loader)
+    assert len(batches) == 2
+    plain = list(gdata.DataLoader(_pairs(), batch_size=4))
+    for (x, y), (px, py) in zip(plain, batches):
+        for a, pa in ((x, px), (y, py)):
+            assert pa.device == mx.cpu(0) and pa.dtype == a.dtype
+            numpy.testing.assert_array_equal(pa.asnumpy(), a.asnumpy())
+            # The buffer is the pinned allocator's, allocated with gpu(pin_device_id) current.
+            owner = _backend.pinned_owner(pa._data)
+            assert isinstance(owner, emulated_gpus.cuda.PinnedMemoryPointer)
+            assert owner.device_id == 1
+    assert [device for _, device in machine.pinned] == [1] * 4
+
+
+def test_copy_from_a_pinned_batch_is_asynchronous(emulated_gpus):
+    from gluonlite import _backend
+    machine = emulated_gpus.machine
+    (x, y), = gdata.DataLoader(_pairs(4), batch_size=4, pin_memory=True)
+    expected = x.asnumpy().copy()
+    stream = machine.current_stream(0)
+    parts = mx.gluon.utils.split_and_load(x, [mx.gpu(0)])
+    # Queued on gpu(0)'s stream, not yet run: the host did not wait for it.
+    assert machine.pinned_copies == 1 and stream.executed < stream.enqueued
+    assert any(held is not None and _backend.pinned_owner(held) is not None
+               for _, held in _backend._in_flight)
+    del x  # the batch may go: the copy holds its source until it has run
+    numpy.testing.assert_array_equal(parts[0].asnumpy(), expected)
+    # A pageable source is copied at once, as before.
+    moved = mx.np.array(numpy.ones(3, numpy.float32)).to_device(mx.gpu(1))
+    assert machine.pinned_copies == 1
+    numpy.testing.assert_array_equal(moved.asnumpy(), 1.0)
+    # Both devices read their own copy of a pinned batch split in two.
+    (x, _), = gdata.DataLoader(_pairs(4), batch_size=4, pin_memory=True)
+    halves = mx.gluon.utils.split_and_load(x, [mx.gpu(0), mx.gpu(1)])
+    assert machine.pinned_copies == 3
+    numpy.testing.assert_array_equal(numpy.concatenate([h.asnumpy() for h in halves]),
+                                     expected)
+    # Empty and 0-d pinned arrays move too.
+    for shape in ((0, 3), ()):
+        host = _backend.pinned_empty(shape, numpy.float32, 0)
+        host[...] = 5.0
+        moved = mx.np.ndarray(host, mx.cpu(0)).to_device(mx.gpu(0))
+        assert moved.shape == shape
+        numpy.testing.assert_array_equal(moved.asnumpy(), host)
+
+
+def test_an_async_copy_whose_pinned_source_is_freed_is_caught(emulated_gpus):
+    # The emulator's rule that the test above relies on: without the hold, the copy fails.
+    from tests.cuda_host import fake_cupy
+    source = numpy.frombuffer(emulated_gpus.cuda.alloc_pinned_memory(12), numpy.float32, 3)
+    source[...] = 2.0
+    with emulated_gpus.cuda.Device(0):
+        out = emulated_gpus.empty((3,), numpy.float32)
+        out.set(source, stream=emulated_gpus.cuda.get_current_stream())
+        del source
+        with pytest.raises(fake_cupy.EmulationError, match="freed before the copy ran"):
+            emulated_gpus.cuda.get_current_stream().synchronize()
+
+
+def test_pin_device_id_is_checked(emulated_gpus):
+    with pytest.raises(ValueError, match=r"pin_device_id=2, but there are only 2 GPUs"):
+        gdata.DataLoader(_pairs(), batch_size=2, pin_memory=True, pin_device_id=2)
+    for bad in ("0", -1, True, 1.0):
+        with pytest.raises(TypeError, match="pin_device_id must be a GPU id"):
+            gdata.DataLoader(_pairs(), batch_size=2, pin_memory=True, pin_device_id=bad)
