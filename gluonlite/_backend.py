@@ -124,7 +124,8 @@ def pinned_empty(shape: Any, dtype: Any, device_id: int) -> numpy.ndarray[Any, A
     count = int(numpy.prod(shape, dtype=numpy.int64))
     with on(Device("gpu", device_id)):
         memory = cp.cuda.alloc_pinned_memory(max(count * dtype.itemsize, 1))
-    return numpy.frombuffer(memory, dtype, count).reshape(shape)
+    out: numpy.ndarray[Any, Any] = numpy.frombuffer(memory, dtype, count).reshape(shape)
+    return out
 
 
 def pinned_owner(raw: Any) -> Any:

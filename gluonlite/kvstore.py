@@ -110,11 +110,13 @@ class MPIKVStore(KVStore):
 
     @property
     def rank(self) -> int:
-        return self._comm.Get_rank()
+        rank: int = self._comm.Get_rank()
+        return rank
 
     @property
     def num_workers(self) -> int:
-        return self._comm.Get_size()
+        size: int = self._comm.Get_size()
+        return size
 
     def _wait(self, request: Any, what: str) -> None:
         """Poll a non-blocking collective until done or ``timeout`` (then TimeoutError)."""

@@ -360,7 +360,7 @@ class Recorded:
 
     __name__ = "gluonlite.np"
 
-    def __init__(self, device):
+    def __init__(self, device: Device) -> None:
         self._device = device
 
     def __getattr__(self, name):

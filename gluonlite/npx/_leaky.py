@@ -152,7 +152,7 @@ def leaky_relu(data: Any = None, gamma: Any = None, act_type: str = "leaky",
     rrelu_slope = ndarray(s, device) if act_type == "rrelu" and autograd.is_training() \
         else None
 
-    def graph(out, g):
+    def graph(out: ndarray, g: ndarray) -> tuple[Any, ...]:
         # The same derivative on recorded arrays (create_graph).
         if len(inputs) == 2:
             slope_ = gamma if gamma.shape[0] == 1 else \

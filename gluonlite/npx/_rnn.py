@@ -211,7 +211,7 @@ def rnn(data: Any = None, parameters: Any = None,
             src = x[rev] if d and rev is not None else x
             xw = fully_connected(src, w_i2h, b_i2h, num_hidden=w_i2h.shape[0], flatten=False)
             order = range(seq_len - 1, -1, -1) if d and rev is None else range(seq_len)
-            steps: list[Any] = [None] * seq_len
+            steps = [None] * seq_len
             for t in order:
                 h_new, c_new = _cell(mode, xw[t], h, c, w_h2h, b_h2h, H, clip_range, w_h2r)
                 if masks is None:

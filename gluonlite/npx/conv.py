@@ -43,7 +43,7 @@ from .nn import _check_same_device
 from types import ModuleType
 from typing import Any
 from .._typing import DTypeLike, RawArray
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 __all__ = ["convolution", "deconvolution", "pooling"]
 
@@ -432,7 +432,7 @@ def convolution(data: Any = None, weight: Any = None,
     geometry = dict(kernel=kernel, stride=stride, dilate=dilate, pad=pad,
                     num_group=groups, layout=layout)
 
-    def graph(out, g):
+    def graph(out: ndarray, g: ndarray) -> tuple[Any, ...]:
         # Recorded (create_graph): the input gradient is a deconvolution of g with the same
         # weight, the weight gradient a recorded op of (data, g), the bias' a sum.
         dx = dw = db = None
@@ -447,11 +447,12 @@ def convolution(data: Any = None, weight: Any = None,
     return record_op(out, inputs, backward, graph)
 
 
-def _non_channel_axes(ndim: int, channels_last: bool) -> tuple:
+def _non_channel_axes(ndim: int, channels_last: bool) -> tuple[int, ...]:
     return tuple(i for i in range(ndim) if i != (ndim - 1 if channels_last else 1))
 
 
-def _weight_grad(data, dy, w_shape, geometry):
+def _weight_grad(data: ndarray, dy: ndarray, w_shape: tuple[int, ...],
+                 geometry: dict[str, Any]) -> ndarray:
     """The weight gradient of ``convolution(data, W)`` for output gradient ``dy``, as a
     recorded op of (data, dy) (``create_graph``). Bilinear: its gradient for ``h`` (shaped
     like W) is ``deconvolution(dy, h)`` for data and ``convolution(data, h)`` for dy."""
@@ -469,7 +470,7 @@ def _weight_grad(data, dy, w_shape, geometry):
                                     compute)
         out = ndarray(_weight_from_matrix(xp, dwmat, w_shape, cl, dtype), device)
 
-    def vjp(h):
+    def vjp(h: ndarray) -> tuple[Any, Any]:
         dd = ddy = None
         if requires_grad(data):
             dd = deconvolution(dy, h, num_filter=data.shape[-1 if cl else 1],
@@ -478,7 +479,7 @@ def _weight_grad(data, dy, w_shape, geometry):
             ddy = convolution(data, h, num_filter=w_shape[0], no_bias=True, **geometry)
         return dd, ddy
 
-    def backward(h):
+    def backward(h: RawArray) -> tuple[Any, ...]:
         with autograd.pause():
             grads = vjp(ndarray(h, device))
         return tuple(None if v is None else v._data for v in grads)
@@ -553,7 +554,7 @@ def deconvolution(data: Any = None, weight: Any = None, bias: ndarray | None = N
     geometry = dict(kernel=kernel, stride=stride, dilate=dilate, pad=pad,
                     num_group=groups, layout=layout)
 
-    def graph(out, g):
+    def graph(out: ndarray, g: ndarray) -> tuple[Any, ...]:
         # Recorded (create_graph): deconvolution is convolution's input gradient, so its
         # own input gradient is a convolution of g, and its weight gradient is
         # convolution's weight gradient with the roles of input and output swapped.
@@ -599,7 +600,8 @@ def _pool_windows(xp: ModuleType, grid: _Grid, count_include_pad: bool,
 _use_pool_kernels = True
 
 
-def _pool_kernel_backward(data, cl, pool_type, kernel, stride, pad, count_include_pad):
+def _pool_kernel_backward(data: ndarray, cl: bool, pool_type: str, kernel: Any, stride: Any,
+                          pad: Any, count_include_pad: Any) -> Callable[..., Any] | None:
     """The backward of one pooling call through kernels/pool.cu (one gather per input
     element, the windows' gradients in the array-op path's order), or None where the array
     ops serve (CPU, float64, the switch off)."""
@@ -611,7 +613,7 @@ def _pool_kernel_backward(data, cl, pool_type, kernel, stride, pad, count_includ
     device, xp = data.device, data._xp
     raw = _backend.contiguous(xp, data._data)
 
-    def backward(g):
+    def backward(g: RawArray) -> tuple[RawArray]:
         with _backend.on(device):
             g = _backend.contiguous(xp, g.astype(raw.dtype, copy=False))
             return (_kernels.pool_backward(raw, g, pool_type, kernel, stride, pad, cl,
@@ -619,9 +621,10 @@ def _pool_kernel_backward(data, cl, pool_type, kernel, stride, pad, count_includ
     return backward
 
 
-def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
-            pooling_convention="valid", global_pool=False, cudnn_off=False, p_value=None,
-            count_include_pad=None, layout=None):
+def pooling(data: Any = None, kernel: Any = None, stride: Any = None, pad: Any = None,
+            pool_type: str = "max", pooling_convention: str = "valid", global_pool: bool = False,
+            cudnn_off: bool = False, p_value: int | None = None,
+            count_include_pad: bool | None = None, layout: str | None = None) -> ndarray:
     """MXNet's ``Pooling``: ``max``, ``avg`` or ``sum`` over 1-D, 2-D or 3-D windows.
 
     Args:
@@ -674,7 +677,8 @@ def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
                     dx = xp.broadcast_to(g / size if pool_type == "avg" else g, raw.shape)
                 return (xp.ascontiguousarray(dx).astype(dtype, copy=False),)
 
-        def global_apply(h):  # the pooling's Jacobian applied to h (data's shape)
+        def global_apply(h: RawArray) -> RawArray:
+            # the pooling's Jacobian applied to h (data's shape)
             with _backend.on(device):
                 h = h.astype(compute, copy=False)
                 if pool_type == "max":
@@ -753,7 +757,7 @@ def pooling(data=None, kernel=None, stride=None, pad=None, pool_type="max",
             dx = _from_phases(xp, dbuf, grid, compute)
             return (_from_cl(xp, dx, cl).astype(dtype, copy=False),)
 
-    def apply(h):
+    def apply(h: RawArray) -> RawArray:
         """The pooling's Jacobian applied to ``h`` (data's shape): the window sums (or
         averages) of h, or for max h at each window's first maximum."""
         with _backend.on(device):

@@ -177,7 +177,7 @@ def fully_connected(x: ndarray, weight: ndarray, bias: ndarray | None = None,
             dx = dx.reshape(x_shape)
         return (dx, dw) if bias is None else (dx, dw, db)
 
-    def graph(out, g):
+    def graph(out: ndarray, g: ndarray) -> tuple[Any, ...]:
         # The same products with recorded ops (create_graph): dx = dy W, dW = dy^T x,
         # db = sum(dy).
         dy = g if len(x_shape) == 2 else g.reshape(-1, units)
@@ -340,7 +340,7 @@ def _softmax(op: str, data: ndarray, axis: int, temperature: float | None, dtype
             dx = p * (g - (g * p).sum(axis=axis, keepdims=True))
         return ((dx / t if t != 1.0 else dx).astype(in_dtype, copy=False),)
 
-    def graph(out, g):
+    def graph(out: ndarray, g: ndarray) -> tuple[Any, ...]:
         # The same formulas on recorded arrays, p from the output (create_graph).
         m = None if mask is None else ndarray(mask, data._device)
         if log:
@@ -459,7 +459,7 @@ def pick(data: ndarray, index: Any, axis: int = -1, mode: str = "clip",
         onehot = (idx_k == positions).astype(data.dtype)
         return (onehot * g.reshape(idx_k.shape),)
 
-    def graph(out, g):
+    def graph(out: ndarray, g: ndarray) -> tuple[Any, ...]:
         with _backend.on(data._device):
             positions = xp.arange(n).reshape((n,) + (1,) * (data.ndim - axis - 1))
             onehot = ndarray((idx_k == positions).astype(data.dtype), data._device)
@@ -501,7 +501,7 @@ def embedding(data: ndarray, weight: ndarray, input_dim: int | None = None,
         autograd._scatter_add(xp, full, flat, rows)
         return None, full
 
-    def graph(out, g):  # dense, recorded (create_graph)
+    def graph(out: ndarray, g: ndarray) -> tuple[Any, ...]:  # dense, recorded (create_graph)
         return None, scatter_add(g.reshape(-1, weight.shape[1]), weight.shape,
                                  ids.reshape(-1))
     return record_op(out, (data, weight), backward, graph)
@@ -620,7 +620,7 @@ def batch_dot(a: Any, b: RawArray, transpose_a: bool = False, transpose_b: bool 
         return (xp.swapaxes(ga, -1, -2) if transpose_a else ga,
                 xp.swapaxes(gb, -1, -2) if transpose_b else gb)
 
-    def graph(out, g):
+    def graph(out: ndarray, g: ndarray) -> tuple[Any, ...]:
         op_a = xp_np.swapaxes(a, -1, -2) if transpose_a else a
         op_b = xp_np.swapaxes(b, -1, -2) if transpose_b else b
         ga = xp_np.matmul(g, xp_np.swapaxes(op_b, -1, -2))

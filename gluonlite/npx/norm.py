@@ -29,6 +29,8 @@ from ..autograd import record_op, requires_grad
 from .. import np as _np
 from ..ndarray import ndarray
 from .nn import _check_same_device
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 from .._typing import RawArray
 from ..device import Device
@@ -52,7 +54,9 @@ def _check_param(op: str, name: str, p: Any, shape: tuple[int, ...], data: ndarr
                          f"shape {data.shape}")
 
 
-def _graph(data, gamma, beta, view, reduce_axes, param_view, eps, fix_gamma, stats):
+def _graph(data: ndarray, gamma: ndarray | None, beta: ndarray | None, view: tuple[int, ...],
+           reduce_axes: tuple[int, ...], param_view: tuple[int, ...], eps: float,
+           fix_gamma: bool, stats: Any) -> Callable[..., Any]:
     """The normalisation's gradients on recorded arrays (create_graph), as the ``graph``
     of its ``record_op``: batch statistics (``stats`` None) are recomputed from the data so
     that their dependence on it is recorded too; otherwise ``stats`` are the raw (mean,
@@ -60,7 +64,7 @@ def _graph(data, gamma, beta, view, reduce_axes, param_view, eps, fix_gamma, sta
     device = data.device
     param_axes = tuple(a for a in range(len(view)) if param_view[a] == 1)
 
-    def graph(out, dy):
+    def graph(out: ndarray, dy: ndarray) -> tuple[Any, ...]:
         xv = data.reshape(view)
         dy = dy.reshape(view)
         if stats is None:
@@ -72,7 +76,7 @@ def _graph(data, gamma, beta, view, reduce_axes, param_view, eps, fix_gamma, sta
             centred = xv - ndarray(stats[0].reshape(param_view), device)
             inv_ = ndarray(stats[1].reshape(param_view), device)
         xhat_ = centred * inv_
-        grads = []
+        grads: list[ndarray | None] = []
         if requires_grad(data):
             dxhat = dy if gamma is None or fix_gamma else dy * gamma.reshape(param_view)
             if stats is None:
@@ -98,8 +102,10 @@ def _graph(data, gamma, beta, view, reduce_axes, param_view, eps, fix_gamma, sta
     return graph
 
 
-def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_gamma=False,
-               stats=None, reduce_stats=None):
+def _normalize(op: str, data: ndarray, gamma: ndarray, beta: ndarray, view: tuple[int, ...],
+               reduce_axes: tuple[int, ...], param_view: tuple[int, ...], eps: float,
+               fix_gamma: bool = False, stats: Any = None,
+               reduce_stats: Any = None) -> tuple[ndarray, RawArray, RawArray]:
     """The shared core.
 
     Args:
@@ -187,14 +193,14 @@ def _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps, fix_ga
     return record_op(out, inputs, backward, graph), mean, var
 
 
-def _merge_sums(parts):
+def _merge_sums(parts: Any) -> tuple[list[Any], Any]:
     """``[(arrays, count), ...]`` -> their element-wise sums and total count, added in
     the order given (so every participant that merges the same list gets the same bits)."""
     arrays = [sum(p[0][i] for p in parts) for i in range(len(parts[0][0]))]
     return arrays, sum(p[1] for p in parts)
 
 
-def _merge_moments(parts):
+def _merge_moments(parts: Any) -> tuple[list[Any], Any]:
     """``[((sum, m2), count), ...]``, ``m2`` the sum of squared deviations from each part's
     own mean, -> the same for the union of the parts (Chan et al.'s pairwise update).
 
@@ -217,21 +223,23 @@ def _merge_moments(parts):
 _use_kernels = True
 
 
-def _kernel_path(x) -> bool:
+def _kernel_path(x: ndarray) -> bool:
     if not _use_kernels or x._xp is numpy or x.size == 0:
         return False
     from .. import _kernels
     return _kernels.norm_ctype(x.dtype) is not None
 
 
-def _float32(xp, p):
+def _float32(xp: ModuleType, p: ndarray | None) -> RawArray:
     """A parameter's data as a C-contiguous float32 array (no copy when it is one)."""
     return None if p is None else _backend.contiguous(
         xp, p._data.astype(numpy.float32, copy=False))
 
 
-def _batch_norm_kernels(x, gamma, beta, running_mean, running_var, axis, eps, momentum,
-                        fix_gamma, training):
+def _batch_norm_kernels(x: ndarray, gamma: ndarray | None, beta: ndarray | None,
+                        running_mean: ndarray, running_var: ndarray, axis: int, eps: float,
+                        momentum: float, fix_gamma: bool,
+                        training: bool) -> tuple[ndarray, RawArray, RawArray]:
     """batch_norm through kernels/norm.cu: (out, mean, var) as ``_normalize`` returns them,
     the running statistics updated in training."""
     from .. import _kernels
@@ -253,7 +261,7 @@ def _batch_norm_kernels(x, gamma, beta, running_mean, running_var, axis, eps, mo
         out = ndarray(y, device)
     inputs = tuple(a for a in (x, gamma, beta) if a is not None)
 
-    def backward(dy):
+    def backward(dy: RawArray) -> tuple[Any, ...]:
         with _backend.on(device):
             dy = _backend.contiguous(xp, dy.astype(x.dtype, copy=False))
             want_gamma = gamma is not None and not fix_gamma and requires_grad(gamma)
@@ -278,7 +286,8 @@ def _batch_norm_kernels(x, gamma, beta, running_mean, running_var, axis, eps, mo
     return record_op(out, inputs, backward, graph), mean, var
 
 
-def _layer_norm_kernels(data, gamma, beta, eps):
+def _layer_norm_kernels(data: ndarray, gamma: ndarray | None, beta: ndarray | None,
+                        eps: float) -> tuple[ndarray, RawArray, RawArray]:
     """layer_norm over the last axis through kernels/norm.cu: (out, mean, var)."""
     from .. import _kernels
     device, xp = data.device, data._xp
@@ -289,7 +298,7 @@ def _layer_norm_kernels(data, gamma, beta, eps):
         out = ndarray(y, device)
     inputs = tuple(a for a in (data, gamma, beta) if a is not None)
 
-    def backward(dy):
+    def backward(dy: RawArray) -> tuple[Any, ...]:
         with _backend.on(device):
             dy = _backend.contiguous(xp, dy.astype(data.dtype, copy=False))
             want_gamma = gamma is not None and requires_grad(gamma)
@@ -309,7 +318,8 @@ def _layer_norm_kernels(data, gamma, beta, eps):
     return record_op(out, inputs, backward, graph), mean, var
 
 
-def _update_running(running_mean, running_var, mean, var, momentum):
+def _update_running(running_mean: ndarray, running_var: ndarray, mean: RawArray,
+                    var: RawArray, momentum: float) -> None:
     """``running = running * momentum + batch * (1 - momentum)`` in the running arrays'
     dtype (MXNet's biased variance)."""
     with _backend.on(running_mean.device):

@@ -114,6 +114,10 @@ class DataLoader:
         timeout: seconds to wait for one batch from the workers before ``TimeoutError``.
     """
 
+    _pin_memory: bool
+    _pin_device_id: int
+    _pin: bool
+
     _batchify_fn: Callable[..., Any]
     _thread_pool: bool
     _timeout: float

@@ -290,7 +290,8 @@ class ReflectionPad2D(HybridBlock):
                 mw = xp.asarray((cols[:, None] == numpy.arange(w)).astype(g.dtype))
                 return (xp.einsum("nchw,hi,wj->ncij", g, mh, mw),)
 
-        def graph(out, g):  # the same sums, recorded (create_graph)
+        def graph(out: ndarray, g: ndarray) -> tuple[ndarray]:
+            # the same sums, recorded (create_graph)
             with _backend.on(x.device):
                 mh = ndarray(xp.asarray((rows[:, None] == numpy.arange(h)).astype(g.dtype)),
                              x.device)
