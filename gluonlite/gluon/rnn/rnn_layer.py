@@ -21,13 +21,17 @@ from ...ndarray import ndarray
 from ...npx._rnn import param_size
 from ..block import HybridBlock
 from ..parameter import Parameter
+from collections.abc import Callable
+from typing import Any
+from ..._typing import DTypeLike
+from ...initializer import InitLike
 
 __all__ = ["RNN", "LSTM", "GRU"]
 
 _GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
 
 
-def _positive(layer: str, name: str, value) -> int:
+def _positive(layer: str, name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
         raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
     return int(value)
@@ -36,11 +40,13 @@ def _positive(layer: str, name: str, value) -> int:
 class _RNNLayer(HybridBlock):
     """The fused recurrent layer behind ``RNN``, ``LSTM`` and ``GRU``."""
 
-    def __init__(self, hidden_size, num_layers, layout, dropout, bidirectional, input_size,
-                 i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
-                 h2h_bias_initializer, mode, projection_size, h2r_weight_initializer,
-                 lstm_state_clip_min, lstm_state_clip_max, lstm_state_clip_nan, dtype,
-                 use_sequence_length=False):
+    def __init__(self, hidden_size: int, num_layers: int, layout: str, dropout: float,
+                 bidirectional: bool, input_size: int, i2h_weight_initializer: InitLike,
+                 h2h_weight_initializer: InitLike, i2h_bias_initializer: InitLike,
+                 h2h_bias_initializer: InitLike, mode: str, projection_size: int | None,
+                 h2r_weight_initializer: InitLike, lstm_state_clip_min: float | None,
+                 lstm_state_clip_max: float | None, lstm_state_clip_nan: bool,
+                 dtype: DTypeLike, use_sequence_length: bool = False) -> None:
         super().__init__()
         name = type(self).__name__
         if layout not in ("TNC", "NTC"):
@@ -61,7 +67,7 @@ class _RNNLayer(HybridBlock):
         self._clip = (lstm_state_clip_min, lstm_state_clip_max, lstm_state_clip_nan)
         self._dtype = dtype
         self._use_sequence_length = bool(use_sequence_length)
-        self.skip_states = None
+        self.skip_states: bool | None = None
         init = initializer.RNNFused(
             mode, self._num_layers, self._hidden_size, bool(bidirectional),
             self._projection_size, i2h_weight_initializer=i2h_weight_initializer,
@@ -90,7 +96,7 @@ class _RNNLayer(HybridBlock):
             text += f", projection_size={self._projection_size}"
         return text + ")"
 
-    def state_info(self, batch_size: int = 0) -> list:
+    def state_info(self, batch_size: int = 0) -> list[dict[str, Any]]:
         """Shape, layout and dtype of each begin state (h, and c for LSTM)."""
         rows = self._num_layers * self._dir
         out = self._projection_size or self._hidden_size
@@ -100,7 +106,8 @@ class _RNNLayer(HybridBlock):
                          "dtype": self._dtype})
         return info
 
-    def begin_state(self, batch_size: int = 0, func=None, **kwargs) -> list:
+    def begin_state(self, batch_size: int = 0, func: Callable[..., Any] | None = None,
+                    **kwargs: Any) -> list[Any]:
         """Initial states, ``func(shape=..., device=..., dtype=...)`` each (zeros by
         default); ``kwargs`` (e.g. ``device``, ``dtype``) override the defaults."""
         func = np.zeros if func is None else func
@@ -111,18 +118,19 @@ class _RNNLayer(HybridBlock):
             states.append(func(shape=info.pop("shape"), **info))
         return states
 
-    def cast(self, dtype) -> None:
+    def cast(self, dtype: DTypeLike) -> None:
         super().cast(dtype)
         self._dtype = numpy.dtype(dtype).name
 
-    def infer_shape(self, inputs, *args) -> None:
+    def infer_shape(self, inputs: ndarray, *args: Any) -> None:
         if inputs.ndim != 3:
             raise ValueError(f"{type(self).__name__}: input must be 3-D ({self._layout}), got "
                              f"shape {inputs.shape}")
         self._input_size = int(inputs.shape[2])
         self.rnn_param.shape = (self._param_size(self._input_size),)
 
-    def __call__(self, inputs, states=None, sequence_length=None, **kwargs):
+    def __call__(self, inputs: Any, states: Any = None, sequence_length: Any = None,
+                 **kwargs: Any) -> Any:
         self.skip_states = states is None
         if states is None:
             batch = inputs.shape[self._layout.find("N")]
@@ -136,7 +144,7 @@ class _RNNLayer(HybridBlock):
                              f"use_sequence_length=True")
         return super().__call__(inputs, states, **kwargs)
 
-    def forward(self, inputs, states, sequence_length=None):
+    def forward(self, inputs: Any, states: Any, sequence_length: Any = None) -> Any:
         name = type(self).__name__
         if not isinstance(inputs, ndarray) or inputs.ndim != 3:
             raise ValueError(f"{name}: input must be a 3-D array ({self._layout}), got "
@@ -189,11 +197,13 @@ class RNN(_RNNLayer):
     ``begin_state``) the output and the final states.
     """
 
-    def __init__(self, hidden_size, num_layers=1, activation="relu", layout="TNC",
-                 dropout=0, bidirectional=False, i2h_weight_initializer=None,
-                 h2h_weight_initializer=None, i2h_bias_initializer="zeros",
-                 h2h_bias_initializer="zeros", input_size=0, dtype="float32",
-                 use_sequence_length=False):
+    def __init__(self, hidden_size: int, num_layers: int = 1, activation: str = "relu",
+                 layout: str = "TNC", dropout: float = 0, bidirectional: bool = False,
+                 i2h_weight_initializer: InitLike = None,
+                 h2h_weight_initializer: InitLike = None,
+                 i2h_bias_initializer: InitLike = "zeros",
+                 h2h_bias_initializer: InitLike = "zeros", input_size: int = 0,
+                 dtype: DTypeLike = "float32", use_sequence_length: bool = False) -> None:
         if activation not in ("relu", "tanh"):
             raise ValueError(f"RNN: activation must be 'relu' or 'tanh', got {activation!r}")
         super().__init__(hidden_size, num_layers, layout, dropout, bidirectional, input_size,
@@ -219,12 +229,15 @@ class LSTM(_RNNLayer):
     hidden_size).
     """
 
-    def __init__(self, hidden_size, num_layers=1, layout="TNC", dropout=0,
-                 bidirectional=False, input_size=0, i2h_weight_initializer=None,
-                 h2h_weight_initializer=None, i2h_bias_initializer="zeros",
-                 h2h_bias_initializer="zeros", projection_size=None,
-                 h2r_weight_initializer=None, state_clip_min=None, state_clip_max=None,
-                 state_clip_nan=False, dtype="float32", use_sequence_length=False):
+    def __init__(self, hidden_size: int, num_layers: int = 1, layout: str = "TNC",
+                 dropout: float = 0, bidirectional: bool = False, input_size: int = 0,
+                 i2h_weight_initializer: InitLike = None,
+                 h2h_weight_initializer: InitLike = None,
+                 i2h_bias_initializer: InitLike = "zeros",
+                 h2h_bias_initializer: InitLike = "zeros", projection_size: int | None = None,
+                 h2r_weight_initializer: InitLike = None, state_clip_min: float | None = None,
+                 state_clip_max: float | None = None, state_clip_nan: bool = False,
+                 dtype: DTypeLike = "float32", use_sequence_length: bool = False) -> None:
         super().__init__(hidden_size, num_layers, layout, dropout, bidirectional, input_size,
                          i2h_weight_initializer, h2h_weight_initializer,
                          i2h_bias_initializer, h2h_bias_initializer, "lstm", projection_size,
@@ -238,10 +251,13 @@ class GRU(_RNNLayer):
     Arguments as for ``RNN`` (without ``activation``).
     """
 
-    def __init__(self, hidden_size, num_layers=1, layout="TNC", dropout=0,
-                 bidirectional=False, input_size=0, i2h_weight_initializer=None,
-                 h2h_weight_initializer=None, i2h_bias_initializer="zeros",
-                 h2h_bias_initializer="zeros", dtype="float32", use_sequence_length=False):
+    def __init__(self, hidden_size: int, num_layers: int = 1, layout: str = "TNC",
+                 dropout: float = 0, bidirectional: bool = False, input_size: int = 0,
+                 i2h_weight_initializer: InitLike = None,
+                 h2h_weight_initializer: InitLike = None,
+                 i2h_bias_initializer: InitLike = "zeros",
+                 h2h_bias_initializer: InitLike = "zeros", dtype: DTypeLike = "float32",
+                 use_sequence_length: bool = False) -> None:
         super().__init__(hidden_size, num_layers, layout, dropout, bidirectional, input_size,
                          i2h_weight_initializer, h2h_weight_initializer,
                          i2h_bias_initializer, h2h_bias_initializer, "gru", None, None,
