@@ -307,6 +307,13 @@ class _Columns:
         else:
             self.images, self.steps = 1, max(1, min(self.out[0], want // self.inner))
         self.cols = self.images * self.steps * self.inner  # most positions of a block
+        # Small images (fewer positions than column rows, the later stages of a ResNet):
+        # each product runs over all images of a block at once, with the images axis
+        # inside the columns, and the output (gradient) transposed between (F, images,
+        # positions) and the array's (images, F, positions), a copy F / (C*K) the size of
+        # the columns; per image, the products would be too narrow for BLAS, and the
+        # weight gradient a sum of per-image products. Large images need no copy.
+        self.transpose = self.images > 1 and self.width > positions
 
     def blocks(self):
         """Yields ``(n0, n1, r0, r1)``: images n0..n1, first output axis r0..r1."""
@@ -366,10 +373,17 @@ class _Columns:
         y = numpy.empty((self.batch, self.filters) + self.out, dtype=dtype)
         y3 = y.reshape(self.batch, self.filters, -1)
         buf = numpy.empty(self.width * self.cols, dtype=dtype)
+        yt_buf = numpy.empty(self.filters * self.cols, dtype=dtype) if self.transpose else None
         for block in self.blocks():
             n0, n1, r0, r1 = block
             target = y3[n0:n1, :, r0 * self.inner:r1 * self.inner]
-            numpy.matmul(wmat, self.columns(buf, xp, block, True), out=target)
+            if self.transpose:
+                nb, count = target.shape[0], target.shape[2]
+                yt = yt_buf[:self.filters * nb * count].reshape(self.filters, nb * count)
+                numpy.matmul(wmat, self.columns(buf, xp, block, False), out=yt)
+                numpy.copyto(target, yt.reshape(self.filters, nb, count).transpose(1, 0, 2))
+            else:
+                numpy.matmul(wmat, self.columns(buf, xp, block, True), out=target)
             if bias is not None:
                 target += bias[:, None]
         return y
@@ -382,10 +396,7 @@ class _Columns:
         buf = numpy.empty(self.width * self.cols, dtype=dtype)
         dxp = numpy.zeros(xp.shape, dtype=dtype) if need_data else None
         dw = part = None
-        # With several images per block the weight gradient is one product over all of
-        # them: the block's output gradient transposed to (F, images * positions), a
-        # copy F / (C*K) the size of the columns. Few, large images need no copy.
-        transpose = self.images > 1 and self.width > self.inner * self.out[0]
+        transpose = self.transpose
         dyt_buf = numpy.empty(self.filters * self.cols, dtype=dtype) if transpose else None
         for block in self.blocks():
             n0, n1, r0, r1 = block
