@@ -392,6 +392,9 @@ class _Columns:
         """(dx, dwmat) for the output gradient ``dy`` (N, F, *out); None where not
         needed."""
         dtype = dy.dtype
+        mirror = self.mirrored() if need_data else None
+        if mirror is not None:
+            need_data = False
         dy3 = dy.reshape(self.batch, self.filters, -1)
         buf = numpy.empty(self.width * self.cols, dtype=dtype)
         dxp = numpy.zeros(xp.shape, dtype=dtype) if need_data else None
@@ -433,9 +436,32 @@ class _Columns:
                     index = lead + (slice(None),) + tap
                     view[index] += dcol[index]
         dx = None
-        if need_data:
+        if mirror is not None:
+            dx = mirror.forward(mirror.pad_input(dy, dtype), self.mirrored_weight(wmat), None,
+                                dtype)
+        elif need_data:
             dx = numpy.ascontiguousarray(dxp[self.interior()]) if any(self.pad) else dxp
         return dx, dw
+
+    def mirrored(self):
+        """For stride 1: the convolution of the output gradient whose output is the data
+        gradient (padding ``dilate * (k - 1) - pad``, the kernel mirrored, filters and
+        channels swapped), so the data gradient is im2col and one product per block
+        like the forward, without col2im's scattered additions (about three times the
+        cost of the copy). None for strided convolutions, or padding beyond the kernel's
+        reach."""
+        pad = tuple(d * (k - 1) - p for d, k, p in zip(self.dilate, self.kernel, self.pad))
+        if max(self.stride) > 1 or min(pad) < 0:
+            return None
+        return _Columns((self.batch, self.filters) + self.out, self.kernel, self.stride,
+                        self.dilate, pad, self.channels)
+
+    def mirrored_weight(self, wmat):
+        """``wmat`` (F, C*K) as the mirrored convolution's (C, F*K)."""
+        nd = len(self.kernel)
+        w = wmat.reshape((self.filters, self.channels) + self.kernel)
+        w = w[(slice(None), slice(None)) + (slice(None, None, -1),) * nd]
+        return numpy.ascontiguousarray(w.swapaxes(0, 1)).reshape(self.channels, -1)
 
 
 # ---------------------------------------------------------------------------------------

@@ -61,15 +61,17 @@ def test_convolution_gradients(case, device):
 
 # The CPU splits a channels-first convolution into column blocks (npx/conv.py, _Columns):
 # with the block sizes shrunk, these cases cut an image's first output axis into uneven
-# parts, or group uneven runs of images, with and without the transposed weight-gradient
-# product. (spatial, kernel, stride, dilate, pad, channels in, filters, bias, block
-# elements, block minimum positions)
+# parts, or group uneven runs of images, with and without the transposed products; the
+# data gradient runs as the mirrored convolution (stride 1) or by col2im (the others).
+# (spatial, kernel, stride, dilate, pad, channels in, filters, bias, block elements, block
+# minimum positions)
 BLOCK_CASES = [
     ((7, 6), (3, 3), 1, 1, 1, 2, 3, True, 18 * 12, 1),        # 2 output rows per block
     ((3, 3), (3, 3), 1, 1, 1, 4, 3, False, 36 * 20, 1),       # 2 of 3 images, transposed
     ((6, 6), (1, 1), 2, 1, 0, 2, 3, True, 2 * 18, 1),         # 2 of 3 images, batched
     ((7, 6, 5), (3, 2, 2), 2, 2, 1, 2, 2, False, 24 * 7, 1),  # 3-D, strided, dilated, 1 row
     ((11,), (3,), 2, 2, 2, 3, 2, True, 9 * 2, 1),             # 1-D, two outputs per block
+    ((5, 4), (1, 2), 1, 1, 1, 2, 3, True, 4 * 6, 1),          # pad beyond the kernel: col2im
 ]
 BLOCK_IDS = [f"{len(c[0])}d-k{c[1]}-s{c[2]}-d{c[3]}-p{c[4]}-e{c[8]}" for c in BLOCK_CASES]
 
