@@ -1,9 +1,15 @@
 """``mx.npx`` convolution, deconvolution and pooling (1-D, 2-D, 3-D), forward and backward.
 
-One layout serves every op: the padded input, channels last, split into its stride phases
-(for stride 2 in 2-D: the four sub-images of even/odd rows and columns) and flattened to
-rows of channels. In that layout every kernel tap ``j`` reads the rows ``r + offsets[j]``
-for output row ``r``, a fixed shift, for all images of the batch at once:
+On the CPU a channels-first, ungrouped convolution (every convolution of a ResNet) runs in
+its own layout through ``_Columns``: im2col of cache-sized blocks straight from the padded
+input and one BLAS call per block writing into the output, so no layout copies of the
+input or output (see its docstring).
+
+One layout serves every other op and the GPU: the padded input, channels last, split
+into its stride phases (for stride 2 in 2-D: the four sub-images of even/odd rows and
+columns) and flattened to rows of channels. In that layout every kernel tap ``j`` reads
+the rows ``r + offsets[j]`` for output row ``r``, a fixed shift, for all images of the
+batch at once:
 
 - convolution gathers, per block of output rows, the taps' rows into a small column block
   (im2col restricted to a cache-sized block) and multiplies it with the weight in one
@@ -287,7 +293,9 @@ class _Columns:
     the block's output positions, are one strided copy of the padded input, in a buffer
     reused across blocks. Every product is then a single BLAS call whose operands are
     already contiguous: the forward writes ``W @ col`` straight into the output's
-    (N, F, positions) rows, so neither the input nor the output is ever transposed.
+    (N, F, positions) rows, so neither the input nor the output is transposed as a whole
+    (small images transpose each block's output, see ``transpose``). The data gradient
+    is the mirrored convolution of the output gradient (``mirrored``) or col2im.
     """
 
     def __init__(self, shape, kernel, stride, dilate, pad, num_filter: int):
