@@ -329,6 +329,78 @@ def _update_running(running_mean: ndarray, running_var: ndarray, mean: RawArray,
             raw[...] = update.astype(raw.dtype, copy=False)
 
 
+def _channel_sums(xp: ModuleType, a3: RawArray) -> RawArray:
+    """Per-channel sums of ``a3`` (pre, C, post): a matrix-vector product with ones (BLAS,
+    measured twice as fast as ``sum(axis=(0, 2))`` on ResNet shapes)."""
+    return (a3 @ xp.ones(a3.shape[2], dtype=a3.dtype)).sum(axis=0)
+
+
+def _channel_dots(xp: ModuleType, a3: RawArray, b3: RawArray) -> RawArray:
+    """Per-channel sums of ``a3 * b3`` without the product's temporary array."""
+    return xp.einsum("ncx,ncx->c", a3, b3)
+
+
+def _batch_norm_train(op: str, data: ndarray, gamma: ndarray | None, beta: ndarray | None,
+                      axis: int, eps: float,
+                      fix_gamma: bool) -> tuple[ndarray, RawArray, RawArray]:
+    """``_normalize`` for batch statistics over every axis but ``axis``, in fewer passes
+    over the data: per-channel reductions as products (no squared temporaries), the
+    centred data scaled in place into ``xhat``, and a backward that reads ``dy`` and
+    ``xhat`` once for all three gradients. Same formulas as ``_normalize``."""
+    device = _check_same_device(op, data, gamma, beta)
+    xp, dtype = data._xp, data.dtype
+    compute = _compute(dtype)
+    channels = data.shape[axis]
+    view = (int(numpy.prod(data.shape[:axis], dtype=int)), channels,
+            int(numpy.prod(data.shape[axis + 1:], dtype=int)))
+    count = view[0] * view[2]
+    with _backend.on(device):
+        x3 = data._data.astype(compute, copy=False).reshape(view)
+        g = None if gamma is None or fix_gamma else gamma._data.astype(compute, copy=False)
+        b = None if beta is None else beta._data.astype(compute, copy=False)
+        mean = _channel_sums(xp, x3) / count
+        xhat = x3 - mean[:, None]
+        # Two passes: exact for data with a large mean (no cancellation).
+        var = _channel_dots(xp, xhat, xhat) / count
+        inv = 1 / xp.sqrt(var + eps)
+        xhat *= inv[:, None]
+        y = xhat * g[:, None] if g is not None else xhat.copy()
+        if b is not None:
+            y += b[:, None]
+        out = ndarray(y.astype(dtype, copy=False).reshape(data.shape), device)
+    inputs = tuple(a for a in (data, gamma, beta) if a is not None)
+
+    def backward(dy: RawArray) -> tuple[Any, ...]:
+        with _backend.on(device):
+            dy3 = dy.astype(compute, copy=False).reshape(view)
+            sum_dy = _channel_sums(xp, dy3)
+            sum_dy_xhat = _channel_dots(xp, dy3, xhat)
+            grads: list[Any] = [None]
+            if requires_grad(data):
+                # dx = g inv (dy - sum(dy) / count - xhat sum(dy xhat) / count)
+                scale = inv if g is None else g * inv
+                dx = dy3 * scale[:, None]
+                shift = xhat * (scale * sum_dy_xhat / count)[:, None]
+                shift += (scale * sum_dy / count)[:, None]
+                dx -= shift
+                grads[0] = dx.astype(dtype, copy=False).reshape(data.shape)
+            if gamma is not None:
+                dg = None
+                if fix_gamma:
+                    dg = xp.zeros(gamma.shape, dtype=gamma.dtype)
+                elif requires_grad(gamma):
+                    dg = sum_dy_xhat.astype(gamma.dtype, copy=False)
+                grads.append(dg)
+            if beta is not None:
+                grads.append(sum_dy.astype(beta.dtype, copy=False)
+                             if requires_grad(beta) else None)
+        return tuple(grads)
+    param_view = tuple(channels if a == axis else 1 for a in range(data.ndim))
+    graph = _graph(data, gamma, beta, data.shape, tuple(a for a in range(data.ndim) if a != axis),
+                   param_view, eps, fix_gamma, None)
+    return record_op(out, inputs, backward, graph), mean, var
+
+
 def _with_stats(out: ndarray, mean: RawArray, var: RawArray, device: Device,
                 output_mean_var: bool) -> Any:
     if not output_mean_var:
@@ -366,9 +438,13 @@ def batch_norm(x: ndarray, gamma: ndarray, beta: ndarray, running_mean: ndarray,
         out, mean, var = _batch_norm_kernels(x, gamma, beta, running_mean, running_var, axis,
                                              eps, momentum, fix_gamma, training)
         return _with_stats(out, mean, var, x.device, output_mean_var)
-    stats = None if training else (running_mean._data, running_var._data)
-    out, mean, var = _normalize(op, x, gamma, beta, x.shape, reduce_axes, param_view, eps,
-                                fix_gamma=fix_gamma, stats=stats, reduce_stats=_reduce_stats)
+    if training and _reduce_stats is None:
+        out, mean, var = _batch_norm_train(op, x, gamma, beta, axis, eps, fix_gamma)
+    else:
+        stats = None if training else (running_mean._data, running_var._data)
+        out, mean, var = _normalize(op, x, gamma, beta, x.shape, reduce_axes, param_view,
+                                    eps, fix_gamma=fix_gamma, stats=stats,
+                                    reduce_stats=_reduce_stats)
     if training:
         _update_running(running_mean, running_var, mean, var, momentum)
     return _with_stats(out, mean, var, x.device, output_mean_var)

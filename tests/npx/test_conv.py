@@ -59,6 +59,47 @@ def test_convolution_gradients(case, device):
         check_gradients(lambda x, w, b: mx.npx.convolution(x, w, b, **kw), [x, w, b], device)
 
 
+# The CPU splits a channels-first convolution into column blocks (npx/conv.py, _Columns):
+# with the block sizes shrunk, these cases cut an image's first output axis into uneven
+# parts, or group uneven runs of images, with and without the transposed products; the
+# data gradient runs as the mirrored convolution (stride 1) or by col2im (the others).
+# (spatial, kernel, stride, dilate, pad, channels in, filters, bias, block elements, block
+# minimum positions)
+BLOCK_CASES = [
+    ((7, 6), (3, 3), 1, 1, 1, 2, 3, True, 18 * 12, 1),        # 2 output rows per block
+    ((3, 3), (3, 3), 1, 1, 1, 4, 3, False, 36 * 20, 1),       # 2 of 3 images, transposed
+    ((6, 6), (1, 1), 2, 1, 0, 2, 3, True, 2 * 18, 1),         # 2 of 3 images, batched
+    ((7, 6, 5), (3, 2, 2), 2, 2, 1, 2, 2, False, 24 * 7, 1),  # 3-D, strided, dilated, 1 row
+    ((11,), (3,), 2, 2, 2, 3, 2, True, 9 * 2, 1),             # 1-D, two outputs per block
+    ((5, 4), (1, 2), 1, 1, 1, 2, 3, True, 4 * 6, 1),          # pad beyond the kernel: col2im
+]
+BLOCK_IDS = [f"{len(c[0])}d-k{c[1]}-s{c[2]}-d{c[3]}-p{c[4]}-e{c[8]}" for c in BLOCK_CASES]
+
+
+@pytest.mark.parametrize("case", BLOCK_CASES, ids=BLOCK_IDS)
+def test_convolution_in_small_column_blocks(case, device, monkeypatch):
+    from gluonlite.npx import conv
+    spatial, kernel, stride, dilate, pad, cin, cout, bias, elems, least = case
+    monkeypatch.setattr(conv, "_COL_ELEMS", elems)
+    monkeypatch.setattr(conv, "_COL_MIN", least)
+    rng = numpy.random.default_rng(9)
+    nd = len(spatial)
+    x = rng.standard_normal((3, cin) + spatial)
+    w = rng.standard_normal((cout, cin) + kernel)
+    b = rng.standard_normal(cout) if bias else None
+    kw = dict(kernel=kernel, stride=(stride,) * nd, dilate=(dilate,) * nd, pad=(pad,) * nd,
+              num_filter=cout, no_bias=not bias)
+    args = [mx.np.array(a, dtype="float64", device=device) for a in (x, w)]
+    y = mx.npx.convolution(*args, None if b is None else mx.np.array(b, device=device,
+                                                                     dtype="float64"), **kw)
+    want = ref.convolution(x, w, b, kw["stride"], kw["dilate"], kw["pad"], 1)
+    numpy.testing.assert_allclose(y.asnumpy(), want, rtol=1e-10, atol=1e-10)
+    if b is None:
+        check_gradients(lambda x, w: mx.npx.convolution(x, w, **kw), [x, w], device)
+    else:
+        check_gradients(lambda x, w, b: mx.npx.convolution(x, w, b, **kw), [x, w, b], device)
+
+
 # (spatial, kernel, stride, dilate, pad, adj, groups, channels in, filters, bias)
 DECONV_CASES = [
     ((5,), (3,), 2, 1, 1, 1, 1, 2, 3, True),
