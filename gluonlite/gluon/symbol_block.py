@@ -53,11 +53,14 @@ from .. import _mxnet_format, autograd, checkpoint, np, npx
 from ..ndarray import ndarray
 from .block import Block, HybridBlock, _block_paths
 from .parameter import Parameter
+from collections.abc import Callable, Sequence
+from typing import Any
+from .._typing import DevicesLike, StrPath
 
 __all__ = ["SymbolBlock"]
 
 # The trace running in this context (None outside ``export``).
-_active: contextvars.ContextVar = contextvars.ContextVar("gluonlite_export_trace",
+_active: contextvars.ContextVar[Any] = contextvars.ContextVar("gluonlite_export_trace",
                                                           default=None)
 _MXNET_VERSION = 10901  # loadable by MXNet 1.9.1 and 2.x
 # Inputs of these operators that MXNet keeps as auxiliary states (saved as ``aux:``).
@@ -81,12 +84,12 @@ class _Const:
     """A value a converter adds as an extra variable (e.g. the ones of an unscaled
     InstanceNorm), saved with the parameters."""
 
-    def __init__(self, hint: str, value: numpy.ndarray):
+    def __init__(self, hint: str, value: numpy.ndarray) -> None:
         self.hint, self.value = hint, value
 
 
 # --------------------------------------------------------------------- attribute text
-def _text(value) -> str:
+def _text(value: Any) -> str:
     """An attribute as MXNet writes it: ``True``, ``(3, 3)``, ``0.5``, ``relu``."""
     if isinstance(value, (bool, numpy.bool_)):
         return "True" if value else "False"
@@ -98,15 +101,16 @@ def _text(value) -> str:
     if isinstance(value, (float, numpy.floating)):
         return repr(float(value))
     if isinstance(value, numpy.dtype):
-        return value.name
+        name: str = value.name
+        return name
     return str(value)
 
 
-def _attrs(**items) -> dict:
+def _attrs(**items: Any) -> dict[Any, Any]:
     return {k: _text(v) for k, v in items.items() if v is not None}
 
 
-def _scalar(value) -> bool:
+def _scalar(value: Any) -> bool:
     return isinstance(value, (int, float, numpy.integer, numpy.floating)) \
         and not isinstance(value, (bool, numpy.bool_))
 
@@ -114,18 +118,18 @@ def _scalar(value) -> bool:
 # --------------------------------------------------------------------- converters
 # Each takes the call's bound arguments and returns (op, attrs, inputs); inputs are
 # arrays (traced, parameters or graph inputs) or _Const values.
-def _fc(a):
+def _fc(a: Any) -> Any:
     bias = None if a["no_bias"] else a["bias"]
     return "FullyConnected", _attrs(num_hidden=a["weight"].shape[0], no_bias=bias is None,
                                     flatten=a["flatten"]), \
         [a["x"], a["weight"]] + ([bias] if bias is not None else [])
 
 
-def _activation(a):
+def _activation(a: Any) -> Any:
     return "Activation", _attrs(act_type=a["act_type"]), [a["data"]]
 
 
-def _named_activation(act_type):
+def _named_activation(act_type: str) -> Callable[..., Any]:
     return lambda a: ("Activation", _attrs(act_type=act_type), [a["x"]])
 
 
@@ -133,7 +137,7 @@ _LEAKY = {"leaky": ("slope",), "prelu": (), "elu": ("slope",), "selu": (), "gelu
           "rrelu": ("lower_bound", "upper_bound")}
 
 
-def _leaky(a):
+def _leaky(a: Any) -> Any:
     act = a["act_type"]
     if act not in _LEAKY:
         raise _Unexportable(f"leaky_relu(act_type={act!r}) has no MXNet 1.x LeakyReLU "
@@ -142,8 +146,8 @@ def _leaky(a):
     return "LeakyReLU", attrs, [a["data"]] + ([a["gamma"]] if act == "prelu" else [])
 
 
-def _conv(op):
-    def convert(a):
+def _conv(op: str) -> Callable[..., Any]:
+    def convert(a: Any) -> Any:
         bias = None if a["no_bias"] else a["bias"]
         extra = {}
         if op == "Deconvolution":
@@ -155,7 +159,7 @@ def _conv(op):
     return convert
 
 
-def _pooling(a):
+def _pooling(a: Any) -> Any:
     if a["pool_type"] not in ("max", "avg", "sum"):
         raise _Unexportable(f"pooling(pool_type={a['pool_type']!r})")
     return "Pooling", _attrs(kernel=a["kernel"], stride=a["stride"], pad=a["pad"],
@@ -166,7 +170,7 @@ def _pooling(a):
                              layout=a["layout"]), [a["data"]]
 
 
-def _batch_norm(a):
+def _batch_norm(a: Any) -> Any:
     if a["output_mean_var"]:
         raise _Unexportable("batch_norm(output_mean_var=True)")
     return "BatchNorm", _attrs(eps=a["eps"], momentum=a["momentum"], fix_gamma=a["fix_gamma"],
@@ -174,14 +178,14 @@ def _batch_norm(a):
         [a["x"], a["gamma"], a["beta"], a["running_mean"], a["running_var"]]
 
 
-def _layer_norm(a):
+def _layer_norm(a: Any) -> Any:
     if a["output_mean_var"]:
         raise _Unexportable("layer_norm(output_mean_var=True)")
     return "LayerNorm", _attrs(axis=a["axis"], eps=a["eps"]), \
         [a["data"], a["gamma"], a["beta"]]
 
 
-def _instance_norm(a):
+def _instance_norm(a: Any) -> Any:
     data, gamma, beta = a["data"], a["gamma"], a["beta"]
     channels = data.shape[1]
     # MXNet's InstanceNorm always takes gamma and beta: the unscaled (unshifted) layer
@@ -193,26 +197,26 @@ def _instance_norm(a):
     return "InstanceNorm", _attrs(eps=a["eps"]), [data, gamma, beta]
 
 
-def _group_norm(a):
+def _group_norm(a: Any) -> Any:
     if a["output_mean_var"]:
         raise _Unexportable("group_norm(output_mean_var=True)")
     return "GroupNorm", _attrs(num_groups=a["num_groups"], eps=a["eps"]), \
         [a["data"], a["gamma"], a["beta"]]
 
 
-def _dropout(a):
+def _dropout(a: Any) -> Any:
     return "Dropout", _attrs(p=a["p"], mode=a["mode"], axes=tuple(a["axes"] or ())), \
         [a["data"]]
 
 
-def _embedding(a):
+def _embedding(a: Any) -> Any:
     return "Embedding", _attrs(input_dim=a["input_dim"], output_dim=a["output_dim"],
                                dtype=numpy.dtype(a["dtype"]), sparse_grad=a["sparse_grad"]), \
         [a["data"], a["weight"]]
 
 
-def _softmax(op):
-    def convert(a):
+def _softmax(op: str) -> Callable[..., Any]:
+    def convert(a: Any) -> Any:
         if a["use_length"] or a["length"] is not None:
             raise _Unexportable(f"{op}(use_length=True)")
         if a["dtype"] is not None:
@@ -231,10 +235,10 @@ _BINARY = {"add": ("broadcast_add", "_plus_scalar", "_plus_scalar"),
            "minimum": ("broadcast_minimum", "_minimum_scalar", "_minimum_scalar")}
 
 
-def _binary(name):
+def _binary(name: str) -> Callable[..., Any]:
     both, right, left = _BINARY[name]
 
-    def convert(a):
+    def convert(a: Any) -> Any:
         x, y = a["a"], a["b"]
         if a.get("out") is not None:
             raise _Unexportable(f"{name}(out=...)")
@@ -248,15 +252,15 @@ def _binary(name):
     return convert
 
 
-def _unary(op):
-    def convert(a):
+def _unary(op: str) -> Callable[..., Any]:
+    def convert(a: Any) -> Any:
         if a.get("out") is not None or a.get("args"):
             raise _Unexportable(f"{op} with extra arguments")
         return op, {}, [a["x"]]
     return convert
 
 
-def _concatenate(a):
+def _concatenate(a: Any) -> Any:
     seq = list(a["seq"]) + list(a.get("args") or ())
     axis = (a.get("kwargs") or {}).get("axis", 0)
     if a.get("out") is not None or set(a.get("kwargs") or {}) - {"axis"} or axis is None:
@@ -264,7 +268,7 @@ def _concatenate(a):
     return "Concat", _attrs(dim=axis, num_args=len(seq)), seq
 
 
-def _reshape(a):
+def _reshape(a: Any) -> Any:
     x, shape, kwargs = a["self"], a["shape"], dict(a["kwargs"])
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
@@ -281,7 +285,7 @@ def _reshape(a):
     return "Reshape", _attrs(shape=shape), [x]
 
 
-def _transpose(a):
+def _transpose(a: Any) -> Any:
     axes = a["axes"]
     if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
         axes = tuple(axes[0]) if axes[0] is not None else ()
@@ -305,11 +309,11 @@ _NP_CONVERTERS = {
 }
 
 
-def _dunder(name, reflected=False):
+def _dunder(name: str, reflected: bool = False) -> Callable[..., Any]:
     """Converter of ``x.__op__(other)`` (``other.__op__(x)`` reflected) as ``np.name``."""
     convert = _binary(name)
 
-    def dunder(a):
+    def dunder(a: Any) -> Any:
         x, other = a["self"], a["other"]
         return convert({"a": other, "b": x} if reflected else {"a": x, "b": other})
     return dunder
@@ -336,19 +340,19 @@ _INPLACE = ("__iadd__", "__isub__", "__imul__", "__itruediv__", "__ipow__", "__i
 # --------------------------------------------------------------------- block rules
 # A rule turns a whole block's call into one node (its inside is not traced): it takes
 # (block, args, trace) and returns a converter of (block, args), or None to trace inside.
-def _reflection_pad(block, args, trace):
+def _reflection_pad(block: Any, args: Any, trace: Any) -> Any:
     return lambda block, args: ("Pad", _attrs(mode="reflect", pad_width=block._padding),
                                 list(args[:1]))
 
 
-def _lambda(block, args, trace):
+def _lambda(block: Any, args: Any, trace: Any) -> Any:
     # Lambda('tanh') holds mx.np.tanh itself, taken before export wrapped it.
     found = trace.originals.get(id(block._func))
     if found is None:
         return None
     bind, convert = found
 
-    def rule(block, args):
+    def rule(block: Any, args: Any) -> Any:
         bound = bind.bind(*args)
         bound.apply_defaults()
         try:
@@ -359,7 +363,7 @@ def _lambda(block, args, trace):
     return rule
 
 
-def _block_rules() -> dict:
+def _block_rules() -> dict[Any, Any]:
     from .nn.basic_layers import HybridLambda, Lambda  # nn imports block; loaded late
     from .nn.conv_layers import ReflectionPad2D
     return {ReflectionPad2D: _reflection_pad, Lambda: _lambda, HybridLambda: _lambda}
@@ -369,27 +373,28 @@ def _block_rules() -> dict:
 class _Trace:
     """Records the traced calls of one ``export`` as the nodes of MXNet's graph."""
 
-    def __init__(self, root: Block, param_names: dict):
+    def __init__(self, root: Block, param_names: dict[Any, Any]) -> None:
         self.root = root
         self.paths = _block_paths(root)
-        self.nodes: list = []
-        self.where: dict = {}       # id(array) -> [node, output, 0]
-        self.keep: list = []        # the traced arrays, alive so that their ids stay theirs
+        self.nodes: list[Any] = []
+        self.where: dict[int, list[Any]] = {}       # id(array) -> [node, output, 0]
+        self.keep: list[Any] = []        # the traced arrays, alive so that their ids stay theirs
         self.replicas = {}          # id(replica) -> (name, Parameter)
         for name, param in param_names.items():
             for replica in param.list_data():
                 self.replicas[id(replica)] = (name, param)
                 self.keep.append(replica)
-        self.variables: dict = {}   # variable name -> node index
-        self.params: dict = {}      # variable name -> Parameter or numpy constant
-        self.counts: dict = {}
+        self.variables: dict[str, int] = {}   # variable name -> node index
+        self.params: dict[Any, Any] = {}      # variable name -> Parameter or numpy constant
+        self.counts: dict[Any, Any] = {}
         self.depth = 0              # > 0 inside a traced call or a block rule
-        self.stack: list = []       # blocks whose forward is running
-        self.block_rules: list = []  # the rule of each of them (or None)
-        self.rules: dict = {}       # block type -> rule maker (see _block_rules)
-        self.originals: dict = {}   # id(unwrapped np/npx function) -> (signature, convert)
+        self.stack: list[Any] = []       # blocks whose forward is running
+        self.block_rules: list[Any] = []  # the rule of each of them (or None)
+        self.rules: dict[Any, Any] = {}       # block type -> rule maker (see _block_rules)
+        # id(unwrapped np/npx function) -> (signature, convert)
+        self.originals: dict[Any, Any] = {}
 
-    def variable(self, name: str, attrs=None) -> int:
+    def variable(self, name: str, attrs: Any = None) -> int:
         if name not in self.variables:
             node = {"op": "null", "name": name, "inputs": []}
             if attrs:
@@ -402,7 +407,7 @@ class _Trace:
         self.where[id(array)] = [self.variable(name), 0, 0]
         self.keep.append(array)
 
-    def _block_text(self, block) -> str:
+    def _block_text(self, block: Any) -> str:
         path = self.paths.get(id(block))
         return f"{type(block).__name__} ({path or 'the top block'})"
 
@@ -410,7 +415,7 @@ class _Trace:
         return self._block_text(self.stack[-1]) if self.stack else \
             self._block_text(self.root)
 
-    def ref(self, value, node_name: str, op: str, position: int) -> list:
+    def ref(self, value: Any, node_name: str, op: str, position: int) -> list[Any]:
         if isinstance(value, _Const):
             name = f"{node_name}_{value.hint}"
             self.params[name] = value.value
@@ -433,7 +438,8 @@ class _Trace:
             f"Traced are gluon.nn's layers and the operators listed in "
             f"gluonlite.gluon.symbol_block's notes")
 
-    def record(self, what: str, op: str, attrs: dict, inputs: list, out) -> None:
+    def record(self, what: str, op: str, attrs: dict[Any, Any], inputs: list[Any],
+               out: Any) -> None:
         if not isinstance(out, ndarray):
             raise TypeError(f"export: {what} in the forward of {self._current()} returned "
                             f"{type(out).__name__}; export traces single-array operators")
@@ -443,14 +449,14 @@ class _Trace:
         path = self.paths.get(id(self.stack[-1])) if self.stack else ""
         name = f"{path}.{base}{k}" if path else f"{base}{k}"
         refs = [self.ref(v, name, what, i) for i, v in enumerate(inputs)]
-        node = {"op": op, "name": name, "inputs": refs}
+        node: dict[str, Any] = {"op": op, "name": name, "inputs": refs}
         if attrs:
             node["attrs"] = attrs
         self.where[id(out)] = [len(self.nodes), 0, 0]
         self.keep.append(out)
         self.nodes.append(node)
 
-    def call(self, what: str, convert, fn, bind, args, kwargs):
+    def call(self, what: str, convert: Any, fn: Any, bind: Any, args: Any, kwargs: Any) -> Any:
         """Run ``fn`` untraced inside, then record it as one node."""
         self.depth += 1
         try:
@@ -468,7 +474,7 @@ class _Trace:
         return out
 
     # -- block hooks
-    def pre_hook(self, block, args) -> None:
+    def pre_hook(self, block: Any, args: Any) -> None:
         make = self.rules.get(type(block))
         rule = make(block, args, self) if make is not None else None
         self.stack.append(block)
@@ -476,7 +482,7 @@ class _Trace:
         if rule is not None:
             self.depth += 1
 
-    def post_hook(self, block, args, out) -> None:
+    def post_hook(self, block: Any, args: Any, out: Any) -> None:
         rule = self.block_rules.pop()
         if rule is not None:
             self.depth -= 1
@@ -494,7 +500,7 @@ class _Trace:
         self.stack.pop()
 
 
-def _var_attrs(shape, dtype) -> dict:
+def _var_attrs(shape: Any, dtype: Any) -> dict[Any, Any]:
     attrs = {}
     if shape is not None and all(int(n) > 0 for n in shape):
         attrs["__shape__"] = _text(tuple(shape))
@@ -504,24 +510,24 @@ def _var_attrs(shape, dtype) -> dict:
     return attrs
 
 
-def _flat_outputs(out) -> list:
+def _flat_outputs(out: Any) -> list[Any]:
     if isinstance(out, (list, tuple)):
         return [o for item in out for o in _flat_outputs(item)]
     return [out]
 
 
-def _traced(what, fn, convert, bind):
-    def traced(*args, **kwargs):
+def _traced(what: Any, fn: Any, convert: Any, bind: Any) -> Any:
+    def traced(*args: Any, **kwargs: Any) -> Any:
         trace = _active.get()
         if trace is None or trace.depth:
             return fn(*args, **kwargs)
         return trace.call(what, convert, fn, bind, args, kwargs)
-    traced.__wrapped__ = fn
+    traced.__wrapped__ = fn  # type: ignore[attr-defined]
     return traced
 
 
-def _refuse_inplace(name, fn):
-    def method(self, *args):
+def _refuse_inplace(name: Any, fn: Any) -> Any:
+    def method(self: Any, *args: Any) -> Any:
         trace = _active.get()
         if trace is not None and not trace.depth and (
                 id(self) in trace.where or id(self) in trace.replicas):
@@ -536,11 +542,11 @@ class _Patched:
     """Installs the tracing wrappers on ``mx.np``, ``mx.npx`` and ``ndarray`` for the
     duration (each checks the trace of its own context, so other threads run as before)."""
 
-    def __init__(self, trace: _Trace):
+    def __init__(self, trace: _Trace) -> None:
         self._trace = trace
 
-    def __enter__(self):
-        self._saved = []
+    def __enter__(self) -> Any:
+        self._saved: list[Any] = []
         for module, table in ((npx, _NPX_CONVERTERS), (np, _NP_CONVERTERS)):
             for name, convert in table.items():
                 fn = getattr(module, name)
@@ -556,17 +562,18 @@ class _Patched:
             self._swap(ndarray, name, _refuse_inplace(name, getattr(ndarray, name)))
         return self
 
-    def _swap(self, owner, name, value):
+    def _swap(self, owner: Any, name: Any, value: Any) -> Any:
         self._saved.append((owner, name, owner.__dict__[name] if isinstance(owner, type)
                             else getattr(owner, name)))
         setattr(owner, name, value)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         for owner, name, value in reversed(self._saved):
             setattr(owner, name, value)
 
 
-def export_block(block: HybridBlock, path, epoch: int = 0, remove_amp_cast: bool = True):
+def export_block(block: HybridBlock, path: Any, epoch: int = 0,
+                 remove_amp_cast: bool = True) -> tuple[str, str]:
     """``HybridBlock.export`` (see there)."""
     name = type(block).__name__
     if not isinstance(path, (str, os.PathLike)):
@@ -581,7 +588,7 @@ def export_block(block: HybridBlock, path, epoch: int = 0, remove_amp_cast: bool
     if any(s is None for s in specs):
         raise TypeError(f"{name}.export: the last hybridized call had arguments that are not "
                         f"arrays; export needs every input of forward to be an array")
-    unique: dict = {}
+    unique: dict[Any, Any] = {}
     for pname, param in block.collect_params().items():
         if all(p is not param for p in unique.values()):
             if param._data is None:
@@ -640,7 +647,7 @@ def _write(path: str, data: bytes) -> None:
         f.write(data)
 
 
-def _graph_json(nodes: list, heads: list) -> str:
+def _graph_json(nodes: list[Any], heads: list[Any]) -> str:
     row_ptr = [0]
     for node in nodes:
         row_ptr.append(row_ptr[-1] + _NUM_OUTPUTS.get(node["op"], 1))
@@ -661,7 +668,7 @@ def _B(text: str) -> bool:
     raise ValueError(f"not a bool: {text!r}")
 
 
-def _T(text: str) -> tuple:
+def _T(text: str) -> tuple[Any, ...]:
     """``'(3, 3)'``, ``'[3]'``, ``'3'`` or ``'()'`` as a tuple of ints."""
     text = text.strip()
     value = ast.literal_eval(text) if text not in ("", "()") else ()
@@ -669,11 +676,11 @@ def _T(text: str) -> tuple:
     return tuple(int(v) for v in value)
 
 
-def _OT(text: str):
+def _OT(text: str) -> Any:
     return None if text.strip() in ("None", "") else _T(text)
 
 
-def _OF(text: str):
+def _OF(text: str) -> Any:
     return None if text.strip() == "None" else float(text)
 
 
@@ -682,18 +689,18 @@ _I, _F, _S = int, float, str
 _IGNORED = {"workspace", "cudnn_tune", "cudnn_off", "mode_cudnn"}
 
 
-def _first(fn):
+def _first(fn: Any) -> Any:
     return lambda inputs, kw: fn(inputs[0], **kw)
 
 
-def _with_optional_bias(fn):
-    def run(inputs, kw):
+def _with_optional_bias(fn: Any) -> Any:
+    def run(inputs: Any, kw: Any) -> Any:
         bias = inputs[2] if len(inputs) > 2 else None
         return fn(inputs[0], inputs[1], bias, **kw)
     return run
 
 
-def _reshape_legacy(x, shape=()):
+def _reshape_legacy(x: Any, shape: Any = ()) -> Any:
     out = []
     for i, s in enumerate(shape):
         if s == 0:
@@ -706,7 +713,7 @@ def _reshape_legacy(x, shape=()):
     return x.reshape(tuple(out))
 
 
-def _pad(x, mode="constant", pad_width=(), constant_value=0.0):
+def _pad(x: Any, mode: Any = "constant", pad_width: Any = (), constant_value: Any = 0.0) -> Any:
     if mode == "reflect" and x.ndim == 4:
         from .nn.conv_layers import ReflectionPad2D
         return ReflectionPad2D(tuple(pad_width))(x)
@@ -717,12 +724,12 @@ def _pad(x, mode="constant", pad_width=(), constant_value=0.0):
                      f"gluonlite")
 
 
-def _scalar_op(fn):
+def _scalar_op(fn: Any) -> Any:
     return lambda inputs, kw: fn(inputs[0], kw["scalar"])
 
 
 # MXNet op -> (run(inputs, kwargs), {attribute: parser})
-_OPS = {
+_OPS: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
     "FullyConnected": (_with_optional_bias(lambda x, w, b, **kw: npx.fully_connected(
         x, w, b, **kw)), {"num_hidden": _I, "no_bias": _B, "flatten": _B}),
     "Activation": (_first(lambda x, **kw: npx.activation(x, **kw)), {"act_type": _S}),
@@ -772,6 +779,7 @@ _OPS = {
 }
 # The functions are looked up when they run (np.add, not a reference taken here), so that
 # a SymbolBlock's forward is traced by export like any other.
+_fn: Any
 for _names, _fn in ((("broadcast_add", "elemwise_add", "_Plus", "_plus"), "add"),
                     (("broadcast_sub", "elemwise_sub", "_Minus", "_minus"), "subtract"),
                     (("broadcast_mul", "elemwise_mul", "_Mul", "_mul"), "multiply"),
@@ -793,7 +801,7 @@ for _name, _fn in (("_plus_scalar", lambda x, s: x + s), ("_minus_scalar", lambd
 del _names, _fn, _name
 
 
-def _load_graph(graph, where: str) -> dict:
+def _load_graph(graph: Any, where: str) -> dict[Any, Any]:
     """The checked graph dict of MXNet's symbol JSON (text or parsed)."""
     if isinstance(graph, (bytes, str)):
         try:
@@ -836,12 +844,12 @@ def _load_graph(graph, where: str) -> dict:
     return graph
 
 
-def _node_attrs(node: dict) -> dict:
+def _node_attrs(node: dict[Any, Any]) -> dict[Any, Any]:
     # MXNet before 1.0 wrote "param" (or "attr") instead of "attrs".
     return node.get("attrs") or node.get("param") or node.get("attr") or {}
 
 
-def _run_node(node: dict, inputs: list):
+def _run_node(node: dict[Any, Any], inputs: list[Any]) -> Any:
     run, schema = _OPS[node["op"]]
     kwargs = {}
     for key, text in _node_attrs(node).items():
@@ -872,7 +880,11 @@ class SymbolBlock(HybridBlock):
     ``grad_req='null'``.
     """
 
-    def __init__(self, outputs, inputs, params=None):
+    _graph: dict[str, Any]
+    _input_names: list[str]
+
+    def __init__(self, outputs: str | bytes | dict[str, Any], inputs: str | Sequence[str],
+                 params: dict[str, Parameter] | None = None) -> None:
         super().__init__()
         where = type(self).__name__
         if hasattr(outputs, "tojson"):
@@ -915,8 +927,10 @@ class SymbolBlock(HybridBlock):
                 dtype=dtype, allow_deferred_init=True)
 
     @staticmethod
-    def imports(symbol_file, input_names, param_file=None, device=None,
-                allow_missing: bool = False, ignore_extra: bool = False, ctx=None):
+    def imports(symbol_file: StrPath, input_names: str | Sequence[str],
+                param_file: str | None = None, device: DevicesLike = None,
+                allow_missing: bool = False, ignore_extra: bool = False,
+                ctx: DevicesLike = None) -> SymbolBlock:
         """Load ``symbol_file`` (``path-symbol.json``) and, when given, ``param_file``
         (``path-0000.params``, MXNet's format with ``arg:``/``aux:`` names) onto ``device``
         (default: the current device), as MXNet's ``SymbolBlock.imports``.
@@ -936,7 +950,7 @@ class SymbolBlock(HybridBlock):
                                   dtype_source="saved")
         return block
 
-    def forward(self, *args):
+    def forward(self, *args: Any) -> Any:
         where = type(self).__name__
         if len(args) != len(self._input_names):
             raise TypeError(f"{where} takes {len(self._input_names)} inputs "
@@ -947,7 +961,7 @@ class SymbolBlock(HybridBlock):
                                 f"{type(value).__name__}")
         device = args[0].device
         given = dict(zip(self._input_names, args))
-        values: list = []
+        values: list[Any] = []
         for node in self._graph["nodes"]:
             if node["op"] == "null":
                 name = node["name"]
