@@ -150,6 +150,14 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
     if not autograd._recording.get():
         return out
     inputs = (x, weight) if bias is None else (x, weight, bias)
+    return record_op(out, inputs, _fc_backward_fn(x, weight, bias, x2, x_shape, units, xp))
+
+
+def _fc_backward_fn(x, weight, bias, x2, x_shape, units, xp):
+    """``fully_connected``'s backward. (Made here: a closure inside fully_connected would
+    give it nine cells to create on every call, recorded or not.)"""
+    device = x._device
+    cpu = device.device_type == "cpu"
 
     def backward(g):
         with _NO_CONTEXT if cpu else _backend.on(device):
@@ -161,7 +169,7 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
         if dx is not None and len(x_shape) != 2:
             dx = dx.reshape(x_shape)
         return (dx, dw) if bias is None else (dx, dw, db)
-    return record_op(out, inputs, backward)
+    return backward
 
 
 # ----------------------------------------------------------------------- activations
@@ -178,7 +186,12 @@ def _elementwise(x, forward, backward):
     out = ndarray(y, device)
     if not autograd._recording.get():
         return out
-    return record_op(out, (x,), lambda g: (backward(xp, g, x._data, y),))
+    return record_op(out, (x,), _elementwise_backward(backward, xp, x, y))
+
+
+def _elementwise_backward(backward, xp, x, y):
+    # Outside _elementwise: a closure there would make its cells on every call.
+    return lambda g: (backward(xp, g, x._data, y),)
 
 
 # exp(-a) stays finite for a above these (float32: exp(88.7) overflows).
