@@ -270,7 +270,7 @@ class ndarray:
 
     def backward(self, out_grad=None, retain_graph: bool = False) -> None:
         """Gradients of this array w.r.t. the recorded leaves (``out_grad`` defaults to ones)."""
-        autograd.backward(self, out_grad, retain_graph=retain_graph)
+        autograd.backward(self, out_grad, retain_graph)
 
     def _deposit_grad(self, g) -> None:
         """Store gradient ``g`` (raw array or ``SparseRows``) per this leaf's grad_req."""
@@ -505,6 +505,9 @@ class ndarray:
         if self._device == _CPU0 or self.ndim == 0:
             return text
         return f"{text} @{self._device}"
+
+
+autograd._ndarray_type = ndarray  # for backward()'s isinstance check (no import cycle)
 
 
 # --------------------------------------------------------------------- methods from mx.np

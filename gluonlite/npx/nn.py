@@ -10,12 +10,13 @@ array([[3., 3., 3., 3.],
 from __future__ import annotations
 
 import math
+from functools import partial as _partial
 
 import numpy
 
 from .. import _backend, _dropout, autograd
 from ..autograd import SparseRows, record_op
-from ..ndarray import ndarray, _device_mismatch
+from ..ndarray import ndarray, _device_mismatch, _new, _recording_get
 from ..device import as_device
 from .._compat import resolve_ctx
 
@@ -84,10 +85,6 @@ def _fc_backward_raw(xp, dy, x2, w, need_dx, need_dw, need_db):
     return tuple(None if g is None else g.astype(dtype) for g in grads)
 
 
-def _needs_grad(a) -> bool:
-    return a is not None and (a._node is not None or a._grad_req != "null")
-
-
 def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatten=True):
     """``y = x @ weight.T + bias`` with MXNet's semantics.
 
@@ -146,30 +143,35 @@ def fully_connected(x, weight, bias=None, num_hidden=None, no_bias=False, flatte
             y = _fc_raw(xp, x2, weight._data, None if bias is None else bias._data)
     if len(x_shape) != 2:
         y = y.reshape((x_shape[:1] if flatten else x_shape[:-1]) + (units,))
-    out = ndarray(y, device)
-    if not autograd._recording.get():
+    out = _new(ndarray)
+    out._data, out._device = y, device
+    if not _recording_get():
         return out
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return record_op(out, inputs, _fc_backward_fn(x, weight, bias, x2, x_shape, units, xp))
+    return record_op(out, inputs, _partial(_fc_backward, x, weight, bias, x2, x_shape, units,
+                                           xp))
 
 
-def _fc_backward_fn(x, weight, bias, x2, x_shape, units, xp):
-    """``fully_connected``'s backward. (Made here: a closure inside fully_connected would
-    give it nine cells to create on every call, recorded or not.)"""
-    device = x._device
-    cpu = device.device_type == "cpu"
-
-    def backward(g):
-        with _NO_CONTEXT if cpu else _backend.on(device):
+def _fc_backward(x, weight, bias, x2, x_shape, units, xp, g):
+    """``fully_connected``'s backward, bound to its op by ``functools.partial`` (made in C;
+    a closure would create nine cells per recorded call)."""
+    need_x = x._node is not None or x._grad_req != "null"
+    need_w = weight._node is not None or weight._grad_req != "null"
+    need_b = bias is not None and (bias._node is not None or bias._grad_req != "null")
+    if xp is numpy:  # (no device block: a with statement costs two Python calls)
+        dy = g if len(x_shape) == 2 else g.reshape(-1, units)
+        if not dy.flags.c_contiguous:
+            dy = numpy.ascontiguousarray(dy)
+        dx, dw, db = _fc_backward_raw(numpy, dy, x2, weight._data, need_x, need_w, need_b)
+    else:
+        with _backend.on(x._device):  # a copying reshape allocates on the current GPU
             dy = g if len(x_shape) == 2 else g.reshape(-1, units)
             if not dy.flags.c_contiguous:
                 dy = xp.ascontiguousarray(dy)
-            dx, dw, db = _fc_backward_raw(xp, dy, x2, weight._data, _needs_grad(x),
-                                          _needs_grad(weight), _needs_grad(bias))
-        if dx is not None and len(x_shape) != 2:
-            dx = dx.reshape(x_shape)
-        return (dx, dw) if bias is None else (dx, dw, db)
-    return backward
+            dx, dw, db = _fc_backward_raw(xp, dy, x2, weight._data, need_x, need_w, need_b)
+    if dx is not None and len(x_shape) != 2:
+        dx = dx.reshape(x_shape)
+    return (dx, dw) if bias is None else (dx, dw, db)
 
 
 # ----------------------------------------------------------------------- activations
