@@ -30,6 +30,7 @@ _GRAD_REQS = ("write", "add", "null")
 # ndarray(raw, device) would add a call of __init__ from C (a third of a view's wrapper).
 _recording_get = autograd._recording.get
 _new = object.__new__
+_NP_NDARRAY = numpy.ndarray
 
 
 class ndarray:
@@ -277,7 +278,7 @@ class ndarray:
         req, grad = self._grad_req, self._grad
         if req == "null" or grad is None:
             return
-        if req == "write" and type(g) is numpy.ndarray and type(grad) is ndarray and \
+        if req == "write" and type(g) is _NP_NDARRAY and type(grad) is ndarray and \
                 grad._device.device_type == "cpu":
             grad._data[...] = g  # the common case: one copy into the buffer
         else:
