@@ -25,6 +25,8 @@ from types import ModuleType
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy
+
 from . import _backend, _cupy
 from ._typing import DTypeLike, RawArray
 
@@ -39,35 +41,48 @@ __all__ = ["record", "pause", "train_mode", "predict_mode", "is_recording", "is_
 
 _recording: contextvars.ContextVar[bool] = contextvars.ContextVar("gluonlite_recording",
                                                                  default=False)
+_numpy_empty = numpy.empty
 _training: contextvars.ContextVar[bool] = contextvars.ContextVar("gluonlite_training",
                                                                 default=False)
 
 
 class _Scope:
-    """Sets recording and/or training for a ``with`` block and restores them after."""
+    """Sets recording and/or training for a ``with`` block and restores them after.
+
+    A scope may be entered again while entered (nested): each entry pushes its (recording
+    token, training token) pair onto ``_saved``, a linked stack of tuples (one tuple per
+    entry, no list), and each exit pops one. ``record()`` is entered once per training step,
+    so the scope is made without an ``__init__`` call.
+    """
+
+    __slots__ = ("_recording", "_training", "_saved")
+    _saved: Any  # (recording token, training token, the entry before) or None
 
     def __init__(self, recording: bool | None, training: bool | None) -> None:
-        self._recording, self._training = recording, training
-        self._tokens: list[tuple[Any, Any]] = []
+        self._recording, self._training, self._saved = recording, training, None
 
     def __enter__(self) -> _Scope:
-        # One (recording token, training token) pair per entry; None where unchanged.
         rec, train = self._recording, self._training
-        self._tokens.append((None if rec is None else _recording.set(rec),
-                             None if train is None else _training.set(train)))
+        self._saved = (None if rec is None else _recording.set(rec),
+                       None if train is None else _training.set(train), self._saved)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        rec, train = self._tokens.pop()
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        rec, train, self._saved = self._saved
         if train is not None:
             _training.reset(train)
         if rec is not None:
             _recording.reset(rec)
 
 
+_new_scope = object.__new__
+
+
 def record(train_mode: bool = True) -> _Scope:
     """Record ops for ``backward()`` inside the block (and train mode unless told not to)."""
-    return _Scope(True, train_mode)
+    scope = _new_scope(_Scope)
+    scope._recording, scope._training, scope._saved = True, train_mode, None
+    return scope
 
 
 def pause(train_mode: bool = False) -> _Scope:
@@ -118,9 +133,9 @@ class Node:
         # (ndarray.py); backward() then refuses rather than return a wrong gradient. None
         # stands for "all 0" (inputs never changed in place): no tuple per op then.
         versions = None
-        for i in inputs:
-            if getattr(i, "_version", 0):
-                versions = tuple(getattr(i, "_version", 0) for i in inputs)
+        for i in inputs:  # (inputs are mx.np arrays: _version is a class default of 0)
+            if i._version:
+                versions = tuple([i._version for i in inputs])
                 break
         self.versions = versions
 
@@ -271,7 +286,7 @@ def backward(heads: Any, head_grads: Any = None, retain_graph: bool = False) -> 
     ``head_grads`` default to ones. Unless ``retain_graph``, the graph is freed afterwards,
     so a second ``backward`` through it is an error.
     """
-    if isinstance(heads, _ndarray()):
+    if isinstance(heads, _ndarray_type or _ndarray()):
         node = heads._node
         if head_grads is None and node is not None:
             for inp in node.inputs:
@@ -298,8 +313,9 @@ def backward(heads: Any, head_grads: Any = None, retain_graph: bool = False) -> 
                 else _raw_grad(hg, h)
         _collect(grads, leaves, h, g)
     # The backward functions are not recorded themselves; one switch around the whole walk
-    # (not one per node) keeps a long graph's bookkeeping off the critical path.
-    token = _recording.set(False)
+    # (not one per node) keeps a long graph's bookkeeping off the critical path, and none
+    # when backward() is called outside record(), as usual.
+    token = _recording.set(False) if _recording.get() else None
     try:
         pop = grads.pop
         order = _topological_order(heads)
@@ -309,57 +325,78 @@ def backward(heads: Any, head_grads: Any = None, retain_graph: bool = False) -> 
                 continue
             node = x._node
             _check_versions(node)
-            # With the node's GPU current, its gradients are computed, summed and land there
-            # (on a CPU this is the shared null context).
-            with _backend.on(x._device):
+            # With the node's GPU current, its gradients are computed, summed and land there.
+            if x._device.device_type == "cpu":
                 for inp, ig in zip(node.inputs, node.backward(g)):
                     if ig is not None:
                         _collect(grads, leaves, inp, ig)
+            else:
+                with _backend.on(x._device):
+                    for inp, ig in zip(node.inputs, node.backward(g)):
+                        if ig is not None:
+                            _collect(grads, leaves, inp, ig)
         # Freed once the walk is through: a backward that raised leaves the graph intact.
         if not retain_graph:
             for x in order:
                 x._node = None
         for leaf, g in leaves.values():
-            with _backend.on(leaf._device):
+            if leaf._device.device_type == "cpu":
                 leaf._deposit_grad(g)
+            else:
+                with _backend.on(leaf._device):
+                    leaf._deposit_grad(g)
     finally:
-        _recording.reset(token)
+        if token is not None:
+            _recording.reset(token)
 
 
 def _backward_one_op(head: Any, node: Node, retain_graph: bool) -> None:
     """``backward`` of an array computed by one recorded op from leaves (``y = f(x, w)``;
     a Dense layer's loss-free step): no graph to sort, gradients straight to the leaves."""
-    _check_versions(node)
-    raw = head._data
-    xp = head._xp
     inputs = node.inputs
-    token = _recording.set(False)
-    # The op's inputs share the head's device: the seed, the gradients and their deposits
-    # all happen with it current (on a CPU this is the shared null context).
-    scope = _backend.on(head._device)
+    if node.versions is not None:
+        _check_versions(node)
+    else:
+        for inp in inputs:
+            if inp._version:
+                _check_versions(node)
+                break
+    token = _recording.set(False) if _recording.get() else None
     try:
-        with scope:
-            if xp.__name__ == "numpy":
-                g = xp.empty(raw.shape, dtype=raw.dtype)  # two C calls; numpy.ones is Python
-                g.fill(1)
-            else:
-                g = xp.ones(raw.shape, dtype=raw.dtype)
-            grads = node.backward(g)
-            if len(inputs) == 1 or len({id(i) for i in inputs}) == len(inputs):
-                for inp, ig in zip(inputs, grads):
-                    if ig is not None:
-                        inp._deposit_grad(ig)
-            else:  # a leaf read twice (x * x): its gradients add up first
-                leaves: dict[int, tuple[Any, Any]] = {}
-                for inp, ig in zip(inputs, grads):
-                    if ig is not None:
-                        _collect({}, leaves, inp, ig)
-                for leaf, lg in leaves.values():
-                    leaf._deposit_grad(lg)
+        raw = head._data
+        # The op's inputs share the head's device: the seed, the gradients and their
+        # deposits all happen with it current.
+        if head._device.device_type == "cpu":
+            g = _numpy_empty(raw.shape, raw.dtype)  # two C calls; numpy.ones is Python
+            g.fill(1)
+            _deposit_all(inputs, node.backward(g))
+        else:
+            with _backend.on(head._device):
+                _deposit_all(inputs, node.backward(_backend.cupy().ones(raw.shape,
+                                                                        dtype=raw.dtype)))
         if not retain_graph:
             head._node = None
     finally:
-        _recording.reset(token)
+        if token is not None:
+            _recording.reset(token)
+
+
+def _deposit_all(inputs: tuple[Any, ...], grads: Any) -> None:
+    """Deposit one op's input gradients in its leaves (a leaf read twice: summed first)."""
+    n = len(inputs)
+    if n == 1 or (n == 2 and inputs[0] is not inputs[1]) or (
+            n == 3 and inputs[0] is not inputs[1] and inputs[0] is not inputs[2]
+            and inputs[1] is not inputs[2]) or (n > 3 and len(set(map(id, inputs))) == n):
+        for inp, ig in zip(inputs, grads):
+            if ig is not None:
+                inp._deposit_grad(ig)
+    else:  # a leaf read twice (x * x): its gradients add up first
+        leaves: dict[int, tuple[Any, Any]] = {}
+        for inp, ig in zip(inputs, grads):
+            if ig is not None:
+                _collect({}, leaves, inp, ig)
+        for leaf, lg in leaves.values():
+            leaf._deposit_grad(lg)
 
 
 def _collect(grads: dict[int, Any], leaves: dict[int, tuple[Any, Any]], x: Any,
@@ -388,13 +425,13 @@ def _check_versions(node: Node) -> None:
     versions = node.versions
     if versions is None:
         for inp in node.inputs:
-            if getattr(inp, "_version", 0):
+            if inp._version:
                 break
         else:
             return
         versions = (0,) * len(node.inputs)
     for inp, version in zip(node.inputs, versions):
-        if getattr(inp, "_version", 0) != version:
+        if inp._version != version:
             raise RuntimeError(
                 f"backward: an array of shape {inp.shape} that a recorded op read was "
                 "changed in place afterwards (x += ..., x[...] = ...), so its gradient "

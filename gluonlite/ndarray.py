@@ -38,6 +38,12 @@ __all__ = ["ndarray", "array", "zeros", "ones", "full", "empty", "arange", "zero
 
 _DEFAULT_DTYPE = numpy.dtype(numpy.float32)
 _GRAD_REQS = ("write", "add", "null")
+# The hot paths (views, indexing, the np table's fast paths) read the recording flag through
+# the bound method and make their result with object.__new__ plus two attribute stores:
+# ndarray(raw, device) would add a call of __init__ from C (a third of a view's wrapper).
+_recording_get = autograd._recording.get
+_new = object.__new__
+_NP_NDARRAY = numpy.ndarray
 
 
 class ndarray:
@@ -98,9 +104,11 @@ class ndarray:
 
     @property
     def T(self) -> "ndarray":
-        if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
-            return ndarray(self._data.T, self._device)
-        return self.transpose()
+        if _recording_get() and (self._node is not None or self._grad_req != "null"):
+            return self.transpose()
+        out = _new(ndarray)  # a view outside the graph: wrapped without __init__'s call
+        out._data, out._device = self._data.T, self._device
+        return out
 
     @property
     def grad(self) -> Any:
@@ -279,14 +287,14 @@ class ndarray:
 
     def backward(self, out_grad: ndarray | None = None, retain_graph: bool = False) -> None:
         """Gradients of this array w.r.t. the recorded leaves (``out_grad`` defaults to ones)."""
-        autograd.backward(self, out_grad, retain_graph=retain_graph)
+        autograd.backward(self, out_grad, retain_graph)
 
     def _deposit_grad(self, g: RawArray) -> None:
         """Store gradient ``g`` (raw array or ``SparseRows``) per this leaf's grad_req."""
         req, grad = self._grad_req, self._grad
         if req == "null" or grad is None:
             return
-        if req == "write" and type(g) is numpy.ndarray and type(grad) is ndarray and \
+        if req == "write" and type(g) is _NP_NDARRAY and type(grad) is ndarray and \
                 grad._device.device_type == "cpu":
             grad._data[...] = g  # the common case: one copy into the buffer
         else:
@@ -308,13 +316,28 @@ class ndarray:
     # ----------------------------------------------------------------- indexing
     def __getitem__(self, key: Any) -> ndarray:
         tk = type(key)
-        raw_key = key if tk is int or tk is slice else _raw_index(key, self._device)
-        if not autograd._recording.get() and self._device.device_type == "cpu":
+        device = self._device
+        if tk is int or tk is slice:
+            raw_key = key
+        elif tk is ndarray and key._device is device and key._data.dtype.kind != "f":
+            raw_key = key._data  # an index array on this very device object: as is
+        else:
+            raw_key = _raw_index(key, device)
+        if device.device_type == "cpu" and not _recording_get():
             # Outside recording on cpu (x[3], x[1:9], x[idx]): NumPy's indexing, wrapped.
             try:
-                return ndarray(self._data[raw_key], self._device)
+                raw = self._data[raw_key]
             except IndexError as e:
                 raise IndexError(f"index: {e} (array of shape {self.shape})") from None
+            out = _new(ndarray)
+            out._data, out._device = raw, device
+            return out
+        return self._index_recorded(raw_key)
+
+    def _index_recorded(self, raw_key: Any) -> "ndarray":
+        """``__getitem__`` on a GPU or while recording. (A separate method: the closure
+        below would make ``__getitem__`` create its cells on every call, the fast path's
+        included.)"""
         try:
             if self._device.device_type == "cpu":
                 out = ndarray(self._data[raw_key], self._device)
@@ -395,7 +418,17 @@ class ndarray:
     # ----------------------------------------------------------------- shape ops
     def reshape(self, *shape: Any, **kwargs: Any) -> "ndarray":
         """``x.reshape((2, -1))`` or MXNet's ``x.reshape(2, -1)``; differentiable."""
-        if self._device.device_type != "cpu":
+        device = self._device
+        if device.device_type == "cpu" and shape and not kwargs and not _recording_get():
+            # Outside recording on cpu: NumPy's reshape (it takes both spellings), wrapped.
+            try:
+                raw = self._data.reshape(*shape)
+            except (ValueError, TypeError) as e:
+                raise type(e)(f"reshape: {e}") from None
+            out = _new(ndarray)
+            out._data, out._device = raw, device
+            return out
+        if device.device_type != "cpu":
             # A reshape that must copy (a non-contiguous view) allocates on the current
             # device: make it the array's own.
             with _backend.on(self._device):
@@ -430,6 +463,10 @@ class ndarray:
                          lambda out, g: (g.reshape(old, order=order),))
 
     def transpose(self, *axes: Any) -> "ndarray":
+        if not axes and not _recording_get():
+            out = _new(ndarray)  # x.transpose() outside recording: NumPy's view, wrapped
+            out._data, out._device = self._data.T, self._device
+            return out
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
             axes = tuple(axes[0]) if axes[0] is not None else ()
         axes = axes or tuple(reversed(range(self.ndim)))
@@ -599,6 +636,9 @@ class ndarray:
         return f"{text} @{self._device}"
 
 
+autograd._ndarray_type = ndarray  # for backward()'s isinstance check (no import cycle)
+
+
 # --------------------------------------------------------------------- methods from mx.np
 # Filled by ``install_ops`` (``gluonlite.np`` calls it once its table is built): the
 # operators and the NumPy methods of MXNet's ndarray, the same functions as ``mx.np``'s.
@@ -695,7 +735,10 @@ def _raw_index(key: Any, device: Device) -> Any:
     """The raw index for ``key``; index arrays given as floats become integers (MXNet
     accepts ``x[np.array([0, 2])]`` where the index array is float32)."""
     if type(key) is tuple:
-        return tuple(_raw_index(k, device) for k in key)
+        raw = []  # a loop, not a comprehension: that would make device a cell on every call
+        for k in key:
+            raw.append(_raw_index(k, device))
+        return tuple(raw)
     if isinstance(key, ndarray):
         if key._device != device:
             raise _device_mismatch("index", device, key._device)
@@ -744,7 +787,8 @@ def _unbroadcast(g: RawArray, shape: Sequence[int]) -> RawArray:
     extra = g.ndim - len(shape)
     if extra:
         g = g.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    g_shape = g.shape  # read here: in the generator g would be a cell, made on every call
+    axes = tuple(i for i, (n, m) in enumerate(zip(shape, g_shape)) if n == 1 and m != 1)
     if axes:
         g = g.sum(axis=axes, keepdims=True)
     return g

@@ -34,13 +34,16 @@ import numpy
 from .. import _backend
 from ..autograd import Node, _recording, _scatter_add
 from ..device import Device, current_device
-from ..ndarray import ndarray, _device_mismatch, _unbroadcast, scatter_add
+from ..ndarray import ndarray, _device_mismatch, _new, _recording_get, _unbroadcast, \
+    scatter_add
 
 __all__ = ["Row", "make", "Ctx"]
 
 _F64 = numpy.dtype(numpy.float64)
 _F32 = numpy.dtype(numpy.float32)
 _SCALARS = (int, float, bool, complex, numpy.generic)
+_NDARRAY = numpy.ndarray  # module constants: numpy.ndarray per call is two lookups
+_asarray = numpy.asarray
 
 
 class Row:
@@ -232,7 +235,11 @@ def call(row: Row, args, kwargs, out=None):
             rargs.append(a._data)
         else:
             rargs.append(_unwrap(a, arrays))
-    rkw = {k: _unwrap(v, arrays) for k, v in kwargs.items()} if kwargs else kwargs
+    rkw = kwargs
+    if kwargs:  # a loop: a comprehension would make arrays a cell, created on every call
+        rkw = {}
+        for k, v in kwargs.items():
+            rkw[k] = _unwrap(v, arrays)
     name = row.name
     device = _device_of(name, arrays)
     if out is not None:
@@ -253,9 +260,10 @@ def call(row: Row, args, kwargs, out=None):
     if row.raw:
         return res
     if isinstance(res, numpy.generic):  # NumPy reductions return scalars
-        res = numpy.asarray(res)
-    if type(res) is numpy.ndarray and res.dtype is not _F64:
-        result = ndarray(res, device)  # the common case, without _wrap's checks
+        res = _asarray(res)
+    if type(res) is _NDARRAY and res.dtype is not _F64:
+        result = _new(ndarray)  # the common case, without _wrap's checks
+        result._data, result._device = res, device
     else:
         rule_ok = row.float32 and "dtype" not in kwargs and \
             not any(a._data.dtype == _F64 for a in arrays)
@@ -462,29 +470,39 @@ def _unary_fast(row, d):
     np_fn = getattr(numpy, row.np_name) if row.forward is None else None
 
     def fn(x, *args, out=None, **kwargs):
-        if type(x) is not ndarray or args or kwargs or np_fn is None or \
-                x._device.device_type != "cpu":
+        if type(x) is not ndarray or args or kwargs or np_fn is None:
             return call(row, (x,) + args, kwargs, out)
+        device = x._device
+        if device.device_type != "cpu":
+            return call(row, (x,), kwargs, out)
+        xr = x._data
         try:
-            y = np_fn(x._data)
+            y = np_fn(xr)
         except _CAUGHT as e:
             raise renamed_error(name, e) from None
-        if type(y) is not numpy.ndarray:
-            y = numpy.asarray(y)
-        if y.dtype is _F64 and x._data.dtype is not _F64:
+        if type(y) is not _NDARRAY:
+            y = _asarray(y)
+        if y.dtype is _F64 and xr.dtype is not _F64:
             y = y.astype(_F32)
-        res = ndarray(y, x._device)
-        if d is not None and _recording.get() and \
+        res = _new(ndarray)
+        res._data, res._device = y, device
+        if d is not None and _recording_get() and \
                 (x._node is not None or x._grad_req != "null") and y.dtype.kind != "b":
-            xr = x._data
-            res._node = Node((x,), lambda g: ((g * d(numpy, xr, y)).astype(xr.dtype,
-                                                                          copy=False),),
-                             lambda out, g: unary_graph(d, x, out, g))
+            res._node = Node((x,), _unary_node(d, xr, y), _unary_graph(d, x))
         if out is not None:
-            _check_out(name, out, x._device)
+            _check_out(name, out, device)
             return _write_out(name, out, res)
         return res
     return fn
+
+
+def _unary_node(d, xr, y):
+    # Outside fn: a closure there would make xr and y cells, created on every call.
+    return lambda g: ((g * d(numpy, xr, y)).astype(xr.dtype, copy=False),)
+
+
+def _unary_graph(d, x):
+    return lambda out, g: unary_graph(d, x, out, g)
 
 
 def unary_grad(d):
@@ -531,7 +549,10 @@ def _binary_fast(row, d):
     keyword arguments) and ``rdunder`` (``2.0 + a``) are the same path without the keyword
     handling, installed as ``ndarray``'s operators."""
     name = row.name
-    np_fn = getattr(numpy, row.np_name) if row.forward is None else None
+    if row.forward is not None:
+        raise ValueError(f"{name}: an elementwise binary row computes NumPy's (CuPy's) own "
+                         "function; a row with its own forward is a plain row")
+    np_fn = getattr(numpy, row.np_name)
     scalars = (int, float, bool)
 
     def core(a, b):
@@ -552,24 +573,25 @@ def _binary_fast(row, d):
             dev, ra, rb = b._device, a, b._data
         else:
             return call(row, (a, b), {})
-        if np_fn is None or dev.device_type != "cpu":
+        if dev.device_type != "cpu":
             return call(row, (a, b), {})
         try:
             y = np_fn(ra, rb)
         except _CAUGHT as e:
             raise renamed_error(name, e) from None
-        if type(y) is not numpy.ndarray:
-            y = numpy.asarray(y)
+        if type(y) is not _NDARRAY:
+            y = _asarray(y)
         if y.dtype is _F64 and not ((ta is ndarray and ra.dtype is _F64)
                                     or (tb is ndarray and rb.dtype is _F64)):
             y = y.astype(_F32)
-        res = ndarray(y, dev)
-        if d is not None and _recording.get() and y.dtype.kind != "b":
+        res = _new(ndarray)
+        res._data, res._device = y, dev
+        if d is not None and _recording_get() and y.dtype.kind != "b":
             ins = tuple(v for v in (a, b) if type(v) is ndarray)
             for v in ins:
                 if v._node is not None or v._grad_req != "null":
                     res._node = Node(ins, _binary_node(ins, ra, rb, y, d),
-                                     lambda out, g: binary_graph(d, a, b, out, g))
+                                     _binary_graph(d, a, b))
                     break
         return res
 
@@ -586,6 +608,11 @@ def _binary_fast(row, d):
         return core(b, a)
     fn.dunder, fn.rdunder = core, rdunder
     return fn
+
+
+def _binary_graph(d, a, b):
+    # Outside core(): a closure there would make a and b cells, created on every call.
+    return lambda out, g: binary_graph(d, a, b, out, g)
 
 
 def _binary_node(ins, ra, rb, y, d):
@@ -607,7 +634,7 @@ def _pair_fast(row):
     def fn(a, b, *args, out=None, **kwargs):
         if type(a) is ndarray and type(b) is ndarray and not args and not kwargs and \
                 out is None and np_fn is not None and a._device.device_type == "cpu" and \
-                not (_recording.get() and (a._node is not None or a._grad_req != "null"
+                not (_recording_get() and (a._node is not None or a._grad_req != "null"
                                            or b._node is not None or b._grad_req != "null")):
             if b._device is not a._device and b._device != a._device:
                 raise _device_mismatch(name, a._device, b._device)
@@ -615,34 +642,54 @@ def _pair_fast(row):
                 y = np_fn(a._data, b._data)
             except _CAUGHT as e:
                 raise renamed_error(name, e) from None
-            if type(y) is not numpy.ndarray:
-                y = numpy.asarray(y)
+            if type(y) is not _NDARRAY:
+                y = _asarray(y)
             if y.dtype is _F64 and a._data.dtype is not _F64 and b._data.dtype is not _F64:
                 y = y.astype(_F32)
-            return ndarray(y, a._device)
+            res = _new(ndarray)
+            res._data, res._device = y, a._device
+            return res
         return call(row, (a, b) + args, kwargs, out)
     return fn
 
 
+# NumPy's sum/prod/max/min methods are Python functions (numpy/_core/_methods.py) that
+# pass their arguments on to the ufunc's reduce: called with at most an axis, the reduce
+# itself (the same C call, one Python layer less).
+_REDUCES = {"sum": numpy.add.reduce, "prod": numpy.multiply.reduce,
+            "max": numpy.maximum.reduce, "min": numpy.minimum.reduce}
+
+
 def _method_fast(row):
     """Reductions on one cpu array outside recording: the NumPy array's own method (NumPy's
-    module-level ``sum`` & co. add a Python layer of their own)."""
+    module-level ``sum`` & co. add a Python layer of their own). Every such method takes
+    ``axis`` first, with None its default."""
     meth = getattr(numpy.ndarray, row.np_name)  # unbound: no attribute lookup per call
+    reduce = _REDUCES.get(row.np_name)
+    name = row.name
 
-    def fn(a, *args, out=None, **kwargs):
-        if type(a) is not ndarray or out is not None or a._device.device_type != "cpu" or \
-                (_recording.get() and (a._node is not None or a._grad_req != "null")) or \
-                (args and any(type(v) is ndarray for v in args)):
-            return call(row, (a,) + args, kwargs, out)
-        try:
-            y = meth(a._data, *args, **kwargs)
-        except _CAUGHT as e:
-            raise renamed_error(row.name, e) from None
-        if type(y) is not numpy.ndarray:
-            y = numpy.asarray(y)
-        if y.dtype is _F64 and a._data.dtype is not _F64 and "dtype" not in kwargs:
-            y = y.astype(_F32)
-        return ndarray(y, a._device)
+    def fn(a, axis=None, *args, out=None, **kwargs):
+        if type(a) is ndarray and out is None and not args and \
+                a._device.device_type == "cpu" and \
+                not (_recording_get() and (a._node is not None or a._grad_req != "null")):
+            ra = a._data
+            try:
+                if kwargs:
+                    y = meth(ra, axis, **kwargs)
+                elif reduce is not None:
+                    y = reduce(ra, axis)
+                else:
+                    y = meth(ra, axis)
+            except _CAUGHT as e:
+                raise renamed_error(name, e) from None
+            if type(y) is not _NDARRAY:
+                y = _asarray(y)
+            if y.dtype is _F64 and ra.dtype is not _F64 and "dtype" not in kwargs:
+                y = y.astype(_F32)
+            res = _new(ndarray)
+            res._data, res._device = y, a._device
+            return res
+        return call(row, (a,) if axis is None and not args else (a, axis) + args, kwargs, out)
     return fn
 
 
@@ -652,27 +699,31 @@ def _seq_fast(row):
     name, np_fn = row.name, row.cpu
 
     def fn(seq, *args, out=None, **kwargs):
-        if out is None and np_fn is not None and type(seq) in (list, tuple) and seq and \
-                not args and type(seq[0]) is ndarray:
+        tseq = type(seq)
+        if out is None and not args and (tseq is list or tseq is tuple) and seq and \
+                type(seq[0]) is ndarray:
             dev = seq[0]._device
-            recording = _recording.get()
+            recording = _recording_get()
             raws = []
-            for v in seq:
-                if type(v) is not ndarray or dev.device_type != "cpu" or (
-                        recording and (v._node is not None or v._grad_req != "null")):
-                    break
-                if v._device is not dev and v._device != dev:
-                    raise _device_mismatch(name, dev, v._device)
-                raws.append(v._data)
-            else:
-                try:
-                    y = np_fn(raws, **kwargs)
-                except _CAUGHT as e:
-                    raise renamed_error(name, e) from None
-                if y.dtype is _F64 and "dtype" not in kwargs and \
-                        not any(r.dtype is _F64 for r in raws):
-                    y = y.astype(_F32)
-                return ndarray(y, dev)
+            if dev.device_type == "cpu":
+                for v in seq:
+                    if type(v) is not ndarray or (
+                            recording and (v._node is not None or v._grad_req != "null")):
+                        break
+                    if v._device is not dev and v._device != dev:
+                        raise _device_mismatch(name, dev, v._device)
+                    raws.append(v._data)
+                else:
+                    try:
+                        y = np_fn(raws, **kwargs) if kwargs else np_fn(raws)
+                    except _CAUGHT as e:
+                        raise renamed_error(name, e) from None
+                    if y.dtype is _F64 and "dtype" not in kwargs and \
+                            not any(r.dtype is _F64 for r in raws):
+                        y = y.astype(_F32)
+                    res = _new(ndarray)
+                    res._data, res._device = y, dev
+                    return res
         return call(row, (seq,) + args, kwargs, out)
     return fn
 

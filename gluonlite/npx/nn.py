@@ -10,12 +10,13 @@ array([[3., 3., 3., 3.],
 from __future__ import annotations
 
 import math
+from functools import partial as _partial
 
 import numpy
 
 from .. import _backend, _dropout, autograd
 from ..autograd import SparseRows, record_op
-from ..ndarray import ndarray, _device_mismatch, scatter_add
+from ..ndarray import ndarray, _device_mismatch, _new, _recording_get, scatter_add
 from .. import np as xp_np
 from ..np._dispatch import Recorded
 from ..device import as_device, Device
@@ -91,10 +92,6 @@ def _fc_backward_raw(xp: ModuleType, dy: RawArray, x2: RawArray, w: RawArray, ne
     return tuple(None if g is None else g.astype(dtype) for g in grads)
 
 
-def _needs_grad(a: Any) -> bool:
-    return a is not None and (a._node is not None or a._grad_req != "null")
-
-
 def fully_connected(x: ndarray, weight: ndarray, bias: ndarray | None = None,
                     num_hidden: int | None = None, no_bias: bool = False,
                     flatten: bool = True) -> ndarray:
@@ -161,37 +158,58 @@ def fully_connected(x: ndarray, weight: ndarray, bias: ndarray | None = None,
             y = _fc_raw(xp, x2, weight._data, None if bias is None else bias._data)
     if len(x_shape) != 2:
         y = y.reshape((x_shape[:1] if flatten else x_shape[:-1]) + (units,))
-    out = ndarray(y, device)
-    if not autograd._recording.get():
+    out = _new(ndarray)
+    out._data, out._device = y, device
+    if not _recording_get():
         return out
     inputs = (x, weight) if bias is None else (x, weight, bias)
+    return record_op(out, inputs, _partial(_fc_backward, x, weight, bias, x2, x_shape, units,
+                                           xp),
+                     _partial(_fc_graph, x, weight, bias, x_shape, units, in_units))
 
-    def backward(g: RawArray) -> Any:
-        with _NO_CONTEXT if cpu else _backend.on(device):
+
+def _fc_backward(x: ndarray, weight: ndarray, bias: ndarray | None, x2: RawArray,
+                 x_shape: tuple[int, ...], units: int, xp: ModuleType, g: RawArray) -> Any:
+    """``fully_connected``'s backward, bound to its op by ``functools.partial`` (made in C;
+    a closure would create nine cells per recorded call)."""
+    need_x = x._node is not None or x._grad_req != "null"
+    need_w = weight._node is not None or weight._grad_req != "null"
+    need_b = bias is not None and (bias._node is not None or bias._grad_req != "null")
+    if xp is numpy:  # (no device block: a with statement costs two Python calls)
+        dy = g if len(x_shape) == 2 else g.reshape(-1, units)
+        if not dy.flags.c_contiguous:
+            dy = numpy.ascontiguousarray(dy)
+        dx, dw, db = _fc_backward_raw(numpy, dy, x2, weight._data, need_x, need_w, need_b)
+    else:
+        with _backend.on(x._device):  # a copying reshape allocates on the current GPU
             dy = g if len(x_shape) == 2 else g.reshape(-1, units)
             if not dy.flags.c_contiguous:
                 dy = xp.ascontiguousarray(dy)
-            dx, dw, db = _fc_backward_raw(xp, dy, x2, weight._data, _needs_grad(x),
-                                          _needs_grad(weight), _needs_grad(bias))
-        if dx is not None and len(x_shape) != 2:
-            dx = dx.reshape(x_shape)
-        return (dx, dw) if bias is None else (dx, dw, db)
+            dx, dw, db = _fc_backward_raw(xp, dy, x2, weight._data, need_x, need_w, need_b)
+    if dx is not None and len(x_shape) != 2:
+        dx = dx.reshape(x_shape)
+    return (dx, dw) if bias is None else (dx, dw, db)
 
-    def graph(out: ndarray, g: ndarray) -> tuple[Any, ...]:
-        # The same products with recorded ops (create_graph): dx = dy W, dW = dy^T x,
-        # db = sum(dy).
-        dy = g if len(x_shape) == 2 else g.reshape(-1, units)
-        dx = dw = db = None
-        if _needs_grad(x):
-            dx = dy @ weight
-            if len(x_shape) != 2:
-                dx = dx.reshape(x_shape)
-        if _needs_grad(weight):
-            dw = dy.T @ (x if len(x_shape) == 2 else x.reshape(-1, in_units))
-        if bias is not None and _needs_grad(bias):
-            db = dy.sum(axis=0)
-        return (dx, dw) if bias is None else (dx, dw, db)
-    return record_op(out, inputs, backward, graph)
+
+def _needs_grad(a: Any) -> bool:
+    return a is not None and (a._node is not None or a._grad_req != "null")
+
+
+def _fc_graph(x: ndarray, weight: ndarray, bias: ndarray | None, x_shape: tuple[int, ...],
+              units: int, in_units: int, out: ndarray, g: ndarray) -> tuple[Any, ...]:
+    """``fully_connected``'s gradients with recorded ops (create_graph): dx = dy W,
+    dW = dy^T x, db = sum(dy); bound by ``functools.partial`` as ``_fc_backward``."""
+    dy = g if len(x_shape) == 2 else g.reshape(-1, units)
+    dx = dw = db = None
+    if _needs_grad(x):
+        dx = dy @ weight
+        if len(x_shape) != 2:
+            dx = dx.reshape(x_shape)
+    if _needs_grad(weight):
+        dw = dy.T @ (x if len(x_shape) == 2 else x.reshape(-1, in_units))
+    if bias is not None and _needs_grad(bias):
+        db = dy.sum(axis=0)
+    return (dx, dw) if bias is None else (dx, dw, db)
 
 
 # ----------------------------------------------------------------------- activations
@@ -208,8 +226,19 @@ def _elementwise(x: ndarray, forward: Callable[..., Any], backward: Callable[...
     out = ndarray(y, device)
     if not autograd._recording.get():
         return out
-    return record_op(out, (x,), lambda g: (backward(xp, g, x._data, y),),
-                     lambda out, g: (backward(Recorded(device), g, x, out),))
+    return record_op(out, (x,), _elementwise_backward(backward, xp, x, y),
+                     _elementwise_graph(backward, device, x))
+
+
+def _elementwise_backward(backward: Callable[..., Any], xp: ModuleType, x: ndarray,
+                          y: RawArray) -> Callable[[RawArray], tuple[Any]]:
+    # Outside _elementwise: a closure there would make its cells on every call.
+    return lambda g: (backward(xp, g, x._data, y),)
+
+
+def _elementwise_graph(backward: Callable[..., Any], device: Device,
+                       x: ndarray) -> Callable[[ndarray, ndarray], tuple[Any]]:
+    return lambda out, g: (backward(Recorded(device), g, x, out),)
 
 
 # exp(-a) stays finite for a above these (float32: exp(88.7) overflows).
