@@ -11,6 +11,7 @@ smaller shapes only, so that ``make test`` (``--benchmark-disable``: one call ea
 quick; ``GLUONLITE_BENCH_FULL=1`` runs every shape on the CPU too. Small cases are checked
 against a float64 NumPy reference, so a benchmark of a wrong result fails.
 """
+
 import os
 
 import numpy as np
@@ -45,6 +46,7 @@ def _bf16_dtype(xp):
     """The bfloat16 dtype of ``xp`` (NumPy or CuPy through ml_dtypes), or None."""
     try:
         import ml_dtypes
+
         xp.zeros(1, dtype=ml_dtypes.bfloat16)
         return np.dtype(ml_dtypes.bfloat16)
     except Exception:  # noqa: BLE001 - missing ml_dtypes, or an xp without bfloat16
@@ -60,8 +62,7 @@ class _Case:
         if dtype == "bfloat16" and impl in ("cupy", "numpy") and _bf16_dtype(xp) is None:
             pytest.skip(f"{impl} has no bfloat16 here (needs ml_dtypes and bfloat16 support)")
         n, m, k = shape
-        host = [rng.standard_normal(s).astype(np.float32) for s in [(n, k), (m, k), (m,),
-                                                                    (n, m)]]
+        host = [rng.standard_normal(s).astype(np.float32) for s in [(n, k), (m, k), (m,), (n, m)]]
         # float64 copies of the values after rounding to the benchmarked storage type.
         self.reference = [_round(h, dtype) for h in host]
         self.ctype = None
@@ -72,8 +73,9 @@ class _Case:
             self.sync = torch.cuda.synchronize if ON_GPU else (lambda: None)
             self.to_numpy = lambda a: a.float().cpu().numpy()
             return
-        self.sync = (lambda: xp.cuda.get_current_stream().synchronize()) if ON_GPU else \
-            (lambda: None)
+        self.sync = (
+            (lambda: xp.cuda.get_current_stream().synchronize()) if ON_GPU else (lambda: None)
+        )
         if dtype == "float32":
             self.arrays = [xp.asarray(h) for h in host]
             self.to_numpy = lambda a: _host(a).astype(np.float64)
@@ -115,12 +117,15 @@ def _forward(case):
         xp = _backend.cupy() if case.impl == "cupy" else np
         return lambda: xp.matmul(x, w.T) + b
     from gluonlite import _kernels
+
     if case.ctype is None:
         return lambda: _kernels.fc_forward(x, w, b)
     # bfloat16 bits: the public entry cannot tell them from uint16, so dispatch here.
     rt = _kernels._runtime()
-    path = _kernels._choose(("fwd", *x.shape, w.shape[0], "bf16-bits"), lambda p: (
-        _kernels._fc_forward(rt, x, w, b, p, ctype=case.ctype)))
+    path = _kernels._choose(
+        ("fwd", *x.shape, w.shape[0], "bf16-bits"),
+        lambda p: _kernels._fc_forward(rt, x, w, b, p, ctype=case.ctype),
+    )
     return lambda: _kernels._fc_forward(rt, x, w, b, path, ctype=case.ctype)
 
 
@@ -132,17 +137,26 @@ def _backward(case):
         xp = _backend.cupy() if case.impl == "cupy" else np
         # Summed in float32 as torch and gluonlite do: a bfloat16 running sum of 100+ rows
         # is off by percents, which would make the peer fail its own check.
-        return lambda: (xp.matmul(dy, w), xp.matmul(dy.T, x),
-                        dy.sum(axis=0, dtype=np.float32).astype(dy.dtype))
+        return lambda: (
+            xp.matmul(dy, w),
+            xp.matmul(dy.T, x),
+            dy.sum(axis=0, dtype=np.float32).astype(dy.dtype),
+        )
     from gluonlite import _kernels
+
     if case.ctype is None:
         return lambda: _kernels.fc_backward(dy, x, w)
     rt = _kernels._runtime()
-    paths = [_kernels._choose((op, *x.shape, w.shape[0], "bf16-bits"), lambda p, op=op: (
-        _kernels._fc_backward(rt, dy, x, w, op == "dx", op == "dw", False, p, p,
-                              ctype=case.ctype))) for op in ("dx", "dw")]
-    return lambda: _kernels._fc_backward(rt, dy, x, w, True, True, True, *paths,
-                                         ctype=case.ctype)
+    paths = [
+        _kernels._choose(
+            (op, *x.shape, w.shape[0], "bf16-bits"),
+            lambda p, op=op: _kernels._fc_backward(
+                rt, dy, x, w, op == "dx", op == "dw", False, p, p, ctype=case.ctype
+            ),
+        )
+        for op in ("dx", "dw")
+    ]
+    return lambda: _kernels._fc_backward(rt, dy, x, w, True, True, True, *paths, ctype=case.ctype)
 
 
 def _tolerance(dtype):
@@ -173,29 +187,42 @@ def test_fully_connected(benchmark, op, shape, dtype, impl):
         if op == "forward":
             _check(case, out, xr @ wr.T + br, "y")
         else:
-            for got, expected, what in zip(out, (dyr @ wr, dyr.T @ xr, dyr.sum(axis=0)),
-                                           ("dx", "dw", "db")):
+            for got, expected, what in zip(
+                out, (dyr @ wr, dyr.T @ xr, dyr.sum(axis=0)), ("dx", "dw", "db")
+            ):
                 _check(case, got, expected, what)
 
     def timed():
         run()
         case.sync()
+
     benchmark.group = f"fc-{op}-{dtype}-{n}x{m}x{k}"
-    benchmark.extra_info.update(kind="fc", op=op, dtype=dtype, shape=[n, m, k], impl=impl,
-                                flops=flops, device="gpu" if ON_GPU else "cpu")
+    benchmark.extra_info.update(
+        kind="fc",
+        op=op,
+        dtype=dtype,
+        shape=[n, m, k],
+        impl=impl,
+        flops=flops,
+        device="gpu" if ON_GPU else "cpu",
+    )
     benchmark(timed)
 
 
 # (rows, row width in elements, dtype, fraction of rows requested): hundreds of MB, so that
 # the bandwidth, not the few launches and the one synchronisation, is measured.
-RETAIN_CASES = [(1_000_000, 256, "float32", 0.5), (200_000, 1024, "float16", 0.25),
-                (4_000_000, 16, "float32", 0.5)]
+RETAIN_CASES = [
+    (1_000_000, 256, "float32", 0.5),
+    (200_000, 1024, "float16", 0.25),
+    (4_000_000, 16, "float32", 0.5),
+]
 CPU_RETAIN_CASES = [(5_000, 128, "float32", 0.5), (2_000, 64, "float16", 0.25)]
 
 
 @pytest.mark.parametrize("impl", ["gluonlite", "copy"] if ON_GPU else ["numpy", "copy"])
-@pytest.mark.parametrize("case", RETAIN_CASES if FULL else CPU_RETAIN_CASES,
-                         ids=lambda c: f"{c[0]}x{c[1]}-{c[2]}-{c[3]}")
+@pytest.mark.parametrize(
+    "case", RETAIN_CASES if FULL else CPU_RETAIN_CASES, ids=lambda c: f"{c[0]}x{c[1]}-{c[2]}-{c[3]}"
+)
 def test_retain(benchmark, case, impl):
     rows, width, dtype, fraction = case
     rng = np.random.default_rng(rows + width)
@@ -213,11 +240,13 @@ def test_retain(benchmark, case, impl):
         dst = xp.empty_like(src)
         run = lambda: xp.copyto(dst, src)  # noqa: E731
     elif impl == "numpy":
+
         def run():
             keep = np.isin(indices, wanted)
             return data[keep], indices[keep]
     else:
         from gluonlite import _kernels
+
         run = lambda: _kernels.retain(d_data, d_indices, d_wanted)  # noqa: E731
     out = run()
     sync()
@@ -229,7 +258,14 @@ def test_retain(benchmark, case, impl):
     def timed():
         run()
         sync()
+
     benchmark.group = f"retain-{rows}x{width}-{dtype}-{fraction}"
-    benchmark.extra_info.update(kind="retain", shape=[rows, width], dtype=dtype, impl=impl,
-                                bytes=nbytes, device="gpu" if ON_GPU else "cpu")
+    benchmark.extra_info.update(
+        kind="retain",
+        shape=[rows, width],
+        dtype=dtype,
+        impl=impl,
+        bytes=nbytes,
+        device="gpu" if ON_GPU else "cpu",
+    )
     benchmark(timed)

@@ -9,6 +9,7 @@ path cost the most) and ``many_small`` (hundreds of tiny tensors, where per-oper
 overhead dominates and grouping pays). torch's SGD keeps ``v = momentum * v + g`` instead of
 MXNet's ``mom = momentum * mom - lr * g``: different arithmetic, the same amount of work.
 """
+
 import numpy as np
 import pytest
 
@@ -39,6 +40,7 @@ def _gluonlite_step(name, shapes, fused):
 
     def step():
         opt.update(indices, weights, grads, states)
+
     return step, weights
 
 
@@ -51,17 +53,24 @@ def _torch_step(name, shapes, impl):
     flag = {impl: True}
     try:
         if name == "sgd_momentum":
-            opt = torch.optim.SGD(params, lr=hyper["learning_rate"], momentum=hyper["momentum"],
-                                  weight_decay=hyper["wd"], **flag)
+            opt = torch.optim.SGD(
+                params,
+                lr=hyper["learning_rate"],
+                momentum=hyper["momentum"],
+                weight_decay=hyper["wd"],
+                **flag,
+            )
         else:
-            opt = torch.optim.Adam(params, lr=hyper["learning_rate"],
-                                   weight_decay=hyper["wd"], **flag)
+            opt = torch.optim.Adam(
+                params, lr=hyper["learning_rate"], weight_decay=hyper["wd"], **flag
+            )
         opt.step()  # fused CPU kernels are missing from older torch; find out before timing
     except (RuntimeError, TypeError) as e:
         pytest.skip(f"torch.optim {impl}=True is not available here: {e}")
 
     def step():
         opt.step()
+
     return step, [p.detach().numpy() for p in params]
 
 

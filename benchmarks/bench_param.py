@@ -5,6 +5,7 @@ Collected by the normal test run with ``--benchmark-disable`` (each body runs on
 checks hold); ``pytest benchmarks/bench_param.py --benchmark-enable`` times them. Every
 timed call loops over all 1000 parameters: divide by 1000 for the time per accessor call.
 """
+
 from __future__ import annotations
 
 import numpy
@@ -36,6 +37,7 @@ def test_single_replica_accessors(benchmark, params, devices, op):
     def run():
         with devices[0]:
             return [accessor(p) for p in params]
+
     got = benchmark(run)
     # data() and grad() resolve the current device; data(device) the one asked for.
     expected = devices[-1] if op == "data(device)" else devices[0]

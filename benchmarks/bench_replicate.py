@@ -5,6 +5,7 @@ Collected by the normal test run with ``--benchmark-disable`` (each body runs on
 checks hold); ``pytest benchmarks/bench_replicate.py --benchmark-enable`` times them. The
 CLI suite runs the larger sizes and reports bytes/s against plain copies.
 """
+
 from __future__ import annotations
 
 import numpy
@@ -51,6 +52,7 @@ def test_reset_device_round_trip(benchmark, n, kind):
     def round_trip():
         replicate.reset_all(params, dst)
         replicate.reset_all(params, src)
+
     benchmark(round_trip)
     for p, value in zip(params, before):
         assert p.list_device() == src

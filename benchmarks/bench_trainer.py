@@ -8,6 +8,7 @@ The parameter set is the ``step`` suite's (100 parameters, 3.3M elements). Gradi
 once and re-marked fresh before each step, so the step alone is timed (no forward or
 backward). Under ``--benchmark-disable`` (the test suite's default) every case runs once.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,10 @@ HYPER = {name: step_suite.HYPER[name] for name in ("sgd", "adam")}
 
 
 def _device_sets():
-    sets = [pytest.param([mx.cpu(0)], id="cpu0"),
-            pytest.param([mx.cpu(0), mx.cpu(1)], id="cpu0-cpu1")]
+    sets = [
+        pytest.param([mx.cpu(0)], id="cpu0"),
+        pytest.param([mx.cpu(0), mx.cpu(1)], id="cpu0-cpu1"),
+    ]
     n = mx.num_gpus()
     if n >= 1:
         sets.append(pytest.param([mx.gpu(0)], id="gpu0"))
@@ -55,8 +58,7 @@ def _params(devices):
 @pytest.mark.parametrize("optimizer", sorted(HYPER))
 def test_trainer_step(benchmark, devices, optimizer, fused):
     params = _params(devices)
-    trainer = gluon.Trainer(params, optimizer,
-                            dict(HYPER[optimizer], use_fused_step=fused))
+    trainer = gluon.Trainer(params, optimizer, dict(HYPER[optimizer], use_fused_step=fused))
     replicas = [r for p in params for r in p.list_data()]
     # allreduce_grads sums in place, so each step starts from the same gradients again.
     grads = [(g, g.copy()) for p in params for g in p.list_grad()]
@@ -87,8 +89,11 @@ def _peer_params():
             for impl in step_suite.implementations(spec, target):
                 # MXNet is timed in its own process (gluonlite-bench step), not here.
                 if impl != "gluonlite" and not impl.startswith("mxnet"):
-                    cases.append(pytest.param(target, spec, impl,
-                                              id=f"{target.name}-{spec['optimizer']}-{impl}"))
+                    cases.append(
+                        pytest.param(
+                            target, spec, impl, id=f"{target.name}-{spec['optimizer']}-{impl}"
+                        )
+                    )
     return cases
 
 

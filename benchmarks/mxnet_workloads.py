@@ -18,6 +18,7 @@ A failing request replies ``{"error": "..."}`` and the runner carries on; it exi
 end of its input. MXNet's engine is asynchronous, so the clock waits for
 ``mx.nd.waitall()`` before reading the time.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -48,8 +49,9 @@ def _context(mx, name: str):
 
 def param_workload(mx, case, timing):
     ctxs = [_context(mx, d) for d in case["devices"]]
-    params = [mx.gluon.Parameter(f"p{i}", shape=tuple(case["shape"]))
-              for i in range(case["params"])]
+    params = [
+        mx.gluon.Parameter(f"p{i}", shape=tuple(case["shape"])) for i in range(case["params"])
+    ]
     for p in params:
         p.initialize(ctx=ctxs)
     first, last = ctxs[0], ctxs[-1]
@@ -68,11 +70,13 @@ def param_workload(mx, case, timing):
         with first:  # data() and grad() pick the current context's replica
             for p in params:
                 call(p)
+
     return fn, ((),), None
 
 
 def fc_workload(mx, case, timing):
     import numpy
+
     n, k, m = case["batch"], case["in"], case["out"]
     train = case["op"] != "fwd"
     # The same input sets as gluonlite's fc suite: seed, draw order and rotation rule.
@@ -81,28 +85,34 @@ def fc_workload(mx, case, timing):
     sets = []
     for _ in range(timing.rotations(per_set)):
         shapes = ((n, k), (m, k), (m,)) + (((n, m),) if train else ())
-        arrays = [mx.nd.array(rng.standard_normal(s, dtype=numpy.float32), dtype=case["dtype"])
-                  for s in shapes]
+        arrays = [
+            mx.nd.array(rng.standard_normal(s, dtype=numpy.float32), dtype=case["dtype"])
+            for s in shapes
+        ]
         if train:
             for a in arrays[:3]:
                 a.attach_grad()
         sets.append(tuple(arrays))
     fully_connected = mx.nd.FullyConnected
     if not train:
+
         def fn(x, w, b):
             fully_connected(x, w, b, num_hidden=m)
     else:
+
         def fn(x, w, b, dy):
             with mx.autograd.record():
                 y = fully_connected(x, w, b, num_hidden=m)
             y.backward(dy)
+
     return fn, sets, None
 
 
 def replicate_workload(mx, case, timing):
     shape = tuple(case["shape"])
-    params = [mx.gluon.Parameter(f"p{i}", shape=shape, grad_req="null")
-              for i in range(case["params"])]
+    params = [
+        mx.gluon.Parameter(f"p{i}", shape=shape, grad_req="null") for i in range(case["params"])
+    ]
     if case["op"] == "initialize":
         ctxs = [_context(mx, d) for d in case["devices"]]
         init = mx.init.Uniform()
@@ -110,6 +120,7 @@ def replicate_workload(mx, case, timing):
         def fn():
             for p in params:
                 p.initialize(init=init, ctx=ctxs, force_reinit=True)
+
         return fn, ((),), None
     src = [_context(mx, d) for d in case["src"]]
     dst = [_context(mx, d) for d in case["dst"]]
@@ -119,6 +130,7 @@ def replicate_workload(mx, case, timing):
     def move(ctxs):
         for p in params:
             p.reset_ctx(ctxs)
+
     return move, ((dst,), (src,)), None
 
 
@@ -135,6 +147,7 @@ def step_workload(mx, case, timing):
         with mx.autograd.record():
             loss = sum(p.data().sum() for p in params.values())
         loss.backward()
+
     return (lambda: trainer.step(1)), ((),), fresh_gradients
 
 
@@ -142,6 +155,7 @@ def conv_workload(mx, case, timing):
     """gluonlite's ``conv`` suite: one convolution forward + backward, or a ResNet-18
     (model zoo ``resnet18_v1``, hybridized) training step; inputs drawn as there."""
     import numpy
+
     rng = numpy.random.default_rng(0)
     ctx = mx.cpu(0)
     n, size = case["batch"], case["size"]
@@ -154,9 +168,17 @@ def conv_workload(mx, case, timing):
 
         def layer():
             with mx.autograd.record():
-                y = mx.nd.Convolution(x, w, kernel=(k, k), stride=(s, s), pad=(p, p),
-                                      num_filter=case["cout"], no_bias=True)
+                y = mx.nd.Convolution(
+                    x,
+                    w,
+                    kernel=(k, k),
+                    stride=(s, s),
+                    pad=(p, p),
+                    num_filter=case["cout"],
+                    no_bias=True,
+                )
             y.backward()
+
         return layer, ((),), None
     x = mx.nd.array(rng.standard_normal((n, 3, size, size)), ctx=ctx)
     labels = mx.nd.array(rng.integers(0, 1000, n), ctx=ctx)
@@ -164,34 +186,41 @@ def conv_workload(mx, case, timing):
     net.initialize(ctx=ctx)
     net.hybridize()
     loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
-    trainer = mx.gluon.Trainer(net.collect_params(), "sgd",
-                               {"learning_rate": 0.01, "momentum": 0.9})
+    trainer = mx.gluon.Trainer(
+        net.collect_params(), "sgd", {"learning_rate": 0.01, "momentum": 0.9}
+    )
 
     def step():
         with mx.autograd.record():
             loss = loss_fn(net(x), labels)
         loss.backward()
         trainer.step(n)
-    return step, ((),), None
 
+    return step, ((),), None
 
 
 def ops_workload(mx, case, timing):
     """gluonlite's ``ops`` suite: the case's expression over ``mx.np``/``mx.npx`` (MXNet 2's
     API, which 1.9.1 has under ``set_np``; ``serve`` turns it off after the case)."""
     import numpy
+
     mx.npx.set_np()
     # The same input sets as gluonlite's ops suite (gluonlite/bench/ops.py, inputs_for).
     rng = numpy.random.default_rng(0)
     per_set = sum(4 * int(numpy.prod(shape)) for shape, _ in case["inputs"])
     sets = []
     for _ in range(timing.rotations(per_set)):
-        host = [rng.integers(0, 64, shape).astype(dtype) if dtype.startswith("int")
-                else rng.standard_normal(shape).astype(dtype)
-                for shape, dtype in case["inputs"]]
+        host = [
+            rng.integers(0, 64, shape).astype(dtype)
+            if dtype.startswith("int")
+            else rng.standard_normal(shape).astype(dtype)
+            for shape, dtype in case["inputs"]
+        ]
         sets.append(tuple(mx.np.array(a, dtype=a.dtype) for a in host))
-    fn = eval(f"lambda a, b=None, c=None: {case['expr']}",  # noqa: S307 - gluonlite's table
-              {"np": mx.np, "npx": mx.npx})
+    fn = eval(
+        f"lambda a, b=None, c=None: {case['expr']}",  # noqa: S307 - gluonlite's table
+        {"np": mx.np, "npx": mx.npx},
+    )
     if case["mode"] == "call":
         return fn, sets, None
     for s in sets:
@@ -203,22 +232,34 @@ def ops_workload(mx, case, timing):
         with mx.autograd.record():
             y = fn(*args)
         y.backward()
+
     return train, sets, None
 
 
-WORKLOADS = {"param": param_workload, "fc": fc_workload, "replicate": replicate_workload,
-             "step": step_workload, "ops": ops_workload, "conv": conv_workload}
+WORKLOADS = {
+    "param": param_workload,
+    "fc": fc_workload,
+    "replicate": replicate_workload,
+    "step": step_workload,
+    "ops": ops_workload,
+    "conv": conv_workload,
+}
 
 
 def _versions(mx):
     import numpy
-    return {"mxnet": mx.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version()}
+
+    return {
+        "mxnet": mx.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def serve(requests, replies) -> None:
     """Answer each request line of ``requests`` with one line on ``replies``."""
     import mxnet as mx
+
     timing = load_timing()
     clock = timing.HostClock(mx.nd.waitall)
     for line in requests:
@@ -233,8 +274,9 @@ def serve(requests, replies) -> None:
             elif request["op"] == "measure":
                 case = request["case"]
                 fn, inputs, prepare = WORKLOADS[case["suite"]](mx, case, timing)
-                measured = timing.measure(fn, inputs, clock=clock, prepare=prepare,
-                                          **request["settings"])
+                measured = timing.measure(
+                    fn, inputs, clock=clock, prepare=prepare, **request["settings"]
+                )
                 reply = {"times_s": measured.times, "number": measured.number}
             else:
                 raise ValueError(f"unknown op {request['op']!r}")

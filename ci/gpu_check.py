@@ -28,6 +28,7 @@ that the plan, its stage limits and the report are checked without a GPU.
 
 Exit status: 0 when every stage passed, 1 when one failed or ran out of time, 2 without a GPU.
 """
+
 from __future__ import annotations
 
 import json
@@ -88,8 +89,9 @@ class Log:
 
 
 def out_dir() -> Path:
-    path = Path(os.environ.get("OUT") or os.environ.get("GPU_CHECK_OUT")
-                or ROOT / "build" / "gpu-check").resolve()
+    path = Path(
+        os.environ.get("OUT") or os.environ.get("GPU_CHECK_OUT") or ROOT / "build" / "gpu-check"
+    ).resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -99,8 +101,10 @@ def stages() -> list[str]:
     asked = {s.strip() for s in os.environ.get("GPU_CHECK_STAGES", "").split(",") if s.strip()}
     unknown = asked - set(STAGE_LIMITS)
     if unknown:
-        raise SystemExit(f"gpu-check: unknown GPU_CHECK_STAGES {sorted(unknown)}; choose "
-                         f"from {','.join(STAGE_LIMITS)}")
+        raise SystemExit(
+            f"gpu-check: unknown GPU_CHECK_STAGES {sorted(unknown)}; choose "
+            f"from {','.join(STAGE_LIMITS)}"
+        )
     return [s for s in STAGE_LIMITS if s in asked] if asked else list(STAGE_LIMITS)
 
 
@@ -109,8 +113,15 @@ def run_child(command: list[str], limit: float, log: Log, env: dict) -> dict:
     ``limit`` seconds. Counts pytest's per-test verdicts as they pass by."""
     start = time.monotonic()
     cpu = _children_cpu()
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
     timer = threading.Timer(limit, proc.kill)
     timer.start()
     counts: dict[str, int] = {}
@@ -129,9 +140,14 @@ def run_child(command: list[str], limit: float, log: Log, env: dict) -> dict:
         timer.cancel()
     timed_out = proc.returncode is not None and proc.returncode < 0
     # CPU seconds too: on a shared machine (a dry run) wall time says more about the load.
-    return {"returncode": proc.returncode, "timed_out": timed_out,
-            "seconds": round(time.monotonic() - start, 1),
-            "cpu_seconds": round(_children_cpu() - cpu, 1), "summary": last[-300:], **counts}
+    return {
+        "returncode": proc.returncode,
+        "timed_out": timed_out,
+        "seconds": round(time.monotonic() - start, 1),
+        "cpu_seconds": round(_children_cpu() - cpu, 1),
+        "summary": last[-300:],
+        **counts,
+    }
 
 
 def _children_cpu() -> float:
@@ -140,8 +156,13 @@ def _children_cpu() -> float:
 
 
 def child_env(scratch: Path) -> dict:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(
-        [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+    env = dict(
+        os.environ,
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join(
+            [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+        ),
+    )
     # CuPy's compiled kernels stay out of $OUT (and out of the home folder). The emulated
     # GPUs of a dry run keep the host harness's usual cache, so that a dry run measures the
     # plan rather than g++.
@@ -151,8 +172,21 @@ def child_env(scratch: Path) -> dict:
 
 def stage_command(stage: str, rows: Path) -> list[str]:
     if stage == "tests":
-        return [sys.executable, "-u", "-m", "pytest", "-m", "gpu", "tests", "-v",
-                "--no-header", "-p", "no:cacheprovider", "-o", "addopts="]
+        return [
+            sys.executable,
+            "-u",
+            "-m",
+            "pytest",
+            "-m",
+            "gpu",
+            "tests",
+            "-v",
+            "--no-header",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=",
+        ]
     return [sys.executable, "-u", str(Path(__file__).resolve()), "--child", stage, str(rows)]
 
 
@@ -166,8 +200,10 @@ def format_table(rows: list[dict]) -> str:
     """The benchmark rows as Markdown: rates and gluonlite's speed ratio against each peer
     (> 1: gluonlite is faster). A row's ``work`` is in units of its rate times 1e9 per
     second: bytes for GB/s, thousands of FLOPs for TFLOP/s."""
-    lines = ["| case | shape | dtype | gluonlite | cupy / copy | torch | vs cupy / copy | "
-             "vs torch |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| case | shape | dtype | gluonlite | cupy / copy | torch | vs cupy / copy | vs torch |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         times = r.get("seconds", {})
 
@@ -178,33 +214,47 @@ def format_table(rows: list[dict]) -> str:
         def ratio(impl):
             t, mine = times.get(impl), times.get("gluonlite")
             return f"{t / mine:.2f}x" if t and mine else "-"
+
         peer = next((p for p in ("cupy", "copy") if p in times), "cupy")
-        lines.append(f"| {r['case']} | {r['shape']} | {r['dtype']} | {rate('gluonlite')} | "
-                     f"{rate(peer)} | {rate('torch')} | {ratio(peer)} | {ratio('torch')} |"
-                     + (f" {r['note']}" if r.get("note") else ""))
+        lines.append(
+            f"| {r['case']} | {r['shape']} | {r['dtype']} | {rate('gluonlite')} | "
+            f"{rate(peer)} | {rate('torch')} | {ratio(peer)} | {ratio('torch')} |"
+            + (f" {r['note']}" if r.get("note") else "")
+        )
     return "\n".join(lines)
 
 
 def write_report(out: Path, report: dict) -> None:
     (out / "gpu-check.json").write_text(json.dumps(report, indent=2, default=str))
     device = report.get("device") or {}
-    lines = [f"# gpu-check on {device.get('name', 'no GPU')}"
-             + (" (EMULATED: a dry run, timings mean nothing)" if report.get("emulated") else ""),
-             "", f"- started {report['started']}, {report.get('seconds', 0)} s so far"]
+    lines = [
+        f"# gpu-check on {device.get('name', 'no GPU')}"
+        + (" (EMULATED: a dry run, timings mean nothing)" if report.get("emulated") else ""),
+        "",
+        f"- started {report['started']}, {report.get('seconds', 0)} s so far",
+    ]
     for stage, result in report["stages"].items():
-        counts = ", ".join(f"{v} {k}" for k, v in result.items()
-                           if k in ("passed", "failed", "skipped", "error", "xfail", "xpass"))
+        counts = ", ".join(
+            f"{v} {k}"
+            for k, v in result.items()
+            if k in ("passed", "failed", "skipped", "error", "xfail", "xpass")
+        )
         state = "TIMED OUT" if result.get("timed_out") else f"exit {result.get('returncode')}"
-        lines.append(f"- {stage}: {state} in {result.get('seconds')} s "
-                     f"({result.get('cpu_seconds', '?')} s CPU)"
-                     + (f" ({counts})" if counts else "") + f": {result.get('summary', '')}")
+        lines.append(
+            f"- {stage}: {state} in {result.get('seconds')} s "
+            f"({result.get('cpu_seconds', '?')} s CPU)"
+            + (f" ({counts})" if counts else "")
+            + f": {result.get('summary', '')}"
+        )
     sweep = report.get("sweep", [])
     if sweep:
         bad = [c for c in sweep if c["ok"] is False]
         ran = [c for c in sweep if c["ok"] is not None]
-        lines.append(f"- kernel sweep: {len(ran) - len(bad)}/{len(ran)} cases match NumPy"
-                     + (f", {len(sweep) - len(ran)} skipped" if len(ran) < len(sweep) else "")
-                     + ("; FAILED: " + ", ".join(c["case"] for c in bad[:10]) if bad else ""))
+        lines.append(
+            f"- kernel sweep: {len(ran) - len(bad)}/{len(ran)} cases match NumPy"
+            + (f", {len(sweep) - len(ran)} skipped" if len(ran) < len(sweep) else "")
+            + ("; FAILED: " + ", ".join(c["case"] for c in bad[:10]) if bad else "")
+        )
     lines += ["", format_table(report.get("bench", [])), ""]
     (out / "gpu-check.md").write_text("\n".join(lines))
 
@@ -213,12 +263,16 @@ def device_info() -> dict:
     cupy = gluonlite._backend.cupy()
     props = cupy.cuda.runtime.getDeviceProperties(0)
     name = props["name"]
-    info = {"name": name.decode() if isinstance(name, bytes) else str(name),
-            "compute_capability": f"{props['major']}.{props['minor']}",
-            "gpus": gluonlite.num_gpus(), "python": sys.version.split()[0],
-            "cupy": getattr(cupy, "__version__", "emulated")}
+    info = {
+        "name": name.decode() if isinstance(name, bytes) else str(name),
+        "compute_capability": f"{props['major']}.{props['minor']}",
+        "gpus": gluonlite.num_gpus(),
+        "python": sys.version.split()[0],
+        "cupy": getattr(cupy, "__version__", "emulated"),
+    }
     try:
         import torch
+
         info["torch"] = torch.__version__
     except ImportError:
         info["torch"] = None
@@ -232,12 +286,19 @@ def main() -> int:
         (out / name).unlink(missing_ok=True)
     log = Log(out / "gpu-check.log")
     started = time.monotonic()
-    report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "emulated": gluonlite._cupy.emulated_gpus() is not None,
-                    "stage_limits": STAGE_LIMITS, "stages": {}, "sweep": [], "bench": []}
+    report: dict = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "emulated": gluonlite._cupy.emulated_gpus() is not None,
+        "stage_limits": STAGE_LIMITS,
+        "stages": {},
+        "sweep": [],
+        "bench": [],
+    }
     if gluonlite.num_gpus() == 0:
-        log("gpu-check: NO GPU VISIBLE (CuPy missing, no driver, or no device): nothing to "
-            "check. (make gpu-check-dry runs the plan on emulated GPUs.)")
+        log(
+            "gpu-check: NO GPU VISIBLE (CuPy missing, no driver, or no device): nothing to "
+            "check. (make gpu-check-dry runs the plan on emulated GPUs.)"
+        )
         report["device"] = None
         write_report(out, report)
         return 2
@@ -250,8 +311,12 @@ def main() -> int:
             left = TOTAL_LIMIT - (time.monotonic() - started) - 5
             limit = min(STAGE_LIMITS[stage], left)
             if limit < 10:
-                report["stages"][stage] = {"returncode": None, "timed_out": True,
-                                           "seconds": 0, "summary": "no time left"}
+                report["stages"][stage] = {
+                    "returncode": None,
+                    "timed_out": True,
+                    "seconds": 0,
+                    "summary": "no time left",
+                }
                 continue
             log(f"=== stage {stage} (limit {limit:.0f} s)")
             rows = scratch / f"{stage}.jsonl"
@@ -268,8 +333,7 @@ def main() -> int:
     report["seconds"] = round(time.monotonic() - started, 1)
     write_report(out, report)
     log((out / "gpu-check.md").read_text())
-    failed = any(r.get("returncode") != 0 or r.get("failed") for r in
-                 report["stages"].values())
+    failed = any(r.get("returncode") != 0 or r.get("failed") for r in report["stages"].values())
     return 1 if failed else 0
 
 
@@ -309,14 +373,17 @@ def sweep(rows: Path) -> None:
 def _sweep_cases(cp, rng, check):
     """(name, thunk) per group of sweep checks; a thunk that raises fails its group."""
     for n, m, k in SWEEP_FC:
-        x32, w32, b32, dy32 = (rng.standard_normal(s).astype(numpy.float32)
-                               for s in ((n, k), (m, k), (m,), (n, m)))
+        x32, w32, b32, dy32 = (
+            rng.standard_normal(s).astype(numpy.float32) for s in ((n, k), (m, k), (m,), (n, m))
+        )
         for name in SWEEP_FC_DTYPES:
             for path in ("kernel", "cublas"):
-                yield (f"fc {path} {name} {n}x{m}x{k}",
-                       lambda n=n, m=m, k=k, name=name, path=path, inputs=(
-                           x32, w32, b32, dy32): _sweep_fc(cp, check, n, m, k, name, path,
-                                                           inputs))
+                yield (
+                    f"fc {path} {name} {n}x{m}x{k}",
+                    lambda n=n, m=m, k=k, name=name, path=path, inputs=(x32, w32, b32, dy32): (
+                        _sweep_fc(cp, check, n, m, k, name, path, inputs)
+                    ),
+                )
     yield "retain", lambda: _sweep_retain(cp, rng, check)
     yield "dropout", lambda: _sweep_dropout(cp, check)
     yield "fused optimizers", lambda: _sweep_optimizers(cp, rng, check)
@@ -341,6 +408,7 @@ def _skip(check, case, dtype) -> bool:
 
 def _sweep_fc(cp, check, n, m, k, name, path, inputs):
     from gluonlite import _kernels
+
     dtype = _host_dtype(name)
     if _skip(check, f"fc {path} {name} {n}x{m}x{k}", dtype):
         return
@@ -360,13 +428,12 @@ def _sweep_fc(cp, check, n, m, k, name, path, inputs):
 
 def _sweep_retain(cp, rng, check):
     from gluonlite import _kernels
+
     for rows_n, width, kept in SWEEP_RETAIN:
         data = rng.standard_normal((rows_n, width)).astype(numpy.float32)
-        indices = numpy.sort(rng.choice(4 * rows_n, rows_n, replace=False)).astype(
-            numpy.int64)
+        indices = numpy.sort(rng.choice(4 * rows_n, rows_n, replace=False)).astype(numpy.int64)
         ids = rng.choice(indices, kept).astype(numpy.int64)
-        out, out_ids = _kernels.retain(cp.asarray(data), cp.asarray(indices),
-                                       cp.asarray(ids))
+        out, out_ids = _kernels.retain(cp.asarray(data), cp.asarray(indices), cp.asarray(ids))
         keep = numpy.isin(indices, ids)
         check(f"retain {rows_n}x{width} keep {kept}", cp.asnumpy(out), data[keep], 0)
         check(f"retain {rows_n}x{width} ids", cp.asnumpy(out_ids), indices[keep], 0)
@@ -374,6 +441,7 @@ def _sweep_retain(cp, rng, check):
 
 def _sweep_dropout(cp, check):
     from gluonlite import _dropout, _kernels
+
     for length in SWEEP_DROPOUT:
         for name in ("float32", "bfloat16"):
             dtype = _host_dtype(name)
@@ -382,12 +450,17 @@ def _sweep_dropout(cp, check):
             threshold, scale = _dropout.threshold(0.3), _dropout.scale(0.3, dtype)
             got = _kernels.dropout_mask((length,), dtype, 12345, threshold, scale)
             want = _dropout.numpy_mask((length,), dtype, 12345, threshold, scale)
-            check(f"dropout {name} {length}", cp.asnumpy(got).astype(numpy.float32),
-                  want.astype(numpy.float32), 0)
+            check(
+                f"dropout {name} {length}",
+                cp.asnumpy(got).astype(numpy.float32),
+                want.astype(numpy.float32),
+                0,
+            )
 
 
 def _sweep_optimizers(cp, rng, check):
     from gluonlite import _kernels, optimizer
+
     weights = [rng.standard_normal(s).astype(numpy.float32) for s in SWEEP_OPTIMIZER]
     grads = [rng.standard_normal(s).astype(numpy.float32) for s in SWEEP_OPTIMIZER]
     for kind in ("sgd", "adam"):
@@ -401,18 +474,40 @@ def _sweep_optimizers(cp, rng, check):
         lrs, wds = [0.1] * len(weights), [0.01] * len(weights)
         if kind == "sgd":
             for g, w, s in zip(grads, want_w, states):
-                optimizer._sgd_math(g, w, s, lr=0.1, wd=0.01, momentum=0.9,
-                                    rescale_grad=1.0, clip_gradient=None)
-            _kernels.multi_tensor_sgd(got_w, got_g, got_s, lrs, wds, momentum=0.9,
-                                      rescale_grad=1.0, clip_gradient=None)
+                optimizer._sgd_math(
+                    g, w, s, lr=0.1, wd=0.01, momentum=0.9, rescale_grad=1.0, clip_gradient=None
+                )
+            _kernels.multi_tensor_sgd(
+                got_w, got_g, got_s, lrs, wds, momentum=0.9, rescale_grad=1.0, clip_gradient=None
+            )
         else:
             for g, w, s, s2 in zip(grads, want_w, states, states2):
-                optimizer._adam_math(g, w, s, s2, lr=0.1, wd=0.01, beta1=0.9,
-                                     beta2=0.999, epsilon=1e-8, rescale_grad=1.0,
-                                     clip_gradient=None)
-            _kernels.multi_tensor_adam(got_w, got_g, got_s, got_s2, lrs, wds, beta1=0.9,
-                                       beta2=0.999, epsilon=1e-8, rescale_grad=1.0,
-                                       clip_gradient=None)
+                optimizer._adam_math(
+                    g,
+                    w,
+                    s,
+                    s2,
+                    lr=0.1,
+                    wd=0.01,
+                    beta1=0.9,
+                    beta2=0.999,
+                    epsilon=1e-8,
+                    rescale_grad=1.0,
+                    clip_gradient=None,
+                )
+            _kernels.multi_tensor_adam(
+                got_w,
+                got_g,
+                got_s,
+                got_s2,
+                lrs,
+                wds,
+                beta1=0.9,
+                beta2=0.999,
+                epsilon=1e-8,
+                rescale_grad=1.0,
+                clip_gradient=None,
+            )
         for shape, got, want in zip(SWEEP_OPTIMIZER, got_w, want_w):
             check(f"fused {kind} {shape}", cp.asnumpy(got), want, 1e-6, 1e-7)
 
@@ -421,6 +516,7 @@ def _sweep_norm_pool(cp, rng, check):
     """batch_norm, layer_norm (kernels/norm.cu) and pooling's backward (kernels/pool.cu)
     against float64 NumPy on a ResNet-like activation, float32 and bfloat16."""
     from gluonlite import _kernels
+
     x32 = (rng.standard_normal((8, 16, 14, 14)) * 2 + 1).astype(numpy.float32)
     dy32 = rng.standard_normal(x32.shape).astype(numpy.float32)
     gamma, beta = (rng.standard_normal(16).astype(numpy.float32) for _ in range(2))
@@ -438,37 +534,53 @@ def _sweep_norm_pool(cp, rng, check):
         want = xhat * gamma[:, None, None] + beta[:, None, None]
         check(f"batch_norm {name} y", cp.asnumpy(y).astype(numpy.float32), want, tol, tol)
         check(f"batch_norm {name} var", cp.asnumpy(v), var, 1e-4, 1e-5)
-        dx, dg, db = _kernels.batch_norm_backward(cp.asarray(x), cp.asarray(dy), 1, m,
-                                                  invstd, g, True)
+        dx, dg, db = _kernels.batch_norm_backward(
+            cp.asarray(x), cp.asarray(dy), 1, m, invstd, g, True
+        )
         dxhat = dyr * gamma[:, None, None]
-        want_dx = inv[:, None, None] * (dxhat - dxhat.mean(axis=(0, 2, 3))[:, None, None]
-                                        - xhat * (dxhat * xhat).mean(axis=(0, 2, 3))[
-                                            :, None, None])
-        check(f"batch_norm {name} dx", cp.asnumpy(dx).astype(numpy.float32), want_dx, tol,
-              tol)
-        check(f"batch_norm {name} dgamma", cp.asnumpy(dg), (dyr * xhat).sum(axis=(0, 2, 3)),
-              1e-4, 1e-3)
+        want_dx = inv[:, None, None] * (
+            dxhat
+            - dxhat.mean(axis=(0, 2, 3))[:, None, None]
+            - xhat * (dxhat * xhat).mean(axis=(0, 2, 3))[:, None, None]
+        )
+        check(f"batch_norm {name} dx", cp.asnumpy(dx).astype(numpy.float32), want_dx, tol, tol)
+        check(
+            f"batch_norm {name} dgamma",
+            cp.asnumpy(dg),
+            (dyr * xhat).sum(axis=(0, 2, 3)),
+            1e-4,
+            1e-3,
+        )
         rows = x.reshape(-1, 14)
         y, m, v, invstd = _kernels.layer_norm_forward(cp.asarray(rows), None, None, 1e-5)
         rr = rows.astype(numpy.float64)
         want = (rr - rr.mean(axis=1, keepdims=True)) / numpy.sqrt(
-            rr.var(axis=1, keepdims=True) + 1e-5)
+            rr.var(axis=1, keepdims=True) + 1e-5
+        )
         check(f"layer_norm {name} y", cp.asnumpy(y).astype(numpy.float32), want, tol, tol)
-        dx = _kernels.pool_backward(cp.asarray(x),
-                                    cp.asarray(numpy.ascontiguousarray(dy[:, :, :7, :7])),
-                                    "avg", (3, 3), (2, 2), (1, 1), False)
+        dx = _kernels.pool_backward(
+            cp.asarray(x),
+            cp.asarray(numpy.ascontiguousarray(dy[:, :, :7, :7])),
+            "avg",
+            (3, 3),
+            (2, 2),
+            (1, 1),
+            False,
+        )
         padded = numpy.zeros((8, 16, 16, 16))
         for i in range(7):
             for j in range(7):
-                padded[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3] += dyr[:, :, i:i + 1, j:j + 1] / 9
+                padded[:, :, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3] += (
+                    dyr[:, :, i : i + 1, j : j + 1] / 9
+                )
         want = padded[:, :, 1:15, 1:15]
-        check(f"avg pool backward {name}", cp.asnumpy(dx).astype(numpy.float32), want, tol,
-              tol)
+        check(f"avg pool backward {name}", cp.asnumpy(dx).astype(numpy.float32), want, tol, tol)
 
 
 def _timer(cp):
     """``time(fn)``: seconds per call of ``fn`` on the current stream (events), after one
     warm-up call, over as many calls as fit in about CASE_BUDGET_S (at least one)."""
+
     def time_it(fn):
         fn()
         stream = cp.cuda.get_current_stream()
@@ -486,6 +598,7 @@ def _timer(cp):
         stop.record(stream)
         stop.synchronize()
         return cp.cuda.get_elapsed_time(start, stop) / 1e3 / reps
+
     return time_it
 
 
@@ -500,11 +613,15 @@ def _torch_cuda():
 def bench(rows: Path) -> None:
     """The benchmark cases; one JSON row per case with each implementation's seconds."""
     from gluonlite import _backend, _kernels
+
     cp = _backend.cupy()
     torch = _torch_cuda()
     dry = gluonlite._cupy.emulated_gpus() is not None
-    shrink = (lambda *dims: tuple(max(1, d // DRY_SHRINK) for d in dims)) if dry \
+    shrink = (
+        (lambda *dims: tuple(max(1, d // DRY_SHRINK) for d in dims))
+        if dry
         else (lambda *dims: dims)
+    )
     time_it = _timer(cp)
     rng = numpy.random.default_rng(0)
 
@@ -521,24 +638,35 @@ def bench(rows: Path) -> None:
                 dtype = _host_dtype(name)
                 seconds, notes = {}, []
                 try:
-                    x, w, b = (cp.asarray(rng.standard_normal(s).astype(numpy.float32)
-                                          .astype(dtype)) for s in ((n, k), (m, k), (m,)))
+                    x, w, b = (
+                        cp.asarray(rng.standard_normal(s).astype(numpy.float32).astype(dtype))
+                        for s in ((n, k), (m, k), (m,))
+                    )
                 except Exception as e:  # noqa: BLE001 - e.g. a CuPy without bfloat16
                     x = w = b = None
                     notes.append(f"no {name} arrays in CuPy: {type(e).__name__}")
                 if x is not None:
-                    attempt(seconds, "gluonlite", lambda: _kernels.fc_forward(x, w, b),
-                            notes)
+                    attempt(seconds, "gluonlite", lambda: _kernels.fc_forward(x, w, b), notes)
                     attempt(seconds, "cupy", lambda: cp.matmul(x, w.T) + b, notes)
                 if torch is not None:
                     tdtype = getattr(torch, name)
-                    tx, tw, tb = (torch.randn(s, device="cuda:0", dtype=tdtype)
-                                  for s in ((n, k), (m, k), (m,)))
-                    attempt(seconds, "torch",
-                            lambda: torch.nn.functional.linear(tx, tw, tb), notes)
-                _emit(rows, {"case": "fc forward", "shape": f"{n}x{m}x{k}", "dtype": name,
-                             "work": 2 * n * m * k / 1e3, "unit": "TFLOP/s",
-                             "seconds": seconds, "note": "; ".join(notes)})
+                    tx, tw, tb = (
+                        torch.randn(s, device="cuda:0", dtype=tdtype)
+                        for s in ((n, k), (m, k), (m,))
+                    )
+                    attempt(seconds, "torch", lambda: torch.nn.functional.linear(tx, tw, tb), notes)
+                _emit(
+                    rows,
+                    {
+                        "case": "fc forward",
+                        "shape": f"{n}x{m}x{k}",
+                        "dtype": name,
+                        "work": 2 * n * m * k / 1e3,
+                        "unit": "TFLOP/s",
+                        "seconds": seconds,
+                        "note": "; ".join(notes),
+                    },
+                )
         for shape in BENCH_RETAIN:
             n, width, kept = shrink(*shape)
             data = cp.asarray(rng.standard_normal((n, width)).astype(numpy.float32))
@@ -550,42 +678,91 @@ def bench(rows: Path) -> None:
             seconds, notes = {}, []
             attempt(seconds, "gluonlite", lambda: _kernels.retain(data, indices, ids), notes)
             attempt(seconds, "copy", lambda: copy_dst.__setitem__(..., copy_src), notes)
-            _emit(rows, {"case": "retain", "shape": f"{n}x{width} keep {kept}",
-                         "dtype": "float32", "work": 2 * out_bytes, "unit": "GB/s",
-                         "seconds": seconds, "note": "; ".join(notes)})
+            _emit(
+                rows,
+                {
+                    "case": "retain",
+                    "shape": f"{n}x{width} keep {kept}",
+                    "dtype": "float32",
+                    "work": 2 * out_bytes,
+                    "unit": "GB/s",
+                    "seconds": seconds,
+                    "note": "; ".join(notes),
+                },
+            )
         for tensors, size in BENCH_OPTIMIZER:
             (size,) = shrink(size)
             # Adam reads weight, gradient, mean, variance and writes three: 28 bytes each.
-            arrays = [[cp.asarray(rng.standard_normal(size).astype(numpy.float32))
-                       for _ in range(tensors)] for _ in range(4)]
+            arrays = [
+                [
+                    cp.asarray(rng.standard_normal(size).astype(numpy.float32))
+                    for _ in range(tensors)
+                ]
+                for _ in range(4)
+            ]
             seconds, notes = {}, []
-            attempt(seconds, "gluonlite", lambda: _kernels.multi_tensor_adam(
-                *arrays, [1e-3] * tensors, [0.0] * tensors, beta1=0.9, beta2=0.999,
-                epsilon=1e-8, rescale_grad=1.0, clip_gradient=None), notes)
+            attempt(
+                seconds,
+                "gluonlite",
+                lambda: _kernels.multi_tensor_adam(
+                    *arrays,
+                    [1e-3] * tensors,
+                    [0.0] * tensors,
+                    beta1=0.9,
+                    beta2=0.999,
+                    epsilon=1e-8,
+                    rescale_grad=1.0,
+                    clip_gradient=None,
+                ),
+                notes,
+            )
             if torch is not None:
-                params = [torch.randn(size, device="cuda:0", requires_grad=True)
-                          for _ in range(tensors)]
+                params = [
+                    torch.randn(size, device="cuda:0", requires_grad=True) for _ in range(tensors)
+                ]
                 for p in params:
                     p.grad = torch.randn_like(p)
                 adam = torch.optim.Adam(params, lr=1e-3, fused=True)
                 attempt(seconds, "torch", adam.step, notes)
-            _emit(rows, {"case": "fused adam step", "shape": f"{tensors}x{size}",
-                         "dtype": "float32", "work": 28 * tensors * size, "unit": "GB/s",
-                         "seconds": seconds, "note": "; ".join(notes)})
+            _emit(
+                rows,
+                {
+                    "case": "fused adam step",
+                    "shape": f"{tensors}x{size}",
+                    "dtype": "float32",
+                    "work": 28 * tensors * size,
+                    "unit": "GB/s",
+                    "seconds": seconds,
+                    "note": "; ".join(notes),
+                },
+            )
     if gluonlite.num_gpus() >= 2:
         for nbytes in BENCH_P2P_BYTES:
             (nbytes,) = shrink(nbytes)
             with cp.cuda.Device(0):
                 src = cp.zeros(nbytes // 4, numpy.float32)
                 seconds, notes = {}, []
-                attempt(seconds, "gluonlite", lambda: _backend.transfer(
-                    src, gluonlite.gpu(0), gluonlite.gpu(1)), notes)
+                attempt(
+                    seconds,
+                    "gluonlite",
+                    lambda: _backend.transfer(src, gluonlite.gpu(0), gluonlite.gpu(1)),
+                    notes,
+                )
                 if torch is not None:
                     tsrc = torch.zeros(nbytes // 4, device="cuda:0")
                     attempt(seconds, "torch", lambda: tsrc.to("cuda:1"), notes)
-            _emit(rows, {"case": "peer copy gpu0->gpu1", "shape": f"{nbytes >> 20} MiB",
-                         "dtype": "float32", "work": nbytes, "unit": "GB/s",
-                         "seconds": seconds, "note": "; ".join(notes)})
+            _emit(
+                rows,
+                {
+                    "case": "peer copy gpu0->gpu1",
+                    "shape": f"{nbytes >> 20} MiB",
+                    "dtype": "float32",
+                    "work": nbytes,
+                    "unit": "GB/s",
+                    "seconds": seconds,
+                    "note": "; ".join(notes),
+                },
+            )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ stub file does not declare exactly the functions of the tables, so the stubs can
 from the tables. (It compares the names, not the text: another NumPy version may spell a
 signature differently; regenerate the stubs then.)
 """
+
 from __future__ import annotations
 
 import inspect
@@ -42,20 +43,34 @@ from ..ndarray import ArrayLike, ndarray  # noqa: F401
 
 # Rows whose result is not one array (lists or tuples of arrays, Python values).
 RETURNS = {
-    "split": "list[ndarray]", "array_split": "list[ndarray]", "hsplit": "list[ndarray]",
-    "vsplit": "list[ndarray]", "dsplit": "list[ndarray]",
-    "nonzero": "tuple[ndarray, ...]", "unravel_index": "tuple[ndarray, ...]",
-    "diag_indices_from": "tuple[ndarray, ...]", "triu_indices_from": "tuple[ndarray, ...]",
+    "split": "list[ndarray]",
+    "array_split": "list[ndarray]",
+    "hsplit": "list[ndarray]",
+    "vsplit": "list[ndarray]",
+    "dsplit": "list[ndarray]",
+    "nonzero": "tuple[ndarray, ...]",
+    "unravel_index": "tuple[ndarray, ...]",
+    "diag_indices_from": "tuple[ndarray, ...]",
+    "triu_indices_from": "tuple[ndarray, ...]",
     "histogram": "tuple[ndarray, ndarray]",
     # one array, or a tuple of them, depending on the arguments
-    "where": "Any", "unique": "Any", "atleast_1d": "Any", "atleast_2d": "Any",
+    "where": "Any",
+    "unique": "Any",
+    "atleast_1d": "Any",
+    "atleast_2d": "Any",
     "atleast_3d": "Any",
     # Python values
-    "shape": "tuple[int, ...]", "shares_memory": "bool", "may_share_memory": "bool",
+    "shape": "tuple[int, ...]",
+    "shares_memory": "bool",
+    "may_share_memory": "bool",
     "fill_diagonal": "None",
     # numpy.linalg's several results
-    "svd": "Any", "qr": "Any", "slogdet": "tuple[ndarray, ndarray]", "eig": "Any",
-    "eigh": "Any", "lstsq": "Any",
+    "svd": "Any",
+    "qr": "Any",
+    "slogdet": "tuple[ndarray, ndarray]",
+    "eig": "Any",
+    "eigh": "Any",
+    "lstsq": "Any",
 }
 
 
@@ -89,15 +104,17 @@ def _signature(name: str, fn: object, returns: str) -> str:
             text += " = ..."
         params.append(text)
         if p.kind is p.POSITIONAL_ONLY and (
-                k + 1 == len(sig.parameters)
-                or list(sig.parameters.values())[k + 1].kind is not p.POSITIONAL_ONLY):
+            k + 1 == len(sig.parameters)
+            or list(sig.parameters.values())[k + 1].kind is not p.POSITIONAL_ONLY
+        ):
             params.append("/")
     return f"def {name}({', '.join(params)}) -> {returns}: ..."
 
 
 def _elementwise(name: str, arity: int) -> str:
-    arrays = ", ".join(f"x{i + 1}: ArrayLike" for i in range(arity)) if arity > 1 \
-        else "x: ArrayLike"
+    arrays = (
+        ", ".join(f"x{i + 1}: ArrayLike" for i in range(arity)) if arity > 1 else "x: ArrayLike"
+    )
     return f"def {name}({arrays}, /, out: ndarray | None = None, **kwargs: Any) -> ndarray: ..."
 
 
@@ -109,18 +126,22 @@ def _row_function(row: object) -> object:
 def render_ops() -> str:
     lines = []
     names = []
-    for arity, table, aliases in ((1, _table.UNARY, _table.UNARY_ALIASES),
-                                  (2, _table.BINARY, _table.BINARY_ALIASES)):
+    for arity, table, aliases in (
+        (1, _table.UNARY, _table.UNARY_ALIASES),
+        (2, _table.BINARY, _table.BINARY_ALIASES),
+    ):
         for name in list(table) + list(aliases):
             fn = getattr(numpy, aliases.get(name, name))
             # NumPy's ufuncs take x (x1, x2), out and keywords; a few of the rows call plain
             # functions (round, fix, nan_to_num...) with parameters of their own.
-            lines.append(_elementwise(name, arity) if isinstance(fn, numpy.ufunc)
-                         else _signature(name, fn, "ndarray"))
+            lines.append(
+                _elementwise(name, arity)
+                if isinstance(fn, numpy.ufunc)
+                else _signature(name, fn, "ndarray")
+            )
             names.append(name)
     for row in _table.ROWS:
-        lines.append(_signature(row.name, _row_function(row),
-                                RETURNS.get(row.name, "ndarray")))
+        lines.append(_signature(row.name, _row_function(row), RETURNS.get(row.name, "ndarray")))
         names.append(row.name)
     return _module("mx.np (_ops.py)", names, lines)
 
@@ -141,11 +162,14 @@ def render_random() -> str:
     for name in random.__all__:
         if name in random.DISTRIBUTIONS:
             _, params, _ = random.DISTRIBUTIONS[name]
-            args = [f"{p}: ArrayLike" + ("" if d is random._REQUIRED else " = ...")
-                    for p, d in params]
-            lines.append(f"def {name}({', '.join(args)}, size: int | tuple[int, ...] | None "
-                         "= None, dtype: DTypeLike = None, device: Device | None = None, "
-                         "ctx: Device | None = None, out: ndarray | None = None) -> ndarray: ...")
+            args = [
+                f"{p}: ArrayLike" + ("" if d is random._REQUIRED else " = ...") for p, d in params
+            ]
+            lines.append(
+                f"def {name}({', '.join(args)}, size: int | tuple[int, ...] | None "
+                "= None, dtype: DTypeLike = None, device: Device | None = None, "
+                "ctx: Device | None = None, out: ndarray | None = None) -> ndarray: ..."
+            )
         else:
             fn = getattr(random, name)
             sig = inspect.signature(fn)
@@ -155,9 +179,14 @@ def render_random() -> str:
 
 def _annotated(sig: inspect.Signature) -> str:
     """A hand-written function's signature with its own (string) annotations."""
-    text = str(sig.replace(parameters=[
-        p.replace(default=...) if p.default is not p.empty else p
-        for p in sig.parameters.values()]))
+    text = str(
+        sig.replace(
+            parameters=[
+                p.replace(default=...) if p.default is not p.empty else p
+                for p in sig.parameters.values()
+            ]
+        )
+    )
     return text.replace("'", "").replace("=Ellipsis", " = ...").replace("Ellipsis", "...")
 
 
@@ -188,8 +217,11 @@ def _wrap(line: str, width: int = 100) -> str:
 
 
 def render() -> dict[Path, str]:
-    return {NP_DIR / "_ops.pyi": render_ops(), NP_DIR / "linalg.pyi": render_linalg(),
-            NP_DIR / "random.pyi": render_random()}
+    return {
+        NP_DIR / "_ops.pyi": render_ops(),
+        NP_DIR / "linalg.pyi": render_linalg(),
+        NP_DIR / "random.pyi": render_random(),
+    }
 
 
 def _declared(text: str) -> set[str]:

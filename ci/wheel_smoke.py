@@ -7,6 +7,7 @@ missing from the wheel fails here although every editable test passes.
 Usage: python wheel_smoke.py KERNEL_FILE [KERNEL_FILE ...]   (the .cu/.cuh names the source
 tree has, which must all be in the wheel)
 """
+
 from __future__ import annotations
 
 import importlib
@@ -24,8 +25,11 @@ assert "site-packages" in site, f"gluonlite imported from {mx.__file__}, not fro
 
 # Every module of the package imports.
 # (__main__ modules run a program when imported; they are run below instead.)
-modules = [m.name for m in pkgutil.walk_packages(mx.__path__, "gluonlite.")
-           if not m.name.endswith(".__main__")]
+modules = [
+    m.name
+    for m in pkgutil.walk_packages(mx.__path__, "gluonlite.")
+    if not m.name.endswith(".__main__")
+]
 for name in modules:
     importlib.import_module(name)
 
@@ -34,6 +38,7 @@ kernels = importlib.resources.files("gluonlite.kernels")
 missing = [name for name in sys.argv[1:] if not kernels.joinpath(name).is_file()]
 assert not missing, f"kernel sources missing from the wheel: {missing}"
 from gluonlite import _kernels  # noqa: E402
+
 for name in _kernels.KERNEL_SOURCES:
     assert _kernels.kernel_source(name), name
 assert importlib.resources.files("gluonlite").joinpath("py.typed").is_file(), "py.typed"
@@ -46,8 +51,10 @@ trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1})
 loss_fn = mx.gluon.loss.L2Loss()
 for _ in range(2):
     with mx.autograd.record():
-        losses = [loss_fn(net(mx.np.ones((2, 4), device=d)), mx.np.zeros((2, 3), device=d))
-                  for d in devices]
+        losses = [
+            loss_fn(net(mx.np.ones((2, 4), device=d)), mx.np.zeros((2, 3), device=d))
+            for d in devices
+        ]
     for loss in losses:
         loss.backward()
     trainer.step(4)
@@ -64,8 +71,11 @@ with tempfile.TemporaryDirectory() as tmp:
 bench = os.path.join(os.path.dirname(sys.executable), "gluonlite-bench")
 done = subprocess.run([bench, "--help"], capture_output=True, text=True, timeout=120)
 assert done.returncode == 0 and "usage" in done.stdout.lower(), done.stdout + done.stderr
-done = subprocess.run([sys.executable, "-m", "gluonlite"], capture_output=True, text=True,
-                      timeout=300)
+done = subprocess.run(
+    [sys.executable, "-m", "gluonlite"], capture_output=True, text=True, timeout=300
+)
 assert done.returncode == 0 and done.stdout.startswith("gluonlite "), done.stdout + done.stderr
-print(f"wheel smoke: {len(modules)} modules, {len(sys.argv) - 1} kernel sources, "
-      f"2 steps on {devices}, checkpoint, gluonlite-bench --help, python -m gluonlite: ok")
+print(
+    f"wheel smoke: {len(modules)} modules, {len(sys.argv) - 1} kernel sources, "
+    f"2 steps on {devices}, checkpoint, gluonlite-bench --help, python -m gluonlite: ok"
+)

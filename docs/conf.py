@@ -6,6 +6,7 @@ in the pages and docstrings, so ``make test`` fails when the docs drift from the
 Markdown pages (the benchmarks page is written by the benchmark tooling) come in through
 myst-parser.
 """
+
 import os
 import sys
 
@@ -16,16 +17,25 @@ import gluonlite  # noqa: E402
 project = "gluonlite"
 author = "the gluonlite authors"
 release = version = gluonlite.__version__
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.doctest",
-              "sphinx.ext.autosummary", "myst_parser"]
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.doctest",
+    "sphinx.ext.autosummary",
+    "myst_parser",
+]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]
 myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
 # Each name is documented once, in the module that defines it (packages re-export names in
 # __all__, which would give two targets per name).
-autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True,
-                           "ignore-module-all": True}
+autodoc_default_options = {
+    "members": True,
+    "undoc-members": False,
+    "show-inheritance": True,
+    "ignore-module-all": True,
+}
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 napoleon_google_docstring = True

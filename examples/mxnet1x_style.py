@@ -15,6 +15,7 @@ cpu(1) at once; nothing is downloaded.
 
 It exits non-zero when the accuracy misses its target or the reloaded model disagrees.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,9 @@ class ScaledMLP(gluon.HybridBlock):
         with self.name_scope():
             self.body = nn.HybridSequential(prefix="body_")
             with self.body.name_scope():
-                self.body.add(nn.Dense(hidden, activation="tanh"),
-                              nn.Dense(hidden, activation="tanh"))
+                self.body.add(
+                    nn.Dense(hidden, activation="tanh"), nn.Dense(hidden, activation="tanh")
+                )
             self.out = nn.Dense(classes)
             self.scale = self.params.get("scale", shape=(classes,), init=init.One())
 
@@ -93,7 +95,8 @@ def main(argv=None) -> int:
     # A forward hook records the hidden activations' mean magnitude.
     magnitudes = []
     hook = net.body.register_forward_hook(
-        lambda block, inputs, output: magnitudes.append(float(abs(output).mean())))
+        lambda block, inputs, output: magnitudes.append(float(abs(output).mean()))
+    )
 
     trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 0.02})
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
@@ -105,7 +108,7 @@ def main(argv=None) -> int:
         order = rng.permutation(len(x_train))
         total = 0.0
         for start in range(0, len(order), batch):
-            idx = order[start:start + batch]
+            idx = order[start : start + batch]
             xs = gluon.utils.split_and_load(x_train[idx], devices)
             ys = gluon.utils.split_and_load(y_train[idx], devices)
             with autograd.record():
@@ -123,8 +126,10 @@ def main(argv=None) -> int:
         return float((pred == y_test).mean())
 
     acc = accuracy(net)
-    print(f"test accuracy {acc:.3f}; hidden activation magnitude "
-          f"{magnitudes[0]:.3f} -> {magnitudes[-1]:.3f} over {len(magnitudes)} forwards")
+    print(
+        f"test accuracy {acc:.3f}; hidden activation magnitude "
+        f"{magnitudes[0]:.3f} -> {magnitudes[-1]:.3f} over {len(magnitudes)} forwards"
+    )
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "spiral.params")

@@ -14,6 +14,7 @@ MXNet).
 The script exits non-zero when the test accuracy misses its target (97%; 90% with
 --quick) or the replicas of the trained weights differ.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,14 +46,19 @@ class ResidualBlock(nn.Block):
     def __init__(self, channels: int, stride: int = 1):
         super().__init__()
         self.body = nn.Sequential()
-        self.body.add(nn.Conv2D(channels, 3, strides=stride, padding=1, use_bias=False),
-                      nn.BatchNorm(), nn.Activation("relu"),
-                      nn.Conv2D(channels, 3, padding=1, use_bias=False), nn.BatchNorm())
+        self.body.add(
+            nn.Conv2D(channels, 3, strides=stride, padding=1, use_bias=False),
+            nn.BatchNorm(),
+            nn.Activation("relu"),
+            nn.Conv2D(channels, 3, padding=1, use_bias=False),
+            nn.BatchNorm(),
+        )
         self.shortcut = None
         if stride != 1:
             self.shortcut = nn.Sequential()
-            self.shortcut.add(nn.Conv2D(channels, 1, strides=stride, use_bias=False),
-                              nn.BatchNorm())
+            self.shortcut.add(
+                nn.Conv2D(channels, 1, strides=stride, use_bias=False), nn.BatchNorm()
+            )
 
     def forward(self, x):
         skip = x if self.shortcut is None else self.shortcut(x)
@@ -61,10 +67,15 @@ class ResidualBlock(nn.Block):
 
 def build_net(width: int) -> nn.Sequential:
     net = nn.Sequential()
-    net.add(nn.Conv2D(width, 3, padding=1, use_bias=False), nn.BatchNorm(),
-            nn.Activation("relu"),
-            ResidualBlock(width), ResidualBlock(2 * width, stride=2),
-            nn.GlobalAvgPool2D(), nn.Dense(10))
+    net.add(
+        nn.Conv2D(width, 3, padding=1, use_bias=False),
+        nn.BatchNorm(),
+        nn.Activation("relu"),
+        ResidualBlock(width),
+        ResidualBlock(2 * width, stride=2),
+        nn.GlobalAvgPool2D(),
+        nn.Dense(10),
+    )
     return net
 
 
@@ -76,14 +87,20 @@ def evaluate(net, images, labels, device) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="passes over the training set (default 6, 3 with --quick)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="passes over the training set (default 6, 3 with --quick)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.005, help="Adam's learning rate")
     parser.add_argument("--width", type=int, default=16, help="channels of the first stage")
-    parser.add_argument("--devices", default=None,
-                        help="comma-separated, e.g. cpu0,cpu1 or gpu0 (default: every GPU, "
-                             "else cpu0,cpu1)")
+    parser.add_argument(
+        "--devices",
+        default=None,
+        help="comma-separated, e.g. cpu0,cpu1 or gpu0 (default: every GPU, else cpu0,cpu1)",
+    )
     parser.add_argument("--quick", action="store_true", help="a short run for CI")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
@@ -95,7 +112,8 @@ def main(argv=None) -> int:
     images = (digits.images / 16.0).astype(numpy.float32)[:, None]  # (n, 1, 8, 8)
     labels = digits.target.astype(numpy.int64)
     x_train, x_test, y_train, y_test = train_test_split(
-        images, labels, test_size=0.2, random_state=args.seed, stratify=labels)
+        images, labels, test_size=0.2, random_state=args.seed, stratify=labels
+    )
 
     mx.random.seed(args.seed)
     net = build_net(args.width)
@@ -103,8 +121,10 @@ def main(argv=None) -> int:
     trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": args.lr})
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     rng = numpy.random.default_rng(args.seed)
-    print(f"devices: {', '.join(map(str, devices))}; {len(x_train)} training and "
-          f"{len(x_test)} test images; batch {args.batch_size}, {epochs} epochs")
+    print(
+        f"devices: {', '.join(map(str, devices))}; {len(x_train)} training and "
+        f"{len(x_test)} test images; batch {args.batch_size}, {epochs} epochs"
+    )
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         progress = (epoch - 1) / max(1, epochs - 1)
@@ -112,7 +132,7 @@ def main(argv=None) -> int:
         order = rng.permutation(len(x_train))
         total = 0.0
         for first in range(0, len(order), args.batch_size):
-            idx = order[first:first + args.batch_size]
+            idx = order[first : first + args.batch_size]
             if len(idx) < 2 * len(devices):
                 continue  # BatchNorm needs more than one sample per device
             xs = gluon.utils.split_and_load(x_train[idx], devices, even_split=False)
@@ -124,19 +144,28 @@ def main(argv=None) -> int:
             trainer.step(len(idx))
             total += sum(float(loss.sum().item()) for loss in losses)
         accuracy = evaluate(net, x_test, y_test, devices[0])
-        print(f"epoch {epoch:2d}: loss {total / len(order):.4f}, test accuracy "
-              f"{accuracy:.2%} ({time.perf_counter() - start:.1f} s)")
+        print(
+            f"epoch {epoch:2d}: loss {total / len(order):.4f}, test accuracy "
+            f"{accuracy:.2%} ({time.perf_counter() - start:.1f} s)"
+        )
 
     trained = [p for p in net.collect_params().values() if p.grad_req != "null"]
-    identical = all((p.list_data()[0].asnumpy() == r.asnumpy()).all()
-                    for p in trained for r in p.list_data()[1:])
+    identical = all(
+        (p.list_data()[0].asnumpy() == r.asnumpy()).all()
+        for p in trained
+        for r in p.list_data()[1:]
+    )
     stats = [p for name, p in net.collect_params().items() if name.endswith("running_mean")]
     per_device = len(devices) > 1 and any(
-        (p.list_data()[0].asnumpy() != p.list_data()[1].asnumpy()).any() for p in stats)
-    print(f"test accuracy {accuracy:.2%} (target {target:.0%}) in "
-          f"{time.perf_counter() - start:.1f} s")
-    print(f"trained weights bit-identical on every device: {identical}; BatchNorm running "
-          f"statistics per device (differ between devices): {per_device}")
+        (p.list_data()[0].asnumpy() != p.list_data()[1].asnumpy()).any() for p in stats
+    )
+    print(
+        f"test accuracy {accuracy:.2%} (target {target:.0%}) in {time.perf_counter() - start:.1f} s"
+    )
+    print(
+        f"trained weights bit-identical on every device: {identical}; BatchNorm running "
+        f"statistics per device (differ between devices): {per_device}"
+    )
     if accuracy < target or not identical:
         print("FAILED: accuracy below target or replicas differ", file=sys.stderr)
         return 1

@@ -20,6 +20,7 @@ differ from the single-process run's).
 The script exits non-zero when the test accuracy misses its target (95%; 85% with
 --quick), so CI notices a training regression.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,10 +69,12 @@ class SeededRandomSampler(gluon.data.Sampler):
 def build_net(dropout: float) -> nn.Sequential:
     net = nn.Sequential()
     # in_units is left to deferred initialization: the first batch sets it to 64.
-    net.add(nn.Dense(128, activation="relu"),
-            nn.Dropout(dropout),
-            nn.Dense(64, activation="relu"),
-            nn.Dense(10))
+    net.add(
+        nn.Dense(128, activation="relu"),
+        nn.Dropout(dropout),
+        nn.Dense(64, activation="relu"),
+        nn.Dense(10),
+    )
     return net
 
 
@@ -85,24 +88,30 @@ def evaluate(net, features, labels, device) -> float:
 def parameter_bytes(net, devices) -> dict:
     """Bytes of parameter data each device holds (every device holds a full replica)."""
     params = net.collect_params().values()
-    return {d: sum(p.data(d).size * p.data(d).dtype.itemsize for p in params)
-            for d in devices}
+    return {d: sum(p.data(d).size * p.data(d).dtype.itemsize for p in params) for d in devices}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="passes over the training set (default 15, 3 with --quick)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="passes over the training set (default 15, 3 with --quick)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.003, help="Adam's learning rate")
-    parser.add_argument("--devices", default=None,
-                        help="comma-separated, e.g. cpu0,cpu1 or gpu0,gpu1 "
-                             "(default: every GPU, else cpu0,cpu1)")
+    parser.add_argument(
+        "--devices",
+        default=None,
+        help="comma-separated, e.g. cpu0,cpu1 or gpu0,gpu1 (default: every GPU, else cpu0,cpu1)",
+    )
     parser.add_argument("--quick", action="store_true", help="a short run for CI")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--kvstore", default="device",
-                        help="'device' (one process) or 'dist_sync' (under mpiexec)")
+    parser.add_argument(
+        "--kvstore", default="device", help="'device' (one process) or 'dist_sync' (under mpiexec)"
+    )
     parser.add_argument("--save", default=None, help="write the trained parameters here")
     args = parser.parse_args(argv)
     epochs = args.epochs if args.epochs is not None else (3 if args.quick else 15)
@@ -121,22 +130,26 @@ def main(argv=None) -> int:
     features = (digits.data / 16.0).astype(numpy.float32)  # pixels are 0..16
     labels = digits.target.astype(numpy.int64)
     x_train, x_test, y_train, y_test = train_test_split(
-        features, labels, test_size=0.2, random_state=args.seed, stratify=labels)
+        features, labels, test_size=0.2, random_state=args.seed, stratify=labels
+    )
 
     mx.random.seed(args.seed)
     net = build_net(args.dropout)
     net.initialize(mx.init.Xavier(), device=devices)
-    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": args.lr},
-                            kvstore=kv)
+    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": args.lr}, kvstore=kv)
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     # The batches come from a DataLoader; its sampler draws each epoch's order from one
     # seeded generator, so every rank of a dist_sync run sees the same batches.
-    loader = gluon.data.DataLoader(gluon.data.ArrayDataset(x_train, y_train),
-                                   batch_size=args.batch_size,
-                                   sampler=SeededRandomSampler(len(x_train), args.seed))
+    loader = gluon.data.DataLoader(
+        gluon.data.ArrayDataset(x_train, y_train),
+        batch_size=args.batch_size,
+        sampler=SeededRandomSampler(len(x_train), args.seed),
+    )
 
-    say(f"devices: {', '.join(map(str, devices))} x {workers} process(es); {len(x_train)} "
-        f"training and {len(x_test)} test images; batch {args.batch_size}, {epochs} epochs")
+    say(
+        f"devices: {', '.join(map(str, devices))} x {workers} process(es); {len(x_train)} "
+        f"training and {len(x_test)} test images; batch {args.batch_size}, {epochs} epochs"
+    )
     seen, train_time = 0, 0.0
     for epoch in range(1, epochs + 1):
         # Cosine decay to a tenth of the initial rate: the last epochs settle instead of
@@ -144,8 +157,15 @@ def main(argv=None) -> int:
         progress = (epoch - 1) / max(1, epochs - 1)
         trainer.set_learning_rate(args.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * progress))))
         total_loss, start = 0.0, time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch:2d}/{epochs}", unit="batch", leave=True,
-                   file=sys.stderr, dynamic_ncols=True, disable=rank != 0)
+        bar = tqdm(
+            loader,
+            desc=f"epoch {epoch:2d}/{epochs}",
+            unit="batch",
+            leave=True,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            disable=rank != 0,
+        )
         for data, label in bar:
             batch = len(data)
             if batch < len(devices) * workers:
@@ -169,14 +189,18 @@ def main(argv=None) -> int:
         summed = numpy.array([total_loss])
         kv.allreduce_([summed])  # each rank saw only its slices of the batches
         if rank == 0:
-            bar.write(f"epoch {epoch:2d}: loss {summed[0] / len(x_train):.4f}, "
-                      f"test accuracy {accuracy:.2%}", file=sys.stdout)
+            bar.write(
+                f"epoch {epoch:2d}: loss {summed[0] / len(x_train):.4f}, "
+                f"test accuracy {accuracy:.2%}",
+                file=sys.stdout,
+            )
 
     replicas = [p.list_data() for p in net.collect_params().values()]
-    identical = all((r[0].asnumpy() == other.asnumpy()).all()
-                    for r in replicas for other in r[1:])
-    say(f"test accuracy {accuracy:.2%} (target {target:.0%}); "
-        f"{seen / train_time:,.0f} samples/s over {len(devices) * workers} device(s)")
+    identical = all((r[0].asnumpy() == other.asnumpy()).all() for r in replicas for other in r[1:])
+    say(
+        f"test accuracy {accuracy:.2%} (target {target:.0%}); "
+        f"{seen / train_time:,.0f} samples/s over {len(devices) * workers} device(s)"
+    )
     for device, nbytes in parameter_bytes(net, devices).items():
         say(f"  {device}: {nbytes:,} parameter bytes")
     say(f"replicas bit-identical after training: {identical}")

@@ -12,6 +12,7 @@ when gluonlite provides schedulers; ``gluon.metric`` tracks accuracy and the los
 
 Exits non-zero when the validation accuracy misses 90%.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,13 +45,18 @@ def main(argv=None) -> int:
     n = mx.num_gpus()
     devices = [mx.gpu(i) for i in range(n)] if n else [mx.cpu(0), mx.cpu(1)]
     mx.random.seed(args.seed)
-    numpy.random.seed(args.seed)   # the RandomSampler's shuffling
+    numpy.random.seed(args.seed)  # the RandomSampler's shuffling
 
     x, y = make_data(1200, args.seed)
     train = gluon.data.ArrayDataset(x[:1000], y[:1000])
     valid = gluon.data.ArrayDataset(x[1000:], y[1000:])
-    train_loader = gluon.data.DataLoader(train, batch_size=args.batch_size, shuffle=True,
-                                         last_batch="rollover", num_workers=args.workers)
+    train_loader = gluon.data.DataLoader(
+        train,
+        batch_size=args.batch_size,
+        shuffle=True,
+        last_batch="rollover",
+        num_workers=args.workers,
+    )
     valid_loader = gluon.data.DataLoader(valid, batch_size=100)
 
     net = nn.Sequential()
@@ -61,7 +67,8 @@ def main(argv=None) -> int:
     if schedules is not None:
         # FactorScheduler counts optimizer updates: halve the rate after each epoch.
         optimizer_params["lr_scheduler"] = schedules.FactorScheduler(
-            step=len(train_loader), factor=0.5, base_lr=args.lr)
+            step=len(train_loader), factor=0.5, base_lr=args.lr
+        )
     trainer = gluon.Trainer(net.collect_params(), "sgd", optimizer_params)
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     train_acc, train_loss = gluon.metric.create("acc"), gluon.metric.Loss()
@@ -89,13 +96,17 @@ def main(argv=None) -> int:
             xs = gluon.utils.split_and_load(data, devices, even_split=False)
             ys = gluon.utils.split_and_load(label, devices, even_split=False)
             valid_acc.update(ys, [net(xi) for xi in xs])
-        print(f"epoch {epoch}: lr {trainer.learning_rate:.4f}, train accuracy "
-              f"{train_acc.get()[1]:.3f}, train loss {train_loss.get()[1]:.4f}, validation "
-              f"accuracy {valid_acc.get()[1]:.3f}")
+        print(
+            f"epoch {epoch}: lr {trainer.learning_rate:.4f}, train accuracy "
+            f"{train_acc.get()[1]:.3f}, train loss {train_loss.get()[1]:.4f}, validation "
+            f"accuracy {valid_acc.get()[1]:.3f}"
+        )
     accuracy = valid_acc.get()[1]
-    print(f"validation accuracy {accuracy:.2%} (target 90%) on "
-          f"{', '.join(map(str, devices))}; schedule: "
-          f"{'FactorScheduler' if schedules is not None else 'constant (no mx.lr_scheduler)'}")
+    print(
+        f"validation accuracy {accuracy:.2%} (target 90%) on "
+        f"{', '.join(map(str, devices))}; schedule: "
+        f"{'FactorScheduler' if schedules is not None else 'constant (no mx.lr_scheduler)'}"
+    )
     return 0 if accuracy >= 0.9 else 1
 
 

@@ -3,6 +3,7 @@
 Every op fetches ``xp = backend.xp(device)`` once so that one body serves both backends.
 CuPy is imported lazily, on the first use of a GPU, never at ``import gluonlite``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +18,18 @@ from . import _cupy
 from ._typing import DTypeLike, RawArray
 from .device import Device, check_available
 
-__all__ = ["xp", "cupy", "check_available", "on", "transfer", "is_gpu_array", "synchronize",
-           "contiguous", "pinned_empty", "pinned_owner"]
+__all__ = [
+    "xp",
+    "cupy",
+    "check_available",
+    "on",
+    "transfer",
+    "is_gpu_array",
+    "synchronize",
+    "contiguous",
+    "pinned_empty",
+    "pinned_owner",
+]
 
 
 # The ``cupy`` module (real, or emulated under GLUONLITE_EMULATE_GPUS); a clear error when
@@ -91,8 +102,12 @@ def transfer(raw: RawArray, src: Device, dst: Device) -> RawArray:
             return cupy().asnumpy(raw)
     if src.device_type == "cpu":
         with on(dst):
-            if raw.base is not None and raw.size and raw.flags.c_contiguous \
-                    and pinned_owner(raw) is not None:
+            if (
+                raw.base is not None
+                and raw.size
+                and raw.flags.c_contiguous
+                and pinned_owner(raw) is not None
+            ):
                 return _from_pinned(cupy(), raw)
             # Not numpy.ascontiguousarray: it makes a 0-d array 1-d.
             return cupy().asarray(numpy.asarray(raw, order="C"))
@@ -179,8 +194,9 @@ def _peer_copy(cp: Any, out: RawArray, dst: Device, raw: RawArray, src: Device) 
     with on(src):
         src_stream = cp.cuda.get_current_stream()
         src_stream.wait_event(out_ready)
-        cp.cuda.runtime.memcpyPeerAsync(out.data.ptr, dst.device_id, raw.data.ptr,
-                                        src.device_id, raw.nbytes, src_stream.ptr)
+        cp.cuda.runtime.memcpyPeerAsync(
+            out.data.ptr, dst.device_id, raw.data.ptr, src.device_id, raw.nbytes, src_stream.ptr
+        )
         copied = cp.cuda.Event(disable_timing=True)
         copied.record(src_stream)
     with on(dst):

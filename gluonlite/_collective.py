@@ -6,6 +6,7 @@ NCCL reads ``count`` elements from a raw pointer, so a buffer must be C-contiguo
 strided view would be read as if it were packed: wrong values, no error) and of a dtype
 NCCL knows. It sits below ``gluon/trainer.py`` and ``kvstore.py``, which both use it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -14,8 +15,7 @@ import numpy
 
 from . import _cupy
 
-__all__ = ["nccl_module", "nccl_dtypes", "nccl_dtype_code", "nccl_can_reduce",
-           "nccl_allreduce"]
+__all__ = ["nccl_module", "nccl_dtypes", "nccl_dtype_code", "nccl_can_reduce", "nccl_allreduce"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -35,9 +35,11 @@ def nccl_dtypes() -> dict:
     nccl = nccl_module()
     if nccl is None:
         return {}
-    types = {numpy.dtype(numpy.float16): nccl.NCCL_FLOAT16,
-             numpy.dtype(numpy.float32): nccl.NCCL_FLOAT32,
-             numpy.dtype(numpy.float64): nccl.NCCL_FLOAT64}
+    types = {
+        numpy.dtype(numpy.float16): nccl.NCCL_FLOAT16,
+        numpy.dtype(numpy.float32): nccl.NCCL_FLOAT32,
+        numpy.dtype(numpy.float64): nccl.NCCL_FLOAT64,
+    }
     code = getattr(nccl, "NCCL_BFLOAT16", None)
     if code is not None:
         try:
@@ -59,12 +61,16 @@ def nccl_dtype_code(raw, where: str):
     for a buffer that is not C-contiguous (NCCL would read it as packed)."""
     code = nccl_dtypes().get(raw.dtype)
     if code is None:
-        raise TypeError(f"{where}: NCCL cannot reduce dtype {raw.dtype}; it takes "
-                        f"{sorted(str(t) for t in nccl_dtypes())}")
+        raise TypeError(
+            f"{where}: NCCL cannot reduce dtype {raw.dtype}; it takes "
+            f"{sorted(str(t) for t in nccl_dtypes())}"
+        )
     if not raw.flags.c_contiguous:
-        raise ValueError(f"{where}: NCCL needs a C-contiguous buffer, got one of shape "
-                         f"{tuple(raw.shape)} with strides {tuple(raw.strides)} on GPU "
-                         f"{raw.device.id}")
+        raise ValueError(
+            f"{where}: NCCL needs a C-contiguous buffer, got one of shape "
+            f"{tuple(raw.shape)} with strides {tuple(raw.strides)} on GPU "
+            f"{raw.device.id}"
+        )
     return code
 
 
@@ -85,7 +91,13 @@ def nccl_allreduce(arrays: list, devices: list) -> None:
     try:
         for comm, a, code, device in zip(comms, arrays, codes, devices):
             with cp.cuda.Device(device.device_id):
-                comm.allReduce(a.data.ptr, a.data.ptr, a.size, code, nccl.NCCL_SUM,
-                               cp.cuda.get_current_stream().ptr)
+                comm.allReduce(
+                    a.data.ptr,
+                    a.data.ptr,
+                    a.size,
+                    code,
+                    nccl.NCCL_SUM,
+                    cp.cuda.get_current_stream().ptr,
+                )
     finally:
         nccl.groupEnd()

@@ -3,6 +3,7 @@
 Each warns with ``DeprecationWarning`` and forwards to the ``device`` form; giving both the
 old and the new keyword is ambiguous and refused.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -14,8 +15,7 @@ __all__ = ["resolve_ctx", "warn_renamed"]
 
 
 def warn_renamed(old: str, new: str, stacklevel: int = 3) -> None:
-    warnings.warn(f"{old} is deprecated, use {new}", DeprecationWarning,
-                  stacklevel=stacklevel)
+    warnings.warn(f"{old} is deprecated, use {new}", DeprecationWarning, stacklevel=stacklevel)
 
 
 def resolve_ctx(device: _T, ctx: _T | None, stacklevel: int = 4) -> _T:

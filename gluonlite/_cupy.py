@@ -7,6 +7,7 @@ that every GPU code path of gluonlite runs in CI without a GPU. Unset (the norma
 
 This module sits below ``device.py`` and ``_backend.py``; it imports nothing of gluonlite.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -14,8 +15,16 @@ import os
 from types import ModuleType
 from typing import Any
 
-__all__ = ["EMULATE_ENV", "emulated_gpus", "module", "cupyx", "special", "nccl",
-           "device_count", "is_array"]
+__all__ = [
+    "EMULATE_ENV",
+    "emulated_gpus",
+    "module",
+    "cupyx",
+    "special",
+    "nccl",
+    "device_count",
+    "is_array",
+]
 
 EMULATE_ENV = "GLUONLITE_EMULATE_GPUS"
 _EMULATOR_MODULE = "tests.cuda_host.fake_cupy"
@@ -49,14 +58,17 @@ def module() -> ModuleType:
         except ImportError as e:
             raise RuntimeError(
                 "A GPU device was requested, but CuPy is not installed. "
-                "Install gluonlite[cuda12] or gluonlite[cuda13].") from e
+                "Install gluonlite[cuda12] or gluonlite[cuda13]."
+            ) from e
         return cupy
     if _emulator is None:
         try:
             fake = importlib.import_module(_EMULATOR_MODULE)
         except ImportError as e:
-            raise ImportError(f"{EMULATE_ENV} is set, but the emulator {_EMULATOR_MODULE} "
-                              "is not importable: run from the source tree") from e
+            raise ImportError(
+                f"{EMULATE_ENV} is set, but the emulator {_EMULATOR_MODULE} "
+                "is not importable: run from the source tree"
+            ) from e
         _emulator = fake.emulated(_EMULATED_GPUS)
     return _emulator
 
@@ -65,6 +77,7 @@ def cupyx() -> ModuleType:
     """``cupyx`` (``scatter_add``) of the CuPy in use."""
     if _EMULATED_GPUS is None:
         import cupyx as _cupyx
+
         return _cupyx
     return module().cupyx
 
@@ -73,6 +86,7 @@ def special() -> ModuleType:
     """``cupyx.scipy.special`` (``erf``) of the CuPy in use."""
     if _EMULATED_GPUS is None:
         import cupyx.scipy.special as _special
+
         return _special
     return module().cupyx.scipy.special
 
@@ -100,5 +114,6 @@ def nccl() -> ModuleType:
     """``cupy.cuda.nccl`` of the CuPy in use (ImportError where it is missing)."""
     if _EMULATED_GPUS is None:
         from cupy.cuda import nccl as _nccl
+
         return _nccl
     return module().cuda.nccl

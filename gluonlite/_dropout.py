@@ -17,6 +17,7 @@ host-side random pass, no host-to-device copy of an activation-sized array.
 array([[2., 2., 0., 0.],
        [0., 2., 0., 2.]], dtype=float32)
 """
+
 from __future__ import annotations
 
 import numpy
@@ -69,8 +70,9 @@ def mask(shape, dtype, device: Device, p: float):
     ``_backend.on(device)``), drawing the call's key from gluonlite's generator."""
     dtype = numpy.dtype(dtype)
     if dtype.name not in _FLOAT_NAMES:
-        raise TypeError(f"dropout: expected a floating-point array ({', '.join(_FLOAT_NAMES)}), "
-                        f"got {dtype}")
+        raise TypeError(
+            f"dropout: expected a floating-point array ({', '.join(_FLOAT_NAMES)}), got {dtype}"
+        )
     # Drawn before anything device-specific, so the generator advances by exactly one draw
     # per call on every device and later draws stay in step across replicas.
     key = random.next_key()
@@ -78,4 +80,5 @@ def mask(shape, dtype, device: Device, p: float):
     if device.device_type == "cpu":
         return numpy_mask(shape, dtype, key, t, s)
     from . import _kernels
+
     return _kernels.dropout_mask(shape, dtype, key, t, s)

@@ -2,6 +2,7 @@
 array in host memory) and dtype names. It sits below ``checkpoint.py`` and
 ``_mxnet_format.py``; ``gluonlite.checkpoint`` re-exports the public names.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,8 +10,14 @@ import os
 
 import numpy
 
-__all__ = ["CheckpointError", "CorruptCheckpointError", "CheckpointMismatchError",
-           "HostArray", "numpy_dtype", "check_dense_size"]
+__all__ = [
+    "CheckpointError",
+    "CorruptCheckpointError",
+    "CheckpointMismatchError",
+    "HostArray",
+    "numpy_dtype",
+    "check_dense_size",
+]
 
 
 class CheckpointError(ValueError):
@@ -71,7 +78,8 @@ def numpy_dtype(name: str, path, what: str) -> numpy.dtype:
         except ImportError:
             raise CheckpointError(
                 f"{what} in '{path}' is bfloat16, which NumPy can only hold with the "
-                f"ml_dtypes package; install it (pip install ml_dtypes)") from None
+                f"ml_dtypes package; install it (pip install ml_dtypes)"
+            ) from None
         return numpy.dtype(ml_dtypes.bfloat16)
     return numpy.dtype(name)
 
@@ -91,12 +99,13 @@ def check_dense_size(shape: tuple, dtype, path, what: str) -> None:
     if need > have:
         raise CorruptCheckpointError(
             f"'{path}' is not a valid checkpoint: {what} declares the shape {tuple(shape)}, "
-            f"{need / 2 ** 30:.4g} GiB when dense, more than this machine's "
-            f"{have / 2 ** 30:.4g} GiB of memory (damaged header?)")
+            f"{need / 2**30:.4g} GiB when dense, more than this machine's "
+            f"{have / 2**30:.4g} GiB of memory (damaged header?)"
+        )
 
 
 def _physical_memory() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):  # no sysconf (Windows): a loose bound
-        return 2 ** 48
+        return 2**48

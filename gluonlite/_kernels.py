@@ -35,6 +35,7 @@ the NumPy single-tensor step (each product and sum rounded on its own); they can
 differ where a weight, gradient or state is subnormal (flushed on the GPU, kept by NumPy).
 ``_COMPILE_OPTIONS`` holds these per-source options.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,15 +51,43 @@ import numpy
 from . import _cupy
 from ._backend import contiguous
 
-__all__ = ["fc_forward", "fc_backward", "retain", "set_fc_path", "fc_path",
-           "KernelCompileError", "kernel_source", "name_expressions", "instantiations",
-           "KERNEL_SOURCES", "FC_PATH_ENV", "dropout_mask", "multi_tensor_sgd",
-           "multi_tensor_adam", "gather_rows", "pool_reduce", "optimizer_step",
-           "layerwise_step", "norm_ctype", "batch_norm_forward", "batch_norm_backward",
-           "pool_backward", "layer_norm_forward", "layer_norm_backward"]
+__all__ = [
+    "fc_forward",
+    "fc_backward",
+    "retain",
+    "set_fc_path",
+    "fc_path",
+    "KernelCompileError",
+    "kernel_source",
+    "name_expressions",
+    "instantiations",
+    "KERNEL_SOURCES",
+    "FC_PATH_ENV",
+    "dropout_mask",
+    "multi_tensor_sgd",
+    "multi_tensor_adam",
+    "gather_rows",
+    "pool_reduce",
+    "optimizer_step",
+    "layerwise_step",
+    "norm_ctype",
+    "batch_norm_forward",
+    "batch_norm_backward",
+    "pool_backward",
+    "layer_norm_forward",
+    "layer_norm_backward",
+]
 
-KERNEL_SOURCES = ("retain.cu", "fully_connected.cu", "dropout.cu", "multi_tensor.cu",
-                  "conv.cu", "optimizers.cu", "norm.cu", "pool.cu")
+KERNEL_SOURCES = (
+    "retain.cu",
+    "fully_connected.cu",
+    "dropout.cu",
+    "multi_tensor.cu",
+    "conv.cu",
+    "optimizers.cu",
+    "norm.cu",
+    "pool.cu",
+)
 FC_PATH_ENV = "GLUONLITE_FC_PATH"
 _FC_PATHS = ("auto", "kernel", "cublas")
 
@@ -78,22 +107,39 @@ _CUBLAS_OP = {False: 0, True: 1}  # CUBLAS_OP_N, CUBLAS_OP_T
 _FC_TILE = 64
 # Copy units of retain_gather, widest first: (bytes, C++ type, dtype of the same size that
 # both NumPy and CuPy have; complex128 is the only 16-byte one, used here as raw bits).
-_RETAIN_UNITS = ((16, "uint4", "complex128"), (8, "unsigned long long", "uint64"),
-                 (4, "unsigned int", "uint32"), (2, "unsigned short", "uint16"),
-                 (1, "unsigned char", "uint8"))
+_RETAIN_UNITS = (
+    (16, "uint4", "complex128"),
+    (8, "unsigned long long", "uint64"),
+    (4, "unsigned int", "uint32"),
+    (2, "unsigned short", "uint16"),
+    (1, "unsigned char", "uint8"),
+)
 # dropout.cu stores raw bits of the mask's storage width: (bytes, C++ type, dtype of that
 # width); see the kernel for why bits suffice.
-_DROPOUT_UNITS = ((2, "unsigned short", "uint16"), (4, "unsigned int", "uint32"),
-                  (8, "unsigned long long", "uint64"))
+_DROPOUT_UNITS = (
+    (2, "unsigned short", "uint16"),
+    (4, "unsigned int", "uint32"),
+    (8, "unsigned long long", "uint64"),
+)
 # conv.cu: the row gather moves raw bits of the element width (bytes -> C++ type, dtype of
 # that width); pooling reduces float32 or float64 (16-bit data is widened before).
-_GATHER_UNITS = {2: ("unsigned short", "uint16"), 4: ("unsigned int", "uint32"),
-                 8: ("unsigned long long", "uint64")}
+_GATHER_UNITS = {
+    2: ("unsigned short", "uint16"),
+    4: ("unsigned int", "uint32"),
+    8: ("unsigned long long", "uint64"),
+}
 _POOL_CTYPES = {"float32": "float", "float64": "double"}
 # norm.cu: kernels per storage type (float, gl_f16, gl_bf16; the same names as
 # fully_connected.cu's), and the type-free ones every module of the source also holds.
-_NORM_TEMPLATES = ("bn_stats_partial", "bn_forward", "bn_backward_partial", "bn_backward_dx",
-                   "ln_forward", "ln_backward", "ln_param_partial")
+_NORM_TEMPLATES = (
+    "bn_stats_partial",
+    "bn_forward",
+    "bn_backward_partial",
+    "bn_backward_dx",
+    "ln_forward",
+    "ln_backward",
+    "ln_param_partial",
+)
 _NORM_PLAIN = ("bn_stats_finish", "bn_backward_finish", "ln_param_finish")
 # pool.cu's MODE template argument per pool type (GL_POOL_MAX, GL_POOL_AVG, GL_POOL_SUM).
 _POOL_MODES = {"max": 0, "avg": 1, "sum": 2}
@@ -147,8 +193,9 @@ def kernel_source(filename: str) -> str:
     with each ``#include "x.cuh"`` of a sibling file replaced by that file's text (NVRTC
     gets one self-contained text and needs no include paths; nvcc and the host harness's
     g++ resolve the same include from the file's folder)."""
-    return _LOCAL_INCLUDE.sub(lambda m: kernel_source(m.group(1)).rstrip("\n"),
-                              _read_kernel_file(filename))
+    return _LOCAL_INCLUDE.sub(
+        lambda m: kernel_source(m.group(1)).rstrip("\n"), _read_kernel_file(filename)
+    )
 
 
 def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
@@ -163,8 +210,10 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
     """
     if source == "fully_connected.cu":
         return tuple(_gemm_name(type_key, layout) for layout in _GEMM_LAYOUTS) + (
-            f"fc_bias_grad<{type_key}>", f"fc_bias_grad_finish<{type_key}>",
-            f"fc_bias_add<{type_key}>")
+            f"fc_bias_grad<{type_key}>",
+            f"fc_bias_grad_finish<{type_key}>",
+            f"fc_bias_add<{type_key}>",
+        )
     if source == "retain.cu":
         return ("retain_mark", f"retain_gather<{type_key}>")
     if source == "dropout.cu":
@@ -172,14 +221,18 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
     if source == "multi_tensor.cu":
         return tuple(expression for expression, _ in _MULTI_TENSOR_KERNELS.values())
     if source == "optimizers.cu":
-        return tuple(f"optimizer_step<glo_{name}>" for name in _OPTIMIZER_KERNELS) + \
-            _layerwise_expressions()
+        return (
+            tuple(f"optimizer_step<glo_{name}>" for name in _OPTIMIZER_KERNELS)
+            + _layerwise_expressions()
+        )
     if source == "norm.cu":
         return tuple(f"{name}<{type_key}>" for name in _NORM_TEMPLATES) + _NORM_PLAIN
     if source == "pool.cu":
         return tuple(f"pool_argmax<{type_key},{cl}>" for cl in ("false", "true")) + tuple(
-            f"pool_backward<{type_key},{mode},{cl}>" for mode in _POOL_MODES.values()
-            for cl in ("false", "true"))
+            f"pool_backward<{type_key},{mode},{cl}>"
+            for mode in _POOL_MODES.values()
+            for cl in ("false", "true")
+        )
     if source == "conv.cu":
         if type_key in _POOL_CTYPES.values():
             return (f"pool_reduce<{type_key},true>", f"pool_reduce<{type_key},false>")
@@ -190,28 +243,32 @@ def name_expressions(source: str, type_key: str) -> tuple[str, ...]:
 def instantiations() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
     """Every (type_key, name expressions) the library can launch, per source file."""
     return {
-        "fully_connected.cu": [(t, name_expressions("fully_connected.cu", t))
-                               for t in _FC_CTYPES.values()],
-        "retain.cu": [(unit[1], name_expressions("retain.cu", unit[1]))
-                      for unit in _RETAIN_UNITS],
-        "dropout.cu": [(unit[1], name_expressions("dropout.cu", unit[1]))
-                       for unit in _DROPOUT_UNITS],
+        "fully_connected.cu": [
+            (t, name_expressions("fully_connected.cu", t)) for t in _FC_CTYPES.values()
+        ],
+        "retain.cu": [(unit[1], name_expressions("retain.cu", unit[1])) for unit in _RETAIN_UNITS],
+        "dropout.cu": [
+            (unit[1], name_expressions("dropout.cu", unit[1])) for unit in _DROPOUT_UNITS
+        ],
         "multi_tensor.cu": [("float", name_expressions("multi_tensor.cu", "float"))],
         "optimizers.cu": [("float", name_expressions("optimizers.cu", "float"))],
-        "conv.cu": [(t, name_expressions("conv.cu", t))
-                    for t in [u[0] for u in _GATHER_UNITS.values()] + list(
-                        _POOL_CTYPES.values())],
+        "conv.cu": [
+            (t, name_expressions("conv.cu", t))
+            for t in [u[0] for u in _GATHER_UNITS.values()] + list(_POOL_CTYPES.values())
+        ],
         "norm.cu": [(t, name_expressions("norm.cu", t)) for t in _FC_CTYPES.values()],
         "pool.cu": [(t, name_expressions("pool.cu", t)) for t in _FC_CTYPES.values()],
     }
 
 
-def _compile_error_message(source_name: str, source: str, options, expressions,
-                           log: str) -> str:
+def _compile_error_message(source_name: str, source: str, options, expressions, log: str) -> str:
     """The compiler log with the offending source lines (3 either side) quoted under it."""
     lines = source.splitlines()
-    parts = [f"Compiling kernels {', '.join(expressions)} of {source_name} with options "
-             f"{tuple(options)} failed:", log.rstrip()]
+    parts = [
+        f"Compiling kernels {', '.join(expressions)} of {source_name} with options "
+        f"{tuple(options)} failed:",
+        log.rstrip(),
+    ]
     seen = set()
     for match in re.finditer(r"\((\d+)\): (?:catastrophic )?error", log):
         line = int(match.group(1))
@@ -248,14 +305,20 @@ def _fc_ctype(dtype) -> str | None:
 
 def _check_fc(op: str, x, w, b=None):
     if x.ndim != 2 or w.ndim != 2:
-        raise ValueError(f"{op}: expected 2-D x [N, K] and weight [M, K], got x of shape "
-                         f"{tuple(x.shape)} and weight of shape {tuple(w.shape)}")
+        raise ValueError(
+            f"{op}: expected 2-D x [N, K] and weight [M, K], got x of shape "
+            f"{tuple(x.shape)} and weight of shape {tuple(w.shape)}"
+        )
     if x.shape[1] != w.shape[1]:
-        raise ValueError(f"{op}: x has {x.shape[1]} input features but the weight expects "
-                         f"{w.shape[1]} (weight shape {tuple(w.shape)})")
+        raise ValueError(
+            f"{op}: x has {x.shape[1]} input features but the weight expects "
+            f"{w.shape[1]} (weight shape {tuple(w.shape)})"
+        )
     if x.dtype != w.dtype or (b is not None and b.dtype != x.dtype):
-        raise TypeError(f"{op}: x, weight and bias must share one dtype, got {x.dtype}, "
-                        f"{w.dtype}" + ("" if b is None else f", {b.dtype}"))
+        raise TypeError(
+            f"{op}: x, weight and bias must share one dtype, got {x.dtype}, "
+            f"{w.dtype}" + ("" if b is None else f", {b.dtype}")
+        )
     if b is not None and tuple(b.shape) != (w.shape[0],):
         raise ValueError(f"{op}: bias must have shape ({w.shape[0]},), got {tuple(b.shape)}")
 
@@ -265,8 +328,21 @@ def _gemm_name(ctype: str, layout: str) -> str:
     return f"fc_gemm<{ctype},{str(a_contig).lower()},{str(b_contig).lower()}>"
 
 
-def _blas(rt, ctype: str, layout: str, a, lda: int, b, ldb: int, c, ldc: int, ni: int,
-          nj: int, nr: int, accumulate: bool) -> None:
+def _blas(
+    rt,
+    ctype: str,
+    layout: str,
+    a,
+    lda: int,
+    b,
+    ldb: int,
+    c,
+    ldc: int,
+    ni: int,
+    nj: int,
+    nr: int,
+    accumulate: bool,
+) -> None:
     """The product of ``_gemm`` (no bias) through cuBLAS's GemmEx.
 
     cuBLAS is column-major, where a row-major [rows, cols] array reads as its transpose, so
@@ -278,30 +354,76 @@ def _blas(rt, ctype: str, layout: str, a, lda: int, b, ldb: int, c, ldc: int, ni
             c[...] = 0  # +0.0 in float32, float16 and bfloat16 bits alike
         return
     a_contig, b_contig = _GEMM_LAYOUTS[layout]
-    rt.gemm(_CUDA_DATA_TYPES[ctype], b_contig, not a_contig, nj, ni, nr, b, ldb, a, lda, c,
-            ldc, accumulate)
+    rt.gemm(
+        _CUDA_DATA_TYPES[ctype],
+        b_contig,
+        not a_contig,
+        nj,
+        ni,
+        nr,
+        b,
+        ldb,
+        a,
+        lda,
+        c,
+        ldc,
+        accumulate,
+    )
 
 
-def _gemm(rt, ctype: str, layout: str, a, lda: int, b, ldb: int, bias, c, ldc: int,
-          ni: int, nj: int, nr: int, accumulate: bool) -> None:
+def _gemm(
+    rt,
+    ctype: str,
+    layout: str,
+    a,
+    lda: int,
+    b,
+    ldb: int,
+    bias,
+    c,
+    ldc: int,
+    ni: int,
+    nj: int,
+    nr: int,
+    accumulate: bool,
+) -> None:
     """One launch of fc_gemm: c (+)= A B^T (+ bias); see fully_connected.cu for A and B."""
     grid_y = _ceil_div(nj, _FC_TILE)
     if grid_y > _MAX_GRID_Y:
-        raise ValueError(f"fully_connected: {nj} output columns exceed the kernel's grid "
-                         f"limit of {_MAX_GRID_Y * _FC_TILE}")
+        raise ValueError(
+            f"fully_connected: {nj} output columns exceed the kernel's grid "
+            f"limit of {_MAX_GRID_Y * _FC_TILE}"
+        )
     fn = rt.kernel("fully_connected.cu", ctype, _gemm_name(ctype, layout))
     # Without a bias any array of the right type stands in: has_bias=0 keeps it unread.
-    fn((_ceil_div(ni, _FC_TILE), grid_y, 1), (16, 16, 1),
-       (a, numpy.int64(lda), b, numpy.int64(ldb), c if bias is None else bias,
-        numpy.int32(bias is not None), c, numpy.int64(ldc), _i32("rows", ni),
-        _i32("columns", nj), _i32("reduction", nr), numpy.int32(bool(accumulate))))
+    fn(
+        (_ceil_div(ni, _FC_TILE), grid_y, 1),
+        (16, 16, 1),
+        (
+            a,
+            numpy.int64(lda),
+            b,
+            numpy.int64(ldb),
+            c if bias is None else bias,
+            numpy.int32(bias is not None),
+            c,
+            numpy.int64(ldc),
+            _i32("rows", ni),
+            _i32("columns", nj),
+            _i32("reduction", nr),
+            numpy.int32(bool(accumulate)),
+        ),
+    )
 
 
 def _bias_add(rt, ctype: str, y, bias) -> None:
     n, m = y.shape
     fn = rt.kernel("fully_connected.cu", ctype, f"fc_bias_add<{ctype}>")
-    fn((_ceil_div(m, 256), min(n, _MAX_GRID_Y), 1), (256, 1, 1),
-       (y, bias, numpy.int64(n), _i32("columns", m)))
+    fn(
+        (_ceil_div(m, 256), min(n, _MAX_GRID_Y), 1),
+        (256, 1, 1),
+        (y, bias, numpy.int64(n), _i32("columns", m)),
+    )
 
 
 def _bias_grad(rt, ctype: str, dy, db) -> None:
@@ -309,19 +431,32 @@ def _bias_grad(rt, ctype: str, dy, db) -> None:
     column_blocks = _ceil_div(m, 32)
     # Enough row chunks that a tall, narrow dy still occupies the GPU (about
     # _BIAS_GRAD_BLOCKS blocks in all), each chunk at least _BIAS_GRAD_ROWS rows long.
-    chunks = max(1, min(_ceil_div(n, _BIAS_GRAD_ROWS), _BIAS_GRAD_BLOCKS // column_blocks,
-                        _MAX_GRID_Y))
+    chunks = max(
+        1, min(_ceil_div(n, _BIAS_GRAD_ROWS), _BIAS_GRAD_BLOCKS // column_blocks, _MAX_GRID_Y)
+    )
     rows_per_chunk = _ceil_div(n, chunks) if n else 0
     # A single chunk writes db directly; the float* argument is then a placeholder.
     partial = rt.empty((chunks, m) if chunks > 1 else (1,), numpy.float32)
     fn = rt.kernel("fully_connected.cu", ctype, f"fc_bias_grad<{ctype}>")
-    fn((column_blocks, chunks, 1), (32, 32, 1),
-       (dy, _i32("rows", n), _i32("columns", m), _i32("rows per chunk", rows_per_chunk),
-        partial, db))
+    fn(
+        (column_blocks, chunks, 1),
+        (32, 32, 1),
+        (
+            dy,
+            _i32("rows", n),
+            _i32("columns", m),
+            _i32("rows per chunk", rows_per_chunk),
+            partial,
+            db,
+        ),
+    )
     if chunks > 1:
         finish = rt.kernel("fully_connected.cu", ctype, f"fc_bias_grad_finish<{ctype}>")
-        finish((_ceil_div(m, 256), 1, 1), (256, 1, 1),
-               (partial, numpy.int32(chunks), _i32("columns", m), db))
+        finish(
+            (_ceil_div(m, 256), 1, 1),
+            (256, 1, 1),
+            (partial, numpy.int32(chunks), _i32("columns", m), db),
+        )
 
 
 def _fc_forward(rt, x, w, b, path: str, ctype: str | None = None):
@@ -345,8 +480,19 @@ def _fc_forward(rt, x, w, b, path: str, ctype: str | None = None):
     return y
 
 
-def _fc_backward(rt, dy, x, w, need_dx: bool, need_dw: bool, need_db: bool, path_dx: str,
-                 path_dw: str, accumulate_dw=None, ctype: str | None = None):
+def _fc_backward(
+    rt,
+    dy,
+    x,
+    w,
+    need_dx: bool,
+    need_dw: bool,
+    need_db: bool,
+    path_dx: str,
+    path_dw: str,
+    accumulate_dw=None,
+    ctype: str | None = None,
+):
     """``(dx, dw, db)`` of ``y = x @ w.T + b``; dw is added into ``accumulate_dw`` if given."""
     _check_fc("fc_backward", x, w)
     xp = rt.xp
@@ -354,8 +500,10 @@ def _fc_backward(rt, dy, x, w, need_dx: bool, need_dw: bool, need_db: bool, path
     dy, x, w = (contiguous(xp, a) for a in (dy, x, w))
     (n, k), m = x.shape, w.shape[0]
     if tuple(dy.shape) != (n, m) or dy.dtype != x.dtype:
-        raise ValueError(f"fc_backward: dy must be {x.dtype} of shape {(n, m)}, got "
-                         f"{dy.dtype} of shape {tuple(dy.shape)}")
+        raise ValueError(
+            f"fc_backward: dy must be {x.dtype} of shape {(n, m)}, got "
+            f"{dy.dtype} of shape {tuple(dy.shape)}"
+        )
     dx = dw = db = None
     if need_dx:
         dx = rt.empty((n, k), x.dtype)
@@ -368,19 +516,51 @@ def _fc_backward(rt, dy, x, w, need_dx: bool, need_dw: bool, need_db: bool, path
         if accumulate_dw is None:
             dw = rt.empty((m, k), x.dtype)
         else:
-            if tuple(accumulate_dw.shape) != (m, k) or accumulate_dw.dtype != x.dtype \
-                    or not accumulate_dw.flags.c_contiguous:
-                raise ValueError(f"fc_backward: accumulate_dw must be a C-contiguous {x.dtype} "
-                                 f"array of shape {(m, k)}, got {accumulate_dw.dtype} of shape "
-                                 f"{tuple(accumulate_dw.shape)}")
+            if (
+                tuple(accumulate_dw.shape) != (m, k)
+                or accumulate_dw.dtype != x.dtype
+                or not accumulate_dw.flags.c_contiguous
+            ):
+                raise ValueError(
+                    f"fc_backward: accumulate_dw must be a C-contiguous {x.dtype} "
+                    f"array of shape {(m, k)}, got {accumulate_dw.dtype} of shape "
+                    f"{tuple(accumulate_dw.shape)}"
+                )
             dw = accumulate_dw
         if m and k:
             if path_dw == "cublas":
-                _blas(rt, ctype, "dw", dy, m, x, k, dw, k, m, k, n,
-                      accumulate=accumulate_dw is not None)
+                _blas(
+                    rt,
+                    ctype,
+                    "dw",
+                    dy,
+                    m,
+                    x,
+                    k,
+                    dw,
+                    k,
+                    m,
+                    k,
+                    n,
+                    accumulate=accumulate_dw is not None,
+                )
             else:
-                _gemm(rt, ctype, "dw", dy, m, x, k, None, dw, k, m, k, n,
-                      accumulate=accumulate_dw is not None)
+                _gemm(
+                    rt,
+                    ctype,
+                    "dw",
+                    dy,
+                    m,
+                    x,
+                    k,
+                    None,
+                    dw,
+                    k,
+                    m,
+                    k,
+                    n,
+                    accumulate=accumulate_dw is not None,
+                )
     if need_db:
         db = rt.empty((m,), x.dtype)
         if m:
@@ -404,8 +584,10 @@ def _retain(rt, data, indices, row_ids):
     """Rows of (``data``, sorted unique ``indices``) whose ids occur in ``row_ids``."""
     xp = rt.xp
     if data.ndim < 1 or indices.ndim != 1 or indices.shape[0] != data.shape[0]:
-        raise ValueError(f"retain: expected data [k, ...] and indices [k], got shapes "
-                         f"{tuple(data.shape)} and {tuple(indices.shape)}")
+        raise ValueError(
+            f"retain: expected data [k, ...] and indices [k], got shapes "
+            f"{tuple(data.shape)} and {tuple(indices.shape)}"
+        )
     data = contiguous(xp, data)
     indices = contiguous(xp, indices.astype(xp.int64, copy=False))
     wanted = contiguous(xp, xp.asarray(row_ids).astype(xp.int64, copy=False).ravel())
@@ -417,8 +599,11 @@ def _retain(rt, data, indices, row_ids):
     # The marking kernel sits in every unit's module; any unit fits it.
     mark = rt.kernel("retain.cu", _RETAIN_UNITS[-1][1], "retain_mark")
     n = int(wanted.size)
-    mark((min(_ceil_div(n, 256), _MAX_STRIDE_BLOCKS), 1, 1), (256, 1, 1),
-         (indices, numpy.int64(k), wanted, numpy.int64(n), found))
+    mark(
+        (min(_ceil_div(n, 256), _MAX_STRIDE_BLOCKS), 1, 1),
+        (256, 1, 1),
+        (indices, numpy.int64(k), wanted, numpy.int64(n), found),
+    )
     rows = xp.flatnonzero(found)  # ascending, so the result's indices stay sorted
     out_indices = indices[rows]
     n_rows = int(rows.size)
@@ -431,10 +616,11 @@ def _retain(rt, data, indices, row_ids):
         dst = out.reshape(n_rows, row_elems).view(dtype)
         lanes_log2 = min(8, (units - 1).bit_length())  # next power of two, at most 256
         gather = rt.kernel("retain.cu", ctype, f"retain_gather<{ctype}>")
-        gather((min(_ceil_div(n_rows, 256 >> lanes_log2), _MAX_STRIDE_BLOCKS), 1, 1),
-               (256, 1, 1),
-               (src, rows, numpy.int64(n_rows), numpy.int64(units), numpy.int32(lanes_log2),
-                dst))
+        gather(
+            (min(_ceil_div(n_rows, 256 >> lanes_log2), _MAX_STRIDE_BLOCKS), 1, 1),
+            (256, 1, 1),
+            (src, rows, numpy.int64(n_rows), numpy.int64(units), numpy.int32(lanes_log2), dst),
+        )
     return out, out_indices
 
 
@@ -452,20 +638,32 @@ def _dropout_mask(rt, shape, dtype, key: int, threshold: int, scale):
     dtype = numpy.dtype(dtype)
     unit = next((u for u in _DROPOUT_UNITS if u[0] == dtype.itemsize), None)
     if unit is None:
-        raise TypeError(f"dropout_mask: no kernel for {dtype} ({dtype.itemsize}-byte "
-                        f"elements); expected a 2-, 4- or 8-byte type")
+        raise TypeError(
+            f"dropout_mask: no kernel for {dtype} ({dtype.itemsize}-byte "
+            f"elements); expected a 2-, 4- or 8-byte type"
+        )
     if not 0 <= threshold < 2**32 or not 0 <= key < 2**64:
-        raise ValueError(f"dropout_mask: threshold must fit 32 bits and key 64 bits, got "
-                         f"threshold={threshold}, key={key}")
+        raise ValueError(
+            f"dropout_mask: threshold must fit 32 bits and key 64 bits, got "
+            f"threshold={threshold}, key={key}"
+        )
     _, ctype, bits = unit
     scale_bits = numpy.asarray(scale, dtype=dtype).view(bits).item()
     mask = rt.empty(shape, dtype)
     n = int(mask.size)
     if n:
         fn = rt.kernel("dropout.cu", ctype, f"dropout_mask<{ctype}>")
-        fn((min(_ceil_div(_ceil_div(n, 4), 256), _MAX_STRIDE_BLOCKS), 1, 1), (256, 1, 1),
-           (numpy.int64(n), numpy.uint64(key), numpy.uint32(threshold),
-            numpy.uint64(scale_bits), mask.reshape(-1).view(bits)))
+        fn(
+            (min(_ceil_div(_ceil_div(n, 4), 256), _MAX_STRIDE_BLOCKS), 1, 1),
+            (256, 1, 1),
+            (
+                numpy.int64(n),
+                numpy.uint64(key),
+                numpy.uint32(threshold),
+                numpy.uint64(scale_bits),
+                mask.reshape(-1).view(bits),
+            ),
+        )
     return mask
 
 
@@ -473,9 +671,11 @@ def _dropout_mask(rt, shape, dtype, key: int, threshold: int, scale):
 # fused multi-tensor optimizer steps
 
 # Kernel of each update and the arrays per tensor it takes (weight, gradient, states).
-_MULTI_TENSOR_KERNELS = {"sgd": ("multi_tensor_sgd<false>", 2),
-                         "sgd_momentum": ("multi_tensor_sgd<true>", 3),
-                         "adam": ("multi_tensor_adam", 4)}
+_MULTI_TENSOR_KERNELS = {
+    "sgd": ("multi_tensor_sgd<false>", 2),
+    "sgd_momentum": ("multi_tensor_sgd<true>", 3),
+    "adam": ("multi_tensor_adam", 4),
+}
 # Elements a block updates per chunk: large enough that a big tensor costs few table entries
 # and each block streams long contiguous runs, small enough that a large tensor still spreads
 # over many blocks. Not yet tuned on a GPU.
@@ -493,29 +693,39 @@ def _multi_tensor_step(rt, kind: str, arrays, lrs, wds, scalars) -> None:
     """
     expression, count = _MULTI_TENSOR_KERNELS[kind]
     if len(arrays) != count:
-        raise ValueError(f"multi_tensor {kind}: expected {count} lists of arrays (weights, "
-                         f"gradients, states), got {len(arrays)}")
+        raise ValueError(
+            f"multi_tensor {kind}: expected {count} lists of arrays (weights, "
+            f"gradients, states), got {len(arrays)}"
+        )
     weights = arrays[0]
     n = len(weights)
     if len(lrs) != n or len(wds) != n or any(len(column) != n for column in arrays):
-        raise ValueError(f"multi_tensor {kind}: {n} weights but lists of lengths "
-                         f"{[len(c) for c in arrays]}, {len(lrs)} lrs, {len(wds)} wds")
+        raise ValueError(
+            f"multi_tensor {kind}: {n} weights but lists of lengths "
+            f"{[len(c) for c in arrays]}, {len(lrs)} lrs, {len(wds)} wds"
+        )
     xp = rt.xp
     arrays = [list(column) for column in arrays]
     for a, column in enumerate(arrays):
         for t, array in enumerate(column):
             what = ("weight", "gradient")[a] if a < 2 else f"state {a - 2}"
             if array.dtype != numpy.float32:
-                raise TypeError(f"multi_tensor {kind}: the {what} of tensor {t} is "
-                                f"{array.dtype}; the fused kernels take float32 only")
+                raise TypeError(
+                    f"multi_tensor {kind}: the {what} of tensor {t} is "
+                    f"{array.dtype}; the fused kernels take float32 only"
+                )
             if tuple(array.shape) != tuple(weights[t].shape):
-                raise ValueError(f"multi_tensor {kind}: the {what} of tensor {t} has shape "
-                                 f"{tuple(array.shape)}, its weight {tuple(weights[t].shape)}")
+                raise ValueError(
+                    f"multi_tensor {kind}: the {what} of tensor {t} has shape "
+                    f"{tuple(array.shape)}, its weight {tuple(weights[t].shape)}"
+                )
             if a == 1:
                 column[t] = contiguous(xp, array)  # read only: a copy is as good
             elif not array.flags.c_contiguous:
-                raise TypeError(f"multi_tensor {kind}: the {what} of tensor {t} is not "
-                                "C-contiguous; it is updated in place, so it must be")
+                raise TypeError(
+                    f"multi_tensor {kind}: the {what} of tensor {t} is not "
+                    "C-contiguous; it is updated in place, so it must be"
+                )
     sizes = numpy.array([w.size for w in weights], numpy.int64)
     chunk = _MULTI_TENSOR_CHUNK
     chunks = -(-sizes // chunk)  # empty tensors get no chunk
@@ -529,15 +739,28 @@ def _multi_tensor_step(rt, kind: str, arrays, lrs, wds, scalars) -> None:
     ptrs = numpy.array([rt.ptr(a) for column in arrays for a in column], numpy.uint64)
     # Two uploads per launch: every integer table in one int64 array, lrs and wds in one
     # float32 array; the kernel gets views into them.
-    table = xp.asarray(numpy.concatenate([ptrs.view(numpy.int64), sizes, chunk_tensor,
-                                          chunk_start]))
+    table = xp.asarray(
+        numpy.concatenate([ptrs.view(numpy.int64), sizes, chunk_tensor, chunk_start])
+    )
     floats = xp.asarray(numpy.array([*lrs, *wds], numpy.float32))
     at = numpy.cumsum([0, ptrs.size, n, total, total])
     fn = rt.kernel("multi_tensor.cu", "float", expression)
-    fn((min(total, _MAX_STRIDE_BLOCKS), 1, 1), (_MULTI_TENSOR_THREADS, 1, 1),
-       (table[at[0]:at[1]].view(xp.uint64), _i32("tensors", n), table[at[1]:at[2]],
-        floats[:n], floats[n:], table[at[2]:at[3]], table[at[3]:at[4]],
-        _i32("chunks", total), numpy.int32(chunk), *scalars))
+    fn(
+        (min(total, _MAX_STRIDE_BLOCKS), 1, 1),
+        (_MULTI_TENSOR_THREADS, 1, 1),
+        (
+            table[at[0] : at[1]].view(xp.uint64),
+            _i32("tensors", n),
+            table[at[1] : at[2]],
+            floats[:n],
+            floats[n:],
+            table[at[2] : at[3]],
+            table[at[3] : at[4]],
+            _i32("chunks", total),
+            numpy.int32(chunk),
+            *scalars,
+        ),
+    )
 
 
 def _clip_scalar(clip_gradient) -> numpy.float32:
@@ -545,29 +768,61 @@ def _clip_scalar(clip_gradient) -> numpy.float32:
     return numpy.float32(-1.0 if clip_gradient is None else clip_gradient)
 
 
-def _multi_tensor_sgd(rt, weights, grads, moms, lrs, wds, *, momentum, rescale_grad,
-                      clip_gradient) -> None:
+def _multi_tensor_sgd(
+    rt, weights, grads, moms, lrs, wds, *, momentum, rescale_grad, clip_gradient
+) -> None:
     """``optimizer._sgd_math`` over every tensor in one launch; ``moms`` None: no momentum."""
-    kind, arrays = ("sgd", [weights, grads]) if moms is None else \
-        ("sgd_momentum", [weights, grads, moms])
-    _multi_tensor_step(rt, kind, arrays, lrs, wds,
-                       (numpy.float32(momentum), numpy.float32(rescale_grad),
-                        _clip_scalar(clip_gradient)))
+    kind, arrays = (
+        ("sgd", [weights, grads]) if moms is None else ("sgd_momentum", [weights, grads, moms])
+    )
+    _multi_tensor_step(
+        rt,
+        kind,
+        arrays,
+        lrs,
+        wds,
+        (numpy.float32(momentum), numpy.float32(rescale_grad), _clip_scalar(clip_gradient)),
+    )
 
 
-def _multi_tensor_adam(rt, weights, grads, means, variances, lrs, wds, *, beta1, beta2,
-                       epsilon, rescale_grad, clip_gradient) -> None:
+def _multi_tensor_adam(
+    rt,
+    weights,
+    grads,
+    means,
+    variances,
+    lrs,
+    wds,
+    *,
+    beta1,
+    beta2,
+    epsilon,
+    rescale_grad,
+    clip_gradient,
+) -> None:
     """``optimizer._adam_math`` over every tensor in one launch (``lrs`` bias-corrected)."""
     # 1 - beta in double, then rounded, as NumPy rounds the Python float (1.0 - beta1).
-    _multi_tensor_step(rt, "adam", [weights, grads, means, variances], lrs, wds,
-                       (numpy.float32(beta1), numpy.float32(1.0 - beta1),
-                        numpy.float32(beta2), numpy.float32(1.0 - beta2),
-                        numpy.float32(epsilon), numpy.float32(rescale_grad),
-                        _clip_scalar(clip_gradient)))
+    _multi_tensor_step(
+        rt,
+        "adam",
+        [weights, grads, means, variances],
+        lrs,
+        wds,
+        (
+            numpy.float32(beta1),
+            numpy.float32(1.0 - beta1),
+            numpy.float32(beta2),
+            numpy.float32(1.0 - beta2),
+            numpy.float32(epsilon),
+            numpy.float32(rescale_grad),
+            _clip_scalar(clip_gradient),
+        ),
+    )
 
 
 # ---------------------------------------------------------------------------------------
 # fused per-tensor optimizer steps (kernels/optimizers.cu)
+
 
 def _f32(*values) -> tuple:
     return tuple(numpy.float32(v) for v in values)
@@ -595,18 +850,29 @@ _OPTIMIZER_KERNELS = {
     "dcasgd": lambda h, n: _f32(h["momentum"], h["lamda"], n > 1),
     "adamw": _adam_like_scalars,
     "adamax": lambda h, n: _f32(h["beta1"], 1.0 - h["beta1"], h["beta2"]),
-    "nadam": lambda h, n: _adam_like_scalars(h, n) + _f32(
-        h["coef2"], h["momentum_t_1"] / (1.0 - h["m_schedule_next"]),
-        (1.0 - h["momentum_t"]) / (1.0 - h["m_schedule"])),
+    "nadam": lambda h, n: (
+        _adam_like_scalars(h, n)
+        + _f32(
+            h["coef2"],
+            h["momentum_t_1"] / (1.0 - h["m_schedule_next"]),
+            (1.0 - h["momentum_t"]) / (1.0 - h["m_schedule"]),
+        )
+    ),
     "adabelief": _adam_like_scalars,
     "adagrad": lambda h, n: _f32(h["epsilon"]),
     "adadelta": lambda h, n: _f32(h["rho"], 1.0 - h["rho"], h["epsilon"]),
-    "rmsprop": lambda h, n: _f32(h["rho"], 1.0 - h["rho"], h["momentum"], h["epsilon"],
-                                 -1.0 if h["clip_weights"] is None else h["clip_weights"],
-                                 n == 3),
+    "rmsprop": lambda h, n: _f32(
+        h["rho"],
+        1.0 - h["rho"],
+        h["momentum"],
+        h["epsilon"],
+        -1.0 if h["clip_weights"] is None else h["clip_weights"],
+        n == 3,
+    ),
     "ftrl": lambda h, n: _f32(h["lamda1"], h["beta"]),
-    "ftml": lambda h, n: _adam_like_scalars(h, n) + _f32(h["coef2"], h["coef1"] / h["lr"],
-                                                          -h["beta1"]),
+    "ftml": lambda h, n: (
+        _adam_like_scalars(h, n) + _f32(h["coef2"], h["coef1"] / h["lr"], -h["beta1"])
+    ),
     # The noise is passed as the state array (see glo_sgld).
     "sgld": lambda h, n: _f32(h["lr"] / 2),
 }
@@ -617,16 +883,22 @@ def _check_optimizer_arrays(what_call: str, weight, grad, states, max_states: in
     if len(states) > max_states:
         raise ValueError(f"{what_call}: at most {max_states} state arrays, got {len(states)}")
     for what, array in [("weight", weight), ("gradient", grad)] + [
-            (f"state {k}", a) for k, a in enumerate(states)]:
+        (f"state {k}", a) for k, a in enumerate(states)
+    ]:
         if array.dtype != numpy.float32:
-            raise TypeError(f"{what_call}: the {what} is {array.dtype}; the fused kernels "
-                            "take float32 only")
+            raise TypeError(
+                f"{what_call}: the {what} is {array.dtype}; the fused kernels take float32 only"
+            )
         if tuple(array.shape) != tuple(weight.shape):
-            raise ValueError(f"{what_call}: the {what} has shape {tuple(array.shape)}, the "
-                             f"weight {tuple(weight.shape)}")
+            raise ValueError(
+                f"{what_call}: the {what} has shape {tuple(array.shape)}, the "
+                f"weight {tuple(weight.shape)}"
+            )
         if what != "gradient" and not array.flags.c_contiguous:
-            raise TypeError(f"{what_call}: the {what} is not C-contiguous; it is updated in "
-                            "place, so it must be")
+            raise TypeError(
+                f"{what_call}: the {what} is not C-contiguous; it is updated in "
+                "place, so it must be"
+            )
 
 
 def _optimizer_step(rt, name: str, weight, grad, states, **hyper) -> None:
@@ -640,8 +912,10 @@ def _optimizer_step(rt, name: str, weight, grad, states, **hyper) -> None:
     try:
         scalars_of = _OPTIMIZER_KERNELS[name]
     except KeyError:
-        raise ValueError(f"optimizer_step: no fused kernel for optimizer {name!r}; kernels "
-                         f"exist for {sorted(_OPTIMIZER_KERNELS)}") from None
+        raise ValueError(
+            f"optimizer_step: no fused kernel for optimizer {name!r}; kernels "
+            f"exist for {sorted(_OPTIMIZER_KERNELS)}"
+        ) from None
     states = list(states)
     _check_optimizer_arrays(f"optimizer_step {name}", weight, grad, states, 3)
     n = int(weight.size)
@@ -652,11 +926,20 @@ def _optimizer_step(rt, name: str, weight, grad, states, **hyper) -> None:
     slots = states + [weight] * (3 - len(states))  # unused slots: never touched
     clip = hyper["clip_gradient"]
     fn = rt.kernel("optimizers.cu", "float", f"optimizer_step<glo_{name}>")
-    fn((min(_ceil_div(n, _OPTIMIZER_THREADS), _MAX_STRIDE_BLOCKS), 1, 1),
-       (_OPTIMIZER_THREADS, 1, 1),
-       (numpy.int64(n), weight, contiguous(rt.xp, grad), *slots,
-        *_f32(hyper["lr"], hyper["wd"], hyper["rescale_grad"], -1.0 if clip is None else clip),
-        *scalars))
+    fn(
+        (min(_ceil_div(n, _OPTIMIZER_THREADS), _MAX_STRIDE_BLOCKS), 1, 1),
+        (_OPTIMIZER_THREADS, 1, 1),
+        (
+            numpy.int64(n),
+            weight,
+            contiguous(rt.xp, grad),
+            *slots,
+            *_f32(hyper["lr"], hyper["wd"], hyper["rescale_grad"], -1.0 if clip is None else clip),
+            *scalars,
+        ),
+    )
+
+
 # convolution and pooling (conv.cu)
 
 
@@ -670,13 +953,17 @@ def _gather_rows(rt, src, index, out) -> None:
     xp = rt.xp
     unit = _GATHER_UNITS.get(numpy.dtype(src.dtype).itemsize)
     if src.ndim != 2 or unit is None or out.dtype != src.dtype:
-        raise TypeError(f"gather_rows: expected a 2-D source of 2-, 4- or 8-byte elements and "
-                        f"an output of its dtype, got {src.dtype} {tuple(src.shape)} and "
-                        f"{out.dtype}")
+        raise TypeError(
+            f"gather_rows: expected a 2-D source of 2-, 4- or 8-byte elements and "
+            f"an output of its dtype, got {src.dtype} {tuple(src.shape)} and "
+            f"{out.dtype}"
+        )
     width = int(src.shape[1])
     if tuple(out.shape) != tuple(index.shape) + (width,) or not out.flags.c_contiguous:
-        raise ValueError(f"gather_rows: out must be C-contiguous of shape "
-                         f"{tuple(index.shape) + (width,)}, got {tuple(out.shape)}")
+        raise ValueError(
+            f"gather_rows: out must be C-contiguous of shape "
+            f"{tuple(index.shape) + (width,)}, got {tuple(out.shape)}"
+        )
     src = contiguous(xp, src)
     rows = int(index.size)
     if rows == 0 or width == 0:
@@ -684,9 +971,17 @@ def _gather_rows(rt, src, index, out) -> None:
     ctype, bits = unit
     table = contiguous(xp, index.astype(numpy.int64, copy=False).reshape(-1))
     fn = rt.kernel("conv.cu", ctype, f"conv_gather_rows<{ctype}>")
-    fn(_stride_grid(rows * width), (256, 1, 1),
-       (src.view(bits), table, numpy.int64(rows), numpy.int64(width),
-        out.reshape(rows, width).view(bits)))
+    fn(
+        _stride_grid(rows * width),
+        (256, 1, 1),
+        (
+            src.view(bits),
+            table,
+            numpy.int64(rows),
+            numpy.int64(width),
+            out.reshape(rows, width).view(bits),
+        ),
+    )
 
 
 def _pool_reduce(rt, src, offsets, rows: int, is_max: bool):
@@ -695,21 +990,34 @@ def _pool_reduce(rt, src, offsets, rows: int, is_max: bool):
     xp = rt.xp
     ctype = _POOL_CTYPES.get(numpy.dtype(src.dtype).name)
     if ctype is None or src.ndim != 2:
-        raise TypeError(f"pool_reduce: expected a 2-D float32 or float64 source, got "
-                        f"{src.dtype} {tuple(src.shape)}")
+        raise TypeError(
+            f"pool_reduce: expected a 2-D float32 or float64 source, got "
+            f"{src.dtype} {tuple(src.shape)}"
+        )
     offsets = numpy.asarray(offsets, dtype=numpy.int64)
     if offsets.size == 0 or offsets.min() < 0 or rows + int(offsets.max()) > src.shape[0]:
-        raise ValueError(f"pool_reduce: taps {offsets.tolist()} over {rows} rows read past the "
-                         f"{src.shape[0]} rows of the source")
+        raise ValueError(
+            f"pool_reduce: taps {offsets.tolist()} over {rows} rows read past the "
+            f"{src.shape[0]} rows of the source"
+        )
     src = contiguous(xp, src)
     width = int(src.shape[1])
     out = rt.empty((rows, width), src.dtype)
     if rows and width:
         expression = f"pool_reduce<{ctype},{str(bool(is_max)).lower()}>"
         fn = rt.kernel("conv.cu", ctype, expression)
-        fn(_stride_grid(rows * width), (256, 1, 1),
-           (src, xp.asarray(offsets), _i32("taps", int(offsets.size)), numpy.int64(rows),
-            numpy.int64(width), out))
+        fn(
+            _stride_grid(rows * width),
+            (256, 1, 1),
+            (
+                src,
+                xp.asarray(offsets),
+                _i32("taps", int(offsets.size)),
+                numpy.int64(rows),
+                numpy.int64(width),
+                out,
+            ),
+        )
     return out
 
 
@@ -723,25 +1031,67 @@ def _bound(value) -> float:
 # of up to two earlier phases whose partial sums it reads (as p1, p2). A phase of kernel
 # "norms" leaves partial sums; LARS with ``layer_wise`` False skips those phases.
 _LAYERWISE_KERNELS = {
-    "lamb": (True, (
-        ("norms", "lamb", lambda h, n: _adam_like_scalars(h, n) + _f32(h["coef1"], h["coef2"]),
-         ()),
-        ("layerwise", "lamb",
-         lambda h, n: _f32(_bound(h["lower_bound"]), _bound(h["upper_bound"])), (0,)))),
-    "lars": (False, (
-        ("norms", "lars", lambda h, n: (), ()),
-        ("layerwise", "lars", lambda h, n: _f32(h["eta"], h["epsilon"], n > 0, h["momentum"]),
-         (0,)))),
-    "lans": (True, (
-        ("norms", "lans_norms", lambda h, n: (), ()),
-        ("norms", "lans_moments",
-         lambda h, n: _adam_like_scalars(h, n) + _f32(h["coef1"], h["coef2"]), (0,)),
-        ("norms", "lans_step",
-         lambda h, n: _f32(h["beta1"], h["epsilon"], h["coef2"], _bound(h["lower_bound"]),
-                           _bound(h["upper_bound"])), (0, 1)),
-        ("layerwise", "lans_finish",
-         lambda h, n: _f32(1.0 - h["beta1"], _bound(h["lower_bound"]),
-                           _bound(h["upper_bound"])), (0, 2)))),
+    "lamb": (
+        True,
+        (
+            (
+                "norms",
+                "lamb",
+                lambda h, n: _adam_like_scalars(h, n) + _f32(h["coef1"], h["coef2"]),
+                (),
+            ),
+            (
+                "layerwise",
+                "lamb",
+                lambda h, n: _f32(_bound(h["lower_bound"]), _bound(h["upper_bound"])),
+                (0,),
+            ),
+        ),
+    ),
+    "lars": (
+        False,
+        (
+            ("norms", "lars", lambda h, n: (), ()),
+            (
+                "layerwise",
+                "lars",
+                lambda h, n: _f32(h["eta"], h["epsilon"], n > 0, h["momentum"]),
+                (0,),
+            ),
+        ),
+    ),
+    "lans": (
+        True,
+        (
+            ("norms", "lans_norms", lambda h, n: (), ()),
+            (
+                "norms",
+                "lans_moments",
+                lambda h, n: _adam_like_scalars(h, n) + _f32(h["coef1"], h["coef2"]),
+                (0,),
+            ),
+            (
+                "norms",
+                "lans_step",
+                lambda h, n: _f32(
+                    h["beta1"],
+                    h["epsilon"],
+                    h["coef2"],
+                    _bound(h["lower_bound"]),
+                    _bound(h["upper_bound"]),
+                ),
+                (0, 1),
+            ),
+            (
+                "layerwise",
+                "lans_finish",
+                lambda h, n: _f32(
+                    1.0 - h["beta1"], _bound(h["lower_bound"]), _bound(h["upper_bound"])
+                ),
+                (0, 2),
+            ),
+        ),
+    ),
 }
 # The norms kernel runs at most this many blocks: every thread of a later phase adds up
 # their partial sums, so they must stay few.
@@ -749,9 +1099,13 @@ _NORM_BLOCKS = 64
 
 
 def _layerwise_expressions() -> tuple:
-    return tuple(dict.fromkeys(f"optimizer_{kernel}<glo_{op}>"
-                               for _, phases in _LAYERWISE_KERNELS.values()
-                               for kernel, op, _, _ in phases))
+    return tuple(
+        dict.fromkeys(
+            f"optimizer_{kernel}<glo_{op}>"
+            for _, phases in _LAYERWISE_KERNELS.values()
+            for kernel, op, _, _ in phases
+        )
+    )
 
 
 def _layerwise_step(rt, name: str, weight, grad, states, **hyper) -> None:
@@ -762,11 +1116,12 @@ def _layerwise_step(rt, name: str, weight, grad, states, **hyper) -> None:
     try:
         scratch, phases = _LAYERWISE_KERNELS[name]
     except KeyError:
-        raise ValueError(f"layerwise_step: no kernels for optimizer {name!r}; kernels "
-                         f"exist for {sorted(_LAYERWISE_KERNELS)}") from None
+        raise ValueError(
+            f"layerwise_step: no kernels for optimizer {name!r}; kernels "
+            f"exist for {sorted(_LAYERWISE_KERNELS)}"
+        ) from None
     states = list(states)
-    _check_optimizer_arrays(f"layerwise_step {name}", weight, grad, states,
-                            2 if scratch else 3)
+    _check_optimizer_arrays(f"layerwise_step {name}", weight, grad, states, 2 if scratch else 3)
     n = int(weight.size)
     if n == 0:
         return
@@ -774,8 +1129,7 @@ def _layerwise_step(rt, name: str, weight, grad, states, **hyper) -> None:
     slots = states + [weight] * (3 - len(states))
     if scratch:
         slots[2] = rt.empty(tuple(weight.shape), numpy.float32)
-    common = _f32(hyper["lr"], hyper["wd"], hyper["rescale_grad"],
-                  _bound(hyper["clip_gradient"]))
+    common = _f32(hyper["lr"], hyper["wd"], hyper["rescale_grad"], _bound(hyper["clip_gradient"]))
     threads = _OPTIMIZER_THREADS
     norm_blocks = min(_ceil_div(n, threads), _NORM_BLOCKS)
     partials = {}  # phase index -> its partial sums
@@ -785,8 +1139,11 @@ def _layerwise_step(rt, name: str, weight, grad, states, **hyper) -> None:
         prior = []
         for k in (priors + (None, None))[:2]:
             # Absent: any valid address with 0 blocks (never read).
-            prior += [weight, numpy.int32(0)] if k not in partials else [
-                partials[k], numpy.int32(norm_blocks)]
+            prior += (
+                [weight, numpy.int32(0)]
+                if k not in partials
+                else [partials[k], numpy.int32(norm_blocks)]
+            )
         h = scalars(hyper, len(states))
         h += (numpy.float32(0),) * (8 - len(h))
         fn = rt.kernel("optimizers.cu", "float", f"optimizer_{kernel}<glo_{op}>")
@@ -812,8 +1169,9 @@ def norm_ctype(dtype) -> str | None:
 def _norm_type(op: str, x, ctype: str | None) -> str:
     ctype = ctype or norm_ctype(x.dtype)
     if ctype is None:
-        raise TypeError(f"{op}: no kernel for {x.dtype} data; kernels exist for "
-                        f"{', '.join(_FC_CTYPES)}")
+        raise TypeError(
+            f"{op}: no kernel for {x.dtype} data; kernels exist for {', '.join(_FC_CTYPES)}"
+        )
     return ctype
 
 
@@ -825,10 +1183,11 @@ def _channel_view(op: str, x, axis: int) -> tuple[int, int, int]:
         raise ValueError(f"{op}: axis {axis} out of range for data of shape {tuple(x.shape)}")
     shape = tuple(int(s) for s in x.shape)
     outer = int(numpy.prod(shape[:axis], dtype=numpy.int64))
-    inner = int(numpy.prod(shape[axis + 1:], dtype=numpy.int64))
+    inner = int(numpy.prod(shape[axis + 1 :], dtype=numpy.int64))
     if outer * inner == 0 or shape[axis] == 0:
-        raise ValueError(f"{op}: data of shape {shape} has no elements to normalise over "
-                         f"axis {axis}")
+        raise ValueError(
+            f"{op}: data of shape {shape} has no elements to normalise over axis {axis}"
+        )
     return outer, shape[axis], inner
 
 
@@ -836,10 +1195,11 @@ def _check_channel_arrays(op: str, channels: int, **arrays) -> None:
     for name, a in arrays.items():
         if a is None:
             continue
-        if a.dtype != numpy.float32 or tuple(a.shape) != (channels,) \
-                or not a.flags.c_contiguous:
-            raise ValueError(f"{op}: {name} must be a C-contiguous float32 array of shape "
-                             f"({channels},), got {a.dtype} of shape {tuple(a.shape)}")
+        if a.dtype != numpy.float32 or tuple(a.shape) != (channels,) or not a.flags.c_contiguous:
+            raise ValueError(
+                f"{op}: {name} must be a C-contiguous float32 array of shape "
+                f"({channels},), got {a.dtype} of shape {tuple(a.shape)}"
+            )
 
 
 def _bn_chunks(channels: int, m: int) -> tuple[int, int]:
@@ -854,8 +1214,18 @@ def _elementwise_blocks(n: int) -> int:
     return max(1, min(_ceil_div(n, _NORM_THREADS), _MAX_STRIDE_BLOCKS))
 
 
-def _bn_forward(rt, x, axis: int, gamma, beta, eps: float, stats=None, running=None,
-                momentum: float = 0.9, ctype: str | None = None):
+def _bn_forward(
+    rt,
+    x,
+    axis: int,
+    gamma,
+    beta,
+    eps: float,
+    stats=None,
+    running=None,
+    momentum: float = 0.9,
+    ctype: str | None = None,
+):
     """Batch normalisation of C-contiguous ``x`` over every axis but ``axis``.
 
     ``gamma``/``beta``: float32 (C,) arrays or None (treated as 1 / 0). ``stats``: float32
@@ -869,24 +1239,49 @@ def _bn_forward(rt, x, axis: int, gamma, beta, eps: float, stats=None, running=N
     outer, channels, inner = _channel_view(op, x, axis)
     m = outer * inner
     running_mean, running_var = running if running is not None else (None, None)
-    _check_channel_arrays(op, channels, gamma=gamma, beta=beta, running_mean=running_mean,
-                          running_var=running_var)
+    _check_channel_arrays(
+        op, channels, gamma=gamma, beta=beta, running_mean=running_mean, running_var=running_var
+    )
     xp = rt.xp
     if stats is None:
         chunks, chunk = _bn_chunks(channels, m)
         partial = rt.empty((channels, chunks, 2), numpy.float32)
         fn = rt.kernel("norm.cu", ctype, f"bn_stats_partial<{ctype}>")
-        fn((channels, chunks, 1), (_NORM_THREADS, 1, 1),
-           (x, numpy.int64(outer), _i32("channels", channels), numpy.int64(inner),
-            numpy.int64(chunk), partial))
+        fn(
+            (channels, chunks, 1),
+            (_NORM_THREADS, 1, 1),
+            (
+                x,
+                numpy.int64(outer),
+                _i32("channels", channels),
+                numpy.int64(inner),
+                numpy.int64(chunk),
+                partial,
+            ),
+        )
         mean, var, invstd = (rt.empty((channels,), numpy.float32) for _ in range(3))
         update = running is not None
         finish = rt.kernel("norm.cu", ctype, "bn_stats_finish")
-        finish((_ceil_div(channels, _NORM_THREADS), 1, 1), (_NORM_THREADS, 1, 1),
-               (partial, numpy.int32(channels), numpy.int32(chunks), numpy.int64(chunk),
-                numpy.int64(m), numpy.float32(eps), numpy.float32(momentum),
-                numpy.float32(1 - momentum), numpy.int32(update), mean, var, invstd,
-                running_mean if update else mean, running_var if update else var))
+        finish(
+            (_ceil_div(channels, _NORM_THREADS), 1, 1),
+            (_NORM_THREADS, 1, 1),
+            (
+                partial,
+                numpy.int32(channels),
+                numpy.int32(chunks),
+                numpy.int64(chunk),
+                numpy.int64(m),
+                numpy.float32(eps),
+                numpy.float32(momentum),
+                numpy.float32(1 - momentum),
+                numpy.int32(update),
+                mean,
+                var,
+                invstd,
+                running_mean if update else mean,
+                running_var if update else var,
+            ),
+        )
     else:
         mean, var = stats
         _check_channel_arrays(op, channels, mean=mean, var=var)
@@ -894,15 +1289,39 @@ def _bn_forward(rt, x, axis: int, gamma, beta, eps: float, stats=None, running=N
     y = rt.empty(tuple(x.shape), x.dtype)
     fn = rt.kernel("norm.cu", ctype, f"bn_forward<{ctype}>")
     n = m * channels
-    fn((_elementwise_blocks(n), 1, 1), (_NORM_THREADS, 1, 1),
-       (x, numpy.int64(n), _i32("channels", channels), numpy.int64(inner), mean, invstd,
-        mean if gamma is None else gamma, numpy.int32(gamma is not None),
-        mean if beta is None else beta, numpy.int32(beta is not None), y))
+    fn(
+        (_elementwise_blocks(n), 1, 1),
+        (_NORM_THREADS, 1, 1),
+        (
+            x,
+            numpy.int64(n),
+            _i32("channels", channels),
+            numpy.int64(inner),
+            mean,
+            invstd,
+            mean if gamma is None else gamma,
+            numpy.int32(gamma is not None),
+            mean if beta is None else beta,
+            numpy.int32(beta is not None),
+            y,
+        ),
+    )
     return y, mean, var, invstd
 
 
-def _bn_backward(rt, x, dy, axis: int, mean, invstd, gamma, batch_stats: bool,
-                 need_dx: bool = True, need_params: bool = True, ctype: str | None = None):
+def _bn_backward(
+    rt,
+    x,
+    dy,
+    axis: int,
+    mean,
+    invstd,
+    gamma,
+    batch_stats: bool,
+    need_dx: bool = True,
+    need_params: bool = True,
+    ctype: str | None = None,
+):
     """Gradients ``(dx, dgamma, dbeta)`` of ``_bn_forward`` for output gradient ``dy``.
 
     ``batch_stats``: the forward used the batch's statistics (which depend on x);
@@ -913,8 +1332,10 @@ def _bn_backward(rt, x, dy, axis: int, mean, invstd, gamma, batch_stats: bool,
     ctype = _norm_type(op, x, ctype)
     outer, channels, inner = _channel_view(op, x, axis)
     if tuple(dy.shape) != tuple(x.shape) or dy.dtype != x.dtype or not dy.flags.c_contiguous:
-        raise ValueError(f"{op}: dy must be C-contiguous {x.dtype} of shape "
-                         f"{tuple(x.shape)}, got {dy.dtype} of shape {tuple(dy.shape)}")
+        raise ValueError(
+            f"{op}: dy must be C-contiguous {x.dtype} of shape "
+            f"{tuple(x.shape)}, got {dy.dtype} of shape {tuple(dy.shape)}"
+        )
     _check_channel_arrays(op, channels, mean=mean, invstd=invstd, gamma=gamma)
     m = outer * inner
     dgamma = dbeta = terms = dx = None
@@ -922,24 +1343,61 @@ def _bn_backward(rt, x, dy, axis: int, mean, invstd, gamma, batch_stats: bool,
         chunks, chunk = _bn_chunks(channels, m)
         partial = rt.empty((channels, chunks, 2), numpy.float32)
         fn = rt.kernel("norm.cu", ctype, f"bn_backward_partial<{ctype}>")
-        fn((channels, chunks, 1), (_NORM_THREADS, 1, 1),
-           (x, dy, numpy.int64(outer), _i32("channels", channels), numpy.int64(inner),
-            numpy.int64(chunk), mean, invstd, partial))
+        fn(
+            (channels, chunks, 1),
+            (_NORM_THREADS, 1, 1),
+            (
+                x,
+                dy,
+                numpy.int64(outer),
+                _i32("channels", channels),
+                numpy.int64(inner),
+                numpy.int64(chunk),
+                mean,
+                invstd,
+                partial,
+            ),
+        )
         dgamma, dbeta = (rt.empty((channels,), numpy.float32) for _ in range(2))
         terms = rt.empty((channels, 2), numpy.float32)
         finish = rt.kernel("norm.cu", ctype, "bn_backward_finish")
-        finish((_ceil_div(channels, _NORM_THREADS), 1, 1), (_NORM_THREADS, 1, 1),
-               (partial, numpy.int32(channels), numpy.int32(chunks),
-                mean if gamma is None else gamma, numpy.int32(gamma is not None),
-                numpy.float32(m), dgamma, dbeta, terms))
+        finish(
+            (_ceil_div(channels, _NORM_THREADS), 1, 1),
+            (_NORM_THREADS, 1, 1),
+            (
+                partial,
+                numpy.int32(channels),
+                numpy.int32(chunks),
+                mean if gamma is None else gamma,
+                numpy.int32(gamma is not None),
+                numpy.float32(m),
+                dgamma,
+                dbeta,
+                terms,
+            ),
+        )
     if need_dx:
         dx = rt.empty(tuple(x.shape), x.dtype)
         n = m * channels
         fn = rt.kernel("norm.cu", ctype, f"bn_backward_dx<{ctype}>")
-        fn((_elementwise_blocks(n), 1, 1), (_NORM_THREADS, 1, 1),
-           (x, dy, numpy.int64(n), _i32("channels", channels), numpy.int64(inner), mean,
-            invstd, mean if gamma is None else gamma, numpy.int32(gamma is not None),
-            invstd if terms is None else terms, numpy.int32(bool(batch_stats)), dx))
+        fn(
+            (_elementwise_blocks(n), 1, 1),
+            (_NORM_THREADS, 1, 1),
+            (
+                x,
+                dy,
+                numpy.int64(n),
+                _i32("channels", channels),
+                numpy.int64(inner),
+                mean,
+                invstd,
+                mean if gamma is None else gamma,
+                numpy.int32(gamma is not None),
+                invstd if terms is None else terms,
+                numpy.int32(bool(batch_stats)),
+                dx,
+            ),
+        )
     if not need_params:
         dgamma = dbeta = None
     return dx, dgamma, dbeta
@@ -974,50 +1432,95 @@ def _ln_forward(rt, x, gamma, beta, eps: float, ctype: str | None = None):
     y = rt.empty(tuple(x.shape), x.dtype)
     mean, var, invstd = (rt.empty(tuple(x.shape[:-1]), numpy.float32) for _ in range(3))
     fn = rt.kernel("norm.cu", ctype, f"ln_forward<{ctype}>")
-    fn((min(rows, _MAX_STRIDE_BLOCKS), 1, 1), (_ln_threads(d), 1, 1),
-       (x, numpy.int64(rows), _i32("row length", d), numpy.float32(eps),
-        mean if gamma is None else gamma, numpy.int32(gamma is not None),
-        mean if beta is None else beta, numpy.int32(beta is not None), y, mean, var, invstd))
+    fn(
+        (min(rows, _MAX_STRIDE_BLOCKS), 1, 1),
+        (_ln_threads(d), 1, 1),
+        (
+            x,
+            numpy.int64(rows),
+            _i32("row length", d),
+            numpy.float32(eps),
+            mean if gamma is None else gamma,
+            numpy.int32(gamma is not None),
+            mean if beta is None else beta,
+            numpy.int32(beta is not None),
+            y,
+            mean,
+            var,
+            invstd,
+        ),
+    )
     return y, mean, var, invstd
 
 
-def _ln_backward(rt, x, dy, mean, invstd, gamma, need_dx: bool = True,
-                 need_params: bool = True, ctype: str | None = None):
+def _ln_backward(
+    rt,
+    x,
+    dy,
+    mean,
+    invstd,
+    gamma,
+    need_dx: bool = True,
+    need_params: bool = True,
+    ctype: str | None = None,
+):
     """Gradients ``(dx, dgamma, dbeta)`` of ``_ln_forward`` for output gradient ``dy``;
     dgamma and dbeta float32 (d,), entries not needed None."""
     op = "layer_norm backward"
     ctype = _norm_type(op, x, ctype)
     rows, d = _ln_rows(op, x)
     if tuple(dy.shape) != tuple(x.shape) or dy.dtype != x.dtype or not dy.flags.c_contiguous:
-        raise ValueError(f"{op}: dy must be C-contiguous {x.dtype} of shape "
-                         f"{tuple(x.shape)}, got {dy.dtype} of shape {tuple(dy.shape)}")
+        raise ValueError(
+            f"{op}: dy must be C-contiguous {x.dtype} of shape "
+            f"{tuple(x.shape)}, got {dy.dtype} of shape {tuple(dy.shape)}"
+        )
     _check_channel_arrays(op, d, gamma=gamma)
     for name, a in (("mean", mean), ("invstd", invstd)):
         if a.dtype != numpy.float32 or a.size != rows or not a.flags.c_contiguous:
-            raise ValueError(f"{op}: {name} must be C-contiguous float32 with {rows} "
-                             f"entries, got {a.dtype} of shape {tuple(a.shape)}")
+            raise ValueError(
+                f"{op}: {name} must be C-contiguous float32 with {rows} "
+                f"entries, got {a.dtype} of shape {tuple(a.shape)}"
+            )
     dx = dgamma = dbeta = None
     if need_dx:
         dx = rt.empty(tuple(x.shape), x.dtype)
         fn = rt.kernel("norm.cu", ctype, f"ln_backward<{ctype}>")
-        fn((min(rows, _MAX_STRIDE_BLOCKS), 1, 1), (_ln_threads(d), 1, 1),
-           (x, dy, numpy.int64(rows), _i32("row length", d), mean, invstd,
-            mean if gamma is None else gamma, numpy.int32(gamma is not None), dx))
+        fn(
+            (min(rows, _MAX_STRIDE_BLOCKS), 1, 1),
+            (_ln_threads(d), 1, 1),
+            (
+                x,
+                dy,
+                numpy.int64(rows),
+                _i32("row length", d),
+                mean,
+                invstd,
+                mean if gamma is None else gamma,
+                numpy.int32(gamma is not None),
+                dx,
+            ),
+        )
     if need_params:
         column_blocks = _ceil_div(d, _LN_COLUMNS)
-        chunks = max(1, min(_ceil_div(rows, _LN_CHUNK_MIN), _LN_BLOCKS // column_blocks,
-                            _MAX_GRID_Y))
+        chunks = max(
+            1, min(_ceil_div(rows, _LN_CHUNK_MIN), _LN_BLOCKS // column_blocks, _MAX_GRID_Y)
+        )
         chunk = _ceil_div(rows, chunks)
         chunks = _ceil_div(rows, chunk)
         partial = rt.empty((chunks, 2, d), numpy.float32)
         fn = rt.kernel("norm.cu", ctype, f"ln_param_partial<{ctype}>")
-        fn((column_blocks, chunks, 1), (_LN_COLUMNS, _LN_LANES, 1),
-           (x, dy, numpy.int64(rows), numpy.int32(d), numpy.int64(chunk), mean, invstd,
-            partial))
+        fn(
+            (column_blocks, chunks, 1),
+            (_LN_COLUMNS, _LN_LANES, 1),
+            (x, dy, numpy.int64(rows), numpy.int32(d), numpy.int64(chunk), mean, invstd, partial),
+        )
         dgamma, dbeta = (rt.empty((d,), numpy.float32) for _ in range(2))
         finish = rt.kernel("norm.cu", ctype, "ln_param_finish")
-        finish((_ceil_div(d, _NORM_THREADS), 1, 1), (_NORM_THREADS, 1, 1),
-               (partial, numpy.int32(chunks), numpy.int32(d), dgamma, dbeta))
+        finish(
+            (_ceil_div(d, _NORM_THREADS), 1, 1),
+            (_NORM_THREADS, 1, 1),
+            (partial, numpy.int32(chunks), numpy.int32(d), dgamma, dbeta),
+        )
     return dx, dgamma, dbeta
 
 
@@ -1025,8 +1528,18 @@ def _ln_backward(rt, x, dy, mean, invstd, gamma, need_dx: bool = True,
 # pooling backward (pool.cu)
 
 
-def _pool_backward(rt, x, dy, pool_type: str, kernel, stride, pad, channels_last: bool,
-                   count_include_pad: bool = True, ctype: str | None = None):
+def _pool_backward(
+    rt,
+    x,
+    dy,
+    pool_type: str,
+    kernel,
+    stride,
+    pad,
+    channels_last: bool,
+    count_include_pad: bool = True,
+    ctype: str | None = None,
+):
     """The input gradient of ``npx.pooling`` (1-, 2- or 3-D windows, dilation 1) for output
     gradient ``dy``: a new array of x's shape and dtype.
 
@@ -1038,34 +1551,40 @@ def _pool_backward(rt, x, dy, pool_type: str, kernel, stride, pad, channels_last
     op = "pooling backward"
     ctype = _norm_type(op, x, ctype)
     if pool_type not in _POOL_MODES:
-        raise ValueError(f"{op}: pool_type must be one of {tuple(_POOL_MODES)}, got "
-                         f"{pool_type!r}")
+        raise ValueError(f"{op}: pool_type must be one of {tuple(_POOL_MODES)}, got {pool_type!r}")
     nd = x.ndim - 2
     if not 1 <= nd <= 3 or dy.ndim != x.ndim:
-        raise ValueError(f"{op}: expected 3-, 4- or 5-D data and gradient, got shapes "
-                         f"{tuple(x.shape)} and {tuple(dy.shape)}")
+        raise ValueError(
+            f"{op}: expected 3-, 4- or 5-D data and gradient, got shapes "
+            f"{tuple(x.shape)} and {tuple(dy.shape)}"
+        )
     geometry = [tuple(int(v) for v in t) for t in (kernel, stride, pad)]
     if any(len(t) != nd for t in geometry):
-        raise ValueError(f"{op}: kernel {kernel}, stride {stride} and pad {pad} need "
-                         f"{nd} entries for data of shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{op}: kernel {kernel}, stride {stride} and pad {pad} need "
+            f"{nd} entries for data of shape {tuple(x.shape)}"
+        )
     spatial = tuple(x.shape[1:-1] if channels_last else x.shape[2:])
     out = tuple(dy.shape[1:-1] if channels_last else dy.shape[2:])
     channels = int(x.shape[-1] if channels_last else x.shape[1])
     batch_c = (x.shape[0], channels)
     dy_c = (dy.shape[0], int(dy.shape[-1] if channels_last else dy.shape[1]))
     if batch_c != dy_c or dy.dtype != x.dtype:
-        raise ValueError(f"{op}: gradient {dy.dtype} of shape {tuple(dy.shape)} does not fit "
-                         f"data {x.dtype} of shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{op}: gradient {dy.dtype} of shape {tuple(dy.shape)} does not fit "
+            f"data {x.dtype} of shape {tuple(x.shape)}"
+        )
     if not (x.flags.c_contiguous and dy.flags.c_contiguous):
         raise ValueError(f"{op}: data and gradient must be C-contiguous")
     kernel, stride, pad = geometry
     if min(kernel + stride) < 1 or min(pad) < 0 or any(p >= k for p, k in zip(pad, kernel)):
-        raise ValueError(f"{op}: kernel {kernel} and stride {stride} must be positive, pad "
-                         f"{pad} non-negative and smaller than the kernel")
+        raise ValueError(
+            f"{op}: kernel {kernel} and stride {stride} must be positive, pad "
+            f"{pad} non-negative and smaller than the kernel"
+        )
     lead = (1,) * (3 - nd)
     dims = [_i32("size", v) for v in lead + spatial + lead + out]
-    window = [_i32("window", v) for v in (lead + kernel + lead + stride) +
-              ((0,) * (3 - nd) + pad)]
+    window = [_i32("window", v) for v in (lead + kernel + lead + stride) + ((0,) * (3 - nd) + pad)]
     cl = "true" if channels_last else "false"
     mode = _POOL_MODES[pool_type]
     dx = rt.empty(tuple(x.shape), x.dtype)
@@ -1077,14 +1596,28 @@ def _pool_backward(rt, x, dy, pool_type: str, kernel, stride, pad, channels_last
     if pool_type == "max" and total_out:
         arg = rt.empty(tuple(dy.shape), numpy.int32)
         fn = rt.kernel("pool.cu", ctype, f"pool_argmax<{ctype},{cl}>")
-        fn((_elementwise_blocks(total_out), 1, 1), (_NORM_THREADS, 1, 1),
-           (x, numpy.int64(total_out), channel_arg, *dims, *window, arg))
+        fn(
+            (_elementwise_blocks(total_out), 1, 1),
+            (_NORM_THREADS, 1, 1),
+            (x, numpy.int64(total_out), channel_arg, *dims, *window, arg),
+        )
     else:
         arg = rt.empty((1,), numpy.int32)  # not read
     fn = rt.kernel("pool.cu", ctype, f"pool_backward<{ctype},{mode},{cl}>")
-    fn((_elementwise_blocks(total_in), 1, 1), (_NORM_THREADS, 1, 1),
-       (dy, arg, numpy.int64(total_in), channel_arg, *dims, *window,
-        numpy.int32(bool(count_include_pad)), dx))
+    fn(
+        (_elementwise_blocks(total_in), 1, 1),
+        (_NORM_THREADS, 1, 1),
+        (
+            dy,
+            arg,
+            numpy.int64(total_in),
+            channel_arg,
+            *dims,
+            *window,
+            numpy.int32(bool(count_include_pad)),
+            dx,
+        ),
+    )
     return dx
 
 
@@ -1096,9 +1629,12 @@ def _pool_backward(rt, x, dy, pool_type: str, kernel, stride, pad, channels_last
 # CUBLAS_COMPUTE_32F) in host memory that lives as long as the module, indexed by accumulate.
 _GEMM_SCALAR_VALUES = numpy.array([1.0, 0.0, 1.0], numpy.float32)
 _GEMM_SCALARS = {
-    accumulate: (_GEMM_SCALAR_VALUES.ctypes.data,
-                 _GEMM_SCALAR_VALUES.ctypes.data + (2 if accumulate else 1) * 4)
-    for accumulate in (False, True)}
+    accumulate: (
+        _GEMM_SCALAR_VALUES.ctypes.data,
+        _GEMM_SCALAR_VALUES.ctypes.data + (2 if accumulate else 1) * 4,
+    )
+    for accumulate in (False, True)
+}
 
 
 class _CupyRuntime:
@@ -1119,8 +1655,22 @@ class _CupyRuntime:
     def ptr(array) -> int:
         return array.data.ptr
 
-    def gemm(self, data_type: int, transa: bool, transb: bool, m: int, n: int, k: int, a,
-             lda: int, b, ldb: int, c, ldc: int, accumulate: bool) -> None:
+    def gemm(
+        self,
+        data_type: int,
+        transa: bool,
+        transb: bool,
+        m: int,
+        n: int,
+        k: int,
+        a,
+        lda: int,
+        b,
+        ldb: int,
+        c,
+        ldc: int,
+        accumulate: bool,
+    ) -> None:
         """cuBLAS's column-major ``c = op(a) @ op(b) (+ c)`` (cublasGemmEx) on storage of
         ``data_type`` with float32 compute, on the current stream."""
         cuda = self.xp.cuda
@@ -1131,9 +1681,26 @@ class _CupyRuntime:
         cuda.cublas.setPointerMode(handle, _CUBLAS_POINTER_MODE_HOST)
         try:
             cuda.cublas.gemmEx(
-                handle, _CUBLAS_OP[transa], _CUBLAS_OP[transb], m, n, k, alpha,
-                a.data.ptr, data_type, lda, b.data.ptr, data_type, ldb, beta, c.data.ptr,
-                data_type, ldc, _CUBLAS_COMPUTE_32F, _CUBLAS_GEMM_DEFAULT)
+                handle,
+                _CUBLAS_OP[transa],
+                _CUBLAS_OP[transb],
+                m,
+                n,
+                k,
+                alpha,
+                a.data.ptr,
+                data_type,
+                lda,
+                b.data.ptr,
+                data_type,
+                ldb,
+                beta,
+                c.data.ptr,
+                data_type,
+                ldc,
+                _CUBLAS_COMPUTE_32F,
+                _CUBLAS_GEMM_DEFAULT,
+            )
         finally:
             cuda.cublas.setPointerMode(handle, mode)
 
@@ -1148,8 +1715,11 @@ def _load_module(device: int, source: str, type_key: str, portable: bool) -> dic
     disk) and return its kernels by name expression."""
     cupy = _cupy.module()
     code = kernel_source(source)
-    options = ("-std=c++17",) + _COMPILE_OPTIONS.get(source, ()) + (
-        ("-DGL_PORTABLE_CONVERT",) if portable else ())
+    options = (
+        ("-std=c++17",)
+        + _COMPILE_OPTIONS.get(source, ())
+        + (("-DGL_PORTABLE_CONVERT",) if portable else ())
+    )
     expressions = name_expressions(source, type_key)
     with cupy.cuda.Device(device):
         module = cupy.RawModule(code=code, options=options, name_expressions=expressions)
@@ -1157,7 +1727,8 @@ def _load_module(device: int, source: str, type_key: str, portable: bool) -> dic
             return {expr: module.get_function(expr) for expr in expressions}
         except cupy.cuda.compiler.CompileException as e:
             raise KernelCompileError(
-                _compile_error_message(source, code, options, expressions, str(e))) from e
+                _compile_error_message(source, code, options, expressions, str(e))
+            ) from e
 
 
 _forced_path: str | None = None
@@ -1257,8 +1828,15 @@ def fc_forward(x: Any, w: Any, b: Any = None) -> Any:
     return _fc_forward(rt, x, w, b, path)
 
 
-def fc_backward(dy: Any, x: Any, w: Any, need_dx: bool = True, need_dw: bool = True,
-                need_db: bool = True, accumulate_dw: Any = None) -> tuple[Any, Any, Any]:
+def fc_backward(
+    dy: Any,
+    x: Any,
+    w: Any,
+    need_dx: bool = True,
+    need_dw: bool = True,
+    need_db: bool = True,
+    accumulate_dw: Any = None,
+) -> tuple[Any, Any, Any]:
     """Gradients ``(dx, dw, db)`` of ``y = x @ w.T + b``; entries not needed are None.
 
     With ``accumulate_dw`` (a C-contiguous ``[M, K]`` array of the weight's dtype), ``dw`` is
@@ -1281,13 +1859,16 @@ def fc_backward(dy: Any, x: Any, w: Any, need_dx: bool = True, need_dw: bool = T
     shape = (x.shape[0], w.shape[0], x.shape[1], x.dtype)
     path_dx = path_dw = "kernel"
     if need_dx:
-        path_dx = _choose(("dx",) + shape, lambda p: _fc_backward(
-            rt, dy, x, w, True, False, False, p, p))
+        path_dx = _choose(
+            ("dx",) + shape, lambda p: _fc_backward(rt, dy, x, w, True, False, False, p, p)
+        )
     if need_dw:
-        path_dw = _choose(("dw",) + shape, lambda p: _fc_backward(
-            rt, dy, x, w, False, True, False, p, p))
-    return _fc_backward(rt, dy, x, w, need_dx, need_dw, need_db, path_dx, path_dw,
-                        accumulate_dw=accumulate_dw)
+        path_dw = _choose(
+            ("dw",) + shape, lambda p: _fc_backward(rt, dy, x, w, False, True, False, p, p)
+        )
+    return _fc_backward(
+        rt, dy, x, w, need_dx, need_dw, need_db, path_dx, path_dw, accumulate_dw=accumulate_dw
+    )
 
 
 def retain(data, indices, row_ids):
@@ -1309,23 +1890,63 @@ def dropout_mask(shape, dtype, key: int, threshold: int, scale):
     return _dropout_mask(_runtime(), shape, dtype, key, threshold, scale)
 
 
-def multi_tensor_sgd(weights, grads, moms, lrs, wds, *, momentum: float, rescale_grad: float,
-                     clip_gradient: float | None) -> None:
+def multi_tensor_sgd(
+    weights,
+    grads,
+    moms,
+    lrs,
+    wds,
+    *,
+    momentum: float,
+    rescale_grad: float,
+    clip_gradient: float | None,
+) -> None:
     """SGD (``gluonlite.optimizer.sgd``'s arithmetic) on lists of float32 CuPy arrays of the
     current device, in place, in one kernel launch; ``moms`` is a list, or None for no
     momentum. Gradients are only read."""
-    _multi_tensor_sgd(_runtime(), weights, grads, moms, lrs, wds, momentum=momentum,
-                      rescale_grad=rescale_grad, clip_gradient=clip_gradient)
+    _multi_tensor_sgd(
+        _runtime(),
+        weights,
+        grads,
+        moms,
+        lrs,
+        wds,
+        momentum=momentum,
+        rescale_grad=rescale_grad,
+        clip_gradient=clip_gradient,
+    )
 
 
-def multi_tensor_adam(weights, grads, means, variances, lrs, wds, *, beta1: float,
-                      beta2: float, epsilon: float, rescale_grad: float,
-                      clip_gradient: float | None) -> None:
+def multi_tensor_adam(
+    weights,
+    grads,
+    means,
+    variances,
+    lrs,
+    wds,
+    *,
+    beta1: float,
+    beta2: float,
+    epsilon: float,
+    rescale_grad: float,
+    clip_gradient: float | None,
+) -> None:
     """Adam (``gluonlite.optimizer.adam``'s arithmetic, ``lrs`` already bias-corrected) on
     lists of float32 CuPy arrays of the current device, in place, in one kernel launch."""
-    _multi_tensor_adam(_runtime(), weights, grads, means, variances, lrs, wds, beta1=beta1,
-                       beta2=beta2, epsilon=epsilon, rescale_grad=rescale_grad,
-                       clip_gradient=clip_gradient)
+    _multi_tensor_adam(
+        _runtime(),
+        weights,
+        grads,
+        means,
+        variances,
+        lrs,
+        wds,
+        beta1=beta1,
+        beta2=beta2,
+        epsilon=epsilon,
+        rescale_grad=rescale_grad,
+        clip_gradient=clip_gradient,
+    )
 
 
 def optimizer_step(name: str, weight, grad, states, **hyper) -> None:
@@ -1353,26 +1974,39 @@ def layerwise_step(name: str, weight, grad, states, **hyper) -> None:
     _layerwise_step(_runtime(), name, weight, grad, states, **hyper)
 
 
-def batch_norm_forward(x, axis: int, gamma, beta, eps: float, stats=None, running=None,
-                       momentum: float = 0.9):
+def batch_norm_forward(
+    x, axis: int, gamma, beta, eps: float, stats=None, running=None, momentum: float = 0.9
+):
     """Batch normalisation on the current CuPy device (``kernels/norm.cu``): ``(y, mean,
     var, invstd)``; see ``_bn_forward`` for the arguments."""
     return _bn_forward(_runtime(), x, axis, gamma, beta, eps, stats, running, momentum)
 
 
-def batch_norm_backward(x, dy, axis: int, mean, invstd, gamma, batch_stats: bool,
-                        need_dx: bool = True, need_params: bool = True):
+def batch_norm_backward(
+    x,
+    dy,
+    axis: int,
+    mean,
+    invstd,
+    gamma,
+    batch_stats: bool,
+    need_dx: bool = True,
+    need_params: bool = True,
+):
     """``(dx, dgamma, dbeta)`` of :func:`batch_norm_forward` on the current CuPy device."""
-    return _bn_backward(_runtime(), x, dy, axis, mean, invstd, gamma, batch_stats, need_dx,
-                        need_params)
+    return _bn_backward(
+        _runtime(), x, dy, axis, mean, invstd, gamma, batch_stats, need_dx, need_params
+    )
 
 
-def pool_backward(x, dy, pool_type: str, kernel, stride, pad, channels_last: bool,
-                  count_include_pad: bool = True):
+def pool_backward(
+    x, dy, pool_type: str, kernel, stride, pad, channels_last: bool, count_include_pad: bool = True
+):
     """``npx.pooling``'s input gradient on the current CuPy device (``kernels/pool.cu``);
     see ``_pool_backward``."""
-    return _pool_backward(_runtime(), x, dy, pool_type, kernel, stride, pad, channels_last,
-                          count_include_pad)
+    return _pool_backward(
+        _runtime(), x, dy, pool_type, kernel, stride, pad, channels_last, count_include_pad
+    )
 
 
 def layer_norm_forward(x, gamma, beta, eps: float):
@@ -1381,7 +2015,6 @@ def layer_norm_forward(x, gamma, beta, eps: float):
     return _ln_forward(_runtime(), x, gamma, beta, eps)
 
 
-def layer_norm_backward(x, dy, mean, invstd, gamma, need_dx: bool = True,
-                        need_params: bool = True):
+def layer_norm_backward(x, dy, mean, invstd, gamma, need_dx: bool = True, need_params: bool = True):
     """``(dx, dgamma, dbeta)`` of :func:`layer_norm_forward` on the current CuPy device."""
     return _ln_backward(_runtime(), x, dy, mean, invstd, gamma, need_dx, need_params)

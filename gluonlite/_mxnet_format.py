@@ -22,24 +22,47 @@ MXNet build loads it), and the names only when a dict was saved.
 Nothing here executes code from the file: every length is checked against the bytes left
 before it is used, and any inconsistency raises ``CorruptCheckpointError``.
 """
+
 from __future__ import annotations
 
 import struct
 
 import numpy
 
-from ._fileformat import (CheckpointError, CorruptCheckpointError, HostArray, check_dense_size,
-                          numpy_dtype)
+from ._fileformat import (
+    CheckpointError,
+    CorruptCheckpointError,
+    HostArray,
+    check_dense_size,
+    numpy_dtype,
+)
 
-__all__ = ["LIST_MAGIC", "is_mxnet_list", "read_mxnet_list", "read_mxnet_arrays",
-           "encode_mxnet_list"]
+__all__ = [
+    "LIST_MAGIC",
+    "is_mxnet_list",
+    "read_mxnet_list",
+    "read_mxnet_arrays",
+    "encode_mxnet_list",
+]
 
 LIST_MAGIC = 0x112
 _V1, _V2, _V3 = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
 # mshadow's type flags; 12 is bfloat16, which NumPy only knows through ml_dtypes.
-_TYPE_FLAGS = {0: "float32", 1: "float64", 2: "float16", 3: "uint8", 4: "int32", 5: "int8",
-               6: "int64", 7: "bool", 8: "int16", 9: "uint16", 10: "uint32", 11: "uint64",
-               12: "bfloat16"}
+_TYPE_FLAGS = {
+    0: "float32",
+    1: "float64",
+    2: "float16",
+    3: "uint8",
+    4: "int32",
+    5: "int8",
+    6: "int64",
+    7: "bool",
+    8: "int16",
+    9: "uint16",
+    10: "uint32",
+    11: "uint64",
+    12: "bfloat16",
+}
 _FLAG_OF = {name: flag for flag, name in _TYPE_FLAGS.items()}
 _STYPES = {0: ("default", 0), 1: ("row_sparse", 1), 2: ("csr", 2)}
 # A shape longer than this is not a real tensor but a damaged header; MXNet itself caps
@@ -65,12 +88,13 @@ class _Reader:
     def fail(self, what: str):
         raise CorruptCheckpointError(
             f"'{self.path}' is not a valid MXNet NDArray file: {what} at byte {self.pos} "
-            f"(truncated or corrupted?)")
+            f"(truncated or corrupted?)"
+        )
 
     def take(self, n: int, what: str) -> memoryview:
         if n < 0 or n > len(self.buf) - self.pos:
             self.fail(f"{what} needs {n} bytes but {len(self.buf) - self.pos} are left")
-        out = self.buf[self.pos:self.pos + n]
+        out = self.buf[self.pos : self.pos + n]
         self.pos += n
         return out
 
@@ -95,7 +119,7 @@ class _Reader:
         size = 1
         for d in dims:
             size *= max(d, 1)
-        if size >= 2 ** 56:
+        if size >= 2**56:
             self.fail(f"{what} {dims} is impossibly large")
         return dims
 
@@ -149,8 +173,9 @@ def _read_array(r: _Reader, index: int) -> HostArray | None:
             r.fail(f"{what} aux array {i} has shape {aux_shape}, expected one dimension")
         aux.append((aux_flag, aux_shape))
     values = r.array(type_flag, storage_shape if nad else shape, what)
-    aux_arrays = [r.array(flag, ashape, f"{what} aux array {i}")
-                  for i, (flag, ashape) in enumerate(aux)]
+    aux_arrays = [
+        r.array(flag, ashape, f"{what} aux array {i}") for i, (flag, ashape) in enumerate(aux)
+    ]
     if stype == "default":
         return HostArray(stype, shape, values)
     try:
@@ -162,24 +187,34 @@ def _read_array(r: _Reader, index: int) -> HostArray | None:
             r.fail(f"{what} has {arr.dtype} indices")
     if stype == "row_sparse":
         return _checked_row_sparse(r, what, shape, values, aux_arrays[0].astype(numpy.int64))
-    return _checked_csr(r, what, shape, values, aux_arrays[1].astype(numpy.int64),
-                        aux_arrays[0].astype(numpy.int64))
+    return _checked_csr(
+        r, what, shape, values, aux_arrays[1].astype(numpy.int64), aux_arrays[0].astype(numpy.int64)
+    )
 
 
 def _checked_row_sparse(r, what, shape, values, indices) -> HostArray:
     if not shape or values.shape != (indices.shape[0],) + tuple(shape[1:]):
-        r.fail(f"{what} stores values of shape {values.shape} for {indices.shape[0]} rows "
-               f"of shape {shape}")
-    if indices.size and (indices.min() < 0 or indices.max() >= shape[0]
-                         or numpy.any(numpy.diff(indices) <= 0)):
+        r.fail(
+            f"{what} stores values of shape {values.shape} for {indices.shape[0]} rows "
+            f"of shape {shape}"
+        )
+    if indices.size and (
+        indices.min() < 0 or indices.max() >= shape[0] or numpy.any(numpy.diff(indices) <= 0)
+    ):
         r.fail(f"{what} has row ids that are not sorted, unique and below {shape[0]}")
     return HostArray("row_sparse", shape, values, indices)
 
 
 def _checked_csr(r, what, shape, values, indices, indptr) -> HostArray:
-    if len(shape) != 2 or values.ndim != 1 or indices.shape != values.shape \
-            or indptr.shape != (shape[0] + 1,) or indptr[0] != 0 \
-            or indptr[-1] != values.shape[0] or numpy.any(numpy.diff(indptr) < 0):
+    if (
+        len(shape) != 2
+        or values.ndim != 1
+        or indices.shape != values.shape
+        or indptr.shape != (shape[0] + 1,)
+        or indptr[0] != 0
+        or indptr[-1] != values.shape[0]
+        or numpy.any(numpy.diff(indptr) < 0)
+    ):
         r.fail(f"{what} is an inconsistent CSR array of shape {shape}")
     if indices.size and (indices.min() < 0 or indices.max() >= shape[1]):
         r.fail(f"{what} has column ids outside 0..{shape[1] - 1}")
@@ -228,8 +263,10 @@ def read_mxnet_list(buf: bytes, path) -> list[tuple[str, HostArray]]:
         names = [str(i) for i in range(len(arrays))]
     for name, arr in zip(names, arrays):
         if arr is None:
-            raise CheckpointError(f"'{name}' in '{path}' is an MXNet NDArray without a shape "
-                                  f"(never allocated); there are no values to load")
+            raise CheckpointError(
+                f"'{name}' in '{path}' is an MXNet NDArray without a shape "
+                f"(never allocated); there are no values to load"
+            )
     return list(zip(names, arrays))
 
 
@@ -237,8 +274,10 @@ def _dtype_flag(dtype: numpy.dtype, what: str) -> int:
     name = "bfloat16" if dtype.name == "bfloat16" else dtype.name
     flag = _FLAG_OF.get(name)
     if flag is None or dtype.byteorder == ">":
-        raise TypeError(f"{what} has dtype {dtype}, which MXNet's file format cannot hold; "
-                        f"expected one of {', '.join(_FLAG_OF)}")
+        raise TypeError(
+            f"{what} has dtype {dtype}, which MXNet's file format cannot hold; "
+            f"expected one of {', '.join(_FLAG_OF)}"
+        )
     return flag
 
 
@@ -254,14 +293,16 @@ def encode_mxnet_list(arrays, names=None, version: int = 3) -> bytes:
         raise ValueError(f"MXNet list format version must be 2 or 3, got {version}")
     if names is not None:
         if len(names) != len(arrays) or len(set(names)) != len(names):
-            raise ValueError(f"need one distinct name per array, got {len(names)} names for "
-                             f"{len(arrays)} arrays")
+            raise ValueError(
+                f"need one distinct name per array, got {len(names)} names for {len(arrays)} arrays"
+            )
         if any(not isinstance(n, str) for n in names):
             raise TypeError("array names must be str")
     flags = [_dtype_flag(a.dtype, f"array #{i}") for i, a in enumerate(arrays)]
     if version == 2 and any(a.ndim == 0 for a in arrays):
-        raise ValueError("the V2 header cannot hold a 0-d array (it means 'no array' there); "
-                         "write version 3")
+        raise ValueError(
+            "the V2 header cannot hold a 0-d array (it means 'no array' there); write version 3"
+        )
     magic = _V3 if version == 3 else _V2
     parts = [struct.pack("<QQQ", LIST_MAGIC, 0, len(arrays))]
     for a, flag in zip(arrays, flags):
@@ -269,8 +310,9 @@ def encode_mxnet_list(arrays, names=None, version: int = 3) -> bytes:
         # Context cpu(0) (dev_type 1): MXNet copies to that device on load, and every build
         # has one.
         parts.append(struct.pack("<iii", 1, 0, flag))
-        parts.append(numpy.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"),
-                                                       copy=False).tobytes())
+        parts.append(
+            numpy.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        )
     if names is None:
         parts.append(struct.pack("<Q", 0))
     else:

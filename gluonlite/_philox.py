@@ -16,6 +16,7 @@ Philox4x32-10 with counter ``(lo32(i // 4), hi32(i // 4), 0, 0)`` and key
 >>> [hex(w) for w in _philox.philox4x32([0, 0, 0, 0], [0, 0])]
 ['0x6627e8d5', '0xe169c58d', '0xbc57ac4c', '0x9b00dbd8']
 """
+
 from __future__ import annotations
 
 import numpy
@@ -39,8 +40,9 @@ def _rounds(c0, c1, c2, c3, k0: int, k1: int, rounds: int):
     over every element of an activation on cpu devices.
     """
     shape = numpy.broadcast_shapes(*(numpy.shape(c) for c in (c0, c1, c2, c3)))
-    c0, c1, c2, c3 = (numpy.array(numpy.broadcast_to(c, shape), dtype=numpy.uint64)
-                      for c in (c0, c1, c2, c3))
+    c0, c1, c2, c3 = (
+        numpy.array(numpy.broadcast_to(c, shape), dtype=numpy.uint64) for c in (c0, c1, c2, c3)
+    )
     p0, p1 = numpy.empty(shape, numpy.uint64), numpy.empty(shape, numpy.uint64)
     for r in range(rounds):
         if r:
@@ -66,8 +68,10 @@ def philox4x32(counter, key, rounds: int = 10) -> numpy.ndarray:
     counter = numpy.asarray(counter, dtype=numpy.uint64)
     key = numpy.asarray(key, dtype=numpy.uint64)
     if counter.shape[-1:] != (4,) or key.shape != (2,):
-        raise ValueError(f"philox4x32: expected counter [..., 4] and key [2], got shapes "
-                         f"{counter.shape} and {key.shape}")
+        raise ValueError(
+            f"philox4x32: expected counter [..., 4] and key [2], got shapes "
+            f"{counter.shape} and {key.shape}"
+        )
     if (counter > _LOW).any() or (key > _LOW).any():
         raise ValueError("philox4x32: counter and key words must be 32-bit")
     words = _rounds(*(counter[..., j] for j in range(4)), int(key[0]), int(key[1]), rounds)
@@ -86,5 +90,5 @@ def stream(key: int, n: int) -> numpy.ndarray:
         block = numpy.arange(start, min(start + _CHUNK_GROUPS, groups), dtype=numpy.uint64)
         words = _rounds(block & _LOW, block >> _32, 0, 0, key & 0xFFFFFFFF, key >> 32, 10)
         for j, w in enumerate(words):
-            out[start:start + block.shape[0], j] = w
+            out[start : start + block.shape[0], j] = w
     return out.reshape(-1)[:n]

@@ -8,6 +8,7 @@ on them: ``item``, ``tolist``, ``numpy.asarray``), and by ``save_parameters`` /
 or twice per step, uncontended; ``Parameter.data()`` and the arithmetic on a replica do
 not take it at all. See the note on concurrent reads in ``gluonlite.gluon.parameter``.
 """
+
 from __future__ import annotations
 
 import threading

@@ -4,6 +4,7 @@
 This module imports nothing of gluonlite above ``device.py`` (the aliases that name higher
 classes live next to them: ``ndarray.ArrayLike``, ``initializer.InitLike``).
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,7 @@ from .device import Device
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-__all__ = ["DTypeLike", "DeviceLike", "DevicesLike", "RawArray", "ShapeLike", "AxisLike",
-           "StrPath"]
+__all__ = ["DTypeLike", "DeviceLike", "DevicesLike", "RawArray", "ShapeLike", "AxisLike", "StrPath"]
 
 RawArray: TypeAlias = Any
 DTypeLike: TypeAlias = Union[npt.DTypeLike, None]

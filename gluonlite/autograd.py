@@ -18,6 +18,7 @@ differentiated again; the plain walk never touches that form.
 >>> x.grad
 array([2., 4., 6.])
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -35,15 +36,29 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T", bound="_ndarray_cls")
 
-__all__ = ["record", "pause", "train_mode", "predict_mode", "is_recording", "is_training",
-           "backward", "mark_variables", "Node", "grad", "set_recording", "set_training",
-           "Function"]
+__all__ = [
+    "record",
+    "pause",
+    "train_mode",
+    "predict_mode",
+    "is_recording",
+    "is_training",
+    "backward",
+    "mark_variables",
+    "Node",
+    "grad",
+    "set_recording",
+    "set_training",
+    "Function",
+]
 
-_recording: contextvars.ContextVar[bool] = contextvars.ContextVar("gluonlite_recording",
-                                                                 default=False)
+_recording: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "gluonlite_recording", default=False
+)
 _numpy_empty = numpy.empty
-_training: contextvars.ContextVar[bool] = contextvars.ContextVar("gluonlite_training",
-                                                                default=False)
+_training: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "gluonlite_training", default=False
+)
 
 
 class _Scope:
@@ -63,8 +78,11 @@ class _Scope:
 
     def __enter__(self) -> _Scope:
         rec, train = self._recording, self._training
-        self._saved = (None if rec is None else _recording.set(rec),
-                       None if train is None else _training.set(train), self._saved)
+        self._saved = (
+            None if rec is None else _recording.set(rec),
+            None if train is None else _training.set(train),
+            self._saved,
+        )
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -124,8 +142,12 @@ class Node:
 
     __slots__ = ("inputs", "backward", "versions", "graph")
 
-    def __init__(self, inputs: tuple[Any, ...], backward: Callable[..., Any],
-                 graph: Callable[..., Any] | str | None = None) -> None:
+    def __init__(
+        self,
+        inputs: tuple[Any, ...],
+        backward: Callable[..., Any],
+        graph: Callable[..., Any] | str | None = None,
+    ) -> None:
         self.inputs = inputs
         self.backward = backward
         self.graph = graph
@@ -170,8 +192,9 @@ def _accumulate(a: Any, b: Any, xp: ModuleType) -> Any:
     if a is None:
         return b
     if isinstance(a, SparseRows) and isinstance(b, SparseRows):
-        return SparseRows(xp.concatenate([a.indices, b.indices]),
-                          xp.concatenate([a.values, b.values]), a.shape)
+        return SparseRows(
+            xp.concatenate([a.indices, b.indices]), xp.concatenate([a.values, b.values]), a.shape
+        )
     if isinstance(a, SparseRows):
         a, b = b, a
     if isinstance(b, SparseRows):
@@ -185,8 +208,12 @@ def requires_grad(x: Any) -> bool:
     return x._node is not None or x._grad_req != "null"
 
 
-def record_op(out: _T, inputs: tuple[Any, ...], backward: Callable[..., Any],
-              graph: Callable[..., Any] | str | None = None) -> _T:
+def record_op(
+    out: _T,
+    inputs: tuple[Any, ...],
+    backward: Callable[..., Any],
+    graph: Callable[..., Any] | str | None = None,
+) -> _T:
     """Attach a node to ``out`` when recording and some input needs a gradient
     (``graph``: see ``Node``)."""
     # The hot path of every op: a plain loop, no generator or helper call per input.
@@ -198,8 +225,9 @@ def record_op(out: _T, inputs: tuple[Any, ...], backward: Callable[..., Any],
     return out
 
 
-def mark_variables(variables: Any, gradients: Any,
-                   grad_reqs: str | list[str] | tuple[str, ...] = "write") -> None:
+def mark_variables(
+    variables: Any, gradients: Any, grad_reqs: str | list[str] | tuple[str, ...] = "write"
+) -> None:
     """Make ``variables`` leaves whose gradients go into ``gradients`` (MXNet's API).
 
     Args:
@@ -212,22 +240,28 @@ def mark_variables(variables: Any, gradients: Any,
             variable's; nothing is marked then.
     """
     from .ndarray import ndarray
+
     if isinstance(variables, ndarray):
         variables, gradients = [variables], [gradients]
     variables, gradients = list(variables), list(gradients)
     if not isinstance(grad_reqs, (list, tuple)):
         grad_reqs = [grad_reqs] * len(variables)
     if not len(variables) == len(gradients) == len(grad_reqs):
-        raise ValueError(f"mark_variables: got {len(variables)} variables, "
-                         f"{len(gradients)} gradients and {len(grad_reqs)} grad_reqs")
+        raise ValueError(
+            f"mark_variables: got {len(variables)} variables, "
+            f"{len(gradients)} gradients and {len(grad_reqs)} grad_reqs"
+        )
     _require_arrays("mark_variables", "variables", variables)
     for i, (var, g, req) in enumerate(zip(variables, gradients, grad_reqs)):
         if req not in ("write", "add", "null"):
-            raise ValueError(f"mark_variables: grad_reqs[{i}] must be 'write', 'add' or "
-                             f"'null', got {req!r}")
+            raise ValueError(
+                f"mark_variables: grad_reqs[{i}] must be 'write', 'add' or 'null', got {req!r}"
+            )
         if g is not None and tuple(g.shape) != var.shape:
-            raise ValueError(f"mark_variables: gradients[{i}] has shape {tuple(g.shape)}, "
-                             f"variable {i} has shape {var.shape}")
+            raise ValueError(
+                f"mark_variables: gradients[{i}] has shape {tuple(g.shape)}, "
+                f"variable {i} has shape {var.shape}"
+            )
     for var, g, req in zip(variables, gradients, grad_reqs):
         var._attach_grad_buffer(g, req)
 
@@ -276,6 +310,7 @@ def _ndarray() -> type[_ndarray_cls]:
     global _ndarray_type
     if _ndarray_type is None:
         from .ndarray import ndarray
+
         _ndarray_type = ndarray
     return _ndarray_type
 
@@ -307,10 +342,10 @@ def backward(heads: Any, head_grads: Any = None, retain_graph: bool = False) -> 
             raise RuntimeError(
                 "backward() was called on an array that is not part of a recorded graph: "
                 "compute it inside autograd.record() from arrays with attach_grad() or "
-                "from initialized Parameters")
+                "from initialized Parameters"
+            )
         with _backend.on(h._device):  # a GPU head's seed lands on its own GPU
-            g = h._xp.ones(h._data.shape, dtype=h._data.dtype) if hg is None \
-                else _raw_grad(hg, h)
+            g = h._xp.ones(h._data.shape, dtype=h._data.dtype) if hg is None else _raw_grad(hg, h)
         _collect(grads, leaves, h, g)
     # The backward functions are not recorded themselves; one switch around the whole walk
     # (not one per node) keeps a long graph's bookkeeping off the critical path, and none
@@ -372,8 +407,9 @@ def _backward_one_op(head: Any, node: Node, retain_graph: bool) -> None:
             _deposit_all(inputs, node.backward(g))
         else:
             with _backend.on(head._device):
-                _deposit_all(inputs, node.backward(_backend.cupy().ones(raw.shape,
-                                                                        dtype=raw.dtype)))
+                _deposit_all(
+                    inputs, node.backward(_backend.cupy().ones(raw.shape, dtype=raw.dtype))
+                )
         if not retain_graph:
             head._node = None
     finally:
@@ -384,9 +420,17 @@ def _backward_one_op(head: Any, node: Node, retain_graph: bool) -> None:
 def _deposit_all(inputs: tuple[Any, ...], grads: Any) -> None:
     """Deposit one op's input gradients in its leaves (a leaf read twice: summed first)."""
     n = len(inputs)
-    if n == 1 or (n == 2 and inputs[0] is not inputs[1]) or (
-            n == 3 and inputs[0] is not inputs[1] and inputs[0] is not inputs[2]
-            and inputs[1] is not inputs[2]) or (n > 3 and len(set(map(id, inputs))) == n):
+    if (
+        n == 1
+        or (n == 2 and inputs[0] is not inputs[1])
+        or (
+            n == 3
+            and inputs[0] is not inputs[1]
+            and inputs[0] is not inputs[2]
+            and inputs[1] is not inputs[2]
+        )
+        or (n > 3 and len(set(map(id, inputs))) == n)
+    ):
         for inp, ig in zip(inputs, grads):
             if ig is not None:
                 inp._deposit_grad(ig)
@@ -399,8 +443,9 @@ def _deposit_all(inputs: tuple[Any, ...], grads: Any) -> None:
             leaf._deposit_grad(lg)
 
 
-def _collect(grads: dict[int, Any], leaves: dict[int, tuple[Any, Any]], x: Any,
-             g: RawArray) -> None:
+def _collect(
+    grads: dict[int, Any], leaves: dict[int, tuple[Any, Any]], x: Any, g: RawArray
+) -> None:
     """Add gradient ``g`` of ``x`` to the walk's tables (dropped where no gradient is needed).
 
     The first gradient of an array is stored as is: no call, no copy."""
@@ -435,14 +480,14 @@ def _check_versions(node: Node) -> None:
             raise RuntimeError(
                 f"backward: an array of shape {inp.shape} that a recorded op read was "
                 "changed in place afterwards (x += ..., x[...] = ...), so its gradient "
-                "would be wrong; compute a new array instead (y = x + ...)")
+                "would be wrong; compute a new array instead (y = x + ...)"
+            )
 
 
 def _raw_grad(hg: Any, head: Any) -> RawArray:
     if isinstance(hg, _ndarray()):
         if hg.device != head.device:
-            raise ValueError(f"head gradient is on {hg.device}, but the head is on "
-                             f"{head.device}")
+            raise ValueError(f"head gradient is on {hg.device}, but the head is on {head.device}")
         raw = hg._data
     else:
         raw = head._xp.asarray(hg)
@@ -465,8 +510,14 @@ def set_training(train_mode: bool) -> bool:  # noqa: F811 - MXNet's name
     return previous
 
 
-def grad(heads: Any, variables: Any, head_grads: Any = None, retain_graph: bool | None = None,
-         create_graph: bool = False, train_mode: bool = True) -> Any:
+def grad(
+    heads: Any,
+    variables: Any,
+    head_grads: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    train_mode: bool = True,
+) -> Any:
     """Gradients of ``heads`` with respect to ``variables``, returned as new arrays.
 
     Unlike ``backward()``, no gradient buffer is written (neither the variables' nor any
@@ -511,6 +562,7 @@ def grad(heads: Any, variables: Any, head_grads: Any = None, retain_graph: bool 
         array([ 6., 12.])
     """
     from .ndarray import ndarray
+
     single = isinstance(variables, ndarray)
     variables = [variables] if single else list(variables)
     heads = [heads] if isinstance(heads, ndarray) else list(heads)
@@ -518,14 +570,15 @@ def grad(heads: Any, variables: Any, head_grads: Any = None, retain_graph: bool 
         head_grads = [head_grads] * len(heads) if head_grads is None else [head_grads]
     head_grads = list(head_grads)
     if len(head_grads) != len(heads):
-        raise ValueError(f"autograd.grad: got {len(heads)} heads but {len(head_grads)} "
-                         f"head_grads")
+        raise ValueError(f"autograd.grad: got {len(heads)} heads but {len(head_grads)} head_grads")
     _require_arrays("autograd.grad", "variables", variables)
     for i, v in enumerate(variables):
         if not requires_grad(v):
-            raise ValueError(f"autograd.grad: cannot differentiate with respect to "
-                             f"variables[{i}]: it does not need a gradient (call "
-                             f"attach_grad() on it before recording)")
+            raise ValueError(
+                f"autograd.grad: cannot differentiate with respect to "
+                f"variables[{i}]: it does not need a gradient (call "
+                f"attach_grad() on it before recording)"
+            )
     seeds: dict[int, object] = {}
     for i, (h, hg) in enumerate(zip(heads, head_grads)):
         if not isinstance(h, ndarray) or not requires_grad(h):
@@ -542,8 +595,7 @@ def grad(heads: Any, variables: Any, head_grads: Any = None, retain_graph: bool 
         with _Scope(True, bool(train_mode)):
             found, seeds = _graph_walk(heads, seeds, {id(v) for v in variables})
     else:
-        found, seeds = _raw_walk(heads, seeds, {id(v) for v in variables},
-                                 bool(retain_graph))
+        found, seeds = _raw_walk(heads, seeds, {id(v) for v in variables}, bool(retain_graph))
     out = []
     for v in variables:
         # Leaves are not part of the walk (see _topological_order): theirs stay in seeds.
@@ -562,8 +614,9 @@ def grad(heads: Any, variables: Any, head_grads: Any = None, retain_graph: bool 
     return out[0] if single else out
 
 
-def _raw_walk(heads: Any, seeds: dict[int, Any], wanted: set[int],
-              keep: bool) -> tuple[dict[int, Any], dict[int, Any]]:
+def _raw_walk(
+    heads: Any, seeds: dict[int, Any], wanted: set[int], keep: bool
+) -> tuple[dict[int, Any], dict[int, Any]]:
     """``grad``'s walk on raw arrays: (gradients of the wanted arrays with a node, the
     gradients left for leaves), both by id."""
     found: dict[int, object] = {}
@@ -591,8 +644,9 @@ def _raw_walk(heads: Any, seeds: dict[int, Any], wanted: set[int],
     return found, seeds
 
 
-def _graph_walk(heads: Any, seeds: dict[int, Any],
-                wanted: set[int]) -> tuple[dict[int, Any], dict[int, Any]]:
+def _graph_walk(
+    heads: Any, seeds: dict[int, Any], wanted: set[int]
+) -> tuple[dict[int, Any], dict[int, Any]]:
     """``grad(create_graph=True)``'s walk: as ``_raw_walk`` with ``ndarray`` gradients
     computed while recording (the caller records), so that they join the graph. The graph
     is kept: the recorded gradients read its arrays."""
@@ -679,7 +733,9 @@ def _not_differentiable(name: str) -> Callable[..., Any]:
             f"higher-order gradient through {name}: its backward is not written with "
             f"differentiable ops, so the gradient that autograd.grad(create_graph=True) "
             f"computed through {name} cannot be differentiated again (first-order "
-            f"gradients of {name} work as usual)")
+            f"gradients of {name} work as usual)"
+        )
+
     return stop
 
 
@@ -725,9 +781,12 @@ class Function:
 
     def __call__(self, *inputs: Any) -> Any:
         from .ndarray import ndarray
+
         if self._used:
-            raise RuntimeError(f"{type(self).__name__}: each Function instance can be "
-                               f"called once; make a new one per call")
+            raise RuntimeError(
+                f"{type(self).__name__}: each Function instance can be "
+                f"called once; make a new one per call"
+            )
         _require_arrays(type(self).__name__, "inputs", inputs)
         self._used = True
         with _Scope(False, None):
@@ -736,8 +795,10 @@ class Function:
         outs = [outputs] if single else list(outputs)
         for i, o in enumerate(outs):
             if not isinstance(o, ndarray):
-                raise TypeError(f"{type(self).__name__}.forward: output {i} is a "
-                                f"{type(o).__name__}, not an mx.np.ndarray")
+                raise TypeError(
+                    f"{type(self).__name__}.forward: output {i} is a "
+                    f"{type(o).__name__}, not an mx.np.ndarray"
+                )
         if _recording.get() and any(requires_grad(x) for x in inputs):
             # One node per output; each calls backward with zeros for the other outputs
             # (the gradients from several outputs add up, backward being linear in them).
@@ -747,13 +808,18 @@ class Function:
                 # Not differentiable twice: what forward() saved for backward() was
                 # computed without recording, so a recorded backward() would miss its
                 # dependence on the inputs.
-                o._node = Node(tuple(inputs), self._backward_for(k, outs, inputs),
-                               f"the autograd.Function {type(self).__name__}")
+                o._node = Node(
+                    tuple(inputs),
+                    self._backward_for(k, outs, inputs),
+                    f"the autograd.Function {type(self).__name__}",
+                )
         return outs[0] if single else tuple(outs)
 
-    def _backward_for(self, k: int, outs: list[Any],
-                      inputs: tuple[Any, ...]) -> Callable[[RawArray], Any]:
+    def _backward_for(
+        self, k: int, outs: list[Any], inputs: tuple[Any, ...]
+    ) -> Callable[[RawArray], Any]:
         from .ndarray import ndarray
+
         shapes = [(o.shape, o.dtype, o.device) for o in outs]
         name = type(self).__name__
 
@@ -766,28 +832,31 @@ class Function:
                 raw = g if j == k else _zeros_like_raw(xp, shape, dtype)
                 grads.append(ndarray(raw, device))
             result = self.backward(*grads)
-            result = [result] if isinstance(result, ndarray) or result is None \
-                else list(result)
+            result = [result] if isinstance(result, ndarray) or result is None else list(result)
             if len(result) != len(inputs):
-                raise ValueError(f"{name}.backward returned {len(result)} gradients for "
-                                 f"{len(inputs)} inputs")
+                raise ValueError(
+                    f"{name}.backward returned {len(result)} gradients for {len(inputs)} inputs"
+                )
             raw = []
             for i, (r, x) in enumerate(zip(result, inputs)):
                 if r is not None and tuple(r.shape) != x.shape:
-                    raise ValueError(f"{name}.backward: gradient {i} has shape "
-                                     f"{tuple(r.shape)}, input {i} has shape {x.shape}")
+                    raise ValueError(
+                        f"{name}.backward: gradient {i} has shape "
+                        f"{tuple(r.shape)}, input {i} has shape {x.shape}"
+                    )
                 raw.append(None if r is None else r._data)
             return raw
+
         return backward
 
 
 def _require_arrays(where: str, what: str, items: Iterable[Any]) -> None:
     """TypeError naming the first item of ``items`` that is not an ``mx.np.ndarray``."""
     from .ndarray import ndarray
+
     for i, x in enumerate(items):
         if not isinstance(x, ndarray):
-            raise TypeError(f"{where}: {what}[{i}] is a {type(x).__name__}, not an "
-                            f"mx.np.ndarray")
+            raise TypeError(f"{where}: {what}[{i}] is a {type(x).__name__}, not an mx.np.ndarray")
 
 
 def _zeros_like_raw(xp: ModuleType, shape: tuple[int, ...], dtype: DTypeLike) -> RawArray:

@@ -40,6 +40,7 @@ damaged header.
 >>> w2.shape, w2.data()
 ((2,), array([1., 1.], device=cpu(1)))
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -56,23 +57,46 @@ import safetensors
 import safetensors.numpy
 
 from . import _backend, _mxnet_format
-from ._fileformat import (CheckpointError, CheckpointMismatchError, CorruptCheckpointError,
-                          HostArray, check_dense_size, numpy_dtype)
+from ._fileformat import (
+    CheckpointError,
+    CheckpointMismatchError,
+    CorruptCheckpointError,
+    HostArray,
+    check_dense_size,
+    numpy_dtype,
+)
 from .device import Device, as_device, as_devices, current_device
 from .ndarray import ndarray
 
-__all__ = ["CheckpointError", "CorruptCheckpointError", "CheckpointMismatchError",
-           "save_parameters", "load_parameters", "load_mxnet_params"]
+__all__ = [
+    "CheckpointError",
+    "CorruptCheckpointError",
+    "CheckpointMismatchError",
+    "save_parameters",
+    "load_parameters",
+    "load_mxnet_params",
+]
 
 FORMAT_NAME = "gluonlite"
 FORMAT_VERSION = 1
 INDICES_SUFFIX = ".__indices__"
 _CPU0 = Device("cpu", 0)
 # safetensors' dtype codes and the NumPy dtype names they stand for.
-_SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16",
-                       "BF16": "bfloat16", "I64": "int64", "I32": "int32", "I16": "int16",
-                       "I8": "int8", "U64": "uint64", "U32": "uint32", "U16": "uint16",
-                       "U8": "uint8", "BOOL": "bool"}
+_SAFETENSORS_DTYPES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U64": "uint64",
+    "U32": "uint32",
+    "U16": "uint16",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
 _STORABLE_DTYPES = frozenset(_SAFETENSORS_DTYPES.values())
 
 
@@ -148,8 +172,14 @@ def _serialize(tensors: dict, path: str, metadata: dict) -> None:
     safetensors.numpy.save_file(tensors, path, metadata=metadata)
 
 
-def write_checkpoint(path, arrays: Mapping[str, HostArray] | Callable, kind: str,
-                     extra: Mapping[str, str] | None = None, *, lock=None) -> None:
+def write_checkpoint(
+    path,
+    arrays: Mapping[str, HostArray] | Callable,
+    kind: str,
+    extra: Mapping[str, str] | None = None,
+    *,
+    lock=None,
+) -> None:
     """Atomically write ``arrays`` (dense or row-sparse host arrays) to ``path``.
 
     ``kind`` is ``'parameters'`` or ``'trainer_states'``; ``extra`` adds string entries to
@@ -170,6 +200,7 @@ def write_checkpoint(path, arrays: Mapping[str, HostArray] | Callable, kind: str
             return
         with lock:
             encode_and_serialize(tmp)
+
     atomic_write(path, write)
 
 
@@ -178,31 +209,52 @@ def _encoded(path, arrays: Mapping[str, HostArray], extra, kind: str) -> tuple:
     header with the entry table and checksums."""
     tensors, entries = {}, {}
     for name, arr in arrays.items():
-        if not isinstance(name, str) or not name or name == "__metadata__" \
-                or name.endswith(INDICES_SUFFIX):
-            raise CheckpointError(f"Cannot save {name!r} to '{path}': names must be non-empty "
-                                  f"strings, not '__metadata__' and not ending in "
-                                  f"{INDICES_SUFFIX!r} (that suffix marks row ids)")
+        if (
+            not isinstance(name, str)
+            or not name
+            or name == "__metadata__"
+            or name.endswith(INDICES_SUFFIX)
+        ):
+            raise CheckpointError(
+                f"Cannot save {name!r} to '{path}': names must be non-empty "
+                f"strings, not '__metadata__' and not ending in "
+                f"{INDICES_SUFFIX!r} (that suffix marks row ids)"
+            )
         dtype_name = _dtype_name(arr.dtype)
         if dtype_name not in _STORABLE_DTYPES:
-            raise CheckpointError(f"Cannot save {name!r} to '{path}': dtype {arr.dtype} is not "
-                                  f"one of {sorted(_STORABLE_DTYPES)}")
+            raise CheckpointError(
+                f"Cannot save {name!r} to '{path}': dtype {arr.dtype} is not "
+                f"one of {sorted(_STORABLE_DTYPES)}"
+            )
         values = numpy.ascontiguousarray(arr.values)
         tensors[name] = values
-        entry = {"stype": arr.stype, "shape": list(arr.shape), "dtype": dtype_name,
-                 "crc32": _crc(values)}
+        entry = {
+            "stype": arr.stype,
+            "shape": list(arr.shape),
+            "dtype": dtype_name,
+            "crc32": _crc(values),
+        }
         if arr.stype == "row_sparse":
             indices = numpy.ascontiguousarray(arr.indices, dtype=numpy.int64)
             tensors[name + INDICES_SUFFIX] = indices
             entry["indices_crc32"] = _crc(indices)
         elif arr.stype != "default":
-            raise CheckpointError(f"Cannot save {name!r} to '{path}': storage {arr.stype!r} "
-                                  f"is stored dense or row-sparse only")
+            raise CheckpointError(
+                f"Cannot save {name!r} to '{path}': storage {arr.stype!r} "
+                f"is stored dense or row-sparse only"
+            )
         entries[name] = entry
     metadata = dict(extra or {})
     table = json.dumps(entries, sort_keys=True)
-    metadata.update({"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION),
-                     "kind": kind, "entries": table, "entries_crc32": _text_crc(table)})
+    metadata.update(
+        {
+            "format": FORMAT_NAME,
+            "format_version": str(FORMAT_VERSION),
+            "kind": kind,
+            "entries": table,
+            "entries_crc32": _text_crc(table),
+        }
+    )
     return tensors, metadata
 
 
@@ -223,16 +275,17 @@ def _read_bytes(path) -> bytes:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise CorruptCheckpointError(f"'{path}' is not a regular file (a device, FIFO, "
-                                         f"socket or folder); checkpoints are read from "
-                                         f"files only")
+            raise CorruptCheckpointError(
+                f"'{path}' is not a regular file (a device, FIFO, "
+                f"socket or folder); checkpoints are read from "
+                f"files only"
+            )
         with open(fd, "rb", closefd=False) as f:
             buf = f.read(info.st_size)
     finally:
         os.close(fd)
     if len(buf) != info.st_size:
-        raise _corrupt(path, f"it shrank from {info.st_size} to {len(buf)} bytes while "
-                             f"being read")
+        raise _corrupt(path, f"it shrank from {info.st_size} to {len(buf)} bytes while being read")
     return buf
 
 
@@ -258,8 +311,9 @@ def read_checkpoint(path) -> Checkpoint:
 
 
 def _corrupt(path, what: str) -> CorruptCheckpointError:
-    return CorruptCheckpointError(f"'{path}' is not a valid checkpoint: {what} (truncated or "
-                                  f"corrupted?)")
+    return CorruptCheckpointError(
+        f"'{path}' is not a valid checkpoint: {what} (truncated or corrupted?)"
+    )
 
 
 def _read_safetensors(buf: bytes, path) -> Checkpoint:
@@ -271,7 +325,7 @@ def _read_safetensors(buf: bytes, path) -> Checkpoint:
         raise _corrupt(path, f"safetensors cannot parse it ({e})") from e
     # deserialize() has validated the header; its metadata is what it does not return.
     try:
-        header = json.loads(bytes(buf[8:8 + struct.unpack_from("<Q", buf)[0]]))
+        header = json.loads(bytes(buf[8 : 8 + struct.unpack_from("<Q", buf)[0]]))
         metadata = header.get("__metadata__") or {}
     except (ValueError, AttributeError) as e:
         raise _corrupt(path, "its header is not a JSON object") from e
@@ -282,13 +336,18 @@ def _read_safetensors(buf: bytes, path) -> Checkpoint:
     for name, spec in tensors:
         code = spec["dtype"]
         if code not in _SAFETENSORS_DTYPES:
-            raise CheckpointError(f"'{name}' in '{path}' has the safetensors dtype {code}, "
-                                  f"which gluonlite does not load")
+            raise CheckpointError(
+                f"'{name}' in '{path}' has the safetensors dtype {code}, "
+                f"which gluonlite does not load"
+            )
         dtype = numpy_dtype(_SAFETENSORS_DTYPES[code], path, f"'{name}'")
         raw[name] = numpy.frombuffer(spec["data"], dtype=dtype).reshape(spec["shape"])
     if metadata.get("format") != FORMAT_NAME:
-        return Checkpoint({name: HostArray("default", tuple(v.shape), v)
-                           for name, v in raw.items()}, "safetensors", metadata)
+        return Checkpoint(
+            {name: HostArray("default", tuple(v.shape), v) for name, v in raw.items()},
+            "safetensors",
+            metadata,
+        )
     return Checkpoint(_gluonlite_entries(raw, metadata, path), metadata["kind"], metadata)
 
 
@@ -298,8 +357,10 @@ def _gluonlite_entries(raw: dict, metadata: dict, path) -> dict[str, HostArray]:
         raise _corrupt(path, f"format_version {version!r} is not a number")
     # Compared as text first: int() refuses strings of more than 4300 digits.
     if len(version.lstrip("0")) > len(str(FORMAT_VERSION)) or int(version) > FORMAT_VERSION:
-        raise CheckpointError(f"'{path}' was written in checkpoint format version {version} "
-                              f"by a newer gluonlite; this one reads up to {FORMAT_VERSION}")
+        raise CheckpointError(
+            f"'{path}' was written in checkpoint format version {version} "
+            f"by a newer gluonlite; this one reads up to {FORMAT_VERSION}"
+        )
     kind = metadata.get("kind")
     if kind not in ("parameters", "trainer_states"):
         raise _corrupt(path, f"unknown kind {kind!r}")
@@ -321,8 +382,9 @@ def _gluonlite_entries(raw: dict, metadata: dict, path) -> dict[str, HostArray]:
             expected.add(name + INDICES_SUFFIX)
         out[name] = arr
     if expected != set(raw):
-        raise _corrupt(path, f"the tensors {sorted(set(raw) ^ expected)} do not match its "
-                             f"entry table")
+        raise _corrupt(
+            path, f"the tensors {sorted(set(raw) ^ expected)} do not match its entry table"
+        )
     return out
 
 
@@ -338,22 +400,38 @@ def _checked_entry(name, entry, raw: dict, path) -> HostArray:
     if values is None:
         raise _corrupt(path, f"the tensor '{name}' is missing")
     if entry.get("dtype") != _dtype_name(values.dtype) or entry.get("crc32") != _crc(values):
-        raise _corrupt(path, f"the tensor '{name}' does not match its recorded dtype "
-                             f"{entry.get('dtype')!r} and checksum")
+        raise _corrupt(
+            path,
+            f"the tensor '{name}' does not match its recorded dtype "
+            f"{entry.get('dtype')!r} and checksum",
+        )
     if entry["stype"] == "default":
         if values.shape != shape:
-            raise _corrupt(path, f"the tensor '{name}' has shape {values.shape}, its entry "
-                                 f"says {shape}")
+            raise _corrupt(
+                path, f"the tensor '{name}' has shape {values.shape}, its entry says {shape}"
+            )
         return HostArray("default", shape, values)
     indices = raw.get(name + INDICES_SUFFIX)
-    if indices is None or indices.dtype != numpy.int64 or indices.ndim != 1 \
-            or entry.get("indices_crc32") != _crc(indices):
+    if (
+        indices is None
+        or indices.dtype != numpy.int64
+        or indices.ndim != 1
+        or entry.get("indices_crc32") != _crc(indices)
+    ):
         raise _corrupt(path, f"the row ids of '{name}' are missing or damaged")
     check_dense_size(shape, values.dtype, path, f"the row-sparse '{name}'")
-    if not shape or values.shape != (indices.shape[0],) + shape[1:] or (indices.size and (
-            indices[0] < 0 or indices[-1] >= shape[0] or numpy.any(numpy.diff(indices) <= 0))):
-        raise _corrupt(path, f"the row-sparse '{name}' of shape {shape} has inconsistent "
-                             f"rows {values.shape} / ids")
+    if (
+        not shape
+        or values.shape != (indices.shape[0],) + shape[1:]
+        or (
+            indices.size
+            and (indices[0] < 0 or indices[-1] >= shape[0] or numpy.any(numpy.diff(indices) <= 0))
+        )
+    ):
+        raise _corrupt(
+            path,
+            f"the row-sparse '{name}' of shape {shape} has inconsistent rows {values.shape} / ids",
+        )
     return HostArray("row_sparse", shape, values, indices)
 
 
@@ -372,13 +450,14 @@ def _to_gluonlite(arr: HostArray, device: Device):
 
     def moved(a):
         return _backend.transfer(a, _CPU0, device)
+
     if arr.stype == "default":
         return ndarray(moved(arr.values), device)
     if arr.stype == "row_sparse":
-        return sparse.RowSparseNDArray(moved(arr.values), moved(arr.indices), arr.shape,
-                                       device)
-    return sparse.CSRNDArray(moved(arr.values), moved(arr.indices), moved(arr.indptr),
-                             arr.shape, device)
+        return sparse.RowSparseNDArray(moved(arr.values), moved(arr.indices), arr.shape, device)
+    return sparse.CSRNDArray(
+        moved(arr.values), moved(arr.indices), moved(arr.indptr), arr.shape, device
+    )
 
 
 def load_mxnet_params(path, device=None) -> dict:
@@ -408,8 +487,9 @@ def load_mxnet_params(path, device=None) -> dict:
     device = as_device(device)
     buf = _read_bytes(path)
     if not _mxnet_format.is_mxnet_list(buf):
-        raise CorruptCheckpointError(f"'{path}' is not an MXNet NDArray file: it does not "
-                                     f"start with the list magic 0x112")
+        raise CorruptCheckpointError(
+            f"'{path}' is not an MXNet NDArray file: it does not start with the list magic 0x112"
+        )
     arrays = _strip_module_prefixes(dict(_mxnet_format.read_mxnet_list(buf, path)), path)
     return {name: _to_gluonlite(arr, device) for name, arr in arrays.items()}
 
@@ -419,8 +499,10 @@ def _strip_module_prefixes(arrays: dict, path) -> dict:
     for name, arr in arrays.items():
         key = name[4:] if name.startswith(("arg:", "aux:")) else name
         if key in out:
-            raise CheckpointError(f"'{path}' holds both '{key}' and a prefixed copy of it "
-                                  f"({name!r}); load it with the prefixes intact instead")
+            raise CheckpointError(
+                f"'{path}' holds both '{key}' and a prefixed copy of it "
+                f"({name!r}); load it with the prefixes intact instead"
+            )
         out[key] = arr
     return out
 
@@ -454,6 +536,7 @@ def save_parameters(path, params: Mapping, deduplicate: bool = False) -> None:
             seen.add(id(param))
             arrays[name] = _saved_replica(param, path)
         return arrays, None
+
     # The replica lock is held from the first read until the values are in the file (not
     # while it is fsynced): a Trainer stepping on another thread waits, so the file holds
     # one step of every parameter, and CPU replicas are written from their own memory.
@@ -467,8 +550,10 @@ def _saved_replica(param, path) -> HostArray:
         replicas = param._replicas()
     except RuntimeError as e:
         raise CheckpointError(f"Cannot save Parameter {param.name!r} to '{path}': {e}") from e
-    replica = next((r for dev, r in replicas.items() if dev.device_type == "cpu"),
-                   next(iter(replicas.values())))
+    replica = next(
+        (r for dev, r in replicas.items() if dev.device_type == "cpu"),
+        next(iter(replicas.values())),
+    )
     values = _to_host(replica)
     if param.stype != "row_sparse":
         return HostArray("default", values.shape, values)
@@ -482,15 +567,21 @@ class _Step:
     """How one parameter will change; built for all of them before any is touched."""
 
     param: object
-    values: numpy.ndarray       # dense host values, in the dtype the parameter will have
+    values: numpy.ndarray  # dense host values, in the dtype the parameter will have
     shape: tuple
     cast_to: numpy.dtype | None  # the parameter takes the saved dtype first
-    devices: list | None         # None: set in place on the devices it has
+    devices: list | None  # None: set in place on the devices it has
 
 
-def load_parameters(path, params: Mapping, device=None, allow_missing: bool = False,
-                    ignore_extra: bool = False, cast_dtype: bool = False,
-                    dtype_source: str = "current") -> None:
+def load_parameters(
+    path,
+    params: Mapping,
+    device=None,
+    allow_missing: bool = False,
+    ignore_extra: bool = False,
+    cast_dtype: bool = False,
+    dtype_source: str = "current",
+) -> None:
     """Load ``path`` (a gluonlite checkpoint or an MXNet ``.params`` file) into ``params``.
 
     Everything is checked first: names, shapes (unknown dims of a deferred parameter are
@@ -525,56 +616,72 @@ def load_parameters(path, params: Mapping, device=None, allow_missing: bool = Fa
     loaded = read_checkpoint(path)
     saved = loaded.arrays
     if loaded.kind == "trainer_states":
-        raise CheckpointError(f"'{path}' holds trainer states, not parameters; load it with "
-                              f"Trainer.load_states")
+        raise CheckpointError(
+            f"'{path}' holds trainer states, not parameters; load it with Trainer.load_states"
+        )
     if loaded.kind == "mxnet":
         saved = _strip_module_prefixes(saved, path)
-    steps = _plan(path, params, saved, devices, allow_missing, ignore_extra, cast_dtype,
-                  dtype_source)
+    steps = _plan(
+        path, params, saved, devices, allow_missing, ignore_extra, cast_dtype, dtype_source
+    )
     for step in steps:
         _apply(step)
 
 
-def _plan(path, params: Mapping, saved: dict, devices, allow_missing, ignore_extra,
-          cast_dtype, dtype_source) -> list[_Step]:
+def _plan(
+    path,
+    params: Mapping,
+    saved: dict,
+    devices,
+    allow_missing,
+    ignore_extra,
+    cast_dtype,
+    dtype_source,
+) -> list[_Step]:
     names_of = {}
     for name, param in params.items():
         names_of.setdefault(id(param), (param, []))[1].append(name)
-    missing = [names[0] for param, names in names_of.values()
-               if not any(n in saved for n in names)]
+    missing = [names[0] for param, names in names_of.values() if not any(n in saved for n in names)]
     if missing and not allow_missing:
         raise CheckpointMismatchError(
             f"Parameters {missing} are missing in '{path}', which holds {sorted(saved)}. "
-            f"Set allow_missing=True to leave them as they are.")
+            f"Set allow_missing=True to leave them as they are."
+        )
     extra = sorted(name for name in saved if name not in params)
     if extra and not ignore_extra:
         raise CheckpointMismatchError(
             f"'{path}' holds {extra}, which are not among the parameters {sorted(params)}. "
-            f"Set ignore_extra=True to skip them.")
+            f"Set ignore_extra=True to skip them."
+        )
     steps = []
     for param, names in names_of.values():
         name = next((n for n in names if n in saved), None)
         if name is not None:
-            steps.append(_plan_one(path, name, param, saved[name], devices, cast_dtype,
-                                   dtype_source))
+            steps.append(
+                _plan_one(path, name, param, saved[name], devices, cast_dtype, dtype_source)
+            )
     return steps
 
 
-def _plan_one(path, name, param, arr: HostArray, devices, cast_dtype,
-              dtype_source) -> _Step:
+def _plan_one(path, name, param, arr: HostArray, devices, cast_dtype, dtype_source) -> _Step:
     where = f"Parameter {name!r} from '{path}'"
     # Whether the parameter has replicas (_data) or waits for its shape (_pending) decides
     # how it is loaded, as in MXNet's Parameter._load_init; there is no public query.
     initialized = param._data is not None
     current = param.shape
-    fits = current is None or (len(current) == len(arr.shape) and all(
-        c == s or (c == -1 and not initialized) for c, s in zip(current, arr.shape)))
+    fits = current is None or (
+        len(current) == len(arr.shape)
+        and all(c == s or (c == -1 and not initialized) for c, s in zip(current, arr.shape))
+    )
     if not fits:
-        raise CheckpointMismatchError(f"Cannot load {where}: the file has shape {arr.shape}, "
-                                      f"the parameter expects {current}")
+        raise CheckpointMismatchError(
+            f"Cannot load {where}: the file has shape {arr.shape}, the parameter expects {current}"
+        )
     if 0 in arr.shape:
-        raise CheckpointMismatchError(f"Cannot load {where}: its shape {arr.shape} has a "
-                                      f"zero-size dimension, which a Parameter cannot hold")
+        raise CheckpointMismatchError(
+            f"Cannot load {where}: its shape {arr.shape} has a "
+            f"zero-size dimension, which a Parameter cannot hold"
+        )
     cast_to = None
     values = arr.dense()
     if arr.dtype != param.dtype:
@@ -582,7 +689,8 @@ def _plan_one(path, name, param, arr: HostArray, devices, cast_dtype,
             raise CheckpointMismatchError(
                 f"Cannot load {where}: the file has dtype {_dtype_name(arr.dtype)}, the "
                 f"parameter expects {_dtype_name(param.dtype)}. Set cast_dtype=True to "
-                f"convert.")
+                f"convert."
+            )
         if dtype_source == "current":
             values = values.astype(param.dtype)
         else:
@@ -592,11 +700,15 @@ def _plan_one(path, name, param, arr: HostArray, devices, cast_dtype,
         if devices is not None and set(devices) != set(have):
             raise CheckpointMismatchError(
                 f"Cannot load {where} onto {devices}: it was initialized on {have}. Use "
-                f"reset_device() first, or leave device=None.")
+                f"reset_device() first, or leave device=None."
+            )
     for dev in devices or ():
         _backend.check_available(dev)
-    target = None if initialized else devices or (
-        param.list_device() if param._pending is not None else [current_device()])
+    target = (
+        None
+        if initialized
+        else devices or (param.list_device() if param._pending is not None else [current_device()])
+    )
     return _Step(param, values, arr.shape, cast_to, target)
 
 

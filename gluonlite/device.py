@@ -12,6 +12,7 @@ cpu(1)
 >>> mx.device.current_device()
 cpu(0)
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -22,8 +23,17 @@ from typing import TYPE_CHECKING
 
 from . import _cupy
 
-__all__ = ["Device", "cpu", "gpu", "current_device", "num_gpus", "as_device", "as_devices",
-           "check_available", "gpu_memory_info"]
+__all__ = [
+    "Device",
+    "cpu",
+    "gpu",
+    "current_device",
+    "num_gpus",
+    "as_device",
+    "as_devices",
+    "check_available",
+    "gpu_memory_info",
+]
 
 _DEVICE_TYPES = ("cpu", "gpu")
 
@@ -45,11 +55,14 @@ class Device:
     def __post_init__(self) -> None:
         if self.device_type not in _DEVICE_TYPES:
             raise ValueError(
-                f"Device type must be one of {_DEVICE_TYPES}, got {self.device_type!r}")
-        if not isinstance(self.device_id, int) or isinstance(self.device_id, bool) \
-                or self.device_id < 0:
-            raise ValueError(
-                f"Device id must be a non-negative int, got {self.device_id!r}")
+                f"Device type must be one of {_DEVICE_TYPES}, got {self.device_type!r}"
+            )
+        if (
+            not isinstance(self.device_id, int)
+            or isinstance(self.device_id, bool)
+            or self.device_id < 0
+        ):
+            raise ValueError(f"Device id must be a non-negative int, got {self.device_id!r}")
         # Devices key the replica, gradient and state tables that every op consults; the
         # dataclass-generated __eq__/__hash__ build two tuples per comparison, this one once.
         object.__setattr__(self, "_key", (self.device_type, self.device_id))
@@ -100,11 +113,13 @@ def gpu(device_id: int = 0) -> Device:
 
 
 _current: contextvars.ContextVar[Device] = contextvars.ContextVar(
-    "gluonlite_device", default=Device("cpu", 0))
+    "gluonlite_device", default=Device("cpu", 0)
+)
 # Tokens of the enclosing ``with device:`` blocks, so that __exit__ restores in order
 # although Device itself is immutable.
-_tokens: contextvars.ContextVar[tuple[contextvars.Token[Device], ...]] = \
-    contextvars.ContextVar("gluonlite_device_tokens", default=())
+_tokens: contextvars.ContextVar[tuple[contextvars.Token[Device], ...]] = contextvars.ContextVar(
+    "gluonlite_device_tokens", default=()
+)
 
 
 def current_device() -> Device:
@@ -159,8 +174,9 @@ def gpu_memory_info(device_id: int = 0) -> tuple[int, int]:
     Raises ``RuntimeError`` when that GPU is not visible (no GPU, no CuPy, id too large).
     """
     if not isinstance(device_id, int) or isinstance(device_id, bool) or device_id < 0:
-        raise ValueError(f"gpu_memory_info: device_id must be a non-negative int, got "
-                         f"{device_id!r}")
+        raise ValueError(
+            f"gpu_memory_info: device_id must be a non-negative int, got {device_id!r}"
+        )
     check_available(Device("gpu", device_id))
     cupy = _cupy.module()
     with cupy.cuda.Device(device_id):

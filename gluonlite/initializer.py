@@ -21,6 +21,7 @@ and ``mx.np`` functions work on it, as in MXNet.
 >>> mx.init.create('ones')('b', (2,), 'float32')
 array([1., 1.], dtype=float32)
 """
+
 from __future__ import annotations
 
 import abc
@@ -39,9 +40,26 @@ from ._typing import DTypeLike
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-__all__ = ["InitDesc", "Initializer", "Uniform", "Normal", "Zero", "One", "Constant",
-           "Xavier", "MSRAPrelu", "Orthogonal", "Bilinear", "LSTMBias", "RNNFused", "Load",
-           "Mixed", "register", "alias", "create"]
+__all__ = [
+    "InitDesc",
+    "Initializer",
+    "Uniform",
+    "Normal",
+    "Zero",
+    "One",
+    "Constant",
+    "Xavier",
+    "MSRAPrelu",
+    "Orthogonal",
+    "Bilinear",
+    "LSTMBias",
+    "RNNFused",
+    "Load",
+    "Mixed",
+    "register",
+    "alias",
+    "create",
+]
 
 _REGISTRY: dict[str, type[Initializer]] = {}
 _T = TypeVar("_T", bound=type)
@@ -61,10 +79,12 @@ def register(klass: _T) -> _T:
 
 def alias(*names: str) -> Callable[[_T], _T]:
     """Class decorator: further names under which ``create`` finds the class."""
+
     def decorate(klass: _T) -> _T:
         for name in names:
             _REGISTRY[name.lower()] = klass
         return klass
+
     return decorate
 
 
@@ -80,8 +100,9 @@ class InitDesc(str):
     attrs: dict[str, Any]
     global_init: Initializer | None
 
-    def __new__(cls, name: str, attrs: dict[str, Any] | None = None,
-                global_init: Initializer | None = None) -> InitDesc:
+    def __new__(
+        cls, name: str, attrs: dict[str, Any] | None = None, global_init: Initializer | None = None
+    ) -> InitDesc:
         out = super().__new__(cls, name)
         out.attrs = dict(attrs or {})
         out.global_init = global_init
@@ -117,8 +138,9 @@ class Initializer(abc.ABC):
         self._verbose = False
         self._print_func: Callable[[Any], str] | None = None
 
-    def set_verbosity(self, verbose: bool = False,
-                      print_func: Callable[[Any], str] | None = None) -> "Initializer":
+    def set_verbosity(
+        self, verbose: bool = False, print_func: Callable[[Any], str] | None = None
+    ) -> "Initializer":
         """Print each initialized array's name and statistics (``print_func(arr)`` gives
         the text; by default the norm divided by the square root of the size)."""
         self._verbose, self._print_func = bool(verbose), print_func
@@ -128,19 +150,24 @@ class Initializer(abc.ABC):
         if not self._verbose:
             return
         host = _host(arr)
-        text = self._print_func(arr) if self._print_func is not None else \
-            f"{float(numpy.linalg.norm(host) / numpy.sqrt(max(host.size, 1))):.6g}"
+        text = (
+            self._print_func(arr)
+            if self._print_func is not None
+            else f"{float(numpy.linalg.norm(host) / numpy.sqrt(max(host.size, 1))):.6g}"
+        )
         print(f"Initialized {name} as {init}: {text}")
 
     @overload
     def __call__(self, name: str, shape: _Array, dtype: DTypeLike = ...) -> None: ...
 
     @overload
-    def __call__(self, name: str, shape: Sequence[int],
-                 dtype: DTypeLike = ...) -> numpy.ndarray[Any, Any]: ...
+    def __call__(
+        self, name: str, shape: Sequence[int], dtype: DTypeLike = ...
+    ) -> numpy.ndarray[Any, Any]: ...
 
-    def __call__(self, name: str, shape: Sequence[int] | _Array,
-                 dtype: DTypeLike = "float32") -> numpy.ndarray[Any, Any] | None:
+    def __call__(
+        self, name: str, shape: Sequence[int] | _Array, dtype: DTypeLike = "float32"
+    ) -> numpy.ndarray[Any, Any] | None:
         """Fresh values for parameter ``name`` as a NumPy array of ``shape`` and ``dtype``.
 
         MXNet's form ``init(desc, arr)`` (``arr`` an ``mx.np.ndarray`` or NumPy array) fills
@@ -155,8 +182,9 @@ class Initializer(abc.ABC):
         self._verbose_print(name, self, values)
         return values
 
-    def _values(self, name: str, shape: tuple[int, ...],
-                dtype: numpy.dtype[Any]) -> numpy.ndarray[Any, Any]:
+    def _values(
+        self, name: str, shape: tuple[int, ...], dtype: numpy.dtype[Any]
+    ) -> numpy.ndarray[Any, Any]:
         draw = _fast_draw(type(self))
         if draw is not None:
             # A built-in initializer draws straight in the target dtype (no zeros first,
@@ -167,9 +195,11 @@ class Initializer(abc.ABC):
         self._init_weight(name, arr)
         out: numpy.ndarray[Any, Any] = arr._data
         if out.shape != shape or out.dtype != dtype:
-            raise ValueError(f"{type(self).__name__}._init_weight for {str(name)!r} changed "
-                             f"the array to shape {out.shape} and dtype {out.dtype}; write "
-                             f"into it (arr[:] = ...) instead")
+            raise ValueError(
+                f"{type(self).__name__}._init_weight for {str(name)!r} changed "
+                f"the array to shape {out.shape} and dtype {out.dtype}; write "
+                f"into it (arr[:] = ...) instead"
+            )
         return out
 
     def _fill(self, desc: InitDesc, arr: _Array) -> None:
@@ -182,13 +212,18 @@ class Initializer(abc.ABC):
             init._init_weight(desc, arr)
             self._verbose_print(desc, init, arr)
             return
-        for suffix, method in (("weight", self._init_weight), ("bias", self._init_bias),
-                               ("gamma", self._init_gamma), ("beta", self._init_beta),
-                               ("min", self._init_zero), ("max", self._init_one),
-                               ("running_mean", self._init_zero),
-                               ("running_var", self._init_one),
-                               ("moving_mean", self._init_zero),
-                               ("moving_var", self._init_one)):
+        for suffix, method in (
+            ("weight", self._init_weight),
+            ("bias", self._init_bias),
+            ("gamma", self._init_gamma),
+            ("beta", self._init_beta),
+            ("min", self._init_zero),
+            ("max", self._init_one),
+            ("running_mean", self._init_zero),
+            ("running_var", self._init_one),
+            ("moving_mean", self._init_zero),
+            ("moving_var", self._init_one),
+        ):
             if desc.endswith(suffix):
                 method(desc, arr)
                 break
@@ -216,9 +251,11 @@ class Initializer(abc.ABC):
         _host(arr)[...] = 1
 
     def _init_default(self, name: str, arr: _Array) -> None:
-        raise ValueError(f"Unknown initialization pattern for {str(name)!r}: by name, "
-                         f"{type(self).__name__} initializes only names ending in 'weight', "
-                         f"'bias', 'gamma' and 'beta'; give the parameter its own init")
+        raise ValueError(
+            f"Unknown initialization pattern for {str(name)!r}: by name, "
+            f"{type(self).__name__} initializes only names ending in 'weight', "
+            f"'bias', 'gamma' and 'beta'; give the parameter its own init"
+        )
 
     def dumps(self) -> str:
         """The initializer as JSON ``[name, kwargs]``, accepted back by ``create``."""
@@ -270,8 +307,9 @@ def _fast_draw(klass: type) -> Callable[..., numpy.ndarray[Any, Any]] | None:
     return _FAST[klass]
 
 
-def _uniform(shape: tuple[int, ...], dtype: numpy.dtype[Any], low: float,
-             high: float) -> numpy.ndarray[Any, Any]:
+def _uniform(
+    shape: tuple[int, ...], dtype: numpy.dtype[Any], low: float, high: float
+) -> numpy.ndarray[Any, Any]:
     """U[low, high) drawn in ``dtype`` (float32/float64 natively, others via float32)."""
     native = dtype if dtype in (numpy.float32, numpy.float64) else numpy.dtype(numpy.float32)
     out = random.generator().random(shape, dtype=native)
@@ -280,8 +318,9 @@ def _uniform(shape: tuple[int, ...], dtype: numpy.dtype[Any], low: float,
     return out if native == dtype else out.astype(dtype)
 
 
-def _normal(shape: tuple[int, ...], dtype: numpy.dtype[Any],
-            sigma: float) -> numpy.ndarray[Any, Any]:
+def _normal(
+    shape: tuple[int, ...], dtype: numpy.dtype[Any], sigma: float
+) -> numpy.ndarray[Any, Any]:
     native = dtype if dtype in (numpy.float32, numpy.float64) else numpy.dtype(numpy.float32)
     out = random.generator().standard_normal(shape, dtype=native)
     out *= native.type(sigma)
@@ -305,11 +344,11 @@ def create(init: InitLike) -> Initializer:
             name, kwargs = init, {}
         klass = _REGISTRY.get(name.lower())
         if klass is None:
-            raise ValueError(f"Unknown initializer {name!r}; known names are "
-                             f"{sorted(_REGISTRY)}")
+            raise ValueError(f"Unknown initializer {name!r}; known names are {sorted(_REGISTRY)}")
         return klass(**kwargs)
-    raise TypeError(f"Expected an mx.init.Initializer or its name, got "
-                    f"{type(init).__name__} {init!r}")
+    raise TypeError(
+        f"Expected an mx.init.Initializer or its name, got {type(init).__name__} {init!r}"
+    )
 
 
 @register
@@ -320,8 +359,9 @@ class Zero(Initializer):
     def _init_weight(self, name: str, arr: _Array) -> None:
         _host(arr)[...] = 0
 
-    def _draw(self, name: str, shape: tuple[int, ...],
-              dtype: numpy.dtype[Any]) -> numpy.ndarray[Any, Any]:
+    def _draw(
+        self, name: str, shape: tuple[int, ...], dtype: numpy.dtype[Any]
+    ) -> numpy.ndarray[Any, Any]:
         return numpy.zeros(shape, dtype=dtype)
 
 
@@ -333,8 +373,9 @@ class One(Initializer):
     def _init_weight(self, name: str, arr: _Array) -> None:
         _host(arr)[...] = 1
 
-    def _draw(self, name: str, shape: tuple[int, ...],
-              dtype: numpy.dtype[Any]) -> numpy.ndarray[Any, Any]:
+    def _draw(
+        self, name: str, shape: tuple[int, ...], dtype: numpy.dtype[Any]
+    ) -> numpy.ndarray[Any, Any]:
         return numpy.ones(shape, dtype=dtype)
 
 
@@ -351,8 +392,10 @@ class Constant(Initializer):
         try:
             host[...] = numpy.broadcast_to(self.value, host.shape)
         except ValueError as e:
-            raise ValueError(f"Constant initializer for {str(name)!r}: a value of shape "
-                             f"{self.value.shape} does not fit shape {host.shape}") from e
+            raise ValueError(
+                f"Constant initializer for {str(name)!r}: a value of shape "
+                f"{self.value.shape} does not fit shape {host.shape}"
+            ) from e
 
 
 @register
@@ -367,8 +410,9 @@ class Uniform(Initializer):
         host = _host(arr)
         host[...] = self._draw(name, host.shape, host.dtype)
 
-    def _draw(self, name: str, shape: tuple[int, ...],
-              dtype: numpy.dtype[Any]) -> numpy.ndarray[Any, Any]:
+    def _draw(
+        self, name: str, shape: tuple[int, ...], dtype: numpy.dtype[Any]
+    ) -> numpy.ndarray[Any, Any]:
         return _uniform(shape, dtype, -self.scale, self.scale)
 
 
@@ -384,8 +428,9 @@ class Normal(Initializer):
         host = _host(arr)
         host[...] = self._draw(name, host.shape, host.dtype)
 
-    def _draw(self, name: str, shape: tuple[int, ...],
-              dtype: numpy.dtype[Any]) -> numpy.ndarray[Any, Any]:
+    def _draw(
+        self, name: str, shape: tuple[int, ...], dtype: numpy.dtype[Any]
+    ) -> numpy.ndarray[Any, Any]:
         return _normal(shape, dtype, self.sigma)
 
 
@@ -398,15 +443,16 @@ class Xavier(Initializer):
     Needs at least 2 dimensions.
     """
 
-    def __init__(self, rnd_type: str = "uniform", factor_type: str = "avg",
-                 magnitude: float = 3) -> None:
+    def __init__(
+        self, rnd_type: str = "uniform", factor_type: str = "avg", magnitude: float = 3
+    ) -> None:
         super().__init__(rnd_type=rnd_type, factor_type=factor_type, magnitude=magnitude)
         if rnd_type not in ("uniform", "gaussian"):
-            raise ValueError(f"Xavier rnd_type must be 'uniform' or 'gaussian', got "
-                             f"{rnd_type!r}")
+            raise ValueError(f"Xavier rnd_type must be 'uniform' or 'gaussian', got {rnd_type!r}")
         if factor_type not in ("avg", "in", "out"):
-            raise ValueError(f"Xavier factor_type must be 'avg', 'in' or 'out', got "
-                             f"{factor_type!r}")
+            raise ValueError(
+                f"Xavier factor_type must be 'avg', 'in' or 'out', got {factor_type!r}"
+            )
         self.rnd_type, self.factor_type = rnd_type, factor_type
         self.magnitude = float(magnitude)
 
@@ -414,16 +460,18 @@ class Xavier(Initializer):
         host = _host(arr)
         host[...] = self._draw(name, host.shape, host.dtype)
 
-    def _draw(self, name: str, shape: tuple[int, ...],
-              dtype: numpy.dtype[Any]) -> numpy.ndarray[Any, Any]:
+    def _draw(
+        self, name: str, shape: tuple[int, ...], dtype: numpy.dtype[Any]
+    ) -> numpy.ndarray[Any, Any]:
         if len(shape) < 2:
-            raise ValueError(f"{type(self).__name__} initializer cannot be applied to "
-                             f"parameter {str(name)!r} of shape {shape}: it needs at least 2 "
-                             f"dimensions (use init='zeros' or Uniform for vectors)")
+            raise ValueError(
+                f"{type(self).__name__} initializer cannot be applied to "
+                f"parameter {str(name)!r} of shape {shape}: it needs at least 2 "
+                f"dimensions (use init='zeros' or Uniform for vectors)"
+            )
         receptive = float(numpy.prod(shape[2:])) if len(shape) > 2 else 1.0
         fan_in, fan_out = shape[1] * receptive, shape[0] * receptive
-        factor = {"avg": (fan_in + fan_out) / 2.0, "in": fan_in,
-                  "out": fan_out}[self.factor_type]
+        factor = {"avg": (fan_in + fan_out) / 2.0, "in": fan_in, "out": fan_out}[self.factor_type]
         scale = float(numpy.sqrt(self.magnitude / factor))
         if self.rnd_type == "uniform":
             return _uniform(shape, dtype, -scale, scale)
@@ -435,7 +483,7 @@ class MSRAPrelu(Xavier):
     """He/MSRA for PReLU: Xavier with normal draws and ``magnitude = 2 / (1 + slope**2)``."""
 
     def __init__(self, factor_type: str = "avg", slope: float = 0.25) -> None:
-        super().__init__("gaussian", factor_type, 2.0 / (1 + slope ** 2))
+        super().__init__("gaussian", factor_type, 2.0 / (1 + slope**2))
         self._kwargs = {"factor_type": factor_type, "slope": slope}
 
 
@@ -450,20 +498,25 @@ class Orthogonal(Initializer):
     def __init__(self, scale: float = 1.414, rand_type: str = "uniform") -> None:
         super().__init__(scale=scale, rand_type=rand_type)
         if rand_type not in ("uniform", "normal"):
-            raise ValueError(f"Orthogonal rand_type must be 'uniform' or 'normal', got "
-                             f"{rand_type!r}")
+            raise ValueError(
+                f"Orthogonal rand_type must be 'uniform' or 'normal', got {rand_type!r}"
+            )
         self.scale, self.rand_type = scale, rand_type
 
     def _init_weight(self, name: str, arr: _Array) -> None:
         host = _host(arr)
         if host.ndim == 0:
-            raise ValueError(f"Orthogonal initializer cannot be applied to the scalar "
-                             f"parameter {str(name)!r}")
+            raise ValueError(
+                f"Orthogonal initializer cannot be applied to the scalar parameter {str(name)!r}"
+            )
         n_out = host.shape[0]
         n_in = int(numpy.prod(host.shape[1:]))
         gen = random.generator()
-        draw = gen.uniform(-1.0, 1.0, (n_out, n_in)) if self.rand_type == "uniform" \
+        draw = (
+            gen.uniform(-1.0, 1.0, (n_out, n_in))
+            if self.rand_type == "uniform"
             else gen.normal(0.0, 1.0, (n_out, n_in))
+        )
         u, _, vt = numpy.linalg.svd(draw, full_matrices=False)
         basis = u if u.shape == draw.shape else vt
         host[...] = self.scale * basis.reshape(host.shape)
@@ -477,8 +530,10 @@ class Bilinear(Initializer):
     def _init_weight(self, name: str, arr: _Array) -> None:
         host = _host(arr)
         if host.ndim != 4:
-            raise ValueError(f"Bilinear initializer needs a 4-d weight, got parameter "
-                             f"{str(name)!r} of shape {host.shape}")
+            raise ValueError(
+                f"Bilinear initializer needs a 4-d weight, got parameter "
+                f"{str(name)!r} of shape {host.shape}"
+            )
         height, width = host.shape[2], host.shape[3]
         f = numpy.ceil(width / 2.0)
         c = (2 * f - 1 - f % 2) / (2.0 * f)
@@ -500,12 +555,14 @@ class LSTMBias(Initializer):
     def _init_weight(self, name: str, arr: _Array) -> None:
         host = _host(arr)
         if host.ndim != 1 or host.shape[0] % 4:
-            raise ValueError(f"LSTMBias needs a 1-d bias whose size is a multiple of 4 (the "
-                             f"four gates), got parameter {str(name)!r} of shape "
-                             f"{host.shape}")
+            raise ValueError(
+                f"LSTMBias needs a 1-d bias whose size is a multiple of 4 (the "
+                f"four gates), got parameter {str(name)!r} of shape "
+                f"{host.shape}"
+            )
         hidden = host.shape[0] // 4
         host[...] = 0
-        host[hidden:2 * hidden] = self.forget_bias
+        host[hidden : 2 * hidden] = self.forget_bias
 
 
 _GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
@@ -521,38 +578,62 @@ class RNNFused(Initializer):
     ``forget_bias``).
     """
 
-    def __init__(self, mode: str, num_layers: int, state_size: int,
-                 bidirectional: bool = False, projection_size: int | None = None,
-                 i2h_weight_initializer: InitLike = None, h2h_weight_initializer: InitLike = None,
-                 i2h_bias_initializer: InitLike = "zeros", h2h_bias_initializer: InitLike = "zeros",
-                 h2r_weight_initializer: InitLike = None, forget_bias: float = 1.0) -> None:
-        super().__init__(mode=mode, num_layers=num_layers, state_size=state_size,
-                         bidirectional=bidirectional, projection_size=projection_size,
-                         i2h_weight_initializer=i2h_weight_initializer,
-                         h2h_weight_initializer=h2h_weight_initializer,
-                         i2h_bias_initializer=i2h_bias_initializer,
-                         h2h_bias_initializer=h2h_bias_initializer,
-                         h2r_weight_initializer=h2r_weight_initializer,
-                         forget_bias=forget_bias)
+    def __init__(
+        self,
+        mode: str,
+        num_layers: int,
+        state_size: int,
+        bidirectional: bool = False,
+        projection_size: int | None = None,
+        i2h_weight_initializer: InitLike = None,
+        h2h_weight_initializer: InitLike = None,
+        i2h_bias_initializer: InitLike = "zeros",
+        h2h_bias_initializer: InitLike = "zeros",
+        h2r_weight_initializer: InitLike = None,
+        forget_bias: float = 1.0,
+    ) -> None:
+        super().__init__(
+            mode=mode,
+            num_layers=num_layers,
+            state_size=state_size,
+            bidirectional=bidirectional,
+            projection_size=projection_size,
+            i2h_weight_initializer=i2h_weight_initializer,
+            h2h_weight_initializer=h2h_weight_initializer,
+            i2h_bias_initializer=i2h_bias_initializer,
+            h2h_bias_initializer=h2h_bias_initializer,
+            h2r_weight_initializer=h2r_weight_initializer,
+            forget_bias=forget_bias,
+        )
         if mode not in _GATES:
             raise ValueError(f"RNNFused mode must be one of {sorted(_GATES)}, got {mode!r}")
         if projection_size is not None:
             if mode != "lstm":
-                raise ValueError(f"RNNFused: projection_size is only supported for "
-                                 f"mode='lstm' (LSTMP), got mode={mode!r}")
-            if isinstance(projection_size, bool) or \
-                    not isinstance(projection_size, (int, numpy.integer)) or projection_size < 1:
-                raise ValueError(f"RNNFused: projection_size must be a positive int or None, "
-                                 f"got {projection_size!r}")
+                raise ValueError(
+                    f"RNNFused: projection_size is only supported for "
+                    f"mode='lstm' (LSTMP), got mode={mode!r}"
+                )
+            if (
+                isinstance(projection_size, bool)
+                or not isinstance(projection_size, (int, numpy.integer))
+                or projection_size < 1
+            ):
+                raise ValueError(
+                    f"RNNFused: projection_size must be a positive int or None, "
+                    f"got {projection_size!r}"
+                )
         self.mode, self.num_layers, self.state_size = mode, int(num_layers), int(state_size)
         self.projection_size = None if projection_size is None else int(projection_size)
         self.directions = 2 if bidirectional else 1
         self.forget_bias = forget_bias
-        self._inits = [create(i) if i is not None else Xavier() for i in
-                       (i2h_weight_initializer, h2h_weight_initializer)] + \
-            [create(i) for i in (i2h_bias_initializer, h2h_bias_initializer)] + \
-            [create(h2r_weight_initializer) if h2r_weight_initializer is not None
-             else Xavier()]
+        self._inits = (
+            [
+                create(i) if i is not None else Xavier()
+                for i in (i2h_weight_initializer, h2h_weight_initializer)
+            ]
+            + [create(i) for i in (i2h_bias_initializer, h2h_bias_initializer)]
+            + [create(h2r_weight_initializer) if h2r_weight_initializer is not None else Xavier()]
+        )
 
     def _layout(self, size: int) -> list[tuple[str, tuple[int, ...]]]:
         """``(kind, shape)`` of each part in order, the input size solved from ``size``."""
@@ -562,12 +643,15 @@ class RNNFused(Initializer):
         own = 0 if proj is None else proj * hidden
         rows = gates * hidden
         # Every layer's parameters but layer 0's input weights are known; solve for those.
-        rest = (self.num_layers - 1) * dirs * rows * (dirs * out) \
-            + self.num_layers * dirs * (rows * out + 2 * rows + own)
+        rest = (self.num_layers - 1) * dirs * rows * (dirs * out) + self.num_layers * dirs * (
+            rows * out + 2 * rows + own
+        )
         if size <= rest or (size - rest) % (dirs * rows):
-            raise ValueError(f"RNNFused: a vector of {size} values does not fit a "
-                             f"{self.num_layers}-layer {self.mode} with state size {hidden}"
-                             + ("" if proj is None else f" and projection size {proj}"))
+            raise ValueError(
+                f"RNNFused: a vector of {size} values does not fit a "
+                f"{self.num_layers}-layer {self.mode} with state size {hidden}"
+                + ("" if proj is None else f" and projection size {proj}")
+            )
         in_size = (size - rest) // (dirs * rows)
         parts: list[tuple[str, tuple[int, ...]]] = []
         for layer in range(self.num_layers):
@@ -589,8 +673,8 @@ class RNNFused(Initializer):
             init = self._inits[kinds.index(kind)]
             part = init(f"{name}_{kind}", shape, host.dtype)
             if self.mode == "lstm" and kind == "h2h_bias":
-                part[self.state_size:2 * self.state_size] = self.forget_bias
-            host.reshape(-1)[start:start + n] = part.reshape(-1)
+                part[self.state_size : 2 * self.state_size] = self.forget_bias
+            host.reshape(-1)[start : start + n] = part.reshape(-1)
             start += n
 
 
@@ -604,15 +688,18 @@ class Load(Initializer):
         super().__init__()
         if isinstance(param, str):
             from .checkpoint import read_checkpoint  # reads MXNet files and gluonlite's
+
             param = {k: v.dense() for k, v in read_checkpoint(param).arrays.items()}
         if not isinstance(param, dict):
-            raise TypeError(f"Load expects a dict name -> array or a file name, got "
-                            f"{type(param).__name__}")
+            raise TypeError(
+                f"Load expects a dict name -> array or a file name, got {type(param).__name__}"
+            )
         self.param = {}
         for key, value in param.items():
             name = key[4:] if key.startswith(("arg:", "aux:")) else key
-            self.param[name] = value.asnumpy() if hasattr(value, "asnumpy") \
-                else numpy.asarray(value)
+            self.param[name] = (
+                value.asnumpy() if hasattr(value, "asnumpy") else numpy.asarray(value)
+            )
         self.default_init = None if default_init is None else create(default_init)
         self.verbose = verbose
 
@@ -623,8 +710,10 @@ class Load(Initializer):
         if key in self.param:
             value = self.param[key]
             if value.shape != host.shape:
-                raise ValueError(f"Load: parameter {key!r} has shape {host.shape}, the "
-                                 f"loaded value has shape {value.shape}")
+                raise ValueError(
+                    f"Load: parameter {key!r} has shape {host.shape}, the "
+                    f"loaded value has shape {value.shape}"
+                )
             host[...] = value
             if self.verbose:
                 print(f"Initialized {key} by loading")
@@ -650,8 +739,9 @@ class Mixed(Initializer):
     def __init__(self, patterns: Sequence[str], initializers: Sequence[InitLike]) -> None:
         super().__init__()
         if len(patterns) != len(initializers):
-            raise ValueError(f"Mixed: {len(patterns)} patterns but {len(initializers)} "
-                             f"initializers")
+            raise ValueError(
+                f"Mixed: {len(patterns)} patterns but {len(initializers)} initializers"
+            )
         self.map = [(re.compile(p), create(i)) for p, i in zip(patterns, initializers)]
 
     def _init_weight(self, name: str, arr: _Array) -> None:
@@ -660,5 +750,7 @@ class Mixed(Initializer):
                 host = _host(arr)
                 host[...] = init(str(name), host.shape, host.dtype)
                 return
-        raise ValueError(f"Mixed: parameter {str(name)!r} matches none of the patterns "
-                         f"{[p.pattern for p, _ in self.map]}; add '.*' as the last one")
+        raise ValueError(
+            f"Mixed: parameter {str(name)!r} matches none of the patterns "
+            f"{[p.pattern for p, _ in self.map]}; add '.*' as the last one"
+        )

@@ -23,6 +23,7 @@ that rank and fails the job.
 >>> (kv.type, kv.rank, kv.num_workers)
 ('device', 0, 1)
 """
+
 from __future__ import annotations
 
 import os
@@ -56,18 +57,21 @@ class KVStore:
     def num_workers(self) -> int:
         return 1
 
-    def allreduce_(self, arrays: Sequence[RawArray],
-                   names: Sequence[str | None] | None = None) -> None:
+    def allreduce_(
+        self, arrays: Sequence[RawArray], names: Sequence[str | None] | None = None
+    ) -> None:
         """Sum each raw array over all processes, in place (nothing to do here)."""
 
-    def allreduce_rows(self, indices: RawArray, values: RawArray, shape: tuple[int, ...],
-                       name: str | None = None) -> tuple[RawArray, RawArray]:
+    def allreduce_rows(
+        self, indices: RawArray, values: RawArray, shape: tuple[int, ...], name: str | None = None
+    ) -> tuple[RawArray, RawArray]:
         """Sum a row-sparse gradient (sorted unique ``indices``, ``values [k, ...]``) over
         all processes; returns ``(indices, values)`` for the union of the rows."""
         return indices, values
 
-    def broadcast_(self, arrays: Sequence[RawArray], root: int = 0,
-                   names: Sequence[str | None] | None = None) -> None:
+    def broadcast_(
+        self, arrays: Sequence[RawArray], root: int = 0, names: Sequence[str | None] | None = None
+    ) -> None:
         """Overwrite each raw array with rank ``root``'s values, in place (nothing to do)."""
 
     def allgather_bytes(self, data: bytes, what: str = "allgather") -> list[bytes]:
@@ -97,12 +101,14 @@ class MPIKVStore(KVStore):
         except ImportError as e:
             raise ImportError(
                 f"kvstore={name!r} needs mpi4py and an MPI library: pip install mpi4py mpich "
-                f"(then launch with mpiexec -n N python script.py)") from e
+                f"(then launch with mpiexec -n N python script.py)"
+            ) from e
         self._mpi = MPI
         # A private communicator, so user code on COMM_WORLD cannot interleave with ours.
         self._comm = MPI.COMM_WORLD.Dup()
-        self.timeout = float(os.environ.get("MXNET_KVSTORE_TIMEOUT", 120.0)
-                             if timeout is None else timeout)
+        self.timeout = float(
+            os.environ.get("MXNET_KVSTORE_TIMEOUT", 120.0) if timeout is None else timeout
+        )
         self._nccl: dict[int, Any] = {}  # device id -> NcclCommunicator
         global _PROCESS_STORE
         if _PROCESS_STORE is None:
@@ -133,12 +139,18 @@ class MPIKVStore(KVStore):
                     f"{self.num_workers} did not complete within {self.timeout:.0f} s "
                     f"(MXNET_KVSTORE_TIMEOUT); another rank probably died or stopped "
                     f"calling Trainer.step (python -m gluonlite.distributed.run names a "
-                    f"rank that ends early)")
+                    f"rank that ends early)"
+                )
             time.sleep(pause)
             pause = min(pause * 2, 1e-3)
 
-    def _host_collective(self, arrays: Sequence[RawArray], names: Sequence[str | None] | None,
-                         what: str, start: Callable[[Any], Any]) -> None:
+    def _host_collective(
+        self,
+        arrays: Sequence[RawArray],
+        names: Sequence[str | None] | None,
+        what: str,
+        start: Callable[[Any], Any],
+    ) -> None:
         """Run ``start(buffer)`` (a non-blocking MPI call) on host copies of ``arrays``."""
         for i, raw in enumerate(arrays):
             label = f"{what} of {names[i] if names else f'array {i}'}"
@@ -153,8 +165,9 @@ class MPIKVStore(KVStore):
                     raise ValueError(f"kvstore: {label} needs a C-contiguous array")
                 self._wait(start(raw), label)
 
-    def allreduce_(self, arrays: Sequence[RawArray],
-                   names: Sequence[str | None] | None = None) -> None:
+    def allreduce_(
+        self, arrays: Sequence[RawArray], names: Sequence[str | None] | None = None
+    ) -> None:
         if self.num_workers == 1:
             return
         gpu = [a for a in arrays if _backend.is_gpu_array(a)]
@@ -163,11 +176,15 @@ class MPIKVStore(KVStore):
             arrays = [a for a in arrays if not _backend.is_gpu_array(a)]
         mpi = self._mpi
         self._host_collective(
-            arrays, names, "allreduce",
-            lambda buf: self._comm.Iallreduce(mpi.IN_PLACE, buf, op=mpi.SUM))
+            arrays,
+            names,
+            "allreduce",
+            lambda buf: self._comm.Iallreduce(mpi.IN_PLACE, buf, op=mpi.SUM),
+        )
 
-    def allreduce_rows(self, indices: RawArray, values: RawArray, shape: tuple[int, ...],
-                       name: str | None = None) -> tuple[RawArray, RawArray]:
+    def allreduce_rows(
+        self, indices: RawArray, values: RawArray, shape: tuple[int, ...], name: str | None = None
+    ) -> tuple[RawArray, RawArray]:
         if self.num_workers == 1:
             return indices, values
         gpu = _backend.is_gpu_array(values)
@@ -176,15 +193,20 @@ class MPIKVStore(KVStore):
         # Rows stay sparse across processes too: agree on the union of the row ids (small),
         # then sum one dense block of just those rows.
         lengths = numpy.zeros(self.num_workers, dtype=numpy.int64)
-        self._wait(self._comm.Iallgather(numpy.array([host_ids.size], dtype=numpy.int64),
-                                         lengths), f"row-id count exchange of {name}")
+        self._wait(
+            self._comm.Iallgather(numpy.array([host_ids.size], dtype=numpy.int64), lengths),
+            f"row-id count exchange of {name}",
+        )
         every = numpy.empty(int(lengths.sum()), dtype=numpy.int64)
-        self._wait(self._comm.Iallgatherv(host_ids.astype(numpy.int64),
-                                          (every, lengths)), f"row-id exchange of {name}")
+        self._wait(
+            self._comm.Iallgatherv(host_ids.astype(numpy.int64), (every, lengths)),
+            f"row-id exchange of {name}",
+        )
         union = numpy.unique(every)
         block = numpy.zeros((union.size,) + tuple(shape[1:]), dtype=values.dtype)
-        block[numpy.searchsorted(union, host_ids)] = \
+        block[numpy.searchsorted(union, host_ids)] = (
             _backend.cupy().asnumpy(values) if gpu else values
+        )
         self.allreduce_([block], names=[name])
         if not gpu:
             return union, block
@@ -195,19 +217,23 @@ class MPIKVStore(KVStore):
         # Non-blocking like every collective here, so a missing rank is a TimeoutError.
         mine = numpy.frombuffer(bytes(data), dtype=numpy.uint8)
         lengths = numpy.zeros(self.num_workers, dtype=numpy.int64)
-        self._wait(self._comm.Iallgather(numpy.array([mine.size], dtype=numpy.int64),
-                                         lengths), f"{what} (sizes)")
+        self._wait(
+            self._comm.Iallgather(numpy.array([mine.size], dtype=numpy.int64), lengths),
+            f"{what} (sizes)",
+        )
         every = numpy.empty(int(lengths.sum()), dtype=numpy.uint8)
         self._wait(self._comm.Iallgatherv(mine, (every, lengths)), what)
         ends = numpy.cumsum(lengths)
-        return [every[end - n:end].tobytes() for n, end in zip(lengths, ends)]
+        return [every[end - n : end].tobytes() for n, end in zip(lengths, ends)]
 
-    def broadcast_(self, arrays: Sequence[RawArray], root: int = 0,
-                   names: Sequence[str | None] | None = None) -> None:
+    def broadcast_(
+        self, arrays: Sequence[RawArray], root: int = 0, names: Sequence[str | None] | None = None
+    ) -> None:
         if self.num_workers == 1:
             return
-        self._host_collective(arrays, names, "broadcast",
-                              lambda buf: self._comm.Ibcast(buf, root=root))
+        self._host_collective(
+            arrays, names, "broadcast", lambda buf: self._comm.Ibcast(buf, root=root)
+        )
 
     def barrier(self) -> None:
         self._wait(self._comm.Ibarrier(), "barrier")
@@ -227,8 +253,7 @@ class MPIKVStore(KVStore):
             uid = nccl.get_unique_id() if self.rank == 0 else None
             uid = self._comm.bcast(uid, root=0)
             with _backend.cupy().cuda.Device(device_id):
-                self._nccl[device_id] = nccl.NcclCommunicator(self.num_workers, uid,
-                                                              self.rank)
+                self._nccl[device_id] = nccl.NcclCommunicator(self.num_workers, uid, self.rank)
         return self._nccl[device_id]
 
     def _nccl_allreduce(self, arrays: Sequence[RawArray]) -> None:
@@ -238,8 +263,9 @@ class MPIKVStore(KVStore):
             comm = self._nccl_comm(raw.device.id)
             with cp.cuda.Device(raw.device.id):
                 stream = cp.cuda.get_current_stream()
-                comm.allReduce(raw.data.ptr, raw.data.ptr, raw.size, code, nccl.NCCL_SUM,
-                               stream.ptr)
+                comm.allReduce(
+                    raw.data.ptr, raw.data.ptr, raw.size, code, nccl.NCCL_SUM, stream.ptr
+                )
                 stream.synchronize()
 
 
@@ -264,5 +290,4 @@ def create(name: str | KVStore = "device") -> KVStore:
         return KVStore(name)
     if name in DIST_NAMES:
         return MPIKVStore(name)
-    raise ValueError(f"Unknown kvstore {name!r}; expected one of "
-                     f"{_LOCAL_NAMES + DIST_NAMES}")
+    raise ValueError(f"Unknown kvstore {name!r}; expected one of {_LOCAL_NAMES + DIST_NAMES}")

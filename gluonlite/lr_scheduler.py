@@ -14,14 +14,20 @@ takes effect, and a schedule can be shared or queried out of order.
 >>> [s(n) for n in (1, 10, 11, 21)]
 [1.0, 1.0, 0.5, 0.25]
 """
+
 from __future__ import annotations
 
 import math
 import numbers
 from typing import TYPE_CHECKING
 
-__all__ = ["LRScheduler", "FactorScheduler", "MultiFactorScheduler", "PolyScheduler",
-           "CosineScheduler"]
+__all__ = [
+    "LRScheduler",
+    "FactorScheduler",
+    "MultiFactorScheduler",
+    "PolyScheduler",
+    "CosineScheduler",
+]
 
 _WARMUP_MODES = ("linear", "constant")
 
@@ -34,13 +40,17 @@ def _int(owner: str, name: str, value: object, low: int) -> int:
     return int(value)
 
 
-def _real(owner: str, name: str, value: object, low: float | None = None,
-          high: float | None = None) -> float:
+def _real(
+    owner: str, name: str, value: object, low: float | None = None, high: float | None = None
+) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
     value = float(value)
-    if math.isnan(value) or (low is not None and value < low) or \
-            (high is not None and value > high):
+    if (
+        math.isnan(value)
+        or (low is not None and value < low)
+        or (high is not None and value > high)
+    ):
         bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
         raise ValueError(f"{owner}: {name} must be in {bounds}, got {value}")
     return value
@@ -60,17 +70,25 @@ class LRScheduler:
             ``'constant'`` (``warmup_begin_lr`` throughout).
     """
 
-    def __init__(self, base_lr: float = 0.01, warmup_steps: int = 0,
-                 warmup_begin_lr: float = 0.0, warmup_mode: str = "linear") -> None:
+    def __init__(
+        self,
+        base_lr: float = 0.01,
+        warmup_steps: int = 0,
+        warmup_begin_lr: float = 0.0,
+        warmup_mode: str = "linear",
+    ) -> None:
         self.base_lr = base_lr
         self.warmup_steps = _int(self._name, "warmup_steps", warmup_steps, 0)
         self.warmup_begin_lr = _real(self._name, "warmup_begin_lr", warmup_begin_lr, 0.0)
         if self.warmup_begin_lr > self.base_lr:
-            raise ValueError(f"{self._name}: warmup_begin_lr ({self.warmup_begin_lr}) must "
-                             f"not exceed base_lr ({self.base_lr})")
+            raise ValueError(
+                f"{self._name}: warmup_begin_lr ({self.warmup_begin_lr}) must "
+                f"not exceed base_lr ({self.base_lr})"
+            )
         if warmup_mode not in _WARMUP_MODES:
-            raise ValueError(f"{self._name}: warmup_mode must be one of {_WARMUP_MODES}, got "
-                             f"{warmup_mode!r}")
+            raise ValueError(
+                f"{self._name}: warmup_mode must be one of {_WARMUP_MODES}, got {warmup_mode!r}"
+            )
         self.warmup_mode = warmup_mode
 
     @property
@@ -94,8 +112,10 @@ class LRScheduler:
         """The warmup rate of update ``num_update`` (< ``warmup_steps``)."""
         if self.warmup_mode == "constant":
             return self.warmup_begin_lr
-        return self.warmup_begin_lr + (self.base_lr - self.warmup_begin_lr) * \
-            num_update / self.warmup_steps
+        return (
+            self.warmup_begin_lr
+            + (self.base_lr - self.warmup_begin_lr) * num_update / self.warmup_steps
+        )
 
     def __call__(self, num_update: int) -> float:
         num_update = _int(self._name, "num_update", num_update, 0)
@@ -118,9 +138,16 @@ class FactorScheduler(LRScheduler):
         base_lr, warmup_steps, warmup_begin_lr, warmup_mode: see :class:`LRScheduler`.
     """
 
-    def __init__(self, step: int, factor: float = 1.0, stop_factor_lr: float = 1e-8,
-                 base_lr: float = 0.01, warmup_steps: int = 0, warmup_begin_lr: float = 0.0,
-                 warmup_mode: str = "linear") -> None:
+    def __init__(
+        self,
+        step: int,
+        factor: float = 1.0,
+        stop_factor_lr: float = 1e-8,
+        base_lr: float = 0.01,
+        warmup_steps: int = 0,
+        warmup_begin_lr: float = 0.0,
+        warmup_mode: str = "linear",
+    ) -> None:
         super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
         self.step = _int(self._name, "step", step, 1)
         self.factor = _real(self._name, "factor", factor, 0.0, 1.0)
@@ -130,7 +157,7 @@ class FactorScheduler(LRScheduler):
         decays = max(num_update - 1, 0) // self.step
         if decays == 0:
             return self.base_lr
-        return max(self.base_lr * self.factor ** decays, self.stop_factor_lr)
+        return max(self.base_lr * self.factor**decays, self.stop_factor_lr)
 
 
 class MultiFactorScheduler(LRScheduler):
@@ -143,13 +170,20 @@ class MultiFactorScheduler(LRScheduler):
         base_lr, warmup_steps, warmup_begin_lr, warmup_mode: see :class:`LRScheduler`.
     """
 
-    def __init__(self, step: list[int], factor: float = 1.0, base_lr: float = 0.01,
-                 warmup_steps: int = 0, warmup_begin_lr: float = 0.0,
-                 warmup_mode: str = "linear") -> None:
+    def __init__(
+        self,
+        step: list[int],
+        factor: float = 1.0,
+        base_lr: float = 0.01,
+        warmup_steps: int = 0,
+        warmup_begin_lr: float = 0.0,
+        warmup_mode: str = "linear",
+    ) -> None:
         super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
         if not isinstance(step, (list, tuple)) or not step:
-            raise TypeError(f"{self._name}: step must be a non-empty list of update counts, "
-                            f"got {step!r}")
+            raise TypeError(
+                f"{self._name}: step must be a non-empty list of update counts, got {step!r}"
+            )
         steps = [_int(self._name, f"step[{k}]", s, 1) for k, s in enumerate(step)]
         if any(b <= a for a, b in zip(steps, steps[1:])):
             raise ValueError(f"{self._name}: step must be increasing, got {steps}")
@@ -158,20 +192,29 @@ class MultiFactorScheduler(LRScheduler):
 
     def _after_warmup(self, num_update: int) -> float:
         decays = sum(num_update > s for s in self.step)
-        return self.base_lr * self.factor ** decays
+        return self.base_lr * self.factor**decays
 
 
 class _ToFinal(LRScheduler):
     """Poly and cosine: from ``base_lr`` at the end of warmup to ``final_lr`` at
     ``max_update``, then ``final_lr``."""
 
-    def __init__(self, max_update: int, base_lr: float, final_lr: float, warmup_steps: int,
-                 warmup_begin_lr: float, warmup_mode: str) -> None:
+    def __init__(
+        self,
+        max_update: int,
+        base_lr: float,
+        final_lr: float,
+        warmup_steps: int,
+        warmup_begin_lr: float,
+        warmup_mode: str,
+    ) -> None:
         super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
         self.max_update = _int(self._name, "max_update", max_update, 1)
         if self.max_update <= self.warmup_steps:
-            raise ValueError(f"{self._name}: max_update ({self.max_update}) must exceed "
-                             f"warmup_steps ({self.warmup_steps})")
+            raise ValueError(
+                f"{self._name}: max_update ({self.max_update}) must exceed "
+                f"warmup_steps ({self.warmup_steps})"
+            )
         self.final_lr = _real(self._name, "final_lr", final_lr, 0.0)
         self.max_steps = self.max_update - self.warmup_steps
 
@@ -182,6 +225,7 @@ class _ToFinal(LRScheduler):
         return self.final_lr + (self.base_lr - self.final_lr) * self._shape(done)
 
     if TYPE_CHECKING:  # each subclass defines the decay's shape over done in [0, 1]
+
         def _shape(self, done: float) -> float: ...
 
 
@@ -196,11 +240,17 @@ class PolyScheduler(_ToFinal):
         base_lr, warmup_steps, warmup_begin_lr, warmup_mode: see :class:`LRScheduler`.
     """
 
-    def __init__(self, max_update: int, base_lr: float = 0.01, pwr: float = 2,
-                 final_lr: float = 0.0, warmup_steps: int = 0, warmup_begin_lr: float = 0.0,
-                 warmup_mode: str = "linear") -> None:
-        super().__init__(max_update, base_lr, final_lr, warmup_steps, warmup_begin_lr,
-                         warmup_mode)
+    def __init__(
+        self,
+        max_update: int,
+        base_lr: float = 0.01,
+        pwr: float = 2,
+        final_lr: float = 0.0,
+        warmup_steps: int = 0,
+        warmup_begin_lr: float = 0.0,
+        warmup_mode: str = "linear",
+    ) -> None:
+        super().__init__(max_update, base_lr, final_lr, warmup_steps, warmup_begin_lr, warmup_mode)
         self.power = _real(self._name, "pwr", pwr, 0.0)
 
     def _shape(self, done: float) -> float:
@@ -218,11 +268,16 @@ class CosineScheduler(_ToFinal):
         base_lr, warmup_steps, warmup_begin_lr, warmup_mode: see :class:`LRScheduler`.
     """
 
-    def __init__(self, max_update: int, base_lr: float = 0.01, final_lr: float = 0.0,
-                 warmup_steps: int = 0, warmup_begin_lr: float = 0.0,
-                 warmup_mode: str = "linear") -> None:
-        super().__init__(max_update, base_lr, final_lr, warmup_steps, warmup_begin_lr,
-                         warmup_mode)
+    def __init__(
+        self,
+        max_update: int,
+        base_lr: float = 0.01,
+        final_lr: float = 0.0,
+        warmup_steps: int = 0,
+        warmup_begin_lr: float = 0.0,
+        warmup_mode: str = "linear",
+    ) -> None:
+        super().__init__(max_update, base_lr, final_lr, warmup_steps, warmup_begin_lr, warmup_mode)
 
     def _shape(self, done: float) -> float:
         return (1.0 + math.cos(math.pi * done)) / 2.0

@@ -11,6 +11,7 @@ ops record themselves on the autograd tape with their backward written next to t
 >>> a.device, a.dtype
 (cpu(1), dtype('float32'))
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Union
@@ -33,8 +34,20 @@ if TYPE_CHECKING:
 # into an array (scalars, nested sequences, NumPy arrays).
 ArrayLike: TypeAlias = Union["ndarray", npt.ArrayLike]
 
-__all__ = ["ndarray", "array", "zeros", "ones", "full", "empty", "arange", "zeros_like",
-           "ones_like", "full_like", "from_dlpack", "wrap"]
+__all__ = [
+    "ndarray",
+    "array",
+    "zeros",
+    "ones",
+    "full",
+    "empty",
+    "arange",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "from_dlpack",
+    "wrap",
+]
 
 _DEFAULT_DTYPE = numpy.dtype(numpy.float32)
 _GRAD_REQS = ("write", "add", "null")
@@ -56,10 +69,10 @@ class ndarray:
     # and setting two attributes instead of seven keeps the per-op cost down (no __slots__
     # for that reason).
     _node: autograd.Node | None = None  # autograd.Node when produced by a recorded op
-    _grad: Any = None     # gradient buffer (ndarray or RowSparseNDArray) of a leaf
+    _grad: Any = None  # gradient buffer (ndarray or RowSparseNDArray) of a leaf
     _grad_req: str = "null"
     _fresh_grad: bool = False  # set when backward writes the buffer; Trainer clears it
-    _version: int = 0     # bumped by in-place changes of an array in a graph
+    _version: int = 0  # bumped by in-place changes of an array in a graph
 
     def __init__(self, data: RawArray, device: Device) -> None:
         self._data = data
@@ -123,15 +136,18 @@ class ndarray:
         with _backend.on(self._device):
             return _backend.cupy().asnumpy(self._data)  # type: ignore[no-any-return]
 
-    def __array__(self, dtype: DTypeLike = None,
-                  copy: bool | None = None) -> numpy.ndarray[Any, Any]:
+    def __array__(
+        self, dtype: DTypeLike = None, copy: bool | None = None
+    ) -> numpy.ndarray[Any, Any]:
         out = self.asnumpy()
         return out if dtype is None else out.astype(dtype, copy=False)
 
     def item(self) -> Any:
         if self.size != 1:
-            raise ValueError(f"item: can only convert an array of size 1 to a Python scalar, "
-                             f"got shape {self.shape}")
+            raise ValueError(
+                f"item: can only convert an array of size 1 to a Python scalar, "
+                f"got shape {self.shape}"
+            )
         return self.asnumpy().item()
 
     def tolist(self) -> Any:
@@ -148,14 +164,18 @@ class ndarray:
 
     def __bool__(self) -> bool:
         if self.size != 1:
-            raise ValueError("The truth value of an array with more than one element is "
-                             "ambiguous. Use a.any() or a.all()")
+            raise ValueError(
+                "The truth value of an array with more than one element is "
+                "ambiguous. Use a.any() or a.all()"
+            )
         return bool(self.item())
 
     def __index__(self) -> int:
         if self.size != 1 or self.dtype.kind not in "iub":
-            raise TypeError(f"only integer scalar arrays can be converted to a scalar index, "
-                            f"got shape {self.shape} and dtype {self.dtype}")
+            raise TypeError(
+                f"only integer scalar arrays can be converted to a scalar index, "
+                f"got shape {self.shape} and dtype {self.dtype}"
+            )
         return int(self.item())
 
     def __len__(self) -> int:
@@ -175,8 +195,10 @@ class ndarray:
             return format(self.item(), fmt)
         if not fmt:
             return str(self)
-        raise TypeError(f"unsupported format string {fmt!r} for an array of shape "
-                        f"{self.shape}; only 0-d arrays take a format spec")
+        raise TypeError(
+            f"unsupported format string {fmt!r} for an array of shape "
+            f"{self.shape}; only 0-d arrays take a format spec"
+        )
 
     def as_np_ndarray(self) -> "ndarray":
         """This array (already an ``mx.np.ndarray``)."""
@@ -205,8 +227,12 @@ class ndarray:
             return self
         src = self._device
         out = ndarray(_backend.transfer(self._data, src, device), device)
-        return record_op(out, (self,), lambda g: (_backend.transfer(g, device, src),),
-                         lambda out, g: (g.to_device(src),))
+        return record_op(
+            out,
+            (self,),
+            lambda g: (_backend.transfer(g, device, src),),
+            lambda out, g: (g.to_device(src),),
+        )
 
     def as_in_context(self, context: Device) -> "ndarray":
         """Deprecated alias of ``to_device``."""
@@ -221,8 +247,9 @@ class ndarray:
             return ndarray(_backend.transfer(self._data, self._device, other), other)
         if isinstance(other, ndarray):
             if other.shape != self.shape:
-                raise ValueError(f"copyto: shape mismatch, source {self.shape}, "
-                                 f"target {other.shape}")
+                raise ValueError(
+                    f"copyto: shape mismatch, source {self.shape}, target {other.shape}"
+                )
             moved = _backend.transfer(self._data, self._device, other._device)
             with _backend.on(other._device):
                 other._data[...] = moved
@@ -241,14 +268,16 @@ class ndarray:
         src_dtype = self.dtype
         with _backend.on(self._device):
             out = ndarray(self._data.astype(dtype), self._device)
-        return record_op(out, (self,), lambda g: (g.astype(src_dtype),),
-                         lambda out, g: (g.astype(src_dtype),))
+        return record_op(
+            out, (self,), lambda g: (g.astype(src_dtype),), lambda out, g: (g.astype(src_dtype),)
+        )
 
     def tostype(self, stype: str) -> Any:
         """This array in storage type ``'default'``, ``'row_sparse'`` or ``'csr'``."""
         if stype == "default":
             return self
         from . import sparse
+
         return sparse.from_dense(self, stype)
 
     def detach(self) -> "ndarray":
@@ -269,10 +298,10 @@ class ndarray:
     def attach_grad(self, grad_req: str = "write", stype: str | None = None) -> None:
         """Make this array a leaf whose gradient ``backward()`` stores in ``self.grad``."""
         if stype not in (None, "default", "row_sparse"):
-            raise ValueError(f"attach_grad: stype must be 'default' or 'row_sparse', "
-                             f"got {stype!r}")
+            raise ValueError(f"attach_grad: stype must be 'default' or 'row_sparse', got {stype!r}")
         if stype == "row_sparse":
             from .sparse import RowSparseNDArray
+
             grad: Any = RowSparseNDArray.empty(self.shape, self.dtype, self._device)
         else:
             grad = zeros_like(self)
@@ -294,8 +323,12 @@ class ndarray:
         req, grad = self._grad_req, self._grad
         if req == "null" or grad is None:
             return
-        if req == "write" and type(g) is _NP_NDARRAY and type(grad) is ndarray and \
-                grad._device.device_type == "cpu":
+        if (
+            req == "write"
+            and type(g) is _NP_NDARRAY
+            and type(grad) is ndarray
+            and grad._device.device_type == "cpu"
+        ):
             grad._data[...] = g  # the common case: one copy into the buffer
         else:
             grad._store_gradient(g, add=req == "add")
@@ -354,8 +387,8 @@ class ndarray:
             full = xp.zeros(shape, dtype=dtype)
             autograd._scatter_add(xp, full, raw_key, g)
             return (full,)
-        return record_op(out, (self,), backward,
-                         lambda out, g: (scatter_add(g, shape, raw_key),))
+
+        return record_op(out, (self,), backward, lambda out, g: (scatter_add(g, shape, raw_key),))
 
     def __setitem__(self, key: Any, value: Any) -> None:
         """``x[key] = value``. While recording, with ``x`` or ``value`` in the graph, ``x``
@@ -366,7 +399,8 @@ class ndarray:
         raw_value = _operand(value, self, "setitem")
         tracked = autograd._recording.get() and (
             autograd.requires_grad(self)
-            or (isinstance(value, ndarray) and autograd.requires_grad(value)))
+            or (isinstance(value, ndarray) and autograd.requires_grad(value))
+        )
         if not tracked:
             with _backend.on(self._device):
                 self._data[raw_key] = raw_value
@@ -398,6 +432,7 @@ class ndarray:
             if len(inputs) == 1:
                 return (g_old,)
             return g_old, _unbroadcast(g[raw_key], value_shape)
+
         self._data = new
         self._node = autograd.Node(inputs, backward, graph)
         self._version += 1
@@ -407,7 +442,8 @@ class ndarray:
             raise RuntimeError(
                 f"{what}: in-place change of an array with attach_grad() while recording "
                 "would make its gradient wrong; compute a new array instead (y = x + 1, "
-                "y = np.where(mask, v, x))")
+                "y = np.where(mask, v, x))"
+            )
 
     def _snapshot(self) -> "ndarray":
         """This array's current value and graph position, as a separate array object."""
@@ -451,16 +487,23 @@ class ndarray:
             if kwargs:
                 raise TypeError(f"reshape got unexpected arguments {sorted(kwargs)}")
         try:
-            raw = self._data.reshape(shape) if order == "C" else \
-                self._data.reshape(shape, order=order)
+            raw = (
+                self._data.reshape(shape)
+                if order == "C"
+                else self._data.reshape(shape, order=order)
+            )
         except (ValueError, TypeError) as e:
             raise type(e)(f"reshape: {e}") from None
         out = ndarray(raw, self._device)
         if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
             return out
         old = self._data.shape
-        return record_op(out, (self,), lambda g: (g.reshape(old, order=order),),
-                         lambda out, g: (g.reshape(old, order=order),))
+        return record_op(
+            out,
+            (self,),
+            lambda g: (g.reshape(old, order=order),),
+            lambda out, g: (g.reshape(old, order=order),),
+        )
 
     def transpose(self, *axes: Any) -> "ndarray":
         if not axes and not _recording_get():
@@ -478,8 +521,9 @@ class ndarray:
         if not autograd._recording.get() or (self._node is None and self._grad_req == "null"):
             return out
         inverse = tuple(numpy.argsort(axes))
-        return record_op(out, (self,), lambda g: (g.transpose(inverse),),
-                         lambda out, g: (g.transpose(inverse),))
+        return record_op(
+            out, (self,), lambda g: (g.transpose(inverse),), lambda out, g: (g.transpose(inverse),)
+        )
 
     def flatten(self, order: str = "C") -> "ndarray":
         return self.reshape(-1, order=order)
@@ -490,15 +534,18 @@ class ndarray:
         recorded; while recording, rebinds ``x`` to the recorded result so gradients stay
         right (see ``__setitem__``)."""
         if autograd._recording.get() and (
-                autograd.requires_grad(self)
-                or (isinstance(other, ndarray) and autograd.requires_grad(other))):
+            autograd.requires_grad(self)
+            or (isinstance(other, ndarray) and autograd.requires_grad(other))
+        ):
             self._check_inplace(f"in-place {name}")
             old = self._snapshot()
             res = _OPS[name](old, old if other is self else other)
             raw = res._data if res.dtype == self.dtype else res._data.astype(self.dtype)
             if tuple(raw.shape) != self.shape:
-                raise ValueError(f"in-place {name}: the result has shape {res.shape}, the "
-                                 f"array has shape {self.shape}")
+                raise ValueError(
+                    f"in-place {name}: the result has shape {res.shape}, the "
+                    f"array has shape {self.shape}"
+                )
             self._data, self._node = raw, res._node
             self._version += 1
             return self
@@ -562,58 +609,142 @@ class ndarray:
         def __neg__(self) -> ndarray: ...
         def __abs__(self) -> ndarray: ...
         def __invert__(self) -> ndarray: ...
-        def all(self, axis: Any = ..., out: ndarray | None = ..., keepdims: Any = ..., *,
-                where: Any = ...) -> ndarray: ...
-        def any(self, axis: Any = ..., out: ndarray | None = ..., keepdims: Any = ..., *,
-                where: Any = ...) -> ndarray: ...
-        def argmax(self, axis: Any = ..., out: ndarray | None = ..., *,
-                   keepdims: Any = ...) -> ndarray: ...
-        def argmin(self, axis: Any = ..., out: ndarray | None = ..., *,
-                   keepdims: Any = ...) -> ndarray: ...
-        def argsort(self, axis: Any = ..., kind: Any = ..., order: Any = ..., *,
-                    stable: Any = ...) -> ndarray: ...
-        def clip(self, a_min: Any = ..., a_max: Any = ..., out: ndarray | None = ..., *,
-                 min: Any = ..., max: Any = ..., **kwargs: Any) -> ndarray: ...
-        def cumsum(self, axis: Any = ..., dtype: DTypeLike = ...,
-                   out: ndarray | None = ...) -> ndarray: ...
+        def all(
+            self,
+            axis: Any = ...,
+            out: ndarray | None = ...,
+            keepdims: Any = ...,
+            *,
+            where: Any = ...,
+        ) -> ndarray: ...
+        def any(
+            self,
+            axis: Any = ...,
+            out: ndarray | None = ...,
+            keepdims: Any = ...,
+            *,
+            where: Any = ...,
+        ) -> ndarray: ...
+        def argmax(
+            self, axis: Any = ..., out: ndarray | None = ..., *, keepdims: Any = ...
+        ) -> ndarray: ...
+        def argmin(
+            self, axis: Any = ..., out: ndarray | None = ..., *, keepdims: Any = ...
+        ) -> ndarray: ...
+        def argsort(
+            self, axis: Any = ..., kind: Any = ..., order: Any = ..., *, stable: Any = ...
+        ) -> ndarray: ...
+        def clip(
+            self,
+            a_min: Any = ...,
+            a_max: Any = ...,
+            out: ndarray | None = ...,
+            *,
+            min: Any = ...,
+            max: Any = ...,
+            **kwargs: Any,
+        ) -> ndarray: ...
+        def cumsum(
+            self, axis: Any = ..., dtype: DTypeLike = ..., out: ndarray | None = ...
+        ) -> ndarray: ...
         def diagonal(self, offset: Any = ..., axis1: Any = ..., axis2: Any = ...) -> ndarray: ...
         def dot(self, b: Any, out: ndarray | None = ...) -> ndarray: ...
-        def max(self, axis: Any = ..., out: ndarray | None = ..., keepdims: Any = ...,
-                initial: Any = ..., where: Any = ...) -> ndarray: ...
-        def mean(self, axis: Any = ..., dtype: DTypeLike = ..., out: ndarray | None = ...,
-                 keepdims: Any = ..., *, where: Any = ...) -> ndarray: ...
-        def min(self, axis: Any = ..., out: ndarray | None = ..., keepdims: Any = ...,
-                initial: Any = ..., where: Any = ...) -> ndarray: ...
+        def max(
+            self,
+            axis: Any = ...,
+            out: ndarray | None = ...,
+            keepdims: Any = ...,
+            initial: Any = ...,
+            where: Any = ...,
+        ) -> ndarray: ...
+        def mean(
+            self,
+            axis: Any = ...,
+            dtype: DTypeLike = ...,
+            out: ndarray | None = ...,
+            keepdims: Any = ...,
+            *,
+            where: Any = ...,
+        ) -> ndarray: ...
+        def min(
+            self,
+            axis: Any = ...,
+            out: ndarray | None = ...,
+            keepdims: Any = ...,
+            initial: Any = ...,
+            where: Any = ...,
+        ) -> ndarray: ...
         def nonzero(self) -> tuple[ndarray, ...]: ...
-        def prod(self, axis: Any = ..., dtype: DTypeLike = ..., out: ndarray | None = ...,
-                 keepdims: Any = ..., initial: Any = ..., where: Any = ...) -> ndarray: ...
+        def prod(
+            self,
+            axis: Any = ...,
+            dtype: DTypeLike = ...,
+            out: ndarray | None = ...,
+            keepdims: Any = ...,
+            initial: Any = ...,
+            where: Any = ...,
+        ) -> ndarray: ...
         def ravel(self, order: Any = ...) -> ndarray: ...
         def repeat(self, repeats: Any, axis: Any = ...) -> ndarray: ...
         def round(self, decimals: Any = ..., out: ndarray | None = ...) -> ndarray: ...
-        def sort(self, axis: Any = ..., kind: Any = ..., order: Any = ..., *,
-                 stable: Any = ...) -> ndarray: ...
+        def sort(
+            self, axis: Any = ..., kind: Any = ..., order: Any = ..., *, stable: Any = ...
+        ) -> ndarray: ...
         def squeeze(self, axis: Any = ...) -> ndarray: ...
-        def std(self, axis: Any = ..., dtype: DTypeLike = ..., out: ndarray | None = ...,
-                ddof: Any = ..., keepdims: Any = ..., *, where: Any = ..., mean: Any = ...,
-                correction: Any = ...) -> ndarray: ...
-        def sum(self, axis: Any = ..., dtype: DTypeLike = ..., out: ndarray | None = ...,
-                keepdims: Any = ..., initial: Any = ..., where: Any = ...) -> ndarray: ...
+        def std(
+            self,
+            axis: Any = ...,
+            dtype: DTypeLike = ...,
+            out: ndarray | None = ...,
+            ddof: Any = ...,
+            keepdims: Any = ...,
+            *,
+            where: Any = ...,
+            mean: Any = ...,
+            correction: Any = ...,
+        ) -> ndarray: ...
+        def sum(
+            self,
+            axis: Any = ...,
+            dtype: DTypeLike = ...,
+            out: ndarray | None = ...,
+            keepdims: Any = ...,
+            initial: Any = ...,
+            where: Any = ...,
+        ) -> ndarray: ...
         def swapaxes(self, axis1: Any, axis2: Any) -> ndarray: ...
-        def take(self, indices: Any, axis: Any = ..., out: ndarray | None = ...,
-                 mode: Any = ...) -> ndarray: ...
+        def take(
+            self, indices: Any, axis: Any = ..., out: ndarray | None = ..., mode: Any = ...
+        ) -> ndarray: ...
         def tile(self, reps: Any) -> ndarray: ...
-        def trace(self, offset: Any = ..., axis1: Any = ..., axis2: Any = ...,
-                  dtype: DTypeLike = ..., out: ndarray | None = ...) -> ndarray: ...
-        def var(self, axis: Any = ..., dtype: DTypeLike = ..., out: ndarray | None = ...,
-                ddof: Any = ..., keepdims: Any = ..., *, where: Any = ..., mean: Any = ...,
-                correction: Any = ...) -> ndarray: ...
+        def trace(
+            self,
+            offset: Any = ...,
+            axis1: Any = ...,
+            axis2: Any = ...,
+            dtype: DTypeLike = ...,
+            out: ndarray | None = ...,
+        ) -> ndarray: ...
+        def var(
+            self,
+            axis: Any = ...,
+            dtype: DTypeLike = ...,
+            out: ndarray | None = ...,
+            ddof: Any = ...,
+            keepdims: Any = ...,
+            *,
+            where: Any = ...,
+            mean: Any = ...,
+            correction: Any = ...,
+        ) -> ndarray: ...
         def broadcast_to(self, shape: Any, subok: Any = ...) -> ndarray: ...
         def flip(self, axis: Any = ...) -> ndarray: ...
         def expand_dims(self, axis: Any) -> ndarray: ...
         def moveaxis(self, source: Any, destination: Any) -> ndarray: ...
         def split(self, indices_or_sections: Any, axis: Any = ...) -> list[ndarray]: ...
-        def cross(self, b: Any, axisa: Any = ..., axisb: Any = ..., axisc: Any = ...,
-                  axis: Any = ...) -> ndarray: ...
+        def cross(
+            self, b: Any, axisa: Any = ..., axisb: Any = ..., axisc: Any = ..., axis: Any = ...
+        ) -> ndarray: ...
 
     # ----------------------------------------------------------------- printing
     def __repr__(self) -> str:
@@ -622,7 +753,7 @@ class ndarray:
         dtype = self.dtype
         if "dtype=" in text:
             if dtype == _DEFAULT_DTYPE:
-                text = text[:text.rindex(",")] + ")"
+                text = text[: text.rindex(",")] + ")"
         elif dtype not in (_DEFAULT_DTYPE, numpy.dtype(bool)):
             text = text[:-1] + f", dtype={dtype})"
         if self._device != _CPU0:
@@ -644,28 +775,82 @@ autograd._ndarray_type = ndarray  # for backward()'s isinstance check (no import
 # operators and the NumPy methods of MXNet's ndarray, the same functions as ``mx.np``'s.
 _OPS: dict[str, Callable[..., Any]] = {}
 _CPU0 = Device("cpu", 0)
-_BINARY_DUNDERS = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide",
-                   "pow": "power", "mod": "mod", "floordiv": "floor_divide",
-                   "and": "bitwise_and", "or": "bitwise_or", "xor": "bitwise_xor",
-                   "lshift": "left_shift", "rshift": "right_shift", "matmul": "matmul"}
-_COMPARE_DUNDERS = {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal",
-                    "gt": "greater", "ge": "greater_equal"}
+_BINARY_DUNDERS = {
+    "add": "add",
+    "sub": "subtract",
+    "mul": "multiply",
+    "truediv": "divide",
+    "pow": "power",
+    "mod": "mod",
+    "floordiv": "floor_divide",
+    "and": "bitwise_and",
+    "or": "bitwise_or",
+    "xor": "bitwise_xor",
+    "lshift": "left_shift",
+    "rshift": "right_shift",
+    "matmul": "matmul",
+}
+_COMPARE_DUNDERS = {
+    "eq": "equal",
+    "ne": "not_equal",
+    "lt": "less",
+    "le": "less_equal",
+    "gt": "greater",
+    "ge": "greater_equal",
+}
 _UNARY_DUNDERS = {"neg": "negative", "abs": "abs", "invert": "invert"}
 # method name: mx.np function taking the array first
-_METHODS = ("all", "any", "argmax", "argmin", "argsort", "clip", "cumsum", "diagonal", "dot",
-            "max", "mean", "min", "nonzero", "prod", "ravel", "repeat", "round", "sort",
-            "squeeze", "std", "sum", "swapaxes", "take", "tile", "trace", "var",
-            "broadcast_to", "flip", "expand_dims", "moveaxis", "split", "cross")
+_METHODS = (
+    "all",
+    "any",
+    "argmax",
+    "argmin",
+    "argsort",
+    "clip",
+    "cumsum",
+    "diagonal",
+    "dot",
+    "max",
+    "mean",
+    "min",
+    "nonzero",
+    "prod",
+    "ravel",
+    "repeat",
+    "round",
+    "sort",
+    "squeeze",
+    "std",
+    "sum",
+    "swapaxes",
+    "take",
+    "tile",
+    "trace",
+    "var",
+    "broadcast_to",
+    "flip",
+    "expand_dims",
+    "moveaxis",
+    "split",
+    "cross",
+)
 
 
-_INPLACE_DUNDERS = {"iadd": "add", "isub": "subtract", "imul": "multiply",
-                    "itruediv": "divide", "ipow": "power", "imod": "mod",
-                    "ifloordiv": "floor_divide"}
+_INPLACE_DUNDERS = {
+    "iadd": "add",
+    "isub": "subtract",
+    "imul": "multiply",
+    "itruediv": "divide",
+    "ipow": "power",
+    "imod": "mod",
+    "ifloordiv": "floor_divide",
+}
 
 
 def _inplace_method(name: str) -> Callable[[ndarray, Any], ndarray]:
     def method(self: ndarray, other: Any) -> ndarray:
         return self._inplace(other, name)
+
     return method
 
 
@@ -676,6 +861,7 @@ for _dunder, _name in _INPLACE_DUNDERS.items():
 def _reflected(fn: Callable[..., Any]) -> Callable[[ndarray, Any], Any]:
     def method(self: ndarray, other: Any) -> Any:
         return fn(other, self)
+
     return method
 
 
@@ -684,6 +870,7 @@ def _compare(fn: Callable[..., Any], on_none: bool) -> Callable[[ndarray, Any], 
         if other is None or isinstance(other, str):
             return on_none
         return fn(self, other)
+
     return method
 
 
@@ -709,8 +896,10 @@ def wrap(raw: RawArray, device: Device) -> ndarray:
 
 
 def _device_mismatch(op: str, a: Device, b: Device) -> ValueError:
-    return ValueError(f"{op}: operands are on different devices, {a} and {b}; move one "
-                      f"with .to_device({a}) first (gluonlite never copies silently)")
+    return ValueError(
+        f"{op}: operands are on different devices, {a} and {b}; move one "
+        f"with .to_device({a}) first (gluonlite never copies silently)"
+    )
 
 
 def _operand(value: Any, like: ndarray, op: str) -> Any:
@@ -727,8 +916,10 @@ def _operand(value: Any, like: ndarray, op: str) -> Any:
         return value
     if isinstance(value, (list, tuple)):
         return like._xp.asarray(value)
-    raise TypeError(f"{op}: cannot combine a {type(value).__name__} with an array on "
-                    f"{like._device}; convert it with mx.np.array(..., device={like._device})")
+    raise TypeError(
+        f"{op}: cannot combine a {type(value).__name__} with an array on "
+        f"{like._device}; convert it with mx.np.array(..., device={like._device})"
+    )
 
 
 def _raw_index(key: Any, device: Device) -> Any:
@@ -762,12 +953,12 @@ def scatter_add(g: ndarray, shape: tuple[int, ...], key: Any) -> ndarray:
     with _backend.on(device):
         full = xp.zeros(shape, dtype=g.dtype)
         autograd._scatter_add(xp, full, key, g._data)
-    return record_op(ndarray(full, device), (g,), lambda h: (h[key],),
-                     lambda out, h: (h[key],))
+    return record_op(ndarray(full, device), (g,), lambda h: (h[key],), lambda out, h: (h[key],))
 
 
-def linear_op(g: ndarray, apply: Callable[[RawArray], RawArray],
-              adjoint: Callable[[RawArray], RawArray]) -> ndarray:
+def linear_op(
+    g: ndarray, apply: Callable[[RawArray], RawArray], adjoint: Callable[[RawArray], RawArray]
+) -> ndarray:
     """``apply(g)`` for a linear map ``apply`` on raw arrays, recorded with its transpose
     ``adjoint`` as backward; that backward is recorded the same way in turn, so every order
     differentiates. For an op's backward that is linear in the output gradient with
@@ -776,8 +967,9 @@ def linear_op(g: ndarray, apply: Callable[[RawArray], RawArray],
     device = g._device
     with _backend.on(device):
         out = ndarray(apply(g._data), device)
-    return record_op(out, (g,), lambda h: (adjoint(h),),
-                     lambda out, h: (linear_op(h, adjoint, apply),))
+    return record_op(
+        out, (g,), lambda h: (adjoint(h),), lambda out, h: (linear_op(h, adjoint, apply),)
+    )
 
 
 def _unbroadcast(g: RawArray, shape: Sequence[int]) -> RawArray:
@@ -799,54 +991,88 @@ def _creation_dtype(dtype: DTypeLike) -> numpy.dtype[Any]:
     return _DEFAULT_DTYPE if dtype is None else _backend.dtype_of(dtype)
 
 
-def _create(fn_name: str, shape: ShapeLike, dtype: DTypeLike, device: Device | None,
-            **kwargs: Any) -> ndarray:
+def _create(
+    fn_name: str, shape: ShapeLike, dtype: DTypeLike, device: Device | None, **kwargs: Any
+) -> ndarray:
     device = as_device(device)
     xp = _backend.xp(device)
     with _backend.on(device):
-        return ndarray(getattr(xp, fn_name)(shape, dtype=_creation_dtype(dtype), **kwargs),
-                       device)
+        return ndarray(getattr(xp, fn_name)(shape, dtype=_creation_dtype(dtype), **kwargs), device)
 
 
-def zeros(shape: ShapeLike, dtype: DTypeLike = None, device: Device | None = None,
-          ctx: Device | None = None) -> ndarray:
+def zeros(
+    shape: ShapeLike,
+    dtype: DTypeLike = None,
+    device: Device | None = None,
+    ctx: Device | None = None,
+) -> ndarray:
     """An array of zeros (float32 unless ``dtype`` says otherwise)."""
     return _create("zeros", shape, dtype, _resolve_ctx(device, ctx))
 
 
-def ones(shape: ShapeLike, dtype: DTypeLike = None, device: Device | None = None,
-         ctx: Device | None = None) -> ndarray:
+def ones(
+    shape: ShapeLike,
+    dtype: DTypeLike = None,
+    device: Device | None = None,
+    ctx: Device | None = None,
+) -> ndarray:
     return _create("ones", shape, dtype, _resolve_ctx(device, ctx))
 
 
-def empty(shape: ShapeLike, dtype: DTypeLike = None, device: Device | None = None,
-          ctx: Device | None = None) -> ndarray:
+def empty(
+    shape: ShapeLike,
+    dtype: DTypeLike = None,
+    device: Device | None = None,
+    ctx: Device | None = None,
+) -> ndarray:
     return _create("empty", shape, dtype, _resolve_ctx(device, ctx))
 
 
-def full(shape: ShapeLike, fill_value: Any, dtype: DTypeLike = None, device: Device | None = None,
-         ctx: Device | None = None) -> ndarray:
+def full(
+    shape: ShapeLike,
+    fill_value: Any,
+    dtype: DTypeLike = None,
+    device: Device | None = None,
+    ctx: Device | None = None,
+) -> ndarray:
     return _create("full", shape, dtype, _resolve_ctx(device, ctx), fill_value=fill_value)
 
 
 def zeros_like(a: ndarray, dtype: DTypeLike = None, device: Device | None = None) -> ndarray:
-    return zeros(a.shape, dtype=a.dtype if dtype is None else dtype,
-                 device=a.device if device is None else device)
+    return zeros(
+        a.shape,
+        dtype=a.dtype if dtype is None else dtype,
+        device=a.device if device is None else device,
+    )
 
 
 def ones_like(a: ndarray, dtype: DTypeLike = None, device: Device | None = None) -> ndarray:
-    return ones(a.shape, dtype=a.dtype if dtype is None else dtype,
-                device=a.device if device is None else device)
+    return ones(
+        a.shape,
+        dtype=a.dtype if dtype is None else dtype,
+        device=a.device if device is None else device,
+    )
 
 
-def full_like(a: ndarray, fill_value: Any, dtype: DTypeLike = None,
-              device: Device | None = None) -> ndarray:
-    return full(a.shape, fill_value, dtype=a.dtype if dtype is None else dtype,
-                device=a.device if device is None else device)
+def full_like(
+    a: ndarray, fill_value: Any, dtype: DTypeLike = None, device: Device | None = None
+) -> ndarray:
+    return full(
+        a.shape,
+        fill_value,
+        dtype=a.dtype if dtype is None else dtype,
+        device=a.device if device is None else device,
+    )
 
 
-def arange(start: float, stop: float | None = None, step: float = 1, dtype: DTypeLike = None,
-           device: Device | None = None, ctx: Device | None = None) -> ndarray:
+def arange(
+    start: float,
+    stop: float | None = None,
+    step: float = 1,
+    dtype: DTypeLike = None,
+    device: Device | None = None,
+    ctx: Device | None = None,
+) -> ndarray:
     device = as_device(_resolve_ctx(device, ctx))
     if stop is None:
         start, stop = 0, start
@@ -855,8 +1081,9 @@ def arange(start: float, stop: float | None = None, step: float = 1, dtype: DTyp
         return ndarray(xp.arange(start, stop, step, dtype=_creation_dtype(dtype)), device)
 
 
-def array(obj: Any, dtype: DTypeLike = None, device: Device | None = None,
-          ctx: Device | None = None) -> ndarray:
+def array(
+    obj: Any, dtype: DTypeLike = None, device: Device | None = None, ctx: Device | None = None
+) -> ndarray:
     """An array holding a copy of ``obj`` on ``device`` (float32 for Python numbers).
 
     ``obj`` may be a Python sequence or number, a NumPy or CuPy array, or an ndarray (which

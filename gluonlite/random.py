@@ -13,6 +13,7 @@ on cpu(0) and gpu(1) start bit-identical). Dropout draws only a 64-bit key here 
 >>> bool((a.asnumpy() == mx.np.random.uniform(size=(2,), device=mx.cpu(1)).asnumpy()).all())
 True
 """
+
 from __future__ import annotations
 
 import numpy

@@ -13,6 +13,7 @@ True
 >>> 'CUDA' in features
 True
 """
+
 from __future__ import annotations
 
 import collections
@@ -65,6 +66,7 @@ def _nccl_version() -> int | None:
 
 def _has_bfloat16() -> bool:
     import ml_dtypes  # noqa: F401
+
     return True
 
 
@@ -108,8 +110,9 @@ class Features(collections.OrderedDict):
         """Whether ``feature_name`` (case-insensitive) is enabled; unknown names raise."""
         name = feature_name.upper()
         if name not in self:
-            raise RuntimeError(f"Feature '{feature_name}' is unknown, known features are: "
-                               f"{list(self.keys())}")
+            raise RuntimeError(
+                f"Feature '{feature_name}' is unknown, known features are: {list(self.keys())}"
+            )
         return self[name].enabled
 
 
@@ -143,20 +146,30 @@ def _gpu_lines() -> list[str]:
     if count > 1:
         lines.append("  peer access (row reads column):")
         for i in range(count):
-            row = " ".join("-" if i == j else
-                           ("y" if _safe(lambda: runtime.deviceCanAccessPeer(i, j), 0) else "n")
-                           for j in range(count))
+            row = " ".join(
+                "-"
+                if i == j
+                else ("y" if _safe(lambda: runtime.deviceCanAccessPeer(i, j), 0) else "n")
+                for j in range(count)
+            )
             lines.append(f"    gpu({i}): {row}")
     return lines
 
 
 def _kernel_lines() -> list[str]:
     from . import _kernels
-    found = [name for name in _kernels.KERNEL_SOURCES
-             if _safe(lambda: importlib.resources.files("gluonlite.kernels")
-                      .joinpath(name).is_file(), False)]
-    lines = [f"kernel sources: {len(found)} of {len(_kernels.KERNEL_SOURCES)} found "
-             f"({', '.join(found) or 'none'})"]
+
+    found = [
+        name
+        for name in _kernels.KERNEL_SOURCES
+        if _safe(
+            lambda: importlib.resources.files("gluonlite.kernels").joinpath(name).is_file(), False
+        )
+    ]
+    lines = [
+        f"kernel sources: {len(found)} of {len(_kernels.KERNEL_SOURCES)} found "
+        f"({', '.join(found) or 'none'})"
+    ]
     nvcc = shutil.which("nvcc")
     if num_gpus() > 0:
         status = _safe(lambda: _compile_all(_kernels), "failed")
@@ -177,6 +190,7 @@ def _compile_all(kernels) -> str:
 def report() -> str:
     """The installation report that ``python -m gluonlite`` prints."""
     from . import __version__
+
     cuda_runtime = _safe(lambda: _cupy().cuda.runtime.runtimeGetVersion(), None)
     cuda_driver = _safe(lambda: _cupy().cuda.runtime.driverGetVersion(), None)
     nccl = _safe(_nccl_version, None)

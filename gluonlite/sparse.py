@@ -16,6 +16,7 @@ array([[0., 0.],
        [1., 2.],
        [0., 0.]], dtype=float32)
 """
+
 from __future__ import annotations
 
 import numpy
@@ -38,8 +39,10 @@ def _to_raw(obj, device: Device, dtype=None, what: str = "array"):
     """
     if isinstance(obj, ndarray):
         if obj.device != device:
-            raise ValueError(f"{what} is on {obj.device}, expected {device}; move it with "
-                             f".to_device({device}) first")
+            raise ValueError(
+                f"{what} is on {obj.device}, expected {device}; move it with "
+                f".to_device({device}) first"
+            )
         raw = obj._data
     elif _backend.is_gpu_array(obj):
         raw = _backend.transfer(obj, Device("gpu", obj.device.id), device)
@@ -62,8 +65,10 @@ def _row_ids(row_ids, device: Device, shape: tuple):
         raw = raw.reshape(-1)
         if raw.dtype.kind == "f":
             if raw.size and not bool(xp.all(raw == xp.floor(raw))):
-                raise ValueError(f"row_ids must hold whole numbers, got {raw.dtype} values "
-                                 f"with a fractional part")
+                raise ValueError(
+                    f"row_ids must hold whole numbers, got {raw.dtype} values "
+                    f"with a fractional part"
+                )
         elif raw.dtype.kind not in "iu":
             raise TypeError(f"row_ids must be integers, got dtype {raw.dtype}")
         raw = raw.astype(numpy.int64)
@@ -71,8 +76,10 @@ def _row_ids(row_ids, device: Device, shape: tuple):
             low, high = int(raw.min()), int(raw.max())
             bad = low if low < 0 else high
             if low < 0 or high >= shape[0]:
-                raise IndexError(f"row id {bad} is out of range for an array of shape "
-                                 f"{shape} (valid ids are 0..{shape[0] - 1})")
+                raise IndexError(
+                    f"row id {bad} is out of range for an array of shape "
+                    f"{shape} (valid ids are 0..{shape[0] - 1})"
+                )
     return raw
 
 
@@ -198,8 +205,12 @@ class RowSparseNDArray(_SparseNDArray):
         shape = tuple(int(n) for n in shape)
         xp = _backend.xp(device)
         with _backend.on(device):
-            return cls(xp.zeros((0,) + shape[1:], dtype=_backend.dtype_of(dtype)),
-                       xp.zeros((0,), dtype=numpy.int64), shape, device)
+            return cls(
+                xp.zeros((0,) + shape[1:], dtype=_backend.dtype_of(dtype)),
+                xp.zeros((0,), dtype=numpy.int64),
+                shape,
+                device,
+            )
 
     @property
     def stype(self) -> str:
@@ -216,20 +227,25 @@ class RowSparseNDArray(_SparseNDArray):
     def copyto(self, other):
         """A copy on a ``Device``, or copy the values into another ``RowSparseNDArray``."""
         if isinstance(other, Device):
-            return RowSparseNDArray(_backend.transfer(self._values, self._device, other),
-                                    _backend.transfer(self._indices, self._device, other),
-                                    self._shape, other)
+            return RowSparseNDArray(
+                _backend.transfer(self._values, self._device, other),
+                _backend.transfer(self._indices, self._device, other),
+                self._shape,
+                other,
+            )
         if isinstance(other, RowSparseNDArray):
             if other.shape != self.shape:
-                raise ValueError(f"copyto: shape mismatch, source {self.shape}, "
-                                 f"target {other.shape}")
+                raise ValueError(
+                    f"copyto: shape mismatch, source {self.shape}, target {other.shape}"
+                )
             moved = self.copyto(other.device)
             with _backend.on(other.device):
                 other._values = moved._values.astype(other.dtype, copy=False)
             other._indices = moved._indices
             return other
-        raise TypeError(f"copyto expects a Device or a RowSparseNDArray, got "
-                        f"{type(other).__name__}")
+        raise TypeError(
+            f"copyto expects a Device or a RowSparseNDArray, got {type(other).__name__}"
+        )
 
     def astype(self, dtype) -> "RowSparseNDArray":
         with _backend.on(self._device):
@@ -243,8 +259,9 @@ class RowSparseNDArray(_SparseNDArray):
         ``IndexError``. An ``ndarray`` of ids must be on this array's device.
         """
         ids = _row_ids(row_ids, self._device, self._shape)
-        values, indices = _retain_raw(self._device, self._values, self._indices, ids,
-                                       self._shape[0])
+        values, indices = _retain_raw(
+            self._device, self._values, self._indices, ids, self._shape[0]
+        )
         return RowSparseNDArray(values, indices, self._shape, self._device)
 
     # ----------------------------------------------------------------- gradient buffer
@@ -260,8 +277,7 @@ class RowSparseNDArray(_SparseNDArray):
             if add and self._indices.shape[0]:
                 indices = xp.concatenate([self._indices, indices.astype(numpy.int64)])
                 values = xp.concatenate([self._values, values.astype(self.dtype)])
-            self._values, self._indices = _sum_rows(xp, indices, values, self._shape,
-                                                    self.dtype)
+            self._values, self._indices = _sum_rows(xp, indices, values, self._shape, self.dtype)
 
     def _zero(self) -> None:
         # Fresh empty arrays rather than [:0] views, which would keep the old rows alive.
@@ -269,8 +285,10 @@ class RowSparseNDArray(_SparseNDArray):
         self._values, self._indices = empty._values, empty._indices
 
     def __repr__(self) -> str:
-        return (f"<RowSparseNDArray {'x'.join(map(str, self._shape))} "
-                f"({self._indices.shape[0]} rows stored, {self.dtype}) @{self._device}>")
+        return (
+            f"<RowSparseNDArray {'x'.join(map(str, self._shape))} "
+            f"({self._indices.shape[0]} rows stored, {self.dtype}) @{self._device}>"
+        )
 
 
 class CSRNDArray(_SparseNDArray):
@@ -301,9 +319,13 @@ class CSRNDArray(_SparseNDArray):
         shape = _csr_shape(shape)
         xp = _backend.xp(device)
         with _backend.on(device):
-            return cls(xp.zeros((0,), dtype=_backend.dtype_of(dtype)),
-                       xp.zeros((0,), dtype=numpy.int64),
-                       xp.zeros((shape[0] + 1,), dtype=numpy.int64), shape, device)
+            return cls(
+                xp.zeros((0,), dtype=_backend.dtype_of(dtype)),
+                xp.zeros((0,), dtype=numpy.int64),
+                xp.zeros((shape[0] + 1,), dtype=numpy.int64),
+                shape,
+                device,
+            )
 
     @property
     def indptr(self) -> ndarray:
@@ -327,15 +349,20 @@ class CSRNDArray(_SparseNDArray):
         """A copy on ``device``."""
         device = as_device(device)
         src = self._device
-        return CSRNDArray(_backend.transfer(self._values, src, device),
-                          _backend.transfer(self._indices, src, device),
-                          _backend.transfer(self._indptr, src, device), self._shape, device)
+        return CSRNDArray(
+            _backend.transfer(self._values, src, device),
+            _backend.transfer(self._indices, src, device),
+            _backend.transfer(self._indptr, src, device),
+            self._shape,
+            device,
+        )
 
     def astype(self, dtype) -> "CSRNDArray":
         with _backend.on(self._device):
             values = self._values.astype(_backend.dtype_of(dtype))
-        return CSRNDArray(values, self._indices.copy(), self._indptr.copy(), self._shape,
-                          self._device)
+        return CSRNDArray(
+            values, self._indices.copy(), self._indptr.copy(), self._shape, self._device
+        )
 
     def _store_gradient(self, g, add: bool) -> None:
         """Store a gradient (raw dense array or ``SparseRows``): overwrite, or add to it."""
@@ -352,8 +379,10 @@ class CSRNDArray(_SparseNDArray):
         self._values, self._indices, self._indptr = empty._values, empty._indices, empty._indptr
 
     def __repr__(self) -> str:
-        return (f"<CSRNDArray {self._shape[0]}x{self._shape[1]} "
-                f"({self._values.shape[0]} values stored, {self.dtype}) @{self._device}>")
+        return (
+            f"<CSRNDArray {self._shape[0]}x{self._shape[1]} "
+            f"({self._values.shape[0]} values stored, {self.dtype}) @{self._device}>"
+        )
 
 
 def _csr_shape(shape) -> tuple:
@@ -367,8 +396,9 @@ def _csr_raw(xp, dense):
     """``(data, indices, indptr)`` of a raw 2-D dense array."""
     rows, cols = xp.nonzero(dense)
     counts = xp.bincount(rows, minlength=dense.shape[0])
-    indptr = xp.concatenate([xp.zeros((1,), dtype=numpy.int64),
-                             xp.cumsum(counts).astype(numpy.int64)])
+    indptr = xp.concatenate(
+        [xp.zeros((1,), dtype=numpy.int64), xp.cumsum(counts).astype(numpy.int64)]
+    )
     return dense[rows, cols], cols.astype(numpy.int64), indptr
 
 
@@ -389,8 +419,7 @@ def from_dense(array: ndarray, stype: str):
     with _backend.on(device):
         if stype == "row_sparse":
             if array.ndim == 0:
-                raise ValueError("row_sparse storage needs at least 1 dimension, got a "
-                                 "0-d array")
+                raise ValueError("row_sparse storage needs at least 1 dimension, got a 0-d array")
             rows = _nonzero_rows(xp, array._data)
             return RowSparseNDArray(array._data[rows], rows, array.shape, device)
         _csr_shape(array.shape)
@@ -414,21 +443,23 @@ def row_sparse_array(arg1, shape=None, device=None, dtype=None) -> RowSparseNDAr
     data, indices = arg1
     if dtype is None and not hasattr(data, "dtype"):
         dtype = numpy.float32
-    values = _to_raw(data, device, None if dtype is None else _backend.dtype_of(dtype),
-                     what="data")
+    values = _to_raw(data, device, None if dtype is None else _backend.dtype_of(dtype), what="data")
     shape = tuple(int(n) for n in shape)
     ids = _row_ids(indices, device, shape)
     xp = _backend.xp(device)
     with _backend.on(device):
         if tuple(values.shape) != (ids.shape[0],) + shape[1:]:
-            raise ValueError(f"row_sparse_array: data has shape {tuple(values.shape)}, "
-                             f"expected {(ids.shape[0],) + shape[1:]} for {ids.shape[0]} "
-                             f"indices and shape {shape}")
+            raise ValueError(
+                f"row_sparse_array: data has shape {tuple(values.shape)}, "
+                f"expected {(ids.shape[0],) + shape[1:]} for {ids.shape[0]} "
+                f"indices and shape {shape}"
+            )
         order = xp.argsort(ids)
         ids, values = ids[order], values[order]
         if ids.shape[0] > 1 and bool(xp.any(ids[1:] == ids[:-1])):
-            raise ValueError("row_sparse_array: indices hold duplicates; each row may be "
-                             "given once")
+            raise ValueError(
+                "row_sparse_array: indices hold duplicates; each row may be given once"
+            )
     return RowSparseNDArray(values, ids, shape, device)
 
 
@@ -443,15 +474,22 @@ def csr_matrix(arg1, shape=None, device=None, dtype=None) -> CSRNDArray:
     data, indices, indptr = arg1
     if dtype is None and not hasattr(data, "dtype"):
         dtype = numpy.float32
-    values = _to_raw(data, device, None if dtype is None else _backend.dtype_of(dtype),
-                     what="data").reshape(-1)
+    values = _to_raw(
+        data, device, None if dtype is None else _backend.dtype_of(dtype), what="data"
+    ).reshape(-1)
     cols = _to_raw(indices, device, numpy.int64, what="indices").reshape(-1)
     ptr = _to_raw(indptr, device, numpy.int64, what="indptr").reshape(-1)
     host_ptr = _backend.transfer(ptr, device, _CPU0)
-    if host_ptr.shape[0] != shape[0] + 1 or host_ptr[0] != 0 \
-            or bool(numpy.any(numpy.diff(host_ptr) < 0)) or host_ptr[-1] != values.shape[0]:
-        raise ValueError(f"csr_matrix: indptr must rise from 0 to len(data)="
-                         f"{values.shape[0]} in {shape[0] + 1} steps, got {host_ptr.tolist()}")
+    if (
+        host_ptr.shape[0] != shape[0] + 1
+        or host_ptr[0] != 0
+        or bool(numpy.any(numpy.diff(host_ptr) < 0))
+        or host_ptr[-1] != values.shape[0]
+    ):
+        raise ValueError(
+            f"csr_matrix: indptr must rise from 0 to len(data)="
+            f"{values.shape[0]} in {shape[0] + 1} steps, got {host_ptr.tolist()}"
+        )
     if cols.shape[0] != values.shape[0]:
         raise ValueError(f"csr_matrix: {cols.shape[0]} indices for {values.shape[0]} values")
     with _backend.on(device):

@@ -11,6 +11,7 @@ type) for code that inspects them.
 >>> w.shape, w.lr_mult, w.list_attr()
 ((64, 100), 2.0, {'__shape__': '(64, 100)', '__lr_mult__': '2.0'})
 """
+
 from __future__ import annotations
 
 from . import _backend
@@ -80,8 +81,16 @@ class Symbol:
         return f"<Symbol {self._name}>"
 
 
-def var(name: str, attr: dict | None = None, shape=None, lr_mult=None, wd_mult=None,
-        dtype=None, init=None, stype=None) -> Symbol:
+def var(
+    name: str,
+    attr: dict | None = None,
+    shape=None,
+    lr_mult=None,
+    wd_mult=None,
+    dtype=None,
+    init=None,
+    stype=None,
+) -> Symbol:
     """A symbolic variable ``name`` carrying the given attributes.
 
     Example:
@@ -92,15 +101,18 @@ def var(name: str, attr: dict | None = None, shape=None, lr_mult=None, wd_mult=N
     if not isinstance(name, str):
         raise TypeError(f"var: name must be a str, got {type(name).__name__}")
     if stype not in (None, "default", "row_sparse", "csr"):
-        raise ValueError(f"var: stype must be 'default', 'row_sparse' or 'csr', got "
-                         f"{stype!r}")
+        raise ValueError(f"var: stype must be 'default', 'row_sparse' or 'csr', got {stype!r}")
     attrs = dict(attr or {})
     if shape is not None:
         attrs["shape"] = (int(shape),) if isinstance(shape, int) else tuple(shape)
     if dtype is not None:
         attrs["dtype"] = _backend.dtype_of(dtype)
-    for key, value in (("lr_mult", lr_mult), ("wd_mult", wd_mult), ("init", init),
-                       ("stype", stype)):
+    for key, value in (
+        ("lr_mult", lr_mult),
+        ("wd_mult", wd_mult),
+        ("init", init),
+        ("stype", stype),
+    ):
         if value is not None:
             attrs[key] = value
     return Symbol(name, attrs)

@@ -8,6 +8,7 @@ behind ``gluonlite._cupy``), so the GPU parameters run here through gluonlite's 
 code. Every test that runs on a GPU is marked ``gpu``: ``pytest -m gpu`` selects exactly
 them (``make test`` runs them so once, ``make gpu-check`` on a real GPU).
 """
+
 from __future__ import annotations
 
 import sys
@@ -56,7 +57,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "gpu" in getattr(item, "fixturenames", ()) or any(
-                _on_gpu(params.get(name)) for name in ("device", "devices")):
+            _on_gpu(params.get(name)) for name in ("device", "devices")
+        ):
             item.add_marker(pytest.mark.gpu)
 
 
@@ -87,9 +89,15 @@ def emulated_gpus():
     from tests.cuda_host import fake_cupy
 
     def clear_caches():
-        for cached in (device.num_gpus, _backend._enable_peer_access, _kernels._load_module,
-                       _kernels._runtime, _collective.nccl_module, _collective.nccl_dtypes,
-                       _collective._communicators):
+        for cached in (
+            device.num_gpus,
+            _backend._enable_peer_access,
+            _kernels._load_module,
+            _kernels._runtime,
+            _collective.nccl_module,
+            _collective.nccl_dtypes,
+            _collective._communicators,
+        ):
             cached.cache_clear()
         _kernels._choices.clear()
 

@@ -1,4 +1,5 @@
 """Test helpers shared by the suite."""
+
 from __future__ import annotations
 
 import numpy

@@ -1,5 +1,6 @@
 """mx.autograd's public API: grad, set_recording/set_training, Function, backward with
 head_grads and retain_graph, mark_variables with grad_reqs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,7 @@ def test_grad_returns_gradients_and_writes_no_buffer(device):
     assert_matches(gw, np.array([1.0, 4.0]))
     assert not x.grad.asnumpy().any() and not w.grad.asnumpy().any()
     # retained: a second pass with a head gradient, then a plain backward still works
-    single = mx.autograd.grad(y, x, head_grads=mx.np.array(2.0, dtype="float64",
-                                                           device=device))
+    single = mx.autograd.grad(y, x, head_grads=mx.np.array(2.0, dtype="float64", device=device))
     assert_matches(single, np.array([12.0, -8.0]))
     with mx.autograd.record():
         z = (x * 3).sum()
@@ -65,7 +65,7 @@ class Sigmoid(mx.autograd.Function):
         return y
 
     def backward(self, dy):
-        y, = self.saved_tensors
+        (y,) = self.saved_tensors
         return dy * y * (1 - y)
 
 
@@ -123,8 +123,9 @@ def test_backward_head_grads_and_retain_graph(device):
     x = _leaf([1.0, 2.0], device)
     with mx.autograd.record():
         a, b = x * 2, x * x
-    mx.autograd.backward([a, b], [mx.np.ones(2, dtype="float64", device=device), None],
-                         retain_graph=True)
+    mx.autograd.backward(
+        [a, b], [mx.np.ones(2, dtype="float64", device=device), None], retain_graph=True
+    )
     assert_matches(x.grad, np.array([2.0 + 2.0, 2.0 + 4.0]))
     mx.autograd.backward([a])  # the graph was retained
     assert_matches(x.grad, np.array([2.0, 2.0]))

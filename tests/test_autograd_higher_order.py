@@ -5,6 +5,7 @@ Second derivatives are checked against finite differences of first derivatives i
 (``tests/npx/gradcheck.check_second_order``) on every device; ops whose backward is not
 recorded must refuse a second derivative by name instead of giving a wrong one.
 """
+
 from __future__ import annotations
 
 import re
@@ -32,15 +33,14 @@ def _leaf(values, device):
 
 # ------------------------------------------------------------------ closed forms
 _CLOSED = {
-    "cube": (lambda x: x ** 3, lambda v: 6 * v),
+    "cube": (lambda x: x**3, lambda v: 6 * v),
     "x*x*x": (lambda x: x * x * x, lambda v: 6 * v),
     "sin": (mx.np.sin, lambda v: -numpy.sin(v)),
     "exp": (mx.np.exp, numpy.exp),
     "tanh": (mx.np.tanh, lambda v: -2 * numpy.tanh(v) * (1 - numpy.tanh(v) ** 2)),
-    "log": (mx.np.log, lambda v: -1 / v ** 2),
-    "sigmoid": (mx.npx.sigmoid,
-                lambda v: (s := 1 / (1 + numpy.exp(-v))) * (1 - s) * (1 - 2 * s)),
-    "sqrt": (mx.np.sqrt, lambda v: -0.25 * v ** -1.5),
+    "log": (mx.np.log, lambda v: -1 / v**2),
+    "sigmoid": (mx.npx.sigmoid, lambda v: (s := 1 / (1 + numpy.exp(-v))) * (1 - s) * (1 - 2 * s)),
+    "sqrt": (mx.np.sqrt, lambda v: -0.25 * v**-1.5),
 }
 
 
@@ -62,12 +62,12 @@ def test_third_derivative(device):
     values = numpy.array([0.5, -1.5, 2.0])
     x = _leaf(values, device)
     with mx.autograd.record():
-        y = (x ** 4).sum()
+        y = (x**4).sum()
         d1 = mx.autograd.grad(y, x, create_graph=True)
         d2 = mx.autograd.grad(d1.sum(), x, create_graph=True)
         d2.sum().backward()
-    assert_matches(d1, 4 * values ** 3, rtol=1e-12)
-    assert_matches(d2, 12 * values ** 2, rtol=1e-12)
+    assert_matches(d1, 4 * values**3, rtol=1e-12)
+    assert_matches(d2, 12 * values**2, rtol=1e-12)
     assert_matches(x.grad, 24 * values, rtol=1e-12, device=device)
 
 
@@ -76,8 +76,7 @@ def test_mixed_partials_of_products_and_matmul(device):
     b = _rng.standard_normal((4, 2))
     check_second_order(lambda x, w: mx.np.sin(x @ w) * (x @ w), [a, b], device)
     check_second_order(lambda x, w: mx.np.dot(x, w).sum(axis=0) ** 2, [a, b], device)
-    check_second_order(lambda x, y: (x * y + x / (y * y + 1)).sum(), [a, a.T.copy().T],
-                       device)
+    check_second_order(lambda x, y: (x * y + x / (y * y + 1)).sum(), [a, a.T.copy().T], device)
 
 
 # ------------------------------------------------------------------ every table row
@@ -91,8 +90,7 @@ def _graph_rows():
             if row.grad is None or name == "fill_diagonal":
                 continue
             for i, _ in enumerate(_cases_of(module, name)):
-                params.append(pytest.param(module, name, i, row.graph,
-                                           id=f"{module}.{name}-{i}"))
+                params.append(pytest.param(module, name, i, row.graph, id=f"{module}.{name}-{i}"))
     return params
 
 
@@ -118,13 +116,18 @@ def _table_fn(module, name, args, kwargs):
             if isinstance(v, list) and v and isinstance(v[0], numpy.ndarray):
                 return [put(e, device) for e in v]
             return v
+
         device = xs[0].device
         flat_args = [put(a, device) for a in args]
         kw = {k: put(v, device) for k, v in kwargs.items()}
         out = op(*flat_args, **kw)
         outs = out if isinstance(out, (list, tuple)) else [out]
-        return [mx.np.sin(o * o if k in sign_free else o) for k, o in enumerate(outs)
-                if o.dtype.kind == "f"]
+        return [
+            mx.np.sin(o * o if k in sign_free else o)
+            for k, o in enumerate(outs)
+            if o.dtype.kind == "f"
+        ]
+
     return fn
 
 
@@ -137,6 +140,7 @@ def _float_inputs(args, kwargs):
         elif isinstance(v, list) and v and isinstance(v[0], numpy.ndarray):
             for e in v:
                 walk(e)
+
     for a in list(args) + list(kwargs.values()):
         walk(a)
     return found
@@ -171,80 +175,180 @@ def _distinct(*shape):
 
 
 _NPX = {
-    "fully_connected": (lambda x, w, b: mx.np.sin(mx.npx.fully_connected(x, w, b, num_hidden=3)),
-                        [(4, 5), (3, 5), (3,)]),
+    "fully_connected": (
+        lambda x, w, b: mx.np.sin(mx.npx.fully_connected(x, w, b, num_hidden=3)),
+        [(4, 5), (3, 5), (3,)],
+    ),
     "fully_connected flatten": (
         lambda x, w: mx.np.tanh(mx.npx.fully_connected(x, w, None, no_bias=True)),
-        [(2, 3, 2), (4, 6)]),
+        [(2, 3, 2), (4, 6)],
+    ),
     "fully_connected no flatten": (
         lambda x, w, b: mx.np.sin(mx.npx.fully_connected(x, w, b, flatten=False)),
-        [(2, 3, 5), (4, 5), (4,)]),
+        [(2, 3, 5), (4, 5), (4,)],
+    ),
     "softmax": (lambda x: mx.npx.softmax(x) * x, [(3, 5)]),
-    "softmax axis temperature": (lambda x: mx.npx.softmax(x, axis=0, temperature=2.0) ** 2,
-                                 [(3, 5)]),
+    "softmax axis temperature": (
+        lambda x: mx.npx.softmax(x, axis=0, temperature=2.0) ** 2,
+        [(3, 5)],
+    ),
     "log_softmax": (lambda x: mx.npx.log_softmax(x) * x, [(3, 5)]),
-    "masked_softmax": (lambda x: mx.npx.masked_softmax(
-        x, mx.np.array([[1, 1, 0, 1]], dtype=bool, device=x.device)) * x, [(3, 4)]),
-    "masked_log_softmax": (lambda x: mx.np.where(
-        mx.np.array([[1, 0, 1, 1]], dtype=bool, device=x.device),
-        mx.npx.masked_log_softmax(x, mx.np.array([[1, 0, 1, 1]], dtype=bool,
-                                                 device=x.device)), 0) * x, [(3, 4)]),
-    "pick": (lambda x: mx.np.sin(mx.npx.pick(x, mx.np.array([0, 2, 1], device=x.device)))
-             * x.sum(axis=1), [(3, 4)]),
-    "embedding": (lambda w: mx.np.sin(mx.npx.embedding(
-        mx.np.array([[0, 2], [2, 1]], device=w.device), w, input_dim=3, output_dim=4)) * w[0],
-        [(3, 4)]),
+    "masked_softmax": (
+        lambda x: (
+            mx.npx.masked_softmax(x, mx.np.array([[1, 1, 0, 1]], dtype=bool, device=x.device)) * x
+        ),
+        [(3, 4)],
+    ),
+    "masked_log_softmax": (
+        lambda x: (
+            mx.np.where(
+                mx.np.array([[1, 0, 1, 1]], dtype=bool, device=x.device),
+                mx.npx.masked_log_softmax(
+                    x, mx.np.array([[1, 0, 1, 1]], dtype=bool, device=x.device)
+                ),
+                0,
+            )
+            * x
+        ),
+        [(3, 4)],
+    ),
+    "pick": (
+        lambda x: (
+            mx.np.sin(mx.npx.pick(x, mx.np.array([0, 2, 1], device=x.device))) * x.sum(axis=1)
+        ),
+        [(3, 4)],
+    ),
+    "embedding": (
+        lambda w: (
+            mx.np.sin(
+                mx.npx.embedding(
+                    mx.np.array([[0, 2], [2, 1]], device=w.device), w, input_dim=3, output_dim=4
+                )
+            )
+            * w[0]
+        ),
+        [(3, 4)],
+    ),
     "dropout": (lambda x: _seeded_dropout(x) ** 3, [(4, 5)]),
-    "batch_dot": (lambda a, b: mx.np.sin(mx.npx.batch_dot(a, b, transpose_b=True)),
-                  [(2, 3, 4), (2, 5, 4)]),
-    "batch_dot transpose_a": (lambda a, b: mx.np.sin(mx.npx.batch_dot(a, b, transpose_a=True)),
-                              [(2, 4, 3), (2, 4, 5)]),
-    "broadcast_like": (lambda a, b: mx.np.sin(mx.npx.broadcast_like(a, b)) * b,
-                       [(1, 4), (3, 4)]),
-    "convolution 2-D": (lambda x, w, b: mx.np.sin(mx.npx.convolution(
-        x, w, b, kernel=(3, 3), num_filter=4, pad=(1, 1))), [(2, 3, 5, 5), (4, 3, 3, 3), (4,)]),
-    "convolution strided dilated grouped": (lambda x, w: mx.np.sin(mx.npx.convolution(
-        x, w, kernel=(3, 3), num_filter=4, stride=(2, 2), pad=(1, 0), dilate=(1, 2),
-        num_group=2, no_bias=True)), [(2, 4, 7, 8), (4, 2, 3, 3)]),
-    "convolution 1-D NWC": (lambda x, w, b: mx.np.sin(mx.npx.convolution(
-        x, w, b, kernel=(2,), num_filter=3, stride=(2,), layout="NWC")),
-        [(2, 7, 2), (3, 2, 2), (3,)]),
-    "convolution 3-D": (lambda x, w: mx.np.sin(mx.npx.convolution(
-        x, w, kernel=(2, 2, 2), num_filter=2, no_bias=True)), [(1, 2, 3, 3, 3), (2, 2, 2, 2, 2)]),
-    "deconvolution": (lambda x, w, b: mx.np.sin(mx.npx.deconvolution(
-        x, w, b, kernel=(3, 3), num_filter=2, stride=(2, 2), pad=(1, 1), adj=(1, 0),
-        no_bias=False)), [(2, 3, 3, 4), (3, 2, 3, 3), (2,)]),
-    "pooling max": (lambda x: mx.np.sin(mx.npx.pooling(x, kernel=(3, 3), stride=(2, 1),
-                                                       pad=(1, 1))) ** 2, "distinct (2, 3, 5, 6)"),
-    "pooling avg full": (lambda x: mx.np.sin(mx.npx.pooling(
-        x, kernel=(3, 3), stride=(2, 2), pool_type="avg", pooling_convention="full")) * 3,
-        [(2, 3, 5, 6)]),
-    "pooling sum": (lambda x: mx.np.sin(mx.npx.pooling(x, kernel=(2,), pool_type="sum")),
-                    [(2, 3, 5)]),
-    "pooling global max": (lambda x: mx.np.sin(mx.npx.pooling(
-        x, kernel=(1, 1), global_pool=True)) ** 2, "distinct (2, 3, 4, 4)"),
-    "pooling global avg": (lambda x: mx.np.sin(mx.npx.pooling(
-        x, kernel=(1, 1), global_pool=True, pool_type="avg")), [(2, 3, 4, 4)]),
+    "batch_dot": (
+        lambda a, b: mx.np.sin(mx.npx.batch_dot(a, b, transpose_b=True)),
+        [(2, 3, 4), (2, 5, 4)],
+    ),
+    "batch_dot transpose_a": (
+        lambda a, b: mx.np.sin(mx.npx.batch_dot(a, b, transpose_a=True)),
+        [(2, 4, 3), (2, 4, 5)],
+    ),
+    "broadcast_like": (lambda a, b: mx.np.sin(mx.npx.broadcast_like(a, b)) * b, [(1, 4), (3, 4)]),
+    "convolution 2-D": (
+        lambda x, w, b: mx.np.sin(
+            mx.npx.convolution(x, w, b, kernel=(3, 3), num_filter=4, pad=(1, 1))
+        ),
+        [(2, 3, 5, 5), (4, 3, 3, 3), (4,)],
+    ),
+    "convolution strided dilated grouped": (
+        lambda x, w: mx.np.sin(
+            mx.npx.convolution(
+                x,
+                w,
+                kernel=(3, 3),
+                num_filter=4,
+                stride=(2, 2),
+                pad=(1, 0),
+                dilate=(1, 2),
+                num_group=2,
+                no_bias=True,
+            )
+        ),
+        [(2, 4, 7, 8), (4, 2, 3, 3)],
+    ),
+    "convolution 1-D NWC": (
+        lambda x, w, b: mx.np.sin(
+            mx.npx.convolution(x, w, b, kernel=(2,), num_filter=3, stride=(2,), layout="NWC")
+        ),
+        [(2, 7, 2), (3, 2, 2), (3,)],
+    ),
+    "convolution 3-D": (
+        lambda x, w: mx.np.sin(
+            mx.npx.convolution(x, w, kernel=(2, 2, 2), num_filter=2, no_bias=True)
+        ),
+        [(1, 2, 3, 3, 3), (2, 2, 2, 2, 2)],
+    ),
+    "deconvolution": (
+        lambda x, w, b: mx.np.sin(
+            mx.npx.deconvolution(
+                x,
+                w,
+                b,
+                kernel=(3, 3),
+                num_filter=2,
+                stride=(2, 2),
+                pad=(1, 1),
+                adj=(1, 0),
+                no_bias=False,
+            )
+        ),
+        [(2, 3, 3, 4), (3, 2, 3, 3), (2,)],
+    ),
+    "pooling max": (
+        lambda x: mx.np.sin(mx.npx.pooling(x, kernel=(3, 3), stride=(2, 1), pad=(1, 1))) ** 2,
+        "distinct (2, 3, 5, 6)",
+    ),
+    "pooling avg full": (
+        lambda x: (
+            mx.np.sin(
+                mx.npx.pooling(
+                    x, kernel=(3, 3), stride=(2, 2), pool_type="avg", pooling_convention="full"
+                )
+            )
+            * 3
+        ),
+        [(2, 3, 5, 6)],
+    ),
+    "pooling sum": (
+        lambda x: mx.np.sin(mx.npx.pooling(x, kernel=(2,), pool_type="sum")),
+        [(2, 3, 5)],
+    ),
+    "pooling global max": (
+        lambda x: mx.np.sin(mx.npx.pooling(x, kernel=(1, 1), global_pool=True)) ** 2,
+        "distinct (2, 3, 4, 4)",
+    ),
+    "pooling global avg": (
+        lambda x: mx.np.sin(mx.npx.pooling(x, kernel=(1, 1), global_pool=True, pool_type="avg")),
+        [(2, 3, 4, 4)],
+    ),
     "layer_norm": (lambda x, g, b: mx.np.sin(mx.npx.layer_norm(x, g, b)), [(3, 4, 5), (5,), (5,)]),
-    "group_norm": (lambda x, g, b: mx.np.sin(mx.npx.group_norm(x, g, b, num_groups=2)),
-                   [(3, 4, 5), (4,), (4,)]),
-    "instance_norm": (lambda x, g, b: mx.np.sin(mx.npx.instance_norm(x, g, b)),
-                      [(3, 4, 5), (4,), (4,)]),
-    "batch_norm": (lambda x, g, b: mx.np.sin(_batch_norm(x, g, b, False)),
-                   [(3, 4, 5), (4,), (4,)]),
-    "batch_norm global stats": (lambda x, g, b: mx.np.sin(_batch_norm(x, g, b, True)),
-                                [(3, 4, 5), (4,), (4,)]),
-    "leaky_relu prelu": (lambda x, g: mx.np.sin(mx.npx.leaky_relu(x, g, act_type="prelu")) * x,
-                         [(3, 4, 2), (4,)]),
-    "ReflectionPad2D": (lambda x: mx.np.sin(mx.gluon.nn.ReflectionPad2D(1)(x)) ** 2,
-                        [(1, 2, 3, 3)]),
+    "group_norm": (
+        lambda x, g, b: mx.np.sin(mx.npx.group_norm(x, g, b, num_groups=2)),
+        [(3, 4, 5), (4,), (4,)],
+    ),
+    "instance_norm": (
+        lambda x, g, b: mx.np.sin(mx.npx.instance_norm(x, g, b)),
+        [(3, 4, 5), (4,), (4,)],
+    ),
+    "batch_norm": (lambda x, g, b: mx.np.sin(_batch_norm(x, g, b, False)), [(3, 4, 5), (4,), (4,)]),
+    "batch_norm global stats": (
+        lambda x, g, b: mx.np.sin(_batch_norm(x, g, b, True)),
+        [(3, 4, 5), (4,), (4,)],
+    ),
+    "leaky_relu prelu": (
+        lambda x, g: mx.np.sin(mx.npx.leaky_relu(x, g, act_type="prelu")) * x,
+        [(3, 4, 2), (4,)],
+    ),
+    "ReflectionPad2D": (
+        lambda x: mx.np.sin(mx.gluon.nn.ReflectionPad2D(1)(x)) ** 2,
+        [(1, 2, 3, 3)],
+    ),
 }
 for _act in ("relu", "sigmoid", "log_sigmoid", "mish", "tanh", "softrelu", "softsign"):
     _NPX[f"activation {_act}"] = (
-        lambda x, a=_act: mx.npx.activation(x, act_type=a) * mx.np.sin(x), [(3, 4)])
+        lambda x, a=_act: mx.npx.activation(x, act_type=a) * mx.np.sin(x),
+        [(3, 4)],
+    )
 for _act in ("leaky", "elu", "selu"):
     _NPX[f"leaky_relu {_act}"] = (
-        lambda x, a=_act: mx.npx.leaky_relu(x, act_type=a) * mx.np.sin(x), [(3, 4)])
+        lambda x, a=_act: mx.npx.leaky_relu(x, act_type=a) * mx.np.sin(x),
+        [(3, 4)],
+    )
 _NPX["relu"] = (lambda x: mx.npx.relu(x) ** 2 * x, [(3, 4)])
 _NPX["sigmoid"] = (lambda x: mx.npx.sigmoid(x) * x, [(3, 4)])
 
@@ -258,8 +362,7 @@ def _batch_norm(x, g, b, global_stats):
     c = x.shape[1]
     mean = mx.np.array(numpy.linspace(-0.5, 0.5, c), dtype="float64", device=x.device)
     var = mx.np.array(numpy.linspace(0.5, 2.0, c), dtype="float64", device=x.device)
-    return mx.npx.batch_norm(x, g, b, mean, var, fix_gamma=False,
-                             use_global_stats=global_stats)
+    return mx.npx.batch_norm(x, g, b, mean, var, fix_gamma=False, use_global_stats=global_stats)
 
 
 @pytest.mark.parametrize("name", sorted(_NPX))
@@ -276,29 +379,37 @@ def test_npx_second_derivatives(device, name):
 def test_rnn_second_derivatives(device, mode):
     """npx.rnn is composed of recorded ops: its second derivatives come for free."""
     size = param_size(mode, 1, 2, 3, False)
-    arrays = [_rng.standard_normal((4, 2, 2)), 0.5 * _rng.standard_normal(size),
-              _rng.standard_normal((1, 2, 3))]
+    arrays = [
+        _rng.standard_normal((4, 2, 2)),
+        0.5 * _rng.standard_normal(size),
+        _rng.standard_normal((1, 2, 3)),
+    ]
     if mode == "lstm":
         arrays.append(_rng.standard_normal((1, 2, 3)))
 
     def fn(x, p, h, *c):
         return mx.np.sin(mx.npx.rnn(x, p, h, *c, mode=mode, state_size=3, num_layers=1))
+
     check_second_order(fn, arrays, device)
 
 
-@pytest.mark.parametrize("name, call", [
-    ("topk", lambda x: mx.npx.topk(x, k=2, ret_typ="value")),
-    ("leaky_relu(act_type='gelu')", lambda x: mx.npx.leaky_relu(x, act_type="gelu")),
-    ("the autograd.Function _Cube", lambda x: _Cube()(x)),
-])
+@pytest.mark.parametrize(
+    "name, call",
+    [
+        ("topk", lambda x: mx.npx.topk(x, k=2, ret_typ="value")),
+        ("leaky_relu(act_type='gelu')", lambda x: mx.npx.leaky_relu(x, act_type="gelu")),
+        ("the autograd.Function _Cube", lambda x: _Cube()(x)),
+    ],
+)
 def test_ops_without_recorded_backward_refuse_by_name(device, name, call):
     x = _leaf(_rng.standard_normal((2, 3)), device)
     with mx.autograd.record():
         y = (call(x) ** 2).sum()
         (gx,) = mx.autograd.grad(y, [x], create_graph=True)
         z = (gx * gx).sum()
-    with pytest.raises(NotImplementedError,
-                       match=f"higher-order gradient through {re.escape(name)}"):
+    with pytest.raises(
+        NotImplementedError, match=f"higher-order gradient through {re.escape(name)}"
+    ):
         z.backward()
     # the first-order values are right all the same
     with mx.autograd.record():
@@ -321,8 +432,9 @@ class _Cube(mx.autograd.Function):
 _METHODS = {
     "getitem int": lambda x: mx.np.sin(x[1]) * x[2],
     "getitem slice": lambda x: mx.np.sin(x[1:3, ::2]) ** 2,
-    "getitem int array": lambda x: mx.np.sin(x[mx.np.array([0, 2, 0], dtype="int64",
-                                                             device=x.device)]) ** 2,
+    "getitem int array": lambda x: (
+        mx.np.sin(x[mx.np.array([0, 2, 0], dtype="int64", device=x.device)]) ** 2
+    ),
     "getitem bool mask": lambda x: mx.np.sin(x[x.detach() > 0]) ** 2,
     "reshape": lambda x: mx.np.sin(x.reshape(2, -1)) * x.reshape(-1)[::-1].reshape(2, 6),
     "transpose": lambda x: mx.np.sin(x.T) @ x,
@@ -341,7 +453,7 @@ def _assigned(x):
 def _added(x):
     y = x * 1.0
     y += mx.np.sin(x) * x
-    return y ** 2
+    return y**2
 
 
 @pytest.mark.parametrize("name", sorted(_METHODS))
@@ -354,6 +466,7 @@ def test_to_device_second_derivative(devices):
 
     def fn(x):
         return mx.np.sin(x.to_device(dst)).to_device(src) * x
+
     check_second_order(fn, [_rng.standard_normal((3, 2))], src)
 
 
@@ -388,14 +501,14 @@ def test_head_gradient_and_intermediate_variables_are_differentiated(device):
     loss.backward()
     e = numpy.exp(2 * xv * xv)  # loss = sum(72 v^2 x e^(2 x^2))
     assert_matches(gh, 6 * vv * numpy.exp(xv * xv), rtol=1e-12, device=device)
-    assert_matches(x.grad, 72 * vv ** 2 * e * (1 + 4 * xv ** 2), rtol=1e-12)
+    assert_matches(x.grad, 72 * vv**2 * e * (1 + 4 * xv**2), rtol=1e-12)
     assert_matches(v.grad, 144 * vv * xv * e, rtol=1e-12)
 
 
 def test_heads_listed_twice_and_unreached_variables(device):
     x, w = _leaf([1.0, 2.0], device), _leaf([3.0, 4.0], device)
     with mx.autograd.record():
-        y = (x ** 3).sum()
+        y = (x**3).sum()
         gx, gw = mx.autograd.grad([y, y], [x, w], create_graph=True)
         (gx.sum() + gw.sum()).backward()
     assert_matches(gx, 2 * 3 * numpy.array([1.0, 4.0]), rtol=1e-12)
@@ -406,10 +519,11 @@ def test_heads_listed_twice_and_unreached_variables(device):
 def test_bad_input_with_create_graph_changes_nothing(device):
     x = _leaf([1.0, 2.0], device)
     with mx.autograd.record():
-        y = (x ** 3).sum()
+        y = (x**3).sum()
         with pytest.raises(ValueError, match="head gradient has shape"):
-            mx.autograd.grad(y, x, head_grads=mx.np.ones(3, dtype="float64", device=device),
-                             create_graph=True)
+            mx.autograd.grad(
+                y, x, head_grads=mx.np.ones(3, dtype="float64", device=device), create_graph=True
+            )
         with pytest.raises(ValueError, match="variables\\[0\\]"):
             mx.autograd.grad(y, [mx.np.ones(2, device=device)], create_graph=True)
     assert y._node is not None
@@ -424,8 +538,13 @@ def _critic(kind, device):
     if kind == "dense":
         net.add(nn.Dense(6, activation="tanh"), nn.Dense(5, activation="sigmoid"), nn.Dense(1))
     else:
-        net.add(nn.Conv2D(3, 3, padding=1, activation="tanh"), nn.AvgPool2D(2),
-                nn.Conv2D(2, 2), nn.LeakyReLU(0.2), nn.Dense(1))
+        net.add(
+            nn.Conv2D(3, 3, padding=1, activation="tanh"),
+            nn.AvgPool2D(2),
+            nn.Conv2D(2, 2),
+            nn.LeakyReLU(0.2),
+            nn.Dense(1),
+        )
     net.initialize(mx.init.Xavier(magnitude=2.0), device=device)
     net.cast("float64")
     return net
@@ -466,6 +585,7 @@ def test_gradient_penalty_reaches_parameters(device, kind):
         x2 = mx.np.array(host, dtype="float64", device=device)
         x2.attach_grad()
         return _penalty(net, x2).item()
+
     numeric = (at(eps) - at(-eps)) / (2 * eps)
     analytic = sum(float((g * d).sum()) for g, d in zip(grads, dirs))
     assert abs(analytic - numeric) <= 1e-6 * max(1.0, abs(numeric)), (analytic, numeric)

@@ -1,6 +1,7 @@
 """Every differentiable op's forward against NumPy and its gradient against central finite
 differences of the NumPy function, on every device; grad_req semantics on leaves and
 Parameters."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,11 +42,11 @@ def check_op(device, mx_fn, np_fn, *inputs, rtol=1e-6, atol=1e-8):
     head = RNG.standard_normal(expected.shape)
     out.backward(mx.np.array(head, device=device))
     for k, x in enumerate(xs):
-        numeric = _numeric_grad(lambda *a: float((np.asarray(np_fn(*a)) * head).sum()),
-                                inputs, k)
+        numeric = _numeric_grad(lambda *a: float((np.asarray(np_fn(*a)) * head).sum()), inputs, k)
         assert x.grad is not None, f"input {k} got no gradient"
-        np.testing.assert_allclose(x.grad.asnumpy(), numeric, rtol=1e-5, atol=1e-6,
-                                   err_msg=f"gradient of input {k}")
+        np.testing.assert_allclose(
+            x.grad.asnumpy(), numeric, rtol=1e-5, atol=1e-6, err_msg=f"gradient of input {k}"
+        )
 
 
 # --------------------------------------------------------------------- arithmetic
@@ -58,8 +59,9 @@ BINARY = {
 
 
 @pytest.mark.parametrize("name", sorted(BINARY))
-@pytest.mark.parametrize("shapes", [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1))],
-                         ids=["same", "row", "both"])
+@pytest.mark.parametrize(
+    "shapes", [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1))], ids=["same", "row", "both"]
+)
 def test_binary_broadcasting(device, name, shapes):
     mx_fn, np_fn = BINARY[name]
     a, b = _randn(*shapes[0]), _positive(*shapes[1])
@@ -67,30 +69,39 @@ def test_binary_broadcasting(device, name, shapes):
 
 
 def test_power(device):
-    check_op(device, lambda a, b: a ** b, np.power, _positive(3, 4), _randn(3, 4))
+    check_op(device, lambda a, b: a**b, np.power, _positive(3, 4), _randn(3, 4))
 
 
-@pytest.mark.parametrize("case", ["rsub", "rdiv", "rmul", "radd", "pow_scalar", "rpow",
-                                  "neg"])
+@pytest.mark.parametrize("case", ["rsub", "rdiv", "rmul", "radd", "pow_scalar", "rpow", "neg"])
 def test_scalar_operands(device, case):
     fns = {
         "rsub": (lambda a: 2.0 - a, lambda a: 2.0 - a),
         "rdiv": (lambda a: 3.0 / a, lambda a: 3.0 / a),
         "rmul": (lambda a: 2.5 * a, lambda a: 2.5 * a),
         "radd": (lambda a: 1.0 + a, lambda a: 1.0 + a),
-        "pow_scalar": (lambda a: a ** 3, lambda a: a ** 3),
-        "rpow": (lambda a: 2.0 ** a, lambda a: 2.0 ** a),
+        "pow_scalar": (lambda a: a**3, lambda a: a**3),
+        "rpow": (lambda a: 2.0**a, lambda a: 2.0**a),
         "neg": (lambda a: -a, lambda a: -a),
     }
     mx_fn, np_fn = fns[case]
     check_op(device, mx_fn, np_fn, _positive(2, 3))
 
 
-@pytest.mark.parametrize("shapes", [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)),
-                                    ((4,), (4,)), ((2, 3, 4), (4, 5)), ((2, 3, 4), (2, 4, 2)),
-                                    ((2, 3, 4), (4,)), ((4,), (2, 4, 5)), ((1, 3, 4), (2, 4, 5))],
-                         ids=["mm", "vm", "mv", "vv", "batched-mm", "bmm", "batched-mv",
-                              "batched-vm", "broadcast-bmm"])
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        ((3, 4), (4, 5)),
+        ((4,), (4, 5)),
+        ((3, 4), (4,)),
+        ((4,), (4,)),
+        ((2, 3, 4), (4, 5)),
+        ((2, 3, 4), (2, 4, 2)),
+        ((2, 3, 4), (4,)),
+        ((4,), (2, 4, 5)),
+        ((1, 3, 4), (2, 4, 5)),
+    ],
+    ids=["mm", "vm", "mv", "vv", "batched-mm", "bmm", "batched-mv", "batched-vm", "broadcast-bmm"],
+)
 def test_matmul(device, shapes):
     check_op(device, lambda a, b: a @ b, np.matmul, _randn(*shapes[0]), _randn(*shapes[1]))
 
@@ -104,12 +115,29 @@ def test_dot(device):
 @pytest.mark.parametrize("keepdims", [False, True])
 @pytest.mark.parametrize("op", ["sum", "mean", "max", "min"])
 def test_reductions(device, op, axis, keepdims):
-    check_op(device, lambda a: getattr(a, op)(axis=axis, keepdims=keepdims),
-             lambda a: getattr(np, op)(a, axis=axis, keepdims=keepdims), _randn(2, 3, 4))
+    check_op(
+        device,
+        lambda a: getattr(a, op)(axis=axis, keepdims=keepdims),
+        lambda a: getattr(np, op)(a, axis=axis, keepdims=keepdims),
+        _randn(2, 3, 4),
+    )
 
 
-@pytest.mark.parametrize("case", ["reshape", "transpose", "T", "flatten", "expand_dims",
-                                  "slice", "int_index", "repeated_ids", "copy", "swap"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "reshape",
+        "transpose",
+        "T",
+        "flatten",
+        "expand_dims",
+        "slice",
+        "int_index",
+        "repeated_ids",
+        "copy",
+        "swap",
+    ],
+)
 def test_shape_ops(device, case):
     fns = {
         "reshape": (lambda a: a.reshape(4, 6), lambda a: a.reshape(4, 6)),
@@ -120,8 +148,10 @@ def test_shape_ops(device, case):
         "slice": (lambda a: a[1:, ::2], lambda a: a[1:, ::2]),
         "int_index": (lambda a: a[1], lambda a: a[1]),
         # Repeated ids: the gradient of a gathered row adds up.
-        "repeated_ids": (lambda a: a[mx.np.array([0, 0, 1], dtype="int64", device=a.device)],
-                         lambda a: a[[0, 0, 1]]),
+        "repeated_ids": (
+            lambda a: a[mx.np.array([0, 0, 1], dtype="int64", device=a.device)],
+            lambda a: a[[0, 0, 1]],
+        ),
         "copy": (lambda a: a.copy() * 1.0, lambda a: a.copy()),
         "swap": (lambda a: mx.np.transpose(a), lambda a: np.transpose(a)),
     }
@@ -130,10 +160,20 @@ def test_shape_ops(device, case):
 
 
 def test_concatenate_and_stack(device):
-    check_op(device, lambda a, b: mx.np.concatenate([a, b, a], axis=1),
-             lambda a, b: np.concatenate([a, b, a], axis=1), _randn(2, 3), _randn(2, 2))
-    check_op(device, lambda a, b: mx.np.stack([a, b], axis=1),
-             lambda a, b: np.stack([a, b], axis=1), _randn(2, 3), _randn(2, 3))
+    check_op(
+        device,
+        lambda a, b: mx.np.concatenate([a, b, a], axis=1),
+        lambda a, b: np.concatenate([a, b, a], axis=1),
+        _randn(2, 3),
+        _randn(2, 2),
+    )
+    check_op(
+        device,
+        lambda a, b: mx.np.stack([a, b], axis=1),
+        lambda a, b: np.stack([a, b], axis=1),
+        _randn(2, 3),
+        _randn(2, 3),
+    )
 
 
 # --------------------------------------------------------------------- elementwise
@@ -145,8 +185,11 @@ UNARY = {
     "square": (mx.np.square, np.square, _randn),
     "abs": (mx.np.abs, np.abs, _away_from_zero),
     "sign": (mx.np.sign, np.sign, _away_from_zero),
-    "clip": (lambda a: mx.np.clip(a, -0.5, 0.5), lambda a: np.clip(a, -0.5, 0.5),
-             lambda *s: _away_from_zero(*s) + 0.1),
+    "clip": (
+        lambda a: mx.np.clip(a, -0.5, 0.5),
+        lambda a: np.clip(a, -0.5, 0.5),
+        lambda *s: _away_from_zero(*s) + 0.1,
+    ),
     "relu": (npx.relu, lambda a: np.maximum(a, 0), _away_from_zero),
     "sigmoid": (npx.sigmoid, lambda a: 1 / (1 + np.exp(-a)), lambda *s: 8 * _randn(*s)),
 }
@@ -169,8 +212,12 @@ ACTIVATIONS = {
 
 @pytest.mark.parametrize("act_type", sorted(ACTIVATIONS))
 def test_activation(device, act_type):
-    check_op(device, lambda a: npx.activation(a, act_type=act_type), ACTIVATIONS[act_type],
-             _away_from_zero(4, 3))
+    check_op(
+        device,
+        lambda a: npx.activation(a, act_type=act_type),
+        ACTIVATIONS[act_type],
+        _away_from_zero(4, 3),
+    )
 
 
 def test_maximum_minimum_where(device):
@@ -178,8 +225,13 @@ def test_maximum_minimum_where(device):
     check_op(device, mx.np.maximum, np.maximum, a, b)
     check_op(device, mx.np.minimum, np.minimum, a, b)
     cond = RNG.random((3, 4)) > 0.5
-    check_op(device, lambda x, y: mx.np.where(mx.np.array(cond, device=device), x, y),
-             lambda x, y: np.where(cond, x, y), a, b)
+    check_op(
+        device,
+        lambda x, y: mx.np.where(mx.np.array(cond, device=device), x, y),
+        lambda x, y: np.where(cond, x, y),
+        a,
+        b,
+    )
 
 
 # --------------------------------------------------------------------- npx
@@ -193,10 +245,18 @@ def _np_softmax(a, axis=-1, t=1.0):
 @pytest.mark.parametrize("temperature", [None, 2.0])
 def test_softmax_and_log_softmax(device, axis, temperature):
     t = 1.0 if temperature is None else temperature
-    check_op(device, lambda a: npx.softmax(a, axis=axis, temperature=temperature),
-             lambda a: _np_softmax(a, axis, t), _randn(3, 4))
-    check_op(device, lambda a: npx.log_softmax(a, axis=axis, temperature=temperature),
-             lambda a: np.log(_np_softmax(a, axis, t)), _randn(3, 4))
+    check_op(
+        device,
+        lambda a: npx.softmax(a, axis=axis, temperature=temperature),
+        lambda a: _np_softmax(a, axis, t),
+        _randn(3, 4),
+    )
+    check_op(
+        device,
+        lambda a: npx.log_softmax(a, axis=axis, temperature=temperature),
+        lambda a: np.log(_np_softmax(a, axis, t)),
+        _randn(3, 4),
+    )
 
 
 @pytest.mark.parametrize("flatten", [True, False])
@@ -212,13 +272,24 @@ def test_fully_connected(device, flatten, no_bias):
         return y if b is None else y + b
 
     if no_bias:
-        check_op(device, lambda x, w: npx.fully_connected(x, w, None, num_hidden=5,
-                                                          no_bias=True, flatten=flatten),
-                 np_fc, x, w)
+        check_op(
+            device,
+            lambda x, w: npx.fully_connected(
+                x, w, None, num_hidden=5, no_bias=True, flatten=flatten
+            ),
+            np_fc,
+            x,
+            w,
+        )
     else:
-        check_op(device, lambda x, w, b: npx.fully_connected(x, w, b, num_hidden=5,
-                                                             flatten=flatten),
-                 np_fc, x, w, b)
+        check_op(
+            device,
+            lambda x, w, b: npx.fully_connected(x, w, b, num_hidden=5, flatten=flatten),
+            np_fc,
+            x,
+            w,
+            b,
+        )
 
 
 @pytest.mark.parametrize("axis", [-1, 0])
@@ -228,20 +299,24 @@ def test_pick(device, axis, keepdims):
     n_other = data.shape[1 - (axis % 2)]
     idx = RNG.integers(0, data.shape[axis], n_other)
     index = mx.np.array(idx, dtype="int64", device=device)
-    expected = lambda a: np.take_along_axis(  # noqa: E731
-        a, np.expand_dims(idx, axis), axis=axis) if keepdims else \
-        np.squeeze(np.take_along_axis(a, np.expand_dims(idx, axis), axis=axis), axis)
-    check_op(device, lambda a: npx.pick(a, index, axis=axis, keepdims=keepdims), expected,
-             data)
+    expected = lambda a: (  # noqa: E731
+        np.take_along_axis(a, np.expand_dims(idx, axis), axis=axis)
+        if keepdims
+        else np.squeeze(np.take_along_axis(a, np.expand_dims(idx, axis), axis=axis), axis)
+    )
+    check_op(device, lambda a: npx.pick(a, index, axis=axis, keepdims=keepdims), expected, data)
 
 
 @pytest.mark.parametrize("sparse_grad", [False, True])
 def test_embedding_into_dense_buffer(device, sparse_grad):
     ids = np.array([[0, 3], [3, 1]])
     data = mx.np.array(ids, dtype="int64", device=device)
-    check_op(device, lambda w: npx.embedding(data, w, input_dim=5, output_dim=2,
-                                             sparse_grad=sparse_grad),
-             lambda w: w[ids], _randn(5, 2))
+    check_op(
+        device,
+        lambda w: npx.embedding(data, w, input_dim=5, output_dim=2, sparse_grad=sparse_grad),
+        lambda w: w[ids],
+        _randn(5, 2),
+    )
 
 
 def test_embedding_sparse_grad_is_row_sparse(device):
@@ -298,8 +373,7 @@ def test_gradient_flows_back_across_devices():
 
 
 def test_shared_input_gradients_add_up(device):
-    check_op(device, lambda a: a * a + mx.np.exp(a) * a, lambda a: a * a + np.exp(a) * a,
-             _randn(4))
+    check_op(device, lambda a: a * a + mx.np.exp(a) * a, lambda a: a * a + np.exp(a) * a, _randn(4))
 
 
 # --------------------------------------------------------------------- grad_req

@@ -2,6 +2,7 @@
 
 Runs are ``--quick`` on CPU and together stay well under a minute.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ def _run(capsys, *argv):
 
 def test_quick_cpu_run_prints_tables_and_writes_every_timing(tmp_path, capsys):
     path = tmp_path / "bench.json"
-    rc, out, err = _run(capsys, "param", "retain", "--quick", "--device", "cpu",
-                        "--json", str(path))
+    rc, out, err = _run(
+        capsys, "param", "retain", "--quick", "--device", "cpu", "--json", str(path)
+    )
     assert rc == 0, out + err
     # Header names the machine and the library versions.
     assert "CPU " in out and "NumPy" in out and "CuPy" in out and "torch" in out
@@ -48,8 +50,7 @@ def test_quick_cpu_run_prints_tables_and_writes_every_timing(tmp_path, capsys):
     assert doc["schema"] == "gluonlite-bench/1"
     assert doc["args"]["quick"] is True and doc["args"]["device"] == "cpu"
     assert doc["args"]["settings"]["repeats"] == timing.QUICK.repeats
-    for key in ("cpu", "cpu_count", "python", "numpy", "cupy", "cuda_runtime", "torch",
-                "gpus"):
+    for key in ("cpu", "cpu_count", "python", "numpy", "cupy", "cuda_runtime", "torch", "gpus"):
         assert key in doc["machine"]
     assert [s["name"] for s in doc["suites"]] == ["param", "retain"]
     for suite in doc["suites"]:
@@ -81,8 +82,16 @@ def test_every_suite_runs_quick_on_cpu_without_errors(tmp_path, capsys, monkeypa
     assert "error" not in out
     doc = json.loads(path.read_text())
     status = {s["name"]: s["status"] for s in doc["suites"]}
-    assert status == {"fc": "ok", "retain": "ok", "replicate": "ok", "param": "ok",
-                      "step": "ok", "conv": "ok", "mxnet": "skipped", "ops": "ok"}
+    assert status == {
+        "fc": "ok",
+        "retain": "ok",
+        "replicate": "ok",
+        "param": "ok",
+        "step": "ok",
+        "conv": "ok",
+        "mxnet": "skipped",
+        "ops": "ok",
+    }
     reason = next(s["reason"] for s in doc["suites"] if s["name"] == "mxnet")
     assert "benchmarks/mxnet_workloads.py not found" in reason
     assert "mxnet: the same workloads" in out and "skipped:" in out
@@ -129,8 +138,9 @@ def test_mxnet_runner_failure_shows_in_the_cells_and_the_exit_status(capsys, mon
 
 
 def _bench(*argv):
-    return subprocess.run([sys.executable, "-m", "gluonlite.bench", *argv],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gluonlite.bench", *argv], capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.skipif(mx.num_gpus() > 0, reason="checks the message on a machine without GPU")
@@ -147,8 +157,10 @@ def test_device_beyond_visible_gpus_and_bad_arguments_exit_2(capsys):
         cli.main(["param", "--device", f"gpu({mx.num_gpus() + 3})"])
     assert e.value.code == 2
     assert f"gpu({mx.num_gpus() + 3}) is not available" in capsys.readouterr().err
-    for argv, message in ((["nosuch"], "unknown suite(s) nosuch"),
-                          (["--device", "tpu"], "expected cpu, gpu, all")):
+    for argv, message in (
+        (["nosuch"], "unknown suite(s) nosuch"),
+        (["--device", "tpu"], "expected cpu, gpu, all"),
+    ):
         with pytest.raises(SystemExit) as e:
             cli.main(argv)
         assert e.value.code == 2
@@ -187,8 +199,9 @@ class _FakeClock:
 def test_measure_rotates_inputs_sizes_repeats_and_reports_per_call_time():
     seen = []
     clock = _FakeClock(0.001)
-    t = timing.measure(seen.append, [(0,), (1,), (2,)], repeats=4, warmup=2, min_time=0.01,
-                       clock=clock)
+    t = timing.measure(
+        seen.append, [(0,), (1,), (2,)], repeats=4, warmup=2, min_time=0.01, clock=clock
+    )
     # Three single warm-up calls estimate 1 ms; 10 calls make a 10 ms repeat.
     assert t.number == 10
     assert seen == [i % 3 for i in range(3 + 4 * 10)]
@@ -198,17 +211,31 @@ def test_measure_rotates_inputs_sizes_repeats_and_reports_per_call_time():
 
 def test_measure_with_prepare_times_single_calls_after_each_preparation():
     events = []
-    t = timing.measure(lambda: events.append("call"), repeats=3, warmup=1, min_time=1.0,
-                       clock=_FakeClock(0.5), prepare=lambda: events.append("prepare"))
+    t = timing.measure(
+        lambda: events.append("call"),
+        repeats=3,
+        warmup=1,
+        min_time=1.0,
+        clock=_FakeClock(0.5),
+        prepare=lambda: events.append("prepare"),
+    )
     assert t.number == 1 and t.times == [0.5] * 3
     assert events == ["prepare", "call"] * (2 + 3)
 
 
 def test_ratio_is_peer_time_over_gluonlite_time_for_the_same_work():
-    row = report.Row("case", "cpu(0)", "s", 1.0, {}, [
-        report.Result("gluonlite", 10.0, Timing([1.0, 2.0, 9.0], 1)),
-        report.Result("slow", 5.0, Timing([2.0], 1)),
-        report.Result("broken", 1.0, error="boom")])
+    row = report.Row(
+        "case",
+        "cpu(0)",
+        "s",
+        1.0,
+        {},
+        [
+            report.Result("gluonlite", 10.0, Timing([1.0, 2.0, 9.0], 1)),
+            report.Result("slow", 5.0, Timing([2.0], 1)),
+            report.Result("broken", 1.0, error="boom"),
+        ],
+    )
     assert row.ratios() == {"slow": pytest.approx(2.0), "broken": None}
     suite = report.SuiteResult("s", "title", report.Metric("x/s", 1.0), "size", [row])
     text = report.render(suite)
@@ -218,8 +245,12 @@ def test_ratio_is_peer_time_over_gluonlite_time_for_the_same_work():
 
 def test_interleave_takes_the_repeats_of_each_implementation_in_turn():
     order = []
-    timers = [timing.Timer(lambda name=name: order.append(name), warmup=1, min_time=0.0,
-                           clock=_FakeClock(0.25)) for name in "ab"]
+    timers = [
+        timing.Timer(
+            lambda name=name: order.append(name), warmup=1, min_time=0.0, clock=_FakeClock(0.25)
+        )
+        for name in "ab"
+    ]
     assert order == ["a", "a", "b", "b"]  # warm-up and calibration, one timer after the other
     order.clear()
     got = timing.interleave(timers, 3)
@@ -229,6 +260,7 @@ def test_interleave_takes_the_repeats_of_each_implementation_in_turn():
 
 def test_retain_workload_keeps_exactly_the_rows_its_bandwidth_counts():
     from gluonlite.bench import retain
+
     target = _cpu()
     spec = retain.specs(target, quick=True)[0]
     work = retain.implementations(spec, target)["gluonlite"]()

@@ -5,6 +5,7 @@ made before anything changes (missing/extra names, shapes, dtypes, devices), dam
 (by hand and by a hypothesis fuzzer), and atomic replacement (a writer that fails midway and
 a process killed midway both leave the previous checkpoint intact).
 """
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,7 @@ def snapshot(params):
         if p._data is None:
             out[name] = (p.shape, p.dtype, None)
             continue
-        out[name] = (p.shape, p.dtype,
-                     [(d, host(p, d).tobytes()) for d in p.list_device()])
+        out[name] = (p.shape, p.dtype, [(d, host(p, d).tobytes()) for d in p.list_device()])
     return out
 
 
@@ -83,8 +83,10 @@ def test_round_trip_on_every_device(tmp_path, device):
     params = {k: make_param(k, v, device) for k, v in values.items()}
     path = tmp_path / "model.safetensors"
     mx.gluon.save_parameters(path, params)
-    fresh = {k: mx.gluon.Parameter(k, shape=(0,) * v.ndim, dtype=v.dtype,
-                                   allow_deferred_init=True) for k, v in values.items()}
+    fresh = {
+        k: mx.gluon.Parameter(k, shape=(0,) * v.ndim, dtype=v.dtype, allow_deferred_init=True)
+        for k, v in values.items()
+    }
     mx.gluon.load_parameters(path, fresh, device=device)
     for k, v in values.items():
         assert fresh[k].list_device() == [device]
@@ -133,6 +135,7 @@ def test_saves_a_cpu_replica_in_place_without_copying(tmp_path, monkeypatch):
     def spy(tensors, tmp, metadata):
         seen.update(tensors)
         real(tensors, tmp, metadata)
+
     monkeypatch.setattr(checkpoint, "_serialize", spy)
     mx.gluon.save_parameters(tmp_path / "w.safetensors", {"w": p})
     # The first CPU replica, handed to the writer as the live array: no host copy.
@@ -149,6 +152,7 @@ def test_gpu_replica_moved_to_host_once(tmp_path, gpu, monkeypatch):
     def counting(self):
         calls.append(self.device)
         return real(self)
+
     monkeypatch.setattr(mx.np.ndarray, "asnumpy", counting)
     mx.gluon.save_parameters(tmp_path / "w.safetensors", {"w": p})
     assert calls == [gpu]
@@ -189,8 +193,9 @@ def test_bfloat16_round_trip(tmp_path):
     fresh = mx.gluon.Parameter("w", shape=(3,), dtype="bfloat16")
     mx.gluon.load_parameters(path, {"w": fresh})
     assert fresh.data().dtype == values.dtype
-    numpy.testing.assert_array_equal(fresh.data().asnumpy().astype(numpy.float32),
-                                     values.astype(numpy.float32))
+    numpy.testing.assert_array_equal(
+        fresh.data().asnumpy().astype(numpy.float32), values.astype(numpy.float32)
+    )
 
 
 def test_foreign_safetensors_file_loads_dense(tmp_path):
@@ -217,8 +222,9 @@ def test_block_methods_and_shared_parameters(tmp_path, devices):
     # A parameter listed under two names: deduplicate stores it once and loading fills it
     # from whichever name is present.
     shared = make_param("w", numpy.ones((2,), numpy.float32), CPU0)
-    mx.gluon.save_parameters(tmp_path / "s.safetensors", {"a.w": shared, "b.w": shared},
-                             deduplicate=True)
+    mx.gluon.save_parameters(
+        tmp_path / "s.safetensors", {"a.w": shared, "b.w": shared}, deduplicate=True
+    )
     assert list(checkpoint.read_checkpoint(tmp_path / "s.safetensors").arrays) == ["a.w"]
     target = mx.gluon.Parameter("w", shape=(2,))
     mx.gluon.load_parameters(tmp_path / "s.safetensors", {"a.w": target, "b.w": target})
@@ -301,9 +307,11 @@ def test_shape_mismatch_found_before_any_parameter_changes(saved):
     deferred = mx.gluon.Parameter("x", shape=(0, 3), allow_deferred_init=True)
     params["deferred"] = deferred
     before = snapshot(params)
-    with pytest.raises(checkpoint.CheckpointMismatchError,
-                       match=r"Parameter 'counts' from '.*model.safetensors'.*file has shape "
-                             r"\(2, 3\), the parameter expects \(3, 2\)"):
+    with pytest.raises(
+        checkpoint.CheckpointMismatchError,
+        match=r"Parameter 'counts' from '.*model.safetensors'.*file has shape "
+        r"\(2, 3\), the parameter expects \(3, 2\)",
+    ):
         mx.gluon.load_parameters(path, params, allow_missing=True)
     assert snapshot(params) == before
     assert deferred.shape == (-1, 3)
@@ -314,12 +322,14 @@ def test_dtype_mismatch_and_casts(saved):
     values = sample_values()
 
     def float32_params():
-        return {k: mx.gluon.Parameter(k, shape=v.shape, dtype="float32")
-                for k, v in values.items()}
+        return {k: mx.gluon.Parameter(k, shape=v.shape, dtype="float32") for k, v in values.items()}
+
     params = float32_params()
-    with pytest.raises(checkpoint.CheckpointMismatchError,
-                       match=r"Parameter 'fc_bias'.*dtype float64, the parameter expects "
-                             r"float32. Set cast_dtype=True"):
+    with pytest.raises(
+        checkpoint.CheckpointMismatchError,
+        match=r"Parameter 'fc_bias'.*dtype float64, the parameter expects "
+        r"float32. Set cast_dtype=True",
+    ):
         mx.gluon.load_parameters(path, params)
     assert all(p._data is None for p in params.values())
 
@@ -411,19 +421,23 @@ def test_edited_entry_table_is_detected(saved, tmp_path):
     p = mx.gluon.Parameter("fc_weight", shape=(0, 0, 0), allow_deferred_init=True)
     p.initialize()
     with pytest.raises(checkpoint.CorruptCheckpointError, match="entry table does not match"):
-        mx.gluon.load_parameters(tmp_path / "edited.safetensors", {"fc_weight": p},
-                                 ignore_extra=True)
+        mx.gluon.load_parameters(
+            tmp_path / "edited.safetensors", {"fc_weight": p}, ignore_extra=True
+        )
     assert p.shape == (-1, -1, -1)
 
 
 def _fuzz_base():
     """Bytes of a small checkpoint with a dense, a row-sparse and a float16 entry."""
     import tempfile
+
     emb = numpy.zeros((5, 2), numpy.float32)
     emb[3] = [7, 8]
-    params = {"w": make_param("w", numpy.arange(6, dtype=numpy.float32).reshape(2, 3), CPU0),
-              "emb": make_param("emb", emb, CPU0, stype="row_sparse"),
-              "h": make_param("h", numpy.array([0.5, -1], numpy.float16), CPU0)}
+    params = {
+        "w": make_param("w", numpy.arange(6, dtype=numpy.float32).reshape(2, 3), CPU0),
+        "emb": make_param("emb", emb, CPU0, stype="row_sparse"),
+        "h": make_param("h", numpy.array([0.5, -1], numpy.float16), CPU0),
+    }
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "base.safetensors")
         mx.gluon.save_parameters(path, params)
@@ -438,7 +452,7 @@ _mutation = st.one_of(
     st.tuples(st.just("insert"), st.integers(0, len(_FUZZ_BASE)), st.integers(0, 255)),
     st.tuples(st.just("delete"), st.integers(0, len(_FUZZ_BASE) - 1), st.just(0)),
     # The 8-byte header length, the first thing a reader trusts.
-    st.tuples(st.just("length"), st.just(0), st.integers(0, 2 ** 64 - 1)),
+    st.tuples(st.just("length"), st.just(0), st.integers(0, 2**64 - 1)),
 )
 
 
@@ -453,23 +467,25 @@ def _mutate(data: bytes, mutations) -> bytes:
         elif kind == "insert":
             buf[pos:pos] = bytes([value])
         elif kind == "delete":
-            del buf[pos:pos + 1]
+            del buf[pos : pos + 1]
         elif kind == "length" and len(buf) >= 8:
             buf[:8] = struct.pack("<Q", value)
     return bytes(buf)
 
 
-@settings(max_examples=200, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(mutations=st.lists(_mutation, min_size=1, max_size=3))
 def test_fuzzed_checkpoints_fail_cleanly_or_load_exactly(tmp_path, mutations):
     data = _mutate(_FUZZ_BASE, mutations)
     path = tmp_path / "fuzzed.safetensors"
     path.write_bytes(data)
-    params = {"w": make_param("w", numpy.zeros((2, 3), numpy.float32), CPU0),
-              "emb": make_param("emb", numpy.zeros((5, 2), numpy.float32), CPU0,
-                                stype="row_sparse"),
-              "h": make_param("h", numpy.zeros(2, numpy.float16), CPU0)}
+    params = {
+        "w": make_param("w", numpy.zeros((2, 3), numpy.float32), CPU0),
+        "emb": make_param("emb", numpy.zeros((5, 2), numpy.float32), CPU0, stype="row_sparse"),
+        "h": make_param("h", numpy.zeros(2, numpy.float16), CPU0),
+    }
     before = snapshot(params)
     try:
         mx.gluon.load_parameters(path, params)
@@ -491,6 +507,7 @@ def test_writer_dying_midway_keeps_previous_checkpoint(saved, monkeypatch):
         with open(tmp, "r+b") as f:
             f.truncate(os.path.getsize(tmp) // 2)
         raise OSError("disk full (simulated)")
+
     monkeypatch.setattr(checkpoint, "_serialize", dies_halfway)
     changed = {k: make_param(k, numpy.ones_like(sample_values()[k]), CPU0) for k in params}
     with pytest.raises(OSError, match="simulated"):
@@ -521,8 +538,9 @@ def test_process_killed_midway_keeps_previous_checkpoint(saved):
         w.initialize()
         mx.gluon.save_parameters({str(path)!r}, {{"fc_weight": w}})
     """)
-    proc = subprocess.Popen([sys.executable, "-c", child], cwd=ROOT, stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", child], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == "midway"
     finally:
@@ -530,8 +548,9 @@ def test_process_killed_midway_keeps_previous_checkpoint(saved):
         proc.wait(timeout=30)
         proc.stdout.close()
     assert path.read_bytes() == before
-    fresh = {k: mx.gluon.Parameter(k, shape=v.shape, dtype=v.dtype)
-             for k, v in sample_values().items()}
+    fresh = {
+        k: mx.gluon.Parameter(k, shape=v.shape, dtype=v.dtype) for k, v in sample_values().items()
+    }
     mx.gluon.load_parameters(path, fresh)
     assert_matches(fresh["fc_weight"].data(), sample_values()["fc_weight"], rtol=0, atol=0)
     # What the killed writer leaves is a hidden temporary, never the checkpoint's name.
@@ -546,8 +565,9 @@ def test_new_checkpoint_replaces_old_with_usual_permissions(saved):
     assert (os.stat(path).st_mode & 0o777) == (0o666 & ~umask)
     bigger = {k: make_param(k, v * 2, CPU0) for k, v in sample_values().items()}
     mx.gluon.save_parameters(path, bigger)
-    fresh = {k: mx.gluon.Parameter(k, shape=v.shape, dtype=v.dtype)
-             for k, v in sample_values().items()}
+    fresh = {
+        k: mx.gluon.Parameter(k, shape=v.shape, dtype=v.dtype) for k, v in sample_values().items()
+    }
     mx.gluon.load_parameters(path, fresh)
     assert_matches(fresh["fc_bias"].data(), sample_values()["fc_bias"] * 2, rtol=0, atol=0)
 
@@ -557,13 +577,15 @@ def _trained(devices, optimizer="adam", dtype="float32"):
     net = mx.gluon.nn.Dense(3, in_units=2, dtype=dtype)
     net.initialize(mx.init.One(), device=devices)
     # float16 weights get float32 master copies: a nested state to save.
-    trainer = mx.gluon.Trainer(net.collect_params(), optimizer,
-                               {"learning_rate": 0.1, "multi_precision": dtype == "float16"})
+    trainer = mx.gluon.Trainer(
+        net.collect_params(),
+        optimizer,
+        {"learning_rate": 0.1, "multi_precision": dtype == "float16"},
+    )
     x = mx.np.array([[1.0, 2.0], [3.0, -1.0]], dtype=dtype)
     for _ in range(2):
         with mx.autograd.record():
-            losses = [(net(part) ** 2).sum()
-                      for part in mx.gluon.utils.split_and_load(x, devices)]
+            losses = [(net(part) ** 2).sum() for part in mx.gluon.utils.split_and_load(x, devices)]
         for loss in losses:
             loss.backward()
         trainer.step(batch_size=2)
@@ -573,6 +595,7 @@ def _trained(devices, optimizer="adam", dtype="float32"):
 def _state_arrays(trainer):
     """Each parameter's optimizer state arrays (master copies included), as NumPy."""
     from gluonlite.gluon.trainer import _map_state
+
     out = {}
     for i, (_, state) in trainer._states.items():
         leaves = []
@@ -593,8 +616,9 @@ def test_trainer_states_round_trip_in_safetensors(tmp_path, devices, dtype):
 
     net2 = mx.gluon.nn.Dense(3, in_units=2, dtype=dtype)
     net2.load_parameters(tmp_path / "net.safetensors", device=devices)
-    trainer2 = mx.gluon.Trainer(net2.collect_params(), "adam",
-                                {"learning_rate": 0.1, "multi_precision": dtype == "float16"})
+    trainer2 = mx.gluon.Trainer(
+        net2.collect_params(), "adam", {"learning_rate": 0.1, "multi_precision": dtype == "float16"}
+    )
     trainer2.load_states(path)
     assert trainer2.optimizer.num_update == trainer.optimizer.num_update
     expected = _state_arrays(trainer)
@@ -610,8 +634,9 @@ def test_trainer_states_round_trip_in_safetensors(tmp_path, devices, dtype):
         for loss in losses:
             loss.backward()
         t.step(batch_size=2)
-    numpy.testing.assert_array_equal(net.weight.data(devices[0]).asnumpy(),
-                                     net2.weight.data(devices[0]).asnumpy())
+    numpy.testing.assert_array_equal(
+        net.weight.data(devices[0]).asnumpy(), net2.weight.data(devices[0]).asnumpy()
+    )
 
 
 def test_trainer_load_states_checks_before_changing(tmp_path):

@@ -16,8 +16,9 @@ def test_device_value_semantics():
     assert len({mx.cpu(0), mx.cpu(0), mx.cpu(1)}) == 2
 
 
-@pytest.mark.parametrize("args, match", [(("tpu", 0), "Device type"), (("cpu", -1), "id"),
-                                         (("cpu", 1.5), "id")])
+@pytest.mark.parametrize(
+    "args, match", [(("tpu", 0), "Device type"), (("cpu", -1), "id"), (("cpu", 1.5), "id")]
+)
 def test_device_rejects_bad_arguments(args, match):
     with pytest.raises(ValueError, match=match):
         mx.Device(*args)
@@ -54,8 +55,11 @@ def test_num_gpus_never_raises():
 def test_unavailable_gpu_is_a_clear_error():
     n = mx.num_gpus()
     bad = mx.gpu(n + 3)
-    with pytest.raises(RuntimeError, match=rf"gpu\({n + 3}\) requested, but {n} GPUs? (is|are) "
-                                           r"visible|CuPy is not installed"):
+    with pytest.raises(
+        RuntimeError,
+        match=rf"gpu\({n + 3}\) requested, but {n} GPUs? (is|are) "
+        r"visible|CuPy is not installed",
+    ):
         mx.np.zeros((2,), device=bad)
 
 

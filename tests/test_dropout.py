@@ -4,6 +4,7 @@ layout, the keep statistics, and ``npx.dropout`` giving one mask per seed on eve
 Tests taking ``device``/``devices`` also run on each visible GPU, where the mask comes from
 kernels/dropout.cu; the ``gpu`` tests compare that kernel with NumPy directly.
 """
+
 import os
 
 import numpy as np
@@ -11,15 +12,18 @@ import pytest
 
 import gluonlite as mx
 from gluonlite import _dropout, _philox, autograd, npx
-from tests.cuda_host.reference import (DROPOUT_DTYPES, PHILOX4X32_10_KAT, PHILOX_PROBE_KERNEL,
-                                       dropout_case)
+from tests.cuda_host.reference import (
+    DROPOUT_DTYPES,
+    PHILOX4X32_10_KAT,
+    PHILOX_PROBE_KERNEL,
+    dropout_case,
+)
 from tests.helpers import with_bfloat16
 
 
 @pytest.mark.parametrize("counter, key, expected", PHILOX4X32_10_KAT)
 def test_philox4x32_10_known_answers(counter, key, expected):
-    np.testing.assert_array_equal(_philox.philox4x32(counter, key),
-                                  np.array(expected, np.uint32))
+    np.testing.assert_array_equal(_philox.philox4x32(counter, key), np.array(expected, np.uint32))
 
 
 def test_stream_layout():
@@ -44,8 +48,9 @@ def test_stream_is_the_same_across_its_chunks(monkeypatch):
     monkeypatch.setattr(_philox, "_CHUNK_GROUPS", 7)
     np.testing.assert_array_equal(_philox.stream(key, n), whole)
     i = np.arange(0, n, 4)
-    blocks = _philox.philox4x32(np.stack([i // 4, 0 * i, 0 * i, 0 * i], axis=-1),
-                                [key & 0xFFFFFFFF, key >> 32])
+    blocks = _philox.philox4x32(
+        np.stack([i // 4, 0 * i, 0 * i, 0 * i], axis=-1), [key & 0xFFFFFFFF, key >> 32]
+    )
     np.testing.assert_array_equal(blocks.reshape(-1)[:n], whole)
 
 
@@ -73,8 +78,9 @@ def test_threshold_and_scale():
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
 def test_fraction_kept(p):
     n = 400_003
-    mask = _dropout.numpy_mask((n,), np.float32, 0xC0FFEE, _dropout.threshold(p),
-                               _dropout.scale(p, np.float32))
+    mask = _dropout.numpy_mask(
+        (n,), np.float32, 0xC0FFEE, _dropout.threshold(p), _dropout.scale(p, np.float32)
+    )
     # Binomial(n, 1 - p): 6 standard deviations is about 0.005 at p = 0.5; a biased or
     # off-by-a-lane generator misses by far more. Each of the four words of a Philox block
     # (lanes i % 4) is checked too, so one stuck output word would show.
@@ -107,8 +113,7 @@ def reference_mask(seed, shape, dtype, p, draws_before=0):
     rng = np.random.default_rng(seed)
     for _ in range(draws_before + 1):
         key = int(rng.integers(0, 2**64, dtype=np.uint64))
-    return _dropout.numpy_mask(shape, dtype, key, _dropout.threshold(p),
-                               _dropout.scale(p, dtype))
+    return _dropout.numpy_mask(shape, dtype, key, _dropout.threshold(p), _dropout.scale(p, dtype))
 
 
 @pytest.mark.parametrize("dtype", with_bfloat16(["float16", "float32", "float64"]))
@@ -117,8 +122,10 @@ def test_npx_dropout_mask_is_the_reference(device, dtype, axes):
     # On cpu the NumPy path, on gpu the kernel: either way bit for bit the reference, with the
     # mask shared along ``axes`` and the gradient equal to the mask.
     if dtype == "bfloat16" and device.device_type == "gpu":
-        pytest.skip("bfloat16 arrays on a GPU need CuPy bfloat16 support; the kernel's "
-                    "bfloat16 masks are compared in test_gpu_kernel_matches_numpy")
+        pytest.skip(
+            "bfloat16 arrays on a GPU need CuPy bfloat16 support; the kernel's "
+            "bfloat16 masks are compared in test_gpu_kernel_matches_numpy"
+        )
     shape = (6, 5, 7)
     mask_shape = tuple(1 if i in axes else n for i, n in enumerate(shape))
     expected = reference_mask(21, mask_shape, dtype, 0.4)
@@ -146,8 +153,9 @@ def test_same_seed_same_mask_on_every_device(devices):
         assert first.tobytes() == masks[0][0].tobytes()
         assert second.tobytes() == masks[0][1].tobytes()
         assert (first != second).any()  # each call draws a fresh key
-    np.testing.assert_array_equal(masks[0][1],
-                                  reference_mask(5, (33, 17), "float32", 0.5, draws_before=1))
+    np.testing.assert_array_equal(
+        masks[0][1], reference_mask(5, (33, 17), "float32", 0.5, draws_before=1)
+    )
 
 
 def test_one_key_per_call(device):
@@ -166,8 +174,7 @@ def test_p_zero_and_predict_mode_are_the_identity(device):
     with autograd.record():
         assert npx.dropout(x, p=0.0) is x  # p = 0 is settled before any mask or key
     assert npx.dropout(x, p=0.5) is x
-    assert mx.random.next_key() == int(np.random.default_rng(3).integers(0, 2**64,
-                                                                         dtype=np.uint64))
+    assert mx.random.next_key() == int(np.random.default_rng(3).integers(0, 2**64, dtype=np.uint64))
 
 
 def test_non_float_data_is_refused(device):
@@ -185,6 +192,7 @@ def test_gpu_kernel_matches_numpy(gpu, dtype, n):
     # Sizes past one grid of 4096 blocks make the kernel's threads loop.
     import cupy
     from gluonlite import _kernels
+
     key = int.from_bytes(os.urandom(8), "little")
     array_dtype, threshold, scale = dropout_case(0.3, dtype)
     with cupy.cuda.Device(gpu.device_id):
@@ -197,18 +205,25 @@ def test_gpu_kernel_matches_numpy(gpu, dtype, n):
 def test_gpu_philox_known_answers(gpu):
     import cupy
     from gluonlite import _kernels
-    counters, keys, expected = (np.array(column, np.uint32)
-                                for column in zip(*PHILOX4X32_10_KAT))
+
+    counters, keys, expected = (np.array(column, np.uint32) for column in zip(*PHILOX4X32_10_KAT))
     rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
     counters = np.concatenate([counters, rng.integers(0, 2**32, (500, 4), dtype=np.uint32)])
     keys = np.concatenate([keys, rng.integers(0, 2**32, (500, 2), dtype=np.uint32)])
-    expected = np.concatenate([expected, np.stack(
-        [_philox.philox4x32(c, k) for c, k in zip(counters[3:], keys[3:])])])
+    expected = np.concatenate(
+        [expected, np.stack([_philox.philox4x32(c, k) for c, k in zip(counters[3:], keys[3:])])]
+    )
     with cupy.cuda.Device(gpu.device_id):
-        module = cupy.RawModule(code=_kernels.kernel_source("dropout.cu") + PHILOX_PROBE_KERNEL,
-                                options=("-std=c++17",), name_expressions=["philox_probe"])
+        module = cupy.RawModule(
+            code=_kernels.kernel_source("dropout.cu") + PHILOX_PROBE_KERNEL,
+            options=("-std=c++17",),
+            name_expressions=["philox_probe"],
+        )
         probe = module.get_function("philox_probe")
         out = cupy.zeros((len(counters), 4), cupy.uint32)
-        probe((-(-len(counters) // 128),), (128,),
-              (cupy.asarray(counters), cupy.asarray(keys), np.int32(len(counters)), out))
+        probe(
+            (-(-len(counters) // 128),),
+            (128,),
+            (cupy.asarray(counters), cupy.asarray(keys), np.int32(len(counters)), out),
+        )
         np.testing.assert_array_equal(cupy.asnumpy(out), expected)

@@ -1,6 +1,7 @@
 """ci/gpu_check.py's logic without a GPU: stage selection, limits, streaming, the report.
 The command itself runs on lent GPU machines, where a bug would waste the GPU time; its
 whole plan runs on the emulated GPUs with ``make gpu-check-dry``."""
+
 import importlib.util
 import json
 import sys
@@ -43,16 +44,33 @@ def test_child_output_is_streamed_and_a_slow_child_is_killed(gpu_check, tmp_path
     assert "t::a PASSED" in (tmp_path / "gpu-check.log").read_text()
 
 
-ROWS = [{"case": "fc forward", "shape": "8x4x4", "dtype": "float32", "work": 2e9,
-         "unit": "TFLOP/s", "seconds": {"gluonlite": 1.0, "cupy": 2.0, "torch": 0.5}},
-        {"case": "retain", "shape": "8x4 keep 2", "dtype": "float32", "work": 1e9,
-         "unit": "GB/s", "seconds": {"gluonlite": 0.01, "copy": 0.009}, "note": ""}]
+ROWS = [
+    {
+        "case": "fc forward",
+        "shape": "8x4x4",
+        "dtype": "float32",
+        "work": 2e9,
+        "unit": "TFLOP/s",
+        "seconds": {"gluonlite": 1.0, "cupy": 2.0, "torch": 0.5},
+    },
+    {
+        "case": "retain",
+        "shape": "8x4 keep 2",
+        "dtype": "float32",
+        "work": 1e9,
+        "unit": "GB/s",
+        "seconds": {"gluonlite": 0.01, "copy": 0.009},
+        "note": "",
+    },
+]
 
 
 def test_table_rates_and_ratios(gpu_check):
     table = gpu_check.format_table(ROWS)
-    assert "| fc forward | 8x4x4 | float32 | 2 TFLOP/s | 1 TFLOP/s | 4 TFLOP/s | 2.00x | " \
-           "0.50x |" in table
+    assert (
+        "| fc forward | 8x4x4 | float32 | 2 TFLOP/s | 1 TFLOP/s | 4 TFLOP/s | 2.00x | "
+        "0.50x |" in table
+    )
     assert "| retain | 8x4 keep 2 | float32 | 100 GB/s | 111.1 GB/s | - | 0.90x | - |" in table
 
 
@@ -70,8 +88,8 @@ def test_main_writes_the_report_after_every_stage(gpu_check, monkeypatch, tmp_pa
         if stage == "kernels":
             Path(command[-1]).write_text(json.dumps({"case": "fc", "ok": True}) + "\n")
         log(f"{stage} ran")
-        return {"returncode": 0, "timed_out": False, "seconds": 1, "summary": "ok",
-                "passed": 3}
+        return {"returncode": 0, "timed_out": False, "seconds": 1, "summary": "ok", "passed": 3}
+
     monkeypatch.setattr(gpu_check, "run_child", fake_child)
     assert gpu_check.main() == 1  # the bench stage ran out of time
     assert [s for s, _, _ in seen] == ["kernels", "bench", "tests"]

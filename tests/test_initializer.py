@@ -1,4 +1,5 @@
 """mx.init: the MXNet formulas, the registry, and seeded host-side draws."""
+
 from __future__ import annotations
 
 import numpy
@@ -7,11 +8,21 @@ import pytest
 import gluonlite as mx
 
 
-@pytest.mark.parametrize("name, klass", [
-    ("zeros", mx.init.Zero), ("zero", mx.init.Zero), ("ones", mx.init.One),
-    ("one", mx.init.One), ("uniform", mx.init.Uniform), ("normal", mx.init.Normal),
-    ("xavier", mx.init.Xavier), ("msraprelu", mx.init.MSRAPrelu),
-    ("orthogonal", mx.init.Orthogonal), ("Xavier", mx.init.Xavier)])
+@pytest.mark.parametrize(
+    "name, klass",
+    [
+        ("zeros", mx.init.Zero),
+        ("zero", mx.init.Zero),
+        ("ones", mx.init.One),
+        ("one", mx.init.One),
+        ("uniform", mx.init.Uniform),
+        ("normal", mx.init.Normal),
+        ("xavier", mx.init.Xavier),
+        ("msraprelu", mx.init.MSRAPrelu),
+        ("orthogonal", mx.init.Orthogonal),
+        ("Xavier", mx.init.Xavier),
+    ],
+)
 def test_create_finds_registered_names(name, klass):
     assert type(mx.init.create(name)) is klass
 
@@ -66,11 +77,11 @@ def test_uniform_and_normal_statistics():
     assert 0.069 < abs(default).max() <= 0.07
 
 
-@pytest.mark.parametrize("factor_type, factor", [
-    ("avg", (30 * 9 + 20 * 9) / 2), ("in", 30 * 9), ("out", 20 * 9)])
+@pytest.mark.parametrize(
+    "factor_type, factor", [("avg", (30 * 9 + 20 * 9) / 2), ("in", 30 * 9), ("out", 20 * 9)]
+)
 def test_xavier_uniform_bound(factor_type, factor):
-    out = mx.init.Xavier(factor_type=factor_type, magnitude=2)("w", (20, 30, 3, 3),
-                                                                "float64")
+    out = mx.init.Xavier(factor_type=factor_type, magnitude=2)("w", (20, 30, 3, 3), "float64")
     bound = numpy.sqrt(2 / factor)
     assert abs(out).max() <= bound and abs(out).max() > 0.98 * bound
 

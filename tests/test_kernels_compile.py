@@ -5,6 +5,7 @@ Skips where nvcc is missing, except under CI (env ``CI`` set), where that is a f
 meant to have nvcc, and a silently skipped compile check would let broken kernels land.
 Run with ``-s`` to see the registers / shared memory / spills table.
 """
+
 import os
 import subprocess
 
@@ -20,20 +21,26 @@ NVCC = nv.find_nvcc()
 def nvcc():
     if NVCC is None:
         if os.environ.get("CI"):
-            pytest.fail("nvcc not found (PATH, /usr/local/cuda/bin) but CI is set: the kernel "
-                        "compile check must run in CI")
+            pytest.fail(
+                "nvcc not found (PATH, /usr/local/cuda/bin) but CI is set: the kernel "
+                "compile check must run in CI"
+            )
         pytest.skip("nvcc not found (PATH, /usr/local/cuda/bin): kernel compile check skipped")
     return NVCC
 
 
-CASES = [(source, arch, kind, ()) for source in _kernels.KERNEL_SOURCES
-         for arch, kind in nv.TARGETS]
+CASES = [
+    (source, arch, kind, ()) for source in _kernels.KERNEL_SOURCES for arch, kind in nv.TARGETS
+]
 # The portable-conversion build is what the GPU tests compare the PTX fast path against.
 CASES.append(("fully_connected.cu", "sm_90", "cubin", ("-DGL_PORTABLE_CONVERT",)))
 
 
-@pytest.mark.parametrize("source, arch, kind, defines", CASES,
-                         ids=lambda v: "-".join(v) if isinstance(v, tuple) else str(v))
+@pytest.mark.parametrize(
+    "source, arch, kind, defines",
+    CASES,
+    ids=lambda v: "-".join(v) if isinstance(v, tuple) else str(v),
+)
 def test_kernel_compiles(nvcc, tmp_path, source, arch, kind, defines):
     proc, out = nv.compile_source(nvcc, source, arch, kind, tmp_path, defines)
     assert proc.returncode == 0, f"nvcc failed for {source} ({arch}, {kind}):\n{proc.stderr}"
@@ -62,8 +69,10 @@ ptxas info    : Function properties for _Z3barv
 ptxas info    : Used 8 registers, used 0 barriers
 """
     entries = nv.parse_ptxas(log)
-    assert [(e["registers"], e["smem_bytes"], e["stack_bytes"], e["spill_stores"],
-             e["spill_loads"]) for e in entries] == [(40, 8320, 16, 8, 4), (8, 0, 0, 0, 0)]
+    assert [
+        (e["registers"], e["smem_bytes"], e["stack_bytes"], e["spill_stores"], e["spill_loads"])
+        for e in entries
+    ] == [(40, 8320, 16, 8, 4), (8, 0, 0, 0, 0)]
     assert entries[0]["kernel"] in ("foo(float*)", "_Z3fooPf")
 
 
@@ -77,13 +86,18 @@ def test_compile_error_names_options_and_quotes_source(nvcc, tmp_path):
     broken = tmp_path / "retain.cu"
     broken.write_text("\n".join(lines) + "\n")
     proc = subprocess.run(
-        [nvcc, "-std=c++17", "-arch=sm_90", "-ptx", "-o", str(tmp_path / "x.ptx"),
-         str(broken)], capture_output=True, text=True)
+        [nvcc, "-std=c++17", "-arch=sm_90", "-ptx", "-o", str(tmp_path / "x.ptx"), str(broken)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0
-    message = _kernels._compile_error_message("retain.cu", broken.read_text(),
-                                              ("-std=c++17",), ("retain_mark",), proc.stderr)
+    message = _kernels._compile_error_message(
+        "retain.cu", broken.read_text(), ("-std=c++17",), ("retain_mark",), proc.stderr
+    )
     assert "kernels retain_mark of retain.cu with options ('-std=c++17',) failed" in message
     assert f"around line {at + 1}:" in message
-    assert f">>{at + 1:5d}|     if (lo < k && indices[lo] == id) found[lo] = undefined_name;" \
+    assert (
+        f">>{at + 1:5d}|     if (lo < k && indices[lo] == id) found[lo] = undefined_name;"
         in message
+    )
     assert f"  {at:5d}| " in message and f"  {at + 2:5d}| " in message

@@ -5,26 +5,43 @@ dispatch and its cache, the PTX conversion fast path against the portable refere
 retain, and compile-error reporting. Skips where no GPU is visible; ``make gpu-check`` runs
 it on a GPU machine. Each test draws a fresh seed and names it in its failure message.
 """
+
 import os
 
 import numpy as np
 import pytest
 
 import gluonlite
-from tests.cuda_host.reference import (CTYPES, as_float64, assert_close, bf16_bits, make,
-                                 retain_reference)
+from tests.cuda_host.reference import (
+    CTYPES,
+    as_float64,
+    assert_close,
+    bf16_bits,
+    make,
+    retain_reference,
+)
 from gluonlite import _kernels
 
-pytestmark = pytest.mark.skipif(gluonlite.num_gpus() == 0,
-                                reason="no GPU visible (gluonlite.num_gpus() == 0)")
+pytestmark = pytest.mark.skipif(
+    gluonlite.num_gpus() == 0, reason="no GPU visible (gluonlite.num_gpus() == 0)"
+)
 
-FC_SHAPES = [(1, 1, 1), (1, 300, 70), (3, 5, 1), (65, 67, 17), (257, 130, 129), (0, 8, 4),
-             (8, 8, 0), (1024, 512, 256)]
+FC_SHAPES = [
+    (1, 1, 1),
+    (1, 300, 70),
+    (3, 5, 1),
+    (65, 67, 17),
+    (257, 130, 129),
+    (0, 8, 4),
+    (8, 8, 0),
+    (1024, 512, 256),
+]
 
 
 @pytest.fixture
 def cp():
     import cupy
+
     return cupy
 
 
@@ -47,16 +64,20 @@ def upload(cp, rng, shapes, dtype):
 def run_forward(cp, x, w, b, dtype, path, runtime=None):
     if dtype == "bfloat16" or runtime is not None:
         # CuPy may lack a bfloat16 dtype; the internal entry takes the bits with a C type.
-        return _kernels._fc_forward(runtime or _kernels._runtime(), x, w, b, path,
-                                    ctype=CTYPES[dtype])
+        return _kernels._fc_forward(
+            runtime or _kernels._runtime(), x, w, b, path, ctype=CTYPES[dtype]
+        )
     with _kernels.fc_path(path):
         return _kernels.fc_forward(x, w, b)
 
 
 # bfloat16 travels as raw uint16 bits; the cuBLAS path of every dtype calls cublasGemmEx.
-FC_CASES = [pytest.param(shape, dtype, path, id=f"{'x'.join(map(str, shape))}-{dtype}-{path}")
-            for shape in FC_SHAPES for dtype in ("float32", "float16", "bfloat16")
-            for path in ("kernel", "cublas")]
+FC_CASES = [
+    pytest.param(shape, dtype, path, id=f"{'x'.join(map(str, shape))}-{dtype}-{path}")
+    for shape in FC_SHAPES
+    for dtype in ("float32", "float16", "bfloat16")
+    for path in ("kernel", "cublas")
+]
 
 
 @pytest.mark.parametrize("shape, dtype, path", FC_CASES)
@@ -70,17 +91,18 @@ def test_fc_forward(cp, rng, seed, shape, dtype, path):
 @pytest.mark.parametrize("shape, dtype, path", FC_CASES)
 def test_fc_backward(cp, rng, seed, shape, dtype, path):
     n, m, k = shape
-    (dy, x, w, old), (dyr, xr, wr, oldr) = upload(cp, rng, [(n, m), (n, k), (m, k), (m, k)],
-                                                  dtype)
+    (dy, x, w, old), (dyr, xr, wr, oldr) = upload(cp, rng, [(n, m), (n, k), (m, k), (m, k)], dtype)
     rt = _kernels._runtime()
-    dx, dw, db = _kernels._fc_backward(rt, dy, x, w, True, True, True, path, path,
-                                       ctype=CTYPES[dtype])
+    dx, dw, db = _kernels._fc_backward(
+        rt, dy, x, w, True, True, True, path, path, ctype=CTYPES[dtype]
+    )
     what = f"(seed {seed})"
     assert_close(cp.asnumpy(dx), dyr @ wr, dtype, f"dx {what}")
     assert_close(cp.asnumpy(dw), dyr.T @ xr, dtype, f"dw {what}")
     assert_close(cp.asnumpy(db), dyr.sum(axis=0), dtype, f"db {what}")
-    _, dw_sum, _ = _kernels._fc_backward(rt, dy, x, w, False, True, False, path, path,
-                                         accumulate_dw=old, ctype=CTYPES[dtype])
+    _, dw_sum, _ = _kernels._fc_backward(
+        rt, dy, x, w, False, True, False, path, path, accumulate_dw=old, ctype=CTYPES[dtype]
+    )
     assert dw_sum is old
     assert_close(cp.asnumpy(old), oldr + dyr.T @ xr, dtype, f"dw accumulated {what}")
 
@@ -89,8 +111,7 @@ def test_fc_backward(cp, rng, seed, shape, dtype, path):
 def test_public_entry_points_with_auto_dispatch(cp, rng, seed, dtype, monkeypatch):
     monkeypatch.delenv(_kernels.FC_PATH_ENV, raising=False)
     _kernels._choices.clear()
-    (x, w, b, dy), (xr, wr, br, dyr) = upload(cp, rng, [(96, 40), (72, 40), (72,), (96, 72)],
-                                              dtype)
+    (x, w, b, dy), (xr, wr, br, dyr) = upload(cp, rng, [(96, 40), (72, 40), (72,), (96, 72)], dtype)
     y = _kernels.fc_forward(x, w, b)
     dx, dw, db = _kernels.fc_backward(dy, x, w)
     assert_close(cp.asnumpy(y), xr @ wr.T + br, dtype, f"y (seed {seed})")
@@ -105,6 +126,7 @@ def test_public_entry_points_with_auto_dispatch(cp, rng, seed, dtype, monkeypatc
     # The choice is cached: the same shapes are not measured again.
     def no_measure(run):
         raise AssertionError("measured twice")
+
     monkeypatch.setattr(_kernels, "_measure", no_measure)
     _kernels.fc_forward(x, w, b)
     _kernels.fc_backward(dy, x, w)
@@ -113,8 +135,9 @@ def test_public_entry_points_with_auto_dispatch(cp, rng, seed, dtype, monkeypatc
 def test_float64_falls_back_to_cublas(cp, rng):
     x, w, b = (cp.asarray(rng.standard_normal(s)) for s in [(5, 3), (4, 3), (4,)])
     y = _kernels.fc_forward(x, w, b)
-    np.testing.assert_allclose(cp.asnumpy(y), cp.asnumpy(x) @ cp.asnumpy(w).T + cp.asnumpy(b),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        cp.asnumpy(y), cp.asnumpy(x) @ cp.asnumpy(w).T + cp.asnumpy(b), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -145,15 +168,15 @@ def test_ptx_conversions_match_portable_reference(cp, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
-@pytest.mark.parametrize("row_shape", [(), (3,), (4,), (2, 3), (1100,)],
-                         ids=lambda s: "x".join(map(str, s)) or "scalar")
+@pytest.mark.parametrize(
+    "row_shape", [(), (3,), (4,), (2, 3), (1100,)], ids=lambda s: "x".join(map(str, s)) or "scalar"
+)
 def test_retain(cp, rng, seed, row_shape, dtype):
     k, universe = 3000, 20000
     indices = np.sort(rng.choice(universe, size=k, replace=False)).astype(np.int64)
     data = rng.standard_normal((k,) + row_shape).astype(dtype)
     row_ids = rng.integers(-10, universe + 10, size=4000)  # absent ids and duplicates
-    out, out_indices = _kernels.retain(cp.asarray(data), cp.asarray(indices),
-                                       cp.asarray(row_ids))
+    out, out_indices = _kernels.retain(cp.asarray(data), cp.asarray(indices), cp.asarray(row_ids))
     ref, ref_indices = retain_reference(data, indices, row_ids)
     np.testing.assert_array_equal(cp.asnumpy(out_indices), ref_indices)
     assert cp.asnumpy(out).tobytes() == ref.tobytes(), f"seed {seed}"
@@ -171,12 +194,17 @@ def test_retain_empty_cases(cp):
 
 def test_compile_error_is_reported_with_source_lines(cp, monkeypatch):
     real = _kernels.kernel_source
-    monkeypatch.setattr(_kernels, "kernel_source", lambda name: real(name).replace(
-        "found[lo] = 1;", "found[lo] = not_declared;"))
+    monkeypatch.setattr(
+        _kernels,
+        "kernel_source",
+        lambda name: real(name).replace("found[lo] = 1;", "found[lo] = not_declared;"),
+    )
     with pytest.raises(_kernels.KernelCompileError) as info:
         # A type key no other test uses, so that the memoised module is not reused.
         _kernels._load_module(cp.cuda.Device().id, "retain.cu", "unsigned char", True)
     message = str(info.value)
-    assert "retain_gather<unsigned char> of retain.cu with options ('-std=c++17', " \
+    assert (
+        "retain_gather<unsigned char> of retain.cu with options ('-std=c++17', "
         "'-DGL_PORTABLE_CONVERT')" in message
+    )
     assert "not_declared" in message and ">>" in message

@@ -6,6 +6,7 @@ poisoned with NaN inside guard zones, and is compared with a float64 NumPy refer
 last section runs the public, CuPy-facing entry points against a NumPy-backed CuPy stand-in.
 ``test_under_address_sanitizer`` reruns the CPU kernel tests with the kernels built with ASan.
 """
+
 import os
 import subprocess
 import sys
@@ -16,9 +17,19 @@ import numpy as np
 import pytest
 
 from tests.cuda_host import fake_cupy, harness
-from tests.cuda_host.reference import (CTYPES, RETAIN_DTYPES, TOLERANCE, as_float64, assert_close,
-                                  bf16_bits, bf16_values, check_retain, gemm_ex, make,
-                                  retain_case)
+from tests.cuda_host.reference import (
+    CTYPES,
+    RETAIN_DTYPES,
+    TOLERANCE,
+    as_float64,
+    assert_close,
+    bf16_bits,
+    bf16_values,
+    check_retain,
+    gemm_ex,
+    make,
+    retain_case,
+)
 from gluonlite import _kernels
 
 harness.require_toolchain()
@@ -32,8 +43,7 @@ def ctype_of(dtype: str) -> str:
 
 @pytest.fixture(params=tuple(harness.ORDERS))
 def rt(request):
-    runtime = harness.HostRuntime(order=request.param, seed=1234,
-                                  sanitize=harness.sanitizer())
+    runtime = harness.HostRuntime(order=request.param, seed=1234, sanitize=harness.sanitizer())
     yield runtime
     runtime.check_guards()
 
@@ -46,8 +56,17 @@ def rng(request):
 
 # (N, M, K): batch, out features, in features; tails of the 64 x 64 x 16 tiles, K=1, N=1,
 # an empty batch, no output features, no input features (y = b).
-FC_SHAPES = [(1, 1, 1), (1, 7, 5), (3, 4, 1), (64, 64, 16), (65, 67, 17), (70, 130, 33),
-             (0, 5, 3), (4, 0, 3), (5, 3, 0)]
+FC_SHAPES = [
+    (1, 1, 1),
+    (1, 7, 5),
+    (3, 4, 1),
+    (64, 64, 16),
+    (65, 67, 17),
+    (70, 130, 33),
+    (0, 5, 3),
+    (4, 0, 3),
+    (5, 3, 0),
+]
 
 
 @pytest.mark.parametrize("dtype", FC_DTYPES)
@@ -67,8 +86,11 @@ def test_fc_forward_kernel(rt, rng, shape, dtype, bias):
 
 
 @pytest.mark.parametrize("dtype", FC_DTYPES)
-@pytest.mark.parametrize("shape", [(1, 1, 1), (65, 67, 17), (300, 3, 2), (0, 4, 2),
-                                   (4, 3, 0)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize(
+    "shape",
+    [(1, 1, 1), (65, 67, 17), (300, 3, 2), (0, 4, 2), (4, 3, 0)],
+    ids=lambda s: "x".join(map(str, s)),
+)
 def test_fc_forward_cublas_path_bias_epilogue(rt, rng, shape, dtype):
     # On the CPU a NumPy emulation of cuBLAS's column-major GemmEx stands in for cuBLAS;
     # the bias epilogue kernel is the real one.
@@ -103,36 +125,36 @@ def test_16_bit_conversions_round_to_nearest_even(rt, dtype):
     w = np.full((64, 1), one, dtype=x.dtype)
     y = _kernels._fc_forward(rt, x, w, b, "kernel", ctype=ctype_of(dtype))
     mismatch = np.flatnonzero(as_bits(y) != as_bits(expected))
-    assert mismatch.size == 0, (as_bits(y).ravel()[mismatch[:5]],
-                                as_bits(expected).ravel()[mismatch[:5]])
+    assert mismatch.size == 0, (
+        as_bits(y).ravel()[mismatch[:5]],
+        as_bits(expected).ravel()[mismatch[:5]],
+    )
     magnitudes = np.abs(as_float64(y, dtype))
     assert np.isinf(magnitudes).any()  # the overflow branch was exercised
     if dtype == "float16":  # and the subnormal one
         assert ((magnitudes > 0) & (magnitudes < 2.0**-14)).any()
 
 
-@pytest.mark.parametrize("data_type, dtype", [(0, "float32"), (2, "float16"),
-                                               (14, "bfloat16")])
-@pytest.mark.parametrize("transa, transb", [(False, False), (True, False), (False, True),
-                                            (True, True)])
+@pytest.mark.parametrize("data_type, dtype", [(0, "float32"), (2, "float16"), (14, "bfloat16")])
+@pytest.mark.parametrize(
+    "transa, transb", [(False, False), (True, False), (False, True), (True, True)]
+)
 def test_cublas_emulation_is_column_major(rng, transa, transb, data_type, dtype):
     # The oracle of the cuBLAS path, checked against Fortran-order reshapes.
     m, n, k, lda, ldb, ldc = 3, 4, 5, 7, 6, 5
     bits_type = np.uint32 if dtype == "float32" else np.uint16
-    a, b, c = (make(rng, size, dtype)[0].view(bits_type)
-               for size in (lda * 5, ldb * 5, ldc * n))
+    a, b, c = (make(rng, size, dtype)[0].view(bits_type) for size in (lda * 5, ldb * 5, ldc * n))
     c0 = c.copy()
     values = lambda bits: as_float64(bits if dtype == "bfloat16" else bits.view(dtype), dtype)  # noqa: E731
-    stored_a = values(a[:lda * (m if transa else k)]).reshape(lda, -1, order="F")
-    stored_b = values(b[:ldb * (k if transb else n)]).reshape(ldb, -1, order="F")
+    stored_a = values(a[: lda * (m if transa else k)]).reshape(lda, -1, order="F")
+    stored_b = values(b[: ldb * (k if transb else n)]).reshape(ldb, -1, order="F")
     op_a = stored_a[:k, :m].T if transa else stored_a[:m, :k]
     op_b = stored_b[:n, :k].T if transb else stored_b[:k, :n]
     old = values(c0).reshape(ldc, n, order="F")[:m]
     gemm_ex(data_type, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, 0.5)
     got = values(c).reshape(ldc, n, order="F")
     tolerance = TOLERANCE[dtype]
-    np.testing.assert_allclose(got[:m], op_a @ op_b + 0.5 * old, rtol=tolerance,
-                               atol=tolerance)
+    np.testing.assert_allclose(got[:m], op_a @ op_b + 0.5 * old, rtol=tolerance, atol=tolerance)
     np.testing.assert_array_equal(c.reshape(n, ldc)[:, m:], c0.reshape(n, ldc)[:, m:])
     with pytest.raises(ValueError, match="INVALID_VALUE"):
         gemm_ex(data_type, transa, transb, m, n, k, a, 1, b, ldb, c, ldc, 0.0)
@@ -159,8 +181,9 @@ def test_bias_epilogue_strides_rows_over_the_grid_limit(monkeypatch):
 def test_fc_backward_kernel(rt, rng, shape, dtype):
     n, m, k = shape
     (dy, dyr), (x, xr), (w, wr) = (make(rng, s, dtype) for s in ((n, m), (n, k), (m, k)))
-    dx, dw, db = _kernels._fc_backward(rt, dy, x, w, True, True, True, "kernel", "kernel",
-                                       ctype=ctype_of(dtype))
+    dx, dw, db = _kernels._fc_backward(
+        rt, dy, x, w, True, True, True, "kernel", "kernel", ctype=ctype_of(dtype)
+    )
     assert_close(dx, dyr @ wr, dtype, "dx")
     assert_close(dw, dyr.T @ xr, dtype, "dw")
     assert_close(db, dyr.sum(axis=0), dtype, "db")
@@ -180,31 +203,57 @@ def test_bias_grad_in_row_chunks(monkeypatch, rt, rng, rows, columns, dtype):
 
 
 @pytest.mark.parametrize("dtype", FC_DTYPES)
-@pytest.mark.parametrize("shape", [(65, 67, 17), (0, 3, 2), (1, 70, 1)],
-                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize(
+    "shape", [(65, 67, 17), (0, 3, 2), (1, 70, 1)], ids=lambda s: "x".join(map(str, s))
+)
 def test_fc_backward_accumulates_dw(rt, rng, shape, dtype):
     n, m, k = shape
     (dy, dyr), (x, xr), (w, _), (old, oldr) = (
-        make(rng, s, dtype) for s in ((n, m), (n, k), (m, k), (m, k)))
+        make(rng, s, dtype) for s in ((n, m), (n, k), (m, k), (m, k))
+    )
     target = rt.empty((m, k), old.dtype)
     target[...] = old
-    dx, dw, db = _kernels._fc_backward(rt, dy, x, w, False, True, False, "kernel", "kernel",
-                                       accumulate_dw=target, ctype=ctype_of(dtype))
+    dx, dw, db = _kernels._fc_backward(
+        rt,
+        dy,
+        x,
+        w,
+        False,
+        True,
+        False,
+        "kernel",
+        "kernel",
+        accumulate_dw=target,
+        ctype=ctype_of(dtype),
+    )
     assert dx is None and db is None and dw is target
     assert_close(dw, oldr + dyr.T @ xr, dtype, "dw accumulated")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("accumulate", [False, True])
-@pytest.mark.parametrize("shape", [(65, 67, 17), (0, 3, 2), (3, 0, 2), (1, 5, 70)],
-                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize(
+    "shape", [(65, 67, 17), (0, 3, 2), (3, 0, 2), (1, 5, 70)], ids=lambda s: "x".join(map(str, s))
+)
 def test_fc_backward_cublas_paths(rt, rng, shape, accumulate, dtype):
     n, m, k = shape
     (dy, dyr), (x, xr), (w, wr), (old, oldr) = (
-        make(rng, s, dtype) for s in ((n, m), (n, k), (m, k), (m, k)))
+        make(rng, s, dtype) for s in ((n, m), (n, k), (m, k), (m, k))
+    )
     target = old.copy() if accumulate else None
-    dx, dw, db = _kernels._fc_backward(rt, dy, x, w, True, True, True, "cublas", "cublas",
-                                       accumulate_dw=target, ctype=ctype_of(dtype))
+    dx, dw, db = _kernels._fc_backward(
+        rt,
+        dy,
+        x,
+        w,
+        True,
+        True,
+        True,
+        "cublas",
+        "cublas",
+        accumulate_dw=target,
+        ctype=ctype_of(dtype),
+    )
     assert_close(dx, dyr @ wr, dtype, "dx")
     assert_close(dw, (oldr if accumulate else 0) + dyr.T @ xr, dtype, "dw")
     assert_close(db, dyr.sum(axis=0), dtype, "db")
@@ -220,11 +269,22 @@ def test_fc_argument_errors():
     with pytest.raises(ValueError, match="bias must have shape \\(4,\\)"):
         _kernels._fc_forward(rt, x, w, np.zeros(3, np.float32), "kernel")
     with pytest.raises(ValueError, match="dy must be float32 of shape \\(2, 4\\)"):
-        _kernels._fc_backward(rt, np.zeros((2, 3), np.float32), x, w, True, True, True,
-                              "kernel", "kernel")
+        _kernels._fc_backward(
+            rt, np.zeros((2, 3), np.float32), x, w, True, True, True, "kernel", "kernel"
+        )
     with pytest.raises(ValueError, match="accumulate_dw must be a C-contiguous float32"):
-        _kernels._fc_backward(rt, np.zeros((2, 4), np.float32), x, w, False, True, False,
-                              "kernel", "kernel", accumulate_dw=np.zeros((3, 4), np.float32))
+        _kernels._fc_backward(
+            rt,
+            np.zeros((2, 4), np.float32),
+            x,
+            w,
+            False,
+            True,
+            False,
+            "kernel",
+            "kernel",
+            accumulate_dw=np.zeros((3, 4), np.float32),
+        )
 
 
 def test_fc_non_contiguous_inputs_are_made_contiguous(rng):
@@ -237,9 +297,13 @@ def test_fc_non_contiguous_inputs_are_made_contiguous(rng):
 
 # ------------------------------------------------------------------------------- retain
 
+
 @pytest.mark.parametrize("dtype", RETAIN_DTYPES)
-@pytest.mark.parametrize("row_shape", [(), (1,), (3,), (4,), (5,), (2, 3), (300,), (1100,)],
-                         ids=lambda s: "x".join(map(str, s)) or "scalar")
+@pytest.mark.parametrize(
+    "row_shape",
+    [(), (1,), (3,), (4,), (5,), (2, 3), (300,), (1100,)],
+    ids=lambda s: "x".join(map(str, s)) or "scalar",
+)
 def test_retain_row_widths(rt, rng, row_shape, dtype):
     data, indices = retain_case(rng, 12, row_shape, dtype)
     # Present ids, absent ids, duplicates, out of order.
@@ -247,8 +311,9 @@ def test_retain_row_widths(rt, rng, row_shape, dtype):
     check_retain(rt, data, indices, rng.permutation(row_ids))
 
 
-@pytest.mark.parametrize("case", ["none-found", "all-found", "empty-request", "empty-data",
-                                  "empty-rows", "many-rows"])
+@pytest.mark.parametrize(
+    "case", ["none-found", "all-found", "empty-request", "empty-data", "empty-rows", "many-rows"]
+)
 def test_retain_edge_cases(rt, rng, case):
     data, indices = retain_case(rng, 40, (3,), "float32")
     row_ids = {
@@ -279,14 +344,15 @@ def test_retain_grid_stride_loops(monkeypatch, rt, rng):
     check_retain(rt, data, indices, rng.choice(2000, 1200))
 
 
-@pytest.mark.parametrize("offset_bytes, unit", [(0, "uint4"), (8, "unsigned long long"),
-                                                (4, "unsigned int")])
+@pytest.mark.parametrize(
+    "offset_bytes, unit", [(0, "uint4"), (8, "unsigned long long"), (4, "unsigned int")]
+)
 def test_retain_copy_unit_follows_alignment(rt, rng, offset_bytes, unit):
     # Same 16-byte rows; a source that starts off a 16-byte boundary needs narrower units.
     data, indices = retain_case(rng, 9, (4,), "float32")
     raw = np.empty(data.nbytes + 64, np.uint8)
     start = -raw.ctypes.data % 16 + offset_bytes
-    shifted = raw[start:start + data.nbytes].view(np.float32).reshape(data.shape)
+    shifted = raw[start : start + data.nbytes].view(np.float32).reshape(data.shape)
     shifted[...] = data
     check_retain(rt, shifted, indices, indices[::2])
     assert f"retain_gather<{unit}>" in rt.launches
@@ -311,21 +377,38 @@ def test_under_address_sanitizer(tmp_path):
     # pytest captures fd 2 and ASan exits the process at once, so its report goes to a file.
     env["ASAN_OPTIONS"] += f":log_path={tmp_path / 'asan'}"
     env["PYTHONPATH"] = os.pathsep.join(
-        [here, os.path.dirname(here), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        [here, os.path.dirname(here), env.get("PYTHONPATH", "")]
+    ).rstrip(os.pathsep)
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         os.path.join(here, "test_kernels_host.py"),
-         os.path.join(here, "test_kernels_host_random.py"),
-         os.path.join(here, "test_kernels_host_dropout.py"),
-         os.path.join(here, "test_kernels_host_multi_tensor.py"),
-         os.path.join(here, "test_kernels_host_conv.py"),
-         os.path.join(here, "cuda_host", "test_shim.py")],
-        env=env, capture_output=True, text=True, timeout=600, cwd=os.path.dirname(here))
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            os.path.join(here, "test_kernels_host.py"),
+            os.path.join(here, "test_kernels_host_random.py"),
+            os.path.join(here, "test_kernels_host_dropout.py"),
+            os.path.join(here, "test_kernels_host_multi_tensor.py"),
+            os.path.join(here, "test_kernels_host_conv.py"),
+            os.path.join(here, "cuda_host", "test_shim.py"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=os.path.dirname(here),
+    )
     # The log also holds ASan's standing warning about swapcontext (the shim annotates its
     # fiber switches); only an ERROR is a finding.
     reports = "".join(p.read_text() for p in tmp_path.glob("asan*"))
-    tail = reports[:6000] if "ERROR: AddressSanitizer" in reports else \
-        (proc.stdout + proc.stderr)[-6000:]
+    tail = (
+        reports[:6000]
+        if "ERROR: AddressSanitizer" in reports
+        else (proc.stdout + proc.stderr)[-6000:]
+    )
     assert proc.returncode == 0 and "ERROR: AddressSanitizer" not in reports, tail
     assert " passed" in proc.stdout and " skipped" in proc.stdout, tail
 
@@ -350,7 +433,8 @@ def cupy_stand_in(monkeypatch):
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_public_fc_with_measured_dispatch(cupy_stand_in, rng, dtype, monkeypatch):
     (x, xr), (w, wr), (b, br), (dy, dyr), (acc, accr) = (
-        make(rng, s, dtype) for s in ((33, 20), (70, 20), (70,), (33, 70), (70, 20)))
+        make(rng, s, dtype) for s in ((33, 20), (70, 20), (70,), (33, 70), (70, 20))
+    )
     x, w, b, dy, acc = map(fake_cupy.as_array, (x, w, b, dy, acc))
     assert_close(_kernels.fc_forward(x, w, b), xr @ wr.T + br, dtype, "y")
     dx, dw, db = _kernels.fc_backward(dy, x, w, accumulate_dw=acc)
@@ -378,13 +462,14 @@ def test_public_fc_forced_paths(cupy_stand_in, rng, path):
 def test_measurement_picks_the_faster_path(cupy_stand_in, monkeypatch):
     def run(path):
         time.sleep(0.004 if path == "kernel" else 0.0)
+
     assert _kernels._measure(run) == "cublas"
-    assert _kernels._measure(lambda path: time.sleep(0.004 if path == "cublas" else 0)) \
-        == "kernel"
+    assert _kernels._measure(lambda path: time.sleep(0.004 if path == "cublas" else 0)) == "kernel"
 
     def kernel_only(path):
         if path == "cublas":
             raise TypeError("no bfloat16 in cuBLAS here")
+
     assert _kernels._measure(kernel_only) == "kernel"
     with pytest.raises(ZeroDivisionError):  # a failing custom kernel is a bug, not skipped
         _kernels._measure(lambda path: 1 / 0)
@@ -398,13 +483,24 @@ def test_cublas_path_through_the_cupy_runtime(cupy_stand_in, rng, dtype, accumul
     # itself (beta = 1) rather than through a temporary.
     rt = _kernels._runtime()
     (x, xr), (w, wr), (b, br), (dy, dyr), (acc, accr) = (
-        make(rng, s, dtype) for s in ((9, 20), (7, 20), (7,), (9, 7), (7, 20)))
+        make(rng, s, dtype) for s in ((9, 20), (7, 20), (7,), (9, 7), (7, 20))
+    )
     x, w, b, dy, acc = map(fake_cupy.as_array, (x, w, b, dy, acc))
     y = _kernels._fc_forward(rt, x, w, b, "cublas", ctype=ctype_of(dtype))
     assert_close(y, xr @ wr.T + br, dtype, "y")
-    dx, dw, _ = _kernels._fc_backward(rt, dy, x, w, True, True, False, "cublas", "cublas",
-                                      accumulate_dw=acc if accumulate else None,
-                                      ctype=ctype_of(dtype))
+    dx, dw, _ = _kernels._fc_backward(
+        rt,
+        dy,
+        x,
+        w,
+        True,
+        True,
+        False,
+        "cublas",
+        "cublas",
+        accumulate_dw=acc if accumulate else None,
+        ctype=ctype_of(dtype),
+    )
     assert_close(dx, dyr @ wr, dtype, "dx")
     assert_close(dw, (accr if accumulate else 0) + dyr.T @ xr, dtype, "dw")
     assert (dw is acc) == accumulate
@@ -424,17 +520,23 @@ def test_public_fc_float64_uses_cublas_only(cupy_stand_in, rng):
 def test_public_retain(cupy_stand_in, rng):
     data, indices = retain_case(rng, 50, (3, 2), "float32")
     row_ids = np.concatenate([indices[::4], indices[::4], [-1, 999]])
-    out, out_indices = _kernels.retain(fake_cupy.as_array(data), fake_cupy.as_array(indices),
-                                       fake_cupy.as_array(row_ids))
+    out, out_indices = _kernels.retain(
+        fake_cupy.as_array(data), fake_cupy.as_array(indices), fake_cupy.as_array(row_ids)
+    )
     np.testing.assert_array_equal(out_indices, indices[::4])
     np.testing.assert_array_equal(out, data[::4])
 
 
 def test_compile_error_becomes_kernel_compile_error(cupy_stand_in, monkeypatch):
     real = _kernels.kernel_source
-    monkeypatch.setattr(_kernels, "kernel_source",
-                        lambda name: real(name).replace("found[lo] = 1;", "found[lo] = nope;"))
-    with pytest.raises(_kernels.KernelCompileError,
-                       match=r"(?s)kernels retain_mark, retain_gather<uint4> of retain.cu with "
-                             r"options \('-std=c\+\+17',\) failed.*nope"):
+    monkeypatch.setattr(
+        _kernels,
+        "kernel_source",
+        lambda name: real(name).replace("found[lo] = 1;", "found[lo] = nope;"),
+    )
+    with pytest.raises(
+        _kernels.KernelCompileError,
+        match=r"(?s)kernels retain_mark, retain_gather<uint4> of retain.cu with "
+        r"options \('-std=c\+\+17',\) failed.*nope",
+    ):
         _kernels._runtime().kernel("retain.cu", "uint4", "retain_mark")

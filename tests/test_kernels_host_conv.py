@@ -2,6 +2,7 @@
 the convolution's row gather against NumPy's take, bit for bit, and the pooling reduction
 against a loop over the taps, under forward, reverse and shuffled thread orders, into
 NaN-poisoned outputs inside guard zones."""
+
 import numpy as np
 import pytest
 
@@ -46,8 +47,9 @@ def test_gather_rows_rejects_mismatched_arguments(rt):
     with pytest.raises(ValueError, match="out must be C-contiguous of shape"):
         _kernels._gather_rows(rt, src, np.zeros((2, 2), np.int64), np.zeros((2, 3), np.float32))
     with pytest.raises(TypeError, match="2-, 4- or 8-byte"):
-        _kernels._gather_rows(rt, src.astype(np.int8), np.zeros(2, np.int64),
-                              np.zeros((2, 3), np.int8))
+        _kernels._gather_rows(
+            rt, src.astype(np.int8), np.zeros(2, np.int64), np.zeros((2, 3), np.int8)
+        )
 
 
 @pytest.mark.parametrize("is_max", [True, False])
@@ -60,9 +62,9 @@ def test_pool_reduce_matches_the_numpy_tap_loop_bit_for_bit(rt, is_max, dtype):
     buf = conv._to_phases(np, x, grid, -np.inf if is_max else 0, np.dtype(dtype))
     out = _kernels._pool_reduce(rt, buf, grid.offsets, grid.rows, is_max)
     offsets = grid.offsets.tolist()
-    want = buf[offsets[0]:offsets[0] + grid.rows].copy()
+    want = buf[offsets[0] : offsets[0] + grid.rows].copy()
     for off in offsets[1:]:
-        (np.maximum if is_max else np.add)(want, buf[off:off + grid.rows], out=want)
+        (np.maximum if is_max else np.add)(want, buf[off : off + grid.rows], out=want)
     assert out.tobytes() == want.tobytes()
 
 

@@ -6,6 +6,7 @@ reverse and shuffled thread orders, into NaN-poisoned outputs inside guard zones
 Philox device function is also checked on its own against Random123's known answers, and the
 public, CuPy-facing entry point runs against the NumPy-backed CuPy stand-in.
 """
+
 import sys
 
 import numpy as np
@@ -13,8 +14,12 @@ import pytest
 
 from gluonlite import _dropout, _kernels, _philox
 from tests.cuda_host import fake_cupy, harness
-from tests.cuda_host.reference import (DROPOUT_DTYPES, PHILOX4X32_10_KAT, PHILOX_PROBE_KERNEL,
-                                       dropout_case)
+from tests.cuda_host.reference import (
+    DROPOUT_DTYPES,
+    PHILOX4X32_10_KAT,
+    PHILOX_PROBE_KERNEL,
+    dropout_case,
+)
 
 harness.require_toolchain()
 
@@ -97,8 +102,9 @@ def test_argument_errors():
 def philox_probe(tmp_path_factory):
     source = tmp_path_factory.mktemp("philox") / "dropout_probe.cu"
     source.write_text(_kernels.kernel_source("dropout.cu") + PHILOX_PROBE_KERNEL)
-    return harness.HostModule(source, ["philox_probe"], harness.sanitizer()) \
-        .get_function("philox_probe")
+    return harness.HostModule(source, ["philox_probe"], harness.sanitizer()).get_function(
+        "philox_probe"
+    )
 
 
 def run_probe(probe, counters, keys, order="shuffled"):
@@ -111,8 +117,7 @@ def run_probe(probe, counters, keys, order="shuffled"):
 
 
 def test_device_philox_known_answers(philox_probe):
-    counters, keys, expected = (np.array(column, np.uint32)
-                                for column in zip(*PHILOX4X32_10_KAT))
+    counters, keys, expected = (np.array(column, np.uint32) for column in zip(*PHILOX4X32_10_KAT))
     np.testing.assert_array_equal(run_probe(philox_probe, counters, keys), expected)
 
 

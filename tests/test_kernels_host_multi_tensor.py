@@ -15,6 +15,7 @@ ulps after several dependent operations), so that the same checks hold on a GPU.
 misplaced term (weight decay, rescale, clipping, a momentum or moment update) moves elements
 by 1e-3 relative or more at the hyper-parameters used here.
 """
+
 import sys
 
 import numpy as np
@@ -87,11 +88,11 @@ def per_tensor(rng, n, low, high):
 
 SGD_CASES = {
     "plain": dict(momentum=None, rescale_grad=1.0, clip_gradient=None, wd=(0.01, 0.2)),
-    "plain_clip_rescale": dict(momentum=None, rescale_grad=0.5, clip_gradient=0.6,
-                               wd=(0.01, 0.2)),
+    "plain_clip_rescale": dict(momentum=None, rescale_grad=0.5, clip_gradient=0.6, wd=(0.01, 0.2)),
     "momentum": dict(momentum=0.9, rescale_grad=1.0, clip_gradient=None, wd=(0.01, 0.2)),
-    "momentum_clip_rescale": dict(momentum=0.9, rescale_grad=0.25, clip_gradient=0.3,
-                                  wd=(0.01, 0.2)),
+    "momentum_clip_rescale": dict(
+        momentum=0.9, rescale_grad=0.25, clip_gradient=0.3, wd=(0.01, 0.2)
+    ),
     "momentum_no_wd": dict(momentum=0.5, rescale_grad=1.5, clip_gradient=1.0, wd=(0.0, 0.0)),
 }
 
@@ -109,16 +110,29 @@ def test_sgd_matches_reference(rt, case):
         wds[2] = 0.0  # one tensor without weight decay among ones with it
         grads, saved = make_grads(rt, rng, SHAPES)
         rt.launches.clear()
-        _kernels._multi_tensor_sgd(rt, arrays[0], grads, arrays[1] if has_mom else None, lrs,
-                                   wds, momentum=c["momentum"] or 0.0,
-                                   rescale_grad=c["rescale_grad"],
-                                   clip_gradient=c["clip_gradient"])
+        _kernels._multi_tensor_sgd(
+            rt,
+            arrays[0],
+            grads,
+            arrays[1] if has_mom else None,
+            lrs,
+            wds,
+            momentum=c["momentum"] or 0.0,
+            rescale_grad=c["rescale_grad"],
+            clip_gradient=c["clip_gradient"],
+        )
         assert rt.launches == [f"multi_tensor_sgd<{str(has_mom).lower()}>"]
         optimizer._single_tensor_sgd(
-            reference[0], [s.copy() for s in saved],
-            reference[1] if has_mom else [None] * n, lrs=lrs, wds=wds,
-            momentum=c["momentum"] or 0.0, rescale_grad=c["rescale_grad"],
-            clip_gradient=c["clip_gradient"], lazy_update=False)
+            reference[0],
+            [s.copy() for s in saved],
+            reference[1] if has_mom else [None] * n,
+            lrs=lrs,
+            wds=wds,
+            momentum=c["momentum"] or 0.0,
+            rescale_grad=c["rescale_grad"],
+            clip_gradient=c["clip_gradient"],
+            lazy_update=False,
+        )
         assert_untouched(grads, saved)
         assert_matches(arrays[0], reference[0], f"step {step}: weight")
         if has_mom:
@@ -147,18 +161,37 @@ def test_adam_matches_reference(rt, case):
         steps = [step + 1 + t % 3 for t in range(n)]
         grads, saved = make_grads(rt, rng, SHAPES)
         rt.launches.clear()
-        corrected = [optimizer._bias_corrected_lr(lr, t, beta1, beta2)
-                     for lr, t in zip(lrs, steps)]
-        _kernels._multi_tensor_adam(rt, arrays[0], grads, arrays[1], arrays[2], corrected,
-                                    wds, beta1=beta1, beta2=beta2, epsilon=epsilon,
-                                    rescale_grad=c["rescale_grad"],
-                                    clip_gradient=c["clip_gradient"])
+        corrected = [optimizer._bias_corrected_lr(lr, t, beta1, beta2) for lr, t in zip(lrs, steps)]
+        _kernels._multi_tensor_adam(
+            rt,
+            arrays[0],
+            grads,
+            arrays[1],
+            arrays[2],
+            corrected,
+            wds,
+            beta1=beta1,
+            beta2=beta2,
+            epsilon=epsilon,
+            rescale_grad=c["rescale_grad"],
+            clip_gradient=c["clip_gradient"],
+        )
         assert rt.launches == ["multi_tensor_adam"]
         optimizer._single_tensor_adam(
-            reference[0], [s.copy() for s in saved], reference[1], reference[2], lrs=lrs,
-            wds=wds, steps=steps, beta1=beta1, beta2=beta2, epsilon=epsilon,
-            rescale_grad=c["rescale_grad"], clip_gradient=c["clip_gradient"],
-            lazy_update=False)
+            reference[0],
+            [s.copy() for s in saved],
+            reference[1],
+            reference[2],
+            lrs=lrs,
+            wds=wds,
+            steps=steps,
+            beta1=beta1,
+            beta2=beta2,
+            epsilon=epsilon,
+            rescale_grad=c["rescale_grad"],
+            clip_gradient=c["clip_gradient"],
+            lazy_update=False,
+        )
         assert_untouched(grads, saved)
         for k, what in enumerate(("weight", "mean", "variance")):
             assert_matches(arrays[k], reference[k], f"step {step}: {what}")
@@ -176,8 +209,9 @@ def test_grid_stride_loop_over_chunks(rt, monkeypatch):
     lrs, wds = per_tensor(rng, 5, 0.1, 0.3), per_tensor(rng, 5, 0.05, 0.1)
     hyper = dict(momentum=0.7, rescale_grad=0.5, clip_gradient=0.8)
     _kernels._multi_tensor_sgd(rt, arrays[0], grads, arrays[1], lrs, wds, **hyper)
-    optimizer._single_tensor_sgd(reference[0], saved, reference[1], lrs=lrs, wds=wds,
-                                 lazy_update=False, **hyper)
+    optimizer._single_tensor_sgd(
+        reference[0], saved, reference[1], lrs=lrs, wds=wds, lazy_update=False, **hyper
+    )
     assert_untouched(grads, saved)
     assert_matches(arrays[0], reference[0], "weight")
     assert_matches(arrays[1], reference[1], "momentum")
@@ -189,22 +223,48 @@ def test_non_contiguous_gradient_is_read_not_written(rt):
     wide = guarded(rt, rng.standard_normal((6, 10)).astype(np.float32))
     grad = wide[:, ::2]  # strided view: the kernel reads a contiguous copy
     saved = wide.copy()
-    _kernels._multi_tensor_sgd(rt, arrays[0], [grad], None, [0.3], [0.1], momentum=0.0,
-                               rescale_grad=1.0, clip_gradient=None)
+    _kernels._multi_tensor_sgd(
+        rt,
+        arrays[0],
+        [grad],
+        None,
+        [0.3],
+        [0.1],
+        momentum=0.0,
+        rescale_grad=1.0,
+        clip_gradient=None,
+    )
     assert wide.tobytes() == saved.tobytes()
-    optimizer._single_tensor_sgd(reference[0], [saved[:, ::2].copy()], [None], lrs=[0.3],
-                                 wds=[0.1], momentum=0.0, rescale_grad=1.0,
-                                 clip_gradient=None, lazy_update=False)
+    optimizer._single_tensor_sgd(
+        reference[0],
+        [saved[:, ::2].copy()],
+        [None],
+        lrs=[0.3],
+        wds=[0.1],
+        momentum=0.0,
+        rescale_grad=1.0,
+        clip_gradient=None,
+        lazy_update=False,
+    )
     assert_matches(arrays[0], reference[0], "weight")
 
 
 def test_only_empty_tensors_launch_nothing(rt):
     weights = [np.zeros((0,), np.float32), np.zeros((3, 0), np.float32)]
-    _kernels._multi_tensor_sgd(rt, weights, [w.copy() for w in weights], None, [0.1, 0.1],
-                               [0.0, 0.0], momentum=0.0, rescale_grad=1.0,
-                               clip_gradient=None)
-    _kernels._multi_tensor_sgd(rt, [], [], None, [], [], momentum=0.0, rescale_grad=1.0,
-                               clip_gradient=None)
+    _kernels._multi_tensor_sgd(
+        rt,
+        weights,
+        [w.copy() for w in weights],
+        None,
+        [0.1, 0.1],
+        [0.0, 0.0],
+        momentum=0.0,
+        rescale_grad=1.0,
+        clip_gradient=None,
+    )
+    _kernels._multi_tensor_sgd(
+        rt, [], [], None, [], [], momentum=0.0, rescale_grad=1.0, clip_gradient=None
+    )
     assert rt.launches == []
 
 
@@ -212,15 +272,19 @@ def test_argument_errors():
     rt = harness.HostRuntime()
     w = np.ones((4, 3), np.float32)
     hyper = dict(momentum=0.9, rescale_grad=1.0, clip_gradient=None)
-    with pytest.raises(TypeError, match="the weight of tensor 0 is float64; the fused "
-                                        "kernels take float32 only"):
-        _kernels._multi_tensor_sgd(rt, [w.astype(np.float64)], [w.astype(np.float64)], None,
-                                   [0.1], [0.0], **hyper)
+    with pytest.raises(
+        TypeError, match="the weight of tensor 0 is float64; the fused kernels take float32 only"
+    ):
+        _kernels._multi_tensor_sgd(
+            rt, [w.astype(np.float64)], [w.astype(np.float64)], None, [0.1], [0.0], **hyper
+        )
     with pytest.raises(TypeError, match="the state 0 of tensor 1 is not C-contiguous"):
-        _kernels._multi_tensor_sgd(rt, [w, w.T.copy()], [w, w.T.copy()], [w, w.T], [0.1, 0.1],
-                                   [0.0, 0.0], **hyper)
-    with pytest.raises(ValueError, match="the gradient of tensor 0 has shape \\(3, 4\\), its "
-                                         "weight \\(4, 3\\)"):
+        _kernels._multi_tensor_sgd(
+            rt, [w, w.T.copy()], [w, w.T.copy()], [w, w.T], [0.1, 0.1], [0.0, 0.0], **hyper
+        )
+    with pytest.raises(
+        ValueError, match="the gradient of tensor 0 has shape \\(3, 4\\), its weight \\(4, 3\\)"
+    ):
         _kernels._multi_tensor_sgd(rt, [w], [w.T.copy()], None, [0.1], [0.0], **hyper)
     with pytest.raises(ValueError, match="1 weights but lists of lengths \\[1, 1\\], 2 lrs"):
         _kernels._multi_tensor_sgd(rt, [w], [w], None, [0.1, 0.2], [0.0], **hyper)
@@ -238,8 +302,9 @@ def cupy_stand_in(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", fake)
     # Under GLUONLITE_EMULATE_GPUS, _cupy.module() would hand out the emulator instead.
     monkeypatch.setattr(_cupy, "_EMULATED_GPUS", None)
-    monkeypatch.setattr(optimizer._foreach, "is_gpu_array",
-                        lambda a: isinstance(a, fake_cupy.Array))
+    monkeypatch.setattr(
+        optimizer._foreach, "is_gpu_array", lambda a: isinstance(a, fake_cupy.Array)
+    )
     monkeypatch.delenv(optimizer.FUSED_OPTIMIZER_ENV, raising=False)
     monkeypatch.setattr(_kernels, "_MULTI_TENSOR_CHUNK", CHUNK)
     _kernels._runtime.cache_clear()
@@ -281,15 +346,19 @@ def to_fake(x):
 
 
 OPTIMIZERS = {
-    "sgd": lambda fused: SGD(learning_rate=0.2, wd=0.05, clip_gradient=0.7,
-                             use_fused_step=fused),
-    "sgd_momentum": lambda fused: SGD(learning_rate=0.1, momentum=0.9, wd=0.02,
-                                      rescale_grad=0.5, use_fused_step=fused),
-    "adam": lambda fused: Adam(learning_rate=0.05, wd=0.02, clip_gradient=1.5,
-                               rescale_grad=0.5, use_fused_step=fused),
+    "sgd": lambda fused: SGD(learning_rate=0.2, wd=0.05, clip_gradient=0.7, use_fused_step=fused),
+    "sgd_momentum": lambda fused: SGD(
+        learning_rate=0.1, momentum=0.9, wd=0.02, rescale_grad=0.5, use_fused_step=fused
+    ),
+    "adam": lambda fused: Adam(
+        learning_rate=0.05, wd=0.02, clip_gradient=1.5, rescale_grad=0.5, use_fused_step=fused
+    ),
 }
-FUSED_LAUNCH = {"sgd": "multi_tensor_sgd<false>", "sgd_momentum": "multi_tensor_sgd<true>",
-                "adam": "multi_tensor_adam"}
+FUSED_LAUNCH = {
+    "sgd": "multi_tensor_sgd<false>",
+    "sgd_momentum": "multi_tensor_sgd<true>",
+    "adam": "multi_tensor_adam",
+}
 
 
 def run_steps(opt, weights, grads_per_step, wrap):
@@ -304,11 +373,16 @@ def run_steps(opt, weights, grads_per_step, wrap):
         grads = [wrap(g) for g in grads]
         saved = [np.array(g.data if isinstance(g, RowSparseGrad) else g) for g in grads]
         active = [i for i in indices if i != 2 or step >= 1]
-        opt.update(active, [weights[i] for i in active], [grads[i] for i in active],
-                   [states[i] for i in active])
+        opt.update(
+            active,
+            [weights[i] for i in active],
+            [grads[i] for i in active],
+            [states[i] for i in active],
+        )
         for g, s in zip(grads, saved):
-            assert np.array(g.data if isinstance(g, RowSparseGrad) else g).tobytes() \
-                == s.tobytes(), "a gradient was modified"
+            assert (
+                np.array(g.data if isinstance(g, RowSparseGrad) else g).tobytes() == s.tobytes()
+            ), "a gradient was modified"
     return weights, states
 
 
@@ -328,10 +402,13 @@ def test_public_update_runs_one_fused_launch_and_matches_the_reference(cupy_stan
     # One launch per update for all dense float32 tensors, whatever their lr and wd (four
     # lr/wd combinations here); float64 and the row-sparse gradient took the other path.
     assert cupy_stand_in.launches == [FUSED_LAUNCH[name]] * 3
-    w_ref, s_ref = run_steps(OPTIMIZERS[name](False), weights, grads_per_step,
-                             lambda x: x if isinstance(x, RowSparseGrad) else x.copy())
-    for i, (a, r) in enumerate(zip(w_fused + flat_states(s_fused),
-                                   w_ref + flat_states(s_ref))):
+    w_ref, s_ref = run_steps(
+        OPTIMIZERS[name](False),
+        weights,
+        grads_per_step,
+        lambda x: x if isinstance(x, RowSparseGrad) else x.copy(),
+    )
+    for i, (a, r) in enumerate(zip(w_fused + flat_states(s_fused), w_ref + flat_states(s_ref))):
         assert isinstance(a, fake_cupy.Array) and a.dtype == r.dtype, i
         np.testing.assert_allclose(np.asarray(a), r, rtol=RTOL, atol=ATOL, err_msg=str(i))
 
@@ -356,8 +433,7 @@ def test_switch_rejects_other_values(cupy_stand_in, monkeypatch):
     opt = OPTIMIZERS["sgd"](True)
     w = fake_cupy.as_array(np.ones(3, np.float32))
     with pytest.raises(ValueError, match="GLUONLITE_FUSED_OPTIMIZER='off'; expected '1'"):
-        opt.update([0], [w], [fake_cupy.as_array(np.ones(3, np.float32))],
-                   [opt.create_state(0, w)])
+        opt.update([0], [w], [fake_cupy.as_array(np.ones(3, np.float32))], [opt.create_state(0, w)])
 
 
 def test_non_contiguous_weight_stays_on_the_bucketed_path(cupy_stand_in):

@@ -5,6 +5,7 @@ Every launch runs under forward, reverse and shuffled thread orders, into NaN-po
 outputs inside guard zones (running statistics updated in place sit in guard zones too), for
 float32, float16 and bfloat16 storage (bfloat16 as raw uint16 bits).
 """
+
 import zlib
 
 import numpy as np
@@ -12,8 +13,7 @@ import pytest
 
 from gluonlite import _kernels
 from tests.cuda_host import harness
-from tests.cuda_host.reference import (CTYPES, TOLERANCE, as_float64, assert_close, bf16_bits,
-                                       make)
+from tests.cuda_host.reference import CTYPES, TOLERANCE, as_float64, assert_close, bf16_bits, make
 
 harness.require_toolchain()
 
@@ -61,8 +61,9 @@ def bn_reference(x, axis, gamma, beta, eps, stats=None):
         mean, var = stats
     invstd = 1 / np.sqrt(var + eps)
     xhat = (x - mean.reshape(view)) * invstd.reshape(view)
-    y = xhat * (1 if gamma is None else gamma.reshape(view)) + \
-        (0 if beta is None else beta.reshape(view))
+    y = xhat * (1 if gamma is None else gamma.reshape(view)) + (
+        0 if beta is None else beta.reshape(view)
+    )
     return y, mean, var, xhat, invstd
 
 
@@ -74,8 +75,11 @@ def bn_grad_reference(dy, xhat, invstd, axis, gamma, batch_stats):
     g = 1 if gamma is None else gamma.reshape(view)
     dxhat = dy * g
     if batch_stats:
-        dx = invstd.reshape(view) * (dxhat - dxhat.sum(axis=axes).reshape(view) / m
-                                     - xhat * (dxhat * xhat).sum(axis=axes).reshape(view) / m)
+        dx = invstd.reshape(view) * (
+            dxhat
+            - dxhat.sum(axis=axes).reshape(view) / m
+            - xhat * (dxhat * xhat).sum(axis=axes).reshape(view) / m
+        )
     else:
         dx = dxhat * invstd.reshape(view)
     return dx, (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
@@ -83,15 +87,20 @@ def bn_grad_reference(dy, xhat, invstd, axis, gamma, batch_stats):
 
 # (shape, axis): NCHW channels, a dense (N, C) batch, channels last, the first axis, odd
 # sizes for chunk tails.
-BN_CASES = [((4, 3, 5, 7), 1), ((133, 6), 1), ((2, 5, 4, 3), 3), ((7, 2, 3), 0),
-            ((1, 1, 1), 1), ((5, 4, 129), 1)]
+BN_CASES = [
+    ((4, 3, 5, 7), 1),
+    ((133, 6), 1),
+    ((2, 5, 4, 3), 3),
+    ((7, 2, 3), 0),
+    ((1, 1, 1), 1),
+    ((5, 4, 129), 1),
+]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape, axis", BN_CASES, ids=lambda v: str(v).replace(" ", ""))
 @pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
-def test_batch_norm_training_forward_and_backward(rt, rng, monkeypatch, shape, axis, dtype,
-                                                  affine):
+def test_batch_norm_training_forward_and_backward(rt, rng, monkeypatch, shape, axis, dtype, affine):
     # Small chunks, so that every case with more than 64 elements per channel merges chunks.
     monkeypatch.setattr(_kernels, "_BN_CHUNK_MIN", 64)
     c = shape[axis]
@@ -99,15 +108,22 @@ def test_batch_norm_training_forward_and_backward(rt, rng, monkeypatch, shape, a
     x_before = x.copy()
     gamma = (rng.standard_normal(c) + 1).astype(np.float32) if affine else None
     beta = rng.standard_normal(c).astype(np.float32) if affine else None
-    rmean0, rvar0 = rng.standard_normal(c).astype(np.float32), \
-        (rng.random(c) + 0.5).astype(np.float32)
+    rmean0, rvar0 = (
+        rng.standard_normal(c).astype(np.float32),
+        (rng.random(c) + 0.5).astype(np.float32),
+    )
     running = guarded(rt, rmean0), guarded(rt, rvar0)
     eps, momentum = 1e-3, 0.9
-    y, mean, var, invstd = _kernels._bn_forward(rt, x, axis, gamma, beta, eps, None, running,
-                                                momentum, ctype=CTYPES[dtype])
+    y, mean, var, invstd = _kernels._bn_forward(
+        rt, x, axis, gamma, beta, eps, None, running, momentum, ctype=CTYPES[dtype]
+    )
     y_ref, mean_ref, var_ref, xhat, inv_ref = bn_reference(
-        xr, axis, None if gamma is None else gamma.astype(np.float64),
-        None if beta is None else beta.astype(np.float64), eps)
+        xr,
+        axis,
+        None if gamma is None else gamma.astype(np.float64),
+        None if beta is None else beta.astype(np.float64),
+        eps,
+    )
     assert_close(y, y_ref, dtype, "y")
     close32(mean, mean_ref, "mean", STAT_TOLERANCE * max(1, np.abs(xr).max()))
     close32(var, var_ref, "var")
@@ -117,10 +133,12 @@ def test_batch_norm_training_forward_and_backward(rt, rng, monkeypatch, shape, a
     assert x.tobytes() == x_before.tobytes()
 
     dy, dyr = make(rng, shape, dtype)
-    dx, dgamma, dbeta = _kernels._bn_backward(rt, x, dy, axis, mean, invstd, gamma, True,
-                                              ctype=CTYPES[dtype])
+    dx, dgamma, dbeta = _kernels._bn_backward(
+        rt, x, dy, axis, mean, invstd, gamma, True, ctype=CTYPES[dtype]
+    )
     dx_ref, dg_ref, db_ref = bn_grad_reference(
-        dyr, xhat, inv_ref, axis, None if gamma is None else gamma.astype(np.float64), True)
+        dyr, xhat, inv_ref, axis, None if gamma is None else gamma.astype(np.float64), True
+    )
     # dx is a difference of terms of the size of dy * gamma * invstd, which may cancel:
     # the error is relative to those terms.
     terms = np.abs(dyr).max() * (1 if gamma is None else np.abs(gamma).max()) * inv_ref.max()
@@ -131,9 +149,14 @@ def test_batch_norm_training_forward_and_backward(rt, rng, monkeypatch, shape, a
     n_chunks = _kernels._bn_chunks(c, xr.size // c)[0]
     assert n_chunks == min(-(-(xr.size // c) // 64), max(1, 1024 // c))
     ct = CTYPES[dtype]
-    assert rt.launches == [f"bn_stats_partial<{ct}>", "bn_stats_finish", f"bn_forward<{ct}>",
-                           f"bn_backward_partial<{ct}>", "bn_backward_finish",
-                           f"bn_backward_dx<{ct}>"]
+    assert rt.launches == [
+        f"bn_stats_partial<{ct}>",
+        "bn_stats_finish",
+        f"bn_forward<{ct}>",
+        f"bn_backward_partial<{ct}>",
+        "bn_backward_finish",
+        f"bn_backward_dx<{ct}>",
+    ]
 
 
 def test_batch_norm_channels_beyond_one_finishing_block(rt, rng):
@@ -141,14 +164,16 @@ def test_batch_norm_channels_beyond_one_finishing_block(rt, rng):
     x = rng.standard_normal((3, 260, 2)).astype(np.float32)
     gamma = rng.standard_normal(260).astype(np.float32)
     y, mean, var, invstd = _kernels._bn_forward(rt, x, 1, gamma, None, 1e-3)
-    y_ref, mean_ref, var_ref, xhat, inv_ref = bn_reference(x.astype(float), 1,
-                                                           gamma.astype(float), None, 1e-3)
+    y_ref, mean_ref, var_ref, xhat, inv_ref = bn_reference(
+        x.astype(float), 1, gamma.astype(float), None, 1e-3
+    )
     assert_close(y, y_ref, "float32", "y")
     close32(var, var_ref, "var")
     dy = rng.standard_normal(x.shape).astype(np.float32)
     dx, dgamma, dbeta = _kernels._bn_backward(rt, x, dy, 1, mean, invstd, gamma, True)
-    dx_ref, dg_ref, db_ref = bn_grad_reference(dy.astype(float), xhat, inv_ref, 1,
-                                               gamma.astype(float), True)
+    dx_ref, dg_ref, db_ref = bn_grad_reference(
+        dy.astype(float), xhat, inv_ref, 1, gamma.astype(float), True
+    )
     close32(dgamma, dg_ref, "dgamma", 1e-4)
     close32(dbeta, db_ref, "dbeta", 1e-4)
     assert not np.isnan(dx).any()
@@ -158,27 +183,36 @@ def test_batch_norm_channels_beyond_one_finishing_block(rt, rng):
 def test_batch_norm_with_given_statistics(rt, rng, dtype):
     shape, axis = (3, 4, 6), 1
     x, xr = make(rng, shape, dtype)
-    gamma, beta = rng.standard_normal(4).astype(np.float32), rng.standard_normal(4).astype(
-        np.float32)
+    gamma, beta = (
+        rng.standard_normal(4).astype(np.float32),
+        rng.standard_normal(4).astype(np.float32),
+    )
     mean = rng.standard_normal(4).astype(np.float32)
     var = (rng.random(4) + 0.2).astype(np.float32)
-    y, _, _, invstd = _kernels._bn_forward(rt, x, axis, gamma, beta, 1e-5, (mean, var),
-                                           ctype=CTYPES[dtype])
-    y_ref, _, _, xhat, inv_ref = bn_reference(xr, axis, gamma.astype(float),
-                                              beta.astype(float), 1e-5,
-                                              (mean.astype(float), var.astype(float)))
+    y, _, _, invstd = _kernels._bn_forward(
+        rt, x, axis, gamma, beta, 1e-5, (mean, var), ctype=CTYPES[dtype]
+    )
+    y_ref, _, _, xhat, inv_ref = bn_reference(
+        xr,
+        axis,
+        gamma.astype(float),
+        beta.astype(float),
+        1e-5,
+        (mean.astype(float), var.astype(float)),
+    )
     assert_close(y, y_ref, dtype, "y")
     dy, dyr = make(rng, shape, dtype)
     # Parameters' gradients without dx, then dx alone (no reduction launched for it).
-    _, dgamma, dbeta = _kernels._bn_backward(rt, x, dy, axis, mean, invstd, gamma, False,
-                                             need_dx=False, ctype=CTYPES[dtype])
+    _, dgamma, dbeta = _kernels._bn_backward(
+        rt, x, dy, axis, mean, invstd, gamma, False, need_dx=False, ctype=CTYPES[dtype]
+    )
     rt.launches.clear()
-    dx, none_g, none_b = _kernels._bn_backward(rt, x, dy, axis, mean, invstd, gamma, False,
-                                               need_params=False, ctype=CTYPES[dtype])
+    dx, none_g, none_b = _kernels._bn_backward(
+        rt, x, dy, axis, mean, invstd, gamma, False, need_params=False, ctype=CTYPES[dtype]
+    )
     assert none_g is None and none_b is None
     assert rt.launches == [f"bn_backward_dx<{CTYPES[dtype]}>"]
-    dx_ref, dg_ref, db_ref = bn_grad_reference(dyr, xhat, inv_ref, axis, gamma.astype(float),
-                                               False)
+    dx_ref, dg_ref, db_ref = bn_grad_reference(dyr, xhat, inv_ref, axis, gamma.astype(float), False)
     assert_close(dx, dx_ref, dtype, "dx")
     close32(dgamma, dg_ref, "dgamma", 1e-4)
     close32(dbeta, db_ref, "dbeta", 1e-4)
@@ -205,14 +239,16 @@ def test_batch_norm_argument_errors(rt):
     x = np.zeros((2, 3, 4), np.float32)
     with pytest.raises(TypeError, match="no kernel for float64"):
         _kernels._bn_forward(rt, x.astype(np.float64), 1, None, None, 1e-5)
-    with pytest.raises(ValueError, match="gamma must be a C-contiguous float32 array of "
-                                         "shape \\(3,\\)"):
+    with pytest.raises(
+        ValueError, match="gamma must be a C-contiguous float32 array of shape \\(3,\\)"
+    ):
         _kernels._bn_forward(rt, x, 1, np.ones(4, np.float32), None, 1e-5)
     with pytest.raises(ValueError, match="no elements"):
         _kernels._bn_forward(rt, x[:0], 1, None, None, 1e-5)
     with pytest.raises(ValueError, match="dy must be C-contiguous float32 of shape"):
-        _kernels._bn_backward(rt, x, x[:1], 1, np.zeros(3, np.float32),
-                              np.ones(3, np.float32), None, True)
+        _kernels._bn_backward(
+            rt, x, x[:1], 1, np.zeros(3, np.float32), np.ones(3, np.float32), None, True
+        )
     assert rt.launches == []
 
 
@@ -247,17 +283,20 @@ def test_layer_norm_forward_and_backward(rt, rng, monkeypatch, shape, dtype, aff
     y, mean, var, invstd = _kernels._ln_forward(rt, x, gamma, beta, 1e-5, ctype=CTYPES[dtype])
     g64 = None if gamma is None else gamma.astype(np.float64)
     y_ref, mean_ref, var_ref, xhat, inv_ref = ln_reference(
-        xr, g64, None if beta is None else beta.astype(np.float64), 1e-5)
+        xr, g64, None if beta is None else beta.astype(np.float64), 1e-5
+    )
     assert_close(y, y_ref, dtype, "y")
     close32(mean, mean_ref, "mean")
     close32(var, var_ref, "var", 1e-4)
     close32(invstd, inv_ref, "invstd", 1e-4)
     dy, dyr = make(rng, shape, dtype)
-    dx, dgamma, dbeta = _kernels._ln_backward(rt, x, dy, mean, invstd, gamma,
-                                              ctype=CTYPES[dtype])
+    dx, dgamma, dbeta = _kernels._ln_backward(rt, x, dy, mean, invstd, gamma, ctype=CTYPES[dtype])
     dxhat = dyr * (1 if g64 is None else g64)
-    dx_ref = inv_ref[..., None] * (dxhat - dxhat.mean(axis=-1, keepdims=True)
-                                   - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+    dx_ref = inv_ref[..., None] * (
+        dxhat
+        - dxhat.mean(axis=-1, keepdims=True)
+        - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)
+    )
     terms = np.abs(dxhat).max() * inv_ref.max()
     error = np.abs(as_float64(dx, dtype) - dx_ref).max() / max(np.abs(dx_ref).max(), terms)
     assert error < TOLERANCE[dtype], f"dx: relative error {error:.3g}"
@@ -265,8 +304,12 @@ def test_layer_norm_forward_and_backward(rt, rng, monkeypatch, shape, dtype, aff
     close32(dgamma, (dyr * xhat).sum(axis=axes), "dgamma", 1e-4)
     close32(dbeta, dyr.sum(axis=axes), "dbeta", 1e-4)
     ct = CTYPES[dtype]
-    assert rt.launches == [f"ln_forward<{ct}>", f"ln_backward<{ct}>",
-                           f"ln_param_partial<{ct}>", "ln_param_finish"]
+    assert rt.launches == [
+        f"ln_forward<{ct}>",
+        f"ln_backward<{ct}>",
+        f"ln_param_partial<{ct}>",
+        "ln_param_finish",
+    ]
 
 
 def test_layer_norm_grid_stride_over_rows_and_parts(rt, rng, monkeypatch):
@@ -275,8 +318,7 @@ def test_layer_norm_grid_stride_over_rows_and_parts(rt, rng, monkeypatch):
     y, mean, var, invstd = _kernels._ln_forward(rt, x, None, None, 1e-5)
     assert_close(y, ln_reference(x.astype(float), None, None, 1e-5)[0], "float32", "y")
     dy = rng.standard_normal((10, 40)).astype(np.float32)
-    dx, none_g, none_b = _kernels._ln_backward(rt, x, dy, mean, invstd, None,
-                                               need_params=False)
+    dx, none_g, none_b = _kernels._ln_backward(rt, x, dy, mean, invstd, None, need_params=False)
     assert none_g is None and none_b is None and not np.isnan(dx).any()
 
 
@@ -287,6 +329,5 @@ def test_layer_norm_argument_errors(rt):
     with pytest.raises(ValueError, match="beta must be a C-contiguous float32 array"):
         _kernels._ln_forward(rt, x, None, np.zeros(2, np.float32), 1e-5)
     with pytest.raises(ValueError, match="mean must be C-contiguous float32 with 2 entries"):
-        _kernels._ln_backward(rt, x, x, np.zeros(3, np.float32), np.zeros(2, np.float32),
-                              None)
+        _kernels._ln_backward(rt, x, x, np.zeros(3, np.float32), np.zeros(2, np.float32), None)
     assert rt.launches == []

@@ -6,6 +6,7 @@ whose sums it repeats in the same order.
 Every launch runs under forward, reverse and shuffled thread orders into NaN-poisoned outputs
 inside guard zones, for float32, float16 and bfloat16 (ml_dtypes) storage.
 """
+
 import itertools
 import zlib
 
@@ -47,14 +48,16 @@ def rng(request):
 def storage(values, dtype):
     if dtype == "bfloat16":
         import ml_dtypes
+
         return values.astype(np.float32).astype(ml_dtypes.bfloat16)
     return values.astype(dtype)
 
 
 def out_shape(spatial, kernel, stride, pad, convention):
     if convention == "full":
-        return tuple(-(-(n + 2 * p - k) // s) + 1
-                     for n, k, s, p in zip(spatial, kernel, stride, pad))
+        return tuple(
+            -(-(n + 2 * p - k) // s) + 1 for n, k, s, p in zip(spatial, kernel, stride, pad)
+        )
     return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(spatial, kernel, stride, pad))
 
 
@@ -73,16 +76,16 @@ def reference_grad(x, dy, pool_type, kernel, stride, pad, include_pad):
             for t in taps:
                 pos = tuple(a + b for a, b in zip(start, t))
                 inside = all(0 <= q < n for q, n in zip(pos, spatial))
-                values.append(x[(slice(None), slice(None)) + pos] if inside
-                              else np.full(x.shape[:2], -np.inf))
+                values.append(
+                    x[(slice(None), slice(None)) + pos] if inside else np.full(x.shape[:2], -np.inf)
+                )
             values = np.stack(values)
             has_nan = np.isnan(values).any(axis=0)
             first = np.argmax(np.where(np.isnan(values), -np.inf, values), axis=0)
             for j, t in enumerate(taps):
                 pos = tuple(a + b for a, b in zip(start, t))
                 if all(0 <= q < n for q, n in zip(pos, spatial)):
-                    dx[(slice(None), slice(None)) + pos] += np.where(
-                        (first == j) & ~has_nan, g, 0)
+                    dx[(slice(None), slice(None)) + pos] += np.where((first == j) & ~has_nan, g, 0)
             continue
         lo = [0 if include_pad else p for p in pad]
         hi = [n + 2 * p if include_pad else n + p for n, p in zip(spatial, pad)]
@@ -100,26 +103,27 @@ def reference_grad(x, dy, pool_type, kernel, stride, pad, include_pad):
 
 # (shape NC..., kernel, stride, pad, pooling_convention)
 GEOMETRIES = [
-    ((2, 3, 7, 6), (3, 3), (2, 2), (1, 1), "valid"),   # ResNet's stem pool, overlapping
-    ((2, 2, 6, 8), (2, 2), (2, 2), (0, 0), "valid"),   # non-overlapping windows
-    ((1, 3, 5, 7), (3, 2), (1, 2), (1, 0), "full"),    # uneven, last window past the edge
-    ((2, 3, 9), (3,), (2,), (1,), "valid"),            # 1-D
+    ((2, 3, 7, 6), (3, 3), (2, 2), (1, 1), "valid"),  # ResNet's stem pool, overlapping
+    ((2, 2, 6, 8), (2, 2), (2, 2), (0, 0), "valid"),  # non-overlapping windows
+    ((1, 3, 5, 7), (3, 2), (1, 2), (1, 0), "full"),  # uneven, last window past the edge
+    ((2, 3, 9), (3,), (2,), (1,), "valid"),  # 1-D
     ((1, 2, 4, 5, 3), (2, 3, 2), (1, 2, 2), (1, 1, 0), "valid"),  # 3-D
-    ((2, 3, 4, 5), (4, 5), (1, 1), (0, 0), "valid"),   # global
+    ((2, 3, 4, 5), (4, 5), (1, 1), (0, 0), "valid"),  # global
 ]
 
 
 @pytest.mark.parametrize("pool_type, include_pad", POOLS, ids=lambda v: str(v))
-@pytest.mark.parametrize("shape, kernel, stride, pad, convention", GEOMETRIES,
-                         ids=lambda v: str(v).replace(" ", ""))
-def test_pool_backward_matches_the_float64_reference(rt, rng, shape, kernel, stride, pad,
-                                                     convention, pool_type, include_pad):
+@pytest.mark.parametrize(
+    "shape, kernel, stride, pad, convention", GEOMETRIES, ids=lambda v: str(v).replace(" ", "")
+)
+def test_pool_backward_matches_the_float64_reference(
+    rt, rng, shape, kernel, stride, pad, convention, pool_type, include_pad
+):
     x = rng.standard_normal(shape).astype(np.float32)
     x.reshape(-1)[::7] = x.reshape(-1)[1]  # ties: the first maximum takes the gradient
     out = out_shape(shape[2:], kernel, stride, pad, convention)
     dy = rng.standard_normal(shape[:2] + out).astype(np.float32)
-    dx = _kernels._pool_backward(rt, x, dy, pool_type, kernel, stride, pad, False,
-                                 include_pad)
+    dx = _kernels._pool_backward(rt, x, dy, pool_type, kernel, stride, pad, False, include_pad)
     ref = reference_grad(x, dy, pool_type, kernel, stride, pad, include_pad)
     assert dx.dtype == np.float32 and not np.isnan(dx).any()
     np.testing.assert_allclose(dx, ref, rtol=1e-6, atol=1e-6)
@@ -128,15 +132,24 @@ def test_pool_backward_matches_the_float64_reference(rt, rng, shape, kernel, str
     assert rt.launches == expected + [f"pool_backward<float,{mode},false>"]
 
 
-def npx_pool_grad(x, dy, pool_type, kernel, stride, pad, convention, include_pad, layout,
-                  global_pool=False):
+def npx_pool_grad(
+    x, dy, pool_type, kernel, stride, pad, convention, include_pad, layout, global_pool=False
+):
     """The NumPy path of npx.pooling's backward (the array-op path the kernel replaces)."""
     data = mx.np.array(x)
     data.attach_grad()
     with autograd.record():
-        y = mx.npx.pooling(data, kernel=kernel, stride=stride, pad=pad, pool_type=pool_type,
-                           pooling_convention=convention, count_include_pad=include_pad,
-                           layout=layout, global_pool=global_pool)
+        y = mx.npx.pooling(
+            data,
+            kernel=kernel,
+            stride=stride,
+            pad=pad,
+            pool_type=pool_type,
+            pooling_convention=convention,
+            count_include_pad=include_pad,
+            layout=layout,
+            global_pool=global_pool,
+        )
     assert y.shape == dy.shape
     y.backward(mx.np.array(dy))
     return data.grad.asnumpy()
@@ -144,12 +157,25 @@ def npx_pool_grad(x, dy, pool_type, kernel, stride, pad, convention, include_pad
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("pool_type, include_pad", POOLS, ids=lambda v: str(v))
-@pytest.mark.parametrize("shape, kernel, stride, pad, convention",
-                         GEOMETRIES[:3] + GEOMETRIES[4:5], ids=lambda v: str(v).replace(" ", ""))
+@pytest.mark.parametrize(
+    "shape, kernel, stride, pad, convention",
+    GEOMETRIES[:3] + GEOMETRIES[4:5],
+    ids=lambda v: str(v).replace(" ", ""),
+)
 @pytest.mark.parametrize("channels_last", [False, True], ids=["NCHW", "NHWC"])
 def test_pool_backward_equals_the_array_op_path_bit_for_bit(
-        rt_shuffled, rng, shape, kernel, stride, pad, convention, pool_type, include_pad,
-        dtype, channels_last):
+    rt_shuffled,
+    rng,
+    shape,
+    kernel,
+    stride,
+    pad,
+    convention,
+    pool_type,
+    include_pad,
+    dtype,
+    channels_last,
+):
     rt = rt_shuffled
     x = storage(rng.standard_normal(shape), dtype)
     out = out_shape(shape[2:], kernel, stride, pad, convention)
@@ -158,10 +184,10 @@ def test_pool_backward_equals_the_array_op_path_bit_for_bit(
     if channels_last:
         x, dy = (np.ascontiguousarray(np.moveaxis(a, 1, -1)) for a in (x, dy))
         layout = {3: "NWC", 4: "NHWC", 5: "NDHWC"}[x.ndim]
-    want = npx_pool_grad(x, dy, pool_type, kernel, stride, pad, convention, include_pad,
-                         layout)
-    dx = _kernels._pool_backward(rt, x, dy, pool_type, kernel, stride, pad, channels_last,
-                                 include_pad)
+    want = npx_pool_grad(x, dy, pool_type, kernel, stride, pad, convention, include_pad, layout)
+    dx = _kernels._pool_backward(
+        rt, x, dy, pool_type, kernel, stride, pad, channels_last, include_pad
+    )
     assert dx.dtype == want.dtype
     # Equal values (+0 and -0 alike): the same float32 sums in the same order.
     np.testing.assert_array_equal(dx.astype(np.float32), want.astype(np.float32))
@@ -171,8 +197,9 @@ def test_pool_backward_equals_the_array_op_path_bit_for_bit(
 def test_global_pool_backward_equals_the_array_op_path(rt, rng, pool_type):
     x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
     dy = rng.standard_normal((2, 3, 1, 1)).astype(np.float32)
-    want = npx_pool_grad(x, dy, pool_type, (1, 1), None, None, "valid", True, None,
-                         global_pool=True)
+    want = npx_pool_grad(
+        x, dy, pool_type, (1, 1), None, None, "valid", True, None, global_pool=True
+    )
     dx = _kernels._pool_backward(rt, x, dy, pool_type, (4, 5), (1, 1), (0, 0), False)
     np.testing.assert_array_equal(dx, want)
 
@@ -186,8 +213,7 @@ def test_max_pool_backward_nan_and_infinite_windows(rt):
     dy = np.array([[[10.0, 20.0, 30.0]]], np.float32)
     dx = _kernels._pool_backward(rt, x, dy, "max", (2,), (2,), (0,), False)
     np.testing.assert_array_equal(dx, [[[0, 0, 20, 0, 0, 30]]])
-    dx = _kernels._pool_backward(rt, x[:, :, 3:5], dy[:, :, :2], "max", (2,), (1,), (1,),
-                                 False)
+    dx = _kernels._pool_backward(rt, x[:, :, 3:5], dy[:, :, :2], "max", (2,), (1,), (1,), False)
     np.testing.assert_array_equal(dx, [[[20, 0]]])
 
 
@@ -196,8 +222,9 @@ def test_pool_backward_grid_stride_loop(rt, rng, monkeypatch):
     x = rng.standard_normal((3, 4, 9, 10)).astype(np.float32)
     dy = rng.standard_normal((3, 4, 4, 5)).astype(np.float32)
     dx = _kernels._pool_backward(rt, x, dy, "max", (3, 2), (2, 2), (1, 0), False)
-    np.testing.assert_allclose(dx, reference_grad(x, dy, "max", (3, 2), (2, 2), (1, 0), True),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        dx, reference_grad(x, dy, "max", (3, 2), (2, 2), (1, 0), True), rtol=1e-6
+    )
 
 
 def test_pool_backward_argument_errors(rt):
@@ -212,8 +239,9 @@ def test_pool_backward_argument_errors(rt):
     with pytest.raises(ValueError, match="smaller than the kernel"):
         _kernels._pool_backward(rt, x, dy, "max", (2, 2), (2, 2), (2, 0), False)
     with pytest.raises(TypeError, match="no kernel for float64"):
-        _kernels._pool_backward(rt, x.astype(np.float64), dy.astype(np.float64), "max",
-                                (2, 2), (2, 2), (0, 0), False)
+        _kernels._pool_backward(
+            rt, x.astype(np.float64), dy.astype(np.float64), "max", (2, 2), (2, 2), (0, 0), False
+        )
     assert rt.launches == []
 
 
@@ -225,20 +253,39 @@ def test_norm_and_pool_kernels_under_address_sanitizer(tmp_path):
     import os
     import subprocess
     import sys
+
     harness.require_toolchain("address")
     here = os.path.dirname(os.path.abspath(__file__))
     env = harness.asan_environment()
     env["ASAN_OPTIONS"] += f":log_path={tmp_path / 'asan'}"
     env["PYTHONPATH"] = os.pathsep.join(
-        [here, os.path.dirname(here), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        [here, os.path.dirname(here), env.get("PYTHONPATH", "")]
+    ).rstrip(os.pathsep)
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k",
-         "(shuffled and not float16 and not bfloat16) or errors or nan",
-         os.path.join(here, "test_kernels_host_norm.py"),
-         os.path.join(here, "test_kernels_host_pool.py")],
-        env=env, capture_output=True, text=True, timeout=900, cwd=os.path.dirname(here))
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "(shuffled and not float16 and not bfloat16) or errors or nan",
+            os.path.join(here, "test_kernels_host_norm.py"),
+            os.path.join(here, "test_kernels_host_pool.py"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=os.path.dirname(here),
+    )
     reports = "".join(p.read_text() for p in tmp_path.glob("asan*"))
-    tail = reports[:6000] if "ERROR: AddressSanitizer" in reports else \
-        (proc.stdout + proc.stderr)[-6000:]
+    tail = (
+        reports[:6000]
+        if "ERROR: AddressSanitizer" in reports
+        else (proc.stdout + proc.stderr)[-6000:]
+    )
     assert proc.returncode == 0 and "ERROR: AddressSanitizer" not in reports, tail
     assert " passed" in proc.stdout, tail

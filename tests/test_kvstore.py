@@ -24,8 +24,13 @@ def _mpiexec():
 
 def _run(scenario, timeout=60):
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    return subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(SCRIPT), scenario],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [_mpiexec(), "-n", "2", sys.executable, str(SCRIPT), scenario],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_local_store_is_a_single_worker():
@@ -48,8 +53,9 @@ def test_allreduce_and_broadcast_across_two_processes():
     result = _run("sum")
     assert result.returncode == 0, result.stderr
     lines = sorted(line for line in result.stdout.splitlines() if line.startswith("rank"))
-    assert lines == [f"rank {r}/2 a=[3.0, 3.0, 3.0, 3.0, 3.0] b=45.0 c=[1.0, 1.0, 1.0]"
-                     for r in (0, 1)]
+    assert lines == [
+        f"rank {r}/2 a=[3.0, 3.0, 3.0, 3.0, 3.0] b=45.0 c=[1.0, 1.0, 1.0]" for r in (0, 1)
+    ]
 
 
 def test_a_silent_peer_gives_a_timeout_not_a_hang():
@@ -61,24 +67,51 @@ def test_a_silent_peer_gives_a_timeout_not_a_hang():
 def test_a_failing_peer_ends_every_rank_with_its_message():
     result = _run("raising-peer")
     assert result.returncode != 0
-    assert "[rank 1] training failed: RuntimeError('simulated failure in rank 1')" \
-        in result.stderr
+    assert "[rank 1] training failed: RuntimeError('simulated failure in rank 1')" in result.stderr
 
 
 def test_mpi_training_matches_the_two_device_run(tmp_path):
     pytest.importorskip("sklearn", reason="the demo needs scikit-learn")
     pytest.importorskip("safetensors", reason="comparing needs safetensors")
     from safetensors.numpy import load_file
+
     demo = str(ROOT / "examples" / "train_digits.py")
     common = ["--quick", "--epochs", "2", "--dropout", "0"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    single = subprocess.run([sys.executable, demo, *common, "--devices", "cpu0,cpu1",
-                             "--save", str(tmp_path / "single.params")],
-                            capture_output=True, text=True, timeout=120, env=env)
+    single = subprocess.run(
+        [
+            sys.executable,
+            demo,
+            *common,
+            "--devices",
+            "cpu0,cpu1",
+            "--save",
+            str(tmp_path / "single.params"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert single.returncode == 0, single.stderr[-2000:]
-    dist = subprocess.run([_mpiexec(), "-n", "2", sys.executable, demo, *common,
-                           "--kvstore", "dist_sync", "--save", str(tmp_path / "dist.params")],
-                          capture_output=True, text=True, timeout=120, env=env)
+    dist = subprocess.run(
+        [
+            _mpiexec(),
+            "-n",
+            "2",
+            sys.executable,
+            demo,
+            *common,
+            "--kvstore",
+            "dist_sync",
+            "--save",
+            str(tmp_path / "dist.params"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert dist.returncode == 0, dist.stderr[-2000:]
     a, b = load_file(tmp_path / "single.params"), load_file(tmp_path / "dist.params")
     assert sorted(a) == sorted(b)
@@ -89,8 +122,9 @@ def test_mpi_training_matches_the_two_device_run(tmp_path):
 def test_dist_trainer_broadcasts_rank0_and_keeps_ranks_identical():
     result = _run("trainer")
     assert result.returncode == 0, result.stderr[-2000:]
-    lines = sorted(line.split(" ", 2)[2] for line in result.stdout.splitlines()
-                   if line.startswith("rank"))
+    lines = sorted(
+        line.split(" ", 2)[2] for line in result.stdout.splitlines() if line.startswith("rank")
+    )
     assert len(lines) == 2 and lines[0] == lines[1], result.stdout
     # Rank 0 looked up rows 1 and 5, rank 1 rows 2 and 5: the lazy update touches the union.
     assert "changed=[1, 2, 5]" in lines[0]

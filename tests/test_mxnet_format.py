@@ -1,6 +1,7 @@
 """Reading Apache MXNet NDArray files: the real ones in tests/data (written by MXNet 1.9.1
 with tests/data/make_mxnet_params.py) and hand-built ones for layouts MXNet 1.9 no longer
 writes (V1, pre-V1, GPU contexts, damaged headers)."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,15 @@ FILES = sorted({key.split("/", 1)[0] for key in EXPECTED})
 NON_BF16_FILES = [f for f in FILES if f != "mxnet_bfloat16.nd"]
 
 LIST_MAGIC, V1, V2, V3 = 0x112, 0xF993FAC8, 0xF993FAC9, 0xF993FACA
-TYPE_FLAGS = {"float32": 0, "float64": 1, "float16": 2, "uint8": 3, "int32": 4, "int8": 5,
-              "int64": 6}
+TYPE_FLAGS = {
+    "float32": 0,
+    "float64": 1,
+    "float16": 2,
+    "uint8": 3,
+    "int32": 4,
+    "int8": 5,
+    "int64": 6,
+}
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +78,16 @@ def test_bfloat16_file(monkeypatch, expected_values):
     if ml_dtypes is not None:
         arr = mx.gluon.load_mxnet_params(path)["bf16"]
         assert arr.dtype == numpy.dtype(ml_dtypes.bfloat16)
-        numpy.testing.assert_array_equal(arr.asnumpy().astype(numpy.float32),
-                                         expected_values["mxnet_bfloat16.nd/bf16"])
+        numpy.testing.assert_array_equal(
+            arr.asnumpy().astype(numpy.float32), expected_values["mxnet_bfloat16.nd/bf16"]
+        )
     # Without ml_dtypes NumPy has no bfloat16: a clear error, never silently other values.
     monkeypatch.setitem(sys.modules, "ml_dtypes", None)
-    with pytest.raises(checkpoint.CheckpointError, match=r"array #0 in '.*' is bfloat16.*"
-                                                         r"ml_dtypes"):
+    with pytest.raises(
+        checkpoint.CheckpointError,
+        match=r"array #0 in '.*' is bfloat16.*"
+        r"ml_dtypes",
+    ):
         mx.gluon.load_mxnet_params(path)
 
 
@@ -84,8 +96,12 @@ def test_gluon_file_into_a_gluonlite_block(devices, expected_values):
     (structural names ``0.weight`` ...); its BatchNorm has no gluonlite layer and is skipped
     as extra."""
     net = mx.gluon.nn.Sequential()
-    net.add(mx.gluon.nn.Embedding(10, 4), mx.gluon.nn.Dense(5), mx.gluon.nn.Dropout(0.0),
-            mx.gluon.nn.Dense(2))
+    net.add(
+        mx.gluon.nn.Embedding(10, 4),
+        mx.gluon.nn.Dense(5),
+        mx.gluon.nn.Dropout(0.0),
+        mx.gluon.nn.Dense(2),
+    )
     path = os.path.join(DATA, "mxnet_gluon_net.params")
     with pytest.raises(checkpoint.CheckpointMismatchError, match=r"'2.beta'"):
         net.load_parameters(path, device=devices)
@@ -96,26 +112,35 @@ def test_gluon_file_into_a_gluonlite_block(devices, expected_values):
         assert p.list_device() == devices
         for dev in devices:
             numpy.testing.assert_array_equal(
-                p.data(dev).asnumpy(), expected_values[f"mxnet_gluon_net.params/{name}"])
+                p.data(dev).asnumpy(), expected_values[f"mxnet_gluon_net.params/{name}"]
+            )
     # The loaded model computes what the MXNet one would (Dropout(0) is the identity).
     tokens = mx.np.array([1, 2, 3], dtype="int64", device=devices[0])
     emb = expected_values["mxnet_gluon_net.params/0.weight"][[1, 2, 3]]
-    hidden = emb @ expected_values["mxnet_gluon_net.params/1.weight"].T \
+    hidden = (
+        emb @ expected_values["mxnet_gluon_net.params/1.weight"].T
         + expected_values["mxnet_gluon_net.params/1.bias"]
-    out = hidden @ expected_values["mxnet_gluon_net.params/3.weight"].T \
+    )
+    out = (
+        hidden @ expected_values["mxnet_gluon_net.params/3.weight"].T
         + expected_values["mxnet_gluon_net.params/3.bias"]
+    )
     numpy.testing.assert_allclose(net(tokens).asnumpy(), out, rtol=1e-5, atol=1e-6)
 
 
 def test_module_file_prefixes_dropped_by_load_parameters(expected_values):
     path = os.path.join(DATA, "mxnet_module.params")
     want = expected_for("mxnet_module.params")
-    params = {name: mx.gluon.Parameter(name, shape=tuple(meta["shape"]))
-              for name, (_, meta) in want.items()}
+    params = {
+        name: mx.gluon.Parameter(name, shape=tuple(meta["shape"]))
+        for name, (_, meta) in want.items()
+    }
     mx.gluon.load_parameters(path, params, device=mx.cpu(1))
     for name, (mx_name, _) in want.items():
-        numpy.testing.assert_array_equal(params[name].data(mx.cpu(1)).asnumpy(),
-                                         expected_values[f"mxnet_module.params/{mx_name}"])
+        numpy.testing.assert_array_equal(
+            params[name].data(mx.cpu(1)).asnumpy(),
+            expected_values[f"mxnet_module.params/{mx_name}"],
+        )
 
 
 def test_row_sparse_mxnet_array_into_parameters(expected_values):
@@ -139,12 +164,11 @@ def test_numpy_semantics_scalar_into_a_0d_parameter():
     assert scalar.data().shape == () and scalar.data().item() == 3.25
     assert vector.data().asnumpy().tolist() == [1, 2, 3]
     # A Parameter cannot hold a zero-size array: refused by name before anything changes.
-    empty = mx.gluon.Parameter("zero_size", shape=(2, 0), dtype="float64",
-                               allow_deferred_init=True)
-    with pytest.raises(checkpoint.CheckpointMismatchError,
-                       match=r"Parameter 'zero_size'.*zero-size dimension"):
-        mx.gluon.load_parameters(path, {"scalar": scalar, "zero_size": empty},
-                                 ignore_extra=True)
+    empty = mx.gluon.Parameter("zero_size", shape=(2, 0), dtype="float64", allow_deferred_init=True)
+    with pytest.raises(
+        checkpoint.CheckpointMismatchError, match=r"Parameter 'zero_size'.*zero-size dimension"
+    ):
+        mx.gluon.load_parameters(path, {"scalar": scalar, "zero_size": empty}, ignore_extra=True)
     assert scalar.data().item() == 3.25 and empty.shape == (2, -1)
 
 
@@ -166,8 +190,9 @@ def test_every_truncation_of_a_real_file_is_reported(filename, monkeypatch):
 _REAL = {name: open(os.path.join(DATA, name), "rb").read() for name in NON_BF16_FILES}
 
 
-@settings(max_examples=200, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(filename=st.sampled_from(NON_BF16_FILES), data=st.data())
 def test_fuzzed_mxnet_files_raise_only_checkpoint_errors(tmp_path, filename, data):
     buf = bytearray(_REAL[filename])
@@ -177,8 +202,8 @@ def test_fuzzed_mxnet_files_raise_only_checkpoint_errors(tmp_path, filename, dat
         if choice == "flip":
             buf[pos] ^= data.draw(st.integers(1, 255))
         elif choice == "word":  # a whole length / ndim / dim field replaced
-            word = data.draw(st.sampled_from([0, 1, 2 ** 31 - 1, 2 ** 32 - 1, 2 ** 63, -1]))
-            buf[pos:pos + 8] = struct.pack("<q" if word < 2 ** 63 else "<Q", word)
+            word = data.draw(st.sampled_from([0, 1, 2**31 - 1, 2**32 - 1, 2**63, -1]))
+            buf[pos : pos + 8] = struct.pack("<q" if word < 2**63 else "<Q", word)
         else:
             del buf[pos:]
             break
@@ -224,8 +249,10 @@ def encode_list(blobs, names) -> bytes:
 def test_encoder_matches_real_mxnet_bytes():
     """The hand encoder below reproduces a real MXNet file byte for byte, so the layouts it
     builds for the other tests are MXNet's."""
-    blobs = [encode_dense(numpy.array([1, 2, 3], numpy.float32)),
-             encode_dense(numpy.array([[4.5]], numpy.float32))]
+    blobs = [
+        encode_dense(numpy.array([1, 2, 3], numpy.float32)),
+        encode_dense(numpy.array([[4.5]], numpy.float32)),
+    ]
     assert encode_list(blobs, []) == _REAL["mxnet_list.nd"]
 
 
@@ -233,8 +260,9 @@ def test_encoder_matches_real_mxnet_bytes():
 def test_older_layouts_and_gpu_contexts(tmp_path, magic):
     a = numpy.arange(6, dtype=numpy.float64).reshape(2, 3)
     b = numpy.array([7, -8], dtype=numpy.int32)
-    data = encode_list([encode_dense(a, magic, device=(2, 1)), encode_dense(b, magic)],
-                       ["w", "aux:b"])
+    data = encode_list(
+        [encode_dense(a, magic, device=(2, 1)), encode_dense(b, magic)], ["w", "aux:b"]
+    )
     (tmp_path / "old.params").write_bytes(data)
     arrays = mx.gluon.load_mxnet_params(tmp_path / "old.params", device=mx.cpu(1))
     assert sorted(arrays) == ["b", "w"]
@@ -252,8 +280,11 @@ def test_unusable_contents_are_named(tmp_path):
     # Before NumPy semantics an ndim of 0 meant "never allocated": nothing to load.
     none = struct.pack("<Iii", V2, 0, 0)
     (tmp_path / "none.params").write_bytes(encode_list([none], ["ghost"]))
-    with pytest.raises(checkpoint.CheckpointError, match=r"'ghost' in '.*none.params' is an "
-                                                         r"MXNet NDArray without a shape"):
+    with pytest.raises(
+        checkpoint.CheckpointError,
+        match=r"'ghost' in '.*none.params' is an "
+        r"MXNet NDArray without a shape",
+    ):
         mx.gluon.load_mxnet_params(tmp_path / "none.params")
     dup = encode_list([encode_dense(x), encode_dense(x)], ["w", "w"])
     (tmp_path / "dup.params").write_bytes(dup)
@@ -277,9 +308,11 @@ def test_safetensors_header_of_length_0x112_is_not_taken_for_mxnet(tmp_path):
 
 def test_huge_counts_and_dims_fail_fast(tmp_path):
     # A damaged count or dim must be refused from the sizes left, not allocated.
-    huge_count = struct.pack("<QQQ", LIST_MAGIC, 0, 2 ** 62)
-    big_dims = encode_list([struct.pack("<Ii", V2, 0) + shape_bytes((2 ** 40, 2 ** 40))
-                            + struct.pack("<iii", 1, 0, 0)], ["w"])
+    huge_count = struct.pack("<QQQ", LIST_MAGIC, 0, 2**62)
+    big_dims = encode_list(
+        [struct.pack("<Ii", V2, 0) + shape_bytes((2**40, 2**40)) + struct.pack("<iii", 1, 0, 0)],
+        ["w"],
+    )
     for name, data in (("count", huge_count), ("dims", big_dims)):
         (tmp_path / name).write_bytes(data)
         with pytest.raises(checkpoint.CorruptCheckpointError, match="truncated or corrupted"):

@@ -11,13 +11,16 @@ def _host(shape, seed=0, dtype=numpy.float32):
     return numpy.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
-@pytest.mark.parametrize("fn, args, expected", [
-    (mx.np.zeros, ((2, 3),), numpy.zeros((2, 3), numpy.float32)),
-    (mx.np.ones, ((4,),), numpy.ones(4, numpy.float32)),
-    (mx.np.full, ((2,), 7), numpy.full(2, 7, numpy.float32)),
-    (mx.np.arange, (5,), numpy.arange(5, dtype=numpy.float32)),
-    (mx.np.array, ([[1, 2], [3, 4]],), numpy.array([[1, 2], [3, 4]], numpy.float32)),
-])
+@pytest.mark.parametrize(
+    "fn, args, expected",
+    [
+        (mx.np.zeros, ((2, 3),), numpy.zeros((2, 3), numpy.float32)),
+        (mx.np.ones, ((4,),), numpy.ones(4, numpy.float32)),
+        (mx.np.full, ((2,), 7), numpy.full(2, 7, numpy.float32)),
+        (mx.np.arange, (5,), numpy.arange(5, dtype=numpy.float32)),
+        (mx.np.array, ([[1, 2], [3, 4]],), numpy.array([[1, 2], [3, 4]], numpy.float32)),
+    ],
+)
 def test_creation_defaults_to_float32_on_the_device(device, fn, args, expected):
     assert_matches(fn(*args, device=device), expected, device=device)
 
@@ -187,8 +190,13 @@ def test_fully_connected_matches_numpy(device, flatten):
     x = _host((4, 2, 3), 7)
     in_units = 6 if flatten else 3
     w, b = _host((5, in_units), 8), _host((5,), 9)
-    out = mx.npx.fully_connected(mx.np.array(x, device=device), mx.np.array(w, device=device),
-                                 mx.np.array(b, device=device), num_hidden=5, flatten=flatten)
+    out = mx.npx.fully_connected(
+        mx.np.array(x, device=device),
+        mx.np.array(w, device=device),
+        mx.np.array(b, device=device),
+        num_hidden=5,
+        flatten=flatten,
+    )
     expected = (x.reshape(4, 6) if flatten else x) @ w.T + b
     assert_matches(out, expected, rtol=1e-5, atol=1e-5, device=device)
 
@@ -212,8 +220,7 @@ def test_fully_connected_16bit_accumulates_in_float32(device, dtype):
     # is off by percents in db and in long dot products; float32 accumulation is within
     # one 16-bit rounding of the float64 result.
     rng = numpy.random.default_rng(3)
-    x_h, w_h, b_h, dy_h = (rng.uniform(0.5, 1.5, s) for s in [(512, 256), (8, 256), (8,),
-                                                              (512, 8)])
+    x_h, w_h, b_h, dy_h = (rng.uniform(0.5, 1.5, s) for s in [(512, 256), (8, 256), (8,), (512, 8)])
     arrays = [mx.np.array(a, dtype=dtype, device=device) for a in (x_h, w_h, b_h)]
     x64, w64, b64 = (a.asnumpy().astype(numpy.float64) for a in arrays)
     for a in arrays:
@@ -224,17 +231,24 @@ def test_fully_connected_16bit_accumulates_in_float32(device, dtype):
         y = mx.npx.fully_connected(*arrays, num_hidden=8)
     y.backward(dy)
     eps = 2.0 ** (-10 if dtype == "float16" else -7)  # one rounding of the result
-    for got, expected in [(y, x64 @ w64.T + b64), (arrays[0].grad, dy64 @ w64),
-                          (arrays[1].grad, dy64.T @ x64), (arrays[2].grad, dy64.sum(0))]:
+    for got, expected in [
+        (y, x64 @ w64.T + b64),
+        (arrays[0].grad, dy64 @ w64),
+        (arrays[1].grad, dy64.T @ x64),
+        (arrays[2].grad, dy64.sum(0)),
+    ]:
         assert got.dtype == numpy.dtype(arrays[0].dtype)
         error = numpy.abs(got.asnumpy().astype(numpy.float64) - expected) / expected
         assert error.max() <= eps, (dtype, error.max())
 
 
 def test_fully_connected_empty_batch(device):
-    out = mx.npx.fully_connected(mx.np.zeros((0, 3), device=device),
-                                 mx.np.ones((2, 3), device=device),
-                                 mx.np.ones((2,), device=device), num_hidden=2)
+    out = mx.npx.fully_connected(
+        mx.np.zeros((0, 3), device=device),
+        mx.np.ones((2, 3), device=device),
+        mx.np.ones((2,), device=device),
+        num_hidden=2,
+    )
     assert out.shape == (0, 2)
 
 

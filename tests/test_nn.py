@@ -1,4 +1,5 @@
 """Blocks, layers, losses and split_and_load against NumPy, on every device."""
+
 from __future__ import annotations
 
 import warnings
@@ -27,8 +28,12 @@ class TwoLayer(mx.gluon.Block):
 # --------------------------------------------------------------------- Block
 def test_collect_params_structured_names_and_select():
     net = TwoLayer()
-    assert list(net.collect_params()) == ["scale", "encoder.weight", "encoder.bias",
-                                          "head.0.weight"]
+    assert list(net.collect_params()) == [
+        "scale",
+        "encoder.weight",
+        "encoder.bias",
+        "head.0.weight",
+    ]
     assert list(net.collect_params(".*weight")) == ["encoder.weight", "head.0.weight"]
     assert list(net.collect_params("head")) == ["head.0.weight"]
     assert list(net.params) == ["scale"]
@@ -62,8 +67,9 @@ def test_forward_matches_numpy(device):
     x = np.random.default_rng(1).standard_normal((5, 3)).astype(np.float32)
     p = {k: v.data(device).asnumpy() for k, v in net.collect_params().items()}
     expected = np.tanh((x @ p["encoder.weight"].T + p["encoder.bias"]) @ p["head.0.weight"].T)
-    assert_matches(net(mx.np.array(x, device=device)), expected * p["scale"], device=device,
-                   rtol=1e-5)
+    assert_matches(
+        net(mx.np.array(x, device=device)), expected * p["scale"], device=device, rtol=1e-5
+    )
 
 
 def test_zero_grad_and_cast(device):
@@ -135,16 +141,20 @@ def test_dense_deferred_in_units(devices):
     assert net(x).shape == (3, 2)
     assert net[0].weight.shape == (4, 10) and net[1].weight.shape == (2, 4)
     assert net[0].weight.list_device() == devices
-    assert repr(net) == ("Sequential(\n  (0): Dense(10 -> 4, Activation(relu))\n"
-                         "  (1): Dense(4 -> 2, linear)\n)")
+    assert repr(net) == (
+        "Sequential(\n  (0): Dense(10 -> 4, Activation(relu))\n  (1): Dense(4 -> 2, linear)\n)"
+    )
 
 
 def test_dense_without_flatten_and_bias(device):
     net = nn.Dense(3, flatten=False, use_bias=False, weight_initializer="ones")
     net.initialize(device=device)
     x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
-    assert_matches(net(mx.np.array(x, device=device)), np.repeat(x.sum(-1, keepdims=True),
-                                                                  3, axis=-1), device=device)
+    assert_matches(
+        net(mx.np.array(x, device=device)),
+        np.repeat(x.sum(-1, keepdims=True), 3, axis=-1),
+        device=device,
+    )
     assert net.bias is None and list(net.collect_params()) == ["weight"]
 
 
@@ -189,8 +199,9 @@ def test_dropout_layer(device):
 @pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh", "softrelu", "softsign"])
 def test_activation_layer(device, act):
     x = mx.np.array([-1.0, 0.5], device=device)
-    assert_matches(nn.Activation(act)(x), mx.npx.activation(x, act_type=act).asnumpy(),
-                   device=device)
+    assert_matches(
+        nn.Activation(act)(x), mx.npx.activation(x, act_type=act).asnumpy(), device=device
+    )
 
 
 def test_sequential_indexing():
@@ -212,8 +223,9 @@ def test_softmax_cross_entropy_sparse_label(device):
     rng = np.random.default_rng(3)
     pred, label = rng.standard_normal((4, 5)).astype(np.float32), rng.integers(0, 5, 4)
     expected = -_np_log_softmax(pred)[np.arange(4), label]
-    out = gloss.SoftmaxCrossEntropyLoss()(mx.np.array(pred, device=device),
-                                          mx.np.array(label, device=device))
+    out = gloss.SoftmaxCrossEntropyLoss()(
+        mx.np.array(pred, device=device), mx.np.array(label, device=device)
+    )
     assert_matches(out, expected.astype(np.float32), device=device, rtol=1e-5)
 
 
@@ -223,8 +235,11 @@ def test_softmax_cross_entropy_dense_label_from_logits_and_weights(device):
     label = rng.dirichlet(np.ones(4), 3).astype(np.float32)
     sample_weight = np.array([[1.0], [0.0], [2.0]], dtype=np.float32)
     loss = gloss.SoftmaxCrossEntropyLoss(sparse_label=False, from_logits=True, weight=0.5)
-    out = loss(mx.np.array(pred, device=device), mx.np.array(label, device=device),
-               mx.np.array(sample_weight, device=device))
+    out = loss(
+        mx.np.array(pred, device=device),
+        mx.np.array(label, device=device),
+        mx.np.array(sample_weight, device=device),
+    )
     expected = -(pred * label).sum(-1) * sample_weight[:, 0] * 0.5
     assert_matches(out, expected, device=device, rtol=1e-5)
 
@@ -233,8 +248,9 @@ def test_softmax_cross_entropy_axis_and_batch_axis(device):
     rng = np.random.default_rng(5)
     pred = rng.standard_normal((2, 5, 3)).astype(np.float32)  # classes on axis 1
     label = rng.integers(0, 5, (2, 3))
-    out = gloss.SoftmaxCrossEntropyLoss(axis=1)(mx.np.array(pred, device=device),
-                                                mx.np.array(label, device=device))
+    out = gloss.SoftmaxCrossEntropyLoss(axis=1)(
+        mx.np.array(pred, device=device), mx.np.array(label, device=device)
+    )
     logp = _np_log_softmax(pred, axis=1)
     per_pos = -np.take_along_axis(logp, label[:, None, :], axis=1)[:, 0, :]
     assert_matches(out, per_pos.mean(axis=1), device=device, rtol=1e-5)
@@ -321,12 +337,12 @@ def test_load_parameters_deferred_dense_and_errors(tmp_path):
     assert deferred[0].weight.shape == (3, 4)
     bigger = nn.Sequential()
     bigger.add(nn.Dense(3), nn.Dense(2))
-    with pytest.raises(mx.gluon.CheckpointMismatchError,
-                       match=r"\['1.weight', '1.bias'\] are missing"):
+    with pytest.raises(
+        mx.gluon.CheckpointMismatchError, match=r"\['1.weight', '1.bias'\] are missing"
+    ):
         bigger.load_parameters(path)
     bigger.load_parameters(path, allow_missing=True)
-    with pytest.raises(mx.gluon.CheckpointMismatchError,
-                       match=r"holds \['0.bias', '0.weight'\]"):
+    with pytest.raises(mx.gluon.CheckpointMismatchError, match=r"holds \['0.bias', '0.weight'\]"):
         nn.Sequential().load_parameters(path)
     half = nn.Sequential()
     half.add(nn.Dense(3, in_units=4, dtype="float16"))
@@ -356,8 +372,7 @@ def test_initialize_accepts_deprecated_ctx():
 
 # --------------------------------------------------------------------- clip_global_norm
 def test_clip_global_norm(devices):
-    arrays = [mx.np.array([3.0, 0.0], device=devices[0]),
-              mx.np.array([[4.0]], device=devices[1])]
+    arrays = [mx.np.array([3.0, 0.0], device=devices[0]), mx.np.array([[4.0]], device=devices[1])]
     assert utils.clip_global_norm(arrays, 10.0) == 5.0
     assert arrays[0].asnumpy().tolist() == [3.0, 0.0]  # under the bound: untouched
     assert utils.clip_global_norm(arrays, 2.5) == 5.0

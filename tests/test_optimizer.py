@@ -1,5 +1,6 @@
 """Optimizers: MXNet's arithmetic against NumPy written out by hand, single- vs multi-tensor
 parity, multipliers, clipping, lazy row-sparse updates and validation."""
+
 import math
 import pickle
 
@@ -15,10 +16,12 @@ def _module_params():
     params = [pytest.param(np, id="numpy")]
     if gluonlite.num_gpus() > 0:
         import cupy
+
         params.append(pytest.param(cupy, id="cupy"))
     else:
-        params.append(pytest.param(None, id="cupy",
-                                   marks=pytest.mark.skip(reason="no GPU visible")))
+        params.append(
+            pytest.param(None, id="cupy", marks=pytest.mark.skip(reason="no GPU visible"))
+        )
     return params
 
 
@@ -32,8 +35,11 @@ def host(a):
     return a.get() if type(a).__module__.startswith("cupy") else np.array(a, copy=True)
 
 
-TOL = {np.float16: dict(rtol=2e-3, atol=2e-3), np.float32: dict(rtol=1e-6, atol=1e-7),
-       np.float64: dict(rtol=1e-12, atol=1e-14)}
+TOL = {
+    np.float16: dict(rtol=2e-3, atol=2e-3),
+    np.float32: dict(rtol=1e-6, atol=1e-7),
+    np.float64: dict(rtol=1e-12, atol=1e-14),
+}
 
 
 def assert_close(actual, expected, dtype=None):
@@ -42,13 +48,15 @@ def assert_close(actual, expected, dtype=None):
     dtype = np.dtype(dtype or actual.dtype)
     assert actual.dtype == dtype, (actual.dtype, dtype)
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    np.testing.assert_allclose(actual.astype(np.float64), expected.astype(np.float64),
-                               **TOL[dtype.type])
+    np.testing.assert_allclose(
+        actual.astype(np.float64), expected.astype(np.float64), **TOL[dtype.type]
+    )
 
 
 # --------------------------------------------------------------------------------------
 # MXNet arithmetic
 # --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("fused", [True, False], ids=["multi", "single"])
 def test_sgd_momentum_first_steps_by_hand(xp, fused):
@@ -91,7 +99,7 @@ def _adam_reference(w, grads, *, lr, wd, beta1, beta2, eps, rescale, clip):
             g = np.minimum(np.maximum(g, -clip), clip)
         m = beta1 * m + (1 - beta1) * g
         v = beta2 * v + (1 - beta2) * g * g
-        lr_t = lr * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+        lr_t = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
         w = w - lr_t * m / (np.sqrt(v) + eps)
     return w, m, v
 
@@ -103,8 +111,14 @@ def test_sgd_matches_reference_with_wd_rescale_and_clip(xp, fused, momentum):
     w0 = rng.standard_normal((4, 5))
     grads = [rng.standard_normal((4, 5)) * 3 for _ in range(4)]
     hyper = dict(lr=0.05, wd=0.01, momentum=momentum, rescale=0.5, clip=0.6)
-    opt = SGD(learning_rate=0.05, momentum=momentum, wd=0.01, rescale_grad=0.5,
-              clip_gradient=0.6, use_fused_step=fused)
+    opt = SGD(
+        learning_rate=0.05,
+        momentum=momentum,
+        wd=0.01,
+        rescale_grad=0.5,
+        clip_gradient=0.6,
+        use_fused_step=fused,
+    )
     w = xp.array(w0)
     state = opt.create_state(0, w)
     assert (state is None) == (momentum == 0.0)
@@ -134,14 +148,23 @@ def test_adam_matches_reference_with_wd_rescale_and_clip(xp, fused):
     rng = np.random.default_rng(1)
     w0 = rng.standard_normal((3, 7))
     grads = [rng.standard_normal((3, 7)) for _ in range(5)]
-    opt = Adam(learning_rate=0.02, beta1=0.8, beta2=0.95, epsilon=1e-6, wd=0.3,
-               rescale_grad=2.0, clip_gradient=1.5, use_fused_step=fused)
+    opt = Adam(
+        learning_rate=0.02,
+        beta1=0.8,
+        beta2=0.95,
+        epsilon=1e-6,
+        wd=0.3,
+        rescale_grad=2.0,
+        clip_gradient=1.5,
+        use_fused_step=fused,
+    )
     w = xp.array(w0)
     state = opt.create_state(0, w)
     for g in grads:
         opt.update([0], [w], [xp.array(g)], [state])
-    w_ref, m_ref, v_ref = _adam_reference(w0, grads, lr=0.02, wd=0.3, beta1=0.8, beta2=0.95,
-                                          eps=1e-6, rescale=2.0, clip=1.5)
+    w_ref, m_ref, v_ref = _adam_reference(
+        w0, grads, lr=0.02, wd=0.3, beta1=0.8, beta2=0.95, eps=1e-6, rescale=2.0, clip=1.5
+    )
     assert_close(w, w_ref)
     assert_close(state[0], m_ref)
     assert_close(state[1], v_ref)
@@ -151,7 +174,8 @@ def test_clip_comes_before_wd_in_sgd_and_after_wd_in_adam(xp):
     # A large weight with a small gradient tells the two orders apart.
     w_sgd = xp.array([10.0])
     SGD(learning_rate=1.0, wd=0.1, clip_gradient=0.5).update(
-        [0], [w_sgd], [xp.array([0.2])], [None])
+        [0], [w_sgd], [xp.array([0.2])], [None]
+    )
     assert_close(w_sgd, [10.0 - (0.2 + 0.1 * 10.0)])  # clip(0.2) + wd*w = 1.2, unclipped
     adam = Adam(learning_rate=1.0, beta1=0.0, beta2=0.0, wd=0.1, clip_gradient=0.5)
     w_adam = xp.array([10.0])
@@ -179,13 +203,15 @@ def test_begin_num_update_sets_the_first_step(xp):
     w = xp.zeros(1)
     state = opt.create_state(0, w)
     opt.update([0], [w], [xp.ones(1)], [state])
-    lr_t = 0.1 * math.sqrt(1 - 0.999 ** 11) / (1 - 0.9 ** 11)
+    lr_t = 0.1 * math.sqrt(1 - 0.999**11) / (1 - 0.9**11)
     assert_close(w, [-lr_t * 0.1 / (math.sqrt(0.001) + 1e-8)])
 
 
 def test_gradients_are_not_modified(xp):
-    for opt in (SGD(momentum=0.9, wd=0.1, rescale_grad=0.5, clip_gradient=0.1),
-                Adam(wd=0.1, rescale_grad=0.5, clip_gradient=0.1)):
+    for opt in (
+        SGD(momentum=0.9, wd=0.1, rescale_grad=0.5, clip_gradient=0.1),
+        Adam(wd=0.1, rescale_grad=0.5, clip_gradient=0.1),
+    ):
         w = xp.ones((2, 3))
         g = xp.full((2, 3), 4.0)
         opt.update([0], [w], [g], [opt.create_state(0, w)])
@@ -196,11 +222,21 @@ def test_gradients_are_not_modified(xp):
 # Single- vs multi-tensor parity
 # --------------------------------------------------------------------------------------
 
-SHAPES_DTYPES = [((3, 4), np.float32), ((0,), np.float32), ((5,), np.float64),
-                 ((2, 0, 3), np.float16), ((7, 2, 3), np.float32), ((), np.float64),
-                 ((6, 4), np.float16), ((9,), np.float32), ((4, 3), np.float64),
-                 ((3,), np.float32), ((2, 2), np.float32), ((5,), np.float32),
-                 ((1,), np.float32)]
+SHAPES_DTYPES = [
+    ((3, 4), np.float32),
+    ((0,), np.float32),
+    ((5,), np.float64),
+    ((2, 0, 3), np.float16),
+    ((7, 2, 3), np.float32),
+    ((), np.float64),
+    ((6, 4), np.float16),
+    ((9,), np.float32),
+    ((4, 3), np.float64),
+    ((3,), np.float32),
+    ((2, 2), np.float32),
+    ((5,), np.float32),
+    ((1,), np.float32),
+]
 SPARSE = {7: [0, 3, 5], 8: [0, 3]}  # index -> rows present in its row-sparse gradient
 
 
@@ -222,17 +258,28 @@ def _grads(xp, rng, weights):
 
 
 @pytest.mark.parametrize("lazy_update", [True, False], ids=["lazy", "dense"])
-@pytest.mark.parametrize("make_opt", [
-    lambda fused, lazy: SGD(learning_rate=0.05, wd=0.01, clip_gradient=1.0,
-                            use_fused_step=fused, lazy_update=lazy),
-    lambda fused, lazy: SGD(learning_rate=0.05, momentum=0.9, wd=0.01, rescale_grad=0.25,
-                            use_fused_step=fused, lazy_update=lazy),
-    lambda fused, lazy: Adam(learning_rate=0.01, wd=0.02, clip_gradient=0.8,
-                             use_fused_step=fused, lazy_update=lazy),
-], ids=["sgd", "sgd_momentum", "adam"])
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda fused, lazy: SGD(
+            learning_rate=0.05, wd=0.01, clip_gradient=1.0, use_fused_step=fused, lazy_update=lazy
+        ),
+        lambda fused, lazy: SGD(
+            learning_rate=0.05,
+            momentum=0.9,
+            wd=0.01,
+            rescale_grad=0.25,
+            use_fused_step=fused,
+            lazy_update=lazy,
+        ),
+        lambda fused, lazy: Adam(
+            learning_rate=0.01, wd=0.02, clip_gradient=0.8, use_fused_step=fused, lazy_update=lazy
+        ),
+    ],
+    ids=["sgd", "sgd_momentum", "adam"],
+)
 @pytest.mark.parametrize("tiny_buckets", [False, True], ids=["default", "tiny_buckets"])
-def test_multi_tensor_matches_single_tensor(xp, make_opt, lazy_update, tiny_buckets,
-                                            monkeypatch):
+def test_multi_tensor_matches_single_tensor(xp, make_opt, lazy_update, tiny_buckets, monkeypatch):
     if tiny_buckets:
         # Groups then span several buckets (some of one tensor), and the two largest
         # tensors are updated where they lie.
@@ -253,13 +300,19 @@ def test_multi_tensor_matches_single_tensor(xp, make_opt, lazy_update, tiny_buck
             # Index 2 joins late, so its Adam step count differs from the others.
             active = [i for i in indices if i != 2 or step >= 2]
             grads = _grads(xp, rng, weights)
-            opt.update(active, [weights[i] for i in active], [grads[i] for i in active],
-                       [states[i] for i in active])
+            opt.update(
+                active,
+                [weights[i] for i in active],
+                [grads[i] for i in active],
+                [states[i] for i in active],
+            )
         runs.append((weights, states))
     (w_single, s_single), (w_multi, s_multi) = runs
     pairs = list(zip(w_single, w_multi)) + [
-        (a, b) for sa, sb in zip(s_single, s_multi)
-        for a, b in (zip(sa, sb) if isinstance(sa, tuple) else [(sa, sb)])]
+        (a, b)
+        for sa, sb in zip(s_single, s_multi)
+        for a, b in (zip(sa, sb) if isinstance(sa, tuple) else [(sa, sb)])
+    ]
     for a, b in pairs:
         if a is None:
             assert b is None
@@ -291,8 +344,9 @@ def test_multi_tensor_path_runs_the_math_once_per_group(xp, monkeypatch):
     states = [opt.create_state(i, w) for i, w in enumerate(weights)]
     opt.update(range(10), weights, [xp.ones_like(w) for w in weights], states)
     # Groups: index 0 (lr 0.2), the other float32 tensors, the float64 ones.
-    assert sorted(calls) == sorted([("float32", 12, 0.2), ("float32", 5 * 12, 0.1),
-                                    ("float64", 3 * 5, 0.1)])
+    assert sorted(calls) == sorted(
+        [("float32", 12, 0.2), ("float32", 5 * 12, 0.1), ("float64", 3 * 5, 0.1)]
+    )
     calls.clear()
     opt.use_fused_step = False
     opt.update(range(10), weights, [xp.ones_like(w) for w in weights], states)
@@ -303,16 +357,23 @@ def test_multi_tensor_path_runs_the_math_once_per_group(xp, monkeypatch):
 FUSED_SHAPES = [(0,), (), (3,), (1023,), (4097,), (16384,), (16385,), (3, 50001), (7, 2, 3)]
 
 
-@pytest.mark.parametrize("make_opt", [
-    lambda fused: SGD(learning_rate=0.1, wd=0.05, clip_gradient=0.7, use_fused_step=fused),
-    lambda fused: SGD(learning_rate=0.1, momentum=0.9, wd=0.01, rescale_grad=0.5,
-                      use_fused_step=fused),
-    lambda fused: Adam(learning_rate=0.01, wd=0.02, clip_gradient=1.5, rescale_grad=0.5,
-                       use_fused_step=fused),
-], ids=["sgd", "sgd_momentum", "adam"])
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda fused: SGD(learning_rate=0.1, wd=0.05, clip_gradient=0.7, use_fused_step=fused),
+        lambda fused: SGD(
+            learning_rate=0.1, momentum=0.9, wd=0.01, rescale_grad=0.5, use_fused_step=fused
+        ),
+        lambda fused: Adam(
+            learning_rate=0.01, wd=0.02, clip_gradient=1.5, rescale_grad=0.5, use_fused_step=fused
+        ),
+    ],
+    ids=["sgd", "sgd_momentum", "adam"],
+)
 def test_fused_gpu_kernel_matches_single_tensor_path(gpu, make_opt, monkeypatch):
     import cupy
     from gluonlite import _kernels
+
     monkeypatch.delenv(optimizer.FUSED_OPTIMIZER_ENV, raising=False)
     launches = []
 
@@ -322,13 +383,16 @@ def test_fused_gpu_kernel_matches_single_tensor_path(gpu, make_opt, monkeypatch)
         def launch(*args, **kwargs):
             launches.append(name)
             real(*args, **kwargs)
+
         return launch
+
     for name in ("multi_tensor_sgd", "multi_tensor_adam"):
         monkeypatch.setattr(_kernels, name, recorded(name))
     rng = np.random.default_rng(21)
     host_weights = [np.array(rng.standard_normal(s), np.float32) for s in FUSED_SHAPES]
-    host_grads = [[np.array(2 * rng.standard_normal(s), np.float32) for s in FUSED_SHAPES]
-                  for _ in range(4)]
+    host_grads = [
+        [np.array(2 * rng.standard_normal(s), np.float32) for s in FUSED_SHAPES] for _ in range(4)
+    ]
     runs = []
     with cupy.cuda.Device(gpu.device_id):
         for fused in (True, False):
@@ -340,12 +404,18 @@ def test_fused_gpu_kernel_matches_single_tensor_path(gpu, make_opt, monkeypatch)
             for step, grads in enumerate(host_grads):
                 active = [i for i in range(len(weights)) if i != 3 or step >= 2]
                 g = [cupy.asarray(grads[i]) for i in active]
-                opt.update(active, [weights[i] for i in active], g,
-                           [states[i] for i in active])
+                opt.update(active, [weights[i] for i in active], g, [states[i] for i in active])
                 for a, i in zip(g, active):  # the kernel only reads gradients
                     np.testing.assert_array_equal(host(a), grads[i])
-            runs.append(weights + [a for s in states if s is not None
-                                   for a in (s if isinstance(s, tuple) else (s,))])
+            runs.append(
+                weights
+                + [
+                    a
+                    for s in states
+                    if s is not None
+                    for a in (s if isinstance(s, tuple) else (s,))
+                ]
+            )
             if fused:
                 assert len(launches) == len(host_grads)  # one launch per update
     for fused_array, single_array in zip(*runs):
@@ -356,6 +426,7 @@ def test_fused_gpu_kernel_matches_single_tensor_path(gpu, make_opt, monkeypatch)
 # Multipliers, clipping, rescaling
 # --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fused", [True, False], ids=["multi", "single"])
 @pytest.mark.parametrize("how", ["set_lr_mult", "param_dict"])
 def test_lr_mult_zero_freezes(xp, fused, how):
@@ -363,8 +434,10 @@ def test_lr_mult_zero_freezes(xp, fused, how):
         lr_mult = 0.0
         wd_mult = 1.0
 
-    for opt in (SGD(learning_rate=0.1, momentum=0.9, wd=0.5, use_fused_step=fused),
-                Adam(learning_rate=0.1, wd=0.5, use_fused_step=fused)):
+    for opt in (
+        SGD(learning_rate=0.1, momentum=0.9, wd=0.5, use_fused_step=fused),
+        Adam(learning_rate=0.1, wd=0.5, use_fused_step=fused),
+    ):
         if how == "set_lr_mult":
             opt.set_lr_mult({"frozen": 0.0})
         else:
@@ -448,16 +521,18 @@ def test_learning_rate_and_set_learning_rate():
 # Row-sparse (lazy) updates
 # --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fused", [True, False], ids=["multi", "single"])
 @pytest.mark.parametrize("kind", ["sgd", "sgd_momentum", "adam"])
 def test_lazy_update_touches_only_present_rows(xp, fused, kind):
     make = {
-        "sgd": lambda lazy: SGD(learning_rate=0.1, wd=0.1, use_fused_step=fused,
-                                lazy_update=lazy),
-        "sgd_momentum": lambda lazy: SGD(learning_rate=0.1, momentum=0.9, wd=0.1,
-                                         use_fused_step=fused, lazy_update=lazy),
-        "adam": lambda lazy: Adam(learning_rate=0.1, wd=0.1, use_fused_step=fused,
-                                  lazy_update=lazy),
+        "sgd": lambda lazy: SGD(learning_rate=0.1, wd=0.1, use_fused_step=fused, lazy_update=lazy),
+        "sgd_momentum": lambda lazy: SGD(
+            learning_rate=0.1, momentum=0.9, wd=0.1, use_fused_step=fused, lazy_update=lazy
+        ),
+        "adam": lambda lazy: Adam(
+            learning_rate=0.1, wd=0.1, use_fused_step=fused, lazy_update=lazy
+        ),
     }[kind]
     rng = np.random.default_rng(6)
     w0 = rng.standard_normal((6, 2, 3)).astype(np.float32)
@@ -530,6 +605,7 @@ def test_any_object_with_indices_and_data_is_row_sparse(xp):
 # States and pickling
 # --------------------------------------------------------------------------------------
 
+
 def test_states_are_plain_arrays_like_the_weight(xp):
     w = xp.zeros((2, 3), dtype=xp.float16)
     mom = SGD(momentum=0.5).create_state(0, w)
@@ -553,10 +629,14 @@ def test_optimizer_pickles_with_counts_and_without_param_dict():
     np.testing.assert_array_equal(restored_state[0], state[0])
 
 
-@pytest.mark.parametrize("make_opt", [
-    lambda mp: SGD(learning_rate=0.1, momentum=0.9, wd=0.01, multi_precision=mp),
-    lambda mp: Adam(learning_rate=0.01, wd=0.01, multi_precision=mp),
-], ids=["sgd", "adam"])
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda mp: SGD(learning_rate=0.1, momentum=0.9, wd=0.01, multi_precision=mp),
+        lambda mp: Adam(learning_rate=0.01, wd=0.01, multi_precision=mp),
+    ],
+    ids=["sgd", "adam"],
+)
 def test_multi_precision_updates_a_float32_master_copy(xp, make_opt):
     rng = np.random.default_rng(7)
     w16 = rng.standard_normal((5, 3)).astype(np.float16)
@@ -564,8 +644,7 @@ def test_multi_precision_updates_a_float32_master_copy(xp, make_opt):
     rows = xp.array([0, 3])
     opt = make_opt(True)
     w, w_other = xp.array(w16), xp.array(w16.astype(np.float32))
-    states = [opt.create_state_multi_precision(0, w),
-              opt.create_state_multi_precision(1, w_other)]
+    states = [opt.create_state_multi_precision(0, w), opt.create_state_multi_precision(1, w_other)]
     master = states[0][0]
     assert master.dtype == np.float32
     # A float32 weight needs no master copy: its state is the ordinary one.
@@ -591,7 +670,8 @@ def test_multi_precision_updates_a_float32_master_copy(xp, make_opt):
         w_plain = xp.array(w16)
         state = (plain.create_state_multi_precision if mp_api else plain.create_state)(0, w_plain)
         (plain.update_multi_precision if mp_api else plain.update)(
-            [0], [w_plain], [xp.array(grads[0])], [state])
+            [0], [w_plain], [xp.array(grads[0])], [state]
+        )
         results.append(host(w_plain))
     np.testing.assert_array_equal(results[0], results[1])
     assert not np.array_equal(results[0], w16)
@@ -601,24 +681,28 @@ def test_multi_precision_updates_a_float32_master_copy(xp, make_opt):
 # Validation
 # --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: SGD(learning_rate=-0.1), "learning_rate must be in"),
-    (lambda: SGD(learning_rate=float("nan")), "learning_rate"),
-    (lambda: SGD(momentum=1.0), r"momentum must be in \[0, 1\)"),
-    (lambda: SGD(momentum=-0.1), "momentum"),
-    (lambda: SGD(wd=-1e-4), "wd must be in"),
-    (lambda: SGD(rescale_grad=0.0), "rescale_grad"),
-    (lambda: SGD(clip_gradient=0.0), "use None to disable it"),
-    (lambda: SGD(clip_gradient=-1.0), "clip_gradient"),
-    (lambda: Adam(beta1=1.0), "beta1"),
-    (lambda: Adam(beta2=-0.5), "beta2"),
-    (lambda: Adam(beta2=1.5), "beta2"),
-    (lambda: Adam(epsilon=0.0), "epsilon"),
-    (lambda: SGD(begin_num_update=-1), "begin_num_update"),
-    (lambda: SGD().set_lr_mult({0: -1.0}), "lr_mult"),
-    (lambda: Adam().set_wd_mult({"w": -1.0}), "wd_mult"),
-    (lambda: optimizer.create("rmsprops"), "registered optimizers are"),
-])
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: SGD(learning_rate=-0.1), "learning_rate must be in"),
+        (lambda: SGD(learning_rate=float("nan")), "learning_rate"),
+        (lambda: SGD(momentum=1.0), r"momentum must be in \[0, 1\)"),
+        (lambda: SGD(momentum=-0.1), "momentum"),
+        (lambda: SGD(wd=-1e-4), "wd must be in"),
+        (lambda: SGD(rescale_grad=0.0), "rescale_grad"),
+        (lambda: SGD(clip_gradient=0.0), "use None to disable it"),
+        (lambda: SGD(clip_gradient=-1.0), "clip_gradient"),
+        (lambda: Adam(beta1=1.0), "beta1"),
+        (lambda: Adam(beta2=-0.5), "beta2"),
+        (lambda: Adam(beta2=1.5), "beta2"),
+        (lambda: Adam(epsilon=0.0), "epsilon"),
+        (lambda: SGD(begin_num_update=-1), "begin_num_update"),
+        (lambda: SGD().set_lr_mult({0: -1.0}), "lr_mult"),
+        (lambda: Adam().set_wd_mult({"w": -1.0}), "wd_mult"),
+        (lambda: optimizer.create("rmsprops"), "registered optimizers are"),
+    ],
+)
 def test_invalid_hyper_parameters_raise_value_error(make, message):
     with pytest.raises(ValueError, match=message):
         make()
@@ -649,12 +733,14 @@ def test_invalid_update_arguments_raise_and_do_not_count(xp):
     cases = [
         (ValueError, "same length|one of each", ([0], [w], [g, g], [state])),
         (ValueError, "unique", ([0, 0], [w, w], [g, g], [state, state])),
-        (ValueError, "does not match weight shape", ([0], [w], [xp.zeros(6, xp.float32)],
-                                                     [state])),
+        (ValueError, "does not match weight shape", ([0], [w], [xp.zeros(6, xp.float32)], [state])),
         (TypeError, "cast the gradient", ([0], [w], [g.astype(xp.float64)], [state])),
         (ValueError, "what create_state", ([0], [w], [g], [None])),
-        (ValueError, "needs data of shape",
-         ([0], [w], [RowSparseGrad(xp.array([1]), xp.zeros((1, 3), xp.float32))], [state])),
+        (
+            ValueError,
+            "needs data of shape",
+            ([0], [w], [RowSparseGrad(xp.array([1]), xp.zeros((1, 3), xp.float32))], [state]),
+        ),
     ]
     for error, message, args in cases:
         with pytest.raises(error, match=message):

@@ -1,4 +1,5 @@
 """mx.gluon.Parameter and Constant: every behaviour and error of the parameter store."""
+
 from __future__ import annotations
 
 import re
@@ -18,19 +19,27 @@ Parameter = mx.gluon.Parameter
 def _state(p):
     """Everything a failed operation must leave untouched: objects, values, attributes."""
     data = p._data
-    return (p.shape, p.dtype, p.grad_req, p._pending,
-            None if data is None else [(d, id(r), r.asnumpy().tobytes(), id(r._grad))
-                                       for d, r in data.items()],
-            None if p._grad is None else [(d, id(g)) for d, g in p._grad.items()])
+    return (
+        p.shape,
+        p.dtype,
+        p.grad_req,
+        p._pending,
+        None
+        if data is None
+        else [(d, id(r), r.asnumpy().tobytes(), id(r._grad)) for d, r in data.items()],
+        None if p._grad is None else [(d, id(g)) for d, g in p._grad.items()],
+    )
 
 
 def _failing_on_second_call(real, calls: list):
     """``real``, but the second call (since ``calls`` was last cleared) runs out of memory."""
+
     def wrapper(*args):
         calls.append(args)
         if len(calls) == 2:
             raise MemoryError("out of memory (simulated)")
         return real(*args)
+
     return wrapper
 
 
@@ -43,8 +52,7 @@ def test_seed_example(device):
     w.initialize(device=device)
     b.initialize(device=device)
     out = mx.npx.fully_connected(x, w.data(device), b.data(device), num_hidden=64)
-    assert_matches(out, x_host @ w.data(device).asnumpy().T, rtol=1e-4, atol=1e-5,
-                   device=device)
+    assert_matches(out, x_host @ w.data(device).asnumpy().T, rtol=1e-4, atol=1e-5, device=device)
     assert_matches(b.data(device), numpy.zeros(64, dtype=numpy.float32), device=device)
     bound = numpy.sqrt(3 / 82)
     assert 0 < abs(w.data(device).asnumpy()).max() <= bound
@@ -53,26 +61,54 @@ def test_seed_example(device):
 def test_repr_and_attributes():
     p = Parameter("fc_weight", shape=(64, 100))
     assert repr(p) == "Parameter fc_weight (shape=(64, 100), dtype=float32)"
-    q = Parameter("emb", grad_req="add", shape=7, dtype="float64", lr_mult=2.0, wd_mult=0.0,
-                  init="ones", allow_deferred_init=True, differentiable=True,
-                  stype="row_sparse", grad_stype="row_sparse")
-    assert (q.name, q.grad_req, q.shape, q.dtype, q.lr_mult, q.wd_mult) == \
-        ("emb", "add", (7,), numpy.dtype("float64"), 2.0, 0.0)
+    q = Parameter(
+        "emb",
+        grad_req="add",
+        shape=7,
+        dtype="float64",
+        lr_mult=2.0,
+        wd_mult=0.0,
+        init="ones",
+        allow_deferred_init=True,
+        differentiable=True,
+        stype="row_sparse",
+        grad_stype="row_sparse",
+    )
+    assert (q.name, q.grad_req, q.shape, q.dtype, q.lr_mult, q.wd_mult) == (
+        "emb",
+        "add",
+        (7,),
+        numpy.dtype("float64"),
+        2.0,
+        0.0,
+    )
     assert isinstance(q.init, mx.init.One)
-    assert (q.allow_deferred_init, q.differentiable, q.stype, q.grad_stype) == \
-        (True, True, "row_sparse", "row_sparse")
+    assert (q.allow_deferred_init, q.differentiable, q.stype, q.grad_stype) == (
+        True,
+        True,
+        "row_sparse",
+        "row_sparse",
+    )
     default = Parameter()
-    assert (default.name, default.grad_req, default.shape, default.dtype, default.init) == \
-        ("weight", "write", None, numpy.dtype("float32"), None)
+    assert (default.name, default.grad_req, default.shape, default.dtype, default.init) == (
+        "weight",
+        "write",
+        None,
+        numpy.dtype("float32"),
+        None,
+    )
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"grad_req": "sometimes"}, r"Parameter 'w': grad_req must be one of"),
-    ({"stype": "dense"}, r"Parameter 'w': stype must be one of"),
-    ({"grad_stype": "coo"}, r"Parameter 'w': grad_stype must be one of"),
-    ({"shape": (2, -3)}, r"Parameter 'w': shape \(2, -3\) has a negative dimension"),
-    ({"init": "glorot"}, r"Unknown initializer 'glorot'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"grad_req": "sometimes"}, r"Parameter 'w': grad_req must be one of"),
+        ({"stype": "dense"}, r"Parameter 'w': stype must be one of"),
+        ({"grad_stype": "coo"}, r"Parameter 'w': grad_stype must be one of"),
+        ({"shape": (2, -3)}, r"Parameter 'w': shape \(2, -3\) has a negative dimension"),
+        ({"init": "glorot"}, r"Unknown initializer 'glorot'"),
+    ],
+)
 def test_constructor_rejects_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Parameter("w", **kwargs)
@@ -147,8 +183,10 @@ def test_default_device_is_the_current_device():
 def test_data_on_a_device_it_is_not_on(devices):
     p = Parameter("fc_weight", shape=(2,))
     p.initialize(device=devices[0])
-    expected = (f"Parameter 'fc_weight' is not on {devices[1]}; it is on [{devices[0]}]. "
-                f"Use reset_device() or data({devices[0]}).")
+    expected = (
+        f"Parameter 'fc_weight' is not on {devices[1]}; it is on [{devices[0]}]. "
+        f"Use reset_device() or data({devices[0]})."
+    )
     with pytest.raises(RuntimeError, match=re.escape(expected)):
         p.data(devices[1])
     with pytest.raises(RuntimeError, match=r"not on .*Use reset_device\(\) or grad\("):
@@ -159,8 +197,11 @@ def test_data_with_several_replicas_and_another_current_device():
     p = Parameter("w", shape=(2,))
     p.initialize(device=[mx.cpu(0), mx.cpu(1)])
     with mx.cpu(2):
-        with pytest.raises(RuntimeError, match=r"not on cpu\(2\); it is on \[cpu\(0\), "
-                                               r"cpu\(1\)\]"):
+        with pytest.raises(
+            RuntimeError,
+            match=r"not on cpu\(2\); it is on \[cpu\(0\), "
+            r"cpu\(1\)\]",
+        ):
             p.data()
 
 
@@ -168,8 +209,11 @@ def test_data_with_several_replicas_and_another_current_device():
 @pytest.mark.parametrize("call", ["data", "grad", "list_data", "list_grad", "list_device"])
 def test_access_before_initialize(call):
     p = Parameter("fc_weight", shape=(2,))
-    with pytest.raises(RuntimeError, match=r"Parameter 'fc_weight' has not been "
-                                           r"initialized; call fc_weight.initialize"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"Parameter 'fc_weight' has not been "
+        r"initialized; call fc_weight.initialize",
+    ):
         getattr(p, call)()
     assert not isinstance(_raised(getattr(p, call)), mx.gluon.DeferredInitializationError)
 
@@ -185,8 +229,11 @@ def _raised(fn):
 def test_initialize_with_unknown_shape_without_deferred_init():
     p = Parameter("fc_weight", shape=(64, 0))
     assert p.shape == (64, -1)
-    with pytest.raises(ValueError, match=r"Cannot initialize Parameter 'fc_weight': its "
-                                         r"shape \(64, -1\) is not fully known"):
+    with pytest.raises(
+        ValueError,
+        match=r"Cannot initialize Parameter 'fc_weight': its "
+        r"shape \(64, -1\) is not fully known",
+    ):
         p.initialize()
     with pytest.raises(ValueError, match="not fully known"):
         Parameter("b").initialize()
@@ -198,12 +245,14 @@ def test_deferred_init_completes_on_data_once_the_shape_is_known(devices):
     p = Parameter("fc_weight", shape=(4, -1), allow_deferred_init=True, init="xavier")
     p.initialize(device=devices)
     assert p.list_device() == devices
-    with pytest.raises(mx.gluon.DeferredInitializationError,
-                       match=r"Parameter 'fc_weight' has not been initialized yet because "
-                             r"its initialization was deferred"):
+    with pytest.raises(
+        mx.gluon.DeferredInitializationError,
+        match=r"Parameter 'fc_weight' has not been initialized yet because "
+        r"its initialization was deferred",
+    ):
         p.data(devices[0])
     assert isinstance(_raised(p.list_grad), RuntimeError)
-    p.shape = (0, 3)          # 0 is unknown too: merges into (4, 3)
+    p.shape = (0, 3)  # 0 is unknown too: merges into (4, 3)
     assert p.shape == (4, 3)
     replica = p.data(devices[1])
     assert replica.shape == (4, 3) and p.list_device() == devices
@@ -218,8 +267,11 @@ def test_shape_setter_merges_and_refuses_conflicts():
     p = Parameter("w", shape=(-1, 3, 0), allow_deferred_init=True)
     p.shape = (2, -1, 0)
     assert p.shape == (2, 3, -1)
-    with pytest.raises(ValueError, match=r"Parameter 'w': shape \(5, 3, 1\) conflicts with "
-                                         r"the known shape \(2, 3, -1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Parameter 'w': shape \(5, 3, 1\) conflicts with "
+        r"the known shape \(2, 3, -1\)",
+    ):
         p.shape = (5, 3, 1)
     with pytest.raises(ValueError, match=r"does not match the 3-d shape"):
         p.shape = (2, 3)
@@ -264,7 +316,7 @@ def test_failed_deferred_completion_keeps_it_pending():
         p.data()
     p.init = mx.init.Zero()
     with pytest.raises(ValueError, match="'fc_bias' of shape"):
-        p.data()   # the pending initializer was chosen at initialize() time
+        p.data()  # the pending initializer was chosen at initialize() time
     p.initialize(init="zeros")
     assert p.data().asnumpy().tolist() == [0, 0, 0, 0]
 
@@ -304,8 +356,11 @@ def test_initialize_twice_warns_and_keeps_the_data(device):
     p.initialize(device=device)
     before = p.data()
     values = before.asnumpy()
-    with pytest.warns(UserWarning, match=r"Parameter 'fc_weight' is already initialized.*"
-                                         r"force_reinit=True"):
+    with pytest.warns(
+        UserWarning,
+        match=r"Parameter 'fc_weight' is already initialized.*"
+        r"force_reinit=True",
+    ):
         p.initialize(device=device, init="ones")
     assert p.data() is before
     numpy.testing.assert_array_equal(p.data().asnumpy(), values)
@@ -330,7 +385,7 @@ def test_backward_deposits_into_the_grad_replicas(device):
     with mx.autograd.record():
         out = mx.npx.fully_connected(x, replica, no_bias=True, num_hidden=4).sum()
     out.backward()
-    assert_matches(w.grad(), expected, device=device)   # 'write' overwrites
+    assert_matches(w.grad(), expected, device=device)  # 'write' overwrites
 
 
 def test_grad_req_add_accumulates_and_zero_grad_clears(device):
@@ -347,12 +402,15 @@ def test_grad_req_add_accumulates_and_zero_grad_clears(device):
 def test_grad_req_setter_allocates_and_frees_buffers(devices):
     w = Parameter("fc_weight", shape=(2,), grad_req="null")
     w.initialize(device=devices)
-    with pytest.raises(RuntimeError, match=r"Cannot get the gradient of Parameter "
-                                           r"'fc_weight' because grad_req='null'"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"Cannot get the gradient of Parameter "
+        r"'fc_weight' because grad_req='null'",
+    ):
         w.grad()
     with pytest.raises(RuntimeError, match="grad_req='null'"):
         w.list_grad()
-    w.zero_grad()   # no buffers: nothing to do
+    w.zero_grad()  # no buffers: nothing to do
     w.grad_req = "write"
     grads = w.list_grad()
     assert [g.device for g in grads] == devices
@@ -362,7 +420,7 @@ def test_grad_req_setter_allocates_and_frees_buffers(devices):
         (w.data(devices[0]) * 3).sum().backward()
     assert w.grad(devices[0]).asnumpy().tolist() == [3, 3]
     w.grad_req = "add"
-    assert w.grad(devices[0]) is grads[0]   # switching write/add keeps the buffers
+    assert w.grad(devices[0]) is grads[0]  # switching write/add keeps the buffers
     w.grad_req = "null"
     assert w.data(devices[0]).grad is None
     with pytest.raises(RuntimeError, match="grad_req='null'"):
@@ -405,8 +463,7 @@ def test_set_data_copies_into_every_replica_in_place(devices):
     p.set_data(mx.np.array([[1, 2], [3, 4]], device=devices[1]))
     assert all(a is b for a, b in zip(p.list_data(), replicas))
     for dev, replica in zip(devices, replicas):
-        assert_matches(replica, numpy.array([[1, 2], [3, 4]], dtype=numpy.float32),
-                       device=dev)
+        assert_matches(replica, numpy.array([[1, 2], [3, 4]], dtype=numpy.float32), device=dev)
     p.set_data([[5, 6], [7, 8]])
     assert p.data(devices[0]).asnumpy().tolist() == [[5, 6], [7, 8]]
 
@@ -423,9 +480,12 @@ def test_set_data_of_the_wrong_shape(device):
     p = Parameter("fc_weight", shape=(2, 2))
     p.initialize(device=device)
     before = _state(p)
-    with pytest.raises(ValueError, match=r"Parameter 'fc_weight': set_data got shape "
-                                         r"\(3, 2\) conflicts with the known shape "
-                                         r"\(2, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Parameter 'fc_weight': set_data got shape "
+        r"\(3, 2\) conflicts with the known shape "
+        r"\(2, 2\)",
+    ):
         p.set_data(numpy.zeros((3, 2)))
     with pytest.raises(ValueError, match=r"set_data got shape \(4,\) does not match"):
         p.set_data(numpy.zeros(4))
@@ -494,8 +554,9 @@ def test_failed_cast_leaves_the_parameter_as_it_was(monkeypatch):
     p.initialize(device=[mx.cpu(0), mx.cpu(1)])
     before = _state(p)
     calls = []
-    monkeypatch.setattr(parameter_module, "_cast",
-                        _failing_on_second_call(parameter_module._cast, calls))
+    monkeypatch.setattr(
+        parameter_module, "_cast", _failing_on_second_call(parameter_module._cast, calls)
+    )
     with pytest.raises(MemoryError):
         p.cast("float64")
     assert len(calls) == 2
@@ -529,6 +590,7 @@ def test_reset_device_uses_backend_transfer(monkeypatch):
     def recording(raw, src, dst):
         moves.append((src, dst))
         return real(raw, src, dst)
+
     monkeypatch.setattr(_backend, "transfer", recording)
     p.reset_device([mx.cpu(0), mx.cpu(1)])
     assert moves == [(mx.cpu(0), mx.cpu(1))]
@@ -536,8 +598,11 @@ def test_reset_device_uses_backend_transfer(monkeypatch):
 
 def test_reset_device_before_initialize():
     p = Parameter("w", shape=(2,))
-    with pytest.raises(ValueError, match=r"Cannot reset the devices of Parameter 'w' "
-                                         r"because it has not been initialized"):
+    with pytest.raises(
+        ValueError,
+        match=r"Cannot reset the devices of Parameter 'w' "
+        r"because it has not been initialized",
+    ):
         p.reset_device(mx.cpu(1))
 
 
@@ -600,6 +665,7 @@ def test_failed_initializer_leaves_the_parameter_as_it_was():
 def test_gpu_without_a_visible_gpu_gives_a_clear_error():
     try:
         import cupy  # noqa: F401 - only whether it imports matters
+
         expected = r"gpu\(0\) requested, but 0 GPUs are visible"
     except ImportError:
         expected = r"GPU device was requested, but CuPy is not installed"
@@ -629,8 +695,11 @@ def test_ctx_keywords_and_old_names_warn(devices):
         assert p.data(ctx=devices[1]).device == devices[1]
     with pytest.warns(DeprecationWarning, match="ctx= is deprecated"):
         assert p.grad(ctx=devices[0]).device == devices[0]
-    with pytest.warns(DeprecationWarning, match=r"list_ctx\(\) is deprecated, use "
-                                                r"list_device\(\)"):
+    with pytest.warns(
+        DeprecationWarning,
+        match=r"list_ctx\(\) is deprecated, use "
+        r"list_device\(\)",
+    ):
         assert p.list_ctx() == devices
     with pytest.warns(DeprecationWarning, match=r"reset_ctx\(\) is deprecated"):
         p.reset_ctx(devices[1])
@@ -665,9 +734,8 @@ def test_row_sparse_parameter_serves_rows(device):
     assert isinstance(rows, mx.RowSparseNDArray) and rows.device == device
     assert rows.shape == (10, 3) and rows.indices.asnumpy().tolist() == [2, 5, 8]
     numpy.testing.assert_array_equal(rows.data.asnumpy(), full[[2, 5, 8]])
-    rows.data[:] = 0   # a copy: the store keeps its values
-    numpy.testing.assert_array_equal(p.row_sparse_data(row_id).data.asnumpy(),
-                                     full[[2, 5, 8]])
+    rows.data[:] = 0  # a copy: the store keeps its values
+    numpy.testing.assert_array_equal(p.row_sparse_data(row_id).data.asnumpy(), full[[2, 5, 8]])
     with pytest.raises(IndexError, match="row id 10 is out of range"):
         p.row_sparse_data(mx.np.array([10], device=device))
     with pytest.raises(TypeError, match="row_id must be an mx.np.ndarray"):
@@ -677,9 +745,12 @@ def test_row_sparse_parameter_serves_rows(device):
 def test_row_sparse_parameter_refuses_dense_access():
     p = Parameter("emb", shape=(4, 2), stype="row_sparse")
     p.initialize()
-    with pytest.raises(RuntimeError, match=r"Cannot return Parameter 'emb' via data\(\) "
-                                           r"because its storage type is 'row_sparse'; "
-                                           r"use row_sparse_data"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"Cannot return Parameter 'emb' via data\(\) "
+        r"because its storage type is 'row_sparse'; "
+        r"use row_sparse_data",
+    ):
         p.data()
     with pytest.raises(RuntimeError, match=r"use list_row_sparse_data"):
         p.list_data()
@@ -688,9 +759,12 @@ def test_row_sparse_parameter_refuses_dense_access():
 def test_dense_parameter_refuses_row_sparse_access():
     p = Parameter("w", shape=(4, 2))
     p.initialize()
-    with pytest.raises(RuntimeError, match=r"Cannot return Parameter 'w' via "
-                                           r"row_sparse_data\(\) because its storage type "
-                                           r"is 'default'; use data\(\)"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"Cannot return Parameter 'w' via "
+        r"row_sparse_data\(\) because its storage type "
+        r"is 'default'; use data\(\)",
+    ):
         p.row_sparse_data(mx.np.array([1]))
     with pytest.raises(RuntimeError, match=r"list_row_sparse_data\(\).*use list_data\(\)"):
         p.list_row_sparse_data(mx.np.array([1]))
@@ -707,14 +781,14 @@ def test_row_sparse_data_follows_row_id_device(devices):
     assert all(r.indices.asnumpy().tolist() == [4] for r in listed)
     q = Parameter("emb", shape=(6, 2), stype="row_sparse")
     q.initialize(device=devices[0])
-    with pytest.raises(RuntimeError, match=re.escape(f"not on {devices[1]}; it is on "
-                                                     f"[{devices[0]}]")):
+    with pytest.raises(
+        RuntimeError, match=re.escape(f"not on {devices[1]}; it is on [{devices[0]}]")
+    ):
         q.row_sparse_data(mx.np.array([1], device=devices[1]))
 
 
 def test_row_sparse_gradients_from_embedding(device):
-    p = Parameter("emb", shape=(8, 2), stype="row_sparse", grad_stype="row_sparse",
-                  init="ones")
+    p = Parameter("emb", shape=(8, 2), stype="row_sparse", grad_stype="row_sparse", init="ones")
     p.initialize(device=device)
     grad = p.grad()
     assert isinstance(grad, mx.RowSparseNDArray) and grad.indices.shape == (0,)
@@ -757,12 +831,25 @@ def test_csr_parameter_and_gradient(device):
 
 # --------------------------------------------------------------------- var, Constant
 def test_var_carries_the_attributes_and_is_cached():
-    p = Parameter("fc_weight", shape=(64, 100), dtype="float16", lr_mult=2.0, wd_mult=0.5,
-                  init="xavier", stype="row_sparse")
+    p = Parameter(
+        "fc_weight",
+        shape=(64, 100),
+        dtype="float16",
+        lr_mult=2.0,
+        wd_mult=0.5,
+        init="xavier",
+        stype="row_sparse",
+    )
     sym = p.var()
     assert isinstance(sym, mx.sym.Symbol) and repr(sym) == "<Symbol fc_weight>"
-    assert (sym.name, sym.shape, sym.dtype, sym.lr_mult, sym.wd_mult, sym.stype) == \
-        ("fc_weight", (64, 100), numpy.dtype("float16"), 2.0, 0.5, "row_sparse")
+    assert (sym.name, sym.shape, sym.dtype, sym.lr_mult, sym.wd_mult, sym.stype) == (
+        "fc_weight",
+        (64, 100),
+        numpy.dtype("float16"),
+        2.0,
+        0.5,
+        "row_sparse",
+    )
     assert isinstance(sym.init, mx.init.Xavier)
     assert sym.attr("__lr_mult__") == "2.0"
     assert p.var() is sym
@@ -770,8 +857,12 @@ def test_var_carries_the_attributes_and_is_cached():
 
 def test_constant_holds_a_fixed_value(devices):
     c = mx.gluon.Constant([[1, 2], [3, 4]])
-    assert (c.name, c.shape, c.dtype, c.grad_req) == ("const", (2, 2),
-                                                      numpy.dtype("float32"), "null")
+    assert (c.name, c.shape, c.dtype, c.grad_req) == (
+        "const",
+        (2, 2),
+        numpy.dtype("float32"),
+        "null",
+    )
     assert repr(c) == "Constant const (shape=(2, 2), dtype=float32)"
     c.initialize(device=devices)
     for r in c.list_data():
@@ -804,11 +895,14 @@ def test_constant_refuses_a_name_in_place_of_the_value():
 
 
 def test_sym_var_attributes_and_errors():
-    sym = mx.sym.var("emb", shape=5, dtype="float64", init=mx.init.Normal(0.5),
-                     stype="csr")
+    sym = mx.sym.var("emb", shape=5, dtype="float64", init=mx.init.Normal(0.5), stype="csr")
     assert sym.shape == (5,) and sym.dtype == numpy.float64
-    assert sym.list_attr() == {"__shape__": "(5,)", "__dtype__": "float64",
-                               "__init__": '["normal", {"sigma": 0.5}]', "__stype__": "2"}
+    assert sym.list_attr() == {
+        "__shape__": "(5,)",
+        "__dtype__": "float64",
+        "__init__": '["normal", {"sigma": 0.5}]',
+        "__stype__": "2",
+    }
     assert mx.sym.var("plain").list_attr() == {} and mx.sym.var("plain").shape is None
     with pytest.raises(ValueError, match="stype must be"):
         mx.sym.var("x", stype="dense")

@@ -1,4 +1,5 @@
 """mx.runtime and ``python -m gluonlite``: the installation report never raises."""
+
 from __future__ import annotations
 
 import subprocess
@@ -41,8 +42,9 @@ def test_report_survives_a_failing_gpu_query(monkeypatch):
 
 
 def test_python_dash_m_gluonlite_prints_the_report():
-    done = subprocess.run([sys.executable, "-m", "gluonlite"], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "gluonlite"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == f"gluonlite {mx.__version__}"

@@ -1,4 +1,5 @@
 """Row-sparse and CSR storage on every device, and sparse gradient buffers."""
+
 from __future__ import annotations
 
 import hypothesis
@@ -20,11 +21,16 @@ def _dense(shape=(6, 3)):
 
 
 def test_row_sparse_array_sorts_rows_and_keeps_shape(device):
-    rsp = mx.sparse.row_sparse_array(([[4.0, 5.0, 6.0], [1.0, 2.0, 3.0]], [4, 1]),
-                                     shape=(6, 3), device=device)
+    rsp = mx.sparse.row_sparse_array(
+        ([[4.0, 5.0, 6.0], [1.0, 2.0, 3.0]], [4, 1]), shape=(6, 3), device=device
+    )
     assert isinstance(rsp, mx.RowSparseNDArray)
-    assert (rsp.shape, rsp.stype, rsp.device, rsp.dtype) == \
-        ((6, 3), "row_sparse", device, numpy.dtype(numpy.float32))
+    assert (rsp.shape, rsp.stype, rsp.device, rsp.dtype) == (
+        (6, 3),
+        "row_sparse",
+        device,
+        numpy.dtype(numpy.float32),
+    )
     assert_matches(rsp.indices, numpy.array([1, 4], dtype=numpy.int64), device=device)
     assert_matches(rsp.data, numpy.array([[1, 2, 3], [4, 5, 6]], dtype=numpy.float32))
     numpy.testing.assert_array_equal(rsp.asnumpy(), _dense())
@@ -34,8 +40,7 @@ def test_row_sparse_array_rejects_bad_input(device):
     with pytest.raises(ValueError, match="duplicates"):
         mx.sparse.row_sparse_array(([[1.0], [2.0]], [3, 3]), shape=(5, 1), device=device)
     with pytest.raises(ValueError, match=r"expected \(2, 1\)"):
-        mx.sparse.row_sparse_array(([[1.0, 2.0], [2.0, 3.0]], [0, 1]), shape=(5, 1),
-                                   device=device)
+        mx.sparse.row_sparse_array(([[1.0, 2.0], [2.0, 3.0]], [0, 1]), shape=(5, 1), device=device)
     with pytest.raises(IndexError, match="row id 5 is out of range"):
         mx.sparse.row_sparse_array(([[1.0]], [5]), shape=(5, 1), device=device)
     with pytest.raises(ValueError, match="needs the full shape"):
@@ -118,8 +123,9 @@ def test_csr_needs_two_dimensions(device):
 
 
 def test_csr_matrix_builds_and_validates(device):
-    m = mx.sparse.csr_matrix(([1.0, 2.0, 3.0], [2, 0, 1], [0, 2, 2, 3]), shape=(3, 3),
-                             device=device)
+    m = mx.sparse.csr_matrix(
+        ([1.0, 2.0, 3.0], [2, 0, 1], [0, 2, 2, 3]), shape=(3, 3), device=device
+    )
     assert m.device == device and m.dtype == numpy.float32
     numpy.testing.assert_array_equal(m.asnumpy(), [[2, 0, 1], [0, 0, 0], [0, 3, 0]])
     with pytest.raises(ValueError, match="indptr must rise"):
@@ -160,16 +166,20 @@ def test_empty_buffers_are_zero(device):
 def _sparse_rows(device, ids, values, shape):
     xp = mx.np.zeros((1,), device=device)._xp
     with _backend.on(device):  # raw arrays of ``device``, not of the current GPU
-        return SparseRows(xp.asarray(numpy.array(ids, dtype=numpy.int64)),
-                          xp.asarray(numpy.array(values, dtype=numpy.float32)), shape)
+        return SparseRows(
+            xp.asarray(numpy.array(ids, dtype=numpy.int64)),
+            xp.asarray(numpy.array(values, dtype=numpy.float32)),
+            shape,
+        )
 
 
 @pytest.mark.parametrize("stype", ["row_sparse", "csr"])
 def test_store_gradient_sums_duplicates_and_adds(device, stype):
     cls = mx.RowSparseNDArray if stype == "row_sparse" else mx.CSRNDArray
     buf = cls.empty((5, 2), "float32", device)
-    buf._store_gradient(_sparse_rows(device, [3, 1, 3], [[1, 1], [2, 2], [3, 3]], (5, 2)),
-                        add=False)
+    buf._store_gradient(
+        _sparse_rows(device, [3, 1, 3], [[1, 1], [2, 2], [3, 3]], (5, 2)), add=False
+    )
     expected = numpy.zeros((5, 2), dtype=numpy.float32)
     expected[1], expected[3] = 2, 4
     numpy.testing.assert_array_equal(buf.asnumpy(), expected)
@@ -205,9 +215,11 @@ def test_attach_grad_row_sparse_receives_embedding_rows(device):
 
 
 @hypothesis.settings(max_examples=60, deadline=None)
-@hypothesis.given(stored=st.sets(st.integers(0, 19)),
-                  wanted=st.lists(st.integers(0, 19), max_size=30),
-                  rows=st.sampled_from([20, 100_000]))
+@hypothesis.given(
+    stored=st.sets(st.integers(0, 19)),
+    wanted=st.lists(st.integers(0, 19), max_size=30),
+    rows=st.sampled_from([20, 100_000]),
+)
 def test_retain_property(stored, wanted, rows):
     # 20 rows: the CPU path flags wanted rows in a table of all rows; 100,000 rows (at most
     # 50 stored + wanted): it binary-searches the stored ids instead. Both must agree.
@@ -222,15 +234,15 @@ def test_retain_property(stored, wanted, rows):
 
 
 @hypothesis.settings(max_examples=60, deadline=None)
-@hypothesis.given(batches=st.lists(st.lists(st.integers(0, 9), max_size=8), min_size=1,
-                                   max_size=4))
+@hypothesis.given(batches=st.lists(st.lists(st.integers(0, 9), max_size=8), min_size=1, max_size=4))
 def test_store_gradient_add_matches_dense_sum(batches):
     buf = mx.RowSparseNDArray.empty((10, 3), "float64", mx.cpu(0))
     expected = numpy.zeros((10, 3))
     for step, ids in enumerate(batches):
         values = numpy.arange(len(ids) * 3, dtype=numpy.float64).reshape(-1, 3) + step
-        buf._store_gradient(SparseRows(numpy.array(ids, dtype=numpy.int64), values,
-                                       (10, 3)), add=True)
+        buf._store_gradient(
+            SparseRows(numpy.array(ids, dtype=numpy.int64), values, (10, 3)), add=True
+        )
         numpy.add.at(expected, ids, values)
     numpy.testing.assert_array_equal(buf.asnumpy(), expected)
     indices = buf.indices.asnumpy()

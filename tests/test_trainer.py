@@ -1,5 +1,6 @@
 """Trainer: gradient sums over replicas, MXNet's update arithmetic, replica consistency,
 multipliers, stale gradients, row-sparse lazy updates, saved states and the demo."""
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,10 @@ def _mlp(devices, seed=7):
 
 def _batches(n=4, size=8, seed=0):
     rng = np.random.default_rng(seed)
-    return [(rng.standard_normal((size, 5)).astype(np.float32), rng.integers(0, 3, size))
-            for _ in range(n)]
+    return [
+        (rng.standard_normal((size, 5)).astype(np.float32), rng.integers(0, 3, size))
+        for _ in range(n)
+    ]
 
 
 def _train(net, trainer, devices, batches):
@@ -63,8 +66,9 @@ def test_sgd_step_matches_mxnet_arithmetic(device):
     net = nn.Dense(2, in_units=3)
     net.initialize(mx.init.Normal(1.0), device=device)
     w0, b0 = net.weight.data(device).asnumpy(), net.bias.data(device).asnumpy()
-    trainer = gluon.Trainer(net.collect_params(), "sgd",
-                            {"learning_rate": 0.1, "momentum": 0.9, "wd": 0.01})
+    trainer = gluon.Trainer(
+        net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9, "wd": 0.01}
+    )
     x = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
     mom_w, mom_b = np.zeros_like(w0), np.zeros_like(b0)
     w, b = w0.astype(np.float64), b0.astype(np.float64)
@@ -99,11 +103,11 @@ def test_one_device_and_two_devices_train_alike(devices, optimizer):
     if optimizer == "sgd":
         params.update(momentum=0.9, wd=1e-3)
     one = _mlp([devices[0]])
-    _train(one, gluon.Trainer(one.collect_params(), optimizer, dict(params)), [devices[0]],
-           _batches())
+    _train(
+        one, gluon.Trainer(one.collect_params(), optimizer, dict(params)), [devices[0]], _batches()
+    )
     two = _mlp(devices)
-    _train(two, gluon.Trainer(two.collect_params(), optimizer, dict(params)), devices,
-           _batches())
+    _train(two, gluon.Trainer(two.collect_params(), optimizer, dict(params)), devices, _batches())
     expected = _values(one, devices[0])
     start = _values(_mlp([devices[0]]), devices[0])
     for name, value in _values(two, devices[0]).items():
@@ -114,8 +118,7 @@ def test_one_device_and_two_devices_train_alike(devices, optimizer):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_replicas_bit_identical_after_steps(devices, optimizer):
     net = _mlp(devices)
-    trainer = gluon.Trainer(net.collect_params(), optimizer,
-                            {"learning_rate": 0.1, "wd": 0.01})
+    trainer = gluon.Trainer(net.collect_params(), optimizer, {"learning_rate": 0.1, "wd": 0.01})
     _train(net, trainer, devices, _batches(3))
     for name, p in net.collect_params().items():
         first, *others = [r.asnumpy() for r in p.list_data()]
@@ -144,8 +147,9 @@ def test_lr_mult_zero_freezes(devices):
     net = _mlp(devices)
     net[0].weight.lr_mult = 0.0
     before = _values(net, devices[0])
-    trainer = gluon.Trainer(net.collect_params(), "sgd",
-                            {"learning_rate": 0.5, "momentum": 0.9, "wd": 0.1})
+    trainer = gluon.Trainer(
+        net.collect_params(), "sgd", {"learning_rate": 0.5, "momentum": 0.9, "wd": 0.1}
+    )
     _train(net, trainer, devices, _batches(2))
     after = _values(net, devices[1])
     assert np.array_equal(after["0.weight"], before["0.weight"])
@@ -246,8 +250,11 @@ def test_parameters_on_different_devices_are_an_error():
     a.initialize(device=[mx.cpu(0), mx.cpu(1)])
     b.initialize(device=mx.cpu(0))
     trainer = gluon.Trainer({"a": a, "b": b}, "sgd")
-    with pytest.raises(RuntimeError, match=r"Parameter 'b' is on \[cpu\(0\)\] while 'a' is on "
-                                           r"\[cpu\(0\), cpu\(1\)\]"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"Parameter 'b' is on \[cpu\(0\)\] while 'a' is on "
+        r"\[cpu\(0\), cpu\(1\)\]",
+    ):
         trainer.step(1)
 
 
@@ -258,8 +265,9 @@ def test_devices_in_another_order_are_aligned():
     b.initialize(device=[mx.cpu(1), mx.cpu(0)])
     trainer = gluon.Trainer([a, b], "sgd", {"learning_rate": 1.0})
     with autograd.record():
-        ys = [(a.data(d) * b.data(d) * (k + 1.0)).sum()
-              for k, d in enumerate([mx.cpu(0), mx.cpu(1)])]
+        ys = [
+            (a.data(d) * b.data(d) * (k + 1.0)).sum() for k, d in enumerate([mx.cpu(0), mx.cpu(1)])
+        ]
     for y in ys:
         y.backward()
     trainer.step(1)
@@ -298,14 +306,17 @@ def test_row_sparse_lazy_update_touches_present_rows_only(devices):
     emb = nn.Embedding(10, 4, sparse_grad=True)
     emb.initialize(mx.init.Normal(1.0), device=devices)
     before = emb.weight.data(devices[0]).asnumpy()
-    trainer = gluon.Trainer(emb.collect_params(), "sgd",
-                            {"learning_rate": 0.1, "momentum": 0.9, "wd": 0.1,
-                             "lazy_update": True})
+    trainer = gluon.Trainer(
+        emb.collect_params(),
+        "sgd",
+        {"learning_rate": 0.1, "momentum": 0.9, "wd": 0.1, "lazy_update": True},
+    )
     ids = [np.array([1, 7]), np.array([7, 3])]  # rows 1, 3, 7 occur, on different devices
     for _ in range(2):
         with autograd.record():
-            outs = [emb(mx.np.array(i, dtype="int64", device=d)).sum()
-                    for i, d in zip(ids, devices)]
+            outs = [
+                emb(mx.np.array(i, dtype="int64", device=d)).sum() for i, d in zip(ids, devices)
+            ]
         for out in outs:
             out.backward()
         trainer.allreduce_grads()
@@ -349,8 +360,9 @@ def test_constructor_errors():
     with pytest.raises(TypeError, match="must be a dict or list"):
         gluon.Trainer(net, "sgd")
     with pytest.raises(RuntimeError, match="kvstore='nccl'"):
-        trainer = gluon.Trainer(_mlp([mx.cpu(0), mx.cpu(1)]).collect_params(), "sgd",
-                                kvstore="nccl")
+        trainer = gluon.Trainer(
+            _mlp([mx.cpu(0), mx.cpu(1)]).collect_params(), "sgd", kvstore="nccl"
+        )
         trainer.allreduce_grads()
 
 
@@ -358,8 +370,7 @@ def test_constructor_errors():
 def test_float16_multi_precision(devices, multi_precision):
     p = gluon.Parameter("w", shape=(2,), init="ones", dtype="float16")
     p.initialize(device=devices)
-    trainer = gluon.Trainer([p], "sgd", {"learning_rate": 1e-4,
-                                         "multi_precision": multi_precision})
+    trainer = gluon.Trainer([p], "sgd", {"learning_rate": 1e-4, "multi_precision": multi_precision})
     for _ in range(20):
         with autograd.record():
             ys = [p.data(d).sum() for d in devices]
@@ -386,7 +397,6 @@ def test_optimizer_instance_reads_live_multipliers(multiplier):
     assert p.data().asnumpy().tolist() == [-1.0]
 
 
-
 def test_changes_between_steps_are_seen(devices):
     # The trainer keeps what it derives from the parameters from one step to the next;
     # a changed grad_req or a new set of replicas must still reach the next step.
@@ -411,8 +421,10 @@ def test_changes_between_steps_are_seen(devices):
         assert p.list_device() == devices[:1]
 
 
-@pytest.mark.parametrize("value, error", [(-1.0, ValueError), (float("nan"), ValueError),
-                                          ("2", TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    "value, error",
+    [(-1.0, ValueError), (float("nan"), ValueError), ("2", TypeError), (True, TypeError)],
+)
 def test_invalid_live_multiplier_is_refused(value, error):
     p = gluon.Parameter("w", shape=(1,), init="ones")
     p.initialize()
@@ -459,6 +471,7 @@ def test_nadam_states_without_the_momentum_schedule_are_refused(tmp_path):
     from safetensors import safe_open
 
     from gluonlite import checkpoint
+
     net = _mlp([mx.cpu(0)])
     trainer = gluon.Trainer(net.collect_params(), "nadam")
     _train(net, trainer, [mx.cpu(0)], _batches(1))
@@ -468,11 +481,11 @@ def test_nadam_states_without_the_momentum_schedule_are_refused(tmp_path):
         meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
     fresh = gluon.Trainer(net.collect_params(), "nadam")
     for scalars, error, message in [
-            (None, checkpoint.CheckpointMismatchError, "keeps \\['m_schedule'\\]"),
-            ({}, checkpoint.CorruptCheckpointError, "field 'scalars'"),
-            ({"m_schedule": "0.5"}, checkpoint.CorruptCheckpointError, "finite number"),
-            ({"m_schedule": float("nan")}, checkpoint.CorruptCheckpointError,
-             "finite number")]:
+        (None, checkpoint.CheckpointMismatchError, "keeps \\['m_schedule'\\]"),
+        ({}, checkpoint.CorruptCheckpointError, "field 'scalars'"),
+        ({"m_schedule": "0.5"}, checkpoint.CorruptCheckpointError, "finite number"),
+        ({"m_schedule": float("nan")}, checkpoint.CorruptCheckpointError, "finite number"),
+    ]:
         description = json.loads(meta["trainer"])
         if scalars is None:
             del description["scalars"]
@@ -488,6 +501,7 @@ def test_nadam_states_without_the_momentum_schedule_are_refused(tmp_path):
 
 def test_pickled_nadam_keeps_its_momentum_schedule():
     import pickle
+
     opt = mx.optimizer.Nadam(learning_rate=0.1)
     updater = mx.optimizer.get_updater(opt)
     w = mx.np.ones(3)
@@ -519,6 +533,7 @@ def test_load_states_checks_optimizer_and_names(tmp_path):
 # --------------------------------------------------------------------- the reduction
 def test_allreduce_function_on_raw_arrays(devices):
     from gluonlite import _backend
+
     host = [np.arange(6, dtype=np.float32).reshape(2, 3) * (k + 1) for k in range(2)]
     raws = [_backend.transfer(h, mx.cpu(0), d) for h, d in zip(host, devices)]
     allreduce(raws, devices)
@@ -530,11 +545,13 @@ def test_allreduce_function_on_raw_arrays(devices):
 @pytest.mark.parametrize("pack", [True, False], ids=["packed", "per-array"])
 def test_allreduce_and_broadcast_arrays(devices, pack):
     from gluonlite import _backend
+
     shapes = [(2, 3), (4,), (0,), (1, 1, 2)]  # a zero-size array included
     rng = np.random.default_rng(2)
     host = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in devices]
-    per_device = [[_backend.transfer(a, mx.cpu(0), d) for a in arrays]
-                  for arrays, d in zip(host, devices)]
+    per_device = [
+        [_backend.transfer(a, mx.cpu(0), d) for a in arrays] for arrays, d in zip(host, devices)
+    ]
     for arrays, d in zip(per_device, devices):
         # A strided view (every other column of a wider buffer) must be written back too.
         wide = _backend.transfer(np.zeros((2, 6), dtype=np.float32), mx.cpu(0), d)
@@ -545,8 +562,9 @@ def test_allreduce_and_broadcast_arrays(devices, pack):
     allreduce_arrays(per_device, devices, pack=pack)
     for arrays, d in zip(per_device, devices):
         for j, a in enumerate(arrays):
-            np.testing.assert_array_equal(_backend.transfer(a, d, mx.cpu(0)),
-                                          host[0][j] + host[1][j])
+            np.testing.assert_array_equal(
+                _backend.transfer(a, d, mx.cpu(0)), host[0][j] + host[1][j]
+            )
     with _backend.on(devices[0]):
         for j, a in enumerate(per_device[0]):
             per_device[0][j][...] = j
@@ -559,6 +577,7 @@ def test_allreduce_and_broadcast_arrays(devices, pack):
 def test_nccl_allreduce_single_gpu_smoke(gpu):
     from gluonlite import _backend
     from gluonlite.gluon import trainer as trainer_module
+
     if trainer_module._nccl_module() is None:
         pytest.skip("cupy.cuda.nccl is not available")
     raw = _backend.transfer(np.ones(5, dtype=np.float32), mx.cpu(0), gpu)
@@ -572,9 +591,19 @@ def test_demo_quick_mode_runs_in_bounded_time():
     pytest.importorskip("tqdm")
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "train_digits.py"),
-                             "--quick", "--devices", "cpu0,cpu1"],
-                            capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "train_digits.py"),
+            "--quick",
+            "--devices",
+            "cpu0,cpu1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     elapsed = time.perf_counter() - start
     assert result.returncode == 0, result.stdout + result.stderr
     assert "test accuracy" in result.stdout and "samples/s" in result.stdout
@@ -605,8 +634,8 @@ def test_mxnet_style_loop_runs_unchanged():
         first = last = None
         for epoch in range(15):
             for start in range(0, 64, 16):
-                data = g.utils.split_and_load(X[start:start + 16], ctx_list=ctx, batch_axis=0)
-                label = g.utils.split_and_load(y[start:start + 16], ctx_list=ctx, batch_axis=0)
+                data = g.utils.split_and_load(X[start : start + 16], ctx_list=ctx, batch_axis=0)
+                label = g.utils.split_and_load(y[start : start + 16], ctx_list=ctx, batch_axis=0)
                 with ag.record():
                     losses = [loss_fn(net(xb), yb) for xb, yb in zip(data, label)]
                 for loss in losses:

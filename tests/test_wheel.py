@@ -1,5 +1,6 @@
 """The distribution as users get it: sdist and wheel built, the wheel installed into a fresh
 virtual environment (not editable, not from the source tree) and smoke-tested there."""
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,10 @@ def test_the_installed_wheel_works(tmp_path):
     dist = tmp_path / "dist"
     # python -m build makes the sdist, then the wheel FROM the sdist: a file the sdist
     # lacks (setup.py, a kernel) fails the wheel too.
-    _run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(dist),
-          str(ROOT)], cwd=tmp_path)
+    _run(
+        [sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(dist), str(ROOT)],
+        cwd=tmp_path,
+    )
     wheels = list(dist.glob("gluonlite-*.whl"))
     assert len(wheels) == 1 and list(dist.glob("gluonlite-*.tar.gz"))
     names = zipfile.ZipFile(wheels[0]).namelist()
@@ -35,6 +38,5 @@ def test_the_installed_wheel_works(tmp_path):
     python = env_dir / "bin" / "python"
     _run([str(python), "-m", "pip", "install", "-q", str(wheels[0])])
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    done = _run([str(python), str(ROOT / "ci" / "wheel_smoke.py"), *sources], cwd=tmp_path,
-                env=env)
+    done = _run([str(python), str(ROOT / "ci" / "wheel_smoke.py"), *sources], cwd=tmp_path, env=env)
     assert "wheel smoke:" in done.stdout and ": ok" in done.stdout

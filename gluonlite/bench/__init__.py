@@ -7,6 +7,7 @@ contract), :mod:`~gluonlite.bench.report` (tables, JSON, plot), and one module p
 ``fc``, ``retain``, ``replicate``, ``param``, ``step``, ``mxnet``. Nothing here is imported
 by ``import gluonlite``.
 """
+
 from .cli import SUITES, main
 
 __all__ = ["SUITES", "main"]

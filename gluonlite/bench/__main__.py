@@ -1,4 +1,5 @@
 """``python -m gluonlite.bench``: the same as the ``gluonlite-bench`` console script."""
+
 import sys
 
 from .cli import main

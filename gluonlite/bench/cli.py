@@ -11,6 +11,7 @@ stderr. Exit status: 0 when every case ran, 1 when some implementation failed (i
 says ``error`` and the error is printed under the table), 2 for bad arguments, such as
 ``--device gpu`` on a machine without a GPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,18 +31,32 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gluonlite-bench",
         description="Benchmark gluonlite against NumPy/CuPy/torch and Apache MXNet 1.9.1. "
-                    "Ratios are peer time / gluonlite time (> 1: gluonlite is faster).")
-    p.add_argument("suites", nargs="*", metavar="SUITE",
-                   help=f"suites to run, any of: {', '.join(SUITES)} (default: all)")
-    p.add_argument("--device", default="all",
-                   help="cpu, gpu (every visible GPU), all (default: the CPU and any GPU), "
-                        "or one device such as 'gpu(0)'")
-    p.add_argument("--quick", action="store_true",
-                   help="few cases, few repeats: a smoke run in seconds, not for quoting")
+        "Ratios are peer time / gluonlite time (> 1: gluonlite is faster).",
+    )
+    p.add_argument(
+        "suites",
+        nargs="*",
+        metavar="SUITE",
+        help=f"suites to run, any of: {', '.join(SUITES)} (default: all)",
+    )
+    p.add_argument(
+        "--device",
+        default="all",
+        help="cpu, gpu (every visible GPU), all (default: the CPU and any GPU), "
+        "or one device such as 'gpu(0)'",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="few cases, few repeats: a smoke run in seconds, not for quoting",
+    )
     p.add_argument("--json", metavar="FILE", help="write every raw timing to FILE")
-    p.add_argument("--plot", metavar="FILE.png",
-                   help="plot throughput vs size per implementation (needs matplotlib: "
-                        "pip install 'gluonlite[plot]')")
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="plot throughput vs size per implementation (needs matplotlib: "
+        "pip install 'gluonlite[plot]')",
+    )
     return p
 
 
@@ -84,8 +99,14 @@ def main(argv=None) -> int:
     settings = timing.QUICK if args.quick else timing.FULL
 
     info = machine.describe()
-    print("gluonlite-bench  " + ("(quick: smoke numbers, not for quoting)" if args.quick
-                                 else f"median of {settings.repeats} repeats"))
+    print(
+        "gluonlite-bench  "
+        + (
+            "(quick: smoke numbers, not for quoting)"
+            if args.quick
+            else f"median of {settings.repeats} repeats"
+        )
+    )
     print("\n".join(machine.header_lines(info)))
     print(flush=True)
 
@@ -114,9 +135,17 @@ def main(argv=None) -> int:
     print_finished(len(cases))
 
     if args.json:
-        document = report.to_json(results, info, {
-            "suites": names, "device": args.device, "quick": args.quick,
-            "settings": settings.kwargs(), "targets": [t.name for t in target_list]})
+        document = report.to_json(
+            results,
+            info,
+            {
+                "suites": names,
+                "device": args.device,
+                "quick": args.quick,
+                "settings": settings.kwargs(),
+                "targets": [t.name for t in target_list],
+            },
+        )
         report.write_json(args.json, document)
         print(f"raw timings written to {args.json}")
     if args.plot:

@@ -16,6 +16,7 @@ Peers: Apache MXNet 1.9.1 on CPU (oneDNN; through ``benchmarks/mxnet_workloads.p
 CPU the batch-128 cases are limited to the 14x14 and 7x7 stages and the ResNet-18 step to
 112x112 images: a 2-core machine needs tens of seconds per call otherwise.
 """
+
 from __future__ import annotations
 
 import numpy
@@ -28,8 +29,18 @@ from .targets import clock_for
 from .timing import TorchEventClock
 from .workload import Skip, Workload, optional_torch
 
-__all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "LAYERS", "specs", "describe",
-           "implementations", "resnet18", "flops"]
+__all__ = [
+    "NAME",
+    "TITLE",
+    "METRIC",
+    "SIZE_LABEL",
+    "LAYERS",
+    "specs",
+    "describe",
+    "implementations",
+    "resnet18",
+    "flops",
+]
 
 NAME = "conv"
 TITLE = "ResNet-18 convolutions fwd+bwd and a training step, float32 (throughput)"
@@ -37,27 +48,58 @@ METRIC = Metric("GFLOP/s | img/s", 1e9)
 SIZE_LABEL = "GFLOP per call"
 
 # (input size, in channels, out channels, kernel, stride, pad): ResNet-18's distinct convs.
-LAYERS = [(224, 3, 64, 7, 2, 3), (56, 64, 64, 3, 1, 1), (56, 64, 128, 3, 2, 1),
-          (56, 64, 128, 1, 2, 0), (28, 128, 128, 3, 1, 1), (28, 128, 256, 3, 2, 1),
-          (14, 256, 256, 3, 1, 1), (14, 256, 512, 3, 2, 1), (7, 512, 512, 3, 1, 1)]
+LAYERS = [
+    (224, 3, 64, 7, 2, 3),
+    (56, 64, 64, 3, 1, 1),
+    (56, 64, 128, 3, 2, 1),
+    (56, 64, 128, 1, 2, 0),
+    (28, 128, 128, 3, 1, 1),
+    (28, 128, 256, 3, 2, 1),
+    (14, 256, 256, 3, 1, 1),
+    (14, 256, 512, 3, 2, 1),
+    (7, 512, 512, 3, 1, 1),
+]
 _PEER = _mxnet_suite.PEER
 
 
 def specs(target, quick: bool) -> list:
     cpu = target.kind == "cpu"
     if quick:
-        return [{"kind": "layer", "batch": 4, "size": 14, "cin": 32, "cout": 32, "kernel": 3,
-                 "stride": 1, "pad": 1, "quick": True},
-                {"kind": "resnet18", "batch": 2, "size": 16, "quick": True}]
+        return [
+            {
+                "kind": "layer",
+                "batch": 4,
+                "size": 14,
+                "cin": 32,
+                "cout": 32,
+                "kernel": 3,
+                "stride": 1,
+                "pad": 1,
+                "quick": True,
+            },
+            {"kind": "resnet18", "batch": 2, "size": 16, "quick": True},
+        ]
     cases = []
     for batch in (32, 128):
         for size, cin, cout, k, s, p in LAYERS:
             if cpu and batch == 128 and size > 14:
                 continue
-            cases.append({"kind": "layer", "batch": batch, "size": size, "cin": cin,
-                          "cout": cout, "kernel": k, "stride": s, "pad": p, "quick": False})
-    cases.append({"kind": "resnet18", "batch": 8 if cpu else 32, "size": 112 if cpu else 224,
-                  "quick": False})
+            cases.append(
+                {
+                    "kind": "layer",
+                    "batch": batch,
+                    "size": size,
+                    "cin": cin,
+                    "cout": cout,
+                    "kernel": k,
+                    "stride": s,
+                    "pad": p,
+                    "quick": False,
+                }
+            )
+    cases.append(
+        {"kind": "resnet18", "batch": 8 if cpu else 32, "size": 112 if cpu else 224, "quick": False}
+    )
     if not cpu:
         cases.append({"kind": "resnet18", "batch": 128, "size": 224, "quick": False})
     return cases
@@ -66,16 +108,20 @@ def specs(target, quick: bool) -> list:
 def flops(spec: dict) -> float:
     """Multiply-adds x 2 of the forward and both backward products of a ``layer`` case."""
     out = (spec["size"] + 2 * spec["pad"] - spec["kernel"]) // spec["stride"] + 1
-    return 3 * 2.0 * spec["batch"] * spec["cout"] * out * out * spec["cin"] * \
-        spec["kernel"] ** 2
+    return 3 * 2.0 * spec["batch"] * spec["cout"] * out * out * spec["cin"] * spec["kernel"] ** 2
 
 
 def describe(spec: dict):
     if spec["kind"] == "resnet18":
-        return (f"resnet18 step  N={spec['batch']:<3} {spec['size']}x{spec['size']} (img/s)",
-                "resnet18", float(spec["batch"]))
-    label = (f"conv N={spec['batch']:<3} {spec['size']:>3}x{spec['size']:<3} "
-             f"{spec['cin']:>3}->{spec['cout']:<3} k{spec['kernel']} s{spec['stride']}")
+        return (
+            f"resnet18 step  N={spec['batch']:<3} {spec['size']}x{spec['size']} (img/s)",
+            "resnet18",
+            float(spec["batch"]),
+        )
+    label = (
+        f"conv N={spec['batch']:<3} {spec['size']:>3}x{spec['size']:<3} "
+        f"{spec['cin']:>3}->{spec['cout']:<3} k{spec['kernel']} s{spec['stride']}"
+    )
     return label, f"conv N={spec['batch']}", flops(spec) / 1e9
 
 
@@ -90,14 +136,17 @@ class _BasicBlock(nn.Block):
     def __init__(self, channels: int, stride: int, downsample: bool):
         super().__init__()
         self.body = nn.Sequential()
-        self.body.add(nn.Conv2D(channels, 3, stride, 1, use_bias=False), nn.BatchNorm(),
-                      nn.Activation("relu"), nn.Conv2D(channels, 3, 1, 1, use_bias=False),
-                      nn.BatchNorm())
+        self.body.add(
+            nn.Conv2D(channels, 3, stride, 1, use_bias=False),
+            nn.BatchNorm(),
+            nn.Activation("relu"),
+            nn.Conv2D(channels, 3, 1, 1, use_bias=False),
+            nn.BatchNorm(),
+        )
         self.downsample = None
         if downsample:
             self.downsample = nn.Sequential()
-            self.downsample.add(nn.Conv2D(channels, 1, stride, use_bias=False),
-                                nn.BatchNorm())
+            self.downsample.add(nn.Conv2D(channels, 1, stride, use_bias=False), nn.BatchNorm())
 
     def forward(self, x):
         skip = x if self.downsample is None else self.downsample(x)
@@ -107,11 +156,17 @@ class _BasicBlock(nn.Block):
 def resnet18(classes: int = 1000) -> nn.Sequential:
     """ResNet-18 v1 (He et al., 2015) as MXNet's model zoo builds it."""
     net = nn.Sequential()
-    net.add(nn.Conv2D(64, 7, 2, 3, use_bias=False), nn.BatchNorm(), nn.Activation("relu"),
-            nn.MaxPool2D(3, 2, 1))
+    net.add(
+        nn.Conv2D(64, 7, 2, 3, use_bias=False),
+        nn.BatchNorm(),
+        nn.Activation("relu"),
+        nn.MaxPool2D(3, 2, 1),
+    )
     for stage, channels in enumerate((64, 128, 256, 512)):
-        net.add(_BasicBlock(channels, 1 if stage == 0 else 2, stage != 0),
-                _BasicBlock(channels, 1, False))
+        net.add(
+            _BasicBlock(channels, 1 if stage == 0 else 2, stage != 0),
+            _BasicBlock(channels, 1, False),
+        )
     net.add(nn.GlobalAvgPool2D(), nn.Dense(classes))
     return net
 
@@ -128,6 +183,7 @@ def _inputs(spec: dict):
 
 def _gluonlite(spec: dict, device) -> Workload:
     from .. import np as mnp
+
     a, b = _inputs(spec)
     if spec["kind"] == "layer":
         x, w = mnp.array(a, device=device), mnp.array(b, device=device)
@@ -137,22 +193,30 @@ def _gluonlite(spec: dict, device) -> Workload:
 
         def layer():
             with autograd.record():
-                y = npx.convolution(x, w, kernel=(k, k), stride=(s, s), pad=(p, p),
-                                    num_filter=spec["cout"], no_bias=True)
+                y = npx.convolution(
+                    x,
+                    w,
+                    kernel=(k, k),
+                    stride=(s, s),
+                    pad=(p, p),
+                    num_filter=spec["cout"],
+                    no_bias=True,
+                )
             y.backward()
+
         return Workload(layer, ((),), _work(spec), clock_for([device]))
     net = resnet18()
     net.initialize(device=device)
     x, labels = mnp.array(a, device=device), mnp.array(b, device=device)
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    trainer = gluon.Trainer(net.collect_params(), "sgd",
-                            {"learning_rate": 0.01, "momentum": 0.9})
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.01, "momentum": 0.9})
 
     def step():
         with autograd.record():
             loss = loss_fn(net(x), labels)
         loss.backward()
         trainer.step(spec["batch"])
+
     return Workload(step, ((),), _work(spec), clock_for([device]))
 
 
@@ -166,6 +230,7 @@ def _torch(spec: dict, target, torch) -> Workload:
         def layer():
             y = torch.nn.functional.conv2d(x, w, stride=spec["stride"], padding=spec["pad"])
             y.backward(torch.ones_like(y))
+
         fn = layer
     else:
         try:
@@ -180,6 +245,7 @@ def _torch(spec: dict, target, torch) -> Workload:
             opt.zero_grad()
             torch.nn.functional.cross_entropy(net(x), labels).backward()
             opt.step()
+
         fn = step
     return Workload(fn, ((),), _work(spec), TorchEventClock(target.primary.device_id))
 

@@ -5,6 +5,7 @@ Peers: the same arithmetic written directly in the array library gluonlite runs 
 autograd tape and kernels add or save, and ``torch.nn.functional.linear`` where torch is
 importable. Forward + backward computes ``dX``, ``dW`` and ``db`` for a given ``dY``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,8 +18,7 @@ from .targets import clock_for
 from .timing import HostClock, TorchEventClock, rotations
 from .workload import Workload, optional_torch
 
-__all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "specs", "describe", "implementations",
-           "flops"]
+__all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "specs", "describe", "implementations", "flops"]
 
 NAME = "fc"
 TITLE = "npx.fully_connected y = x @ W.T + b, forward and forward+backward"
@@ -49,8 +49,13 @@ def _dtypes(target) -> tuple:
 
 def specs(target, quick: bool) -> list:
     batches, features = _SWEEPS[(target.kind, quick)]
-    return [{"op": op, "batch": n, "in": f, "out": f, "dtype": dtype}
-            for dtype in _dtypes(target) for op in OPS for n in batches for f in features]
+    return [
+        {"op": op, "batch": n, "in": f, "out": f, "dtype": dtype}
+        for dtype in _dtypes(target)
+        for op in OPS
+        for n in batches
+        for f in features
+    ]
 
 
 def flops(spec: dict) -> float:
@@ -80,17 +85,22 @@ def _draw(n: int, k: int, m: int, train: bool) -> list:
     rng = numpy.random.default_rng(0)
     sets = []
     for _ in range(rotations(per_set)):
-        arrays = [rng.standard_normal(shape, dtype=numpy.float32)
-                  for shape in ((n, k), (m, k), (m,)) + (((n, m),) if train else ())]
+        arrays = [
+            rng.standard_normal(shape, dtype=numpy.float32)
+            for shape in ((n, k), (m, k), (m,)) + (((n, m),) if train else ())
+        ]
         sets.append(tuple(arrays))
     return sets
 
 
 def _gluonlite(spec: dict, target) -> Workload:
     device, m = target.primary, spec["out"]
-    sets = [tuple(mnp.array(a, dtype=spec["dtype"], device=device) for a in s)
-            for s in _host_inputs(spec)]
+    sets = [
+        tuple(mnp.array(a, dtype=spec["dtype"], device=device) for a in s)
+        for s in _host_inputs(spec)
+    ]
     if spec["op"] == "fwd":
+
         def fn(x, w, b):
             npx.fully_connected(x, w, b, num_hidden=m)
     else:
@@ -102,6 +112,7 @@ def _gluonlite(spec: dict, target) -> Workload:
             with autograd.record():
                 y = npx.fully_connected(x, w, b, num_hidden=m)
             y.backward(dy)
+
     return Workload(fn, sets, flops(spec), clock_for([device]))
 
 
@@ -120,9 +131,11 @@ def _array_library(spec: dict, target) -> Workload:
     def train(x, w, b, dy):
         forward(x, w, b)
         return xp.matmul(dy, w), xp.matmul(dy.T, x), dy.sum(axis=0)
+
     sets = [tuple(xp.array(a) for a in s) for s in _host_inputs(spec)]  # copies
-    return Workload(forward if spec["op"] == "fwd" else train, sets, flops(spec),
-                    clock_for([target.primary]))
+    return Workload(
+        forward if spec["op"] == "fwd" else train, sets, flops(spec), clock_for([target.primary])
+    )
 
 
 def _torch(spec: dict, target, torch) -> Workload:
@@ -141,12 +154,15 @@ def _torch(spec: dict, target, torch) -> Workload:
         sets.append(tuple(t))
     linear = torch.nn.functional.linear
     if not train:
+
         def fn(x, w, b):
             linear(x, w, b)
     else:
+
         def fn(x, w, b, dy):
             # autograd.grad rather than backward(): no accumulation into .grad between calls.
             torch.autograd.grad(linear(x, w, b), (x, w, b), dy)
+
     return Workload(fn, sets, flops(spec), clock)
 
 
@@ -154,10 +170,8 @@ def implementations(spec: dict, target) -> dict:
     impls = {"gluonlite": lambda: _gluonlite(spec, target)}
     # NumPy and CuPy have no bfloat16 GEMM; torch does.
     if spec["dtype"] == "float32":
-        impls["numpy" if target.kind == "cpu" else "cupy"] = \
-            lambda: _array_library(spec, target)
+        impls["numpy" if target.kind == "cpu" else "cupy"] = lambda: _array_library(spec, target)
     torch = optional_torch(target.primary)
     if torch is not None:
         impls["torch"] = lambda: _torch(spec, target, torch)
     return impls
-

@@ -3,6 +3,7 @@
 Every probe is guarded: a missing library or driver is reported as such, never raised,
 because the header must print on any machine the benchmark can run on.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -43,6 +44,7 @@ def _cupy_info() -> dict:
 
     def fmt(v):  # CUDA encodes 12.4 as 12040; 0 means no driver is installed
         return f"{v // 1000}.{v % 1000 // 10}" if v else None
+
     try:
         info["cuda_runtime"] = fmt(cupy.cuda.runtime.runtimeGetVersion())
         info["cuda_driver"] = fmt(cupy.cuda.runtime.driverGetVersion())
@@ -51,10 +53,14 @@ def _cupy_info() -> dict:
     for i in range(num_gpus()):
         props = cupy.cuda.runtime.getDeviceProperties(i)
         name = props["name"]
-        info["gpus"].append({
-            "id": i, "name": name.decode() if isinstance(name, bytes) else str(name),
-            "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
-            "compute_capability": f"{props['major']}.{props['minor']}"})
+        info["gpus"].append(
+            {
+                "id": i,
+                "name": name.decode() if isinstance(name, bytes) else str(name),
+                "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
+                "compute_capability": f"{props['major']}.{props['minor']}",
+            }
+        )
     return info
 
 
@@ -66,6 +72,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 def _blas() -> str | None:
     """NumPy's BLAS, e.g. ``scipy-openblas 0.3.27`` (NumPy >= 1.25 reports it as a dict)."""
     import numpy
+
     try:
         blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
         return f"{blas['name']} {blas.get('version', '')}".strip()
@@ -77,6 +84,7 @@ def describe() -> dict:
     """A JSON-ready description of this machine and of the software measured on it."""
     import numpy
     from .. import __version__
+
     info = {
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -93,16 +101,27 @@ def describe() -> dict:
 
 
 def header_lines(info: dict) -> list:
-    gpus = ", ".join(f"gpu({g['id']}) {g['name']} ({g['memory_gib']} GiB, "
-                     f"sm_{g['compute_capability'].replace('.', '')})"
-                     for g in info["gpus"]) or "none"
+    gpus = (
+        ", ".join(
+            f"gpu({g['id']}) {g['name']} ({g['memory_gib']} GiB, "
+            f"sm_{g['compute_capability'].replace('.', '')})"
+            for g in info["gpus"]
+        )
+        or "none"
+    )
 
     def v(key):
         return info.get(key) or "not installed"
-    cuda = (f"runtime {info['cuda_runtime']}, driver {info['cuda_driver'] or 'none'}"
-            if info.get("cuda_runtime") else "not available")
-    threads = "  ".join(f"{k}={val}" for k, val in info["threads"].items() if val) \
+
+    cuda = (
+        f"runtime {info['cuda_runtime']}, driver {info['cuda_driver'] or 'none'}"
+        if info.get("cuda_runtime")
+        else "not available"
+    )
+    threads = (
+        "  ".join(f"{k}={val}" for k, val in info["threads"].items() if val)
         or "library defaults (set OMP_NUM_THREADS / OPENBLAS_NUM_THREADS to pin)"
+    )
     return [
         f"CPU     {info['cpu']}, {info['cpu_count']} cores ({info['platform']})",
         f"GPU     {gpus}",
@@ -111,4 +130,3 @@ def header_lines(info: dict) -> list:
         f"CuPy    {v('cupy')}   CUDA {cuda}   torch {v('torch')}",
         f"Threads {threads}",
     ]
-

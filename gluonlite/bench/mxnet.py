@@ -11,6 +11,7 @@ skips, saying why, where the environment or the runner is missing.
 The table shows milliseconds per workload call (e.g. 1000 ``data()`` calls, one FC forward,
 one ``Trainer.step``), identical work on both sides.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -24,8 +25,18 @@ from . import fc, param, replicate, step, timing
 from .report import Metric
 from .workload import Remote, Skip
 
-__all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "PEER", "specs", "describe",
-           "implementations", "locate", "remote"]
+__all__ = [
+    "NAME",
+    "TITLE",
+    "METRIC",
+    "SIZE_LABEL",
+    "PEER",
+    "specs",
+    "describe",
+    "implementations",
+    "locate",
+    "remote",
+]
 
 NAME = "mxnet"
 TITLE = "the same workloads in Apache MXNet 1.9.1 on CPU (time per workload call)"
@@ -57,15 +68,20 @@ def locate():
         # environment is never used.
         if (root / _VENV / ".installed").is_file():
             return str(root / _VENV / "bin" / "python"), str(runners[0])
-    raise Skip(f"no MXNet 1.9.1 environment ({_VENV}): run `make bench-mxnet` or "
-               "`bash ci/mxnet_env.sh` to create it, or set GLUONLITE_MXNET_PYTHON")
+    raise Skip(
+        f"no MXNet 1.9.1 environment ({_VENV}): run `make bench-mxnet` or "
+        "`bash ci/mxnet_env.sh` to create it, or set GLUONLITE_MXNET_PYTHON"
+    )
 
 
 def _fc_specs(target, quick: bool) -> list:
     # A few shapes from both ends of the sweep: MXNet is there for the comparison, not for
     # a second full sweep.
-    keep = (lambda s: s["in"] == 256) if quick else \
-        (lambda s: s["batch"] in (16, 1024) and s["in"] in (256, 1024))
+    keep = (
+        (lambda s: s["in"] == 256)
+        if quick
+        else (lambda s: s["batch"] in (16, 1024) and s["in"] in (256, 1024))
+    )
     return [s for s in fc.specs(target, quick) if keep(s)]
 
 
@@ -99,8 +115,13 @@ class _Runner:
 
     def __init__(self, python: str, script: str):
         self._log = tempfile.TemporaryFile(mode="w+")
-        self._proc = subprocess.Popen([python, script], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=self._log, text=True)
+        self._proc = subprocess.Popen(
+            [python, script],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+        )
         try:
             self.versions = self.ask({"op": "hello"})["versions"]
         except Exception:
@@ -183,8 +204,9 @@ def remote(suite: str, case: dict, quick: bool, work: float = 1.0) -> Remote:
     ``work`` units per workload call."""
     runner = _get_runner()
     settings = timing.QUICK if quick else timing.FULL
-    reply = runner.ask({"op": "measure", "case": dict(case, suite=suite),
-                        "settings": settings.kwargs()})
+    reply = runner.ask(
+        {"op": "measure", "case": dict(case, suite=suite), "settings": settings.kwargs()}
+    )
     return Remote(_Measured(reply), work, runner.versions)
 
 
@@ -211,4 +233,5 @@ def implementations(spec: dict, target) -> dict:
         made = build()
         made.work = 1.0
         return made
+
     return {"gluonlite": gluonlite, PEER: lambda: _mxnet(spec)}

@@ -15,6 +15,7 @@ side runs in the MXNet runner (``benchmarks/mxnet_workloads.py``), which evaluat
 same expression strings of :data:`OPS` with MXNet's ``np``/``npx``; timed the same way
 (:mod:`gluonlite.bench.timing`, its clock waiting for MXNet's asynchronous engine).
 """
+
 from __future__ import annotations
 
 import numpy
@@ -26,8 +27,18 @@ from .targets import clock_for
 from .timing import rotations
 from .workload import Skip, Workload
 
-__all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "OPS", "MODES", "specs", "describe",
-           "implementations", "inputs_for"]
+__all__ = [
+    "NAME",
+    "TITLE",
+    "METRIC",
+    "SIZE_LABEL",
+    "OPS",
+    "MODES",
+    "specs",
+    "describe",
+    "implementations",
+    "inputs_for",
+]
 
 NAME = "ops"
 TITLE = "per-call time of small-array ops (64x64 float32), outside and inside record()"
@@ -48,8 +59,7 @@ OPS = {
     "a * 2.0": (((_SQ, "float32"),), "a * 2.0", "a * 2.0"),
     "exp": (((_SQ, "float32"),), "np.exp(a)", "xp.exp(a)"),
     "tanh": (((_SQ, "float32"),), "np.tanh(a)", "xp.tanh(a)"),
-    "maximum": (((_SQ, "float32"), (_SQ, "float32")), "np.maximum(a, b)",
-                "xp.maximum(a, b)"),
+    "maximum": (((_SQ, "float32"), (_SQ, "float32")), "np.maximum(a, b)", "xp.maximum(a, b)"),
     "sum": (((_SQ, "float32"),), "a.sum()", "a.sum()"),
     "sum(axis=1)": (((_SQ, "float32"),), "a.sum(axis=1)", "a.sum(axis=1)"),
     "mean": (((_SQ, "float32"),), "a.mean()", "a.mean()"),
@@ -59,22 +69,35 @@ OPS = {
     "a[int array]": (((_SQ, "float32"), ([16], "int64")), "a[b]", "a[b]"),
     "reshape(-1)": (((_SQ, "float32"),), "a.reshape(-1)", "a.reshape(-1)"),
     "transpose": (((_SQ, "float32"),), "a.T", "a.T"),
-    "concatenate": (((_SQ, "float32"), (_SQ, "float32")), "np.concatenate([a, b])",
-                    "xp.concatenate([a, b])"),
-    "matmul 64x64": (((_SQ, "float32"), (_SQ, "float32")), "np.matmul(a, b)",
-                     "xp.matmul(a, b)"),
-    "softmax": (((_SQ, "float32"),), "npx.softmax(a)",
-                "xp.exp(a - a.max(-1, keepdims=True)) / "
-                "xp.exp(a - a.max(-1, keepdims=True)).sum(-1, keepdims=True)"),
-    "log_softmax": (((_SQ, "float32"),), "npx.log_softmax(a)",
-                    "a - a.max(-1, keepdims=True) - xp.log(xp.exp("
-                    "a - a.max(-1, keepdims=True)).sum(-1, keepdims=True))"),
+    "concatenate": (
+        ((_SQ, "float32"), (_SQ, "float32")),
+        "np.concatenate([a, b])",
+        "xp.concatenate([a, b])",
+    ),
+    "matmul 64x64": (((_SQ, "float32"), (_SQ, "float32")), "np.matmul(a, b)", "xp.matmul(a, b)"),
+    "softmax": (
+        ((_SQ, "float32"),),
+        "npx.softmax(a)",
+        "xp.exp(a - a.max(-1, keepdims=True)) / "
+        "xp.exp(a - a.max(-1, keepdims=True)).sum(-1, keepdims=True)",
+    ),
+    "log_softmax": (
+        ((_SQ, "float32"),),
+        "npx.log_softmax(a)",
+        "a - a.max(-1, keepdims=True) - xp.log(xp.exp("
+        "a - a.max(-1, keepdims=True)).sum(-1, keepdims=True))",
+    ),
     "relu": (((_SQ, "float32"),), "npx.activation(a, act_type='relu')", "xp.maximum(a, 0)"),
-    "sigmoid": (((_SQ, "float32"),), "npx.activation(a, act_type='sigmoid')",
-                "1 / (1 + xp.exp(-a))"),
-    "fully_connected 1x64": ((([1, _N], "float32"), (_SQ, "float32"), (_ROW, "float32")),
-                             "npx.fully_connected(a, b, c, num_hidden=64, no_bias=False)",
-                             "a @ b.T + c"),
+    "sigmoid": (
+        ((_SQ, "float32"),),
+        "npx.activation(a, act_type='sigmoid')",
+        "1 / (1 + xp.exp(-a))",
+    ),
+    "fully_connected 1x64": (
+        (([1, _N], "float32"), (_SQ, "float32"), (_ROW, "float32")),
+        "npx.fully_connected(a, b, c, num_hidden=64, no_bias=False)",
+        "a @ b.T + c",
+    ),
 }
 # The same forward and backward by hand (dy = ones, as backward() uses): the 0.7x target.
 _FC_TRAIN = "_fc_train(a, b, c)"
@@ -82,8 +105,17 @@ _FC_TRAIN = "_fc_train(a, b, c)"
 
 def specs(target, quick: bool) -> list:
     names = ["a + b", "sum", "a[1:9]", "fully_connected 1x64"] if quick else list(OPS)
-    return [{"op": name, "mode": mode, "inputs": [list(s) for s in OPS[name][0]],
-             "expr": OPS[name][1], "quick": quick} for mode in MODES for name in names]
+    return [
+        {
+            "op": name,
+            "mode": mode,
+            "inputs": [list(s) for s in OPS[name][0]],
+            "expr": OPS[name][1],
+            "quick": quick,
+        }
+        for mode in MODES
+        for name in names
+    ]
 
 
 def describe(spec: dict):
@@ -97,9 +129,14 @@ def inputs_for(spec: dict) -> list:
     per_set = sum(4 * int(numpy.prod(shape)) for shape, _ in spec["inputs"])
     sets = []
     for _ in range(rotations(per_set)):
-        sets.append(tuple(
-            rng.integers(0, _N, shape).astype(dtype) if dtype.startswith("int")
-            else rng.standard_normal(shape).astype(dtype) for shape, dtype in spec["inputs"]))
+        sets.append(
+            tuple(
+                rng.integers(0, _N, shape).astype(dtype)
+                if dtype.startswith("int")
+                else rng.standard_normal(shape).astype(dtype)
+                for shape, dtype in spec["inputs"]
+            )
+        )
     return sets
 
 
@@ -110,8 +147,7 @@ def _compile(expr: str, namespace: dict):
 def _gluonlite(spec: dict, target) -> Workload:
     device = target.primary
     fn = _compile(spec["expr"], {"np": mnp, "npx": mnpx})
-    sets = [tuple(mnp.array(a, dtype=a.dtype, device=device) for a in s)
-            for s in inputs_for(spec)]
+    sets = [tuple(mnp.array(a, dtype=a.dtype, device=device) for a in s) for s in inputs_for(spec)]
     if spec["mode"] == "call":
         return Workload(fn, sets, 1.0, clock_for([device]))
     for s in sets:
@@ -124,6 +160,7 @@ def _gluonlite(spec: dict, target) -> Workload:
         with record():
             y = fn(*args)
         y.backward()
+
     return Workload(train, sets, 1.0, clock_for([device]))
 
 
@@ -132,6 +169,7 @@ def _fc_train(xp):
         y = a @ b.T + c
         dy = xp.ones(y.shape, dtype=y.dtype)
         return y, dy @ b, dy.T @ a, dy.sum(axis=0)
+
     return train
 
 
@@ -151,8 +189,10 @@ def _array_library(spec: dict, target) -> Workload:
 
 
 def implementations(spec: dict, target) -> dict:
-    impls = {"gluonlite": lambda: _gluonlite(spec, target),
-             "numpy" if target.kind == "cpu" else "cupy": lambda: _array_library(spec, target)}
+    impls = {
+        "gluonlite": lambda: _gluonlite(spec, target),
+        "numpy" if target.kind == "cpu" else "cupy": lambda: _array_library(spec, target),
+    }
     if target.kind == "cpu":
         try:
             mxnet.locate()

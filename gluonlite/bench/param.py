@@ -14,6 +14,7 @@ cheapest store possible (its ratio is what gluonlite's API costs on top of it; f
 where ``.venv-mxnet`` exists (``make bench-mxnet``), timed by the ``mxnet`` suite's runner
 (left out of ``--quick`` smoke runs).
 """
+
 from __future__ import annotations
 
 import numpy
@@ -23,8 +24,19 @@ from .report import Metric
 from .targets import clock_for, parse_device
 from .workload import Skip, Workload
 
-__all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "OPS", "specs", "describe",
-           "implementations", "make_params", "accessor", "gluonlite_workload"]
+__all__ = [
+    "NAME",
+    "TITLE",
+    "METRIC",
+    "SIZE_LABEL",
+    "OPS",
+    "specs",
+    "describe",
+    "implementations",
+    "make_params",
+    "accessor",
+    "gluonlite_workload",
+]
 
 NAME = "param"
 TITLE = "Parameter accessors: time per call, over 1000 parameters with 2 replicas"
@@ -41,11 +53,21 @@ _INIT_SIZES = {False: (200, (256, 256)), True: (20, (64, 64))}
 
 def specs(target, quick: bool) -> list:
     devices = [str(d) for d in target.devices[:2]]
-    out = [{"op": op, "params": _COUNT, "shape": list(_SHAPE), "devices": devices,
-            "quick": quick} for op in OPS if op != "initialize"]
+    out = [
+        {"op": op, "params": _COUNT, "shape": list(_SHAPE), "devices": devices, "quick": quick}
+        for op in OPS
+        if op != "initialize"
+    ]
     count, shape = _INIT_SIZES[quick]
-    out.append({"op": "initialize", "params": count, "shape": list(shape),
-                "devices": devices, "quick": quick})
+    out.append(
+        {
+            "op": "initialize",
+            "params": count,
+            "shape": list(shape),
+            "devices": devices,
+            "quick": quick,
+        }
+    )
     return out
 
 
@@ -87,11 +109,13 @@ def gluonlite_workload(spec: dict) -> Workload:
         with devices[0]:
             for p in params:
                 call(p)
+
     return Workload(fn, ((),), spec["params"], clock_for(devices))
 
 
 def _dict_workload(spec: dict) -> Workload:
     from .. import _backend
+
     devices = [parse_device(d) for d in spec["devices"]]
     shape = tuple(spec["shape"])
 
@@ -99,6 +123,7 @@ def _dict_workload(spec: dict) -> Workload:
         xp = _backend.xp(device)
         with _backend.on(device):
             return xp.zeros(shape, dtype="float32")
+
     data = [{d: zeros(d) for d in devices} for _ in range(spec["params"])]
     grads = [{d: zeros(d) for d in devices} for _ in range(spec["params"])]
     first, last = devices[0], devices[-1]
@@ -116,6 +141,7 @@ def _dict_workload(spec: dict) -> Workload:
         drawn -= 0.07
         data[i] = {d: _backend.transfer(drawn, first, d) for d in devices}
         grads[i] = {d: xp.zeros(shape, dtype="float32") for d in devices}
+
     rng = numpy.random.default_rng(0)
     calls = {
         "initialize": initialize,
@@ -130,12 +156,14 @@ def _dict_workload(spec: dict) -> Workload:
     def fn():
         for i in range(len(data)):
             call(i)
+
     return Workload(fn, ((),), spec["params"], clock_for(devices))
 
 
 def _mxnet_workload(spec: dict, target):
     # Imported here: the mxnet suite imports this module.
     from . import mxnet
+
     if target.kind != "cpu":
         raise Skip("MXNet 1.9.1's pip wheel is CPU-only")
     if spec.get("quick"):
@@ -147,5 +175,8 @@ def _mxnet_workload(spec: dict, target):
 
 
 def implementations(spec: dict, target) -> dict:
-    return {"gluonlite": lambda: gluonlite_workload(spec), "dict": lambda: _dict_workload(spec),
-            "mxnet-1.9.1": lambda: _mxnet_workload(spec, target)}
+    return {
+        "gluonlite": lambda: gluonlite_workload(spec),
+        "dict": lambda: _dict_workload(spec),
+        "mxnet-1.9.1": lambda: _mxnet_workload(spec, target),
+    }

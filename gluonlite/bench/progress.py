@@ -3,6 +3,7 @@
 On a terminal the bar redraws in place; in a log (CI, ``make bench | tee``) it prints one
 line per suite instead of hundreds of carriage returns.
 """
+
 from __future__ import annotations
 
 import sys

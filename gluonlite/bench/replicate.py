@@ -10,6 +10,7 @@ Peers do the same copies by hand: NumPy copies on CPU; on GPUs CuPy host<->devic
 whether gluonlite's peer-to-peer path beats going through host memory. Parameters have
 ``grad_req='null'`` so that only data moves, which the peers copy too.
 """
+
 from __future__ import annotations
 
 import numpy
@@ -20,8 +21,19 @@ from .report import Metric
 from .targets import clock_for, parse_device
 from .workload import Workload
 
-__all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "specs", "describe", "implementations",
-           "make_params", "initialize_all", "reset_all", "gluonlite_workload"]
+__all__ = [
+    "NAME",
+    "TITLE",
+    "METRIC",
+    "SIZE_LABEL",
+    "specs",
+    "describe",
+    "implementations",
+    "make_params",
+    "initialize_all",
+    "reset_all",
+    "gluonlite_workload",
+]
 
 NAME = "replicate"
 TITLE = "Parameter.initialize / reset_device over N devices (bytes written per second)"
@@ -42,17 +54,26 @@ def specs(target, quick: bool) -> list:
     base = {"params": count, "shape": list(shape)}
     if target.kind == "cpu":
         ns = (1, 2) if quick else (1, 2, 4)
-        out = [dict(base, op="initialize", devices=_names(cpu(i) for i in range(n)))
-               for n in ns]
-        out += [dict(base, op="reset_device", src=_names(cpu(i) for i in range(n)),
-                     dst=_names(cpu(n + i) for i in range(n))) for n in ns]
+        out = [dict(base, op="initialize", devices=_names(cpu(i) for i in range(n))) for n in ns]
+        out += [
+            dict(
+                base,
+                op="reset_device",
+                src=_names(cpu(i) for i in range(n)),
+                dst=_names(cpu(n + i) for i in range(n)),
+            )
+            for n in ns
+        ]
         return out
     gpus = list(target.devices)
     ns = [n for n in (1, 2, 4, 8) if n <= len(gpus)]
     out = [dict(base, op="initialize", devices=_names(gpus[:n])) for n in ns]
     out.append(dict(base, op="reset_device", src=_names(gpus[:1]), dst=["cpu(0)"]))
-    out += [dict(base, op="reset_device", src=_names(gpus[:n]), dst=_names(gpus[n:2 * n]))
-            for n in ns if 2 * n <= len(gpus)]
+    out += [
+        dict(base, op="reset_device", src=_names(gpus[:n]), dst=_names(gpus[n : 2 * n]))
+        for n in ns
+        if 2 * n <= len(gpus)
+    ]
     return out
 
 
@@ -84,8 +105,10 @@ def _all_devices(spec: dict) -> list:
 
 def make_params(spec: dict) -> list:
     """The case's parameters, not yet initialized (no gradients: only data is replicated)."""
-    return [gluon.Parameter(f"p{i}", shape=tuple(spec["shape"]), grad_req="null")
-            for i in range(spec["params"])]
+    return [
+        gluon.Parameter(f"p{i}", shape=tuple(spec["shape"]), grad_req="null")
+        for i in range(spec["params"])
+    ]
 
 
 def initialize_all(params, devices, init=initializer.Uniform()) -> None:
@@ -108,8 +131,9 @@ def gluonlite_workload(spec: dict) -> Workload:
     dst = [parse_device(n) for n in spec["dst"]]
     initialize_all(params, src)
     # Calls alternate between the two input sets: src -> dst, dst -> src, ...
-    return Workload(lambda devices: reset_all(params, devices), ((dst,), (src,)),
-                    _bytes(spec), clock)
+    return Workload(
+        lambda devices: reset_all(params, devices), ((dst,), (src,)), _bytes(spec), clock
+    )
 
 
 def _copy(raw, dst, via_host: bool = False):
@@ -118,6 +142,7 @@ def _copy(raw, dst, via_host: bool = False):
     if dst.device_type == "cpu":
         return raw.get() if is_cupy else raw.copy()
     import cupy
+
     with cupy.cuda.Device(dst.device_id):
         if not is_cupy:
             return cupy.asarray(raw)
@@ -126,8 +151,9 @@ def _copy(raw, dst, via_host: bool = False):
         if via_host:
             return cupy.asarray(raw.get())
         out = cupy.empty(raw.shape, dtype=raw.dtype)
-        cupy.cuda.runtime.memcpyPeer(out.data.ptr, dst.device_id, raw.data.ptr,
-                                     raw.device.id, raw.nbytes)
+        cupy.cuda.runtime.memcpyPeer(
+            out.data.ptr, dst.device_id, raw.data.ptr, raw.device.id, raw.nbytes
+        )
         return out
 
 
@@ -143,6 +169,7 @@ def _peer_workload(spec: dict, via_host: bool = False) -> Workload:
                 value = rng.uniform(-0.07, 0.07, size=shape).astype(numpy.float32)
                 for d in devices:
                     _copy(value, d)
+
         return Workload(fn, ((),), _bytes(spec), clock)
     src = [parse_device(n) for n in spec["src"]]
     dst = [parse_device(n) for n in spec["dst"]]
@@ -152,6 +179,7 @@ def _peer_workload(spec: dict, via_host: bool = False) -> Workload:
     def move(devices):
         for i, old in enumerate(replicas):
             replicas[i] = [_copy(old[0], d, via_host) for d in devices]
+
     return Workload(move, ((dst,), (src,)), _bytes(spec), clock)
 
 

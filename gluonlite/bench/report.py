@@ -4,6 +4,7 @@ Ratios are always ``peer time / gluonlite time`` for the same work, so a ratio a
 gluonlite is faster, whatever the suite's metric (a rate such as GFLOP/s, or a time such as
 microseconds per call).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,8 +13,17 @@ import json
 
 from .timing import Timing
 
-__all__ = ["Metric", "Result", "Row", "SuiteResult", "REFERENCE", "render", "to_json",
-           "write_json", "plot"]
+__all__ = [
+    "Metric",
+    "Result",
+    "Row",
+    "SuiteResult",
+    "REFERENCE",
+    "render",
+    "to_json",
+    "write_json",
+    "plot",
+]
 
 REFERENCE = "gluonlite"
 SCHEMA = "gluonlite-bench/1"
@@ -93,8 +103,12 @@ class SuiteResult:
 
     @property
     def errors(self) -> list:
-        return [(row.label, r.impl, r.error) for row in self.rows for r in row.results
-                if r.error is not None]
+        return [
+            (row.label, r.impl, r.error)
+            for row in self.rows
+            for r in row.results
+            if r.error is not None
+        ]
 
 
 def _number(v) -> str:
@@ -125,8 +139,11 @@ def render(suite: SuiteResult) -> str:
         return "\n".join(lines + [f"   skipped: {suite.skipped}"])
     impls = _impls(suite.rows)
     peers = impls[1:]
-    header = ["case", "device"] + [f"{i} {suite.metric.unit}" for i in impls] + \
-        [f"vs {p}" for p in peers]
+    header = (
+        ["case", "device"]
+        + [f"{i} {suite.metric.unit}" for i in impls]
+        + [f"vs {p}" for p in peers]
+    )
     table = [header]
     for row in suite.rows:
         cells = [row.label, row.device]
@@ -139,20 +156,24 @@ def render(suite: SuiteResult) -> str:
             else:
                 cells.append(_number(suite.metric.value(r.timing.median, r.work)))
         ratios = row.ratios()
-        cells += [("-" if ratios.get(p) is None else f"{ratios[p]:.2f}x")
-                  if p in ratios else "" for p in peers]
+        cells += [
+            ("-" if ratios.get(p) is None else f"{ratios[p]:.2f}x") if p in ratios else ""
+            for p in peers
+        ]
         table.append(cells)
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for k, cells in enumerate(table):
         # Left-align the case names, right-align the numbers.
-        text = "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
+        text = "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
         lines.append("   " + text.rstrip())
         if k == 0:
             lines.append("   " + "  ".join("-" * w for w in widths))
     if peers:
-        lines.append("   vs X = X's time / gluonlite's time for the same work "
-                     "(> 1: gluonlite is faster)")
+        lines.append(
+            "   vs X = X's time / gluonlite's time for the same work (> 1: gluonlite is faster)"
+        )
     lines += [f"   note: {n}" for n in suite.notes]
     lines += [f"   error in {label} ({impl}): {err}" for label, impl, err in suite.errors]
     return "\n".join(lines)
@@ -160,28 +181,46 @@ def render(suite: SuiteResult) -> str:
 
 def to_json(suites, machine: dict, args: dict) -> dict:
     """Every raw timing, with the machine and the arguments; see docs/benchmarks.md."""
+
     def row_json(row: Row) -> dict:
         return {
-            "label": row.label, "device": row.device, "series": row.series,
-            "size": row.size, "case": row.case,
-            "results": {r.impl: {"work": r.work, "error": r.error,
-                                 **(r.timing.to_json() if r.timing else {}),
-                                 **({"info": r.info} if r.info else {})}
-                        for r in row.results},
+            "label": row.label,
+            "device": row.device,
+            "series": row.series,
+            "size": row.size,
+            "case": row.case,
+            "results": {
+                r.impl: {
+                    "work": r.work,
+                    "error": r.error,
+                    **(r.timing.to_json() if r.timing else {}),
+                    **({"info": r.info} if r.info else {}),
+                }
+                for r in row.results
+            },
             "ratios": row.ratios(),
         }
+
     return {
         "schema": SCHEMA,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "args": args,
         "machine": machine,
-        "suites": [{
-            "name": s.name, "title": s.title, "unit": s.metric.unit,
-            "scale": s.metric.scale, "rate": s.metric.rate, "size_label": s.size_label,
-            "status": "skipped" if s.skipped is not None else "ok",
-            "reason": s.skipped, "notes": s.notes,
-            "rows": [row_json(r) for r in s.rows],
-        } for s in suites],
+        "suites": [
+            {
+                "name": s.name,
+                "title": s.title,
+                "unit": s.metric.unit,
+                "scale": s.metric.scale,
+                "rate": s.metric.rate,
+                "size_label": s.size_label,
+                "status": "skipped" if s.skipped is not None else "ok",
+                "reason": s.skipped,
+                "notes": s.notes,
+                "rows": [row_json(r) for r in s.rows],
+            }
+            for s in suites
+        ],
     }
 
 
@@ -197,6 +236,7 @@ def plot(suites, path: str) -> None:
     Needs matplotlib (the ``plot`` extra); the CLI checks for it before running anything.
     """
     import matplotlib
+
     matplotlib.use("Agg")  # files only: no display on servers and CI
     import matplotlib.pyplot as plt
 
@@ -211,7 +251,8 @@ def plot(suites, path: str) -> None:
                 if r.timing is not None:
                     key = f"{r.impl} {row.series} {row.device}".replace("  ", " ")
                     lines.setdefault(key, []).append(
-                        (row.size, suite.metric.value(r.timing.median, r.work)))
+                        (row.size, suite.metric.value(r.timing.median, r.work))
+                    )
         for key, points in lines.items():
             points.sort()
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=key)

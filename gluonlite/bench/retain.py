@@ -6,6 +6,7 @@ them, shuffled (``retain`` accepts unsorted ids with duplicates). Work is the ke
 bytes, read and written; the peer copies an array of exactly those bytes (``copyto`` in
 NumPy on CPU, a device-to-device copy in CuPy on GPU), the bandwidth retain can approach.
 """
+
 from __future__ import annotations
 
 import numpy
@@ -35,8 +36,7 @@ _ID_SETS = 3  # different requests in rotation, so no call finds the previous on
 
 
 def specs(target, quick: bool) -> list:
-    return [{"stored": k, "width": w, "dtype": "float32"}
-            for k, w in _SWEEPS[(target.kind, quick)]]
+    return [{"stored": k, "width": w, "dtype": "float32"} for k, w in _SWEEPS[(target.kind, quick)]]
 
 
 def _kept(spec: dict) -> int:
@@ -48,8 +48,7 @@ def _bytes(spec: dict) -> float:
 
 
 def describe(spec: dict):
-    label = f"{spec['stored']} of {2 * spec['stored']} rows x {spec['width']}, keep " \
-            f"{_kept(spec)}"
+    label = f"{spec['stored']} of {2 * spec['stored']} rows x {spec['width']}, keep {_kept(spec)}"
     return label, f"width {spec['width']}", _bytes(spec)
 
 
@@ -59,7 +58,7 @@ def _requests(spec: dict) -> list:
     k, m = spec["stored"], _kept(spec)
     out = []
     for _ in range(_ID_SETS):
-        present = 2 * rng.choice(k, size=m, replace=False)      # stored rows are even
+        present = 2 * rng.choice(k, size=m, replace=False)  # stored rows are even
         absent = 2 * rng.choice(k, size=m, replace=False) + 1
         ids = numpy.concatenate([present, absent])
         ids = numpy.concatenate([ids, rng.choice(ids, size=len(ids) // 4)])
@@ -72,8 +71,9 @@ def _gluonlite(spec: dict, target) -> Workload:
     device, k, w = target.primary, spec["stored"], spec["width"]
     rng = numpy.random.default_rng(1)
     values = rng.standard_normal((k, w), dtype=numpy.float32)
-    table = sparse.row_sparse_array((values, numpy.arange(0, 2 * k, 2)), shape=(2 * k, w),
-                                    device=device)
+    table = sparse.row_sparse_array(
+        (values, numpy.arange(0, 2 * k, 2)), shape=(2 * k, w), device=device
+    )
     ids = [(mnp.array(r, dtype="int64", device=device),) for r in _requests(spec)]
     return Workload(table.retain, ids, _bytes(spec), clock_for([device]))
 
@@ -87,12 +87,14 @@ def _copy(spec: dict, target) -> Workload:
 
         def copyto(dst, src):
             dst[...] = src
+
     # Allocated on the current device, which run_case sets to the target's.
-    sets = [(xp.empty((m, w), dtype=xp.float32), xp.ones((m, w), dtype=xp.float32))
-            for _ in range(rotations(2 * m * w * 4))]
+    sets = [
+        (xp.empty((m, w), dtype=xp.float32), xp.ones((m, w), dtype=xp.float32))
+        for _ in range(rotations(2 * m * w * 4))
+    ]
     return Workload(copyto, sets, _bytes(spec), clock_for([device]))
 
 
 def implementations(spec: dict, target) -> dict:
-    return {"gluonlite": lambda: _gluonlite(spec, target),
-            "copy": lambda: _copy(spec, target)}
+    return {"gluonlite": lambda: _gluonlite(spec, target), "copy": lambda: _copy(spec, target)}

@@ -13,6 +13,7 @@ importable and has them (SGD, NAG, Adam, AdamW, Adamax, Nadam, AdaGrad, AdaDelta
 for SGD and Adam also the update written as a loop of in-place NumPy (CPU) or CuPy (GPU)
 operations.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,12 +26,23 @@ from .targets import clock_for
 from .timing import HostClock, TorchEventClock
 from .workload import Skip, Workload, optional_torch
 
-__all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "specs", "describe", "implementations",
-           "layer_shapes", "gluonlite_workload"]
+__all__ = [
+    "NAME",
+    "TITLE",
+    "METRIC",
+    "SIZE_LABEL",
+    "specs",
+    "describe",
+    "implementations",
+    "layer_shapes",
+    "gluonlite_workload",
+]
 
 NAME = "step"
-TITLE = "Trainer.step over a 100-parameter model, every optimizer (parameter elements " \
+TITLE = (
+    "Trainer.step over a 100-parameter model, every optimizer (parameter elements "
     "updated per second)"
+)
 METRIC = Metric("Melem/s", 1e6)
 SIZE_LABEL = "parameter elements"
 
@@ -39,22 +51,53 @@ _HIDDEN = {False: 256, True: 32}
 # MXNet's argument names; the runner hands them to MXNet's Trainer unchanged.
 # Other optimizers take their defaults, with a learning rate and weight decay: argument
 # names that MXNet 1.9.1 and 2 share.
-HYPER = {"sgd": {"learning_rate": 0.01, "momentum": 0.9, "wd": 1e-4},
-         "adam": {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8,
-                  "wd": 1e-4},
-         "nag": {"learning_rate": 0.01, "momentum": 0.9, "wd": 1e-4}}
-OPTIMIZERS = ("sgd", "nag", "signum", "sgld", "dcasgd", "adam", "adamw", "adamax", "nadam",
-              "adabelief", "adagrad", "adadelta", "rmsprop", "ftrl", "ftml", "lamb", "lans",
-              "lars")
+HYPER = {
+    "sgd": {"learning_rate": 0.01, "momentum": 0.9, "wd": 1e-4},
+    "adam": {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "wd": 1e-4},
+    "nag": {"learning_rate": 0.01, "momentum": 0.9, "wd": 1e-4},
+}
+OPTIMIZERS = (
+    "sgd",
+    "nag",
+    "signum",
+    "sgld",
+    "dcasgd",
+    "adam",
+    "adamw",
+    "adamax",
+    "nadam",
+    "adabelief",
+    "adagrad",
+    "adadelta",
+    "rmsprop",
+    "ftrl",
+    "ftml",
+    "lamb",
+    "lans",
+    "lars",
+)
 _DEFAULT_HYPER = {"learning_rate": 1e-3, "wd": 1e-4}
 # torch.optim's counterpart: (class, keyword arguments from the MXNet-style hyper dict).
 _TORCH = {
-    "sgd": ("SGD", lambda hp: dict(lr=hp["learning_rate"], momentum=hp["momentum"],
-                                   weight_decay=hp["wd"])),
-    "nag": ("SGD", lambda hp: dict(lr=hp["learning_rate"], momentum=hp["momentum"],
-                                   weight_decay=hp["wd"], nesterov=True)),
-    "adam": ("Adam", lambda hp: dict(lr=hp["learning_rate"], betas=(hp["beta1"], hp["beta2"]),
-                                     eps=hp["epsilon"], weight_decay=hp["wd"])),
+    "sgd": (
+        "SGD",
+        lambda hp: dict(lr=hp["learning_rate"], momentum=hp["momentum"], weight_decay=hp["wd"]),
+    ),
+    "nag": (
+        "SGD",
+        lambda hp: dict(
+            lr=hp["learning_rate"], momentum=hp["momentum"], weight_decay=hp["wd"], nesterov=True
+        ),
+    ),
+    "adam": (
+        "Adam",
+        lambda hp: dict(
+            lr=hp["learning_rate"],
+            betas=(hp["beta1"], hp["beta2"]),
+            eps=hp["epsilon"],
+            weight_decay=hp["wd"],
+        ),
+    ),
     "adamw": ("AdamW", lambda hp: dict(lr=hp["learning_rate"], weight_decay=hp["wd"])),
     "adamax": ("Adamax", lambda hp: dict(lr=hp["learning_rate"], weight_decay=hp["wd"])),
     "nadam": ("NAdam", lambda hp: dict(lr=hp["learning_rate"], weight_decay=hp["wd"])),
@@ -65,8 +108,16 @@ _TORCH = {
 
 
 def specs(target, quick: bool) -> list:
-    return [{"optimizer": name, "layers": _LAYERS, "hidden": _HIDDEN[quick],
-             "hyper": HYPER.get(name, _DEFAULT_HYPER), "quick": quick} for name in OPTIMIZERS]
+    return [
+        {
+            "optimizer": name,
+            "layers": _LAYERS,
+            "hidden": _HIDDEN[quick],
+            "hyper": HYPER.get(name, _DEFAULT_HYPER),
+            "quick": quick,
+        }
+        for name in OPTIMIZERS
+    ]
 
 
 def layer_shapes(spec: dict) -> list:
@@ -84,8 +135,7 @@ def describe(spec: dict):
 
 
 def gluonlite_workload(spec: dict, device) -> Workload:
-    params = {f"p{i}": gluon.Parameter(f"p{i}", shape=s)
-              for i, s in enumerate(layer_shapes(spec))}
+    params = {f"p{i}": gluon.Parameter(f"p{i}", shape=s) for i, s in enumerate(layer_shapes(spec))}
     for p in params.values():
         p.initialize(device=device)
     trainer = gluon.Trainer(params, spec["optimizer"], dict(spec["hyper"]))
@@ -94,8 +144,14 @@ def gluonlite_workload(spec: dict, device) -> Workload:
         with autograd.record():
             loss = sum(p.data().sum() for p in params.values())
         loss.backward()
-    return Workload(lambda: trainer.step(1), ((),), _elements(spec), clock_for([device]),
-                    prepare=fresh_gradients)
+
+    return Workload(
+        lambda: trainer.step(1),
+        ((),),
+        _elements(spec),
+        clock_for([device]),
+        prepare=fresh_gradients,
+    )
 
 
 def _array_loop(spec: dict, target) -> Workload:
@@ -105,11 +161,13 @@ def _array_loop(spec: dict, target) -> Workload:
     else:
         import cupy as xp  # run_case makes the target's GPU current
     rng = numpy.random.default_rng(0)
-    weights = [xp.asarray(rng.uniform(-0.07, 0.07, s).astype(numpy.float32))
-               for s in layer_shapes(spec)]
+    weights = [
+        xp.asarray(rng.uniform(-0.07, 0.07, s).astype(numpy.float32)) for s in layer_shapes(spec)
+    ]
     grads = [xp.ones_like(w) for w in weights]
-    states = [[xp.zeros_like(w) for w in weights] for _ in range(
-        1 if spec["optimizer"] == "sgd" else 2)]
+    states = [
+        [xp.zeros_like(w) for w in weights] for _ in range(1 if spec["optimizer"] == "sgd" else 2)
+    ]
     hp = spec["hyper"]
     lr, wd = hp["learning_rate"], hp["wd"]
     count = [0]
@@ -125,7 +183,7 @@ def _array_loop(spec: dict, target) -> Workload:
     def adam():
         count[0] += 1
         b1, b2, t = hp["beta1"], hp["beta2"], count[0]
-        lr_t = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        lr_t = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
         for w, g, m, v in zip(weights, grads, *states):
             g = g + wd * w
             m *= b1
@@ -133,6 +191,7 @@ def _array_loop(spec: dict, target) -> Workload:
             v *= b2
             v += (1 - b2) * g * g
             w -= lr_t * m / (xp.sqrt(v) + hp["epsilon"])
+
     fn = sgd if spec["optimizer"] == "sgd" else adam
     return Workload(fn, ((),), _elements(spec), clock_for([target.primary]))
 
@@ -143,8 +202,10 @@ def _torch_optim(spec: dict, target, torch, variant: str) -> Workload:
     else:
         device = torch.device("cuda", target.primary.device_id)
         clock = TorchEventClock(target.primary.device_id)
-    params = [torch.empty(s, device=device).uniform_(-0.07, 0.07).requires_grad_()
-              for s in layer_shapes(spec)]
+    params = [
+        torch.empty(s, device=device).uniform_(-0.07, 0.07).requires_grad_()
+        for s in layer_shapes(spec)
+    ]
     for p in params:
         p.grad = torch.ones_like(p)
     klass, arguments = _TORCH[spec["optimizer"]]
@@ -162,6 +223,7 @@ def _mxnet_peer(spec: dict):
     """MXNet 1.9.1's Trainer.step on the same case, timed by the MXNet runner; Skip where
     the environment is missing or MXNet 1.9.1 has no such optimizer."""
     from . import mxnet  # imported here: the mxnet suite imports this module
+
     if spec["optimizer"] not in mxnet.optimizers():
         raise Skip(f"MXNet 1.9.1 has no optimizer {spec['optimizer']!r}")
     remote = mxnet.measure_case(dict(spec, suite=NAME))
@@ -174,11 +236,13 @@ def implementations(spec: dict, target) -> dict:
     if target.kind == "cpu":
         impls["mxnet-1.9.1"] = lambda: _mxnet_peer(spec)
     if spec["optimizer"] in ("sgd", "adam"):
-        impls["numpy loop" if target.kind == "cpu" else "cupy loop"] = \
-            lambda: _array_loop(spec, target)
+        impls["numpy loop" if target.kind == "cpu" else "cupy loop"] = lambda: _array_loop(
+            spec, target
+        )
     torch = optional_torch(target.primary)
     if torch is not None and spec["optimizer"] in _TORCH:
         for variant in ("foreach", "fused"):
-            impls[f"torch {variant}"] = \
-                lambda variant=variant: _torch_optim(spec, target, torch, variant)
+            impls[f"torch {variant}"] = lambda variant=variant: _torch_optim(
+                spec, target, torch, variant
+            )
     return impls

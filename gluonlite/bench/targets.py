@@ -5,6 +5,7 @@ single-device suites (fc, retain, param, step) and the ``devices`` that the mult
 suites (replicate, and param's ``data(device)``) spread replicas over. Several ``cpu(i)``
 are distinct devices backed by NumPy, so the CPU target always has several.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,8 +15,15 @@ from .. import _backend
 from ..device import Device, cpu, gpu, num_gpus
 from .timing import CupyEventClock, HostClock
 
-__all__ = ["Target", "DeviceError", "resolve", "parse_device", "sync_all", "clock_for",
-           "CPU_REPLICAS"]
+__all__ = [
+    "Target",
+    "DeviceError",
+    "resolve",
+    "parse_device",
+    "sync_all",
+    "clock_for",
+    "CPU_REPLICAS",
+]
 
 # Virtual CPU devices: enough for replicate's N = 1, 2, 4 with disjoint source and target
 # sets (reset_device moves cpu(0..N-1) <-> cpu(N..2N-1)).
@@ -67,18 +75,21 @@ def resolve(spec: str) -> list:
         return [_cpu_target()] + ([Target(gpus[0], gpus)] if n else [])
     if spec == "gpu":
         if not n:
-            raise DeviceError(f"--device gpu: no GPU to benchmark: {_why_no_gpu()}. "
-                              "Use --device cpu.")
+            raise DeviceError(
+                f"--device gpu: no GPU to benchmark: {_why_no_gpu()}. Use --device cpu."
+            )
         return [Target(gpus[0], gpus)]
     try:
         device = parse_device(spec)
     except ValueError:
-        raise DeviceError(f"--device {spec!r}: expected cpu, gpu, all, 'gpu(N)' or "
-                          "'cpu(N)'") from None
+        raise DeviceError(
+            f"--device {spec!r}: expected cpu, gpu, all, 'gpu(N)' or 'cpu(N)'"
+        ) from None
     index = device.device_id
     if device.device_type == "cpu":
-        return [Target(device, (device,) + tuple(
-            cpu(i) for i in range(CPU_REPLICAS) if i != index))]
+        return [
+            Target(device, (device,) + tuple(cpu(i) for i in range(CPU_REPLICAS) if i != index))
+        ]
     if index >= n:
         reason = _why_no_gpu() if not n else f"only {n} GPU(s) are visible"
         raise DeviceError(f"--device {spec}: gpu({index}) is not available: {reason}")
@@ -102,6 +113,7 @@ def sync_all(devices):
     def sync():
         for d in gpus:
             _backend.synchronize(d)
+
     return sync
 
 

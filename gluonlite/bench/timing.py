@@ -26,6 +26,7 @@ Method:
 >>> len(t.times), t.number >= 1, t.median > 0
 (3, True, True)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +35,19 @@ import statistics
 import time
 from typing import Callable, Sequence
 
-__all__ = ["Settings", "QUICK", "FULL", "Timing", "HostClock", "CupyEventClock",
-           "TorchEventClock", "Timer", "measure", "interleave", "rotations"]
+__all__ = [
+    "Settings",
+    "QUICK",
+    "FULL",
+    "Timing",
+    "HostClock",
+    "CupyEventClock",
+    "TorchEventClock",
+    "Timer",
+    "measure",
+    "interleave",
+    "rotations",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +115,7 @@ class CupyEventClock:
 
     def __init__(self, device_id: int):
         import cupy
+
         self._cupy = cupy
         self._device_id = device_id
 
@@ -127,6 +140,7 @@ class TorchEventClock:
 
     def __init__(self, device_id: int):
         import torch
+
         self._torch = torch
         self._device = torch.device("cuda", device_id)
 
@@ -164,9 +178,17 @@ class Timer:
             gradients fresh for ``Trainer.step``); implies one call per repeat.
     """
 
-    def __init__(self, fn: Callable, inputs: Sequence[tuple] = ((),), *, warmup: int,
-                 min_time: float, clock=None, prepare: Callable[[], None] | None = None,
-                 max_number: int = 100_000):
+    def __init__(
+        self,
+        fn: Callable,
+        inputs: Sequence[tuple] = ((),),
+        *,
+        warmup: int,
+        min_time: float,
+        clock=None,
+        prepare: Callable[[], None] | None = None,
+        max_number: int = 100_000,
+    ):
         if not inputs:
             raise ValueError("Timer: inputs must hold at least one argument tuple")
         self._fn, self._inputs, self._prepare = fn, inputs, prepare
@@ -192,13 +214,33 @@ class Timer:
         return self._run(self.number) / self.number
 
 
-def measure(fn: Callable, inputs: Sequence[tuple] = ((),), *, repeats: int, warmup: int,
-            min_time: float, clock=None, prepare: Callable[[], None] | None = None,
-            max_number: int = 100_000) -> Timing:
+def measure(
+    fn: Callable,
+    inputs: Sequence[tuple] = ((),),
+    *,
+    repeats: int,
+    warmup: int,
+    min_time: float,
+    clock=None,
+    prepare: Callable[[], None] | None = None,
+    max_number: int = 100_000,
+) -> Timing:
     """Time ``fn(*inputs[k])``, cycling ``k`` through the input sets; see the module doc
     and :class:`Timer` for the arguments."""
-    return interleave([Timer(fn, inputs, warmup=warmup, min_time=min_time, clock=clock,
-                             prepare=prepare, max_number=max_number)], repeats)[0]
+    return interleave(
+        [
+            Timer(
+                fn,
+                inputs,
+                warmup=warmup,
+                min_time=min_time,
+                clock=clock,
+                prepare=prepare,
+                max_number=max_number,
+            )
+        ],
+        repeats,
+    )[0]
 
 
 def interleave(timers: Sequence[Timer], repeats: int) -> list:

@@ -14,6 +14,7 @@ All implementations of a case are built and calibrated first, then their repeats
 interleaved (see :func:`timing.interleave`); a failure in one implementation spoils only
 its cell.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -83,10 +84,19 @@ def run_case(suite, spec: dict, target, settings: Settings) -> report.Row:
                 if isinstance(made, Remote):
                     timers[impl] = (made.timer, made.work, made.info)
                 else:
-                    timers[impl] = (Timer(made.fn, made.inputs, clock=made.clock,
-                                          prepare=made.prepare, warmup=settings.warmup,
-                                          min_time=settings.min_time,
-                                          max_number=settings.max_number), made.work, None)
+                    timers[impl] = (
+                        Timer(
+                            made.fn,
+                            made.inputs,
+                            clock=made.clock,
+                            prepare=made.prepare,
+                            warmup=settings.warmup,
+                            min_time=settings.min_time,
+                            max_number=settings.max_number,
+                        ),
+                        made.work,
+                        None,
+                    )
                 results[impl] = None  # keeps the implementations' order
             except Skip:
                 continue  # e.g. a torch variant this device lacks: no column, no error

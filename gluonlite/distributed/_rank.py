@@ -5,6 +5,7 @@ the script as ``__main__`` and reports ``finished`` when the script returns (or 
 ``sys.exit(0)``), ``failed <reason>`` when it raises. A process that vanishes without
 either (``os._exit``, a signal) closes the connection silently, which the launcher reports.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,12 @@ def _connect():
     try:
         conn = socket.create_connection((host, int(port)), timeout=10)
     except OSError as e:
-        print(f"gluonlite.distributed.run: cannot reach the launcher at {address} ({e}); "
-              f"running unwatched", file=sys.stderr, flush=True)
+        print(
+            f"gluonlite.distributed.run: cannot reach the launcher at {address} ({e}); "
+            f"running unwatched",
+            file=sys.stderr,
+            flush=True,
+        )
         return None
     rank = next((os.environ[v] for v in _RANK_VARS if v in os.environ), "?")
     conn.sendall(f"rank {rank}\n".encode())

@@ -15,6 +15,7 @@ Example::
 
     python -m gluonlite.distributed.run -n 2 examples/train_digits.py --kvstore dist_sync
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,10 @@ def _find_mpiexec(given: str | None) -> str:
     local = pathlib.Path(sys.executable).parent / "mpiexec"
     found = str(local) if local.exists() else shutil.which("mpiexec")
     if found is None:
-        raise SystemExit("gluonlite.distributed.run: no mpiexec found; install one "
-                         "(pip install mpi4py mpich) or pass --mpiexec PATH")
+        raise SystemExit(
+            "gluonlite.distributed.run: no mpiexec found; install one "
+            "(pip install mpi4py mpich) or pass --mpiexec PATH"
+        )
     return found
 
 
@@ -66,8 +69,15 @@ def launch(nproc: int, command: list, mpiexec: str | None = None) -> int:
     server = socket.create_server(("127.0.0.1", 0))
     server.setblocking(False)
     env = dict(os.environ, **{MONITOR_ENV: "127.0.0.1:%d" % server.getsockname()[1]})
-    argv = [_find_mpiexec(mpiexec), "-n", str(nproc), sys.executable, "-m",
-            "gluonlite.distributed._rank", *command]
+    argv = [
+        _find_mpiexec(mpiexec),
+        "-n",
+        str(nproc),
+        sys.executable,
+        "-m",
+        "gluonlite.distributed._rank",
+        *command,
+    ]
     job = subprocess.Popen(argv, env=env)
     selector = selectors.DefaultSelector()
     selector.register(server, selectors.EVENT_READ)
@@ -119,10 +129,14 @@ def launch(nproc: int, command: list, mpiexec: str | None = None) -> int:
     if failure is None and missing:
         # A rank that never reported (it ended before connecting, or was never started).
         failure = next((r for r in ranks if r.state != "finished"), None)
-        print(f"gluonlite.distributed.run: {missing} of {nproc} ranks did not finish "
-              f"{command[0]}" + (f" (rank {failure.rank} among them)" if failure else "")
-              + f"; mpiexec exited with status {status}. The job FAILED.",
-              file=sys.stderr, flush=True)
+        print(
+            f"gluonlite.distributed.run: {missing} of {nproc} ranks did not finish "
+            f"{command[0]}"
+            + (f" (rank {failure.rank} among them)" if failure else "")
+            + f"; mpiexec exited with status {status}. The job FAILED.",
+            file=sys.stderr,
+            flush=True,
+        )
     if failure is not None or missing:
         return status if status not in (0, None) else 1
     return status
@@ -134,12 +148,20 @@ def _stop(job: subprocess.Popen, nproc: int, ranks: list, script: str) -> None:
         if rank.state == "failed":
             how = f"failed: {rank.detail}"
         else:
-            how = ("ended before finishing the script (its process exited without "
-                   "returning from it: os._exit(), a signal, or a crash)")
-        print(f"gluonlite.distributed.run: rank {rank.rank} of {nproc} {how}.",
-              file=sys.stderr, flush=True)
-    print(f"gluonlite.distributed.run: stopping the other ranks; the job FAILED ({script}).",
-          file=sys.stderr, flush=True)
+            how = (
+                "ended before finishing the script (its process exited without "
+                "returning from it: os._exit(), a signal, or a crash)"
+            )
+        print(
+            f"gluonlite.distributed.run: rank {rank.rank} of {nproc} {how}.",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(
+        f"gluonlite.distributed.run: stopping the other ranks; the job FAILED ({script}).",
+        file=sys.stderr,
+        flush=True,
+    )
     job.terminate()
     try:
         job.wait(timeout=_GRACE_S)
@@ -151,10 +173,12 @@ def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gluonlite.distributed.run",
         description="Run a script on N ranks under mpiexec; any rank that ends early or "
-                    "fails makes the job fail, naming the rank.")
+        "fails makes the job fail, naming the rank.",
+    )
     parser.add_argument("-n", "--nproc", type=int, required=True, help="number of ranks")
-    parser.add_argument("--mpiexec", help="the mpiexec to use (default: next to Python, "
-                                          "else on PATH)")
+    parser.add_argument(
+        "--mpiexec", help="the mpiexec to use (default: next to Python, else on PATH)"
+    )
     parser.add_argument("script", help="the Python script each rank runs")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the script's arguments")
     ns = parser.parse_args(argv)

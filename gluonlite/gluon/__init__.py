@@ -4,8 +4,15 @@
 >>> mx.gluon.Parameter('fc_weight', shape=(64, 100))
 Parameter fc_weight (shape=(64, 100), dtype=float32)
 """
-from ..checkpoint import (CheckpointError, CheckpointMismatchError, CorruptCheckpointError,
-                          load_mxnet_params, load_parameters, save_parameters)
+
+from ..checkpoint import (
+    CheckpointError,
+    CheckpointMismatchError,
+    CorruptCheckpointError,
+    load_mxnet_params,
+    load_parameters,
+    save_parameters,
+)
 from . import loss, nn, rnn, utils
 from . import data, metric
 from .block import Block, HybridBlock
@@ -13,7 +20,25 @@ from .parameter import Constant, DeferredInitializationError, Parameter, Paramet
 from .symbol_block import SymbolBlock
 from .trainer import Trainer
 
-__all__ = ["Parameter", "Constant", "DeferredInitializationError", "Block", "HybridBlock",
-           "Trainer", "nn", "loss", "utils", "save_parameters", "load_parameters",
-           "load_mxnet_params", "CheckpointError", "CorruptCheckpointError",
-           "CheckpointMismatchError", "ParameterDict", "data", "metric", "SymbolBlock", "rnn"]
+__all__ = [
+    "Parameter",
+    "Constant",
+    "DeferredInitializationError",
+    "Block",
+    "HybridBlock",
+    "Trainer",
+    "nn",
+    "loss",
+    "utils",
+    "save_parameters",
+    "load_parameters",
+    "load_mxnet_params",
+    "CheckpointError",
+    "CorruptCheckpointError",
+    "CheckpointMismatchError",
+    "ParameterDict",
+    "data",
+    "metric",
+    "SymbolBlock",
+    "rnn",
+]

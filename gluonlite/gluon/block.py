@@ -26,6 +26,7 @@ array([1., 2.], device=cpu(1))
 >>> list(block.collect_params())
 ['scale']
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -49,11 +50,21 @@ from ..initializer import InitLike
 __all__ = ["Block", "HybridBlock"]
 
 # The block whose name_scope() is open (1.x): children created inside get its prefix.
-_scope: contextvars.ContextVar[Block | None] = contextvars.ContextVar("gluonlite_name_scope",
-                                                                      default=None)
+_scope: contextvars.ContextVar[Block | None] = contextvars.ContextVar(
+    "gluonlite_name_scope", default=None
+)
 # Block's own bookkeeping attributes (dicts of children, parameters and hooks).
-_INTERNAL = frozenset(("_children", "_reg_params", "_forward_pre_hooks", "_forward_hooks",
-                       "_scope_counts", "_shared_params", "_flags"))
+_INTERNAL = frozenset(
+    (
+        "_children",
+        "_reg_params",
+        "_forward_pre_hooks",
+        "_forward_hooks",
+        "_scope_counts",
+        "_shared_params",
+        "_flags",
+    )
+)
 # Automatic 1.x prefixes outside any name scope: 'dense0_', 'dense1_', ... per class.
 _global_counts: dict[str, int] = {}
 
@@ -101,13 +112,16 @@ class Block:
         if prefix is not None:
             warn_renamed("Block(prefix=...)", "structural names (the keys of collect_params())")
             if not isinstance(prefix, str):
-                raise TypeError(f"{type(self).__name__}: prefix must be a str, got "
-                                f"{type(prefix).__name__}")
+                raise TypeError(
+                    f"{type(self).__name__}: prefix must be a str, got {type(prefix).__name__}"
+                )
         if params is not None:
             warn_renamed("Block(params=...)", "share_parameters()")
             if not isinstance(params, dict):
-                raise TypeError(f"{type(self).__name__}: params must be a ParameterDict (e.g. "
-                                f"other.params), got {type(params).__name__}")
+                raise TypeError(
+                    f"{type(self).__name__}: params must be a ParameterDict (e.g. "
+                    f"other.params), got {type(params).__name__}"
+                )
         parent = _scope.get()
         counts = _global_counts if parent is None else parent._scope_counts
         if prefix is None:
@@ -125,9 +139,11 @@ class Block:
     def __setattr__(self, name: str, value: Any) -> None:
         existing = self.__dict__.get(name)
         if isinstance(existing, (Block, Parameter)) and not isinstance(value, type(existing)):
-            raise TypeError(f"{type(self).__name__}: changing attribute {name!r} from "
-                            f"{type(existing).__name__} to {type(value).__name__} is not "
-                            f"allowed; delete it first (del block.{name})")
+            raise TypeError(
+                f"{type(self).__name__}: changing attribute {name!r} from "
+                f"{type(existing).__name__} to {type(value).__name__} is not "
+                f"allowed; delete it first (del block.{name})"
+            )
         if isinstance(value, Block):
             self.register_child(value, name)
         elif isinstance(value, Parameter):
@@ -151,8 +167,9 @@ class Block:
     def register_child(self, block: "Block", name: str | None = None) -> "Block":
         """Register ``block`` as a child named ``name`` (its position when None)."""
         if not isinstance(block, Block):
-            raise TypeError(f"{type(self).__name__}.register_child expects a Block, got "
-                            f"{type(block).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}.register_child expects a Block, got {type(block).__name__}"
+            )
         if name is None:
             name = str(len(self._children))
         self._children[name] = block
@@ -161,8 +178,11 @@ class Block:
     def _check_container_with_block(self) -> None:
         """MXNet's warning for Blocks kept in a list, tuple or dict attribute."""
         for name, value in self.__dict__.items():
-            if name in _INTERNAL or name in self._warned_containers \
-                    or not isinstance(value, (list, tuple, dict)):
+            if (
+                name in _INTERNAL
+                or name in self._warned_containers
+                or not isinstance(value, (list, tuple, dict))
+            ):
                 continue
             items = value.values() if isinstance(value, dict) else value
             if any(isinstance(v, Block) for v in items):
@@ -172,7 +192,10 @@ class Block:
                     f"Blocks. Note that Blocks inside the list, tuple or dict will not be "
                     f"registered automatically. Make sure to register them using "
                     f"register_child() or switching to nn.Sequential/nn.HybridSequential "
-                    f"instead.", UserWarning, stacklevel=3)
+                    f"instead.",
+                    UserWarning,
+                    stacklevel=3,
+                )
 
     # ----------------------------------------------------------------- MXNet 1.x names
     @property
@@ -200,9 +223,13 @@ class Block:
         MXNet 1.x: ``params.get(name, shape=..., init=...)`` creates a Parameter named
         ``prefix + name`` and registers it here (deprecated; assign a Parameter attribute).
         """
-        return ParameterDict._internal(self._reg_params.items(), prefix=self._prefix,
-                                       shared=self._shared_params, owner=self,
-                                       creates="kwargs")
+        return ParameterDict._internal(
+            self._reg_params.items(),
+            prefix=self._prefix,
+            shared=self._shared_params,
+            owner=self,
+            creates="kwargs",
+        )
 
     def collect_params(self, select: str | None = None) -> ParameterDict:
         """Parameters of this block and all its children, by structural name.
@@ -235,8 +262,10 @@ class Block:
                 stack.append((f"{prefix}{name}.", child))
         if select is not None:
             if not isinstance(select, str):
-                raise TypeError(f"{type(self).__name__}.collect_params: select must be a "
-                                f"regular expression str, got {type(select).__name__}")
+                raise TypeError(
+                    f"{type(self).__name__}.collect_params: select must be a "
+                    f"regular expression str, got {type(select).__name__}"
+                )
             pattern = re.compile(select)
             found = {name: p for name, p in found.items() if pattern.match(name)}
         return ParameterDict._internal(found.items(), prefix=self._prefix)
@@ -244,8 +273,14 @@ class Block:
     def _unique_params(self) -> list[Parameter]:
         return list(_unique(self.collect_params().values()))
 
-    def initialize(self, init: InitLike = None, device: DevicesLike = None, verbose: bool = False,
-                   force_reinit: bool = False, ctx: DevicesLike = None) -> None:
+    def initialize(
+        self,
+        init: InitLike = None,
+        device: DevicesLike = None,
+        verbose: bool = False,
+        force_reinit: bool = False,
+        ctx: DevicesLike = None,
+    ) -> None:
         """Initialize every Parameter on ``device`` (one device or a list of replicas).
 
         ``init`` is the default: a Parameter's own ``init`` (e.g. Dense's
@@ -255,8 +290,9 @@ class Block:
         ``device``.
         """
         device = resolve_ctx(device, ctx)
-        self.collect_params().initialize(init, device=device, verbose=verbose,
-                                         force_reinit=force_reinit)
+        self.collect_params().initialize(
+            init, device=device, verbose=verbose, force_reinit=force_reinit
+        )
 
     def setattr(self, name: str, value: Any) -> None:
         """Set attribute ``name`` (e.g. ``'grad_req'``, ``'lr_mult'``) of every Parameter.
@@ -302,12 +338,15 @@ class Block:
         if shared is None:
             return self
         if not isinstance(shared, dict):
-            raise TypeError(f"share_parameters expects a dict name -> Parameter (e.g. from "
-                            f"collect_params()), got {type(shared).__name__}")
+            raise TypeError(
+                f"share_parameters expects a dict name -> Parameter (e.g. from "
+                f"collect_params()), got {type(shared).__name__}"
+            )
         for key, value in shared.items():
             if not isinstance(value, Parameter):
-                raise TypeError(f"share_parameters: {key!r} is a {type(value).__name__}, "
-                                f"not a Parameter")
+                raise TypeError(
+                    f"share_parameters: {key!r} is a {type(value).__name__}, not a Parameter"
+                )
         unused = set(shared)
         stack = [("", self)]
         while stack:
@@ -321,8 +360,11 @@ class Block:
                     unused.discard(key)
             stack.extend((f"{prefix}{name}.", child) for name, child in block._children.items())
         for name in sorted(unused):
-            warnings.warn(f"share_parameters: parameter {name!r} is not in this "
-                          f"{type(self).__name__}", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"share_parameters: parameter {name!r} is not in this {type(self).__name__}",
+                UserWarning,
+                stacklevel=2,
+            )
         return self
 
     # ----------------------------------------------------------------- files
@@ -333,10 +375,16 @@ class Block:
         once, under its first name."""
         checkpoint.save_parameters(filename, self.collect_params(), deduplicate=deduplicate)
 
-    def load_parameters(self, filename: str, device: DevicesLike = None,
-                        allow_missing: bool = False, ignore_extra: bool = False,
-                        cast_dtype: bool = False, dtype_source: str = "current",
-                        ctx: DevicesLike = None) -> None:
+    def load_parameters(
+        self,
+        filename: str,
+        device: DevicesLike = None,
+        allow_missing: bool = False,
+        ignore_extra: bool = False,
+        cast_dtype: bool = False,
+        dtype_source: str = "current",
+        ctx: DevicesLike = None,
+    ) -> None:
         """Load ``filename`` (gluonlite or Apache MXNet format) into ``collect_params()``.
 
         Everything is checked before any Parameter changes. Parameters not initialized yet
@@ -345,13 +393,26 @@ class Block:
         arguments and the errors.
         """
         device = resolve_ctx(device, ctx)
-        checkpoint.load_parameters(filename, self.collect_params(), device=device,
-                                   allow_missing=allow_missing, ignore_extra=ignore_extra,
-                                   cast_dtype=cast_dtype, dtype_source=dtype_source)
+        checkpoint.load_parameters(
+            filename,
+            self.collect_params(),
+            device=device,
+            allow_missing=allow_missing,
+            ignore_extra=ignore_extra,
+            cast_dtype=cast_dtype,
+            dtype_source=dtype_source,
+        )
 
-    def load_dict(self, param_dict: dict[str, Any], device: DevicesLike = None,
-                  allow_missing: bool = False, ignore_extra: bool = False, cast_dtype: bool = False,
-                  dtype_source: str = "current", ctx: DevicesLike = None) -> None:
+    def load_dict(
+        self,
+        param_dict: dict[str, Any],
+        device: DevicesLike = None,
+        allow_missing: bool = False,
+        ignore_extra: bool = False,
+        cast_dtype: bool = False,
+        dtype_source: str = "current",
+        ctx: DevicesLike = None,
+    ) -> None:
         """Load values from ``param_dict`` (structural name -> array) like
         ``load_parameters`` loads a file: all checked first, then all applied.
 
@@ -364,11 +425,12 @@ class Block:
         """
         device = resolve_ctx(device, ctx)
         if not isinstance(param_dict, dict):
-            raise TypeError(f"{type(self).__name__}.load_dict expects a dict name -> array, "
-                            f"got {type(param_dict).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}.load_dict expects a dict name -> array, "
+                f"got {type(param_dict).__name__}"
+            )
         if dtype_source not in ("current", "saved"):
-            raise ValueError(f"dtype_source must be 'current' or 'saved', got "
-                             f"{dtype_source!r}")
+            raise ValueError(f"dtype_source must be 'current' or 'saved', got {dtype_source!r}")
         saved = {}
         for key, value in param_dict.items():
             name = key[4:] if key.startswith(("arg:", "aux:")) else key
@@ -377,24 +439,40 @@ class Block:
             elif hasattr(value, "__array__") and not isinstance(value, Parameter):
                 host = numpy.asarray(value)
             else:
-                raise TypeError(f"{type(self).__name__}.load_dict: {key!r} holds a "
-                                f"{type(value).__name__}, not an array")
+                raise TypeError(
+                    f"{type(self).__name__}.load_dict: {key!r} holds a "
+                    f"{type(value).__name__}, not an array"
+                )
             saved[name] = checkpoint.HostArray(  # type: ignore[attr-defined]
-                "default", tuple(host.shape), host)
+                "default", tuple(host.shape), host
+            )
         devices = None if device is None else as_devices(device)
-        steps = checkpoint._plan("the dict given to load_dict", self.collect_params(), saved,
-                                 devices, allow_missing, ignore_extra, cast_dtype,
-                                 dtype_source)
+        steps = checkpoint._plan(
+            "the dict given to load_dict",
+            self.collect_params(),
+            saved,
+            devices,
+            allow_missing,
+            ignore_extra,
+            cast_dtype,
+            dtype_source,
+        )
         for step in steps:
             checkpoint._apply(step)
 
     def _structure(self) -> dict[str, Any]:
         """Types, parameter shapes and children, for ``save`` and ``load``."""
-        return {"type": type(self).__name__,
-                "params": {name: {"shape": list(p.shape) if p.shape is not None else None,
-                                  "dtype": str(p.dtype)}
-                           for name, p in self._reg_params.items()},
-                "children": {name: child._structure() for name, child in self._children.items()}}
+        return {
+            "type": type(self).__name__,
+            "params": {
+                name: {
+                    "shape": list(p.shape) if p.shape is not None else None,
+                    "dtype": str(p.dtype),
+                }
+                for name, p in self._reg_params.items()
+            },
+            "children": {name: child._structure() for name, child in self._children.items()},
+        }
 
     def save(self, prefix: str) -> None:
         """Save the model as ``prefix-model.json`` (the block tree: each block's type, its
@@ -404,8 +482,7 @@ class Block:
         block constructed the same way and checks that the tree matches.
         """
         structure = json.dumps(self._structure(), indent=1)
-        checkpoint.atomic_write(f"{prefix}-model.json",
-                                lambda path: _write_text(path, structure))
+        checkpoint.atomic_write(f"{prefix}-model.json", lambda path: _write_text(path, structure))
         self.save_parameters(f"{prefix}-model.params", deduplicate=True)
 
     def load(self, prefix: str) -> None:
@@ -419,8 +496,10 @@ class Block:
             saved = json.load(f)
         difference = _first_difference(saved, self._structure(), "")
         if difference is not None:
-            raise ValueError(f"{type(self).__name__}.load: {prefix}-model.json describes "
-                             f"another model structure: {difference}")
+            raise ValueError(
+                f"{type(self).__name__}.load: {prefix}-model.json describes "
+                f"another model structure: {difference}"
+            )
         self.load_parameters(f"{prefix}-model.params")
 
     # ----------------------------------------------------------------- traversal
@@ -449,19 +528,24 @@ class Block:
     def register_forward_pre_hook(self, hook: Callable[..., Any]) -> HookHandle:
         """Call ``hook(block, args)`` before each forward; ``detach()`` the handle to stop."""
         if not callable(hook):
-            raise TypeError(f"{type(self).__name__}.register_forward_pre_hook expects a "
-                            f"callable, got {type(hook).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}.register_forward_pre_hook expects a "
+                f"callable, got {type(hook).__name__}"
+            )
         return HookHandle(self._forward_pre_hooks, hook)
 
     def register_forward_hook(self, hook: Callable[..., Any]) -> HookHandle:
         """Call ``hook(block, args, output)`` after each forward; ``detach()`` to stop."""
         if not callable(hook):
-            raise TypeError(f"{type(self).__name__}.register_forward_hook expects a "
-                            f"callable, got {type(hook).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}.register_forward_hook expects a "
+                f"callable, got {type(hook).__name__}"
+            )
         return HookHandle(self._forward_hooks, hook)
 
-    def register_op_hook(self, callback: Callable[[str, str, ndarray], Any],
-                         monitor_all: bool = False) -> None:
+    def register_op_hook(
+        self, callback: Callable[[str, str, ndarray], Any], monitor_all: bool = False
+    ) -> None:
         """Call ``callback(name, op_name, array)`` for the outputs of every block in this
         tree (and, with ``monitor_all``, their inputs too).
 
@@ -470,8 +554,10 @@ class Block:
         ``_output`` or ``_input<i>``, ``op_name`` its class name.
         """
         if not callable(callback):
-            raise TypeError(f"{type(self).__name__}.register_op_hook expects a callable, "
-                            f"got {type(callback).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}.register_op_hook expects a callable, "
+                f"got {type(callback).__name__}"
+            )
 
         def each(path: str, block: Block) -> None:
             def hook(blk: Block, args: Any, out: Any) -> None:
@@ -480,12 +566,14 @@ class Block:
                     for i, a in enumerate(args):
                         if isinstance(a, ndarray):
                             callback(f"{name}_input{i}", type(blk).__name__, a)
-                for o in (out if isinstance(out, (list, tuple)) else (out,)):
+                for o in out if isinstance(out, (list, tuple)) else (out,):
                     if isinstance(o, ndarray):
                         callback(f"{name}_output", type(blk).__name__, o)
+
             block.register_forward_hook(hook)
             for cname, child in block._children.items():
                 each(f"{path}.{cname}" if path else cname, child)
+
         each("", self)
 
     # ----------------------------------------------------------------- running
@@ -505,12 +593,12 @@ class Block:
         Layers with deferred shapes (e.g. ``Dense(in_units=0)``) override this; the default
         explains what is missing.
         """
-        unknown = [name for name, p in self.collect_params().items()
-                   if not _shape_known(p.shape)]
+        unknown = [name for name, p in self.collect_params().items() if not _shape_known(p.shape)]
         raise RuntimeError(
             f"{type(self).__name__} has parameters with unknown shapes {unknown}; give their "
             f"shapes at construction or override infer_shape(*args) to set them from the "
-            f"inputs")
+            f"inputs"
+        )
 
     def forward(self, *args: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
@@ -520,9 +608,14 @@ class Block:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._note_inputs:
-            object.__setattr__(self, "_export_inputs", tuple(
-                (a.shape, a.dtype, a.device) if isinstance(a, ndarray) else None
-                for a in args) + ((None,) if kwargs else ()))
+            object.__setattr__(
+                self,
+                "_export_inputs",
+                tuple(
+                    (a.shape, a.dtype, a.device) if isinstance(a, ndarray) else None for a in args
+                )
+                + ((None,) if kwargs else ()),
+            )
         if self._forward_pre_hooks:
             for hook in list(self._forward_pre_hooks.values()):
                 hook(self, args)
@@ -555,10 +648,12 @@ class Block:
                 if id(p) in seen:
                     shared += size
                 seen.add(id(p))
-            rows.append((f"{type(block).__name__}-{len(rows)}", _shapes_text(out), total,
-                         trainable, shared))
+            rows.append(
+                (f"{type(block).__name__}-{len(rows)}", _shapes_text(out), total, trainable, shared)
+            )
 
         from .nn.basic_layers import Sequential  # below us; imported late (nn imports block)
+
         for block in self._blocks():
             if not isinstance(block, Sequential):
                 handles.append(block.register_forward_hook(hook))
@@ -574,14 +669,16 @@ class Block:
         total = sum(r[2] for r in rows)
         trainable = sum(r[3] for r in rows)
         shared = sum(r[4] for r in rows)
-        out += ["=" * 80,
-                "Parameters in forward computation graph, duplicate included",
-                f"   Total params: {total}",
-                f"   Trainable params: {trainable}",
-                f"   Non-trainable params: {total - trainable}",
-                f"Shared params in forward computation graph: {shared}",
-                f"Unique parameters in model: {total - shared}",
-                "-" * 80]
+        out += [
+            "=" * 80,
+            "Parameters in forward computation graph, duplicate included",
+            f"   Total params: {total}",
+            f"   Trainable params: {trainable}",
+            f"   Non-trainable params: {total - trainable}",
+            f"Shared params in forward computation graph: {shared}",
+            f"Unique parameters in model: {total - shared}",
+            "-" * 80,
+        ]
         print("\n".join(out))
 
     def __repr__(self) -> str:
@@ -632,8 +729,7 @@ class HybridBlock(Block):
         object.__setattr__(self, "_note_inputs", bool(active))
         super().hybridize(active, **kwargs)
 
-    def export(self, path: Any, epoch: int = 0,
-               remove_amp_cast: bool = True) -> tuple[str, str]:
+    def export(self, path: Any, epoch: int = 0, remove_amp_cast: bool = True) -> tuple[str, str]:
         """Write the model as MXNet does: ``path-symbol.json`` (the graph in MXNet's symbol
         JSON) and ``path-%04d.params`` (``epoch``; the parameters as ``arg:name`` /
         ``aux:name`` in MXNet's NDArray format), loadable by ``SymbolBlock.imports`` of
@@ -653,6 +749,7 @@ class HybridBlock(Block):
                 block and operator); nothing is written then.
         """
         from .symbol_block import export_block  # it imports this module
+
         files: tuple[str, str] = export_block(self, path, epoch, remove_amp_cast)
         return files
 
@@ -705,31 +802,47 @@ class HybridBlock(Block):
             TypeError: infer_type: Dense (the top block) has Parameter 'weight' of float32 ...
         """
         from .nn.norm_layers import BatchNorm  # below us; imported late (nn imports block)
+
         names = _block_paths(self)
 
         def check(block: Block, inputs: Any) -> None:
-            x = next((a for a in inputs if isinstance(a, ndarray) and a.dtype.kind == "f"),
-                     None)
+            x = next((a for a in inputs if isinstance(a, ndarray) and a.dtype.kind == "f"), None)
             if x is None:
                 return
             for name, param in block._reg_params.items():
                 if param is None or param.dtype.kind != "f" or param.dtype == x.dtype:
                     continue
-                if isinstance(block, BatchNorm) and param.dtype == numpy.float32 \
-                        and x.dtype.itemsize == 2:
+                if (
+                    isinstance(block, BatchNorm)
+                    and param.dtype == numpy.float32
+                    and x.dtype.itemsize == 2
+                ):
                     continue
                 where = names.get(id(block)) or "the top block"
-                raise TypeError(f"infer_type: {type(block).__name__} ({where}) has Parameter "
-                                f"{name!r} of {param.dtype} but its input is {x.dtype}; cast "
-                                f"the block (block.cast('{x.dtype}')) or the input "
-                                f"(x.astype('{param.dtype}'))")
+                raise TypeError(
+                    f"infer_type: {type(block).__name__} ({where}) has Parameter "
+                    f"{name!r} of {param.dtype} but its input is {x.dtype}; cast "
+                    f"the block (block.cast('{x.dtype}')) or the input "
+                    f"(x.astype('{param.dtype}'))"
+                )
+
         self._probe(args, check, keep_shapes=False)
 
-    def optimize_for(self, x: Any, *args: Any, backend: Any = None, backend_opts: Any = None,
-                     clear: bool = True, partition_if_dynamic: bool = True,
-                     static_alloc: bool = False, static_shape: bool = False,
-                     inline_limit: int = 2, forward_bulk_size: Any = None,
-                     backward_bulk_size: Any = None, **kwargs: Any) -> None:
+    def optimize_for(
+        self,
+        x: Any,
+        *args: Any,
+        backend: Any = None,
+        backend_opts: Any = None,
+        clear: bool = True,
+        partition_if_dynamic: bool = True,
+        static_alloc: bool = False,
+        static_shape: bool = False,
+        inline_limit: int = 2,
+        forward_bulk_size: Any = None,
+        backward_bulk_size: Any = None,
+        **kwargs: Any,
+    ) -> None:
         """MXNet 2: partition the graph for ``backend``, hybridize and run ``x, *args``
         through once.
 
@@ -750,16 +863,27 @@ class HybridBlock(Block):
             (2, 3)
         """
         if backend is not None:
-            raise ValueError(f"{type(self).__name__}.optimize_for: unknown backend "
-                             f"{backend!r}; gluonlite has no graph partitioning backends "
-                             f"(pass backend=None)")
+            raise ValueError(
+                f"{type(self).__name__}.optimize_for: unknown backend "
+                f"{backend!r}; gluonlite has no graph partitioning backends "
+                f"(pass backend=None)"
+            )
         if backend_opts is not None and not isinstance(backend_opts, dict):
-            raise TypeError(f"{type(self).__name__}.optimize_for: backend_opts must be a dict "
-                            f"or None, got {type(backend_opts).__name__}")
-        self.hybridize(True, clear=clear, partition_if_dynamic=partition_if_dynamic,
-                       static_alloc=static_alloc, static_shape=static_shape,
-                       inline_limit=inline_limit, forward_bulk_size=forward_bulk_size,
-                       backward_bulk_size=backward_bulk_size, **kwargs)
+            raise TypeError(
+                f"{type(self).__name__}.optimize_for: backend_opts must be a dict "
+                f"or None, got {type(backend_opts).__name__}"
+            )
+        self.hybridize(
+            True,
+            clear=clear,
+            partition_if_dynamic=partition_if_dynamic,
+            static_alloc=static_alloc,
+            static_shape=static_shape,
+            inline_limit=inline_limit,
+            forward_bulk_size=forward_bulk_size,
+            backward_bulk_size=backward_bulk_size,
+            **kwargs,
+        )
         with autograd.pause():
             self(x, *args)
 
@@ -771,8 +895,7 @@ class HybridBlock(Block):
         shapes = [p._shape for p in params]
         handles = []
         if check is not None:
-            handles = [b.register_forward_pre_hook(check) for b in self._blocks()
-                       if b._reg_params]
+            handles = [b.register_forward_pre_hook(check) for b in self._blocks() if b._reg_params]
             if self._reg_params:
                 check(self, args)
         ok = False
@@ -803,14 +926,19 @@ def _first_difference(saved: Any, current: dict[str, Any], path: str) -> str | N
         got = saved.get("type") if isinstance(saved, dict) else saved
         return f"{where} is a {current['type']} here but a {got} in the file"
     if list(saved.get("params", {})) != list(current["params"]):
-        return (f"{where} has parameters {list(current['params'])} here but "
-                f"{list(saved.get('params', {}))} in the file")
+        return (
+            f"{where} has parameters {list(current['params'])} here but "
+            f"{list(saved.get('params', {}))} in the file"
+        )
     if list(saved.get("children", {})) != list(current["children"]):
-        return (f"{where} has children {list(current['children'])} here but "
-                f"{list(saved.get('children', {}))} in the file")
+        return (
+            f"{where} has children {list(current['children'])} here but "
+            f"{list(saved.get('children', {}))} in the file"
+        )
     for name, child in current["children"].items():
-        found = _first_difference(saved["children"][name], child,
-                                  f"{path}.{name}" if path else name)
+        found = _first_difference(
+            saved["children"][name], child, f"{path}.{name}" if path else name
+        )
         if found is not None:
             return found
     return None
@@ -818,10 +946,12 @@ def _first_difference(saved: Any, current: dict[str, Any], path: str) -> str | N
 
 def _shapes_text(value: Any) -> str:
     """Output shapes as MXNet's summary writes them: ``(2, 3)``, or ``(2, 3), (4,)``."""
+
     def shapes(v: Any) -> Any:
         if isinstance(v, (list, tuple)):
             return [shapes(x) for x in v]
         return v.shape if hasattr(v, "shape") else v
+
     found = shapes(value)
     if isinstance(found, list):
         return str(found)[1:-1] if len(found) != 1 else str(found[0])
@@ -835,8 +965,9 @@ def _block_paths(root: Block) -> dict[int, str]:
     while stack:
         path, block = stack.pop()
         out.setdefault(id(block), path)
-        stack.extend((f"{path}.{name}" if path else name, child)
-                     for name, child in block._children.items())
+        stack.extend(
+            (f"{path}.{name}" if path else name, child) for name, child in block._children.items()
+        )
     return out
 
 

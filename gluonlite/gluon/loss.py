@@ -12,6 +12,7 @@ losses and gradients. ``CTCLoss`` runs the alpha-beta recursion as one recorded 
 >>> [round(v, 4) for v in loss(pred, label).tolist()]
 [0.6931, 0.0]
 """
+
 from __future__ import annotations
 
 import math
@@ -28,10 +29,25 @@ from types import ModuleType
 from typing import Any
 from .._typing import RawArray
 
-__all__ = ["Loss", "L2Loss", "L1Loss", "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",
-           "SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "KLDivLoss", "CTCLoss", "HuberLoss",
-           "HingeLoss", "SquaredHingeLoss", "LogisticLoss", "TripletLoss", "PoissonNLLLoss",
-           "CosineEmbeddingLoss", "SDMLLoss"]
+__all__ = [
+    "Loss",
+    "L2Loss",
+    "L1Loss",
+    "SigmoidBinaryCrossEntropyLoss",
+    "SigmoidBCELoss",
+    "SoftmaxCrossEntropyLoss",
+    "SoftmaxCELoss",
+    "KLDivLoss",
+    "CTCLoss",
+    "HuberLoss",
+    "HingeLoss",
+    "SquaredHingeLoss",
+    "LogisticLoss",
+    "TripletLoss",
+    "PoissonNLLLoss",
+    "CosineEmbeddingLoss",
+    "SDMLLoss",
+]
 
 
 def _softrelu(x: ndarray) -> ndarray:
@@ -53,31 +69,38 @@ class Loss(Block):
     def __init__(self, weight: float | None = None, batch_axis: int = 0, **kwargs: Any) -> None:
         super().__init__()
         if weight is not None and not isinstance(weight, numbers.Number):
-            raise TypeError(f"{type(self).__name__}: weight must be a number or None, got "
-                            f"{type(weight).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}: weight must be a number or None, got "
+                f"{type(weight).__name__}"
+            )
         if not isinstance(batch_axis, numbers.Integral):
-            raise TypeError(f"{type(self).__name__}: batch_axis must be an int, got "
-                            f"{type(batch_axis).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}: batch_axis must be an int, got {type(batch_axis).__name__}"
+            )
         self._weight, self._batch_axis = weight, int(batch_axis)
 
     def _like(self, x: ndarray, like: ndarray, what: str = "label") -> ndarray:
         """``x`` reshaped to ``like``'s shape (MXNet's ``reshape_like``), cast to its dtype."""
         if isinstance(x, numpy.ndarray) and like.device.device_type == "cpu":
-            x = ndarray(x, like.device)   # host data next to a host pred: no copy
+            x = ndarray(x, like.device)  # host data next to a host pred: no copy
         if not isinstance(x, ndarray):
-            raise TypeError(f"{type(self).__name__}: {what} must be an mx.np.ndarray, got "
-                            f"{type(x).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}: {what} must be an mx.np.ndarray, got {type(x).__name__}"
+            )
         if x.shape != like.shape:
             if x.size != like.size:
-                raise ValueError(f"{type(self).__name__}: {what} has shape {x.shape} "
-                                 f"({x.size} elements) but pred has shape {like.shape}; "
-                                 f"they must have the same number of elements")
+                raise ValueError(
+                    f"{type(self).__name__}: {what} has shape {x.shape} "
+                    f"({x.size} elements) but pred has shape {like.shape}; "
+                    f"they must have the same number of elements"
+                )
             x = x.reshape(like.shape)
         # Integer labels would promote the loss to float64; keep pred's precision.
         return x.astype(like.dtype, copy=False) if x.dtype != like.dtype else x
 
-    def _weighted(self, loss: ndarray, sample_weight: ndarray | None,
-                  weight: float | None = None) -> ndarray:
+    def _weighted(
+        self, loss: ndarray, sample_weight: ndarray | None, weight: float | None = None
+    ) -> ndarray:
         """``loss * sample_weight * weight`` (MXNet's ``_apply_weighting``)."""
         if sample_weight is not None:
             loss = loss * sample_weight
@@ -91,8 +114,9 @@ class Loss(Block):
         axes = tuple(a for a in range(loss.ndim) if a != batch_axis)
         return loss.mean(axis=axes) if axes else loss
 
-    def _finish(self, loss: ndarray, sample_weight: ndarray | None,
-                weight: float | None = None) -> ndarray:
+    def _finish(
+        self, loss: ndarray, sample_weight: ndarray | None, weight: float | None = None
+    ) -> ndarray:
         """Apply ``sample_weight`` (broadcast) and ``weight``, then average per sample."""
         return self._batch_mean(self._weighted(loss, sample_weight, weight))
 
@@ -110,8 +134,9 @@ class L2Loss(Loss):
     def __init__(self, weight: float = 1.0, batch_axis: int = 0, **kwargs: Any) -> None:
         super().__init__(weight, batch_axis)
 
-    def forward(self, pred: ndarray, label: ndarray,
-                sample_weight: ndarray | None = None) -> ndarray:
+    def forward(
+        self, pred: ndarray, label: ndarray, sample_weight: ndarray | None = None
+    ) -> ndarray:
         diff = self._like(label, pred) - pred
         weight = 1.0 if self._weight is None else self._weight
         return self._finish(diff * diff, sample_weight, weight / 2)
@@ -120,8 +145,9 @@ class L2Loss(Loss):
 class L1Loss(Loss):
     """Mean absolute error ``|label - pred|`` per sample."""
 
-    def forward(self, pred: ndarray, label: ndarray,
-                sample_weight: ndarray | None = None) -> ndarray:
+    def forward(
+        self, pred: ndarray, label: ndarray, sample_weight: ndarray | None = None
+    ) -> ndarray:
         return self._finish(np.abs(self._like(label, pred) - pred), sample_weight)
 
 
@@ -133,21 +159,32 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
     With ``from_sigmoid``, ``-(z log(p + 1e-12) + (1 - z) log(1 - p + 1e-12))``.
     """
 
-    def __init__(self, from_sigmoid: bool = False, weight: float | None = None, batch_axis: int = 0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        from_sigmoid: bool = False,
+        weight: float | None = None,
+        batch_axis: int = 0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(weight, batch_axis)
         self._from_sigmoid = from_sigmoid
 
-    def forward(self, pred: ndarray, label: ndarray, sample_weight: ndarray | None = None,
-                pos_weight: ndarray | None = None) -> ndarray:
+    def forward(
+        self,
+        pred: ndarray,
+        label: ndarray,
+        sample_weight: ndarray | None = None,
+        pos_weight: ndarray | None = None,
+    ) -> ndarray:
         label = self._like(label, pred)
         if not self._from_sigmoid:
             if pos_weight is None:
                 loss = npx.relu(pred) - pred * label + _softrelu(-np.abs(pred))
             else:
                 log_weight = 1 + (pos_weight - 1) * label
-                loss = pred - pred * label + log_weight * (_softrelu(-np.abs(pred))
-                                                           + npx.relu(-pred))
+                loss = (
+                    pred - pred * label + log_weight * (_softrelu(-np.abs(pred)) + npx.relu(-pred))
+                )
         else:
             eps = 1e-12
             positive = np.log(pred + eps) * label
@@ -173,21 +210,32 @@ class SoftmaxCrossEntropyLoss(Loss):
     ``forward(pred, label, sample_weight=None)`` returns ``(batch,)`` losses.
     """
 
-    def __init__(self, axis: int = -1, sparse_label: bool = True, from_logits: bool = False,
-                 weight: float | None = None, batch_axis: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        axis: int = -1,
+        sparse_label: bool = True,
+        from_logits: bool = False,
+        weight: float | None = None,
+        batch_axis: int = 0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(weight, batch_axis)
         self._axis, self._sparse_label, self._from_logits = axis, sparse_label, from_logits
 
-    def forward(self, pred: ndarray, label: ndarray,
-                sample_weight: ndarray | None = None) -> ndarray:
+    def forward(
+        self, pred: ndarray, label: ndarray, sample_weight: ndarray | None = None
+    ) -> ndarray:
         logp = pred if self._from_logits else npx.log_softmax(pred, axis=self._axis)
         if self._sparse_label:
-            expected = pred.shape[:self._axis % pred.ndim] + \
-                pred.shape[self._axis % pred.ndim + 1:]
+            expected = (
+                pred.shape[: self._axis % pred.ndim] + pred.shape[self._axis % pred.ndim + 1 :]
+            )
             if label.size != math.prod(expected):
-                raise ValueError(f"SoftmaxCrossEntropyLoss: sparse label has shape "
-                                 f"{label.shape}, expected {expected} (pred {pred.shape} "
-                                 f"without axis {self._axis})")
+                raise ValueError(
+                    f"SoftmaxCrossEntropyLoss: sparse label has shape "
+                    f"{label.shape}, expected {expected} (pred {pred.shape} "
+                    f"without axis {self._axis})"
+                )
             loss = -npx.pick(logp, label, axis=self._axis, keepdims=True)
         else:
             loss = -(logp * self._like(label, pred)).sum(axis=self._axis, keepdims=True)
@@ -201,13 +249,20 @@ class KLDivLoss(Loss):
     """``label * (log(label + 1e-12) - pred)``; ``pred`` is log-probabilities when
     ``from_logits`` (default), else ``log_softmax(pred, axis)`` is taken first."""
 
-    def __init__(self, from_logits: bool = True, axis: int = -1, weight: float | None = None,
-                 batch_axis: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        from_logits: bool = True,
+        axis: int = -1,
+        weight: float | None = None,
+        batch_axis: int = 0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(weight, batch_axis)
         self._from_logits, self._axis = from_logits, axis
 
-    def forward(self, pred: ndarray, label: ndarray,
-                sample_weight: ndarray | None = None) -> ndarray:
+    def forward(
+        self, pred: ndarray, label: ndarray, sample_weight: ndarray | None = None
+    ) -> ndarray:
         if not self._from_logits:
             pred = npx.log_softmax(pred, axis=self._axis)
         label = self._like(label, pred)
@@ -218,29 +273,34 @@ class KLDivLoss(Loss):
 class HuberLoss(Loss):
     """Smooth L1: ``|d| - rho/2`` where ``|d| > rho``, else ``d**2 / (2 rho)``."""
 
-    def __init__(self, rho: float = 1, weight: float | None = None, batch_axis: int = 0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, rho: float = 1, weight: float | None = None, batch_axis: int = 0, **kwargs: Any
+    ) -> None:
         super().__init__(weight, batch_axis)
         self._rho = rho
 
-    def forward(self, pred: ndarray, label: ndarray,
-                sample_weight: ndarray | None = None) -> ndarray:
+    def forward(
+        self, pred: ndarray, label: ndarray, sample_weight: ndarray | None = None
+    ) -> ndarray:
         dist = np.abs(self._like(label, pred) - pred)
-        loss = np.where(dist > self._rho, dist - 0.5 * self._rho,
-                        (0.5 / self._rho) * np.square(dist))
+        loss = np.where(
+            dist > self._rho, dist - 0.5 * self._rho, (0.5 / self._rho) * np.square(dist)
+        )
         return self._finish(loss, sample_weight)
 
 
 class HingeLoss(Loss):
     """``max(0, margin - pred * label)`` with labels in {-1, 1}."""
 
-    def __init__(self, margin: float = 1, weight: float | None = None, batch_axis: int = 0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, margin: float = 1, weight: float | None = None, batch_axis: int = 0, **kwargs: Any
+    ) -> None:
         super().__init__(weight, batch_axis)
         self._margin = margin
 
-    def forward(self, pred: ndarray, label: ndarray,
-                sample_weight: ndarray | None = None) -> ndarray:
+    def forward(
+        self, pred: ndarray, label: ndarray, sample_weight: ndarray | None = None
+    ) -> ndarray:
         loss = npx.relu(self._margin - pred * self._like(label, pred))
         return self._finish(loss, sample_weight)
 
@@ -248,8 +308,9 @@ class HingeLoss(Loss):
 class SquaredHingeLoss(HingeLoss):
     """``max(0, margin - pred * label) ** 2`` with labels in {-1, 1}."""
 
-    def forward(self, pred: ndarray, label: ndarray,
-                sample_weight: ndarray | None = None) -> ndarray:
+    def forward(
+        self, pred: ndarray, label: ndarray, sample_weight: ndarray | None = None
+    ) -> ndarray:
         loss = np.square(npx.relu(self._margin - pred * self._like(label, pred)))
         return self._finish(loss, sample_weight)
 
@@ -257,16 +318,23 @@ class SquaredHingeLoss(HingeLoss):
 class LogisticLoss(Loss):
     """``log(1 + exp(-pred * label))``, labels in {-1, 1} ('signed') or {0, 1} ('binary')."""
 
-    def __init__(self, weight: float | None = None, batch_axis: int = 0,
-                 label_format: str = "signed", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        weight: float | None = None,
+        batch_axis: int = 0,
+        label_format: str = "signed",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(weight, batch_axis)
         if label_format not in ("signed", "binary"):
-            raise ValueError(f"LogisticLoss: label_format must be 'signed' or 'binary', got "
-                             f"{label_format!r}")
+            raise ValueError(
+                f"LogisticLoss: label_format must be 'signed' or 'binary', got {label_format!r}"
+            )
         self._label_format = label_format
 
-    def forward(self, pred: ndarray, label: ndarray,
-                sample_weight: ndarray | None = None) -> ndarray:
+    def forward(
+        self, pred: ndarray, label: ndarray, sample_weight: ndarray | None = None
+    ) -> ndarray:
         label = self._like(label, pred)
         if self._label_format == "signed":
             label = (label + 1.0) / 2.0
@@ -277,13 +345,19 @@ class LogisticLoss(Loss):
 class TripletLoss(Loss):
     """``max(sum ||positive - pred||^2 - ||negative - pred||^2 + margin, 0)`` per sample."""
 
-    def __init__(self, margin: float = 1, weight: float | None = None, batch_axis: int = 0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, margin: float = 1, weight: float | None = None, batch_axis: int = 0, **kwargs: Any
+    ) -> None:
         super().__init__(weight, batch_axis)
         self._margin = margin
 
-    def forward(self, pred: ndarray, positive: ndarray, negative: ndarray,
-                sample_weight: ndarray | None = None) -> ndarray:
+    def forward(
+        self,
+        pred: ndarray,
+        positive: ndarray,
+        negative: ndarray,
+        sample_weight: ndarray | None = None,
+    ) -> ndarray:
         positive = self._like(positive, pred, "positive")
         negative = self._like(negative, pred, "negative")
         gap = np.square(positive - pred) - np.square(negative - pred)
@@ -298,13 +372,24 @@ class PoissonNLLLoss(Loss):
     ``pred - target * log(pred + epsilon)``; ``compute_full`` adds Stirling's approximation of
     ``log(target!)`` where ``target > 1``."""
 
-    def __init__(self, weight: float | None = None, from_logits: bool = True, batch_axis: int = 0,
-                 compute_full: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        weight: float | None = None,
+        from_logits: bool = True,
+        batch_axis: int = 0,
+        compute_full: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(weight, batch_axis)
         self._from_logits, self._compute_full = from_logits, compute_full
 
-    def forward(self, pred: ndarray, target: ndarray, sample_weight: ndarray | None = None,
-                epsilon: float = 1e-08) -> ndarray:
+    def forward(
+        self,
+        pred: ndarray,
+        target: ndarray,
+        sample_weight: ndarray | None = None,
+        epsilon: float = 1e-08,
+    ) -> ndarray:
         target = self._like(target, pred, "target")
         if self._from_logits:
             loss = np.exp(pred) - target * pred
@@ -324,13 +409,15 @@ class CosineEmbeddingLoss(Loss):
     The cosine is taken over the last axis, its denominator floored at 1e-12.
     """
 
-    def __init__(self, weight: float | None = None, batch_axis: int = 0, margin: float = 0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, weight: float | None = None, batch_axis: int = 0, margin: float = 0, **kwargs: Any
+    ) -> None:
         super().__init__(weight, batch_axis)
         self._margin = margin
 
-    def forward(self, input1: ndarray, input2: ndarray, label: ndarray,
-                sample_weight: ndarray | None = None) -> ndarray:
+    def forward(
+        self, input1: ndarray, input2: ndarray, label: ndarray, sample_weight: ndarray | None = None
+    ) -> ndarray:
         input1 = self._like(input1, input2, "input1")
         norm1 = np.sqrt((input1 * input1).sum(axis=-1)).reshape((-1, 1))
         norm2 = np.sqrt((input2 * input2).sum(axis=-1)).reshape((-1, 1))
@@ -349,8 +436,13 @@ class SDMLLoss(Loss):
     negatives.
     """
 
-    def __init__(self, smoothing_parameter: float = 0.3, weight: float = 1.0, batch_axis: int = 0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        smoothing_parameter: float = 0.3,
+        weight: float = 1.0,
+        batch_axis: int = 0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(weight, batch_axis)
         self.kl_loss = KLDivLoss(from_logits=True)
         self.smoothing_parameter = smoothing_parameter
@@ -358,8 +450,9 @@ class SDMLLoss(Loss):
     def forward(self, x1: ndarray, x2: ndarray) -> ndarray:
         n = x1.shape[0]
         if x2.shape != x1.shape or x1.ndim != 2:
-            raise ValueError(f"SDMLLoss: x1 and x2 must both be (batch, dim); got {x1.shape} "
-                             f"and {x2.shape}")
+            raise ValueError(
+                f"SDMLLoss: x1 and x2 must both be (batch, dim); got {x1.shape} and {x2.shape}"
+            )
         diff = np.expand_dims(x1, 1) - np.expand_dims(x2, 0)
         distances = (diff * diff).sum(axis=2)
         gold = numpy.eye(n)
@@ -367,7 +460,8 @@ class SDMLLoss(Loss):
         labels = gold * (1 - smooth) + (1 - gold) * smooth / max(n - 1, 1)
         labels = np.array(labels, dtype=x1.dtype, device=x1.device)  # type: ignore[assignment]
         return self.kl_loss(  # type: ignore[no-any-return]
-            npx.log_softmax(-distances, axis=1), labels)
+            npx.log_softmax(-distances, axis=1), labels
+        )
 
 
 # ------------------------------------------------------------------------------------ CTC
@@ -378,8 +472,14 @@ def _ctc_label_lengths(xp: ModuleType, labels: Any, padding: int | Sequence[int]
     return first.astype(xp.int64)
 
 
-def _ctc_raw(xp: ModuleType, logits: RawArray, labels: Any, data_lengths: RawArray,
-             label_lengths: RawArray, blank: int) -> RawArray:
+def _ctc_raw(
+    xp: ModuleType,
+    logits: RawArray,
+    labels: Any,
+    data_lengths: RawArray,
+    label_lengths: RawArray,
+    blank: int,
+) -> RawArray:
     """Negative log-likelihoods (N,) and their gradient w.r.t. ``logits`` (T, N, C).
 
     The alpha-beta recursion in log space over the extended label ``blank l1 blank l2 ...
@@ -390,7 +490,7 @@ def _ctc_raw(xp: ModuleType, logits: RawArray, labels: Any, data_lengths: RawArr
     f64 = xp.float64
     z = logits.astype(f64)
     z = z - z.max(axis=2, keepdims=True)
-    logp = z - xp.log(xp.exp(z).sum(axis=2, keepdims=True))   # (T, N, C)
+    logp = z - xp.log(xp.exp(z).sum(axis=2, keepdims=True))  # (T, N, C)
     L = labels.shape[1]
     S = 2 * L + 1
     ext = xp.full((N, S), blank, dtype=xp.int64)
@@ -400,9 +500,9 @@ def _ctc_raw(xp: ModuleType, logits: RawArray, labels: Any, data_lengths: RawArr
     skip[:, 3::2] = ext[:, 3::2] != ext[:, 1:-2:2]
     rows = xp.arange(N)[:, None]
     neg_inf = -xp.inf
-    emit = logp[:, rows, ext]                                   # (T, N, S)
+    emit = logp[:, rows, ext]  # (T, N, S)
     states = xp.arange(S)[None, :]
-    end = 2 * label_lengths[:, None]                            # last state (a blank)
+    end = 2 * label_lengths[:, None]  # last state (a blank)
 
     def shift(a: Any, k: int) -> RawArray:
         out = xp.full_like(a, neg_inf)
@@ -419,7 +519,7 @@ def _ctc_raw(xp: ModuleType, logits: RawArray, labels: Any, data_lengths: RawArr
         alpha = xp.where((t < data_lengths)[:, None], new, alpha)
         alphas[t] = new
     final = xp.where((states == end) | (states == end - 1), alpha, neg_inf)
-    loglik = _logsumexp(xp, final, axis=1)                      # (N,)
+    loglik = _logsumexp(xp, final, axis=1)  # (N,)
 
     betas = xp.full((T, N, S), neg_inf, dtype=f64)
     beta = xp.full((N, S), neg_inf, dtype=f64)
@@ -435,7 +535,7 @@ def _ctc_raw(xp: ModuleType, logits: RawArray, labels: Any, data_lengths: RawArr
     with numpy.errstate(invalid="ignore", over="ignore"):
         post = xp.exp(alphas + betas - emit - loglik[None, :, None])
     post = xp.where(xp.isfinite(post), post, 0.0)
-    onehot = (ext[:, :, None] == xp.arange(C)[None, None, :]).astype(f64)   # (N, S, C)
+    onehot = (ext[:, :, None] == xp.arange(C)[None, None, :]).astype(f64)  # (N, S, C)
     occupancy = xp.einsum("tns,nsc->tnc", post, onehot)
     valid = (xp.arange(T)[:, None] < data_lengths[None, :])[:, :, None]
     grad = xp.where(valid, xp.exp(logp) - occupancy, 0.0)
@@ -455,19 +555,24 @@ def _logsumexp(xp: ModuleType, a: Any, axis: int) -> RawArray:
     return (xp.log(xp.exp(a - top).sum(axis=axis, keepdims=True)) + top).squeeze(axis)
 
 
-def _ctc_loss(pred: ndarray, label: ndarray, pred_lengths: ndarray | None = None,
-              label_lengths: ndarray | None = None, blank_label: str = "last") -> ndarray:
+def _ctc_loss(
+    pred: ndarray,
+    label: ndarray,
+    pred_lengths: ndarray | None = None,
+    label_lengths: ndarray | None = None,
+    blank_label: str = "last",
+) -> ndarray:
     """MXNet's ``ctc_loss`` on ``pred`` (T, N, C) of unnormalised scores: ``(N,)`` losses.
 
     With ``blank_label='last'`` the blank is class ``C - 1`` and labels are padded with -1;
     with ``'first'`` the blank is 0, labels are 1..C-1 and padded with 0.
     """
     if blank_label not in ("first", "last"):
-        raise ValueError(f"CTCLoss: blank_label must be 'first' or 'last', got "
-                         f"{blank_label!r}")
+        raise ValueError(f"CTCLoss: blank_label must be 'first' or 'last', got {blank_label!r}")
     if pred.ndim != 3 or label.ndim != 2:
-        raise ValueError(f"CTCLoss: pred must be 3-D and label 2-D, got {pred.shape} and "
-                         f"{label.shape}")
+        raise ValueError(
+            f"CTCLoss: pred must be 3-D and label 2-D, got {pred.shape} and {label.shape}"
+        )
     T, N, C = pred.shape
     if label.shape[0] != N:
         raise ValueError(f"CTCLoss: label has {label.shape[0]} sequences but pred has {N}")
@@ -479,16 +584,25 @@ def _ctc_loss(pred: ndarray, label: ndarray, pred_lengths: ndarray | None = None
             lab_len = _ctc_label_lengths(xp, labels, padding)
         else:
             lab_len = label_lengths._data.astype(xp.int64).reshape(N)
-        dat_len = xp.full((N,), T, dtype=xp.int64) if pred_lengths is None \
+        dat_len = (
+            xp.full((N,), T, dtype=xp.int64)
+            if pred_lengths is None
             else pred_lengths._data.astype(xp.int64).reshape(N)
-        if bool((dat_len > T).any()) or bool((dat_len < 1).any()) \
-                or bool((lab_len > label.shape[1]).any()):
-            raise ValueError(f"CTCLoss: pred_lengths must be in [1, {T}] and label_lengths "
-                             f"at most {label.shape[1]}")
+        )
+        if (
+            bool((dat_len > T).any())
+            or bool((dat_len < 1).any())
+            or bool((lab_len > label.shape[1]).any())
+        ):
+            raise ValueError(
+                f"CTCLoss: pred_lengths must be in [1, {T}] and label_lengths "
+                f"at most {label.shape[1]}"
+            )
         nll, grad = _ctc_raw(xp, pred._data, labels, dat_len, lab_len, blank)
         out = ndarray(nll.astype(pred.dtype), pred.device)
-    return record_op(out, (pred,),
-                     lambda g: ((grad * g[None, :, None]).astype(pred.dtype),), "CTCLoss")
+    return record_op(
+        out, (pred,), lambda g: ((grad * g[None, :, None]).astype(pred.dtype),), "CTCLoss"
+    )
 
 
 class CTCLoss(Loss):
@@ -505,20 +619,30 @@ class CTCLoss(Loss):
     ``forward(pred, label, pred_lengths=None, label_lengths=None, sample_weight=None)``.
     """
 
-    def __init__(self, layout: str = "NTC", label_layout: str = "NT", weight: float | None = None,
-                 blank_label: str = "last", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        layout: str = "NTC",
+        label_layout: str = "NT",
+        weight: float | None = None,
+        blank_label: str = "last",
+        **kwargs: Any,
+    ) -> None:
         if layout not in ("NTC", "TNC"):
             raise ValueError(f"CTCLoss: layout must be 'NTC' or 'TNC', got {layout!r}")
         if label_layout not in ("NT", "TN"):
-            raise ValueError(f"CTCLoss: label_layout must be 'NT' or 'TN', got "
-                             f"{label_layout!r}")
+            raise ValueError(f"CTCLoss: label_layout must be 'NT' or 'TN', got {label_layout!r}")
         super().__init__(weight, label_layout.find("N"))
         self._layout, self._label_layout = layout, label_layout
         self._blank_label = blank_label
 
-    def forward(self, pred: ndarray, label: ndarray, pred_lengths: ndarray | None = None,
-                label_lengths: ndarray | None = None,
-                sample_weight: ndarray | None = None) -> ndarray:
+    def forward(
+        self,
+        pred: ndarray,
+        label: ndarray,
+        pred_lengths: ndarray | None = None,
+        label_lengths: ndarray | None = None,
+        sample_weight: ndarray | None = None,
+    ) -> ndarray:
         if self._layout == "NTC":
             pred = pred.transpose((1, 0, 2))
         if self._batch_axis == 1:

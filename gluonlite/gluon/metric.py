@@ -13,6 +13,7 @@ batch itself is never copied to the host. A metric keeps a local and a global ta
 >>> acc.get()
 ('accuracy', 0.6666666666666666)
 """
+
 from __future__ import annotations
 
 import math
@@ -25,20 +26,44 @@ from .. import _backend
 from ..device import cpu
 from ..ndarray import ndarray
 
-__all__ = ["EvalMetric", "CompositeEvalMetric", "Accuracy", "TopKAccuracy", "F1", "Fbeta",
-           "BinaryAccuracy", "MCC", "MAE", "MSE", "RMSE", "MeanPairwiseDistance",
-           "MeanCosineSimilarity", "CrossEntropy", "Perplexity", "PearsonCorrelation", "PCC",
-           "Loss", "Torch", "CustomMetric", "create", "register", "np", "check_label_shapes"]
+__all__ = [
+    "EvalMetric",
+    "CompositeEvalMetric",
+    "Accuracy",
+    "TopKAccuracy",
+    "F1",
+    "Fbeta",
+    "BinaryAccuracy",
+    "MCC",
+    "MAE",
+    "MSE",
+    "RMSE",
+    "MeanPairwiseDistance",
+    "MeanCosineSimilarity",
+    "CrossEntropy",
+    "Perplexity",
+    "PearsonCorrelation",
+    "PCC",
+    "Loss",
+    "Torch",
+    "CustomMetric",
+    "create",
+    "register",
+    "np",
+    "check_label_shapes",
+]
 
 _REGISTRY: dict[str, type] = {}
 
 
 def register(klass=None, *aliases):
     """Register a metric class under its lower-cased name (and ``aliases``) for ``create``."""
+
     def add(cls):
         for name in (cls.__name__, *aliases):
             _REGISTRY[name.lower()] = cls
         return cls
+
     return add(klass) if klass is not None else add
 
 
@@ -46,8 +71,9 @@ def _alias(*names):
     return lambda cls: register(cls, *names)
 
 
-def check_label_shapes(labels, preds, wrap: bool = False, shape: bool = False,
-                       metric: str = "metric"):
+def check_label_shapes(
+    labels, preds, wrap: bool = False, shape: bool = False, metric: str = "metric"
+):
     """Raise ``ValueError`` unless ``labels`` and ``preds`` agree in length (or shape).
 
     With ``wrap`` a single array becomes a one-element list. Returns ``(labels, preds)``.
@@ -62,8 +88,9 @@ def check_label_shapes(labels, preds, wrap: bool = False, shape: bool = False,
         got = (len(labels), len(preds))
         what = "number of arrays"
     if got[0] != got[1]:
-        raise ValueError(f"{metric}: {what} of labels {got[0]} does not match {what} of "
-                         f"predictions {got[1]}")
+        raise ValueError(
+            f"{metric}: {what} of labels {got[0]} does not match {what} of predictions {got[1]}"
+        )
     return labels, preds
 
 
@@ -73,6 +100,7 @@ def _raw(x):
         return x._xp, x._data, x.device
     if _backend.is_gpu_array(x):
         from ..device import gpu
+
         return _backend.cupy(), x, gpu(x.device.id)
     if hasattr(x, "asnumpy"):
         x = x.asnumpy()
@@ -81,8 +109,7 @@ def _raw(x):
 
 def _pair(label, pred):
     """Label and prediction as raw arrays on the label's device (pred moved there if not)."""
-    if isinstance(label, ndarray) and isinstance(pred, ndarray) \
-            and pred.device != label.device:
+    if isinstance(label, ndarray) and isinstance(pred, ndarray) and pred.device != label.device:
         pred = pred.to_device(label.device)
     xp, lab, device = _raw(label)
     _, prd, _ = _raw(pred)
@@ -95,8 +122,10 @@ def _pair(label, pred):
 
 def _check_same_shape(metric: str, lab, prd) -> None:
     if lab.shape != prd.shape:
-        raise ValueError(f"{metric}: label shape {tuple(lab.shape)} does not match prediction "
-                         f"shape {tuple(prd.shape)}")
+        raise ValueError(
+            f"{metric}: label shape {tuple(lab.shape)} does not match prediction "
+            f"shape {tuple(prd.shape)}"
+        )
 
 
 def _host(xp, device, *values) -> list:
@@ -132,16 +161,26 @@ class EvalMetric:
     def get_config(self) -> dict:
         """The arguments that recreate this metric with ``create(**config)``."""
         config = dict(self._kwargs)
-        config.update(metric=type(self).__name__, name=self.name,
-                      output_names=self.output_names, label_names=self.label_names)
+        config.update(
+            metric=type(self).__name__,
+            name=self.name,
+            output_names=self.output_names,
+            label_names=self.label_names,
+        )
         return config
 
     def update_dict(self, label, pred) -> None:
         """``update`` from name -> array mappings, selecting ``label_names``/``output_names``."""
-        preds = [pred[n] for n in self.output_names] if self.output_names is not None \
+        preds = (
+            [pred[n] for n in self.output_names]
+            if self.output_names is not None
             else list(pred.values())
-        labels = [label[n] for n in self.label_names] if self.label_names is not None \
+        )
+        labels = (
+            [label[n] for n in self.label_names]
+            if self.label_names is not None
             else list(label.values())
+        )
         self.update(labels, preds)
 
     def update(self, labels, preds) -> None:
@@ -210,12 +249,15 @@ def create(metric, *args, **kwargs) -> EvalMetric:
     if callable(metric):
         return CustomMetric(metric, *args, **kwargs)
     if not isinstance(metric, str):
-        raise TypeError(f"metric.create: metric must be a name, an EvalMetric, a callable or "
-                        f"a list of them, got {type(metric).__name__}")
+        raise TypeError(
+            f"metric.create: metric must be a name, an EvalMetric, a callable or "
+            f"a list of them, got {type(metric).__name__}"
+        )
     klass = _REGISTRY.get(metric.lower())
     if klass is None:
-        raise ValueError(f"metric.create: unknown metric {metric!r}; known names: "
-                         f"{', '.join(sorted(_REGISTRY))}")
+        raise ValueError(
+            f"metric.create: unknown metric {metric!r}; known names: {', '.join(sorted(_REGISTRY))}"
+        )
     return klass(*args, **kwargs)
 
 
@@ -223,8 +265,7 @@ def create(metric, *args, **kwargs) -> EvalMetric:
 class CompositeEvalMetric(EvalMetric):
     """Several metrics updated together; ``get()`` returns lists of names and values."""
 
-    def __init__(self, metrics=None, name: str = "composite", output_names=None,
-                 label_names=None):
+    def __init__(self, metrics=None, name: str = "composite", output_names=None, label_names=None):
         super().__init__(name, output_names=output_names, label_names=label_names)
         self.metrics = [create(m) for m in (metrics or [])]
 
@@ -235,8 +276,10 @@ class CompositeEvalMetric(EvalMetric):
         try:
             return self.metrics[index]
         except IndexError:
-            raise ValueError(f"CompositeEvalMetric.get_metric: index {index} is out of range "
-                             f"for {len(self.metrics)} metrics") from None
+            raise ValueError(
+                f"CompositeEvalMetric.get_metric: index {index} is out of range "
+                f"for {len(self.metrics)} metrics"
+            ) from None
 
     def update_dict(self, labels, preds) -> None:
         if self.label_names is not None:
@@ -284,8 +327,7 @@ class Accuracy(EvalMetric):
     """Fraction of predictions equal to the label; a prediction shaped unlike its label is
     a score vector whose argmax along ``axis`` is the predicted class."""
 
-    def __init__(self, axis: int = 1, name: str = "accuracy", output_names=None,
-                 label_names=None):
+    def __init__(self, axis: int = 1, name: str = "accuracy", output_names=None, label_names=None):
         super().__init__(name, axis=axis, output_names=output_names, label_names=label_names)
         self.axis = axis
 
@@ -298,9 +340,11 @@ class Accuracy(EvalMetric):
                     prd = prd.argmax(axis=self.axis)
                 prd, lab = prd.astype(xp.int64).reshape(-1), lab.astype(xp.int64).reshape(-1)
                 if prd.shape != lab.shape:
-                    raise ValueError(f"{self.name}: {lab.size} labels but {prd.size} "
-                                     f"predictions (label shape {tuple(label.shape)}, pred "
-                                     f"shape {tuple(pred.shape)})")
+                    raise ValueError(
+                        f"{self.name}: {lab.size} labels but {prd.size} "
+                        f"predictions (label shape {tuple(label.shape)}, pred "
+                        f"shape {tuple(pred.shape)})"
+                    )
                 (correct,) = _host(xp, device, (prd == lab).sum())
             staged.append((correct, lab.size))
         self._commit(staged)
@@ -310,8 +354,9 @@ class Accuracy(EvalMetric):
 class TopKAccuracy(EvalMetric):
     """Fraction of samples whose label is among the ``top_k`` highest scores."""
 
-    def __init__(self, top_k: int = 1, name: str = "top_k_accuracy", output_names=None,
-                 label_names=None):
+    def __init__(
+        self, top_k: int = 1, name: str = "top_k_accuracy", output_names=None, label_names=None
+    ):
         super().__init__(name, top_k=top_k, output_names=output_names, label_names=label_names)
         if not isinstance(top_k, numbers.Integral) or top_k < 1:
             raise ValueError(f"TopKAccuracy: top_k must be a positive int, got {top_k!r}")
@@ -323,19 +368,23 @@ class TopKAccuracy(EvalMetric):
         for label, pred in self._pairs(labels, preds):
             xp, lab, prd, device = _pair(label, pred)
             if prd.ndim not in (1, 2):
-                raise ValueError(f"{self.name}: predictions must be 1-D or 2-D, got shape "
-                                 f"{tuple(prd.shape)}")
+                raise ValueError(
+                    f"{self.name}: predictions must be 1-D or 2-D, got shape {tuple(prd.shape)}"
+                )
             with _backend.on(device):
                 lab = lab.astype(xp.int64).reshape(-1)
                 if prd.ndim == 1:
                     if prd.shape[0] != lab.shape[0]:
-                        raise ValueError(f"{self.name}: {lab.size} labels but {prd.shape[0]} "
-                                         f"predictions")
+                        raise ValueError(
+                            f"{self.name}: {lab.size} labels but {prd.shape[0]} predictions"
+                        )
                     hits = (prd.astype(xp.int64) == lab).sum()
                 else:
                     if prd.shape[0] != lab.shape[0]:
-                        raise ValueError(f"{self.name}: {lab.size} labels but {prd.shape[0]} "
-                                         f"predictions of shape {tuple(prd.shape)}")
+                        raise ValueError(
+                            f"{self.name}: {lab.size} labels but {prd.shape[0]} "
+                            f"predictions of shape {tuple(prd.shape)}"
+                        )
                     k = min(self.top_k, prd.shape[1])
                     top = xp.argpartition(prd, -k, axis=1)[:, -k:]
                     hits = (top == lab[:, None]).any(axis=1).sum()
@@ -349,13 +398,14 @@ class _BinaryCounts:
 
     def __init__(self, class_type: str, threshold, beta: float = 1.0):
         if class_type not in ("binary", "multiclass", "multilabel"):
-            raise ValueError(f"class_type must be 'binary', 'multiclass' or 'multilabel', "
-                             f"got {class_type!r}")
+            raise ValueError(
+                f"class_type must be 'binary', 'multiclass' or 'multilabel', got {class_type!r}"
+            )
         self.class_type, self.threshold, self.beta = class_type, threshold, beta
         self.reset()
 
     def reset(self) -> None:
-        self.counts = None   # (4, classes): tp, fp, fn, tn
+        self.counts = None  # (4, classes): tp, fp, fn, tn
 
     def batch(self, metric, label, pred):
         """This pair's counts, computed on its device and returned as one host array."""
@@ -364,47 +414,56 @@ class _BinaryCounts:
             lab = lab.astype(xp.int64)
             if self.class_type == "binary":
                 if lab.size and int(lab.max()) > 1:
-                    raise ValueError(f"{metric}: binary classification needs labels in "
-                                     f"{{0, 1}}, got a label {int(lab.max())}")
+                    raise ValueError(
+                        f"{metric}: binary classification needs labels in "
+                        f"{{0, 1}}, got a label {int(lab.max())}"
+                    )
                 if prd.shape != lab.shape:
                     if prd.shape[-1] > 2 or prd.size != 2 * lab.size:
-                        raise ValueError(f"{metric}: prediction shape {tuple(prd.shape)} does "
-                                         f"not fit labels of shape {tuple(lab.shape)} for "
-                                         f"binary classification")
+                        raise ValueError(
+                            f"{metric}: prediction shape {tuple(prd.shape)} does "
+                            f"not fit labels of shape {tuple(lab.shape)} for "
+                            f"binary classification"
+                        )
                     prd = prd.reshape(-1, 2)[:, 1]
                 p = (prd > self.threshold).reshape(-1, 1)
                 t = lab.reshape(-1, 1) == 1
             elif self.class_type == "multiclass":
                 k = prd.shape[-1]
                 if lab.size != prd.size // k:
-                    raise ValueError(f"{metric}: {lab.size} labels but predictions of shape "
-                                     f"{tuple(prd.shape)}")
+                    raise ValueError(
+                        f"{metric}: {lab.size} labels but predictions of shape {tuple(prd.shape)}"
+                    )
                 classes = xp.arange(k)
                 p = prd.reshape(-1, k).argmax(axis=1)[:, None] == classes
                 t = lab.reshape(-1)[:, None] == classes
             else:
                 if prd.shape != lab.shape:
-                    raise ValueError(f"{metric}: multilabel labels must be shaped like the "
-                                     f"predictions, got {tuple(lab.shape)} and "
-                                     f"{tuple(prd.shape)}")
+                    raise ValueError(
+                        f"{metric}: multilabel labels must be shaped like the "
+                        f"predictions, got {tuple(lab.shape)} and "
+                        f"{tuple(prd.shape)}"
+                    )
                 k = prd.shape[-1]
                 p, t = (prd > self.threshold).reshape(-1, k), (lab == 1).reshape(-1, k)
-            counts = xp.stack([(p & t).sum(0), (p & ~t).sum(0), (~p & t).sum(0),
-                               (~p & ~t).sum(0)]).astype(xp.float64)
+            counts = xp.stack(
+                [(p & t).sum(0), (p & ~t).sum(0), (~p & t).sum(0), (~p & ~t).sum(0)]
+            ).astype(xp.float64)
             counts = counts if xp is numpy else counts.get()
         return counts
 
     def merge(self, counts) -> None:
         if self.counts is not None and self.counts.shape != counts.shape:
-            raise ValueError(f"the number of classes changed from {self.counts.shape[1]} to "
-                             f"{counts.shape[1]}")
+            raise ValueError(
+                f"the number of classes changed from {self.counts.shape[1]} to {counts.shape[1]}"
+            )
         self.counts = counts if self.counts is None else self.counts + counts
 
     def fscore(self, average):
         if self.counts is None:
             return 0.0
         tp, fp, fn, _ = self.counts
-        b2 = self.beta ** 2
+        b2 = self.beta**2
         if average == "micro":
             tp, fp, fn = tp.sum(), fp.sum(), fn.sum()
         precision = tp / numpy.maximum(tp + fp, 1e-12)
@@ -482,11 +541,19 @@ class F1(_CountingMetric):
             None (the per-class scores).
     """
 
-    def __init__(self, name: str = "f1", output_names=None, label_names=None,
-                 class_type: str = "binary", threshold=0.5, average: str | None = "micro"):
+    def __init__(
+        self,
+        name: str = "f1",
+        output_names=None,
+        label_names=None,
+        class_type: str = "binary",
+        threshold=0.5,
+        average: str | None = "micro",
+    ):
         if average not in ("micro", "macro", None):
-            raise ValueError(f"{type(self).__name__}: average must be 'micro', 'macro' or "
-                             f"None, got {average!r}")
+            raise ValueError(
+                f"{type(self).__name__}: average must be 'micro', 'macro' or None, got {average!r}"
+            )
         self.average, self._class_type, self._threshold = average, class_type, threshold
         self._beta = getattr(self, "_beta", 1.0)
         _BinaryCounts(class_type, threshold)  # validate before anything is stored
@@ -502,9 +569,16 @@ class F1(_CountingMetric):
 class Fbeta(F1):
     """F-beta score: ``(1 + beta^2) P R / (beta^2 P + R)``; see ``F1`` for the arguments."""
 
-    def __init__(self, name: str = "fbeta", output_names=None, label_names=None,
-                 class_type: str = "binary", beta: float = 1, threshold=0.5,
-                 average: str | None = "micro"):
+    def __init__(
+        self,
+        name: str = "fbeta",
+        output_names=None,
+        label_names=None,
+        class_type: str = "binary",
+        beta: float = 1,
+        threshold=0.5,
+        average: str | None = "micro",
+    ):
         self._beta = float(beta)
         super().__init__(name, output_names, label_names, class_type, threshold, average)
 
@@ -527,8 +601,9 @@ class BinaryAccuracy(EvalMetric):
     """Accuracy of thresholded predictions (binary or multilabel); ``threshold`` may be a
     float or one value per class."""
 
-    def __init__(self, name: str = "binary_accuracy", output_names=None, label_names=None,
-                 threshold=0.5):
+    def __init__(
+        self, name: str = "binary_accuracy", output_names=None, label_names=None, threshold=0.5
+    ):
         super().__init__(name, output_names=output_names, label_names=label_names)
         self.threshold = threshold
 
@@ -543,9 +618,11 @@ class BinaryAccuracy(EvalMetric):
                 predicted = (prd > threshold).astype(xp.int64).reshape(-1)
                 lab = lab.astype(xp.int64).reshape(-1)
                 if predicted.shape != lab.shape:
-                    raise ValueError(f"{self.name}: {lab.size} labels but {predicted.size} "
-                                     f"predictions (shapes {tuple(label.shape)} and "
-                                     f"{tuple(pred.shape)})")
+                    raise ValueError(
+                        f"{self.name}: {lab.size} labels but {predicted.size} "
+                        f"predictions (shapes {tuple(label.shape)} and "
+                        f"{tuple(pred.shape)})"
+                    )
                 (correct,) = _host(xp, device, (predicted == lab).sum())
             staged.append((correct, lab.size))
         self._commit(staged)
@@ -561,8 +638,10 @@ class _PerSampleMetric(EvalMetric):
         for label, pred in self._pairs(labels, preds):
             xp, lab, prd, device = _pair(label, pred)
             if lab.size != prd.size:
-                raise ValueError(f"{self.name}: label shape {tuple(lab.shape)} does not match "
-                                 f"prediction shape {tuple(prd.shape)}")
+                raise ValueError(
+                    f"{self.name}: label shape {tuple(lab.shape)} does not match "
+                    f"prediction shape {tuple(prd.shape)}"
+                )
             n = lab.shape[0] if lab.ndim else 1
             with _backend.on(device):
                 lab = lab.astype(xp.float64).reshape(n, -1)
@@ -619,8 +698,9 @@ class MeanPairwiseDistance(_PerSampleMetric):
 class MeanCosineSimilarity(EvalMetric):
     """Mean cosine similarity over the last axis, the denominator floored at ``eps``."""
 
-    def __init__(self, name: str = "cos_sim", output_names=None, label_names=None,
-                 eps: float = 1e-8):
+    def __init__(
+        self, name: str = "cos_sim", output_names=None, label_names=None, eps: float = 1e-8
+    ):
         super().__init__(name, output_names=output_names, label_names=label_names)
         self.eps = eps
 
@@ -645,12 +725,23 @@ class CrossEntropy(EvalMetric):
     """Mean of ``-log(p[label])`` over samples; ``pred`` holds probabilities along ``axis``
     (or logits with ``from_logits``); labels equal to ``ignore_label`` are not counted."""
 
-    def __init__(self, eps: float = 1e-12, ignore_label=None, axis: int = -1,
-                 from_logits: bool = False, name: str = "cross-entropy", output_names=None,
-                 label_names=None):
+    def __init__(
+        self,
+        eps: float = 1e-12,
+        ignore_label=None,
+        axis: int = -1,
+        from_logits: bool = False,
+        name: str = "cross-entropy",
+        output_names=None,
+        label_names=None,
+    ):
         super().__init__(name, output_names=output_names, label_names=label_names)
-        self.ignore_label, self.axis, self.from_logits, self.eps = \
-            ignore_label, axis, from_logits, eps
+        self.ignore_label, self.axis, self.from_logits, self.eps = (
+            ignore_label,
+            axis,
+            from_logits,
+            eps,
+        )
 
     def update(self, labels, preds) -> None:
         staged = []
@@ -658,19 +749,25 @@ class CrossEntropy(EvalMetric):
             xp, lab, prd, device = _pair(label, pred)
             axis = self.axis % prd.ndim
             if lab.size * prd.shape[axis] != prd.size:
-                raise ValueError(f"{self.name}: label shape {tuple(lab.shape)} does not match "
-                                 f"prediction shape {tuple(prd.shape)} (one label per "
-                                 f"distribution along axis {self.axis})")
+                raise ValueError(
+                    f"{self.name}: label shape {tuple(lab.shape)} does not match "
+                    f"prediction shape {tuple(prd.shape)} (one label per "
+                    f"distribution along axis {self.axis})"
+                )
             with _backend.on(device):
                 prd = xp.moveaxis(prd.astype(xp.float64), axis, -1).reshape(-1, prd.shape[axis])
                 if self.from_logits:
                     e = xp.exp(prd - prd.max(axis=1, keepdims=True))
                     prd = e / e.sum(axis=1, keepdims=True)
                 lab = lab.reshape(-1).astype(xp.int64)
-                picked = xp.take_along_axis(prd, xp.clip(lab, 0, prd.shape[1] - 1)[:, None],
-                                            axis=1)[:, 0]
-                keep = xp.ones(lab.shape, dtype=bool) if self.ignore_label is None \
+                picked = xp.take_along_axis(
+                    prd, xp.clip(lab, 0, prd.shape[1] - 1)[:, None], axis=1
+                )[:, 0]
+                keep = (
+                    xp.ones(lab.shape, dtype=bool)
+                    if self.ignore_label is None
                     else lab != self.ignore_label
+                )
                 nll = -(xp.log(xp.maximum(self.eps, picked)) * keep).sum()
                 total, count = _host(xp, device, nll, keep.sum())
             staged.append((total, int(count)))
@@ -680,11 +777,17 @@ class CrossEntropy(EvalMetric):
 class Perplexity(CrossEntropy):
     """``exp`` of the cross entropy."""
 
-    def __init__(self, eps: float = 1e-12, ignore_label=None, axis: int = -1,
-                 from_logits: bool = False, name: str = "perplexity", output_names=None,
-                 label_names=None):
-        super().__init__(eps, ignore_label, axis, from_logits, name, output_names,
-                         label_names)
+    def __init__(
+        self,
+        eps: float = 1e-12,
+        ignore_label=None,
+        axis: int = -1,
+        from_logits: bool = False,
+        name: str = "perplexity",
+        output_names=None,
+        label_names=None,
+    ):
+        super().__init__(eps, ignore_label, axis, from_logits, name, output_names, label_names)
 
     def _value(self, sum_metric, num_inst):
         return float("nan") if num_inst == 0 else math.exp(sum_metric / num_inst)
@@ -735,8 +838,16 @@ class PearsonCorrelation(_StateMetric):
             prd = prd.astype(xp.float64).reshape(-1)
             ml, mp = lab.mean(), prd.mean()
             dl, dp = lab - ml, prd - mp
-            return _host(xp, device, xp.asarray(lab.size), ml, mp, (dl * dl).sum(),
-                         (dp * dp).sum(), (dl * dp).sum())
+            return _host(
+                xp,
+                device,
+                xp.asarray(lab.size),
+                ml,
+                mp,
+                (dl * dl).sum(),
+                (dp * dp).sum(),
+                (dl * dp).sum(),
+            )
 
     def _score(self, moments):
         return moments.pearson()
@@ -823,17 +934,27 @@ class CustomMetric(EvalMetric):
     """A metric from ``feval(label, pred)``, which returns a value per batch or a
     ``(sum_metric, num_inst)`` pair; it receives ``mx.np`` arrays on the label's device."""
 
-    def __init__(self, feval, name: str | None = None, allow_extra_outputs: bool = False,
-                 output_names=None, label_names=None):
+    def __init__(
+        self,
+        feval,
+        name: str | None = None,
+        allow_extra_outputs: bool = False,
+        output_names=None,
+        label_names=None,
+    ):
         if not callable(feval):
-            raise TypeError(f"CustomMetric: feval must be callable, got "
-                            f"{type(feval).__name__}")
+            raise TypeError(f"CustomMetric: feval must be callable, got {type(feval).__name__}")
         if name is None:
             name = getattr(feval, "__name__", "custom")
             if "<" in name:
                 name = f"custom({name})"
-        super().__init__(name, feval=feval, allow_extra_outputs=allow_extra_outputs,
-                         output_names=output_names, label_names=label_names)
+        super().__init__(
+            name,
+            feval=feval,
+            allow_extra_outputs=allow_extra_outputs,
+            output_names=output_names,
+            label_names=label_names,
+        )
         self._feval, self._allow_extra_outputs = feval, allow_extra_outputs
 
     def update(self, labels, preds) -> None:
@@ -844,16 +965,20 @@ class CustomMetric(EvalMetric):
             preds = preds if isinstance(preds, (list, tuple)) else [preds]
         staged = []
         for pred, label in zip(preds, labels):
-            if isinstance(label, ndarray) and isinstance(pred, ndarray) \
-                    and pred.device != label.device:
+            if (
+                isinstance(label, ndarray)
+                and isinstance(pred, ndarray)
+                and pred.device != label.device
+            ):
                 pred = pred.to_device(label.device)
             value = self._feval(label, pred)
             if isinstance(value, tuple):
                 total, count = value
             else:
                 total, count = value, 1
-            staged.append((float(total), int(count) if isinstance(count, numbers.Integral)
-                           else float(count)))
+            staged.append(
+                (float(total), int(count) if isinstance(count, numbers.Integral) else float(count))
+            )
         self._commit(staged)
 
     def get_config(self):
@@ -862,8 +987,10 @@ class CustomMetric(EvalMetric):
 
 def np(numpy_feval, name: str | None = None, allow_extra_outputs: bool = False):
     """A ``CustomMetric`` whose ``numpy_feval(label, pred)`` receives NumPy arrays."""
+
     def feval(label, pred):
         return numpy_feval(_as_numpy(label), _as_numpy(pred))
+
     feval.__name__ = numpy_feval.__name__
     return CustomMetric(feval, name, allow_extra_outputs)
 
@@ -872,7 +999,25 @@ def _as_numpy(x):
     return x.asnumpy() if hasattr(x, "asnumpy") else numpy.asarray(x)
 
 
-for _cls in (CompositeEvalMetric, Accuracy, TopKAccuracy, F1, Fbeta, BinaryAccuracy, MCC, MAE,
-             MSE, RMSE, MeanPairwiseDistance, MeanCosineSimilarity, CrossEntropy, Perplexity,
-             PearsonCorrelation, PCC, Loss, Torch, CustomMetric):
+for _cls in (
+    CompositeEvalMetric,
+    Accuracy,
+    TopKAccuracy,
+    F1,
+    Fbeta,
+    BinaryAccuracy,
+    MCC,
+    MAE,
+    MSE,
+    RMSE,
+    MeanPairwiseDistance,
+    MeanCosineSimilarity,
+    CrossEntropy,
+    Perplexity,
+    PearsonCorrelation,
+    PCC,
+    Loss,
+    Torch,
+    CustomMetric,
+):
     register(_cls)

@@ -33,6 +33,7 @@ Parameter fc_weight (shape=(64, 100), dtype=float32)
 >>> bool((w.data(mx.cpu(0)).asnumpy() == w.data(mx.cpu(1)).asnumpy()).all())
 True
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,6 +46,7 @@ import numpy
 from .. import _backend, _compat, initializer, sparse, symbol
 from .._replica import Replica, replica_lock
 from ..device import Device, as_devices, current_device, _current as _current_device
+
 # The current-device variable itself: its C get() spares data()/grad() a Python call.
 from ..ndarray import ndarray, zeros_like
 from collections.abc import Iterator
@@ -60,8 +62,9 @@ _CPU0 = Device("cpu", 0)
 # While set (a dict), data() of a Parameter without replicas returns zeros of its shape and
 # dtype instead of raising: HybridBlock.infer_shape/infer_type run a forward on these
 # stand-ins, which changes no Parameter (see ``stand_ins``).
-_stand_ins: contextvars.ContextVar[Any] = contextvars.ContextVar("gluonlite_stand_ins",
-                                                            default=None)
+_stand_ins: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "gluonlite_stand_ins", default=None
+)
 
 
 @contextlib.contextmanager
@@ -102,14 +105,18 @@ def _as_shape(shape: Any, name: str) -> tuple[int, ...] | None:
     except TypeError:
         dims = None
     # int() would turn 2.5 into 2 and '2' into 2: only integers are dimensions.
-    if dims is None or not all(isinstance(n, (int, numpy.integer)) and not isinstance(
-            n, (bool, numpy.bool_)) for n in dims):
-        raise TypeError(f"Parameter {name!r}: shape must be an int or a tuple of ints, got "
-                        f"{shape!r}")
+    if dims is None or not all(
+        isinstance(n, (int, numpy.integer)) and not isinstance(n, (bool, numpy.bool_)) for n in dims
+    ):
+        raise TypeError(
+            f"Parameter {name!r}: shape must be an int or a tuple of ints, got {shape!r}"
+        )
     dims = tuple(int(n) for n in dims)
     if any(n < -1 for n in dims):
-        raise ValueError(f"Parameter {name!r}: shape {dims} has a negative dimension; use "
-                         f"0 or -1 for an unknown one")
+        raise ValueError(
+            f"Parameter {name!r}: shape {dims} has a negative dimension; use "
+            f"0 or -1 for an unknown one"
+        )
     return tuple(-1 if n == 0 else n for n in dims)
 
 
@@ -125,8 +132,10 @@ def _as_dtype(dtype: DTypeLike, name: str) -> numpy.dtype:
     except TypeError as e:
         raise TypeError(f"Parameter {name!r}: unknown dtype {dtype!r} ({e})") from None
     if out.kind not in "biuf" and out.name != "bfloat16":
-        raise TypeError(f"Parameter {name!r}: dtype must be a boolean, integer or floating "
-                        f"point type (e.g. 'float32'), got {out}")
+        raise TypeError(
+            f"Parameter {name!r}: dtype must be a boolean, integer or floating "
+            f"point type (e.g. 'float32'), got {out}"
+        )
     return out
 
 
@@ -134,11 +143,16 @@ def _as_device_list(device: DevicesLike, name: str, method: str) -> list[Device]
     """``device`` (a Device or a list of them) as a checked list of available devices; an
     error names the parameter, the method and what was expected."""
     if isinstance(device, (str, bytes, int, float)):
-        hint = "mx.gpu(0) for GPU 0, mx.cpu() for the host" if isinstance(device, int) \
+        hint = (
+            "mx.gpu(0) for GPU 0, mx.cpu() for the host"
+            if isinstance(device, int)
             else "mx.cpu() for the host, mx.gpu(0) for GPU 0"
-        raise TypeError(f"Parameter {name!r}: {method}(device=...): Expected a Device or a "
-                        f"list of Devices, got {device!r} ({type(device).__name__}); use "
-                        f"{hint}")
+        )
+        raise TypeError(
+            f"Parameter {name!r}: {method}(device=...): Expected a Device or a "
+            f"list of Devices, got {device!r} ({type(device).__name__}); use "
+            f"{hint}"
+        )
     try:
         devices = as_devices(device)
     except (TypeError, ValueError) as e:
@@ -199,15 +213,25 @@ class Parameter:
         [array([1.5, 1.5, 1.5])]
     """
 
-    def __init__(self, name: str = "weight", grad_req: str = "write", shape: Any = None,
-                 dtype: DTypeLike = numpy.float32, lr_mult: float = 1.0, wd_mult: float = 1.0,
-                 init: InitLike = None, allow_deferred_init: bool = False,
-                 differentiable: bool = True, stype: str = "default",
-                 grad_stype: str = "default") -> None:
+    def __init__(
+        self,
+        name: str = "weight",
+        grad_req: str = "write",
+        shape: Any = None,
+        dtype: DTypeLike = numpy.float32,
+        lr_mult: float = 1.0,
+        wd_mult: float = 1.0,
+        init: InitLike = None,
+        allow_deferred_init: bool = False,
+        differentiable: bool = True,
+        stype: str = "default",
+        grad_stype: str = "default",
+    ) -> None:
         for arg, value in (("stype", stype), ("grad_stype", grad_stype)):
             if value not in _STYPES:
-                raise ValueError(f"Parameter {name!r}: {arg} must be one of {_STYPES}, got "
-                                 f"{value!r}")
+                raise ValueError(
+                    f"Parameter {name!r}: {arg} must be one of {_STYPES}, got {value!r}"
+                )
         self.name = name
         self._shape = _as_shape(shape, name)
         self._dtype = _as_dtype(dtype, name)
@@ -260,8 +284,9 @@ class Parameter:
     @grad_req.setter
     def grad_req(self, req: str) -> None:
         if req not in _GRAD_REQS:
-            raise ValueError(f"Parameter {self.name!r}: grad_req must be one of "
-                             f"{_GRAD_REQS}, got {req!r}")
+            raise ValueError(
+                f"Parameter {self.name!r}: grad_req must be one of {_GRAD_REQS}, got {req!r}"
+            )
         if not self._differentiable:
             req = "null"
         if req == self._grad_req:
@@ -300,13 +325,17 @@ class Parameter:
         if self._shape is None:
             return new
         if new is None or len(new) != len(self._shape):
-            raise ValueError(f"Parameter {self.name!r}: {what} {new} does not match the "
-                             f"{len(self._shape)}-d shape {self._shape}")
+            raise ValueError(
+                f"Parameter {self.name!r}: {what} {new} does not match the "
+                f"{len(self._shape)}-d shape {self._shape}"
+            )
         merged = []
         for old_dim, new_dim in zip(self._shape, new):
             if old_dim != -1 and new_dim != -1 and old_dim != new_dim:
-                raise ValueError(f"Parameter {self.name!r}: {what} {new} conflicts with the "
-                                 f"known shape {self._shape}")
+                raise ValueError(
+                    f"Parameter {self.name!r}: {what} {new} conflicts with the "
+                    f"known shape {self._shape}"
+                )
             merged.append(new_dim if old_dim == -1 else old_dim)
         return tuple(merged)
 
@@ -316,9 +345,14 @@ class Parameter:
         initial values, so no initializer draws (``checkpoint.load_parameters`` uses it)."""
         self.initialize(init=initializer.Constant(values), device=devices, force_reinit=True)
 
-    def initialize(self, init: InitLike = None, device: DevicesLike = None,
-                   default_init: InitLike = initializer.Uniform(), force_reinit: bool = False,
-                   ctx: DevicesLike = None) -> None:
+    def initialize(
+        self,
+        init: InitLike = None,
+        device: DevicesLike = None,
+        default_init: InitLike = initializer.Uniform(),
+        force_reinit: bool = False,
+        ctx: DevicesLike = None,
+    ) -> None:
         """Create the data (and gradient) replicas on ``device`` (one Device or a list).
 
         The initializer is ``init``, else the parameter's own ``init``, else
@@ -340,41 +374,52 @@ class Parameter:
         """
         device = _compat.resolve_ctx(device, ctx)
         if self._data is not None and not force_reinit:
-            warnings.warn(f"Parameter {self.name!r} is already initialized on "
-                          f"{list(self._data)}; ignoring. Pass force_reinit=True to "
-                          f"re-initialize.", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"Parameter {self.name!r} is already initialized on "
+                f"{list(self._data)}; ignoring. Pass force_reinit=True to "
+                f"re-initialize.",
+                UserWarning,
+                stacklevel=2,
+            )
             return
         devices = _as_device_list(device, self.name, "initialize")
-        chosen = init if init is not None else self.init if self.init is not None \
-            else default_init
+        chosen = init if init is not None else self.init if self.init is not None else default_init
         pending = _PendingInit(initializer.create(chosen), devices)
         self._check_sparse_shape()
         if _known(self._shape):
             self._complete(pending)
             return
         if not self._allow_deferred_init:
-            raise ValueError(f"Cannot initialize Parameter {self.name!r}: its shape "
-                             f"{self._shape} is not fully known (0 or -1 marks an unknown "
-                             f"dimension). Give the full shape, or create the parameter "
-                             f"with allow_deferred_init=True.")
+            raise ValueError(
+                f"Cannot initialize Parameter {self.name!r}: its shape "
+                f"{self._shape} is not fully known (0 or -1 marks an unknown "
+                f"dimension). Give the full shape, or create the parameter "
+                f"with allow_deferred_init=True."
+            )
         self._swap_in(None, None)
         self._pending = pending
 
     def _check_sparse_shape(self) -> None:
-        if "csr" in (self._stype, self._grad_stype) and self._shape is not None \
-                and len(self._shape) != 2:
-            raise ValueError(f"Parameter {self.name!r}: csr storage needs a 2-D shape, got "
-                             f"{self._shape}")
+        if (
+            "csr" in (self._stype, self._grad_stype)
+            and self._shape is not None
+            and len(self._shape) != 2
+        ):
+            raise ValueError(
+                f"Parameter {self.name!r}: csr storage needs a 2-D shape, got {self._shape}"
+            )
 
     def _complete(self, pending: _PendingInit) -> None:
         """Materialize ``pending`` on its devices, then swap it in."""
         if pending.data is not None:
             values = numpy.asarray(pending.data).astype(self._dtype, copy=False)
         else:
-            values = pending.init(self.name, self._shape,  # type: ignore[arg-type]
-                                  self._dtype)
-        data = {dev: Replica(_backend.transfer(values, _CPU0, dev), dev)
-                for dev in pending.devices}
+            values = pending.init(
+                self.name,
+                self._shape,  # type: ignore[arg-type]
+                self._dtype,
+            )
+        data = {dev: Replica(_backend.transfer(values, _CPU0, dev), dev) for dev in pending.devices}
         grads = None if self._grad_req == "null" else self._new_grads(data)
         self._attach(data, grads, self._grad_req)
         self._swap_in(data, grads)
@@ -392,14 +437,12 @@ class Parameter:
         return {dev: self._new_grad(replica) for dev, replica in data.items()}
 
     @staticmethod
-    def _attach(data: dict[Device, Any], grads: dict[Device, Any] | None,
-                grad_req: str) -> None:
+    def _attach(data: dict[Device, Any], grads: dict[Device, Any] | None, grad_req: str) -> None:
         # Makes each replica an autograd leaf depositing into its buffer (module note).
         for dev, replica in data.items():
             replica._attach_grad_buffer(None if grads is None else grads[dev], grad_req)
 
-    def _swap_in(self, data: dict[Device, Any] | None,
-                 grads: dict[Device, Any] | None) -> None:
+    def _swap_in(self, data: dict[Device, Any] | None, grads: dict[Device, Any] | None) -> None:
         """Make ``data`` and ``grads`` the replicas (the swap of the atomicity note)."""
         self._data, self._grad = data, grads
         self._data_at = {} if data is None else {_key(d): r for d, r in data.items()}
@@ -410,13 +453,16 @@ class Parameter:
         """The data replicas; completes a pending initialization once the shape is known."""
         if self._data is None:
             if self._pending is None:
-                raise RuntimeError(f"Parameter {self.name!r} has not been initialized; call "
-                                   f"{self.name}.initialize(device=...) first")
+                raise RuntimeError(
+                    f"Parameter {self.name!r} has not been initialized; call "
+                    f"{self.name}.initialize(device=...) first"
+                )
             if not _known(self._shape):
                 raise DeferredInitializationError(
                     f"Parameter {self.name!r} has not been initialized yet because its "
                     f"initialization was deferred: its shape {self._shape} is not fully "
-                    f"known. Set the shape (e.g. run one forward pass) before reading it.")
+                    f"known. Set the shape (e.g. run one forward pass) before reading it."
+                )
             self._complete(self._pending)
         return self._data  # type: ignore[return-value]  # set by _complete
 
@@ -427,13 +473,17 @@ class Parameter:
             device = current_device()
         if not isinstance(device, Device):
             kind = "grad" if "grad" in hint else "data"
-            raise TypeError(f"Parameter {self.name!r}: {kind}(device=...): Expected a Device "
-                            f"such as mx.cpu(0) or mx.gpu(0), got {device!r} "
-                            f"({type(device).__name__})")
+            raise TypeError(
+                f"Parameter {self.name!r}: {kind}(device=...): Expected a Device "
+                f"such as mx.cpu(0) or mx.gpu(0), got {device!r} "
+                f"({type(device).__name__})"
+            )
         if device not in store:
             where = list(store)
-            raise RuntimeError(f"Parameter {self.name!r} is not on {device}; it is on "
-                               f"{where}. Use reset_device() or {hint.format(where[0])}.")
+            raise RuntimeError(
+                f"Parameter {self.name!r} is not on {device}; it is on "
+                f"{where}. Use reset_device() or {hint.format(where[0])}."
+            )
         return store[device]
 
     # ----------------------------------------------------------------- access
@@ -466,9 +516,11 @@ class Parameter:
         if self._data is None and _stand_ins.get() is not None:
             return self._stand_in(device)
         if self._stype == "row_sparse":
-            raise RuntimeError(f"Cannot return Parameter {self.name!r} via data() because "
-                               f"its storage type is 'row_sparse'; use "
-                               f"row_sparse_data(row_id) instead")
+            raise RuntimeError(
+                f"Cannot return Parameter {self.name!r} via data() because "
+                f"its storage type is 'row_sparse'; use "
+                f"row_sparse_data(row_id) instead"
+            )
         replica = self._pick(self._replicas(), device, "data({})")
         return sparse.from_dense(replica, "csr") if self._stype == "csr" else replica
 
@@ -477,13 +529,16 @@ class Parameter:
         if not _known(self._shape):
             raise DeferredInitializationError(
                 f"Parameter {self.name!r} has unknown shape {self._shape}; its layer infers "
-                f"it from the input")
+                f"it from the input"
+            )
         if device is None:
             device = current_device()
         if not isinstance(device, Device):
-            raise TypeError(f"Parameter {self.name!r}: data(device=...): Expected a Device "
-                            f"such as mx.cpu(0) or mx.gpu(0), got {device!r} "
-                            f"({type(device).__name__})")
+            raise TypeError(
+                f"Parameter {self.name!r}: data(device=...): Expected a Device "
+                f"such as mx.cpu(0) or mx.gpu(0), got {device!r} "
+                f"({type(device).__name__})"
+            )
         made = _stand_ins.get()
         key = (id(self), device, self._shape, self._dtype)
         if key not in made:
@@ -496,9 +551,11 @@ class Parameter:
     def list_data(self) -> list[ndarray]:
         """The live replicas on all devices, in the order given to ``initialize``."""
         if self._stype == "row_sparse":
-            raise RuntimeError(f"Cannot return Parameter {self.name!r} via list_data() "
-                               f"because its storage type is 'row_sparse'; use "
-                               f"list_row_sparse_data(row_id) instead")
+            raise RuntimeError(
+                f"Cannot return Parameter {self.name!r} via list_data() "
+                f"because its storage type is 'row_sparse'; use "
+                f"list_row_sparse_data(row_id) instead"
+            )
         data = self._data if self._data is not None else self._replicas()
         replicas = list(data.values())
         if self._stype == "csr":
@@ -508,9 +565,11 @@ class Parameter:
     def _grads(self) -> dict[Device, Any]:
         self._replicas()
         if self._grad is None:
-            raise RuntimeError(f"Cannot get the gradient of Parameter {self.name!r} because "
-                               f"grad_req='null'; set {self.name}.grad_req = 'write' (or "
-                               f"'add') to allocate gradient buffers")
+            raise RuntimeError(
+                f"Cannot get the gradient of Parameter {self.name!r} because "
+                f"grad_req='null'; set {self.name}.grad_req = 'write' (or "
+                f"'add') to allocate gradient buffers"
+            )
         return self._grad
 
     def grad(self, device: Device | None = None, ctx: Device | None = None) -> Any:
@@ -544,8 +603,10 @@ class Parameter:
             return list(self._data)
         if self._pending is not None:
             return list(self._pending.devices)
-        raise RuntimeError(f"Parameter {self.name!r} has not been initialized; call "
-                           f"{self.name}.initialize(device=...) first")
+        raise RuntimeError(
+            f"Parameter {self.name!r} has not been initialized; call "
+            f"{self.name}.initialize(device=...) first"
+        )
 
     def list_ctx(self) -> list[Device]:
         """Deprecated alias of ``list_device``."""
@@ -580,21 +641,23 @@ class Parameter:
 
     def _check_row_sparse(self, method: str, dense_method: str, row_id: Any) -> None:
         if self._stype != "row_sparse":
-            raise RuntimeError(f"Cannot return Parameter {self.name!r} via {method}() "
-                               f"because its storage type is {self._stype!r}; use "
-                               f"{dense_method}() instead")
+            raise RuntimeError(
+                f"Cannot return Parameter {self.name!r} via {method}() "
+                f"because its storage type is {self._stype!r}; use "
+                f"{dense_method}() instead"
+            )
         if not isinstance(row_id, ndarray):
-            raise TypeError(f"Parameter {self.name!r}: row_id must be an mx.np.ndarray "
-                            f"(its device picks the replica), got {type(row_id).__name__}")
+            raise TypeError(
+                f"Parameter {self.name!r}: row_id must be an mx.np.ndarray "
+                f"(its device picks the replica), got {type(row_id).__name__}"
+            )
 
-    def _retain(self, replica: ndarray, row_id: ndarray,
-                method: str) -> sparse.RowSparseNDArray:
+    def _retain(self, replica: ndarray, row_id: ndarray, method: str) -> sparse.RowSparseNDArray:
         xp = replica._xp
         with _backend.on(replica.device):
             every_row = xp.arange(replica.shape[0], dtype=numpy.int64)
         # The store holds the full weight: a row-sparse view listing every row.
-        full = sparse.RowSparseNDArray(replica._data, every_row, replica.shape,
-                                       replica.device)
+        full = sparse.RowSparseNDArray(replica._data, every_row, replica.shape, replica.device)
         try:
             return full.retain(row_id)
         except (IndexError, ValueError, TypeError) as e:
@@ -643,13 +706,17 @@ class Parameter:
             # NumPy would drop an imaginary part with only a warning, or fail on strings
             # without naming the parameter.
             kind = "complex" if raw.dtype.kind == "c" else "non-numeric"
-            raise TypeError(f"Parameter {self.name!r}: set_data got {kind} values of dtype "
-                            f"{raw.dtype}; the parameter holds {self._dtype}")
+            raise TypeError(
+                f"Parameter {self.name!r}: set_data got {kind} values of dtype "
+                f"{raw.dtype}; the parameter holds {self._dtype}"
+            )
         shape = self._merged_shape(tuple(raw.shape), "set_data got shape")
         if self._data is None:
             if self._pending is None:
-                raise RuntimeError(f"Parameter {self.name!r} has not been initialized; call "
-                                   f"{self.name}.initialize(device=...) before set_data()")
+                raise RuntimeError(
+                    f"Parameter {self.name!r} has not been initialized; call "
+                    f"{self.name}.initialize(device=...) before set_data()"
+                )
             host = _backend.transfer(raw, src, _CPU0).astype(self._dtype, copy=False)
             self._shape = shape
             self._pending = dataclasses.replace(self._pending, data=host)
@@ -678,8 +745,12 @@ class Parameter:
         data = {dev: Replica(_cast(r._data, dev, dtype), dev) for dev, r in self._data.items()}
         grads = None
         if self._grad is not None:
-            grads = {dev: Replica(_cast(g._data, dev, dtype), dev) if isinstance(g, ndarray)
-                     else g.astype(dtype) for dev, g in self._grad.items()}
+            grads = {
+                dev: Replica(_cast(g._data, dev, dtype), dev)
+                if isinstance(g, ndarray)
+                else g.astype(dtype)
+                for dev, g in self._grad.items()
+            }
         self._attach(data, grads, self._grad_req)
         self._swap_in(data, grads)
         self._dtype = dtype
@@ -704,8 +775,10 @@ class Parameter:
         devices = _as_device_list(device, self.name, "reset_device")
         if self._data is None:
             if self._pending is None:
-                raise ValueError(f"Cannot reset the devices of Parameter {self.name!r} "
-                                 f"because it has not been initialized")
+                raise ValueError(
+                    f"Cannot reset the devices of Parameter {self.name!r} "
+                    f"because it has not been initialized"
+                )
             self._pending = dataclasses.replace(self._pending, devices=devices)
             return
         fresh = {}
@@ -716,9 +789,16 @@ class Parameter:
         fresh_grads = None if self._grad is None else self._new_grads(fresh)
         self._attach(fresh, fresh_grads, self._grad_req)
         data = {dev: fresh[dev] if dev in fresh else self._data[dev] for dev in devices}
-        grads = None if self._grad is None else {
-            dev: fresh_grads[dev] if dev in fresh  # type: ignore[index]
-            else self._grad[dev] for dev in devices}
+        grads = (
+            None
+            if self._grad is None
+            else {
+                dev: fresh_grads[dev]
+                if dev in fresh  # type: ignore[index]
+                else self._grad[dev]
+                for dev in devices
+            }
+        )
         self._swap_in(data, grads)
 
     def _source_for(self, dst: Device) -> Device:
@@ -736,9 +816,15 @@ class Parameter:
     def var(self) -> symbol.Symbol:
         """A symbol (``mx.sym.var``) describing this parameter; the same on every call."""
         if self._var is None:
-            self._var = symbol.var(self.name, shape=self._shape, dtype=self._dtype,
-                                   lr_mult=self.lr_mult, wd_mult=self.wd_mult,
-                                   init=self.init, stype=self._stype)
+            self._var = symbol.var(
+                self.name,
+                shape=self._shape,
+                dtype=self._dtype,
+                lr_mult=self.lr_mult,
+                wd_mult=self.wd_mult,
+                init=self.init,
+                stype=self._stype,
+            )
         return self._var
 
 
@@ -757,8 +843,10 @@ class Constant(Parameter):
 
     def __init__(self, value: Any, name: str = "const") -> None:
         if isinstance(value, str):
-            raise TypeError(f"Constant takes the value first: Constant(value, name=...), got "
-                            f"the string {value!r} as value")
+            raise TypeError(
+                f"Constant takes the value first: Constant(value, name=...), got "
+                f"the string {value!r} as value"
+            )
         if hasattr(value, "asnumpy"):
             host = value.asnumpy()
         else:
@@ -767,8 +855,13 @@ class Constant(Parameter):
                 # As mx.np.array: Python numbers become float32.
                 host = host.astype(numpy.float32)
         self.value = ndarray(host, _CPU0)
-        super().__init__(name, grad_req="null", shape=host.shape, dtype=host.dtype,
-                         init=initializer.Constant(host))
+        super().__init__(
+            name,
+            grad_req="null",
+            shape=host.shape,
+            dtype=host.dtype,
+            init=initializer.Constant(host),
+        )
 
     @property
     def grad_req(self) -> str:
@@ -777,8 +870,11 @@ class Constant(Parameter):
     @grad_req.setter
     def grad_req(self, req: str) -> None:
         if req != "null":
-            warnings.warn(f"Constant {self.name!r} has no gradient; grad_req={req!r} is "
-                          f"ignored", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"Constant {self.name!r} has no gradient; grad_req={req!r} is ignored",
+                UserWarning,
+                stacklevel=2,
+            )
         self._grad_req = "null"
 
 
@@ -809,8 +905,14 @@ class ParameterDict(dict):  # type: ignore[type-arg]  # dict[str, Parameter]
         self._setup(prefix, shared, owner=None, creates=True)
 
     @classmethod
-    def _internal(cls, items: Any = (), prefix: str = "", shared: Any = None, owner: Any = None,
-                  creates: bool | str = False) -> "ParameterDict":
+    def _internal(
+        cls,
+        items: Any = (),
+        prefix: str = "",
+        shared: Any = None,
+        owner: Any = None,
+        creates: bool | str = False,
+    ) -> "ParameterDict":
         """A ParameterDict made by gluonlite itself (no deprecation warning)."""
         out = dict.__new__(cls)
         dict.__init__(out, items)
@@ -821,8 +923,10 @@ class ParameterDict(dict):  # type: ignore[type-arg]  # dict[str, Parameter]
         if not isinstance(prefix, str):
             raise TypeError(f"ParameterDict: prefix must be a str, got {type(prefix).__name__}")
         if shared is not None and not isinstance(shared, dict):
-            raise TypeError(f"ParameterDict: shared must be a ParameterDict or dict, got "
-                            f"{type(shared).__name__}")
+            raise TypeError(
+                f"ParameterDict: shared must be a ParameterDict or dict, got "
+                f"{type(shared).__name__}"
+            )
         self._prefix, self._shared = prefix, shared
         # owner: the Block whose ``params`` this is (get() registers new Parameters there).
         self._owner, self._creates = owner, creates
@@ -863,8 +967,10 @@ class ParameterDict(dict):  # type: ignore[type-arg]  # dict[str, Parameter]
             if not (self._creates is True or (self._creates == "kwargs" and kwargs)):
                 return default
             if self._owner is not None:
-                _compat.warn_renamed("Block.params.get(name, ...)",
-                                     "a Parameter attribute (self.weight = Parameter(...))")
+                _compat.warn_renamed(
+                    "Block.params.get(name, ...)",
+                    "a Parameter attribute (self.weight = Parameter(...))",
+                )
             param = Parameter(self._prefix + name, **kwargs)
             self._store(name, param)
             return param
@@ -892,15 +998,18 @@ class ParameterDict(dict):  # type: ignore[type-arg]  # dict[str, Parameter]
                     param.init = initializer.create(value)
                 continue
             if not hasattr(param, arg):
-                raise TypeError(f"ParameterDict.get: Parameter {param.name!r} has no "
-                                f"argument {arg!r}")
+                raise TypeError(
+                    f"ParameterDict.get: Parameter {param.name!r} has no argument {arg!r}"
+                )
             current = getattr(param, arg)
             if arg == "dtype":
                 value = _backend.dtype_of(value)
             if value is not None and current != value:
-                raise ValueError(f"ParameterDict.get: Parameter {param.name!r} exists with "
-                                 f"{arg}={current!r}, which conflicts with the requested "
-                                 f"{arg}={value!r}")
+                raise ValueError(
+                    f"ParameterDict.get: Parameter {param.name!r} exists with "
+                    f"{arg}={current!r}, which conflicts with the requested "
+                    f"{arg}={value!r}"
+                )
 
     def get_constant(self, name: str, value: Any = None) -> "Constant":
         """The Constant ``name`` (or ``prefix + name``), created from ``value`` if missing.
@@ -911,15 +1020,19 @@ class ParameterDict(dict):  # type: ignore[type-arg]  # dict[str, Parameter]
         key, param = self._find(name)
         if param is None:
             if value is None:
-                raise ValueError(f"ParameterDict.get_constant: no constant "
-                                 f"{self._prefix + name!r} yet; give its value")
+                raise ValueError(
+                    f"ParameterDict.get_constant: no constant "
+                    f"{self._prefix + name!r} yet; give its value"
+                )
             param = Constant(value, name=self._prefix + name)
             self._store(name, param)
         elif key not in self:
             self._store(name, param)
         if not isinstance(param, Constant):
-            raise TypeError(f"ParameterDict.get_constant: {param.name!r} is a "
-                            f"{type(param).__name__}, not a Constant")
+            raise TypeError(
+                f"ParameterDict.get_constant: {param.name!r} is a "
+                f"{type(param).__name__}, not a Constant"
+            )
         return param
 
     def _unique(self) -> list[Parameter]:
@@ -930,16 +1043,21 @@ class ParameterDict(dict):  # type: ignore[type-arg]  # dict[str, Parameter]
                 out.append(p)
         return out
 
-    def initialize(self, init: InitLike = None, device: DevicesLike = None, verbose: bool = False,
-                   force_reinit: bool = False, ctx: DevicesLike = None) -> None:
+    def initialize(
+        self,
+        init: InitLike = None,
+        device: DevicesLike = None,
+        verbose: bool = False,
+        force_reinit: bool = False,
+        ctx: DevicesLike = None,
+    ) -> None:
         """Initialize every Parameter (``init`` is the default of those without their own)."""
         device = _compat.resolve_ctx(device, ctx)
         default = initializer.create(init) if init is not None else initializer.Uniform()
         if verbose:
             default.set_verbosity(True)
         for p in self._unique():
-            p.initialize(None, device=device, default_init=default,
-                         force_reinit=force_reinit)
+            p.initialize(None, device=device, default_init=default, force_reinit=force_reinit)
 
     def zero_grad(self) -> None:
         for p in self._unique():
@@ -983,8 +1101,9 @@ class ParameterDict(dict):  # type: ignore[type-arg]  # dict[str, Parameter]
             except (TypeError, ValueError) as e:
                 for q, old in reversed(done):  # a call that raised changes nothing
                     setattr(q, name, old)
-                raise type(e)(f"setattr({name!r}, {value!r}) failed for Parameter {key!r}: "
-                              f"{e}") from e
+                raise type(e)(
+                    f"setattr({name!r}, {value!r}) failed for Parameter {key!r}: {e}"
+                ) from e
             done.append((p, previous))
 
     def update(self, other: Any = (), **kwargs: Any) -> None:  # type: ignore[override]
@@ -994,8 +1113,10 @@ class ParameterDict(dict):  # type: ignore[type-arg]  # dict[str, Parameter]
         if self._creates and self._owner is None:
             for k, v in items.items():
                 if k in self and dict.__getitem__(self, k) is not v:
-                    raise ValueError(f"ParameterDict.update: cannot replace Parameter {k!r} "
-                                     f"with a different Parameter of the same name")
+                    raise ValueError(
+                        f"ParameterDict.update: cannot replace Parameter {k!r} "
+                        f"with a different Parameter of the same name"
+                    )
         dict.update(self, items)
 
     def save(self, filename: str, strip_prefix: str = "") -> None:
@@ -1005,26 +1126,46 @@ class ParameterDict(dict):  # type: ignore[type-arg]  # dict[str, Parameter]
             ValueError: a name does not start with ``strip_prefix``.
         """
         from .. import checkpoint
+
         named = {}
         for key, p in self.items():
             if not key.startswith(strip_prefix):
-                raise ValueError(f"ParameterDict.save: prefix {strip_prefix!r} is to be "
-                                 f"stripped, but Parameter {key!r} does not start with it")
-            named[key[len(strip_prefix):]] = p
+                raise ValueError(
+                    f"ParameterDict.save: prefix {strip_prefix!r} is to be "
+                    f"stripped, but Parameter {key!r} does not start with it"
+                )
+            named[key[len(strip_prefix) :]] = p
         checkpoint.save_parameters(filename, named)
 
-    def load(self, filename: str, device: DevicesLike = None, allow_missing: bool = False,
-             ignore_extra: bool = False, restore_prefix: str = "", cast_dtype: bool = False,
-             dtype_source: str = "current", ctx: DevicesLike = None) -> None:
+    def load(
+        self,
+        filename: str,
+        device: DevicesLike = None,
+        allow_missing: bool = False,
+        ignore_extra: bool = False,
+        restore_prefix: str = "",
+        cast_dtype: bool = False,
+        dtype_source: str = "current",
+        ctx: DevicesLike = None,
+    ) -> None:
         """Load ``filename`` (names saved without ``restore_prefix``); all or nothing."""
         from .. import checkpoint
+
         device = _compat.resolve_ctx(device, ctx)
         named = {}
         for key, p in self.items():
             if restore_prefix and not key.startswith(restore_prefix):
-                raise ValueError(f"ParameterDict.load: restore_prefix {restore_prefix!r} "
-                                 f"is not a prefix of Parameter {key!r}")
-            named[key[len(restore_prefix):]] = p
-        checkpoint.load_parameters(filename, named, device=device,
-                                   allow_missing=allow_missing, ignore_extra=ignore_extra,
-                                   cast_dtype=cast_dtype, dtype_source=dtype_source)
+                raise ValueError(
+                    f"ParameterDict.load: restore_prefix {restore_prefix!r} "
+                    f"is not a prefix of Parameter {key!r}"
+                )
+            named[key[len(restore_prefix) :]] = p
+        checkpoint.load_parameters(
+            filename,
+            named,
+            device=device,
+            allow_missing=allow_missing,
+            ignore_extra=ignore_extra,
+            cast_dtype=cast_dtype,
+            dtype_source=dtype_source,
+        )

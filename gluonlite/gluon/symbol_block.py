@@ -38,6 +38,7 @@ updates of traced arrays. Only calls made through the module attributes are seen
 >>> bool((back(x) == y).all())
 True
 """
+
 from __future__ import annotations
 
 import ast
@@ -60,17 +61,24 @@ from .._typing import DevicesLike, StrPath
 __all__ = ["SymbolBlock"]
 
 # The trace running in this context (None outside ``export``).
-_active: contextvars.ContextVar[Any] = contextvars.ContextVar("gluonlite_export_trace",
-                                                          default=None)
+_active: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "gluonlite_export_trace", default=None
+)
 _MXNET_VERSION = 10901  # loadable by MXNet 1.9.1 and 2.x
 # Inputs of these operators that MXNet keeps as auxiliary states (saved as ``aux:``).
 _AUX_INPUTS = {"BatchNorm": (3, 4)}
 # Outputs per node (the visible first one and the hidden statistics / masks).
-_NUM_OUTPUTS = {"BatchNorm": 3, "LayerNorm": 3, "InstanceNorm": 3, "GroupNorm": 3,
-                "Dropout": 2}
+_NUM_OUTPUTS = {"BatchNorm": 3, "LayerNorm": 3, "InstanceNorm": 3, "GroupNorm": 3, "Dropout": 2}
 # mshadow type flags, as MXNet's ``__dtype__`` attribute holds them.
-_DTYPE_FLAGS = {"float32": 0, "float64": 1, "float16": 2, "uint8": 3, "int32": 4, "int8": 5,
-                "int64": 6}
+_DTYPE_FLAGS = {
+    "float32": 0,
+    "float64": 1,
+    "float16": 2,
+    "uint8": 3,
+    "int32": 4,
+    "int8": 5,
+    "int64": 6,
+}
 _FLAG_DTYPES = {v: k for k, v in _DTYPE_FLAGS.items()}
 # One export at a time: the wrappers are installed process-wide (see _Patched).
 _export_lock = threading.Lock()
@@ -111,8 +119,9 @@ def _attrs(**items: Any) -> dict[Any, Any]:
 
 
 def _scalar(value: Any) -> bool:
-    return isinstance(value, (int, float, numpy.integer, numpy.floating)) \
-        and not isinstance(value, (bool, numpy.bool_))
+    return isinstance(value, (int, float, numpy.integer, numpy.floating)) and not isinstance(
+        value, (bool, numpy.bool_)
+    )
 
 
 # --------------------------------------------------------------------- converters
@@ -120,9 +129,11 @@ def _scalar(value: Any) -> bool:
 # arrays (traced, parameters or graph inputs) or _Const values.
 def _fc(a: Any) -> Any:
     bias = None if a["no_bias"] else a["bias"]
-    return "FullyConnected", _attrs(num_hidden=a["weight"].shape[0], no_bias=bias is None,
-                                    flatten=a["flatten"]), \
-        [a["x"], a["weight"]] + ([bias] if bias is not None else [])
+    return (
+        "FullyConnected",
+        _attrs(num_hidden=a["weight"].shape[0], no_bias=bias is None, flatten=a["flatten"]),
+        [a["x"], a["weight"]] + ([bias] if bias is not None else []),
+    )
 
 
 def _activation(a: Any) -> Any:
@@ -133,15 +144,20 @@ def _named_activation(act_type: str) -> Callable[..., Any]:
     return lambda a: ("Activation", _attrs(act_type=act_type), [a["x"]])
 
 
-_LEAKY = {"leaky": ("slope",), "prelu": (), "elu": ("slope",), "selu": (), "gelu": (),
-          "rrelu": ("lower_bound", "upper_bound")}
+_LEAKY = {
+    "leaky": ("slope",),
+    "prelu": (),
+    "elu": ("slope",),
+    "selu": (),
+    "gelu": (),
+    "rrelu": ("lower_bound", "upper_bound"),
+}
 
 
 def _leaky(a: Any) -> Any:
     act = a["act_type"]
     if act not in _LEAKY:
-        raise _Unexportable(f"leaky_relu(act_type={act!r}) has no MXNet 1.x LeakyReLU "
-                            f"act_type")
+        raise _Unexportable(f"leaky_relu(act_type={act!r}) has no MXNet 1.x LeakyReLU act_type")
     attrs = _attrs(act_type=act, **{k: a[k] for k in _LEAKY[act]})
     return "LeakyReLU", attrs, [a["data"]] + ([a["gamma"]] if act == "prelu" else [])
 
@@ -152,37 +168,61 @@ def _conv(op: str) -> Callable[..., Any]:
         extra = {}
         if op == "Deconvolution":
             extra = dict(adj=a["adj"], target_shape=a["target_shape"])
-        attrs = _attrs(kernel=a["kernel"], stride=a["stride"], dilate=a["dilate"],
-                       pad=a["pad"], num_filter=a["num_filter"], num_group=a["num_group"],
-                       no_bias=bias is None, layout=a["layout"], **extra)
+        attrs = _attrs(
+            kernel=a["kernel"],
+            stride=a["stride"],
+            dilate=a["dilate"],
+            pad=a["pad"],
+            num_filter=a["num_filter"],
+            num_group=a["num_group"],
+            no_bias=bias is None,
+            layout=a["layout"],
+            **extra,
+        )
         return op, attrs, [a["data"], a["weight"]] + ([bias] if bias is not None else [])
+
     return convert
 
 
 def _pooling(a: Any) -> Any:
     if a["pool_type"] not in ("max", "avg", "sum"):
         raise _Unexportable(f"pooling(pool_type={a['pool_type']!r})")
-    return "Pooling", _attrs(kernel=a["kernel"], stride=a["stride"], pad=a["pad"],
-                             pool_type=a["pool_type"],
-                             pooling_convention=a["pooling_convention"],
-                             global_pool=a["global_pool"],
-                             count_include_pad=a["count_include_pad"],
-                             layout=a["layout"]), [a["data"]]
+    return (
+        "Pooling",
+        _attrs(
+            kernel=a["kernel"],
+            stride=a["stride"],
+            pad=a["pad"],
+            pool_type=a["pool_type"],
+            pooling_convention=a["pooling_convention"],
+            global_pool=a["global_pool"],
+            count_include_pad=a["count_include_pad"],
+            layout=a["layout"],
+        ),
+        [a["data"]],
+    )
 
 
 def _batch_norm(a: Any) -> Any:
     if a["output_mean_var"]:
         raise _Unexportable("batch_norm(output_mean_var=True)")
-    return "BatchNorm", _attrs(eps=a["eps"], momentum=a["momentum"], fix_gamma=a["fix_gamma"],
-                               use_global_stats=a["use_global_stats"], axis=a["axis"]), \
-        [a["x"], a["gamma"], a["beta"], a["running_mean"], a["running_var"]]
+    return (
+        "BatchNorm",
+        _attrs(
+            eps=a["eps"],
+            momentum=a["momentum"],
+            fix_gamma=a["fix_gamma"],
+            use_global_stats=a["use_global_stats"],
+            axis=a["axis"],
+        ),
+        [a["x"], a["gamma"], a["beta"], a["running_mean"], a["running_var"]],
+    )
 
 
 def _layer_norm(a: Any) -> Any:
     if a["output_mean_var"]:
         raise _Unexportable("layer_norm(output_mean_var=True)")
-    return "LayerNorm", _attrs(axis=a["axis"], eps=a["eps"]), \
-        [a["data"], a["gamma"], a["beta"]]
+    return "LayerNorm", _attrs(axis=a["axis"], eps=a["eps"]), [a["data"], a["gamma"], a["beta"]]
 
 
 def _instance_norm(a: Any) -> Any:
@@ -200,19 +240,28 @@ def _instance_norm(a: Any) -> Any:
 def _group_norm(a: Any) -> Any:
     if a["output_mean_var"]:
         raise _Unexportable("group_norm(output_mean_var=True)")
-    return "GroupNorm", _attrs(num_groups=a["num_groups"], eps=a["eps"]), \
-        [a["data"], a["gamma"], a["beta"]]
+    return (
+        "GroupNorm",
+        _attrs(num_groups=a["num_groups"], eps=a["eps"]),
+        [a["data"], a["gamma"], a["beta"]],
+    )
 
 
 def _dropout(a: Any) -> Any:
-    return "Dropout", _attrs(p=a["p"], mode=a["mode"], axes=tuple(a["axes"] or ())), \
-        [a["data"]]
+    return "Dropout", _attrs(p=a["p"], mode=a["mode"], axes=tuple(a["axes"] or ())), [a["data"]]
 
 
 def _embedding(a: Any) -> Any:
-    return "Embedding", _attrs(input_dim=a["input_dim"], output_dim=a["output_dim"],
-                               dtype=numpy.dtype(a["dtype"]), sparse_grad=a["sparse_grad"]), \
-        [a["data"], a["weight"]]
+    return (
+        "Embedding",
+        _attrs(
+            input_dim=a["input_dim"],
+            output_dim=a["output_dim"],
+            dtype=numpy.dtype(a["dtype"]),
+            sparse_grad=a["sparse_grad"],
+        ),
+        [a["data"], a["weight"]],
+    )
 
 
 def _softmax(op: str) -> Callable[..., Any]:
@@ -222,17 +271,20 @@ def _softmax(op: str) -> Callable[..., Any]:
         if a["dtype"] is not None:
             raise _Unexportable(f"{op}(dtype=...)")
         return op, _attrs(axis=a["axis"], temperature=a["temperature"]), [a["data"]]
+
     return convert
 
 
 # op for (array, array), for (array, scalar) and for (scalar, array)
-_BINARY = {"add": ("broadcast_add", "_plus_scalar", "_plus_scalar"),
-           "subtract": ("broadcast_sub", "_minus_scalar", "_rminus_scalar"),
-           "multiply": ("broadcast_mul", "_mul_scalar", "_mul_scalar"),
-           "divide": ("broadcast_div", "_div_scalar", "_rdiv_scalar"),
-           "power": ("broadcast_power", "_power_scalar", "_rpower_scalar"),
-           "maximum": ("broadcast_maximum", "_maximum_scalar", "_maximum_scalar"),
-           "minimum": ("broadcast_minimum", "_minimum_scalar", "_minimum_scalar")}
+_BINARY = {
+    "add": ("broadcast_add", "_plus_scalar", "_plus_scalar"),
+    "subtract": ("broadcast_sub", "_minus_scalar", "_rminus_scalar"),
+    "multiply": ("broadcast_mul", "_mul_scalar", "_mul_scalar"),
+    "divide": ("broadcast_div", "_div_scalar", "_rdiv_scalar"),
+    "power": ("broadcast_power", "_power_scalar", "_rpower_scalar"),
+    "maximum": ("broadcast_maximum", "_maximum_scalar", "_maximum_scalar"),
+    "minimum": ("broadcast_minimum", "_minimum_scalar", "_minimum_scalar"),
+}
 
 
 def _binary(name: str) -> Callable[..., Any]:
@@ -249,6 +301,7 @@ def _binary(name: str) -> Callable[..., Any]:
         if _scalar(x) and isinstance(y, ndarray):
             return left, _attrs(scalar=float(x)), [y]
         raise _Unexportable(f"{name} of a {type(x).__name__} and a {type(y).__name__}")
+
     return convert
 
 
@@ -257,6 +310,7 @@ def _unary(op: str) -> Callable[..., Any]:
         if a.get("out") is not None or a.get("args"):
             raise _Unexportable(f"{op} with extra arguments")
         return op, {}, [a["x"]]
+
     return convert
 
 
@@ -293,19 +347,33 @@ def _transpose(a: Any) -> Any:
 
 
 _NPX_CONVERTERS = {
-    "fully_connected": _fc, "activation": _activation,
-    "relu": _named_activation("relu"), "sigmoid": _named_activation("sigmoid"),
-    "leaky_relu": _leaky, "convolution": _conv("Convolution"),
-    "deconvolution": _conv("Deconvolution"), "pooling": _pooling,
-    "batch_norm": _batch_norm, "layer_norm": _layer_norm, "instance_norm": _instance_norm,
-    "group_norm": _group_norm, "dropout": _dropout, "embedding": _embedding,
-    "softmax": _softmax("softmax"), "log_softmax": _softmax("log_softmax"),
+    "fully_connected": _fc,
+    "activation": _activation,
+    "relu": _named_activation("relu"),
+    "sigmoid": _named_activation("sigmoid"),
+    "leaky_relu": _leaky,
+    "convolution": _conv("Convolution"),
+    "deconvolution": _conv("Deconvolution"),
+    "pooling": _pooling,
+    "batch_norm": _batch_norm,
+    "layer_norm": _layer_norm,
+    "instance_norm": _instance_norm,
+    "group_norm": _group_norm,
+    "dropout": _dropout,
+    "embedding": _embedding,
+    "softmax": _softmax("softmax"),
+    "log_softmax": _softmax("log_softmax"),
 }
 _NP_CONVERTERS = {
-    **{name: _binary(name) for name in ("add", "subtract", "multiply", "divide", "maximum",
-                                        "minimum")},
-    "tanh": _unary("tanh"), "exp": _unary("exp"), "log": _unary("log"),
-    "sqrt": _unary("sqrt"), "concatenate": _concatenate,
+    **{
+        name: _binary(name)
+        for name in ("add", "subtract", "multiply", "divide", "maximum", "minimum")
+    },
+    "tanh": _unary("tanh"),
+    "exp": _unary("exp"),
+    "log": _unary("log"),
+    "sqrt": _unary("sqrt"),
+    "concatenate": _concatenate,
 }
 
 
@@ -316,33 +384,53 @@ def _dunder(name: str, reflected: bool = False) -> Callable[..., Any]:
     def dunder(a: Any) -> Any:
         x, other = a["self"], a["other"]
         return convert({"a": other, "b": x} if reflected else {"a": x, "b": other})
+
     return dunder
 
 
 _METHOD_CONVERTERS = {
-    "__add__": _dunder("add"), "__radd__": _dunder("add", True),
-    "__sub__": _dunder("subtract"), "__rsub__": _dunder("subtract", True),
-    "__mul__": _dunder("multiply"), "__rmul__": _dunder("multiply", True),
-    "__truediv__": _dunder("divide"), "__rtruediv__": _dunder("divide", True),
-    "__pow__": _dunder("power"), "__rpow__": _dunder("power", True),
+    "__add__": _dunder("add"),
+    "__radd__": _dunder("add", True),
+    "__sub__": _dunder("subtract"),
+    "__rsub__": _dunder("subtract", True),
+    "__mul__": _dunder("multiply"),
+    "__rmul__": _dunder("multiply", True),
+    "__truediv__": _dunder("divide"),
+    "__rtruediv__": _dunder("divide", True),
+    "__pow__": _dunder("power"),
+    "__rpow__": _dunder("power", True),
     "__neg__": lambda a: ("negative", {}, [a["self"]]),
-    "reshape": _reshape, "transpose": _transpose,
+    "reshape": _reshape,
+    "transpose": _transpose,
 }
 # How each method's arguments bind (by name) for its converter.
-_METHOD_SIGNATURES = {"__neg__": inspect.signature(lambda self: None),
-                      "reshape": inspect.signature(lambda self, *shape, **kwargs: None),
-                      "transpose": inspect.signature(lambda self, *axes: None)}
+_METHOD_SIGNATURES = {
+    "__neg__": inspect.signature(lambda self: None),
+    "reshape": inspect.signature(lambda self, *shape, **kwargs: None),
+    "transpose": inspect.signature(lambda self, *axes: None),
+}
 _BINARY_SIGNATURE = inspect.signature(lambda self, other: None)
-_INPLACE = ("__iadd__", "__isub__", "__imul__", "__itruediv__", "__ipow__", "__imod__",
-            "__ifloordiv__", "__setitem__")
+_INPLACE = (
+    "__iadd__",
+    "__isub__",
+    "__imul__",
+    "__itruediv__",
+    "__ipow__",
+    "__imod__",
+    "__ifloordiv__",
+    "__setitem__",
+)
 
 
 # --------------------------------------------------------------------- block rules
 # A rule turns a whole block's call into one node (its inside is not traced): it takes
 # (block, args, trace) and returns a converter of (block, args), or None to trace inside.
 def _reflection_pad(block: Any, args: Any, trace: Any) -> Any:
-    return lambda block, args: ("Pad", _attrs(mode="reflect", pad_width=block._padding),
-                                list(args[:1]))
+    return lambda block, args: (
+        "Pad",
+        _attrs(mode="reflect", pad_width=block._padding),
+        list(args[:1]),
+    )
 
 
 def _lambda(block: Any, args: Any, trace: Any) -> Any:
@@ -358,14 +446,17 @@ def _lambda(block: Any, args: Any, trace: Any) -> Any:
         try:
             return convert(dict(bound.arguments))
         except _Unexportable as e:
-            raise TypeError(f"export: {e} in {trace._block_text(block)} has no MXNet "
-                            f"operator") from None
+            raise TypeError(
+                f"export: {e} in {trace._block_text(block)} has no MXNet operator"
+            ) from None
+
     return rule
 
 
 def _block_rules() -> dict[Any, Any]:
     from .nn.basic_layers import HybridLambda, Lambda  # nn imports block; loaded late
     from .nn.conv_layers import ReflectionPad2D
+
     return {ReflectionPad2D: _reflection_pad, Lambda: _lambda, HybridLambda: _lambda}
 
 
@@ -377,20 +468,20 @@ class _Trace:
         self.root = root
         self.paths = _block_paths(root)
         self.nodes: list[Any] = []
-        self.where: dict[int, list[Any]] = {}       # id(array) -> [node, output, 0]
-        self.keep: list[Any] = []        # the traced arrays, alive so that their ids stay theirs
-        self.replicas = {}          # id(replica) -> (name, Parameter)
+        self.where: dict[int, list[Any]] = {}  # id(array) -> [node, output, 0]
+        self.keep: list[Any] = []  # the traced arrays, alive so that their ids stay theirs
+        self.replicas = {}  # id(replica) -> (name, Parameter)
         for name, param in param_names.items():
             for replica in param.list_data():
                 self.replicas[id(replica)] = (name, param)
                 self.keep.append(replica)
-        self.variables: dict[str, int] = {}   # variable name -> node index
-        self.params: dict[Any, Any] = {}      # variable name -> Parameter or numpy constant
+        self.variables: dict[str, int] = {}  # variable name -> node index
+        self.params: dict[Any, Any] = {}  # variable name -> Parameter or numpy constant
         self.counts: dict[Any, Any] = {}
-        self.depth = 0              # > 0 inside a traced call or a block rule
-        self.stack: list[Any] = []       # blocks whose forward is running
+        self.depth = 0  # > 0 inside a traced call or a block rule
+        self.stack: list[Any] = []  # blocks whose forward is running
         self.block_rules: list[Any] = []  # the rule of each of them (or None)
-        self.rules: dict[Any, Any] = {}       # block type -> rule maker (see _block_rules)
+        self.rules: dict[Any, Any] = {}  # block type -> rule maker (see _block_rules)
         # id(unwrapped np/npx function) -> (signature, convert)
         self.originals: dict[Any, Any] = {}
 
@@ -412,15 +503,13 @@ class _Trace:
         return f"{type(block).__name__} ({path or 'the top block'})"
 
     def _current(self) -> str:
-        return self._block_text(self.stack[-1]) if self.stack else \
-            self._block_text(self.root)
+        return self._block_text(self.stack[-1]) if self.stack else self._block_text(self.root)
 
     def ref(self, value: Any, node_name: str, op: str, position: int) -> list[Any]:
         if isinstance(value, _Const):
             name = f"{node_name}_{value.hint}"
             self.params[name] = value.value
-            return [self.variable(name, _var_attrs(value.value.shape, value.value.dtype)),
-                    0, 0]
+            return [self.variable(name, _var_attrs(value.value.shape, value.value.dtype)), 0, 0]
         found = self.where.get(id(value))
         if found is not None:
             return found
@@ -436,13 +525,17 @@ class _Trace:
             f"{what} computed by an operation export cannot trace (no MXNet symbol in "
             f"gluonlite's export){f'; look in the forward of {outer}' if outer else ''}. "
             f"Traced are gluon.nn's layers and the operators listed in "
-            f"gluonlite.gluon.symbol_block's notes")
+            f"gluonlite.gluon.symbol_block's notes"
+        )
 
-    def record(self, what: str, op: str, attrs: dict[Any, Any], inputs: list[Any],
-               out: Any) -> None:
+    def record(
+        self, what: str, op: str, attrs: dict[Any, Any], inputs: list[Any], out: Any
+    ) -> None:
         if not isinstance(out, ndarray):
-            raise TypeError(f"export: {what} in the forward of {self._current()} returned "
-                            f"{type(out).__name__}; export traces single-array operators")
+            raise TypeError(
+                f"export: {what} in the forward of {self._current()} returned "
+                f"{type(out).__name__}; export traces single-array operators"
+            )
         base = op.lower().lstrip("_")
         k = self.counts.get(base, 0)
         self.counts[base] = k + 1
@@ -468,8 +561,9 @@ class _Trace:
             bound.apply_defaults()
             op, attrs, inputs = convert(dict(bound.arguments))
         except _Unexportable as e:
-            raise TypeError(f"export: {e} in the forward of {self._current()} has no MXNet "
-                            f"operator") from None
+            raise TypeError(
+                f"export: {e} in the forward of {self._current()} has no MXNet operator"
+            ) from None
         self.record(what, op, attrs, inputs, out)
         return out
 
@@ -496,7 +590,8 @@ class _Trace:
                         f"export: {self._block_text(block)} computes its output with an "
                         f"operation export cannot trace (no MXNet symbol in gluonlite's "
                         f"export); traced are gluon.nn's layers and the operators listed "
-                        f"in gluonlite.gluon.symbol_block's notes")
+                        f"in gluonlite.gluon.symbol_block's notes"
+                    )
         self.stack.pop()
 
 
@@ -522,6 +617,7 @@ def _traced(what: Any, fn: Any, convert: Any, bind: Any) -> Any:
         if trace is None or trace.depth:
             return fn(*args, **kwargs)
         return trace.call(what, convert, fn, bind, args, kwargs)
+
     traced.__wrapped__ = fn  # type: ignore[attr-defined]
     return traced
 
@@ -529,12 +625,18 @@ def _traced(what: Any, fn: Any, convert: Any, bind: Any) -> Any:
 def _refuse_inplace(name: Any, fn: Any) -> Any:
     def method(self: Any, *args: Any) -> Any:
         trace = _active.get()
-        if trace is not None and not trace.depth and (
-                id(self) in trace.where or id(self) in trace.replicas):
-            raise TypeError(f"export: an in-place update ({name}) of an array of the graph "
-                            f"in the forward of {trace._current()} cannot be exported; "
-                            f"write it out of place (y = x + 1)")
+        if (
+            trace is not None
+            and not trace.depth
+            and (id(self) in trace.where or id(self) in trace.replicas)
+        ):
+            raise TypeError(
+                f"export: an in-place update ({name}) of an array of the graph "
+                f"in the forward of {trace._current()} cannot be exported; "
+                f"write it out of place (y = x + 1)"
+            )
         return fn(self, *args)
+
     return method
 
 
@@ -551,20 +653,29 @@ class _Patched:
             for name, convert in table.items():
                 fn = getattr(module, name)
                 self._trace.originals[id(fn)] = (inspect.signature(fn), convert)
-                self._swap(module, name,
-                           _traced(f"{module.__name__.split('.')[-1]}.{name}", fn, convert,
-                                   inspect.signature(fn)))
+                self._swap(
+                    module,
+                    name,
+                    _traced(
+                        f"{module.__name__.split('.')[-1]}.{name}",
+                        fn,
+                        convert,
+                        inspect.signature(fn),
+                    ),
+                )
         for name, convert in _METHOD_CONVERTERS.items():
             bind = _METHOD_SIGNATURES.get(name, _BINARY_SIGNATURE)
-            self._swap(ndarray, name, _traced(f"ndarray.{name}", getattr(ndarray, name),
-                                              convert, bind))
+            self._swap(
+                ndarray, name, _traced(f"ndarray.{name}", getattr(ndarray, name), convert, bind)
+            )
         for name in _INPLACE:
             self._swap(ndarray, name, _refuse_inplace(name, getattr(ndarray, name)))
         return self
 
     def _swap(self, owner: Any, name: Any, value: Any) -> Any:
-        self._saved.append((owner, name, owner.__dict__[name] if isinstance(owner, type)
-                            else getattr(owner, name)))
+        self._saved.append(
+            (owner, name, owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name))
+        )
         setattr(owner, name, value)
 
     def __exit__(self, *exc: Any) -> None:
@@ -572,8 +683,9 @@ class _Patched:
             setattr(owner, name, value)
 
 
-def export_block(block: HybridBlock, path: Any, epoch: int = 0,
-                 remove_amp_cast: bool = True) -> tuple[str, str]:
+def export_block(
+    block: HybridBlock, path: Any, epoch: int = 0, remove_amp_cast: bool = True
+) -> tuple[str, str]:
     """``HybridBlock.export`` (see there)."""
     name = type(block).__name__
     if not isinstance(path, (str, os.PathLike)):
@@ -582,18 +694,23 @@ def export_block(block: HybridBlock, path: Any, epoch: int = 0,
         raise ValueError(f"{name}.export: epoch must be an int >= 0, got {epoch!r}")
     specs = getattr(block, "_export_inputs", None)
     if specs is None:
-        raise RuntimeError(f"{name}.export: please first call block.hybridize() and then run "
-                           f"forward with this block at least once before calling export "
-                           f"(the inputs of that call shape the graph)")
+        raise RuntimeError(
+            f"{name}.export: please first call block.hybridize() and then run "
+            f"forward with this block at least once before calling export "
+            f"(the inputs of that call shape the graph)"
+        )
     if any(s is None for s in specs):
-        raise TypeError(f"{name}.export: the last hybridized call had arguments that are not "
-                        f"arrays; export needs every input of forward to be an array")
+        raise TypeError(
+            f"{name}.export: the last hybridized call had arguments that are not "
+            f"arrays; export needs every input of forward to be an array"
+        )
     unique: dict[Any, Any] = {}
     for pname, param in block.collect_params().items():
         if all(p is not param for p in unique.values()):
             if param._data is None:
-                raise RuntimeError(f"{name}.export: Parameter {pname!r} is not initialized; "
-                                   f"run a forward first")
+                raise RuntimeError(
+                    f"{name}.export: Parameter {pname!r} is not initialized; run a forward first"
+                )
             unique[pname] = param
     trace = _Trace(block, unique)
     trace.rules = _block_rules()
@@ -617,8 +734,9 @@ def export_block(block: HybridBlock, path: Any, epoch: int = 0,
     heads = []
     for o in _flat_outputs(out):
         if not isinstance(o, ndarray) or id(o) not in trace.where:
-            raise TypeError(f"export: an output of {name} (the top block) is not computed by "
-                            f"traced operators")
+            raise TypeError(
+                f"export: an output of {name} (the top block) is not computed by traced operators"
+            )
         heads.append(trace.where[id(o)])
     graph = _graph_json(trace.nodes, heads)
     arrays, names = [], []
@@ -626,11 +744,17 @@ def export_block(block: HybridBlock, path: Any, epoch: int = 0,
         prefix = "arg:"
         for node in trace.nodes:
             positions = _AUX_INPUTS.get(node["op"], ())
-            if any(node["inputs"][i][0] == trace.variables[var] for i in positions
-                   if i < len(node["inputs"])):
+            if any(
+                node["inputs"][i][0] == trace.variables[var]
+                for i in positions
+                if i < len(node["inputs"])
+            ):
                 prefix = "aux:"
-        host = value.data(value.list_device()[0]).asnumpy() if isinstance(value, Parameter) \
+        host = (
+            value.data(value.list_device()[0]).asnumpy()
+            if isinstance(value, Parameter)
             else numpy.asarray(value)
+        )
         arrays.append(host)
         names.append(prefix + var)
     version = 2 if all(a.ndim for a in arrays) else 3
@@ -651,10 +775,13 @@ def _graph_json(nodes: list[Any], heads: list[Any]) -> str:
     row_ptr = [0]
     for node in nodes:
         row_ptr.append(row_ptr[-1] + _NUM_OUTPUTS.get(node["op"], 1))
-    graph = {"nodes": nodes,
-             "arg_nodes": [i for i, n in enumerate(nodes) if n["op"] == "null"],
-             "node_row_ptr": row_ptr, "heads": heads,
-             "attrs": {"mxnet_version": ["int", _MXNET_VERSION]}}
+    graph = {
+        "nodes": nodes,
+        "arg_nodes": [i for i, n in enumerate(nodes) if n["op"] == "null"],
+        "node_row_ptr": row_ptr,
+        "heads": heads,
+        "attrs": {"mxnet_version": ["int", _MXNET_VERSION]},
+    }
     return json.dumps(graph, indent=2)
 
 
@@ -697,6 +824,7 @@ def _with_optional_bias(fn: Any) -> Any:
     def run(inputs: Any, kw: Any) -> Any:
         bias = inputs[2] if len(inputs) > 2 else None
         return fn(inputs[0], inputs[1], bias, **kw)
+
     return run
 
 
@@ -708,20 +836,22 @@ def _reshape_legacy(x: Any, shape: Any = ()) -> Any:
         elif s >= -1:
             out.append(s)
         else:
-            raise ValueError(f"Reshape: the special value {s} of MXNet's legacy Reshape is "
-                             f"not supported by gluonlite")
+            raise ValueError(
+                f"Reshape: the special value {s} of MXNet's legacy Reshape is "
+                f"not supported by gluonlite"
+            )
     return x.reshape(tuple(out))
 
 
 def _pad(x: Any, mode: Any = "constant", pad_width: Any = (), constant_value: Any = 0.0) -> Any:
     if mode == "reflect" and x.ndim == 4:
         from .nn.conv_layers import ReflectionPad2D
+
         return ReflectionPad2D(tuple(pad_width))(x)
     if mode == "constant":
         pairs = [(pad_width[2 * i], pad_width[2 * i + 1]) for i in range(x.ndim)]
         return np.pad(x, pairs, constant_values=constant_value)
-    raise ValueError(f"Pad: mode={mode!r} on a {x.ndim}-d input is not supported by "
-                     f"gluonlite")
+    raise ValueError(f"Pad: mode={mode!r} on a {x.ndim}-d input is not supported by gluonlite")
 
 
 def _scalar_op(fn: Any) -> Any:
@@ -730,73 +860,132 @@ def _scalar_op(fn: Any) -> Any:
 
 # MXNet op -> (run(inputs, kwargs), {attribute: parser})
 _OPS: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
-    "FullyConnected": (_with_optional_bias(lambda x, w, b, **kw: npx.fully_connected(
-        x, w, b, **kw)), {"num_hidden": _I, "no_bias": _B, "flatten": _B}),
+    "FullyConnected": (
+        _with_optional_bias(lambda x, w, b, **kw: npx.fully_connected(x, w, b, **kw)),
+        {"num_hidden": _I, "no_bias": _B, "flatten": _B},
+    ),
     "Activation": (_first(lambda x, **kw: npx.activation(x, **kw)), {"act_type": _S}),
-    "LeakyReLU": (lambda inputs, kw: npx.leaky_relu(inputs[0], *inputs[1:2], **kw),
-                  {"act_type": _S, "slope": _F, "lower_bound": _F, "upper_bound": _F}),
-    "Convolution": (_with_optional_bias(lambda x, w, b, **kw: npx.convolution(
-        x, w, b, **kw)), {"kernel": _T, "stride": _T, "dilate": _T, "pad": _T,
-                          "num_filter": _I, "num_group": _I, "no_bias": _B, "layout": _S}),
-    "Deconvolution": (_with_optional_bias(lambda x, w, b, **kw: npx.deconvolution(
-        x, w, b, **kw)), {"kernel": _T, "stride": _T, "dilate": _T, "pad": _T, "adj": _T,
-                          "target_shape": _OT, "num_filter": _I, "num_group": _I,
-                          "no_bias": _B, "layout": _S}),
-    "Pooling": (_first(lambda x, **kw: npx.pooling(x, **kw)),
-                {"kernel": _T, "stride": _T, "pad": _T, "pool_type": _S,
-                 "pooling_convention": _S, "global_pool": _B, "count_include_pad": _B,
-                 "layout": _S}),
-    "BatchNorm": (lambda inputs, kw: npx.batch_norm(*inputs[:5], **kw),
-                  {"eps": _F, "momentum": _F, "fix_gamma": _B, "use_global_stats": _B,
-                   "axis": _I, "output_mean_var": _B}),
-    "LayerNorm": (lambda inputs, kw: npx.layer_norm(*inputs[:3], **kw),
-                  {"axis": _I, "eps": _F, "output_mean_var": _B}),
+    "LeakyReLU": (
+        lambda inputs, kw: npx.leaky_relu(inputs[0], *inputs[1:2], **kw),
+        {"act_type": _S, "slope": _F, "lower_bound": _F, "upper_bound": _F},
+    ),
+    "Convolution": (
+        _with_optional_bias(lambda x, w, b, **kw: npx.convolution(x, w, b, **kw)),
+        {
+            "kernel": _T,
+            "stride": _T,
+            "dilate": _T,
+            "pad": _T,
+            "num_filter": _I,
+            "num_group": _I,
+            "no_bias": _B,
+            "layout": _S,
+        },
+    ),
+    "Deconvolution": (
+        _with_optional_bias(lambda x, w, b, **kw: npx.deconvolution(x, w, b, **kw)),
+        {
+            "kernel": _T,
+            "stride": _T,
+            "dilate": _T,
+            "pad": _T,
+            "adj": _T,
+            "target_shape": _OT,
+            "num_filter": _I,
+            "num_group": _I,
+            "no_bias": _B,
+            "layout": _S,
+        },
+    ),
+    "Pooling": (
+        _first(lambda x, **kw: npx.pooling(x, **kw)),
+        {
+            "kernel": _T,
+            "stride": _T,
+            "pad": _T,
+            "pool_type": _S,
+            "pooling_convention": _S,
+            "global_pool": _B,
+            "count_include_pad": _B,
+            "layout": _S,
+        },
+    ),
+    "BatchNorm": (
+        lambda inputs, kw: npx.batch_norm(*inputs[:5], **kw),
+        {
+            "eps": _F,
+            "momentum": _F,
+            "fix_gamma": _B,
+            "use_global_stats": _B,
+            "axis": _I,
+            "output_mean_var": _B,
+        },
+    ),
+    "LayerNorm": (
+        lambda inputs, kw: npx.layer_norm(*inputs[:3], **kw),
+        {"axis": _I, "eps": _F, "output_mean_var": _B},
+    ),
     "InstanceNorm": (lambda inputs, kw: npx.instance_norm(*inputs[:3], **kw), {"eps": _F}),
-    "GroupNorm": (lambda inputs, kw: npx.group_norm(*inputs[:3], **kw),
-                  {"num_groups": _I, "eps": _F, "output_mean_var": _B}),
-    "Dropout": (_first(lambda x, **kw: npx.dropout(x, **kw)),
-                {"p": _F, "mode": _S, "axes": _T}),
-    "Embedding": (lambda inputs, kw: npx.embedding(inputs[0], inputs[1], **kw),
-                  {"input_dim": _I, "output_dim": _I, "dtype": _S, "sparse_grad": _B}),
-    "softmax": (_first(lambda x, **kw: npx.softmax(x, **kw)),
-                {"axis": _I, "temperature": _OF}),
-    "log_softmax": (_first(lambda x, **kw: npx.log_softmax(x, **kw)),
-                    {"axis": _I, "temperature": _OF}),
+    "GroupNorm": (
+        lambda inputs, kw: npx.group_norm(*inputs[:3], **kw),
+        {"num_groups": _I, "eps": _F, "output_mean_var": _B},
+    ),
+    "Dropout": (_first(lambda x, **kw: npx.dropout(x, **kw)), {"p": _F, "mode": _S, "axes": _T}),
+    "Embedding": (
+        lambda inputs, kw: npx.embedding(inputs[0], inputs[1], **kw),
+        {"input_dim": _I, "output_dim": _I, "dtype": _S, "sparse_grad": _B},
+    ),
+    "softmax": (_first(lambda x, **kw: npx.softmax(x, **kw)), {"axis": _I, "temperature": _OF}),
+    "log_softmax": (
+        _first(lambda x, **kw: npx.log_softmax(x, **kw)),
+        {"axis": _I, "temperature": _OF},
+    ),
     "Flatten": (_first(lambda x: x.reshape(x.shape[0], -1)), {}),
     "flatten": (_first(lambda x: x.reshape(x.shape[0], -1)), {}),
     "Reshape": (_first(_reshape_legacy), {"shape": _T}),
-    "transpose": (_first(lambda x, axes=(): x.transpose(tuple(axes) or None)),
-                  {"axes": _T}),
-    "Concat": (lambda inputs, kw: np.concatenate(inputs, axis=kw.get("dim", 1)),
-               {"dim": _I, "num_args": _I}),
+    "transpose": (_first(lambda x, axes=(): x.transpose(tuple(axes) or None)), {"axes": _T}),
+    "Concat": (
+        lambda inputs, kw: np.concatenate(inputs, axis=kw.get("dim", 1)),
+        {"dim": _I, "num_args": _I},
+    ),
     "Pad": (_first(_pad), {"mode": _S, "pad_width": _T, "constant_value": _F}),
     "relu": (_first(lambda x: npx.relu(x)), {}),
     "sigmoid": (_first(lambda x: npx.sigmoid(x)), {}),
-    "tanh": (_first(lambda x: np.tanh(x)), {}), "exp": (_first(lambda x: np.exp(x)), {}),
-    "log": (_first(lambda x: np.log(x)), {}), "sqrt": (_first(lambda x: np.sqrt(x)), {}),
-    "negative": (_first(lambda x: -x), {}), "abs": (_first(lambda x: np.abs(x)), {}),
-    "_copy": (_first(lambda x: x.copy()), {}), "identity": (_first(lambda x: x.copy()), {}),
+    "tanh": (_first(lambda x: np.tanh(x)), {}),
+    "exp": (_first(lambda x: np.exp(x)), {}),
+    "log": (_first(lambda x: np.log(x)), {}),
+    "sqrt": (_first(lambda x: np.sqrt(x)), {}),
+    "negative": (_first(lambda x: -x), {}),
+    "abs": (_first(lambda x: np.abs(x)), {}),
+    "_copy": (_first(lambda x: x.copy()), {}),
+    "identity": (_first(lambda x: x.copy()), {}),
 }
 # The functions are looked up when they run (np.add, not a reference taken here), so that
 # a SymbolBlock's forward is traced by export like any other.
 _fn: Any
-for _names, _fn in ((("broadcast_add", "elemwise_add", "_Plus", "_plus"), "add"),
-                    (("broadcast_sub", "elemwise_sub", "_Minus", "_minus"), "subtract"),
-                    (("broadcast_mul", "elemwise_mul", "_Mul", "_mul"), "multiply"),
-                    (("broadcast_div", "elemwise_div", "_Div", "_div"), "divide"),
-                    (("broadcast_power", "_Power", "_power"), "power"),
-                    (("broadcast_maximum", "_Maximum", "_maximum"), "maximum"),
-                    (("broadcast_minimum", "_Minimum", "_minimum"), "minimum")):
+for _names, _fn in (
+    (("broadcast_add", "elemwise_add", "_Plus", "_plus"), "add"),
+    (("broadcast_sub", "elemwise_sub", "_Minus", "_minus"), "subtract"),
+    (("broadcast_mul", "elemwise_mul", "_Mul", "_mul"), "multiply"),
+    (("broadcast_div", "elemwise_div", "_Div", "_div"), "divide"),
+    (("broadcast_power", "_Power", "_power"), "power"),
+    (("broadcast_maximum", "_Maximum", "_maximum"), "maximum"),
+    (("broadcast_minimum", "_Minimum", "_minimum"), "minimum"),
+):
     for _name in _names:
-        _OPS[_name] = ((lambda f: lambda inputs, kw: getattr(np, f)(inputs[0], inputs[1]))(
-            _fn), {})
-for _name, _fn in (("_plus_scalar", lambda x, s: x + s), ("_minus_scalar", lambda x, s: x - s),
-                   ("_rminus_scalar", lambda x, s: s - x), ("_mul_scalar", lambda x, s: x * s),
-                   ("_div_scalar", lambda x, s: x / s), ("_rdiv_scalar", lambda x, s: s / x),
-                   ("_power_scalar", lambda x, s: x ** s),
-                   ("_rpower_scalar", lambda x, s: s ** x),
-                   ("_maximum_scalar", lambda x, s: np.maximum(x, s)),
-                   ("_minimum_scalar", lambda x, s: np.minimum(x, s))):
+        _OPS[_name] = ((lambda f: lambda inputs, kw: getattr(np, f)(inputs[0], inputs[1]))(_fn), {})
+for _name, _fn in (
+    ("_plus_scalar", lambda x, s: x + s),
+    ("_minus_scalar", lambda x, s: x - s),
+    ("_rminus_scalar", lambda x, s: s - x),
+    ("_mul_scalar", lambda x, s: x * s),
+    ("_div_scalar", lambda x, s: x / s),
+    ("_rdiv_scalar", lambda x, s: s / x),
+    ("_power_scalar", lambda x, s: x**s),
+    ("_rpower_scalar", lambda x, s: s**x),
+    ("_maximum_scalar", lambda x, s: np.maximum(x, s)),
+    ("_minimum_scalar", lambda x, s: np.minimum(x, s)),
+):
     _OPS[_name] = (_scalar_op(_fn), {"scalar": _F, "is_int": _B})
 del _names, _fn, _name
 
@@ -808,39 +997,61 @@ def _load_graph(graph: Any, where: str) -> dict[Any, Any]:
             graph = json.loads(graph)
         except ValueError as e:
             raise ValueError(f"{where}: not MXNet symbol JSON ({e})") from None
-    if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list) \
-            or not isinstance(graph.get("heads"), list):
-        raise ValueError(f"{where}: not MXNet symbol JSON (expected an object with 'nodes' "
-                         f"and 'heads')")
+    if (
+        not isinstance(graph, dict)
+        or not isinstance(graph.get("nodes"), list)
+        or not isinstance(graph.get("heads"), list)
+    ):
+        raise ValueError(
+            f"{where}: not MXNet symbol JSON (expected an object with 'nodes' and 'heads')"
+        )
     nodes = graph["nodes"]
     for i, node in enumerate(nodes):
-        if not isinstance(node, dict) or not isinstance(node.get("op"), str) \
-                or not isinstance(node.get("name"), str):
+        if (
+            not isinstance(node, dict)
+            or not isinstance(node.get("op"), str)
+            or not isinstance(node.get("name"), str)
+        ):
             raise ValueError(f"{where}: node {i} has no 'op' and 'name'")
         for ref in node.get("inputs", []):
-            if not (isinstance(ref, list) and len(ref) >= 2 and isinstance(ref[0], int)
-                    and 0 <= ref[0] < i):
-                raise ValueError(f"{where}: node {i} ({node['name']!r}) has input {ref!r}, "
-                                 f"not an earlier node")
+            if not (
+                isinstance(ref, list)
+                and len(ref) >= 2
+                and isinstance(ref[0], int)
+                and 0 <= ref[0] < i
+            ):
+                raise ValueError(
+                    f"{where}: node {i} ({node['name']!r}) has input {ref!r}, not an earlier node"
+                )
         if node["op"] == "null":
             continue
         if node["op"] not in _OPS:
-            raise TypeError(f"{where}: operator {node['op']!r} (node {node['name']!r}) is not "
-                            f"supported by gluonlite's SymbolBlock")
+            raise TypeError(
+                f"{where}: operator {node['op']!r} (node {node['name']!r}) is not "
+                f"supported by gluonlite's SymbolBlock"
+            )
         schema = _OPS[node["op"]][1]
         for key in _node_attrs(node):
             if key not in schema and key not in _IGNORED and not key.startswith("__"):
-                raise TypeError(f"{where}: attribute {key!r} of operator {node['op']!r} "
-                                f"(node {node['name']!r}) is not supported by gluonlite's "
-                                f"SymbolBlock")
+                raise TypeError(
+                    f"{where}: attribute {key!r} of operator {node['op']!r} "
+                    f"(node {node['name']!r}) is not supported by gluonlite's "
+                    f"SymbolBlock"
+                )
     for ref in graph["heads"]:
-        if not (isinstance(ref, list) and len(ref) >= 2 and isinstance(ref[0], int)
-                and 0 <= ref[0] < len(nodes)):
+        if not (
+            isinstance(ref, list)
+            and len(ref) >= 2
+            and isinstance(ref[0], int)
+            and 0 <= ref[0] < len(nodes)
+        ):
             raise ValueError(f"{where}: head {ref!r} is not a node")
         if ref[1] != 0:
-            raise TypeError(f"{where}: head {ref!r} reads output {ref[1]} of "
-                            f"{nodes[ref[0]]['name']!r}; gluonlite's SymbolBlock computes "
-                            f"the first output of each operator only")
+            raise TypeError(
+                f"{where}: head {ref!r} reads output {ref[1]} of "
+                f"{nodes[ref[0]]['name']!r}; gluonlite's SymbolBlock computes "
+                f"the first output of each operator only"
+            )
     return graph
 
 
@@ -857,8 +1068,10 @@ def _run_node(node: dict[Any, Any], inputs: list[Any]) -> Any:
             try:
                 kwargs[key] = schema[key](str(text))
             except (ValueError, SyntaxError) as e:
-                raise ValueError(f"SymbolBlock: attribute {key}={text!r} of node "
-                                 f"{node['name']!r} ({node['op']}): {e}") from None
+                raise ValueError(
+                    f"SymbolBlock: attribute {key}={text!r} of node "
+                    f"{node['name']!r} ({node['op']}): {e}"
+                ) from None
     return run(inputs, kwargs)
 
 
@@ -883,15 +1096,21 @@ class SymbolBlock(HybridBlock):
     _graph: dict[str, Any]
     _input_names: list[str]
 
-    def __init__(self, outputs: str | bytes | dict[str, Any], inputs: str | Sequence[str],
-                 params: dict[str, Parameter] | None = None) -> None:
+    def __init__(
+        self,
+        outputs: str | bytes | dict[str, Any],
+        inputs: str | Sequence[str],
+        params: dict[str, Parameter] | None = None,
+    ) -> None:
         super().__init__()
         where = type(self).__name__
         if hasattr(outputs, "tojson"):
             outputs = outputs.tojson()
         elif not isinstance(outputs, (str, bytes, dict)):
-            raise TypeError(f"{where}: outputs must be MXNet symbol JSON (text or dict); "
-                            f"gluonlite has no Symbol graphs, got {type(outputs).__name__}")
+            raise TypeError(
+                f"{where}: outputs must be MXNet symbol JSON (text or dict); "
+                f"gluonlite has no Symbol graphs, got {type(outputs).__name__}"
+            )
         graph = _load_graph(outputs, where)
         names = [inputs] if isinstance(inputs, str) else list(inputs)
         names = [getattr(n, "name", n) for n in names]
@@ -901,16 +1120,19 @@ class SymbolBlock(HybridBlock):
         variables = {n["name"]: i for i, n in enumerate(nodes) if n["op"] == "null"}
         missing = [n for n in names if n not in variables]
         if missing:
-            raise ValueError(f"{where}: inputs {missing} are not variables of the graph; its "
-                             f"variables are {sorted(variables)}")
+            raise ValueError(
+                f"{where}: inputs {missing} are not variables of the graph; its "
+                f"variables are {sorted(variables)}"
+            )
         aux = set()
         for node in nodes:
             for i in _AUX_INPUTS.get(node["op"], ()):
                 if i < len(node.get("inputs", [])):
                     aux.add(node["inputs"][i][0])
         if params is not None and not isinstance(params, dict):
-            raise TypeError(f"{where}: params must be a dict name -> Parameter, got "
-                            f"{type(params).__name__}")
+            raise TypeError(
+                f"{where}: params must be a dict name -> Parameter, got {type(params).__name__}"
+            )
         object.__setattr__(self, "_graph", graph)
         object.__setattr__(self, "_input_names", names)
         for name, index in variables.items():
@@ -923,14 +1145,23 @@ class SymbolBlock(HybridBlock):
             shape = _T(attrs["__shape__"]) if "__shape__" in attrs else None
             dtype = _FLAG_DTYPES.get(int(attrs.get("__dtype__", 0)), "float32")
             self._reg_params[name] = Parameter(
-                name, grad_req="null" if index in aux else "write", shape=shape,
-                dtype=dtype, allow_deferred_init=True)
+                name,
+                grad_req="null" if index in aux else "write",
+                shape=shape,
+                dtype=dtype,
+                allow_deferred_init=True,
+            )
 
     @staticmethod
-    def imports(symbol_file: StrPath, input_names: str | Sequence[str],
-                param_file: str | None = None, device: DevicesLike = None,
-                allow_missing: bool = False, ignore_extra: bool = False,
-                ctx: DevicesLike = None) -> SymbolBlock:
+    def imports(
+        symbol_file: StrPath,
+        input_names: str | Sequence[str],
+        param_file: str | None = None,
+        device: DevicesLike = None,
+        allow_missing: bool = False,
+        ignore_extra: bool = False,
+        ctx: DevicesLike = None,
+    ) -> SymbolBlock:
         """Load ``symbol_file`` (``path-symbol.json``) and, when given, ``param_file``
         (``path-0000.params``, MXNet's format with ``arg:``/``aux:`` names) onto ``device``
         (default: the current device), as MXNet's ``SymbolBlock.imports``.
@@ -940,33 +1171,41 @@ class SymbolBlock(HybridBlock):
             ``export`` wrote from a block with one input).
         """
         from .._compat import resolve_ctx
+
         device = resolve_ctx(device, ctx)
         with open(symbol_file, encoding="utf-8") as f:
             text = f.read()
         block = SymbolBlock(text, input_names)
         if param_file is not None:
-            block.load_parameters(param_file, device=device, allow_missing=allow_missing,
-                                  ignore_extra=ignore_extra, cast_dtype=True,
-                                  dtype_source="saved")
+            block.load_parameters(
+                param_file,
+                device=device,
+                allow_missing=allow_missing,
+                ignore_extra=ignore_extra,
+                cast_dtype=True,
+                dtype_source="saved",
+            )
         return block
 
     def forward(self, *args: Any) -> Any:
         where = type(self).__name__
         if len(args) != len(self._input_names):
-            raise TypeError(f"{where} takes {len(self._input_names)} inputs "
-                            f"({self._input_names}), got {len(args)}")
+            raise TypeError(
+                f"{where} takes {len(self._input_names)} inputs "
+                f"({self._input_names}), got {len(args)}"
+            )
         for name, value in zip(self._input_names, args):
             if not isinstance(value, ndarray):
-                raise TypeError(f"{where}: input {name!r} must be an mx.np.ndarray, got "
-                                f"{type(value).__name__}")
+                raise TypeError(
+                    f"{where}: input {name!r} must be an mx.np.ndarray, got {type(value).__name__}"
+                )
         device = args[0].device
         given = dict(zip(self._input_names, args))
         values: list[Any] = []
         for node in self._graph["nodes"]:
             if node["op"] == "null":
                 name = node["name"]
-                values.append(given[name] if name in given
-                              else self._reg_params[name].data(device))
+                values.append(given[name] if name in given else self._reg_params[name].data(device))
                 continue
             inputs = [values[ref[0]] for ref in node.get("inputs", [])]
             out = _run_node(node, inputs)

@@ -47,6 +47,7 @@ Note (kvstore=None):
     device its own when the file has as many devices, else every device the first
     device's (what MXNet, which saves the first device's only, always does).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -121,32 +122,45 @@ class Trainer:
     See the module's Notes for how replicas stay identical and when a gradient is stale.
     """
 
-    def __init__(self, params: Any, optimizer: str | opt.Optimizer,
-                 optimizer_params: dict[str, Any] | None = None, kvstore: Any = "device",
-                 compression_params: dict[str, Any] | None = None,
-                 update_on_kvstore: bool | None = None) -> None:
+    def __init__(
+        self,
+        params: Any,
+        optimizer: str | opt.Optimizer,
+        optimizer_params: dict[str, Any] | None = None,
+        kvstore: Any = "device",
+        compression_params: dict[str, Any] | None = None,
+        update_on_kvstore: bool | None = None,
+    ) -> None:
         if update_on_kvstore not in (None, True, False):
-            raise TypeError(f"Trainer: update_on_kvstore must be True, False or None, got "
-                            f"{update_on_kvstore!r}")
+            raise TypeError(
+                f"Trainer: update_on_kvstore must be True, False or None, got {update_on_kvstore!r}"
+            )
         self._compression = _compression(compression_params)
         self._residuals: dict[Any, Any] = {}
         if optimizer_params is not None and not isinstance(optimizer_params, dict):
-            raise TypeError(f"Trainer: optimizer_params must be a dict of optimizer "
-                            f"arguments, got {type(optimizer_params).__name__}")
+            raise TypeError(
+                f"Trainer: optimizer_params must be a dict of optimizer "
+                f"arguments, got {type(optimizer_params).__name__}"
+            )
         if not isinstance(optimizer, (str, opt.Optimizer)):
-            raise TypeError(f"Trainer: optimizer must be an optimizer name such as 'sgd' or "
-                            f"an mx.optimizer.Optimizer, got {type(optimizer).__name__}")
+            raise TypeError(
+                f"Trainer: optimizer must be an optimizer name such as 'sgd' or "
+                f"an mx.optimizer.Optimizer, got {type(optimizer).__name__}"
+            )
         if isinstance(params, dict):
             named = list(params.items())
         elif isinstance(params, (list, tuple)):
             named = [(getattr(p, "name", str(i)), p) for i, p in enumerate(params)]
         else:
-            raise TypeError(f"Trainer: params must be a dict or list of Parameters (e.g. "
-                            f"net.collect_params()), got {type(params).__name__}")
+            raise TypeError(
+                f"Trainer: params must be a dict or list of Parameters (e.g. "
+                f"net.collect_params()), got {type(params).__name__}"
+            )
         for name, p in named:
             if not isinstance(p, Parameter):
-                raise TypeError(f"Trainer: params must hold Parameters, but {name!r} is a "
-                                f"{type(p).__name__}")
+                raise TypeError(
+                    f"Trainer: params must hold Parameters, but {name!r} is a {type(p).__name__}"
+                )
         # A shared Parameter (listed under several names) is kept once, under its first name.
         first: dict[Any, Any] = {}
         for name, p in named:
@@ -159,27 +173,33 @@ class Trainer:
                 raise RuntimeError(
                     f"Trainer: Parameter '{name}' (stype={p.stype!r}) already belongs to "
                     f"another Trainer; more than one Trainer for a {p.stype} Parameter is "
-                    f"not supported (as in MXNet)")
+                    f"not supported (as in MXNet)"
+                )
         self._dist: Any = None  # the KVStore of a distributed run
         if isinstance(kvstore, kvstore_module.KVStore) or kvstore in _DIST_KVSTORES:
             self._dist = kvstore_module.create(kvstore)
             kvstore = "device"  # how the replicas inside this process are reduced
         elif kvstore is not None and kvstore not in _KVSTORES:
-            raise ValueError(f"Trainer: kvstore must be one of {_KVSTORES + _DIST_KVSTORES}, "
-                             f"None or a KVStore, got {kvstore!r}")
+            raise ValueError(
+                f"Trainer: kvstore must be one of {_KVSTORES + _DIST_KVSTORES}, "
+                f"None or a KVStore, got {kvstore!r}"
+            )
         self._kvstore = kvstore
         # The optimizer reads lr_mult/wd_mult from the live Parameters through param_dict,
         # so changing p.lr_mult between steps takes effect.
         param_dict = dict(enumerate(self._params))
         if isinstance(optimizer, opt.Optimizer):
             if optimizer_params:
-                raise ValueError("Trainer: optimizer_params must be empty when optimizer is "
-                                 "an Optimizer instance; set them on the instance")
+                raise ValueError(
+                    "Trainer: optimizer_params must be empty when optimizer is "
+                    "an Optimizer instance; set them on the instance"
+                )
             self._optimizer = optimizer
             self._optimizer.param_dict = param_dict
         else:
-            self._optimizer = opt.create(optimizer, param_dict=param_dict,
-                                         **(optimizer_params or {}))
+            self._optimizer = opt.create(
+                optimizer, param_dict=param_dict, **(optimizer_params or {})
+            )
         self._scale = self._optimizer.rescale_grad
         # Optimizer states {index: (device, state)}: of the first device's replicas, and
         # with kvstore=None of the other devices' (one table per device after the first).
@@ -198,8 +218,13 @@ class Trainer:
             # first. With shapes still deferred the sync waits for the first
             # allreduce_grads(), but what is known is compared now. Errors of the
             # collectives themselves (MPI, timeouts) are never swallowed.
-            if all(p._data is not None or p._pending is not None and p.shape is not None
-                   and all(n > 0 for n in p.shape) for p in self._params):
+            if all(
+                p._data is not None
+                or p._pending is not None
+                and p.shape is not None
+                and all(n > 0 for n in p.shape)
+                for p in self._params
+            ):
                 self._sync_parameters()
             else:
                 self._check_same_parameters_on_every_rank()
@@ -253,15 +278,17 @@ class Trainer:
 
     def _allreduce_grads(self, replicas: list[Any], devices: list[Any]) -> None:
         if self._compression is not None and (
-                len(devices) > 1 or (self._dist is not None and self._dist.num_workers > 1)):
+            len(devices) > 1 or (self._dist is not None and self._dist.num_workers > 1)
+        ):
             self._compress(replicas, devices)
         if len(devices) > 1:
             use_nccl = self._use_nccl(devices)
             dense = [r for r in replicas if not _is_row_sparse(r.grads[0])]
             for group in _by_dtype(dense):
                 per_device = [[_raw(r.grads[k]) for r in group] for k in range(len(devices))]
-                allreduce_arrays(per_device, devices, use_nccl=use_nccl,
-                                 pack=not _host_only(devices))
+                allreduce_arrays(
+                    per_device, devices, use_nccl=use_nccl, pack=not _host_only(devices)
+                )
             for r in replicas:
                 if _is_row_sparse(r.grads[0]):
                     _allreduce_row_sparse(r.grads, devices)
@@ -285,8 +312,11 @@ class Trainer:
                         residual = self._residuals[(r.index, k)] = xp.zeros_like(raw)
                     residual += raw
                     if kind == "2bit":
-                        q = xp.where(residual >= threshold, threshold,
-                                     xp.where(residual <= -threshold, -threshold, 0.0))
+                        q = xp.where(
+                            residual >= threshold,
+                            threshold,
+                            xp.where(residual <= -threshold, -threshold, 0.0),
+                        )
                     else:
                         q = xp.where(residual > threshold, 1.0, -1.0)
                     q = q.astype(raw.dtype)
@@ -297,8 +327,7 @@ class Trainer:
         """Sum the (already device-summed) gradients over every process: the first
         device's buffers go through the kvstore, then to this process's other replicas."""
         dense = [r for r in replicas if not _is_row_sparse(r.grads[0])]
-        self._dist.allreduce_([_raw(r.grads[0]) for r in dense],
-                              names=[r.name for r in dense])
+        self._dist.allreduce_([_raw(r.grads[0]) for r in dense], names=[r.name for r in dense])
         for group in _by_dtype(dense):
             per_device = [[_raw(r.grads[k]) for r in group] for k in range(len(devices))]
             broadcast_arrays(per_device, devices, pack=not _host_only(devices))
@@ -307,12 +336,16 @@ class Trainer:
             if not _is_row_sparse(r.grads[0]):
                 continue
             g = r.grads[0]
-            ids, rows = self._dist.allreduce_rows(_raw(g.indices), _raw(g.data), g.shape,
-                                                  r.name)
+            ids, rows = self._dist.allreduce_rows(_raw(g.indices), _raw(g.data), g.shape, r.name)
             for grad, device in zip(r.grads, devices):
-                grad._store_gradient(SparseRows(_backend.transfer(ids, root, device),
-                                                _backend.transfer(rows, root, device),
-                                                g.shape), add=False)
+                grad._store_gradient(
+                    SparseRows(
+                        _backend.transfer(ids, root, device),
+                        _backend.transfer(rows, root, device),
+                        g.shape,
+                    ),
+                    add=False,
+                )
 
     def _sync_parameters(self) -> None:
         """Broadcast every parameter from rank 0 (all processes start from its values).
@@ -325,37 +358,54 @@ class Trainer:
             for name, replicas in zip(self._names, per_param):
                 self._dist.broadcast_([replicas[0]._data], root=0, names=[name])
                 root = replicas[0].device
-                broadcast(replicas[0]._data, root, [r._data for r in replicas[1:]],
-                          [r.device for r in replicas[1:]])
+                broadcast(
+                    replicas[0]._data,
+                    root,
+                    [r._data for r in replicas[1:]],
+                    [r.device for r in replicas[1:]],
+                )
         self._params_synced = True
 
     def _check_same_parameters_on_every_rank(self) -> None:
         """Raise the same ValueError on every rank unless all ranks' trainers hold
         parameters of the same names, shapes, dtypes and grad_req, in the same order
         (otherwise the collectives would pair up different arrays and fail obscurely)."""
-        mine = [[name, list(p.shape) if p.shape is not None else None,
-                 numpy.dtype(p.dtype).name, p.grad_req]
-                for name, p in zip(self._names, self._params)]
-        every = [json.loads(b) for b in self._dist.allgather_bytes(
-            json.dumps(mine).encode(), "comparison of the parameters")]
+        mine = [
+            [
+                name,
+                list(p.shape) if p.shape is not None else None,
+                numpy.dtype(p.dtype).name,
+                p.grad_req,
+            ]
+            for name, p in zip(self._names, self._params)
+        ]
+        every = [
+            json.loads(b)
+            for b in self._dist.allgather_bytes(
+                json.dumps(mine).encode(), "comparison of the parameters"
+            )
+        ]
         for rank, theirs in enumerate(every[1:], start=1):
             if theirs == every[0]:
                 continue
-            first = next((k for k, (a, b) in enumerate(zip(every[0], theirs)) if a != b),
-                         min(len(every[0]), len(theirs)))
+            first = next(
+                (k for k, (a, b) in enumerate(zip(every[0], theirs)) if a != b),
+                min(len(every[0]), len(theirs)),
+            )
 
             def describe(params: Any, r: int) -> str:
                 if first >= len(params):
                     return f"rank {r} has only {len(params)} parameters"
                 name, shape, dtype, req = params[first]
                 shape = "unknown" if shape is None else tuple(shape)
-                return (f"rank {r} has {name!r} of shape {shape}, dtype {dtype}, "
-                        f"grad_req {req!r}")
+                return f"rank {r} has {name!r} of shape {shape}, dtype {dtype}, grad_req {req!r}"
+
             raise ValueError(
                 f"Trainer(kvstore={self._dist.type!r}): the ranks hold different "
                 f"parameters. First difference, at parameter #{first}: "
                 f"{describe(every[0], 0)}; {describe(theirs, rank)}. Every rank must build "
-                f"the same model (same layers, widths and dtypes, in the same order).")
+                f"the same model (same layers, widths and dtypes, in the same order)."
+            )
 
     def update(self, batch_size: int, ignore_stale_grad: bool = False) -> None:
         """Apply the optimizer with ``rescale_grad = 1 / batch_size`` to the gradients.
@@ -373,12 +423,14 @@ class Trainer:
             raise RuntimeError(
                 f"Trainer.update: the parameters live on {devices}, but allreduce_grads() "
                 f"was not called since the last update, so each replica holds only its own "
-                f"device's gradient. Call trainer.allreduce_grads() first, or trainer.step()")
+                f"device's gradient. Call trainer.allreduce_grads() first, or trainer.step()"
+            )
         todo = self._to_update(replicas, devices, ignore_stale_grad)
         self._update(replicas, devices, todo, batch_size)
 
-    def _update(self, replicas: list[Any], devices: list[Any], todo: list[Any],
-                batch_size: float) -> None:
+    def _update(
+        self, replicas: list[Any], devices: list[Any], todo: list[Any], batch_size: float
+    ) -> None:
         """``update()`` once its arguments and the gradients have been checked."""
         self._optimizer.rescale_grad = self._scale / batch_size
         if todo:
@@ -408,7 +460,8 @@ class Trainer:
                     f"not been updated by a backward pass since the last update. Was the "
                     f"parameter used in the forward pass on every device? Use "
                     f"step(..., ignore_stale_grad=True) to skip such parameters, or set "
-                    f"grad_req='null' on parameters that are not trained")
+                    f"grad_req='null' on parameters that are not trained"
+                )
         return todo
 
     def _apply(self, replicas: list[Any], devices: list[Any]) -> None:
@@ -420,8 +473,9 @@ class Trainer:
         states = [self._state(r.index, w, root) for r, w in zip(replicas, weights)]
         # The multi-precision entry points equal update/create_state unless the optimizer
         # keeps float32 master copies of float16 weights (multi_precision=True).
-        self._optimizer.update_multi_precision([r.index for r in replicas], weights,
-                                               [r.grads[0] for r in replicas], states)
+        self._optimizer.update_multi_precision(
+            [r.index for r in replicas], weights, [r.grads[0] for r in replicas], states
+        )
         if len(devices) == 1:
             return
         lazy = getattr(self._optimizer, "lazy_update", False)
@@ -455,8 +509,9 @@ class Trainer:
                 optimizer._set_current_context(k)
                 weights = [r.data[k] for r in todo]
                 states = [self._state(r.index, w, device, k) for r, w in zip(todo, weights)]
-                optimizer.update_multi_precision([r.index for r in todo], weights,
-                                                 [r.grads[k] for r in todo], states)
+                optimizer.update_multi_precision(
+                    [r.index for r in todo], weights, [r.grads[k] for r in todo], states
+                )
         finally:
             optimizer._set_current_context(0)
 
@@ -471,11 +526,14 @@ class Trainer:
             return
         first = optimizer._all_index_update_counts.get(0, optimizer._index_update_count)
         self._replica_states = [
-            {i: (device, _map_state(state, lambda a, d=device: _moved(a, d, d)))
-             for i, (device, state) in self._states.items()} for _ in range(count - 1)]
+            {
+                i: (device, _map_state(state, lambda a, d=device: _moved(a, d, d)))
+                for i, (device, state) in self._states.items()
+            }
+            for _ in range(count - 1)
+        ]
         optimizer._all_index_update_counts = {0: first}
-        optimizer._all_index_update_counts.update(
-            {k: dict(first) for k in range(1, count)})
+        optimizer._all_index_update_counts.update({k: dict(first) for k in range(1, count)})
         optimizer._index_update_count = first
 
     # ----------------------------------------------------------------- bookkeeping
@@ -511,23 +569,23 @@ class Trainer:
                 raise RuntimeError(
                     f"Trainer: Parameter '{name}' has stype={p.stype!r}; the Trainer updates "
                     f"parameters stored densely. For sparse gradients keep stype='default' "
-                    f"and set grad_stype='row_sparse' (as Embedding(sparse_grad=True) does)")
+                    f"and set grad_stype='row_sparse' (as Embedding(sparse_grad=True) does)"
+                )
             try:
                 here = list(p.list_device())
                 data, grads = p.list_data(), p.list_grad()
             except RuntimeError as e:
-                raise RuntimeError(f"Trainer: Parameter '{name}' cannot be trained yet: {e}") \
-                    from e
+                raise RuntimeError(f"Trainer: Parameter '{name}' cannot be trained yet: {e}") from e
             if devices is None:
                 devices, first = here, name
             elif set(here) != set(devices):
                 raise RuntimeError(
                     f"Trainer: all parameters must live on the same devices, but Parameter "
                     f"'{name}' is on {here} while '{first}' is on {devices}. Use "
-                    f"reset_device() to move them")
+                    f"reset_device() to move them"
+                )
             order = [here.index(d) for d in devices]
-            replicas.append(_Replicas(i, name, [data[k] for k in order],
-                                      [grads[k] for k in order]))
+            replicas.append(_Replicas(i, name, [data[k] for k in order], [grads[k] for k in order]))
         return replicas, devices or []
 
     def _use_nccl(self, devices: list[Device]) -> bool:
@@ -535,9 +593,11 @@ class Trainer:
             return False
         usable = all(d.device_type == "gpu" for d in devices) and _nccl_module() is not None
         if self._kvstore == "nccl" and not usable:
-            raise RuntimeError(f"Trainer(kvstore='nccl') needs every replica on a GPU and "
-                               f"cupy.cuda.nccl available; replicas are on {devices}. Use "
-                               f"kvstore='device'")
+            raise RuntimeError(
+                f"Trainer(kvstore='nccl') needs every replica on a GPU and "
+                f"cupy.cuda.nccl available; replicas are on {devices}. Use "
+                f"kvstore='device'"
+            )
         return usable
 
     def _state(self, i: int, weight: Any, root: Device, slot: int = 0) -> Any:
@@ -565,8 +625,9 @@ class Trainer:
         states of one step (see the note on concurrent reads in ``gluon.parameter``)."""
         # The lock is held while the states are read and written, not while the file is
         # made durable (see checkpoint.write_checkpoint).
-        checkpoint.write_checkpoint(fname, self._states_content, "trainer_states",
-                                    lock=replica_lock)
+        checkpoint.write_checkpoint(
+            fname, self._states_content, "trainer_states", lock=replica_lock
+        )
 
     def _states_content(self) -> tuple[Any, ...]:
         """``(arrays, extra metadata)`` of ``save_states``.
@@ -582,13 +643,22 @@ class Trainer:
         for d, table in enumerate(tables):
             for i, (device, state) in sorted(table.items()):
                 leaves: list[Any] = []
-                structure = _map_state(state, lambda a: leaves.append(a)  # type: ignore[func-returns-value]
-                                       or len(leaves) - 1)
+                structure = _map_state(
+                    state,
+                    lambda a: (
+                        leaves.append(a)  # type: ignore[func-returns-value]
+                        or len(leaves) - 1
+                    ),
+                )
                 for k, leaf in enumerate(leaves):
-                    host = _raw(leaf) if device.device_type == "cpu" else \
-                        _backend.transfer(_raw(leaf), device, Device("cpu", 0))
+                    host = (
+                        _raw(leaf)
+                        if device.device_type == "cpu"
+                        else _backend.transfer(_raw(leaf), device, Device("cpu", 0))
+                    )
                     arrays[_state_key(d, i, k)] = checkpoint.HostArray(  # type: ignore[attr-defined]
-                        "default", tuple(host.shape), host)
+                        "default", tuple(host.shape), host
+                    )
                 entry: dict[str, Any] = {"index": i, "name": self._names[i], "structure": structure}
                 if d:
                     entry["device"] = d
@@ -602,13 +672,15 @@ class Trainer:
             "index_update_count": {str(k): v for k, v in counts.get(0, {}).items()},
             # Scalars the optimizer carries between updates (Nadam's m_schedule); JSON
             # writes a float's shortest exact form, so they come back bit for bit.
-            "scalars": {name: getattr(self._optimizer, name)
-                        for name in self._optimizer._scalar_state},
+            "scalars": {
+                name: getattr(self._optimizer, name) for name in self._optimizer._scalar_state
+            },
             "states": entries,
         }
         if len(tables) > 1:
-            meta["device_update_counts"] = [{str(k): v for k, v in counts.get(d, {}).items()}
-                                            for d in range(1, len(tables))]
+            meta["device_update_counts"] = [
+                {str(k): v for k, v in counts.get(d, {}).items()} for d in range(1, len(tables))
+            ]
         text = json.dumps(meta)
         # The description lives in the header, outside the tensors' checksums: its own
         # checksum catches damage that the field checks of load_states cannot.
@@ -631,7 +703,8 @@ class Trainer:
         if loaded.kind != "trainer_states":
             raise checkpoint.CheckpointMismatchError(
                 f"Trainer.load_states: {fname!r} is not a gluonlite trainer states file (it "
-                f"holds {loaded.kind})")
+                f"holds {loaded.kind})"
+            )
         text = loaded.metadata.get("trainer", "")
         try:
             meta = json.loads(text)
@@ -640,18 +713,19 @@ class Trainer:
         if not isinstance(meta, dict) or meta.get("format") != _STATES_FORMAT:
             raise checkpoint.CheckpointMismatchError(
                 f"Trainer.load_states: {fname!r} is not a gluonlite trainer states file "
-                f"(format {meta.get('format') if isinstance(meta, dict) else meta!r})")
+                f"(format {meta.get('format') if isinstance(meta, dict) else meta!r})"
+            )
         if meta.get("optimizer") != type(self._optimizer).__name__:
             raise checkpoint.CheckpointMismatchError(
                 f"Trainer.load_states: {fname!r} holds {meta.get('optimizer')} states, but "
-                f"this trainer uses {type(self._optimizer).__name__}")
+                f"this trainer uses {type(self._optimizer).__name__}"
+            )
         counts = self._checked_counts(meta, fname)
         scalars = self._checked_scalars(meta, fname)
         states = self._checked_states(meta, loaded.arrays, counts, fname)
         crc = loaded.metadata.get("trainer_crc32")  # absent in files of earlier versions
         if crc is not None and crc != checkpoint._text_crc(text):
-            raise _corrupt_states(fname, "its trainer description does not match its "
-                                         "checksum")
+            raise _corrupt_states(fname, "its trainer description does not match its checksum")
         # Swapped in only now: a file that fails any check leaves the trainer as it was.
         if self._kvstore is not None:  # one state per parameter: the first device's
             states, counts = states[:1], counts[:1]
@@ -673,14 +747,19 @@ class Trainer:
             raise checkpoint.CheckpointMismatchError(
                 f"Trainer.load_states: {fname!r} has no field 'scalars', but {optimizer} "
                 f"keeps {list(names)} between updates (a file of an earlier gluonlite): "
-                f"resuming from it would restart {names[0]!r}")
+                f"resuming from it would restart {names[0]!r}"
+            )
         if not isinstance(scalars, dict) or set(scalars) != set(names):
-            raise _corrupt_states(fname, f"field 'scalars' is {scalars!r}, expected a map "
-                                         f"of {list(names)} to numbers for {optimizer}")
+            raise _corrupt_states(
+                fname,
+                f"field 'scalars' is {scalars!r}, expected a map "
+                f"of {list(names)} to numbers for {optimizer}",
+            )
         for name, value in scalars.items():
             if type(value) not in (int, float) or not numpy.isfinite(value):
-                raise _corrupt_states(fname, f"field 'scalars' gives {name!r} as {value!r}, "
-                                             f"expected a finite number")
+                raise _corrupt_states(
+                    fname, f"field 'scalars' gives {name!r} as {value!r}, expected a finite number"
+                )
         return {name: float(value) for name, value in scalars.items()}
 
     def _checked_counts(self, meta: dict[str, Any], fname: str) -> list[dict[int, int]]:
@@ -689,86 +768,124 @@ class Trainer:
         checking them and ``num_update`` (a count at least as large as each of them)."""
         more = meta.get("device_update_counts", [])
         if not isinstance(more, list):
-            raise _corrupt_states(fname, f"field 'device_update_counts' is {more!r}, "
-                                         f"expected a list of maps of parameter index to "
-                                         f"count")
+            raise _corrupt_states(
+                fname,
+                f"field 'device_update_counts' is {more!r}, "
+                f"expected a list of maps of parameter index to "
+                f"count",
+            )
         fields = [("index_update_count", meta.get("index_update_count"))] + [
-            (f"device_update_counts[{d}]", raw) for d, raw in enumerate(more)]
+            (f"device_update_counts[{d}]", raw) for d, raw in enumerate(more)
+        ]
         tables: list[dict[int, int]] = []
         for field, raw in fields:
             if not isinstance(raw, dict):
-                raise _corrupt_states(fname, f"field {field!r} is {raw!r}, expected a map "
-                                             f"of parameter index to count")
+                raise _corrupt_states(
+                    fname, f"field {field!r} is {raw!r}, expected a map of parameter index to count"
+                )
             counts: dict[int, int] = {}
             for key, count in raw.items():
                 if not (key.isascii() and key.isdigit() and int(key) < len(self._names)):
-                    raise _corrupt_states(fname, f"field {field!r} names parameter index "
-                                                 f"{key!r}; this trainer has "
-                                                 f"{len(self._names)} parameters")
+                    raise _corrupt_states(
+                        fname,
+                        f"field {field!r} names parameter index "
+                        f"{key!r}; this trainer has "
+                        f"{len(self._names)} parameters",
+                    )
                 if type(count) is not int or count < 1:
-                    raise _corrupt_states(fname, f"Parameter {self._names[int(key)]!r}: "
-                                                 f"field {field!r} is {count!r}, expected "
-                                                 f"a positive int")
+                    raise _corrupt_states(
+                        fname,
+                        f"Parameter {self._names[int(key)]!r}: "
+                        f"field {field!r} is {count!r}, expected "
+                        f"a positive int",
+                    )
                 counts[int(key)] = count
             tables.append(counts)
         num_update = meta.get("num_update")
         if type(num_update) is not int or num_update < 0:
-            raise _corrupt_states(fname, f"field 'num_update' is {num_update!r}, expected a "
-                                         f"non-negative int")
+            raise _corrupt_states(
+                fname, f"field 'num_update' is {num_update!r}, expected a non-negative int"
+            )
         for counts in tables:
             if counts and num_update < max(counts.values()):
                 i = max(counts, key=counts.get)  # type: ignore[arg-type]
-                raise _corrupt_states(fname, f"field 'num_update' is {num_update}, below "
-                                             f"the {counts[i]} updates of Parameter "
-                                             f"{self._names[i]!r}")
+                raise _corrupt_states(
+                    fname,
+                    f"field 'num_update' is {num_update}, below "
+                    f"the {counts[i]} updates of Parameter "
+                    f"{self._names[i]!r}",
+                )
         return tables
 
-    def _checked_states(self, meta: dict[str, Any], arrays: dict[str, Any],
-                        counts: list[dict[int, int]], fname: str) -> list[dict[int, Any]]:
+    def _checked_states(
+        self, meta: dict[str, Any], arrays: dict[str, Any], counts: list[dict[int, int]], fname: str
+    ) -> list[dict[int, Any]]:
         """``[{index: (cpu(0), state)}]``, one table per device of ``counts``, from
         ``meta['states']`` and the file's arrays."""
         entries = meta.get("states")
         if not isinstance(entries, list):
-            raise _corrupt_states(fname, f"field 'states' is {type(entries).__name__}, "
-                                         f"expected a list")
+            raise _corrupt_states(
+                fname, f"field 'states' is {type(entries).__name__}, expected a list"
+            )
         tables: list[dict[int, Any]] = [{} for _ in counts]
         used: set[str] = set()
         for entry in entries:
             i = entry.get("index") if isinstance(entry, dict) else None
             if type(i) is not int or i < 0:
-                raise _corrupt_states(fname, f"an entry of field 'states' has the index "
-                                             f"{i!r}, expected a parameter index")
+                raise _corrupt_states(
+                    fname,
+                    f"an entry of field 'states' has the index {i!r}, expected a parameter index",
+                )
             if i >= len(self._names) or self._names[i] != entry.get("name"):
                 have = self._names[i] if i < len(self._names) else None
                 raise checkpoint.CheckpointMismatchError(
                     f"Trainer.load_states: {fname!r} has a state for parameter {i} named "
-                    f"{entry.get('name')!r}, but this trainer's parameter {i} is {have!r}")
+                    f"{entry.get('name')!r}, but this trainer's parameter {i} is {have!r}"
+                )
             d = entry.get("device", 0)
             if type(d) is not int or not 0 <= d < len(tables):
-                raise _corrupt_states(fname, f"Parameter {self._names[i]!r}: an entry of "
-                                             f"field 'states' is for device {d!r}; the file "
-                                             f"has update counts for {len(tables)} devices")
+                raise _corrupt_states(
+                    fname,
+                    f"Parameter {self._names[i]!r}: an entry of "
+                    f"field 'states' is for device {d!r}; the file "
+                    f"has update counts for {len(tables)} devices",
+                )
             if i in tables[d]:
-                raise _corrupt_states(fname, f"Parameter {self._names[i]!r}: field 'states' "
-                                             f"lists it twice" + (f" for device {d}" if d
-                                                                  else ""))
-            tables[d][i] = (Device("cpu", 0), self._checked_state(
-                i, entry.get("structure"), arrays, used, fname, d))
+                raise _corrupt_states(
+                    fname,
+                    f"Parameter {self._names[i]!r}: field 'states' "
+                    f"lists it twice" + (f" for device {d}" if d else ""),
+                )
+            tables[d][i] = (
+                Device("cpu", 0),
+                self._checked_state(i, entry.get("structure"), arrays, used, fname, d),
+            )
         for d, (table, table_counts) in enumerate(zip(tables, counts)):
             for i, count in table_counts.items():
                 if i not in table:
                     where = f" for device {d}" if d else ""
-                    raise _corrupt_states(fname, f"Parameter {self._names[i]!r}: field "
-                                                 f"'states' has no entry for it{where}, but "
-                                                 f"its update counts say it was updated "
-                                                 f"{count} times")
+                    raise _corrupt_states(
+                        fname,
+                        f"Parameter {self._names[i]!r}: field "
+                        f"'states' has no entry for it{where}, but "
+                        f"its update counts say it was updated "
+                        f"{count} times",
+                    )
         if set(arrays) != used:
-            raise _corrupt_states(fname, f"the arrays {sorted(set(arrays) ^ used)} do not "
-                                         f"match field 'states'")
+            raise _corrupt_states(
+                fname, f"the arrays {sorted(set(arrays) ^ used)} do not match field 'states'"
+            )
         return tables
 
-    def _checked_state(self, i: int, structure: Any, arrays: dict[str, Any], used: set[str],
-                       fname: str, device: int = 0) -> Any:
+    def _checked_state(
+        self,
+        i: int,
+        structure: Any,
+        arrays: dict[str, Any],
+        used: set[str],
+        fname: str,
+        device: int = 0,
+    ) -> Any:
         """Parameter ``i``'s state (host arrays) from its ``structure``, checked against
         what this trainer's optimizer creates for the parameter."""
         name = self._names[i]
@@ -776,36 +893,49 @@ class Trainer:
 
         def leaf(k: Any) -> Any:
             if type(k) is not int:
-                raise _corrupt_states(fname, f"Parameter {name!r}: field 'structure' holds "
-                                             f"{k!r}, expected array numbers")
+                raise _corrupt_states(
+                    fname,
+                    f"Parameter {name!r}: field 'structure' holds {k!r}, expected array numbers",
+                )
             leaves.append(k)
             key = _state_key(device, i, k)
             if key not in arrays or arrays[key].stype != "default":
-                raise _corrupt_states(fname, f"Parameter {name!r}: field 'structure' names "
-                                             f"the array {key!r}, which the file lacks")
+                raise _corrupt_states(
+                    fname,
+                    f"Parameter {name!r}: field 'structure' names "
+                    f"the array {key!r}, which the file lacks",
+                )
             used.add(key)
             return ndarray(arrays[key].values, Device("cpu", 0))
+
         host = _map_state(structure, leaf)
         if leaves != list(range(len(leaves))):
             # save_states numbers the arrays in order; another order swaps them (e.g.
             # Adam's mean and variance).
-            raise _corrupt_states(fname, f"Parameter {name!r}: field 'structure' lists its "
-                                         f"arrays as {structure!r}, expected them in order "
-                                         f"0..{len(leaves) - 1}")
+            raise _corrupt_states(
+                fname,
+                f"Parameter {name!r}: field 'structure' lists its "
+                f"arrays as {structure!r}, expected them in order "
+                f"0..{len(leaves) - 1}",
+            )
         param = self._params[i]
         shape = param.shape
         if shape is None or not all(n > 0 for n in shape):  # deferred: the file's shape
             first = _first_leaf(host)
             shape = tuple(first.shape) if first is not None else (1,)
         # What this optimizer keeps for the parameter, made on the host like the file's.
-        expected = _describe(self._optimizer.create_state_multi_precision(
-            i, ndarray(numpy.zeros(shape, param.dtype), Device("cpu", 0))))
+        expected = _describe(
+            self._optimizer.create_state_multi_precision(
+                i, ndarray(numpy.zeros(shape, param.dtype), Device("cpu", 0))
+            )
+        )
         found = _describe(host)
         if found != expected:
             raise checkpoint.CheckpointMismatchError(
                 f"Trainer.load_states: Parameter {name!r}: field 'structure' of {fname!r} "
                 f"describes the state {found}, but {type(self._optimizer).__name__} keeps "
-                f"{expected} for its shape {shape} and dtype {numpy.dtype(param.dtype).name}")
+                f"{expected} for its shape {shape} and dtype {numpy.dtype(param.dtype).name}"
+            )
         return host
 
 
@@ -816,7 +946,8 @@ def _state_key(device: int, index: int, leaf: int) -> str:
 
 def _corrupt_states(fname: str, what: str) -> checkpoint.CorruptCheckpointError:
     return checkpoint.CorruptCheckpointError(
-        f"Trainer.load_states: the trainer description in {fname!r} is damaged: {what}")
+        f"Trainer.load_states: the trainer description in {fname!r} is damaged: {what}"
+    )
 
 
 def _first_leaf(state: Any) -> Any:
@@ -884,8 +1015,9 @@ def _host_only(devices: list[Any]) -> bool:
     return all(d.device_type == "cpu" for d in devices)
 
 
-def allreduce_arrays(per_device: list[Any], devices: list[Any], *, use_nccl: bool = False,
-                     pack: bool = True) -> None:
+def allreduce_arrays(
+    per_device: list[Any], devices: list[Any], *, use_nccl: bool = False, pack: bool = True
+) -> None:
     """``allreduce`` for several arrays at once: ``per_device[k]`` lists the raw arrays on
     ``devices[k]`` (the same shapes and one dtype on every device).
 
@@ -933,18 +1065,21 @@ def _allreduce_row_sparse(grads: list[Any], devices: list[Any]) -> None:
     root = devices[0]
     xp = _backend.xp(root)
     with _backend.on(root):
-        ids = xp.concatenate([_readable(_raw(g.indices), d, root)
-                              for g, d in zip(grads, devices)])
-        rows = xp.concatenate([_readable(_raw(g.data), d, root)
-                               for g, d in zip(grads, devices)])
+        ids = xp.concatenate([_readable(_raw(g.indices), d, root) for g, d in zip(grads, devices)])
+        rows = xp.concatenate([_readable(_raw(g.data), d, root) for g, d in zip(grads, devices)])
         # Sequential accumulation on NumPy; on a GPU atomics may reorder the additions,
         # but the sum is formed once and copied, so the replicas still agree exactly.
         summed, unique = sparse._sum_rows(xp, ids, rows, grads[0].shape, rows.dtype)
     shape = tuple(grads[0].shape)
     for g, device in zip(grads, devices):
-        g._store_gradient(SparseRows(_backend.transfer(unique, root, device),
-                                     _backend.transfer(summed, root, device), shape),
-                          add=False)
+        g._store_gradient(
+            SparseRows(
+                _backend.transfer(unique, root, device),
+                _backend.transfer(summed, root, device),
+                shape,
+            ),
+            add=False,
+        )
 
 
 # --------------------------------------------------------------------- helpers
@@ -952,12 +1087,17 @@ def _check_batch_size(where: str, batch_size: float) -> None:
     if type(batch_size) is int and batch_size > 0:  # the common case, checked cheaply
         return
     if isinstance(batch_size, (bool, numpy.bool_)) or not isinstance(
-            batch_size, (int, float, numpy.integer, numpy.floating)):
-        raise TypeError(f"{where}: batch_size must be a positive number (the samples the "
-                        f"gradients were summed over), got {batch_size!r}")
+        batch_size, (int, float, numpy.integer, numpy.floating)
+    ):
+        raise TypeError(
+            f"{where}: batch_size must be a positive number (the samples the "
+            f"gradients were summed over), got {batch_size!r}"
+        )
     if not (numpy.isfinite(batch_size) and batch_size > 0):
-        raise ValueError(f"{where}: batch_size must be a positive number (the samples the "
-                         f"gradients were summed over), got {batch_size!r}")
+        raise ValueError(
+            f"{where}: batch_size must be a positive number (the samples the "
+            f"gradients were summed over), got {batch_size!r}"
+        )
 
 
 def _raw(x: Any) -> RawArray:
@@ -976,23 +1116,31 @@ def _compression(params: Any) -> Any:
     if params is None:
         return None
     if not isinstance(params, dict):
-        raise TypeError(f"Trainer: compression_params must be a dict such as "
-                        f"{{'type': '2bit', 'threshold': 0.5}}, got {type(params).__name__}")
+        raise TypeError(
+            f"Trainer: compression_params must be a dict such as "
+            f"{{'type': '2bit', 'threshold': 0.5}}, got {type(params).__name__}"
+        )
     unknown = set(params) - {"type", "threshold"}
     if unknown:
-        raise ValueError(f"Trainer: compression_params has unknown keys {sorted(unknown)}; "
-                         "expected 'type' and 'threshold'")
+        raise ValueError(
+            f"Trainer: compression_params has unknown keys {sorted(unknown)}; "
+            "expected 'type' and 'threshold'"
+        )
     kind = params.get("type")
     if kind not in _COMPRESSION_TYPES:
-        raise ValueError(f"Trainer: compression_params['type'] must be one of "
-                         f"{_COMPRESSION_TYPES}, got {kind!r}")
+        raise ValueError(
+            f"Trainer: compression_params['type'] must be one of {_COMPRESSION_TYPES}, got {kind!r}"
+        )
     threshold = params.get("threshold", 0.5 if kind == "2bit" else 0.0)
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-        raise TypeError(f"Trainer: compression_params['threshold'] must be a number, got "
-                        f"{threshold!r}")
+        raise TypeError(
+            f"Trainer: compression_params['threshold'] must be a number, got {threshold!r}"
+        )
     if kind == "2bit" and not threshold > 0:
-        raise ValueError(f"Trainer: compression_params['threshold'] must be > 0 for 2bit "
-                         f"compression, got {threshold}")
+        raise ValueError(
+            f"Trainer: compression_params['threshold'] must be > 0 for 2bit "
+            f"compression, got {threshold}"
+        )
     return kind, float(threshold)
 
 

@@ -6,6 +6,7 @@
 >>> [(p.shape, p.device) for p in parts]
 [((2, 2), cpu(0)), ((1, 2), cpu(1))]
 """
+
 from __future__ import annotations
 
 import math
@@ -23,39 +24,51 @@ from typing import Any
 __all__ = ["split_data", "split_and_load", "clip_global_norm", "HookHandle"]
 
 
-def _bounds(size: int, num_slice: int, batch_axis: int, shape: Any,
-            even_split: bool) -> list[tuple[int, int]]:
+def _bounds(
+    size: int, num_slice: int, batch_axis: int, shape: Any, even_split: bool
+) -> list[tuple[int, int]]:
     """Start/stop of each slice: the first ``size % num_slice`` slices get one extra row."""
     if num_slice < 1:
         raise ValueError(f"split_data: num_slice must be >= 1, got {num_slice}")
     if size < num_slice:
-        raise ValueError(f"split_data: cannot split data of shape {tuple(shape)} into "
-                         f"{num_slice} slices along axis {batch_axis}: only {size} rows")
+        raise ValueError(
+            f"split_data: cannot split data of shape {tuple(shape)} into "
+            f"{num_slice} slices along axis {batch_axis}: only {size} rows"
+        )
     if even_split and size % num_slice:
         raise ValueError(
             f"split_data: data of shape {tuple(shape)} cannot be split evenly into "
             f"{num_slice} slices along axis {batch_axis}; use a batch size that is a "
-            f"multiple of {num_slice} or even_split=False")
+            f"multiple of {num_slice} or even_split=False"
+        )
     each, extra = divmod(size, num_slice)
     sizes = [each + 1] * extra + [each] * (num_slice - extra)
     stops = numpy.cumsum(sizes).tolist()
     return list(zip([0] + stops[:-1], stops))
 
 
-def split_data(data: Any, num_slice: int, batch_axis: int = 0,
-               even_split: bool = True) -> list[Any]:
+def split_data(
+    data: Any, num_slice: int, batch_axis: int = 0, even_split: bool = True
+) -> list[Any]:
     """Split ``data`` (an ndarray or NumPy array) into ``num_slice`` parts along
     ``batch_axis``; with ``even_split=False`` the first parts get one extra row where the
     size does not divide evenly. Slices of an ndarray are differentiable views."""
     batch_axis = batch_axis % data.ndim
     size = data.shape[batch_axis]
     lead = (slice(None),) * batch_axis
-    return [data[lead + (slice(start, stop),)]
-            for start, stop in _bounds(size, num_slice, batch_axis, data.shape, even_split)]
+    return [
+        data[lead + (slice(start, stop),)]
+        for start, stop in _bounds(size, num_slice, batch_axis, data.shape, even_split)
+    ]
 
 
-def split_and_load(data: Any, devices: Any = None, batch_axis: int = 0, even_split: bool = True,
-                   ctx_list: Any = None) -> list[Any]:
+def split_and_load(
+    data: Any,
+    devices: Any = None,
+    batch_axis: int = 0,
+    even_split: bool = True,
+    ctx_list: Any = None,
+) -> list[Any]:
     """Split ``data`` along ``batch_axis`` and put part ``i`` on ``devices[i]``.
 
     Args:
@@ -69,16 +82,18 @@ def split_and_load(data: Any, devices: Any = None, batch_axis: int = 0, even_spl
     """
     devices = resolve_ctx(devices, ctx_list)
     if devices is None:
-        raise TypeError("split_and_load: missing the devices to load onto, e.g. "
-                        "[mx.cpu(0), mx.cpu(1)]")
+        raise TypeError(
+            "split_and_load: missing the devices to load onto, e.g. [mx.cpu(0), mx.cpu(1)]"
+        )
     devices = as_devices(devices)
     if not isinstance(data, (ndarray, numpy.ndarray)):
         # Python data follows mx.np.array's rules (float32 for numbers).
         data = array(data, device=devices[0])
-    parts = [data] if len(devices) == 1 else \
-        split_data(data, len(devices), batch_axis, even_split)
-    return [p.to_device(d) if isinstance(p, ndarray) else array(p, device=d)
-            for p, d in zip(parts, devices)]
+    parts = [data] if len(devices) == 1 else split_data(data, len(devices), batch_axis, even_split)
+    return [
+        p.to_device(d) if isinstance(p, ndarray) else array(p, device=d)
+        for p, d in zip(parts, devices)
+    ]
 
 
 def clip_global_norm(arrays: list[ndarray], max_norm: float, check_isfinite: bool = True) -> float:
@@ -110,8 +125,11 @@ def clip_global_norm(arrays: list[ndarray], max_norm: float, check_isfinite: boo
     norm = math.sqrt(total)
     if not math.isfinite(norm):
         if check_isfinite:
-            warnings.warn(f"clip_global_norm: the norm is {norm}; the arrays were left as "
-                          f"they are", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"clip_global_norm: the norm is {norm}; the arrays were left as they are",
+                UserWarning,
+                stacklevel=2,
+            )
         return norm
     if norm > max_norm:
         scale = max_norm / norm

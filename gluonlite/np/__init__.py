@@ -12,6 +12,7 @@ are modules of their own. Arrays on different devices never mix silently.
 >>> mx.np.linalg.norm(mx.np.array([3., 4.]))
 array(5.)
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -38,12 +39,28 @@ pi, e, inf, nan, newaxis = _numpy.pi, _numpy.e, _numpy.inf, _numpy.nan, None
 
 # MXNet 2's ``mx.np`` names (``tests/data/mxnet2_np_surface.txt`` holds the same list).
 __all__ = sorted(set(_FUNCTIONS) | set(creation.__all__)) + [
-    "ndarray", "random", "linalg", "float16", "float32", "float64", "int8", "int16",
-    "int32", "int64", "uint8", "bool_", "dtype", "pi", "e", "inf", "nan", "newaxis"]
+    "ndarray",
+    "random",
+    "linalg",
+    "float16",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "bool_",
+    "dtype",
+    "pi",
+    "e",
+    "inf",
+    "nan",
+    "newaxis",
+]
 
 
-def _unary(x: ndarray, forward: Callable[..., Any],
-           backward: Callable[..., Any]) -> ndarray:
+def _unary(x: ndarray, forward: Callable[..., Any], backward: Callable[..., Any]) -> ndarray:
     """Apply ``forward(xp, raw)``; ``backward(xp, g, x_raw, y_raw)`` gives dL/dx.
 
     A helper for ``npx``'s activations (elementwise ops outside the table)."""
@@ -51,5 +68,9 @@ def _unary(x: ndarray, forward: Callable[..., Any],
     with _backend.on(x.device):
         y = forward(xp, x._data)
     out = ndarray(y, x.device)
-    return record_op(out, (x,), lambda g: (backward(xp, g, x._data, y),),
-                     lambda out, g: (backward(Recorded(x.device), g, x, out),))
+    return record_op(
+        out,
+        (x,),
+        lambda g: (backward(xp, g, x._data, y),),
+        lambda out, g: (backward(Recorded(x.device), g, x, out),),
+    )

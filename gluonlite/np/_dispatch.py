@@ -27,6 +27,7 @@ uses only what ``Recorded`` provides. Other rows name themselves instead (see
 Note: errors raised by NumPy/CuPy while computing a forward are re-raised with the same type
 and the function's name in front, so a user never reads a traceback from deep inside.
 """
+
 from __future__ import annotations
 
 import numpy
@@ -34,8 +35,7 @@ import numpy
 from .. import _backend
 from ..autograd import Node, _recording, _scatter_add
 from ..device import Device, current_device
-from ..ndarray import ndarray, _device_mismatch, _new, _recording_get, _unbroadcast, \
-    scatter_add
+from ..ndarray import ndarray, _device_mismatch, _new, _recording_get, _unbroadcast, scatter_add
 
 __all__ = ["Row", "make", "Ctx"]
 
@@ -64,11 +64,36 @@ class Row:
         graph: the backward can be recorded for higher-order gradients (see above).
     """
 
-    __slots__ = ("name", "forward", "grad", "np_name", "raw", "float32", "out", "zero",
-                 "module", "keep", "cpu", "graph")
+    __slots__ = (
+        "name",
+        "forward",
+        "grad",
+        "np_name",
+        "raw",
+        "float32",
+        "out",
+        "zero",
+        "module",
+        "keep",
+        "cpu",
+        "graph",
+    )
 
-    def __init__(self, name, forward=None, grad=None, *, np_name=None, raw=False,
-                 float32=True, out=False, zero=(), keep=(), module=None, graph=None):
+    def __init__(
+        self,
+        name,
+        forward=None,
+        grad=None,
+        *,
+        np_name=None,
+        raw=False,
+        float32=True,
+        out=False,
+        zero=(),
+        keep=(),
+        module=None,
+        graph=None,
+    ):
         self.name, self.forward, self.grad = name, forward, grad
         # The backward also runs on recorded arrays (``create_graph``): "select" rows and
         # elementwise rows always; a function row when it says so (its rule then uses
@@ -79,8 +104,11 @@ class Row:
         self.raw, self.float32, self.out, self.zero = raw, float32, out, zero
         self.keep = keep  # argument positions whose arrays "select" must not renumber
         # NumPy's own function, called directly on cpu (no wrapper in between)
-        self.cpu = None if forward is not None else getattr(
-            numpy.linalg if module == "linalg" else numpy, self.np_name, None)
+        self.cpu = (
+            None
+            if forward is not None
+            else getattr(numpy.linalg if module == "linalg" else numpy, self.np_name, None)
+        )
         self.module = module  # "linalg" for numpy.linalg functions
 
     @property
@@ -93,8 +121,7 @@ class Ctx:
     (``out``; a tuple for several outputs), which output this gradient belongs to (``k``),
     the raw arguments (``args``, ``kwargs``), ``xp`` and a way to rerun the forward."""
 
-    __slots__ = ("row", "xp", "ins", "out", "k", "args", "kwargs", "orig", "device",
-                 "arrays")
+    __slots__ = ("row", "xp", "ins", "out", "k", "args", "kwargs", "orig", "device", "arrays")
 
     def rerun(self, replace):
         """The forward again, with input ``i`` replaced by ``replace[i]`` (None: as is)."""
@@ -105,7 +132,7 @@ class Ctx:
         for z in self.row.zero:  # constants of the output, unless an input array
             if isinstance(z, int):
                 if len(rargs) > z and not isinstance(args[z], ndarray):
-                    rargs = rargs[:z] + (0,) + rargs[z + 1:]
+                    rargs = rargs[:z] + (0,) + rargs[z + 1 :]
             elif z in rkw and not isinstance(kwargs[z], ndarray):
                 rkw[z] = 0
         return _forward(self.row, self.xp)(self.xp, *rargs, **rkw)
@@ -144,6 +171,7 @@ def _forward(row: Row, xp):
 def _drop_xp(fn):
     def f(xp, *args, **kwargs):
         return fn(*args, **kwargs)
+
     return f
 
 
@@ -160,10 +188,12 @@ def _host_fallback(row: Row):
 
         def conv(v):
             return cp.asnumpy(v) if _backend.is_gpu_array(v) else v
+
         res = host_fn(*[conv(a) for a in args], **{k: conv(v) for k, v in kwargs.items()})
         if isinstance(res, tuple):
             return tuple(cp.asarray(r) for r in res)
         return cp.asarray(res)
+
     return fn
 
 
@@ -265,14 +295,17 @@ def call(row: Row, args, kwargs, out=None):
         result = _new(ndarray)  # the common case, without _wrap's checks
         result._data, result._device = res, device
     else:
-        rule_ok = row.float32 and "dtype" not in kwargs and \
-            not any(a._data.dtype == _F64 for a in arrays)
+        rule_ok = (
+            row.float32 and "dtype" not in kwargs and not any(a._data.dtype == _F64 for a in arrays)
+        )
         with _backend.on(device):  # a GPU result's float32 cast stays on its GPU
             result = _wrap(res, device, rule_ok)
-    if row.grad is not None and _recording.get() and \
-            any(a._node is not None or a._grad_req != "null" for a in arrays):
-        _attach(row, result, res, arrays, tuple(rargs), rkw, (args, kwargs or {}), xp,
-                device)
+    if (
+        row.grad is not None
+        and _recording.get()
+        and any(a._node is not None or a._grad_req != "null" for a in arrays)
+    ):
+        _attach(row, result, res, arrays, tuple(rargs), rkw, (args, kwargs or {}), xp, device)
     if out is not None:
         return _write_out(name, out, result)
     return result
@@ -289,11 +322,11 @@ def _write_out(name, out, result):
     if not isinstance(result, ndarray):
         raise TypeError(f"{name}: out= is only supported for a single output")
     if out.shape != result.shape:
-        raise ValueError(f"{name}: out has shape {out.shape}, the result has shape "
-                         f"{result.shape}")
+        raise ValueError(f"{name}: out has shape {out.shape}, the result has shape {result.shape}")
     if result._node is not None and out._grad_req != "null":
-        raise RuntimeError(f"{name}: out= cannot overwrite an array with attach_grad() "
-                           "while recording")
+        raise RuntimeError(
+            f"{name}: out= cannot overwrite an array with attach_grad() while recording"
+        )
     with _backend.on(out._device):
         out._data[...] = result._data
     # Recorded ops that read the overwritten value must not backpropagate through it.
@@ -312,10 +345,18 @@ def _attach(row, result, res, arrays, rargs, rkw, orig, xp, device):
             continue
         ctx = Ctx()
         ctx.row, ctx.xp, ctx.ins, ctx.out, ctx.k = row, xp, ins, res, k
-        ctx.args, ctx.kwargs, ctx.orig, ctx.arrays, ctx.device = rargs, rkw, orig, \
-            tuple(arrays), device
-        o._node = Node(tuple(arrays), _backward_fn(row, ctx, len(outputs) > 1),
-                       _graph_fn(row, ctx) if row.graph else row.name)
+        ctx.args, ctx.kwargs, ctx.orig, ctx.arrays, ctx.device = (
+            rargs,
+            rkw,
+            orig,
+            tuple(arrays),
+            device,
+        )
+        o._node = Node(
+            tuple(arrays),
+            _backward_fn(row, ctx, len(outputs) > 1),
+            _graph_fn(row, ctx) if row.graph else row.name,
+        )
 
 
 def _backward_fn(row, ctx, multi):
@@ -326,8 +367,10 @@ def _backward_fn(row, ctx, multi):
             grads = select_grad(ctx, g)
         else:
             grads = grad(ctx, g)
-        return tuple(None if gi is None else gi.astype(x.dtype, copy=False)
-                     for gi, x in zip(grads, ctx.ins))
+        return tuple(
+            None if gi is None else gi.astype(x.dtype, copy=False) for gi, x in zip(grads, ctx.ins)
+        )
+
     return backward
 
 
@@ -341,13 +384,15 @@ def _graph_fn(row, ctx):
             grads = select_graph(ctx, g)
         else:
             gc = Ctx()
-            gc.row, gc.xp, gc.ins, gc.out, gc.k = row, Recorded(ctx.device), ctx.arrays, \
-                out, ctx.k
+            gc.row, gc.xp, gc.ins, gc.out, gc.k = row, Recorded(ctx.device), ctx.arrays, out, ctx.k
             gc.args, gc.kwargs = ctx.orig
             gc.orig, gc.arrays, gc.device = ctx.orig, ctx.arrays, ctx.device
             grads = grad(gc, g)
-        return tuple(None if gi is None else as_dtype(gi, x.dtype, ctx.device)
-                     for gi, x in zip(grads, ctx.arrays))
+        return tuple(
+            None if gi is None else as_dtype(gi, x.dtype, ctx.device)
+            for gi, x in zip(grads, ctx.arrays)
+        )
+
     return graph
 
 
@@ -373,6 +418,7 @@ class Recorded:
 
     def __getattr__(self, name):
         from .. import np as mx_np  # on use: gluonlite.np imports this module
+
         return getattr(mx_np, name)
 
     def asarray(self, v, dtype=None):
@@ -383,8 +429,7 @@ class Recorded:
 
     def _create(self, fn, *args, **kwargs):
         with _backend.on(self._device):
-            return ndarray(getattr(_backend.xp(self._device), fn)(*args, **kwargs),
-                           self._device)
+            return ndarray(getattr(_backend.xp(self._device), fn)(*args, **kwargs), self._device)
 
     def zeros(self, shape, dtype=None):
         return self._create("zeros", shape, dtype=dtype or numpy.float32)
@@ -427,8 +472,7 @@ def _select_index(ctx):
     replace, offset, spans = [], 1, []
     for i, x in enumerate(ctx.ins):
         if x.dtype.kind in "fc" and i not in keep:
-            replace.append(xp.arange(offset, offset + x.size, dtype=xp.int64)
-                           .reshape(x.shape))
+            replace.append(xp.arange(offset, offset + x.size, dtype=xp.int64).reshape(x.shape))
             spans.append((offset, x.size))
             offset += x.size
         else:
@@ -449,8 +493,10 @@ def select_grad(ctx, g):
     index, spans, offset = _select_index(ctx)
     flat = xp.zeros(offset, dtype=g.dtype)
     _scatter_add(xp, flat, index.reshape(-1), xp.asarray(g).reshape(-1))
-    return [None if s is None else flat[s[0]:s[0] + s[1]].reshape(x.shape)
-            for s, x in zip(spans, ctx.ins)]
+    return [
+        None if s is None else flat[s[0] : s[0] + s[1]].reshape(x.shape)
+        for s, x in zip(spans, ctx.ins)
+    ]
 
 
 def select_graph(ctx, g):
@@ -459,8 +505,10 @@ def select_graph(ctx, g):
     with _backend.on(ctx.device):
         index, spans, offset = _select_index(ctx)
         flat = scatter_add(g.reshape(-1), (offset,), index.reshape(-1))
-    return [None if s is None else flat[s[0]:s[0] + s[1]].reshape(x.shape)
-            for s, x in zip(spans, ctx.arrays)]
+    return [
+        None if s is None else flat[s[0] : s[0] + s[1]].reshape(x.shape)
+        for s, x in zip(spans, ctx.arrays)
+    ]
 
 
 # --------------------------------------------------------------------- fast paths
@@ -486,13 +534,18 @@ def _unary_fast(row, d):
             y = y.astype(_F32)
         res = _new(ndarray)
         res._data, res._device = y, device
-        if d is not None and _recording_get() and \
-                (x._node is not None or x._grad_req != "null") and y.dtype.kind != "b":
+        if (
+            d is not None
+            and _recording_get()
+            and (x._node is not None or x._grad_req != "null")
+            and y.dtype.kind != "b"
+        ):
             res._node = Node((x,), _unary_node(d, xr, y), _unary_graph(d, x))
         if out is not None:
             _check_out(name, out, device)
             return _write_out(name, out, res)
         return res
+
     return fn
 
 
@@ -508,6 +561,7 @@ def _unary_graph(d, x):
 def unary_grad(d):
     def grad(ctx, g):
         return [g * d(ctx.xp, ctx.ins[0], ctx.out)]
+
     return grad
 
 
@@ -518,6 +572,7 @@ def unary_graph(d, x, out, g):
 
 def binary_grad(d):
     """``d(xp, a, b, y)`` gives (dy/da, dy/db); inputs may be scalars."""
+
     def grad(ctx, g):
         xp = ctx.xp
         a, b = ctx.args[0], ctx.args[1]
@@ -529,6 +584,7 @@ def binary_grad(d):
         if isinstance(ob, ndarray):
             grads.append(_unbroadcast(g * db, b.shape))
         return grads
+
     return grad
 
 
@@ -550,8 +606,10 @@ def _binary_fast(row, d):
     handling, installed as ``ndarray``'s operators."""
     name = row.name
     if row.forward is not None:
-        raise ValueError(f"{name}: an elementwise binary row computes NumPy's (CuPy's) own "
-                         "function; a row with its own forward is a plain row")
+        raise ValueError(
+            f"{name}: an elementwise binary row computes NumPy's (CuPy's) own "
+            "function; a row with its own forward is a plain row"
+        )
     np_fn = getattr(numpy, row.np_name)
     scalars = (int, float, bool)
 
@@ -581,8 +639,9 @@ def _binary_fast(row, d):
             raise renamed_error(name, e) from None
         if type(y) is not _NDARRAY:
             y = _asarray(y)
-        if y.dtype is _F64 and not ((ta is ndarray and ra.dtype is _F64)
-                                    or (tb is ndarray and rb.dtype is _F64)):
+        if y.dtype is _F64 and not (
+            (ta is ndarray and ra.dtype is _F64) or (tb is ndarray and rb.dtype is _F64)
+        ):
             y = y.astype(_F32)
         res = _new(ndarray)
         res._data, res._device = y, dev
@@ -590,8 +649,7 @@ def _binary_fast(row, d):
             ins = tuple(v for v in (a, b) if type(v) is ndarray)
             for v in ins:
                 if v._node is not None or v._grad_req != "null":
-                    res._node = Node(ins, _binary_node(ins, ra, rb, y, d),
-                                     _binary_graph(d, a, b))
+                    res._node = Node(ins, _binary_node(ins, ra, rb, y, d), _binary_graph(d, a, b))
                     break
         return res
 
@@ -606,6 +664,7 @@ def _binary_fast(row, d):
 
     def rdunder(a, b):
         return core(b, a)
+
     fn.dunder, fn.rdunder = core, rdunder
     return fn
 
@@ -624,6 +683,7 @@ def _binary_node(ins, ra, rb, y, d):
         if isinstance(rb, numpy.ndarray) and ins[-1]._data is rb:
             grads.append(_unbroadcast(g * db, rb.shape).astype(rb.dtype, copy=False))
         return tuple(grads)
+
     return backward
 
 
@@ -632,10 +692,24 @@ def _pair_fast(row):
     name, np_fn = row.name, row.cpu
 
     def fn(a, b, *args, out=None, **kwargs):
-        if type(a) is ndarray and type(b) is ndarray and not args and not kwargs and \
-                out is None and np_fn is not None and a._device.device_type == "cpu" and \
-                not (_recording_get() and (a._node is not None or a._grad_req != "null"
-                                           or b._node is not None or b._grad_req != "null")):
+        if (
+            type(a) is ndarray
+            and type(b) is ndarray
+            and not args
+            and not kwargs
+            and out is None
+            and np_fn is not None
+            and a._device.device_type == "cpu"
+            and not (
+                _recording_get()
+                and (
+                    a._node is not None
+                    or a._grad_req != "null"
+                    or b._node is not None
+                    or b._grad_req != "null"
+                )
+            )
+        ):
             if b._device is not a._device and b._device != a._device:
                 raise _device_mismatch(name, a._device, b._device)
             try:
@@ -650,14 +724,19 @@ def _pair_fast(row):
             res._data, res._device = y, a._device
             return res
         return call(row, (a, b) + args, kwargs, out)
+
     return fn
 
 
 # NumPy's sum/prod/max/min methods are Python functions (numpy/_core/_methods.py) that
 # pass their arguments on to the ufunc's reduce: called with at most an axis, the reduce
 # itself (the same C call, one Python layer less).
-_REDUCES = {"sum": numpy.add.reduce, "prod": numpy.multiply.reduce,
-            "max": numpy.maximum.reduce, "min": numpy.minimum.reduce}
+_REDUCES = {
+    "sum": numpy.add.reduce,
+    "prod": numpy.multiply.reduce,
+    "max": numpy.maximum.reduce,
+    "min": numpy.minimum.reduce,
+}
 
 
 def _method_fast(row):
@@ -669,9 +748,13 @@ def _method_fast(row):
     name = row.name
 
     def fn(a, axis=None, *args, out=None, **kwargs):
-        if type(a) is ndarray and out is None and not args and \
-                a._device.device_type == "cpu" and \
-                not (_recording_get() and (a._node is not None or a._grad_req != "null")):
+        if (
+            type(a) is ndarray
+            and out is None
+            and not args
+            and a._device.device_type == "cpu"
+            and not (_recording_get() and (a._node is not None or a._grad_req != "null"))
+        ):
             ra = a._data
             try:
                 if kwargs:
@@ -690,6 +773,7 @@ def _method_fast(row):
             res._data, res._device = y, a._device
             return res
         return call(row, (a,) if axis is None and not args else (a, axis) + args, kwargs, out)
+
     return fn
 
 
@@ -700,15 +784,21 @@ def _seq_fast(row):
 
     def fn(seq, *args, out=None, **kwargs):
         tseq = type(seq)
-        if out is None and not args and (tseq is list or tseq is tuple) and seq and \
-                type(seq[0]) is ndarray:
+        if (
+            out is None
+            and not args
+            and (tseq is list or tseq is tuple)
+            and seq
+            and type(seq[0]) is ndarray
+        ):
             dev = seq[0]._device
             recording = _recording_get()
             raws = []
             if dev.device_type == "cpu":
                 for v in seq:
                     if type(v) is not ndarray or (
-                            recording and (v._node is not None or v._grad_req != "null")):
+                        recording and (v._node is not None or v._grad_req != "null")
+                    ):
                         break
                     if v._device is not dev and v._device != dev:
                         raise _device_mismatch(name, dev, v._device)
@@ -718,13 +808,17 @@ def _seq_fast(row):
                         y = np_fn(raws, **kwargs) if kwargs else np_fn(raws)
                     except _CAUGHT as e:
                         raise renamed_error(name, e) from None
-                    if y.dtype is _F64 and "dtype" not in kwargs and \
-                            not any(r.dtype is _F64 for r in raws):
+                    if (
+                        y.dtype is _F64
+                        and "dtype" not in kwargs
+                        and not any(r.dtype is _F64 for r in raws)
+                    ):
                         y = y.astype(_F32)
                     res = _new(ndarray)
                     res._data, res._device = y, dev
                     return res
         return call(row, (seq,) + args, kwargs, out)
+
     return fn
 
 
@@ -746,16 +840,21 @@ def make(row: Row, kind: str | None = None, d=None):
     elif kind == "seq":
         fn = _seq_fast(row)
     elif row.out:
+
         def fn(*args, out=None, **kwargs):
             return call(row, args, kwargs, out)
     else:
+
         def fn(*args, **kwargs):
             return call(row, args, kwargs)
+
     fn.__name__ = fn.__qualname__ = row.name
     mod = "numpy.linalg" if row.module == "linalg" else "numpy"
-    fn.__doc__ = (f"MXNet 2's ``np.{'linalg.' if row.module == 'linalg' else ''}{row.name}``"
-                  f": ``{mod}.{row.np_name}`` on gluonlite arrays (NumPy on cpu, CuPy on "
-                  f"gpu), {'differentiable' if row.grad is not None else 'not differentiable'}"
-                  ". Inputs must share one device.")
+    fn.__doc__ = (
+        f"MXNet 2's ``np.{'linalg.' if row.module == 'linalg' else ''}{row.name}``"
+        f": ``{mod}.{row.np_name}`` on gluonlite arrays (NumPy on cpu, CuPy on "
+        f"gpu), {'differentiable' if row.grad is not None else 'not differentiable'}"
+        ". Inputs must share one device."
+    )
     fn.row = row
     return fn

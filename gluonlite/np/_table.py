@@ -6,6 +6,7 @@ the rule also runs recorded, for higher-order gradients). Every row
 follows MXNet's dtype rule (a float64 result from non-float64 inputs is float32) unless it
 says ``float32=False``.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,15 +59,34 @@ UNARY = {
     "deg2rad": lambda xp, x, y: xp.full_like(x, math.pi / 180),
     "nan_to_num": lambda xp, x, y: xp.isfinite(x).astype(x.dtype),
     # piecewise constant: zero gradient, as MXNet
-    "sign": _zero, "rint": _zero, "fix": _zero, "ceil": _zero, "floor": _zero,
-    "trunc": _zero, "around": _zero, "round": _zero,
+    "sign": _zero,
+    "rint": _zero,
+    "fix": _zero,
+    "ceil": _zero,
+    "floor": _zero,
+    "trunc": _zero,
+    "around": _zero,
+    "round": _zero,
     # not differentiable
-    "bitwise_not": None, "invert": None, "logical_not": None, "isnan": None, "isinf": None,
-    "isposinf": None, "isneginf": None, "isfinite": None,
+    "bitwise_not": None,
+    "invert": None,
+    "logical_not": None,
+    "isnan": None,
+    "isinf": None,
+    "isposinf": None,
+    "isneginf": None,
+    "isfinite": None,
 }
-UNARY_ALIASES = {"asin": "arcsin", "acos": "arccos", "atan": "arctan", "asinh": "arcsinh",
-                 "acosh": "arccosh", "atanh": "arctanh", "round_": "round",
-                 "bitwise_invert": "invert"}
+UNARY_ALIASES = {
+    "asin": "arcsin",
+    "acos": "arccos",
+    "atan": "arctan",
+    "asinh": "arcsinh",
+    "acosh": "arccosh",
+    "atanh": "arctanh",
+    "round_": "round",
+    "bitwise_invert": "invert",
+}
 
 
 # ------------------------------------------------------------------ elementwise, two inputs
@@ -81,14 +101,18 @@ BINARY = {
     "multiply": lambda xp, a, b, y: (b, a),
     "divide": lambda xp, a, b, y: (1 / b, -y / b),
     "true_divide": lambda xp, a, b, y: (1 / b, -y / b),
-    "power": lambda xp, a, b, y: (b * xp.power(a, xp.asarray(b) - 1),
-                                  y * xp.log(xp.where(xp.asarray(a) > 0, a, 1))),
+    "power": lambda xp, a, b, y: (
+        b * xp.power(a, xp.asarray(b) - 1),
+        y * xp.log(xp.where(xp.asarray(a) > 0, a, 1)),
+    ),
     "mod": lambda xp, a, b, y: (1, -_floor_ratio(xp, a, b)),
     "remainder": lambda xp, a, b, y: (1, -_floor_ratio(xp, a, b)),
     "fmod": lambda xp, a, b, y: (1, -xp.trunc(xp.asarray(a) / b)),
     "floor_divide": lambda xp, a, b, y: (0, 0),
-    "arctan2": lambda xp, a, b, y: (b / (xp.asarray(a) ** 2 + b ** 2),
-                                    -xp.asarray(a) / (xp.asarray(a) ** 2 + b ** 2)),
+    "arctan2": lambda xp, a, b, y: (
+        b / (xp.asarray(a) ** 2 + b**2),
+        -xp.asarray(a) / (xp.asarray(a) ** 2 + b**2),
+    ),
     "hypot": lambda xp, a, b, y: (a / y, b / y),
     "maximum": lambda xp, a, b, y: (xp.asarray(a) >= b, xp.asarray(a) < b),
     "minimum": lambda xp, a, b, y: (xp.asarray(a) <= b, xp.asarray(a) > b),
@@ -98,13 +122,29 @@ BINARY = {
     "ldexp": lambda xp, a, b, y: (xp.ldexp(xp.ones_like(xp.asarray(a)), b), 0),
     "logaddexp": lambda xp, a, b, y: (xp.exp(xp.asarray(a) - y), xp.exp(xp.asarray(b) - y)),
     # not differentiable
-    "bitwise_and": None, "bitwise_or": None, "bitwise_xor": None, "left_shift": None,
-    "right_shift": None, "lcm": None, "gcd": None, "logical_and": None, "logical_or": None,
-    "logical_xor": None, "equal": None, "not_equal": None, "greater": None, "less": None,
-    "greater_equal": None, "less_equal": None,
+    "bitwise_and": None,
+    "bitwise_or": None,
+    "bitwise_xor": None,
+    "left_shift": None,
+    "right_shift": None,
+    "lcm": None,
+    "gcd": None,
+    "logical_and": None,
+    "logical_or": None,
+    "logical_xor": None,
+    "equal": None,
+    "not_equal": None,
+    "greater": None,
+    "less": None,
+    "greater_equal": None,
+    "less_equal": None,
 }
-BINARY_ALIASES = {"pow": "power", "atan2": "arctan2", "bitwise_left_shift": "left_shift",
-                  "bitwise_right_shift": "right_shift"}
+BINARY_ALIASES = {
+    "pow": "power",
+    "atan2": "arctan2",
+    "bitwise_left_shift": "left_shift",
+    "bitwise_right_shift": "right_shift",
+}
 
 
 # ------------------------------------------------------------------ argument helpers
@@ -191,7 +231,7 @@ def _average_grad(ctx, g):
     total = w.sum(axis=axis, keepdims=True)
     y = _expand(xp, xp.asarray(ctx.out), x.shape, axis, keep)
     gw = _unbroadcast(xp.broadcast_to(g * (x - y) / total, x.shape), w.shape)
-    return [g * w / total, gw.reshape(weights.shape)][:len(ctx.ins)]
+    return [g * w / total, gw.reshape(weights.shape)][: len(ctx.ins)]
 
 
 def _quantile_grad(ctx, g, scale=1.0):
@@ -249,8 +289,7 @@ def _cumsum_grad(ctx, g):
 
 def _trace_grad(ctx, g):
     x, xp = ctx.ins[0], ctx.xp
-    offset, a1, a2 = _arg(ctx, 1, "offset", 0), _arg(ctx, 2, "axis1", 0), \
-        _arg(ctx, 3, "axis2", 1)
+    offset, a1, a2 = _arg(ctx, 1, "offset", 0), _arg(ctx, 2, "axis1", 0), _arg(ctx, 3, "axis2", 1)
     a1, a2 = a1 % x.ndim, a2 % x.ndim
     eye = xp.eye(x.shape[a1], x.shape[a2], k=offset, dtype=g.dtype)
     full = xp.asarray(g)[..., None, None] * eye
@@ -307,8 +346,10 @@ def _cross_grad(ctx, g):
     if any(k in ctx.kwargs for k in ("axisa", "axisb", "axisc")) or len(ctx.args) > 2:
         raise ValueError("cross: the gradient supports only the axis= argument")
     axis = ctx.kwargs.get("axis", -1)
-    grads = (_unbroadcast(xp.cross(b, g, axis=axis), numpy.shape(a)),
-             _unbroadcast(xp.cross(g, a, axis=axis), numpy.shape(b)))
+    grads = (
+        _unbroadcast(xp.cross(b, g, axis=axis), numpy.shape(a)),
+        _unbroadcast(xp.cross(g, a, axis=axis), numpy.shape(b)),
+    )
     return [gr for gr, o in zip(grads, ctx.orig[0]) if hasattr(o, "_data")]
 
 
@@ -320,8 +361,9 @@ def _einsum_vjp(xp, subs, out_sub, operands, g, k):
     """Gradient of ``einsum(subs -> out_sub)`` w.r.t. operand ``k``."""
     target = subs[k]
     if len(set(target)) != len(target):
-        raise ValueError("einsum: the gradient of an operand with a repeated index "
-                         "(a diagonal) is not supported")
+        raise ValueError(
+            "einsum: the gradient of an operand with a repeated index (a diagonal) is not supported"
+        )
     others = [s for i, s in enumerate(subs) if i != k] + [out_sub]
     ops = [o for i, o in enumerate(operands) if i != k] + [g]
     present = "".join(c for c in target if any(c in s for s in others))
@@ -336,8 +378,7 @@ def _einsum_vjp(xp, subs, out_sub, operands, g, k):
 
 
 def _einsum_grads(ctx, g, subs, out_sub, operands):
-    return [_einsum_vjp(ctx.xp, subs, out_sub, operands, g, k)
-            for k in range(len(operands))]
+    return [_einsum_vjp(ctx.xp, subs, out_sub, operands, g, k) for k in range(len(operands))]
 
 
 def _parse_einsum(spec, operands):
@@ -371,29 +412,31 @@ def _tensordot_subs(a_nd, b_nd, axes):
         ax_b = [ax_b] if isinstance(ax_b, int) else list(ax_b)
     ax_a, ax_b = [i % a_nd for i in ax_a], [i % b_nd for i in ax_b]
     sa = list(_LETTERS[:a_nd])
-    sb = list(_LETTERS[a_nd:a_nd + b_nd])
+    sb = list(_LETTERS[a_nd : a_nd + b_nd])
     for i, j in zip(ax_a, ax_b):
         sb[j] = sa[i]
-    out = [c for i, c in enumerate(sa) if i not in ax_a] + \
-        [c for j, c in enumerate(sb) if j not in ax_b]
+    out = [c for i, c in enumerate(sa) if i not in ax_a] + [
+        c for j, c in enumerate(sb) if j not in ax_b
+    ]
     return ["".join(sa), "".join(sb)], "".join(out)
 
 
 def _pair_grad(subs_fn):
     """Gradient of a two-operand product whose subscripts ``subs_fn(a, b, ctx)`` gives."""
+
     def grad(ctx, g):
         a, b = ctx.args[0], ctx.args[1]
         xp = ctx.xp
         a2, b2 = xp.asarray(a), xp.asarray(b)
         subs, out, a2, b2 = subs_fn(a2, b2, ctx)
-        ga, gb = _einsum_grads(ctx, g.reshape(_out_shape(subs, out, a2, b2)), subs, out,
-                               [a2, b2])
+        ga, gb = _einsum_grads(ctx, g.reshape(_out_shape(subs, out, a2, b2)), subs, out, [a2, b2])
         grads = []
         if hasattr(ctx.orig[0][0], "_data"):
             grads.append(ga.reshape(numpy.shape(a)))
         if hasattr(ctx.orig[0][1], "_data"):
             grads.append(gb.reshape(numpy.shape(b)))
         return grads
+
     return grad
 
 
@@ -410,18 +453,18 @@ def _tensordot_subs_ctx(a, b, ctx):
 
 def _dot_subs(a, b, ctx):
     if a.ndim == 0 or b.ndim == 0:
-        return [_LETTERS[:a.ndim], _LETTERS[:b.ndim]], _LETTERS[:max(a.ndim, b.ndim)], a, b
+        return [_LETTERS[: a.ndim], _LETTERS[: b.ndim]], _LETTERS[: max(a.ndim, b.ndim)], a, b
     axes = ([a.ndim - 1], [0 if b.ndim == 1 else b.ndim - 2])
     subs, out = _tensordot_subs(a.ndim, b.ndim, axes)
     if b.ndim >= 2:  # dot puts b's last axis last
         free_b = [c for j, c in enumerate(subs[1]) if j != b.ndim - 2]
-        out = out[:a.ndim - 1] + "".join(free_b)
+        out = out[: a.ndim - 1] + "".join(free_b)
     return subs, out, a, b
 
 
 def _inner_subs(a, b, ctx):
     if a.ndim == 0 or b.ndim == 0:
-        return [_LETTERS[:a.ndim], _LETTERS[:b.ndim]], _LETTERS[:max(a.ndim, b.ndim)], a, b
+        return [_LETTERS[: a.ndim], _LETTERS[: b.ndim]], _LETTERS[: max(a.ndim, b.ndim)], a, b
     subs, out = _tensordot_subs(a.ndim, b.ndim, ([-1], [-1]))
     return subs, out, a, b
 
@@ -438,7 +481,7 @@ def _kron_subs(a, b, ctx):
     nd = max(a.ndim, b.ndim)
     a = a.reshape((1,) * (nd - a.ndim) + a.shape)
     b = b.reshape((1,) * (nd - b.ndim) + b.shape)
-    sa, sb = _LETTERS[:nd], _LETTERS[nd:2 * nd]
+    sa, sb = _LETTERS[:nd], _LETTERS[nd : 2 * nd]
     return [sa, sb], "".join(x + y for x, y in zip(sa, sb)), a, b
 
 
@@ -487,16 +530,33 @@ def _resize(xp, a, new_shape):
 
 
 # ------------------------------------------------------------------ the other rows
-_GRAD = {"sum": _sum_grad, "mean": _mean_grad, "prod": _prod_grad,
-         "std": lambda ctx, g: _var_grad(ctx, g, std=True), "var": _var_grad,
-         "amax": _extreme_grad, "amin": _extreme_grad, "max": _extreme_grad,
-         "min": _extreme_grad, "average": _average_grad, "cumsum": _cumsum_grad,
-         "trace": _trace_grad, "diff": _diff_grad, "ediff1d": _ediff1d_grad,
-         "clip": _clip_grad, "sort": _sort_grad, "cross": _cross_grad,
-         "einsum": _einsum_grad, "tensordot": _pair_grad(_tensordot_subs_ctx),
-         "dot": _pair_grad(_dot_subs), "inner": _pair_grad(_inner_subs),
-         "outer": _pair_grad(_outer_subs), "vdot": _pair_grad(_vdot_subs),
-         "kron": _pair_grad(_kron_subs), "matmul": _matmul_grad}
+_GRAD = {
+    "sum": _sum_grad,
+    "mean": _mean_grad,
+    "prod": _prod_grad,
+    "std": lambda ctx, g: _var_grad(ctx, g, std=True),
+    "var": _var_grad,
+    "amax": _extreme_grad,
+    "amin": _extreme_grad,
+    "max": _extreme_grad,
+    "min": _extreme_grad,
+    "average": _average_grad,
+    "cumsum": _cumsum_grad,
+    "trace": _trace_grad,
+    "diff": _diff_grad,
+    "ediff1d": _ediff1d_grad,
+    "clip": _clip_grad,
+    "sort": _sort_grad,
+    "cross": _cross_grad,
+    "einsum": _einsum_grad,
+    "tensordot": _pair_grad(_tensordot_subs_ctx),
+    "dot": _pair_grad(_dot_subs),
+    "inner": _pair_grad(_inner_subs),
+    "outer": _pair_grad(_outer_subs),
+    "vdot": _pair_grad(_vdot_subs),
+    "kron": _pair_grad(_kron_subs),
+    "matmul": _matmul_grad,
+}
 
 SELECT = "select"
 ROWS = [
@@ -517,10 +577,14 @@ ROWS = [
     Row("ediff1d", grad=_GRAD["ediff1d"], graph=True),
     Row("median", out=True, grad=_quantile_grad, graph=True),
     Row("quantile", out=True, grad=_quantile_grad, graph=True),
-    Row("percentile", out=True, grad=lambda ctx, g: _quantile_grad(ctx, g, scale=100.0),
-        graph=True),
-    Row("all", out=True), Row("any", out=True),
-    Row("argmax", out=True), Row("argmin", out=True), Row("argsort"),
+    Row(
+        "percentile", out=True, grad=lambda ctx, g: _quantile_grad(ctx, g, scale=100.0), graph=True
+    ),
+    Row("all", out=True),
+    Row("any", out=True),
+    Row("argmax", out=True),
+    Row("argmin", out=True),
+    Row("argsort"),
     # products
     Row("dot", out=True, grad=_GRAD["dot"], graph=True),
     Row("matmul", out=True, grad=_GRAD["matmul"], graph=True),
@@ -532,46 +596,97 @@ ROWS = [
     Row("kron", grad=_GRAD["kron"], graph=True),
     Row("cross", grad=_GRAD["cross"], graph=True),
     # selection, shape and joining: one "select" backward for all
-    Row("broadcast_to", grad=SELECT), Row("transpose", grad=SELECT),
-    Row("permute_dims", grad=SELECT, np_name="transpose"), Row("moveaxis", grad=SELECT),
-    Row("swapaxes", grad=SELECT), Row("rollaxis", grad=SELECT),
-    Row("reshape", grad=SELECT), Row("ravel", grad=SELECT), Row("squeeze", grad=SELECT),
-    Row("expand_dims", grad=SELECT), Row("atleast_1d", grad=SELECT),
-    Row("atleast_2d", grad=SELECT), Row("atleast_3d", grad=SELECT),
-    Row("tile", grad=SELECT), Row("repeat", grad=SELECT), Row("flip", grad=SELECT),
-    Row("flipud", grad=SELECT), Row("fliplr", grad=SELECT), Row("roll", grad=SELECT),
-    Row("rot90", grad=SELECT), Row("diag", grad=SELECT), Row("diagonal", grad=SELECT),
-    Row("diagflat", grad=SELECT), Row("tril", grad=SELECT), Row("triu", grad=SELECT),
-    Row("take", grad=SELECT, out=True), Row("delete", grad=SELECT),
-    Row("insert", grad=SELECT, zero=(2, "values")), Row("append", grad=SELECT, zero=(1, "values")),
-    Row("resize", _resize, grad=SELECT), Row("pad", grad=SELECT, zero=("constant_values",)),
+    Row("broadcast_to", grad=SELECT),
+    Row("transpose", grad=SELECT),
+    Row("permute_dims", grad=SELECT, np_name="transpose"),
+    Row("moveaxis", grad=SELECT),
+    Row("swapaxes", grad=SELECT),
+    Row("rollaxis", grad=SELECT),
+    Row("reshape", grad=SELECT),
+    Row("ravel", grad=SELECT),
+    Row("squeeze", grad=SELECT),
+    Row("expand_dims", grad=SELECT),
+    Row("atleast_1d", grad=SELECT),
+    Row("atleast_2d", grad=SELECT),
+    Row("atleast_3d", grad=SELECT),
+    Row("tile", grad=SELECT),
+    Row("repeat", grad=SELECT),
+    Row("flip", grad=SELECT),
+    Row("flipud", grad=SELECT),
+    Row("fliplr", grad=SELECT),
+    Row("roll", grad=SELECT),
+    Row("rot90", grad=SELECT),
+    Row("diag", grad=SELECT),
+    Row("diagonal", grad=SELECT),
+    Row("diagflat", grad=SELECT),
+    Row("tril", grad=SELECT),
+    Row("triu", grad=SELECT),
+    Row("take", grad=SELECT, out=True),
+    Row("delete", grad=SELECT),
+    Row("insert", grad=SELECT, zero=(2, "values")),
+    Row("append", grad=SELECT, zero=(1, "values")),
+    Row("resize", _resize, grad=SELECT),
+    Row("pad", grad=SELECT, zero=("constant_values",)),
     Row("copy", grad=SELECT),
     Row("concatenate", grad=SELECT, out=True),
     Row("concat", _concat, grad=SELECT, out=True),
-    Row("stack", grad=SELECT, out=True), Row("vstack", grad=SELECT),
-    Row("row_stack", _vstack, grad=SELECT), Row("column_stack", grad=SELECT),
-    Row("hstack", grad=SELECT), Row("dstack", grad=SELECT),
-    Row("split", grad=SELECT), Row("array_split", grad=SELECT), Row("hsplit", grad=SELECT),
-    Row("vsplit", grad=SELECT), Row("dsplit", grad=SELECT),
+    Row("stack", grad=SELECT, out=True),
+    Row("vstack", grad=SELECT),
+    Row("row_stack", _vstack, grad=SELECT),
+    Row("column_stack", grad=SELECT),
+    Row("hstack", grad=SELECT),
+    Row("dstack", grad=SELECT),
+    Row("split", grad=SELECT),
+    Row("array_split", grad=SELECT),
+    Row("hsplit", grad=SELECT),
+    Row("vsplit", grad=SELECT),
+    Row("dsplit", grad=SELECT),
     Row("where", _where, grad=SELECT, keep=(0,), zero=(1, 2, "x", "y")),
     Row("clip", out=True, grad=_GRAD["clip"], graph=True),
     Row("sort", grad=_GRAD["sort"], graph=True),
     # not differentiable
-    Row("unique"), Row("nonzero"), Row("flatnonzero"), Row("unravel_index"),
-    Row("diag_indices_from"), Row("triu_indices_from"), Row("histogram"),
-    Row("bincount"), Row("interp"), Row("polyval", grad=_polyval_grad),
+    Row("unique"),
+    Row("nonzero"),
+    Row("flatnonzero"),
+    Row("unravel_index"),
+    Row("diag_indices_from"),
+    Row("triu_indices_from"),
+    Row("histogram"),
+    Row("bincount"),
+    Row("interp"),
+    Row("polyval", grad=_polyval_grad),
     Row("fill_diagonal", _fill_diagonal, raw=True),
-    Row("shape", raw=True), Row("shares_memory", raw=True),
+    Row("shape", raw=True),
+    Row("shares_memory", raw=True),
     Row("may_share_memory", raw=True),
 ]
 
 
 # Rows with a cpu shortcut outside recording (see ``_dispatch``): two-array products,
 # joins of a list of arrays, and reductions that are methods of NumPy's arrays.
-_FAST_KIND = {"matmul": "pair", "dot": "pair", "concatenate": "seq", "stack": "seq",
-              **{n: "method" for n in (
-    "sum", "mean", "prod", "std", "var", "max", "min", "all", "any", "argmax", "argmin",
-    "cumsum")}}
+_FAST_KIND = {
+    "matmul": "pair",
+    "dot": "pair",
+    "concatenate": "seq",
+    "stack": "seq",
+    **{
+        n: "method"
+        for n in (
+            "sum",
+            "mean",
+            "prod",
+            "std",
+            "var",
+            "max",
+            "min",
+            "all",
+            "any",
+            "argmax",
+            "argmin",
+            "cumsum",
+        )
+    },
+}
 
 
 def build() -> dict:

@@ -11,6 +11,7 @@ treat the input as symmetric.
 >>> float(mx.np.linalg.det(a))
 8.0
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,10 +24,35 @@ from ._dispatch import Row, make
 from ._table import _arg, _axes
 from . import _ops as _np
 
-__all__ = ["norm", "svd", "cholesky", "qr", "inv", "det", "slogdet", "solve", "tensorinv",
-           "tensorsolve", "pinv", "eigvals", "eig", "eigvalsh", "eigh", "lstsq",
-           "matrix_rank", "cross", "diagonal", "outer", "tensordot", "trace",
-           "matrix_transpose", "vecdot", "svdvals", "vector_norm", "matrix_norm"]
+__all__ = [
+    "norm",
+    "svd",
+    "cholesky",
+    "qr",
+    "inv",
+    "det",
+    "slogdet",
+    "solve",
+    "tensorinv",
+    "tensorsolve",
+    "pinv",
+    "eigvals",
+    "eig",
+    "eigvalsh",
+    "eigh",
+    "lstsq",
+    "matrix_rank",
+    "cross",
+    "diagonal",
+    "outer",
+    "tensordot",
+    "trace",
+    "matrix_transpose",
+    "vecdot",
+    "svdvals",
+    "vector_norm",
+    "matrix_norm",
+]
 
 
 def _t(xp, a):
@@ -36,8 +62,11 @@ def _t(xp, a):
 # ------------------------------------------------------------------ norms
 def _norm_core(xp, x, y, g, axis, keepdims, ord):
     nd = x.ndim
-    vector = isinstance(axis, int) or (axis is not None and len(axis) == 1) or \
-        (axis is None and (nd == 1 or ord is None))
+    vector = (
+        isinstance(axis, int)
+        or (axis is not None and len(axis) == 1)
+        or (axis is None and (nd == 1 or ord is None))
+    )
     if not keepdims:
         axes = _axes(axis, nd)
         y, g = xp.expand_dims(xp.asarray(y), axes), xp.expand_dims(xp.asarray(g), axes)
@@ -45,14 +74,25 @@ def _norm_core(xp, x, y, g, axis, keepdims, ord):
         return g * xp.where(y == 0, 0, x / xp.where(y == 0, 1, y))
     if ord == 1 and vector:
         return g * xp.sign(x)
-    raise ValueError(f"norm: the gradient for ord={ord!r} is not supported "
-                     "(None, 'fro', and 1 or 2 for vectors are)")
+    raise ValueError(
+        f"norm: the gradient for ord={ord!r} is not supported "
+        "(None, 'fro', and 1 or 2 for vectors are)"
+    )
 
 
 def _norm_grad(ctx, g):
     x = ctx.ins[0]
-    return [_norm_core(ctx.xp, x, ctx.out, g, _arg(ctx, 2, "axis"),
-                       _arg(ctx, 3, "keepdims", False), _arg(ctx, 1, "ord"))]
+    return [
+        _norm_core(
+            ctx.xp,
+            x,
+            ctx.out,
+            g,
+            _arg(ctx, 2, "axis"),
+            _arg(ctx, 3, "keepdims", False),
+            _arg(ctx, 1, "ord"),
+        )
+    ]
 
 
 def _vector_norm(xp, x, axis=None, keepdims: bool = False, ord=2):
@@ -75,8 +115,17 @@ def _matrix_norm(xp, x, keepdims: bool = False, ord: str = "fro"):
 def _matrix_norm_grad(ctx, g):
     x = ctx.ins[0]
     ord = _arg(ctx, 2, "ord", "fro")
-    return [_norm_core(ctx.xp, x, ctx.out, g, (x.ndim - 2, x.ndim - 1),
-                       _arg(ctx, 1, "keepdims", False), "fro" if ord == "fro" else ord)]
+    return [
+        _norm_core(
+            ctx.xp,
+            x,
+            ctx.out,
+            g,
+            (x.ndim - 2, x.ndim - 1),
+            _arg(ctx, 1, "keepdims", False),
+            "fro" if ord == "fro" else ord,
+        )
+    ]
 
 
 # ------------------------------------------------------------------ matrix functions
@@ -173,8 +222,7 @@ def _svd(xp, a, full_matrices: bool = False, compute_uv: bool = True, hermitian:
 def _svd_grad(ctx, g):
     xp = ctx.xp
     if not isinstance(ctx.out, tuple):
-        raise ValueError("svd: the gradient with compute_uv=False is not supported; use "
-                         "svdvals")
+        raise ValueError("svd: the gradient with compute_uv=False is not supported; use svdvals")
     u, s, vh = ctx.out
     if u.shape[-1] != s.shape[-1] or vh.shape[-2] != s.shape[-1]:
         raise ValueError("svd: the gradient needs full_matrices=False")
@@ -197,6 +245,7 @@ def _eig(xp, a):
     if xp.__name__ == "numpy" or hasattr(xp.linalg, "eig"):
         return xp.linalg.eig(a)
     import numpy
+
     w, v = numpy.linalg.eig(xp.asnumpy(a))
     return xp.asarray(w), xp.asarray(v)
 
@@ -205,6 +254,7 @@ def _eigvals(xp, a):
     if xp.__name__ == "numpy" or hasattr(xp.linalg, "eigvals"):
         return xp.linalg.eigvals(a)
     import numpy
+
     return xp.asarray(numpy.linalg.eigvals(xp.asnumpy(a)))
 
 
@@ -223,10 +273,14 @@ ROWS = [
     Row("eigh", grad=_eigh_grad, module=_L),
     Row("eigvalsh", grad=_eigvalsh_grad, module=_L, graph=True),
     # not differentiable here
-    Row("qr", module=_L), Row("pinv", module=_L), Row("lstsq", module=_L),
-    Row("tensorinv", module=_L), Row("tensorsolve", module=_L),
+    Row("qr", module=_L),
+    Row("pinv", module=_L),
+    Row("lstsq", module=_L),
+    Row("tensorinv", module=_L),
+    Row("tensorsolve", module=_L),
     Row("matrix_rank", module=_L),
-    Row("eig", _eig, module=_L), Row("eigvals", _eigvals, module=_L),
+    Row("eig", _eig, module=_L),
+    Row("eigvals", _eigvals, module=_L),
 ]
 
 globals().update({row.name: make(row) for row in ROWS})

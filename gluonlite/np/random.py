@@ -15,6 +15,7 @@ differentiable in their array parameters (reparameterised: the noise is held fix
 >>> bool((mx.np.random.normal(0, 1, size=(2,), device=mx.cpu(1)).asnumpy() == a.asnumpy()).all())
 True
 """
+
 from __future__ import annotations
 
 import numpy
@@ -28,10 +29,31 @@ from ..autograd import Node, _recording, requires_grad
 from ..ndarray import ndarray, _device_mismatch, _unbroadcast
 from ._dispatch import renamed_error
 
-__all__ = ["randint", "uniform", "normal", "choice", "rand", "multinomial",
-           "multivariate_normal", "logistic", "gumbel", "f", "laplace", "shuffle", "randn",
-           "gamma", "beta", "chisquare", "exponential", "lognormal", "weibull", "pareto",
-           "power", "rayleigh", "seed"]
+__all__ = [
+    "randint",
+    "uniform",
+    "normal",
+    "choice",
+    "rand",
+    "multinomial",
+    "multivariate_normal",
+    "logistic",
+    "gumbel",
+    "f",
+    "laplace",
+    "shuffle",
+    "randn",
+    "gamma",
+    "beta",
+    "chisquare",
+    "exponential",
+    "lognormal",
+    "weibull",
+    "pareto",
+    "power",
+    "rayleigh",
+    "seed",
+]
 
 _F32 = numpy.dtype(numpy.float32)
 _I64 = numpy.dtype(numpy.int64)
@@ -124,13 +146,19 @@ def _sampler(name, method, params, default_dtype):
             raise renamed_error(name, e) from None
         dt = default_dtype if dtype is None else _backend.dtype_of(dtype)
         res = _place(name, drawn, dt, target, out)
-        if name in REPARAMETERISED and _recording.get() and any(
-                isinstance(v, ndarray) and requires_grad(v) for v in given):
+        if (
+            name in REPARAMETERISED
+            and _recording.get()
+            and any(isinstance(v, ndarray) and requires_grad(v) for v in given)
+        ):
             _attach_reparam(name, res, given, host, drawn)
         return res
+
     sample.__name__ = sample.__qualname__ = name
-    sample.__doc__ = (f"Samples of MXNet's ``np.random.{name}`` (NumPy's ``{method}``), "
-                      f"{default_dtype} unless ``dtype`` is given, on ``device``.")
+    sample.__doc__ = (
+        f"Samples of MXNet's ``np.random.{name}`` (NumPy's ``{method}``), "
+        f"{default_dtype} unless ``dtype`` is given, on ``device``."
+    )
     return sample
 
 
@@ -150,16 +178,21 @@ def _lognormal(y, mean, sigma):
     return y, y * (numpy.log(y) - mean) / sigma
 
 
-REPARAMETERISED = {"normal": _loc_scale, "logistic": _loc_scale, "gumbel": _loc_scale,
-                   "laplace": _loc_scale, "uniform": _low_high, "lognormal": _lognormal,
-                   "exponential": lambda y, scale: (y / scale,),
-                   "rayleigh": lambda y, scale: (y / scale,)}
+REPARAMETERISED = {
+    "normal": _loc_scale,
+    "logistic": _loc_scale,
+    "gumbel": _loc_scale,
+    "laplace": _loc_scale,
+    "uniform": _low_high,
+    "lognormal": _lognormal,
+    "exponential": lambda y, scale: (y / scale,),
+    "rayleigh": lambda y, scale: (y / scale,),
+}
 
 
 def _attach_reparam(name, res, given, host, drawn) -> None:
     y = numpy.asarray(drawn, dtype=numpy.float64)
-    partials = REPARAMETERISED[name](y, *[numpy.asarray(h, dtype=numpy.float64)
-                                          for h in host])
+    partials = REPARAMETERISED[name](y, *[numpy.asarray(h, dtype=numpy.float64) for h in host])
     inputs = tuple(v for v in given if isinstance(v, ndarray))
     wanted = [(d, v) for d, v in zip(partials, given) if isinstance(v, ndarray)]
     device = res.device
@@ -170,29 +203,50 @@ def _attach_reparam(name, res, given, host, drawn) -> None:
             dd = _backend.transfer(d.astype(g.dtype), _HOST, device)
             grads.append(_unbroadcast(g * dd, v.shape))
         return tuple(grads)
+
     res._node = Node(inputs, backward, f"random.{name}")
 
 
 globals().update({name: _sampler(name, *row) for name, row in DISTRIBUTIONS.items()})
 
 
-def rand(*size: int, dtype: DTypeLike = None, device: Device | None = None,
-         ctx: Device | None = None) -> ndarray:
+def rand(
+    *size: int, dtype: DTypeLike = None, device: Device | None = None, ctx: Device | None = None
+) -> ndarray:
     """Uniform samples in [0, 1) of shape ``size``."""
-    return uniform(0.0, 1.0, size=size or None, dtype=dtype, device=device,  # noqa: F821
-                   ctx=ctx)
+    return uniform(  # noqa: F821
+        0.0,
+        1.0,
+        size=size or None,
+        dtype=dtype,
+        device=device,
+        ctx=ctx,
+    )
 
 
-def randn(*size: int, dtype: DTypeLike = None, device: Device | None = None,
-          ctx: Device | None = None) -> ndarray:
+def randn(
+    *size: int, dtype: DTypeLike = None, device: Device | None = None, ctx: Device | None = None
+) -> ndarray:
     """Standard normal samples of shape ``size``."""
-    return normal(0.0, 1.0, size=size or None, dtype=dtype, device=device,  # noqa: F821
-                  ctx=ctx)
+    return normal(  # noqa: F821
+        0.0,
+        1.0,
+        size=size or None,
+        dtype=dtype,
+        device=device,
+        ctx=ctx,
+    )
 
 
-def choice(a: int | ArrayLike, size: int | tuple[int, ...] | None = None, replace: bool = True,
-           p: ArrayLike | None = None, device: Device | None = None, ctx: Device | None = None,
-           out: ndarray | None = None) -> ndarray:
+def choice(
+    a: int | ArrayLike,
+    size: int | tuple[int, ...] | None = None,
+    replace: bool = True,
+    p: ArrayLike | None = None,
+    device: Device | None = None,
+    ctx: Device | None = None,
+    out: ndarray | None = None,
+) -> ndarray:
     """Samples from ``a`` (an int: ``arange(a)``, int64; else the array's elements)."""
     target = _target([a, p], device, ctx)
     host_a = _host_param("choice", a, target)
@@ -205,32 +259,53 @@ def choice(a: int | ArrayLike, size: int | tuple[int, ...] | None = None, replac
     return _place("choice", drawn, dtype, target, out)
 
 
-def multinomial(n: int, pvals: ArrayLike, size: int | tuple[int, ...] | None = None,
-                device: Device | None = None, ctx: Device | None = None) -> ndarray:
+def multinomial(
+    n: int,
+    pvals: ArrayLike,
+    size: int | tuple[int, ...] | None = None,
+    device: Device | None = None,
+    ctx: Device | None = None,
+) -> ndarray:
     """Counts of ``n`` draws over categories with probabilities ``pvals`` (int64)."""
     target = _target([pvals], device, ctx)
     try:
-        drawn = _random.generator().multinomial(n, _host_param("multinomial", pvals, target),
-                                                size=size)
+        drawn = _random.generator().multinomial(
+            n, _host_param("multinomial", pvals, target), size=size
+        )
     except (ValueError, TypeError) as e:
         raise renamed_error("multinomial", e) from None
     return _place("multinomial", drawn, _I64, target, None)
 
 
-def multivariate_normal(mean: ArrayLike, cov: ArrayLike, size: int | tuple[int, ...] | None = None,
-                        check_valid: str = "warn", tol: float = 1e-8, dtype: DTypeLike = None,
-                        device: Device | None = None, ctx: Device | None = None) -> ndarray:
+def multivariate_normal(
+    mean: ArrayLike,
+    cov: ArrayLike,
+    size: int | tuple[int, ...] | None = None,
+    check_valid: str = "warn",
+    tol: float = 1e-8,
+    dtype: DTypeLike = None,
+    device: Device | None = None,
+    ctx: Device | None = None,
+) -> ndarray:
     """Samples of N(mean, cov): shape ``size + mean.shape`` (float32 by default)."""
     target = _target([mean, cov], device, ctx)
     try:
         drawn = _random.generator().multivariate_normal(
             _host_param("multivariate_normal", mean, target),
-            _host_param("multivariate_normal", cov, target), size=size,
-            check_valid=check_valid, tol=tol)
+            _host_param("multivariate_normal", cov, target),
+            size=size,
+            check_valid=check_valid,
+            tol=tol,
+        )
     except (ValueError, TypeError) as e:
         raise renamed_error("multivariate_normal", e) from None
-    return _place("multivariate_normal", drawn,
-                  _F32 if dtype is None else _backend.dtype_of(dtype), target, None)
+    return _place(
+        "multivariate_normal",
+        drawn,
+        _F32 if dtype is None else _backend.dtype_of(dtype),
+        target,
+        None,
+    )
 
 
 def shuffle(x: ndarray) -> None:

@@ -4,6 +4,7 @@
 >>> sorted({'fully_connected', 'convolution', 'batch_norm', 'rnn', 'save'} - set(mx.npx.__all__))
 []
 """
+
 from . import nn, utils
 from .nn import *  # noqa: F401,F403
 from .utils import *  # noqa: F401,F403

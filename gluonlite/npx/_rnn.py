@@ -23,6 +23,7 @@ direction's ``h2h_weight`` in the weight group (MXNet's ``gluon.rnn`` packs it s
 >>> out.shape
 (2, 1, 4)
 """
+
 from __future__ import annotations
 
 import numpy
@@ -38,8 +39,14 @@ __all__ = ["rnn", "param_size"]
 _GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
 
 
-def param_size(mode: str, num_layers: int, input_size: int, state_size: int,
-               bidirectional: bool = False, projection_size: int | None = None) -> int:
+def param_size(
+    mode: str,
+    num_layers: int,
+    input_size: int,
+    state_size: int,
+    bidirectional: bool = False,
+    projection_size: int | None = None,
+) -> int:
     """Length of the packed parameter vector for these settings (MXNet's layout)."""
     gates, dirs = _GATES[mode], 2 if bidirectional else 1
     out = state_size if projection_size is None else projection_size
@@ -52,8 +59,15 @@ def param_size(mode: str, num_layers: int, input_size: int, state_size: int,
     return size
 
 
-def _unpack(parameters: ndarray, mode: str, num_layers: int, input_size: int, h: Any,
-            dirs: int, proj: int | None) -> Any:
+def _unpack(
+    parameters: ndarray,
+    mode: str,
+    num_layers: int,
+    input_size: int,
+    h: Any,
+    dirs: int,
+    proj: int | None,
+) -> Any:
     """``{(layer, direction): (w_i2h, w_h2h, b_i2h, b_h2h, w_h2r)}`` as recorded slices
     (``w_h2r`` None without a projection)."""
     g = _GATES[mode] * h
@@ -68,18 +82,31 @@ def _unpack(parameters: ndarray, mode: str, num_layers: int, input_size: int, h:
         found = []
         for shape in parts:
             n = shape[0] * shape[1]
-            found.append(parameters[offset:offset + n].reshape(shape))
+            found.append(parameters[offset : offset + n].reshape(shape))
             offset += n
         weights[key] = found
     for key in shapes:
-        biases[key] = (parameters[offset:offset + g], parameters[offset + g:offset + 2 * g])
+        biases[key] = (parameters[offset : offset + g], parameters[offset + g : offset + 2 * g])
         offset += 2 * g
-    return {key: (weights[key][0], weights[key][1]) + biases[key]
-            + (weights[key][2] if proj is not None else None,) for key in shapes}
+    return {
+        key: (weights[key][0], weights[key][1])
+        + biases[key]
+        + (weights[key][2] if proj is not None else None,)
+        for key in shapes
+    }
 
 
-def _cell(mode: str, xt: Any, h: Any, c: Any, w_h2h: Any, b_h2h: Any, hidden: int,
-          clip_range: Any, w_h2r: Any = None) -> Any:
+def _cell(
+    mode: str,
+    xt: Any,
+    h: Any,
+    c: Any,
+    w_h2h: Any,
+    b_h2h: Any,
+    hidden: int,
+    clip_range: Any,
+    w_h2r: Any = None,
+) -> Any:
     """One time step: (h', c') from the input projection ``xt`` and the state (``h`` is
     the projected state when ``w_h2r`` is given)."""
     hw = fully_connected(h, w_h2h, b_h2h, num_hidden=w_h2h.shape[0])
@@ -89,9 +116,9 @@ def _cell(mode: str, xt: Any, h: Any, c: Any, w_h2h: Any, b_h2h: Any, hidden: in
     if mode == "lstm":
         gates = xt + hw
         i = activation(gates[:, :H], "sigmoid")
-        f = activation(gates[:, H:2 * H], "sigmoid")
-        cand = activation(gates[:, 2 * H:3 * H], "tanh")
-        o = activation(gates[:, 3 * H:], "sigmoid")
+        f = activation(gates[:, H : 2 * H], "sigmoid")
+        cand = activation(gates[:, 2 * H : 3 * H], "tanh")
+        o = activation(gates[:, 3 * H :], "sigmoid")
         c = f * c + i * cand
         if clip_range is not None:
             c = clip(c, *clip_range)
@@ -100,13 +127,21 @@ def _cell(mode: str, xt: Any, h: Any, c: Any, w_h2h: Any, b_h2h: Any, hidden: in
             out = fully_connected(out, w_h2r, None, num_hidden=w_h2r.shape[0], no_bias=True)
         return out, c
     r = activation(xt[:, :H] + hw[:, :H], "sigmoid")
-    z = activation(xt[:, H:2 * H] + hw[:, H:2 * H], "sigmoid")
-    n = activation(xt[:, 2 * H:] + r * hw[:, 2 * H:], "tanh")
+    z = activation(xt[:, H : 2 * H] + hw[:, H : 2 * H], "sigmoid")
+    n = activation(xt[:, 2 * H :] + r * hw[:, 2 * H :], "tanh")
     return (1 - z) * n + z * h, None
 
 
-def _check(data: Any, parameters: Any, state: Any, state_cell: Any,
-           mode: str, state_size: int, num_layers: int, projection_size: int | None) -> None:
+def _check(
+    data: Any,
+    parameters: Any,
+    state: Any,
+    state_cell: Any,
+    mode: str,
+    state_size: int,
+    num_layers: int,
+    projection_size: int | None,
+) -> None:
     for name, value in (("data", data), ("parameters", parameters), ("state", state)):
         _check_array("rnn", name, value)
     if mode not in _GATES:
@@ -116,29 +151,44 @@ def _check(data: Any, parameters: Any, state: Any, state_cell: Any,
             raise ValueError(f"rnn: {name} must be a positive int, got {value!r}")
     if projection_size is not None:
         if mode != "lstm":
-            raise ValueError(f"rnn: projection_size is only supported for mode='lstm' "
-                             f"(LSTMP), got mode={mode!r}")
-        if isinstance(projection_size, bool) or \
-                not isinstance(projection_size, (int, numpy.integer)) or projection_size < 1:
-            raise ValueError(f"rnn: projection_size must be a positive int or None, got "
-                             f"{projection_size!r}")
+            raise ValueError(
+                f"rnn: projection_size is only supported for mode='lstm' (LSTMP), got mode={mode!r}"
+            )
+        if (
+            isinstance(projection_size, bool)
+            or not isinstance(projection_size, (int, numpy.integer))
+            or projection_size < 1
+        ):
+            raise ValueError(
+                f"rnn: projection_size must be a positive int or None, got {projection_size!r}"
+            )
     if mode == "lstm":
         _check_array("rnn", "state_cell", state_cell)
     if data.ndim != 3:
-        raise ValueError(f"rnn: data must be (seq_len, batch, input_size), got shape "
-                         f"{data.shape}")
+        raise ValueError(f"rnn: data must be (seq_len, batch, input_size), got shape {data.shape}")
     if data.dtype.kind != "f" and data.dtype.name != "bfloat16":
         raise TypeError(f"rnn: data must be floating point, got {data.dtype}")
 
 
-def rnn(data: Any = None, parameters: Any = None,
-        state: Any = None, state_cell: Any = None,
-        sequence_length: ndarray | None = None, mode: Any = None,
-        state_size: Any = None, num_layers: Any = None, bidirectional: bool = False,
-        state_outputs: bool = False, p: float = 0.0, use_sequence_length: bool = False,
-        projection_size: int | None = None, lstm_state_clip_min: float | None = None,
-        lstm_state_clip_max: float | None = None,
-        lstm_state_clip_nan: bool = False, **kwargs: Any) -> Any:
+def rnn(
+    data: Any = None,
+    parameters: Any = None,
+    state: Any = None,
+    state_cell: Any = None,
+    sequence_length: ndarray | None = None,
+    mode: Any = None,
+    state_size: Any = None,
+    num_layers: Any = None,
+    bidirectional: bool = False,
+    state_outputs: bool = False,
+    p: float = 0.0,
+    use_sequence_length: bool = False,
+    projection_size: int | None = None,
+    lstm_state_clip_min: float | None = None,
+    lstm_state_clip_max: float | None = None,
+    lstm_state_clip_nan: bool = False,
+    **kwargs: Any,
+) -> Any:
     """MXNet's fused RNN over ``data`` of shape (seq_len, batch, input_size).
 
     ``state`` (and ``state_cell`` for LSTM) is (num_layers * directions, batch,
@@ -161,15 +211,22 @@ def rnn(data: Any = None, parameters: Any = None,
     P = None if projection_size is None else int(projection_size)
     expected = param_size(mode, num_layers, input_size, H, bidirectional, P)
     if parameters.shape != (expected,):
-        raise ValueError(f"rnn: parameters has shape {parameters.shape}, expected "
-                         f"({expected},) for mode={mode}, num_layers={num_layers}, "
-                         f"input_size={input_size}, state_size={H}, "
-                         f"bidirectional={bidirectional}, projection_size={P}")
-    for name, value, width in (("state", state, H if P is None else P),
-                               ("state_cell", state_cell, H)):
+        raise ValueError(
+            f"rnn: parameters has shape {parameters.shape}, expected "
+            f"({expected},) for mode={mode}, num_layers={num_layers}, "
+            f"input_size={input_size}, state_size={H}, "
+            f"bidirectional={bidirectional}, projection_size={P}"
+        )
+    for name, value, width in (
+        ("state", state, H if P is None else P),
+        ("state_cell", state_cell, H),
+    ):
         state_shape = (num_layers * dirs, batch, width)
-        if value is not None and mode in (("lstm",) if name == "state_cell" else _GATES) \
-                and value.shape != state_shape:
+        if (
+            value is not None
+            and mode in (("lstm",) if name == "state_cell" else _GATES)
+            and value.shape != state_shape
+        ):
             raise ValueError(f"rnn: {name} has shape {value.shape}, expected {state_shape}")
     clip_range = None
     if mode == "lstm" and (lstm_state_clip_min is not None or lstm_state_clip_max is not None):
@@ -180,8 +237,9 @@ def rnn(data: Any = None, parameters: Any = None,
             raise ValueError("rnn: use_sequence_length=True needs sequence_length")
         _check_same_device("rnn", data, sequence_length)
         if sequence_length.shape != (batch,):
-            raise ValueError(f"rnn: sequence_length has shape {sequence_length.shape}, "
-                             f"expected ({batch},)")
+            raise ValueError(
+                f"rnn: sequence_length has shape {sequence_length.shape}, expected ({batch},)"
+            )
         xp = data._xp
         with _backend.on(device):
             lengths = sequence_length._data.astype(xp.int64)
@@ -189,12 +247,12 @@ def rnn(data: Any = None, parameters: Any = None,
                 raise ValueError(f"rnn: sequence lengths must be in [1, {seq_len}]")
             steps = xp.arange(seq_len)[:, None]
             valid = steps < lengths[None, :]
-            masks = [ndarray(valid[t][:, None].astype(data.dtype), device)
-                     for t in range(seq_len)]
+            masks = [ndarray(valid[t][:, None].astype(data.dtype), device) for t in range(seq_len)]
             # Within each sequence's length the steps reverse; padding stays in place.
-            rev = (ndarray(xp.where(valid, lengths[None, :] - 1 - steps, steps), device),
-                   ndarray(xp.broadcast_to(xp.arange(batch), (seq_len, batch)).copy(),
-                           device))
+            rev = (
+                ndarray(xp.where(valid, lengths[None, :] - 1 - steps, steps), device),
+                ndarray(xp.broadcast_to(xp.arange(batch), (seq_len, batch)).copy(), device),
+            )
     weights = _unpack(parameters, mode, num_layers, input_size, H, dirs, P)
     h_out: list[Any] = []
     c_out: list[Any] = []
@@ -232,6 +290,3 @@ def rnn(data: Any = None, parameters: Any = None,
     if mode == "lstm":
         result.append(stack(c_out, axis=0))
     return result
-
-
-

@@ -35,6 +35,7 @@ gather per input element, no phase-layout buffers, the same sums in the same ord
 >>> mx.npx.pooling(x, kernel=(2, 2), stride=(2, 2), pool_type='avg').shape
 (1, 1, 2, 2)
 """
+
 from __future__ import annotations
 
 import itertools
@@ -79,8 +80,9 @@ def _spatial_tuple(op: str, name: str, value: Any, nd: int, default: int) -> tup
         return (int(value),) * nd
     t = tuple(int(v) for v in value)
     if len(t) != nd:
-        raise ValueError(f"{op}: {name}={tuple(value)} has {len(t)} entries, expected {nd} "
-                         f"for a {nd}-D kernel")
+        raise ValueError(
+            f"{op}: {name}={tuple(value)} has {len(t)} entries, expected {nd} for a {nd}-D kernel"
+        )
     return t
 
 
@@ -91,8 +93,10 @@ def _channels_last(op: str, layout: str | None, nd: int) -> bool:
         return False
     if layout == _LAYOUTS[nd][1]:
         return True
-    raise ValueError(f"{op}: layout {layout!r} does not fit a {nd}-D kernel; expected "
-                     f"{_LAYOUTS[nd][0]!r} or {_LAYOUTS[nd][1]!r}")
+    raise ValueError(
+        f"{op}: layout {layout!r} does not fit a {nd}-D kernel; expected "
+        f"{_LAYOUTS[nd][0]!r} or {_LAYOUTS[nd][1]!r}"
+    )
 
 
 def _compute_dtype(dtype: numpy.dtype[Any]) -> numpy.dtype[Any]:
@@ -111,18 +115,27 @@ class _Grid:
     ``(batch, *per_phase)``) is valid where its spatial index is below ``out``.
     """
 
-    def __init__(self, batch: int, spatial: Sequence[int], kernel: Sequence[int],
-                 stride: Sequence[int], dilate: Sequence[int], pad_lo: Sequence[int],
-                 pad_hi: Sequence[int]) -> None:
+    def __init__(
+        self,
+        batch: int,
+        spatial: Sequence[int],
+        kernel: Sequence[int],
+        stride: Sequence[int],
+        dilate: Sequence[int],
+        pad_lo: Sequence[int],
+        pad_hi: Sequence[int],
+    ) -> None:
         self.batch, self.spatial, self.kernel = batch, tuple(spatial), tuple(kernel)
         self.stride, self.pad_lo = tuple(stride), tuple(pad_lo)
         self.padded = tuple(n + lo + hi for n, lo, hi in zip(spatial, pad_lo, pad_hi))
-        self.out = tuple((p - d * (k - 1) - 1) // s + 1
-                         for p, k, s, d in zip(self.padded, kernel, stride, dilate))
+        self.out = tuple(
+            (p - d * (k - 1) - 1) // s + 1
+            for p, k, s, d in zip(self.padded, kernel, stride, dilate)
+        )
         self.per_phase = tuple(-(-p // s) for p, s in zip(self.padded, stride))
         self.rows = batch * math.prod(self.per_phase)
         self.phases = math.prod(stride)
-        row_stride = [math.prod(self.per_phase[i + 1:]) for i in range(len(spatial))]
+        row_stride = [math.prod(self.per_phase[i + 1 :]) for i in range(len(spatial))]
         offsets = []
         for tap in itertools.product(*(range(k) for k in kernel)):
             reach = [t * d for t, d in zip(tap, dilate)]
@@ -147,8 +160,9 @@ class _Grid:
             yield number, tuple(inner), tuple(outer)
 
 
-def _to_phases(xp: ModuleType, x_cl: RawArray, grid: _Grid, fill: float,
-               dtype: DTypeLike) -> RawArray:
+def _to_phases(
+    xp: ModuleType, x_cl: RawArray, grid: _Grid, fill: float, dtype: DTypeLike
+) -> RawArray:
     """``x_cl`` (batch, *spatial, C) padded with ``fill`` in the phase layout: an array of
     ``phases * rows + span`` rows of C (the tail keeps every tap's read in bounds)."""
     c = x_cl.shape[-1]
@@ -169,8 +183,7 @@ def _from_phases(xp: ModuleType, buf: RawArray, grid: _Grid, dtype: DTypeLike) -
     dropped."""
     c = buf.shape[-1]
     out = xp.empty((grid.batch,) + grid.spatial + (c,), dtype=dtype)
-    view = buf[:grid.phases * grid.rows].reshape(
-        (grid.phases, grid.batch) + grid.per_phase + (c,))
+    view = buf[: grid.phases * grid.rows].reshape((grid.phases, grid.batch) + grid.per_phase + (c,))
     for number, inner, outer in grid.phase_slices():
         out[(slice(None),) + outer] = view[number][(slice(None),) + inner]
     return out
@@ -197,17 +210,19 @@ def _take_rows(xp: ModuleType, src: RawArray, index: Any, out: Any) -> None:
         numpy.take(src, index, axis=0, out=out, mode="clip")
     else:
         from .. import _kernels
+
         _kernels.gather_rows(src, index, out)
 
 
-def _column_blocks(xp: ModuleType, src: RawArray, offsets: RawArray, rows: int,
-                   dtype: DTypeLike) -> RawArray:
+def _column_blocks(
+    xp: ModuleType, src: RawArray, offsets: RawArray, rows: int, dtype: DTypeLike
+) -> RawArray:
     """Yields ``(r0, n, block)``: the column block (n, K, width) of output rows r0..r0+n,
     ``block[r, j] = src[r0 + r + offsets[j]]``, cache-sized, in one reused buffer."""
     taps, width = len(offsets), src.shape[1]
     if taps == 1:  # a 1x1 kernel: the rows themselves, no copy
         off = int(offsets[0])
-        yield 0, rows, src[off:off + rows].reshape(rows, 1, width)
+        yield 0, rows, src[off : off + rows].reshape(rows, 1, width)
         return
     step = min(rows, max(_BLOCK_ROWS, _BLOCK_ELEMS // max(1, taps * width)))
     base = xp.asarray(numpy.arange(step)[:, None] + offsets[None, :])
@@ -219,8 +234,9 @@ def _column_blocks(xp: ModuleType, src: RawArray, offsets: RawArray, rows: int,
         yield r0, n, block
 
 
-def _gather_matmul(xp: ModuleType, src: RawArray, offsets: RawArray, rows: int, wmat: RawArray,
-                   dtype: DTypeLike) -> RawArray:
+def _gather_matmul(
+    xp: ModuleType, src: RawArray, offsets: RawArray, rows: int, wmat: RawArray, dtype: DTypeLike
+) -> RawArray:
     """``out[r] = sum_j src[r + offsets[j]] @ w[g, :, j].T`` per group ``g``.
 
     ``src`` (rows + span, G * cin); ``wmat`` (G, cout, K * cin), tap-major along its last
@@ -235,20 +251,21 @@ def _gather_matmul(xp: ModuleType, src: RawArray, offsets: RawArray, rows: int, 
         view = out.reshape(rows, groups, cout)
         view[...] = 0
         for j, off in enumerate(offsets.tolist()):
-            view += src[off:off + rows, :, None] * wmat[None, :, :, j]
+            view += src[off : off + rows, :, None] * wmat[None, :, :, j]
         return out
     for r0, n, block in _column_blocks(xp, src, offsets, rows, dtype):
         if groups == 1:
-            xp.matmul(block.reshape(n, taps * cin), wmat[0].T, out=out[r0:r0 + n])
+            xp.matmul(block.reshape(n, taps * cin), wmat[0].T, out=out[r0 : r0 + n])
             continue
         for g in range(groups):
-            part = block[:, :, g * cin:(g + 1) * cin].reshape(n, taps * cin)
-            out[r0:r0 + n, g * cout:(g + 1) * cout] = part @ wmat[g].T
+            part = block[:, :, g * cin : (g + 1) * cin].reshape(n, taps * cin)
+            out[r0 : r0 + n, g * cout : (g + 1) * cout] = part @ wmat[g].T
     return out
 
 
-def _gather_weight_grad(xp: ModuleType, src: RawArray, offsets: RawArray, dy: RawArray, groups: int,
-                        dtype: DTypeLike) -> RawArray:
+def _gather_weight_grad(
+    xp: ModuleType, src: RawArray, offsets: RawArray, dy: RawArray, groups: int, dtype: DTypeLike
+) -> RawArray:
     """The gradient of ``_gather_matmul``'s ``wmat`` for output gradient ``dy``
     (rows, G * cout): (G, cout, K * cin)."""
     rows = dy.shape[0]
@@ -256,20 +273,23 @@ def _gather_weight_grad(xp: ModuleType, src: RawArray, offsets: RawArray, dy: Ra
     cin, cout = width // groups, dy.shape[1] // groups
     if cin == 1 and groups > 1:
         dy3 = dy.reshape(rows, groups, cout)
-        grads = [xp.einsum("rg,rgm->gm", src[off:off + rows], dy3)
-                 for off in offsets.tolist()]
+        grads = [xp.einsum("rg,rgm->gm", src[off : off + rows], dy3) for off in offsets.tolist()]
         return xp.stack(grads, axis=2)
     dw = xp.zeros((groups, cout, taps * cin), dtype=dtype)
     for r0, n, block in _column_blocks(xp, src, offsets, rows, dtype):
         for g in range(groups):
-            part = block[:, :, g * cin:(g + 1) * cin].reshape(n, taps * cin) \
-                if groups > 1 else block.reshape(n, taps * cin)
-            dw[g] += dy[r0:r0 + n, g * cout:(g + 1) * cout].T @ part
+            part = (
+                block[:, :, g * cin : (g + 1) * cin].reshape(n, taps * cin)
+                if groups > 1
+                else block.reshape(n, taps * cin)
+            )
+            dw[g] += dy[r0 : r0 + n, g * cout : (g + 1) * cout].T @ part
     return dw
 
 
-def _input_grad(xp: ModuleType, dfull: RawArray, grid: _Grid, wmat_t: RawArray,
-                dtype: DTypeLike) -> RawArray:
+def _input_grad(
+    xp: ModuleType, dfull: RawArray, grid: _Grid, wmat_t: RawArray, dtype: DTypeLike
+) -> RawArray:
     """The input gradient (batch, *spatial, C) of a convolution whose output gradient is
     ``dfull`` (rows, G * cout, zero off the valid rows): per stride phase, the convolution
     of ``dfull`` with that phase's taps mirrored. ``wmat_t`` is (G, cin, K * cout), the
@@ -286,10 +306,14 @@ def _input_grad(xp: ModuleType, dfull: RawArray, grid: _Grid, wmat_t: RawArray,
     for p in sorted(set(phase.tolist())):
         # Output row q of this phase takes dfull[q - shift_j] through tap j.
         mine = numpy.flatnonzero(phase == p)
-        wmat_p = wmat_t if len(mine) == taps else \
-            per_tap[:, :, xp.asarray(mine), :].reshape(groups, cin, -1)
-        dbuf[p * rows:(p + 1) * rows] = _gather_matmul(xp, src, reach - shift[mine], rows,
-                                                       wmat_p, dtype)
+        wmat_p = (
+            wmat_t
+            if len(mine) == taps
+            else per_tap[:, :, xp.asarray(mine), :].reshape(groups, cin, -1)
+        )
+        dbuf[p * rows : (p + 1) * rows] = _gather_matmul(
+            xp, src, reach - shift[mine], rows, wmat_p, dtype
+        )
     return _from_phases(xp, dbuf, grid, dtype)
 
 
@@ -311,14 +335,23 @@ class _Columns:
     is the mirrored convolution of the output gradient (``mirrored``) or col2im.
     """
 
-    def __init__(self, shape: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
-                 dilate: Sequence[int], pad: Sequence[int], num_filter: int) -> None:
+    def __init__(
+        self,
+        shape: Sequence[int],
+        kernel: Sequence[int],
+        stride: Sequence[int],
+        dilate: Sequence[int],
+        pad: Sequence[int],
+        num_filter: int,
+    ) -> None:
         self.batch, self.channels = shape[0], shape[1]
         self.spatial, self.kernel = tuple(shape[2:]), tuple(kernel)
         self.stride, self.dilate, self.pad = tuple(stride), tuple(dilate), tuple(pad)
         self.padded = tuple(n + 2 * p for n, p in zip(self.spatial, pad))
-        self.out = tuple((p - d * (k - 1) - 1) // s + 1
-                         for p, k, s, d in zip(self.padded, kernel, stride, dilate))
+        self.out = tuple(
+            (p - d * (k - 1) - 1) // s + 1
+            for p, k, s, d in zip(self.padded, kernel, stride, dilate)
+        )
         self.filters = int(num_filter)
         self.width = self.channels * math.prod(kernel)  # rows of a column block
         self.inner = math.prod(self.out[1:])  # positions per step of the first output axis
@@ -350,8 +383,11 @@ class _Columns:
         (col2im); writable when ``padded`` is."""
         st = padded.strides
         shape = (n1 - n0, self.channels) + self.kernel + (r1 - r0,) + self.out[1:]
-        strides = (st[0], st[1]) + tuple(a * d for a, d in zip(st[2:], self.dilate)) + \
-            tuple(a * s for a, s in zip(st[2:], self.stride))
+        strides = (
+            (st[0], st[1])
+            + tuple(a * d for a, d in zip(st[2:], self.dilate))
+            + tuple(a * s for a, s in zip(st[2:], self.stride))
+        )
         start = padded[(slice(n0, None), slice(None), slice(r0 * self.stride[0], None))]
         return as_strided(start, shape, strides)
 
@@ -368,11 +404,13 @@ class _Columns:
         return xp
 
     def interior(self) -> tuple[slice, ...]:
-        return (slice(None), slice(None)) + tuple(slice(p, p + n)
-                                                  for p, n in zip(self.pad, self.spatial))
+        return (slice(None), slice(None)) + tuple(
+            slice(p, p + n) for p, n in zip(self.pad, self.spatial)
+        )
 
-    def columns(self, buf: RawArray, xp: RawArray, block: tuple[int, int, int, int],
-                images_first: bool) -> RawArray:
+    def columns(
+        self, buf: RawArray, xp: RawArray, block: tuple[int, int, int, int], images_first: bool
+    ) -> RawArray:
         """The block's columns in ``buf``: (images, C*K, positions) when
         ``images_first``, else (C*K, images * positions)."""
         n0, n1, r0, r1 = block
@@ -380,10 +418,9 @@ class _Columns:
         nb, count = n1 - n0, (r1 - r0) * self.inner
         if not images_first:
             view = self.images_inner(view)
-        col = buf[:nb * self.width * count].reshape(view.shape)
+        col = buf[: nb * self.width * count].reshape(view.shape)
         numpy.copyto(col, view)
-        return col.reshape((nb, self.width, count) if images_first else
-                           (self.width, nb * count))
+        return col.reshape((nb, self.width, count) if images_first else (self.width, nb * count))
 
     def images_inner(self, view: RawArray) -> RawArray:
         """``taps``' view with the images axis moved behind the kernel taps, so that
@@ -391,8 +428,7 @@ class _Columns:
         nd = len(self.kernel)
         return view.transpose((*range(1, nd + 2), 0, *range(nd + 2, view.ndim)))
 
-    def forward(self, xp: RawArray, wmat: RawArray, bias: RawArray | None,
-                dtype: Any) -> RawArray:
+    def forward(self, xp: RawArray, wmat: RawArray, bias: RawArray | None, dtype: Any) -> RawArray:
         """``y`` (N, F, *out) of the padded input ``xp`` and ``wmat`` (F, C*K)."""
         y = numpy.empty((self.batch, self.filters) + self.out, dtype=dtype)
         y3 = y.reshape(self.batch, self.filters, -1)
@@ -400,10 +436,10 @@ class _Columns:
         yt_buf: Any = numpy.empty(self.filters * self.cols, dtype=dtype) if self.transpose else None
         for block in self.blocks():
             n0, n1, r0, r1 = block
-            target = y3[n0:n1, :, r0 * self.inner:r1 * self.inner]
+            target = y3[n0:n1, :, r0 * self.inner : r1 * self.inner]
             if self.transpose:
                 nb, count = target.shape[0], target.shape[2]
-                yt = yt_buf[:self.filters * nb * count].reshape(self.filters, nb * count)
+                yt = yt_buf[: self.filters * nb * count].reshape(self.filters, nb * count)
                 numpy.matmul(wmat, self.columns(buf, xp, block, False), out=yt)
                 numpy.copyto(target, yt.reshape(self.filters, nb, count).transpose(1, 0, 2))
             else:
@@ -412,8 +448,9 @@ class _Columns:
                 target += bias[:, None]
         return y
 
-    def backward(self, dy: RawArray, xp: RawArray, wmat: RawArray, need_data: bool,
-                 need_weight: bool) -> tuple[RawArray | None, RawArray | None]:
+    def backward(
+        self, dy: RawArray, xp: RawArray, wmat: RawArray, need_data: bool, need_weight: bool
+    ) -> tuple[RawArray | None, RawArray | None]:
         """(dx, dwmat) for the output gradient ``dy`` (N, F, *out); None where not
         needed."""
         dtype = dy.dtype
@@ -429,9 +466,9 @@ class _Columns:
         for block in self.blocks():
             n0, n1, r0, r1 = block
             nb, count = n1 - n0, (r1 - r0) * self.inner
-            dyb = dy3[n0:n1, :, r0 * self.inner:r1 * self.inner]
+            dyb = dy3[n0:n1, :, r0 * self.inner : r1 * self.inner]
             if transpose:
-                dyt = dyt_buf[:self.filters * nb * count].reshape(self.filters, nb, count)
+                dyt = dyt_buf[: self.filters * nb * count].reshape(self.filters, nb, count)
                 numpy.copyto(dyt, dyb.transpose(1, 0, 2))
                 dyt = dyt.reshape(self.filters, nb * count)
             if need_weight:
@@ -449,7 +486,7 @@ class _Columns:
             if need_data:
                 view = self.taps(dxp, n0, n1, r0, r1)
                 # col2im: the columns' gradient added back tap by tap.
-                dcol = buf[:self.width * nb * count]
+                dcol = buf[: self.width * nb * count]
                 if transpose:
                     view = self.images_inner(view)
                     numpy.matmul(wmat.T, dyt, out=dcol.reshape(self.width, nb * count))
@@ -462,8 +499,9 @@ class _Columns:
                     view[index] += dcol[index]
         dx = None
         if mirror is not None:
-            dx = mirror.forward(mirror.pad_input(dy, dtype), self.mirrored_weight(wmat), None,
-                                dtype)
+            dx = mirror.forward(
+                mirror.pad_input(dy, dtype), self.mirrored_weight(wmat), None, dtype
+            )
         elif need_data:
             dx = numpy.ascontiguousarray(dxp[self.interior()]) if any(self.pad) else dxp
         return dx, dw
@@ -478,18 +516,24 @@ class _Columns:
         transposing copy (about three times a plain copy), costs more than col2im saves
         (measured on ResNet-18's 4x4 stage at batch 8)."""
         pad = tuple(d * (k - 1) - p for d, k, p in zip(self.dilate, self.kernel, self.pad))
-        if max(self.stride) > 1 or min(pad) < 0 or \
-                self.batch * math.prod(self.out) < self.filters:
+        if max(self.stride) > 1 or min(pad) < 0 or self.batch * math.prod(self.out) < self.filters:
             return None
-        return _Columns((self.batch, self.filters) + self.out, self.kernel, self.stride,
-                        self.dilate, pad, self.channels)
+        return _Columns(
+            (self.batch, self.filters) + self.out,
+            self.kernel,
+            self.stride,
+            self.dilate,
+            pad,
+            self.channels,
+        )
 
     def mirrored_weight(self, wmat: RawArray) -> RawArray:
         """``wmat`` (F, C*K) as the mirrored convolution's (C, F*K)."""
         taps = math.prod(self.kernel)
         w = numpy.empty((self.channels, self.filters, taps), dtype=wmat.dtype)
-        numpy.copyto(w, wmat.reshape(self.filters, self.channels, taps)[:, :, ::-1]
-                     .transpose(1, 0, 2))
+        numpy.copyto(
+            w, wmat.reshape(self.filters, self.channels, taps)[:, :, ::-1].transpose(1, 0, 2)
+        )
         return w.reshape(self.channels, -1)
 
 
@@ -505,8 +549,9 @@ def _from_cl(xp: ModuleType, y: RawArray, channels_last: bool) -> RawArray:
     return xp.ascontiguousarray(y if channels_last else xp.moveaxis(y, -1, 1))
 
 
-def _weight_matrix(xp: ModuleType, w: RawArray, groups: int, channels_last: bool,
-                   compute: numpy.dtype[Any]) -> RawArray:
+def _weight_matrix(
+    xp: ModuleType, w: RawArray, groups: int, channels_last: bool, compute: numpy.dtype[Any]
+) -> RawArray:
     """Conv weight (F, C/G, *k) or (F, *k, C/G) as (G, F/G, K * C/G), tap-major: a
     reshape for channels-last weights, one transposing copy otherwise."""
     w = w.astype(compute, copy=False)
@@ -521,12 +566,13 @@ def _transposed_matrix(xp: ModuleType, wmat: RawArray, taps: int) -> RawArray:
     groups, cout, width = wmat.shape
     cin = width // taps
     return xp.ascontiguousarray(
-        wmat.reshape(groups, cout, taps, cin).transpose(0, 3, 2, 1)).reshape(
-            groups, cin, taps * cout)
+        wmat.reshape(groups, cout, taps, cin).transpose(0, 3, 2, 1)
+    ).reshape(groups, cin, taps * cout)
 
 
-def _weight_from_matrix(xp: ModuleType, dwmat: RawArray, w_shape: tuple[int, ...],
-                        channels_last: bool, dtype: DTypeLike) -> RawArray:
+def _weight_from_matrix(
+    xp: ModuleType, dwmat: RawArray, w_shape: tuple[int, ...], channels_last: bool, dtype: DTypeLike
+) -> RawArray:
     """The inverse of ``_weight_matrix`` for a gradient."""
     if channels_last:
         return dwmat.reshape(w_shape).astype(dtype, copy=False)
@@ -535,38 +581,55 @@ def _weight_from_matrix(xp: ModuleType, dwmat: RawArray, w_shape: tuple[int, ...
     return xp.ascontiguousarray(xp.moveaxis(w, -1, 1)).astype(dtype, copy=False)
 
 
-def _conv_args(op: str, data: ndarray, weight: ndarray, bias: ndarray | None, kernel: Any,
-               stride: Any, dilate: Any, pad: Any, num_filter: int, num_group: int, no_bias: bool,
-               layout: str | None, transposed: bool = False, adj: Any = None) -> Any:
+def _conv_args(
+    op: str,
+    data: ndarray,
+    weight: ndarray,
+    bias: ndarray | None,
+    kernel: Any,
+    stride: Any,
+    dilate: Any,
+    pad: Any,
+    num_filter: int,
+    num_group: int,
+    no_bias: bool,
+    layout: str | None,
+    transposed: bool = False,
+    adj: Any = None,
+) -> Any:
     """Checks shared by convolution and deconvolution; returns the normalised geometry."""
     if no_bias:
         bias = None
     elif bias is None:
-        raise ValueError(f"{op}: bias is None but no_bias=False; pass a bias or "
-                         f"no_bias=True")
+        raise ValueError(f"{op}: bias is None but no_bias=False; pass a bias or no_bias=True")
     device = _check_same_device(op, data, weight, bias)
     if kernel is None or len(tuple(kernel)) == 0:
-        kernel = weight.shape[2:] if layout is None or str(layout)[1] == "C" \
-            else weight.shape[1:-1]
+        kernel = weight.shape[2:] if layout is None or str(layout)[1] == "C" else weight.shape[1:-1]
     kernel = tuple(int(k) for k in kernel)
     nd = len(kernel)
     cl = _channels_last(op, layout, nd)
     if data.ndim != nd + 2:
-        raise ValueError(f"{op}: a {nd}-D kernel {kernel} needs {nd + 2}-D data "
-                         f"({_LAYOUTS.get(nd, ('?',))[cl]}), got data of shape {data.shape}")
+        raise ValueError(
+            f"{op}: a {nd}-D kernel {kernel} needs {nd + 2}-D data "
+            f"({_LAYOUTS.get(nd, ('?',))[cl]}), got data of shape {data.shape}"
+        )
     stride = _spatial_tuple(op, "stride", stride, nd, 1)
     dilate = _spatial_tuple(op, "dilate", dilate, nd, 1)
     pad = _spatial_tuple(op, "pad", pad, nd, 0)
     adj = _spatial_tuple(op, "adj", adj, nd, 0)
     if min(kernel + stride + dilate) < 1 or min(pad + adj) < 0:
-        raise ValueError(f"{op}: kernel {kernel}, stride {stride} and dilate {dilate} must "
-                         f"be positive and pad {pad} non-negative")
+        raise ValueError(
+            f"{op}: kernel {kernel}, stride {stride} and dilate {dilate} must "
+            f"be positive and pad {pad} non-negative"
+        )
     groups = int(num_group)
     channels = data.shape[-1] if cl else data.shape[1]
     spatial = data.shape[1:-1] if cl else data.shape[2:]
     if groups < 1 or channels % groups:
-        raise ValueError(f"{op}: data of shape {data.shape} has {channels} channels, not "
-                         f"divisible by num_group={num_group}")
+        raise ValueError(
+            f"{op}: data of shape {data.shape} has {channels} channels, not "
+            f"divisible by num_group={num_group}"
+        )
     w_shape = weight.shape
     w_kernel = tuple(w_shape[1:-1] if cl else w_shape[2:])
     w_in = w_shape[-1] if cl else w_shape[1]
@@ -574,23 +637,40 @@ def _conv_args(op: str, data: ndarray, weight: ndarray, bias: ndarray | None, ke
         expect_first, expect_in = channels, int(num_filter) // groups
     else:
         expect_first, expect_in = int(num_filter), channels // groups
-    if (len(w_shape) != nd + 2 or w_kernel != kernel or w_shape[0] != expect_first
-            or w_in != expect_in or int(num_filter) % groups):
+    if (
+        len(w_shape) != nd + 2
+        or w_kernel != kernel
+        or w_shape[0] != expect_first
+        or w_in != expect_in
+        or int(num_filter) % groups
+    ):
         want = (expect_first,) + ((*kernel, expect_in) if cl else (expect_in, *kernel))
-        raise ValueError(f"{op}: weight of shape {weight.shape} does not fit data of shape "
-                         f"{data.shape} with kernel={kernel}, num_filter={num_filter}, "
-                         f"num_group={num_group}; expected {want}")
+        raise ValueError(
+            f"{op}: weight of shape {weight.shape} does not fit data of shape "
+            f"{data.shape} with kernel={kernel}, num_filter={num_filter}, "
+            f"num_group={num_group}; expected {want}"
+        )
     if bias is not None and bias.shape != (int(num_filter),):
         raise ValueError(f"{op}: bias of shape {bias.shape}, expected ({num_filter},)")
     return device, bias, kernel, stride, dilate, pad, adj, groups, cl, spatial
 
 
-def convolution(data: Any = None, weight: Any = None,
-                bias: ndarray | None = None, kernel: Any = None, stride: Any = None,
-                dilate: Any = None, pad: Any = None, num_filter: int = 1, num_group: int = 1,
-                workspace: int = 1024, no_bias: bool = False, cudnn_tune: str | None = None,
-                cudnn_off: bool = False,
-                layout: str | None = None) -> ndarray:
+def convolution(
+    data: Any = None,
+    weight: Any = None,
+    bias: ndarray | None = None,
+    kernel: Any = None,
+    stride: Any = None,
+    dilate: Any = None,
+    pad: Any = None,
+    num_filter: int = 1,
+    num_group: int = 1,
+    workspace: int = 1024,
+    no_bias: bool = False,
+    cudnn_tune: str | None = None,
+    cudnn_off: bool = False,
+    layout: str | None = None,
+) -> ndarray:
     """MXNet's ``Convolution``: 1-D, 2-D or 3-D, grouped (depthwise when ``num_group``
     equals the channels), dilated, strided, zero-padded.
 
@@ -606,35 +686,45 @@ def convolution(data: Any = None, weight: Any = None,
     del workspace, cudnn_tune, cudnn_off
     op = "convolution"
     device, bias, kernel, stride, dilate, pad, _, groups, cl, spatial = _conv_args(
-        op, data, weight, bias, kernel, stride, dilate, pad, num_filter, num_group, no_bias,
-        layout)
+        op, data, weight, bias, kernel, stride, dilate, pad, num_filter, num_group, no_bias, layout
+    )
     grid = _Grid(data.shape[0], spatial, kernel, stride, dilate, pad, pad)
     if min(grid.out) < 1:
-        raise ValueError(f"{op}: kernel {kernel} with dilate {dilate} is larger than the "
-                         f"padded input {grid.padded} (data of shape {data.shape}, pad "
-                         f"{pad})")
+        raise ValueError(
+            f"{op}: kernel {kernel} with dilate {dilate} is larger than the "
+            f"padded input {grid.padded} (data of shape {data.shape}, pad "
+            f"{pad})"
+        )
     xp, dtype = data._xp, data.dtype
     compute = _compute_dtype(dtype)
     inputs = (data, weight) if bias is None else (data, weight, bias)
-    geometry = dict(kernel=kernel, stride=stride, dilate=dilate, pad=pad,
-                    num_group=groups, layout=layout)
+    geometry = dict(
+        kernel=kernel, stride=stride, dilate=dilate, pad=pad, num_group=groups, layout=layout
+    )
 
     def graph(out: ndarray, g: ndarray) -> tuple[Any, ...]:
         # Recorded (create_graph): the input gradient is a deconvolution of g with the same
         # weight, the weight gradient a recorded op of (data, g), the bias' a sum.
         dx = dw = db = None
         if requires_grad(data):
-            dx = deconvolution(g, weight, num_filter=data.shape[-1 if cl else 1],
-                               target_shape=spatial, no_bias=True, **geometry)
+            dx = deconvolution(
+                g,
+                weight,
+                num_filter=data.shape[-1 if cl else 1],
+                target_shape=spatial,
+                no_bias=True,
+                **geometry,
+            )
         if requires_grad(weight):
             dw = _weight_grad(data, g, weight.shape, geometry)
         if bias is not None and requires_grad(bias):
             db = g.sum(axis=_non_channel_axes(g.ndim, cl))
-        return (dx, dw, db)[:len(inputs)]
+        return (dx, dw, db)[: len(inputs)]
 
     if xp is numpy and groups == 1 and not cl:
-        return _convolution_cpu(data, weight, bias, inputs, kernel, stride, dilate, pad,
-                                int(num_filter), compute, graph)
+        return _convolution_cpu(
+            data, weight, bias, inputs, kernel, stride, dilate, pad, int(num_filter), compute, graph
+        )
     with _backend.on(device):
         wmat = _weight_matrix(xp, weight._data, groups, cl, compute)
         buf = _to_phases(xp, _to_cl(xp, data._data, cl), grid, 0, compute)
@@ -658,7 +748,7 @@ def convolution(data: Any = None, weight: Any = None,
                 dw = _weight_from_matrix(xp, dwmat, weight.shape, cl, dtype)
             if bias is not None and requires_grad(bias):
                 db = dfull.sum(axis=0).astype(dtype, copy=False)
-        return (dx, dw, db)[:len(inputs)]
+        return (dx, dw, db)[: len(inputs)]
 
     return record_op(out, inputs, backward, graph)
 
@@ -667,30 +757,42 @@ def _non_channel_axes(ndim: int, channels_last: bool) -> tuple[int, ...]:
     return tuple(i for i in range(ndim) if i != (ndim - 1 if channels_last else 1))
 
 
-def _weight_grad(data: ndarray, dy: ndarray, w_shape: tuple[int, ...],
-                 geometry: dict[str, Any]) -> ndarray:
+def _weight_grad(
+    data: ndarray, dy: ndarray, w_shape: tuple[int, ...], geometry: dict[str, Any]
+) -> ndarray:
     """The weight gradient of ``convolution(data, W)`` for output gradient ``dy``, as a
     recorded op of (data, dy) (``create_graph``). Bilinear: its gradient for ``h`` (shaped
     like W) is ``deconvolution(dy, h)`` for data and ``convolution(data, h)`` for dy."""
     cl = _channels_last("convolution", geometry["layout"], len(geometry["kernel"]))
     spatial = data.shape[1:-1] if cl else data.shape[2:]
-    grid = _Grid(data.shape[0], spatial, geometry["kernel"], geometry["stride"],
-                 geometry["dilate"], geometry["pad"], geometry["pad"])
+    grid = _Grid(
+        data.shape[0],
+        spatial,
+        geometry["kernel"],
+        geometry["stride"],
+        geometry["dilate"],
+        geometry["pad"],
+        geometry["pad"],
+    )
     xp, dtype, device = data._xp, data.dtype, data._device
     compute = _compute_dtype(dtype)
     with _backend.on(device):
         buf = _to_phases(xp, _to_cl(xp, data._data, cl), grid, 0, compute)
-        dfull = _embed(xp, _to_cl(xp, dy._data.astype(compute, copy=False), cl), grid,
-                       compute)
-        dwmat = _gather_weight_grad(xp, buf, grid.offsets, dfull, geometry["num_group"],
-                                    compute)
+        dfull = _embed(xp, _to_cl(xp, dy._data.astype(compute, copy=False), cl), grid, compute)
+        dwmat = _gather_weight_grad(xp, buf, grid.offsets, dfull, geometry["num_group"], compute)
         out = ndarray(_weight_from_matrix(xp, dwmat, w_shape, cl, dtype), device)
 
     def vjp(h: ndarray) -> tuple[Any, Any]:
         dd = ddy = None
         if requires_grad(data):
-            dd = deconvolution(dy, h, num_filter=data.shape[-1 if cl else 1],
-                               target_shape=spatial, no_bias=True, **geometry)
+            dd = deconvolution(
+                dy,
+                h,
+                num_filter=data.shape[-1 if cl else 1],
+                target_shape=spatial,
+                no_bias=True,
+                **geometry,
+            )
         if requires_grad(dy):
             ddy = convolution(data, h, num_filter=w_shape[0], no_bias=True, **geometry)
         return dd, ddy
@@ -699,12 +801,23 @@ def _weight_grad(data: ndarray, dy: ndarray, w_shape: tuple[int, ...],
         with autograd.pause():
             grads = vjp(ndarray(h, device))
         return tuple(None if v is None else v._data for v in grads)
+
     return record_op(out, (data, dy), backward, lambda out, h: vjp(h))
 
 
-def _convolution_cpu(data: ndarray, weight: ndarray, bias: ndarray | None,
-                     inputs: tuple[Any, ...], kernel: Any, stride: Any, dilate: Any, pad: Any,
-                     num_filter: int, compute: Any, graph: Any) -> ndarray:
+def _convolution_cpu(
+    data: ndarray,
+    weight: ndarray,
+    bias: ndarray | None,
+    inputs: tuple[Any, ...],
+    kernel: Any,
+    stride: Any,
+    dilate: Any,
+    pad: Any,
+    num_filter: int,
+    compute: Any,
+    graph: Any,
+) -> ndarray:
     """``convolution`` of channels-first, ungrouped NumPy arrays through ``_Columns``."""
     dtype, device = data.dtype, data.device
     cols = _Columns(data.shape, kernel, stride, dilate, pad, num_filter)
@@ -716,23 +829,38 @@ def _convolution_cpu(data: ndarray, weight: ndarray, bias: ndarray | None,
     def backward(g: RawArray) -> tuple[Any, ...]:
         dy = numpy.ascontiguousarray(g, dtype=compute)
         dx, dw = cols.backward(dy, xp, wmat, requires_grad(data), requires_grad(weight))
-        grads = (None if dx is None else dx.astype(dtype, copy=False),
-                 None if dw is None else dw.reshape(weight.shape).astype(dtype, copy=False))
+        grads = (
+            None if dx is None else dx.astype(dtype, copy=False),
+            None if dw is None else dw.reshape(weight.shape).astype(dtype, copy=False),
+        )
         if bias is None:
             return grads
         db = None
         if requires_grad(bias):
             db = dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=(0, 2)).astype(dtype)
         return grads + (db,)
+
     return record_op(out, inputs, backward, graph)
 
 
-def deconvolution(data: Any = None, weight: Any = None, bias: ndarray | None = None,
-                  kernel: Any = None, stride: Any = None, dilate: Any = None, pad: Any = None,
-                  adj: Any = None, target_shape: Any = None, num_filter: int = 1,
-                  num_group: int = 1, workspace: int = 512, no_bias: bool = True,
-                  cudnn_tune: str | None = None, cudnn_off: bool = False,
-                  layout: str | None = None) -> ndarray:
+def deconvolution(
+    data: Any = None,
+    weight: Any = None,
+    bias: ndarray | None = None,
+    kernel: Any = None,
+    stride: Any = None,
+    dilate: Any = None,
+    pad: Any = None,
+    adj: Any = None,
+    target_shape: Any = None,
+    num_filter: int = 1,
+    num_group: int = 1,
+    workspace: int = 512,
+    no_bias: bool = True,
+    cudnn_tune: str | None = None,
+    cudnn_off: bool = False,
+    layout: str | None = None,
+) -> ndarray:
     """MXNet's ``Deconvolution`` (transposed convolution), the adjoint of ``convolution``.
 
     Args:
@@ -747,20 +875,39 @@ def deconvolution(data: Any = None, weight: Any = None, bias: ndarray | None = N
     del workspace, cudnn_tune, cudnn_off
     op = "deconvolution"
     device, bias, kernel, stride, dilate, pad, adj, groups, cl, spatial = _conv_args(
-        op, data, weight, bias, kernel, stride, dilate, pad, num_filter, num_group, no_bias,
-        layout, transposed=True, adj=adj)
-    base = tuple((n - 1) * s - 2 * p + d * (k - 1) + 1
-                 for n, s, p, d, k in zip(spatial, stride, pad, dilate, kernel))
+        op,
+        data,
+        weight,
+        bias,
+        kernel,
+        stride,
+        dilate,
+        pad,
+        num_filter,
+        num_group,
+        no_bias,
+        layout,
+        transposed=True,
+        adj=adj,
+    )
+    base = tuple(
+        (n - 1) * s - 2 * p + d * (k - 1) + 1
+        for n, s, p, d, k in zip(spatial, stride, pad, dilate, kernel)
+    )
     if target_shape is not None and len(tuple(target_shape)):
         target = _spatial_tuple(op, "target_shape", target_shape, len(kernel), 0)
         adj = tuple(t - b for t, b in zip(target, base))
     if any(not 0 <= a < max(s, d) for a, s, d in zip(adj, stride, dilate)):
-        raise ValueError(f"{op}: adj {adj} must be below stride {stride} or dilate "
-                         f"{dilate} (data of shape {data.shape})")
+        raise ValueError(
+            f"{op}: adj {adj} must be below stride {stride} or dilate "
+            f"{dilate} (data of shape {data.shape})"
+        )
     out_spatial = tuple(b + a for b, a in zip(base, adj))
     if min(out_spatial) < 1:
-        raise ValueError(f"{op}: data of shape {data.shape} with kernel {kernel}, stride "
-                         f"{stride} and pad {pad} gives an empty output {out_spatial}")
+        raise ValueError(
+            f"{op}: data of shape {data.shape} with kernel {kernel}, stride "
+            f"{stride} and pad {pad} gives an empty output {out_spatial}"
+        )
     # The convolution whose input gradient this is: input out_spatial, output spatial.
     grid = _Grid(data.shape[0], out_spatial, kernel, stride, dilate, pad, pad)
     xp, dtype = data._xp, data.dtype
@@ -769,8 +916,7 @@ def deconvolution(data: Any = None, weight: Any = None, bias: ndarray | None = N
         wmat = _weight_matrix(xp, weight._data, groups, cl, compute)
         x_cl = _to_cl(xp, data._data.astype(compute, copy=False), cl)
         xfull = _embed(xp, x_cl, grid, compute)
-        y = _input_grad(xp, xfull, grid, _transposed_matrix(xp, wmat, len(grid.offsets)),
-                        compute)
+        y = _input_grad(xp, xfull, grid, _transposed_matrix(xp, wmat, len(grid.offsets)), compute)
         if bias is not None:
             y += bias._data.astype(compute, copy=False)
         out = ndarray(_from_cl(xp, y, cl).astype(dtype, copy=False), device)
@@ -778,8 +924,7 @@ def deconvolution(data: Any = None, weight: Any = None, bias: ndarray | None = N
 
     def backward(g: RawArray) -> Any:
         with _backend.on(device):
-            gbuf = _to_phases(xp, _to_cl(xp, g.astype(compute, copy=False), cl), grid, 0,
-                              compute)
+            gbuf = _to_phases(xp, _to_cl(xp, g.astype(compute, copy=False), cl), grid, 0, compute)
             dx = dw = db = None
             if requires_grad(data):
                 dfull = _gather_matmul(xp, gbuf, grid.offsets, grid.rows, wmat, compute)
@@ -790,10 +935,11 @@ def deconvolution(data: Any = None, weight: Any = None, bias: ndarray | None = N
             if bias is not None and requires_grad(bias):
                 axes = tuple(i for i in range(g.ndim) if i != (g.ndim - 1 if cl else 1))
                 db = g.astype(compute).sum(axis=axes).astype(dtype, copy=False)
-        return (dx, dw, db)[:len(inputs)]
+        return (dx, dw, db)[: len(inputs)]
 
-    geometry = dict(kernel=kernel, stride=stride, dilate=dilate, pad=pad,
-                    num_group=groups, layout=layout)
+    geometry = dict(
+        kernel=kernel, stride=stride, dilate=dilate, pad=pad, num_group=groups, layout=layout
+    )
 
     def graph(out: ndarray, g: ndarray) -> tuple[Any, ...]:
         # Recorded (create_graph): deconvolution is convolution's input gradient, so its
@@ -801,13 +947,15 @@ def deconvolution(data: Any = None, weight: Any = None, bias: ndarray | None = N
         # convolution's weight gradient with the roles of input and output swapped.
         dx = dw = db = None
         if requires_grad(data):
-            dx = convolution(g, weight, num_filter=data.shape[-1 if cl else 1],
-                             no_bias=True, **geometry)
+            dx = convolution(
+                g, weight, num_filter=data.shape[-1 if cl else 1], no_bias=True, **geometry
+            )
         if requires_grad(weight):
             dw = _weight_grad(g, data, weight.shape, geometry)
         if bias is not None and requires_grad(bias):
             db = g.sum(axis=_non_channel_axes(g.ndim, cl))
-        return (dx, dw, db)[:len(inputs)]
+        return (dx, dw, db)[: len(inputs)]
+
     return record_op(out, inputs, backward, graph)
 
 
@@ -815,24 +963,39 @@ def deconvolution(data: Any = None, weight: Any = None, bias: ndarray | None = N
 # pooling
 
 
-def _pool_windows(xp: ModuleType, grid: _Grid, count_include_pad: bool,
-                  compute: numpy.dtype[Any]) -> Any:
+def _pool_windows(
+    xp: ModuleType, grid: _Grid, count_include_pad: bool, compute: numpy.dtype[Any]
+) -> Any:
     """Elements each output window averages over, broadcastable to (batch, *out, 1)."""
     ones = xp.ones((1,) + grid.spatial + (1,), dtype=compute)
-    one = _Grid(1, grid.spatial, grid.kernel, grid.stride, (1,) * len(grid.spatial),
-                grid.pad_lo, tuple(p - n - lo for p, n, lo in
-                                   zip(grid.padded, grid.spatial, grid.pad_lo)))
+    one = _Grid(
+        1,
+        grid.spatial,
+        grid.kernel,
+        grid.stride,
+        (1,) * len(grid.spatial),
+        grid.pad_lo,
+        tuple(p - n - lo for p, n, lo in zip(grid.padded, grid.spatial, grid.pad_lo)),
+    )
     if count_include_pad:
         # Padding counts, the extra cells of pooling_convention='full' do not.
-        ones = xp.ones((1,) + tuple(n + 2 * lo for n, lo in zip(grid.spatial, grid.pad_lo))
-                       + (1,), dtype=compute)
-        one = _Grid(1, ones.shape[1:-1], grid.kernel, grid.stride, (1,) * len(grid.spatial),
-                    (0,) * len(grid.spatial),
-                    tuple(p - n for p, n in zip(grid.padded, ones.shape[1:-1])))
+        ones = xp.ones(
+            (1,) + tuple(n + 2 * lo for n, lo in zip(grid.spatial, grid.pad_lo)) + (1,),
+            dtype=compute,
+        )
+        one = _Grid(
+            1,
+            ones.shape[1:-1],
+            grid.kernel,
+            grid.stride,
+            (1,) * len(grid.spatial),
+            (0,) * len(grid.spatial),
+            tuple(p - n for p, n in zip(grid.padded, ones.shape[1:-1])),
+        )
     buf = _to_phases(xp, ones, one, 0, compute)
     count = xp.zeros((one.rows, 1), dtype=compute)
     for off in one.offsets.tolist():
-        count += buf[off:off + one.rows]
+        count += buf[off : off + one.rows]
     return xp.maximum(_valid(count, one), 1)
 
 
@@ -841,14 +1004,22 @@ def _pool_windows(xp: ModuleType, grid: _Grid, count_include_pad: bool,
 _use_pool_kernels = True
 
 
-def _pool_kernel_backward(data: ndarray, cl: bool, pool_type: str, kernel: Any, stride: Any,
-                          pad: Any, count_include_pad: Any) -> Callable[..., Any] | None:
+def _pool_kernel_backward(
+    data: ndarray,
+    cl: bool,
+    pool_type: str,
+    kernel: Any,
+    stride: Any,
+    pad: Any,
+    count_include_pad: Any,
+) -> Callable[..., Any] | None:
     """The backward of one pooling call through kernels/pool.cu (one gather per input
     element, the windows' gradients in the array-op path's order), or None where the array
     ops serve (CPU, float64, the switch off)."""
     if not _use_pool_kernels or data._xp is numpy or data.size == 0:
         return None
     from .. import _kernels
+
     if _kernels.norm_ctype(data.dtype) is None:
         return None
     device, xp = data.device, data._xp
@@ -857,15 +1028,28 @@ def _pool_kernel_backward(data: ndarray, cl: bool, pool_type: str, kernel: Any, 
     def backward(g: RawArray) -> tuple[RawArray]:
         with _backend.on(device):
             g = _backend.contiguous(xp, g.astype(raw.dtype, copy=False))
-            return (_kernels.pool_backward(raw, g, pool_type, kernel, stride, pad, cl,
-                                           count_include_pad),)
+            return (
+                _kernels.pool_backward(
+                    raw, g, pool_type, kernel, stride, pad, cl, count_include_pad
+                ),
+            )
+
     return backward
 
 
-def pooling(data: Any = None, kernel: Any = None, stride: Any = None, pad: Any = None,
-            pool_type: str = "max", pooling_convention: str = "valid", global_pool: bool = False,
-            cudnn_off: bool = False, p_value: int | None = None,
-            count_include_pad: bool | None = None, layout: str | None = None) -> ndarray:
+def pooling(
+    data: Any = None,
+    kernel: Any = None,
+    stride: Any = None,
+    pad: Any = None,
+    pool_type: str = "max",
+    pooling_convention: str = "valid",
+    global_pool: bool = False,
+    cudnn_off: bool = False,
+    p_value: int | None = None,
+    count_include_pad: bool | None = None,
+    layout: str | None = None,
+) -> ndarray:
     """MXNet's ``Pooling``: ``max``, ``avg`` or ``sum`` over 1-D, 2-D or 3-D windows.
 
     Args:
@@ -881,11 +1065,14 @@ def pooling(data: Any = None, kernel: Any = None, stride: Any = None, pad: Any =
     del cudnn_off
     op = "pooling"
     if pool_type not in _POOL_TYPES:
-        raise ValueError(f"{op}: pool_type must be one of {_POOL_TYPES}, got {pool_type!r}"
-                         + (" (lp pooling is not supported)" if pool_type == "lp" else ""))
+        raise ValueError(
+            f"{op}: pool_type must be one of {_POOL_TYPES}, got {pool_type!r}"
+            + (" (lp pooling is not supported)" if pool_type == "lp" else "")
+        )
     if pooling_convention not in ("valid", "full"):
-        raise ValueError(f"{op}: pooling_convention must be 'valid' or 'full', got "
-                         f"{pooling_convention!r}")
+        raise ValueError(
+            f"{op}: pooling_convention must be 'valid' or 'full', got {pooling_convention!r}"
+        )
     nd = data.ndim - 2
     cl = _channels_last(op, layout, nd)
     spatial = data.shape[1:-1] if cl else data.shape[2:]
@@ -910,8 +1097,11 @@ def pooling(data: Any = None, kernel: Any = None, stride: Any = None, pad: Any =
                 if pool_type == "max":
                     hit = raw == y
                     # The first maximum of each window takes the gradient, as in MXNet.
-                    flat = hit.reshape(hit.shape[:1] + (-1,) + hit.shape[-1:]) if cl else \
-                        hit.reshape(hit.shape[:2] + (-1,))
+                    flat = (
+                        hit.reshape(hit.shape[:1] + (-1,) + hit.shape[-1:])
+                        if cl
+                        else hit.reshape(hit.shape[:2] + (-1,))
+                    )
                     first = xp.cumsum(flat, axis=1 if cl else 2) == 1
                     dx = (first & flat).reshape(raw.shape) * g
                 else:
@@ -930,31 +1120,46 @@ def pooling(data: Any = None, kernel: Any = None, stride: Any = None, pad: Any =
                     if pool_type == "avg":
                         v = v / size
                 return v.astype(dtype, copy=False)
-        kernel_backward = _pool_kernel_backward(data, cl, pool_type, spatial, (1,) * nd,
-                                                (0,) * nd, True)
+
+        kernel_backward = _pool_kernel_backward(
+            data, cl, pool_type, spatial, (1,) * nd, (0,) * nd, True
+        )
         raw_backward = kernel_backward or global_backward
-        return record_op(out, (data,), raw_backward, lambda out, g: (
-            linear_op(g, lambda g_: raw_backward(g_)[0], global_apply),))
+        return record_op(
+            out,
+            (data,),
+            raw_backward,
+            lambda out, g: (linear_op(g, lambda g_: raw_backward(g_)[0], global_apply),),
+        )
     if kernel is None or len(tuple(kernel)) != nd:
-        raise ValueError(f"{op}: kernel {kernel} must have one entry per spatial axis of "
-                         f"data of shape {data.shape}")
+        raise ValueError(
+            f"{op}: kernel {kernel} must have one entry per spatial axis of "
+            f"data of shape {data.shape}"
+        )
     kernel = tuple(int(k) for k in kernel)
     stride = _spatial_tuple(op, "stride", stride, nd, 1)
     pad = _spatial_tuple(op, "pad", pad, nd, 0)
     if min(kernel + stride) < 1 or min(pad) < 0:
-        raise ValueError(f"{op}: kernel {kernel} and stride {stride} must be positive, pad "
-                         f"{pad} non-negative")
+        raise ValueError(
+            f"{op}: kernel {kernel} and stride {stride} must be positive, pad {pad} non-negative"
+        )
     if any(p >= k for p, k in zip(pad, kernel)):
         raise ValueError(f"{op}: pad {pad} must be smaller than kernel {kernel}")
     if any(k > n + 2 * p for k, n, p in zip(kernel, spatial, pad)):
-        raise ValueError(f"{op}: kernel {kernel} is larger than the padded input (data of "
-                         f"shape {data.shape}, pad {pad})")
+        raise ValueError(
+            f"{op}: kernel {kernel} is larger than the padded input (data of "
+            f"shape {data.shape}, pad {pad})"
+        )
     pad_hi = pad
     if pooling_convention == "full":
-        out = tuple(-(-(n + 2 * p - k) // s) + 1  # type: ignore[assignment]
-                    for n, p, k, s in zip(spatial, pad, kernel, stride))
-        pad_hi = tuple(max(p, (o - 1) * s + k - n - p)
-                       for o, s, k, n, p in zip(out, stride, kernel, spatial, pad))
+        out = tuple(
+            -(-(n + 2 * p - k) // s) + 1  # type: ignore[assignment]
+            for n, p, k, s in zip(spatial, pad, kernel, stride)
+        )
+        pad_hi = tuple(
+            max(p, (o - 1) * s + k - n - p)
+            for o, s, k, n, p in zip(out, stride, kernel, spatial, pad)
+        )
     grid = _Grid(data.shape[0], spatial, kernel, stride, (1,) * nd, pad, pad_hi)
     if count_include_pad is None:
         count_include_pad = True
@@ -964,12 +1169,13 @@ def pooling(data: Any = None, kernel: Any = None, stride: Any = None, pad: Any =
     with _backend.on(device):
         buf = _to_phases(xp, _to_cl(xp, data._data, cl), grid, fill, compute)
         if xp is numpy:
-            full = buf[offsets[0]:offsets[0] + rows].copy()
+            full = buf[offsets[0] : offsets[0] + rows].copy()
             reduce = xp.maximum if pool_type == "max" else xp.add
             for off in offsets[1:]:
-                reduce(full, buf[off:off + rows], out=full)
+                reduce(full, buf[off : off + rows], out=full)
         else:
             from .. import _kernels
+
             full = _kernels.pool_reduce(buf, grid.offsets, rows, pool_type == "max")
         y = _valid(full, grid)
         count = None
@@ -989,12 +1195,12 @@ def pooling(data: Any = None, kernel: Any = None, stride: Any = None, pad: Any =
                 taken = xp.zeros(full.shape, dtype=bool)
                 for off in offsets:
                     # Scanning the taps in order, the first maximum takes the gradient.
-                    hit = (buf[off:off + rows] == full) & ~taken
-                    dbuf[off:off + rows] += xp.where(hit, dfull, 0)
+                    hit = (buf[off : off + rows] == full) & ~taken
+                    dbuf[off : off + rows] += xp.where(hit, dfull, 0)
                     taken |= hit
             else:
                 for off in offsets:
-                    dbuf[off:off + rows] += dfull
+                    dbuf[off : off + rows] += dfull
             dx = _from_phases(xp, dbuf, grid, compute)
             return (_from_cl(xp, dx, cl).astype(dtype, copy=False),)
 
@@ -1002,25 +1208,30 @@ def pooling(data: Any = None, kernel: Any = None, stride: Any = None, pad: Any =
         """The pooling's Jacobian applied to ``h`` (data's shape): the window sums (or
         averages) of h, or for max h at each window's first maximum."""
         with _backend.on(device):
-            hbuf = _to_phases(xp, _to_cl(xp, h.astype(compute, copy=False), cl), grid, 0,
-                              compute)
+            hbuf = _to_phases(xp, _to_cl(xp, h.astype(compute, copy=False), cl), grid, 0, compute)
             res = xp.zeros(full.shape, dtype=compute)
             taken = xp.zeros(full.shape, dtype=bool) if pool_type == "max" else None
             for off in offsets:
                 if taken is None:
-                    res += hbuf[off:off + rows]
+                    res += hbuf[off : off + rows]
                 else:
-                    hit = (buf[off:off + rows] == full) & ~taken
-                    res += xp.where(hit, hbuf[off:off + rows], 0)
+                    hit = (buf[off : off + rows] == full) & ~taken
+                    res += xp.where(hit, hbuf[off : off + rows], 0)
                     taken |= hit
             v = _valid(res, grid)
             if count is not None:
                 v = v / count
             return _from_cl(xp, v, cl).astype(dtype, copy=False)
-    kernel_backward = _pool_kernel_backward(data, cl, pool_type, kernel, stride, pad,
-                                            count_include_pad)
+
+    kernel_backward = _pool_kernel_backward(
+        data, cl, pool_type, kernel, stride, pad, count_include_pad
+    )
     raw_backward = kernel_backward or backward
     # Recorded (create_graph): the backward is linear in g, its coefficients fixed by the
     # forward (the window selection), so it is a linear op whose transpose is apply().
-    return record_op(out, (data,), raw_backward, lambda out, g: (
-        linear_op(g, lambda g_: raw_backward(g_)[0], apply),))
+    return record_op(
+        out,
+        (data,),
+        raw_backward,
+        lambda out, g: (linear_op(g, lambda g_: raw_backward(g_)[0], apply),),
+    )

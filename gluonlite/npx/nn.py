@@ -7,6 +7,7 @@
 array([[3., 3., 3., 3.],
        [3., 3., 3., 3.]])
 """
+
 from __future__ import annotations
 
 import math
@@ -26,9 +27,25 @@ from types import ModuleType
 from typing import Any
 from .._typing import DTypeLike, RawArray
 
-__all__ = ["fully_connected", "activation", "relu", "sigmoid", "softmax", "log_softmax",
-           "masked_softmax", "masked_log_softmax", "pick", "embedding", "dropout", "one_hot",
-           "topk", "batch_dot", "broadcast_like", "arange_like", "rnn"]
+__all__ = [
+    "fully_connected",
+    "activation",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "log_softmax",
+    "masked_softmax",
+    "masked_log_softmax",
+    "pick",
+    "embedding",
+    "dropout",
+    "one_hot",
+    "topk",
+    "batch_dot",
+    "broadcast_like",
+    "arange_like",
+    "rnn",
+]
 
 
 def _check_same_device(op: str, *arrays: Any) -> Device:
@@ -58,6 +75,7 @@ def _low_precision(dtype: numpy.dtype[Any]) -> bool:
 def _fc_raw(xp: ModuleType, x2: RawArray, w: RawArray, b: RawArray) -> RawArray:
     if xp is not numpy:
         from .. import _kernels
+
         return _kernels.fc_forward(x2, w, b)
     if not _low_precision(x2.dtype):
         y = x2 @ w.T
@@ -70,12 +88,19 @@ def _fc_raw(xp: ModuleType, x2: RawArray, w: RawArray, b: RawArray) -> RawArray:
     return y.astype(x2.dtype)
 
 
-def _fc_backward_raw(xp: ModuleType, dy: RawArray, x2: RawArray, w: RawArray, need_dx: bool,
-                     need_dw: bool, need_db: bool) -> tuple[RawArray | None, ...]:
+def _fc_backward_raw(
+    xp: ModuleType,
+    dy: RawArray,
+    x2: RawArray,
+    w: RawArray,
+    need_dx: bool,
+    need_dw: bool,
+    need_db: bool,
+) -> tuple[RawArray | None, ...]:
     if xp is not numpy:
         from .. import _kernels
-        return _kernels.fc_backward(dy, x2, w, need_dx=need_dx, need_dw=need_dw,
-                                    need_db=need_db)
+
+        return _kernels.fc_backward(dy, x2, w, need_dx=need_dx, need_dw=need_dw, need_db=need_db)
     dtype = x2.dtype
     low = _low_precision(dtype)
     if low:
@@ -92,9 +117,14 @@ def _fc_backward_raw(xp: ModuleType, dy: RawArray, x2: RawArray, w: RawArray, ne
     return tuple(None if g is None else g.astype(dtype) for g in grads)
 
 
-def fully_connected(x: ndarray, weight: ndarray, bias: ndarray | None = None,
-                    num_hidden: int | None = None, no_bias: bool = False,
-                    flatten: bool = True) -> ndarray:
+def fully_connected(
+    x: ndarray,
+    weight: ndarray,
+    bias: ndarray | None = None,
+    num_hidden: int | None = None,
+    no_bias: bool = False,
+    flatten: bool = True,
+) -> ndarray:
     """``y = x @ weight.T + bias`` with MXNet's semantics.
 
     Args:
@@ -111,22 +141,28 @@ def fully_connected(x: ndarray, weight: ndarray, bias: ndarray | None = None,
     if no_bias:
         bias = None
     elif bias is None:
-        raise ValueError("fully_connected: bias is None but no_bias=False; pass a bias or "
-                         "no_bias=True")
+        raise ValueError(
+            "fully_connected: bias is None but no_bias=False; pass a bias or no_bias=True"
+        )
     device = x._device
     if weight._device is not device or (bias is not None and bias._device is not device):
         _check_same_device("fully_connected", x, weight, bias)
     w_shape = weight._data.shape
     if len(w_shape) != 2:
-        raise ValueError(f"fully_connected: weight must be 2-D [num_hidden, in_units], got "
-                         f"shape {weight.shape}")
+        raise ValueError(
+            f"fully_connected: weight must be 2-D [num_hidden, in_units], got shape {weight.shape}"
+        )
     units, in_units = w_shape
     if num_hidden is not None and num_hidden != units:
-        raise ValueError(f"fully_connected: num_hidden={num_hidden} but weight has shape "
-                         f"{weight.shape} (expected [{num_hidden}, in_units])")
+        raise ValueError(
+            f"fully_connected: num_hidden={num_hidden} but weight has shape "
+            f"{weight.shape} (expected [{num_hidden}, in_units])"
+        )
     if bias is not None and bias._data.shape != (units,):
-        raise ValueError(f"fully_connected: bias has shape {bias.shape}, expected ({units},) "
-                         f"for weight of shape {weight.shape}")
+        raise ValueError(
+            f"fully_connected: bias has shape {bias.shape}, expected ({units},) "
+            f"for weight of shape {weight.shape}"
+        )
     raw = x._data
     x_shape = raw.shape
     if len(x_shape) == 2 and x_shape[1] == in_units:
@@ -134,9 +170,11 @@ def fully_connected(x: ndarray, weight: ndarray, bias: ndarray | None = None,
     else:
         x_in = math.prod(x_shape[1:]) if flatten else (x_shape[-1] if x_shape else 1)
         if not x_shape or x_in != in_units:
-            raise ValueError(f"fully_connected: input of shape {x.shape} gives {x_in} input "
-                             f"units (flatten={flatten}), but weight of shape "
-                             f"{weight.shape} expects {in_units}")
+            raise ValueError(
+                f"fully_connected: input of shape {x.shape} gives {x_in} input "
+                f"units (flatten={flatten}), but weight of shape "
+                f"{weight.shape} expects {in_units}"
+            )
         if device.device_type == "cpu":
             x2 = raw.reshape(-1, in_units)
         else:
@@ -163,13 +201,24 @@ def fully_connected(x: ndarray, weight: ndarray, bias: ndarray | None = None,
     if not _recording_get():
         return out
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return record_op(out, inputs, _partial(_fc_backward, x, weight, bias, x2, x_shape, units,
-                                           xp),
-                     _partial(_fc_graph, x, weight, bias, x_shape, units, in_units))
+    return record_op(
+        out,
+        inputs,
+        _partial(_fc_backward, x, weight, bias, x2, x_shape, units, xp),
+        _partial(_fc_graph, x, weight, bias, x_shape, units, in_units),
+    )
 
 
-def _fc_backward(x: ndarray, weight: ndarray, bias: ndarray | None, x2: RawArray,
-                 x_shape: tuple[int, ...], units: int, xp: ModuleType, g: RawArray) -> Any:
+def _fc_backward(
+    x: ndarray,
+    weight: ndarray,
+    bias: ndarray | None,
+    x2: RawArray,
+    x_shape: tuple[int, ...],
+    units: int,
+    xp: ModuleType,
+    g: RawArray,
+) -> Any:
     """``fully_connected``'s backward, bound to its op by ``functools.partial`` (made in C;
     a closure would create nine cells per recorded call)."""
     need_x = x._node is not None or x._grad_req != "null"
@@ -195,8 +244,16 @@ def _needs_grad(a: Any) -> bool:
     return a is not None and (a._node is not None or a._grad_req != "null")
 
 
-def _fc_graph(x: ndarray, weight: ndarray, bias: ndarray | None, x_shape: tuple[int, ...],
-              units: int, in_units: int, out: ndarray, g: ndarray) -> tuple[Any, ...]:
+def _fc_graph(
+    x: ndarray,
+    weight: ndarray,
+    bias: ndarray | None,
+    x_shape: tuple[int, ...],
+    units: int,
+    in_units: int,
+    out: ndarray,
+    g: ndarray,
+) -> tuple[Any, ...]:
     """``fully_connected``'s gradients with recorded ops (create_graph): dx = dy W,
     dW = dy^T x, db = sum(dy); bound by ``functools.partial`` as ``_fc_backward``."""
     dy = g if len(x_shape) == 2 else g.reshape(-1, units)
@@ -226,18 +283,24 @@ def _elementwise(x: ndarray, forward: Callable[..., Any], backward: Callable[...
     out = ndarray(y, device)
     if not autograd._recording.get():
         return out
-    return record_op(out, (x,), _elementwise_backward(backward, xp, x, y),
-                     _elementwise_graph(backward, device, x))
+    return record_op(
+        out,
+        (x,),
+        _elementwise_backward(backward, xp, x, y),
+        _elementwise_graph(backward, device, x),
+    )
 
 
-def _elementwise_backward(backward: Callable[..., Any], xp: ModuleType, x: ndarray,
-                          y: RawArray) -> Callable[[RawArray], tuple[Any]]:
+def _elementwise_backward(
+    backward: Callable[..., Any], xp: ModuleType, x: ndarray, y: RawArray
+) -> Callable[[RawArray], tuple[Any]]:
     # Outside _elementwise: a closure there would make its cells on every call.
     return lambda g: (backward(xp, g, x._data, y),)
 
 
-def _elementwise_graph(backward: Callable[..., Any], device: Device,
-                       x: ndarray) -> Callable[[ndarray, ndarray], tuple[Any]]:
+def _elementwise_graph(
+    backward: Callable[..., Any], device: Device, x: ndarray
+) -> Callable[[ndarray, ndarray], tuple[Any]]:
     return lambda out, g: (backward(Recorded(device), g, x, out),)
 
 
@@ -275,8 +338,7 @@ _ACTIVATIONS = {
     "mish": (lambda xp, a: a * xp.tanh(_softplus(xp, a)), _mish_grad),
     "tanh": (lambda xp, a: xp.tanh(a), lambda xp, g, a, y: g * (1 - y * y)),
     "softrelu": (_softplus, lambda xp, g, a, y: g * _sigmoid(xp, a)),
-    "softsign": (lambda xp, a: a / (1 + xp.abs(a)),
-                 lambda xp, g, a, y: g / (1 + xp.abs(a)) ** 2),
+    "softsign": (lambda xp, a: a / (1 + xp.abs(a)), lambda xp, g, a, y: g / (1 + xp.abs(a)) ** 2),
 }
 
 
@@ -285,8 +347,9 @@ def activation(data: ndarray, act_type: str = "relu", **kwargs: Any) -> ndarray:
     softrelu (softplus) or softsign, elementwise with its gradient."""
     row = _ACTIVATIONS.get(act_type)
     if row is None:
-        raise ValueError(f"activation: act_type must be one of {', '.join(_ACTIVATIONS)}; "
-                         f"got {act_type!r}")
+        raise ValueError(
+            f"activation: act_type must be one of {', '.join(_ACTIVATIONS)}; got {act_type!r}"
+        )
     if type(data) is not ndarray:
         _check_array("activation", "data", data)
     return _elementwise(data, *row)
@@ -308,22 +371,32 @@ def _check_array(op: str, name: str, value: Any) -> None:
 def _check_float(op: str, data: ndarray) -> None:
     _check_array(op, "data", data)
     if data.dtype.kind != "f" and data.dtype.name != "bfloat16":
-        raise TypeError(f"{op}: data must be a floating-point array, got {data.dtype} on "
-                        f"{data.device}")
+        raise TypeError(
+            f"{op}: data must be a floating-point array, got {data.dtype} on {data.device}"
+        )
 
 
 def _axis(op: str, axis: int, ndim: int) -> int:
     if not isinstance(axis, (int, numpy.integer)) or isinstance(axis, bool):
         raise TypeError(f"{op}: axis must be an int, got {axis!r}")
     if not -ndim <= axis < ndim:
-        raise numpy.exceptions.AxisError(f"{op}: axis {axis} is out of bounds for an array "
-                                         f"of dimension {ndim}")
+        raise numpy.exceptions.AxisError(
+            f"{op}: axis {axis} is out of bounds for an array of dimension {ndim}"
+        )
     return int(axis) % ndim
 
 
 # ----------------------------------------------------------------------- softmax family
-def _softmax(op: str, data: ndarray, axis: int, temperature: float | None, dtype: DTypeLike,
-             mask: ndarray, log: bool, fill: float) -> ndarray:
+def _softmax(
+    op: str,
+    data: ndarray,
+    axis: int,
+    temperature: float | None,
+    dtype: DTypeLike,
+    mask: ndarray,
+    log: bool,
+    fill: float,
+) -> ndarray:
     """Softmax (or log-softmax) of ``data / temperature`` along ``axis`` over the positions
     where the raw boolean ``mask`` holds (all when None); masked positions hold ``fill``.
 
@@ -380,11 +453,13 @@ def _softmax(op: str, data: ndarray, axis: int, temperature: float | None, dtype
             dx = out * (g - (g * out).sum(axis=axis, keepdims=True))
         dx = dx / t if t != 1.0 else dx
         return (dx if dx.dtype == in_dtype else dx.astype(in_dtype),)
+
     return record_op(out, (data,), backward, graph)
 
 
-def _length_mask(op: str, data: ndarray, axis: int, length: ndarray | None,
-                 use_length: bool) -> Any:
+def _length_mask(
+    op: str, data: ndarray, axis: int, length: ndarray | None, use_length: bool
+) -> Any:
     if not use_length:
         if length is not None:
             raise ValueError(f"{op}: length is given but use_length=False")
@@ -394,10 +469,12 @@ def _length_mask(op: str, data: ndarray, axis: int, length: ndarray | None,
     _check_array(op, "length", length)
     _check_same_device(op, data, length)
     axis = _axis(op, axis, data.ndim)
-    expect = data.shape[:axis] + data.shape[axis + 1:]
+    expect = data.shape[:axis] + data.shape[axis + 1 :]
     if length.shape != expect:
-        raise ValueError(f"{op}: length has shape {length.shape}, expected {expect} (data's "
-                         f"shape {data.shape} without axis {axis})")
+        raise ValueError(
+            f"{op}: length has shape {length.shape}, expected {expect} (data's "
+            f"shape {data.shape} without axis {axis})"
+        )
     xp = data._xp
     with _backend.on(data._device):
         n = data.shape[axis]
@@ -405,9 +482,14 @@ def _length_mask(op: str, data: ndarray, axis: int, length: ndarray | None,
         return positions < xp.expand_dims(length._data.astype(xp.int64), axis)
 
 
-def softmax(data: ndarray, axis: int = -1, length: ndarray | None = None,
-            temperature: float | None = None, use_length: bool = False,
-            dtype: DTypeLike = None) -> ndarray:
+def softmax(
+    data: ndarray,
+    axis: int = -1,
+    length: ndarray | None = None,
+    temperature: float | None = None,
+    use_length: bool = False,
+    dtype: DTypeLike = None,
+) -> ndarray:
     """``exp(x / t) / sum(exp(x / t))`` along ``axis`` (MXNet's ``npx.softmax``).
 
     With ``use_length``, only the first ``length[...]`` positions along ``axis`` take part
@@ -418,9 +500,14 @@ def softmax(data: ndarray, axis: int = -1, length: ndarray | None = None,
     return _softmax("softmax", data, axis, temperature, dtype, mask, False, 0)
 
 
-def log_softmax(data: ndarray, axis: int = -1, length: ndarray | None = None,
-                temperature: float | None = None, use_length: bool = False,
-                dtype: DTypeLike = None) -> ndarray:
+def log_softmax(
+    data: ndarray,
+    axis: int = -1,
+    length: ndarray | None = None,
+    temperature: float | None = None,
+    use_length: bool = False,
+    dtype: DTypeLike = None,
+) -> ndarray:
     """``log(softmax(data))``, computed stably; arguments as :func:`softmax` (positions past
     ``length`` are 0, as in MXNet)."""
     mask = _length_mask("log_softmax", data, axis, length, use_length)
@@ -433,30 +520,44 @@ def _bool_mask(op: str, data: ndarray, mask: ndarray) -> Any:
     try:
         numpy.broadcast_shapes(mask.shape, data.shape)
     except ValueError:
-        raise ValueError(f"{op}: mask of shape {mask.shape} does not broadcast to data's "
-                         f"shape {data.shape}") from None
+        raise ValueError(
+            f"{op}: mask of shape {mask.shape} does not broadcast to data's shape {data.shape}"
+        ) from None
     with _backend.on(data._device):
         return mask._data.astype(bool, copy=False)
 
 
-def masked_softmax(data: ndarray, mask: ndarray, axis: int = -1, temperature: float = 1.0,
-                   dtype: DTypeLike = None, normalize: bool = True) -> ndarray:
+def masked_softmax(
+    data: ndarray,
+    mask: ndarray,
+    axis: int = -1,
+    temperature: float = 1.0,
+    dtype: DTypeLike = None,
+    normalize: bool = True,
+) -> ndarray:
     """Softmax over the positions where ``mask`` (broadcast to data) is true; 0 elsewhere,
     and 0 for a row with nothing unmasked."""
     m = None if mask is None else _bool_mask("masked_softmax", data, mask)
     return _softmax("masked_softmax", data, axis, temperature, dtype, m, False, 0)
 
 
-def masked_log_softmax(data: ndarray, mask: ndarray, axis: int = -1, temperature: float = 1.0,
-                       dtype: DTypeLike = None, normalize: bool = True) -> ndarray:
+def masked_log_softmax(
+    data: ndarray,
+    mask: ndarray,
+    axis: int = -1,
+    temperature: float = 1.0,
+    dtype: DTypeLike = None,
+    normalize: bool = True,
+) -> ndarray:
     """Log-softmax over the positions where ``mask`` is true; ``-inf`` elsewhere."""
     m = None if mask is None else _bool_mask("masked_log_softmax", data, mask)
     return _softmax("masked_log_softmax", data, axis, temperature, dtype, m, True, -numpy.inf)
 
 
 # ----------------------------------------------------------------------- indexing ops
-def pick(data: ndarray, index: Any, axis: int = -1, mode: str = "clip",
-         keepdims: bool = False) -> ndarray:
+def pick(
+    data: ndarray, index: Any, axis: int = -1, mode: str = "clip", keepdims: bool = False
+) -> ndarray:
     """``data`` at ``index`` along ``axis`` (MXNet's ``pick``; ``mode`` 'clip' or 'wrap').
 
     ``index`` has data's shape without ``axis`` (or with it as 1); float indices are
@@ -468,10 +569,12 @@ def pick(data: ndarray, index: Any, axis: int = -1, mode: str = "clip",
     if mode not in ("clip", "wrap"):
         raise ValueError(f"pick: mode must be 'clip' or 'wrap', got {mode!r}")
     axis = _axis("pick", axis, data.ndim)
-    rest = data.shape[:axis] + data.shape[axis + 1:]
-    if index.shape not in (rest, data.shape[:axis] + (1,) + data.shape[axis + 1:]):
-        raise ValueError(f"pick: index has shape {index.shape}, expected {rest} (data's "
-                         f"shape {data.shape} without axis {axis})")
+    rest = data.shape[:axis] + data.shape[axis + 1 :]
+    if index.shape not in (rest, data.shape[:axis] + (1,) + data.shape[axis + 1 :]):
+        raise ValueError(
+            f"pick: index has shape {index.shape}, expected {rest} (data's "
+            f"shape {data.shape} without axis {axis})"
+        )
     xp = data._xp
     n = data.shape[axis]
     with _backend.on(data._device):
@@ -493,12 +596,19 @@ def pick(data: ndarray, index: Any, axis: int = -1, mode: str = "clip",
             positions = xp.arange(n).reshape((n,) + (1,) * (data.ndim - axis - 1))
             onehot = ndarray((idx_k == positions).astype(data.dtype), data._device)
         return (onehot * g.reshape(idx_k.shape),)
+
     return record_op(out, (data,), backward, graph)
 
 
-def embedding(data: ndarray, weight: ndarray, input_dim: int | None = None,
-              output_dim: int | None = None, dtype: str = "float32", sparse_grad: bool = False,
-              **kwargs: Any) -> ndarray:
+def embedding(
+    data: ndarray,
+    weight: ndarray,
+    input_dim: int | None = None,
+    output_dim: int | None = None,
+    dtype: str = "float32",
+    sparse_grad: bool = False,
+    **kwargs: Any,
+) -> ndarray:
     """Rows of ``weight`` at the integer ids in ``data``: ``out[..., :] = weight[data[...]]``.
 
     Ids past the table are clipped to its last row, as MXNet does. With ``sparse_grad``
@@ -508,14 +618,13 @@ def embedding(data: ndarray, weight: ndarray, input_dim: int | None = None,
     _check_array("embedding", "weight", weight)
     _check_same_device("embedding", data, weight)
     if weight.ndim != 2:
-        raise ValueError(f"embedding: weight must be 2-D [input_dim, output_dim], got shape "
-                         f"{weight.shape}")
+        raise ValueError(
+            f"embedding: weight must be 2-D [input_dim, output_dim], got shape {weight.shape}"
+        )
     if input_dim is not None and weight.shape[0] != input_dim:
-        raise ValueError(f"embedding: input_dim={input_dim} but weight has shape "
-                         f"{weight.shape}")
+        raise ValueError(f"embedding: input_dim={input_dim} but weight has shape {weight.shape}")
     if output_dim is not None and weight.shape[1] != output_dim:
-        raise ValueError(f"embedding: output_dim={output_dim} but weight has shape "
-                         f"{weight.shape}")
+        raise ValueError(f"embedding: output_dim={output_dim} but weight has shape {weight.shape}")
     xp = weight._xp
     with _backend.on(weight._device):
         ids = xp.clip(data._data.astype(xp.int64), 0, weight.shape[0] - 1)
@@ -531,13 +640,19 @@ def embedding(data: ndarray, weight: ndarray, input_dim: int | None = None,
         return None, full
 
     def graph(out: ndarray, g: ndarray) -> tuple[Any, ...]:  # dense, recorded (create_graph)
-        return None, scatter_add(g.reshape(-1, weight.shape[1]), weight.shape,
-                                 ids.reshape(-1))
+        return None, scatter_add(g.reshape(-1, weight.shape[1]), weight.shape, ids.reshape(-1))
+
     return record_op(out, (data, weight), backward, graph)
 
 
-def dropout(data: ndarray, p: float = 0.5, mode: str = "training", axes: Any = (),
-            cudnn_off: bool = True, **kwargs: Any) -> ndarray:
+def dropout(
+    data: ndarray,
+    p: float = 0.5,
+    mode: str = "training",
+    axes: Any = (),
+    cudnn_off: bool = True,
+    **kwargs: Any,
+) -> ndarray:
     """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)``.
 
     Active in train mode (inside ``autograd.record()`` or ``train_mode()``), or always with
@@ -556,12 +671,18 @@ def dropout(data: ndarray, p: float = 0.5, mode: str = "training", axes: Any = (
     with _backend.on(data.device):
         mask = _dropout.mask(shape, data.dtype, data.device, p)
         out = ndarray(data._data * mask, data.device)
-    return record_op(out, (data,), lambda g: (g * mask,),
-                     lambda out, g: (g * ndarray(mask, out._device),))
+    return record_op(
+        out, (data,), lambda g: (g * mask,), lambda out, g: (g * ndarray(mask, out._device),)
+    )
 
 
-def one_hot(data: ndarray, depth: int | None = None, on_value: float = 1.0, off_value: float = 0.0,
-            dtype: str = "float32") -> ndarray:
+def one_hot(
+    data: ndarray,
+    depth: int | None = None,
+    on_value: float = 1.0,
+    off_value: float = 0.0,
+    dtype: str = "float32",
+) -> ndarray:
     """``out[..., j] = on_value if data[...] == j else off_value`` for ``j < depth``; ids
     outside ``[0, depth)`` give a row of ``off_value``. Not differentiable."""
     _check_array("one_hot", "data", data)
@@ -569,7 +690,7 @@ def one_hot(data: ndarray, depth: int | None = None, on_value: float = 1.0, off_
         raise ValueError(f"one_hot: depth must be a non-negative int, got {depth!r}")
     xp = data._xp
     with _backend.on(data._device):
-        eye = (data._data[..., None] == xp.arange(int(depth)))
+        eye = data._data[..., None] == xp.arange(int(depth))
         raw = xp.where(eye, on_value, off_value).astype(_backend.dtype_of(dtype))
     return ndarray(raw, data._device)
 
@@ -577,8 +698,14 @@ def one_hot(data: ndarray, depth: int | None = None, on_value: float = 1.0, off_
 _RET_TYPES = ("value", "indices", "mask", "both")
 
 
-def topk(data: ndarray, axis: int = -1, k: int = 1, ret_typ: str = "indices",
-         is_ascend: bool = False, dtype: str = "float32") -> Any:
+def topk(
+    data: ndarray,
+    axis: int = -1,
+    k: int = 1,
+    ret_typ: str = "indices",
+    is_ascend: bool = False,
+    dtype: str = "float32",
+) -> Any:
     """The ``k`` largest (``is_ascend``: smallest) elements along ``axis``, sorted.
 
     ``ret_typ``: 'value' (differentiable), 'indices' (in ``dtype``), 'mask' (1 at the
@@ -595,8 +722,11 @@ def topk(data: ndarray, axis: int = -1, k: int = 1, ret_typ: str = "indices",
     if k > n:
         raise ValueError(f"topk: k={k} exceeds the {n} elements along axis {axis}")
     index_dtype = _backend.dtype_of(dtype)
-    if n > 2 ** (numpy.finfo(index_dtype).nmant + 1 if index_dtype.kind == "f"
-                 else 8 * index_dtype.itemsize - 1):
+    if n > 2 ** (
+        numpy.finfo(index_dtype).nmant + 1
+        if index_dtype.kind == "f"
+        else 8 * index_dtype.itemsize - 1
+    ):
         raise ValueError(f"topk: dtype {index_dtype} cannot represent indices up to {n}")
     xp = src._xp
     with _backend.on(src._device):
@@ -618,49 +748,65 @@ def topk(data: ndarray, axis: int = -1, k: int = 1, ret_typ: str = "indices",
         pad[axis] = n - k
         padded = xp.concatenate([g, xp.zeros(pad, dtype=g.dtype)], axis=axis)
         return (xp.take_along_axis(padded, rank, axis=axis),)
+
     values = record_op(values, (src,), backward, "topk")
     return values if ret_typ == "value" else [values, indices]
 
 
-def batch_dot(a: Any, b: RawArray, transpose_a: bool = False, transpose_b: bool = False,
-              forward_stype: str | None = None) -> ndarray:
+def batch_dot(
+    a: Any,
+    b: RawArray,
+    transpose_a: bool = False,
+    transpose_b: bool = False,
+    forward_stype: str | None = None,
+) -> ndarray:
     """Batched matrix product over the leading axes: ``a[i] @ b[i]`` (each optionally
     transposed), for arrays of 3 or more dimensions with equal leading axes."""
     _check_array("batch_dot", "a", a)
     _check_array("batch_dot", "b", b)
     _check_same_device("batch_dot", a, b)
     if a.ndim < 3 or a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2]:
-        raise ValueError(f"batch_dot: needs two arrays of the same rank >= 3 with equal "
-                         f"batch axes, got shapes {a.shape} and {b.shape}")
+        raise ValueError(
+            f"batch_dot: needs two arrays of the same rank >= 3 with equal "
+            f"batch axes, got shapes {a.shape} and {b.shape}"
+        )
     xp = a._xp
     with _backend.on(a._device):
         ra = xp.swapaxes(a._data, -1, -2) if transpose_a else a._data
         rb = xp.swapaxes(b._data, -1, -2) if transpose_b else b._data
         if ra.shape[-1] != rb.shape[-2]:
-            raise ValueError(f"batch_dot: inner dimensions differ: {a.shape} "
-                             f"(transpose_a={transpose_a}) and {b.shape} "
-                             f"(transpose_b={transpose_b})")
+            raise ValueError(
+                f"batch_dot: inner dimensions differ: {a.shape} "
+                f"(transpose_a={transpose_a}) and {b.shape} "
+                f"(transpose_b={transpose_b})"
+            )
         out = ndarray(xp.matmul(ra, rb), a._device)
 
     def backward(g: RawArray) -> Any:
         # d(op_a) = g @ op_b^T, d(op_b) = op_a^T @ g; undo each transpose.
         ga = xp.matmul(g, xp.swapaxes(rb, -1, -2))
         gb = xp.matmul(xp.swapaxes(ra, -1, -2), g)
-        return (xp.swapaxes(ga, -1, -2) if transpose_a else ga,
-                xp.swapaxes(gb, -1, -2) if transpose_b else gb)
+        return (
+            xp.swapaxes(ga, -1, -2) if transpose_a else ga,
+            xp.swapaxes(gb, -1, -2) if transpose_b else gb,
+        )
 
     def graph(out: ndarray, g: ndarray) -> tuple[Any, ...]:
         op_a = xp_np.swapaxes(a, -1, -2) if transpose_a else a
         op_b = xp_np.swapaxes(b, -1, -2) if transpose_b else b
         ga = xp_np.matmul(g, xp_np.swapaxes(op_b, -1, -2))
         gb = xp_np.matmul(xp_np.swapaxes(op_a, -1, -2), g)
-        return (xp_np.swapaxes(ga, -1, -2) if transpose_a else ga,
-                xp_np.swapaxes(gb, -1, -2) if transpose_b else gb)
+        return (
+            xp_np.swapaxes(ga, -1, -2) if transpose_a else ga,
+            xp_np.swapaxes(gb, -1, -2) if transpose_b else gb,
+        )
+
     return record_op(out, (a, b), backward, graph)
 
 
-def broadcast_like(lhs: ndarray, rhs: ndarray, lhs_axes: Any = None,
-                   rhs_axes: Any = None) -> ndarray:
+def broadcast_like(
+    lhs: ndarray, rhs: ndarray, lhs_axes: Any = None, rhs_axes: Any = None
+) -> ndarray:
     """``lhs`` broadcast to ``rhs``'s shape; with ``lhs_axes``/``rhs_axes`` only those axes
     of ``lhs`` (each of size 1) take the size of the matching ``rhs`` axes."""
     _check_array("broadcast_like", "lhs", lhs)
@@ -670,24 +816,26 @@ def broadcast_like(lhs: ndarray, rhs: ndarray, lhs_axes: Any = None,
         raise ValueError("broadcast_like: give both lhs_axes and rhs_axes, or neither")
     if lhs_axes is None:
         if lhs.ndim != rhs.ndim:
-            raise ValueError(f"broadcast_like: lhs {lhs.shape} and rhs {rhs.shape} differ "
-                             f"in rank")
+            raise ValueError(f"broadcast_like: lhs {lhs.shape} and rhs {rhs.shape} differ in rank")
         target: list[int] | tuple[int, ...] = rhs.shape
     else:
         lhs_axes = (lhs_axes,) if isinstance(lhs_axes, int) else tuple(lhs_axes)
         rhs_axes = (rhs_axes,) if isinstance(rhs_axes, int) else tuple(rhs_axes)
         if len(lhs_axes) != len(rhs_axes):
-            raise ValueError(f"broadcast_like: lhs_axes {lhs_axes} and rhs_axes {rhs_axes} "
-                             f"differ in length")
+            raise ValueError(
+                f"broadcast_like: lhs_axes {lhs_axes} and rhs_axes {rhs_axes} differ in length"
+            )
         target = list(lhs.shape)
         for la, ra in zip(lhs_axes, rhs_axes):
-            target[_axis("broadcast_like", la, lhs.ndim)] = \
-                rhs.shape[_axis("broadcast_like", ra, rhs.ndim)]
+            target[_axis("broadcast_like", la, lhs.ndim)] = rhs.shape[
+                _axis("broadcast_like", ra, rhs.ndim)
+            ]
         target = tuple(target)
     for have, want in zip(lhs.shape, target):
         if have != want and have != 1:
-            raise ValueError(f"broadcast_like: cannot broadcast lhs of shape {lhs.shape} to "
-                             f"{target}")
+            raise ValueError(
+                f"broadcast_like: cannot broadcast lhs of shape {lhs.shape} to {target}"
+            )
     xp = lhs._xp
     shape = lhs.shape
     with _backend.on(lhs._device):
@@ -696,12 +844,19 @@ def broadcast_like(lhs: ndarray, rhs: ndarray, lhs_axes: Any = None,
     def backward(g: RawArray) -> Any:
         axes = tuple(i for i, (s, t) in enumerate(zip(shape, target)) if s != t)
         return ((g.sum(axis=axes, keepdims=True) if axes else g), None)
+
     return record_op(out, (lhs, rhs), backward, lambda out, g: backward(g))
 
 
-def arange_like(data: ndarray, start: float = 0.0, step: float = 1.0, repeat: int = 1,
-                ctx: Device | None = None, axis: int | None = None,
-                device: Device | None = None) -> ndarray:
+def arange_like(
+    data: ndarray,
+    start: float = 0.0,
+    step: float = 1.0,
+    repeat: int = 1,
+    ctx: Device | None = None,
+    axis: int | None = None,
+    device: Device | None = None,
+) -> ndarray:
     """``start + step * (i // repeat)`` in data's shape (row-major ``i``), or along one
     ``axis`` (a 1-D result of that length); data's dtype, on its device unless told."""
     _check_array("arange_like", "data", data)

@@ -18,6 +18,7 @@ float64 and empty data take the array-op path of ``_normalize``, as the CPU does
 >>> [round(v, 3) for v in y[0].tolist()]
 [-1.225, 0.0, 1.225]
 """
+
 from __future__ import annotations
 
 import math
@@ -50,13 +51,22 @@ def _axis(op: str, axis: int, ndim: int) -> int:
 
 def _check_param(op: str, name: str, p: Any, shape: tuple[int, ...], data: ndarray) -> None:
     if p is not None and p.shape != shape:
-        raise ValueError(f"{op}: {name} has shape {p.shape}, expected {shape} for data of "
-                         f"shape {data.shape}")
+        raise ValueError(
+            f"{op}: {name} has shape {p.shape}, expected {shape} for data of shape {data.shape}"
+        )
 
 
-def _graph(data: ndarray, gamma: ndarray | None, beta: ndarray | None, view: tuple[int, ...],
-           reduce_axes: tuple[int, ...], param_view: tuple[int, ...], eps: float,
-           fix_gamma: bool, stats: Any) -> Callable[..., Any]:
+def _graph(
+    data: ndarray,
+    gamma: ndarray | None,
+    beta: ndarray | None,
+    view: tuple[int, ...],
+    reduce_axes: tuple[int, ...],
+    param_view: tuple[int, ...],
+    eps: float,
+    fix_gamma: bool,
+    stats: Any,
+) -> Callable[..., Any]:
     """The normalisation's gradients on recorded arrays (create_graph), as the ``graph``
     of its ``record_op``: batch statistics (``stats`` None) are recomputed from the data so
     that their dependence on it is recorded too; otherwise ``stats`` are the raw (mean,
@@ -70,8 +80,7 @@ def _graph(data: ndarray, gamma: ndarray | None, beta: ndarray | None, view: tup
         if stats is None:
             mu = xv.mean(axis=reduce_axes, keepdims=True)
             centred = xv - mu
-            inv_ = 1 / _np.sqrt((centred * centred).mean(axis=reduce_axes, keepdims=True)
-                                + eps)
+            inv_ = 1 / _np.sqrt((centred * centred).mean(axis=reduce_axes, keepdims=True) + eps)
         else:
             centred = xv - ndarray(stats[0].reshape(param_view), device)
             inv_ = ndarray(stats[1].reshape(param_view), device)
@@ -80,9 +89,11 @@ def _graph(data: ndarray, gamma: ndarray | None, beta: ndarray | None, view: tup
         if requires_grad(data):
             dxhat = dy if gamma is None or fix_gamma else dy * gamma.reshape(param_view)
             if stats is None:
-                dx = inv_ * (dxhat - dxhat.mean(axis=reduce_axes, keepdims=True)
-                             - xhat_ * (dxhat * xhat_).mean(axis=reduce_axes,
-                                                            keepdims=True))
+                dx = inv_ * (
+                    dxhat
+                    - dxhat.mean(axis=reduce_axes, keepdims=True)
+                    - xhat_ * (dxhat * xhat_).mean(axis=reduce_axes, keepdims=True)
+                )
             else:
                 dx = dxhat * inv_
             grads.append(dx.reshape(data.shape))
@@ -96,16 +107,27 @@ def _graph(data: ndarray, gamma: ndarray | None, beta: ndarray | None, view: tup
                 dg = (dy * xhat_).sum(axis=param_axes).reshape(gamma.shape)
             grads.append(dg)
         if beta is not None:
-            grads.append(dy.sum(axis=param_axes).reshape(beta.shape)
-                         if requires_grad(beta) else None)
+            grads.append(
+                dy.sum(axis=param_axes).reshape(beta.shape) if requires_grad(beta) else None
+            )
         return tuple(grads)
+
     return graph
 
 
-def _normalize(op: str, data: ndarray, gamma: ndarray, beta: ndarray, view: tuple[int, ...],
-               reduce_axes: tuple[int, ...], param_view: tuple[int, ...], eps: float,
-               fix_gamma: bool = False, stats: Any = None,
-               reduce_stats: Any = None) -> tuple[ndarray, RawArray, RawArray]:
+def _normalize(
+    op: str,
+    data: ndarray,
+    gamma: ndarray,
+    beta: ndarray,
+    view: tuple[int, ...],
+    reduce_axes: tuple[int, ...],
+    param_view: tuple[int, ...],
+    eps: float,
+    fix_gamma: bool = False,
+    stats: Any = None,
+    reduce_stats: Any = None,
+) -> tuple[ndarray, RawArray, RawArray]:
     """The shared core.
 
     Args:
@@ -126,12 +148,16 @@ def _normalize(op: str, data: ndarray, gamma: ndarray, beta: ndarray, view: tupl
     compute = _compute(dtype)
     with _backend.on(device):
         x = data._data.astype(compute, copy=False).reshape(view)
-        g = None if gamma is None or fix_gamma else \
-            gamma._data.astype(compute, copy=False).reshape(param_view)
+        g = (
+            None
+            if gamma is None or fix_gamma
+            else gamma._data.astype(compute, copy=False).reshape(param_view)
+        )
         b = None if beta is None else beta._data.astype(compute, copy=False).reshape(param_view)
         # A Python int: a NumPy int64 would promote float32 statistics to float64.
-        count = x.size // max(1, math.prod(x.shape[a] for a in range(x.ndim)
-                                           if a not in reduce_axes))
+        count = x.size // max(
+            1, math.prod(x.shape[a] for a in range(x.ndim) if a not in reduce_axes)
+        )
         if stats is None:
             s1 = x.sum(axis=reduce_axes, keepdims=True)
             local_count = count
@@ -181,15 +207,27 @@ def _normalize(op: str, data: ndarray, gamma: ndarray, beta: ndarray, view: tupl
                     dg = dg.astype(gamma.dtype, copy=False)
                 grads.append(dg)
             if beta is not None:
-                grads.append(dy.sum(axis=param_axes).reshape(beta.shape)
-                             .astype(beta.dtype, copy=False)
-                             if requires_grad(beta) else None)
+                grads.append(
+                    dy.sum(axis=param_axes).reshape(beta.shape).astype(beta.dtype, copy=False)
+                    if requires_grad(beta)
+                    else None
+                )
         return tuple(grads)
+
     if reduce_stats is not None:  # statistics shared across calls (SyncBatchNorm)
         return record_op(out, inputs, backward, op), mean, var
 
-    graph = _graph(data, gamma, beta, view, reduce_axes, param_view, eps, fix_gamma,
-                   None if stats is None else (mean, inv))
+    graph = _graph(
+        data,
+        gamma,
+        beta,
+        view,
+        reduce_axes,
+        param_view,
+        eps,
+        fix_gamma,
+        None if stats is None else (mean, inv),
+    )
     return record_op(out, inputs, backward, graph), mean, var
 
 
@@ -227,22 +265,31 @@ def _kernel_path(x: ndarray) -> bool:
     if not _use_kernels or x._xp is numpy or x.size == 0:
         return False
     from .. import _kernels
+
     return _kernels.norm_ctype(x.dtype) is not None
 
 
 def _float32(xp: ModuleType, p: ndarray | None) -> RawArray:
     """A parameter's data as a C-contiguous float32 array (no copy when it is one)."""
-    return None if p is None else _backend.contiguous(
-        xp, p._data.astype(numpy.float32, copy=False))
+    return None if p is None else _backend.contiguous(xp, p._data.astype(numpy.float32, copy=False))
 
 
-def _batch_norm_kernels(x: ndarray, gamma: ndarray | None, beta: ndarray | None,
-                        running_mean: ndarray, running_var: ndarray, axis: int, eps: float,
-                        momentum: float, fix_gamma: bool,
-                        training: bool) -> tuple[ndarray, RawArray, RawArray]:
+def _batch_norm_kernels(
+    x: ndarray,
+    gamma: ndarray | None,
+    beta: ndarray | None,
+    running_mean: ndarray,
+    running_var: ndarray,
+    axis: int,
+    eps: float,
+    momentum: float,
+    fix_gamma: bool,
+    training: bool,
+) -> tuple[ndarray, RawArray, RawArray]:
     """batch_norm through kernels/norm.cu: (out, mean, var) as ``_normalize`` returns them,
     the running statistics updated in training."""
     from .. import _kernels
+
     device, xp = x.device, x._xp
     with _backend.on(device):
         raw = _backend.contiguous(xp, x._data)
@@ -252,12 +299,14 @@ def _batch_norm_kernels(x: ndarray, gamma: ndarray | None, beta: ndarray | None,
             running = (running_mean._data, running_var._data)
             in_place = all(r.dtype == numpy.float32 and r.flags.c_contiguous for r in running)
             y, mean, var, invstd = _kernels.batch_norm_forward(
-                raw, axis, g, b, eps, None, running if in_place else None, momentum)
+                raw, axis, g, b, eps, None, running if in_place else None, momentum
+            )
             if not in_place:  # running statistics of another dtype: updated as _normalize's
                 _update_running(running_mean, running_var, mean, var, momentum)
         else:
             y, mean, var, invstd = _kernels.batch_norm_forward(
-                raw, axis, g, b, eps, (_float32(xp, running_mean), _float32(xp, running_var)))
+                raw, axis, g, b, eps, (_float32(xp, running_mean), _float32(xp, running_var))
+            )
         out = ndarray(y, device)
     inputs = tuple(a for a in (x, gamma, beta) if a is not None)
 
@@ -267,29 +316,53 @@ def _batch_norm_kernels(x: ndarray, gamma: ndarray | None, beta: ndarray | None,
             want_gamma = gamma is not None and not fix_gamma and requires_grad(gamma)
             want_beta = beta is not None and requires_grad(beta)
             dx, dg, db = _kernels.batch_norm_backward(
-                raw, dy, axis, mean, invstd, g, training, need_dx=requires_grad(x),
-                need_params=want_gamma or want_beta)
+                raw,
+                dy,
+                axis,
+                mean,
+                invstd,
+                g,
+                training,
+                need_dx=requires_grad(x),
+                need_params=want_gamma or want_beta,
+            )
             grads = [dx]
             if gamma is not None:
                 if fix_gamma:
                     grads.append(xp.zeros(gamma.shape, dtype=gamma.dtype))
                 else:
-                    grads.append(dg.reshape(gamma.shape).astype(gamma.dtype, copy=False)
-                                 if want_gamma else None)
+                    grads.append(
+                        dg.reshape(gamma.shape).astype(gamma.dtype, copy=False)
+                        if want_gamma
+                        else None
+                    )
             if beta is not None:
-                grads.append(db.reshape(beta.shape).astype(beta.dtype, copy=False)
-                             if want_beta else None)
+                grads.append(
+                    db.reshape(beta.shape).astype(beta.dtype, copy=False) if want_beta else None
+                )
         return tuple(grads)
+
     param_view = tuple(x.shape[axis] if a == axis else 1 for a in range(x.ndim))
-    graph = _graph(x, gamma, beta, x.shape, tuple(a for a in range(x.ndim) if a != axis),
-                   param_view, eps, fix_gamma, None if training else (mean, invstd))
+    graph = _graph(
+        x,
+        gamma,
+        beta,
+        x.shape,
+        tuple(a for a in range(x.ndim) if a != axis),
+        param_view,
+        eps,
+        fix_gamma,
+        None if training else (mean, invstd),
+    )
     return record_op(out, inputs, backward, graph), mean, var
 
 
-def _layer_norm_kernels(data: ndarray, gamma: ndarray | None, beta: ndarray | None,
-                        eps: float) -> tuple[ndarray, RawArray, RawArray]:
+def _layer_norm_kernels(
+    data: ndarray, gamma: ndarray | None, beta: ndarray | None, eps: float
+) -> tuple[ndarray, RawArray, RawArray]:
     """layer_norm over the last axis through kernels/norm.cu: (out, mean, var)."""
     from .. import _kernels
+
     device, xp = data.device, data._xp
     with _backend.on(device):
         raw = _backend.contiguous(xp, data._data)
@@ -304,22 +377,30 @@ def _layer_norm_kernels(data: ndarray, gamma: ndarray | None, beta: ndarray | No
             want_gamma = gamma is not None and requires_grad(gamma)
             want_beta = beta is not None and requires_grad(beta)
             dx, dg, db = _kernels.layer_norm_backward(
-                raw, dy, mean, invstd, g, need_dx=requires_grad(data),
-                need_params=want_gamma or want_beta)
+                raw,
+                dy,
+                mean,
+                invstd,
+                g,
+                need_dx=requires_grad(data),
+                need_params=want_gamma or want_beta,
+            )
             grads = [dx]
             if gamma is not None:
                 grads.append(dg.astype(gamma.dtype, copy=False) if want_gamma else None)
             if beta is not None:
                 grads.append(db.astype(beta.dtype, copy=False) if want_beta else None)
         return tuple(grads)
+
     last = data.ndim - 1
     param_view = tuple(data.shape[last] if a == last else 1 for a in range(data.ndim))
     graph = _graph(data, gamma, beta, data.shape, (last,), param_view, eps, False, None)
     return record_op(out, inputs, backward, graph), mean, var
 
 
-def _update_running(running_mean: ndarray, running_var: ndarray, mean: RawArray,
-                    var: RawArray, momentum: float) -> None:
+def _update_running(
+    running_mean: ndarray, running_var: ndarray, mean: RawArray, var: RawArray, momentum: float
+) -> None:
     """``running = running * momentum + batch * (1 - momentum)`` in the running arrays'
     dtype (MXNet's biased variance)."""
     with _backend.on(running_mean.device):
@@ -340,9 +421,15 @@ def _channel_dots(xp: ModuleType, a3: RawArray, b3: RawArray) -> RawArray:
     return xp.einsum("ncx,ncx->c", a3, b3)
 
 
-def _batch_norm_train(op: str, data: ndarray, gamma: ndarray | None, beta: ndarray | None,
-                      axis: int, eps: float,
-                      fix_gamma: bool) -> tuple[ndarray, RawArray, RawArray]:
+def _batch_norm_train(
+    op: str,
+    data: ndarray,
+    gamma: ndarray | None,
+    beta: ndarray | None,
+    axis: int,
+    eps: float,
+    fix_gamma: bool,
+) -> tuple[ndarray, RawArray, RawArray]:
     """``_normalize`` for batch statistics over every axis but ``axis``, in fewer passes
     over the data: per-channel reductions as products (no squared temporaries), the
     centred data scaled in place into ``xhat``, and a backward that reads ``dy`` and
@@ -351,8 +438,11 @@ def _batch_norm_train(op: str, data: ndarray, gamma: ndarray | None, beta: ndarr
     xp, dtype = data._xp, data.dtype
     compute = _compute(dtype)
     channels = data.shape[axis]
-    view = (int(numpy.prod(data.shape[:axis], dtype=int)), channels,
-            int(numpy.prod(data.shape[axis + 1:], dtype=int)))
+    view = (
+        int(numpy.prod(data.shape[:axis], dtype=int)),
+        channels,
+        int(numpy.prod(data.shape[axis + 1 :], dtype=int)),
+    )
     count = view[0] * view[2]
     with _backend.on(device):
         x3 = data._data.astype(compute, copy=False).reshape(view)
@@ -392,28 +482,49 @@ def _batch_norm_train(op: str, data: ndarray, gamma: ndarray | None, beta: ndarr
                     dg = sum_dy_xhat.astype(gamma.dtype, copy=False)
                 grads.append(dg)
             if beta is not None:
-                grads.append(sum_dy.astype(beta.dtype, copy=False)
-                             if requires_grad(beta) else None)
+                grads.append(sum_dy.astype(beta.dtype, copy=False) if requires_grad(beta) else None)
         return tuple(grads)
+
     param_view = tuple(channels if a == axis else 1 for a in range(data.ndim))
-    graph = _graph(data, gamma, beta, data.shape, tuple(a for a in range(data.ndim) if a != axis),
-                   param_view, eps, fix_gamma, None)
+    graph = _graph(
+        data,
+        gamma,
+        beta,
+        data.shape,
+        tuple(a for a in range(data.ndim) if a != axis),
+        param_view,
+        eps,
+        fix_gamma,
+        None,
+    )
     return record_op(out, inputs, backward, graph), mean, var
 
 
-def _with_stats(out: ndarray, mean: RawArray, var: RawArray, device: Device,
-                output_mean_var: bool) -> Any:
+def _with_stats(
+    out: ndarray, mean: RawArray, var: RawArray, device: Device, output_mean_var: bool
+) -> Any:
     if not output_mean_var:
         return out
     return out, ndarray(mean.reshape(-1), device), ndarray(var.reshape(-1), device)
 
 
-def batch_norm(x: ndarray, gamma: ndarray, beta: ndarray, running_mean: ndarray,
-               running_var: ndarray, eps: float = 1e-3, momentum: float = 0.9,
-               fix_gamma: bool = True, use_global_stats: bool = False,
-               output_mean_var: bool = False, axis: int = 1, cudnn_off: bool = False,
-               min_calib_range: float | None = None, max_calib_range: float | None = None,
-               _reduce_stats: Any = None) -> Any:
+def batch_norm(
+    x: ndarray,
+    gamma: ndarray,
+    beta: ndarray,
+    running_mean: ndarray,
+    running_var: ndarray,
+    eps: float = 1e-3,
+    momentum: float = 0.9,
+    fix_gamma: bool = True,
+    use_global_stats: bool = False,
+    output_mean_var: bool = False,
+    axis: int = 1,
+    cudnn_off: bool = False,
+    min_calib_range: float | None = None,
+    max_calib_range: float | None = None,
+    _reduce_stats: Any = None,
+) -> Any:
     """MXNet's ``BatchNorm`` over every axis but ``axis`` (the channels).
 
     In training (``autograd.record()`` or ``train_mode()``) and without
@@ -428,31 +539,51 @@ def batch_norm(x: ndarray, gamma: ndarray, beta: ndarray, running_mean: ndarray,
     _check_same_device(op, x, gamma, beta, running_mean, running_var)
     axis = _axis(op, axis, x.ndim)
     channels = x.shape[axis]
-    for name, p in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
-                    ("running_var", running_var)):
+    for name, p in (
+        ("gamma", gamma),
+        ("beta", beta),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+    ):
         _check_param(op, name, p, (channels,), x)
     param_view = tuple(channels if a == axis else 1 for a in range(x.ndim))
     reduce_axes = tuple(a for a in range(x.ndim) if a != axis)
     training = autograd.is_training() and not use_global_stats
     if _reduce_stats is None and _kernel_path(x):
-        out, mean, var = _batch_norm_kernels(x, gamma, beta, running_mean, running_var, axis,
-                                             eps, momentum, fix_gamma, training)
+        out, mean, var = _batch_norm_kernels(
+            x, gamma, beta, running_mean, running_var, axis, eps, momentum, fix_gamma, training
+        )
         return _with_stats(out, mean, var, x.device, output_mean_var)
     if training and _reduce_stats is None:
         out, mean, var = _batch_norm_train(op, x, gamma, beta, axis, eps, fix_gamma)
     else:
         stats = None if training else (running_mean._data, running_var._data)
-        out, mean, var = _normalize(op, x, gamma, beta, x.shape, reduce_axes, param_view,
-                                    eps, fix_gamma=fix_gamma, stats=stats,
-                                    reduce_stats=_reduce_stats)
+        out, mean, var = _normalize(
+            op,
+            x,
+            gamma,
+            beta,
+            x.shape,
+            reduce_axes,
+            param_view,
+            eps,
+            fix_gamma=fix_gamma,
+            stats=stats,
+            reduce_stats=_reduce_stats,
+        )
     if training:
         _update_running(running_mean, running_var, mean, var, momentum)
     return _with_stats(out, mean, var, x.device, output_mean_var)
 
 
-def layer_norm(data: Any = None, gamma: Any = None,
-               beta: Any = None, axis: int = -1, eps: float = 1e-5,
-               output_mean_var: bool = False) -> Any:
+def layer_norm(
+    data: Any = None,
+    gamma: Any = None,
+    beta: Any = None,
+    axis: int = -1,
+    eps: float = 1e-5,
+    output_mean_var: bool = False,
+) -> Any:
     """MXNet's ``LayerNorm``: normalise along ``axis``; gamma and beta have that axis'
     length."""
     op = "layer_norm"
@@ -469,9 +600,14 @@ def layer_norm(data: Any = None, gamma: Any = None,
     return _with_stats(out, mean, var, data.device, output_mean_var)
 
 
-def group_norm(data: Any = None, gamma: Any = None,
-               beta: Any = None, num_groups: int = 1, eps: float = 1e-5,
-               output_mean_var: bool = False) -> Any:
+def group_norm(
+    data: Any = None,
+    gamma: Any = None,
+    beta: Any = None,
+    num_groups: int = 1,
+    eps: float = 1e-5,
+    output_mean_var: bool = False,
+) -> Any:
     """MXNet's ``GroupNorm``: data (N, C, ...) split into ``num_groups`` channel groups,
     each normalised over its channels and spatial axes; gamma and beta are per channel
     (C,)."""
@@ -480,20 +616,24 @@ def group_norm(data: Any = None, gamma: Any = None,
         raise ValueError(f"{op}: data must be (N, C, ...), got shape {data.shape}")
     n, c = data.shape[:2]
     if num_groups < 1 or c % num_groups:
-        raise ValueError(f"{op}: data of shape {data.shape} has {c} channels, not divisible "
-                         f"by num_groups={num_groups}")
+        raise ValueError(
+            f"{op}: data of shape {data.shape} has {c} channels, not divisible "
+            f"by num_groups={num_groups}"
+        )
     _check_param(op, "gamma", gamma, (c,), data)
     _check_param(op, "beta", beta, (c,), data)
     rest = data.shape[2:]
     view = (n, num_groups, c // num_groups) + rest
     param_view = (1, num_groups, c // num_groups) + (1,) * len(rest)
-    out, mean, var = _normalize(op, data, gamma, beta, view, tuple(range(2, len(view))),
-                                param_view, eps)
+    out, mean, var = _normalize(
+        op, data, gamma, beta, view, tuple(range(2, len(view))), param_view, eps
+    )
     return _with_stats(out, mean, var, data.device, output_mean_var)
 
 
-def instance_norm(data: Any = None, gamma: Any = None,
-                  beta: Any = None, eps: float = 1e-3) -> ndarray:
+def instance_norm(
+    data: Any = None, gamma: Any = None, beta: Any = None, eps: float = 1e-3
+) -> ndarray:
     """MXNet's ``InstanceNorm``: each (sample, channel) normalised over its spatial axes;
     gamma and beta are per channel (C,)."""
     op = "instance_norm"
@@ -503,6 +643,7 @@ def instance_norm(data: Any = None, gamma: Any = None,
     _check_param(op, "gamma", gamma, (c,), data)
     _check_param(op, "beta", beta, (c,), data)
     param_view = (1, c) + (1,) * (data.ndim - 2)
-    out, _, _ = _normalize(op, data, gamma, beta, data.shape, tuple(range(2, data.ndim)),
-                           param_view, eps)
+    out, _, _ = _normalize(
+        op, data, gamma, beta, data.shape, tuple(range(2, data.ndim)), param_view, eps
+    )
     return out

@@ -10,6 +10,7 @@
 >>> {k: v.tolist() for k, v in mx.npx.load(path).items()}
 {'w': [1.0, 1.0]}
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -23,9 +24,25 @@ from ..ndarray import ndarray, from_dlpack as _from_dlpack_object
 from typing import Any
 from .._typing import StrPath
 
-__all__ = ["set_np", "reset_np", "is_np_array", "is_np_shape", "cpu", "gpu", "num_gpus",
-           "gpu_memory_info", "current_device", "waitall", "from_numpy", "from_dlpack",
-           "to_dlpack_for_read", "to_dlpack_for_write", "save", "savez", "load"]
+__all__ = [
+    "set_np",
+    "reset_np",
+    "is_np_array",
+    "is_np_shape",
+    "cpu",
+    "gpu",
+    "num_gpus",
+    "gpu_memory_info",
+    "current_device",
+    "waitall",
+    "from_numpy",
+    "from_dlpack",
+    "to_dlpack_for_read",
+    "to_dlpack_for_write",
+    "save",
+    "savez",
+    "load",
+]
 
 
 def set_np(shape: bool = True, array: bool = True, dtype: bool = False) -> None:
@@ -33,11 +50,15 @@ def set_np(shape: bool = True, array: bool = True, dtype: bool = False) -> None:
     (``mx.np`` arrays, -1 for unknown dims), so this accepts that call and refuses to turn
     them off, since the legacy ``mx.nd`` front end is not provided."""
     if not (shape and array):
-        raise ValueError("gluonlite only provides NumPy semantics (mx.np); set_np(shape="
-                         "False) or set_np(array=False) would need the legacy mx.nd API")
+        raise ValueError(
+            "gluonlite only provides NumPy semantics (mx.np); set_np(shape="
+            "False) or set_np(array=False) would need the legacy mx.nd API"
+        )
     if dtype:
-        raise ValueError("set_np(dtype=True) (float64 defaults) is not supported; gluonlite "
-                         "creates float32 unless a dtype is given, as MXNet does by default")
+        raise ValueError(
+            "set_np(dtype=True) (float64 defaults) is not supported; gluonlite "
+            "creates float32 unless a dtype is given, as MXNet does by default"
+        )
 
 
 def reset_np() -> None:
@@ -66,13 +87,14 @@ def from_numpy(ndarray_: numpy.ndarray[Any, Any], zero_copy: bool = True) -> nda
     The dtype is kept (a float64 array stays float64).
     """
     if not isinstance(ndarray_, numpy.ndarray):
-        raise TypeError(f"from_numpy: expected a numpy.ndarray, got "
-                        f"{type(ndarray_).__name__}")
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(ndarray_).__name__}")
     if not zero_copy:
         return ndarray(numpy.array(ndarray_, copy=True, order="C"), cpu(0))
     if not ndarray_.flags.c_contiguous:
-        raise ValueError("from_numpy: zero_copy=True needs a C-contiguous array; pass "
-                         "zero_copy=False or numpy.ascontiguousarray(...) first")
+        raise ValueError(
+            "from_numpy: zero_copy=True needs a C-contiguous array; pass "
+            "zero_copy=False or numpy.ascontiguousarray(...) first"
+        )
     return ndarray(ndarray_, cpu(0))
 
 
@@ -87,10 +109,11 @@ class _Capsule:
         try:
             ptr = get(capsule, b"dltensor")
         except ValueError:
-            raise ValueError("from_dlpack: the capsule was already consumed (a DLPack "
-                             "capsule can be imported once)") from None
-        kind, device_id = (ctypes.c_int32 * 2).from_address(ptr + ctypes.sizeof(
-            ctypes.c_void_p))
+            raise ValueError(
+                "from_dlpack: the capsule was already consumed (a DLPack "
+                "capsule can be imported once)"
+            ) from None
+        kind, device_id = (ctypes.c_int32 * 2).from_address(ptr + ctypes.sizeof(ctypes.c_void_p))
         self._capsule, self._device = capsule, (kind, device_id)
 
     def __dlpack__(self, stream: Any = None, **kwargs: Any) -> Any:
@@ -106,8 +129,10 @@ def from_dlpack(dlpack: Any) -> ndarray:
     if type(dlpack).__name__ == "PyCapsule":
         dlpack = _Capsule(dlpack)
     elif not hasattr(dlpack, "__dlpack__"):
-        raise TypeError(f"from_dlpack: expected a DLPack capsule or an object with "
-                        f"__dlpack__, got {type(dlpack).__name__}")
+        raise TypeError(
+            f"from_dlpack: expected a DLPack capsule or an object with "
+            f"__dlpack__, got {type(dlpack).__name__}"
+        )
     return _from_dlpack_object(dlpack)
 
 
@@ -135,8 +160,7 @@ def _host_arrays(fn: str, arrays: Any) -> list[numpy.ndarray[Any, Any]]:
     host = []
     for i, a in enumerate(arrays):
         if not isinstance(a, ndarray):
-            raise TypeError(f"{fn}: item {i} is a {type(a).__name__}, expected an "
-                            f"mx.np.ndarray")
+            raise TypeError(f"{fn}: item {i} is a {type(a).__name__}, expected an mx.np.ndarray")
         host.append(a.asnumpy())
     return host
 
@@ -149,6 +173,7 @@ def _write(fn: str, file: StrPath, arrays: Any, names: Any) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             f.write(data)
+
     checkpoint.atomic_write(os.fspath(file), write)
 
 
@@ -168,8 +193,10 @@ def save(file: StrPath, arr: Any) -> None:
     elif isinstance(arr, (list, tuple)):
         _write("save", file, list(arr), None)
     else:
-        raise TypeError(f"save: arr must be an ndarray, a list of ndarrays or a dict "
-                        f"str -> ndarray, got {type(arr).__name__}")
+        raise TypeError(
+            f"save: arr must be an ndarray, a list of ndarrays or a dict "
+            f"str -> ndarray, got {type(arr).__name__}"
+        )
 
 
 def savez(file: StrPath, *args: Any, **kwds: Any) -> None:
@@ -196,7 +223,9 @@ def load(file: StrPath) -> Any:
     out = []
     for label, host in zip(labels, arrays):
         if host is None:
-            raise checkpoint.CheckpointError(f"'{label}' in '{file}' is an MXNet NDArray "
-                                             f"without a shape; there are no values to load")
+            raise checkpoint.CheckpointError(
+                f"'{label}' in '{file}' is an MXNet NDArray "
+                f"without a shape; there are no values to load"
+            )
         out.append(ndarray(host.dense(), cpu(0)))
     return out if names is None else dict(zip(names, out))

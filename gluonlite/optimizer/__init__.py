@@ -17,10 +17,36 @@ the bucketed path).
 >>> w, state
 (array([0.8, 0.8, 0.8]), array([-0.2, -0.2, -0.2]))
 """
-from . import (adabelief, adadelta, adagrad, adam, adamax, adamw, dcasgd, ftml, ftrl, lamb,
-               lans, lars, nadam, nag, optimizer, rmsprop, sgd, sgld, signum)
-from ._foreach import (FUSED_OPTIMIZER_ENV, RowSparseGrad, _BUCKET_ELEMENTS, _DIRECT_ELEMENTS,
-                       _gather, _scatter)
+
+from . import (
+    adabelief,
+    adadelta,
+    adagrad,
+    adam,
+    adamax,
+    adamw,
+    dcasgd,
+    ftml,
+    ftrl,
+    lamb,
+    lans,
+    lars,
+    nadam,
+    nag,
+    optimizer,
+    rmsprop,
+    sgd,
+    sgld,
+    signum,
+)
+from ._foreach import (
+    FUSED_OPTIMIZER_ENV,
+    RowSparseGrad,
+    _BUCKET_ELEMENTS,
+    _DIRECT_ELEMENTS,
+    _gather,
+    _scatter,
+)
 from .._backend import is_gpu_array
 from .adabelief import AdaBelief
 from .adadelta import AdaDelta
@@ -42,7 +68,29 @@ from .sgd import SGD, _sgd_math, _single_tensor_sgd
 from .sgld import SGLD
 from .signum import Signum
 
-__all__ = ["Optimizer", "Updater", "create", "register", "get_updater", "RowSparseGrad",
-           "SGD", "NAG", "Signum", "SGLD", "DCASGD", "Adam", "AdamW", "Adamax", "Nadam",
-           "AdaBelief", "AdaGrad", "AdaDelta", "RMSProp", "Ftrl", "FTML", "LAMB", "LANS",
-           "LARS"]
+__all__ = [
+    "Optimizer",
+    "Updater",
+    "create",
+    "register",
+    "get_updater",
+    "RowSparseGrad",
+    "SGD",
+    "NAG",
+    "Signum",
+    "SGLD",
+    "DCASGD",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "Nadam",
+    "AdaBelief",
+    "AdaGrad",
+    "AdaDelta",
+    "RMSProp",
+    "Ftrl",
+    "FTML",
+    "LAMB",
+    "LANS",
+    "LARS",
+]

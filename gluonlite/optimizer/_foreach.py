@@ -20,6 +20,7 @@ Note (row-sparse gradients):
     expanded to a dense one (zeros elsewhere) first, so every row is decayed as in a dense
     update.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,6 +37,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from .._typing import DTypeLike, RawArray
 
+
 class RowSparseGrad(NamedTuple):
     """A row-sparse gradient: rows ``data[k]`` belong to row ``indices[k]`` of the weight.
 
@@ -51,6 +53,7 @@ class RowSparseGrad(NamedTuple):
 # --------------------------------------------------------------------------------------
 # Array helpers shared by both paths
 # --------------------------------------------------------------------------------------
+
 
 def _is_gpu(a: Any) -> bool:
     """``is_gpu_array(a)``, answered by one type check for the common NumPy array.
@@ -86,34 +89,46 @@ def _check_tensors(fn_name: str, weights: Any, grads: Any, states_lists: Any) ->
         raise ValueError(
             f"{fn_name}: weights, grads and states must have the same length; got "
             f"{n} weights, {len(grads)} grads and states of lengths "
-            f"{[len(s) for s in states_lists]}")
+            f"{[len(s) for s in states_lists]}"
+        )
     for i, (w, g) in enumerate(zip(weights, grads)):
         if _is_row_sparse(g):
             values, what = g.data, "row-sparse gradient data"
             if w.ndim == 0:
-                raise ValueError(f"{fn_name}: tensor {i} is a scalar weight; a row-sparse "
-                                 "gradient needs a weight with at least one axis")
+                raise ValueError(
+                    f"{fn_name}: tensor {i} is a scalar weight; a row-sparse "
+                    "gradient needs a weight with at least one axis"
+                )
             if _is_gpu(g.indices) != _is_gpu(w):
-                raise TypeError(f"{fn_name}: tensor {i}: weight is a {type(w).__module__} "
-                                f"array but its row-sparse gradient indices are a "
-                                f"{type(g.indices).__module__} array")
+                raise TypeError(
+                    f"{fn_name}: tensor {i}: weight is a {type(w).__module__} "
+                    f"array but its row-sparse gradient indices are a "
+                    f"{type(g.indices).__module__} array"
+                )
             expected = (g.indices.shape[0],) + tuple(w.shape[1:])
             if g.indices.ndim != 1 or tuple(values.shape) != expected:
                 raise ValueError(
                     f"{fn_name}: tensor {i}: row-sparse gradient with indices of shape "
                     f"{tuple(g.indices.shape)} needs data of shape {expected}, got "
-                    f"{tuple(values.shape)}")
+                    f"{tuple(values.shape)}"
+                )
         else:
             values, what = g, "gradient"
             if tuple(g.shape) != tuple(w.shape):
-                raise ValueError(f"{fn_name}: tensor {i}: gradient shape {tuple(g.shape)} "
-                                 f"does not match weight shape {tuple(w.shape)}")
+                raise ValueError(
+                    f"{fn_name}: tensor {i}: gradient shape {tuple(g.shape)} "
+                    f"does not match weight shape {tuple(w.shape)}"
+                )
         if _is_gpu(values) != _is_gpu(w):
-            raise TypeError(f"{fn_name}: tensor {i}: weight is a {type(w).__module__} array "
-                            f"but its {what} is a {type(values).__module__} array")
+            raise TypeError(
+                f"{fn_name}: tensor {i}: weight is a {type(w).__module__} array "
+                f"but its {what} is a {type(values).__module__} array"
+            )
         if values.dtype != w.dtype:
-            raise TypeError(f"{fn_name}: tensor {i}: {what} dtype {values.dtype} differs "
-                            f"from weight dtype {w.dtype}; cast the gradient first")
+            raise TypeError(
+                f"{fn_name}: tensor {i}: {what} dtype {values.dtype} differs "
+                f"from weight dtype {w.dtype}; cast the gradient first"
+            )
 
 
 def _dense_or_rows(weight: RawArray, grad: RawArray, lazy_update: bool) -> Any:
@@ -141,8 +156,9 @@ _BUCKET_ELEMENTS = {"numpy": 1 << 14, "cupy": 1 << 24}
 _DIRECT_ELEMENTS = {"numpy": 1 << 12, "cupy": 1 << 22}
 
 
-def _apply_one(math_fn: Callable[..., None], values: Any, rows: Any, buffers: Any,
-               hyper: dict[str, Any]) -> None:
+def _apply_one(
+    math_fn: Callable[..., None], values: Any, rows: Any, buffers: Any, hyper: dict[str, Any]
+) -> None:
     """Run ``math_fn`` on one tensor: in place, or on its ``rows`` gathered and written back."""
     if rows is None:
         math_fn(values, *buffers, **hyper)
@@ -165,7 +181,7 @@ def _scatter(flat: RawArray, arrays: Sequence[RawArray], rows_list: Any) -> None
     for a, rows in zip(arrays, rows_list):
         shape = a.shape if rows is None else (rows.shape[0],) + tuple(a.shape[1:])
         size = math.prod(shape)
-        segment = flat[offset:offset + size].reshape(shape)
+        segment = flat[offset : offset + size].reshape(shape)
         if rows is None:
             a[...] = segment
         else:
@@ -173,9 +189,12 @@ def _scatter(flat: RawArray, arrays: Sequence[RawArray], rows_list: Any) -> None
         offset += size
 
 
-def _apply_bucket(math_fn: Callable[..., None], xp: ModuleType,
-                  bucket: Sequence[tuple[RawArray, Any, Sequence[RawArray]]],
-                  hyper: dict[str, Any]) -> None:
+def _apply_bucket(
+    math_fn: Callable[..., None],
+    xp: ModuleType,
+    bucket: Sequence[tuple[RawArray, Any, Sequence[RawArray]]],
+    hyper: dict[str, Any],
+) -> None:
     """Run ``math_fn`` once over the concatenation of ``bucket``'s tensors, then scatter."""
     if len(bucket) == 1:
         _apply_one(math_fn, *bucket[0], hyper)
@@ -189,8 +208,13 @@ def _apply_bucket(math_fn: Callable[..., None], xp: ModuleType,
         _scatter(flat, list(column), rows_list)
 
 
-def _foreach_single(math_fn: Callable[..., None], grads: Any, buffers: Any,
-                    hypers: Sequence[dict[str, Any]], lazy_update: bool) -> None:
+def _foreach_single(
+    math_fn: Callable[..., None],
+    grads: Any,
+    buffers: Any,
+    hypers: Sequence[dict[str, Any]],
+    lazy_update: bool,
+) -> None:
     """The reference path: ``math_fn`` tensor by tensor.
 
     ``buffers[i]`` is the tuple of arrays updated in place for tensor ``i`` (its weight
@@ -210,8 +234,10 @@ FUSED_OPTIMIZER_ENV = "GLUONLITE_FUSED_OPTIMIZER"
 def _fused_kernel_enabled() -> bool:
     value = os.environ.get(FUSED_OPTIMIZER_ENV, "1")
     if value not in ("0", "1"):
-        raise ValueError(f"{FUSED_OPTIMIZER_ENV}={value!r}; expected '1' (use the fused GPU "
-                         "optimizer kernels) or '0' (turn them off)")
+        raise ValueError(
+            f"{FUSED_OPTIMIZER_ENV}={value!r}; expected '1' (use the fused GPU "
+            "optimizer kernels) or '0' (turn them off)"
+        )
     return value == "1"
 
 
@@ -222,13 +248,22 @@ def _fusable(grad: RawArray, bufs: Sequence[RawArray]) -> bool:
     if not _is_gpu(weight) or weight.dtype != numpy.float32 or _is_row_sparse(grad):
         return False
     device = weight.device.id
-    return (_is_gpu(grad) and grad.device.id == device
-            and all(_is_gpu(b) and b.dtype == numpy.float32 and b.flags.c_contiguous
-                    and b.device.id == device for b in bufs))
+    return (
+        _is_gpu(grad)
+        and grad.device.id == device
+        and all(
+            _is_gpu(b)
+            and b.dtype == numpy.float32
+            and b.flags.c_contiguous
+            and b.device.id == device
+            for b in bufs
+        )
+    )
 
 
-def _foreach_fused(fused_fn: Callable[..., Any], grads: Any, buffers: Any,
-                   hypers: Sequence[dict[str, Any]]) -> list[int]:
+def _foreach_fused(
+    fused_fn: Callable[..., Any], grads: Any, buffers: Any, hypers: Sequence[dict[str, Any]]
+) -> list[int]:
     """Update the tensors that :func:`_fusable` accepts with ``fused_fn``, one call per
     device, number of state arrays and hyper-parameters other than ``lr`` and ``wd`` (those
     the kernels take per tensor); return the indices of the tensors left for the caller.
@@ -248,15 +283,24 @@ def _foreach_fused(fused_fn: Callable[..., Any], grads: Any, buffers: Any,
         return list(range(len(buffers)))
     for (_, _, shared), members in groups.items():
         with _device_scope(buffers[members[0]][0]):
-            fused_fn([grads[i] for i in members], [buffers[i] for i in members],
-                     [hypers[i]["lr"] for i in members], [hypers[i]["wd"] for i in members],
-                     **dict(shared))
+            fused_fn(
+                [grads[i] for i in members],
+                [buffers[i] for i in members],
+                [hypers[i]["lr"] for i in members],
+                [hypers[i]["wd"] for i in members],
+                **dict(shared),
+            )
     return rest
 
 
-def _foreach_each(math_fn: Callable[..., None], grads: Any, buffers: Any,
-                  hypers: Sequence[dict[str, Any]], lazy_update: bool,
-                  fused_one: Callable[..., None]) -> None:
+def _foreach_each(
+    math_fn: Callable[..., None],
+    grads: Any,
+    buffers: Any,
+    hypers: Sequence[dict[str, Any]],
+    lazy_update: bool,
+    fused_one: Callable[..., None],
+) -> None:
     """Tensor by tensor, as :func:`_foreach_single`, but each tensor :func:`_fusable` accepts
     goes through ``fused_one(grad, bufs, hyper)`` (that tensor's kernel launches) instead of
     ``math_fn``: for updates that cannot be bucketed (per-tensor norms, or noise drawn in
@@ -274,9 +318,14 @@ def _foreach_each(math_fn: Callable[..., None], grads: Any, buffers: Any,
             _apply_one(math_fn, values, rows, bufs, hyper)
 
 
-def _foreach_multi(math_fn: Callable[..., None], grads: Any, buffers: Any,
-                   hypers: Sequence[dict[str, Any]], lazy_update: bool,
-                   fused_fn: Callable[..., Any] | None = None) -> None:
+def _foreach_multi(
+    math_fn: Callable[..., None],
+    grads: Any,
+    buffers: Any,
+    hypers: Sequence[dict[str, Any]],
+    lazy_update: bool,
+    fused_fn: Callable[..., Any] | None = None,
+) -> None:
     """The multi-tensor path: same arguments and results as :func:`_foreach_single`.
 
     With ``fused_fn`` (the fused GPU kernel doing ``math_fn``'s arithmetic), the tensors it
@@ -324,8 +373,15 @@ def _fresh_copy(grad: RawArray, rescale_grad: float) -> RawArray:
     return g
 
 
-def _prepared_grad(grad: RawArray, weight: RawArray, *, rescale_grad: float,
-                   clip_gradient: float | None, wd: float, wd_first: bool = False) -> RawArray:
+def _prepared_grad(
+    grad: RawArray,
+    weight: RawArray,
+    *,
+    rescale_grad: float,
+    clip_gradient: float | None,
+    wd: float,
+    wd_first: bool = False,
+) -> RawArray:
     """A fresh gradient ``rescale_grad * grad`` clipped to ``[-clip_gradient, clip_gradient]``
     and with ``wd * weight`` added: after the clipping (MXNet's SGD family), or before it
     with ``wd_first`` (MXNet's Adam family). ``wd * weight`` is added only for ``wd != 0``
@@ -365,7 +421,7 @@ def _scratch(like: RawArray, count: int) -> list[RawArray]:
     flat = buffers.get(like.dtype.str)
     if flat is None or flat.size < count * n:
         flat = buffers[like.dtype.str] = numpy.empty(max(count * n, 1 << 12), like.dtype)
-    return [flat[k * n:(k + 1) * n].reshape(like.shape) for k in range(count)]
+    return [flat[k * n : (k + 1) * n].reshape(like.shape) for k in range(count)]
 
 
 def _adam_moments(mean: RawArray, var: RawArray, g: RawArray, beta1: float, beta2: float) -> None:
@@ -414,9 +470,13 @@ def elementwise_kernel(name: str) -> Callable[..., None]:
     """The fused GPU path of optimizer ``name`` for ``_foreach_multi``: ``fused(grads,
     buffers, lrs, wds, **shared)`` updating each float32 CuPy tensor with one launch of
     ``kernels/optimizers.cu`` (see ``_kernels.optimizer_step``)."""
-    def fused(grads: Any, buffers: Any, lrs: Sequence[float], wds: Sequence[float],
-              **shared: Any) -> None:
+
+    def fused(
+        grads: Any, buffers: Any, lrs: Sequence[float], wds: Sequence[float], **shared: Any
+    ) -> None:
         from .. import _kernels
+
         for grad, bufs, lr, wd in zip(grads, buffers, lrs, wds):
             _kernels.optimizer_step(name, bufs[0], grad, bufs[1:], lr=lr, wd=wd, **shared)
+
     return fused

@@ -1,4 +1,5 @@
 """AdaGrad (MXNet's ``adagrad``): steps scaled by the root of the summed squared gradients."""
+
 from __future__ import annotations
 
 from ._foreach import _array_module, _prepared_grad
@@ -10,13 +11,21 @@ from ..ndarray import ndarray
 __all__ = ["AdaGrad"]
 
 
-def _adagrad_math(grad: RawArray, weight: RawArray, history: RawArray, *, lr: float, wd: float,
-                  epsilon: float, rescale_grad: float, clip_gradient: float | None) -> None:
+def _adagrad_math(
+    grad: RawArray,
+    weight: RawArray,
+    history: RawArray,
+    *,
+    lr: float,
+    wd: float,
+    epsilon: float,
+    rescale_grad: float,
+    clip_gradient: float | None,
+) -> None:
     """``g = clip(rescale_grad * grad) + wd * w; history += g * g;
     w -= lr * g / (sqrt(history) + epsilon)``."""
     xp = _array_module(weight)
-    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient,
-                       wd=wd)
+    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient, wd=wd)
     history += g * g
     weight -= lr * g / (xp.sqrt(history) + epsilon)
 
@@ -36,10 +45,14 @@ class AdaGrad(_MathOptimizer):
     _lazy_rows = True
     epsilon: _Checked[float] = _Checked("epsilon", low=0.0, low_open=True)
 
-    def __init__(self, learning_rate: float | None = None, epsilon: float = 1e-6,
-                 use_fused_step: bool = True, **kwargs: Any) -> None:
-        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step,
-                         **kwargs)
+    def __init__(
+        self,
+        learning_rate: float | None = None,
+        epsilon: float = 1e-6,
+        use_fused_step: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step, **kwargs)
         self.epsilon = epsilon
 
     def create_state(self, index: Any, weight: ndarray) -> Any:

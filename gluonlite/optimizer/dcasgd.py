@@ -1,4 +1,5 @@
 """DCASGD (MXNet's ``dcasgd``): asynchronous SGD with delay compensation."""
+
 from __future__ import annotations
 
 from ._foreach import _prepared_grad
@@ -10,13 +11,22 @@ from ..ndarray import ndarray
 __all__ = ["DCASGD"]
 
 
-def _dcasgd_math(grad: RawArray, weight: RawArray, previous: RawArray, mom: RawArray = None, *,
-                 lr: float, wd: float, momentum: float, lamda: float, rescale_grad: float,
-                 clip_gradient: float | None) -> None:
+def _dcasgd_math(
+    grad: RawArray,
+    weight: RawArray,
+    previous: RawArray,
+    mom: RawArray = None,
+    *,
+    lr: float,
+    wd: float,
+    momentum: float,
+    lamda: float,
+    rescale_grad: float,
+    clip_gradient: float | None,
+) -> None:
     """``g = clip(rescale_grad * grad) + wd * w; d = g + lamda * g * g * (w - previous);
     mom = momentum * mom - lr * d`` (or ``-lr * d``); ``previous = w; w += mom``."""
-    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient,
-                       wd=wd)
+    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient, wd=wd)
     d = g * g
     d *= weight - previous
     d *= lamda
@@ -51,10 +61,15 @@ class DCASGD(_MathOptimizer):
     momentum: _Checked[float] = _Checked("momentum", low=0.0, high=1.0, high_open=True)
     lamda: _Checked[float] = _Checked("lamda", low=0.0)
 
-    def __init__(self, learning_rate: float | None = None, momentum: float = 0.0,
-                 lamda: float = 0.04, use_fused_step: bool = False, **kwargs: Any) -> None:
-        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step,
-                         **kwargs)
+    def __init__(
+        self,
+        learning_rate: float | None = None,
+        momentum: float = 0.0,
+        lamda: float = 0.04,
+        use_fused_step: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step, **kwargs)
         self.momentum = momentum
         self.lamda = lamda
 

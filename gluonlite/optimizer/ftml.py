@@ -1,4 +1,5 @@
 """FTML (MXNet's ``ftml``): follow the moving leader."""
+
 from __future__ import annotations
 
 from ._foreach import _array_module, _prepared_grad
@@ -10,16 +11,29 @@ from ..ndarray import ndarray
 __all__ = ["FTML"]
 
 
-def _ftml_math(grad: RawArray, weight: RawArray, d: RawArray, v: RawArray, z: RawArray, *,
-               lr: float, wd: float, beta1: float, beta2: float, epsilon: float, coef1: float,
-               coef2: float, rescale_grad: float, clip_gradient: float | None) -> None:
+def _ftml_math(
+    grad: RawArray,
+    weight: RawArray,
+    d: RawArray,
+    v: RawArray,
+    z: RawArray,
+    *,
+    lr: float,
+    wd: float,
+    beta1: float,
+    beta2: float,
+    epsilon: float,
+    coef1: float,
+    coef2: float,
+    rescale_grad: float,
+    clip_gradient: float | None,
+) -> None:
     """``g = clip(rescale_grad * grad) + wd * w; v = beta2 * v + (1 - beta2) * g^2;
     d_new = (sqrt(v / coef2) + epsilon) * coef1 / lr;
     z = beta1 * z + (1 - beta1) * g - (d_new - beta1 * d) * w; w = -z / d_new``,
     ``coef = 1 - beta**t``."""
     xp = _array_module(weight)
-    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient,
-                       wd=wd)
+    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient, wd=wd)
     v *= beta2
     v += (1.0 - beta2) * g * g
     sigma = -beta1 * d
@@ -50,11 +64,16 @@ class FTML(_MathOptimizer):
     beta2: _Checked[float] = _Checked("beta2", low=0.0, high=1.0, high_open=True)
     epsilon: _Checked[float] = _Checked("epsilon", low=0.0, low_open=True)
 
-    def __init__(self, learning_rate: float | None = None, beta1: float = 0.6,
-                 beta2: float = 0.999, epsilon: float = 1e-8, use_fused_step: bool = True,
-                 **kwargs: Any) -> None:
-        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step,
-                         **kwargs)
+    def __init__(
+        self,
+        learning_rate: float | None = None,
+        beta1: float = 0.6,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+        use_fused_step: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step, **kwargs)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
 
     def create_state(self, index: Any, weight: ndarray) -> Any:
@@ -65,6 +84,11 @@ class FTML(_MathOptimizer):
 
     def _hyper(self, index: Any, lr: float, wd: float) -> dict[str, Any]:
         t = self._index_update_count[index]
-        return dict(super()._hyper(index, lr, wd), beta1=self.beta1, beta2=self.beta2,
-                    epsilon=self.epsilon, coef1=1.0 - self.beta1 ** t,
-                    coef2=1.0 - self.beta2 ** t)
+        return dict(
+            super()._hyper(index, lr, wd),
+            beta1=self.beta1,
+            beta2=self.beta2,
+            epsilon=self.epsilon,
+            coef1=1.0 - self.beta1**t,
+            coef2=1.0 - self.beta2**t,
+        )

@@ -1,4 +1,5 @@
 """Ftrl (MXNet's ``ftrl``): follow the regularized leader, with L1 and L2 terms."""
+
 from __future__ import annotations
 
 from ._foreach import _array_module, _prepared_grad
@@ -10,14 +11,23 @@ from ..ndarray import ndarray
 __all__ = ["Ftrl"]
 
 
-def _ftrl_math(grad: RawArray, weight: RawArray, z: RawArray, n: RawArray, *, lr: float, wd: float,
-               lamda1: float, beta: float, rescale_grad: float,
-               clip_gradient: float | None) -> None:
+def _ftrl_math(
+    grad: RawArray,
+    weight: RawArray,
+    z: RawArray,
+    n: RawArray,
+    *,
+    lr: float,
+    wd: float,
+    lamda1: float,
+    beta: float,
+    rescale_grad: float,
+    clip_gradient: float | None,
+) -> None:
     """``g = clip(rescale_grad * grad); z += g - (sqrt(n + g^2) - sqrt(n)) / lr * w;
     n += g^2; w = -sign(z) * max(|z| - lamda1, 0) / ((beta + sqrt(n)) / lr + wd)``."""
     xp = _array_module(weight)
-    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient,
-                       wd=0.0)
+    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient, wd=0.0)
     sigma = -xp.sqrt(n)
     n += g * g
     denom = xp.sqrt(n)
@@ -50,10 +60,15 @@ class Ftrl(_MathOptimizer):
     lamda1: _Checked[float] = _Checked("lamda1", low=0.0)
     beta: _Checked[float] = _Checked("beta", low=0.0)
 
-    def __init__(self, learning_rate: float | None = None, lamda1: float = 0.01,
-                 beta: float = 1.0, use_fused_step: bool = True, **kwargs: Any) -> None:
-        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step,
-                         **kwargs)
+    def __init__(
+        self,
+        learning_rate: float | None = None,
+        lamda1: float = 0.01,
+        beta: float = 1.0,
+        use_fused_step: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step, **kwargs)
         self.lamda1, self.beta = lamda1, beta
 
     def create_state(self, index: Any, weight: ndarray) -> Any:

@@ -1,4 +1,5 @@
 """LAMB (MXNet's ``lamb``): Adam steps scaled per layer by a trust ratio."""
+
 from __future__ import annotations
 
 import numpy
@@ -12,8 +13,9 @@ from ..ndarray import ndarray
 __all__ = ["LAMB"]
 
 
-def _clamped_norm(weight: RawArray, lower_bound: float | None,
-                  upper_bound: float | None) -> RawArray:
+def _clamped_norm(
+    weight: RawArray, lower_bound: float | None, upper_bound: float | None
+) -> RawArray:
     """``||w||`` clamped to ``[lower_bound, upper_bound]`` (None: unbounded)."""
     xp = _array_module(weight)
     r1 = _norm(weight)
@@ -24,16 +26,29 @@ def _clamped_norm(weight: RawArray, lower_bound: float | None,
     return r1
 
 
-def _lamb_math(grad: RawArray, weight: RawArray, mean: RawArray, var: RawArray, *, lr: float,
-               wd: float, beta1: float, beta2: float, epsilon: float, coef1: float, coef2: float,
-               lower_bound: float | None, upper_bound: float | None, rescale_grad: float,
-               clip_gradient: float | None) -> None:
+def _lamb_math(
+    grad: RawArray,
+    weight: RawArray,
+    mean: RawArray,
+    var: RawArray,
+    *,
+    lr: float,
+    wd: float,
+    beta1: float,
+    beta2: float,
+    epsilon: float,
+    coef1: float,
+    coef2: float,
+    lower_bound: float | None,
+    upper_bound: float | None,
+    rescale_grad: float,
+    clip_gradient: float | None,
+) -> None:
     """``g = clip(rescale_grad * grad)``; moments as Adam;
     ``u = (mean / coef1) / (sqrt(var / coef2) + epsilon) + wd * w``;
     ``w -= lr * trust(||w||, ||u||) * u`` (``coef`` 1 without bias correction)."""
     xp = _array_module(weight)
-    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient,
-                       wd=0.0)
+    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient, wd=0.0)
     _adam_moments(mean, var, g, beta1, beta2)
     r1 = _clamped_norm(weight, lower_bound, upper_bound)
     update = (mean / coef1) / (xp.sqrt(var / coef2) + epsilon)
@@ -54,12 +69,24 @@ class _LayerWise(_MathOptimizer):
     lower_bound: _Checked[float | None] = _Checked("lower_bound", low=0.0, optional=True)
     upper_bound: _Checked[float | None] = _Checked("upper_bound", low=0.0, optional=True)
 
-    def __init__(self, learning_rate: float | None = None, beta1: float = 0.9,
-                 beta2: float = 0.999, epsilon: float = 1e-6,
-                 lower_bound: float | None = None, upper_bound: float | None = None,
-                 aggregate_num: int = 4, use_fused_step: bool = True, **kwargs: Any) -> None:
-        super().__init__(learning_rate=learning_rate, aggregate_num=aggregate_num,
-                         use_fused_step=use_fused_step, **kwargs)
+    def __init__(
+        self,
+        learning_rate: float | None = None,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-6,
+        lower_bound: float | None = None,
+        upper_bound: float | None = None,
+        aggregate_num: int = 4,
+        use_fused_step: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate,
+            aggregate_num=aggregate_num,
+            use_fused_step=use_fused_step,
+            **kwargs,
+        )
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.lower_bound, self.upper_bound = lower_bound, upper_bound
 
@@ -72,10 +99,16 @@ class _LayerWise(_MathOptimizer):
 
     def _hyper(self, index: Any, lr: float, wd: float) -> dict[str, Any]:
         t = self._index_update_count[index]
-        return dict(super()._hyper(index, lr, wd), beta1=self.beta1, beta2=self.beta2,
-                    epsilon=self.epsilon, coef1=1.0 - self.beta1 ** t,
-                    coef2=1.0 - self.beta2 ** t, lower_bound=self.lower_bound,
-                    upper_bound=self.upper_bound)
+        return dict(
+            super()._hyper(index, lr, wd),
+            beta1=self.beta1,
+            beta2=self.beta2,
+            epsilon=self.epsilon,
+            coef1=1.0 - self.beta1**t,
+            coef2=1.0 - self.beta2**t,
+            lower_bound=self.lower_bound,
+            upper_bound=self.upper_bound,
+        )
 
 
 @register
@@ -94,13 +127,26 @@ class LAMB(_LayerWise):
     _math = _lamb_math
     _kernel = "lamb"  # norms, then the scaled step: two launches per tensor on a GPU
 
-    def __init__(self, learning_rate: float | None = None, beta1: float = 0.9,
-                 beta2: float = 0.999, epsilon: float = 1e-6,
-                 lower_bound: float | None = None, upper_bound: float | None = None,
-                 bias_correction: bool = True, **kwargs: Any) -> None:
-        super().__init__(learning_rate=learning_rate, beta1=beta1, beta2=beta2,
-                         epsilon=epsilon, lower_bound=lower_bound, upper_bound=upper_bound,
-                         **kwargs)
+    def __init__(
+        self,
+        learning_rate: float | None = None,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-6,
+        lower_bound: float | None = None,
+        upper_bound: float | None = None,
+        bias_correction: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate,
+            beta1=beta1,
+            beta2=beta2,
+            epsilon=epsilon,
+            lower_bound=lower_bound,
+            upper_bound=upper_bound,
+            **kwargs,
+        )
         self.bias_correction = bool(bias_correction)
 
     def _hyper(self, index: Any, lr: float, wd: float) -> dict[str, Any]:

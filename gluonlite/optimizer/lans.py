@@ -1,4 +1,5 @@
 """LANS (MXNet's ``lans``): LAMB with normalized gradients and a Nesterov-style split."""
+
 from __future__ import annotations
 
 from ._foreach import _adam_moments, _array_module, _fresh_copy, _norm, _trust_ratio
@@ -9,10 +10,24 @@ from .._typing import RawArray
 __all__ = ["LANS"]
 
 
-def _lans_math(grad: RawArray, weight: RawArray, mean: RawArray, var: RawArray, *, lr: float,
-               wd: float, beta1: float, beta2: float, epsilon: float, coef1: float, coef2: float,
-               lower_bound: float | None, upper_bound: float | None, rescale_grad: float,
-               clip_gradient: float | None) -> None:
+def _lans_math(
+    grad: RawArray,
+    weight: RawArray,
+    mean: RawArray,
+    var: RawArray,
+    *,
+    lr: float,
+    wd: float,
+    beta1: float,
+    beta2: float,
+    epsilon: float,
+    coef1: float,
+    coef2: float,
+    lower_bound: float | None,
+    upper_bound: float | None,
+    rescale_grad: float,
+    clip_gradient: float | None,
+) -> None:
     """``g = clip(rescale_grad * grad / ||rescale_grad * grad||)``; moments as Adam;
     ``s = sqrt(var / coef2) + epsilon``; ``u = mean / coef1 / s + wd * w``,
     ``w -= lr * beta1 * trust(||w||, ||u||) * u``; then with the updated ``w``:
@@ -30,14 +45,14 @@ def _lans_math(grad: RawArray, weight: RawArray, mean: RawArray, var: RawArray, 
     if wd != 0:
         update += wd * weight
     ratio = _trust_ratio(r1, _norm(update))
-    weight -= (lr * beta1 * ratio).astype(weight.dtype) * update.astype(weight.dtype,
-                                                                          copy=False)
+    weight -= (lr * beta1 * ratio).astype(weight.dtype) * update.astype(weight.dtype, copy=False)
     update = g / scale
     if wd != 0:
         update += wd * weight
     ratio = _trust_ratio(r1, _norm(update))
     weight -= (lr * (1.0 - beta1) * ratio).astype(weight.dtype) * update.astype(
-        weight.dtype, copy=False)
+        weight.dtype, copy=False
+    )
 
 
 @register

@@ -1,4 +1,5 @@
 """LARS (MXNet's ``lars``): SGD with a layer-wise learning rate scale."""
+
 from __future__ import annotations
 
 import numpy
@@ -15,9 +16,20 @@ __all__ = ["LARS"]
 _NO_LARS_SUFFIXES = ("gamma", "beta", "bias")
 
 
-def _lars_math(grad: RawArray, weight: RawArray, mom: RawArray = None, *, lr: float, wd: float,
-               momentum: float, eta: float, epsilon: float, layer_wise: bool, rescale_grad: float,
-               clip_gradient: float | None) -> None:
+def _lars_math(
+    grad: RawArray,
+    weight: RawArray,
+    mom: RawArray = None,
+    *,
+    lr: float,
+    wd: float,
+    momentum: float,
+    eta: float,
+    epsilon: float,
+    layer_wise: bool,
+    rescale_grad: float,
+    clip_gradient: float | None,
+) -> None:
     """With ``layer_wise``, ``lr *= eta * ||w|| / (||g|| + wd * ||w|| + epsilon)`` (1 where
     ``||w|| / ||g||`` is NaN or 0; norms in float32, ``g = rescale_grad * grad``); then
     SGD: ``g = clip(rescale_grad * grad) + wd * w; mom = momentum * mom - lr * g;
@@ -29,8 +41,16 @@ def _lars_math(grad: RawArray, weight: RawArray, mom: RawArray = None, *, lr: fl
             lars = eta * w_norm / (g_norm + wd * w_norm + epsilon)
         lars = _array_module(weight).where(_ratio_or_none(w_norm, g_norm)[1], lars, 1.0)
         lr = (lr * lars).astype(weight.dtype)
-    _sgd_math(grad, weight, mom, lr=lr, wd=wd, momentum=momentum, rescale_grad=rescale_grad,
-              clip_gradient=clip_gradient)
+    _sgd_math(
+        grad,
+        weight,
+        mom,
+        lr=lr,
+        wd=wd,
+        momentum=momentum,
+        rescale_grad=rescale_grad,
+        clip_gradient=clip_gradient,
+    )
 
 
 @register
@@ -57,11 +77,23 @@ class LARS(_MathOptimizer):
     eta: _Checked[float] = _Checked("eta", low=0.0)
     epsilon: _Checked[float] = _Checked("epsilon", low=0.0)
 
-    def __init__(self, learning_rate: float | None = None, momentum: float = 0.0,
-                 eta: float = 0.001, epsilon: float = 1e-8, lazy_update: bool = False,
-                 use_fused_step: bool = True, aggregate_num: int = 1, **kwargs: Any) -> None:
-        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step,
-                         aggregate_num=aggregate_num, **kwargs)
+    def __init__(
+        self,
+        learning_rate: float | None = None,
+        momentum: float = 0.0,
+        eta: float = 0.001,
+        epsilon: float = 1e-8,
+        lazy_update: bool = False,
+        use_fused_step: bool = True,
+        aggregate_num: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate,
+            use_fused_step=use_fused_step,
+            aggregate_num=aggregate_num,
+            **kwargs,
+        )
         self.momentum, self.eta, self.epsilon = momentum, eta, epsilon
         self.lazy_update = bool(lazy_update)
 
@@ -81,5 +113,10 @@ class LARS(_MathOptimizer):
         return not name.endswith(_NO_LARS_SUFFIXES)
 
     def _hyper(self, index: Any, lr: float, wd: float) -> dict[str, Any]:
-        return dict(super()._hyper(index, lr, wd), momentum=self.momentum, eta=self.eta,
-                    epsilon=self.epsilon, layer_wise=self._layer_wise(index))
+        return dict(
+            super()._hyper(index, lr, wd),
+            momentum=self.momentum,
+            eta=self.eta,
+            epsilon=self.epsilon,
+            layer_wise=self._layer_wise(index),
+        )

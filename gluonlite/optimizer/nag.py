@@ -1,4 +1,5 @@
 """NAG (MXNet's ``nag``): SGD with Nesterov momentum."""
+
 from __future__ import annotations
 
 from ._foreach import _prepared_grad
@@ -10,12 +11,20 @@ from ..ndarray import ndarray
 __all__ = ["NAG"]
 
 
-def _nag_math(grad: RawArray, weight: RawArray, mom: RawArray = None, *, lr: float, wd: float,
-              momentum: float, rescale_grad: float, clip_gradient: float | None) -> None:
+def _nag_math(
+    grad: RawArray,
+    weight: RawArray,
+    mom: RawArray = None,
+    *,
+    lr: float,
+    wd: float,
+    momentum: float,
+    rescale_grad: float,
+    clip_gradient: float | None,
+) -> None:
     """``g = clip(rescale_grad * grad) + wd * w; mom = momentum * mom - lr * g;
     w += momentum * mom - lr * g`` (without momentum ``w -= lr * g``)."""
-    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient,
-                       wd=wd)
+    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient, wd=wd)
     g *= lr
     if mom is None:
         weight -= g
@@ -40,10 +49,20 @@ class NAG(_MathOptimizer):
     _kernel = "nag"
     momentum: _Checked[float] = _Checked("momentum", low=0.0, high=1.0, high_open=True)
 
-    def __init__(self, learning_rate: float | None = None, momentum: float = 0.9,
-                 multi_precision: bool = False, use_fused_step: bool = True, **kwargs: Any) -> None:
-        super().__init__(learning_rate=learning_rate, multi_precision=multi_precision,
-                         use_fused_step=use_fused_step, **kwargs)
+    def __init__(
+        self,
+        learning_rate: float | None = None,
+        momentum: float = 0.9,
+        multi_precision: bool = False,
+        use_fused_step: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate,
+            multi_precision=multi_precision,
+            use_fused_step=use_fused_step,
+            **kwargs,
+        )
         self.momentum = momentum
 
     def create_state(self, index: Any, weight: ndarray) -> Any:

@@ -10,6 +10,7 @@ The built-in optimizers share :class:`_MathOptimizer`: ``step`` runs their math 
 tensor by tensor, ``fused_step`` through the multi-tensor path of ``_foreach`` (buckets of
 small tensors on NumPy, fused CUDA kernels on GPUs).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,15 @@ from .._backend import is_gpu_array
 from ..ndarray import ndarray
 from ..sparse import RowSparseNDArray
 from . import _foreach
-from ._foreach import (RowSparseGrad, _cast_grad, _check_tensors, _device_scope, _foreach_multi,
-                       _foreach_single, _is_row_sparse)
+from ._foreach import (
+    RowSparseGrad,
+    _cast_grad,
+    _check_tensors,
+    _device_scope,
+    _foreach_multi,
+    _foreach_single,
+    _is_row_sparse,
+)
 from .._typing import DTypeLike, RawArray
 from ..device import Device
 from collections.abc import Callable
@@ -43,14 +51,16 @@ def register(klass: _OptimizerType) -> _OptimizerType:
     Registering another class under a taken name replaces it with a warning, as in MXNet.
     """
     if not (isinstance(klass, type) and issubclass(klass, Optimizer)):
-        raise TypeError(f"register: expected a subclass of mx.optimizer.Optimizer, got "
-                        f"{klass!r}")
+        raise TypeError(f"register: expected a subclass of mx.optimizer.Optimizer, got {klass!r}")
     name = klass.__name__.lower()
     old = _REGISTRY.get(name)
     if old is not None and old is not klass:
-        warnings.warn(f"register: optimizer {klass.__module__}.{klass.__name__} replaces "
-                      f"{old.__module__}.{old.__name__} as {name!r}", UserWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"register: optimizer {klass.__module__}.{klass.__name__} replaces "
+            f"{old.__module__}.{old.__name__} as {name!r}",
+            UserWarning,
+            stacklevel=2,
+        )
     _REGISTRY[name] = klass
     return klass
 
@@ -66,13 +76,22 @@ def create(name: str, **kwargs: Any) -> "Optimizer":
     try:
         klass = _REGISTRY[name.lower()]
     except KeyError:
-        raise ValueError(f"create: unknown optimizer {name!r}; registered optimizers are "
-                         f"{sorted(_REGISTRY)}") from None
+        raise ValueError(
+            f"create: unknown optimizer {name!r}; registered optimizers are {sorted(_REGISTRY)}"
+        ) from None
     return klass(**kwargs)
 
 
-def _checked(owner: str, name: str, value: object, *, low: float | None = None,
-             high: float | None = None, low_open: bool = False, high_open: bool = False) -> float:
+def _checked(
+    owner: str,
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """``value`` as a float, or a ValueError naming the owner, the setting and the range."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
@@ -137,10 +156,14 @@ def _raw_grad(owner: str, what: str, g: RawArray) -> Any:
     if isinstance(g, ndarray) or _is_raw(g):
         return _raw_array(owner, what, g)
     if _is_row_sparse(g) and getattr(g, "stype", "row_sparse") == "row_sparse":
-        return RowSparseGrad(_raw_array(owner, f"{what}.indices", g.indices),
-                             _raw_array(owner, f"{what}.data", g.data))
-    raise TypeError(f"{owner}: {what} must be an mx.np.ndarray or a row-sparse "
-                    f"mx.nd.sparse.RowSparseNDArray, got {type(g).__name__}")
+        return RowSparseGrad(
+            _raw_array(owner, f"{what}.indices", g.indices),
+            _raw_array(owner, f"{what}.data", g.data),
+        )
+    raise TypeError(
+        f"{owner}: {what} must be an mx.np.ndarray or a row-sparse "
+        f"mx.nd.sparse.RowSparseNDArray, got {type(g).__name__}"
+    )
 
 
 def _raw_state(owner: str, what: str, state: Any) -> Any:
@@ -158,8 +181,9 @@ def _wrap_like(weight: RawArray, raw: RawArray) -> Any:
     return ndarray(raw, weight.device) if isinstance(weight, ndarray) else raw
 
 
-def _as_lists(owner: str, indices: Any, weights: Any, grads: Any,
-              states: Any) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+def _as_lists(
+    owner: str, indices: Any, weights: Any, grads: Any, states: Any
+) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
     """The four per-parameter sequences as lists (a single index wraps all four, MXNet 1's
     ``update(index, weight, grad, state)``), checked for equal lengths and unique indices."""
     if isinstance(indices, (str, bytes)) or not isinstance(indices, Iterable):
@@ -167,12 +191,16 @@ def _as_lists(owner: str, indices: Any, weights: Any, grads: Any,
     try:
         indices, weights, grads, states = (list(x) for x in (indices, weights, grads, states))
     except TypeError:
-        raise TypeError(f"{owner}: indices, weights, grads and states must be sequences "
-                        "with one entry per parameter") from None
+        raise TypeError(
+            f"{owner}: indices, weights, grads and states must be sequences "
+            "with one entry per parameter"
+        ) from None
     if not len(indices) == len(weights) == len(grads) == len(states):
-        raise ValueError(f"{owner}: got {len(indices)} indices, {len(weights)} weights, "
-                         f"{len(grads)} grads and {len(states)} states; expected one of "
-                         "each per parameter")
+        raise ValueError(
+            f"{owner}: got {len(indices)} indices, {len(weights)} weights, "
+            f"{len(grads)} grads and {len(states)} states; expected one of "
+            "each per parameter"
+        )
     if len(set(indices)) != len(indices):
         raise ValueError(f"{owner}: indices must be unique, got {indices}")
     return indices, weights, grads, states
@@ -214,18 +242,29 @@ class Optimizer:
     # writes them and ``load_states`` restores them, so a resumed run continues exactly.
     _scalar_state: tuple[str, ...] = ()
 
-    def __init__(self, rescale_grad: float = 1.0, param_idx2name: dict[Any, Any] | None = None,
-                 wd: float = 0.0, clip_gradient: float | None = None,
-                 learning_rate: float | None = None, lr_scheduler: Any = None,
-                 begin_num_update: int = 0, multi_precision: bool = False,
-                 param_dict: dict[Any, Any] | None = None, aggregate_num: int | None = None,
-                 use_fused_step: bool | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[Any, Any] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        learning_rate: float | None = None,
+        lr_scheduler: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[Any, Any] | None = None,
+        aggregate_num: int | None = None,
+        use_fused_step: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
         if kwargs:
             raise TypeError(f"{self._name}: unexpected argument(s) {sorted(kwargs)}")
         self.rescale_grad = rescale_grad
         if lr_scheduler is not None and not callable(lr_scheduler):
-            raise TypeError(f"{self._name}: lr_scheduler must be an LRScheduler (callable "
-                            f"as lr_scheduler(num_update)), got {lr_scheduler!r}")
+            raise TypeError(
+                f"{self._name}: lr_scheduler must be an LRScheduler (callable "
+                f"as lr_scheduler(num_update)), got {lr_scheduler!r}"
+            )
         self.lr_scheduler = lr_scheduler
         if learning_rate is None:
             learning_rate = getattr(lr_scheduler, "base_lr", None)
@@ -237,27 +276,37 @@ class Optimizer:
         self.wd = wd
         self.clip_gradient = clip_gradient
         if param_idx2name is not None and not isinstance(param_idx2name, dict):
-            raise TypeError(f"{self._name}: param_idx2name must be a dict of index to name, "
-                            f"got {type(param_idx2name).__name__}")
+            raise TypeError(
+                f"{self._name}: param_idx2name must be a dict of index to name, "
+                f"got {type(param_idx2name).__name__}"
+            )
         self.idx2name = dict(param_idx2name or {})
         self.param_dict = dict(param_dict) if param_dict else {}
-        if isinstance(begin_num_update, bool) or not isinstance(begin_num_update, int) \
-                or begin_num_update < 0:
-            raise ValueError(f"{self._name}: begin_num_update must be a non-negative int, "
-                             f"got {begin_num_update!r}")
+        if (
+            isinstance(begin_num_update, bool)
+            or not isinstance(begin_num_update, int)
+            or begin_num_update < 0
+        ):
+            raise ValueError(
+                f"{self._name}: begin_num_update must be a non-negative int, "
+                f"got {begin_num_update!r}"
+            )
         self.begin_num_update = begin_num_update
         self.num_update = begin_num_update
         # Update counts per index, one table per device (MXNet's _all_index_update_counts):
         # Trainer(kvstore=None) updates each device's replica separately and selects the
         # device's table with _set_current_context; otherwise only table 0 is used.
         self._index_update_count: dict[Any, Any] = {}
-        self._all_index_update_counts: dict[int, dict[Any, Any]] = {
-            0: self._index_update_count}
-        if aggregate_num is not None and (isinstance(aggregate_num, bool) or
-                                          not isinstance(aggregate_num, int)
-                                          or aggregate_num < 0):
-            raise ValueError(f"{self._name}: aggregate_num must be a non-negative int or "
-                             f"None, got {aggregate_num!r}")
+        self._all_index_update_counts: dict[int, dict[Any, Any]] = {0: self._index_update_count}
+        if aggregate_num is not None and (
+            isinstance(aggregate_num, bool)
+            or not isinstance(aggregate_num, int)
+            or aggregate_num < 0
+        ):
+            raise ValueError(
+                f"{self._name}: aggregate_num must be a non-negative int or "
+                f"None, got {aggregate_num!r}"
+            )
         self.aggregate_num = aggregate_num or 0
         self.use_fused_step = bool(use_fused_step)
         self.multi_precision = bool(multi_precision)
@@ -273,8 +322,9 @@ class Optimizer:
     lr: _Checked[float] = _Checked("learning_rate", low=0.0)
     wd: _Checked[float] = _Checked("wd", low=0.0)
     rescale_grad: _Checked[float] = _Checked("rescale_grad", low=0.0, low_open=True)
-    clip_gradient: _Checked[float | None] = _Checked("clip_gradient", low=0.0, low_open=True,
-                                                     optional=True)
+    clip_gradient: _Checked[float | None] = _Checked(
+        "clip_gradient", low=0.0, low_open=True, optional=True
+    )
 
     # ----------------------------------------------------------------- learning rate
     @property
@@ -288,18 +338,26 @@ class Optimizer:
         """Set the base learning rate. While an ``lr_scheduler`` decides the rate this only
         warns (MXNet refuses too) and changes nothing."""
         if self.lr_scheduler is not None:
-            warnings.warn(f"{self._name}.set_learning_rate: an lr_scheduler decides the "
-                          "learning rate, so set_learning_rate changes nothing; change the "
-                          "scheduler instead", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"{self._name}.set_learning_rate: an lr_scheduler decides the "
+                "learning rate, so set_learning_rate changes nothing; change the "
+                "scheduler instead",
+                UserWarning,
+                stacklevel=2,
+            )
             return
         self.lr = lr
 
     def _checked_mults(self, what: str, mults: Any) -> dict[Any, float]:
         if not isinstance(mults, dict):
-            raise TypeError(f"{self._name}.set_{what}: expected a dict of index (or name) to "
-                            f"multiplier, got {type(mults).__name__}")
-        return {index: _checked(self._name, f"{what}[{index!r}]", m, low=0.0)
-                for index, m in mults.items()}
+            raise TypeError(
+                f"{self._name}.set_{what}: expected a dict of index (or name) to "
+                f"multiplier, got {type(mults).__name__}"
+            )
+        return {
+            index: _checked(self._name, f"{what}[{index!r}]", m, low=0.0)
+            for index, m in mults.items()
+        }
 
     def set_lr_mult(self, args_lr_mult: dict[Any, Any]) -> None:
         """Replace the ``{index or name: lr_mult}`` table (a ``param_dict`` entry takes
@@ -310,8 +368,11 @@ class Optimizer:
         """Replace the ``{index or name: wd_mult}`` table (a ``param_dict`` entry takes
         precedence). With ``param_idx2name``, names not ending in ``_weight`` or ``_gamma``
         default to 0 (biases are not decayed), as in MXNet."""
-        table = {name: 0.0 for name in self.idx2name.values()
-                 if not (name.endswith("_weight") or name.endswith("_gamma"))}
+        table = {
+            name: 0.0
+            for name in self.idx2name.values()
+            if not (name.endswith("_weight") or name.endswith("_gamma"))
+        }
         table.update(self._checked_mults("wd_mult", args_wd_mult))
         self.wd_mult = table
 
@@ -353,7 +414,7 @@ class Optimizer:
 
     def _update_count(self, index: Any) -> None:
         """Count one update of ``index`` (or of each index of a list), as MXNet does."""
-        for i in (index if isinstance(index, (list, tuple)) else [index]):
+        for i in index if isinstance(index, (list, tuple)) else [index]:
             count = self._index_update_count.get(i, self.begin_num_update) + 1
             self._index_update_count[i] = count
             self.num_update = max(self.num_update, count)
@@ -375,15 +436,21 @@ class Optimizer:
     # ----------------------------------------------------------------- updates
     def step(self, indices: Any, weights: Any, grads: Any, states: Any) -> None:
         """Update ``weights`` (and ``states``) in place, one parameter after another."""
-        raise NotImplementedError(f"{self._name} implements no step(); an optimizer "
-                                  "subclass must define it")
+        raise NotImplementedError(
+            f"{self._name} implements no step(); an optimizer subclass must define it"
+        )
 
     def fused_step(self, indices: Any, weights: Any, grads: Any, states: Any) -> None:
         """Like :meth:`step`, through fused kernels; optimizers without them step."""
         self.step(indices, weights, grads, states)
 
-    def update(self, indices: Sequence[Any], weights: Sequence[Any], grads: Sequence[Any],
-               states: Sequence[Any]) -> None:
+    def update(
+        self,
+        indices: Sequence[Any],
+        weights: Sequence[Any],
+        grads: Sequence[Any],
+        states: Sequence[Any],
+    ) -> None:
         """Apply one step to each ``weights[i]`` in place (MXNet 2's list signature; a
         single index, weight, grad and state are accepted too).
 
@@ -393,8 +460,9 @@ class Optimizer:
             grads: ``mx.np.ndarray`` arrays or row-sparse gradients.
             states: what :meth:`create_state` returned for each weight; updated in place.
         """
-        indices, weights, grads, states = _as_lists(f"{self._name}.update", indices,
-                                                    weights, grads, states)
+        indices, weights, grads, states = _as_lists(
+            f"{self._name}.update", indices, weights, grads, states
+        )
         for k, (w, g) in enumerate(zip(weights, grads)):
             _raw_array(f"{self._name}.update", f"weights[{k}]", w)
             _raw_grad(f"{self._name}.update", f"grads[{k}]", g)
@@ -403,28 +471,40 @@ class Optimizer:
         else:
             self.step(indices, weights, grads, states)
 
-    def update_multi_precision(self, indices: Sequence[Any], weights: Sequence[Any],
-                               grads: Sequence[Any], states: Sequence[Any]) -> None:
+    def update_multi_precision(
+        self,
+        indices: Sequence[Any],
+        weights: Sequence[Any],
+        grads: Sequence[Any],
+        states: Sequence[Any],
+    ) -> None:
         """Like :meth:`update`, with states from :meth:`create_state_multi_precision`.
 
         A float16 weight under ``multi_precision`` is updated through its float32 master
         copy (its gradient cast up), then overwritten with the copy cast down, so that small
         steps accumulate instead of rounding away in float16 (MXNet's ``mp_*_update``).
         """
-        indices, weights, grads, states = _as_lists(f"{self._name}.update_multi_precision",
-                                                    indices, weights, grads, states)
-        masters = [k for k, w in enumerate(weights)
-                   if self.multi_precision and getattr(w, "dtype", None) == numpy.float16]
+        indices, weights, grads, states = _as_lists(
+            f"{self._name}.update_multi_precision", indices, weights, grads, states
+        )
+        masters = [
+            k
+            for k, w in enumerate(weights)
+            if self.multi_precision and getattr(w, "dtype", None) == numpy.float16
+        ]
         targets = weights[:]
         for k in masters:
             if not (isinstance(states[k], tuple) and len(states[k]) == 2):
-                raise ValueError(f"{self._name}.update_multi_precision: the state of index "
-                                 f"{indices[k]!r} must be the (float32 copy, state) pair "
-                                 f"from create_state_multi_precision(), got {states[k]!r}")
+                raise ValueError(
+                    f"{self._name}.update_multi_precision: the state of index "
+                    f"{indices[k]!r} must be the (float32 copy, state) pair "
+                    f"from create_state_multi_precision(), got {states[k]!r}"
+                )
             weights[k], states[k] = states[k]
             g = grads[k]
-            grads[k] = g.astype(numpy.float32) if hasattr(g, "astype") else \
-                _cast_grad(g, numpy.float32)
+            grads[k] = (
+                g.astype(numpy.float32) if hasattr(g, "astype") else _cast_grad(g, numpy.float32)
+            )
         self.update(indices, weights, grads, states)
         for k in masters:
             targets[k][...] = weights[k].astype(numpy.float16)
@@ -500,23 +580,29 @@ class _MathOptimizer(Optimizer):
             buffers = self._buffers(weight, state)
         except (TypeError, ValueError):
             buffers = None
-        if buffers is None or len(buffers) != 1 + self._state_count() or any(
-                not _is_raw(b) or tuple(b.shape) != tuple(weight.shape) for b in buffers):
-            raise ValueError(f"{self._name}.update: the state of index {index!r} must be "
-                             f"what create_state() returns for its weight of shape "
-                             f"{tuple(weight.shape)}, got {state!r}")
+        if (
+            buffers is None
+            or len(buffers) != 1 + self._state_count()
+            or any(not _is_raw(b) or tuple(b.shape) != tuple(weight.shape) for b in buffers)
+        ):
+            raise ValueError(
+                f"{self._name}.update: the state of index {index!r} must be "
+                f"what create_state() returns for its weight of shape "
+                f"{tuple(weight.shape)}, got {state!r}"
+            )
         return buffers
 
-    def _hypers(self, indices: Any, lrs: Sequence[float],
-                wds: Sequence[float]) -> list[dict[str, Any]]:
+    def _hypers(
+        self, indices: Any, lrs: Sequence[float], wds: Sequence[float]
+    ) -> list[dict[str, Any]]:
         return [self._hyper(i, lr, wd) for i, lr, wd in zip(indices, lrs, wds)]
 
     def _hyper(self, index: Any, lr: float, wd: float) -> dict[str, Any]:
-        return dict(lr=lr, wd=wd, rescale_grad=self.rescale_grad,
-                    clip_gradient=self.clip_gradient)
+        return dict(lr=lr, wd=wd, rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient)
 
-    def _apply(self, grads: Any, buffers: Any, hypers: Sequence[dict[str, Any]],
-               foreach: bool) -> None:
+    def _apply(
+        self, grads: Any, buffers: Any, hypers: Sequence[dict[str, Any]], foreach: bool
+    ) -> None:
         lazy = self._lazy_rows and getattr(self, "lazy_update", True)
         math_fn = type(self)._math
         if foreach and self._bucketable:
@@ -532,6 +618,7 @@ class _MathOptimizer(Optimizer):
         the layer-wise kernels of ``_kernels.layerwise_step`` unless a subclass says
         otherwise."""
         from .. import _kernels
+
         _kernels.layerwise_step(self._kernel, bufs[0], grad, bufs[1:], **hyper)  # type: ignore[arg-type]  # noqa: E501 - called only with a _kernel
 
 
@@ -562,26 +649,35 @@ class Updater:
 
     def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"Updater: expected an mx.optimizer.Optimizer, got "
-                            f"{type(optimizer).__name__}")
+            raise TypeError(
+                f"Updater: expected an mx.optimizer.Optimizer, got {type(optimizer).__name__}"
+            )
         self.optimizer = optimizer
         self.states: dict[Any, Any] = {}
         self.states_synced: dict[Any, Any] = {}
 
     def __call__(self, index: Any, grad: RawArray, weight: RawArray) -> None:
-        indices, grads, weights = (index, grad, weight) if isinstance(index, (list, tuple)) \
+        indices, grads, weights = (
+            (index, grad, weight)
+            if isinstance(index, (list, tuple))
             else ([index], [grad], [weight])
+        )
         if not len(indices) == len(grads) == len(weights):
-            raise ValueError(f"Updater: got {len(indices)} indices, {len(grads)} grads and "
-                             f"{len(weights)} weights")
+            raise ValueError(
+                f"Updater: got {len(indices)} indices, {len(grads)} grads and "
+                f"{len(weights)} weights"
+            )
         new = {}
         for i, w in zip(indices, weights):
             if i not in self.states:
                 _raw_array("Updater", f"weight of index {i!r}", w)
                 new[i] = self.optimizer.create_state_multi_precision(i, w)
         self.optimizer.update_multi_precision(
-            list(indices), list(weights), list(grads),
-            [new[i] if i in new else self.states[i] for i in indices])
+            list(indices),
+            list(weights),
+            list(grads),
+            [new[i] if i in new else self.states[i] for i in indices],
+        )
         # Kept only after a successful update: a call that raised leaves no new state.
         for i, state in new.items():
             self.states[i] = state

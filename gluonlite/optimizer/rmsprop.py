@@ -1,4 +1,5 @@
 """RMSProp (MXNet's ``rmsprop``): Tieleman & Hinton's, or Graves's centered version."""
+
 from __future__ import annotations
 
 from ._foreach import _array_module, _prepared_grad
@@ -10,18 +11,29 @@ from ..ndarray import ndarray
 __all__ = ["RMSProp"]
 
 
-def _rmsprop_math(grad: RawArray, weight: RawArray, var: RawArray, mean: RawArray = None,
-                  mom: RawArray = None, *, lr: float, wd: float, rho: float, momentum: float,
-                  epsilon: float, clip_weights: float | None, rescale_grad: float,
-                  clip_gradient: float | None) -> None:
+def _rmsprop_math(
+    grad: RawArray,
+    weight: RawArray,
+    var: RawArray,
+    mean: RawArray = None,
+    mom: RawArray = None,
+    *,
+    lr: float,
+    wd: float,
+    rho: float,
+    momentum: float,
+    epsilon: float,
+    clip_weights: float | None,
+    rescale_grad: float,
+    clip_gradient: float | None,
+) -> None:
     """``g = clip(rescale_grad * grad) + wd * w; var = rho * var + (1 - rho) * g^2``, then
     ``w -= lr * g / (sqrt(var) + epsilon)``; centered (``mean`` and ``mom`` given):
     ``mean = rho * mean + (1 - rho) * g;
     mom = momentum * mom - lr * g / sqrt(var - mean^2 + epsilon); w += mom``. Finally
     ``w`` is clipped to ``[-clip_weights, clip_weights]`` when set."""
     xp = _array_module(weight)
-    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient,
-                       wd=wd)
+    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient, wd=wd)
     var *= rho
     var += (1.0 - rho) * g * g
     if mean is None:
@@ -57,14 +69,22 @@ class RMSProp(_MathOptimizer):
     rho: _Checked[float] = _Checked("rho", low=0.0, high=1.0, high_open=True)
     momentum: _Checked[float] = _Checked("momentum", low=0.0, high=1.0, high_open=True)
     epsilon: _Checked[float] = _Checked("epsilon", low=0.0, low_open=True)
-    clip_weights: _Checked[float | None] = _Checked("clip_weights", low=0.0, low_open=True,
-                                                    optional=True)
+    clip_weights: _Checked[float | None] = _Checked(
+        "clip_weights", low=0.0, low_open=True, optional=True
+    )
 
-    def __init__(self, learning_rate: float | None = None, rho: float = 0.9, momentum: float = 0.9,
-                 epsilon: float = 1e-8, centered: bool = False, clip_weights: float | None = None,
-                 use_fused_step: bool = True, **kwargs: Any) -> None:
-        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step,
-                         **kwargs)
+    def __init__(
+        self,
+        learning_rate: float | None = None,
+        rho: float = 0.9,
+        momentum: float = 0.9,
+        epsilon: float = 1e-8,
+        centered: bool = False,
+        clip_weights: float | None = None,
+        use_fused_step: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step, **kwargs)
         self.rho, self.momentum, self.epsilon = rho, momentum, epsilon
         self.centered = bool(centered)
         self.clip_weights = clip_weights
@@ -84,5 +104,10 @@ class RMSProp(_MathOptimizer):
         return (weight, state)
 
     def _hyper(self, index: Any, lr: float, wd: float) -> dict[str, Any]:
-        return dict(super()._hyper(index, lr, wd), rho=self.rho, momentum=self.momentum,
-                    epsilon=self.epsilon, clip_weights=self.clip_weights)
+        return dict(
+            super()._hyper(index, lr, wd),
+            rho=self.rho,
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+            clip_weights=self.clip_weights,
+        )

@@ -5,13 +5,13 @@ creates states; the pure function :func:`sgd` updates lists of raw arrays; behin
 ``_single_tensor_sgd`` (a loop, the reference) and ``_multi_tensor_sgd`` (buckets on NumPy,
 the fused multi-tensor kernel ``kernels/multi_tensor.cu`` for float32 CuPy arrays).
 """
+
 from __future__ import annotations
 
 from typing import Sequence, Any
 
 from .. import _kernels
-from ._foreach import (_array_module, _check_tensors, _foreach_multi, _foreach_single,
-                       _fresh_copy)
+from ._foreach import _array_module, _check_tensors, _foreach_multi, _foreach_single, _fresh_copy
 from .optimizer import _Checked, _MathOptimizer, _zeros_state, register
 from .._typing import RawArray
 from ..ndarray import ndarray
@@ -19,8 +19,17 @@ from ..ndarray import ndarray
 __all__ = ["SGD", "sgd"]
 
 
-def _sgd_math(grad: RawArray, weight: RawArray, mom: RawArray = None, *, lr: float, wd: float,
-              momentum: float, rescale_grad: float, clip_gradient: float | None) -> None:
+def _sgd_math(
+    grad: RawArray,
+    weight: RawArray,
+    mom: RawArray = None,
+    *,
+    lr: float,
+    wd: float,
+    momentum: float,
+    rescale_grad: float,
+    clip_gradient: float | None,
+) -> None:
     """MXNet's ``sgd_update``/``sgd_mom_update`` on whole arrays, in place on weight and mom.
 
     Clipping comes before weight decay here (MXNet's SGD kernels), unlike Adam.
@@ -38,42 +47,93 @@ def _sgd_math(grad: RawArray, weight: RawArray, mom: RawArray = None, *, lr: flo
         weight += mom
 
 
-def _sgd_plan(weights: Any, moms: Sequence[RawArray], lrs: Sequence[float], wds: Sequence[float],
-              momentum: float, rescale_grad: float,
-              clip_gradient: float | None) -> tuple[list[Any], list[dict[str, Any]]]:
+def _sgd_plan(
+    weights: Any,
+    moms: Sequence[RawArray],
+    lrs: Sequence[float],
+    wds: Sequence[float],
+    momentum: float,
+    rescale_grad: float,
+    clip_gradient: float | None,
+) -> tuple[list[Any], list[dict[str, Any]]]:
     buffers = [(w,) if m is None else (w, m) for w, m in zip(weights, moms)]
-    hypers = [dict(lr=lr, wd=wd, momentum=momentum, rescale_grad=rescale_grad,
-                   clip_gradient=clip_gradient) for lr, wd in zip(lrs, wds)]
+    hypers = [
+        dict(
+            lr=lr, wd=wd, momentum=momentum, rescale_grad=rescale_grad, clip_gradient=clip_gradient
+        )
+        for lr, wd in zip(lrs, wds)
+    ]
     return buffers, hypers
 
 
-def _single_tensor_sgd(weights: Any, grads: Any, moms: Sequence[RawArray], *, lrs: Sequence[float],
-                       wds: Sequence[float], momentum: float, rescale_grad: float,
-                       clip_gradient: float | None, lazy_update: bool) -> None:
-    buffers, hypers = _sgd_plan(weights, moms, lrs, wds, momentum, rescale_grad,
-                                clip_gradient)
+def _single_tensor_sgd(
+    weights: Any,
+    grads: Any,
+    moms: Sequence[RawArray],
+    *,
+    lrs: Sequence[float],
+    wds: Sequence[float],
+    momentum: float,
+    rescale_grad: float,
+    clip_gradient: float | None,
+    lazy_update: bool,
+) -> None:
+    buffers, hypers = _sgd_plan(weights, moms, lrs, wds, momentum, rescale_grad, clip_gradient)
     _foreach_single(_sgd_math, grads, buffers, hypers, lazy_update)
 
 
-def _fused_sgd(grads: Any, buffers: Any, lrs: Sequence[float], wds: Sequence[float], *,
-               momentum: float, rescale_grad: float, clip_gradient: float | None) -> None:
+def _fused_sgd(
+    grads: Any,
+    buffers: Any,
+    lrs: Sequence[float],
+    wds: Sequence[float],
+    *,
+    momentum: float,
+    rescale_grad: float,
+    clip_gradient: float | None,
+) -> None:
     moms = [b[1] for b in buffers] if len(buffers[0]) == 2 else None
-    _kernels.multi_tensor_sgd([b[0] for b in buffers], grads, moms, lrs, wds,
-                              momentum=momentum, rescale_grad=rescale_grad,
-                              clip_gradient=clip_gradient)
+    _kernels.multi_tensor_sgd(
+        [b[0] for b in buffers],
+        grads,
+        moms,
+        lrs,
+        wds,
+        momentum=momentum,
+        rescale_grad=rescale_grad,
+        clip_gradient=clip_gradient,
+    )
 
 
-def _multi_tensor_sgd(weights: Any, grads: Any, moms: Sequence[RawArray], *, lrs: Sequence[float],
-                      wds: Sequence[float], momentum: float, rescale_grad: float,
-                      clip_gradient: float | None, lazy_update: bool) -> None:
-    buffers, hypers = _sgd_plan(weights, moms, lrs, wds, momentum, rescale_grad,
-                                clip_gradient)
+def _multi_tensor_sgd(
+    weights: Any,
+    grads: Any,
+    moms: Sequence[RawArray],
+    *,
+    lrs: Sequence[float],
+    wds: Sequence[float],
+    momentum: float,
+    rescale_grad: float,
+    clip_gradient: float | None,
+    lazy_update: bool,
+) -> None:
+    buffers, hypers = _sgd_plan(weights, moms, lrs, wds, momentum, rescale_grad, clip_gradient)
     _foreach_multi(_sgd_math, grads, buffers, hypers, lazy_update, _fused_sgd)
 
 
-def sgd(weights: Sequence[Any], grads: Sequence[Any], moms: Sequence[Any], *, lrs: Sequence[float],
-        wds: Sequence[float], momentum: float, rescale_grad: float,
-        clip_gradient: float | None, lazy_update: bool, foreach: bool = True) -> None:
+def sgd(
+    weights: Sequence[Any],
+    grads: Sequence[Any],
+    moms: Sequence[Any],
+    *,
+    lrs: Sequence[float],
+    wds: Sequence[float],
+    momentum: float,
+    rescale_grad: float,
+    clip_gradient: float | None,
+    lazy_update: bool,
+    foreach: bool = True,
+) -> None:
     """MXNet's SGD on lists of raw arrays, updating ``weights`` and ``moms`` in place.
 
     Per tensor, with ``g = clip(rescale_grad * grad, clip_gradient) + wd * weight``:
@@ -93,12 +153,23 @@ def sgd(weights: Sequence[Any], grads: Sequence[Any], moms: Sequence[Any], *, lr
     """
     _check_tensors("sgd", weights, grads, [moms, lrs, wds])
     if momentum != 0 and any(m is None for m in moms):
-        raise ValueError(f"sgd: momentum={momentum} needs a momentum state for every tensor, "
-                         "got None; create the states with create_state() after setting "
-                         "momentum")
+        raise ValueError(
+            f"sgd: momentum={momentum} needs a momentum state for every tensor, "
+            "got None; create the states with create_state() after setting "
+            "momentum"
+        )
     fn = _multi_tensor_sgd if foreach else _single_tensor_sgd
-    fn(weights, grads, moms, lrs=lrs, wds=wds, momentum=momentum, rescale_grad=rescale_grad,
-       clip_gradient=clip_gradient, lazy_update=lazy_update)
+    fn(
+        weights,
+        grads,
+        moms,
+        lrs=lrs,
+        wds=wds,
+        momentum=momentum,
+        rescale_grad=rescale_grad,
+        clip_gradient=clip_gradient,
+        lazy_update=lazy_update,
+    )
 
 
 @register
@@ -126,11 +197,21 @@ class SGD(_MathOptimizer):
     _lazy_rows = True
     momentum: _Checked[float] = _Checked("momentum", low=0.0, high=1.0, high_open=True)
 
-    def __init__(self, learning_rate: float | None = None, momentum: float = 0.0,
-                 lazy_update: bool = False, multi_precision: bool = False,
-                 use_fused_step: bool = True, **kwargs: Any) -> None:
-        super().__init__(learning_rate=learning_rate, multi_precision=multi_precision,
-                         use_fused_step=use_fused_step, **kwargs)
+    def __init__(
+        self,
+        learning_rate: float | None = None,
+        momentum: float = 0.0,
+        lazy_update: bool = False,
+        multi_precision: bool = False,
+        use_fused_step: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate,
+            multi_precision=multi_precision,
+            use_fused_step=use_fused_step,
+            **kwargs,
+        )
         self.momentum = momentum
         self.lazy_update = bool(lazy_update)
 
@@ -141,9 +222,18 @@ class SGD(_MathOptimizer):
     def _state_count(self) -> int:
         return 0 if self.momentum == 0.0 else 1
 
-    def _apply(self, grads: Any, buffers: Any, hypers: Sequence[dict[str, Any]],
-               foreach: bool) -> None:
-        sgd([b[0] for b in buffers], grads, [b[1] if len(b) > 1 else None for b in buffers],
-            lrs=[h["lr"] for h in hypers], wds=[h["wd"] for h in hypers],
-            momentum=self.momentum, rescale_grad=self.rescale_grad,
-            clip_gradient=self.clip_gradient, lazy_update=self.lazy_update, foreach=foreach)
+    def _apply(
+        self, grads: Any, buffers: Any, hypers: Sequence[dict[str, Any]], foreach: bool
+    ) -> None:
+        sgd(
+            [b[0] for b in buffers],
+            grads,
+            [b[1] if len(b) > 1 else None for b in buffers],
+            lrs=[h["lr"] for h in hypers],
+            wds=[h["wd"] for h in hypers],
+            momentum=self.momentum,
+            rescale_grad=self.rescale_grad,
+            clip_gradient=self.clip_gradient,
+            lazy_update=self.lazy_update,
+            foreach=foreach,
+        )

@@ -1,4 +1,5 @@
 """SGLD (MXNet's ``sgld``): stochastic gradient Langevin dynamics."""
+
 from __future__ import annotations
 
 import math
@@ -24,12 +25,18 @@ def _noise(weight: RawArray, lr: float) -> RawArray:
         return _array_module(weight).asarray(numpy.asarray(noise, dtype=weight.dtype))
 
 
-def _sgld_math(grad: RawArray, weight: RawArray, *, lr: float, wd: float, rescale_grad: float,
-               clip_gradient: float | None) -> None:
+def _sgld_math(
+    grad: RawArray,
+    weight: RawArray,
+    *,
+    lr: float,
+    wd: float,
+    rescale_grad: float,
+    clip_gradient: float | None,
+) -> None:
     """``g = clip(rescale_grad * grad) + wd * w; w += -lr / 2 * g + N(0, sqrt(lr))`` (the
     noise from :func:`_noise`)."""
-    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient,
-                       wd=wd)
+    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient, wd=wd)
     noise = _noise(weight, lr)
     weight -= (lr / 2) * g
     weight += noise
@@ -54,10 +61,10 @@ class SGLD(_MathOptimizer):
         # NumPy path) and passed as its state array. MXNet's SGLD has use_fused_step=False
         # by default; the kernel runs with use_fused_step=True.
         from .. import _kernels
-        _kernels.optimizer_step("sgld", bufs[0], grad, [_noise(bufs[0], hyper["lr"])],
-                                **hyper)
 
-    def __init__(self, learning_rate: float | None = None, use_fused_step: bool = False,
-                 **kwargs: Any) -> None:
-        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step,
-                         **kwargs)
+        _kernels.optimizer_step("sgld", bufs[0], grad, [_noise(bufs[0], hyper["lr"])], **hyper)
+
+    def __init__(
+        self, learning_rate: float | None = None, use_fused_step: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step, **kwargs)

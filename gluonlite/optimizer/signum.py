@@ -1,4 +1,5 @@
 """Signum and signSGD (MXNet's ``signum``): steps of the sign of momentum or gradient."""
+
 from __future__ import annotations
 
 from ._foreach import _array_module, _fresh_copy, _prepared_grad
@@ -10,9 +11,18 @@ from ..ndarray import ndarray
 __all__ = ["Signum"]
 
 
-def _signum_math(grad: RawArray, weight: RawArray, mom: RawArray = None, *, lr: float, wd: float,
-                 momentum: float, wd_lh: float, rescale_grad: float,
-                 clip_gradient: float | None) -> None:
+def _signum_math(
+    grad: RawArray,
+    weight: RawArray,
+    mom: RawArray = None,
+    *,
+    lr: float,
+    wd: float,
+    momentum: float,
+    wd_lh: float,
+    rescale_grad: float,
+    clip_gradient: float | None,
+) -> None:
     """With momentum: ``g = clip(rescale_grad * grad) + wd * w;
     mom = momentum * mom - (1 - momentum) * g; w = (1 - lr * wd_lh) * w + lr * sign(mom)``.
     Without: ``w = (1 - lr * (wd + wd_lh)) * w - lr * sign(grad)``."""
@@ -22,8 +32,7 @@ def _signum_math(grad: RawArray, weight: RawArray, mom: RawArray = None, *, lr: 
         weight *= 1.0 - lr * (wd + wd_lh)
         weight -= lr * xp.sign(g)
         return
-    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient,
-                       wd=wd)
+    g = _prepared_grad(grad, weight, rescale_grad=rescale_grad, clip_gradient=clip_gradient, wd=wd)
     mom *= momentum
     mom -= (1.0 - momentum) * g
     if wd_lh != 0:
@@ -48,10 +57,15 @@ class Signum(_MathOptimizer):
     momentum: _Checked[float] = _Checked("momentum", low=0.0, high=1.0, high_open=True)
     wd_lh: _Checked[float] = _Checked("wd_lh", low=0.0)
 
-    def __init__(self, learning_rate: float | None = None, momentum: float = 0.9,
-                 wd_lh: float = 0.0, use_fused_step: bool = True, **kwargs: Any) -> None:
-        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step,
-                         **kwargs)
+    def __init__(
+        self,
+        learning_rate: float | None = None,
+        momentum: float = 0.9,
+        wd_lh: float = 0.0,
+        use_fused_step: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate=learning_rate, use_fused_step=use_fused_step, **kwargs)
         self.momentum = momentum
         self.wd_lh = wd_lh
 

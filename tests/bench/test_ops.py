@@ -1,4 +1,5 @@
 """``gluonlite-bench ops``: the suite's wiring in the CLI (quick runs, tiny repeat counts)."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ def test_ops_suite_runs_quick_with_numpy_ratios(tmp_path, capsys, monkeypatch):
     assert suite["name"] == "ops" and suite["status"] == "ok"
     rows = suite["rows"]
     quick = ops.specs(targets.resolve("cpu")[0], quick=True)
-    assert [(r["case"]["op"], r["case"]["mode"]) for r in rows] == \
-        [(s["op"], s["mode"]) for s in quick]
+    assert [(r["case"]["op"], r["case"]["mode"]) for r in rows] == [
+        (s["op"], s["mode"]) for s in quick
+    ]
     for row in rows:
         assert row["results"]["gluonlite"]["error"] is None
         peers = set(row["ratios"])

@@ -12,6 +12,7 @@ Both encode this project's reading of CuPy's API (``RawModule(code=, options=,
 name_expressions=)``, ``get_function``, ``ndarray.data.ptr``, ``cuda.Event``, ...), so they
 catch mistakes in our code, not misreadings of CuPy: those only a GPU run finds.
 """
+
 import ctypes
 import hashlib
 import time
@@ -84,9 +85,30 @@ class _Cublas:
     def setPointerMode(self, handle, mode):
         self.mode = mode
 
-    def gemmEx(self, handle, transa, transb, m, n, k, alpha, a, atype, lda, b, btype, ldb,
-               beta, c, ctype, ldc, compute_type, algo):
+    def gemmEx(
+        self,
+        handle,
+        transa,
+        transb,
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        atype,
+        lda,
+        b,
+        btype,
+        ldb,
+        beta,
+        c,
+        ctype,
+        ldc,
+        compute_type,
+        algo,
+    ):
         from .reference import GEMM_DATA_TYPES, gemm_ex
+
         assert self.mode == 0, "alpha and beta are host pointers: CUBLAS_POINTER_MODE_HOST"
         assert atype == btype == ctype and atype in GEMM_DATA_TYPES, (atype, btype, ctype)
         assert (compute_type, algo) == (68, -1)  # CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT
@@ -94,11 +116,21 @@ class _Cublas:
         assert ctypes.c_float.from_address(alpha).value == 1.0
         self.calls.append(atype)
         bits_type = GEMM_DATA_TYPES[atype][1]
-        gemm_ex(atype, bool(transa), bool(transb), m, n, k,
-                _host_buffer(a, bits_type, transa, m, k, lda), lda,
-                _host_buffer(b, bits_type, transb, k, n, ldb), ldb,
-                _host_buffer(c, bits_type, False, m, n, ldc), ldc,
-                ctypes.c_float.from_address(beta).value)
+        gemm_ex(
+            atype,
+            bool(transa),
+            bool(transb),
+            m,
+            n,
+            k,
+            _host_buffer(a, bits_type, transa, m, k, lda),
+            lda,
+            _host_buffer(b, bits_type, transb, k, n, ldb),
+            ldb,
+            _host_buffer(c, bits_type, False, m, n, ldc),
+            ldc,
+            ctypes.c_float.from_address(beta).value,
+        )
 
 
 def module(order: str = "forward", sanitize=None) -> types.ModuleType:
@@ -111,7 +143,8 @@ def module(order: str = "forward", sanitize=None) -> types.ModuleType:
     fake.zeros = lambda shape, dtype=float: as_array(numpy.zeros(shape, dtype))
     # As in CuPy, a host array is copied (to the "device"); a device array is not.
     fake.asarray = lambda a, dtype=None: as_array(
-        numpy.asarray(a, dtype) if isinstance(a, Array) else numpy.array(a, dtype))
+        numpy.asarray(a, dtype) if isinstance(a, Array) else numpy.array(a, dtype)
+    )
     fake.ascontiguousarray = lambda a, dtype=None: as_array(numpy.ascontiguousarray(a, dtype))
 
     class RawModule:
@@ -122,7 +155,8 @@ def module(order: str = "forward", sanitize=None) -> types.ModuleType:
         def get_function(self, expression):
             if self.built is None:
                 path = harness.cache_dir() / (
-                    hashlib.sha256(self.code.encode()).hexdigest()[:16] + ".cu")
+                    hashlib.sha256(self.code.encode()).hexdigest()[:16] + ".cu"
+                )
                 path.write_text(self.code)
                 try:
                     self.built = harness.HostModule(path, self.expressions, sanitize)
@@ -133,16 +167,21 @@ def module(order: str = "forward", sanitize=None) -> types.ModuleType:
             def launch(grid, block, args, shared_mem=0):
                 fake.launches.append(expression)
                 kernel(grid, block, args, shared_mem, order=order, seed=7)
+
             return launch
 
     fake.RawModule = RawModule
     stream = types.SimpleNamespace(synchronize=lambda: None)
     fake.cuda = types.SimpleNamespace(
-        Device=_Device, Event=_Event, get_current_stream=lambda: stream,
+        Device=_Device,
+        Event=_Event,
+        get_current_stream=lambda: stream,
         get_elapsed_time=lambda start, stop: (stop.at - start.at) * 1e3,
         runtime=types.SimpleNamespace(getDevice=lambda: 0),
-        cublas=_Cublas(), get_cublas_handle=lambda: 0,
-        compiler=types.SimpleNamespace(CompileException=CompileException))
+        cublas=_Cublas(),
+        get_cublas_handle=lambda: 0,
+        compiler=types.SimpleNamespace(CompileException=CompileException),
+    )
     return fake
 
 
@@ -193,12 +232,39 @@ MAX_GRID = (2**31 - 1, 65535, 65535)
 MAX_SHARED_DEFAULT = 48 * 1024
 _DEVICE_MEMORY = 141 * 2**30  # an H200's, reported by memGetInfo
 # ncclDataType_t codes
-_NCCL_DTYPES = {0: "int8", 1: "uint8", 2: "int32", 3: "uint32", 4: "int64", 5: "uint64",
-                6: "float16", 7: "float32", 8: "float64", 9: "bfloat16"}
+_NCCL_DTYPES = {
+    0: "int8",
+    1: "uint8",
+    2: "int32",
+    3: "uint32",
+    4: "int64",
+    5: "uint64",
+    6: "float16",
+    7: "float32",
+    8: "float64",
+    9: "bfloat16",
+}
 # Functions that take host data (lists, NumPy arrays) and put it on the current device.
-_CREATION = {"array", "asarray", "asanyarray", "ascontiguousarray", "empty", "zeros", "ones",
-             "full", "arange", "linspace", "eye", "identity", "empty_like", "zeros_like",
-             "ones_like", "full_like", "frombuffer", "fromiter"}
+_CREATION = {
+    "array",
+    "asarray",
+    "asanyarray",
+    "ascontiguousarray",
+    "empty",
+    "zeros",
+    "ones",
+    "full",
+    "arange",
+    "linspace",
+    "eye",
+    "identity",
+    "empty_like",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "frombuffer",
+    "fromiter",
+}
 
 
 # ndarray methods that only make a view (no kernel, so no device check in CuPy).
@@ -220,6 +286,7 @@ class EmulationError(RuntimeError):
 def _numpy_dtype(name):
     if name == "bfloat16":
         import ml_dtypes
+
         return numpy.dtype(ml_dtypes.bfloat16)
     return numpy.dtype(name)
 
@@ -310,8 +377,12 @@ class _Block:
 
     def __init__(self, backing, nbytes: int, device: int):
         self.backing, self.device = backing, device
-        self.__array_interface__ = {"shape": (nbytes,), "typestr": "|u1", "version": 3,
-                                    "data": (backing.ctypes.data, False)}
+        self.__array_interface__ = {
+            "shape": (nbytes,),
+            "typestr": "|u1",
+            "version": 3,
+            "data": (backing.ctypes.data, False),
+        }
 
 
 class _Pool:
@@ -332,7 +403,7 @@ class _Pool:
         else:
             raw = numpy.empty(size + _ALIGN, numpy.uint8)
             start = -raw.ctypes.data % _ALIGN
-            backing = raw[start:start + size]
+            backing = raw[start : start + size]
             backing[:] = _POISON
         self.used += size
         block = _Block(backing, nbytes, self.device)
@@ -347,6 +418,7 @@ class _Pool:
             self.free.setdefault((stream.ptr, size), []).append(backing)
             self.used -= size
             self.cached += size
+
         if stream.executed == stream.enqueued:
             give_back()
         else:
@@ -421,8 +493,10 @@ class _EmulatedDevice:
                 device = machine.current_device()
             device = int(getattr(device, "id", device))
             if not 0 <= device < machine.count:
-                raise CUDARuntimeError(f"cudaErrorInvalidDevice: invalid device ordinal "
-                                       f"{device} ({machine.count} emulated GPUs)")
+                raise CUDARuntimeError(
+                    f"cudaErrorInvalidDevice: invalid device ordinal "
+                    f"{device} ({machine.count} emulated GPUs)"
+                )
         self.id = device
 
     compute_capability = "90"
@@ -462,8 +536,10 @@ def _unwrap_host(value, machine, where, allow_host):
         machine.check_access(value, where)
         return value._a
     if isinstance(value, numpy.ndarray) and not allow_host:
-        raise TypeError(f"cupy.{where}: unsupported type {type(value)} (a NumPy array on "
-                        "the host; CuPy takes device arrays only)")
+        raise TypeError(
+            f"cupy.{where}: unsupported type {type(value)} (a NumPy array on "
+            "the host; CuPy takes device arrays only)"
+        )
     if isinstance(value, (list, tuple)):
         return type(value)(_unwrap_host(v, machine, where, allow_host) for v in value)
     return value
@@ -500,8 +576,10 @@ class EmulatedArray:
         return self._machine.wrap(self._a.T, "T")
 
     def __array__(self, *args, **kwargs):
-        raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use "
-                        "`.get()` to construct a NumPy array explicitly.")
+        raise TypeError(
+            "Implicit conversion to a NumPy array is not allowed. Please use "
+            "`.get()` to construct a NumPy array explicitly."
+        )
 
     def get(self, stream=None, order="C", out=None):
         return self._machine.to_host(self)
@@ -512,11 +590,11 @@ class EmulatedArray:
         host buffer only when it runs."""
         machine = self._machine
         if not isinstance(arr, numpy.ndarray):
-            raise TypeError(f"cupy.ndarray.set: expected a numpy.ndarray, got "
-                            f"{type(arr).__name__}")
+            raise TypeError(f"cupy.ndarray.set: expected a numpy.ndarray, got {type(arr).__name__}")
         if arr.shape != self.shape or arr.dtype != self.dtype:
-            raise ValueError(f"cupy.ndarray.set: {arr.dtype}{arr.shape} into "
-                             f"{self.dtype}{self.shape}")
+            raise ValueError(
+                f"cupy.ndarray.set: {arr.dtype}{arr.shape} into {self.dtype}{self.shape}"
+            )
         if not self._a.flags.c_contiguous:
             raise RuntimeError("Cannot set to non-contiguous array")
         owner = _pinned_pointer(arr)
@@ -526,8 +604,10 @@ class EmulatedArray:
             self._a[...] = arr
             return
         if stream.device_id != self._dev:
-            raise EmulationError(f"ndarray.set: a stream of device {stream.device_id} copies "
-                                 f"into memory of device {self._dev}")
+            raise EmulationError(
+                f"ndarray.set: a stream of device {stream.device_id} copies "
+                f"into memory of device {self._dev}"
+            )
         # Only the pointer's address and a weak reference travel with the copy: if gluonlite
         # let go of the pinned buffer before the copy ran, CuPy's pinned pool could hand it
         # to the next allocation while the GPU still reads it.
@@ -537,10 +617,16 @@ class EmulatedArray:
         def copy():
             buffer = source()
             if buffer is None:
-                raise EmulationError("ndarray.set: the pinned host buffer of an asynchronous "
-                                     "copy was freed before the copy ran")
-            target[...] = numpy.frombuffer(buffer, numpy.uint8, nbytes, offset).view(
-                target.dtype).reshape(target.shape)
+                raise EmulationError(
+                    "ndarray.set: the pinned host buffer of an asynchronous "
+                    "copy was freed before the copy ran"
+                )
+            target[...] = (
+                numpy.frombuffer(buffer, numpy.uint8, nbytes, offset)
+                .view(target.dtype)
+                .reshape(target.shape)
+            )
+
         machine.pinned_copies += 1
         stream.enqueue(copy)
 
@@ -594,17 +680,18 @@ class EmulatedArray:
         method = getattr(self._a, name)
         machine = self._machine
         if not callable(method):  # .real, .imag (views) or plain values
-            return machine.wrap(method, name) if isinstance(method, numpy.ndarray) \
-                else method
+            return machine.wrap(method, name) if isinstance(method, numpy.ndarray) else method
 
         def call(*args, **kwargs):
             if name not in _VIEW_METHODS:
                 machine.check_access(self, name)
             args = _unwrap_host(args, machine, name, allow_host=False)
-            kwargs = {k: _unwrap_host(v, machine, name, allow_host=False)
-                      for k, v in kwargs.items()}
+            kwargs = {
+                k: _unwrap_host(v, machine, name, allow_host=False) for k, v in kwargs.items()
+            }
             machine.before_op()
             return machine.wrap(method(*args, **kwargs), name, inputs=(self,))
+
         return call
 
     def __dlpack_device__(self):
@@ -643,11 +730,25 @@ def _operator(name, reflected=False, inplace=False):
         if inplace:
             return self
         return machine.wrap(result, name)
+
     return method
 
 
-for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and",
-              "or", "xor", "lshift", "rshift"):
+for _name in (
+    "add",
+    "sub",
+    "mul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "pow",
+    "matmul",
+    "and",
+    "or",
+    "xor",
+    "lshift",
+    "rshift",
+):
     _fn_name = _name + "_" if _name in ("and", "or") else _name
     setattr(EmulatedArray, f"__{_name}__", _operator(_fn_name))
     setattr(EmulatedArray, f"__r{_name}__", _operator(_fn_name, reflected=True))
@@ -672,7 +773,8 @@ class _Ufunc:
         if not callable(method):
             return method
         return lambda *args, **kwargs: self._machine.call(
-            method, f"{self._ufunc.__name__}.{name}", args, kwargs)
+            method, f"{self._ufunc.__name__}.{name}", args, kwargs
+        )
 
 
 class _Namespace(types.SimpleNamespace):
@@ -714,8 +816,9 @@ class _Machine:
         return self.local().streams.get(device) or self.null_streams[device]
 
     def all_streams(self, device):
-        return [self.null_streams[device]] + [s for s in self.streams.values()
-                                              if s.device_id == device]
+        return [self.null_streams[device]] + [
+            s for s in self.streams.values() if s.device_id == device
+        ]
 
     def Event(self, *args, **kwargs):
         return _EmulatedEvent(self, *args, **kwargs)
@@ -731,23 +834,29 @@ class _Machine:
             if not self.peer_capable:
                 raise ValueError(
                     f"cupy {where}: the array is on device {array._dev} but the current "
-                    f"device is {current}; peer access is unavailable between these devices")
+                    f"device is {current}; peer access is unavailable between these devices"
+                )
             self.peer.add((current, array._dev))
         # Warned on every such op, not only when peer access is first switched on: once a
         # pair has peer access (an earlier test, a transfer), CuPy runs the op silently and
         # its result lands on the current device, which is the bug worth seeing.
         self.cross_device_ops.append((where, array._dev, current))
-        warnings.warn(f"cupy {where}: the array is on device {array._dev}, the current "
-                      f"device is {current}; peer access has been activated automatically",
-                      PerformanceWarning, stacklevel=4)
+        warnings.warn(
+            f"cupy {where}: the array is on device {array._dev}, the current "
+            f"device is {current}; peer access has been activated automatically",
+            PerformanceWarning,
+            stacklevel=4,
+        )
 
     def check_memory(self, device: int, where: str) -> None:
         """Raw pointers (kernels, cuBLAS, NCCL): no automatic peer access, as in CUDA."""
         current = self.current_device()
         if device != current and (current, device) not in self.peer:
-            raise EmulationError(f"{where}: memory of device {device} used on device "
-                                 f"{current} without peer access (an illegal address on a "
-                                 "GPU)")
+            raise EmulationError(
+                f"{where}: memory of device {device} used on device "
+                f"{current} without peer access (an illegal address on a "
+                "GPU)"
+            )
 
     def before_op(self) -> None:
         self.current_stream().flush()
@@ -768,11 +877,15 @@ class _Machine:
         for start, (backing, owner) in self.live.items():
             if start <= ptr and ptr + nbytes <= start + backing.size:
                 if owner != device:
-                    raise EmulationError(f"{where}: pointer {ptr:#x} is memory of device "
-                                         f"{owner}, not of device {device}")
-                return backing[ptr - start:ptr - start + nbytes]
-        raise EmulationError(f"{where}: {nbytes} bytes at {ptr:#x} are not inside one live "
-                             f"allocation of device {device} (freed, or out of bounds)")
+                    raise EmulationError(
+                        f"{where}: pointer {ptr:#x} is memory of device "
+                        f"{owner}, not of device {device}"
+                    )
+                return backing[ptr - start : ptr - start + nbytes]
+        raise EmulationError(
+            f"{where}: {nbytes} bytes at {ptr:#x} are not inside one live "
+            f"allocation of device {device} (freed, or out of bounds)"
+        )
 
     def wrap(self, result, where, inputs=()):
         """A NumPy result as an emulated array: a view of pool memory stays one (on the
@@ -813,8 +926,7 @@ class _Machine:
         args = _unwrap_host(args, self, name, allow_host)
         kwargs = {k: _unwrap_host(v, self, name, allow_host) for k, v in kwargs.items()}
         self.before_op()
-        inputs = [a for a in list(args) + list(kwargs.values())
-                  if isinstance(a, EmulatedArray)]
+        inputs = [a for a in list(args) + list(kwargs.values()) if isinstance(a, EmulatedArray)]
         return self.wrap(fn(*args, **kwargs), name, inputs)
 
     # -- module functions that differ from NumPy's
@@ -827,8 +939,9 @@ class _Machine:
 
     def array(self, a, dtype=None, copy=True, order="K", ndmin=0):
         if isinstance(a, EmulatedArray):
-            return self.call(numpy.array, "array", (a,), dict(dtype=dtype, copy=copy,
-                                                           order=order, ndmin=ndmin))
+            return self.call(
+                numpy.array, "array", (a,), dict(dtype=dtype, copy=copy, order=order, ndmin=ndmin)
+            )
         return self.from_host(numpy.array(a, dtype, copy=True, order=order, ndmin=ndmin))
 
     def ascontiguousarray(self, a, dtype=None):
@@ -861,14 +974,18 @@ class _Machine:
         if peer == device or not 0 <= peer < self.count:
             raise CUDARuntimeError("cudaErrorInvalidDevice")
         if (device, peer) in self.peer:
-            raise CUDARuntimeError("cudaErrorPeerAccessAlreadyEnabled: peer access is "
-                                   "already enabled")
+            raise CUDARuntimeError(
+                "cudaErrorPeerAccessAlreadyEnabled: peer access is already enabled"
+            )
         self.peer.add((device, peer))
 
     def stream_of(self, ptr: int, device: int):
         if ptr == 0:
-            return self.current_stream(device) if device == self.current_device() \
+            return (
+                self.current_stream(device)
+                if device == self.current_device()
                 else self.null_streams[device]
+            )
         stream = self.streams.get(ptr)
         if stream is None:
             raise EmulationError(f"unknown stream {ptr:#x}")
@@ -877,8 +994,10 @@ class _Machine:
     def memcpy_peer_async(self, dst, dst_device, src, src_device, nbytes, stream_ptr):
         stream = self.stream_of(stream_ptr, self.current_device())
         if stream.device_id != self.current_device():
-            raise EmulationError(f"memcpyPeerAsync: stream of device {stream.device_id} used "
-                                 f"while device {self.current_device()} is current")
+            raise EmulationError(
+                f"memcpyPeerAsync: stream of device {stream.device_id} used "
+                f"while device {self.current_device()} is current"
+            )
         target = self.lookup(dst, nbytes, dst_device, "memcpyPeerAsync destination")
         source = self.lookup(src, nbytes, src_device, "memcpyPeerAsync source")
         stream.enqueue(lambda: target.__setitem__(..., source))
@@ -895,10 +1014,17 @@ class _Machine:
         return _DEVICE_MEMORY - used, _DEVICE_MEMORY
 
     def device_properties(self, device):
-        return {"name": b"Emulated NVIDIA H200", "totalGlobalMem": _DEVICE_MEMORY,
-                "multiProcessorCount": 132, "maxThreadsPerBlock": MAX_THREADS_PER_BLOCK,
-                "maxThreadsDim": MAX_BLOCK, "maxGridSize": MAX_GRID,
-                "sharedMemPerBlock": MAX_SHARED_DEFAULT, "major": 9, "minor": 0}
+        return {
+            "name": b"Emulated NVIDIA H200",
+            "totalGlobalMem": _DEVICE_MEMORY,
+            "multiProcessorCount": 132,
+            "maxThreadsPerBlock": MAX_THREADS_PER_BLOCK,
+            "maxThreadsDim": MAX_BLOCK,
+            "maxGridSize": MAX_GRID,
+            "sharedMemPerBlock": MAX_SHARED_DEFAULT,
+            "major": 9,
+            "minor": 0,
+        }
 
     # -- kernels
     def check_launch(self, name, grid, block, shared_mem) -> None:
@@ -906,14 +1032,20 @@ class _Machine:
         for what, dims, limits in (("grid", grid, MAX_GRID), ("block", block, MAX_BLOCK)):
             for axis, value, limit in zip("xyz", dims, limits):
                 if not 0 < value <= limit:
-                    raise CUDARuntimeError(f"{name}: {what}Dim.{axis}={value} is outside "
-                                           f"1..{limit} (cudaErrorInvalidConfiguration)")
+                    raise CUDARuntimeError(
+                        f"{name}: {what}Dim.{axis}={value} is outside "
+                        f"1..{limit} (cudaErrorInvalidConfiguration)"
+                    )
         if block[0] * block[1] * block[2] > MAX_THREADS_PER_BLOCK:
-            raise CUDARuntimeError(f"{name}: {block} is more than {MAX_THREADS_PER_BLOCK} "
-                                   "threads per block (cudaErrorInvalidConfiguration)")
+            raise CUDARuntimeError(
+                f"{name}: {block} is more than {MAX_THREADS_PER_BLOCK} "
+                "threads per block (cudaErrorInvalidConfiguration)"
+            )
         if not 0 <= shared_mem <= MAX_SHARED_DEFAULT:
-            raise CUDARuntimeError(f"{name}: {shared_mem} bytes of dynamic shared memory "
-                                   f"exceed the default {MAX_SHARED_DEFAULT}")
+            raise CUDARuntimeError(
+                f"{name}: {shared_mem} bytes of dynamic shared memory "
+                f"exceed the default {MAX_SHARED_DEFAULT}"
+            )
 
 
 class _EmulatedCublas(_Cublas):
@@ -924,26 +1056,70 @@ class _EmulatedCublas(_Cublas):
         super().__init__()
         self.machine = machine
 
-    def gemmEx(self, handle, transa, transb, m, n, k, alpha, a, atype, lda, b, btype, ldb,
-               beta, c, ctype, ldc, compute_type, algo):
+    def gemmEx(
+        self,
+        handle,
+        transa,
+        transb,
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        atype,
+        lda,
+        b,
+        btype,
+        ldb,
+        beta,
+        c,
+        ctype,
+        ldc,
+        compute_type,
+        algo,
+    ):
         from .reference import GEMM_DATA_TYPES
+
         machine = self.machine
         size = numpy.dtype(GEMM_DATA_TYPES[atype][1]).itemsize
-        for name, ptr, rows, cols, ld, trans in (("A", a, m, k, lda, transa),
-                                                 ("B", b, k, n, ldb, transb),
-                                                 ("C", c, m, n, ldc, 0)):
+        for name, ptr, rows, cols, ld, trans in (
+            ("A", a, m, k, lda, transa),
+            ("B", b, k, n, ldb, transb),
+            ("C", c, m, n, ldc, 0),
+        ):
             stored_cols = rows if trans else cols
             stored_rows = cols if trans else rows
             span = (ld * (stored_cols - 1) + stored_rows) * size
-            owner = next((o for start, (bk, o) in machine.live.items()
-                          if start <= ptr < start + bk.size), None)
+            owner = next(
+                (o for start, (bk, o) in machine.live.items() if start <= ptr < start + bk.size),
+                None,
+            )
             if owner is None:
                 raise EmulationError(f"gemmEx: {name} ({ptr:#x}) is not live device memory")
             machine.check_memory(owner, f"gemmEx {name}")
             machine.lookup(ptr, span, owner, f"gemmEx {name}")
         machine.before_op()
-        super().gemmEx(handle, transa, transb, m, n, k, alpha, a, atype, lda, b, btype, ldb,
-                       beta, c, ctype, ldc, compute_type, algo)
+        super().gemmEx(
+            handle,
+            transa,
+            transb,
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            atype,
+            lda,
+            b,
+            btype,
+            ldb,
+            beta,
+            c,
+            ctype,
+            ldc,
+            compute_type,
+            algo,
+        )
 
 
 class _NcclCommunicator:
@@ -955,8 +1131,10 @@ class _NcclCommunicator:
     def allReduce(self, sendbuf, recvbuf, count, datatype, op, stream):
         machine = self.machine
         if machine.current_device() != self.device:
-            raise EmulationError(f"NCCL rank {self.rank} (device {self.device}) called while "
-                                 f"device {machine.current_device()} is current")
+            raise EmulationError(
+                f"NCCL rank {self.rank} (device {self.device}) called while "
+                f"device {machine.current_device()} is current"
+            )
         if op != 0:
             raise EmulationError(f"the emulated NCCL sums only (op {op})")
         if datatype not in _NCCL_DTYPES:
@@ -966,8 +1144,9 @@ class _NcclCommunicator:
         send = machine.lookup(sendbuf, nbytes, self.device, "ncclAllReduce sendbuff")
         recv = machine.lookup(recvbuf, nbytes, self.device, "ncclAllReduce recvbuff")
         pending = self.clique["pending"]
-        pending.append((self, send.view(dtype), recv.view(dtype),
-                        machine.stream_of(stream, self.device)))
+        pending.append(
+            (self, send.view(dtype), recv.view(dtype), machine.stream_of(stream, self.device))
+        )
         if not self.clique["group"]:
             _nccl_complete(self.clique)
 
@@ -981,17 +1160,19 @@ def _nccl_complete(clique) -> None:
         return
     ranks = sorted(p[0].rank for p in pending)
     if ranks != list(range(clique["size"])):
-        raise EmulationError(f"ncclAllReduce reached by ranks {ranks} of "
-                             f"{clique['size']}: on a GPU the others wait forever")
+        raise EmulationError(
+            f"ncclAllReduce reached by ranks {ranks} of "
+            f"{clique['size']}: on a GPU the others wait forever"
+        )
     if len({(p[1].size, p[1].dtype) for p in pending}) != 1:
         raise EmulationError("ncclAllReduce: ranks passed different counts or types")
     pending.sort(key=lambda p: p[0].rank)
-    pending[0][0].machine.collectives.append(("allReduce", pending[0][1].dtype,
-                                              pending[0][1].size))
+    pending[0][0].machine.collectives.append(("allReduce", pending[0][1].dtype, pending[0][1].size))
     for _, _, _, stream in pending:
         stream.flush()
-    total = pending[0][1].astype(numpy.float64 if pending[0][1].dtype.kind == "f"
-                                 else pending[0][1].dtype)
+    total = pending[0][1].astype(
+        numpy.float64 if pending[0][1].dtype.kind == "f" else pending[0][1].dtype
+    )
     for _, send, _, _ in pending[1:]:
         total = total + send
     for _, _, recv, _ in pending:
@@ -1019,12 +1200,24 @@ def _nccl_module(machine):
             if not state["group"]:
                 _nccl_complete(clique)
 
-    communicator = type("NcclCommunicator", (), {
-        "initAll": staticmethod(init_all),
-        "__init__": lambda self, *a: (_ for _ in ()).throw(EmulationError(
-            "the emulated NCCL has no multi-process communicators"))})
-    nccl = _Namespace(available=True, NcclCommunicator=communicator, groupStart=group_start,
-                      groupEnd=group_end, NCCL_SUM=0, get_unique_id=lambda: b"emulated")
+    communicator = type(
+        "NcclCommunicator",
+        (),
+        {
+            "initAll": staticmethod(init_all),
+            "__init__": lambda self, *a: (_ for _ in ()).throw(
+                EmulationError("the emulated NCCL has no multi-process communicators")
+            ),
+        },
+    )
+    nccl = _Namespace(
+        available=True,
+        NcclCommunicator=communicator,
+        groupStart=group_start,
+        groupEnd=group_end,
+        NCCL_SUM=0,
+        get_unique_id=lambda: b"emulated",
+    )
     for code, name in _NCCL_DTYPES.items():
         setattr(nccl, f"NCCL_{name.upper()}", code)
     return nccl
@@ -1038,37 +1231,72 @@ def emulated(count: int) -> types.ModuleType:
     machine.module = fake
     fake.machine = machine
     fake.ndarray = EmulatedArray
-    for name in ("asarray", "array", "ascontiguousarray", "empty", "zeros", "asnumpy",
-                 "get_array_module"):
+    for name in (
+        "asarray",
+        "array",
+        "ascontiguousarray",
+        "empty",
+        "zeros",
+        "asnumpy",
+        "get_array_module",
+    ):
         setattr(fake, name, getattr(machine, name))
     fake.asanyarray = machine.asarray
 
     def from_dlpack(x):
         capsule = x.__dlpack__() if hasattr(x, "__dlpack__") else None
         if not isinstance(capsule, _DLPackCapsule):
-            raise TypeError(f"emulated cupy.from_dlpack: {type(x).__name__} is not an array "
-                            "of the emulated GPUs")
+            raise TypeError(
+                f"emulated cupy.from_dlpack: {type(x).__name__} is not an array "
+                "of the emulated GPUs"
+            )
         array = capsule.array
         return EmulatedArray(machine, array._a, array._dev)  # zero-copy, same memory
+
     fake.from_dlpack = from_dlpack
     fake.get_default_memory_pool = lambda: _MemoryPool(machine)
+
     def special(name):
         from scipy import special as host_special  # scikit-learn's dependency, in `test`
-        target = getattr(host_special, name)
-        return lambda *args, **kwargs: machine.call(target, f"cupyx.scipy.special.{name}",
-                                                    args, kwargs)
 
-    fake.cupyx = _Namespace(scatter_add=machine.scatter_add,
-                            scipy=_Namespace(special=_Namespace(erf=special("erf"),
-                                                                erfc=special("erfc"))))
+        target = getattr(host_special, name)
+        return lambda *args, **kwargs: machine.call(
+            target, f"cupyx.scipy.special.{name}", args, kwargs
+        )
+
+    fake.cupyx = _Namespace(
+        scatter_add=machine.scatter_add,
+        scipy=_Namespace(special=_Namespace(erf=special("erf"), erfc=special("erfc"))),
+    )
     # cupy.linalg: NumPy's on the device's memory, with the emulator's rules (device
     # checks, no host arrays), as every other emulated function.
-    fake.linalg = _Namespace(**{
-        name: (lambda target, name: lambda *args, **kwargs: machine.call(
-            target, f"linalg.{name}", args, kwargs))(getattr(numpy.linalg, name), name)
-        for name in ("norm", "svd", "cholesky", "qr", "inv", "det", "slogdet", "solve",
-                     "tensorinv", "tensorsolve", "pinv", "eigh", "eigvalsh", "lstsq",
-                     "matrix_rank", "matrix_power")})
+    fake.linalg = _Namespace(
+        **{
+            name: (
+                lambda target, name: (
+                    lambda *args, **kwargs: machine.call(target, f"linalg.{name}", args, kwargs)
+                )
+            )(getattr(numpy.linalg, name), name)
+            for name in (
+                "norm",
+                "svd",
+                "cholesky",
+                "qr",
+                "inv",
+                "det",
+                "slogdet",
+                "solve",
+                "tensorinv",
+                "tensorsolve",
+                "pinv",
+                "eigh",
+                "eigvalsh",
+                "lstsq",
+                "matrix_rank",
+                "matrix_power",
+            )
+        }
+    )
 
     class RawModule:
         def __init__(self, code, options=(), name_expressions=(), **_):
@@ -1094,15 +1322,19 @@ def emulated(count: int) -> types.ModuleType:
             def launch(grid, block, args, shared_mem=0, **_):
                 device = machine.current_device()
                 if device != owner:
-                    raise CUDARuntimeError(f"{expression}: a kernel of device {owner}'s "
-                                           f"module launched on device {device} "
-                                           "(cudaErrorInvalidResourceHandle)")
+                    raise CUDARuntimeError(
+                        f"{expression}: a kernel of device {owner}'s "
+                        f"module launched on device {device} "
+                        "(cudaErrorInvalidResourceHandle)"
+                    )
                 machine.check_launch(expression, grid, block, shared_mem)
                 host = []
                 for i, arg in enumerate(args):
                     if isinstance(arg, numpy.ndarray):
-                        raise TypeError(f"{expression} argument {i}: a NumPy (host) array "
-                                        "passed to a GPU kernel")
+                        raise TypeError(
+                            f"{expression} argument {i}: a NumPy (host) array "
+                            "passed to a GPU kernel"
+                        )
                     if isinstance(arg, EmulatedArray):
                         machine.check_memory(arg._dev, f"{expression} argument {i}")
                         arg = arg._a
@@ -1110,6 +1342,7 @@ def emulated(count: int) -> types.ModuleType:
                 machine.before_op()
                 machine.launches.append((expression, device))
                 kernel(grid, block, host, shared_mem, order="shuffled", seed=7)
+
             return launch
 
     fake.RawModule = RawModule
@@ -1121,8 +1354,7 @@ def emulated(count: int) -> types.ModuleType:
             return _Ufunc(machine, target)
         if callable(target) and not isinstance(target, type):
             allow_host = name in _CREATION
-            return lambda *args, **kwargs: machine.call(target, name, args, kwargs,
-                                                        allow_host)
+            return lambda *args, **kwargs: machine.call(target, name, args, kwargs, allow_host)
         return target  # dtypes, constants
 
     def module_getattr(name):
@@ -1131,29 +1363,45 @@ def emulated(count: int) -> types.ModuleType:
         value = wrapped(name)
         setattr(fake, name, value)
         return value
+
     fake.__getattr__ = module_getattr
 
     runtime = _Namespace(
-        CUDARuntimeError=CUDARuntimeError, getDeviceCount=lambda: count,
+        CUDARuntimeError=CUDARuntimeError,
+        getDeviceCount=lambda: count,
         getDevice=machine.current_device,
         setDevice=lambda d: _EmulatedDevice(machine, d).use(),
         deviceCanAccessPeer=lambda d, p: int(d != p and 0 <= d < count and 0 <= p < count),
         deviceEnablePeerAccess=lambda peer, flags=0: machine.enable_peer_access(peer),
-        memcpyPeerAsync=machine.memcpy_peer_async, memGetInfo=machine.memory_info,
+        memcpyPeerAsync=machine.memcpy_peer_async,
+        memGetInfo=machine.memory_info,
         getDeviceProperties=machine.device_properties,
-        deviceSynchronize=lambda: _EmulatedDevice(machine).synchronize())
-    stream_type = type("Stream", (_Stream,), {
-        "__init__": lambda self, null=False, non_blocking=False, ptds=False, priority=0:
-        _Stream.__init__(self, machine, machine.current_device(), null)})
+        deviceSynchronize=lambda: _EmulatedDevice(machine).synchronize(),
+    )
+    stream_type = type(
+        "Stream",
+        (_Stream,),
+        {
+            "__init__": lambda self, null=False, non_blocking=False, ptds=False, priority=0: (
+                _Stream.__init__(self, machine, machine.current_device(), null)
+            )
+        },
+    )
     fake.cuda = _Namespace(
         Device=lambda device=None: _EmulatedDevice(machine, device),
-        Event=machine.Event, Stream=stream_type, runtime=runtime,
+        Event=machine.Event,
+        Stream=stream_type,
+        runtime=runtime,
         get_current_stream=lambda device=None: machine.current_stream(
-            None if device is None else int(getattr(device, "id", device))),
+            None if device is None else int(getattr(device, "id", device))
+        ),
         get_elapsed_time=lambda start, stop: (stop.at - start.at) * 1e3,
-        cublas=_EmulatedCublas(machine), get_cublas_handle=lambda: 0,
+        cublas=_EmulatedCublas(machine),
+        get_cublas_handle=lambda: 0,
         compiler=_Namespace(CompileException=CompileException),
-        nccl=_nccl_module(machine), is_available=lambda: count > 0,
+        nccl=_nccl_module(machine),
+        is_available=lambda: count > 0,
         alloc_pinned_memory=machine.alloc_pinned_memory,
-        PinnedMemoryPointer=PinnedMemoryPointer)
+        PinnedMemoryPointer=PinnedMemoryPointer,
+    )
     return fake

@@ -15,6 +15,7 @@ Environment: ``GLUONLITE_CUDA_HOST_CACHE`` (cache folder, default in the temp di
 ``GLUONLITE_CUDA_HOST_SANITIZE=address`` (build with AddressSanitizer; the process must
 then have the ASan runtime preloaded, see ``asan_environment``), ``CXX``.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -39,23 +40,36 @@ CACHE_ENV = "GLUONLITE_CUDA_HOST_CACHE"
 # C++ scalar parameter types (as GCC spells them) and the NumPy scalar type that must be
 # passed for each; Python ints and floats are refused because their width is ambiguous.
 _SCALARS = {
-    "int": numpy.int32, "unsigned int": numpy.uint32, "long long int": numpy.int64,
-    "long long unsigned int": numpy.uint64, "float": numpy.float32, "double": numpy.float64,
+    "int": numpy.int32,
+    "unsigned int": numpy.uint32,
+    "long long int": numpy.int64,
+    "long long unsigned int": numpy.uint64,
+    "float": numpy.float32,
+    "double": numpy.float64,
 }
 # Pointee types and the array dtypes that may be passed for them (gl_bf16 also accepts the
 # raw uint16 bits, since NumPy has no bfloat16 without ml_dtypes).
 _POINTEES = {
-    "float": ("float32",), "double": ("float64",), "long long int": ("int64",),
-    "int": ("int32",), "unsigned int": ("uint32",), "short unsigned int": ("uint16",),
-    "unsigned char": ("uint8",), "long long unsigned int": ("uint64",),
-    "gl_f16": ("float16",), "gl_bf16": ("bfloat16", "uint16"), "uint4": ("complex128",),
+    "float": ("float32",),
+    "double": ("float64",),
+    "long long int": ("int64",),
+    "int": ("int32",),
+    "unsigned int": ("uint32",),
+    "short unsigned int": ("uint16",),
+    "unsigned char": ("uint8",),
+    "long long unsigned int": ("uint64",),
+    "gl_f16": ("float16",),
+    "gl_bf16": ("bfloat16", "uint16"),
+    "uint4": ("complex128",),
 }
 _ALIGNMENT = {"uint4": 16}
 
 
 def cache_dir() -> Path:
-    path = Path(os.environ.get(CACHE_ENV) or
-                Path(tempfile.gettempdir()) / f"gluonlite-cuda-host-{os.getuid()}")
+    path = Path(
+        os.environ.get(CACHE_ENV)
+        or Path(tempfile.gettempdir()) / f"gluonlite-cuda-host-{os.getuid()}"
+    )
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -73,14 +87,14 @@ def compiler() -> str:
 
 @functools.lru_cache(maxsize=None)
 def compiler_version(cxx: str) -> str:
-    return subprocess.run([cxx, "--version"], check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run([cxx, "--version"], check=True, capture_output=True, text=True).stdout
 
 
 def _asan_runtime() -> str | None:
     """Path of the compiler's ASan runtime, or None (g++ echoes the bare name then)."""
-    lib = subprocess.run([compiler(), "-print-file-name=libasan.so"], capture_output=True,
-                         text=True).stdout.strip()
+    lib = subprocess.run(
+        [compiler(), "-print-file-name=libasan.so"], capture_output=True, text=True
+    ).stdout.strip()
     return lib if os.path.isabs(lib) else None
 
 
@@ -99,8 +113,7 @@ def require_toolchain(sanitize: str | None = None) -> None:
     if problem is None:
         return
     if os.environ.get("CI"):
-        pytest.fail(f"{problem}, but CI is set: the CPU kernel tests must run in CI",
-                    pytrace=False)
+        pytest.fail(f"{problem}, but CI is set: the CPU kernel tests must run in CI", pytrace=False)
     pytest.skip(f"{problem}: CPU kernel tests skipped", allow_module_level=True)
 
 
@@ -111,19 +124,36 @@ def asan_environment() -> dict[str, str]:
     if lib is None:
         raise RuntimeError(f"{compiler()} has no AddressSanitizer runtime (libasan.so)")
     env = dict(os.environ)
-    env.update({SANITIZE_ENV: "address", "LD_PRELOAD": lib,
-                "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:halt_on_error=1"})
+    env.update(
+        {
+            SANITIZE_ENV: "address",
+            "LD_PRELOAD": lib,
+            "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:halt_on_error=1",
+        }
+    )
     return env
 
 
 def _flags(sanitize: str | None) -> list[str]:
-    flags = ["-std=c++17", "-x", "c++", "-shared", "-fPIC", "-pthread", "-g", "-Wall",
-             "-Wextra", "-Werror", "-Wno-unused-parameter",
-             "-Wno-unknown-pragmas",  # CUDA's #pragma unroll means nothing to g++
-             # Each library keeps its own inline/template thread_locals (threadIdx, __shared__
-             # arrays): without these, GCC makes them process-wide unique symbols and a second
-             # library would silently use the first one's.
-             "-fvisibility=hidden", "-fno-gnu-unique"]
+    flags = [
+        "-std=c++17",
+        "-x",
+        "c++",
+        "-shared",
+        "-fPIC",
+        "-pthread",
+        "-g",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-Wno-unused-parameter",
+        "-Wno-unknown-pragmas",  # CUDA's #pragma unroll means nothing to g++
+        # Each library keeps its own inline/template thread_locals (threadIdx, __shared__
+        # arrays): without these, GCC makes them process-wide unique symbols and a second
+        # library would silently use the first one's.
+        "-fvisibility=hidden",
+        "-fno-gnu-unique",
+    ]
     if sanitize == "address":
         return flags + ["-O1", "-fsanitize=address", "-fno-omit-frame-pointer"]
     return flags + ["-O2"]
@@ -131,9 +161,11 @@ def _flags(sanitize: str | None) -> list[str]:
 
 def _translation_unit(source: Path, expressions) -> str:
     entries = ",\n".join(f'  GL_SHIM_EXPORT("{e}", {e})' for e in expressions)
-    return (f'#include "{SHIM}"\n#include "{source}"\n'
-            f"namespace gl_shim {{\nconst Entry kTable[] = {{\n{entries}\n}};\n"
-            f"const int kTableSize = {len(expressions)};\n}}\n")
+    return (
+        f'#include "{SHIM}"\n#include "{source}"\n'
+        f"namespace gl_shim {{\nconst Entry kTable[] = {{\n{entries}\n}};\n"
+        f"const int kTableSize = {len(expressions)};\n}}\n"
+    )
 
 
 def build(source: Path, expressions, sanitize: str | None = None) -> Path:
@@ -142,12 +174,23 @@ def build(source: Path, expressions, sanitize: str | None = None) -> Path:
     unit = _translation_unit(source, expressions)
     flags = _flags(sanitize)
     # Headers the source includes from its folder (kernels/gl_convert.cuh) are part of it.
-    headers = [(source.parent / name).read_text() for name in re.findall(
-        r'^#include "([\w.]+)"', source.read_text(), re.MULTILINE)
-        if (source.parent / name).exists()]
-    key = hashlib.sha256("\0".join([
-        SHIM.read_text(), source.read_text(), *headers, unit, " ".join(flags),
-        compiler_version(compiler())]).encode()).hexdigest()[:24]
+    headers = [
+        (source.parent / name).read_text()
+        for name in re.findall(r'^#include "([\w.]+)"', source.read_text(), re.MULTILINE)
+        if (source.parent / name).exists()
+    ]
+    key = hashlib.sha256(
+        "\0".join(
+            [
+                SHIM.read_text(),
+                source.read_text(),
+                *headers,
+                unit,
+                " ".join(flags),
+                compiler_version(compiler()),
+            ]
+        ).encode()
+    ).hexdigest()[:24]
     out = cache_dir() / f"{source.stem}-{key}.so"
     if out.exists():
         return out
@@ -155,11 +198,13 @@ def build(source: Path, expressions, sanitize: str | None = None) -> Path:
     tmp = out.with_suffix(f".{os.getpid()}.tmp")
     tu.write_text(unit)
     try:
-        proc = subprocess.run([compiler(), *flags, "-o", str(tmp), str(tu)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [compiler(), *flags, "-o", str(tmp), str(tu)], capture_output=True, text=True
+        )
         if proc.returncode != 0:
-            raise RuntimeError(f"host build of {source.name} failed ({' '.join(flags)}):\n"
-                               f"{proc.stderr}")
+            raise RuntimeError(
+                f"host build of {source.name} failed ({' '.join(flags)}):\n{proc.stderr}"
+            )
         os.replace(tmp, out)  # atomic: a concurrent builder never loads a half-written file
     finally:
         tu.unlink(missing_ok=True)
@@ -189,8 +234,9 @@ class HostKernel:
             if allowed is None:
                 raise TypeError(f"{where}: the harness does not know pointee type {pointee!r}")
             if arg.dtype.name not in allowed:
-                raise TypeError(f"{where}: expected an array of {' or '.join(allowed)}, got "
-                                f"{arg.dtype}")
+                raise TypeError(
+                    f"{where}: expected an array of {' or '.join(allowed)}, got {arg.dtype}"
+                )
             if not arg.flags.c_contiguous:
                 raise TypeError(f"{where}: the array is not C-contiguous")
             if not const and not arg.flags.writeable:
@@ -203,22 +249,26 @@ class HostKernel:
         if expected is None:
             raise TypeError(f"{where}: the harness does not know scalar type {ctype!r}")
         if type(arg) is not expected:
-            raise TypeError(f"{where}: expected numpy.{expected.__name__}, got "
-                            f"{type(arg).__name__} {arg!r}")
+            raise TypeError(
+                f"{where}: expected numpy.{expected.__name__}, got {type(arg).__name__} {arg!r}"
+            )
         return numpy.ctypeslib.as_ctypes_type(expected)(arg.item())
 
-    def __call__(self, grid, block, args, shared_mem: int = 0, *, order: str = "forward",
-                 seed: int = 0) -> None:
+    def __call__(
+        self, grid, block, args, shared_mem: int = 0, *, order: str = "forward", seed: int = 0
+    ) -> None:
         grid, block = _dim3(grid), _dim3(block)
         if len(args) != len(self.signature):
-            raise TypeError(f"{self.name} takes {len(self.signature)} arguments "
-                            f"({', '.join(self.signature)}), got {len(args)}")
+            raise TypeError(
+                f"{self.name} takes {len(self.signature)} arguments "
+                f"({', '.join(self.signature)}), got {len(args)}"
+            )
         values = [self._convert(i, t, a) for i, (t, a) in enumerate(zip(self.signature, args))]
         pointers = (ctypes.c_void_p * max(1, len(values)))(
-            *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
+            *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values]
+        )
         lib = self.module.lib
-        rc = lib.gl_launch(self.index, *grid, *block, shared_mem, pointers, ORDERS[order],
-                           seed)
+        rc = lib.gl_launch(self.index, *grid, *block, shared_mem, pointers, ORDERS[order], seed)
         if rc != 0:
             raise LaunchError(f"{self.name}: {lib.gl_last_error().decode()}")
 
@@ -241,15 +291,19 @@ class HostModule:
         lib.gl_kernel_signature.restype = ctypes.c_char_p
         lib.gl_last_error.restype = ctypes.c_char_p
         lib.gl_launch.restype = ctypes.c_int
-        lib.gl_launch.argtypes = [ctypes.c_int] + [ctypes.c_uint] * 6 + [
-            ctypes.c_size_t, ctypes.c_void_p, ctypes.c_int, ctypes.c_ulonglong]
+        lib.gl_launch.argtypes = (
+            [ctypes.c_int]
+            + [ctypes.c_uint] * 6
+            + [ctypes.c_size_t, ctypes.c_void_p, ctypes.c_int, ctypes.c_ulonglong]
+        )
         self.lib = lib
         self.functions = {}
         for i in range(lib.gl_kernel_count()):
             name = lib.gl_kernel_name(i).decode()
             signature = lib.gl_kernel_signature(i).decode()
-            self.functions[name] = HostKernel(self, i, name,
-                                              signature.split(";") if signature else [])
+            self.functions[name] = HostKernel(
+                self, i, name, signature.split(";") if signature else []
+            )
 
     def get_function(self, name: str) -> HostKernel:
         return self.functions[name]
@@ -259,6 +313,7 @@ class HostModule:
 def library_module(source: str, sanitize: str | None) -> HostModule:
     """One module per kernels/ source holding every instantiation gluonlite launches."""
     from gluonlite import _kernels
+
     expressions = []
     for _, names in _kernels.instantiations()[source]:
         expressions += [e for e in names if e not in expressions]
@@ -294,31 +349,44 @@ class HostRuntime:
         nbytes = int(numpy.prod(shape, dtype=numpy.int64)) * dtype.itemsize
         raw = numpy.empty(nbytes + 3 * _GUARD, numpy.uint8)
         start = -raw.ctypes.data % _GUARD
-        zone = raw[start:start + nbytes + 2 * _GUARD]
+        zone = raw[start : start + nbytes + 2 * _GUARD]
         zone[:] = _poison_byte(dtype)
         self._outputs.append((zone, zone[0]))
-        return zone[_GUARD:_GUARD + nbytes].view(dtype).reshape(shape)
+        return zone[_GUARD : _GUARD + nbytes].view(dtype).reshape(shape)
 
     @staticmethod
     def ptr(array) -> int:
         return array.ctypes.data
 
-    def gemm(self, data_type, transa, transb, m, n, k, a, lda, b, ldb, c, ldc,
-             accumulate) -> None:
+    def gemm(self, data_type, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, accumulate) -> None:
         """cuBLAS's GemmEx, emulated in NumPy (reference.gemm_ex) on the arrays' bits."""
         from .reference import GEMM_DATA_TYPES, gemm_ex
+
         bits_type = GEMM_DATA_TYPES[data_type][1]
         for array in (a, b, c):
-            if array.itemsize != numpy.dtype(bits_type).itemsize \
-                    or not array.flags.c_contiguous:
-                raise TypeError(f"gemm takes C-contiguous arrays of type {data_type}, got "
-                                f"{array.dtype}")
-        gemm_ex(data_type, transa, transb, m, n, k, a.reshape(-1).view(bits_type), lda,
-                b.reshape(-1).view(bits_type), ldb, c.reshape(-1).view(bits_type), ldc,
-                1.0 if accumulate else 0.0)
+            if array.itemsize != numpy.dtype(bits_type).itemsize or not array.flags.c_contiguous:
+                raise TypeError(
+                    f"gemm takes C-contiguous arrays of type {data_type}, got {array.dtype}"
+                )
+        gemm_ex(
+            data_type,
+            transa,
+            transb,
+            m,
+            n,
+            k,
+            a.reshape(-1).view(bits_type),
+            lda,
+            b.reshape(-1).view(bits_type),
+            ldb,
+            c.reshape(-1).view(bits_type),
+            ldc,
+            1.0 if accumulate else 0.0,
+        )
 
     def kernel(self, source: str, type_key: str, expression: str):
         from gluonlite import _kernels
+
         # One library holds every type here, but on a GPU each (source, type) is a module of
         # its own: asking the wrong one for a kernel must fail here as it would there.
         if expression not in _kernels.name_expressions(source, type_key):
@@ -328,6 +396,7 @@ class HostRuntime:
         def launch(grid, block, args, shared_mem=0):
             self.launches.append(expression)
             fn(grid, block, args, shared_mem, order=self.order, seed=self.seed)
+
         return launch
 
     def check_guards(self) -> None:
@@ -336,5 +405,6 @@ class HostRuntime:
             for name, guard in (("before", zone[:_GUARD]), ("after", zone[-_GUARD:])):
                 bad = numpy.flatnonzero(guard != poison)
                 if bad.size:
-                    raise AssertionError(f"guard zone {name} an output was overwritten at "
-                                         f"bytes {bad[:8].tolist()}")
+                    raise AssertionError(
+                        f"guard zone {name} an output was overwritten at bytes {bad[:8].tolist()}"
+                    )

@@ -1,5 +1,6 @@
 """NumPy references and checks shared by the kernel tests on the CPU harness and on a GPU:
 16-bit test data, the issue's tolerances, retain cases."""
+
 import numpy as np
 
 from gluonlite import _kernels
@@ -72,8 +73,11 @@ def check_retain(rt, data, indices, row_ids):
 
 # cudaDataType values (library_types.h) that gluonlite passes to cublasGemmEx, with the
 # element layout and the float64 decoding of each.
-GEMM_DATA_TYPES = {0: ("float32", np.uint32), 2: ("float16", np.uint16),
-                   14: ("bfloat16", np.uint16)}
+GEMM_DATA_TYPES = {
+    0: ("float32", np.uint32),
+    2: ("float16", np.uint16),
+    14: ("bfloat16", np.uint16),
+}
 
 
 def _decode(bits, dtype: str) -> np.ndarray:
@@ -88,16 +92,31 @@ def _encode(values, dtype: str, bits_type) -> np.ndarray:
     return values.astype(dtype).view(bits_type)
 
 
-def gemm_ex(data_type: int, transa: bool, transb: bool, m: int, n: int, k: int, a, lda: int,
-            b, ldb: int, c, ldc: int, beta: float) -> None:
+def gemm_ex(
+    data_type: int,
+    transa: bool,
+    transb: bool,
+    m: int,
+    n: int,
+    k: int,
+    a,
+    lda: int,
+    b,
+    ldb: int,
+    c,
+    ldc: int,
+    beta: float,
+) -> None:
     """cuBLAS's column-major ``c = op(a) @ op(b) + beta * c`` (GemmEx with float32 compute)
     on flat NumPy buffers of raw element bits (uint32 for float32, uint16 for float16 and
     bfloat16), with cuBLAS's argument checks."""
     dtype, bits_type = GEMM_DATA_TYPES[data_type]
     for name, flat in (("a", a), ("b", b), ("c", c)):
         if flat.dtype != bits_type or flat.ndim != 1:
-            raise TypeError(f"gemm_ex: {name} must be flat {np.dtype(bits_type)} bits of "
-                            f"{dtype}, got {flat.dtype} of {flat.ndim} dims")
+            raise TypeError(
+                f"gemm_ex: {name} must be flat {np.dtype(bits_type)} bits of "
+                f"{dtype}, got {flat.dtype} of {flat.ndim} dims"
+            )
 
     def operand(flat, transposed, rows, cols, ld, name):
         # op(X) is rows x cols; X itself is stored cols x rows when transposed.
@@ -107,6 +126,7 @@ def gemm_ex(data_type: int, transa: bool, transb: bool, m: int, n: int, k: int, 
         i, j = np.arange(rows)[:, None], np.arange(cols)[None, :]
         at = j + i * ld if transposed else i + j * ld
         return _decode(flat[at], dtype)
+
     if min(m, n, k) < 0 or ldc < max(1, m):
         raise ValueError("invalid sizes (CUBLAS_STATUS_INVALID_VALUE)")
     product = operand(a, transa, m, k, lda, "a") @ operand(b, transb, k, n, ldb, "b")
@@ -120,12 +140,21 @@ def gemm_ex(data_type: int, transa: bool, transb: bool, m: int, n: int, k: int, 
 # the Random123 distribution (https://github.com/DEShawResearch/random123): counter words,
 # key words, expected output words.
 PHILOX4X32_10_KAT = (
-    ((0x00000000, 0x00000000, 0x00000000, 0x00000000), (0x00000000, 0x00000000),
-     (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
-    ((0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF),
-     (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
-    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
-     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+    (
+        (0x00000000, 0x00000000, 0x00000000, 0x00000000),
+        (0x00000000, 0x00000000),
+        (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8),
+    ),
+    (
+        (0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF),
+        (0xFFFFFFFF, 0xFFFFFFFF),
+        (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD),
+    ),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+        (0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
 )
 
 # A test-only kernel appended to kernels/dropout.cu, so that its Philox device function can
@@ -151,6 +180,7 @@ def dropout_case(p: float, dtype: str):
     """(array dtype to pass, threshold, scale in that dtype) for the kernel and NumPy masks;
     bfloat16 travels as uint16 bits, its scale as bits."""
     from gluonlite import _dropout
+
     threshold = _dropout.threshold(p)
     if dtype == "bfloat16":
         return np.dtype(np.uint16), threshold, bf16_bits(np.float32(1 / (1 - p)))[()]

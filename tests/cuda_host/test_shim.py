@@ -1,5 +1,6 @@
 """The host shim's own guarantees, on the probe kernels of shim_probe.cu: barriers, thread
 orders, atomics, argument checks and launch limits. The kernel tests rely on all of them."""
+
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,18 @@ PROBE = Path(__file__).with_name("shim_probe.cu")
 
 @pytest.fixture(scope="module")
 def probe():
-    return harness.HostModule(PROBE, ["probe_shift", "probe_divergent", "probe_early_exit",
-                                      "probe_atomics", "probe_arguments",
-                                      "probe_unwritten_shared"],
-                              harness.sanitizer())
+    return harness.HostModule(
+        PROBE,
+        [
+            "probe_shift",
+            "probe_divergent",
+            "probe_early_exit",
+            "probe_atomics",
+            "probe_arguments",
+            "probe_unwritten_shared",
+        ],
+        harness.sanitizer(),
+    )
 
 
 @pytest.mark.parametrize("order", harness.ORDERS)
@@ -51,8 +60,10 @@ def test_unwritten_shared_memory_reads_as_nan_in_every_block(probe):
 
 def test_barrier_divergence_is_reported(probe):
     out = np.zeros(32, np.int32)
-    with pytest.raises(harness.LaunchError, match="barrier divergence.*shim_probe.cu:16, "
-                                                  "thread \\(16,0,0\\) at .*shim_probe.cu:18"):
+    with pytest.raises(
+        harness.LaunchError,
+        match="barrier divergence.*shim_probe.cu:16, thread \\(16,0,0\\) at .*shim_probe.cu:18",
+    ):
         probe.get_function("probe_divergent")(1, 32, (np.int32(16), out))
 
 
@@ -71,11 +82,11 @@ def test_thread_exiting_while_others_wait_is_a_deadlock(probe):
 @pytest.mark.parametrize("order", harness.ORDERS)
 def test_atomics(probe, order):
     count, total = np.zeros(1, np.int32), np.zeros(1, np.float32)
-    wide, highest, swapped = np.zeros(1, np.uint64), np.full(1, -1, np.int32), \
-        np.zeros(1, np.int32)
+    wide, highest, swapped = np.zeros(1, np.uint64), np.full(1, -1, np.int32), np.zeros(1, np.int32)
     last = np.full(1, -1, np.int32)
-    probe.get_function("probe_atomics")(3, (8, 4), (count, total, wide, highest, swapped, last),
-                                        order=order, seed=11)
+    probe.get_function("probe_atomics")(
+        3, (8, 4), (count, total, wide, highest, swapped, last), order=order, seed=11
+    )
     assert count[0] == 96 and total[0] == 48.0 and int(wide[0]) == 96 << 33
     assert highest[0] == 95
     assert 1 <= swapped[0] <= 96 and 0 <= last[0] < 96
@@ -85,22 +96,33 @@ def test_arguments_arrive_with_their_c_types(probe):
     out = np.full(6, np.nan)
     source = np.array([2.5], np.float32)
     probe.get_function("probe_arguments")(
-        (1, 7), 3, (np.int32(-7), np.int64(2**40 + 3), np.float32(1.25), np.float64(1e300),
-                    source, out))
+        (1, 7),
+        3,
+        (np.int32(-7), np.int64(2**40 + 3), np.float32(1.25), np.float64(1e300), source, out),
+    )
     assert out.tolist() == [-7, 2**40 + 3, 1.25, 1e300, 2.5, 307]
 
 
-@pytest.mark.parametrize("index, bad, message", [
-    (0, np.int64(1), "expected numpy.int32, got int64"),
-    (0, 1, "expected numpy.int32, got int"),
-    (2, np.float64(1.0), "expected numpy.float32"),
-    (4, np.zeros(1, np.float64), "expected an array of float32, got float64"),
-    (4, np.zeros((2, 2), np.float32).T, "not C-contiguous"),
-    (5, np.zeros(6, np.float32), "expected an array of float64"),
-])
+@pytest.mark.parametrize(
+    "index, bad, message",
+    [
+        (0, np.int64(1), "expected numpy.int32, got int64"),
+        (0, 1, "expected numpy.int32, got int"),
+        (2, np.float64(1.0), "expected numpy.float32"),
+        (4, np.zeros(1, np.float64), "expected an array of float32, got float64"),
+        (4, np.zeros((2, 2), np.float32).T, "not C-contiguous"),
+        (5, np.zeros(6, np.float32), "expected an array of float64"),
+    ],
+)
 def test_arguments_are_checked_against_the_signature(probe, index, bad, message):
-    args = [np.int32(0), np.int64(0), np.float32(0), np.float64(0), np.zeros(1, np.float32),
-            np.zeros(6)]
+    args = [
+        np.int32(0),
+        np.int64(0),
+        np.float32(0),
+        np.float64(0),
+        np.zeros(1, np.float32),
+        np.zeros(6),
+    ]
     args[index] = bad
     with pytest.raises(TypeError, match=message):
         probe.get_function("probe_arguments")(1, 1, tuple(args))
@@ -111,14 +133,34 @@ def test_read_only_output_and_misaligned_pointer_are_refused(probe):
     frozen = np.zeros(6)
     frozen.flags.writeable = False
     with pytest.raises(TypeError, match="read-only"):
-        kernel(1, 1, (np.int32(0), np.int64(0), np.float32(0), np.float64(0),
-                      np.zeros(1, np.float32), frozen))
+        kernel(
+            1,
+            1,
+            (
+                np.int32(0),
+                np.int64(0),
+                np.float32(0),
+                np.float64(0),
+                np.zeros(1, np.float32),
+                frozen,
+            ),
+        )
     raw = np.zeros(7 * 8 + 1, np.uint8)
     start = -raw.ctypes.data % 8 + 1  # one byte past an 8-byte boundary
-    shifted = raw[start:start + 48].view(np.float64)
+    shifted = raw[start : start + 48].view(np.float64)
     with pytest.raises(TypeError, match="misaligned"):
-        kernel(1, 1, (np.int32(0), np.int64(0), np.float32(0), np.float64(0),
-                      np.zeros(1, np.float32), shifted))
+        kernel(
+            1,
+            1,
+            (
+                np.int32(0),
+                np.int64(0),
+                np.float32(0),
+                np.float64(0),
+                np.zeros(1, np.float32),
+                shifted,
+            ),
+        )
 
 
 def test_argument_count_is_checked(probe):
@@ -126,13 +168,16 @@ def test_argument_count_is_checked(probe):
         probe.get_function("probe_early_exit")(1, 32, ())
 
 
-@pytest.mark.parametrize("grid, block, shared, message", [
-    (0, 32, 0, "zero-sized"),
-    (1, 1025, 0, "1025 threads per block"),
-    (1, (1, 1, 65), 0, "threads per block"),
-    ((1, 65536), 1, 0, "grid dimensions"),
-    (1, 32, 1024, "dynamic shared memory"),
-])
+@pytest.mark.parametrize(
+    "grid, block, shared, message",
+    [
+        (0, 32, 0, "zero-sized"),
+        (1, 1025, 0, "1025 threads per block"),
+        (1, (1, 1, 65), 0, "threads per block"),
+        ((1, 65536), 1, 0, "grid dimensions"),
+        (1, 32, 1024, "dynamic shared memory"),
+    ],
+)
 def test_launch_limits(probe, grid, block, shared, message):
     out = np.zeros(1024, np.int32)
     with pytest.raises(harness.LaunchError, match=message):

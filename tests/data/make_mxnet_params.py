@@ -12,6 +12,7 @@ rather than our reading of its source. Next to them, ``mxnet_expected.npz`` hold
 values MXNet reports when it loads each file back, and ``mxnet_expected.json`` the names,
 dtypes, storage types and shapes, keyed ``<file>/<name>``.
 """
+
 import json
 import os
 
@@ -60,7 +61,7 @@ def dense_dict():
         "half": mx.nd.array(rng.randn(2, 3), dtype="float16"),
         "double": mx.nd.array(rng.randn(2, 2), dtype="float64"),
         "int32": mx.nd.array(rng.randint(-50, 50, size=(5,)), dtype="int32"),
-        "int64": mx.nd.array([2 ** 40, -3, 7], dtype="int64"),
+        "int64": mx.nd.array([2**40, -3, 7], dtype="int64"),
         "int8": mx.nd.array([-128, 0, 127], dtype="int8"),
         "uint8": mx.nd.array([0, 1, 255], dtype="uint8"),
         # Legacy shape semantics read a 0 in zeros() as "unknown"; from NumPy it is kept.
@@ -81,29 +82,38 @@ def bfloat16():
 
 def unnamed_list():
     """``mx.nd.save`` of a list: the file carries no names at all."""
-    mx.nd.save(os.path.join(HERE, PREFIX + "list.nd"),
-               [mx.nd.array([1, 2, 3]), mx.nd.array([[4.5]])])
+    mx.nd.save(
+        os.path.join(HERE, PREFIX + "list.nd"), [mx.nd.array([1, 2, 3]), mx.nd.array([[4.5]])]
+    )
     check_roundtrip(PREFIX + "list.nd")
 
 
 def sparse():
     """A row-sparse and a CSR array (MXNet writes their storage shape and aux arrays)."""
     rsp = mx.nd.sparse.row_sparse_array(
-        (rng.randn(2, 3).astype("float32"), np.array([1, 4], dtype="int64")), shape=(6, 3))
+        (rng.randn(2, 3).astype("float32"), np.array([1, 4], dtype="int64")), shape=(6, 3)
+    )
     empty_rsp = mx.nd.sparse.zeros("row_sparse", (4, 2))
     csr = mx.nd.sparse.csr_matrix(
-        (np.array([1.0, 2.0, 3.0], dtype="float32"), np.array([0, 2, 1]),
-         np.array([0, 2, 2, 3])), shape=(3, 3))
-    mx.nd.save(os.path.join(HERE, PREFIX + "sparse.nd"),
-               {"embed_weight": rsp, "empty_rows": empty_rsp, "csr": csr})
+        (np.array([1.0, 2.0, 3.0], dtype="float32"), np.array([0, 2, 1]), np.array([0, 2, 2, 3])),
+        shape=(3, 3),
+    )
+    mx.nd.save(
+        os.path.join(HERE, PREFIX + "sparse.nd"),
+        {"embed_weight": rsp, "empty_rows": empty_rsp, "csr": csr},
+    )
     check_roundtrip(PREFIX + "sparse.nd")
 
 
 def gluon_net():
     """``net.save_parameters`` of a small Gluon model (structural names such as ``0.weight``)."""
     net = mx.gluon.nn.HybridSequential()
-    net.add(mx.gluon.nn.Embedding(10, 4), mx.gluon.nn.Dense(5, in_units=4),
-            mx.gluon.nn.BatchNorm(in_channels=5), mx.gluon.nn.Dense(2, in_units=5))
+    net.add(
+        mx.gluon.nn.Embedding(10, 4),
+        mx.gluon.nn.Dense(5, in_units=4),
+        mx.gluon.nn.BatchNorm(in_channels=5),
+        mx.gluon.nn.Dense(2, in_units=5),
+    )
     net.initialize(mx.init.Xavier())
     net(mx.nd.array([1, 2, 3]))
     net.save_parameters(os.path.join(HERE, PREFIX + "gluon_net.params"))
@@ -126,16 +136,21 @@ def numpy_semantics():
     """``mx.npx.save`` under NumPy semantics writes the V3 header: 0-d arrays exist there."""
     mx.npx.set_np()
     try:
-        arrays = {"scalar": mx.np.array(3.25, dtype="float32"),
-                  "vector": mx.np.array([1, 2, 3], dtype="int32"),
-                  "zero_size": mx.np.zeros((2, 0), dtype="float64")}
+        arrays = {
+            "scalar": mx.np.array(3.25, dtype="float32"),
+            "vector": mx.np.array([1, 2, 3], dtype="int32"),
+            "zero_size": mx.np.zeros((2, 0), dtype="float64"),
+        }
         path = os.path.join(HERE, PREFIX + "np_semantics.nd")
         mx.npx.save(path, arrays)
         for name, arr in mx.npx.load(path).items():
             key = f"{PREFIX}np_semantics.nd/{name}"
             expected_values[key] = arr.asnumpy()
-            expected_meta[key] = {"dtype": np.dtype(arr.dtype).name, "stype": "default",
-                                  "shape": list(arr.shape)}
+            expected_meta[key] = {
+                "dtype": np.dtype(arr.dtype).name,
+                "stype": "default",
+                "shape": list(arr.shape),
+            }
     finally:
         mx.npx.reset_np()
 
@@ -150,8 +165,9 @@ def main():
     numpy_semantics()
     np.savez_compressed(os.path.join(HERE, PREFIX + "expected.npz"), **expected_values)
     with open(os.path.join(HERE, PREFIX + "expected.json"), "w") as f:
-        json.dump({"mxnet_version": mx.__version__, "arrays": expected_meta}, f, indent=1,
-                  sort_keys=True)
+        json.dump(
+            {"mxnet_version": mx.__version__, "arrays": expected_meta}, f, indent=1, sort_keys=True
+        )
         f.write("\n")
 
 

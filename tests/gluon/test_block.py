@@ -1,4 +1,5 @@
 """Block: the MXNet 2 methods, attribute rules, hooks, files and the summary table."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,12 @@ def test_params_collect_params_select_and_register_child():
     net = _mlp()
     assert list(net[0].params) == ["weight", "bias"]
     assert list(net.collect_params(".*weight")) == ["0.weight", "1.weight"]
-    assert list(net.collect_params(".*weight|.*bias")) == ["0.weight", "0.bias", "1.weight",
-                                                           "1.bias"]
+    assert list(net.collect_params(".*weight|.*bias")) == [
+        "0.weight",
+        "0.bias",
+        "1.weight",
+        "1.bias",
+    ]
     assert list(net.collect_params("1\\.")) == ["1.weight", "1.bias"]
     with pytest.raises(TypeError, match="select"):
         net.collect_params(3)
@@ -105,8 +110,9 @@ def test_hybridize_accepted_and_warns_on_plain_sequential():
 def test_repr_tree_like_mxnet():
     net = nn.Sequential()
     net.add(nn.Dense(4, in_units=3, activation="relu"), nn.Dense(2))
-    assert repr(net) == ("Sequential(\n  (0): Dense(3 -> 4, Activation(relu))\n"
-                         "  (1): Dense(None -> 2, linear)\n)")
+    assert repr(net) == (
+        "Sequential(\n  (0): Dense(3 -> 4, Activation(relu))\n  (1): Dense(None -> 2, linear)\n)"
+    )
 
 
 # --------------------------------------------------------------------- traversal, hooks
@@ -156,8 +162,7 @@ def test_register_op_hook_sees_every_block_output():
     net = _mlp()
     net.initialize()
     seen = []
-    net.register_op_hook(lambda name, op, arr: seen.append((name, op, arr.shape)),
-                         monitor_all=True)
+    net.register_op_hook(lambda name, op, arr: seen.append((name, op, arr.shape)), monitor_all=True)
     net(mx.np.ones((2, 3)))
     assert ("0.act_output", "Activation", (2, 4)) in seen
     assert ("1_input0", "Dense", (2, 4)) in seen and ("1_output", "Dense", (2, 2)) in seen
@@ -203,8 +208,12 @@ def test_save_load_parameters_all_or_nothing(tmp_path, devices):
 def test_load_dict(device):
     net = _mlp()
     net.initialize(device=device)
-    values = {"arg:0.weight": np.ones((4, 3)), "0.bias": mx.np.zeros(4),
-              "1.weight": np.full((2, 4), 2.0), "1.bias": np.ones(2, dtype="float32")}
+    values = {
+        "arg:0.weight": np.ones((4, 3)),
+        "0.bias": mx.np.zeros(4),
+        "1.weight": np.full((2, 4), 2.0),
+        "1.bias": np.ones(2, dtype="float32"),
+    }
     net.load_dict(values, cast_dtype=True)
     assert_matches(net[1].weight.data(device), np.full((2, 4), 2.0, dtype="float32"))
     with pytest.raises(mx.gluon.CheckpointMismatchError):
@@ -246,8 +255,7 @@ def test_tied_weights_saved_once_updated_once_grads_summed(tmp_path):
     y.backward()
     # y = 1^T W W x with W = ones: dy/dW = 1 (W x)^T + (W^T 1) x^T.
     w = np.ones((3, 3))
-    expected = np.outer(np.ones(3), w @ x.asnumpy()[0]) + np.outer(w.T @ np.ones(3),
-                                                                   x.asnumpy()[0])
+    expected = np.outer(np.ones(3), w @ x.asnumpy()[0]) + np.outer(w.T @ np.ones(3), x.asnumpy()[0])
     assert_matches(net.a.weight.grad(), expected.astype("float32"))
     trainer = mx.gluon.Trainer(params, "sgd", {"learning_rate": 0.1})
     trainer.step(1)
@@ -255,6 +263,7 @@ def test_tied_weights_saved_once_updated_once_grads_summed(tmp_path):
     path = tmp_path / "tied.params"
     net.save_parameters(str(path), deduplicate=True)
     from gluonlite import checkpoint
+
     assert list(checkpoint.read_checkpoint(str(path)).arrays) == ["a.weight"]
     fresh = Tied()
     fresh.load_parameters(str(path))
@@ -280,12 +289,21 @@ def test_lambda_identity_flatten_concatenate(device):
 
 
 def test_dense_every_argument(device):
-    net = nn.Dense(3, activation="tanh", use_bias=True, flatten=False, dtype="float64",
-                   weight_initializer=mx.init.One(), bias_initializer="ones", in_units=2)
+    net = nn.Dense(
+        3,
+        activation="tanh",
+        use_bias=True,
+        flatten=False,
+        dtype="float64",
+        weight_initializer=mx.init.One(),
+        bias_initializer="ones",
+        in_units=2,
+    )
     net.initialize(device=device)
     x = np.ones((4, 5, 2))
-    assert_matches(net(mx.np.array(x, dtype="float64", device=device)),
-                   np.tanh(np.full((4, 5, 3), 3.0)))
+    assert_matches(
+        net(mx.np.array(x, dtype="float64", device=device)), np.tanh(np.full((4, 5, 3), 3.0))
+    )
     empty = nn.Dense(0)
     empty.initialize(device=device)
     assert empty(mx.np.ones((4, 2), device=device)).shape == (4, 0)

@@ -1,5 +1,6 @@
 """HybridBlock.export and SymbolBlock: MXNet's symbol JSON and .params, written and read back
 by gluonlite and, where ``.venv-mxnet`` exists, by MXNet 1.9.1 (and the other way round)."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ def test_export_writes_mxnet_files_that_load_back(device, name, tmp_path):
     # Parameters keep their structural names; MXNet's arg:/aux: prefixes in the file.
     saved = npx.load(params_file)
     params = {k: p for k, p in net.collect_params().items()}
-    assert sorted(k[4:] for k in saved if not k[4:].endswith(("_gamma", "_beta"))) == \
-        sorted(v for v in variables if v in params)
+    assert sorted(k[4:] for k in saved if not k[4:].endswith(("_gamma", "_beta"))) == sorted(
+        v for v in variables if v in params
+    )
     for key, value in saved.items():
         if key[4:] in params:
             p = params[key[4:]]
@@ -89,11 +91,17 @@ def test_export_graph_names_mxnet_operators(tmp_path):
     assert ops[-4:] == ["FullyConnected", "Activation", "LayerNorm", "FullyConnected"]
     conv = next(n for n in nodes if n["op"] == "Convolution")
     assert conv["name"] == "0.convolution0"
-    assert conv["attrs"] == {"kernel": "(3, 3)", "stride": "(1, 1)", "dilate": "(1, 1)",
-                             "pad": "(1, 1)", "num_filter": "4", "num_group": "1",
-                             "no_bias": "False", "layout": "NCHW"}
-    assert [nodes[ref[0]]["name"] for ref in conv["inputs"]] == ["data", "0.weight",
-                                                                 "0.bias"]
+    assert conv["attrs"] == {
+        "kernel": "(3, 3)",
+        "stride": "(1, 1)",
+        "dilate": "(1, 1)",
+        "pad": "(1, 1)",
+        "num_filter": "4",
+        "num_group": "1",
+        "no_bias": "False",
+        "layout": "NCHW",
+    }
+    assert [nodes[ref[0]]["name"] for ref in conv["inputs"]] == ["data", "0.weight", "0.bias"]
     swish = [n["op"] for n in nodes if n["name"].startswith("11.")]
     assert swish == ["_mul_scalar", "Activation", "broadcast_mul"]
 
@@ -123,19 +131,28 @@ class _InPlace(nn.HybridBlock):
         return y
 
 
-@pytest.mark.parametrize("make, match", [
-    (_Where, r"input 0 of npx.fully_connected in the forward of Dense \(fc\) is an array "
-             r"computed by an operation export cannot trace.*look in the forward of _Where "
-             r"\(the top block\)"),
-    (lambda: _seq(nn.Dense(2), _Untraced()),
-     r"_Untraced \(1\) computes its output with an operation export cannot trace"),
-    (lambda: _seq(nn.Dense(2), nn.GELU(approximation="tanh")),
-     r"leaky_relu\(act_type='gelu_tanh'\) has no MXNet 1.x LeakyReLU act_type in the "
-     r"forward of GELU \(1\)"),
-    (_InPlace, r"in-place update \(__iadd__\).* _InPlace \(the top block\)"),
-])
-def test_export_names_the_block_that_cannot_be_traced_and_writes_nothing(make, match,
-                                                                          tmp_path):
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (
+            _Where,
+            r"input 0 of npx.fully_connected in the forward of Dense \(fc\) is an array "
+            r"computed by an operation export cannot trace.*look in the forward of _Where "
+            r"\(the top block\)",
+        ),
+        (
+            lambda: _seq(nn.Dense(2), _Untraced()),
+            r"_Untraced \(1\) computes its output with an operation export cannot trace",
+        ),
+        (
+            lambda: _seq(nn.Dense(2), nn.GELU(approximation="tanh")),
+            r"leaky_relu\(act_type='gelu_tanh'\) has no MXNet 1.x LeakyReLU act_type in the "
+            r"forward of GELU \(1\)",
+        ),
+        (_InPlace, r"in-place update \(__iadd__\).* _InPlace \(the top block\)"),
+    ],
+)
+def test_export_names_the_block_that_cannot_be_traced_and_writes_nothing(make, match, tmp_path):
     net = make()
     net.initialize()
     net.hybridize()
@@ -172,21 +189,55 @@ def test_export_needs_a_hybridized_forward_and_checks_its_arguments(tmp_path):
     assert params.endswith("m-0000.params")
 
 
-@pytest.mark.parametrize("graph, exc, match", [
-    ("{", ValueError, "not MXNet symbol JSON"),
-    ({"nodes": [{"op": "null", "name": "data", "inputs": []},
-                {"op": "Custom", "name": "c", "inputs": [[0, 0, 0]]}], "heads": [[1, 0, 0]]},
-     TypeError, "operator 'Custom' \\(node 'c'\\) is not supported"),
-    ({"nodes": [{"op": "null", "name": "data", "inputs": []},
-                {"op": "Pooling", "name": "p", "attrs": {"p_value": "2"},
-                 "inputs": [[0, 0, 0]]}], "heads": [[1, 0, 0]]},
-     TypeError, "attribute 'p_value' of operator 'Pooling'"),
-    ({"nodes": [{"op": "null", "name": "data", "inputs": []},
-                {"op": "relu", "name": "r", "inputs": [[1, 0, 0]]}], "heads": [[1, 0, 0]]},
-     ValueError, "not an earlier node"),
-    ({"nodes": [{"op": "null", "name": "x", "inputs": []}], "heads": [[0, 0, 0]]},
-     ValueError, r"inputs \['data'\] are not variables of the graph"),
-])
+@pytest.mark.parametrize(
+    "graph, exc, match",
+    [
+        ("{", ValueError, "not MXNet symbol JSON"),
+        (
+            {
+                "nodes": [
+                    {"op": "null", "name": "data", "inputs": []},
+                    {"op": "Custom", "name": "c", "inputs": [[0, 0, 0]]},
+                ],
+                "heads": [[1, 0, 0]],
+            },
+            TypeError,
+            "operator 'Custom' \\(node 'c'\\) is not supported",
+        ),
+        (
+            {
+                "nodes": [
+                    {"op": "null", "name": "data", "inputs": []},
+                    {
+                        "op": "Pooling",
+                        "name": "p",
+                        "attrs": {"p_value": "2"},
+                        "inputs": [[0, 0, 0]],
+                    },
+                ],
+                "heads": [[1, 0, 0]],
+            },
+            TypeError,
+            "attribute 'p_value' of operator 'Pooling'",
+        ),
+        (
+            {
+                "nodes": [
+                    {"op": "null", "name": "data", "inputs": []},
+                    {"op": "relu", "name": "r", "inputs": [[1, 0, 0]]},
+                ],
+                "heads": [[1, 0, 0]],
+            },
+            ValueError,
+            "not an earlier node",
+        ),
+        (
+            {"nodes": [{"op": "null", "name": "x", "inputs": []}], "heads": [[0, 0, 0]]},
+            ValueError,
+            r"inputs \['data'\] are not variables of the graph",
+        ),
+    ],
+)
 def test_symbol_block_refuses_graphs_it_cannot_run(graph, exc, match):
     with pytest.raises(exc, match=match):
         mx.gluon.SymbolBlock(graph if isinstance(graph, str) else json.dumps(graph), "data")
@@ -194,14 +245,20 @@ def test_symbol_block_refuses_graphs_it_cannot_run(graph, exc, match):
 
 def test_symbol_block_from_a_graph_dict_shares_given_parameters():
     w = mx.gluon.Parameter("w", shape=(2, 3), init="ones")
-    graph = {"nodes": [{"op": "null", "name": "data", "inputs": []},
-                       {"op": "null", "name": "w", "inputs": []},
-                       {"op": "FullyConnected", "name": "fc",
-                        "attrs": {"num_hidden": "2", "no_bias": "True"},
-                        "inputs": [[0, 0, 0], [1, 0, 0]]},
-                       {"op": "_mul_scalar", "name": "m", "attrs": {"scalar": "2.0"},
-                        "inputs": [[2, 0, 0]]}],
-             "heads": [[3, 0, 0]]}
+    graph = {
+        "nodes": [
+            {"op": "null", "name": "data", "inputs": []},
+            {"op": "null", "name": "w", "inputs": []},
+            {
+                "op": "FullyConnected",
+                "name": "fc",
+                "attrs": {"num_hidden": "2", "no_bias": "True"},
+                "inputs": [[0, 0, 0], [1, 0, 0]],
+            },
+            {"op": "_mul_scalar", "name": "m", "attrs": {"scalar": "2.0"}, "inputs": [[2, 0, 0]]},
+        ],
+        "heads": [[3, 0, 0]],
+    }
     block = mx.gluon.SymbolBlock(graph, ["data"], params={"w": w})
     block.initialize()
     assert block.collect_params()["w"] is w
@@ -243,6 +300,7 @@ net.export(prefix, epoch=7)
 
 def test_mxnet_1_9_1_loads_exports_and_gluonlite_loads_mxnet_exports(tmp_path):
     from gluonlite.bench import mxnet
+
     try:
         python = mxnet.locate()[0]
     except mxnet.Skip as e:
@@ -258,15 +316,28 @@ def test_mxnet_1_9_1_loads_exports_and_gluonlite_loads_mxnet_exports(tmp_path):
         jobs.append([str(tmp_path / name), len(inputs)])
     x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 6, 6)).astype("float32")
     np.save(tmp_path / "from_mxnet-in0.npy", x)
-    proc = subprocess.run([python, "-c", _MXNET_SIDE, json.dumps(
-        {"load": jobs, "write": str(tmp_path / "from_mxnet")})], capture_output=True,
-        text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            python,
+            "-c",
+            _MXNET_SIDE,
+            json.dumps({"load": jobs, "write": str(tmp_path / "from_mxnet")}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name, y in expected.items():
-        np.testing.assert_allclose(np.load(tmp_path / f"{name}-mxnet.npy"), y, rtol=1e-5,
-                                   atol=1e-5, err_msg=name)
-    back = mx.gluon.SymbolBlock.imports(str(tmp_path / "from_mxnet-symbol.json"), ["data"],
-                                        str(tmp_path / "from_mxnet-0007.params"))
-    np.testing.assert_allclose(back(mx.np.array(x)).asnumpy(),
-                               np.load(tmp_path / "from_mxnet-mxnet.npy"), rtol=1e-5,
-                               atol=1e-6)
+        np.testing.assert_allclose(
+            np.load(tmp_path / f"{name}-mxnet.npy"), y, rtol=1e-5, atol=1e-5, err_msg=name
+        )
+    back = mx.gluon.SymbolBlock.imports(
+        str(tmp_path / "from_mxnet-symbol.json"), ["data"], str(tmp_path / "from_mxnet-0007.params")
+    )
+    np.testing.assert_allclose(
+        back(mx.np.array(x)).asnumpy(),
+        np.load(tmp_path / "from_mxnet-mxnet.npy"),
+        rtol=1e-5,
+        atol=1e-6,
+    )

@@ -1,4 +1,5 @@
 """HybridBlock's MXNet 2 methods: infer_shape, infer_type, optimize_for."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,15 @@ from gluonlite.gluon import nn
 
 def _convnet():
     net = nn.HybridSequential()
-    net.add(nn.Conv2D(4, 3, padding=1), nn.BatchNorm(), nn.Activation("relu"),
-            nn.MaxPool2D(2), nn.Flatten(), nn.Dense(8, activation="tanh"), nn.Dense(3))
+    net.add(
+        nn.Conv2D(4, 3, padding=1),
+        nn.BatchNorm(),
+        nn.Activation("relu"),
+        nn.MaxPool2D(2),
+        nn.Flatten(),
+        nn.Dense(8, activation="tanh"),
+        nn.Dense(3),
+    )
     return net
 
 
@@ -56,8 +64,11 @@ def test_infer_shape_before_initialize_and_then_initialize():
 
 def test_infer_shape_of_a_block_without_a_rule_names_the_missing_shapes():
     block = Residual()
-    with pytest.raises(RuntimeError, match=r"Residual has parameters with unknown shapes "
-                                           r"\['scale'\]"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"Residual has parameters with unknown shapes "
+        r"\['scale'\]",
+    ):
         block.infer_shape(mx.np.ones((2, 3)))
     # The failed call restored the shape the Dense child had inferred on the way.
     assert block.body.weight.shape == (5, -1)
@@ -68,8 +79,11 @@ def test_infer_type_accepts_matching_dtypes_and_names_the_layer_that_does_not(de
     net.initialize(device=device)
     x = mx.np.ones((2, 3, 6, 6), device=device)
     net.infer_type(x)
-    with pytest.raises(TypeError, match=r"infer_type: Conv2D \(0\) has Parameter 'weight' "
-                                        r"of float32 but its input is float64"):
+    with pytest.raises(
+        TypeError,
+        match=r"infer_type: Conv2D \(0\) has Parameter 'weight' "
+        r"of float32 but its input is float64",
+    ):
         net.infer_type(x.astype("float64"))
     # infer_type leaves deferred shapes (and everything else) as they were.
     assert net[0].weight.shape == (4, -1, 3, 3)

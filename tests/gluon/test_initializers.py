@@ -1,5 +1,6 @@
 """mx.init through Parameters and Blocks: custom initializers on mx.np arrays, the full class
 list, register/dumps/==, force_reinit and verbose."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -76,8 +77,9 @@ def test_load_initializer(tmp_path):
 
 def test_rnn_fused_layout():
     # 1-layer LSTM, input 3, hidden 2: weights (8x3, 8x2) then biases (8, 8).
-    init = mx.init.RNNFused("lstm", 1, 2, i2h_weight_initializer="ones",
-                            h2h_weight_initializer=mx.init.Constant(2.0))
+    init = mx.init.RNNFused(
+        "lstm", 1, 2, i2h_weight_initializer="ones", h2h_weight_initializer=mx.init.Constant(2.0)
+    )
     flat = init("rnn_parameters", (8 * 3 + 8 * 2 + 16,))
     assert (flat[:24] == 1).all() and (flat[24:40] == 2).all()
     np.testing.assert_array_equal(flat[40:48], 0)
@@ -91,9 +93,15 @@ def test_rnn_fused_layout():
 def test_rnn_fused_layout_with_projection_feeds_npx_rnn():
     # 2-layer LSTMP, input 3, hidden 2, projection 1: per layer (8x in, 8x1, 1x2) weights,
     # then the biases; layer 1's input is the projection.
-    init = mx.init.RNNFused("lstm", 2, 2, projection_size=1, i2h_weight_initializer="ones",
-                            h2h_weight_initializer=mx.init.Constant(2.0),
-                            h2r_weight_initializer=mx.init.Constant(3.0))
+    init = mx.init.RNNFused(
+        "lstm",
+        2,
+        2,
+        projection_size=1,
+        i2h_weight_initializer="ones",
+        h2h_weight_initializer=mx.init.Constant(2.0),
+        h2r_weight_initializer=mx.init.Constant(3.0),
+    )
     size = param_size("lstm", 2, 3, 2, False, 1)
     assert size == (8 * 3 + 8 + 2) + (8 * 1 + 8 + 2) + 2 * 16
     flat = init("rnn_parameters", (size,))
@@ -101,12 +109,20 @@ def test_rnn_fused_layout_with_projection_feeds_npx_rnn():
     np.testing.assert_array_equal(flat[34:52], [1] * 8 + [2] * 8 + [3] * 2)
     np.testing.assert_array_equal(flat[52:60], 0)
     np.testing.assert_array_equal(flat[60:68], [0, 0, 1, 1, 0, 0, 0, 0])
-    out = mx.npx.rnn(mx.np.ones((4, 5, 3)), mx.np.array(flat), mx.np.zeros((2, 5, 1)),
-                     mx.np.zeros((2, 5, 2)), mode="lstm", state_size=2, num_layers=2,
-                     projection_size=1)
+    out = mx.npx.rnn(
+        mx.np.ones((4, 5, 3)),
+        mx.np.array(flat),
+        mx.np.zeros((2, 5, 1)),
+        mx.np.zeros((2, 5, 2)),
+        mode="lstm",
+        state_size=2,
+        num_layers=2,
+        projection_size=1,
+    )
     assert out.shape == (4, 5, 1)
-    with pytest.raises(ValueError, match="does not fit a 2-layer lstm with state size 2 "
-                                         "and projection size 1"):
+    with pytest.raises(
+        ValueError, match="does not fit a 2-layer lstm with state size 2 and projection size 1"
+    ):
         init("p", (size + 1,))
     with pytest.raises(ValueError, match="only supported for mode='lstm'"):
         mx.init.RNNFused("gru", 1, 2, projection_size=1)
@@ -145,8 +161,17 @@ def test_force_reinit_and_verbose(capsys):
     assert "Initialized weight as Zero()" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("init", [mx.init.Uniform(), mx.init.Normal(), mx.init.Xavier(),
-                                  mx.init.MSRAPrelu(), mx.init.Orthogonal(), MyInit()])
+@pytest.mark.parametrize(
+    "init",
+    [
+        mx.init.Uniform(),
+        mx.init.Normal(),
+        mx.init.Xavier(),
+        mx.init.MSRAPrelu(),
+        mx.init.Orthogonal(),
+        MyInit(),
+    ],
+)
 def test_seeded_values_identical_on_every_device(init, devices):
     p = mx.gluon.Parameter("p_weight", shape=(4, 6), init=init)
     p.initialize(device=devices)

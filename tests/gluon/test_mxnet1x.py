@@ -1,4 +1,5 @@
 """The MXNet 1.x spellings: prefix/params, name, name_scope, params.get, ParameterDict."""
+
 from __future__ import annotations
 
 import warnings
@@ -35,8 +36,13 @@ def test_spellings_warn_and_work():
         assert net.prefix == "model_" and net.name == "model"
         assert net.dense.name == "model_dense0"
     said = " ".join(str(w.message) for w in record)
-    for spelling in ("Block(prefix=...)", "name_scope()", "params.get", "Block.prefix",
-                     "Block.name"):
+    for spelling in (
+        "Block(prefix=...)",
+        "name_scope()",
+        "params.get",
+        "Block.prefix",
+        "Block.name",
+    ):
         assert spelling in said
     assert net.scale.name == "model_scale"
     assert list(net.collect_params()) == ["scale", "dense.weight", "dense.bias"]
@@ -59,8 +65,11 @@ def test_full_parameter_names_the_1x_way(quiet):
     with net.name_scope():
         net.add(nn.Dense(3, in_units=2), nn.Dense(1, in_units=3))
     assert [p.name for p in net.collect_params().values()] == [
-        "model_dense0_weight", "model_dense0_bias", "model_dense1_weight",
-        "model_dense1_bias"]
+        "model_dense0_weight",
+        "model_dense0_bias",
+        "model_dense1_weight",
+        "model_dense1_bias",
+    ]
     assert list(net.collect_params()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
     assert net.collect_params()["model_dense1_weight"] is net[1].weight
     assert nn.Dense(2).weight.name == "weight"  # MXNet 2 style: plain names
@@ -144,10 +153,16 @@ def test_mxnet1x_example_runs():
     import pathlib
     import subprocess
     import sys
+
     root = pathlib.Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    result = subprocess.run([sys.executable, str(root / "examples" / "mxnet1x_style.py"),
-                             "--quick"], capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [sys.executable, str(root / "examples" / "mxnet1x_style.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "reloaded model agrees: True" in result.stdout
     assert "body.0.weight" in result.stdout

@@ -1,6 +1,7 @@
 """gluon.rnn's fused layers (RNN, LSTM with and without projection, GRU): values against the
 NumPy transcription of MXNet's fused RNN, layouts, states, deferred input size, gradients
 through the layer, bad input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,12 +16,15 @@ from tests.npx.test_nn import np_rnn
 RNG = np.random.default_rng(11)
 
 
-@pytest.mark.parametrize("make, mode, P", [
-    (lambda: rnn.RNN(3, num_layers=2, activation="tanh"), "rnn_tanh", None),
-    (lambda: rnn.GRU(3, bidirectional=True), "gru", None),
-    (lambda: rnn.LSTM(3, num_layers=2, bidirectional=True), "lstm", None),
-    (lambda: rnn.LSTM(3, num_layers=2, bidirectional=True, projection_size=2), "lstm", 2),
-])
+@pytest.mark.parametrize(
+    "make, mode, P",
+    [
+        (lambda: rnn.RNN(3, num_layers=2, activation="tanh"), "rnn_tanh", None),
+        (lambda: rnn.GRU(3, bidirectional=True), "gru", None),
+        (lambda: rnn.LSTM(3, num_layers=2, bidirectional=True), "lstm", None),
+        (lambda: rnn.LSTM(3, num_layers=2, bidirectional=True, projection_size=2), "lstm", 2),
+    ],
+)
 def test_layer_matches_the_numpy_transcription(device, make, mode, P):
     layer = make()
     layer.initialize(mx.init.Normal(0.5), device=device)
@@ -32,8 +36,17 @@ def test_layer_matches_the_numpy_transcription(device, make, mode, P):
     out, new = layer(mx.np.array(x, device=device), states)
     assert layer.rnn_param.shape[0] > 0 and out.device == device
     c0 = states[1].asnumpy() if mode == "lstm" else None
-    ref, hn, cn = np_rnn(x, layer.rnn_param.data(device).asnumpy(), states[0].asnumpy(), c0,
-                         mode, 3, layer._num_layers, layer._dir == 2, P=P)
+    ref, hn, cn = np_rnn(
+        x,
+        layer.rnn_param.data(device).asnumpy(),
+        states[0].asnumpy(),
+        c0,
+        mode,
+        3,
+        layer._num_layers,
+        layer._dir == 2,
+        P=P,
+    )
     np.testing.assert_allclose(out.asnumpy(), ref, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(new[0].asnumpy(), hn, rtol=1e-10, atol=1e-12)
     if mode == "lstm":
@@ -42,8 +55,15 @@ def test_layer_matches_the_numpy_transcription(device, make, mode, P):
 
 
 def test_lstmp_layer_gradients_against_finite_differences(device):
-    layer = rnn.LSTM(3, projection_size=2, layout="NTC", state_clip_min=-0.5,
-                     state_clip_max=0.5, dtype="float64", input_size=4)
+    layer = rnn.LSTM(
+        3,
+        projection_size=2,
+        layout="NTC",
+        state_clip_min=-0.5,
+        state_clip_max=0.5,
+        dtype="float64",
+        input_size=4,
+    )
     layer.initialize(mx.init.Normal(0.5), device=device)
     p0 = layer.rnn_param.data(device).asnumpy()
     x = RNG.standard_normal((2, 3, 4))
@@ -52,6 +72,7 @@ def test_lstmp_layer_gradients_against_finite_differences(device):
     def fn(x, h, c):
         out, (hn, cn) = layer(x, [h, c])
         return mx.np.concatenate([out.reshape(-1), hn.reshape(-1), cn.reshape(-1)])
+
     # Inputs and begin states: the generic check.
     check_gradients(fn, [x, h0, c0], device, rtol=1e-5, atol=1e-7)
     # The packed parameter (the projection included): its gradient buffer against central
@@ -67,6 +88,7 @@ def test_lstmp_layer_gradients_against_finite_differences(device):
     def loss(p):
         layer.rnn_param.set_data(mx.np.array(p, device=device))
         return float((fn(*args).asnumpy() * r).sum())
+
     for _ in range(3):
         v = RNG.standard_normal(p0.shape)
         numeric = (loss(p0 + 1e-6 * v) - loss(p0 - 1e-6 * v)) / 2e-6

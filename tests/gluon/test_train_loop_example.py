@@ -1,4 +1,5 @@
 """examples/train_loop.py: DataLoader workers, a schedule, metrics and two devices together."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -21,5 +22,5 @@ def test_train_loop_example_learns(capsys):
     rates = [float(r) for r in re.findall(r"lr (\d+\.\d+)", out)]
     assert len(rates) == 2
     if hasattr(mx, "lr_scheduler"):
-        assert rates[1] < rates[0], out      # FactorScheduler halves the rate per epoch
+        assert rates[1] < rates[0], out  # FactorScheduler halves the rate per epoch
     assert multiprocessing.active_children() == []

@@ -1,6 +1,7 @@
 """Trainer's public API items beyond the step itself: construction arguments, kvstore
 choices, gradient compression, optimizer subclasses that override step(), states of the
 new optimizers, and sparse Parameters owned by one Trainer."""
+
 import re
 
 import numpy as np
@@ -19,8 +20,10 @@ def _param(devices, name="w", shape=(4,), value=1.0, **kwargs):
 def _backward(params, devices, grads):
     """Write ``grads[k]`` (NumPy) as every parameter's gradient on ``devices[k]``."""
     with autograd.record():
-        losses = [sum((p.data(d) * mx.np.array(g, device=d)).sum() for p in params)
-                  for d, g in zip(devices, grads)]
+        losses = [
+            sum((p.data(d) * mx.np.array(g, device=d)).sum() for p in params)
+            for d, g in zip(devices, grads)
+        ]
     for loss in losses:
         loss.backward()
 
@@ -52,17 +55,21 @@ def _own(devices, name, params, grads_per_step):
     return out
 
 
-@pytest.mark.parametrize("name, params", [
-    ("sgd", {"learning_rate": 0.1, "momentum": 0.9}), ("adam", {"learning_rate": 0.1}),
-    ("rmsprop", {"learning_rate": 0.1, "centered": True}),
-])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("sgd", {"learning_rate": 0.1, "momentum": 0.9}),
+        ("adam", {"learning_rate": 0.1}),
+        ("rmsprop", {"learning_rate": 0.1, "centered": True}),
+    ],
+)
 def test_kvstore_none_updates_each_replica_with_its_own_gradient(devices, name, params):
     rng = np.random.default_rng(3)
-    steps = [[rng.standard_normal((3, 2)).astype(np.float32) for _ in devices]
-             for _ in range(3)]
+    steps = [[rng.standard_normal((3, 2)).astype(np.float32) for _ in devices] for _ in range(3)]
     p = _param(devices, shape=(3, 2), value=0.3)
-    trainer = gluon.Trainer([p], name, dict(params), kvstore=None,
-                            compression_params={"type": "2bit"})  # unused, as in MXNet
+    trainer = gluon.Trainer(
+        [p], name, dict(params), kvstore=None, compression_params={"type": "2bit"}
+    )  # unused, as in MXNet
     for grads in steps:
         _backward([p], devices, grads)
         trainer.allreduce_grads()  # nothing to reduce: each keeps its own gradient
@@ -127,13 +134,15 @@ def test_kvstore_none_row_sparse_and_float16_replicas(devices):
     # Row-sparse gradients: each device's lazy update touches only its own rows.
     emb = mx.gluon.nn.Embedding(10, 4, sparse_grad=True)
     emb.initialize(mx.init.One(), device=devices)
-    trainer = gluon.Trainer(emb.collect_params(), "sgd",
-                            {"learning_rate": 0.5, "momentum": 0.9, "lazy_update": True},
-                            kvstore=None)
+    trainer = gluon.Trainer(
+        emb.collect_params(),
+        "sgd",
+        {"learning_rate": 0.5, "momentum": 0.9, "lazy_update": True},
+        kvstore=None,
+    )
     ids = [np.array([1, 7]), np.array([7, 3])]
     with autograd.record():
-        outs = [emb(mx.np.array(i, dtype="int64", device=d)).sum()
-                for i, d in zip(ids, devices)]
+        outs = [emb(mx.np.array(i, dtype="int64", device=d)).sum() for i, d in zip(ids, devices)]
     for out in outs:
         out.backward()
     trainer.step(1)
@@ -144,18 +153,17 @@ def test_kvstore_none_row_sparse_and_float16_replicas(devices):
         np.testing.assert_array_equal(w, expected)
     # float16 weights with float32 master copies, one per device.
     p = _param(devices, shape=(3,), value=1.0, dtype="float16")
-    trainer = gluon.Trainer([p], "sgd", {"learning_rate": 1e-4, "multi_precision": True},
-                            kvstore=None)
+    trainer = gluon.Trainer(
+        [p], "sgd", {"learning_rate": 1e-4, "multi_precision": True}, kvstore=None
+    )
     for _ in range(10):
         _backward([p], devices, [np.full(3, k + 1.0) for k in range(len(devices))])
         trainer.step(1)
     for k, d in enumerate(devices):
         master = trainer._states[0][1] if k == 0 else trainer._replica_states[k - 1][0][1]
         assert master[0].dtype == np.float32 and master[0].device == d
-        np.testing.assert_allclose(master[0].asnumpy(), 1.0 - 10 * 1e-4 * (k + 1),
-                                   rtol=1e-6)
-        np.testing.assert_array_equal(p.data(d).asnumpy(),
-                                      master[0].asnumpy().astype(np.float16))
+        np.testing.assert_allclose(master[0].asnumpy(), 1.0 - 10 * 1e-4 * (k + 1), rtol=1e-6)
+        np.testing.assert_array_equal(p.data(d).asnumpy(), master[0].asnumpy().astype(np.float16))
 
 
 def _diverged(devices, kvstore, optimizer, steps, states=None, start=None):
@@ -181,14 +189,14 @@ def test_kvstore_none_states_round_trip_every_device(devices, optimizer, tmp_pat
     half, trainer = _diverged(devices, None, optimizer, [1, 2])
     trainer.save_states(str(path))
     start = [half.data(d).asnumpy() for d in devices]
-    resumed, trainer2 = _diverged(devices, None, optimizer, [3, 4], states=path,
-                                  start=start)
+    resumed, trainer2 = _diverged(devices, None, optimizer, [3, 4], states=path, start=start)
     for d in devices:
         np.testing.assert_array_equal(resumed.data(d).asnumpy(), straight.data(d).asnumpy())
     assert trainer2.optimizer._all_index_update_counts == {0: {0: 4}, 1: {0: 4}}
     # With only the first device's states (what MXNet saves), the second replica would
     # resume from the wrong moments: the per-device states are what made it exact.
     from gluonlite.gluon.trainer import _map_state
+
     one = _map_state(trainer._states[0][1], lambda a: a.asnumpy())
     two = _map_state(trainer._replica_states[0][0][1], lambda a: a.asnumpy())
     assert not np.array_equal(one[0], two[0])
@@ -199,6 +207,7 @@ def test_states_between_kvstore_none_and_a_summing_trainer(devices, tmp_path):
 
     def host(state):
         return _map_state(state, lambda a: a.asnumpy())
+
     summed = tmp_path / "summed.states"
     _, trainer = _diverged(devices, "device", "adam", [1, 2])
     trainer.save_states(str(summed))
@@ -226,21 +235,27 @@ def test_optimizer_instance_or_name_and_bad_arguments(devices):
     p = _param(devices)
     sgd = mx.optimizer.NAG(learning_rate=0.1)
     assert gluon.Trainer([p], sgd).optimizer is sgd
-    assert isinstance(gluon.Trainer([p], "rmsprop", {"centered": True}).optimizer,
-                      mx.optimizer.RMSProp)
+    assert isinstance(
+        gluon.Trainer([p], "rmsprop", {"centered": True}).optimizer, mx.optimizer.RMSProp
+    )
     for kwargs, error, message in [
         (dict(optimizer=3), TypeError, "optimizer must be"),
         (dict(optimizer="sgdd"), ValueError, "unknown optimizer 'sgdd'"),
-        (dict(optimizer="sgd", optimizer_params=[("learning_rate", 1)]), TypeError,
-         "optimizer_params"),
-        (dict(optimizer="sgd", optimizer_params={"learning_rat": 1}), TypeError,
-         "learning_rat"),
+        (
+            dict(optimizer="sgd", optimizer_params=[("learning_rate", 1)]),
+            TypeError,
+            "optimizer_params",
+        ),
+        (dict(optimizer="sgd", optimizer_params={"learning_rat": 1}), TypeError, "learning_rat"),
         (dict(optimizer="sgd", kvstore="nccll"), ValueError, "kvstore"),
         (dict(optimizer="sgd", update_on_kvstore="yes"), TypeError, "update_on_kvstore"),
         (dict(optimizer="sgd", compression_params={"type": "3bit"}), ValueError, "type"),
         (dict(optimizer="sgd", compression_params="2bit"), TypeError, "compression_params"),
-        (dict(optimizer="sgd", compression_params={"type": "2bit", "threshold": 0}),
-         ValueError, "threshold"),
+        (
+            dict(optimizer="sgd", compression_params={"type": "2bit", "threshold": 0}),
+            ValueError,
+            "threshold",
+        ),
     ]:
         with pytest.raises(error, match=message):
             gluon.Trainer([p], **kwargs)
@@ -249,8 +264,12 @@ def test_optimizer_instance_or_name_and_bad_arguments(devices):
 @pytest.mark.parametrize("kind, threshold", [("2bit", 0.5), ("1bit", 0.0)])
 def test_gradient_compression_quantizes_with_error_feedback(devices, kind, threshold):
     p = _param(devices, value=0.0)
-    trainer = gluon.Trainer([p], "sgd", {"learning_rate": 1.0},
-                            compression_params={"type": kind, "threshold": threshold})
+    trainer = gluon.Trainer(
+        [p],
+        "sgd",
+        {"learning_rate": 1.0},
+        compression_params={"type": kind, "threshold": threshold},
+    )
     rng = np.random.default_rng(0)
     residuals = [np.zeros(4) for _ in devices]
     expected = np.zeros(4)
@@ -261,8 +280,11 @@ def test_gradient_compression_quantizes_with_error_feedback(devices, kind, thres
         for k, g in enumerate(grads):
             residuals[k] = residuals[k] + g
             if kind == "2bit":
-                q = np.where(residuals[k] >= threshold, threshold,
-                             np.where(residuals[k] <= -threshold, -threshold, 0.0))
+                q = np.where(
+                    residuals[k] >= threshold,
+                    threshold,
+                    np.where(residuals[k] <= -threshold, -threshold, 0.0),
+                )
             else:
                 q = np.where(residuals[k] > threshold, 1.0, -1.0)
             residuals[k] = residuals[k] - q
@@ -304,10 +326,16 @@ def test_a_subclass_overriding_step_works_with_the_trainer(devices):
         np.testing.assert_allclose(p.data(d).asnumpy(), 1.0 - 0.5 * (n + 2 * n) / 2)
 
 
-@pytest.mark.parametrize("name, params", [
-    ("rmsprop", {"centered": True}), ("dcasgd", {"momentum": 0.9}), ("ftml", {}),
-    ("adamax", {}), ("lamb", {}),
-])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("rmsprop", {"centered": True}),
+        ("dcasgd", {"momentum": 0.9}),
+        ("ftml", {}),
+        ("adamax", {}),
+        ("lamb", {}),
+    ],
+)
 def test_save_and_load_states_of_other_optimizers(devices, name, params, tmp_path):
     def run(first, steps, load_from=None, save_to=None):
         p = _param(devices, shape=(3, 2), value=0.3)
@@ -340,6 +368,7 @@ def test_a_sparse_parameter_belongs_to_one_trainer(devices):
         gluon.Trainer([sparse], "sgd")
     del first
     import gc
+
     gc.collect()
     gluon.Trainer([sparse], "sgd")  # the first Trainer is gone
 
@@ -350,9 +379,9 @@ def test_learning_rate_and_set_learning_rate_follow_the_optimizer(devices):
     assert trainer.learning_rate == 0.01
     trainer.set_learning_rate(0.02)
     assert trainer.optimizer.lr == 0.02
-    scheduled = gluon.Trainer([p], "adamw",
-                              {"lr_scheduler": mx.lr_scheduler.FactorScheduler(1, 0.5, 1e-8,
-                                                                               0.4)})
+    scheduled = gluon.Trainer(
+        [p], "adamw", {"lr_scheduler": mx.lr_scheduler.FactorScheduler(1, 0.5, 1e-8, 0.4)}
+    )
     assert scheduled.learning_rate == 0.4
     with pytest.warns(UserWarning, match="lr_scheduler"):
         scheduled.set_learning_rate(1.0)

@@ -1,5 +1,6 @@
 """The emulated CuPy enforces the rules that decide whether GPU code is right; each test
 breaks one rule and expects the error (or the wrong values) a GPU would give."""
+
 import numpy as np
 import pytest
 
@@ -17,8 +18,9 @@ extern "C" __global__ void scale(const float* x, float* y, int n, float a) {
 def scale(emulated_gpus):
     harness.require_toolchain()
     with emulated_gpus.cuda.Device(0):
-        return emulated_gpus.RawModule(code=KERNEL, name_expressions=("scale",)) \
-            .get_function("scale")
+        return emulated_gpus.RawModule(code=KERNEL, name_expressions=("scale",)).get_function(
+            "scale"
+        )
 
 
 def test_arrays_belong_to_their_device(emulated_gpus):
@@ -61,8 +63,7 @@ def test_async_copy_runs_in_its_streams_order(emulated_gpus):
         dst = cp.zeros(4, np.float32)
         stream = cp.cuda.Stream()
         with stream:
-            cp.cuda.runtime.memcpyPeerAsync(dst.data.ptr, 1, src.data.ptr, 0, 16,
-                                            stream.ptr)
+            cp.cuda.runtime.memcpyPeerAsync(dst.data.ptr, 1, src.data.ptr, 0, 16, stream.ptr)
         # The null stream of gpu(1) is not ordered after `stream`: the copy has not run.
         np.testing.assert_array_equal(cp.asnumpy(dst), 0)
         cp.cuda.get_current_stream().wait_event(stream.record())
@@ -86,8 +87,7 @@ def test_launch_limits_are_the_h200s(emulated_gpus, scale):
     cp = emulated_gpus
     x, y = cp.ones(4, np.float32), cp.empty(4, np.float32)
     args = (x, y, np.int32(4), np.float32(1))
-    for grid, block in (((1, 65536), (4,)), ((1,), (2048,)), ((1,), (32, 32, 2)),
-                        ((0,), (4,))):
+    for grid, block in (((1, 65536), (4,)), ((1,), (2048,)), ((1,), (32, 32, 2)), ((0,), (4,))):
         with pytest.raises(fake_cupy.CUDARuntimeError, match="InvalidConfiguration"):
             scale(grid, block, args)
     with pytest.raises(fake_cupy.CUDARuntimeError, match="shared memory"):

@@ -1,5 +1,6 @@
 """The GPU bugs of issue 14, each shown on the emulated GPUs (``emulated_gpus``): every test
 here failed before its fix."""
+
 import warnings
 
 import numpy as np
@@ -54,8 +55,7 @@ def test_nccl_reduces_bfloat16(emulated_gpus):
     assert machine.collectives == [("allReduce", bf16, 3)]
     for device, array in enumerate(arrays):
         with cp.cuda.Device(device):
-            np.testing.assert_array_equal(cp.asnumpy(array).astype(np.float32),
-                                          [4.5, -6.0, 9.75])
+            np.testing.assert_array_equal(cp.asnumpy(array).astype(np.float32), [4.5, -6.0, 9.75])
 
 
 def test_nccl_takes_only_c_contiguous_buffers(emulated_gpus):
@@ -123,8 +123,16 @@ def test_optimizer_kernels_compile_without_fused_multiply_add(emulated_gpus):
     w, g = (rng.standard_normal(5).astype(np.float32) for _ in range(2))
     with cp.cuda.Device(0):
         weight, grad = cp.asarray(w), cp.asarray(g)
-        _kernels.multi_tensor_sgd([weight], [grad], None, [0.5], [0.25], momentum=0.0,
-                                  rescale_grad=1.0, clip_gradient=None)
+        _kernels.multi_tensor_sgd(
+            [weight],
+            [grad],
+            None,
+            [0.5],
+            [0.25],
+            momentum=0.0,
+            rescale_grad=1.0,
+            clip_gradient=None,
+        )
         got = cp.asnumpy(weight)
     [(expressions, options)] = machine.modules
     assert "--fmad=false" in options and "multi_tensor_sgd<false>" in expressions
@@ -143,6 +151,7 @@ def test_backward_on_gpu1_computes_on_gpu1_while_gpu0_is_current(emulated_gpus):
     ops (and a float index array's conversion) with gpu(0) current, so they went through
     peer access and their results landed on gpu(0)."""
     from tests.cuda_host.fake_cupy import PerformanceWarning
+
     x = mx.np.array([[1.0, -2.0], [3.0, 4.0]], device=mx.gpu(1))
     w = mx.np.array([[0.5, 1.0], [-1.0, 2.0]], device=mx.gpu(1))
     x.attach_grad()

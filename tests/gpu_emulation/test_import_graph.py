@@ -1,5 +1,6 @@
 """gluonlite's modules import one way (``gluon/`` down to ``device.py``): no import cycles,
 counting the imports inside functions (which hide a cycle until the first call)."""
+
 import ast
 import functools
 from pathlib import Path
@@ -11,7 +12,10 @@ import gluonlite
 PACKAGE = Path(gluonlite.__file__).parent
 MODULES = sorted(
     ".".join(("gluonlite",) + p.relative_to(PACKAGE).with_suffix("").parts).removesuffix(
-        ".__init__") for p in PACKAGE.rglob("*.py"))
+        ".__init__"
+    )
+    for p in PACKAGE.rglob("*.py")
+)
 
 
 def _imports(module: str) -> set[str]:
@@ -28,11 +32,11 @@ def _imports(module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 \
-                    else package
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 base = f"{parent}.{base}" if base else parent
-            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base
-                     for a in node.names]
+            names = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names
+            ]
         else:
             continue
         for name in names:
@@ -57,7 +61,7 @@ def _cycle(graph: dict) -> list | None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:
@@ -76,9 +80,17 @@ def _cycle(graph: dict) -> list | None:
 
 # The modules that issue 14 untangled (trainer<->kvstore, device<->_backend,
 # checkpoint<->_mxnet_format) and the ones it added below them.
-UNTANGLED = ("gluonlite.kvstore", "gluonlite.gluon.trainer", "gluonlite.device",
-             "gluonlite._backend", "gluonlite.checkpoint", "gluonlite._mxnet_format",
-             "gluonlite._collective", "gluonlite._fileformat", "gluonlite._cupy")
+UNTANGLED = (
+    "gluonlite.kvstore",
+    "gluonlite.gluon.trainer",
+    "gluonlite.device",
+    "gluonlite._backend",
+    "gluonlite.checkpoint",
+    "gluonlite._mxnet_format",
+    "gluonlite._collective",
+    "gluonlite._fileformat",
+    "gluonlite._cupy",
+)
 
 
 def _reaches(graph: dict, start: str, goal: str) -> bool:
@@ -97,12 +109,16 @@ def _reaches(graph: dict, start: str, goal: str) -> bool:
 @pytest.mark.parametrize("module", UNTANGLED)
 def test_no_import_cycle_passes_through(module):
     graph = _graph()
-    assert not _reaches(graph, module, module), \
+    assert not _reaches(graph, module, module), (
         f"{module} imports itself back: {' -> '.join(_cycle(graph) or [])}"
+    )
 
 
-@pytest.mark.xfail(strict=True, reason="cycles left among ndarray, np, sparse, autograd and "
-                   "random (lazy imports inside functions); theirs to untangle")
+@pytest.mark.xfail(
+    strict=True,
+    reason="cycles left among ndarray, np, sparse, autograd and "
+    "random (lazy imports inside functions); theirs to untangle",
+)
 def test_the_import_graph_has_no_cycles():
     graph = _graph()
     assert _cycle(graph) is None, " -> ".join(_cycle(graph))

@@ -1,4 +1,5 @@
 """Run under mpiexec by tests/test_kvstore.py: one scenario per command-line argument."""
+
 import sys
 import time
 
@@ -29,10 +30,10 @@ def main(scenario: str) -> None:
         net.add(mx.gluon.nn.Embedding(10, 3, sparse_grad=True), mx.gluon.nn.Dense(2))
         net.initialize(mx.init.Uniform(1.0), device=[mx.cpu(0), mx.cpu(1)])
         net(mx.np.array([[0]], dtype="int64"))  # completes the deferred Dense shapes
-        trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1},
-                                   kvstore="dist_sync")
-        before = {k: p.data(mx.cpu(0)).asnumpy().copy()
-                  for k, p in net.collect_params().items()}
+        trainer = mx.gluon.Trainer(
+            net.collect_params(), "sgd", {"learning_rate": 0.1}, kvstore="dist_sync"
+        )
+        before = {k: p.data(mx.cpu(0)).asnumpy().copy() for k, p in net.collect_params().items()}
         ids = numpy.array([[1 + rank], [5]], dtype=numpy.int64)
         parts = mx.gluon.utils.split_and_load(ids, [mx.cpu(0), mx.cpu(1)])
         with mx.autograd.record():
@@ -43,10 +44,11 @@ def main(scenario: str) -> None:
         after = {k: p.data(mx.cpu(1)).asnumpy() for k, p in net.collect_params().items()}
         emb = [k for k in after if k.startswith("0.")][0]
         changed = sorted(numpy.flatnonzero((after[emb] != before[emb]).any(axis=1)).tolist())
-        digest = float(sum(numpy.float64(v).sum() * (i + 1)
-                           for i, v in enumerate(after.values())))
-        sys.stdout.write(f"rank {rank} start={float(before[emb].sum()):.6f} "
-                         f"changed={changed} digest={digest:.9f}\n")
+        digest = float(sum(numpy.float64(v).sum() * (i + 1) for i, v in enumerate(after.values())))
+        sys.stdout.write(
+            f"rank {rank} start={float(before[emb].sum()):.6f} "
+            f"changed={changed} digest={digest:.9f}\n"
+        )
         sys.stdout.flush()
     elif scenario == "silent-peer":
         # Rank 1 never joins the collective: rank 0 must time out with a clear error.

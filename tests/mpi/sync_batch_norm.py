@@ -5,6 +5,7 @@ Argument: the devices of each rank, e.g. ``cpu0,cpu1``. Each rank prints ``rank 
 devices`` when every check passed (with both devices, then with the first alone), and then
 the error every rank raised for ranks with different channels.
 """
+
 import sys
 import threading
 
@@ -35,9 +36,10 @@ def _data(step, shards):
 
 def _gather(kv, array):
     """Every rank's float64 ``array``, in rank order."""
-    return [numpy.frombuffer(b).reshape(array.shape)
-            for b in kv.allgather_bytes(numpy.ascontiguousarray(array, numpy.float64)
-                                        .tobytes())]
+    return [
+        numpy.frombuffer(b).reshape(array.shape)
+        for b in kv.allgather_bytes(numpy.ascontiguousarray(array, numpy.float64).tobytes())
+    ]
 
 
 def _init(layer, devices, gamma, beta):
@@ -76,12 +78,14 @@ def _step(layer, xs, heads, devices):
 def check(devices):
     rng = numpy.random.default_rng(5)
     gamma, beta = rng.uniform(0.5, 1.5, CHANNELS), rng.standard_normal(CHANNELS)
-    synced = nn.SyncBatchNorm(in_channels=CHANNELS, num_devices=len(devices),
-                              momentum=0.8, dtype="float64")
+    synced = nn.SyncBatchNorm(
+        in_channels=CHANNELS, num_devices=len(devices), momentum=0.8, dtype="float64"
+    )
     _init(synced, devices, gamma, beta)
     # The Trainer makes this process's distributed store; SyncBatchNorm finds it.
-    trainer = mx.gluon.Trainer(synced.collect_params(), "sgd", {"learning_rate": 0.1},
-                               kvstore="dist_sync")
+    trainer = mx.gluon.Trainer(
+        synced.collect_params(), "sgd", {"learning_rate": 0.1}, kvstore="dist_sync"
+    )
     kv = mx.kv.process_store()
     rank, size = kv.rank, kv.num_workers
     assert size == 2, size
@@ -94,33 +98,46 @@ def check(devices):
         x, head = _data(step, shards)
         xs, heads = numpy.split(x, shards), numpy.split(head, shards)
         got = _step(synced, [xs[i] for i in mine], [heads[i] for i in mine], devices)
-        (want_y, want_dx), = _step(reference, [x], [head], [mx.cpu(0)])
+        ((want_y, want_dx),) = _step(reference, [x], [head], [mx.cpu(0)])
         for (y, dx), i in zip(got, mine):
-            numpy.testing.assert_allclose(y, numpy.split(want_y, shards)[i], **tight,
-                                          err_msg=f"output of shard {i}, step {step}")
-            numpy.testing.assert_allclose(dx, numpy.split(want_dx, shards)[i], **tight,
-                                          err_msg=f"input gradient of shard {i}, step {step}")
+            numpy.testing.assert_allclose(
+                y,
+                numpy.split(want_y, shards)[i],
+                **tight,
+                err_msg=f"output of shard {i}, step {step}",
+            )
+            numpy.testing.assert_allclose(
+                dx,
+                numpy.split(want_dx, shards)[i],
+                **tight,
+                err_msg=f"input gradient of shard {i}, step {step}",
+            )
         for name in ("gamma", "beta"):
             local = sum(getattr(synced, name).grad(d).asnumpy() for d in devices)
             numpy.testing.assert_allclose(
-                sum(_gather(kv, local)), getattr(reference, name).grad(mx.cpu(0)).asnumpy(),
-                **tight, err_msg=f"{name} gradient summed over the shards, step {step}")
+                sum(_gather(kv, local)),
+                getattr(reference, name).grad(mx.cpu(0)).asnumpy(),
+                **tight,
+                err_msg=f"{name} gradient summed over the shards, step {step}",
+            )
     for name in ("running_mean", "running_var"):
         replicas = [getattr(synced, name).data(d).asnumpy() for d in devices]
         for r in replicas[1:]:
             numpy.testing.assert_array_equal(r, replicas[0], err_msg=f"{name} replicas")
         every = _gather(kv, replicas[0])
         numpy.testing.assert_array_equal(every[1], every[0], err_msg=f"{name} across ranks")
-        numpy.testing.assert_allclose(replicas[0],
-                                      getattr(reference, name).data(mx.cpu(0)).asnumpy(),
-                                      **tight, err_msg=name)
+        numpy.testing.assert_allclose(
+            replicas[0], getattr(reference, name).data(mx.cpu(0)).asnumpy(), **tight, err_msg=name
+        )
     # Inference normalises with the (shared) running statistics.
     x, _ = _data(STEPS, shards)
     numpy.testing.assert_allclose(
-        synced(mx.np.array(numpy.split(x, shards)[mine[0]], dtype="float64",
-                           device=devices[0])).asnumpy(),
+        synced(
+            mx.np.array(numpy.split(x, shards)[mine[0]], dtype="float64", device=devices[0])
+        ).asnumpy(),
         numpy.split(reference(mx.np.array(x, dtype="float64")).asnumpy(), shards)[mine[0]],
-        **tight)
+        **tight,
+    )
     del trainer
     _say(f"rank {rank} ok on {len(devices)} devices")
 

@@ -1,5 +1,6 @@
 """Bad input to ``mx.np`` raises NumPy's exception types, naming the function (and the
 devices), and changes nothing."""
+
 from __future__ import annotations
 
 import re
@@ -15,39 +16,45 @@ def _x(shape=(2, 3), device=None, dtype="float32"):
     return mx.np.ones(shape, dtype=dtype, device=device)
 
 
-@pytest.mark.parametrize("call, exc, pattern", [
-    (lambda: mx.np.bitwise_and(_x(), _x()), TypeError, "bitwise_and"),
-    (lambda: mx.np.invert(_x()), TypeError, "invert"),
-    (lambda: mx.np.add(_x(), _x((4,))), ValueError, "add.*broadcast"),
-    (lambda: _x() * _x((4,)), ValueError, "multiply"),
-    (lambda: mx.np.matmul(_x(), _x()), ValueError, "matmul"),
-    (lambda: mx.np.concatenate([_x(), _x((2, 2))]), ValueError, "concatenate"),
-    (lambda: mx.np.sum(_x(), axis=4), AxisError, "sum"),
-    (lambda: _x().mean(axis=-3), AxisError, "mean"),
-    (lambda: mx.np.stack([_x(), _x()], axis=5), AxisError, "stack"),
-    (lambda: mx.np.linalg.norm(_x(), axis=7), AxisError, "norm"),
-    (lambda: mx.np.linalg.inv(_x()), numpy.linalg.LinAlgError, "inv"),
-    (lambda: _x().reshape(4, 2), ValueError, "reshape"),
-    (lambda: mx.np.transpose(_x(), (0, 0)), ValueError, "transpose"),
-    (lambda: mx.np.eye(2, dtype="nonsense"), TypeError, "nonsense"),
-    (lambda: mx.np.random.uniform(size=-1), ValueError, "uniform"),
-])
+@pytest.mark.parametrize(
+    "call, exc, pattern",
+    [
+        (lambda: mx.np.bitwise_and(_x(), _x()), TypeError, "bitwise_and"),
+        (lambda: mx.np.invert(_x()), TypeError, "invert"),
+        (lambda: mx.np.add(_x(), _x((4,))), ValueError, "add.*broadcast"),
+        (lambda: _x() * _x((4,)), ValueError, "multiply"),
+        (lambda: mx.np.matmul(_x(), _x()), ValueError, "matmul"),
+        (lambda: mx.np.concatenate([_x(), _x((2, 2))]), ValueError, "concatenate"),
+        (lambda: mx.np.sum(_x(), axis=4), AxisError, "sum"),
+        (lambda: _x().mean(axis=-3), AxisError, "mean"),
+        (lambda: mx.np.stack([_x(), _x()], axis=5), AxisError, "stack"),
+        (lambda: mx.np.linalg.norm(_x(), axis=7), AxisError, "norm"),
+        (lambda: mx.np.linalg.inv(_x()), numpy.linalg.LinAlgError, "inv"),
+        (lambda: _x().reshape(4, 2), ValueError, "reshape"),
+        (lambda: mx.np.transpose(_x(), (0, 0)), ValueError, "transpose"),
+        (lambda: mx.np.eye(2, dtype="nonsense"), TypeError, "nonsense"),
+        (lambda: mx.np.random.uniform(size=-1), ValueError, "uniform"),
+    ],
+)
 def test_numpy_exception_types_with_the_function_name(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
 
 
-@pytest.mark.parametrize("call, name", [
-    (lambda a, b: mx.np.add(a, b), "add"),
-    (lambda a, b: a + b, "add"),
-    (lambda a, b: a @ b.T, "matmul"),
-    (lambda a, b: mx.np.concatenate([a, b]), "concatenate"),
-    (lambda a, b: mx.np.where(a > 0, a, b), "where"),
-    (lambda a, b: mx.np.exp(a, out=b), "exp"),
-    (lambda a, b: mx.np.einsum("ij,ij->i", a, b), "einsum"),
-    (lambda a, b: mx.np.linalg.solve(mx.np.eye(2, device=a.device), b[:, :1]), "solve"),
-    (lambda a, b: a[b > 0], "index"),
-])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda a, b: mx.np.add(a, b), "add"),
+        (lambda a, b: a + b, "add"),
+        (lambda a, b: a @ b.T, "matmul"),
+        (lambda a, b: mx.np.concatenate([a, b]), "concatenate"),
+        (lambda a, b: mx.np.where(a > 0, a, b), "where"),
+        (lambda a, b: mx.np.exp(a, out=b), "exp"),
+        (lambda a, b: mx.np.einsum("ij,ij->i", a, b), "einsum"),
+        (lambda a, b: mx.np.linalg.solve(mx.np.eye(2, device=a.device), b[:, :1]), "solve"),
+        (lambda a, b: a[b > 0], "index"),
+    ],
+)
 def test_arrays_on_different_devices_are_refused(devices, call, name):
     a, b = _x(device=devices[0]), _x(device=devices[1])
     d0, d1 = re.escape(str(devices[0])), re.escape(str(devices[1]))

@@ -1,5 +1,6 @@
 """``mx.np`` creation functions and ``mx.np.random``: MXNet's float32 defaults, ``device=``,
 the deprecated ``ctx=``, and one seeded stream for every device."""
+
 from __future__ import annotations
 
 import numpy
@@ -11,22 +12,25 @@ from tests.helpers import assert_matches
 _F32 = numpy.float32
 
 
-@pytest.mark.parametrize("name, args, kwargs, want", [
-    ("eye", (3,), {"k": 1}, numpy.eye(3, k=1, dtype=_F32)),
-    ("identity", (2,), {}, numpy.identity(2, dtype=_F32)),
-    ("tri", (3, 2), {}, numpy.tri(3, 2, dtype=_F32)),
-    ("linspace", (0, 1, 5), {}, numpy.linspace(0, 1, 5, dtype=_F32)),
-    ("logspace", (0, 2, 3), {}, numpy.logspace(0, 2, 3, dtype=_F32)),
-    ("arange", (1, 7, 2), {}, numpy.arange(1, 7, 2, dtype=_F32)),
-    ("hanning", (4,), {}, numpy.hanning(4).astype(_F32)),
-    ("hamming", (4,), {}, numpy.hamming(4).astype(_F32)),
-    ("blackman", (4,), {}, numpy.blackman(4).astype(_F32)),
-    ("indices", ((2, 3),), {}, numpy.indices((2, 3))),
-    ("zeros", ((2,),), {"dtype": "int32"}, numpy.zeros(2, numpy.int32)),
-    ("full", ((2,), 7), {}, numpy.full(2, 7, _F32)),
-    ("array", ([1, 2],), {}, numpy.array([1, 2], _F32)),
-    ("asarray", ([[1, 2]],), {"dtype": "float64"}, numpy.array([[1, 2]], numpy.float64)),
-])
+@pytest.mark.parametrize(
+    "name, args, kwargs, want",
+    [
+        ("eye", (3,), {"k": 1}, numpy.eye(3, k=1, dtype=_F32)),
+        ("identity", (2,), {}, numpy.identity(2, dtype=_F32)),
+        ("tri", (3, 2), {}, numpy.tri(3, 2, dtype=_F32)),
+        ("linspace", (0, 1, 5), {}, numpy.linspace(0, 1, 5, dtype=_F32)),
+        ("logspace", (0, 2, 3), {}, numpy.logspace(0, 2, 3, dtype=_F32)),
+        ("arange", (1, 7, 2), {}, numpy.arange(1, 7, 2, dtype=_F32)),
+        ("hanning", (4,), {}, numpy.hanning(4).astype(_F32)),
+        ("hamming", (4,), {}, numpy.hamming(4).astype(_F32)),
+        ("blackman", (4,), {}, numpy.blackman(4).astype(_F32)),
+        ("indices", ((2, 3),), {}, numpy.indices((2, 3))),
+        ("zeros", ((2,),), {"dtype": "int32"}, numpy.zeros(2, numpy.int32)),
+        ("full", ((2,), 7), {}, numpy.full(2, 7, _F32)),
+        ("array", ([1, 2],), {}, numpy.array([1, 2], _F32)),
+        ("asarray", ([[1, 2]],), {"dtype": "float64"}, numpy.array([[1, 2]], numpy.float64)),
+    ],
+)
 def test_creation_matches_numpy_with_float32_default(device, name, args, kwargs, want):
     assert_matches(getattr(mx.np, name)(*args, device=device, **kwargs), want, device=device)
 
@@ -55,11 +59,22 @@ def test_deprecated_ctx_keyword():
 
 
 _DRAWS = {
-    "uniform": ((), {}), "normal": ((1.0, 2.0), {}), "logistic": ((), {}),
-    "gumbel": ((), {}), "laplace": ((), {}), "f": ((3.0, 4.0), {}), "gamma": ((2.0,), {}),
-    "beta": ((2.0, 3.0), {}), "chisquare": ((3.0,), {}), "exponential": ((), {}),
-    "lognormal": ((), {}), "weibull": ((1.5,), {}), "pareto": ((2.0,), {}),
-    "power": ((2.0,), {}), "rayleigh": ((), {}), "randint": ((0, 5), {}),
+    "uniform": ((), {}),
+    "normal": ((1.0, 2.0), {}),
+    "logistic": ((), {}),
+    "gumbel": ((), {}),
+    "laplace": ((), {}),
+    "f": ((3.0, 4.0), {}),
+    "gamma": ((2.0,), {}),
+    "beta": ((2.0, 3.0), {}),
+    "chisquare": ((3.0,), {}),
+    "exponential": ((), {}),
+    "lognormal": ((), {}),
+    "weibull": ((1.5,), {}),
+    "pareto": ((2.0,), {}),
+    "power": ((2.0,), {}),
+    "rayleigh": ((), {}),
+    "randint": ((0, 5), {}),
 }
 
 
@@ -118,10 +133,19 @@ def test_seed_is_reproducible():
         mx.np.random.normal(0, -1.0, size=2)
 
 
-@pytest.mark.parametrize("name, params", [
-    ("normal", (0.3, 1.5)), ("uniform", (-1.0, 2.0)), ("logistic", (0.2, 0.7)),
-    ("gumbel", (0.1, 1.2)), ("laplace", (-0.4, 0.9)), ("lognormal", (0.1, 0.5)),
-    ("exponential", (1.3,)), ("rayleigh", (0.8,))])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("normal", (0.3, 1.5)),
+        ("uniform", (-1.0, 2.0)),
+        ("logistic", (0.2, 0.7)),
+        ("gumbel", (0.1, 1.2)),
+        ("laplace", (-0.4, 0.9)),
+        ("lognormal", (0.1, 0.5)),
+        ("exponential", (1.3,)),
+        ("rayleigh", (0.8,)),
+    ],
+)
 def test_reparameterised_gradients_match_finite_differences(name, params):
     """With the seed fixed the noise is fixed, so samples are smooth in the parameters."""
     fn = getattr(mx.np.random, name)
@@ -134,6 +158,7 @@ def test_reparameterised_gradients_match_finite_differences(name, params):
         mx.random.seed(21)
         out = (fn(*arrays, dtype="float64") * mx.np.array(weights, dtype="float64")).sum()
         return out, arrays
+
     with mx.autograd.record():
         out, arrays = loss(params)
     out.backward()

@@ -1,4 +1,5 @@
 """``mx.np.ndarray``: MXNet 2's methods, indexing, in-place updates under autograd, printing."""
+
 from __future__ import annotations
 
 import numpy
@@ -25,19 +26,41 @@ def test_shape_methods(device):
     assert x[1, 2].item() == 2.5
 
 
-@pytest.mark.parametrize("method, kwargs", [
-    ("sum", {}), ("sum", {"axis": 1}), ("mean", {"axis": 0}), ("max", {}), ("min", {"axis": 1}),
-    ("argmax", {"axis": 1}), ("argmin", {}), ("prod", {}), ("std", {}), ("var", {"axis": 0}),
-    ("cumsum", {"axis": 1}), ("round", {}), ("clip", {"a_min": -1, "a_max": 1}),
-    ("all", {}), ("any", {"axis": 0}), ("ravel", {}), ("repeat", {"repeats": 2}),
-    ("swapaxes", {"axis1": 0, "axis2": 1}), ("take", {"indices": [0, 2], "axis": 1}),
-    ("trace", {}), ("diagonal", {}), ("nonzero", {}), ("sort", {"axis": 0}),
-    ("tile", {"reps": 2})])
+@pytest.mark.parametrize(
+    "method, kwargs",
+    [
+        ("sum", {}),
+        ("sum", {"axis": 1}),
+        ("mean", {"axis": 0}),
+        ("max", {}),
+        ("min", {"axis": 1}),
+        ("argmax", {"axis": 1}),
+        ("argmin", {}),
+        ("prod", {}),
+        ("std", {}),
+        ("var", {"axis": 0}),
+        ("cumsum", {"axis": 1}),
+        ("round", {}),
+        ("clip", {"a_min": -1, "a_max": 1}),
+        ("all", {}),
+        ("any", {"axis": 0}),
+        ("ravel", {}),
+        ("repeat", {"repeats": 2}),
+        ("swapaxes", {"axis1": 0, "axis2": 1}),
+        ("take", {"indices": [0, 2], "axis": 1}),
+        ("trace", {}),
+        ("diagonal", {}),
+        ("nonzero", {}),
+        ("sort", {"axis": 0}),
+        ("tile", {"reps": 2}),
+    ],
+)
 def test_numpy_methods(device, method, kwargs):
     x = mx.np.array(_X, device=device)
     got, want = getattr(x, method)(**kwargs), getattr(numpy, method)(_X, **kwargs)
-    for g, w in zip(got if isinstance(got, tuple) else [got],
-                    want if isinstance(want, tuple) else [want]):
+    for g, w in zip(
+        got if isinstance(got, tuple) else [got], want if isinstance(want, tuple) else [want]
+    ):
         assert_matches(g, numpy.asarray(w), device=device)
 
 
@@ -105,11 +128,11 @@ def test_setitem_and_inplace_keep_gradients_right(device):
     x.attach_grad()
     with mx.autograd.record():
         y = x * 1.0
-        y[0] = 0.0          # tracked: y = where(row 0, 0, x)
-        y *= x              # tracked: y = y_old * x
-        y += y              # both operands are the old y
+        y[0] = 0.0  # tracked: y = where(row 0, 0, x)
+        y *= x  # tracked: y = y_old * x
+        y += y  # both operands are the old y
         acc = mx.np.zeros((2, 3), device=device)
-        acc += y            # accumulating into a plain buffer
+        acc += y  # accumulating into a plain buffer
         acc += x
         loss = acc.sum()
     loss.backward()
@@ -122,8 +145,8 @@ def test_inplace_on_an_array_already_read_raises_at_backward(device):
     x.attach_grad()
     with mx.autograd.record():
         y = x * 1.0
-        z = y * y       # reads y ...
-        y += 1          # ... which then changes
+        z = y * y  # reads y ...
+        y += 1  # ... which then changes
         loss = (z + y).sum()
     with pytest.raises(RuntimeError, match="changed in place"):
         loss.backward()
@@ -177,6 +200,5 @@ def test_non_differentiable_results_stop_the_tape():
     x = mx.np.array(_X)
     x.attach_grad()
     with mx.autograd.record():
-        outs = [mx.np.argmax(x), x > 0, mx.np.unique(x), mx.np.isnan(x),
-                mx.np.argsort(x)]
+        outs = [mx.np.argmax(x), x > 0, mx.np.unique(x), mx.np.isnan(x), mx.np.argsort(x)]
     assert all(o._node is None for o in outs)

@@ -1,6 +1,7 @@
 """Every row of ``mx.np``'s and ``mx.np.linalg``'s tables: values against NumPy on each
 device, gradients against central finite differences in float64, and the coverage of
 MXNet 2's name list."""
+
 from __future__ import annotations
 
 import pathlib
@@ -11,8 +12,15 @@ import pytest
 import gluonlite as mx
 from gluonlite.np import _ops, _table
 from gluonlite.np import linalg as mx_linalg
-from tests.np.cases import (BINARY_DOMAIN, CASES, LINALG_CASES, SIGN_FREE, SYMMETRIC,
-                            binary_case, unary_case)
+from tests.np.cases import (
+    BINARY_DOMAIN,
+    CASES,
+    LINALG_CASES,
+    SIGN_FREE,
+    SYMMETRIC,
+    binary_case,
+    unary_case,
+)
 
 _NP_FUNCS = {n: fn for n, fn in vars(_ops).items() if hasattr(fn, "row")}
 _LINALG_FUNCS = {n: getattr(mx_linalg, n) for n in mx_linalg.__all__}
@@ -57,9 +65,12 @@ def _is_differentiable(module, name, fn):
     return True  # linalg's Array-API spellings go through differentiable np rows
 
 
-_REF = {("np", "concat"): numpy.concatenate, ("np", "row_stack"): numpy.vstack,
-        ("np", "round_"): numpy.round,
-        ("linalg", "svd"): lambda a: numpy.linalg.svd(a, full_matrices=False)}
+_REF = {
+    ("np", "concat"): numpy.concatenate,
+    ("np", "row_stack"): numpy.vstack,
+    ("np", "round_"): numpy.round,
+    ("linalg", "svd"): lambda a: numpy.linalg.svd(a, full_matrices=False),
+}
 
 
 def _reference(module, name):
@@ -87,10 +98,12 @@ def _flat(res):
 
 
 def _expected_dtype(expected, args, kwargs):
-    inputs = [a for a in _flat(list(args) + list(kwargs.values()))
-              if isinstance(a, numpy.ndarray)]
-    if expected.dtype == numpy.float64 and "dtype" not in kwargs and \
-            not any(a.dtype == numpy.float64 for a in inputs):
+    inputs = [a for a in _flat(list(args) + list(kwargs.values())) if isinstance(a, numpy.ndarray)]
+    if (
+        expected.dtype == numpy.float64
+        and "dtype" not in kwargs
+        and not any(a.dtype == numpy.float64 for a in inputs)
+    ):
         return numpy.dtype(numpy.float32)
     return expected.dtype
 
@@ -99,8 +112,9 @@ def _expected_dtype(expected, args, kwargs):
 def test_values_match_numpy(device, module, name, i):
     args, kwargs = _cases_of(module, name)[i]
     fn = (_LINALG_FUNCS if module == "linalg" else _NP_FUNCS)[name]
-    got = fn(*[_to_mx(a, device) for a in args],
-             **{k: _to_mx(v, device) for k, v in kwargs.items()})
+    got = fn(
+        *[_to_mx(a, device) for a in args], **{k: _to_mx(v, device) for k, v in kwargs.items()}
+    )
     want = _reference(module, name)(*args, **kwargs)
     got_flat, want_flat = _flat(got), _flat(want)
     assert len(got_flat) == len(want_flat), f"{name}: {len(got_flat)} outputs"
@@ -116,8 +130,9 @@ def test_values_match_numpy(device, module, name, i):
         gv, wv = g.asnumpy(), w
         if k in sign_free or name in ("qr", "eig"):
             gv, wv = numpy.abs(gv), numpy.abs(wv)
-        numpy.testing.assert_allclose(gv.astype(w.dtype), wv, rtol=2e-4, atol=2e-5,
-                                      equal_nan=True, err_msg=name)
+        numpy.testing.assert_allclose(
+            gv.astype(w.dtype), wv, rtol=2e-4, atol=2e-5, equal_nan=True, err_msg=name
+        )
 
 
 def _loss(module, name, fn, arrays, args, kwargs, weights):
@@ -133,6 +148,7 @@ def _loss(module, name, fn, arrays, args, kwargs, weights):
         if isinstance(v, list) and v and isinstance(v[0], numpy.ndarray):
             return [put(e) for e in v]
         return v
+
     out = fn(*[put(a) for a in args], **{k: put(v) for k, v in kwargs.items()})
     sign_free = SIGN_FREE.get(name, ()) if module == "linalg" else ()
     total = None
@@ -150,9 +166,11 @@ def _loss(module, name, fn, arrays, args, kwargs, weights):
 def test_gradients_match_finite_differences(module, name, i):
     args, kwargs = _cases_of(module, name)[i]
     fn = (_LINALG_FUNCS if module == "linalg" else _NP_FUNCS)[name]
-    host = [a.astype(numpy.float64) if a.dtype.kind == "f" else a
-            for a in _flat(list(args) + list(kwargs.values()))
-            if isinstance(a, numpy.ndarray)]
+    host = [
+        a.astype(numpy.float64) if a.dtype.kind == "f" else a
+        for a in _flat(list(args) + list(kwargs.values()))
+        if isinstance(a, numpy.ndarray)
+    ]
     rng = numpy.random.default_rng(1)
     cache = {}
 
@@ -178,12 +196,12 @@ def test_gradients_match_finite_differences(module, name, i):
             for step in (eps, -eps):
                 moved = h.copy()
                 moved[idx] += step
-                trial = [mx.np.array(moved, dtype="float64") if b is a else b
-                         for b in arrays]
+                trial = [mx.np.array(moved, dtype="float64") if b is a else b for b in arrays]
                 vals.append(_loss(module, name, fn, trial, args, kwargs, weights).item())
             numeric[idx] = (vals[0] - vals[1]) / (2 * eps)
-        numpy.testing.assert_allclose(a.grad.asnumpy(), numeric, rtol=1e-4, atol=1e-6,
-                                      err_msg=f"{module}.{name} case {i}")
+        numpy.testing.assert_allclose(
+            a.grad.asnumpy(), numeric, rtol=1e-4, atol=1e-6, err_msg=f"{module}.{name} case {i}"
+        )
 
 
 def test_every_row_has_a_case():
@@ -218,6 +236,7 @@ def test_surface_list_matches_the_shared_reference():
     """When the shared reference is there (a sibling of the repository or /work/shared),
     the copy in tests/data must list the same names."""
     import re
+
     root = pathlib.Path(__file__).resolve().parents[2]
     for candidate in (root.parent / "shared", pathlib.Path("/work/shared")):
         ref = candidate / "reference" / "mxnet2-api-surface.md"
@@ -227,30 +246,47 @@ def test_surface_list_matches_the_shared_reference():
         pytest.skip("shared/reference/mxnet2-api-surface.md is not next to this checkout")
     text = ref.read_text()
     sections = _surface()
-    for title, key in (("## mx.np (", "np"), ("## mx.np.random", "np.random"),
-                       ("## mx.np.linalg", "np.linalg")):
-        line = text[text.index(title):].splitlines()[1]
+    for title, key in (
+        ("## mx.np (", "np"),
+        ("## mx.np.random", "np.random"),
+        ("## mx.np.linalg", "np.linalg"),
+    ):
+        line = text[text.index(title) :].splitlines()[1]
         assert sorted(set(re.findall(r"`([^`]+)`", line))) == sorted(sections[key])
 
 
 def test_every_mxnet2_name_exists():
     sections = _surface()
-    assert (len(sections["np"]), len(sections["np.random"]), len(sections["np.linalg"])) \
-        == (210, 23, 27)  # 211 in the reference, where arctan2 is listed twice
+    assert (len(sections["np"]), len(sections["np.random"]), len(sections["np.linalg"])) == (
+        210,
+        23,
+        27,
+    )  # 211 in the reference, where arctan2 is listed twice
     modules = {"np": mx.np, "np.random": mx.np.random, "np.linalg": mx.np.linalg}
-    missing = [f"{sec}.{n}" for sec, names in sections.items() for n in names
-               if not hasattr(modules[sec], n)]
+    missing = [
+        f"{sec}.{n}"
+        for sec, names in sections.items()
+        for n in names
+        if not hasattr(modules[sec], n)
+    ]
     assert not missing
     assert isinstance(mx.np.ndarray, type)
-    not_callable = [f"{sec}.{n}" for sec, names in sections.items() for n in names
-                    if n != "ndarray" and not callable(getattr(modules[sec], n))]
+    not_callable = [
+        f"{sec}.{n}"
+        for sec, names in sections.items()
+        for n in names
+        if n != "ndarray" and not callable(getattr(modules[sec], n))
+    ]
     assert not not_callable
     for sec, names in sections.items():
         assert set(names) - {"ndarray"} <= set(modules[sec].__all__), sec
 
 
-_FAST = sorted(n for n, fn in _NP_FUNCS.items()
-               if fn.row.np_name in _table.UNARY or fn.row.np_name in _table.BINARY)
+_FAST = sorted(
+    n
+    for n, fn in _NP_FUNCS.items()
+    if fn.row.np_name in _table.UNARY or fn.row.np_name in _table.BINARY
+)
 
 
 @pytest.mark.parametrize("name", _FAST)
@@ -258,12 +294,12 @@ def test_generic_path_matches_the_cpu_fast_path(name):
     """Elementwise rows take a NumPy shortcut on cpu; GPUs take ``_dispatch.call``. Both
     must give the same values and gradients (checked here on cpu, where both run)."""
     from gluonlite.np import _dispatch
+
     args, _ = _cases_of("np", name)[0]
     fn = _NP_FUNCS[name]
     results = []
     for via_call in (False, True):
-        arrays = [mx.np.array(a.astype(numpy.float64) if a.dtype.kind == "f" else a)
-                  for a in args]
+        arrays = [mx.np.array(a.astype(numpy.float64) if a.dtype.kind == "f" else a) for a in args]
         for a in arrays:
             if a.dtype.kind == "f":
                 a.attach_grad()

@@ -1,5 +1,6 @@
 """Direct NumPy transcriptions of convolution, deconvolution and pooling (loops over output
 positions, float64) that the fast operators are checked against on tiny shapes."""
+
 from __future__ import annotations
 
 import itertools
@@ -13,8 +14,9 @@ def convolution(x, w, b, stride, dilate, pad, groups):
     xp = numpy.pad(x.astype(numpy.float64), [(0, 0), (0, 0)] + [(p, p) for p in pad])
     f, cg = w.shape[:2]
     kernel = w.shape[2:]
-    out_sp = [(xp.shape[2 + i] - dilate[i] * (kernel[i] - 1) - 1) // stride[i] + 1
-              for i in range(nd)]
+    out_sp = [
+        (xp.shape[2 + i] - dilate[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in range(nd)
+    ]
     y = numpy.zeros((x.shape[0], f) + tuple(out_sp))
     fg = f // groups
     for o in itertools.product(*(range(n) for n in out_sp)):
@@ -23,8 +25,9 @@ def convolution(x, w, b, stride, dilate, pad, groups):
             patch = xp[(slice(None), slice(None)) + idx]  # (N, C)
             for g in range(groups):
                 wk = w[(slice(g * fg, (g + 1) * fg), slice(None)) + k]  # (fg, cg)
-                y[(slice(None), slice(g * fg, (g + 1) * fg)) + o] += \
-                    patch[:, g * cg:(g + 1) * cg] @ wk.T
+                y[(slice(None), slice(g * fg, (g + 1) * fg)) + o] += (
+                    patch[:, g * cg : (g + 1) * cg] @ wk.T
+                )
     if b is not None:
         y += b.reshape((1, -1) + (1,) * nd)
     return y
@@ -36,8 +39,10 @@ def deconvolution(x, w, b, stride, dilate, pad, adj, groups):
     kernel = w.shape[2:]
     c, fg = w.shape[:2]
     cg = c // groups
-    full = [(x.shape[2 + i] - 1) * stride[i] + dilate[i] * (kernel[i] - 1) + 1 + adj[i]
-            for i in range(nd)]
+    full = [
+        (x.shape[2 + i] - 1) * stride[i] + dilate[i] * (kernel[i] - 1) + 1 + adj[i]
+        for i in range(nd)
+    ]
     y = numpy.zeros((x.shape[0], fg * groups) + tuple(full))
     for i in itertools.product(*(range(n) for n in x.shape[2:])):
         for k in itertools.product(*(range(n) for n in kernel)):

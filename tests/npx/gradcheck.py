@@ -5,6 +5,7 @@ of each input must satisfy ``g . v == (loss(x + eps v) - loss(x - eps v)) / (2 e
 random directions ``v``: two forward calls per direction instead of two per element, so
 every option combination of an operator fits in the test budget.
 """
+
 from __future__ import annotations
 
 import numpy
@@ -13,8 +14,9 @@ import gluonlite as mx
 from gluonlite import autograd
 
 
-def check_gradients(fn, arrays, device, *, directions=2, eps=1e-6, rtol=1e-6, atol=1e-9,
-                    seed=0, train=True):
+def check_gradients(
+    fn, arrays, device, *, directions=2, eps=1e-6, rtol=1e-6, atol=1e-9, seed=0, train=True
+):
     """``fn(*ndarrays) -> ndarray``; ``arrays`` float64 NumPy inputs (all differentiated)."""
     rng = numpy.random.default_rng(seed)
     xs = [mx.np.array(a, dtype="float64", device=device) for a in arrays]
@@ -39,13 +41,15 @@ def check_gradients(fn, arrays, device, *, directions=2, eps=1e-6, rtol=1e-6, at
             minus = [b - eps * v if j == i else b for j, b in enumerate(arrays)]
             numeric = (loss(plus) - loss(minus)) / (2 * eps)
             analytic = float((grads[i] * v).sum())
-            assert abs(analytic - numeric) <= atol + rtol * max(abs(numeric), 1.0) * 10, \
+            assert abs(analytic - numeric) <= atol + rtol * max(abs(numeric), 1.0) * 10, (
                 f"input {i}: analytic {analytic} vs numeric {numeric}"
+            )
     return grads
 
 
-def check_second_order(fn, arrays, device, *, directions=2, eps=1e-5, rtol=1e-5, atol=1e-8,
-                       seed=0, train=True):
+def check_second_order(
+    fn, arrays, device, *, directions=2, eps=1e-5, rtol=1e-5, atol=1e-8, seed=0, train=True
+):
     """Second derivatives through ``autograd.grad(create_graph=True)`` against central
     finite differences of first derivatives (float64).
 
@@ -61,8 +65,9 @@ def check_second_order(fn, arrays, device, *, directions=2, eps=1e-5, rtol=1e-5,
     with autograd.record(train_mode=train):
         y = fn(*xs)
     outs = y if isinstance(y, (list, tuple)) else [y]
-    weights = [mx.np.array(rng.standard_normal(o.shape), dtype="float64", device=device)
-               for o in outs]
+    weights = [
+        mx.np.array(rng.standard_normal(o.shape), dtype="float64", device=device) for o in outs
+    ]
     vs = [rng.standard_normal(a.shape) for a in arrays]
 
     def first(xs_, create_graph):
@@ -94,9 +99,9 @@ def check_second_order(fn, arrays, device, *, directions=2, eps=1e-5, rtol=1e-5,
         us = [rng.standard_normal(a.shape) for a in arrays]
         plus = g_at([a + eps * u for a, u in zip(arrays, us)])
         minus = g_at([a - eps * u for a, u in zip(arrays, us)])
-        numeric = sum(float(((p - m) / (2 * eps) * v).sum())
-                      for p, m, v in zip(plus, minus, vs))
+        numeric = sum(float(((p - m) / (2 * eps) * v).sum()) for p, m, v in zip(plus, minus, vs))
         analytic = sum(float((h * u).sum()) for h, u in zip(hv, us))
-        assert abs(analytic - numeric) <= atol + rtol * max(abs(numeric), 1.0) * 10, \
+        assert abs(analytic - numeric) <= atol + rtol * max(abs(numeric), 1.0) * 10, (
             f"analytic {analytic} vs numeric {numeric}"
+        )
     return hv

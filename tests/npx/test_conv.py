@@ -1,5 +1,6 @@
 """npx.convolution, npx.deconvolution and npx.pooling: values against the loop
 transcriptions in conv_reference.py, gradients against finite differences, bad input."""
+
 from __future__ import annotations
 
 import numpy
@@ -19,9 +20,9 @@ CONV_CASES = [
     ((7, 6), (3, 2), 2, 1, 1, 1, 2, 3, True),
     ((7, 7), (3, 3), 1, 2, 2, 2, 4, 4, False),
     ((8, 7), (3, 3), 3, 1, 1, 2, 4, 6, True),
-    ((6, 6), (3, 3), 1, 1, 1, 4, 4, 4, False),   # depthwise
-    ((6, 6), (3, 3), 2, 1, 1, 4, 4, 8, True),    # depthwise, multiplier 2
-    ((6, 6), (1, 1), 2, 1, 0, 1, 3, 2, False),   # the strided 1x1 projection of ResNets
+    ((6, 6), (3, 3), 1, 1, 1, 4, 4, 4, False),  # depthwise
+    ((6, 6), (3, 3), 2, 1, 1, 4, 4, 8, True),  # depthwise, multiplier 2
+    ((6, 6), (1, 1), 2, 1, 0, 1, 3, 2, False),  # the strided 1x1 projection of ResNets
     ((4, 5, 4), (2, 3, 2), 1, 1, 1, 1, 2, 2, True),
     ((5, 5, 5), (3, 3, 3), 2, 1, 1, 2, 2, 4, False),
 ]
@@ -34,8 +35,15 @@ def _conv_inputs(case, rng):
     w = rng.standard_normal((cout, cin // groups) + kernel)
     b = rng.standard_normal(cout) if bias else None
     nd = len(spatial)
-    kwargs = dict(kernel=kernel, stride=(stride,) * nd, dilate=(dilate,) * nd,
-                  pad=(pad,) * nd, num_filter=cout, num_group=groups, no_bias=not bias)
+    kwargs = dict(
+        kernel=kernel,
+        stride=(stride,) * nd,
+        dilate=(dilate,) * nd,
+        pad=(pad,) * nd,
+        num_filter=cout,
+        num_group=groups,
+        no_bias=not bias,
+    )
     return x, w, b, kwargs
 
 
@@ -66,12 +74,12 @@ def test_convolution_gradients(case, device):
 # (spatial, kernel, stride, dilate, pad, channels in, filters, bias, block elements, block
 # minimum positions)
 BLOCK_CASES = [
-    ((7, 6), (3, 3), 1, 1, 1, 2, 3, True, 18 * 12, 1),        # 2 output rows per block
-    ((3, 3), (3, 3), 1, 1, 1, 4, 3, False, 36 * 20, 1),       # 2 of 3 images, transposed
-    ((6, 6), (1, 1), 2, 1, 0, 2, 3, True, 2 * 18, 1),         # 2 of 3 images, batched
+    ((7, 6), (3, 3), 1, 1, 1, 2, 3, True, 18 * 12, 1),  # 2 output rows per block
+    ((3, 3), (3, 3), 1, 1, 1, 4, 3, False, 36 * 20, 1),  # 2 of 3 images, transposed
+    ((6, 6), (1, 1), 2, 1, 0, 2, 3, True, 2 * 18, 1),  # 2 of 3 images, batched
     ((7, 6, 5), (3, 2, 2), 2, 2, 1, 2, 2, False, 24 * 7, 1),  # 3-D, strided, dilated, 1 row
-    ((11,), (3,), 2, 2, 2, 3, 2, True, 9 * 2, 1),             # 1-D, two outputs per block
-    ((5, 4), (1, 2), 1, 1, 1, 2, 3, True, 4 * 6, 1),          # pad beyond the kernel: col2im
+    ((11,), (3,), 2, 2, 2, 3, 2, True, 9 * 2, 1),  # 1-D, two outputs per block
+    ((5, 4), (1, 2), 1, 1, 1, 2, 3, True, 4 * 6, 1),  # pad beyond the kernel: col2im
 ]
 BLOCK_IDS = [f"{len(c[0])}d-k{c[1]}-s{c[2]}-d{c[3]}-p{c[4]}-e{c[8]}" for c in BLOCK_CASES]
 
@@ -79,6 +87,7 @@ BLOCK_IDS = [f"{len(c[0])}d-k{c[1]}-s{c[2]}-d{c[3]}-p{c[4]}-e{c[8]}" for c in BL
 @pytest.mark.parametrize("case", BLOCK_CASES, ids=BLOCK_IDS)
 def test_convolution_in_small_column_blocks(case, device, monkeypatch):
     from gluonlite.npx import conv
+
     spatial, kernel, stride, dilate, pad, cin, cout, bias, elems, least = case
     monkeypatch.setattr(conv, "_COL_ELEMS", elems)
     monkeypatch.setattr(conv, "_COL_MIN", least)
@@ -87,11 +96,18 @@ def test_convolution_in_small_column_blocks(case, device, monkeypatch):
     x = rng.standard_normal((3, cin) + spatial)
     w = rng.standard_normal((cout, cin) + kernel)
     b = rng.standard_normal(cout) if bias else None
-    kw = dict(kernel=kernel, stride=(stride,) * nd, dilate=(dilate,) * nd, pad=(pad,) * nd,
-              num_filter=cout, no_bias=not bias)
+    kw = dict(
+        kernel=kernel,
+        stride=(stride,) * nd,
+        dilate=(dilate,) * nd,
+        pad=(pad,) * nd,
+        num_filter=cout,
+        no_bias=not bias,
+    )
     args = [mx.np.array(a, dtype="float64", device=device) for a in (x, w)]
-    y = mx.npx.convolution(*args, None if b is None else mx.np.array(b, device=device,
-                                                                     dtype="float64"), **kw)
+    y = mx.npx.convolution(
+        *args, None if b is None else mx.np.array(b, device=device, dtype="float64"), **kw
+    )
     want = ref.convolution(x, w, b, kw["stride"], kw["dilate"], kw["pad"], 1)
     numpy.testing.assert_allclose(y.asnumpy(), want, rtol=1e-10, atol=1e-10)
     if b is None:
@@ -109,8 +125,7 @@ DECONV_CASES = [
     ((3, 3), (3, 3), 2, 1, 0, 1, 2, 2, 4, True),
     ((3, 3, 2), (2, 2, 2), 2, 1, 0, 0, 1, 2, 2, False),
 ]
-DECONV_IDS = [f"{len(c[0])}d-k{c[1]}-s{c[2]}-d{c[3]}-p{c[4]}-a{c[5]}-g{c[6]}"
-              for c in DECONV_CASES]
+DECONV_IDS = [f"{len(c[0])}d-k{c[1]}-s{c[2]}-d{c[3]}-p{c[4]}-a{c[5]}-g{c[6]}" for c in DECONV_CASES]
 
 
 def _deconv_inputs(case, rng):
@@ -119,9 +134,16 @@ def _deconv_inputs(case, rng):
     x = rng.standard_normal((2, cin) + spatial)
     w = rng.standard_normal((cin, cout // groups) + kernel)
     b = rng.standard_normal(cout) if bias else None
-    kwargs = dict(kernel=kernel, stride=(stride,) * nd, dilate=(dilate,) * nd,
-                  pad=(pad,) * nd, adj=(adj,) * nd, num_filter=cout, num_group=groups,
-                  no_bias=not bias)
+    kwargs = dict(
+        kernel=kernel,
+        stride=(stride,) * nd,
+        dilate=(dilate,) * nd,
+        pad=(pad,) * nd,
+        adj=(adj,) * nd,
+        num_filter=cout,
+        num_group=groups,
+        no_bias=not bias,
+    )
     return x, w, b, kwargs
 
 
@@ -129,10 +151,15 @@ def _deconv_inputs(case, rng):
 def test_deconvolution_matches_the_loop_transcription(case, device):
     x, w, b, kw = _deconv_inputs(case, numpy.random.default_rng(2))
     bias = None if b is None else mx.np.array(b, dtype="float64", device=device)
-    y = mx.npx.deconvolution(mx.np.array(x, dtype="float64", device=device),
-                             mx.np.array(w, dtype="float64", device=device), bias, **kw)
-    want = ref.deconvolution(x, w, b, kw["stride"], kw["dilate"], kw["pad"], kw["adj"],
-                             kw["num_group"])
+    y = mx.npx.deconvolution(
+        mx.np.array(x, dtype="float64", device=device),
+        mx.np.array(w, dtype="float64", device=device),
+        bias,
+        **kw,
+    )
+    want = ref.deconvolution(
+        x, w, b, kw["stride"], kw["dilate"], kw["pad"], kw["adj"], kw["num_group"]
+    )
     assert y.shape == want.shape
     numpy.testing.assert_allclose(y.asnumpy(), want, rtol=1e-10, atol=1e-10)
 
@@ -143,15 +170,15 @@ def test_deconvolution_gradients(case, device):
     if b is None:
         check_gradients(lambda x, w: mx.npx.deconvolution(x, w, **kw), [x, w], device)
     else:
-        check_gradients(lambda x, w, b: mx.npx.deconvolution(x, w, b, **kw), [x, w, b],
-                        device)
+        check_gradients(lambda x, w, b: mx.npx.deconvolution(x, w, b, **kw), [x, w, b], device)
 
 
 def test_deconvolution_target_shape_sets_adj(device):
     x = mx.np.ones((1, 2, 3, 3), device=device)
     w = mx.np.ones((2, 1, 3, 3), device=device)
-    y = mx.npx.deconvolution(x, w, kernel=(3, 3), stride=(2, 2), pad=(1, 1),
-                             target_shape=(6, 6), num_filter=1)
+    y = mx.npx.deconvolution(
+        x, w, kernel=(3, 3), stride=(2, 2), pad=(1, 1), target_shape=(6, 6), num_filter=1
+    )
     assert y.shape == (1, 1, 6, 6)
 
 
@@ -170,15 +197,22 @@ POOL_CASES = [
     ((6, 4, 5), (2, 2, 3), 2, 1, "max", "full", True),
     ((5, 4, 5), (3, 2, 2), 1, 1, "avg", "valid", False),
 ]
-POOL_IDS = [f"{len(c[0])}d-{c[4]}-{c[5]}-k{c[1]}-s{c[2]}-p{c[3]}-cip{int(c[6])}"
-            for c in POOL_CASES]
+POOL_IDS = [
+    f"{len(c[0])}d-{c[4]}-{c[5]}-k{c[1]}-s{c[2]}-p{c[3]}-cip{int(c[6])}" for c in POOL_CASES
+]
 
 
 def _pool_kwargs(case):
     spatial, kernel, stride, pad, pool_type, convention, cip = case
     nd = len(spatial)
-    return dict(kernel=kernel, stride=(stride,) * nd, pad=(pad,) * nd, pool_type=pool_type,
-                pooling_convention=convention, count_include_pad=cip)
+    return dict(
+        kernel=kernel,
+        stride=(stride,) * nd,
+        pad=(pad,) * nd,
+        pool_type=pool_type,
+        pooling_convention=convention,
+        count_include_pad=cip,
+    )
 
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=POOL_IDS)
@@ -186,8 +220,15 @@ def test_pooling_matches_the_loop_transcription(case, device):
     x = numpy.random.default_rng(4).standard_normal((2, 3) + case[0])
     kw = _pool_kwargs(case)
     y = mx.npx.pooling(mx.np.array(x, dtype="float64", device=device), **kw)
-    want = ref.pooling(x, kw["kernel"], kw["stride"], kw["pad"], kw["pool_type"],
-                       kw["pooling_convention"] == "full", kw["count_include_pad"])
+    want = ref.pooling(
+        x,
+        kw["kernel"],
+        kw["stride"],
+        kw["pad"],
+        kw["pool_type"],
+        kw["pooling_convention"] == "full",
+        kw["count_include_pad"],
+    )
     assert y.shape == want.shape
     numpy.testing.assert_allclose(y.asnumpy(), want, rtol=1e-12, atol=1e-12)
 
@@ -206,35 +247,54 @@ def test_global_pooling_values_and_gradients(pool_type, layout, device):
     if layout == "NHWC":
         x = x.transpose(0, 2, 3, 1)
     axes = (2, 3) if layout == "NCHW" else (1, 2)
-    y = mx.npx.pooling(mx.np.array(x, dtype="float64", device=device), global_pool=True,
-                       pool_type=pool_type, layout=layout)
-    want = {"max": x.max(axis=axes, keepdims=True), "sum": x.sum(axis=axes, keepdims=True),
-            "avg": x.mean(axis=axes, keepdims=True)}[pool_type]
+    y = mx.npx.pooling(
+        mx.np.array(x, dtype="float64", device=device),
+        global_pool=True,
+        pool_type=pool_type,
+        layout=layout,
+    )
+    want = {
+        "max": x.max(axis=axes, keepdims=True),
+        "sum": x.sum(axis=axes, keepdims=True),
+        "avg": x.mean(axis=axes, keepdims=True),
+    }[pool_type]
     numpy.testing.assert_allclose(y.asnumpy(), want, rtol=1e-12)
-    check_gradients(lambda x: mx.npx.pooling(x, global_pool=True, pool_type=pool_type,
-                                             layout=layout), [x], device)
+    check_gradients(
+        lambda x: mx.npx.pooling(x, global_pool=True, pool_type=pool_type, layout=layout),
+        [x],
+        device,
+    )
 
 
 def test_channels_last_layouts_match_channels_first(device):
     rng = numpy.random.default_rng(7)
     x = rng.standard_normal((2, 4, 6, 5)).astype(numpy.float32)
     w = rng.standard_normal((6, 2, 3, 3)).astype(numpy.float32)
-    kw = dict(kernel=(3, 3), stride=(2, 1), pad=(1, 1), num_filter=6, num_group=2,
-              no_bias=True)
-    first = mx.npx.convolution(mx.np.array(x, device=device), mx.np.array(w, device=device),
-                               **kw)
-    last = mx.npx.convolution(mx.np.array(x.transpose(0, 2, 3, 1), device=device),
-                              mx.np.array(w.transpose(0, 2, 3, 1), device=device),
-                              layout="NHWC", **kw)
-    numpy.testing.assert_allclose(last.asnumpy().transpose(0, 3, 1, 2), first.asnumpy(),
-                                  rtol=1e-5, atol=1e-5)
-    pool_first = mx.npx.pooling(mx.np.array(x, device=device), kernel=(3, 3), stride=(2, 2),
-                                pool_type="avg", pad=(1, 1))
-    pool_last = mx.npx.pooling(mx.np.array(x.transpose(0, 2, 3, 1), device=device),
-                               kernel=(3, 3), stride=(2, 2), pool_type="avg", pad=(1, 1),
-                               layout="NHWC")
-    numpy.testing.assert_allclose(pool_last.asnumpy().transpose(0, 3, 1, 2),
-                                  pool_first.asnumpy(), rtol=1e-6)
+    kw = dict(kernel=(3, 3), stride=(2, 1), pad=(1, 1), num_filter=6, num_group=2, no_bias=True)
+    first = mx.npx.convolution(mx.np.array(x, device=device), mx.np.array(w, device=device), **kw)
+    last = mx.npx.convolution(
+        mx.np.array(x.transpose(0, 2, 3, 1), device=device),
+        mx.np.array(w.transpose(0, 2, 3, 1), device=device),
+        layout="NHWC",
+        **kw,
+    )
+    numpy.testing.assert_allclose(
+        last.asnumpy().transpose(0, 3, 1, 2), first.asnumpy(), rtol=1e-5, atol=1e-5
+    )
+    pool_first = mx.npx.pooling(
+        mx.np.array(x, device=device), kernel=(3, 3), stride=(2, 2), pool_type="avg", pad=(1, 1)
+    )
+    pool_last = mx.npx.pooling(
+        mx.np.array(x.transpose(0, 2, 3, 1), device=device),
+        kernel=(3, 3),
+        stride=(2, 2),
+        pool_type="avg",
+        pad=(1, 1),
+        layout="NHWC",
+    )
+    numpy.testing.assert_allclose(
+        pool_last.asnumpy().transpose(0, 3, 1, 2), pool_first.asnumpy(), rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("dtype", with_bfloat16(["float16"]))
@@ -246,31 +306,52 @@ def test_half_precision_computes_in_float32(dtype, device):
     wh = mx.np.array(w, device=device).astype(dtype)
     y = mx.npx.convolution(xh, wh, kernel=(3, 3), pad=(1, 1), num_filter=4, no_bias=True)
     assert y.dtype == xh.dtype
-    want = ref.convolution(xh.asnumpy().astype(numpy.float64),
-                           wh.asnumpy().astype(numpy.float64), None, (1, 1), (1, 1), (1, 1),
-                           1)
+    want = ref.convolution(
+        xh.asnumpy().astype(numpy.float64),
+        wh.asnumpy().astype(numpy.float64),
+        None,
+        (1, 1),
+        (1, 1),
+        (1, 1),
+        1,
+    )
     tol = 2e-2 if dtype == "bfloat16" else 2e-3
     numpy.testing.assert_allclose(y.asnumpy().astype(numpy.float64), want, rtol=tol, atol=tol)
     p = mx.npx.pooling(xh, kernel=(2, 2), stride=(2, 2), pool_type="avg")
     assert p.dtype == xh.dtype
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda x, w: mx.npx.convolution(x, mx.np.ones((2, 3, 5, 5)), kernel=(5, 5),
-                                     num_filter=2, no_bias=True),
-     "kernel (5, 5) with dilate (1, 1) is larger than the padded input (4, 4)"),
-    (lambda x, w: mx.npx.convolution(x, w, kernel=(3, 3), num_filter=2, num_group=2,
-                                     no_bias=True), "not divisible by num_group=2"),
-    (lambda x, w: mx.npx.convolution(x, w, kernel=(3, 3), num_filter=2, no_bias=True,
-                                     layout="NCW"), "layout 'NCW' does not fit"),
-    (lambda x, w: mx.npx.convolution(x, w, kernel=(3, 3), num_filter=4, no_bias=True),
-     "weight of shape (2, 3, 3, 3) does not fit"),
-    (lambda x, w: mx.npx.convolution(x, w, kernel=(3, 3), num_filter=2),
-     "bias is None"),
-    (lambda x, w: mx.npx.pooling(x, kernel=(5, 5)), "larger than the padded input"),
-    (lambda x, w: mx.npx.pooling(x, kernel=(2, 2), pool_type="lp"), "lp pooling"),
-    (lambda x, w: mx.npx.pooling(x, kernel=(2, 2), pad=(2, 2)), "must be smaller"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda x, w: mx.npx.convolution(
+                x, mx.np.ones((2, 3, 5, 5)), kernel=(5, 5), num_filter=2, no_bias=True
+            ),
+            "kernel (5, 5) with dilate (1, 1) is larger than the padded input (4, 4)",
+        ),
+        (
+            lambda x, w: mx.npx.convolution(
+                x, w, kernel=(3, 3), num_filter=2, num_group=2, no_bias=True
+            ),
+            "not divisible by num_group=2",
+        ),
+        (
+            lambda x, w: mx.npx.convolution(
+                x, w, kernel=(3, 3), num_filter=2, no_bias=True, layout="NCW"
+            ),
+            "layout 'NCW' does not fit",
+        ),
+        (
+            lambda x, w: mx.npx.convolution(x, w, kernel=(3, 3), num_filter=4, no_bias=True),
+            "weight of shape (2, 3, 3, 3) does not fit",
+        ),
+        (lambda x, w: mx.npx.convolution(x, w, kernel=(3, 3), num_filter=2), "bias is None"),
+        (lambda x, w: mx.npx.pooling(x, kernel=(5, 5)), "larger than the padded input"),
+        (lambda x, w: mx.npx.pooling(x, kernel=(2, 2), pool_type="lp"), "lp pooling"),
+        (lambda x, w: mx.npx.pooling(x, kernel=(2, 2), pad=(2, 2)), "must be smaller"),
+    ],
+)
 def test_bad_input_raises_value_error_naming_the_shapes(call, message):
     x = mx.np.ones((1, 3, 4, 4))
     w = mx.np.ones((2, 3, 3, 3))

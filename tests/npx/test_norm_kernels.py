@@ -6,6 +6,7 @@ On a GPU (real or emulated) the default path must launch the kernels; ``norm._us
 off gives the array-op path of ``_normalize``. On the CPU both are the NumPy path, so there
 the test checks that switching the flag changes nothing.
 """
+
 from __future__ import annotations
 
 import numpy
@@ -40,8 +41,18 @@ def _spy(monkeypatch, name):
     return calls
 
 
-def _batch_norm_run(device, dtype, shape, axis, fix_gamma, use_global, training, kernels,
-                    monkeypatch, param_dtype="float32"):
+def _batch_norm_run(
+    device,
+    dtype,
+    shape,
+    axis,
+    fix_gamma,
+    use_global,
+    training,
+    kernels,
+    monkeypatch,
+    param_dtype="float32",
+):
     rng = numpy.random.default_rng(3)
     c = shape[axis]
     x = mx.np.array(rng.standard_normal(shape) * 2 + 3, device=device).astype(dtype)
@@ -54,23 +65,39 @@ def _batch_norm_run(device, dtype, shape, axis, fix_gamma, use_global, training,
         a.attach_grad()
     monkeypatch.setattr(norm, "_use_kernels", kernels)
     with autograd.record(train_mode=training):
-        y, mean, var = mx.npx.batch_norm(x, gamma, beta, rmean, rvar, eps=1e-3, momentum=0.8,
-                                         fix_gamma=fix_gamma, use_global_stats=use_global,
-                                         output_mean_var=True, axis=axis)
+        y, mean, var = mx.npx.batch_norm(
+            x,
+            gamma,
+            beta,
+            rmean,
+            rvar,
+            eps=1e-3,
+            momentum=0.8,
+            fix_gamma=fix_gamma,
+            use_global_stats=use_global,
+            output_mean_var=True,
+            axis=axis,
+        )
     y.backward(dy)
     return y, mean, var, rmean, rvar, x.grad, gamma.grad, beta.grad
 
 
 # (shape, axis, fix_gamma, use_global_stats, training)
-CASES = [((4, 3, 5, 5), 1, False, False, True), ((4, 3, 5, 5), 1, True, False, True),
-         ((4, 3, 5, 5), 1, False, True, True), ((4, 3, 5, 5), 1, False, False, False),
-         ((9, 6), 1, False, False, True), ((2, 5, 3, 4), -1, False, False, True)]
+CASES = [
+    ((4, 3, 5, 5), 1, False, False, True),
+    ((4, 3, 5, 5), 1, True, False, True),
+    ((4, 3, 5, 5), 1, False, True, True),
+    ((4, 3, 5, 5), 1, False, False, False),
+    ((9, 6), 1, False, False, True),
+    ((2, 5, 3, 4), -1, False, False, True),
+]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape, axis, fix_gamma, use_global, training", CASES)
-def test_batch_norm_kernels_match_the_array_op_path(device, dtype, shape, axis, fix_gamma,
-                                                   use_global, training, monkeypatch):
+def test_batch_norm_kernels_match_the_array_op_path(
+    device, dtype, shape, axis, fix_gamma, use_global, training, monkeypatch
+):
     forward = _spy(monkeypatch, "batch_norm_forward")
     backward = _spy(monkeypatch, "batch_norm_backward")
     args = (device, dtype, shape, axis, fix_gamma, use_global, training)
@@ -101,27 +128,28 @@ def _layer_norm_run(device, dtype, shape, affine, kernels, monkeypatch, param_dt
     rng = numpy.random.default_rng(5)
     d = shape[-1]
     x = mx.np.array(rng.standard_normal(shape) * 2 + 3, device=device).astype(dtype)
-    gamma = mx.np.array(rng.standard_normal(d) + 1, device=device).astype(param_dtype) \
-        if affine else None
-    beta = mx.np.array(rng.standard_normal(d), device=device).astype(param_dtype) \
-        if affine else None
+    gamma = (
+        mx.np.array(rng.standard_normal(d) + 1, device=device).astype(param_dtype)
+        if affine
+        else None
+    )
+    beta = (
+        mx.np.array(rng.standard_normal(d), device=device).astype(param_dtype) if affine else None
+    )
     dy = mx.np.array(rng.standard_normal(shape), device=device).astype(dtype)
     for a in (x, gamma, beta):
         if a is not None:
             a.attach_grad()
     monkeypatch.setattr(norm, "_use_kernels", kernels)
     with autograd.record():
-        y, mean, var = mx.npx.layer_norm(x, gamma, beta, axis=-1, eps=1e-5,
-                                         output_mean_var=True)
+        y, mean, var = mx.npx.layer_norm(x, gamma, beta, axis=-1, eps=1e-5, output_mean_var=True)
     y.backward(dy)
     return (y, mean, var, x.grad) + ((gamma.grad, beta.grad) if affine else ())
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape, affine", [((4, 3, 10), True), ((6, 70), True),
-                                           ((5, 9), False)])
-def test_layer_norm_kernels_match_the_array_op_path(device, dtype, shape, affine,
-                                                   monkeypatch):
+@pytest.mark.parametrize("shape, affine", [((4, 3, 10), True), ((6, 70), True), ((5, 9), False)])
+def test_layer_norm_kernels_match_the_array_op_path(device, dtype, shape, affine, monkeypatch):
     forward = _spy(monkeypatch, "layer_norm_forward")
     backward = _spy(monkeypatch, "layer_norm_backward")
     got = _layer_norm_run(device, dtype, shape, affine, True, monkeypatch)
@@ -137,17 +165,18 @@ def test_layer_norm_kernels_match_the_array_op_path(device, dtype, shape, affine
 def test_layer_norm_over_another_axis_keeps_the_array_ops(device, monkeypatch):
     forward = _spy(monkeypatch, "layer_norm_forward")
     x = mx.np.ones((3, 4), device=device)
-    mx.npx.layer_norm(x, mx.np.ones((3,), device=device), mx.np.zeros((3,), device=device),
-                      axis=0)
+    mx.npx.layer_norm(x, mx.np.ones((3,), device=device), mx.np.zeros((3,), device=device), axis=0)
     assert forward == []
 
 
 # create_graph through the kernels: their recorded gradient is the array-op path's graph,
 # so a gradient penalty through batch_norm/layer_norm on a GPU equals the array-op path's.
-@pytest.mark.parametrize("op, training", [("batch_norm", True), ("batch_norm", False),
-                                          ("layer_norm", True)])
-def test_second_order_through_the_kernels_matches_the_array_op_path(device, op, training,
-                                                                    monkeypatch):
+@pytest.mark.parametrize(
+    "op, training", [("batch_norm", True), ("batch_norm", False), ("layer_norm", True)]
+)
+def test_second_order_through_the_kernels_matches_the_array_op_path(
+    device, op, training, monkeypatch
+):
     rng = numpy.random.default_rng(5)
     shape = (4, 3, 5)
     c = shape[1] if op == "batch_norm" else shape[-1]
@@ -155,8 +184,9 @@ def test_second_order_through_the_kernels_matches_the_array_op_path(device, op, 
 
     def penalty_grads(kernels):
         monkeypatch.setattr(norm, "_use_kernels", kernels)
-        x, gamma, beta = (mx.np.array(host[k], device=device, dtype="float32")
-                          for k in ("x", "gamma", "beta"))
+        x, gamma, beta = (
+            mx.np.array(host[k], device=device, dtype="float32") for k in ("x", "gamma", "beta")
+        )
         for a in (x, gamma, beta):
             a.attach_grad()
         with autograd.record(train_mode=training):

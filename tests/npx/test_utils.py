@@ -2,6 +2,7 @@
 Apache MXNet's NDArray-list format, byte for byte as MXNet writes it (the MXNet-written
 fixtures in tests/data), read back by gluonlite and, where ``.venv-mxnet`` exists, by
 MXNet 1.9.1 itself."""
+
 from __future__ import annotations
 
 import json
@@ -73,8 +74,9 @@ def test_dlpack_round_trip_shares_memory(device):
 
 
 # --------------------------------------------------------------------- MXNet files
-@pytest.mark.parametrize("filename, version", [("mxnet_np_semantics.nd", 3),
-                                               ("mxnet_dense.nd", 2), ("mxnet_list.nd", 2)])
+@pytest.mark.parametrize(
+    "filename, version", [("mxnet_np_semantics.nd", 3), ("mxnet_dense.nd", 2), ("mxnet_list.nd", 2)]
+)
 def test_writer_reproduces_mxnet_written_files_byte_for_byte(filename, version):
     with open(os.path.join(DATA, filename), "rb") as f:
         original = f.read()
@@ -94,11 +96,13 @@ def test_load_reads_mxnet_written_files(device):
 
 
 def _arrays(device):
-    return {"w": mx.np.array(np.arange(6).reshape(2, 3), dtype="float16", device=device),
-            "scalar": mx.np.array(np.float64(2.5), dtype="float64", device=device),
-            "ids": mx.np.array([3, -1], dtype="int64", device=device),
-            "flags": mx.np.array([True, False], dtype=bool, device=device),
-            "empty": mx.np.zeros((0, 3), device=device)}
+    return {
+        "w": mx.np.array(np.arange(6).reshape(2, 3), dtype="float16", device=device),
+        "scalar": mx.np.array(np.float64(2.5), dtype="float64", device=device),
+        "ids": mx.np.array([3, -1], dtype="int64", device=device),
+        "flags": mx.np.array([True, False], dtype=bool, device=device),
+        "empty": mx.np.zeros((0, 3), device=device),
+    }
 
 
 def _same(loaded, arrays):
@@ -114,8 +118,7 @@ def test_save_savez_load_round_trip(tmp_path, device):
     npx.save(tmp_path / "d.nd", arrays)
     _same(npx.load(tmp_path / "d.nd"), arrays)
     npx.save(str(tmp_path / "l.nd"), list(arrays.values()))
-    assert [a.shape for a in npx.load(str(tmp_path / "l.nd"))] == \
-        [a.shape for a in arrays.values()]
+    assert [a.shape for a in npx.load(str(tmp_path / "l.nd"))] == [a.shape for a in arrays.values()]
     npx.save(tmp_path / "one.nd", arrays["w"])
     assert isinstance(npx.load(tmp_path / "one.nd"), list)
     npx.savez(tmp_path / "z.nd", arrays["w"], arrays["ids"], scalar=arrays["scalar"])
@@ -126,13 +129,16 @@ def test_save_savez_load_round_trip(tmp_path, device):
     assert sorted(mx.gluon.load_mxnet_params(tmp_path / "d.nd")) == sorted(arrays)
 
 
-@pytest.mark.parametrize("bad, exc", [
-    ({"x": np.ones(2)}, TypeError),                                   # not an ndarray
-    ([mx.np.ones(2), "x"], TypeError),
-    ({1: mx.np.ones(2)}, TypeError),                                  # non-str name
-    ({"c": mx.np.array(np.ones(2, dtype=np.complex64))}, TypeError),  # dtype MXNet lacks
-    (3.0, TypeError),
-])
+@pytest.mark.parametrize(
+    "bad, exc",
+    [
+        ({"x": np.ones(2)}, TypeError),  # not an ndarray
+        ([mx.np.ones(2), "x"], TypeError),
+        ({1: mx.np.ones(2)}, TypeError),  # non-str name
+        ({"c": mx.np.array(np.ones(2, dtype=np.complex64))}, TypeError),  # dtype MXNet lacks
+        (3.0, TypeError),
+    ],
+)
 def test_bad_input_raises_and_writes_nothing(tmp_path, bad, exc):
     path = tmp_path / "x.nd"
     npx.save(path, [mx.np.ones(1)])
@@ -150,6 +156,7 @@ def test_bad_input_raises_and_writes_nothing(tmp_path, bad, exc):
 
 def _mxnet_python():
     from gluonlite.bench import mxnet
+
     try:
         return mxnet.locate()[0]
     except mxnet.Skip as e:
@@ -171,13 +178,18 @@ def test_mxnet_1_9_1_reads_files_written_by_gluonlite(tmp_path):
     python = _mxnet_python()
     arrays = _arrays(mx.cpu(0))
     npx.save(tmp_path / "g.nd", arrays)
-    proc = subprocess.run([python, "-c", _MXNET_READ, str(tmp_path / "g.nd")],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [python, "-c", _MXNET_READ, str(tmp_path / "g.nd")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert sorted(seen) == sorted(arrays)
     for k, a in arrays.items():
         assert seen[k]["shape"] == list(a.shape), k
         assert seen[k]["dtype"] == str(a.dtype), k
-        np.testing.assert_array_equal(np.array(seen[k]["values"], dtype=a.dtype).reshape(
-            a.shape), a.asnumpy())
+        np.testing.assert_array_equal(
+            np.array(seen[k]["values"], dtype=a.dtype).reshape(a.shape), a.asnumpy()
+        )

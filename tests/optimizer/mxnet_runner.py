@@ -2,6 +2,7 @@
 stdin (optimizer rows, float32 weights, gradients per step), applies each optimizer with
 ``rescale_grad=0.5`` through MXNet's ``update_multi_precision``, writes the final weights (or
 the error) per row as JSON on stdout."""
+
 import json
 import sys
 
@@ -10,6 +11,7 @@ import numpy as np
 
 def main():
     import mxnet as mx  # in .venv-mxnet only: imported when run, not when collected
+
     req = json.load(sys.stdin)
     out = {}
     for key, (name, kw) in req["rows"].items():

@@ -2,6 +2,7 @@
 optimizer, for the table-driven tests. Each ``step(w, g, s, t, lr, wd, hp, glob)`` returns
 the new weight and updates the state dict ``s`` (``t`` is the parameter's update count,
 ``glob`` optimizer-wide numbers such as Nadam's momentum schedule)."""
+
 import math
 
 import numpy as np
@@ -74,7 +75,7 @@ def dcasgd(w, g, s, t, lr, wd, hp, glob):
 
 
 def _adam_lr(lr, t, b1, b2):
-    return lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+    return lr * math.sqrt(1 - b2**t) / (1 - b1**t)
 
 
 def adam(w, g, s, t, lr, wd, hp, glob):
@@ -102,7 +103,7 @@ def adamax(w, g, s, t, lr, wd, hp, glob):
     _zeros(s, w, "m", "u")
     s["m"] = b1 * s["m"] + (1 - b1) * g
     s["u"] = np.maximum(b2 * s["u"], np.abs(g))
-    return w - lr / (1 - b1 ** t) * s["m"] / s["u"]
+    return w - lr / (1 - b1**t) * s["m"] / s["u"]
 
 
 def nadam(w, g, s, t, lr, wd, hp, glob):
@@ -117,7 +118,7 @@ def nadam(w, g, s, t, lr, wd, hp, glob):
     s["m"] = b1 * s["m"] + (1 - b1) * g
     s["v"] = b2 * s["v"] + (1 - b2) * g * g
     m_bar = mt1 * s["m"] / (1 - sched_next) + (1 - mt) * g / (1 - glob["m_schedule"])
-    return w - lr * m_bar / (np.sqrt(s["v"] / (1 - b2 ** t)) + eps)
+    return w - lr * m_bar / (np.sqrt(s["v"] / (1 - b2**t)) + eps)
 
 
 def adabelief(w, g, s, t, lr, wd, hp, glob):
@@ -168,8 +169,11 @@ def ftrl(w, g, s, t, lr, wd, hp, glob):
     _zeros(s, w, "z", "n")
     s["z"] = s["z"] + g - (np.sqrt(s["n"] + g * g) - np.sqrt(s["n"])) / lr * w
     s["n"] = s["n"] + g * g
-    return -np.sign(s["z"]) * np.maximum(np.abs(s["z"]) - lamda1, 0) / (
-        (beta + np.sqrt(s["n"])) / lr + wd)
+    return (
+        -np.sign(s["z"])
+        * np.maximum(np.abs(s["z"]) - lamda1, 0)
+        / ((beta + np.sqrt(s["n"])) / lr + wd)
+    )
 
 
 def ftml(w, g, s, t, lr, wd, hp, glob):
@@ -177,7 +181,7 @@ def ftml(w, g, s, t, lr, wd, hp, glob):
     g = _grad(g, w, wd, hp)
     _zeros(s, w, "d", "v", "z")
     s["v"] = b2 * s["v"] + (1 - b2) * g * g
-    d = (1 - b1 ** t) / lr * (np.sqrt(s["v"] / (1 - b2 ** t)) + eps)
+    d = (1 - b1**t) / lr * (np.sqrt(s["v"] / (1 - b2**t)) + eps)
     s["z"] = b1 * s["z"] + (1 - b1) * g - (d - b1 * s["d"]) * w
     s["d"] = d
     return -s["z"] / d
@@ -205,7 +209,7 @@ def lamb(w, g, s, t, lr, wd, hp, glob):
     s["m"] = b1 * s["m"] + (1 - b1) * g
     s["v"] = b2 * s["v"] + (1 - b2) * g * g
     if hp.get("bias_correction", True):
-        u = s["m"] / (1 - b1 ** t) / (np.sqrt(s["v"] / (1 - b2 ** t)) + eps)
+        u = s["m"] / (1 - b1**t) / (np.sqrt(s["v"] / (1 - b2**t)) + eps)
     else:
         u = s["m"] / (np.sqrt(s["v"]) + eps)
     u = u + wd * w
@@ -222,8 +226,8 @@ def lans(w, g, s, t, lr, wd, hp, glob):
     s["m"] = b1 * s["m"] + (1 - b1) * g
     s["v"] = b2 * s["v"] + (1 - b2) * g * g
     r1 = _bounded_norm(w, hp)
-    denom = np.sqrt(s["v"] / (1 - b2 ** t)) + eps
-    u = s["m"] / (1 - b1 ** t) / denom + wd * w
+    denom = np.sqrt(s["v"] / (1 - b2**t)) + eps
+    u = s["m"] / (1 - b1**t) / denom + wd * w
     w = w - lr * b1 * _trust(r1, np.linalg.norm(u)) * u
     u = g / denom + wd * w
     return w - lr * (1 - b1) * _trust(r1, np.linalg.norm(u)) * u
@@ -236,6 +240,10 @@ def lars(w, g, s, t, lr, wd, hp, glob):
         g_norm = np.linalg.norm(hp.get("rescale_grad", 1.0) * g)
         ratio = w_norm / g_norm if g_norm else np.inf
         if np.isfinite(ratio) and ratio != 0:
-            lr = lr * hp.get("eta", 0.001) * w_norm / (g_norm + wd * w_norm +
-                                                       hp.get("epsilon", 1e-8))
+            lr = (
+                lr
+                * hp.get("eta", 0.001)
+                * w_norm
+                / (g_norm + wd * w_norm + hp.get("epsilon", 1e-8))
+            )
     return sgd(w, g, s, t, lr, wd, {**hp, "momentum": hp.get("momentum", 0.0)}, glob)

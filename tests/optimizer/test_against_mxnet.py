@@ -6,6 +6,7 @@ AdaGrad, AdaDelta and NAG use other formulas (NAG leaves weight decay out of the
 correction), its FTML kernel adds weight decay before clipping (no clipping here), its
 DCASGD fails with momentum, and it has no AdamW, AdaBelief or LANS; SGLD draws noise.
 """
+
 import json
 import pathlib
 import subprocess
@@ -18,8 +19,10 @@ from gluonlite import optimizer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PYTHON = ROOT / ".venv-mxnet" / "bin" / "python"
-pytestmark = pytest.mark.skipif(not (ROOT / ".venv-mxnet" / ".installed").is_file(),
-                                reason="no MXNet 1.9.1 environment (make bench-mxnet)")
+pytestmark = pytest.mark.skipif(
+    not (ROOT / ".venv-mxnet" / ".installed").is_file(),
+    reason="no MXNet 1.9.1 environment (make bench-mxnet)",
+)
 
 ROWS = {
     "sgd": ("sgd", dict(learning_rate=0.1, momentum=0.9, wd=0.01, clip_gradient=0.5)),
@@ -42,13 +45,19 @@ def case():
     rng = np.random.default_rng(0)
     shapes = [(3, 4), (5,)]
     weights = [rng.standard_normal(s).astype(np.float32) for s in shapes]
-    grads = [[(2 * rng.standard_normal(s)).astype(np.float32) for s in shapes]
-             for _ in range(3)]
-    request = dict(rows=ROWS, weights=[w.tolist() for w in weights],
-                   grads=[[g.tolist() for g in step] for step in grads])
-    proc = subprocess.run([str(PYTHON), str(pathlib.Path(__file__).with_name(
-        "mxnet_runner.py"))], input=json.dumps(request), capture_output=True, text=True,
-        timeout=120)
+    grads = [[(2 * rng.standard_normal(s)).astype(np.float32) for s in shapes] for _ in range(3)]
+    request = dict(
+        rows=ROWS,
+        weights=[w.tolist() for w in weights],
+        grads=[[g.tolist() for g in step] for step in grads],
+    )
+    proc = subprocess.run(
+        [str(PYTHON), str(pathlib.Path(__file__).with_name("mxnet_runner.py"))],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return weights, grads, json.loads(proc.stdout)
 
@@ -65,5 +74,6 @@ def test_matches_mxnet_1_9_1(case, key):
         for k, (w, g) in enumerate(zip(ws, step)):
             opt.update([k], [w], [mx.np.array(g)], [states[k]])  # one at a time, as MXNet
     for w, expected in zip(ws, results[key]):
-        np.testing.assert_allclose(w.asnumpy(), np.array(expected, np.float32), rtol=1e-5,
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            w.asnumpy(), np.array(expected, np.float32), rtol=1e-5, atol=1e-6
+        )

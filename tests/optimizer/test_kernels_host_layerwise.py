@@ -7,6 +7,7 @@ The norms accumulate in float32 on the device and in float64 in the Python code,
 looser tolerance than the elementwise kernels' (the trust ratio carries the summation error
 into every element of the step).
 """
+
 import numpy as np
 import pytest
 
@@ -14,7 +15,11 @@ from gluonlite import _kernels, optimizer
 from gluonlite.optimizer import sgld
 from tests.cuda_host import harness
 from tests.optimizer.test_kernels_host_optimizers import (  # noqa: F401 - rt: a fixture
-    PUBLIC_SHAPES, guarded, numpy_and_fused_results, rt)
+    PUBLIC_SHAPES,
+    guarded,
+    numpy_and_fused_results,
+    rt,
+)
 from tests.test_kernels_host_multi_tensor import cupy_stand_in  # noqa: F401 - a fixture
 
 harness.require_toolchain()
@@ -40,20 +45,26 @@ def test_every_layerwise_kernel_has_a_row_and_an_optimizer():
         assert optimizer.create(name)._kernel == name
 
 
-@pytest.mark.parametrize("name, options, param, rt", [
-    *[(*row, "shuffled") for row in ROWS],
-    *[(*ROWS[0], order) for order in ("forward", "reverse")]],
+@pytest.mark.parametrize(
+    "name, options, param, rt",
+    [
+        *[(*row, "shuffled") for row in ROWS],
+        *[(*ROWS[0], order) for order in ("forward", "reverse")],
+    ],
     ids=[*IDS, *[f"{IDS[0]}-{order}" for order in ("forward", "reverse")]],
-    indirect=["rt"])
+    indirect=["rt"],
+)
 def test_layerwise_kernels_match_the_python_math(rt, name, options, param):
     rng = np.random.default_rng(3)
     # A large learning rate, so that an error in a step shows above the tolerance.
-    opt = optimizer.create(name, learning_rate=0.5, rescale_grad=0.5,
-                           param_idx2name={0: param}, **options)
+    opt = optimizer.create(
+        name, learning_rate=0.5, rescale_grad=0.5, param_idx2name={0: param}, **options
+    )
     math_fn = type(opt)._math
     weights = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
-    kernel = [tuple(guarded(rt, b) for b in opt._buffers(w, opt.create_state(0, w)))
-              for w in weights]
+    kernel = [
+        tuple(guarded(rt, b) for b in opt._buffers(w, opt.create_state(0, w))) for w in weights
+    ]
     reference = [tuple(b.copy() for b in bufs) for bufs in kernel]
     for _ in range(3):
         opt._update_count([0])
@@ -65,11 +76,12 @@ def test_layerwise_kernels_match_the_python_math(rt, name, options, param):
             math_fn(grad.copy(), *ref, **hyper)
             assert grad.tobytes() == saved.tobytes(), "the gradient was modified"
             for k, (a, r) in enumerate(zip(bufs, ref)):
-                np.testing.assert_allclose(a, r, rtol=RTOL, atol=ATOL,
-                                           err_msg=f"{name} buffer {k}")
-    per_tensor = [f"optimizer_{kernel}<glo_{op}>"
-                  for kernel, op, _, _ in _kernels._LAYERWISE_KERNELS[name][1]
-                  if kernel != "norms" or param == "w"]
+                np.testing.assert_allclose(a, r, rtol=RTOL, atol=ATOL, err_msg=f"{name} buffer {k}")
+    per_tensor = [
+        f"optimizer_{kernel}<glo_{op}>"
+        for kernel, op, _, _ in _kernels._LAYERWISE_KERNELS[name][1]
+        if kernel != "norms" or param == "w"
+    ]
     assert len(per_tensor) == {"lans": 4}.get(name, 2 if param == "w" else 1)
     assert rt.launches == per_tensor * 3 * (len(SHAPES) - 1)  # (0,): no launch
 
@@ -91,8 +103,7 @@ def test_lamb_trust_ratio_falls_back_to_one_for_a_zero_weight(rt):
 
 def test_sgld_kernel_matches_the_python_math_with_the_same_noise(rt, monkeypatch):
     rng = np.random.default_rng(4)
-    opt = optimizer.create("sgld", learning_rate=0.05, rescale_grad=0.5, wd=0.01,
-                           clip_gradient=0.5)
+    opt = optimizer.create("sgld", learning_rate=0.05, rescale_grad=0.5, wd=0.01, clip_gradient=0.5)
     for shape in SHAPES[1:]:
         hyper = opt._hypers([0], opt._get_lrs([0]), opt._get_wds([0]))[0]
         w = guarded(rt, rng.standard_normal(shape).astype(np.float32))
@@ -108,8 +119,16 @@ def test_sgld_kernel_matches_the_python_math_with_the_same_noise(rt, monkeypatch
 
 def test_bad_arguments_raise_before_launching(rt):
     w = guarded(rt, np.zeros(4, np.float32))
-    hyper = dict(lr=0.1, wd=0.0, rescale_grad=1.0, clip_gradient=None, momentum=0.0,
-                 eta=0.1, epsilon=1e-8, layer_wise=True)
+    hyper = dict(
+        lr=0.1,
+        wd=0.0,
+        rescale_grad=1.0,
+        clip_gradient=None,
+        momentum=0.0,
+        eta=0.1,
+        epsilon=1e-8,
+        layer_wise=True,
+    )
     with pytest.raises(ValueError, match="no kernels for optimizer 'adam'"):
         _kernels._layerwise_step(rt, "adam", w, w.copy(), [], **hyper)
     with pytest.raises(TypeError, match="float32 only"):
@@ -119,16 +138,26 @@ def test_bad_arguments_raise_before_launching(rt):
     assert rt.launches == []
 
 
-@pytest.mark.parametrize("name, options", [
-    ("lamb", dict(wd=0.01)), ("lars", dict(momentum=0.9, wd=0.01)), ("lans", dict(wd=0.01)),
-    ("sgld", dict(wd=0.01))])
-def test_fused_step_runs_the_kernels_and_matches_the_reference(cupy_stand_in, name, options,
-                                                               monkeypatch):
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("lamb", dict(wd=0.01)),
+        ("lars", dict(momentum=0.9, wd=0.01)),
+        ("lans", dict(wd=0.01)),
+        ("sgld", dict(wd=0.01)),
+    ],
+)
+def test_fused_step_runs_the_kernels_and_matches_the_reference(
+    cupy_stand_in, name, options, monkeypatch
+):
     launches = []
     for fn in ("_layerwise_step", "_optimizer_step"):
         real = getattr(_kernels, fn)
-        monkeypatch.setattr(_kernels, fn, lambda rt, n, *a, real=real, **k:
-                            launches.append(n) or real(rt, n, *a, **k))
+        monkeypatch.setattr(
+            _kernels,
+            fn,
+            lambda rt, n, *a, real=real, **k: launches.append(n) or real(rt, n, *a, **k),
+        )
     results = numpy_and_fused_results(name, options)
     assert launches == [name] * 2 * len(PUBLIC_SHAPES)
     for a, b in zip(*results):

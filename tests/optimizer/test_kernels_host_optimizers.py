@@ -8,6 +8,7 @@ contraction so that the same checks hold on a GPU. Weights and states live in th
 guard zones (an out-of-bounds store shows), gradients must keep their bytes, and every launch
 runs under forward, reverse and shuffled thread orders.
 """
+
 import numpy as np
 import pytest
 
@@ -62,25 +63,31 @@ def test_every_kernel_has_a_row_and_an_optimizer():
         assert optimizer.create(name)._kernel == name
 
 
-@pytest.mark.parametrize("name, options, rt", [
-    *[(name, options, "shuffled") for name, options in ROWS],
-    *[(*ROWS[k], order) for k in (4, 13) for order in ("forward", "reverse")]],
+@pytest.mark.parametrize(
+    "name, options, rt",
+    [
+        *[(name, options, "shuffled") for name, options in ROWS],
+        *[(*ROWS[k], order) for k in (4, 13) for order in ("forward", "reverse")],
+    ],
     ids=[*IDS, *[f"{IDS[k]}-{order}" for k in (4, 13) for order in ("forward", "reverse")]],
-    indirect=["rt"])
+    indirect=["rt"],
+)
 def test_kernel_matches_the_python_math(rt, name, options):
     rng = np.random.default_rng(3)
     opt = optimizer.create(name, rescale_grad=0.5, **options)
     math_fn = type(opt)._math
     weights = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
-    kernel = [opt._buffers(guarded(rt, w), opt.create_state(0, guarded(rt, w)))
-              for w in weights]
+    kernel = [opt._buffers(guarded(rt, w), opt.create_state(0, guarded(rt, w))) for w in weights]
     # create_state on a guarded weight gives unguarded states; move them into guard zones.
     kernel = [tuple(guarded(rt, b) for b in bufs) for bufs in kernel]
     reference = [tuple(b.copy() for b in bufs) for bufs in kernel]
     for _ in range(3):
         opt._update_count(list(range(len(SHAPES))))
-        hypers = opt._hypers(list(range(len(SHAPES))), opt._get_lrs(range(len(SHAPES))),
-                             opt._get_wds(range(len(SHAPES))))
+        hypers = opt._hypers(
+            list(range(len(SHAPES))),
+            opt._get_lrs(range(len(SHAPES))),
+            opt._get_wds(range(len(SHAPES))),
+        )
         for bufs, ref, hyper in zip(kernel, reference, hypers):
             grad = guarded(rt, (2 * rng.standard_normal(bufs[0].shape)).astype(np.float32))
             saved = grad.copy()
@@ -88,8 +95,7 @@ def test_kernel_matches_the_python_math(rt, name, options):
             math_fn(grad.copy(), *ref, **hyper)
             assert grad.tobytes() == saved.tobytes(), "the gradient was modified"
             for k, (a, r) in enumerate(zip(bufs, ref)):
-                np.testing.assert_allclose(a, r, rtol=RTOL, atol=ATOL,
-                                           err_msg=f"{name} buffer {k}")
+                np.testing.assert_allclose(a, r, rtol=RTOL, atol=ATOL, err_msg=f"{name} buffer {k}")
     expected = [f"optimizer_step<glo_{name}>"] * 3 * (len(SHAPES) - 1)  # (0,): no launch
     assert rt.launches == expected
 
@@ -102,11 +108,11 @@ def test_bad_arguments_raise_before_launching(rt):
     with pytest.raises(TypeError, match="float32 only"):
         _kernels._optimizer_step(rt, "adagrad", w, np.zeros(4), [w.copy()], **hyper)
     with pytest.raises(ValueError, match="shape"):
-        _kernels._optimizer_step(rt, "adagrad", w, w.copy(), [np.zeros(3, np.float32)],
-                                 **hyper)
+        _kernels._optimizer_step(rt, "adagrad", w, w.copy(), [np.zeros(3, np.float32)], **hyper)
     with pytest.raises(TypeError, match="C-contiguous"):
-        _kernels._optimizer_step(rt, "adagrad", w, w.copy(),
-                                 [np.zeros(8, np.float32)[::2]], **hyper)
+        _kernels._optimizer_step(
+            rt, "adagrad", w, w.copy(), [np.zeros(8, np.float32)[::2]], **hyper
+        )
     assert rt.launches == []
 
 
@@ -119,8 +125,9 @@ def numpy_and_fused_results(name, options):
     too, for SGLD's noise)."""
     rng = np.random.default_rng(8)
     weights = [np.array(rng.standard_normal(s), np.float32) for s in PUBLIC_SHAPES]
-    grads = [[np.array(2 * rng.standard_normal(s), np.float32) for s in PUBLIC_SHAPES]
-             for _ in range(2)]
+    grads = [
+        [np.array(2 * rng.standard_normal(s), np.float32) for s in PUBLIC_SHAPES] for _ in range(2)
+    ]
     results = []
     for fused, wrap in ((False, np.array), (True, fake_cupy.as_array)):
         mx.random.seed(11)
@@ -134,12 +141,19 @@ def numpy_and_fused_results(name, options):
 
 
 @pytest.mark.parametrize("name, options", ROWS[::2], ids=IDS[::2])
-def test_fused_step_launches_one_kernel_per_tensor(cupy_stand_in, name, options,  # noqa: F811
-                                                   monkeypatch):
+def test_fused_step_launches_one_kernel_per_tensor(
+    cupy_stand_in,
+    name,
+    options,  # noqa: F811
+    monkeypatch,
+):
     launches = []
     real = _kernels._optimizer_step
-    monkeypatch.setattr(_kernels, "_optimizer_step",
-                        lambda rt, n, *a, **k: launches.append(n) or real(rt, n, *a, **k))
+    monkeypatch.setattr(
+        _kernels,
+        "_optimizer_step",
+        lambda rt, n, *a, **k: launches.append(n) or real(rt, n, *a, **k),
+    )
     results = numpy_and_fused_results(name, options)
     assert launches == [name] * 2 * len(PUBLIC_SHAPES)
     for a, b in zip(*results):

@@ -2,6 +2,7 @@
 (``reference.py``), over a table of optimizers x options; the single-tensor (``step``) and
 multi-tensor (``fused_step``) paths against each other; multi_precision; row-sparse
 gradients; states of ``mx.np`` arrays; bad input."""
+
 import numpy as np
 import pytest
 
@@ -36,8 +37,16 @@ ROWS = [
     ("ftrl", dict(learning_rate=0.1, lamda1=0.05, wd=0.01)),
     ("ftml", dict(learning_rate=0.01, wd=0.01, clip_gradient=0.5)),
     ("lamb", dict(learning_rate=0.01, wd=0.01)),
-    ("lamb", dict(learning_rate=0.01, bias_correction=False, lower_bound=0.5,
-                  upper_bound=1.5, clip_gradient=0.5)),
+    (
+        "lamb",
+        dict(
+            learning_rate=0.01,
+            bias_correction=False,
+            lower_bound=0.5,
+            upper_bound=1.5,
+            clip_gradient=0.5,
+        ),
+    ),
     ("lans", dict(learning_rate=0.01, wd=0.01)),
     ("lars", dict(learning_rate=0.1, momentum=0.9, wd=0.01, param_idx2name=NAMES)),
 ]
@@ -49,8 +58,7 @@ STEPS = 3
 def _data(seed=0, shapes=SHAPES, dtype=np.float64):
     rng = np.random.default_rng(seed)
     weights = [rng.standard_normal(s).astype(dtype) for s in shapes]
-    grads = [[(2 * rng.standard_normal(s)).astype(dtype) for s in shapes]
-             for _ in range(STEPS)]
+    grads = [[(2 * rng.standard_normal(s)).astype(dtype) for s in shapes] for _ in range(STEPS)]
     return weights, grads
 
 
@@ -67,8 +75,9 @@ def _reference(name, options, weights, grads, seed=None):
             name_k = names.get(k, str(k))
             decayed = not names or name_k.endswith(("_weight", "_gamma"))
             glob.update(name=name_k, initial=weights[k].astype(np.float64))
-            ws[k] = fn(ws[k], g.astype(np.float64), states[k], t, lr, wd if decayed else 0.0,
-                       hp, glob)
+            ws[k] = fn(
+                ws[k], g.astype(np.float64), states[k], t, lr, wd if decayed else 0.0, hp, glob
+            )
     return ws
 
 
@@ -79,9 +88,12 @@ def _run(name, options, weights, grads, *, fused, seed=None, device=None, **extr
     ws = [mx.np.array(w, dtype=w.dtype, device=device) for w in weights]
     states = [opt.create_state_multi_precision(k, w) for k, w in enumerate(ws)]
     for step_grads in grads:
-        opt.update_multi_precision(list(range(len(ws))), ws,
-                                   [mx.np.array(g, dtype=g.dtype, device=device)
-                                    for g in step_grads], states)
+        opt.update_multi_precision(
+            list(range(len(ws))),
+            ws,
+            [mx.np.array(g, dtype=g.dtype, device=device) for g in step_grads],
+            states,
+        )
     return opt, ws, states
 
 
@@ -103,11 +115,15 @@ def test_fused_step_matches_step_in_float32(name, options, monkeypatch):
     # Tiny buckets, so that the bucketed path concatenates and splits several tensors.
     monkeypatch.setitem(optimizer._BUCKET_ELEMENTS, "numpy", 16)
     monkeypatch.setitem(optimizer._DIRECT_ELEMENTS, "numpy", 12)
-    options = dict(options, param_idx2name={k: f"p{k}_weight" for k in range(5)}) \
-        if "param_idx2name" in options else options
+    options = (
+        dict(options, param_idx2name={k: f"p{k}_weight" for k in range(5)})
+        if "param_idx2name" in options
+        else options
+    )
     weights, grads = _data(1, [(3, 4), (5,), (0,), (2, 3), (20,)], np.float32)
-    results = [_run(name, options, weights, grads, fused=fused, seed=3)[1]
-               for fused in (False, True)]
+    results = [
+        _run(name, options, weights, grads, fused=fused, seed=3)[1] for fused in (False, True)
+    ]
     for a, b in zip(*results):
         assert a.dtype == b.dtype == np.float32
         np.testing.assert_allclose(b.asnumpy(), a.asnumpy(), rtol=1e-6, atol=1e-7)
@@ -116,10 +132,15 @@ def test_fused_step_matches_step_in_float32(name, options, monkeypatch):
 @pytest.mark.parametrize("name, options", ROWS, ids=IDS)
 def test_multi_precision_steps_a_float32_master_copy(name, options):
     weights, grads = _data(2, dtype=np.float16)
-    opt, ws, states = _run(name, options, weights, grads, fused=True, seed=5,
-                           multi_precision=True)
-    _, ws32, _ = _run(name, options, [w.astype(np.float32) for w in weights],
-                      [[g.astype(np.float32) for g in gs] for gs in grads], fused=True, seed=5)
+    opt, ws, states = _run(name, options, weights, grads, fused=True, seed=5, multi_precision=True)
+    _, ws32, _ = _run(
+        name,
+        options,
+        [w.astype(np.float32) for w in weights],
+        [[g.astype(np.float32) for g in gs] for gs in grads],
+        fused=True,
+        seed=5,
+    )
     for w, state, w32 in zip(ws, states, ws32):
         master = state[0]
         assert w.dtype == np.float16 and master.dtype == np.float32
@@ -127,8 +148,7 @@ def test_multi_precision_steps_a_float32_master_copy(name, options):
         np.testing.assert_array_equal(w.asnumpy(), master.asnumpy().astype(np.float16))
 
 
-LAZY = {"sgd": dict(lazy_update=True), "adam": dict(lazy_update=True), "adagrad": {},
-        "ftrl": {}}
+LAZY = {"sgd": dict(lazy_update=True), "adam": dict(lazy_update=True), "adagrad": {}, "ftrl": {}}
 
 
 @pytest.mark.parametrize("name, options", ROWS, ids=IDS)
@@ -154,8 +174,7 @@ def test_row_sparse_gradients(name, options):
         expected = w0.copy()
         expected[rows] = _reference(name, options, [w0[rows]], [[v] for v in values])[0]
     else:
-        _, (expected,), _ = _run(name, options, [w0], [[d] for d in dense], fused=True,
-                                 seed=9)
+        _, (expected,), _ = _run(name, options, [w0], [[d] for d in dense], fused=True, seed=9)
         expected = expected.asnumpy()
     np.testing.assert_allclose(w.asnumpy(), expected, rtol=1e-9, atol=1e-12)
 
@@ -164,8 +183,7 @@ def test_row_sparse_gradients(name, options):
 def test_update_writes_the_states_of_mx_np_arrays(name):
     # Regression: given mx.np arrays, update() used to step the weights but leave the
     # momentum / moment states at zero (silently wrong weights from the second step on).
-    options = dict(learning_rate=0.1, momentum=0.9) if name == "sgd" else \
-        dict(learning_rate=0.1)
+    options = dict(learning_rate=0.1, momentum=0.9) if name == "sgd" else dict(learning_rate=0.1)
     weights, grads = _data(6, [(4,)])
     opt = optimizer.create(name, rescale_grad=0.5, **options)
     w = mx.np.array(weights[0])
@@ -173,28 +191,46 @@ def test_update_writes_the_states_of_mx_np_arrays(name):
     for (g,) in grads:
         opt.update([0], [w], [mx.np.array(g)], [state])
     arrays = state if isinstance(state, tuple) else (state,)
-    assert all(isinstance(a, mx.np.ndarray) and np.abs(a.asnumpy()).sum() > 0
-               for a in arrays)
-    np.testing.assert_allclose(w.asnumpy(), _reference(name, options, weights, grads)[0],
-                               rtol=1e-9)
+    assert all(isinstance(a, mx.np.ndarray) and np.abs(a.asnumpy()).sum() > 0 for a in arrays)
+    np.testing.assert_allclose(w.asnumpy(), _reference(name, options, weights, grads)[0], rtol=1e-9)
 
 
 def test_every_optimizer_is_registered_with_mxnet_2s_names():
-    expected = {"sgd", "nag", "signum", "sgld", "dcasgd", "adam", "adamw", "adamax", "nadam",
-                "adabelief", "adagrad", "adadelta", "rmsprop", "ftrl", "ftml", "lamb", "lans",
-                "lars"}
+    expected = {
+        "sgd",
+        "nag",
+        "signum",
+        "sgld",
+        "dcasgd",
+        "adam",
+        "adamw",
+        "adamax",
+        "nadam",
+        "adabelief",
+        "adagrad",
+        "adadelta",
+        "rmsprop",
+        "ftrl",
+        "ftml",
+        "lamb",
+        "lans",
+        "lars",
+    }
     assert {name for name, _ in ROWS} == expected
     for name in expected:
         opt = optimizer.create(name.upper())
         assert isinstance(opt, optimizer.Optimizer) and opt.learning_rate > 0
 
 
-@pytest.mark.parametrize("bad, what", [
-    (lambda w, g, s: ([0], [w.asnumpy().tolist()], [g], [s]), "weights\\[0\\]"),
-    (lambda w, g, s: ([0], [w], [g.asnumpy().tolist()], [s]), "grads\\[0\\]"),
-    (lambda w, g, s: ([0], [w], [mx.sparse.from_dense(g, "csr")], [s]), "grads\\[0\\]"),
-    (lambda w, g, s: ([0], [w], [g], [(s[0].asnumpy().tolist(), s[1])]), "states\\[0\\]"),
-])
+@pytest.mark.parametrize(
+    "bad, what",
+    [
+        (lambda w, g, s: ([0], [w.asnumpy().tolist()], [g], [s]), "weights\\[0\\]"),
+        (lambda w, g, s: ([0], [w], [g.asnumpy().tolist()], [s]), "grads\\[0\\]"),
+        (lambda w, g, s: ([0], [w], [mx.sparse.from_dense(g, "csr")], [s]), "grads\\[0\\]"),
+        (lambda w, g, s: ([0], [w], [g], [(s[0].asnumpy().tolist(), s[1])]), "states\\[0\\]"),
+    ],
+)
 def test_what_update_cannot_take_raises_type_error_and_changes_nothing(bad, what):
     opt = optimizer.Adam(learning_rate=0.1)
     w = mx.np.ones((2, 3))
@@ -215,18 +251,26 @@ def test_unknown_arguments_and_names_raise():
         optimizer.create(3)
 
 
-@pytest.mark.parametrize("name, options", [
-    ("lamb", dict(wd=0.01)), ("lars", dict(momentum=0.9, wd=0.01)), ("lans", dict(wd=0.01)),
-    ("sgld", dict(wd=0.01))])
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("lamb", dict(wd=0.01)),
+        ("lars", dict(momentum=0.9, wd=0.01)),
+        ("lans", dict(wd=0.01)),
+        ("sgld", dict(wd=0.01)),
+    ],
+)
 def test_unbucketable_optimizers_run_their_gpu_kernels(gpu, name, options, monkeypatch):
     # LAMB/LARS/LANS: norms then scaled steps (2 or 4 launches per tensor); SGLD: one launch with
     # the host-drawn noise, so the GPU result matches cpu(0)'s under the same seed.
     from gluonlite import _kernels
+
     calls = []
     for fn in ("layerwise_step", "optimizer_step"):
         real = getattr(_kernels, fn)
-        monkeypatch.setattr(_kernels, fn, lambda n, *a, real=real, **k:
-                            calls.append(n) or real(n, *a, **k))
+        monkeypatch.setattr(
+            _kernels, fn, lambda n, *a, real=real, **k: calls.append(n) or real(n, *a, **k)
+        )
     results = []
     for device in (mx.cpu(0), gpu):
         mx.random.seed(3)

@@ -1,5 +1,6 @@
 """Run under mpiexec (or gluonlite.distributed.run) by tests/robust/test_dist.py: one
 scenario per command-line argument."""
+
 import os
 import sys
 
@@ -24,8 +25,9 @@ def _say(text):
 
 def train(rank, steps=40, die_at=None):
     net = _net(4)
-    trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1},
-                               kvstore="dist_sync")
+    trainer = mx.gluon.Trainer(
+        net.collect_params(), "sgd", {"learning_rate": 0.1}, kvstore="dist_sync"
+    )
     x = mx.np.ones((2, 3))
     for step in range(steps):
         if step == die_at:
@@ -39,9 +41,11 @@ def train(rank, steps=40, die_at=None):
 
 def mismatches(rank):
     # Each case: what rank 1 builds differently. Every rank must raise the same error.
-    cases = {"width": dict(width=5 if rank else 4),
-             "extra layer": dict(width=4, extra=bool(rank)),
-             "dtype": dict(width=4, dtype="float64" if rank else "float32")}
+    cases = {
+        "width": dict(width=5 if rank else 4),
+        "extra layer": dict(width=4, extra=bool(rank)),
+        "dtype": dict(width=4, dtype="float64" if rank else "float32"),
+    }
     for case, kwargs in cases.items():
         try:
             mx.gluon.Trainer(_net(**kwargs).collect_params(), "sgd", kvstore="dist_sync")

@@ -1,5 +1,6 @@
 """Bad API input: TypeError/ValueError naming the parameter, before anything changes
 (issue 15, item 2)."""
+
 from __future__ import annotations
 
 import numpy
@@ -31,37 +32,63 @@ _CASES = {
     "float dim": (lambda: _param(shape=(2.5, 3)), TypeError, r"shape"),
     "string dim": (lambda: _param(shape=("2", 3)), TypeError, r"shape"),
     "bool dim": (lambda: _param(shape=(True, 3)), TypeError, r"shape"),
-    "set float shape": (lambda: setattr(_param(shape=(-1, 3)), "shape", (2.0, 3)), TypeError,
-                        r"shape"),
+    "set float shape": (
+        lambda: setattr(_param(shape=(-1, 3)), "shape", (2.0, 3)),
+        TypeError,
+        r"shape",
+    ),
     "dtype object": (lambda: _param(dtype=object), TypeError, r"dtype"),
     "dtype str": (lambda: _param(dtype=str), TypeError, r"dtype"),
     "dtype U5": (lambda: _param(dtype="U5"), TypeError, r"dtype"),
     "unknown dtype": (lambda: _param(dtype="float33"), TypeError, r"float33"),
     "cast to object": (lambda: _initialized().cast(object), TypeError, r"dtype"),
     "cast to unknown": (lambda: _initialized().cast("float33"), TypeError, r"float33"),
-    "complex set_data": (lambda: _initialized().set_data(numpy.ones((4, 3)) * 1j), TypeError,
-                         r"complex"),
-    "string set_data": (lambda: _initialized().set_data(numpy.full((4, 3), "a")), TypeError,
-                        r"set_data"),
-    "device 'cpu'": (lambda: _param().initialize(device="cpu"), TypeError,
-                     r"got 'cpu'.*mx\.cpu\(\)"),
+    "complex set_data": (
+        lambda: _initialized().set_data(numpy.ones((4, 3)) * 1j),
+        TypeError,
+        r"complex",
+    ),
+    "string set_data": (
+        lambda: _initialized().set_data(numpy.full((4, 3), "a")),
+        TypeError,
+        r"set_data",
+    ),
+    "device 'cpu'": (
+        lambda: _param().initialize(device="cpu"),
+        TypeError,
+        r"got 'cpu'.*mx\.cpu\(\)",
+    ),
     "device 0": (lambda: _param().initialize(device=0), TypeError, r"got 0.*mx\.gpu\(0\)"),
     "missing gpu": (lambda: _param().initialize(device=mx.gpu(7)), RuntimeError, r"gpu\(7\)"),
     "no devices": (lambda: _param().initialize(device=[]), ValueError, r"device"),
-    "device twice": (lambda: _param().initialize(device=[mx.cpu(0), mx.cpu(0)]), ValueError,
-                     r"twice"),
+    "device twice": (
+        lambda: _param().initialize(device=[mx.cpu(0), mx.cpu(0)]),
+        ValueError,
+        r"twice",
+    ),
     "data('cpu')": (lambda: _initialized().data("cpu"), TypeError, r"got 'cpu'"),
     "grad('cpu')": (lambda: _initialized().grad("cpu"), TypeError, r"got 'cpu'"),
-    "reset_device('cpu')": (lambda: _initialized().reset_device("cpu"), TypeError,
-                            r"got 'cpu'"),
-    "reset to missing gpu": (lambda: _initialized().reset_device(mx.gpu(7)), RuntimeError,
-                             r"gpu\(7\)"),
-    "row id too large": (lambda: _row_sparse().row_sparse_data(
-        mx.np.array([7], dtype="int64")), IndexError, r"row id 7"),
-    "row id negative": (lambda: _row_sparse().list_row_sparse_data(
-        mx.np.array([-1], dtype="int64")), IndexError, r"row id -1"),
-    "row ids fractional": (lambda: _row_sparse().row_sparse_data(mx.np.array([1.5])),
-                           ValueError, r"whole numbers"),
+    "reset_device('cpu')": (lambda: _initialized().reset_device("cpu"), TypeError, r"got 'cpu'"),
+    "reset to missing gpu": (
+        lambda: _initialized().reset_device(mx.gpu(7)),
+        RuntimeError,
+        r"gpu\(7\)",
+    ),
+    "row id too large": (
+        lambda: _row_sparse().row_sparse_data(mx.np.array([7], dtype="int64")),
+        IndexError,
+        r"row id 7",
+    ),
+    "row id negative": (
+        lambda: _row_sparse().list_row_sparse_data(mx.np.array([-1], dtype="int64")),
+        IndexError,
+        r"row id -1",
+    ),
+    "row ids fractional": (
+        lambda: _row_sparse().row_sparse_data(mx.np.array([1.5])),
+        ValueError,
+        r"whole numbers",
+    ),
 }
 
 
@@ -108,8 +135,11 @@ def _weights(net, device):
     return {k: p.data(device).asnumpy() for k, p in net.collect_params().items()}
 
 
-@pytest.mark.parametrize("bad", [0, -4, "4", None, True, float("nan")],
-                         ids=["zero", "negative", "string", "None", "bool", "nan"])
+@pytest.mark.parametrize(
+    "bad",
+    [0, -4, "4", None, True, float("nan")],
+    ids=["zero", "negative", "string", "None", "bool", "nan"],
+)
 def test_refused_step_changes_nothing_and_a_retry_equals_a_plain_step(devices, bad):
     plain, trainer = _setup(devices)
     trainer.step(4)
@@ -144,5 +174,6 @@ def test_stale_gradient_error_comes_before_the_reduction(devices):
     with pytest.raises(RuntimeError, match=r"weight"):
         trainer.step(4)
     trainer.step(4, ignore_stale_grad=True)
-    numpy.testing.assert_array_equal(net.bias.data(devices[-1]).asnumpy(),
-                                     plain.bias.data(devices[-1]).asnumpy())
+    numpy.testing.assert_array_equal(
+        net.bias.data(devices[-1]).asnumpy(), plain.bias.data(devices[-1]).asnumpy()
+    )

@@ -1,5 +1,6 @@
 """Reader threads against a stepping Trainer: every read or copy of a replica sees one
 whole version, and a checkpoint saved meanwhile holds one step (issue 15, item 3)."""
+
 from __future__ import annotations
 
 import threading
@@ -10,18 +11,20 @@ import numpy
 import gluonlite as mx
 from gluonlite import checkpoint, gluon
 
-_N = 1 << 20          # large enough that NumPy lets other threads run mid-copy
-_SECONDS = 1.5        # at least this long and _STEPS steps (slower on a loaded machine) ...
+_N = 1 << 20  # large enough that NumPy lets other threads run mid-copy
+_SECONDS = 1.5  # at least this long and _STEPS steps (slower on a loaded machine) ...
 _STEPS = 8
-_CAP_SECONDS = 10     # ... but never longer than this
+_CAP_SECONDS = 10  # ... but never longer than this
 
 
 def _model(devices):
     # Every element of a parameter holds the same value at every step (the gradient is all
     # ones and the start constant), and 'v' moves twice as fast as 'w': a read that mixes
     # two versions shows unequal elements, a checkpoint that mixes two steps v != 2 w.
-    params = {"w": gluon.Parameter("w", shape=(_N,), init="zeros"),
-              "v": gluon.Parameter("v", shape=(_N // 4,), init="zeros")}
+    params = {
+        "w": gluon.Parameter("w", shape=(_N,), init="zeros"),
+        "v": gluon.Parameter("v", shape=(_N // 4,), init="zeros"),
+    }
     for p in params.values():
         p.initialize(device=devices)
     trainer = gluon.Trainer(params, "sgd", {"learning_rate": 1.0})
@@ -75,15 +78,19 @@ def test_readers_never_see_a_torn_replica_or_a_mixed_checkpoint(tmp_path):
                 torn.append(("checkpoint", float(wv[0]), float(vv[0])))
             k += 1
 
-    threads = [threading.Thread(target=reader, args=(f,)) for f in
-               (by_asnumpy, by_copyto, by_copy)] + [threading.Thread(target=saver)]
+    threads = [
+        threading.Thread(target=reader, args=(f,)) for f in (by_asnumpy, by_copyto, by_copy)
+    ] + [threading.Thread(target=saver)]
     for t in threads:
         t.start()
     start = time.monotonic()
     try:
         steps = 0
-        while not torn and time.monotonic() - start < _CAP_SECONDS and (
-                steps < _STEPS or time.monotonic() - start < _SECONDS):
+        while (
+            not torn
+            and time.monotonic() - start < _CAP_SECONDS
+            and (steps < _STEPS or time.monotonic() - start < _SECONDS)
+        ):
             _step(params, trainer, devices)
             steps += 1
     finally:

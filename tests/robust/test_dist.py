@@ -1,5 +1,6 @@
 """Ranks that die or disagree under dist_sync (issue 15, item 4): real ``mpiexec -n 2``
 runs, each bounded in time (MXNET_KVSTORE_TIMEOUT keeps a hung collective short)."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,7 @@ ROOT = pathlib.Path(__file__).parent.parent.parent
 
 
 def _env():
-    return dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1",
-                MXNET_KVSTORE_TIMEOUT="8")
+    return dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", MXNET_KVSTORE_TIMEOUT="8")
 
 
 # scenario: (whether the job succeeds, text on stderr or stdout)
@@ -34,9 +34,23 @@ _LAUNCHED = {
 def test_the_launcher_names_a_rank_that_ends_early_or_fails(scenario):
     succeeds, text = _LAUNCHED[scenario]
     mpiexec = _mpiexec()
-    result = subprocess.run([sys.executable, "-m", "gluonlite.distributed.run", "-n", "2",
-                             "--mpiexec", mpiexec, str(SCRIPT), scenario],
-                            capture_output=True, text=True, timeout=60, env=_env())
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gluonlite.distributed.run",
+            "-n",
+            "2",
+            "--mpiexec",
+            mpiexec,
+            str(SCRIPT),
+            scenario,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
     assert (result.returncode == 0) == succeeds, result.stderr[-3000:]
     assert text in (result.stdout if succeeds else result.stderr), result.stderr[-3000:]
     if not succeeds:
@@ -45,24 +59,32 @@ def test_the_launcher_names_a_rank_that_ends_early_or_fails(scenario):
 
 
 def test_ranks_with_different_parameters_get_one_clear_error_each():
-    result = subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(SCRIPT),
-                             "mismatches"], capture_output=True, text=True, timeout=60,
-                            env=_env())
+    result = subprocess.run(
+        [_mpiexec(), "-n", "2", sys.executable, str(SCRIPT), "mismatches"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     expected = {
         "width": r"rank 0 has '0.weight' of shape (4, 3), dtype float32, grad_req 'write'; "
-                 r"rank 1 has '0.weight' of shape (5, 3)",
+        r"rank 1 has '0.weight' of shape (5, 3)",
         "extra layer": "rank 0 has only 2 parameters; rank 1 has '1.weight'",
         "dtype": "rank 1 has '0.weight' of shape (4, 3), dtype float64",
         "deferred": "rank 0 has 'weight' of shape (2, 3), dtype float32, grad_req 'write'; "
-                    "rank 1 has 'weight' of shape (2, 4)",
+        "rank 1 has 'weight' of shape (2, 4)",
     }
     for case, text in expected.items():
         for rank in (0, 1):
             line = next((x for x in lines if x.startswith(f"rank {rank} {case}:")), "")
-            assert "the ranks hold different parameters" in line and text in line, \
-                (case, rank, result.stdout, result.stderr[-2000:])
+            assert "the ranks hold different parameters" in line and text in line, (
+                case,
+                rank,
+                result.stdout,
+                result.stderr[-2000:],
+            )
 
 
 class _FailingStore(mx.kv.KVStore):

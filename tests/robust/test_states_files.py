@@ -1,5 +1,6 @@
 """Files that load but should not: trainer states, damaged MXNet sparse headers, gluonlite
 checkpoints with odd versions, and paths that are not regular files (issue 15, item 1)."""
+
 from __future__ import annotations
 
 import json
@@ -56,57 +57,91 @@ def _rewrite(path, edit, fix_checksum=True):
 
 def _snapshot(trainer):
     opt = trainer.optimizer
-    states = {i: [numpy.array(a) for a in (s if isinstance(s, tuple) else (s,))]
-              for i, (_, s) in trainer._states.items()}
+    states = {
+        i: [numpy.array(a) for a in (s if isinstance(s, tuple) else (s,))]
+        for i, (_, s) in trainer._states.items()
+    }
     return opt.num_update, dict(opt._index_update_count), states
 
 
 def _set(key, value):
     def edit(t):
         t[key] = value
+
     return edit
 
 
 def _set_state(field, value):
     def edit(t):
         t["states"][0][field] = value
+
     return edit
 
 
 # (edit, error type, text the message must hold)
 _DAMAGE = {
-    "negative num_update": (_set("num_update", -1), checkpoint.CorruptCheckpointError,
-                            r"num_update"),
-    "num_update below the counts": (_set("num_update", 1), checkpoint.CorruptCheckpointError,
-                                    r"num_update"),
-    "num_update a string": (_set("num_update", "2"), checkpoint.CorruptCheckpointError,
-                            r"num_update"),
-    "empty states list": (_set("states", []), checkpoint.CorruptCheckpointError,
-                          r"Parameter 'w'.*states"),
-    "swapped mean and variance": (_set_state("structure", [1, 0]),
-                                  checkpoint.CorruptCheckpointError,
-                                  r"Parameter 'w'.*structure"),
-    "structure None": (_set_state("structure", None), checkpoint.CheckpointMismatchError,
-                       r"Parameter 'w'.*structure"),
-    "state index a float": (_set_state("index", 0.0), checkpoint.CorruptCheckpointError,
-                            r"index"),
-    "negative update count": (_set("index_update_count", {"0": -2, "1": 2}),
-                              checkpoint.CorruptCheckpointError,
-                              r"Parameter 'w'.*index_update_count"),
-    "count for an unknown index": (_set("index_update_count", {"0": 2, "1": 2, "7": 2}),
-                                   checkpoint.CorruptCheckpointError, r"index_update_count"),
+    "negative num_update": (
+        _set("num_update", -1),
+        checkpoint.CorruptCheckpointError,
+        r"num_update",
+    ),
+    "num_update below the counts": (
+        _set("num_update", 1),
+        checkpoint.CorruptCheckpointError,
+        r"num_update",
+    ),
+    "num_update a string": (
+        _set("num_update", "2"),
+        checkpoint.CorruptCheckpointError,
+        r"num_update",
+    ),
+    "empty states list": (
+        _set("states", []),
+        checkpoint.CorruptCheckpointError,
+        r"Parameter 'w'.*states",
+    ),
+    "swapped mean and variance": (
+        _set_state("structure", [1, 0]),
+        checkpoint.CorruptCheckpointError,
+        r"Parameter 'w'.*structure",
+    ),
+    "structure None": (
+        _set_state("structure", None),
+        checkpoint.CheckpointMismatchError,
+        r"Parameter 'w'.*structure",
+    ),
+    "state index a float": (_set_state("index", 0.0), checkpoint.CorruptCheckpointError, r"index"),
+    "negative update count": (
+        _set("index_update_count", {"0": -2, "1": 2}),
+        checkpoint.CorruptCheckpointError,
+        r"Parameter 'w'.*index_update_count",
+    ),
+    "count for an unknown index": (
+        _set("index_update_count", {"0": 2, "1": 2, "7": 2}),
+        checkpoint.CorruptCheckpointError,
+        r"index_update_count",
+    ),
     # The fields of kvstore=None's per-device states (see Trainer._states_content).
-    "device counts not a list": (_set("device_update_counts", {"0": 2}),
-                                 checkpoint.CorruptCheckpointError, r"device_update_counts"),
-    "a device's count negative": (_set("device_update_counts", [{"0": -1}]),
-                                  checkpoint.CorruptCheckpointError,
-                                  r"Parameter 'w'.*device_update_counts\[0\]"),
-    "a device's counts without states": (_set("device_update_counts", [{"0": 2, "1": 2}]),
-                                         checkpoint.CorruptCheckpointError,
-                                         r"Parameter 'w'.*no entry for it for device 1"),
-    "a state for a device without counts": (_set_state("device", 1),
-                                            checkpoint.CorruptCheckpointError,
-                                            r"Parameter 'w'.*device 1"),
+    "device counts not a list": (
+        _set("device_update_counts", {"0": 2}),
+        checkpoint.CorruptCheckpointError,
+        r"device_update_counts",
+    ),
+    "a device's count negative": (
+        _set("device_update_counts", [{"0": -1}]),
+        checkpoint.CorruptCheckpointError,
+        r"Parameter 'w'.*device_update_counts\[0\]",
+    ),
+    "a device's counts without states": (
+        _set("device_update_counts", [{"0": 2, "1": 2}]),
+        checkpoint.CorruptCheckpointError,
+        r"Parameter 'w'.*no entry for it for device 1",
+    ),
+    "a state for a device without counts": (
+        _set_state("device", 1),
+        checkpoint.CorruptCheckpointError,
+        r"Parameter 'w'.*device 1",
+    ),
 }
 
 
@@ -179,27 +214,43 @@ def _shape(shape):
 
 def _mxnet_file(blob, name="w"):
     raw = name.encode()
-    return (struct.pack("<QQQ", 0x112, 0, 1) + blob + struct.pack("<QQ", 1, len(raw)) + raw)
+    return struct.pack("<QQQ", 0x112, 0, 1) + blob + struct.pack("<QQ", 1, len(raw)) + raw
 
 
 def _row_sparse(rows, values, ids):
-    return (struct.pack("<Ii", V2, 1) + _shape(values.shape) + _shape((rows,) + values.shape[1:])
-            + struct.pack("<iii", 1, 0, 0) + struct.pack("<i", 6) + _shape(ids.shape)
-            + values.astype(numpy.float32).tobytes() + ids.astype(numpy.int64).tobytes())
+    return (
+        struct.pack("<Ii", V2, 1)
+        + _shape(values.shape)
+        + _shape((rows,) + values.shape[1:])
+        + struct.pack("<iii", 1, 0, 0)
+        + struct.pack("<i", 6)
+        + _shape(ids.shape)
+        + values.astype(numpy.float32).tobytes()
+        + ids.astype(numpy.int64).tobytes()
+    )
 
 
 def _csr(shape, values, indptr, indices):
-    return (struct.pack("<Ii", V2, 2) + _shape(values.shape) + _shape(shape)
-            + struct.pack("<iii", 1, 0, 0) + struct.pack("<i", 6) + _shape(indptr.shape)
-            + struct.pack("<i", 6) + _shape(indices.shape)
-            + values.astype(numpy.float32).tobytes() + indptr.astype(numpy.int64).tobytes()
-            + indices.astype(numpy.int64).tobytes())
+    return (
+        struct.pack("<Ii", V2, 2)
+        + _shape(values.shape)
+        + _shape(shape)
+        + struct.pack("<iii", 1, 0, 0)
+        + struct.pack("<i", 6)
+        + _shape(indptr.shape)
+        + struct.pack("<i", 6)
+        + _shape(indices.shape)
+        + values.astype(numpy.float32).tobytes()
+        + indptr.astype(numpy.int64).tobytes()
+        + indices.astype(numpy.int64).tobytes()
+    )
 
 
 _HUGE = {
-    "row_sparse with 2**40 rows": _row_sparse(2 ** 40, numpy.ones((2, 3)), numpy.array([1, 4])),
-    "csr with 2**40 columns": _csr((3, 2 ** 40), numpy.ones(3), numpy.array([0, 2, 2, 3]),
-                                   numpy.array([0, 2, 1])),
+    "row_sparse with 2**40 rows": _row_sparse(2**40, numpy.ones((2, 3)), numpy.array([1, 4])),
+    "csr with 2**40 columns": _csr(
+        (3, 2**40), numpy.ones(3), numpy.array([0, 2, 2, 3]), numpy.array([0, 2, 1])
+    ),
 }
 
 
@@ -255,12 +306,19 @@ _NOT_REGULAR = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"),
-                    reason="needs POSIX FIFOs and /dev/zero")
+@pytest.mark.skipif(
+    not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"),
+    reason="needs POSIX FIFOs and /dev/zero",
+)
 def test_non_regular_files_are_refused_up_front(tmp_path):
     # In a child with a memory cap and a time limit: reading /dev/zero to the end or opening
     # a FIFO without a writer must not be what the loader does.
     env = dict(os.environ, PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-c", _NOT_REGULAR, str(tmp_path)], env=env,
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-c", _NOT_REGULAR, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 0 and "refused" in out.stdout, out.stderr[-2000:]

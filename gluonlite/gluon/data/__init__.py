@@ -7,12 +7,31 @@
 >>> [batch.shape for batch in loader]
 [(4, 3)]
 """
+
 from . import batchify, vision
 from .dataloader import DataLoader
 from .dataset import ArrayDataset, Dataset, RecordFileDataset, SimpleDataset
-from .sampler import (BatchSampler, FilterSampler, IntervalSampler, RandomSampler, Sampler,
-                      SequentialSampler)
+from .sampler import (
+    BatchSampler,
+    FilterSampler,
+    IntervalSampler,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
 
-__all__ = ["Dataset", "SimpleDataset", "ArrayDataset", "RecordFileDataset", "Sampler",
-           "SequentialSampler", "RandomSampler", "FilterSampler", "BatchSampler",
-           "IntervalSampler", "DataLoader", "batchify", "vision"]
+__all__ = [
+    "Dataset",
+    "SimpleDataset",
+    "ArrayDataset",
+    "RecordFileDataset",
+    "Sampler",
+    "SequentialSampler",
+    "RandomSampler",
+    "FilterSampler",
+    "BatchSampler",
+    "IntervalSampler",
+    "DataLoader",
+    "batchify",
+    "vision",
+]

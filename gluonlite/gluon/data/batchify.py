@@ -9,6 +9,7 @@ array([[ 1,  2,  3],
 >>> x.shape, y.dtype
 ((2,), dtype('int64'))
 """
+
 from __future__ import annotations
 
 import numbers
@@ -45,16 +46,18 @@ def _on_one_device(data: Any) -> Any:
 
 def _check_samples(owner: str, data: Any) -> None:
     if not isinstance(data, (list, tuple)) or not data:
-        raise ValueError(f"{owner}: expects a non-empty list of samples, got "
-                         f"{type(data).__name__} of length "
-                         f"{len(data) if hasattr(data, '__len__') else '?'}")
+        raise ValueError(
+            f"{owner}: expects a non-empty list of samples, got "
+            f"{type(data).__name__} of length "
+            f"{len(data) if hasattr(data, '__len__') else '?'}"
+        )
 
 
 class Stack:
     """Stack equally shaped samples along a new first axis (arrays or numbers)."""
 
     def __init__(self, use_shared_mem: bool = False) -> None:
-        self._use_shared_mem = use_shared_mem   # accepted for MXNet; batches are host NumPy
+        self._use_shared_mem = use_shared_mem  # accepted for MXNet; batches are host NumPy
 
     def __call__(self, data: Any) -> Any:
         _check_samples("Stack", data)
@@ -66,8 +69,10 @@ class Stack:
         arrays = [_host(d) for d in data]
         shapes = {a.shape for a in arrays}
         if len(shapes) > 1:
-            raise ValueError(f"Stack: samples have different shapes {sorted(shapes)}; use "
-                             f"batchify.Pad for variable-length samples")
+            raise ValueError(
+                f"Stack: samples have different shapes {sorted(shapes)}; use "
+                f"batchify.Pad for variable-length samples"
+            )
         return ndarray(numpy.stack(arrays), cpu(0))
 
 
@@ -80,8 +85,13 @@ class Pad:
         round_to: round each padded size up to a multiple of this.
     """
 
-    def __init__(self, val: Any = None, dtype: DTypeLike = None, round_to: int | None = None,
-                 use_shared_mem: bool = False) -> None:
+    def __init__(
+        self,
+        val: Any = None,
+        dtype: DTypeLike = None,
+        round_to: int | None = None,
+        use_shared_mem: bool = False,
+    ) -> None:
         if val is not None and not isinstance(val, numbers.Number):
             raise TypeError(f"Pad: val must be a number, got {type(val).__name__}")
         if round_to is not None and (not isinstance(round_to, int) or round_to < 1):
@@ -109,8 +119,9 @@ class Append:
     """Keep the samples separate: a list of arrays, each with a new batch axis of size 1
     (``expand``)."""
 
-    def __init__(self, expand: bool = True, batch_axis: int = 0,
-                 use_shared_mem: bool = False) -> None:
+    def __init__(
+        self, expand: bool = True, batch_axis: int = 0, use_shared_mem: bool = False
+    ) -> None:
         self._expand, self._batch_axis = expand, batch_axis
 
     def __call__(self, data: Any) -> Any:
@@ -133,15 +144,18 @@ class Group:
         fns += list(args)
         for f in fns:
             if not callable(f):
-                raise TypeError(f"Group: every batchify function must be callable, got "
-                                f"{type(f).__name__}")
+                raise TypeError(
+                    f"Group: every batchify function must be callable, got {type(f).__name__}"
+                )
         self._fns = fns
 
     def __call__(self, data: Any) -> Any:
         _check_samples("Group", data)
         if len(data[0]) != len(self._fns):
-            raise ValueError(f"Group: samples have {len(data[0])} fields but {len(self._fns)} "
-                             f"batchify functions were given")
+            raise ValueError(
+                f"Group: samples have {len(data[0])} fields but {len(self._fns)} "
+                f"batchify functions were given"
+            )
         return tuple(fn([sample[i] for sample in data]) for i, fn in enumerate(self._fns))
 
 

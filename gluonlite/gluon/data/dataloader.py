@@ -13,6 +13,7 @@ fresh one, so no worker outlives an error.
 >>> [(x.shape, y.tolist()) for x, y in mx.gluon.data.DataLoader(ds, batch_size=2)]
 [((2, 2), [0, 1]), ((2, 2), [2, 3]), ((1, 2), [4])]
 """
+
 from __future__ import annotations
 
 import collections
@@ -51,7 +52,7 @@ def _worker_init(dataset: Any, batchify_fn: Callable[..., Any] | None, seed: int
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Forked workers inherit one NumPy and one Python random state: give each its own
     # streams so random augmentations differ between workers.
-    numpy.random.seed((seed + os.getpid()) % (2 ** 32))
+    numpy.random.seed((seed + os.getpid()) % (2**32))
     random.seed(seed + os.getpid())
 
 
@@ -122,55 +123,79 @@ class DataLoader:
     _thread_pool: bool
     _timeout: float
 
-    def __init__(self, dataset: Any, batch_size: int | None = None, shuffle: bool = False,
-                 sampler: Any = None, last_batch: str | None = None, batch_sampler: Any = None,
-                 batchify_fn: Callable[..., Any] | None = None, num_workers: int = 0,
-                 pin_memory: bool = False, pin_device_id: int = 0, prefetch: int | None = None,
-                 thread_pool: bool = False, timeout: float = 120,
-                 try_nopython: bool | None = None) -> None:
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int | None = None,
+        shuffle: bool = False,
+        sampler: Any = None,
+        last_batch: str | None = None,
+        batch_sampler: Any = None,
+        batchify_fn: Callable[..., Any] | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        pin_device_id: int = 0,
+        prefetch: int | None = None,
+        thread_pool: bool = False,
+        timeout: float = 120,
+        try_nopython: bool | None = None,
+    ) -> None:
         if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
-            raise TypeError(f"DataLoader: dataset must support indexing and len(), got "
-                            f"{type(dataset).__name__}")
+            raise TypeError(
+                f"DataLoader: dataset must support indexing and len(), got {type(dataset).__name__}"
+            )
         self._dataset = dataset
         if batch_sampler is None:
             if batch_size is None:
-                raise ValueError("DataLoader: batch_size must be given unless batch_sampler "
-                                 "is")
+                raise ValueError("DataLoader: batch_size must be given unless batch_sampler is")
             batch_size = _check_int("batch_size", batch_size, 1)
             if sampler is None:
-                sampler = RandomSampler(len(dataset)) if shuffle \
-                    else SequentialSampler(len(dataset))
+                sampler = (
+                    RandomSampler(len(dataset)) if shuffle else SequentialSampler(len(dataset))
+                )
             elif shuffle:
                 raise ValueError("DataLoader: shuffle must not be given together with sampler")
             if last_batch is not None and last_batch not in ("keep", "discard", "rollover"):
-                raise ValueError(f"DataLoader: last_batch must be 'keep', 'discard' or "
-                                 f"'rollover', got {last_batch!r}")
+                raise ValueError(
+                    f"DataLoader: last_batch must be 'keep', 'discard' or "
+                    f"'rollover', got {last_batch!r}"
+                )
             batch_sampler = BatchSampler(sampler, batch_size, last_batch or "keep")
-        elif batch_size is not None or shuffle or sampler is not None \
-                or last_batch is not None:
-            raise ValueError("DataLoader: batch_size, shuffle, sampler and last_batch must "
-                             "not be given together with batch_sampler")
+        elif batch_size is not None or shuffle or sampler is not None or last_batch is not None:
+            raise ValueError(
+                "DataLoader: batch_size, shuffle, sampler and last_batch must "
+                "not be given together with batch_sampler"
+            )
         self._batch_sampler = batch_sampler
         self._num_workers = _check_int("num_workers", num_workers, 0)
-        self._prefetch = max(1, _check_int("prefetch", prefetch, 0) if prefetch is not None
-                             else 2 * self._num_workers)
-        if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) \
-                or timeout <= 0:
-            raise ValueError(f"DataLoader: timeout must be a positive number of seconds, got "
-                             f"{timeout!r}")
+        self._prefetch = max(
+            1,
+            _check_int("prefetch", prefetch, 0) if prefetch is not None else 2 * self._num_workers,
+        )
+        if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or timeout <= 0:
+            raise ValueError(
+                f"DataLoader: timeout must be a positive number of seconds, got {timeout!r}"
+            )
         if batchify_fn is not None and not callable(batchify_fn):
-            raise TypeError(f"DataLoader: batchify_fn must be callable, got "
-                            f"{type(batchify_fn).__name__}")
+            raise TypeError(
+                f"DataLoader: batchify_fn must be callable, got {type(batchify_fn).__name__}"
+            )
         self._batchify_fn = batchify_fn or default_batchify_fn
         self._thread_pool, self._timeout = thread_pool, timeout
-        if isinstance(pin_device_id, (bool, numpy.bool_)) or not isinstance(
-                pin_device_id, (int, numpy.integer)) or pin_device_id < 0:
-            raise TypeError(f"DataLoader: pin_device_id must be a GPU id (an int >= 0), "
-                            f"got {pin_device_id!r}")
+        if (
+            isinstance(pin_device_id, (bool, numpy.bool_))
+            or not isinstance(pin_device_id, (int, numpy.integer))
+            or pin_device_id < 0
+        ):
+            raise TypeError(
+                f"DataLoader: pin_device_id must be a GPU id (an int >= 0), got {pin_device_id!r}"
+            )
         gpus = num_gpus() if pin_memory else 0
         if gpus and pin_device_id >= gpus:
-            raise ValueError(f"DataLoader: pin_device_id={pin_device_id}, but there are only "
-                             f"{gpus} GPUs (gpu(0)..gpu({gpus - 1}))")
+            raise ValueError(
+                f"DataLoader: pin_device_id={pin_device_id}, but there are only "
+                f"{gpus} GPUs (gpu(0)..gpu({gpus - 1}))"
+            )
         self._pin_memory, self._pin_device_id = bool(pin_memory), int(pin_device_id)
         self._pin = self._pin_memory and gpus > 0  # without a GPU: nothing to pin for
         self._pool: Any = None
@@ -200,12 +225,18 @@ class DataLoader:
         if self._thread_pool:
             pool: Any = multiprocessing.pool.ThreadPool(self._num_workers)
         else:
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() \
-                and sys.platform != "darwin" else "spawn"
+            method = (
+                "fork"
+                if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
+                else "spawn"
+            )
             ctx = multiprocessing.get_context(method)
-            seed = int(numpy.random.randint(0, 2 ** 31))
-            pool = ctx.Pool(self._num_workers, initializer=_worker_init,
-                            initargs=(self._dataset, self._batchify_fn, seed))
+            seed = int(numpy.random.randint(0, 2**31))
+            pool = ctx.Pool(
+                self._num_workers,
+                initializer=_worker_init,
+                initargs=(self._dataset, self._batchify_fn, seed),
+            )
         self._pool = pool
         # Terminates the workers when the loader is garbage-collected or at exit.
         self._finalizer = weakref.finalize(self, _terminate, pool, self._thread_pool)
@@ -234,15 +265,17 @@ class DataLoader:
                     break
             while pending:
                 result = pending.popleft()
-                for indices in batches:   # refill the window before waiting
+                for indices in batches:  # refill the window before waiting
                     pending.append(self._submit(pool, indices))
                     break
                 try:
                     batch = result.get(self._timeout)
                 except multiprocessing.TimeoutError:
-                    raise TimeoutError(f"DataLoader: no batch from the {self._num_workers} "
-                                       f"workers within timeout={self._timeout}s; raise "
-                                       f"timeout for slow datasets") from None
+                    raise TimeoutError(
+                        f"DataLoader: no batch from the {self._num_workers} "
+                        f"workers within timeout={self._timeout}s; raise "
+                        f"timeout for slow datasets"
+                    ) from None
                 yield self._ready(batch)
             completed = True
         finally:

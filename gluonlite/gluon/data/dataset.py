@@ -7,6 +7,7 @@
 >>> ds.transform_first(lambda x: x * 10)[2]
 (30, 'c')
 """
+
 from __future__ import annotations
 
 import io
@@ -31,13 +32,15 @@ class Dataset:
     def filter(self, fn: Callable[..., Any]) -> "Dataset":
         """The samples for which ``fn(sample)`` is true (evaluated now, once per sample)."""
         from .sampler import FilterSampler
+
         return self.sample(FilterSampler(fn, self))
 
     def shard(self, num_shards: int, index: int) -> "Dataset":
         """Shard ``index`` of ``num_shards`` contiguous shards (the first ones one longer)."""
         if not isinstance(num_shards, int) or num_shards <= 0:
-            raise ValueError(f"Dataset.shard: num_shards must be a positive int, got "
-                             f"{num_shards!r}")
+            raise ValueError(
+                f"Dataset.shard: num_shards must be a positive int, got {num_shards!r}"
+            )
         if not isinstance(index, int) or not 0 <= index < num_shards:
             raise ValueError(f"Dataset.shard: index must be in [0, {num_shards}), got {index!r}")
         length = len(self)
@@ -45,6 +48,7 @@ class Dataset:
         start = index * size + min(index, extra)
         end = start + size + (index < extra)
         from .sampler import SequentialSampler
+
         return self.sample(SequentialSampler(end - start, start))
 
     def take(self, count: int) -> "Dataset":
@@ -54,6 +58,7 @@ class Dataset:
         if count < 0:
             raise ValueError(f"Dataset.take: count must be >= 0, got {count}")
         from .sampler import SequentialSampler
+
         return self.sample(SequentialSampler(count))
 
     def sample(self, sampler: Any) -> "Dataset":
@@ -129,8 +134,10 @@ class ArrayDataset(Dataset):
         self._length = len(args[0])
         for i, data in enumerate(args):
             if len(data) != self._length:
-                raise ValueError(f"ArrayDataset: all arrays must have the same length; array "
-                                 f"0 has {self._length} but array {i} has {len(data)}")
+                raise ValueError(
+                    f"ArrayDataset: all arrays must have the same length; array "
+                    f"0 has {self._length} but array {i} has {len(data)}"
+                )
         self._data = args
 
     def __len__(self) -> int:
@@ -162,8 +169,10 @@ class RecordFileDataset(Dataset):
         self.idx_file = os.path.splitext(self.filename)[0] + ".idx"
         for path in (self.filename, self.idx_file):
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"RecordFileDataset: {path} not found (needs both "
-                                        f"{self.filename} and its index {self.idx_file})")
+                raise FileNotFoundError(
+                    f"RecordFileDataset: {path} not found (needs both "
+                    f"{self.filename} and its index {self.idx_file})"
+                )
         self._offsets = []
         with open(self.idx_file) as f:
             for line in f:
@@ -174,7 +183,7 @@ class RecordFileDataset(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_file"] = None   # each process opens its own handle
+        state["_file"] = None  # each process opens its own handle
         return state
 
     def __len__(self) -> int:
@@ -189,12 +198,13 @@ class RecordFileDataset(Dataset):
         while True:
             header = f.read(8)
             if len(header) < 8:
-                raise ValueError(f"RecordFileDataset: truncated record {idx} in "
-                                 f"{self.filename}")
+                raise ValueError(f"RecordFileDataset: truncated record {idx} in {self.filename}")
             magic, lrec = struct.unpack("<II", header)
             if magic != _RECORD_MAGIC:
-                raise ValueError(f"RecordFileDataset: bad magic number at record {idx} of "
-                                 f"{self.filename} (not a RecordIO file, or a wrong index)")
+                raise ValueError(
+                    f"RecordFileDataset: bad magic number at record {idx} of "
+                    f"{self.filename} (not a RecordIO file, or a wrong index)"
+                )
             cflag, length = lrec >> 29, lrec & ((1 << 29) - 1)
             parts.append(f.read(length))
             f.seek((4 - length % 4) % 4, io.SEEK_CUR)
@@ -205,4 +215,3 @@ class RecordFileDataset(Dataset):
     def __del__(self) -> None:
         if getattr(self, "_file", None) is not None:
             self._file.close()
-

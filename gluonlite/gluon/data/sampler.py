@@ -6,6 +6,7 @@
 >>> list(BatchSampler(SequentialSampler(7), 3, 'discard'))
 [[0, 1, 2], [3, 4, 5]]
 """
+
 from __future__ import annotations
 
 import numbers
@@ -14,8 +15,14 @@ import numpy
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Sampler", "SequentialSampler", "RandomSampler", "FilterSampler", "BatchSampler",
-           "IntervalSampler"]
+__all__ = [
+    "Sampler",
+    "SequentialSampler",
+    "RandomSampler",
+    "FilterSampler",
+    "BatchSampler",
+    "IntervalSampler",
+]
 
 
 def _check_count(owner: str, name: str, value: Any, minimum: int = 0) -> int:
@@ -85,8 +92,7 @@ class IntervalSampler(Sampler):
         self._length = _check_count("IntervalSampler", "length", length)
         self._interval = _check_count("IntervalSampler", "interval", interval, 1)
         if self._interval > max(self._length, 1):
-            raise ValueError(f"IntervalSampler: interval {interval} is larger than length "
-                             f"{length}")
+            raise ValueError(f"IntervalSampler: interval {interval} is larger than length {length}")
         self._rollover = rollover
 
     def __iter__(self) -> Iterator[Any]:
@@ -109,8 +115,10 @@ class BatchSampler(Sampler):
     def __init__(self, sampler: Any, batch_size: int, last_batch: str = "keep") -> None:
         self._batch_size = _check_count("BatchSampler", "batch_size", batch_size, 1)
         if last_batch not in ("keep", "discard", "rollover"):
-            raise ValueError(f"BatchSampler: last_batch must be 'keep', 'discard' or "
-                             f"'rollover', got {last_batch!r}")
+            raise ValueError(
+                f"BatchSampler: last_batch must be 'keep', 'discard' or "
+                f"'rollover', got {last_batch!r}"
+            )
         self._sampler, self._last_batch = sampler, last_batch
         self._prev: list[Any] = []
 

@@ -5,6 +5,7 @@
 >>> sorted({'Dense', 'Conv2D', 'BatchNorm', 'GELU', 'HybridSequential'} - set(mx.gluon.nn.__all__))
 []
 """
+
 from ..block import Block, HybridBlock
 from . import activations, basic_layers
 from .activations import *  # noqa: F401,F403

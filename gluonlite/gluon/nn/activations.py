@@ -4,6 +4,7 @@
 >>> mx.gluon.nn.Activation('relu')(mx.np.array([-1., 2.]))
 array([0., 2.]...)
 """
+
 from __future__ import annotations
 
 from ... import npx
@@ -54,6 +55,7 @@ class PReLU(HybridBlock):
     def __init__(self, alpha_initializer: InitLike = None, in_channels: int = 1) -> None:
         super().__init__()
         from ... import initializer
+
         init = initializer.Constant(0.25) if alpha_initializer is None else alpha_initializer
         self.alpha = Parameter("alpha", shape=(int(in_channels),), init=init)
 
@@ -85,8 +87,7 @@ class GELU(HybridBlock):
     def __init__(self, approximation: str = "erf") -> None:
         super().__init__()
         if approximation not in ("erf", "tanh"):
-            raise ValueError(f"GELU: approximation must be 'erf' or 'tanh', got "
-                             f"{approximation!r}")
+            raise ValueError(f"GELU: approximation must be 'erf' or 'tanh', got {approximation!r}")
         self._act_type = "gelu" if approximation == "erf" else "gelu_tanh"
 
     def forward(self, x: ndarray) -> Any:

@@ -9,6 +9,7 @@
 >>> {name: p.shape for name, p in net.collect_params().items()}
 {'0.weight': (4, 5), '0.bias': (4,), '1.weight': (2, 4), '1.bias': (2,)}
 """
+
 from __future__ import annotations
 
 import warnings
@@ -25,8 +26,19 @@ from ..._typing import DTypeLike
 from ...initializer import InitLike
 from ...ndarray import ndarray
 
-__all__ = ["Sequential", "HybridSequential", "Dense", "Embedding", "Dropout", "Lambda",
-           "HybridLambda", "Identity", "Flatten", "Concatenate", "HybridConcatenate"]
+__all__ = [
+    "Sequential",
+    "HybridSequential",
+    "Dense",
+    "Embedding",
+    "Dropout",
+    "Lambda",
+    "HybridLambda",
+    "Identity",
+    "Flatten",
+    "Concatenate",
+    "HybridConcatenate",
+]
 
 
 class Sequential(Block):
@@ -47,8 +59,10 @@ class Sequential(Block):
         """
         for i, block in enumerate(blocks):
             if not isinstance(block, Block):
-                raise TypeError(f"{type(self).__name__}.add: argument {i} is a "
-                                f"{type(block).__name__}, not a Block")
+                raise TypeError(
+                    f"{type(self).__name__}.add: argument {i} is a "
+                    f"{type(block).__name__}, not a Block"
+                )
         for block in blocks:
             self.register_child(block)
 
@@ -68,8 +82,9 @@ class Sequential(Block):
             net.add(*layers[key])
             return net
         if not isinstance(key, (int, numpy.integer)):
-            raise TypeError(f"{type(self).__name__} indices must be ints or slices, got "
-                            f"{type(key).__name__}")
+            raise TypeError(
+                f"{type(self).__name__} indices must be ints or slices, got {type(key).__name__}"
+            )
         return layers[key]
 
     def __len__(self) -> int:
@@ -78,11 +93,18 @@ class Sequential(Block):
     def hybridize(self, active: bool = True, **kwargs: Any) -> None:
         """As ``Block.hybridize``; warns, as MXNet does, when every child is a HybridBlock
         (a ``HybridSequential`` is the container for those)."""
-        if type(self) is Sequential and self._children and \
-                all(isinstance(c, HybridBlock) for c in self._children.values()):
-            warnings.warn(f"All children of this Sequential layer '{self!r}' are "
-                          f"HybridBlocks. Consider using HybridSequential for the best "
-                          f"performance.", UserWarning, stacklevel=2)
+        if (
+            type(self) is Sequential
+            and self._children
+            and all(isinstance(c, HybridBlock) for c in self._children.values())
+        ):
+            warnings.warn(
+                f"All children of this Sequential layer '{self!r}' are "
+                f"HybridBlocks. Consider using HybridSequential for the best "
+                f"performance.",
+                UserWarning,
+                stacklevel=2,
+            )
         super().hybridize(active, **kwargs)
 
 
@@ -115,26 +137,45 @@ class Dense(HybridBlock):
     The weight has shape ``(units, in_units)``, the bias ``(units,)``.
     """
 
-    def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
-                 flatten: bool = True, dtype: DTypeLike = "float32",
-                 weight_initializer: InitLike = None, bias_initializer: InitLike = "zeros",
-                 in_units: int = 0, prefix: str | None = None, params: Any = None) -> None:
+    def __init__(
+        self,
+        units: int,
+        activation: str | None = None,
+        use_bias: bool = True,
+        flatten: bool = True,
+        dtype: DTypeLike = "float32",
+        weight_initializer: InitLike = None,
+        bias_initializer: InitLike = "zeros",
+        in_units: int = 0,
+        prefix: str | None = None,
+        params: Any = None,
+    ) -> None:
         for arg, value in (("units", units), ("in_units", in_units)):
-            if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) \
-                    or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 0:
                 raise ValueError(f"Dense: {arg} must be an int >= 0, got {value!r}")
         if activation is not None and not isinstance(activation, str):
-            raise TypeError(f"Dense: activation must be the name of an activation or None, "
-                            f"got {type(activation).__name__}")
+            raise TypeError(
+                f"Dense: activation must be the name of an activation or None, "
+                f"got {type(activation).__name__}"
+            )
         super().__init__(prefix, params)
         self._units, self._in_units, self._flatten = int(units), int(in_units), flatten
         # Dense(0) has an empty output; its weight has no element to defer on.
         shape = (self._units, self._in_units)
-        self.weight = Parameter("weight", shape=shape, dtype=dtype,
-                                init=weight_initializer, allow_deferred_init=True)
-        self.bias = Parameter("bias", shape=(self._units,), dtype=dtype,
-                              init=bias_initializer, allow_deferred_init=True) \
-            if use_bias else None
+        self.weight = Parameter(
+            "weight", shape=shape, dtype=dtype, init=weight_initializer, allow_deferred_init=True
+        )
+        self.bias = (
+            Parameter(
+                "bias",
+                shape=(self._units,),
+                dtype=dtype,
+                init=bias_initializer,
+                allow_deferred_init=True,
+            )
+            if use_bias
+            else None
+        )
         self.act = Activation(activation) if activation is not None else None
 
     def infer_shape(self, x: ndarray, *args: Any) -> None:
@@ -146,10 +187,14 @@ class Dense(HybridBlock):
             lead = (x.shape[0],) if self._flatten else x.shape[:-1]
             return np.zeros(lead + (0,), dtype=self.weight.dtype, device=x.device)
         device = x.device
-        out = npx.fully_connected(x, self.weight.data(device),
-                                  None if self.bias is None else self.bias.data(device),
-                                  num_hidden=self._units, no_bias=self.bias is None,
-                                  flatten=self._flatten)
+        out = npx.fully_connected(
+            x,
+            self.weight.data(device),
+            None if self.bias is None else self.bias.data(device),
+            num_hidden=self._units,
+            no_bias=self.bias is None,
+            flatten=self._flatten,
+        )
         return out if self.act is None else self.act(out)
 
     def __repr__(self) -> str:
@@ -166,18 +211,33 @@ class Embedding(HybridBlock):
     in the batch), and an optimizer updates only those rows (lazy update).
     """
 
-    def __init__(self, input_dim: int, output_dim: int, dtype: DTypeLike = "float32",
-                 weight_initializer: InitLike = None, sparse_grad: bool = False) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        dtype: DTypeLike = "float32",
+        weight_initializer: InitLike = None,
+        sparse_grad: bool = False,
+    ) -> None:
         super().__init__()
         self._input_dim, self._output_dim = int(input_dim), int(output_dim)
         self._dtype, self._sparse_grad = dtype, sparse_grad
-        self.weight = Parameter("weight", shape=(self._input_dim, self._output_dim),
-                                dtype=dtype, init=weight_initializer,
-                                grad_stype="row_sparse" if sparse_grad else "default")
+        self.weight = Parameter(
+            "weight",
+            shape=(self._input_dim, self._output_dim),
+            dtype=dtype,
+            init=weight_initializer,
+            grad_stype="row_sparse" if sparse_grad else "default",
+        )
 
     def forward(self, x: ndarray) -> Any:
-        return npx.embedding(x, self.weight.data(x.device), input_dim=self._input_dim,
-                             output_dim=self._output_dim, sparse_grad=self._sparse_grad)
+        return npx.embedding(
+            x,
+            self.weight.data(x.device),
+            input_dim=self._input_dim,
+            output_dim=self._output_dim,
+            sparse_grad=self._sparse_grad,
+        )
 
     def _extra_repr(self) -> str:
         return f"{self._input_dim} -> {self._output_dim}, {numpy.dtype(self._dtype).name}"
@@ -231,6 +291,7 @@ class HybridLambda(HybridBlock):
             return self._func(*args)
         except TypeError:
             import inspect
+
             try:
                 wants_f = len(inspect.signature(self._func).parameters) == len(args) + 1
             except (TypeError, ValueError):
@@ -250,8 +311,7 @@ def _resolve_function(layer: str, function: Callable[..., Any]) -> Callable[...,
             raise ValueError(f"{layer}: no function {function!r} in mx.np or mx.npx")
         return found
     if not callable(function):
-        raise TypeError(f"{layer}: expected a function or its name, got "
-                        f"{type(function).__name__}")
+        raise TypeError(f"{layer}: expected a function or its name, got {type(function).__name__}")
     return function
 
 
@@ -279,8 +339,7 @@ class Concatenate(Sequential):
         self.axis = int(axis)
 
     def forward(self, x: ndarray) -> Any:
-        return np.concatenate([block(x) for block in self._children.values()],
-                              axis=self.axis)
+        return np.concatenate([block(x) for block in self._children.values()], axis=self.axis)
 
 
 class HybridConcatenate(Concatenate, HybridBlock):

@@ -13,6 +13,7 @@ one base class and the public names are rows of a table (``_FAMILIES``) at the b
 >>> net[0]
 Conv2D(3 -> 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
 """
+
 from __future__ import annotations
 
 import numpy
@@ -65,13 +66,23 @@ class _Conv(HybridBlock):
     _nd = 2
     _transposed = False
 
-    def __init__(self, channels: int, kernel_size: int | Sequence[int],
-                 strides: int | Sequence[int] | None = 1, padding: int | Sequence[int] = 0,
-                 dilation: int | Sequence[int] = 1, groups: int = 1, layout: str | None = None,
-                 activation: str | None = None, use_bias: bool = True,
-                 weight_initializer: InitLike = None, bias_initializer: InitLike = "zeros",
-                 in_channels: int = 0, output_padding: int | Sequence[int] = 0,
-                 dtype: DTypeLike = "float32") -> None:
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int | Sequence[int],
+        strides: int | Sequence[int] | None = 1,
+        padding: int | Sequence[int] = 0,
+        dilation: int | Sequence[int] = 1,
+        groups: int = 1,
+        layout: str | None = None,
+        activation: str | None = None,
+        use_bias: bool = True,
+        weight_initializer: InitLike = None,
+        bias_initializer: InitLike = "zeros",
+        in_channels: int = 0,
+        output_padding: int | Sequence[int] = 0,
+        dtype: DTypeLike = "float32",
+    ) -> None:
         super().__init__()
         nd = self._nd
         name = type(self).__name__
@@ -79,27 +90,50 @@ class _Conv(HybridBlock):
         self._kernel = _tuple(kernel_size, nd)
         self._strides, self._padding = _tuple(strides, nd), _tuple(padding, nd)
         self._dilation, self._adj = _tuple(dilation, nd), _tuple(output_padding, nd)
-        if any(len(t) != nd for t in (self._kernel, self._strides, self._padding,
-                                      self._dilation, self._adj)):
-            raise ValueError(f"{name}: kernel_size, strides, padding, dilation and "
-                             f"output_padding need {nd} entries each")
+        if any(
+            len(t) != nd
+            for t in (self._kernel, self._strides, self._padding, self._dilation, self._adj)
+        ):
+            raise ValueError(
+                f"{name}: kernel_size, strides, padding, dilation and "
+                f"output_padding need {nd} entries each"
+            )
         self._groups = int(groups)
         self._layout = layout or _LAYOUTS[nd]
         if len(self._layout) != nd + 2 or self._layout not in (
-                _LAYOUTS[nd], "N" + _LAYOUTS[nd][2:] + "C"):
-            raise ValueError(f"{name}: layout {layout!r} does not fit {nd} spatial axes; "
-                             f"expected {_LAYOUTS[nd]!r} or {'N' + _LAYOUTS[nd][2:] + 'C'!r}")
+            _LAYOUTS[nd],
+            "N" + _LAYOUTS[nd][2:] + "C",
+        ):
+            raise ValueError(
+                f"{name}: layout {layout!r} does not fit {nd} spatial axes; "
+                f"expected {_LAYOUTS[nd]!r} or {'N' + _LAYOUTS[nd][2:] + 'C'!r}"
+            )
         if self._channels <= 0 or self._groups <= 0 or self._channels % self._groups:
-            raise ValueError(f"{name}: channels={channels} must be positive and divisible by "
-                             f"groups={groups}")
+            raise ValueError(
+                f"{name}: channels={channels} must be positive and divisible by groups={groups}"
+            )
         if self._in_channels % self._groups:
-            raise ValueError(f"{name}: in_channels={in_channels} is not divisible by "
-                             f"groups={groups}")
-        self.weight = Parameter("weight", shape=self._weight_shape(self._in_channels),
-                                dtype=dtype, init=weight_initializer, allow_deferred_init=True)
-        self.bias = Parameter("bias", shape=(self._channels,), dtype=dtype,
-                              init=bias_initializer, allow_deferred_init=True) \
-            if use_bias else None
+            raise ValueError(
+                f"{name}: in_channels={in_channels} is not divisible by groups={groups}"
+            )
+        self.weight = Parameter(
+            "weight",
+            shape=self._weight_shape(self._in_channels),
+            dtype=dtype,
+            init=weight_initializer,
+            allow_deferred_init=True,
+        )
+        self.bias = (
+            Parameter(
+                "bias",
+                shape=(self._channels,),
+                dtype=dtype,
+                init=bias_initializer,
+                allow_deferred_init=True,
+            )
+            if use_bias
+            else None
+        )
         self.act = Activation(activation) if activation is not None else None
 
     def _channels_last(self) -> bool:
@@ -116,24 +150,39 @@ class _Conv(HybridBlock):
 
     def infer_shape(self, x: ndarray, *args: Any) -> None:
         if x.ndim != self._nd + 2:
-            raise ValueError(f"{type(self).__name__}: expected {self._nd + 2}-D input "
-                             f"({self._layout}), got shape {x.shape}")
+            raise ValueError(
+                f"{type(self).__name__}: expected {self._nd + 2}-D input "
+                f"({self._layout}), got shape {x.shape}"
+            )
         in_channels = x.shape[-1] if self._channels_last() else x.shape[1]
         if in_channels % self._groups:
-            raise ValueError(f"{type(self).__name__}: input of shape {x.shape} has "
-                             f"{in_channels} channels, not divisible by groups="
-                             f"{self._groups}")
+            raise ValueError(
+                f"{type(self).__name__}: input of shape {x.shape} has "
+                f"{in_channels} channels, not divisible by groups="
+                f"{self._groups}"
+            )
         self.weight.shape = self._weight_shape(in_channels)
 
     def forward(self, x: ndarray) -> Any:
         device = x.device
         op = npx.deconvolution if self._transposed else npx.convolution
         extra = {"adj": self._adj} if self._transposed else {}
-        out = _named(self, op, x, self.weight.data(device),
-                     None if self.bias is None else self.bias.data(device),
-                     kernel=self._kernel, stride=self._strides, dilate=self._dilation,
-                     pad=self._padding, num_filter=self._channels, num_group=self._groups,
-                     no_bias=self.bias is None, layout=self._layout, **extra)
+        out = _named(
+            self,
+            op,
+            x,
+            self.weight.data(device),
+            None if self.bias is None else self.bias.data(device),
+            kernel=self._kernel,
+            stride=self._strides,
+            dilate=self._dilation,
+            pad=self._padding,
+            num_filter=self._channels,
+            num_group=self._groups,
+            no_bias=self.bias is None,
+            layout=self._layout,
+            **extra,
+        )
         return out if self.act is None else self.act(out)
 
     def __repr__(self) -> str:
@@ -141,10 +190,17 @@ class _Conv(HybridBlock):
         known = shape is not None and all(n > 0 for n in shape)
         in_channels = None
         if known:
-            in_channels = shape[0] if self._transposed else (  # type: ignore[index]
-                (shape[-1] if self._channels_last() else shape[1]) * self._groups)  # type: ignore[index]
-        parts = [f"{in_channels} -> {self._channels}", f"kernel_size={self._kernel}",
-                 f"stride={self._strides}"]
+            in_channels = (
+                shape[0]
+                if self._transposed
+                # type: ignore[index]
+                else ((shape[-1] if self._channels_last() else shape[1]) * self._groups)
+            )  # type: ignore[index]
+        parts = [
+            f"{in_channels} -> {self._channels}",
+            f"kernel_size={self._kernel}",
+            f"stride={self._strides}",
+        ]
         if any(self._padding):
             parts.append(f"padding={self._padding}")
         if any(d != 1 for d in self._dilation):
@@ -169,16 +225,39 @@ class _ConvTranspose(_Conv):
 
     _transposed = True
 
-    def __init__(self, channels: int, kernel_size: int | Sequence[int],
-                 strides: int | Sequence[int] | None = 1, padding: int | Sequence[int] = 0,
-                 output_padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1,
-                 groups: int = 1, layout: str | None = None, activation: str | None = None,
-                 use_bias: bool = True, weight_initializer: InitLike = None,
-                 bias_initializer: InitLike = "zeros", in_channels: int = 0,
-                 dtype: DTypeLike = "float32") -> None:
-        super().__init__(channels, kernel_size, strides, padding, dilation, groups, layout,
-                         activation, use_bias, weight_initializer, bias_initializer,
-                         in_channels, output_padding, dtype)
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int | Sequence[int],
+        strides: int | Sequence[int] | None = 1,
+        padding: int | Sequence[int] = 0,
+        output_padding: int | Sequence[int] = 0,
+        dilation: int | Sequence[int] = 1,
+        groups: int = 1,
+        layout: str | None = None,
+        activation: str | None = None,
+        use_bias: bool = True,
+        weight_initializer: InitLike = None,
+        bias_initializer: InitLike = "zeros",
+        in_channels: int = 0,
+        dtype: DTypeLike = "float32",
+    ) -> None:
+        super().__init__(
+            channels,
+            kernel_size,
+            strides,
+            padding,
+            dilation,
+            groups,
+            layout,
+            activation,
+            use_bias,
+            weight_initializer,
+            bias_initializer,
+            in_channels,
+            output_padding,
+            dtype,
+        )
 
 
 class _Pool(HybridBlock):
@@ -196,10 +275,15 @@ class _Pool(HybridBlock):
     _pool_type = "max"
     _global = False
 
-    def __init__(self, pool_size: int | Sequence[int] = 2,
-                 strides: int | Sequence[int] | None = None, padding: int | Sequence[int] = 0,
-                 ceil_mode: bool = False, layout: str | None = None,
-                 count_include_pad: bool = True) -> None:
+    def __init__(
+        self,
+        pool_size: int | Sequence[int] = 2,
+        strides: int | Sequence[int] | None = None,
+        padding: int | Sequence[int] = 0,
+        ceil_mode: bool = False,
+        layout: str | None = None,
+        count_include_pad: bool = True,
+    ) -> None:
         super().__init__()
         nd = self._nd
         self._size = _tuple(pool_size, nd)
@@ -210,27 +294,42 @@ class _Pool(HybridBlock):
         self._count_include_pad = count_include_pad
 
     def forward(self, x: ndarray) -> Any:
-        return _named(self, npx.pooling, x, kernel=self._size, stride=self._strides,
-                      pad=self._padding, pool_type=self._pool_type,
-                      pooling_convention="full" if self._ceil else "valid",
-                      global_pool=self._global, count_include_pad=self._count_include_pad,
-                      layout=self._layout)
+        return _named(
+            self,
+            npx.pooling,
+            x,
+            kernel=self._size,
+            stride=self._strides,
+            pad=self._padding,
+            pool_type=self._pool_type,
+            pooling_convention="full" if self._ceil else "valid",
+            global_pool=self._global,
+            count_include_pad=self._count_include_pad,
+            layout=self._layout,
+        )
 
     def __repr__(self) -> str:
         if self._global:
             return f"{type(self).__name__}(layout={self._layout})"
-        return (f"{type(self).__name__}(size={self._size}, stride={self._strides}, "
-                f"padding={self._padding}, ceil_mode={self._ceil}"
-                + (f", count_include_pad={self._count_include_pad}"
-                   if self._pool_type == "avg" else "") + ")")
+        return (
+            f"{type(self).__name__}(size={self._size}, stride={self._strides}, "
+            f"padding={self._padding}, ceil_mode={self._ceil}"
+            + (f", count_include_pad={self._count_include_pad}" if self._pool_type == "avg" else "")
+            + ")"
+        )
 
 
 class _MaxPool(_Pool):
     """Max pooling; MXNet's argument order (``layout`` before ``ceil_mode``)."""
 
-    def __init__(self, pool_size: int | Sequence[int] = 2,
-                 strides: int | Sequence[int] | None = None, padding: int | Sequence[int] = 0,
-                 layout: str | None = None, ceil_mode: bool = False) -> None:
+    def __init__(
+        self,
+        pool_size: int | Sequence[int] = 2,
+        strides: int | Sequence[int] | None = None,
+        padding: int | Sequence[int] = 0,
+        layout: str | None = None,
+        ceil_mode: bool = False,
+    ) -> None:
         super().__init__(pool_size, strides, padding, ceil_mode, layout)
 
 
@@ -263,19 +362,22 @@ class ReflectionPad2D(HybridBlock):
             padding = (0, 0, 0, 0) + (int(padding),) * 4
         padding = tuple(int(p) for p in padding)
         if len(padding) != 8 or any(padding[:4]) or min(padding) < 0:
-            raise ValueError(f"ReflectionPad2D: padding must be an int or an 8-tuple "
-                             f"(0, 0, 0, 0, top, bottom, left, right), got {padding}")
+            raise ValueError(
+                f"ReflectionPad2D: padding must be an int or an 8-tuple "
+                f"(0, 0, 0, 0, top, bottom, left, right), got {padding}"
+            )
         self._padding = padding
 
     def forward(self, x: ndarray) -> Any:
         if x.ndim != 4:
-            raise ValueError(f"ReflectionPad2D: expected (N, C, H, W) input, got shape "
-                             f"{x.shape}")
+            raise ValueError(f"ReflectionPad2D: expected (N, C, H, W) input, got shape {x.shape}")
         top, bottom, left, right = self._padding[4:]
         h, w = x.shape[2:]
         if max(top, bottom) >= h or max(left, right) >= w:
-            raise ValueError(f"ReflectionPad2D: padding {self._padding[4:]} must be smaller "
-                             f"than the input's spatial size {(h, w)}")
+            raise ValueError(
+                f"ReflectionPad2D: padding {self._padding[4:]} must be smaller "
+                f"than the input's spatial size {(h, w)}"
+            )
         xp = x._xp
         rows, cols = _reflect_index(h, top, bottom), _reflect_index(w, left, right)
         with _backend.on(x.device):
@@ -293,11 +395,14 @@ class ReflectionPad2D(HybridBlock):
         def graph(out: ndarray, g: ndarray) -> tuple[ndarray]:
             # the same sums, recorded (create_graph)
             with _backend.on(x.device):
-                mh = ndarray(xp.asarray((rows[:, None] == numpy.arange(h)).astype(g.dtype)),
-                             x.device)
-                mw = ndarray(xp.asarray((cols[:, None] == numpy.arange(w)).astype(g.dtype)),
-                             x.device)
+                mh = ndarray(
+                    xp.asarray((rows[:, None] == numpy.arange(h)).astype(g.dtype)), x.device
+                )
+                mw = ndarray(
+                    xp.asarray((cols[:, None] == numpy.arange(w)).astype(g.dtype)), x.device
+                )
             return (_np.einsum("nchw,hi,wj->ncij", g, mh, mw),)
+
         return record_op(out, (x,), backward, graph)
 
     def _extra_repr(self) -> str:
@@ -317,15 +422,19 @@ class _PixelShuffle(HybridBlock):
         super().__init__()
         self._factors = _tuple(factor, self._nd)
         if len(self._factors) != self._nd or min(self._factors) < 1:
-            raise ValueError(f"{type(self).__name__}: factor must be a positive int or "
-                             f"{self._nd} of them, got {factor}")
+            raise ValueError(
+                f"{type(self).__name__}: factor must be a positive int or "
+                f"{self._nd} of them, got {factor}"
+            )
 
     def forward(self, x: ndarray) -> Any:
         nd, f = self._nd, self._factors
         block = int(numpy.prod(f))
         if x.ndim != nd + 2 or x.shape[1] % block:
-            raise ValueError(f"{type(self).__name__}: expected {nd + 2}-D input with "
-                             f"channels divisible by {block}, got shape {x.shape}")
+            raise ValueError(
+                f"{type(self).__name__}: expected {nd + 2}-D input with "
+                f"channels divisible by {block}, got shape {x.shape}"
+            )
         n, c = x.shape[0], x.shape[1] // block
         spatial = x.shape[2:]
         y = x.reshape((n, c) + f + spatial)
@@ -341,18 +450,21 @@ class _PixelShuffle(HybridBlock):
 # name -> (base class, spatial axes, class attributes); one row per public layer.
 _FAMILIES = {}
 for _nd in (1, 2, 3):
-    _FAMILIES.update({
-        f"Conv{_nd}D": (_Conv, _nd, {}),
-        f"Conv{_nd}DTranspose": (_ConvTranspose, _nd, {}),
-        f"MaxPool{_nd}D": (_MaxPool, _nd, {"_pool_type": "max"}),
-        f"AvgPool{_nd}D": (_Pool, _nd, {"_pool_type": "avg"}),
-        f"GlobalMaxPool{_nd}D": (_GlobalPool, _nd, {"_pool_type": "max"}),
-        f"GlobalAvgPool{_nd}D": (_GlobalPool, _nd, {"_pool_type": "avg"}),
-        f"PixelShuffle{_nd}D": (_PixelShuffle, _nd, {}),
-    })
+    _FAMILIES.update(
+        {
+            f"Conv{_nd}D": (_Conv, _nd, {}),
+            f"Conv{_nd}DTranspose": (_ConvTranspose, _nd, {}),
+            f"MaxPool{_nd}D": (_MaxPool, _nd, {"_pool_type": "max"}),
+            f"AvgPool{_nd}D": (_Pool, _nd, {"_pool_type": "avg"}),
+            f"GlobalMaxPool{_nd}D": (_GlobalPool, _nd, {"_pool_type": "max"}),
+            f"GlobalAvgPool{_nd}D": (_GlobalPool, _nd, {"_pool_type": "avg"}),
+            f"PixelShuffle{_nd}D": (_PixelShuffle, _nd, {}),
+        }
+    )
 for _name, (_base, _nd, _attrs) in _FAMILIES.items():
     _doc = f"{_nd}-D ({_LAYOUTS[_nd]}) " + (_base.__doc__ or "")
-    globals()[_name] = type(_name, (_base,), {"_nd": _nd, "__doc__": _doc,
-                                              "__module__": __name__, **_attrs})
+    globals()[_name] = type(
+        _name, (_base,), {"_nd": _nd, "__doc__": _doc, "__module__": __name__, **_attrs}
+    )
     __all__.append(_name)
 del _name, _base, _nd, _attrs, _doc

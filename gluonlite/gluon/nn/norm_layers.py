@@ -14,6 +14,7 @@ trained weights stay identical).
 >>> bn.running_mean.data(mx.cpu(1)).tolist(), bn.running_mean.data(mx.cpu(0)).tolist()
 ([0.1..., 0.1..., 0.1...], [0.0, 0.0, 0.0])
 """
+
 from __future__ import annotations
 
 import json
@@ -38,16 +39,35 @@ __all__ = ["BatchNorm", "SyncBatchNorm", "InstanceNorm", "LayerNorm", "GroupNorm
 class _Affine(HybridBlock):
     """A normalisation layer's ``gamma`` and ``beta`` (per channel, deferred size)."""
 
-    def __init__(self, in_channels: int, center: bool, scale: bool, beta_initializer: InitLike,
-                 gamma_initializer: InitLike, dtype: DTypeLike = "float32") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        center: bool,
+        scale: bool,
+        beta_initializer: InitLike,
+        gamma_initializer: InitLike,
+        dtype: DTypeLike = "float32",
+    ) -> None:
         super().__init__()
         self._center, self._scale = center, scale
-        self.gamma = Parameter("gamma", grad_req="write" if scale else "null",
-                               shape=(int(in_channels),), init=gamma_initializer,
-                               dtype=dtype, allow_deferred_init=True, differentiable=scale)
-        self.beta = Parameter("beta", grad_req="write" if center else "null",
-                              shape=(int(in_channels),), init=beta_initializer,
-                              dtype=dtype, allow_deferred_init=True, differentiable=center)
+        self.gamma = Parameter(
+            "gamma",
+            grad_req="write" if scale else "null",
+            shape=(int(in_channels),),
+            init=gamma_initializer,
+            dtype=dtype,
+            allow_deferred_init=True,
+            differentiable=scale,
+        )
+        self.beta = Parameter(
+            "beta",
+            grad_req="write" if center else "null",
+            shape=(int(in_channels),),
+            init=beta_initializer,
+            dtype=dtype,
+            allow_deferred_init=True,
+            differentiable=center,
+        )
 
     def _channel_axis(self, x: ndarray) -> int:
         return 1
@@ -58,8 +78,9 @@ class _Affine(HybridBlock):
     def infer_shape(self, x: ndarray, *args: Any) -> None:
         axis = self._channel_axis(x)
         if not -x.ndim <= axis < x.ndim:
-            raise ValueError(f"{type(self).__name__}: axis {axis} is out of range for input "
-                             f"of shape {x.shape}")
+            raise ValueError(
+                f"{type(self).__name__}: axis {axis} is out of range for input of shape {x.shape}"
+            )
         for p in self._deferred():
             p.shape = (x.shape[axis],)
 
@@ -86,24 +107,42 @@ class BatchNorm(_Affine):
         in_channels: 0 defers the parameters' size to the first input.
     """
 
-    def __init__(self, axis: int = 1, momentum: float = 0.9, epsilon: float = 1e-5,
-                 center: bool = True, scale: bool = True, use_global_stats: bool = False,
-                 beta_initializer: InitLike = "zeros", gamma_initializer: InitLike = "ones",
-                 running_mean_initializer: InitLike = "zeros",
-                 running_variance_initializer: InitLike = "ones", in_channels: int = 0,
-                 dtype: DTypeLike = "float32") -> None:
-        super().__init__(in_channels, center, scale, beta_initializer, gamma_initializer,
-                         dtype)
+    def __init__(
+        self,
+        axis: int = 1,
+        momentum: float = 0.9,
+        epsilon: float = 1e-5,
+        center: bool = True,
+        scale: bool = True,
+        use_global_stats: bool = False,
+        beta_initializer: InitLike = "zeros",
+        gamma_initializer: InitLike = "ones",
+        running_mean_initializer: InitLike = "zeros",
+        running_variance_initializer: InitLike = "ones",
+        in_channels: int = 0,
+        dtype: DTypeLike = "float32",
+    ) -> None:
+        super().__init__(in_channels, center, scale, beta_initializer, gamma_initializer, dtype)
         self._axis, self._momentum, self._epsilon = axis, momentum, epsilon
         self._use_global_stats = use_global_stats
-        self.running_mean = Parameter("running_mean", grad_req="null",
-                                      shape=(int(in_channels),), dtype=dtype,
-                                      init=running_mean_initializer, allow_deferred_init=True,
-                                      differentiable=False)
-        self.running_var = Parameter("running_var", grad_req="null",
-                                     shape=(int(in_channels),), dtype=dtype,
-                                     init=running_variance_initializer,
-                                     allow_deferred_init=True, differentiable=False)
+        self.running_mean = Parameter(
+            "running_mean",
+            grad_req="null",
+            shape=(int(in_channels),),
+            dtype=dtype,
+            init=running_mean_initializer,
+            allow_deferred_init=True,
+            differentiable=False,
+        )
+        self.running_var = Parameter(
+            "running_var",
+            grad_req="null",
+            shape=(int(in_channels),),
+            dtype=dtype,
+            init=running_variance_initializer,
+            allow_deferred_init=True,
+            differentiable=False,
+        )
 
     def _channel_axis(self, x: ndarray) -> int:
         return self._axis
@@ -116,17 +155,28 @@ class BatchNorm(_Affine):
 
     def forward(self, x: ndarray) -> Any:
         d = x.device
-        return self._call(npx.batch_norm, x, self.gamma.data(d), self.beta.data(d),
-                          self.running_mean.data(d), self.running_var.data(d),
-                          eps=self._epsilon, momentum=self._momentum,
-                          fix_gamma=not self._scale, use_global_stats=self._use_global_stats,
-                          axis=self._axis, _reduce_stats=self._reduce_stats(x))
+        return self._call(
+            npx.batch_norm,
+            x,
+            self.gamma.data(d),
+            self.beta.data(d),
+            self.running_mean.data(d),
+            self.running_var.data(d),
+            eps=self._epsilon,
+            momentum=self._momentum,
+            fix_gamma=not self._scale,
+            use_global_stats=self._use_global_stats,
+            axis=self._axis,
+            _reduce_stats=self._reduce_stats(x),
+        )
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(axis={self._axis}, eps={self._epsilon}, "
-                f"momentum={self._momentum}, fix_gamma={not self._scale}, "
-                f"use_global_stats={self._use_global_stats}, "
-                f"in_channels={self._in_channels()})")
+        return (
+            f"{type(self).__name__}(axis={self._axis}, eps={self._epsilon}, "
+            f"momentum={self._momentum}, fix_gamma={not self._scale}, "
+            f"use_global_stats={self._use_global_stats}, "
+            f"in_channels={self._in_channels()})"
+        )
 
 
 class _AllReduce:
@@ -158,15 +208,24 @@ class _AllReduce:
             raise RuntimeError(
                 f"SyncBatchNorm: waited {self._timeout} s for {self._parties} devices to "
                 f"contribute their statistics; run each device's forward and backward in "
-                f"its own thread, or set num_devices to the devices in use") from None
+                f"its own thread, or set num_devices to the devices in use"
+            ) from None
 
-    def __call__(self, device: Device, arrays: Any, count: int, merge: Callable[..., Any],
-                 across: Callable[..., Any] | None = None) -> Any:
+    def __call__(
+        self,
+        device: Device,
+        arrays: Any,
+        count: int,
+        merge: Callable[..., Any],
+        across: Callable[..., Any] | None = None,
+    ) -> Any:
         host = [_backend.transfer(a, device, _HOST) for a in arrays]
         with self._lock:
             if device in self._parts:
-                raise RuntimeError(f"SyncBatchNorm: {device} contributed twice to one "
-                                   f"reduction; each device must run in its own thread")
+                raise RuntimeError(
+                    f"SyncBatchNorm: {device} contributed twice to one "
+                    f"reduction; each device must run in its own thread"
+                )
             self._parts[device] = (host, count)
         self._wait(device)
         order = sorted(self._parts, key=lambda d: (d.device_type, d.device_id))
@@ -188,8 +247,9 @@ class _AllReduce:
         if error is not None:
             if device == order[0]:
                 raise error
-            raise RuntimeError(f"SyncBatchNorm: the reduction over the ranks, run by "
-                               f"{order[0]}, failed: {error}") from error
+            raise RuntimeError(
+                f"SyncBatchNorm: the reduction over the ranks, run by {order[0]}, failed: {error}"
+            ) from error
         return _to_device(total, device), total_count
 
 
@@ -206,21 +266,28 @@ class _AcrossRanks:
 
     def __call__(self, arrays: Any, count: int, merge: Callable[..., Any]) -> Any:
         layout = json.dumps([[a.dtype.str, list(a.shape)] for a in arrays]).encode()
-        mine = numpy.array([count, len(layout)], dtype=numpy.int64).tobytes() + layout + \
-            b"".join(numpy.ascontiguousarray(a).tobytes() for a in arrays)
+        mine = (
+            numpy.array([count, len(layout)], dtype=numpy.int64).tobytes()
+            + layout
+            + b"".join(numpy.ascontiguousarray(a).tobytes() for a in arrays)
+        )
         every = self._store.allgather_bytes(mine, "SyncBatchNorm's gathering of statistics")
         parts = []
         for rank, data in enumerate(every):
             theirs_count, n = numpy.frombuffer(data[:16], dtype=numpy.int64).tolist()
-            if data[16:16 + n] != layout:
+            if data[16 : 16 + n] != layout:
                 raise ValueError(
-                    f"the statistics of rank {rank} are {data[16:16 + n].decode()} where "
+                    f"the statistics of rank {rank} are {data[16 : 16 + n].decode()} where "
                     f"rank {self._store.rank}'s are {layout.decode()} ([dtype, shape] per "
-                    f"array); every rank must run the same model with the same dtype")
+                    f"array); every rank must run the same model with the same dtype"
+                )
             offset, theirs = 16 + n, []
             for a in arrays:
-                theirs.append(numpy.frombuffer(data, dtype=a.dtype, count=a.size,
-                                               offset=offset).reshape(a.shape))
+                theirs.append(
+                    numpy.frombuffer(data, dtype=a.dtype, count=a.size, offset=offset).reshape(
+                        a.shape
+                    )
+                )
                 offset += a.nbytes
             parts.append((theirs, theirs_count))
         return merge(parts)
@@ -266,28 +333,47 @@ class SyncBatchNorm(BatchNorm):
             keeps the statistics within this process.
     """
 
-    def __init__(self, in_channels: int = 0, num_devices: int | None = None, momentum: float = 0.9,
-                 epsilon: float = 1e-5, center: bool = True, scale: bool = True,
-                 use_global_stats: bool = False, beta_initializer: InitLike = "zeros",
-                 gamma_initializer: InitLike = "ones", running_mean_initializer: InitLike = "zeros",
-                 running_variance_initializer: InitLike = "ones", timeout: float = 60.0,
-                 kvstore: Any = None, **kwargs: Any) -> None:
-        super().__init__(1, momentum, epsilon, center, scale, use_global_stats,
-                         beta_initializer, gamma_initializer, running_mean_initializer,
-                         running_variance_initializer, in_channels, **kwargs)
+    def __init__(
+        self,
+        in_channels: int = 0,
+        num_devices: int | None = None,
+        momentum: float = 0.9,
+        epsilon: float = 1e-5,
+        center: bool = True,
+        scale: bool = True,
+        use_global_stats: bool = False,
+        beta_initializer: InitLike = "zeros",
+        gamma_initializer: InitLike = "ones",
+        running_mean_initializer: InitLike = "zeros",
+        running_variance_initializer: InitLike = "ones",
+        timeout: float = 60.0,
+        kvstore: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            1,
+            momentum,
+            epsilon,
+            center,
+            scale,
+            use_global_stats,
+            beta_initializer,
+            gamma_initializer,
+            running_mean_initializer,
+            running_variance_initializer,
+            in_channels,
+            **kwargs,
+        )
         if num_devices is None:
             num_devices = max(1, num_gpus())
         self._num_devices = int(num_devices)
         if self._num_devices < 1:
-            raise ValueError(f"SyncBatchNorm: num_devices must be at least 1, got "
-                             f"{num_devices}")
+            raise ValueError(f"SyncBatchNorm: num_devices must be at least 1, got {num_devices}")
         self._kvstore = None if kvstore is None else kvstore_module.create(kvstore)
-        self._allreduce = _AllReduce(self._num_devices, timeout) \
-            if self._num_devices > 1 else None
+        self._allreduce = _AllReduce(self._num_devices, timeout) if self._num_devices > 1 else None
 
     def _across_ranks(self) -> _AcrossRanks | None:
-        store = self._kvstore if self._kvstore is not None else \
-            kvstore_module.process_store()
+        store = self._kvstore if self._kvstore is not None else kvstore_module.process_store()
         if store is None or store.num_workers == 1:
             return None
         return _AcrossRanks(store)
@@ -296,13 +382,21 @@ class SyncBatchNorm(BatchNorm):
         across = self._across_ranks()
         device = x.device
         if self._allreduce is not None:
+
             def reduce(arrays: Any, count: int, merge: Callable[..., Any]) -> Any:
-                return self._allreduce(device, arrays, count, merge,  # type: ignore[misc]
-                                       across)  # not None here
+                return self._allreduce(
+                    device,
+                    arrays,
+                    count,
+                    merge,  # type: ignore[misc]
+                    across,
+                )  # not None here
         elif across is not None:
+
             def reduce(arrays: Any, count: int, merge: Callable[..., Any]) -> Any:
-                total, total_count = across([_backend.transfer(a, device, _HOST)
-                                             for a in arrays], count, merge)
+                total, total_count = across(
+                    [_backend.transfer(a, device, _HOST) for a in arrays], count, merge
+                )
                 return _to_device(total, device), total_count
         else:
             return None
@@ -316,12 +410,20 @@ class InstanceNorm(_Affine):
     initializers and ``in_channels`` as for ``BatchNorm``.
     """
 
-    def __init__(self, axis: int = 1, epsilon: float = 1e-5, center: bool = True,
-                 scale: bool = False, beta_initializer: InitLike = "zeros",
-                 gamma_initializer: InitLike = "ones", in_channels: int = 0) -> None:
+    def __init__(
+        self,
+        axis: int = 1,
+        epsilon: float = 1e-5,
+        center: bool = True,
+        scale: bool = False,
+        beta_initializer: InitLike = "zeros",
+        gamma_initializer: InitLike = "ones",
+        in_channels: int = 0,
+    ) -> None:
         if axis != 1:
-            raise ValueError(f"InstanceNorm: only axis=1 (channels first) is supported, got "
-                             f"axis={axis}")
+            raise ValueError(
+                f"InstanceNorm: only axis=1 (channels first) is supported, got axis={axis}"
+            )
         super().__init__(in_channels, center, scale, beta_initializer, gamma_initializer)
         self._epsilon = epsilon
 
@@ -339,9 +441,16 @@ class InstanceNorm(_Affine):
 class LayerNorm(_Affine):
     """Layer normalisation along ``axis`` (default -1)."""
 
-    def __init__(self, axis: int = -1, epsilon: float = 1e-5, center: bool = True,
-                 scale: bool = True, beta_initializer: InitLike = "zeros",
-                 gamma_initializer: InitLike = "ones", in_channels: int = 0) -> None:
+    def __init__(
+        self,
+        axis: int = -1,
+        epsilon: float = 1e-5,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: InitLike = "zeros",
+        gamma_initializer: InitLike = "ones",
+        in_channels: int = 0,
+    ) -> None:
         super().__init__(in_channels, center, scale, beta_initializer, gamma_initializer)
         self._axis, self._epsilon = axis, epsilon
 
@@ -350,8 +459,14 @@ class LayerNorm(_Affine):
 
     def forward(self, x: ndarray) -> Any:
         d = x.device
-        return self._call(npx.layer_norm, x, self.gamma.data(d), self.beta.data(d),
-                          axis=self._axis, eps=self._epsilon)
+        return self._call(
+            npx.layer_norm,
+            x,
+            self.gamma.data(d),
+            self.beta.data(d),
+            axis=self._axis,
+            eps=self._epsilon,
+        )
 
     def _extra_repr(self) -> str:
         return f"axis={self._axis}, eps={self._epsilon}, in_channels={self._in_channels()}"
@@ -361,18 +476,31 @@ class GroupNorm(_Affine):
     """Group normalisation: channels in ``num_groups`` groups, each normalised over its
     channels and spatial axes; gamma and beta per channel."""
 
-    def __init__(self, num_groups: int = 1, epsilon: float = 1e-5, center: bool = True,
-                 scale: bool = True, beta_initializer: InitLike = "zeros",
-                 gamma_initializer: InitLike = "ones", in_channels: int = 0) -> None:
+    def __init__(
+        self,
+        num_groups: int = 1,
+        epsilon: float = 1e-5,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: InitLike = "zeros",
+        gamma_initializer: InitLike = "ones",
+        in_channels: int = 0,
+    ) -> None:
         super().__init__(in_channels, center, scale, beta_initializer, gamma_initializer)
         self._num_groups, self._epsilon = int(num_groups), epsilon
 
     def forward(self, x: ndarray) -> Any:
         d = x.device
-        return self._call(npx.group_norm, x, self.gamma.data(d), self.beta.data(d),
-                          num_groups=self._num_groups, eps=self._epsilon)
+        return self._call(
+            npx.group_norm,
+            x,
+            self.gamma.data(d),
+            self.beta.data(d),
+            num_groups=self._num_groups,
+            eps=self._epsilon,
+        )
 
     def _extra_repr(self) -> str:
-        return (f"num_groups={self._num_groups}, eps={self._epsilon}, "
-                f"in_channels={self._in_channels()}")
-
+        return (
+            f"num_groups={self._num_groups}, eps={self._epsilon}, in_channels={self._in_channels()}"
+        )

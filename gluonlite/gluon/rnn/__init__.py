@@ -6,6 +6,7 @@ provided.
 >>> sorted(mx.gluon.rnn.__all__)
 ['GRU', 'LSTM', 'RNN']
 """
+
 from . import rnn_layer
 from .rnn_layer import GRU, LSTM, RNN
 

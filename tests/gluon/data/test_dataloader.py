@@ -1,5 +1,6 @@
 """DataLoader: batching, last_batch, argument checks, and worker processes that load in
 parallel and never outlive an error."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -53,8 +54,7 @@ def no_new_children():
 
 
 def test_batches_in_process():
-    ds = gdata.ArrayDataset(numpy.arange(14, dtype=numpy.float32).reshape(7, 2),
-                            numpy.arange(7))
+    ds = gdata.ArrayDataset(numpy.arange(14, dtype=numpy.float32).reshape(7, 2), numpy.arange(7))
     loader = gdata.DataLoader(ds, batch_size=3)
     batches = list(loader)
     assert len(loader) == 3 and [b[0].shape for b in batches] == [(3, 2), (3, 2), (1, 2)]
@@ -68,23 +68,30 @@ def test_batches_in_process():
     numpy.random.seed(1)
     shuffled = numpy.concatenate([b[1].asnumpy() for b in gdata.DataLoader(ds, 2, shuffle=True)])
     assert sorted(shuffled.tolist()) == list(range(7)) and shuffled.tolist() != list(range(7))
-    custom = gdata.DataLoader(ds, batch_sampler=[[6, 0], [1]],
-                              batchify_fn=lambda samples: [s[1] for s in samples])
+    custom = gdata.DataLoader(
+        ds, batch_sampler=[[6, 0], [1]], batchify_fn=lambda samples: [s[1] for s in samples]
+    )
     assert list(custom) == [[6, 0], [1]]
 
 
-@pytest.mark.parametrize("kwargs,error,match", [
-    (dict(batch_size=-2), ValueError, "batch_size"),
-    (dict(batch_size="4"), TypeError, "batch_size"),
-    (dict(), ValueError, "batch_size"),
-    (dict(batch_size=2, num_workers=-1), ValueError, "num_workers"),
-    (dict(batch_size=2, last_batch="drop"), ValueError, "last_batch"),
-    (dict(batch_size=2, shuffle=True, sampler=gdata.SequentialSampler(3)), ValueError,
-     "shuffle"),
-    (dict(batch_sampler=[[0]], batch_size=2), ValueError, "batch_sampler"),
-    (dict(batch_size=2, timeout=0), ValueError, "timeout"),
-    (dict(batch_size=2, batchify_fn=3), TypeError, "batchify_fn"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(batch_size=-2), ValueError, "batch_size"),
+        (dict(batch_size="4"), TypeError, "batch_size"),
+        (dict(), ValueError, "batch_size"),
+        (dict(batch_size=2, num_workers=-1), ValueError, "num_workers"),
+        (dict(batch_size=2, last_batch="drop"), ValueError, "last_batch"),
+        (
+            dict(batch_size=2, shuffle=True, sampler=gdata.SequentialSampler(3)),
+            ValueError,
+            "shuffle",
+        ),
+        (dict(batch_sampler=[[0]], batch_size=2), ValueError, "batch_sampler"),
+        (dict(batch_size=2, timeout=0), ValueError, "timeout"),
+        (dict(batch_size=2, batchify_fn=3), TypeError, "batchify_fn"),
+    ],
+)
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         gdata.DataLoader(gdata.SimpleDataset([1, 2, 3]), **kwargs)
@@ -93,18 +100,17 @@ def test_bad_arguments(kwargs, error, match):
 
 
 def test_workers_load_in_parallel_processes_in_order(no_new_children):
-    loader = gdata.DataLoader(MeetDataset(24, parties=2), batch_size=3, num_workers=2,
-                              prefetch=4)
+    loader = gdata.DataLoader(MeetDataset(24, parties=2), batch_size=3, num_workers=2, prefetch=4)
     workers = set()
-    for _ in range(2):   # the pool serves several epochs
+    for _ in range(2):  # the pool serves several epochs
         batches = list(loader)
         values = numpy.concatenate([b[0].asnumpy() for b in batches])
-        assert values.tolist() == list(range(24))           # sampler order kept
+        assert values.tolist() == list(range(24))  # sampler order kept
         pids = {int(p) for b in batches for p in b[1].asnumpy()}
         assert os.getpid() not in pids
         workers |= pids
         draws = numpy.concatenate([b[2].asnumpy() for b in batches])
-        assert len(set(draws.tolist())) == len(draws)        # each worker its own stream
+        assert len(set(draws.tolist())) == len(draws)  # each worker its own stream
     # Both workers read (at once, in the first epoch: MeetDataset), and only they did.
     assert len(workers) == 2
     loader._shutdown()
@@ -164,8 +170,9 @@ def test_thread_pool_and_timeout():
             gate.wait(10)
             return numpy.float32(i)
 
-    loader = gdata.DataLoader(Blocking(), batch_size=1, num_workers=1, thread_pool=True,
-                              timeout=0.2)
+    loader = gdata.DataLoader(
+        Blocking(), batch_size=1, num_workers=1, thread_pool=True, timeout=0.2
+    )
     with pytest.raises(TimeoutError, match="timeout=0.2"):
         next(iter(loader))
     gate.set()
@@ -174,14 +181,16 @@ def test_thread_pool_and_timeout():
 
 # ----------------------------------------------------------------------- pin_memory
 def _pairs(n=6):
-    return gdata.ArrayDataset(numpy.arange(n * 3, dtype=numpy.float32).reshape(n, 3),
-                              numpy.arange(n, dtype=numpy.int64))
+    return gdata.ArrayDataset(
+        numpy.arange(n * 3, dtype=numpy.float32).reshape(n, 3), numpy.arange(n, dtype=numpy.int64)
+    )
 
 
 def test_pin_memory_without_a_gpu_changes_nothing():
     if mx.num_gpus():
         pytest.skip("a GPU is visible: test_pin_memory_places_batches_in_pinned_memory")
     from gluonlite import _backend
+
     plain = list(gdata.DataLoader(_pairs(), batch_size=4))
     pinned = list(gdata.DataLoader(_pairs(), batch_size=4, pin_memory=True, pin_device_id=3))
     for (x, y), (px, py) in zip(plain, pinned):
@@ -195,9 +204,11 @@ def test_pin_memory_without_a_gpu_changes_nothing():
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_pin_memory_places_batches_in_pinned_memory(emulated_gpus, num_workers):
     from gluonlite import _backend
+
     machine = emulated_gpus.machine
-    loader = gdata.DataLoader(_pairs(), batch_size=4, pin_memory=True, pin_device_id=1,
-                              num_workers=num_workers)
+    loader = gdata.DataLoader(
+        _pairs(), batch_size=4, pin_memory=True, pin_device_id=1, num_workers=num_workers
+    )
     batches = list(loader)
     assert len(batches) == 2
     plain = list(gdata.DataLoader(_pairs(), batch_size=4))
@@ -214,15 +225,18 @@ def test_pin_memory_places_batches_in_pinned_memory(emulated_gpus, num_workers):
 
 def test_copy_from_a_pinned_batch_is_asynchronous(emulated_gpus):
     from gluonlite import _backend
+
     machine = emulated_gpus.machine
-    (x, y), = gdata.DataLoader(_pairs(4), batch_size=4, pin_memory=True)
+    ((x, y),) = gdata.DataLoader(_pairs(4), batch_size=4, pin_memory=True)
     expected = x.asnumpy().copy()
     stream = machine.current_stream(0)
     parts = mx.gluon.utils.split_and_load(x, [mx.gpu(0)])
     # Queued on gpu(0)'s stream, not yet run: the host did not wait for it.
     assert machine.pinned_copies == 1 and stream.executed < stream.enqueued
-    assert any(held is not None and _backend.pinned_owner(held) is not None
-               for _, held in _backend._in_flight)
+    assert any(
+        held is not None and _backend.pinned_owner(held) is not None
+        for _, held in _backend._in_flight
+    )
     del x  # the batch may go: the copy holds its source until it has run
     numpy.testing.assert_array_equal(parts[0].asnumpy(), expected)
     # A pageable source is copied at once, as before.
@@ -230,11 +244,10 @@ def test_copy_from_a_pinned_batch_is_asynchronous(emulated_gpus):
     assert machine.pinned_copies == 1
     numpy.testing.assert_array_equal(moved.asnumpy(), 1.0)
     # Both devices read their own copy of a pinned batch split in two.
-    (x, _), = gdata.DataLoader(_pairs(4), batch_size=4, pin_memory=True)
+    ((x, _),) = gdata.DataLoader(_pairs(4), batch_size=4, pin_memory=True)
     halves = mx.gluon.utils.split_and_load(x, [mx.gpu(0), mx.gpu(1)])
     assert machine.pinned_copies == 3
-    numpy.testing.assert_array_equal(numpy.concatenate([h.asnumpy() for h in halves]),
-                                     expected)
+    numpy.testing.assert_array_equal(numpy.concatenate([h.asnumpy() for h in halves]), expected)
     # Empty and 0-d pinned arrays move too.
     for shape in ((0, 3), ()):
         host = _backend.pinned_empty(shape, numpy.float32, 0)
@@ -247,6 +260,7 @@ def test_copy_from_a_pinned_batch_is_asynchronous(emulated_gpus):
 def test_an_async_copy_whose_pinned_source_is_freed_is_caught(emulated_gpus):
     # The emulator's rule that the test above relies on: without the hold, the copy fails.
     from tests.cuda_host import fake_cupy
+
     source = numpy.frombuffer(emulated_gpus.cuda.alloc_pinned_memory(12), numpy.float32, 3)
     source[...] = 2.0
     with emulated_gpus.cuda.Device(0):

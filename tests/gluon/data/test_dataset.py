@@ -1,4 +1,5 @@
 """Datasets, samplers and batchify functions."""
+
 from __future__ import annotations
 
 import struct
@@ -23,7 +24,7 @@ def test_array_and_simple_dataset_transforms():
         return x * 2, y
 
     lazy = ds.transform(double)
-    assert calls == []                       # nothing computed before access
+    assert calls == []  # nothing computed before access
     assert lazy[2][0].tolist() == [8, 10] and calls == [12]
     eager = ds.transform(double, lazy=False)
     assert isinstance(eager, gdata.SimpleDataset) and calls == [12, 10, 11, 12]
@@ -62,27 +63,34 @@ def test_samplers():
     assert list(discard) == [[0, 1, 2], [3, 4, 5]] and len(discard) == 2
     roll = gdata.BatchSampler(seq, 3, "rollover")
     assert list(roll) == [[0, 1, 2], [3, 4, 5]]
-    assert len(roll) == 2                     # 1 left over + 7 -> 2 full batches
+    assert len(roll) == 2  # 1 left over + 7 -> 2 full batches
     assert list(roll) == [[6, 0, 1], [2, 3, 4]]
-    assert list(roll) == [[5, 6, 0], [1, 2, 3], [4, 5, 6]]   # 2 + 7 left over: 3 batches
+    assert list(roll) == [[5, 6, 0], [1, 2, 3], [4, 5, 6]]  # 2 + 7 left over: 3 batches
 
 
-@pytest.mark.parametrize("make,error,match", [
-    (lambda: gdata.BatchSampler(gdata.SequentialSampler(3), -1), ValueError, "batch_size"),
-    (lambda: gdata.BatchSampler(gdata.SequentialSampler(3), 2.5), TypeError, "batch_size"),
-    (lambda: gdata.BatchSampler(gdata.SequentialSampler(3), 2, "drop"), ValueError,
-     "last_batch"),
-    (lambda: gdata.SequentialSampler(-2), ValueError, "length"),
-    (lambda: gdata.IntervalSampler(5, 0), ValueError, "interval"),
-])
+@pytest.mark.parametrize(
+    "make,error,match",
+    [
+        (lambda: gdata.BatchSampler(gdata.SequentialSampler(3), -1), ValueError, "batch_size"),
+        (lambda: gdata.BatchSampler(gdata.SequentialSampler(3), 2.5), TypeError, "batch_size"),
+        (
+            lambda: gdata.BatchSampler(gdata.SequentialSampler(3), 2, "drop"),
+            ValueError,
+            "last_batch",
+        ),
+        (lambda: gdata.SequentialSampler(-2), ValueError, "length"),
+        (lambda: gdata.IntervalSampler(5, 0), ValueError, "interval"),
+    ],
+)
 def test_sampler_bad_arguments(make, error, match):
     with pytest.raises(error, match=match):
         make()
 
 
 def test_batchify_stack_pad_group(device):
-    batch = batchify.Stack()([numpy.ones((2, 3), numpy.float32), numpy.zeros((2, 3),
-                                                                           numpy.float32)])
+    batch = batchify.Stack()(
+        [numpy.ones((2, 3), numpy.float32), numpy.zeros((2, 3), numpy.float32)]
+    )
     assert isinstance(batch, mx.np.ndarray) and batch.shape == (2, 2, 3)
     assert batchify.Stack()([1.0, 2.0]).dtype == numpy.float32
     assert batchify.Stack()([1, 2]).dtype == numpy.int64
@@ -90,13 +98,13 @@ def test_batchify_stack_pad_group(device):
     assert on_device.device == device and on_device.shape == (2, 2)
     with pytest.raises(ValueError, match="Pad"):
         batchify.Stack()([numpy.ones(2), numpy.ones(3)])
-    padded = batchify.Pad(val=-1, round_to=4)([numpy.array([[1, 2, 3]]),
-                                               numpy.array([[4], [5]])])
+    padded = batchify.Pad(val=-1, round_to=4)([numpy.array([[1, 2, 3]]), numpy.array([[4], [5]])])
     assert padded.shape == (2, 4, 4)
     assert padded.asnumpy()[0, 0].tolist() == [1, 2, 3, -1]
     assert padded.asnumpy()[1, :, 0].tolist() == [4, 5, -1, -1]
     data, label = batchify.Tuple(batchify.Stack(), batchify.Pad())(
-        [(numpy.ones(2), [1]), (numpy.zeros(2), [2, 3])])
+        [(numpy.ones(2), [1]), (numpy.zeros(2), [2, 3])]
+    )
     assert data.shape == (2, 2) and label.asnumpy().tolist() == [[1, 0], [2, 3]]
     with pytest.raises(ValueError, match="fields"):
         batchify.Group(batchify.Stack())([(1, 2), (3, 4)])
@@ -114,8 +122,9 @@ def _write_recordio(path, payloads):
             offsets.append(f.tell())
             parts = payload.split(magic)
             for i, part in enumerate(parts):
-                cflag = 0 if len(parts) == 1 else (1 if i == 0 else
-                                                   (3 if i == len(parts) - 1 else 2))
+                cflag = (
+                    0 if len(parts) == 1 else (1 if i == 0 else (3 if i == len(parts) - 1 else 2))
+                )
                 f.write(magic + struct.pack("<I", (cflag << 29) | len(part)) + part)
                 f.write(b"\0" * ((4 - len(part) % 4) % 4))
     with open(path.with_suffix(".idx"), "w") as f:

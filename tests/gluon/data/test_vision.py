@@ -1,5 +1,6 @@
 """vision.datasets read tiny files written in the standard formats; vision.transforms
 against NumPy."""
+
 from __future__ import annotations
 
 import gzip
@@ -16,8 +17,9 @@ RNG = numpy.random.default_rng(5)
 
 
 def _write_idx(path, array):
-    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I",
-                                                                      *array.shape)
+    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
     with gzip.open(path, "wb") as f:
         f.write(header + array.astype(numpy.uint8).tobytes())
 
@@ -99,8 +101,11 @@ def test_transforms_against_numpy(device):
     mean, std = (0.1, 0.2, 0.3), (0.5, 0.25, 2.0)
     n = transforms.Normalize(mean, std)(t).asnumpy()
     numpy.testing.assert_allclose(
-        n, (img.transpose(2, 0, 1) / 255.0 - numpy.array(mean)[:, None, None])
-        / numpy.array(std)[:, None, None], rtol=1e-5)
+        n,
+        (img.transpose(2, 0, 1) / 255.0 - numpy.array(mean)[:, None, None])
+        / numpy.array(std)[:, None, None],
+        rtol=1e-5,
+    )
     composed = transforms.Compose([transforms.Cast("float64"), transforms.CenterCrop((2, 2))])
     c = composed(x)
     assert c.dtype == numpy.float64 and c.shape == (2, 2, 3)

@@ -7,6 +7,7 @@ in ``root`` (MXNet's default locations under ``~/.mxnet/datasets``); a missing f
 Samples are ``(image, label)``: the image an ``mx.np`` uint8 array shaped ``(H, W, C)``, the
 label a NumPy int32 scalar, as in MXNet. ``transform(image, label)`` applies per sample.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -25,19 +26,20 @@ from collections.abc import Callable, Sequence
 __all__ = ["MNIST", "FashionMNIST", "CIFAR10", "CIFAR100", "ImageFolderDataset"]
 
 
-def _expected(cls_name: str, root: str, names: Sequence[str],
-              note: str = "") -> FileNotFoundError:
+def _expected(cls_name: str, root: str, names: Sequence[str], note: str = "") -> FileNotFoundError:
     listed = "\n".join(f"  {os.path.join(root, n)}" for n in names)
     return FileNotFoundError(
         f"{cls_name}: dataset files not found under {root}. Expected:\n{listed}\n"
         f"gluonlite does not download datasets; copy the standard files there{note}, or pass "
-        f"root= pointing at them.")
+        f"root= pointing at them."
+    )
 
 
 class _ImageArrays(Dataset):
     """Images (N, H, W, C) uint8 and labels (N,) held in memory."""
 
     if TYPE_CHECKING:  # each subclass reads its files
+
         def _load(self) -> tuple[Any, Any]: ...
 
     def __init__(self, root: str, transform: Callable[..., Any] | None) -> None:
@@ -64,7 +66,7 @@ def _idx_read(path: str) -> numpy.ndarray[Any, Any]:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ValueError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
     ndim = raw[3]
-    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     data = numpy.frombuffer(raw, dtype=numpy.uint8, offset=4 + 4 * ndim)
     if data.size != int(numpy.prod(shape)):
         raise ValueError(f"{path}: header says shape {shape} but holds {data.size} bytes")
@@ -81,8 +83,12 @@ class MNIST(_ImageArrays):
 
     _default_root = "~/.mxnet/datasets/mnist"
 
-    def __init__(self, root: str | None = None, train: bool = True,
-                 transform: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        root: str | None = None,
+        train: bool = True,
+        transform: Callable[..., Any] | None = None,
+    ) -> None:
         self._train = train
         super().__init__(root if root is not None else self._default_root, transform)
 
@@ -101,12 +107,13 @@ class MNIST(_ImageArrays):
         names = self._files()
         paths: list[Any] = [self._find(n) for n in names]
         if None in paths:
-            raise _expected(type(self).__name__, self._root, names,
-                            " (gzip-compressed or not)")
+            raise _expected(type(self).__name__, self._root, names, " (gzip-compressed or not)")
         images, labels = (_idx_read(p) for p in paths)
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(f"{type(self).__name__}: {paths[0]} holds {images.shape} and "
-                             f"{paths[1]} {labels.shape}; expected (N, H, W) and (N,)")
+            raise ValueError(
+                f"{type(self).__name__}: {paths[0]} holds {images.shape} and "
+                f"{paths[1]} {labels.shape}; expected (N, H, W) and (N,)"
+            )
         return images[..., None], labels.astype(numpy.int32)
 
 
@@ -128,8 +135,12 @@ class CIFAR10(_ImageArrays):
     _subdir = "cifar-10-batches-bin"
     _label_bytes = 1
 
-    def __init__(self, root: str | None = None, train: bool = True,
-                 transform: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        root: str | None = None,
+        train: bool = True,
+        transform: Callable[..., Any] | None = None,
+    ) -> None:
         self._train = train
         super().__init__(root if root is not None else self._default_root, transform)
 
@@ -148,21 +159,27 @@ class CIFAR10(_ImageArrays):
             if all(os.path.isfile(p) for p in paths):
                 break
         else:
-            raise _expected(type(self).__name__, os.path.join(self._root, self._subdir), names,
-                            " (the binary version of the dataset)")
+            raise _expected(
+                type(self).__name__,
+                os.path.join(self._root, self._subdir),
+                names,
+                " (the binary version of the dataset)",
+            )
         record = self._label_bytes + 3072
         images, labels = [], []
         for path in paths:
             raw = numpy.fromfile(path, dtype=numpy.uint8)
             if raw.size % record:
-                raise ValueError(f"{type(self).__name__}: {path} holds {raw.size} bytes, not "
-                                 f"a multiple of the {record}-byte record")
+                raise ValueError(
+                    f"{type(self).__name__}: {path} holds {raw.size} bytes, not "
+                    f"a multiple of the {record}-byte record"
+                )
             raw = raw.reshape(-1, record)
-            labels.append(self._pick_label(raw[:, :self._label_bytes]))
-            images.append(raw[:, self._label_bytes:].reshape(-1, 3, 32, 32)
-                          .transpose(0, 2, 3, 1))
-        return numpy.ascontiguousarray(numpy.concatenate(images)), \
-            numpy.concatenate(labels).astype(numpy.int32)
+            labels.append(self._pick_label(raw[:, : self._label_bytes]))
+            images.append(raw[:, self._label_bytes :].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        return numpy.ascontiguousarray(numpy.concatenate(images)), numpy.concatenate(labels).astype(
+            numpy.int32
+        )
 
 
 class CIFAR100(CIFAR10):
@@ -174,8 +191,13 @@ class CIFAR100(CIFAR10):
     _subdir = "cifar-100-binary"
     _label_bytes = 2
 
-    def __init__(self, root: str | None = None, fine_label: bool = False, train: bool = True,
-                 transform: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        root: str | None = None,
+        fine_label: bool = False,
+        train: bool = True,
+        transform: Callable[..., Any] | None = None,
+    ) -> None:
         self._fine_label = fine_label
         super().__init__(root, train, transform)
 
@@ -196,16 +218,20 @@ class ImageFolderDataset(Dataset):
 
     _exts = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff")
 
-    def __init__(self, root: str, flag: int = 1,
-                 transform: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self, root: str, flag: int = 1, transform: Callable[..., Any] | None = None
+    ) -> None:
         self._root = os.path.expanduser(os.fspath(root))
         if flag not in (0, 1):
-            raise ValueError(f"ImageFolderDataset: flag must be 0 (grayscale) or 1 (color), "
-                             f"got {flag!r}")
+            raise ValueError(
+                f"ImageFolderDataset: flag must be 0 (grayscale) or 1 (color), got {flag!r}"
+            )
         self._flag, self._transform = flag, transform
         if not os.path.isdir(self._root):
-            raise FileNotFoundError(f"ImageFolderDataset: {self._root} is not a directory; "
-                                    f"expected one sub-folder of images per class")
+            raise FileNotFoundError(
+                f"ImageFolderDataset: {self._root} is not a directory; "
+                f"expected one sub-folder of images per class"
+            )
         self.synsets: list[str] = []
         self.items: list[tuple[str, int]] = []
         for folder in sorted(os.listdir(self._root)):
@@ -225,8 +251,10 @@ class ImageFolderDataset(Dataset):
         try:
             from PIL import Image
         except ImportError as e:
-            raise ImportError("ImageFolderDataset decodes images with Pillow: pip install "
-                              "pillow (or gluonlite[vision])") from e
+            raise ImportError(
+                "ImageFolderDataset decodes images with Pillow: pip install "
+                "pillow (or gluonlite[vision])"
+            ) from e
         path, label = self.items[idx]
         with Image.open(path) as img:
             pixels = numpy.asarray(img.convert("RGB" if self._flag else "L"), dtype=numpy.uint8)

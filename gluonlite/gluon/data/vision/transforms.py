@@ -12,6 +12,7 @@ arrays; they are not recorded by autograd.
 >>> t(mx.np.array(numpy.full((2, 2, 3), 255, dtype=numpy.uint8))).shape
 (3, 2, 2)
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -29,8 +30,16 @@ from types import ModuleType
 from ...._typing import RawArray, DTypeLike
 from collections.abc import Sequence
 
-__all__ = ["Compose", "Cast", "ToTensor", "Normalize", "Resize", "CenterCrop",
-           "RandomFlipLeftRight", "RandomFlipTopBottom"]
+__all__ = [
+    "Compose",
+    "Cast",
+    "ToTensor",
+    "Normalize",
+    "Resize",
+    "CenterCrop",
+    "RandomFlipLeftRight",
+    "RandomFlipTopBottom",
+]
 
 
 def _unwrap(owner: str, x: ndarray) -> tuple[ModuleType, RawArray, Device]:
@@ -39,20 +48,22 @@ def _unwrap(owner: str, x: ndarray) -> tuple[ModuleType, RawArray, Device]:
         return x._xp, x._data, x.device
     if isinstance(x, numpy.ndarray):
         return numpy, x, cpu(0)
-    raise TypeError(f"{owner}: expects an mx.np.ndarray or a NumPy array, got "
-                    f"{type(x).__name__}")
+    raise TypeError(f"{owner}: expects an mx.np.ndarray or a NumPy array, got {type(x).__name__}")
 
 
 def _check_image(owner: str, raw: RawArray, ndims: tuple[int, ...] = (3, 4)) -> None:
     if raw.ndim not in ndims:
-        raise ValueError(f"{owner}: expects an image of {' or '.join(map(str, ndims))} axes, "
-                         f"got shape {tuple(raw.shape)}")
+        raise ValueError(
+            f"{owner}: expects an image of {' or '.join(map(str, ndims))} axes, "
+            f"got shape {tuple(raw.shape)}"
+        )
 
 
 class _Transform(Block):
     """A transform: ``forward`` maps one raw array to another on its device."""
 
     if TYPE_CHECKING:  # each subclass transforms the raw array
+
         def _apply(self, xp: ModuleType, raw: RawArray) -> RawArray: ...
 
     def forward(self, x: ndarray, *args: Any) -> Any:
@@ -70,8 +81,7 @@ class Compose(Block):
         self._transforms = list(transforms)
         for i, t in enumerate(self._transforms):
             if not callable(t):
-                raise TypeError(f"Compose: transform {i} is not callable "
-                                f"({type(t).__name__})")
+                raise TypeError(f"Compose: transform {i} is not callable ({type(t).__name__})")
             if isinstance(t, Block):
                 self.register_child(t, str(i))
 
@@ -127,8 +137,11 @@ class Normalize(_Transform):
 def _size_wh(owner: Any, size: int) -> tuple[int, int]:
     if isinstance(size, numbers.Integral):
         return int(size), int(size)
-    if isinstance(size, (tuple, list)) and len(size) == 2 \
-            and all(isinstance(s, numbers.Integral) for s in size):
+    if (
+        isinstance(size, (tuple, list))
+        and len(size) == 2
+        and all(isinstance(s, numbers.Integral) for s in size)
+    ):
         return int(size[0]), int(size[1])
     raise TypeError(f"{owner}: size must be an int or a (width, height) pair, got {size!r}")
 
@@ -198,10 +211,12 @@ class CenterCrop(_Transform):
         width, height = self._size
         h, w = raw.shape[-3], raw.shape[-2]
         if height > h or width > w:
-            raise ValueError(f"CenterCrop: crop {width}x{height} (width x height) is larger "
-                             f"than the image {w}x{h}")
+            raise ValueError(
+                f"CenterCrop: crop {width}x{height} (width x height) is larger "
+                f"than the image {w}x{h}"
+            )
         top, left = (h - height) // 2, (w - width) // 2
-        return raw[..., top:top + height, left:left + width, :]
+        return raw[..., top : top + height, left : left + width, :]
 
 
 class RandomFlipLeftRight(_Transform):
