@@ -793,9 +793,7 @@ class Parameter:
             None
             if self._grad is None
             else {
-                dev: fresh_grads[dev]
-                if dev in fresh  # type: ignore[index]
-                else self._grad[dev]
+                dev: fresh_grads[dev] if dev in fresh else self._grad[dev]  # type: ignore[index]
                 for dev in devices
             }
         )

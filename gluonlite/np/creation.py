@@ -182,9 +182,9 @@ def logspace(
     device: Device | None = None,
     ctx: Device | None = None,
 ) -> ndarray:
-    return _make(
+    return _make(  # type: ignore[no-any-return]
         "logspace",
-        (start, stop, num, endpoint, base),  # type: ignore[no-any-return]
+        (start, stop, num, endpoint, base),
         {"axis": axis},
         dtype,
         device,
@@ -199,11 +199,11 @@ def indices(
     ctx: Device | None = None,
 ) -> ndarray:
     """Grid indices (int64 unless ``dtype`` says otherwise)."""
-    return _make(
+    return _make(  # type: ignore[no-any-return]
         "indices",
         (tuple(dimensions),),
         {},
-        dtype,  # type: ignore[no-any-return]
+        dtype,
         device,
         ctx,
         default=numpy.dtype(numpy.int64),
@@ -236,11 +236,11 @@ def tril_indices(
     ctx: Device | None = None,
 ) -> tuple[ndarray, ndarray]:
     """Indices of the lower triangle of an (n, m) array: a tuple of two int64 arrays."""
-    return _make(
+    return _make(  # type: ignore[no-any-return]
         "tril_indices",
         (n, k, m),
         {},
-        None,  # type: ignore[no-any-return]
+        None,
         device,
         ctx,
         default=None,
@@ -255,11 +255,11 @@ def triu_indices(
     ctx: Device | None = None,
 ) -> tuple[ndarray, ndarray]:
     """Indices of the upper triangle of an (n, m) array: a tuple of two int64 arrays."""
-    return _make(
+    return _make(  # type: ignore[no-any-return]
         "triu_indices",
         (n, k, m),
         {},
-        None,  # type: ignore[no-any-return]
+        None,
         device,
         ctx,
         default=None,

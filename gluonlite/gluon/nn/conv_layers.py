@@ -191,11 +191,10 @@ class _Conv(HybridBlock):
         in_channels = None
         if known:
             in_channels = (
-                shape[0]
+                shape[0]  # type: ignore[index]
                 if self._transposed
-                # type: ignore[index]
-                else ((shape[-1] if self._channels_last() else shape[1]) * self._groups)
-            )  # type: ignore[index]
+                else ((shape[-1] if self._channels_last() else shape[1]) * self._groups)  # type: ignore[index]
+            )
         parts = [
             f"{in_channels} -> {self._channels}",
             f"kernel_size={self._kernel}",
