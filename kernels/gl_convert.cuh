@@ -1,5 +1,5 @@
 // The 16-bit storage types of gluonlite's kernels and their float32 conversions, shared by
-// norm.cu and pool.cu (fully_connected.cu still holds its own copy of the same text).
+// fully_connected.cu, norm.cu and pool.cu.
 //
 // Kernel sources pull this file in with #include "gl_convert.cuh": nvcc and the CPU host
 // harness's g++ resolve it next to the including file; gluonlite._kernels.kernel_source
