@@ -18,13 +18,22 @@ from __future__ import annotations
 
 import math
 import numbers
+from abc import abstractmethod
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Generic, Protocol, SupportsFloat, TypeVar, Union, overload
 
 import numpy
+import numpy.typing as npt
 
 from .. import _backend
-from ..device import cpu
-from ..ndarray import ndarray
+from .._typing import RawArray
+from ..device import Device, cpu
+from ..ndarray import ArrayLike, ndarray
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
 
 __all__ = [
     "EvalMetric",
@@ -53,13 +62,41 @@ __all__ = [
     "check_label_shapes",
 ]
 
-_REGISTRY: dict[str, type] = {}
+# What ``update`` takes as labels or as predictions: one array (``mx.np``, NumPy, CuPy or a
+# nested sequence) or a list of them, one per device (as ``split_and_load`` gives them).
+_Arrays: TypeAlias = Union[ArrayLike, Sequence[ArrayLike]]
+# Host arrays of statistics (confusion counts, per-class scores).
+_F64: TypeAlias = npt.NDArray[numpy.float64]
+# A metric's value: a float, or the per-class scores of ``F1(average=None)``.
+_Value: TypeAlias = Union[float, _F64]
+# What ``get()`` returns: ``(name, value)``, or for a composite the list of the names and the
+# list of the values of its children.
+_NameValue: TypeAlias = tuple[Union[str, list[str]], Union[_Value, list[_Value]]]
+# A ``feval(label, pred)`` of ``CustomMetric``: a batch's value, or its ``(sum, count)``.
+_FEval: TypeAlias = Callable[[Any, Any], Union[SupportsFloat, tuple[SupportsFloat, SupportsFloat]]]
+
+_MetricClass = TypeVar("_MetricClass", bound="type[EvalMetric]")
+_S = TypeVar("_S", bound="_State[Any]")
+_Stats = TypeVar("_Stats")
+_StatsIn = TypeVar("_StatsIn", contravariant=True)
+
+_REGISTRY: dict[str, type[EvalMetric]] = {}
 
 
-def register(klass=None, *aliases):
+@overload
+def register(klass: _MetricClass, *aliases: str) -> _MetricClass: ...
+
+
+@overload
+def register(klass: None = None, *aliases: str) -> Callable[[_MetricClass], _MetricClass]: ...
+
+
+def register(
+    klass: _MetricClass | None = None, *aliases: str
+) -> _MetricClass | Callable[[_MetricClass], _MetricClass]:
     """Register a metric class under its lower-cased name (and ``aliases``) for ``create``."""
 
-    def add(cls):
+    def add(cls: _MetricClass) -> _MetricClass:
         for name in (cls.__name__, *aliases):
             _REGISTRY[name.lower()] = cls
         return cls
@@ -67,13 +104,13 @@ def register(klass=None, *aliases):
     return add(klass) if klass is not None else add
 
 
-def _alias(*names):
+def _alias(*names: str) -> Callable[[_MetricClass], _MetricClass]:
     return lambda cls: register(cls, *names)
 
 
 def check_label_shapes(
-    labels, preds, wrap: bool = False, shape: bool = False, metric: str = "metric"
-):
+    labels: Any, preds: Any, wrap: bool = False, shape: bool = False, metric: str = "metric"
+) -> tuple[Any, Any]:
     """Raise ``ValueError`` unless ``labels`` and ``preds`` agree in length (or shape).
 
     With ``wrap`` a single array becomes a one-element list. Returns ``(labels, preds)``.
@@ -81,6 +118,7 @@ def check_label_shapes(
     if wrap:
         labels = [labels] if not isinstance(labels, (list, tuple)) else labels
         preds = [preds] if not isinstance(preds, (list, tuple)) else preds
+    got: tuple[object, object]
     if shape:
         got = (tuple(labels.shape), tuple(preds.shape))
         what = "shape"
@@ -94,20 +132,21 @@ def check_label_shapes(
     return labels, preds
 
 
-def _raw(x):
+def _raw(x: ArrayLike) -> tuple[ModuleType, RawArray, Device]:
     """``(xp, raw array, device)`` of an ndarray, NumPy/CuPy array or Python sequence."""
     if isinstance(x, ndarray):
         return x._xp, x._data, x.device
     if _backend.is_gpu_array(x):
         from ..device import gpu
 
-        return _backend.cupy(), x, gpu(x.device.id)
+        raw: RawArray = x  # a CuPy array
+        return _backend.cupy(), raw, gpu(raw.device.id)
     if hasattr(x, "asnumpy"):
         x = x.asnumpy()
     return numpy, numpy.asarray(x), cpu(0)
 
 
-def _pair(label, pred):
+def _pair(label: ArrayLike, pred: ArrayLike) -> tuple[ModuleType, RawArray, RawArray, Device]:
     """Label and prediction as raw arrays on the label's device (pred moved there if not)."""
     if isinstance(label, ndarray) and isinstance(pred, ndarray) and pred.device != label.device:
         pred = pred.to_device(label.device)
@@ -120,7 +159,7 @@ def _pair(label, pred):
     return xp, lab, prd, device
 
 
-def _check_same_shape(metric: str, lab, prd) -> None:
+def _check_same_shape(metric: str, lab: RawArray, prd: RawArray) -> None:
     if lab.shape != prd.shape:
         raise ValueError(
             f"{metric}: label shape {tuple(lab.shape)} does not match prediction "
@@ -128,7 +167,7 @@ def _check_same_shape(metric: str, lab, prd) -> None:
         )
 
 
-def _host(xp, device, *values) -> list:
+def _host(xp: ModuleType, device: Device, *values: Any) -> list[float]:
     """Device scalars as Python floats, brought to the host in one transfer."""
     if xp is numpy:
         return [float(v) for v in values]
@@ -148,7 +187,18 @@ class EvalMetric:
         output_names, label_names: which entries ``update_dict`` uses (None: all).
     """
 
-    def __init__(self, name, output_names=None, label_names=None, **kwargs):
+    num_inst: float
+    sum_metric: float
+    global_num_inst: float
+    global_sum_metric: float
+
+    def __init__(
+        self,
+        name: str,
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.name = str(name)
         self.output_names = output_names
         self.label_names = label_names
@@ -158,7 +208,7 @@ class EvalMetric:
     def __str__(self) -> str:
         return f"EvalMetric: {dict(self.get_name_value())}"
 
-    def get_config(self) -> dict:
+    def get_config(self) -> dict[str, Any]:
         """The arguments that recreate this metric with ``create(**config)``."""
         config = dict(self._kwargs)
         config.update(
@@ -169,7 +219,7 @@ class EvalMetric:
         )
         return config
 
-    def update_dict(self, label, pred) -> None:
+    def update_dict(self, label: Mapping[str, ArrayLike], pred: Mapping[str, ArrayLike]) -> None:
         """``update`` from name -> array mappings, selecting ``label_names``/``output_names``."""
         preds = (
             [pred[n] for n in self.output_names]
@@ -183,20 +233,22 @@ class EvalMetric:
         )
         self.update(labels, preds)
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels: _Arrays, preds: _Arrays) -> None:
+        """Add a batch: ``labels`` and ``preds`` are one array each, or equally long lists of
+        arrays (one pair per device); a pair that does not fit raises ``ValueError``."""
         raise NotImplementedError(f"{type(self).__name__} must implement update()")
 
-    def _pairs(self, labels, preds):
-        labels, preds = check_label_shapes(labels, preds, wrap=True, metric=self.name)
-        return zip(labels, preds)
+    def _pairs(self, labels: _Arrays, preds: _Arrays) -> Iterator[tuple[ArrayLike, ArrayLike]]:
+        label_list, pred_list = check_label_shapes(labels, preds, wrap=True, metric=self.name)
+        return zip(label_list, pred_list)
 
-    def _add(self, sum_metric, num_inst) -> None:
+    def _add(self, sum_metric: float, num_inst: float) -> None:
         self.sum_metric += sum_metric
         self.num_inst += num_inst
         self.global_sum_metric += sum_metric
         self.global_num_inst += num_inst
 
-    def _commit(self, staged) -> None:
+    def _commit(self, staged: Iterable[tuple[float, float]]) -> None:
         """Add the ``(sum, count)`` of every pair of one update, once all were computed: an
         update that raises on its second pair leaves the tallies as they were."""
         for sum_metric, num_inst in staged:
@@ -211,32 +263,39 @@ class EvalMetric:
         """Clear the local tally only; ``get_global()`` keeps counting."""
         self.num_inst, self.sum_metric = 0, 0.0
 
-    def _value(self, sum_metric, num_inst):
+    def _value(self, sum_metric: float, num_inst: float) -> float:
         return float("nan") if num_inst == 0 else sum_metric / num_inst
 
-    def get(self):
+    def get(self) -> _NameValue:
         """``(name, value)`` over the updates since the last reset or reset_local."""
         return self.name, self._value(self.sum_metric, self.num_inst)
 
-    def get_global(self):
+    def get_global(self) -> _NameValue:
         """``(name, value)`` over the updates since the last reset."""
         return self.name, self._value(self.global_sum_metric, self.global_num_inst)
 
-    def get_name_value(self) -> list:
+    def get_name_value(self) -> list[tuple[str, _Value]]:
         """``[(name, value), ...]`` (one pair, or one per child of a composite)."""
         return _zip_name_value(*self.get())
 
-    def get_global_name_value(self) -> list:
+    def get_global_name_value(self) -> list[tuple[str, _Value]]:
+        """``[(name, value), ...]`` of the global tally (see ``get_name_value``)."""
         return _zip_name_value(*self.get_global())
 
 
-def _zip_name_value(name, value) -> list:
+def _zip_name_value(
+    name: str | list[str], value: _Value | list[_Value]
+) -> list[tuple[str, _Value]]:
     names = name if isinstance(name, list) else [name]
     values = value if isinstance(value, list) else [value]
     return list(zip(names, values))
 
 
-def create(metric, *args, **kwargs) -> EvalMetric:
+def create(
+    metric: str | EvalMetric | _FEval | Sequence[str | EvalMetric | _FEval],
+    *args: Any,
+    **kwargs: Any,
+) -> EvalMetric:
     """A metric from a name (``'acc'``, ``'f1'``, ...), an instance, a callable
     (``CustomMetric``) or a list of those (``CompositeEvalMetric``)."""
     if isinstance(metric, EvalMetric):
@@ -265,14 +324,22 @@ def create(metric, *args, **kwargs) -> EvalMetric:
 class CompositeEvalMetric(EvalMetric):
     """Several metrics updated together; ``get()`` returns lists of names and values."""
 
-    def __init__(self, metrics=None, name: str = "composite", output_names=None, label_names=None):
+    def __init__(
+        self,
+        metrics: Sequence[str | EvalMetric | _FEval] | None = None,
+        name: str = "composite",
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(name, output_names=output_names, label_names=label_names)
         self.metrics = [create(m) for m in (metrics or [])]
 
-    def add(self, metric) -> None:
+    def add(self, metric: str | EvalMetric | _FEval) -> None:
+        """Add a child metric (anything ``create`` takes)."""
         self.metrics.append(create(metric))
 
     def get_metric(self, index: int) -> EvalMetric:
+        """The child metric at ``index``; ``ValueError`` when out of range."""
         try:
             return self.metrics[index]
         except IndexError:
@@ -281,7 +348,7 @@ class CompositeEvalMetric(EvalMetric):
                 f"for {len(self.metrics)} metrics"
             ) from None
 
-    def update_dict(self, labels, preds) -> None:
+    def update_dict(self, labels: Mapping[str, ArrayLike], preds: Mapping[str, ArrayLike]) -> None:
         if self.label_names is not None:
             labels = OrderedDict((k, v) for k, v in labels.items() if k in self.label_names)
         if self.output_names is not None:
@@ -289,7 +356,7 @@ class CompositeEvalMetric(EvalMetric):
         for metric in self.metrics:
             metric.update_dict(labels, preds)
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels: _Arrays, preds: _Arrays) -> None:
         for metric in self.metrics:
             metric.update(labels, preds)
 
@@ -301,21 +368,24 @@ class CompositeEvalMetric(EvalMetric):
         for metric in self.metrics:
             metric.reset_local()
 
-    def _collect(self, getter):
-        names, values = [], []
+    def _collect(
+        self, getter: Callable[[EvalMetric], _NameValue]
+    ) -> tuple[list[str], list[_Value]]:
+        names: list[str] = []
+        values: list[_Value] = []
         for metric in self.metrics:
             name, value = getter(metric)
             names.extend(name if isinstance(name, list) else [name])
             values.extend(value if isinstance(value, list) else [value])
         return names, values
 
-    def get(self):
+    def get(self) -> tuple[list[str], list[_Value]]:
         return self._collect(lambda m: m.get())
 
-    def get_global(self):
+    def get_global(self) -> tuple[list[str], list[_Value]]:
         return self._collect(lambda m: m.get_global())
 
-    def get_config(self) -> dict:
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["metrics"] = [m.get_config() for m in self.metrics]
         return config
@@ -327,14 +397,21 @@ class Accuracy(EvalMetric):
     """Fraction of predictions equal to the label; a prediction shaped unlike its label is
     a score vector whose argmax along ``axis`` is the predicted class."""
 
-    def __init__(self, axis: int = 1, name: str = "accuracy", output_names=None, label_names=None):
+    def __init__(
+        self,
+        axis: int = 1,
+        name: str = "accuracy",
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(name, axis=axis, output_names=output_names, label_names=label_names)
         self.axis = axis
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels: _Arrays, preds: _Arrays) -> None:
         staged = []
         for label, pred in self._pairs(labels, preds):
             xp, lab, prd, device = _pair(label, pred)
+            shapes = tuple(lab.shape), tuple(prd.shape)
             with _backend.on(device):
                 if prd.shape != lab.shape:
                     prd = prd.argmax(axis=self.axis)
@@ -342,8 +419,7 @@ class Accuracy(EvalMetric):
                 if prd.shape != lab.shape:
                     raise ValueError(
                         f"{self.name}: {lab.size} labels but {prd.size} "
-                        f"predictions (label shape {tuple(label.shape)}, pred "
-                        f"shape {tuple(pred.shape)})"
+                        f"predictions (label shape {shapes[0]}, pred shape {shapes[1]})"
                     )
                 (correct,) = _host(xp, device, (prd == lab).sum())
             staged.append((correct, lab.size))
@@ -355,15 +431,19 @@ class TopKAccuracy(EvalMetric):
     """Fraction of samples whose label is among the ``top_k`` highest scores."""
 
     def __init__(
-        self, top_k: int = 1, name: str = "top_k_accuracy", output_names=None, label_names=None
-    ):
+        self,
+        top_k: int = 1,
+        name: str = "top_k_accuracy",
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(name, top_k=top_k, output_names=output_names, label_names=label_names)
         if not isinstance(top_k, numbers.Integral) or top_k < 1:
             raise ValueError(f"TopKAccuracy: top_k must be a positive int, got {top_k!r}")
-        self.top_k = int(top_k)
+        self.top_k: int = int(top_k)
         self.name += f"_{self.top_k}"
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels: _Arrays, preds: _Arrays) -> None:
         staged = []
         for label, pred in self._pairs(labels, preds):
             xp, lab, prd, device = _pair(label, pred)
@@ -396,7 +476,9 @@ class TopKAccuracy(EvalMetric):
 class _BinaryCounts:
     """True/false positive/negative counts per class, added up over batches (host floats)."""
 
-    def __init__(self, class_type: str, threshold, beta: float = 1.0):
+    counts: _F64 | None
+
+    def __init__(self, class_type: str, threshold: float, beta: float = 1.0) -> None:
         if class_type not in ("binary", "multiclass", "multilabel"):
             raise ValueError(
                 f"class_type must be 'binary', 'multiclass' or 'multilabel', got {class_type!r}"
@@ -407,7 +489,7 @@ class _BinaryCounts:
     def reset(self) -> None:
         self.counts = None  # (4, classes): tp, fp, fn, tn
 
-    def batch(self, metric, label, pred):
+    def batch(self, metric: str, label: ArrayLike, pred: ArrayLike) -> _F64:
         """This pair's counts, computed on its device and returned as one host array."""
         xp, lab, prd, device = _pair(label, pred)
         with _backend.on(device):
@@ -449,17 +531,17 @@ class _BinaryCounts:
             counts = xp.stack(
                 [(p & t).sum(0), (p & ~t).sum(0), (~p & t).sum(0), (~p & ~t).sum(0)]
             ).astype(xp.float64)
-            counts = counts if xp is numpy else counts.get()
-        return counts
+            host: _F64 = counts if xp is numpy else counts.get()
+        return host
 
-    def merge(self, counts) -> None:
+    def merge(self, counts: _F64) -> None:
         if self.counts is not None and self.counts.shape != counts.shape:
             raise ValueError(
                 f"the number of classes changed from {self.counts.shape[1]} to {counts.shape[1]}"
             )
         self.counts = counts if self.counts is None else self.counts + counts
 
-    def fscore(self, average):
+    def fscore(self, average: str | None) -> _Value:
         if self.counts is None:
             return 0.0
         tp, fp, fn, _ = self.counts
@@ -483,7 +565,11 @@ class _BinaryCounts:
         return (tp * tn - fp * fn) / math.sqrt(denom)
 
 
-class _StateMetric(EvalMetric):
+class _State(Protocol[_StatsIn]):
+    def merge(self, stats: _StatsIn) -> None: ...
+
+
+class _StateMetric(EvalMetric, Generic[_S, _Stats]):
     """A metric whose value is a function of a mergeable state (confusion counts, moments),
     kept once for the local and once for the global tally.
 
@@ -491,6 +577,21 @@ class _StateMetric(EvalMetric):
     computed on its device and returned to the host), ``_score(state)`` and ``_count(stats)``
     (what one pair adds to ``num_inst``). A state has ``merge(stats)``.
     """
+
+    _local: _S
+    _global: _S
+
+    @abstractmethod
+    def _new_state(self) -> _S:
+        """A state of no updates."""
+
+    @abstractmethod
+    def _pair_stats(self, label: ArrayLike, pred: ArrayLike) -> _Stats:
+        """One label/prediction pair's statistics, on the host."""
+
+    @abstractmethod
+    def _score(self, state: _S) -> _Value:
+        """The metric's value of a state with at least one update."""
 
     def reset(self) -> None:
         super().reset()
@@ -500,7 +601,7 @@ class _StateMetric(EvalMetric):
         super().reset_local()
         self._local = self._new_state()
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels: _Arrays, preds: _Arrays) -> None:
         # Every pair is checked and reduced before any tally changes.
         stats = [self._pair_stats(label, pred) for label, pred in self._pairs(labels, preds)]
         for st in stats:
@@ -509,24 +610,24 @@ class _StateMetric(EvalMetric):
             self.num_inst += self._count(st)
             self.global_num_inst += self._count(st)
 
-    def _count(self, stats):
+    def _count(self, stats: _Stats) -> int:
         return 1
 
-    def get(self):
+    def get(self) -> tuple[str, _Value]:
         return self.name, self._score(self._local) if self.num_inst else float("nan")
 
-    def get_global(self):
+    def get_global(self) -> tuple[str, _Value]:
         return self.name, self._score(self._global) if self.global_num_inst else float("nan")
 
 
-class _CountingMetric(_StateMetric):
+class _CountingMetric(_StateMetric[_BinaryCounts, _F64]):
     """A metric of true/false positive/negative counts (F1, Fbeta, MCC); ``num_inst`` counts
     samples."""
 
-    def _pair_stats(self, label, pred):
+    def _pair_stats(self, label: ArrayLike, pred: ArrayLike) -> _F64:
         return self._local.batch(self.name, label, pred)
 
-    def _count(self, counts):
+    def _count(self, counts: _F64) -> int:
         return int(counts[:, 0].sum())
 
 
@@ -544,12 +645,12 @@ class F1(_CountingMetric):
     def __init__(
         self,
         name: str = "f1",
-        output_names=None,
-        label_names=None,
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
         class_type: str = "binary",
-        threshold=0.5,
+        threshold: float = 0.5,
         average: str | None = "micro",
-    ):
+    ) -> None:
         if average not in ("micro", "macro", None):
             raise ValueError(
                 f"{type(self).__name__}: average must be 'micro', 'macro' or None, got {average!r}"
@@ -559,10 +660,10 @@ class F1(_CountingMetric):
         _BinaryCounts(class_type, threshold)  # validate before anything is stored
         super().__init__(name, output_names=output_names, label_names=label_names)
 
-    def _new_state(self):
+    def _new_state(self) -> _BinaryCounts:
         return _BinaryCounts(self._class_type, self._threshold, self._beta)
 
-    def _score(self, counts):
+    def _score(self, counts: _BinaryCounts) -> _Value:
         return counts.fscore(self.average)
 
 
@@ -572,13 +673,13 @@ class Fbeta(F1):
     def __init__(
         self,
         name: str = "fbeta",
-        output_names=None,
-        label_names=None,
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
         class_type: str = "binary",
         beta: float = 1,
-        threshold=0.5,
+        threshold: float = 0.5,
         average: str | None = "micro",
-    ):
+    ) -> None:
         self._beta = float(beta)
         super().__init__(name, output_names, label_names, class_type, threshold, average)
 
@@ -587,13 +688,18 @@ class MCC(_CountingMetric):
     """Matthews correlation coefficient of a binary classification (zero denominator terms
     count as 1)."""
 
-    def __init__(self, name: str = "mcc", output_names=None, label_names=None):
+    def __init__(
+        self,
+        name: str = "mcc",
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(name, output_names=output_names, label_names=label_names)
 
-    def _new_state(self):
+    def _new_state(self) -> _BinaryCounts:
         return _BinaryCounts("binary", 0.5)
 
-    def _score(self, counts):
+    def _score(self, counts: _BinaryCounts) -> float:
         return counts.matthews()
 
 
@@ -602,15 +708,20 @@ class BinaryAccuracy(EvalMetric):
     float or one value per class."""
 
     def __init__(
-        self, name: str = "binary_accuracy", output_names=None, label_names=None, threshold=0.5
-    ):
+        self,
+        name: str = "binary_accuracy",
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+        threshold: ArrayLike = 0.5,
+    ) -> None:
         super().__init__(name, output_names=output_names, label_names=label_names)
         self.threshold = threshold
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels: _Arrays, preds: _Arrays) -> None:
         staged = []
         for label, pred in self._pairs(labels, preds):
             xp, lab, prd, device = _pair(label, pred)
+            shapes = tuple(lab.shape), tuple(prd.shape)
             with _backend.on(device):
                 threshold = self.threshold
                 if not isinstance(threshold, numbers.Number):
@@ -620,8 +731,7 @@ class BinaryAccuracy(EvalMetric):
                 if predicted.shape != lab.shape:
                     raise ValueError(
                         f"{self.name}: {lab.size} labels but {predicted.size} "
-                        f"predictions (shapes {tuple(label.shape)} and "
-                        f"{tuple(pred.shape)})"
+                        f"predictions (shapes {shapes[0]} and {shapes[1]})"
                     )
                 (correct,) = _host(xp, device, (predicted == lab).sum())
             staged.append((correct, lab.size))
@@ -633,7 +743,11 @@ class _PerSampleMetric(EvalMetric):
     """A metric averaging one number per sample; ``_per_sample(xp, label, pred)`` gives them
     from ``(n, -1)``-shaped label and prediction."""
 
-    def update(self, labels, preds) -> None:
+    @abstractmethod
+    def _per_sample(self, xp: ModuleType, lab: RawArray, prd: RawArray) -> RawArray:
+        """The per-sample values of ``(n, -1)``-shaped float64 label and prediction."""
+
+    def update(self, labels: _Arrays, preds: _Arrays) -> None:
         staged = []
         for label, pred in self._pairs(labels, preds):
             xp, lab, prd, device = _pair(label, pred)
@@ -650,48 +764,69 @@ class _PerSampleMetric(EvalMetric):
             staged.append((total, self._count(lab)))
         self._commit(staged)
 
-    def _count(self, lab):
-        return lab.shape[0]
+    def _count(self, lab: RawArray) -> int:
+        return int(lab.shape[0])
 
 
 class MAE(_PerSampleMetric):
     """Mean absolute error (per sample over its elements, then over the samples)."""
 
-    def __init__(self, name: str = "mae", output_names=None, label_names=None):
+    def __init__(
+        self,
+        name: str = "mae",
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(name, output_names=output_names, label_names=label_names)
 
-    def _per_sample(self, xp, lab, prd):
+    def _per_sample(self, xp: ModuleType, lab: RawArray, prd: RawArray) -> RawArray:
         return xp.abs(lab - prd).mean(axis=1)
 
 
 class MSE(_PerSampleMetric):
     """Mean squared error (per sample over its elements, then over the samples)."""
 
-    def __init__(self, name: str = "mse", output_names=None, label_names=None):
+    def __init__(
+        self,
+        name: str = "mse",
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(name, output_names=output_names, label_names=label_names)
 
-    def _per_sample(self, xp, lab, prd):
+    def _per_sample(self, xp: ModuleType, lab: RawArray, prd: RawArray) -> RawArray:
         return ((lab - prd) ** 2).mean(axis=1)
 
 
 class RMSE(MSE):
     """Square root of the mean squared error."""
 
-    def __init__(self, name: str = "rmse", output_names=None, label_names=None):
+    def __init__(
+        self,
+        name: str = "rmse",
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(name, output_names=output_names, label_names=label_names)
 
-    def _value(self, sum_metric, num_inst):
+    def _value(self, sum_metric: float, num_inst: float) -> float:
         return float("nan") if num_inst == 0 else math.sqrt(sum_metric / num_inst)
 
 
 class MeanPairwiseDistance(_PerSampleMetric):
     """Mean over samples of the ``p``-norm of ``label - pred``."""
 
-    def __init__(self, name: str = "mpd", output_names=None, label_names=None, p: float = 2):
+    def __init__(
+        self,
+        name: str = "mpd",
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+        p: float = 2,
+    ) -> None:
         super().__init__(name, output_names=output_names, label_names=label_names)
         self.p = p
 
-    def _per_sample(self, xp, lab, prd):
+    def _per_sample(self, xp: ModuleType, lab: RawArray, prd: RawArray) -> RawArray:
         return (xp.abs(lab - prd) ** self.p).sum(axis=1) ** (1.0 / self.p)
 
 
@@ -699,12 +834,16 @@ class MeanCosineSimilarity(EvalMetric):
     """Mean cosine similarity over the last axis, the denominator floored at ``eps``."""
 
     def __init__(
-        self, name: str = "cos_sim", output_names=None, label_names=None, eps: float = 1e-8
-    ):
+        self,
+        name: str = "cos_sim",
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+        eps: float = 1e-8,
+    ) -> None:
         super().__init__(name, output_names=output_names, label_names=label_names)
         self.eps = eps
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels: _Arrays, preds: _Arrays) -> None:
         staged = []
         for label, pred in self._pairs(labels, preds):
             xp, lab, prd, device = _pair(label, pred)
@@ -728,13 +867,13 @@ class CrossEntropy(EvalMetric):
     def __init__(
         self,
         eps: float = 1e-12,
-        ignore_label=None,
+        ignore_label: int | None = None,
         axis: int = -1,
         from_logits: bool = False,
         name: str = "cross-entropy",
-        output_names=None,
-        label_names=None,
-    ):
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(name, output_names=output_names, label_names=label_names)
         self.ignore_label, self.axis, self.from_logits, self.eps = (
             ignore_label,
@@ -743,7 +882,7 @@ class CrossEntropy(EvalMetric):
             eps,
         )
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels: _Arrays, preds: _Arrays) -> None:
         staged = []
         for label, pred in self._pairs(labels, preds):
             xp, lab, prd, device = _pair(label, pred)
@@ -780,16 +919,16 @@ class Perplexity(CrossEntropy):
     def __init__(
         self,
         eps: float = 1e-12,
-        ignore_label=None,
+        ignore_label: int | None = None,
         axis: int = -1,
         from_logits: bool = False,
         name: str = "perplexity",
-        output_names=None,
-        label_names=None,
-    ):
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(eps, ignore_label, axis, from_logits, name, output_names, label_names)
 
-    def _value(self, sum_metric, num_inst):
+    def _value(self, sum_metric: float, num_inst: float) -> float:
         return float("nan") if num_inst == 0 else math.exp(sum_metric / num_inst)
 
 
@@ -797,11 +936,11 @@ class _Moments:
     """Count, means, and centred second moments of two series, merged batch by batch
     (Chan et al.'s parallel update, stable where the naive sums cancel)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.n = 0.0
         self.mean_l = self.mean_p = self.m2_l = self.m2_p = self.c = 0.0
 
-    def merge(self, stats) -> None:
+    def merge(self, stats: Sequence[float]) -> None:
         n, mean_l, mean_p, m2_l, m2_p, c = stats
         total = self.n + n
         if total == 0:
@@ -821,16 +960,21 @@ class _Moments:
 
 
 @_alias("pearsonr")
-class PearsonCorrelation(_StateMetric):
+class PearsonCorrelation(_StateMetric[_Moments, list[float]]):
     """Pearson correlation between all labels and predictions seen (flattened)."""
 
-    def __init__(self, name: str = "pearsonr", output_names=None, label_names=None):
+    def __init__(
+        self,
+        name: str = "pearsonr",
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(name, output_names=output_names, label_names=label_names)
 
-    def _new_state(self):
+    def _new_state(self) -> _Moments:
         return _Moments()
 
-    def _pair_stats(self, label, pred):
+    def _pair_stats(self, label: ArrayLike, pred: ArrayLike) -> list[float]:
         xp, lab, prd, device = _pair(label, pred)
         _check_same_shape(self.name, lab, prd)
         with _backend.on(device):
@@ -849,22 +993,22 @@ class PearsonCorrelation(_StateMetric):
                 (dl * dp).sum(),
             )
 
-    def _score(self, moments):
+    def _score(self, moments: _Moments) -> float:
         return moments.pearson()
 
 
 class _Confusion:
     """A confusion matrix (rows: predictions, columns: labels) that grows with the classes."""
 
-    def __init__(self):
-        self.matrix = numpy.zeros((2, 2))
+    def __init__(self) -> None:
+        self.matrix: _F64 = numpy.zeros((2, 2))
 
-    def merge(self, cm) -> None:
+    def merge(self, cm: _F64) -> None:
         k = max(cm.shape[0], self.matrix.shape[0])
         self.matrix = self._grow(self.matrix, k) + self._grow(cm, k)
 
     @staticmethod
-    def _grow(cm, k):
+    def _grow(cm: _F64, k: int) -> _F64:
         pad = k - cm.shape[0]
         return numpy.pad(cm, ((0, pad), (0, pad))) if pad else cm
 
@@ -879,17 +1023,22 @@ class _Confusion:
         return float(cov_xy / math.sqrt(cov_xx * cov_yy))
 
 
-class PCC(_StateMetric):
+class PCC(_StateMetric[_Confusion, _F64]):
     """Multiclass Matthews correlation (Gorodkin's R_K) from the confusion matrix; the
     class count grows with the largest label or prediction seen."""
 
-    def __init__(self, name: str = "pcc", output_names=None, label_names=None):
+    def __init__(
+        self,
+        name: str = "pcc",
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(name, output_names=output_names, label_names=label_names)
 
-    def _new_state(self):
+    def _new_state(self) -> _Confusion:
         return _Confusion()
 
-    def _pair_stats(self, label, pred):
+    def _pair_stats(self, label: ArrayLike, pred: ArrayLike) -> _F64:
         xp, lab, prd, device = _pair(label, pred)
         with _backend.on(device):
             if prd.shape != lab.shape:
@@ -899,9 +1048,10 @@ class PCC(_StateMetric):
                 raise ValueError(f"{self.name}: {lab.size} labels but {prd.size} predictions")
             k = max(int(max(prd.max(), lab.max())) + 1, 2) if lab.size else 2
             cm = xp.bincount(prd * k + lab, minlength=k * k).reshape(k, k)
-            return cm.astype(numpy.float64) if xp is numpy else cm.get().astype(numpy.float64)
+            host: _F64 = cm.astype(numpy.float64) if xp is numpy else cm.get().astype(numpy.float64)
+            return host
 
-    def _score(self, confusion):
+    def _score(self, confusion: _Confusion) -> float:
         return confusion.mcc()
 
 
@@ -909,13 +1059,18 @@ class PCC(_StateMetric):
 class Loss(EvalMetric):
     """Mean of the loss values passed as ``preds`` (labels are ignored)."""
 
-    def __init__(self, name: str = "loss", output_names=None, label_names=None):
+    def __init__(
+        self,
+        name: str = "loss",
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(name, output_names=output_names, label_names=label_names)
 
-    def update(self, _, preds) -> None:
-        preds = preds if isinstance(preds, (list, tuple)) else [preds]
+    def update(self, _: _Arrays, preds: _Arrays) -> None:
+        arrays: Sequence[Any] = preds if isinstance(preds, (list, tuple)) else [preds]
         staged = []
-        for pred in preds:
+        for pred in arrays:
             xp, raw, device = _raw(pred)
             with _backend.on(device):
                 (total,) = _host(xp, device, raw.astype(xp.float64).sum())
@@ -926,7 +1081,12 @@ class Loss(EvalMetric):
 class Torch(Loss):
     """``Loss`` under the name 'torch' (MXNet keeps it for its torch criterions)."""
 
-    def __init__(self, name: str = "torch", output_names=None, label_names=None):
+    def __init__(
+        self,
+        name: str = "torch",
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(name, output_names=output_names, label_names=label_names)
 
 
@@ -936,12 +1096,12 @@ class CustomMetric(EvalMetric):
 
     def __init__(
         self,
-        feval,
+        feval: _FEval,
         name: str | None = None,
         allow_extra_outputs: bool = False,
-        output_names=None,
-        label_names=None,
-    ):
+        output_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
         if not callable(feval):
             raise TypeError(f"CustomMetric: feval must be callable, got {type(feval).__name__}")
         if name is None:
@@ -957,14 +1117,16 @@ class CustomMetric(EvalMetric):
         )
         self._feval, self._allow_extra_outputs = feval, allow_extra_outputs
 
-    def update(self, labels, preds) -> None:
+    def update(self, labels: _Arrays, preds: _Arrays) -> None:
+        label_list: Sequence[Any]
+        pred_list: Sequence[Any]
         if not self._allow_extra_outputs:
-            labels, preds = check_label_shapes(labels, preds, wrap=True, metric=self.name)
+            label_list, pred_list = check_label_shapes(labels, preds, wrap=True, metric=self.name)
         else:
-            labels = labels if isinstance(labels, (list, tuple)) else [labels]
-            preds = preds if isinstance(preds, (list, tuple)) else [preds]
+            label_list = labels if isinstance(labels, (list, tuple)) else [labels]
+            pred_list = preds if isinstance(preds, (list, tuple)) else [preds]
         staged = []
-        for pred, label in zip(preds, labels):
+        for pred, label in zip(pred_list, label_list):
             if (
                 isinstance(label, ndarray)
                 and isinstance(pred, ndarray)
@@ -981,21 +1143,25 @@ class CustomMetric(EvalMetric):
             )
         self._commit(staged)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         raise NotImplementedError("CustomMetric cannot be serialized: feval is a function")
 
 
-def np(numpy_feval, name: str | None = None, allow_extra_outputs: bool = False):
+def np(
+    numpy_feval: _FEval, name: str | None = None, allow_extra_outputs: bool = False
+) -> CustomMetric:
     """A ``CustomMetric`` whose ``numpy_feval(label, pred)`` receives NumPy arrays."""
 
-    def feval(label, pred):
+    def feval(
+        label: ArrayLike, pred: ArrayLike
+    ) -> SupportsFloat | tuple[SupportsFloat, SupportsFloat]:
         return numpy_feval(_as_numpy(label), _as_numpy(pred))
 
     feval.__name__ = numpy_feval.__name__
     return CustomMetric(feval, name, allow_extra_outputs)
 
 
-def _as_numpy(x):
+def _as_numpy(x: ArrayLike) -> numpy.ndarray[Any, Any]:
     return x.asnumpy() if hasattr(x, "asnumpy") else numpy.asarray(x)
 
 
