@@ -16,18 +16,31 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Union
+
 import numpy
+import numpy.typing as npt
 
 from . import _backend
-from .device import as_device
+from ._typing import DTypeLike
+from .device import Device, as_device
 from .ndarray import ndarray
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+# The bounds and moments the draws take: a number, or an array of them (broadcast with size).
+_Floats: TypeAlias = Union[float, Sequence[float], npt.NDArray[Any], ndarray]
+_Ints: TypeAlias = Union[int, Sequence[int], npt.NDArray[Any], ndarray]
+_Size: TypeAlias = Union[int, tuple[int, ...], None]
 
 __all__ = ["seed", "uniform", "normal", "randint", "generator"]
 
 _generator = numpy.random.default_rng()
 
 
-def seed(seed_state: int, device="all", ctx=None) -> None:
+def seed(seed_state: int, device: Device | str = "all", ctx: Device | str | None = None) -> None:
     """Seed every random draw gluonlite makes (initializers, ``np.random``, dropout).
 
     One host stream serves every device (values are drawn on the host, then placed), so
@@ -48,23 +61,41 @@ def next_key() -> int:
     return int(_generator.integers(0, 2**64, dtype=numpy.uint64))
 
 
-def _place(host, dtype, device) -> ndarray:
+def _place(host: npt.ArrayLike, dtype: DTypeLike, device: Device | None) -> ndarray:
     device = as_device(device)
     dtype = numpy.dtype(numpy.float32) if dtype is None else _backend.dtype_of(dtype)
     host = numpy.asarray(host).astype(dtype, copy=False)
     return ndarray(_backend.transfer(host, device.__class__("cpu", 0), device), device)
 
 
-def uniform(low=0.0, high=1.0, size=None, dtype=None, device=None) -> ndarray:
+def uniform(
+    low: _Floats = 0.0,
+    high: _Floats = 1.0,
+    size: _Size = None,
+    dtype: DTypeLike = None,
+    device: Device | None = None,
+) -> ndarray:
     """Samples from U[low, high) (float32 by default)."""
     return _place(_generator.uniform(low, high, size), dtype, device)
 
 
-def normal(loc=0.0, scale=1.0, size=None, dtype=None, device=None) -> ndarray:
+def normal(
+    loc: _Floats = 0.0,
+    scale: _Floats = 1.0,
+    size: _Size = None,
+    dtype: DTypeLike = None,
+    device: Device | None = None,
+) -> ndarray:
     """Samples from N(loc, scale**2) (float32 by default)."""
     return _place(_generator.normal(loc, scale, size), dtype, device)
 
 
-def randint(low, high=None, size=None, dtype="int64", device=None) -> ndarray:
+def randint(
+    low: _Ints,
+    high: _Ints | None = None,
+    size: _Size = None,
+    dtype: DTypeLike = "int64",
+    device: Device | None = None,
+) -> ndarray:
     """Integers in [low, high) (int64 by default)."""
     return _place(_generator.integers(low, high, size), dtype, device)

@@ -25,7 +25,8 @@ import platform
 import shutil
 import sys
 import warnings
-from typing import Any, Callable
+from types import ModuleType
+from typing import Any, Callable, TypeVar
 
 import numpy
 
@@ -34,11 +35,14 @@ from .device import num_gpus
 
 __all__ = ["Feature", "Features", "feature_list", "report"]
 
+_T = TypeVar("_T")
+_D = TypeVar("_D")
+
 
 class Feature:
     """One feature: its ``name`` and whether it is ``enabled`` here."""
 
-    def __init__(self, name: str, enabled: bool):
+    def __init__(self, name: str, enabled: bool) -> None:
         self.name = name
         self.enabled = bool(enabled)
 
@@ -46,7 +50,7 @@ class Feature:
         return f"{'✔' if self.enabled else '✖'} {self.name}"
 
 
-def _safe(probe: Callable[[], Any], default: Any = None) -> Any:
+def _safe(probe: Callable[[], _T], default: _D) -> _T | _D:
     """``probe()``, or ``default`` when it fails in any way (a report must never raise)."""
     try:
         with warnings.catch_warnings():  # e.g. CuPy's "nccl library could not be loaded"
@@ -56,7 +60,7 @@ def _safe(probe: Callable[[], Any], default: Any = None) -> Any:
         return default
 
 
-def _cupy():
+def _cupy() -> ModuleType:
     return _cupy_source.module()  # the real CuPy, or the emulated one under its variable
 
 
@@ -97,10 +101,10 @@ _PROBES: dict[str, Callable[[], bool]] = {
 }
 
 
-class Features(collections.OrderedDict):
+class Features(collections.OrderedDict[str, Feature]):
     """The features of this installation, by name, as ``mx.runtime.Features()`` in MXNet."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__((name, Feature(name, probe())) for name, probe in _PROBES.items())
 
     def __repr__(self) -> str:
@@ -137,7 +141,7 @@ def _gpu_lines() -> list[str]:
     runtime = _cupy().cuda.runtime
     lines = [f"GPUs: {count} visible"]
     for i in range(count):
-        props = _safe(lambda: runtime.getDeviceProperties(i), {})
+        props: dict[str, Any] = _safe(lambda: runtime.getDeviceProperties(i), {})
         name = props.get("name", b"?")
         name = name.decode() if isinstance(name, bytes) else str(name)
         total = props.get("totalGlobalMem", 0) / 2**30
@@ -180,7 +184,7 @@ def _kernel_lines() -> list[str]:
     return lines
 
 
-def _compile_all(kernels) -> str:
+def _compile_all(kernels: ModuleType) -> str:
     for source, entries in kernels.instantiations().items():
         for type_key, _ in entries:
             kernels._load_module(0, source, type_key, False)

@@ -14,7 +14,16 @@ type) for code that inspects them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy
+
 from . import _backend
+from ._typing import DTypeLike, ShapeLike
+
+if TYPE_CHECKING:
+    from .initializer import InitLike
 
 __all__ = ["Symbol", "var", "Variable"]
 
@@ -27,7 +36,7 @@ class Symbol:
 
     __slots__ = ("_name", "_attrs")
 
-    def __init__(self, name: str, attrs: dict):
+    def __init__(self, name: str, attrs: Mapping[str, Any]) -> None:
         self._name = name
         self._attrs = dict(attrs)
 
@@ -36,36 +45,42 @@ class Symbol:
         return self._name
 
     @property
-    def shape(self):
-        return self._attrs.get("shape")
+    def shape(self) -> tuple[int, ...] | None:
+        shape: tuple[int, ...] | None = self._attrs.get("shape")
+        return shape
 
     @property
-    def dtype(self):
-        return self._attrs.get("dtype")
+    def dtype(self) -> numpy.dtype[Any] | None:
+        dtype: numpy.dtype[Any] | None = self._attrs.get("dtype")
+        return dtype
 
     @property
-    def lr_mult(self):
-        return self._attrs.get("lr_mult")
+    def lr_mult(self) -> float | None:
+        lr_mult: float | None = self._attrs.get("lr_mult")
+        return lr_mult
 
     @property
-    def wd_mult(self):
-        return self._attrs.get("wd_mult")
+    def wd_mult(self) -> float | None:
+        wd_mult: float | None = self._attrs.get("wd_mult")
+        return wd_mult
 
     @property
-    def init(self):
-        return self._attrs.get("init")
+    def init(self) -> InitLike:
+        init: InitLike = self._attrs.get("init")
+        return init
 
     @property
-    def stype(self):
-        return self._attrs.get("stype")
+    def stype(self) -> str | None:
+        stype: str | None = self._attrs.get("stype")
+        return stype
 
-    def attr(self, key: str):
+    def attr(self, key: str) -> str | None:
         """The attribute ``key`` as MXNet spells it in ``list_attr`` (a string), or None."""
         return self.list_attr().get(key)
 
-    def list_attr(self) -> dict:
+    def list_attr(self) -> dict[str, str]:
         """The given attributes as MXNet's ``{'__shape__': '(64, 100)', ...}`` strings."""
-        out = {}
+        out: dict[str, str] = {}
         for key in _ATTRS:
             value = self._attrs.get(key)
             if value is None:
@@ -83,13 +98,13 @@ class Symbol:
 
 def var(
     name: str,
-    attr: dict | None = None,
-    shape=None,
-    lr_mult=None,
-    wd_mult=None,
-    dtype=None,
-    init=None,
-    stype=None,
+    attr: Mapping[str, Any] | None = None,
+    shape: ShapeLike | None = None,
+    lr_mult: float | None = None,
+    wd_mult: float | None = None,
+    dtype: DTypeLike = None,
+    init: InitLike = None,
+    stype: str | None = None,
 ) -> Symbol:
     """A symbolic variable ``name`` carrying the given attributes.
 
