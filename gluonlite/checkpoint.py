@@ -51,6 +51,8 @@ import stat
 import struct
 import zlib
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy
 import safetensors
@@ -65,8 +67,20 @@ from ._fileformat import (
     check_dense_size,
     numpy_dtype,
 )
+from ._typing import DevicesLike, StrPath
 from .device import Device, as_device, as_devices, current_device
 from .ndarray import ndarray
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from .gluon.parameter import Parameter
+    from .sparse import CSRNDArray, RowSparseNDArray
+
+# What write_checkpoint's ``arrays`` function returns: the arrays by name and extra metadata.
+_Content: TypeAlias = tuple[Mapping[str, HostArray], Union[Mapping[str, str], None]]
+# A loaded array: dense, or the sparse kinds an MXNet file may hold.
+_Loaded: TypeAlias = Union[ndarray, "RowSparseNDArray", "CSRNDArray"]
 
 __all__ = [
     "CheckpointError",
@@ -107,7 +121,7 @@ def _temporary_path(path: str) -> str:
     return os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
 
 
-def atomic_write(path, write: Callable[[str], None]) -> None:
+def atomic_write(path: StrPath, write: Callable[[str], None]) -> None:
     """Have ``write(tmp)`` fill a temporary file, make it durable, then rename it to ``path``.
 
     See the module note on safety. On any failure the temporary file is removed and
@@ -155,9 +169,10 @@ def _fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
-def _crc(arr: numpy.ndarray) -> str:
+def _crc(arr: numpy.ndarray[Any, Any]) -> str:
     """CRC-32 of a contiguous array's bytes (read in place, no copy)."""
-    return format(zlib.crc32(arr.reshape(-1).view(numpy.uint8)), "08x")
+    data: Any = arr.reshape(-1).view(numpy.uint8)  # a buffer, which NumPy's stubs do not say
+    return format(zlib.crc32(data), "08x")
 
 
 def _text_crc(text: str) -> str:
@@ -165,7 +180,9 @@ def _text_crc(text: str) -> str:
     return format(zlib.crc32(text.encode("utf-8")), "08x")
 
 
-def _serialize(tensors: dict, path: str, metadata: dict) -> None:
+def _serialize(
+    tensors: dict[str, numpy.ndarray[Any, Any]], path: str, metadata: dict[str, str]
+) -> None:
     """Write ``tensors`` (NumPy arrays) and ``metadata`` as a safetensors file at ``path``."""
     # Recent safetensors (0.8) reads each array's memory where it is, so the replica's host
     # copy is the only one; older releases (>= 0.4 works) copy each array to bytes first.
@@ -173,12 +190,12 @@ def _serialize(tensors: dict, path: str, metadata: dict) -> None:
 
 
 def write_checkpoint(
-    path,
-    arrays: Mapping[str, HostArray] | Callable,
+    path: StrPath,
+    arrays: Mapping[str, HostArray] | Callable[[], _Content],
     kind: str,
     extra: Mapping[str, str] | None = None,
     *,
-    lock=None,
+    lock: AbstractContextManager[Any] | None = None,
 ) -> None:
     """Atomically write ``arrays`` (dense or row-sparse host arrays) to ``path``.
 
@@ -188,7 +205,7 @@ def write_checkpoint(
     the arrays are in the temporary file and released before the file is made durable
     (fsync, the slow part), so a Trainer waiting for it waits only for the copy.
     """
-    content = arrays if callable(arrays) else lambda: (arrays, extra)
+    content: Callable[[], _Content] = arrays if callable(arrays) else lambda: (arrays, extra)
 
     def encode_and_serialize(tmp: str) -> None:
         tensors, metadata = _encoded(path, *content(), kind)
@@ -204,10 +221,13 @@ def write_checkpoint(
     atomic_write(path, write)
 
 
-def _encoded(path, arrays: Mapping[str, HostArray], extra, kind: str) -> tuple:
+def _encoded(
+    path: StrPath, arrays: Mapping[str, HostArray], extra: Mapping[str, str] | None, kind: str
+) -> tuple[dict[str, numpy.ndarray[Any, Any]], dict[str, str]]:
     """``(tensors, metadata)`` for ``_serialize``: the arrays by name (row ids apart) and the
     header with the entry table and checksums."""
-    tensors, entries = {}, {}
+    tensors: dict[str, numpy.ndarray[Any, Any]] = {}
+    entries: dict[str, dict[str, Any]] = {}
     for name, arr in arrays.items():
         if (
             not isinstance(name, str)
@@ -228,7 +248,7 @@ def _encoded(path, arrays: Mapping[str, HostArray], extra, kind: str) -> tuple:
             )
         values = numpy.ascontiguousarray(arr.values)
         tensors[name] = values
-        entry = {
+        entry: dict[str, Any] = {
             "stype": arr.stype,
             "shape": list(arr.shape),
             "dtype": dtype_name,
@@ -258,13 +278,13 @@ def _encoded(path, arrays: Mapping[str, HostArray], extra, kind: str) -> tuple:
     return tensors, metadata
 
 
-def _dtype_name(dtype: numpy.dtype) -> str:
+def _dtype_name(dtype: numpy.dtype[Any]) -> str:
     # ml_dtypes' bfloat16 is named 'bfloat16'; every other storable dtype is a NumPy builtin.
-    return numpy.dtype(dtype).name
+    return str(numpy.dtype(dtype).name)
 
 
 # --------------------------------------------------------------------------- reading
-def _read_bytes(path) -> bytes:
+def _read_bytes(path: StrPath) -> bytes:
     """The whole of the regular file ``path``, read up to the length it has when opened.
 
     Anything else is refused before a byte is read: ``/dev/zero`` would be read until
@@ -302,7 +322,7 @@ class Checkpoint:
     metadata: dict[str, str]
 
 
-def read_checkpoint(path) -> Checkpoint:
+def read_checkpoint(path: StrPath) -> Checkpoint:
     """Read and check ``path`` completely (structure, shapes, checksums); see the module."""
     buf = _read_bytes(path)
     if _mxnet_format.is_mxnet_list(buf):
@@ -310,15 +330,15 @@ def read_checkpoint(path) -> Checkpoint:
     return _read_safetensors(buf, path)
 
 
-def _corrupt(path, what: str) -> CorruptCheckpointError:
+def _corrupt(path: StrPath, what: str) -> CorruptCheckpointError:
     return CorruptCheckpointError(
         f"'{path}' is not a valid checkpoint: {what} (truncated or corrupted?)"
     )
 
 
-def _read_safetensors(buf: bytes, path) -> Checkpoint:
+def _read_safetensors(buf: bytes, path: StrPath) -> Checkpoint:
     try:
-        tensors = safetensors.deserialize(buf)
+        tensors = safetensors.deserialize(buf)  # type: ignore[no-untyped-call]
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # noqa: BLE001 - a Rust panic arrives as a BaseException
@@ -332,7 +352,7 @@ def _read_safetensors(buf: bytes, path) -> Checkpoint:
     # The safetensors versions we know check this already; the rest of the code relies on it.
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise _corrupt(path, "its metadata is not a map of strings")
-    raw = {}
+    raw: dict[str, numpy.ndarray[Any, Any]] = {}
     for name, spec in tensors:
         code = spec["dtype"]
         if code not in _SAFETENSORS_DTYPES:
@@ -351,7 +371,9 @@ def _read_safetensors(buf: bytes, path) -> Checkpoint:
     return Checkpoint(_gluonlite_entries(raw, metadata, path), metadata["kind"], metadata)
 
 
-def _gluonlite_entries(raw: dict, metadata: dict, path) -> dict[str, HostArray]:
+def _gluonlite_entries(
+    raw: dict[str, numpy.ndarray[Any, Any]], metadata: dict[str, str], path: StrPath
+) -> dict[str, HostArray]:
     version = metadata.get("format_version", "")
     if not (version.isascii() and version.isdigit()):
         raise _corrupt(path, f"format_version {version!r} is not a number")
@@ -373,8 +395,8 @@ def _gluonlite_entries(raw: dict, metadata: dict, path) -> dict[str, HostArray]:
         raise _corrupt(path, "its entry table is not JSON") from e
     if not isinstance(entries, dict):
         raise _corrupt(path, "its entry table is not a JSON object")
-    expected = set()
-    out = {}
+    expected: set[str] = set()
+    out: dict[str, HostArray] = {}
     for name, entry in entries.items():
         arr = _checked_entry(name, entry, raw, path)
         expected.add(name)
@@ -388,7 +410,9 @@ def _gluonlite_entries(raw: dict, metadata: dict, path) -> dict[str, HostArray]:
     return out
 
 
-def _checked_entry(name, entry, raw: dict, path) -> HostArray:
+def _checked_entry(
+    name: str, entry: object, raw: dict[str, numpy.ndarray[Any, Any]], path: StrPath
+) -> HostArray:
     """The array ``entry`` describes, after checking it against the tensors and checksums."""
     if not isinstance(entry, dict) or entry.get("stype") not in ("default", "row_sparse"):
         raise _corrupt(path, f"the entry of '{name}' is malformed")
@@ -436,7 +460,7 @@ def _checked_entry(name, entry, raw: dict, path) -> HostArray:
 
 
 # --------------------------------------------------------------------------- arrays
-def _to_host(array: ndarray) -> numpy.ndarray:
+def _to_host(array: ndarray) -> numpy.ndarray[Any, Any]:
     """``array``'s values in host memory: the array itself when it is a contiguous CPU one,
     else one copy (a single device-to-host transfer for a GPU array)."""
     if array.device.device_type == "cpu":
@@ -444,11 +468,11 @@ def _to_host(array: ndarray) -> numpy.ndarray:
     return array.asnumpy()
 
 
-def _to_gluonlite(arr: HostArray, device: Device):
+def _to_gluonlite(arr: HostArray, device: Device) -> _Loaded:
     """``arr`` as a gluonlite array on ``device``: ndarray, RowSparseNDArray or CSRNDArray."""
     from . import sparse
 
-    def moved(a):
+    def moved(a: numpy.ndarray[Any, Any] | None) -> Any:
         return _backend.transfer(a, _CPU0, device)
 
     if arr.stype == "default":
@@ -460,7 +484,7 @@ def _to_gluonlite(arr: HostArray, device: Device):
     )
 
 
-def load_mxnet_params(path, device=None) -> dict:
+def load_mxnet_params(path: StrPath, device: Device | None = None) -> dict[str, _Loaded]:
     """The arrays of an Apache MXNet ``.params`` / ``.nd`` file, by name, on ``device``.
 
     Reads the NDArray-list format of MXNet 1.x and 2.x (``mx.nd.save``,
@@ -494,8 +518,8 @@ def load_mxnet_params(path, device=None) -> dict:
     return {name: _to_gluonlite(arr, device) for name, arr in arrays.items()}
 
 
-def _strip_module_prefixes(arrays: dict, path) -> dict:
-    out = {}
+def _strip_module_prefixes(arrays: dict[str, HostArray], path: StrPath) -> dict[str, HostArray]:
+    out: dict[str, HostArray] = {}
     for name, arr in arrays.items():
         key = name[4:] if name.startswith(("arg:", "aux:")) else name
         if key in out:
@@ -508,7 +532,9 @@ def _strip_module_prefixes(arrays: dict, path) -> dict:
 
 
 # --------------------------------------------------------------------------- parameters
-def save_parameters(path, params: Mapping, deduplicate: bool = False) -> None:
+def save_parameters(
+    path: StrPath, params: Mapping[str, Parameter], deduplicate: bool = False
+) -> None:
     """Save the parameters in ``params`` (name -> ``Parameter``) to ``path``, atomically.
 
     One replica per parameter is saved (a CPU one when there is one, else the first), moved
@@ -528,8 +554,9 @@ def save_parameters(path, params: Mapping, deduplicate: bool = False) -> None:
     """
     from ._replica import replica_lock
 
-    def content():
-        arrays, seen = {}, set()
+    def content() -> _Content:
+        arrays: dict[str, HostArray] = {}
+        seen: set[int] = set()
         for name, param in params.items():
             if deduplicate and id(param) in seen:
                 continue
@@ -543,7 +570,7 @@ def save_parameters(path, params: Mapping, deduplicate: bool = False) -> None:
     write_checkpoint(path, content, "parameters", lock=replica_lock)
 
 
-def _saved_replica(param, path) -> HostArray:
+def _saved_replica(param: Parameter, path: StrPath) -> HostArray:
     # _replicas() is the dense store of every stype (row_sparse and csr parameters hold the
     # full weight per device); it completes a deferred init whose shape is known by now.
     try:
@@ -566,17 +593,17 @@ def _saved_replica(param, path) -> HostArray:
 class _Step:
     """How one parameter will change; built for all of them before any is touched."""
 
-    param: object
-    values: numpy.ndarray  # dense host values, in the dtype the parameter will have
-    shape: tuple
-    cast_to: numpy.dtype | None  # the parameter takes the saved dtype first
-    devices: list | None  # None: set in place on the devices it has
+    param: Parameter
+    values: numpy.ndarray[Any, Any]  # dense host values, in the dtype the parameter will have
+    shape: tuple[int, ...]
+    cast_to: numpy.dtype[Any] | None  # the parameter takes the saved dtype first
+    devices: list[Device] | None  # None: set in place on the devices it has
 
 
 def load_parameters(
-    path,
-    params: Mapping,
-    device=None,
+    path: StrPath,
+    params: Mapping[str, Parameter],
+    device: DevicesLike = None,
     allow_missing: bool = False,
     ignore_extra: bool = False,
     cast_dtype: bool = False,
@@ -629,16 +656,16 @@ def load_parameters(
 
 
 def _plan(
-    path,
-    params: Mapping,
-    saved: dict,
-    devices,
-    allow_missing,
-    ignore_extra,
-    cast_dtype,
-    dtype_source,
+    path: StrPath,
+    params: Mapping[str, Parameter],
+    saved: dict[str, HostArray],
+    devices: list[Device] | None,
+    allow_missing: bool,
+    ignore_extra: bool,
+    cast_dtype: bool,
+    dtype_source: str,
 ) -> list[_Step]:
-    names_of = {}
+    names_of: dict[int, tuple[Parameter, list[str]]] = {}
     for name, param in params.items():
         names_of.setdefault(id(param), (param, []))[1].append(name)
     missing = [names[0] for param, names in names_of.values() if not any(n in saved for n in names)]
@@ -655,15 +682,23 @@ def _plan(
         )
     steps = []
     for param, names in names_of.values():
-        name = next((n for n in names if n in saved), None)
-        if name is not None:
+        found = next((n for n in names if n in saved), None)
+        if found is not None:
             steps.append(
-                _plan_one(path, name, param, saved[name], devices, cast_dtype, dtype_source)
+                _plan_one(path, found, param, saved[found], devices, cast_dtype, dtype_source)
             )
     return steps
 
 
-def _plan_one(path, name, param, arr: HostArray, devices, cast_dtype, dtype_source) -> _Step:
+def _plan_one(
+    path: StrPath,
+    name: str,
+    param: Parameter,
+    arr: HostArray,
+    devices: list[Device] | None,
+    cast_dtype: bool,
+    dtype_source: str,
+) -> _Step:
     where = f"Parameter {name!r} from '{path}'"
     # Whether the parameter has replicas (_data) or waits for its shape (_pending) decides
     # how it is loaded, as in MXNet's Parameter._load_init; there is no public query.
