@@ -1871,7 +1871,7 @@ def fc_backward(
     )
 
 
-def retain(data, indices, row_ids):
+def retain(data: Any, indices: Any, row_ids: Any) -> tuple[Any, Any]:
     """Rows of a row-sparse array (``data [k, ...]``, sorted unique int64 ``indices [k]``)
     whose ids occur in ``row_ids`` (any order, duplicates allowed).
 

@@ -19,20 +19,29 @@ array([[0., 0.],
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any, Literal, TypeVar, overload
+
 import numpy
 
 from . import _backend, _kernels
+from ._typing import DTypeLike, RawArray
 from .autograd import SparseRows, _scatter_add
 from .device import Device, as_device
-from .ndarray import ndarray
+from .ndarray import ArrayLike, ndarray
 
 __all__ = ["RowSparseNDArray", "CSRNDArray", "row_sparse_array", "csr_matrix", "from_dense"]
 
 _STYPES = ("default", "row_sparse", "csr")
 _CPU0 = Device("cpu", 0)
+_SparseT = TypeVar("_SparseT", bound="_SparseNDArray")
 
 
-def _to_raw(obj, device: Device, dtype=None, what: str = "array"):
+def _to_raw(
+    obj: ArrayLike, device: Device, dtype: DTypeLike = None, what: str = "array"
+) -> RawArray:
     """``obj`` (ndarray, NumPy/CuPy array or nested lists) as a raw array on ``device``.
 
     An ``ndarray`` on another device is an error: gluonlite never copies silently.
@@ -45,7 +54,8 @@ def _to_raw(obj, device: Device, dtype=None, what: str = "array"):
             )
         raw = obj._data
     elif _backend.is_gpu_array(obj):
-        raw = _backend.transfer(obj, Device("gpu", obj.device.id), device)
+        gpu_raw: RawArray = obj  # a CuPy array
+        raw = _backend.transfer(gpu_raw, Device("gpu", gpu_raw.device.id), device)
     else:
         raw = _backend.transfer(numpy.asarray(obj), _CPU0, device)
     if dtype is not None:
@@ -54,7 +64,7 @@ def _to_raw(obj, device: Device, dtype=None, what: str = "array"):
     return raw
 
 
-def _row_ids(row_ids, device: Device, shape: tuple):
+def _row_ids(row_ids: ArrayLike, device: Device, shape: tuple[int, ...]) -> RawArray:
     """Row ids as a flat raw int64 array on ``device``, checked against ``shape[0]``.
 
     Integral floats are accepted because ``mx.np.array([1, 3])`` is float32 by default.
@@ -83,7 +93,9 @@ def _row_ids(row_ids, device: Device, shape: tuple):
     return raw
 
 
-def _retain_raw(device: Device, data, indices, row_ids, n_rows: int):
+def _retain_raw(
+    device: Device, data: RawArray, indices: RawArray, row_ids: RawArray, n_rows: int
+) -> tuple[RawArray, RawArray]:
     """``(data, indices)`` of the stored rows whose ids occur in ``row_ids`` (valid ids of
     an array with ``n_rows`` rows)."""
     if device.device_type == "gpu":
@@ -102,7 +114,7 @@ def _retain_raw(device: Device, data, indices, row_ids, n_rows: int):
         wanted[row_ids] = True
         found = wanted[indices]
     else:  # a huge, very sparse array: binary-search each id among the stored ones
-        pos = numpy.searchsorted(indices, row_ids)
+        pos: RawArray = numpy.searchsorted(indices, row_ids)  # an array: row_ids is one
         numpy.minimum(pos, k - 1, out=pos)
         found = numpy.zeros(k, dtype=bool)
         found[pos[indices[pos] == row_ids]] = True
@@ -110,7 +122,9 @@ def _retain_raw(device: Device, data, indices, row_ids, n_rows: int):
     return data.take(rows, axis=0), indices[rows]
 
 
-def _sum_rows(xp, indices, values, shape: tuple, dtype):
+def _sum_rows(
+    xp: ModuleType, indices: RawArray, values: RawArray, shape: tuple[int, ...], dtype: DTypeLike
+) -> tuple[RawArray, RawArray]:
     """Sorted unique row ids and their rows, duplicates summed (the canonical form)."""
     uniq, inverse = xp.unique(indices.astype(numpy.int64), return_inverse=True)
     out = xp.zeros((uniq.shape[0],) + tuple(shape[1:]), dtype=dtype)
@@ -118,7 +132,7 @@ def _sum_rows(xp, indices, values, shape: tuple, dtype):
     return out, uniq
 
 
-def _nonzero_rows(xp, dense):
+def _nonzero_rows(xp: ModuleType, dense: RawArray) -> RawArray:
     """Ids of the rows of ``dense`` holding any nonzero value."""
     width = int(numpy.prod(dense.shape[1:], dtype=numpy.int64))
     flat = dense.reshape(dense.shape[0], width)
@@ -129,9 +143,27 @@ class _SparseNDArray:
     """What both sparse layouts share: a device, a full shape, stored values and indices."""
 
     __slots__ = ()
+    # The subclasses' slots.
+    _values: RawArray
+    _indices: RawArray
+    _shape: tuple[int, ...]
+    _device: Device
 
     @property
-    def _xp(self):
+    @abstractmethod
+    def stype(self) -> str:
+        """The storage type: ``'row_sparse'`` or ``'csr'``."""
+
+    @abstractmethod
+    def _dense_raw(self) -> RawArray:
+        """The dense values as a raw array on this array's device."""
+
+    @abstractmethod
+    def copyto(self: _SparseT, device: Device) -> _SparseT:
+        """A copy on ``device``."""
+
+    @property
+    def _xp(self) -> ModuleType:
         return _backend.xp(self._device)
 
     @property
@@ -145,7 +177,7 @@ class _SparseNDArray:
         return ndarray(self._indices, self._device)
 
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> tuple[int, ...]:
         return self._shape
 
     @property
@@ -153,24 +185,24 @@ class _SparseNDArray:
         return len(self._shape)
 
     @property
-    def dtype(self) -> numpy.dtype:
-        return self._values.dtype
+    def dtype(self) -> numpy.dtype[Any]:
+        return self._values.dtype  # type: ignore[no-any-return]
 
     @property
     def device(self) -> Device:
         return self._device
 
-    def asnumpy(self) -> numpy.ndarray:
+    def asnumpy(self) -> numpy.ndarray[Any, Any]:
         """The dense values as a NumPy array."""
-        return _backend.transfer(self._dense_raw(), self._device, _CPU0)
+        return _backend.transfer(self._dense_raw(), self._device, _CPU0)  # type: ignore[no-any-return]
 
-    def tostype(self, stype: str):
+    def tostype(self, stype: str) -> ndarray | _SparseNDArray:
         """This array as ``'default'`` (dense ndarray), ``'row_sparse'`` or ``'csr'``."""
         if stype == self.stype:
             return self
         return from_dense(ndarray(self._dense_raw(), self._device), stype)
 
-    def to_device(self, device):
+    def to_device(self: _SparseT, device: Device) -> _SparseT:
         """This array on ``device``: itself when already there, else a copy."""
         device = as_device(device)
         if device == self._device:
@@ -193,22 +225,26 @@ class RowSparseNDArray(_SparseNDArray):
 
     __slots__ = ("_values", "_indices", "_shape", "_device")
 
-    def __init__(self, data, indices, shape, device: Device):
+    def __init__(
+        self, data: RawArray, indices: RawArray, shape: Sequence[int], device: Device
+    ) -> None:
         # Callers hand in canonical raw arrays; the public constructor is row_sparse_array.
         self._values, self._indices = data, indices
         self._shape, self._device = tuple(int(n) for n in shape), device
 
     @classmethod
-    def empty(cls, shape, dtype, device) -> "RowSparseNDArray":
+    def empty(
+        cls, shape: Sequence[int], dtype: DTypeLike, device: Device | None
+    ) -> "RowSparseNDArray":
         """An all-zero row-sparse array (no stored rows)."""
         device = as_device(device)
-        shape = tuple(int(n) for n in shape)
+        full = tuple(int(n) for n in shape)
         xp = _backend.xp(device)
         with _backend.on(device):
             return cls(
-                xp.zeros((0,) + shape[1:], dtype=_backend.dtype_of(dtype)),
+                xp.zeros((0,) + full[1:], dtype=_backend.dtype_of(dtype)),
                 xp.zeros((0,), dtype=numpy.int64),
-                shape,
+                full,
                 device,
             )
 
@@ -217,14 +253,14 @@ class RowSparseNDArray(_SparseNDArray):
         return "row_sparse"
 
     # ----------------------------------------------------------------- conversion
-    def _dense_raw(self):
+    def _dense_raw(self) -> RawArray:
         xp = self._xp
         with _backend.on(self._device):
             out = xp.zeros(self._shape, dtype=self.dtype)
             out[self._indices] = self._values
         return out
 
-    def copyto(self, other):
+    def copyto(self, other: Device | RowSparseNDArray) -> RowSparseNDArray:
         """A copy on a ``Device``, or copy the values into another ``RowSparseNDArray``."""
         if isinstance(other, Device):
             return RowSparseNDArray(
@@ -247,12 +283,12 @@ class RowSparseNDArray(_SparseNDArray):
             f"copyto expects a Device or a RowSparseNDArray, got {type(other).__name__}"
         )
 
-    def astype(self, dtype) -> "RowSparseNDArray":
+    def astype(self, dtype: DTypeLike) -> "RowSparseNDArray":
         with _backend.on(self._device):
             values = self._values.astype(_backend.dtype_of(dtype))
         return RowSparseNDArray(values, self._indices.copy(), self._shape, self._device)
 
-    def retain(self, row_ids) -> "RowSparseNDArray":
+    def retain(self, row_ids: ArrayLike) -> "RowSparseNDArray":
         """A copy keeping exactly the stored rows whose ids occur in ``row_ids``.
 
         ``row_ids`` may be unsorted and hold duplicates; an id outside ``shape[0]`` is an
@@ -265,7 +301,7 @@ class RowSparseNDArray(_SparseNDArray):
         return RowSparseNDArray(values, indices, self._shape, self._device)
 
     # ----------------------------------------------------------------- gradient buffer
-    def _store_gradient(self, g, add: bool) -> None:
+    def _store_gradient(self, g: RawArray | SparseRows, add: bool) -> None:
         """Store a gradient (raw dense array or ``SparseRows``): overwrite, or add to it."""
         xp = self._xp
         with _backend.on(self._device):
@@ -307,23 +343,30 @@ class CSRNDArray(_SparseNDArray):
 
     __slots__ = ("_values", "_indices", "_indptr", "_shape", "_device")
 
-    def __init__(self, data, indices, indptr, shape, device: Device):
+    def __init__(
+        self,
+        data: RawArray,
+        indices: RawArray,
+        indptr: RawArray,
+        shape: Sequence[int],
+        device: Device,
+    ) -> None:
         # Callers hand in validated raw arrays; the public constructor is csr_matrix.
         self._values, self._indices, self._indptr = data, indices, indptr
         self._shape, self._device = tuple(int(n) for n in shape), device
 
     @classmethod
-    def empty(cls, shape, dtype, device) -> "CSRNDArray":
+    def empty(cls, shape: Sequence[int], dtype: DTypeLike, device: Device | None) -> "CSRNDArray":
         """An all-zero CSR array (no stored values)."""
         device = as_device(device)
-        shape = _csr_shape(shape)
+        full = _csr_shape(shape)
         xp = _backend.xp(device)
         with _backend.on(device):
             return cls(
                 xp.zeros((0,), dtype=_backend.dtype_of(dtype)),
                 xp.zeros((0,), dtype=numpy.int64),
-                xp.zeros((shape[0] + 1,), dtype=numpy.int64),
-                shape,
+                xp.zeros((full[0] + 1,), dtype=numpy.int64),
+                full,
                 device,
             )
 
@@ -335,7 +378,7 @@ class CSRNDArray(_SparseNDArray):
     def stype(self) -> str:
         return "csr"
 
-    def _dense_raw(self):
+    def _dense_raw(self) -> RawArray:
         xp = self._xp
         with _backend.on(self._device):
             out = xp.zeros(self._shape, dtype=self.dtype)
@@ -357,14 +400,14 @@ class CSRNDArray(_SparseNDArray):
             device,
         )
 
-    def astype(self, dtype) -> "CSRNDArray":
+    def astype(self, dtype: DTypeLike) -> "CSRNDArray":
         with _backend.on(self._device):
             values = self._values.astype(_backend.dtype_of(dtype))
         return CSRNDArray(
             values, self._indices.copy(), self._indptr.copy(), self._shape, self._device
         )
 
-    def _store_gradient(self, g, add: bool) -> None:
+    def _store_gradient(self, g: RawArray | SparseRows, add: bool) -> None:
         """Store a gradient (raw dense array or ``SparseRows``): overwrite, or add to it."""
         xp = self._xp
         with _backend.on(self._device):
@@ -385,14 +428,14 @@ class CSRNDArray(_SparseNDArray):
         )
 
 
-def _csr_shape(shape) -> tuple:
-    shape = tuple(int(n) for n in shape)
-    if len(shape) != 2:
-        raise ValueError(f"csr storage needs a 2-D shape, got {shape}")
-    return shape
+def _csr_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    full = tuple(int(n) for n in shape)
+    if len(full) != 2:
+        raise ValueError(f"csr storage needs a 2-D shape, got {full}")
+    return full
 
 
-def _csr_raw(xp, dense):
+def _csr_raw(xp: ModuleType, dense: RawArray) -> tuple[RawArray, RawArray, RawArray]:
     """``(data, indices, indptr)`` of a raw 2-D dense array."""
     rows, cols = xp.nonzero(dense)
     counts = xp.bincount(rows, minlength=dense.shape[0])
@@ -402,7 +445,23 @@ def _csr_raw(xp, dense):
     return dense[rows, cols], cols.astype(numpy.int64), indptr
 
 
-def from_dense(array: ndarray, stype: str):
+@overload
+def from_dense(array: ndarray, stype: Literal["default"]) -> ndarray: ...
+
+
+@overload
+def from_dense(array: ndarray, stype: Literal["row_sparse"]) -> RowSparseNDArray: ...
+
+
+@overload
+def from_dense(array: ndarray, stype: Literal["csr"]) -> CSRNDArray: ...
+
+
+@overload
+def from_dense(array: ndarray, stype: str) -> ndarray | RowSparseNDArray | CSRNDArray: ...
+
+
+def from_dense(array: ndarray, stype: str) -> ndarray | RowSparseNDArray | CSRNDArray:
     """``array`` (a dense ``ndarray``) in storage type ``stype``.
 
     Example:
@@ -426,7 +485,12 @@ def from_dense(array: ndarray, stype: str):
         return CSRNDArray(*_csr_raw(xp, array._data), array.shape, device)
 
 
-def row_sparse_array(arg1, shape=None, device=None, dtype=None) -> RowSparseNDArray:
+def row_sparse_array(
+    arg1: tuple[ArrayLike, ArrayLike] | RowSparseNDArray,
+    shape: Sequence[int] | None = None,
+    device: Device | None = None,
+    dtype: DTypeLike = None,
+) -> RowSparseNDArray:
     """A ``RowSparseNDArray`` from ``(data, indices)`` (any order, no duplicates) and ``shape``.
 
     ``arg1`` may also be a ``RowSparseNDArray`` (copied to ``device``). ``dtype`` defaults to
@@ -463,7 +527,12 @@ def row_sparse_array(arg1, shape=None, device=None, dtype=None) -> RowSparseNDAr
     return RowSparseNDArray(values, ids, shape, device)
 
 
-def csr_matrix(arg1, shape=None, device=None, dtype=None) -> CSRNDArray:
+def csr_matrix(
+    arg1: tuple[ArrayLike, ArrayLike, ArrayLike],
+    shape: Sequence[int] | None = None,
+    device: Device | None = None,
+    dtype: DTypeLike = None,
+) -> CSRNDArray:
     """A ``CSRNDArray`` from ``(data, indices, indptr)`` and a 2-D ``shape``."""
     if not isinstance(arg1, tuple) or len(arg1) != 3:
         raise TypeError("csr_matrix expects (data, indices, indptr)")

@@ -522,7 +522,11 @@ class Parameter:
                 f"row_sparse_data(row_id) instead"
             )
         replica = self._pick(self._replicas(), device, "data({})")
-        return sparse.from_dense(replica, "csr") if self._stype == "csr" else replica
+        if self._stype == "csr":
+            # A CSRNDArray (in MXNet a subclass of NDArray, here a class of its own): the
+            # annotation is the dense one that nearly every Parameter has.
+            return sparse.from_dense(replica, "csr")  # type: ignore[return-value]
+        return replica
 
     def _stand_in(self, device: Any) -> ndarray:
         """Zeros standing in for the data inside ``stand_ins()`` (see there)."""
@@ -558,8 +562,8 @@ class Parameter:
             )
         data = self._data if self._data is not None else self._replicas()
         replicas = list(data.values())
-        if self._stype == "csr":
-            return [sparse.from_dense(r, "csr") for r in replicas]
+        if self._stype == "csr":  # CSRNDArrays: see data()
+            return [sparse.from_dense(r, "csr") for r in replicas]  # type: ignore[misc]
         return replicas
 
     def _grads(self) -> dict[Device, Any]:
