@@ -10,16 +10,28 @@ NCCL knows. It sits below ``gluon/trainer.py`` and ``kvstore.py``, which both us
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Sequence
+from types import ModuleType
+from typing import Any
 
 import numpy
 
 from . import _cupy
+from ._typing import RawArray
+from .device import Device
 
-__all__ = ["nccl_module", "nccl_dtypes", "nccl_dtype_code", "nccl_can_reduce", "nccl_allreduce"]
+__all__ = [
+    "nccl_module",
+    "require_nccl",
+    "nccl_dtypes",
+    "nccl_dtype_code",
+    "nccl_can_reduce",
+    "nccl_allreduce",
+]
 
 
 @functools.lru_cache(maxsize=None)
-def nccl_module():
+def nccl_module() -> ModuleType | None:
     """``cupy.cuda.nccl`` when it can be used here, else None (never raises)."""
     try:
         nccl = _cupy.nccl()
@@ -29,13 +41,13 @@ def nccl_module():
 
 
 @functools.lru_cache(maxsize=None)
-def nccl_dtypes() -> dict:
+def nccl_dtypes() -> dict[numpy.dtype[Any], int]:
     """NumPy dtype -> ``ncclDataType_t`` for the dtypes NCCL reduces (bfloat16 where
     ml_dtypes and the binding provide it)."""
     nccl = nccl_module()
     if nccl is None:
         return {}
-    types = {
+    types: dict[numpy.dtype[Any], int] = {
         numpy.dtype(numpy.float16): nccl.NCCL_FLOAT16,
         numpy.dtype(numpy.float32): nccl.NCCL_FLOAT32,
         numpy.dtype(numpy.float64): nccl.NCCL_FLOAT64,
@@ -50,13 +62,13 @@ def nccl_dtypes() -> dict:
     return types
 
 
-def nccl_can_reduce(arrays) -> bool:
+def nccl_can_reduce(arrays: Iterable[RawArray]) -> bool:
     """True when NCCL can take every array as it is (known dtype, C-contiguous)."""
     types = nccl_dtypes()
     return all(a.dtype in types and a.flags.c_contiguous for a in arrays)
 
 
-def nccl_dtype_code(raw, where: str):
+def nccl_dtype_code(raw: RawArray, where: str) -> int:
     """``raw``'s ``ncclDataType_t``; ``TypeError`` for a dtype NCCL lacks, ``ValueError``
     for a buffer that is not C-contiguous (NCCL would read it as packed)."""
     code = nccl_dtypes().get(raw.dtype)
@@ -75,14 +87,25 @@ def nccl_dtype_code(raw, where: str):
 
 
 @functools.lru_cache(maxsize=None)
-def _communicators(device_ids: tuple):
+def _communicators(device_ids: tuple[int, ...]) -> list[Any]:
     """One communicator per GPU for a single-process group, created once per device set."""
-    return nccl_module().NcclCommunicator.initAll(list(device_ids))
+    communicators: list[Any] = require_nccl("NCCL communicators").NcclCommunicator.initAll(
+        list(device_ids)
+    )
+    return communicators
 
 
-def nccl_allreduce(arrays: list, devices: list) -> None:
+def require_nccl(what: str) -> ModuleType:
+    """``nccl_module()`` for ``what``, which needs it: ``RuntimeError`` where it is missing."""
+    nccl = nccl_module()
+    if nccl is None:
+        raise RuntimeError(f"{what}: NCCL is not available here (see nccl_module())")
+    return nccl
+
+
+def nccl_allreduce(arrays: Sequence[RawArray], devices: Sequence[Device]) -> None:
     """Sum the GPU arrays (one per device of ``devices``) in place with one NCCL group."""
-    nccl, cp = nccl_module(), _cupy.module()
+    nccl, cp = require_nccl("nccl_allreduce"), _cupy.module()
     codes = [nccl_dtype_code(a, f"allreduce on {d}") for a, d in zip(arrays, devices)]
     comms = _communicators(tuple(d.device_id for d in devices))
     # One group so NCCL launches the per-GPU parts together (separate calls would

@@ -20,9 +20,14 @@ array([[2., 2., 0., 0.],
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy
+import numpy.typing as npt
 
 from . import _philox, random
+from ._typing import RawArray
 from .device import Device
 
 __all__ = ["threshold", "scale", "numpy_mask", "mask"]
@@ -44,12 +49,15 @@ def threshold(p: float) -> int:
     return min(round(float(p) * 2**32), 2**32 - 1)
 
 
-def scale(p: float, dtype):
+def scale(p: float, dtype: npt.DTypeLike) -> numpy.generic:
     """``1 / (1 - p)`` in ``dtype``, rounded once from float64."""
-    return numpy.asarray(1.0 / (1.0 - float(p))).astype(dtype)[()]
+    # [()] of a 0-d array is a NumPy scalar (NumPy's stubs say an array).
+    return numpy.asarray(1.0 / (1.0 - float(p))).astype(dtype)[()]  # type: ignore[return-value]
 
 
-def numpy_mask(shape, dtype, key: int, threshold: int, scale) -> numpy.ndarray:
+def numpy_mask(
+    shape: Sequence[int], dtype: npt.DTypeLike, key: int, threshold: int, scale: numpy.generic
+) -> numpy.ndarray[Any, Any]:
     """The mask on the host, bit for bit what ``kernels/dropout.cu`` writes.
 
     Built from raw bits as the kernel is (``scale``'s bits where kept, all-zero bits, +0,
@@ -65,7 +73,7 @@ def numpy_mask(shape, dtype, key: int, threshold: int, scale) -> numpy.ndarray:
     return numpy.where(kept, scale_bits, bits.type(0)).view(dtype).reshape(shape)
 
 
-def mask(shape, dtype, device: Device, p: float):
+def mask(shape: Sequence[int], dtype: npt.DTypeLike, device: Device, p: float) -> RawArray:
     """A fresh mask for one dropout call on ``device`` (a NumPy or CuPy array; call it inside
     ``_backend.on(device)``), drawing the call's key from gluonlite's generator."""
     dtype = numpy.dtype(dtype)

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import TYPE_CHECKING, Any
 
 import numpy
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from ._typing import StrPath
 
 __all__ = [
     "CheckpointError",
@@ -48,16 +54,16 @@ class HostArray:
     """
 
     stype: str
-    shape: tuple
-    values: numpy.ndarray
-    indices: numpy.ndarray | None = None
-    indptr: numpy.ndarray | None = None
+    shape: tuple[int, ...]
+    values: numpy.ndarray[Any, Any]
+    indices: numpy.ndarray[Any, Any] | None = None
+    indptr: numpy.ndarray[Any, Any] | None = None
 
     @property
-    def dtype(self) -> numpy.dtype:
-        return self.values.dtype
+    def dtype(self) -> numpy.dtype[Any]:
+        return self.values.dtype  # type: ignore[no-any-return]
 
-    def dense(self) -> numpy.ndarray:
+    def dense(self) -> numpy.ndarray[Any, Any]:
         """The full array (a new one for sparse storage, ``values`` itself when dense)."""
         if self.stype == "default":
             return self.values
@@ -65,12 +71,13 @@ class HostArray:
         if self.stype == "row_sparse":
             out[self.indices] = self.values
         else:
-            rows = numpy.repeat(numpy.arange(self.shape[0]), numpy.diff(self.indptr))
+            indptr: Any = self.indptr  # a csr array always has one
+            rows = numpy.repeat(numpy.arange(self.shape[0]), numpy.diff(indptr))
             out[rows, self.indices] = self.values
         return out
 
 
-def numpy_dtype(name: str, path, what: str) -> numpy.dtype:
+def numpy_dtype(name: str, path: StrPath, what: str) -> numpy.dtype[Any]:
     """The NumPy dtype called ``name``; bfloat16 comes from ml_dtypes when it is installed."""
     if name == "bfloat16":
         try:
@@ -80,11 +87,14 @@ def numpy_dtype(name: str, path, what: str) -> numpy.dtype:
                 f"{what} in '{path}' is bfloat16, which NumPy can only hold with the "
                 f"ml_dtypes package; install it (pip install ml_dtypes)"
             ) from None
-        return numpy.dtype(ml_dtypes.bfloat16)
+        bfloat16: numpy.dtype[Any] = numpy.dtype(ml_dtypes.bfloat16)
+        return bfloat16
     return numpy.dtype(name)
 
 
-def check_dense_size(shape: tuple, dtype, path, what: str) -> None:
+def check_dense_size(
+    shape: tuple[int, ...], dtype: npt.DTypeLike, path: StrPath, what: str
+) -> None:
     """Refuse a (sparse) array whose dense form could never fit in this machine's memory.
 
     A Parameter holds every storage type densely, so such an array could never be

@@ -19,7 +19,16 @@ Philox4x32-10 with counter ``(lo32(i // 4), hi32(i // 4), 0, 0)`` and key
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+# The rounds' words: uint64 arrays holding 32-bit values.
+_U64: TypeAlias = npt.NDArray[numpy.uint64]
 
 __all__ = ["philox4x32", "stream"]
 
@@ -31,7 +40,15 @@ _32 = numpy.uint64(32)
 _CHUNK_GROUPS = 1 << 14  # counters per chunk in stream()
 
 
-def _rounds(c0, c1, c2, c3, k0: int, k1: int, rounds: int):
+def _rounds(
+    c0: npt.ArrayLike,
+    c1: npt.ArrayLike,
+    c2: npt.ArrayLike,
+    c3: npt.ArrayLike,
+    k0: int,
+    k1: int,
+    rounds: int,
+) -> tuple[_U64, _U64, _U64, _U64]:
     """The Philox rounds on counter words ``c0..c3`` (arrays or scalars of one broadcast
     shape, 32-bit values), returned as uint64 arrays holding 32-bit values.
 
@@ -62,7 +79,9 @@ def _rounds(c0, c1, c2, c3, k0: int, k1: int, rounds: int):
     return c0, c1, c2, c3
 
 
-def philox4x32(counter, key, rounds: int = 10) -> numpy.ndarray:
+def philox4x32(
+    counter: npt.ArrayLike, key: npt.ArrayLike, rounds: int = 10
+) -> npt.NDArray[numpy.uint32]:
     """Philox4x32-``rounds`` of ``counter`` (``[..., 4]`` 32-bit words) under ``key`` (two
     32-bit words): the ``[..., 4]`` uint32 output words."""
     counter = numpy.asarray(counter, dtype=numpy.uint64)
@@ -74,11 +93,12 @@ def philox4x32(counter, key, rounds: int = 10) -> numpy.ndarray:
         )
     if (counter > _LOW).any() or (key > _LOW).any():
         raise ValueError("philox4x32: counter and key words must be 32-bit")
-    words = _rounds(*(counter[..., j] for j in range(4)), int(key[0]), int(key[1]), rounds)
+    c = counter
+    words = _rounds(c[..., 0], c[..., 1], c[..., 2], c[..., 3], int(key[0]), int(key[1]), rounds)
     return numpy.stack(words, axis=-1).astype(numpy.uint32)
 
 
-def stream(key: int, n: int) -> numpy.ndarray:
+def stream(key: int, n: int) -> npt.NDArray[numpy.uint32]:
     """Words ``0 .. n-1`` (uint32) of the stream of the 64-bit ``key`` (layout above)."""
     if not 0 <= key < 2**64:
         raise ValueError(f"stream: key must be a 64-bit unsigned integer, got {key}")

@@ -12,7 +12,12 @@ not take it at all. See the note on concurrent reads in ``gluonlite.gluon.parame
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+import numpy
+
+from ._typing import DTypeLike
+from .device import Device
 from .ndarray import ndarray
 
 __all__ = ["Replica", "replica_lock"]
@@ -28,22 +33,22 @@ class Replica(ndarray):
 
     __slots__ = ()
 
-    def asnumpy(self):
+    def asnumpy(self) -> numpy.ndarray:
         with replica_lock:
             return super().asnumpy()
 
-    def copyto(self, other):
+    def copyto(self, other: Any) -> ndarray:
         with replica_lock:
             return super().copyto(other)
 
-    def copy(self):
+    def copy(self) -> ndarray:
         with replica_lock:
             return super().copy()
 
-    def astype(self, dtype, copy: bool = True):
+    def astype(self, dtype: DTypeLike, copy: bool = True) -> ndarray:
         with replica_lock:
             return super().astype(dtype, copy)
 
-    def to_device(self, device):
+    def to_device(self, device: Device) -> ndarray:
         with replica_lock:
             return super().to_device(device)

@@ -52,7 +52,7 @@ import struct
 import zlib
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
 import numpy
 import safetensors
@@ -74,13 +74,37 @@ from .ndarray import ndarray
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    from .gluon.parameter import Parameter
     from .sparse import CSRNDArray, RowSparseNDArray
 
 # What write_checkpoint's ``arrays`` function returns: the arrays by name and extra metadata.
 _Content: TypeAlias = tuple[Mapping[str, HostArray], Union[Mapping[str, str], None]]
 # A loaded array: dense, or the sparse kinds an MXNet file may hold.
 _Loaded: TypeAlias = Union[ndarray, "RowSparseNDArray", "CSRNDArray"]
+
+
+class _ParameterLike(Protocol):
+    """What saving and loading use of a ``gluon.Parameter`` (which sits above this module,
+    so it is described here rather than imported)."""
+
+    name: str
+    # Whether it has replicas (_data) or waits for its shape (_pending): see _plan_one.
+    _data: Any
+    _pending: Any
+
+    @property
+    def stype(self) -> str: ...
+    @property
+    def dtype(self) -> numpy.dtype[Any]: ...
+    @property
+    def shape(self) -> tuple[int, ...] | None: ...
+    @shape.setter
+    def shape(self, new_shape: Any) -> None: ...
+    def list_device(self) -> list[Device]: ...
+    def cast(self, dtype: Any) -> None: ...
+    def set_data(self, data: Any) -> None: ...
+    def _replicas(self) -> dict[Device, Any]: ...
+    def _initialize_with(self, values: Any, devices: Any) -> None: ...
+
 
 __all__ = [
     "CheckpointError",
@@ -533,7 +557,7 @@ def _strip_module_prefixes(arrays: dict[str, HostArray], path: StrPath) -> dict[
 
 # --------------------------------------------------------------------------- parameters
 def save_parameters(
-    path: StrPath, params: Mapping[str, Parameter], deduplicate: bool = False
+    path: StrPath, params: Mapping[str, _ParameterLike], deduplicate: bool = False
 ) -> None:
     """Save the parameters in ``params`` (name -> ``Parameter``) to ``path``, atomically.
 
@@ -570,7 +594,7 @@ def save_parameters(
     write_checkpoint(path, content, "parameters", lock=replica_lock)
 
 
-def _saved_replica(param: Parameter, path: StrPath) -> HostArray:
+def _saved_replica(param: _ParameterLike, path: StrPath) -> HostArray:
     # _replicas() is the dense store of every stype (row_sparse and csr parameters hold the
     # full weight per device); it completes a deferred init whose shape is known by now.
     try:
@@ -593,7 +617,7 @@ def _saved_replica(param: Parameter, path: StrPath) -> HostArray:
 class _Step:
     """How one parameter will change; built for all of them before any is touched."""
 
-    param: Parameter
+    param: _ParameterLike
     values: numpy.ndarray[Any, Any]  # dense host values, in the dtype the parameter will have
     shape: tuple[int, ...]
     cast_to: numpy.dtype[Any] | None  # the parameter takes the saved dtype first
@@ -602,7 +626,7 @@ class _Step:
 
 def load_parameters(
     path: StrPath,
-    params: Mapping[str, Parameter],
+    params: Mapping[str, _ParameterLike],
     device: DevicesLike = None,
     allow_missing: bool = False,
     ignore_extra: bool = False,
@@ -657,7 +681,7 @@ def load_parameters(
 
 def _plan(
     path: StrPath,
-    params: Mapping[str, Parameter],
+    params: Mapping[str, _ParameterLike],
     saved: dict[str, HostArray],
     devices: list[Device] | None,
     allow_missing: bool,
@@ -665,7 +689,7 @@ def _plan(
     cast_dtype: bool,
     dtype_source: str,
 ) -> list[_Step]:
-    names_of: dict[int, tuple[Parameter, list[str]]] = {}
+    names_of: dict[int, tuple[_ParameterLike, list[str]]] = {}
     for name, param in params.items():
         names_of.setdefault(id(param), (param, []))[1].append(name)
     missing = [names[0] for param, names in names_of.values() if not any(n in saved for n in names)]
@@ -693,7 +717,7 @@ def _plan(
 def _plan_one(
     path: StrPath,
     name: str,
-    param: Parameter,
+    param: _ParameterLike,
     arr: HostArray,
     devices: list[Device] | None,
     cast_dtype: bool,

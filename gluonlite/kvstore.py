@@ -249,7 +249,7 @@ class MPIKVStore(KVStore):
 
     def _nccl_comm(self, device_id: int) -> Any:
         if device_id not in self._nccl:
-            nccl = _collective.nccl_module()
+            nccl = _collective.require_nccl(f"kvstore {self.type!r}")
             uid = nccl.get_unique_id() if self.rank == 0 else None
             uid = self._comm.bcast(uid, root=0)
             with _backend.cupy().cuda.Device(device_id):
@@ -257,7 +257,7 @@ class MPIKVStore(KVStore):
         return self._nccl[device_id]
 
     def _nccl_allreduce(self, arrays: Sequence[RawArray]) -> None:
-        nccl, cp = _collective.nccl_module(), _backend.cupy()
+        nccl, cp = _collective.require_nccl(f"kvstore {self.type!r} allreduce"), _backend.cupy()
         for raw in arrays:
             code = _collective.nccl_dtype_code(raw, f"kvstore {self.type!r} allreduce")
             comm = self._nccl_comm(raw.device.id)
