@@ -40,7 +40,8 @@ def _read_environment() -> int | None:
 
 
 _EMULATED_GPUS = _read_environment()
-_emulator: Any = None
+# The emulated cupy module (tests/cuda_host/fake_cupy.py), made on first use.
+_emulator: ModuleType | None = None
 
 
 def emulated_gpus() -> int | None:
@@ -60,7 +61,7 @@ def module() -> ModuleType:
                 "A GPU device was requested, but CuPy is not installed. "
                 "Install gluonlite[cuda12] or gluonlite[cuda13]."
             ) from e
-        return cupy
+        return cupy  # type: ignore[no-any-return]  # untyped CuPy
     if _emulator is None:
         try:
             fake = importlib.import_module(_EMULATOR_MODULE)
@@ -78,8 +79,8 @@ def cupyx() -> ModuleType:
     if _EMULATED_GPUS is None:
         import cupyx as _cupyx
 
-        return _cupyx
-    return module().cupyx
+        return _cupyx  # type: ignore[no-any-return]  # untyped CuPy
+    return module().cupyx  # type: ignore[no-any-return]  # untyped CuPy
 
 
 def special() -> ModuleType:
@@ -87,8 +88,8 @@ def special() -> ModuleType:
     if _EMULATED_GPUS is None:
         import cupyx.scipy.special as _special
 
-        return _special
-    return module().cupyx.scipy.special
+        return _special  # type: ignore[no-any-return]  # untyped CuPy
+    return module().cupyx.scipy.special  # type: ignore[no-any-return]  # untyped CuPy
 
 
 def device_count() -> int:
@@ -115,5 +116,5 @@ def nccl() -> ModuleType:
     if _EMULATED_GPUS is None:
         from cupy.cuda import nccl as _nccl
 
-        return _nccl
-    return module().cuda.nccl
+        return _nccl  # type: ignore[no-any-return]  # untyped CuPy
+    return module().cuda.nccl  # type: ignore[no-any-return]  # untyped CuPy

@@ -26,6 +26,8 @@ before it is used, and any inconsistency raises ``CorruptCheckpointError``.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy
 
@@ -36,6 +38,9 @@ from ._fileformat import (
     check_dense_size,
     numpy_dtype,
 )
+
+if TYPE_CHECKING:
+    from ._typing import StrPath
 
 __all__ = [
     "LIST_MAGIC",
@@ -82,10 +87,10 @@ def is_mxnet_list(head: bytes) -> bool:
 class _Reader:
     """Little-endian reads from a buffer that fail cleanly at its end."""
 
-    def __init__(self, buf: bytes, path):
+    def __init__(self, buf: bytes, path: StrPath) -> None:
         self.buf, self.pos, self.path = memoryview(buf), 0, path
 
-    def fail(self, what: str):
+    def fail(self, what: str) -> NoReturn:
         raise CorruptCheckpointError(
             f"'{self.path}' is not a valid MXNet NDArray file: {what} at byte {self.pos} "
             f"(truncated or corrupted?)"
@@ -98,10 +103,13 @@ class _Reader:
         self.pos += n
         return out
 
-    def unpack(self, fmt: str, what: str):
-        return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))[0]
+    def unpack(self, fmt: str, what: str) -> int:
+        value: int = struct.unpack(fmt, self.take(struct.calcsize(fmt), what))[0]
+        return value
 
-    def shape(self, what: str, dim_format: str = "<q", ndim: int | None = None) -> tuple | None:
+    def shape(
+        self, what: str, dim_format: str = "<q", ndim: int | None = None
+    ) -> tuple[int, ...] | None:
         """A shape; None for MXNet's "unknown" ndim of -1."""
         if ndim is None:
             ndim = self.unpack("<i", f"{what} ndim")
@@ -111,7 +119,9 @@ class _Reader:
             self.fail(f"{what} has ndim {ndim}")
         size = struct.calcsize(dim_format)
         raw = self.take(ndim * size, f"{what} dims")
-        dims = tuple(struct.unpack_from(dim_format, raw, i * size)[0] for i in range(ndim))
+        dims: tuple[int, ...] = tuple(
+            struct.unpack_from(dim_format, raw, i * size)[0] for i in range(ndim)
+        )
         if any(d < 0 for d in dims):
             self.fail(f"{what} has a negative dim in {dims}")
         # Zero-size dims make the size 0, but NumPy still refuses shapes whose other dims
@@ -123,7 +133,7 @@ class _Reader:
             self.fail(f"{what} {dims} is impossibly large")
         return dims
 
-    def array(self, type_flag: int, shape: tuple, what: str) -> numpy.ndarray:
+    def array(self, type_flag: int, shape: tuple[int, ...], what: str) -> numpy.ndarray[Any, Any]:
         if type_flag not in _TYPE_FLAGS:
             self.fail(f"{what} has the unknown type flag {type_flag}")
         dtype = numpy_dtype(_TYPE_FLAGS[type_flag], self.path, what)
@@ -132,7 +142,10 @@ class _Reader:
             count *= d
         raw = self.take(count * dtype.itemsize, f"{what} values")
         # A copy, so that the arrays own their memory and the file buffer can go.
-        return numpy.frombuffer(raw, dtype=dtype, count=count).reshape(shape).copy()
+        values: numpy.ndarray[Any, Any] = (
+            numpy.frombuffer(raw, dtype=dtype, count=count).reshape(shape).copy()
+        )
+        return values
 
 
 def _read_array(r: _Reader, index: int) -> HostArray | None:
@@ -165,14 +178,15 @@ def _read_array(r: _Reader, index: int) -> HostArray | None:
     r.unpack("<i", f"{what} device type")  # the saving device does not matter here
     r.unpack("<i", f"{what} device id")
     type_flag = r.unpack("<i", f"{what} type flag")
-    aux = []
+    aux: list[tuple[int, tuple[int, ...]]] = []
     for i in range(nad):
         aux_flag = r.unpack("<i", f"{what} aux type")
         aux_shape = r.shape(f"{what} aux shape")
         if aux_shape is None or len(aux_shape) != 1:
             r.fail(f"{what} aux array {i} has shape {aux_shape}, expected one dimension")
         aux.append((aux_flag, aux_shape))
-    values = r.array(type_flag, storage_shape if nad else shape, what)
+    # storage_shape is set (and checked) exactly when there are aux arrays (nad).
+    values = r.array(type_flag, shape if storage_shape is None else storage_shape, what)
     aux_arrays = [
         r.array(flag, ashape, f"{what} aux array {i}") for i, (flag, ashape) in enumerate(aux)
     ]
@@ -192,7 +206,13 @@ def _read_array(r: _Reader, index: int) -> HostArray | None:
     )
 
 
-def _checked_row_sparse(r, what, shape, values, indices) -> HostArray:
+def _checked_row_sparse(
+    r: _Reader,
+    what: str,
+    shape: tuple[int, ...],
+    values: numpy.ndarray[Any, Any],
+    indices: numpy.ndarray[Any, Any],
+) -> HostArray:
     if not shape or values.shape != (indices.shape[0],) + tuple(shape[1:]):
         r.fail(
             f"{what} stores values of shape {values.shape} for {indices.shape[0]} rows "
@@ -205,7 +225,14 @@ def _checked_row_sparse(r, what, shape, values, indices) -> HostArray:
     return HostArray("row_sparse", shape, values, indices)
 
 
-def _checked_csr(r, what, shape, values, indices, indptr) -> HostArray:
+def _checked_csr(
+    r: _Reader,
+    what: str,
+    shape: tuple[int, ...],
+    values: numpy.ndarray[Any, Any],
+    indices: numpy.ndarray[Any, Any],
+    indptr: numpy.ndarray[Any, Any],
+) -> HostArray:
     if (
         len(shape) != 2
         or values.ndim != 1
@@ -221,7 +248,7 @@ def _checked_csr(r, what, shape, values, indices, indptr) -> HostArray:
     return HostArray("csr", shape, values, indices, indptr)
 
 
-def read_mxnet_arrays(buf: bytes, path) -> tuple[list, list | None]:
+def read_mxnet_arrays(buf: bytes, path: StrPath) -> tuple[list[HostArray | None], list[str] | None]:
     """``(arrays, names)`` of an MXNet NDArray-list file held in ``buf``; ``names`` is None
     for a file saved from a list. Arrays without a shape are None here."""
     r = _Reader(buf, path)
@@ -236,7 +263,7 @@ def read_mxnet_arrays(buf: bytes, path) -> tuple[list, list | None]:
     n_names = r.unpack("<Q", "name count")
     if n_names not in (0, count):
         r.fail(f"{n_names} names for {count} arrays")
-    names = []
+    names: list[str] = []
     for i in range(n_names):
         length = r.unpack("<Q", f"name #{i} length")
         raw = bytes(r.take(length, f"name #{i}"))
@@ -252,7 +279,7 @@ def read_mxnet_arrays(buf: bytes, path) -> tuple[list, list | None]:
     return arrays, (names if n_names else None)
 
 
-def read_mxnet_list(buf: bytes, path) -> list[tuple[str, HostArray]]:
+def read_mxnet_list(buf: bytes, path: StrPath) -> list[tuple[str, HostArray]]:
     """The ``(name, array)`` pairs of an MXNet NDArray-list file held in ``buf``.
 
     A file saved from a list (no names) gets the names ``'0'``, ``'1'``, ... An "empty"
@@ -261,16 +288,18 @@ def read_mxnet_list(buf: bytes, path) -> list[tuple[str, HostArray]]:
     arrays, names = read_mxnet_arrays(buf, path)
     if names is None:
         names = [str(i) for i in range(len(arrays))]
+    pairs = []
     for name, arr in zip(names, arrays):
         if arr is None:
             raise CheckpointError(
                 f"'{name}' in '{path}' is an MXNet NDArray without a shape "
                 f"(never allocated); there are no values to load"
             )
-    return list(zip(names, arrays))
+        pairs.append((name, arr))
+    return pairs
 
 
-def _dtype_flag(dtype: numpy.dtype, what: str) -> int:
+def _dtype_flag(dtype: numpy.dtype[Any], what: str) -> int:
     name = "bfloat16" if dtype.name == "bfloat16" else dtype.name
     flag = _FLAG_OF.get(name)
     if flag is None or dtype.byteorder == ">":
@@ -281,7 +310,11 @@ def _dtype_flag(dtype: numpy.dtype, what: str) -> int:
     return flag
 
 
-def encode_mxnet_list(arrays, names=None, version: int = 3) -> bytes:
+def encode_mxnet_list(
+    arrays: Sequence[numpy.ndarray[Any, Any]],
+    names: Sequence[str] | None = None,
+    version: int = 3,
+) -> bytes:
     """The bytes of an MXNet NDArray-list file holding ``arrays`` (dense host NumPy arrays).
 
     ``names`` (one ``str`` per array) are written for a dict, omitted (None) for a list.
