@@ -17,7 +17,7 @@ import traceback
 _RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK")
 
 
-def _connect():
+def _connect() -> socket.socket | None:
     address = os.environ.get("GLUONLITE_RUN_MONITOR")
     if not address:
         return None
@@ -37,7 +37,7 @@ def _connect():
     return conn
 
 
-def _report(conn, line: str) -> None:
+def _report(conn: socket.socket | None, line: str) -> None:
     if conn is not None:
         try:
             conn.sendall((line.replace("\n", " ") + "\n").encode())

@@ -64,7 +64,7 @@ class _Rank:
                 self.state, self.detail = kind, rest
 
 
-def launch(nproc: int, command: list, mpiexec: str | None = None) -> int:
+def launch(nproc: int, command: list[str], mpiexec: str | None = None) -> int:
     """Run ``command`` (a script and its arguments) on ``nproc`` ranks; the exit status."""
     server = socket.create_server(("127.0.0.1", 0))
     server.setblocking(False)
@@ -142,7 +142,7 @@ def launch(nproc: int, command: list, mpiexec: str | None = None) -> int:
     return status
 
 
-def _stop(job: subprocess.Popen, nproc: int, ranks: list, script: str) -> None:
+def _stop(job: subprocess.Popen[bytes], nproc: int, ranks: list[_Rank], script: str) -> None:
     """Say which ranks ended early and how, then end the job (mpiexec and its ranks)."""
     for rank in ranks:
         if rank.state == "failed":
@@ -169,7 +169,7 @@ def _stop(job: subprocess.Popen, nproc: int, ranks: list, script: str) -> None:
         job.kill()
 
 
-def main(argv: list | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gluonlite.distributed.run",
         description="Run a script on N ranks under mpiexec; any rank that ends early or "
