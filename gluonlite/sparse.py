@@ -194,7 +194,8 @@ class _SparseNDArray:
 
     def asnumpy(self) -> numpy.ndarray[Any, Any]:
         """The dense values as a NumPy array."""
-        return _backend.transfer(self._dense_raw(), self._device, _CPU0)  # type: ignore[no-any-return]
+        host: numpy.ndarray[Any, Any] = _backend.transfer(self._dense_raw(), self._device, _CPU0)
+        return host
 
     def tostype(self, stype: str) -> ndarray | _SparseNDArray:
         """This array as ``'default'`` (dense ndarray), ``'row_sparse'`` or ``'csr'``."""

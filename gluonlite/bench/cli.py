@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from types import ModuleType
+from typing import Any
 
 from . import conv, fc, machine, mxnet, ops, param, replicate, report, retain, step, targets
 from . import timing
@@ -60,13 +62,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _plan(names, target_list, quick):
+# One case to run: its suite module, the suite's result, the case and the target.
+_Case = tuple[ModuleType, report.SuiteResult, dict[str, Any], targets.Target]
+
+
+def _plan(
+    names: list[str], target_list: list[targets.Target], quick: bool
+) -> tuple[list[report.SuiteResult], list[_Case]]:
     """(suite results, [(suite module, result, spec, target)]) with skips already recorded."""
-    results, cases = [], []
+    results: list[report.SuiteResult] = []
+    cases: list[_Case] = []
     for name in names:
         module = SUITES[name]
         result = report.SuiteResult(name, module.TITLE, module.METRIC, module.SIZE_LABEL)
-        reasons = []
+        reasons: list[str] = []
         for target in target_list:
             try:
                 cases += [(module, result, spec, target) for spec in module.specs(target, quick)]
@@ -80,7 +89,7 @@ def _plan(names, target_list, quick):
     return results, cases
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     names = args.suites or list(SUITES)
@@ -112,9 +121,9 @@ def main(argv=None) -> int:
 
     results, cases = _plan(names, target_list, args.quick)
     progress = Progress(len(cases))
-    printed = set()
+    printed: set[int] = set()
 
-    def print_finished(upto: int):
+    def print_finished(upto: int) -> None:
         # A suite's table prints as soon as its last case is done, so a long run shows
         # results early; skipped suites print in their turn.
         for result in results:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+from typing import Any
 
 from ..device import num_gpus
 
@@ -27,22 +28,27 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def _version(dist: str):
+def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
 
 
-def _cupy_info() -> dict:
+def _cupy_info() -> dict[str, Any]:
     """CuPy's version, the CUDA runtime/driver versions and the GPU names, where present."""
     try:
         import cupy
     except ImportError:
         return {"cupy": None, "cuda_runtime": None, "cuda_driver": None, "gpus": []}
-    info = {"cupy": cupy.__version__, "cuda_runtime": None, "cuda_driver": None, "gpus": []}
+    info: dict[str, Any] = {
+        "cupy": cupy.__version__,
+        "cuda_runtime": None,
+        "cuda_driver": None,
+        "gpus": [],
+    }
 
-    def fmt(v):  # CUDA encodes 12.4 as 12040; 0 means no driver is installed
+    def fmt(v: int) -> str | None:  # CUDA encodes 12.4 as 12040; 0 means no driver is installed
         return f"{v // 1000}.{v % 1000 // 10}" if v else None
 
     try:
@@ -80,12 +86,12 @@ def _blas() -> str | None:
         return None
 
 
-def describe() -> dict:
+def describe() -> dict[str, Any]:
     """A JSON-ready description of this machine and of the software measured on it."""
     import numpy
     from .. import __version__
 
-    info = {
+    info: dict[str, Any] = {
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
@@ -100,7 +106,7 @@ def describe() -> dict:
     return info
 
 
-def header_lines(info: dict) -> list:
+def header_lines(info: dict[str, Any]) -> list[str]:
     gpus = (
         ", ".join(
             f"gpu({g['id']}) {g['name']} ({g['memory_gib']} GiB, "
@@ -110,7 +116,7 @@ def header_lines(info: dict) -> list:
         or "none"
     )
 
-    def v(key):
+    def v(key: str) -> Any:
         return info.get(key) or "not installed"
 
     cuda = (

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TextIO
 
 __all__ = ["Progress"]
 
 
 class Progress:
-    def __init__(self, total: int, stream=None, width: int = 28):
+    def __init__(self, total: int, stream: TextIO | None = None, width: int = 28) -> None:
         self.total = max(total, 1)
         self.done = 0
         self.stream = sys.stderr if stream is None else stream
         self.width = width
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._started = time.perf_counter()
-        self._suite = None
+        self._suite: str | None = None
 
     def step(self, suite: str, label: str) -> None:
         """Announce the case about to run (call before it, so slow cases show their name)."""

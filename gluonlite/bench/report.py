@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+from collections.abc import Iterable
+from typing import Any
 
 from .timing import Timing
 
@@ -54,10 +56,10 @@ class Result:
     error: str | None = None
     # What an implementation measured elsewhere reports about itself (e.g. the MXNet
     # runner's versions); goes to the JSON only.
-    info: dict | None = None
+    info: dict[str, Any] | None = None
 
     @property
-    def seconds_per_work(self):
+    def seconds_per_work(self) -> float | None:
         return None if self.timing is None else self.timing.median / self.work
 
 
@@ -73,21 +75,22 @@ class Row:
     device: str
     series: str
     size: float
-    case: dict
-    results: list
+    case: dict[str, Any]
+    results: list[Result]
 
-    def result(self, impl: str):
+    def result(self, impl: str) -> Result | None:
         return next((r for r in self.results if r.impl == impl), None)
 
-    def ratios(self) -> dict:
+    def ratios(self) -> dict[str, float | None]:
         """``peer time / gluonlite time`` per peer; None where either side has no timing."""
         ref = self.result(REFERENCE)
-        out = {}
+        theirs = None if ref is None else ref.seconds_per_work
+        out: dict[str, float | None] = {}
         for r in self.results:
             if r.impl == REFERENCE:
                 continue
-            ok = ref is not None and ref.timing is not None and r.timing is not None
-            out[r.impl] = r.seconds_per_work / ref.seconds_per_work if ok else None
+            mine = r.seconds_per_work  # None exactly when there is no timing
+            out[r.impl] = mine / theirs if mine is not None and theirs is not None else None
         return out
 
 
@@ -97,12 +100,12 @@ class SuiteResult:
     title: str
     metric: Metric
     size_label: str
-    rows: list = dataclasses.field(default_factory=list)
+    rows: list[Row] = dataclasses.field(default_factory=list)
     skipped: str | None = None
-    notes: list = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
-    def errors(self) -> list:
+    def errors(self) -> list[tuple[str, str, str]]:
         return [
             (row.label, r.impl, r.error)
             for row in self.rows
@@ -111,7 +114,7 @@ class SuiteResult:
         ]
 
 
-def _number(v) -> str:
+def _number(v: float | None) -> str:
     if v is None:
         return "-"
     if v >= 1000:
@@ -125,7 +128,7 @@ def _number(v) -> str:
     return f"{v:.3g}"
 
 
-def _impls(rows) -> list:
+def _impls(rows: Iterable[Row]) -> list[str]:
     seen = [REFERENCE]
     for row in rows:
         seen += [r.impl for r in row.results if r.impl not in seen]
@@ -179,10 +182,12 @@ def render(suite: SuiteResult) -> str:
     return "\n".join(lines)
 
 
-def to_json(suites, machine: dict, args: dict) -> dict:
+def to_json(
+    suites: Iterable[SuiteResult], machine: dict[str, Any], args: dict[str, Any]
+) -> dict[str, Any]:
     """Every raw timing, with the machine and the arguments; see docs/benchmarks.md."""
 
-    def row_json(row: Row) -> dict:
+    def row_json(row: Row) -> dict[str, Any]:
         return {
             "label": row.label,
             "device": row.device,
@@ -224,13 +229,13 @@ def to_json(suites, machine: dict, args: dict) -> dict:
     }
 
 
-def write_json(path: str, document: dict) -> None:
+def write_json(path: str, document: dict[str, Any]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(document, f, indent=1)
         f.write("\n")
 
 
-def plot(suites, path: str) -> None:
+def plot(suites: Iterable[SuiteResult], path: str) -> None:
     """Throughput vs size, one panel per suite, one line per (implementation, series, device).
 
     Needs matplotlib (the ``plot`` extra); the CLI checks for it before running anything.
@@ -245,7 +250,7 @@ def plot(suites, path: str) -> None:
         raise ValueError("nothing to plot: every suite was skipped or empty")
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.6 * len(panels)), squeeze=False)
     for ax, suite in zip(axes[:, 0], panels):
-        lines = {}
+        lines: dict[str, list[tuple[float, float]]] = {}
         for row in suite.rows:
             for r in row.results:
                 if r.timing is not None:

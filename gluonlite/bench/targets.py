@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable, Iterable
 
 from .. import _backend
 from ..device import Device, cpu, gpu, num_gpus
@@ -37,7 +38,7 @@ class DeviceError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Target:
     primary: Device
-    devices: tuple
+    devices: tuple[Device, ...]
 
     @property
     def kind(self) -> str:
@@ -60,7 +61,7 @@ def _why_no_gpu() -> str:
     return "CuPy is installed but no CUDA device is visible (gluonlite.num_gpus() is 0)"
 
 
-def resolve(spec: str) -> list:
+def resolve(spec: str) -> list[Target]:
     """Targets for a ``--device`` value: ``cpu``, ``gpu``, ``all``, ``gpu(N)`` or ``cpu(N)``.
 
     ``gpu`` means every visible GPU (gpu(0) for single-device suites); ``all`` the CPU plus,
@@ -104,22 +105,22 @@ def parse_device(text: str) -> Device:
     return Device(match.group(1), int(match.group(2)))
 
 
-def sync_all(devices):
+def sync_all(devices: Iterable[Device]) -> Callable[[], None] | None:
     """A function waiting for all queued work on ``devices`` (None when all are CPUs)."""
     gpus = [d for d in devices if d.device_type == "gpu"]
     if not gpus:
         return None
 
-    def sync():
+    def sync() -> None:
         for d in gpus:
             _backend.synchronize(d)
 
     return sync
 
 
-def clock_for(devices):
+def clock_for(devices: Iterable[Device]) -> CupyEventClock | HostClock:
     """The clock for work on ``devices``: CUDA events for one GPU, else host time + sync."""
-    devices = list(devices)
-    if len(devices) == 1 and devices[0].device_type == "gpu":
-        return CupyEventClock(devices[0].device_id)
-    return HostClock(sync_all(devices))
+    listed = list(devices)
+    if len(listed) == 1 and listed[0].device_type == "gpu":
+        return CupyEventClock(listed[0].device_id)
+    return HostClock(sync_all(listed))

@@ -33,7 +33,7 @@ import dataclasses
 import math
 import statistics
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 __all__ = [
     "Settings",
@@ -47,7 +47,25 @@ __all__ = [
     "measure",
     "interleave",
     "rotations",
+    "Clock",
+    "Repeating",
 ]
+
+
+class Clock(Protocol):
+    """What :class:`Timer` reads: ``stop(start())`` is the seconds in between."""
+
+    def start(self) -> Any: ...
+    def stop(self, started: Any) -> float: ...
+
+
+class Repeating(Protocol):
+    """What :func:`interleave` takes turns with: a :class:`Timer`, or one that times in
+    another process (``workload.Remote``)."""
+
+    number: int
+
+    def repeat(self) -> float: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +79,7 @@ class Settings:
     # run for millions of iterations when the first estimate was noisy.
     max_number: int = 100_000
 
-    def kwargs(self) -> dict:
+    def kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`measure`: ``measure(fn, **settings.kwargs())``."""
         return dataclasses.asdict(self)
 
@@ -74,14 +92,14 @@ FULL = Settings(repeats=7, warmup=2, min_time=0.05)
 class Timing:
     """Per-call seconds of each repeat, and how many calls each repeat averaged over."""
 
-    times: list
+    times: list[float]
     number: int
 
     @property
     def median(self) -> float:
         return statistics.median(self.times)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"median_s": self.median, "times_s": list(self.times), "number": self.number}
 
 
@@ -92,15 +110,15 @@ class HostClock:
     CUDA streams of every GPU involved); without it a clock would time only the enqueueing.
     """
 
-    def __init__(self, sync: Callable[[], None] | None = None):
+    def __init__(self, sync: Callable[[], None] | None = None) -> None:
         self._sync = sync
 
-    def start(self):
+    def start(self) -> float:
         if self._sync is not None:
             self._sync()
         return time.perf_counter()
 
-    def stop(self, started) -> float:
+    def stop(self, started: float) -> float:
         if self._sync is not None:
             self._sync()
         return time.perf_counter() - started
@@ -113,13 +131,13 @@ class CupyEventClock:
     their kernels. Waiting for the end event is the synchronization.
     """
 
-    def __init__(self, device_id: int):
+    def __init__(self, device_id: int) -> None:
         import cupy
 
         self._cupy = cupy
         self._device_id = device_id
 
-    def start(self):
+    def start(self) -> Any:
         with self._cupy.cuda.Device(self._device_id):
             # Work queued before the start (e.g. by ``prepare``) must not be counted.
             self._cupy.cuda.get_current_stream().synchronize()
@@ -127,34 +145,36 @@ class CupyEventClock:
             event.record()
         return event
 
-    def stop(self, started) -> float:
+    def stop(self, started: Any) -> float:
         with self._cupy.cuda.Device(self._device_id):
             end = self._cupy.cuda.Event()
             end.record()
             end.synchronize()
-        return self._cupy.cuda.get_elapsed_time(started, end) / 1e3
+        elapsed_ms: float = self._cupy.cuda.get_elapsed_time(started, end)
+        return elapsed_ms / 1e3
 
 
 class TorchEventClock:
     """CUDA events on torch's current stream of GPU ``device_id`` (torch may use its own)."""
 
-    def __init__(self, device_id: int):
+    def __init__(self, device_id: int) -> None:
         import torch
 
         self._torch = torch
         self._device = torch.device("cuda", device_id)
 
-    def start(self):
+    def start(self) -> Any:
         self._torch.cuda.synchronize(self._device)
         event = self._torch.cuda.Event(enable_timing=True)
         event.record(self._torch.cuda.current_stream(self._device))
         return event
 
-    def stop(self, started) -> float:
+    def stop(self, started: Any) -> float:
         end = self._torch.cuda.Event(enable_timing=True)
         end.record(self._torch.cuda.current_stream(self._device))
         end.synchronize()
-        return started.elapsed_time(end) / 1e3
+        elapsed_ms: float = started.elapsed_time(end)
+        return elapsed_ms / 1e3
 
 
 def rotations(bytes_per_set: int, budget: int = 96 << 20, most: int = 4) -> int:
@@ -180,19 +200,19 @@ class Timer:
 
     def __init__(
         self,
-        fn: Callable,
-        inputs: Sequence[tuple] = ((),),
+        fn: Callable[..., object],
+        inputs: Sequence[tuple[Any, ...]] = ((),),
         *,
         warmup: int,
         min_time: float,
-        clock=None,
+        clock: Clock | None = None,
         prepare: Callable[[], None] | None = None,
         max_number: int = 100_000,
-    ):
+    ) -> None:
         if not inputs:
             raise ValueError("Timer: inputs must hold at least one argument tuple")
         self._fn, self._inputs, self._prepare = fn, inputs, prepare
-        self._clock = HostClock() if clock is None else clock
+        self._clock: Clock = HostClock() if clock is None else clock
         self._calls = 0
         estimate = min(self._run(1) for _ in range(warmup + 1))
         if prepare is not None or estimate >= min_time:
@@ -215,13 +235,13 @@ class Timer:
 
 
 def measure(
-    fn: Callable,
-    inputs: Sequence[tuple] = ((),),
+    fn: Callable[..., object],
+    inputs: Sequence[tuple[Any, ...]] = ((),),
     *,
     repeats: int,
     warmup: int,
     min_time: float,
-    clock=None,
+    clock: Clock | None = None,
     prepare: Callable[[], None] | None = None,
     max_number: int = 100_000,
 ) -> Timing:
@@ -243,7 +263,7 @@ def measure(
     )[0]
 
 
-def interleave(timers: Sequence[Timer], repeats: int) -> list:
+def interleave(timers: Sequence[Repeating], repeats: int) -> list[Timing]:
     """A :class:`Timing` per timer, taking their repeats in turn (a, b, a, b, ...).
 
     Alternating spreads slow phases of a shared machine (other processes, frequency
@@ -252,7 +272,7 @@ def interleave(timers: Sequence[Timer], repeats: int) -> list:
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    times = [[] for _ in timers]
+    times: list[list[float]] = [[] for _ in timers]
     for _ in range(repeats):
         for timer, out in zip(timers, times):
             out.append(timer.repeat())

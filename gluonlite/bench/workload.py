@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import traceback
-from typing import Callable, Sequence
+from types import ModuleType
+from typing import Any, Callable, Sequence
 
 from .. import _backend
+from ..device import Device
 from . import report
-from .timing import Settings, Timer, interleave
+from .targets import Target
+from .timing import Clock, Repeating, Settings, Timer, interleave
 
 __all__ = ["Skip", "Workload", "Remote", "run_case", "optional_torch"]
 
@@ -37,11 +40,11 @@ class Skip(Exception):
 class Workload:
     """``fn(*inputs[k])`` does ``work`` units per call; see :func:`timing.measure`."""
 
-    fn: Callable
-    inputs: Sequence[tuple]
+    fn: Callable[..., object]
+    inputs: Sequence[tuple[Any, ...]]
     work: float
-    clock: object = None
-    prepare: Callable | None = None
+    clock: Clock | None = None
+    prepare: Callable[[], None] | None = None
 
 
 @dataclasses.dataclass
@@ -49,12 +52,12 @@ class Remote:
     """A workload timed in another process: ``timer`` has ``number`` and ``repeat()`` like a
     :class:`timing.Timer`, so its repeats interleave with the local ones."""
 
-    timer: object
+    timer: Repeating
     work: float
-    info: dict | None = None
+    info: dict[str, Any] | None = None
 
 
-def optional_torch(device=None):
+def optional_torch(device: Device | None = None) -> ModuleType | None:
     """``torch`` where it is importable (and, for a GPU device, has CUDA), else None."""
     try:
         import torch
@@ -62,7 +65,8 @@ def optional_torch(device=None):
         return None
     if device is not None and device.device_type == "gpu" and not torch.cuda.is_available():
         return None
-    return torch
+    module: ModuleType = torch
+    return module
 
 
 def _error(impl: str, e: Exception) -> report.Result:
@@ -71,10 +75,13 @@ def _error(impl: str, e: Exception) -> report.Result:
     return report.Result(impl, 0.0, error=f"{type(e).__name__}: {e} ({where})")
 
 
-def run_case(suite, spec: dict, target, settings: Settings) -> report.Row:
+def run_case(
+    suite: ModuleType, spec: dict[str, Any], target: Target, settings: Settings
+) -> report.Row:
     """Measure every implementation of one case, their repeats interleaved; one row."""
     label, series, size = suite.describe(spec)
-    results, timers = {}, {}
+    results: dict[str, report.Result | None] = {}
+    timers: dict[str, tuple[Repeating, float, dict[str, Any] | None]] = {}
     # The target's device is current while building and timing, so that peers' raw CuPy
     # arrays and kernels land on it as gluonlite's do.
     with _backend.on(target.primary):
@@ -109,4 +116,5 @@ def run_case(suite, spec: dict, target, settings: Settings) -> report.Row:
         except Exception as e:  # noqa: BLE001 - calibration passed, so report, don't stop
             for impl in timers:
                 results[impl] = _error(impl, e)
-    return report.Row(label, str(target.primary), series, size, spec, list(results.values()))
+    done = [r for r in results.values() if r is not None]  # every None was replaced
+    return report.Row(label, str(target.primary), series, size, spec, done)
