@@ -9,13 +9,15 @@ NumPy on CPU, a device-to-device copy in CuPy on GPU), the bandwidth retain can 
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy
 
 from .. import np as mnp, sparse
 from .report import Metric
-from .targets import clock_for
+from .targets import Target, clock_for
 from .timing import rotations
-from .workload import Workload
+from .workload import Builder, Spec, Workload
 
 __all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "specs", "describe", "implementations"]
 
@@ -35,24 +37,24 @@ _SWEEPS = {
 _ID_SETS = 3  # different requests in rotation, so no call finds the previous one's rows
 
 
-def specs(target, quick: bool) -> list:
+def specs(target: Target, quick: bool) -> list[Spec]:
     return [{"stored": k, "width": w, "dtype": "float32"} for k, w in _SWEEPS[(target.kind, quick)]]
 
 
-def _kept(spec: dict) -> int:
-    return spec["stored"] // 2
+def _kept(spec: Spec) -> int:
+    return int(spec["stored"]) // 2
 
 
-def _bytes(spec: dict) -> float:
-    return 2.0 * _kept(spec) * spec["width"] * 4
+def _bytes(spec: Spec) -> float:
+    return 2.0 * _kept(spec) * int(spec["width"]) * 4
 
 
-def describe(spec: dict):
+def describe(spec: Spec) -> tuple[str, str, float]:
     label = f"{spec['stored']} of {2 * spec['stored']} rows x {spec['width']}, keep {_kept(spec)}"
     return label, f"width {spec['width']}", _bytes(spec)
 
 
-def _requests(spec: dict) -> list:
+def _requests(spec: Spec) -> list[numpy.ndarray[Any, Any]]:
     """``_ID_SETS`` shuffled id arrays, each keeping exactly ``_kept(spec)`` rows."""
     rng = numpy.random.default_rng(0)
     k, m = spec["stored"], _kept(spec)
@@ -67,7 +69,7 @@ def _requests(spec: dict) -> list:
     return out
 
 
-def _gluonlite(spec: dict, target) -> Workload:
+def _gluonlite(spec: Spec, target: Target) -> Workload:
     device, k, w = target.primary, spec["stored"], spec["width"]
     rng = numpy.random.default_rng(1)
     values = rng.standard_normal((k, w), dtype=numpy.float32)
@@ -78,14 +80,18 @@ def _gluonlite(spec: dict, target) -> Workload:
     return Workload(table.retain, ids, _bytes(spec), clock_for([device]))
 
 
-def _copy(spec: dict, target) -> Workload:
+def _copy(spec: Spec, target: Target) -> Workload:
     device, m, w = target.primary, _kept(spec), spec["width"]
+    xp: Any
+    copyto: Callable[[Any, Any], object]
     if target.kind == "cpu":
         xp, copyto = numpy, numpy.copyto
     else:
-        import cupy as xp
+        import cupy
 
-        def copyto(dst, src):
+        xp = cupy
+
+        def copyto(dst: Any, src: Any) -> None:
             dst[...] = src
 
     # Allocated on the current device, which run_case sets to the target's.
@@ -96,5 +102,5 @@ def _copy(spec: dict, target) -> Workload:
     return Workload(copyto, sets, _bytes(spec), clock_for([device]))
 
 
-def implementations(spec: dict, target) -> dict:
+def implementations(spec: Spec, target: Target) -> dict[str, Builder]:
     return {"gluonlite": lambda: _gluonlite(spec, target), "copy": lambda: _copy(spec, target)}

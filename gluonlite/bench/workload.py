@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import traceback
 from types import ModuleType
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, Union
 
 from .. import _backend
 from ..device import Device
@@ -28,7 +28,7 @@ from . import report
 from .targets import Target
 from .timing import Clock, Repeating, Settings, Timer, interleave
 
-__all__ = ["Skip", "Workload", "Remote", "run_case", "optional_torch"]
+__all__ = ["Skip", "Workload", "Remote", "run_case", "optional_torch", "Spec", "Builder"]
 
 
 class Skip(Exception):
@@ -55,6 +55,12 @@ class Remote:
     timer: Repeating
     work: float
     info: dict[str, Any] | None = None
+
+
+# A case: JSON-ready values by name (the MXNet runner receives the same dict).
+Spec = dict[str, Any]
+# An implementation of a case: builds the workload to time (see the module docstring).
+Builder = Callable[[], Union[Workload, Remote]]
 
 
 def optional_torch(device: Device | None = None) -> ModuleType | None:
