@@ -22,7 +22,9 @@ import numpy as _numpy
 
 from .. import _backend
 from ..autograd import record_op
-from ..ndarray import ndarray, install_ops as _install_ops
+
+# "as ndarray": re-exported for type checkers too (__all__ below is computed).
+from ..ndarray import ndarray as ndarray, install_ops as _install_ops
 from . import _ops, creation, linalg, random
 from ._dispatch import Recorded
 from ._ops import *  # noqa: F401,F403

@@ -6,7 +6,8 @@
 []
 """
 
-from ..block import Block, HybridBlock
+# "as": re-exported for type checkers too (__all__ below is computed).
+from ..block import Block as Block, HybridBlock as HybridBlock
 from . import activations, basic_layers
 from .activations import *  # noqa: F401,F403
 from .basic_layers import *  # noqa: F401,F403

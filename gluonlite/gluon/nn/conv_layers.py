@@ -25,7 +25,7 @@ from ..block import Block, HybridBlock
 from ..parameter import Parameter
 from .activations import Activation
 from collections.abc import Sequence, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from ..._typing import DTypeLike, RawArray
 from ...initializer import InitLike
 
@@ -467,3 +467,71 @@ for _name, (_base, _nd, _attrs) in _FAMILIES.items():
     )
     __all__.append(_name)
 del _name, _base, _nd, _attrs, _doc
+
+if TYPE_CHECKING:
+    # The classes the table above makes, declared for type checkers (which do not run it).
+    class Conv1D(_Conv): ...
+
+    class Conv1DTranspose(_ConvTranspose): ...
+
+    class MaxPool1D(_MaxPool): ...
+
+    class AvgPool1D(_Pool): ...
+
+    class GlobalMaxPool1D(_GlobalPool): ...
+
+    class GlobalAvgPool1D(_GlobalPool): ...
+
+    class PixelShuffle1D(_PixelShuffle): ...
+
+    class Conv2D(_Conv): ...
+
+    class Conv2DTranspose(_ConvTranspose): ...
+
+    class MaxPool2D(_MaxPool): ...
+
+    class AvgPool2D(_Pool): ...
+
+    class GlobalMaxPool2D(_GlobalPool): ...
+
+    class GlobalAvgPool2D(_GlobalPool): ...
+
+    class PixelShuffle2D(_PixelShuffle): ...
+
+    class Conv3D(_Conv): ...
+
+    class Conv3DTranspose(_ConvTranspose): ...
+
+    class MaxPool3D(_MaxPool): ...
+
+    class AvgPool3D(_Pool): ...
+
+    class GlobalMaxPool3D(_GlobalPool): ...
+
+    class GlobalAvgPool3D(_GlobalPool): ...
+
+    class PixelShuffle3D(_PixelShuffle): ...
+
+    __all__ += [
+        "Conv1D",
+        "Conv1DTranspose",
+        "MaxPool1D",
+        "AvgPool1D",
+        "GlobalMaxPool1D",
+        "GlobalAvgPool1D",
+        "PixelShuffle1D",
+        "Conv2D",
+        "Conv2DTranspose",
+        "MaxPool2D",
+        "AvgPool2D",
+        "GlobalMaxPool2D",
+        "GlobalAvgPool2D",
+        "PixelShuffle2D",
+        "Conv3D",
+        "Conv3DTranspose",
+        "MaxPool3D",
+        "AvgPool3D",
+        "GlobalMaxPool3D",
+        "GlobalAvgPool3D",
+        "PixelShuffle3D",
+    ]
