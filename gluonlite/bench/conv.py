@@ -19,15 +19,21 @@ CPU the batch-128 cases are limited to the 14x14 and 7x7 stages and the ResNet-1
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
 import numpy
 
 from .. import autograd, gluon, npx
+from ..device import Device
 from ..gluon import nn
+from ..ndarray import ndarray
 from . import mxnet as _mxnet_suite
 from .report import Metric
-from .targets import clock_for
+from .targets import Target, clock_for
 from .timing import TorchEventClock
-from .workload import Skip, Workload, optional_torch
+from .workload import Builder, Remote, Skip, Spec, Workload, optional_torch
 
 __all__ = [
     "NAME",
@@ -62,7 +68,7 @@ LAYERS = [
 _PEER = _mxnet_suite.PEER
 
 
-def specs(target, quick: bool) -> list:
+def specs(target: Target, quick: bool) -> list[Spec]:
     cpu = target.kind == "cpu"
     if quick:
         return [
@@ -79,7 +85,7 @@ def specs(target, quick: bool) -> list:
             },
             {"kind": "resnet18", "batch": 2, "size": 16, "quick": True},
         ]
-    cases = []
+    cases: list[Spec] = []
     for batch in (32, 128):
         for size, cin, cout, k, s, p in LAYERS:
             if cpu and batch == 128 and size > 14:
@@ -105,13 +111,16 @@ def specs(target, quick: bool) -> list:
     return cases
 
 
-def flops(spec: dict) -> float:
+def flops(spec: Spec) -> float:
     """Multiply-adds x 2 of the forward and both backward products of a ``layer`` case."""
-    out = (spec["size"] + 2 * spec["pad"] - spec["kernel"]) // spec["stride"] + 1
-    return 3 * 2.0 * spec["batch"] * spec["cout"] * out * out * spec["cin"] * spec["kernel"] ** 2
+    out: int = (spec["size"] + 2 * spec["pad"] - spec["kernel"]) // spec["stride"] + 1
+    multiply_adds: int = (
+        spec["batch"] * spec["cout"] * out * out * spec["cin"] * spec["kernel"] ** 2
+    )
+    return 3 * 2.0 * multiply_adds
 
 
-def describe(spec: dict):
+def describe(spec: Spec) -> tuple[str, str, float]:
     if spec["kind"] == "resnet18":
         return (
             f"resnet18 step  N={spec['batch']:<3} {spec['size']}x{spec['size']} (img/s)",
@@ -125,15 +134,15 @@ def describe(spec: dict):
     return label, f"conv N={spec['batch']}", flops(spec) / 1e9
 
 
-def _work(spec: dict) -> float:
+def _work(spec: Spec) -> float:
     # The metric divides by 1e9: images count as 1e9 units so that img/s reads directly.
-    return flops(spec) if spec["kind"] == "layer" else spec["batch"] * 1e9
+    return flops(spec) if spec["kind"] == "layer" else int(spec["batch"]) * 1e9
 
 
 class _BasicBlock(nn.Block):
     """MXNet's BasicBlockV1: conv3x3-BN-ReLU-conv3x3-BN plus the (projected) input."""
 
-    def __init__(self, channels: int, stride: int, downsample: bool):
+    def __init__(self, channels: int, stride: int, downsample: bool) -> None:
         super().__init__()
         self.body = nn.Sequential()
         self.body.add(
@@ -143,12 +152,12 @@ class _BasicBlock(nn.Block):
             nn.Conv2D(channels, 3, 1, 1, use_bias=False),
             nn.BatchNorm(),
         )
-        self.downsample = None
+        self.downsample: nn.Sequential | None = None
         if downsample:
             self.downsample = nn.Sequential()
             self.downsample.add(nn.Conv2D(channels, 1, stride, use_bias=False), nn.BatchNorm())
 
-    def forward(self, x):
+    def forward(self, x: ndarray) -> ndarray:
         skip = x if self.downsample is None else self.downsample(x)
         return npx.relu(self.body(x) + skip)
 
@@ -171,17 +180,17 @@ def resnet18(classes: int = 1000) -> nn.Sequential:
     return net
 
 
-def _inputs(spec: dict):
+def _inputs(spec: Spec) -> tuple[numpy.ndarray[Any, Any], numpy.ndarray[Any, Any]]:
     rng = numpy.random.default_rng(0)
     if spec["kind"] == "layer":
         x = rng.standard_normal((spec["batch"], spec["cin"], spec["size"], spec["size"]))
         w = rng.standard_normal((spec["cout"], spec["cin"], spec["kernel"], spec["kernel"]))
         return x.astype(numpy.float32), (w * 0.05).astype(numpy.float32)
     x = rng.standard_normal((spec["batch"], 3, spec["size"], spec["size"]))
-    return x.astype(numpy.float32), rng.integers(0, 1000, spec["batch"])
+    return x.astype(numpy.float32), rng.integers(0, 1000, int(spec["batch"]))
 
 
-def _gluonlite(spec: dict, device) -> Workload:
+def _gluonlite(spec: Spec, device: Device) -> Workload:
     from .. import np as mnp
 
     a, b = _inputs(spec)
@@ -191,7 +200,7 @@ def _gluonlite(spec: dict, device) -> Workload:
         w.attach_grad()
         k, s, p = spec["kernel"], spec["stride"], spec["pad"]
 
-        def layer():
+        def layer() -> None:
             with autograd.record():
                 y = npx.convolution(
                     x,
@@ -211,7 +220,7 @@ def _gluonlite(spec: dict, device) -> Workload:
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.01, "momentum": 0.9})
 
-    def step():
+    def step() -> None:
         with autograd.record():
             loss = loss_fn(net(x), labels)
         loss.backward()
@@ -220,14 +229,16 @@ def _gluonlite(spec: dict, device) -> Workload:
     return Workload(step, ((),), _work(spec), clock_for([device]))
 
 
-def _torch(spec: dict, target, torch) -> Workload:
+def _torch(spec: Spec, target: Target, torch: ModuleType) -> Workload:
     device = torch.device("cuda", target.primary.device_id)
     a, b = _inputs(spec)
     if spec["kind"] == "layer":
         x = torch.tensor(a, device=device, requires_grad=True)
         w = torch.tensor(b, device=device, requires_grad=True)
 
-        def layer():
+        fn: Callable[[], None]
+
+        def layer() -> None:
             y = torch.nn.functional.conv2d(x, w, stride=spec["stride"], padding=spec["pad"])
             y.backward(torch.ones_like(y))
 
@@ -241,7 +252,7 @@ def _torch(spec: dict, target, torch) -> Workload:
         opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
         x, labels = torch.tensor(a, device=device), torch.tensor(b, device=device)
 
-        def step():
+        def step() -> None:
             opt.zero_grad()
             torch.nn.functional.cross_entropy(net(x), labels).backward()
             opt.step()
@@ -250,14 +261,14 @@ def _torch(spec: dict, target, torch) -> Workload:
     return Workload(fn, ((),), _work(spec), TorchEventClock(target.primary.device_id))
 
 
-def _mxnet(spec: dict):
+def _mxnet(spec: Spec) -> Remote:
     made = _mxnet_suite._mxnet(dict(spec, suite=NAME))
     made.work = _work(spec)
     return made
 
 
-def implementations(spec: dict, target) -> dict:
-    impls = {"gluonlite": lambda: _gluonlite(spec, target.primary)}
+def implementations(spec: Spec, target: Target) -> dict[str, Builder]:
+    impls: dict[str, Builder] = {"gluonlite": lambda: _gluonlite(spec, target.primary)}
     if target.kind == "cpu":
         try:
             _mxnet_suite.locate()

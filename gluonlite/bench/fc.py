@@ -9,14 +9,19 @@ importable. Forward + backward computes ``dX``, ``dW`` and ``db`` for a given ``
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
 import numpy
 
 from .. import autograd, np as mnp, npx
+from .._typing import RawArray
+from ..ndarray import ndarray
 from .report import Metric
-from .targets import clock_for
-from .timing import HostClock, TorchEventClock, rotations
-from .workload import Workload, optional_torch
+from .targets import Target, clock_for
+from .timing import Clock, HostClock, TorchEventClock, rotations
+from .workload import Builder, Spec, Workload, optional_torch
 
 __all__ = ["NAME", "TITLE", "METRIC", "SIZE_LABEL", "specs", "describe", "implementations", "flops"]
 
@@ -36,7 +41,7 @@ _SWEEPS = {
 OPS = ("fwd", "fwd+bwd")
 
 
-def _dtypes(target) -> tuple:
+def _dtypes(target: Target) -> tuple[str, ...]:
     """float32 everywhere; bfloat16 on GPUs where gluonlite can hold bf16 arrays there."""
     if target.kind == "cpu":
         return ("float32",)
@@ -47,7 +52,7 @@ def _dtypes(target) -> tuple:
     return ("float32", "bfloat16")
 
 
-def specs(target, quick: bool) -> list:
+def specs(target: Target, quick: bool) -> list[Spec]:
     batches, features = _SWEEPS[(target.kind, quick)]
     return [
         {"op": op, "batch": n, "in": f, "out": f, "dtype": dtype}
@@ -58,18 +63,18 @@ def specs(target, quick: bool) -> list:
     ]
 
 
-def flops(spec: dict) -> float:
+def flops(spec: Spec) -> float:
     # Forward is one GEMM (2*N*K*M); backward adds dX and dW, two more of the same size.
-    forward = 2.0 * spec["batch"] * spec["in"] * spec["out"]
+    forward = 2.0 * int(spec["batch"]) * int(spec["in"]) * int(spec["out"])
     return forward if spec["op"] == "fwd" else 3 * forward
 
 
-def describe(spec: dict):
+def describe(spec: Spec) -> tuple[str, str, float]:
     label = f"{spec['op']:<7} {spec['dtype']} {spec['batch']}x{spec['in']}->{spec['out']}"
     return label, f"{spec['op']} {spec['dtype']}", flops(spec)
 
 
-def _host_inputs(spec: dict) -> list:
+def _host_inputs(spec: Spec) -> list[tuple[numpy.ndarray[Any, Any], ...]]:
     """Input sets of float32 host arrays: (x, w, b) or, with backward, (x, w, b, dy).
 
     Every implementation of a case starts from the same values; callers copy them.
@@ -80,7 +85,7 @@ def _host_inputs(spec: dict) -> list:
 # One case at a time: its implementations are built one after the other, and drawing the
 # large GPU shapes (3 x 8192 x 8192) on the host takes seconds.
 @functools.lru_cache(maxsize=1)
-def _draw(n: int, k: int, m: int, train: bool) -> list:
+def _draw(n: int, k: int, m: int, train: bool) -> list[tuple[numpy.ndarray[Any, Any], ...]]:
     per_set = 4 * (n * k + m * k + m + (n * m if train else 0))
     rng = numpy.random.default_rng(0)
     sets = []
@@ -93,22 +98,23 @@ def _draw(n: int, k: int, m: int, train: bool) -> list:
     return sets
 
 
-def _gluonlite(spec: dict, target) -> Workload:
+def _gluonlite(spec: Spec, target: Target) -> Workload:
     device, m = target.primary, spec["out"]
     sets = [
         tuple(mnp.array(a, dtype=spec["dtype"], device=device) for a in s)
         for s in _host_inputs(spec)
     ]
+    fn: Callable[..., None]
     if spec["op"] == "fwd":
 
-        def fn(x, w, b):
+        def fn(x: ndarray, w: ndarray, b: ndarray) -> None:
             npx.fully_connected(x, w, b, num_hidden=m)
     else:
         for x, w, b, _ in sets:
             for a in (x, w, b):
                 a.attach_grad()
 
-        def fn(x, w, b, dy):
+        def fn(x: ndarray, w: ndarray, b: ndarray, dy: ndarray) -> None:
             with autograd.record():
                 y = npx.fully_connected(x, w, b, num_hidden=m)
             y.backward(dy)
@@ -116,19 +122,22 @@ def _gluonlite(spec: dict, target) -> Workload:
     return Workload(fn, sets, flops(spec), clock_for([device]))
 
 
-def _array_library(spec: dict, target) -> Workload:
+def _array_library(spec: Spec, target: Target) -> Workload:
     """The same arithmetic in NumPy (cpu) or CuPy (gpu), written out by hand."""
+    xp: Any
     if target.kind == "cpu":
         xp = numpy
     else:
-        import cupy as xp  # run_case makes the target's GPU current, so arrays land there
+        import cupy  # run_case makes the target's GPU current, so arrays land there
 
-    def forward(x, w, b):
+        xp = cupy
+
+    def forward(x: RawArray, w: RawArray, b: RawArray) -> RawArray:
         y = xp.matmul(x, w.T)
         y += b
         return y
 
-    def train(x, w, b, dy):
+    def train(x: RawArray, w: RawArray, b: RawArray, dy: RawArray) -> tuple[RawArray, ...]:
         forward(x, w, b)
         return xp.matmul(dy, w), xp.matmul(dy.T, x), dy.sum(axis=0)
 
@@ -138,7 +147,8 @@ def _array_library(spec: dict, target) -> Workload:
     )
 
 
-def _torch(spec: dict, target, torch) -> Workload:
+def _torch(spec: Spec, target: Target, torch: ModuleType) -> Workload:
+    clock: Clock
     if target.kind == "cpu":
         device, clock = torch.device("cpu"), HostClock()
     else:
@@ -153,21 +163,22 @@ def _torch(spec: dict, target, torch) -> Workload:
             a.requires_grad_(train)
         sets.append(tuple(t))
     linear = torch.nn.functional.linear
+    fn: Callable[..., None]
     if not train:
 
-        def fn(x, w, b):
+        def fn(x: Any, w: Any, b: Any) -> None:
             linear(x, w, b)
     else:
 
-        def fn(x, w, b, dy):
+        def fn(x: Any, w: Any, b: Any, dy: Any) -> None:
             # autograd.grad rather than backward(): no accumulation into .grad between calls.
             torch.autograd.grad(linear(x, w, b), (x, w, b), dy)
 
     return Workload(fn, sets, flops(spec), clock)
 
 
-def implementations(spec: dict, target) -> dict:
-    impls = {"gluonlite": lambda: _gluonlite(spec, target)}
+def implementations(spec: Spec, target: Target) -> dict[str, Builder]:
+    impls: dict[str, Builder] = {"gluonlite": lambda: _gluonlite(spec, target)}
     # NumPy and CuPy have no bfloat16 GEMM; torch does.
     if spec["dtype"] == "float32":
         impls["numpy" if target.kind == "cpu" else "cupy"] = lambda: _array_library(spec, target)

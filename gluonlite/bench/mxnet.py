@@ -20,10 +20,12 @@ import os
 import pathlib
 import subprocess
 import tempfile
+from typing import IO, Any, Callable
 
 from . import fc, param, replicate, step, timing
 from .report import Metric
-from .workload import Remote, Skip
+from .targets import Target
+from .workload import Builder, Remote, Skip, Spec, Workload
 
 __all__ = [
     "NAME",
@@ -49,13 +51,13 @@ _VENV = ".venv-mxnet"
 _RUNNER = pathlib.Path("benchmarks", "mxnet_workloads.py")
 
 
-def _roots() -> list:
+def _roots() -> list[pathlib.Path]:
     # The current directory (``make bench`` runs in the checkout) and, for an editable
     # install, the checkout holding this package.
     return [pathlib.Path.cwd(), pathlib.Path(__file__).resolve().parents[2]]
 
 
-def locate():
+def locate() -> tuple[str, str]:
     """``(python, runner)`` for the MXNet side; raises :class:`Skip` saying what is missing."""
     runners = [r / _RUNNER for r in _roots() if (r / _RUNNER).is_file()]
     if not runners:
@@ -74,10 +76,10 @@ def locate():
     )
 
 
-def _fc_specs(target, quick: bool) -> list:
+def _fc_specs(target: Target, quick: bool) -> list[Spec]:
     # A few shapes from both ends of the sweep: MXNet is there for the comparison, not for
     # a second full sweep.
-    keep = (
+    keep: Callable[[Spec], bool] = (
         (lambda s: s["in"] == 256)
         if quick
         else (lambda s: s["batch"] in (16, 1024) and s["in"] in (256, 1024))
@@ -85,7 +87,7 @@ def _fc_specs(target, quick: bool) -> list:
     return [s for s in fc.specs(target, quick) if keep(s)]
 
 
-def specs(target, quick: bool) -> list:
+def specs(target: Target, quick: bool) -> list[Spec]:
     if target.kind != "cpu":
         raise Skip("MXNet 1.9.1's pip wheel is CPU-only")
     locate()
@@ -96,11 +98,11 @@ def specs(target, quick: bool) -> list:
     return [dict(s, suite=name, index=i, quick=quick) for i, (name, s) in enumerate(inner)]
 
 
-def _inner(spec: dict) -> dict:
+def _inner(spec: Spec) -> Spec:
     return {k: v for k, v in spec.items() if k not in ("suite", "index", "quick")}
 
 
-def describe(spec: dict):
+def describe(spec: Spec) -> tuple[str, str, float]:
     label, series, size = _SUITES[spec["suite"]].describe(_inner(spec))
     return f"{spec['suite']:<9} {label}", f"{spec['suite']} {series}", size
 
@@ -113,7 +115,8 @@ class _Runner:
     explain a crash: a pipe nobody reads could fill up and block it.
     """
 
-    def __init__(self, python: str, script: str):
+    def __init__(self, python: str, script: str) -> None:
+        self.optimizers: frozenset[str] | None = None  # asked for on first use
         self._log = tempfile.TemporaryFile(mode="w+")
         self._proc = subprocess.Popen(
             [python, script],
@@ -123,16 +126,17 @@ class _Runner:
             text=True,
         )
         try:
-            self.versions = self.ask({"op": "hello"})["versions"]
+            self.versions: dict[str, Any] = self.ask({"op": "hello"})["versions"]
         except Exception:
             self.close()
             raise
 
-    def ask(self, request: dict) -> dict:
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
-            self._proc.stdin.write(json.dumps(request) + "\n")
-            self._proc.stdin.flush()
-            line = self._proc.stdout.readline()
+            stdin, stdout = self._pipes()
+            stdin.write(json.dumps(request) + "\n")
+            stdin.flush()
+            line = stdout.readline()
         except (BrokenPipeError, OSError):
             line = ""
         if not line:
@@ -145,17 +149,24 @@ class _Runner:
             self._log.seek(0)
             tail = " | ".join(self._log.read().strip().splitlines()[-3:])
             raise RuntimeError(f"the MXNet runner exited (status {status}): {tail}")
-        reply = json.loads(line)
+        reply: dict[str, Any] = json.loads(line)
         if "error" in reply:
             raise RuntimeError(f"MXNet: {reply['error']}")
         return reply
+
+    def _pipes(self) -> tuple[IO[str], IO[str]]:
+        # Both are pipes (Popen was given PIPE for them).
+        stdin, stdout = self._proc.stdin, self._proc.stdout
+        if stdin is None or stdout is None:
+            raise RuntimeError("the MXNet runner was started without its pipes")
+        return stdin, stdout
 
     def alive(self) -> bool:
         return self._proc.poll() is None
 
     def close(self) -> None:
         try:
-            self._proc.stdin.close()  # end of requests: the runner returns
+            self._pipes()[0].close()  # end of requests: the runner returns
         except OSError:  # it already exited and the pipe is broken
             pass
         try:
@@ -163,11 +174,11 @@ class _Runner:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        self._proc.stdout.close()
+        self._pipes()[1].close()
         self._log.close()
 
 
-_runner = None
+_runner: _Runner | None = None
 
 
 def _get_runner() -> _Runner:
@@ -187,19 +198,20 @@ class _Measured:
     other (measured: 100x slower GEMMs on 2 cores), which no single library would see.
     """
 
-    def __init__(self, reply: dict):
-        self.number = reply["number"]
+    def __init__(self, reply: dict[str, Any]) -> None:
+        self.number: int = reply["number"]
         self._times = iter(reply["times_s"])
 
     def repeat(self) -> float:
-        return next(self._times)
+        seconds: float = next(self._times)
+        return seconds
 
 
-def _mxnet(spec: dict) -> Remote:
+def _mxnet(spec: Spec) -> Remote:
     return remote(spec["suite"], _inner(spec), spec["quick"])
 
 
-def remote(suite: str, case: dict, quick: bool, work: float = 1.0) -> Remote:
+def remote(suite: str, case: Spec, quick: bool, work: float = 1.0) -> Remote:
     """MXNet's timing of ``case`` of ``suite`` (e.g. the ``param`` suite's own MXNet peer),
     ``work`` units per workload call."""
     runner = _get_runner()
@@ -210,25 +222,25 @@ def remote(suite: str, case: dict, quick: bool, work: float = 1.0) -> Remote:
     return Remote(_Measured(reply), work, runner.versions)
 
 
-def optimizers() -> frozenset:
+def optimizers() -> frozenset[str]:
     """The optimizer names MXNet 1.9.1 registers (raises :class:`Skip` without MXNet)."""
     runner = _get_runner()
-    if not hasattr(runner, "optimizers"):
+    if runner.optimizers is None:
         runner.optimizers = frozenset(runner.ask({"op": "optimizers"})["optimizers"])
     return runner.optimizers
 
 
-def measure_case(case: dict) -> Remote:
+def measure_case(case: Spec) -> Remote:
     """One case of ``case['suite']`` timed in MXNet (per workload call, FULL settings unless
     the case says ``quick``), for suites that show MXNet as a column of their own."""
     return _mxnet(dict(case, index=0, quick=case.get("quick", False)))
 
 
-def implementations(spec: dict, target) -> dict:
+def implementations(spec: Spec, target: Target) -> dict[str, Builder]:
     suite, inner = _SUITES[spec["suite"]], _inner(spec)
-    build = suite.implementations(inner, target)["gluonlite"]
+    build: Builder = suite.implementations(inner, target)["gluonlite"]
 
-    def gluonlite():
+    def gluonlite() -> Workload | Remote:
         # Per workload call, as the MXNet side reports it.
         made = build()
         made.work = 1.0

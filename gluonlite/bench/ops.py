@@ -18,14 +18,18 @@ same expression strings of :data:`OPS` with MXNet's ``np``/``npx``; timed the sa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy
 
 from .. import autograd, np as mnp, npx as mnpx
+from ..ndarray import ndarray
 from . import mxnet
 from .report import Metric
-from .targets import clock_for
+from .targets import Target, clock_for
 from .timing import rotations
-from .workload import Skip, Workload
+from .workload import Builder, Skip, Spec, Workload
 
 __all__ = [
     "NAME",
@@ -103,7 +107,7 @@ OPS = {
 _FC_TRAIN = "_fc_train(a, b, c)"
 
 
-def specs(target, quick: bool) -> list:
+def specs(target: Target, quick: bool) -> list[Spec]:
     names = ["a + b", "sum", "a[1:9]", "fully_connected 1x64"] if quick else list(OPS)
     return [
         {
@@ -118,11 +122,11 @@ def specs(target, quick: bool) -> list:
     ]
 
 
-def describe(spec: dict):
+def describe(spec: Spec) -> tuple[str, str, float]:
     return f"{spec['op']:<22} {spec['mode']}", spec["mode"], 1.0
 
 
-def inputs_for(spec: dict) -> list:
+def inputs_for(spec: Spec) -> list[tuple[numpy.ndarray[Any, Any], ...]]:
     """Input sets of host arrays, the same values for every implementation (and MXNet's
     runner draws them the same way: seed 0, in order)."""
     rng = numpy.random.default_rng(0)
@@ -140,11 +144,13 @@ def inputs_for(spec: dict) -> list:
     return sets
 
 
-def _compile(expr: str, namespace: dict):
-    return eval(f"lambda a, b=None, c=None: {expr}", dict(namespace))  # noqa: S307 - our table
+def _compile(expr: str, namespace: dict[str, Any]) -> Callable[..., Any]:
+    # eval of our own table's expressions (OPS), not of input.
+    fn: Callable[..., Any] = eval(f"lambda a, b=None, c=None: {expr}", dict(namespace))  # noqa: S307
+    return fn
 
 
-def _gluonlite(spec: dict, target) -> Workload:
+def _gluonlite(spec: Spec, target: Target) -> Workload:
     device = target.primary
     fn = _compile(spec["expr"], {"np": mnp, "npx": mnpx})
     sets = [tuple(mnp.array(a, dtype=a.dtype, device=device) for a in s) for s in inputs_for(spec)]
@@ -156,7 +162,7 @@ def _gluonlite(spec: dict, target) -> Workload:
                 a.attach_grad()
     record = autograd.record
 
-    def train(*args):
+    def train(*args: ndarray) -> None:
         with record():
             y = fn(*args)
         y.backward()
@@ -164,8 +170,8 @@ def _gluonlite(spec: dict, target) -> Workload:
     return Workload(train, sets, 1.0, clock_for([device]))
 
 
-def _fc_train(xp):
-    def train(a, b, c):
+def _fc_train(xp: Any) -> Callable[[Any, Any, Any], tuple[Any, ...]]:
+    def train(a: Any, b: Any, c: Any) -> tuple[Any, ...]:
         y = a @ b.T + c
         dy = xp.ones(y.shape, dtype=y.dtype)
         return y, dy @ b, dy.T @ a, dy.sum(axis=0)
@@ -173,11 +179,14 @@ def _fc_train(xp):
     return train
 
 
-def _array_library(spec: dict, target) -> Workload:
+def _array_library(spec: Spec, target: Target) -> Workload:
+    xp: Any
     if target.kind == "cpu":
         xp = numpy
     else:
-        import cupy as xp  # run_case makes the target's GPU current
+        import cupy  # run_case makes the target's GPU current
+
+        xp = cupy
     if spec["mode"] == "record":
         if spec["op"] != "fully_connected 1x64":
             raise Skip("NumPy has no tape: only fully_connected's backward is written out")
@@ -188,8 +197,8 @@ def _array_library(spec: dict, target) -> Workload:
     return Workload(fn, sets, 1.0, clock_for([target.primary]))
 
 
-def implementations(spec: dict, target) -> dict:
-    impls = {
+def implementations(spec: Spec, target: Target) -> dict[str, Builder]:
+    impls: dict[str, Builder] = {
         "gluonlite": lambda: _gluonlite(spec, target),
         "numpy" if target.kind == "cpu" else "cupy": lambda: _array_library(spec, target),
     }

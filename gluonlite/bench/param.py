@@ -17,12 +17,16 @@ where ``.venv-mxnet`` exists (``make bench-mxnet``), timed by the ``mxnet`` suit
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy
 
 from .. import gluon, initializer
+from .._typing import RawArray
+from ..device import Device
 from .report import Metric
-from .targets import clock_for, parse_device
-from .workload import Skip, Workload
+from .targets import Target, clock_for, parse_device
+from .workload import Builder, Remote, Skip, Spec, Workload
 
 __all__ = [
     "NAME",
@@ -51,9 +55,9 @@ _COUNT, _SHAPE = 1000, (8, 8)
 _INIT_SIZES = {False: (200, (256, 256)), True: (20, (64, 64))}
 
 
-def specs(target, quick: bool) -> list:
+def specs(target: Target, quick: bool) -> list[Spec]:
     devices = [str(d) for d in target.devices[:2]]
-    out = [
+    out: list[Spec] = [
         {"op": op, "params": _COUNT, "shape": list(_SHAPE), "devices": devices, "quick": quick}
         for op in OPS
         if op != "initialize"
@@ -71,12 +75,14 @@ def specs(target, quick: bool) -> list:
     return out
 
 
-def describe(spec: dict):
+def describe(spec: Spec) -> tuple[str, str, float]:
     label = f"{spec['op']:<13} x{spec['params']} on {len(spec['devices'])} devices"
     return label, spec["op"], spec["params"]
 
 
-def make_params(count: int, shape, devices) -> list:
+def make_params(
+    count: int, shape: Sequence[int], devices: Sequence[Device]
+) -> list[gluon.Parameter]:
     """``count`` initialized parameters with replicas (and gradients) on ``devices``."""
     params = [gluon.Parameter(f"p{i}", shape=tuple(shape)) for i in range(count)]
     for p in params:
@@ -84,27 +90,28 @@ def make_params(count: int, shape, devices) -> list:
     return params
 
 
-def accessor(op: str, devices):
+def accessor(op: str, devices: Sequence[Device]) -> Callable[[gluon.Parameter], object]:
     """The call ``op`` names, as a function of one parameter (``data(device)`` reads the
     replica on the last of ``devices``)."""
     last = devices[-1]
     uniform = initializer.Uniform()
-    return {
+    calls: dict[str, Callable[[gluon.Parameter], object]] = {
         "initialize": lambda p: p.initialize(init=uniform, device=devices, force_reinit=True),
         "data()": lambda p: p.data(),
         "data(device)": lambda p: p.data(last),
         "list_data()": lambda p: p.list_data(),
         "grad()": lambda p: p.grad(),
         "zero_grad()": lambda p: p.zero_grad(),
-    }[op]
+    }
+    return calls[op]
 
 
-def gluonlite_workload(spec: dict) -> Workload:
+def gluonlite_workload(spec: Spec) -> Workload:
     devices = [parse_device(d) for d in spec["devices"]]
     params = make_params(spec["params"], spec["shape"], devices)
     call = accessor(spec["op"], devices)
 
-    def fn():
+    def fn() -> None:
         # With several replicas, data() and grad() return the current device's one.
         with devices[0]:
             for p in params:
@@ -113,13 +120,13 @@ def gluonlite_workload(spec: dict) -> Workload:
     return Workload(fn, ((),), spec["params"], clock_for(devices))
 
 
-def _dict_workload(spec: dict) -> Workload:
+def _dict_workload(spec: Spec) -> Workload:
     from .. import _backend
 
     devices = [parse_device(d) for d in spec["devices"]]
     shape = tuple(spec["shape"])
 
-    def zeros(device):
+    def zeros(device: Device) -> RawArray:
         xp = _backend.xp(device)
         with _backend.on(device):
             return xp.zeros(shape, dtype="float32")
@@ -128,11 +135,11 @@ def _dict_workload(spec: dict) -> Workload:
     grads = [{d: zeros(d) for d in devices} for _ in range(spec["params"])]
     first, last = devices[0], devices[-1]
 
-    def zero_all(g):
+    def zero_all(g: dict[Device, RawArray]) -> None:
         for a in g.values():
             a.fill(0)
 
-    def initialize(i):
+    def initialize(i: int) -> None:
         # What initializing one parameter takes at least: one float32 draw, a copy per
         # device, zeroed gradients.
         xp = _backend.xp(first)
@@ -143,7 +150,7 @@ def _dict_workload(spec: dict) -> Workload:
         grads[i] = {d: xp.zeros(shape, dtype="float32") for d in devices}
 
     rng = numpy.random.default_rng(0)
-    calls = {
+    calls: dict[str, Callable[[int], object]] = {
         "initialize": initialize,
         "data()": lambda i: data[i][first],
         "data(device)": lambda i: data[i][last],
@@ -153,14 +160,14 @@ def _dict_workload(spec: dict) -> Workload:
     }
     call = calls[spec["op"]]
 
-    def fn():
+    def fn() -> None:
         for i in range(len(data)):
             call(i)
 
     return Workload(fn, ((),), spec["params"], clock_for(devices))
 
 
-def _mxnet_workload(spec: dict, target):
+def _mxnet_workload(spec: Spec, target: Target) -> Remote:
     # Imported here: the mxnet suite imports this module.
     from . import mxnet
 
@@ -174,7 +181,7 @@ def _mxnet_workload(spec: dict, target):
     return mxnet.remote("param", spec, bool(spec.get("quick")), work=spec["params"])
 
 
-def implementations(spec: dict, target) -> dict:
+def implementations(spec: Spec, target: Target) -> dict[str, Builder]:
     return {
         "gluonlite": lambda: gluonlite_workload(spec),
         "dict": lambda: _dict_workload(spec),

@@ -13,13 +13,16 @@ whether gluonlite's peer-to-peer path beats going through host memory. Parameter
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import numpy
 
 from .. import gluon, initializer
-from ..device import cpu
+from .._typing import RawArray
+from ..device import Device, cpu
 from .report import Metric
-from .targets import clock_for, parse_device
-from .workload import Workload
+from .targets import Target, clock_for, parse_device
+from .workload import Builder, Spec, Workload
 
 __all__ = [
     "NAME",
@@ -45,15 +48,15 @@ SIZE_LABEL = "bytes per call"
 _SIZES = {False: (100, (256, 256)), True: (20, (64, 64))}
 
 
-def _names(devices) -> list:
+def _names(devices: Iterable[Device]) -> list[str]:
     return [str(d) for d in devices]
 
 
-def specs(target, quick: bool) -> list:
+def specs(target: Target, quick: bool) -> list[Spec]:
     count, shape = _SIZES[quick]
-    base = {"params": count, "shape": list(shape)}
+    base: Spec = {"params": count, "shape": list(shape)}
     if target.kind == "cpu":
-        ns = (1, 2) if quick else (1, 2, 4)
+        ns: Sequence[int] = (1, 2) if quick else (1, 2, 4)
         out = [dict(base, op="initialize", devices=_names(cpu(i) for i in range(n))) for n in ns]
         out += [
             dict(
@@ -77,17 +80,17 @@ def specs(target, quick: bool) -> list:
     return out
 
 
-def _bytes(spec: dict) -> float:
+def _bytes(spec: Spec) -> float:
     per_replica = spec["params"] * 4 * int(numpy.prod(spec["shape"]))
     copies = len(spec["devices"] if spec["op"] == "initialize" else spec["dst"])
     return float(per_replica * copies)
 
 
-def _span(names) -> str:
+def _span(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
 
 
-def describe(spec: dict):
+def describe(spec: Spec) -> tuple[str, str, float]:
     what = f"{spec['params']}x{tuple(spec['shape'])}"
     if spec["op"] == "initialize":
         label = f"initialize   {what} -> {_span(spec['devices'])}"
@@ -98,12 +101,12 @@ def describe(spec: dict):
     return label, series, _bytes(spec)
 
 
-def _all_devices(spec: dict) -> list:
+def _all_devices(spec: Spec) -> list[Device]:
     names = spec["devices"] if spec["op"] == "initialize" else spec["src"] + spec["dst"]
     return [parse_device(n) for n in names]
 
 
-def make_params(spec: dict) -> list:
+def make_params(spec: Spec) -> list[gluon.Parameter]:
     """The case's parameters, not yet initialized (no gradients: only data is replicated)."""
     return [
         gluon.Parameter(f"p{i}", shape=tuple(spec["shape"]), grad_req="null")
@@ -111,17 +114,21 @@ def make_params(spec: dict) -> list:
     ]
 
 
-def initialize_all(params, devices, init=initializer.Uniform()) -> None:
+def initialize_all(
+    params: Iterable[gluon.Parameter],
+    devices: Sequence[Device],
+    init: initializer.Initializer = initializer.Uniform(),
+) -> None:
     for p in params:
         p.initialize(init=init, device=devices, force_reinit=True)
 
 
-def reset_all(params, devices) -> None:
+def reset_all(params: Iterable[gluon.Parameter], devices: Sequence[Device]) -> None:
     for p in params:
         p.reset_device(devices)
 
 
-def gluonlite_workload(spec: dict) -> Workload:
+def gluonlite_workload(spec: Spec) -> Workload:
     params = make_params(spec)
     clock = clock_for(_all_devices(spec))
     if spec["op"] == "initialize":
@@ -136,7 +143,7 @@ def gluonlite_workload(spec: dict) -> Workload:
     )
 
 
-def _copy(raw, dst, via_host: bool = False):
+def _copy(raw: RawArray, dst: Device, via_host: bool = False) -> RawArray:
     """A copy of ``raw`` (NumPy or CuPy) on device ``dst``, the way the peers do it."""
     is_cupy = type(raw).__module__.startswith("cupy")
     if dst.device_type == "cpu":
@@ -157,14 +164,14 @@ def _copy(raw, dst, via_host: bool = False):
         return out
 
 
-def _peer_workload(spec: dict, via_host: bool = False) -> Workload:
+def _peer_workload(spec: Spec, via_host: bool = False) -> Workload:
     shape = tuple(spec["shape"])
     rng = numpy.random.default_rng(0)
     clock = clock_for(_all_devices(spec))
     if spec["op"] == "initialize":
         devices = [parse_device(n) for n in spec["devices"]]
 
-        def fn():
+        def fn() -> None:
             for _ in range(spec["params"]):
                 value = rng.uniform(-0.07, 0.07, size=shape).astype(numpy.float32)
                 for d in devices:
@@ -176,15 +183,15 @@ def _peer_workload(spec: dict, via_host: bool = False) -> Workload:
     first = numpy.zeros(shape, dtype=numpy.float32)
     replicas = [[_copy(first, d) for d in src] for _ in range(spec["params"])]
 
-    def move(devices):
+    def move(devices: Sequence[Device]) -> None:
         for i, old in enumerate(replicas):
             replicas[i] = [_copy(old[0], d, via_host) for d in devices]
 
     return Workload(move, ((dst,), (src,)), _bytes(spec), clock)
 
 
-def implementations(spec: dict, target) -> dict:
-    impls = {"gluonlite": lambda: gluonlite_workload(spec)}
+def implementations(spec: Spec, target: Target) -> dict[str, Builder]:
+    impls: dict[str, Builder] = {"gluonlite": lambda: gluonlite_workload(spec)}
     names = spec["devices"] if spec["op"] == "initialize" else spec["src"] + spec["dst"]
     if not any(n.startswith("gpu") for n in names):
         impls["numpy"] = lambda: _peer_workload(spec)

@@ -18,13 +18,18 @@ from __future__ import annotations
 
 import math
 
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
 import numpy
 
 from .. import autograd, gluon
+from ..device import Device
 from .report import Metric
-from .targets import clock_for
-from .timing import HostClock, TorchEventClock
-from .workload import Skip, Workload, optional_torch
+from .targets import Target, clock_for
+from .timing import Clock, HostClock, TorchEventClock
+from .workload import Builder, Remote, Skip, Spec, Workload, optional_torch
 
 __all__ = [
     "NAME",
@@ -78,7 +83,7 @@ OPTIMIZERS = (
 )
 _DEFAULT_HYPER = {"learning_rate": 1e-3, "wd": 1e-4}
 # torch.optim's counterpart: (class, keyword arguments from the MXNet-style hyper dict).
-_TORCH = {
+_TORCH: dict[str, tuple[str, Callable[[dict[str, float]], dict[str, Any]]]] = {
     "sgd": (
         "SGD",
         lambda hp: dict(lr=hp["learning_rate"], momentum=hp["momentum"], weight_decay=hp["wd"]),
@@ -107,7 +112,7 @@ _TORCH = {
 }
 
 
-def specs(target, quick: bool) -> list:
+def specs(target: Target, quick: bool) -> list[Spec]:
     return [
         {
             "optimizer": name,
@@ -120,30 +125,30 @@ def specs(target, quick: bool) -> list:
     ]
 
 
-def layer_shapes(spec: dict) -> list:
-    h = spec["hidden"]
+def layer_shapes(spec: Spec) -> list[tuple[int, ...]]:
+    h: int = spec["hidden"]
     return [shape for _ in range(spec["layers"]) for shape in ((h, h), (h,))]
 
 
-def _elements(spec: dict) -> int:
+def _elements(spec: Spec) -> int:
     return sum(math.prod(s) for s in layer_shapes(spec))
 
 
-def describe(spec: dict):
+def describe(spec: Spec) -> tuple[str, str, float]:
     label = f"{spec['optimizer']:<9} {2 * spec['layers']} params, {_elements(spec):,} elems"
     return label, spec["optimizer"], float(_elements(spec))
 
 
-def gluonlite_workload(spec: dict, device) -> Workload:
+def gluonlite_workload(spec: Spec, device: Device) -> Workload:
     params = {f"p{i}": gluon.Parameter(f"p{i}", shape=s) for i, s in enumerate(layer_shapes(spec))}
     for p in params.values():
         p.initialize(device=device)
     trainer = gluon.Trainer(params, spec["optimizer"], dict(spec["hyper"]))
 
-    def fresh_gradients():
+    def fresh_gradients() -> None:
         with autograd.record():
             loss = sum(p.data().sum() for p in params.values())
-        loss.backward()
+        loss.backward()  # type: ignore[union-attr]  # a sum of (never zero) ndarrays
 
     return Workload(
         lambda: trainer.step(1),
@@ -154,12 +159,15 @@ def gluonlite_workload(spec: dict, device) -> Workload:
     )
 
 
-def _array_loop(spec: dict, target) -> Workload:
+def _array_loop(spec: Spec, target: Target) -> Workload:
     """MXNet's SGD-momentum and Adam rules as in-place NumPy/CuPy operations, per tensor."""
+    xp: Any
     if target.kind == "cpu":
         xp = numpy
     else:
-        import cupy as xp  # run_case makes the target's GPU current
+        import cupy  # run_case makes the target's GPU current
+
+        xp = cupy
     rng = numpy.random.default_rng(0)
     weights = [
         xp.asarray(rng.uniform(-0.07, 0.07, s).astype(numpy.float32)) for s in layer_shapes(spec)
@@ -172,7 +180,7 @@ def _array_loop(spec: dict, target) -> Workload:
     lr, wd = hp["learning_rate"], hp["wd"]
     count = [0]
 
-    def sgd():
+    def sgd() -> None:
         for w, g, mom in zip(weights, grads, states[0]):
             # mom = momentum * mom - lr * (g + wd * w); w += mom
             step = g + wd * w
@@ -180,7 +188,7 @@ def _array_loop(spec: dict, target) -> Workload:
             mom -= lr * step
             w += mom
 
-    def adam():
+    def adam() -> None:
         count[0] += 1
         b1, b2, t = hp["beta1"], hp["beta2"], count[0]
         lr_t = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
@@ -196,7 +204,8 @@ def _array_loop(spec: dict, target) -> Workload:
     return Workload(fn, ((),), _elements(spec), clock_for([target.primary]))
 
 
-def _torch_optim(spec: dict, target, torch, variant: str) -> Workload:
+def _torch_optim(spec: Spec, target: Target, torch: ModuleType, variant: str) -> Workload:
+    clock: Clock
     if target.kind == "cpu":
         device, clock = torch.device("cpu"), HostClock()
     else:
@@ -219,7 +228,7 @@ def _torch_optim(spec: dict, target, torch, variant: str) -> Workload:
     return Workload(opt.step, ((),), _elements(spec), clock)
 
 
-def _mxnet_peer(spec: dict):
+def _mxnet_peer(spec: Spec) -> Remote:
     """MXNet 1.9.1's Trainer.step on the same case, timed by the MXNet runner; Skip where
     the environment is missing or MXNet 1.9.1 has no such optimizer."""
     from . import mxnet  # imported here: the mxnet suite imports this module
@@ -231,8 +240,8 @@ def _mxnet_peer(spec: dict):
     return remote
 
 
-def implementations(spec: dict, target) -> dict:
-    impls = {"gluonlite": lambda: gluonlite_workload(spec, target.primary)}
+def implementations(spec: Spec, target: Target) -> dict[str, Builder]:
+    impls: dict[str, Builder] = {"gluonlite": lambda: gluonlite_workload(spec, target.primary)}
     if target.kind == "cpu":
         impls["mxnet-1.9.1"] = lambda: _mxnet_peer(spec)
     if spec["optimizer"] in ("sgd", "adam"):
@@ -242,7 +251,9 @@ def implementations(spec: dict, target) -> dict:
     torch = optional_torch(target.primary)
     if torch is not None and spec["optimizer"] in _TORCH:
         for variant in ("foreach", "fused"):
-            impls[f"torch {variant}"] = lambda variant=variant: _torch_optim(
-                spec, target, torch, variant
-            )
+
+            def build(variant: str = variant, torch: ModuleType = torch) -> Workload:
+                return _torch_optim(spec, target, torch, variant)
+
+            impls[f"torch {variant}"] = build
     return impls
