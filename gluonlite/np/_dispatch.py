@@ -30,6 +30,9 @@ and the function's name in front, so a user never reads a traceback from deep in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy
 
 from .. import _backend
@@ -81,19 +84,19 @@ class Row:
 
     def __init__(
         self,
-        name,
-        forward=None,
-        grad=None,
+        name: str,
+        forward: Callable[..., Any] | None = None,
+        grad: str | Callable[..., Any] | None = None,
         *,
-        np_name=None,
-        raw=False,
-        float32=True,
-        out=False,
-        zero=(),
-        keep=(),
-        module=None,
-        graph=None,
-    ):
+        np_name: str | None = None,
+        raw: bool = False,
+        float32: bool = True,
+        out: bool = False,
+        zero: tuple[int | str, ...] = (),
+        keep: tuple[int, ...] = (),
+        module: str | None = None,
+        graph: bool | None = None,
+    ) -> None:
         self.name, self.forward, self.grad = name, forward, grad
         # The backward also runs on recorded arrays (``create_graph``): "select" rows and
         # elementwise rows always; a function row when it says so (its rule then uses
@@ -116,12 +119,27 @@ class Row:
         return self.grad is not None
 
 
+# The array namespace a forward or backward gets: NumPy, CuPy, or for a recorded backward
+# (create_graph) the ``Recorded`` namespace below.
+Xp = Any
+
+
 class Ctx:
     """What a backward sees: raw inputs (``ins``, in argument order), the raw output
     (``out``; a tuple for several outputs), which output this gradient belongs to (``k``),
     the raw arguments (``args``, ``kwargs``), ``xp`` and a way to rerun the forward."""
 
     __slots__ = ("row", "xp", "ins", "out", "k", "args", "kwargs", "orig", "device", "arrays")
+    row: Row
+    xp: Xp
+    ins: tuple[Any, ...]  # raw arrays
+    out: Any
+    k: int
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    orig: tuple[tuple[Any, ...], dict[str, Any]]
+    device: Device
+    arrays: tuple[ndarray, ...]
 
     def rerun(self, replace):
         """The forward again, with input ``i`` replaced by ``replace[i]`` (None: as is)."""

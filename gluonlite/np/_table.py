@@ -11,15 +11,26 @@ from __future__ import annotations
 
 import math
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy
 
+from .._typing import RawArray
 from ..ndarray import _unbroadcast
-from ._dispatch import Row, make, select_grad
+from ._dispatch import Ctx, Row, Xp, make, select_grad
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+# An einsum form of a product: (input subscripts, output subscripts, the two operands).
+_Subs: TypeAlias = tuple[list[str], str, RawArray, RawArray]
+_SubsFn: TypeAlias = Callable[[RawArray, RawArray, Ctx], _Subs]
 
 _LN10, _LN2 = math.log(10.0), math.log(2.0)
 
 
-def _zero(xp, x, y):
+def _zero(xp: Xp, x: RawArray, y: RawArray) -> RawArray:
     return xp.zeros_like(x)
 
 
@@ -90,7 +101,7 @@ UNARY_ALIASES = {
 
 
 # ------------------------------------------------------------------ elementwise, two inputs
-def _floor_ratio(xp, a, b):
+def _floor_ratio(xp: Xp, a: RawArray, b: RawArray) -> RawArray:
     return xp.floor(xp.asarray(a) / b)
 
 
@@ -148,21 +159,23 @@ BINARY_ALIASES = {
 
 
 # ------------------------------------------------------------------ argument helpers
-def _arg(ctx, pos, name, default=None):
+def _arg(ctx: Ctx, pos: int, name: str, default: Any = None) -> Any:
     """Argument ``name`` (positional index ``pos``) of the call, raw."""
     if len(ctx.args) > pos:
         return ctx.args[pos]
     return ctx.kwargs.get(name, default)
 
 
-def _axes(axis, ndim):
+def _axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     return tuple(a % ndim for a in axes) if ndim else ()
 
 
-def _expand(xp, g, x_shape, axis, keepdims):
+def _expand(
+    xp: Xp, g: RawArray, x_shape: Sequence[int], axis: int | Sequence[int] | None, keepdims: bool
+) -> RawArray:
     """``g`` of a reduction over ``axis`` reshaped to broadcast against the input."""
     if keepdims or not x_shape:
         return g
@@ -170,31 +183,31 @@ def _expand(xp, g, x_shape, axis, keepdims):
 
 
 # ------------------------------------------------------------------ reductions
-def _sum_grad(ctx, g):
+def _sum_grad(ctx: Ctx, g: RawArray) -> list[RawArray | None]:
     x = ctx.ins[0]
     axis, keep = _arg(ctx, 1, "axis"), _arg(ctx, 4, "keepdims", False)
     return [ctx.xp.broadcast_to(_expand(ctx.xp, g, x.shape, axis, keep), x.shape)]
 
 
-def _count(shape, axis):
+def _count(shape: Sequence[int], axis: int | Sequence[int] | None) -> int:
     return int(numpy.prod([shape[a] for a in _axes(axis, len(shape))]))
 
 
-def _mean_grad(ctx, g):
+def _mean_grad(ctx: Ctx, g: RawArray) -> list[RawArray | None]:
     x = ctx.ins[0]
     axis, keep = _arg(ctx, 1, "axis"), _arg(ctx, 4, "keepdims", False)
     g = _expand(ctx.xp, g, x.shape, axis, keep) / max(_count(x.shape, axis), 1)
     return [ctx.xp.broadcast_to(g, x.shape)]
 
 
-def _prod_grad(ctx, g):
+def _prod_grad(ctx: Ctx, g: RawArray) -> list[RawArray | None]:
     x, xp = ctx.ins[0], ctx.xp
     axis, keep = _arg(ctx, 1, "axis"), _arg(ctx, 4, "keepdims", False)
     y = _expand(xp, xp.asarray(ctx.out), x.shape, axis, keep)
     return [_expand(xp, g, x.shape, axis, keep) * y / x]
 
 
-def _var_grad(ctx, g, std=False):
+def _var_grad(ctx: Ctx, g: RawArray, std: bool = False) -> list[RawArray | None]:
     x, xp = ctx.ins[0], ctx.xp
     axis, keep = _arg(ctx, 1, "axis"), _arg(ctx, 5, "keepdims", False)
     ddof = _arg(ctx, 4, "ddof", 0)
@@ -206,7 +219,7 @@ def _var_grad(ctx, g, std=False):
     return [g * 2 * centred / n]
 
 
-def _extreme_grad(ctx, g):
+def _extreme_grad(ctx: Ctx, g: RawArray) -> list[RawArray | None]:
     """Max/min: the gradient goes to the extreme elements, shared equally between ties."""
     x, xp = ctx.ins[0], ctx.xp
     axis, keep = _arg(ctx, 1, "axis"), _arg(ctx, 3, "keepdims", False)
@@ -216,7 +229,7 @@ def _extreme_grad(ctx, g):
     return [mask * _expand(xp, g, x.shape, axis, keep)]
 
 
-def _average_grad(ctx, g):
+def _average_grad(ctx: Ctx, g: RawArray) -> list[RawArray | None]:
     x, xp = ctx.ins[0], ctx.xp
     axis, weights = _arg(ctx, 1, "axis"), _arg(ctx, 2, "weights")
     keep = _arg(ctx, 4, "keepdims", False)
@@ -234,10 +247,11 @@ def _average_grad(ctx, g):
     return [g * w / total, gw.reshape(weights.shape)][: len(ctx.ins)]
 
 
-def _quantile_grad(ctx, g, scale=1.0):
+def _quantile_grad(ctx: Ctx, g: RawArray, scale: float = 1.0) -> list[RawArray | None]:
     """Linear-interpolation quantiles: each output is a mix of two sorted neighbours."""
     x, xp = ctx.ins[0], ctx.xp
     name = ctx.row.name
+    q: Any  # a number or an array of them, made an array below
     if name == "median":
         q, axis, keep = 0.5, _arg(ctx, 1, "axis"), _arg(ctx, 4, "keepdims", False)
     else:
@@ -268,7 +282,7 @@ def _quantile_grad(ctx, g, scale=1.0):
     return [grad.reshape(x.shape) if axis is None else xp.moveaxis(grad, -1, axis)]
 
 
-def _polyval_grad(ctx, g):
+def _polyval_grad(ctx: Ctx, g: RawArray) -> list[RawArray | None]:
     xp = ctx.xp
     p, x = xp.asarray(ctx.args[0]), xp.asarray(ctx.args[1])
     n = p.shape[0]
@@ -279,7 +293,7 @@ def _polyval_grad(ctx, g):
     return [gr for gr, o in zip((gp, gx), ctx.orig[0]) if hasattr(o, "_data")]
 
 
-def _cumsum_grad(ctx, g):
+def _cumsum_grad(ctx: Ctx, g: RawArray) -> list[RawArray | None]:
     x, xp = ctx.ins[0], ctx.xp
     axis = _arg(ctx, 1, "axis")
     if axis is None:
@@ -287,7 +301,7 @@ def _cumsum_grad(ctx, g):
     return [xp.flip(xp.cumsum(xp.flip(g, axis), axis), axis)]
 
 
-def _trace_grad(ctx, g):
+def _trace_grad(ctx: Ctx, g: RawArray) -> list[RawArray | None]:
     x, xp = ctx.ins[0], ctx.xp
     offset, a1, a2 = _arg(ctx, 1, "offset", 0), _arg(ctx, 2, "axis1", 0), _arg(ctx, 3, "axis2", 1)
     a1, a2 = a1 % x.ndim, a2 % x.ndim
@@ -296,7 +310,7 @@ def _trace_grad(ctx, g):
     return [xp.moveaxis(full, (-2, -1), (a1, a2))]
 
 
-def _diff_grad(ctx, g):
+def _diff_grad(ctx: Ctx, g: RawArray) -> list[RawArray | None]:
     x, xp = ctx.ins[0], ctx.xp
     n, axis = _arg(ctx, 1, "n", 1), _arg(ctx, 2, "axis", -1)
     if _arg(ctx, 3, "prepend") is not None or _arg(ctx, 4, "append") is not None:
@@ -310,7 +324,7 @@ def _diff_grad(ctx, g):
     return [g.reshape(x.shape)]
 
 
-def _ediff1d_grad(ctx, g):
+def _ediff1d_grad(ctx: Ctx, g: RawArray) -> list[RawArray | None]:
     if _arg(ctx, 1, "to_end") is not None or _arg(ctx, 2, "to_begin") is not None:
         raise ValueError("ediff1d: the gradient with to_end/to_begin is not supported")
     xp = ctx.xp
@@ -318,7 +332,7 @@ def _ediff1d_grad(ctx, g):
     return [g.reshape(ctx.ins[0].shape)]
 
 
-def _clip_grad(ctx, g):
+def _clip_grad(ctx: Ctx, g: RawArray) -> list[RawArray | None]:
     x, xp = ctx.ins[0], ctx.xp
     lo, hi = _arg(ctx, 1, "a_min"), _arg(ctx, 2, "a_max")
     mask = xp.ones(x.shape, dtype=bool)
@@ -329,7 +343,7 @@ def _clip_grad(ctx, g):
     return [g * mask] + [None] * (len(ctx.ins) - 1)
 
 
-def _sort_grad(ctx, g):
+def _sort_grad(ctx: Ctx, g: RawArray) -> list[RawArray | None]:
     x, xp = ctx.ins[0], ctx.xp
     axis = _arg(ctx, 1, "axis", -1)
     if axis is None:  # g[j] belongs to element order[j]: gather by the inverse order
@@ -340,7 +354,7 @@ def _sort_grad(ctx, g):
     return [xp.take_along_axis(g, xp.argsort(order, axis=axis), axis=axis)]
 
 
-def _cross_grad(ctx, g):
+def _cross_grad(ctx: Ctx, g: RawArray) -> list[RawArray | None]:
     xp = ctx.xp
     a, b = ctx.args[0], ctx.args[1]
     if any(k in ctx.kwargs for k in ("axisa", "axisb", "axisc")) or len(ctx.args) > 2:
@@ -357,7 +371,9 @@ def _cross_grad(ctx, g):
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def _einsum_vjp(xp, subs, out_sub, operands, g, k):
+def _einsum_vjp(
+    xp: Xp, subs: Sequence[str], out_sub: str, operands: Sequence[RawArray], g: RawArray, k: int
+) -> RawArray:
     """Gradient of ``einsum(subs -> out_sub)`` w.r.t. operand ``k``."""
     target = subs[k]
     if len(set(target)) != len(target):
@@ -377,11 +393,13 @@ def _einsum_vjp(xp, subs, out_sub, operands, g, k):
     return res
 
 
-def _einsum_grads(ctx, g, subs, out_sub, operands):
+def _einsum_grads(
+    ctx: Ctx, g: RawArray, subs: Sequence[str], out_sub: str, operands: Sequence[RawArray]
+) -> list[RawArray]:
     return [_einsum_vjp(ctx.xp, subs, out_sub, operands, g, k) for k in range(len(operands))]
 
 
-def _parse_einsum(spec, operands):
+def _parse_einsum(spec: str, operands: Sequence[RawArray]) -> tuple[list[str], str]:
     spec = spec.replace(" ", "")
     if "." in spec:
         raise ValueError("einsum: the gradient with '...' is not supported")
@@ -394,7 +412,7 @@ def _parse_einsum(spec, operands):
     return ins.split(","), out
 
 
-def _einsum_grad(ctx, g):
+def _einsum_grad(ctx: Ctx, g: RawArray) -> list[RawArray | None]:
     spec, operands = ctx.args[0], list(ctx.args[1:])
     if not isinstance(spec, str):
         raise ValueError("einsum: the gradient needs the subscripts-string form")
@@ -403,7 +421,7 @@ def _einsum_grad(ctx, g):
     return [gr for gr, o in zip(grads, ctx.orig[0][1:]) if hasattr(o, "_data")]
 
 
-def _tensordot_subs(a_nd, b_nd, axes):
+def _tensordot_subs(a_nd: int, b_nd: int, axes: Any) -> tuple[list[str], str]:
     if isinstance(axes, int):
         ax_a, ax_b = list(range(a_nd - axes, a_nd)), list(range(axes))
     else:
@@ -421,10 +439,10 @@ def _tensordot_subs(a_nd, b_nd, axes):
     return ["".join(sa), "".join(sb)], "".join(out)
 
 
-def _pair_grad(subs_fn):
+def _pair_grad(subs_fn: _SubsFn) -> Callable[[Ctx, RawArray], list[RawArray | None]]:
     """Gradient of a two-operand product whose subscripts ``subs_fn(a, b, ctx)`` gives."""
 
-    def grad(ctx, g):
+    def grad(ctx: Ctx, g: RawArray) -> list[RawArray | None]:
         a, b = ctx.args[0], ctx.args[1]
         xp = ctx.xp
         a2, b2 = xp.asarray(a), xp.asarray(b)
@@ -440,18 +458,18 @@ def _pair_grad(subs_fn):
     return grad
 
 
-def _out_shape(subs, out, a, b):
+def _out_shape(subs: Sequence[str], out: str, a: RawArray, b: RawArray) -> tuple[int, ...]:
     sizes = dict(zip(subs[0], a.shape))
     sizes.update(zip(subs[1], b.shape))
     return tuple(sizes[c] for c in out)
 
 
-def _tensordot_subs_ctx(a, b, ctx):
+def _tensordot_subs_ctx(a: RawArray, b: RawArray, ctx: Ctx) -> _Subs:
     subs, out = _tensordot_subs(a.ndim, b.ndim, _arg(ctx, 2, "axes", 2))
     return subs, out, a, b
 
 
-def _dot_subs(a, b, ctx):
+def _dot_subs(a: RawArray, b: RawArray, ctx: Ctx) -> _Subs:
     if a.ndim == 0 or b.ndim == 0:
         return [_LETTERS[: a.ndim], _LETTERS[: b.ndim]], _LETTERS[: max(a.ndim, b.ndim)], a, b
     axes = ([a.ndim - 1], [0 if b.ndim == 1 else b.ndim - 2])
@@ -462,22 +480,22 @@ def _dot_subs(a, b, ctx):
     return subs, out, a, b
 
 
-def _inner_subs(a, b, ctx):
+def _inner_subs(a: RawArray, b: RawArray, ctx: Ctx) -> _Subs:
     if a.ndim == 0 or b.ndim == 0:
         return [_LETTERS[: a.ndim], _LETTERS[: b.ndim]], _LETTERS[: max(a.ndim, b.ndim)], a, b
     subs, out = _tensordot_subs(a.ndim, b.ndim, ([-1], [-1]))
     return subs, out, a, b
 
 
-def _outer_subs(a, b, ctx):
+def _outer_subs(a: RawArray, b: RawArray, ctx: Ctx) -> _Subs:
     return ["a", "b"], "ab", a.reshape(-1), b.reshape(-1)
 
 
-def _vdot_subs(a, b, ctx):
+def _vdot_subs(a: RawArray, b: RawArray, ctx: Ctx) -> _Subs:
     return ["a", "a"], "", a.reshape(-1), b.reshape(-1)
 
 
-def _kron_subs(a, b, ctx):
+def _kron_subs(a: RawArray, b: RawArray, ctx: Ctx) -> _Subs:
     nd = max(a.ndim, b.ndim)
     a = a.reshape((1,) * (nd - a.ndim) + a.shape)
     b = b.reshape((1,) * (nd - b.ndim) + b.shape)
@@ -485,7 +503,7 @@ def _kron_subs(a, b, ctx):
     return [sa, sb], "".join(x + y for x, y in zip(sa, sb)), a, b
 
 
-def _matmul_grad(ctx, g):
+def _matmul_grad(ctx: Ctx, g: RawArray) -> list[RawArray | None]:
     xp = ctx.xp
     ra, rb = ctx.args[0], ctx.args[1]
     a2 = ra[None, :] if ra.ndim == 1 else ra
@@ -501,25 +519,25 @@ def _matmul_grad(ctx, g):
 
 
 # ------------------------------------------------------------------ custom forwards
-def _fill_diagonal(xp, a, val, wrap=False):
+def _fill_diagonal(xp: Xp, a: RawArray, val: Any, wrap: bool = False) -> None:
     xp.fill_diagonal(a, val, wrap=wrap)
 
 
-def _concat(xp, seq, axis=0, out=None):
+def _concat(xp: Xp, seq: Sequence[RawArray], axis: int | None = 0, out: Any = None) -> RawArray:
     return xp.concatenate(seq, axis=axis)
 
 
-def _where(xp, condition, x=None, y=None):
+def _where(xp: Xp, condition: RawArray, x: Any = None, y: Any = None) -> Any:
     if x is None and y is None:
         return xp.nonzero(condition)
     return xp.where(condition, x, y)
 
 
-def _vstack(xp, tup):
+def _vstack(xp: Xp, tup: Sequence[RawArray]) -> RawArray:
     return xp.vstack(tup)
 
 
-def _resize(xp, a, new_shape):
+def _resize(xp: Xp, a: RawArray, new_shape: int | Sequence[int]) -> RawArray:
     """NumPy's ``resize`` (repeat the elements cyclically), built from calls CuPy has."""
     shape = (new_shape,) if isinstance(new_shape, int) else tuple(new_shape)
     n = int(numpy.prod(shape))
@@ -689,15 +707,15 @@ _FAST_KIND = {
 }
 
 
-def build() -> dict:
+def build() -> dict[str, Callable[..., Any]]:
     """``{name: function}`` for every row, aliases included."""
-    fns = {}
+    fns: dict[str, Callable[..., Any]] = {}
     for name, d in UNARY.items():
         fns[name] = make(Row(name, out=True), "unary", d)
     for alias, name in UNARY_ALIASES.items():
         fns[alias] = make(Row(alias, np_name=name, out=True), "unary", UNARY[name])
-    for name, d in BINARY.items():
-        fns[name] = make(Row(name, out=True), "binary", d)
+    for name, d2 in BINARY.items():
+        fns[name] = make(Row(name, out=True), "binary", d2)
     for alias, name in BINARY_ALIASES.items():
         fns[alias] = make(Row(alias, np_name=name, out=True), "binary", BINARY[name])
     for row in ROWS:
