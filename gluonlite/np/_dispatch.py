@@ -665,7 +665,7 @@ def _binary_fast(row, d):
     def rdunder(a, b):
         return core(b, a)
 
-    fn.dunder, fn.rdunder = core, rdunder
+    fn.dunder, fn.rdunder, fn.np_fn = core, rdunder, np_fn  # np_fn: for the C operators
     return fn
 
 
@@ -725,6 +725,7 @@ def _pair_fast(row):
             return res
         return call(row, (a, b) + args, kwargs, out)
 
+    fn.np_fn = np_fn  # the C base's @ takes the same fast path (gluonlite/_cndarray.c)
     return fn
 
 
