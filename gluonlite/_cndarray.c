@@ -52,11 +52,19 @@ static PyObject *s_device_type, *s_cpu, *s_dtype, *s_kind, *s_f, *s_T, *s_reshap
     *s_astype, *s_data, *s_device;
 
 /* ------------------------------------------------------------------ helpers */
+/* The last cpu Device seen (a strong reference): arrays made one after another mostly
+ * share their device object, and this spares them the attribute read. Devices are frozen,
+ * so the answer for an object cannot change. */
+static PyObject *last_cpu_device;
+
 static int
 set_device(NDArrayBase *self, PyObject *device)
 {
     int is_cpu = 0;
-    if (device != NULL) {
+    if (device != NULL && device == last_cpu_device) {
+        is_cpu = 1;
+    }
+    else if (device != NULL) {
         PyObject *kind = PyObject_GetAttr(device, s_device_type);
         if (kind == NULL) {
             PyErr_Clear(); /* not a Device: never the fast path */
@@ -65,6 +73,10 @@ set_device(NDArrayBase *self, PyObject *device)
             is_cpu = kind == s_cpu ||
                      (PyUnicode_CheckExact(kind) && PyUnicode_Compare(kind, s_cpu) == 0);
             Py_DECREF(kind);
+            if (is_cpu) {
+                Py_INCREF(device);
+                Py_XSETREF(last_cpu_device, device);
+            }
         }
     }
     Py_XINCREF(device);
@@ -591,7 +603,21 @@ mod_set_binary(PyObject *module, PyObject *args)
     return NULL;
 }
 
+/* new(cls): an empty instance of ``cls`` (a subclass of NDArrayBase), as
+ * ``object.__new__(cls)`` is for the pure-Python class: the fast paths written in Python
+ * make their results with it and set ``_data`` and ``_device``. */
+static PyObject *
+mod_new(PyObject *module, PyObject *cls)
+{
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &NDArrayBase_Type)) {
+        PyErr_SetString(PyExc_TypeError, "new: expected a subclass of NDArrayBase");
+        return NULL;
+    }
+    return ((PyTypeObject *)cls)->tp_alloc((PyTypeObject *)cls, 0);
+}
+
 static PyMethodDef module_methods[] = {
+    {"new", mod_new, METH_O, "new(cls): an empty instance of cls (object.__new__'s part)."},
     {"register", mod_register, METH_VARARGS,
      "register(cls, recording_var, numpy_ndarray, asarray, float32, float64, init, getitem, T, "
      "reshape): switch the fast paths on for ``cls`` with these Python fallbacks."},

@@ -8,6 +8,7 @@ class NDArrayBase:
     _device: Any
     def __init__(self, data: Any, device: Any) -> None: ...
 
+def new(cls: type[Any], /) -> Any: ...
 def register(
     cls: type,
     recording_var: ContextVar[bool],

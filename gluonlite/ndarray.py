@@ -74,7 +74,7 @@ else:
 # the extension is in) plus two attribute stores: ndarray(raw, device) would add a call of
 # __init__ from C (a third of a view's wrapper).
 _recording_get = autograd._recording.get
-_new = object.__new__ if _C is None else _C.NDArrayBase.__new__
+_new = object.__new__ if _C is None else _C.new
 _NP_NDARRAY = numpy.ndarray
 
 
