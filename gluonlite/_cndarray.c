@@ -358,14 +358,12 @@ nd_reshape(NDArrayBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject
 }
 
 /* ------------------------------------------------------------------ binary slots */
+/* fn(a, b) for two arrays on one cpu device object, or (``scalars``) an array and a Python
+ * int/float/bool, outside recording; NULL (no error set) where the Python path must run,
+ * because the case is another one or because it raised (the Python path words the error). */
 static PyObject *
-binary(int op, PyObject *a, PyObject *b)
+binary_fast(PyObject *fn, int scalars, PyObject *a, PyObject *b)
 {
-    if (nd_type == NULL)
-        return not_registered();
-    PyObject *fn = bin_np[op];
-    if (fn == NULL)
-        goto fallback;
     PyTypeObject *ta = Py_TYPE(a), *tb = Py_TYPE(b);
     NDArrayBase *arr;
     PyObject *ra, *rb, *fa = NULL, *fb = NULL; /* fa/fb: the array operands' raw arrays */
@@ -377,7 +375,7 @@ binary(int op, PyObject *a, PyObject *b)
                 goto fallback; /* equal devices, or the mismatch error: Python's */
             rb = fb = ((NDArrayBase *)b)->data;
         }
-        else if (bin_scalars[op] &&
+        else if (scalars &&
                  (tb == &PyLong_Type || tb == &PyFloat_Type || tb == &PyBool_Type)) {
             rb = b;
         }
@@ -385,7 +383,7 @@ binary(int op, PyObject *a, PyObject *b)
             goto fallback;
         }
     }
-    else if (tb == nd_type && bin_scalars[op] &&
+    else if (tb == nd_type && scalars &&
              (ta == &PyLong_Type || ta == &PyFloat_Type || ta == &PyBool_Type)) {
         arr = (NDArrayBase *)b;
         ra = a;
@@ -397,10 +395,8 @@ binary(int op, PyObject *a, PyObject *b)
     if (!arr->is_cpu || ra == NULL || rb == NULL)
         goto fallback;
     int rec = recording();
-    if (rec < 0)
-        return NULL;
     if (rec)
-        goto fallback;
+        goto error_fallback;
     PyObject *args[2] = {ra, rb};
     PyObject *y = PyObject_Vectorcall(fn, args, 2, NULL);
     if (y == NULL)
@@ -412,6 +408,19 @@ binary(int op, PyObject *a, PyObject *b)
 error_fallback:
     PyErr_Clear();
 fallback:
+    return NULL;
+}
+
+static PyObject *
+binary(int op, PyObject *a, PyObject *b)
+{
+    if (nd_type == NULL)
+        return not_registered();
+    if (bin_np[op] != NULL) {
+        PyObject *res = binary_fast(bin_np[op], bin_scalars[op], a, b);
+        if (res != NULL)
+            return res;
+    }
     if (bin_py[op] == NULL)
         Py_RETURN_NOTIMPLEMENTED;
     return PyObject_CallFunctionObjArgs(bin_py[op], a, b, NULL);
@@ -491,6 +500,285 @@ nd_setstate(NDArrayBase *self, PyObject *state)
             return NULL;
     }
     Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ FastOp */
+/* An mx.np function (a row of the op table) whose plain cpu, not-recording call runs in C:
+ * ``fast(kind, numpy_fn, reduce, fallback)`` wraps the Python function ``fallback`` (made by
+ * np/_dispatch.py, which stays the definition: every other call goes to it unchanged).
+ * Kinds, each the C form of the Python fast path of the same name in np/_dispatch.py:
+ *   unary  f(x):                    numpy_fn(x)
+ *   binary f(a, b), a Python scalar allowed on either side: numpy_fn(a, b)
+ *   pair   f(a, b), two arrays:     numpy_fn(a, b)
+ *   method f(a[, axis]):            reduce(a, axis) if reduce else numpy_fn(a, axis)
+ *   seq    f([a, b, ...]):          numpy_fn([raw arrays])
+ * It has a __dict__ (the Python function's attributes are copied there: __name__, __doc__,
+ * row, dunder, ...; __wrapped__ names the Python function for inspect.signature) and binds
+ * as a method like a function does (ndarray.sum is one). */
+enum { K_UNARY, K_BINARY, K_PAIR, K_METHOD, K_SEQ };
+
+typedef struct {
+    PyObject_HEAD
+    int kind;
+    PyObject *np_fn;    /* NULL: never the fast path */
+    PyObject *reduce;   /* method kind: a ufunc's reduce, or NULL */
+    PyObject *fallback; /* the Python function */
+    PyObject *dict;
+    vectorcallfunc vectorcall;
+} FastOp;
+
+static PyObject *s_axis;
+
+static PyObject *
+unary_fast(FastOp *op, PyObject *x)
+{
+    if (Py_TYPE(x) != nd_type)
+        return NULL;
+    NDArrayBase *arr = (NDArrayBase *)x;
+    if (!arr->is_cpu || arr->data == NULL)
+        return NULL;
+    if (recording())
+        goto error;
+    PyObject *y = PyObject_CallOneArg(op->np_fn, arr->data);
+    if (y == NULL)
+        goto error;
+    y = as_result(y, 1, arr->data, NULL);
+    if (y == NULL)
+        goto error;
+    return wrap(y, arr);
+error:
+    PyErr_Clear();
+    return NULL;
+}
+
+static PyObject *
+method_fast(FastOp *op, PyObject *x, PyObject *axis)
+{
+    if (Py_TYPE(x) != nd_type)
+        return NULL;
+    NDArrayBase *arr = (NDArrayBase *)x;
+    if (!arr->is_cpu || arr->data == NULL)
+        return NULL;
+    if (recording())
+        goto error;
+    PyObject *args[2] = {arr->data, axis};
+    PyObject *y = PyObject_Vectorcall(op->reduce != NULL ? op->reduce : op->np_fn, args, 2, NULL);
+    if (y == NULL)
+        goto error;
+    y = as_result(y, 1, arr->data, NULL);
+    if (y == NULL)
+        goto error;
+    return wrap(y, arr);
+error:
+    PyErr_Clear();
+    return NULL;
+}
+
+static PyObject *
+seq_fast(FastOp *op, PyObject *seq)
+{
+    if (!PyList_CheckExact(seq) && !PyTuple_CheckExact(seq))
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n == 0)
+        return NULL;
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    if (Py_TYPE(items[0]) != nd_type)
+        return NULL;
+    NDArrayBase *first = (NDArrayBase *)items[0];
+    if (!first->is_cpu)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (Py_TYPE(items[i]) != nd_type || ((NDArrayBase *)items[i])->device != first->device ||
+            ((NDArrayBase *)items[i])->data == NULL)
+            return NULL;
+    }
+    if (recording())
+        goto error;
+    PyObject *raws = PyList_New(n);
+    if (raws == NULL)
+        goto error;
+    int any_f64 = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *r = ((NDArrayBase *)items[i])->data;
+        PyList_SET_ITEM(raws, i, Py_NewRef(r));
+    }
+    PyObject *y = PyObject_CallOneArg(op->np_fn, raws);
+    if (y == NULL) {
+        Py_DECREF(raws);
+        goto error;
+    }
+    if (Py_TYPE(y) != np_ndarray) { /* the Python path would not take this one */
+        Py_DECREF(y);
+        Py_DECREF(raws);
+        goto error;
+    }
+    PyObject *dt = PyObject_GetAttr(y, s_dtype);
+    if (dt == NULL)
+        goto fail;
+    Py_DECREF(dt);
+    if (dt == dt_f64) {
+        for (Py_ssize_t i = 0; i < n && !any_f64; i++) {
+            PyObject *odt = PyObject_GetAttr(PyList_GET_ITEM(raws, i), s_dtype);
+            if (odt == NULL)
+                goto fail;
+            Py_DECREF(odt);
+            any_f64 = odt == dt_f64;
+        }
+        if (!any_f64) {
+            PyObject *f32 = PyObject_CallMethodOneArg(y, s_astype, dt_f32);
+            Py_SETREF(y, f32);
+            if (y == NULL) {
+                Py_DECREF(raws);
+                goto error;
+            }
+        }
+    }
+    Py_DECREF(raws);
+    return wrap(y, first);
+fail:
+    Py_DECREF(y);
+    Py_DECREF(raws);
+error:
+    PyErr_Clear();
+    return NULL;
+}
+
+static PyObject *
+fastop_vectorcall(FastOp *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *res = NULL;
+    if (op->np_fn != NULL && nd_type != NULL) {
+        Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+        switch (op->kind) {
+        case K_UNARY:
+            if (nargs == 1 && nkw == 0)
+                res = unary_fast(op, args[0]);
+            break;
+        case K_BINARY:
+        case K_PAIR:
+            if (nargs == 2 && nkw == 0)
+                res = binary_fast(op->np_fn, op->kind == K_BINARY, args[0], args[1]);
+            break;
+        case K_METHOD:
+            if (nargs == 1 && nkw == 0)
+                res = method_fast(op, args[0], Py_None);
+            else if (nargs == 2 && nkw == 0)
+                res = method_fast(op, args[0], args[1]);
+            else if (nargs == 1 && nkw == 1 &&
+                     PyUnicode_Compare(PyTuple_GET_ITEM(kwnames, 0), s_axis) == 0)
+                res = method_fast(op, args[0], args[1]);
+            break;
+        case K_SEQ:
+            if (nargs == 1 && nkw == 0)
+                res = seq_fast(op, args[0]);
+            break;
+        }
+        if (res != NULL)
+            return res;
+    }
+    return PyObject_Vectorcall(op->fallback, args, nargsf, kwnames);
+}
+
+static int
+fastop_traverse(FastOp *op, visitproc visit, void *arg)
+{
+    Py_VISIT(op->np_fn);
+    Py_VISIT(op->reduce);
+    Py_VISIT(op->fallback);
+    Py_VISIT(op->dict);
+    return 0;
+}
+
+static int
+fastop_clear(FastOp *op)
+{
+    Py_CLEAR(op->np_fn);
+    Py_CLEAR(op->reduce);
+    Py_CLEAR(op->fallback);
+    Py_CLEAR(op->dict);
+    return 0;
+}
+
+static void
+fastop_dealloc(FastOp *op)
+{
+    PyObject_GC_UnTrack(op);
+    fastop_clear(op);
+    Py_TYPE(op)->tp_free((PyObject *)op);
+}
+
+static PyObject *
+fastop_descr_get(PyObject *op, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None)
+        return Py_NewRef(op);
+    return PyMethod_New(op, obj);
+}
+
+static PyObject *
+fastop_repr(FastOp *op)
+{
+    return PyObject_Repr(op->fallback);
+}
+
+static PyGetSetDef fastop_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL},
+};
+
+static PyTypeObject FastOp_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gluonlite._cndarray.FastOp",
+    .tp_doc = NULL,
+    .tp_basicsize = sizeof(FastOp),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_dealloc = (destructor)fastop_dealloc,
+    .tp_traverse = (traverseproc)fastop_traverse,
+    .tp_clear = (inquiry)fastop_clear,
+    .tp_vectorcall_offset = offsetof(FastOp, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = fastop_descr_get,
+    .tp_repr = (reprfunc)fastop_repr,
+    .tp_dictoffset = offsetof(FastOp, dict),
+    .tp_getset = fastop_getset,
+    .tp_getattro = PyObject_GenericGetAttr,
+    .tp_setattro = PyObject_GenericSetAttr,
+};
+
+static PyObject *
+mod_fast(PyObject *module, PyObject *args)
+{
+    const char *kind;
+    PyObject *np_fn, *reduce, *fallback;
+    if (!PyArg_ParseTuple(args, "sOOO:fast", &kind, &np_fn, &reduce, &fallback))
+        return NULL;
+    static const char *kinds[] = {"unary", "binary", "pair", "method", "seq"};
+    int k = -1;
+    for (int i = 0; i < 5; i++)
+        if (strcmp(kind, kinds[i]) == 0)
+            k = i;
+    if (k < 0) {
+        PyErr_Format(PyExc_ValueError, "fast: unknown kind %R", PyTuple_GET_ITEM(args, 0));
+        return NULL;
+    }
+    if (!PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "fast: the fallback must be callable");
+        return NULL;
+    }
+    FastOp *op = PyObject_GC_New(FastOp, &FastOp_Type);
+    if (op == NULL)
+        return NULL;
+    op->kind = k;
+    op->np_fn = np_fn == Py_None ? NULL : Py_NewRef(np_fn);
+    op->reduce = reduce == Py_None ? NULL : Py_NewRef(reduce);
+    op->fallback = Py_NewRef(fallback);
+    op->dict = NULL;
+    op->vectorcall = (vectorcallfunc)fastop_vectorcall;
+    PyObject_GC_Track(op);
+    return (PyObject *)op;
 }
 
 /* ------------------------------------------------------------------ module */
@@ -617,6 +905,9 @@ mod_new(PyObject *module, PyObject *cls)
 }
 
 static PyMethodDef module_methods[] = {
+    {"fast", mod_fast, METH_VARARGS,
+     "fast(kind, numpy_fn, reduce, fallback): an mx.np function whose plain cpu call runs in"
+     " C (kinds: unary, binary, pair, method, seq), every other call going to fallback."},
     {"new", mod_new, METH_O, "new(cls): an empty instance of cls (object.__new__'s part)."},
     {"register", mod_register, METH_VARARGS,
      "register(cls, recording_var, numpy_ndarray, asarray, float32, float64, init, getitem, T, "
@@ -650,7 +941,8 @@ PyInit__cndarray(void)
     INTERN(s_astype, "astype");
     INTERN(s_data, "_data");
     INTERN(s_device, "_device");
-    if (PyType_Ready(&NDArrayBase_Type) < 0)
+    INTERN(s_axis, "axis");
+    if (PyType_Ready(&NDArrayBase_Type) < 0 || PyType_Ready(&FastOp_Type) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL)

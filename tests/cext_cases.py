@@ -181,6 +181,69 @@ def cases(device):
     table["gT.reshape(-1)"] = _run(lambda: g.T.reshape(-1))
     table["rep.reshape(-1)"] = _run(lambda: rep.reshape(-1))
 
+    # The table's functions (C FastOp forms of np/_dispatch.py's fast paths).
+    np_ = mx.np
+    calls = {
+        "maximum(f, g)": lambda: np_.maximum(f, g),
+        "maximum(f, 2)": lambda: np_.maximum(f, 2),
+        "maximum(2.5, i)": lambda: np_.maximum(2.5, i),
+        "maximum(f, f_other)": lambda: np_.maximum(f, f_other),
+        "maximum(f, f_same)": lambda: np_.maximum(f, f_same),
+        "maximum(f, host)": lambda: np_.maximum(f, host),
+        "maximum(f, bad)": lambda: np_.maximum(f, mx.np.ones((4,), device=dev)),
+        "maximum(f, g, out=)": lambda: np_.maximum(f, g, out=mx.np.zeros((2, 3), device=dev)),
+        "add(i, 1.5)": lambda: np_.add(i, 1.5),
+        "divide(i, 0)": lambda: np_.divide(i, 0),
+        "exp(f)": lambda: np_.exp(f),
+        "exp(i)": lambda: np_.exp(i),
+        "exp(d)": lambda: np_.exp(d),
+        "exp(z)": lambda: np_.exp(z),
+        "exp(h)": lambda: np_.exp(h),
+        "exp(rep)": lambda: np_.exp(rep),
+        "exp(host)": lambda: np_.exp(host),
+        "exp(list)": lambda: np_.exp([1.0, 2.0]),
+        "log(f)": lambda: np_.log(f),
+        "tanh(f, out=)": lambda: np_.tanh(f, out=mx.np.zeros((2, 3), device=dev)),
+        "sum(f)": lambda: np_.sum(f),
+        "f.sum()": lambda: f.sum(),
+        "f.sum(1)": lambda: f.sum(1),
+        "f.sum(axis=0)": lambda: f.sum(axis=0),
+        "f.sum(axis=5)": lambda: f.sum(axis=5),
+        "f.sum(keepdims)": lambda: f.sum(axis=1, keepdims=True),
+        "f.sum(dtype)": lambda: f.sum(dtype="float64"),
+        "i.sum()": lambda: i.sum(),
+        "b.sum()": lambda: b.sum(),
+        "d.mean()": lambda: d.mean(),
+        "f.mean()": lambda: f.mean(),
+        "i.mean(0)": lambda: i.mean(0),
+        "f.max(axis=0)": lambda: f.max(axis=0),
+        "f.min()": lambda: f.min(),
+        "f.prod(1)": lambda: f.prod(1),
+        "f.argmax()": lambda: f.argmax(),
+        "ndarray.sum(f)": lambda: mx.np.ndarray.sum(f),
+        "rep.sum()": lambda: rep.sum(),
+        "z.sum()": lambda: z.sum(),
+        "concatenate([f, g])": lambda: np_.concatenate([f, g]),
+        "concatenate((f, g), axis=1)": lambda: np_.concatenate((f, g), axis=1),
+        "concatenate([f, d])": lambda: np_.concatenate([f, d]),
+        "concatenate([i, j])": lambda: np_.concatenate([i, j]),
+        "concatenate([f, f_other])": lambda: np_.concatenate([f, f_other]),
+        "concatenate([f, f_same])": lambda: np_.concatenate([f, f_same]),
+        "concatenate([f, row])": lambda: np_.concatenate([f, row]),
+        "concatenate([])": lambda: np_.concatenate([]),
+        "concatenate([f, host])": lambda: np_.concatenate([f, host]),
+        "stack([f, g])": lambda: np_.stack([f, g]),
+        "matmul(f, gT)": lambda: np_.matmul(f, g.T),
+        "matmul(f, g)": lambda: np_.matmul(f, g),
+        "matmul(f, 2)": lambda: np_.matmul(f, 2),
+        "dot(f, gT)": lambda: np_.dot(f, g.T),
+        "matmul(f, f_other)": lambda: np_.matmul(f, f_other.T),
+        "matmul(i, jT)": lambda: np_.matmul(i, j.T),
+    }
+    for cname, call in calls.items():
+        table[cname] = _run(call)
+    table["names"] = [np_.exp.__name__, np_.sum.__name__, repr(np_.maximum).split(" at ")[0]]
+
     # Construction, pickling, attributes.
     table["ndarray(kw)"] = _run(lambda: mx.np.ndarray(data=f._data, device=dev))
     table["ndarray(pos)"] = _run(lambda: mx.np.ndarray(f._data, dev))
@@ -221,6 +284,15 @@ def cases(device):
     table["grad T reshape"] = grads(lambda p: p.T.reshape(-1) * row.reshape(3, 1).T[0, 0], f)
     table["grad fidx"] = grads(lambda p: p[fidx] * 3, f)
     table["grad one leaf"] = grads(lambda p: (p + g) * f_same[0], f)
+    table["grad functions"] = grads(
+        lambda p, q: (
+            mx.np.maximum(p, q).sum(axis=0) * mx.np.exp(p).sum(1).sum()
+            + mx.np.concatenate([p, q]).mean()
+            + mx.np.matmul(p, q.T).sum()
+        ),
+        f,
+        g,
+    )
 
     def graph_plain():
         leaf = f.copy()
