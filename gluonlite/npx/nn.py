@@ -285,8 +285,9 @@ def _elementwise(x: ndarray, forward: Callable[..., Any], backward: Callable[...
         xp = x._xp
         with _backend.on(device):
             y = forward(xp, x._data)
-    out = ndarray(y, device)
-    if not autograd._recording.get():
+    out = _new(ndarray)  # ndarray(y, device) without the call of __init__ (hot: activations)
+    out._data, out._device = y, device
+    if not _recording_get():
         return out
     return record_op(
         out,
