@@ -31,6 +31,7 @@ static PyTypeObject *nd_type;        /* gluonlite.ndarray.ndarray */
 static PyObject *recording_var;      /* autograd._recording (a ContextVar) */
 static PyTypeObject *np_ndarray;     /* numpy.ndarray */
 static PyObject *np_asarray;         /* numpy.asarray */
+static PyObject *np_reshape;         /* numpy.ndarray.reshape (unbound: no lookup per call) */
 static PyObject *dt_f32, *dt_f64;    /* numpy.dtype('float32'), numpy.dtype('float64') */
 static PyObject *py_init;            /* ndarray's Python __init__(self, data, device) */
 static PyObject *py_getitem;         /* ndarray's Python __getitem__(self, key) */
@@ -336,8 +337,10 @@ nd_reshape(NDArrayBase *self, PyObject *const *args, Py_ssize_t nargsf, PyObject
                 stack[0] = self->data;
                 for (Py_ssize_t i = 0; i < nargs; i++)
                     stack[i + 1] = args[i];
-                PyObject *raw = PyObject_VectorcallMethod(
-                    s_reshape, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+                PyObject *raw =
+                    Py_TYPE(self->data) == np_ndarray && np_reshape != NULL
+                        ? PyObject_Vectorcall(np_reshape, stack, nargs + 1, NULL)
+                        : PyObject_VectorcallMethod(s_reshape, stack, nargs + 1, NULL);
                 if (raw != NULL)
                     return wrap(raw, self);
                 PyErr_Clear();
@@ -603,14 +606,17 @@ seq_fast(FastOp *op, PyObject *seq)
         PyObject *r = ((NDArrayBase *)items[i])->data;
         PyList_SET_ITEM(raws, i, Py_NewRef(r));
     }
+    Py_INCREF(first); /* the sequence's own reference may go while NumPy runs */
     PyObject *y = PyObject_CallOneArg(op->np_fn, raws);
     if (y == NULL) {
         Py_DECREF(raws);
+        Py_DECREF(first);
         goto error;
     }
     if (Py_TYPE(y) != np_ndarray) { /* the Python path would not take this one */
         Py_DECREF(y);
         Py_DECREF(raws);
+        Py_DECREF(first);
         goto error;
     }
     PyObject *dt = PyObject_GetAttr(y, s_dtype);
@@ -630,15 +636,19 @@ seq_fast(FastOp *op, PyObject *seq)
             Py_SETREF(y, f32);
             if (y == NULL) {
                 Py_DECREF(raws);
+                Py_DECREF(first);
                 goto error;
             }
         }
     }
     Py_DECREF(raws);
-    return wrap(y, first);
+    PyObject *res = wrap(y, first);
+    Py_DECREF(first);
+    return res;
 fail:
     Py_DECREF(y);
     Py_DECREF(raws);
+    Py_DECREF(first);
 error:
     PyErr_Clear();
     return NULL;
@@ -861,6 +871,10 @@ mod_register(PyObject *module, PyObject *args)
     keep(&recording_var, var);
     keep((PyObject **)&np_ndarray, npnd);
     keep(&np_asarray, asarray);
+    PyObject *reshape_descr = PyObject_GetAttr(npnd, s_reshape);
+    if (reshape_descr == NULL)
+        return NULL;
+    Py_XSETREF(np_reshape, reshape_descr);
     keep(&dt_f32, f32);
     keep(&dt_f64, f64);
     keep(&py_init, init);
