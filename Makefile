@@ -27,7 +27,10 @@ $(VENV)/.installed-demo: pyproject.toml
 # that silently works on another GPU's memory through peer access fails it.
 PYTEST_WORKERS ?= 2
 
+# ci/build_cext.py: the optional C extension (gluonlite/_cndarray.c) built in place, or
+# rebuilt when its source changed (the editable install builds it only when installed).
 test: $(VENV)/.installed-test
+	$(PY) ci/build_cext.py
 	$(PY) -m pytest -n $(PYTEST_WORKERS)
 	GLUONLITE_EMULATE_GPUS=2 $(PY) -m pytest -n $(PYTEST_WORKERS) -m gpu tests -q -p no:cacheprovider \
 	    -W error::tests.cuda_host.fake_cupy.PerformanceWarning

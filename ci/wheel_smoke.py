@@ -75,7 +75,10 @@ done = subprocess.run(
     [sys.executable, "-m", "gluonlite"], capture_output=True, text=True, timeout=300
 )
 assert done.returncode == 0 and done.stdout.startswith("gluonlite "), done.stdout + done.stderr
+from gluonlite import ndarray as _nd  # noqa: E402
+
+cext = "C extension in" if _nd._C is not None else "pure-Python ndarray"
 print(
-    f"wheel smoke: {len(modules)} modules, {len(sys.argv) - 1} kernel sources, "
+    f"wheel smoke: {cext}, {len(modules)} modules, {len(sys.argv) - 1} kernel sources, "
     f"2 steps on {devices}, checkpoint, gluonlite-bench --help, python -m gluonlite: ok"
 )

@@ -14,6 +14,7 @@ ops record themselves on the autograd tape with their backward written next to t
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy
@@ -51,15 +52,33 @@ __all__ = [
 
 _DEFAULT_DTYPE = numpy.dtype(numpy.float32)
 _GRAD_REQS = ("write", "add", "null")
+
+# The optional C extension (gluonlite/_cndarray.c, built where a compiler is present): a
+# base class holding _data/_device that runs the hottest paths (indexing, .T, reshape, the
+# binary operators on cpu outside recording) in C, handing every other case to the Python
+# methods below, which stay the definition of the behaviour. GLUONLITE_NO_CEXT=1 (read at
+# import) runs the pure-Python class; tests/test_cext.py runs the same cases both ways.
+_C: Any = None
+if os.environ.get("GLUONLITE_NO_CEXT", "") in ("", "0"):
+    try:
+        from . import _cndarray as _C
+    except ImportError:  # an install without a compiler: the pure-Python class
+        _C = None
+if TYPE_CHECKING:
+    _Base = object
+else:
+    _Base = object if _C is None else _C.NDArrayBase
+
 # The hot paths (views, indexing, the np table's fast paths) read the recording flag through
-# the bound method and make their result with object.__new__ plus two attribute stores:
-# ndarray(raw, device) would add a call of __init__ from C (a third of a view's wrapper).
+# the bound method and make their result with object.__new__ (the C base's __new__ when
+# the extension is in) plus two attribute stores: ndarray(raw, device) would add a call of
+# __init__ from C (a third of a view's wrapper).
 _recording_get = autograd._recording.get
-_new = object.__new__
+_new = object.__new__ if _C is None else _C.new
 _NP_NDARRAY = numpy.ndarray
 
 
-class ndarray:
+class ndarray(_Base):
     """An n-dimensional array on one device (NumPy-backed on cpu, CuPy-backed on gpu)."""
 
     # NumPy defers to our reflected operators instead of broadcasting over us.
@@ -362,6 +381,8 @@ class ndarray:
                 raw = self._data[raw_key]
             except IndexError as e:
                 raise IndexError(f"index: {e} (array of shape {self.shape})") from None
+            if type(raw) is not _NP_NDARRAY:
+                raw = numpy.asarray(raw)  # x[i] of a 1-d array: a 0-d array, not a scalar
             out = _new(ndarray)
             out._data, out._device = raw, device
             return out
@@ -373,7 +394,8 @@ class ndarray:
         included.)"""
         try:
             if self._device.device_type == "cpu":
-                out = ndarray(self._data[raw_key], self._device)
+                raw = self._data[raw_key]
+                out = ndarray(raw if type(raw) is _NP_NDARRAY else numpy.asarray(raw), self._device)
             else:
                 with _backend.on(self._device):
                     out = ndarray(self._data[raw_key], self._device)
@@ -769,6 +791,25 @@ class ndarray:
 
 autograd._ndarray_type = ndarray  # for backward()'s isinstance check (no import cycle)
 
+if _C is not None:
+    # The C base takes over __init__, __getitem__, .T and reshape; the Python versions above
+    # become its fallbacks (every case its fast path does not take) and leave the class,
+    # whose own definitions would otherwise hide the C slots.
+    _C.register(
+        ndarray,
+        autograd._recording,
+        numpy.ndarray,
+        numpy.asarray,
+        _DEFAULT_DTYPE,
+        numpy.dtype(numpy.float64),
+        ndarray.__init__,
+        ndarray.__getitem__,
+        vars(ndarray)["T"].fget,
+        ndarray.reshape,
+    )
+    for _name in ("__init__", "__getitem__", "T", "reshape"):
+        delattr(ndarray, _name)
+
 
 # --------------------------------------------------------------------- methods from mx.np
 # Filled by ``install_ops`` (``gluonlite.np`` calls it once its table is built): the
@@ -879,6 +920,14 @@ def install_ops(ops: dict[str, Callable[..., Any]]) -> None:
     _OPS.update(ops)
     for dunder, name in _BINARY_DUNDERS.items():
         fn = ops[name]  # elementwise rows carry lean operator forms (np/_dispatch.py)
+        if _C is not None:
+            # The C base's number slot computes op(left, right) for a + b and for 2.0 + a
+            # alike: NumPy's function on its fast path (the same one the Python fast path
+            # calls; a Python scalar operand only for the elementwise rows), else this.
+            _C.set_binary(
+                dunder, getattr(fn, "np_fn", None), hasattr(fn, "dunder"), getattr(fn, "dunder", fn)
+            )
+            continue
         setattr(ndarray, f"__{dunder}__", getattr(fn, "dunder", fn))
         setattr(ndarray, f"__r{dunder}__", getattr(fn, "rdunder", None) or _reflected(fn))
     for dunder, name in _COMPARE_DUNDERS.items():

@@ -260,3 +260,15 @@ def test_set_np_is_accepted_and_numpy_semantics_cannot_be_turned_off():
         mx.npx.set_np(array=False)
     with pytest.raises(ValueError, match="dtype=True"):
         mx.npx.set_np(dtype=True)
+
+
+def test_an_element_of_a_1d_array_is_a_0d_array_and_differentiates(device):
+    # x[i] of a 1-d array wraps a 0-d array (NumPy gives a scalar there): the binary ops'
+    # backward recognises only arrays, so x[1] + x[0] used to get no gradient at all.
+    x = mx.np.array([1.0, 2.0, 3.0], device=device)
+    assert not isinstance(x[1]._data, numpy.generic) and x[1].shape == ()
+    x.attach_grad()
+    with mx.autograd.record():
+        y = x[1] + x[0] * x[2]
+    y.backward()
+    assert x.grad.asnumpy().tolist() == [3.0, 1.0, 1.0]

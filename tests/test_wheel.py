@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -29,6 +30,13 @@ def test_the_installed_wheel_works(tmp_path):
     wheels = list(dist.glob("gluonlite-*.whl"))
     assert len(wheels) == 1 and list(dist.glob("gluonlite-*.tar.gz"))
     names = zipfile.ZipFile(wheels[0]).namelist()
+    # The C extension: its source in the sdist, built into the wheel (this machine has a
+    # compiler: the suite's own extension, tests/test_cext.py, is built by it too).
+    sdist = next(dist.glob("gluonlite-*.tar.gz"))
+    with tarfile.open(sdist) as tar:
+        assert any(n.endswith("/gluonlite/_cndarray.c") for n in tar.getnames())
+    assert any(n.startswith("gluonlite/_cndarray.") and n.endswith(".so") for n in names)
+    assert "gluonlite/_cndarray.pyi" in names
     sources = sorted(p.name for p in (ROOT / "kernels").iterdir() if p.suffix in (".cu", ".cuh"))
     assert all(f"gluonlite/kernels/{s}" in names for s in sources)
     assert not any(n.startswith("tests/") for n in names)
@@ -40,3 +48,4 @@ def test_the_installed_wheel_works(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     done = _run([str(python), str(ROOT / "ci" / "wheel_smoke.py"), *sources], cwd=tmp_path, env=env)
     assert "wheel smoke:" in done.stdout and ": ok" in done.stdout
+    assert "C extension in" in done.stdout

@@ -640,6 +640,9 @@ def _refuse_inplace(name: Any, fn: Any) -> Any:
     return method
 
 
+_INHERITED = object()  # _Patched's mark for a class attribute found on a base class
+
+
 class _Patched:
     """Installs the tracing wrappers on ``mx.np``, ``mx.npx`` and ``ndarray`` for the
     duration (each checks the trace of its own context, so other threads run as before)."""
@@ -673,14 +676,18 @@ class _Patched:
         return self
 
     def _swap(self, owner: Any, name: Any, value: Any) -> Any:
-        self._saved.append(
-            (owner, name, owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name))
-        )
+        # A class attribute it inherits (ndarray's operators, reshape and __getitem__ from
+        # its C base, gluonlite/_cndarray.c) is deleted again on exit, not copied down.
+        saved = owner.__dict__.get(name, _INHERITED) if isinstance(owner, type) else None
+        self._saved.append((owner, name, getattr(owner, name) if saved is None else saved))
         setattr(owner, name, value)
 
     def __exit__(self, *exc: Any) -> None:
         for owner, name, value in reversed(self._saved):
-            setattr(owner, name, value)
+            if value is _INHERITED:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, value)
 
 
 def export_block(

@@ -38,7 +38,15 @@ import numpy
 from .. import _backend
 from ..autograd import Node, _recording, _scatter_add
 from ..device import Device, current_device
-from ..ndarray import ndarray, _device_mismatch, _new, _recording_get, _unbroadcast, scatter_add
+from ..ndarray import (
+    _C,
+    ndarray,
+    _device_mismatch,
+    _new,
+    _recording_get,
+    _unbroadcast,
+    scatter_add,
+)
 
 __all__ = ["Row", "make", "Ctx"]
 
@@ -564,6 +572,7 @@ def _unary_fast(row, d):
             return _write_out(name, out, res)
         return res
 
+    fn.np_fn = np_fn  # for the C form (make)
     return fn
 
 
@@ -683,7 +692,7 @@ def _binary_fast(row, d):
     def rdunder(a, b):
         return core(b, a)
 
-    fn.dunder, fn.rdunder = core, rdunder
+    fn.dunder, fn.rdunder, fn.np_fn = core, rdunder, np_fn  # np_fn: for the C operators
     return fn
 
 
@@ -743,6 +752,7 @@ def _pair_fast(row):
             return res
         return call(row, (a, b) + args, kwargs, out)
 
+    fn.np_fn = np_fn  # the C base's @ takes the same fast path (gluonlite/_cndarray.c)
     return fn
 
 
@@ -792,6 +802,7 @@ def _method_fast(row):
             return res
         return call(row, (a,) if axis is None and not args else (a, axis) + args, kwargs, out)
 
+    fn.np_fn, fn.reduce = meth, reduce  # for the C form (make)
     return fn
 
 
@@ -837,6 +848,7 @@ def _seq_fast(row):
                     return res
         return call(row, (seq,) + args, kwargs, out)
 
+    fn.np_fn = np_fn  # for the C form (make)
     return fn
 
 
@@ -875,4 +887,12 @@ def make(row: Row, kind: str | None = None, d=None):
         ". Inputs must share one device."
     )
     fn.row = row
+    if _C is not None and kind is not None and getattr(fn, "np_fn", None) is not None:
+        # The C extension's form of the same fast path (gluonlite/_cndarray.c, FastOp): the
+        # plain cpu call outside recording in C, every other call to fn itself.
+        fast = _C.fast(kind, fn.np_fn, getattr(fn, "reduce", None), fn)
+        fast.__dict__.update(fn.__dict__)
+        fast.__name__ = fast.__qualname__ = fn.__name__
+        fast.__doc__, fast.__module__, fast.__wrapped__ = fn.__doc__, fn.__module__, fn
+        return fast
     return fn
