@@ -28,8 +28,8 @@ $(VENV)/.installed-demo: pyproject.toml
 PYTEST_WORKERS ?= 2
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -n $(PYTEST_WORKERS)
-	GLUONLITE_EMULATE_GPUS=2 $(PY) -m pytest -n $(PYTEST_WORKERS) -m gpu tests -q -p no:cacheprovider \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal
+	GLUONLITE_EMULATE_GPUS=2 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal -m gpu tests -q -p no:cacheprovider \
 	    -W error::tests.cuda_host.fake_cupy.PerformanceWarning
 
 # The documentation site (Sphinx: docs/conf.py says why) into docs/_build/html; make test
