@@ -31,8 +31,8 @@ PYTEST_WORKERS ?= 2
 # rebuilt when its source changed (the editable install builds it only when installed).
 test: $(VENV)/.installed-test
 	$(PY) ci/build_cext.py
-	$(PY) -m pytest -n $(PYTEST_WORKERS)
-	GLUONLITE_EMULATE_GPUS=2 $(PY) -m pytest -n $(PYTEST_WORKERS) -m gpu tests -q -p no:cacheprovider \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal
+	GLUONLITE_EMULATE_GPUS=2 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal -m gpu tests -q -p no:cacheprovider \
 	    -W error::tests.cuda_host.fake_cupy.PerformanceWarning
 
 # The documentation site (Sphinx: docs/conf.py says why) into docs/_build/html; make test

@@ -46,6 +46,9 @@ def _device_group_params():
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: runs on a GPU (real or emulated)")
+    config.addinivalue_line(
+        "markers", "slow: a long test (a build, a subprocess suite); scheduled first"
+    )
 
 
 def _on_gpu(value) -> bool:
@@ -60,6 +63,10 @@ def pytest_collection_modifyitems(config, items):
             _on_gpu(params.get(name)) for name in ("device", "devices")
         ):
             item.add_marker(pytest.mark.gpu)
+    # The long tests first, so that pytest-xdist's workers start them at once and the short
+    # ones fill the time around them, rather than one long test running alone at the end.
+    # (A stable sort: every worker collects the same order, as xdist requires.)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(params=_device_params())

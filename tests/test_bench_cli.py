@@ -72,6 +72,7 @@ def test_quick_cpu_run_prints_tables_and_writes_every_timing(tmp_path, capsys):
                 assert ratio == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_every_suite_runs_quick_on_cpu_without_errors(tmp_path, capsys, monkeypatch):
     # Without the MXNet environment the mxnet suite must skip, not fail.
     monkeypatch.setattr(mxnet, "_roots", lambda: [tmp_path])
@@ -106,6 +107,7 @@ def test_mxnet_suite_without_environment_says_how_to_create_it(tmp_path, monkeyp
         mxnet.specs(_cpu(), quick=True)
 
 
+@pytest.mark.slow
 def test_mxnet_suite_against_mxnet_1_9_1(tmp_path, capsys):
     try:
         mxnet.locate()

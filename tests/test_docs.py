@@ -12,15 +12,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("builder", ["html", "doctest"])
-def test_docs_build_cleanly(builder, tmp_path):
-    pytest.importorskip("sphinx", reason="sphinx comes with the test extra")
-    done = subprocess.run(
+def _sphinx(builder: str, tmp_path: Path, *fresh: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [
             sys.executable,
             "-m",
             "sphinx",
-            "-E",
+            *fresh,
             "-W",
             "--keep-going",
             "-q",
@@ -35,4 +33,13 @@ def test_docs_build_cleanly(builder, tmp_path):
         text=True,
         timeout=600,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_docs_build_cleanly_and_their_examples_run(tmp_path):
+    """The html site from a fresh environment (``-E``), then the doctest builder on the same
+    doctrees: Sphinx reads and autodocs the sources once, for both builders."""
+    pytest.importorskip("sphinx", reason="sphinx comes with the test extra")
+    for builder, fresh in (("html", ("-E",)), ("doctest", ())):
+        done = _sphinx(builder, tmp_path, *fresh)
+        assert done.returncode == 0, f"sphinx -b {builder}:\n" + done.stdout + done.stderr

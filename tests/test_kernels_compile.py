@@ -36,6 +36,7 @@ CASES = [
 CASES.append(("fully_connected.cu", "sm_90", "cubin", ("-DGL_PORTABLE_CONVERT",)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "source, arch, kind, defines",
     CASES,

@@ -245,6 +245,7 @@ def test_pool_backward_argument_errors(rt):
     assert rt.launches == []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(harness.sanitizer() is not None, reason="this is the sanitizer run")
 def test_norm_and_pool_kernels_under_address_sanitizer(tmp_path):
     """norm.cu's and pool.cu's host tests again (one thread order and float32, to stay within

@@ -70,6 +70,7 @@ def test_a_failing_peer_ends_every_rank_with_its_message():
     assert "[rank 1] training failed: RuntimeError('simulated failure in rank 1')" in result.stderr
 
 
+@pytest.mark.slow
 def test_mpi_training_matches_the_two_device_run(tmp_path):
     pytest.importorskip("sklearn", reason="the demo needs scikit-learn")
     pytest.importorskip("safetensors", reason="comparing needs safetensors")

@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_train_cnn_quick_run_reaches_its_target():
     pytest.importorskip("sklearn", reason="the example needs scikit-learn")
     env = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -10,6 +10,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -19,6 +21,7 @@ def _run(args, **kw):
     return done
 
 
+@pytest.mark.slow
 def test_the_installed_wheel_works(tmp_path):
     dist = tmp_path / "dist"
     # python -m build makes the sdist, then the wheel FROM the sdist: a file the sdist
