@@ -7,8 +7,6 @@ last section runs the public, CuPy-facing entry points against a NumPy-backed Cu
 ``test_under_address_sanitizer`` reruns the CPU kernel tests with the kernels built with ASan.
 """
 
-import os
-import subprocess
 import sys
 import time
 import zlib
@@ -369,53 +367,21 @@ def test_retain_shape_errors():
 
 @pytest.mark.slow
 @pytest.mark.skipif(harness.sanitizer() is not None, reason="this is the sanitizer run")
-def test_under_address_sanitizer(tmp_path):
-    """The CPU kernel tests again, kernels built with -fsanitize=address, in a child process
-    that has the ASan runtime preloaded (it must be first in the process)."""
-    harness.require_toolchain("address")
-    here = os.path.dirname(os.path.abspath(__file__))
-    env = harness.asan_environment()
-    # pytest captures fd 2 and ASan exits the process at once, so its report goes to a file.
-    env["ASAN_OPTIONS"] += f":log_path={tmp_path / 'asan'}"
-    env["PYTHONPATH"] = os.pathsep.join(
-        [here, os.path.dirname(here), env.get("PYTHONPATH", "")]
-    ).rstrip(os.pathsep)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-x",
-            "-p",
-            "no:cacheprovider",
-            # One thread order (the other orders launch the same memory accesses in another
-            # sequence, which the main run covers): a third of the cases, every dtype.
-            "-k",
-            "not reverse and not shuffled",
-            os.path.join(here, "test_kernels_host.py"),
-            os.path.join(here, "test_kernels_host_random.py"),
-            os.path.join(here, "test_kernels_host_dropout.py"),
-            os.path.join(here, "test_kernels_host_multi_tensor.py"),
-            os.path.join(here, "test_kernels_host_conv.py"),
-            os.path.join(here, "cuda_host", "test_shim.py"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=os.path.dirname(here),
-    )
-    # The log also holds ASan's standing warning about swapcontext (the shim annotates its
-    # fiber switches); only an ERROR is a finding.
-    reports = "".join(p.read_text() for p in tmp_path.glob("asan*"))
-    tail = (
-        reports[:6000]
-        if "ERROR: AddressSanitizer" in reports
-        else (proc.stdout + proc.stderr)[-6000:]
-    )
-    assert proc.returncode == 0 and "ERROR: AddressSanitizer" not in reports, tail
-    assert " passed" in proc.stdout and " skipped" in proc.stdout, tail
+@pytest.mark.parametrize(
+    "files",
+    [
+        ["test_kernels_host.py"],
+        ["test_kernels_host_dropout.py"],
+        ["test_kernels_host_multi_tensor.py"],
+        ["test_kernels_host_random.py", "test_kernels_host_conv.py", "cuda_host/test_shim.py"],
+    ],
+    ids=lambda files: files[0].removeprefix("test_kernels_host").removesuffix(".py") or "fc",
+)
+def test_under_address_sanitizer(tmp_path, files):
+    """The CPU kernel tests again, kernels built with -fsanitize=address. One thread order:
+    the other orders make the same memory accesses in another sequence, which the main run
+    covers; every dtype, since element sizes change the byte offsets."""
+    harness.run_under_asan(tmp_path, files, "not reverse and not shuffled")
 
 
 # ------------------------------------------- public entry points through a stand-in CuPy

@@ -247,46 +247,11 @@ def test_pool_backward_argument_errors(rt):
 
 @pytest.mark.slow
 @pytest.mark.skipif(harness.sanitizer() is not None, reason="this is the sanitizer run")
-def test_norm_and_pool_kernels_under_address_sanitizer(tmp_path):
+@pytest.mark.parametrize("test_file", ["test_kernels_host_norm.py", "test_kernels_host_pool.py"])
+def test_norm_and_pool_kernels_under_address_sanitizer(tmp_path, test_file):
     """norm.cu's and pool.cu's host tests again (one thread order and float32, to stay within
-    a few minutes), kernels built with -fsanitize=address, in a child process with the ASan
-    runtime preloaded (as test_kernels_host.py's sanitizer run does for the other kernels)."""
-    import os
-    import subprocess
-    import sys
-
-    harness.require_toolchain("address")
-    here = os.path.dirname(os.path.abspath(__file__))
-    env = harness.asan_environment()
-    env["ASAN_OPTIONS"] += f":log_path={tmp_path / 'asan'}"
-    env["PYTHONPATH"] = os.pathsep.join(
-        [here, os.path.dirname(here), env.get("PYTHONPATH", "")]
-    ).rstrip(os.pathsep)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-x",
-            "-p",
-            "no:cacheprovider",
-            "-k",
-            "(shuffled and not float16 and not bfloat16) or errors or nan",
-            os.path.join(here, "test_kernels_host_norm.py"),
-            os.path.join(here, "test_kernels_host_pool.py"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=os.path.dirname(here),
+    a few minutes), kernels built with -fsanitize=address (as test_kernels_host.py's
+    sanitizer runs do for the other kernels)."""
+    harness.run_under_asan(
+        tmp_path, [test_file], "(shuffled and not float16 and not bfloat16) or errors or nan"
     )
-    reports = "".join(p.read_text() for p in tmp_path.glob("asan*"))
-    tail = (
-        reports[:6000]
-        if "ERROR: AddressSanitizer" in reports
-        else (proc.stdout + proc.stderr)[-6000:]
-    )
-    assert proc.returncode == 0 and "ERROR: AddressSanitizer" not in reports, tail
-    assert " passed" in proc.stdout, tail

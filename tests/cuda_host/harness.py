@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -134,6 +135,42 @@ def asan_environment() -> dict[str, str]:
     return env
 
 
+def run_under_asan(tmp_path: Path, test_files: list[str], keyword: str | None = None) -> None:
+    """Run ``test_files`` (paths under tests/) in a child pytest whose kernels are built with
+    -fsanitize=address and that has the ASan runtime preloaded (it must be first in the
+    process); fail with ASan's report if it finds an error. ``keyword`` is a ``-k`` filter.
+    Each sanitizer test runs one group of files, so pytest-xdist spreads the groups (each
+    builds its own libraries, serially) over its workers."""
+    require_toolchain("address")
+    tests_dir = Path(__file__).resolve().parents[1]
+    env = asan_environment()
+    # pytest captures fd 2 and ASan exits the process at once, so its report goes to a file.
+    env["ASAN_OPTIONS"] += f":log_path={tmp_path / 'asan'}"
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(tests_dir), str(tests_dir.parent), env.get("PYTHONPATH", "")]
+    ).rstrip(os.pathsep)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
+        + (["-k", keyword] if keyword else [])
+        + [str(tests_dir / f) for f in test_files],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tests_dir.parent,
+    )
+    # The log also holds ASan's standing warning about swapcontext (the shim annotates its
+    # fiber switches); only an ERROR is a finding.
+    reports = "".join(p.read_text() for p in tmp_path.glob("asan*"))
+    tail = (
+        reports[:6000]
+        if "ERROR: AddressSanitizer" in reports
+        else (proc.stdout + proc.stderr)[-6000:]
+    )
+    assert proc.returncode == 0 and "ERROR: AddressSanitizer" not in reports, tail
+    assert " passed" in proc.stdout, tail
+
+
 def _flags(sanitize: str | None) -> list[str]:
     flags = [
         "-std=c++17",
@@ -154,8 +191,9 @@ def _flags(sanitize: str | None) -> list[str]:
         "-fno-gnu-unique",
     ]
     if sanitize == "address":
-        # Debug information for the sanitizer's reports (file and line of a bad access).
-        return flags + ["-g", "-O1", "-fsanitize=address", "-fno-omit-frame-pointer"]
+        # Line tables (-g1, not -g's full debug information, which doubles the build time)
+        # for the sanitizer's reports: the file and line of a bad access.
+        return flags + ["-g1", "-O1", "-fsanitize=address", "-fno-omit-frame-pointer"]
     # -O1 without -g: half of -O2 -g's compile time (a fresh machine builds every library
     # of the suite), and the test inputs are small enough that run time hardly changes.
     return flags + ["-O1"]
