@@ -43,6 +43,7 @@ def test_ruff_format_check_passes():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_mypy_strict_passes():
     # The modules and the settings are [tool.mypy]'s in pyproject.toml (strict); the cache in
     # build/ keeps a rerun to seconds.
