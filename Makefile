@@ -26,13 +26,17 @@ $(VENV)/.installed-demo: pyproject.toml
 # emulated by tests/cuda_host/fake_cupy.py, through gluonlite's real GPU code paths; an op
 # that silently works on another GPU's memory through peer access fails it.
 PYTEST_WORKERS ?= 2
+# Tests handed to the workers one at a time as they finish (not in chunks of the collection
+# order), so the long tests, which tests/conftest.py puts first (marker `slow`), spread over
+# both workers and overlap the short ones.
+PYTEST_SCHEDULE ?= --dist load --maxschedchunk 1
 
 # ci/build_cext.py: the optional C extension (gluonlite/_cndarray.c) built in place, or
 # rebuilt when its source changed (the editable install builds it only when installed).
 test: $(VENV)/.installed-test
 	$(PY) ci/build_cext.py
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal
-	GLUONLITE_EMULATE_GPUS=2 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal -m gpu tests -q -p no:cacheprovider \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_SCHEDULE)
+	GLUONLITE_EMULATE_GPUS=2 $(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_SCHEDULE) -m gpu tests -q -p no:cacheprovider \
 	    -W error::tests.cuda_host.fake_cupy.PerformanceWarning
 
 # The documentation site (Sphinx: docs/conf.py says why) into docs/_build/html; make test
