@@ -60,10 +60,11 @@ __all__ = ["convolution", "deconvolution", "pooling"]
 # runs short, wide products slowly.
 _BLOCK_ELEMS = 1 << 18
 _BLOCK_ROWS = 256
-# The CPU's channels-first column blocks (_Columns): up to 2**21 float32 (8 MiB, in the L3
-# cache) and at least 1024 output positions, so the products stay large and the weight
-# gradient's per-block sums few; measured best of 2**17..2**22 and 256..2048.
-_COL_ELEMS = 1 << 21
+# The CPU's channels-first column blocks (_Columns): up to 2**19 float32 (2 MiB: the block
+# is still in the cache when BLAS packs it, on a machine whose L3 other processes share)
+# and at least 1024 output positions, so the products stay large and the weight gradient's
+# per-block sums few; measured best of 2**17..2**22 and 256..2048 on ResNet-18's layers.
+_COL_ELEMS = 1 << 19
 _COL_MIN = 1024
 _LAYOUTS = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
 _POOL_TYPES = ("max", "avg", "sum")
@@ -371,25 +372,33 @@ class _Columns:
         self.transpose = self.images > 1 and self.width > positions
 
     def blocks(self) -> Iterator[tuple[int, int, int, int]]:
-        """Yields ``(n0, n1, r0, r1)``: images n0..n1, first output axis r0..r1."""
+        """Yields ``(n0, n1, r0, r1)``: images n0..n1, first output axis r0..r1, in blocks
+        of equal size (a short last block would make a narrow product)."""
+        rows = self.out[0]
+        parts = -(-rows // self.steps)
+        step = -(-rows // parts)
         for n0 in range(0, self.batch, self.images):
             n1 = min(self.batch, n0 + self.images)
-            for r0 in range(0, self.out[0], self.steps):
-                yield n0, n1, r0, min(self.out[0], r0 + self.steps)
+            for r0 in range(0, rows, step):
+                yield n0, n1, r0, min(rows, r0 + step)
 
-    def taps(self, padded: RawArray, n0: int, n1: int, r0: int, r1: int) -> RawArray:
-        """The view (images, C, *kernel, steps, *out[1:]) of ``padded`` (N, C, *padded)
-        that the block's columns copy (im2col) and its input gradient adds into
-        (col2im); writable when ``padded`` is."""
+    def taps(self, padded: RawArray) -> RawArray:
+        """The view (N, C, *kernel, *out) of ``padded`` (N, C, *padded) that the columns
+        copy (im2col) and the input gradient adds into (col2im); writable when ``padded``
+        is. Made once per array: a block is a slice of it (``block_view``)."""
         st = padded.strides
-        shape = (n1 - n0, self.channels) + self.kernel + (r1 - r0,) + self.out[1:]
+        shape = (self.batch, self.channels) + self.kernel + self.out
         strides = (
             (st[0], st[1])
             + tuple(a * d for a, d in zip(st[2:], self.dilate))
             + tuple(a * s for a, s in zip(st[2:], self.stride))
         )
-        start = padded[(slice(n0, None), slice(None), slice(r0 * self.stride[0], None))]
-        return as_strided(start, shape, strides)
+        return as_strided(padded, shape, strides)
+
+    def block_view(self, taps: RawArray, block: tuple[int, int, int, int]) -> RawArray:
+        """The block's part (images, C, *kernel, steps, *out[1:]) of ``taps``."""
+        n0, n1, r0, r1 = block
+        return taps[(slice(n0, n1),) + (slice(None),) * (len(self.kernel) + 1) + (slice(r0, r1),)]
 
     def pad_input(self, x: RawArray, dtype: Any) -> RawArray:
         """``x`` zero-padded, in ``dtype`` (``x`` itself when nothing changes)."""
@@ -409,12 +418,12 @@ class _Columns:
         )
 
     def columns(
-        self, buf: RawArray, xp: RawArray, block: tuple[int, int, int, int], images_first: bool
+        self, buf: RawArray, taps: RawArray, block: tuple[int, int, int, int], images_first: bool
     ) -> RawArray:
         """The block's columns in ``buf``: (images, C*K, positions) when
         ``images_first``, else (C*K, images * positions)."""
         n0, n1, r0, r1 = block
-        view = self.taps(xp, n0, n1, r0, r1)
+        view = self.block_view(taps, block)
         nb, count = n1 - n0, (r1 - r0) * self.inner
         if not images_first:
             view = self.images_inner(view)
@@ -428,38 +437,93 @@ class _Columns:
         nd = len(self.kernel)
         return view.transpose((*range(1, nd + 2), 0, *range(nd + 2, view.ndim)))
 
-    def forward(self, xp: RawArray, wmat: RawArray, bias: RawArray | None, dtype: Any) -> RawArray:
-        """``y`` (N, F, *out) of the padded input ``xp`` and ``wmat`` (F, C*K)."""
+    def forward(
+        self,
+        xp: RawArray,
+        wmat: RawArray,
+        bias: RawArray | None,
+        dtype: Any,
+        partner: RawArray | None = None,
+    ) -> tuple[RawArray, RawArray | None]:
+        """``y`` (N, F, *out) of the padded input ``xp`` and ``wmat`` (F, C*K), and with
+        ``partner`` (N, F, *out) also ``partner``'s products with the same columns,
+        (F, C*K) summed over the batch (else None): for a mirrored convolution (see
+        ``backward``), the weight gradient, at the cost of one product per block and no
+        columns of its own."""
         y = numpy.empty((self.batch, self.filters) + self.out, dtype=dtype)
         y3 = y.reshape(self.batch, self.filters, -1)
+        p3 = None if partner is None else partner.reshape(self.batch, self.filters, -1)
         buf = numpy.empty(self.width * self.cols, dtype=dtype)
         yt_buf: Any = numpy.empty(self.filters * self.cols, dtype=dtype) if self.transpose else None
+        pt_buf: Any = None
+        if self.transpose and p3 is not None:
+            pt_buf = numpy.empty(self.filters * self.cols, dtype=dtype)
+        taps = self.taps(xp)
+        acc = part = None
         for block in self.blocks():
             n0, n1, r0, r1 = block
             target = y3[n0:n1, :, r0 * self.inner : r1 * self.inner]
+            nb, count = target.shape[0], target.shape[2]
             if self.transpose:
-                nb, count = target.shape[0], target.shape[2]
                 yt = yt_buf[: self.filters * nb * count].reshape(self.filters, nb * count)
-                numpy.matmul(wmat, self.columns(buf, xp, block, False), out=yt)
+                col = self.columns(buf, taps, block, False)
+                numpy.matmul(wmat, col, out=yt)
                 numpy.copyto(target, yt.reshape(self.filters, nb, count).transpose(1, 0, 2))
+                if p3 is not None:
+                    pt = pt_buf[: self.filters * nb * count].reshape(self.filters, nb, count)
+                    numpy.copyto(
+                        pt, p3[n0:n1, :, r0 * self.inner : r1 * self.inner].transpose(1, 0, 2)
+                    )
+                    part = numpy.matmul(pt.reshape(self.filters, nb * count), col.T, out=part)
             else:
-                numpy.matmul(wmat, self.columns(buf, xp, block, True), out=target)
+                col = self.columns(buf, taps, block, True)
+                numpy.matmul(wmat, col, out=target)
+                if p3 is not None:
+                    pb = p3[n0:n1, :, r0 * self.inner : r1 * self.inner]
+                    part = numpy.matmul(pb, col.transpose(0, 2, 1))
+                    part = part.sum(axis=0) if nb > 1 else part[0]
             if bias is not None:
                 target += bias[:, None]
-        return y
+            if part is not None:
+                if acc is None:
+                    acc, part = part, None
+                else:
+                    acc += part
+        return y, acc
 
     def backward(
-        self, dy: RawArray, xp: RawArray, wmat: RawArray, need_data: bool, need_weight: bool
+        self,
+        dy: RawArray,
+        x: RawArray,
+        xp: RawArray,
+        wmat: RawArray,
+        need_data: bool,
+        need_weight: bool,
     ) -> tuple[RawArray | None, RawArray | None]:
-        """(dx, dwmat) for the output gradient ``dy`` (N, F, *out); None where not
-        needed."""
+        """(dx, dwmat) for the output gradient ``dy`` (N, F, *out) of the input ``x`` (xp
+        padded); None where not needed.
+
+        With a mirrored convolution (``mirrored``) one set of columns, those of the padded
+        ``dy``, serves both gradients: the data gradient is their product with the mirrored
+        weight, and the weight gradient (mirrored) their product with ``x``, since
+        ``dW[f, c, k] = sum x[c, p] dy[f, p + pad - k]`` is what the mirrored convolution's
+        columns hold at row (f, K - 1 - k)."""
         dtype = dy.dtype
         mirror = self.mirrored() if need_data else None
         if mirror is not None:
-            need_data = False
+            dx, dwm = mirror.forward(
+                mirror.pad_input(dy, dtype),
+                self.mirrored_weight(wmat),
+                None,
+                dtype,
+                partner=x if need_weight else None,
+            )
+            return dx, None if dwm is None else self.mirrored_weight(dwm, inverse=True)
         dy3 = dy.reshape(self.batch, self.filters, -1)
         buf = numpy.empty(self.width * self.cols, dtype=dtype)
         dxp: Any = numpy.zeros(xp.shape, dtype=dtype) if need_data else None
+        taps = self.taps(xp)
+        dtaps = self.taps(dxp) if need_data else None
         dw = part = None
         transpose = self.transpose
         dyt_buf: Any = numpy.empty(self.filters * self.cols, dtype=dtype) if transpose else None
@@ -473,10 +537,10 @@ class _Columns:
                 dyt = dyt.reshape(self.filters, nb * count)
             if need_weight:
                 if transpose:
-                    col = self.columns(buf, xp, block, False)
+                    col = self.columns(buf, taps, block, False)
                     part = numpy.matmul(dyt, col.T, out=part)
                 else:
-                    col = self.columns(buf, xp, block, True)
+                    col = self.columns(buf, taps, block, True)
                     part = numpy.matmul(dyb, col.transpose(0, 2, 1))
                     part = part.sum(axis=0) if nb > 1 else part[0]
                 if dw is None:
@@ -484,7 +548,7 @@ class _Columns:
                 else:
                     dw += part
             if need_data:
-                view = self.taps(dxp, n0, n1, r0, r1)
+                view = self.block_view(dtaps, block)
                 # col2im: the columns' gradient added back tap by tap.
                 dcol = buf[: self.width * nb * count]
                 if transpose:
@@ -498,11 +562,7 @@ class _Columns:
                     index = lead + (slice(None),) + tap
                     view[index] += dcol[index]
         dx = None
-        if mirror is not None:
-            dx = mirror.forward(
-                mirror.pad_input(dy, dtype), self.mirrored_weight(wmat), None, dtype
-            )
-        elif need_data:
+        if need_data:
             dx = numpy.ascontiguousarray(dxp[self.interior()]) if any(self.pad) else dxp
         return dx, dw
 
@@ -527,14 +587,14 @@ class _Columns:
             self.channels,
         )
 
-    def mirrored_weight(self, wmat: RawArray) -> RawArray:
-        """``wmat`` (F, C*K) as the mirrored convolution's (C, F*K)."""
+    def mirrored_weight(self, wmat: RawArray, inverse: bool = False) -> RawArray:
+        """``wmat`` (F, C*K) as the mirrored convolution's (C, F*K), or with ``inverse``
+        the other way round (the taps reversed and the first two axes swapped either way)."""
         taps = math.prod(self.kernel)
-        w = numpy.empty((self.channels, self.filters, taps), dtype=wmat.dtype)
-        numpy.copyto(
-            w, wmat.reshape(self.filters, self.channels, taps)[:, :, ::-1].transpose(1, 0, 2)
-        )
-        return w.reshape(self.channels, -1)
+        a, b = (self.channels, self.filters) if inverse else (self.filters, self.channels)
+        w = numpy.empty((b, a, taps), dtype=wmat.dtype)
+        numpy.copyto(w, wmat.reshape(a, b, taps)[:, :, ::-1].transpose(1, 0, 2))
+        return w.reshape(b, -1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -822,13 +882,15 @@ def _convolution_cpu(
     dtype, device = data.dtype, data.device
     cols = _Columns(data.shape, kernel, stride, dilate, pad, num_filter)
     wmat = weight._data.astype(compute, copy=False).reshape(num_filter, -1)
-    xp = cols.pad_input(data._data, compute)
+    raw = data._data
+    xp = cols.pad_input(raw, compute)
     b = None if bias is None else bias._data.astype(compute, copy=False)
-    out = ndarray(cols.forward(xp, wmat, b, compute).astype(dtype, copy=False), device)
+    out = ndarray(cols.forward(xp, wmat, b, compute)[0].astype(dtype, copy=False), device)
 
     def backward(g: RawArray) -> tuple[Any, ...]:
         dy = numpy.ascontiguousarray(g, dtype=compute)
-        dx, dw = cols.backward(dy, xp, wmat, requires_grad(data), requires_grad(weight))
+        x = numpy.ascontiguousarray(raw, dtype=compute)
+        dx, dw = cols.backward(dy, x, xp, wmat, requires_grad(data), requires_grad(weight))
         grads = (
             None if dx is None else dx.astype(dtype, copy=False),
             None if dw is None else dw.reshape(weight.shape).astype(dtype, copy=False),
