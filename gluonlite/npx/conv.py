@@ -359,7 +359,9 @@ class _Columns:
         positions = math.prod(self.out)
         want = max(_COL_MIN, _COL_ELEMS // self.width)  # positions per block
         if positions <= want:
-            self.images, self.steps = max(1, min(self.batch, want // positions)), self.out[0]
+            images = max(1, min(self.batch, want // positions))
+            # as many images in every block (the last one too: no narrow product)
+            self.images, self.steps = -(-self.batch // -(-self.batch // images)), self.out[0]
         else:
             self.images, self.steps = 1, max(1, min(self.out[0], want // self.inner))
         self.cols = self.images * self.steps * self.inner  # most positions of a block
