@@ -333,7 +333,8 @@ class _Columns:
     already contiguous: the forward writes ``W @ col`` straight into the output's
     (N, F, positions) rows, so neither the input nor the output is transposed as a whole
     (small images transpose each block's output, see ``transpose``). The data gradient
-    is the mirrored convolution of the output gradient (``mirrored``) or col2im.
+    is the mirrored convolution of the output gradient (``mirrored``), whose columns give
+    the weight gradient too (``backward``), or col2im.
     """
 
     def __init__(
@@ -523,9 +524,18 @@ class _Columns:
             return dx, None if dwm is None else self.mirrored_weight(dwm, inverse=True)
         dy3 = dy.reshape(self.batch, self.filters, -1)
         buf = numpy.empty(self.width * self.cols, dtype=dtype)
-        dxp: Any = numpy.zeros(xp.shape, dtype=dtype) if need_data else None
+        # col2im into the stride phases of the padded input gradient (for stride 2 in 2-D:
+        # its four sub-images of even/odd rows and columns), where every tap's addition is
+        # a shifted block with unit strides, not a strided scatter; interleaved at the end.
+        grid = _Grid(
+            self.batch, self.spatial, self.kernel, self.stride, self.dilate, self.pad, self.pad
+        )
+        phases: Any = None
+        if need_data:
+            phases = numpy.zeros(
+                self.stride + (self.batch, self.channels) + grid.per_phase, dtype=dtype
+            )
         taps = self.taps(xp)
-        dtaps = self.taps(dxp) if need_data else None
         dw = part = None
         transpose = self.transpose
         dyt_buf: Any = numpy.empty(self.filters * self.cols, dtype=dtype) if transpose else None
@@ -550,22 +560,39 @@ class _Columns:
                 else:
                     dw += part
             if need_data:
-                view = self.block_view(dtaps, block)
-                # col2im: the columns' gradient added back tap by tap.
                 dcol = buf[: self.width * nb * count]
                 if transpose:
-                    view = self.images_inner(view)
                     numpy.matmul(wmat.T, dyt, out=dcol.reshape(self.width, nb * count))
+                    dcol = dcol.reshape(
+                        (self.channels,) + self.kernel + (nb, r1 - r0) + self.out[1:]
+                    )
                 else:
                     numpy.matmul(wmat.T, dyb, out=dcol.reshape(nb, self.width, count))
-                dcol = dcol.reshape(view.shape)
+                    dcol = dcol.reshape(
+                        (nb, self.channels) + self.kernel + (r1 - r0,) + self.out[1:]
+                    )
                 lead = () if transpose else (slice(None),)
                 for tap in numpy.ndindex(*self.kernel):
-                    index = lead + (slice(None),) + tap
-                    view[index] += dcol[index]
+                    # tap k of output o reads padded position o * s + k * d: phase
+                    # (k * d) % s, position o + (k * d) // s within it
+                    reach = [k * d for k, d in zip(tap, self.dilate)]
+                    phase = tuple(a % st for a, st in zip(reach, self.stride))
+                    shift = [a // st for a, st in zip(reach, self.stride)]
+                    target = phases[phase][
+                        (slice(n0, n1), slice(None), slice(r0 + shift[0], r1 + shift[0]))
+                        + tuple(slice(h, h + n) for h, n in zip(shift[1:], self.out[1:]))
+                    ]
+                    if transpose:
+                        target = target.swapaxes(0, 1)
+                    target += dcol[lead + (slice(None),) + tap]
         dx = None
         if need_data:
-            dx = numpy.ascontiguousarray(dxp[self.interior()]) if any(self.pad) else dxp
+            dx = numpy.empty((self.batch, self.channels) + self.spatial, dtype=dtype)
+            flat = phases.reshape((-1, self.batch, self.channels) + grid.per_phase)
+            for number, inner, outer in grid.phase_slices():
+                dx[(slice(None), slice(None)) + outer] = flat[number][
+                    (slice(None), slice(None)) + inner
+                ]
         return dx, dw
 
     def mirrored(self) -> _Columns | None:
@@ -882,9 +909,20 @@ def _convolution_cpu(
 ) -> ndarray:
     """``convolution`` of channels-first, ungrouped NumPy arrays through ``_Columns``."""
     dtype, device = data.dtype, data.device
-    cols = _Columns(data.shape, kernel, stride, dilate, pad, num_filter)
     wmat = weight._data.astype(compute, copy=False).reshape(num_filter, -1)
     raw = data._data
+    taken = None
+    if max(kernel) == 1 and not any(pad) and max(stride) > 1:
+        # A strided 1x1 convolution reads only the inputs at the stride's points: gathered
+        # once, they are the input of a 1x1 convolution of stride 1 (whose columns are
+        # contiguous copies, and which has a mirrored backward), and its data gradient is
+        # scattered back to those points.
+        taken = (slice(None), slice(None)) + tuple(
+            slice(0, n, s) for n, s in zip(data.shape[2:], stride)
+        )
+        raw = numpy.ascontiguousarray(raw[taken], dtype=compute)
+        stride = (1,) * len(kernel)
+    cols = _Columns(raw.shape, kernel, stride, dilate, pad, num_filter)
     xp = cols.pad_input(raw, compute)
     b = None if bias is None else bias._data.astype(compute, copy=False)
     out = ndarray(cols.forward(xp, wmat, b, compute)[0].astype(dtype, copy=False), device)
@@ -893,6 +931,9 @@ def _convolution_cpu(
         dy = numpy.ascontiguousarray(g, dtype=compute)
         x = numpy.ascontiguousarray(raw, dtype=compute)
         dx, dw = cols.backward(dy, x, xp, wmat, requires_grad(data), requires_grad(weight))
+        if dx is not None and taken is not None:
+            points, dx = dx, numpy.zeros(data.shape, dtype=compute)
+            dx[taken] = points
         grads = (
             None if dx is None else dx.astype(dtype, copy=False),
             None if dw is None else dw.reshape(weight.shape).astype(dtype, copy=False),

@@ -81,6 +81,7 @@ BLOCK_CASES = [
     ((11,), (3,), 2, 2, 2, 3, 2, True, 9 * 2, 1),  # 1-D, two outputs per block
     ((5, 4), (1, 2), 1, 1, 1, 2, 3, True, 4 * 6, 1),  # pad beyond the kernel: col2im
     ((7, 6), (3, 3), 1, 2, 2, 2, 3, False, 18 * 12, 1),  # dilated, mirrored, row blocks
+    ((5, 7), (1, 1), 3, 1, 0, 2, 3, False, 4 * 6, 1),  # strided 1x1: the points gathered
 ]
 BLOCK_IDS = [f"{len(c[0])}d-k{c[1]}-s{c[2]}-d{c[3]}-p{c[4]}-e{c[8]}" for c in BLOCK_CASES]
 
