@@ -242,6 +242,19 @@ def test_pooling_gradients(case, device):
     check_gradients(lambda x: mx.npx.pooling(x, **kw), [x], device)
 
 
+def test_max_pooling_gives_an_infinite_gradient_to_the_maximum_only(device):
+    # Windows of 2x2, stride 1, overlapping: every element but the maxima gets exactly 0,
+    # also where the head gradient is infinite.
+    x = mx.np.array(numpy.arange(9.0).reshape(1, 1, 3, 3), device=device)
+    x.attach_grad()
+    with mx.autograd.record():
+        y = mx.npx.pooling(x, kernel=(2, 2), stride=(1, 1), pool_type="max")
+    y.backward(mx.np.array([[[[numpy.inf, 1.0], [2.0, 3.0]]]], device=device))
+    want = numpy.zeros((1, 1, 3, 3))
+    want[0, 0, 1:, 1:] = [[numpy.inf, 1.0], [2.0, 3.0]]
+    numpy.testing.assert_array_equal(x.grad.asnumpy(), want)
+
+
 @pytest.mark.parametrize("pool_type", ["max", "avg", "sum"])
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_global_pooling_values_and_gradients(pool_type, layout, device):
