@@ -60,10 +60,11 @@ __all__ = ["convolution", "deconvolution", "pooling"]
 # runs short, wide products slowly.
 _BLOCK_ELEMS = 1 << 18
 _BLOCK_ROWS = 256
-# The CPU's channels-first column blocks (_Columns): up to 2**21 float32 (8 MiB, in the L3
-# cache) and at least 1024 output positions, so the products stay large and the weight
-# gradient's per-block sums few; measured best of 2**17..2**22 and 256..2048.
-_COL_ELEMS = 1 << 21
+# The CPU's channels-first column blocks (_Columns): up to 2**19 float32 (2 MiB: the block
+# is still in the cache when BLAS packs it, on a machine whose L3 other processes share)
+# and at least 1024 output positions, so the products stay large and the weight gradient's
+# per-block sums few; measured best of 2**17..2**22 and 256..2048 on ResNet-18's layers.
+_COL_ELEMS = 1 << 19
 _COL_MIN = 1024
 _LAYOUTS = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
 _POOL_TYPES = ("max", "avg", "sum")
@@ -178,12 +179,21 @@ def _to_phases(
     return buf
 
 
-def _from_phases(xp: ModuleType, buf: RawArray, grid: _Grid, dtype: DTypeLike) -> RawArray:
+def _from_phases(
+    xp: ModuleType, buf: RawArray, grid: _Grid, dtype: DTypeLike, channels_first: bool = False
+) -> RawArray:
     """The inverse of ``_to_phases``: (batch, *spatial, C) from the phase layout, padding
-    dropped."""
+    dropped; (batch, C, *spatial) with ``channels_first`` (one copy, not two)."""
     c = buf.shape[-1]
-    out = xp.empty((grid.batch,) + grid.spatial + (c,), dtype=dtype)
     view = buf[: grid.phases * grid.rows].reshape((grid.phases, grid.batch) + grid.per_phase + (c,))
+    if channels_first:
+        out = xp.empty((grid.batch, c) + grid.spatial, dtype=dtype)
+        for number, inner, outer in grid.phase_slices():
+            out[(slice(None), slice(None)) + outer] = xp.moveaxis(
+                view[number][(slice(None),) + inner], -1, 1
+            )
+        return out
+    out = xp.empty((grid.batch,) + grid.spatial + (c,), dtype=dtype)
     for number, inner, outer in grid.phase_slices():
         out[(slice(None),) + outer] = view[number][(slice(None),) + inner]
     return out
@@ -332,7 +342,8 @@ class _Columns:
     already contiguous: the forward writes ``W @ col`` straight into the output's
     (N, F, positions) rows, so neither the input nor the output is transposed as a whole
     (small images transpose each block's output, see ``transpose``). The data gradient
-    is the mirrored convolution of the output gradient (``mirrored``) or col2im.
+    is the mirrored convolution of the output gradient (``mirrored``), whose columns give
+    the weight gradient too (``backward``), or col2im.
     """
 
     def __init__(
@@ -358,7 +369,9 @@ class _Columns:
         positions = math.prod(self.out)
         want = max(_COL_MIN, _COL_ELEMS // self.width)  # positions per block
         if positions <= want:
-            self.images, self.steps = max(1, min(self.batch, want // positions)), self.out[0]
+            images = max(1, min(self.batch, want // positions))
+            # as many images in every block (the last one too: no narrow product)
+            self.images, self.steps = -(-self.batch // -(-self.batch // images)), self.out[0]
         else:
             self.images, self.steps = 1, max(1, min(self.out[0], want // self.inner))
         self.cols = self.images * self.steps * self.inner  # most positions of a block
@@ -371,25 +384,33 @@ class _Columns:
         self.transpose = self.images > 1 and self.width > positions
 
     def blocks(self) -> Iterator[tuple[int, int, int, int]]:
-        """Yields ``(n0, n1, r0, r1)``: images n0..n1, first output axis r0..r1."""
+        """Yields ``(n0, n1, r0, r1)``: images n0..n1, first output axis r0..r1, in blocks
+        of equal size (a short last block would make a narrow product)."""
+        rows = self.out[0]
+        parts = -(-rows // self.steps)
+        step = -(-rows // parts)
         for n0 in range(0, self.batch, self.images):
             n1 = min(self.batch, n0 + self.images)
-            for r0 in range(0, self.out[0], self.steps):
-                yield n0, n1, r0, min(self.out[0], r0 + self.steps)
+            for r0 in range(0, rows, step):
+                yield n0, n1, r0, min(rows, r0 + step)
 
-    def taps(self, padded: RawArray, n0: int, n1: int, r0: int, r1: int) -> RawArray:
-        """The view (images, C, *kernel, steps, *out[1:]) of ``padded`` (N, C, *padded)
-        that the block's columns copy (im2col) and its input gradient adds into
-        (col2im); writable when ``padded`` is."""
+    def taps(self, padded: RawArray) -> RawArray:
+        """The view (N, C, *kernel, *out) of ``padded`` (N, C, *padded) that the columns
+        copy (im2col) and the input gradient adds into (col2im); writable when ``padded``
+        is. Made once per array: a block is a slice of it (``block_view``)."""
         st = padded.strides
-        shape = (n1 - n0, self.channels) + self.kernel + (r1 - r0,) + self.out[1:]
+        shape = (self.batch, self.channels) + self.kernel + self.out
         strides = (
             (st[0], st[1])
             + tuple(a * d for a, d in zip(st[2:], self.dilate))
             + tuple(a * s for a, s in zip(st[2:], self.stride))
         )
-        start = padded[(slice(n0, None), slice(None), slice(r0 * self.stride[0], None))]
-        return as_strided(start, shape, strides)
+        return as_strided(padded, shape, strides)
+
+    def block_view(self, taps: RawArray, block: tuple[int, int, int, int]) -> RawArray:
+        """The block's part (images, C, *kernel, steps, *out[1:]) of ``taps``."""
+        n0, n1, r0, r1 = block
+        return taps[(slice(n0, n1),) + (slice(None),) * (len(self.kernel) + 1) + (slice(r0, r1),)]
 
     def pad_input(self, x: RawArray, dtype: Any) -> RawArray:
         """``x`` zero-padded, in ``dtype`` (``x`` itself when nothing changes)."""
@@ -409,12 +430,12 @@ class _Columns:
         )
 
     def columns(
-        self, buf: RawArray, xp: RawArray, block: tuple[int, int, int, int], images_first: bool
+        self, buf: RawArray, taps: RawArray, block: tuple[int, int, int, int], images_first: bool
     ) -> RawArray:
         """The block's columns in ``buf``: (images, C*K, positions) when
         ``images_first``, else (C*K, images * positions)."""
         n0, n1, r0, r1 = block
-        view = self.taps(xp, n0, n1, r0, r1)
+        view = self.block_view(taps, block)
         nb, count = n1 - n0, (r1 - r0) * self.inner
         if not images_first:
             view = self.images_inner(view)
@@ -428,38 +449,102 @@ class _Columns:
         nd = len(self.kernel)
         return view.transpose((*range(1, nd + 2), 0, *range(nd + 2, view.ndim)))
 
-    def forward(self, xp: RawArray, wmat: RawArray, bias: RawArray | None, dtype: Any) -> RawArray:
-        """``y`` (N, F, *out) of the padded input ``xp`` and ``wmat`` (F, C*K)."""
+    def forward(
+        self,
+        xp: RawArray,
+        wmat: RawArray,
+        bias: RawArray | None,
+        dtype: Any,
+        partner: RawArray | None = None,
+    ) -> tuple[RawArray, RawArray | None]:
+        """``y`` (N, F, *out) of the padded input ``xp`` and ``wmat`` (F, C*K), and with
+        ``partner`` (N, F, *out) also ``partner``'s products with the same columns,
+        (F, C*K) summed over the batch (else None): for a mirrored convolution (see
+        ``backward``), the weight gradient, at the cost of one product per block and no
+        columns of its own."""
         y = numpy.empty((self.batch, self.filters) + self.out, dtype=dtype)
         y3 = y.reshape(self.batch, self.filters, -1)
+        p3 = None if partner is None else partner.reshape(self.batch, self.filters, -1)
         buf = numpy.empty(self.width * self.cols, dtype=dtype)
         yt_buf: Any = numpy.empty(self.filters * self.cols, dtype=dtype) if self.transpose else None
+        pt_buf: Any = None
+        if self.transpose and p3 is not None:
+            pt_buf = numpy.empty(self.filters * self.cols, dtype=dtype)
+        taps = self.taps(xp)
+        acc = part = None
         for block in self.blocks():
             n0, n1, r0, r1 = block
             target = y3[n0:n1, :, r0 * self.inner : r1 * self.inner]
+            nb, count = target.shape[0], target.shape[2]
             if self.transpose:
-                nb, count = target.shape[0], target.shape[2]
                 yt = yt_buf[: self.filters * nb * count].reshape(self.filters, nb * count)
-                numpy.matmul(wmat, self.columns(buf, xp, block, False), out=yt)
+                col = self.columns(buf, taps, block, False)
+                numpy.matmul(wmat, col, out=yt)
                 numpy.copyto(target, yt.reshape(self.filters, nb, count).transpose(1, 0, 2))
+                if p3 is not None:
+                    pt = pt_buf[: self.filters * nb * count].reshape(self.filters, nb, count)
+                    numpy.copyto(
+                        pt, p3[n0:n1, :, r0 * self.inner : r1 * self.inner].transpose(1, 0, 2)
+                    )
+                    part = numpy.matmul(pt.reshape(self.filters, nb * count), col.T, out=part)
             else:
-                numpy.matmul(wmat, self.columns(buf, xp, block, True), out=target)
+                col = self.columns(buf, taps, block, True)
+                numpy.matmul(wmat, col, out=target)
+                if p3 is not None:
+                    pb = p3[n0:n1, :, r0 * self.inner : r1 * self.inner]
+                    part = numpy.matmul(pb, col.transpose(0, 2, 1))
+                    part = part.sum(axis=0) if nb > 1 else part[0]
             if bias is not None:
                 target += bias[:, None]
-        return y
+            if part is not None:
+                if acc is None:
+                    acc, part = part, None
+                else:
+                    acc += part
+        return y, acc
 
     def backward(
-        self, dy: RawArray, xp: RawArray, wmat: RawArray, need_data: bool, need_weight: bool
+        self,
+        dy: RawArray,
+        x: RawArray,
+        xp: RawArray,
+        wmat: RawArray,
+        need_data: bool,
+        need_weight: bool,
     ) -> tuple[RawArray | None, RawArray | None]:
-        """(dx, dwmat) for the output gradient ``dy`` (N, F, *out); None where not
-        needed."""
+        """(dx, dwmat) for the output gradient ``dy`` (N, F, *out) of the input ``x`` (xp
+        padded); None where not needed.
+
+        With a mirrored convolution (``mirrored``) one set of columns, those of the padded
+        ``dy``, serves both gradients: the data gradient is their product with the mirrored
+        weight, and the weight gradient (mirrored) their product with ``x``, since
+        ``dW[f, c, k] = sum x[c, p] dy[f, p + pad - k]`` is what the mirrored convolution's
+        columns hold at row (f, K - 1 - k)."""
         dtype = dy.dtype
         mirror = self.mirrored() if need_data else None
         if mirror is not None:
-            need_data = False
+            dx, dwm = mirror.forward(
+                mirror.pad_input(dy, dtype),
+                self.mirrored_weight(wmat),
+                None,
+                dtype,
+                partner=x if need_weight else None,
+            )
+            return dx, None if dwm is None else self.mirrored_weight(dwm, inverse=True)
         dy3 = dy.reshape(self.batch, self.filters, -1)
         buf = numpy.empty(self.width * self.cols, dtype=dtype)
-        dxp: Any = numpy.zeros(xp.shape, dtype=dtype) if need_data else None
+        # col2im into the stride phases of the padded input gradient (for stride 2 in 2-D:
+        # its four sub-images of even/odd rows and columns), where every tap's addition is
+        # a shifted block with unit strides, not a strided scatter; interleaved at the end.
+        grid = _Grid(
+            self.batch, self.spatial, self.kernel, self.stride, self.dilate, self.pad, self.pad
+        )
+        phases: Any = None
+        if need_data:
+            phases = numpy.zeros(
+                self.stride + (self.batch, self.channels) + grid.per_phase, dtype=dtype
+            )
+        taps = self.taps(xp)
         dw = part = None
         transpose = self.transpose
         dyt_buf: Any = numpy.empty(self.filters * self.cols, dtype=dtype) if transpose else None
@@ -473,10 +558,10 @@ class _Columns:
                 dyt = dyt.reshape(self.filters, nb * count)
             if need_weight:
                 if transpose:
-                    col = self.columns(buf, xp, block, False)
+                    col = self.columns(buf, taps, block, False)
                     part = numpy.matmul(dyt, col.T, out=part)
                 else:
-                    col = self.columns(buf, xp, block, True)
+                    col = self.columns(buf, taps, block, True)
                     part = numpy.matmul(dyb, col.transpose(0, 2, 1))
                     part = part.sum(axis=0) if nb > 1 else part[0]
                 if dw is None:
@@ -484,26 +569,39 @@ class _Columns:
                 else:
                     dw += part
             if need_data:
-                view = self.taps(dxp, n0, n1, r0, r1)
-                # col2im: the columns' gradient added back tap by tap.
                 dcol = buf[: self.width * nb * count]
                 if transpose:
-                    view = self.images_inner(view)
                     numpy.matmul(wmat.T, dyt, out=dcol.reshape(self.width, nb * count))
+                    dcol = dcol.reshape(
+                        (self.channels,) + self.kernel + (nb, r1 - r0) + self.out[1:]
+                    )
                 else:
                     numpy.matmul(wmat.T, dyb, out=dcol.reshape(nb, self.width, count))
-                dcol = dcol.reshape(view.shape)
+                    dcol = dcol.reshape(
+                        (nb, self.channels) + self.kernel + (r1 - r0,) + self.out[1:]
+                    )
                 lead = () if transpose else (slice(None),)
                 for tap in numpy.ndindex(*self.kernel):
-                    index = lead + (slice(None),) + tap
-                    view[index] += dcol[index]
+                    # tap k of output o reads padded position o * s + k * d: phase
+                    # (k * d) % s, position o + (k * d) // s within it
+                    reach = [k * d for k, d in zip(tap, self.dilate)]
+                    phase = tuple(a % st for a, st in zip(reach, self.stride))
+                    shift = [a // st for a, st in zip(reach, self.stride)]
+                    target = phases[phase][
+                        (slice(n0, n1), slice(None), slice(r0 + shift[0], r1 + shift[0]))
+                        + tuple(slice(h, h + n) for h, n in zip(shift[1:], self.out[1:]))
+                    ]
+                    if transpose:
+                        target = target.swapaxes(0, 1)
+                    target += dcol[lead + (slice(None),) + tap]
         dx = None
-        if mirror is not None:
-            dx = mirror.forward(
-                mirror.pad_input(dy, dtype), self.mirrored_weight(wmat), None, dtype
-            )
-        elif need_data:
-            dx = numpy.ascontiguousarray(dxp[self.interior()]) if any(self.pad) else dxp
+        if need_data:
+            dx = numpy.empty((self.batch, self.channels) + self.spatial, dtype=dtype)
+            flat = phases.reshape((-1, self.batch, self.channels) + grid.per_phase)
+            for number, inner, outer in grid.phase_slices():
+                dx[(slice(None), slice(None)) + outer] = flat[number][
+                    (slice(None), slice(None)) + inner
+                ]
         return dx, dw
 
     def mirrored(self) -> _Columns | None:
@@ -527,14 +625,14 @@ class _Columns:
             self.channels,
         )
 
-    def mirrored_weight(self, wmat: RawArray) -> RawArray:
-        """``wmat`` (F, C*K) as the mirrored convolution's (C, F*K)."""
+    def mirrored_weight(self, wmat: RawArray, inverse: bool = False) -> RawArray:
+        """``wmat`` (F, C*K) as the mirrored convolution's (C, F*K), or with ``inverse``
+        the other way round (the taps reversed and the first two axes swapped either way)."""
         taps = math.prod(self.kernel)
-        w = numpy.empty((self.channels, self.filters, taps), dtype=wmat.dtype)
-        numpy.copyto(
-            w, wmat.reshape(self.filters, self.channels, taps)[:, :, ::-1].transpose(1, 0, 2)
-        )
-        return w.reshape(self.channels, -1)
+        a, b = (self.channels, self.filters) if inverse else (self.filters, self.channels)
+        w = numpy.empty((b, a, taps), dtype=wmat.dtype)
+        numpy.copyto(w, wmat.reshape(a, b, taps)[:, :, ::-1].transpose(1, 0, 2))
+        return w.reshape(b, -1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -820,15 +918,31 @@ def _convolution_cpu(
 ) -> ndarray:
     """``convolution`` of channels-first, ungrouped NumPy arrays through ``_Columns``."""
     dtype, device = data.dtype, data.device
-    cols = _Columns(data.shape, kernel, stride, dilate, pad, num_filter)
     wmat = weight._data.astype(compute, copy=False).reshape(num_filter, -1)
-    xp = cols.pad_input(data._data, compute)
+    raw = data._data
+    taken = None
+    if max(kernel) == 1 and not any(pad) and max(stride) > 1:
+        # A strided 1x1 convolution reads only the inputs at the stride's points: gathered
+        # once, they are the input of a 1x1 convolution of stride 1 (whose columns are
+        # contiguous copies, and which has a mirrored backward), and its data gradient is
+        # scattered back to those points.
+        taken = (slice(None), slice(None)) + tuple(
+            slice(0, n, s) for n, s in zip(data.shape[2:], stride)
+        )
+        raw = numpy.ascontiguousarray(raw[taken], dtype=compute)
+        stride = (1,) * len(kernel)
+    cols = _Columns(raw.shape, kernel, stride, dilate, pad, num_filter)
+    xp = cols.pad_input(raw, compute)
     b = None if bias is None else bias._data.astype(compute, copy=False)
-    out = ndarray(cols.forward(xp, wmat, b, compute).astype(dtype, copy=False), device)
+    out = ndarray(cols.forward(xp, wmat, b, compute)[0].astype(dtype, copy=False), device)
 
     def backward(g: RawArray) -> tuple[Any, ...]:
         dy = numpy.ascontiguousarray(g, dtype=compute)
-        dx, dw = cols.backward(dy, xp, wmat, requires_grad(data), requires_grad(weight))
+        x = numpy.ascontiguousarray(raw, dtype=compute)
+        dx, dw = cols.backward(dy, x, xp, wmat, requires_grad(data), requires_grad(weight))
+        if dx is not None and taken is not None:
+            points, dx = dx, numpy.zeros(data.shape, dtype=compute)
+            dx[taken] = points
         grads = (
             None if dx is None else dx.astype(dtype, copy=False),
             None if dw is None else dw.reshape(weight.shape).astype(dtype, copy=False),
@@ -1191,7 +1305,25 @@ def pooling(
                 g_cl = g_cl / count
             dfull = _embed(xp, g_cl, grid, compute)
             dbuf = xp.zeros(buf.shape, dtype=compute)
-            if pool_type == "max":
+            if pool_type == "max" and xp is numpy:
+                taken = numpy.zeros(full.shape, dtype=bool)
+                hit = numpy.empty(full.shape, dtype=bool)
+                part = numpy.empty(full.shape, dtype=compute)
+                # The product with the hits is twice as fast as where(), and the same for
+                # finite gradients (an infinite one times False would be NaN).
+                finite = bool(numpy.isfinite(dfull).all())
+                for off in offsets:
+                    # Scanning the taps in order, the first maximum takes the gradient:
+                    # where this tap is a maximum not taken before.
+                    numpy.equal(buf[off : off + rows], full, out=hit)
+                    numpy.greater(hit, taken, out=hit)
+                    if finite:
+                        numpy.multiply(dfull, hit, out=part)
+                    else:
+                        part = numpy.where(hit, dfull, 0)
+                    dbuf[off : off + rows] += part
+                    taken |= hit
+            elif pool_type == "max":
                 taken = xp.zeros(full.shape, dtype=bool)
                 for off in offsets:
                     # Scanning the taps in order, the first maximum takes the gradient.
@@ -1201,8 +1333,10 @@ def pooling(
             else:
                 for off in offsets:
                     dbuf[off : off + rows] += dfull
+            if not cl:
+                return (_from_phases(xp, dbuf, grid, compute, True).astype(dtype, copy=False),)
             dx = _from_phases(xp, dbuf, grid, compute)
-            return (_from_cl(xp, dx, cl).astype(dtype, copy=False),)
+            return (dx.astype(dtype, copy=False),)
 
     def apply(h: RawArray) -> RawArray:
         """The pooling's Jacobian applied to ``h`` (data's shape): the window sums (or

@@ -80,6 +80,8 @@ BLOCK_CASES = [
     ((7, 6, 5), (3, 2, 2), 2, 2, 1, 2, 2, False, 24 * 7, 1),  # 3-D, strided, dilated, 1 row
     ((11,), (3,), 2, 2, 2, 3, 2, True, 9 * 2, 1),  # 1-D, two outputs per block
     ((5, 4), (1, 2), 1, 1, 1, 2, 3, True, 4 * 6, 1),  # pad beyond the kernel: col2im
+    ((7, 6), (3, 3), 1, 2, 2, 2, 3, False, 18 * 12, 1),  # dilated, mirrored, row blocks
+    ((5, 7), (1, 1), 3, 1, 0, 2, 3, False, 4 * 6, 1),  # strided 1x1: the points gathered
 ]
 BLOCK_IDS = [f"{len(c[0])}d-k{c[1]}-s{c[2]}-d{c[3]}-p{c[4]}-e{c[8]}" for c in BLOCK_CASES]
 
@@ -238,6 +240,19 @@ def test_pooling_gradients(case, device):
     x = numpy.random.default_rng(5).standard_normal((2, 2) + case[0])
     kw = _pool_kwargs(case)
     check_gradients(lambda x: mx.npx.pooling(x, **kw), [x], device)
+
+
+def test_max_pooling_gives_an_infinite_gradient_to_the_maximum_only(device):
+    # Windows of 2x2, stride 1, overlapping: every element but the maxima gets exactly 0,
+    # also where the head gradient is infinite.
+    x = mx.np.array(numpy.arange(9.0).reshape(1, 1, 3, 3), device=device)
+    x.attach_grad()
+    with mx.autograd.record():
+        y = mx.npx.pooling(x, kernel=(2, 2), stride=(1, 1), pool_type="max")
+    y.backward(mx.np.array([[[[numpy.inf, 1.0], [2.0, 3.0]]]], device=device))
+    want = numpy.zeros((1, 1, 3, 3))
+    want[0, 0, 1:, 1:] = [[numpy.inf, 1.0], [2.0, 3.0]]
+    numpy.testing.assert_array_equal(x.grad.asnumpy(), want)
 
 
 @pytest.mark.parametrize("pool_type", ["max", "avg", "sum"])
