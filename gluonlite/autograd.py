@@ -239,7 +239,7 @@ def mark_variables(
         ValueError: the lists differ in length, or a buffer's shape differs from its
             variable's; nothing is marked then.
     """
-    from .ndarray import ndarray
+    ndarray = _ndarray()
 
     if isinstance(variables, ndarray):
         variables, gradients = [variables], [gradients]
@@ -305,13 +305,21 @@ def _topological_order(heads: Any) -> list[Any]:
 _ndarray_type: type[_ndarray_cls] | None = None
 
 
-def _ndarray() -> type[_ndarray_cls]:
-    """The ndarray class (imported on first use: ndarray.py imports this module)."""
+def register_ndarray(cls: type[_ndarray_cls]) -> None:
+    """Tell the tape which class is ``mx.np.ndarray``: ``ndarray.py`` calls this once,
+    right after defining the class. The tape sits below the array class (``ndarray.py``
+    imports this module), so it learns the class by registration instead of importing it."""
     global _ndarray_type
-    if _ndarray_type is None:
-        from .ndarray import ndarray
+    _ndarray_type = cls
 
-        _ndarray_type = ndarray
+
+def _ndarray() -> type[_ndarray_cls]:
+    """The ndarray class registered by ``ndarray.py`` (always done by ``import gluonlite``)."""
+    if _ndarray_type is None:
+        raise RuntimeError(
+            "gluonlite.autograd: the ndarray class is not registered; import gluonlite "
+            "(gluonlite.ndarray registers it) before using the tape"
+        )
     return _ndarray_type
 
 
@@ -561,7 +569,7 @@ def grad(
         >>> x.grad
         array([ 6., 12.])
     """
-    from .ndarray import ndarray
+    ndarray = _ndarray()
 
     single = isinstance(variables, ndarray)
     variables = [variables] if single else list(variables)
@@ -780,7 +788,7 @@ class Function:
         raise NotImplementedError(f"{type(self).__name__} must implement backward()")
 
     def __call__(self, *inputs: Any) -> Any:
-        from .ndarray import ndarray
+        ndarray = _ndarray()
 
         if self._used:
             raise RuntimeError(
@@ -818,7 +826,7 @@ class Function:
     def _backward_for(
         self, k: int, outs: list[Any], inputs: tuple[Any, ...]
     ) -> Callable[[RawArray], Any]:
-        from .ndarray import ndarray
+        ndarray = _ndarray()
 
         shapes = [(o.shape, o.dtype, o.device) for o in outs]
         name = type(self).__name__
@@ -852,7 +860,7 @@ class Function:
 
 def _require_arrays(where: str, what: str, items: Iterable[Any]) -> None:
     """TypeError naming the first item of ``items`` that is not an ``mx.np.ndarray``."""
-    from .ndarray import ndarray
+    ndarray = _ndarray()
 
     for i, x in enumerate(items):
         if not isinstance(x, ndarray):

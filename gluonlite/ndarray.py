@@ -15,7 +15,7 @@ ops record themselves on the autograd tape with their backward written next to t
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 import numpy
 import numpy.typing as npt
@@ -52,6 +52,39 @@ __all__ = [
 
 _DEFAULT_DTYPE = numpy.dtype(numpy.float32)
 _GRAD_REQS = ("write", "add", "null")
+
+
+class _SparseHooks(NamedTuple):
+    """What ``tostype`` and ``attach_grad(stype='row_sparse')`` need of ``sparse.py``."""
+
+    from_dense: Callable[[Any, str], Any]
+    row_sparse_empty: Callable[[tuple[int, ...], Any, Device], Any]
+
+
+# The sparse storage types live in sparse.py, above this module (they build on ndarray);
+# sparse.py registers its converters here when imported (``import gluonlite`` imports it),
+# so this module reaches them without importing upward.
+_sparse_hooks: _SparseHooks | None = None
+
+
+def register_sparse(
+    from_dense: Callable[[Any, str], Any],
+    row_sparse_empty: Callable[[tuple[int, ...], Any, Device], Any],
+) -> None:
+    """Called once by ``sparse.py``: ``from_dense(array, stype)`` converts a dense array,
+    ``row_sparse_empty(shape, dtype, device)`` makes an all-zero row-sparse array."""
+    global _sparse_hooks
+    _sparse_hooks = _SparseHooks(from_dense, row_sparse_empty)
+
+
+def _sparse() -> _SparseHooks:
+    if _sparse_hooks is None:
+        raise RuntimeError(
+            "gluonlite.ndarray: the sparse storage types are not registered; import "
+            "gluonlite (gluonlite.sparse registers them) before converting storage types"
+        )
+    return _sparse_hooks
+
 
 # The optional C extension (gluonlite/_cndarray.c, built where a compiler is present): a
 # base class holding _data/_device that runs the hottest paths (indexing, .T, reshape, the
@@ -295,9 +328,7 @@ class ndarray(_Base):
         """This array in storage type ``'default'``, ``'row_sparse'`` or ``'csr'``."""
         if stype == "default":
             return self
-        from . import sparse
-
-        return sparse.from_dense(self, stype)
+        return _sparse().from_dense(self, stype)
 
     def detach(self) -> "ndarray":
         """The same values, cut from the autograd graph."""
@@ -319,9 +350,7 @@ class ndarray(_Base):
         if stype not in (None, "default", "row_sparse"):
             raise ValueError(f"attach_grad: stype must be 'default' or 'row_sparse', got {stype!r}")
         if stype == "row_sparse":
-            from .sparse import RowSparseNDArray
-
-            grad: Any = RowSparseNDArray.empty(self.shape, self.dtype, self._device)
+            grad: Any = _sparse().row_sparse_empty(self.shape, self.dtype, self._device)
         else:
             grad = zeros_like(self)
         self._attach_grad_buffer(grad, grad_req)
@@ -789,7 +818,7 @@ class ndarray(_Base):
         return f"{text} @{self._device}"
 
 
-autograd._ndarray_type = ndarray  # for backward()'s isinstance check (no import cycle)
+autograd.register_ndarray(ndarray)  # the tape sits below this module: it learns the class
 
 if _C is not None:
     # The C base takes over __init__, __getitem__, .T and reshape; the Python versions above

@@ -30,7 +30,7 @@ from . import _backend, _kernels
 from ._typing import DTypeLike, RawArray
 from .autograd import SparseRows, _scatter_add
 from .device import Device, as_device
-from .ndarray import ArrayLike, ndarray
+from .ndarray import ArrayLike, ndarray, register_sparse as _register_sparse
 
 __all__ = ["RowSparseNDArray", "CSRNDArray", "row_sparse_array", "csr_matrix", "from_dense"]
 
@@ -567,3 +567,8 @@ def csr_matrix(
     if bad:
         raise IndexError(f"csr_matrix: column indices must lie in 0..{shape[1] - 1}")
     return CSRNDArray(values, cols, ptr, shape, device)
+
+
+# ndarray.tostype and attach_grad(stype='row_sparse') reach this module through these
+# (ndarray.py sits below it and does not import it).
+_register_sparse(from_dense, RowSparseNDArray.empty)

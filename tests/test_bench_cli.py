@@ -14,7 +14,7 @@ import sys
 import pytest
 
 import gluonlite as mx
-from gluonlite.bench import cli, mxnet, report, targets, timing
+from gluonlite.bench import _mxnet_runner, cli, mxnet, report, targets, timing
 from gluonlite.bench.timing import Timing
 
 RATIO = re.compile(r"\d+\.\d\dx")
@@ -75,7 +75,7 @@ def test_quick_cpu_run_prints_tables_and_writes_every_timing(tmp_path, capsys):
 @pytest.mark.slow
 def test_every_suite_runs_quick_on_cpu_without_errors(tmp_path, capsys, monkeypatch):
     # Without the MXNet environment the mxnet suite must skip, not fail.
-    monkeypatch.setattr(mxnet, "_roots", lambda: [tmp_path])
+    monkeypatch.setattr(_mxnet_runner, "_roots", lambda: [tmp_path])
     monkeypatch.delenv("GLUONLITE_MXNET_PYTHON", raising=False)
     path = tmp_path / "all.json"
     rc, out, err = _run(capsys, "--quick", "--device", "cpu", "--json", str(path))
@@ -101,7 +101,7 @@ def test_every_suite_runs_quick_on_cpu_without_errors(tmp_path, capsys, monkeypa
 def test_mxnet_suite_without_environment_says_how_to_create_it(tmp_path, monkeypatch):
     (tmp_path / "benchmarks").mkdir()
     (tmp_path / "benchmarks" / "mxnet_workloads.py").write_text("")
-    monkeypatch.setattr(mxnet, "_roots", lambda: [tmp_path])
+    monkeypatch.setattr(_mxnet_runner, "_roots", lambda: [tmp_path])
     monkeypatch.delenv("GLUONLITE_MXNET_PYTHON", raising=False)
     with pytest.raises(mxnet.Skip, match="make bench-mxnet"):
         mxnet.specs(_cpu(), quick=True)
@@ -128,7 +128,7 @@ def test_mxnet_suite_against_mxnet_1_9_1(tmp_path, capsys):
 def test_mxnet_runner_failure_shows_in_the_cells_and_the_exit_status(capsys, monkeypatch):
     # This interpreter has no mxnet: the runner starts, fails to import it and exits.
     monkeypatch.setenv("GLUONLITE_MXNET_PYTHON", sys.executable)
-    monkeypatch.setattr(mxnet, "_runner", None)
+    monkeypatch.setattr(_mxnet_runner, "_runner", None)
     rc, out, err = _run(capsys, "mxnet", "--quick", "--device", "cpu")
     assert rc == 1, out + err
     assert "the MXNet runner exited (status 1)" in out

@@ -705,7 +705,6 @@ gluonlite.npx.topk
 gluonlite.npx.batch_dot
 gluonlite.npx.broadcast_like
 gluonlite.npx.arange_like
-gluonlite.npx.rnn
 gluonlite.npx.set_np
 gluonlite.npx.reset_np
 gluonlite.npx.is_np_array
@@ -731,6 +730,7 @@ gluonlite.npx.layer_norm
 gluonlite.npx.group_norm
 gluonlite.npx.instance_norm
 gluonlite.npx.leaky_relu
+gluonlite.npx.rnn
 gluonlite.npx.conv.convolution
 gluonlite.npx.conv.deconvolution
 gluonlite.npx.conv.pooling
@@ -750,7 +750,6 @@ gluonlite.npx.nn.topk
 gluonlite.npx.nn.batch_dot
 gluonlite.npx.nn.broadcast_like
 gluonlite.npx.nn.arange_like
-gluonlite.npx.nn.rnn
 gluonlite.npx.norm.batch_norm
 gluonlite.npx.norm.layer_norm
 gluonlite.npx.norm.group_norm

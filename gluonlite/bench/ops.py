@@ -25,7 +25,7 @@ import numpy
 
 from .. import autograd, np as mnp, npx as mnpx
 from ..ndarray import ndarray
-from . import mxnet
+from . import _mxnet_runner as mxnet
 from .report import Metric
 from .targets import Target, clock_for
 from .timing import rotations

@@ -24,6 +24,7 @@ import numpy
 from .. import gluon, initializer
 from .._typing import RawArray
 from ..device import Device
+from . import _mxnet_runner as mxnet
 from .report import Metric
 from .targets import Target, clock_for, parse_device
 from .workload import Builder, Remote, Skip, Spec, Workload
@@ -168,9 +169,6 @@ def _dict_workload(spec: Spec) -> Workload:
 
 
 def _mxnet_workload(spec: Spec, target: Target) -> Remote:
-    # Imported here: the mxnet suite imports this module.
-    from . import mxnet
-
     if target.kind != "cpu":
         raise Skip("MXNet 1.9.1's pip wheel is CPU-only")
     if spec.get("quick"):

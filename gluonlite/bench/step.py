@@ -26,6 +26,7 @@ import numpy
 
 from .. import autograd, gluon
 from ..device import Device
+from . import _mxnet_runner as mxnet
 from .report import Metric
 from .targets import Target, clock_for
 from .timing import Clock, HostClock, TorchEventClock
@@ -231,8 +232,6 @@ def _torch_optim(spec: Spec, target: Target, torch: ModuleType, variant: str) ->
 def _mxnet_peer(spec: Spec) -> Remote:
     """MXNet 1.9.1's Trainer.step on the same case, timed by the MXNet runner; Skip where
     the environment is missing or MXNet 1.9.1 has no such optimizer."""
-    from . import mxnet  # imported here: the mxnet suite imports this module
-
     if spec["optimizer"] not in mxnet.optimizers():
         raise Skip(f"MXNet 1.9.1 has no optimizer {spec['optimizer']!r}")
     remote = mxnet.measure_case(dict(spec, suite=NAME))

@@ -69,6 +69,19 @@ _INTERNAL = frozenset(
 _global_counts: dict[str, int] = {}
 
 
+# HybridBlock.export() writes through symbol_block.py's tracer, which sits above this
+# module (it subclasses HybridBlock and uses the nn layers); symbol_block.py registers it
+# here when imported (``import gluonlite`` imports it), so this module does not import it.
+_exporter: Callable[[HybridBlock, Any, int, bool], tuple[str, str]] | None = None
+
+
+def register_exporter(export: Callable[[HybridBlock, Any, int, bool], tuple[str, str]]) -> None:
+    """Called once by ``symbol_block.py``: ``export(block, path, epoch, remove_amp_cast)``
+    writes ``block``'s symbol and parameter files and returns their names."""
+    global _exporter
+    _exporter = export
+
+
 class Block:
     """Base class of layers and models: subclass it and implement ``forward``.
 
@@ -96,6 +109,14 @@ class Block:
     _legacy_names: bool
     _shared_params: Any
     _scope_counts: dict[str, int]
+
+    # Class flags that layers above this module set, so that summary() and infer_type()
+    # single them out without importing them: a container (nn.Sequential and its
+    # subclasses) gets no row of its own in summary(); a layer that keeps float32
+    # Parameters under 16-bit float inputs (nn.BatchNorm and its subclasses) passes
+    # infer_type()'s dtype check for those.
+    _summary_container = False
+    _float32_params_for_half_inputs = False
 
     def __init__(self, prefix: str | None = None, params: Any = None) -> None:
         # Set through object.__setattr__ because our __setattr__ reads them.
@@ -652,10 +673,8 @@ class Block:
                 (f"{type(block).__name__}-{len(rows)}", _shapes_text(out), total, trainable, shared)
             )
 
-        from .nn.basic_layers import Sequential  # below us; imported late (nn imports block)
-
         for block in self._blocks():
-            if not isinstance(block, Sequential):
+            if not block._summary_container:
                 handles.append(block.register_forward_hook(hook))
         try:
             with autograd.pause():
@@ -748,10 +767,12 @@ class HybridBlock(Block):
                 with an operation that has no MXNet symbol here (the message names the
                 block and operator); nothing is written then.
         """
-        from .symbol_block import export_block  # it imports this module
-
-        files: tuple[str, str] = export_block(self, path, epoch, remove_amp_cast)
-        return files
+        if _exporter is None:
+            raise RuntimeError(
+                "HybridBlock.export: no exporter is registered; import gluonlite.gluon "
+                "(gluonlite.gluon.symbol_block registers it)"
+            )
+        return _exporter(self, path, epoch, remove_amp_cast)
 
     def infer_shape(self, *args: Any) -> None:
         """Infer the shapes of all Parameters (deferred ones included) from ``args``,
@@ -801,8 +822,6 @@ class HybridBlock(Block):
             ...
             TypeError: infer_type: Dense (the top block) has Parameter 'weight' of float32 ...
         """
-        from .nn.norm_layers import BatchNorm  # below us; imported late (nn imports block)
-
         names = _block_paths(self)
 
         def check(block: Block, inputs: Any) -> None:
@@ -813,7 +832,7 @@ class HybridBlock(Block):
                 if param is None or param.dtype.kind != "f" or param.dtype == x.dtype:
                     continue
                 if (
-                    isinstance(block, BatchNorm)
+                    block._float32_params_for_half_inputs
                     and param.dtype == numpy.float32
                     and x.dtype.itemsize == 2
                 ):

@@ -52,7 +52,7 @@ import numpy
 
 from .. import _mxnet_format, autograd, checkpoint, np, npx
 from ..ndarray import ndarray
-from .block import Block, HybridBlock, _block_paths
+from .block import Block, HybridBlock, _block_paths, register_exporter
 from .parameter import Parameter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -1223,3 +1223,8 @@ class SymbolBlock(HybridBlock):
     def _extra_repr(self) -> str:
         ops = [n["op"] for n in self._graph["nodes"] if n["op"] != "null"]
         return f"{len(ops)} operators, inputs {self._input_names}"
+
+
+# HybridBlock.export() writes through export_block (block.py sits below this module and
+# does not import it).
+register_exporter(export_block)

@@ -13,6 +13,7 @@ from .conv import *  # noqa: F401,F403
 from . import norm, _leaky
 from .norm import *  # noqa: F401,F403
 from ._leaky import *  # noqa: F401,F403
+from ._rnn import rnn as rnn  # composes nn's operators, so it sits above nn (nn does not import it)
 
 __all__ = nn.__all__ + utils.__all__
-__all__ += conv.__all__ + norm.__all__ + _leaky.__all__
+__all__ += conv.__all__ + norm.__all__ + _leaky.__all__ + ["rnn"]

@@ -44,7 +44,6 @@ __all__ = [
     "batch_dot",
     "broadcast_like",
     "arange_like",
-    "rnn",
 ]
 
 
@@ -879,6 +878,3 @@ def arange_like(
     with _backend.on(device):
         values = start + step * (xp.arange(count) // int(repeat))
         return ndarray(values.astype(data.dtype).reshape(shape), device)
-
-
-from ._rnn import rnn  # noqa: E402 - composes the operators above

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gluonlite.bench import cli, mxnet, ops, targets
+from gluonlite.bench import _mxnet_runner, cli, mxnet, ops, targets
 from gluonlite.bench.workload import Skip
 
 
@@ -17,7 +17,7 @@ def _run(capsys, *argv):
 
 
 def test_ops_suite_runs_quick_with_numpy_ratios(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(mxnet, "_roots", lambda: [tmp_path])  # no MXNet column here
+    monkeypatch.setattr(_mxnet_runner, "_roots", lambda: [tmp_path])  # no MXNet column here
     monkeypatch.delenv("GLUONLITE_MXNET_PYTHON", raising=False)
     path = tmp_path / "ops.json"
     rc, out, err = _run(capsys, "ops", "--quick", "--device", "cpu", "--json", str(path))

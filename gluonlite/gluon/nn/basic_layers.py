@@ -48,6 +48,8 @@ class Sequential(Block):
     work as on a list.
     """
 
+    _summary_container = True  # summary() gives the children rows, not the container
+
     def __init__(self, prefix: str | None = None, params: Any = None) -> None:
         super().__init__(prefix, params)
 

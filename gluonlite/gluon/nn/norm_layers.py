@@ -107,6 +107,10 @@ class BatchNorm(_Affine):
         in_channels: 0 defers the parameters' size to the first input.
     """
 
+    # float32 gamma/beta/running statistics under float16 inputs, as MXNet's BatchNorm
+    # (infer_type() lets that pass).
+    _float32_params_for_half_inputs = True
+
     def __init__(
         self,
         axis: int = 1,
