@@ -7,8 +7,8 @@ time limit, so that a hung or slow stage cannot take the others' time:
 - ``tests``   the GPU-parametrised tests only (``pytest -m gpu tests``: every test on
               ``gpu(i)``, the multi-GPU groups, the GPU-only tests), no CPU-only tests;
 - ``kernels`` the kernel correctness sweep: fully-connected (forward, backward, both paths,
-              float32/float16/bfloat16), retain, dropout, the fused optimizer steps, batch
-              and layer norm and pooling's backward on a representative subset of shapes,
+              float32/float16/bfloat16), retain, dropout, the fused optimizer steps, batch,
+              layer and group norm and pooling's backward on a representative subset of shapes,
               inputs drawn once per shape in float32, checked against NumPy;
 - ``bench``   the benchmark table: fc float32/bfloat16 vs ``cupy.matmul`` + bias and torch
               ``F.linear``, retain vs a copy of the same bytes, the fused optimizer step vs
@@ -513,7 +513,7 @@ def _sweep_optimizers(cp, rng, check):
 
 
 def _sweep_norm_pool(cp, rng, check):
-    """batch_norm, layer_norm (kernels/norm.cu) and pooling's backward (kernels/pool.cu)
+    """batch_norm, layer_norm, group_norm (kernels/norm.cu) and pooling's backward (kernels/pool.cu)
     against float64 NumPy on a ResNet-like activation, float32 and bfloat16."""
     from gluonlite import _kernels
 
@@ -558,6 +558,36 @@ def _sweep_norm_pool(cp, rng, check):
             rr.var(axis=1, keepdims=True) + 1e-5
         )
         check(f"layer_norm {name} y", cp.asnumpy(y).astype(numpy.float32), want, tol, tol)
+        # group norm in 4 groups of 4 channels; its backward with per-channel gamma
+        grouped = xr.reshape(8, 4, -1)
+        gmean, gvar = grouped.mean(axis=2, keepdims=True), grouped.var(axis=2, keepdims=True)
+        ginv = 1 / numpy.sqrt(gvar + 1e-5)
+        gxhat = ((grouped - gmean) * ginv).reshape(xr.shape)
+        y, m, v, invstd = _kernels.group_norm_forward(cp.asarray(x), 4, g, b, 1e-5)
+        want = gxhat * gamma[:, None, None] + beta[:, None, None]
+        check(f"group_norm {name} y", cp.asnumpy(y).astype(numpy.float32), want, tol, tol)
+        dx, dg, db = _kernels.group_norm_backward(cp.asarray(x), cp.asarray(dy), 4, m, invstd, g)
+        gdxhat = (dyr * gamma[:, None, None]).reshape(8, 4, -1)
+        gxh = gxhat.reshape(8, 4, -1)
+        want_dx = ginv * (
+            gdxhat
+            - gdxhat.mean(axis=2, keepdims=True)
+            - gxh * (gdxhat * gxh).mean(axis=2, keepdims=True)
+        )
+        check(
+            f"group_norm {name} dx",
+            cp.asnumpy(dx).astype(numpy.float32),
+            want_dx.reshape(xr.shape),
+            tol,
+            tol,
+        )
+        check(
+            f"group_norm {name} dgamma",
+            cp.asnumpy(dg),
+            (dyr * gxhat).sum(axis=(0, 2, 3)),
+            1e-4,
+            1e-3,
+        )
         dx = _kernels.pool_backward(
             cp.asarray(x),
             cp.asarray(numpy.ascontiguousarray(dy[:, :, :7, :7])),

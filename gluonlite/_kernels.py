@@ -1,6 +1,7 @@
 """GPU implementations behind ``npx.fully_connected``, row-sparse ``retain``,
 ``npx.dropout``'s mask, the optimizers' fused multi-tensor steps, convolution's row gather,
-pooling (forward reduction, backward), ``npx.batch_norm`` and ``npx.layer_norm``.
+pooling (forward reduction, backward), ``npx.batch_norm``, ``npx.layer_norm`` and
+``npx.group_norm`` (``npx.instance_norm``).
 
 The public functions take and return CuPy arrays that live on the current CuPy device. They
 run gluonlite's own CUDA kernels (``kernels/*.cu``), compiled lazily with ``cupy.RawModule``
@@ -9,6 +10,7 @@ and memoised per (device, source file, type), never at import.
 The launch logic (argument checks, grid sizes, output allocation) lives in the private
 ``_fc_forward``, ``_fc_backward``, ``_retain``, ``_dropout_mask``,
 ``_multi_tensor_step``, ``_bn_forward``/``_bn_backward``, ``_ln_forward``/``_ln_backward``,
+``_gn_forward``/``_gn_backward``,
 ``_pool_backward`` and the others, which take a *runtime*: an object with ``xp`` (the array module),
 ``empty(shape, dtype)``, ``ptr(array)``, ``gemm(data_type, ...)`` (cuBLAS's column-major
 GemmEx) and ``kernel(source, type_key, name_expression)`` returning a callable
@@ -76,6 +78,8 @@ __all__ = [
     "pool_backward",
     "layer_norm_forward",
     "layer_norm_backward",
+    "group_norm_forward",
+    "group_norm_backward",
 ]
 
 KERNEL_SOURCES = (
@@ -139,6 +143,9 @@ _NORM_TEMPLATES = (
     "ln_forward",
     "ln_backward",
     "ln_param_partial",
+    "gn_forward",
+    "gn_backward",
+    "gn_param_partial",
 )
 _NORM_PLAIN = ("bn_stats_finish", "bn_backward_finish", "ln_param_finish")
 # pool.cu's MODE template argument per pool type (GL_POOL_MAX, GL_POOL_AVG, GL_POOL_SUM).
@@ -1524,6 +1531,140 @@ def _ln_backward(
     return dx, dgamma, dbeta
 
 
+def _gn_view(op: str, x, groups: int) -> tuple[int, int, int, int]:
+    """(N, C, S, rows = N * groups) of C-contiguous (N, C, spatial...) ``x``, S the product
+    of the spatial axes (1 for (N, C) data)."""
+    if not x.flags.c_contiguous or x.ndim < 2:
+        raise ValueError(f"{op}: data must be C-contiguous (N, C, ...), got {tuple(x.shape)}")
+    shape = tuple(int(s) for s in x.shape)
+    n, c = shape[:2]
+    spatial = int(numpy.prod(shape[2:], dtype=numpy.int64))
+    if groups < 1 or c % groups:
+        raise ValueError(
+            f"{op}: data of shape {shape} has {c} channels, not divisible by groups={groups}"
+        )
+    if n * c * spatial == 0:
+        raise ValueError(f"{op}: data of shape {shape} has no elements to normalise")
+    return n, c, spatial, n * groups
+
+
+def _gn_forward(rt, x, groups: int, gamma, beta, eps: float, ctype: str | None = None):
+    """Group normalisation of C-contiguous (N, C, spatial...) ``x``: each sample's channels
+    in ``groups`` groups of C / groups, each group normalised over its channels and spatial
+    axes; ``gamma``/``beta`` float32 (C,) or None. Returns ``(y, mean, var, invstd)``, the
+    last three float32 (N, groups)."""
+    op = "group_norm"
+    ctype = _norm_type(op, x, ctype)
+    n, c, spatial, rows = _gn_view(op, x, groups)
+    d = c // groups * spatial
+    _check_channel_arrays(op, c, gamma=gamma, beta=beta)
+    y = rt.empty(tuple(x.shape), x.dtype)
+    mean, var, invstd = (rt.empty((n, groups), numpy.float32) for _ in range(3))
+    fn = rt.kernel("norm.cu", ctype, f"gn_forward<{ctype}>")
+    fn(
+        (min(rows, _MAX_STRIDE_BLOCKS), 1, 1),
+        (_ln_threads(d), 1, 1),
+        (
+            x,
+            numpy.int64(rows),
+            _i32("group size", d),
+            numpy.int64(spatial),
+            _i32("groups", groups),
+            numpy.float32(eps),
+            mean if gamma is None else gamma,
+            numpy.int32(gamma is not None),
+            mean if beta is None else beta,
+            numpy.int32(beta is not None),
+            y,
+            mean,
+            var,
+            invstd,
+        ),
+    )
+    return y, mean, var, invstd
+
+
+def _gn_backward(
+    rt,
+    x,
+    dy,
+    groups: int,
+    mean,
+    invstd,
+    gamma,
+    need_dx: bool = True,
+    need_params: bool = True,
+    ctype: str | None = None,
+):
+    """Gradients ``(dx, dgamma, dbeta)`` of ``_gn_forward`` for output gradient ``dy``;
+    dgamma and dbeta float32 (C,), entries not needed None."""
+    op = "group_norm backward"
+    ctype = _norm_type(op, x, ctype)
+    n, c, spatial, rows = _gn_view(op, x, groups)
+    d = c // groups * spatial
+    if tuple(dy.shape) != tuple(x.shape) or dy.dtype != x.dtype or not dy.flags.c_contiguous:
+        raise ValueError(
+            f"{op}: dy must be C-contiguous {x.dtype} of shape "
+            f"{tuple(x.shape)}, got {dy.dtype} of shape {tuple(dy.shape)}"
+        )
+    _check_channel_arrays(op, c, gamma=gamma)
+    for name, a in (("mean", mean), ("invstd", invstd)):
+        if a.dtype != numpy.float32 or a.size != rows or not a.flags.c_contiguous:
+            raise ValueError(
+                f"{op}: {name} must be C-contiguous float32 with {rows} "
+                f"entries, got {a.dtype} of shape {tuple(a.shape)}"
+            )
+    dx = dgamma = dbeta = None
+    if need_dx:
+        dx = rt.empty(tuple(x.shape), x.dtype)
+        fn = rt.kernel("norm.cu", ctype, f"gn_backward<{ctype}>")
+        fn(
+            (min(rows, _MAX_STRIDE_BLOCKS), 1, 1),
+            (_ln_threads(d), 1, 1),
+            (
+                x,
+                dy,
+                numpy.int64(rows),
+                _i32("group size", d),
+                numpy.int64(spatial),
+                _i32("groups", groups),
+                mean,
+                invstd,
+                mean if gamma is None else gamma,
+                numpy.int32(gamma is not None),
+                dx,
+            ),
+        )
+    if need_params:
+        chunks, chunk = _bn_chunks(c, n * spatial)
+        partial = rt.empty((chunks, 2, c), numpy.float32)
+        fn = rt.kernel("norm.cu", ctype, f"gn_param_partial<{ctype}>")
+        fn(
+            (c, chunks, 1),
+            (_NORM_THREADS, 1, 1),
+            (
+                x,
+                dy,
+                numpy.int64(n),
+                _i32("channels", c),
+                numpy.int64(spatial),
+                _i32("groups", groups),
+                numpy.int64(chunk),
+                mean,
+                invstd,
+                partial,
+            ),
+        )
+        dgamma, dbeta = (rt.empty((c,), numpy.float32) for _ in range(2))
+        finish = rt.kernel("norm.cu", ctype, "ln_param_finish")
+        finish(
+            (_ceil_div(c, _NORM_THREADS), 1, 1),
+            (_NORM_THREADS, 1, 1),
+            (partial, numpy.int32(chunks), numpy.int32(c), dgamma, dbeta),
+        )
+    return dx, dgamma, dbeta
+
+
 # ---------------------------------------------------------------------------------------
 # pooling backward (pool.cu)
 
@@ -2018,3 +2159,16 @@ def layer_norm_forward(x, gamma, beta, eps: float):
 def layer_norm_backward(x, dy, mean, invstd, gamma, need_dx: bool = True, need_params: bool = True):
     """``(dx, dgamma, dbeta)`` of :func:`layer_norm_forward` on the current CuPy device."""
     return _ln_backward(_runtime(), x, dy, mean, invstd, gamma, need_dx, need_params)
+
+
+def group_norm_forward(x, groups: int, gamma, beta, eps: float):
+    """Group normalisation of (N, C, spatial...) data on the current CuPy device
+    (``kernels/norm.cu``): ``(y, mean, var, invstd)``; see ``_gn_forward``."""
+    return _gn_forward(_runtime(), x, groups, gamma, beta, eps)
+
+
+def group_norm_backward(
+    x, dy, groups: int, mean, invstd, gamma, need_dx: bool = True, need_params: bool = True
+):
+    """``(dx, dgamma, dbeta)`` of :func:`group_norm_forward` on the current CuPy device."""
+    return _gn_backward(_runtime(), x, dy, groups, mean, invstd, gamma, need_dx, need_params)

@@ -1,4 +1,5 @@
-// Normalisation kernels of npx.batch_norm and npx.layer_norm on a GPU (gluonlite/npx/norm.py):
+// Normalisation kernels of npx.batch_norm, npx.layer_norm and npx.group_norm/instance_norm on a
+// GPU (gluonlite/npx/norm.py):
 // storage type T (float, gl_f16, gl_bf16) read and written directly, every sum in float32.
 //
 // Batch norm, data viewed as [outer, C, inner] (C = the channel axis, outer and inner the
@@ -18,7 +19,8 @@
 // large mean) but reads x once. Every result depends on the launch geometry only, never on
 // the order threads run in: sums and merges follow fixed trees and chunk orders.
 //
-// Layer norm over the last axis (ln_* kernels) is described further down.
+// Layer norm over the last axis (ln_* kernels) and group norm (gn_* kernels) are described
+// further down.
 //
 // Batch norm's reductions use blocks of exactly GL_NORM_THREADS threads (gluonlite/_kernels.py
 // launches them so) and static shared memory with __syncthreads() trees: no warp shuffles, so
@@ -431,4 +433,158 @@ __global__ void ln_param_finish(const float* __restrict__ partial, int chunks, i
   }
   dgamma[column] = dg;
   dbeta[column] = db;
+}
+
+// ---------------------------------------------------------------------------------------
+// Group norm (npx.group_norm, and npx.instance_norm as its case of one channel per group):
+// data (N, C, spatial...) viewed as [rows = N * G, d = (C / G) * S] (S the product of the
+// spatial axes), row r = n * G + g holding channels g * C/G ... (g + 1) * C/G - 1, each as S
+// contiguous elements. The row statistics are layer norm's (gl_row_stats); unlike layer
+// norm, gamma and beta are per channel, c = g * C/G + k / S for element k of row r, so the
+// row kernels walk k with gl_walk (k / S without a division per element):
+//   gn_forward           one block per row: y = ((x - mean) * invstd) * gamma[c] + beta[c],
+//                        mean, variance and invstd per row kept for the backward;
+//   gn_backward          one block per row: ln_backward's dx with dxhat = dy * gamma[c];
+//   gn_param_partial     one block per (channel, chunk of its N * S elements), as
+//                        bn_backward_partial: sums of dy * xhat (xhat with the statistics
+//                        of the element's row n * G + c / (C/G)) and dy, written in
+//                        ln_param_partial's layout so that ln_param_finish adds the chunks.
+
+template <class T>
+__global__ void __launch_bounds__(GL_NORM_THREADS)
+    gn_forward(const T* __restrict__ x, long long rows, int d, long long spatial, int groups,
+               float eps, const float* __restrict__ gamma, int has_gamma,
+               const float* __restrict__ beta, int has_beta, T* __restrict__ y,
+               float* __restrict__ mean_out, float* __restrict__ var_out,
+               float* __restrict__ invstd_out) {
+  __shared__ float s_n[GL_NORM_THREADS];
+  __shared__ float s_mean[GL_NORM_THREADS];
+  __shared__ float s_m2[GL_NORM_THREADS];
+  const int per_group = (int)(d / spatial);
+  for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+    const T* row = x + r * d;
+    float mean, var;
+    gl_row_stats(row, d, s_n, s_mean, s_m2, mean, var);
+    const float inv = 1.0f / sqrtf(var + eps);
+    if (threadIdx.x == 0) {
+      mean_out[r] = mean;
+      var_out[r] = var;
+      invstd_out[r] = inv;
+    }
+    const int c0 = (int)(r % groups) * per_group;
+    T* out = y + r * d;
+    const int t = threadIdx.x;
+    if (t < d) {
+      gl_walk w;
+      w.start(t, blockDim.x, spatial);
+      for (int k = t; k < d; k += blockDim.x) {
+        const int c = c0 + (int)w.row;
+        float v = (gl_to_float(row[k]) - mean) * inv;
+        if (has_gamma) v = v * gamma[c];
+        if (has_beta) v = v + beta[c];
+        out[k] = gl_from_float<T>(v);
+        w.advance();
+      }
+    }
+  }
+}
+
+template <class T>
+__global__ void __launch_bounds__(GL_NORM_THREADS)
+    gn_backward(const T* __restrict__ x, const T* __restrict__ dy, long long rows, int d,
+                long long spatial, int groups, const float* __restrict__ mean,
+                const float* __restrict__ invstd, const float* __restrict__ gamma,
+                int has_gamma, T* __restrict__ dx) {
+  __shared__ float s1[GL_NORM_THREADS];
+  __shared__ float s2[GL_NORM_THREADS];
+  const int t = threadIdx.x;
+  const int per_group = (int)(d / spatial);
+  for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+    const T* xr = x + r * d;
+    const T* gr = dy + r * d;
+    const float mu = mean[r], inv = invstd[r];
+    const int c0 = (int)(r % groups) * per_group;
+    float a = 0.0f, b = 0.0f;
+    if (t < d) {
+      gl_walk w;
+      w.start(t, blockDim.x, spatial);
+      for (int k = t; k < d; k += blockDim.x) {
+        float g = gl_to_float(gr[k]);
+        if (has_gamma) g = g * gamma[c0 + (int)w.row];
+        a += g;
+        b += g * ((gl_to_float(xr[k]) - mu) * inv);
+        w.advance();
+      }
+    }
+    s1[t] = a;
+    s2[t] = b;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half >>= 1) {
+      if (t < half) {
+        s1[t] += s1[t + half];
+        s2[t] += s2[t + half];
+      }
+      __syncthreads();
+    }
+    const float t1 = s1[0] / (float)d, t2 = s2[0] / (float)d;
+    __syncthreads();  // s1/s2 are rewritten for the next row
+    T* out = dx + r * d;
+    if (t < d) {
+      gl_walk w;
+      w.start(t, blockDim.x, spatial);
+      for (int k = t; k < d; k += blockDim.x) {
+        float g = gl_to_float(gr[k]);
+        if (has_gamma) g = g * gamma[c0 + (int)w.row];
+        const float xhat = (gl_to_float(xr[k]) - mu) * inv;
+        out[k] = gl_from_float<T>(inv * (g - t1 - xhat * t2));
+        w.advance();
+      }
+    }
+  }
+}
+
+// Block (c, j) covers indices [j * chunk, min(N * S, (j + 1) * chunk)) of channel c (index
+// n * S + s) and writes partial[(j * 2) * C + c] = sum dy * xhat, partial[(j * 2 + 1) * C + c]
+// = sum dy over them.
+template <class T>
+__global__ void __launch_bounds__(GL_NORM_THREADS)
+    gn_param_partial(const T* __restrict__ x, const T* __restrict__ dy, long long batch,
+                     int channels, long long spatial, int groups, long long chunk,
+                     const float* __restrict__ mean, const float* __restrict__ invstd,
+                     float* __restrict__ partial) {
+  __shared__ float s_g[GL_NORM_THREADS];
+  __shared__ float s_b[GL_NORM_THREADS];
+  const int c = blockIdx.x;
+  const int g = c / (channels / groups);
+  const long long first = (long long)blockIdx.y * chunk;
+  const long long m = batch * spatial;
+  const long long end = first + chunk < m ? first + chunk : m;
+  const int t = threadIdx.x;
+  float dg = 0.0f, db = 0.0f;
+  if (first + t < end) {
+    gl_walk w;
+    w.start(first + t, GL_NORM_THREADS, spatial);
+    for (long long k = first + t; k < end; k += GL_NORM_THREADS) {
+      const long long a = gl_bn_address(w, c, channels);
+      const long long r = w.row * groups + g;
+      const float v = gl_to_float(dy[a]);
+      db += v;
+      dg += v * ((gl_to_float(x[a]) - mean[r]) * invstd[r]);
+      w.advance();
+    }
+  }
+  s_g[t] = dg;
+  s_b[t] = db;
+  __syncthreads();
+  for (int half = GL_NORM_THREADS / 2; half > 0; half >>= 1) {
+    if (t < half) {
+      s_g[t] += s_g[t + half];
+      s_b[t] += s_b[t + half];
+    }
+    __syncthreads();
+  }
+  if (t == 0) {
+    partial[((long long)blockIdx.y * 2) * channels + c] = s_g[0];
+    partial[((long long)blockIdx.y * 2 + 1) * channels + c] = s_b[0];
+  }
 }

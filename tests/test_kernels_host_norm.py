@@ -1,5 +1,5 @@
 """kernels/norm.cu on the CPU (tests/cuda_host), through gluonlite._kernels' launch code,
-against a float64 NumPy transcription of batch and layer normalisation.
+against a float64 NumPy transcription of batch, layer and group normalisation.
 
 Every launch runs under forward, reverse and shuffled thread orders, into NaN-poisoned
 outputs inside guard zones (running statistics updated in place sit in guard zones too), for
@@ -330,4 +330,110 @@ def test_layer_norm_argument_errors(rt):
         _kernels._ln_forward(rt, x, None, np.zeros(2, np.float32), 1e-5)
     with pytest.raises(ValueError, match="mean must be C-contiguous float32 with 2 entries"):
         _kernels._ln_backward(rt, x, x, np.zeros(3, np.float32), np.zeros(2, np.float32), None)
+    assert rt.launches == []
+
+
+# ------------------------------------------------------------------ group norm (N, C, ...)
+
+
+def gn_reference(x, groups, gamma, beta, eps):
+    """float64 group norm: (y, mean, var, xhat, invstd), statistics (N, groups)."""
+    n, c = x.shape[:2]
+    view = (1, c) + (1,) * (x.ndim - 2)
+    rows = x.reshape(n, groups, -1)
+    mean = rows.mean(axis=-1)
+    var = ((rows - mean[..., None]) ** 2).mean(axis=-1)
+    invstd = 1 / np.sqrt(var + eps)
+    xhat = ((rows - mean[..., None]) * invstd[..., None]).reshape(x.shape)
+    y = xhat * (1 if gamma is None else gamma.reshape(view)) + (
+        0 if beta is None else beta.reshape(view)
+    )
+    return y, mean, var, xhat, invstd
+
+
+# (shape, groups, affine): NCHW in two groups; (N, C) data (one element per channel) without
+# parameters; instance norm (a group per channel) with a row shorter than its block; one group
+# whose row needs two passes of 256 threads. Rows beyond the grid (at most 3 blocks here), and
+# parameter gradients in several chunks where N * S > 64.
+GN_CASES = [
+    ((2, 4, 3, 5), 2, True),
+    ((5, 6), 3, False),
+    ((2, 3, 70), 3, True),
+    ((2, 4, 100), 1, True),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, groups, affine", GN_CASES, ids=lambda v: str(v).replace(" ", ""))
+def test_group_norm_forward_and_backward(rt, rng, monkeypatch, shape, groups, affine, dtype):
+    monkeypatch.setattr(_kernels, "_BN_CHUNK_MIN", 64)
+    monkeypatch.setattr(_kernels, "_MAX_STRIDE_BLOCKS", 3)
+    c = shape[1]
+    values = (rng.standard_normal(shape) * 3 + 2).astype(np.float32)  # a mean away from 0
+    x = bf16_bits(values) if dtype == "bfloat16" else values.astype(dtype)
+    xr = as_float64(x, dtype)
+    gamma = (rng.standard_normal(c) + 1).astype(np.float32) if affine else None
+    beta = rng.standard_normal(c).astype(np.float32) if affine else None
+    ct = CTYPES[dtype]
+    y, mean, var, invstd = _kernels._gn_forward(rt, x, groups, gamma, beta, 1e-5, ctype=ct)
+    g64 = None if gamma is None else gamma.astype(np.float64)
+    y_ref, mean_ref, var_ref, xhat, inv_ref = gn_reference(
+        xr, groups, g64, None if beta is None else beta.astype(np.float64), 1e-5
+    )
+    assert_close(y, y_ref, dtype, "y")
+    close32(mean, mean_ref, "mean")
+    close32(var, var_ref, "var", 1e-4)
+    close32(invstd, inv_ref, "invstd", 1e-4)
+    dy, dyr = make(rng, shape, dtype)
+    dx, dgamma, dbeta = _kernels._gn_backward(rt, x, dy, groups, mean, invstd, gamma, ctype=ct)
+    view = (1, c) + (1,) * (len(shape) - 2)
+    n = shape[0]
+    dxhat = (dyr * (1 if g64 is None else g64.reshape(view))).reshape(n, groups, -1)
+    xhat_rows = xhat.reshape(n, groups, -1)
+    dx_ref = inv_ref[..., None] * (
+        dxhat
+        - dxhat.mean(axis=-1, keepdims=True)
+        - xhat_rows * (dxhat * xhat_rows).mean(axis=-1, keepdims=True)
+    )
+    terms = np.abs(dxhat).max() * inv_ref.max()
+    error = np.abs(as_float64(dx, dtype) - dx_ref.reshape(shape)).max() / max(
+        np.abs(dx_ref).max(), terms
+    )
+    assert error < TOLERANCE[dtype], f"dx: relative error {error:.3g}"
+    axes = (0,) + tuple(range(2, len(shape)))
+    close32(dgamma, (dyr * xhat).sum(axis=axes), "dgamma", 1e-4)
+    close32(dbeta, dyr.sum(axis=axes), "dbeta", 1e-4)
+    assert rt.launches == [
+        f"gn_forward<{ct}>",
+        f"gn_backward<{ct}>",
+        f"gn_param_partial<{ct}>",
+        "ln_param_finish",
+    ]
+
+
+def test_group_norm_gradients_one_at_a_time(rt, rng):
+    x = rng.standard_normal((2, 4, 6)).astype(np.float32)
+    gamma = rng.standard_normal(4).astype(np.float32)
+    _, mean, var, invstd = _kernels._gn_forward(rt, x, 2, gamma, None, 1e-5)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    rt.launches.clear()
+    dx, none_g, none_b = _kernels._gn_backward(rt, x, dy, 2, mean, invstd, gamma, need_params=False)
+    assert none_g is None and none_b is None and not np.isnan(dx).any()
+    none_dx, dgamma, dbeta = _kernels._gn_backward(rt, x, dy, 2, mean, invstd, gamma, need_dx=False)
+    assert none_dx is None and not np.isnan(dgamma).any() and not np.isnan(dbeta).any()
+    assert rt.launches == ["gn_backward<float>", "gn_param_partial<float>", "ln_param_finish"]
+
+
+def test_group_norm_argument_errors(rt):
+    x = np.zeros((2, 4, 3), np.float32)
+    with pytest.raises(ValueError, match="4 channels, not divisible by groups=3"):
+        _kernels._gn_forward(rt, x, 3, None, None, 1e-5)
+    with pytest.raises(ValueError, match="no elements"):
+        _kernels._gn_forward(rt, x[:, :, :0], 2, None, None, 1e-5)
+    with pytest.raises(ValueError, match="must be C-contiguous \\(N, C, ...\\)"):
+        _kernels._gn_forward(rt, x[0, 0], 1, None, None, 1e-5)
+    with pytest.raises(ValueError, match="gamma must be a C-contiguous float32 array of shape"):
+        _kernels._gn_forward(rt, x, 2, np.ones(2, np.float32), None, 1e-5)
+    with pytest.raises(ValueError, match="invstd must be C-contiguous float32 with 4 entries"):
+        _kernels._gn_backward(rt, x, x, 2, np.zeros(4, np.float32), np.zeros(3, np.float32), None)
     assert rt.launches == []

@@ -5,12 +5,13 @@ Each is one normalisation ``xhat = (x - mean) / sqrt(var + eps)`` over some axes
 by ``xhat * gamma + beta`` per channel; they differ only in the axes (one core,
 ``_normalize``). float16 and bfloat16 compute in float32 and round once.
 
-On a GPU, float32, float16 and bfloat16 batch norm and layer norm (over the last axis) run
-gluonlite's own kernels (``kernels/norm.cu`` through ``gluonlite._kernels``): the statistics
-in one read of the data (Welford, float32), the normalisation and batch norm's running
-statistics' update without temporaries, the backward in two passes. SyncBatchNorm
-(statistics summed across devices), layer norm over another axis, group and instance norm,
-float64 and empty data take the array-op path of ``_normalize``, as the CPU does.
+On a GPU, float32, float16 and bfloat16 batch norm, layer norm (over the last axis), group
+norm and instance norm (group norm with one channel per group) run gluonlite's own kernels
+(``kernels/norm.cu`` through ``gluonlite._kernels``): the statistics in one read of the data
+(Welford, float32), the normalisation and batch norm's running statistics' update without
+temporaries, the backward in two passes. SyncBatchNorm (statistics summed across devices),
+layer norm over another axis, float64 and empty data take the array-op path of
+``_normalize``, as the CPU does.
 
 >>> import gluonlite as mx
 >>> x = mx.np.array([[1., 2., 3.], [2., 4., 6.]])
@@ -256,8 +257,8 @@ def _merge_moments(parts: Any) -> tuple[list[Any], Any]:
     return [total, m2], count
 
 
-# The GPU kernels of batch_norm and layer_norm (kernels/norm.cu); tests switch them off to
-# compare with the array-op path.
+# The GPU kernels of batch_norm, layer_norm and group_norm/instance_norm (kernels/norm.cu);
+# tests switch them off to compare with the array-op path.
 _use_kernels = True
 
 
@@ -396,6 +397,61 @@ def _layer_norm_kernels(
     param_view = tuple(data.shape[last] if a == last else 1 for a in range(data.ndim))
     graph = _graph(data, gamma, beta, data.shape, (last,), param_view, eps, False, None)
     return record_op(out, inputs, backward, graph), mean, var
+
+
+def _group_norm_kernels(
+    data: ndarray, gamma: ndarray | None, beta: ndarray | None, groups: int, eps: float
+) -> tuple[ndarray, RawArray, RawArray]:
+    """group_norm (and instance_norm, ``groups`` = C) of (N, C, ...) data through
+    kernels/norm.cu: (out, mean, var), the statistics (N, groups)."""
+    from .. import _kernels
+
+    device, xp = data.device, data._xp
+    with _backend.on(device):
+        raw = _backend.contiguous(xp, data._data)
+        g, b = _float32(xp, gamma), _float32(xp, beta)
+        y, mean, var, invstd = _kernels.group_norm_forward(raw, groups, g, b, eps)
+        out = ndarray(y, device)
+    inputs = tuple(a for a in (data, gamma, beta) if a is not None)
+
+    def backward(dy: RawArray) -> tuple[Any, ...]:
+        with _backend.on(device):
+            dy = _backend.contiguous(xp, dy.astype(data.dtype, copy=False))
+            want_gamma = gamma is not None and requires_grad(gamma)
+            want_beta = beta is not None and requires_grad(beta)
+            dx, dg, db = _kernels.group_norm_backward(
+                raw,
+                dy,
+                groups,
+                mean,
+                invstd,
+                g,
+                need_dx=requires_grad(data),
+                need_params=want_gamma or want_beta,
+            )
+            grads = [dx]
+            if gamma is not None:
+                grads.append(dg.astype(gamma.dtype, copy=False) if want_gamma else None)
+            if beta is not None:
+                grads.append(db.astype(beta.dtype, copy=False) if want_beta else None)
+        return tuple(grads)
+
+    view, reduce_axes, param_view = _group_view(data.shape, groups)
+    graph = _graph(data, gamma, beta, view, reduce_axes, param_view, eps, False, None)
+    return record_op(out, inputs, backward, graph), mean, var
+
+
+def _group_view(
+    shape: tuple[int, ...], groups: int
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """(view, reduce_axes, param_view) of group norm over (N, C, ...) data (``_normalize``'s
+    arguments): channels split into (groups, C / groups), statistics over all but N and
+    the group."""
+    n, c = shape[:2]
+    rest = shape[2:]
+    view = (n, groups, c // groups) + rest
+    param_view = (1, groups, c // groups) + (1,) * len(rest)
+    return view, tuple(range(2, len(view))), param_view
 
 
 def _update_running(
@@ -622,12 +678,12 @@ def group_norm(
         )
     _check_param(op, "gamma", gamma, (c,), data)
     _check_param(op, "beta", beta, (c,), data)
-    rest = data.shape[2:]
-    view = (n, num_groups, c // num_groups) + rest
-    param_view = (1, num_groups, c // num_groups) + (1,) * len(rest)
-    out, mean, var = _normalize(
-        op, data, gamma, beta, view, tuple(range(2, len(view))), param_view, eps
-    )
+    if _kernel_path(data):
+        _check_same_device(op, data, gamma, beta)
+        out, mean, var = _group_norm_kernels(data, gamma, beta, num_groups, eps)
+        return _with_stats(out, mean, var, data.device, output_mean_var)
+    view, reduce_axes, param_view = _group_view(data.shape, num_groups)
+    out, mean, var = _normalize(op, data, gamma, beta, view, reduce_axes, param_view, eps)
     return _with_stats(out, mean, var, data.device, output_mean_var)
 
 
@@ -635,13 +691,17 @@ def instance_norm(
     data: Any = None, gamma: Any = None, beta: Any = None, eps: float = 1e-3
 ) -> ndarray:
     """MXNet's ``InstanceNorm``: each (sample, channel) normalised over its spatial axes;
-    gamma and beta are per channel (C,)."""
+    gamma and beta are per channel (C,). The same as ``group_norm`` with one channel per
+    group (``num_groups`` = C), whose kernels it runs on a GPU."""
     op = "instance_norm"
     if data.ndim < 3:
         raise ValueError(f"{op}: data must be (N, C, spatial...), got shape {data.shape}")
     c = data.shape[1]
     _check_param(op, "gamma", gamma, (c,), data)
     _check_param(op, "beta", beta, (c,), data)
+    if _kernel_path(data):
+        _check_same_device(op, data, gamma, beta)
+        return _group_norm_kernels(data, gamma, beta, c, eps)[0]
     param_view = (1, c) + (1,) * (data.ndim - 2)
     out, _, _ = _normalize(
         op, data, gamma, beta, data.shape, tuple(range(2, data.ndim)), param_view, eps

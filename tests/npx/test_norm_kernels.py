@@ -1,6 +1,7 @@
-"""The GPU kernels behind npx.batch_norm (kernels/norm.cu) against the array-op path they
-replace: the same values within float32 rounding (then the storage type's rounding), the
-same running statistics and gradients, for float32, float16 and bfloat16.
+"""The GPU kernels behind npx.batch_norm, layer_norm, group_norm and instance_norm
+(kernels/norm.cu) against the array-op path they replace: the same values within float32
+rounding (then the storage type's rounding), the same running statistics and gradients, for
+float32, float16 and bfloat16.
 
 On a GPU (real or emulated) the default path must launch the kernels; ``norm._use_kernels``
 off gives the array-op path of ``_normalize``. On the CPU both are the NumPy path, so there
@@ -169,17 +170,69 @@ def test_layer_norm_over_another_axis_keeps_the_array_ops(device, monkeypatch):
     assert forward == []
 
 
+def _group_norm_run(device, dtype, shape, groups, affine, kernels, monkeypatch):
+    """groups None: npx.instance_norm (which returns no statistics)."""
+    rng = numpy.random.default_rng(6)
+    c = shape[1]
+    x = mx.np.array(rng.standard_normal(shape) * 2 + 3, device=device).astype(dtype)
+    gamma = mx.np.array(rng.standard_normal(c) + 1, device=device) if affine else None
+    beta = mx.np.array(rng.standard_normal(c), device=device) if affine else None
+    dy = mx.np.array(rng.standard_normal(shape), device=device).astype(dtype)
+    for a in (x, gamma, beta):
+        if a is not None:
+            a.attach_grad()
+    monkeypatch.setattr(norm, "_use_kernels", kernels)
+    with autograd.record():
+        if groups is None:
+            outs = (mx.npx.instance_norm(x, gamma, beta, eps=1e-5),)
+        else:
+            outs = mx.npx.group_norm(
+                x, gamma, beta, num_groups=groups, eps=1e-5, output_mean_var=True
+            )
+    outs[0].backward(dy)
+    return tuple(outs) + (x.grad,) + ((gamma.grad, beta.grad) if affine else ())
+
+
+# (shape, groups, affine); groups None is instance_norm
+GN_CASES = [((2, 4, 3, 5), 2, True), ((6, 9), 3, False), ((3, 4, 7), None, True)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, groups, affine", GN_CASES)
+def test_group_and_instance_norm_kernels_match_the_array_op_path(
+    device, dtype, shape, groups, affine, monkeypatch
+):
+    forward = _spy(monkeypatch, "group_norm_forward")
+    backward = _spy(monkeypatch, "group_norm_backward")
+    got = _group_norm_run(device, dtype, shape, groups, affine, True, monkeypatch)
+    launched = 1 if device.device_type == "gpu" else 0
+    assert len(forward) == len(backward) == launched, "the kernels serve GPUs (only)"
+    want = _group_norm_run(device, dtype, shape, groups, affine, False, monkeypatch)
+    assert len(forward) == launched, "the flag turns the kernels off"
+    names = ("y", "mean", "var") if groups is not None else ("y",)
+    for g, w, what in zip(got, want, names + ("dx", "dgamma", "dbeta")):
+        assert g.dtype == w.dtype and g.shape == w.shape and g.device == w.device, what
+        _assert_close(g, w, dtype if what in ("y", "dx") else "float32", what)
+
+
 # create_graph through the kernels: their recorded gradient is the array-op path's graph,
-# so a gradient penalty through batch_norm/layer_norm on a GPU equals the array-op path's.
+# so a gradient penalty through the normalisations on a GPU equals the array-op path's.
 @pytest.mark.parametrize(
-    "op, training", [("batch_norm", True), ("batch_norm", False), ("layer_norm", True)]
+    "op, training",
+    [
+        ("batch_norm", True),
+        ("batch_norm", False),
+        ("layer_norm", True),
+        ("group_norm", True),
+        ("instance_norm", True),
+    ],
 )
 def test_second_order_through_the_kernels_matches_the_array_op_path(
     device, op, training, monkeypatch
 ):
     rng = numpy.random.default_rng(5)
-    shape = (4, 3, 5)
-    c = shape[1] if op == "batch_norm" else shape[-1]
+    shape = (4, 4, 5) if op == "group_norm" else (4, 3, 5)
+    c = shape[-1] if op == "layer_norm" else shape[1]
     host = {k: rng.standard_normal(s) for k, s in (("x", shape), ("gamma", c), ("beta", c))}
 
     def penalty_grads(kernels):
@@ -194,6 +247,10 @@ def test_second_order_through_the_kernels_matches_the_array_op_path(
                 rmean = mx.np.zeros(c, device=device)
                 rvar = mx.np.ones(c, device=device)
                 y = mx.npx.batch_norm(x, gamma, beta, rmean, rvar, fix_gamma=False)
+            elif op == "group_norm":
+                y = mx.npx.group_norm(x, gamma, beta, num_groups=2)
+            elif op == "instance_norm":
+                y = mx.npx.instance_norm(x, gamma, beta)
             else:
                 y = mx.npx.layer_norm(x, gamma, beta)
             gx = autograd.grad((y * y * y).sum(), [x], create_graph=True)
