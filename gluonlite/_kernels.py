@@ -1198,6 +1198,25 @@ def _channel_view(op: str, x, axis: int) -> tuple[int, int, int]:
     return outer, shape[axis], inner
 
 
+def _check_dy(op: str, x, dy) -> None:
+    """A norm backward's output gradient: x's shape and dtype, C-contiguous."""
+    if tuple(dy.shape) != tuple(x.shape) or dy.dtype != x.dtype or not dy.flags.c_contiguous:
+        raise ValueError(
+            f"{op}: dy must be C-contiguous {x.dtype} of shape "
+            f"{tuple(x.shape)}, got {dy.dtype} of shape {tuple(dy.shape)}"
+        )
+
+
+def _check_row_stats(op: str, rows: int, **arrays) -> None:
+    """Saved per-row statistics (layer and group norm): C-contiguous float32, one per row."""
+    for name, a in arrays.items():
+        if a.dtype != numpy.float32 or a.size != rows or not a.flags.c_contiguous:
+            raise ValueError(
+                f"{op}: {name} must be C-contiguous float32 with {rows} "
+                f"entries, got {a.dtype} of shape {tuple(a.shape)}"
+            )
+
+
 def _check_channel_arrays(op: str, channels: int, **arrays) -> None:
     for name, a in arrays.items():
         if a is None:
@@ -1338,11 +1357,7 @@ def _bn_backward(
     op = "batch_norm backward"
     ctype = _norm_type(op, x, ctype)
     outer, channels, inner = _channel_view(op, x, axis)
-    if tuple(dy.shape) != tuple(x.shape) or dy.dtype != x.dtype or not dy.flags.c_contiguous:
-        raise ValueError(
-            f"{op}: dy must be C-contiguous {x.dtype} of shape "
-            f"{tuple(x.shape)}, got {dy.dtype} of shape {tuple(dy.shape)}"
-        )
+    _check_dy(op, x, dy)
     _check_channel_arrays(op, channels, mean=mean, invstd=invstd, gamma=gamma)
     m = outer * inner
     dgamma = dbeta = terms = dx = None
@@ -1476,18 +1491,9 @@ def _ln_backward(
     op = "layer_norm backward"
     ctype = _norm_type(op, x, ctype)
     rows, d = _ln_rows(op, x)
-    if tuple(dy.shape) != tuple(x.shape) or dy.dtype != x.dtype or not dy.flags.c_contiguous:
-        raise ValueError(
-            f"{op}: dy must be C-contiguous {x.dtype} of shape "
-            f"{tuple(x.shape)}, got {dy.dtype} of shape {tuple(dy.shape)}"
-        )
+    _check_dy(op, x, dy)
     _check_channel_arrays(op, d, gamma=gamma)
-    for name, a in (("mean", mean), ("invstd", invstd)):
-        if a.dtype != numpy.float32 or a.size != rows or not a.flags.c_contiguous:
-            raise ValueError(
-                f"{op}: {name} must be C-contiguous float32 with {rows} "
-                f"entries, got {a.dtype} of shape {tuple(a.shape)}"
-            )
+    _check_row_stats(op, rows, mean=mean, invstd=invstd)
     dx = dgamma = dbeta = None
     if need_dx:
         dx = rt.empty(tuple(x.shape), x.dtype)
@@ -1602,18 +1608,9 @@ def _gn_backward(
     ctype = _norm_type(op, x, ctype)
     n, c, spatial, rows = _gn_view(op, x, groups)
     d = c // groups * spatial
-    if tuple(dy.shape) != tuple(x.shape) or dy.dtype != x.dtype or not dy.flags.c_contiguous:
-        raise ValueError(
-            f"{op}: dy must be C-contiguous {x.dtype} of shape "
-            f"{tuple(x.shape)}, got {dy.dtype} of shape {tuple(dy.shape)}"
-        )
+    _check_dy(op, x, dy)
     _check_channel_arrays(op, c, gamma=gamma)
-    for name, a in (("mean", mean), ("invstd", invstd)):
-        if a.dtype != numpy.float32 or a.size != rows or not a.flags.c_contiguous:
-            raise ValueError(
-                f"{op}: {name} must be C-contiguous float32 with {rows} "
-                f"entries, got {a.dtype} of shape {tuple(a.shape)}"
-            )
+    _check_row_stats(op, rows, mean=mean, invstd=invstd)
     dx = dgamma = dbeta = None
     if need_dx:
         dx = rt.empty(tuple(x.shape), x.dtype)
