@@ -32,6 +32,7 @@ from .. import np as _np
 from ..ndarray import ndarray
 from .nn import _check_same_device
 from collections.abc import Callable
+from functools import partial
 from types import ModuleType
 from typing import Any
 from .._typing import RawArray
@@ -364,39 +365,17 @@ def _layer_norm_kernels(
     """layer_norm over the last axis through kernels/norm.cu: (out, mean, var)."""
     from .. import _kernels
 
-    device, xp = data.device, data._xp
-    with _backend.on(device):
-        raw = _backend.contiguous(xp, data._data)
-        g, b = _float32(xp, gamma), _float32(xp, beta)
-        y, mean, var, invstd = _kernels.layer_norm_forward(raw, g, b, eps)
-        out = ndarray(y, device)
-    inputs = tuple(a for a in (data, gamma, beta) if a is not None)
-
-    def backward(dy: RawArray) -> tuple[Any, ...]:
-        with _backend.on(device):
-            dy = _backend.contiguous(xp, dy.astype(data.dtype, copy=False))
-            want_gamma = gamma is not None and requires_grad(gamma)
-            want_beta = beta is not None and requires_grad(beta)
-            dx, dg, db = _kernels.layer_norm_backward(
-                raw,
-                dy,
-                mean,
-                invstd,
-                g,
-                need_dx=requires_grad(data),
-                need_params=want_gamma or want_beta,
-            )
-            grads = [dx]
-            if gamma is not None:
-                grads.append(dg.astype(gamma.dtype, copy=False) if want_gamma else None)
-            if beta is not None:
-                grads.append(db.astype(beta.dtype, copy=False) if want_beta else None)
-        return tuple(grads)
-
     last = data.ndim - 1
     param_view = tuple(data.shape[last] if a == last else 1 for a in range(data.ndim))
-    graph = _graph(data, gamma, beta, data.shape, (last,), param_view, eps, False, None)
-    return record_op(out, inputs, backward, graph), mean, var
+    return _row_norm_kernels(
+        data,
+        gamma,
+        beta,
+        eps,
+        _kernels.layer_norm_forward,
+        _kernels.layer_norm_backward,
+        (data.shape, (last,), param_view),
+    )
 
 
 def _group_norm_kernels(
@@ -406,11 +385,34 @@ def _group_norm_kernels(
     kernels/norm.cu: (out, mean, var), the statistics (N, groups)."""
     from .. import _kernels
 
+    return _row_norm_kernels(
+        data,
+        gamma,
+        beta,
+        eps,
+        partial(_kernels.group_norm_forward, groups=groups),
+        partial(_kernels.group_norm_backward, groups=groups),
+        _group_view(data.shape, groups),
+    )
+
+
+def _row_norm_kernels(
+    data: ndarray,
+    gamma: ndarray | None,
+    beta: ndarray | None,
+    eps: float,
+    forward: Callable[..., Any],
+    backward_kernel: Callable[..., Any],
+    graph_view: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]],
+) -> tuple[ndarray, RawArray, RawArray]:
+    """A norm over rows with saved row statistics (layer and group norm) through the
+    kernels ``forward`` / ``backward_kernel``; ``graph_view`` = (view, reduce axes, parameter
+    view) of the recorded graph (create_graph), the array-op form of the same norm."""
     device, xp = data.device, data._xp
     with _backend.on(device):
         raw = _backend.contiguous(xp, data._data)
         g, b = _float32(xp, gamma), _float32(xp, beta)
-        y, mean, var, invstd = _kernels.group_norm_forward(raw, groups, g, b, eps)
+        y, mean, var, invstd = forward(raw, gamma=g, beta=b, eps=eps)
         out = ndarray(y, device)
     inputs = tuple(a for a in (data, gamma, beta) if a is not None)
 
@@ -419,13 +421,12 @@ def _group_norm_kernels(
             dy = _backend.contiguous(xp, dy.astype(data.dtype, copy=False))
             want_gamma = gamma is not None and requires_grad(gamma)
             want_beta = beta is not None and requires_grad(beta)
-            dx, dg, db = _kernels.group_norm_backward(
+            dx, dg, db = backward_kernel(
                 raw,
                 dy,
-                groups,
-                mean,
-                invstd,
-                g,
+                mean=mean,
+                invstd=invstd,
+                gamma=g,
                 need_dx=requires_grad(data),
                 need_params=want_gamma or want_beta,
             )
@@ -436,7 +437,7 @@ def _group_norm_kernels(
                 grads.append(db.astype(beta.dtype, copy=False) if want_beta else None)
         return tuple(grads)
 
-    view, reduce_axes, param_view = _group_view(data.shape, groups)
+    view, reduce_axes, param_view = graph_view
     graph = _graph(data, gamma, beta, view, reduce_axes, param_view, eps, False, None)
     return record_op(out, inputs, backward, graph), mean, var
 
