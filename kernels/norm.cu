@@ -73,6 +73,20 @@ __device__ __forceinline__ long long gl_bn_address(const gl_walk& w, int c, int 
   return (w.row * channels + c) * w.inner + w.i;
 }
 
+// Two per-thread sums of a block of `threads` threads (a power of two) reduced in place, in
+// one fixed tree order (the same bits on every run): afterwards a[0] and b[0] hold the
+// block's totals. Every thread of the block calls it.
+__device__ __forceinline__ void gl_block_sum_pair(float* a, float* b, int t, int threads) {
+  __syncthreads();
+  for (int half = threads / 2; half > 0; half >>= 1) {
+    if (t < half) {
+      a[t] += a[t + half];
+      b[t] += b[t + half];
+    }
+    __syncthreads();
+  }
+}
+
 // Partial Welford pairs: block (c, j) covers indices [j * chunk, min(m, (j + 1) * chunk)) of
 // channel c and writes partial[(c * chunks + j) * 2 + {0, 1}] = (mean, M2) of its elements.
 template <class T>
@@ -199,14 +213,7 @@ __global__ void __launch_bounds__(GL_NORM_THREADS)
   }
   s_dy[t] = sdy;
   s_dyx[t] = sdyx;
-  __syncthreads();
-  for (int half = GL_NORM_THREADS / 2; half > 0; half >>= 1) {
-    if (t < half) {
-      s_dy[t] += s_dy[t + half];
-      s_dyx[t] += s_dyx[t + half];
-    }
-    __syncthreads();
-  }
+  gl_block_sum_pair(s_dy, s_dyx, t, GL_NORM_THREADS);
   if (t == 0) {
     float* out = partial + ((long long)c * gridDim.y + blockIdx.y) * 2;
     out[0] = s_dy[0];
@@ -363,14 +370,7 @@ __global__ void __launch_bounds__(GL_NORM_THREADS)
     }
     s1[t] = a;
     s2[t] = b;
-    __syncthreads();
-    for (int half = blockDim.x / 2; half > 0; half >>= 1) {
-      if (t < half) {
-        s1[t] += s1[t + half];
-        s2[t] += s2[t + half];
-      }
-      __syncthreads();
-    }
+    gl_block_sum_pair(s1, s2, t, blockDim.x);
     const float t1 = s1[0] / (float)d, t2 = s2[0] / (float)d;
     __syncthreads();  // s1/s2 are rewritten for the next row
     T* out = dx + r * d;
@@ -518,14 +518,7 @@ __global__ void __launch_bounds__(GL_NORM_THREADS)
     }
     s1[t] = a;
     s2[t] = b;
-    __syncthreads();
-    for (int half = blockDim.x / 2; half > 0; half >>= 1) {
-      if (t < half) {
-        s1[t] += s1[t + half];
-        s2[t] += s2[t + half];
-      }
-      __syncthreads();
-    }
+    gl_block_sum_pair(s1, s2, t, blockDim.x);
     const float t1 = s1[0] / (float)d, t2 = s2[0] / (float)d;
     __syncthreads();  // s1/s2 are rewritten for the next row
     T* out = dx + r * d;
@@ -575,14 +568,7 @@ __global__ void __launch_bounds__(GL_NORM_THREADS)
   }
   s_g[t] = dg;
   s_b[t] = db;
-  __syncthreads();
-  for (int half = GL_NORM_THREADS / 2; half > 0; half >>= 1) {
-    if (t < half) {
-      s_g[t] += s_g[t + half];
-      s_b[t] += s_b[t + half];
-    }
-    __syncthreads();
-  }
+  gl_block_sum_pair(s_g, s_b, t, GL_NORM_THREADS);
   if (t == 0) {
     partial[((long long)blockIdx.y * 2) * channels + c] = s_g[0];
     partial[((long long)blockIdx.y * 2 + 1) * channels + c] = s_b[0];
